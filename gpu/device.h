@@ -1,0 +1,130 @@
+#pragma once
+// Physical-device discovery (what every GPU can do, and why one is unusable) and the logical
+// Device that runs kernels: queue, one-shot submissions, memory, pipelines.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <vulkan/vulkan.h>
+
+#include "gpu/instance.h"
+
+namespace qvk {
+
+class Allocator;
+class Kernels;
+class Buffer;
+
+struct MemoryHeapInfo {
+  VkDeviceSize size = 0;
+  bool device_local = false;
+};
+
+// Everything `qwenvk devices` prints and device choice needs, read once per physical device.
+struct DeviceInfo {
+  uint32_t index = 0;
+  VkPhysicalDevice physical = VK_NULL_HANDLE;
+  std::string name;
+  VkPhysicalDeviceType type = VK_PHYSICAL_DEVICE_TYPE_OTHER;
+  uint32_t vendor_id = 0;
+  uint32_t device_id = 0;
+  std::string driver_name;
+  std::string driver_info;
+  uint32_t driver_version_raw = 0;
+  uint32_t api_version = 0;
+  uint8_t device_uuid[VK_UUID_SIZE] = {};
+  std::vector<MemoryHeapInfo> heaps;
+  bool unified_memory = false;  // device-local memory the host can map (CPU devices, UMA, ReBAR-all)
+
+  uint32_t subgroup_size = 0;
+  uint32_t min_subgroup_size = 0;
+  uint32_t max_subgroup_size = 0;
+  bool subgroup_arithmetic = false;  // in compute shaders
+
+  bool fp16_arithmetic = false;  // shaderFloat16
+  bool storage_16bit = false;    // storageBuffer16BitAccess
+  bool int8_arithmetic = false;  // shaderInt8
+  bool storage_8bit = false;     // storageBuffer8BitAccess
+  bool integer_dot_product = false;
+  bool bf16_arithmetic = false;     // VK_KHR_shader_bfloat16
+  bool coopmat_khr = false;         // VK_KHR_cooperative_matrix
+  bool coopmat_nv = false;          // VK_NV_cooperative_matrix
+  std::vector<std::string> coopmat_shapes;  // "MxNxK A*B+C->D types", from the NV query
+
+  uint32_t max_storage_buffer_range = 0;
+  uint32_t max_compute_shared_memory = 0;
+  uint32_t max_workgroup_invocations = 0;
+  uint32_t max_push_constants = 0;
+  VkDeviceSize max_allocation_size = 0;
+  VkDeviceSize storage_offset_alignment = 0;
+  uint32_t max_allocation_count = 0;
+  float timestamp_period_ns = 0;
+  bool compute_timestamps = false;
+
+  uint32_t compute_queue_family = UINT32_MAX;
+  std::string unusable_reason;  // empty: usable
+
+  bool usable() const { return unusable_reason.empty(); }
+  std::string TypeName() const;
+  std::string VendorName() const;
+  std::string DriverVersionString() const;
+  std::string ApiVersionString() const;
+  VkDeviceSize DeviceLocalBytes() const;
+};
+
+// Every physical device the loader reports, in loader order.
+std::vector<DeviceInfo> EnumerateDevices(const Instance& instance);
+
+// The device to use: `requested` (from --device N) or QWENVK_DEVICE, else the first usable
+// discrete GPU, then integrated, virtual, CPU. Throws Error explaining each rejection.
+const DeviceInfo& ChooseDevice(const std::vector<DeviceInfo>& devices, std::optional<uint32_t> requested);
+
+class Device {
+ public:
+  Device(const Instance& instance, const DeviceInfo& info);
+  ~Device();
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  const DeviceInfo& info() const { return info_; }
+  const Instance& instance() const { return instance_; }
+  VkDevice handle() const { return device_; }
+  VkQueue queue() const { return queue_; }
+  Allocator& allocator() { return *allocator_; }
+  Kernels& kernels() { return *kernels_; }
+
+  // Records with `record` into a fresh command buffer, submits it and waits.
+  template <class Fn>
+  void SubmitAndWait(Fn&& record) {
+    VkCommandBuffer cmd = BeginOneShot();
+    record(cmd);
+    EndOneShotAndWait(cmd);
+  }
+  // Submits recorded command buffers and waits for them (graphs use this for replay).
+  void SubmitAndWait(VkCommandBuffer cmd);
+
+  // Copies between host memory and any buffer, through a staging buffer when the buffer is
+  // not host-visible.
+  void Upload(const Buffer& dst, VkDeviceSize offset, std::span<const std::byte> bytes);
+  void Download(const Buffer& src, VkDeviceSize offset, std::span<std::byte> bytes);
+
+  VkCommandPool command_pool() const { return command_pool_; }
+
+ private:
+  VkCommandBuffer BeginOneShot();
+  void EndOneShotAndWait(VkCommandBuffer cmd);
+
+  const Instance& instance_;
+  DeviceInfo info_;
+  VkDevice device_ = VK_NULL_HANDLE;
+  VkQueue queue_ = VK_NULL_HANDLE;
+  VkCommandPool command_pool_ = VK_NULL_HANDLE;
+  VkFence fence_ = VK_NULL_HANDLE;
+  std::unique_ptr<Allocator> allocator_;
+  std::unique_ptr<Kernels> kernels_;
+};
+
+}  // namespace qvk

@@ -1,0 +1,90 @@
+#pragma once
+// A Graph is a recorded sequence of kernel dispatches that can be replayed any number of times:
+// descriptor sets are made once, when a dispatch is recorded; what changes between replays
+// (positions, token ids) lives in buffers the host writes before each Run. Barriers are inserted
+// only where a dispatch touches memory that an earlier dispatch since the last barrier wrote
+// (or writes memory one read).
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <vulkan/vulkan.h>
+
+#include "gpu/kernels.h"
+
+namespace qvk {
+
+class Buffer;
+class Device;
+
+// A byte range of a buffer, as bound to one kernel binding.
+struct BufferRange {
+  BufferRange(const Buffer& buffer);  // NOLINT(google-explicit-constructor): the whole buffer
+  BufferRange(const Buffer& buffer, VkDeviceSize offset, VkDeviceSize size);
+  const Buffer* buffer;
+  VkDeviceSize offset;
+  VkDeviceSize size;
+};
+
+struct Groups {
+  uint32_t x = 1, y = 1, z = 1;
+};
+
+// Workgroups for n independent items: x at most 65535 (the smallest limit Vulkan allows), the
+// rest in y. Kernels read their item as gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x.
+Groups GridFor(uint64_t items);
+
+struct DispatchTiming {
+  std::string label;
+  double microseconds = 0;
+};
+
+class Graph {
+ public:
+  // profile: write a GPU timestamp after each dispatch, readable after Run with Timings().
+  explicit Graph(Device& device, bool profile = false);
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  // Records one dispatch after checking it against the kernel table's contract: number of
+  // bindings, push-constant size, binding ranges inside their buffers, aligned and within the
+  // device's maxStorageBufferRange.
+  template <class Push>
+  void Dispatch(KernelId id, std::initializer_list<BufferRange> bindings, const Push& push, Groups groups,
+                std::string_view label = {}) {
+    DispatchRaw(id, bindings, &push, sizeof(Push), groups, label);
+  }
+
+  void End();
+  // Submits the recorded commands and waits for them.
+  void Run();
+
+  std::vector<DispatchTiming> Timings() const;
+  Device& device() const { return device_; }
+  uint32_t dispatch_count() const { return static_cast<uint32_t>(labels_.size()); }
+  uint32_t barrier_count() const { return barriers_; }
+
+ private:
+  struct Touched {
+    VkBuffer buffer;
+    VkDeviceSize begin, end;
+  };
+  void DispatchRaw(KernelId id, std::initializer_list<BufferRange> bindings, const void* push, uint32_t push_size,
+                   Groups groups, std::string_view label);
+  VkDescriptorSet AllocateSet(VkDescriptorSetLayout layout);
+  void Barrier();
+
+  Device& device_;
+  VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+  std::vector<VkDescriptorPool> pools_;
+  VkQueryPool queries_ = VK_NULL_HANDLE;
+  bool ended_ = false;
+  std::vector<Touched> pending_writes_, pending_reads_;
+  std::vector<std::string> labels_;
+  uint32_t barriers_ = 0;
+};
+
+}  // namespace qvk

@@ -1,0 +1,69 @@
+#pragma once
+// The kernel table: every compute kernel with its SPIR-V variant, bindings, push-constant size
+// and workgroup size, and the pipelines built from it (lazily, through a VkPipelineCache kept
+// in the user's cache directory between runs).
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include <vulkan/vulkan.h>
+
+namespace qvk {
+
+class Device;
+
+enum class KernelId : uint32_t {
+  MatVecF32,
+  MatVecF16,
+  MatVecBF16,
+  MatMulF32,
+  MatMulF16,
+  MatMulBF16,
+  RmsNorm,
+  Rope,
+  SwiGlu,
+  Add,
+  EmbedF32,
+  EmbedF16,
+  EmbedBF16,
+  Softmax,
+  Attention,
+  TopKChunks,
+  TopKMerge,
+  Count
+};
+constexpr uint32_t kKernelCount = static_cast<uint32_t>(KernelId::Count);
+
+struct KernelSpec {
+  KernelId id;
+  std::string_view name;   // also the SPIR-V variant name
+  uint32_t bindings;       // storage buffers at set 0, bindings 0..n-1
+  uint32_t written;        // bit b set: binding b is written (hazard tracking)
+  uint32_t push_size;      // bytes; must equal sizeof the push struct passed at dispatch
+  uint32_t local_size_x;   // specialization constant 0
+};
+
+const KernelSpec& Spec(KernelId id);
+
+struct Pipeline {
+  VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
+  VkPipelineLayout layout = VK_NULL_HANDLE;
+  VkPipeline pipeline = VK_NULL_HANDLE;
+};
+
+class Kernels {
+ public:
+  explicit Kernels(Device& device);
+  ~Kernels();  // writes the pipeline cache back to disk
+  Kernels(const Kernels&) = delete;
+  Kernels& operator=(const Kernels&) = delete;
+
+  const Pipeline& Get(KernelId id);
+
+ private:
+  Device& device_;
+  VkPipelineCache cache_ = VK_NULL_HANDLE;
+  std::array<Pipeline, kKernelCount> pipelines_{};
+};
+
+}  // namespace qvk

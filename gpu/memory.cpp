@@ -1,0 +1,233 @@
+#include "gpu/memory.h"
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "gpu/device.h"
+#include "gpu/error.h"
+
+namespace qvk {
+
+struct MemoryBlock {
+  VkDeviceMemory memory = VK_NULL_HANDLE;
+  uint32_t memory_type = 0;
+  VkDeviceSize size = 0;
+  std::byte* mapped = nullptr;
+  bool coherent = true;
+  bool dedicated = false;              // holds exactly one buffer; freed with it
+  std::map<VkDeviceSize, VkDeviceSize> free_ranges;  // offset -> size, coalesced
+};
+
+namespace {
+
+VkDeviceSize AlignUp(VkDeviceSize value, VkDeviceSize alignment) { return (value + alignment - 1) / alignment * alignment; }
+
+std::string MiB(VkDeviceSize bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
+
+}  // namespace
+
+// --- Buffer ---------------------------------------------------------------------------------
+
+Buffer::Buffer(Allocator* allocator, VkBuffer buffer, Allocation allocation, VkDeviceSize size, std::byte* mapped,
+               bool coherent)
+    : allocator_(allocator), buffer_(buffer), allocation_(allocation), size_(size), mapped_(mapped), coherent_(coherent) {}
+
+Buffer::~Buffer() { Release(); }
+
+Buffer::Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    Release();
+    allocator_ = std::exchange(other.allocator_, nullptr);
+    buffer_ = std::exchange(other.buffer_, VK_NULL_HANDLE);
+    allocation_ = std::exchange(other.allocation_, {});
+    size_ = std::exchange(other.size_, 0);
+    mapped_ = std::exchange(other.mapped_, nullptr);
+    coherent_ = other.coherent_;
+  }
+  return *this;
+}
+
+void Buffer::Release() {
+  if (buffer_ == VK_NULL_HANDLE) return;
+  vkDestroyBuffer(allocator_->device_.handle(), buffer_, nullptr);
+  allocator_->Free(allocation_);
+  buffer_ = VK_NULL_HANDLE;
+}
+
+void Buffer::InvalidateMapped() const {
+  if (!coherent_ && mapped_ != nullptr) allocator_->FlushOrInvalidate(allocation_, false);
+}
+
+void Buffer::FlushMapped() const {
+  if (!coherent_ && mapped_ != nullptr) allocator_->FlushOrInvalidate(allocation_, true);
+}
+
+// --- Allocator ------------------------------------------------------------------------------
+
+Allocator::Allocator(Device& device) : device_(device) {
+  vkGetPhysicalDeviceMemoryProperties(device.info().physical, &properties_);
+  VkPhysicalDeviceProperties props{};
+  vkGetPhysicalDeviceProperties(device.info().physical, &props);
+  non_coherent_atom_ = std::max<VkDeviceSize>(1, props.limits.nonCoherentAtomSize);
+  // Large enough that a whole model needs few allocations (some drivers allow only 4096),
+  // small enough to fit every device's single-allocation limit.
+  block_size_ = std::min<VkDeviceSize>(VkDeviceSize{256} << 20, device.info().max_allocation_size);
+}
+
+Allocator::~Allocator() {
+  for (auto& block : blocks_) {
+    if (block->mapped != nullptr) vkUnmapMemory(device_.handle(), block->memory);
+    vkFreeMemory(device_.handle(), block->memory, nullptr);
+  }
+}
+
+uint32_t Allocator::ChooseMemoryType(uint32_t type_bits, MemoryKind kind) const {
+  using F = VkMemoryPropertyFlags;
+  const F local = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
+  const F visible = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
+  const F coherent = VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+  const F cached = VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
+  std::vector<F> wanted;
+  switch (kind) {
+    case MemoryKind::Device:
+      if (device_.info().unified_memory) wanted.push_back(local | visible | coherent);
+      wanted.push_back(local);
+      wanted.push_back(0);
+      break;
+    case MemoryKind::Upload:
+      wanted = {visible | coherent, visible};
+      break;
+    case MemoryKind::Readback:
+      wanted = {visible | coherent | cached, visible | cached, visible | coherent, visible};
+      break;
+  }
+  for (F want : wanted) {
+    for (uint32_t t = 0; t < properties_.memoryTypeCount; ++t) {
+      if ((type_bits & (1u << t)) != 0 && (properties_.memoryTypes[t].propertyFlags & want) == want) return t;
+    }
+  }
+  throw Error("This device has no suitable memory type for a buffer");
+}
+
+Allocation Allocator::AllocateFrom(uint32_t memory_type, VkDeviceSize size, VkDeviceSize alignment) {
+  const VkMemoryPropertyFlags flags = properties_.memoryTypes[memory_type].propertyFlags;
+  const bool host_visible = (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) != 0;
+  if (!host_visible || (flags & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT) == 0) {
+    alignment = std::max(alignment, non_coherent_atom_);
+  }
+  size = AlignUp(size, alignment);
+  for (auto& block : blocks_) {
+    if (block->memory_type != memory_type || block->dedicated) continue;
+    for (auto it = block->free_ranges.begin(); it != block->free_ranges.end(); ++it) {
+      const VkDeviceSize start = AlignUp(it->first, alignment);
+      const VkDeviceSize end = it->first + it->second;
+      if (start + size > end) continue;
+      const VkDeviceSize range_start = it->first;
+      block->free_ranges.erase(it);
+      if (start > range_start) block->free_ranges[range_start] = start - range_start;
+      if (start + size < end) block->free_ranges[start + size] = end - (start + size);
+      return {block.get(), start, size};
+    }
+  }
+
+  if (size > device_.info().max_allocation_size) {
+    throw Error(fmt::format("A {} buffer is larger than this device's largest allocation ({})", MiB(size),
+                            MiB(device_.info().max_allocation_size)));
+  }
+  auto block = std::make_unique<MemoryBlock>();
+  block->memory_type = memory_type;
+  block->dedicated = size > block_size_ / 2;
+  block->size = block->dedicated ? size : block_size_;
+  block->coherent = (flags & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT) != 0;
+  VkMemoryAllocateInfo info{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+  info.allocationSize = block->size;
+  info.memoryTypeIndex = memory_type;
+  const VkResult result = vkAllocateMemory(device_.handle(), &info, nullptr, &block->memory);
+  if (result == VK_ERROR_OUT_OF_DEVICE_MEMORY || result == VK_ERROR_OUT_OF_HOST_MEMORY) {
+    throw Error(fmt::format("Out of {} memory: could not allocate {} ({} already in use)",
+                            result == VK_ERROR_OUT_OF_DEVICE_MEMORY ? "GPU" : "host", MiB(block->size),
+                            MiB(bytes_reserved_)));
+  }
+  VK_CHECK(result);
+  if (host_visible) {
+    void* pointer = nullptr;
+    VK_CHECK(vkMapMemory(device_.handle(), block->memory, 0, VK_WHOLE_SIZE, 0, &pointer));
+    block->mapped = static_cast<std::byte*>(pointer);
+  }
+  bytes_reserved_ += block->size;
+  if (!block->dedicated && size < block->size) block->free_ranges[size] = block->size - size;
+  blocks_.push_back(std::move(block));
+  return {blocks_.back().get(), 0, size};
+}
+
+Buffer Allocator::CreateBuffer(VkDeviceSize size, MemoryKind kind) {
+  if (size == 0) throw Error("zero-sized buffer");
+  VkBufferCreateInfo info{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+  info.size = size;
+  info.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+  info.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+  VkBuffer buffer = VK_NULL_HANDLE;
+  VK_CHECK(vkCreateBuffer(device_.handle(), &info, nullptr, &buffer));
+  VkMemoryRequirements requirements{};
+  vkGetBufferMemoryRequirements(device_.handle(), buffer, &requirements);
+
+  std::lock_guard lock(mutex_);
+  Allocation allocation;
+  try {
+    const uint32_t type = ChooseMemoryType(requirements.memoryTypeBits, kind);
+    allocation = AllocateFrom(type, requirements.size, requirements.alignment);
+  } catch (...) {
+    vkDestroyBuffer(device_.handle(), buffer, nullptr);
+    throw;
+  }
+  VK_CHECK(vkBindBufferMemory(device_.handle(), buffer, allocation.block->memory, allocation.offset));
+  bytes_in_use_ += allocation.size;
+  std::byte* mapped = allocation.block->mapped != nullptr ? allocation.block->mapped + allocation.offset : nullptr;
+  return Buffer(this, buffer, allocation, size, mapped, allocation.block->coherent);
+}
+
+void Allocator::Free(const Allocation& allocation) {
+  std::lock_guard lock(mutex_);
+  bytes_in_use_ -= allocation.size;
+  MemoryBlock* block = allocation.block;
+  if (block->dedicated) {
+    if (block->mapped != nullptr) vkUnmapMemory(device_.handle(), block->memory);
+    vkFreeMemory(device_.handle(), block->memory, nullptr);
+    bytes_reserved_ -= block->size;
+    std::erase_if(blocks_, [block](const auto& b) { return b.get() == block; });
+    return;
+  }
+  auto& ranges = block->free_ranges;
+  auto it = ranges.emplace(allocation.offset, allocation.size).first;
+  // Coalesce with the following and the preceding free range.
+  if (auto next = std::next(it); next != ranges.end() && it->first + it->second == next->first) {
+    it->second += next->second;
+    ranges.erase(next);
+  }
+  if (it != ranges.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second == it->first) {
+      prev->second += it->second;
+      ranges.erase(it);
+    }
+  }
+}
+
+void Allocator::FlushOrInvalidate(const Allocation& allocation, bool flush) const {
+  VkMappedMemoryRange range{VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE};
+  range.memory = allocation.block->memory;
+  range.offset = allocation.offset;
+  range.size = std::min(AlignUp(allocation.size, non_coherent_atom_), allocation.block->size - allocation.offset);
+  if (flush) {
+    VK_CHECK(vkFlushMappedMemoryRanges(device_.handle(), 1, &range));
+  } else {
+    VK_CHECK(vkInvalidateMappedMemoryRanges(device_.handle(), 1, &range));
+  }
+}
+
+}  // namespace qvk

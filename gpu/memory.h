@@ -1,0 +1,93 @@
+#pragma once
+// Device memory: large blocks sub-allocated into buffers. One VkBuffer per Buffer, bound to a
+// range of a block, so descriptor ranges never see a neighbour's bytes.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <vulkan/vulkan.h>
+
+namespace qvk {
+
+class Device;
+struct MemoryBlock;
+
+enum class MemoryKind {
+  Device,    // kernels' working memory; host-mapped too where memory is unified (no staging then)
+  Upload,    // host-visible, write-combined: staging and per-step parameters
+  Readback,  // host-visible, cached where possible: results read by the host
+};
+
+struct Allocation {
+  MemoryBlock* block = nullptr;
+  VkDeviceSize offset = 0;
+  VkDeviceSize size = 0;
+};
+
+class Allocator;
+
+// Move-only owner of a VkBuffer and its piece of device memory.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Allocator* allocator, VkBuffer buffer, Allocation allocation, VkDeviceSize size, std::byte* mapped,
+         bool coherent);
+  ~Buffer();
+  Buffer(Buffer&& other) noexcept;
+  Buffer& operator=(Buffer&& other) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  VkBuffer handle() const { return buffer_; }
+  VkDeviceSize size() const { return size_; }
+  // Host pointer to the contents, or nullptr when the memory is not host-visible.
+  std::byte* mapped() const { return mapped_; }
+  // Makes device writes visible to the host on non-coherent memory (no-op on coherent).
+  void InvalidateMapped() const;
+  // Makes host writes visible to the device on non-coherent memory.
+  void FlushMapped() const;
+  explicit operator bool() const { return buffer_ != VK_NULL_HANDLE; }
+
+ private:
+  void Release();
+  Allocator* allocator_ = nullptr;
+  VkBuffer buffer_ = VK_NULL_HANDLE;
+  Allocation allocation_;
+  VkDeviceSize size_ = 0;
+  std::byte* mapped_ = nullptr;
+  bool coherent_ = true;
+};
+
+class Allocator {
+ public:
+  explicit Allocator(Device& device);
+  ~Allocator();
+  Allocator(const Allocator&) = delete;
+  Allocator& operator=(const Allocator&) = delete;
+
+  // Throws Error (not VK_CHECK) when the device is out of memory: the caller can tell the user.
+  Buffer CreateBuffer(VkDeviceSize size, MemoryKind kind);
+
+  VkDeviceSize bytes_in_use() const { return bytes_in_use_; }
+  VkDeviceSize bytes_reserved() const { return bytes_reserved_; }
+
+ private:
+  friend class Buffer;
+  void Free(const Allocation& allocation);
+  uint32_t ChooseMemoryType(uint32_t type_bits, MemoryKind kind) const;
+  Allocation AllocateFrom(uint32_t memory_type, VkDeviceSize size, VkDeviceSize alignment);
+  void FlushOrInvalidate(const Allocation& allocation, bool flush) const;
+
+  Device& device_;
+  VkPhysicalDeviceMemoryProperties properties_{};
+  VkDeviceSize block_size_ = 0;
+  VkDeviceSize non_coherent_atom_ = 1;
+  std::vector<std::unique_ptr<MemoryBlock>> blocks_;
+  std::mutex mutex_;
+  VkDeviceSize bytes_in_use_ = 0;
+  VkDeviceSize bytes_reserved_ = 0;
+};
+
+}  // namespace qvk

@@ -1,0 +1,29 @@
+#pragma once
+// Host-side conversions between f32 and the 16-bit float formats the kernels read.
+// f16 goes through Imath's half (round to nearest even); bf16 is the top half of an f32.
+#include <bit>
+#include <cstdint>
+
+#include <Imath/half.h>
+
+namespace qvk {
+
+inline uint16_t FloatToHalf(float value) { return Imath::half(value).bits(); }
+
+inline float HalfToFloat(uint16_t bits) {
+  Imath::half h;
+  h.setBits(bits);
+  return static_cast<float>(h);
+}
+
+// Round to nearest even, as torch's .to(torch.bfloat16) does; NaN stays NaN.
+inline uint16_t FloatToBf16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  const uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>((bits + rounding) >> 16);
+}
+
+inline float Bf16ToFloat(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+
+}  // namespace qvk

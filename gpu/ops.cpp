@@ -1,0 +1,219 @@
+#include "gpu/ops.h"
+
+#include <cmath>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "gpu/device.h"
+#include "gpu/error.h"
+#include "gpu/memory.h"
+#include "shaders/push_constants.h"
+
+namespace qvk {
+namespace {
+
+uint32_t CeilDiv(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
+
+// A sub-range of r, for kernels that see only part of a buffer.
+BufferRange Sub(const BufferRange& r, VkDeviceSize offset, VkDeviceSize size) {
+  return BufferRange(*r.buffer, r.offset + offset, size);
+}
+
+void Require(bool condition, std::string_view op, std::string_view what) {
+  if (!condition) throw Error(fmt::format("{}: {}", op, what));
+}
+
+constexpr uint32_t kMatVecRows = 8;           // MATVEC_ROWS in matvec.comp
+constexpr uint32_t kMatMulTile = 64;          // TILE in matmul.comp
+constexpr uint32_t kMatVecMaxTokens = 4;      // above this, the tiled kernel reads weights once
+constexpr uint32_t kMaxHeadDim = 256;         // MAX_HEAD_DIM in attention.comp
+
+KernelId WeightVariant(DType type, KernelId f32, KernelId f16, KernelId bf16) {
+  switch (type) {
+    case DType::F32: return f32;
+    case DType::F16: return f16;
+    case DType::BF16: return bf16;
+  }
+  throw Error("unknown weight type");
+}
+
+}  // namespace
+
+const char* DTypeName(DType type) {
+  switch (type) {
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+  }
+  return "?";
+}
+
+VkDeviceSize RowBytes(DType type, uint32_t cols) {
+  return static_cast<VkDeviceSize>(cols) * (type == DType::F32 ? 4 : 2);
+}
+
+std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDeviceSize max_range) {
+  if (max_range == 0) max_range = device.max_storage_buffer_range;
+  const VkDeviceSize row_bytes = RowBytes(m.dtype, m.cols);
+  const VkDeviceSize align = device.storage_offset_alignment;
+  if (m.offset % align != 0) throw Error("matrix offset is not aligned for binding");
+  // Slices start at multiples of `step` rows so that every slice offset stays aligned.
+  const VkDeviceSize step = align / std::gcd(row_bytes, align);
+  VkDeviceSize rows_per_slice = max_range / row_bytes / step * step;
+  if (rows_per_slice == 0) throw Error(fmt::format("a {}-byte matrix row does not fit one binding", row_bytes));
+  std::vector<RowSlice> slices;
+  for (VkDeviceSize first = 0; first < m.rows; first += rows_per_slice) {
+    const auto rows = static_cast<uint32_t>(std::min<VkDeviceSize>(rows_per_slice, m.rows - first));
+    slices.push_back({BufferRange(*m.buffer, m.offset + first * row_bytes, rows * row_bytes),
+                      static_cast<uint32_t>(first), rows});
+  }
+  return slices;
+}
+
+namespace ops {
+
+void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
+  Require(a.tokens > 0 && a.w.rows > 0 && a.w.cols > 0, "matmul", "empty shape");
+  const uint32_t x_stride = a.x_stride ? a.x_stride : a.w.cols;
+  const uint32_t y_stride = a.y_stride ? a.y_stride : a.w.rows;
+  Require(a.x.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * x_stride + a.w.cols) * 4, "matmul", "X too small");
+  Require(a.y.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * y_stride + a.w.rows) * 4, "matmul", "Y too small");
+  Require(!a.bias || a.bias->size >= a.w.rows * 4ull, "matmul", "bias too small");
+  Require(!a.residual || a.residual->size >= a.y.size, "matmul", "residual smaller than Y");
+  const bool matvec = a.tokens <= kMatVecMaxTokens;
+  const KernelId kernel = matvec ? WeightVariant(a.w.dtype, KernelId::MatVecF32, KernelId::MatVecF16, KernelId::MatVecBF16)
+                                 : WeightVariant(a.w.dtype, KernelId::MatMulF32, KernelId::MatMulF16, KernelId::MatMulBF16);
+  const uint32_t flags = (a.bias ? QVK_FLAG_BIAS : 0u) | (a.residual ? QVK_FLAG_RESIDUAL : 0u);
+  // Absent optional inputs are bound to X, which the kernel then never reads.
+  const BufferRange bias = a.bias.value_or(a.x);
+  const BufferRange residual = a.residual.value_or(a.x);
+  for (const RowSlice& slice : SliceRows(g.device().info(), a.w)) {
+    const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, slice.first_row, x_stride, y_stride, flags};
+    const Groups groups = matvec ? GridFor(CeilDiv(slice.rows, kMatVecRows))
+                                 : Groups{CeilDiv(slice.rows, kMatMulTile), CeilDiv(a.tokens, kMatMulTile), 1};
+    g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual}, push, groups, label);
+  }
+}
+
+void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,
+             std::string_view label) {
+  Require(tokens > 0 && cols > 0, "rmsnorm", "empty shape");
+  Require(x.size >= tokens * cols * 4ull && y.size >= tokens * cols * 4ull && weight.size >= cols * 4ull, "rmsnorm",
+          "buffer too small");
+  g.Dispatch(KernelId::RmsNorm, {x, weight, y}, push::RmsNormPush{cols, cols, cols, eps}, GridFor(tokens), label);
+}
+
+void Rope(Graph& g, const RopeArgs& a, std::string_view label) {
+  Require(a.head_dim % 2 == 0 && a.head_dim > 0, "rope", "head_dim must be even");
+  Require(a.n_heads > 0 && a.n_kv_heads > 0, "rope", "no heads");
+  Require(a.k_cache.has_value() == a.v_cache.has_value(), "rope", "K and V caches go together");
+  const uint32_t stride = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
+  Require(a.qkv.size >= static_cast<VkDeviceSize>(a.tokens) * stride * 4, "rope", "QKV too small");
+  Require(a.inv_freq.size >= a.head_dim / 2 * 4ull, "rope", "inv_freq too small");
+  const bool store = a.k_cache.has_value();
+  if (store) {
+    const VkDeviceSize cache_bytes = static_cast<VkDeviceSize>(a.n_kv_heads) * a.capacity * a.head_dim * 2;
+    Require(a.k_cache->size >= cache_bytes && a.v_cache->size >= cache_bytes, "rope", "cache too small");
+  }
+  const push::RopePush push{a.tokens,
+                            a.n_heads,
+                            a.n_kv_heads,
+                            a.head_dim,
+                            stride,
+                            a.n_heads * a.head_dim,
+                            (a.n_heads + a.n_kv_heads) * a.head_dim,
+                            a.capacity,
+                            a.attention_factor,
+                            store ? QVK_FLAG_STORE_KV : 0u};
+  // Without a cache the cache bindings are never written; QKV stands in for them.
+  const BufferRange k_cache = a.k_cache.value_or(a.qkv);
+  const BufferRange v_cache = a.v_cache.value_or(a.qkv);
+  const uint64_t items = static_cast<uint64_t>(a.tokens) * (a.n_heads + 2 * a.n_kv_heads) * (a.head_dim / 2);
+  g.Dispatch(KernelId::Rope, {a.qkv, a.positions, a.inv_freq, k_cache, v_cache}, push,
+             GridFor(CeilDiv(items, Spec(KernelId::Rope).local_size_x)), label);
+}
+
+void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter, std::string_view label) {
+  Require(gate_up.size >= tokens * inter * 8ull && y.size >= tokens * inter * 4ull, "swiglu", "buffer too small");
+  const uint64_t items = static_cast<uint64_t>(tokens) * inter;
+  g.Dispatch(KernelId::SwiGlu, {gate_up, y}, push::SwiGluPush{tokens, inter, 2 * inter, inter},
+             GridFor(CeilDiv(items, Spec(KernelId::SwiGlu).local_size_x)), label);
+}
+
+void Add(Graph& g, BufferRange a, BufferRange b, BufferRange y, uint32_t count, std::string_view label) {
+  Require(a.size >= count * 4ull && b.size >= count * 4ull && y.size >= count * 4ull, "add", "buffer too small");
+  g.Dispatch(KernelId::Add, {a, b, y}, push::AddPush{count}, GridFor(CeilDiv(count, Spec(KernelId::Add).local_size_x)),
+             label);
+}
+
+void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens, std::string_view label) {
+  Require(ids.size >= tokens * 4ull && y.size >= static_cast<VkDeviceSize>(tokens) * table.cols * 4, "embed",
+          "buffer too small");
+  const KernelId kernel = WeightVariant(table.dtype, KernelId::EmbedF32, KernelId::EmbedF16, KernelId::EmbedBF16);
+  for (const RowSlice& slice : SliceRows(g.device().info(), table)) {
+    g.Dispatch(kernel, {slice.range, ids, y}, push::EmbedPush{tokens, table.cols, slice.first_row, slice.rows},
+               GridFor(tokens), label);
+  }
+}
+
+void Softmax(Graph& g, BufferRange x, BufferRange y, uint32_t rows, uint32_t cols, float scale,
+             std::string_view label) {
+  Require(x.size >= rows * static_cast<VkDeviceSize>(cols) * 4 && y.size >= rows * static_cast<VkDeviceSize>(cols) * 4,
+          "softmax", "buffer too small");
+  g.Dispatch(KernelId::Softmax, {x, y}, push::SoftmaxPush{cols, scale}, GridFor(rows), label);
+}
+
+void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
+  Require(a.n_heads > 0 && a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0, "attention",
+          "query heads must be a multiple of KV heads");
+  const uint32_t wg = Spec(KernelId::Attention).local_size_x;
+  Require(a.head_dim > 0 && a.head_dim <= std::min(kMaxHeadDim, 2 * wg), "attention", "head_dim above 256");
+  Require(a.tokens > 0 && a.tokens <= 65535, "attention", "1..65535 query rows per dispatch");
+  const uint32_t q_stride = a.q_stride ? a.q_stride : a.n_heads * a.head_dim;
+  const uint32_t o_stride = a.o_stride ? a.o_stride : a.n_heads * a.head_dim;
+  const VkDeviceSize cache_bytes = static_cast<VkDeviceSize>(a.n_kv_heads) * a.capacity * a.head_dim * 2;
+  Require(a.k_cache.size >= cache_bytes && a.v_cache.size >= cache_bytes, "attention", "cache too small");
+  Require(a.q.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * q_stride + a.n_heads * a.head_dim) * 4, "attention",
+          "Q too small");
+  Require(a.out.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * o_stride + a.n_heads * a.head_dim) * 4,
+          "attention", "O too small");
+  if (a.probs) {
+    Require(a.probs_stride > 0 &&
+                a.probs->size >= static_cast<VkDeviceSize>(a.n_heads) * a.tokens * a.probs_stride * 4,
+            "attention", "probabilities buffer too small");
+  }
+  const float scale = a.scale != 0 ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+  const push::AttentionPush push{a.tokens,   a.n_heads, a.n_kv_heads, a.head_dim,     q_stride,
+                                 o_stride,   a.capacity, a.window,    scale,          a.probs_stride,
+                                 a.probs ? QVK_FLAG_PROBS : 0u};
+  g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out)}, push,
+             Groups{a.tokens, a.n_heads, 1}, label);
+}
+
+uint32_t TopKScratchCount(uint32_t count, uint32_t k) { return CeilDiv(count, QVK_TOPK_CHUNK) * k; }
+
+void TopK(Graph& g, BufferRange values, uint32_t count, uint32_t k, BufferRange scratch_values,
+          BufferRange scratch_indices, BufferRange out_values, BufferRange out_indices, std::string_view label) {
+  Require(k >= 1 && k <= kTopKMax && k <= count, "topk", fmt::format("k must be in 1..min({}, count)", kTopKMax));
+  Require(values.size >= count * 4ull && out_values.size >= k * 4ull && out_indices.size >= k * 4ull, "topk",
+          "buffer too small");
+  const uint32_t chunks = CeilDiv(count, QVK_TOPK_CHUNK);
+  if (chunks == 1) {  // one chunk: its candidates are the answer
+    g.Dispatch(KernelId::TopKChunks, {values, out_values, out_indices}, push::TopKPush{count, k, QVK_TOPK_CHUNK, 1},
+               Groups{}, label);
+    return;
+  }
+  const uint32_t candidates = chunks * k;
+  Require(scratch_values.size >= candidates * 4ull && scratch_indices.size >= candidates * 4ull, "topk",
+          "scratch too small");
+  const BufferRange cand_values = Sub(scratch_values, 0, candidates * 4ull);
+  const BufferRange cand_indices = Sub(scratch_indices, 0, candidates * 4ull);
+  g.Dispatch(KernelId::TopKChunks, {values, cand_values, cand_indices}, push::TopKPush{count, k, QVK_TOPK_CHUNK, 1},
+             GridFor(chunks), label);
+  g.Dispatch(KernelId::TopKMerge, {cand_values, cand_indices, out_values, out_indices},
+             push::TopKPush{candidates, k, QVK_TOPK_CHUNK, 2}, Groups{}, label);
+}
+
+}  // namespace ops
+}  // namespace qvk

@@ -1,0 +1,123 @@
+#pragma once
+// Typed recording of every kernel: each function fills the push constants, picks the variant,
+// slices weights that exceed one binding, computes the grid and records one or more dispatches.
+// This is the vocabulary the forward pass is written in.
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include <vulkan/vulkan.h>
+
+#include "gpu/graph.h"
+
+namespace qvk {
+
+struct DeviceInfo;
+
+enum class DType : uint32_t { F32, F16, BF16 };
+const char* DTypeName(DType type);
+VkDeviceSize RowBytes(DType type, uint32_t cols);
+
+// A row-major [rows, cols] weight matrix stored at `offset` in `buffer`. It may be larger than
+// one storage binding (Qwen's 151936 x 896 f16 embedding is 272 MB; lavapipe binds 128 MiB):
+// kernels see it as row slices that each fit.
+struct Matrix {
+  const Buffer* buffer = nullptr;
+  VkDeviceSize offset = 0;
+  DType dtype = DType::F32;
+  uint32_t rows = 0;
+  uint32_t cols = 0;
+};
+
+struct RowSlice {
+  BufferRange range;
+  uint32_t first_row;
+  uint32_t rows;
+};
+
+// Splits m into the fewest row slices whose byte ranges fit the device's binding limit and
+// start at an allowed offset alignment.
+std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDeviceSize max_range = 0);
+
+namespace ops {
+
+// Y[t, r] = sum_k W[r, k] X[t, k] (+ bias[r]) (+ residual[t, r]); f32 activations.
+struct MatMulArgs {
+  Matrix w;
+  BufferRange x;
+  BufferRange y;
+  uint32_t tokens = 1;
+  uint32_t x_stride = 0;  // 0: w.cols
+  uint32_t y_stride = 0;  // 0: w.rows
+  std::optional<BufferRange> bias;      // [w.rows] f32
+  std::optional<BufferRange> residual;  // like y; may be y itself
+};
+void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});
+
+// Y[t, :] = X[t, :] / sqrt(mean(X[t, :]^2) + eps) * weight    (weight [cols] f32)
+void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,
+             std::string_view label = {});
+
+// NeoX RoPE on fused QKV rows [T, (H + 2 Hkv) * D]; with a cache, K (rotated) and V are stored
+// at row positions[t] of the F16 caches [Hkv, capacity, D].
+struct RopeArgs {
+  BufferRange qkv;
+  BufferRange positions;  // uint32 [T]
+  BufferRange inv_freq;   // f32 [D/2]
+  uint32_t tokens = 1;
+  uint32_t n_heads = 0;
+  uint32_t n_kv_heads = 0;
+  uint32_t head_dim = 0;
+  float attention_factor = 1.0f;
+  std::optional<BufferRange> k_cache;
+  std::optional<BufferRange> v_cache;
+  uint32_t capacity = 0;
+};
+void Rope(Graph& g, const RopeArgs& a, std::string_view label = {});
+
+// Y[t, i] = silu(GU[t, i]) * GU[t, inter + i]
+void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter,
+            std::string_view label = {});
+
+// Y = A + B over count floats
+void Add(Graph& g, BufferRange a, BufferRange b, BufferRange y, uint32_t count, std::string_view label = {});
+
+// Y[t, :] = table[ids[t], :] as f32
+void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens,
+           std::string_view label = {});
+
+// Y[r, :] = softmax(scale * X[r, :])
+void Softmax(Graph& g, BufferRange x, BufferRange y, uint32_t rows, uint32_t cols, float scale = 1.0f,
+             std::string_view label = {});
+
+// Causal grouped-query attention of T query rows against the F16 KV cache.
+struct AttentionArgs {
+  BufferRange q;          // f32 [T, q_stride], head h at h * head_dim
+  BufferRange positions;  // uint32 [T]: query t sees keys 0..positions[t]
+  BufferRange k_cache;    // f16 [Hkv, capacity, D]
+  BufferRange v_cache;
+  BufferRange out;        // f32 [T, o_stride]
+  uint32_t tokens = 1;
+  uint32_t n_heads = 0;
+  uint32_t n_kv_heads = 0;
+  uint32_t head_dim = 0;
+  uint32_t capacity = 0;
+  uint32_t q_stride = 0;  // 0: n_heads * head_dim
+  uint32_t o_stride = 0;  // 0: n_heads * head_dim
+  uint32_t window = 0;    // 0: no sliding window
+  float scale = 0;        // 0: 1 / sqrt(head_dim)
+  std::optional<BufferRange> probs;  // f32 [H, T, probs_stride]
+  uint32_t probs_stride = 0;
+};
+void Attention(Graph& g, const AttentionArgs& a, std::string_view label = {});
+
+// The k largest of count values, descending, ties to the lower index. Scratch holds the
+// per-workgroup candidates: TopKScratchCount(count, k) values and as many indices.
+uint32_t TopKScratchCount(uint32_t count, uint32_t k);
+inline constexpr uint32_t kTopKMax = 256;
+void TopK(Graph& g, BufferRange values, uint32_t count, uint32_t k, BufferRange scratch_values,
+          BufferRange scratch_indices, BufferRange out_values, BufferRange out_indices, std::string_view label = {});
+
+}  // namespace ops
+}  // namespace qvk

@@ -1,0 +1,128 @@
+// Push-constant layouts shared by the C++ side (gpu/ops.cpp) and the GLSL kernels.
+//
+// Compiled as C++ and as GLSL: only scalar uint/float members, so std430 push-constant layout
+// and the C++ layout agree byte for byte. A shader declares
+//     layout(push_constant) uniform Push { MatMulPush p; };
+// and C++ gets the same struct in namespace qvk::push, checked by static_asserts below.
+#ifndef QWENVK_PUSH_CONSTANTS_H
+#define QWENVK_PUSH_CONSTANTS_H
+
+#ifdef __cplusplus
+#include <cstddef>
+#include <cstdint>
+namespace qvk::push {
+using uint = std::uint32_t;
+#endif
+
+// Flags shared by several kernels.
+#define QVK_FLAG_BIAS 1u      // add bias[row]
+#define QVK_FLAG_RESIDUAL 2u  // add residual[t, row] (may alias the output)
+#define QVK_FLAG_PROBS 4u     // attention also writes post-softmax probabilities
+#define QVK_FLAG_STORE_KV 8u  // rope_kv writes K (rotated) and V into the cache
+
+// Y[t, col_offset + r] = sum_k W[r, k] * X[t, k] (+ bias[col_offset + r]) (+ R[t, col_offset + r])
+// W is one row slice of a weight matrix: rows [col_offset, col_offset + rows).
+struct MatMulPush {
+  uint rows;        // output features in this slice
+  uint cols;        // inner size K
+  uint tokens;      // T
+  uint col_offset;  // where this slice's outputs start inside a Y row
+  uint x_stride;    // floats between X rows
+  uint y_stride;    // floats between Y rows (also R rows)
+  uint flags;       // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL
+};
+
+// Y[t, i] = X[t, i] * inversesqrt(mean_i(X[t, i]^2) + eps) * weight[i]
+struct RmsNormPush {
+  uint cols;
+  uint x_stride;
+  uint y_stride;
+  float eps;
+};
+
+// NeoX rotary embedding on a fused QKV activation [T, qkv_stride]; the q heads rotate in place,
+// and with QVK_FLAG_STORE_KV the rotated k heads and the v heads are written to the F16 cache
+// [kv_heads, capacity, head_dim] at row positions[t].
+struct RopePush {
+  uint tokens;
+  uint n_heads;
+  uint n_kv_heads;
+  uint head_dim;
+  uint qkv_stride;
+  uint k_offset;  // floats from the start of a row to the first k head (q starts at 0)
+  uint v_offset;  // floats from the start of a row to the first v head
+  uint capacity;  // cache rows per kv head
+  float attention_factor;  // YaRN scales cos and sin by this; 1 otherwise
+  uint flags;              // QVK_FLAG_STORE_KV
+};
+
+// Y[t, i] = silu(GU[t, i]) * GU[t, inter + i]   (gate and up projections side by side)
+struct SwiGluPush {
+  uint tokens;
+  uint inter;
+  uint gu_stride;
+  uint y_stride;
+};
+
+// Y[i] = A[i] + B[i]
+struct AddPush {
+  uint count;
+};
+
+// Y[t, :] = E[ids[t] - row_offset, :] for the ids this slice holds, rows [row_offset, row_offset + rows)
+struct EmbedPush {
+  uint tokens;
+  uint cols;
+  uint row_offset;
+  uint rows;
+};
+
+// Y[r, :] = softmax(X[r, :] * scale), one row per workgroup
+struct SoftmaxPush {
+  uint cols;
+  float scale;
+};
+
+// O[t, h*D:(h+1)*D] = softmax(scale * Q_h K_g^T + causal/window mask) V_g,  g = h / (H / H_kv).
+// Key j is visible to query t when j <= positions[t] and (window == 0 or positions[t] - j < window).
+// With QVK_FLAG_PROBS, P[h, t, j] holds the probabilities for j < probs_stride (0 past positions[t]).
+struct AttentionPush {
+  uint tokens;
+  uint n_heads;
+  uint n_kv_heads;
+  uint head_dim;
+  uint q_stride;  // floats between Q rows; head h starts at h * head_dim
+  uint o_stride;  // floats between O rows
+  uint capacity;  // cache rows per kv head
+  uint window;    // 0: no sliding window
+  float scale;
+  uint probs_stride;  // key columns per P row
+  uint flags;         // QVK_FLAG_PROBS
+};
+
+// Elements each stage-1 workgroup of topk reduces to k candidates.
+#define QVK_TOPK_CHUNK 2048u
+
+// Top-k by value, ties to the lower index. Stage 1 reduces chunks of X to k candidates each;
+// stage 2 reduces (value, index) candidates to the final k. Argmax is k = 1.
+struct TopKPush {
+  uint count;  // elements (stage 1) or candidates (stage 2)
+  uint k;
+  uint chunk;  // elements per workgroup
+  uint stage;  // 1 or 2
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(MatMulPush) == 28 && offsetof(MatMulPush, flags) == 24);
+static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
+static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);
+static_assert(sizeof(SwiGluPush) == 16);
+static_assert(sizeof(AddPush) == 4);
+static_assert(sizeof(EmbedPush) == 16);
+static_assert(sizeof(SoftmaxPush) == 8 && offsetof(SoftmaxPush, scale) == 4);
+static_assert(sizeof(AttentionPush) == 44 && offsetof(AttentionPush, scale) == 32);
+static_assert(sizeof(TopKPush) == 16);
+}  // namespace qvk::push
+#endif
+
+#endif  // QWENVK_PUSH_CONSTANTS_H

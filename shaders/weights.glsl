@@ -1,0 +1,15 @@
+// Weight element loads for the matrix kernels and the embedding gather; the variant's define
+// picks the storage type. Define WEIGHT_BINDING before including. Values come out as f32.
+#if defined(WEIGHT_F32)
+layout(binding = WEIGHT_BINDING) readonly buffer Weights { float weights[]; };
+float load_weight(uint i) { return weights[i]; }
+#elif defined(WEIGHT_F16)
+layout(binding = WEIGHT_BINDING) readonly buffer Weights { float16_t weights[]; };
+float load_weight(uint i) { return float(weights[i]); }
+#elif defined(WEIGHT_BF16)
+layout(binding = WEIGHT_BINDING) readonly buffer Weights { uint16_t weights[]; };
+// bf16 is the top half of an f32.
+float load_weight(uint i) { return uintBitsToFloat(uint(weights[i]) << 16); }
+#else
+#error "define WEIGHT_F32, WEIGHT_F16 or WEIGHT_BF16"
+#endif

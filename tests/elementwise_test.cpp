@@ -1,0 +1,122 @@
+// RMSNorm, SwiGLU, residual add, embedding gather and softmax against the C++ reference.
+#include <cmath>
+
+#include "tests/gpu_fixture.h"
+#include "tests/reference.h"
+
+namespace qvk::test {
+namespace {
+
+void ExpectClose(const std::vector<float>& got, const std::vector<float>& expected, double rel, double abs,
+                 const std::string& what) {
+  ASSERT_EQ(got.size(), expected.size());
+  size_t bad = 0;
+  for (size_t i = 0; i < got.size() && bad < 10; ++i) {
+    const double tolerance = abs + rel * std::abs(expected[i]);
+    if (!(std::abs(got[i] - expected[i]) <= tolerance)) {
+      ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", expected " << expected[i];
+      ++bad;
+    }
+  }
+}
+
+TEST_F(GpuTest, RmsNormMatchesReference) {
+  // Hidden sizes of Qwen2 0.5B, 1.5B, 7B, 72B, plus odd ones; eps 1e-6 (Qwen2.5) and 1e-5.
+  for (const auto& [tokens, cols, eps] : {std::tuple{1u, 896u, 1e-6f}, {7u, 1536u, 1e-6f}, {3u, 3584u, 1e-5f},
+                                         {2u, 8192u, 1e-6f}, {5u, 17u, 1e-6f}, {1u, 1u, 1e-5f}, {65u, 63u, 1e-6f}}) {
+    const auto x = RandomFloats(static_cast<size_t>(tokens) * cols, cols, 3.0f);
+    const auto w = RandomFloats(cols, cols + 1);
+    Buffer xb = Upload(x), wb = Upload(w), yb = Poisoned(x.size() * 4);
+    Graph g(device());
+    ops::RmsNorm(g, xb, wb, yb, tokens, cols, eps);
+    g.Run();
+    ExpectClose(Download<float>(yb, x.size()), ref::RmsNorm(x, w, tokens, cols, eps), 1e-5, 1e-6,
+                "rmsnorm cols " + std::to_string(cols));
+  }
+}
+
+TEST_F(GpuTest, SwiGluMatchesReference) {
+  for (const auto& [tokens, inter] : {std::pair{1u, 4864u}, {3u, 8960u}, {1u, 18944u}, {5u, 17u}, {2u, 29568u}}) {
+    const auto gu = RandomFloats(static_cast<size_t>(tokens) * inter * 2, inter, 4.0f);
+    Buffer gub = Upload(gu), yb = Poisoned(static_cast<size_t>(tokens) * inter * 4);
+    Graph g(device());
+    ops::SwiGlu(g, gub, yb, tokens, inter);
+    g.Run();
+    ExpectClose(Download<float>(yb, static_cast<size_t>(tokens) * inter), ref::SwiGlu(gu, tokens, inter), 2e-6, 1e-6,
+                "swiglu inter " + std::to_string(inter));
+  }
+}
+
+TEST_F(GpuTest, AddMatchesReference) {
+  for (uint32_t count : {1u, 17u, 896u * 3u, 1000003u}) {
+    const auto a = RandomFloats(count, 1), b = RandomFloats(count, 2);
+    Buffer ab = Upload(a), bb = Upload(b), yb = Poisoned(count * 4ull);
+    Graph g(device());
+    ops::Add(g, ab, bb, yb, count);
+    g.Run();
+    std::vector<float> expected(count);
+    for (uint32_t i = 0; i < count; ++i) expected[i] = a[i] + b[i];
+    ExpectClose(Download<float>(yb, count), expected, 0, 0, "add");
+  }
+}
+
+class EmbedTest : public GpuTest, public ::testing::WithParamInterface<DType> {};
+
+TEST_P(EmbedTest, GathersRowsOfEveryType) {
+  const DType type = GetParam();
+  const uint32_t rows = 1000, cols = 17;
+  const auto table = RandomFloats(static_cast<size_t>(rows) * cols, 7);
+  const std::vector<uint32_t> ids = {0, 999, 5, 5, 123, 998, 1};
+  Buffer tb = Upload(Encode(table, type)), ib = Upload(ids), yb = Poisoned(ids.size() * cols * 4);
+  Graph g(device());
+  ops::Embed(g, {&tb, 0, type, rows, cols}, ib, yb, static_cast<uint32_t>(ids.size()));
+  g.Run();
+  const auto seen = RoundTrip(table, type);
+  std::vector<float> expected;
+  for (uint32_t id : ids) expected.insert(expected.end(), seen.begin() + id * cols, seen.begin() + (id + 1) * cols);
+  ExpectClose(Download<float>(yb, expected.size()), expected, 0, 0, "embed");
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, EmbedTest, ::testing::Values(DType::F32, DType::F16, DType::BF16),
+                         [](const auto& param_info) { return std::string(DTypeName(param_info.param)); });
+
+// Qwen2.5-0.5B's f16 embedding (272 MB) is bigger than lavapipe's 128 MiB binding limit: rows
+// on both sides of every slice boundary must come out right.
+TEST_F(GpuTest, EmbedsFromATableLargerThanOneBinding) {
+  const uint32_t rows = 151936, cols = 896;
+  const auto table = RandomFloats(static_cast<size_t>(rows) * cols, 11, 0.02f);
+  Buffer tb = Upload(Encode(table, DType::F16));
+  const Matrix m{&tb, 0, DType::F16, rows, cols};
+  std::vector<uint32_t> ids = {0, rows - 1, 151643, 151645, 12345};
+  for (const auto& s : SliceRows(info(), m)) {
+    ids.push_back(s.first_row);
+    if (s.first_row > 0) ids.push_back(s.first_row - 1);
+  }
+  Buffer ib = Upload(ids), yb = Poisoned(ids.size() * cols * 4);
+  Graph g(device());
+  ops::Embed(g, m, ib, yb, static_cast<uint32_t>(ids.size()));
+  g.Run();
+  const auto got = Download<float>(yb, ids.size() * cols);
+  for (size_t t = 0; t < ids.size(); ++t) {
+    for (uint32_t c = 0; c < cols; ++c) {
+      const float expected = RoundTrip(std::span(&table[static_cast<size_t>(ids[t]) * cols + c], 1), DType::F16)[0];
+      ASSERT_EQ(got[t * cols + c], expected) << "token " << t << " id " << ids[t] << " col " << c;
+    }
+  }
+}
+
+TEST_F(GpuTest, SoftmaxMatchesReference) {
+  for (const auto& [rows, cols, scale] : {std::tuple{1u, 151936u, 1.0f}, {3u, 17u, 0.5f}, {14u, 1024u, 1.0f / 8.0f},
+                                         {2u, 1u, 1.0f}}) {
+    const auto x = RandomFloats(static_cast<size_t>(rows) * cols, cols, 5.0f);
+    Buffer xb = Upload(x), yb = Poisoned(x.size() * 4);
+    Graph g(device());
+    ops::Softmax(g, xb, yb, rows, cols, scale);
+    g.Run();
+    ExpectClose(Download<float>(yb, x.size()), ref::Softmax(x, rows, cols, scale), 1e-5, 1e-9,
+                "softmax cols " + std::to_string(cols));
+  }
+}
+
+}  // namespace
+}  // namespace qvk::test

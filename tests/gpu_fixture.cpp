@@ -1,0 +1,112 @@
+#include "tests/gpu_fixture.h"
+
+#include <cstdlib>
+#include <optional>
+
+#include "gpu/error.h"
+#include "gpu/numeric.h"
+
+namespace qvk::test {
+namespace {
+
+struct Shared {
+  std::unique_ptr<Instance> instance;
+  std::unique_ptr<Device> device;
+  std::string skip_reason;
+};
+
+Shared& GetShared() {
+  static Shared shared = [] {
+    Shared s;
+    try {
+      s.instance = std::make_unique<Instance>(InstanceOptions{.validation = true});
+      const auto devices = EnumerateDevices(*s.instance);
+      if (devices.empty()) {
+        s.skip_reason = "no Vulkan device on this machine (install mesa-vulkan-drivers for lavapipe)";
+        return s;
+      }
+      s.device = std::make_unique<Device>(*s.instance, ChooseDevice(devices, std::nullopt));
+      std::fprintf(stderr, "[gpu] testing on device %u: %s (%s)\n", s.device->info().index,
+                   s.device->info().name.c_str(), s.device->info().driver_info.c_str());
+    } catch (const VulkanError& e) {
+      if (e.result() != VK_ERROR_INCOMPATIBLE_DRIVER && e.result() != VK_ERROR_INITIALIZATION_FAILED) throw;
+      s.skip_reason = std::string("no usable Vulkan driver: ") + e.what();
+    } catch (const Error& e) {
+      // "No Vulkan driver was found" and "No usable Vulkan device" are skips; validation missing is not.
+      const std::string what = e.what();
+      if (what.find("Validation was requested") != std::string::npos) throw;
+      s.skip_reason = what;
+    }
+    return s;
+  }();
+  return shared;
+}
+
+}  // namespace
+
+void GpuTest::SetUp() {
+  Shared& s = GetShared();
+  if (!s.device) GTEST_SKIP() << "GPU test skipped: " << s.skip_reason;
+  messages_before_ = s.instance->validation_message_count();
+}
+
+void GpuTest::TearDown() {
+  Shared& s = GetShared();
+  if (!s.device) return;
+  EXPECT_EQ(s.instance->validation_message_count(), messages_before_)
+      << "the Vulkan validation layer reported messages during this test (see the log above)";
+}
+
+Device& GpuTest::device() { return *GetShared().device; }
+
+Buffer GpuTest::Poisoned(size_t bytes) {
+  std::vector<std::byte> poison(std::max<size_t>(bytes, 4), std::byte{0xff});
+  Buffer b = device().allocator().CreateBuffer(poison.size(), MemoryKind::Device);
+  device().Upload(b, 0, poison);
+  return b;
+}
+
+std::vector<float> RandomFloats(size_t n, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+std::vector<uint16_t> ToHalf(std::span<const float> values) {
+  std::vector<uint16_t> out(values.size());
+  for (size_t i = 0; i < values.size(); ++i) out[i] = FloatToHalf(values[i]);
+  return out;
+}
+
+std::vector<uint16_t> ToBf16(std::span<const float> values) {
+  std::vector<uint16_t> out(values.size());
+  for (size_t i = 0; i < values.size(); ++i) out[i] = FloatToBf16(values[i]);
+  return out;
+}
+
+std::vector<float> RoundTrip(std::span<const float> values, DType type) {
+  std::vector<float> out(values.begin(), values.end());
+  for (auto& x : out) {
+    if (type == DType::F16) x = HalfToFloat(FloatToHalf(x));
+    if (type == DType::BF16) x = Bf16ToFloat(FloatToBf16(x));
+  }
+  return out;
+}
+
+std::vector<std::byte> Encode(std::span<const float> values, DType type) {
+  std::vector<std::byte> out;
+  auto append = [&out](const auto& v) {
+    const auto bytes = std::as_bytes(std::span(v));
+    out.assign(bytes.begin(), bytes.end());
+  };
+  switch (type) {
+    case DType::F32: append(std::vector<float>(values.begin(), values.end())); break;
+    case DType::F16: append(ToHalf(values)); break;
+    case DType::BF16: append(ToBf16(values)); break;
+  }
+  return out;
+}
+
+}  // namespace qvk::test

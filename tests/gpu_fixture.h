@@ -1,0 +1,63 @@
+#pragma once
+// The test fixture for GPU tests: one Vulkan instance (validation on) and device per process,
+// shared by every test; a test fails if the validation layer reported anything while it ran,
+// and is skipped with a clear message when no usable Vulkan device exists.
+#include <cstring>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "gpu/device.h"
+#include "gpu/error.h"
+#include "gpu/graph.h"
+#include "gpu/memory.h"
+#include "gpu/ops.h"
+
+namespace qvk::test {
+
+class GpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  static Device& device();
+  static const DeviceInfo& info() { return device().info(); }
+
+  // A device buffer holding `values`.
+  template <class T>
+  Buffer Upload(std::span<const T> values) {
+    Buffer b = device().allocator().CreateBuffer(std::max<size_t>(values.size_bytes(), 4), MemoryKind::Device);
+    device().Upload(b, 0, std::as_bytes(values));
+    return b;
+  }
+  template <class T>
+  Buffer Upload(const std::vector<T>& values) {
+    return Upload(std::span<const T>(values));
+  }
+  // A device buffer of `bytes` filled with 0xff bytes (NaN as f32), so unwritten outputs show.
+  Buffer Poisoned(size_t bytes);
+  template <class T>
+  std::vector<T> Download(const Buffer& b, size_t count, size_t offset_bytes = 0) {
+    std::vector<T> out(count);
+    device().Download(b, offset_bytes, std::as_writable_bytes(std::span<T>(out)));
+    return out;
+  }
+
+ private:
+  uint64_t messages_before_ = 0;
+};
+
+// Deterministic data.
+std::vector<float> RandomFloats(size_t n, uint32_t seed, float scale = 1.0f);
+std::vector<uint16_t> ToHalf(std::span<const float> values);
+std::vector<uint16_t> ToBf16(std::span<const float> values);
+// The values the GPU sees after the weights are stored as `type`.
+std::vector<float> RoundTrip(std::span<const float> values, DType type);
+// Weights stored as `type`, as raw bytes for upload.
+std::vector<std::byte> Encode(std::span<const float> values, DType type);
+
+}  // namespace qvk::test

@@ -1,0 +1,134 @@
+#include "tests/reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace qvk::ref {
+
+std::vector<float> MatMul(std::span<const float> w, std::span<const float> x, uint32_t rows, uint32_t cols,
+                          uint32_t tokens, const std::vector<float>* bias, const std::vector<float>* residual,
+                          std::vector<double>* magnitude) {
+  std::vector<float> y(static_cast<size_t>(tokens) * rows);
+  if (magnitude) magnitude->assign(y.size(), 0.0);
+  for (uint32_t t = 0; t < tokens; ++t) {
+    const float* xr = &x[static_cast<size_t>(t) * cols];
+    for (uint32_t r = 0; r < rows; ++r) {
+      const float* wr = &w[static_cast<size_t>(r) * cols];
+      double acc = 0, mag = 0;
+      for (uint32_t k = 0; k < cols; ++k) {
+        const double p = static_cast<double>(wr[k]) * xr[k];
+        acc += p;
+        mag += std::abs(p);
+      }
+      const size_t o = static_cast<size_t>(t) * rows + r;
+      if (bias) acc += (*bias)[r];
+      if (residual) acc += (*residual)[o];
+      y[o] = static_cast<float>(acc);
+      if (magnitude) (*magnitude)[o] = mag + (bias ? std::abs((*bias)[r]) : 0) + (residual ? std::abs((*residual)[o]) : 0);
+    }
+  }
+  return y;
+}
+
+std::vector<float> RmsNorm(std::span<const float> x, std::span<const float> weight, uint32_t tokens, uint32_t cols,
+                           float eps) {
+  std::vector<float> y(x.size());
+  for (uint32_t t = 0; t < tokens; ++t) {
+    double ss = 0;
+    for (uint32_t i = 0; i < cols; ++i) ss += static_cast<double>(x[t * cols + i]) * x[t * cols + i];
+    const double inv = 1.0 / std::sqrt(ss / cols + eps);
+    for (uint32_t i = 0; i < cols; ++i) y[t * cols + i] = static_cast<float>(x[t * cols + i] * inv * weight[i]);
+  }
+  return y;
+}
+
+void RopeHead(float* head, uint32_t head_dim, uint32_t pos, std::span<const float> inv_freq, float attention_factor) {
+  const uint32_t half = head_dim / 2;
+  for (uint32_t i = 0; i < half; ++i) {
+    const float angle = static_cast<float>(pos) * inv_freq[i];
+    const double c = std::cos(static_cast<double>(angle)) * attention_factor;
+    const double s = std::sin(static_cast<double>(angle)) * attention_factor;
+    const double x0 = head[i], x1 = head[i + half];
+    head[i] = static_cast<float>(x0 * c - x1 * s);
+    head[i + half] = static_cast<float>(x1 * c + x0 * s);
+  }
+}
+
+std::vector<float> SwiGlu(std::span<const float> gate_up, uint32_t tokens, uint32_t inter) {
+  std::vector<float> y(static_cast<size_t>(tokens) * inter);
+  for (uint32_t t = 0; t < tokens; ++t) {
+    for (uint32_t i = 0; i < inter; ++i) {
+      const double g = gate_up[t * 2 * inter + i];
+      const double u = gate_up[t * 2 * inter + inter + i];
+      y[t * inter + i] = static_cast<float>(g / (1.0 + std::exp(-g)) * u);
+    }
+  }
+  return y;
+}
+
+std::vector<float> Softmax(std::span<const float> x, uint32_t rows, uint32_t cols, float scale) {
+  std::vector<float> y(x.size());
+  for (uint32_t r = 0; r < rows; ++r) {
+    const float* xr = &x[static_cast<size_t>(r) * cols];
+    double m = -INFINITY;
+    for (uint32_t i = 0; i < cols; ++i) m = std::max(m, static_cast<double>(xr[i]) * scale);
+    double sum = 0;
+    for (uint32_t i = 0; i < cols; ++i) sum += std::exp(static_cast<double>(xr[i]) * scale - m);
+    for (uint32_t i = 0; i < cols; ++i) y[static_cast<size_t>(r) * cols + i] = static_cast<float>(std::exp(static_cast<double>(xr[i]) * scale - m) / sum);
+  }
+  return y;
+}
+
+AttentionResult Attention(std::span<const float> q, std::span<const uint32_t> positions, std::span<const float> k,
+                          std::span<const float> v, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
+                          uint32_t capacity, uint32_t window, uint32_t probs_stride) {
+  const auto tokens = static_cast<uint32_t>(positions.size());
+  AttentionResult r;
+  r.out.assign(static_cast<size_t>(tokens) * n_heads * head_dim, 0.0f);
+  r.probs.assign(static_cast<size_t>(n_heads) * tokens * probs_stride, 0.0f);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  const uint32_t group = n_heads / n_kv_heads;
+  for (uint32_t t = 0; t < tokens; ++t) {
+    const uint32_t pos = positions[t];
+    const uint32_t first = (window != 0 && pos + 1 > window) ? pos + 1 - window : 0;
+    for (uint32_t h = 0; h < n_heads; ++h) {
+      const uint32_t g = h / group;
+      const float* qh = &q[(static_cast<size_t>(t) * n_heads + h) * head_dim];
+      std::vector<double> s(pos + 1, -INFINITY);
+      double m = -INFINITY;
+      for (uint32_t j = first; j <= pos; ++j) {
+        const float* kj = &k[(static_cast<size_t>(g) * capacity + j) * head_dim];
+        double dot = 0;
+        for (uint32_t d = 0; d < head_dim; ++d) dot += static_cast<double>(qh[d]) * kj[d];
+        s[j] = dot * scale;
+        m = std::max(m, s[j]);
+      }
+      double sum = 0;
+      for (uint32_t j = first; j <= pos; ++j) sum += std::exp(s[j] - m);
+      std::vector<double> acc(head_dim, 0.0);
+      for (uint32_t j = first; j <= pos; ++j) {
+        const double p = std::exp(s[j] - m) / sum;
+        if (j < probs_stride) r.probs[(static_cast<size_t>(h) * tokens + t) * probs_stride + j] = static_cast<float>(p);
+        const float* vj = &v[(static_cast<size_t>(g) * capacity + j) * head_dim];
+        for (uint32_t d = 0; d < head_dim; ++d) acc[d] += p * vj[d];
+      }
+      for (uint32_t d = 0; d < head_dim; ++d) {
+        r.out[(static_cast<size_t>(t) * n_heads + h) * head_dim + d] = static_cast<float>(acc[d]);
+      }
+    }
+  }
+  return r;
+}
+
+std::vector<uint32_t> TopK(std::span<const float> values, uint32_t k) {
+  std::vector<uint32_t> idx(values.size());
+  std::iota(idx.begin(), idx.end(), 0u);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](uint32_t a, uint32_t b) {
+    return values[a] > values[b] || (values[a] == values[b] && a < b);
+  });
+  idx.resize(k);
+  return idx;
+}
+
+}  // namespace qvk::ref

@@ -1,0 +1,40 @@
+#pragma once
+// Plain C++ references for every kernel, accumulating in double. Layouts match the kernels'
+// (see shaders/push_constants.h); each returns what the kernel should write.
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace qvk::ref {
+
+// Y[t, r] = sum_k W[r, k] X[t, k] + bias[r] + residual[t, r]; also returns sum_k |W X| per
+// output in `magnitude` (the scale of the rounding error a float32 sum can make).
+std::vector<float> MatMul(std::span<const float> w, std::span<const float> x, uint32_t rows, uint32_t cols,
+                          uint32_t tokens, const std::vector<float>* bias, const std::vector<float>* residual,
+                          std::vector<double>* magnitude);
+
+std::vector<float> RmsNorm(std::span<const float> x, std::span<const float> weight, uint32_t tokens, uint32_t cols,
+                           float eps);
+
+// NeoX rotation of one head vector in place: angle = float(pos) * inv_freq[i] in float32 (as
+// transformers multiplies), cos and sin in double, times attention_factor.
+void RopeHead(float* head, uint32_t head_dim, uint32_t pos, std::span<const float> inv_freq, float attention_factor);
+
+std::vector<float> SwiGlu(std::span<const float> gate_up, uint32_t tokens, uint32_t inter);
+
+std::vector<float> Softmax(std::span<const float> x, uint32_t rows, uint32_t cols, float scale);
+
+struct AttentionResult {
+  std::vector<float> out;    // [T, H * D]
+  std::vector<float> probs;  // [H, T, probs_stride]
+};
+// k and v: [Hkv, capacity, D] as float (already rounded to f16 by the caller).
+AttentionResult Attention(std::span<const float> q, std::span<const uint32_t> positions, std::span<const float> k,
+                          std::span<const float> v, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
+                          uint32_t capacity, uint32_t window, uint32_t probs_stride);
+
+// Indices of the k largest values, descending, ties to the lower index.
+std::vector<uint32_t> TopK(std::span<const float> values, uint32_t k);
+
+}  // namespace qvk::ref

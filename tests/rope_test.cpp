@@ -1,0 +1,128 @@
+// NeoX RoPE against the C++ reference: Qwen2 head layouts, theta 1e6 and 1e4, positions up to
+// 32767, YaRN-scaled frequencies, in place and straight into the F16 KV cache.
+#include <cmath>
+
+#include "gpu/numeric.h"
+#include "model/rope_frequencies.h"
+#include "tests/gpu_fixture.h"
+#include "tests/reference.h"
+
+namespace qvk::test {
+namespace {
+
+struct RopeCase {
+  const char* name;
+  uint32_t heads, kv_heads, head_dim;
+  double theta;
+  bool yarn;
+  bool store;
+};
+
+void PrintTo(const RopeCase& c, std::ostream* os) { *os << c.name; }
+
+class RopeTest : public GpuTest, public ::testing::WithParamInterface<RopeCase> {};
+
+TEST_P(RopeTest, MatchesReference) {
+  const RopeCase& c = GetParam();
+  const std::vector<uint32_t> positions = {0, 1, 2, 17, 1000, 4095, 32767, 32766, 12345};
+  const auto tokens = static_cast<uint32_t>(positions.size());
+  const uint32_t stride = (c.heads + 2 * c.kv_heads) * c.head_dim;
+  const uint32_t capacity = 32768;
+  std::optional<YarnScaling> yarn;
+  if (c.yarn) yarn = YarnScaling{.factor = 4.0, .original_max_position_embeddings = 32768};
+  const RopeFrequencies freqs = ComputeRopeFrequencies(c.head_dim, c.theta, yarn);
+  if (c.yarn) {
+    EXPECT_NEAR(freqs.attention_factor, 0.1 * std::log(4.0) + 1.0, 1e-6);
+  }
+
+  const auto qkv = RandomFloats(static_cast<size_t>(tokens) * stride, c.head_dim + c.heads);
+  Buffer qkv_buf = Upload(qkv), pos_buf = Upload(positions), freq_buf = Upload(freqs.inv_freq);
+  const size_t cache_elems = static_cast<size_t>(c.kv_heads) * capacity * c.head_dim;
+  std::optional<Buffer> k_cache, v_cache;
+  ops::RopeArgs args{.qkv = qkv_buf, .positions = pos_buf, .inv_freq = freq_buf, .tokens = tokens,
+                     .n_heads = c.heads, .n_kv_heads = c.kv_heads, .head_dim = c.head_dim,
+                     .attention_factor = freqs.attention_factor, .capacity = capacity};
+  if (c.store) {
+    k_cache = Poisoned(cache_elems * 2);
+    v_cache = Poisoned(cache_elems * 2);
+    args.k_cache = BufferRange(*k_cache);
+    args.v_cache = BufferRange(*v_cache);
+  }
+  Graph g(device());
+  ops::Rope(g, args);
+  g.Run();
+
+  std::vector<float> expected = qkv;
+  for (uint32_t t = 0; t < tokens; ++t) {
+    for (uint32_t h = 0; h < c.heads + c.kv_heads; ++h) {
+      ref::RopeHead(&expected[t * stride + h * c.head_dim], c.head_dim, positions[t], freqs.inv_freq,
+                    freqs.attention_factor);
+    }
+  }
+  const auto got = Download<float>(qkv_buf, qkv.size());
+  // Angles reach 32767 rad; the kernel's range reduction keeps the error near 1e-6 of |x|.
+  const double tol = 2e-5;
+  for (uint32_t t = 0; t < tokens; ++t) {
+    for (uint32_t e = 0; e < stride; ++e) {
+      const size_t i = static_cast<size_t>(t) * stride + e;
+      const bool is_q = e < c.heads * c.head_dim;
+      if (c.store && !is_q) {
+        // K and V are not rewritten in place when they go to the cache.
+        ASSERT_EQ(got[i], qkv[i]) << "token " << t << " element " << e;
+        continue;
+      }
+      ASSERT_NEAR(got[i], expected[i], tol) << "token " << t << " (pos " << positions[t] << ") element " << e;
+    }
+  }
+  if (!c.store) return;
+  const auto k_got = Download<uint16_t>(*k_cache, cache_elems);
+  const auto v_got = Download<uint16_t>(*v_cache, cache_elems);
+  for (uint32_t t = 0; t < tokens; ++t) {
+    for (uint32_t h = 0; h < c.kv_heads; ++h) {
+      for (uint32_t d = 0; d < c.head_dim; ++d) {
+        const size_t cache_index = (static_cast<size_t>(h) * capacity + positions[t]) * c.head_dim + d;
+        const float k_expected = expected[t * stride + (c.heads + h) * c.head_dim + d];
+        const float v_expected = qkv[t * stride + (c.heads + c.kv_heads + h) * c.head_dim + d];
+        ASSERT_NEAR(HalfToFloat(k_got[cache_index]), k_expected, tol + 1e-3 * std::abs(k_expected))
+            << "K cache head " << h << " pos " << positions[t] << " dim " << d;
+        ASSERT_EQ(v_got[cache_index], FloatToHalf(v_expected)) << "V cache head " << h << " pos " << positions[t];
+      }
+    }
+  }
+  // Rows no token was written to keep their poison.
+  EXPECT_EQ(k_got[static_cast<size_t>(3) * c.head_dim], 0xffff);
+  EXPECT_EQ(v_got[static_cast<size_t>(3) * c.head_dim], 0xffff);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, RopeTest,
+    ::testing::Values(RopeCase{"q05_theta1e6_cache", 14, 2, 64, 1e6, false, true},
+                      RopeCase{"q15_theta1e6_in_place", 12, 2, 128, 1e6, false, false},
+                      RopeCase{"q7_theta1e4_cache", 28, 4, 128, 1e4, false, true},
+                      RopeCase{"q72_yarn_cache", 64, 8, 128, 1e6, true, true},
+                      RopeCase{"odd_head16_theta1e4_in_place", 3, 1, 16, 1e4, false, false},
+                      RopeCase{"head80_yarn_in_place", 7, 1, 80, 1e4, true, false}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// The frequency table itself: plain RoPE is 1 / theta^(2i/d); YaRN keeps the fastest dims,
+// divides the slowest by the factor and ramps linearly in between.
+TEST(RopeFrequenciesTest, PlainAndYarnTables) {
+  const auto plain = ComputeRopeFrequencies(128, 1e6);
+  ASSERT_EQ(plain.inv_freq.size(), 64u);
+  EXPECT_FLOAT_EQ(plain.inv_freq[0], 1.0f);
+  EXPECT_NEAR(plain.inv_freq[1], std::pow(1e6, -2.0 / 128), 1e-7);
+  EXPECT_NEAR(plain.inv_freq[63], std::pow(1e6, -126.0 / 128), 1e-12);
+  EXPECT_EQ(plain.attention_factor, 1.0f);
+
+  const auto yarn = ComputeRopeFrequencies(128, 1e6, YarnScaling{.factor = 4.0, .original_max_position_embeddings = 32768});
+  EXPECT_FLOAT_EQ(yarn.inv_freq[0], plain.inv_freq[0]);                 // extrapolated
+  EXPECT_NEAR(yarn.inv_freq[63], plain.inv_freq[63] / 4.0f, 1e-12);   // interpolated
+  for (size_t i = 1; i < 64; ++i) {
+    EXPECT_LE(yarn.inv_freq[i], plain.inv_freq[i]);
+    EXPECT_GE(yarn.inv_freq[i], plain.inv_freq[i] / 4.0f * 0.999999f);
+  }
+  EXPECT_NEAR(yarn.attention_factor, 0.1 * std::log(4.0) + 1.0, 1e-6);
+}
+
+}  // namespace
+}  // namespace qvk::test
