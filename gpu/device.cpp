@@ -151,7 +151,12 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
     info.heaps.push_back({memory.memoryHeaps[h].size,
                           (memory.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0});
   }
-  // Unified when the largest device-local heap has a host-visible, coherent type.
+  // Unified when the device shares the host's memory (CPU devices, integrated GPUs) and exposes
+  // it host-visible: then buffers are written in place, with no staging copy. A discrete GPU
+  // whose VRAM is mappable through a resizable BAR still gets staging: host reads over PCIe are
+  // slow and DMA uploads are faster.
+  const bool shares_host_memory =
+      basic.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU || basic.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU;
   uint32_t largest_heap = 0;
   for (uint32_t h = 0; h < memory.memoryHeapCount; ++h) {
     if (info.heaps[h].device_local && info.heaps[h].size > info.heaps[largest_heap].size) largest_heap = h;
@@ -159,7 +164,8 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
   for (uint32_t t = 0; t < memory.memoryTypeCount; ++t) {
     const VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
                                        VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-    if ((memory.memoryTypes[t].propertyFlags & want) == want && memory.memoryTypes[t].heapIndex == largest_heap) {
+    if (shares_host_memory && (memory.memoryTypes[t].propertyFlags & want) == want &&
+        memory.memoryTypes[t].heapIndex == largest_heap) {
       info.unified_memory = true;
     }
   }

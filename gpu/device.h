@@ -37,7 +37,7 @@ struct DeviceInfo {
   uint32_t api_version = 0;
   uint8_t device_uuid[VK_UUID_SIZE] = {};
   std::vector<MemoryHeapInfo> heaps;
-  bool unified_memory = false;  // device-local memory the host can map (CPU devices, UMA, ReBAR-all)
+  bool unified_memory = false;  // shares host memory and maps it: no staging copies (lavapipe, UMA)
 
   uint32_t subgroup_size = 0;
   uint32_t min_subgroup_size = 0;

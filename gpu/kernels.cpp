@@ -135,6 +135,7 @@ Kernels::~Kernels() {
 }
 
 const Pipeline& Kernels::Get(KernelId id) {
+  std::lock_guard lock(mutex_);
   Pipeline& p = pipelines_[static_cast<uint32_t>(id)];
   if (p.pipeline != VK_NULL_HANDLE) return p;
   const KernelSpec& spec = Spec(id);

@@ -4,6 +4,7 @@
 // in the user's cache directory between runs).
 #include <array>
 #include <cstdint>
+#include <mutex>
 #include <string_view>
 
 #include <vulkan/vulkan.h>
@@ -63,6 +64,7 @@ class Kernels {
  private:
   Device& device_;
   VkPipelineCache cache_ = VK_NULL_HANDLE;
+  std::mutex mutex_;  // the UI and generation threads may both record
   std::array<Pipeline, kKernelCount> pipelines_{};
 };
 
