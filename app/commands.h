@@ -1,12 +1,60 @@
 #pragma once
 // Subcommands of the qwenvk program, one function each; main.cpp wires them to CLI11.
+// Machine-readable results go to stdout (JSON, or the streamed text of generate/chat);
+// progress and logs to stderr.
+#include <cstdint>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace qvk::app {
+
+// Options every subcommand that runs a model shares.
+struct ModelOptions {
+  std::string model;                  // Hugging Face folder
+  std::optional<unsigned> device;     // --device N
+  std::optional<uint64_t> gpu_mem_mib;  // --gpu-mem MiB
+  uint32_t context = 0;               // --context; 0: min(32768, max_position_embeddings)
+};
 
 struct DevicesOptions {
   bool json = false;
 };
-int RunDevices(const DevicesOptions& options, std::optional<unsigned> chosen_device);
+int RunDevices(const DevicesOptions& options, std::optional<unsigned> device);
+
+struct TokenizeOptions {
+  std::string model;
+  std::optional<std::string> text, text_file, chat_file;
+};
+int RunTokenize(const TokenizeOptions& options);
+
+struct LogitsOptions {
+  ModelOptions model;
+  std::vector<uint32_t> ids;
+  uint32_t top = 20;
+  uint32_t greedy = 0;
+  std::optional<std::string> dump_last;
+};
+int RunLogits(const LogitsOptions& options);
+
+struct AttentionOptions {
+  ModelOptions model;
+  std::vector<uint32_t> ids;
+  std::string out;
+};
+int RunAttention(const AttentionOptions& options);
+
+struct GenerateOptions {
+  ModelOptions model;
+  std::string prompt;
+  bool chat = false;
+  std::optional<float> temperature, top_p, min_p, repeat_penalty;
+  std::optional<uint32_t> top_k;
+  std::optional<uint64_t> seed;
+  uint32_t max_tokens = 256;
+  bool greedy = false;
+};
+int RunGenerate(const GenerateOptions& options);
+int RunChat(const GenerateOptions& options);
 
 }  // namespace qvk::app

@@ -370,12 +370,18 @@ void Device::EndOneShotAndWait(VkCommandBuffer cmd) {
 }
 
 void Device::SubmitAndWait(VkCommandBuffer cmd) {
+  std::lock_guard lock(one_shot_mutex_);
   VkSubmitInfo submit{VK_STRUCTURE_TYPE_SUBMIT_INFO};
   submit.commandBufferCount = 1;
   submit.pCommandBuffers = &cmd;
   VK_CHECK(vkResetFences(device_, 1, &fence_));
-  VK_CHECK(vkQueueSubmit(queue_, 1, &submit, fence_));
+  Submit(submit, fence_);
   VK_CHECK(vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX));
+}
+
+void Device::Submit(const VkSubmitInfo& submit, VkFence fence) {
+  std::lock_guard lock(queue_mutex_);
+  VK_CHECK(vkQueueSubmit(queue_, 1, &submit, fence));
 }
 
 void Device::Upload(const Buffer& dst, VkDeviceSize offset, std::span<const std::byte> bytes) {

@@ -3,6 +3,7 @@
 // Device that runs kernels: queue, one-shot submissions, memory, pipelines.
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -105,6 +106,8 @@ class Device {
   }
   // Submits recorded command buffers and waits for them (graphs use this for replay).
   void SubmitAndWait(VkCommandBuffer cmd);
+  // Submits without waiting; the queue is shared by threads, so every submit goes through here.
+  void Submit(const VkSubmitInfo& submit, VkFence fence);
 
   // Copies between host memory and any buffer, through a staging buffer when the buffer is
   // not host-visible.
@@ -123,6 +126,8 @@ class Device {
   VkQueue queue_ = VK_NULL_HANDLE;
   VkCommandPool command_pool_ = VK_NULL_HANDLE;
   VkFence fence_ = VK_NULL_HANDLE;
+  std::mutex queue_mutex_;  // vkQueueSubmit needs external synchronization
+  std::mutex one_shot_mutex_;  // fence_ and the pool serve one one-shot submission at a time
   std::unique_ptr<Allocator> allocator_;
   std::unique_ptr<Kernels> kernels_;
 };

@@ -13,6 +13,7 @@ namespace qvk {
 namespace {
 
 constexpr const char* kValidationLayer = "VK_LAYER_KHRONOS_validation";
+std::atomic<uint64_t> g_process_validation_messages{0};
 
 bool EnvFlag(const char* name) {
   const char* value = std::getenv(name);
@@ -36,6 +37,7 @@ VKAPI_ATTR VkBool32 VKAPI_CALL OnValidationMessage(VkDebugUtilsMessageSeverityFl
                                                    void* user) {
   auto* counter = static_cast<std::atomic<uint64_t>*>(user);
   counter->fetch_add(1);
+  g_process_validation_messages.fetch_add(1);
   if (severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
     spdlog::error("vulkan validation: {}", data->pMessage);
   } else {
@@ -74,6 +76,8 @@ const char* VkResultName(VkResult result) {
       return "VK_ERROR_(unknown)";
   }
 }
+
+uint64_t Instance::ProcessValidationMessageCount() { return g_process_validation_messages.load(); }
 
 void ThrowVkFailure(const char* expr, const char* file, int line, VkResult result) {
   std::string message = fmt::format("{} failed with {} at {}:{}", expr, VkResultName(result), file, line);

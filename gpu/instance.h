@@ -28,6 +28,8 @@ class Instance {
   // Warnings and errors reported by the validation layer so far.
   uint64_t validation_message_count() const { return validation_messages_->load(); }
   uint32_t api_version() const { return api_version_; }
+  // Validation messages reported to every instance of this process so far.
+  static uint64_t ProcessValidationMessageCount();
 
  private:
   VkInstance instance_ = VK_NULL_HANDLE;

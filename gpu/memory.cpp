@@ -92,23 +92,33 @@ uint32_t Allocator::ChooseMemoryType(uint32_t type_bits, MemoryKind kind) const 
   const F visible = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
   const F coherent = VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
   const F cached = VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
-  std::vector<F> wanted;
+  struct Want {
+    F required;
+    F excluded;
+  };
+  std::vector<Want> wanted;  // in order of preference
   switch (kind) {
     case MemoryKind::Device:
-      if (device_.info().unified_memory) wanted.push_back(local | visible | coherent);
-      wanted.push_back(local);
-      wanted.push_back(0);
+      if (device_.info().unified_memory) wanted.push_back({local | visible | coherent, 0});
+      wanted.push_back({local, 0});
+      wanted.push_back({0, 0});
       break;
     case MemoryKind::Upload:
-      wanted = {visible | coherent, visible};
+      wanted = {{visible | coherent, 0}, {visible, 0}};
       break;
     case MemoryKind::Readback:
-      wanted = {visible | coherent | cached, visible | cached, visible | coherent, visible};
+      wanted = {{visible | coherent | cached, 0}, {visible | cached, 0}, {visible | coherent, 0}, {visible, 0}};
+      break;
+    case MemoryKind::Host:
+      wanted = {{visible | coherent, local}, {visible | coherent, 0}, {visible, 0}};
       break;
   }
-  for (F want : wanted) {
+  for (const Want& want : wanted) {
     for (uint32_t t = 0; t < properties_.memoryTypeCount; ++t) {
-      if ((type_bits & (1u << t)) != 0 && (properties_.memoryTypes[t].propertyFlags & want) == want) return t;
+      const F flags = properties_.memoryTypes[t].propertyFlags;
+      if ((type_bits & (1u << t)) != 0 && (flags & want.required) == want.required && (flags & want.excluded) == 0) {
+        return t;
+      }
     }
   }
   throw Error("This device has no suitable memory type for a buffer");

@@ -18,6 +18,7 @@ enum class MemoryKind {
   Device,    // kernels' working memory; host-mapped too where memory is unified (no staging then)
   Upload,    // host-visible, write-combined: staging and per-step parameters
   Readback,  // host-visible, cached where possible: results read by the host
+  Host,      // system memory the GPU reads over the bus: weights that do not fit the GPU budget
 };
 
 struct Allocation {

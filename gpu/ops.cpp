@@ -1,5 +1,7 @@
 #include "gpu/ops.h"
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <numeric>
 
@@ -24,7 +26,6 @@ void Require(bool condition, std::string_view op, std::string_view what) {
   if (!condition) throw Error(fmt::format("{}: {}", op, what));
 }
 
-constexpr uint32_t kMatVecRows = 8;           // MATVEC_ROWS in matvec.comp
 constexpr uint32_t kMatMulTile = 64;          // TILE in matmul.comp
 constexpr uint32_t kMatVecMaxTokens = 4;      // above this, the tiled kernel reads weights once
 constexpr uint32_t kMaxHeadDim = 256;         // MAX_HEAD_DIM in attention.comp
@@ -88,9 +89,12 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   // Absent optional inputs are bound to X, which the kernel then never reads.
   const BufferRange bias = a.bias.value_or(a.x);
   const BufferRange residual = a.residual.value_or(a.x);
+  // Matvec lanes per row: about 16 inner elements per lane, between 4 and 32 lanes.
+  const uint32_t wg = Spec(kernel).local_size_x;
+  const uint32_t lanes = std::clamp(std::bit_ceil(CeilDiv(a.w.cols, 16)), 4u, 32u);
   for (const RowSlice& slice : SliceRows(g.device().info(), a.w)) {
-    const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, slice.first_row, x_stride, y_stride, flags};
-    const Groups groups = matvec ? GridFor(CeilDiv(slice.rows, kMatVecRows))
+    const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, slice.first_row, x_stride, y_stride, flags, lanes};
+    const Groups groups = matvec ? GridFor(CeilDiv(slice.rows, wg / lanes))
                                  : Groups{CeilDiv(slice.rows, kMatMulTile), CeilDiv(a.tokens, kMatMulTile), 1};
     g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual}, push, groups, label);
   }

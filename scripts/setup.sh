@@ -7,6 +7,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libimath-dev libgtest-dev
+  libpcre2-dev libutf8proc-dev
 )
 
 missing=()

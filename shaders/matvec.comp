@@ -1,6 +1,7 @@
 #version 450
-// Matrix x vector for few tokens (decode): each workgroup computes MATVEC_ROWS output features,
-// WG / MATVEC_ROWS invocations per feature striding over the inner dimension.
+// Matrix x vector for few tokens (decode): p.lanes invocations per output feature stride over
+// the inner dimension, so a workgroup computes WG / p.lanes features (short rows get few lanes
+// and many rows per workgroup).
 #include "common.glsl"
 
 #define WEIGHT_BINDING 0
@@ -13,14 +14,13 @@ layout(binding = 4) readonly buffer Residual { float residual[]; };
 
 layout(push_constant) uniform Push { MatMulPush p; };
 
-#define MATVEC_ROWS 8
 shared float partial[WG];
 
 void main() {
-  const uint lanes = WG / MATVEC_ROWS;
+  const uint lanes = p.lanes;
   const uint local_row = gl_LocalInvocationID.x / lanes;
   const uint lane = gl_LocalInvocationID.x % lanes;
-  const uint row = group_index() * MATVEC_ROWS + local_row;
+  const uint row = group_index() * (WG / lanes) + local_row;
   const bool in_range = row < p.rows;
   const uint w_base = row * p.cols;
 

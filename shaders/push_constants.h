@@ -30,6 +30,7 @@ struct MatMulPush {
   uint x_stride;    // floats between X rows
   uint y_stride;    // floats between Y rows (also R rows)
   uint flags;       // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL
+  uint lanes;       // matvec: invocations per output row, a power of two dividing the workgroup
 };
 
 // Y[t, i] = X[t, i] * inversesqrt(mean_i(X[t, i]^2) + eps) * weight[i]
@@ -113,7 +114,7 @@ struct TopKPush {
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(MatMulPush) == 28 && offsetof(MatMulPush, flags) == 24);
+static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, flags) == 24);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);
 static_assert(sizeof(SwiGluPush) == 16);

@@ -1,0 +1,218 @@
+// Sections: tokenize / logits / attention / generate / chat
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "app/commands.h"
+#include "app/runtime.h"
+#include "gpu/error.h"
+#include "model/generate.h"
+
+namespace qvk::app {
+namespace {
+
+using nlohmann::json;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("cannot read {}", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<ChatMessage> ParseChat(const std::string& path) {
+  json doc;
+  try {
+    doc = json::parse(ReadFile(path));
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("{} is not valid JSON: {}", path, e.what()));
+  }
+  if (!doc.is_array()) throw Error(fmt::format("{}: expected a list of {{\"role\", \"content\"}} objects", path));
+  std::vector<ChatMessage> messages;
+  for (const auto& m : doc) {
+    if (!m.is_object() || !m.contains("role") || !m.contains("content") || !m["role"].is_string() ||
+        !m["content"].is_string()) {
+      throw Error(fmt::format("{}: every message needs string \"role\" and \"content\"", path));
+    }
+    messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  }
+  return messages;
+}
+
+// The k largest logits, descending, ties to the lower id.
+json TopLogits(std::span<const float> logits, uint32_t k) {
+  std::vector<uint32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0u);
+  k = std::min<uint32_t>(k, static_cast<uint32_t>(logits.size()));
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](uint32_t a, uint32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  json ids = json::array(), values = json::array();
+  for (uint32_t i = 0; i < k; ++i) {
+    ids.push_back(order[i]);
+    values.push_back(logits[order[i]]);
+  }
+  return {{"ids", ids}, {"logits", values}};
+}
+
+void WriteFloats(const std::string& path, std::span<const float> values) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(values.data()), static_cast<std::streamsize>(values.size_bytes()));
+  out.close();
+  if (!out) throw Error(fmt::format("could not write {} (disk full or not writable?)", path));
+}
+
+SamplingParams SamplingFrom(const GenerateOptions& o, const GenerationConfig& defaults) {
+  SamplingParams p;
+  p.greedy = o.greedy || !defaults.do_sample;
+  p.temperature = o.temperature.value_or(defaults.temperature);
+  p.top_k = o.top_k.value_or(defaults.top_k);
+  p.top_p = o.top_p.value_or(defaults.top_p);
+  p.min_p = o.min_p.value_or(defaults.min_p);
+  p.repetition_penalty = o.repeat_penalty.value_or(defaults.repetition_penalty);
+  // Asking for a temperature means asking to sample, whatever the model's defaults say.
+  if (o.temperature && *o.temperature > 0 && !o.greedy) p.greedy = false;
+  p.seed = o.seed.value_or(static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  return p;
+}
+
+void PrintStats(const GenerationStats& s) {
+  std::fprintf(stderr, "\n[%u prompt tokens, %u generated; time to first token %.3f s; %.1f tokens/s]\n",
+               s.prompt_tokens, s.generated_tokens, s.time_to_first_token_s, s.decode_tokens_per_s);
+}
+
+bool PrintText(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+  return true;
+}
+
+}  // namespace
+
+// --- tokenize -------------------------------------------------------------------------------
+
+int RunTokenize(const TokenizeOptions& o) {
+  const std::filesystem::path folder = o.model;
+  const Tokenizer tokenizer = Tokenizer::FromTokenizerJson(folder / "tokenizer.json");
+  std::vector<uint32_t> ids;
+  if (o.chat_file) {
+    const ChatTemplate tmpl = ChatTemplate::FromTokenizerConfig(folder / "tokenizer_config.json");
+    ids = tokenizer.Encode(tmpl.Apply(ParseChat(*o.chat_file), /*add_generation_prompt=*/true));
+  } else {
+    ids = tokenizer.Encode(o.text ? *o.text : ReadFile(*o.text_file));
+  }
+  const json out = {{"ids", ids}, {"text", tokenizer.Decode(ids)}};
+  std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+  return 0;
+}
+
+// --- logits ---------------------------------------------------------------------------------
+
+int RunLogits(const LogitsOptions& o) {
+  Runtime runtime(o.model);
+  Engine& engine = runtime.engine();
+  json positions = json::array();
+  std::vector<float> last;
+  engine.PrefillAllLogits(o.ids, [&](uint32_t position, std::span<const float> logits) {
+    positions.push_back(TopLogits(logits, o.top));
+    if (position + 1 == o.ids.size()) last.assign(logits.begin(), logits.end());
+  });
+  if (o.dump_last) WriteFloats(*o.dump_last, last);
+
+  // tokens[0] = argmax of the last prompt position; step k feeds tokens[k] through the cache.
+  json tokens = json::array(), steps = json::array();
+  uint32_t token = static_cast<uint32_t>(std::max_element(last.begin(), last.end()) - last.begin());
+  tokens.push_back(token);
+  for (uint32_t step = 0; step < o.greedy; ++step) {
+    const auto logits = engine.Decode(token);
+    json entry = TopLogits(logits, o.top);
+    entry["input_id"] = token;
+    steps.push_back(entry);
+    token = engine.argmax();
+    tokens.push_back(token);
+  }
+  const json out = {{"positions", positions}, {"greedy", {{"tokens", tokens}, {"steps", steps}}}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+// --- attention ------------------------------------------------------------------------------
+
+int RunAttention(const AttentionOptions& o) {
+  Runtime runtime(o.model);
+  const std::vector<float> maps = runtime.engine().PrefillAttention(o.ids);
+  WriteFloats(o.out, maps);
+  const ModelConfig& c = runtime.files().config();
+  const json out = {{"shape", {c.num_layers, c.num_heads, o.ids.size(), o.ids.size()}}, {"file", o.out}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+// --- generate -------------------------------------------------------------------------------
+
+int RunGenerate(const GenerateOptions& o) {
+  Runtime runtime(o.model);
+  const ModelFiles& files = runtime.files();
+  const std::vector<uint32_t> prompt =
+      o.chat ? files.EncodeChat(std::vector<ChatMessage>{{"user", o.prompt}}, true) : files.tokenizer().Encode(o.prompt);
+  Sampler sampler(SamplingFrom(o, files.generation()));
+  const GenerationStats stats = Generate(runtime.engine(), files, prompt, sampler, o.max_tokens, PrintText);
+  PrintStats(stats);
+  return 0;
+}
+
+// --- chat -----------------------------------------------------------------------------------
+
+int RunChat(const GenerateOptions& o) {
+  Runtime runtime(o.model);
+  const ModelFiles& files = runtime.files();
+  Sampler sampler(SamplingFrom(o, files.generation()));
+  std::vector<ChatMessage> history;
+  if (!o.prompt.empty()) history.push_back({"system", o.prompt});
+  const size_t base = history.size();
+  std::fprintf(stderr, "Chatting with %s. /reset clears the conversation, /exit or Ctrl-D quits.\n",
+               files.folder().filename().c_str());
+  std::string line;
+  while (true) {
+    std::fprintf(stderr, "\n> ");
+    if (!std::getline(std::cin, line) || line == "/exit") break;
+    if (line == "/reset") {
+      history.resize(base);
+      continue;
+    }
+    if (line.empty()) continue;
+    history.push_back({"user", line});
+    std::vector<uint32_t> prompt = files.EncodeChat(history, true);
+    if (prompt.size() >= runtime.engine().context()) {
+      // Context policy: keep the system prompt, drop the oldest turns until the prompt fits.
+      while (prompt.size() >= runtime.engine().context() && history.size() > base + 1) {
+        history.erase(history.begin() + static_cast<std::ptrdiff_t>(base));
+        prompt = files.EncodeChat(history, true);
+      }
+      std::fprintf(stderr, "[context full: dropped the oldest turns]\n");
+      if (prompt.size() >= runtime.engine().context()) {
+        std::fprintf(stderr, "[this message alone does not fit the context of %u tokens]\n", runtime.engine().context());
+        history.pop_back();
+        continue;
+      }
+    }
+    std::string reply;
+    const GenerationStats stats = Generate(runtime.engine(), files, prompt, sampler, o.max_tokens, [&](std::string_view t) {
+      reply += t;
+      return PrintText(t);
+    });
+    history.push_back({"assistant", reply});
+    PrintStats(stats);
+  }
+  return 0;
+}
+
+}  // namespace qvk::app

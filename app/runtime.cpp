@@ -1,0 +1,68 @@
+#include "app/runtime.h"
+
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "gpu/error.h"
+
+namespace qvk::app {
+namespace {
+
+double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+}  // namespace
+
+Runtime::Runtime(const ModelOptions& options) {
+  files_ = std::make_unique<ModelFiles>(options.model);
+  instance_ = std::make_unique<Instance>();
+  const auto devices = EnumerateDevices(*instance_);
+  device_ = std::make_unique<Device>(*instance_, ChooseDevice(devices, options.device));
+  const DeviceInfo& info = device_->info();
+  const ModelConfig& c = files_->config();
+
+  const uint32_t context = options.context != 0 ? options.context : std::min<uint32_t>(32768, c.max_position_embeddings);
+  const uint64_t kv_bytes = uint64_t{2} * 2 * c.num_layers * c.num_kv_heads * c.head_dim * context;
+  const uint64_t weight_bytes = files_->tensors().total_bytes();
+  const uint64_t budget = options.gpu_mem_mib ? *options.gpu_mem_mib << 20 : info.DeviceLocalBytes();
+  spdlog::info("device {}: {}; weights {:.0f} MiB, KV cache {:.0f} MiB for {} tokens, budget {:.0f} MiB", info.index,
+               info.name, MiB(weight_bytes), MiB(kv_bytes), context, MiB(budget));
+  // Activations of a prefill chunk and the logits rows, with room to spare.
+  const uint64_t work_bytes = uint64_t{4} * 256 * (4 * c.hidden_size + 3 * c.intermediate_size) +
+                              uint64_t{4} * 64 * c.vocab_size + (uint64_t{16} << 20);
+  if (kv_bytes + work_bytes > budget) {
+    throw Error(fmt::format("the KV cache for {} tokens ({:.0f} MiB) and working memory ({:.0f} MiB) do not fit the "
+                            "GPU budget of {:.0f} MiB; lower --context or raise --gpu-mem",
+                            context, MiB(kv_bytes), MiB(work_bytes), MiB(budget)));
+  }
+  const uint64_t weight_budget = budget - kv_bytes - work_bytes;
+
+  const bool tty = isatty(fileno(stderr)) != 0;
+  int last_percent = -1;
+  auto progress = [&](uint64_t done, uint64_t total) {
+    const int percent = total == 0 ? 100 : static_cast<int>(100 * done / total);
+    if (percent == last_percent) return;
+    last_percent = percent;
+    if (tty) std::fprintf(stderr, "\rloading weights %3d%% (%.0f / %.0f MiB)", percent, MiB(done), MiB(total));
+  };
+  weights_ = std::make_unique<ModelWeights>(LoadWeights(*device_, c, files_->tensors(), weight_budget, progress));
+  if (tty) std::fprintf(stderr, "\n");
+  if (weights_->host_layers == 0 && weights_->host_bytes == 0) {
+    spdlog::info("all weights in GPU memory ({:.0f} MiB)", MiB(weights_->device_bytes));
+  } else {
+    spdlog::warn("GPU budget too small for all weights: {} of {} layers ({:.0f} MiB) stay in host memory and are read "
+                 "over the bus each token (slower, same results)",
+                 weights_->host_layers, c.num_layers, MiB(weights_->host_bytes));
+  }
+  engine_ = std::make_unique<Engine>(*device_, c, *weights_, EngineOptions{.context = context});
+}
+
+Runtime::~Runtime() {
+  // The engine and weights release device memory before the device goes.
+  engine_.reset();
+  weights_.reset();
+}
+
+}  // namespace qvk::app

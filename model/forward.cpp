@@ -1,0 +1,155 @@
+// The Qwen2 forward pass, top to bottom, one dispatch per line of math (as transformers'
+// Qwen2ForCausalLM computes it):
+//
+//   x = embed[ids]
+//   for each layer:
+//     h = rmsnorm(x) * w_in
+//     q|k|v = h Wqkv^T + bqkv            (one fused projection)
+//     q, k = rope(q, k, positions)       (k and v stored into the KV cache)
+//     a = softmax(q k^T / sqrt(D) + causal mask [+ window]) v   (grouped-query)
+//     x = x + a Wo^T
+//     h = rmsnorm(x) * w_post
+//     g|u = h Wgu^T                      (one fused projection)
+//     x = x + (silu(g) * u) Wdown^T
+//   xn = rmsnorm(x) * w_final
+//   logits = xn Wlm^T
+#include "model/forward.h"
+
+#include <fmt/format.h>
+
+#include "gpu/device.h"
+#include "gpu/error.h"
+#include "gpu/ops.h"
+#include "model/rope_frequencies.h"
+
+namespace qvk {
+namespace {
+
+constexpr VkDeviceSize F32 = 4;
+
+Buffer Make(Device& device, VkDeviceSize bytes, MemoryKind kind = MemoryKind::Device) {
+  return device.allocator().CreateBuffer(std::max<VkDeviceSize>(bytes, 4), kind);
+}
+
+}  // namespace
+
+RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32_t rows)
+    : max_tokens(tokens), logits_rows(rows) {
+  const VkDeviceSize qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
+  x = Make(device, F32 * tokens * c.hidden_size);
+  xn = Make(device, F32 * tokens * c.hidden_size);
+  qkv = Make(device, F32 * tokens * qkv_width);
+  attn = Make(device, F32 * tokens * c.num_heads * c.head_dim);
+  gate_up = Make(device, F32 * tokens * 2 * c.intermediate_size);
+  mlp = Make(device, F32 * tokens * c.intermediate_size);
+  ids = Make(device, 4 * tokens, MemoryKind::Upload);
+  positions = Make(device, 4 * tokens, MemoryKind::Upload);
+  logits = Make(device, F32 * rows * c.vocab_size, MemoryKind::Readback);
+  const uint32_t scratch = ops::TopKScratchCount(c.vocab_size, 1);
+  topk_scratch_values = Make(device, F32 * scratch);
+  topk_scratch_indices = Make(device, 4 * scratch);
+  argmax_value = Make(device, F32);
+  argmax_index = Make(device, 4, MemoryKind::Readback);
+
+  const RopeFrequencies freqs = ComputeRopeFrequencies(c.head_dim, c.rope_theta, c.yarn);
+  inv_freq = Make(device, F32 * freqs.inv_freq.size());
+  device.Upload(inv_freq, 0, std::as_bytes(std::span(freqs.inv_freq)));
+  attention_factor = freqs.attention_factor;
+}
+
+KvCache::KvCache(Device& device, const ModelConfig& c, uint32_t cap) : capacity(cap) {
+  const VkDeviceSize bytes = VkDeviceSize{2} * c.num_kv_heads * capacity * c.head_dim;
+  for (uint32_t l = 0; l < c.num_layers; ++l) {
+    k.push_back(Make(device, bytes));
+    v.push_back(Make(device, bytes));
+  }
+}
+
+uint64_t KvCache::bytes() const {
+  uint64_t total = 0;
+  for (size_t l = 0; l < k.size(); ++l) total += k[l].size() + v[l].size();
+  return total;
+}
+
+void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
+                   const std::vector<Buffer>* probs, uint32_t probs_stride) {
+  if (tokens == 0 || tokens > s.max_tokens) throw Error(fmt::format("forward of {} tokens", tokens));
+  const uint32_t hidden = c.hidden_size;
+  const uint32_t qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
+
+  // x = embed[ids]
+  ops::Embed(g, w.embed, s.ids, s.x, tokens, "embed");
+
+  for (uint32_t l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& L = w.layers[l];
+    // h = rmsnorm(x) * w_in
+    ops::RmsNorm(g, s.x, L.input_norm, s.xn, tokens, hidden, c.rms_norm_eps, "attn_norm");
+    // q|k|v = h Wqkv^T + bqkv
+    ops::MatMul(g, {.w = L.qkv, .x = s.xn, .y = s.qkv, .tokens = tokens, .bias = BufferRange(L.qkv_bias)}, "qkv");
+    // q, k = rope(q, k); cache[k|v][positions] = k, v
+    ops::Rope(g,
+              {.qkv = s.qkv,
+               .positions = s.positions,
+               .inv_freq = s.inv_freq,
+               .tokens = tokens,
+               .n_heads = c.num_heads,
+               .n_kv_heads = c.num_kv_heads,
+               .head_dim = c.head_dim,
+               .attention_factor = s.attention_factor,
+               .k_cache = BufferRange(kv.k[l]),
+               .v_cache = BufferRange(kv.v[l]),
+               .capacity = kv.capacity},
+              "rope");
+    // a = softmax(q k^T / sqrt(D) + mask) v, over keys 0..position (within the layer's window)
+    ops::AttentionArgs attention{.q = s.qkv,
+                                 .positions = s.positions,
+                                 .k_cache = kv.k[l],
+                                 .v_cache = kv.v[l],
+                                 .out = s.attn,
+                                 .tokens = tokens,
+                                 .n_heads = c.num_heads,
+                                 .n_kv_heads = c.num_kv_heads,
+                                 .head_dim = c.head_dim,
+                                 .capacity = kv.capacity,
+                                 .q_stride = qkv_width,
+                                 .window = c.layer_window[l]};
+    if (probs != nullptr) {
+      attention.probs = BufferRange((*probs)[l]);
+      attention.probs_stride = probs_stride;
+    }
+    ops::Attention(g, attention, "attention");
+    // x = x + a Wo^T
+    ops::MatMul(g, {.w = L.o, .x = s.attn, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "o_proj");
+    // h = rmsnorm(x) * w_post
+    ops::RmsNorm(g, s.x, L.post_norm, s.xn, tokens, hidden, c.rms_norm_eps, "mlp_norm");
+    // g|u = h Wgu^T
+    ops::MatMul(g, {.w = L.gate_up, .x = s.xn, .y = s.gate_up, .tokens = tokens}, "gate_up");
+    // m = silu(g) * u
+    ops::SwiGlu(g, s.gate_up, s.mlp, tokens, c.intermediate_size, "swiglu");
+    // x = x + m Wdown^T
+    ops::MatMul(g, {.w = L.down, .x = s.mlp, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "down");
+  }
+  // xn = rmsnorm(x) * w_final
+  ops::RmsNorm(g, s.x, w.final_norm, s.xn, tokens, hidden, c.rms_norm_eps, "final_norm");
+}
+
+void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, uint32_t first_row,
+                  uint32_t rows) {
+  if (rows == 0 || rows > s.logits_rows) throw Error(fmt::format("logits for {} rows", rows));
+  const VkDeviceSize row_bytes = F32 * c.hidden_size;
+  // logits = xn[rows] Wlm^T
+  ops::MatMul(g,
+              {.w = w.lm_head,
+               .x = BufferRange(s.xn, first_row * row_bytes, rows * row_bytes),
+               .y = BufferRange(s.logits, 0, F32 * rows * c.vocab_size),
+               .tokens = rows},
+              "lm_head");
+}
+
+void RecordArgmax(Graph& g, const ModelConfig& c, RunState& s) {
+  // next = argmax(logits[0])
+  ops::TopK(g, BufferRange(s.logits, 0, F32 * c.vocab_size), c.vocab_size, 1, s.topk_scratch_values,
+            s.topk_scratch_indices, s.argmax_value, s.argmax_index, "argmax");
+}
+
+}  // namespace qvk

@@ -1,0 +1,61 @@
+#pragma once
+// The Qwen2 forward pass as recorded GPU work, and the buffers it runs in.
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "gpu/graph.h"
+#include "gpu/memory.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace qvk {
+
+class Device;
+
+// Activations for up to `max_tokens` tokens processed together (a prefill chunk; 1 for decode).
+struct RunState {
+  RunState(Device& device, const ModelConfig& config, uint32_t max_tokens, uint32_t logits_rows);
+
+  uint32_t max_tokens;
+  uint32_t logits_rows;
+  Buffer x;                     // f32 [T, hidden]                 residual stream
+  Buffer xn;                    // f32 [T, hidden]                 RMS-normalized input of the current block
+  Buffer qkv;                   // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
+  Buffer attn;                  // f32 [T, H * D]                  attention output, heads side by side
+  Buffer gate_up;               // f32 [T, 2 * inter]              fused gate | up projections
+  Buffer mlp;                   // f32 [T, inter]                  silu(gate) * up
+  Buffer ids;                   // u32 [T]                         token ids (host-written)
+  Buffer positions;             // u32 [T]                         absolute position of each token
+  Buffer inv_freq;              // f32 [D / 2]                     RoPE inverse frequencies
+  Buffer logits;                // f32 [logits_rows, vocab]        host-readable
+  Buffer topk_scratch_values;   // f32 [TopKScratchCount(vocab, 1)]
+  Buffer topk_scratch_indices;  // u32 [TopKScratchCount(vocab, 1)]
+  Buffer argmax_value;          // f32 [1]
+  Buffer argmax_index;          // u32 [1]                 host-readable
+  float attention_factor = 1.0f;
+};
+
+// Per-layer F16 keys and values: [Hkv, capacity, D] each, row = absolute position.
+struct KvCache {
+  KvCache(Device& device, const ModelConfig& config, uint32_t capacity);
+  uint32_t capacity;
+  std::vector<Buffer> k, v;
+  uint64_t bytes() const;
+};
+
+// Records the forward pass of `tokens` tokens whose ids and positions are already in the run
+// state: through every layer, writing their K and V into the cache, then the final norm of
+// every row into xn. `probs`, when given, receives each layer's attention probabilities
+// [H, tokens, probs_stride].
+void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
+                   const std::vector<Buffer>* probs = nullptr, uint32_t probs_stride = 0);
+
+// logits[0 .. rows) = xn[first_row .. first_row + rows) . lm_head^T
+void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, uint32_t first_row,
+                  uint32_t rows);
+
+// argmax_index = argmax(logits[0])
+void RecordArgmax(Graph& g, const ModelConfig& c, RunState& s);
+
+}  // namespace qvk
