@@ -85,6 +85,7 @@ SamplingParams SamplingFrom(const GenerateOptions& o, const GenerationConfig& de
 }
 
 void PrintStats(const GenerationStats& s) {
+  if (s.context_full) std::fprintf(stderr, "\n[stopped: the context is full]");
   std::fprintf(stderr, "\n[%u prompt tokens, %u generated; time to first token %.3f s; %.1f tokens/s]\n",
                s.prompt_tokens, s.generated_tokens, s.time_to_first_token_s, s.decode_tokens_per_s);
 }

@@ -1,6 +1,8 @@
 #include "app/runtime.h"
 
 #include <cstdio>
+#include <fstream>
+#include <string>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -12,6 +14,17 @@ namespace qvk::app {
 namespace {
 
 double MiB(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+// Resident memory after loading, split as the kernel counts it: the model file's pages are page
+// cache (RssFile), our own allocations are RssAnon, which streaming keeps far below the model size.
+void LogHostMemory() {
+  std::ifstream status("/proc/self/status");
+  std::string line, summary;
+  while (std::getline(status, line)) {
+    if (line.starts_with("RssAnon:") || line.starts_with("RssFile:")) summary += (summary.empty() ? "" : ", ") + line;
+  }
+  if (!summary.empty()) spdlog::debug("host memory after loading: {}", summary);
+}
 
 }  // namespace
 
@@ -57,6 +70,7 @@ Runtime::Runtime(const ModelOptions& options) {
                  weights_->host_layers, c.num_layers, MiB(weights_->host_bytes));
   }
   engine_ = std::make_unique<Engine>(*device_, c, *weights_, EngineOptions{.context = context});
+  LogHostMemory();
 }
 
 Runtime::~Runtime() {

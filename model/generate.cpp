@@ -44,7 +44,11 @@ GenerationStats Generate(Engine& engine, const ModelFiles& files, std::span<cons
     history.push_back(token);
     if (generated) generated->push_back(token);
     if (!on_text(decoder.Push(token))) break;
-    if (stats.generated_tokens == max_new_tokens || engine.cached_tokens().size() + 1 > engine.context()) break;
+    if (stats.generated_tokens == max_new_tokens) break;
+    if (engine.cached_tokens().size() + 1 > engine.context()) {
+      stats.context_full = true;
+      break;
+    }
     token = next_token(engine.Decode(token));
   }
   on_text(decoder.Flush());

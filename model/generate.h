@@ -19,6 +19,7 @@ struct GenerationStats {
   double time_to_first_token_s = 0;  // prompt submitted -> first token sampled
   double decode_tokens_per_s = 0;    // tokens after the first, per second
   bool hit_stop_token = false;
+  bool context_full = false;  // stopped because the KV cache has no room for another token
 };
 
 // on_text receives each piece of streamed text; returning false stops generation.

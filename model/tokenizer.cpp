@@ -410,6 +410,9 @@ StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special)
     : tokenizer_(&tokenizer), skip_special_(skip_special) {}
 
 std::string StreamDecoder::Push(uint32_t id) {
+  // Models pad their embedding past the tokenizer's vocabulary (Qwen2: 151936 rows, 151665
+  // tokens); a sampled padding id has no text, and transformers decodes it to nothing too.
+  if (id >= tokenizer_->vocab_size()) return {};
   pending_ += tokenizer_->TokenBytes(id, skip_special_);
   std::string text;
   pending_.erase(0, AppendReplacingInvalid(pending_, text, /*hold_truncated=*/true));

@@ -56,7 +56,8 @@ class Tokenizer {
 
 // Decodes one token at a time for streaming output: returns the new text each token completes,
 // holding back a multi-byte UTF-8 sequence split across tokens until it completes, so that the
-// concatenated outputs plus Flush() equal Decode() of all the ids.
+// concatenated outputs plus Flush() equal Decode() of all the ids. Ids past the vocabulary (the
+// padding rows of a model's embedding) decode to nothing, as in transformers.
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special = true);

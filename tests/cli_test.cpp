@@ -98,6 +98,20 @@ TEST(CliTest, LogitsOfEveryPositionThenGreedySteps) {
   std::filesystem::remove(dump);
 }
 
+// A GPU budget too small for the weights keeps them in host memory: same output, and it says so.
+TEST(CliTest, SmallGpuBudgetKeepsWeightsInHostMemoryWithTheSameResults) {
+  const std::string args = "logits --model '" + kModel + "' --ids 9707,1879,11 --top 10 --greedy 2 --context 256";
+  const Result full = RunQwenvk(args);
+  const Result tight = RunQwenvk(args + " --gpu-mem 60");
+  ASSERT_EQ(full.status, 0) << full.err;
+  ASSERT_EQ(tight.status, 0) << tight.err;
+  EXPECT_EQ(tight.out, full.out);
+  EXPECT_NE(tight.err.find("stay in host memory"), std::string::npos) << tight.err;
+  const Result impossible = RunQwenvk(args + " --gpu-mem 1");
+  EXPECT_EQ(impossible.status, 1);
+  EXPECT_NE(impossible.err.find("--gpu-mem"), std::string::npos) << impossible.err;
+}
+
 TEST(CliTest, WritesAttentionMaps) {
   const auto out_file = std::filesystem::temp_directory_path() / "qwenvk-cli-attention.f32";
   const Result r = RunQwenvk("attention --model '" + kModel + "' --ids 9707,1879,11,1879 --out '" + out_file.string() + "'");

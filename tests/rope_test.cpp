@@ -1,11 +1,15 @@
 // NeoX RoPE against the C++ reference: Qwen2 head layouts, theta 1e6 and 1e4, positions up to
 // 32767, YaRN-scaled frequencies, in place and straight into the F16 KV cache.
 #include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "gpu/numeric.h"
 #include "model/rope_frequencies.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"
+#include "tests/test_paths.h"
 
 namespace qvk::test {
 namespace {
@@ -122,6 +126,34 @@ TEST(RopeFrequenciesTest, PlainAndYarnTables) {
     EXPECT_GE(yarn.inv_freq[i], plain.inv_freq[i] / 4.0f * 0.999999f);
   }
   EXPECT_NEAR(yarn.attention_factor, 0.1 * std::log(4.0) + 1.0, 1e-6);
+}
+
+// The tables transformers' Qwen2RotaryEmbedding builds (scripts/dev/rope_reference.py made
+// tests/data/rope/transformers_rope.json with transformers 5.17), plain and YaRN.
+TEST(RopeFrequenciesTest, MatchTransformers) {
+  std::ifstream in(TestDataDir() / "rope" / "transformers_rope.json");
+  const auto cases = nlohmann::json::parse(in);
+  ASSERT_EQ(cases.size(), 4u);
+  for (const auto& c : cases) {
+    const auto& cfg = c["config"];
+    const uint32_t head_dim = cfg["hidden_size"].get<uint32_t>() / cfg["num_attention_heads"].get<uint32_t>();
+    std::optional<YarnScaling> yarn;
+    if (!cfg["rope_scaling"].is_null()) {
+      const auto& r = cfg["rope_scaling"];
+      yarn = YarnScaling{.factor = r["factor"].get<double>(),
+                         .original_max_position_embeddings = r["original_max_position_embeddings"].get<uint32_t>(),
+                         .beta_fast = r.value("beta_fast", 32.0),
+                         .beta_slow = r.value("beta_slow", 1.0)};
+    }
+    const auto ours = ComputeRopeFrequencies(head_dim, cfg["rope_theta"].get<double>(), yarn);
+    const auto expected = c["inv_freq"].get<std::vector<float>>();
+    ASSERT_EQ(ours.inv_freq.size(), expected.size()) << c["name"];
+    for (size_t i = 0; i < expected.size(); ++i) {
+      // float32 pow may differ by an ulp between libm and torch.
+      EXPECT_NEAR(ours.inv_freq[i], expected[i], 2e-7 * expected[i]) << c["name"] << " i=" << i;
+    }
+    EXPECT_NEAR(ours.attention_factor, c["attention_factor"].get<double>(), 1e-6) << c["name"];
+  }
 }
 
 }  // namespace

@@ -31,6 +31,16 @@ def top(logits, k=20):
     return {"ids": ids.tolist(), "logits": values.tolist(), "logsumexp": torch.logsumexp(logits.float(), -1).item()}
 
 
+def round_kv_to_f16():
+    from transformers.models.qwen2 import modeling_qwen2
+    original = modeling_qwen2.eager_attention_forward
+
+    def forward(module, query, key, value, *args, **kwargs):
+        return original(module, query, key.half().float(), value.half().float(), *args, **kwargs)
+
+    modeling_qwen2.eager_attention_forward = forward
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape", choices=SHAPES, default="0.5b")
@@ -39,18 +49,26 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=200)
     ap.add_argument("--greedy-steps", type=int, default=24)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--init-std", type=float, default=0.05)
+    ap.add_argument("--init-std", type=float, default=0.02)
+    ap.add_argument("--reference-kv-f16", action="store_true",
+                    help="round keys and values to float16 inside attention, as an F16 KV cache does")
+    ap.add_argument("--reference-only", action="store_true", help="reuse the checkpoint already in --out")
     args = ap.parse_args()
+    if args.reference_kv_f16:
+        round_kv_to_f16()
 
     torch.manual_seed(args.seed)
     config = Qwen2Config(vocab_size=151936, max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-6,
                          use_sliding_window=False, bos_token_id=151643, eos_token_id=151645,
                          initializer_range=args.init_std, **SHAPES[args.shape])
-    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
     out = Path(args.out)
-    model.save_pretrained(out)
-    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
-        shutil.copy(Path(args.tokenizer_from) / name, out / name)
+    if args.reference_only:
+        model = Qwen2ForCausalLM.from_pretrained(out, dtype=torch.bfloat16)
+    else:
+        model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+        model.save_pretrained(out)
+        for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+            shutil.copy(Path(args.tokenizer_from) / name, out / name)
 
     # The reference: the bf16 weights upcast to float32, eager attention.
     model = model.float().eval()
@@ -74,7 +92,8 @@ def main():
     reference = {"model": args.shape, "prompts": {"random": {
         "input_ids": ids[0].tolist(), "positions": positions,
         "greedy": {"first": tokens[0], "steps": steps, "tokens": tokens}}}}
-    (out / "reference.json").write_text(json.dumps(reference))
+    name = "reference_kv_f16.json" if args.reference_kv_f16 else "reference.json"
+    (out / name).write_text(json.dumps(reference))
 
 
 if __name__ == "__main__":
