@@ -14,7 +14,8 @@
 namespace {
 
 void AddModelOptions(CLI::App* command, qvk::app::ModelOptions& options) {
-  command->add_option("--model", options.model, "Hugging Face model folder")->required();
+  command->add_option("--model", options.model, "Hugging Face model folder or .gguf file")->required();
+  command->add_option("--quant", options.quant, "Quantize float weights while loading: q8_0 or q4_0");
   command->add_option("--device", options.device, "Vulkan device number (see `qwenvk devices`); also QWENVK_DEVICE");
   command->add_option("--gpu-mem", options.gpu_mem_mib, "GPU memory budget in MiB (default: what the device has)");
   command->add_option("--context", options.context, "Context length in tokens (default min(32768, the model's))");
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
 
   qvk::app::TokenizeOptions tokenize_options;
   CLI::App* tokenize = app.add_subcommand("tokenize", "Print the token ids of a text or a chat, and their decoding");
-  tokenize->add_option("--model", tokenize_options.model, "Hugging Face model folder")->required();
+  tokenize->add_option("--model", tokenize_options.model, "Hugging Face model folder or .gguf file")->required();
   auto* text = tokenize->add_option("--text", tokenize_options.text, "Text to tokenize");
   auto* text_file = tokenize->add_option("--text-file", tokenize_options.text_file, "File whose text to tokenize");
   auto* chat_file = tokenize->add_option("--chat", tokenize_options.chat_file,
@@ -58,6 +59,10 @@ int main(int argc, char** argv) {
   text->excludes(text_file)->excludes(chat_file);
   text_file->excludes(chat_file);
   tokenize->require_option(2, 2);  // --model and one input
+
+  qvk::app::InfoOptions info_options;
+  CLI::App* info = app.add_subcommand("info", "Describe a model: sizes, tensor types, tokenizer, KV cache per 1k tokens");
+  info->add_option("--model", info_options.model, "Hugging Face model folder or .gguf file")->required();
 
   qvk::app::LogitsOptions logits_options;
   CLI::App* logits = app.add_subcommand("logits", "Top logits at every prompt position, then greedy steps");
@@ -90,6 +95,7 @@ int main(int argc, char** argv) {
   int status = 0;
   try {
     if (devices->parsed()) status = qvk::app::RunDevices(devices_options, devices_device);
+    if (info->parsed()) status = qvk::app::RunInfo(info_options);
     if (tokenize->parsed()) status = qvk::app::RunTokenize(tokenize_options);
     if (logits->parsed()) status = qvk::app::RunLogits(logits_options);
     if (attention->parsed()) status = qvk::app::RunAttention(attention_options);

@@ -1,9 +1,10 @@
-// Sections: tokenize / logits / attention / generate / chat
+// Sections: tokenize / info / logits / attention / generate / chat
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <numeric>
 #include <sstream>
 
@@ -101,17 +102,53 @@ bool PrintText(std::string_view text) {
 // --- tokenize -------------------------------------------------------------------------------
 
 int RunTokenize(const TokenizeOptions& o) {
-  const std::filesystem::path folder = o.model;
-  const Tokenizer tokenizer = Tokenizer::FromTokenizerJson(folder / "tokenizer.json");
-  std::vector<uint32_t> ids;
-  if (o.chat_file) {
-    const ChatTemplate tmpl = ChatTemplate::FromTokenizerConfig(folder / "tokenizer_config.json");
-    ids = tokenizer.Encode(tmpl.Apply(ParseChat(*o.chat_file), /*add_generation_prompt=*/true));
-  } else {
-    ids = tokenizer.Encode(o.text ? *o.text : ReadFile(*o.text_file));
-  }
-  const json out = {{"ids", ids}, {"text", tokenizer.Decode(ids)}};
+  const ModelFiles files(o.model);
+  const std::vector<uint32_t> ids = o.chat_file ? files.EncodeChat(ParseChat(*o.chat_file), /*add_generation_prompt=*/true)
+                                                : files.tokenizer().Encode(o.text ? *o.text : ReadFile(*o.text_file));
+  const json out = {{"ids", ids}, {"text", files.tokenizer().Decode(ids)}};
   std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+  return 0;
+}
+
+// --- info -----------------------------------------------------------------------------------
+
+int RunInfo(const InfoOptions& o) {
+  const ModelFiles files(o.model);
+  const ModelConfig& c = files.config();
+  const WeightSource& weights = files.weights();
+  std::map<std::string, uint32_t> types;
+  for (const auto& name : weights.names()) {
+    if (const auto t = weights.Find(name)) ++types[DTypeName(t->dtype)];
+  }
+  std::vector<uint32_t> windows;
+  for (uint32_t w : c.layer_window) {
+    if (w != 0) windows.push_back(w);
+  }
+  const uint64_t kv_per_1k = uint64_t{2} * 2 * c.num_layers * c.num_kv_heads * c.head_dim * 1024;
+  json out = {{"path", files.path().string()},
+              {"format", files.is_gguf() ? "gguf" : "safetensors"},
+              {"architecture", c.architecture},
+              {"model_type", c.model_type},
+              {"hidden_size", c.hidden_size},
+              {"layers", c.num_layers},
+              {"attention_heads", c.num_heads},
+              {"kv_heads", c.num_kv_heads},
+              {"head_dim", c.head_dim},
+              {"intermediate_size", c.intermediate_size},
+              {"vocab_size", c.vocab_size},
+              {"context_length", c.max_position_embeddings},
+              {"rope_theta", c.rope_theta},
+              {"rope_scaling", c.yarn ? json{{"type", "yarn"}, {"factor", c.yarn->factor}} : json(nullptr)},
+              {"rms_norm_eps", c.rms_norm_eps},
+              {"tied_embeddings", c.tie_word_embeddings},
+              {"sliding_window_layers", windows.size()},
+              {"tensor_types", types},
+              {"weight_bytes", weights.total_bytes()},
+              {"tokenizer", files.tokenizer_source()},
+              {"tokenizer_tokens", files.tokenizer().vocab_size()},
+              {"chat_template", files.has_chat_template() ? json(files.template_source()) : json(nullptr)},
+              {"kv_cache_bytes_per_1k_tokens", kv_per_1k}};
+  std::printf("%s\n", out.dump(2).c_str());
   return 0;
 }
 
@@ -180,7 +217,7 @@ int RunChat(const GenerateOptions& o) {
   if (!o.prompt.empty()) history.push_back({"system", o.prompt});
   const size_t base = history.size();
   std::fprintf(stderr, "Chatting with %s. /reset clears the conversation, /exit or Ctrl-D quits.\n",
-               files.folder().filename().c_str());
+               files.path().filename().c_str());
   std::string line;
   while (true) {
     std::fprintf(stderr, "\n> ");

@@ -26,6 +26,12 @@ void LogHostMemory() {
   if (!summary.empty()) spdlog::debug("host memory after loading: {}", summary);
 }
 
+DType ParseQuant(const std::string& name) {
+  if (name == "q8_0") return DType::Q8_0;
+  if (name == "q4_0") return DType::Q4_0;
+  throw Error(fmt::format("--quant {}: choose q8_0 or q4_0", name));
+}
+
 }  // namespace
 
 Runtime::Runtime(const ModelOptions& options) {
@@ -38,7 +44,7 @@ Runtime::Runtime(const ModelOptions& options) {
 
   const uint32_t context = options.context != 0 ? options.context : std::min<uint32_t>(32768, c.max_position_embeddings);
   const uint64_t kv_bytes = uint64_t{2} * 2 * c.num_layers * c.num_kv_heads * c.head_dim * context;
-  const uint64_t weight_bytes = files_->tensors().total_bytes();
+  const uint64_t weight_bytes = files_->weights().total_bytes();
   const uint64_t budget = options.gpu_mem_mib ? *options.gpu_mem_mib << 20 : info.DeviceLocalBytes();
   spdlog::info("device {}: {}; weights {:.0f} MiB, KV cache {:.0f} MiB for {} tokens, budget {:.0f} MiB", info.index,
                info.name, MiB(weight_bytes), MiB(kv_bytes), context, MiB(budget));
@@ -60,7 +66,9 @@ Runtime::Runtime(const ModelOptions& options) {
     last_percent = percent;
     if (tty) std::fprintf(stderr, "\rloading weights %3d%% (%.0f / %.0f MiB)", percent, MiB(done), MiB(total));
   };
-  weights_ = std::make_unique<ModelWeights>(LoadWeights(*device_, c, files_->tensors(), weight_budget, progress));
+  LoadOptions load{.device_budget = weight_budget};
+  if (options.quant) load.quantize = ParseQuant(*options.quant);
+  weights_ = std::make_unique<ModelWeights>(LoadWeights(*device_, c, files_->weights(), load, progress));
   if (tty) std::fprintf(stderr, "\n");
   if (weights_->host_layers == 0 && weights_->host_bytes == 0) {
     spdlog::info("all weights in GPU memory ({:.0f} MiB)", MiB(weights_->device_bytes));

@@ -50,6 +50,33 @@ constexpr KernelSpec kTable[] = {
     {KernelId::TopKChunks, "topk_chunks", 3, B(1) | B(2), sizeof(TopKPush), 256},
     // candidate values, candidate indices (marked taken), values out, indices out
     {KernelId::TopKMerge, "topk_merge", 4, B(1) | B(2) | B(3), sizeof(TopKPush), 256},
+    // W, X, Y, bias, residual
+    {KernelId::MatVecQ8_0, "matvec_q8_0", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatVecQ4_0, "matvec_q4_0", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatVecQ4_1, "matvec_q4_1", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatVecQ5_0, "matvec_q5_0", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatVecQ5_1, "matvec_q5_1", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatVecQ4_K, "matvec_q4_k", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatVecQ5_K, "matvec_q5_k", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatVecQ6_K, "matvec_q6_k", 5, B(2), sizeof(MatMulPush), 256},
+    // W, X, Y, bias, residual
+    {KernelId::MatMulQ8_0, "matmul_q8_0", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatMulQ4_0, "matmul_q4_0", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatMulQ4_1, "matmul_q4_1", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatMulQ5_0, "matmul_q5_0", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatMulQ5_1, "matmul_q5_1", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatMulQ4_K, "matmul_q4_k", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatMulQ5_K, "matmul_q5_k", 5, B(2), sizeof(MatMulPush), 256},
+    {KernelId::MatMulQ6_K, "matmul_q6_k", 5, B(2), sizeof(MatMulPush), 256},
+    // E, ids, Y
+    {KernelId::EmbedQ8_0, "embed_q8_0", 3, B(2), sizeof(EmbedPush), 256},
+    {KernelId::EmbedQ4_0, "embed_q4_0", 3, B(2), sizeof(EmbedPush), 256},
+    {KernelId::EmbedQ4_1, "embed_q4_1", 3, B(2), sizeof(EmbedPush), 256},
+    {KernelId::EmbedQ5_0, "embed_q5_0", 3, B(2), sizeof(EmbedPush), 256},
+    {KernelId::EmbedQ5_1, "embed_q5_1", 3, B(2), sizeof(EmbedPush), 256},
+    {KernelId::EmbedQ4_K, "embed_q4_k", 3, B(2), sizeof(EmbedPush), 256},
+    {KernelId::EmbedQ5_K, "embed_q5_k", 3, B(2), sizeof(EmbedPush), 256},
+    {KernelId::EmbedQ6_K, "embed_q6_k", 3, B(2), sizeof(EmbedPush), 256},
 };
 static_assert(std::size(kTable) == kKernelCount, "one table row per KernelId");
 

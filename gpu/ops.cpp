@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <iterator>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -30,28 +31,60 @@ constexpr uint32_t kMatMulTile = 64;          // TILE in matmul.comp
 constexpr uint32_t kMatVecMaxTokens = 4;      // above this, the tiled kernel reads weights once
 constexpr uint32_t kMaxHeadDim = 256;         // MAX_HEAD_DIM in attention.comp
 
-KernelId WeightVariant(DType type, KernelId f32, KernelId f16, KernelId bf16) {
-  switch (type) {
-    case DType::F32: return f32;
-    case DType::F16: return f16;
-    case DType::BF16: return bf16;
+struct TypeInfo {
+  const char* name;
+  uint32_t block_elements;
+  uint32_t block_bytes;
+  KernelId matvec, matmul, embed;
+};
+
+// Indexed by DType. Block sizes are ggml's: QK = 32 for the *_0 / *_1 types, QK_K = 256 for K-quants.
+constexpr TypeInfo kTypes[] = {
+    {"F32", 1, 4, KernelId::MatVecF32, KernelId::MatMulF32, KernelId::EmbedF32},
+    {"F16", 1, 2, KernelId::MatVecF16, KernelId::MatMulF16, KernelId::EmbedF16},
+    {"BF16", 1, 2, KernelId::MatVecBF16, KernelId::MatMulBF16, KernelId::EmbedBF16},
+    {"Q8_0", 32, 34, KernelId::MatVecQ8_0, KernelId::MatMulQ8_0, KernelId::EmbedQ8_0},
+    {"Q4_0", 32, 18, KernelId::MatVecQ4_0, KernelId::MatMulQ4_0, KernelId::EmbedQ4_0},
+    {"Q4_1", 32, 20, KernelId::MatVecQ4_1, KernelId::MatMulQ4_1, KernelId::EmbedQ4_1},
+    {"Q5_0", 32, 22, KernelId::MatVecQ5_0, KernelId::MatMulQ5_0, KernelId::EmbedQ5_0},
+    {"Q5_1", 32, 24, KernelId::MatVecQ5_1, KernelId::MatMulQ5_1, KernelId::EmbedQ5_1},
+    {"Q4_K", 256, 144, KernelId::MatVecQ4_K, KernelId::MatMulQ4_K, KernelId::EmbedQ4_K},
+    {"Q5_K", 256, 176, KernelId::MatVecQ5_K, KernelId::MatMulQ5_K, KernelId::EmbedQ5_K},
+    {"Q6_K", 256, 210, KernelId::MatVecQ6_K, KernelId::MatMulQ6_K, KernelId::EmbedQ6_K},
+};
+static_assert(std::size(kTypes) == static_cast<size_t>(DType::Q6_K) + 1, "one kTypes row per DType");
+
+const TypeInfo& Info(DType type) {
+  const auto index = static_cast<size_t>(type);
+  if (index >= std::size(kTypes)) throw Error(fmt::format("unknown weight type {}", index));
+  return kTypes[index];
+}
+
+// The quantized kernels read their blocks byte by byte.
+void RequireWeightSupport(const Graph& g, DType type, std::string_view op) {
+  if (IsQuantized(type) && !g.device().info().storage_8bit) {
+    throw Error(fmt::format("{}: {} weights: this device cannot read 8-bit storage buffers, which quantized weights need",
+                            op, DTypeName(type)));
   }
-  throw Error("unknown weight type");
 }
 
 }  // namespace
 
 const char* DTypeName(DType type) {
-  switch (type) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-  }
-  return "?";
+  return static_cast<size_t>(type) < std::size(kTypes) ? kTypes[static_cast<size_t>(type)].name : "?";
 }
 
+uint32_t BlockElements(DType type) { return Info(type).block_elements; }
+
+uint32_t BlockBytes(DType type) { return Info(type).block_bytes; }
+
 VkDeviceSize RowBytes(DType type, uint32_t cols) {
-  return static_cast<VkDeviceSize>(cols) * (type == DType::F32 ? 4 : 2);
+  const TypeInfo& info = Info(type);
+  if (cols % info.block_elements != 0) {
+    throw Error(fmt::format("a row of {} {} elements is not a whole number of {}-element blocks", cols, info.name,
+                            info.block_elements));
+  }
+  return static_cast<VkDeviceSize>(cols / info.block_elements) * info.block_bytes;
 }
 
 std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDeviceSize max_range) {
@@ -79,12 +112,14 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   const uint32_t x_stride = a.x_stride ? a.x_stride : a.w.cols;
   const uint32_t y_stride = a.y_stride ? a.y_stride : a.w.rows;
   Require(a.x.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * x_stride + a.w.cols) * 4, "matmul", "X too small");
-  Require(a.y.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * y_stride + a.w.rows) * 4, "matmul", "Y too small");
-  Require(!a.bias || a.bias->size >= a.w.rows * 4ull, "matmul", "bias too small");
+  Require(a.y_offset + a.w.rows <= y_stride, "matmul", "outputs past the end of a Y row");
+  Require(a.y.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * y_stride + a.y_offset + a.w.rows) * 4, "matmul",
+          "Y too small");
+  Require(!a.bias || a.bias->size >= (a.y_offset + a.w.rows) * 4ull, "matmul", "bias too small");
   Require(!a.residual || a.residual->size >= a.y.size, "matmul", "residual smaller than Y");
+  RequireWeightSupport(g, a.w.dtype, "matmul");
   const bool matvec = a.tokens <= kMatVecMaxTokens;
-  const KernelId kernel = matvec ? WeightVariant(a.w.dtype, KernelId::MatVecF32, KernelId::MatVecF16, KernelId::MatVecBF16)
-                                 : WeightVariant(a.w.dtype, KernelId::MatMulF32, KernelId::MatMulF16, KernelId::MatMulBF16);
+  const KernelId kernel = matvec ? Info(a.w.dtype).matvec : Info(a.w.dtype).matmul;
   const uint32_t flags = (a.bias ? QVK_FLAG_BIAS : 0u) | (a.residual ? QVK_FLAG_RESIDUAL : 0u);
   // Absent optional inputs are bound to X, which the kernel then never reads.
   const BufferRange bias = a.bias.value_or(a.x);
@@ -93,7 +128,8 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   const uint32_t wg = Spec(kernel).local_size_x;
   const uint32_t lanes = std::clamp(std::bit_ceil(CeilDiv(a.w.cols, 16)), 4u, 32u);
   for (const RowSlice& slice : SliceRows(g.device().info(), a.w)) {
-    const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, slice.first_row, x_stride, y_stride, flags, lanes};
+    const push::MatMulPush push{slice.rows, a.w.cols,  a.tokens, a.y_offset + slice.first_row,
+                                x_stride,   y_stride, flags,    lanes};
     const Groups groups = matvec ? GridFor(CeilDiv(slice.rows, wg / lanes))
                                  : Groups{CeilDiv(slice.rows, kMatMulTile), CeilDiv(a.tokens, kMatMulTile), 1};
     g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual}, push, groups, label);
@@ -154,7 +190,8 @@ void Add(Graph& g, BufferRange a, BufferRange b, BufferRange y, uint32_t count, 
 void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens, std::string_view label) {
   Require(ids.size >= tokens * 4ull && y.size >= static_cast<VkDeviceSize>(tokens) * table.cols * 4, "embed",
           "buffer too small");
-  const KernelId kernel = WeightVariant(table.dtype, KernelId::EmbedF32, KernelId::EmbedF16, KernelId::EmbedBF16);
+  RequireWeightSupport(g, table.dtype, "embed");
+  const KernelId kernel = Info(table.dtype).embed;
   for (const RowSlice& slice : SliceRows(g.device().info(), table)) {
     g.Dispatch(kernel, {slice.range, ids, y}, push::EmbedPush{tokens, table.cols, slice.first_row, slice.rows},
                GridFor(tokens), label);

@@ -15,8 +15,15 @@ namespace qvk {
 
 struct DeviceInfo;
 
-enum class DType : uint32_t { F32, F16, BF16 };
+// Weight storage types. F32, F16 and BF16 store each element; the others are ggml's block formats
+// (ggml-common.h byte for byte): each run of BlockElements(type) elements of a row is one block
+// of BlockBytes(type) bytes holding f16 scales and packed integer quants.
+enum class DType : uint32_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K };
 const char* DTypeName(DType type);
+uint32_t BlockElements(DType type);  // 1 for F32, F16 and BF16
+uint32_t BlockBytes(DType type);
+inline bool IsQuantized(DType type) { return BlockElements(type) > 1; }
+// Bytes of a row of `cols` elements; throws when cols is not a whole number of blocks.
 VkDeviceSize RowBytes(DType type, uint32_t cols);
 
 // A row-major [rows, cols] weight matrix stored at `offset` in `buffer`. It may be larger than
@@ -42,7 +49,8 @@ std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDev
 
 namespace ops {
 
-// Y[t, r] = sum_k W[r, k] X[t, k] (+ bias[r]) (+ residual[t, r]); f32 activations.
+// Y[t, r] = sum_k W[r, k] X[t, k] (+ bias[r]) (+ residual[t, r]); f32 activations. A quantized W
+// needs a device with 8-bit storage buffers (DeviceInfo::storage_8bit); MatMul throws otherwise.
 struct MatMulArgs {
   Matrix w;
   BufferRange x;
@@ -50,6 +58,7 @@ struct MatMulArgs {
   uint32_t tokens = 1;
   uint32_t x_stride = 0;  // 0: w.cols
   uint32_t y_stride = 0;  // 0: w.rows
+  uint32_t y_offset = 0;  // Y column (and bias index) of W's first row: projections side by side
   std::optional<BufferRange> bias;      // [w.rows] f32
   std::optional<BufferRange> residual;  // like y; may be y itself
 };
@@ -83,7 +92,7 @@ void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint3
 // Y = A + B over count floats
 void Add(Graph& g, BufferRange a, BufferRange b, BufferRange y, uint32_t count, std::string_view label = {});
 
-// Y[t, :] = table[ids[t], :] as f32
+// Y[t, :] = table[ids[t], :] as f32 (a quantized table needs 8-bit storage buffers, as MatMul)
 void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens,
            std::string_view label = {});
 

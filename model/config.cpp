@@ -339,47 +339,4 @@ GenerationConfig GenerationConfig::FromJsonFile(const std::filesystem::path& pat
   return g;
 }
 
-// --- tensor validation -----------------------------------------------------------------------
-
-void ValidateQwen2Tensors(const ModelConfig& c, const SafetensorsModel& model) {
-  const uint64_t hidden = c.hidden_size, vocab = c.vocab_size, inter = c.intermediate_size;
-  const uint64_t q = uint64_t{c.num_heads} * c.head_dim, kv = uint64_t{c.num_kv_heads} * c.head_dim;
-  std::vector<std::pair<std::string, std::vector<uint64_t>>> expected;
-  expected.emplace_back("model.embed_tokens.weight", std::vector{vocab, hidden});
-  for (uint32_t l = 0; l < c.num_layers; ++l) {
-    const std::string p = fmt::format("model.layers.{}.", l);
-    expected.emplace_back(p + "input_layernorm.weight", std::vector{hidden});
-    expected.emplace_back(p + "self_attn.q_proj.weight", std::vector{q, hidden});
-    expected.emplace_back(p + "self_attn.q_proj.bias", std::vector{q});
-    expected.emplace_back(p + "self_attn.k_proj.weight", std::vector{kv, hidden});
-    expected.emplace_back(p + "self_attn.k_proj.bias", std::vector{kv});
-    expected.emplace_back(p + "self_attn.v_proj.weight", std::vector{kv, hidden});
-    expected.emplace_back(p + "self_attn.v_proj.bias", std::vector{kv});
-    expected.emplace_back(p + "self_attn.o_proj.weight", std::vector{hidden, q});
-    expected.emplace_back(p + "post_attention_layernorm.weight", std::vector{hidden});
-    expected.emplace_back(p + "mlp.gate_proj.weight", std::vector{inter, hidden});
-    expected.emplace_back(p + "mlp.up_proj.weight", std::vector{inter, hidden});
-    expected.emplace_back(p + "mlp.down_proj.weight", std::vector{hidden, inter});
-  }
-  expected.emplace_back("model.norm.weight", std::vector{hidden});
-  if (!c.tie_word_embeddings) expected.emplace_back("lm_head.weight", std::vector{vocab, hidden});
-
-  std::set<std::string, std::less<>> wanted;
-  for (const auto& [name, shape] : expected) {
-    const TensorView& t = model.Get(name);
-    if (t.shape != shape) {
-      throw Error(fmt::format("{}: tensor {} has shape [{}], expected [{}]", t.file, name, fmt::join(t.shape, ", "),
-                              fmt::join(shape, ", ")));
-    }
-    wanted.insert(name);
-  }
-  for (const std::string& name : model.names()) {
-    // With tied embeddings transformers re-ties lm_head to the embedding after loading, so a
-    // stored lm_head.weight is ignored there too.
-    if (wanted.contains(name) || (c.tie_word_embeddings && name == "lm_head.weight")) continue;
-    throw Error(fmt::format("{}: unexpected tensor {}: not part of a Qwen2 model with {} layers", model.Get(name).file,
-                            name, c.num_layers));
-  }
-}
-
 }  // namespace qvk

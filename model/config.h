@@ -12,8 +12,6 @@
 
 namespace qvk {
 
-class SafetensorsModel;
-
 struct ModelConfig {
   std::string architecture;  // "Qwen2ForCausalLM"
   std::string model_type;    // "qwen2"
@@ -46,9 +44,5 @@ struct GenerationConfig {
   // A missing file gives the defaults above; a malformed one throws Error naming the field.
   static GenerationConfig FromJsonFile(const std::filesystem::path& path);
 };
-
-// Checks that `model` holds exactly the tensors a Qwen2 model of `config` needs, with the right
-// shapes; throws Error naming the first missing, misshapen or unexpected tensor.
-void ValidateQwen2Tensors(const ModelConfig& config, const SafetensorsModel& model);
 
 }  // namespace qvk

@@ -84,8 +84,12 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     const LayerWeights& L = w.layers[l];
     // h = rmsnorm(x) * w_in
     ops::RmsNorm(g, s.x, L.input_norm, s.xn, tokens, hidden, c.rms_norm_eps, "attn_norm");
-    // q|k|v = h Wqkv^T + bqkv
-    ops::MatMul(g, {.w = L.qkv, .x = s.xn, .y = s.qkv, .tokens = tokens, .bias = BufferRange(L.qkv_bias)}, "qkv");
+    // q|k|v = h Wqkv^T + bqkv   (one dispatch, or one per stored type)
+    for (const Projection& part : L.qkv) {
+      ops::MatMul(g, {.w = part.w, .x = s.xn, .y = s.qkv, .tokens = tokens, .y_stride = qkv_width,
+                      .y_offset = part.y_offset, .bias = BufferRange(L.qkv_bias)},
+                  "qkv");
+    }
     // q, k = rope(q, k); cache[k|v][positions] = k, v
     ops::Rope(g,
               {.qkv = s.qkv,
@@ -122,8 +126,12 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     ops::MatMul(g, {.w = L.o, .x = s.attn, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "o_proj");
     // h = rmsnorm(x) * w_post
     ops::RmsNorm(g, s.x, L.post_norm, s.xn, tokens, hidden, c.rms_norm_eps, "mlp_norm");
-    // g|u = h Wgu^T
-    ops::MatMul(g, {.w = L.gate_up, .x = s.xn, .y = s.gate_up, .tokens = tokens}, "gate_up");
+    // g|u = h Wgu^T   (one dispatch, or one per stored type)
+    for (const Projection& part : L.gate_up) {
+      ops::MatMul(g, {.w = part.w, .x = s.xn, .y = s.gate_up, .tokens = tokens, .y_stride = 2 * c.intermediate_size,
+                      .y_offset = part.y_offset},
+                  "gate_up");
+    }
     // m = silu(g) * u
     ops::SwiGlu(g, s.gate_up, s.mlp, tokens, c.intermediate_size, "swiglu");
     // x = x + m Wdown^T

@@ -5,34 +5,62 @@
 #include <fmt/format.h>
 
 #include "gpu/error.h"
+#include "model/gguf.h"
+#include "model/gguf_model.h"
+#include "model/safetensors.h"
 
 namespace qvk {
 
-ModelFiles::ModelFiles(const std::filesystem::path& folder) : folder_(folder) {
-  if (!std::filesystem::is_directory(folder)) {
-    throw Error(fmt::format("{} is not a model folder (expected config.json, tokenizer.json and safetensors files)",
-                            folder.string()));
+ModelFiles::ModelFiles(const std::filesystem::path& path) : path_(path) {
+  if (std::filesystem::is_directory(path)) {
+    OpenFolder();
+  } else if (std::filesystem::is_regular_file(path)) {
+    OpenGguf();
+  } else {
+    throw Error(fmt::format("{} is neither a model folder (config.json, tokenizer.json, safetensors) nor a .gguf file",
+                            path.string()));
   }
-  config_ = ModelConfig::FromJsonFile(folder / "config.json");
-  generation_ = GenerationConfig::FromJsonFile(folder / "generation_config.json");
-  tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::FromTokenizerJson(folder / "tokenizer.json"));
-  if (std::filesystem::exists(folder / "tokenizer_config.json")) {
-    chat_template_ = ChatTemplate::FromTokenizerConfig(folder / "tokenizer_config.json");
-  }
-  tensors_ = std::make_unique<SafetensorsModel>(folder);
-  ValidateQwen2Tensors(config_, *tensors_);
+  ValidateQwen2Tensors(config_, *source_);
   if (tokenizer_->vocab_size() > config_.vocab_size) {
-    throw Error(
-        fmt::format("tokenizer has {} tokens but the model only {}", tokenizer_->vocab_size(), config_.vocab_size));
+    throw Error(fmt::format("{}: the tokenizer has {} tokens but the model only {}", path.string(),
+                            tokenizer_->vocab_size(), config_.vocab_size));
   }
-
   stop_ids_ = config_.eos_token_ids;
   stop_ids_.insert(stop_ids_.end(), generation_.eos_token_ids.begin(), generation_.eos_token_ids.end());
   if (auto im_end = tokenizer_->TokenId("<|im_end|>")) stop_ids_.push_back(*im_end);
 }
 
+ModelFiles::~ModelFiles() = default;
+
+void ModelFiles::OpenFolder() {
+  config_ = ModelConfig::FromJsonFile(path_ / "config.json");
+  generation_ = GenerationConfig::FromJsonFile(path_ / "generation_config.json");
+  tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::FromTokenizerJson(path_ / "tokenizer.json"));
+  tokenizer_source_ = "tokenizer.json";
+  if (std::filesystem::exists(path_ / "tokenizer_config.json")) {
+    chat_template_ = ChatTemplate::FromTokenizerConfig(path_ / "tokenizer_config.json");
+    template_source_ = "tokenizer_config.json";
+  }
+  tensors_ = std::make_unique<SafetensorsModel>(path_);
+  source_ = SafetensorsSource(*tensors_, path_);
+}
+
+void ModelFiles::OpenGguf() {
+  gguf_ = std::make_unique<GgufFile>(GgufFile::Open(path_));
+  config_ = ConfigFromGguf(*gguf_);
+  // GGUF carries no sampling defaults: greedy, with the model's own end-of-sequence ids.
+  generation_.eos_token_ids = config_.eos_token_ids;
+  tokenizer_ = std::make_unique<Tokenizer>(TokenizerVocabFromGguf(*gguf_));
+  tokenizer_source_ = "GGUF metadata (tokenizer.ggml.*)";
+  if (auto source = ChatTemplateFromGguf(*gguf_)) {
+    chat_template_.emplace(*source);
+    template_source_ = "GGUF metadata (tokenizer.chat_template)";
+  }
+  source_ = GgufSource(*gguf_, path_);
+}
+
 std::vector<uint32_t> ModelFiles::EncodeChat(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
-  if (!chat_template_) throw Error(fmt::format("{} has no chat template", folder_.string()));
+  if (!chat_template_) throw Error(fmt::format("{} has no chat template", path_.string()));
   return tokenizer_->Encode(chat_template_->Apply(messages, add_generation_prompt));
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// A Hugging Face model folder, parsed and validated without touching the GPU: config,
-// generation defaults, tokenizer, chat template and the (mmapped) tensors.
+// A model, parsed and validated without touching the GPU: a Hugging Face folder (config,
+// generation defaults, tokenizer.json, chat template, mmapped safetensors) or one GGUF file
+// (all of that in its metadata, the tensors mmapped).
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -11,22 +12,31 @@
 
 #include "model/chat_template.h"
 #include "model/config.h"
-#include "model/safetensors.h"
 #include "model/tokenizer.h"
+#include "model/weight_source.h"
 
 namespace qvk {
 
+class GgufFile;
+class SafetensorsModel;
+
 class ModelFiles {
  public:
-  // Throws Error naming the file and what is wrong with it.
-  explicit ModelFiles(const std::filesystem::path& folder);
+  // A folder is read as Hugging Face, a file as GGUF. Throws Error naming the file and what is
+  // wrong with it.
+  explicit ModelFiles(const std::filesystem::path& path);
+  ~ModelFiles();
 
-  const std::filesystem::path& folder() const { return folder_; }
+  const std::filesystem::path& path() const { return path_; }
+  bool is_gguf() const { return gguf_ != nullptr; }
   const ModelConfig& config() const { return config_; }
   const GenerationConfig& generation() const { return generation_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
-  const SafetensorsModel& tensors() const { return *tensors_; }
+  const WeightSource& weights() const { return *source_; }
+  const GgufFile* gguf() const { return gguf_.get(); }
   bool has_chat_template() const { return chat_template_.has_value(); }
+  const std::string& tokenizer_source() const { return tokenizer_source_; }
+  const std::string& template_source() const { return template_source_; }
 
   // The chat template applied to `messages`, tokenized.
   std::vector<uint32_t> EncodeChat(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
@@ -34,13 +44,19 @@ class ModelFiles {
   bool IsStopToken(uint32_t id) const;
 
  private:
-  std::filesystem::path folder_;
+  void OpenFolder();
+  void OpenGguf();
+
+  std::filesystem::path path_;
   ModelConfig config_;
   GenerationConfig generation_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::optional<ChatTemplate> chat_template_;
   std::unique_ptr<SafetensorsModel> tensors_;
+  std::unique_ptr<GgufFile> gguf_;
+  std::unique_ptr<WeightSource> source_;
   std::vector<uint32_t> stop_ids_;
+  std::string tokenizer_source_, template_source_;
 };
 
 }  // namespace qvk

@@ -1,70 +1,84 @@
 #include "model/weights.h"
 
+#include <cstring>
+
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "gpu/device.h"
 #include "gpu/error.h"
 #include "gpu/numeric.h"
 #include "gpu/uploader.h"
-#include "model/safetensors.h"
+#include "model/quantize.h"
+#include "model/weight_source.h"
 
 namespace qvk {
 namespace {
 
+template <class T>
+T Load(const std::byte* p) {
+  T value;
+  std::memcpy(&value, p, sizeof(T));
+  return value;
+}
+
+// Values of a float tensor (F32, F16 or BF16) as f32.
+void AppendFloats(const SourceTensor& t, size_t first, size_t count, std::vector<float>& out) {
+  const std::byte* p = t.data.data();
+  for (size_t i = first; i < first + count; ++i) {
+    switch (t.dtype) {
+      case DType::F32: out.push_back(std::bit_cast<float>(Load<uint32_t>(p + 4 * i))); break;
+      case DType::F16: out.push_back(HalfToFloat(Load<uint16_t>(p + 2 * i))); break;
+      case DType::BF16: out.push_back(Bf16ToFloat(Load<uint16_t>(p + 2 * i))); break;
+      default: throw Error(fmt::format("{} is {}, not a float type", t.name, DTypeName(t.dtype)));
+    }
+  }
+}
+
 class WeightLoader {
  public:
-  WeightLoader(Device& device, const SafetensorsModel& model, ModelWeights& out, const LoadProgress& progress)
-      : device_(device), model_(model), out_(out), uploader_(device), progress_(progress) {
-    for (const auto& name : model.names()) total_ += model.Get(name).data.size();
+  WeightLoader(Device& device, const WeightSource& source, const LoadOptions& options, ModelWeights& out,
+               const LoadProgress& progress)
+      : device_(device), source_(source), options_(options), out_(out), uploader_(device), progress_(progress) {
+    total_ = source.total_bytes();
   }
 
-  // Rows of several tensors stacked into one [sum(rows), cols] matrix of their common type.
-  Matrix StackedMatrix(const std::vector<std::string>& names, MemoryKind kind = MemoryKind::Device) {
-    const TensorView& first = model_.Get(names[0]);
-    uint64_t rows = 0;
-    for (const auto& name : names) {
-      const TensorView& t = model_.Get(name);
-      if (t.shape.size() != 2 || t.shape[1] != first.shape[1]) {
-        throw Error(fmt::format("{}: expected a matrix with {} columns", name, first.shape[1]));
-      }
-      if (t.dtype != first.dtype) {
-        throw Error(fmt::format("{} is {} but {} is {}; fused projections need one type", name, DTypeName(t.dtype),
-                                names[0], DTypeName(first.dtype)));
-      }
-      rows += t.shape[0];
+  // The stored type of a matrix, or the type it is quantized to while loading.
+  DType TargetType(const SourceTensor& t) const {
+    if (!options_.quantize || IsQuantized(t.dtype) || t.shape[1] % BlockElements(*options_.quantize) != 0) {
+      return t.dtype;
     }
-    Buffer& storage = out_.matrix_storage.emplace_back(
-        device_.allocator().CreateBuffer(RowBytes(first.dtype, static_cast<uint32_t>(first.shape[1])) * rows, kind));
-    VkDeviceSize offset = 0;
-    for (const auto& name : names) {
-      const TensorView& t = model_.Get(name);
-      Write(storage, offset, t.data);
-      offset += t.data.size();
+    return *options_.quantize;
+  }
+
+  // Tensors of one type stacked row-wise into one matrix; tensors of different types become
+  // separate parts with their output offsets.
+  std::vector<Projection> Projections(const std::vector<std::string>& names, MemoryKind kind) {
+    std::vector<SourceTensor> tensors;
+    for (const auto& name : names) tensors.push_back(source_.Get(name));
+    std::vector<Projection> parts;
+    uint32_t offset = 0;
+    for (size_t i = 0; i < tensors.size();) {
+      size_t j = i + 1;
+      while (j < tensors.size() && TargetType(tensors[j]) == TargetType(tensors[i])) ++j;
+      parts.push_back({Stack(std::span(tensors).subspan(i, j - i), kind), offset});
+      offset += parts.back().w.rows;
+      i = j;
     }
-    (kind == MemoryKind::Device ? out_.device_bytes : out_.host_bytes) += storage.size();
-    return {&storage, 0, first.dtype, static_cast<uint32_t>(rows), static_cast<uint32_t>(first.shape[1])};
+    return parts;
+  }
+
+  Matrix SingleMatrix(const std::string& name, MemoryKind kind) {
+    const SourceTensor t = source_.Get(name);
+    return Stack(std::span(&t, 1), kind);
   }
 
   // Vectors (norm weights, biases) concatenated and converted to f32.
   Buffer F32Vector(const std::vector<std::string>& names) {
     std::vector<float> values;
     for (const auto& name : names) {
-      const TensorView& t = model_.Get(name);
-      const size_t n = t.elements();
-      const std::byte* p = t.data.data();
-      for (size_t i = 0; i < n; ++i) {
-        switch (t.dtype) {
-          case DType::F32:
-            values.push_back(std::bit_cast<float>(Load<uint32_t>(p + 4 * i)));
-            break;
-          case DType::F16:
-            values.push_back(HalfToFloat(Load<uint16_t>(p + 2 * i)));
-            break;
-          case DType::BF16:
-            values.push_back(Bf16ToFloat(Load<uint16_t>(p + 2 * i)));
-            break;
-        }
-      }
+      const SourceTensor t = source_.Get(name);
+      AppendFloats(t, 0, t.shape[0], values);
       Progress(t.data.size());
     }
     Buffer b = device_.allocator().CreateBuffer(values.size() * sizeof(float), MemoryKind::Device);
@@ -76,20 +90,49 @@ class WeightLoader {
   void Finish() { uploader_.Finish(); }
 
  private:
-  template <class T>
-  static T Load(const std::byte* p) {
-    T value;
-    std::memcpy(&value, p, sizeof(T));
-    return value;
+  Matrix Stack(std::span<const SourceTensor> tensors, MemoryKind kind) {
+    const DType type = TargetType(tensors[0]);
+    const auto cols = static_cast<uint32_t>(tensors[0].shape[1]);
+    uint64_t rows = 0;
+    for (const auto& t : tensors) rows += t.shape[0];
+    const VkDeviceSize row_bytes = RowBytes(type, cols);
+    Buffer& storage = out_.matrix_storage.emplace_back(device_.allocator().CreateBuffer(row_bytes * rows, kind));
+    VkDeviceSize offset = 0;
+    for (const auto& t : tensors) {
+      if (type == t.dtype) {
+        Write(storage, offset, t.data);
+      } else {
+        Quantize(storage, offset, t, type);
+      }
+      offset += row_bytes * t.shape[0];
+    }
+    (kind == MemoryKind::Device ? out_.device_bytes : out_.host_bytes) += storage.size();
+    return {&storage, 0, type, static_cast<uint32_t>(rows), cols};
   }
 
+  // In pieces, so progress moves while a large embedding streams.
   void Write(const Buffer& dst, VkDeviceSize offset, std::span<const std::byte> bytes) {
-    // In pieces, so progress moves while a large embedding streams.
     constexpr size_t kPiece = size_t{32} << 20;
     for (size_t done = 0; done < bytes.size(); done += kPiece) {
       const size_t n = std::min(kPiece, bytes.size() - done);
       uploader_.Write(dst, offset + done, bytes.subspan(done, n));
       Progress(n);
+    }
+  }
+
+  // Quantized a few rows at a time, so host memory holds one chunk, never the whole matrix.
+  void Quantize(const Buffer& dst, VkDeviceSize offset, const SourceTensor& t, DType type) {
+    const auto cols = static_cast<uint32_t>(t.shape[1]);
+    const uint64_t rows_per_chunk = std::max<uint64_t>(1, (uint64_t{8} << 20) / (uint64_t{4} * cols));
+    const VkDeviceSize source_row_bytes = t.data.size() / t.shape[0];
+    std::vector<float> values;
+    for (uint64_t r = 0; r < t.shape[0]; r += rows_per_chunk) {
+      const auto n = static_cast<uint32_t>(std::min(rows_per_chunk, t.shape[0] - r));
+      values.clear();
+      AppendFloats(t, r * cols, static_cast<size_t>(n) * cols, values);
+      const std::vector<std::byte> blocks = QuantizeRows(type, values, n, cols);
+      uploader_.Write(dst, offset + r * RowBytes(type, cols), blocks);
+      Progress(source_row_bytes * n);
     }
   }
 
@@ -99,7 +142,8 @@ class WeightLoader {
   }
 
   Device& device_;
-  const SafetensorsModel& model_;
+  const WeightSource& source_;
+  const LoadOptions& options_;
   ModelWeights& out_;
   Uploader uploader_;
   const LoadProgress& progress_;
@@ -108,20 +152,26 @@ class WeightLoader {
 
 }  // namespace
 
-ModelWeights LoadWeights(Device& device, const ModelConfig& config, const SafetensorsModel& model,
-                         uint64_t device_budget, const LoadProgress& progress) {
-  ValidateQwen2Tensors(config, model);
+ModelWeights LoadWeights(Device& device, const ModelConfig& config, const WeightSource& source,
+                         const LoadOptions& options, const LoadProgress& progress) {
+  if (options.quantize && *options.quantize != DType::Q8_0 && *options.quantize != DType::Q4_0) {
+    throw Error(fmt::format("quantizing on load supports q8_0 and q4_0, not {}", DTypeName(*options.quantize)));
+  }
   ModelWeights w;
   // Matrix views point into matrix_storage: reserve so they never move.
-  w.matrix_storage.reserve(4 * config.num_layers + 2);
-  WeightLoader loader(device, model, w, progress);
-  uint64_t budget_left = device_budget;
-  // Where a set of tensors goes: GPU memory while the budget lasts, host memory after.
+  w.matrix_storage.reserve(9 * config.num_layers + 2);
+  WeightLoader loader(device, source, options, w, progress);
+  uint64_t budget_left = options.device_budget;
+  // GPU memory while the budget lasts; once a part does not fit, everything after it stays on
+  // the host, so the layers on the GPU are always the first ones.
   auto place = [&](const std::vector<std::string>& names) {
     uint64_t bytes = 0;
-    for (const auto& name : names) bytes += model.Get(name).data.size();
+    for (const auto& name : names) {
+      const SourceTensor t = source.Get(name);
+      bytes += RowBytes(loader.TargetType(t), static_cast<uint32_t>(t.shape[1])) * t.shape[0];
+    }
     if (bytes > budget_left) {
-      budget_left = 0;  // later tensors go to the host too, keeping the GPU part contiguous
+      budget_left = 0;
       return MemoryKind::Host;
     }
     budget_left -= bytes;
@@ -130,31 +180,30 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Safete
   const std::string head = config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
   const MemoryKind head_kind = place({head});
   if (config.tie_word_embeddings) {
-    w.embed = loader.StackedMatrix({head}, head_kind);
+    w.embed = loader.SingleMatrix(head, head_kind);
     w.lm_head = w.embed;
   } else {
-    w.lm_head = loader.StackedMatrix({head}, head_kind);
-    w.embed = loader.StackedMatrix({"model.embed_tokens.weight"}, place({"model.embed_tokens.weight"}));
+    w.lm_head = loader.SingleMatrix(head, head_kind);
+    w.embed = loader.SingleMatrix("model.embed_tokens.weight", place({"model.embed_tokens.weight"}));
   }
   w.final_norm = loader.F32Vector({"model.norm.weight"});
   for (uint32_t l = 0; l < config.num_layers; ++l) {
     const std::string p = fmt::format("model.layers.{}.", l);
-    const std::vector<std::string> matrices = {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
-                                               p + "self_attn.v_proj.weight", p + "self_attn.o_proj.weight",
-                                               p + "mlp.gate_proj.weight",    p + "mlp.up_proj.weight",
-                                               p + "mlp.down_proj.weight"};
-    const MemoryKind kind = place(matrices);
+    const std::vector<std::string> qkv = {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+                                          p + "self_attn.v_proj.weight"};
+    const std::vector<std::string> gate_up = {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"};
+    const MemoryKind kind = place({qkv[0], qkv[1], qkv[2], p + "self_attn.o_proj.weight", gate_up[0], gate_up[1],
+                                   p + "mlp.down_proj.weight"});
     if (kind == MemoryKind::Host) ++w.host_layers;
     LayerWeights layer;
     layer.input_norm = loader.F32Vector({p + "input_layernorm.weight"});
-    layer.qkv = loader.StackedMatrix(
-        {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"}, kind);
-    layer.qkv_bias =
-        loader.F32Vector({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
-    layer.o = loader.StackedMatrix({p + "self_attn.o_proj.weight"}, kind);
+    layer.qkv = loader.Projections(qkv, kind);
+    layer.qkv_bias = loader.F32Vector({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias",
+                                       p + "self_attn.v_proj.bias"});
+    layer.o = loader.SingleMatrix(p + "self_attn.o_proj.weight", kind);
     layer.post_norm = loader.F32Vector({p + "post_attention_layernorm.weight"});
-    layer.gate_up = loader.StackedMatrix({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, kind);
-    layer.down = loader.StackedMatrix({p + "mlp.down_proj.weight"}, kind);
+    layer.gate_up = loader.Projections(gate_up, kind);
+    layer.down = loader.SingleMatrix(p + "mlp.down_proj.weight", kind);
     w.layers.push_back(std::move(layer));
   }
   loader.Finish();

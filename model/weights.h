@@ -1,10 +1,13 @@
 #pragma once
-// Qwen2 weights on the GPU, in the layout the forward pass wants: Q, K and V projections fused
-// into one matrix (rows q | k | v, so one dispatch computes all three), gate and up fused
-// (rows gate | up, the layout the SwiGLU kernel reads), norms and biases as f32. Matrices keep
-// the checkpoint's type (BF16, F16 or F32); the kernels read it directly.
+// Qwen2 weights on the GPU, in the layout the forward pass wants: the Q, K and V projections
+// stacked into one matrix (rows q | k | v, one dispatch computes all three) and gate and up
+// stacked (rows gate | up, the layout the SwiGLU kernel reads), norms and biases as f32.
+// Matrices keep their stored type (BF16, F16, F32 or a ggml block type; the kernels read each
+// directly) or are quantized while they load. Projections of different types, as some GGUF
+// files mix them, stay separate matrices writing side by side into the same output rows.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "gpu/memory.h"
@@ -14,16 +17,22 @@
 namespace qvk {
 
 class Device;
-class SafetensorsModel;
+class WeightSource;
+
+// A matrix whose outputs land at column `y_offset` of a wider activation row.
+struct Projection {
+  Matrix w;
+  uint32_t y_offset = 0;
+};
 
 struct LayerWeights {
-  Matrix qkv;         // [(H + 2 Hkv) * D, hidden]
-  Buffer qkv_bias;    // f32 [(H + 2 Hkv) * D]
-  Matrix o;           // [hidden, H * D]
-  Matrix gate_up;     // [2 * inter, hidden]
-  Matrix down;        // [hidden, inter]
-  Buffer input_norm;  // f32 [hidden]
-  Buffer post_norm;   // f32 [hidden]
+  std::vector<Projection> qkv;      // [(H + 2 Hkv) * D, hidden] in one or three parts
+  Buffer qkv_bias;                  // f32 [(H + 2 Hkv) * D]
+  Matrix o;                         // [hidden, H * D]
+  std::vector<Projection> gate_up;  // [2 * inter, hidden] in one or two parts
+  Matrix down;                      // [hidden, inter]
+  Buffer input_norm;                // f32 [hidden]
+  Buffer post_norm;                 // f32 [hidden]
 };
 
 struct ModelWeights {
@@ -40,10 +49,17 @@ struct ModelWeights {
 // Called as bytes reach the GPU: (done, total).
 using LoadProgress = std::function<void(uint64_t, uint64_t)>;
 
-// Matrices go to GPU memory while `device_budget` bytes last: the output projection first (read
-// in full every token), then the embedding, then layers in order; the layers that do not fit
-// stay in host memory that the GPU reads over the bus, computing the same results more slowly.
-ModelWeights LoadWeights(Device& device, const ModelConfig& config, const SafetensorsModel& model,
-                         uint64_t device_budget = UINT64_MAX, const LoadProgress& progress = {});
+struct LoadOptions {
+  // Matrices go to GPU memory while this many bytes last: the output projection first (read in
+  // full every token), then the embedding, then layers in order; the layers that do not fit stay
+  // in host memory that the GPU reads over the bus, computing the same results more slowly.
+  uint64_t device_budget = UINT64_MAX;
+  // Q8_0 or Q4_0: float matrices are quantized while they stream (ggml's block formats).
+  std::optional<DType> quantize;
+};
+
+// `source` holds a valid Qwen2 model of `config` (ModelFiles checks that when it opens a model).
+ModelWeights LoadWeights(Device& device, const ModelConfig& config, const WeightSource& source,
+                         const LoadOptions& options = {}, const LoadProgress& progress = {});
 
 }  // namespace qvk

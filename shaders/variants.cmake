@@ -1,5 +1,5 @@
 # Every SPIR-V variant: a .comp plus defines. Names match the kernel table in gpu/kernels.cpp.
-foreach(type F32 F16 BF16)
+foreach(type F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K)
   string(TOLOWER ${type} suffix)
   qwenvk_shader(NAME matvec_${suffix} SOURCE matvec.comp DEFINES WEIGHT_${type})
   qwenvk_shader(NAME matmul_${suffix} SOURCE matmul.comp DEFINES WEIGHT_${type})

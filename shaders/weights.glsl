@@ -10,6 +10,9 @@ float load_weight(uint i) { return float(weights[i]); }
 layout(binding = WEIGHT_BINDING) readonly buffer Weights { uint16_t weights[]; };
 // bf16 is the top half of an f32.
 float load_weight(uint i) { return uintBitsToFloat(uint(weights[i]) << 16); }
+#elif defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q4_1) || defined(WEIGHT_Q5_0) || \
+    defined(WEIGHT_Q5_1) || defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K) || defined(WEIGHT_Q6_K)
+#include "quant.glsl"
 #else
-#error "define WEIGHT_F32, WEIGHT_F16 or WEIGHT_BF16"
+#error "define WEIGHT_F32, WEIGHT_F16, WEIGHT_BF16 or one of the WEIGHT_Q* block types"
 #endif

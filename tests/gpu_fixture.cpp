@@ -105,6 +105,7 @@ std::vector<std::byte> Encode(std::span<const float> values, DType type) {
     case DType::F32: append(std::vector<float>(values.begin(), values.end())); break;
     case DType::F16: append(ToHalf(values)); break;
     case DType::BF16: append(ToBf16(values)); break;
+    default: throw Error(std::string("Encode takes F32, F16 or BF16, not ") + DTypeName(type));
   }
   return out;
 }

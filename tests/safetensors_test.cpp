@@ -15,6 +15,7 @@
 #include "gpu/error.h"
 #include "model/config.h"
 #include "model/safetensors.h"
+#include "model/weight_source.h"
 
 namespace qvk {
 namespace {
@@ -114,7 +115,7 @@ TEST(SafetensorsModelTest, LoadsQwen2TinyAcrossBothShards) {
   const fs::path shard2 = kTiny / "model-00002-of-00002.safetensors";
   EXPECT_EQ(AsString(model.Get("model.norm.weight").data), ReadBytes(shard2, fs::file_size(shard2) - 128, 128));
 
-  ValidateQwen2Tensors(ModelConfig::FromJsonFile(kTiny / "config.json"), model);
+  ValidateQwen2Tensors(ModelConfig::FromJsonFile(kTiny / "config.json"), *SafetensorsSource(model, kTiny));
 }
 
 TEST(SafetensorsModelTest, MissingTensorNamesTensorAndFolder) {
@@ -126,22 +127,22 @@ TEST(SafetensorsModelTest, ValidateRefusesConfigTheTensorsDoNotFit) {
   const SafetensorsModel model(kTiny);
   ModelConfig config = ModelConfig::FromJsonFile(kTiny / "config.json");
   config.tie_word_embeddings = false;
-  ExpectMentions(ErrorOf([&] { ValidateQwen2Tensors(config, model); }), {"missing tensor lm_head.weight"});
+  ExpectMentions(ErrorOf([&] { ValidateQwen2Tensors(config, *SafetensorsSource(model, kTiny)); }), {"missing tensor lm_head.weight"});
 
   config = ModelConfig::FromJsonFile(kTiny / "config.json");
   config.intermediate_size = 128;
-  ExpectMentions(ErrorOf([&] { ValidateQwen2Tensors(config, model); }),
+  ExpectMentions(ErrorOf([&] { ValidateQwen2Tensors(config, *SafetensorsSource(model, kTiny)); }),
                  {"model.layers.0.mlp.gate_proj.weight", "[160, 64]", "expected [128, 64]"});
 
   config = ModelConfig::FromJsonFile(kTiny / "config.json");
   config.num_kv_heads = 4;
-  ExpectMentions(ErrorOf([&] { ValidateQwen2Tensors(config, model); }),
+  ExpectMentions(ErrorOf([&] { ValidateQwen2Tensors(config, *SafetensorsSource(model, kTiny)); }),
                  {"model.layers.0.self_attn.k_proj.weight", "expected [64, 64]"});
 
   config = ModelConfig::FromJsonFile(kTiny / "config.json");
   config.num_layers = 1;
   config.layer_window.resize(1);
-  ExpectMentions(ErrorOf([&] { ValidateQwen2Tensors(config, model); }),
+  ExpectMentions(ErrorOf([&] { ValidateQwen2Tensors(config, *SafetensorsSource(model, kTiny)); }),
                  {"unexpected tensor model.layers.1.", "model-00002-of-00002.safetensors"});
 }
 
