@@ -139,6 +139,23 @@ TEST(CliTest, ChatsInTheTerminal) {
   EXPECT_EQ(replies, 2u) << r.err;
 }
 
+// One .gguf file is a whole model: info, then a terminal chat, for every quantization the
+// fixtures hold (Q8_0; Q5_0 + Q8_0 from Q4_K_M; Q4_K + Q6_K).
+TEST(CliTest, ChatsWithGgufModelsOfEveryFixtureType) {
+  for (const char* file : {"qwen2-tiny-q8_0.gguf", "qwen2-tiny-Q4_K_M.gguf", "qwen2-kq-Q4_K_M.gguf"}) {
+    const std::string model = (kData / "gguf" / file).string();
+    const Result info = RunQwenvk("info --model '" + model + "'");
+    ASSERT_EQ(info.status, 0) << info.err;
+    EXPECT_EQ(nlohmann::json::parse(info.out)["format"], "gguf");
+    const Result r = RunQwenvk("chat --model '" + model + "' --max-tokens 3 --temperature 0.8 --seed 5",
+                               "Hi there\nAnd again\n/exit\n");
+    ASSERT_EQ(r.status, 0) << file << ": " << r.err;
+    size_t replies = 0;
+    for (size_t at = 0; (at = r.err.find("prompt tokens", at)) != std::string::npos; ++at) ++replies;
+    EXPECT_EQ(replies, 2u) << file << ": " << r.err;
+  }
+}
+
 TEST(CliTest, RefusesBadInputClearly) {
   Result r = RunQwenvk("logits --model /nonexistent --ids 1,2");
   EXPECT_EQ(r.status, 1);
