@@ -173,50 +173,29 @@ bool ReadBool(Reader& r, Where where) {
 
 GgufArray ReadArray(Reader& r, int depth, Where where);
 
-// The value of type `type`, placed in the variant alternative of the same number.
-GgufValue ReadValue(Reader& r, GgufType type, int depth, Where where) {
-  GgufValue v;
-  switch (type) {
-    case GgufType::U8:
-      v.value.emplace<0>(r.Read<uint8_t>(where));
-      break;
-    case GgufType::I8:
-      v.value.emplace<1>(r.Read<int8_t>(where));
-      break;
-    case GgufType::U16:
-      v.value.emplace<2>(r.Read<uint16_t>(where));
-      break;
-    case GgufType::I16:
-      v.value.emplace<3>(r.Read<int16_t>(where));
-      break;
-    case GgufType::U32:
-      v.value.emplace<4>(r.Read<uint32_t>(where));
-      break;
-    case GgufType::I32:
-      v.value.emplace<5>(r.Read<int32_t>(where));
-      break;
-    case GgufType::F32:
-      v.value.emplace<6>(r.Read<float>(where));
-      break;
-    case GgufType::Bool:
-      v.value.emplace<7>(ReadBool(r, where));
-      break;
-    case GgufType::String:
-      v.value.emplace<8>(r.String(where));
-      break;
-    case GgufType::Array:
-      v.value.emplace<9>(ReadArray(r, depth + 1, where));
-      break;
-    case GgufType::U64:
-      v.value.emplace<10>(r.Read<uint64_t>(where));
-      break;
-    case GgufType::I64:
-      v.value.emplace<11>(r.Read<int64_t>(where));
-      break;
-    case GgufType::F64:
-      v.value.emplace<12>(r.Read<double>(where));
-      break;
+// One value of type T, an array nested one level below `depth`.
+template <typename T>
+T ReadOne(Reader& r, int depth, Where where) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return ReadBool(r, where);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return r.String(where);
+  } else if constexpr (std::is_same_v<T, GgufArray>) {
+    return ReadArray(r, depth + 1, where);
+  } else {
+    return r.Read<T>(where);
   }
+}
+
+// The value of type `type`, placed in the variant alternative of the same number.
+template <size_t... I>
+GgufValue ReadValue(Reader& r, GgufType type, int depth, Where where, std::index_sequence<I...>) {
+  using Variant = decltype(GgufValue::value);
+  GgufValue v;
+  ((static_cast<size_t>(type) == I
+        ? void(v.value.template emplace<I>(ReadOne<std::variant_alternative_t<I, Variant>>(r, depth, where)))
+        : void()),
+   ...);
   return v;
 }
 
@@ -239,13 +218,7 @@ void ReadElements(Reader& r, GgufArray& array, uint64_t count, int depth, Where 
     out.reserve(count);
     for (uint64_t i = 0; i < count; ++i) {
       const auto element_where = [&] { return fmt::format("{} element {}", where(), i); };
-      if constexpr (std::is_same_v<T, bool>) {
-        out.push_back(ReadBool(r, element_where));
-      } else if constexpr (std::is_same_v<T, std::string>) {
-        out.push_back(r.String(element_where));
-      } else {
-        out.push_back(ReadArray(r, depth + 1, element_where));
-      }
+      out.push_back(ReadOne<T>(r, depth, element_where));
     }
   }
 }
@@ -448,7 +421,7 @@ GgufFile GgufFile::FromBytes(std::span<const std::byte> bytes, std::string name)
     const auto where = [&] { return fmt::format("metadata '{}'", key); };
     if (out.metadata_index_.contains(key)) r.Fail(where, "the key appears twice");
     const GgufType type = ReadValueType(r, where);
-    GgufValue value = ReadValue(r, type, 0, where);
+    GgufValue value = ReadValue(r, type, 0, where, std::make_index_sequence<kMinValueBytes.size()>());
     out.metadata_index_.emplace(key, out.metadata_.size());
     out.metadata_.emplace_back(std::move(key), std::move(value));
   }

@@ -34,25 +34,38 @@ uint32_t Sampler::Sample(std::span<float> logits, std::span<const uint32_t> hist
   }
 
   for (float& l : logits) l /= params_.temperature;
-  // Candidates sorted by logit, descending; ties to the lower id so runs are reproducible.
+  const double max_logit = *std::max_element(logits.begin(), logits.end());
+  auto weight = [&](uint32_t id) { return std::exp(static_cast<double>(logits[id]) - max_logit); };
+  // Candidates by logit, descending; ties to the lower id so runs are reproducible. Only as much
+  // of the vocabulary is sorted as the filters can keep: top-k's k, else a prefix that grows
+  // until it holds the top-p mass and min-p's cut; with no filter the draw needs no order.
   order_.resize(logits.size());
   std::iota(order_.begin(), order_.end(), 0u);
   auto by_logit = [&](uint32_t a, uint32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  size_t keep = logits.size();
-  if (params_.top_k > 0 && params_.top_k < keep) {
-    keep = params_.top_k;
-    std::partial_sort(order_.begin(), order_.begin() + keep, order_.end(), by_logit);
-  } else {
-    std::sort(order_.begin(), order_.end(), by_logit);
+  size_t candidates = logits.size();  // the set top-k leaves, over which probabilities are normalized
+  size_t sorted = 0;
+  if (params_.top_k > 0 && params_.top_k < candidates) {
+    candidates = sorted = params_.top_k;
+    std::partial_sort(order_.begin(), order_.begin() + sorted, order_.end(), by_logit);
   }
-  // Softmax over the kept candidates.
+  double norm = 0;
+  for (size_t i = 0; i < candidates; ++i) norm += weight(order_[i]);
+  const bool top_p = params_.top_p < 1.0f, min_p = params_.min_p > 0.0f;
+  if ((top_p || min_p) && sorted < candidates) {
+    for (sorted = std::min<size_t>(64, candidates);; sorted = std::min(sorted * 4, candidates)) {
+      std::partial_sort(order_.begin(), order_.begin() + sorted, order_.begin() + candidates, by_logit);
+      double mass = 0;
+      for (size_t i = 0; i < sorted; ++i) mass += weight(order_[i]);
+      const bool holds_top_p = !top_p || mass / norm >= params_.top_p;
+      const bool holds_min_p = !min_p || weight(order_[sorted - 1]) < params_.min_p;  // relative to the top (weight 1)
+      if (sorted == candidates || (holds_top_p && holds_min_p)) break;
+    }
+  }
+  size_t keep = (top_p || min_p) ? sorted : candidates;
   probs_.resize(keep);
-  const double max_logit = logits[order_[0]];
-  double sum = 0;
-  for (size_t i = 0; i < keep; ++i) sum += probs_[i] = static_cast<float>(std::exp(logits[order_[i]] - max_logit));
-  for (size_t i = 0; i < keep; ++i) probs_[i] = static_cast<float>(probs_[i] / sum);
+  for (size_t i = 0; i < keep; ++i) probs_[i] = static_cast<float>(weight(order_[i]) / norm);
   // Top-p: the smallest prefix whose mass reaches p (always at least one token).
-  if (params_.top_p < 1.0f) {
+  if (top_p) {
     double mass = 0;
     size_t n = 0;
     while (n < keep) {
@@ -62,7 +75,7 @@ uint32_t Sampler::Sample(std::span<float> logits, std::span<const uint32_t> hist
     keep = n;
   }
   // Min-p: drop tokens below min_p times the top probability.
-  if (params_.min_p > 0.0f) {
+  if (min_p) {
     const float floor = params_.min_p * probs_[0];
     size_t n = 1;
     while (n < keep && probs_[n] >= floor) ++n;

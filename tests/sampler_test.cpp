@@ -69,6 +69,21 @@ TEST(SamplerTest, TemperatureSharpensAndFlattens) {
   EXPECT_EQ(hot.size(), 6u);
 }
 
+// Over a whole vocabulary only a growing prefix is sorted; the top-p set here spans ~270 ids,
+// well past the first prefix of 64.
+TEST(SamplerTest, TopPOverAVocabularyKeepsExactlyTheNucleus) {
+  std::vector<float> base(151936, 0.0f);
+  for (uint32_t i = 0; i < 300; ++i) base[i] = 5.0f;  // 300 ids hold ~23% of the mass
+  Sampler sampler({.temperature = 1.0f, .top_p = 0.2f, .seed = 9});
+  std::map<uint32_t, int> counts;
+  for (int draw = 0; draw < 5000; ++draw) {
+    auto logits = base;
+    ++counts[sampler.Sample(logits, {})];
+  }
+  EXPECT_LT(counts.rbegin()->first, 300u);  // nothing outside the nucleus
+  EXPECT_GT(counts.size(), 200u);           // and the nucleus is more than the first sorted prefix
+}
+
 TEST(SamplerTest, TheSameSeedGivesTheSameDraws) {
   const SamplingParams params{.temperature = 1.5f, .top_p = 0.95f, .seed = 42};
   Sampler a(params), b(params);
