@@ -226,7 +226,10 @@ Tokenizer::Tokenizer(TokenizerVocab vocab) {
 
   impl->merges.reserve(vocab.merges.size());
   for (uint32_t rank = 0; rank < vocab.merges.size(); ++rank) {
-    const auto& [left, right] = vocab.merges[rank];
+    // Named references, not structured bindings: lambdas may capture those only from C++20
+    // compilers newer than clang 14, which builds the fuzzer.
+    const std::string& left = vocab.merges[rank].first;
+    const std::string& right = vocab.merges[rank].second;
     const auto id_of = [&](const std::string& token) {
       const auto it = impl->id_of_token.find(token);
       if (it == impl->id_of_token.end()) {
