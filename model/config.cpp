@@ -20,15 +20,7 @@ namespace {
 
 using nlohmann::json;
 
-// Far above any released Qwen2 (72B: hidden 8192, 80 layers, 64 heads, intermediate 29568,
-// vocab 152064); they stop garbage such as a byte-swapped number before it sizes an allocation.
-constexpr uint32_t kMaxHidden = 1u << 16;
-constexpr uint32_t kMaxIntermediate = 1u << 20;
-constexpr uint32_t kMaxLayers = 1024;
-constexpr uint32_t kMaxHeads = 1024;
-constexpr uint32_t kMaxHeadDim = 1024;
-constexpr uint32_t kMaxVocab = 1u << 24;
-constexpr uint32_t kMaxPositions = 1u << 24;
+using namespace config_limits;
 constexpr uint32_t kUint32Max = std::numeric_limits<uint32_t>::max();
 
 // --- field reading ---------------------------------------------------------------------------

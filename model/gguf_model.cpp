@@ -12,15 +12,7 @@
 namespace qvk {
 namespace {
 
-// The bounds config.cpp holds config.json to: far above any released Qwen2, they stop garbage
-// (a byte-swapped number) before it sizes an allocation.
-constexpr uint32_t kMaxHidden = 1u << 16;
-constexpr uint32_t kMaxIntermediate = 1u << 20;
-constexpr uint32_t kMaxLayers = 1024;
-constexpr uint32_t kMaxHeads = 1024;
-constexpr uint32_t kMaxHeadDim = 1024;
-constexpr uint32_t kMaxVocab = 1u << 24;
-constexpr uint32_t kMaxPositions = 1u << 24;
+using namespace config_limits;
 
 // llama_token_type in llama.cpp.
 constexpr int64_t kTokenNormal = 1;

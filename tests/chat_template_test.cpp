@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/test_paths.h"
+#include "tests/test_util.h"
 #include "gpu/error.h"
 #include "model/chat_template.h"
 #include "model/tokenizer.h"

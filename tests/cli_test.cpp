@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "tests/test_paths.h"
+#include "tests/test_util.h"
 
 namespace {
 

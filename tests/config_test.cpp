@@ -16,59 +16,39 @@
 
 #include "gpu/error.h"
 #include "model/config.h"
+#include "tests/test_util.h"
 
 namespace qvk {
 namespace {
 
+using test::ErrorOf;
+using test::ExpectMentions;
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kTiny = fs::path(QWENVK_TEST_DATA) / "qwen2-tiny";
+const fs::path kTiny = test::TestDataDir() / "qwen2-tiny";
 
 // --- helpers -------------------------------------------------------------------------------------
 
 class ConfigFiles {
  public:
-  ConfigFiles() {
-    std::string pattern = (fs::temp_directory_path() / "qwenvk-config-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error(std::strerror(errno));
-    dir_ = pattern;
-  }
-  ConfigFiles(const ConfigFiles&) = delete;
-  ConfigFiles& operator=(const ConfigFiles&) = delete;
-  ~ConfigFiles() { fs::remove_all(dir_); }
-
-  fs::path Write(const std::string& text) const {
-    const fs::path path = dir_ / "config.json";
-    std::ofstream(path) << text;
-    return path;
-  }
+  fs::path Write(const std::string& text) const { return dir_.Write("config.json", text); }
   ModelConfig Load(const json& j) const { return ModelConfig::FromJsonFile(Write(j.dump())); }
   // The message of the Error loading `text` throws, or a marker that fails every substring check.
   std::string ErrorOfText(const std::string& text) const {
-    try {
-      ModelConfig::FromJsonFile(Write(text));
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "(no error thrown)";
+    return test::ErrorOf([&] { ModelConfig::FromJsonFile(Write(text)); });
   }
   std::string ErrorOf(const json& j) const { return ErrorOfText(j.dump()); }
-  const fs::path& dir() const { return dir_; }
+  const fs::path& dir() const { return dir_.path(); }
 
  private:
-  fs::path dir_;
+  test::TempDir dir_;
 };
 
 json TinyConfig() {
   std::ifstream in(kTiny / "config.json");
   return json::parse(in);
-}
-
-void ExpectMentions(const std::string& message, const std::vector<std::string>& parts) {
-  for (const auto& part : parts) {
-    EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-  }
 }
 
 // --- ModelConfig -------------------------------------------------------------------------------

@@ -30,10 +30,16 @@
 #include "model/gguf_model.h"
 #include "model/safetensors.h"
 #include "model/tokenizer.h"
-#include "tests/test_paths.h"
+#include "tests/test_util.h"
 
 namespace qvk {
 namespace {
+
+using test::ErrorOf;
+using test::TempDir;
+using test::ExpectMentions;
+using test::LlamaCppVectors;
+using test::ReadFile;
 
 namespace fs = std::filesystem;
 
@@ -43,52 +49,6 @@ const fs::path kQ4KM = kData / "gguf/qwen2-tiny-Q4_K_M.gguf";
 const fs::path kKq = kData / "gguf/qwen2-kq-Q4_K_M.gguf";
 
 // --- helpers -------------------------------------------------------------------------------------
-
-// The message of the Error `f` throws, or a marker that fails every substring check.
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error thrown)";
-}
-
-void ExpectMentions(const std::string& message, const std::vector<std::string>& parts) {
-  for (const auto& part : parts) {
-    EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-  }
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << "cannot open " << path;
-  std::stringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "qwenvk-gguf-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error(std::strerror(errno));
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() { fs::remove_all(path_); }
-
-  fs::path Write(const std::string& name, const std::string& bytes) const {
-    const fs::path path = path_ / name;
-    std::ofstream out(path, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return path;
-  }
-
- private:
-  fs::path path_;
-};
 
 uint32_t Get32(const std::string& b, uint64_t at) {
   uint32_t v = 0;
@@ -595,17 +555,6 @@ const Tokenizer& GgufTokenizer() {
   return tokenizer;
 }
 
-std::vector<std::string> Split(const std::string& text, const std::string& separator) {
-  std::vector<std::string> parts;
-  size_t begin = 0;
-  for (size_t at = text.find(separator); at != std::string::npos; at = text.find(separator, begin)) {
-    parts.push_back(text.substr(begin, at - begin));
-    begin = at + separator.size();
-  }
-  parts.push_back(text.substr(begin));
-  return parts;
-}
-
 TEST(GgufTokenizerTest, VocabularyEqualsTokenizerJson) {
   const Tokenizer& gguf = GgufTokenizer();
   const Tokenizer& hf = JsonTokenizer();
@@ -645,22 +594,12 @@ TEST(GgufTokenizerTest, MatchesTransformersReference) {
 }
 
 TEST(GgufTokenizerTest, MatchesLlamaCppVectors) {
-  std::vector<std::string> inputs =
-      Split(ReadFile(kData / "tokenizer/ggml-vocab-qwen2.gguf.inp"), "\n__ggml_vocab_test__\n");
-  std::vector<std::string> outputs = Split(ReadFile(kData / "tokenizer/ggml-vocab-qwen2.gguf.out"), "\n");
-  ASSERT_EQ(inputs.back(), "");
-  ASSERT_EQ(outputs.back(), "");
-  inputs.pop_back();
-  outputs.pop_back();
-  ASSERT_EQ(inputs.size(), 46u);
-  ASSERT_EQ(outputs.size(), inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    SCOPED_TRACE(testing::Message() << "vector " << i << ": " << inputs[i]);
-    std::vector<uint32_t> expected;
-    std::istringstream line(outputs[i]);
-    for (uint32_t id = 0; line >> id;) expected.push_back(id);
-    EXPECT_EQ(GgufTokenizer().Encode(inputs[i]), expected);
-    EXPECT_EQ(GgufTokenizer().Encode(inputs[i]), JsonTokenizer().Encode(inputs[i]));
+  const auto vectors = LlamaCppVectors();
+  ASSERT_EQ(vectors.size(), 46u);
+  for (size_t i = 0; i < vectors.size(); ++i) {
+    SCOPED_TRACE(testing::Message() << "vector " << i << ": " << vectors[i].text);
+    EXPECT_EQ(GgufTokenizer().Encode(vectors[i].text), vectors[i].ids);
+    EXPECT_EQ(GgufTokenizer().Encode(vectors[i].text), JsonTokenizer().Encode(vectors[i].text));
   }
 }
 

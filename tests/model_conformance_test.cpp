@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/test_paths.h"
+#include "tests/test_util.h"
 #include "model/engine.h"
 #include "model/model_files.h"
 #include "model/weights.h"

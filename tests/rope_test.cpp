@@ -9,7 +9,7 @@
 #include "model/rope_frequencies.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"
-#include "tests/test_paths.h"
+#include "tests/test_util.h"
 
 namespace qvk::test {
 namespace {

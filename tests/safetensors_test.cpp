@@ -16,47 +16,20 @@
 #include "model/config.h"
 #include "model/safetensors.h"
 #include "model/weight_source.h"
+#include "tests/test_util.h"
 
 namespace qvk {
 namespace {
 
+using test::ErrorOf;
+using test::TempDir;
+using test::ExpectMentions;
+
 namespace fs = std::filesystem;
 
-const fs::path kTiny = fs::path(QWENVK_TEST_DATA) / "qwen2-tiny";
+const fs::path kTiny = test::TestDataDir() / "qwen2-tiny";
 
 // --- helpers -------------------------------------------------------------------------------------
-
-// The message of the Error `f` throws, or a marker that fails every substring check.
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error thrown)";
-}
-
-void ExpectMentions(const std::string& message, const std::vector<std::string>& parts) {
-  for (const auto& part : parts) {
-    EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-  }
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "qwenvk-st-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error(std::strerror(errno));
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 void WriteFile(const fs::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);

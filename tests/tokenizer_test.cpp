@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/test_paths.h"
+#include "tests/test_util.h"
 #include "gpu/error.h"
 #include "model/tokenizer.h"
 
@@ -24,14 +24,6 @@ namespace {
 const std::filesystem::path kData = qvk::test::TestDataDir();
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  EXPECT_TRUE(file) << "cannot open " << path;
-  std::stringstream contents;
-  contents << file.rdbuf();
-  return contents.str();
-}
-
 nlohmann::json ReadJson(const std::filesystem::path& path) {
   return nlohmann::json::parse(ReadFile(path));
 }
@@ -40,17 +32,6 @@ nlohmann::json ReadJson(const std::filesystem::path& path) {
 const Tokenizer& Qwen2() {
   static const Tokenizer tokenizer = Tokenizer::FromTokenizerJson(kData / "qwen2-tiny/tokenizer.json");
   return tokenizer;
-}
-
-std::vector<std::string> Split(const std::string& text, const std::string& separator) {
-  std::vector<std::string> parts;
-  size_t begin = 0;
-  for (size_t at = text.find(separator); at != std::string::npos; at = text.find(separator, begin)) {
-    parts.push_back(text.substr(begin, at - begin));
-    begin = at + separator.size();
-  }
-  parts.push_back(text.substr(begin));
-  return parts;
 }
 
 // --- Qwen2 vocabulary -----------------------------------------------------------------------
@@ -80,25 +61,12 @@ TEST(TokenizerTest, MatchesTransformersReference) {
   }
 }
 
-// llama.cpp's test-tokenizer-0 files: the inputs are separated (and ended) by the separator, the
-// outputs are one line of ids per input, each id preceded by a space.
 TEST(TokenizerTest, MatchesLlamaCppVectors) {
-  std::vector<std::string> inputs =
-      Split(ReadFile(kData / "tokenizer/ggml-vocab-qwen2.gguf.inp"), "\n__ggml_vocab_test__\n");
-  std::vector<std::string> outputs = Split(ReadFile(kData / "tokenizer/ggml-vocab-qwen2.gguf.out"), "\n");
-  ASSERT_EQ(inputs.back(), "");
-  ASSERT_EQ(outputs.back(), "");
-  inputs.pop_back();
-  outputs.pop_back();
-  ASSERT_EQ(inputs.size(), 46u);
-  ASSERT_EQ(outputs.size(), inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    SCOPED_TRACE(testing::Message() << "vector " << i << ": " << inputs[i]);
-    std::vector<uint32_t> expected;
-    std::istringstream line(outputs[i]);
-    for (uint32_t id = 0; line >> id;) expected.push_back(id);
-    EXPECT_EQ(Qwen2().Encode(inputs[i]), expected);
-    EXPECT_EQ(Qwen2().Decode(expected), inputs[i]);
+  const auto vectors = LlamaCppVectors();
+  ASSERT_EQ(vectors.size(), 46u);
+  for (size_t i = 0; i < vectors.size(); ++i) {
+    SCOPED_TRACE(testing::Message() << "vector " << i << ": " << vectors[i].text);
+    EXPECT_EQ(Qwen2().Encode(vectors[i].text), vectors[i].ids);
   }
 }
 

@@ -1,0 +1,121 @@
+#pragma once
+// What the test files share: where the data and the qwenvk binary are, reading files, checking
+// error messages, and llama.cpp's tokenizer vectors.
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <stdlib.h>
+
+#include <gtest/gtest.h>
+
+#include "gpu/error.h"
+
+namespace qvk::test {
+
+// Compiled in, overridable by the environment variables of the same names, so a built suite
+// can run from another checkout (as on a remote GPU machine).
+inline std::filesystem::path TestDataDir() {
+  const char* dir = std::getenv("QWENVK_TEST_DATA");
+  return dir != nullptr && *dir != '\0' ? std::filesystem::path(dir) : std::filesystem::path(QWENVK_TEST_DATA);
+}
+
+inline std::filesystem::path QwenvkBinary() {
+  const char* path = std::getenv("QWENVK_BINARY");
+  return path != nullptr && *path != '\0' ? std::filesystem::path(path) : std::filesystem::path(QWENVK_BINARY);
+}
+
+inline std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in) << "cannot open " << path;
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+inline std::vector<std::string> Split(const std::string& text, const std::string& separator) {
+  std::vector<std::string> parts;
+  size_t begin = 0;
+  for (size_t at = text.find(separator); at != std::string::npos; at = text.find(separator, begin)) {
+    parts.push_back(text.substr(begin, at - begin));
+    begin = at + separator.size();
+  }
+  parts.push_back(text.substr(begin));
+  return parts;
+}
+
+// The message of the Error `f` throws, or a marker that fails every substring check.
+inline std::string ErrorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error thrown)";
+}
+
+inline void ExpectMentions(const std::string& message, const std::vector<std::string>& parts) {
+  for (const auto& part : parts) {
+    EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
+  }
+}
+
+// A fresh directory under the system's temporary directory, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "qwenvk-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error(std::strerror(errno));
+    path_ = pattern;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() { std::filesystem::remove_all(path_); }
+
+  const std::filesystem::path& path() const { return path_; }
+  // Writes `bytes` to the file `name` in the directory; returns its path.
+  std::filesystem::path Write(const std::string& name, const std::string& bytes) const {
+    const std::filesystem::path file = path_ / name;
+    std::ofstream out(file, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return file;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct TokenizerVector {
+  std::string text;
+  std::vector<uint32_t> ids;
+};
+
+// llama.cpp's test-tokenizer-0 files: the inputs are separated (and ended) by the separator, the
+// outputs are one line of ids per input, each id preceded by a space. 46 vectors for Qwen2.
+inline std::vector<TokenizerVector> LlamaCppVectors() {
+  const auto dir = TestDataDir() / "tokenizer";
+  std::vector<std::string> inputs = Split(ReadFile(dir / "ggml-vocab-qwen2.gguf.inp"), "\n__ggml_vocab_test__\n");
+  std::vector<std::string> outputs = Split(ReadFile(dir / "ggml-vocab-qwen2.gguf.out"), "\n");
+  EXPECT_EQ(inputs.back(), "");
+  EXPECT_EQ(outputs.back(), "");
+  inputs.pop_back();
+  outputs.pop_back();
+  EXPECT_EQ(outputs.size(), inputs.size());
+  std::vector<TokenizerVector> vectors;
+  for (size_t i = 0; i < inputs.size() && i < outputs.size(); ++i) {
+    TokenizerVector v{inputs[i], {}};
+    std::istringstream line(outputs[i]);
+    for (uint32_t id = 0; line >> id;) v.ids.push_back(id);
+    vectors.push_back(std::move(v));
+  }
+  return vectors;
+}
+
+}  // namespace qvk::test
