@@ -124,7 +124,7 @@ int RunInfo(const InfoOptions& o) {
   for (uint32_t w : c.layer_window) {
     if (w != 0) windows.push_back(w);
   }
-  const uint64_t kv_per_1k = uint64_t{2} * 2 * c.num_layers * c.num_kv_heads * c.head_dim * 1024;
+  const uint64_t kv_per_1k = KvCacheBytes(c, 1024);
   json out = {{"path", files.path().string()},
               {"format", files.is_gguf() ? "gguf" : "safetensors"},
               {"architecture", c.architecture},

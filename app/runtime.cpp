@@ -42,8 +42,8 @@ Runtime::Runtime(const ModelOptions& options) {
   const DeviceInfo& info = device_->info();
   const ModelConfig& c = files_->config();
 
-  const uint32_t context = options.context != 0 ? options.context : std::min<uint32_t>(32768, c.max_position_embeddings);
-  const uint64_t kv_bytes = uint64_t{2} * 2 * c.num_layers * c.num_kv_heads * c.head_dim * context;
+  const uint32_t context = options.context != 0 ? options.context : DefaultContext(c);
+  const uint64_t kv_bytes = KvCacheBytes(c, context);
   const uint64_t weight_bytes = files_->weights().total_bytes();
   const uint64_t budget = options.gpu_mem_mib ? *options.gpu_mem_mib << 20 : info.DeviceLocalBytes();
   spdlog::info("device {}: {}; weights {:.0f} MiB, KV cache {:.0f} MiB for {} tokens, budget {:.0f} MiB", info.index,

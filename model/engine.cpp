@@ -11,10 +11,6 @@
 namespace qvk {
 namespace {
 
-uint32_t DefaultContext(const ModelConfig& c, uint32_t requested) {
-  return requested != 0 ? requested : std::min<uint32_t>(32768, c.max_position_embeddings);
-}
-
 // Rows of logits computed at once: at most one binding's worth (lavapipe binds 128 MiB).
 uint32_t LogitsRowsPerBatch(const Device& device, const ModelConfig& c, uint32_t chunk) {
   const uint64_t fit = device.info().max_storage_buffer_range / (uint64_t{4} * c.vocab_size);
@@ -23,12 +19,14 @@ uint32_t LogitsRowsPerBatch(const Device& device, const ModelConfig& c, uint32_t
 
 }  // namespace
 
+uint32_t DefaultContext(const ModelConfig& c) { return std::min<uint32_t>(32768, c.max_position_embeddings); }
+
 Engine::Engine(Device& device, const ModelConfig& config, const ModelWeights& weights, const EngineOptions& options)
     : device_(device),
       config_(config),
       weights_(weights),
       chunk_(std::max<uint32_t>(1, options.prefill_chunk)),
-      kv_(device, config, DefaultContext(config, options.context)),
+      kv_(device, config, options.context != 0 ? options.context : DefaultContext(config)),
       prefill_(device, config, chunk_, LogitsRowsPerBatch(device, config, chunk_)),
       decode_(device, config, 1, 1) {}
 

@@ -16,6 +16,9 @@ namespace qvk {
 
 class Device;
 
+// The context a model gets unless the user asks otherwise: min(32768, max_position_embeddings).
+uint32_t DefaultContext(const ModelConfig& config);
+
 struct EngineOptions {
   uint32_t context = 0;          // KV cache rows; 0: min(32768, max_position_embeddings)
   uint32_t prefill_chunk = 256;  // tokens per prefill dispatch sequence

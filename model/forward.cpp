@@ -57,8 +57,12 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
   attention_factor = freqs.attention_factor;
 }
 
+uint64_t KvCacheBytes(const ModelConfig& c, uint64_t tokens) {
+  return uint64_t{2} * 2 * c.num_layers * c.num_kv_heads * c.head_dim * tokens;
+}
+
 KvCache::KvCache(Device& device, const ModelConfig& c, uint32_t cap) : capacity(cap) {
-  const VkDeviceSize bytes = VkDeviceSize{2} * c.num_kv_heads * capacity * c.head_dim;
+  const VkDeviceSize bytes = KvCacheBytes(c, capacity) / (2 * c.num_layers);  // one of K or V, one layer
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     k.push_back(Make(device, bytes));
     v.push_back(Make(device, bytes));

@@ -36,6 +36,9 @@ struct RunState {
   float attention_factor = 1.0f;
 };
 
+// Bytes of an F16 KV cache for `tokens` positions: keys and values of every layer.
+uint64_t KvCacheBytes(const ModelConfig& config, uint64_t tokens);
+
 // Per-layer F16 keys and values: [Hkv, capacity, D] each, row = absolute position.
 struct KvCache {
   KvCache(Device& device, const ModelConfig& config, uint32_t capacity);

@@ -1,39 +1,15 @@
 #include "model/weights.h"
 
-#include <cstring>
-
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "gpu/device.h"
 #include "gpu/error.h"
-#include "gpu/numeric.h"
 #include "gpu/uploader.h"
 #include "model/quantize.h"
 #include "model/weight_source.h"
 
 namespace qvk {
 namespace {
-
-template <class T>
-T Load(const std::byte* p) {
-  T value;
-  std::memcpy(&value, p, sizeof(T));
-  return value;
-}
-
-// Values of a float tensor (F32, F16 or BF16) as f32.
-void AppendFloats(const SourceTensor& t, size_t first, size_t count, std::vector<float>& out) {
-  const std::byte* p = t.data.data();
-  for (size_t i = first; i < first + count; ++i) {
-    switch (t.dtype) {
-      case DType::F32: out.push_back(std::bit_cast<float>(Load<uint32_t>(p + 4 * i))); break;
-      case DType::F16: out.push_back(HalfToFloat(Load<uint16_t>(p + 2 * i))); break;
-      case DType::BF16: out.push_back(Bf16ToFloat(Load<uint16_t>(p + 2 * i))); break;
-      default: throw Error(fmt::format("{} is {}, not a float type", t.name, DTypeName(t.dtype)));
-    }
-  }
-}
 
 class WeightLoader {
  public:
@@ -78,7 +54,9 @@ class WeightLoader {
     std::vector<float> values;
     for (const auto& name : names) {
       const SourceTensor t = source_.Get(name);
-      AppendFloats(t, 0, t.shape[0], values);
+      const auto n = static_cast<uint32_t>(t.shape[0]);
+      const std::vector<float> part = DequantizeRows(t.dtype, t.data, 1, n);
+      values.insert(values.end(), part.begin(), part.end());
       Progress(t.data.size());
     }
     Buffer b = device_.allocator().CreateBuffer(values.size() * sizeof(float), MemoryKind::Device);
@@ -124,12 +102,11 @@ class WeightLoader {
   void Quantize(const Buffer& dst, VkDeviceSize offset, const SourceTensor& t, DType type) {
     const auto cols = static_cast<uint32_t>(t.shape[1]);
     const uint64_t rows_per_chunk = std::max<uint64_t>(1, (uint64_t{8} << 20) / (uint64_t{4} * cols));
-    const VkDeviceSize source_row_bytes = t.data.size() / t.shape[0];
-    std::vector<float> values;
+    const VkDeviceSize source_row_bytes = RowBytes(t.dtype, cols);
     for (uint64_t r = 0; r < t.shape[0]; r += rows_per_chunk) {
       const auto n = static_cast<uint32_t>(std::min(rows_per_chunk, t.shape[0] - r));
-      values.clear();
-      AppendFloats(t, r * cols, static_cast<size_t>(n) * cols, values);
+      const std::vector<float> values =
+          DequantizeRows(t.dtype, t.data.subspan(r * source_row_bytes, n * source_row_bytes), n, cols);
       const std::vector<std::byte> blocks = QuantizeRows(type, values, n, cols);
       uploader_.Write(dst, offset + r * RowBytes(type, cols), blocks);
       Progress(source_row_bytes * n);

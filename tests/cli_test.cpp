@@ -50,6 +50,13 @@ Result RunQwenvk(const std::string& args, const std::string& input = "") {
   return r;
 }
 
+// Replies a generate or chat run finished: each ends with its statistics line.
+size_t Replies(const Result& r) {
+  size_t replies = 0;
+  for (size_t at = 0; (at = r.err.find("prompt tokens", at)) != std::string::npos; ++at) ++replies;
+  return replies;
+}
+
 std::string Join(const std::vector<uint32_t>& ids) {
   std::string s;
   for (uint32_t id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
@@ -134,9 +141,7 @@ TEST(CliTest, GeneratesAndReportsSpeed) {
 TEST(CliTest, ChatsInTheTerminal) {
   const Result r = RunQwenvk("chat --model '" + kModel + "' --max-tokens 4 --greedy", "Hi there\nAnd again\n/exit\n");
   ASSERT_EQ(r.status, 0) << r.err;
-  size_t replies = 0;
-  for (size_t at = 0; (at = r.err.find("prompt tokens", at)) != std::string::npos; ++at) ++replies;
-  EXPECT_EQ(replies, 2u) << r.err;
+  EXPECT_EQ(Replies(r), 2u) << r.err;
 }
 
 // One .gguf file is a whole model: info, then a terminal chat, for every quantization the
@@ -150,9 +155,7 @@ TEST(CliTest, ChatsWithGgufModelsOfEveryFixtureType) {
     const Result r = RunQwenvk("chat --model '" + model + "' --max-tokens 3 --temperature 0.8 --seed 5",
                                "Hi there\nAnd again\n/exit\n");
     ASSERT_EQ(r.status, 0) << file << ": " << r.err;
-    size_t replies = 0;
-    for (size_t at = 0; (at = r.err.find("prompt tokens", at)) != std::string::npos; ++at) ++replies;
-    EXPECT_EQ(replies, 2u) << file << ": " << r.err;
+    EXPECT_EQ(Replies(r), 2u) << file << ": " << r.err;
   }
 }
 
