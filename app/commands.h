@@ -63,4 +63,13 @@ struct GenerateOptions {
 int RunGenerate(const GenerateOptions& options);
 int RunChat(const GenerateOptions& options);
 
+// `qwenvk` with no subcommand: the desktop app (app/desktop.cpp).
+struct DesktopOptions {
+  std::optional<std::string> model;     // --model: load this and remember it in the settings
+  std::optional<std::string> database;  // --db: the conversation store (default under $XDG_DATA_HOME)
+  std::optional<std::string> script;    // --script: drive the UI from a file of actions
+  std::optional<uint32_t> device;       // --device N for this run
+};
+int RunDesktop(const DesktopOptions& options);
+
 }  // namespace qvk::app

@@ -1,4 +1,5 @@
-// qwenvk: the program. The terminal subcommands are wired here; each lives in its own file.
+// qwenvk: the program. Without a subcommand it is the desktop app; the terminal subcommands are
+// wired here too; each lives in its own file.
 #include <cstdio>
 #include <optional>
 
@@ -41,7 +42,13 @@ int main(int argc, char** argv) {
   spdlog::cfg::load_env_levels();
 
   CLI::App app{"QwenVK: Qwen2-family language models on any GPU through Vulkan compute"};
-  app.require_subcommand(1);
+  // Without a subcommand: the desktop app.
+  app.require_subcommand(0, 1);
+  qvk::app::DesktopOptions desktop_options;
+  app.add_option("--model", desktop_options.model, "Hugging Face model folder or .gguf file to chat with");
+  app.add_option("--db", desktop_options.database, "Conversation database (default $XDG_DATA_HOME/qwenvk/conversations.db)");
+  app.add_option("--script", desktop_options.script, "Drive the app from a file of UI actions (tests, demos)");
+  app.add_option("--device", desktop_options.device, "Vulkan device number for this run (see `qwenvk devices`)");
 
   qvk::app::DevicesOptions devices_options;
   std::optional<unsigned> devices_device;
@@ -101,6 +108,7 @@ int main(int argc, char** argv) {
     if (attention->parsed()) status = qvk::app::RunAttention(attention_options);
     if (generate->parsed()) status = qvk::app::RunGenerate(generate_options);
     if (chat->parsed()) status = qvk::app::RunChat(chat_options);
+    if (app.get_subcommands().empty()) status = qvk::app::RunDesktop(desktop_options);
   } catch (const qvk::Error& e) {
     std::fprintf(stderr, "qwenvk: %s\n", e.what());
     status = 1;

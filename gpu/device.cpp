@@ -191,6 +191,40 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
   return info;
 }
 
+std::vector<VkQueueFamilyProperties> QueueFamilies(VkPhysicalDevice physical) {
+  uint32_t count = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(physical, &count, nullptr);
+  std::vector<VkQueueFamilyProperties> families(count);
+  vkGetPhysicalDeviceQueueFamilyProperties(physical, &count, families.data());
+  return families;
+}
+
+// The graphics+compute family that can present to `surface`, preferring the one discovery chose;
+// UINT32_MAX when there is none.
+uint32_t PresentQueueFamily(const DeviceInfo& d, VkSurfaceKHR surface) {
+  const std::vector<VkQueueFamilyProperties> families = QueueFamilies(d.physical);
+  const auto presents = [&](uint32_t f) {
+    const VkQueueFlags both = VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT;
+    VkBool32 supported = VK_FALSE;
+    return (families[f].queueFlags & both) == both &&
+           vkGetPhysicalDeviceSurfaceSupportKHR(d.physical, f, surface, &supported) == VK_SUCCESS &&
+           supported == VK_TRUE;
+  };
+  if (d.compute_queue_family < families.size() && presents(d.compute_queue_family)) return d.compute_queue_family;
+  for (uint32_t f = 0; f < families.size(); ++f) {
+    if (presents(f)) return f;
+  }
+  return UINT32_MAX;
+}
+
+bool HasSwapchainExtension(VkPhysicalDevice physical) {
+  uint32_t count = 0;
+  VK_CHECK(vkEnumerateDeviceExtensionProperties(physical, nullptr, &count, nullptr));
+  std::vector<VkExtensionProperties> extensions(count);
+  VK_CHECK(vkEnumerateDeviceExtensionProperties(physical, nullptr, &count, extensions.data()));
+  return HasExtension(extensions, VK_KHR_SWAPCHAIN_EXTENSION_NAME);
+}
+
 int TypePreference(VkPhysicalDeviceType type) {
   switch (type) {
     case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 0;
@@ -248,17 +282,41 @@ VkDeviceSize DeviceInfo::DeviceLocalBytes() const {
   return largest;
 }
 
-std::vector<DeviceInfo> EnumerateDevices(const Instance& instance) {
+std::string PresentationProblem(const DeviceInfo& device, VkSurfaceKHR surface) {
+  std::string problem;
+  if (!HasSwapchainExtension(device.physical)) problem = "cannot show windows (no VK_KHR_swapchain)";
+  if (PresentQueueFamily(device, surface) == UINT32_MAX) {
+    problem += std::string(problem.empty() ? "" : "; ") +
+               "has no graphics and compute queue family that can present to the window";
+  }
+  return problem;
+}
+
+std::vector<DeviceInfo> EnumerateDevices(const Instance& instance, VkSurfaceKHR present_surface) {
   uint32_t count = 0;
   VK_CHECK(vkEnumeratePhysicalDevices(instance.handle(), &count, nullptr));
   std::vector<VkPhysicalDevice> physical(count);
   VK_CHECK(vkEnumeratePhysicalDevices(instance.handle(), &count, physical.data()));
   std::vector<DeviceInfo> devices;
-  for (uint32_t i = 0; i < count; ++i) devices.push_back(DescribeDevice(instance.handle(), physical[i], i));
+  for (uint32_t i = 0; i < count; ++i) {
+    DeviceInfo info = DescribeDevice(instance.handle(), physical[i], i);
+    if (present_surface != VK_NULL_HANDLE) {
+      if (std::string problem = PresentationProblem(info, present_surface); !problem.empty()) {
+        info.unusable_reason += (info.unusable_reason.empty() ? "" : "; ") + problem;
+      }
+    }
+    devices.push_back(std::move(info));
+  }
   return devices;
 }
 
-const DeviceInfo& ChooseDevice(const std::vector<DeviceInfo>& devices, std::optional<uint32_t> requested) {
+const DeviceInfo& ChooseDevice(const std::vector<DeviceInfo>& devices, std::optional<uint32_t> requested,
+                               VkSurfaceKHR present_surface) {
+  // Devices enumerated without the surface are checked for it here.
+  const auto rejection = [present_surface](const DeviceInfo& d) {
+    if (!d.usable()) return d.unusable_reason;
+    return present_surface != VK_NULL_HANDLE ? PresentationProblem(d, present_surface) : std::string();
+  };
   if (devices.empty()) {
     throw Error("No Vulkan device found. Install your GPU's Vulkan driver, or mesa-vulkan-drivers for the CPU device.");
   }
@@ -276,27 +334,39 @@ const DeviceInfo& ChooseDevice(const std::vector<DeviceInfo>& devices, std::opti
                               devices.size()));
     }
     const DeviceInfo& d = devices[*requested];
-    if (!d.usable()) throw Error(fmt::format("Device {} ({}) cannot be used: {}.", d.index, d.name, d.unusable_reason));
+    if (const std::string why = rejection(d); !why.empty()) {
+      throw Error(fmt::format("Device {} ({}) cannot be used: {}.", d.index, d.name, why));
+    }
     return d;
   }
   const DeviceInfo* best = nullptr;
   for (const auto& d : devices) {
-    if (d.usable() && (best == nullptr || TypePreference(d.type) < TypePreference(best->type))) best = &d;
+    if (rejection(d).empty() && (best == nullptr || TypePreference(d.type) < TypePreference(best->type))) best = &d;
   }
   if (best == nullptr) {
     std::string why;
-    for (const auto& d : devices) why += fmt::format("\n  {} ({}): {}", d.index, d.name, d.unusable_reason);
+    for (const auto& d : devices) why += fmt::format("\n  {} ({}): {}", d.index, d.name, rejection(d));
     throw Error("No usable Vulkan device:" + why);
   }
   return *best;
 }
 
-Device::Device(const Instance& instance, const DeviceInfo& info) : instance_(instance), info_(info) {
+Device::Device(const Instance& instance, const DeviceInfo& info, const DeviceOptions& options)
+    : instance_(instance), info_(info) {
   if (!info.usable()) throw Error(fmt::format("Device {} ({}) cannot be used: {}.", info.index, info.name, info.unusable_reason));
+  if (options.present_surface != VK_NULL_HANDLE) {
+    if (const std::string problem = PresentationProblem(info, options.present_surface); !problem.empty()) {
+      throw Error(fmt::format("Device {} ({}) cannot be used: {}.", info.index, info.name, problem));
+    }
+    info_.compute_queue_family = PresentQueueFamily(info, options.present_surface);
+    const std::vector<VkQueueFamilyProperties> families = QueueFamilies(info.physical);
+    info_.compute_timestamps =
+        families[info_.compute_queue_family].timestampValidBits > 0 && info.timestamp_period_ns > 0;
+  }
 
   const float priority = 1.0f;
   VkDeviceQueueCreateInfo queue_info{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
-  queue_info.queueFamilyIndex = info.compute_queue_family;
+  queue_info.queueFamilyIndex = info_.compute_queue_family;
   queue_info.queueCount = 1;
   queue_info.pQueuePriorities = &priority;
 
@@ -318,6 +388,7 @@ Device::Device(const Instance& instance, const DeviceInfo& info) : instance_(ins
     if (info.storage_8bit) extensions.push_back(VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
     if (info.fp16_arithmetic || info.int8_arithmetic) extensions.push_back(VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
   }
+  if (options.present_surface != VK_NULL_HANDLE) extensions.push_back(VK_KHR_SWAPCHAIN_EXTENSION_NAME);
 
   VkDeviceCreateInfo create{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   create.pNext = &features2;
@@ -326,11 +397,11 @@ Device::Device(const Instance& instance, const DeviceInfo& info) : instance_(ins
   create.enabledExtensionCount = static_cast<uint32_t>(extensions.size());
   create.ppEnabledExtensionNames = extensions.data();
   VK_CHECK(vkCreateDevice(info.physical, &create, nullptr, &device_));
-  vkGetDeviceQueue(device_, info.compute_queue_family, 0, &queue_);
+  vkGetDeviceQueue(device_, info_.compute_queue_family, 0, &queue_);
 
   VkCommandPoolCreateInfo pool_info{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   pool_info.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
-  pool_info.queueFamilyIndex = info.compute_queue_family;
+  pool_info.queueFamilyIndex = info_.compute_queue_family;
   VK_CHECK(vkCreateCommandPool(device_, &pool_info, nullptr, &command_pool_));
   VkFenceCreateInfo fence_info{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
   VK_CHECK(vkCreateFence(device_, &fence_info, nullptr, &fence_));
@@ -382,6 +453,18 @@ void Device::SubmitAndWait(VkCommandBuffer cmd) {
 void Device::Submit(const VkSubmitInfo& submit, VkFence fence) {
   std::lock_guard lock(queue_mutex_);
   VK_CHECK(vkQueueSubmit(queue_, 1, &submit, fence));
+}
+
+VkResult Device::Present(const VkPresentInfoKHR& present) {
+  std::lock_guard lock(queue_mutex_);
+  const VkResult result = vkQueuePresentKHR(queue_, &present);
+  if (result != VK_SUBOPTIMAL_KHR && result != VK_ERROR_OUT_OF_DATE_KHR) VK_CHECK(result);
+  return result;
+}
+
+void Device::WaitQueueIdle() {
+  std::lock_guard lock(queue_mutex_);
+  VK_CHECK(vkQueueWaitIdle(queue_));
 }
 
 void Device::Upload(const Buffer& dst, VkDeviceSize offset, std::span<const std::byte> bytes) {

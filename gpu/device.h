@@ -65,6 +65,7 @@ struct DeviceInfo {
   float timestamp_period_ns = 0;
   bool compute_timestamps = false;
 
+  // Discovery's choice; a Device made for a window may take another family, one that presents.
   uint32_t compute_queue_family = UINT32_MAX;
   std::string unusable_reason;  // empty: usable
 
@@ -76,16 +77,29 @@ struct DeviceInfo {
   VkDeviceSize DeviceLocalBytes() const;
 };
 
-// Every physical device the loader reports, in loader order.
-std::vector<DeviceInfo> EnumerateDevices(const Instance& instance);
+// Every physical device the loader reports, in loader order. With a surface, a device that
+// cannot present to it is unusable too, and its unusable_reason says why.
+std::vector<DeviceInfo> EnumerateDevices(const Instance& instance, VkSurfaceKHR present_surface = VK_NULL_HANDLE);
 
 // The device to use: `requested` (from --device N) or QWENVK_DEVICE, else the first usable
-// discrete GPU, then integrated, virtual, CPU. Throws Error explaining each rejection.
-const DeviceInfo& ChooseDevice(const std::vector<DeviceInfo>& devices, std::optional<uint32_t> requested);
+// discrete GPU, then integrated, virtual, CPU. With a surface, only devices that can present to
+// it qualify. Throws Error explaining each rejection.
+const DeviceInfo& ChooseDevice(const std::vector<DeviceInfo>& devices, std::optional<uint32_t> requested,
+                               VkSurfaceKHR present_surface = VK_NULL_HANDLE);
+
+// Why `device` cannot present to `surface` (no graphics+compute queue family that can, no
+// VK_KHR_swapchain); empty when it can.
+std::string PresentationProblem(const DeviceInfo& device, VkSurfaceKHR surface);
+
+struct DeviceOptions {
+  // When set, the one queue is of a graphics+compute family that presents to this surface, and
+  // VK_KHR_swapchain is enabled: kernels and the UI share the queue.
+  VkSurfaceKHR present_surface = VK_NULL_HANDLE;
+};
 
 class Device {
  public:
-  Device(const Instance& instance, const DeviceInfo& info);
+  Device(const Instance& instance, const DeviceInfo& info, const DeviceOptions& options = {});
   ~Device();
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
@@ -94,6 +108,7 @@ class Device {
   const Instance& instance() const { return instance_; }
   VkDevice handle() const { return device_; }
   VkQueue queue() const { return queue_; }
+  uint32_t queue_family() const { return info_.compute_queue_family; }
   Allocator& allocator() { return *allocator_; }
   Kernels& kernels() { return *kernels_; }
 
@@ -108,6 +123,13 @@ class Device {
   void SubmitAndWait(VkCommandBuffer cmd);
   // Submits without waiting; the queue is shared by threads, so every submit goes through here.
   void Submit(const VkSubmitInfo& submit, VkFence fence);
+  // Presents on the queue, serialized with Submit. Only on a Device made with a present_surface.
+  // Returns VK_SUBOPTIMAL_KHR and VK_ERROR_OUT_OF_DATE_KHR for the caller to recreate its
+  // swapchain; throws on other failures.
+  VkResult Present(const VkPresentInfoKHR& present);
+  // Waits until the queue has finished everything submitted so far, by any thread (presentation
+  // included); other threads' submissions wait meanwhile.
+  void WaitQueueIdle();
 
   // Copies between host memory and any buffer, through a staging buffer when the buffer is
   // not host-visible.

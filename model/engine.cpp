@@ -11,10 +11,12 @@
 namespace qvk {
 namespace {
 
+constexpr uint32_t kMaxLogitsRows = 64;
+
 // Rows of logits computed at once: at most one binding's worth (lavapipe binds 128 MiB).
 uint32_t LogitsRowsPerBatch(const Device& device, const ModelConfig& c, uint32_t chunk) {
   const uint64_t fit = device.info().max_storage_buffer_range / (uint64_t{4} * c.vocab_size);
-  return static_cast<uint32_t>(std::clamp<uint64_t>(fit, 1, std::min<uint32_t>(chunk, 64)));
+  return static_cast<uint32_t>(std::clamp<uint64_t>(fit, 1, std::min(chunk, kMaxLogitsRows)));
 }
 
 }  // namespace
@@ -31,6 +33,13 @@ Engine::Engine(Device& device, const ModelConfig& config, const ModelWeights& we
       decode_(device, config, 1, 1) {}
 
 Engine::~Engine() = default;
+
+uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& options) {
+  const uint64_t chunk = std::max<uint32_t>(1, options.prefill_chunk);
+  const uint64_t logits_rows = std::min<uint64_t>(chunk, kMaxLogitsRows);
+  return uint64_t{4} * chunk * (4 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size}) +
+         uint64_t{4} * logits_rows * c.vocab_size + (uint64_t{16} << 20);
+}
 
 void Engine::CheckFits(size_t tokens) const {
   if (tokens > kv_.capacity) {

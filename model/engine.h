@@ -29,6 +29,10 @@ class Engine {
   Engine(Device& device, const ModelConfig& config, const ModelWeights& weights, const EngineOptions& options = {});
   ~Engine();
 
+  // GPU memory an engine needs besides the weights and the KV cache (a prefill chunk's
+  // activations and the logits rows, with room to spare), so a budget can be planned before loading.
+  static uint64_t WorkingMemoryBytes(const ModelConfig& config, const EngineOptions& options = {});
+
   // Makes the cache hold exactly `ids`: keeps the longest prefix it already holds and computes
   // the rest in chunks. Returns the logits at the last position (valid until the next call).
   std::span<const float> Prefill(std::span<const uint32_t> ids);

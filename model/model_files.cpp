@@ -64,6 +64,26 @@ std::vector<uint32_t> ModelFiles::EncodeChat(std::span<const ChatMessage> messag
   return tokenizer_->Encode(chat_template_->Apply(messages, add_generation_prompt));
 }
 
+std::vector<uint32_t> ModelFiles::EncodeChatContinuation(std::span<const ChatMessage> messages) const {
+  if (!chat_template_) throw Error(fmt::format("{} has no chat template", path_.string()));
+  if (messages.empty()) throw Error("there is no message to continue");
+  const std::string& content = messages.back().content;
+  constexpr std::string_view kSpace = " \t\n\r\f\v";
+  const size_t first = content.find_first_not_of(kSpace);
+  if (first == std::string::npos) throw Error("the message to continue is empty");
+  const std::string_view lstripped = std::string_view(content).substr(first);
+  const std::string_view stripped = lstripped.substr(0, lstripped.find_last_not_of(kSpace) + 1);
+  const std::string rendered = chat_template_->Apply(messages, /*add_generation_prompt=*/false);
+  // As transformers: find the stripped content, and keep its trailing whitespace only where the
+  // template kept it too.
+  const size_t at = rendered.rfind(stripped);
+  if (at == std::string::npos) {
+    throw Error(fmt::format("the chat template of {} does not render the message to continue", path_.string()));
+  }
+  const bool whole = std::string_view(rendered).substr(at, lstripped.size()) == content;
+  return tokenizer_->Encode(rendered.substr(0, at + (whole ? lstripped.size() : stripped.size())));
+}
+
 bool ModelFiles::IsStopToken(uint32_t id) const {
   return std::find(stop_ids_.begin(), stop_ids_.end(), id) != stop_ids_.end();
 }

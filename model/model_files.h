@@ -40,6 +40,10 @@ class ModelFiles {
 
   // The chat template applied to `messages`, tokenized.
   std::vector<uint32_t> EncodeChat(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+  // The template applied without a generation prompt and cut right after the last message's
+  // content, so the model carries on writing that message (transformers' continue_final_message).
+  // Throws Error when the last message is empty or the template does not render its content.
+  std::vector<uint32_t> EncodeChatContinuation(std::span<const ChatMessage> messages) const;
   // <|im_end|> and every end-of-sequence id of the config and generation config.
   bool IsStopToken(uint32_t id) const;
 

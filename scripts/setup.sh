@@ -8,6 +8,8 @@ packages=(
   libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libimath-dev libgtest-dev
   libpcre2-dev libutf8proc-dev
+  libsqlite3-dev libglfw3-dev libimgui-dev libstb-dev
+  xvfb xauth fonts-dejavu-core fonts-noto-cjk
 )
 
 missing=()

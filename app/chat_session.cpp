@@ -1,0 +1,548 @@
+// Sections: helpers / lifetime and worker / model / chat requests / reply job / token counts
+#include "app/chat_session.h"
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <utility>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "app/runtime.h"
+#include "gpu/error.h"
+#include "model/generate.h"
+
+namespace qvk::app {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kFlushInterval = std::chrono::milliseconds(500);
+constexpr size_t kTitleMaxChars = 48;
+constexpr size_t kTitleWordSlack = 16;  // how far back from the cut a word boundary may be
+constexpr std::string_view kDefaultTitle = "New chat";
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+bool IsBlank(std::string_view text) {
+  for (char c : text) {
+    if (!IsSpace(c)) return false;
+  }
+  return true;
+}
+
+bool IsUtf8Continuation(char c) {
+  return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
+}
+
+// The conversation's system prompt (when it has one) and then `thread`, as the template takes them.
+std::vector<ChatMessage> History(const store::ConversationSettings& settings,
+                                 const std::vector<store::Message>& thread) {
+  std::vector<ChatMessage> history;
+  if (!settings.system_prompt.empty()) history.push_back({"system", settings.system_prompt});
+  for (const store::Message& m : thread) history.push_back({m.role, m.content});
+  return history;
+}
+
+SamplingParams SamplingFrom(const store::ConversationSettings& s) {
+  SamplingParams p;
+  p.greedy = s.temperature <= 0;
+  p.temperature = s.temperature;
+  p.top_k = s.top_k;
+  p.top_p = s.top_p;
+  p.min_p = s.min_p;
+  p.repetition_penalty = s.repetition_penalty;
+  if (s.random_seed) {
+    std::random_device entropy;
+    p.seed = (uint64_t{entropy()} << 32) | entropy();
+  } else {
+    p.seed = s.seed;
+  }
+  return p;
+}
+
+std::string DroppedNotice(size_t dropped, uint32_t context) {
+  return fmt::format("Dropped {} earliest message{} to fit the context of {} tokens", dropped, dropped == 1 ? "" : "s",
+                     context);
+}
+
+std::string ModelName(const std::string& path) {
+  std::filesystem::path p(path);
+  if (p.filename().empty()) p = p.parent_path();  // "folder/" names the folder
+  return p.filename().string();
+}
+
+}  // namespace
+
+std::string TitleFromMessage(const std::string& text) {
+  // The first line with any text, whitespace runs collapsed to one space.
+  std::string line;
+  for (size_t begin = 0; begin <= text.size() && line.empty();) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    bool pending_space = false;
+    for (size_t i = begin; i < end; ++i) {
+      if (IsSpace(text[i])) {
+        pending_space = !line.empty();
+      } else {
+        if (pending_space) line += ' ';
+        pending_space = false;
+        line += text[i];
+      }
+    }
+    begin = end + 1;
+  }
+  // Cut after kTitleMaxChars code points, at the last space when one is near the cut.
+  size_t chars = 0, cut = line.size();
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (IsUtf8Continuation(line[i])) continue;
+    if (chars == kTitleMaxChars) {
+      cut = i;
+      break;
+    }
+    ++chars;
+  }
+  if (cut == line.size()) return line;
+  const size_t space = line.rfind(' ', cut);
+  if (space != std::string::npos && space > 0 && cut - space <= kTitleWordSlack) cut = space;
+  return line.substr(0, cut);
+}
+
+// --- lifetime and worker ----------------------------------------------------------------------
+
+ChatSession::ChatSession(store::Store& store, Device& device)
+    : store_(store), device_(device), worker_([this] { WorkerLoop(); }) {}
+
+ChatSession::~ChatSession() {
+  {
+    std::lock_guard lock(mutex_);
+    quit_ = true;
+    jobs_.clear();
+  }
+  stop_requested_ = true;
+  wake_.notify_all();
+  worker_.join();
+  // The engine and weights go before the device the caller owns.
+  model_.reset();
+}
+
+void ChatSession::WorkerLoop() {
+  while (true) {
+    Job job;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return quit_ || !jobs_.empty(); });
+      if (quit_) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+      busy_ = true;
+      reply_running_ = !job.load.has_value();
+    }
+    if (job.load) {
+      RunLoad(*job.load);
+    } else {
+      RunReply(job.reply);
+    }
+    {
+      std::lock_guard lock(mutex_);
+      busy_ = false;
+      reply_running_ = false;
+      live_ = LiveReply{};
+    }
+    idle_.notify_all();
+  }
+}
+
+void ChatSession::WaitIdle() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [&] { return jobs_.empty() && !busy_; });
+}
+
+std::optional<std::string> ChatSession::TakeError() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(error_, std::nullopt);
+}
+
+// --- model ------------------------------------------------------------------------------------
+
+void ChatSession::LoadModel(const ModelSettings& settings) {
+  {
+    std::lock_guard lock(mutex_);
+    // Replies still queued were meant for the old model; the one running stops at its next token.
+    std::erase_if(jobs_, [](const Job& job) { return !job.load.has_value(); });
+    stop_requested_ = true;
+    status_ = ModelStatus::Loading;
+    progress_ = 0;
+    model_error_.clear();
+    model_name_.clear();
+    context_length_ = 0;
+    jobs_.push_back(Job{.load = settings, .reply = {}});
+  }
+  wake_.notify_all();
+}
+
+void ChatSession::RunLoad(const ModelSettings& settings) {
+  {
+    // The old model's memory is freed before the new one asks for any.
+    std::lock_guard lock(model_mutex_);
+    model_.reset();
+  }
+  auto progress = [this](uint64_t done, uint64_t total) {
+    std::lock_guard lock(mutex_);
+    progress_ = total == 0 ? 1.0f : static_cast<float>(static_cast<double>(done) / static_cast<double>(total));
+  };
+  LoadedModelOptions options{.context = settings.context,
+                             .gpu_mem_mib = std::nullopt,
+                             .quantize = std::nullopt,
+                             .budget_hint = "lower the context or raise the GPU memory budget in the model settings"};
+  if (settings.gpu_mem_mib != 0) options.gpu_mem_mib = settings.gpu_mem_mib;
+  try {
+    if (settings.path.empty()) throw Error("no model chosen: pick a Hugging Face folder or a .gguf file");
+    auto model = std::make_unique<LoadedModel>(device_, std::filesystem::path(settings.path), options, progress);
+    model->LogWeightPlacement();
+    const uint32_t context = model->engine().context();
+    {
+      std::lock_guard lock(model_mutex_);
+      model_ = std::move(model);
+    }
+    std::lock_guard lock(mutex_);
+    status_ = ModelStatus::Ready;
+    progress_ = 1;
+    model_name_ = ModelName(settings.path);
+    context_length_ = context;
+    ++model_generation_;
+  } catch (const std::exception& e) {
+    // Error says what is wrong with the files or the budget; anything else (out of host memory,
+    // a filesystem failure) is reported the same way rather than ending the worker.
+    spdlog::error("loading {} failed: {}", settings.path, e.what());
+    std::lock_guard lock(mutex_);
+    status_ = ModelStatus::Failed;
+    model_error_ = e.what();
+  }
+}
+
+ModelStatus ChatSession::model_status() const {
+  std::lock_guard lock(mutex_);
+  return status_;
+}
+
+float ChatSession::load_progress() const {
+  std::lock_guard lock(mutex_);
+  return progress_;
+}
+
+std::string ChatSession::model_error() const {
+  std::lock_guard lock(mutex_);
+  return model_error_;
+}
+
+std::string ChatSession::model_name() const {
+  std::lock_guard lock(mutex_);
+  return model_name_;
+}
+
+uint32_t ChatSession::context_length() const {
+  std::lock_guard lock(mutex_);
+  return context_length_;
+}
+
+store::ConversationSettings ChatSession::DefaultSettings() const {
+  store::ConversationSettings settings;
+  std::lock_guard lock(model_mutex_);
+  if (!model_) return settings;
+  // GenerationConfig cannot tell a missing field from one set to its default, so a field counts
+  // as set where it differs from that default.
+  const GenerationConfig& model = model_->files().generation();
+  const GenerationConfig unset;
+  if (model.temperature != unset.temperature) settings.temperature = model.temperature;
+  if (model.top_k != unset.top_k) settings.top_k = model.top_k;
+  if (model.top_p != unset.top_p) settings.top_p = model.top_p;
+  if (model.min_p != unset.min_p) settings.min_p = model.min_p;
+  if (model.repetition_penalty != unset.repetition_penalty) settings.repetition_penalty = model.repetition_penalty;
+  return settings;
+}
+
+// --- chat requests ----------------------------------------------------------------------------
+
+bool ChatSession::ReplyPendingLocked() const {
+  if (reply_running_) return true;
+  for (const Job& job : jobs_) {
+    if (!job.load) return true;
+  }
+  return false;
+}
+
+bool ChatSession::CanReplyLocked() {
+  if (status_ == ModelStatus::Loading) {
+    error_ = "the model is still loading";
+  } else if (status_ != ModelStatus::Ready) {
+    error_ = "no model is loaded: choose one in the model settings";
+  } else if (ReplyPendingLocked()) {
+    error_ = "a reply is still being written: stop it first";
+  } else {
+    return true;
+  }
+  return false;
+}
+
+void ChatSession::QueueReplyLocked(const ReplyJob& job) {
+  stop_requested_ = false;
+  jobs_.push_back(Job{.load = std::nullopt, .reply = job});
+  wake_.notify_all();
+}
+
+bool ChatSession::generating() const {
+  std::lock_guard lock(mutex_);
+  return ReplyPendingLocked();
+}
+
+LiveReply ChatSession::live() const {
+  std::lock_guard lock(mutex_);
+  return live_;
+}
+
+void ChatSession::Stop() {
+  stop_requested_ = true;
+}
+
+bool ChatSession::Send(store::Id conversation, const std::string& text) {
+  std::lock_guard lock(mutex_);
+  if (!CanReplyLocked()) return false;
+  if (IsBlank(text)) {
+    error_ = "the message is empty";
+    return false;
+  }
+  try {
+    const auto chat = store_.GetConversation(conversation);
+    if (!chat) throw Error("the conversation no longer exists");
+    const store::Id message =
+        store_.AddMessage(conversation, chat->current_leaf, "user", text, store::MessageState::Complete);
+    if (chat->title.empty() || chat->title == kDefaultTitle) {
+      store_.RenameConversation(conversation, TitleFromMessage(text));
+    }
+    QueueReplyLocked({.conversation = conversation, .parent = message, .continued = 0});
+    return true;
+  } catch (const Error& e) {
+    error_ = e.what();
+    return false;
+  }
+}
+
+bool ChatSession::Regenerate(store::Id assistant_message) {
+  std::lock_guard lock(mutex_);
+  if (!CanReplyLocked()) return false;
+  try {
+    const auto message = store_.GetMessage(assistant_message);
+    if (!message || message->role != "assistant") throw Error("only a reply can be regenerated");
+    if (message->parent_id == 0) throw Error("this reply answers no message, so there is nothing to regenerate from");
+    // The branch on screen ends at the question until the new reply's first token arrives.
+    store_.SetCurrentLeaf(message->conversation_id, message->parent_id);
+    QueueReplyLocked({.conversation = message->conversation_id, .parent = message->parent_id, .continued = 0});
+    return true;
+  } catch (const Error& e) {
+    error_ = e.what();
+    return false;
+  }
+}
+
+bool ChatSession::Edit(store::Id message_id, const std::string& text) {
+  std::lock_guard lock(mutex_);
+  try {
+    const auto message = store_.GetMessage(message_id);
+    if (!message) throw Error("the message no longer exists");
+    const bool wants_reply = message->role == "user";
+    if (wants_reply ? !CanReplyLocked() : ReplyPendingLocked()) {
+      if (!wants_reply) error_ = "a reply is still being written: stop it first";
+      return false;
+    }
+    if (IsBlank(text)) throw Error("the message is empty");
+    const store::Id edited = store_.AddMessage(message->conversation_id, message->parent_id, message->role, text,
+                                               store::MessageState::Complete);
+    if (wants_reply) QueueReplyLocked({.conversation = message->conversation_id, .parent = edited, .continued = 0});
+    return true;
+  } catch (const Error& e) {
+    error_ = e.what();
+    return false;
+  }
+}
+
+bool ChatSession::Continue(store::Id assistant_message) {
+  std::lock_guard lock(mutex_);
+  if (!CanReplyLocked()) return false;
+  try {
+    const auto message = store_.GetMessage(assistant_message);
+    if (!message || message->role != "assistant") throw Error("only a reply can be continued");
+    QueueReplyLocked(
+        {.conversation = message->conversation_id, .parent = message->parent_id, .continued = message->id});
+    return true;
+  } catch (const Error& e) {
+    error_ = e.what();
+    return false;
+  }
+}
+
+// --- reply job --------------------------------------------------------------------------------
+
+void ChatSession::RunReply(const ReplyJob& job) {
+  if (!model_) {
+    std::lock_guard lock(mutex_);
+    error_ = "no model is loaded: choose one in the model settings";
+    return;
+  }
+  LoadedModel& model = *model_;
+  const ModelFiles& files = model.files();
+  Engine& engine = model.engine();
+  const uint32_t context = engine.context();
+
+  store::Id message = job.continued;
+  std::string text;  // the whole message: what it held before (Continue) and what streams now
+  uint32_t tokens_before = 0;
+  std::vector<uint32_t> generated;
+  GenerationStats stats;
+  std::string notice;
+  bool row_streaming = false;  // the row exists and is marked Streaming: it must end Complete
+  try {
+    const auto chat = store_.GetConversation(job.conversation);
+    if (!chat) throw Error("the conversation no longer exists");
+    std::vector<ChatMessage> history =
+        History(chat->settings, store_.Thread(job.continued ? job.continued : job.parent));
+    const size_t first_turn = chat->settings.system_prompt.empty() ? 0 : 1;
+    // Continuing an empty reply is simply replying.
+    bool continuation = job.continued != 0;
+    if (continuation) {
+      const auto old = store_.GetMessage(job.continued);
+      if (!old) throw Error("the reply to continue no longer exists");
+      text = old->content;
+      tokens_before = old->tokens;
+      if (IsBlank(text)) {
+        continuation = false;
+        history.pop_back();
+      }
+    }
+    auto encode = [&] {
+      return continuation ? files.EncodeChatContinuation(history) : files.EncodeChat(history, true);
+    };
+
+    // Context policy (as the terminal chat): keep the system prompt, drop the oldest turns until
+    // the prompt and one new token fit.
+    std::vector<uint32_t> prompt = encode();
+    size_t dropped = 0;
+    while (prompt.size() >= context && history.size() > first_turn + 1) {
+      history.erase(history.begin() + static_cast<std::ptrdiff_t>(first_turn));
+      ++dropped;
+      prompt = encode();
+    }
+    if (prompt.size() >= context) {
+      throw Error(fmt::format("the last message alone ({} tokens) does not fit the context of {} tokens", prompt.size(),
+                              context));
+    }
+    if (dropped != 0) notice = DroppedNotice(dropped, context);
+    // Stopped before it began: it ends like any stopped reply, without spending a prefill.
+    const bool stopped_before_start = stop_requested_;
+
+    Sampler sampler(SamplingFrom(chat->settings));
+    const auto start = Clock::now();
+    auto last_flush = start;
+    {
+      std::lock_guard lock(mutex_);
+      live_ = LiveReply{
+          .active = true, .conversation = job.conversation, .message = message, .parent = job.parent, .text = text};
+      live_prompt_tokens_ = static_cast<uint32_t>(prompt.size());
+    }
+    if (message != 0) {
+      store_.UpdateMessage(message, text, store::MessageState::Streaming);
+      row_streaming = true;
+    }
+
+    auto on_text = [&](std::string_view piece) {
+      const auto now = Clock::now();
+      text += piece;
+      const bool first = message == 0;
+      if (first) {
+        message = store_.AddMessage(job.conversation, job.parent, "assistant", text, store::MessageState::Streaming);
+        row_streaming = true;
+        last_flush = now;
+      } else if (now - last_flush >= kFlushInterval) {
+        store_.UpdateMessage(message, text, store::MessageState::Streaming);
+        last_flush = now;
+      }
+      std::lock_guard lock(mutex_);
+      live_.text = text;
+      live_.message = message;
+      live_.tokens = static_cast<uint32_t>(generated.size());
+      live_.seconds = Seconds(start, now);
+      if (live_.prefilling) {
+        live_.prefilling = false;
+        live_.time_to_first_token_s = Seconds(start, now);
+      }
+      return !stop_requested_;
+    };
+    if (!stopped_before_start) {
+      stats = Generate(engine, files, prompt, sampler, chat->settings.max_new_tokens, on_text, &generated);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("reply in conversation {} failed: {}", job.conversation, e.what());
+    std::lock_guard lock(mutex_);
+    error_ = e.what();
+    // Nothing streamed and nothing to keep: the error is the whole outcome.
+    if (!row_streaming) return;
+    stats.generated_tokens = static_cast<uint32_t>(generated.size());
+    stats.time_to_first_token_s = live_.time_to_first_token_s;
+  }
+
+  try {
+    // Even a reply without a single token ends in a row, so the user sees that it ended.
+    if (message == 0) {
+      message = store_.AddMessage(job.conversation, job.parent, "assistant", text, store::MessageState::Complete);
+    } else {
+      store_.UpdateMessage(message, text, store::MessageState::Complete);
+    }
+    store_.SetMessageStats(message, tokens_before + stats.generated_tokens, stats.decode_tokens_per_s,
+                           stats.time_to_first_token_s, notice);
+  } catch (const std::exception& e) {
+    spdlog::error("storing the reply {} failed: {}", message, e.what());
+    std::lock_guard lock(mutex_);
+    error_ = fmt::format("the reply could not be saved: {}", e.what());
+  }
+}
+
+// --- token counts -----------------------------------------------------------------------------
+
+uint32_t ChatSession::ContextTokens(store::Id conversation) {
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(mutex_);
+    // While a reply streams, the engine's own count is exact and the store's copy lags.
+    if (live_.active && live_.conversation == conversation) return live_prompt_tokens_ + live_.tokens;
+    if (status_ != ModelStatus::Ready) return 0;
+    generation = model_generation_;
+  }
+  const uint64_t revision = store_.revision();
+  if (context_count_ && context_count_->conversation == conversation && context_count_->revision == revision &&
+      context_count_->model_generation == generation) {
+    return context_count_->tokens;
+  }
+  uint32_t tokens = 0;
+  try {
+    std::lock_guard lock(model_mutex_);
+    if (!model_) return 0;
+    const auto chat = store_.GetConversation(conversation);
+    if (!chat) return 0;
+    const std::vector<store::Message> thread =
+        chat->current_leaf != 0 ? store_.Thread(chat->current_leaf) : std::vector<store::Message>{};
+    tokens = static_cast<uint32_t>(model_->files().EncodeChat(History(chat->settings, thread), true).size());
+  } catch (const Error& e) {
+    // A model without a chat template has no count to show; the reply itself reports why.
+    spdlog::debug("no token count for conversation {}: {}", conversation, e.what());
+  }
+  context_count_ = ContextCount{conversation, revision, generation, tokens};
+  return tokens;
+}
+
+}  // namespace qvk::app

@@ -1,0 +1,157 @@
+#pragma once
+// The chat engine behind the desktop app: loads a model in the background, runs generation on
+// its own thread, streams the reply to the UI and writes it to the store as it grows.
+//
+// Durability: the user's message is committed before generation starts; the assistant's row is
+// created at the first token and its text flushed at least every 500 ms; a reply that ends in
+// any way (stop token, limit, Stop, context full, error) is committed Complete with its figures.
+// Every public method is called from the UI thread and returns at once.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/store.h"
+
+namespace qvk {
+class Device;
+class ModelFiles;
+}  // namespace qvk
+
+namespace qvk::app {
+
+class LoadedModel;
+
+// What the model loads with (app settings, persisted by the caller).
+struct ModelSettings {
+  std::string path;          // Hugging Face folder or .gguf file
+  uint32_t context = 0;      // KV cache tokens; 0: min(32768, the model's)
+  uint64_t gpu_mem_mib = 0;  // GPU memory budget; 0: all the device has
+};
+
+enum class ModelStatus { None, Loading, Ready, Failed };
+
+// What the UI shows of the reply being generated (a copy taken under the session's lock).
+struct LiveReply {
+  bool active = false;
+  store::Id conversation = 0;
+  store::Id message = 0;  // 0 until the first token created the row
+  store::Id parent = 0;   // the message the reply answers
+  std::string text;       // everything streamed so far (for Continue: the whole message)
+  uint32_t tokens = 0;
+  double seconds = 0;                // since the prompt was submitted
+  double time_to_first_token_s = 0;  // 0 until the first token
+  bool prefilling = true;            // no token yet
+};
+
+class ChatSession {
+ public:
+  ChatSession(store::Store& store, Device& device);
+  ~ChatSession();  // stops any generation and waits for the worker
+  ChatSession(const ChatSession&) = delete;
+  ChatSession& operator=(const ChatSession&) = delete;
+
+  // --- model ---
+  // Replaces the current model (after any reply in progress stops); loads on the worker thread.
+  void LoadModel(const ModelSettings& settings);
+  ModelStatus model_status() const;
+  float load_progress() const;      // 0..1 while Loading
+  std::string model_error() const;  // why the last load failed
+  std::string model_name() const;   // file or folder name; empty without a model
+  uint32_t context_length() const;  // 0 without a model
+  // Defaults for a new conversation: the model's generation_config.json where it has one.
+  store::ConversationSettings DefaultSettings() const;
+
+  // --- chat (each commits what the user wrote first, then queues the reply) ---
+  // Returns false (and sets an error) when no model is ready or a reply is already running.
+  bool Send(store::Id conversation, const std::string& text);
+  bool Regenerate(store::Id assistant_message);           // a new sibling reply
+  bool Edit(store::Id message, const std::string& text);  // a new sibling branch; a user edit gets a reply
+  bool Continue(store::Id assistant_message);             // extends a stopped or interrupted reply
+  void Stop();
+  bool generating() const;
+  LiveReply live() const;
+
+  // Tokens the conversation's current branch takes in the context, with the model's tokenizer
+  // and chat template (system prompt and generation prompt included), plus the live reply.
+  // Cached per store revision. 0 without a model.
+  uint32_t ContextTokens(store::Id conversation);
+
+  // The last error for the UI to show once (model missing, generation failed, ...).
+  std::optional<std::string> TakeError();
+
+  // Blocks until no load or reply is running (tests and the script driver).
+  void WaitIdle();
+
+ private:
+  // A reply to generate: a new message under `parent`, or more text for `continued` (0: new).
+  struct ReplyJob {
+    store::Id conversation = 0;
+    store::Id parent = 0;
+    store::Id continued = 0;
+  };
+  struct Job {
+    std::optional<ModelSettings> load;  // set: a load job; otherwise a reply
+    ReplyJob reply;
+  };
+
+  void WorkerLoop();
+  void RunLoad(const ModelSettings& settings);
+  void RunReply(const ReplyJob& job);
+  // Checks a reply may start now (model ready, none running); sets error_ when not.
+  bool CanReplyLocked();
+  void QueueReplyLocked(const ReplyJob& job);
+  bool ReplyPendingLocked() const;
+
+  store::Store& store_;
+  Device& device_;
+
+  // Guards the state below (short holds only; never held while calling the store from the worker).
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;  // a job arrived or the session ends
+  std::condition_variable idle_;  // a job finished
+  std::deque<Job> jobs_;
+  bool busy_ = false;
+  bool reply_running_ = false;
+  bool quit_ = false;
+  ModelStatus status_ = ModelStatus::None;
+  float progress_ = 0;
+  std::string model_error_;
+  std::string model_name_;
+  uint32_t context_length_ = 0;
+  uint64_t model_generation_ = 0;  // bumped by each load, so cached counts of an old model expire
+  LiveReply live_;
+  uint32_t live_prompt_tokens_ = 0;
+  std::optional<std::string> error_;
+
+  std::atomic<bool> stop_requested_{false};
+
+  // Written only by the worker, under model_mutex_; the worker reads it without the lock, the UI
+  // thread (token counts, defaults) with it.
+  mutable std::mutex model_mutex_;
+  std::unique_ptr<LoadedModel> model_;
+
+  // ContextTokens' cache (UI thread only).
+  struct ContextCount {
+    store::Id conversation = 0;
+    uint64_t revision = 0;
+    uint64_t model_generation = 0;
+    uint32_t tokens = 0;
+  };
+  std::optional<ContextCount> context_count_;
+
+  std::thread worker_;  // last: starts once everything it uses exists
+};
+
+// A title from the first user message: its first line, whitespace collapsed, at most 48 characters
+// (cut at a word boundary where one is near, never inside a UTF-8 sequence).
+std::string TitleFromMessage(const std::string& text);
+
+}  // namespace qvk::app

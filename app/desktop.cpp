@@ -1,0 +1,103 @@
+// `qwenvk` without a subcommand: the desktop app. Opens the conversation store, the window (on
+// the device that also runs the model), loads the configured model in the background, and runs
+// the frame loop until the window closes, then stops any reply and tears down in order.
+#include <fmt/format.h>
+#include <imgui.h>
+#include <spdlog/spdlog.h>
+
+#include "app/chat_session.h"
+#include "app/commands.h"
+#include "ui/actions.h"
+#include "ui/fonts.h"
+#include "ui/panels.h"
+#include "ui/script.h"
+#include "ui/window.h"
+
+namespace qvk::app {
+namespace {
+
+// The device saved in the settings, unless the command line chose one.
+std::optional<uint32_t> PreferredDevice(const DesktopOptions& options, store::Store* store) {
+  if (options.device) return options.device;
+  if (!store) return std::nullopt;
+  try {
+    if (const auto saved = store->GetSetting(ui::kSettingDevice)) {
+      const int index = std::stoi(*saved);
+      if (index >= 0) return static_cast<uint32_t>(index);
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("ignoring the saved device setting: {}", e.what());
+  }
+  return std::nullopt;
+}
+
+// The chat session exists once the store does (at start, or after the user resolved a database
+// problem); the first time, the model loads.
+void StartSession(ui::AppState& state, const DesktopOptions& options) {
+  state.session = std::make_unique<ChatSession>(*state.store, state.window.device());
+  ModelSettings model;
+  try {
+    model = ui::ConfiguredModel(state);
+  } catch (const Error& e) {
+    state.banner = e.what();
+  }
+  if (options.model) model.path = *options.model;
+  try {
+    if (!state.store->read_only()) {
+      state.store->PurgeDeleted();
+      if (options.model) state.store->SetSetting(ui::kSettingModelPath, *options.model);
+    }
+  } catch (const Error& e) {
+    state.banner = e.what();  // a locked database: the model still loads; reading and typing work
+  }
+  if (!model.path.empty()) state.session->LoadModel(model);
+}
+
+}  // namespace
+
+int RunDesktop(const DesktopOptions& options) {
+  const std::filesystem::path database = options.database ? std::filesystem::path(*options.database)
+                                                          : store::Store::DefaultPath();
+  std::optional<ui::ScriptRunner> script;
+  if (options.script) script.emplace(*options.script);
+
+  // Opened before the window: the saved device decides which GPU the window is made on.
+  std::unique_ptr<store::Store> store;
+  std::optional<ui::DatabaseProblem> problem;
+  try {
+    store = std::make_unique<store::Store>(database);
+  } catch (const store::StoreError& e) {
+    problem = ui::DatabaseProblem{e.kind(), e.what(), {}};
+    spdlog::error("{}", e.what());
+  }
+
+  ui::Window window(ui::WindowOptions{.device = PreferredDevice(options, store.get())});
+  const float scale = window.content_scale();
+  ui::Fonts fonts = ui::LoadFonts(scale);
+  window.RebuildFonts();
+  ImGui::GetStyle().ScaleAllSizes(scale);
+
+  ui::AppState state{.window = window, .fonts = fonts, .database_path = database, .store = std::move(store),
+                     .database_problem = problem};
+  while (!state.quit && !window.ShouldClose()) {
+    if (state.store && !state.session) StartSession(state, options);
+    // Event driven: idle costs nothing; a streaming reply or a loading model redraws at 30 Hz;
+    // a script that is not waiting runs as fast as frames go.
+    const bool busy = state.session && (state.session->generating() ||
+                                         state.session->model_status() == ModelStatus::Loading);
+    double wait = busy ? 1.0 / 30 : 0.5;
+    if (script && !script->waiting()) wait = 0;
+    if (script) script->Step(state);
+    window.BeginFrame(wait);
+    ui::DrawApp(state);
+    window.EndFrame();
+  }
+  state.session.reset();  // stops the reply (committing what streamed) before the device goes
+  if (script && script->failed()) {
+    std::fprintf(stderr, "qwenvk: %s\n", script->error().c_str());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace qvk::app

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Remakes the screenshots in docs/: the real app under Xvfb, driven by a script, with the tiny
+# fixture model (its own replies are noise) and docs/demo-conversation.json imported to show
+# what a conversation with a real model looks like. Needs a build (scripts/build.sh).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build="${BUILD_DIR:-build}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat >"$work/shots.script" <<SCRIPT
+wait-model
+new-chat
+set temperature 0
+set max_new_tokens 16
+send Hello! Who are you?
+wait-reply
+import docs/demo-conversation.json
+frames 3
+screenshot docs/chat.png
+search reverse
+frames 3
+screenshot docs/search.png
+search
+open settings
+frames 3
+screenshot docs/settings.png
+close
+open conversation-settings
+frames 3
+screenshot docs/conversation-settings.png
+close
+frames 1
+quit
+SCRIPT
+xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/chats.db" --model tests/data/qwen2-tiny \
+  --script "$work/shots.script"
+echo "wrote docs/chat.png docs/search.png docs/settings.png docs/conversation-settings.png"

@@ -1,0 +1,192 @@
+#pragma once
+// Every SQL statement of the conversation store, in one place.
+//
+// Sections: schema migrations / connection and transactions / conversations / messages /
+// search / settings / maintenance
+//
+// Conventions: roots have a NULL parent (the API's 0), deleted conversations have a deleted_ms,
+// states are 'complete', 'streaming' or 'interrupted'. Statements take ?N parameters only;
+// nothing here is ever assembled from user text.
+#include <array>
+
+namespace qvk::store::sql {
+
+// --- schema migrations ------------------------------------------------------------------------
+// kMigrations[i] brings a database from user_version i to i + 1 and stamps the new version; the
+// store runs each step in its own transaction. Never edit a released step: add one.
+
+inline constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE conversations (
+  id INTEGER PRIMARY KEY,
+  title TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  current_leaf INTEGER NOT NULL DEFAULT 0,
+  settings TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE messages (
+  id INTEGER PRIMARY KEY,
+  conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+  parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+  role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+  content TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('complete', 'streaming', 'interrupted')),
+  created_ms INTEGER NOT NULL
+);
+CREATE INDEX messages_by_conversation ON messages(conversation_id, parent_id);
+CREATE INDEX messages_by_parent ON messages(parent_id);
+CREATE TABLE settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+)sql";
+
+// Reply figures, pinning, soft delete, and the full-text index (external content: the text lives
+// once, in the tables; triggers keep the index in step; 'rebuild' indexes the rows v1 holds).
+inline constexpr char kSchemaV2[] = R"sql(
+ALTER TABLE messages ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN tokens_per_s REAL NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN time_to_first_token_s REAL NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN notice TEXT NOT NULL DEFAULT '';
+ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN deleted_ms INTEGER;
+CREATE INDEX conversations_listing ON conversations(deleted_ms, pinned, updated_ms);
+CREATE INDEX messages_by_state ON messages(state) WHERE state = 'streaming';
+
+CREATE VIRTUAL TABLE conversations_fts USING fts5(
+  title, content = 'conversations', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2');
+CREATE TRIGGER conversations_fts_insert AFTER INSERT ON conversations BEGIN
+  INSERT INTO conversations_fts(rowid, title) VALUES (new.id, new.title);
+END;
+CREATE TRIGGER conversations_fts_delete AFTER DELETE ON conversations BEGIN
+  INSERT INTO conversations_fts(conversations_fts, rowid, title) VALUES ('delete', old.id, old.title);
+END;
+CREATE TRIGGER conversations_fts_update AFTER UPDATE OF title ON conversations BEGIN
+  INSERT INTO conversations_fts(conversations_fts, rowid, title) VALUES ('delete', old.id, old.title);
+  INSERT INTO conversations_fts(rowid, title) VALUES (new.id, new.title);
+END;
+INSERT INTO conversations_fts(conversations_fts) VALUES ('rebuild');
+
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+  content, content = 'messages', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2');
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+  INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+  INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+END;
+INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+PRAGMA user_version = 2;
+)sql";
+
+inline constexpr std::array<const char*, 2> kMigrations = {kSchemaV1, kSchemaV2};
+
+// --- connection and transactions ----------------------------------------------------------------
+inline constexpr char kGetUserVersion[] = "PRAGMA user_version";
+inline constexpr char kJournalModeWal[] = "PRAGMA journal_mode = WAL";
+inline constexpr char kForeignKeysOn[] = "PRAGMA foreign_keys = ON";
+// WAL makes NORMAL durable against process crashes (SIGKILL); only a power cut can lose the
+// last commits, never corrupt the file.
+inline constexpr char kSynchronousNormal[] = "PRAGMA synchronous = NORMAL";
+inline constexpr char kBeginImmediate[] = "BEGIN IMMEDIATE";
+inline constexpr char kCommit[] = "COMMIT";
+inline constexpr char kRollback[] = "ROLLBACK";
+inline constexpr char kSavepoint[] = "SAVEPOINT nested";
+inline constexpr char kReleaseSavepoint[] = "RELEASE nested";
+inline constexpr char kRollbackSavepoint[] = "ROLLBACK TO nested; RELEASE nested";
+
+// --- conversations --------------------------------------------------------------------------
+// Column order shared by every conversation query (see ReadConversation in store.cpp).
+#define QVK_CONVERSATION_COLUMNS "id, title, pinned, created_ms, updated_ms, current_leaf, settings"
+
+inline constexpr char kInsertConversation[] =
+    "INSERT INTO conversations (title, created_ms, updated_ms, settings) VALUES (?1, ?2, ?2, ?3)";
+inline constexpr char kListConversations[] = "SELECT " QVK_CONVERSATION_COLUMNS
+                                             " FROM conversations WHERE deleted_ms IS NULL"
+                                             " ORDER BY pinned DESC, updated_ms DESC, id DESC";
+inline constexpr char kGetConversation[] =
+    "SELECT " QVK_CONVERSATION_COLUMNS " FROM conversations WHERE id = ?1 AND deleted_ms IS NULL";
+inline constexpr char kConversationExists[] = "SELECT 1 FROM conversations WHERE id = ?1";
+inline constexpr char kRenameConversation[] = "UPDATE conversations SET title = ?2 WHERE id = ?1";
+inline constexpr char kSetPinned[] = "UPDATE conversations SET pinned = ?2 WHERE id = ?1";
+inline constexpr char kSetConversationSettings[] = "UPDATE conversations SET settings = ?2 WHERE id = ?1";
+inline constexpr char kSetCurrentLeaf[] = "UPDATE conversations SET current_leaf = ?2 WHERE id = ?1";
+inline constexpr char kTouchConversation[] =
+    "UPDATE conversations SET current_leaf = ?2, updated_ms = max(updated_ms, ?3) WHERE id = ?1";
+inline constexpr char kSetConversationTimes[] =
+    "UPDATE conversations SET created_ms = ?2, updated_ms = ?3 WHERE id = ?1";
+inline constexpr char kDeleteConversation[] = "UPDATE conversations SET deleted_ms = ?2 WHERE id = ?1";
+inline constexpr char kRestoreConversation[] = "UPDATE conversations SET deleted_ms = NULL WHERE id = ?1";
+inline constexpr char kPurgeDeleted[] = "DELETE FROM conversations WHERE deleted_ms IS NOT NULL";
+#undef QVK_CONVERSATION_COLUMNS
+
+// --- messages -------------------------------------------------------------------------------
+// Column order shared by every message query (see ReadMessage in store.cpp).
+#define QVK_MESSAGE_COLUMNS                                                                    \
+  "m.id, m.conversation_id, m.parent_id, m.role, m.content, m.state, m.created_ms, m.tokens, " \
+  "m.tokens_per_s, m.time_to_first_token_s, m.notice"
+
+inline constexpr char kInsertMessage[] =
+    "INSERT INTO messages (conversation_id, parent_id, role, content, state, created_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+inline constexpr char kUpdateMessage[] = "UPDATE messages SET content = ?2, state = ?3 WHERE id = ?1";
+inline constexpr char kSetMessageStats[] =
+    "UPDATE messages SET tokens = ?2, tokens_per_s = ?3, time_to_first_token_s = ?4, notice = ?5 WHERE id = ?1";
+inline constexpr char kSetMessageCreated[] = "UPDATE messages SET created_ms = ?2 WHERE id = ?1";
+inline constexpr char kGetMessage[] = "SELECT " QVK_MESSAGE_COLUMNS " FROM messages m WHERE m.id = ?1";
+inline constexpr char kMessageConversation[] = "SELECT conversation_id FROM messages WHERE id = ?1";
+// Parents always have smaller ids than their children (a parent exists before its child), so
+// the walk up ends at the root.
+inline constexpr char kThread[] =
+    "WITH RECURSIVE chain(id, depth) AS ("
+    "  SELECT id, 0 FROM messages WHERE id = ?1"
+    "  UNION ALL"
+    "  SELECT m.parent_id, chain.depth + 1 FROM messages m JOIN chain ON m.id = chain.id"
+    "  WHERE m.parent_id IS NOT NULL)"
+    " SELECT " QVK_MESSAGE_COLUMNS " FROM chain JOIN messages m ON m.id = chain.id ORDER BY chain.depth DESC";
+inline constexpr char kSiblings[] = "SELECT " QVK_MESSAGE_COLUMNS
+                                    " FROM messages m WHERE m.conversation_id = ?1 AND m.parent_id IS ?2"
+                                    " ORDER BY m.id";
+// Children are newer than their parent, so the deepest step of the walk is the largest id.
+inline constexpr char kNewestLeafUnder[] =
+    "WITH RECURSIVE down(id) AS ("
+    "  SELECT id FROM messages WHERE id = ?1"
+    "  UNION ALL"
+    "  SELECT (SELECT max(c.id) FROM messages c WHERE c.parent_id = down.id) FROM down WHERE down.id IS NOT NULL)"
+    " SELECT max(id) FROM down";
+inline constexpr char kAllMessages[] =
+    "SELECT " QVK_MESSAGE_COLUMNS " FROM messages m WHERE m.conversation_id = ?1 ORDER BY m.id";
+inline constexpr char kAnyStreaming[] = "SELECT EXISTS (SELECT 1 FROM messages WHERE state = 'streaming')";
+inline constexpr char kMarkInterrupted[] = "UPDATE messages SET state = 'interrupted' WHERE state = 'streaming'";
+#undef QVK_MESSAGE_COLUMNS
+
+// --- search ---------------------------------------------------------------------------------
+// ?1: an FTS5 query built by the store from quoted words; ?2: the limit. Title hits come first:
+// bm25 ranks of the two indexes are not comparable, and a title names the whole conversation.
+inline constexpr char kSearch[] =
+    "SELECT c.id, 0, c.title, snippet(conversations_fts, 0, '[', ']', '…', 16), 0 AS kind,"
+    "       conversations_fts.rank AS score"
+    " FROM conversations_fts JOIN conversations c ON c.id = conversations_fts.rowid"
+    " WHERE conversations_fts MATCH ?1 AND c.deleted_ms IS NULL"
+    " UNION ALL "
+    "SELECT c.id, m.id, c.title, snippet(messages_fts, 0, '[', ']', '…', 16), 1 AS kind,"
+    "       messages_fts.rank AS score"
+    " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+    " JOIN conversations c ON c.id = m.conversation_id"
+    " WHERE messages_fts MATCH ?1 AND c.deleted_ms IS NULL"
+    " ORDER BY kind, score LIMIT ?2";
+
+// --- settings -------------------------------------------------------------------------------
+inline constexpr char kGetSetting[] = "SELECT value FROM settings WHERE key = ?1";
+inline constexpr char kSetSetting[] =
+    "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+// --- maintenance ----------------------------------------------------------------------------
+inline constexpr char kIntegrityCheck[] = "PRAGMA integrity_check";
+
+}  // namespace qvk::store::sql

@@ -1,0 +1,188 @@
+#pragma once
+// The conversation store: one SQLite database (WAL) holding conversations, their messages as a
+// tree (each message names its parent; editing or regenerating adds a sibling), app settings and
+// a full-text index. Every method is safe to call from any thread (one connection, one mutex).
+//
+// Durability contract the chat relies on: AddMessage and UpdateMessage commit before returning,
+// so whatever a caller has stored survives a crash or SIGKILL. Rows left `streaming` by a process
+// that died are marked `interrupted` the next time the store opens.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gpu/error.h"
+
+struct sqlite3;
+
+namespace qvk::store {
+
+using Id = int64_t;  // SQLite rowid; 0 means "none"
+
+// Why a database could not be used, so the app can offer the right way out.
+enum class StoreErrorKind { Io, Locked, Corrupt, NewerSchema, ReadOnly, InvalidImport };
+
+class StoreError : public Error {
+ public:
+  StoreError(StoreErrorKind kind, const std::string& message) : Error(message), kind_(kind) {}
+  StoreErrorKind kind() const { return kind_; }
+
+ private:
+  StoreErrorKind kind_;
+};
+
+// Sampling and prompt settings of one conversation (stored as JSON in its row).
+struct ConversationSettings {
+  std::string system_prompt;
+  float temperature = 0.7f;
+  uint32_t top_k = 20;
+  float top_p = 0.8f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.05f;
+  uint64_t seed = 0;
+  bool random_seed = true;  // a fresh seed per reply; false: `seed`, so a reply can be reproduced
+  uint32_t max_new_tokens = 1024;
+  bool operator==(const ConversationSettings&) const = default;
+};
+
+struct Conversation {
+  Id id = 0;
+  std::string title;
+  bool pinned = false;
+  int64_t created_ms = 0;  // Unix epoch milliseconds
+  int64_t updated_ms = 0;
+  Id current_leaf = 0;  // the last message of the branch on screen (0: no messages yet)
+  ConversationSettings settings;
+};
+
+enum class MessageState {
+  Complete,     // finished normally, stopped by the user, or hit its token limit
+  Streaming,    // a reply being generated right now
+  Interrupted,  // was streaming when the app died: partial, can be continued
+};
+
+struct Message {
+  Id id = 0;
+  Id conversation_id = 0;
+  Id parent_id = 0;  // 0: first message of the conversation
+  std::string role;  // "system", "user" or "assistant"
+  std::string content;
+  MessageState state = MessageState::Complete;
+  int64_t created_ms = 0;
+  // Reply figures (assistant rows; 0 when unknown).
+  uint32_t tokens = 0;
+  double tokens_per_s = 0;
+  double time_to_first_token_s = 0;
+  std::string notice;  // e.g. "dropped 2 old turns to fit the context"
+};
+
+struct SearchHit {
+  Id conversation_id = 0;
+  Id message_id = 0;    // 0: the title matched
+  std::string title;    // the conversation's
+  std::string snippet;  // matching text with the match in [brackets]
+};
+
+class Store {
+ public:
+  struct Options {
+    bool read_only = false;  // the way out of a locked or damaged database: look, export, nothing else
+  };
+  // Opens (creating it and its folder if missing) and migrates to the current schema.
+  // Throws StoreError: Locked, Corrupt (not a database / integrity failure), NewerSchema, Io.
+  explicit Store(const std::filesystem::path& path, const Options& options);
+  explicit Store(const std::filesystem::path& path) : Store(path, Options{}) {}
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // $XDG_DATA_HOME/qwenvk/conversations.db, default ~/.local/share/qwenvk/conversations.db.
+  static std::filesystem::path DefaultPath();
+  static constexpr int kSchemaVersion = 2;
+
+  const std::filesystem::path& path() const { return path_; }
+  bool read_only() const { return read_only_; }
+  int schema_version();
+  // Bumped by every write through this object: the UI reloads its views when it changes.
+  uint64_t revision() const;
+
+  // --- conversations (newest first; pinned ones before the rest; deleted ones hidden) ---
+  Id CreateConversation(std::string_view title, const ConversationSettings& settings);
+  std::vector<Conversation> ListConversations();
+  std::optional<Conversation> GetConversation(Id id);
+  void RenameConversation(Id id, std::string_view title);
+  void SetPinned(Id id, bool pinned);
+  void SetConversationSettings(Id id, const ConversationSettings& settings);
+  void SetCurrentLeaf(Id conversation, Id message);
+  // Delete hides the conversation; Restore undoes that; PurgeDeleted removes hidden ones for good
+  // (the app calls it at start, so an undo lasts the session).
+  void DeleteConversation(Id id);
+  void RestoreConversation(Id id);
+  void PurgeDeleted();
+
+  // --- messages ---
+  // Adds a message under `parent` (0: a root), makes it the conversation's current leaf, and
+  // touches the conversation's updated time. Commits before returning.
+  Id AddMessage(Id conversation, Id parent, std::string_view role, std::string_view content, MessageState state);
+  // Replaces a message's text and state (a streaming reply's periodic flush). Commits.
+  void UpdateMessage(Id id, std::string_view content, MessageState state);
+  void SetMessageStats(Id id, uint32_t tokens, double tokens_per_s, double time_to_first_token_s,
+                       std::string_view notice);
+  std::optional<Message> GetMessage(Id id);
+  // Root .. leaf, following parents.
+  std::vector<Message> Thread(Id leaf);
+  // Messages sharing `parent` in `conversation` (the branches at that point), oldest first.
+  std::vector<Message> Siblings(Id conversation, Id parent);
+  // From `message` down to a leaf, taking the newest child each step.
+  Id NewestLeafUnder(Id message);
+  // Every message of a conversation, by id (export).
+  std::vector<Message> AllMessages(Id conversation);
+
+  // --- search (FTS5 over titles and message text) ---
+  // `query` is the user's words, not FTS syntax: each word is matched as a prefix.
+  std::vector<SearchHit> Search(std::string_view query, int limit = 50);
+
+  // --- app settings (key/value text) ---
+  std::optional<std::string> GetSetting(std::string_view key);
+  void SetSetting(std::string_view key, std::string_view value);
+
+  // --- maintenance ---
+  // PRAGMA integrity_check's report: "ok" or its lines.
+  std::string IntegrityCheck();
+  // A consistent copy through SQLite's online backup.
+  void Backup(const std::filesystem::path& destination);
+
+  // Runs `fn` inside one transaction (rolled back if it throws). Used by import. Nests: an
+  // inner call is a savepoint of the outer one.
+  void Transaction(const std::function<void()>& fn);
+
+ private:
+  class Statement;  // one prepared statement (store.cpp)
+
+  // Import (exchange.h) keeps the times the file records; the public API stamps "now".
+  friend Id ImportJson(Store& store, std::string_view json_text);
+  void SetConversationTimes(Id conversation, int64_t created_ms, int64_t updated_ms);
+  void SetMessageCreated(Id message, int64_t created_ms);
+
+  void Configure();
+  void Migrate(int from_version);
+  void RecoverInterrupted();
+  void Execute(const char* sql, std::string_view doing);  // constant SQL without parameters
+  void RequireWritable() const;
+  void RequireMessageOf(Id conversation, Id message);
+  [[noreturn]] void Fail(int code, std::string_view doing) const;
+
+  std::filesystem::path path_;
+  bool read_only_ = false;
+  sqlite3* db_ = nullptr;
+  mutable std::recursive_mutex mutex_;
+  uint64_t revision_ = 0;
+  int transaction_depth_ = 0;
+};
+
+}  // namespace qvk::store

@@ -1,0 +1,456 @@
+// Sections: helpers / titles and continuation prompts / loading / replies / branches / context / streaming
+#include "app/chat_session.h"
+
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "app/runtime.h"
+#include "model/generate.h"
+#include "tests/gpu_fixture.h"
+#include "tests/test_util.h"
+
+namespace qvk::app {
+namespace {
+
+using store::MessageState;
+using test::TestDataDir;
+
+constexpr uint32_t kContext = 2048;
+
+std::string TinyModel() {
+  return (TestDataDir() / "qwen2-tiny").string();
+}
+
+// Greedy on the GPU's argmax, as the CLI's --greedy, so a reply can be predicted.
+store::ConversationSettings Greedy(uint32_t max_new_tokens) {
+  store::ConversationSettings s;
+  s.temperature = 0;
+  s.repetition_penalty = 1.0f;
+  s.random_seed = false;
+  s.max_new_tokens = max_new_tokens;
+  return s;
+}
+
+// Polls `done` for up to a minute (the GPU here may be a slow software rasterizer).
+bool WaitFor(const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return done();
+}
+
+std::vector<ChatMessage> AsChat(const std::vector<store::Message>& thread, const std::string& system_prompt = "") {
+  std::vector<ChatMessage> chat;
+  if (!system_prompt.empty()) chat.push_back({"system", system_prompt});
+  for (const auto& m : thread) chat.push_back({m.role, m.content});
+  return chat;
+}
+
+class ChatSessionTest : public test::GpuTest {
+ protected:
+  void SetUp() override {
+    GpuTest::SetUp();
+    if (IsSkipped()) return;
+    store_ = std::make_unique<store::Store>(dir_.path() / "chat.db");
+    session_ = std::make_unique<ChatSession>(*store_, device());
+  }
+  void TearDown() override {
+    session_.reset();
+    store_.reset();
+    GpuTest::TearDown();
+  }
+
+  void Load(const std::string& path = TinyModel(), uint32_t context = kContext) {
+    session_->LoadModel({.path = path, .context = context, .gpu_mem_mib = 0});
+    session_->WaitIdle();
+    ASSERT_EQ(session_->model_status(), ModelStatus::Ready) << session_->model_error();
+  }
+
+  // What the CLI computes for `prompt`: greedy generation on a model of its own.
+  std::string Reference(const std::vector<uint32_t>& prompt, uint32_t max_new_tokens,
+                        const std::string& path = TinyModel()) {
+    LoadedModel model(device(), std::filesystem::path(path), LoadedModelOptions{.context = kContext});
+    Sampler sampler(SamplingParams{.greedy = true});
+    std::string text;
+    Generate(model.engine(), model.files(), prompt, sampler, max_new_tokens, [&](std::string_view piece) {
+      text += piece;
+      return true;
+    });
+    return text;
+  }
+
+  const ModelFiles& Files() {
+    if (!files_) files_ = std::make_unique<ModelFiles>(TinyModel());
+    return *files_;
+  }
+
+  store::Message Message(store::Id id) {
+    auto m = store_->GetMessage(id);
+    EXPECT_TRUE(m.has_value()) << "message " << id;
+    return m.value_or(store::Message{});
+  }
+
+  store::Id Leaf(store::Id conversation) { return store_->GetConversation(conversation).value().current_leaf; }
+
+  test::TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<ChatSession> session_;
+  std::unique_ptr<ModelFiles> files_;
+};
+
+// --- titles and continuation prompts ----------------------------------------------------------
+
+TEST(TitleFromMessage, TakesTheFirstLineWithWhitespaceCollapsed) {
+  EXPECT_EQ(TitleFromMessage("  What is   the\tcapital of France?\nMore text"), "What is the capital of France?");
+  EXPECT_EQ(TitleFromMessage("\n\n  second line first\n"), "second line first");
+  EXPECT_EQ(TitleFromMessage("short"), "short");
+}
+
+TEST(TitleFromMessage, CutsLongTextAtAWordBoundary) {
+  const std::string title =
+      TitleFromMessage("Please explain how the attention mechanism in transformer models works in detail");
+  EXPECT_LE(title.size(), 48u);
+  EXPECT_EQ(title, "Please explain how the attention mechanism in");
+  // One long word: cut at 48 characters exactly.
+  EXPECT_EQ(TitleFromMessage(std::string(100, 'x')), std::string(48, 'x'));
+}
+
+TEST(TitleFromMessage, NeverCutsInsideAUtf8Sequence) {
+  std::string text;
+  for (int i = 0; i < 60; ++i) text += "\xC3\xA9";  // é, two bytes each
+  const std::string title = TitleFromMessage(text);
+  EXPECT_EQ(title.size(), 96u);                                  // 48 characters
+  for (int i = 0; i < 5; ++i) text = "\xF0\x9F\x98\x80" + text;  // four-byte emoji in front
+  const std::string mixed = TitleFromMessage(text);
+  EXPECT_EQ(mixed.substr(0, 20), std::string(text.substr(0, 20)));
+  EXPECT_EQ(mixed.size(), 20u + 43u * 2u);
+}
+
+TEST(EncodeChatContinuation, EndsRightAfterTheLastMessage) {
+  const ModelFiles files(TinyModel());
+  const std::vector<ChatMessage> chat = {{"user", "Hi there"}, {"assistant", "Hello, how"}};
+  const std::vector<uint32_t> ids = files.EncodeChatContinuation(chat);
+  const std::string text = files.tokenizer().Decode(ids);
+  EXPECT_TRUE(text.ends_with("<|im_start|>assistant\nHello, how")) << text;
+  const std::string whole = files.tokenizer().Decode(files.EncodeChat(chat, false));
+  EXPECT_TRUE(whole.starts_with(text)) << whole;
+  EXPECT_GT(whole.size(), text.size());
+  // Trailing whitespace the template keeps is kept.
+  const std::string spaced = files.tokenizer().Decode(
+      files.EncodeChatContinuation(std::vector<ChatMessage>{{"user", "a"}, {"assistant", "b "}}));
+  EXPECT_TRUE(spaced.ends_with("assistant\nb ")) << spaced;
+  EXPECT_NE(test::ErrorOf([&] {
+              files.EncodeChatContinuation(std::vector<ChatMessage>{{"assistant", "  "}});
+            }).find("empty"),
+            std::string::npos);
+}
+
+// --- loading --------------------------------------------------------------------------------------
+
+TEST_F(ChatSessionTest, LoadsAModelAndReportsProgress) {
+  EXPECT_EQ(session_->model_status(), ModelStatus::None);
+  EXPECT_EQ(session_->context_length(), 0u);
+  Load();
+  EXPECT_FLOAT_EQ(session_->load_progress(), 1.0f);
+  EXPECT_EQ(session_->model_name(), "qwen2-tiny");
+  EXPECT_EQ(session_->context_length(), kContext);
+  EXPECT_TRUE(session_->model_error().empty());
+  // The tiny model's generation_config.json.
+  const store::ConversationSettings defaults = session_->DefaultSettings();
+  EXPECT_FLOAT_EQ(defaults.temperature, 0.7f);
+  EXPECT_EQ(defaults.top_k, 20u);
+  EXPECT_FLOAT_EQ(defaults.top_p, 0.8f);
+  EXPECT_FLOAT_EQ(defaults.repetition_penalty, 1.05f);
+}
+
+TEST_F(ChatSessionTest, ABadPathFailsWithAMessage) {
+  const std::string missing = (dir_.path() / "no-such-model").string();
+  session_->LoadModel({.path = missing, .context = 0, .gpu_mem_mib = 0});
+  session_->WaitIdle();
+  EXPECT_EQ(session_->model_status(), ModelStatus::Failed);
+  test::ExpectMentions(session_->model_error(), {missing, "neither a model folder"});
+  EXPECT_EQ(session_->model_name(), "");
+  // Nothing to chat with.
+  const store::Id conversation = store_->CreateConversation("", Greedy(4));
+  EXPECT_FALSE(session_->Send(conversation, "hello"));
+  EXPECT_TRUE(session_->TakeError().has_value());
+  EXPECT_EQ(Leaf(conversation), 0);
+}
+
+TEST_F(ChatSessionTest, ABudgetTooSmallFailsWithAMessage) {
+  session_->LoadModel({.path = TinyModel(), .context = 0, .gpu_mem_mib = 1});
+  session_->WaitIdle();
+  EXPECT_EQ(session_->model_status(), ModelStatus::Failed);
+  test::ExpectMentions(session_->model_error(), {"GPU budget", "model settings"});
+}
+
+TEST_F(ChatSessionTest, ReplacesTheModel) {
+  Load();
+  Load((TestDataDir() / "gguf" / "qwen2-tiny-q8_0.gguf").string());
+  EXPECT_EQ(session_->model_name(), "qwen2-tiny-q8_0.gguf");
+}
+
+// --- replies --------------------------------------------------------------------------------------
+
+TEST_F(ChatSessionTest, SendCommitsTheMessageAndStoresTheReply) {
+  Load();
+  const store::Id conversation = store_->CreateConversation("New chat", Greedy(12));
+  ASSERT_TRUE(session_->Send(conversation, "What is the capital of France?")) << *session_->TakeError();
+  // The user's message is in the store before the reply is generated.
+  const store::Message question = Message(store_->Thread(Leaf(conversation)).front().id);
+  EXPECT_EQ(question.role, "user");
+  EXPECT_EQ(question.content, "What is the capital of France?");
+  session_->WaitIdle();
+  EXPECT_FALSE(session_->generating());
+  EXPECT_FALSE(session_->TakeError().has_value());
+
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(thread.size(), 2u);
+  const store::Message& reply = thread[1];
+  EXPECT_EQ(reply.role, "assistant");
+  EXPECT_EQ(reply.parent_id, question.id);
+  EXPECT_EQ(reply.state, MessageState::Complete);
+  EXPECT_EQ(reply.content, Reference(Files().EncodeChat(AsChat({question}), true), 12));
+  EXPECT_GT(reply.tokens, 0u);
+  EXPECT_LE(reply.tokens, 12u);
+  EXPECT_GT(reply.time_to_first_token_s, 0);
+  EXPECT_EQ(reply.notice, "");
+  EXPECT_EQ(store_->GetConversation(conversation)->title, "What is the capital of France?");
+  EXPECT_FALSE(session_->live().active);
+}
+
+TEST_F(ChatSessionTest, TheSystemPromptComesFirstAndAGgufModelReplies) {
+  Load((TestDataDir() / "gguf" / "qwen2-tiny-q8_0.gguf").string());
+  store::ConversationSettings settings = Greedy(8);
+  settings.system_prompt = "You are terse.";
+  const store::Id conversation = store_->CreateConversation("Kept title", settings);
+  ASSERT_TRUE(session_->Send(conversation, "Hello"));
+  session_->WaitIdle();
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(thread.size(), 2u);
+  EXPECT_EQ(thread[1].state, MessageState::Complete);
+  const std::string gguf = (TestDataDir() / "gguf" / "qwen2-tiny-q8_0.gguf").string();
+  const ModelFiles files(gguf);
+  EXPECT_EQ(thread[1].content, Reference(files.EncodeChat(AsChat({thread[0]}, "You are terse."), true), 8, gguf));
+  EXPECT_EQ(store_->GetConversation(conversation)->title, "Kept title");
+}
+
+TEST_F(ChatSessionTest, StopEndsTheReplyAsACompletePartialOne) {
+  Load();
+  const store::Id conversation = store_->CreateConversation("", Greedy(100000));
+  ASSERT_TRUE(session_->Send(conversation, "Tell me a long story"));
+  ASSERT_TRUE(WaitFor([&] { return session_->live().tokens >= 1; }));
+  session_->Stop();
+  session_->WaitIdle();
+  const store::Message reply = Message(Leaf(conversation));
+  EXPECT_EQ(reply.role, "assistant");
+  EXPECT_EQ(reply.state, MessageState::Complete);
+  EXPECT_GE(reply.tokens, 1u);
+  EXPECT_LT(reply.tokens, kContext);
+}
+
+TEST_F(ChatSessionTest, SendWhileGeneratingIsRefused) {
+  Load();
+  const store::Id conversation = store_->CreateConversation("", Greedy(100000));
+  ASSERT_TRUE(session_->Send(conversation, "first"));
+  EXPECT_TRUE(session_->generating());
+  EXPECT_FALSE(session_->Send(conversation, "second"));
+  const auto error = session_->TakeError();
+  ASSERT_TRUE(error.has_value());
+  EXPECT_NE(error->find("stop it first"), std::string::npos) << *error;
+  EXPECT_FALSE(session_->TakeError().has_value());  // shown once
+  session_->Stop();
+  session_->WaitIdle();
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(thread.size(), 2u);
+  EXPECT_EQ(thread[0].content, "first");
+}
+
+// --- branches -------------------------------------------------------------------------------------
+
+TEST_F(ChatSessionTest, RegenerateAddsASiblingReply) {
+  Load();
+  const store::Id conversation = store_->CreateConversation("", Greedy(6));
+  ASSERT_TRUE(session_->Send(conversation, "Hi"));
+  session_->WaitIdle();
+  const store::Message first = Message(Leaf(conversation));
+  ASSERT_TRUE(session_->Regenerate(first.id));
+  session_->WaitIdle();
+  const std::vector<store::Message> replies = store_->Siblings(conversation, first.parent_id);
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[0].id, first.id);
+  EXPECT_EQ(replies[1].role, "assistant");
+  EXPECT_EQ(replies[1].state, MessageState::Complete);
+  EXPECT_EQ(replies[1].content, first.content);  // greedy: the same reply again
+  EXPECT_EQ(Leaf(conversation), replies[1].id);
+  // Only replies are regenerated.
+  EXPECT_FALSE(session_->Regenerate(first.parent_id));
+  EXPECT_TRUE(session_->TakeError().has_value());
+}
+
+TEST_F(ChatSessionTest, EditingAUserMessageStartsABranchWithItsOwnReply) {
+  Load();
+  const store::Id conversation = store_->CreateConversation("", Greedy(6));
+  ASSERT_TRUE(session_->Send(conversation, "Hello there"));
+  session_->WaitIdle();
+  const std::vector<store::Message> old_branch = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(old_branch.size(), 2u);
+
+  ASSERT_TRUE(session_->Edit(old_branch[0].id, "Good morning"));
+  session_->WaitIdle();
+  const std::vector<store::Message> new_branch = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(new_branch.size(), 2u);
+  EXPECT_EQ(new_branch[0].content, "Good morning");
+  EXPECT_EQ(new_branch[0].parent_id, 0);
+  EXPECT_EQ(new_branch[1].role, "assistant");
+  EXPECT_EQ(new_branch[1].content, Reference(Files().EncodeChat(AsChat({new_branch[0]}), true), 6));
+  EXPECT_EQ(store_->Siblings(conversation, 0).size(), 2u);
+  // The old branch is untouched.
+  const std::vector<store::Message> old_again = store_->Thread(old_branch[1].id);
+  ASSERT_EQ(old_again.size(), 2u);
+  EXPECT_EQ(old_again[0].content, "Hello there");
+  EXPECT_EQ(old_again[1].content, old_branch[1].content);
+}
+
+TEST_F(ChatSessionTest, EditingAReplyOnlyStoresIt) {
+  Load();
+  const store::Id conversation = store_->CreateConversation("", Greedy(6));
+  ASSERT_TRUE(session_->Send(conversation, "Hello"));
+  session_->WaitIdle();
+  const store::Message reply = Message(Leaf(conversation));
+  ASSERT_TRUE(session_->Edit(reply.id, "A better answer"));
+  EXPECT_FALSE(session_->generating());
+  session_->WaitIdle();
+  const store::Message edited = Message(Leaf(conversation));
+  EXPECT_EQ(edited.content, "A better answer");
+  EXPECT_EQ(edited.parent_id, reply.parent_id);
+  EXPECT_EQ(store_->Siblings(conversation, reply.parent_id).size(), 2u);
+}
+
+TEST_F(ChatSessionTest, ContinueExtendsAnInterruptedReply) {
+  Load();
+  const store::Id conversation = store_->CreateConversation("", Greedy(8));
+  const store::Id question = store_->AddMessage(conversation, 0, "user", "Count to ten", MessageState::Complete);
+  const store::Id partial =
+      store_->AddMessage(conversation, question, "assistant", "One, two,", MessageState::Interrupted);
+  ASSERT_TRUE(session_->Continue(partial));
+  session_->WaitIdle();
+  EXPECT_FALSE(session_->TakeError().has_value());
+  const store::Message continued = Message(partial);
+  EXPECT_EQ(continued.state, MessageState::Complete);
+  const std::vector<ChatMessage> chat = {{"user", "Count to ten"}, {"assistant", "One, two,"}};
+  const std::string more = Reference(Files().EncodeChatContinuation(chat), 8);
+  EXPECT_FALSE(more.empty());
+  EXPECT_EQ(continued.content, "One, two," + more);
+  EXPECT_GT(continued.tokens, 0u);
+  EXPECT_EQ(Leaf(conversation), partial);
+  EXPECT_EQ(store_->Siblings(conversation, question).size(), 1u);
+}
+
+// --- context ----------------------------------------------------------------------------------------
+
+TEST_F(ChatSessionTest, ContextTokensCountTheRenderedBranch) {
+  Load();
+  store::ConversationSettings settings = Greedy(5);
+  settings.system_prompt = "Be brief.";
+  const store::Id conversation = store_->CreateConversation("", settings);
+  EXPECT_EQ(session_->ContextTokens(conversation), Files().EncodeChat(AsChat({}, "Be brief."), true).size());
+  ASSERT_TRUE(session_->Send(conversation, "How many tokens is this?"));
+  session_->WaitIdle();
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  const size_t expected = Files().EncodeChat(AsChat(thread, "Be brief."), true).size();
+  EXPECT_EQ(session_->ContextTokens(conversation), expected);
+  EXPECT_EQ(session_->ContextTokens(conversation), expected);  // from the cache
+  // A write changes the count.
+  store_->AddMessage(conversation, thread.back().id, "user", "And now?", MessageState::Complete);
+  EXPECT_GT(session_->ContextTokens(conversation), expected);
+}
+
+TEST_F(ChatSessionTest, OldTurnsAreDroppedToFitTheContext) {
+  Load(TinyModel(), 64);
+  const store::Id conversation = store_->CreateConversation("", Greedy(4));
+  store::Id leaf = 0;
+  for (int turn = 0; turn < 4; ++turn) {
+    leaf = store_->AddMessage(conversation, leaf, "user", "This is an earlier question number " + std::to_string(turn),
+                              MessageState::Complete);
+    leaf = store_->AddMessage(conversation, leaf, "assistant", "And this is its answer", MessageState::Complete);
+  }
+  ASSERT_TRUE(session_->Send(conversation, "Last one"));
+  session_->WaitIdle();
+  EXPECT_FALSE(session_->TakeError().has_value());
+  const store::Message reply = Message(Leaf(conversation));
+  EXPECT_EQ(reply.role, "assistant");
+  EXPECT_EQ(reply.state, MessageState::Complete);
+  EXPECT_TRUE(reply.notice.starts_with("Dropped ")) << reply.notice;
+  EXPECT_TRUE(reply.notice.ends_with("earliest messages to fit the context of 64 tokens")) << reply.notice;
+}
+
+TEST_F(ChatSessionTest, AMessageTooLongForTheContextGetsNoReply) {
+  Load(TinyModel(), 64);
+  const store::Id conversation = store_->CreateConversation("", Greedy(4));
+  std::string long_text;
+  for (int i = 0; i < 80; ++i) long_text += "word ";
+  ASSERT_TRUE(session_->Send(conversation, long_text));
+  session_->WaitIdle();
+  const auto error = session_->TakeError();
+  ASSERT_TRUE(error.has_value());
+  EXPECT_NE(error->find("does not fit the context of 64 tokens"), std::string::npos) << *error;
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(thread.size(), 1u);
+  EXPECT_EQ(thread[0].role, "user");
+
+  // A reply too long to continue stays as it was.
+  const store::Id partial =
+      store_->AddMessage(conversation, thread[0].id, "assistant", long_text, MessageState::Interrupted);
+  ASSERT_TRUE(session_->Continue(partial));
+  session_->WaitIdle();
+  EXPECT_TRUE(session_->TakeError().has_value());
+  EXPECT_EQ(Message(partial).state, MessageState::Interrupted);
+  EXPECT_EQ(Message(partial).content, long_text);
+}
+
+// --- streaming --------------------------------------------------------------------------------------
+
+TEST_F(ChatSessionTest, AStreamingReplyIsFlushedToTheDatabase) {
+  Load();
+  const store::Id conversation = store_->CreateConversation("", Greedy(100000));
+  store::Store reader(store_->path());  // another connection sees only what was committed
+  ASSERT_TRUE(session_->Send(conversation, "Write a lot"));
+  ASSERT_TRUE(WaitFor([&] { return session_->live().message != 0; }));
+  const store::Id reply = session_->live().message;
+
+  size_t first_seen = 0;
+  bool grew = false;
+  MessageState state_while_streaming = MessageState::Complete;
+  WaitFor([&] {
+    if (!session_->generating()) return true;
+    const auto row = reader.GetMessage(reply);
+    if (!row) return false;
+    state_while_streaming = row->state;
+    if (first_seen == 0) first_seen = row->content.size();
+    grew = first_seen != 0 && row->content.size() > first_seen;
+    return grew;
+  });
+  EXPECT_TRUE(session_->generating()) << "the reply ended before a flush was seen";
+  // The UI's view while streaming: the engine's count of prompt and reply.
+  const LiveReply live = session_->live();
+  EXPECT_TRUE(live.active);
+  EXPECT_FALSE(live.prefilling);
+  EXPECT_EQ(live.conversation, conversation);
+  EXPECT_GE(session_->ContextTokens(conversation), live.tokens);
+  session_->Stop();
+  session_->WaitIdle();
+  EXPECT_TRUE(grew);
+  EXPECT_EQ(state_while_streaming, MessageState::Streaming);
+  const auto final_row = reader.GetMessage(reply);
+  ASSERT_TRUE(final_row.has_value());
+  EXPECT_EQ(final_row->state, MessageState::Complete);
+  EXPECT_GE(final_row->content.size(), first_seen);
+}
+
+}  // namespace
+}  // namespace qvk::app

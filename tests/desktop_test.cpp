@@ -1,0 +1,347 @@
+// The desktop app as a user meets it: the real `qwenvk` binary in a window (under Xvfb in CI, on
+// whatever Vulkan device exists), driven by --script through a conversation with the fixture
+// model; assertions on what the app says is on screen (its `dump`), on the database, on exported
+// files and on screenshots. Also: SIGKILL mid-reply and restart, a damaged and a locked database.
+//
+// The CTest entries run this binary under xvfb-run (see tests/CMakeLists.txt); every app run
+// has the validation layer on, and a validation message makes qwenvk exit 3.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <stb_image.h>
+
+#include "store/store.h"
+#include "test_util.h"
+
+extern char** environ;
+
+namespace {
+
+using json = nlohmann::json;
+using qvk::test::ReadFile;
+using qvk::test::TempDir;
+namespace fs = std::filesystem;
+
+const fs::path kModel = qvk::test::TestDataDir() / "qwen2-tiny";
+
+class AppProcess {
+ public:
+  AppProcess(const TempDir& dir, const std::string& script, const std::string& name = "run") : dir_(dir) {
+    const fs::path script_file = dir.Write(name + ".script", script);
+    log_ = dir.path() / (name + ".log");
+    const std::vector<std::string> args = {qvk::test::QwenvkBinary().string(), "--db", (dir.path() / "chats.db").string(),
+                                           "--model", kModel.string(), "--script", script_file.string()};
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    setenv("QWENVK_VALIDATION", "1", 1);
+    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) throw std::runtime_error("cannot start qwenvk");
+  }
+  // Exit status; -signal when killed.
+  int Wait() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  }
+  void Kill() { kill(pid_, SIGKILL); }
+  std::string log() const { return ReadFile(log_); }
+
+ private:
+  const TempDir& dir_;
+  pid_t pid_ = 0;
+  fs::path log_;
+};
+
+// Runs a script to its end; the app must exit 0 (no script failure, no validation message).
+void RunScript(const TempDir& dir, const std::string& script, const std::string& name = "run") {
+  AppProcess app(dir, script, name);
+  const int status = app.Wait();
+  ASSERT_EQ(status, 0) << app.log();
+}
+
+json ReadJson(const fs::path& path) { return json::parse(ReadFile(path)); }
+
+// A screenshot that shows a UI: the window's size, and not one flat color.
+void ExpectScreenshot(const fs::path& png) {
+  int width = 0, height = 0, channels = 0;
+  unsigned char* pixels = stbi_load(png.c_str(), &width, &height, &channels, 4);
+  ASSERT_NE(pixels, nullptr) << png;
+  EXPECT_GE(width, 640);
+  EXPECT_GE(height, 400);
+  size_t differing = 0;
+  for (int i = 1; i < width * height; ++i) differing += std::memcmp(pixels, pixels + 4 * i, 3) != 0;
+  stbi_image_free(pixels);
+  EXPECT_GT(differing, static_cast<size_t>(width * height / 100)) << "the screenshot is nearly one color";
+}
+
+std::string P(const TempDir& dir, const std::string& name) { return (dir.path() / name).string(); }
+
+TEST(DesktopTest, ChatBranchSearchExportImport) {
+  TempDir dir;
+  RunScript(dir, "wait-model\n"
+                 "new-chat\n"
+                 "set temperature 0\n"
+                 "set max_new_tokens 12\n"
+                 "type Hello from the desktop test\n"
+                 "key enter\n"
+                 "wait-reply\n"
+                 "frames 2\n"
+                 "screenshot " + P(dir, "chat.png") + "\n"
+                 "dump " + P(dir, "sent.json") + "\n"
+                 "edit 0 A different question\n"
+                 "wait-reply\n"
+                 "dump " + P(dir, "edited.json") + "\n"
+                 "branch 0 prev\n"
+                 "dump " + P(dir, "back.json") + "\n"
+                 "regenerate\n"
+                 "wait-reply\n"
+                 "dump " + P(dir, "regenerated.json") + "\n"
+                 "search desktop\n"
+                 "frames 2\n"
+                 "screenshot " + P(dir, "search.png") + "\n"
+                 "dump " + P(dir, "search.json") + "\n"
+                 "export-md " + P(dir, "chat.md") + "\n"
+                 "export-json " + P(dir, "chat.json") + "\n"
+                 "import " + P(dir, "chat.json") + "\n"
+                 "dump " + P(dir, "imported.json") + "\n"
+                 "quit\n");
+
+  const json sent = ReadJson(dir.path() / "sent.json");
+  EXPECT_EQ(sent["model"]["status"], "ready");
+  EXPECT_EQ(sent["draft"], "");
+  ASSERT_EQ(sent["branch"].size(), 2u) << sent.dump(2);
+  EXPECT_EQ(sent["branch"][0]["role"], "user");
+  EXPECT_EQ(sent["branch"][0]["content"], "Hello from the desktop test");
+  EXPECT_EQ(sent["branch"][1]["role"], "assistant");
+  EXPECT_EQ(sent["branch"][1]["state"], "complete");
+  EXPECT_GE(sent["branch"][1]["tokens"].get<int>(), 1);
+  EXPECT_LE(sent["branch"][1]["tokens"].get<int>(), 12);
+  EXPECT_EQ(sent["conversations"][0]["title"], "Hello from the desktop test");
+  EXPECT_GT(sent["context_tokens"].get<int>(), 10);
+  ExpectScreenshot(dir.path() / "chat.png");
+
+  const json edited = ReadJson(dir.path() / "edited.json");
+  ASSERT_EQ(edited["branch"].size(), 2u);
+  EXPECT_EQ(edited["branch"][0]["content"], "A different question");
+  EXPECT_EQ(edited["branch"][0]["siblings"], 2);
+  EXPECT_EQ(edited["branch"][1]["state"], "complete");
+
+  const json back = ReadJson(dir.path() / "back.json");
+  ASSERT_EQ(back["branch"].size(), 2u);
+  EXPECT_EQ(back["branch"][0]["content"], "Hello from the desktop test");
+  EXPECT_EQ(back["branch"][1]["content"], sent["branch"][1]["content"]);
+
+  const json regenerated = ReadJson(dir.path() / "regenerated.json");
+  EXPECT_EQ(regenerated["branch"][1]["siblings"], 2);
+  // Greedy (temperature 0): the regenerated reply is the same text.
+  EXPECT_EQ(regenerated["branch"][1]["content"], sent["branch"][1]["content"]);
+
+  const json search = ReadJson(dir.path() / "search.json");
+  ASSERT_FALSE(search["search_hits"].empty()) << search.dump(2);
+  EXPECT_EQ(search["search_hits"][0]["conversation"], sent["conversation"]);
+  ExpectScreenshot(dir.path() / "search.png");
+
+  const std::string markdown = ReadFile(dir.path() / "chat.md");
+  EXPECT_NE(markdown.find("Hello from the desktop test"), std::string::npos) << markdown;
+  const json exported = ReadJson(dir.path() / "chat.json");
+  EXPECT_EQ(exported["messages"].size(), 5u);  // two questions, three replies
+
+  const json imported = ReadJson(dir.path() / "imported.json");
+  EXPECT_EQ(imported["conversations"].size(), 2u);
+  EXPECT_NE(imported["conversation"], sent["conversation"]);
+
+  // The database holds what the screen showed, every reply finished.
+  qvk::store::Store store(dir.path() / "chats.db");
+  const auto messages = store.AllMessages(sent["conversation"].get<int64_t>());
+  ASSERT_EQ(messages.size(), 5u);
+  for (const auto& m : messages) EXPECT_EQ(m.state, qvk::store::MessageState::Complete) << m.content;
+}
+
+TEST(DesktopTest, KeyboardSendsStopsAndSearches) {
+  TempDir dir;
+  RunScript(dir, "wait-model\n"
+                 "key ctrl+n\n"
+                 "set max_new_tokens 100000\n"
+                 "type line one\n"
+                 "key shift+enter\n"
+                 "type line two\n"
+                 "dump " + P(dir, "draft.json") + "\n"
+                 "key enter\n"
+                 "wait-tokens 3\n"
+                 "key escape\n"
+                 "wait-reply\n"
+                 "dump " + P(dir, "stopped.json") + "\n"
+                 "key ctrl+n\n"
+                 "key ctrl+f\n"
+                 "frames 2\n"
+                 "type line\n"
+                 "frames 2\n"
+                 "dump " + P(dir, "search.json") + "\n"
+                 "quit\n");
+  const json draft = ReadJson(dir.path() / "draft.json");
+  EXPECT_EQ(draft["draft"], "line one\nline two");
+  EXPECT_EQ(draft["conversations"].size(), 1u);
+
+  const json stopped = ReadJson(dir.path() / "stopped.json");
+  ASSERT_EQ(stopped["branch"].size(), 2u) << stopped.dump(2);
+  EXPECT_EQ(stopped["branch"][0]["content"], "line one\nline two");
+  EXPECT_EQ(stopped["branch"][1]["state"], "complete");
+  EXPECT_GE(stopped["branch"][1]["tokens"].get<int>(), 3);
+  EXPECT_LT(stopped["branch"][1]["tokens"].get<int>(), 100000);
+  EXPECT_FALSE(stopped["generating"].get<bool>());
+
+  const json search = ReadJson(dir.path() / "search.json");
+  EXPECT_EQ(search["search"], "line");
+  EXPECT_EQ(search["conversations"].size(), 2u);  // Ctrl+N made a second, empty one
+  ASSERT_FALSE(search["search_hits"].empty());
+}
+
+// Kill -9 while a reply streams; the next start shows the conversation with the partial reply
+// marked interrupted, and Continue extends it.
+TEST(DesktopTest, SigkillMidReplyLosesNothing) {
+  TempDir dir;
+  const fs::path db = dir.path() / "chats.db";
+  {
+    AppProcess app(dir, "wait-model\n"
+                        "new-chat\n"
+                        "set temperature 0\n"
+                        "set max_new_tokens 100000\n"
+                        "send Tell me a very long story\n"
+                        "wait-tokens 1000000000\n",
+                   "killed");
+    // Kill once a flushed partial reply is in the database (flushes happen every 500 ms).
+    std::string partial;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(240);
+    while (partial.size() < 20 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      sqlite3* raw = nullptr;
+      if (sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+        sqlite3_stmt* statement = nullptr;
+        if (sqlite3_prepare_v2(raw, "SELECT content FROM messages WHERE role = 'assistant'", -1, &statement, nullptr) ==
+                SQLITE_OK &&
+            sqlite3_step(statement) == SQLITE_ROW) {
+          partial = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
+        }
+        sqlite3_finalize(statement);
+      }
+      sqlite3_close(raw);
+    }
+    ASSERT_GE(partial.size(), 20u) << "no partial reply reached the database\n" << app.log();
+    app.Kill();
+    EXPECT_EQ(app.Wait(), -SIGKILL);
+  }
+  std::string partial;
+  int64_t conversation = 0;
+  {
+    qvk::store::Store store(db);  // opening marks the streaming row interrupted
+    const auto conversations = store.ListConversations();
+    ASSERT_EQ(conversations.size(), 1u);
+    conversation = conversations[0].id;
+    EXPECT_EQ(conversations[0].title, "Tell me a very long story");
+    const auto thread = store.Thread(conversations[0].current_leaf);
+    ASSERT_EQ(thread.size(), 2u);
+    EXPECT_EQ(thread[0].content, "Tell me a very long story");
+    EXPECT_EQ(thread[1].state, qvk::store::MessageState::Interrupted);
+    partial = thread[1].content;
+    EXPECT_GE(partial.size(), 20u);
+  }
+  RunScript(dir, "wait-model\n"
+                 "select Tell me a very long story\n"
+                 "frames 2\n"
+                 "screenshot " + P(dir, "restarted.png") + "\n"
+                 "dump " + P(dir, "restarted.json") + "\n"
+                 "set max_new_tokens 8\n"
+                 "continue\n"
+                 "wait-reply\n"
+                 "dump " + P(dir, "continued.json") + "\n"
+                 "quit\n",
+            "restarted");
+  const json restarted = ReadJson(dir.path() / "restarted.json");
+  ASSERT_EQ(restarted["branch"].size(), 2u);
+  EXPECT_EQ(restarted["branch"][1]["state"], "interrupted");
+  EXPECT_EQ(restarted["branch"][1]["content"], partial);
+  ExpectScreenshot(dir.path() / "restarted.png");
+  const json continued = ReadJson(dir.path() / "continued.json");
+  ASSERT_EQ(continued["branch"].size(), 2u);
+  EXPECT_EQ(continued["branch"][1]["state"], "complete");
+  const std::string extended = continued["branch"][1]["content"];
+  EXPECT_EQ(extended.substr(0, partial.size()), partial);
+  EXPECT_GT(extended.size(), partial.size());
+  EXPECT_EQ(continued["conversation"], conversation);
+}
+
+TEST(DesktopTest, DamagedDatabaseOffersAWayOut) {
+  TempDir dir;
+  const std::string garbage = "this is not an SQLite database, but it is somebody's file\n";
+  dir.Write("chats.db", garbage);
+  RunScript(dir, "frames 2\n"
+                 "screenshot " + P(dir, "damaged.png") + "\n"
+                 "dump " + P(dir, "damaged.json") + "\n"
+                 "database check\n"
+                 "dump " + P(dir, "checked.json") + "\n"
+                 "database fresh\n"
+                 "wait-model\n"
+                 "dump " + P(dir, "fresh.json") + "\n"
+                 "quit\n");
+  const json damaged = ReadJson(dir.path() / "damaged.json");
+  const std::string message = damaged["database_problem"]["message"];
+  EXPECT_NE(message.find("chats.db"), std::string::npos) << message;
+  ExpectScreenshot(dir.path() / "damaged.png");
+  EXPECT_FALSE(ReadJson(dir.path() / "checked.json")["database_problem"]["integrity_report"].get<std::string>().empty());
+  const json fresh = ReadJson(dir.path() / "fresh.json");
+  EXPECT_FALSE(fresh.contains("database_problem"));
+  EXPECT_EQ(fresh["conversations"].size(), 0u);
+  // The damaged file was kept, byte for byte, beside the new one.
+  bool kept = false;
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    if (entry.path().filename().string().starts_with("chats.db.damaged-")) kept = ReadFile(entry.path()) == garbage;
+  }
+  EXPECT_TRUE(kept);
+}
+
+// Another program holds the write lock: sending fails with a message that says so, and what
+// the user typed stays in the box.
+TEST(DesktopTest, LockedDatabaseKeepsTheDraft) {
+  TempDir dir;
+  const fs::path db = dir.path() / "chats.db";
+  int64_t conversation = 0;
+  {
+    qvk::store::Store store(db);
+    conversation = store.CreateConversation("Earlier chat", {});
+    store.AddMessage(conversation, 0, "user", "an earlier question", qvk::store::MessageState::Complete);
+  }
+  sqlite3* holder = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &holder), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(holder, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  RunScript(dir, "wait-model\n"
+                 "select Earlier chat\n"
+                 "type keep this text\n"
+                 "key enter\n"
+                 "frames 2\n"
+                 "screenshot " + P(dir, "locked.png") + "\n"
+                 "dump " + P(dir, "locked.json") + "\n"
+                 "quit\n");
+  sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(holder);
+  const json locked = ReadJson(dir.path() / "locked.json");
+  EXPECT_EQ(locked["draft"], "keep this text");
+  EXPECT_NE(locked["banner"].get<std::string>().find("another"), std::string::npos) << locked.dump(2);
+  EXPECT_EQ(locked["branch"].size(), 1u);
+  EXPECT_EQ(locked["conversation"], conversation);
+}
+
+}  // namespace

@@ -1,0 +1,529 @@
+// Sections: helpers / conversations / messages and branches / settings / search / schema and
+// migration / damaged, newer, read-only and locked files / durability and concurrency / backup
+#include "store/store.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "store/sql.h"
+#include "test_util.h"
+
+namespace qvk::store {
+namespace {
+
+using namespace std::literals;
+using test::ErrorOf;
+using test::ExpectMentions;
+
+// A raw connection, for building and holding databases the way another program would.
+class RawDatabase {
+ public:
+  explicit RawDatabase(const std::filesystem::path& path) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+    sqlite3_busy_timeout(db_, 2000);
+  }
+  ~RawDatabase() { sqlite3_close(db_); }
+  RawDatabase(const RawDatabase&) = delete;
+  RawDatabase& operator=(const RawDatabase&) = delete;
+
+  void Execute(const char* sql) {
+    char* message = nullptr;
+    EXPECT_EQ(sqlite3_exec(db_, sql, nullptr, nullptr, &message), SQLITE_OK) << sql << ": " << message;
+    sqlite3_free(message);
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+StoreErrorKind KindOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const StoreError& e) {
+    return e.kind();
+  }
+  ADD_FAILURE() << "no StoreError thrown";
+  return StoreErrorKind::InvalidImport;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  std::filesystem::path DbPath() const { return dir_.path() / "data" / "conversations.db"; }
+  test::TempDir dir_;
+};
+
+// --- conversations ------------------------------------------------------------------------------
+TEST_F(StoreTest, CreatesItsFolderAndTheCurrentSchema) {
+  Store store(DbPath());
+  EXPECT_TRUE(std::filesystem::exists(DbPath()));
+  EXPECT_EQ(store.schema_version(), Store::kSchemaVersion);
+  EXPECT_FALSE(store.read_only());
+  EXPECT_EQ(store.IntegrityCheck(), "ok");
+  EXPECT_TRUE(store.ListConversations().empty());
+}
+
+TEST_F(StoreTest, ConversationsCreateReadUpdate) {
+  Store store(DbPath());
+  ConversationSettings settings;
+  settings.system_prompt = "You are terse.";
+  settings.temperature = 0.25f;
+  settings.top_k = 7;
+  settings.seed = 18446744073709551615ull;
+  settings.random_seed = false;
+  const uint64_t revision = store.revision();
+  const Id first = store.CreateConversation("First", settings);
+  EXPECT_GT(store.revision(), revision);
+  const Id second = store.CreateConversation("Second", {});
+  store.AddMessage(second, 0, "user", "hi", MessageState::Complete);  // touches `second`
+
+  std::optional<Conversation> got = store.GetConversation(first);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->title, "First");
+  EXPECT_EQ(got->settings, settings);
+  EXPECT_FALSE(got->pinned);
+  EXPECT_EQ(got->current_leaf, 0);
+  EXPECT_GT(got->created_ms, 0);
+  EXPECT_FALSE(store.GetConversation(first + second + 100));
+
+  std::vector<Conversation> list = store.ListConversations();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].id, second);  // most recently updated first
+
+  store.SetPinned(first, true);
+  store.RenameConversation(first, "Renamed ✓");
+  settings.max_new_tokens = 77;
+  store.SetConversationSettings(first, settings);
+  list = store.ListConversations();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].id, first);  // pinned first
+  EXPECT_TRUE(list[0].pinned);
+  EXPECT_EQ(list[0].title, "Renamed ✓");
+  EXPECT_EQ(list[0].settings.max_new_tokens, 77u);
+
+  ExpectMentions(ErrorOf([&] { store.RenameConversation(999, "x"); }), {"999", "does not exist"});
+  settings.temperature = 1e6f;
+  ExpectMentions(ErrorOf([&] { store.SetConversationSettings(first, settings); }), {"temperature"});
+  EXPECT_EQ(store.GetConversation(first)->settings.temperature, 0.25f);
+}
+
+TEST_F(StoreTest, DeleteHidesRestoreUndoesPurgeRemoves) {
+  Store store(DbPath());
+  const Id kept = store.CreateConversation("kept", {});
+  const Id gone = store.CreateConversation("zebra talk", {});
+  const Id message = store.AddMessage(gone, 0, "user", "zebra stripes", MessageState::Complete);
+
+  store.DeleteConversation(gone);
+  EXPECT_EQ(store.ListConversations().size(), 1u);
+  EXPECT_FALSE(store.GetConversation(gone));
+  EXPECT_TRUE(store.Search("zebra").empty());
+
+  store.RestoreConversation(gone);
+  EXPECT_EQ(store.ListConversations().size(), 2u);
+  EXPECT_EQ(store.Search("zebra").size(), 2u);
+
+  store.DeleteConversation(gone);
+  store.PurgeDeleted();
+  EXPECT_FALSE(store.GetMessage(message));
+  EXPECT_TRUE(store.AllMessages(gone).empty());
+  ExpectMentions(ErrorOf([&] { store.RestoreConversation(gone); }), {"does not exist"});
+  ASSERT_EQ(store.ListConversations().size(), 1u);
+  EXPECT_EQ(store.ListConversations()[0].id, kept);
+  EXPECT_EQ(store.IntegrityCheck(), "ok");
+}
+
+// --- messages and branches ----------------------------------------------------------------------
+TEST_F(StoreTest, MessagesCreateReadUpdate) {
+  Store store(DbPath());
+  const Id conversation = store.CreateConversation("c", {});
+  const Id user = store.AddMessage(conversation, 0, "user", "Question?", MessageState::Complete);
+  const Id reply = store.AddMessage(conversation, user, "assistant", "", MessageState::Streaming);
+  EXPECT_EQ(store.GetConversation(conversation)->current_leaf, reply);
+
+  std::optional<Message> got = store.GetMessage(reply);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->conversation_id, conversation);
+  EXPECT_EQ(got->parent_id, user);
+  EXPECT_EQ(got->role, "assistant");
+  EXPECT_EQ(got->content, "");
+  EXPECT_EQ(got->state, MessageState::Streaming);
+
+  store.UpdateMessage(reply, "Answer\0with a NUL"sv, MessageState::Complete);
+  store.SetMessageStats(reply, 42, 12.5, 0.75, "dropped 2 old turns");
+  got = store.GetMessage(reply);
+  EXPECT_EQ(got->content, "Answer\0with a NUL"sv);
+  EXPECT_EQ(got->state, MessageState::Complete);
+  EXPECT_EQ(got->tokens, 42u);
+  EXPECT_EQ(got->tokens_per_s, 12.5);
+  EXPECT_EQ(got->time_to_first_token_s, 0.75);
+  EXPECT_EQ(got->notice, "dropped 2 old turns");
+
+  const Id other = store.CreateConversation("other", {});
+  ExpectMentions(ErrorOf([&] { store.AddMessage(other, user, "user", "x", MessageState::Complete); }),
+                 {"belongs to conversation"});
+  ExpectMentions(ErrorOf([&] { store.AddMessage(conversation, 0, "robot", "x", MessageState::Complete); }),
+                 {"robot", "role"});
+  ExpectMentions(ErrorOf([&] { store.AddMessage(12345, 0, "user", "x", MessageState::Complete); }),
+                 {"12345", "does not exist"});
+  ExpectMentions(ErrorOf([&] { store.UpdateMessage(999, "x", MessageState::Complete); }), {"999"});
+  ExpectMentions(ErrorOf([&] { store.SetCurrentLeaf(other, reply); }), {"belongs to conversation"});
+  EXPECT_EQ(store.AllMessages(conversation).size(), 2u);
+  EXPECT_TRUE(store.AllMessages(other).empty());
+}
+
+TEST_F(StoreTest, BranchesSiblingsNewestLeafAndThread) {
+  Store store(DbPath());
+  const Id c = store.CreateConversation("tree", {});
+  const Id system = store.AddMessage(c, 0, "system", "sys", MessageState::Complete);
+  const Id u1 = store.AddMessage(c, system, "user", "u1", MessageState::Complete);
+  const Id a1 = store.AddMessage(c, u1, "assistant", "a1", MessageState::Complete);
+  const Id u2 = store.AddMessage(c, a1, "user", "u2", MessageState::Complete);
+  const Id a2 = store.AddMessage(c, u2, "assistant", "a2", MessageState::Complete);
+  const Id a1_regenerated = store.AddMessage(c, u1, "assistant", "a1'", MessageState::Complete);  // a sibling of a1
+  const Id u1_edited = store.AddMessage(c, system, "user", "u1 edited", MessageState::Complete);
+
+  std::vector<Message> siblings = store.Siblings(c, u1);
+  ASSERT_EQ(siblings.size(), 2u);
+  EXPECT_EQ(siblings[0].id, a1);
+  EXPECT_EQ(siblings[1].id, a1_regenerated);
+  siblings = store.Siblings(c, system);
+  ASSERT_EQ(siblings.size(), 2u);
+  EXPECT_EQ(siblings[1].id, u1_edited);
+  ASSERT_EQ(store.Siblings(c, 0).size(), 1u);
+  EXPECT_EQ(store.Siblings(c, 0)[0].id, system);
+
+  EXPECT_EQ(store.NewestLeafUnder(u1), a1_regenerated);
+  EXPECT_EQ(store.NewestLeafUnder(a1), a2);
+  EXPECT_EQ(store.NewestLeafUnder(system), u1_edited);
+  EXPECT_EQ(store.NewestLeafUnder(a2), a2);
+  EXPECT_EQ(store.NewestLeafUnder(99999), 0);
+
+  std::vector<Message> thread = store.Thread(a2);
+  std::vector<Id> ids;
+  for (const Message& m : thread) ids.push_back(m.id);
+  EXPECT_EQ(ids, (std::vector<Id>{system, u1, a1, u2, a2}));
+  EXPECT_TRUE(store.Thread(0).empty());
+
+  EXPECT_EQ(store.GetConversation(c)->current_leaf, u1_edited);
+  store.SetCurrentLeaf(c, a2);
+  EXPECT_EQ(store.GetConversation(c)->current_leaf, a2);
+  EXPECT_EQ(store.AllMessages(c).size(), 7u);
+}
+
+TEST_F(StoreTest, TransactionRollsBackWhenItThrowsAndNests) {
+  Store store(DbPath());
+  EXPECT_THROW(store.Transaction([&] {
+    store.CreateConversation("never", {});
+    throw std::runtime_error("stop");
+  }),
+               std::runtime_error);
+  EXPECT_TRUE(store.ListConversations().empty());
+
+  store.Transaction([&] {
+    store.CreateConversation("outer", {});
+    EXPECT_THROW(store.Transaction([&] {
+      store.CreateConversation("inner", {});
+      throw std::runtime_error("inner only");
+    }),
+                 std::runtime_error);
+  });
+  ASSERT_EQ(store.ListConversations().size(), 1u);
+  EXPECT_EQ(store.ListConversations()[0].title, "outer");
+}
+
+// --- settings -----------------------------------------------------------------------------------
+TEST_F(StoreTest, AppSettingsRoundTrip) {
+  {
+    Store store(DbPath());
+    EXPECT_FALSE(store.GetSetting("model.path"));
+    store.SetSetting("model.path", "/models/qwen");
+    store.SetSetting("model.path", "/models/qwen2 ünïcode");
+    store.SetSetting("empty", "");
+  }
+  Store store(DbPath());
+  EXPECT_EQ(store.GetSetting("model.path"), "/models/qwen2 ünïcode");
+  EXPECT_EQ(store.GetSetting("empty"), "");
+}
+
+// --- search -------------------------------------------------------------------------------------
+TEST_F(StoreTest, SearchFindsTitlesAndMessagesByPrefix) {
+  Store store(DbPath());
+  const Id rust = store.CreateConversation("Rust lifetimes", {});
+  const Id cooking = store.CreateConversation("Cooking", {});
+  const Id m = store.AddMessage(cooking, 0, "user", "How long should I boil pasta al dente?", MessageState::Complete);
+  store.AddMessage(rust, 0, "user", "Explain the borrow checker", MessageState::Complete);
+
+  std::vector<SearchHit> hits = store.Search("lifet");
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].conversation_id, rust);
+  EXPECT_EQ(hits[0].message_id, 0);
+  EXPECT_EQ(hits[0].snippet, "Rust [lifetimes]");
+
+  hits = store.Search("BOIL pas");  // every word, each a prefix, any case
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].conversation_id, cooking);
+  EXPECT_EQ(hits[0].message_id, m);
+  EXPECT_EQ(hits[0].title, "Cooking");
+  ExpectMentions(hits[0].snippet, {"[boil]", "[pasta]"});
+  EXPECT_TRUE(store.Search("boil rust").empty());
+  EXPECT_EQ(store.Search("boil", 0).size(), 0u);
+}
+
+TEST_F(StoreTest, SearchTreatsEveryInputAsWords) {
+  Store store(DbPath());
+  const Id c = store.CreateConversation("quotes", {});
+  store.AddMessage(c, 0, "user", "He said \"don't\" AND left: c++ NEAR the end-of-line (really)",
+                   MessageState::Complete);
+  for (const char* query :
+       {"\"", "\"\"", "'",       "AND",     "OR",  "NOT",         "NEAR(", "*",  "-", "^",    ":", "(",
+        ")",  "{}",   "col:umn", "\"don't", "c++", "end-of-line", "—",     "  ", "",  "a\"b", "✓✓"}) {
+    EXPECT_NO_THROW(store.Search(query)) << query;
+  }
+  EXPECT_EQ(store.Search("\"don't\"").size(), 1u);
+  EXPECT_EQ(store.Search("AND").size(), 1u);  // an ordinary word here, not an operator
+  EXPECT_EQ(store.Search("end-of-line").size(), 1u);
+  EXPECT_EQ(store.Search("(really) —").size(), 1u);  // a word without letters does not spoil the rest
+  EXPECT_TRUE(store.Search("").empty());
+  EXPECT_TRUE(store.Search("*").empty());
+}
+
+TEST_F(StoreTest, SearchFollowsUpdatesAndExcludesDeleted) {
+  Store store(DbPath());
+  const Id c = store.CreateConversation("notes", {});
+  const Id m = store.AddMessage(c, 0, "assistant", "", MessageState::Streaming);
+  store.UpdateMessage(m, "partial aardvark", MessageState::Streaming);
+  store.UpdateMessage(m, "complete wombat", MessageState::Complete);
+  EXPECT_TRUE(store.Search("aardvark").empty());
+  ASSERT_EQ(store.Search("wombat").size(), 1u);
+  store.RenameConversation(c, "platypus");
+  EXPECT_TRUE(store.Search("notes").empty());
+  EXPECT_EQ(store.Search("platypus").size(), 1u);
+  store.DeleteConversation(c);
+  EXPECT_TRUE(store.Search("wombat").empty());
+  EXPECT_TRUE(store.Search("platypus").empty());
+}
+
+// --- schema and migration -----------------------------------------------------------------------
+TEST_F(StoreTest, MigratesAVersion1Database) {
+  const auto path = dir_.path() / "v1.db";
+  {
+    RawDatabase v1(path);
+    v1.Execute(sql::kMigrations[0]);
+    v1.Execute(
+        "INSERT INTO conversations (id, title, created_ms, updated_ms, current_leaf, settings)"
+        " VALUES (1, 'Old chat about octopus', 1000, 2000, 2, '{\"temperature\": 0.3}');"
+        "INSERT INTO messages (id, conversation_id, parent_id, role, content, state, created_ms)"
+        " VALUES (1, 1, NULL, 'user', 'tell me about squid', 'complete', 1000),"
+        "        (2, 1, 1, 'assistant', 'Squid have three hearts', 'streaming', 1500);"
+        "INSERT INTO settings (key, value) VALUES ('theme', 'dark');"
+        "PRAGMA user_version = 1;");
+  }
+  Store store(path);
+  EXPECT_EQ(store.schema_version(), 2);
+  std::optional<Conversation> c = store.GetConversation(1);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->title, "Old chat about octopus");
+  EXPECT_EQ(c->settings.temperature, 0.3f);
+  EXPECT_EQ(c->settings.top_k, ConversationSettings{}.top_k);
+  EXPECT_FALSE(c->pinned);
+  EXPECT_EQ(c->updated_ms, 2000);
+  std::vector<Message> thread = store.Thread(c->current_leaf);
+  ASSERT_EQ(thread.size(), 2u);
+  EXPECT_EQ(thread[1].content, "Squid have three hearts");
+  EXPECT_EQ(thread[1].state, MessageState::Interrupted);
+  EXPECT_EQ(thread[1].tokens, 0u);
+  EXPECT_EQ(store.GetSetting("theme"), "dark");
+  ASSERT_EQ(store.Search("hearts").size(), 1u);
+  EXPECT_EQ(store.Search("hearts")[0].message_id, 2);
+  ASSERT_EQ(store.Search("octo").size(), 1u);
+  EXPECT_EQ(store.Search("octo")[0].message_id, 0);
+  EXPECT_EQ(store.IntegrityCheck(), "ok");
+}
+
+TEST_F(StoreTest, RefusesANewerSchema) {
+  const auto path = dir_.path() / "newer.db";
+  {
+    RawDatabase newer(path);
+    newer.Execute("CREATE TABLE future (x); PRAGMA user_version = 3;");
+  }
+  const std::string bytes = test::ReadFile(path);
+  EXPECT_EQ(KindOf([&] { Store store(path); }), StoreErrorKind::NewerSchema);
+  ExpectMentions(ErrorOf([&] { Store store(path); }), {path.string(), "newer QwenVK", "version 3"});
+  EXPECT_EQ(test::ReadFile(path), bytes);
+}
+
+// --- damaged, newer, read-only and locked files ---------------------------------------------
+TEST_F(StoreTest, GarbageFileIsCorruptAndLeftUntouched) {
+  std::string garbage;
+  for (int i = 0; i < 400; ++i) garbage += "not a database ";
+  const auto path = dir_.Write("conversations.db", garbage);
+  EXPECT_EQ(KindOf([&] { Store store(path); }), StoreErrorKind::Corrupt);
+  EXPECT_EQ(KindOf([&] { Store store(path, {.read_only = true}); }), StoreErrorKind::Corrupt);
+  ExpectMentions(ErrorOf([&] { Store store(path); }),
+                 {path.string(), "damaged", "read-only", "backup", "move it away"});
+  EXPECT_EQ(test::ReadFile(path), garbage);
+}
+
+TEST_F(StoreTest, ReadOnlyReadsButRefusesWrites) {
+  Id c = 0;
+  {
+    Store store(DbPath());
+    c = store.CreateConversation("look only", {});
+    store.AddMessage(c, 0, "user", "hello there", MessageState::Complete);
+  }
+  Store store(DbPath(), {.read_only = true});
+  EXPECT_TRUE(store.read_only());
+  ASSERT_EQ(store.ListConversations().size(), 1u);
+  EXPECT_EQ(store.Thread(store.GetConversation(c)->current_leaf).size(), 1u);
+  EXPECT_EQ(store.Search("hello").size(), 1u);
+  Store backup_source(DbPath(), {.read_only = true});
+  backup_source.Backup(dir_.path() / "copy.db");
+
+  const uint64_t revision = store.revision();
+  EXPECT_EQ(KindOf([&] { store.CreateConversation("x", {}); }), StoreErrorKind::ReadOnly);
+  EXPECT_EQ(KindOf([&] { store.AddMessage(c, 0, "user", "x", MessageState::Complete); }), StoreErrorKind::ReadOnly);
+  EXPECT_EQ(KindOf([&] { store.SetSetting("k", "v"); }), StoreErrorKind::ReadOnly);
+  ExpectMentions(ErrorOf([&] { store.RenameConversation(c, "x"); }), {"read-only", DbPath().string()});
+  EXPECT_EQ(store.revision(), revision);
+  EXPECT_EQ(store.GetConversation(c)->title, "look only");
+
+  EXPECT_EQ(KindOf([&] { Store missing(dir_.path() / "missing.db", {.read_only = true}); }), StoreErrorKind::Io);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "missing.db"));
+}
+
+TEST_F(StoreTest, LockedDatabaseFailsWritesAndLosesNothing) {
+  Store store(DbPath());
+  const Id c = store.CreateConversation("busy", {});
+  const Id first = store.AddMessage(c, 0, "user", "before the lock", MessageState::Complete);
+  {
+    RawDatabase other(DbPath());
+    other.Execute("BEGIN EXCLUSIVE");
+    EXPECT_EQ(KindOf([&] { store.AddMessage(c, first, "assistant", "lost?", MessageState::Complete); }),
+              StoreErrorKind::Locked);
+    ExpectMentions(ErrorOf([&] { store.SetSetting("k", "v"); }), {"another QwenVK", DbPath().string(), "read-only"});
+    EXPECT_EQ(store.Thread(first).size(), 1u);  // WAL: reading goes on
+    Store second(DbPath());                     // opening needs no write lock
+    EXPECT_EQ(second.ListConversations().size(), 1u);
+    other.Execute("ROLLBACK");
+  }
+  EXPECT_EQ(store.AllMessages(c).size(), 1u);
+  EXPECT_EQ(store.GetConversation(c)->current_leaf, first);
+  const Id after = store.AddMessage(c, first, "assistant", "after the lock", MessageState::Complete);
+  EXPECT_EQ(store.Thread(after).size(), 2u);
+}
+
+// --- durability and concurrency -------------------------------------------------------------
+TEST_F(StoreTest, ProcessKilledMidReplyLeavesAnInterruptedMessage) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    Store store(DbPath());
+    const Id c = store.CreateConversation("crash", {});
+    const Id user = store.AddMessage(c, 0, "user", "write a poem", MessageState::Complete);
+    const Id reply = store.AddMessage(c, user, "assistant", "Roses", MessageState::Streaming);
+    store.UpdateMessage(reply, "Roses are red,", MessageState::Streaming);
+    kill(getpid(), SIGKILL);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  Store store(DbPath());
+  ASSERT_EQ(store.ListConversations().size(), 1u);
+  const std::vector<Message> thread = store.Thread(store.ListConversations()[0].current_leaf);
+  ASSERT_EQ(thread.size(), 2u);
+  EXPECT_EQ(thread[1].content, "Roses are red,");
+  EXPECT_EQ(thread[1].state, MessageState::Interrupted);
+  EXPECT_EQ(thread[0].state, MessageState::Complete);
+}
+
+TEST_F(StoreTest, ReaderSeesConsistentStatesDuringWrites) {
+  constexpr int kReplies = 150;
+  Store writer(DbPath());
+  Store reader(DbPath());
+  const Id c = writer.CreateConversation("concurrent", {});
+  std::atomic<bool> done = false;
+
+  std::thread writing([&] {
+    Id parent = 0;
+    for (int i = 0; i < kReplies; ++i) {
+      const Id id = writer.AddMessage(c, parent, i % 2 ? "assistant" : "user", "token", MessageState::Streaming);
+      writer.UpdateMessage(id, "token token", MessageState::Streaming);
+      writer.UpdateMessage(id, "token token final" + std::to_string(i), MessageState::Complete);
+      parent = id;
+    }
+    done = true;
+  });
+  // Every view the reader gets is a chain from the root to the conversation's leaf, in which
+  // every message but the leaf is finished; and every search hit names a message that exists.
+  const auto check = [&]() -> size_t {
+    const std::optional<Conversation> conversation = reader.GetConversation(c);
+    EXPECT_TRUE(conversation);
+    if (!conversation) return 0;
+    const std::vector<Message> thread = reader.Thread(conversation->current_leaf);
+    EXPECT_EQ(thread.empty(), conversation->current_leaf == 0);
+    for (size_t i = 0; i < thread.size(); ++i) {
+      EXPECT_EQ(thread[i].parent_id, i == 0 ? 0 : thread[i - 1].id);
+      if (i + 1 < thread.size()) {
+        EXPECT_EQ(thread[i].state, MessageState::Complete);
+        EXPECT_EQ(thread[i].content, "token token final" + std::to_string(i));
+      }
+    }
+    if (!thread.empty()) {
+      EXPECT_EQ(thread.back().id, conversation->current_leaf);
+    }
+    for (const SearchHit& hit : reader.Search("tok", 20)) EXPECT_TRUE(reader.GetMessage(hit.message_id));
+    return thread.size();
+  };
+  std::thread reading([&] {
+    while (!done) check();
+  });
+  writing.join();
+  reading.join();
+  EXPECT_EQ(check(), size_t{kReplies});
+}
+
+// --- backup and paths -----------------------------------------------------------------------
+TEST_F(StoreTest, BackupOpensWithTheSameContent) {
+  const auto copy_path = dir_.path() / "backup.db";
+  Store store(DbPath());
+  const Id c = store.CreateConversation("keep me", {});
+  const Id m = store.AddMessage(c, 0, "user", "backed up text", MessageState::Complete);
+  store.SetSetting("k", "v");
+  store.Backup(copy_path);
+
+  Store copy(copy_path);
+  EXPECT_EQ(copy.IntegrityCheck(), "ok");
+  EXPECT_EQ(copy.schema_version(), Store::kSchemaVersion);
+  ASSERT_EQ(copy.ListConversations().size(), 1u);
+  EXPECT_EQ(copy.ListConversations()[0].title, "keep me");
+  EXPECT_EQ(copy.GetMessage(m)->content, "backed up text");
+  EXPECT_EQ(copy.GetSetting("k"), "v");
+  EXPECT_EQ(copy.Search("backed").size(), 1u);
+
+  EXPECT_EQ(KindOf([&] { store.Backup(dir_.path() / "no" / "such" / "folder.db"); }), StoreErrorKind::Io);
+}
+
+TEST(StorePathTest, DefaultPathFollowsXdgDataHome) {
+  const char* xdg = std::getenv("XDG_DATA_HOME");
+  const std::string saved_xdg = xdg != nullptr ? xdg : "";
+  const std::string home = std::getenv("HOME") != nullptr ? std::getenv("HOME") : "/nonexistent";
+  setenv("HOME", home.c_str(), 1);
+  setenv("XDG_DATA_HOME", "/data/home", 1);
+  EXPECT_EQ(Store::DefaultPath(), std::filesystem::path("/data/home/qwenvk/conversations.db"));
+  setenv("XDG_DATA_HOME", "relative/ignored", 1);
+  EXPECT_EQ(Store::DefaultPath(), std::filesystem::path(home) / ".local/share/qwenvk/conversations.db");
+  unsetenv("XDG_DATA_HOME");
+  EXPECT_EQ(Store::DefaultPath(), std::filesystem::path(home) / ".local/share/qwenvk/conversations.db");
+  if (xdg != nullptr) setenv("XDG_DATA_HOME", saved_xdg.c_str(), 1);
+}
+
+}  // namespace
+}  // namespace qvk::store

@@ -1,0 +1,298 @@
+#include "ui/actions.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <imgui.h>
+#include <spdlog/spdlog.h>
+
+#include "store/exchange.h"
+
+namespace qvk::ui {
+namespace {
+
+// Runs a store call; a StoreError (disk full, locked, read-only) becomes the banner.
+template <class Fn>
+bool Guarded(AppState& state, Fn&& fn) {
+  try {
+    fn();
+    return true;
+  } catch (const Error& e) {
+    state.banner = e.what();
+    spdlog::warn("{}", e.what());
+    return false;
+  }
+}
+
+bool ReportSessionError(AppState& state) {
+  if (auto error = state.chat().TakeError()) state.banner = *error;
+  return false;
+}
+
+std::string SafeFileName(const std::string& title) {
+  std::string name;
+  for (const char c : title) {
+    const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    if (keep) name += c;
+    else if (!name.empty() && name.back() != '-') name += '-';
+  }
+  while (!name.empty() && name.back() == '-') name.pop_back();
+  return name.empty() ? "conversation" : name;
+}
+
+}  // namespace
+
+// --- conversations ------------------------------------------------------------------------
+
+store::Id NewConversation(AppState& state) {
+  store::Id id = 0;
+  Guarded(state, [&] { id = state.db().CreateConversation("", state.chat().DefaultSettings()); });
+  if (id != 0) SelectConversation(state, id);
+  return id;
+}
+
+void SelectConversation(AppState& state, store::Id conversation) {
+  state.conversation = conversation;
+  state.editing = 0;
+  state.focus_draft = true;
+}
+
+bool RenameConversation(AppState& state, store::Id conversation, const std::string& title) {
+  return Guarded(state, [&] { state.db().RenameConversation(conversation, title); });
+}
+
+bool TogglePinned(AppState& state, store::Id conversation) {
+  return Guarded(state, [&] {
+    if (const auto c = state.db().GetConversation(conversation)) state.db().SetPinned(conversation, !c->pinned);
+  });
+}
+
+bool DeleteConversation(AppState& state, store::Id conversation) {
+  if (state.chat().generating() && state.chat().live().conversation == conversation) {
+    state.banner = "Stop the reply before deleting its conversation.";
+    return false;
+  }
+  return Guarded(state, [&] {
+    const auto c = state.db().GetConversation(conversation);
+    state.db().DeleteConversation(conversation);
+    state.undo = PendingUndo{conversation, c ? c->title : std::string()};
+    if (state.conversation == conversation) state.conversation = 0;
+  });
+}
+
+bool UndoDelete(AppState& state) {
+  if (!state.undo) return false;
+  const store::Id id = state.undo->conversation;
+  const bool ok = Guarded(state, [&] { state.db().RestoreConversation(id); });
+  if (ok) {
+    state.undo.reset();
+    SelectConversation(state, id);
+  }
+  return ok;
+}
+
+// --- messages -----------------------------------------------------------------------------
+
+bool SendDraft(AppState& state) {
+  std::string text = state.draft;
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  if (text.empty()) return false;
+  if (state.conversation == 0 && NewConversation(state) == 0) return false;
+  if (!state.chat().Send(state.conversation, text)) return ReportSessionError(state);
+  state.draft.clear();  // only once the message is stored: a refused send keeps what was typed
+  return true;
+}
+
+bool Regenerate(AppState& state, store::Id assistant_message) {
+  return state.chat().Regenerate(assistant_message) || ReportSessionError(state);
+}
+
+bool SubmitEdit(AppState& state) {
+  if (state.editing == 0) return false;
+  if (!state.chat().Edit(state.editing, state.edit_text)) return ReportSessionError(state);
+  state.editing = 0;
+  state.edit_text.clear();
+  return true;
+}
+
+bool ContinueReply(AppState& state, store::Id assistant_message) {
+  return state.chat().Continue(assistant_message) || ReportSessionError(state);
+}
+
+bool SwitchBranch(AppState& state, store::Id message, int delta) {
+  return Guarded(state, [&] {
+    const auto m = state.db().GetMessage(message);
+    if (!m) return;
+    const auto siblings = state.db().Siblings(m->conversation_id, m->parent_id);
+    for (size_t i = 0; i < siblings.size(); ++i) {
+      if (siblings[i].id != message) continue;
+      const auto target = static_cast<std::ptrdiff_t>(i) + delta;
+      if (target < 0 || target >= static_cast<std::ptrdiff_t>(siblings.size())) return;
+      const store::Id leaf = state.db().NewestLeafUnder(siblings[static_cast<size_t>(target)].id);
+      state.db().SetCurrentLeaf(m->conversation_id, leaf);
+      return;
+    }
+  });
+}
+
+void StopGeneration(AppState& state) { state.chat().Stop(); }
+
+void CopyToClipboard(const std::string& text) { ImGui::SetClipboardText(text.c_str()); }
+
+// --- files --------------------------------------------------------------------------------
+
+std::filesystem::path DefaultExportPath(AppState& state, bool json) {
+  std::string title = "conversation";
+  if (state.conversation != 0) {
+    if (const auto c = state.db().GetConversation(state.conversation); c && !c->title.empty()) title = c->title;
+  }
+  const char* home = std::getenv("HOME");
+  const std::filesystem::path folder = home ? std::filesystem::path(home) : std::filesystem::current_path();
+  return folder / (SafeFileName(title) + (json ? ".json" : ".md"));
+}
+
+bool ExportConversation(AppState& state, const std::filesystem::path& path, bool json) {
+  if (state.conversation == 0) {
+    state.banner = "Choose a conversation to export.";
+    return false;
+  }
+  return Guarded(state, [&] {
+    const std::string text =
+        json ? store::ExportJson(state.db(), state.conversation) : store::ExportMarkdown(state.db(), state.conversation);
+    // Write beside the target, then rename: a full disk never leaves half a file under the name.
+    const std::filesystem::path partial = path.string() + ".partial";
+    {
+      std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+      out << text;
+      out.flush();
+      if (!out) {
+        std::error_code ignored;
+        std::filesystem::remove(partial, ignored);
+        throw Error(fmt::format("could not write {} (disk full or no permission)", path.string()));
+      }
+    }
+    std::error_code ec;
+    std::filesystem::rename(partial, path, ec);
+    if (ec) throw Error(fmt::format("could not write {}: {}", path.string(), ec.message()));
+    state.banner = fmt::format("Exported to {}", path.string());
+  });
+}
+
+bool ImportConversation(AppState& state, const std::filesystem::path& path) {
+  return Guarded(state, [&] {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(fmt::format("could not read {}", path.string()));
+    std::ostringstream text;
+    text << in.rdbuf();
+    const store::Id id = store::ImportJson(state.db(), text.str());
+    SelectConversation(state, id);
+    state.banner = fmt::format("Imported {}", path.filename().string());
+  });
+}
+
+// --- settings -----------------------------------------------------------------------------
+
+namespace {
+
+int IntSetting(store::Store& db, const char* key, int fallback) {
+  const auto value = db.GetSetting(key);
+  if (!value) return fallback;
+  try {
+    return std::stoi(*value);
+  } catch (const std::exception&) {
+    return fallback;  // a hand-edited value that is not a number: the default, as if unset
+  }
+}
+
+app::ModelSettings ModelSettingsFrom(store::Store& db) {
+  app::ModelSettings settings;
+  settings.path = db.GetSetting(kSettingModelPath).value_or("");
+  settings.context = static_cast<uint32_t>(std::max(0, IntSetting(db, kSettingContext, 0)));
+  settings.gpu_mem_mib = static_cast<uint64_t>(std::max(0, IntSetting(db, kSettingGpuMem, 0)));
+  return settings;
+}
+
+}  // namespace
+
+void LoadSettingsForm(AppState& state) {
+  SettingsForm& form = state.settings_form;
+  form.model_path = state.db().GetSetting(kSettingModelPath).value_or("");
+  form.context = IntSetting(state.db(), kSettingContext, 0);
+  form.gpu_mem_mib = IntSetting(state.db(), kSettingGpuMem, 0);
+  form.device = IntSetting(state.db(), kSettingDevice, -1);
+  form.loaded = true;
+}
+
+bool ApplySettings(AppState& state) {
+  const SettingsForm& form = state.settings_form;
+  if (form.context < 0 || form.gpu_mem_mib < 0) {
+    state.banner = "Context length and GPU memory must be 0 (automatic) or more.";
+    return false;
+  }
+  const app::ModelSettings before = ModelSettingsFrom(state.db());
+  const bool ok = Guarded(state, [&] {
+    state.db().Transaction([&] {
+      state.db().SetSetting(kSettingModelPath, form.model_path);
+      state.db().SetSetting(kSettingContext, std::to_string(form.context));
+      state.db().SetSetting(kSettingGpuMem, std::to_string(form.gpu_mem_mib));
+      state.db().SetSetting(kSettingDevice, std::to_string(form.device));
+    });
+  });
+  if (!ok) return false;
+  const app::ModelSettings after = ModelSettingsFrom(state.db());
+  const bool changed = after.path != before.path || after.context != before.context ||
+                       after.gpu_mem_mib != before.gpu_mem_mib;
+  if (!after.path.empty() && (changed || state.chat().model_status() != app::ModelStatus::Ready)) {
+    state.chat().LoadModel(after);
+  }
+  return true;
+}
+
+app::ModelSettings ConfiguredModel(AppState& state) { return ModelSettingsFrom(state.db()); }
+
+// --- database problems --------------------------------------------------------------------
+
+bool OpenDatabase(AppState& state, bool read_only) {
+  try {
+    state.store = std::make_unique<store::Store>(state.database_path, store::Store::Options{.read_only = read_only});
+    state.database_problem.reset();
+    return true;
+  } catch (const store::StoreError& e) {
+    state.database_problem = DatabaseProblem{e.kind(), e.what(), {}};
+    return false;
+  }
+}
+
+bool MoveDatabaseAsideAndStartFresh(AppState& state) {
+  const auto stamp = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  const std::filesystem::path aside = state.database_path.string() + fmt::format(".damaged-{}", stamp);
+  std::error_code ec;
+  std::filesystem::rename(state.database_path, aside, ec);
+  if (ec) {
+    state.database_problem->message = fmt::format("could not move {} aside: {}", state.database_path.string(), ec.message());
+    return false;
+  }
+  // The WAL and shared-memory files belong to the old database; they go with it.
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const std::filesystem::path side = state.database_path.string() + suffix;
+    if (std::filesystem::exists(side)) std::filesystem::rename(side, aside.string() + suffix, ec);
+  }
+  if (!OpenDatabase(state, false)) return false;
+  state.banner = fmt::format("The old database was kept as {}", aside.string());
+  return true;
+}
+
+void CheckDatabaseIntegrity(AppState& state) {
+  try {
+    store::Store reader(state.database_path, store::Store::Options{.read_only = true});
+    state.database_problem->integrity_report = reader.IntegrityCheck();
+  } catch (const Error& e) {
+    state.database_problem->integrity_report = e.what();
+  }
+}
+
+}  // namespace qvk::ui

@@ -1,0 +1,54 @@
+#pragma once
+// What the user can do, as functions: the panels' buttons and shortcuts and the --script driver
+// call the same ones, so a scripted test exercises the code a click does. Each reports failure in
+// state.banner (the UI shows it) and returns false; none throws.
+#include <filesystem>
+#include <string>
+
+#include "store/store.h"
+#include "ui/app_state.h"
+
+namespace qvk::ui {
+
+// --- conversations ---
+store::Id NewConversation(AppState& state);
+void SelectConversation(AppState& state, store::Id conversation);
+bool RenameConversation(AppState& state, store::Id conversation, const std::string& title);
+bool TogglePinned(AppState& state, store::Id conversation);
+bool DeleteConversation(AppState& state, store::Id conversation);  // undoable until quit
+bool UndoDelete(AppState& state);
+
+// --- messages ---
+bool SendDraft(AppState& state);  // creates a conversation when none is selected
+bool Regenerate(AppState& state, store::Id assistant_message);
+bool SubmitEdit(AppState& state);  // state.editing / state.edit_text
+bool ContinueReply(AppState& state, store::Id assistant_message);
+// Shows the sibling `delta` steps away (-1: previous, +1: next) of `message`, and its newest leaf.
+bool SwitchBranch(AppState& state, store::Id message, int delta);
+void StopGeneration(AppState& state);
+void CopyToClipboard(const std::string& text);
+
+// --- files ---
+bool ExportConversation(AppState& state, const std::filesystem::path& path, bool json);
+bool ImportConversation(AppState& state, const std::filesystem::path& path);
+// Where an export of the conversation goes unless the user types another path.
+std::filesystem::path DefaultExportPath(AppState& state, bool json);
+
+// --- settings ---
+void LoadSettingsForm(AppState& state);
+bool ApplySettings(AppState& state);  // persists the form and reloads the model when it changed
+// The model settings stored in the database (path empty when none was chosen yet).
+app::ModelSettings ConfiguredModel(AppState& state);
+
+// --- database problems ---
+bool OpenDatabase(AppState& state, bool read_only);
+bool MoveDatabaseAsideAndStartFresh(AppState& state);
+void CheckDatabaseIntegrity(AppState& state);
+
+// App settings keys in the store's settings table.
+inline constexpr const char* kSettingModelPath = "model.path";
+inline constexpr const char* kSettingContext = "model.context";
+inline constexpr const char* kSettingGpuMem = "model.gpu_mem_mib";
+inline constexpr const char* kSettingDevice = "device.index";
+
+}  // namespace qvk::ui

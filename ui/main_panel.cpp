@@ -1,0 +1,120 @@
+// The app's frame: a full-window host with the menu bar, the error/notice banner, the sidebar and
+// the chat side by side, the open dialog, and the keyboard shortcuts (Ctrl+N, Ctrl+F, Esc).
+#include <imgui.h>
+#include <imgui_internal.h>
+
+#include "ui/actions.h"
+#include "ui/panels.h"
+#include "ui/window.h"
+
+namespace qvk::ui {
+namespace {
+
+void HandleShortcuts(AppState& state) {
+  ImGuiIO& io = ImGui::GetIO();
+  // GLFW key codes, which ImGui 1.86's GLFW backend uses as key indices, are ASCII for letters.
+  if (io.KeyCtrl && ImGui::IsKeyPressed('N', false)) NewConversation(state);
+  if (io.KeyCtrl && ImGui::IsKeyPressed('F', false)) state.focus_search = true;
+  const int escape = ImGui::GetKeyIndex(ImGuiKey_Escape);
+  if (state.chat().generating() && ImGui::IsKeyPressed(escape, false)) {
+    StopGeneration(state);
+    // Esc belongs to Stop here: ImGui's text box would also take it as "revert the draft".
+    io.KeysDownDuration[escape] = -1.0f;
+  }
+}
+
+void DrawMenuBar(AppState& state) {
+  if (!ImGui::BeginMenuBar()) return;
+  if (ImGui::BeginMenu("File")) {
+    if (ImGui::MenuItem("New chat", "Ctrl+N")) NewConversation(state);
+    if (ImGui::MenuItem("Import JSON...")) {
+      state.dialog_text.clear();
+      state.dialog = Dialog::Import;
+    }
+    if (ImGui::MenuItem("Export...", nullptr, false, state.conversation != 0)) {
+      state.dialog_text = DefaultExportPath(state, state.export_json).string();
+      state.dialog = Dialog::Export;
+    }
+    ImGui::Separator();
+    if (ImGui::MenuItem("Settings...")) state.dialog = Dialog::Settings;
+    if (ImGui::MenuItem("Quit")) state.quit = true;
+    ImGui::EndMenu();
+  }
+  if (ImGui::BeginMenu("Conversation", state.conversation != 0)) {
+    if (ImGui::MenuItem("Settings and system prompt...")) state.dialog = Dialog::ConversationSettings;
+    if (ImGui::MenuItem("Rename...")) {
+      const auto c = state.db().GetConversation(state.conversation);
+      state.dialog_text = c ? c->title : "";
+      state.dialog = Dialog::Rename;
+    }
+    if (ImGui::MenuItem("Pin / unpin")) TogglePinned(state, state.conversation);
+    if (ImGui::MenuItem("Delete")) DeleteConversation(state, state.conversation);
+    ImGui::EndMenu();
+  }
+  if (state.store->read_only()) ImGui::TextColored(ImVec4(0.95f, 0.75f, 0.3f, 1.0f), "  read-only database");
+  ImGui::EndMenuBar();
+}
+
+void DrawBanner(AppState& state) {
+  if (state.banner.empty()) return;
+  ImGui::PushStyleColor(ImGuiCol_ChildBg, ImVec4(0.35f, 0.22f, 0.12f, 1.0f));
+  const float height = ImGui::GetFrameHeightWithSpacing() + ImGui::GetStyle().WindowPadding.y;
+  ImGui::BeginChild("banner", ImVec2(0, height), true);
+  if (ImGui::SmallButton("x")) state.banner.clear();
+  ImGui::SameLine();
+  ImGui::TextUnformatted(state.banner.c_str());
+  ImGui::EndChild();
+  ImGui::PopStyleColor();
+}
+
+void DrawDialogs(AppState& state) {
+  switch (state.dialog) {
+    case Dialog::Settings: DrawSettings(state); break;
+    case Dialog::ConversationSettings: DrawConversationSettings(state); break;
+    case Dialog::None: break;
+    default: DrawFileDialogs(state); break;
+  }
+}
+
+}  // namespace
+
+void DrawApp(AppState& state) {
+  const ImGuiViewport* viewport = ImGui::GetMainViewport();
+  ImGui::SetNextWindowPos(viewport->WorkPos);
+  ImGui::SetNextWindowSize(viewport->WorkSize);
+  const ImGuiWindowFlags host = ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
+                                ImGuiWindowFlags_NoBringToFrontOnFocus | ImGuiWindowFlags_MenuBar;
+  ImGui::Begin("QwenVK", nullptr, host);
+  ImGuiWindow* const host_window = ImGui::GetCurrentWindow();
+  try {
+    if (state.database_problem) {
+      DrawDatabaseProblem(state);
+    } else if (state.session) {  // made by the frame loop once the store is open
+      HandleShortcuts(state);
+      DrawMenuBar(state);
+      DrawBanner(state);
+      const float sidebar_width = 260.0f * ImGui::GetIO().FontGlobalScale * state.window.content_scale();
+      ImGui::BeginChild("sidebar", ImVec2(sidebar_width, 0), true);
+      DrawSidebar(state);
+      ImGui::EndChild();
+      ImGui::SameLine();
+      ImGui::BeginChild("chat", ImVec2(0, 0), false);
+      DrawChat(state);
+      ImGui::EndChild();
+    }
+  } catch (const Error& e) {
+    // A store read failed mid-frame (disk gone, database damaged while open): say so and unwind
+    // ImGui's stacks rather than crash; nothing is lost, the next frame tries again.
+    state.banner = e.what();
+    while (ImGui::GetCurrentWindow() != host_window) {
+      ImGui::ErrorCheckEndWindowRecover(nullptr);
+      if (ImGui::GetCurrentWindow()->Flags & ImGuiWindowFlags_ChildWindow) ImGui::EndChild();
+      else ImGui::End();
+    }
+    ImGui::ErrorCheckEndWindowRecover(nullptr);
+  }
+  ImGui::End();
+  if (state.session) DrawDialogs(state);
+}
+
+}  // namespace qvk::ui

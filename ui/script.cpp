@@ -1,0 +1,394 @@
+// Script commands (arguments are the rest of the line; "\n" in text is a newline):
+//   wait-model                 until the model is loaded (fails if loading failed)
+//   wait-reply                 until no reply is being generated
+//   wait-tokens N              until the live reply has N tokens (or ended)
+//   frames N                   render N frames
+//   type TEXT                  characters into the focused widget (the GLFW char callback)
+//   key COMBO                  press and release, e.g. enter, shift+enter, ctrl+n, ctrl+f, escape
+//   send TEXT                  type into the draft and send (what Enter does)
+//   new-chat | select TITLE | search WORDS | rename TITLE | pin | delete | undo
+//   regenerate | continue      on the last assistant message of the branch on screen
+//   edit INDEX TEXT            edit the INDEX-th message (0-based) of the branch on screen
+//   branch INDEX prev|next     switch that message to its previous / next sibling
+//   stop                       Esc's action
+//   set NAME VALUE             a conversation setting: temperature, top_k, top_p, min_p,
+//                              repetition_penalty, seed, max_new_tokens, system_prompt
+//   open settings|conversation-settings|export|import|rename   and  close
+//   export-md PATH | export-json PATH | import PATH
+//   screenshot PATH            the next presented frame as PNG
+//   dump PATH                  what is on screen, as JSON (for tests)
+//   database read-only|fresh|check   the ways out the damaged-database screen offers
+//   quit
+#include "ui/script.h"
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <GLFW/glfw3.h>
+#include <backends/imgui_impl_glfw.h>
+#include <fmt/format.h>
+#include <imgui.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "ui/actions.h"
+#include "ui/window.h"
+
+namespace qvk::ui {
+namespace {
+
+using json = nlohmann::json;
+constexpr double kWaitLimitSeconds = 600;
+
+std::string Unescape(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size() && text[i + 1] == 'n') {
+      out += '\n';
+      ++i;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+// "ctrl+shift+enter" -> GLFW key codes, modifiers first.
+std::vector<int> ParseKeys(const std::string& combo) {
+  static const std::map<std::string, int> named = {
+      {"ctrl", GLFW_KEY_LEFT_CONTROL}, {"shift", GLFW_KEY_LEFT_SHIFT}, {"alt", GLFW_KEY_LEFT_ALT},
+      {"enter", GLFW_KEY_ENTER},       {"escape", GLFW_KEY_ESCAPE},    {"esc", GLFW_KEY_ESCAPE},
+      {"tab", GLFW_KEY_TAB},           {"backspace", GLFW_KEY_BACKSPACE}, {"up", GLFW_KEY_UP},
+      {"down", GLFW_KEY_DOWN},         {"left", GLFW_KEY_LEFT},        {"right", GLFW_KEY_RIGHT}};
+  std::vector<int> keys;
+  std::stringstream parts(combo);
+  std::string part;
+  while (std::getline(parts, part, '+')) {
+    if (const auto it = named.find(part); it != named.end()) keys.push_back(it->second);
+    else if (part.size() == 1 && std::isalnum(static_cast<unsigned char>(part[0])))
+      keys.push_back(std::toupper(static_cast<unsigned char>(part[0])));
+    else throw Error(fmt::format("unknown key \"{}\"", part));
+  }
+  return keys;
+}
+
+const char* StateName(store::MessageState s) {
+  switch (s) {
+    case store::MessageState::Complete: return "complete";
+    case store::MessageState::Streaming: return "streaming";
+    case store::MessageState::Interrupted: return "interrupted";
+  }
+  return "?";
+}
+
+const char* ModelStatusName(app::ModelStatus s) {
+  switch (s) {
+    case app::ModelStatus::None: return "none";
+    case app::ModelStatus::Loading: return "loading";
+    case app::ModelStatus::Ready: return "ready";
+    case app::ModelStatus::Failed: return "failed";
+  }
+  return "?";
+}
+
+std::vector<store::Message> BranchOnScreen(AppState& state) {
+  const auto c = state.conversation ? state.db().GetConversation(state.conversation) : std::nullopt;
+  if (!c || c->current_leaf == 0) return {};
+  return state.db().Thread(c->current_leaf);
+}
+
+store::Id LastAssistant(AppState& state) {
+  const auto branch = BranchOnScreen(state);
+  for (auto it = branch.rbegin(); it != branch.rend(); ++it) {
+    if (it->role == "assistant") return it->id;
+  }
+  return 0;
+}
+
+json Dump(AppState& state) {
+  json out;
+  if (!state.session) {
+    out["database_problem"] = {{"message", state.database_problem ? state.database_problem->message : ""},
+                               {"integrity_report", state.database_problem ? state.database_problem->integrity_report : ""}};
+    return out;
+  }
+  out["read_only"] = state.db().read_only();
+  out["model"] = {{"status", ModelStatusName(state.chat().model_status())},
+                  {"name", state.chat().model_name()},
+                  {"error", state.chat().model_error()},
+                  {"context", state.chat().context_length()}};
+  out["conversation"] = state.conversation;
+  out["draft"] = state.draft;
+  out["banner"] = state.banner;
+  out["search"] = state.search;
+  out["generating"] = state.chat().generating();
+  json conversations = json::array();
+  for (const auto& c : state.db().ListConversations()) {
+    conversations.push_back({{"id", c.id}, {"title", c.title}, {"pinned", c.pinned}});
+  }
+  out["conversations"] = conversations;
+  if (!state.search.empty()) {
+    json hits = json::array();
+    for (const auto& hit : state.db().Search(state.search)) {
+      hits.push_back({{"conversation", hit.conversation_id}, {"message", hit.message_id}, {"title", hit.title}});
+    }
+    out["search_hits"] = hits;
+  }
+  json branch = json::array();
+  for (const auto& m : BranchOnScreen(state)) {
+    branch.push_back({{"id", m.id},
+                      {"role", m.role},
+                      {"content", m.content},
+                      {"state", StateName(m.state)},
+                      {"siblings", state.db().Siblings(m.conversation_id, m.parent_id).size()},
+                      {"tokens", m.tokens},
+                      {"notice", m.notice}});
+  }
+  out["branch"] = branch;
+  out["context_tokens"] = state.conversation ? state.chat().ContextTokens(state.conversation) : 0;
+  out["undo"] = state.undo.has_value();
+  return out;
+}
+
+// An action that failed says why in the banner; a script stops there.
+bool Succeeded(AppState& state, bool ok) {
+  if (!ok) throw Error(state.banner.empty() ? std::string("the action was refused") : state.banner);
+  return true;
+}
+
+const std::set<std::string>& KnownCommands() {
+  static const std::set<std::string> names = {
+      "wait-model", "wait-reply", "wait-tokens", "frames",     "type",        "key",       "send",
+      "new-chat",   "select",     "search",      "rename",     "pin",         "delete",    "undo",
+      "regenerate", "continue",   "edit",        "branch",     "stop",        "set",       "open",
+      "close",      "export-md",  "export-json", "import",     "screenshot",  "dump",      "quit",
+      "database"};
+  return names;
+}
+
+bool SetConversationSetting(AppState& state, const std::string& argument) {
+  const auto c = state.db().GetConversation(state.conversation);
+  if (!c) throw Error("no conversation selected");
+  const auto space = argument.find(' ');
+  const std::string name = argument.substr(0, space);
+  const std::string value = space == std::string::npos ? "" : Unescape(argument.substr(space + 1));
+  store::ConversationSettings s = c->settings;
+  if (name == "temperature") s.temperature = std::stof(value);
+  else if (name == "top_k") s.top_k = static_cast<uint32_t>(std::stoul(value));
+  else if (name == "top_p") s.top_p = std::stof(value);
+  else if (name == "min_p") s.min_p = std::stof(value);
+  else if (name == "repetition_penalty") s.repetition_penalty = std::stof(value);
+  else if (name == "seed") s.seed = std::stoull(value), s.random_seed = false;
+  else if (name == "max_new_tokens") s.max_new_tokens = static_cast<uint32_t>(std::stoul(value));
+  else if (name == "system_prompt") s.system_prompt = value;
+  else throw Error(fmt::format("unknown setting \"{}\"", name));
+  state.db().SetConversationSettings(c->id, s);
+  return true;
+}
+
+}  // namespace
+
+ScriptRunner::ScriptRunner(const std::filesystem::path& path) : wait_started_(std::chrono::steady_clock::now()) {
+  std::ifstream in(path);
+  if (!in) throw Error(fmt::format("cannot read the script {}", path.string()));
+  std::string text;
+  int line = 0;
+  while (std::getline(in, text)) {
+    ++line;
+    while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.pop_back();
+    if (text.empty() || text[0] == '#') continue;
+    const auto space = text.find(' ');
+    if (!KnownCommands().contains(text.substr(0, space))) {
+      throw Error(fmt::format("{} line {}: unknown command \"{}\"", path.string(), line, text.substr(0, space)));
+    }
+    commands_.push_back({line, text.substr(0, space), space == std::string::npos ? "" : text.substr(space + 1)});
+  }
+}
+
+void ScriptRunner::Fail(const Command& command, const std::string& why) {
+  error_ = fmt::format("script line {} ({}): {}", command.line, command.name, why);
+}
+
+void ScriptRunner::Step(AppState& state) {
+  GLFWwindow* window = state.window.glfw_window();
+  for (const int key : keys_to_release_) ImGui_ImplGlfw_KeyCallback(window, key, 0, GLFW_RELEASE, 0);
+  keys_to_release_.clear();
+  waiting_ = false;
+
+  while (next_ < commands_.size() && error_.empty()) {
+    const Command& command = commands_[next_];
+    bool done = false;
+    try {
+      done = Run(state, command);
+    } catch (const std::exception& e) {
+      Fail(command, e.what());
+    }
+    if (!error_.empty()) break;
+    if (!done) {
+      if (std::chrono::steady_clock::now() - wait_started_ > std::chrono::duration<double>(kWaitLimitSeconds)) {
+        Fail(command, "timed out");
+        break;
+      }
+      return;
+    }
+    spdlog::debug("script line {}: {} done", command.line, command.name);
+    ++next_;
+    frames_left_ = -1;
+    wait_started_ = std::chrono::steady_clock::now();
+    // Keys and typing act in the frame that follows; a screenshot is of that frame.
+    if (command.name == "key" || command.name == "type" || command.name == "screenshot" || command.name == "open" ||
+        command.name == "frames") {
+      return;
+    }
+    // A database opened: the frame loop starts the chat session before the next command.
+    if (command.name == "database") return;
+  }
+  if (!error_.empty()) spdlog::error("{}", error_);
+  state.quit = true;
+}
+
+bool ScriptRunner::Run(AppState& state, const Command& c) {
+  const std::string& arg = c.argument;
+  const std::string& name = c.name;
+  static const std::set<std::string> without_store = {"frames", "screenshot", "dump", "quit", "database"};
+  if (!state.session && !without_store.contains(name)) {
+    throw Error("the conversation database is not open (the app shows why)");
+  }
+  if (name == "database") {
+    if (!state.database_problem) throw Error("the database has no problem to resolve");
+    if (arg == "read-only") return Succeeded(state, OpenDatabase(state, true));
+    if (arg == "fresh") return Succeeded(state, MoveDatabaseAsideAndStartFresh(state));
+    if (arg == "check") {
+      CheckDatabaseIntegrity(state);
+      return true;
+    }
+    throw Error("database read-only|fresh|check");
+  }
+  if (name == "quit") {
+    next_ = commands_.size();
+    return true;
+  }
+  if (name == "frames") {
+    if (frames_left_ < 0) frames_left_ = std::stoi(arg);
+    return frames_left_-- <= 0;
+  }
+  if (name == "wait-model") {
+    waiting_ = true;
+    const app::ModelStatus s = state.chat().model_status();
+    if (s == app::ModelStatus::Failed) throw Error("the model failed to load: " + state.chat().model_error());
+    if (s == app::ModelStatus::None) throw Error("no model is configured");
+    return s == app::ModelStatus::Ready;
+  }
+  if (name == "wait-reply") {
+    waiting_ = true;
+    return !state.chat().generating();
+  }
+  if (name == "wait-tokens") {
+    waiting_ = true;
+    const app::LiveReply live = state.chat().live();
+    return !state.chat().generating() || live.tokens >= static_cast<uint32_t>(std::stoul(arg));
+  }
+  if (name == "type") {
+    const std::string text = Unescape(arg);
+    // Through the GLFW backend's char callback, one code point at a time, as a keyboard would.
+    for (size_t i = 0; i < text.size();) {
+      const auto byte = static_cast<unsigned char>(text[i]);
+      const int length = byte < 0x80 ? 1 : byte < 0xE0 ? 2 : byte < 0xF0 ? 3 : 4;
+      unsigned int code = length == 1 ? byte : byte & (0x3F >> (length - 1));
+      for (int k = 1; k < length && i + static_cast<size_t>(k) < text.size(); ++k) {
+        code = (code << 6) | (static_cast<unsigned char>(text[i + static_cast<size_t>(k)]) & 0x3F);
+      }
+      ImGui_ImplGlfw_CharCallback(state.window.glfw_window(), code);
+      i += static_cast<size_t>(length);
+    }
+    return true;
+  }
+  if (name == "key") {
+    for (const int key : ParseKeys(arg)) {
+      ImGui_ImplGlfw_KeyCallback(state.window.glfw_window(), key, 0, GLFW_PRESS, 0);
+      keys_to_release_.push_back(key);
+    }
+    return true;
+  }
+  if (name == "send") {
+    state.draft = Unescape(arg);
+    return Succeeded(state, SendDraft(state));
+  }
+  if (name == "new-chat") return NewConversation(state) != 0;
+  if (name == "select") {
+    for (const auto& conversation : state.db().ListConversations()) {
+      if (conversation.title == arg) {
+        SelectConversation(state, conversation.id);
+        return true;
+      }
+    }
+    throw Error(fmt::format("no conversation titled \"{}\"", arg));
+  }
+  if (name == "search") {
+    state.search = arg;
+    return true;
+  }
+  if (name == "rename") return Succeeded(state, RenameConversation(state, state.conversation, Unescape(arg)));
+  if (name == "pin") return Succeeded(state, TogglePinned(state, state.conversation));
+  if (name == "delete") return Succeeded(state, DeleteConversation(state, state.conversation));
+  if (name == "undo") return Succeeded(state, UndoDelete(state));
+  if (name == "regenerate" || name == "continue") {
+    const store::Id message = LastAssistant(state);
+    if (message == 0) throw Error("no assistant message on screen");
+    return Succeeded(state, name == "regenerate" ? Regenerate(state, message) : ContinueReply(state, message));
+  }
+  if (name == "edit" || name == "branch") {
+    const auto space = arg.find(' ');
+    const size_t index = std::stoul(arg.substr(0, space));
+    const std::string rest = space == std::string::npos ? "" : arg.substr(space + 1);
+    const auto branch = BranchOnScreen(state);
+    if (index >= branch.size()) throw Error(fmt::format("the branch on screen has {} messages", branch.size()));
+    if (name == "branch") {
+      if (rest != "prev" && rest != "next") throw Error("branch INDEX prev|next");
+      return SwitchBranch(state, branch[index].id, rest == "prev" ? -1 : +1);
+    }
+    state.editing = branch[index].id;
+    state.edit_text = Unescape(rest);
+    return Succeeded(state, SubmitEdit(state));
+  }
+  if (name == "stop") {
+    StopGeneration(state);
+    return true;
+  }
+  if (name == "set") return SetConversationSetting(state, arg);
+  if (name == "open") {
+    static const std::map<std::string, Dialog> dialogs = {{"settings", Dialog::Settings},
+                                                          {"conversation-settings", Dialog::ConversationSettings},
+                                                          {"export", Dialog::Export},
+                                                          {"import", Dialog::Import},
+                                                          {"rename", Dialog::Rename}};
+    const auto it = dialogs.find(arg);
+    if (it == dialogs.end()) throw Error(fmt::format("unknown dialog \"{}\"", arg));
+    if (it->second == Dialog::Export) state.dialog_text = DefaultExportPath(state, state.export_json).string();
+    state.dialog = it->second;
+    return true;
+  }
+  if (name == "close") {
+    state.dialog = Dialog::None;
+    return true;
+  }
+  if (name == "export-md" || name == "export-json") {
+    return Succeeded(state, ExportConversation(state, arg, name == "export-json"));
+  }
+  if (name == "import") return Succeeded(state, ImportConversation(state, arg));
+  if (name == "screenshot") {
+    state.window.RequestScreenshot(arg);
+    return true;
+  }
+  if (name == "dump") {
+    std::ofstream out(arg);
+    out << Dump(state).dump(2) << "\n";
+    if (!out) throw Error(fmt::format("cannot write {}", arg));
+    return true;
+  }
+  throw Error(fmt::format("command \"{}\" is listed but not run", name));
+}
+
+}  // namespace qvk::ui

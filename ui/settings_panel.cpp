@@ -1,0 +1,84 @@
+// App settings: the model (a Hugging Face folder or a .gguf, chosen in the file picker), the
+// device (every Vulkan device, and why any is unusable), context length and GPU memory budget.
+// The form is written to the store only on Apply, which reloads the model when it changed.
+#include <fmt/format.h>
+#include <imgui.h>
+#include <imgui_stdlib.h>
+
+#include "gpu/device.h"
+#include "ui/actions.h"
+#include "ui/panels.h"
+#include "ui/window.h"
+
+namespace qvk::ui {
+namespace {
+
+void DrawDeviceChoice(AppState& state) {
+  SettingsForm& form = state.settings_form;
+  const auto& devices = state.window.devices();
+  const std::string current = form.device < 0 ? std::string("Automatic")
+                              : static_cast<size_t>(form.device) < devices.size()
+                                  ? fmt::format("{}: {}", form.device, devices[static_cast<size_t>(form.device)].name)
+                                  : fmt::format("{}: (not present)", form.device);
+  if (ImGui::BeginCombo("Device", current.c_str())) {
+    if (ImGui::Selectable("Automatic", form.device < 0)) form.device = -1;
+    for (const DeviceInfo& d : devices) {
+      const std::string label = fmt::format("{}: {} ({})", d.index, d.name, d.TypeName());
+      if (!d.usable()) {
+        ImGui::TextDisabled("%s - unusable: %s", label.c_str(), d.unusable_reason.c_str());
+        continue;
+      }
+      if (ImGui::Selectable(label.c_str(), form.device == static_cast<int>(d.index))) {
+        form.device = static_cast<int>(d.index);
+      }
+    }
+    ImGui::EndCombo();
+  }
+  const DeviceInfo& running = state.window.device().info();
+  ImGui::TextDisabled("Running on %s (%s). A device change applies at the next start.", running.name.c_str(),
+                      running.TypeName().c_str());
+  if (running.type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+    ImGui::TextColored(ImVec4(0.95f, 0.75f, 0.3f, 1.0f),
+                       "This is a CPU device: no usable GPU was found or one was chosen. Replies will be slow.");
+  }
+}
+
+}  // namespace
+
+void DrawSettings(AppState& state) {
+  if (!state.settings_form.loaded) LoadSettingsForm(state);
+  SettingsForm& form = state.settings_form;
+  bool open = true;
+  ImGui::SetNextWindowSize(ImVec2(640, 0), ImGuiCond_Appearing);
+  if (!ImGui::Begin("Settings", &open, ImGuiWindowFlags_NoCollapse)) {
+    ImGui::End();
+    return;
+  }
+  ImGui::InputText("Model", &form.model_path);
+  ImGui::SameLine();
+  if (ImGui::Button("Browse...")) {
+    state.model_picker.Open(form.model_path.empty() ? std::filesystem::current_path()
+                                                    : std::filesystem::path(form.model_path).parent_path());
+    state.dialog = Dialog::ModelPicker;
+  }
+  ImGui::TextDisabled("A Hugging Face folder (config.json, tokenizer.json, *.safetensors) or a .gguf file.");
+  ImGui::InputInt("Context length", &form.context, 256, 4096);
+  ImGui::TextDisabled("Tokens the KV cache holds; 0: min(32768, the model's).");
+  ImGui::InputInt("GPU memory (MiB)", &form.gpu_mem_mib, 256, 4096);
+  ImGui::TextDisabled("0: all the device has. Layers that do not fit stay in host memory (slower, same results).");
+  DrawDeviceChoice(state);
+  ImGui::Separator();
+  ImGui::TextDisabled("Conversations: %s", state.database_path.string().c_str());
+  if (ImGui::Button("Apply")) {
+    if (ApplySettings(state)) open = false;
+  }
+  ImGui::SameLine();
+  if (ImGui::Button("Close")) open = false;
+  ImGui::End();
+  if (!open) {
+    state.dialog = Dialog::None;
+    form.loaded = false;
+  }
+}
+
+}  // namespace qvk::ui

@@ -1,0 +1,73 @@
+#pragma once
+// The desktop window: GLFW, Dear ImGui (GLFW + Vulkan backends) drawn on the same Vulkan device
+// that runs the model, event-driven frames, and PNG screenshots of what was presented.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gpu/device.h"
+#include "gpu/instance.h"
+
+struct GLFWwindow;
+
+namespace qvk::ui {
+
+struct WindowOptions {
+  int width = 1280;  // in screen coordinates (scaled by the monitor's content scale where the platform does that)
+  int height = 800;
+  std::string title = "QwenVK";
+  std::optional<uint32_t> device;  // as `--device N`; else QWENVK_DEVICE, else the best that can present
+};
+
+// One window per process (GLFW is process-wide). Every method runs on the thread that made the
+// window, except Wake() and device(), whose Device serializes queue use with other threads.
+// Those other threads must be done with device() before the Window is destroyed.
+class Window {
+ public:
+  // Throws Error when there is no display, no Vulkan device can present to the window, or the
+  // window cannot be made. Validation follows QWENVK_VALIDATION, as for every Instance.
+  explicit Window(const WindowOptions& options);
+  ~Window();
+  Window(const Window&) = delete;
+  Window& operator=(const Window&) = delete;
+
+  Instance& instance();
+  Device& device();
+  // Every device with the reason it cannot be used (presenting to this window included).
+  const std::vector<DeviceInfo>& devices() const;
+
+  bool ShouldClose() const;
+  void RequestClose();
+  // Any thread: ends the current BeginFrame wait early (new text to show, say).
+  void Wake();
+  // The monitor's content scale (1 on ordinary displays, 2 on HiDPI ones): size fonts by it.
+  float content_scale() const;
+  GLFWwindow* glfw_window();
+
+  // Uploads ImGui's font atlas as it is now (io.Fonts, set up by the caller). Call it between
+  // frames; BeginFrame uploads the default font if it was never called.
+  void RebuildFonts();
+
+  // Waits for events for up to `wait_timeout_s` seconds (0: only takes what is pending), then
+  // starts an ImGui frame.
+  void BeginFrame(double wait_timeout_s);
+  // Renders and presents the ImGui frame; rebuilds the swapchain when the window's size changed;
+  // writes a requested screenshot. Draws nothing while the window is minimized.
+  void EndFrame();
+  // The next presented frame is written to `png` as 8-bit RGBA, at the framebuffer's size.
+  // Throws Error when the display's images cannot be read back; EndFrame throws Error when the
+  // file cannot be written.
+  void RequestScreenshot(const std::filesystem::path& png);
+
+ private:
+  struct State;
+  void WaitForFrames();
+  void RecreateSwapchain();
+  void StartRenderer();
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace qvk::ui
