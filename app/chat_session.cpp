@@ -496,6 +496,10 @@ void ChatSession::RunReply(const ReplyJob& job) {
     stats.time_to_first_token_s = live_.time_to_first_token_s;
   }
 
+  if (stats.context_full) {
+    const std::string full = fmt::format("The context of {} tokens is full: the reply stopped there.", context);
+    notice = notice.empty() ? full : notice + " " + full;
+  }
   try {
     // Even a reply without a single token ends in a row, so the user sees that it ended.
     if (message == 0) {

@@ -11,11 +11,11 @@ namespace qvk::app {
 
 // Options every subcommand that runs a model shares.
 struct ModelOptions {
-  std::string model;                  // Hugging Face folder or .gguf file
-  std::optional<unsigned> device;     // --device N
+  std::string model;                    // Hugging Face folder or .gguf file
+  std::optional<unsigned> device;       // --device N
   std::optional<uint64_t> gpu_mem_mib;  // --gpu-mem MiB
-  uint32_t context = 0;               // --context; 0: min(32768, max_position_embeddings)
-  std::optional<std::string> quant;   // --quant q8_0|q4_0: quantize float weights while loading
+  uint32_t context = 0;                 // --context; 0: min(32768, max_position_embeddings)
+  std::optional<std::string> quant;     // --quant q8_0|q4_0: quantize float weights while loading
 };
 
 struct InfoOptions {

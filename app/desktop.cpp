@@ -56,8 +56,8 @@ void StartSession(ui::AppState& state, const DesktopOptions& options) {
 }  // namespace
 
 int RunDesktop(const DesktopOptions& options) {
-  const std::filesystem::path database = options.database ? std::filesystem::path(*options.database)
-                                                          : store::Store::DefaultPath();
+  const std::filesystem::path database =
+      options.database ? std::filesystem::path(*options.database) : store::Store::DefaultPath();
   std::optional<ui::ScriptRunner> script;
   if (options.script) script.emplace(*options.script);
 
@@ -75,16 +75,23 @@ int RunDesktop(const DesktopOptions& options) {
   const float scale = window.content_scale();
   ui::Fonts fonts = ui::LoadFonts(scale);
   window.RebuildFonts();
-  ImGui::GetStyle().ScaleAllSizes(scale);
+  ImGuiStyle& style = ImGui::GetStyle();
+  style.ScaleAllSizes(scale);
+  // Dialogs over the chat: opaque, so the text underneath does not show through.
+  style.Colors[ImGuiCol_WindowBg].w = 1.0f;
+  style.Colors[ImGuiCol_PopupBg].w = 1.0f;
 
-  ui::AppState state{.window = window, .fonts = fonts, .database_path = database, .store = std::move(store),
+  ui::AppState state{.window = window,
+                     .fonts = fonts,
+                     .database_path = database,
+                     .store = std::move(store),
                      .database_problem = problem};
   while (!state.quit && !window.ShouldClose()) {
     if (state.store && !state.session) StartSession(state, options);
     // Event driven: idle costs nothing; a streaming reply or a loading model redraws at 30 Hz;
     // a script that is not waiting runs as fast as frames go.
-    const bool busy = state.session && (state.session->generating() ||
-                                         state.session->model_status() == ModelStatus::Loading);
+    const bool busy =
+        state.session && (state.session->generating() || state.session->model_status() == ModelStatus::Loading);
     double wait = busy ? 1.0 / 30 : 0.5;
     if (script && !script->waiting()) wait = 0;
     if (script) script->Step(state);

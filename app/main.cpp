@@ -3,10 +3,10 @@
 #include <cstdio>
 #include <optional>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/cfg/env.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "app/commands.h"
 #include "gpu/error.h"
@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   qvk::app::DesktopOptions desktop_options;
   app.add_option("--model", desktop_options.model, "Hugging Face model folder or .gguf file to chat with");
-  app.add_option("--db", desktop_options.database, "Conversation database (default $XDG_DATA_HOME/qwenvk/conversations.db)");
+  app.add_option("--db", desktop_options.database,
+                 "Conversation database (default $XDG_DATA_HOME/qwenvk/conversations.db)");
   app.add_option("--script", desktop_options.script, "Drive the app from a file of UI actions (tests, demos)");
   app.add_option("--device", desktop_options.device, "Vulkan device number for this run (see `qwenvk devices`)");
 
@@ -61,14 +62,16 @@ int main(int argc, char** argv) {
   tokenize->add_option("--model", tokenize_options.model, "Hugging Face model folder or .gguf file")->required();
   auto* text = tokenize->add_option("--text", tokenize_options.text, "Text to tokenize");
   auto* text_file = tokenize->add_option("--text-file", tokenize_options.text_file, "File whose text to tokenize");
-  auto* chat_file = tokenize->add_option("--chat", tokenize_options.chat_file,
-                                         "JSON file [{\"role\":..,\"content\":..},...] to format with the chat template");
+  auto* chat_file =
+      tokenize->add_option("--chat", tokenize_options.chat_file,
+                           "JSON file [{\"role\":..,\"content\":..},...] to format with the chat template");
   text->excludes(text_file)->excludes(chat_file);
   text_file->excludes(chat_file);
   tokenize->require_option(2, 2);  // --model and one input
 
   qvk::app::InfoOptions info_options;
-  CLI::App* info = app.add_subcommand("info", "Describe a model: sizes, tensor types, tokenizer, KV cache per 1k tokens");
+  CLI::App* info =
+      app.add_subcommand("info", "Describe a model: sizes, tensor types, tokenizer, KV cache per 1k tokens");
   info->add_option("--model", info_options.model, "Hugging Face model folder or .gguf file")->required();
 
   qvk::app::LogitsOptions logits_options;

@@ -22,14 +22,22 @@ bool HasExtension(const std::vector<VkExtensionProperties>& extensions, const ch
 
 const char* ComponentTypeName(VkComponentTypeNV type) {
   switch (type) {
-    case VK_COMPONENT_TYPE_FLOAT16_NV: return "f16";
-    case VK_COMPONENT_TYPE_FLOAT32_NV: return "f32";
-    case VK_COMPONENT_TYPE_FLOAT64_NV: return "f64";
-    case VK_COMPONENT_TYPE_SINT8_NV: return "s8";
-    case VK_COMPONENT_TYPE_UINT8_NV: return "u8";
-    case VK_COMPONENT_TYPE_SINT32_NV: return "s32";
-    case VK_COMPONENT_TYPE_UINT32_NV: return "u32";
-    default: return "?";
+    case VK_COMPONENT_TYPE_FLOAT16_NV:
+      return "f16";
+    case VK_COMPONENT_TYPE_FLOAT32_NV:
+      return "f32";
+    case VK_COMPONENT_TYPE_FLOAT64_NV:
+      return "f64";
+    case VK_COMPONENT_TYPE_SINT8_NV:
+      return "s8";
+    case VK_COMPONENT_TYPE_UINT8_NV:
+      return "u8";
+    case VK_COMPONENT_TYPE_SINT32_NV:
+      return "s32";
+    case VK_COMPONENT_TYPE_UINT32_NV:
+      return "u32";
+    default:
+      return "?";
   }
 }
 
@@ -43,8 +51,9 @@ void QueryCooperativeMatrixShapes(VkInstance instance, DeviceInfo& info) {
   if (query(info.physical, &count, props.data()) != VK_SUCCESS) return;
   for (const auto& p : props) {
     if (p.scope != VK_SCOPE_SUBGROUP_NV) continue;
-    info.coopmat_shapes.push_back(fmt::format("{}x{}x{} {}*{}+{}", p.MSize, p.NSize, p.KSize, ComponentTypeName(p.AType),
-                                              ComponentTypeName(p.BType), ComponentTypeName(p.CType)));
+    info.coopmat_shapes.push_back(fmt::format("{}x{}x{} {}*{}+{}", p.MSize, p.NSize, p.KSize,
+                                              ComponentTypeName(p.AType), ComponentTypeName(p.BType),
+                                              ComponentTypeName(p.CType)));
   }
 }
 
@@ -94,8 +103,8 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
     *tail = &driver;
     tail = &driver.pNext;
   }
-  const bool has_size_control = basic.apiVersion >= VK_API_VERSION_1_3 ||
-                                HasExtension(extensions, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+  const bool has_size_control =
+      basic.apiVersion >= VK_API_VERSION_1_3 || HasExtension(extensions, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
   if (has_size_control) *tail = &size_control;
   if (v11) vkGetPhysicalDeviceProperties2(physical, &props2);
 
@@ -148,8 +157,8 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
   VkPhysicalDeviceMemoryProperties memory{};
   vkGetPhysicalDeviceMemoryProperties(physical, &memory);
   for (uint32_t h = 0; h < memory.memoryHeapCount; ++h) {
-    info.heaps.push_back({memory.memoryHeaps[h].size,
-                          (memory.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0});
+    info.heaps.push_back(
+        {memory.memoryHeaps[h].size, (memory.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0});
   }
   // Unified when the device shares the host's memory (CPU devices, integrated GPUs) and exposes
   // it host-visible: then buffers are written in place, with no staging copy. A discrete GPU
@@ -227,11 +236,16 @@ bool HasSwapchainExtension(VkPhysicalDevice physical) {
 
 int TypePreference(VkPhysicalDeviceType type) {
   switch (type) {
-    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 0;
-    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 1;
-    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
-    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 3;
-    default: return 4;
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU:
+      return 0;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU:
+      return 1;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU:
+      return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU:
+      return 3;
+    default:
+      return 4;
   }
 }
 
@@ -239,25 +253,39 @@ int TypePreference(VkPhysicalDeviceType type) {
 
 std::string DeviceInfo::TypeName() const {
   switch (type) {
-    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
-    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
-    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
-    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
-    default: return "other";
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU:
+      return "discrete GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU:
+      return "integrated GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU:
+      return "virtual GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU:
+      return "CPU";
+    default:
+      return "other";
   }
 }
 
 std::string DeviceInfo::VendorName() const {
   switch (vendor_id) {
-    case 0x10DE: return "NVIDIA";
-    case 0x1002: return "AMD";
-    case 0x8086: return "Intel";
-    case 0x13B5: return "ARM";
-    case 0x5143: return "Qualcomm";
-    case 0x1010: return "Imagination";
-    case 0x106B: return "Apple";
-    case 0x10005: return "Mesa";
-    default: return fmt::format("0x{:04x}", vendor_id);
+    case 0x10DE:
+      return "NVIDIA";
+    case 0x1002:
+      return "AMD";
+    case 0x8086:
+      return "Intel";
+    case 0x13B5:
+      return "ARM";
+    case 0x5143:
+      return "Qualcomm";
+    case 0x1010:
+      return "Imagination";
+    case 0x106B:
+      return "Apple";
+    case 0x10005:
+      return "Mesa";
+    default:
+      return fmt::format("0x{:04x}", vendor_id);
   }
 }
 
@@ -330,8 +358,8 @@ const DeviceInfo& ChooseDevice(const std::vector<DeviceInfo>& devices, std::opti
   }
   if (requested) {
     if (*requested >= devices.size()) {
-      throw Error(fmt::format("Device {} does not exist; there are {} (see `qwenvk devices`).", *requested,
-                              devices.size()));
+      throw Error(
+          fmt::format("Device {} does not exist; there are {} (see `qwenvk devices`).", *requested, devices.size()));
     }
     const DeviceInfo& d = devices[*requested];
     if (const std::string why = rejection(d); !why.empty()) {
@@ -353,7 +381,8 @@ const DeviceInfo& ChooseDevice(const std::vector<DeviceInfo>& devices, std::opti
 
 Device::Device(const Instance& instance, const DeviceInfo& info, const DeviceOptions& options)
     : instance_(instance), info_(info) {
-  if (!info.usable()) throw Error(fmt::format("Device {} ({}) cannot be used: {}.", info.index, info.name, info.unusable_reason));
+  if (!info.usable())
+    throw Error(fmt::format("Device {} ({}) cannot be used: {}.", info.index, info.name, info.unusable_reason));
   if (options.present_surface != VK_NULL_HANDLE) {
     if (const std::string problem = PresentationProblem(info, options.present_surface); !problem.empty()) {
       throw Error(fmt::format("Device {} ({}) cannot be used: {}.", info.index, info.name, problem));
@@ -508,8 +537,8 @@ void Device::Download(const Buffer& src, VkDeviceSize offset, std::span<std::byt
       VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
       barrier.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
       barrier.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
-      vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &barrier, 0,
-                           nullptr, 0, nullptr);
+      vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &barrier, 0, nullptr,
+                           0, nullptr);
     });
     staging.InvalidateMapped();
     std::memcpy(bytes.data() + done, staging.mapped(), n);

@@ -50,9 +50,9 @@ struct DeviceInfo {
   bool int8_arithmetic = false;  // shaderInt8
   bool storage_8bit = false;     // storageBuffer8BitAccess
   bool integer_dot_product = false;
-  bool bf16_arithmetic = false;     // VK_KHR_shader_bfloat16
-  bool coopmat_khr = false;         // VK_KHR_cooperative_matrix
-  bool coopmat_nv = false;          // VK_NV_cooperative_matrix
+  bool bf16_arithmetic = false;             // VK_KHR_shader_bfloat16
+  bool coopmat_khr = false;                 // VK_KHR_cooperative_matrix
+  bool coopmat_nv = false;                  // VK_NV_cooperative_matrix
   std::vector<std::string> coopmat_shapes;  // "MxNxK A*B+C->D types", from the NV query
 
   uint32_t max_storage_buffer_range = 0;
@@ -148,7 +148,7 @@ class Device {
   VkQueue queue_ = VK_NULL_HANDLE;
   VkCommandPool command_pool_ = VK_NULL_HANDLE;
   VkFence fence_ = VK_NULL_HANDLE;
-  std::mutex queue_mutex_;  // vkQueueSubmit needs external synchronization
+  std::mutex queue_mutex_;     // vkQueueSubmit needs external synchronization
   std::mutex one_shot_mutex_;  // fence_ and the pool serve one one-shot submission at a time
   std::unique_ptr<Allocator> allocator_;
   std::unique_ptr<Kernels> kernels_;

@@ -21,7 +21,9 @@ uint32_t LogitsRowsPerBatch(const Device& device, const ModelConfig& c, uint32_t
 
 }  // namespace
 
-uint32_t DefaultContext(const ModelConfig& c) { return std::min<uint32_t>(32768, c.max_position_embeddings); }
+uint32_t DefaultContext(const ModelConfig& c) {
+  return std::min<uint32_t>(32768, c.max_position_embeddings);
+}
 
 Engine::Engine(Device& device, const ModelConfig& config, const ModelWeights& weights, const EngineOptions& options)
     : device_(device),

@@ -5,6 +5,9 @@
 //
 // The CTest entries run this binary under xvfb-run (see tests/CMakeLists.txt); every app run
 // has the validation layer on, and a validation message makes qwenvk exit 3.
+//
+// Sections: running the app / chat, branches, search, export and import / keyboard /
+// SIGKILL mid-reply / damaged database / locked database
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -16,8 +19,8 @@
 #include <thread>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <stb_image.h>
+#include <nlohmann/json.hpp>
 
 #include "store/store.h"
 #include "test_util.h"
@@ -38,8 +41,13 @@ class AppProcess {
   AppProcess(const TempDir& dir, const std::string& script, const std::string& name = "run") : dir_(dir) {
     const fs::path script_file = dir.Write(name + ".script", script);
     log_ = dir.path() / (name + ".log");
-    const std::vector<std::string> args = {qvk::test::QwenvkBinary().string(), "--db", (dir.path() / "chats.db").string(),
-                                           "--model", kModel.string(), "--script", script_file.string()};
+    const std::vector<std::string> args = {qvk::test::QwenvkBinary().string(),
+                                           "--db",
+                                           (dir.path() / "chats.db").string(),
+                                           "--model",
+                                           kModel.string(),
+                                           "--script",
+                                           script_file.string()};
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -73,7 +81,9 @@ void RunScript(const TempDir& dir, const std::string& script, const std::string&
   ASSERT_EQ(status, 0) << app.log();
 }
 
-json ReadJson(const fs::path& path) { return json::parse(ReadFile(path)); }
+json ReadJson(const fs::path& path) {
+  return json::parse(ReadFile(path));
+}
 
 // A screenshot that shows a UI: the window's size, and not one flat color.
 void ExpectScreenshot(const fs::path& png) {
@@ -88,37 +98,62 @@ void ExpectScreenshot(const fs::path& png) {
   EXPECT_GT(differing, static_cast<size_t>(width * height / 100)) << "the screenshot is nearly one color";
 }
 
-std::string P(const TempDir& dir, const std::string& name) { return (dir.path() / name).string(); }
+std::string P(const TempDir& dir, const std::string& name) {
+  return (dir.path() / name).string();
+}
 
 TEST(DesktopTest, ChatBranchSearchExportImport) {
   TempDir dir;
-  RunScript(dir, "wait-model\n"
-                 "new-chat\n"
-                 "set temperature 0\n"
-                 "set max_new_tokens 12\n"
-                 "type Hello from the desktop test\n"
-                 "key enter\n"
-                 "wait-reply\n"
-                 "frames 2\n"
-                 "screenshot " + P(dir, "chat.png") + "\n"
-                 "dump " + P(dir, "sent.json") + "\n"
-                 "edit 0 A different question\n"
-                 "wait-reply\n"
-                 "dump " + P(dir, "edited.json") + "\n"
-                 "branch 0 prev\n"
-                 "dump " + P(dir, "back.json") + "\n"
-                 "regenerate\n"
-                 "wait-reply\n"
-                 "dump " + P(dir, "regenerated.json") + "\n"
-                 "search desktop\n"
-                 "frames 2\n"
-                 "screenshot " + P(dir, "search.png") + "\n"
-                 "dump " + P(dir, "search.json") + "\n"
-                 "export-md " + P(dir, "chat.md") + "\n"
-                 "export-json " + P(dir, "chat.json") + "\n"
-                 "import " + P(dir, "chat.json") + "\n"
-                 "dump " + P(dir, "imported.json") + "\n"
-                 "quit\n");
+  RunScript(dir,
+            "wait-model\n"
+            "new-chat\n"
+            "set temperature 0\n"
+            "set max_new_tokens 12\n"
+            "type Hello from the desktop test\n"
+            "key enter\n"
+            "wait-reply\n"
+            "frames 2\n"
+            "screenshot " +
+                P(dir, "chat.png") +
+                "\n"
+                "dump " +
+                P(dir, "sent.json") +
+                "\n"
+                "edit 0 A different question\n"
+                "wait-reply\n"
+                "dump " +
+                P(dir, "edited.json") +
+                "\n"
+                "branch 0 prev\n"
+                "dump " +
+                P(dir, "back.json") +
+                "\n"
+                "regenerate\n"
+                "wait-reply\n"
+                "dump " +
+                P(dir, "regenerated.json") +
+                "\n"
+                "search desktop\n"
+                "frames 2\n"
+                "screenshot " +
+                P(dir, "search.png") +
+                "\n"
+                "dump " +
+                P(dir, "search.json") +
+                "\n"
+                "export-md " +
+                P(dir, "chat.md") +
+                "\n"
+                "export-json " +
+                P(dir, "chat.json") +
+                "\n"
+                "import " +
+                P(dir, "chat.json") +
+                "\n"
+                "dump " +
+                P(dir, "imported.json") +
+                "\n"
+                "quit\n");
 
   const json sent = ReadJson(dir.path() / "sent.json");
   EXPECT_EQ(sent["model"]["status"], "ready");
@@ -173,25 +208,32 @@ TEST(DesktopTest, ChatBranchSearchExportImport) {
 
 TEST(DesktopTest, KeyboardSendsStopsAndSearches) {
   TempDir dir;
-  RunScript(dir, "wait-model\n"
-                 "key ctrl+n\n"
-                 "set max_new_tokens 100000\n"
-                 "type line one\n"
-                 "key shift+enter\n"
-                 "type line two\n"
-                 "dump " + P(dir, "draft.json") + "\n"
-                 "key enter\n"
-                 "wait-tokens 3\n"
-                 "key escape\n"
-                 "wait-reply\n"
-                 "dump " + P(dir, "stopped.json") + "\n"
-                 "key ctrl+n\n"
-                 "key ctrl+f\n"
-                 "frames 2\n"
-                 "type line\n"
-                 "frames 2\n"
-                 "dump " + P(dir, "search.json") + "\n"
-                 "quit\n");
+  RunScript(dir,
+            "wait-model\n"
+            "key ctrl+n\n"
+            "set max_new_tokens 100000\n"
+            "type line one\n"
+            "key shift+enter\n"
+            "type line two\n"
+            "dump " +
+                P(dir, "draft.json") +
+                "\n"
+                "key enter\n"
+                "wait-tokens 3\n"
+                "key escape\n"
+                "wait-reply\n"
+                "dump " +
+                P(dir, "stopped.json") +
+                "\n"
+                "key ctrl+n\n"
+                "key ctrl+f\n"
+                "frames 2\n"
+                "type line\n"
+                "frames 2\n"
+                "dump " +
+                P(dir, "search.json") +
+                "\n"
+                "quit\n");
   const json draft = ReadJson(dir.path() / "draft.json");
   EXPECT_EQ(draft["draft"], "line one\nline two");
   EXPECT_EQ(draft["conversations"].size(), 1u);
@@ -216,12 +258,13 @@ TEST(DesktopTest, SigkillMidReplyLosesNothing) {
   TempDir dir;
   const fs::path db = dir.path() / "chats.db";
   {
-    AppProcess app(dir, "wait-model\n"
-                        "new-chat\n"
-                        "set temperature 0\n"
-                        "set max_new_tokens 100000\n"
-                        "send Tell me a very long story\n"
-                        "wait-tokens 1000000000\n",
+    AppProcess app(dir,
+                   "wait-model\n"
+                   "new-chat\n"
+                   "set temperature 0\n"
+                   "set max_new_tokens 100000\n"
+                   "send Tell me a very long story\n"
+                   "wait-tokens 1000000000\n",
                    "killed");
     // Kill once a flushed partial reply is in the database (flushes happen every 500 ms).
     std::string partial;
@@ -259,16 +302,23 @@ TEST(DesktopTest, SigkillMidReplyLosesNothing) {
     partial = thread[1].content;
     EXPECT_GE(partial.size(), 20u);
   }
-  RunScript(dir, "wait-model\n"
-                 "select Tell me a very long story\n"
-                 "frames 2\n"
-                 "screenshot " + P(dir, "restarted.png") + "\n"
-                 "dump " + P(dir, "restarted.json") + "\n"
-                 "set max_new_tokens 8\n"
-                 "continue\n"
-                 "wait-reply\n"
-                 "dump " + P(dir, "continued.json") + "\n"
-                 "quit\n",
+  RunScript(dir,
+            "wait-model\n"
+            "select Tell me a very long story\n"
+            "frames 2\n"
+            "screenshot " +
+                P(dir, "restarted.png") +
+                "\n"
+                "dump " +
+                P(dir, "restarted.json") +
+                "\n"
+                "set max_new_tokens 8\n"
+                "continue\n"
+                "wait-reply\n"
+                "dump " +
+                P(dir, "continued.json") +
+                "\n"
+                "quit\n",
             "restarted");
   const json restarted = ReadJson(dir.path() / "restarted.json");
   ASSERT_EQ(restarted["branch"].size(), 2u);
@@ -288,20 +338,30 @@ TEST(DesktopTest, DamagedDatabaseOffersAWayOut) {
   TempDir dir;
   const std::string garbage = "this is not an SQLite database, but it is somebody's file\n";
   dir.Write("chats.db", garbage);
-  RunScript(dir, "frames 2\n"
-                 "screenshot " + P(dir, "damaged.png") + "\n"
-                 "dump " + P(dir, "damaged.json") + "\n"
-                 "database check\n"
-                 "dump " + P(dir, "checked.json") + "\n"
-                 "database fresh\n"
-                 "wait-model\n"
-                 "dump " + P(dir, "fresh.json") + "\n"
-                 "quit\n");
+  RunScript(dir,
+            "frames 2\n"
+            "screenshot " +
+                P(dir, "damaged.png") +
+                "\n"
+                "dump " +
+                P(dir, "damaged.json") +
+                "\n"
+                "database check\n"
+                "dump " +
+                P(dir, "checked.json") +
+                "\n"
+                "database fresh\n"
+                "wait-model\n"
+                "dump " +
+                P(dir, "fresh.json") +
+                "\n"
+                "quit\n");
   const json damaged = ReadJson(dir.path() / "damaged.json");
   const std::string message = damaged["database_problem"]["message"];
   EXPECT_NE(message.find("chats.db"), std::string::npos) << message;
   ExpectScreenshot(dir.path() / "damaged.png");
-  EXPECT_FALSE(ReadJson(dir.path() / "checked.json")["database_problem"]["integrity_report"].get<std::string>().empty());
+  EXPECT_FALSE(
+      ReadJson(dir.path() / "checked.json")["database_problem"]["integrity_report"].get<std::string>().empty());
   const json fresh = ReadJson(dir.path() / "fresh.json");
   EXPECT_FALSE(fresh.contains("database_problem"));
   EXPECT_EQ(fresh["conversations"].size(), 0u);
@@ -327,14 +387,19 @@ TEST(DesktopTest, LockedDatabaseKeepsTheDraft) {
   sqlite3* holder = nullptr;
   ASSERT_EQ(sqlite3_open(db.c_str(), &holder), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(holder, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
-  RunScript(dir, "wait-model\n"
-                 "select Earlier chat\n"
-                 "type keep this text\n"
-                 "key enter\n"
-                 "frames 2\n"
-                 "screenshot " + P(dir, "locked.png") + "\n"
-                 "dump " + P(dir, "locked.json") + "\n"
-                 "quit\n");
+  RunScript(dir,
+            "wait-model\n"
+            "select Earlier chat\n"
+            "type keep this text\n"
+            "key enter\n"
+            "frames 2\n"
+            "screenshot " +
+                P(dir, "locked.png") +
+                "\n"
+                "dump " +
+                P(dir, "locked.json") +
+                "\n"
+                "quit\n");
   sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
   sqlite3_close(holder);
   const json locked = ReadJson(dir.path() / "locked.json");

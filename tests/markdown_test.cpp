@@ -1,4 +1,5 @@
 // The Markdown-lite parser, and DrawMarkdown rendered into ImGui draw lists without a GPU.
+// Sections: helpers / blocks / inline spans / rendering
 #include <filesystem>
 #include <string>
 #include <string_view>

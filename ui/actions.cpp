@@ -1,3 +1,4 @@
+// Sections: conversations / messages / files / settings / database problems
 #include "ui/actions.h"
 
 #include <cstdlib>
@@ -35,8 +36,10 @@ std::string SafeFileName(const std::string& title) {
   std::string name;
   for (const char c : title) {
     const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-    if (keep) name += c;
-    else if (!name.empty() && name.back() != '-') name += '-';
+    if (keep)
+      name += c;
+    else if (!name.empty() && name.back() != '-')
+      name += '-';
   }
   while (!name.empty() && name.back() == '-') name.pop_back();
   return name.empty() ? "conversation" : name;
@@ -137,9 +140,13 @@ bool SwitchBranch(AppState& state, store::Id message, int delta) {
   });
 }
 
-void StopGeneration(AppState& state) { state.chat().Stop(); }
+void StopGeneration(AppState& state) {
+  state.chat().Stop();
+}
 
-void CopyToClipboard(const std::string& text) { ImGui::SetClipboardText(text.c_str()); }
+void CopyToClipboard(const std::string& text) {
+  ImGui::SetClipboardText(text.c_str());
+}
 
 // --- files --------------------------------------------------------------------------------
 
@@ -159,8 +166,8 @@ bool ExportConversation(AppState& state, const std::filesystem::path& path, bool
     return false;
   }
   return Guarded(state, [&] {
-    const std::string text =
-        json ? store::ExportJson(state.db(), state.conversation) : store::ExportMarkdown(state.db(), state.conversation);
+    const std::string text = json ? store::ExportJson(state.db(), state.conversation)
+                                  : store::ExportMarkdown(state.db(), state.conversation);
     // Write beside the target, then rename: a full disk never leaves half a file under the name.
     const std::filesystem::path partial = path.string() + ".partial";
     {
@@ -242,15 +249,17 @@ bool ApplySettings(AppState& state) {
   });
   if (!ok) return false;
   const app::ModelSettings after = ModelSettingsFrom(state.db());
-  const bool changed = after.path != before.path || after.context != before.context ||
-                       after.gpu_mem_mib != before.gpu_mem_mib;
+  const bool changed =
+      after.path != before.path || after.context != before.context || after.gpu_mem_mib != before.gpu_mem_mib;
   if (!after.path.empty() && (changed || state.chat().model_status() != app::ModelStatus::Ready)) {
     state.chat().LoadModel(after);
   }
   return true;
 }
 
-app::ModelSettings ConfiguredModel(AppState& state) { return ModelSettingsFrom(state.db()); }
+app::ModelSettings ConfiguredModel(AppState& state) {
+  return ModelSettingsFrom(state.db());
+}
 
 // --- database problems --------------------------------------------------------------------
 
@@ -266,14 +275,14 @@ bool OpenDatabase(AppState& state, bool read_only) {
 }
 
 bool MoveDatabaseAsideAndStartFresh(AppState& state) {
-  const auto stamp = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+  const auto stamp =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   const std::filesystem::path aside = state.database_path.string() + fmt::format(".damaged-{}", stamp);
   std::error_code ec;
   std::filesystem::rename(state.database_path, aside, ec);
   if (ec) {
-    state.database_problem->message = fmt::format("could not move {} aside: {}", state.database_path.string(), ec.message());
+    state.database_problem->message =
+        fmt::format("could not move {} aside: {}", state.database_path.string(), ec.message());
     return false;
   }
   // The WAL and shared-memory files belong to the old database; they go with it.
@@ -284,6 +293,36 @@ bool MoveDatabaseAsideAndStartFresh(AppState& state) {
   if (!OpenDatabase(state, false)) return false;
   state.banner = fmt::format("The old database was kept as {}", aside.string());
   return true;
+}
+
+namespace {
+
+std::filesystem::path BackupPath(const std::filesystem::path& database) {
+  const auto stamp =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return database.string() + fmt::format(".backup-{}", stamp);
+}
+
+}  // namespace
+
+bool CopyDatabaseFile(AppState& state) {
+  const std::filesystem::path copy = BackupPath(state.database_path);
+  std::error_code ec;
+  std::filesystem::copy_file(state.database_path, copy, ec);
+  if (ec) {
+    state.database_problem->message = fmt::format("could not copy {}: {}", state.database_path.string(), ec.message());
+    return false;
+  }
+  state.database_problem->integrity_report = fmt::format("A copy was saved as {}", copy.string());
+  return true;
+}
+
+bool BackUpDatabase(AppState& state) {
+  const std::filesystem::path copy = BackupPath(state.database_path);
+  return Guarded(state, [&] {
+    state.db().Backup(copy);
+    state.banner = fmt::format("Backed up to {}", copy.string());
+  });
 }
 
 void CheckDatabaseIntegrity(AppState& state) {

@@ -43,6 +43,10 @@ app::ModelSettings ConfiguredModel(AppState& state);
 // --- database problems ---
 bool OpenDatabase(AppState& state, bool read_only);
 bool MoveDatabaseAsideAndStartFresh(AppState& state);
+// A copy of the database file beside it (`<name>.backup-<time>`), byte for byte, whatever its state.
+bool CopyDatabaseFile(AppState& state);
+// A consistent copy of the open database through SQLite's online backup.
+bool BackUpDatabase(AppState& state);
 void CheckDatabaseIntegrity(AppState& state);
 
 // App settings keys in the store's settings table.

@@ -45,8 +45,8 @@ struct AppState {
   Window& window;
   Fonts fonts;
   std::filesystem::path database_path;
-  std::unique_ptr<store::Store> store;          // null while the database problem is unresolved
-  std::unique_ptr<app::ChatSession> session;    // exists once the store does
+  std::unique_ptr<store::Store> store;        // null while the database problem is unresolved
+  std::unique_ptr<app::ChatSession> session;  // exists once the store does
   std::optional<DatabaseProblem> database_problem;
 
   // --- on screen ---
@@ -57,11 +57,11 @@ struct AppState {
   std::string edit_text;
   std::optional<PendingUndo> undo;
   Dialog dialog = Dialog::None;
-  std::string dialog_text;     // rename title, export or import path
-  bool export_json = false;    // the export dialog's format
+  std::string dialog_text;   // rename title, export or import path
+  bool export_json = false;  // the export dialog's format
   SettingsForm settings_form;
   FilePicker model_picker;
-  std::string banner;          // last error or notice, shown until dismissed
+  std::string banner;  // last error or notice, shown until dismissed
   bool focus_draft = true;
   bool focus_search = false;
   bool quit = false;

@@ -9,6 +9,7 @@
 #include "ui/actions.h"
 #include "ui/markdown.h"
 #include "ui/panels.h"
+#include "ui/window.h"
 
 namespace qvk::ui {
 namespace {
@@ -31,7 +32,15 @@ void DrawModelState(AppState& state) {
       ImGui::TextWrapped("Model failed to load: %s", chat.model_error().c_str());
       ImGui::PopStyleColor();
       break;
-    case app::ModelStatus::Ready: ImGui::TextDisabled("%s", chat.model_name().c_str()); break;
+    case app::ModelStatus::Ready: {
+      const DeviceInfo& device = state.window.device().info();
+      ImGui::TextDisabled("%s on %s", chat.model_name().c_str(), device.name.c_str());
+      if (device.type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+        ImGui::SameLine();
+        ImGui::TextColored(ImVec4(0.95f, 0.75f, 0.3f, 1.0f), "(a CPU device: slow)");
+      }
+      break;
+    }
   }
 }
 
@@ -133,8 +142,8 @@ void DrawMessages(AppState& state) {
   if (!conversation) return;
   const app::LiveReply live = state.chat().live();
   const bool live_here = live.active && live.conversation == state.conversation;
-  const auto thread = conversation->current_leaf != 0 ? state.db().Thread(conversation->current_leaf)
-                                                      : std::vector<store::Message>{};
+  const auto thread =
+      conversation->current_leaf != 0 ? state.db().Thread(conversation->current_leaf) : std::vector<store::Message>{};
   if (!conversation->settings.system_prompt.empty()) {
     ImGui::TextDisabled("System prompt: %s", conversation->settings.system_prompt.c_str());
     ImGui::Separator();

@@ -17,8 +17,9 @@ void DrawDatabaseProblem(AppState& state) {
   ImGui::Spacing();
   const bool locked = problem.kind == store::StoreErrorKind::Locked;
   if (locked) {
-    ImGui::TextWrapped("Another QwenVK (or another program) is using it. Close that one and retry, or look at your "
-                       "conversations read-only.");
+    ImGui::TextWrapped(
+        "Another QwenVK (or another program) is using it. Close that one and retry, or look at your "
+        "conversations read-only.");
     if (ImGui::Button("Retry")) OpenDatabase(state, false);
     ImGui::SameLine();
   }
@@ -27,13 +28,14 @@ void DrawDatabaseProblem(AppState& state) {
     ImGui::SameLine();
     if (ImGui::Button("Check integrity")) CheckDatabaseIntegrity(state);
     ImGui::SameLine();
+    if (ImGui::Button("Make a copy")) CopyDatabaseFile(state);
+    ImGui::SameLine();
     if (ImGui::Button("Keep it aside and start a new database")) MoveDatabaseAsideAndStartFresh(state);
   }
   ImGui::SameLine();
   if (ImGui::Button("Quit")) state.quit = true;
   if (!problem.integrity_report.empty()) {
     ImGui::Separator();
-    ImGui::TextUnformatted("PRAGMA integrity_check:");
     ImGui::BeginChild("report", ImVec2(0, 0), true);
     ImGui::TextUnformatted(problem.integrity_report.c_str());
     ImGui::EndChild();

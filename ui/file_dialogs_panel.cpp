@@ -68,7 +68,8 @@ void DrawFileDialogs(AppState& state) {
         state.dialog = Dialog::Settings;
       }
       break;
-    default: break;
+    default:
+      break;
   }
 }
 

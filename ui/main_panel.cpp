@@ -69,10 +69,17 @@ void DrawBanner(AppState& state) {
 
 void DrawDialogs(AppState& state) {
   switch (state.dialog) {
-    case Dialog::Settings: DrawSettings(state); break;
-    case Dialog::ConversationSettings: DrawConversationSettings(state); break;
-    case Dialog::None: break;
-    default: DrawFileDialogs(state); break;
+    case Dialog::Settings:
+      DrawSettings(state);
+      break;
+    case Dialog::ConversationSettings:
+      DrawConversationSettings(state);
+      break;
+    case Dialog::None:
+      break;
+    default:
+      DrawFileDialogs(state);
+      break;
   }
 }
 
@@ -82,8 +89,9 @@ void DrawApp(AppState& state) {
   const ImGuiViewport* viewport = ImGui::GetMainViewport();
   ImGui::SetNextWindowPos(viewport->WorkPos);
   ImGui::SetNextWindowSize(viewport->WorkSize);
-  const ImGuiWindowFlags host = ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
-                                ImGuiWindowFlags_NoBringToFrontOnFocus | ImGuiWindowFlags_MenuBar;
+  const ImGuiWindowFlags host = ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove |
+                                ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_NoBringToFrontOnFocus |
+                                ImGuiWindowFlags_MenuBar;
   ImGui::Begin("QwenVK", nullptr, host);
   ImGuiWindow* const host_window = ImGui::GetCurrentWindow();
   try {
@@ -108,8 +116,10 @@ void DrawApp(AppState& state) {
     state.banner = e.what();
     while (ImGui::GetCurrentWindow() != host_window) {
       ImGui::ErrorCheckEndWindowRecover(nullptr);
-      if (ImGui::GetCurrentWindow()->Flags & ImGuiWindowFlags_ChildWindow) ImGui::EndChild();
-      else ImGui::End();
+      if (ImGui::GetCurrentWindow()->Flags & ImGuiWindowFlags_ChildWindow)
+        ImGui::EndChild();
+      else
+        ImGui::End();
     }
     ImGui::ErrorCheckEndWindowRecover(nullptr);
   }

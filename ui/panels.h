@@ -4,12 +4,12 @@
 
 namespace qvk::ui {
 
-void DrawApp(AppState& state);                     // main_panel.cpp: layout, menus, shortcuts, banner
-void DrawSidebar(AppState& state);                 // sidebar_panel.cpp: conversations, search, undo
-void DrawChat(AppState& state);                    // chat_panel.cpp: the branch on screen, reply stats, input
-void DrawSettings(AppState& state);                // settings_panel.cpp: model, device, context, GPU memory
-void DrawConversationSettings(AppState& state);    // conversation_settings_panel.cpp: prompt and sampling
-void DrawFileDialogs(AppState& state);             // file_dialogs_panel.cpp: rename, export, import, model picker
-void DrawDatabaseProblem(AppState& state);         // database_panel.cpp: locked or damaged database, ways out
+void DrawApp(AppState& state);                   // main_panel.cpp: layout, menus, shortcuts, banner
+void DrawSidebar(AppState& state);               // sidebar_panel.cpp: conversations, search, undo
+void DrawChat(AppState& state);                  // chat_panel.cpp: the branch on screen, reply stats, input
+void DrawSettings(AppState& state);              // settings_panel.cpp: model, device, context, GPU memory
+void DrawConversationSettings(AppState& state);  // conversation_settings_panel.cpp: prompt and sampling
+void DrawFileDialogs(AppState& state);           // file_dialogs_panel.cpp: rename, export, import, model picker
+void DrawDatabaseProblem(AppState& state);       // database_panel.cpp: locked or damaged database, ways out
 
 }  // namespace qvk::ui

@@ -1,3 +1,6 @@
+// Sections: helpers (keys, names, the branch on screen, dump, settings) / reading a script /
+// stepping through it / the commands
+//
 // Script commands (arguments are the rest of the line; "\n" in text is a newline):
 //   wait-model                 until the model is loaded (fails if loading failed)
 //   wait-reply                 until no reply is being generated
@@ -30,8 +33,8 @@
 #include <backends/imgui_impl_glfw.h>
 #include <fmt/format.h>
 #include <imgui.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "ui/actions.h"
 #include "ui/window.h"
@@ -58,37 +61,46 @@ std::string Unescape(const std::string& text) {
 // "ctrl+shift+enter" -> GLFW key codes, modifiers first.
 std::vector<int> ParseKeys(const std::string& combo) {
   static const std::map<std::string, int> named = {
-      {"ctrl", GLFW_KEY_LEFT_CONTROL}, {"shift", GLFW_KEY_LEFT_SHIFT}, {"alt", GLFW_KEY_LEFT_ALT},
-      {"enter", GLFW_KEY_ENTER},       {"escape", GLFW_KEY_ESCAPE},    {"esc", GLFW_KEY_ESCAPE},
+      {"ctrl", GLFW_KEY_LEFT_CONTROL}, {"shift", GLFW_KEY_LEFT_SHIFT},    {"alt", GLFW_KEY_LEFT_ALT},
+      {"enter", GLFW_KEY_ENTER},       {"escape", GLFW_KEY_ESCAPE},       {"esc", GLFW_KEY_ESCAPE},
       {"tab", GLFW_KEY_TAB},           {"backspace", GLFW_KEY_BACKSPACE}, {"up", GLFW_KEY_UP},
-      {"down", GLFW_KEY_DOWN},         {"left", GLFW_KEY_LEFT},        {"right", GLFW_KEY_RIGHT}};
+      {"down", GLFW_KEY_DOWN},         {"left", GLFW_KEY_LEFT},           {"right", GLFW_KEY_RIGHT}};
   std::vector<int> keys;
   std::stringstream parts(combo);
   std::string part;
   while (std::getline(parts, part, '+')) {
-    if (const auto it = named.find(part); it != named.end()) keys.push_back(it->second);
+    if (const auto it = named.find(part); it != named.end())
+      keys.push_back(it->second);
     else if (part.size() == 1 && std::isalnum(static_cast<unsigned char>(part[0])))
       keys.push_back(std::toupper(static_cast<unsigned char>(part[0])));
-    else throw Error(fmt::format("unknown key \"{}\"", part));
+    else
+      throw Error(fmt::format("unknown key \"{}\"", part));
   }
   return keys;
 }
 
 const char* StateName(store::MessageState s) {
   switch (s) {
-    case store::MessageState::Complete: return "complete";
-    case store::MessageState::Streaming: return "streaming";
-    case store::MessageState::Interrupted: return "interrupted";
+    case store::MessageState::Complete:
+      return "complete";
+    case store::MessageState::Streaming:
+      return "streaming";
+    case store::MessageState::Interrupted:
+      return "interrupted";
   }
   return "?";
 }
 
 const char* ModelStatusName(app::ModelStatus s) {
   switch (s) {
-    case app::ModelStatus::None: return "none";
-    case app::ModelStatus::Loading: return "loading";
-    case app::ModelStatus::Ready: return "ready";
-    case app::ModelStatus::Failed: return "failed";
+    case app::ModelStatus::None:
+      return "none";
+    case app::ModelStatus::Loading:
+      return "loading";
+    case app::ModelStatus::Ready:
+      return "ready";
+    case app::ModelStatus::Failed:
+      return "failed";
   }
   return "?";
 }
@@ -110,8 +122,9 @@ store::Id LastAssistant(AppState& state) {
 json Dump(AppState& state) {
   json out;
   if (!state.session) {
-    out["database_problem"] = {{"message", state.database_problem ? state.database_problem->message : ""},
-                               {"integrity_report", state.database_problem ? state.database_problem->integrity_report : ""}};
+    out["database_problem"] = {
+        {"message", state.database_problem ? state.database_problem->message : ""},
+        {"integrity_report", state.database_problem ? state.database_problem->integrity_report : ""}};
     return out;
   }
   out["read_only"] = state.db().read_only();
@@ -160,11 +173,10 @@ bool Succeeded(AppState& state, bool ok) {
 
 const std::set<std::string>& KnownCommands() {
   static const std::set<std::string> names = {
-      "wait-model", "wait-reply", "wait-tokens", "frames",     "type",        "key",       "send",
-      "new-chat",   "select",     "search",      "rename",     "pin",         "delete",    "undo",
-      "regenerate", "continue",   "edit",        "branch",     "stop",        "set",       "open",
-      "close",      "export-md",  "export-json", "import",     "screenshot",  "dump",      "quit",
-      "database"};
+      "wait-model", "wait-reply", "wait-tokens", "frames", "type",    "key",   "send",       "new-chat",
+      "select",     "search",     "rename",      "pin",    "delete",  "undo",  "regenerate", "continue",
+      "edit",       "branch",     "stop",        "set",    "open",    "close", "export-md",  "export-json",
+      "import",     "screenshot", "dump",        "quit",   "database"};
   return names;
 }
 
@@ -175,15 +187,24 @@ bool SetConversationSetting(AppState& state, const std::string& argument) {
   const std::string name = argument.substr(0, space);
   const std::string value = space == std::string::npos ? "" : Unescape(argument.substr(space + 1));
   store::ConversationSettings s = c->settings;
-  if (name == "temperature") s.temperature = std::stof(value);
-  else if (name == "top_k") s.top_k = static_cast<uint32_t>(std::stoul(value));
-  else if (name == "top_p") s.top_p = std::stof(value);
-  else if (name == "min_p") s.min_p = std::stof(value);
-  else if (name == "repetition_penalty") s.repetition_penalty = std::stof(value);
-  else if (name == "seed") s.seed = std::stoull(value), s.random_seed = false;
-  else if (name == "max_new_tokens") s.max_new_tokens = static_cast<uint32_t>(std::stoul(value));
-  else if (name == "system_prompt") s.system_prompt = value;
-  else throw Error(fmt::format("unknown setting \"{}\"", name));
+  if (name == "temperature")
+    s.temperature = std::stof(value);
+  else if (name == "top_k")
+    s.top_k = static_cast<uint32_t>(std::stoul(value));
+  else if (name == "top_p")
+    s.top_p = std::stof(value);
+  else if (name == "min_p")
+    s.min_p = std::stof(value);
+  else if (name == "repetition_penalty")
+    s.repetition_penalty = std::stof(value);
+  else if (name == "seed")
+    s.seed = std::stoull(value), s.random_seed = false;
+  else if (name == "max_new_tokens")
+    s.max_new_tokens = static_cast<uint32_t>(std::stoul(value));
+  else if (name == "system_prompt")
+    s.system_prompt = value;
+  else
+    throw Error(fmt::format("unknown setting \"{}\"", name));
   state.db().SetConversationSettings(c->id, s);
   return true;
 }

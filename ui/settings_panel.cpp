@@ -35,11 +35,14 @@ void DrawDeviceChoice(AppState& state) {
     ImGui::EndCombo();
   }
   const DeviceInfo& running = state.window.device().info();
-  ImGui::TextDisabled("Running on %s (%s). A device change applies at the next start.", running.name.c_str(),
-                      running.TypeName().c_str());
+  ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+  ImGui::TextWrapped("Running on %s (%s). A device change applies at the next start.", running.name.c_str(),
+                     running.TypeName().c_str());
+  ImGui::PopStyleColor();
   if (running.type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
-    ImGui::TextColored(ImVec4(0.95f, 0.75f, 0.3f, 1.0f),
-                       "This is a CPU device: no usable GPU was found or one was chosen. Replies will be slow.");
+    ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(0.95f, 0.75f, 0.3f, 1.0f));
+    ImGui::TextWrapped("This is a CPU device: no usable GPU was found or one was chosen. Replies will be slow.");
+    ImGui::PopStyleColor();
   }
 }
 
@@ -69,6 +72,8 @@ void DrawSettings(AppState& state) {
   DrawDeviceChoice(state);
   ImGui::Separator();
   ImGui::TextDisabled("Conversations: %s", state.database_path.string().c_str());
+  ImGui::SameLine();
+  if (ImGui::SmallButton("Back up")) BackUpDatabase(state);
   if (ImGui::Button("Apply")) {
     if (ApplySettings(state)) open = false;
   }

@@ -9,7 +9,9 @@
 namespace qvk::ui {
 namespace {
 
-const char* DisplayTitle(const std::string& title) { return title.empty() ? "New chat" : title.c_str(); }
+const char* DisplayTitle(const std::string& title) {
+  return title.empty() ? "New chat" : title.c_str();
+}
 
 void DrawConversationMenu(AppState& state, const store::Conversation& c) {
   if (!ImGui::BeginPopupContextItem()) return;
@@ -76,8 +78,10 @@ void DrawSidebar(AppState& state) {
   }
   ImGui::Separator();
   ImGui::BeginChild("conversations");
-  if (state.search.empty()) DrawList(state);
-  else DrawSearchResults(state);
+  if (state.search.empty())
+    DrawList(state);
+  else
+    DrawSearchResults(state);
   ImGui::EndChild();
 }
 
