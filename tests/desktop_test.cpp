@@ -211,6 +211,7 @@ TEST(DesktopTest, KeyboardSendsStopsAndSearches) {
   RunScript(dir,
             "wait-model\n"
             "key ctrl+n\n"
+            "set temperature 0\n"
             "set max_new_tokens 100000\n"
             "type line one\n"
             "key shift+enter\n"

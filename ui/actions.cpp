@@ -102,6 +102,12 @@ bool SendDraft(AppState& state) {
   std::string text = state.draft;
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   if (text.empty()) return false;
+  if (state.chat().model_status() != app::ModelStatus::Ready) {
+    state.banner = state.chat().model_status() == app::ModelStatus::Loading
+                       ? "The model is still loading; your message stays here until it is ready."
+                       : "No model is loaded: choose one in File > Settings. Your message stays here.";
+    return false;
+  }
   if (state.conversation == 0 && NewConversation(state) == 0) return false;
   if (!state.chat().Send(state.conversation, text)) return ReportSessionError(state);
   state.draft.clear();  // only once the message is stored: a refused send keeps what was typed

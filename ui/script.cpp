@@ -16,7 +16,7 @@
 //   stop                       Esc's action
 //   set NAME VALUE             a conversation setting: temperature, top_k, top_p, min_p,
 //                              repetition_penalty, seed, max_new_tokens, system_prompt
-//   open settings|conversation-settings|export|import|rename   and  close
+//   open settings|conversation-settings|export|import|rename|model-picker   and  close
 //   export-md PATH | export-json PATH | import PATH
 //   screenshot PATH            the next presented frame as PNG
 //   dump PATH                  what is on screen, as JSON (for tests)
@@ -384,10 +384,12 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
                                                           {"conversation-settings", Dialog::ConversationSettings},
                                                           {"export", Dialog::Export},
                                                           {"import", Dialog::Import},
-                                                          {"rename", Dialog::Rename}};
+                                                          {"rename", Dialog::Rename},
+                                                          {"model-picker", Dialog::ModelPicker}};
     const auto it = dialogs.find(arg);
     if (it == dialogs.end()) throw Error(fmt::format("unknown dialog \"{}\"", arg));
     if (it->second == Dialog::Export) state.dialog_text = DefaultExportPath(state, state.export_json).string();
+    if (it->second == Dialog::ModelPicker) state.model_picker.Open(std::filesystem::current_path());
     state.dialog = it->second;
     return true;
   }
