@@ -7,7 +7,7 @@
 // has the validation layer on, and a validation message makes qwenvk exit 3.
 //
 // Sections: running the app / chat, branches, search, export and import / keyboard /
-// SIGKILL mid-reply / damaged database / locked database
+// sidebar / a model that does not load / SIGKILL mid-reply / damaged database / locked database
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -38,14 +38,16 @@ const fs::path kModel = qvk::test::TestDataDir() / "qwen2-tiny";
 
 class AppProcess {
  public:
-  AppProcess(const TempDir& dir, const std::string& script, const std::string& name = "run") : dir_(dir) {
+  AppProcess(const TempDir& dir, const std::string& script, const std::string& name = "run",
+             const fs::path& model = kModel)
+      : dir_(dir) {
     const fs::path script_file = dir.Write(name + ".script", script);
     log_ = dir.path() / (name + ".log");
     const std::vector<std::string> args = {qvk::test::QwenvkBinary().string(),
                                            "--db",
                                            (dir.path() / "chats.db").string(),
                                            "--model",
-                                           kModel.string(),
+                                           model.string(),
                                            "--script",
                                            script_file.string()};
     std::vector<char*> argv;
@@ -75,8 +77,9 @@ class AppProcess {
 };
 
 // Runs a script to its end; the app must exit 0 (no script failure, no validation message).
-void RunScript(const TempDir& dir, const std::string& script, const std::string& name = "run") {
-  AppProcess app(dir, script, name);
+void RunScript(const TempDir& dir, const std::string& script, const std::string& name = "run",
+               const fs::path& model = kModel) {
+  AppProcess app(dir, script, name, model);
   const int status = app.Wait();
   ASSERT_EQ(status, 0) << app.log();
 }
@@ -251,6 +254,88 @@ TEST(DesktopTest, KeyboardSendsStopsAndSearches) {
   EXPECT_EQ(search["search"], "line");
   EXPECT_EQ(search["conversations"].size(), 2u);  // Ctrl+N made a second, empty one
   ASSERT_FALSE(search["search_hits"].empty());
+}
+
+TEST(DesktopTest, SidebarRenamesPinsDeletesAndUndoes) {
+  TempDir dir;
+  RunScript(dir,
+            "wait-model\n"
+            "new-chat\n"
+            "rename First\n"
+            "new-chat\n"
+            "rename Second\n"
+            "dump " +
+                P(dir, "two.json") +
+                "\n"
+                "select First\n"
+                "pin\n"
+                "dump " +
+                P(dir, "pinned.json") +
+                "\n"
+                "select Second\n"
+                "delete\n"
+                "frames 2\n"
+                "screenshot " +
+                P(dir, "deleted.png") +
+                "\n"
+                "dump " +
+                P(dir, "deleted.json") +
+                "\n"
+                "undo\n"
+                "dump " +
+                P(dir, "restored.json") +
+                "\n"
+                "delete\n"
+                "quit\n",
+            "first");
+  const json two = ReadJson(dir.path() / "two.json");
+  ASSERT_EQ(two["conversations"].size(), 2u);
+  EXPECT_EQ(two["conversations"][0]["title"], "Second");  // newest first
+  const json pinned = ReadJson(dir.path() / "pinned.json");
+  EXPECT_EQ(pinned["conversations"][0]["title"], "First");  // pinned before newer ones
+  EXPECT_TRUE(pinned["conversations"][0]["pinned"].get<bool>());
+  const json deleted = ReadJson(dir.path() / "deleted.json");
+  ASSERT_EQ(deleted["conversations"].size(), 1u);
+  EXPECT_TRUE(deleted["undo"].get<bool>());
+  EXPECT_EQ(deleted["conversation"], 0);
+  ExpectScreenshot(dir.path() / "deleted.png");
+  const json restored = ReadJson(dir.path() / "restored.json");
+  EXPECT_EQ(restored["conversations"].size(), 2u);
+  EXPECT_EQ(restored["conversation"], two["conversations"][0]["id"]);
+
+  // A delete lasts once the app has quit: the next start purges it.
+  RunScript(dir, "dump " + P(dir, "next-start.json") + "\nquit\n", "second");
+  const json next_start = ReadJson(dir.path() / "next-start.json");
+  ASSERT_EQ(next_start["conversations"].size(), 1u);
+  EXPECT_EQ(next_start["conversations"][0]["title"], "First");
+  qvk::store::Store store(dir.path() / "chats.db");
+  EXPECT_FALSE(store.GetConversation(two["conversations"][0]["id"].get<int64_t>()).has_value());
+}
+
+TEST(DesktopTest, AModelThatDoesNotLoadIsExplainedAndTheDraftKept) {
+  TempDir dir;
+  const fs::path broken = dir.Write("broken.gguf", "GGUF but not really");
+  RunScript(dir,
+            "wait-model failed\n"
+            "frames 2\n"
+            "type hello\n"
+            "key enter\n"
+            "frames 2\n"
+            "screenshot " +
+                P(dir, "failed.png") +
+                "\n"
+                "dump " +
+                P(dir, "failed.json") +
+                "\n"
+                "quit\n",
+            "run", broken);
+  const json failed = ReadJson(dir.path() / "failed.json");
+  EXPECT_EQ(failed["model"]["status"], "failed");
+  EXPECT_NE(failed["model"]["error"].get<std::string>().find("broken.gguf"), std::string::npos) << failed.dump(2);
+  EXPECT_EQ(failed["draft"], "hello");
+  EXPECT_FALSE(failed["banner"].get<std::string>().empty());
+  EXPECT_EQ(failed["conversations"].size(), 0u);
+  ExpectScreenshot(dir.path() / "failed.png");
 }
 
 // Kill -9 while a reply streams; the next start shows the conversation with the partial reply

@@ -2,7 +2,7 @@
 // stepping through it / the commands
 //
 // Script commands (arguments are the rest of the line; "\n" in text is a newline):
-//   wait-model                 until the model is loaded (fails if loading failed)
+//   wait-model [failed]        until the model is loaded (or, with `failed`, has failed to)
 //   wait-reply                 until no reply is being generated
 //   wait-tokens N              until the live reply has N tokens (or ended)
 //   frames N                   render N frames
@@ -298,9 +298,15 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   if (name == "wait-model") {
     waiting_ = true;
     const app::ModelStatus s = state.chat().model_status();
-    if (s == app::ModelStatus::Failed) throw Error("the model failed to load: " + state.chat().model_error());
     if (s == app::ModelStatus::None) throw Error("no model is configured");
-    return s == app::ModelStatus::Ready;
+    if (s == app::ModelStatus::Loading) return false;
+    // `wait-model failed`: a test of what the user sees when a model cannot be loaded.
+    const bool expect_failure = arg == "failed";
+    if (s == app::ModelStatus::Failed && !expect_failure) {
+      throw Error("the model failed to load: " + state.chat().model_error());
+    }
+    if (s == app::ModelStatus::Ready && expect_failure) throw Error("the model loaded");
+    return true;
   }
   if (name == "wait-reply") {
     waiting_ = true;
@@ -380,12 +386,10 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   }
   if (name == "set") return SetConversationSetting(state, arg);
   if (name == "open") {
-    static const std::map<std::string, Dialog> dialogs = {{"settings", Dialog::Settings},
-                                                          {"conversation-settings", Dialog::ConversationSettings},
-                                                          {"export", Dialog::Export},
-                                                          {"import", Dialog::Import},
-                                                          {"rename", Dialog::Rename},
-                                                          {"model-picker", Dialog::ModelPicker}};
+    static const std::map<std::string, Dialog> dialogs = {
+        {"settings", Dialog::Settings}, {"conversation-settings", Dialog::ConversationSettings},
+        {"export", Dialog::Export},     {"import", Dialog::Import},
+        {"rename", Dialog::Rename},     {"model-picker", Dialog::ModelPicker}};
     const auto it = dialogs.find(arg);
     if (it == dialogs.end()) throw Error(fmt::format("unknown dialog \"{}\"", arg));
     if (it->second == Dialog::Export) state.dialog_text = DefaultExportPath(state, state.export_json).string();
