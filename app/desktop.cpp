@@ -98,6 +98,13 @@ int RunDesktop(const DesktopOptions& options) {
     window.BeginFrame(wait);
     ui::DrawApp(state);
     window.EndFrame();
+    if (state.glyphs.TakeNewGlyphs()) {
+      // New CJK or Hangul text on screen: rebuild the atlas with its glyphs (between frames, as
+      // the old fonts' pointers die with it).
+      ImGui::GetIO().Fonts->Clear();
+      state.fonts = ui::LoadFonts(scale, state.glyphs.ranges());
+      window.RebuildFonts();
+    }
   }
   state.session.reset();  // stops the reply (committing what streamed) before the device goes
   if (script && script->failed()) {

@@ -1,5 +1,5 @@
 // The Markdown-lite parser, and DrawMarkdown rendered into ImGui draw lists without a GPU.
-// Sections: helpers / blocks / inline spans / rendering
+// Sections: helpers / blocks / inline spans / rendering / glyphs on demand
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -324,4 +324,40 @@ TEST_F(MarkdownRender, CopyButtonPutsTheCodeOnTheClipboard) {
 }
 
 }  // namespace
+// --- glyphs on demand --------------------------------------------------------------------------
+
+TEST(GlyphCoverage, CollectsMissingGlyphsOnceAndTheRebuiltAtlasHasThem) {
+  const bool noto_cjk = std::filesystem::exists("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc");
+  ImGuiContext* context = ImGui::CreateContext();
+  ImGuiIO& io = ImGui::GetIO();
+  io.IniFilename = nullptr;
+  Fonts fonts = LoadFonts(1.0f);
+  io.Fonts->Build();
+  const std::vector<ImWchar> hangul = {0xC548, 0xB155, 0xD558, 0xC138, 0xC694};  // 안녕하세요
+  for (const ImWchar c : hangul) EXPECT_EQ(fonts.regular->FindGlyphNoFallback(c), nullptr);
+
+  GlyphCoverage coverage;
+  coverage.Note("안녕하세요 and ASCII", fonts.regular);
+  EXPECT_TRUE(coverage.TakeNewGlyphs());
+  coverage.Note("안녕하세요 again", fonts.regular);
+  EXPECT_FALSE(coverage.TakeNewGlyphs());  // each code point is asked for once
+  if (noto_cjk) {
+    coverage.Note("中文 is in the common set", fonts.regular);
+    EXPECT_FALSE(coverage.TakeNewGlyphs());
+  }
+  coverage.Note("an emoji \xF0\x9F\x98\x80 stays the replacement box", fonts.regular);
+  EXPECT_FALSE(coverage.TakeNewGlyphs());
+
+  io.Fonts->Clear();
+  fonts = LoadFonts(1.0f, coverage.ranges());
+  io.Fonts->Build();
+  if (noto_cjk) {
+    for (const ImWchar c : hangul) {
+      EXPECT_NE(fonts.regular->FindGlyphNoFallback(c), nullptr);
+      EXPECT_NE(fonts.bold->FindGlyphNoFallback(c), nullptr);
+    }
+  }
+  ImGui::DestroyContext(context);
+}
+
 }  // namespace qvk::ui

@@ -44,6 +44,7 @@ enum class Dialog { None, Settings, ConversationSettings, Export, Import, Rename
 struct AppState {
   Window& window;
   Fonts fonts;
+  GlyphCoverage glyphs;  // code points the text on screen needs beyond the font atlas
   std::filesystem::path database_path;
   std::unique_ptr<store::Store> store;        // null while the database problem is unresolved
   std::unique_ptr<app::ChatSession> session;  // exists once the store does

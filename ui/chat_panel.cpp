@@ -93,6 +93,7 @@ void DrawEditor(AppState& state) {
 void DrawMessage(AppState& state, const store::Message& m, const app::LiveReply& live, bool last) {
   const bool streaming_here = live.active && live.message == m.id;
   const std::string& text = streaming_here ? live.text : m.content;
+  state.glyphs.Note(text, state.fonts.regular);
   ImGui::PushID(static_cast<int>(m.id));
   ImGui::PushFont(state.fonts.bold);
   ImGui::TextUnformatted(m.role == "user" ? "You" : m.role == "assistant" ? "Assistant" : "System");
@@ -184,6 +185,7 @@ void DrawInput(AppState& state) {
       ImGuiInputTextFlags_EnterReturnsTrue | ImGuiInputTextFlags_CtrlEnterForNewLine);
   io.KeyCtrl = ctrl;
   io.KeyMods = mods;
+  state.glyphs.Note(state.draft, state.fonts.regular);
   ImGui::SameLine();
   if (state.chat().generating()) {
     if (ImGui::Button("Stop", ImVec2(-1, height))) StopGeneration(state);

@@ -10,6 +10,7 @@
 #include <system_error>
 #include <vector>
 
+#include <imgui_internal.h>
 #include <spdlog/spdlog.h>
 #include <stb_truetype.h>
 
@@ -174,7 +175,7 @@ class AtlasLoader {
 
 }  // namespace
 
-Fonts LoadFonts(float scale) {
+Fonts LoadFonts(float scale, const ImWchar* extra_glyphs) {
   ImFontAtlas& atlas = *ImGui::GetIO().Fonts;
   const float size = kBaseSizePixels * scale;
   const std::map<std::string, fs::path> files = IndexFontFiles();
@@ -195,7 +196,10 @@ Fonts LoadFonts(float scale) {
     const std::optional<FoundFont> found = Find(files, wanted);
     if (!found) return nullptr;
     ImFont* font = loader.Add(*found, kTextRanges, false);
-    if (font != nullptr && cjk) loader.Add(*cjk, cjk_ranges, true);
+    if (font != nullptr && cjk) {
+      loader.Add(*cjk, cjk_ranges, true);
+      if (extra_glyphs != nullptr) loader.Add(*cjk, extra_glyphs, true);
+    }
     return font;
   };
 
@@ -222,6 +226,44 @@ Fonts LoadFonts(float scale) {
   if (fonts.italic == nullptr) fonts.italic = fonts.regular;
   if (fonts.mono == nullptr) fonts.mono = fonts.regular;
   return fonts;
+}
+
+// --- glyphs on demand -----------------------------------------------------------------------
+
+void GlyphCoverage::Note(std::string_view utf8, const ImFont* font) {
+  // Bounds the atlas: a few thousand extra glyphs per face keep it within 4096x4096 at 1x.
+  constexpr size_t kMaxExtraGlyphs = 6000;
+  const char* at = utf8.data();
+  const char* const end = utf8.data() + utf8.size();
+  while (at < end) {
+    if (static_cast<unsigned char>(*at) < 0x80) {  // ASCII: always in the atlas
+      ++at;
+      continue;
+    }
+    unsigned int code = 0;
+    const int length = ImTextCharFromUtf8(&code, at, end);
+    at += length > 0 ? length : 1;
+    if (code == IM_UNICODE_CODEPOINT_INVALID || code > IM_UNICODE_CODEPOINT_MAX) continue;
+    const auto glyph = static_cast<ImWchar>(code);
+    if (font->FindGlyphNoFallback(glyph) != nullptr || wanted_.size() >= kMaxExtraGlyphs) continue;
+    if (wanted_.insert(glyph).second) changed_ = true;
+  }
+}
+
+bool GlyphCoverage::TakeNewGlyphs() {
+  const bool changed = changed_;
+  changed_ = false;
+  return changed;
+}
+
+const ImWchar* GlyphCoverage::ranges() {
+  ranges_.clear();
+  for (const ImWchar glyph : wanted_) {
+    ranges_.push_back(glyph);
+    ranges_.push_back(glyph);
+  }
+  ranges_.push_back(0);
+  return ranges_.Data;
 }
 
 }  // namespace qvk::ui

@@ -29,6 +29,7 @@ void DrawList(AppState& state) {
   for (const store::Conversation& c : state.db().ListConversations()) {
     ImGui::PushID(static_cast<int>(c.id));
     const std::string label = (c.pinned ? "* " : "") + std::string(DisplayTitle(c.title));
+    state.glyphs.Note(label, state.fonts.regular);
     if (ImGui::Selectable(label.c_str(), state.conversation == c.id)) SelectConversation(state, c.id);
     DrawConversationMenu(state, c);
     ImGui::PopID();
@@ -52,6 +53,8 @@ void DrawSearchResults(AppState& state) {
         }
       }
     }
+    state.glyphs.Note(hit.title, state.fonts.regular);
+    state.glyphs.Note(hit.snippet, state.fonts.regular);
     if (!hit.snippet.empty()) {
       ImGui::PushTextWrapPos(0.0f);
       ImGui::TextDisabled("%s", hit.snippet.c_str());
@@ -71,6 +74,7 @@ void DrawSidebar(AppState& state) {
   }
   ImGui::SetNextItemWidth(-1);
   ImGui::InputTextWithHint("##search", "Search (Ctrl+F)", &state.search);
+  state.glyphs.Note(state.search, state.fonts.regular);
   if (state.undo) {
     ImGui::TextWrapped("Deleted \"%s\".", DisplayTitle(state.undo->title));
     ImGui::SameLine();
