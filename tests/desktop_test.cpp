@@ -7,7 +7,7 @@
 // has the validation layer on, and a validation message makes qwenvk exit 3.
 //
 // Sections: running the app / chat, branches, search, export and import / keyboard /
-// sidebar / a model that does not load / SIGKILL mid-reply / damaged database / locked database
+// sidebar / a model that does not load / quitting and SIGKILL mid-reply / damaged database / locked database
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -336,6 +336,27 @@ TEST(DesktopTest, AModelThatDoesNotLoadIsExplainedAndTheDraftKept) {
   EXPECT_FALSE(failed["banner"].get<std::string>().empty());
   EXPECT_EQ(failed["conversations"].size(), 0u);
   ExpectScreenshot(dir.path() / "failed.png");
+}
+
+// Closing the app while a reply streams ends the reply and commits it, complete.
+TEST(DesktopTest, QuittingMidReplyCommitsTheReply) {
+  TempDir dir;
+  RunScript(dir,
+            "wait-model\n"
+            "new-chat\n"
+            "set temperature 0\n"
+            "set max_new_tokens 100000\n"
+            "send Keep talking\n"
+            "wait-tokens 5\n"
+            "quit\n");
+  qvk::store::Store store(dir.path() / "chats.db");
+  const auto conversations = store.ListConversations();
+  ASSERT_EQ(conversations.size(), 1u);
+  const auto thread = store.Thread(conversations[0].current_leaf);
+  ASSERT_EQ(thread.size(), 2u);
+  EXPECT_EQ(thread[1].state, qvk::store::MessageState::Complete);
+  EXPECT_FALSE(thread[1].content.empty());
+  EXPECT_GE(thread[1].tokens, 5u);
 }
 
 // Kill -9 while a reply streams; the next start shows the conversation with the partial reply
