@@ -174,8 +174,9 @@ std::optional<std::string> ChatSession::TakeError() {
 void ChatSession::LoadModel(const ModelSettings& settings) {
   {
     std::lock_guard lock(mutex_);
-    // Replies still queued were meant for the old model; the one running stops at its next token.
-    std::erase_if(jobs_, [](const Job& job) { return !job.load.has_value(); });
+    // Replies still queued were meant for the old model, and loads still queued are replaced by
+    // this one; the reply running stops at its next token.
+    jobs_.clear();
     stop_requested_ = true;
     status_ = ModelStatus::Loading;
     progress_ = 0;
@@ -188,6 +189,11 @@ void ChatSession::LoadModel(const ModelSettings& settings) {
 }
 
 void ChatSession::RunLoad(const ModelSettings& settings) {
+  {
+    std::lock_guard lock(mutex_);
+    status_ = ModelStatus::Loading;
+    progress_ = 0;
+  }
   {
     // The old model's memory is freed before the new one asks for any.
     std::lock_guard lock(model_mutex_);
@@ -323,10 +329,16 @@ bool ChatSession::Send(store::Id conversation, const std::string& text) {
     if (!chat) throw Error("the conversation no longer exists");
     const store::Id message =
         store_.AddMessage(conversation, chat->current_leaf, "user", text, store::MessageState::Complete);
-    if (chat->title.empty() || chat->title == kDefaultTitle) {
-      store_.RenameConversation(conversation, TitleFromMessage(text));
-    }
     QueueReplyLocked({.conversation = conversation, .parent = message, .continued = 0});
+    // The message is stored and its reply queued: a title that cannot be written now is only a
+    // warning, so a retry never stores the message twice.
+    if (chat->title.empty() || chat->title == kDefaultTitle) {
+      try {
+        store_.RenameConversation(conversation, TitleFromMessage(text));
+      } catch (const Error& e) {
+        spdlog::warn("could not title conversation {}: {}", conversation, e.what());
+      }
+    }
     return true;
   } catch (const Error& e) {
     error_ = e.what();
@@ -341,8 +353,9 @@ bool ChatSession::Regenerate(store::Id assistant_message) {
     const auto message = store_.GetMessage(assistant_message);
     if (!message || message->role != "assistant") throw Error("only a reply can be regenerated");
     if (message->parent_id == 0) throw Error("this reply answers no message, so there is nothing to regenerate from");
-    // The branch on screen ends at the question until the new reply's first token arrives.
-    store_.SetCurrentLeaf(message->conversation_id, message->parent_id);
+    // The current leaf moves to the new reply at its first token (AddMessage); until then the UI
+    // shows the branch up to the question (LiveReply::parent), and a reply that never starts
+    // leaves the old one on screen.
     QueueReplyLocked({.conversation = message->conversation_id, .parent = message->parent_id, .continued = 0});
     return true;
   } catch (const Error& e) {
@@ -469,7 +482,13 @@ void ChatSession::RunReply(const ReplyJob& job) {
         row_streaming = true;
         last_flush = now;
       } else if (now - last_flush >= kFlushInterval) {
-        store_.UpdateMessage(message, text, store::MessageState::Streaming);
+        // A flush that fails (the database busy for a moment, the disk full) is retried at the
+        // next interval; generation goes on, and the final commit reports a lasting failure.
+        try {
+          store_.UpdateMessage(message, text, store::MessageState::Streaming);
+        } catch (const Error& e) {
+          spdlog::warn("saving the streaming reply failed, retrying: {}", e.what());
+        }
         last_flush = now;
       }
       std::lock_guard lock(mutex_);

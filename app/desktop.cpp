@@ -16,9 +16,8 @@
 namespace qvk::app {
 namespace {
 
-// The device saved in the settings, unless the command line chose one.
-std::optional<uint32_t> PreferredDevice(const DesktopOptions& options, store::Store* store) {
-  if (options.device) return options.device;
+// The device saved in the settings.
+std::optional<uint32_t> SavedDevice(store::Store* store) {
   if (!store) return std::nullopt;
   try {
     if (const auto saved = store->GetSetting(ui::kSettingDevice)) {
@@ -41,16 +40,29 @@ void StartSession(ui::AppState& state, const DesktopOptions& options) {
   } catch (const Error& e) {
     state.banner = e.what();
   }
-  if (options.model) model.path = *options.model;
+  // Saved absolute: the next start may be from another folder.
+  const std::optional<std::string> model_path =
+      options.model ? std::optional(std::filesystem::absolute(*options.model).string()) : std::nullopt;
+  if (model_path) model.path = *model_path;
   try {
     if (!state.store->read_only()) {
       state.store->PurgeDeleted();
-      if (options.model) state.store->SetSetting(ui::kSettingModelPath, *options.model);
+      if (model_path) state.store->SetSetting(ui::kSettingModelPath, *model_path);
     }
   } catch (const Error& e) {
     state.banner = e.what();  // a locked database: the model still loads; reading and typing work
   }
   if (!model.path.empty()) state.session->LoadModel(model);
+}
+
+// Whether this frame saw the mouse move or click, a key go down, or text typed.
+bool HadInput() {
+  const ImGuiIO& io = ImGui::GetIO();
+  if (io.MouseDelta.x != 0 || io.MouseDelta.y != 0 || io.MouseWheel != 0 || ImGui::IsAnyMouseDown()) return true;
+  for (const float down_for : io.KeysDownDuration) {
+    if (down_for >= 0) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -65,13 +77,13 @@ int RunDesktop(const DesktopOptions& options) {
   std::unique_ptr<store::Store> store;
   std::optional<ui::DatabaseProblem> problem;
   try {
-    store = std::make_unique<store::Store>(database);
+    store = std::make_unique<store::Store>(database, store::Store::Options{.single_writer = true});
   } catch (const store::StoreError& e) {
     problem = ui::DatabaseProblem{e.kind(), e.what(), {}};
     spdlog::error("{}", e.what());
   }
 
-  ui::Window window(ui::WindowOptions{.device = PreferredDevice(options, store.get())});
+  ui::Window window(ui::WindowOptions{.device = options.device, .preferred_device = SavedDevice(store.get())});
   const float scale = window.content_scale();
   ui::Fonts fonts = ui::LoadFonts(scale);
   window.RebuildFonts();
@@ -86,6 +98,8 @@ int RunDesktop(const DesktopOptions& options) {
                      .database_path = database,
                      .store = std::move(store),
                      .database_problem = problem};
+  state.banner = window.device_note();
+  int prompt_frames = 0;
   while (!state.quit && !window.ShouldClose()) {
     if (state.store && !state.session) StartSession(state, options);
     // Event driven: idle costs nothing; a streaming reply or a loading model redraws at 30 Hz;
@@ -93,11 +107,15 @@ int RunDesktop(const DesktopOptions& options) {
     const bool busy =
         state.session && (state.session->generating() || state.session->model_status() == ModelStatus::Loading);
     double wait = busy ? 1.0 / 30 : 0.5;
-    if (script && !script->waiting()) wait = 0;
+    if (prompt_frames > 0 || (script && !script->waiting())) wait = 0;
+    if (prompt_frames > 0) --prompt_frames;
     if (script) script->Step(state);
     window.BeginFrame(wait);
     ui::DrawApp(state);
     window.EndFrame();
+    // ImGui shows a window opened by a click or a key from its second frame, and text that moved
+    // settles over a few: after any input the next frames come at once, not at the next event.
+    if (HadInput()) prompt_frames = 3;
     if (state.glyphs.TakeNewGlyphs()) {
       // New CJK or Hangul text on screen: rebuild the atlas with its glyphs (between frames, as
       // the old fonts' pointers die with it).

@@ -115,6 +115,9 @@ int main(int argc, char** argv) {
   } catch (const qvk::Error& e) {
     std::fprintf(stderr, "qwenvk: %s\n", e.what());
     status = 1;
+  } catch (const std::exception& e) {  // out of memory, a file system failure: said, not a crash
+    std::fprintf(stderr, "qwenvk: %s\n", e.what());
+    status = 1;
   }
   // With QWENVK_VALIDATION=1 a validation message is a failure, whatever the command did.
   if (const uint64_t messages = qvk::Instance::ProcessValidationMessageCount(); messages > 0) {

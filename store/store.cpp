@@ -2,11 +2,15 @@
 // transactions / conversations / messages / search / settings / maintenance
 #include "store/store.h"
 
+#include <fcntl.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include <fmt/core.h>
@@ -264,6 +268,19 @@ Store::Store(const std::filesystem::path& path, const Options& options) : path_(
                                                        path_.parent_path().string(), error.message()));
     }
   }
+  if (options.single_writer && !read_only_) {
+    const std::string lock_path = path_.string() + ".lock";
+    writer_lock_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (writer_lock_ < 0) {
+      throw StoreError(StoreErrorKind::Io, fmt::format("Could not create {}: {}.", lock_path, std::strerror(errno)));
+    }
+    if (::flock(writer_lock_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(writer_lock_);
+      throw StoreError(
+          StoreErrorKind::Locked,
+          fmt::format("Another QwenVK is using {}. Close it, or open the conversations read-only.", path_.string()));
+    }
+  }
   const int flags = read_only_ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   try {
     const int code = sqlite3_open_v2(path_.c_str(), &db_, flags, nullptr);
@@ -271,12 +288,14 @@ Store::Store(const std::filesystem::path& path, const Options& options) : path_(
     Configure();
   } catch (...) {
     sqlite3_close(db_);
+    if (writer_lock_ >= 0) ::close(writer_lock_);
     throw;
   }
 }
 
 Store::~Store() {
   sqlite3_close(db_);
+  if (writer_lock_ >= 0) ::close(writer_lock_);  // releases the flock
 }
 
 void Store::Configure() {

@@ -92,6 +92,10 @@ class Store {
  public:
   struct Options {
     bool read_only = false;  // the way out of a locked or damaged database: look, export, nothing else
+    // The app's own store: one writer process at a time (a lock file beside the database), so a
+    // second QwenVK cannot mark the first one's streaming reply interrupted or purge its undo.
+    // A second one gets StoreErrorKind::Locked and can open read-only.
+    bool single_writer = false;
   };
   // Opens (creating it and its folder if missing) and migrates to the current schema.
   // Throws StoreError: Locked, Corrupt (not a database / integrity failure), NewerSchema, Io.
@@ -180,6 +184,7 @@ class Store {
   std::filesystem::path path_;
   bool read_only_ = false;
   sqlite3* db_ = nullptr;
+  int writer_lock_ = -1;  // the lock file's descriptor, held while open (Options::single_writer)
   mutable std::recursive_mutex mutex_;
   uint64_t revision_ = 0;
   int transaction_depth_ = 0;

@@ -224,8 +224,11 @@ TEST(DesktopTest, KeyboardSendsStopsAndSearches) {
                 "\n"
                 "key enter\n"
                 "wait-tokens 3\n"
+                "type keep me\n"
                 "key escape\n"
                 "wait-reply\n"
+                "key escape\n"
+                "frames 2\n"
                 "dump " +
                 P(dir, "stopped.json") +
                 "\n"
@@ -249,6 +252,7 @@ TEST(DesktopTest, KeyboardSendsStopsAndSearches) {
   EXPECT_GE(stopped["branch"][1]["tokens"].get<int>(), 3);
   EXPECT_LT(stopped["branch"][1]["tokens"].get<int>(), 100000);
   EXPECT_FALSE(stopped["generating"].get<bool>());
+  EXPECT_EQ(stopped["draft"], "keep me");  // Esc stops the reply; it never erases what is typed
 
   const json search = ReadJson(dir.path() / "search.json");
   EXPECT_EQ(search["search"], "line");

@@ -419,6 +419,20 @@ TEST_F(StoreTest, LockedDatabaseFailsWritesAndLosesNothing) {
   EXPECT_EQ(store.Thread(after).size(), 2u);
 }
 
+TEST_F(StoreTest, OneSingleWriterAtATimeOthersReadOnly) {
+  const Store::Options writer{.read_only = false, .single_writer = true};
+  {
+    Store app(DbPath(), writer);
+    app.CreateConversation("mine", {});
+    EXPECT_EQ(KindOf([&] { Store second_app(DbPath(), writer); }), StoreErrorKind::Locked);
+    ExpectMentions(ErrorOf([&] { Store second_app(DbPath(), writer); }), {"Another QwenVK", DbPath().string()});
+    Store viewer(DbPath(), Store::Options{.read_only = true, .single_writer = true});
+    EXPECT_EQ(viewer.ListConversations().size(), 1u);
+  }
+  Store next_start(DbPath(), writer);  // the lock went with the first store
+  EXPECT_EQ(next_start.ListConversations().size(), 1u);
+}
+
 // --- durability and concurrency -------------------------------------------------------------
 TEST_F(StoreTest, ProcessKilledMidReplyLeavesAnInterruptedMessage) {
   const pid_t child = fork();

@@ -14,13 +14,14 @@
 namespace qvk::ui {
 namespace {
 
-// Runs a store call; a StoreError (disk full, locked, read-only) becomes the banner.
+// Runs a store or file call; its error (disk full, locked, read-only, a file system failure)
+// becomes the banner.
 template <class Fn>
 bool Guarded(AppState& state, Fn&& fn) {
   try {
     fn();
     return true;
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     state.banner = e.what();
     spdlog::warn("{}", e.what());
     return false;
@@ -271,7 +272,8 @@ app::ModelSettings ConfiguredModel(AppState& state) {
 
 bool OpenDatabase(AppState& state, bool read_only) {
   try {
-    state.store = std::make_unique<store::Store>(state.database_path, store::Store::Options{.read_only = read_only});
+    state.store = std::make_unique<store::Store>(state.database_path,
+                                                 store::Store::Options{.read_only = read_only, .single_writer = true});
     state.database_problem.reset();
     return true;
   } catch (const store::StoreError& e) {
@@ -291,10 +293,16 @@ bool MoveDatabaseAsideAndStartFresh(AppState& state) {
         fmt::format("could not move {} aside: {}", state.database_path.string(), ec.message());
     return false;
   }
-  // The WAL and shared-memory files belong to the old database; they go with it.
+  // The WAL and shared-memory files belong to the old database (its latest commits may be in the
+  // WAL); they go with it, or the new database would open beside them.
   for (const char* suffix : {"-wal", "-shm"}) {
     const std::filesystem::path side = state.database_path.string() + suffix;
-    if (std::filesystem::exists(side)) std::filesystem::rename(side, aside.string() + suffix, ec);
+    if (!std::filesystem::exists(side, ec)) continue;
+    std::filesystem::rename(side, aside.string() + suffix, ec);
+    if (ec) {
+      state.database_problem->message = fmt::format("could not move {} aside: {}", side.string(), ec.message());
+      return false;
+    }
   }
   if (!OpenDatabase(state, false)) return false;
   state.banner = fmt::format("The old database was kept as {}", aside.string());
@@ -315,6 +323,9 @@ bool CopyDatabaseFile(AppState& state) {
   const std::filesystem::path copy = BackupPath(state.database_path);
   std::error_code ec;
   std::filesystem::copy_file(state.database_path, copy, ec);
+  // The latest commits may still be in the WAL: it is copied beside the copy, where SQLite finds it.
+  const std::filesystem::path wal = state.database_path.string() + "-wal";
+  if (!ec && std::filesystem::exists(wal, ec)) std::filesystem::copy_file(wal, copy.string() + "-wal", ec);
   if (ec) {
     state.database_problem->message = fmt::format("could not copy {}: {}", state.database_path.string(), ec.message());
     return false;

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <imgui.h>
+#include <imgui_internal.h>
 #include <imgui_stdlib.h>
 
 #include "ui/actions.h"
@@ -149,7 +150,15 @@ void DrawMessages(AppState& state) {
     ImGui::TextDisabled("System prompt: %s", conversation->settings.system_prompt.c_str());
     ImGui::Separator();
   }
-  for (size_t i = 0; i < thread.size(); ++i) DrawMessage(state, thread[i], live, i + 1 == thread.size());
+  // A reply that has not produced its first token yet answers live.parent: the branch on screen
+  // ends there (a regenerated reply's predecessor stays in the store, one arrow away).
+  size_t shown = thread.size();
+  if (live_here && live.message == 0) {
+    for (size_t i = 0; i < thread.size(); ++i) {
+      if (thread[i].id == live.parent) shown = i + 1;
+    }
+  }
+  for (size_t i = 0; i < shown; ++i) DrawMessage(state, thread[i], live, i + 1 == shown);
   if (live_here && live.message == 0) {
     ImGui::PushFont(state.fonts.bold);
     ImGui::TextUnformatted("Assistant");
@@ -172,6 +181,13 @@ void DrawInput(AppState& state) {
   // ImGui 1.86 inserts a newline for Ctrl+Enter when CtrlEnterForNewLine is set and returns on a
   // plain Enter; the chat convention is Shift+Enter, so Shift is presented to the widget as Ctrl.
   ImGuiIO& io = ImGui::GetIO();
+  // Esc means Stop (main_panel.cpp); ImGui's text box would also take it as "revert to the text
+  // it had when focused" and lose the draft. The press is taken away while the box is active.
+  const int escape = ImGui::GetKeyIndex(ImGuiKey_Escape);
+  if (ImGui::GetActiveID() == ImGui::GetID("##draft") && io.KeysDown[escape]) {
+    io.KeysDown[escape] = false;
+    io.KeysDownDuration[escape] = -1.0f;
+  }
   const bool ctrl = io.KeyCtrl;
   const ImGuiKeyModFlags mods = io.KeyMods;
   const bool enter = ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Enter)) ||

@@ -9,7 +9,8 @@
 namespace qvk::ui {
 
 void DrawDatabaseProblem(AppState& state) {
-  DatabaseProblem& problem = *state.database_problem;
+  // A copy: a way out that succeeds clears state.database_problem in the middle of this panel.
+  const DatabaseProblem problem = *state.database_problem;
   ImGui::PushFont(state.fonts.bold);
   ImGui::TextUnformatted("Your conversations could not be opened");
   ImGui::PopFont();

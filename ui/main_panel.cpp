@@ -15,11 +15,8 @@ void HandleShortcuts(AppState& state) {
   // GLFW key codes, which ImGui 1.86's GLFW backend uses as key indices, are ASCII for letters.
   if (io.KeyCtrl && ImGui::IsKeyPressed('N', false)) NewConversation(state);
   if (io.KeyCtrl && ImGui::IsKeyPressed('F', false)) state.focus_search = true;
-  const int escape = ImGui::GetKeyIndex(ImGuiKey_Escape);
-  if (state.chat().generating() && ImGui::IsKeyPressed(escape, false)) {
+  if (state.chat().generating() && ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Escape), false)) {
     StopGeneration(state);
-    // Esc belongs to Stop here: ImGui's text box would also take it as "revert the draft".
-    io.KeysDownDuration[escape] = -1.0f;
   }
 }
 
@@ -85,7 +82,25 @@ void DrawDialogs(AppState& state) {
 
 }  // namespace
 
-void DrawApp(AppState& state) {
+namespace {
+
+// Ends every window, child and popup opened since the stack was `depth` deep, as the code that
+// threw would have.
+void UnwindWindows(int depth) {
+  ImGuiContext& g = *ImGui::GetCurrentContext();
+  while (g.CurrentWindowStack.Size > depth) {
+    ImGui::ErrorCheckEndWindowRecover(nullptr);
+    const ImGuiWindowFlags flags = ImGui::GetCurrentWindow()->Flags;
+    if (flags & ImGuiWindowFlags_Popup)
+      ImGui::EndPopup();
+    else if (flags & ImGuiWindowFlags_ChildWindow)
+      ImGui::EndChild();
+    else
+      ImGui::End();
+  }
+}
+
+void DrawMain(AppState& state) {
   const ImGuiViewport* viewport = ImGui::GetMainViewport();
   ImGui::SetNextWindowPos(viewport->WorkPos);
   ImGui::SetNextWindowSize(viewport->WorkSize);
@@ -93,38 +108,38 @@ void DrawApp(AppState& state) {
                                 ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_NoBringToFrontOnFocus |
                                 ImGuiWindowFlags_MenuBar;
   ImGui::Begin("QwenVK", nullptr, host);
-  ImGuiWindow* const host_window = ImGui::GetCurrentWindow();
-  try {
-    if (state.database_problem) {
-      DrawDatabaseProblem(state);
-    } else if (state.session) {  // made by the frame loop once the store is open
-      HandleShortcuts(state);
-      DrawMenuBar(state);
-      DrawBanner(state);
-      const float sidebar_width = 260.0f * ImGui::GetIO().FontGlobalScale * state.window.content_scale();
-      ImGui::BeginChild("sidebar", ImVec2(sidebar_width, 0), true);
-      DrawSidebar(state);
-      ImGui::EndChild();
-      ImGui::SameLine();
-      ImGui::BeginChild("chat", ImVec2(0, 0), false);
-      DrawChat(state);
-      ImGui::EndChild();
-    }
-  } catch (const Error& e) {
-    // A store read failed mid-frame (disk gone, database damaged while open): say so and unwind
-    // ImGui's stacks rather than crash; nothing is lost, the next frame tries again.
-    state.banner = e.what();
-    while (ImGui::GetCurrentWindow() != host_window) {
-      ImGui::ErrorCheckEndWindowRecover(nullptr);
-      if (ImGui::GetCurrentWindow()->Flags & ImGuiWindowFlags_ChildWindow)
-        ImGui::EndChild();
-      else
-        ImGui::End();
-    }
-    ImGui::ErrorCheckEndWindowRecover(nullptr);
+  if (state.database_problem) {
+    DrawDatabaseProblem(state);
+  } else if (state.session) {  // made by the frame loop once the store is open
+    HandleShortcuts(state);
+    DrawMenuBar(state);
+    DrawBanner(state);
+    const float sidebar_width = 260.0f * state.window.content_scale();
+    ImGui::BeginChild("sidebar", ImVec2(sidebar_width, 0), true);
+    DrawSidebar(state);
+    ImGui::EndChild();
+    ImGui::SameLine();
+    ImGui::BeginChild("chat", ImVec2(0, 0), false);
+    DrawChat(state);
+    ImGui::EndChild();
   }
   ImGui::End();
   if (state.session) DrawDialogs(state);
+}
+
+}  // namespace
+
+void DrawApp(AppState& state) {
+  const int depth = ImGui::GetCurrentContext()->CurrentWindowStack.Size;
+  try {
+    DrawMain(state);
+  } catch (const std::exception& e) {
+    // A store read failed mid-frame (disk gone, database damaged while open), or a file system
+    // call did: say so and unwind ImGui's stacks rather than crash; nothing is lost, and the next
+    // frame tries again.
+    state.banner = e.what();
+    UnwindWindows(depth);
+  }
 }
 
 }  // namespace qvk::ui

@@ -197,9 +197,10 @@ bool SetConversationSetting(AppState& state, const std::string& argument) {
     s.min_p = std::stof(value);
   else if (name == "repetition_penalty")
     s.repetition_penalty = std::stof(value);
-  else if (name == "seed")
-    s.seed = std::stoull(value), s.random_seed = false;
-  else if (name == "max_new_tokens")
+  else if (name == "seed") {
+    s.seed = std::stoull(value);
+    s.random_seed = false;
+  } else if (name == "max_new_tokens")
     s.max_new_tokens = static_cast<uint32_t>(std::stoul(value));
   else if (name == "system_prompt")
     s.system_prompt = value;

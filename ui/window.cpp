@@ -202,6 +202,7 @@ struct Window::State {
   std::unique_ptr<GLFWwindow, GlfwWindowDeleter> window;
   Surface surface;
   std::vector<DeviceInfo> devices;
+  std::string device_note;  // why the saved device was not used
   std::unique_ptr<Device> device;
   std::optional<Swapchain> swapchain;
   VkExtent2D swapchain_size{0, 0};  // the framebuffer size it was last built for
@@ -247,7 +248,17 @@ Window::Window(const WindowOptions& options) {
   s.surface = Surface(*s.instance, surface);
 
   s.devices = EnumerateDevices(*s.instance, surface);
-  const DeviceInfo& chosen = ChooseDevice(s.devices, options.device, surface);
+  std::optional<uint32_t> requested = options.device;
+  if (!requested && options.preferred_device) {
+    const uint32_t saved = *options.preferred_device;
+    if (saved < s.devices.size() && s.devices[saved].usable()) {
+      requested = saved;
+    } else {
+      s.device_note = fmt::format("The saved device {} cannot be used ({}); another was chosen.", saved,
+                                  saved < s.devices.size() ? s.devices[saved].unusable_reason : "not present");
+    }
+  }
+  const DeviceInfo& chosen = ChooseDevice(s.devices, requested, surface);
   s.device = std::make_unique<Device>(*s.instance, chosen, DeviceOptions{surface});
   s.swapchain_size = FramebufferSize(s.window.get());
   s.swapchain.emplace(*s.device, surface, s.swapchain_size);
@@ -318,8 +329,8 @@ bool Window::ShouldClose() const {
 void Window::RequestClose() {
   glfwSetWindowShouldClose(state_->window.get(), GLFW_TRUE);
 }
-void Window::Wake() {
-  glfwPostEmptyEvent();
+const std::string& Window::device_note() const {
+  return state_->device_note;
 }
 GLFWwindow* Window::glfw_window() {
   return state_->window.get();

@@ -20,10 +20,13 @@ struct WindowOptions {
   int height = 800;
   std::string title = "QwenVK";
   std::optional<uint32_t> device;  // as `--device N`; else QWENVK_DEVICE, else the best that can present
+  // The device saved in the settings: used when it can present to the window, else the choice is
+  // automatic and device_note() says why (a removed GPU must not keep the app from starting).
+  std::optional<uint32_t> preferred_device;
 };
 
 // One window per process (GLFW is process-wide). Every method runs on the thread that made the
-// window, except Wake() and device(), whose Device serializes queue use with other threads.
+// window, except device(), whose Device serializes queue use with other threads.
 // Those other threads must be done with device() before the Window is destroyed.
 class Window {
  public:
@@ -38,11 +41,11 @@ class Window {
   Device& device();
   // Every device with the reason it cannot be used (presenting to this window included).
   const std::vector<DeviceInfo>& devices() const;
+  // Why the saved device was not used; empty when it was, or none was saved.
+  const std::string& device_note() const;
 
   bool ShouldClose() const;
   void RequestClose();
-  // Any thread: ends the current BeginFrame wait early (new text to show, say).
-  void Wake();
   // The monitor's content scale (1 on ordinary displays, 2 on HiDPI ones): size fonts by it.
   float content_scale() const;
   GLFWwindow* glfw_window();
