@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "app/chat_session.h"
 #include "store/store.h"
@@ -61,6 +62,8 @@ struct AppState {
   std::string dialog_text;   // rename title, export or import path
   bool export_json = false;  // the export dialog's format
   SettingsForm settings_form;
+  // The conversation settings dialog's form: which conversation, and its values while edited.
+  std::optional<std::pair<store::Id, store::ConversationSettings>> conversation_form;
   FilePicker model_picker;
   std::string banner;  // last error or notice, shown until dismissed
   bool focus_draft = true;

@@ -400,6 +400,7 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   }
   if (name == "close") {
     state.dialog = Dialog::None;
+    state.conversation_form.reset();
     return true;
   }
   if (name == "export-md" || name == "export-json") {
