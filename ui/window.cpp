@@ -19,6 +19,7 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>
 
+#include "gpu/device_handle.h"
 #include "gpu/error.h"
 #include "gpu/memory.h"
 #include "gpu/swapchain.h"
@@ -66,43 +67,13 @@ struct GlfwWindowDeleter {
   void operator()(GLFWwindow* window) const { glfwDestroyWindow(window); }
 };
 
-// Move-only owner of one device-level Vulkan handle.
-template <class Handle, void (*Destroy)(VkDevice, Handle, const VkAllocationCallbacks*)>
-class Owned {
- public:
-  Owned() = default;
-  Owned(VkDevice device, Handle handle) : device_(device), handle_(handle) {}
-  ~Owned() { Release(); }
-  Owned(Owned&& other) noexcept : device_(other.device_), handle_(std::exchange(other.handle_, VK_NULL_HANDLE)) {}
-  Owned& operator=(Owned&& other) noexcept {
-    if (this != &other) {
-      Release();
-      device_ = other.device_;
-      handle_ = std::exchange(other.handle_, VK_NULL_HANDLE);
-    }
-    return *this;
-  }
-  Owned(const Owned&) = delete;
-  Owned& operator=(const Owned&) = delete;
-
-  Handle get() const { return handle_; }
-
- private:
-  void Release() {
-    if (handle_ != VK_NULL_HANDLE) Destroy(device_, handle_, nullptr);
-    handle_ = VK_NULL_HANDLE;
-  }
-  VkDevice device_ = VK_NULL_HANDLE;
-  Handle handle_ = VK_NULL_HANDLE;
-};
-
 // What one frame in flight records and synchronizes with. Its own pool, reset whole each frame:
 // the Device's pool belongs to the compute thread.
 struct FrameSlot {
-  Owned<VkCommandPool, vkDestroyCommandPool> pool;
+  CommandPoolHandle pool;
   VkCommandBuffer cmd = VK_NULL_HANDLE;  // freed with the pool
-  Owned<VkFence, vkDestroyFence> done;   // signalled when the frame's submission has finished
-  Owned<VkSemaphore, vkDestroySemaphore> image_acquired;
+  FenceHandle done;                      // signalled when the frame's submission has finished
+  SemaphoreHandle image_acquired;
 };
 
 FrameSlot MakeFrameSlot(const Device& device) {
@@ -207,7 +178,7 @@ struct Window::State {
   std::optional<Swapchain> swapchain;
   VkExtent2D swapchain_size{0, 0};  // the framebuffer size it was last built for
   bool swapchain_stale = false;     // out of date or suboptimal: rebuild before the next frame
-  Owned<VkDescriptorPool, vkDestroyDescriptorPool> descriptor_pool;
+  DescriptorPoolHandle descriptor_pool;
   std::vector<FrameSlot> frames;
   uint32_t next_frame = 0;
   ImGuiContextOwner imgui;
