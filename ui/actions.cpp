@@ -345,9 +345,11 @@ bool BackUpDatabase(AppState& state) {
 void CheckDatabaseIntegrity(AppState& state) {
   try {
     store::Store reader(state.database_path, store::Store::Options{.read_only = true});
-    state.database_problem->integrity_report = reader.IntegrityCheck();
-  } catch (const Error& e) {
-    state.database_problem->integrity_report = e.what();
+    state.database_problem->integrity_report = "PRAGMA integrity_check:\n" + reader.IntegrityCheck();
+  } catch (const Error&) {
+    state.database_problem->integrity_report =
+        "PRAGMA integrity_check could not run: SQLite cannot read this file as a database. Its bytes are "
+        "untouched: \"Make a copy\" keeps them, \"Keep it aside\" starts a new database beside it.";
   }
 }
 

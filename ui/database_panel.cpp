@@ -38,7 +38,9 @@ void DrawDatabaseProblem(AppState& state) {
   if (!problem.integrity_report.empty()) {
     ImGui::Separator();
     ImGui::BeginChild("report", ImVec2(0, 0), true);
+    ImGui::PushTextWrapPos(0.0f);
     ImGui::TextUnformatted(problem.integrity_report.c_str());
+    ImGui::PopTextWrapPos();
     ImGui::EndChild();
   }
 }
