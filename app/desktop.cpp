@@ -16,18 +16,15 @@
 namespace qvk::app {
 namespace {
 
-// The device saved in the settings.
+// The device saved in the settings; a database that cannot be read leaves the choice automatic.
 std::optional<uint32_t> SavedDevice(store::Store* store) {
   if (!store) return std::nullopt;
   try {
-    if (const auto saved = store->GetSetting(ui::kSettingDevice)) {
-      const int index = std::stoi(*saved);
-      if (index >= 0) return static_cast<uint32_t>(index);
-    }
-  } catch (const std::exception& e) {
+    return ui::SavedDevice(*store);
+  } catch (const Error& e) {
     spdlog::warn("ignoring the saved device setting: {}", e.what());
+    return std::nullopt;
   }
-  return std::nullopt;
 }
 
 // The chat session exists once the store does (at start, or after the user resolved a database

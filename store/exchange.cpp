@@ -229,18 +229,6 @@ std::string ExportMarkdown(Store& store, Id conversation_id) {
 // --- JSON export ----------------------------------------------------------------------------
 namespace {
 
-const char* StateName(MessageState state) {
-  switch (state) {
-    case MessageState::Complete:
-      return "complete";
-    case MessageState::Streaming:
-      return "streaming";
-    case MessageState::Interrupted:
-      return "interrupted";
-  }
-  return "complete";
-}
-
 Json IdOrNull(Id id) {
   return id == 0 ? Json(nullptr) : Json(id);
 }
@@ -260,7 +248,7 @@ std::string ExportJson(Store& store, Id conversation_id) {
                         {"parent", IdOrNull(message.parent_id)},
                         {"role", message.role},
                         {"content", message.content},
-                        {"state", StateName(message.state)},
+                        {"state", MessageStateName(message.state)},
                         {"created_ms", message.created_ms},
                         {"tokens", message.tokens},
                         {"tokens_per_s", Figure(message.tokens_per_s)},

@@ -31,18 +31,6 @@ int64_t NowMs() {
       .count();
 }
 
-const char* StateName(MessageState state) {
-  switch (state) {
-    case MessageState::Complete:
-      return "complete";
-    case MessageState::Streaming:
-      return "streaming";
-    case MessageState::Interrupted:
-      return "interrupted";
-  }
-  return "complete";
-}
-
 MessageState ParseState(std::string_view name) {
   if (name == "streaming") return MessageState::Streaming;
   if (name == "interrupted") return MessageState::Interrupted;
@@ -121,6 +109,18 @@ std::string SettingsColumn(const ConversationSettings& settings) {
 }
 
 }  // namespace
+
+const char* MessageStateName(MessageState state) {
+  switch (state) {
+    case MessageState::Complete:
+      return "complete";
+    case MessageState::Streaming:
+      return "streaming";
+    case MessageState::Interrupted:
+      return "interrupted";
+  }
+  return "complete";
+}
 
 // --- Statement: prepare, bind, step, read; finalized on scope exit ---------------------------
 class Store::Statement {
@@ -526,7 +526,7 @@ Id Store::AddMessage(Id conversation, Id parent, std::string_view role, std::str
     if (parent != 0) RequireMessageOf(conversation, parent);
     const int64_t now = NowMs();
     Statement insert(*this, sql::kInsertMessage, "save the message");
-    insert.Bind(1, conversation).BindId(2, parent).Bind(3, role).Bind(4, content).Bind(5, StateName(state));
+    insert.Bind(1, conversation).BindId(2, parent).Bind(3, role).Bind(4, content).Bind(5, MessageStateName(state));
     insert.Bind(6, now).Run();
     id = sqlite3_last_insert_rowid(db_);
     Statement touch(*this, sql::kTouchConversation, "save the message");
@@ -539,7 +539,7 @@ void Store::UpdateMessage(Id id, std::string_view content, MessageState state) {
   std::lock_guard lock(mutex_);
   Transaction([&] {
     Statement update(*this, sql::kUpdateMessage, "save the message");
-    ExpectChanged(update.Bind(1, id).Bind(2, content).Bind(3, StateName(state)).Run(), "Message", id);
+    ExpectChanged(update.Bind(1, id).Bind(2, content).Bind(3, MessageStateName(state)).Run(), "Message", id);
   });
 }
 

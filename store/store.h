@@ -66,6 +66,9 @@ enum class MessageState {
   Interrupted,  // was streaming when the app died: partial, can be continued
 };
 
+// "complete", "streaming" or "interrupted": the name stored in the database and in exports.
+const char* MessageStateName(MessageState state);
+
 struct Message {
   Id id = 0;
   Id conversation_id = 0;

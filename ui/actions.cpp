@@ -1,9 +1,11 @@
 // Sections: conversations / messages / files / settings / database problems
 #include "ui/actions.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <imgui.h>
@@ -230,6 +232,11 @@ app::ModelSettings ModelSettingsFrom(store::Store& db) {
 
 }  // namespace
 
+std::optional<uint32_t> SavedDevice(store::Store& db) {
+  const int index = IntSetting(db, kSettingDevice, -1);
+  return index >= 0 ? std::optional(static_cast<uint32_t>(index)) : std::nullopt;
+}
+
 void LoadSettingsForm(AppState& state) {
   SettingsForm& form = state.settings_form;
   form.model_path = state.db().GetSetting(kSettingModelPath).value_or("");
@@ -282,10 +289,19 @@ bool OpenDatabase(AppState& state, bool read_only) {
   }
 }
 
-bool MoveDatabaseAsideAndStartFresh(AppState& state) {
-  const auto stamp =
+namespace {
+
+// `<database>.<label>-<Unix seconds>`: a name beside the database that no earlier copy has.
+std::filesystem::path StampedSibling(const std::filesystem::path& database, std::string_view label) {
+  const auto seconds =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const std::filesystem::path aside = state.database_path.string() + fmt::format(".damaged-{}", stamp);
+  return database.string() + fmt::format(".{}-{}", label, seconds);
+}
+
+}  // namespace
+
+bool MoveDatabaseAsideAndStartFresh(AppState& state) {
+  const std::filesystem::path aside = StampedSibling(state.database_path, "damaged");
   std::error_code ec;
   std::filesystem::rename(state.database_path, aside, ec);
   if (ec) {
@@ -309,18 +325,8 @@ bool MoveDatabaseAsideAndStartFresh(AppState& state) {
   return true;
 }
 
-namespace {
-
-std::filesystem::path BackupPath(const std::filesystem::path& database) {
-  const auto stamp =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  return database.string() + fmt::format(".backup-{}", stamp);
-}
-
-}  // namespace
-
 bool CopyDatabaseFile(AppState& state) {
-  const std::filesystem::path copy = BackupPath(state.database_path);
+  const std::filesystem::path copy = StampedSibling(state.database_path, "backup");
   std::error_code ec;
   std::filesystem::copy_file(state.database_path, copy, ec);
   // The latest commits may still be in the WAL: it is copied beside the copy, where SQLite finds it.
@@ -335,7 +341,7 @@ bool CopyDatabaseFile(AppState& state) {
 }
 
 bool BackUpDatabase(AppState& state) {
-  const std::filesystem::path copy = BackupPath(state.database_path);
+  const std::filesystem::path copy = StampedSibling(state.database_path, "backup");
   return Guarded(state, [&] {
     state.db().Backup(copy);
     state.banner = fmt::format("Backed up to {}", copy.string());

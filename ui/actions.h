@@ -3,6 +3,7 @@
 // call the same ones, so a scripted test exercises the code a click does. Each reports failure in
 // state.banner (the UI shows it) and returns false; none throws.
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "store/store.h"
@@ -39,6 +40,8 @@ void LoadSettingsForm(AppState& state);
 bool ApplySettings(AppState& state);  // persists the form and reloads the model when it changed
 // The model settings stored in the database (path empty when none was chosen yet).
 app::ModelSettings ConfiguredModel(AppState& state);
+// The device stored in the settings; none for "automatic".
+std::optional<uint32_t> SavedDevice(store::Store& db);
 
 // --- database problems ---
 bool OpenDatabase(AppState& state, bool read_only);

@@ -33,6 +33,7 @@
 #include <backends/imgui_impl_glfw.h>
 #include <fmt/format.h>
 #include <imgui.h>
+#include <imgui_internal.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
@@ -77,18 +78,6 @@ std::vector<int> ParseKeys(const std::string& combo) {
       throw Error(fmt::format("unknown key \"{}\"", part));
   }
   return keys;
-}
-
-const char* StateName(store::MessageState s) {
-  switch (s) {
-    case store::MessageState::Complete:
-      return "complete";
-    case store::MessageState::Streaming:
-      return "streaming";
-    case store::MessageState::Interrupted:
-      return "interrupted";
-  }
-  return "?";
 }
 
 const char* ModelStatusName(app::ModelStatus s) {
@@ -154,7 +143,7 @@ json Dump(AppState& state) {
     branch.push_back({{"id", m.id},
                       {"role", m.role},
                       {"content", m.content},
-                      {"state", StateName(m.state)},
+                      {"state", store::MessageStateName(m.state)},
                       {"siblings", state.db().Siblings(m.conversation_id, m.parent_id).size()},
                       {"tokens", m.tokens},
                       {"notice", m.notice}});
@@ -321,15 +310,11 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   if (name == "type") {
     const std::string text = Unescape(arg);
     // Through the GLFW backend's char callback, one code point at a time, as a keyboard would.
-    for (size_t i = 0; i < text.size();) {
-      const auto byte = static_cast<unsigned char>(text[i]);
-      const int length = byte < 0x80 ? 1 : byte < 0xE0 ? 2 : byte < 0xF0 ? 3 : 4;
-      unsigned int code = length == 1 ? byte : byte & (0x3F >> (length - 1));
-      for (int k = 1; k < length && i + static_cast<size_t>(k) < text.size(); ++k) {
-        code = (code << 6) | (static_cast<unsigned char>(text[i + static_cast<size_t>(k)]) & 0x3F);
-      }
+    const char* const end = text.data() + text.size();
+    for (const char* at = text.data(); at < end;) {
+      unsigned int code = 0;
+      at += std::max(1, ImTextCharFromUtf8(&code, at, end));
       ImGui_ImplGlfw_CharCallback(state.window.glfw_window(), code);
-      i += static_cast<size_t>(length);
     }
     return true;
   }
