@@ -5,7 +5,7 @@
 #include <imgui.h>
 #include <spdlog/spdlog.h>
 
-#include "app/chat_session.h"
+#include "chat/chat_session.h"
 #include "app/commands.h"
 #include "ui/actions.h"
 #include "ui/fonts.h"
@@ -30,8 +30,8 @@ std::optional<uint32_t> SavedDevice(store::Store* store) {
 // The chat session exists once the store does (at start, or after the user resolved a database
 // problem); the first time, the model loads.
 void StartSession(ui::AppState& state, const DesktopOptions& options) {
-  state.session = std::make_unique<ChatSession>(*state.store, state.window.device());
-  ModelSettings model;
+  state.session = std::make_unique<chat::ChatSession>(*state.store, state.window.device());
+  chat::ModelSettings model;
   try {
     model = ui::ConfiguredModel(state);
   } catch (const Error& e) {
@@ -102,7 +102,7 @@ int RunDesktop(const DesktopOptions& options) {
     // Event driven: idle costs nothing; a streaming reply or a loading model redraws at 30 Hz;
     // a script that is not waiting runs as fast as frames go.
     const bool busy =
-        state.session && (state.session->generating() || state.session->model_status() == ModelStatus::Loading);
+        state.session && (state.session->generating() || state.session->model_status() == chat::ModelStatus::Loading);
     double wait = busy ? 1.0 / 30 : 0.5;
     if (prompt_frames > 0 || (script && !script->waiting())) wait = 0;
     if (prompt_frames > 0) --prompt_frames;

@@ -7,7 +7,7 @@
 
 #include "app/commands.h"
 #include "gpu/device.h"
-#include "gpu/error.h"
+#include "base/error.h"
 
 namespace qvk::app {
 namespace {

@@ -9,7 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/commands.h"
-#include "gpu/error.h"
+#include "base/error.h"
 #include "gpu/instance.h"
 
 namespace {

@@ -13,7 +13,7 @@
 
 #include "app/commands.h"
 #include "app/runtime.h"
-#include "gpu/error.h"
+#include "base/error.h"
 #include "model/generate.h"
 
 namespace qvk::app {

@@ -8,7 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include "gpu/error.h"
+#include "base/error.h"
 
 namespace qvk::app {
 namespace {
@@ -36,55 +36,6 @@ DType ParseQuant(const std::string& name) {
 
 }  // namespace
 
-// --- LoadedModel ------------------------------------------------------------------------------
-
-LoadedModel::LoadedModel(Device& device, std::unique_ptr<ModelFiles> files, const LoadedModelOptions& options,
-                         const LoadProgress& progress)
-    : files_(std::move(files)) {
-  const DeviceInfo& info = device.info();
-  const ModelConfig& c = files_->config();
-  const EngineOptions engine_options{.context = options.context != 0 ? options.context : DefaultContext(c)};
-
-  const uint64_t kv_bytes = KvCacheBytes(c, engine_options.context);
-  const uint64_t weight_bytes = files_->weights().total_bytes();
-  const uint64_t budget = options.gpu_mem_mib ? *options.gpu_mem_mib << 20 : info.DeviceLocalBytes();
-  spdlog::info("device {}: {}; weights {:.0f} MiB, KV cache {:.0f} MiB for {} tokens, budget {:.0f} MiB", info.index,
-               info.name, MiB(weight_bytes), MiB(kv_bytes), engine_options.context, MiB(budget));
-  const uint64_t work_bytes = Engine::WorkingMemoryBytes(c, engine_options);
-  if (kv_bytes + work_bytes > budget) {
-    throw Error(
-        fmt::format("the KV cache for {} tokens ({:.0f} MiB) and working memory ({:.0f} MiB) do not fit the "
-                    "GPU budget of {:.0f} MiB; {}",
-                    engine_options.context, MiB(kv_bytes), MiB(work_bytes), MiB(budget), options.budget_hint));
-  }
-  const LoadOptions load{.device_budget = budget - kv_bytes - work_bytes, .quantize = options.quantize};
-  weights_ = std::make_unique<ModelWeights>(LoadWeights(device, c, files_->weights(), load, progress));
-  engine_ = std::make_unique<Engine>(device, c, *weights_, engine_options);
-}
-
-LoadedModel::LoadedModel(Device& device, const std::filesystem::path& path, const LoadedModelOptions& options,
-                         const LoadProgress& progress)
-    : LoadedModel(device, std::make_unique<ModelFiles>(path), options, progress) {}
-
-LoadedModel::~LoadedModel() {
-  // The engine reads the weights; both release device memory before the files unmap.
-  engine_.reset();
-  weights_.reset();
-}
-
-void LoadedModel::LogWeightPlacement() const {
-  if (weights_->host_layers == 0 && weights_->host_bytes == 0) {
-    spdlog::info("all weights in GPU memory ({:.0f} MiB)", MiB(weights_->device_bytes));
-  } else {
-    spdlog::warn(
-        "GPU budget too small for all weights: {} of {} layers ({:.0f} MiB) stay in host memory and are read "
-        "over the bus each token (slower, same results)",
-        weights_->host_layers, files_->config().num_layers, MiB(weights_->host_bytes));
-  }
-}
-
-// --- Runtime ----------------------------------------------------------------------------------
-
 Runtime::Runtime(const ModelOptions& options) {
   // The model is parsed before any device is touched, so a bad path fails fast and plainly.
   auto files = std::make_unique<ModelFiles>(options.model);
@@ -92,7 +43,7 @@ Runtime::Runtime(const ModelOptions& options) {
   const auto devices = EnumerateDevices(*instance_);
   device_ = std::make_unique<Device>(*instance_, ChooseDevice(devices, options.device));
 
-  LoadedModelOptions load{.context = options.context, .gpu_mem_mib = options.gpu_mem_mib};
+  chat::LoadedModelOptions load{.context = options.context, .gpu_mem_mib = options.gpu_mem_mib};
   if (options.quant) load.quantize = ParseQuant(*options.quant);
   const bool tty = isatty(fileno(stderr)) != 0;
   int last_percent = -1;
@@ -102,7 +53,7 @@ Runtime::Runtime(const ModelOptions& options) {
     last_percent = percent;
     if (tty) std::fprintf(stderr, "\rloading weights %3d%% (%.0f / %.0f MiB)", percent, MiB(done), MiB(total));
   };
-  model_ = std::make_unique<LoadedModel>(*device_, std::move(files), load, progress);
+  model_ = std::make_unique<chat::LoadedModel>(*device_, std::move(files), load, progress);
   if (tty) std::fprintf(stderr, "\n");
   model_->LogWeightPlacement();
   LogHostMemory();

@@ -8,7 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "gpu/error.h"
+#include "base/error.h"
 #include "model/gguf.h"
 #include "model/gguf_model.h"
 

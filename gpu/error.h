@@ -3,19 +3,15 @@
 //  - VK_CHECK for Vulkan calls that cannot fail short of a driver bug or a lost device. It logs
 //    the expression, file, line and VkResult, then throws VulkanError so the app can still tell
 //    the user (a lost device is "impossible" until it happens).
-//  - qvk::Error for recoverable failures with a message meant for the user (bad setting,
-//    unsupported device, file too large for the device).
-#include <stdexcept>
+//  - qvk::Error (base/error.h) for recoverable failures with a message meant for the user (bad
+//    setting, unsupported device, file too large for the device).
 #include <string>
 
 #include <vulkan/vulkan.h>
 
-namespace qvk {
+#include "base/error.h"
 
-class Error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+namespace qvk {
 
 class VulkanError : public Error {
  public:

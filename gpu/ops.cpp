@@ -16,7 +16,9 @@
 namespace qvk {
 namespace {
 
-uint32_t CeilDiv(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
+uint32_t CeilDiv(uint64_t a, uint64_t b) {
+  return static_cast<uint32_t>((a + b - 1) / b);
+}
 
 // A sub-range of r, for kernels that see only part of a buffer.
 BufferRange Sub(const BufferRange& r, VkDeviceSize offset, VkDeviceSize size) {
@@ -27,65 +29,45 @@ void Require(bool condition, std::string_view op, std::string_view what) {
   if (!condition) throw Error(fmt::format("{}: {}", op, what));
 }
 
-constexpr uint32_t kMatMulTile = 64;          // TILE in matmul.comp
-constexpr uint32_t kMatVecMaxTokens = 4;      // above this, the tiled kernel reads weights once
-constexpr uint32_t kMaxHeadDim = 256;         // MAX_HEAD_DIM in attention.comp
+constexpr uint32_t kMatMulTile = 64;      // TILE in matmul.comp
+constexpr uint32_t kMatVecMaxTokens = 4;  // above this, the tiled kernel reads weights once
+constexpr uint32_t kMaxHeadDim = 256;     // MAX_HEAD_DIM in attention.comp
 
-struct TypeInfo {
-  const char* name;
-  uint32_t block_elements;
-  uint32_t block_bytes;
+// The kernels that read each weight type, indexed by DType.
+struct TypeKernels {
   KernelId matvec, matmul, embed;
 };
-
-// Indexed by DType. Block sizes are ggml's: QK = 32 for the *_0 / *_1 types, QK_K = 256 for K-quants.
-constexpr TypeInfo kTypes[] = {
-    {"F32", 1, 4, KernelId::MatVecF32, KernelId::MatMulF32, KernelId::EmbedF32},
-    {"F16", 1, 2, KernelId::MatVecF16, KernelId::MatMulF16, KernelId::EmbedF16},
-    {"BF16", 1, 2, KernelId::MatVecBF16, KernelId::MatMulBF16, KernelId::EmbedBF16},
-    {"Q8_0", 32, 34, KernelId::MatVecQ8_0, KernelId::MatMulQ8_0, KernelId::EmbedQ8_0},
-    {"Q4_0", 32, 18, KernelId::MatVecQ4_0, KernelId::MatMulQ4_0, KernelId::EmbedQ4_0},
-    {"Q4_1", 32, 20, KernelId::MatVecQ4_1, KernelId::MatMulQ4_1, KernelId::EmbedQ4_1},
-    {"Q5_0", 32, 22, KernelId::MatVecQ5_0, KernelId::MatMulQ5_0, KernelId::EmbedQ5_0},
-    {"Q5_1", 32, 24, KernelId::MatVecQ5_1, KernelId::MatMulQ5_1, KernelId::EmbedQ5_1},
-    {"Q4_K", 256, 144, KernelId::MatVecQ4_K, KernelId::MatMulQ4_K, KernelId::EmbedQ4_K},
-    {"Q5_K", 256, 176, KernelId::MatVecQ5_K, KernelId::MatMulQ5_K, KernelId::EmbedQ5_K},
-    {"Q6_K", 256, 210, KernelId::MatVecQ6_K, KernelId::MatMulQ6_K, KernelId::EmbedQ6_K},
+constexpr TypeKernels kTypeKernels[] = {
+    {KernelId::MatVecF32, KernelId::MatMulF32, KernelId::EmbedF32},
+    {KernelId::MatVecF16, KernelId::MatMulF16, KernelId::EmbedF16},
+    {KernelId::MatVecBF16, KernelId::MatMulBF16, KernelId::EmbedBF16},
+    {KernelId::MatVecQ8_0, KernelId::MatMulQ8_0, KernelId::EmbedQ8_0},
+    {KernelId::MatVecQ4_0, KernelId::MatMulQ4_0, KernelId::EmbedQ4_0},
+    {KernelId::MatVecQ4_1, KernelId::MatMulQ4_1, KernelId::EmbedQ4_1},
+    {KernelId::MatVecQ5_0, KernelId::MatMulQ5_0, KernelId::EmbedQ5_0},
+    {KernelId::MatVecQ5_1, KernelId::MatMulQ5_1, KernelId::EmbedQ5_1},
+    {KernelId::MatVecQ4_K, KernelId::MatMulQ4_K, KernelId::EmbedQ4_K},
+    {KernelId::MatVecQ5_K, KernelId::MatMulQ5_K, KernelId::EmbedQ5_K},
+    {KernelId::MatVecQ6_K, KernelId::MatMulQ6_K, KernelId::EmbedQ6_K},
 };
-static_assert(std::size(kTypes) == static_cast<size_t>(DType::Q6_K) + 1, "one kTypes row per DType");
+static_assert(std::size(kTypeKernels) == kDTypeCount, "one kTypeKernels row per DType");
 
-const TypeInfo& Info(DType type) {
+const TypeKernels& KernelsFor(DType type) {
   const auto index = static_cast<size_t>(type);
-  if (index >= std::size(kTypes)) throw Error(fmt::format("unknown weight type {}", index));
-  return kTypes[index];
+  if (index >= std::size(kTypeKernels)) throw Error(fmt::format("unknown weight type {}", index));
+  return kTypeKernels[index];
 }
 
 // The quantized kernels read their blocks byte by byte.
 void RequireWeightSupport(const Graph& g, DType type, std::string_view op) {
   if (IsQuantized(type) && !g.device().info().storage_8bit) {
-    throw Error(fmt::format("{}: {} weights: this device cannot read 8-bit storage buffers, which quantized weights need",
-                            op, DTypeName(type)));
+    throw Error(
+        fmt::format("{}: {} weights: this device cannot read 8-bit storage buffers, which quantized weights need", op,
+                    DTypeName(type)));
   }
 }
 
 }  // namespace
-
-const char* DTypeName(DType type) {
-  return static_cast<size_t>(type) < std::size(kTypes) ? kTypes[static_cast<size_t>(type)].name : "?";
-}
-
-uint32_t BlockElements(DType type) { return Info(type).block_elements; }
-
-uint32_t BlockBytes(DType type) { return Info(type).block_bytes; }
-
-VkDeviceSize RowBytes(DType type, uint32_t cols) {
-  const TypeInfo& info = Info(type);
-  if (cols % info.block_elements != 0) {
-    throw Error(fmt::format("a row of {} {} elements is not a whole number of {}-element blocks", cols, info.name,
-                            info.block_elements));
-  }
-  return static_cast<VkDeviceSize>(cols / info.block_elements) * info.block_bytes;
-}
 
 std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDeviceSize max_range) {
   if (max_range == 0) max_range = device.max_storage_buffer_range;
@@ -99,8 +81,8 @@ std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDev
   std::vector<RowSlice> slices;
   for (VkDeviceSize first = 0; first < m.rows; first += rows_per_slice) {
     const auto rows = static_cast<uint32_t>(std::min<VkDeviceSize>(rows_per_slice, m.rows - first));
-    slices.push_back({BufferRange(*m.buffer, m.offset + first * row_bytes, rows * row_bytes),
-                      static_cast<uint32_t>(first), rows});
+    slices.push_back(
+        {BufferRange(*m.buffer, m.offset + first * row_bytes, rows * row_bytes), static_cast<uint32_t>(first), rows});
   }
   return slices;
 }
@@ -119,7 +101,7 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   Require(!a.residual || a.residual->size >= a.y.size, "matmul", "residual smaller than Y");
   RequireWeightSupport(g, a.w.dtype, "matmul");
   const bool matvec = a.tokens <= kMatVecMaxTokens;
-  const KernelId kernel = matvec ? Info(a.w.dtype).matvec : Info(a.w.dtype).matmul;
+  const KernelId kernel = matvec ? KernelsFor(a.w.dtype).matvec : KernelsFor(a.w.dtype).matmul;
   const uint32_t flags = (a.bias ? QVK_FLAG_BIAS : 0u) | (a.residual ? QVK_FLAG_RESIDUAL : 0u);
   // Absent optional inputs are bound to X, which the kernel then never reads.
   const BufferRange bias = a.bias.value_or(a.x);
@@ -128,7 +110,7 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   const uint32_t wg = Spec(kernel).local_size_x;
   const uint32_t lanes = std::clamp(std::bit_ceil(CeilDiv(a.w.cols, 16)), 4u, 32u);
   for (const RowSlice& slice : SliceRows(g.device().info(), a.w)) {
-    const push::MatMulPush push{slice.rows, a.w.cols,  a.tokens, a.y_offset + slice.first_row,
+    const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, a.y_offset + slice.first_row,
                                 x_stride,   y_stride, flags,    lanes};
     const Groups groups = matvec ? GridFor(CeilDiv(slice.rows, wg / lanes))
                                  : Groups{CeilDiv(slice.rows, kMatMulTile), CeilDiv(a.tokens, kMatMulTile), 1};
@@ -191,7 +173,7 @@ void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32
   Require(ids.size >= tokens * 4ull && y.size >= static_cast<VkDeviceSize>(tokens) * table.cols * 4, "embed",
           "buffer too small");
   RequireWeightSupport(g, table.dtype, "embed");
-  const KernelId kernel = Info(table.dtype).embed;
+  const KernelId kernel = KernelsFor(table.dtype).embed;
   for (const RowSlice& slice : SliceRows(g.device().info(), table)) {
     g.Dispatch(kernel, {slice.range, ids, y}, push::EmbedPush{tokens, table.cols, slice.first_row, slice.rows},
                GridFor(tokens), label);
@@ -217,22 +199,31 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   Require(a.k_cache.size >= cache_bytes && a.v_cache.size >= cache_bytes, "attention", "cache too small");
   Require(a.q.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * q_stride + a.n_heads * a.head_dim) * 4, "attention",
           "Q too small");
-  Require(a.out.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * o_stride + a.n_heads * a.head_dim) * 4,
-          "attention", "O too small");
+  Require(a.out.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * o_stride + a.n_heads * a.head_dim) * 4, "attention",
+          "O too small");
   if (a.probs) {
-    Require(a.probs_stride > 0 &&
-                a.probs->size >= static_cast<VkDeviceSize>(a.n_heads) * a.tokens * a.probs_stride * 4,
+    Require(a.probs_stride > 0 && a.probs->size >= static_cast<VkDeviceSize>(a.n_heads) * a.tokens * a.probs_stride * 4,
             "attention", "probabilities buffer too small");
   }
   const float scale = a.scale != 0 ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
-  const push::AttentionPush push{a.tokens,   a.n_heads, a.n_kv_heads, a.head_dim,     q_stride,
-                                 o_stride,   a.capacity, a.window,    scale,          a.probs_stride,
+  const push::AttentionPush push{a.tokens,
+                                 a.n_heads,
+                                 a.n_kv_heads,
+                                 a.head_dim,
+                                 q_stride,
+                                 o_stride,
+                                 a.capacity,
+                                 a.window,
+                                 scale,
+                                 a.probs_stride,
                                  a.probs ? QVK_FLAG_PROBS : 0u};
   g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out)}, push,
              Groups{a.tokens, a.n_heads, 1}, label);
 }
 
-uint32_t TopKScratchCount(uint32_t count, uint32_t k) { return CeilDiv(count, QVK_TOPK_CHUNK) * k; }
+uint32_t TopKScratchCount(uint32_t count, uint32_t k) {
+  return CeilDiv(count, QVK_TOPK_CHUNK) * k;
+}
 
 void TopK(Graph& g, BufferRange values, uint32_t count, uint32_t k, BufferRange scratch_values,
           BufferRange scratch_indices, BufferRange out_values, BufferRange out_indices, std::string_view label) {

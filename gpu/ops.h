@@ -9,22 +9,12 @@
 
 #include <vulkan/vulkan.h>
 
+#include "base/dtype.h"
 #include "gpu/graph.h"
 
 namespace qvk {
 
 struct DeviceInfo;
-
-// Weight storage types. F32, F16 and BF16 store each element; the others are ggml's block formats
-// (ggml-common.h byte for byte): each run of BlockElements(type) elements of a row is one block
-// of BlockBytes(type) bytes holding f16 scales and packed integer quants.
-enum class DType : uint32_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K };
-const char* DTypeName(DType type);
-uint32_t BlockElements(DType type);  // 1 for F32, F16 and BF16
-uint32_t BlockBytes(DType type);
-inline bool IsQuantized(DType type) { return BlockElements(type) > 1; }
-// Bytes of a row of `cols` elements; throws when cols is not a whole number of blocks.
-VkDeviceSize RowBytes(DType type, uint32_t cols);
 
 // A row-major [rows, cols] weight matrix stored at `offset` in `buffer`. It may be larger than
 // one storage binding (Qwen's 151936 x 896 f16 embedding is 272 MB; lavapipe binds 128 MiB):
@@ -56,9 +46,9 @@ struct MatMulArgs {
   BufferRange x;
   BufferRange y;
   uint32_t tokens = 1;
-  uint32_t x_stride = 0;  // 0: w.cols
-  uint32_t y_stride = 0;  // 0: w.rows
-  uint32_t y_offset = 0;  // Y column (and bias index) of W's first row: projections side by side
+  uint32_t x_stride = 0;                // 0: w.cols
+  uint32_t y_stride = 0;                // 0: w.rows
+  uint32_t y_offset = 0;                // Y column (and bias index) of W's first row: projections side by side
   std::optional<BufferRange> bias;      // [w.rows] f32
   std::optional<BufferRange> residual;  // like y; may be y itself
 };
@@ -86,15 +76,13 @@ struct RopeArgs {
 void Rope(Graph& g, const RopeArgs& a, std::string_view label = {});
 
 // Y[t, i] = silu(GU[t, i]) * GU[t, inter + i]
-void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter,
-            std::string_view label = {});
+void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter, std::string_view label = {});
 
 // Y = A + B over count floats
 void Add(Graph& g, BufferRange a, BufferRange b, BufferRange y, uint32_t count, std::string_view label = {});
 
 // Y[t, :] = table[ids[t], :] as f32 (a quantized table needs 8-bit storage buffers, as MatMul)
-void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens,
-           std::string_view label = {});
+void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens, std::string_view label = {});
 
 // Y[r, :] = softmax(scale * X[r, :])
 void Softmax(Graph& g, BufferRange x, BufferRange y, uint32_t rows, uint32_t cols, float scale = 1.0f,
@@ -106,16 +94,16 @@ struct AttentionArgs {
   BufferRange positions;  // uint32 [T]: query t sees keys 0..positions[t]
   BufferRange k_cache;    // f16 [Hkv, capacity, D]
   BufferRange v_cache;
-  BufferRange out;        // f32 [T, o_stride]
+  BufferRange out;  // f32 [T, o_stride]
   uint32_t tokens = 1;
   uint32_t n_heads = 0;
   uint32_t n_kv_heads = 0;
   uint32_t head_dim = 0;
   uint32_t capacity = 0;
-  uint32_t q_stride = 0;  // 0: n_heads * head_dim
-  uint32_t o_stride = 0;  // 0: n_heads * head_dim
-  uint32_t window = 0;    // 0: no sliding window
-  float scale = 0;        // 0: 1 / sqrt(head_dim)
+  uint32_t q_stride = 0;             // 0: n_heads * head_dim
+  uint32_t o_stride = 0;             // 0: n_heads * head_dim
+  uint32_t window = 0;               // 0: no sliding window
+  float scale = 0;                   // 0: 1 / sqrt(head_dim)
   std::optional<BufferRange> probs;  // f32 [H, T, probs_stride]
   uint32_t probs_stride = 0;
 };

@@ -23,7 +23,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "gpu/error.h"
+#include "base/error.h"
 
 namespace qvk {
 namespace {

@@ -11,7 +11,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "gpu/error.h"
+#include "base/error.h"
 #include "model/mapped_file.h"
 #include "model/safetensors.h"
 

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "gpu/device.h"
-#include "gpu/error.h"
+#include "base/error.h"
 
 namespace qvk {
 namespace {

@@ -18,7 +18,7 @@
 #include <fmt/format.h>
 
 #include "gpu/device.h"
-#include "gpu/error.h"
+#include "base/error.h"
 #include "gpu/ops.h"
 #include "model/rope_frequencies.h"
 

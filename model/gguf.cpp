@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "gpu/error.h"
+#include "base/error.h"
 
 namespace qvk {
 

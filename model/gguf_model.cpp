@@ -7,7 +7,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
-#include "gpu/error.h"
+#include "base/error.h"
 
 namespace qvk {
 namespace {

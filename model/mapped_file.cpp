@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "gpu/error.h"
+#include "base/error.h"
 
 namespace qvk {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "gpu/error.h"
+#include "base/error.h"
 #include "model/gguf.h"
 #include "model/gguf_model.h"
 #include "model/safetensors.h"

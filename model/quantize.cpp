@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
-#include "gpu/error.h"
-#include "gpu/numeric.h"
+#include "base/error.h"
+#include "base/numeric.h"
 
 namespace qvk {
 namespace {

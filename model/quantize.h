@@ -1,5 +1,5 @@
 #pragma once
-// ggml's block formats on the host (layouts in gpu/ops.h's DType, as ggml-common.h defines them).
+// ggml's block formats on the host (layouts in base/dtype.h's DType, as ggml-common.h defines them).
 //  - DequantizeRows is the reference the GPU kernels are tested against and what the loader uses
 //    for tensors too small to keep quantized; values round exactly as ggml's dequantize_row_*.
 //  - QuantizeRows follows ggml's quantize_row_*_ref, rounding included, so a tensor quantized
@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "gpu/ops.h"
+#include "base/dtype.h"
 
 namespace qvk {
 

@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "gpu/error.h"
+#include "base/error.h"
 
 namespace qvk {
 namespace {

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gpu/ops.h"
+#include "base/dtype.h"
 #include "model/mapped_file.h"
 
 namespace qvk {

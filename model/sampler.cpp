@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "gpu/error.h"
+#include "base/error.h"
 
 namespace qvk {
 

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "gpu/error.h"
+#include "base/error.h"
 #include "model/config.h"
 #include "model/gguf.h"
 #include "model/safetensors.h"

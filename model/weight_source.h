@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gpu/ops.h"
+#include "base/dtype.h"
 
 namespace qvk {
 

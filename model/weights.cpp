@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "gpu/device.h"
-#include "gpu/error.h"
+#include "base/error.h"
 #include "gpu/uploader.h"
 #include "model/quantize.h"
 #include "model/weight_source.h"

@@ -1,4 +1,4 @@
-// Sections: settings JSON / Markdown export / JSON export / import: checks / import: writing
+// Sections: Markdown export / JSON export / import: checks / import: writing
 #include "store/exchange.h"
 
 #include <algorithm>
@@ -14,74 +14,18 @@
 #include <utf8proc.h>
 #include <nlohmann/json.hpp>
 
+#include "store/json_fields.h"
+#include "store/settings.h"
+
 namespace qvk::store {
 namespace {
 
 using Json = nlohmann::ordered_json;
+using namespace json_fields;
 
 // Our files are three levels deep; anything far deeper is not one, and is refused before the
 // parser builds it.
 constexpr int kMaxJsonDepth = 16;
-
-[[noreturn]] void Reject(const std::string& problem) {
-  throw StoreError(StoreErrorKind::InvalidImport, problem);
-}
-
-std::string Quoted(const Json& value) {
-  std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
-  return text.size() > 60 ? text.substr(0, 57) + "..." : text;
-}
-
-void RejectUnknownFields(const Json& object, std::string_view where, std::initializer_list<std::string_view> known) {
-  for (const auto& [key, value] : object.items()) {
-    if (std::find(known.begin(), known.end(), key) == known.end()) {
-      Reject(fmt::format("{} has an unknown field \"{}\"", where, key));
-    }
-  }
-}
-
-const Json* Find(const Json& object, std::string_view key) {
-  const auto found = object.find(key);
-  return found == object.end() ? nullptr : &*found;
-}
-
-const Json& Require(const Json& object, std::string_view key, std::string_view where) {
-  const Json* value = Find(object, key);
-  if (value == nullptr) Reject(fmt::format("{} has no \"{}\"", where, key));
-  return *value;
-}
-
-std::string String(const Json& value, std::string_view where, size_t max_bytes) {
-  if (!value.is_string()) Reject(fmt::format("{} must be a string, not {}", where, Quoted(value)));
-  const auto& text = value.get_ref<const std::string&>();
-  if (text.size() > max_bytes) {
-    Reject(fmt::format("{} is {} bytes long; at most {} are accepted", where, text.size(), max_bytes));
-  }
-  return text;
-}
-
-bool Boolean(const Json& value, std::string_view where) {
-  if (!value.is_boolean()) Reject(fmt::format("{} must be true or false, not {}", where, Quoted(value)));
-  return value.get<bool>();
-}
-
-// Integers within [low, high]; JSON numbers with a fraction are refused.
-int64_t Integer(const Json& value, std::string_view where, int64_t low, int64_t high) {
-  const bool in_range = (value.is_number_unsigned() && value.get<uint64_t>() <= static_cast<uint64_t>(high) &&
-                         static_cast<int64_t>(value.get<uint64_t>()) >= low) ||
-                        (value.is_number_integer() && !value.is_number_unsigned() && value.get<int64_t>() >= low &&
-                         value.get<int64_t>() <= high);
-  if (!in_range)
-    Reject(fmt::format("{} must be a whole number from {} to {}, not {}", where, low, high, Quoted(value)));
-  return value.get<int64_t>();
-}
-
-double Number(const Json& value, std::string_view where, double low, double high) {
-  if (!value.is_number() || !(value.get<double>() >= low && value.get<double>() <= high)) {
-    Reject(fmt::format("{} must be a number from {} to {}, not {}", where, low, high, Quoted(value)));
-  }
-  return value.get<double>();
-}
 
 // The parser checks the UTF-8 of strings too, but this names the byte in words a user can act on.
 void RequireUtf8(std::string_view text) {
@@ -95,71 +39,7 @@ void RequireUtf8(std::string_view text) {
   }
 }
 
-// The double that prints as the float's shortest decimal (0.7f as 0.7, not 0.699999988): the
-// files stay readable, and reading it back as a float gives the same float.
-double Readable(float value) {
-  char text[32];
-  const std::to_chars_result printed = std::to_chars(text, text + sizeof text, value);
-  double shortest = value;
-  std::from_chars(text, printed.ptr, shortest);  // locale-independent, unlike strtod
-  return shortest;
-}
-
 }  // namespace
-
-// --- settings JSON --------------------------------------------------------------------------
-Json SettingsToJson(const ConversationSettings& settings) {
-  return Json{{"system_prompt", settings.system_prompt},
-              {"temperature", Readable(settings.temperature)},
-              {"top_k", settings.top_k},
-              {"top_p", Readable(settings.top_p)},
-              {"min_p", Readable(settings.min_p)},
-              {"repetition_penalty", Readable(settings.repetition_penalty)},
-              {"seed", settings.seed},
-              {"random_seed", settings.random_seed},
-              {"max_new_tokens", settings.max_new_tokens}};
-}
-
-ConversationSettings SettingsFromJson(const Json& json, std::string_view where) {
-  namespace limits = settings_limits;
-  if (!json.is_object()) Reject(fmt::format("{} must be an object, not {}", where, Quoted(json)));
-  RejectUnknownFields(json, where,
-                      {"system_prompt", "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed",
-                       "random_seed", "max_new_tokens"});
-  ConversationSettings settings;
-  const auto field = [&](std::string_view key) { return fmt::format("{}.{}", where, key); };
-  if (const Json* value = Find(json, "system_prompt")) {
-    settings.system_prompt = String(*value, field("system_prompt"), kMaxTextBytes);
-  }
-  if (const Json* value = Find(json, "temperature")) {
-    settings.temperature = static_cast<float>(Number(*value, field("temperature"), 0, limits::kMaxTemperature));
-  }
-  if (const Json* value = Find(json, "top_k")) {
-    settings.top_k = static_cast<uint32_t>(Integer(*value, field("top_k"), 0, limits::kMaxTopK));
-  }
-  if (const Json* value = Find(json, "top_p")) {
-    settings.top_p = static_cast<float>(Number(*value, field("top_p"), 0, limits::kMaxTopP));
-  }
-  if (const Json* value = Find(json, "min_p")) {
-    settings.min_p = static_cast<float>(Number(*value, field("min_p"), 0, limits::kMaxMinP));
-  }
-  if (const Json* value = Find(json, "repetition_penalty")) {
-    settings.repetition_penalty = static_cast<float>(
-        Number(*value, field("repetition_penalty"), limits::kMinRepetitionPenalty, limits::kMaxRepetitionPenalty));
-  }
-  if (const Json* value = Find(json, "seed")) {
-    if (!value->is_number_unsigned() && !(value->is_number_integer() && value->get<int64_t>() >= 0)) {
-      Reject(fmt::format("{} must be a whole number from 0 to {}, not {}", field("seed"),
-                         std::numeric_limits<uint64_t>::max(), Quoted(*value)));
-    }
-    settings.seed = value->get<uint64_t>();
-  }
-  if (const Json* value = Find(json, "random_seed")) settings.random_seed = Boolean(*value, field("random_seed"));
-  if (const Json* value = Find(json, "max_new_tokens")) {
-    settings.max_new_tokens = static_cast<uint32_t>(Integer(*value, field("max_new_tokens"), 1, limits::kMaxNewTokens));
-  }
-  return settings;
-}
 
 // --- Markdown export ------------------------------------------------------------------------
 namespace {

@@ -18,7 +18,7 @@
 #include <utf8proc.h>
 #include <nlohmann/json.hpp>
 
-#include "store/exchange.h"
+#include "store/settings.h"
 #include "store/sql.h"
 
 namespace qvk::store {

@@ -16,7 +16,8 @@
 #include <string_view>
 #include <vector>
 
-#include "gpu/error.h"
+#include "base/error.h"
+#include "store/settings.h"
 
 struct sqlite3;
 
@@ -34,20 +35,6 @@ class StoreError : public Error {
 
  private:
   StoreErrorKind kind_;
-};
-
-// Sampling and prompt settings of one conversation (stored as JSON in its row).
-struct ConversationSettings {
-  std::string system_prompt;
-  float temperature = 0.7f;
-  uint32_t top_k = 20;
-  float top_p = 0.8f;
-  float min_p = 0.0f;
-  float repetition_penalty = 1.05f;
-  uint64_t seed = 0;
-  bool random_seed = true;  // a fresh seed per reply; false: `seed`, so a reply can be reproduced
-  uint32_t max_new_tokens = 1024;
-  bool operator==(const ConversationSettings&) const = default;
 };
 
 struct Conversation {

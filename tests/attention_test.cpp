@@ -3,7 +3,7 @@
 // post-softmax probabilities of the attention-map mode.
 #include <cmath>
 
-#include "gpu/numeric.h"
+#include "base/numeric.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"
 

@@ -1,17 +1,17 @@
 // Sections: helpers / titles and continuation prompts / loading / replies / branches / context / streaming
-#include "app/chat_session.h"
+#include "chat/chat_session.h"
 
 #include <chrono>
 #include <thread>
 
 #include <gtest/gtest.h>
 
-#include "app/runtime.h"
+#include "chat/loaded_model.h"
 #include "model/generate.h"
 #include "tests/gpu_fixture.h"
 #include "tests/test_util.h"
 
-namespace qvk::app {
+namespace qvk::chat {
 namespace {
 
 using store::MessageState;
@@ -453,4 +453,4 @@ TEST_F(ChatSessionTest, AStreamingReplyIsFlushedToTheDatabase) {
 }
 
 }  // namespace
-}  // namespace qvk::app
+}  // namespace qvk::chat

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/test_util.h"
-#include "gpu/error.h"
+#include "base/error.h"
 #include "model/chat_template.h"
 #include "model/tokenizer.h"
 

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gpu/error.h"
+#include "base/error.h"
 #include "model/config.h"
 #include "tests/test_util.h"
 

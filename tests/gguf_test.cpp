@@ -22,8 +22,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gpu/error.h"
-#include "gpu/numeric.h"
+#include "base/error.h"
+#include "base/numeric.h"
 #include "model/chat_template.h"
 #include "model/config.h"
 #include "model/gguf.h"

@@ -4,7 +4,7 @@
 #include <optional>
 
 #include "gpu/error.h"
-#include "gpu/numeric.h"
+#include "base/numeric.h"
 
 namespace qvk::test {
 namespace {

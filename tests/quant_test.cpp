@@ -7,7 +7,7 @@
 #include <cmath>
 #include <initializer_list>
 
-#include "gpu/numeric.h"
+#include "base/numeric.h"
 #include "model/quantize.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"

@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gpu/numeric.h"
+#include "base/numeric.h"
 #include "model/rope_frequencies.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "gpu/error.h"
+#include "base/error.h"
 #include "model/config.h"
 #include "model/safetensors.h"
 #include "model/weight_source.h"

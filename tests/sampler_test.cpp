@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "gpu/error.h"
+#include "base/error.h"
 #include "model/sampler.h"
 
 namespace qvk {

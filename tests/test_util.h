@@ -16,7 +16,7 @@
 
 #include <gtest/gtest.h>
 
-#include "gpu/error.h"
+#include "base/error.h"
 
 namespace qvk::test {
 

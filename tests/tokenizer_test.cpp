@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/test_util.h"
-#include "gpu/error.h"
+#include "base/error.h"
 #include "model/tokenizer.h"
 
 namespace qvk::test {

@@ -105,8 +105,8 @@ bool SendDraft(AppState& state) {
   std::string text = state.draft;
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   if (text.empty()) return false;
-  if (state.chat().model_status() != app::ModelStatus::Ready) {
-    state.banner = state.chat().model_status() == app::ModelStatus::Loading
+  if (state.chat().model_status() != chat::ModelStatus::Ready) {
+    state.banner = state.chat().model_status() == chat::ModelStatus::Loading
                        ? "The model is still loading; your message stays here until it is ready."
                        : "No model is loaded: choose one in File > Settings. Your message stays here.";
     return false;
@@ -222,8 +222,8 @@ int IntSetting(store::Store& db, const char* key, int fallback) {
   }
 }
 
-app::ModelSettings ModelSettingsFrom(store::Store& db) {
-  app::ModelSettings settings;
+chat::ModelSettings ModelSettingsFrom(store::Store& db) {
+  chat::ModelSettings settings;
   settings.path = db.GetSetting(kSettingModelPath).value_or("");
   settings.context = static_cast<uint32_t>(std::max(0, IntSetting(db, kSettingContext, 0)));
   settings.gpu_mem_mib = static_cast<uint64_t>(std::max(0, IntSetting(db, kSettingGpuMem, 0)));
@@ -252,7 +252,7 @@ bool ApplySettings(AppState& state) {
     state.banner = "Context length and GPU memory must be 0 (automatic) or more.";
     return false;
   }
-  const app::ModelSettings before = ModelSettingsFrom(state.db());
+  const chat::ModelSettings before = ModelSettingsFrom(state.db());
   const bool ok = Guarded(state, [&] {
     state.db().Transaction([&] {
       state.db().SetSetting(kSettingModelPath, form.model_path);
@@ -262,16 +262,16 @@ bool ApplySettings(AppState& state) {
     });
   });
   if (!ok) return false;
-  const app::ModelSettings after = ModelSettingsFrom(state.db());
+  const chat::ModelSettings after = ModelSettingsFrom(state.db());
   const bool changed =
       after.path != before.path || after.context != before.context || after.gpu_mem_mib != before.gpu_mem_mib;
-  if (!after.path.empty() && (changed || state.chat().model_status() != app::ModelStatus::Ready)) {
+  if (!after.path.empty() && (changed || state.chat().model_status() != chat::ModelStatus::Ready)) {
     state.chat().LoadModel(after);
   }
   return true;
 }
 
-app::ModelSettings ConfiguredModel(AppState& state) {
+chat::ModelSettings ConfiguredModel(AppState& state) {
   return ModelSettingsFrom(state.db());
 }
 

@@ -39,7 +39,7 @@ std::filesystem::path DefaultExportPath(AppState& state, bool json);
 void LoadSettingsForm(AppState& state);
 bool ApplySettings(AppState& state);  // persists the form and reloads the model when it changed
 // The model settings stored in the database (path empty when none was chosen yet).
-app::ModelSettings ConfiguredModel(AppState& state);
+chat::ModelSettings ConfiguredModel(AppState& state);
 // The device stored in the settings; none for "automatic".
 std::optional<uint32_t> SavedDevice(store::Store& db);
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <utility>
 
-#include "app/chat_session.h"
+#include "chat/chat_session.h"
 #include "store/store.h"
 #include "ui/file_picker.h"
 #include "ui/fonts.h"
@@ -48,7 +48,7 @@ struct AppState {
   GlyphCoverage glyphs;  // code points the text on screen needs beyond the font atlas
   std::filesystem::path database_path;
   std::unique_ptr<store::Store> store;        // null while the database problem is unresolved
-  std::unique_ptr<app::ChatSession> session;  // exists once the store does
+  std::unique_ptr<chat::ChatSession> session;  // exists once the store does
   std::optional<DatabaseProblem> database_problem;
 
   // --- on screen ---
@@ -71,7 +71,7 @@ struct AppState {
   bool quit = false;
 
   store::Store& db() { return *store; }
-  app::ChatSession& chat() { return *session; }
+  chat::ChatSession& chat() { return *session; }
 };
 
 }  // namespace qvk::ui

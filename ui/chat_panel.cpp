@@ -16,24 +16,24 @@ namespace qvk::ui {
 namespace {
 
 void DrawModelState(AppState& state) {
-  app::ChatSession& chat = state.chat();
+  chat::ChatSession& chat = state.chat();
   switch (chat.model_status()) {
-    case app::ModelStatus::None:
+    case chat::ModelStatus::None:
       ImGui::TextDisabled("No model. Choose one in Settings.");
       ImGui::SameLine();
       if (ImGui::SmallButton("Settings...")) state.dialog = Dialog::Settings;
       break;
-    case app::ModelStatus::Loading: {
+    case chat::ModelStatus::Loading: {
       const std::string overlay = fmt::format("Loading {} {:.0f}%", chat.model_name(), 100.0f * chat.load_progress());
       ImGui::ProgressBar(chat.load_progress(), ImVec2(-1, 0), overlay.c_str());
       break;
     }
-    case app::ModelStatus::Failed:
+    case chat::ModelStatus::Failed:
       ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.0f, 0.45f, 0.4f, 1.0f));
       ImGui::TextWrapped("Model failed to load: %s", chat.model_error().c_str());
       ImGui::PopStyleColor();
       break;
-    case app::ModelStatus::Ready: {
+    case chat::ModelStatus::Ready: {
       const DeviceInfo& device = state.window.device().info();
       ImGui::TextDisabled("%s on %s", chat.model_name().c_str(), device.name.c_str());
       if (device.type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
@@ -91,7 +91,7 @@ void DrawEditor(AppState& state) {
   if (ImGui::Button("Cancel")) state.editing = 0;
 }
 
-void DrawMessage(AppState& state, const store::Message& m, const app::LiveReply& live, bool last) {
+void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply& live, bool last) {
   const bool streaming_here = live.active && live.message == m.id;
   const std::string& text = streaming_here ? live.text : m.content;
   state.glyphs.Note(text, state.fonts.regular);
@@ -142,7 +142,7 @@ void DrawMessage(AppState& state, const store::Message& m, const app::LiveReply&
 void DrawMessages(AppState& state) {
   const auto conversation = state.db().GetConversation(state.conversation);
   if (!conversation) return;
-  const app::LiveReply live = state.chat().live();
+  const chat::LiveReply live = state.chat().live();
   const bool live_here = live.active && live.conversation == state.conversation;
   const auto thread =
       conversation->current_leaf != 0 ? state.db().Thread(conversation->current_leaf) : std::vector<store::Message>{};

@@ -80,15 +80,15 @@ std::vector<int> ParseKeys(const std::string& combo) {
   return keys;
 }
 
-const char* ModelStatusName(app::ModelStatus s) {
+const char* ModelStatusName(chat::ModelStatus s) {
   switch (s) {
-    case app::ModelStatus::None:
+    case chat::ModelStatus::None:
       return "none";
-    case app::ModelStatus::Loading:
+    case chat::ModelStatus::Loading:
       return "loading";
-    case app::ModelStatus::Ready:
+    case chat::ModelStatus::Ready:
       return "ready";
-    case app::ModelStatus::Failed:
+    case chat::ModelStatus::Failed:
       return "failed";
   }
   return "?";
@@ -287,15 +287,15 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   }
   if (name == "wait-model") {
     waiting_ = true;
-    const app::ModelStatus s = state.chat().model_status();
-    if (s == app::ModelStatus::None) throw Error("no model is configured");
-    if (s == app::ModelStatus::Loading) return false;
+    const chat::ModelStatus s = state.chat().model_status();
+    if (s == chat::ModelStatus::None) throw Error("no model is configured");
+    if (s == chat::ModelStatus::Loading) return false;
     // `wait-model failed`: a test of what the user sees when a model cannot be loaded.
     const bool expect_failure = arg == "failed";
-    if (s == app::ModelStatus::Failed && !expect_failure) {
+    if (s == chat::ModelStatus::Failed && !expect_failure) {
       throw Error("the model failed to load: " + state.chat().model_error());
     }
-    if (s == app::ModelStatus::Ready && expect_failure) throw Error("the model loaded");
+    if (s == chat::ModelStatus::Ready && expect_failure) throw Error("the model loaded");
     return true;
   }
   if (name == "wait-reply") {
@@ -304,7 +304,7 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   }
   if (name == "wait-tokens") {
     waiting_ = true;
-    const app::LiveReply live = state.chat().live();
+    const chat::LiveReply live = state.chat().live();
     return !state.chat().generating() || live.tokens >= static_cast<uint32_t>(std::stoul(arg));
   }
   if (name == "type") {

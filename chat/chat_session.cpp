@@ -1,5 +1,5 @@
 // Sections: helpers / lifetime and worker / model / chat requests / reply job / token counts
-#include "app/chat_session.h"
+#include "chat/chat_session.h"
 
 #include <chrono>
 #include <filesystem>
@@ -9,11 +9,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "app/runtime.h"
-#include "gpu/error.h"
+#include "chat/loaded_model.h"
+#include "base/error.h"
 #include "model/generate.h"
 
-namespace qvk::app {
+namespace qvk::chat {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -568,4 +568,4 @@ uint32_t ChatSession::ContextTokens(store::Id conversation) {
   return tokens;
 }
 
-}  // namespace qvk::app
+}  // namespace qvk::chat

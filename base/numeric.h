@@ -8,7 +8,9 @@
 
 namespace qvk {
 
-inline uint16_t FloatToHalf(float value) { return Imath::half(value).bits(); }
+inline uint16_t FloatToHalf(float value) {
+  return Imath::half(value).bits();
+}
 
 inline float HalfToFloat(uint16_t bits) {
   Imath::half h;
@@ -24,6 +26,8 @@ inline uint16_t FloatToBf16(float value) {
   return static_cast<uint16_t>((bits + rounding) >> 16);
 }
 
-inline float Bf16ToFloat(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+inline float Bf16ToFloat(uint16_t bits) {
+  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
+}
 
 }  // namespace qvk

@@ -25,7 +25,7 @@ class Device;
 class ModelFiles;
 }  // namespace qvk
 
-namespace qvk::app {
+namespace qvk::chat {
 
 class LoadedModel;
 
@@ -154,4 +154,4 @@ class ChatSession {
 // (cut at a word boundary where one is near, never inside a UTF-8 sequence).
 std::string TitleFromMessage(const std::string& text);
 
-}  // namespace qvk::app
+}  // namespace qvk::chat
