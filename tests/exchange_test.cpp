@@ -179,7 +179,8 @@ struct BadImport {
 std::vector<BadImport> BadImports() {
   std::string many = R"({"format": "qwenvk-conversation", "version": 1, "title": "t", "messages": [)";
   for (size_t i = 1; i <= kMaxImportMessages + 1; ++i) {
-    many += (i > 1 ? "," : "") + fmt::format(R"({{"id":{},"parent":null,"role":"user","content":""}})", i);
+    if (i > 1) many += ',';
+    many += fmt::format(R"({{"id":{},"parent":null,"role":"user","content":""}})", i);
   }
   many += "]}";
   const std::string valid = ValidDocument().dump();
