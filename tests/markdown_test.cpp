@@ -9,7 +9,7 @@
 #include <imgui.h>
 
 #include "ui/fonts.h"
-#include "ui/markdown.h"
+#include "ui/markdown_view.h"
 
 namespace qvk::ui {
 namespace {
