@@ -260,6 +260,42 @@ TEST(DesktopTest, KeyboardSendsStopsAndSearches) {
   ASSERT_FALSE(search["search_hits"].empty());
 }
 
+// Taps shorter than a frame: every key of a `key` line goes down and up before the next frame,
+// as a quick hand does between two event-driven frames.
+TEST(DesktopTest, KeyTapsWithinOneFrameAct) {
+  TempDir dir;
+  RunScript(dir,
+            "wait-model\n"
+            "new-chat\n"
+            "set temperature 0\n"
+            "set max_new_tokens 100000\n"
+            "type a first draft\n"
+            "key ctrl+a\n"
+            "type Tell me a story\n"
+            "frames 2\n"
+            "dump " +
+                P(dir, "replaced.json") +
+                "\n"
+                "key enter\n"
+                "wait-tokens 3\n"
+                "key escape\n"
+                "wait-reply\n"
+                "frames 2\n"
+                "dump " +
+                P(dir, "stopped.json") +
+                "\n"
+                "quit\n");
+  const json replaced = ReadJson(dir.path() / "replaced.json");
+  EXPECT_EQ(replaced["draft"], "Tell me a story");  // Ctrl+A selected the draft, typing replaced it
+  const json stopped = ReadJson(dir.path() / "stopped.json");
+  ASSERT_EQ(stopped["branch"].size(), 2u) << stopped.dump(2);
+  EXPECT_EQ(stopped["branch"][0]["content"], "Tell me a story");
+  EXPECT_FALSE(stopped["generating"].get<bool>());
+  // Stopped by Esc, not by the context filling up (which says so in a notice).
+  EXPECT_EQ(stopped["branch"][1]["notice"], "") << stopped.dump(2);
+  EXPECT_LT(stopped["context_tokens"].get<int>(), stopped["model"]["context"].get<int>() / 2);
+}
+
 TEST(DesktopTest, SidebarRenamesPinsDeletesAndUndoes) {
   TempDir dir;
   RunScript(dir,
