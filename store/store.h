@@ -68,7 +68,7 @@ struct Message {
   uint32_t tokens = 0;
   double tokens_per_s = 0;
   double time_to_first_token_s = 0;
-  std::string notice;  // e.g. "dropped 2 old turns to fit the context"
+  std::string notice;  // sentences, one a line, e.g. "Dropped 2 earliest messages to fit the context of 64 tokens."
 };
 
 struct SearchHit {
