@@ -200,6 +200,8 @@ TEST(DesktopTest, ChatBranchSearchExportImport) {
 
   const json imported = ReadJson(dir.path() / "imported.json");
   EXPECT_EQ(imported["conversations"].size(), 2u);
+  EXPECT_EQ(imported["banner"], "Imported chat.json");
+  EXPECT_EQ(imported["banner_kind"], "success");
   EXPECT_NE(imported["conversation"], sent["conversation"]);
 
   // The database holds what the screen showed, every reply finished.
@@ -343,11 +345,16 @@ TEST(DesktopTest, SidebarRenamesPinsDeletesAndUndoes) {
   EXPECT_EQ(restored["conversations"].size(), 2u);
   EXPECT_EQ(restored["conversation"], two["conversations"][0]["id"]);
 
-  // A delete lasts once the app has quit: the next start purges it.
-  RunScript(dir, "dump " + P(dir, "next-start.json") + "\nquit\n", "second");
+  // A delete lasts once the app has quit: the next start purges it. It was open last, so the
+  // next start opens none.
+  RunScript(dir, "dump " + P(dir, "next-start.json") + "\nselect First\nquit\n", "second");
   const json next_start = ReadJson(dir.path() / "next-start.json");
   ASSERT_EQ(next_start["conversations"].size(), 1u);
   EXPECT_EQ(next_start["conversations"][0]["title"], "First");
+  EXPECT_EQ(next_start["conversation"], 0);
+  // The conversation open when the app quit is open again at the next start.
+  RunScript(dir, "dump " + P(dir, "third-start.json") + "\nquit\n", "third");
+  EXPECT_EQ(ReadJson(dir.path() / "third-start.json")["conversation"], next_start["conversations"][0]["id"]);
   qvk::store::Store store(dir.path() / "chats.db");
   EXPECT_FALSE(store.GetConversation(two["conversations"][0]["id"].get<int64_t>()).has_value());
 }
@@ -552,6 +559,7 @@ TEST(DesktopTest, LockedDatabaseKeepsTheDraft) {
   const json locked = ReadJson(dir.path() / "locked.json");
   EXPECT_EQ(locked["draft"], "keep this text");
   EXPECT_NE(locked["banner"].get<std::string>().find("another"), std::string::npos) << locked.dump(2);
+  EXPECT_EQ(locked["banner_kind"], "error");
   EXPECT_EQ(locked["branch"].size(), 1u);
   EXPECT_EQ(locked["conversation"], conversation);
 }

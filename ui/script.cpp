@@ -123,7 +123,8 @@ json Dump(AppState& state) {
                   {"context", state.chat().context_length()}};
   out["conversation"] = state.conversation;
   out["draft"] = state.draft;
-  out["banner"] = state.banner;
+  out["banner"] = state.banner.text;
+  out["banner_kind"] = state.banner.kind == Banner::Kind::Error ? "error" : "success";
   out["search"] = state.search;
   out["generating"] = state.chat().generating();
   json conversations = json::array();
@@ -156,7 +157,7 @@ json Dump(AppState& state) {
 
 // An action that failed says why in the banner; a script stops there.
 bool Succeeded(AppState& state, bool ok) {
-  if (!ok) throw Error(state.banner.empty() ? std::string("the action was refused") : state.banner);
+  if (!ok) throw Error(state.banner.text.empty() ? std::string("the action was refused") : state.banner.text);
   return true;
 }
 

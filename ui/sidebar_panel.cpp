@@ -49,7 +49,7 @@ void DrawSearchResults(AppState& state) {
         try {
           state.db().SetCurrentLeaf(hit.conversation_id, state.db().NewestLeafUnder(hit.message_id));
         } catch (const Error& e) {
-          state.banner = e.what();
+          state.ShowError(e.what());
         }
       }
     }
