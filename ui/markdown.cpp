@@ -400,6 +400,24 @@ std::vector<MdSpan> ParseInline(std::string_view line) {
   return spans;
 }
 
+std::vector<MdSpan> MarkedSpans(std::string_view text, char start, char end) {
+  const char stops[] = {start, end, '\n'};
+  std::vector<MdSpan> spans;
+  bool marked = false;
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t stop = std::min(text.find_first_of(std::string_view(stops, 3), at), text.size());
+    if (stop > at) spans.push_back({marked ? SpanStyle::Bold : SpanStyle::Plain, text.substr(at, stop - at)});
+    if (stop == text.size()) break;
+    if (text[stop] == '\n')
+      spans.push_back({SpanStyle::LineBreak, {}});
+    else
+      marked = text[stop] == start;
+    at = stop + 1;
+  }
+  return spans;
+}
+
 std::vector<MdBlock> ParseMarkdown(std::string_view text) {
   BlockParser parser;
   size_t begin = 0;

@@ -44,4 +44,9 @@ std::vector<MdBlock> ParseMarkdown(std::string_view text);
 // One line's inline spans (no LineBreak); views point into `line`.
 std::vector<MdSpan> ParseInline(std::string_view line);
 
+// Text that is not Markdown, with some parts marked: what lies between `start` and `end` becomes
+// Bold spans, the rest Plain, each '\n' a LineBreak; the markers themselves are dropped (an
+// unclosed one marks to the end). Views point into `text`.
+std::vector<MdSpan> MarkedSpans(std::string_view text, char start, char end);
+
 }  // namespace qvk::ui

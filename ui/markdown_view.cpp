@@ -57,6 +57,7 @@ struct Run {
   float width;
   std::string_view text;
   int code_span;  // which inline code span the run belongs to, or -1
+  ImU32 color;
 };
 
 // Places words left to right and starts a new line when the next one does not fit; words longer
@@ -71,14 +72,15 @@ class TextFlow {
         line_height_(line_height),
         x_(left) {}
 
-  void Add(std::string_view text, ImFont* font, float size, int code_span) {
+  void Add(std::string_view text, ImFont* font, float size, int code_span, ImU32 color) {
     size_t at = 0;
     while (at < text.size()) {
       if (text[at] == ' ' || text[at] == '\t') {
         size_t end = at;
         while (end < text.size() && (text[end] == ' ' || text[end] == '\t')) ++end;
         if (x_ > left_ || code_span >= 0)
-          Place(text.substr(at, end - at), font, size, code_span, Measure(text.substr(at, end - at), font, size));
+          Place(text.substr(at, end - at), font, size, code_span, color,
+                Measure(text.substr(at, end - at), font, size));
         at = end;
         continue;
       }
@@ -92,7 +94,7 @@ class TextFlow {
         }
         end += length;
       }
-      AddWord(text.substr(at, end - at), font, size, code_span);
+      AddWord(text.substr(at, end - at), font, size, code_span, color);
       at = end;
     }
   }
@@ -117,7 +119,7 @@ class TextFlow {
     return font->CalcTextSizeA(size, FLT_MAX, 0.0f, text.data(), text.data() + text.size()).x;
   }
 
-  void AddWord(std::string_view word, ImFont* font, float size, int code_span) {
+  void AddWord(std::string_view word, ImFont* font, float size, int code_span, ImU32 color) {
     float width = Measure(word, font, size);
     if (x_ + width > right_ && x_ > left_) NewLine();
     while (x_ + width > right_ && word.size() > 1) {
@@ -134,23 +136,22 @@ class TextFlow {
         fit_width += advance;
       }
       if (fit >= word.size()) break;
-      Place(word.substr(0, fit), font, size, code_span, fit_width);
+      Place(word.substr(0, fit), font, size, code_span, color, fit_width);
       NewLine();
       word.remove_prefix(fit);
       width = Measure(word, font, size);
     }
-    Place(word, font, size, code_span, width);
+    Place(word, font, size, code_span, color, width);
   }
 
-  void Place(std::string_view text, ImFont* font, float size, int code_span, float width) {
-    runs_.push_back({font, size, x_, width, text, code_span});
+  void Place(std::string_view text, ImFont* font, float size, int code_span, ImU32 color, float width) {
+    runs_.push_back({font, size, x_, width, text, code_span, color});
     x_ += width;
   }
 
   void Draw() const {
     const float y = top_ + static_cast<float>(lines_) * line_height_;
     if (!ImGui::IsRectVisible(ImVec2(left_, y), ImVec2(right_, y + line_height_))) return;
-    const ImU32 text_color = ImGui::GetColorU32(ImGuiCol_Text);
     const ImU32 code_background = ImGui::GetColorU32(ImGuiCol_FrameBg);
     for (size_t i = 0; i < runs_.size();) {
       size_t end = i + 1;
@@ -166,7 +167,7 @@ class TextFlow {
     }
     for (const Run& run : runs_) {
       const float baseline_offset = (line_height_ - run.size) * 0.5f;
-      draw_list_->AddText(run.font, run.size, ImVec2(run.x, y + baseline_offset), text_color, run.text.data(),
+      draw_list_->AddText(run.font, run.size, ImVec2(run.x, y + baseline_offset), run.color, run.text.data(),
                           run.text.data() + run.text.size());
     }
   }
@@ -199,7 +200,9 @@ ImFont* FontFor(SpanStyle style, const Fonts& fonts, bool heading) {
 
 class MarkdownPainter {
  public:
-  MarkdownPainter(const Fonts& fonts, MarkdownActions* actions) : fonts_(fonts), actions_(actions) {
+  // `dim_plain`: plain text in the dimmed colour, so that styled words stand out (snippets).
+  MarkdownPainter(const Fonts& fonts, MarkdownActions* actions, bool dim_plain = false)
+      : fonts_(fonts), actions_(actions), dim_plain_(dim_plain) {
     origin_ = ImGui::GetCursorScreenPos();
     right_ = origin_.x + std::max(ImGui::GetContentRegionAvail().x, 1.0f);
     size_ = fonts.regular->FontSize;
@@ -245,21 +248,23 @@ class MarkdownPainter {
     ImDrawList* draw_list = ImGui::GetWindowDrawList();
 
     TextFlow flow(draw_list, left, right_, top_left.y, line_height);
+    const ImU32 text_color = ImGui::GetColorU32(ImGuiCol_Text);
+    const ImU32 plain_color = dim_plain_ ? ImGui::GetColorU32(ImGuiCol_TextDisabled) : text_color;
     int code_span = 0;
     for (const MdSpan& span : block.spans) {
       if (span.style == SpanStyle::LineBreak) {
         flow.NewLine();
       } else if (span.style == SpanStyle::Code) {
         flow.Pad(kCodePadding);
-        flow.Add(span.text, fonts_.mono, size, code_span++);
+        flow.Add(span.text, fonts_.mono, size, code_span++, text_color);
         flow.Pad(kCodePadding);
       } else {
-        flow.Add(span.text, FontFor(span.style, fonts_, heading), size, -1);
+        flow.Add(span.text, FontFor(span.style, fonts_, heading), size, -1,
+                 span.style == SpanStyle::Plain ? plain_color : text_color);
       }
     }
     float height = flow.Finish();
 
-    const ImU32 text_color = ImGui::GetColorU32(ImGuiCol_Text);
     const float middle = top_left.y + line_height * 0.5f;
     if (block.kind == MdBlockKind::BulletItem) {
       const ImVec2 center(left - indent_step_ * 0.5f, middle);
@@ -352,6 +357,7 @@ class MarkdownPainter {
 
   const Fonts& fonts_;
   MarkdownActions* actions_;
+  bool dim_plain_;
   ImVec2 origin_;
   float right_;
   float size_;
@@ -367,6 +373,15 @@ void DrawMarkdown(std::string_view text, const Fonts& fonts, MarkdownActions* ac
   // Block spacing is explicit; ImGui's item spacing would add to it after every line.
   ImGui::PushStyleVar(ImGuiStyleVar_ItemSpacing, ImVec2(ImGui::GetStyle().ItemSpacing.x, 0.0f));
   MarkdownPainter(fonts, actions).Draw(blocks);
+  ImGui::PopStyleVar();
+}
+
+void DrawSnippet(const std::vector<MdSpan>& spans, const Fonts& fonts) {
+  if (spans.empty()) return;
+  MdBlock paragraph;
+  paragraph.spans = spans;
+  ImGui::PushStyleVar(ImGuiStyleVar_ItemSpacing, ImVec2(ImGui::GetStyle().ItemSpacing.x, 0.0f));
+  MarkdownPainter(fonts, nullptr, true).Draw({paragraph});
   ImGui::PopStyleVar();
 }
 
