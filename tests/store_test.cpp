@@ -276,7 +276,8 @@ TEST_F(StoreTest, SearchFindsTitlesAndMessagesByPrefix) {
   EXPECT_EQ(hits[0].conversation_id, cooking);
   EXPECT_EQ(hits[0].message_id, m);
   EXPECT_EQ(hits[0].title, "Cooking");
-  ExpectMentions(hits[0].snippet, {"\x02" "boil\x03", "\x02" "pasta\x03"});
+  ExpectMentions(hits[0].snippet,
+                 {std::string(1, kMatchStart) + "boil" + kMatchEnd, std::string(1, kMatchStart) + "pasta" + kMatchEnd});
   EXPECT_TRUE(store.Search("boil rust").empty());
   EXPECT_EQ(store.Search("boil", 0).size(), 0u);
 }
