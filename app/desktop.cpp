@@ -5,8 +5,8 @@
 #include <imgui.h>
 #include <spdlog/spdlog.h>
 
-#include "chat/chat_session.h"
 #include "app/commands.h"
+#include "chat/chat_session.h"
 #include "ui/actions.h"
 #include "ui/fonts.h"
 #include "ui/panels.h"
@@ -35,7 +35,7 @@ void StartSession(ui::AppState& state, const DesktopOptions& options) {
   try {
     model = ui::ConfiguredModel(state);
   } catch (const Error& e) {
-    state.banner = e.what();
+    state.ShowError(e.what());
   }
   // Saved absolute: the next start may be from another folder.
   const std::optional<std::string> model_path =
@@ -47,7 +47,12 @@ void StartSession(ui::AppState& state, const DesktopOptions& options) {
       if (model_path) state.store->SetSetting(ui::kSettingModelPath, *model_path);
     }
   } catch (const Error& e) {
-    state.banner = e.what();  // a locked database: the model still loads; reading and typing work
+    state.ShowError(e.what());  // a locked database: the model still loads; reading and typing work
+  }
+  try {
+    ui::ReopenLastConversation(state);
+  } catch (const Error& e) {
+    state.ShowError(e.what());
   }
   if (!model.path.empty()) state.session->LoadModel(model);
 }
@@ -95,7 +100,7 @@ int RunDesktop(const DesktopOptions& options) {
                      .database_path = database,
                      .store = std::move(store),
                      .database_problem = problem};
-  state.banner = window.device_note();
+  state.ShowError(window.device_note());
   int prompt_frames = 0;
   while (!state.quit && !window.ShouldClose()) {
     if (state.store && !state.session) StartSession(state, options);

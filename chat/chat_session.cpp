@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "chat/loaded_model.h"
 #include "base/error.h"
+#include "chat/loaded_model.h"
 #include "model/generate.h"
 
 namespace qvk::chat {
@@ -68,7 +68,7 @@ SamplingParams SamplingFrom(const store::ConversationSettings& s) {
 }
 
 std::string DroppedNotice(size_t dropped, uint32_t context) {
-  return fmt::format("Dropped {} earliest message{} to fit the context of {} tokens", dropped, dropped == 1 ? "" : "s",
+  return fmt::format("Dropped {} earliest message{} to fit the context of {} tokens.", dropped, dropped == 1 ? "" : "s",
                      context);
 }
 
@@ -517,7 +517,7 @@ void ChatSession::RunReply(const ReplyJob& job) {
 
   if (stats.context_full) {
     const std::string full = fmt::format("The context of {} tokens is full: the reply stopped there.", context);
-    notice = notice.empty() ? full : notice + " " + full;
+    notice = notice.empty() ? full : notice + "\n" + full;  // one sentence a line
   }
   try {
     // Even a reply without a single token ends in a row, so the user sees that it ended.

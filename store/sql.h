@@ -166,20 +166,24 @@ inline constexpr char kMarkInterrupted[] = "UPDATE messages SET state = 'interru
 #undef QVK_MESSAGE_COLUMNS
 
 // --- search ---------------------------------------------------------------------------------
-// ?1: an FTS5 query built by the store from quoted words; ?2: the limit. Title hits come first:
-// bm25 ranks of the two indexes are not comparable, and a title names the whole conversation.
+// ?1: an FTS5 query built by the store from quoted words; ?2: the limit; ?3 and ?4: what marks
+// the start and end of a match in a snippet. One row per conversation, its best hit. Title hits
+// come first: bm25 ranks of the two indexes are not comparable, and a title names the whole
+// conversation.
 inline constexpr char kSearch[] =
-    "SELECT c.id, 0, c.title, snippet(conversations_fts, 0, '[', ']', '…', 16), 0 AS kind,"
-    "       conversations_fts.rank AS score"
-    " FROM conversations_fts JOIN conversations c ON c.id = conversations_fts.rowid"
-    " WHERE conversations_fts MATCH ?1 AND c.deleted_ms IS NULL"
-    " UNION ALL "
-    "SELECT c.id, m.id, c.title, snippet(messages_fts, 0, '[', ']', '…', 16), 1 AS kind,"
-    "       messages_fts.rank AS score"
-    " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
-    " JOIN conversations c ON c.id = m.conversation_id"
-    " WHERE messages_fts MATCH ?1 AND c.deleted_ms IS NULL"
-    " ORDER BY kind, score LIMIT ?2";
+    "WITH hits AS ("
+    "  SELECT c.id AS conversation, 0 AS message, c.title AS title,"
+    "         snippet(conversations_fts, 0, ?3, ?4, '…', 16) AS snippet, 0 AS kind, conversations_fts.rank AS score"
+    "  FROM conversations_fts JOIN conversations c ON c.id = conversations_fts.rowid"
+    "  WHERE conversations_fts MATCH ?1 AND c.deleted_ms IS NULL"
+    "  UNION ALL"
+    "  SELECT c.id, m.id, c.title, snippet(messages_fts, 0, ?3, ?4, '…', 16), 1, messages_fts.rank"
+    "  FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+    "  JOIN conversations c ON c.id = m.conversation_id"
+    "  WHERE messages_fts MATCH ?1 AND c.deleted_ms IS NULL),"
+    " ranked AS ("
+    "  SELECT *, row_number() OVER (PARTITION BY conversation ORDER BY kind, score) AS nth FROM hits)"
+    " SELECT conversation, message, title, snippet FROM ranked WHERE nth = 1 ORDER BY kind, score LIMIT ?2";
 
 // --- settings -------------------------------------------------------------------------------
 inline constexpr char kGetSetting[] = "SELECT value FROM settings WHERE key = ?1";

@@ -609,7 +609,10 @@ std::vector<SearchHit> Store::Search(std::string_view query, int limit) {
   if (fts_query.empty() || limit <= 0) return {};
   std::lock_guard lock(mutex_);
   Statement search(*this, sql::kSearch, "search the conversations");
-  search.Bind(1, fts_query).Bind(2, int64_t{limit});
+  search.Bind(1, fts_query)
+      .Bind(2, int64_t{limit})
+      .Bind(3, std::string_view(&kMatchStart, 1))
+      .Bind(4, std::string_view(&kMatchEnd, 1));
   std::vector<SearchHit> hits;
   while (search.Step()) hits.push_back({search.Int(0), search.Int(1), search.Text(2), search.Text(3)});
   return hits;

@@ -68,14 +68,20 @@ struct Message {
   uint32_t tokens = 0;
   double tokens_per_s = 0;
   double time_to_first_token_s = 0;
-  std::string notice;  // e.g. "dropped 2 old turns to fit the context"
+  std::string notice;  // sentences, one a line, e.g. "Dropped 2 earliest messages to fit the context of 64 tokens."
 };
 
+// Around each matched word in a snippet: control characters, which typed text does not hold, so
+// brackets or asterisks in a message stay what they are.
+inline constexpr char kMatchStart = '\x02';
+inline constexpr char kMatchEnd = '\x03';
+
+// A conversation's best hit: its title if that matches, else its best-ranked message.
 struct SearchHit {
   Id conversation_id = 0;
   Id message_id = 0;    // 0: the title matched
   std::string title;    // the conversation's
-  std::string snippet;  // matching text with the match in [brackets]
+  std::string snippet;  // text around the match, each matched word between kMatchStart and kMatchEnd
 };
 
 class Store {
@@ -138,7 +144,8 @@ class Store {
   std::vector<Message> AllMessages(Id conversation);
 
   // --- search (FTS5 over titles and message text) ---
-  // `query` is the user's words, not FTS syntax: each word is matched as a prefix.
+  // `query` is the user's words, not FTS syntax: each word is matched as a prefix. One hit per
+  // conversation, at most `limit`.
   std::vector<SearchHit> Search(std::string_view query, int limit = 50);
 
   // --- app settings (key/value text) ---

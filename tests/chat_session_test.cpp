@@ -386,7 +386,28 @@ TEST_F(ChatSessionTest, OldTurnsAreDroppedToFitTheContext) {
   EXPECT_EQ(reply.role, "assistant");
   EXPECT_EQ(reply.state, MessageState::Complete);
   EXPECT_TRUE(reply.notice.starts_with("Dropped ")) << reply.notice;
-  EXPECT_TRUE(reply.notice.ends_with("earliest messages to fit the context of 64 tokens")) << reply.notice;
+  EXPECT_TRUE(reply.notice.ends_with("earliest messages to fit the context of 64 tokens.")) << reply.notice;
+}
+
+// Each notice is a sentence on its own line, not run into the next.
+TEST_F(ChatSessionTest, ADroppedTurnAndAFullContextAreSeparateNotices) {
+  Load(TinyModel(), 64);
+  const store::Id conversation = store_->CreateConversation("", Greedy(100000));
+  store::Id leaf = 0;
+  for (int turn = 0; turn < 4; ++turn) {
+    leaf = store_->AddMessage(conversation, leaf, "user", "This is an earlier question number " + std::to_string(turn),
+                              MessageState::Complete);
+    leaf = store_->AddMessage(conversation, leaf, "assistant", "And this is its answer", MessageState::Complete);
+  }
+  ASSERT_TRUE(session_->Send(conversation, "Last one"));
+  session_->WaitIdle();
+  EXPECT_FALSE(session_->TakeError().has_value());
+  const std::string notice = Message(Leaf(conversation)).notice;
+  const size_t line_break = notice.find('\n');
+  ASSERT_NE(line_break, std::string::npos) << notice;
+  EXPECT_TRUE(notice.starts_with("Dropped ")) << notice;
+  EXPECT_EQ(notice.substr(line_break - std::string_view("64 tokens.").size(), std::string::npos),
+            "64 tokens.\nThe context of 64 tokens is full: the reply stopped there.");
 }
 
 TEST_F(ChatSessionTest, AMessageTooLongForTheContextGetsNoReply) {

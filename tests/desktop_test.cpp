@@ -189,7 +189,8 @@ TEST(DesktopTest, ChatBranchSearchExportImport) {
   EXPECT_EQ(regenerated["branch"][1]["content"], sent["branch"][1]["content"]);
 
   const json search = ReadJson(dir.path() / "search.json");
-  ASSERT_FALSE(search["search_hits"].empty()) << search.dump(2);
+  // Its title and its first message both match: the conversation is listed once.
+  ASSERT_EQ(search["search_hits"].size(), 1u) << search.dump(2);
   EXPECT_EQ(search["search_hits"][0]["conversation"], sent["conversation"]);
   ExpectScreenshot(dir.path() / "search.png");
 
@@ -200,6 +201,8 @@ TEST(DesktopTest, ChatBranchSearchExportImport) {
 
   const json imported = ReadJson(dir.path() / "imported.json");
   EXPECT_EQ(imported["conversations"].size(), 2u);
+  EXPECT_EQ(imported["banner"], "Imported chat.json");
+  EXPECT_EQ(imported["banner_kind"], "success");
   EXPECT_NE(imported["conversation"], sent["conversation"]);
 
   // The database holds what the screen showed, every reply finished.
@@ -260,6 +263,42 @@ TEST(DesktopTest, KeyboardSendsStopsAndSearches) {
   ASSERT_FALSE(search["search_hits"].empty());
 }
 
+// Taps shorter than a frame: every key of a `key` line goes down and up before the next frame,
+// as a quick hand does between two event-driven frames.
+TEST(DesktopTest, KeyTapsWithinOneFrameAct) {
+  TempDir dir;
+  RunScript(dir,
+            "wait-model\n"
+            "new-chat\n"
+            "set temperature 0\n"
+            "set max_new_tokens 100000\n"
+            "type a first draft\n"
+            "key ctrl+a\n"
+            "type Tell me a story\n"
+            "frames 2\n"
+            "dump " +
+                P(dir, "replaced.json") +
+                "\n"
+                "key enter\n"
+                "wait-tokens 3\n"
+                "key escape\n"
+                "wait-reply\n"
+                "frames 2\n"
+                "dump " +
+                P(dir, "stopped.json") +
+                "\n"
+                "quit\n");
+  const json replaced = ReadJson(dir.path() / "replaced.json");
+  EXPECT_EQ(replaced["draft"], "Tell me a story");  // Ctrl+A selected the draft, typing replaced it
+  const json stopped = ReadJson(dir.path() / "stopped.json");
+  ASSERT_EQ(stopped["branch"].size(), 2u) << stopped.dump(2);
+  EXPECT_EQ(stopped["branch"][0]["content"], "Tell me a story");
+  EXPECT_FALSE(stopped["generating"].get<bool>());
+  // Stopped by Esc, not by the context filling up (which says so in a notice).
+  EXPECT_EQ(stopped["branch"][1]["notice"], "") << stopped.dump(2);
+  EXPECT_LT(stopped["context_tokens"].get<int>(), stopped["model"]["context"].get<int>() / 2);
+}
+
 TEST(DesktopTest, SidebarRenamesPinsDeletesAndUndoes) {
   TempDir dir;
   RunScript(dir,
@@ -307,11 +346,16 @@ TEST(DesktopTest, SidebarRenamesPinsDeletesAndUndoes) {
   EXPECT_EQ(restored["conversations"].size(), 2u);
   EXPECT_EQ(restored["conversation"], two["conversations"][0]["id"]);
 
-  // A delete lasts once the app has quit: the next start purges it.
-  RunScript(dir, "dump " + P(dir, "next-start.json") + "\nquit\n", "second");
+  // A delete lasts once the app has quit: the next start purges it. It was open last, so the
+  // next start opens none.
+  RunScript(dir, "dump " + P(dir, "next-start.json") + "\nselect First\nquit\n", "second");
   const json next_start = ReadJson(dir.path() / "next-start.json");
   ASSERT_EQ(next_start["conversations"].size(), 1u);
   EXPECT_EQ(next_start["conversations"][0]["title"], "First");
+  EXPECT_EQ(next_start["conversation"], 0);
+  // The conversation open when the app quit is open again at the next start.
+  RunScript(dir, "dump " + P(dir, "third-start.json") + "\nquit\n", "third");
+  EXPECT_EQ(ReadJson(dir.path() / "third-start.json")["conversation"], next_start["conversations"][0]["id"]);
   qvk::store::Store store(dir.path() / "chats.db");
   EXPECT_FALSE(store.GetConversation(two["conversations"][0]["id"].get<int64_t>()).has_value());
 }
@@ -516,6 +560,7 @@ TEST(DesktopTest, LockedDatabaseKeepsTheDraft) {
   const json locked = ReadJson(dir.path() / "locked.json");
   EXPECT_EQ(locked["draft"], "keep this text");
   EXPECT_NE(locked["banner"].get<std::string>().find("another"), std::string::npos) << locked.dump(2);
+  EXPECT_EQ(locked["banner_kind"], "error");
   EXPECT_EQ(locked["branch"].size(), 1u);
   EXPECT_EQ(locked["conversation"], conversation);
 }

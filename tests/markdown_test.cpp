@@ -9,7 +9,7 @@
 #include <imgui.h>
 
 #include "ui/fonts.h"
-#include "ui/markdown.h"
+#include "ui/markdown_view.h"
 
 namespace qvk::ui {
 namespace {
@@ -205,6 +205,15 @@ TEST(MarkdownInline, MultibyteTextIsUntouched) {
   EXPECT_EQ(Describe(ParseInline(japanese)), (Items{"p:" + japanese}));
 }
 
+// Search snippets: marked matches, everything else literal (brackets and asterisks included).
+TEST(MarkedSpans, MarksBecomeBoldAndTheRestStaysText) {
+  EXPECT_EQ(Describe(MarkedSpans("a \x02match\x03 [b] **c**\nd", '\x02', '\x03')),
+            (Items{"p:a ", "b:match", "p: [b] **c**", "/", "p:d"}));
+  EXPECT_EQ(Describe(MarkedSpans("\x02one\x03\x02two\x03", '\x02', '\x03')), (Items{"b:one", "b:two"}));
+  EXPECT_EQ(Describe(MarkedSpans("\x02unclosed", '\x02', '\x03')), (Items{"b:unclosed"}));
+  EXPECT_TRUE(MarkedSpans("", '\x02', '\x03').empty());
+}
+
 TEST(MarkdownParse, CrlfLineEndings) {
   const auto blocks = ParseMarkdown("# Title\r\na\r\nb **c**\r\n\r\n- item\r\n```js\r\nx\r\n\r\ny\r\n```\r\n");
   ASSERT_EQ(blocks.size(), 4u);
@@ -299,6 +308,28 @@ TEST_F(MarkdownRender, EveryPrefixOfAStreamingReplyDraws) {
   // Cuts inside UTF-8 sequences, markers and fences included; a sliver of a window too.
   for (size_t length = 0; length <= kSample.size(); ++length) Render(kSample.substr(0, length), 500.0f);
   EXPECT_GT(Render(kSample, 24.0f).height, Render(kSample, 500.0f).height);
+}
+
+TEST_F(MarkdownRender, SnippetsDrawEveryWordAndWrap) {
+  const std::string snippet = "…a long snippet with a \x02match\x03 in the middle of words that must wrap…";
+  const std::vector<MdSpan> spans = MarkedSpans(snippet, '\x02', '\x03');
+  float heights[2] = {};
+  int vertices = 0;
+  for (const float width : {1200.0f, 120.0f}) {
+    ImGui::NewFrame();
+    ImGui::SetNextWindowPos(ImVec2(0, 0));
+    ImGui::SetNextWindowSize(ImVec2(width, 7000.0f));
+    ImGui::Begin("snippet", nullptr, ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoSavedSettings);
+    const float top = ImGui::GetCursorPosY();
+    DrawSnippet(spans, fonts_);
+    heights[width < 500.0f ? 1 : 0] = ImGui::GetCursorPosY() - top;
+    ImGui::End();
+    ImGui::Render();
+    vertices = ImGui::GetDrawData()->TotalVtxCount;
+  }
+  EXPECT_GT(vertices, 4 * 50);
+  EXPECT_GT(heights[0], 0.0f);
+  EXPECT_GT(heights[1], heights[0] + 2 * 16.0f);
 }
 
 TEST_F(MarkdownRender, CopyButtonPutsTheCodeOnTheClipboard) {

@@ -127,7 +127,12 @@ TEST_F(StoreTest, DeleteHidesRestoreUndoesPurgeRemoves) {
 
   store.RestoreConversation(gone);
   EXPECT_EQ(store.ListConversations().size(), 2u);
-  EXPECT_EQ(store.Search("zebra").size(), 2u);
+  // Title and message both match: one hit, the title's.
+  const std::vector<SearchHit> restored = store.Search("zebra");
+  ASSERT_EQ(restored.size(), 1u);
+  EXPECT_EQ(restored[0].conversation_id, gone);
+  EXPECT_EQ(restored[0].message_id, 0);
+  EXPECT_EQ(store.Search("stripes").size(), 1u);
 
   store.DeleteConversation(gone);
   store.PurgeDeleted();
@@ -264,16 +269,52 @@ TEST_F(StoreTest, SearchFindsTitlesAndMessagesByPrefix) {
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_EQ(hits[0].conversation_id, rust);
   EXPECT_EQ(hits[0].message_id, 0);
-  EXPECT_EQ(hits[0].snippet, "Rust [lifetimes]");
+  EXPECT_EQ(hits[0].snippet, "Rust \x02lifetimes\x03");
 
   hits = store.Search("BOIL pas");  // every word, each a prefix, any case
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_EQ(hits[0].conversation_id, cooking);
   EXPECT_EQ(hits[0].message_id, m);
   EXPECT_EQ(hits[0].title, "Cooking");
-  ExpectMentions(hits[0].snippet, {"[boil]", "[pasta]"});
+  ExpectMentions(hits[0].snippet,
+                 {std::string(1, kMatchStart) + "boil" + kMatchEnd, std::string(1, kMatchStart) + "pasta" + kMatchEnd});
   EXPECT_TRUE(store.Search("boil rust").empty());
   EXPECT_EQ(store.Search("boil", 0).size(), 0u);
+}
+
+// Matches are marked with control characters: the user's own brackets stay text.
+TEST_F(StoreTest, SearchMarksMatchesApartFromTheText) {
+  Store store(DbPath());
+  const Id c = store.CreateConversation("Arrays", {});
+  store.AddMessage(c, 0, "user", "Is [index] or [key] the usual word?", MessageState::Complete);
+  const std::vector<SearchHit> hits = store.Search("index");
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].snippet, std::string("Is [") + kMatchStart + "index" + kMatchEnd + "] or [key] the usual word?");
+}
+
+// Many matching messages in one conversation: the conversation is listed once, with its best hit.
+TEST_F(StoreTest, SearchListsEachConversationOnce) {
+  Store store(DbPath());
+  const Id chatty = store.CreateConversation("Walks", {});
+  Id leaf = 0;
+  for (int i = 0; i < 5; ++i) {
+    leaf = store.AddMessage(chatty, leaf, i % 2 == 0 ? "user" : "assistant", "otter number " + std::to_string(i),
+                            MessageState::Complete);
+  }
+  const Id best = store.AddMessage(chatty, leaf, "user", "otter otter otter", MessageState::Complete);
+  const Id other = store.CreateConversation("Rivers", {});
+  store.AddMessage(other, 0, "user", "an otter swam by", MessageState::Complete);
+  const Id titled = store.CreateConversation("Otter facts", {});
+  store.AddMessage(titled, 0, "user", "otters hold hands", MessageState::Complete);
+
+  const std::vector<SearchHit> hits = store.Search("otter");
+  ASSERT_EQ(hits.size(), 3u);
+  EXPECT_EQ(hits[0].conversation_id, titled);  // a title hit first
+  EXPECT_EQ(hits[0].message_id, 0);
+  EXPECT_EQ(hits[1].conversation_id, chatty);  // bm25: the densest message ranks best
+  EXPECT_EQ(hits[1].message_id, best);
+  EXPECT_EQ(hits[2].conversation_id, other);
+  EXPECT_EQ(store.Search("otter", 2).size(), 2u);  // the limit counts conversations
 }
 
 TEST_F(StoreTest, SearchTreatsEveryInputAsWords) {

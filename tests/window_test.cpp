@@ -233,6 +233,39 @@ TEST_F(WindowTest, UnwritableScreenshotAndSecondWindowAreClearErrors) {
   RenderFrame(window, 3);
 }
 
+// A key pressed and released between two frames (the app draws frames on events, so a quick tap
+// is one) is down for one frame, and what was typed after it arrives after it.
+TEST_F(WindowTest, AKeyTappedBetweenTwoFramesIsSeenDownForOne) {
+  ui::Window window(ui::WindowOptions{.width = 320, .height = 240});
+  RenderFrame(window, 0);
+  GLFWwindow* glfw = window.glfw_window();
+  // What GLFW calls on keyboard input: the callbacks the window installed.
+  const GLFWkeyfun key = glfwSetKeyCallback(glfw, nullptr);
+  glfwSetKeyCallback(glfw, key);
+  const GLFWcharfun typed = glfwSetCharCallback(glfw, nullptr);
+  glfwSetCharCallback(glfw, typed);
+  ASSERT_NE(key, nullptr);
+  ASSERT_NE(typed, nullptr);
+  key(glfw, GLFW_KEY_LEFT_CONTROL, 0, GLFW_PRESS, 0);
+  key(glfw, GLFW_KEY_A, 0, GLFW_PRESS, GLFW_MOD_CONTROL);
+  key(glfw, GLFW_KEY_A, 0, GLFW_RELEASE, GLFW_MOD_CONTROL);
+  key(glfw, GLFW_KEY_LEFT_CONTROL, 0, GLFW_RELEASE, 0);
+  typed(glfw, 'x');
+
+  window.BeginFrame(0);
+  EXPECT_TRUE(ImGui::IsKeyPressed(GLFW_KEY_A, false));
+  EXPECT_TRUE(ImGui::GetIO().KeyCtrl);
+  EXPECT_TRUE(ImGui::GetIO().InputQueueCharacters.empty());  // typed after Ctrl+A: not with it
+  window.EndFrame();
+
+  window.BeginFrame(0);
+  EXPECT_FALSE(ImGui::IsKeyDown(GLFW_KEY_A));
+  EXPECT_FALSE(ImGui::GetIO().KeyCtrl);
+  ASSERT_EQ(ImGui::GetIO().InputQueueCharacters.Size, 1);
+  EXPECT_EQ(ImGui::GetIO().InputQueueCharacters[0], 'x');
+  window.EndFrame();
+}
+
 TEST_F(WindowTest, NoDisplayIsAClearError) {
   std::vector<std::pair<std::string, std::string>> saved;
   for (const char* name : {"DISPLAY", "WAYLAND_DISPLAY"}) {

@@ -24,14 +24,14 @@ bool Guarded(AppState& state, Fn&& fn) {
     fn();
     return true;
   } catch (const std::exception& e) {
-    state.banner = e.what();
+    state.ShowError(e.what());
     spdlog::warn("{}", e.what());
     return false;
   }
 }
 
 bool ReportSessionError(AppState& state) {
-  if (auto error = state.chat().TakeError()) state.banner = *error;
+  if (auto error = state.chat().TakeError()) state.ShowError(*error);
   return false;
 }
 
@@ -63,6 +63,25 @@ void SelectConversation(AppState& state, store::Id conversation) {
   state.conversation = conversation;
   state.editing = 0;
   state.focus_draft = true;
+  if (state.db().read_only()) return;
+  try {
+    state.db().SetSetting(kSettingOpenConversation, std::to_string(conversation));
+  } catch (const Error& e) {
+    // Only the next start's choice is lost; the selection itself worked, so no banner.
+    spdlog::warn("could not remember the open conversation: {}", e.what());
+  }
+}
+
+void ReopenLastConversation(AppState& state) {
+  const auto saved = state.db().GetSetting(kSettingOpenConversation);
+  if (!saved) return;
+  store::Id id = 0;
+  try {
+    id = std::stoll(*saved);
+  } catch (const std::exception&) {
+    return;  // a hand-edited value that is not an id: as if none was open
+  }
+  if (state.db().GetConversation(id)) state.conversation = id;
 }
 
 bool RenameConversation(AppState& state, store::Id conversation, const std::string& title) {
@@ -77,7 +96,7 @@ bool TogglePinned(AppState& state, store::Id conversation) {
 
 bool DeleteConversation(AppState& state, store::Id conversation) {
   if (state.chat().generating() && state.chat().live().conversation == conversation) {
-    state.banner = "Stop the reply before deleting its conversation.";
+    state.ShowError("Stop the reply before deleting its conversation.");
     return false;
   }
   return Guarded(state, [&] {
@@ -106,9 +125,9 @@ bool SendDraft(AppState& state) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   if (text.empty()) return false;
   if (state.chat().model_status() != chat::ModelStatus::Ready) {
-    state.banner = state.chat().model_status() == chat::ModelStatus::Loading
-                       ? "The model is still loading; your message stays here until it is ready."
-                       : "No model is loaded: choose one in File > Settings. Your message stays here.";
+    state.ShowError(state.chat().model_status() == chat::ModelStatus::Loading
+                        ? "The model is still loading; your message stays here until it is ready."
+                        : "No model is loaded: choose one in File > Settings. Your message stays here.");
     return false;
   }
   if (state.conversation == 0 && NewConversation(state) == 0) return false;
@@ -171,7 +190,7 @@ std::filesystem::path DefaultExportPath(AppState& state, bool json) {
 
 bool ExportConversation(AppState& state, const std::filesystem::path& path, bool json) {
   if (state.conversation == 0) {
-    state.banner = "Choose a conversation to export.";
+    state.ShowError("Choose a conversation to export.");
     return false;
   }
   return Guarded(state, [&] {
@@ -192,7 +211,7 @@ bool ExportConversation(AppState& state, const std::filesystem::path& path, bool
     std::error_code ec;
     std::filesystem::rename(partial, path, ec);
     if (ec) throw Error(fmt::format("could not write {}: {}", path.string(), ec.message()));
-    state.banner = fmt::format("Exported to {}", path.string());
+    state.ShowSuccess(fmt::format("Exported to {}", path.string()));
   });
 }
 
@@ -204,7 +223,7 @@ bool ImportConversation(AppState& state, const std::filesystem::path& path) {
     text << in.rdbuf();
     const store::Id id = store::ImportJson(state.db(), text.str());
     SelectConversation(state, id);
-    state.banner = fmt::format("Imported {}", path.filename().string());
+    state.ShowSuccess(fmt::format("Imported {}", path.filename().string()));
   });
 }
 
@@ -249,7 +268,7 @@ void LoadSettingsForm(AppState& state) {
 bool ApplySettings(AppState& state) {
   const SettingsForm& form = state.settings_form;
   if (form.context < 0 || form.gpu_mem_mib < 0) {
-    state.banner = "Context length and GPU memory must be 0 (automatic) or more.";
+    state.ShowError("Context length and GPU memory must be 0 (automatic) or more.");
     return false;
   }
   const chat::ModelSettings before = ModelSettingsFrom(state.db());
@@ -321,7 +340,7 @@ bool MoveDatabaseAsideAndStartFresh(AppState& state) {
     }
   }
   if (!OpenDatabase(state, false)) return false;
-  state.banner = fmt::format("The old database was kept as {}", aside.string());
+  state.ShowSuccess(fmt::format("The old database was kept as {}", aside.string()));
   return true;
 }
 
@@ -344,7 +363,7 @@ bool BackUpDatabase(AppState& state) {
   const std::filesystem::path copy = StampedSibling(state.database_path, "backup");
   return Guarded(state, [&] {
     state.db().Backup(copy);
-    state.banner = fmt::format("Backed up to {}", copy.string());
+    state.ShowSuccess(fmt::format("Backed up to {}", copy.string()));
   });
 }
 

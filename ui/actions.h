@@ -1,7 +1,7 @@
 #pragma once
 // What the user can do, as functions: the panels' buttons and shortcuts and the --script driver
 // call the same ones, so a scripted test exercises the code a click does. Each reports failure in
-// state.banner (the UI shows it) and returns false; none throws.
+// the banner (state.ShowError; the UI shows it) and returns false; none throws.
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -13,7 +13,10 @@ namespace qvk::ui {
 
 // --- conversations ---
 store::Id NewConversation(AppState& state);
+// Also remembered in the settings, so that the next start reopens it.
 void SelectConversation(AppState& state, store::Id conversation);
+// At start: the conversation that was open when the app last ran, unless it is gone (then none).
+void ReopenLastConversation(AppState& state);
 bool RenameConversation(AppState& state, store::Id conversation, const std::string& title);
 bool TogglePinned(AppState& state, store::Id conversation);
 bool DeleteConversation(AppState& state, store::Id conversation);  // undoable until quit
@@ -57,5 +60,6 @@ inline constexpr const char* kSettingModelPath = "model.path";
 inline constexpr const char* kSettingContext = "model.context";
 inline constexpr const char* kSettingGpuMem = "model.gpu_mem_mib";
 inline constexpr const char* kSettingDevice = "device.index";
+inline constexpr const char* kSettingOpenConversation = "ui.open_conversation";
 
 }  // namespace qvk::ui

@@ -40,6 +40,14 @@ struct PendingUndo {
   std::string title;
 };
 
+// What the app last has to say, over the chat until dismissed or replaced: an error (what went
+// wrong and what to do) or a success (what was done). They look different.
+struct Banner {
+  enum class Kind { Error, Success };
+  Kind kind = Kind::Error;
+  std::string text;
+};
+
 enum class Dialog { None, Settings, ConversationSettings, Export, Import, Rename, ModelPicker };
 
 struct AppState {
@@ -47,7 +55,7 @@ struct AppState {
   Fonts fonts;
   GlyphCoverage glyphs;  // code points the text on screen needs beyond the font atlas
   std::filesystem::path database_path;
-  std::unique_ptr<store::Store> store;        // null while the database problem is unresolved
+  std::unique_ptr<store::Store> store;         // null while the database problem is unresolved
   std::unique_ptr<chat::ChatSession> session;  // exists once the store does
   std::optional<DatabaseProblem> database_problem;
 
@@ -65,11 +73,13 @@ struct AppState {
   // The conversation settings dialog's form: which conversation, and its values while edited.
   std::optional<std::pair<store::Id, store::ConversationSettings>> conversation_form;
   FilePicker model_picker;
-  std::string banner;  // last error or notice, shown until dismissed
+  Banner banner;
   bool focus_draft = true;
   bool focus_search = false;
   bool quit = false;
 
+  void ShowError(std::string text) { banner = {Banner::Kind::Error, std::move(text)}; }
+  void ShowSuccess(std::string text) { banner = {Banner::Kind::Success, std::move(text)}; }
   store::Store& db() { return *store; }
   chat::ChatSession& chat() { return *session; }
 };

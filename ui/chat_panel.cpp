@@ -8,7 +8,7 @@
 #include <imgui_stdlib.h>
 
 #include "ui/actions.h"
-#include "ui/markdown.h"
+#include "ui/markdown_view.h"
 #include "ui/panels.h"
 #include "ui/window.h"
 

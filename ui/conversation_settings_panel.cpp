@@ -52,7 +52,7 @@ void Save(AppState& state, store::Id conversation, const store::ConversationSett
   try {
     state.db().SetConversationSettings(conversation, settings);
   } catch (const Error& e) {
-    state.banner = e.what();
+    state.ShowError(e.what());
   }
 }
 

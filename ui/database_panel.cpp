@@ -17,10 +17,8 @@ void DrawDatabaseProblem(AppState& state) {
   ImGui::TextWrapped("%s", problem.message.c_str());
   ImGui::Spacing();
   const bool locked = problem.kind == store::StoreErrorKind::Locked;
+  // The message already names the other QwenVK and the ways out; the buttons offer them.
   if (locked) {
-    ImGui::TextWrapped(
-        "Another QwenVK (or another program) is using it. Close that one and retry, or look at your "
-        "conversations read-only.");
     if (ImGui::Button("Retry")) OpenDatabase(state, false);
     ImGui::SameLine();
   }

@@ -52,16 +52,24 @@ void DrawMenuBar(AppState& state) {
   ImGui::EndMenuBar();
 }
 
+// Errors on red, successes on green, each named in words too (colour alone is not enough).
 void DrawBanner(AppState& state) {
-  if (state.banner.empty()) return;
-  ImGui::PushStyleColor(ImGuiCol_ChildBg, ImVec4(0.35f, 0.22f, 0.12f, 1.0f));
+  if (state.banner.text.empty()) return;
+  const bool error = state.banner.kind == Banner::Kind::Error;
+  ImGui::PushStyleColor(ImGuiCol_ChildBg,
+                        error ? ImVec4(0.45f, 0.13f, 0.13f, 1.0f) : ImVec4(0.12f, 0.32f, 0.17f, 1.0f));
+  ImGui::PushStyleColor(ImGuiCol_Border, error ? ImVec4(0.85f, 0.3f, 0.3f, 1.0f) : ImVec4(0.35f, 0.75f, 0.4f, 1.0f));
   const float height = ImGui::GetFrameHeightWithSpacing() + ImGui::GetStyle().WindowPadding.y;
   ImGui::BeginChild("banner", ImVec2(0, height), true);
-  if (ImGui::SmallButton("x")) state.banner.clear();
+  if (ImGui::SmallButton("x")) state.banner.text.clear();
   ImGui::SameLine();
-  ImGui::TextUnformatted(state.banner.c_str());
+  ImGui::PushFont(state.fonts.bold);
+  ImGui::TextUnformatted(error ? "Error:" : "Done:");
+  ImGui::PopFont();
+  ImGui::SameLine();
+  ImGui::TextUnformatted(state.banner.text.c_str());
   ImGui::EndChild();
-  ImGui::PopStyleColor();
+  ImGui::PopStyleColor(2);
 }
 
 void DrawDialogs(AppState& state) {
@@ -137,7 +145,7 @@ void DrawApp(AppState& state) {
     // A store read failed mid-frame (disk gone, database damaged while open), or a file system
     // call did: say so and unwind ImGui's stacks rather than crash; nothing is lost, and the next
     // frame tries again.
-    state.banner = e.what();
+    state.ShowError(e.what());
     UnwindWindows(depth);
   }
 }

@@ -1,5 +1,6 @@
 #pragma once
-// Markdown-lite for chat messages: a pure parser (blocks of inline spans) and an ImGui renderer.
+// Markdown-lite for chat messages, the parser: text to blocks of inline spans, without ImGui
+// (ui/markdown_view.h draws them).
 //
 // Blocks: paragraphs (split by blank lines; single line breaks are kept, as chat text expects),
 // ATX headings, bullet and numbered list items with nesting, fenced code blocks (``` or ~~~; an
@@ -12,8 +13,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "ui/fonts.h"
 
 namespace qvk::ui {
 
@@ -45,14 +44,9 @@ std::vector<MdBlock> ParseMarkdown(std::string_view text);
 // One line's inline spans (no LineBreak); views point into `line`.
 std::vector<MdSpan> ParseInline(std::string_view line);
 
-// What the user did during one DrawMarkdown call.
-struct MarkdownActions {
-  int copied_code_block = -1;  // which code block's Copy was clicked (0 = the text's first), or -1
-};
-
-// Draws `text` at the cursor, wrapped to the available width, and leaves the cursor below it.
-// Copy puts the block's code on the clipboard (ImGui::SetClipboardText) and, when `actions` is
-// given, reports which block. Widget IDs are local to the call: PushID per message.
-void DrawMarkdown(std::string_view text, const Fonts& fonts, MarkdownActions* actions = nullptr);
+// Text that is not Markdown, with some parts marked: what lies between `start` and `end` becomes
+// Bold spans, the rest Plain, each '\n' a LineBreak; the markers themselves are dropped (an
+// unclosed one marks to the end). Views point into `text`.
+std::vector<MdSpan> MarkedSpans(std::string_view text, char start, char end);
 
 }  // namespace qvk::ui

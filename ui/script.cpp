@@ -6,8 +6,9 @@
 //   wait-reply                 until no reply is being generated
 //   wait-tokens N              until the live reply has N tokens (or ended)
 //   frames N                   render N frames
-//   type TEXT                  characters into the focused widget (the GLFW char callback)
-//   key COMBO                  press and release, e.g. enter, shift+enter, ctrl+n, ctrl+f, escape
+//   type TEXT                  characters into the focused widget (as GLFW's char callback would)
+//   key COMBO                  a tap: every key pressed, then released in reverse order, all
+//                              before the next frame; e.g. enter, shift+enter, ctrl+a, escape
 //   send TEXT                  type into the draft and send (what Enter does)
 //   new-chat | select TITLE | search WORDS | rename TITLE | pin | delete | undo
 //   regenerate | continue      on the last assistant message of the branch on screen
@@ -30,7 +31,6 @@
 #include <sstream>
 
 #include <GLFW/glfw3.h>
-#include <backends/imgui_impl_glfw.h>
 #include <fmt/format.h>
 #include <imgui.h>
 #include <imgui_internal.h>
@@ -123,7 +123,8 @@ json Dump(AppState& state) {
                   {"context", state.chat().context_length()}};
   out["conversation"] = state.conversation;
   out["draft"] = state.draft;
-  out["banner"] = state.banner;
+  out["banner"] = state.banner.text;
+  out["banner_kind"] = state.banner.kind == Banner::Kind::Error ? "error" : "success";
   out["search"] = state.search;
   out["generating"] = state.chat().generating();
   json conversations = json::array();
@@ -156,7 +157,7 @@ json Dump(AppState& state) {
 
 // An action that failed says why in the banner; a script stops there.
 bool Succeeded(AppState& state, bool ok) {
-  if (!ok) throw Error(state.banner.empty() ? std::string("the action was refused") : state.banner);
+  if (!ok) throw Error(state.banner.text.empty() ? std::string("the action was refused") : state.banner.text);
   return true;
 }
 
@@ -223,9 +224,6 @@ void ScriptRunner::Fail(const Command& command, const std::string& why) {
 }
 
 void ScriptRunner::Step(AppState& state) {
-  GLFWwindow* window = state.window.glfw_window();
-  for (const int key : keys_to_release_) ImGui_ImplGlfw_KeyCallback(window, key, 0, GLFW_RELEASE, 0);
-  keys_to_release_.clear();
   waiting_ = false;
 
   while (next_ < commands_.size() && error_.empty()) {
@@ -309,20 +307,20 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   }
   if (name == "type") {
     const std::string text = Unescape(arg);
-    // Through the GLFW backend's char callback, one code point at a time, as a keyboard would.
+    // One code point at a time, where GLFW's char callback puts them.
     const char* const end = text.data() + text.size();
     for (const char* at = text.data(); at < end;) {
       unsigned int code = 0;
       at += std::max(1, ImTextCharFromUtf8(&code, at, end));
-      ImGui_ImplGlfw_CharCallback(state.window.glfw_window(), code);
+      state.window.QueueChar(code);
     }
     return true;
   }
   if (name == "key") {
-    for (const int key : ParseKeys(arg)) {
-      ImGui_ImplGlfw_KeyCallback(state.window.glfw_window(), key, 0, GLFW_PRESS, 0);
-      keys_to_release_.push_back(key);
-    }
+    // Faster than any frame, as a quick tap can be: the window must still see each key go down.
+    const std::vector<int> keys = ParseKeys(arg);
+    for (const int key : keys) state.window.QueueKey(key, 0, GLFW_PRESS, 0);
+    for (auto key = keys.rbegin(); key != keys.rend(); ++key) state.window.QueueKey(*key, 0, GLFW_RELEASE, 0);
     return true;
   }
   if (name == "send") {

@@ -1,7 +1,7 @@
 #pragma once
 // `qwenvk --script FILE`: drives the running app from a file of UI actions, one per line, for
-// tests, demos and screenshots. Keys and typing go through the GLFW backend's own callbacks and
-// the rest through ui/actions.h, the functions the buttons call, so a script exercises what a
+// tests, demos and screenshots. Keys and typing go where GLFW's callbacks put them (the window's
+// input queue) and the rest through ui/actions.h, the functions the buttons call, so a script exercises what a
 // user's clicks and keystrokes do. The command list is in script.cpp and the README.
 #include <chrono>
 #include <filesystem>
@@ -38,8 +38,7 @@ class ScriptRunner {
 
   std::vector<Command> commands_;
   size_t next_ = 0;
-  int frames_left_ = -1;  // for `frames N`, and key releases one frame after a press
-  std::vector<int> keys_to_release_;
+  int frames_left_ = -1;  // for `frames N`
   std::chrono::steady_clock::time_point wait_started_{};
   bool waiting_ = false;
   std::string error_;

@@ -1,9 +1,15 @@
 // The sidebar: a new-chat button, full-text search, the conversations (pinned first, then newest),
 // each with a menu to rename, pin or delete, and an undo line after a delete.
+#include <algorithm>
+#include <string>
+
+#include <fmt/format.h>
 #include <imgui.h>
+#include <imgui_internal.h>
 #include <imgui_stdlib.h>
 
 #include "ui/actions.h"
+#include "ui/markdown_view.h"
 #include "ui/panels.h"
 
 namespace qvk::ui {
@@ -49,19 +55,35 @@ void DrawSearchResults(AppState& state) {
         try {
           state.db().SetCurrentLeaf(hit.conversation_id, state.db().NewestLeafUnder(hit.message_id));
         } catch (const Error& e) {
-          state.banner = e.what();
+          state.ShowError(e.what());
         }
       }
     }
     state.glyphs.Note(hit.title, state.fonts.regular);
-    state.glyphs.Note(hit.snippet, state.fonts.regular);
-    if (!hit.snippet.empty()) {
-      ImGui::PushTextWrapPos(0.0f);
-      ImGui::TextDisabled("%s", hit.snippet.c_str());
-      ImGui::PopTextWrapPos();
-    }
+    const std::vector<MdSpan> snippet = MarkedSpans(hit.snippet, store::kMatchStart, store::kMatchEnd);
+    for (const MdSpan& span : snippet) state.glyphs.Note(span.text, state.fonts.regular);
+    DrawSnippet(snippet, state.fonts);
     ImGui::PopID();
   }
+}
+
+// "Deleted "title" [Undo]" on one line: the title gives way (an ellipsis, the whole of it in a
+// tooltip), never the button.
+void DrawUndoLine(AppState& state) {
+  const ImGuiStyle& style = ImGui::GetStyle();
+  const char* const undo = "Undo";
+  const float button_width = ImGui::CalcTextSize(undo).x + style.FramePadding.x * 2;
+  const float text_width = std::max(1.0f, ImGui::GetContentRegionAvail().x - button_width - style.ItemSpacing.x);
+  const std::string text = fmt::format("Deleted \"{}\"", DisplayTitle(state.undo->title));
+  state.glyphs.Note(text, state.fonts.regular);
+  const ImVec2 top_left = ImGui::GetCursorScreenPos();
+  const ImVec2 bottom_right(top_left.x + text_width, top_left.y + ImGui::GetTextLineHeight());
+  ImGui::RenderTextEllipsis(ImGui::GetWindowDrawList(), top_left, bottom_right, bottom_right.x, bottom_right.x,
+                            text.data(), text.data() + text.size(), nullptr);
+  ImGui::Dummy(ImVec2(text_width, ImGui::GetTextLineHeight()));
+  if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", text.c_str());
+  ImGui::SameLine();
+  if (ImGui::SmallButton(undo)) UndoDelete(state);
 }
 
 }  // namespace
@@ -75,11 +97,7 @@ void DrawSidebar(AppState& state) {
   ImGui::SetNextItemWidth(-1);
   ImGui::InputTextWithHint("##search", "Search (Ctrl+F)", &state.search);
   state.glyphs.Note(state.search, state.fonts.regular);
-  if (state.undo) {
-    ImGui::TextWrapped("Deleted \"%s\".", DisplayTitle(state.undo->title));
-    ImGui::SameLine();
-    if (ImGui::SmallButton("Undo")) UndoDelete(state);
-  }
+  if (state.undo) DrawUndoLine(state);
   ImGui::Separator();
   ImGui::BeginChild("conversations");
   if (state.search.empty())

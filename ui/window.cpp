@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <utility>
 
 #include <vulkan/vulkan.h>
@@ -156,6 +157,16 @@ bool SameSize(VkExtent2D a, VkExtent2D b) {
   return a.width == b.width && a.height == b.height;
 }
 
+// A key change or a typed character, as GLFW reported it.
+struct InputEvent {
+  bool is_key = false;
+  int key = 0;
+  int scancode = 0;
+  int action = 0;
+  int mods = 0;
+  unsigned int code_point = 0;
+};
+
 bool IsBgra8(VkFormat format) {
   return format == VK_FORMAT_B8G8R8A8_UNORM || format == VK_FORMAT_B8G8R8A8_SRGB;
 }
@@ -186,7 +197,19 @@ struct Window::State {
   std::optional<ImGuiVulkanBackend> imgui_vulkan;
   bool fonts_uploaded = false;
   std::optional<std::filesystem::path> screenshot;
+  std::deque<InputEvent> pending_input;  // not yet given to ImGui, oldest first
 };
+
+namespace {
+
+void QueueKeyCallback(GLFWwindow* window, int key, int scancode, int action, int mods) {
+  static_cast<Window*>(glfwGetWindowUserPointer(window))->QueueKey(key, scancode, action, mods);
+}
+void QueueCharCallback(GLFWwindow* window, unsigned int code_point) {
+  static_cast<Window*>(glfwGetWindowUserPointer(window))->QueueChar(code_point);
+}
+
+}  // namespace
 
 Window::Window(const WindowOptions& options) {
   if (options.width <= 0 || options.height <= 0) {
@@ -247,6 +270,10 @@ Window::Window(const WindowOptions& options) {
 
   for (uint32_t i = 0; i < kFramesInFlight; ++i) s.frames.push_back(MakeFrameSlot(*s.device));
   s.imgui_glfw.emplace(s.window.get());
+  // Over the backend's own key and character callbacks (its shutdown puts back what was before it).
+  glfwSetWindowUserPointer(s.window.get(), this);
+  glfwSetKeyCallback(s.window.get(), QueueKeyCallback);
+  glfwSetCharCallback(s.window.get(), QueueCharCallback);
   StartRenderer();
   spdlog::debug("window {}x{} on device {} ({}), swapchain {}x{}", options.width, options.height, chosen.index,
                 chosen.name, s.swapchain->extent().width, s.swapchain->extent().height);
@@ -348,13 +375,41 @@ void Window::RebuildFonts() {
   s.fonts_uploaded = true;
 }
 
+void Window::QueueKey(int key, int scancode, int action, int mods) {
+  state_->pending_input.push_back({.is_key = true, .key = key, .scancode = scancode, .action = action, .mods = mods});
+}
+
+void Window::QueueChar(unsigned int code_point) {
+  state_->pending_input.push_back({.code_point = code_point});
+}
+
+void Window::FeedQueuedInput() {
+  State& s = *state_;
+  std::vector<int> changed;  // keys that went down or up in this frame
+  while (!s.pending_input.empty()) {
+    const InputEvent& event = s.pending_input.front();
+    if (event.is_key) {
+      // A repeat changes nothing ImGui sees (it repeats held keys itself).
+      if (event.action != GLFW_REPEAT) {
+        if (std::find(changed.begin(), changed.end(), event.key) != changed.end()) return;
+        changed.push_back(event.key);
+      }
+      ImGui_ImplGlfw_KeyCallback(s.window.get(), event.key, event.scancode, event.action, event.mods);
+    } else {
+      ImGui_ImplGlfw_CharCallback(s.window.get(), event.code_point);
+    }
+    s.pending_input.pop_front();
+  }
+}
+
 void Window::BeginFrame(double wait_timeout_s) {
   if (!state_->fonts_uploaded) RebuildFonts();
-  if (wait_timeout_s > 0) {
+  if (wait_timeout_s > 0 && state_->pending_input.empty()) {
     glfwWaitEventsTimeout(wait_timeout_s);
   } else {
     glfwPollEvents();
   }
+  FeedQueuedInput();
   ImGui_ImplVulkan_NewFrame();
   ImGui_ImplGlfw_NewFrame();
   ImGui::NewFrame();

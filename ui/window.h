@@ -57,6 +57,13 @@ class Window {
   // Waits for events for up to `wait_timeout_s` seconds (0: only takes what is pending), then
   // starts an ImGui frame.
   void BeginFrame(double wait_timeout_s);
+  // Keyboard input as GLFW's callbacks deliver it; the --script driver types through these too.
+  // ImGui 1.86 reads key state once per frame, so a key pressed and released between two frames
+  // would never be seen down: input is queued, and each frame takes it in order up to the second
+  // change of any one key, which waits for the next frame (that frame comes at once).
+  void QueueKey(int key, int scancode, int action, int mods);
+  void QueueChar(unsigned int code_point);
+
   // Renders and presents the ImGui frame; rebuilds the swapchain when the window's size changed;
   // writes a requested screenshot. Draws nothing while the window is minimized.
   void EndFrame();
@@ -68,6 +75,7 @@ class Window {
  private:
   struct State;
   void WaitForFrames();
+  void FeedQueuedInput();
   void RecreateSwapchain();
   void StartRenderer();
   std::unique_ptr<State> state_;
