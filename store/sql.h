@@ -122,6 +122,12 @@ inline constexpr char kSetConversationTimes[] =
     "UPDATE conversations SET created_ms = ?2, updated_ms = ?3 WHERE id = ?1";
 inline constexpr char kDeleteConversation[] = "UPDATE conversations SET deleted_ms = ?2 WHERE id = ?1";
 inline constexpr char kRestoreConversation[] = "UPDATE conversations SET deleted_ms = NULL WHERE id = ?1";
+// Deleting a thread through parent_id's ON DELETE CASCADE nests one trigger level per message,
+// and SQLite stops at 1000 levels; with their parents cleared first, a purged conversation's
+// messages all go at the first level.
+inline constexpr char kDetachDeletedMessages[] =
+    "UPDATE messages SET parent_id = NULL"
+    " WHERE conversation_id IN (SELECT id FROM conversations WHERE deleted_ms IS NOT NULL)";
 inline constexpr char kPurgeDeleted[] = "DELETE FROM conversations WHERE deleted_ms IS NOT NULL";
 #undef QVK_CONVERSATION_COLUMNS
 

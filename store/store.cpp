@@ -528,6 +528,8 @@ void Store::RestoreConversation(Id id) {
 void Store::PurgeDeleted() {
   std::lock_guard lock(mutex_);
   Transaction([&] {
+    Statement detach(*this, sql::kDetachDeletedMessages, "remove deleted conversations");
+    detach.Run();
     Statement purge(*this, sql::kPurgeDeleted, "remove deleted conversations");
     purge.Run();
   });

@@ -459,8 +459,9 @@ TEST_F(StoreTest, ParentsThatLoopAreReportedAsDamage) {
   EXPECT_FALSE(store.GetMessage(reply));
 }
 
-// The walks stop at the longest thread an import accepts: that one reads whole, one more is damage.
-TEST_F(StoreTest, ThreadsReadUpToTheImportLimit) {
+// The walks stop at the longest thread an import accepts: that one reads whole, one more is
+// damage; either can be deleted for good.
+TEST_F(StoreTest, ThreadsAsLongAsAnImportReadAndPurge) {
   Id c = 0;
   {
     Store store(DbPath());
@@ -486,6 +487,12 @@ TEST_F(StoreTest, ThreadsReadUpToTheImportLimit) {
   ExpectMentions(ErrorOf([&] { store.Thread(beyond); }),
                  {fmt::format("Conversation {}", c), "is damaged", "longer than any conversation"});
   ExpectMentions(ErrorOf([&] { store.NewestLeafUnder(1); }), {"is damaged", "longer than any conversation"});
+
+  store.DeleteConversation(c);
+  store.PurgeDeleted();
+  EXPECT_FALSE(store.GetMessage(1));
+  EXPECT_FALSE(store.GetMessage(beyond));
+  EXPECT_EQ(store.IntegrityCheck(), "ok");
 }
 
 TEST_F(StoreTest, ReadOnlyReadsButRefusesWrites) {
