@@ -16,12 +16,9 @@ namespace qvk::store {
 inline constexpr std::string_view kExportFormat = "qwenvk-conversation";
 inline constexpr int kExportVersion = 1;
 
-// What an import accepts: far beyond any real conversation, they stop a wrong or hostile file
-// before it fills the database.
+// The largest file an import reads: far beyond any real conversation, it stops a wrong or hostile
+// file before it fills the database. Fields are held to the store's limits (store.h, settings.h).
 inline constexpr size_t kMaxImportBytes = size_t{64} << 20;
-inline constexpr size_t kMaxImportMessages = 100'000;
-inline constexpr size_t kMaxTitleBytes = 4096;
-inline constexpr size_t kMaxNoticeBytes = 4096;
 
 // "# title", the system prompt, then the current branch as "### User" / "### Assistant"
 // sections. Message text is copied verbatim; a code fence a cut-off reply left open is closed so
@@ -36,10 +33,10 @@ std::string ExportMarkdown(Store& store, Id conversation);
 std::string ExportJson(Store& store, Id conversation);
 
 // Checks everything first (JSON, UTF-8, format and version, field types, roles, parents listed
-// before their children, current_leaf, the limits above and the settings ranges); on any
-// problem throws StoreError(InvalidImport) naming what is wrong and where, having written
-// nothing. Otherwise adds a new conversation in one transaction (new ids; "streaming" replies
-// become "interrupted") and returns its id.
+// before their children, current_leaf, the file size, the store's limits and the settings
+// ranges); on any problem throws StoreError(InvalidImport) naming what is wrong and where,
+// having written nothing. Otherwise adds a new conversation in one transaction (new ids;
+// "streaming" replies become "interrupted") and returns its id.
 Id ImportJson(Store& store, std::string_view json_text);
 
 }  // namespace qvk::store

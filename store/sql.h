@@ -122,6 +122,12 @@ inline constexpr char kSetConversationTimes[] =
     "UPDATE conversations SET created_ms = ?2, updated_ms = ?3 WHERE id = ?1";
 inline constexpr char kDeleteConversation[] = "UPDATE conversations SET deleted_ms = ?2 WHERE id = ?1";
 inline constexpr char kRestoreConversation[] = "UPDATE conversations SET deleted_ms = NULL WHERE id = ?1";
+// Deleting a thread through parent_id's ON DELETE CASCADE nests one trigger level per message,
+// and SQLite stops at 1000 levels; with their parents cleared first, a purged conversation's
+// messages all go at the first level.
+inline constexpr char kDetachDeletedMessages[] =
+    "UPDATE messages SET parent_id = NULL"
+    " WHERE conversation_id IN (SELECT id FROM conversations WHERE deleted_ms IS NOT NULL)";
 inline constexpr char kPurgeDeleted[] = "DELETE FROM conversations WHERE deleted_ms IS NOT NULL";
 #undef QVK_CONVERSATION_COLUMNS
 
@@ -140,30 +146,45 @@ inline constexpr char kSetMessageStats[] =
 inline constexpr char kSetMessageCreated[] = "UPDATE messages SET created_ms = ?2 WHERE id = ?1";
 inline constexpr char kGetMessage[] = "SELECT " QVK_MESSAGE_COLUMNS " FROM messages m WHERE m.id = ?1";
 inline constexpr char kMessageConversation[] = "SELECT conversation_id FROM messages WHERE id = ?1";
-// Parents always have smaller ids than their children (a parent exists before its child), so
-// the walk up ends at the root.
-inline constexpr char kThread[] =
-    "WITH RECURSIVE chain(id, depth) AS ("
-    "  SELECT id, 0 FROM messages WHERE id = ?1"
-    "  UNION ALL"
-    "  SELECT m.parent_id, chain.depth + 1 FROM messages m JOIN chain ON m.id = chain.id"
-    "  WHERE m.parent_id IS NOT NULL)"
+// Every walk along parents stops at depth ?2, which no legal thread reaches (Store's
+// kMaxThreadDepth): parents that loop (a damaged or hostile file) would otherwise make it endless.
+// The walk up from ?1 to the root, ids only.
+#define QVK_WALK_UP                                                                     \
+  "WITH RECURSIVE chain(id, depth) AS ("                                                \
+  "  SELECT id, 0 FROM messages WHERE id = ?1"                                          \
+  "  UNION ALL"                                                                         \
+  "  SELECT m.parent_id, chain.depth + 1 FROM messages m JOIN chain ON m.id = chain.id" \
+  "  WHERE m.parent_id IS NOT NULL AND chain.depth < ?2)"
+// The first message a walk met twice (its own ancestor), or NULL if none repeats. Reads ids
+// only, so even a looping walk costs ?2 index lookups, never ?2 copies of message text.
+#define QVK_LOOPING_IN(walk) \
+  "(SELECT id FROM " walk " WHERE id IS NOT NULL GROUP BY id HAVING count(*) > 1 ORDER BY min(depth) LIMIT 1)"
+
+// One row when the walk up from ?1 reaches depth ?2: the thread is damaged. Checked before
+// kThread, which sorts whole rows.
+inline constexpr char kThreadDamage[] = QVK_WALK_UP " SELECT " QVK_LOOPING_IN("chain") " FROM chain WHERE depth = ?2";
+inline constexpr char kThread[] = QVK_WALK_UP
     " SELECT " QVK_MESSAGE_COLUMNS " FROM chain JOIN messages m ON m.id = chain.id ORDER BY chain.depth DESC";
 inline constexpr char kSiblings[] = "SELECT " QVK_MESSAGE_COLUMNS
                                     " FROM messages m WHERE m.conversation_id = ?1 AND m.parent_id IS ?2"
                                     " ORDER BY m.id";
 // Children are newer than their parent, so the deepest step of the walk is the largest id.
+// Columns: that leaf; the message at depth ?2 (not NULL: the walk was cut, the thread is
+// damaged); the looping message.
 inline constexpr char kNewestLeafUnder[] =
-    "WITH RECURSIVE down(id) AS ("
-    "  SELECT id FROM messages WHERE id = ?1"
+    "WITH RECURSIVE down(id, depth) AS ("
+    "  SELECT id, 0 FROM messages WHERE id = ?1"
     "  UNION ALL"
-    "  SELECT (SELECT max(c.id) FROM messages c WHERE c.parent_id = down.id) FROM down WHERE down.id IS NOT NULL)"
-    " SELECT max(id) FROM down";
+    "  SELECT (SELECT max(c.id) FROM messages c WHERE c.parent_id = down.id), down.depth + 1 FROM down"
+    "  WHERE down.id IS NOT NULL AND down.depth < ?2)"
+    " SELECT max(id), (SELECT id FROM down WHERE depth = ?2), " QVK_LOOPING_IN("down") " FROM down";
 inline constexpr char kAllMessages[] =
     "SELECT " QVK_MESSAGE_COLUMNS " FROM messages m WHERE m.conversation_id = ?1 ORDER BY m.id";
 inline constexpr char kAnyStreaming[] = "SELECT EXISTS (SELECT 1 FROM messages WHERE state = 'streaming')";
 inline constexpr char kMarkInterrupted[] = "UPDATE messages SET state = 'interrupted' WHERE state = 'streaming'";
 #undef QVK_MESSAGE_COLUMNS
+#undef QVK_WALK_UP
+#undef QVK_LOOPING_IN
 
 // --- search ---------------------------------------------------------------------------------
 // ?1: an FTS5 query built by the store from quoted words; ?2: the limit; ?3 and ?4: what marks

@@ -25,6 +25,9 @@ namespace qvk::store {
 namespace {
 
 constexpr int kBusyTimeoutMs = 2000;
+// Where every walk along parents stops (sql.h): deeper than any thread the store holds, so only
+// parents that loop reach it.
+constexpr auto kMaxThreadDepth = static_cast<int64_t>(kMaxImportMessages);
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -94,6 +97,16 @@ std::string FtsQuery(std::string_view text) {
     query += "\"*";
   }
   return query;
+}
+
+// Text longer than the store holds is refused before anything is written, so that whatever it
+// holds can be exported and imported back.
+void RequireFits(std::string_view what, std::string_view text, size_t max_bytes) {
+  if (text.size() > max_bytes) {
+    throw StoreError(
+        StoreErrorKind::TooLarge,
+        fmt::format("{} is {} bytes long; at most {} bytes are kept. Shorten it.", what, text.size(), max_bytes));
+  }
 }
 
 // The settings column. What is stored always passes an import's checks, so it is checked before
@@ -268,28 +281,40 @@ Store::Store(const std::filesystem::path& path, const Options& options) : path_(
                                                        path_.parent_path().string(), error.message()));
     }
   }
-  if (options.single_writer && !read_only_) {
-    const std::string lock_path = path_.string() + ".lock";
-    writer_lock_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (writer_lock_ < 0) {
-      throw StoreError(StoreErrorKind::Io, fmt::format("Could not create {}: {}.", lock_path, std::strerror(errno)));
-    }
-    if (::flock(writer_lock_, LOCK_EX | LOCK_NB) != 0) {
-      ::close(writer_lock_);
-      throw StoreError(
-          StoreErrorKind::Locked,
-          fmt::format("Another QwenVK is using {}. Close it, or open the conversations read-only.", path_.string()));
-    }
-  }
   const int flags = read_only_ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   try {
     const int code = sqlite3_open_v2(path_.c_str(), &db_, flags, nullptr);
     if (code != SQLITE_OK) Fail(code, "open the conversations");
+    // Opening reads nothing yet; the lock comes before the first read and the first write.
+    if (options.single_writer && !read_only_) LockWriter();
     Configure();
   } catch (...) {
     sqlite3_close(db_);
     if (writer_lock_ >= 0) ::close(writer_lock_);
     throw;
+  }
+}
+
+// The lock belongs to the file, not to the name it was opened by: through a symlinked path, or a
+// symlinked folder, a second QwenVK takes the same lock file as through the real path. (SQLite
+// created the file on open, so it exists.) A hard link still has a lock of its own; SQLite warns
+// against hard-linked databases for the same reason.
+void Store::LockWriter() {
+  std::error_code error;
+  const std::filesystem::path file = std::filesystem::canonical(path_, error);
+  if (error) {
+    throw StoreError(StoreErrorKind::Io,
+                     fmt::format("Could not find where {} leads: {}.", path_.string(), error.message()));
+  }
+  const std::string lock_path = file.string() + ".lock";
+  writer_lock_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (writer_lock_ < 0) {
+    throw StoreError(StoreErrorKind::Io, fmt::format("Could not create {}: {}.", lock_path, std::strerror(errno)));
+  }
+  if (::flock(writer_lock_, LOCK_EX | LOCK_NB) != 0) {
+    throw StoreError(
+        StoreErrorKind::Locked,
+        fmt::format("Another QwenVK is using {}. Close it, or open the conversations read-only.", path_.string()));
   }
 }
 
@@ -414,6 +439,7 @@ void ExpectChanged(int changed, std::string_view what, Id id) {
 }  // namespace
 
 Id Store::CreateConversation(std::string_view title, const ConversationSettings& settings) {
+  RequireFits("The title", title, kMaxTitleBytes);
   std::lock_guard lock(mutex_);
   Id id = 0;
   Transaction([&] {
@@ -441,6 +467,7 @@ std::optional<Conversation> Store::GetConversation(Id id) {
 }
 
 void Store::RenameConversation(Id id, std::string_view title) {
+  RequireFits("The title", title, kMaxTitleBytes);
   std::lock_guard lock(mutex_);
   Transaction([&] {
     Statement rename(*this, sql::kRenameConversation, "rename the conversation");
@@ -501,6 +528,8 @@ void Store::RestoreConversation(Id id) {
 void Store::PurgeDeleted() {
   std::lock_guard lock(mutex_);
   Transaction([&] {
+    Statement detach(*this, sql::kDetachDeletedMessages, "remove deleted conversations");
+    detach.Run();
     Statement purge(*this, sql::kPurgeDeleted, "remove deleted conversations");
     purge.Run();
   });
@@ -518,6 +547,7 @@ void Store::RequireMessageOf(Id conversation, Id message) {
 
 Id Store::AddMessage(Id conversation, Id parent, std::string_view role, std::string_view content, MessageState state) {
   if (!IsRole(role)) throw Error(fmt::format("'{}' is not a message role (system, user or assistant).", role));
+  RequireFits("The message", content, kMaxTextBytes);
   std::lock_guard lock(mutex_);
   Id id = 0;
   Transaction([&] {
@@ -536,6 +566,7 @@ Id Store::AddMessage(Id conversation, Id parent, std::string_view role, std::str
 }
 
 void Store::UpdateMessage(Id id, std::string_view content, MessageState state) {
+  RequireFits("The message", content, kMaxTextBytes);
   std::lock_guard lock(mutex_);
   Transaction([&] {
     Statement update(*this, sql::kUpdateMessage, "save the message");
@@ -545,6 +576,7 @@ void Store::UpdateMessage(Id id, std::string_view content, MessageState state) {
 
 void Store::SetMessageStats(Id id, uint32_t tokens, double tokens_per_s, double time_to_first_token_s,
                             std::string_view notice) {
+  RequireFits("The reply's notice", notice, kMaxNoticeBytes);
   std::lock_guard lock(mutex_);
   Transaction([&] {
     Statement stats(*this, sql::kSetMessageStats, "save the reply's figures");
@@ -569,10 +601,25 @@ std::optional<Message> Store::GetMessage(Id id) {
   return get.ReadMessage();
 }
 
+[[noreturn]] void Store::FailDamagedThread(Id message, Id looping) const {
+  Statement owner(*this, sql::kMessageConversation, "read the message");
+  owner.Bind(1, message);
+  const Id conversation = owner.Step() ? owner.Int(0) : 0;
+  const std::string problem =
+      looping != 0 ? fmt::format("message {} is its own ancestor", looping)
+                   : fmt::format("the thread through message {} is longer than any conversation", message);
+  throw StoreError(StoreErrorKind::Corrupt,
+                   fmt::format("Conversation {} in {} is damaged: {}. Delete that conversation, or open the "
+                               "conversations read-only, make a backup, or move the file away.",
+                               conversation, path_.string(), problem));
+}
+
 std::vector<Message> Store::Thread(Id leaf) {
   std::lock_guard lock(mutex_);
+  Statement damage(*this, sql::kThreadDamage, "read the conversation");
+  if (damage.Bind(1, leaf).Bind(2, kMaxThreadDepth).Step()) FailDamagedThread(leaf, damage.Int(0));
   Statement thread(*this, sql::kThread, "read the conversation");
-  thread.Bind(1, leaf);
+  thread.Bind(1, leaf).Bind(2, kMaxThreadDepth);
   std::vector<Message> messages;
   while (thread.Step()) messages.push_back(thread.ReadMessage());
   return messages;
@@ -590,8 +637,10 @@ std::vector<Message> Store::Siblings(Id conversation, Id parent) {
 Id Store::NewestLeafUnder(Id message) {
   std::lock_guard lock(mutex_);
   Statement newest(*this, sql::kNewestLeafUnder, "read the branches");
-  newest.Bind(1, message);
-  return newest.Step() ? newest.Int(0) : 0;  // max() of nothing is NULL, read as 0
+  newest.Bind(1, message).Bind(2, kMaxThreadDepth);
+  if (!newest.Step()) return 0;
+  if (newest.Int(1) != 0) FailDamagedThread(message, newest.Int(2));
+  return newest.Int(0);  // max() of nothing is NULL, read as 0
 }
 
 std::vector<Message> Store::AllMessages(Id conversation) {

@@ -6,6 +6,7 @@
 // Durability contract the chat relies on: AddMessage and UpdateMessage commit before returning,
 // so whatever a caller has stored survives a crash or SIGKILL. Rows left `streaming` by a process
 // that died are marked `interrupted` the next time the store opens.
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -25,8 +26,18 @@ namespace qvk::store {
 
 using Id = int64_t;  // SQLite rowid; 0 means "none"
 
-// Why a database could not be used, so the app can offer the right way out.
-enum class StoreErrorKind { Io, Locked, Corrupt, NewerSchema, ReadOnly, InvalidImport };
+// Why a database could not be used, or a write was refused, so the app can offer the right way
+// out. TooLarge: text beyond the limits below, which the store never holds.
+enum class StoreErrorKind { Io, Locked, Corrupt, NewerSchema, ReadOnly, InvalidImport, TooLarge };
+
+// What one conversation holds at most, far beyond any real one. The store refuses more
+// (TooLarge) and an import accepts exactly this, so every conversation the app made can be
+// exported and imported back. Message text and the system prompt: kMaxTextBytes (settings.h).
+inline constexpr size_t kMaxTitleBytes = 4096;
+inline constexpr size_t kMaxNoticeBytes = 4096;
+// An import holds files to this many messages. The store does not count them on every write (an
+// import would cost the square of its length); a branch this long would take 50,000 turns.
+inline constexpr size_t kMaxImportMessages = 100'000;
 
 class StoreError : public Error {
  public:
@@ -134,7 +145,8 @@ class Store {
   void SetMessageStats(Id id, uint32_t tokens, double tokens_per_s, double time_to_first_token_s,
                        std::string_view notice);
   std::optional<Message> GetMessage(Id id);
-  // Root .. leaf, following parents.
+  // Root .. leaf, following parents. Throws StoreError(Corrupt) naming the conversation when the
+  // parents loop (a damaged file), as NewestLeafUnder does.
   std::vector<Message> Thread(Id leaf);
   // Messages sharing `parent` in `conversation` (the branches at that point), oldest first.
   std::vector<Message> Siblings(Id conversation, Id parent);
@@ -176,6 +188,8 @@ class Store {
   void Execute(const char* sql, std::string_view doing);  // constant SQL without parameters
   void RequireWritable() const;
   void RequireMessageOf(Id conversation, Id message);
+  void LockWriter();
+  [[noreturn]] void FailDamagedThread(Id message, Id looping) const;
   [[noreturn]] void Fail(int code, std::string_view doing) const;
 
   std::filesystem::path path_;

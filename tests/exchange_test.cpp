@@ -131,6 +131,24 @@ TEST_F(ExchangeTest, ImportRebuildsTheSameTree) {
   EXPECT_EQ(again["messages"].size(), 5u);
 }
 
+// The store refuses one byte more than these (store_test), so nothing it holds is refused on import.
+TEST_F(ExchangeTest, TheLargestTextsTheStoreHoldsRoundTrip) {
+  std::string title(kMaxTitleBytes % 3, 't');  // bytes, not characters, are counted
+  while (title.size() < kMaxTitleBytes) title += "✓";
+  std::string text;
+  while (text.size() < kMaxTextBytes) text += "word ";
+  text.resize(kMaxTextBytes);
+  ConversationSettings settings;
+  settings.system_prompt = text;
+  const Id conversation = store_.CreateConversation(title, settings);
+  const Id message = store_.AddMessage(conversation, 0, "user", text, MessageState::Complete);
+  store_.SetMessageStats(message, 1, 2, 3, std::string(kMaxNoticeBytes, 'n'));
+  ASSERT_EQ(store_.GetConversation(conversation)->title.size(), kMaxTitleBytes);
+
+  const Id imported = ImportJson(store_, ExportJson(store_, conversation));
+  EXPECT_EQ(ShapeOf(store_, imported), ShapeOf(store_, conversation));
+}
+
 TEST_F(ExchangeTest, ImportOfAMinimalFile) {
   const Id id = ImportJson(store_, R"({"format": "qwenvk-conversation", "version": 1, "title": "t",
       "messages": [{"id": 10, "parent": null, "role": "user", "content": "hi"},

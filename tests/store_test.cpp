@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -34,10 +35,19 @@ class RawDatabase {
   RawDatabase(const RawDatabase&) = delete;
   RawDatabase& operator=(const RawDatabase&) = delete;
 
-  void Execute(const char* sql) {
+  void Execute(const std::string& sql) {
     char* message = nullptr;
-    EXPECT_EQ(sqlite3_exec(db_, sql, nullptr, nullptr, &message), SQLITE_OK) << sql << ": " << message;
+    EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message), SQLITE_OK) << sql << ": " << message;
     sqlite3_free(message);
+  }
+  // The first column of the first row.
+  int64_t Scalar(const char* sql) {
+    sqlite3_stmt* statement = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql, -1, &statement, nullptr), SQLITE_OK) << sql;
+    EXPECT_EQ(sqlite3_step(statement), SQLITE_ROW) << sql;
+    const int64_t value = sqlite3_column_int64(statement, 0);
+    sqlite3_finalize(statement);
+    return value;
   }
 
  private:
@@ -181,6 +191,36 @@ TEST_F(StoreTest, MessagesCreateReadUpdate) {
   ExpectMentions(ErrorOf([&] { store.SetCurrentLeaf(other, reply); }), {"belongs to conversation"});
   EXPECT_EQ(store.AllMessages(conversation).size(), 2u);
   EXPECT_TRUE(store.AllMessages(other).empty());
+}
+
+// What the store refuses is what an import refuses (exchange_test checks the largest round trip).
+TEST_F(StoreTest, RefusesTextLongerThanAnImportAccepts) {
+  Store store(DbPath());
+  const Id c = store.CreateConversation(std::string(kMaxTitleBytes, 't'), {});
+  const Id m = store.AddMessage(c, 0, "user", std::string(kMaxTextBytes, 'm'), MessageState::Complete);
+  store.UpdateMessage(m, std::string(kMaxTextBytes, 'u'), MessageState::Complete);
+  store.SetMessageStats(m, 1, 1, 1, std::string(kMaxNoticeBytes, 'n'));
+  const uint64_t revision = store.revision();
+
+  const std::string title(kMaxTitleBytes + 1, 't'), text(kMaxTextBytes + 1, 'x'), notice(kMaxNoticeBytes + 1, 'n');
+  const std::vector<std::pair<std::function<void()>, std::vector<std::string>>> refused = {
+      {[&] { store.CreateConversation(title, {}); }, {"title is 4097 bytes long", "at most 4096 bytes"}},
+      {[&] { store.RenameConversation(c, title); }, {"title is 4097 bytes long", "Shorten it"}},
+      {[&] { store.AddMessage(c, m, "assistant", text, MessageState::Complete); },
+       {"message is 8388609 bytes long", "at most 8388608 bytes"}},
+      {[&] { store.UpdateMessage(m, text, MessageState::Complete); }, {"message is 8388609 bytes long"}},
+      {[&] { store.SetMessageStats(m, 2, 2, 2, notice); }, {"notice is 4097 bytes long", "at most 4096 bytes"}},
+  };
+  for (const auto& [write, mentions] : refused) {
+    EXPECT_EQ(KindOf(write), StoreErrorKind::TooLarge);
+    ExpectMentions(ErrorOf(write), mentions);
+  }
+  EXPECT_EQ(store.revision(), revision);
+  EXPECT_EQ(store.ListConversations().size(), 1u);
+  EXPECT_EQ(store.GetConversation(c)->title.size(), kMaxTitleBytes);
+  EXPECT_EQ(store.AllMessages(c).size(), 1u);
+  EXPECT_EQ(store.GetMessage(m)->content, std::string(kMaxTextBytes, 'u'));
+  EXPECT_EQ(store.GetMessage(m)->notice.size(), kMaxNoticeBytes);
 }
 
 TEST_F(StoreTest, BranchesSiblingsNewestLeafAndThread) {
@@ -412,6 +452,90 @@ TEST_F(StoreTest, GarbageFileIsCorruptAndLeftUntouched) {
   EXPECT_EQ(test::ReadFile(path), garbage);
 }
 
+// Parents that loop pass both integrity_check and foreign_key_check; every walk along them stops
+// and names the damage instead of running on.
+TEST_F(StoreTest, ParentsThatLoopAreReportedAsDamage) {
+  Id c = 0, root = 0, reply = 0, question = 0, healthy = 0, healthy_leaf = 0;
+  {
+    Store store(DbPath());
+    c = store.CreateConversation("looped", {});
+    root = store.AddMessage(c, 0, "system", "sys", MessageState::Complete);
+    // Long text: a walk that copied every row it met would be slow as well as endless.
+    reply = store.AddMessage(c, root, "assistant", std::string(size_t{1} << 20, 'r'), MessageState::Complete);
+    question = store.AddMessage(c, reply, "user", "q", MessageState::Complete);
+    healthy = store.CreateConversation("healthy", {});
+    healthy_leaf = store.AddMessage(healthy, 0, "user", "fine", MessageState::Complete);
+  }
+  {
+    RawDatabase raw(DbPath());
+    raw.Execute(fmt::format("UPDATE messages SET parent_id = {} WHERE id = {}", question, reply));
+    EXPECT_EQ(raw.Scalar("SELECT count(*) FROM pragma_foreign_key_check"), 0);
+  }
+  Store store(DbPath());
+  EXPECT_EQ(store.IntegrityCheck(), "ok");
+  for (const Id start : {reply, question}) {
+    SCOPED_TRACE(start);
+    EXPECT_EQ(KindOf([&] { store.Thread(start); }), StoreErrorKind::Corrupt);
+    ExpectMentions(
+        ErrorOf([&] { store.Thread(start); }),
+        {fmt::format("Conversation {} in {} is damaged: message {} is its own ancestor", c, DbPath().string(), start),
+         "read-only", "backup"});
+    EXPECT_EQ(KindOf([&] { store.NewestLeafUnder(start); }), StoreErrorKind::Corrupt);
+    ExpectMentions(ErrorOf([&] { store.NewestLeafUnder(start); }), {"is its own ancestor"});
+  }
+  EXPECT_EQ(store.Thread(root).size(), 1u);  // above the loop
+  EXPECT_EQ(store.NewestLeafUnder(root), root);
+  EXPECT_EQ(store.Thread(healthy_leaf).size(), 1u);
+
+  {
+    RawDatabase raw(DbPath());
+    raw.Execute(fmt::format("UPDATE messages SET parent_id = id WHERE id = {}", root));
+  }
+  ExpectMentions(ErrorOf([&] { store.Thread(root); }), {fmt::format("message {} is its own ancestor", root)});
+  ExpectMentions(ErrorOf([&] { store.NewestLeafUnder(root); }), {fmt::format("message {} is its own ancestor", root)});
+  // The way out the message names.
+  store.DeleteConversation(c);
+  store.PurgeDeleted();
+  EXPECT_EQ(store.IntegrityCheck(), "ok");
+  EXPECT_FALSE(store.GetMessage(reply));
+}
+
+// The walks stop at the longest thread an import accepts: that one reads whole, one more is
+// damage; either can be deleted for good.
+TEST_F(StoreTest, ThreadsAsLongAsAnImportReadAndPurge) {
+  Id c = 0;
+  {
+    Store store(DbPath());
+    c = store.CreateConversation("long", {});
+  }
+  {
+    RawDatabase raw(DbPath());
+    raw.Execute(
+        fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {})"
+                    " INSERT INTO messages (id, conversation_id, parent_id, role, content, state, created_ms)"
+                    " SELECT i, {}, nullif(i - 1, 0), 'user', 'turn', 'complete', 0 FROM n",
+                    kMaxImportMessages, c));
+  }
+  Store store(DbPath());
+  const auto last = static_cast<Id>(kMaxImportMessages);
+  const std::vector<Message> thread = store.Thread(last);
+  ASSERT_EQ(thread.size(), kMaxImportMessages);
+  EXPECT_EQ(thread.front().id, 1);
+  EXPECT_EQ(thread.back().id, last);
+  EXPECT_EQ(store.NewestLeafUnder(1), last);
+
+  const Id beyond = store.AddMessage(c, last, "assistant", "one too many", MessageState::Complete);
+  ExpectMentions(ErrorOf([&] { store.Thread(beyond); }),
+                 {fmt::format("Conversation {}", c), "is damaged", "longer than any conversation"});
+  ExpectMentions(ErrorOf([&] { store.NewestLeafUnder(1); }), {"is damaged", "longer than any conversation"});
+
+  store.DeleteConversation(c);
+  store.PurgeDeleted();
+  EXPECT_FALSE(store.GetMessage(1));
+  EXPECT_FALSE(store.GetMessage(beyond));
+  EXPECT_EQ(store.IntegrityCheck(), "ok");
+}
+
 TEST_F(StoreTest, ReadOnlyReadsButRefusesWrites) {
   Id c = 0;
   {
@@ -472,6 +596,33 @@ TEST_F(StoreTest, OneSingleWriterAtATimeOthersReadOnly) {
   }
   Store next_start(DbPath(), writer);  // the lock went with the first store
   EXPECT_EQ(next_start.ListConversations().size(), 1u);
+}
+
+// A symlink to the database, or to its folder, is the same database: a second QwenVK through it
+// must not open it for writing (it would purge the first one's undo).
+TEST_F(StoreTest, SingleWriterLockFollowsSymlinks) {
+  const Store::Options writer{.read_only = false, .single_writer = true};
+  std::filesystem::create_directories(DbPath().parent_path());
+  const auto file_link = dir_.path() / "link.db";
+  const auto folder_link = dir_.path() / "linked-folder";
+  std::filesystem::create_symlink(DbPath(), file_link);
+  std::filesystem::create_directory_symlink(DbPath().parent_path(), folder_link);
+  const auto through_folder = folder_link / DbPath().filename();
+  {
+    Store app(DbPath(), writer);
+    const Id undoable = app.CreateConversation("deleted, can still be undone", {});
+    app.DeleteConversation(undoable);
+    for (const auto& other : {file_link, through_folder}) {
+      SCOPED_TRACE(other);
+      EXPECT_EQ(KindOf([&] { Store second_app(other, writer); }), StoreErrorKind::Locked);
+      ExpectMentions(ErrorOf([&] { Store second_app(other, writer); }), {"Another QwenVK", other.string()});
+    }
+    app.RestoreConversation(undoable);
+    EXPECT_EQ(app.ListConversations().size(), 1u);
+  }
+  Store through_link(file_link, writer);  // the lock went with the first store
+  EXPECT_EQ(KindOf([&] { Store second_app(DbPath(), writer); }), StoreErrorKind::Locked);
+  EXPECT_EQ(through_link.ListConversations().size(), 1u);
 }
 
 // --- durability and concurrency -------------------------------------------------------------
