@@ -220,13 +220,13 @@ int RunChat(const GenerateOptions& o) {
   std::vector<ChatMessage> history;
   if (!o.prompt.empty()) history.push_back({"system", o.prompt});
   const size_t base = history.size();
-  ChatInterrupts interrupts;
+  TerminalInput input;
   std::fprintf(stderr,
                "Chatting with %s. Ctrl-C stops a reply, /reset clears the conversation, /exit or Ctrl-D quits.\n",
                files.path().filename().c_str());
   while (true) {
     std::fprintf(stderr, "\n> ");
-    const std::optional<std::string> line = interrupts.NextLine();
+    const std::optional<std::string> line = input.NextLine();
     if (!line || *line == "/exit") break;
     if (*line == "/reset") {
       history.resize(base);
@@ -251,17 +251,17 @@ int RunChat(const GenerateOptions& o) {
     }
     const std::vector<uint32_t>& prompt = plan.ids;
     std::string reply;
-    interrupts.Clear();
+    input.ClearInterrupt();
     const GenerationStats stats =
         Generate(runtime.engine(), files, prompt, sampler, o.max_tokens, [&](std::string_view t) {
           reply += t;
-          return PrintText(t) && !interrupts.requested();
+          return PrintText(t) && !input.interrupted();
         });
     // Each reply is a line of its own, on a terminal and in a file.
     PrintText("\n");
-    if (interrupts.requested()) {
+    if (input.interrupted()) {
       std::fprintf(stderr, "[stopped: Ctrl-C; the conversation goes on]\n");
-      interrupts.Clear();
+      input.ClearInterrupt();
     }
     history.push_back({"assistant", reply});
     PrintStats(stats);

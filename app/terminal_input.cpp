@@ -39,7 +39,7 @@ void DrainWakePipe() {
 
 }  // namespace
 
-ChatInterrupts::ChatInterrupts() {
+TerminalInput::TerminalInput() {
   if (pipe2(g_wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
     throw Error(fmt::format("cannot set up Ctrl-C handling: {}", std::strerror(errno)));
   }
@@ -57,23 +57,23 @@ ChatInterrupts::ChatInterrupts() {
   }
 }
 
-ChatInterrupts::~ChatInterrupts() {
+TerminalInput::~TerminalInput() {
   sigaction(SIGINT, &previous_, nullptr);
   close(g_wake_pipe[0]);
   close(g_wake_pipe[1]);
   g_wake_pipe[0] = g_wake_pipe[1] = -1;
 }
 
-bool ChatInterrupts::requested() const {
+bool TerminalInput::interrupted() const {
   return g_interrupted.load();
 }
 
-void ChatInterrupts::Clear() {
+void TerminalInput::ClearInterrupt() {
   g_interrupted = false;
   DrainWakePipe();
 }
 
-std::optional<std::string> ChatInterrupts::NextLine() {
+std::optional<std::string> TerminalInput::NextLine() {
   while (true) {
     if (const size_t end = buffer_.find('\n'); end != std::string::npos) {
       std::string line = buffer_.substr(0, end);
