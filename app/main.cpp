@@ -1,8 +1,15 @@
 // qwenvk: the program. Without a subcommand it is the desktop app; the terminal subcommands are
 // wired here too; each lives in its own file.
+#include <charconv>
 #include <cstdio>
+#include <functional>
+#include <limits>
 #include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
 
+#include <fmt/format.h>
 #include <spdlog/cfg/env.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -11,26 +18,93 @@
 #include "app/commands.h"
 #include "base/error.h"
 #include "gpu/instance.h"
+#include "model/config.h"
+#include "store/settings.h"
 
 namespace {
+
+using qvk::store::settings_limits::kMaxMinP;
+using qvk::store::settings_limits::kMaxNewTokens;
+using qvk::store::settings_limits::kMaxRepetitionPenalty;
+using qvk::store::settings_limits::kMaxTemperature;
+using qvk::store::settings_limits::kMaxTopK;
+using qvk::store::settings_limits::kMaxTopP;
+using qvk::store::settings_limits::kMinRepetitionPenalty;
+
+// As shell builtins and getopt-style tools: the command line itself is wrong.
+constexpr int kUsageError = 2;
+
+// Whether `text` is a number of type T, written in full, within [low, high].
+template <typename T>
+bool ReadsAsNumberIn(const std::string& text, T low, T high) {
+  T value{};
+  const char* end = text.data() + text.size();
+  const auto [stop, problem] = std::from_chars(text.data(), end, value);
+  return problem == std::errc() && stop == end && value >= low && value <= high;
+}
+
+// Option values are checked as text before CLI11 converts them, so a bad one reads
+// "--top-k: expected a whole number from 0 to 16777216, got -5" rather than "Could not convert".
+CLI::Validator Expects(const std::string& what, std::function<bool(const std::string&)> accepts) {
+  return CLI::Validator(
+      [what, accepts = std::move(accepts)](std::string& value) {
+        return accepts(value) ? std::string() : fmt::format("expected {}, got {}", what, value);
+      },
+      what);
+}
+
+template <typename T>
+CLI::Validator WholeNumber(T low, T high) {
+  return Expects(fmt::format("a whole number from {} to {}", low, high),
+                 [=](const std::string& text) { return ReadsAsNumberIn<T>(text, low, high); });
+}
+
+CLI::Validator Number(float low, float high) {
+  return Expects(fmt::format("a number from {} to {}", low, high),
+                 [=](const std::string& text) { return ReadsAsNumberIn<float>(text, low, high); });
+}
+
+CLI::Validator DeviceNumber() {
+  return Expects("a device number as `qwenvk devices` lists them (0, 1, ...)", [](const std::string& text) {
+    return ReadsAsNumberIn<unsigned>(text, 0, std::numeric_limits<unsigned>::max());
+  });
+}
+
+CLI::Validator TokenIds() {
+  return Expects("token ids: whole numbers separated by commas", [](const std::string& text) {
+    return ReadsAsNumberIn<uint32_t>(text, 0, std::numeric_limits<uint32_t>::max());
+  });
+}
 
 void AddModelOptions(CLI::App* command, qvk::app::ModelOptions& options) {
   command->add_option("--model", options.model, "Hugging Face model folder or .gguf file")->required();
   command->add_option("--quant", options.quant, "Quantize float weights while loading: q8_0 or q4_0");
-  command->add_option("--device", options.device, "Vulkan device number (see `qwenvk devices`); also QWENVK_DEVICE");
-  command->add_option("--gpu-mem", options.gpu_mem_mib, "GPU memory budget in MiB (default: what the device has)");
-  command->add_option("--context", options.context, "Context length in tokens (default min(32768, the model's))");
+  command->add_option("--device", options.device, "Vulkan device number (see `qwenvk devices`); also QWENVK_DEVICE")
+      ->check(DeviceNumber());
+  command->add_option("--gpu-mem", options.gpu_mem_mib, "GPU memory budget in MiB (default: what the device has)")
+      ->check(Expects("a whole number of MiB, at least 1", [](const std::string& text) {
+        return ReadsAsNumberIn<uint64_t>(text, 1, std::numeric_limits<uint64_t>::max());
+      }));
+  command->add_option("--context", options.context, "Context length in tokens (default min(32768, the model's))")
+      ->check(WholeNumber<uint32_t>(1, qvk::config_limits::kMaxPositions));
 }
 
 void AddSamplingOptions(CLI::App* command, qvk::app::GenerateOptions& options) {
-  command->add_option("--temperature", options.temperature, "Sampling temperature (0: greedy)");
-  command->add_option("--top-k", options.top_k, "Keep the k most likely tokens (0: off)");
-  command->add_option("--top-p", options.top_p, "Keep the smallest set of tokens with this probability mass");
-  command->add_option("--min-p", options.min_p, "Drop tokens below this fraction of the top probability");
-  command->add_option("--repeat-penalty", options.repeat_penalty, "Repetition penalty (1: off)");
-  command->add_option("--seed", options.seed, "Random seed for reproducible sampling");
-  command->add_option("--max-tokens", options.max_tokens, "Most tokens to generate per reply");
-  command->add_flag("--greedy", options.greedy, "Always take the most likely token");
+  command->add_option("--temperature", options.temperature, "Sampling temperature (0: greedy)")
+      ->check(Number(0, kMaxTemperature));
+  command->add_option("--top-k", options.top_k, "Keep the k most likely tokens (0: off)")
+      ->check(WholeNumber<uint32_t>(0, kMaxTopK));
+  command->add_option("--top-p", options.top_p, "Keep the smallest set of tokens with this probability mass")
+      ->check(Number(0, kMaxTopP));
+  command->add_option("--min-p", options.min_p, "Drop tokens below this fraction of the top probability")
+      ->check(Number(0, kMaxMinP));
+  command->add_option("--repeat-penalty", options.repeat_penalty, "Repetition penalty (1: off)")
+      ->check(Number(kMinRepetitionPenalty, kMaxRepetitionPenalty));
+  command->add_option("--seed", options.seed, "Random seed for reproducible sampling")
+      ->check(WholeNumber<uint64_t>(0, std::numeric_limits<uint64_t>::max()));
+  command->add_option("--max-tokens", options.max_tokens, "Most tokens to generate per reply")
+      ->check(WholeNumber<uint32_t>(1, kMaxNewTokens));
+  command->add_flag("--greedy", options.greedy, "Always take the most likely token (also --temperature 0)");
 }
 
 }  // namespace
@@ -49,13 +123,15 @@ int main(int argc, char** argv) {
   app.add_option("--db", desktop_options.database,
                  "Conversation database (default $XDG_DATA_HOME/qwenvk/conversations.db)");
   app.add_option("--script", desktop_options.script, "Drive the app from a file of UI actions (tests, demos)");
-  app.add_option("--device", desktop_options.device, "Vulkan device number for this run (see `qwenvk devices`)");
+  app.add_option("--device", desktop_options.device, "Vulkan device number for this run (see `qwenvk devices`)")
+      ->check(DeviceNumber());
 
   qvk::app::DevicesOptions devices_options;
   std::optional<unsigned> devices_device;
   CLI::App* devices = app.add_subcommand("devices", "List every Vulkan device, what it supports, and which is chosen");
   devices->add_flag("--json", devices_options.json, "Print JSON instead of text");
-  devices->add_option("--device", devices_device, "Mark this device as chosen (as QWENVK_DEVICE)");
+  devices->add_option("--device", devices_device, "Mark this device as chosen (as QWENVK_DEVICE)")
+      ->check(DeviceNumber());
 
   qvk::app::TokenizeOptions tokenize_options;
   CLI::App* tokenize = app.add_subcommand("tokenize", "Print the token ids of a text or a chat, and their decoding");
@@ -77,15 +153,23 @@ int main(int argc, char** argv) {
   qvk::app::LogitsOptions logits_options;
   CLI::App* logits = app.add_subcommand("logits", "Top logits at every prompt position, then greedy steps");
   AddModelOptions(logits, logits_options.model);
-  logits->add_option("--ids", logits_options.ids, "Prompt token ids, comma separated")->required()->delimiter(',');
-  logits->add_option("--top", logits_options.top, "Logits per position (top K)");
-  logits->add_option("--greedy", logits_options.greedy, "Greedy single-token steps after the prompt");
+  logits->add_option("--ids", logits_options.ids, "Prompt token ids, comma separated")
+      ->required()
+      ->delimiter(',')
+      ->check(TokenIds());
+  logits->add_option("--top", logits_options.top, "Logits per position (top K)")
+      ->check(WholeNumber<uint32_t>(1, std::numeric_limits<uint32_t>::max()));
+  logits->add_option("--greedy", logits_options.greedy, "Greedy single-token steps after the prompt")
+      ->check(WholeNumber<uint32_t>(0, std::numeric_limits<uint32_t>::max()));
   logits->add_option("--dump-last", logits_options.dump_last, "Write every logit of the last position (float32 LE)");
 
   qvk::app::AttentionOptions attention_options;
   CLI::App* attention = app.add_subcommand("attention", "Write the prefill's attention probabilities [L,H,T,T] f32");
   AddModelOptions(attention, attention_options.model);
-  attention->add_option("--ids", attention_options.ids, "Prompt token ids")->required()->delimiter(',');
+  attention->add_option("--ids", attention_options.ids, "Prompt token ids")
+      ->required()
+      ->delimiter(',')
+      ->check(TokenIds());
   attention->add_option("--out", attention_options.out, "Output file")->required();
 
   qvk::app::GenerateOptions generate_options;
@@ -101,7 +185,13 @@ int main(int argc, char** argv) {
   chat->add_option("--system", chat_options.prompt, "System prompt (default: the template's)");
   AddSamplingOptions(chat, chat_options);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
+    std::fprintf(stderr, "qwenvk: %s\nRun with --help for the options.\n", e.what());
+    return kUsageError;
+  }
   int status = 0;
   try {
     if (devices->parsed()) status = qvk::app::RunDevices(devices_options, devices_device);

@@ -1,9 +1,7 @@
 // Sections: tokenize / info / logits / attention / generate / chat
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <iostream>
 #include <map>
 #include <numeric>
 #include <sstream>
@@ -13,7 +11,10 @@
 
 #include "app/commands.h"
 #include "app/runtime.h"
+#include "app/terminal_input.h"
 #include "base/error.h"
+#include "base/numeric.h"
+#include "chat/prompt_plan.h"
 #include "model/generate.h"
 
 namespace qvk::app {
@@ -53,9 +54,8 @@ json TopLogits(std::span<const float> logits, uint32_t k) {
   std::vector<uint32_t> order(logits.size());
   std::iota(order.begin(), order.end(), 0u);
   k = std::min<uint32_t>(k, static_cast<uint32_t>(logits.size()));
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](uint32_t a, uint32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  });
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](uint32_t a, uint32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
   json ids = json::array(), values = json::array();
   for (uint32_t i = 0; i < k; ++i) {
     ids.push_back(order[i]);
@@ -71,24 +71,23 @@ void WriteFloats(const std::string& path, std::span<const float> values) {
   if (!out) throw Error(fmt::format("could not write {} (disk full or not writable?)", path));
 }
 
-SamplingParams SamplingFrom(const GenerateOptions& o, const GenerationConfig& defaults) {
-  SamplingParams p;
-  p.greedy = o.greedy || !defaults.do_sample;
-  p.temperature = o.temperature.value_or(defaults.temperature);
-  p.top_k = o.top_k.value_or(defaults.top_k);
-  p.top_p = o.top_p.value_or(defaults.top_p);
-  p.min_p = o.min_p.value_or(defaults.min_p);
-  p.repetition_penalty = o.repeat_penalty.value_or(defaults.repetition_penalty);
-  // Asking for a temperature means asking to sample, whatever the model's defaults say.
-  if (o.temperature && *o.temperature > 0 && !o.greedy) p.greedy = false;
-  p.seed = o.seed.value_or(static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
-  return p;
+// The options over the model's generation_config.json. A model that does not sample by default
+// defaults to temperature 0, which the planner's greedy rule reads as greedy.
+chat::SamplingChoice ChoiceFrom(const GenerateOptions& o, const GenerationConfig& model) {
+  return {.temperature = o.temperature.value_or(model.do_sample ? model.temperature : 0.0f),
+          .top_k = o.top_k.value_or(model.top_k),
+          .top_p = o.top_p.value_or(model.top_p),
+          .min_p = o.min_p.value_or(model.min_p),
+          .repetition_penalty = o.repeat_penalty.value_or(model.repetition_penalty),
+          .greedy = o.greedy,
+          .seed = o.seed};
 }
 
+// After the streamed text's line has ended.
 void PrintStats(const GenerationStats& s) {
-  if (s.context_full) std::fprintf(stderr, "\n[stopped: the context is full]");
-  std::fprintf(stderr, "\n[%u prompt tokens, %u generated; time to first token %.3f s; %.1f tokens/s]\n",
-               s.prompt_tokens, s.generated_tokens, s.time_to_first_token_s, s.decode_tokens_per_s);
+  if (s.context_full) std::fprintf(stderr, "[stopped: the context is full]\n");
+  std::fprintf(stderr, "[%u prompt tokens, %u generated; time to first token %.3f s; %.1f tokens/s]\n", s.prompt_tokens,
+               s.generated_tokens, s.time_to_first_token_s, s.decode_tokens_per_s);
 }
 
 bool PrintText(std::string_view text) {
@@ -103,8 +102,9 @@ bool PrintText(std::string_view text) {
 
 int RunTokenize(const TokenizeOptions& o) {
   const ModelFiles files(o.model);
-  const std::vector<uint32_t> ids = o.chat_file ? files.EncodeChat(ParseChat(*o.chat_file), /*add_generation_prompt=*/true)
-                                                : files.tokenizer().Encode(o.text ? *o.text : ReadFile(*o.text_file));
+  const std::vector<uint32_t> ids = o.chat_file
+                                        ? files.EncodeChat(ParseChat(*o.chat_file), /*add_generation_prompt=*/true)
+                                        : files.tokenizer().Encode(o.text ? *o.text : ReadFile(*o.text_file));
   const json out = {{"ids", ids}, {"text", files.tokenizer().Decode(ids)}};
   std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
   return 0;
@@ -139,7 +139,7 @@ int RunInfo(const InfoOptions& o) {
               {"context_length", c.max_position_embeddings},
               {"rope_theta", c.rope_theta},
               {"rope_scaling", c.yarn ? json{{"type", "yarn"}, {"factor", c.yarn->factor}} : json(nullptr)},
-              {"rms_norm_eps", c.rms_norm_eps},
+              {"rms_norm_eps", ShortestDouble(c.rms_norm_eps)},
               {"tied_embeddings", c.tie_word_embeddings},
               {"sliding_window_layers", windows.size()},
               {"tensor_types", types},
@@ -199,57 +199,74 @@ int RunAttention(const AttentionOptions& o) {
 int RunGenerate(const GenerateOptions& o) {
   Runtime runtime(o.model);
   const ModelFiles& files = runtime.files();
-  const std::vector<uint32_t> prompt =
-      o.chat ? files.EncodeChat(std::vector<ChatMessage>{{"user", o.prompt}}, true) : files.tokenizer().Encode(o.prompt);
-  Sampler sampler(SamplingFrom(o, files.generation()));
+  const std::vector<uint32_t> prompt = o.chat ? files.EncodeChat(std::vector<ChatMessage>{{"user", o.prompt}}, true)
+                                              : files.tokenizer().Encode(o.prompt);
+  Sampler sampler(chat::PlanSampling(ChoiceFrom(o, files.generation())));
   const GenerationStats stats = Generate(runtime.engine(), files, prompt, sampler, o.max_tokens, PrintText);
+  // stdout stays exactly the continuation; the statistics start on a line of their own.
+  std::fputc('\n', stderr);
   PrintStats(stats);
   return 0;
 }
 
 // --- chat -----------------------------------------------------------------------------------
 
+// Ctrl-C stops the reply being written and the chat goes on; Ctrl-C at the prompt, Ctrl-D or
+// /exit quits.
 int RunChat(const GenerateOptions& o) {
   Runtime runtime(o.model);
   const ModelFiles& files = runtime.files();
-  Sampler sampler(SamplingFrom(o, files.generation()));
+  Sampler sampler(chat::PlanSampling(ChoiceFrom(o, files.generation())));
   std::vector<ChatMessage> history;
   if (!o.prompt.empty()) history.push_back({"system", o.prompt});
   const size_t base = history.size();
-  std::fprintf(stderr, "Chatting with %s. /reset clears the conversation, /exit or Ctrl-D quits.\n",
+  TerminalInput input;
+  std::fprintf(stderr,
+               "Chatting with %s. Ctrl-C stops a reply, /reset clears the conversation, /exit or Ctrl-D quits.\n",
                files.path().filename().c_str());
-  std::string line;
   while (true) {
     std::fprintf(stderr, "\n> ");
-    if (!std::getline(std::cin, line) || line == "/exit") break;
-    if (line == "/reset") {
+    const std::optional<std::string> line = input.NextLine();
+    if (!line || *line == "/exit") break;
+    if (*line == "/reset") {
       history.resize(base);
+      std::fprintf(stderr, "[conversation cleared]\n");
       continue;
     }
-    if (line.empty()) continue;
-    history.push_back({"user", line});
-    std::vector<uint32_t> prompt = files.EncodeChat(history, true);
-    if (prompt.size() >= runtime.engine().context()) {
-      // Context policy: keep the system prompt, drop the oldest turns until the prompt fits.
-      while (prompt.size() >= runtime.engine().context() && history.size() > base + 1) {
-        history.erase(history.begin() + static_cast<std::ptrdiff_t>(base));
-        prompt = files.EncodeChat(history, true);
-      }
-      std::fprintf(stderr, "[context full: dropped the oldest turns]\n");
-      if (prompt.size() >= runtime.engine().context()) {
-        std::fprintf(stderr, "[this message alone does not fit the context of %u tokens]\n", runtime.engine().context());
-        history.pop_back();
-        continue;
-      }
+    if (line->empty()) continue;
+    history.push_back({"user", *line});
+    chat::PromptPlan plan;
+    try {
+      plan = chat::PlanPrompt(files, history, chat::PromptKind::Reply, runtime.engine().context());
+    } catch (const Error& e) {
+      std::fprintf(stderr, "[%s]\n", e.what());
+      history.pop_back();
+      continue;
     }
+    if (plan.dropped != 0) {
+      // Forgotten for good, so the next turn does not plan them again.
+      const auto first = history.begin() + static_cast<std::ptrdiff_t>(base);
+      history.erase(first, first + static_cast<std::ptrdiff_t>(plan.dropped));
+      std::fprintf(stderr, "[context full: dropped the oldest turns]\n");
+    }
+    const std::vector<uint32_t>& prompt = plan.ids;
     std::string reply;
-    const GenerationStats stats = Generate(runtime.engine(), files, prompt, sampler, o.max_tokens, [&](std::string_view t) {
-      reply += t;
-      return PrintText(t);
-    });
+    input.ClearInterrupt();
+    const GenerationStats stats =
+        Generate(runtime.engine(), files, prompt, sampler, o.max_tokens, [&](std::string_view t) {
+          reply += t;
+          return PrintText(t) && !input.interrupted();
+        });
+    // Each reply is a line of its own, on a terminal and in a file.
+    PrintText("\n");
+    if (input.interrupted()) {
+      std::fprintf(stderr, "[stopped: Ctrl-C; the conversation goes on]\n");
+      input.ClearInterrupt();
+    }
     history.push_back({"assistant", reply});
     PrintStats(stats);
   }
+  std::fputc('\n', stderr);
   return 0;
 }
 

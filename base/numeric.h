@@ -1,7 +1,8 @@
 #pragma once
-// Host-side conversions between f32 and the 16-bit float formats the kernels read.
-// f16 goes through Imath's half (round to nearest even); bf16 is the top half of an f32.
+// Host-side float conversions: f32 to and from the 16-bit formats the kernels read (f16 through
+// Imath's half, round to nearest even; bf16 is the top half of an f32), and f32 for printing.
 #include <bit>
+#include <charconv>
 #include <cstdint>
 
 #include <Imath/half.h>
@@ -28,6 +29,17 @@ inline uint16_t FloatToBf16(float value) {
 
 inline float Bf16ToFloat(uint16_t bits) {
   return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
+}
+
+// The double that prints as the float's shortest decimal (0.7f as 0.7, 1e-6f as 1e-06, not
+// 9.99999997e-07): files and output stay readable, and reading it back as a float gives the
+// same float.
+inline double ShortestDouble(float value) {
+  char text[32];
+  const std::to_chars_result printed = std::to_chars(text, text + sizeof text, value);
+  double shortest = value;
+  std::from_chars(text, printed.ptr, shortest);  // locale-independent, unlike strtod
+  return shortest;
 }
 
 }  // namespace qvk

@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <random>
 #include <utility>
 
 #include <fmt/format.h>
@@ -11,13 +10,14 @@
 
 #include "base/error.h"
 #include "chat/loaded_model.h"
+#include "chat/prompt_plan.h"
+#include "chat/reply_writer.h"
 #include "model/generate.h"
 
 namespace qvk::chat {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr auto kFlushInterval = std::chrono::milliseconds(500);
 constexpr size_t kTitleMaxChars = 48;
 constexpr size_t kTitleWordSlack = 16;  // how far back from the cut a word boundary may be
 constexpr std::string_view kDefaultTitle = "New chat";
@@ -50,21 +50,14 @@ std::vector<ChatMessage> History(const store::ConversationSettings& settings,
   return history;
 }
 
-SamplingParams SamplingFrom(const store::ConversationSettings& s) {
-  SamplingParams p;
-  p.greedy = s.temperature <= 0;
-  p.temperature = s.temperature;
-  p.top_k = s.top_k;
-  p.top_p = s.top_p;
-  p.min_p = s.min_p;
-  p.repetition_penalty = s.repetition_penalty;
-  if (s.random_seed) {
-    std::random_device entropy;
-    p.seed = (uint64_t{entropy()} << 32) | entropy();
-  } else {
-    p.seed = s.seed;
-  }
-  return p;
+SamplingChoice ChoiceFrom(const store::ConversationSettings& s) {
+  return {.temperature = s.temperature,
+          .top_k = s.top_k,
+          .top_p = s.top_p,
+          .min_p = s.min_p,
+          .repetition_penalty = s.repetition_penalty,
+          .greedy = false,
+          .seed = s.random_seed ? std::nullopt : std::optional<uint64_t>(s.seed)};
 }
 
 std::string DroppedNotice(size_t dropped, uint32_t context) {
@@ -402,6 +395,63 @@ bool ChatSession::Continue(store::Id assistant_message) {
 
 // --- reply job --------------------------------------------------------------------------------
 
+namespace {
+
+// What a reply job sends the model: the branch up to the job's message after the system prompt,
+// as a new reply or as the continuation of the reply being continued, fitted to the context.
+struct ReplyPrompt {
+  PromptPlan plan;
+  std::string text_before;  // Continue: what the message holds already
+  uint32_t tokens_before = 0;
+};
+
+ReplyPrompt PlanReplyPrompt(store::Store& store, const ModelFiles& files, const store::Conversation& chat,
+                            store::Id parent, store::Id continued, uint32_t context) {
+  ReplyPrompt reply;
+  std::vector<ChatMessage> history = History(chat.settings, store.Thread(continued ? continued : parent));
+  PromptKind kind = PromptKind::Reply;
+  if (continued != 0) {
+    const auto old = store.GetMessage(continued);
+    if (!old) throw Error("the reply to continue no longer exists");
+    reply.text_before = old->content;
+    reply.tokens_before = old->tokens;
+    // Continuing an empty reply is simply replying.
+    if (IsBlank(old->content)) {
+      history.pop_back();
+    } else {
+      kind = PromptKind::Continuation;
+    }
+  }
+  reply.plan = PlanPrompt(files, std::move(history), kind, context);
+  return reply;
+}
+
+}  // namespace
+
+void ChatSession::StartLiveReply(const ReplyJob& job, const ReplyWriter& writer, uint32_t prompt_tokens) {
+  std::lock_guard lock(mutex_);
+  live_ = LiveReply{.active = true,
+                    .conversation = job.conversation,
+                    .message = writer.message(),
+                    .parent = job.parent,
+                    .text = writer.text()};
+  live_prompt_tokens_ = prompt_tokens;
+  live_start_ = Clock::now();
+}
+
+void ChatSession::MirrorLiveReply(const ReplyWriter& writer, uint32_t tokens) {
+  const auto now = Clock::now();
+  std::lock_guard lock(mutex_);
+  live_.text = writer.text();
+  live_.message = writer.message();
+  live_.tokens = tokens;
+  live_.seconds = Seconds(live_start_, now);
+  if (live_.prefilling) {
+    live_.prefilling = false;
+    live_.time_to_first_token_s = live_.seconds;
+  }
+}
+
 void ChatSession::RunReply(const ReplyJob& job) {
   if (!model_) {
     std::lock_guard lock(mutex_);
@@ -413,93 +463,27 @@ void ChatSession::RunReply(const ReplyJob& job) {
   Engine& engine = model.engine();
   const uint32_t context = engine.context();
 
-  store::Id message = job.continued;
-  std::string text;  // the whole message: what it held before (Continue) and what streams now
+  ReplyWriter writer(store_, job.conversation, job.parent, job.continued);
   uint32_t tokens_before = 0;
   std::vector<uint32_t> generated;
   GenerationStats stats;
   std::string notice;
-  bool row_streaming = false;  // the row exists and is marked Streaming: it must end Complete
   try {
     const auto chat = store_.GetConversation(job.conversation);
     if (!chat) throw Error("the conversation no longer exists");
-    std::vector<ChatMessage> history =
-        History(chat->settings, store_.Thread(job.continued ? job.continued : job.parent));
-    const size_t first_turn = chat->settings.system_prompt.empty() ? 0 : 1;
-    // Continuing an empty reply is simply replying.
-    bool continuation = job.continued != 0;
-    if (continuation) {
-      const auto old = store_.GetMessage(job.continued);
-      if (!old) throw Error("the reply to continue no longer exists");
-      text = old->content;
-      tokens_before = old->tokens;
-      if (IsBlank(text)) {
-        continuation = false;
-        history.pop_back();
-      }
-    }
-    auto encode = [&] {
-      return continuation ? files.EncodeChatContinuation(history) : files.EncodeChat(history, true);
-    };
-
-    // Context policy (as the terminal chat): keep the system prompt, drop the oldest turns until
-    // the prompt and one new token fit.
-    std::vector<uint32_t> prompt = encode();
-    size_t dropped = 0;
-    while (prompt.size() >= context && history.size() > first_turn + 1) {
-      history.erase(history.begin() + static_cast<std::ptrdiff_t>(first_turn));
-      ++dropped;
-      prompt = encode();
-    }
-    if (prompt.size() >= context) {
-      throw Error(fmt::format("the last message alone ({} tokens) does not fit the context of {} tokens", prompt.size(),
-                              context));
-    }
-    if (dropped != 0) notice = DroppedNotice(dropped, context);
+    ReplyPrompt reply = PlanReplyPrompt(store_, files, *chat, job.parent, job.continued, context);
+    const std::vector<uint32_t>& prompt = reply.plan.ids;
+    tokens_before = reply.tokens_before;
+    if (reply.plan.dropped != 0) notice = DroppedNotice(reply.plan.dropped, context);
     // Stopped before it began: it ends like any stopped reply, without spending a prefill.
     const bool stopped_before_start = stop_requested_;
 
-    Sampler sampler(SamplingFrom(chat->settings));
-    const auto start = Clock::now();
-    auto last_flush = start;
-    {
-      std::lock_guard lock(mutex_);
-      live_ = LiveReply{
-          .active = true, .conversation = job.conversation, .message = message, .parent = job.parent, .text = text};
-      live_prompt_tokens_ = static_cast<uint32_t>(prompt.size());
-    }
-    if (message != 0) {
-      store_.UpdateMessage(message, text, store::MessageState::Streaming);
-      row_streaming = true;
-    }
-
+    Sampler sampler(PlanSampling(ChoiceFrom(chat->settings)));
+    writer.Start(std::move(reply.text_before));
+    StartLiveReply(job, writer, static_cast<uint32_t>(prompt.size()));
     auto on_text = [&](std::string_view piece) {
-      const auto now = Clock::now();
-      text += piece;
-      const bool first = message == 0;
-      if (first) {
-        message = store_.AddMessage(job.conversation, job.parent, "assistant", text, store::MessageState::Streaming);
-        row_streaming = true;
-        last_flush = now;
-      } else if (now - last_flush >= kFlushInterval) {
-        // A flush that fails (the database busy for a moment, the disk full) is retried at the
-        // next interval; generation goes on, and the final commit reports a lasting failure.
-        try {
-          store_.UpdateMessage(message, text, store::MessageState::Streaming);
-        } catch (const Error& e) {
-          spdlog::warn("saving the streaming reply failed, retrying: {}", e.what());
-        }
-        last_flush = now;
-      }
-      std::lock_guard lock(mutex_);
-      live_.text = text;
-      live_.message = message;
-      live_.tokens = static_cast<uint32_t>(generated.size());
-      live_.seconds = Seconds(start, now);
-      if (live_.prefilling) {
-        live_.prefilling = false;
-        live_.time_to_first_token_s = Seconds(start, now);
-      }
+      writer.Append(piece);
+      MirrorLiveReply(writer, static_cast<uint32_t>(generated.size()));
       return !stop_requested_;
     };
     if (!stopped_before_start) {
@@ -510,7 +494,7 @@ void ChatSession::RunReply(const ReplyJob& job) {
     std::lock_guard lock(mutex_);
     error_ = e.what();
     // Nothing streamed and nothing to keep: the error is the whole outcome.
-    if (!row_streaming) return;
+    if (!writer.streaming()) return;
     stats.generated_tokens = static_cast<uint32_t>(generated.size());
     stats.time_to_first_token_s = live_.time_to_first_token_s;
   }
@@ -520,16 +504,10 @@ void ChatSession::RunReply(const ReplyJob& job) {
     notice = notice.empty() ? full : notice + "\n" + full;  // one sentence a line
   }
   try {
-    // Even a reply without a single token ends in a row, so the user sees that it ended.
-    if (message == 0) {
-      message = store_.AddMessage(job.conversation, job.parent, "assistant", text, store::MessageState::Complete);
-    } else {
-      store_.UpdateMessage(message, text, store::MessageState::Complete);
-    }
-    store_.SetMessageStats(message, tokens_before + stats.generated_tokens, stats.decode_tokens_per_s,
-                           stats.time_to_first_token_s, notice);
+    writer.Finish(tokens_before + stats.generated_tokens, stats.decode_tokens_per_s, stats.time_to_first_token_s,
+                  notice);
   } catch (const std::exception& e) {
-    spdlog::error("storing the reply {} failed: {}", message, e.what());
+    spdlog::error("storing the reply {} failed: {}", writer.message(), e.what());
     std::lock_guard lock(mutex_);
     error_ = fmt::format("the reply could not be saved: {}", e.what());
   }

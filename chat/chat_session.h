@@ -7,6 +7,7 @@
 // any way (stop token, limit, Stop, context full, error) is committed Complete with its figures.
 // Every public method is called from the UI thread and returns at once.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -28,6 +29,7 @@ class ModelFiles;
 namespace qvk::chat {
 
 class LoadedModel;
+class ReplyWriter;
 
 // What the model loads with (app settings, persisted by the caller).
 struct ModelSettings {
@@ -104,7 +106,11 @@ class ChatSession {
 
   void WorkerLoop();
   void RunLoad(const ModelSettings& settings);
+  // A reply job: plans the prompt (PlanReplyPrompt, the context policy), generates, saves the
+  // reply through a ReplyWriter and mirrors it into live_ for the UI.
   void RunReply(const ReplyJob& job);
+  void StartLiveReply(const ReplyJob& job, const ReplyWriter& writer, uint32_t prompt_tokens);
+  void MirrorLiveReply(const ReplyWriter& writer, uint32_t tokens);
   // Checks a reply may start now (model ready, none running); sets error_ when not.
   bool CanReplyLocked();
   void QueueReplyLocked(const ReplyJob& job);
@@ -129,6 +135,7 @@ class ChatSession {
   uint64_t model_generation_ = 0;  // bumped by each load, so cached counts of an old model expire
   LiveReply live_;
   uint32_t live_prompt_tokens_ = 0;
+  std::chrono::steady_clock::time_point live_start_;  // when the live reply's prompt was submitted
   std::optional<std::string> error_;
 
   std::atomic<bool> stop_requested_{false};

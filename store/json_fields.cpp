@@ -1,7 +1,6 @@
 #include "store/json_fields.h"
 
 #include <algorithm>
-#include <charconv>
 
 #include <fmt/core.h>
 
@@ -67,16 +66,6 @@ double Number(const Json& value, std::string_view where, double low, double high
     Reject(fmt::format("{} must be a number from {} to {}, not {}", where, low, high, Quoted(value)));
   }
   return value.get<double>();
-}
-
-// The double that prints as the float's shortest decimal (0.7f as 0.7, not 0.699999988): the
-// files stay readable, and reading it back as a float gives the same float.
-double Readable(float value) {
-  char text[32];
-  const std::to_chars_result printed = std::to_chars(text, text + sizeof text, value);
-  double shortest = value;
-  std::from_chars(text, printed.ptr, shortest);  // locale-independent, unlike strtod
-  return shortest;
 }
 
 }  // namespace qvk::store::json_fields

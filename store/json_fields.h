@@ -25,8 +25,5 @@ bool Boolean(const Json& value, std::string_view where);
 // Integers within [low, high]; JSON numbers with a fraction are refused.
 int64_t Integer(const Json& value, std::string_view where, int64_t low, int64_t high);
 double Number(const Json& value, std::string_view where, double low, double high);
-// The double that prints as the float's shortest decimal (0.7f as 0.7, not 0.699999988): the
-// files stay readable, and reading it back as a float gives the same float.
-double Readable(float value);
 
 }  // namespace qvk::store::json_fields

@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "base/numeric.h"
 #include "store/json_fields.h"
 
 namespace qvk::store {
@@ -13,11 +14,11 @@ using namespace json_fields;
 
 Json SettingsToJson(const ConversationSettings& settings) {
   return Json{{"system_prompt", settings.system_prompt},
-              {"temperature", Readable(settings.temperature)},
+              {"temperature", ShortestDouble(settings.temperature)},
               {"top_k", settings.top_k},
-              {"top_p", Readable(settings.top_p)},
-              {"min_p", Readable(settings.min_p)},
-              {"repetition_penalty", Readable(settings.repetition_penalty)},
+              {"top_p", ShortestDouble(settings.top_p)},
+              {"min_p", ShortestDouble(settings.min_p)},
+              {"repetition_penalty", ShortestDouble(settings.repetition_penalty)},
               {"seed", settings.seed},
               {"random_seed", settings.random_seed},
               {"max_new_tokens", settings.max_new_tokens}};
