@@ -39,8 +39,7 @@ const fs::path kModel = qvk::test::TestDataDir() / "qwen2-tiny";
 class AppProcess {
  public:
   AppProcess(const TempDir& dir, const std::string& script, const std::string& name = "run",
-             const fs::path& model = kModel)
-      : dir_(dir) {
+             const fs::path& model = kModel) {
     const fs::path script_file = dir.Write(name + ".script", script);
     log_ = dir.path() / (name + ".log");
     const std::vector<std::string> args = {qvk::test::QwenvkBinary().string(),
@@ -71,7 +70,6 @@ class AppProcess {
   std::string log() const { return ReadFile(log_); }
 
  private:
-  const TempDir& dir_;
   pid_t pid_ = 0;
   fs::path log_;
 };
