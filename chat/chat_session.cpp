@@ -473,9 +473,9 @@ void ChatSession::RunReply(const ReplyJob& job) {
       row_streaming = true;
     }
 
-    auto on_text = [&](std::string_view piece) {
+    auto on_text = [&](const GenerationStep& step) {
       const auto now = Clock::now();
-      text += piece;
+      text += step.text;
       const bool first = message == 0;
       if (first) {
         message = store_.AddMessage(job.conversation, job.parent, "assistant", text, store::MessageState::Streaming);
