@@ -159,10 +159,10 @@ int RunLogits(const LogitsOptions& o) {
   Engine& engine = runtime.engine();
   json positions = json::array();
   std::vector<float> last;
-  engine.PrefillAllLogits(o.ids, [&](uint32_t position, std::span<const float> logits) {
-    positions.push_back(TopLogits(logits, o.top));
-    if (position + 1 == o.ids.size()) last.assign(logits.begin(), logits.end());
-  });
+  engine.Prefill(o.ids, AllLogits{[&](uint32_t position, std::span<const float> logits) {
+                   positions.push_back(TopLogits(logits, o.top));
+                   if (position + 1 == o.ids.size()) last.assign(logits.begin(), logits.end());
+                 }});
   if (o.dump_last) WriteFloats(*o.dump_last, last);
 
   // tokens[0] = argmax of the last prompt position; step k feeds tokens[k] through the cache.
@@ -170,7 +170,8 @@ int RunLogits(const LogitsOptions& o) {
   uint32_t token = static_cast<uint32_t>(std::max_element(last.begin(), last.end()) - last.begin());
   tokens.push_back(token);
   for (uint32_t step = 0; step < o.greedy; ++step) {
-    const auto logits = engine.Decode(token);
+    engine.Decode(token, {.full_row = true});
+    const auto logits = engine.logits();
     json entry = TopLogits(logits, o.top);
     entry["input_id"] = token;
     steps.push_back(entry);
@@ -186,7 +187,8 @@ int RunLogits(const LogitsOptions& o) {
 
 int RunAttention(const AttentionOptions& o) {
   Runtime runtime(o.model);
-  const std::vector<float> maps = runtime.engine().PrefillAttention(o.ids);
+  std::vector<float> maps;
+  runtime.engine().Prefill(o.ids, AttentionMaps{maps});
   WriteFloats(o.out, maps);
   const ModelConfig& c = runtime.files().config();
   const json out = {{"shape", {c.num_layers, c.num_heads, o.ids.size(), o.ids.size()}}, {"file", o.out}};
@@ -202,7 +204,8 @@ int RunGenerate(const GenerateOptions& o) {
   const std::vector<uint32_t> prompt = o.chat ? files.EncodeChat(std::vector<ChatMessage>{{"user", o.prompt}}, true)
                                               : files.tokenizer().Encode(o.prompt);
   Sampler sampler(chat::PlanSampling(ChoiceFrom(o, files.generation())));
-  const GenerationStats stats = Generate(runtime.engine(), files, prompt, sampler, o.max_tokens, PrintText);
+  const GenerationStats stats = Generate(runtime.engine(), files, prompt, sampler, o.max_tokens,
+                                         [](const GenerationStep& step) { return PrintText(step.text); });
   // stdout stays exactly the continuation; the statistics start on a line of their own.
   std::fputc('\n', stderr);
   PrintStats(stats);
@@ -253,9 +256,9 @@ int RunChat(const GenerateOptions& o) {
     std::string reply;
     input.ClearInterrupt();
     const GenerationStats stats =
-        Generate(runtime.engine(), files, prompt, sampler, o.max_tokens, [&](std::string_view t) {
-          reply += t;
-          return PrintText(t) && !input.interrupted();
+        Generate(runtime.engine(), files, prompt, sampler, o.max_tokens, [&](const GenerationStep& step) {
+          reply += step.text;
+          return PrintText(step.text) && !input.interrupted();
         });
     // Each reply is a line of its own, on a terminal and in a file.
     PrintText("\n");

@@ -481,8 +481,8 @@ void ChatSession::RunReply(const ReplyJob& job) {
     Sampler sampler(PlanSampling(ChoiceFrom(chat->settings)));
     writer.Start(std::move(reply.text_before));
     StartLiveReply(job, writer, static_cast<uint32_t>(prompt.size()));
-    auto on_text = [&](std::string_view piece) {
-      writer.Append(piece);
+    auto on_text = [&](const GenerationStep& step) {
+      writer.Append(step.text);
       MirrorLiveReply(writer, static_cast<uint32_t>(generated.size()));
       return !stop_requested_;
     };

@@ -36,14 +36,10 @@ constexpr KernelSpec kTable[] = {
     {KernelId::Rope, "rope", 5, B(0) | B(3) | B(4), sizeof(RopePush), 64},
     // GU, Y
     {KernelId::SwiGlu, "swiglu", 2, B(1), sizeof(SwiGluPush), 256},
-    // A, B, Y
-    {KernelId::Add, "add", 3, B(2), sizeof(AddPush), 256},
     // E, ids, Y
     {KernelId::EmbedF32, "embed_f32", 3, B(2), sizeof(EmbedPush), 256},
     {KernelId::EmbedF16, "embed_f16", 3, B(2), sizeof(EmbedPush), 256},
     {KernelId::EmbedBF16, "embed_bf16", 3, B(2), sizeof(EmbedPush), 256},
-    // X, Y
-    {KernelId::Softmax, "softmax", 2, B(1), sizeof(SoftmaxPush), 256},
     // Q, positions, K cache, V cache, O, P
     {KernelId::Attention, "attention", 6, B(4) | B(5), sizeof(AttentionPush), 128},
     // values, candidate values out, candidate indices out

@@ -163,12 +163,6 @@ void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint3
              GridFor(CeilDiv(items, Spec(KernelId::SwiGlu).local_size_x)), label);
 }
 
-void Add(Graph& g, BufferRange a, BufferRange b, BufferRange y, uint32_t count, std::string_view label) {
-  Require(a.size >= count * 4ull && b.size >= count * 4ull && y.size >= count * 4ull, "add", "buffer too small");
-  g.Dispatch(KernelId::Add, {a, b, y}, push::AddPush{count}, GridFor(CeilDiv(count, Spec(KernelId::Add).local_size_x)),
-             label);
-}
-
 void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens, std::string_view label) {
   Require(ids.size >= tokens * 4ull && y.size >= static_cast<VkDeviceSize>(tokens) * table.cols * 4, "embed",
           "buffer too small");
@@ -178,13 +172,6 @@ void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32
     g.Dispatch(kernel, {slice.range, ids, y}, push::EmbedPush{tokens, table.cols, slice.first_row, slice.rows},
                GridFor(tokens), label);
   }
-}
-
-void Softmax(Graph& g, BufferRange x, BufferRange y, uint32_t rows, uint32_t cols, float scale,
-             std::string_view label) {
-  Require(x.size >= rows * static_cast<VkDeviceSize>(cols) * 4 && y.size >= rows * static_cast<VkDeviceSize>(cols) * 4,
-          "softmax", "buffer too small");
-  g.Dispatch(KernelId::Softmax, {x, y}, push::SoftmaxPush{cols, scale}, GridFor(rows), label);
 }
 
 void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {

@@ -78,15 +78,8 @@ void Rope(Graph& g, const RopeArgs& a, std::string_view label = {});
 // Y[t, i] = silu(GU[t, i]) * GU[t, inter + i]
 void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter, std::string_view label = {});
 
-// Y = A + B over count floats
-void Add(Graph& g, BufferRange a, BufferRange b, BufferRange y, uint32_t count, std::string_view label = {});
-
 // Y[t, :] = table[ids[t], :] as f32 (a quantized table needs 8-bit storage buffers, as MatMul)
 void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens, std::string_view label = {});
-
-// Y[r, :] = softmax(scale * X[r, :])
-void Softmax(Graph& g, BufferRange x, BufferRange y, uint32_t rows, uint32_t cols, float scale = 1.0f,
-             std::string_view label = {});
 
 // Causal grouped-query attention of T query rows against the F16 KV cache.
 struct AttentionArgs {

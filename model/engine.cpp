@@ -1,3 +1,4 @@
+// Sections: engine / prefill / decode / readout
 #include "model/engine.h"
 
 #include <algorithm>
@@ -5,8 +6,8 @@
 
 #include <fmt/format.h>
 
-#include "gpu/device.h"
 #include "base/error.h"
+#include "gpu/device.h"
 
 namespace qvk {
 namespace {
@@ -25,6 +26,8 @@ uint32_t DefaultContext(const ModelConfig& c) {
   return std::min<uint32_t>(32768, c.max_position_embeddings);
 }
 
+// --- engine ----------------------------------------------------------------------------------
+
 Engine::Engine(Device& device, const ModelConfig& config, const ModelWeights& weights, const EngineOptions& options)
     : device_(device),
       config_(config),
@@ -39,13 +42,22 @@ Engine::~Engine() = default;
 uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& options) {
   const uint64_t chunk = std::max<uint32_t>(1, options.prefill_chunk);
   const uint64_t logits_rows = std::min<uint64_t>(chunk, kMaxLogitsRows);
+  // Prefill and decode each keep one logits row and the ranking's scratch on the GPU.
+  const uint64_t ranking = uint64_t{4} * c.vocab_size + uint64_t{8} * ops::TopKScratchCount(c.vocab_size, kMaxRanked);
   return uint64_t{4} * chunk * (4 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size}) +
-         uint64_t{4} * logits_rows * c.vocab_size + (uint64_t{16} << 20);
+         uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + (uint64_t{16} << 20);
 }
 
 void Engine::CheckFits(size_t tokens) const {
   if (tokens > kv_.capacity) {
     throw Error(fmt::format("{} tokens do not fit the context of {} tokens", tokens, kv_.capacity));
+  }
+}
+
+void Engine::CheckReadout(const LogitsReadout& readout) const {
+  const uint32_t most = std::min(kMaxRanked, config_.vocab_size);
+  if (readout.ranked == 0 || readout.ranked > most) {
+    throw Error(fmt::format("{} ranked logits asked for; a step ranks 1 to {}", readout.ranked, most));
   }
 }
 
@@ -61,114 +73,161 @@ void Engine::WriteStep(RunState& s, std::span<const uint32_t> ids, uint32_t firs
   s.positions.FlushMapped();
 }
 
-std::span<const float> Engine::LogitsRow(const RunState& s, uint32_t row) const {
-  s.logits.InvalidateMapped();
-  return {reinterpret_cast<const float*>(s.logits.mapped()) + static_cast<size_t>(row) * config_.vocab_size,
-          config_.vocab_size};
+void Engine::RecordReadout(Graph& g, RunState& s, uint32_t row, const LogitsReadout& readout) {
+  RecordLogits(g, config_, weights_, s, row, 1, readout.full_row);
+  RecordRanking(g, config_, s, readout.ranked, readout.full_row);
 }
 
-std::span<const float> Engine::Prefill(std::span<const uint32_t> ids) {
+// --- prefill ---------------------------------------------------------------------------------
+
+void Engine::Prefill(std::span<const uint32_t> ids, const PrefillRequest& request) {
   if (ids.empty()) throw Error("empty prompt");
   CheckFits(ids.size());
-  // Reuse the cached prefix; at least the last token is recomputed to get its logits.
-  size_t keep = std::mismatch(cached_.begin(), cached_.end(), ids.begin(), ids.end()).first - cached_.begin();
-  keep = std::min(keep, ids.size() - 1);
-  Truncate(keep);
-  for (size_t start = keep; start < ids.size(); start += chunk_) {
-    const auto n = static_cast<uint32_t>(std::min<size_t>(chunk_, ids.size() - start));
-    const bool last = start + n == ids.size();
-    WriteStep(prefill_, ids.subspan(start, n), static_cast<uint32_t>(start));
-    Graph g(device_);
-    RecordForward(g, config_, weights_, prefill_, kv_, n);
-    if (last) {
-      RecordLogits(g, config_, weights_, prefill_, n - 1, 1);
-      RecordArgmax(g, config_, prefill_);
-    }
-    g.Run();
-    cached_.insert(cached_.end(), ids.begin() + start, ids.begin() + start + n);
-  }
-  prefill_.argmax_index.InvalidateMapped();
-  std::memcpy(&argmax_, prefill_.argmax_index.mapped(), 4);
-  return LogitsRow(prefill_, 0);
-}
-
-std::span<const float> Engine::Decode(uint32_t id) {
-  CheckFits(cached_.size() + 1);
-  WriteStep(decode_, std::span(&id, 1), static_cast<uint32_t>(cached_.size()));
-  if (!decode_graph_) {
-    // Recorded once: the token and its position come from buffers written before each replay.
-    decode_graph_ = std::make_unique<Graph>(device_);
-    RecordForward(*decode_graph_, config_, weights_, decode_, kv_, 1);
-    RecordLogits(*decode_graph_, config_, weights_, decode_, 0, 1);
-    RecordArgmax(*decode_graph_, config_, decode_);
-    decode_graph_->End();
-  }
-  decode_graph_->Run();
-  cached_.push_back(id);
-  decode_.argmax_index.InvalidateMapped();
-  std::memcpy(&argmax_, decode_.argmax_index.mapped(), 4);
-  return LogitsRow(decode_, 0);
-}
-
-void Engine::PrefillAllLogits(std::span<const uint32_t> ids,
-                              const std::function<void(uint32_t, std::span<const float>)>& row) {
-  if (ids.empty()) throw Error("empty prompt");
-  CheckFits(ids.size());
-  Truncate(0);
-  for (size_t start = 0; start < ids.size(); start += chunk_) {
-    const auto n = static_cast<uint32_t>(std::min<size_t>(chunk_, ids.size() - start));
-    WriteStep(prefill_, ids.subspan(start, n), static_cast<uint32_t>(start));
-    {
-      Graph g(device_);
-      RecordForward(g, config_, weights_, prefill_, kv_, n);
-      g.Run();
-    }
-    cached_.insert(cached_.end(), ids.begin() + start, ids.begin() + start + n);
-    for (uint32_t r = 0; r < n; r += prefill_.logits_rows) {
-      const uint32_t rows = std::min(prefill_.logits_rows, n - r);
-      Graph g(device_);
-      RecordLogits(g, config_, weights_, prefill_, r, rows);
-      g.Run();
-      for (uint32_t i = 0; i < rows; ++i) row(static_cast<uint32_t>(start) + r + i, LogitsRow(prefill_, i));
-    }
-  }
-}
-
-std::vector<float> Engine::PrefillAttention(std::span<const uint32_t> ids) {
-  if (ids.empty()) throw Error("empty prompt");
-  CheckFits(ids.size());
+  const auto* last = std::get_if<LastLogits>(&request);
+  const auto* all = std::get_if<AllLogits>(&request);
+  const auto* attention = std::get_if<AttentionMaps>(&request);
+  if (last) CheckReadout(last->readout);
   const auto total = static_cast<uint32_t>(ids.size());
-  const uint64_t chunk_bytes = uint64_t{4} * config_.num_heads * std::min<uint32_t>(chunk_, total) * total;
-  if (chunk_bytes > device_.info().max_storage_buffer_range) {
-    throw Error(fmt::format("an attention map of {} tokens is too large for this device", total));
-  }
-  Truncate(0);
-  const size_t layer_elems = static_cast<size_t>(config_.num_heads) * total * total;
-  std::vector<float> maps(config_.num_layers * layer_elems);
+
+  // Each layer's probabilities for one chunk, [H, chunk, T], must fit one binding.
   std::vector<Buffer> probs;
-  for (uint32_t l = 0; l < config_.num_layers; ++l) {
-    probs.push_back(device_.allocator().CreateBuffer(chunk_bytes, MemoryKind::Device));
+  if (attention) {
+    const uint64_t chunk_bytes = uint64_t{4} * config_.num_heads * std::min(chunk_, total) * total;
+    if (chunk_bytes > device_.info().max_storage_buffer_range) {
+      throw Error(fmt::format("an attention map of {} tokens is too large for this device", total));
+    }
+    for (uint32_t l = 0; l < config_.num_layers; ++l) {
+      probs.push_back(device_.allocator().CreateBuffer(chunk_bytes, MemoryKind::Device));
+    }
+    attention->maps.assign(static_cast<size_t>(config_.num_layers) * config_.num_heads * total * total, 0.0f);
   }
-  for (uint32_t start = 0; start < total; start += chunk_) {
+
+  // Only a continuation reuses the cached prefix (the other outputs cover every position), and
+  // it recomputes at least the last token to get its logits.
+  size_t keep = 0;
+  if (last) {
+    keep = std::mismatch(cached_.begin(), cached_.end(), ids.begin(), ids.end()).first - cached_.begin();
+    keep = std::min(keep, ids.size() - 1);
+  }
+  Truncate(keep);
+  readout_state_ = nullptr;
+  for (auto start = static_cast<uint32_t>(keep); start < total; start += chunk_) {
     const uint32_t n = std::min(chunk_, total - start);
     WriteStep(prefill_, ids.subspan(start, n), start);
-    Graph g(device_);
-    RecordForward(g, config_, weights_, prefill_, kv_, n, &probs, total);
-    g.Run();
+    {
+      Graph g(device_);
+      RecordForward(g, config_, weights_, prefill_, kv_, n, attention ? &probs : nullptr, total);
+      if (last && start + n == total) {
+        RecordReadout(g, prefill_, n - 1, last->readout);
+        readout_row_ = n - 1;
+      }
+      g.Run();
+    }
     cached_.insert(cached_.end(), ids.begin() + start, ids.begin() + start + n);
-    // Chunk rows [H, n, total] go to rows start..start+n of each head's [T, T] map.
-    std::vector<float> chunk(static_cast<size_t>(config_.num_heads) * n * total);
-    for (uint32_t l = 0; l < config_.num_layers; ++l) {
-      device_.Download(probs[l], 0, std::as_writable_bytes(std::span(chunk)));
-      for (uint32_t h = 0; h < config_.num_heads; ++h) {
-        for (uint32_t t = 0; t < n; ++t) {
-          std::copy_n(&chunk[(static_cast<size_t>(h) * n + t) * total], total,
-                      &maps[l * layer_elems + (static_cast<size_t>(h) * total + start + t) * total]);
-        }
+    if (all) StreamLogitsRows(start, n, *all);
+    if (attention) CopyAttentionRows(probs, start, n, total, attention->maps);
+  }
+  if (last) {
+    readout_state_ = &prefill_;
+    readout_ = last->readout;
+  }
+}
+
+void Engine::StreamLogitsRows(uint32_t first_position, uint32_t tokens, const AllLogits& request) {
+  const uint32_t vocab = config_.vocab_size;
+  for (uint32_t r = 0; r < tokens; r += prefill_.host_logits_rows) {
+    const uint32_t rows = std::min(prefill_.host_logits_rows, tokens - r);
+    Graph g(device_);
+    RecordLogits(g, config_, weights_, prefill_, r, rows, /*on_host=*/true);
+    g.Run();
+    prefill_.host_logits.InvalidateMapped();
+    const auto* data = reinterpret_cast<const float*>(prefill_.host_logits.mapped());
+    for (uint32_t i = 0; i < rows; ++i) request.on_row(first_position + r + i, {data + size_t{i} * vocab, vocab});
+  }
+}
+
+void Engine::CopyAttentionRows(const std::vector<Buffer>& probs, uint32_t first_position, uint32_t tokens,
+                               uint32_t total, std::vector<float>& maps) {
+  // Chunk rows [H, tokens, total] go to rows first_position.. of each head's [T, T] map.
+  const size_t layer_elems = static_cast<size_t>(config_.num_heads) * total * total;
+  std::vector<float> chunk(static_cast<size_t>(config_.num_heads) * tokens * total);
+  for (uint32_t l = 0; l < config_.num_layers; ++l) {
+    device_.Download(probs[l], 0, std::as_writable_bytes(std::span(chunk)));
+    for (uint32_t h = 0; h < config_.num_heads; ++h) {
+      for (uint32_t t = 0; t < tokens; ++t) {
+        std::copy_n(&chunk[(static_cast<size_t>(h) * tokens + t) * total], total,
+                    &maps[l * layer_elems + (static_cast<size_t>(h) * total + first_position + t) * total]);
       }
     }
   }
-  return maps;
+}
+
+// --- decode ----------------------------------------------------------------------------------
+
+void Engine::Decode(uint32_t id, const LogitsReadout& readout) {
+  CheckReadout(readout);
+  CheckFits(cached_.size() + 1);
+  WriteStep(decode_, std::span(&id, 1), static_cast<uint32_t>(cached_.size()));
+  if (!decode_graph_ || readout != decode_readout_) {
+    // Recorded once per readout: the token and its position come from buffers written before
+    // each replay.
+    decode_graph_.reset();
+    decode_graph_ = std::make_unique<Graph>(device_);
+    RecordForward(*decode_graph_, config_, weights_, decode_, kv_, 1);
+    RecordReadout(*decode_graph_, decode_, 0, readout);
+    decode_graph_->End();
+    decode_readout_ = readout;
+  }
+  readout_state_ = nullptr;
+  decode_graph_->Run();
+  cached_.push_back(id);
+  readout_state_ = &decode_;
+  readout_row_ = 0;
+  readout_ = readout;
+}
+
+// --- readout ---------------------------------------------------------------------------------
+
+const RunState& Engine::ReadoutState() const {
+  if (readout_state_ == nullptr) throw Error("no logits to read: the last step was not a decode or a continuation");
+  return *readout_state_;
+}
+
+uint32_t Engine::argmax() const {
+  const RunState& s = ReadoutState();
+  s.ranked_ids.InvalidateMapped();
+  uint32_t id = 0;
+  std::memcpy(&id, s.ranked_ids.mapped(), sizeof id);
+  return id;
+}
+
+RankedLogits Engine::ranked() const {
+  const RunState& s = ReadoutState();
+  s.ranked_logits.InvalidateMapped();
+  s.ranked_ids.InvalidateMapped();
+  return {{reinterpret_cast<const float*>(s.ranked_logits.mapped()), readout_.ranked},
+          {reinterpret_cast<const uint32_t*>(s.ranked_ids.mapped()), readout_.ranked}};
+}
+
+std::span<const float> Engine::logits() {
+  const RunState& s = ReadoutState();
+  if (!readout_.full_row) {
+    if (readout_state_ == &decode_) {
+      if (!decode_row_graph_) {
+        decode_row_graph_ = std::make_unique<Graph>(device_);
+        RecordLogits(*decode_row_graph_, config_, weights_, decode_, 0, 1, /*on_host=*/true);
+        decode_row_graph_->End();
+      }
+      decode_row_graph_->Run();
+    } else {
+      Graph g(device_);
+      RecordLogits(g, config_, weights_, *readout_state_, readout_row_, 1, /*on_host=*/true);
+      g.Run();
+    }
+    readout_.full_row = true;
+  }
+  s.host_logits.InvalidateMapped();
+  return {reinterpret_cast<const float*>(s.host_logits.mapped()), config_.vocab_size};
 }
 
 void Engine::Truncate(size_t keep) {

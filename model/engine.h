@@ -1,11 +1,13 @@
 #pragma once
 // Runs a loaded Qwen2 model: keeps the KV cache and the tokens it holds, prefills prompts
 // (computing only what the cache does not already hold), and decodes one token at a time by
-// replaying a step recorded once.
+// replaying a step recorded once. Logits stay on the GPU, which ranks the best of them; the host
+// reads what it asks for (the argmax's 4 bytes, the ranked candidates, or the whole row).
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
+#include <variant>
 #include <vector>
 
 #include "model/config.h"
@@ -24,6 +26,35 @@ struct EngineOptions {
   uint32_t prefill_chunk = 256;  // tokens per prefill dispatch sequence
 };
 
+// What the host reads of the logits at the last position of a step.
+struct LogitsReadout {
+  uint32_t ranked = 1;    // best (logit, id) pairs ranked on the GPU, 1..kMaxRanked; 1: the argmax
+  bool full_row = false;  // the whole row too (Engine::logits)
+  bool operator==(const LogitsReadout&) const = default;
+};
+
+// What a prefill is for, besides filling the KV cache:
+// - the last position's logits, to continue the sequence: the longest prefix the cache already
+//   holds is kept (at least the last token is recomputed);
+// - the logits of every position, each row handed to `on_row` in order (from an empty cache);
+// - the post-softmax attention of every layer, [layers, heads, T, T] into `maps` (empty cache).
+struct LastLogits {
+  LogitsReadout readout;
+};
+struct AllLogits {
+  std::function<void(uint32_t position, std::span<const float> logits)> on_row;
+};
+struct AttentionMaps {
+  std::vector<float>& maps;
+};
+using PrefillRequest = std::variant<LastLogits, AllLogits, AttentionMaps>;
+
+// The best logits of a step, descending, ties to the lower id.
+struct RankedLogits {
+  std::span<const float> logits;
+  std::span<const uint32_t> ids;
+};
+
 class Engine {
  public:
   Engine(Device& device, const ModelConfig& config, const ModelWeights& weights, const EngineOptions& options = {});
@@ -33,19 +64,17 @@ class Engine {
   // activations and the logits rows, with room to spare), so a budget can be planned before loading.
   static uint64_t WorkingMemoryBytes(const ModelConfig& config, const EngineOptions& options = {});
 
-  // Makes the cache hold exactly `ids`: keeps the longest prefix it already holds and computes
-  // the rest in chunks. Returns the logits at the last position (valid until the next call).
-  std::span<const float> Prefill(std::span<const uint32_t> ids);
-  // Appends one token; returns the logits after it. argmax() is the greedy next token.
-  std::span<const float> Decode(uint32_t id);
-  uint32_t argmax() const { return argmax_; }
+  // Makes the cache hold exactly `ids` (see PrefillRequest), computing them in chunks.
+  void Prefill(std::span<const uint32_t> ids, const PrefillRequest& request);
+  // Appends one token and computes the logits after it.
+  void Decode(uint32_t id, const LogitsReadout& readout = {});
 
-  // Logits at every position of `ids` from one batched prefill on an empty cache;
-  // `row(position, logits)` is called in order.
-  void PrefillAllLogits(std::span<const uint32_t> ids,
-                        const std::function<void(uint32_t, std::span<const float>)>& row);
-  // Post-softmax attention of a prefill of `ids` on an empty cache: [layers, heads, T, T].
-  std::vector<float> PrefillAttention(std::span<const uint32_t> ids);
+  // The logits of the last Decode or LastLogits prefill, valid until the next step:
+  uint32_t argmax() const;      // the best token (4 bytes read)
+  RankedLogits ranked() const;  // the `readout.ranked` best
+  // The whole row: read as the step left it when its readout asked for it, else computed again
+  // from the step's final hidden state (the same numbers, one more lm_head product).
+  std::span<const float> logits();
 
   // Forgets everything after the first `keep` cached tokens.
   void Truncate(size_t keep);
@@ -56,8 +85,13 @@ class Engine {
 
  private:
   void WriteStep(RunState& s, std::span<const uint32_t> ids, uint32_t first_position);
-  std::span<const float> LogitsRow(const RunState& s, uint32_t row) const;
+  void RecordReadout(Graph& g, RunState& s, uint32_t row, const LogitsReadout& readout);
+  void StreamLogitsRows(uint32_t first_position, uint32_t tokens, const AllLogits& request);
+  void CopyAttentionRows(const std::vector<Buffer>& probs, uint32_t first_position, uint32_t tokens, uint32_t total,
+                         std::vector<float>& maps);
   void CheckFits(size_t tokens) const;
+  void CheckReadout(const LogitsReadout& readout) const;
+  const RunState& ReadoutState() const;
 
   Device& device_;
   const ModelConfig& config_;
@@ -66,9 +100,13 @@ class Engine {
   KvCache kv_;
   RunState prefill_;
   RunState decode_;
-  std::unique_ptr<Graph> decode_graph_;  // recorded on first use, then replayed
-  std::vector<uint32_t> cached_;         // tokens whose K and V the cache holds, by position
-  uint32_t argmax_ = 0;
+  std::unique_ptr<Graph> decode_graph_;  // recorded for decode_readout_, then replayed
+  LogitsReadout decode_readout_;
+  std::unique_ptr<Graph> decode_row_graph_;  // the decode step's logits row into host memory
+  std::vector<uint32_t> cached_;             // tokens whose K and V the cache holds, by position
+  RunState* readout_state_ = nullptr;        // where the last step's logits readout lives
+  uint32_t readout_row_ = 0;                 // its row of xn
+  LogitsReadout readout_;
 };
 
 }  // namespace qvk

@@ -34,7 +34,7 @@ Buffer Make(Device& device, VkDeviceSize bytes, MemoryKind kind = MemoryKind::De
 }  // namespace
 
 RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32_t rows)
-    : max_tokens(tokens), logits_rows(rows) {
+    : max_tokens(tokens), host_logits_rows(rows) {
   const VkDeviceSize qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
   x = Make(device, F32 * tokens * c.hidden_size);
   xn = Make(device, F32 * tokens * c.hidden_size);
@@ -44,12 +44,13 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
   mlp = Make(device, F32 * tokens * c.intermediate_size);
   ids = Make(device, 4 * tokens, MemoryKind::Upload);
   positions = Make(device, 4 * tokens, MemoryKind::Upload);
-  logits = Make(device, F32 * rows * c.vocab_size, MemoryKind::Readback);
-  const uint32_t scratch = ops::TopKScratchCount(c.vocab_size, 1);
+  logits = Make(device, F32 * c.vocab_size);
+  host_logits = Make(device, F32 * rows * c.vocab_size, MemoryKind::Readback);
+  const uint32_t scratch = ops::TopKScratchCount(c.vocab_size, kMaxRanked);
   topk_scratch_values = Make(device, F32 * scratch);
   topk_scratch_indices = Make(device, 4 * scratch);
-  argmax_value = Make(device, F32);
-  argmax_index = Make(device, 4, MemoryKind::Readback);
+  ranked_logits = Make(device, F32 * kMaxRanked, MemoryKind::Readback);
+  ranked_ids = Make(device, 4 * kMaxRanked, MemoryKind::Readback);
 
   const RopeFrequencies freqs = ComputeRopeFrequencies(c.head_dim, c.rope_theta, c.yarn);
   inv_freq = Make(device, F32 * freqs.inv_freq.size());
@@ -145,23 +146,24 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
   ops::RmsNorm(g, s.x, w.final_norm, s.xn, tokens, hidden, c.rms_norm_eps, "final_norm");
 }
 
-void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, uint32_t first_row,
-                  uint32_t rows) {
-  if (rows == 0 || rows > s.logits_rows) throw Error(fmt::format("logits for {} rows", rows));
+void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, uint32_t first_row, uint32_t rows,
+                  bool on_host) {
+  if (rows == 0 || rows > (on_host ? s.host_logits_rows : 1)) throw Error(fmt::format("logits for {} rows", rows));
   const VkDeviceSize row_bytes = F32 * c.hidden_size;
   // logits = xn[rows] Wlm^T
   ops::MatMul(g,
               {.w = w.lm_head,
                .x = BufferRange(s.xn, first_row * row_bytes, rows * row_bytes),
-               .y = BufferRange(s.logits, 0, F32 * rows * c.vocab_size),
+               .y = BufferRange(on_host ? s.host_logits : s.logits, 0, F32 * rows * c.vocab_size),
                .tokens = rows},
               "lm_head");
 }
 
-void RecordArgmax(Graph& g, const ModelConfig& c, RunState& s) {
-  // next = argmax(logits[0])
-  ops::TopK(g, BufferRange(s.logits, 0, F32 * c.vocab_size), c.vocab_size, 1, s.topk_scratch_values,
-            s.topk_scratch_indices, s.argmax_value, s.argmax_index, "argmax");
+void RecordRanking(Graph& g, const ModelConfig& c, RunState& s, uint32_t k, bool on_host) {
+  // ranked = top-k(logits[0])
+  ops::TopK(g, BufferRange(on_host ? s.host_logits : s.logits, 0, F32 * c.vocab_size), c.vocab_size, k,
+            s.topk_scratch_values, s.topk_scratch_indices, BufferRange(s.ranked_logits, 0, F32 * k),
+            BufferRange(s.ranked_ids, 0, 4 * k), "ranking");
 }
 
 }  // namespace qvk

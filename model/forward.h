@@ -6,6 +6,7 @@
 
 #include "gpu/graph.h"
 #include "gpu/memory.h"
+#include "gpu/ops.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -13,12 +14,15 @@ namespace qvk {
 
 class Device;
 
+// The most logits a step ranks on the GPU for the host (the top-k kernel's limit).
+inline constexpr uint32_t kMaxRanked = ops::kTopKMax;
+
 // Activations for up to `max_tokens` tokens processed together (a prefill chunk; 1 for decode).
 struct RunState {
-  RunState(Device& device, const ModelConfig& config, uint32_t max_tokens, uint32_t logits_rows);
+  RunState(Device& device, const ModelConfig& config, uint32_t max_tokens, uint32_t host_logits_rows);
 
   uint32_t max_tokens;
-  uint32_t logits_rows;
+  uint32_t host_logits_rows;
   Buffer x;                     // f32 [T, hidden]                 residual stream
   Buffer xn;                    // f32 [T, hidden]                 RMS-normalized input of the current block
   Buffer qkv;                   // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
@@ -28,11 +32,12 @@ struct RunState {
   Buffer ids;                   // u32 [T]                         token ids (host-written)
   Buffer positions;             // u32 [T]                         absolute position of each token
   Buffer inv_freq;              // f32 [D / 2]                     RoPE inverse frequencies
-  Buffer logits;                // f32 [logits_rows, vocab]        host-readable
-  Buffer topk_scratch_values;   // f32 [TopKScratchCount(vocab, 1)]
-  Buffer topk_scratch_indices;  // u32 [TopKScratchCount(vocab, 1)]
-  Buffer argmax_value;          // f32 [1]
-  Buffer argmax_index;          // u32 [1]                 host-readable
+  Buffer logits;                // f32 [vocab]                     one position's logits, kept on the GPU
+  Buffer host_logits;           // f32 [host_logits_rows, vocab]   logits rows the host reads whole (host-readable)
+  Buffer topk_scratch_values;   // f32 [TopKScratchCount(vocab, kMaxRanked)]
+  Buffer topk_scratch_indices;  // u32 [TopKScratchCount(vocab, kMaxRanked)]
+  Buffer ranked_logits;         // f32 [kMaxRanked]                the best logits, descending (host-readable)
+  Buffer ranked_ids;            // u32 [kMaxRanked]                their token ids (host-readable)
   float attention_factor = 1.0f;
 };
 
@@ -54,11 +59,13 @@ struct KvCache {
 void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
                    const std::vector<Buffer>* probs = nullptr, uint32_t probs_stride = 0);
 
-// logits[0 .. rows) = xn[first_row .. first_row + rows) . lm_head^T
-void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, uint32_t first_row,
-                  uint32_t rows);
+// out[0 .. rows) = xn[first_row .. first_row + rows) . lm_head^T, where out is host_logits
+// (on_host) or logits (one row, for ranking on the GPU only).
+void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, uint32_t first_row, uint32_t rows,
+                  bool on_host);
 
-// argmax_index = argmax(logits[0])
-void RecordArgmax(Graph& g, const ModelConfig& c, RunState& s);
+// ranked_logits, ranked_ids = the k best of row 0 of host_logits (on_host) or logits, descending,
+// ties to the lower id.
+void RecordRanking(Graph& g, const ModelConfig& c, RunState& s, uint32_t k, bool on_host);
 
 }  // namespace qvk

@@ -1,6 +1,8 @@
 #include "model/generate.h"
 
+#include <algorithm>
 #include <chrono>
+#include <string>
 
 #include "model/tokenizer.h"
 
@@ -16,25 +18,34 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 }  // namespace
 
 GenerationStats Generate(Engine& engine, const ModelFiles& files, std::span<const uint32_t> prompt, Sampler& sampler,
-                         uint32_t max_new_tokens, const std::function<bool(std::string_view)>& on_text,
+                         uint32_t max_new_tokens, const std::function<bool(const GenerationStep&)>& on_step,
                          std::vector<uint32_t>* generated) {
   GenerationStats stats;
   stats.prompt_tokens = static_cast<uint32_t>(prompt.size());
   std::vector<uint32_t> history(prompt.begin(), prompt.end());
-  // The GPU's argmax is the answer when nothing reshapes the distribution.
-  const bool use_gpu_argmax = sampler.is_greedy() && sampler.params().repetition_penalty == 1.0f;
+  // The logits stay on the GPU when the sampler can draw from the best few ranked there; the
+  // whole row crosses to the host only when its filters need it.
+  const uint32_t vocab = engine.config().vocab_size;
+  const uint32_t ranked = sampler.RankedNeeded(vocab, std::min(kMaxRanked, vocab));
+  const LogitsReadout readout{.ranked = std::max(ranked, 1u), .full_row = ranked == 0};
   std::vector<float> logits;
-  auto next_token = [&](std::span<const float> row) {
-    if (use_gpu_argmax) return engine.argmax();
+  auto next_token = [&]() {
+    if (ranked != 0) {
+      const RankedLogits best = engine.ranked();
+      if (const auto token = sampler.SampleRanked(best.logits, best.ids, history)) return *token;
+    }
+    const auto row = engine.logits();
     logits.assign(row.begin(), row.end());
     return sampler.Sample(logits, history);
   };
 
   const auto start = Clock::now();
-  uint32_t token = next_token(engine.Prefill(prompt));
+  engine.Prefill(prompt, LastLogits{readout});
+  uint32_t token = next_token();
   const auto first = Clock::now();
   stats.time_to_first_token_s = Seconds(start, first);
   StreamDecoder decoder(files.tokenizer());
+  GenerationStep step;
   while (stats.generated_tokens < max_new_tokens) {
     if (files.IsStopToken(token)) {
       stats.hit_stop_token = true;
@@ -43,15 +54,23 @@ GenerationStats Generate(Engine& engine, const ModelFiles& files, std::span<cons
     ++stats.generated_tokens;
     history.push_back(token);
     if (generated) generated->push_back(token);
-    if (!on_text(decoder.Push(token))) break;
+    const std::string text = decoder.Push(token);
+    step = {.token = token, .position = static_cast<uint32_t>(history.size() - 1), .text = text};
+    if (!on_step(step)) break;
     if (stats.generated_tokens == max_new_tokens) break;
     if (engine.cached_tokens().size() + 1 > engine.context()) {
       stats.context_full = true;
       break;
     }
-    token = next_token(engine.Decode(token));
+    engine.Decode(token, readout);
+    token = next_token();
   }
-  on_text(decoder.Flush());
+  const std::string trailing = decoder.Flush();
+  if (!trailing.empty()) {
+    step.text = trailing;
+    step.trailing_text = true;
+    on_step(step);
+  }
   if (stats.generated_tokens > 1) {
     stats.decode_tokens_per_s = (stats.generated_tokens - 1) / Seconds(first, Clock::now());
   }

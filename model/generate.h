@@ -1,6 +1,6 @@
 #pragma once
 // The generation loop shared by the CLI and the app: prefill (reusing the cached prefix),
-// then sample, stream text, decode, until a stop token, the token limit, or the caller stops.
+// then sample, report the step, decode, until a stop token, the token limit, or the caller stops.
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -22,9 +22,21 @@ struct GenerationStats {
   bool context_full = false;  // stopped because the KV cache has no room for another token
 };
 
-// on_text receives each piece of streamed text; returning false stops generation.
+// One step of a generation as it happens. What a step captures for a caller (attention rows,
+// timings) is added here, so callbacks keep their signature.
+struct GenerationStep {
+  uint32_t token = 0;     // the sampled token id
+  uint32_t position = 0;  // its position in the sequence (the prompt holds 0 .. prompt size - 1)
+  // Its piece of the text: empty while its bytes end inside a UTF-8 character. When generation
+  // ends inside one, a last call (trailing_text set, token and position repeating the last
+  // step's) carries what is left of it, as Tokenizer::Decode writes it.
+  std::string_view text;
+  bool trailing_text = false;
+};
+
+// on_step receives each generated token; returning false stops generation.
 GenerationStats Generate(Engine& engine, const ModelFiles& files, std::span<const uint32_t> prompt, Sampler& sampler,
-                         uint32_t max_new_tokens, const std::function<bool(std::string_view)>& on_text,
+                         uint32_t max_new_tokens, const std::function<bool(const GenerationStep&)>& on_step,
                          std::vector<uint32_t>* generated = nullptr);
 
 }  // namespace qvk

@@ -65,23 +65,12 @@ struct SwiGluPush {
   uint y_stride;
 };
 
-// Y[i] = A[i] + B[i]
-struct AddPush {
-  uint count;
-};
-
 // Y[t, :] = E[ids[t] - row_offset, :] for the ids this slice holds, rows [row_offset, row_offset + rows)
 struct EmbedPush {
   uint tokens;
   uint cols;
   uint row_offset;
   uint rows;
-};
-
-// Y[r, :] = softmax(X[r, :] * scale), one row per workgroup
-struct SoftmaxPush {
-  uint cols;
-  float scale;
 };
 
 // O[t, h*D:(h+1)*D] = softmax(scale * Q_h K_g^T + causal/window mask) V_g,  g = h / (H / H_kv).
@@ -118,9 +107,7 @@ static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, flags) == 24);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);
 static_assert(sizeof(SwiGluPush) == 16);
-static_assert(sizeof(AddPush) == 4);
 static_assert(sizeof(EmbedPush) == 16);
-static_assert(sizeof(SoftmaxPush) == 8 && offsetof(SoftmaxPush, scale) == 4);
 static_assert(sizeof(AttentionPush) == 44 && offsetof(AttentionPush, scale) == 32);
 static_assert(sizeof(TopKPush) == 16);
 }  // namespace qvk::push

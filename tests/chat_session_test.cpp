@@ -76,8 +76,8 @@ class ChatSessionTest : public test::GpuTest {
     LoadedModel model(device(), std::filesystem::path(path), LoadedModelOptions{.context = kContext});
     Sampler sampler(SamplingParams{.greedy = true});
     std::string text;
-    Generate(model.engine(), model.files(), prompt, sampler, max_new_tokens, [&](std::string_view piece) {
-      text += piece;
+    Generate(model.engine(), model.files(), prompt, sampler, max_new_tokens, [&](const GenerationStep& step) {
+      text += step.text;
       return true;
     });
     return text;

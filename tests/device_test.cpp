@@ -107,7 +107,7 @@ TEST_F(GpuTest, KeepsThePipelineCacheOnDisk) {
   setenv("QWENVK_CACHE_DIR", dir.c_str(), 1);
   {
     Kernels kernels(device());
-    kernels.Get(KernelId::Add);
+    kernels.Get(KernelId::SwiGlu);
   }
   unsetenv("QWENVK_CACHE_DIR");
   bool found = false;

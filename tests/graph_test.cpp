@@ -21,9 +21,9 @@ TEST_F(GpuTest, ReplaysARecordedGraphWithNewPositions) {
   Buffer source = Upload(qkv), work = Upload(qkv), freq = Upload(inv_freq);
   Buffer position = device().allocator().CreateBuffer(4, MemoryKind::Upload);
   Graph g(device());
-  // Restore the input each replay (work = source + 0) so rotations do not accumulate.
-  Buffer zeros = Upload(std::vector<float>(stride, 0.0f));
-  ops::Add(g, source, zeros, work, stride);
+  // Restore the input each replay (work = row 0 of source, gathered) so rotations do not accumulate.
+  Buffer row0 = Upload(std::vector<uint32_t>{0});
+  ops::Embed(g, {&source, 0, DType::F32, 1, stride}, row0, work, 1);
   ops::Rope(g, {.qkv = work, .positions = position, .inv_freq = freq, .tokens = 1, .n_heads = heads,
                 .n_kv_heads = kv_heads, .head_dim = head_dim});
   g.End();
@@ -39,37 +39,41 @@ TEST_F(GpuTest, ReplaysARecordedGraphWithNewPositions) {
 }
 
 TEST_F(GpuTest, BarriersOnlyWhereADispatchReadsWhatAnotherWrote) {
-  const auto a = RandomFloats(64, 1);
+  const auto a = RandomFloats(128, 1);
   Buffer x = Upload(a), y1 = Poisoned(256), y2 = Poisoned(256), z = Poisoned(256);
   Graph g(device());
-  ops::Add(g, x, x, y1, 64);  // independent...
-  ops::Add(g, x, x, y2, 64);  // ...of each other: no barrier
+  ops::SwiGlu(g, x, y1, 1, 64);  // independent...
+  ops::SwiGlu(g, x, y2, 1, 64);  // ...of each other: no barrier
   EXPECT_EQ(g.barrier_count(), 0u);
-  ops::Add(g, y1, y2, z, 64);  // reads both: one barrier
+  ops::RmsNorm(g, y1, y2, z, 1, 64, 1e-6f);  // reads both: one barrier
   EXPECT_EQ(g.barrier_count(), 1u);
-  ops::Add(g, x, x, y1, 64);  // overwrites what the previous one read: write-after-read barrier
+  ops::SwiGlu(g, x, y1, 1, 64);  // overwrites what the previous one read: write-after-read barrier
   EXPECT_EQ(g.barrier_count(), 2u);
   g.Run();
+  const auto m = ref::SwiGlu(a, 1, 64);
+  const auto expected = ref::RmsNorm(m, m, 1, 64, 1e-6f);
   const auto got = Download<float>(z, 64);
-  for (uint32_t i = 0; i < 64; ++i) EXPECT_FLOAT_EQ(got[i], 4 * a[i]);
+  for (uint32_t i = 0; i < 64; ++i) EXPECT_NEAR(got[i], expected[i], 2e-5 * std::abs(expected[i]) + 1e-6) << i;
 }
 
 TEST_F(GpuTest, DispatchChecksTheKernelContract) {
   Buffer b = Upload(RandomFloats(64, 1));
   Graph g(device());
+  const push::SwiGluPush swiglu{1, 32, 64, 32};
   // Wrong number of bindings.
-  EXPECT_THROW(g.Dispatch(KernelId::Add, {b, b}, push::AddPush{64}, Groups{1}), Error);
+  EXPECT_THROW(g.Dispatch(KernelId::SwiGlu, {b, b, b}, swiglu, Groups{1}), Error);
   // Wrong push-constant struct.
-  EXPECT_THROW(g.Dispatch(KernelId::Add, {b, b, b}, push::SoftmaxPush{64, 1.0f}, Groups{1}), Error);
+  EXPECT_THROW(g.Dispatch(KernelId::SwiGlu, {b, b}, push::MatMulPush{}, Groups{1}), Error);
   // Range past the end of the buffer, and a misaligned offset.
-  EXPECT_THROW(g.Dispatch(KernelId::Add, {b, b, BufferRange(b, 0, 512)}, push::AddPush{64}, Groups{1}), Error);
+  EXPECT_THROW(g.Dispatch(KernelId::SwiGlu, {b, BufferRange(b, 0, 512)}, swiglu, Groups{1}), Error);
   if (info().storage_offset_alignment > 1) {
-    EXPECT_THROW(g.Dispatch(KernelId::Add, {b, b, BufferRange(b, 1, 64)}, push::AddPush{16}, Groups{1}), Error);
+    EXPECT_THROW(g.Dispatch(KernelId::SwiGlu, {b, BufferRange(b, 1, 64)}, push::SwiGluPush{1, 8, 16, 8}, Groups{1}),
+                 Error);
   }
   // Too many workgroups in one dimension.
-  EXPECT_THROW(g.Dispatch(KernelId::Add, {b, b, b}, push::AddPush{64}, Groups{70000}), Error);
-  // Op-level shape checks.
-  EXPECT_THROW(ops::Add(g, b, b, b, 65), Error);
+  EXPECT_THROW(g.Dispatch(KernelId::SwiGlu, {b, b}, swiglu, Groups{70000}), Error);
+  // Op-level shape checks: 33 outputs need 264 bytes of gate | up.
+  EXPECT_THROW(ops::SwiGlu(g, b, b, 1, 33), Error);
   EXPECT_EQ(g.dispatch_count(), 0u);
 }
 
@@ -85,10 +89,10 @@ TEST_F(GpuTest, GridForCoversLargeCountsWithinLimits) {
 
 TEST_F(GpuTest, ProfiledGraphReportsATimePerDispatch) {
   if (!info().compute_timestamps) GTEST_SKIP() << "device has no compute timestamps";
-  Buffer x = Upload(RandomFloats(1 << 16, 1)), y = Poisoned(1 << 18);
+  Buffer x = Upload(RandomFloats(1 << 16, 1)), y = Poisoned(1 << 17), z = Poisoned(1 << 17);
   Graph g(device(), /*profile=*/true);
-  ops::Add(g, x, x, y, 1 << 16, "first");
-  ops::Softmax(g, y, x, 1, 1 << 16, 1.0f, "second");
+  ops::SwiGlu(g, x, y, 1, 1 << 15, "first");
+  ops::RmsNorm(g, y, y, z, 1, 1 << 15, 1e-6f, "second");
   g.Run();
   const auto timings = g.Timings();
   ASSERT_EQ(timings.size(), 2u);

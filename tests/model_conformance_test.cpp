@@ -61,6 +61,13 @@ uint32_t Argmax(std::span<const float> v) {
   return static_cast<uint32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
+// The whole logits row at the last position of a prefill that continues what the cache holds.
+std::vector<float> PrefillRow(Engine& engine, std::span<const uint32_t> ids) {
+  engine.Prefill(ids, LastLogits{{.full_row = true}});
+  const auto row = engine.logits();
+  return {row.begin(), row.end()};
+}
+
 double Margin(const nlohmann::json& ref) { return ref["logits"][0].get<double>() - ref["logits"][1].get<double>(); }
 
 class ModelTest : public GpuTest {
@@ -92,7 +99,7 @@ class ModelTest : public GpuTest {
     // Bars 1 and 2 over one batched prefill.
     double sum_sq = 0;
     std::vector<float> last;
-    engine_->PrefillAllLogits(ids, [&](uint32_t p, std::span<const float> logits) {
+    auto check_row = [&](uint32_t p, std::span<const float> logits) {
       const auto& ref = positions[p];
       const double rms = CompareTop(logits, ref, bars().max_abs, name + " position " + std::to_string(p));
       sum_sq += rms * rms;
@@ -100,7 +107,8 @@ class ModelTest : public GpuTest {
         EXPECT_EQ(Argmax(logits), ref["ids"][0].get<uint32_t>()) << name << " top-1 at position " << p;
       }
       if (p + 1 == ids.size()) last.assign(logits.begin(), logits.end());
-    });
+    };
+    engine_->Prefill(ids, AllLogits{check_row});
     EXPECT_LE(std::sqrt(sum_sq / static_cast<double>(ids.size())), bars().max_rms) << name << " prefill RMS";
 
     // Bar 4: every logit of the last position.
@@ -122,7 +130,8 @@ class ModelTest : public GpuTest {
     for (size_t k = 0; k < greedy["steps"].size(); ++k) {
       const auto& step = greedy["steps"][k];
       ASSERT_EQ(step["input_id"].get<uint32_t>(), token);
-      const auto logits = engine_->Decode(token);
+      engine_->Decode(token, {.full_row = true});
+      const auto logits = engine_->logits();
       const double rms = CompareTop(logits, step, bars().max_abs, name + " greedy step " + std::to_string(k));
       EXPECT_LE(rms, bars().max_rms) << name << " greedy step " << k;
       if (Margin(step) < bars().top1_margin) break;
@@ -166,7 +175,8 @@ TEST_P(ConformanceTest, LongPromptAcrossChunks) { CheckPrompt("long"); }
 
 TEST_P(ConformanceTest, AttentionProbabilities) {
   const auto ids = Ids(Prompt("chat_en"));
-  const auto maps = engine_->PrefillAttention(ids);
+  std::vector<float> maps;
+  engine_->Prefill(ids, AttentionMaps{maps});
   const auto expected = ReadFloats(reference_dir_ / "attention.f32");
   const auto shape = Prompt("chat_en")["attention_shape"].get<std::vector<size_t>>();
   ASSERT_EQ(maps.size(), shape[0] * shape[1] * shape[2] * shape[3]);
@@ -195,19 +205,17 @@ INSTANTIATE_TEST_SUITE_P(
 // safetensors to Q8_0 while loading reproduces llama.cpp's file exactly.
 TEST_F(EngineTest, SafetensorsAndQ8GgufAgree) {
   const auto ids = Ids(Prompt("chat_multi"));
-  const auto ours_span = engine_->Prefill(ids);
-  const std::vector<float> bf16(ours_span.begin(), ours_span.end());
+  const std::vector<float> bf16 = PrefillRow(*engine_, ids);
 
   const ModelFiles gguf(kData / "gguf" / "qwen2-tiny-q8_0.gguf");
   const ModelWeights gguf_weights = LoadWeights(device(), gguf.config(), gguf.weights());
   Engine gguf_engine(device(), gguf.config(), gguf_weights, EngineOptions{.context = 64});
-  const auto q8_span = gguf_engine.Prefill(ids);
-  const std::vector<float> q8(q8_span.begin(), q8_span.end());
+  const std::vector<float> q8 = PrefillRow(gguf_engine, ids);
 
   const ModelWeights quantized = LoadWeights(device(), files_->config(), files_->weights(), {.quantize = DType::Q8_0});
   EXPECT_EQ(quantized.layers[0].qkv[0].w.dtype, DType::Q8_0);
   Engine quantized_engine(device(), files_->config(), quantized, EngineOptions{.context = 64});
-  const auto ours_q8 = quantized_engine.Prefill(ids);
+  const std::vector<float> ours_q8 = PrefillRow(quantized_engine, ids);
 
   // Quantization moves logits by up to a few tenths here; "agree" means it moves them exactly as
   // it does in transformers: at the last position, our q8_0-minus-bf16 difference equals the
@@ -236,17 +244,16 @@ TEST_F(EngineTest, SafetensorsAndQ8GgufAgree) {
 // whole prompt computed at once; so does decoding the last token after a shorter prefill.
 TEST_F(EngineTest, PrefixReuseAndDecodeMatchAFreshPrefill) {
   const auto ids = Ids(Prompt("chat_multi"));
-  const auto fresh_span = engine_->Prefill(ids);
-  const std::vector<float> fresh(fresh_span.begin(), fresh_span.end());
+  const std::vector<float> fresh = PrefillRow(*engine_, ids);
 
   engine_->Truncate(0);
-  engine_->Prefill(std::span(ids).first(20));
-  const auto reused_span = engine_->Prefill(ids);
-  const std::vector<float> reused(reused_span.begin(), reused_span.end());
+  engine_->Prefill(std::span(ids).first(20), LastLogits{});
+  const std::vector<float> reused = PrefillRow(*engine_, ids);
   EXPECT_EQ(engine_->cached_tokens(), ids);
   engine_->Truncate(0);
-  engine_->Prefill(std::span(ids).first(ids.size() - 1));
-  const auto decoded = engine_->Decode(ids.back());
+  engine_->Prefill(std::span(ids).first(ids.size() - 1), LastLogits{});
+  engine_->Decode(ids.back(), {.full_row = true});
+  const auto decoded = engine_->logits();
   for (size_t i = 0; i < fresh.size(); ++i) {
     ASSERT_NEAR(reused[i], fresh[i], 1e-4) << "prefix reuse, logit " << i;
     ASSERT_NEAR(decoded[i], fresh[i], 1e-4) << "decode, logit " << i;
@@ -257,22 +264,21 @@ TEST_F(EngineTest, PrefixReuseAndDecodeMatchAFreshPrefill) {
 // the same kernels on the same numbers, so the same logits bit for bit.
 TEST_F(EngineTest, HostResidentWeightsGiveTheSameLogits) {
   const auto ids = Ids(Prompt("text"));
-  const auto on_gpu = engine_->Prefill(ids);
-  const std::vector<float> expected(on_gpu.begin(), on_gpu.end());
+  const std::vector<float> expected = PrefillRow(*engine_, ids);
 
   ModelWeights host = LoadWeights(device(), files_->config(), files_->weights(), {.device_budget = 0});
   EXPECT_EQ(host.host_layers, files_->config().num_layers);
   EXPECT_GT(host.host_bytes, 0u);
   EXPECT_LT(host.device_bytes, host.host_bytes / 100);  // only norms and biases
   Engine engine(device(), files_->config(), host, EngineOptions{.context = 64});
-  const auto got = engine.Prefill(ids);
+  const std::vector<float> got = PrefillRow(engine, ids);
   for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(got[i], expected[i]) << "logit " << i;
 }
 
 TEST_F(EngineTest, RefusesWhatDoesNotFitTheContext) {
   std::vector<uint32_t> too_long(engine_->context() + 1, 9707);
-  EXPECT_THROW(engine_->Prefill(too_long), Error);
-  EXPECT_THROW(engine_->Prefill(std::vector<uint32_t>{files_->config().vocab_size}), Error);
+  EXPECT_THROW(engine_->Prefill(too_long, LastLogits{}), Error);
+  EXPECT_THROW(engine_->Prefill(std::vector<uint32_t>{files_->config().vocab_size}, LastLogits{}), Error);
 }
 
 }  // namespace

@@ -67,19 +67,6 @@ std::vector<float> SwiGlu(std::span<const float> gate_up, uint32_t tokens, uint3
   return y;
 }
 
-std::vector<float> Softmax(std::span<const float> x, uint32_t rows, uint32_t cols, float scale) {
-  std::vector<float> y(x.size());
-  for (uint32_t r = 0; r < rows; ++r) {
-    const float* xr = &x[static_cast<size_t>(r) * cols];
-    double m = -INFINITY;
-    for (uint32_t i = 0; i < cols; ++i) m = std::max(m, static_cast<double>(xr[i]) * scale);
-    double sum = 0;
-    for (uint32_t i = 0; i < cols; ++i) sum += std::exp(static_cast<double>(xr[i]) * scale - m);
-    for (uint32_t i = 0; i < cols; ++i) y[static_cast<size_t>(r) * cols + i] = static_cast<float>(std::exp(static_cast<double>(xr[i]) * scale - m) / sum);
-  }
-  return y;
-}
-
 AttentionResult Attention(std::span<const float> q, std::span<const uint32_t> positions, std::span<const float> k,
                           std::span<const float> v, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                           uint32_t capacity, uint32_t window, uint32_t probs_stride) {

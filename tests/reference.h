@@ -23,8 +23,6 @@ void RopeHead(float* head, uint32_t head_dim, uint32_t pos, std::span<const floa
 
 std::vector<float> SwiGlu(std::span<const float> gate_up, uint32_t tokens, uint32_t inter);
 
-std::vector<float> Softmax(std::span<const float> x, uint32_t rows, uint32_t cols, float scale);
-
 struct AttentionResult {
   std::vector<float> out;    // [T, H * D]
   std::vector<float> probs;  // [H, T, probs_stride]

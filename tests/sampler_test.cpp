@@ -1,6 +1,9 @@
 // Host-side sampling: each processor in transformers' order, and reproducibility by seed.
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
+#include <random>
 
 #include <gtest/gtest.h>
 
@@ -92,6 +95,95 @@ TEST(SamplerTest, TheSameSeedGivesTheSameDraws) {
     ASSERT_EQ(a.Sample(la, {}), b.Sample(lb, {}));
   }
   EXPECT_NE(Histogram({.temperature = 1.5f, .seed = 1}, 50), Histogram({.temperature = 1.5f, .seed = 2}, 50));
+}
+
+// The best `count` of a row as the GPU ranks them (ops::TopK): descending, ties to the lower id.
+struct Ranked {
+  std::vector<float> logits;
+  std::vector<uint32_t> ids;
+};
+Ranked Rank(const std::vector<float>& row, uint32_t count) {
+  std::vector<uint32_t> order(row.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::partial_sort(order.begin(), order.begin() + count, order.end(),
+                    [&](uint32_t a, uint32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+  Ranked r;
+  for (uint32_t i = 0; i < count; ++i) {
+    r.ids.push_back(order[i]);
+    r.logits.push_back(row[order[i]]);
+  }
+  return r;
+}
+
+// What Generate relies on: drawing from the ranked best logits gives the token drawing from the
+// whole row gives, for every filter combination, seed and penalty; and where the ranked ones do
+// not settle it (ties at the k-th), the sampler says so and the row decides.
+TEST(SamplerTest, RankedLogitsDrawWhatTheWholeRowDraws) {
+  constexpr uint32_t kVocab = 5000, kMaxRanked = 256;
+  const SamplingParams cases[] = {
+      {.temperature = 0.7f, .top_k = 20, .top_p = 0.8f, .repetition_penalty = 1.05f},
+      {.temperature = 1.0f, .top_k = 5},
+      {.temperature = 1.3f, .top_k = 40, .min_p = 0.05f},
+      {.temperature = 0.5f, .top_k = 1},
+      {.temperature = 0.9f, .top_k = 50, .top_p = 0.95f, .min_p = 0.02f, .repetition_penalty = 1.5f},
+      {.temperature = 1.0f, .top_k = 100, .repetition_penalty = 1.1f},
+      {.temperature = 1.0f, .top_k = 255},
+      {.greedy = true, .repetition_penalty = 1.3f},
+      {.greedy = true},
+  };
+  std::mt19937 gen(7);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::uniform_int_distribution<uint32_t> any_id(0, kVocab - 1);
+  for (const SamplingParams& base : cases) {
+    for (uint64_t seed : {1u, 2u, 3u}) {
+      SamplingParams params = base;
+      params.seed = seed;
+      Sampler whole(params), ranked(params);
+      const uint32_t needed = ranked.RankedNeeded(kVocab, kMaxRanked);
+      ASSERT_GT(needed, 0u) << "top-k " << params.top_k;
+      int settled = 0;
+      constexpr int kSteps = 40;
+      for (int step = 0; step < kSteps; ++step) {
+        std::vector<float> row(kVocab);
+        for (float& l : row) l = normal(gen);
+        for (uint32_t id = 13; id < kVocab; id += 13) row[id] = row[id % 97];  // exact ties throughout
+        const Ranked best = Rank(row, needed);
+        // A history of random tokens and some of the current favourites.
+        std::vector<uint32_t> history;
+        for (int i = 0; i < 30; ++i) history.push_back(any_id(gen));
+        for (uint32_t i = 0; i < 6; i += 1 + step % 3) history.push_back(best.ids[i]);
+
+        std::vector<float> logits = row;
+        const uint32_t expected = whole.Sample(logits, history);
+        const auto got = ranked.SampleRanked(best.logits, best.ids, history);
+        if (got) {
+          ++settled;
+          ASSERT_EQ(*got, expected) << "top-k " << params.top_k << " seed " << seed << " step " << step;
+        } else {
+          logits = row;
+          ASSERT_EQ(ranked.Sample(logits, history), expected) << "after falling back, step " << step;
+        }
+      }
+      EXPECT_GE(settled, kSteps * 3 / 4) << "top-k " << params.top_k << " seed " << seed;
+    }
+  }
+}
+
+TEST(SamplerTest, RanksOnlyWhatTopKLeaves) {
+  constexpr uint32_t kVocab = 151936, kMaxRanked = 256;
+  EXPECT_EQ(Sampler({.greedy = true}).RankedNeeded(kVocab, kMaxRanked), 1u);  // the argmax alone
+  EXPECT_EQ(Sampler({.top_k = 20}).RankedNeeded(kVocab, kMaxRanked), 21u);
+  // With a penalty, room for penalized tokens among the best, within what can be ranked.
+  EXPECT_EQ(Sampler({.top_k = 20, .repetition_penalty = 1.1f}).RankedNeeded(kVocab, kMaxRanked), 48u);
+  EXPECT_EQ(Sampler({.greedy = true, .repetition_penalty = 1.1f}).RankedNeeded(kVocab, kMaxRanked), 10u);
+  EXPECT_EQ(Sampler({.top_k = 200, .repetition_penalty = 1.1f}).RankedNeeded(kVocab, kMaxRanked), kMaxRanked);
+  // The whole row: no top-k, one past what can be ranked, one of the whole vocabulary, and a
+  // penalty that raises repeated tokens.
+  EXPECT_EQ(Sampler({.top_p = 0.9f}).RankedNeeded(kVocab, kMaxRanked), 0u);
+  EXPECT_EQ(Sampler({.top_k = 256}).RankedNeeded(kVocab, kMaxRanked), 0u);
+  EXPECT_EQ(Sampler({.top_k = 6}).RankedNeeded(6, kMaxRanked), 0u);
+  EXPECT_EQ(Sampler({.top_k = 20, .repetition_penalty = 0.9f}).RankedNeeded(kVocab, kMaxRanked), 0u);
+  EXPECT_EQ(Sampler({.greedy = true, .repetition_penalty = 0.9f}).RankedNeeded(kVocab, kMaxRanked), 0u);
 }
 
 TEST(SamplerTest, RefusesBadSettings) {

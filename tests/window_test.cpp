@@ -108,8 +108,8 @@ void ExpectScreenshotShowsTheUi(ui::Window& window, const std::filesystem::path&
   EXPECT_GT(DistinctColors(image), 10u) << png;
 }
 
-// Adds vectors on the window's device in a loop on its own thread, checking every result, until
-// stopped: the kernels' submissions interleave with the window's submissions and presents.
+// Gathers table rows on the window's device in a loop on its own thread, checking every result,
+// until stopped: the kernels' submissions interleave with the window's submissions and presents.
 class ComputeLoad {
  public:
   explicit ComputeLoad(Device& device) : thread_([this, &device] { Run(device); }) {}
@@ -129,25 +129,24 @@ class ComputeLoad {
  private:
   void Run(Device& device) {
     try {
-      constexpr uint32_t kCount = 1 << 16;
-      std::vector<float> a(kCount), b(kCount);
-      for (uint32_t i = 0; i < kCount; ++i) {
-        a[i] = static_cast<float>(i);
-        b[i] = 0.5f * static_cast<float>(i % 1000);
-      }
-      Buffer ab = device.allocator().CreateBuffer(kCount * 4, MemoryKind::Device);
-      Buffer bb = device.allocator().CreateBuffer(kCount * 4, MemoryKind::Device);
+      constexpr uint32_t kRows = 1024, kCols = 64, kCount = kRows * kCols;
+      std::vector<float> table(kCount);
+      for (uint32_t i = 0; i < kCount; ++i) table[i] = 0.5f * static_cast<float>(i);
+      std::vector<uint32_t> ids(kRows);  // the rows in reverse
+      for (uint32_t t = 0; t < kRows; ++t) ids[t] = kRows - 1 - t;
+      Buffer tb = device.allocator().CreateBuffer(kCount * 4, MemoryKind::Device);
+      Buffer ib = device.allocator().CreateBuffer(kRows * 4, MemoryKind::Device);
       Buffer yb = device.allocator().CreateBuffer(kCount * 4, MemoryKind::Device);
-      device.Upload(ab, 0, std::as_bytes(std::span(a)));
-      device.Upload(bb, 0, std::as_bytes(std::span(b)));
+      device.Upload(tb, 0, std::as_bytes(std::span(table)));
+      device.Upload(ib, 0, std::as_bytes(std::span(ids)));
       std::vector<float> y(kCount);
       while (!stop_) {
         Graph graph(device);
-        ops::Add(graph, ab, bb, yb, kCount);
+        ops::Embed(graph, {&tb, 0, DType::F32, kRows, kCols}, ib, yb, kRows);
         graph.Run();
         device.Download(yb, 0, std::as_writable_bytes(std::span(y)));
         for (uint32_t i = 0; i < kCount; ++i) {
-          if (y[i] != a[i] + b[i]) {
+          if (y[i] != table[ids[i / kCols] * kCols + i % kCols]) {
             ++wrong_results_;
             break;
           }
