@@ -230,6 +230,8 @@ std::span<const float> Engine::logits() {
   return {reinterpret_cast<const float*>(s.host_logits.mapped()), config_.vocab_size};
 }
 
+bool Engine::logits_in_host_memory() const { return device_.info().unified_memory; }
+
 void Engine::Truncate(size_t keep) {
   // Rows past `keep` are simply overwritten by later tokens; attention never reads past a
   // query's own position.

@@ -75,6 +75,9 @@ class Engine {
   // The whole row: read as the step left it when its readout asked for it, else computed again
   // from the step's final hidden state (the same numbers, one more lm_head product).
   std::span<const float> logits();
+  // True where the GPU shares host memory (lavapipe, integrated GPUs): the host reads a whole
+  // logits row in place, with no transfer to save.
+  bool logits_in_host_memory() const;
 
   // Forgets everything after the first `keep` cached tokens.
   void Truncate(size_t keep);

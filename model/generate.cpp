@@ -24,9 +24,12 @@ GenerationStats Generate(Engine& engine, const ModelFiles& files, std::span<cons
   stats.prompt_tokens = static_cast<uint32_t>(prompt.size());
   std::vector<uint32_t> history(prompt.begin(), prompt.end());
   // The logits stay on the GPU when the sampler can draw from the best few ranked there; the
-  // whole row crosses to the host only when its filters need it.
+  // whole row crosses to the host only when its filters need it. Where the GPU shares host
+  // memory the row costs no transfer, and ranking more than the argmax there (k sequential
+  // rounds of the top-k kernel) costs more than the host's partial sort, so the row is read.
   const uint32_t vocab = engine.config().vocab_size;
-  const uint32_t ranked = sampler.RankedNeeded(vocab, std::min(kMaxRanked, vocab));
+  uint32_t ranked = sampler.RankedNeeded(vocab, std::min(kMaxRanked, vocab));
+  if (ranked > 1 && engine.logits_in_host_memory()) ranked = 0;
   const LogitsReadout readout{.ranked = std::max(ranked, 1u), .full_row = ranked == 0};
   std::vector<float> logits;
   auto next_token = [&]() {
