@@ -167,8 +167,9 @@ struct Tokenizer::Impl {
   bool nfc = true;
 
   const AddedToken* LongestAddedAt(std::string_view text, size_t pos) const;
-  void EncodeSegment(std::string_view segment, pcre2_match_data* match_data, std::vector<uint32_t>& ids) const;
-  void AppendBpe(std::string_view piece, std::vector<uint32_t>& ids) const;
+  void EncodeSegment(std::string_view segment, pcre2_match_data* match_data, std::vector<uint32_t>& ids,
+                     EncodeStats& stats) const;
+  void AppendBpe(std::string_view piece, std::vector<uint32_t>& ids, EncodeStats& stats) const;
 };
 
 Tokenizer::Tokenizer(TokenizerVocab vocab) {
@@ -292,7 +293,9 @@ const Tokenizer::Impl::AddedToken* Tokenizer::Impl::LongestAddedAt(std::string_v
   return nullptr;
 }
 
-std::vector<uint32_t> Tokenizer::Encode(std::string_view text) const {
+std::vector<uint32_t> Tokenizer::Encode(std::string_view text, EncodeStats* stats) const {
+  EncodeStats unused;
+  EncodeStats& work = stats != nullptr ? *stats : unused;
   if (const auto bad = FirstInvalidUtf8(text)) {
     throw Error(fmt::format("cannot tokenize: text is not valid UTF-8 at byte {}", *bad));
   }
@@ -306,19 +309,19 @@ std::vector<uint32_t> Tokenizer::Encode(std::string_view text) const {
       ++pos;
       continue;
     }
-    impl_->EncodeSegment(text.substr(segment_start, pos - segment_start), match_data.get(), ids);
+    impl_->EncodeSegment(text.substr(segment_start, pos - segment_start), match_data.get(), ids, work);
     ids.push_back(added->id);
     pos += added->content.size();
     segment_start = pos;
   }
-  impl_->EncodeSegment(text.substr(segment_start), match_data.get(), ids);
+  impl_->EncodeSegment(text.substr(segment_start), match_data.get(), ids, work);
   return ids;
 }
 
 // The pre-tokenizer's Split with behaviour "Isolated": every match and every stretch between
 // matches is a piece of its own.
-void Tokenizer::Impl::EncodeSegment(std::string_view segment, pcre2_match_data* match_data,
-                                    std::vector<uint32_t>& ids) const {
+void Tokenizer::Impl::EncodeSegment(std::string_view segment, pcre2_match_data* match_data, std::vector<uint32_t>& ids,
+                                    EncodeStats& stats) const {
   if (segment.empty()) return;
   std::string normalized;
   if (nfc) {
@@ -338,18 +341,18 @@ void Tokenizer::Impl::EncodeSegment(std::string_view segment, pcre2_match_data* 
       throw Error(fmt::format("pre-tokenizer regex failed: {}", reinterpret_cast<const char*>(message.data())));
     }
     const PCRE2_SIZE* match = pcre2_get_ovector_pointer(match_data);
-    if (match[0] > offset) AppendBpe(segment.substr(offset, match[0] - offset), ids);
-    AppendBpe(segment.substr(match[0], match[1] - match[0]), ids);
+    if (match[0] > offset) AppendBpe(segment.substr(offset, match[0] - offset), ids, stats);
+    AppendBpe(segment.substr(match[0], match[1] - match[0]), ids, stats);
     offset = match[1];
   }
-  if (offset < segment.size()) AppendBpe(segment.substr(offset), ids);
+  if (offset < segment.size()) AppendBpe(segment.substr(offset), ids, stats);
 }
 
 // BPE over the piece's bytes: repeatedly merge the adjacent pair of lowest rank, the leftmost on
 // ties, as Hugging Face's Word::merge_all does. A queue of candidate pairs keeps long pieces
 // (long runs of spaces or letters) at O(n log n); entries made stale by earlier merges are
 // recognised by their ids no longer matching.
-void Tokenizer::Impl::AppendBpe(std::string_view piece, std::vector<uint32_t>& ids) const {
+void Tokenizer::Impl::AppendBpe(std::string_view piece, std::vector<uint32_t>& ids, EncodeStats& stats) const {
   constexpr uint32_t kNone = UINT32_MAX;
   struct Symbol {
     uint32_t id;  // kNone once merged into its left neighbour
@@ -369,6 +372,7 @@ void Tokenizer::Impl::AppendBpe(std::string_view piece, std::vector<uint32_t>& i
   const auto consider = [&](uint32_t left) {
     const uint32_t right = symbols[left].next;
     if (right == kNone) return;
+    ++stats.bpe_steps;
     const auto it = merges.find(PairKey(symbols[left].id, symbols[right].id));
     if (it != merges.end()) {
       queue.push({it->second.rank, left, symbols[left].id, symbols[right].id, it->second.merged_id});
@@ -378,6 +382,7 @@ void Tokenizer::Impl::AppendBpe(std::string_view piece, std::vector<uint32_t>& i
   while (!queue.empty()) {
     const Candidate candidate = queue.top();
     queue.pop();
+    ++stats.bpe_steps;
     Symbol& left = symbols[candidate.left];
     if (left.id != candidate.left_id || left.next == kNone || symbols[left.next].id != candidate.right_id) continue;
     Symbol& right = symbols[left.next];
