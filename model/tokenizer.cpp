@@ -8,10 +8,7 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <functional>
 #include <queue>
 #include <tuple>
@@ -20,7 +17,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/bounded_json.h"
 #include "base/error.h"
+#include "model/input_limits.h"
+#include "model/mapped_file.h"
 
 namespace qvk {
 namespace {
@@ -455,7 +455,7 @@ void RejectUnsupportedModelOptions(const json& model) {
   };
   for (const char* key :
        {"dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "byte_fallback", "ignore_merges"}) {
-    if (is_set(key)) throw Error(fmt::format("model.{} = {} is not supported", key, model.at(key).dump()));
+    if (is_set(key)) throw Error(fmt::format("model.{} = {} is not supported", key, BriefJson(model.at(key))));
   }
 }
 
@@ -468,7 +468,7 @@ bool ReadNormalizer(const json& normalizer) {
     if (steps.empty()) return false;
     if (steps.size() == 1) return ReadNormalizer(steps[0]);
   }
-  throw Error(fmt::format("normalizer {} is not supported (only NFC)", normalizer.dump()));
+  throw Error(fmt::format("normalizer {} is not supported (only NFC)", BriefJson(normalizer)));
 }
 
 // Qwen2's pre-tokenizer: a regex Split (Isolated) then ByteLevel without its own GPT-2 regex.
@@ -487,7 +487,7 @@ std::string ReadSplitRegex(const json& pre_tokenizer) {
                !step.value("add_prefix_space", true)) {
       byte_level = true;
     } else {
-      throw Error(fmt::format("pre_tokenizer step {} is not supported", step.dump()));
+      throw Error(fmt::format("pre_tokenizer step {} is not supported", BriefJson(step)));
     }
   }
   if (regex.empty() || !byte_level) {
@@ -496,7 +496,7 @@ std::string ReadSplitRegex(const json& pre_tokenizer) {
   return regex;
 }
 
-TokenizerVocab ReadVocab(const json& doc) {
+TokenizerVocab ReadVocab(const json& doc, std::optional<uint32_t> declared_vocab_size) {
   const json& model = Member(doc, "model", "tokenizer.json");
   if (const std::string type = model.value("type", "BPE"); type != "BPE") {
     throw Error(fmt::format("model.type is '{}'; only BPE is supported", type));
@@ -504,23 +504,41 @@ TokenizerVocab ReadVocab(const json& doc) {
   RejectUnsupportedModelOptions(model);
   TokenizerVocab vocab;
 
+  const json& model_vocab = Member(model, "vocab", "model");
+  if (!model_vocab.is_object()) throw Error("model.vocab is not an object");
+  const auto added_tokens = doc.find("added_tokens");
+  const bool has_added = added_tokens != doc.end() && !added_tokens->is_null();
+  if (has_added && !added_tokens->is_array()) throw Error("added_tokens is not an array");
+
+  // Ids run 0..n-1 without gaps, so none can reach the number of entries; checking that first
+  // keeps a hostile id from sizing the table below.
+  uint64_t id_limit = model_vocab.size() + (has_added ? added_tokens->size() : 0);
+  const char* id_limit_source = "the number of tokens listed";
+  if (input_limits::kMaxVocab < id_limit)
+    id_limit = input_limits::kMaxVocab, id_limit_source = "the largest vocabulary";
+  if (declared_vocab_size && *declared_vocab_size < id_limit) {
+    id_limit = *declared_vocab_size, id_limit_source = "config.json's vocab_size";
+  }
   std::vector<std::optional<std::string>> by_id;
-  const auto place = [&](uint32_t id, const std::string& text) {
+  const auto place = [&](const json& id_value, const std::string& text) {
+    if (!id_value.is_number_unsigned() || id_value.get<uint64_t>() >= id_limit) {
+      throw Error(fmt::format("token '{}' has id {}, not an integer below {} ({})", text, BriefJson(id_value), id_limit,
+                              id_limit_source));
+    }
+    const auto id = id_value.get<uint32_t>();
     if (id >= by_id.size()) by_id.resize(static_cast<size_t>(id) + 1);
     if (by_id[id] && *by_id[id] != text) {
       throw Error(fmt::format("id {} is given to both '{}' and '{}'", id, *by_id[id], text));
     }
     by_id[id] = text;
   };
-  const json& model_vocab = Member(model, "vocab", "model");
-  if (!model_vocab.is_object()) throw Error("model.vocab is not an object");
-  for (const auto& [text, id] : model_vocab.items()) place(id.get<uint32_t>(), text);
-  if (const auto it = doc.find("added_tokens"); it != doc.end() && !it->is_null()) {
-    for (const json& added : *it) {
-      vocab.added.push_back({Member(added, "id", "added token").get<uint32_t>(),
-                             Member(added, "content", "added token").get<std::string>(),
-                             added.value("special", false)});
-      place(vocab.added.back().id, vocab.added.back().content);
+  for (const auto& [text, id] : model_vocab.items()) place(id, text);
+  if (has_added) {
+    for (const json& added : *added_tokens) {
+      const json& id = Member(added, "id", "added token");
+      const std::string content = Member(added, "content", "added token").get<std::string>();
+      place(id, content);
+      vocab.added.push_back({id.get<uint32_t>(), content, added.value("special", false)});
     }
   }
   for (uint32_t id = 0; id < by_id.size(); ++id) {
@@ -539,22 +557,22 @@ TokenizerVocab ReadVocab(const json& doc) {
                text.find(' ') != std::string::npos && text.find(' ') == text.rfind(' ')) {
       vocab.merges.emplace_back(text.substr(0, text.find(' ')), text.substr(text.find(' ') + 1));
     } else {
-      throw Error(fmt::format("model.merges[{}] = {} is not a pair", vocab.merges.size(), merge.dump()));
+      throw Error(fmt::format("model.merges[{}] = {} is not a pair", vocab.merges.size(), BriefJson(merge)));
     }
   }
 
-  vocab.nfc = ReadNormalizer(doc.value("normalizer", json()));
+  const auto normalizer = doc.find("normalizer");
+  vocab.nfc = normalizer != doc.end() && ReadNormalizer(*normalizer);
   vocab.pre_tokenizer_regex = ReadSplitRegex(Member(doc, "pre_tokenizer", "tokenizer.json"));
   return vocab;
 }
 
 }  // namespace
 
-Tokenizer Tokenizer::FromTokenizerJson(const std::filesystem::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw Error(fmt::format("cannot open tokenizer file {}: {}", path.string(), std::strerror(errno)));
+Tokenizer Tokenizer::FromTokenizerJson(const std::filesystem::path& path, std::optional<uint32_t> declared_vocab_size) {
+  const json doc = ReadJsonFile(path, {input_limits::kMaxTokenizerJsonBytes, input_limits::kMaxJsonDepth});
   try {
-    return Tokenizer(ReadVocab(json::parse(file)));
+    return Tokenizer(ReadVocab(doc, declared_vocab_size));
   } catch (const json::exception& e) {
     throw Error(fmt::format("{} is not a valid tokenizer.json: {}", path.string(), e.what()));
   } catch (const Error& e) {

@@ -37,7 +37,9 @@ struct EncodeStats {
 class Tokenizer {
  public:
   explicit Tokenizer(TokenizerVocab vocab);  // validates; throws qvk::Error
-  static Tokenizer FromTokenizerJson(const std::filesystem::path& path);
+  // Token ids must stay below `declared_vocab_size` (config.json's vocab_size) when it is given.
+  static Tokenizer FromTokenizerJson(const std::filesystem::path& path,
+                                     std::optional<uint32_t> declared_vocab_size = std::nullopt);
 
   // Throws qvk::Error when `text` is not valid UTF-8. `stats`, when given, accumulates the work done.
   std::vector<uint32_t> Encode(std::string_view text, EncodeStats* stats = nullptr) const;

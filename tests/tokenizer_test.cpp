@@ -230,21 +230,6 @@ TEST(StreamDecoderTest, SkipsSpecialTokensUnlessAsked) {
 // --- synthetic vocabularies -----------------------------------------------------------------
 
 // GPT-2's bytes_to_unicode, written out independently of the tokenizer's own table.
-std::vector<std::string> ByteLevelAlphabet() {
-  std::vector<std::string> alphabet;
-  int extra = 0;
-  for (int byte = 0; byte < 256; ++byte) {
-    const bool printable = (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) || byte >= 0xAE;
-    const int codepoint = printable ? byte : 256 + extra++;
-    if (codepoint < 0x80) {
-      alphabet.emplace_back(1, static_cast<char>(codepoint));
-    } else {
-      alphabet.push_back({static_cast<char>(0xC0 | (codepoint >> 6)), static_cast<char>(0x80 | (codepoint & 0x3F))});
-    }
-  }
-  return alphabet;
-}
-
 TokenizerVocab SyntheticVocab(std::vector<std::pair<std::string, std::string>> merges) {
   TokenizerVocab vocab;
   vocab.tokens = ByteLevelAlphabet();
@@ -305,30 +290,6 @@ class TokenizerJsonTest : public ::testing::Test {
     return {};
   }
 };
-
-const char* kMinimalJson = R"({
-  "added_tokens": [],
-  "normalizer": {"type": "NFC"},
-  "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-    {"type": "Split", "pattern": {"Regex": "\\s+|\\S+"}, "behavior": "Isolated", "invert": false},
-    {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}]},
-  "model": {"type": "BPE", "vocab": VOCAB, "merges": MERGES}
-})";
-
-std::string MinimalJson(const std::string& vocab, const std::string& merges) {
-  std::string json = kMinimalJson;
-  json.replace(json.find("VOCAB"), 5, vocab);
-  json.replace(json.find("MERGES"), 6, merges);
-  return json;
-}
-
-std::string AlphabetVocabJson(const std::vector<std::string>& extra) {
-  nlohmann::json vocab = nlohmann::json::object();
-  std::vector<std::string> tokens = ByteLevelAlphabet();
-  tokens.insert(tokens.end(), extra.begin(), extra.end());
-  for (size_t id = 0; id < tokens.size(); ++id) vocab[tokens[id]] = id;
-  return vocab.dump();
-}
 
 TEST_F(TokenizerJsonTest, LoadsBothMergeFormats) {
   for (const char* merges : {R"(["a b"])", R"([["a", "b"]])"}) {
