@@ -95,15 +95,20 @@ const Value* Find(const Dict& dict, std::string_view key) {
   return nullptr;
 }
 
-bool Equal(const Value& a, const Value& b) {
+// Adds to `work` the values and string bytes it compares.
+bool Equal(const Value& a, const Value& b, uint64_t& work) {
+  ++work;
   if (const auto x = AsInteger(a), y = AsInteger(b); x && y) return *x == *y;
   if (a.data.index() != b.data.index()) return false;
-  if (const auto* s = As<std::string>(a)) return *s == *As<std::string>(b);
+  if (const auto* s = As<std::string>(a)) {
+    work += s->size();
+    return *s == *As<std::string>(b);
+  }
   if (const auto* list = As<std::shared_ptr<const List>>(a)) {
     const List& other = **As<std::shared_ptr<const List>>(b);
     if ((*list)->size() != other.size()) return false;
     for (size_t i = 0; i < other.size(); ++i) {
-      if (!Equal((**list)[i], other[i])) return false;
+      if (!Equal((**list)[i], other[i], work)) return false;
     }
     return true;
   }
@@ -112,11 +117,25 @@ bool Equal(const Value& a, const Value& b) {
     if ((*dict)->size() != other.size()) return false;
     for (const auto& [key, value] : **dict) {
       const Value* match = Find(other, key);
-      if (match == nullptr || !Equal(value, *match)) return false;
+      work += other.size();
+      if (match == nullptr || !Equal(value, *match, work)) return false;
     }
     return true;
   }
   return true;  // both undefined or both none
+}
+
+// Bytes a copy of `value` allocates: a list is a vector of values, each holding its string by value.
+uint64_t Footprint(const Value& value) {
+  uint64_t bytes = sizeof(Value);
+  if (const auto* text = As<std::string>(value)) bytes += text->size();
+  if (const auto* list = As<std::shared_ptr<const List>>(value)) {
+    for (const Value& element : **list) bytes += Footprint(element);
+  }
+  if (const auto* dict = As<std::shared_ptr<const Dict>>(value)) {
+    for (const auto& [key, element] : **dict) bytes += key.size() + Footprint(element);
+  }
+  return bytes;
 }
 
 // --- whitespace -----------------------------------------------------------------------------
@@ -759,6 +778,7 @@ struct RenderBudget {
   uint64_t steps;
   uint64_t output_bytes;
   uint64_t memory_bytes;  // of strings and lists the template creates
+  uint64_t work_bytes;    // copied, compared or searched
 };
 
 class Renderer {
@@ -807,6 +827,21 @@ class Renderer {
     out += text;
   }
 
+  // Counts `bytes` about to be copied, compared or searched against the budget: a step costs
+  // time in proportion to the strings it touches.
+  void Work(uint64_t bytes, size_t line) {
+    if (bytes > budget_.work_bytes - worked_) {
+      Fail(line, fmt::format("rendering copied or compared more than {} bytes", budget_.work_bytes));
+    }
+    worked_ += bytes;
+  }
+
+  // A value just copied out of a variable, a literal or a container; a string's copy costs its length.
+  Value Copied(Value value, size_t line) {
+    if (const auto* text = As<std::string>(value)) Work(text->size(), line);
+    return value;
+  }
+
   // Counts `bytes` about to be allocated for a new string or list against the budget.
   void Allocate(uint64_t bytes, size_t line) {
     if (bytes > budget_.memory_bytes - allocated_) {
@@ -822,7 +857,8 @@ class Renderer {
     if (const auto* list = As<std::shared_ptr<const List>>(iterable)) {
       items = *list;
     } else if (const auto* dict = As<std::shared_ptr<const Dict>>(iterable)) {
-      Allocate((*dict)->size() * sizeof(Value), node.line);
+      Allocate(Footprint(iterable), node.line);
+      Work(Footprint(iterable), node.line);
       List keys;
       for (const auto& entry : **dict) keys.push_back({entry.first});
       items = std::make_shared<const List>(std::move(keys));
@@ -833,7 +869,7 @@ class Renderer {
     for (int64_t i = 0; i < count; ++i) {
       Step(node.line);
       Scope& scope = scopes_.emplace_back();
-      scope.emplace(node.text, (*items)[static_cast<size_t>(i)]);
+      scope.emplace(node.text, Copied((*items)[static_cast<size_t>(i)], node.line));
       scope.emplace("loop", MakeDict({{"index", {i + 1}},
                                       {"index0", {i}},
                                       {"first", {i == 0}},
@@ -890,6 +926,7 @@ class Renderer {
     const auto* y = As<std::string>(b);
     if (x && y) {
       Allocate(x->size() + y->size(), line);
+      Work(x->size() + y->size(), line);
       return {*x + *y};
     }
     if (const auto i = AsInteger(a), j = AsInteger(b); i && j) {
@@ -900,7 +937,9 @@ class Renderer {
     const auto* list_a = As<std::shared_ptr<const List>>(a);
     const auto* list_b = As<std::shared_ptr<const List>>(b);
     if (list_a && list_b) {
-      Allocate(((*list_a)->size() + (*list_b)->size()) * sizeof(Value), line);
+      const uint64_t bytes = Footprint(a) + Footprint(b);
+      Allocate(bytes, line);
+      Work(bytes, line);
       List joined = **list_a;
       joined.insert(joined.end(), (*list_b)->begin(), (*list_b)->end());
       return MakeList(std::move(joined));
@@ -908,18 +947,26 @@ class Renderer {
     Fail(line, fmt::format("cannot add {} and {}", TypeName(a), TypeName(b)));
   }
 
-  bool Contains(const Value& container, const Value& item, size_t line) const {
+  bool Contains(const Value& container, const Value& item, size_t line) {
     if (As<Undefined>(container)) return false;  // Jinja's Undefined iterates as empty
     if (const auto* text = As<std::string>(container)) {
       const auto* needle = As<std::string>(item);
       if (needle == nullptr) Fail(line, fmt::format("'in <string>' needs a string, not {}", TypeName(item)));
+      // A plain search compares up to every byte of the needle at every position of the text.
+      Work(text->size() * std::max<uint64_t>(needle->size(), 1), line);
       return text->find(*needle) != std::string::npos;
     }
     if (const auto* list = As<std::shared_ptr<const List>>(container)) {
+      uint64_t compared = 0;
+      bool found = false;
       for (const Value& element : **list) {
-        if (Equal(element, item)) return true;
+        if (Equal(element, item, compared)) {
+          found = true;
+          break;
+        }
       }
-      return false;
+      Work(compared, line);
+      return found;
     }
     if (const auto* dict = As<std::shared_ptr<const Dict>>(container)) {
       const auto* key = As<std::string>(item);
@@ -928,9 +975,10 @@ class Renderer {
     Fail(line, fmt::format("'in' needs a string, list or dict, not {}", TypeName(container)));
   }
 
-  static int64_t Length(const Value& value, size_t line) {
+  int64_t Length(const Value& value, size_t line) {
     if (As<Undefined>(value)) return 0;
     if (const auto* text = As<std::string>(value)) {
+      Work(text->size(), line);
       int64_t characters = 0;  // Python counts code points
       for (const char c : *text) characters += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
       return characters;
@@ -944,11 +992,11 @@ class Renderer {
     Step(expr.line);
     switch (expr.kind) {
       case Expr::Kind::kLiteral:
-        return expr.literal;
+        return Copied(expr.literal, expr.line);
       case Expr::Kind::kVariable:
-        return Lookup(expr.name);
+        return Copied(Lookup(expr.name), expr.line);
       case Expr::Kind::kSubscript:
-        return Subscript(Eval(*expr.left), Eval(*expr.right), expr.line);
+        return Copied(Subscript(Eval(*expr.left), Eval(*expr.right), expr.line), expr.line);
       case Expr::Kind::kNot:
         return {!Truthy(Eval(*expr.left))};
       case Expr::Kind::kNegate: {
@@ -971,9 +1019,12 @@ class Renderer {
       case Expr::Kind::kAdd:
         return Add(Eval(*expr.left), Eval(*expr.right), expr.line);
       case Expr::Kind::kEqual:
-        return {Equal(Eval(*expr.left), Eval(*expr.right))};
-      case Expr::Kind::kNotEqual:
-        return {!Equal(Eval(*expr.left), Eval(*expr.right))};
+      case Expr::Kind::kNotEqual: {
+        uint64_t compared = 0;
+        const bool equal = Equal(Eval(*expr.left), Eval(*expr.right), compared);
+        Work(compared, expr.line);
+        return {equal == (expr.kind == Expr::Kind::kEqual)};
+      }
       case Expr::Kind::kIn:
         return {Contains(Eval(*expr.right), Eval(*expr.left), expr.line)};
       case Expr::Kind::kNotIn:
@@ -983,7 +1034,9 @@ class Renderer {
       case Expr::Kind::kIsNotDefined:
         return {As<Undefined>(Eval(*expr.left)) != nullptr};
       case Expr::Kind::kTrim: {
-        std::string stripped = Strip(ToText(Eval(*expr.left), expr.line));
+        const std::string text = ToText(Eval(*expr.left), expr.line);
+        Work(text.size(), expr.line);
+        std::string stripped = Strip(text);
         Allocate(stripped.size(), expr.line);
         return {std::move(stripped)};
       }
@@ -997,6 +1050,7 @@ class Renderer {
   RenderBudget budget_;
   uint64_t steps_ = 0;
   uint64_t allocated_ = 0;
+  uint64_t worked_ = 0;
 };
 
 // --- ChatTemplate ---------------------------------------------------------------------------
@@ -1062,7 +1116,8 @@ std::string ChatTemplate::Apply(std::span<const ChatMessage> messages, bool add_
   }
   using namespace input_limits;
   const RenderBudget budget{kMaxRenderSteps, kRenderOutputBaseBytes + kRenderOutputPerMessageByte * message_bytes,
-                            kRenderMemoryBaseBytes + kRenderMemoryPerMessageByte * message_bytes};
+                            kRenderMemoryBaseBytes + kRenderMemoryPerMessageByte * message_bytes,
+                            kRenderWorkBaseBytes + kRenderWorkPerMessageByte * message_bytes};
   Renderer renderer({{"messages", MakeList(std::move(list))},
                      {"add_generation_prompt", {add_generation_prompt}},
                      {"bos_token", {bos_token_}},

@@ -65,5 +65,10 @@ inline constexpr uint64_t kRenderOutputBaseBytes = uint64_t{16} << 20;
 inline constexpr uint64_t kRenderOutputPerMessageByte = 4;
 inline constexpr uint64_t kRenderMemoryBaseBytes = uint64_t{64} << 20;
 inline constexpr uint64_t kRenderMemoryPerMessageByte = 16;
+// Bytes copied, compared and searched in one rendering: a step over a long string costs time in
+// proportion to its length, so steps alone do not bound the time. A chat template touches each
+// message's bytes a few times (Qwen2's: about 5).
+inline constexpr uint64_t kRenderWorkBaseBytes = uint64_t{256} << 20;
+inline constexpr uint64_t kRenderWorkPerMessageByte = 64;
 
 }  // namespace qvk::input_limits

@@ -181,6 +181,18 @@ TEST(HostileFilesTest, TemplatesThatGrowStringsOrListsWithoutBoundStop) {
                  {"chat template line 1", memory});
 }
 
+TEST(HostileFilesTest, TemplatesThatTouchLongStringsInALoopStop) {
+  // A 16 MiB string (within the memory budget), then copied, compared and searched 6144 times.
+  const std::string setup = "{% set s = 'x' %}" + Repeat("{% set s = s + s %}", 24) + "{% set l = messages %}" +
+                            Repeat("{% set l = l + l %}", 11);
+  for (const char* body :
+       {"{% set t = s %}", "{% if s == s %}{% endif %}", "{% if 'y' in s %}{% endif %}", "{{ s | length }}"}) {
+    SCOPED_TRACE(body);
+    ExpectMentions(TemplateError(setup + "{% for m in l %}" + body + "{% endfor %}"),
+                   {"chat template line 1", "rendering copied or compared more than"});
+  }
+}
+
 TEST(HostileFilesTest, TemplatesThatLoopWithoutBoundStop) {
   // 3 messages doubled 11 times: 6144 items, so nested loops would run 4e9 times in all.
   const std::string loops = "{% set l = messages %}" + Repeat("{% set l = l + l %}", 11) +
