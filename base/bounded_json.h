@@ -37,7 +37,7 @@ Json ParseBoundedJson(std::string_view text, std::string_view what, const JsonLi
   };
   try {
     return Json::parse(text, limit_depth);
-  } catch (const typename Json::parse_error& e) {
+  } catch (const typename Json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     throw Error(fmt::format("{}: not valid JSON: {}", what, e.what()));
   }
 }

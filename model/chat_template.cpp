@@ -125,7 +125,8 @@ bool Equal(const Value& a, const Value& b, uint64_t& work) {
   return true;  // both undefined or both none
 }
 
-// Bytes a copy of `value` allocates: a list is a vector of values, each holding its string by value.
+// At least the bytes a copy of `value` allocates: a list holds its strings by value (its dicts are
+// shared, but counted as if copied, which errs on the safe side).
 uint64_t Footprint(const Value& value) {
   uint64_t bytes = sizeof(Value);
   if (const auto* text = As<std::string>(value)) bytes += text->size();

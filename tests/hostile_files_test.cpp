@@ -123,6 +123,18 @@ TEST(HostileFilesTest, ConfigFilesNestedTooDeepOrTooLargeAreRefused) {
                  {large.string(), fmt::format("over the limit of {} bytes", kMaxConfigJsonBytes)});
 }
 
+// nlohmann reports a number past a double's range as out_of_range, not as a parse error.
+TEST(HostileFilesTest, NumbersPastADoubleAreInvalidJson) {
+  const TempDir dir;
+  const auto config = dir.Write("config.json", R"({"rope_theta": 1e999})");
+  ExpectMentions(ErrorOf([&] { ModelConfig::FromJsonFile(config); }), {config.string(), "not valid JSON"});
+  const auto index = dir.Write("model.safetensors.index.json", R"({"weight_map": {}, "total_size": -8e2072})");
+  ExpectMentions(ErrorOf([&] { SafetensorsModel model(dir.path()); }), {index.string(), "not valid JSON"});
+  const auto tokenizer_config = dir.Write("tokenizer_config.json", R"({"chat_template": "x", "n": 5.7e5450})");
+  ExpectMentions(ErrorOf([&] { ChatTemplate::FromTokenizerConfig(tokenizer_config); }),
+                 {tokenizer_config.string(), "not valid JSON"});
+}
+
 TEST(HostileFilesTest, TokenizerConfigNestedTooDeepIsRefused) {
   const TempDir dir;
   const auto path =
