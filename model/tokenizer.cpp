@@ -514,10 +514,13 @@ TokenizerVocab ReadVocab(const json& doc, std::optional<uint32_t> declared_vocab
   // keeps a hostile id from sizing the table below.
   uint64_t id_limit = model_vocab.size() + (has_added ? added_tokens->size() : 0);
   const char* id_limit_source = "the number of tokens listed";
-  if (input_limits::kMaxVocab < id_limit)
-    id_limit = input_limits::kMaxVocab, id_limit_source = "the largest vocabulary";
+  if (input_limits::kMaxVocab < id_limit) {
+    id_limit = input_limits::kMaxVocab;
+    id_limit_source = "the largest vocabulary accepted";
+  }
   if (declared_vocab_size && *declared_vocab_size < id_limit) {
-    id_limit = *declared_vocab_size, id_limit_source = "config.json's vocab_size";
+    id_limit = *declared_vocab_size;
+    id_limit_source = "config.json's vocab_size";
   }
   std::vector<std::optional<std::string>> by_id;
   const auto place = [&](const json& id_value, const std::string& text) {

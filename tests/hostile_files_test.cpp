@@ -96,6 +96,9 @@ TEST(HostileFilesTest, TokenizerJsonIdsStayWithinTheVocabulary) {
   const std::string far_id = MinimalJson(vocab + R"("ab": 300000000})", "[]");
   ExpectMentions(TokenizerJsonError(dir, far_id),
                  {"'ab' has id 300000000", "not an integer below 257", "the number of tokens listed"});
+  // A negative id once wrapped to 4294967295 before sizing that table.
+  ExpectMentions(TokenizerJsonError(dir, MinimalJson(vocab + R"("ab": -1})", "[]")),
+                 {"'ab' has id -1", "not an integer below 257"});
   // Below the number listed, but past what config.json declares.
   const std::string dense = MinimalJson(AlphabetVocabJson({"ab", "cd"}), "[]");
   ExpectMentions(TokenizerJsonError(dir, dense, 257), {"'cd' has id 257", "below 257", "config.json's vocab_size"});
