@@ -12,16 +12,17 @@ namespace qvk::input_limits {
 
 // --- JSON files -----------------------------------------------------------------------------
 
-// Objects and arrays inside one another. Real files nest 4 levels at most (tokenizer.json's
-// model.merges[i] pair); nlohmann's dump(), copies and comparisons recurse once per level.
+// Objects and arrays inside one another. Real files nest 5 levels at most (tokenizer.json's
+// pre_tokenizer.pretokenizers[i].pattern); nlohmann's dump(), copies and comparisons recurse once
+// per level.
 inline constexpr int kMaxJsonDepth = 64;
 // config.json and generation_config.json: a few KB in every release.
 inline constexpr uint64_t kMaxConfigJsonBytes = uint64_t{1} << 20;
-// tokenizer.json: Qwen2's (151k tokens, 151k merges) is 7 MB.
+// tokenizer.json: Qwen2's (151k tokens, 151k merges) is 5 to 7 MB.
 inline constexpr uint64_t kMaxTokenizerJsonBytes = uint64_t{64} << 20;
-// tokenizer_config.json: Qwen2's is 7 KB, its chat template included.
+// tokenizer_config.json: a few KB, the chat template included.
 inline constexpr uint64_t kMaxTokenizerConfigJsonBytes = uint64_t{16} << 20;
-// model.safetensors.index.json: Qwen2-72B's (963 tensors in 37 shards) is 80 KB.
+// model.safetensors.index.json: a line per tensor, under 100 KB for Qwen2-72B's 963 tensors.
 inline constexpr uint64_t kMaxSafetensorsIndexBytes = uint64_t{16} << 20;
 // A safetensors file's JSON header: a few hundred KiB even for 72B shards.
 inline constexpr uint64_t kMaxSafetensorsHeaderBytes = uint64_t{100} << 20;
@@ -48,15 +49,17 @@ inline constexpr int kMaxGgufArrayDepth = 4;
 
 // --- chat templates -------------------------------------------------------------------------
 
-// The template's source. Qwen2.5's is 2.5 KB; the longest known (tool-calling ones) are ~20 KB.
+// The template's source: the test model's (Qwen2.5's, without tools) is 573 bytes; templates
+// with tool calling are a few KB.
 inline constexpr size_t kMaxTemplateBytes = size_t{1} << 20;
 // {% if %} and {% for %} inside one another; parsing and rendering recurse once per level.
 inline constexpr int kMaxTemplateBlockDepth = 64;
 // Depth of one expression's tree: parentheses, `not`, and chains of + [] . | that build left-deep
-// trees. Parsing, evaluation and destruction recurse once per level. Qwen2's deepest is 8.
+// trees. Parsing, evaluation and destruction recurse once per level. The classic Qwen
+// template's longest chain is five +.
 inline constexpr int kMaxTemplateExpressionDepth = 256;
-// Statements run, loop iterations and expressions evaluated in one rendering. Qwen2's template
-// takes about 30 per message, so this is over 30k messages.
+// Statements run, loop iterations and expressions evaluated in one rendering. The test model's
+// template takes about 30 per message, so this is over 30k messages.
 inline constexpr uint64_t kMaxRenderSteps = uint64_t{1} << 20;
 // The rendered prompt, and the bytes of strings and lists that one rendering may create: a fixed
 // allowance plus a multiple of the messages' own bytes (a template copies each message a few
@@ -67,7 +70,7 @@ inline constexpr uint64_t kRenderMemoryBaseBytes = uint64_t{64} << 20;
 inline constexpr uint64_t kRenderMemoryPerMessageByte = 16;
 // Bytes copied, compared and searched in one rendering: a step over a long string costs time in
 // proportion to its length, so steps alone do not bound the time. A chat template touches each
-// message's bytes a few times (Qwen2's: about 5).
+// message's bytes a few times (the test model's renders a 50 MB message within these budgets).
 inline constexpr uint64_t kRenderWorkBaseBytes = uint64_t{256} << 20;
 inline constexpr uint64_t kRenderWorkPerMessageByte = 64;
 
