@@ -10,10 +10,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
-#include <fstream>
+#include <limits>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -24,6 +22,8 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "model/input_limits.h"
+#include "model/mapped_file.h"
 
 namespace qvk {
 namespace {
@@ -95,15 +95,20 @@ const Value* Find(const Dict& dict, std::string_view key) {
   return nullptr;
 }
 
-bool Equal(const Value& a, const Value& b) {
+// Adds to `work` the values and string bytes it compares.
+bool Equal(const Value& a, const Value& b, uint64_t& work) {
+  ++work;
   if (const auto x = AsInteger(a), y = AsInteger(b); x && y) return *x == *y;
   if (a.data.index() != b.data.index()) return false;
-  if (const auto* s = As<std::string>(a)) return *s == *As<std::string>(b);
+  if (const auto* s = As<std::string>(a)) {
+    work += s->size();
+    return *s == *As<std::string>(b);
+  }
   if (const auto* list = As<std::shared_ptr<const List>>(a)) {
     const List& other = **As<std::shared_ptr<const List>>(b);
     if ((*list)->size() != other.size()) return false;
     for (size_t i = 0; i < other.size(); ++i) {
-      if (!Equal((**list)[i], other[i])) return false;
+      if (!Equal((**list)[i], other[i], work)) return false;
     }
     return true;
   }
@@ -112,11 +117,26 @@ bool Equal(const Value& a, const Value& b) {
     if ((*dict)->size() != other.size()) return false;
     for (const auto& [key, value] : **dict) {
       const Value* match = Find(other, key);
-      if (match == nullptr || !Equal(value, *match)) return false;
+      work += other.size();
+      if (match == nullptr || !Equal(value, *match, work)) return false;
     }
     return true;
   }
   return true;  // both undefined or both none
+}
+
+// At least the bytes a copy of `value` allocates: a list holds its strings by value (its dicts are
+// shared, but counted as if copied, which errs on the safe side).
+uint64_t Footprint(const Value& value) {
+  uint64_t bytes = sizeof(Value);
+  if (const auto* text = As<std::string>(value)) bytes += text->size();
+  if (const auto* list = As<std::shared_ptr<const List>>(value)) {
+    for (const Value& element : **list) bytes += Footprint(element);
+  }
+  if (const auto* dict = As<std::shared_ptr<const Dict>>(value)) {
+    for (const auto& [key, element] : **dict) bytes += key.size() + Footprint(element);
+  }
+  return bytes;
 }
 
 // --- whitespace -----------------------------------------------------------------------------
@@ -260,9 +280,14 @@ class Lexer {
     return source_.size();
   }
 
-  size_t LineAt(size_t pos) const {
-    return 1 +
-           static_cast<size_t>(std::count(source_.begin(), source_.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
+  // Positions asked about only move forward, so the newlines are counted once, not from the
+  // start each time (which made long templates quadratic to lex).
+  size_t LineAt(size_t pos) {
+    if (pos < counted_to_) counted_to_ = 0, lines_before_ = 0;
+    lines_before_ += static_cast<size_t>(std::count(source_.begin() + static_cast<std::ptrdiff_t>(counted_to_),
+                                                    source_.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
+    counted_to_ = pos;
+    return 1 + lines_before_;
   }
 
   // Reads the tag's tokens through its closing delimiter; returns the '-' or '+' before it, or 0.
@@ -358,6 +383,8 @@ class Lexer {
 
   std::string source_;
   size_t pos_ = 0;
+  size_t counted_to_ = 0;    // LineAt has counted the newlines before this position
+  size_t lines_before_ = 0;  // which are this many
 };
 
 // --- parsing --------------------------------------------------------------------------------
@@ -386,11 +413,18 @@ struct Expr {
   Value literal;                      // kLiteral
   std::string name;                   // kVariable
   std::unique_ptr<Expr> left, right;  // operands; unary kinds use left; kSubscript: object, key
+  int height = 1;                     // of the tree below and including this node
 };
 
+// Evaluation and destruction recurse once per level of the tree, and a chain such as
+// `a + a + ...` or `x | trim | trim ...` builds one level per link: the height is bounded here.
 std::unique_ptr<Expr> MakeExpr(Expr::Kind kind, size_t line, std::unique_ptr<Expr> left = nullptr,
                                std::unique_ptr<Expr> right = nullptr) {
-  return std::make_unique<Expr>(Expr{kind, line, {}, {}, std::move(left), std::move(right)});
+  const int height = 1 + std::max(left ? left->height : 0, right ? right->height : 0);
+  if (height > input_limits::kMaxTemplateExpressionDepth) {
+    Fail(line, fmt::format("expression nests deeper than {} levels", input_limits::kMaxTemplateExpressionDepth));
+  }
+  return std::make_unique<Expr>(Expr{kind, line, {}, {}, std::move(left), std::move(right), height});
 }
 
 struct Node;
@@ -435,12 +469,31 @@ class TagParser {
   }
 
   std::unique_ptr<Expr> ParseExpression() {
+    const Nesting nesting(*this);
     auto left = ParseAnd();
     while (AcceptName("or")) left = MakeExpr(Expr::Kind::kOr, line_, std::move(left), ParseAnd());
     return left;
   }
 
  private:
+  // Parentheses, brackets and `not` recurse in the parser without always deepening the tree
+  // (`((((x))))` is one node), so the recursion is bounded on its own.
+  class Nesting {
+   public:
+    explicit Nesting(TagParser& parser) : parser_(parser) {
+      if (++parser_.nesting_ > input_limits::kMaxTemplateExpressionDepth) {
+        Fail(parser_.line_,
+             fmt::format("expression nests deeper than {} levels", input_limits::kMaxTemplateExpressionDepth));
+      }
+    }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+    ~Nesting() { --parser_.nesting_; }
+
+   private:
+    TagParser& parser_;
+  };
+
   bool Accept(TokenKind kind, std::string_view text) {
     if (AtEnd() || tokens_[pos_].kind != kind || tokens_[pos_].text != text) return false;
     ++pos_;
@@ -454,6 +507,7 @@ class TagParser {
   }
 
   std::unique_ptr<Expr> ParseNot() {
+    const Nesting nesting(*this);
     if (AcceptName("not")) return MakeExpr(Expr::Kind::kNot, line_, ParseNot());
     return ParseComparison();
   }
@@ -580,6 +634,7 @@ class TagParser {
   const std::vector<Token>& tokens_;
   size_t line_;
   size_t pos_ = 0;
+  int nesting_ = 0;
 };
 
 // Builds the statement tree from the segments: if/elif/else/endif, for/endfor, set.
@@ -640,7 +695,15 @@ class Parser {
     return block;
   }
 
+  // Parsing, rendering and destroying the tree recurse once per level of {% if %} and {% for %}.
+  void EnterBlock(size_t line) {
+    if (++block_depth_ > input_limits::kMaxTemplateBlockDepth) {
+      Fail(line, fmt::format("'if' and 'for' blocks nest deeper than {} levels", input_limits::kMaxTemplateBlockDepth));
+    }
+  }
+
   Node ParseIf(TagParser& tag, size_t line) {
+    EnterBlock(line);
     Node node{Node::Kind::kIf, line};
     auto first_condition = tag.ParseExpression();
     tag.ExpectEnd();
@@ -653,6 +716,7 @@ class Parser {
       end.ExpectKeyword(keyword, "tag");
       if (keyword == "endif") {
         end.ExpectEnd();
+        --block_depth_;
         return node;
       }
       if (node.branches.back().condition == nullptr) Fail(segment.line, fmt::format("'{}' after 'else'", keyword));
@@ -668,6 +732,7 @@ class Parser {
   }
 
   Node ParseFor(TagParser& tag, size_t line) {
+    EnterBlock(line);
     Node node{Node::Kind::kFor, line};
     node.text = tag.ExpectName("a loop variable");
     if (tag.AcceptOperator(",")) Fail(line, "unsupported Jinja construct: unpacking in 'for'");
@@ -685,6 +750,7 @@ class Parser {
     TagParser end(segment);
     end.ExpectKeyword(keyword, "tag");
     end.ExpectEnd();
+    --block_depth_;
     return node;
   }
 
@@ -700,24 +766,35 @@ class Parser {
 
   std::vector<Segment> segments_;
   size_t pos_ = 0;
+  int block_depth_ = 0;
 };
 
 // --- rendering ------------------------------------------------------------------------------
 
 using Scope = std::unordered_map<std::string, Value>;
 
+// What one rendering may spend (model/input_limits.h): a template is a program from the model's
+// files, and a loop or a doubling string must end in an Error, not hang or exhaust memory.
+struct RenderBudget {
+  uint64_t steps;
+  uint64_t output_bytes;
+  uint64_t memory_bytes;  // of strings and lists the template creates
+  uint64_t work_bytes;    // copied, compared or searched
+};
+
 class Renderer {
  public:
-  explicit Renderer(Scope globals) { scopes_.push_back(std::move(globals)); }
+  Renderer(Scope globals, const RenderBudget& budget) : budget_(budget) { scopes_.push_back(std::move(globals)); }
 
   void Run(const Block& block, std::string& out) {
     for (const Node& node : block) {
+      Step(node.line);
       switch (node.kind) {
         case Node::Kind::kText:
-          out += node.text;
+          Emit(node.text, node.line, out);
           break;
         case Node::Kind::kOutput:
-          out += ToText(Eval(*node.expr), node.line);
+          Emit(ToText(Eval(*node.expr), node.line), node.line, out);
           break;
         case Node::Kind::kIf:
           for (const Branch& branch : node.branches) {
@@ -738,21 +815,62 @@ class Renderer {
   }
 
  private:
+  void Step(size_t line) {
+    if (++steps_ > budget_.steps) {
+      Fail(line, fmt::format("rendering took more than {} steps", budget_.steps));
+    }
+  }
+
+  void Emit(std::string_view text, size_t line, std::string& out) const {
+    if (text.size() > budget_.output_bytes - out.size()) {
+      Fail(line, fmt::format("the rendered prompt would be over {} bytes", budget_.output_bytes));
+    }
+    out += text;
+  }
+
+  // Counts `bytes` about to be copied, compared or searched against the budget: a step costs
+  // time in proportion to the strings it touches.
+  void Work(uint64_t bytes, size_t line) {
+    if (bytes > budget_.work_bytes - worked_) {
+      Fail(line, fmt::format("rendering copied or compared more than {} bytes", budget_.work_bytes));
+    }
+    worked_ += bytes;
+  }
+
+  // A value just copied out of a variable, a literal or a container; a string's copy costs its length.
+  Value Copied(Value value, size_t line) {
+    if (const auto* text = As<std::string>(value)) Work(text->size(), line);
+    return value;
+  }
+
+  // Counts `bytes` about to be allocated for a new string or list against the budget.
+  void Allocate(uint64_t bytes, size_t line) {
+    if (bytes > budget_.memory_bytes - allocated_) {
+      Fail(line, fmt::format("rendering made more than {} bytes of strings and lists", budget_.memory_bytes));
+    }
+    allocated_ += bytes;
+  }
+
   // Each iteration gets a fresh scope, so a `set` in the body lasts one iteration, as in Jinja.
   void RunFor(const Node& node, std::string& out) {
     const Value iterable = Eval(*node.expr);
-    List items;
+    std::shared_ptr<const List> items = std::make_shared<const List>();
     if (const auto* list = As<std::shared_ptr<const List>>(iterable)) {
-      items = **list;
+      items = *list;
     } else if (const auto* dict = As<std::shared_ptr<const Dict>>(iterable)) {
-      for (const auto& entry : **dict) items.push_back({entry.first});
+      Allocate(Footprint(iterable), node.line);
+      Work(Footprint(iterable), node.line);
+      List keys;
+      for (const auto& entry : **dict) keys.push_back({entry.first});
+      items = std::make_shared<const List>(std::move(keys));
     } else if (!As<Undefined>(iterable)) {
       Fail(node.line, fmt::format("cannot iterate over {}", TypeName(iterable)));
     }
-    const auto count = static_cast<int64_t>(items.size());
+    const auto count = static_cast<int64_t>(items->size());
     for (int64_t i = 0; i < count; ++i) {
+      Step(node.line);
       Scope& scope = scopes_.emplace_back();
-      scope.emplace(node.text, items[static_cast<size_t>(i)]);
+      scope.emplace(node.text, Copied((*items)[static_cast<size_t>(i)], node.line));
       scope.emplace("loop", MakeDict({{"index", {i + 1}},
                                       {"index0", {i}},
                                       {"first", {i == 0}},
@@ -802,16 +920,27 @@ class Renderer {
     Fail(line, fmt::format("cannot index {}", TypeName(object)));
   }
 
-  Value Add(const Value& a, const Value& b, size_t line) const {
+  Value Add(const Value& a, const Value& b, size_t line) {
     RequireDefined(a, line);
     RequireDefined(b, line);
     const auto* x = As<std::string>(a);
     const auto* y = As<std::string>(b);
-    if (x && y) return {*x + *y};
-    if (const auto i = AsInteger(a), j = AsInteger(b); i && j) return {*i + *j};
+    if (x && y) {
+      Allocate(x->size() + y->size(), line);
+      Work(x->size() + y->size(), line);
+      return {*x + *y};
+    }
+    if (const auto i = AsInteger(a), j = AsInteger(b); i && j) {
+      int64_t sum = 0;
+      if (__builtin_add_overflow(*i, *j, &sum)) Fail(line, fmt::format("{} + {} overflows a 64-bit integer", *i, *j));
+      return {sum};
+    }
     const auto* list_a = As<std::shared_ptr<const List>>(a);
     const auto* list_b = As<std::shared_ptr<const List>>(b);
     if (list_a && list_b) {
+      const uint64_t bytes = Footprint(a) + Footprint(b);
+      Allocate(bytes, line);
+      Work(bytes, line);
       List joined = **list_a;
       joined.insert(joined.end(), (*list_b)->begin(), (*list_b)->end());
       return MakeList(std::move(joined));
@@ -819,18 +948,26 @@ class Renderer {
     Fail(line, fmt::format("cannot add {} and {}", TypeName(a), TypeName(b)));
   }
 
-  bool Contains(const Value& container, const Value& item, size_t line) const {
+  bool Contains(const Value& container, const Value& item, size_t line) {
     if (As<Undefined>(container)) return false;  // Jinja's Undefined iterates as empty
     if (const auto* text = As<std::string>(container)) {
       const auto* needle = As<std::string>(item);
       if (needle == nullptr) Fail(line, fmt::format("'in <string>' needs a string, not {}", TypeName(item)));
+      // A plain search compares up to every byte of the needle at every position of the text.
+      Work(text->size() * std::max<uint64_t>(needle->size(), 1), line);
       return text->find(*needle) != std::string::npos;
     }
     if (const auto* list = As<std::shared_ptr<const List>>(container)) {
+      uint64_t compared = 0;
+      bool found = false;
       for (const Value& element : **list) {
-        if (Equal(element, item)) return true;
+        if (Equal(element, item, compared)) {
+          found = true;
+          break;
+        }
       }
-      return false;
+      Work(compared, line);
+      return found;
     }
     if (const auto* dict = As<std::shared_ptr<const Dict>>(container)) {
       const auto* key = As<std::string>(item);
@@ -839,9 +976,10 @@ class Renderer {
     Fail(line, fmt::format("'in' needs a string, list or dict, not {}", TypeName(container)));
   }
 
-  static int64_t Length(const Value& value, size_t line) {
+  int64_t Length(const Value& value, size_t line) {
     if (As<Undefined>(value)) return 0;
     if (const auto* text = As<std::string>(value)) {
+      Work(text->size(), line);
       int64_t characters = 0;  // Python counts code points
       for (const char c : *text) characters += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
       return characters;
@@ -851,20 +989,24 @@ class Renderer {
     Fail(line, fmt::format("{} has no length", TypeName(value)));
   }
 
-  Value Eval(const Expr& expr) const {
+  Value Eval(const Expr& expr) {
+    Step(expr.line);
     switch (expr.kind) {
       case Expr::Kind::kLiteral:
-        return expr.literal;
+        return Copied(expr.literal, expr.line);
       case Expr::Kind::kVariable:
-        return Lookup(expr.name);
+        return Copied(Lookup(expr.name), expr.line);
       case Expr::Kind::kSubscript:
-        return Subscript(Eval(*expr.left), Eval(*expr.right), expr.line);
+        return Copied(Subscript(Eval(*expr.left), Eval(*expr.right), expr.line), expr.line);
       case Expr::Kind::kNot:
         return {!Truthy(Eval(*expr.left))};
       case Expr::Kind::kNegate: {
         const Value operand = Eval(*expr.left);
         const auto* integer = As<int64_t>(operand);
         if (integer == nullptr) Fail(expr.line, fmt::format("cannot negate {}", TypeName(operand)));
+        if (*integer == std::numeric_limits<int64_t>::min()) {
+          Fail(expr.line, fmt::format("-({}) overflows a 64-bit integer", *integer));
+        }
         return {-*integer};
       }
       case Expr::Kind::kAnd: {
@@ -878,9 +1020,12 @@ class Renderer {
       case Expr::Kind::kAdd:
         return Add(Eval(*expr.left), Eval(*expr.right), expr.line);
       case Expr::Kind::kEqual:
-        return {Equal(Eval(*expr.left), Eval(*expr.right))};
-      case Expr::Kind::kNotEqual:
-        return {!Equal(Eval(*expr.left), Eval(*expr.right))};
+      case Expr::Kind::kNotEqual: {
+        uint64_t compared = 0;
+        const bool equal = Equal(Eval(*expr.left), Eval(*expr.right), compared);
+        Work(compared, expr.line);
+        return {equal == (expr.kind == Expr::Kind::kEqual)};
+      }
       case Expr::Kind::kIn:
         return {Contains(Eval(*expr.right), Eval(*expr.left), expr.line)};
       case Expr::Kind::kNotIn:
@@ -889,8 +1034,13 @@ class Renderer {
         return {As<Undefined>(Eval(*expr.left)) == nullptr};
       case Expr::Kind::kIsNotDefined:
         return {As<Undefined>(Eval(*expr.left)) != nullptr};
-      case Expr::Kind::kTrim:
-        return {Strip(ToText(Eval(*expr.left), expr.line))};
+      case Expr::Kind::kTrim: {
+        const std::string text = ToText(Eval(*expr.left), expr.line);
+        Work(text.size(), expr.line);
+        std::string stripped = Strip(text);
+        Allocate(stripped.size(), expr.line);
+        return {std::move(stripped)};
+      }
       case Expr::Kind::kLength:
         return {Length(Eval(*expr.left), expr.line)};
     }
@@ -898,6 +1048,10 @@ class Renderer {
   }
 
   std::vector<Scope> scopes_;
+  RenderBudget budget_;
+  uint64_t steps_ = 0;
+  uint64_t allocated_ = 0;
+  uint64_t worked_ = 0;
 };
 
 // --- ChatTemplate ---------------------------------------------------------------------------
@@ -931,15 +1085,17 @@ struct ChatTemplate::Program {
   Block body;
 };
 
-ChatTemplate::ChatTemplate(std::string jinja_source)
-    : source_(std::move(jinja_source)),
-      program_(std::make_shared<const Program>(Program{Parser(Lexer(source_).Run()).ParseTemplate()})) {}
+ChatTemplate::ChatTemplate(std::string jinja_source) : source_(std::move(jinja_source)) {
+  if (source_.size() > input_limits::kMaxTemplateBytes) {
+    throw Error(fmt::format("chat template: {} bytes is over the limit of {} bytes", source_.size(),
+                            input_limits::kMaxTemplateBytes));
+  }
+  program_ = std::make_shared<const Program>(Program{Parser(Lexer(source_).Run()).ParseTemplate()});
+}
 
 ChatTemplate ChatTemplate::FromTokenizerConfig(const std::filesystem::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw Error(fmt::format("cannot open tokenizer config {}: {}", path.string(), std::strerror(errno)));
+  const json config = ReadJsonFile(path, {input_limits::kMaxTokenizerConfigJsonBytes, input_limits::kMaxJsonDepth});
   try {
-    const json config = json::parse(file);
     if (!config.is_object() || !config.contains("chat_template")) throw Error("it has no chat_template");
     ChatTemplate chat_template(TemplateSource(config));
     chat_template.bos_token_ = SpecialTokenText(config, "bos_token");
@@ -954,14 +1110,21 @@ ChatTemplate ChatTemplate::FromTokenizerConfig(const std::filesystem::path& path
 
 std::string ChatTemplate::Apply(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
   List list;
+  uint64_t message_bytes = 0;
   for (const ChatMessage& message : messages) {
     list.push_back(MakeDict({{"role", {message.role}}, {"content", {message.content}}}));
+    message_bytes += message.role.size() + message.content.size();
   }
+  using namespace input_limits;
+  const RenderBudget budget{kMaxRenderSteps, kRenderOutputBaseBytes + kRenderOutputPerMessageByte * message_bytes,
+                            kRenderMemoryBaseBytes + kRenderMemoryPerMessageByte * message_bytes,
+                            kRenderWorkBaseBytes + kRenderWorkPerMessageByte * message_bytes};
   Renderer renderer({{"messages", MakeList(std::move(list))},
                      {"add_generation_prompt", {add_generation_prompt}},
                      {"bos_token", {bos_token_}},
                      {"eos_token", {eos_token_}},
-                     {"tools", {None{}}}});
+                     {"tools", {None{}}}},
+                    budget);
   std::string out;
   renderer.Run(program_->body, out);
   return out;

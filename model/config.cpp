@@ -11,7 +11,9 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "base/bounded_json.h"
 #include "base/error.h"
+#include "model/input_limits.h"
 #include "model/mapped_file.h"
 #include "model/safetensors.h"
 
@@ -20,32 +22,10 @@ namespace {
 
 using nlohmann::json;
 
-using namespace config_limits;
+using namespace input_limits;
 constexpr uint32_t kUint32Max = std::numeric_limits<uint32_t>::max();
 
 // --- field reading ---------------------------------------------------------------------------
-
-// A value for a message: at most two levels and about 80 characters, since dump() recurses and a
-// hostile file nested a million deep would overflow the stack.
-std::string Brief(const json& v, int depth = 0) {
-  if (!v.is_structured()) {
-    std::string shown = v.dump();
-    return shown.size() > 80 ? shown.substr(0, 77) + "..." : shown;
-  }
-  const bool array = v.is_array();
-  if (depth == 2) return array ? "[...]" : "{...}";
-  std::string out = array ? "[" : "{";
-  for (auto it = v.begin(); it != v.end(); ++it) {
-    if (out.size() > 80) {
-      out += ",...";
-      break;
-    }
-    if (it != v.begin()) out += ",";
-    if (!array) out += json(it.key()).dump() + ":";
-    out += Brief(*it, depth + 1);
-  }
-  return out + (array ? "]" : "}");
-}
 
 // Reads the fields of one JSON object; every error names the file, the field and its value.
 class Fields {
@@ -61,7 +41,7 @@ class Fields {
 
   [[noreturn]] void Fail(std::string_view key, std::string_view why) const {
     const json* value = Find(key);
-    throw Error(fmt::format("{}: {}{} = {}: {}", file_, prefix_, key, value ? Brief(*value) : "(absent)", why));
+    throw Error(fmt::format("{}: {}{} = {}: {}", file_, prefix_, key, value ? BriefJson(*value) : "(absent)", why));
   }
 
   uint32_t Uint(std::string_view key, std::optional<uint32_t> fallback, uint32_t min, uint32_t max) const {
@@ -133,7 +113,7 @@ class Fields {
 };
 
 json ReadObject(const std::filesystem::path& path) {
-  json j = ReadJsonFile(path);
+  json j = ReadJsonFile(path, {kMaxConfigJsonBytes, kMaxJsonDepth});
   if (!j.is_object()) throw Error(fmt::format("{}: is a JSON {}, not an object", path.string(), j.type_name()));
   return j;
 }
@@ -223,7 +203,7 @@ void ReadLayerWindows(const Fields& f, const json& j, ModelConfig& c) {
       if (type == "full_attention") continue;
       if (type != "sliding_attention") {
         f.Fail("layer_types",
-               fmt::format("layer {} is {}; only full_attention and sliding_attention exist", i, Brief(type)));
+               fmt::format("layer {} is {}; only full_attention and sliding_attention exist", i, BriefJson(type)));
       }
       // transformers fails here too: the sliding mask needs a window size.
       if (!window) {

@@ -12,19 +12,6 @@
 
 namespace qvk {
 
-// Bounds every config source (config.json, GGUF metadata) is held to: far above any released
-// Qwen2 (72B: hidden 8192, 80 layers, 64 heads, intermediate 29568, vocab 152064), they stop
-// garbage such as a byte-swapped number before it sizes an allocation.
-namespace config_limits {
-inline constexpr uint32_t kMaxHidden = 1u << 16;
-inline constexpr uint32_t kMaxIntermediate = 1u << 20;
-inline constexpr uint32_t kMaxLayers = 1024;
-inline constexpr uint32_t kMaxHeads = 1024;
-inline constexpr uint32_t kMaxHeadDim = 1024;
-inline constexpr uint32_t kMaxVocab = 1u << 24;
-inline constexpr uint32_t kMaxPositions = 1u << 24;
-}  // namespace config_limits
-
 struct ModelConfig {
   std::string architecture;  // "Qwen2ForCausalLM"
   std::string model_type;    // "qwen2"

@@ -13,6 +13,7 @@
 #include <fmt/ranges.h>
 
 #include "base/error.h"
+#include "model/input_limits.h"
 
 namespace qvk {
 
@@ -81,8 +82,6 @@ constexpr uint64_t kMinEntryBytes = 8 + 4 + 1;
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;
 
 constexpr uint32_t kMaxDims = 4;  // GGML_MAX_DIMS
-// No writer nests arrays at all; the limit keeps the recursion (and a hostile file) shallow.
-constexpr int kMaxArrayDepth = 4;
 constexpr uint64_t kDefaultAlignment = 32;
 
 // --- reader --------------------------------------------------------------------------------
@@ -230,7 +229,8 @@ void ReadElementsOfType(Reader& r, GgufArray& array, GgufType type, uint64_t cou
 }
 
 GgufArray ReadArray(Reader& r, int depth, Where where) {
-  if (depth > kMaxArrayDepth) r.Fail(where, fmt::format("arrays nested more than {} deep", kMaxArrayDepth));
+  if (depth > input_limits::kMaxGgufArrayDepth)
+    r.Fail(where, fmt::format("arrays nested more than {} deep", input_limits::kMaxGgufArrayDepth));
   const GgufType type = ReadValueType(r, where);
   const uint64_t count = r.Count(where, "array element", kMinValueBytes[static_cast<size_t>(type)]);
   GgufArray array;

@@ -8,11 +8,12 @@
 #include <spdlog/spdlog.h>
 
 #include "base/error.h"
+#include "model/input_limits.h"
 
 namespace qvk {
 namespace {
 
-using namespace config_limits;
+using namespace input_limits;
 
 // llama_token_type in llama.cpp.
 constexpr int64_t kTokenNormal = 1;
@@ -160,6 +161,10 @@ TokenizerVocab TokenizerVocabFromGguf(const GgufFile& file) {
   TokenizerVocab vocab;
   vocab.tokens = file.GetStringArray("tokenizer.ggml.tokens");
   if (vocab.tokens.empty()) Fail(file, "tokenizer.ggml.tokens", "required and not empty");
+  if (vocab.tokens.size() > kMaxVocab) {
+    Fail(file, "tokenizer.ggml.tokens",
+         fmt::format("{} tokens is over the limit of {}", vocab.tokens.size(), kMaxVocab));
+  }
   // Without the types the special tokens would be split like text.
   const std::vector<int64_t> types = file.GetIntArray("tokenizer.ggml.token_type");
   if (types.size() != vocab.tokens.size()) {

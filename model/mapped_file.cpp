@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/bounded_json.h"
 #include "base/error.h"
 
 namespace qvk {
@@ -38,12 +39,17 @@ class Descriptor {
 }  // namespace
 
 MappedFile MappedFile::Open(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Only a regular file is opened: a FIFO or a device named in a model folder would block open()
+  // or read() forever, and a directory would only fail later with a less helpful message. The
+  // path is checked before open(), and O_NONBLOCK with a second check on the descriptor covers it
+  // being swapped for a FIFO in between.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) ThrowErrno(path, "cannot open", errno);
+  if (!S_ISREG(st.st_mode)) throw Error(fmt::format("{}: not a regular file", path.string()));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) ThrowErrno(path, "cannot open", errno);
   Descriptor descriptor(fd);
-  struct stat st {};
   if (::fstat(fd, &st) != 0) ThrowErrno(path, "cannot stat", errno);
-  // A directory opens fine read-only and would only fail later, with a less helpful message.
   if (!S_ISREG(st.st_mode)) throw Error(fmt::format("{}: not a regular file", path.string()));
   const auto size = static_cast<size_t>(st.st_size);
   if (size == 0) return MappedFile(path, nullptr, 0);
@@ -75,15 +81,11 @@ void MappedFile::Unmap() noexcept {
   size_ = 0;
 }
 
-nlohmann::json ReadJsonFile(const std::filesystem::path& path) {
+nlohmann::json ReadJsonFile(const std::filesystem::path& path, const JsonLimits& limits) {
   const MappedFile file = MappedFile::Open(path);
   const auto bytes = file.bytes();
-  const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(fmt::format("{}: not valid JSON: {}", path.string(), e.what()));
-  }
+  return ParseBoundedJson(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path.string(),
+                          limits);
 }
 
 }  // namespace qvk

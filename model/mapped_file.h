@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <span>
 
-#include <nlohmann/json_fwd.hpp>
+#include "base/bounded_json.h"
 
 namespace qvk {
 
@@ -34,7 +34,8 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// A small JSON file (config, index), parsed; throws Error naming the file and the parse error.
-nlohmann::json ReadJsonFile(const std::filesystem::path& path);
+// A JSON file of a model (config, tokenizer, index), parsed within `limits` (model/input_limits.h);
+// throws Error naming the file and the limit or the parse error.
+nlohmann::json ReadJsonFile(const std::filesystem::path& path, const JsonLimits& limits);
 
 }  // namespace qvk

@@ -35,7 +35,7 @@ ModelFiles::~ModelFiles() = default;
 void ModelFiles::OpenFolder() {
   config_ = ModelConfig::FromJsonFile(path_ / "config.json");
   generation_ = GenerationConfig::FromJsonFile(path_ / "generation_config.json");
-  tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::FromTokenizerJson(path_ / "tokenizer.json"));
+  tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::FromTokenizerJson(path_ / "tokenizer.json", config_.vocab_size));
   tokenizer_source_ = "tokenizer.json";
   if (std::filesystem::exists(path_ / "tokenizer_config.json")) {
     chat_template_ = ChatTemplate::FromTokenizerConfig(path_ / "tokenizer_config.json");

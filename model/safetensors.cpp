@@ -5,14 +5,12 @@
 
 #include <fmt/format.h>
 
+#include "base/bounded_json.h"
 #include "base/error.h"
+#include "model/input_limits.h"
 
 namespace qvk {
 namespace {
-
-// Real headers are a few hundred KiB even for 72B shards; the cap keeps a hostile length from
-// making us parse (and allocate for) a gigabyte of "JSON".
-constexpr uint64_t kMaxHeaderBytes = uint64_t{100} << 20;
 
 struct DTypeInfo {
   std::string_view name;
@@ -123,9 +121,9 @@ SafetensorsFile SafetensorsFile::Open(const std::filesystem::path& path) {
   }
   uint64_t header_bytes = 0;
   for (int i = 7; i >= 0; --i) header_bytes = (header_bytes << 8) | std::to_integer<uint64_t>(bytes[i]);
-  if (header_bytes > kMaxHeaderBytes) {
-    throw Error(
-        fmt::format("{}: header length {} is over the {} MiB limit", file, header_bytes, kMaxHeaderBytes >> 20));
+  if (header_bytes > input_limits::kMaxSafetensorsHeaderBytes) {
+    throw Error(fmt::format("{}: header length {} is over the {} MiB limit", file, header_bytes,
+                            input_limits::kMaxSafetensorsHeaderBytes >> 20));
   }
   if (header_bytes > bytes.size() - 8) {
     throw Error(
@@ -133,13 +131,9 @@ SafetensorsFile SafetensorsFile::Open(const std::filesystem::path& path) {
   }
 
   const auto header_span = bytes.subspan(8, header_bytes);
-  nlohmann::json header;
-  try {
-    header =
-        nlohmann::json::parse(std::string_view(reinterpret_cast<const char*>(header_span.data()), header_span.size()));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(fmt::format("{}: header is not valid JSON: {}", file, e.what()));
-  }
+  const nlohmann::json header =
+      ParseBoundedJson(std::string_view(reinterpret_cast<const char*>(header_span.data()), header_span.size()),
+                       file + ": header", {input_limits::kMaxSafetensorsHeaderBytes, input_limits::kMaxJsonDepth});
   if (!header.is_object()) throw Error(fmt::format("{}: header is a JSON {}, not an object", file, header.type_name()));
 
   const auto data = bytes.subspan(8 + header_bytes);
@@ -177,7 +171,8 @@ SafetensorsModel::SafetensorsModel(const std::filesystem::path& folder) : folder
   std::error_code error;
   if (std::filesystem::exists(index_path, error)) {
     const std::string index_name = index_path.string();
-    const nlohmann::json index = ReadJsonFile(index_path);
+    const nlohmann::json index =
+        ReadJsonFile(index_path, {input_limits::kMaxSafetensorsIndexBytes, input_limits::kMaxJsonDepth});
     const auto weight_map = index.is_object() ? index.find("weight_map") : index.end();
     if (!index.is_object() || weight_map == index.end() || !weight_map->is_object() || weight_map->empty()) {
       throw Error(fmt::format("{}: needs a non-empty \"weight_map\" object of tensor name -> shard file", index_name));

@@ -8,10 +8,7 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <functional>
 #include <queue>
 #include <tuple>
@@ -20,7 +17,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/bounded_json.h"
 #include "base/error.h"
+#include "model/input_limits.h"
+#include "model/mapped_file.h"
 
 namespace qvk {
 namespace {
@@ -167,8 +167,9 @@ struct Tokenizer::Impl {
   bool nfc = true;
 
   const AddedToken* LongestAddedAt(std::string_view text, size_t pos) const;
-  void EncodeSegment(std::string_view segment, pcre2_match_data* match_data, std::vector<uint32_t>& ids) const;
-  void AppendBpe(std::string_view piece, std::vector<uint32_t>& ids) const;
+  void EncodeSegment(std::string_view segment, pcre2_match_data* match_data, std::vector<uint32_t>& ids,
+                     EncodeStats& stats) const;
+  void AppendBpe(std::string_view piece, std::vector<uint32_t>& ids, EncodeStats& stats) const;
 };
 
 Tokenizer::Tokenizer(TokenizerVocab vocab) {
@@ -292,7 +293,9 @@ const Tokenizer::Impl::AddedToken* Tokenizer::Impl::LongestAddedAt(std::string_v
   return nullptr;
 }
 
-std::vector<uint32_t> Tokenizer::Encode(std::string_view text) const {
+std::vector<uint32_t> Tokenizer::Encode(std::string_view text, EncodeStats* stats) const {
+  EncodeStats unused;
+  EncodeStats& work = stats != nullptr ? *stats : unused;
   if (const auto bad = FirstInvalidUtf8(text)) {
     throw Error(fmt::format("cannot tokenize: text is not valid UTF-8 at byte {}", *bad));
   }
@@ -306,19 +309,19 @@ std::vector<uint32_t> Tokenizer::Encode(std::string_view text) const {
       ++pos;
       continue;
     }
-    impl_->EncodeSegment(text.substr(segment_start, pos - segment_start), match_data.get(), ids);
+    impl_->EncodeSegment(text.substr(segment_start, pos - segment_start), match_data.get(), ids, work);
     ids.push_back(added->id);
     pos += added->content.size();
     segment_start = pos;
   }
-  impl_->EncodeSegment(text.substr(segment_start), match_data.get(), ids);
+  impl_->EncodeSegment(text.substr(segment_start), match_data.get(), ids, work);
   return ids;
 }
 
 // The pre-tokenizer's Split with behaviour "Isolated": every match and every stretch between
 // matches is a piece of its own.
-void Tokenizer::Impl::EncodeSegment(std::string_view segment, pcre2_match_data* match_data,
-                                    std::vector<uint32_t>& ids) const {
+void Tokenizer::Impl::EncodeSegment(std::string_view segment, pcre2_match_data* match_data, std::vector<uint32_t>& ids,
+                                    EncodeStats& stats) const {
   if (segment.empty()) return;
   std::string normalized;
   if (nfc) {
@@ -338,18 +341,18 @@ void Tokenizer::Impl::EncodeSegment(std::string_view segment, pcre2_match_data* 
       throw Error(fmt::format("pre-tokenizer regex failed: {}", reinterpret_cast<const char*>(message.data())));
     }
     const PCRE2_SIZE* match = pcre2_get_ovector_pointer(match_data);
-    if (match[0] > offset) AppendBpe(segment.substr(offset, match[0] - offset), ids);
-    AppendBpe(segment.substr(match[0], match[1] - match[0]), ids);
+    if (match[0] > offset) AppendBpe(segment.substr(offset, match[0] - offset), ids, stats);
+    AppendBpe(segment.substr(match[0], match[1] - match[0]), ids, stats);
     offset = match[1];
   }
-  if (offset < segment.size()) AppendBpe(segment.substr(offset), ids);
+  if (offset < segment.size()) AppendBpe(segment.substr(offset), ids, stats);
 }
 
 // BPE over the piece's bytes: repeatedly merge the adjacent pair of lowest rank, the leftmost on
 // ties, as Hugging Face's Word::merge_all does. A queue of candidate pairs keeps long pieces
 // (long runs of spaces or letters) at O(n log n); entries made stale by earlier merges are
 // recognised by their ids no longer matching.
-void Tokenizer::Impl::AppendBpe(std::string_view piece, std::vector<uint32_t>& ids) const {
+void Tokenizer::Impl::AppendBpe(std::string_view piece, std::vector<uint32_t>& ids, EncodeStats& stats) const {
   constexpr uint32_t kNone = UINT32_MAX;
   struct Symbol {
     uint32_t id;  // kNone once merged into its left neighbour
@@ -369,6 +372,7 @@ void Tokenizer::Impl::AppendBpe(std::string_view piece, std::vector<uint32_t>& i
   const auto consider = [&](uint32_t left) {
     const uint32_t right = symbols[left].next;
     if (right == kNone) return;
+    ++stats.bpe_steps;
     const auto it = merges.find(PairKey(symbols[left].id, symbols[right].id));
     if (it != merges.end()) {
       queue.push({it->second.rank, left, symbols[left].id, symbols[right].id, it->second.merged_id});
@@ -378,6 +382,7 @@ void Tokenizer::Impl::AppendBpe(std::string_view piece, std::vector<uint32_t>& i
   while (!queue.empty()) {
     const Candidate candidate = queue.top();
     queue.pop();
+    ++stats.bpe_steps;
     Symbol& left = symbols[candidate.left];
     if (left.id != candidate.left_id || left.next == kNone || symbols[left.next].id != candidate.right_id) continue;
     Symbol& right = symbols[left.next];
@@ -450,7 +455,7 @@ void RejectUnsupportedModelOptions(const json& model) {
   };
   for (const char* key :
        {"dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "byte_fallback", "ignore_merges"}) {
-    if (is_set(key)) throw Error(fmt::format("model.{} = {} is not supported", key, model.at(key).dump()));
+    if (is_set(key)) throw Error(fmt::format("model.{} = {} is not supported", key, BriefJson(model.at(key))));
   }
 }
 
@@ -463,7 +468,7 @@ bool ReadNormalizer(const json& normalizer) {
     if (steps.empty()) return false;
     if (steps.size() == 1) return ReadNormalizer(steps[0]);
   }
-  throw Error(fmt::format("normalizer {} is not supported (only NFC)", normalizer.dump()));
+  throw Error(fmt::format("normalizer {} is not supported (only NFC)", BriefJson(normalizer)));
 }
 
 // Qwen2's pre-tokenizer: a regex Split (Isolated) then ByteLevel without its own GPT-2 regex.
@@ -482,7 +487,7 @@ std::string ReadSplitRegex(const json& pre_tokenizer) {
                !step.value("add_prefix_space", true)) {
       byte_level = true;
     } else {
-      throw Error(fmt::format("pre_tokenizer step {} is not supported", step.dump()));
+      throw Error(fmt::format("pre_tokenizer step {} is not supported", BriefJson(step)));
     }
   }
   if (regex.empty() || !byte_level) {
@@ -491,7 +496,7 @@ std::string ReadSplitRegex(const json& pre_tokenizer) {
   return regex;
 }
 
-TokenizerVocab ReadVocab(const json& doc) {
+TokenizerVocab ReadVocab(const json& doc, std::optional<uint32_t> declared_vocab_size) {
   const json& model = Member(doc, "model", "tokenizer.json");
   if (const std::string type = model.value("type", "BPE"); type != "BPE") {
     throw Error(fmt::format("model.type is '{}'; only BPE is supported", type));
@@ -499,23 +504,44 @@ TokenizerVocab ReadVocab(const json& doc) {
   RejectUnsupportedModelOptions(model);
   TokenizerVocab vocab;
 
+  const json& model_vocab = Member(model, "vocab", "model");
+  if (!model_vocab.is_object()) throw Error("model.vocab is not an object");
+  const auto added_tokens = doc.find("added_tokens");
+  const bool has_added = added_tokens != doc.end() && !added_tokens->is_null();
+  if (has_added && !added_tokens->is_array()) throw Error("added_tokens is not an array");
+
+  // Ids run 0..n-1 without gaps, so none can reach the number of entries; checking that first
+  // keeps a hostile id from sizing the table below.
+  uint64_t id_limit = model_vocab.size() + (has_added ? added_tokens->size() : 0);
+  const char* id_limit_source = "the number of tokens listed";
+  if (input_limits::kMaxVocab < id_limit) {
+    id_limit = input_limits::kMaxVocab;
+    id_limit_source = "the largest vocabulary accepted";
+  }
+  if (declared_vocab_size && *declared_vocab_size < id_limit) {
+    id_limit = *declared_vocab_size;
+    id_limit_source = "config.json's vocab_size";
+  }
   std::vector<std::optional<std::string>> by_id;
-  const auto place = [&](uint32_t id, const std::string& text) {
+  const auto place = [&](const json& id_value, const std::string& text) {
+    if (!id_value.is_number_unsigned() || id_value.get<uint64_t>() >= id_limit) {
+      throw Error(fmt::format("token '{}' has id {}, not an integer below {} ({})", text, BriefJson(id_value), id_limit,
+                              id_limit_source));
+    }
+    const auto id = id_value.get<uint32_t>();
     if (id >= by_id.size()) by_id.resize(static_cast<size_t>(id) + 1);
     if (by_id[id] && *by_id[id] != text) {
       throw Error(fmt::format("id {} is given to both '{}' and '{}'", id, *by_id[id], text));
     }
     by_id[id] = text;
   };
-  const json& model_vocab = Member(model, "vocab", "model");
-  if (!model_vocab.is_object()) throw Error("model.vocab is not an object");
-  for (const auto& [text, id] : model_vocab.items()) place(id.get<uint32_t>(), text);
-  if (const auto it = doc.find("added_tokens"); it != doc.end() && !it->is_null()) {
-    for (const json& added : *it) {
-      vocab.added.push_back({Member(added, "id", "added token").get<uint32_t>(),
-                             Member(added, "content", "added token").get<std::string>(),
-                             added.value("special", false)});
-      place(vocab.added.back().id, vocab.added.back().content);
+  for (const auto& [text, id] : model_vocab.items()) place(id, text);
+  if (has_added) {
+    for (const json& added : *added_tokens) {
+      const json& id = Member(added, "id", "added token");
+      const std::string content = Member(added, "content", "added token").get<std::string>();
+      place(id, content);
+      vocab.added.push_back({id.get<uint32_t>(), content, added.value("special", false)});
     }
   }
   for (uint32_t id = 0; id < by_id.size(); ++id) {
@@ -534,22 +560,22 @@ TokenizerVocab ReadVocab(const json& doc) {
                text.find(' ') != std::string::npos && text.find(' ') == text.rfind(' ')) {
       vocab.merges.emplace_back(text.substr(0, text.find(' ')), text.substr(text.find(' ') + 1));
     } else {
-      throw Error(fmt::format("model.merges[{}] = {} is not a pair", vocab.merges.size(), merge.dump()));
+      throw Error(fmt::format("model.merges[{}] = {} is not a pair", vocab.merges.size(), BriefJson(merge)));
     }
   }
 
-  vocab.nfc = ReadNormalizer(doc.value("normalizer", json()));
+  const auto normalizer = doc.find("normalizer");
+  vocab.nfc = normalizer != doc.end() && ReadNormalizer(*normalizer);
   vocab.pre_tokenizer_regex = ReadSplitRegex(Member(doc, "pre_tokenizer", "tokenizer.json"));
   return vocab;
 }
 
 }  // namespace
 
-Tokenizer Tokenizer::FromTokenizerJson(const std::filesystem::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw Error(fmt::format("cannot open tokenizer file {}: {}", path.string(), std::strerror(errno)));
+Tokenizer Tokenizer::FromTokenizerJson(const std::filesystem::path& path, std::optional<uint32_t> declared_vocab_size) {
+  const json doc = ReadJsonFile(path, {input_limits::kMaxTokenizerJsonBytes, input_limits::kMaxJsonDepth});
   try {
-    return Tokenizer(ReadVocab(json::parse(file)));
+    return Tokenizer(ReadVocab(doc, declared_vocab_size));
   } catch (const json::exception& e) {
     throw Error(fmt::format("{} is not a valid tokenizer.json: {}", path.string(), e.what()));
   } catch (const Error& e) {

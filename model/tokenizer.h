@@ -29,13 +29,20 @@ struct TokenizerVocab {
   bool nfc = true;
 };
 
+// Work Encode did, counted for tests that check its complexity without timing it.
+struct EncodeStats {
+  uint64_t bpe_steps = 0;  // adjacent pairs looked up in the merge table plus candidates taken from the queue
+};
+
 class Tokenizer {
  public:
   explicit Tokenizer(TokenizerVocab vocab);  // validates; throws qvk::Error
-  static Tokenizer FromTokenizerJson(const std::filesystem::path& path);
+  // Token ids must stay below `declared_vocab_size` (config.json's vocab_size) when it is given.
+  static Tokenizer FromTokenizerJson(const std::filesystem::path& path,
+                                     std::optional<uint32_t> declared_vocab_size = std::nullopt);
 
-  // Throws qvk::Error when `text` is not valid UTF-8.
-  std::vector<uint32_t> Encode(std::string_view text) const;
+  // Throws qvk::Error when `text` is not valid UTF-8. `stats`, when given, accumulates the work done.
+  std::vector<uint32_t> Encode(std::string_view text, EncodeStats* stats = nullptr) const;
   // Invalid UTF-8 in the joined bytes becomes U+FFFD, as Python's errors="replace"; an unknown id throws.
   std::string Decode(std::span<const uint32_t> ids, bool skip_special = false) const;
 

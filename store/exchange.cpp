@@ -14,6 +14,7 @@
 #include <utf8proc.h>
 #include <nlohmann/json.hpp>
 
+#include "base/bounded_json.h"
 #include "store/json_fields.h"
 #include "store/settings.h"
 
@@ -178,17 +179,10 @@ constexpr int64_t kMaxTimeMs = int64_t{1} << 53;  // beyond any date; exact in a
 constexpr double kMaxFigure = 1e9;
 
 Json Parse(std::string_view text) {
-  const Json::parser_callback_t limit_depth = [](int depth, Json::parse_event_t event, Json&) {
-    if ((event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) &&
-        depth > kMaxJsonDepth) {
-      Reject(fmt::format("the JSON nests deeper than {} levels, which no conversation file does", kMaxJsonDepth));
-    }
-    return true;
-  };
   try {
-    return Json::parse(text, limit_depth);
-  } catch (const Json::parse_error& e) {
-    Reject(fmt::format("the file is not valid JSON ({})", e.what()));
+    return ParseBoundedJson<Json>(text, "the file", {kMaxImportBytes, kMaxJsonDepth});
+  } catch (const Error& e) {
+    Reject(e.what());
   }
 }
 

@@ -233,16 +233,17 @@ TEST(ModelConfigTest, RefusesBadValuesNamingFieldAndValue) {
   ExpectMentions(files.ErrorOf(with("tie_word_embeddings", 1)), {"tie_word_embeddings = 1"});
   ExpectMentions(files.ErrorOf(with("eos_token_id", 151936)), {"eos_token_id = 151936", "below 151936"});
   ExpectMentions(files.ErrorOf(with("hidden_act", "gelu")), {"hidden_act = \"gelu\""});
-  // Shown two levels deep: a full dump of a hostile nesting would overflow the stack. Written
-  // as text, since building it as a json here would recurse the same way.
-  const auto deep_at = [&](const std::string& key) {
+  // A nested value is shown two levels deep; one nested past the JSON depth limit is refused
+  // while the file is parsed. Written as text, since building it as a json here would recurse.
+  const auto deep_at = [&](const std::string& key, size_t depth) {
     json rest = TinyConfig();
     rest.erase(key);
-    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    const std::string deep = std::string(depth, '[') + std::string(depth, ']');
     return files.ErrorOfText("{\"" + key + "\":" + deep + "," + rest.dump().substr(1));
   };
-  ExpectMentions(deep_at("hidden_size"), {"hidden_size = [[[...]]]"});
-  ExpectMentions(deep_at("eos_token_id"), {"eos_token_id = [[[...]]]"});
+  ExpectMentions(deep_at("hidden_size", 50), {"hidden_size = [[[...]]]"});
+  ExpectMentions(deep_at("eos_token_id", 50), {"eos_token_id = [[[...]]]"});
+  ExpectMentions(deep_at("hidden_size", 100000), {"config.json: the JSON nests deeper than 64 levels"});
   ExpectMentions(files.ErrorOf(json::array()), {"config.json: is a JSON array"});
   ExpectMentions(files.ErrorOfText("{\"hidden_size\": "), {"config.json: not valid JSON"});
 }

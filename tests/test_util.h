@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 
@@ -91,6 +92,47 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// GPT-2's byte-level alphabet in byte order: the 256 tokens every byte-level BPE vocabulary holds.
+inline std::vector<std::string> ByteLevelAlphabet() {
+  std::vector<std::string> alphabet;
+  int extra = 0;
+  for (int byte = 0; byte < 256; ++byte) {
+    const bool printable = (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) || byte >= 0xAE;
+    const int codepoint = printable ? byte : 256 + extra++;
+    if (codepoint < 0x80) {
+      alphabet.emplace_back(1, static_cast<char>(codepoint));
+    } else {
+      alphabet.push_back({static_cast<char>(0xC0 | (codepoint >> 6)), static_cast<char>(0x80 | (codepoint & 0x3F))});
+    }
+  }
+  return alphabet;
+}
+
+// The smallest tokenizer.json this tokenizer accepts, with Qwen2's normalizer and pre-tokenizer
+// shape, around the given "vocab" object and "merges" array (JSON text).
+inline std::string MinimalJson(const std::string& vocab, const std::string& merges) {
+  std::string json = R"({
+  "added_tokens": [],
+  "normalizer": {"type": "NFC"},
+  "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": "\\s+|\\S+"}, "behavior": "Isolated", "invert": false},
+    {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}]},
+  "model": {"type": "BPE", "vocab": VOCAB, "merges": MERGES}
+})";
+  json.replace(json.find("VOCAB"), 5, vocab);
+  json.replace(json.find("MERGES"), 6, merges);
+  return json;
+}
+
+// A "vocab" object: the byte-level alphabet (ids 0-255), then `extra` from id 256.
+inline std::string AlphabetVocabJson(const std::vector<std::string>& extra) {
+  nlohmann::json vocab = nlohmann::json::object();
+  std::vector<std::string> tokens = ByteLevelAlphabet();
+  tokens.insert(tokens.end(), extra.begin(), extra.end());
+  for (size_t id = 0; id < tokens.size(); ++id) vocab[tokens[id]] = id;
+  return vocab.dump();
+}
 
 struct TokenizerVector {
   std::string text;
