@@ -18,7 +18,7 @@
 #include "app/commands.h"
 #include "base/error.h"
 #include "gpu/instance.h"
-#include "model/config.h"
+#include "model/input_limits.h"
 #include "store/settings.h"
 
 namespace {
@@ -86,7 +86,7 @@ void AddModelOptions(CLI::App* command, qvk::app::ModelOptions& options) {
         return ReadsAsNumberIn<uint64_t>(text, 1, std::numeric_limits<uint64_t>::max());
       }));
   command->add_option("--context", options.context, "Context length in tokens (default min(32768, the model's))")
-      ->check(WholeNumber<uint32_t>(1, qvk::config_limits::kMaxPositions));
+      ->check(WholeNumber<uint32_t>(1, qvk::input_limits::kMaxPositions));
 }
 
 void AddSamplingOptions(CLI::App* command, qvk::app::GenerateOptions& options) {
