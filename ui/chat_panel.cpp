@@ -1,5 +1,7 @@
 // The chat: a header with the model's state and the context gauge, the branch on screen (each
 // message with its branch arrows, actions and reply figures), the live reply, and the input box.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -15,10 +17,25 @@
 namespace qvk::ui {
 namespace {
 
+// The last load never ended (the program crashed or was killed during it): loading it again at
+// every start could make the app unusable, so the user decides.
+void DrawUnfinishedLoad(AppState& state) {
+  ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(0.95f, 0.75f, 0.3f, 1.0f));
+  ImGui::TextWrapped("%s", UnfinishedLoadMessage(*state.unfinished_load).c_str());
+  ImGui::PopStyleColor();
+  if (ImGui::SmallButton("Retry")) RetryUnfinishedLoad(state);
+  ImGui::SameLine();
+  if (ImGui::SmallButton("Choose another model")) ChooseAnotherModel(state);
+}
+
 void DrawModelState(AppState& state) {
   chat::ChatSession& chat = state.chat();
   switch (chat.model_status()) {
     case chat::ModelStatus::None:
+      if (state.unfinished_load) {
+        DrawUnfinishedLoad(state);
+        break;
+      }
       ImGui::TextDisabled("No model. Choose one in Settings.");
       ImGui::SameLine();
       if (ImGui::SmallButton("Settings...")) state.dialog = Dialog::Settings;
@@ -45,13 +62,22 @@ void DrawModelState(AppState& state) {
   }
 }
 
-// Tokens used / context length, always on screen while a model is loaded.
+// The tokens the next prompt takes / the context length, always on screen while a model is
+// loaded. Counted off the UI thread (a chat template can take long); until the first count the
+// gauge says so. A conversation longer than the context is cut at the next reply, oldest turns
+// first, so it shows as full rather than over 100%.
 void DrawContextGauge(AppState& state) {
   const uint32_t context = state.chat().context_length();
   if (context == 0 || state.conversation == 0) return;
-  const uint32_t used = state.chat().ContextTokens(state.conversation);
-  const float fraction = std::min(1.0f, static_cast<float>(used) / static_cast<float>(context));
-  const std::string overlay = fmt::format("context {} / {} tokens", used, context);
+  const std::optional<uint32_t> used = state.chat().CountContextTokensInBackground(state.conversation);
+  if (!used) {
+    ImGui::ProgressBar(0.0f, ImVec2(-1, 0), "context: counting tokens...");
+    return;
+  }
+  const bool full = *used >= context;
+  const float fraction = std::min(1.0f, static_cast<float>(*used) / static_cast<float>(context));
+  const std::string overlay = full ? fmt::format("context full: {} tokens (oldest turns are left out)", context)
+                                   : fmt::format("context {} / {} tokens", *used, context);
   if (fraction > 0.9f) ImGui::PushStyleColor(ImGuiCol_PlotHistogram, ImVec4(0.85f, 0.35f, 0.25f, 1.0f));
   ImGui::ProgressBar(fraction, ImVec2(-1, 0), overlay.c_str());
   if (fraction > 0.9f) ImGui::PopStyleColor();
@@ -59,14 +85,12 @@ void DrawContextGauge(AppState& state) {
 
 // "< 2/3 >" when a message has siblings (edits or regenerations of the same turn).
 void DrawBranchArrows(AppState& state, const store::Message& m) {
-  const auto siblings = state.db().Siblings(m.conversation_id, m.parent_id);
-  if (siblings.size() < 2) return;
-  size_t index = 0;
-  while (index < siblings.size() && siblings[index].id != m.id) ++index;
+  const auto [position, count] = state.branch.SiblingPosition(m);
+  if (count < 2) return;
   ImGui::SameLine();
   if (ImGui::SmallButton("<")) SwitchBranch(state, m.id, -1);
   ImGui::SameLine();
-  ImGui::TextDisabled("%zu/%zu", index + 1, siblings.size());
+  ImGui::TextDisabled("%zu/%zu", position, count);
   ImGui::SameLine();
   if (ImGui::SmallButton(">")) SwitchBranch(state, m.id, +1);
 }
@@ -139,34 +163,72 @@ void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply
   ImGui::PopID();
 }
 
+// A message not drawn yet: its height guessed from its length, until drawing measures it.
+float EstimatedHeight(size_t text_bytes, float width) {
+  const float chars_per_line = std::max(1.0f, width / (ImGui::GetFontSize() * 0.5f));
+  const float text_lines = std::ceil(static_cast<float>(text_bytes) / chars_per_line);
+  return ImGui::GetTextLineHeightWithSpacing() * (3.0f + text_lines);
+}
+
+// Only the messages in view are laid out and drawn; the rest are skipped by their remembered
+// (or estimated) heights, so a frame costs what the window shows, however long the branch.
 void DrawMessages(AppState& state) {
-  const auto conversation = state.db().GetConversation(state.conversation);
-  if (!conversation) return;
+  BranchView& view = state.branch;
+  view.Refresh(state.db(), state.conversation);
+  if (!view.info) return;
   const chat::LiveReply live = state.chat().live();
   const bool live_here = live.active && live.conversation == state.conversation;
-  const auto thread =
-      conversation->current_leaf != 0 ? state.db().Thread(conversation->current_leaf) : std::vector<store::Message>{};
-  if (!conversation->settings.system_prompt.empty()) {
-    ImGui::TextDisabled("System prompt: %s", conversation->settings.system_prompt.c_str());
+  if (!view.info->settings.system_prompt.empty()) {
+    ImGui::TextDisabled("System prompt: %s", view.info->settings.system_prompt.c_str());
     ImGui::Separator();
   }
   // A reply that has not produced its first token yet answers live.parent: the branch on screen
   // ends there (a regenerated reply's predecessor stays in the store, one arrow away).
-  size_t shown = thread.size();
+  size_t shown = view.thread.size();
   if (live_here && live.message == 0) {
-    for (size_t i = 0; i < thread.size(); ++i) {
-      if (thread[i].id == live.parent) shown = i + 1;
+    for (size_t i = 0; i < view.thread.size(); ++i) {
+      if (view.thread[i].id == live.parent) shown = i + 1;
     }
   }
-  for (size_t i = 0; i < shown; ++i) DrawMessage(state, thread[i], live, i + 1 == shown);
+  const float width = ImGui::GetContentRegionAvail().x;
+  const float view_top = ImGui::GetScrollY();
+  const float view_bottom = view_top + ImGui::GetWindowHeight();
+  float y = ImGui::GetCursorPosY();
+  for (size_t i = 0; i < shown; ++i) {
+    const store::Message& m = view.thread[i];
+    const bool streaming_here = live.active && live.message == m.id;
+    const size_t text_bytes = streaming_here ? live.text.size() : m.content.size();
+    BranchView::Height& height = view.heights[i];
+    if (height.text_bytes != text_bytes || height.width != width) {
+      height = {text_bytes, width, EstimatedHeight(text_bytes, width), false};
+    }
+    // The message being edited and the streaming one are drawn wherever they are: their
+    // heights change without their stored text changing.
+    const bool always = state.editing == m.id || streaming_here;
+    if (!always && (y + height.height < view_top || y > view_bottom)) {
+      y += height.height;
+      continue;
+    }
+    ImGui::SetCursorPosY(y);
+    DrawMessage(state, m, live, i + 1 == shown);
+    ++state.this_frame.messages_laid_out;
+    height.height = ImGui::GetCursorPosY() - y;
+    height.measured = true;
+    y += height.height;
+  }
+  ImGui::SetCursorPosY(y);
   if (live_here && live.message == 0) {
     ImGui::PushFont(state.fonts.bold);
     ImGui::TextUnformatted("Assistant");
     ImGui::PopFont();
     ImGui::TextDisabled("Reading the prompt... %.1f s", live.seconds);
   }
-  // Follow a streaming reply unless the user scrolled up to read.
-  if (live_here && ImGui::GetScrollY() >= ImGui::GetScrollMaxY() - ImGui::GetTextLineHeight() * 3) {
+  ImGui::Dummy(ImVec2(0.0f, 0.0f));  // the skipped messages below count in the scroll range
+  if (state.scroll_messages_to) {
+    ImGui::SetScrollY(*state.scroll_messages_to * ImGui::GetScrollMaxY());
+    state.scroll_messages_to.reset();
+  } else if (live_here && ImGui::GetScrollY() >= ImGui::GetScrollMaxY() - ImGui::GetTextLineHeight() * 3) {
+    // Follow a streaming reply unless the user scrolled up to read.
     ImGui::SetScrollHereY(1.0f);
   }
 }

@@ -119,29 +119,33 @@ class TextFlow {
     return font->CalcTextSizeA(size, FLT_MAX, 0.0f, text.data(), text.data() + text.size()).x;
   }
 
+  // One pass over the word, however long: a word wider than the line is split between
+  // characters as the advances add up, never measured again from the break.
   void AddWord(std::string_view word, ImFont* font, float size, int code_span, ImU32 color) {
-    float width = Measure(word, font, size);
+    const float width = Measure(word, font, size);
     if (x_ + width > right_ && x_ > left_) NewLine();
-    while (x_ + width > right_ && word.size() > 1) {
-      // Over-long: as many characters as fit (at least one), then the rest on the next line.
-      const float scale = size / font->FontSize;
-      size_t fit = 0;
-      float fit_width = 0.0f;
-      while (fit < word.size()) {
-        size_t length = 0;
-        const unsigned code_point = DecodeUtf8(word, fit, length);
-        const float advance = font->GetCharAdvance(static_cast<ImWchar>(code_point)) * scale;
-        if (fit > 0 && x_ + fit_width + advance > right_) break;
-        fit += length;
-        fit_width += advance;
-      }
-      if (fit >= word.size()) break;
-      Place(word.substr(0, fit), font, size, code_span, color, fit_width);
-      NewLine();
-      word.remove_prefix(fit);
-      width = Measure(word, font, size);
+    if (x_ + width <= right_) {
+      Place(word, font, size, code_span, color, width);
+      return;
     }
-    Place(word, font, size, code_span, color, width);
+    const float scale = size / font->FontSize;
+    size_t line_start = 0;
+    float line_width = 0.0f;
+    for (size_t at = 0; at < word.size();) {
+      size_t length = 0;
+      const unsigned code_point = DecodeUtf8(word, at, length);
+      const float advance = font->GetCharAdvance(static_cast<ImWchar>(code_point)) * scale;
+      // At least one character a line, however narrow the line.
+      if (at > line_start && x_ + line_width + advance > right_) {
+        Place(word.substr(line_start, at - line_start), font, size, code_span, color, line_width);
+        NewLine();
+        line_start = at;
+        line_width = 0.0f;
+      }
+      line_width += advance;
+      at += length;
+    }
+    Place(word.substr(line_start), font, size, code_span, color, line_width);
   }
 
   void Place(std::string_view text, ImFont* font, float size, int code_span, ImU32 color, float width) {

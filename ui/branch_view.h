@@ -1,0 +1,41 @@
+#pragma once
+// The branch on screen as the chat panel draws it: read from the store once per store revision
+// (a branch can hold 100,000 messages; reading it, or each message's siblings, every frame froze
+// the window), with each message's drawn height remembered so that only the messages in view
+// are laid out.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "store/store.h"
+
+namespace qvk::ui {
+
+struct BranchView {
+  // A message's height on screen, valid for the text size and width it was found at.
+  struct Height {
+    size_t text_bytes = 0;
+    float width = 0;
+    float height = 0;
+    bool measured = false;  // false: an estimate, until the message is drawn
+  };
+
+  store::Id conversation = 0;
+  std::optional<uint64_t> revision;  // of the store when read; none: not read yet
+  std::optional<store::Conversation> info;
+  std::vector<store::Message> thread;  // root .. current leaf
+  std::vector<Height> heights;         // one per message of `thread`
+  // Each message's siblings (itself included), oldest first, by parent (0: the roots): the
+  // "< 2/3 >" arrows.
+  std::unordered_map<store::Id, std::vector<store::Id>> children;
+
+  // Reads the conversation again when it or the store changed since the last read (keeping the
+  // heights of messages still there). Throws store errors.
+  void Refresh(store::Store& store, store::Id selected);
+  // Where `message` stands among its siblings: {1-based position, how many}.
+  std::pair<size_t, size_t> SiblingPosition(const store::Message& message) const;
+};
+
+}  // namespace qvk::ui
