@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "store/store.h"
+#include "ui/markdown_view.h"
 
 namespace qvk::ui {
 
@@ -30,6 +31,8 @@ struct BranchView {
   // Each message's siblings (itself included), oldest first, by parent (0: the roots): the
   // "< 2/3 >" arrows.
   std::unordered_map<store::Id, std::vector<store::Id>> children;
+  // The Markdown layouts of the messages drawn in the last frame (others are dropped).
+  std::unordered_map<store::Id, MarkdownLayout> layouts;
 
   // Reads the conversation again when it or the store changed since the last read (keeping the
   // heights of messages still there). Throws store errors.

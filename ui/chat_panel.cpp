@@ -115,10 +115,12 @@ void DrawEditor(AppState& state) {
   if (ImGui::Button("Cancel")) state.editing = 0;
 }
 
-void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply& live, bool last) {
+// `new_text`: the text was not drawn at this size before, so its characters are looked up in the
+// font atlas (a megabyte every frame would cost more than the frame).
+void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply& live, bool last, bool new_text) {
   const bool streaming_here = live.active && live.message == m.id;
   const std::string& text = streaming_here ? live.text : m.content;
-  state.glyphs.Note(text, state.fonts.regular);
+  if (new_text) state.glyphs.Note(text, state.fonts.regular);
   ImGui::PushID(static_cast<int>(m.id));
   ImGui::PushFont(state.fonts.bold);
   ImGui::TextUnformatted(m.role == "user" ? "You" : m.role == "assistant" ? "Assistant" : "System");
@@ -132,7 +134,7 @@ void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply
   if (state.editing == m.id) {
     DrawEditor(state);
   } else {
-    DrawMarkdown(text, state.fonts);
+    DrawMarkdown(text, state.fonts, nullptr, &state.branch.layouts[m.id]);
   }
 
   if (m.role == "assistant") {
@@ -194,6 +196,7 @@ void DrawMessages(AppState& state) {
   const float view_top = ImGui::GetScrollY();
   const float view_bottom = view_top + ImGui::GetWindowHeight();
   float y = ImGui::GetCursorPosY();
+  std::vector<store::Id> drawn;
   for (size_t i = 0; i < shown; ++i) {
     const store::Message& m = view.thread[i];
     const bool streaming_here = live.active && live.message == m.id;
@@ -210,13 +213,16 @@ void DrawMessages(AppState& state) {
       continue;
     }
     ImGui::SetCursorPosY(y);
-    DrawMessage(state, m, live, i + 1 == shown);
+    DrawMessage(state, m, live, i + 1 == shown, !height.measured);
+    drawn.push_back(m.id);
     ++state.this_frame.messages_laid_out;
     height.height = ImGui::GetCursorPosY() - y;
     height.measured = true;
     y += height.height;
   }
   ImGui::SetCursorPosY(y);
+  std::erase_if(view.layouts,
+                [&](const auto& entry) { return std::find(drawn.begin(), drawn.end(), entry.first) == drawn.end(); });
   if (live_here && live.message == 0) {
     ImGui::PushFont(state.fonts.bold);
     ImGui::TextUnformatted("Assistant");
