@@ -155,7 +155,10 @@ json Dump(AppState& state) {
     }
     out["search_hits"] = hits;
   }
-  out["unfinished_load"] = state.unfinished_load.value_or("");
+  if (state.unfinished_load) {
+    out["unfinished_load"] = {{"path", *state.unfinished_load},
+                              {"message", UnfinishedLoadMessage(*state.unfinished_load)}};
+  }
   out["last_frame"] = {{"messages_laid_out", state.last_frame.messages_laid_out},
                        {"store_statements", state.last_frame.store_statements}};
   json branch = json::array();
