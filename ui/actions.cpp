@@ -1,4 +1,4 @@
-// Sections: conversations / messages / files / settings / database problems
+// Sections: conversations / messages / files / settings / loading a model / database problems
 #include "ui/actions.h"
 
 #include <chrono>
