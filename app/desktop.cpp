@@ -112,10 +112,12 @@ int RunDesktop(const DesktopOptions& options) {
   int prompt_frames = 0;
   while (!state.quit && !window.ShouldClose()) {
     if (state.store && !state.session) StartSession(state, options);
-    // Event driven: idle costs nothing; a streaming reply or a loading model redraws at 30 Hz;
+    // Event driven: idle costs nothing; a streaming reply, a loading model or a result awaited
+    // from a background thread (search, token count) redraws at 30 Hz;
     // a script that is not waiting runs as fast as frames go.
     const bool busy =
-        state.session && (state.session->generating() || state.session->model_status() == chat::ModelStatus::Loading);
+        state.session && (state.session->generating() || state.session->model_status() == chat::ModelStatus::Loading ||
+                          state.last_frame.awaiting_results);
     double wait = busy ? 1.0 / 30 : 0.5;
     if (prompt_frames > 0 || (script && !script->waiting())) wait = 0;
     if (prompt_frames > 0) --prompt_frames;

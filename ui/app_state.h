@@ -54,6 +54,9 @@ struct Banner {
 struct FrameCounts {
   int messages_laid_out = 0;
   uint64_t store_statements = 0;  // run through the app's store during the frame, by any thread
+  // Something on screen waits for a background thread (search hits, a token count): the next
+  // frames come without waiting for input, so the answer shows when it is in.
+  bool awaiting_results = false;
 };
 
 enum class Dialog { None, Settings, ConversationSettings, Export, Import, Rename, ModelPicker };

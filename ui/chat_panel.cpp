@@ -71,6 +71,7 @@ void DrawContextGauge(AppState& state) {
   if (context == 0 || state.conversation == 0) return;
   const std::optional<uint32_t> used = state.chat().CountContextTokensInBackground(state.conversation);
   if (!used) {
+    state.this_frame.awaiting_results = true;
     ImGui::ProgressBar(0.0f, ImVec2(-1, 0), "context: counting tokens...");
     return;
   }

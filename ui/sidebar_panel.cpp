@@ -47,6 +47,7 @@ void DrawList(AppState& state) {
 void DrawSearchResults(AppState& state) {
   SearchWorker& worker = RequestSearch(state);
   const std::shared_ptr<const SearchWorker::Results> results = worker.ResultsFor(state.search);
+  if (!worker.Finished(state.search, state.db().revision())) state.this_frame.awaiting_results = true;
   if (!results) {
     ImGui::TextDisabled("Searching...");
     return;
