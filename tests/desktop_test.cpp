@@ -413,10 +413,10 @@ TEST(DesktopTest, BigConversationsCostWhatIsOnScreen) {
   }
   branch.emplace_back(0, "assistant", "a second reply");  // beside message 1: 100,000 in all
   const fs::path long_branch = dir.Write("long.json", ConversationJson("Long branch", branch, kBranch - 1));
-  RunScript(dir, "import " + big.string() + "\nframes 3\ndump " + P(dir, "big_top.json") + "\nsearch needle\ndump " +
-                     P(dir, "needle.json") + "\nsearch word\ndump " + P(dir, "word.json") +
+  RunScript(dir, "import " + big.string() + "\nwait-branch\nframes 3\ndump " + P(dir, "big_top.json") +
+                     "\nsearch needle\ndump " + P(dir, "needle.json") + "\nsearch word\ndump " + P(dir, "word.json") +
                      "\nsearch\nscroll 1\nframes 3\ndump " + P(dir, "big_end.json") + "\nimport " +
-                     long_branch.string() + "\nframes 3\ndump " + P(dir, "long_top.json") +
+                     long_branch.string() + "\nwait-branch\nframes 3\ndump " + P(dir, "long_top.json") +
                      "\nscroll 0.5\nframes 3\ndump " + P(dir, "long_middle.json") +
                      "\nscroll 1\nframes 3\nscreenshot " + P(dir, "long_end.png") + "\ndump " +
                      P(dir, "long_end.json") + "\nquit\n");

@@ -177,7 +177,11 @@ float EstimatedHeight(size_t text_bytes, float width) {
 // (or estimated) heights, so a frame costs what the window shows, however long the branch.
 void DrawMessages(AppState& state) {
   BranchView& view = state.branch;
-  view.Refresh(state.db(), state.conversation);
+  if (!view.RefreshInBackground(state.db(), state.conversation)) state.this_frame.awaiting_results = true;
+  if (view.conversation != state.conversation) {
+    ImGui::TextDisabled("Loading the conversation...");
+    return;
+  }
   if (!view.info) return;
   const chat::LiveReply live = state.chat().live();
   const bool live_here = live.active && live.conversation == state.conversation;
@@ -185,10 +189,15 @@ void DrawMessages(AppState& state) {
     ImGui::TextDisabled("System prompt: %s", view.info->settings.system_prompt.c_str());
     ImGui::Separator();
   }
-  // A reply that has not produced its first token yet answers live.parent: the branch on screen
-  // ends there (a regenerated reply's predecessor stays in the store, one arrow away).
+  // The live reply comes from the session until the branch read from the store holds it (a
+  // reply without its row yet, or one the last read did not see): the branch on screen then
+  // ends at the message it answers (a regenerated reply's predecessor stays in the store, one
+  // arrow away).
+  const bool live_apart = live_here && std::none_of(view.thread.begin(), view.thread.end(), [&](const auto& m) {
+                            return live.message != 0 && m.id == live.message;
+                          });
   size_t shown = view.thread.size();
-  if (live_here && live.message == 0) {
+  if (live_apart) {
     for (size_t i = 0; i < view.thread.size(); ++i) {
       if (view.thread[i].id == live.parent) shown = i + 1;
     }
@@ -224,11 +233,17 @@ void DrawMessages(AppState& state) {
   ImGui::SetCursorPosY(y);
   std::erase_if(view.layouts,
                 [&](const auto& entry) { return std::find(drawn.begin(), drawn.end(), entry.first) == drawn.end(); });
-  if (live_here && live.message == 0) {
+  if (live_apart) {
     ImGui::PushFont(state.fonts.bold);
     ImGui::TextUnformatted("Assistant");
     ImGui::PopFont();
-    ImGui::TextDisabled("Reading the prompt... %.1f s", live.seconds);
+    if (live.message == 0) {
+      ImGui::TextDisabled("Reading the prompt... %.1f s", live.seconds);
+    } else {
+      state.glyphs.Note(live.text, state.fonts.regular);
+      DrawMarkdown(live.text, state.fonts);
+      ImGui::TextDisabled("%u tokens  |  %.1f s", live.tokens, live.seconds);
+    }
   }
   ImGui::Dummy(ImVec2(0.0f, 0.0f));  // the skipped messages below count in the scroll range
   if (state.scroll_messages_to) {

@@ -13,6 +13,7 @@
 //   new-chat | select TITLE | search WORDS | rename TITLE | pin | delete | undo
 //                              (search: until the search worker has the hits)
 //   wait-search                until the hits for the words in the search box are in
+//   wait-branch                until the chat shows the selected conversation as the store holds it
 //   scroll FRACTION            the messages to 0 (top) .. 1 (bottom)
 //   retry-model | choose-model the choices after a model load that never ended
 //   regenerate | continue      on the last assistant message of the branch on screen
@@ -185,11 +186,11 @@ bool Succeeded(AppState& state, bool ok) {
 
 const std::set<std::string>& KnownCommands() {
   static const std::set<std::string> names = {
-      "wait-model", "wait-reply",  "wait-tokens", "frames",      "type",        "key",    "send",
-      "new-chat",   "select",      "search",      "rename",      "pin",         "delete", "undo",
-      "regenerate", "continue",    "edit",        "branch",      "stop",        "set",    "open",
-      "close",      "export-md",   "export-json", "import",      "screenshot",  "dump",   "quit",
-      "database",   "wait-search", "scroll",      "retry-model", "choose-model"};
+      "wait-model", "wait-reply",  "wait-tokens", "frames", "type",        "key",         "send",
+      "new-chat",   "select",      "search",      "rename", "pin",         "delete",      "undo",
+      "regenerate", "continue",    "edit",        "branch", "stop",        "set",         "open",
+      "close",      "export-md",   "export-json", "import", "screenshot",  "dump",        "quit",
+      "database",   "wait-search", "wait-branch", "scroll", "retry-model", "choose-model"};
   return names;
 }
 
@@ -368,6 +369,10 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   if (name == "wait-search") {
     waiting_ = true;
     return SearchDone(state);
+  }
+  if (name == "wait-branch") {
+    waiting_ = true;
+    return state.branch.conversation == state.conversation && state.branch.revision == state.db().revision();
   }
   if (name == "scroll") {
     state.scroll_messages_to = std::clamp(std::stof(arg), 0.0f, 1.0f);
