@@ -450,6 +450,29 @@ TEST(DesktopTest, BigConversationsCostWhatIsOnScreen) {
   ExpectScreenshot(dir.path() / "long_end.png");
 }
 
+// Over its context, the next prompt leaves the oldest turns out: the gauge says the context is
+// full rather than count past it ("context 116 / 64 tokens").
+TEST(DesktopTest, TheGaugeSaysFullRatherThanCountPastTheContext) {
+  TempDir dir;
+  {
+    qvk::store::Store store(dir.path() / "chats.db");
+    store.SetSetting("model.context", "64");
+  }
+  std::string words;
+  for (int i = 0; i < 60; ++i) words += "tokens and more tokens ";
+  const fs::path talk =
+      dir.Write("talk.json", ConversationJson("Talk", {{-1, "user", words}, {0, "assistant", words}}, 1));
+  RunScript(dir, "wait-model\nnew-chat\nframes 2\ndump " + P(dir, "empty.json") + "\nimport " + talk.string() +
+                     "\nframes 2\ndump " + P(dir, "long.json") + "\nquit\n");
+  const json empty = ReadJson(dir.path() / "empty.json");
+  ASSERT_EQ(empty["model"]["context"], 64) << empty.dump(2);
+  EXPECT_LT(empty["context_tokens"].get<int>(), 64);
+  EXPECT_EQ(empty["context_gauge"], "context " + std::to_string(empty["context_tokens"].get<int>()) + " / 64 tokens");
+  const json full = ReadJson(dir.path() / "long.json");
+  EXPECT_GT(full["context_tokens"].get<int>(), 64);
+  EXPECT_EQ(full["context_gauge"], "context full: 64 tokens (oldest turns are left out)");
+}
+
 // A model that crashed the app while loading would crash it at every start, its path being
 // saved: a load that never ended is not started again by itself; the user is told and chooses.
 TEST(DesktopTest, AModelLoadThatNeverEndedIsNotRetriedAtStart) {

@@ -64,23 +64,15 @@ void DrawModelState(AppState& state) {
 
 // The tokens the next prompt takes / the context length, always on screen while a model is
 // loaded. Counted off the UI thread (a chat template can take long); until the first count the
-// gauge says so. A conversation longer than the context is cut at the next reply, oldest turns
-// first, so it shows as full rather than over 100%.
+// gauge says so.
 void DrawContextGauge(AppState& state) {
   const uint32_t context = state.chat().context_length();
   if (context == 0 || state.conversation == 0) return;
   const std::optional<uint32_t> used = state.chat().CountContextTokensInBackground(state.conversation);
-  if (!used) {
-    state.this_frame.awaiting_results = true;
-    ImGui::ProgressBar(0.0f, ImVec2(-1, 0), "context: counting tokens...");
-    return;
-  }
-  const bool full = *used >= context;
-  const float fraction = std::min(1.0f, static_cast<float>(*used) / static_cast<float>(context));
-  const std::string overlay = full ? fmt::format("context full: {} tokens (oldest turns are left out)", context)
-                                   : fmt::format("context {} / {} tokens", *used, context);
+  if (!used) state.this_frame.awaiting_results = true;
+  const float fraction = std::min(1.0f, static_cast<float>(used.value_or(0)) / static_cast<float>(context));
   if (fraction > 0.9f) ImGui::PushStyleColor(ImGuiCol_PlotHistogram, ImVec4(0.85f, 0.35f, 0.25f, 1.0f));
-  ImGui::ProgressBar(fraction, ImVec2(-1, 0), overlay.c_str());
+  ImGui::ProgressBar(fraction, ImVec2(-1, 0), ContextGaugeLabel(used, context).c_str());
   if (fraction > 0.9f) ImGui::PopStyleColor();
 }
 
@@ -296,6 +288,12 @@ void DrawInput(AppState& state) {
 }
 
 }  // namespace
+
+std::string ContextGaugeLabel(std::optional<uint32_t> used, uint32_t context) {
+  if (!used) return "context: counting tokens...";
+  if (*used >= context) return fmt::format("context full: {} tokens (oldest turns are left out)", context);
+  return fmt::format("context {} / {} tokens", *used, context);
+}
 
 void DrawChat(AppState& state) {
   DrawModelState(state);

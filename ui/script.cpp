@@ -45,6 +45,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ui/actions.h"
+#include "ui/panels.h"
 #include "ui/window.h"
 
 namespace qvk::ui {
@@ -174,6 +175,8 @@ json Dump(AppState& state) {
   }
   out["branch"] = branch;
   out["context_tokens"] = state.conversation ? state.chat().ContextTokens(state.conversation) : 0;
+  // What the gauge reads once its count is in (the count made here, so a test need not wait).
+  out["context_gauge"] = ContextGaugeLabel(out["context_tokens"].get<uint32_t>(), state.chat().context_length());
   out["undo"] = state.undo.has_value();
   return out;
 }
