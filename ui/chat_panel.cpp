@@ -1,3 +1,4 @@
+// Sections: the model and the context gauge / messages / input
 // The chat: a header with the model's state and the context gauge, the branch on screen (each
 // message with its branch arrows, actions and reply figures), the live reply, and the input box.
 #include <algorithm>
@@ -16,6 +17,8 @@
 
 namespace qvk::ui {
 namespace {
+
+// --- the model and the context gauge -------------------------------------------------------
 
 // The last load never ended (the program crashed or was killed during it): loading it again at
 // every start could make the app unusable, so the user decides.
@@ -75,6 +78,8 @@ void DrawContextGauge(AppState& state) {
   ImGui::ProgressBar(fraction, ImVec2(-1, 0), ContextGaugeLabel(used, context).c_str());
   if (fraction > 0.9f) ImGui::PopStyleColor();
 }
+
+// --- messages --------------------------------------------------------------------------------
 
 // "< 2/3 >" when a message has siblings (edits or regenerations of the same turn).
 void DrawBranchArrows(AppState& state, const store::Message& m) {
@@ -246,6 +251,8 @@ void DrawMessages(AppState& state) {
     ImGui::SetScrollHereY(1.0f);
   }
 }
+
+// --- input -----------------------------------------------------------------------------------
 
 void DrawInput(AppState& state) {
   const float height = ImGui::GetTextLineHeightWithSpacing() * 4;
