@@ -49,12 +49,20 @@ void StartSession(ui::AppState& state, const DesktopOptions& options) {
   } catch (const Error& e) {
     state.ShowError(e.what());  // a locked database: the model still loads; reading and typing work
   }
+  std::optional<std::string> unfinished;
   try {
     ui::ReopenLastConversation(state);
+    unfinished = ui::UnfinishedModelLoad(*state.store);
   } catch (const Error& e) {
     state.ShowError(e.what());
   }
-  if (!model.path.empty()) state.session->LoadModel(model);
+  if (model.path.empty()) return;
+  // The same model was being loaded when the app last went away: it may be what killed it.
+  if (unfinished == model.path) {
+    state.unfinished_load = model.path;
+  } else {
+    ui::LoadModel(state, model);
+  }
 }
 
 // Whether this frame saw the mouse move or click, a key go down, or text typed.
@@ -104,17 +112,24 @@ int RunDesktop(const DesktopOptions& options) {
   int prompt_frames = 0;
   while (!state.quit && !window.ShouldClose()) {
     if (state.store && !state.session) StartSession(state, options);
-    // Event driven: idle costs nothing; a streaming reply or a loading model redraws at 30 Hz;
+    // Event driven: idle costs nothing; a streaming reply, a loading model or a result awaited
+    // from a background thread (search, token count) redraws at 30 Hz;
     // a script that is not waiting runs as fast as frames go.
     const bool busy =
-        state.session && (state.session->generating() || state.session->model_status() == chat::ModelStatus::Loading);
+        state.session && (state.session->generating() || state.session->model_status() == chat::ModelStatus::Loading ||
+                          state.last_frame.awaiting_results);
     double wait = busy ? 1.0 / 30 : 0.5;
     if (prompt_frames > 0 || (script && !script->waiting())) wait = 0;
     if (prompt_frames > 0) --prompt_frames;
     if (script) script->Step(state);
     window.BeginFrame(wait);
+    state.this_frame = {};
+    const uint64_t statements_before = state.store ? state.store->statements_run() : 0;
     ui::DrawApp(state);
+    if (state.store) state.this_frame.store_statements = state.store->statements_run() - statements_before;
+    state.last_frame = state.this_frame;
     window.EndFrame();
+    if (state.session) ui::TrackModelLoad(state);
     // ImGui shows a window opened by a click or a key from its second frame, and text that moved
     // settles over a few: after any input the next frames come at once, not at the next event.
     if (HadInput()) prompt_frames = 3;
@@ -127,6 +142,8 @@ int RunDesktop(const DesktopOptions& options) {
     }
   }
   state.session.reset();  // stops the reply (committing what streamed) before the device goes
+  // A load still running was waited for: it ended, whichever way.
+  if (state.store) ui::TrackModelLoad(state);
   if (script && script->failed()) {
     std::fprintf(stderr, "qwenvk: %s\n", script->error().c_str());
     return 2;

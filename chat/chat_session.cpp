@@ -529,7 +529,12 @@ uint32_t ChatSession::ContextTokens(store::Id conversation) {
       context_count_->model_generation == generation) {
     return context_count_->tokens;
   }
-  uint32_t tokens = 0;
+  const uint32_t tokens = CountContextTokens(conversation);
+  context_count_ = ContextCount{conversation, revision, generation, tokens};
+  return tokens;
+}
+
+uint32_t ChatSession::CountContextTokens(store::Id conversation) {
   try {
     std::lock_guard lock(model_mutex_);
     if (!model_) return 0;
@@ -537,13 +542,39 @@ uint32_t ChatSession::ContextTokens(store::Id conversation) {
     if (!chat) return 0;
     const std::vector<store::Message> thread =
         chat->current_leaf != 0 ? store_.Thread(chat->current_leaf) : std::vector<store::Message>{};
-    tokens = static_cast<uint32_t>(model_->files().EncodeChat(History(chat->settings, thread), true).size());
+    return static_cast<uint32_t>(model_->files().EncodeChat(History(chat->settings, thread), true).size());
   } catch (const Error& e) {
     // A model without a chat template has no count to show; the reply itself reports why.
     spdlog::debug("no token count for conversation {}: {}", conversation, e.what());
+    return 0;
   }
-  context_count_ = ContextCount{conversation, revision, generation, tokens};
-  return tokens;
+}
+
+std::optional<uint32_t> ChatSession::CountContextTokensInBackground(store::Id conversation) {
+  ContextCount wanted{.conversation = conversation};
+  {
+    std::lock_guard lock(mutex_);
+    if (live_.active && live_.conversation == conversation) return live_prompt_tokens_ + live_.tokens;
+    if (status_ != ModelStatus::Ready) return 0;
+    wanted.model_generation = model_generation_;
+  }
+  wanted.revision = store_.revision();
+  std::lock_guard lock(background_count_mutex_);
+  const auto same = [&](const std::optional<ContextCount>& count) {
+    return count && count->conversation == wanted.conversation && count->revision == wanted.revision &&
+           count->model_generation == wanted.model_generation;
+  };
+  if (!same(background_count_) && !same(background_count_asked_)) {
+    background_count_asked_ = wanted;
+    counter_.Submit([this, wanted] {
+      ContextCount counted = wanted;
+      counted.tokens = CountContextTokens(wanted.conversation);
+      std::lock_guard publish(background_count_mutex_);
+      background_count_ = counted;
+    });
+  }
+  if (background_count_ && background_count_->conversation == conversation) return background_count_->tokens;
+  return std::nullopt;
 }
 
 }  // namespace qvk::chat

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/latest_job_worker.h"
 #include "store/store.h"
 
 namespace qvk {
@@ -85,6 +86,10 @@ class ChatSession {
   // and chat template (system prompt and generation prompt included), plus the live reply.
   // Cached per store revision. 0 without a model.
   uint32_t ContextTokens(store::Id conversation);
+  // The same count for the UI thread, which must not wait for it (a chat template can run for
+  // long): counted on a background thread whenever the conversation, the store or the model
+  // changed; returns the last count of this conversation meanwhile, none before the first.
+  std::optional<uint32_t> CountContextTokensInBackground(store::Id conversation);
 
   // The last error for the UI to show once (model missing, generation failed, ...).
   std::optional<std::string> TakeError();
@@ -105,6 +110,8 @@ class ChatSession {
   };
 
   void WorkerLoop();
+  // The count ContextTokens and the background count make (model_mutex_ held while it renders).
+  uint32_t CountContextTokens(store::Id conversation);
   void RunLoad(const ModelSettings& settings);
   // A reply job: plans the prompt (PlanReplyPrompt, the context policy), generates, saves the
   // reply through a ReplyWriter and mirrors it into live_ for the UI.
@@ -153,6 +160,11 @@ class ChatSession {
     uint32_t tokens = 0;
   };
   std::optional<ContextCount> context_count_;
+  // CountContextTokensInBackground's: the count asked for last and the last one made.
+  std::mutex background_count_mutex_;
+  std::optional<ContextCount> background_count_asked_;
+  std::optional<ContextCount> background_count_;
+  LatestJobWorker counter_;  // destroyed before the model it counts with
 
   std::thread worker_;  // last: starts once everything it uses exists
 };

@@ -178,6 +178,7 @@ inline constexpr char kNewestLeafUnder[] =
     "  SELECT (SELECT max(c.id) FROM messages c WHERE c.parent_id = down.id), down.depth + 1 FROM down"
     "  WHERE down.id IS NOT NULL AND down.depth < ?2)"
     " SELECT max(id), (SELECT id FROM down WHERE depth = ?2), " QVK_LOOPING_IN("down") " FROM down";
+inline constexpr char kMessageLinks[] = "SELECT id, parent_id FROM messages WHERE conversation_id = ?1 ORDER BY id";
 inline constexpr char kAllMessages[] =
     "SELECT " QVK_MESSAGE_COLUMNS " FROM messages m WHERE m.conversation_id = ?1 ORDER BY m.id";
 inline constexpr char kAnyStreaming[] = "SELECT EXISTS (SELECT 1 FROM messages WHERE state = 'streaming')";
@@ -187,29 +188,36 @@ inline constexpr char kMarkInterrupted[] = "UPDATE messages SET state = 'interru
 #undef QVK_LOOPING_IN
 
 // --- search ---------------------------------------------------------------------------------
-// ?1: an FTS5 query built by the store from quoted words; ?2: the limit; ?3 and ?4: what marks
-// the start and end of a match in a snippet. One row per conversation, its best hit. Title hits
-// come first: bm25 ranks of the two indexes are not comparable, and a title names the whole
-// conversation.
+// ?1: an FTS5 query built by the store from quoted words; ?2: the limit. One row per
+// conversation, its best hit. Title hits come first: bm25 ranks of the two indexes are not
+// comparable, and a title names the whole conversation. No snippet() here: it costs the square
+// of a text's matches, and it would run for every hit, shown or not.
 inline constexpr char kSearch[] =
     "WITH hits AS ("
-    "  SELECT c.id AS conversation, 0 AS message, c.title AS title,"
-    "         snippet(conversations_fts, 0, ?3, ?4, '…', 16) AS snippet, 0 AS kind, conversations_fts.rank AS score"
+    "  SELECT c.id AS conversation, 0 AS message, c.title AS title, 0 AS kind, conversations_fts.rank AS score"
     "  FROM conversations_fts JOIN conversations c ON c.id = conversations_fts.rowid"
     "  WHERE conversations_fts MATCH ?1 AND c.deleted_ms IS NULL"
     "  UNION ALL"
-    "  SELECT c.id, m.id, c.title, snippet(messages_fts, 0, ?3, ?4, '…', 16), 1, messages_fts.rank"
+    "  SELECT c.id, m.id, c.title, 1, messages_fts.rank"
     "  FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
     "  JOIN conversations c ON c.id = m.conversation_id"
     "  WHERE messages_fts MATCH ?1 AND c.deleted_ms IS NULL),"
     " ranked AS ("
     "  SELECT *, row_number() OVER (PARTITION BY conversation ORDER BY kind, score) AS nth FROM hits)"
-    " SELECT conversation, message, title, snippet FROM ranked WHERE nth = 1 ORDER BY kind, score LIMIT ?2";
+    " SELECT conversation, message, title FROM ranked WHERE nth = 1 ORDER BY kind, score LIMIT ?2";
+// One hit's whole text with every match of ?1 between ?3 and ?4 (linear in the text; the store
+// cuts the snippet from it). ?2: the conversation (title) or message.
+inline constexpr char kHighlightTitle[] =
+    "SELECT highlight(conversations_fts, 0, ?3, ?4) FROM conversations_fts"
+    " WHERE conversations_fts MATCH ?1 AND rowid = ?2";
+inline constexpr char kHighlightMessage[] =
+    "SELECT highlight(messages_fts, 0, ?3, ?4) FROM messages_fts WHERE messages_fts MATCH ?1 AND rowid = ?2";
 
 // --- settings -------------------------------------------------------------------------------
 inline constexpr char kGetSetting[] = "SELECT value FROM settings WHERE key = ?1";
 inline constexpr char kSetSetting[] =
     "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+inline constexpr char kDeleteSetting[] = "DELETE FROM settings WHERE key = ?1";
 
 // --- maintenance ----------------------------------------------------------------------------
 inline constexpr char kIntegrityCheck[] = "PRAGMA integrity_check";

@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -139,6 +140,7 @@ const char* MessageStateName(MessageState state) {
 class Store::Statement {
  public:
   Statement(const Store& store, const char* sql, std::string_view doing) : store_(store), doing_(doing) {
+    store.statements_run_.fetch_add(1, std::memory_order_relaxed);
     const int code = sqlite3_prepare_v2(store.db_, sql, -1, &statement_, nullptr);
     if (code != SQLITE_OK) store.Fail(code, doing_);
   }
@@ -367,6 +369,7 @@ void Store::RecoverInterrupted() {
 }
 
 void Store::Execute(const char* sql, std::string_view doing) {
+  statements_run_.fetch_add(1, std::memory_order_relaxed);
   const int code = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
   if (code != SQLITE_OK) Fail(code, doing);
 }
@@ -652,18 +655,77 @@ std::vector<Message> Store::AllMessages(Id conversation) {
   return messages;
 }
 
+std::vector<MessageLink> Store::MessageLinks(Id conversation) {
+  std::lock_guard lock(mutex_);
+  Statement links(*this, sql::kMessageLinks, "read the branches");
+  links.Bind(1, conversation);
+  std::vector<MessageLink> result;
+  while (links.Step()) result.push_back({links.Int(0), links.Int(1)});
+  return result;
+}
+
 // --- search ---------------------------------------------------------------------------------
-std::vector<SearchHit> Store::Search(std::string_view query, int limit) {
+namespace {
+
+// Bytes a snippet keeps before and after its first match: about the 16 words FTS5's snippet()
+// shows of prose, and a bound however long a word is.
+constexpr size_t kSnippetBefore = 60;
+constexpr size_t kSnippetAfter = 140;
+
+size_t Utf8CharStart(std::string_view text, size_t at) {
+  while (at > 0 && at < text.size() && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80) --at;
+  return at;
+}
+
+// highlight()'s output (the whole text, matches marked) cut to the words around its first match,
+// at spaces where one is near, with "…" where text was left out.
+std::string SnippetAroundFirstMatch(std::string_view marked) {
+  constexpr std::string_view kSpaces = " \t\r\n";
+  const size_t match = std::min(marked.find(kMatchStart), marked.size());
+  size_t begin = 0;
+  if (match > kSnippetBefore) {
+    begin = Utf8CharStart(marked, match - kSnippetBefore);
+    const size_t space = marked.substr(begin, match - begin).find_first_of(kSpaces);
+    if (space != std::string_view::npos) begin += space + 1;
+  }
+  size_t end = marked.size();
+  if (match + kSnippetAfter < marked.size()) {
+    end = Utf8CharStart(marked, match + kSnippetAfter);
+    const size_t space = marked.substr(match, end - match).find_last_of(kSpaces);
+    if (space != std::string_view::npos && space > 0) end = match + space;
+  }
+  std::string snippet = begin > 0 ? "…" : "";
+  snippet.append(marked.substr(begin, end - begin));
+  if (end < marked.size()) snippet += "…";
+  return snippet;
+}
+
+}  // namespace
+
+std::vector<SearchHit> Store::Search(std::string_view query, int limit, const std::function<bool()>& give_up) {
   const std::string fts_query = FtsQuery(query);
   if (fts_query.empty() || limit <= 0) return {};
   std::lock_guard lock(mutex_);
-  Statement search(*this, sql::kSearch, "search the conversations");
-  search.Bind(1, fts_query)
-      .Bind(2, int64_t{limit})
-      .Bind(3, std::string_view(&kMatchStart, 1))
-      .Bind(4, std::string_view(&kMatchEnd, 1));
   std::vector<SearchHit> hits;
-  while (search.Step()) hits.push_back({search.Int(0), search.Int(1), search.Text(2), search.Text(3)});
+  {
+    Statement search(*this, sql::kSearch, "search the conversations");
+    search.Bind(1, fts_query).Bind(2, int64_t{limit});
+    while (search.Step()) hits.push_back({search.Int(0), search.Int(1), search.Text(2), {}});
+  }
+  // Snippets only for the hits found, one at a time: highlight() reads each text once.
+  const std::string_view start(&kMatchStart, 1);
+  const std::string_view end(&kMatchEnd, 1);
+  for (size_t i = 0; i < hits.size(); ++i) {
+    if (give_up && give_up()) {
+      hits.resize(i);
+      break;
+    }
+    SearchHit& hit = hits[i];
+    const bool title = hit.message_id == 0;
+    Statement marked(*this, title ? sql::kHighlightTitle : sql::kHighlightMessage, "search the conversations");
+    marked.Bind(1, fts_query).Bind(2, title ? hit.conversation_id : hit.message_id).Bind(3, start).Bind(4, end);
+    if (marked.Step()) hit.snippet = SnippetAroundFirstMatch(marked.Text(0));
+  }
   return hits;
 }
 
@@ -681,6 +743,14 @@ void Store::SetSetting(std::string_view key, std::string_view value) {
   Transaction([&] {
     Statement set(*this, sql::kSetSetting, "save the settings");
     set.Bind(1, key).Bind(2, value).Run();
+  });
+}
+
+void Store::DeleteSetting(std::string_view key) {
+  std::lock_guard lock(mutex_);
+  Transaction([&] {
+    Statement remove(*this, sql::kDeleteSetting, "save the settings");
+    remove.Bind(1, key).Run();
   });
 }
 

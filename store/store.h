@@ -6,6 +6,7 @@
 // Durability contract the chat relies on: AddMessage and UpdateMessage commit before returning,
 // so whatever a caller has stored survives a crash or SIGKILL. Rows left `streaming` by a process
 // that died are marked `interrupted` the next time the store opens.
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -87,6 +88,12 @@ struct Message {
 inline constexpr char kMatchStart = '\x02';
 inline constexpr char kMatchEnd = '\x03';
 
+// One message's place in its conversation's tree, without its text.
+struct MessageLink {
+  Id id = 0;
+  Id parent_id = 0;  // 0: a root
+};
+
 // A conversation's best hit: its title if that matches, else its best-ranked message.
 struct SearchHit {
   Id conversation_id = 0;
@@ -121,6 +128,9 @@ class Store {
   int schema_version();
   // Bumped by every write through this object: the UI reloads its views when it changes.
   uint64_t revision() const;
+  // SQL statements run through this object so far, from any thread: the desktop app reports
+  // how many one frame ran, so a test can check that drawing does not query per message.
+  uint64_t statements_run() const { return statements_run_.load(std::memory_order_relaxed); }
 
   // --- conversations (newest first; pinned ones before the rest; deleted ones hidden) ---
   Id CreateConversation(std::string_view title, const ConversationSettings& settings);
@@ -154,15 +164,20 @@ class Store {
   Id NewestLeafUnder(Id message);
   // Every message of a conversation, by id (export).
   std::vector<Message> AllMessages(Id conversation);
+  // Every message's id and parent, by id: the branches of a whole conversation in one query.
+  std::vector<MessageLink> MessageLinks(Id conversation);
 
   // --- search (FTS5 over titles and message text) ---
   // `query` is the user's words, not FTS syntax: each word is matched as a prefix. One hit per
-  // conversation, at most `limit`.
-  std::vector<SearchHit> Search(std::string_view query, int limit = 50);
+  // conversation, at most `limit`. Work grows with the text of the matching messages, never
+  // with its square (FTS5's snippet() does, so a megabyte of one repeated word took minutes).
+  // `give_up`, asked between hits, ends the search early (whatever was found is returned).
+  std::vector<SearchHit> Search(std::string_view query, int limit = 50, const std::function<bool()>& give_up = nullptr);
 
   // --- app settings (key/value text) ---
   std::optional<std::string> GetSetting(std::string_view key);
   void SetSetting(std::string_view key, std::string_view value);
+  void DeleteSetting(std::string_view key);  // nothing happens when there is no such key
 
   // --- maintenance ---
   // PRAGMA integrity_check's report: "ok" or its lines.
@@ -199,6 +214,7 @@ class Store {
   mutable std::recursive_mutex mutex_;
   uint64_t revision_ = 0;
   int transaction_depth_ = 0;
+  mutable std::atomic<uint64_t> statements_run_{0};  // counted by const reads too
 };
 
 }  // namespace qvk::store

@@ -370,6 +370,33 @@ TEST_F(ChatSessionTest, ContextTokensCountTheRenderedBranch) {
   EXPECT_GT(session_->ContextTokens(conversation), expected);
 }
 
+// The UI thread's count is made on the counting thread: none before the first is in, then what
+// ContextTokens counts; after a write, the last count stays until the new one is in.
+TEST_F(ChatSessionTest, BackgroundCountsAreContextTokens) {
+  Load();
+  const store::Id conversation = store_->CreateConversation("", Greedy(5));
+  const store::Id first = store_->AddMessage(conversation, 0, "user", "Count me", MessageState::Complete);
+  const auto counted = [&](uint32_t expected) {
+    // Polled as the UI does each frame; a count that never comes ends in the test's timeout.
+    std::optional<uint32_t> tokens;
+    while (!(tokens = session_->CountContextTokensInBackground(conversation)) || *tokens != expected) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return *tokens;
+  };
+  const uint32_t one_turn = session_->ContextTokens(conversation);
+  EXPECT_EQ(counted(one_turn), one_turn);
+  store_->AddMessage(conversation, first, "assistant", "Counted", MessageState::Complete);
+  const std::optional<uint32_t> right_after = session_->CountContextTokensInBackground(conversation);
+  ASSERT_TRUE(right_after.has_value());  // the last count, or the new one if it was quick
+  const uint32_t two_turns = session_->ContextTokens(conversation);
+  EXPECT_GT(two_turns, one_turn);
+  EXPECT_TRUE(*right_after == one_turn || *right_after == two_turns);
+  EXPECT_EQ(counted(two_turns), two_turns);
+  // Another conversation: nothing to show before its first count (the last is of another).
+  EXPECT_FALSE(session_->CountContextTokensInBackground(store_->CreateConversation("", Greedy(5))).has_value());
+}
+
 TEST_F(ChatSessionTest, OldTurnsAreDroppedToFitTheContext) {
   Load(TinyModel(), 64);
   const store::Id conversation = store_->CreateConversation("", Greedy(4));

@@ -7,7 +7,8 @@
 // has the validation layer on, and a validation message makes qwenvk exit 3.
 //
 // Sections: running the app / chat, branches, search, export and import / keyboard /
-// sidebar / a model that does not load / quitting and SIGKILL mid-reply / damaged database / locked database
+// sidebar / big conversations / a model that does not load / quitting and SIGKILL mid-reply /
+// damaged database / locked database
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -17,6 +18,7 @@
 
 #include <chrono>
 #include <thread>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <stb_image.h>
@@ -30,6 +32,7 @@ extern char** environ;
 namespace {
 
 using json = nlohmann::json;
+using qvk::test::ExpectMentions;
 using qvk::test::ReadFile;
 using qvk::test::TempDir;
 namespace fs = std::filesystem;
@@ -238,6 +241,7 @@ TEST(DesktopTest, KeyboardSendsStopsAndSearches) {
                 "frames 2\n"
                 "type line\n"
                 "frames 2\n"
+                "wait-search\n"
                 "dump " +
                 P(dir, "search.json") +
                 "\n"
@@ -356,6 +360,141 @@ TEST(DesktopTest, SidebarRenamesPinsDeletesAndUndoes) {
   EXPECT_EQ(ReadJson(dir.path() / "third-start.json")["conversation"], next_start["conversations"][0]["id"]);
   qvk::store::Store store(dir.path() / "chats.db");
   EXPECT_FALSE(store.GetConversation(two["conversations"][0]["id"].get<int64_t>()).has_value());
+}
+
+// --- big conversations ----------------------------------------------------------------------------
+
+// A conversation file for File > Import: `messages` as [parent index or -1, role, content]; the
+// branch on screen ends at message `leaf`.
+std::string ConversationJson(const std::string& title,
+                             const std::vector<std::tuple<int, std::string, std::string>>& messages, size_t leaf) {
+  json list = json::array();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& [parent, role, content] = messages[i];
+    list.push_back({{"id", i + 1},
+                    {"parent", parent < 0 ? json(nullptr) : json(parent + 1)},
+                    {"role", role},
+                    {"content", content},
+                    {"state", "complete"},
+                    {"created_ms", 1}});
+  }
+  return json{{"format", "qwenvk-conversation"},
+              {"version", 1},
+              {"title", title},
+              {"pinned", false},
+              {"created_ms", 1},
+              {"updated_ms", 2},
+              {"settings", json::object()},
+              {"current_leaf", leaf + 1},
+              {"messages", list}}
+      .dump();
+}
+
+// The work of a frame is bounded by what the window shows, never by the size of the
+// conversation: a megabyte-long message (words, then one word) and a branch of 100,000 messages
+// (the most an import takes). Counted, not timed: the dump says how many messages the last frame
+// laid out and how many store statements it ran; the script's waits completing says frames kept
+// coming.
+TEST(DesktopTest, BigConversationsCostWhatIsOnScreen) {
+  TempDir dir;
+  std::string words;
+  for (int i = 0; i < 200'000; ++i) words += "word ";
+  const fs::path big = dir.Write(
+      "big.json",
+      ConversationJson(
+          "Big message",
+          {{-1, "user", "a big one"}, {0, "assistant", words + "needle"}, {1, "user", std::string(1 << 20, 'y')}}, 2));
+  std::vector<std::tuple<int, std::string, std::string>> branch;
+  constexpr int kBranch = 99'999;
+  for (int i = 0; i < kBranch; ++i) {
+    branch.emplace_back(i - 1, i % 2 == 0 ? "user" : "assistant", "message " + std::to_string(i));
+  }
+  branch.emplace_back(0, "assistant", "a second reply");  // beside message 1: 100,000 in all
+  const fs::path long_branch = dir.Write("long.json", ConversationJson("Long branch", branch, kBranch - 1));
+  RunScript(dir, "import " + big.string() + "\nwait-branch\nframes 3\ndump " + P(dir, "big_top.json") +
+                     "\nsearch needle\ndump " + P(dir, "needle.json") + "\nsearch word\ndump " + P(dir, "word.json") +
+                     "\nsearch\nscroll 1\nframes 3\ndump " + P(dir, "big_end.json") + "\nimport " +
+                     long_branch.string() + "\nwait-branch\nframes 3\ndump " + P(dir, "long_top.json") +
+                     "\nscroll 0.5\nframes 3\ndump " + P(dir, "long_middle.json") +
+                     "\nscroll 1\nframes 3\nscreenshot " + P(dir, "long_end.png") + "\ndump " +
+                     P(dir, "long_end.json") + "\nquit\n");
+  constexpr int kStatementsPerFrame = 5;  // the conversation list, and nothing per message
+  constexpr int kMessagesInView = 20;     // an 800-pixel window shows about a dozen short ones
+  for (const char* name : {"big_top.json", "big_end.json"}) {
+    const json dump = ReadJson(dir.path() / name);
+    ASSERT_EQ(dump["branch"].size(), 3u) << name;
+    EXPECT_GE(dump["last_frame"]["messages_laid_out"].get<int>(), 1) << name;
+    EXPECT_LE(dump["last_frame"]["messages_laid_out"].get<int>(), 2) << name;  // a screen of text each
+    EXPECT_LE(dump["last_frame"]["store_statements"].get<int>(), kStatementsPerFrame) << name;
+  }
+  for (const char* name : {"needle.json", "word.json"}) {
+    const json dump = ReadJson(dir.path() / name);
+    ASSERT_EQ(dump["search_hits"].size(), 1u) << name;
+    EXPECT_EQ(dump["search_hits"][0]["title"], "Big message");
+    EXPECT_LT(dump["search_hits"][0]["snippet"].get<std::string>().size(), 400u);
+    EXPECT_FALSE(dump["searching"].get<bool>());
+  }
+  EXPECT_NE(ReadJson(dir.path() / "needle.json")["search_hits"][0]["snippet"].get<std::string>().find("needle"),
+            std::string::npos);
+  for (const char* name : {"long_top.json", "long_middle.json", "long_end.json"}) {
+    const json dump = ReadJson(dir.path() / name);
+    ASSERT_EQ(dump["branch"].size(), static_cast<size_t>(kBranch)) << name;
+    EXPECT_EQ(dump["branch"][1]["siblings"], 2) << name;
+    EXPECT_EQ(dump["branch"][2]["siblings"], 1) << name;
+    EXPECT_GE(dump["last_frame"]["messages_laid_out"].get<int>(), 5) << name;
+    EXPECT_LE(dump["last_frame"]["messages_laid_out"].get<int>(), kMessagesInView) << name;
+    EXPECT_LE(dump["last_frame"]["store_statements"].get<int>(), kStatementsPerFrame) << name;
+  }
+  ExpectScreenshot(dir.path() / "long_end.png");
+}
+
+// Over its context, the next prompt leaves the oldest turns out: the gauge says the context is
+// full rather than count past it ("context 116 / 64 tokens").
+TEST(DesktopTest, TheGaugeSaysFullRatherThanCountPastTheContext) {
+  TempDir dir;
+  {
+    qvk::store::Store store(dir.path() / "chats.db");
+    store.SetSetting("model.context", "64");
+  }
+  std::string words;
+  for (int i = 0; i < 60; ++i) words += "tokens and more tokens ";
+  const fs::path talk =
+      dir.Write("talk.json", ConversationJson("Talk", {{-1, "user", words}, {0, "assistant", words}}, 1));
+  RunScript(dir, "wait-model\nnew-chat\nframes 2\ndump " + P(dir, "empty.json") + "\nimport " + talk.string() +
+                     "\nframes 2\ndump " + P(dir, "long.json") + "\nquit\n");
+  const json empty = ReadJson(dir.path() / "empty.json");
+  ASSERT_EQ(empty["model"]["context"], 64) << empty.dump(2);
+  EXPECT_LT(empty["context_tokens"].get<int>(), 64);
+  EXPECT_EQ(empty["context_gauge"], "context " + std::to_string(empty["context_tokens"].get<int>()) + " / 64 tokens");
+  const json full = ReadJson(dir.path() / "long.json");
+  EXPECT_GT(full["context_tokens"].get<int>(), 64);
+  EXPECT_EQ(full["context_gauge"], "context full: 64 tokens (oldest turns are left out)");
+}
+
+// A model that crashed the app while loading would crash it at every start, its path being
+// saved: a load that never ended is not started again by itself; the user is told and chooses.
+TEST(DesktopTest, AModelLoadThatNeverEndedIsNotRetriedAtStart) {
+  TempDir dir;
+  const std::string model = fs::absolute(kModel).string();
+  {
+    qvk::store::Store store(dir.path() / "chats.db");
+    store.SetSetting("model.path", model);
+    store.SetSetting("model.loading", model);  // what a crash during the load leaves behind
+  }
+  RunScript(dir, "frames 3\nscreenshot " + P(dir, "unfinished.png") + "\ndump " + P(dir, "unfinished.json") +
+                     "\nretry-model\nwait-model\ndump " + P(dir, "retried.json") + "\nquit\n");
+  const json unfinished = ReadJson(dir.path() / "unfinished.json");
+  EXPECT_EQ(unfinished["model"]["status"], "none") << unfinished.dump(2);
+  EXPECT_EQ(unfinished["unfinished_load"]["path"], model);
+  ExpectMentions(unfinished["unfinished_load"]["message"].get<std::string>(),
+                 {"closed while loading qwen2-tiny", "not loaded automatically"});
+  ExpectScreenshot(dir.path() / "unfinished.png");
+  const json retried = ReadJson(dir.path() / "retried.json");
+  EXPECT_EQ(retried["model"]["status"], "ready");
+  EXPECT_FALSE(retried.contains("unfinished_load"));
+  // The load ended, so the next start loads the model again by itself.
+  qvk::store::Store store(dir.path() / "chats.db");
+  EXPECT_FALSE(store.GetSetting("model.loading").has_value());
 }
 
 TEST(DesktopTest, AModelThatDoesNotLoadIsExplainedAndTheDraftKept) {

@@ -1,5 +1,6 @@
 // The Markdown-lite parser, and DrawMarkdown rendered into ImGui draw lists without a GPU.
 // Sections: helpers / blocks / inline spans / rendering / glyphs on demand
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -257,14 +258,16 @@ class MarkdownRender : public ::testing::Test {
     int vertices = 0;
   };
 
-  // One frame with the text in a window `width` wide at the origin.
-  static Frame Render(std::string_view text, float width, MarkdownActions* actions = nullptr) {
+  // One frame with the text in a window `width` wide at the origin (or `top` above the screen's
+  // top edge, so that the screen shows a part below the text's start).
+  static Frame Render(std::string_view text, float width, MarkdownActions* actions = nullptr,
+                      MarkdownLayout* layout = nullptr, float top_offscreen = 0.0f, float window_height = 7000.0f) {
     ImGui::NewFrame();
-    ImGui::SetNextWindowPos(ImVec2(0, 0));
-    ImGui::SetNextWindowSize(ImVec2(width, 7000.0f));
+    ImGui::SetNextWindowPos(ImVec2(0, -top_offscreen));
+    ImGui::SetNextWindowSize(ImVec2(width, window_height));
     ImGui::Begin("markdown", nullptr, ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoSavedSettings);
     const float top = ImGui::GetCursorPosY();
-    DrawMarkdown(text, fonts_, actions);
+    DrawMarkdown(text, fonts_, actions, layout);
     const float height = ImGui::GetCursorPosY() - top;
     ImGui::End();
     ImGui::Render();
@@ -275,6 +278,42 @@ class MarkdownRender : public ::testing::Test {
   static inline int atlas_width_ = 0;
   static inline int atlas_height_ = 0;
 };
+
+// A kept layout draws what a fresh one does, on its first frame (which lays out everything) and
+// on later ones (which resume at the first line in view), wherever the text is scrolled to; the
+// lines it recorded are the lines drawn. A megabyte-long word wraps like any over-long word.
+TEST_F(MarkdownRender, AKeptLayoutDrawsWhatAFreshOneDoes) {
+  const std::string word(size_t{1} << 20, 'a');
+  const std::string text =
+      "# Title\n\nSome **words** and `code` first.\n\n" + word + " and after it\n\n```\ncode\n```\n";
+  // Windows at most 2000 pixels in view: a screen of glyphs stays within 16-bit vertex indices.
+  const Frame fresh = Render(text, 600.0f, nullptr, nullptr, 0.0f, 2000.0f);
+  const float line_height = std::round(std::round(fonts_.regular->FontSize) * 1.25f);
+  EXPECT_GT(fresh.height, line_height * static_cast<float>(word.size()) * fonts_.regular->GetCharAdvance('a') / 600.0f);
+  // Vertices: the same lines of glyphs (a line is 260 vertices here); blocks out of view may
+  // leave out their backgrounds and the like.
+  constexpr int kTolerance = 100;
+  MarkdownLayout layout;
+  for (int frame = 0; frame < 2; ++frame) {
+    const Frame kept = Render(text, 600.0f, nullptr, &layout, 0.0f, 2000.0f);
+    EXPECT_FLOAT_EQ(kept.height, fresh.height) << frame;
+    EXPECT_NEAR(kept.vertices, fresh.vertices, kTolerance) << frame;
+  }
+  ASSERT_EQ(layout.layout.size(), 4u);  // heading, paragraph, the long word's paragraph, code
+  const MarkdownLayout::Block& long_paragraph = layout.layout[2];
+  EXPECT_NEAR(static_cast<float>(long_paragraph.lines.size()) * line_height, long_paragraph.height, line_height);
+  for (const float scrolled : {50'000.0f, 123'456.0f, fresh.height - 3000.0f}) {
+    const Frame fresh_there = Render(text, 600.0f, nullptr, nullptr, scrolled, scrolled + 2000.0f);
+    const Frame kept_there = Render(text, 600.0f, nullptr, &layout, scrolled, scrolled + 2000.0f);
+    EXPECT_GT(fresh_there.vertices, 4 * 1000) << scrolled;  // a screen full of glyphs
+    EXPECT_NEAR(kept_there.vertices, fresh_there.vertices, kTolerance) << scrolled;
+    EXPECT_FLOAT_EQ(kept_there.height, fresh.height) << scrolled;
+  }
+  // Another width lays out again.
+  const Frame narrow = Render(text, 300.0f, nullptr, &layout, 0.0f, 2000.0f);
+  EXPECT_FLOAT_EQ(narrow.height, Render(text, 300.0f, nullptr, nullptr, 0.0f, 2000.0f).height);
+  EXPECT_GT(narrow.height, fresh.height);
+}
 
 TEST_F(MarkdownRender, FontsCoverCjkAndFallBackToTheReplacementCharacter) {
   EXPECT_LE(atlas_width_, 4096);

@@ -391,6 +391,65 @@ TEST_F(StoreTest, SearchFollowsUpdatesAndExcludesDeleted) {
   EXPECT_TRUE(store.Search("platypus").empty());
 }
 
+// A megabyte of one repeated word: FTS5's snippet() costs the square of a text's matches (it
+// never finished); the store's snippet is cut from one linear pass, to a few words around the
+// first match, however long the text or its words.
+TEST_F(StoreTest, SearchInAHugeMessageGivesAShortSnippet) {
+  Store store(DbPath());
+  const Id c = store.CreateConversation("Huge", {});
+  std::string text = "start ";
+  for (int i = 0; i < 200'000; ++i) text += "word ";
+  text += "needle " + std::string(100'000, 'x');
+  const Id m = store.AddMessage(c, 0, "user", text, MessageState::Complete);
+  for (const char* query : {"word", "needle", "start", "xxx"}) {
+    const std::vector<SearchHit> hits = store.Search(query);
+    ASSERT_EQ(hits.size(), 1u) << query;
+    EXPECT_EQ(hits[0].message_id, m);
+    EXPECT_LT(hits[0].snippet.size(), 400u) << query;
+    EXPECT_NE(hits[0].snippet.find(kMatchStart), std::string::npos) << query;
+  }
+  const std::string needle = store.Search("needle")[0].snippet;
+  ExpectMentions(needle, {"…word word", std::string(1, kMatchStart) + "needle" + kMatchEnd, "…"});
+  EXPECT_EQ(store.Search("start")[0].snippet.substr(0, 8), std::string(1, kMatchStart) + "start" + kMatchEnd + " ");
+}
+
+TEST_F(StoreTest, SearchGivesUpWhenAsked) {
+  Store store(DbPath());
+  for (const char* title : {"otter one", "otter two", "otter three"}) store.CreateConversation(title, {});
+  int asked = 0;
+  const std::vector<SearchHit> hits = store.Search("otter", 50, [&] { return ++asked > 1; });
+  EXPECT_EQ(hits.size(), 1u);  // the snippets after the first were not made
+  EXPECT_EQ(store.Search("otter", 50, [] { return false; }).size(), 3u);
+}
+
+TEST_F(StoreTest, MessageLinksGiveTheWholeTreeInOneQuery) {
+  Store store(DbPath());
+  const Id c = store.CreateConversation("tree", {});
+  const Id root = store.AddMessage(c, 0, "user", "q", MessageState::Complete);
+  const Id first = store.AddMessage(c, root, "assistant", "a1", MessageState::Complete);
+  const Id second = store.AddMessage(c, root, "assistant", "a2", MessageState::Complete);
+  const Id other = store.CreateConversation("other", {});
+  store.AddMessage(other, 0, "user", "elsewhere", MessageState::Complete);
+  const uint64_t before = store.statements_run();
+  const std::vector<MessageLink> links = store.MessageLinks(c);
+  EXPECT_EQ(store.statements_run(), before + 1);
+  ASSERT_EQ(links.size(), 3u);
+  EXPECT_EQ(links[0].id, root);
+  EXPECT_EQ(links[0].parent_id, 0);
+  EXPECT_EQ(links[1].id, first);
+  EXPECT_EQ(links[1].parent_id, root);
+  EXPECT_EQ(links[2].id, second);
+  EXPECT_EQ(links[2].parent_id, root);
+}
+
+TEST_F(StoreTest, DeletedSettingsAreGone) {
+  Store store(DbPath());
+  store.SetSetting("model.loading", "/models/x");
+  store.DeleteSetting("model.loading");
+  store.DeleteSetting("never.set");
+  EXPECT_FALSE(store.GetSetting("model.loading"));
+}
+
 // --- schema and migration -----------------------------------------------------------------------
 TEST_F(StoreTest, MigratesAVersion1Database) {
   const auto path = dir_.path() / "v1.db";

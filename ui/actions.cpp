@@ -1,4 +1,4 @@
-// Sections: conversations / messages / files / settings / database problems
+// Sections: conversations / messages / files / settings / loading a model / database problems
 #include "ui/actions.h"
 
 #include <chrono>
@@ -116,6 +116,14 @@ bool UndoDelete(AppState& state) {
     SelectConversation(state, id);
   }
   return ok;
+}
+
+SearchWorker& RequestSearch(AppState& state) {
+  if (!state.search_worker) {
+    state.search_worker = std::make_unique<SearchWorker>(state.db().path());
+  }
+  state.search_worker->Request(state.search, state.db().revision());
+  return *state.search_worker;
 }
 
 // --- messages -----------------------------------------------------------------------------
@@ -285,13 +293,57 @@ bool ApplySettings(AppState& state) {
   const bool changed =
       after.path != before.path || after.context != before.context || after.gpu_mem_mib != before.gpu_mem_mib;
   if (!after.path.empty() && (changed || state.chat().model_status() != chat::ModelStatus::Ready)) {
-    state.chat().LoadModel(after);
+    LoadModel(state, after);
   }
   return true;
 }
 
 chat::ModelSettings ConfiguredModel(AppState& state) {
   return ModelSettingsFrom(state.db());
+}
+
+// --- loading a model ----------------------------------------------------------------------
+
+void LoadModel(AppState& state, const chat::ModelSettings& model) {
+  state.unfinished_load.reset();
+  // A read-only database cannot keep the record; the model loads all the same.
+  if (!state.db().read_only()) {
+    state.model_load_recorded = Guarded(state, [&] { state.db().SetSetting(kSettingLoadingModel, model.path); });
+  }
+  state.chat().LoadModel(model);
+}
+
+void TrackModelLoad(AppState& state) {
+  if (!state.model_load_recorded) return;
+  if (state.session && state.chat().model_status() == chat::ModelStatus::Loading) return;
+  state.model_load_recorded = false;
+  Guarded(state, [&] { state.db().DeleteSetting(kSettingLoadingModel); });
+}
+
+std::optional<std::string> UnfinishedModelLoad(store::Store& db) {
+  return db.GetSetting(kSettingLoadingModel);
+}
+
+std::string UnfinishedLoadMessage(const std::string& model_path) {
+  return fmt::format("QwenVK closed while loading {} last time, so it was not loaded automatically.",
+                     std::filesystem::path(model_path).filename().string());
+}
+
+bool RetryUnfinishedLoad(AppState& state) {
+  if (!state.unfinished_load) {
+    state.ShowError("There is no interrupted model load to retry.");
+    return false;
+  }
+  chat::ModelSettings model;
+  if (!Guarded(state, [&] { model = ConfiguredModel(state); })) return false;
+  model.path = *state.unfinished_load;
+  LoadModel(state, model);
+  return true;
+}
+
+void ChooseAnotherModel(AppState& state) {
+  LoadSettingsForm(state);
+  state.dialog = Dialog::Settings;
 }
 
 // --- database problems --------------------------------------------------------------------

@@ -21,6 +21,9 @@ bool RenameConversation(AppState& state, store::Id conversation, const std::stri
 bool TogglePinned(AppState& state, store::Id conversation);
 bool DeleteConversation(AppState& state, store::Id conversation);  // undoable until quit
 bool UndoDelete(AppState& state);
+// Asks for the hits of state.search in the store as it is now; the worker answers in its own time
+// (the sidebar asks every frame; asking again for the same is free).
+SearchWorker& RequestSearch(AppState& state);
 
 // --- messages ---
 bool SendDraft(AppState& state);  // creates a conversation when none is selected
@@ -46,6 +49,19 @@ chat::ModelSettings ConfiguredModel(AppState& state);
 // The device stored in the settings; none for "automatic".
 std::optional<uint32_t> SavedDevice(store::Store& db);
 
+// --- loading a model ---
+// Every load goes through here: it is recorded in the settings until it ends, so that a model
+// that crashes the program is not loaded again at every start.
+void LoadModel(AppState& state, const chat::ModelSettings& model);
+// Each frame (and once the session is gone): clears the record of a load that ended.
+void TrackModelLoad(AppState& state);
+// The model whose load was under way when QwenVK last closed, if it never ended.
+std::optional<std::string> UnfinishedModelLoad(store::Store& db);
+std::string UnfinishedLoadMessage(const std::string& model_path);
+// The choices UnfinishedLoadMessage offers: load it after all, or open the settings to pick another.
+bool RetryUnfinishedLoad(AppState& state);
+void ChooseAnotherModel(AppState& state);
+
 // --- database problems ---
 bool OpenDatabase(AppState& state, bool read_only);
 bool MoveDatabaseAsideAndStartFresh(AppState& state);
@@ -61,5 +77,7 @@ inline constexpr const char* kSettingContext = "model.context";
 inline constexpr const char* kSettingGpuMem = "model.gpu_mem_mib";
 inline constexpr const char* kSettingDevice = "device.index";
 inline constexpr const char* kSettingOpenConversation = "ui.open_conversation";
+// The path of the model being loaded, from before the load starts until it ends.
+inline constexpr const char* kSettingLoadingModel = "model.loading";
 
 }  // namespace qvk::ui

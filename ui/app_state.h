@@ -1,8 +1,8 @@
 #pragma once
-// Everything the desktop app's panels draw from. Conversations and messages are never copied
-// here: panels read them from the store each frame (SQLite answers from its page cache in
-// microseconds) and the live reply from the chat session; what lives here is only what is on
-// screen: the selection, text being typed, which dialog is open.
+// Everything the desktop app's panels draw from: what is on screen (the selection, text being
+// typed, which dialog is open), the branch on screen as last read from the store (read again
+// when the store's revision changes, never per frame: a branch can be 100,000 messages), and the
+// search worker. The live reply comes from the chat session.
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -11,8 +11,10 @@
 
 #include "chat/chat_session.h"
 #include "store/store.h"
+#include "ui/branch_view.h"
 #include "ui/file_picker.h"
 #include "ui/fonts.h"
+#include "ui/search_worker.h"
 
 namespace qvk::ui {
 
@@ -48,6 +50,15 @@ struct Banner {
   std::string text;
 };
 
+// What the last frame cost, for tests: the window must do work bounded by what is on screen.
+struct FrameCounts {
+  int messages_laid_out = 0;
+  uint64_t store_statements = 0;  // run through the app's store during the frame, by any thread
+  // Something on screen waits for a background thread (search hits, a token count): the next
+  // frames come without waiting for input, so the answer shows when it is in.
+  bool awaiting_results = false;
+};
+
 enum class Dialog { None, Settings, ConversationSettings, Export, Import, Rename, ModelPicker };
 
 struct AppState {
@@ -77,6 +88,17 @@ struct AppState {
   bool focus_draft = true;
   bool focus_search = false;
   bool quit = false;
+  // The model whose load was under way when QwenVK last closed (it may crash the program), so it
+  // was not loaded at this start; cleared by Retry or another choice.
+  std::optional<std::string> unfinished_load;
+
+  bool model_load_recorded = false;  // kSettingLoadingModel is set for the load under way
+
+  BranchView branch;
+  std::optional<float> scroll_messages_to;      // 0 top .. 1 bottom, at the next frame (the script's scroll)
+  std::unique_ptr<SearchWorker> search_worker;  // made at the first search of a database
+  FrameCounts last_frame;
+  FrameCounts this_frame;
 
   void ShowError(std::string text) { banner = {Banner::Kind::Error, std::move(text)}; }
   void ShowSuccess(std::string text) { banner = {Banner::Kind::Success, std::move(text)}; }

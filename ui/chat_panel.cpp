@@ -1,5 +1,8 @@
+// Sections: the model and the context gauge / messages / input
 // The chat: a header with the model's state and the context gauge, the branch on screen (each
 // message with its branch arrows, actions and reply figures), the live reply, and the input box.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -15,10 +18,27 @@
 namespace qvk::ui {
 namespace {
 
+// --- the model and the context gauge -------------------------------------------------------
+
+// The last load never ended (the program crashed or was killed during it): loading it again at
+// every start could make the app unusable, so the user decides.
+void DrawUnfinishedLoad(AppState& state) {
+  ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(0.95f, 0.75f, 0.3f, 1.0f));
+  ImGui::TextWrapped("%s", UnfinishedLoadMessage(*state.unfinished_load).c_str());
+  ImGui::PopStyleColor();
+  if (ImGui::SmallButton("Retry")) RetryUnfinishedLoad(state);
+  ImGui::SameLine();
+  if (ImGui::SmallButton("Choose another model")) ChooseAnotherModel(state);
+}
+
 void DrawModelState(AppState& state) {
   chat::ChatSession& chat = state.chat();
   switch (chat.model_status()) {
     case chat::ModelStatus::None:
+      if (state.unfinished_load) {
+        DrawUnfinishedLoad(state);
+        break;
+      }
       ImGui::TextDisabled("No model. Choose one in Settings.");
       ImGui::SameLine();
       if (ImGui::SmallButton("Settings...")) state.dialog = Dialog::Settings;
@@ -45,28 +65,30 @@ void DrawModelState(AppState& state) {
   }
 }
 
-// Tokens used / context length, always on screen while a model is loaded.
+// The tokens the next prompt takes / the context length, always on screen while a model is
+// loaded. Counted off the UI thread (a chat template can take long); until the first count the
+// gauge says so.
 void DrawContextGauge(AppState& state) {
   const uint32_t context = state.chat().context_length();
   if (context == 0 || state.conversation == 0) return;
-  const uint32_t used = state.chat().ContextTokens(state.conversation);
-  const float fraction = std::min(1.0f, static_cast<float>(used) / static_cast<float>(context));
-  const std::string overlay = fmt::format("context {} / {} tokens", used, context);
+  const std::optional<uint32_t> used = state.chat().CountContextTokensInBackground(state.conversation);
+  if (!used) state.this_frame.awaiting_results = true;
+  const float fraction = std::min(1.0f, static_cast<float>(used.value_or(0)) / static_cast<float>(context));
   if (fraction > 0.9f) ImGui::PushStyleColor(ImGuiCol_PlotHistogram, ImVec4(0.85f, 0.35f, 0.25f, 1.0f));
-  ImGui::ProgressBar(fraction, ImVec2(-1, 0), overlay.c_str());
+  ImGui::ProgressBar(fraction, ImVec2(-1, 0), ContextGaugeLabel(used, context).c_str());
   if (fraction > 0.9f) ImGui::PopStyleColor();
 }
 
+// --- messages --------------------------------------------------------------------------------
+
 // "< 2/3 >" when a message has siblings (edits or regenerations of the same turn).
 void DrawBranchArrows(AppState& state, const store::Message& m) {
-  const auto siblings = state.db().Siblings(m.conversation_id, m.parent_id);
-  if (siblings.size() < 2) return;
-  size_t index = 0;
-  while (index < siblings.size() && siblings[index].id != m.id) ++index;
+  const auto [position, count] = state.branch.SiblingPosition(m);
+  if (count < 2) return;
   ImGui::SameLine();
   if (ImGui::SmallButton("<")) SwitchBranch(state, m.id, -1);
   ImGui::SameLine();
-  ImGui::TextDisabled("%zu/%zu", index + 1, siblings.size());
+  ImGui::TextDisabled("%zu/%zu", position, count);
   ImGui::SameLine();
   if (ImGui::SmallButton(">")) SwitchBranch(state, m.id, +1);
 }
@@ -91,10 +113,12 @@ void DrawEditor(AppState& state) {
   if (ImGui::Button("Cancel")) state.editing = 0;
 }
 
-void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply& live, bool last) {
+// `new_text`: the text was not drawn at this size before, so its characters are looked up in the
+// font atlas (a megabyte every frame would cost more than the frame).
+void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply& live, bool last, bool new_text) {
   const bool streaming_here = live.active && live.message == m.id;
   const std::string& text = streaming_here ? live.text : m.content;
-  state.glyphs.Note(text, state.fonts.regular);
+  if (new_text) state.glyphs.Note(text, state.fonts.regular);
   ImGui::PushID(static_cast<int>(m.id));
   ImGui::PushFont(state.fonts.bold);
   ImGui::TextUnformatted(m.role == "user" ? "You" : m.role == "assistant" ? "Assistant" : "System");
@@ -108,7 +132,7 @@ void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply
   if (state.editing == m.id) {
     DrawEditor(state);
   } else {
-    DrawMarkdown(text, state.fonts);
+    DrawMarkdown(text, state.fonts, nullptr, &state.branch.layouts[m.id]);
   }
 
   if (m.role == "assistant") {
@@ -139,37 +163,96 @@ void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply
   ImGui::PopID();
 }
 
+// A message not drawn yet: its height guessed from its length, until drawing measures it.
+float EstimatedHeight(size_t text_bytes, float width) {
+  const float chars_per_line = std::max(1.0f, width / (ImGui::GetFontSize() * 0.5f));
+  const float text_lines = std::ceil(static_cast<float>(text_bytes) / chars_per_line);
+  return ImGui::GetTextLineHeightWithSpacing() * (3.0f + text_lines);
+}
+
+// Only the messages in view are laid out and drawn; the rest are skipped by their remembered
+// (or estimated) heights, so a frame costs what the window shows, however long the branch.
 void DrawMessages(AppState& state) {
-  const auto conversation = state.db().GetConversation(state.conversation);
-  if (!conversation) return;
+  BranchView& view = state.branch;
+  if (!view.RefreshInBackground(state.db(), state.conversation)) state.this_frame.awaiting_results = true;
+  if (view.conversation != state.conversation) {
+    ImGui::TextDisabled("Loading the conversation...");
+    return;
+  }
+  if (!view.info) return;
   const chat::LiveReply live = state.chat().live();
   const bool live_here = live.active && live.conversation == state.conversation;
-  const auto thread =
-      conversation->current_leaf != 0 ? state.db().Thread(conversation->current_leaf) : std::vector<store::Message>{};
-  if (!conversation->settings.system_prompt.empty()) {
-    ImGui::TextDisabled("System prompt: %s", conversation->settings.system_prompt.c_str());
+  if (!view.info->settings.system_prompt.empty()) {
+    ImGui::TextDisabled("System prompt: %s", view.info->settings.system_prompt.c_str());
     ImGui::Separator();
   }
-  // A reply that has not produced its first token yet answers live.parent: the branch on screen
-  // ends there (a regenerated reply's predecessor stays in the store, one arrow away).
-  size_t shown = thread.size();
-  if (live_here && live.message == 0) {
-    for (size_t i = 0; i < thread.size(); ++i) {
-      if (thread[i].id == live.parent) shown = i + 1;
+  // The live reply comes from the session until the branch read from the store holds it (a
+  // reply without its row yet, or one the last read did not see): the branch on screen then
+  // ends at the message it answers (a regenerated reply's predecessor stays in the store, one
+  // arrow away).
+  const bool live_apart = live_here && std::none_of(view.thread.begin(), view.thread.end(), [&](const auto& m) {
+                            return live.message != 0 && m.id == live.message;
+                          });
+  size_t shown = view.thread.size();
+  if (live_apart) {
+    for (size_t i = 0; i < view.thread.size(); ++i) {
+      if (view.thread[i].id == live.parent) shown = i + 1;
     }
   }
-  for (size_t i = 0; i < shown; ++i) DrawMessage(state, thread[i], live, i + 1 == shown);
-  if (live_here && live.message == 0) {
+  const float width = ImGui::GetContentRegionAvail().x;
+  const float view_top = ImGui::GetScrollY();
+  const float view_bottom = view_top + ImGui::GetWindowHeight();
+  float y = ImGui::GetCursorPosY();
+  std::vector<store::Id> drawn;
+  for (size_t i = 0; i < shown; ++i) {
+    const store::Message& m = view.thread[i];
+    const bool streaming_here = live.active && live.message == m.id;
+    const size_t text_bytes = streaming_here ? live.text.size() : m.content.size();
+    BranchView::Height& height = view.heights[i];
+    if (height.text_bytes != text_bytes || height.width != width) {
+      height = {text_bytes, width, EstimatedHeight(text_bytes, width), false};
+    }
+    // The message being edited and the streaming one are drawn wherever they are: their
+    // heights change without their stored text changing.
+    const bool always = state.editing == m.id || streaming_here;
+    if (!always && (y + height.height < view_top || y > view_bottom)) {
+      y += height.height;
+      continue;
+    }
+    ImGui::SetCursorPosY(y);
+    DrawMessage(state, m, live, i + 1 == shown, !height.measured);
+    drawn.push_back(m.id);
+    ++state.this_frame.messages_laid_out;
+    height.height = ImGui::GetCursorPosY() - y;
+    height.measured = true;
+    y += height.height;
+  }
+  ImGui::SetCursorPosY(y);
+  std::erase_if(view.layouts,
+                [&](const auto& entry) { return std::find(drawn.begin(), drawn.end(), entry.first) == drawn.end(); });
+  if (live_apart) {
     ImGui::PushFont(state.fonts.bold);
     ImGui::TextUnformatted("Assistant");
     ImGui::PopFont();
-    ImGui::TextDisabled("Reading the prompt... %.1f s", live.seconds);
+    if (live.message == 0) {
+      ImGui::TextDisabled("Reading the prompt... %.1f s", live.seconds);
+    } else {
+      state.glyphs.Note(live.text, state.fonts.regular);
+      DrawMarkdown(live.text, state.fonts);
+      ImGui::TextDisabled("%u tokens  |  %.1f s", live.tokens, live.seconds);
+    }
   }
-  // Follow a streaming reply unless the user scrolled up to read.
-  if (live_here && ImGui::GetScrollY() >= ImGui::GetScrollMaxY() - ImGui::GetTextLineHeight() * 3) {
+  ImGui::Dummy(ImVec2(0.0f, 0.0f));  // the skipped messages below count in the scroll range
+  if (state.scroll_messages_to) {
+    ImGui::SetScrollY(*state.scroll_messages_to * ImGui::GetScrollMaxY());
+    state.scroll_messages_to.reset();
+  } else if (live_here && ImGui::GetScrollY() >= ImGui::GetScrollMaxY() - ImGui::GetTextLineHeight() * 3) {
+    // Follow a streaming reply unless the user scrolled up to read.
     ImGui::SetScrollHereY(1.0f);
   }
 }
+
+// --- input -----------------------------------------------------------------------------------
 
 void DrawInput(AppState& state) {
   const float height = ImGui::GetTextLineHeightWithSpacing() * 4;
@@ -212,6 +295,12 @@ void DrawInput(AppState& state) {
 }
 
 }  // namespace
+
+std::string ContextGaugeLabel(std::optional<uint32_t> used, uint32_t context) {
+  if (!used) return "context: counting tokens...";
+  if (*used >= context) return fmt::format("context full: {} tokens (oldest turns are left out)", context);
+  return fmt::format("context {} / {} tokens", *used, context);
+}
 
 void DrawChat(AppState& state) {
   DrawModelState(state);

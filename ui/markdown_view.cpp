@@ -61,7 +61,8 @@ struct Run {
 };
 
 // Places words left to right and starts a new line when the next one does not fit; words longer
-// than a line are split between characters.
+// than a line are split between characters. A full layout records where each line starts; a
+// later frame resumes at the first line in view and stops below the last.
 class TextFlow {
  public:
   TextFlow(ImDrawList* draw_list, float left, float right, float top, float line_height)
@@ -72,9 +73,26 @@ class TextFlow {
         line_height_(line_height),
         x_(left) {}
 
+  void Record(std::vector<MarkdownLayout::LineStart>* lines) {
+    record_ = lines;
+    record_->assign(1, MarkdownLayout::LineStart{});
+  }
+  void Resume(int line, float stop_below) {
+    lines_ = line;
+    stop_below_ = stop_below;
+  }
+  bool stopped() const { return stopped_; }
+  // The span the next Add calls lay out: its index in the block, where its text starts, and how
+  // many inline code spans came before it.
+  void BeginSpan(size_t index, const char* text, int code_spans_before) {
+    span_ = index;
+    span_text_ = text;
+    code_spans_before_ = code_spans_before;
+  }
+
   void Add(std::string_view text, ImFont* font, float size, int code_span, ImU32 color) {
     size_t at = 0;
-    while (at < text.size()) {
+    while (at < text.size() && !stopped_) {
       if (text[at] == ' ' || text[at] == '\t') {
         size_t end = at;
         while (end < text.size() && (text[end] == ' ' || text[end] == '\t')) ++end;
@@ -84,33 +102,21 @@ class TextFlow {
         at = end;
         continue;
       }
-      size_t end = at;
-      while (end < text.size() && text[end] != ' ' && text[end] != '\t') {
-        size_t length = 0;
-        const unsigned code_point = DecodeUtf8(text, end, length);
-        if (BreaksAfter(code_point)) {
-          if (end == at) end += length;
-          break;
-        }
-        end += length;
-      }
-      AddWord(text.substr(at, end - at), font, size, code_span, color);
-      at = end;
+      at = AddWord(text, at, font, size, code_span, color);
     }
   }
 
   void Pad(float pixels) { x_ += pixels; }
 
-  void NewLine() {
-    Draw();
-    runs_.clear();
-    ++lines_;
-    x_ = left_;
-  }
+  // A line break in the text: the next line starts with the next span.
+  void NewLine() { BreakLine({span_ + 1, 0, code_spans_before_}); }
 
   // Draws the last line; returns the height of all lines.
   float Finish() {
-    if (!runs_.empty()) NewLine();
+    if (!runs_.empty()) {
+      Draw();
+      ++lines_;
+    }
     return static_cast<float>(std::max(lines_, 1)) * line_height_;
   }
 
@@ -119,29 +125,69 @@ class TextFlow {
     return font->CalcTextSizeA(size, FLT_MAX, 0.0f, text.data(), text.data() + text.size()).x;
   }
 
-  void AddWord(std::string_view word, ImFont* font, float size, int code_span, ImU32 color) {
-    float width = Measure(word, font, size);
-    if (x_ + width > right_ && x_ > left_) NewLine();
-    while (x_ + width > right_ && word.size() > 1) {
-      // Over-long: as many characters as fit (at least one), then the rest on the next line.
-      const float scale = size / font->FontSize;
-      size_t fit = 0;
-      float fit_width = 0.0f;
-      while (fit < word.size()) {
-        size_t length = 0;
-        const unsigned code_point = DecodeUtf8(word, fit, length);
-        const float advance = font->GetCharAdvance(static_cast<ImWchar>(code_point)) * scale;
-        if (fit > 0 && x_ + fit_width + advance > right_) break;
-        fit += length;
-        fit_width += advance;
+  // Wraps before `next`, a point in the current span's text.
+  void BreakBefore(const char* next) { BreakLine({span_, static_cast<size_t>(next - span_text_), code_spans_before_}); }
+
+  void BreakLine(const MarkdownLayout::LineStart& next) {
+    Draw();
+    runs_.clear();
+    ++lines_;
+    x_ = left_;
+    if (record_ != nullptr) record_->push_back(next);
+    if (top_ + static_cast<float>(lines_) * line_height_ > stop_below_) stopped_ = true;
+  }
+
+  // The word starting at `at` (up to a space, or a character lines may break after); returns
+  // where it ends. Each character is measured once, walking forward: a word wider than a line is
+  // split between characters as the advances add up, and its walk ends when the flow stops, so
+  // a megabyte-long word costs what the lines in view hold.
+  size_t AddWord(std::string_view text, size_t at, ImFont* font, float size, int code_span, ImU32 color) {
+    const float scale = size / font->FontSize;
+    const float line_width = right_ - left_;
+    size_t end = at;
+    float width = 0.0f;
+    bool over_long = false;
+    while (end < text.size() && text[end] != ' ' && text[end] != '\t') {
+      size_t length = 0;
+      const unsigned code_point = DecodeUtf8(text, end, length);
+      const bool breaks_after = BreaksAfter(code_point);
+      if (breaks_after && end > at) break;
+      width += font->GetCharAdvance(static_cast<ImWchar>(code_point)) * scale;
+      end += length;
+      if (breaks_after) break;
+      if (width > line_width) {
+        over_long = true;
+        break;
       }
-      if (fit >= word.size()) break;
-      Place(word.substr(0, fit), font, size, code_span, color, fit_width);
-      NewLine();
-      word.remove_prefix(fit);
-      width = Measure(word, font, size);
     }
-    Place(word, font, size, code_span, color, width);
+    if (x_ + width > right_ && x_ > left_) {
+      BreakBefore(text.data() + at);
+      if (stopped_) return text.size();
+    }
+    if (!over_long) {
+      Place(text.substr(at, end - at), font, size, code_span, color, width);
+      return end;
+    }
+    size_t line_start = at;
+    float placed_width = 0.0f;
+    for (end = at; end < text.size() && text[end] != ' ' && text[end] != '\t';) {
+      size_t length = 0;
+      const unsigned code_point = DecodeUtf8(text, end, length);
+      if (end > at && BreaksAfter(code_point)) break;
+      const float advance = font->GetCharAdvance(static_cast<ImWchar>(code_point)) * scale;
+      // At least one character a line, however narrow the line.
+      if (end > line_start && x_ + placed_width + advance > right_) {
+        Place(text.substr(line_start, end - line_start), font, size, code_span, color, placed_width);
+        BreakBefore(text.data() + end);
+        if (stopped_) return text.size();
+        line_start = end;
+        placed_width = 0.0f;
+      }
+      placed_width += advance;
+      end += length;
+    }
+    Place(text.substr(line_start, end - line_start), font, size, code_span, color, placed_width);
+    return end;
   }
 
   void Place(std::string_view text, ImFont* font, float size, int code_span, ImU32 color, float width) {
@@ -180,6 +226,12 @@ class TextFlow {
   float x_;
   int lines_ = 0;
   std::vector<Run> runs_;
+  std::vector<MarkdownLayout::LineStart>* record_ = nullptr;
+  float stop_below_ = FLT_MAX;
+  bool stopped_ = false;
+  size_t span_ = 0;
+  const char* span_text_ = nullptr;
+  int code_spans_before_ = 0;
 };
 
 // --- drawing blocks ---------------------------------------------------------------------------
@@ -201,8 +253,9 @@ ImFont* FontFor(SpanStyle style, const Fonts& fonts, bool heading) {
 class MarkdownPainter {
  public:
   // `dim_plain`: plain text in the dimmed colour, so that styled words stand out (snippets).
-  MarkdownPainter(const Fonts& fonts, MarkdownActions* actions, bool dim_plain = false)
-      : fonts_(fonts), actions_(actions), dim_plain_(dim_plain) {
+  // `layout`: what earlier frames laid out of these blocks (one entry per block), or null.
+  MarkdownPainter(const Fonts& fonts, MarkdownActions* actions, bool dim_plain, MarkdownLayout* layout)
+      : fonts_(fonts), actions_(actions), dim_plain_(dim_plain), layout_(layout) {
     origin_ = ImGui::GetCursorScreenPos();
     right_ = origin_.x + std::max(ImGui::GetContentRegionAvail().x, 1.0f);
     size_ = fonts.regular->FontSize;
@@ -211,24 +264,35 @@ class MarkdownPainter {
 
   void Draw(const std::vector<MdBlock>& blocks) {
     const MdBlock* previous = nullptr;
-    for (const MdBlock& block : blocks) {
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const MdBlock& block = blocks[i];
       const ImVec2 cursor = ImGui::GetCursorScreenPos();
       const float gap = previous == nullptr                          ? 0.0f
                         : IsListPart(*previous) && IsListPart(block) ? kListItemGap
                                                                      : kBlockGap;
-      ImGui::SetCursorScreenPos(ImVec2(origin_.x, cursor.y + std::round(gap * size_)));
+      const float top = cursor.y + std::round(gap * size_);
+      ImGui::SetCursorScreenPos(ImVec2(origin_.x, top));
+      previous = &block;
+      MarkdownLayout::Block* cached = layout_ != nullptr ? &layout_->layout[i] : nullptr;
+      // A block laid out before and out of view now: only its height.
+      if (cached != nullptr && cached->height >= 0 &&
+          !ImGui::IsRectVisible(ImVec2(origin_.x, top), ImVec2(right_, top + cached->height))) {
+        if (block.kind == MdBlockKind::CodeBlock) ++code_blocks_;  // the next blocks keep their numbers
+        ImGui::Dummy(ImVec2(right_ - origin_.x, cached->height));
+        continue;
+      }
       switch (block.kind) {
         case MdBlockKind::CodeBlock:
-          DrawCodeBlock(block);
+          DrawCodeBlock(block, cached);
           break;
         case MdBlockKind::Rule:
           DrawRule();
           break;
         default:
-          DrawText(block);
+          DrawText(block, cached);
           break;
       }
-      previous = &block;
+      if (cached != nullptr) cached->height = ImGui::GetCursorScreenPos().y - top;
     }
   }
 
@@ -239,8 +303,9 @@ class MarkdownPainter {
   // Items and what is indented under them sit closer together than other blocks.
   static bool IsListPart(const MdBlock& block) { return IsListItem(block) || block.indent > 0; }
 
-  void DrawText(const MdBlock& block) {
+  void DrawText(const MdBlock& block, MarkdownLayout::Block* cached) {
     const bool heading = block.kind == MdBlockKind::Heading;
+    const bool underlined = heading && block.level <= 2;
     const float size = heading ? std::round(size_ * kHeadingScale[std::clamp(block.level, 1, 6) - 1]) : size_;
     const float line_height = std::round(size * kLineSpacing);
     const ImVec2 top_left = ImGui::GetCursorScreenPos();
@@ -248,22 +313,37 @@ class MarkdownPainter {
     ImDrawList* draw_list = ImGui::GetWindowDrawList();
 
     TextFlow flow(draw_list, left, right_, top_left.y, line_height);
+    MarkdownLayout::LineStart start;
+    const bool resume = cached != nullptr && cached->height >= 0 && !cached->lines.empty();
+    if (resume) {
+      const float lines_above = std::floor((draw_list->GetClipRectMin().y - top_left.y) / line_height);
+      const size_t line = std::min(static_cast<size_t>(std::max(lines_above, 0.0f)), cached->lines.size() - 1);
+      start = cached->lines[line];
+      flow.Resume(static_cast<int>(line), draw_list->GetClipRectMax().y);
+    } else if (cached != nullptr) {
+      flow.Record(&cached->lines);
+    }
     const ImU32 text_color = ImGui::GetColorU32(ImGuiCol_Text);
     const ImU32 plain_color = dim_plain_ ? ImGui::GetColorU32(ImGuiCol_TextDisabled) : text_color;
-    int code_span = 0;
-    for (const MdSpan& span : block.spans) {
+    int code_span = start.code_span;
+    for (size_t i = start.span; i < block.spans.size() && !flow.stopped(); ++i) {
+      const MdSpan& span = block.spans[i];
+      const bool continued = i == start.span && start.offset > 0;
+      const std::string_view text = continued ? span.text.substr(start.offset) : span.text;
+      flow.BeginSpan(i, span.text.data(), code_span);
       if (span.style == SpanStyle::LineBreak) {
         flow.NewLine();
       } else if (span.style == SpanStyle::Code) {
-        flow.Pad(kCodePadding);
-        flow.Add(span.text, fonts_.mono, size, code_span++, text_color);
+        if (!continued) flow.Pad(kCodePadding);
+        flow.Add(text, fonts_.mono, size, code_span++, text_color);
         flow.Pad(kCodePadding);
       } else {
-        flow.Add(span.text, FontFor(span.style, fonts_, heading), size, -1,
+        flow.Add(text, FontFor(span.style, fonts_, heading), size, -1,
                  span.style == SpanStyle::Plain ? plain_color : text_color);
       }
     }
     float height = flow.Finish();
+    if (resume) height = cached->height - (underlined ? 4.0f : 0.0f);
 
     const float middle = top_left.y + line_height * 0.5f;
     if (block.kind == MdBlockKind::BulletItem) {
@@ -283,7 +363,7 @@ class MarkdownPainter {
       const float width = fonts_.regular->CalcTextSizeA(size, FLT_MAX, 0.0f, label).x;
       draw_list->AddText(fonts_.regular, size, ImVec2(left - width - size * 0.35f, middle - size * 0.5f), text_color,
                          label);
-    } else if (heading && block.level <= 2) {
+    } else if (underlined) {
       const float y = top_left.y + height + 2.0f;
       draw_list->AddLine(ImVec2(top_left.x, y), ImVec2(right_, y), ImGui::GetColorU32(ImGuiCol_Separator));
       height += 4.0f;
@@ -300,7 +380,7 @@ class MarkdownPainter {
   }
 
   // A header row (language, Copy) over a child window that scrolls long lines sideways.
-  void DrawCodeBlock(const MdBlock& block) {
+  void DrawCodeBlock(const MdBlock& block, MarkdownLayout::Block* cached) {
     const ImGuiStyle& style = ImGui::GetStyle();
     const int index = code_blocks_++;
     ImGui::PushID(index);
@@ -311,7 +391,16 @@ class MarkdownPainter {
     const float header_height = std::round(size_ + padding);
     const char* code_begin = block.code.data();
     const char* code_end = code_begin + block.code.size();
-    const ImVec2 code_size = fonts_.mono->CalcTextSizeA(fonts_.mono->FontSize, FLT_MAX, 0.0f, code_begin, code_end);
+    ImVec2 code_size;
+    if (cached != nullptr && cached->height >= 0) {
+      code_size = ImVec2(cached->code_width, cached->code_height);
+    } else {
+      code_size = fonts_.mono->CalcTextSizeA(fonts_.mono->FontSize, FLT_MAX, 0.0f, code_begin, code_end);
+      if (cached != nullptr) {
+        cached->code_width = code_size.x;
+        cached->code_height = code_size.y;
+      }
+    }
     const float lines_height = std::max(code_size.y, fonts_.mono->FontSize);
     const bool scrolls = code_size.x + 2 * padding > width;
     const float child_height = lines_height + padding + (scrolls ? style.ScrollbarSize : 0.0f);
@@ -358,6 +447,7 @@ class MarkdownPainter {
   const Fonts& fonts_;
   MarkdownActions* actions_;
   bool dim_plain_;
+  MarkdownLayout* layout_;
   ImVec2 origin_;
   float right_;
   float size_;
@@ -367,12 +457,26 @@ class MarkdownPainter {
 
 }  // namespace
 
-void DrawMarkdown(std::string_view text, const Fonts& fonts, MarkdownActions* actions) {
+void DrawMarkdown(std::string_view text, const Fonts& fonts, MarkdownActions* actions, MarkdownLayout* layout) {
   if (actions != nullptr) actions->copied_code_block = -1;
-  const std::vector<MdBlock> blocks = ParseMarkdown(text);
+  std::vector<MdBlock> parsed;
+  const std::vector<MdBlock>* blocks = &parsed;
+  if (layout != nullptr) {
+    const float width = std::max(ImGui::GetContentRegionAvail().x, 1.0f);
+    if (layout->width != width || layout->font_size != fonts.regular->FontSize || layout->text != text) {
+      layout->text.assign(text);
+      layout->width = width;
+      layout->font_size = fonts.regular->FontSize;
+      layout->blocks = ParseMarkdown(layout->text);
+      layout->layout.assign(layout->blocks.size(), MarkdownLayout::Block{});
+    }
+    blocks = &layout->blocks;
+  } else {
+    parsed = ParseMarkdown(text);
+  }
   // Block spacing is explicit; ImGui's item spacing would add to it after every line.
   ImGui::PushStyleVar(ImGuiStyleVar_ItemSpacing, ImVec2(ImGui::GetStyle().ItemSpacing.x, 0.0f));
-  MarkdownPainter(fonts, actions).Draw(blocks);
+  MarkdownPainter(fonts, actions, false, layout).Draw(*blocks);
   ImGui::PopStyleVar();
 }
 
@@ -381,7 +485,7 @@ void DrawSnippet(const std::vector<MdSpan>& spans, const Fonts& fonts) {
   MdBlock paragraph;
   paragraph.spans = spans;
   ImGui::PushStyleVar(ImGuiStyleVar_ItemSpacing, ImVec2(ImGui::GetStyle().ItemSpacing.x, 0.0f));
-  MarkdownPainter(fonts, nullptr, true).Draw({paragraph});
+  MarkdownPainter(fonts, nullptr, true, nullptr).Draw({paragraph});
   ImGui::PopStyleVar();
 }
 

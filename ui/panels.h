@@ -1,5 +1,9 @@
 #pragma once
 // The desktop app's panels, one per file, each drawing from AppState (see app_state.h).
+#include <cstdint>
+#include <optional>
+#include <string>
+
 #include "ui/app_state.h"
 
 namespace qvk::ui {
@@ -11,5 +15,10 @@ void DrawSettings(AppState& state);              // settings_panel.cpp: model, d
 void DrawConversationSettings(AppState& state);  // conversation_settings_panel.cpp: prompt and sampling
 void DrawFileDialogs(AppState& state);           // file_dialogs_panel.cpp: rename, export, import, model picker
 void DrawDatabaseProblem(AppState& state);       // database_panel.cpp: locked or damaged database, ways out
+
+// chat_panel.cpp: what the context gauge reads for `used` tokens (none: not counted yet) of
+// `context`. A conversation longer than the context is cut at the next reply, oldest turns
+// first, so the gauge says it is full rather than count past the context.
+std::string ContextGaugeLabel(std::optional<uint32_t> used, uint32_t context);
 
 }  // namespace qvk::ui

@@ -11,6 +11,11 @@
 //                              before the next frame; e.g. enter, shift+enter, ctrl+a, escape
 //   send TEXT                  type into the draft and send (what Enter does)
 //   new-chat | select TITLE | search WORDS | rename TITLE | pin | delete | undo
+//                              (search: until the search worker has the hits)
+//   wait-search                until the hits for the words in the search box are in
+//   wait-branch                until the chat shows the selected conversation as the store holds it
+//   scroll FRACTION            the messages to 0 (top) .. 1 (bottom)
+//   retry-model | choose-model the choices after a model load that never ended
 //   regenerate | continue      on the last assistant message of the branch on screen
 //   edit INDEX TEXT            edit the INDEX-th message (0-based) of the branch on screen
 //   branch INDEX prev|next     switch that message to its previous / next sibling
@@ -20,11 +25,13 @@
 //   open settings|conversation-settings|export|import|rename|model-picker   and  close
 //   export-md PATH | export-json PATH | import PATH
 //   screenshot PATH            the next presented frame as PNG
-//   dump PATH                  what is on screen, as JSON (for tests)
+//   dump PATH                  what is on screen, as JSON (for tests), with what the last frame
+//                              cost: messages laid out, store statements run
 //   database read-only|fresh|check   the ways out the damaged-database screen offers
 //   quit
 #include "ui/script.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -38,6 +45,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ui/actions.h"
+#include "ui/panels.h"
 #include "ui/window.h"
 
 namespace qvk::ui {
@@ -94,14 +102,19 @@ const char* ModelStatusName(chat::ModelStatus s) {
   return "?";
 }
 
-std::vector<store::Message> BranchOnScreen(AppState& state) {
-  const auto c = state.conversation ? state.db().GetConversation(state.conversation) : std::nullopt;
-  if (!c || c->current_leaf == 0) return {};
-  return state.db().Thread(c->current_leaf);
+// Valid until the next command.
+const std::vector<store::Message>& BranchOnScreen(AppState& state) {
+  state.branch.Refresh(state.db(), state.conversation);
+  return state.branch.thread;
+}
+
+// Whether the search worker has the hits for what the search box holds, as the store is now.
+bool SearchDone(AppState& state) {
+  return state.search.empty() || RequestSearch(state).Finished(state.search, state.db().revision());
 }
 
 store::Id LastAssistant(AppState& state) {
-  const auto branch = BranchOnScreen(state);
+  const auto& branch = BranchOnScreen(state);
   for (auto it = branch.rbegin(); it != branch.rend(); ++it) {
     if (it->role == "assistant") return it->id;
   }
@@ -133,24 +146,37 @@ json Dump(AppState& state) {
   }
   out["conversations"] = conversations;
   if (!state.search.empty()) {
+    const auto results = state.search_worker ? state.search_worker->ResultsFor(state.search) : nullptr;
+    out["searching"] = results == nullptr;
     json hits = json::array();
-    for (const auto& hit : state.db().Search(state.search)) {
-      hits.push_back({{"conversation", hit.conversation_id}, {"message", hit.message_id}, {"title", hit.title}});
+    for (const auto& hit : results ? results->hits : std::vector<store::SearchHit>{}) {
+      hits.push_back({{"conversation", hit.conversation_id},
+                      {"message", hit.message_id},
+                      {"title", hit.title},
+                      {"snippet", hit.snippet}});
     }
     out["search_hits"] = hits;
   }
+  if (state.unfinished_load) {
+    out["unfinished_load"] = {{"path", *state.unfinished_load},
+                              {"message", UnfinishedLoadMessage(*state.unfinished_load)}};
+  }
+  out["last_frame"] = {{"messages_laid_out", state.last_frame.messages_laid_out},
+                       {"store_statements", state.last_frame.store_statements}};
   json branch = json::array();
   for (const auto& m : BranchOnScreen(state)) {
     branch.push_back({{"id", m.id},
                       {"role", m.role},
                       {"content", m.content},
                       {"state", store::MessageStateName(m.state)},
-                      {"siblings", state.db().Siblings(m.conversation_id, m.parent_id).size()},
+                      {"siblings", state.branch.SiblingPosition(m).second},
                       {"tokens", m.tokens},
                       {"notice", m.notice}});
   }
   out["branch"] = branch;
   out["context_tokens"] = state.conversation ? state.chat().ContextTokens(state.conversation) : 0;
+  // What the gauge reads once its count is in (the count made here, so a test need not wait).
+  out["context_gauge"] = ContextGaugeLabel(out["context_tokens"].get<uint32_t>(), state.chat().context_length());
   out["undo"] = state.undo.has_value();
   return out;
 }
@@ -163,10 +189,11 @@ bool Succeeded(AppState& state, bool ok) {
 
 const std::set<std::string>& KnownCommands() {
   static const std::set<std::string> names = {
-      "wait-model", "wait-reply", "wait-tokens", "frames", "type",    "key",   "send",       "new-chat",
-      "select",     "search",     "rename",      "pin",    "delete",  "undo",  "regenerate", "continue",
-      "edit",       "branch",     "stop",        "set",    "open",    "close", "export-md",  "export-json",
-      "import",     "screenshot", "dump",        "quit",   "database"};
+      "wait-model", "wait-reply",  "wait-tokens", "frames", "type",        "key",         "send",
+      "new-chat",   "select",      "search",      "rename", "pin",         "delete",      "undo",
+      "regenerate", "continue",    "edit",        "branch", "stop",        "set",         "open",
+      "close",      "export-md",   "export-json", "import", "screenshot",  "dump",        "quit",
+      "database",   "wait-search", "wait-branch", "scroll", "retry-model", "choose-model"};
   return names;
 }
 
@@ -248,7 +275,7 @@ void ScriptRunner::Step(AppState& state) {
     wait_started_ = std::chrono::steady_clock::now();
     // Keys and typing act in the frame that follows; a screenshot is of that frame.
     if (command.name == "key" || command.name == "type" || command.name == "screenshot" || command.name == "open" ||
-        command.name == "frames") {
+        command.name == "frames" || command.name == "scroll") {
       return;
     }
     // A database opened: the frame loop starts the chat session before the next command.
@@ -339,6 +366,24 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   }
   if (name == "search") {
     state.search = arg;
+    waiting_ = true;
+    return SearchDone(state);
+  }
+  if (name == "wait-search") {
+    waiting_ = true;
+    return SearchDone(state);
+  }
+  if (name == "wait-branch") {
+    waiting_ = true;
+    return state.branch.conversation == state.conversation && state.branch.revision == state.db().revision();
+  }
+  if (name == "scroll") {
+    state.scroll_messages_to = std::clamp(std::stof(arg), 0.0f, 1.0f);
+    return true;
+  }
+  if (name == "retry-model") return Succeeded(state, RetryUnfinishedLoad(state));
+  if (name == "choose-model") {
+    ChooseAnotherModel(state);
     return true;
   }
   if (name == "rename") return Succeeded(state, RenameConversation(state, state.conversation, Unescape(arg)));
@@ -354,7 +399,7 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
     const auto space = arg.find(' ');
     const size_t index = std::stoul(arg.substr(0, space));
     const std::string rest = space == std::string::npos ? "" : arg.substr(space + 1);
-    const auto branch = BranchOnScreen(state);
+    const auto& branch = BranchOnScreen(state);
     if (index >= branch.size()) throw Error(fmt::format("the branch on screen has {} messages", branch.size()));
     if (name == "branch") {
       if (rest != "prev" && rest != "next") throw Error("branch INDEX prev|next");

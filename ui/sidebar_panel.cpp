@@ -42,11 +42,23 @@ void DrawList(AppState& state) {
   }
 }
 
+// The search runs on the search worker; until its first results for these words arrive the
+// sidebar says so, and while the store changes the last results stay up.
 void DrawSearchResults(AppState& state) {
-  const auto hits = state.db().Search(state.search);
-  if (hits.empty()) ImGui::TextDisabled("No matches");
+  SearchWorker& worker = RequestSearch(state);
+  const std::shared_ptr<const SearchWorker::Results> results = worker.ResultsFor(state.search);
+  if (!worker.Finished(state.search, state.db().revision())) state.this_frame.awaiting_results = true;
+  if (!results) {
+    ImGui::TextDisabled("Searching...");
+    return;
+  }
+  if (!results->error.empty()) {
+    ImGui::TextWrapped("%s", results->error.c_str());
+    return;
+  }
+  if (results->hits.empty()) ImGui::TextDisabled("No matches");
   int index = 0;
-  for (const store::SearchHit& hit : hits) {
+  for (const store::SearchHit& hit : results->hits) {
     ImGui::PushID(index++);
     if (ImGui::Selectable(DisplayTitle(hit.title), state.conversation == hit.conversation_id)) {
       SelectConversation(state, hit.conversation_id);
