@@ -27,18 +27,37 @@ SamplingParams PlanSampling(const SamplingChoice& choice) {
 
 PromptPlan PlanPrompt(const ModelFiles& files, std::vector<ChatMessage> history, PromptKind kind, uint32_t context) {
   const size_t first_turn = !history.empty() && history.front().role == "system" ? 1 : 0;
-  auto encode = [&] {
-    return kind == PromptKind::Continuation ? files.EncodeChatContinuation(history) : files.EncodeChat(history, true);
+  const size_t turns = history.size() - first_turn;
+  // The prompt with the `dropped` earliest turns after the system prompt left out.
+  auto encode = [&](size_t dropped) {
+    std::vector<ChatMessage> kept(history.begin(), history.begin() + static_cast<std::ptrdiff_t>(first_turn));
+    kept.insert(kept.end(), history.begin() + static_cast<std::ptrdiff_t>(first_turn + dropped), history.end());
+    return kind == PromptKind::Continuation ? files.EncodeChatContinuation(kept) : files.EncodeChat(kept, true);
   };
-  PromptPlan plan{.ids = encode(), .dropped = 0};
-  while (plan.ids.size() >= context && history.size() > first_turn + 1) {
-    history.erase(history.begin() + static_cast<std::ptrdiff_t>(first_turn));
-    ++plan.dropped;
-    plan.ids = encode();
-  }
-  if (plan.ids.size() >= context) {
+  auto fits = [&](const std::vector<uint32_t>& ids) { return ids.size() < context; };
+
+  // Every turn costs at least one token, so at most `context` of the latest can fit: a huge
+  // conversation is never rendered whole. Fewer turns never make a longer prompt, so the fewest
+  // turns to drop is found by bisection: a few encodings, not one per dropped turn.
+  size_t low = turns > context ? turns - context : 0;
+  PromptPlan plan{.ids = encode(low), .dropped = low};
+  if (fits(plan.ids)) return plan;
+  size_t high = turns == 0 ? 0 : turns - 1;  // the last message alone
+  plan = {.ids = encode(high), .dropped = high};
+  if (!fits(plan.ids)) {
     throw Error(fmt::format("the last message alone ({} tokens) does not fit the context of {} tokens", plan.ids.size(),
                             context));
+  }
+  // Invariant: dropping `low` turns does not fit, dropping `high` does (plan holds that prompt).
+  while (high - low > 1) {
+    const size_t middle = low + (high - low) / 2;
+    std::vector<uint32_t> ids = encode(middle);
+    if (fits(ids)) {
+      high = middle;
+      plan = {.ids = std::move(ids), .dropped = middle};
+    } else {
+      low = middle;
+    }
   }
   return plan;
 }

@@ -2,6 +2,7 @@
 // context policy, on the tiny fixture's tokenizer and chat template (no GPU).
 #include "chat/prompt_plan.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "tests/test_util.h"
@@ -71,6 +72,23 @@ TEST(PromptPlanTest, TheEarliestMessagesGoUntilThePromptAndOneTokenFitButTheSyst
   std::vector<ChatMessage> one_more = {history.front()};
   one_more.insert(one_more.end(), history.begin() + static_cast<std::ptrdiff_t>(plan.dropped), history.end());
   EXPECT_GE(TinyFiles().EncodeChat(one_more, true).size(), whole - 10);
+}
+
+// 100,000 turns (inside the import limit) against a 4096-token context: planned from the latest
+// turns, with exactly as many dropped as must be.
+TEST(PromptPlanTest, AHugeConversationKeepsTheMostTurnsThatFit) {
+  std::vector<ChatMessage> history = {{"system", "Be brief."}};
+  for (int i = 0; i < 100000; ++i) history.push_back({i % 2 == 0 ? "user" : "assistant", fmt::format("turn {}", i)});
+  constexpr uint32_t kContext = 4096;
+  const PromptPlan plan = PlanPrompt(TinyFiles(), history, PromptKind::Reply, kContext);
+  EXPECT_LT(plan.ids.size(), kContext);
+  auto without = [&](size_t dropped) {
+    std::vector<ChatMessage> kept = {history.front()};
+    kept.insert(kept.end(), history.begin() + 1 + static_cast<std::ptrdiff_t>(dropped), history.end());
+    return TinyFiles().EncodeChat(kept, true);
+  };
+  EXPECT_EQ(plan.ids, without(plan.dropped));
+  EXPECT_GE(without(plan.dropped - 1).size(), kContext);
 }
 
 TEST(PromptPlanTest, AContinuationIsPlannedAsOne) {
