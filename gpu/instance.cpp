@@ -7,10 +7,32 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#if QWENVK_SANITIZED
+#include <dlfcn.h>
+#include <link.h>
+#endif
+
 #include "gpu/error.h"
 
 namespace qvk {
 namespace {
+
+#if QWENVK_SANITIZED
+// LeakSanitizer looks for leaks at exit, after the Vulkan loader has unloaded the drivers it
+// opened; a block that only a driver's globals point to then looks leaked (lavapipe keeps one
+// from its one-time initialization). Sanitized builds keep every library loaded until exit, so
+// the drivers' memory is still scanned and no suppression is needed.
+void KeepLoadedLibrariesUntilExit() {
+  dl_iterate_phdr(
+      [](dl_phdr_info* library, size_t, void*) {
+        if (library->dlpi_name != nullptr && library->dlpi_name[0] != '\0') {
+          dlopen(library->dlpi_name, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+        }
+        return 0;
+      },
+      nullptr);
+}
+#endif
 
 constexpr const char* kValidationLayer = "VK_LAYER_KHRONOS_validation";
 std::atomic<uint64_t> g_process_validation_messages{0};
@@ -149,6 +171,9 @@ Instance::Instance(const InstanceOptions& options) {
     throw Error("No Vulkan driver was found (install mesa-vulkan-drivers or your GPU vendor's driver).");
   }
   VK_CHECK(result);
+#if QWENVK_SANITIZED
+  KeepLoadedLibrariesUntilExit();
+#endif
 
   if (want_validation) {
     auto create = reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(
