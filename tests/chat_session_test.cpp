@@ -397,15 +397,20 @@ TEST_F(ChatSessionTest, BackgroundCountsAreContextTokens) {
   EXPECT_FALSE(session_->CountContextTokensInBackground(store_->CreateConversation("", Greedy(5))).has_value());
 }
 
+// `turns` question-and-answer pairs, so a small context cannot hold them all.
+void AddEarlierTurns(store::Store& store, store::Id conversation, int turns) {
+  store::Id leaf = 0;
+  for (int turn = 0; turn < turns; ++turn) {
+    leaf = store.AddMessage(conversation, leaf, "user", "This is an earlier question number " + std::to_string(turn),
+                            MessageState::Complete);
+    leaf = store.AddMessage(conversation, leaf, "assistant", "And this is its answer", MessageState::Complete);
+  }
+}
+
 TEST_F(ChatSessionTest, OldTurnsAreDroppedToFitTheContext) {
   Load(TinyModel(), 64);
   const store::Id conversation = store_->CreateConversation("", Greedy(4));
-  store::Id leaf = 0;
-  for (int turn = 0; turn < 4; ++turn) {
-    leaf = store_->AddMessage(conversation, leaf, "user", "This is an earlier question number " + std::to_string(turn),
-                              MessageState::Complete);
-    leaf = store_->AddMessage(conversation, leaf, "assistant", "And this is its answer", MessageState::Complete);
-  }
+  AddEarlierTurns(*store_, conversation, 4);
   ASSERT_TRUE(session_->Send(conversation, "Last one"));
   session_->WaitIdle();
   EXPECT_FALSE(session_->TakeError().has_value());
@@ -420,12 +425,7 @@ TEST_F(ChatSessionTest, OldTurnsAreDroppedToFitTheContext) {
 TEST_F(ChatSessionTest, ADroppedTurnAndAFullContextAreSeparateNotices) {
   Load(TinyModel(), 64);
   const store::Id conversation = store_->CreateConversation("", Greedy(100000));
-  store::Id leaf = 0;
-  for (int turn = 0; turn < 4; ++turn) {
-    leaf = store_->AddMessage(conversation, leaf, "user", "This is an earlier question number " + std::to_string(turn),
-                              MessageState::Complete);
-    leaf = store_->AddMessage(conversation, leaf, "assistant", "And this is its answer", MessageState::Complete);
-  }
+  AddEarlierTurns(*store_, conversation, 4);
   ASSERT_TRUE(session_->Send(conversation, "Last one"));
   session_->WaitIdle();
   EXPECT_FALSE(session_->TakeError().has_value());
