@@ -151,7 +151,7 @@ TEST(SamplerTest, RankedLogitsDrawWhatTheWholeRowDraws) {
         // A history of random tokens and some of the current favourites.
         std::vector<uint32_t> history;
         for (int i = 0; i < 30; ++i) history.push_back(any_id(gen));
-        for (uint32_t i = 0; i < 6; i += 1 + step % 3) history.push_back(best.ids[i]);
+        for (uint32_t i = 0; i < std::min(6u, needed); i += 1 + step % 3) history.push_back(best.ids[i]);
 
         std::vector<float> logits = row;
         const uint32_t expected = whole.Sample(logits, history);
