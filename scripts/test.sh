@@ -31,4 +31,4 @@ cmake --build build-asan -j "$(nproc)"
 echo "==> ThreadSanitizer: the chat engine's threads (build-tsan/)"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQWENVK_WERROR=ON -DQWENVK_SANITIZE=thread >/dev/null
 cmake --build build-tsan -j "$(nproc)" --target qwenvk_app_tests qwenvk_store_tests
-(cd build-tsan && ctest --output-on-failure -j "$(nproc)" --timeout 3000 -R 'ChatSession|Store')
+(cd build-tsan && ctest --output-on-failure -j "$(nproc)" --timeout 3000 -R 'ChatSession|Store|LatestJobWorker')
