@@ -7,13 +7,17 @@ namespace qvk {
 LatestJobWorker::LatestJobWorker() : thread_([this] { Loop(); }) {}
 
 LatestJobWorker::~LatestJobWorker() {
+  Stop();
+}
+
+void LatestJobWorker::Stop() {
   {
     std::lock_guard lock(mutex_);
     quit_ = true;
     waiting_.reset();
   }
   wake_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 void LatestJobWorker::Submit(std::function<void()> job) {

@@ -20,6 +20,9 @@ class LatestJobWorker {
   LatestJobWorker(const LatestJobWorker&) = delete;
   LatestJobWorker& operator=(const LatestJobWorker&) = delete;
 
+  // Drops the waiting job and waits for the running one; later jobs never run. An owner calls it
+  // first when a job uses something the owner destroys before its members.
+  void Stop();
   void Submit(std::function<void()> job);
   // From inside a job: a newer job is waiting, or the worker is being destroyed.
   bool superseded() const;

@@ -121,6 +121,8 @@ ChatSession::~ChatSession() {
   stop_requested_ = true;
   wake_.notify_all();
   worker_.join();
+  // A background count reads the model: it ends before the model goes.
+  counter_.Stop();
   // The engine and weights go before the device the caller owns.
   model_.reset();
 }

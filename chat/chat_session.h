@@ -164,7 +164,7 @@ class ChatSession {
   std::mutex background_count_mutex_;
   std::optional<ContextCount> background_count_asked_;
   std::optional<ContextCount> background_count_;
-  LatestJobWorker counter_;  // destroyed before the model it counts with
+  LatestJobWorker counter_;  // stopped (by the destructor) before the model it counts with goes
 
   std::thread worker_;  // last: starts once everything it uses exists
 };
