@@ -23,27 +23,27 @@ class BranchView::Reader {
  public:
   explicit Reader(std::filesystem::path database) : database_(std::move(database)) {}
 
-  // Asks for `selected` as the store is at `revision` (unless that was asked already) and
+  // Asks for `selected` as the store is at `store_revision` (unless that was asked already) and
   // returns what was read since the last call, if anything.
-  std::unique_ptr<Read> Exchange(store::Id selected, uint64_t revision) {
+  std::unique_ptr<Read> Exchange(store::Id selected, uint64_t store_revision) {
     std::lock_guard lock(mutex_);
-    if (asked_ != std::pair(selected, revision)) {
-      asked_ = std::pair(selected, revision);
-      worker_.Submit([this, selected, revision] { Run(selected, revision); });
+    if (asked_ != std::pair(selected, store_revision)) {
+      asked_ = std::pair(selected, store_revision);
+      worker_.Submit([this, selected, store_revision] { Run(selected, store_revision); });
     }
     return std::move(published_);
   }
 
  private:
-  void Run(store::Id selected, uint64_t revision) {
+  void Run(store::Id selected, uint64_t store_revision) {
     std::unique_ptr<Read> read;
     try {
       if (!store_) store_ = std::make_unique<store::Store>(database_, store::Store::Options{.read_only = true});
-      read = ReadFrom(*store_, selected, revision);
+      read = ReadFrom(*store_, selected, store_revision);
     } catch (const Error& e) {
       read = std::make_unique<Read>();
       read->conversation = selected;
-      read->revision = revision;
+      read->revision = store_revision;
       read->error = e.what();
     }
     std::lock_guard lock(mutex_);
