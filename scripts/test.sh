@@ -21,7 +21,7 @@ fi
 # gpu/instance.cpp), so lavapipe's one block from its own initialization is still referenced.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/sanitizers/tsan.supp"
 
 echo "==> AddressSanitizer + UndefinedBehaviorSanitizer: the whole suite (build-asan/)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQWENVK_WERROR=ON -DQWENVK_SANITIZE=address,undefined >/dev/null
