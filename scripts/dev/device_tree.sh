@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The `device` tool sends the working tree, at most 64 MiB; the fixture models in tests/data
+# are larger and no speed run needs them. `device_tree.sh off` hides them from git for a run
+# (index and .git/info/exclude), `device_tree.sh on` restores both.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+paths=(tests/data/gguf tests/data/qwen2-tiny)
+case "${1:-}" in
+  off)
+    git rm -r -q --cached "${paths[@]}"
+    for p in "${paths[@]}"; do echo "/$p/" >>.git/info/exclude; done ;;
+  on)
+    git reset -q -- "${paths[@]}"
+    for p in "${paths[@]}"; do sed -i "\#^/$p/\$#d" .git/info/exclude; done ;;
+  *) echo "usage: $0 off|on" >&2; exit 2 ;;
+esac
