@@ -1,40 +1,153 @@
-# Compiles each shader variant with glslc and generates one C++ source that embeds all of them.
-# A variant is a .comp file plus -D defines; glslc's depfile makes an edited .glsl include
-# rebuild exactly the variants that include it.
-#
-# The variant list lives in shaders/variants.cmake so that adding a kernel touches one place
-# on the build side (plus its row in gpu/kernels.cpp).
+# The kernel registry's build side: shaders/kernels.cmake lists every kernel through
+# qwenvk_kernel(); this file compiles each variant with glslc, embeds the SPIR-V in one C++
+# source, and generates the KernelId enum and the kernel table from the same list
+# (generated/kernel_registry.h, generated/kernel_table.inc). glslc's depfile makes an edited
+# .glsl include rebuild exactly the variants that include it.
 
 set(QWENVK_SHADER_DIR ${CMAKE_SOURCE_DIR}/shaders)
 set(QWENVK_SPIRV_DIR ${CMAKE_BINARY_DIR}/spirv)
-file(MAKE_DIRECTORY ${QWENVK_SPIRV_DIR} ${CMAKE_BINARY_DIR}/generated)
+set(QWENVK_GENERATED_DIR ${CMAKE_BINARY_DIR}/generated)
+file(MAKE_DIRECTORY ${QWENVK_SPIRV_DIR} ${QWENVK_GENERATED_DIR})
 
-set(QWENVK_SPIRV_FILES)
-set(QWENVK_SPIRV_NAMES)
+set_property(GLOBAL PROPERTY QWENVK_SPIRV_FILES)
+set_property(GLOBAL PROPERTY QWENVK_SPIRV_NAMES)
+set_property(GLOBAL PROPERTY QWENVK_KERNEL_OPS)
+set_property(GLOBAL PROPERTY QWENVK_KERNEL_IDS)
+set_property(GLOBAL PROPERTY QWENVK_KERNEL_ROWS "")
 
-# qwenvk_shader(NAME name SOURCE file.comp [DEFINES A=1 B ...])
-function(qwenvk_shader)
-  cmake_parse_arguments(ARG "" "NAME;SOURCE" "DEFINES" ${ARGN})
-  set(out ${QWENVK_SPIRV_DIR}/${ARG_NAME}.spv)
-  set(defines)
-  foreach(d IN LISTS ARG_DEFINES)
-    list(APPEND defines -D${d})
+function(_qwenvk_spirv name source target defines)
+  set(out ${QWENVK_SPIRV_DIR}/${name}.spv)
+  set(flags)
+  foreach(d IN LISTS defines)
+    list(APPEND flags -D${d})
   endforeach()
   add_custom_command(
     OUTPUT ${out}
-    COMMAND ${GLSLC} --target-env=vulkan1.1 -O -Werror -I ${QWENVK_SHADER_DIR} ${defines}
-            -MD -MF ${out}.d -o ${out} ${QWENVK_SHADER_DIR}/${ARG_SOURCE}
-    DEPENDS ${QWENVK_SHADER_DIR}/${ARG_SOURCE}
+    COMMAND ${GLSLC} --target-env=${target} -O -Werror -I ${QWENVK_SHADER_DIR} ${flags}
+            -MD -MF ${out}.d -o ${out} ${QWENVK_SHADER_DIR}/${source}
+    DEPENDS ${QWENVK_SHADER_DIR}/${source}
     DEPFILE ${out}.d
-    COMMENT "glslc ${ARG_NAME}"
+    COMMENT "glslc ${name}"
     VERBATIM)
-  set(QWENVK_SPIRV_FILES ${QWENVK_SPIRV_FILES} ${out} PARENT_SCOPE)
-  set(QWENVK_SPIRV_NAMES ${QWENVK_SPIRV_NAMES} ${ARG_NAME} PARENT_SCOPE)
+  set_property(GLOBAL APPEND PROPERTY QWENVK_SPIRV_FILES ${out})
+  set_property(GLOBAL APPEND PROPERTY QWENVK_SPIRV_NAMES ${name})
 endfunction()
 
-include(${QWENVK_SHADER_DIR}/variants.cmake)
+# See shaders/kernels.cmake for the arguments.
+function(qwenvk_kernel)
+  cmake_parse_arguments(ARG "" "OP;SOURCE;NAME;PUSH;LOCAL_SIZE;TARGET" "TYPES;BINDINGS;WRITES;SPEC;DEFINES;FEATURES"
+                        ${ARGN})
+  foreach(required OP SOURCE PUSH LOCAL_SIZE BINDINGS)
+    if(NOT ARG_${required})
+      message(FATAL_ERROR "qwenvk_kernel(${ARG_OP}): ${required} is missing")
+    endif()
+  endforeach()
+  if(ARG_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "qwenvk_kernel(${ARG_OP}): unknown arguments ${ARG_UNPARSED_ARGUMENTS}")
+  endif()
+  if(NOT ARG_NAME)
+    string(TOLOWER ${ARG_OP} ARG_NAME)
+  endif()
+  if(NOT ARG_TARGET)
+    set(ARG_TARGET vulkan1.1)
+  endif()
+  list(LENGTH ARG_BINDINGS bindings)
+  set(written 0)
+  foreach(w IN LISTS ARG_WRITES)
+    list(FIND ARG_BINDINGS ${w} index)
+    if(index LESS 0)
+      message(FATAL_ERROR "qwenvk_kernel(${ARG_OP}): WRITES ${w} is not one of BINDINGS")
+    endif()
+    math(EXPR written "${written} | (1 << ${index})")
+  endforeach()
+  set(spec "{\"WG\", ${ARG_LOCAL_SIZE}}")
+  set(spec_count 1)
+  foreach(s IN LISTS ARG_SPEC)
+    if(NOT s MATCHES "^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)$")
+      message(FATAL_ERROR "qwenvk_kernel(${ARG_OP}): SPEC ${s} is not NAME=unsigned")
+    endif()
+    string(APPEND spec ", {\"${CMAKE_MATCH_1}\", ${CMAKE_MATCH_2}}")
+    math(EXPR spec_count "${spec_count} + 1")
+  endforeach()
+  set_property(GLOBAL APPEND PROPERTY QWENVK_KERNEL_OPS ${ARG_OP})
 
-set(QWENVK_SPIRV_SOURCE ${CMAKE_BINARY_DIR}/generated/spirv_blobs.cpp)
+  set(types ${ARG_TYPES})
+  if(NOT types)
+    set(types NONE)
+  endif()
+  foreach(type IN LISTS types)
+    set(features ${ARG_FEATURES})
+    set(defines ${ARG_DEFINES})
+    if(type STREQUAL NONE)
+      set(id ${ARG_OP})
+      set(name ${ARG_NAME})
+      set(dtype std::nullopt)
+    else()
+      string(TOLOWER ${type} lower)
+      set(id ${ARG_OP}${type})
+      set(name ${ARG_NAME}_${lower})
+      set(dtype DType::${type})
+      list(APPEND defines WEIGHT_${type})
+      if(type MATCHES "^Q")  # ggml blocks are read byte by byte
+        list(APPEND features storage_8bit)
+      endif()
+    endif()
+    list(REMOVE_DUPLICATES features)
+    set(feature_expr 0u)
+    foreach(f IN LISTS features)
+      string(APPEND feature_expr " | kernel_feature::${f}")
+    endforeach()
+    _qwenvk_spirv(${name} ${ARG_SOURCE} ${ARG_TARGET} "${defines}")
+    set_property(GLOBAL APPEND PROPERTY QWENVK_KERNEL_IDS ${id})
+    set_property(GLOBAL APPEND_STRING PROPERTY QWENVK_KERNEL_ROWS
+      "    {KernelId::${id}, KernelOp::${ARG_OP}, \"${name}\", ${dtype}, ${bindings}, ${written}u, sizeof(${ARG_PUSH}), ${ARG_LOCAL_SIZE}, {{${spec}}}, ${spec_count}, ${feature_expr}, \"${ARG_TARGET}\"},\n")
+  endforeach()
+endfunction()
+
+include(${QWENVK_SHADER_DIR}/kernels.cmake)
+
+# Written only when the list changed, so an unchanged registry rebuilds nothing.
+function(_qwenvk_write_if_changed path content)
+  file(WRITE ${path}.tmp "${content}")
+  file(COPY_FILE ${path}.tmp ${path} ONLY_IF_DIFFERENT)
+  file(REMOVE ${path}.tmp)
+endfunction()
+
+get_property(ops GLOBAL PROPERTY QWENVK_KERNEL_OPS)
+get_property(ids GLOBAL PROPERTY QWENVK_KERNEL_IDS)
+get_property(rows GLOBAL PROPERTY QWENVK_KERNEL_ROWS)
+list(JOIN ops ",\n  " op_lines)
+list(JOIN ids ",\n  " id_lines)
+_qwenvk_write_if_changed(${QWENVK_GENERATED_DIR}/kernel_registry.h
+"// Generated by cmake/Shaders.cmake from shaders/kernels.cmake. Do not edit.
+#pragma once
+#include <cstdint>
+
+namespace qvk {
+
+// One per qwenvk_kernel() call.
+enum class KernelOp : uint32_t {
+  ${op_lines},
+  Count
+};
+
+// One per kernel variant: the op, followed by the weight type for ops with TYPES.
+enum class KernelId : uint32_t {
+  ${id_lines},
+  Count
+};
+
+}  // namespace qvk
+")
+_qwenvk_write_if_changed(${QWENVK_GENERATED_DIR}/kernel_table.inc
+"// Generated by cmake/Shaders.cmake from shaders/kernels.cmake. Do not edit.
+// id, op, name, weight type, bindings, written, push size, local size, spec constants, count,
+// features, SPIR-V target
+${rows}")
+
+get_property(QWENVK_SPIRV_FILES GLOBAL PROPERTY QWENVK_SPIRV_FILES)
+get_property(QWENVK_SPIRV_NAMES GLOBAL PROPERTY QWENVK_SPIRV_NAMES)
+set(QWENVK_SPIRV_SOURCE ${QWENVK_GENERATED_DIR}/spirv_blobs.cpp)
 add_custom_command(
   OUTPUT ${QWENVK_SPIRV_SOURCE}
   COMMAND ${CMAKE_COMMAND} -DOUTPUT=${QWENVK_SPIRV_SOURCE} -DSPIRV_DIR=${QWENVK_SPIRV_DIR}

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "gpu/device.h"
@@ -19,60 +20,9 @@ namespace qvk {
 namespace {
 
 using namespace qvk::push;
-constexpr uint32_t B(uint32_t binding) { return 1u << binding; }
 
-// name, bindings, written bindings, push size, local size. Binding order is the shader's.
 constexpr KernelSpec kTable[] = {
-    // W, X, Y, bias, residual
-    {KernelId::MatVecF32, "matvec_f32", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecF16, "matvec_f16", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecBF16, "matvec_bf16", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatMulF32, "matmul_f32", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatMulF16, "matmul_f16", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatMulBF16, "matmul_bf16", 5, B(2), sizeof(MatMulPush), 256},
-    // X, weight, Y
-    {KernelId::RmsNorm, "rmsnorm", 3, B(2), sizeof(RmsNormPush), 256},
-    // QKV (rotated in place), positions, inv_freq, K cache, V cache
-    {KernelId::Rope, "rope", 5, B(0) | B(3) | B(4), sizeof(RopePush), 64},
-    // GU, Y
-    {KernelId::SwiGlu, "swiglu", 2, B(1), sizeof(SwiGluPush), 256},
-    // E, ids, Y
-    {KernelId::EmbedF32, "embed_f32", 3, B(2), sizeof(EmbedPush), 256},
-    {KernelId::EmbedF16, "embed_f16", 3, B(2), sizeof(EmbedPush), 256},
-    {KernelId::EmbedBF16, "embed_bf16", 3, B(2), sizeof(EmbedPush), 256},
-    // Q, positions, K cache, V cache, O, P
-    {KernelId::Attention, "attention", 6, B(4) | B(5), sizeof(AttentionPush), 128},
-    // values, candidate values out, candidate indices out
-    {KernelId::TopKChunks, "topk_chunks", 3, B(1) | B(2), sizeof(TopKPush), 256},
-    // candidate values, candidate indices (marked taken), values out, indices out
-    {KernelId::TopKMerge, "topk_merge", 4, B(1) | B(2) | B(3), sizeof(TopKPush), 256},
-    // W, X, Y, bias, residual
-    {KernelId::MatVecQ8_0, "matvec_q8_0", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ4_0, "matvec_q4_0", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ4_1, "matvec_q4_1", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ5_0, "matvec_q5_0", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ5_1, "matvec_q5_1", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ4_K, "matvec_q4_k", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ5_K, "matvec_q5_k", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ6_K, "matvec_q6_k", 5, B(2), sizeof(MatMulPush), 256},
-    // W, X, Y, bias, residual
-    {KernelId::MatMulQ8_0, "matmul_q8_0", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatMulQ4_0, "matmul_q4_0", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatMulQ4_1, "matmul_q4_1", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatMulQ5_0, "matmul_q5_0", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatMulQ5_1, "matmul_q5_1", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatMulQ4_K, "matmul_q4_k", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatMulQ5_K, "matmul_q5_k", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatMulQ6_K, "matmul_q6_k", 5, B(2), sizeof(MatMulPush), 256},
-    // E, ids, Y
-    {KernelId::EmbedQ8_0, "embed_q8_0", 3, B(2), sizeof(EmbedPush), 256},
-    {KernelId::EmbedQ4_0, "embed_q4_0", 3, B(2), sizeof(EmbedPush), 256},
-    {KernelId::EmbedQ4_1, "embed_q4_1", 3, B(2), sizeof(EmbedPush), 256},
-    {KernelId::EmbedQ5_0, "embed_q5_0", 3, B(2), sizeof(EmbedPush), 256},
-    {KernelId::EmbedQ5_1, "embed_q5_1", 3, B(2), sizeof(EmbedPush), 256},
-    {KernelId::EmbedQ4_K, "embed_q4_k", 3, B(2), sizeof(EmbedPush), 256},
-    {KernelId::EmbedQ5_K, "embed_q5_k", 3, B(2), sizeof(EmbedPush), 256},
-    {KernelId::EmbedQ6_K, "embed_q6_k", 3, B(2), sizeof(EmbedPush), 256},
+#include "kernel_table.inc"
 };
 static_assert(std::size(kTable) == kKernelCount, "one table row per KernelId");
 
@@ -83,6 +33,22 @@ constexpr bool TableInIdOrder() {
   return true;
 }
 static_assert(TableInIdOrder(), "kTable rows must follow KernelId order");
+
+constexpr bool SpecConstantsFit() {
+  for (const KernelSpec& k : kTable) {
+    if (k.spec_count == 0 || k.spec_count > kMaxSpecConstants || k.spec[0].value != k.local_size_x) return false;
+  }
+  return true;
+}
+static_assert(SpecConstantsFit(), "at most kMaxSpecConstants specialization constants, the first the local size");
+
+// The Vulkan version a SPIR-V target environment needs.
+uint32_t ApiVersionFor(std::string_view target) {
+  if (target == "vulkan1.3") return VK_API_VERSION_1_3;
+  if (target == "vulkan1.2") return VK_API_VERSION_1_2;
+  if (target == "vulkan1.1") return VK_API_VERSION_1_1;
+  return VK_API_VERSION_1_0;
+}
 
 std::filesystem::path CacheDirectory() {
   if (const char* dir = std::getenv("QWENVK_CACHE_DIR"); dir != nullptr && *dir != '\0') return dir;
@@ -115,7 +81,27 @@ bool CacheBlobMatches(const std::vector<char>& blob, const DeviceInfo& info) {
 
 }  // namespace
 
-const KernelSpec& Spec(KernelId id) { return kTable[static_cast<uint32_t>(id)]; }
+const KernelSpec& Spec(KernelId id) {
+  return kTable[static_cast<uint32_t>(id)];
+}
+
+KernelId KernelFor(KernelOp op, DType type) {
+  for (const KernelSpec& k : kTable) {
+    if (k.op == op && k.weight_type == type) return k.id;
+  }
+  throw Error(fmt::format("no kernel for {} weights of op {}", DTypeName(type), static_cast<uint32_t>(op)));
+}
+
+std::string MissingFeatures(const DeviceInfo& device, const KernelSpec& spec) {
+  std::vector<std::string> missing;
+  if (device.api_version < ApiVersionFor(spec.target)) missing.push_back(fmt::format("SPIR-V for {}", spec.target));
+  if ((spec.features & kernel_feature::storage_8bit) && !device.storage_8bit)
+    missing.push_back("8-bit storage buffers");
+  if ((spec.features & kernel_feature::float16) && !device.fp16_arithmetic)
+    missing.push_back("16-bit float arithmetic");
+  if ((spec.features & kernel_feature::coopmat_nv) && !device.coopmat_nv) missing.push_back("NV cooperative matrices");
+  return fmt::format("{}", fmt::join(missing, ", "));
+}
 
 Kernels::Kernels(Device& device) : device_(device) {
   std::vector<char> blob;
@@ -162,6 +148,9 @@ const Pipeline& Kernels::Get(KernelId id) {
   Pipeline& p = pipelines_[static_cast<uint32_t>(id)];
   if (p.pipeline != VK_NULL_HANDLE) return p;
   const KernelSpec& spec = Spec(id);
+  if (const std::string missing = MissingFeatures(device_.info(), spec); !missing.empty()) {
+    throw Error(fmt::format("kernel {} needs {}, which {} lacks", spec.name, missing, device_.info().name));
+  }
   const SpirvBlob* blob = nullptr;
   for (const auto& b : AllSpirv()) {
     if (b.name == spec.name) blob = &b;
@@ -192,8 +181,14 @@ const Pipeline& Kernels::Get(KernelId id) {
   VkShaderModule module = VK_NULL_HANDLE;
   VK_CHECK(vkCreateShaderModule(dev, &module_info, nullptr, &module));
 
-  const VkSpecializationMapEntry entry{0, 0, sizeof(uint32_t)};
-  VkSpecializationInfo specialization{1, &entry, sizeof(uint32_t), &spec.local_size_x};
+  std::array<VkSpecializationMapEntry, kMaxSpecConstants> entries{};
+  std::array<uint32_t, kMaxSpecConstants> values{};
+  for (uint32_t i = 0; i < spec.spec_count; ++i) {
+    entries[i] = {i, static_cast<uint32_t>(i * sizeof(uint32_t)), sizeof(uint32_t)};
+    values[i] = spec.spec[i].value;
+  }
+  VkSpecializationInfo specialization{spec.spec_count, entries.data(), spec.spec_count * sizeof(uint32_t),
+                                      values.data()};
   VkComputePipelineCreateInfo info{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
   info.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
   info.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;

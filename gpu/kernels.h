@@ -1,73 +1,62 @@
 #pragma once
-// The kernel table: every compute kernel with its SPIR-V variant, bindings, push-constant size
-// and workgroup size, and the pipelines built from it (lazily, through a VkPipelineCache kept
+// The kernel table: every compute kernel with its SPIR-V variant, bindings, push-constant size,
+// specialization constants and the device features it needs, generated from the one list in
+// shaders/kernels.cmake; and the pipelines built from it (lazily, through a VkPipelineCache kept
 // in the user's cache directory between runs).
 #include <array>
 #include <cstdint>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include <vulkan/vulkan.h>
 
+#include "base/dtype.h"
+#include "kernel_registry.h"  // generated: KernelOp, KernelId
+
 namespace qvk {
 
 class Device;
+struct DeviceInfo;
 
-enum class KernelId : uint32_t {
-  MatVecF32,
-  MatVecF16,
-  MatVecBF16,
-  MatMulF32,
-  MatMulF16,
-  MatMulBF16,
-  RmsNorm,
-  Rope,
-  SwiGlu,
-  EmbedF32,
-  EmbedF16,
-  EmbedBF16,
-  Attention,
-  TopKChunks,
-  TopKMerge,
-  // ggml block types (DType::Q8_0 ... Q6_K)
-  MatVecQ8_0,
-  MatVecQ4_0,
-  MatVecQ4_1,
-  MatVecQ5_0,
-  MatVecQ5_1,
-  MatVecQ4_K,
-  MatVecQ5_K,
-  MatVecQ6_K,
-  MatMulQ8_0,
-  MatMulQ4_0,
-  MatMulQ4_1,
-  MatMulQ5_0,
-  MatMulQ5_1,
-  MatMulQ4_K,
-  MatMulQ5_K,
-  MatMulQ6_K,
-  EmbedQ8_0,
-  EmbedQ4_0,
-  EmbedQ4_1,
-  EmbedQ5_0,
-  EmbedQ5_1,
-  EmbedQ4_K,
-  EmbedQ5_K,
-  EmbedQ6_K,
-  Count
+// Device features a kernel may need beyond the baseline every usable device has (Vulkan 1.1,
+// subgroup arithmetic, 16-bit storage); shaders/kernels.cmake names them by these names.
+namespace kernel_feature {
+inline constexpr uint32_t storage_8bit = 1u << 0;  // storageBuffer8BitAccess
+inline constexpr uint32_t float16 = 1u << 1;       // shaderFloat16
+inline constexpr uint32_t coopmat_nv = 1u << 2;    // VK_NV_cooperative_matrix, enabled
+}  // namespace kernel_feature
+
+struct SpecConstant {
+  std::string_view name;
+  uint32_t value;
 };
-constexpr uint32_t kKernelCount = static_cast<uint32_t>(KernelId::Count);
+inline constexpr uint32_t kMaxSpecConstants = 4;
 
+// One row of the kernel table, generated from shaders/kernels.cmake.
 struct KernelSpec {
   KernelId id;
-  std::string_view name;   // also the SPIR-V variant name
-  uint32_t bindings;       // storage buffers at set 0, bindings 0..n-1
-  uint32_t written;        // bit b set: binding b is written (hazard tracking)
-  uint32_t push_size;      // bytes; must equal sizeof the push struct passed at dispatch
-  uint32_t local_size_x;   // specialization constant 0
+  KernelOp op;
+  std::string_view name;                             // also the SPIR-V variant name
+  std::optional<DType> weight_type;                  // for ops with one kernel per weight type
+  uint32_t bindings;                                 // storage buffers at set 0, bindings 0..n-1
+  uint32_t written;                                  // bit b set: binding b is written (hazard tracking)
+  uint32_t push_size;                                // bytes; must equal sizeof the push struct passed at dispatch
+  uint32_t local_size_x;                             // specialization constant 0 (also spec[0])
+  std::array<SpecConstant, kMaxSpecConstants> spec;  // constant i is spec[i]
+  uint32_t spec_count;
+  uint32_t features;        // kernel_feature bits
+  std::string_view target;  // glslc --target-env
 };
 
+constexpr uint32_t kKernelCount = static_cast<uint32_t>(KernelId::Count);
+
 const KernelSpec& Spec(KernelId id);
+// The kernel of `op` for weights of `type`; throws Error when the op has none for that type.
+KernelId KernelFor(KernelOp op, DType type);
+// What `device` lacks to run the kernel, as a phrase ("8-bit storage buffers"); empty: nothing.
+std::string MissingFeatures(const DeviceInfo& device, const KernelSpec& spec);
 
 struct Pipeline {
   VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
@@ -82,6 +71,7 @@ class Kernels {
   Kernels(const Kernels&) = delete;
   Kernels& operator=(const Kernels&) = delete;
 
+  // Builds the kernel's pipeline on first use; throws Error when the device lacks a feature it needs.
   const Pipeline& Get(KernelId id);
 
  private:

@@ -33,38 +33,15 @@ constexpr uint32_t kMatMulTile = 64;      // TILE in matmul.comp
 constexpr uint32_t kMatVecMaxTokens = 4;  // above this, the tiled kernel reads weights once
 constexpr uint32_t kMaxHeadDim = 256;     // MAX_HEAD_DIM in attention.comp
 
-// The kernels that read each weight type, indexed by DType.
-struct TypeKernels {
-  KernelId matvec, matmul, embed;
-};
-constexpr TypeKernels kTypeKernels[] = {
-    {KernelId::MatVecF32, KernelId::MatMulF32, KernelId::EmbedF32},
-    {KernelId::MatVecF16, KernelId::MatMulF16, KernelId::EmbedF16},
-    {KernelId::MatVecBF16, KernelId::MatMulBF16, KernelId::EmbedBF16},
-    {KernelId::MatVecQ8_0, KernelId::MatMulQ8_0, KernelId::EmbedQ8_0},
-    {KernelId::MatVecQ4_0, KernelId::MatMulQ4_0, KernelId::EmbedQ4_0},
-    {KernelId::MatVecQ4_1, KernelId::MatMulQ4_1, KernelId::EmbedQ4_1},
-    {KernelId::MatVecQ5_0, KernelId::MatMulQ5_0, KernelId::EmbedQ5_0},
-    {KernelId::MatVecQ5_1, KernelId::MatMulQ5_1, KernelId::EmbedQ5_1},
-    {KernelId::MatVecQ4_K, KernelId::MatMulQ4_K, KernelId::EmbedQ4_K},
-    {KernelId::MatVecQ5_K, KernelId::MatMulQ5_K, KernelId::EmbedQ5_K},
-    {KernelId::MatVecQ6_K, KernelId::MatMulQ6_K, KernelId::EmbedQ6_K},
-};
-static_assert(std::size(kTypeKernels) == kDTypeCount, "one kTypeKernels row per DType");
-
-const TypeKernels& KernelsFor(DType type) {
-  const auto index = static_cast<size_t>(type);
-  if (index >= std::size(kTypeKernels)) throw Error(fmt::format("unknown weight type {}", index));
-  return kTypeKernels[index];
-}
-
-// The quantized kernels read their blocks byte by byte.
-void RequireWeightSupport(const Graph& g, DType type, std::string_view op) {
-  if (IsQuantized(type) && !g.device().info().storage_8bit) {
+// A kernel the device cannot run (block-quantized weights need 8-bit storage buffers) is refused
+// when the op is recorded, naming the op and the weights.
+KernelId RequireKernel(const Graph& g, KernelOp op, DType type, std::string_view op_name) {
+  const KernelId kernel = KernelFor(op, type);
+  if (const std::string missing = MissingFeatures(g.device().info(), Spec(kernel)); !missing.empty()) {
     throw Error(
-        fmt::format("{}: {} weights: this device cannot read 8-bit storage buffers, which quantized weights need", op,
-                    DTypeName(type)));
+        fmt::format("{}: {} weights: this device lacks {}, which they need", op_name, DTypeName(type), missing));
   }
+  return kernel;
 }
 
 }  // namespace
@@ -99,9 +76,8 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
           "Y too small");
   Require(!a.bias || a.bias->size >= (a.y_offset + a.w.rows) * 4ull, "matmul", "bias too small");
   Require(!a.residual || a.residual->size >= a.y.size, "matmul", "residual smaller than Y");
-  RequireWeightSupport(g, a.w.dtype, "matmul");
   const bool matvec = a.tokens <= kMatVecMaxTokens;
-  const KernelId kernel = matvec ? KernelsFor(a.w.dtype).matvec : KernelsFor(a.w.dtype).matmul;
+  const KernelId kernel = RequireKernel(g, matvec ? KernelOp::MatVec : KernelOp::MatMul, a.w.dtype, "matmul");
   const uint32_t flags = (a.bias ? QVK_FLAG_BIAS : 0u) | (a.residual ? QVK_FLAG_RESIDUAL : 0u);
   // Absent optional inputs are bound to X, which the kernel then never reads.
   const BufferRange bias = a.bias.value_or(a.x);
@@ -166,8 +142,7 @@ void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint3
 void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens, std::string_view label) {
   Require(ids.size >= tokens * 4ull && y.size >= static_cast<VkDeviceSize>(tokens) * table.cols * 4, "embed",
           "buffer too small");
-  RequireWeightSupport(g, table.dtype, "embed");
-  const KernelId kernel = KernelsFor(table.dtype).embed;
+  const KernelId kernel = RequireKernel(g, KernelOp::Embed, table.dtype, "embed");
   for (const RowSlice& slice : SliceRows(g.device().info(), table)) {
     g.Dispatch(kernel, {slice.range, ids, y}, push::EmbedPush{tokens, table.cols, slice.first_row, slice.rows},
                GridFor(tokens), label);

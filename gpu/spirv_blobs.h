@@ -8,7 +8,7 @@
 namespace qvk {
 
 struct SpirvBlob {
-  std::string_view name;  // the variant's name in shaders/variants.cmake
+  std::string_view name;  // the variant's name in shaders/kernels.cmake
   std::span<const uint32_t> words;
 };
 

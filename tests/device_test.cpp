@@ -1,9 +1,12 @@
-// Device discovery and choice, memory sub-allocation and transfers, the pipeline cache.
+// Device discovery and choice, memory sub-allocation and transfers, the pipeline cache, the
+// kernel registry.
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
 #include "gpu/error.h"
 #include "gpu/kernels.h"
+#include "gpu/spirv_blobs.h"
 #include "tests/gpu_fixture.h"
 
 namespace qvk::test {
@@ -97,8 +100,9 @@ TEST_F(GpuTest, UploadsAndDownloadsLargeBuffersExactly) {
 }
 
 TEST_F(GpuTest, RefusesImpossibleAllocationsWithAnError) {
-  EXPECT_THROW(device().allocator().CreateBuffer(info().max_allocation_size + (VkDeviceSize{1} << 20), MemoryKind::Device),
-               Error);
+  EXPECT_THROW(
+      device().allocator().CreateBuffer(info().max_allocation_size + (VkDeviceSize{1} << 20), MemoryKind::Device),
+      Error);
 }
 
 TEST_F(GpuTest, KeepsThePipelineCacheOnDisk) {
@@ -116,6 +120,45 @@ TEST_F(GpuTest, KeepsThePipelineCacheOnDisk) {
   }
   EXPECT_TRUE(found) << "no pipeline cache written under " << dir;
   std::filesystem::remove_all(dir);
+}
+
+// The registry test: every kernel shaders/kernels.cmake lists has its SPIR-V embedded, and builds
+// a pipeline on this device unless the device lacks a feature the kernel names (then Get refuses
+// it with an Error that names the kernel, not a Vulkan failure).
+TEST_F(GpuTest, BuildsEveryKernelOfTheRegistryItCanRun) {
+  uint32_t built = 0;
+  for (uint32_t i = 0; i < kKernelCount; ++i) {
+    const KernelSpec& spec = Spec(static_cast<KernelId>(i));
+    SCOPED_TRACE(std::string(spec.name));
+    EXPECT_EQ(static_cast<uint32_t>(spec.id), i);
+    EXPECT_TRUE(std::ranges::any_of(AllSpirv(), [&](const SpirvBlob& b) { return b.name == spec.name; }));
+    const std::string missing = MissingFeatures(info(), spec);
+    if (missing.empty()) {
+      EXPECT_NE(device().kernels().Get(spec.id).pipeline, VK_NULL_HANDLE);
+      ++built;
+    } else {
+      try {
+        device().kernels().Get(spec.id);
+        ADD_FAILURE() << "built a kernel the device lacks " << missing << " for";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(spec.name), std::string::npos) << e.what();
+      }
+    }
+  }
+  EXPECT_GT(built, 0u);
+}
+
+TEST(KernelRegistry, EveryTypedOpHasOneKernelPerWeightType) {
+  for (const KernelOp op : {KernelOp::MatVec, KernelOp::MatMul, KernelOp::Embed}) {
+    for (uint32_t t = 0; t < kDTypeCount; ++t) {
+      const auto type = static_cast<DType>(t);
+      const KernelSpec& spec = Spec(KernelFor(op, type));
+      EXPECT_EQ(spec.op, op);
+      EXPECT_EQ(spec.weight_type, type);
+      EXPECT_EQ((spec.features & kernel_feature::storage_8bit) != 0, IsQuantized(type)) << spec.name;
+    }
+  }
+  EXPECT_THROW(KernelFor(KernelOp::RmsNorm, DType::F16), Error);
 }
 
 }  // namespace

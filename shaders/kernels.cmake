@@ -1,0 +1,41 @@
+# The kernel registry: every compute kernel, one qwenvk_kernel() call each. From this list the
+# build compiles the SPIR-V variants and generates the KernelId enum and the kernel table
+# (generated/kernel_registry.h and kernel_table.inc, read by gpu/kernels.*): a new kernel is its
+# .comp file, its push-constant struct in push_constants.h, one call here and its op in gpu/ops.
+#
+# qwenvk_kernel(OP Name SOURCE file.comp        the op; kernels are KernelId::Name[Type]
+#               [TYPES F16 Q4_0 ...]             one variant per weight type, compiled with -DWEIGHT_<TYPE>
+#               [NAME spirv_name]                default: the op in lower case (+ _type)
+#               BINDINGS a b c ...               storage buffers at bindings 0.., in the shader's order
+#               WRITES b ...                     the bindings it writes (barriers follow these)
+#               PUSH StructName                  its push constants (shaders/push_constants.h)
+#               LOCAL_SIZE n                     workgroup size: specialization constant 0
+#               [SPEC NAME=value ...]            more specialization constants, ids 1, 2, ... in order
+#               [DEFINES A=1 ...]                more -D defines for glslc
+#               [TARGET vulkan1.1]               SPIR-V target environment
+#               [FEATURES storage_8bit ...])     device features it needs (KernelFeature in gpu/kernels.h);
+#                                                 block-quantized TYPES add storage_8bit themselves
+
+# DType order (base/dtype.h).
+set(QWENVK_WEIGHT_TYPES F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K)
+
+qwenvk_kernel(OP MatVec SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256)
+qwenvk_kernel(OP MatMul SOURCE matmul.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256)
+qwenvk_kernel(OP Embed SOURCE embed.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              BINDINGS table ids y WRITES y PUSH EmbedPush LOCAL_SIZE 256)
+qwenvk_kernel(OP RmsNorm SOURCE rmsnorm.comp
+              BINDINGS x weight y WRITES y PUSH RmsNormPush LOCAL_SIZE 256)
+qwenvk_kernel(OP Rope SOURCE rope.comp
+              BINDINGS qkv positions inv_freq k_cache v_cache WRITES qkv k_cache v_cache PUSH RopePush LOCAL_SIZE 64)
+qwenvk_kernel(OP SwiGlu SOURCE swiglu.comp
+              BINDINGS gate_up y WRITES y PUSH SwiGluPush LOCAL_SIZE 256)
+qwenvk_kernel(OP Attention SOURCE attention.comp
+              BINDINGS q positions k_cache v_cache out probs WRITES out probs PUSH AttentionPush LOCAL_SIZE 128)
+qwenvk_kernel(OP TopKChunks NAME topk_chunks SOURCE topk.comp DEFINES TOPK_CHUNKS
+              BINDINGS values out_values out_indices WRITES out_values out_indices PUSH TopKPush LOCAL_SIZE 256)
+# Candidate indices are marked as taken while merging, so that binding is written too.
+qwenvk_kernel(OP TopKMerge NAME topk_merge SOURCE topk.comp DEFINES TOPK_MERGE
+              BINDINGS values indices out_values out_indices WRITES indices out_values out_indices
+              PUSH TopKPush LOCAL_SIZE 256)
