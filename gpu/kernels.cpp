@@ -40,8 +40,8 @@ constexpr KernelSpec kTable[] = {
     {KernelId::EmbedF32, "embed_f32", 3, B(2), sizeof(EmbedPush), 256},
     {KernelId::EmbedF16, "embed_f16", 3, B(2), sizeof(EmbedPush), 256},
     {KernelId::EmbedBF16, "embed_bf16", 3, B(2), sizeof(EmbedPush), 256},
-    // Q, positions, K cache, V cache, O, P
-    {KernelId::Attention, "attention", 6, B(4) | B(5), sizeof(AttentionPush), 128},
+    // Q, positions, K cache, V cache, O, P, split partials
+    {KernelId::Attention, "attention", 7, B(4) | B(5) | B(6), sizeof(AttentionPush), 128},
     // values, candidate values out, candidate indices out
     {KernelId::TopKChunks, "topk_chunks", 3, B(1) | B(2), sizeof(TopKPush), 256},
     // candidate values, candidate indices (marked taken), values out, indices out
@@ -73,6 +73,8 @@ constexpr KernelSpec kTable[] = {
     {KernelId::EmbedQ4_K, "embed_q4_k", 3, B(2), sizeof(EmbedPush), 256},
     {KernelId::EmbedQ5_K, "embed_q5_k", 3, B(2), sizeof(EmbedPush), 256},
     {KernelId::EmbedQ6_K, "embed_q6_k", 3, B(2), sizeof(EmbedPush), 256},
+    // positions, split partials, O
+    {KernelId::AttentionCombine, "attention_combine", 3, B(2), sizeof(AttentionPush), 64},
 };
 static_assert(std::size(kTable) == kKernelCount, "one table row per KernelId");
 

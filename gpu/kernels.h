@@ -54,6 +54,8 @@ enum class KernelId : uint32_t {
   EmbedQ4_K,
   EmbedQ5_K,
   EmbedQ6_K,
+  // attention's KV splits merged into O
+  AttentionCombine,
   Count
 };
 constexpr uint32_t kKernelCount = static_cast<uint32_t>(KernelId::Count);

@@ -9,5 +9,7 @@ qwenvk_shader(NAME rmsnorm SOURCE rmsnorm.comp)
 qwenvk_shader(NAME rope SOURCE rope.comp)
 qwenvk_shader(NAME swiglu SOURCE swiglu.comp)
 qwenvk_shader(NAME attention SOURCE attention.comp)
+# Merges attention's KV splits (decode and few-token steps).
+qwenvk_shader(NAME attention_combine SOURCE attention_combine.comp)
 qwenvk_shader(NAME topk_chunks SOURCE topk.comp DEFINES TOPK_CHUNKS)
 qwenvk_shader(NAME topk_merge SOURCE topk.comp DEFINES TOPK_MERGE)
