@@ -95,11 +95,12 @@ void store_tile(uint n, bool with_v) {
 }
 
 // Scores of `row` against this lane's keys lane, lane + lanes, ... of the tile in k_sh (tile
-// keys [0, n), cache rows from j0); -inf where the row does not see the key.
+// keys [0, n), cache rows from j0); -inf where the row does not see the key. Rows past the
+// block's tokens and heads see nothing (a decode block of 0.5B fills 7 of its 16 rows).
 void tile_scores(out float s[KEYS_PER_LANE], uint row, uint lane, uint lanes, uint j0, uint n, uint see_begin,
                  uint see_end) {
   for (uint k = 0; k < KEYS_PER_LANE; ++k) s[k] = 0.0;
-  for (uint c = 0; c < quads; ++c) {
+  for (uint c = 0; c < quads && see_begin < see_end; ++c) {
     const vec4 qv = q_sh[row * quads + c];
     for (uint k = 0; k < KEYS_PER_LANE; ++k) {
       const uint j = lane + k * lanes;

@@ -189,7 +189,7 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{"gqa20_d32_chunk3_at300", 20, 1, 32, 3, 300},
                       AttentionCase{"gqa2_d160_chunk5_at90", 4, 2, 160, 5, 90},
                       // head_dim % 4 != 0 reads the cache half by half; 20 has an odd number of quads.
-                      AttentionCase{"gqa2_d6_chunk7_at200", 4, 2, 6, 7, 200},
+                      AttentionCase{"gqa2_d6_chunk7_at200_probs", 4, 2, 6, 7, 200, 0, true},
                       AttentionCase{"gqa2_d7_decode_at300", 2, 1, 7, 1, 300},
                       AttentionCase{"gqa2_d20_chunk5_at130_probs", 4, 2, 20, 5, 130, 0, true},
                       // The attention-map mode: a chunk of a longer prompt, rows as long as the prompt.
