@@ -27,14 +27,14 @@ layout(push_constant) uniform Push { AttentionPush p; };
 
 #include "attention.glsl"
 
-// Sizes for the kernel table's 128 invocations.
 #define MAX_ROWS 16
 #define MAX_TILE_KEYS 64
-#define TILE_QUADS 1024    // 4-half slots of one K or V tile: 64 keys of head_dim 64, 16 of 256
-#define Q_QUADS 512        // 16 rows of head_dim <= 128, or 8 rows of 256
-#define KEYS_PER_LANE 8    // MAX_TILE_KEYS / the fewest lanes a row has (128 / 16)
-#define ROWS_PER_LANE 4    // most rows one lane accumulates: block_rows / (128 / quads)
-#define LOADS_PER_LANE 8   // TILE_QUADS / 128
+#define TILE_QUADS 1024  // 4-half slots of one K or V tile: 64 keys of head_dim 64, 16 of 256
+#define Q_QUADS 512      // 16 rows of head_dim <= 128, or 8 rows of 256
+// Per lane, for WG (64 or more) invocations:
+const uint KEYS_PER_LANE = MAX_TILE_KEYS / (WG / MAX_ROWS);  // a row has WG / block_rows lanes
+const uint ROWS_PER_LANE = Q_QUADS / WG;                      // block_rows / (WG / quads) at most
+const uint LOADS_PER_LANE = TILE_QUADS / WG;
 
 shared vec4 q_sh[Q_QUADS];                      // row r, quad c at r * quads + c: scaled, 0 past head_dim
 shared uvec2 k_sh[TILE_QUADS + MAX_TILE_KEYS];  // key j, quad c at j * (quads + 1) + c: padded so lanes
