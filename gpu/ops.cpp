@@ -31,7 +31,39 @@ void Require(bool condition, std::string_view op, std::string_view what) {
 
 constexpr uint32_t kMatMulTile = 64;      // TILE in matmul.comp
 constexpr uint32_t kMatVecMaxTokens = 4;  // above this, the tiled kernel reads weights once
-constexpr uint32_t kMaxHeadDim = 256;     // MAX_HEAD_DIM in attention.comp
+constexpr uint32_t kMaxHeadDim = 256;     // Q_QUADS and TILE_QUADS in attention.comp
+
+// How Attention lays out its workgroups: blocks of query rows (tokens x q heads of one KV group)
+// times splits of their keys. Splits are added until about kAttentionWorkgroups workgroups run
+// (four per SM of a 132-SM GPU); a decode step on Qwen2-0.5B has only 2 blocks, one per KV head.
+constexpr uint64_t kAttentionWorkgroups = 512;
+struct AttentionPlan {
+  uint32_t block_rows;  // 16, or 8 when head_dim > 128 (attention.comp keeps 512 quads of q)
+  uint32_t heads_per_block, tokens_per_block;
+  uint32_t token_blocks, head_blocks;  // blocks per KV head: token_blocks x head_blocks
+  uint32_t splits;
+};
+
+AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
+                            uint32_t capacity, bool probs) {
+  AttentionPlan plan{};
+  plan.block_rows = head_dim <= 128 ? 16 : 8;
+  const uint32_t group = n_heads / n_kv_heads;
+  plan.heads_per_block = std::min(group, plan.block_rows);
+  plan.tokens_per_block = plan.block_rows / plan.heads_per_block;
+  plan.token_blocks = CeilDiv(tokens, plan.tokens_per_block);
+  plan.head_blocks = CeilDiv(group, plan.heads_per_block);
+  const uint64_t blocks = uint64_t{plan.token_blocks} * n_kv_heads * plan.head_blocks;
+  // More splits than the cache has granules of keys would always be empty.
+  const uint32_t most = std::clamp(CeilDiv(capacity, QVK_ATTENTION_SPLIT_KEYS), 1u, QVK_ATTENTION_MAX_SPLITS);
+  plan.splits = probs ? 1 : static_cast<uint32_t>(std::clamp<uint64_t>(kAttentionWorkgroups / blocks, 1, most));
+  return plan;
+}
+
+uint64_t PartialsBytes(const AttentionPlan& plan, uint32_t tokens, uint32_t n_heads, uint32_t head_dim) {
+  if (plan.splits == 1) return 0;
+  return uint64_t{4} * tokens * n_heads * plan.splits * (head_dim + 2);  // acc [D], then m and l
+}
 
 // A kernel the device cannot run (block-quantized weights need 8-bit storage buffers) is refused
 // when the op is recorded, naming the op and the weights.
@@ -152,8 +184,8 @@ void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32
 void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   Require(a.n_heads > 0 && a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0, "attention",
           "query heads must be a multiple of KV heads");
-  const uint32_t wg = Spec(KernelId::Attention).local_size_x;
-  Require(a.head_dim > 0 && a.head_dim <= std::min(kMaxHeadDim, 2 * wg), "attention", "head_dim above 256");
+  Require(a.n_heads <= 65535, "attention", "at most 65535 query heads");
+  Require(a.head_dim > 0 && a.head_dim <= kMaxHeadDim, "attention", "head_dim above 256");
   Require(a.tokens > 0 && a.tokens <= 65535, "attention", "1..65535 query rows per dispatch");
   const uint32_t q_stride = a.q_stride ? a.q_stride : a.n_heads * a.head_dim;
   const uint32_t o_stride = a.o_stride ? a.o_stride : a.n_heads * a.head_dim;
@@ -167,6 +199,15 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
     Require(a.probs_stride > 0 && a.probs->size >= static_cast<VkDeviceSize>(a.n_heads) * a.tokens * a.probs_stride * 4,
             "attention", "probabilities buffer too small");
   }
+  const AttentionPlan plan =
+      PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity, a.probs.has_value());
+  const uint64_t partials_bytes = PartialsBytes(plan, a.tokens, a.n_heads, a.head_dim);
+  if (partials_bytes > 0) {
+    Require(a.scratch && a.scratch->size >= partials_bytes, "attention",
+            fmt::format("{} query rows over a {}-row cache split their keys: scratch needs {} bytes "
+                        "(AttentionScratchBytes)",
+                        a.tokens, a.capacity, partials_bytes));
+  }
   const float scale = a.scale != 0 ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
   const push::AttentionPush push{a.tokens,
                                  a.n_heads,
@@ -178,9 +219,31 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  a.window,
                                  scale,
                                  a.probs_stride,
-                                 a.probs ? QVK_FLAG_PROBS : 0u};
-  g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out)}, push,
-             Groups{a.tokens, a.n_heads, 1}, label);
+                                 a.probs ? QVK_FLAG_PROBS : 0u,
+                                 plan.splits,
+                                 plan.block_rows,
+                                 plan.heads_per_block,
+                                 plan.tokens_per_block};
+  // Absent outputs are bound to O, which the kernel then does not write through them.
+  const BufferRange partials = partials_bytes > 0 ? Sub(*a.scratch, 0, partials_bytes) : a.out;
+  g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials},
+             push, Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label);
+  if (plan.splits > 1) {
+    g.Dispatch(KernelId::AttentionCombine, {a.positions, partials, a.out}, push, Groups{a.n_heads, a.tokens, 1}, label);
+  }
+}
+
+uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
+                               uint32_t capacity) {
+  Require(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention",
+          "query heads must be a multiple of KV heads");
+  // Fewer rows may split more ways, so the largest need is over every row count.
+  uint64_t bytes = 0;
+  for (uint32_t tokens = 1; tokens <= max_tokens; ++tokens) {
+    const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity, false);
+    bytes = std::max(bytes, PartialsBytes(plan, tokens, n_heads, head_dim));
+  }
+  return bytes;
 }
 
 uint32_t TopKScratchCount(uint32_t count, uint32_t k) {

@@ -34,8 +34,8 @@ Engine::Engine(Device& device, const ModelConfig& config, const ModelWeights& we
       weights_(weights),
       chunk_(std::max<uint32_t>(1, options.prefill_chunk)),
       kv_(device, config, options.context != 0 ? options.context : DefaultContext(config)),
-      prefill_(device, config, chunk_, LogitsRowsPerBatch(device, config, chunk_)),
-      decode_(device, config, 1, 1) {}
+      prefill_(device, config, chunk_, LogitsRowsPerBatch(device, config, chunk_), kv_.capacity),
+      decode_(device, config, 1, 1, kv_.capacity) {}
 
 Engine::~Engine() = default;
 
@@ -44,8 +44,13 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
   const uint64_t logits_rows = std::min<uint64_t>(chunk, kMaxLogitsRows);
   // Prefill and decode each keep one logits row and the ranking's scratch on the GPU.
   const uint64_t ranking = uint64_t{4} * c.vocab_size + uint64_t{8} * ops::TopKScratchCount(c.vocab_size, kMaxRanked);
+  // Prefill and decode each keep attention's split partials.
+  const uint32_t context = options.context != 0 ? options.context : DefaultContext(c);
+  const uint64_t partials =
+      ops::AttentionScratchBytes(static_cast<uint32_t>(chunk), c.num_heads, c.num_kv_heads, c.head_dim, context) +
+      ops::AttentionScratchBytes(1, c.num_heads, c.num_kv_heads, c.head_dim, context);
   return uint64_t{4} * chunk * (4 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size}) +
-         uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + (uint64_t{16} << 20);
+         uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + partials + (uint64_t{16} << 20);
 }
 
 void Engine::CheckFits(size_t tokens) const {

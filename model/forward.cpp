@@ -33,13 +33,14 @@ Buffer Make(Device& device, VkDeviceSize bytes, MemoryKind kind = MemoryKind::De
 
 }  // namespace
 
-RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32_t rows)
+RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32_t rows, uint32_t context)
     : max_tokens(tokens), host_logits_rows(rows) {
   const VkDeviceSize qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
   x = Make(device, F32 * tokens * c.hidden_size);
   xn = Make(device, F32 * tokens * c.hidden_size);
   qkv = Make(device, F32 * tokens * qkv_width);
   attn = Make(device, F32 * tokens * c.num_heads * c.head_dim);
+  attn_partials = Make(device, ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context));
   gate_up = Make(device, F32 * tokens * 2 * c.intermediate_size);
   mlp = Make(device, F32 * tokens * c.intermediate_size);
   ids = Make(device, 4 * tokens, MemoryKind::Upload);
@@ -121,7 +122,8 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                                  .head_dim = c.head_dim,
                                  .capacity = kv.capacity,
                                  .q_stride = qkv_width,
-                                 .window = c.layer_window[l]};
+                                 .window = c.layer_window[l],
+                                 .scratch = BufferRange(s.attn_partials)};
     if (probs != nullptr) {
       attention.probs = BufferRange((*probs)[l]);
       attention.probs_stride = probs_stride;

@@ -17,9 +17,10 @@ class Device;
 // The most logits a step ranks on the GPU for the host (the top-k kernel's limit).
 inline constexpr uint32_t kMaxRanked = ops::kTopKMax;
 
-// Activations for up to `max_tokens` tokens processed together (a prefill chunk; 1 for decode).
+// Activations for up to `max_tokens` tokens processed together (a prefill chunk; 1 for decode)
+// against a KV cache of `context` rows.
 struct RunState {
-  RunState(Device& device, const ModelConfig& config, uint32_t max_tokens, uint32_t host_logits_rows);
+  RunState(Device& device, const ModelConfig& config, uint32_t max_tokens, uint32_t host_logits_rows, uint32_t context);
 
   uint32_t max_tokens;
   uint32_t host_logits_rows;
@@ -27,6 +28,7 @@ struct RunState {
   Buffer xn;                    // f32 [T, hidden]                 RMS-normalized input of the current block
   Buffer qkv;                   // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
   Buffer attn;                  // f32 [T, H * D]                  attention output, heads side by side
+  Buffer attn_partials;         // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l)
   Buffer gate_up;               // f32 [T, 2 * inter]              fused gate | up projections
   Buffer mlp;                   // f32 [T, inter]                  silu(gate) * up
   Buffer ids;                   // u32 [T]                         token ids (host-written)

@@ -1,79 +1,274 @@
 #version 450
-// Causal grouped-query attention with online softmax (flash style): one workgroup per
-// (query token, head) walks the visible keys in tiles of WG, one key per invocation, keeping a
-// running max m, normaliser l and output accumulator, so memory does not grow with T^2.
-// With QVK_FLAG_PROBS a second pass writes the exact post-softmax probabilities.
+// Causal grouped-query flash attention over the F16 KV cache. A workgroup holds a block of up to
+// 16 query rows, (token, q head) pairs of one KV group, so K and V are read once for every head
+// of the group and every token of the block; it walks its part of the block's keys in tiles
+// staged in shared memory (the next tile's loads in flight meanwhile): scores, an online softmax
+// per row and the weighted sum of V, four barriers per tile and none per key.
+// The keys may be split over several workgroups ("flash decoding", so that one decode token
+// fills the GPU): with one split the workgroup writes O; with more it writes each row's partial
+// max m, sum l and unnormalised output, which attention_combine merges.
+// With QVK_FLAG_PROBS (one split) a second sweep writes the exact post-softmax probabilities
+// from each row's final m and l.
 #include "common.glsl"
 
 layout(binding = 0) readonly buffer Q { float q[]; };
 layout(binding = 1) readonly buffer Positions { uint positions[]; };
-layout(binding = 2) readonly buffer KCache { float16_t k_cache[]; };
-layout(binding = 3) readonly buffer VCache { float16_t v_cache[]; };
+// The caches 4 halves at a time (head_dim % 4 == 0), or half by half (any head_dim).
+layout(binding = 2) readonly buffer KCache { uvec2 k_quads[]; };
+layout(binding = 2) readonly buffer KCacheHalves { float16_t k_halves[]; };
+layout(binding = 3) readonly buffer VCache { uvec2 v_quads[]; };
+layout(binding = 3) readonly buffer VCacheHalves { float16_t v_halves[]; };
 layout(binding = 4) writeonly buffer O { float o[]; };
 layout(binding = 5) writeonly buffer P { float probs[]; };
+// Row (t, h), split s: acc [D] at ((t * H + h) * splits + s) * D, then (m, l) pairs after every acc.
+layout(binding = 6) writeonly buffer Partials { float partials[]; };
 
 layout(push_constant) uniform Push { AttentionPush p; };
 
-#define MAX_HEAD_DIM 256
-shared float q_sh[MAX_HEAD_DIM];
-shared float p_sh[WG];  // this tile's exp(score - m)
+#include "attention.glsl"
 
-float score(uint kv_base, uint j) {
-  const uint kb = kv_base + j * p.head_dim;
-  float s = 0.0;
-  for (uint d = 0; d < p.head_dim; ++d) s += q_sh[d] * float(k_cache[kb + d]);
-  return s;
+#define MAX_ROWS 16
+#define MAX_TILE_KEYS 64
+#define TILE_QUADS 1024  // 4-half slots of one K or V tile: 64 keys of head_dim 64, 16 of 256
+#define Q_QUADS 512      // 16 rows of head_dim <= 128, or 8 rows of 256
+// Per lane, for WG (64 or more) invocations:
+const uint KEYS_PER_LANE = MAX_TILE_KEYS / (WG / MAX_ROWS);  // a row has WG / block_rows lanes
+const uint ROWS_PER_LANE = Q_QUADS / WG;                      // block_rows / (WG / quads) at most
+const uint LOADS_PER_LANE = TILE_QUADS / WG;
+
+shared vec4 q_sh[Q_QUADS];                      // row r, quad c at r * quads + c: scaled, 0 past head_dim
+shared uvec2 k_sh[TILE_QUADS + MAX_TILE_KEYS];  // key j, quad c at j * (quads + 1) + c: padded so lanes
+                                                // reading different keys hit different banks
+shared uvec2 v_sh[TILE_QUADS];                  // key j, quad c at j * quads + c
+shared float p_sh[MAX_ROWS * MAX_TILE_KEYS];    // row r, key j: exp(score - m)
+shared float lane_sh[WG];                       // each lane's tile max, at the end its share of l
+shared float corr_sh[MAX_ROWS];                 // exp(m_old - m_new) of the current tile
+shared float l_sh[MAX_ROWS];
+
+uint tid;
+uint quads;          // 4-half slots per head row
+uint t0, h0, h_end;  // the block's first token, first q head and the KV group's last q head + 1
+uvec2 k_next[LOADS_PER_LANE], v_next[LOADS_PER_LANE];  // the next tile, on its way to shared memory
+
+vec4 unpack_quad(uvec2 w) { return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); }
+
+// Row r of the block is token t0 + r / heads_per_block, head h0 + r % heads_per_block.
+bool row_at(uint r, out uint t, out uint h) {
+  t = t0 + r / p.heads_per_block;
+  h = h0 + r % p.heads_per_block;
+  return r < p.heads_per_block * p.tokens_per_block && t < p.tokens && h < h_end;
 }
 
-void main() {
-  const uint tid = gl_LocalInvocationID.x;
-  const uint t = gl_WorkGroupID.x;
-  const uint h = gl_WorkGroupID.y;
-  const uint g = h / (p.n_heads / p.n_kv_heads);
-  const uint kv_base = g * p.capacity * p.head_dim;
-  const uint pos = positions[t];
-  const uint first = (p.window != 0 && pos + 1 > p.window) ? pos + 1 - p.window : 0;
+// --- tile loads ------------------------------------------------------------------------------
 
-  for (uint d = tid; d < p.head_dim; d += WG) q_sh[d] = q[t * p.q_stride + h * p.head_dim + d] * p.scale;
-  barrier();
-
-  // Each invocation owns output dims tid and tid + WG (head_dim <= 2 * WG).
-  float m = NEG_INF;
-  float l = 0.0;
-  float acc0 = 0.0, acc1 = 0.0;
-  const uint d0 = tid, d1 = tid + WG;
-  for (uint j0 = first; j0 <= pos; j0 += WG) {
-    const uint j = j0 + tid;
-    const bool visible = j <= pos;
-    const float s = visible ? score(kv_base, j) : NEG_INF;
-    const float m_new = max(m, workgroup_max(s));
-    const float e = visible ? exp(s - m_new) : 0.0;
-    const float correction = exp(m - m_new);
-    l = l * correction + workgroup_sum(e);
-    p_sh[tid] = e;
-    barrier();
-    acc0 *= correction;
-    acc1 *= correction;
-    const uint n = min(WG, pos + 1 - j0);
-    for (uint jj = 0; jj < n; ++jj) {
-      const uint vb = kv_base + (j0 + jj) * p.head_dim;
-      const float pj = p_sh[jj];
-      if (d0 < p.head_dim) acc0 += pj * float(v_cache[vb + d0]);
-      if (d1 < p.head_dim) acc1 += pj * float(v_cache[vb + d1]);
+// Starts reading keys [0, n) of a tile whose first key is cache row `row0` into registers.
+void fetch_tile(uint row0, uint n, bool with_v) {
+  for (uint i = 0; i < LOADS_PER_LANE; ++i) {
+    const uint slot = tid + i * WG;
+    if (slot >= n * quads) break;
+    if (p.head_dim % 4 == 0) {
+      k_next[i] = k_quads[row0 * quads + slot];
+      if (with_v) v_next[i] = v_quads[row0 * quads + slot];
+    } else {
+      const uint d = slot % quads * 4;
+      const uint base = (row0 + slot / quads) * p.head_dim + d;
+      vec4 k = vec4(0.0), v = vec4(0.0);
+      for (uint e = 0; e < 4; ++e) {
+        if (d + e < p.head_dim) {
+          k[e] = float(k_halves[base + e]);
+          if (with_v) v[e] = float(v_halves[base + e]);
+        }
+      }
+      k_next[i] = uvec2(packHalf2x16(k.xy), packHalf2x16(k.zw));
+      v_next[i] = uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
     }
-    barrier();
-    m = m_new;
+  }
+}
+
+void store_tile(uint n, bool with_v) {
+  for (uint i = 0; i < LOADS_PER_LANE; ++i) {
+    const uint slot = tid + i * WG;
+    if (slot >= n * quads) break;
+    k_sh[slot / quads * (quads + 1) + slot % quads] = k_next[i];
+    if (with_v) v_sh[slot] = v_next[i];
+  }
+}
+
+// Scores of `row` against this lane's keys lane, lane + lanes, ... of the tile in k_sh (tile
+// keys [0, n), cache rows from j0); -inf where the row does not see the key. Rows past the
+// block's tokens and heads see nothing (a decode block of 0.5B fills 7 of its 16 rows).
+void tile_scores(out float s[KEYS_PER_LANE], uint row, uint lane, uint lanes, uint j0, uint n, uint see_begin,
+                 uint see_end) {
+  for (uint k = 0; k < KEYS_PER_LANE; ++k) s[k] = 0.0;
+  for (uint c = 0; c < quads && see_begin < see_end; ++c) {
+    const vec4 qv = q_sh[row * quads + c];
+    for (uint k = 0; k < KEYS_PER_LANE; ++k) {
+      const uint j = lane + k * lanes;
+      if (j < n) s[k] += dot(qv, unpack_quad(k_sh[j * (quads + 1) + c]));
+    }
+  }
+  for (uint k = 0; k < KEYS_PER_LANE; ++k) {
+    const uint j = lane + k * lanes;
+    const uint key = j0 + j;
+    if (j >= n || key < see_begin || key >= see_end) s[k] = NEG_INF;
+  }
+}
+
+// --- main ------------------------------------------------------------------------------------
+
+void main() {
+  tid = gl_LocalInvocationID.x;
+  quads = (p.head_dim + 3) / 4;
+  const uint split = gl_WorkGroupID.x;
+  const uint block = gl_WorkGroupID.y;
+  const uint group = p.n_heads / p.n_kv_heads;
+  const uint head_blocks = (group + p.heads_per_block - 1) / p.heads_per_block;
+  const uint g = gl_WorkGroupID.z / head_blocks;
+  t0 = block * p.tokens_per_block;
+  h0 = g * group + gl_WorkGroupID.z % head_blocks * p.heads_per_block;
+  h_end = (g + 1) * group;
+
+  const KeyRange keys = block_keys(block);
+  const uint per = split_length(keys);
+  const uint begin = keys.begin + split * per;
+  if (begin >= keys.end) return;  // an empty split; the combine pass does not read it
+  const uint end = min(begin + per, keys.end);
+  const uint tile_keys = min(MAX_TILE_KEYS, TILE_QUADS / quads);
+  const uint kv_row0 = g * p.capacity;
+  fetch_tile(kv_row0 + begin, min(tile_keys, end - begin), true);
+
+  for (uint i = tid; i < p.block_rows * quads; i += WG) {
+    const uint d = i % quads * 4;
+    uint t, h;
+    vec4 qv = vec4(0.0);
+    if (row_at(i / quads, t, h)) {
+      for (uint e = 0; e < 4; ++e) {
+        if (d + e < p.head_dim) qv[e] = q[t * p.q_stride + h * p.head_dim + d + e] * p.scale;
+      }
+    }
+    q_sh[i] = qv;
   }
 
-  const float inv_l = 1.0 / l;
-  const uint ob = t * p.o_stride + h * p.head_dim;
-  if (d0 < p.head_dim) o[ob + d0] = acc0 * inv_l;
-  if (d1 < p.head_dim) o[ob + d1] = acc1 * inv_l;
+  // Scores and softmax: `lanes` lanes per row, each with every lanes-th key of a tile.
+  const uint lanes = WG / p.block_rows;
+  const uint row = tid / lanes, lane = tid % lanes;
+  uint row_t, row_h;
+  const bool row_valid = row_at(row, row_t, row_h);
+  uint see_begin = 0xffffffffu, see_end = 0;
+  if (row_valid) {
+    const uint pos = positions[row_t];
+    see_begin = first_visible(pos);
+    see_end = pos + 1;
+  }
+  // Weighted sum of V: lane tid holds quad pv_quad of rows pv_group, pv_group + pv_groups, ...
+  const uint pv_groups = WG / quads;
+  const uint pv_quad = tid % quads, pv_group = tid / quads;
+  const uint rows_used = p.heads_per_block * min(p.tokens_per_block, p.tokens - t0);
 
-  if ((p.flags & QVK_FLAG_PROBS) != 0) {
-    const uint pb = (h * p.tokens + t) * p.probs_stride;
-    for (uint j = tid; j < p.probs_stride; j += WG) {
-      probs[pb + j] = (j >= first && j <= pos) ? exp(score(kv_base, j) - m) * inv_l : 0.0;
+  float m = NEG_INF;   // the row's running max; every lane of the row holds the same value
+  float l_lane = 0.0;  // this lane's share of the row's sum of exp(score - m)
+  vec4 acc[ROWS_PER_LANE];
+  for (uint k = 0; k < ROWS_PER_LANE; ++k) acc[k] = vec4(0.0);
+
+  for (uint j0 = begin; j0 < end; j0 += tile_keys) {
+    const uint n = min(tile_keys, end - j0);
+    store_tile(n, true);
+    barrier();
+    if (j0 + tile_keys < end) fetch_tile(kv_row0 + j0 + tile_keys, min(tile_keys, end - j0 - tile_keys), true);
+
+    float s[KEYS_PER_LANE];
+    tile_scores(s, row, lane, lanes, j0, n, see_begin, see_end);
+    float tile_max = NEG_INF;
+    for (uint k = 0; k < KEYS_PER_LANE; ++k) tile_max = max(tile_max, s[k]);
+    lane_sh[tid] = tile_max;
+    barrier();
+
+    float m_new = m;
+    for (uint i = 0; i < lanes; ++i) m_new = max(m_new, lane_sh[row * lanes + i]);
+    const bool none = m_new == NEG_INF;  // the row has seen no key yet
+    const float corr = none ? 1.0 : exp(m - m_new);
+    float sum = 0.0;
+    for (uint k = 0; k < KEYS_PER_LANE; ++k) {
+      const uint j = lane + k * lanes;
+      if (j < n) {
+        const float e = none ? 0.0 : exp(s[k] - m_new);
+        p_sh[row * MAX_TILE_KEYS + j] = e;
+        sum += e;
+      }
     }
+    l_lane = l_lane * corr + sum;
+    m = m_new;
+    if (lane == 0) corr_sh[row] = corr;
+    barrier();
+
+    if (pv_group < pv_groups) {
+      for (uint k = 0; k < ROWS_PER_LANE; ++k) {
+        const uint r = pv_group + k * pv_groups;
+        if (r < rows_used) acc[k] *= corr_sh[r];
+      }
+      for (uint j = 0; j < n; ++j) {
+        const vec4 v = unpack_quad(v_sh[j * quads + pv_quad]);
+        for (uint k = 0; k < ROWS_PER_LANE; ++k) {
+          const uint r = pv_group + k * pv_groups;
+          if (r < rows_used) acc[k] += p_sh[r * MAX_TILE_KEYS + j] * v;
+        }
+      }
+    }
+    barrier();
+  }
+
+  const uint ml_base = p.tokens * p.n_heads * p.splits * p.head_dim;
+  lane_sh[tid] = l_lane;
+  barrier();
+  if (lane == 0) {
+    float l = 0.0;
+    for (uint i = 0; i < lanes; ++i) l += lane_sh[row * lanes + i];
+    l_sh[row] = l;
+    if (p.splits > 1 && row_valid) {
+      const uint at = ml_base + 2 * ((row_t * p.n_heads + row_h) * p.splits + split);
+      partials[at] = m;
+      partials[at + 1] = l;
+    }
+  }
+  barrier();
+  if (pv_group < pv_groups) {
+    const uint d = pv_quad * 4;
+    for (uint k = 0; k < ROWS_PER_LANE; ++k) {
+      const uint r = pv_group + k * pv_groups;
+      uint t, h;
+      if (r >= rows_used || !row_at(r, t, h)) continue;
+      if (p.splits == 1) {
+        // As attention_combine scales a single active split, so results do not depend on the cache size.
+        const vec4 out_row = acc[k] * (1.0 / l_sh[r]);
+        for (uint e = 0; e < 4 && d + e < p.head_dim; ++e) o[t * p.o_stride + h * p.head_dim + d + e] = out_row[e];
+      } else {
+        const uint at = ((t * p.n_heads + h) * p.splits + split) * p.head_dim + d;
+        for (uint e = 0; e < 4 && d + e < p.head_dim; ++e) partials[at + e] = acc[k][e];
+      }
+    }
+  }
+
+  if ((p.flags & QVK_FLAG_PROBS) == 0) return;
+  // The probabilities from the final m and l (one split: the workgroup saw every key).
+  const float inv_l = 1.0 / l_sh[row];
+  const uint pb = (row_h * p.tokens + row_t) * p.probs_stride;
+  if (row_valid) {
+    for (uint j = lane; j < p.probs_stride; j += lanes) {
+      if (j < keys.begin || j >= keys.end) probs[pb + j] = 0.0;
+    }
+  }
+  fetch_tile(kv_row0 + begin, min(tile_keys, end - begin), false);
+  for (uint j0 = begin; j0 < end; j0 += tile_keys) {
+    const uint n = min(tile_keys, end - j0);
+    store_tile(n, false);
+    barrier();
+    if (j0 + tile_keys < end) fetch_tile(kv_row0 + j0 + tile_keys, min(tile_keys, end - j0 - tile_keys), false);
+    float s[KEYS_PER_LANE];
+    tile_scores(s, row, lane, lanes, j0, n, see_begin, see_end);
+    for (uint k = 0; k < KEYS_PER_LANE; ++k) {
+      const uint key = j0 + lane + k * lanes;
+      if (row_valid && lane + k * lanes < n && key < p.probs_stride) probs[pb + key] = exp(s[k] - m) * inv_l;
+    }
+    barrier();
   }
 }

@@ -73,9 +73,17 @@ struct EmbedPush {
   uint rows;
 };
 
+// KV split sizes are multiples of this many keys (and at least this many), so short contexts
+// use few splits; a block of query rows is split at most QVK_ATTENTION_MAX_SPLITS ways.
+#define QVK_ATTENTION_SPLIT_KEYS 64u
+#define QVK_ATTENTION_MAX_SPLITS 256u
+
 // O[t, h*D:(h+1)*D] = softmax(scale * Q_h K_g^T + causal/window mask) V_g,  g = h / (H / H_kv).
 // Key j is visible to query t when j <= positions[t] and (window == 0 or positions[t] - j < window).
 // With QVK_FLAG_PROBS, P[h, t, j] holds the probabilities for j < probs_stride (0 past positions[t]).
+// A workgroup takes a block of query rows (tokens_per_block tokens x heads_per_block q heads of one
+// KV group) and one of `splits` parts of their keys; with splits > 1 it writes partial results
+// that attention_combine merges.
 struct AttentionPush {
   uint tokens;
   uint n_heads;
@@ -86,8 +94,12 @@ struct AttentionPush {
   uint capacity;  // cache rows per kv head
   uint window;    // 0: no sliding window
   float scale;
-  uint probs_stride;  // key columns per P row
-  uint flags;         // QVK_FLAG_PROBS
+  uint probs_stride;      // key columns per P row
+  uint flags;             // QVK_FLAG_PROBS
+  uint splits;            // KV splits per block (1: O written directly)
+  uint block_rows;        // query rows a workgroup holds: 16, or 8 when head_dim > 128
+  uint heads_per_block;   // rows of one token: q heads of one KV group
+  uint tokens_per_block;  // block_rows / heads_per_block
 };
 
 // Elements each stage-1 workgroup of topk reduces to k candidates.
@@ -108,7 +120,7 @@ static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);
 static_assert(sizeof(SwiGluPush) == 16);
 static_assert(sizeof(EmbedPush) == 16);
-static_assert(sizeof(AttentionPush) == 44 && offsetof(AttentionPush, scale) == 32);
+static_assert(sizeof(AttentionPush) == 60 && offsetof(AttentionPush, scale) == 32);
 static_assert(sizeof(TopKPush) == 16);
 }  // namespace qvk::push
 #endif

@@ -1,11 +1,14 @@
 // Causal grouped-query attention against the C++ reference: every GQA ratio Qwen2 models use,
-// head sizes 16..256, prefill and decode through the KV cache, sliding window, and the
-// post-softmax probabilities of the attention-map mode.
+// head sizes 6..256, prefill and decode through the KV cache at depths around the split
+// granule, chunks continuing a cache, sliding windows, the post-softmax probabilities of the
+// attention-map mode, and one decode recording replayed at several depths.
+#include <algorithm>
 #include <cmath>
 
 #include "base/numeric.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"
+#include "tests/test_util.h"
 
 namespace qvk::test {
 namespace {
@@ -17,32 +20,76 @@ struct AttentionCase {
   uint32_t first_pos;  // position of the first query row (decode: the history length)
   uint32_t window = 0;
   bool probs = false;
+  uint32_t capacity = 0;      // cache rows; 0: 5 past the last query (more rows: more, emptier splits)
+  bool reversed = false;      // query rows in descending positions
+  uint32_t probs_stride = 0;  // 0: capacity
 };
 
 void PrintTo(const AttentionCase& c, std::ostream* os) { *os << c.name; }
 
-class AttentionTest : public GpuTest, public ::testing::WithParamInterface<AttentionCase> {};
+// Random Q and an F16 cache of a case's shape, uploaded, with the reference's view of them.
+class AttentionOpTest : public GpuTest {
+ protected:
+  struct Inputs {
+    std::vector<float> q, k, v;
+    Buffer q_buf, k_buf, v_buf;
+  };
+
+  Inputs MakeInputs(const AttentionCase& c, uint32_t capacity) {
+    Inputs in;
+    in.q = RandomFloats(static_cast<size_t>(c.tokens) * c.heads * c.head_dim, 1);
+    const size_t cache_elems = static_cast<size_t>(c.kv_heads) * capacity * c.head_dim;
+    // Keys scaled so that the softmax is neither flat nor one-hot.
+    in.k = RoundTrip(RandomFloats(cache_elems, 2, 1.5f), DType::F16);
+    in.v = RoundTrip(RandomFloats(cache_elems, 3), DType::F16);
+    in.q_buf = Upload(in.q);
+    in.k_buf = Upload(ToHalf(in.k));
+    in.v_buf = Upload(ToHalf(in.v));
+    return in;
+  }
+
+  static void ExpectOutputMatches(const AttentionCase& c, const std::vector<float>& got,
+                                  const ref::AttentionResult& expected) {
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], expected.out[i], 2e-5 + 1e-4 * std::abs(expected.out[i]))
+          << "token " << i / (c.heads * c.head_dim) << " head " << (i / c.head_dim) % c.heads << " dim "
+          << i % c.head_dim;
+    }
+  }
+};
+
+class AttentionTest : public AttentionOpTest, public ::testing::WithParamInterface<AttentionCase> {};
+
+std::vector<uint32_t> Positions(const AttentionCase& c) {
+  std::vector<uint32_t> positions(c.tokens);
+  for (uint32_t t = 0; t < c.tokens; ++t) positions[t] = c.first_pos + t;
+  if (c.reversed) std::reverse(positions.begin(), positions.end());
+  return positions;
+}
 
 TEST_P(AttentionTest, MatchesReference) {
   const AttentionCase& c = GetParam();
-  const uint32_t capacity = c.first_pos + c.tokens + 5;  // spare rows hold poison-free junk
-  std::vector<uint32_t> positions(c.tokens);
-  for (uint32_t t = 0; t < c.tokens; ++t) positions[t] = c.first_pos + t;
-
-  const auto q = RandomFloats(static_cast<size_t>(c.tokens) * c.heads * c.head_dim, 1);
-  const size_t cache_elems = static_cast<size_t>(c.kv_heads) * capacity * c.head_dim;
-  // Keys scaled so that the softmax is neither flat nor one-hot.
-  const auto k = RoundTrip(RandomFloats(cache_elems, 2, 1.5f), DType::F16);
-  const auto v = RoundTrip(RandomFloats(cache_elems, 3), DType::F16);
-
-  Buffer q_buf = Upload(q), pos_buf = Upload(positions);
-  Buffer k_buf = Upload(ToHalf(k)), v_buf = Upload(ToHalf(v));
-  Buffer out_buf = Poisoned(q.size() * 4);
-  const uint32_t probs_stride = capacity;
+  const uint32_t capacity = c.capacity != 0 ? c.capacity : c.first_pos + c.tokens + 5;
+  const std::vector<uint32_t> positions = Positions(c);
+  Inputs in = MakeInputs(c, capacity);
+  Buffer pos_buf = Upload(positions);
+  Buffer out_buf = Poisoned(in.q.size() * 4);
+  const uint64_t scratch_bytes = ops::AttentionScratchBytes(c.tokens, c.heads, c.kv_heads, c.head_dim, capacity);
+  Buffer scratch_buf = Poisoned(scratch_bytes);
+  const uint32_t probs_stride = c.probs_stride != 0 ? c.probs_stride : capacity;
   std::optional<Buffer> probs_buf;
-  ops::AttentionArgs args{.q = q_buf, .positions = pos_buf, .k_cache = k_buf, .v_cache = v_buf, .out = out_buf,
-                          .tokens = c.tokens, .n_heads = c.heads, .n_kv_heads = c.kv_heads,
-                          .head_dim = c.head_dim, .capacity = capacity, .window = c.window};
+  ops::AttentionArgs args{.q = in.q_buf,
+                          .positions = pos_buf,
+                          .k_cache = in.k_buf,
+                          .v_cache = in.v_buf,
+                          .out = out_buf,
+                          .tokens = c.tokens,
+                          .n_heads = c.heads,
+                          .n_kv_heads = c.kv_heads,
+                          .head_dim = c.head_dim,
+                          .capacity = capacity,
+                          .window = c.window,
+                          .scratch = BufferRange(scratch_buf)};
   if (c.probs) {
     probs_buf = Poisoned(static_cast<size_t>(c.heads) * c.tokens * probs_stride * 4);
     args.probs = BufferRange(*probs_buf);
@@ -53,13 +100,8 @@ TEST_P(AttentionTest, MatchesReference) {
   g.Run();
 
   const auto expected =
-      ref::Attention(q, positions, k, v, c.heads, c.kv_heads, c.head_dim, capacity, c.window, probs_stride);
-  const auto got = Download<float>(out_buf, q.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    ASSERT_NEAR(got[i], expected.out[i], 2e-5 + 1e-4 * std::abs(expected.out[i]))
-        << "token " << i / (c.heads * c.head_dim) << " head " << (i / c.head_dim) % c.heads << " dim "
-        << i % c.head_dim;
-  }
+      ref::Attention(in.q, positions, in.k, in.v, c.heads, c.kv_heads, c.head_dim, capacity, c.window, probs_stride);
+  ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
   if (!c.probs) return;
   const auto p = Download<float>(*probs_buf, expected.probs.size());
   for (size_t i = 0; i < p.size(); ++i) {
@@ -68,11 +110,12 @@ TEST_P(AttentionTest, MatchesReference) {
   // Each row sums to one; masked cells are exactly zero.
   for (uint32_t h = 0; h < c.heads; ++h) {
     for (uint32_t t = 0; t < c.tokens; ++t) {
+      const uint32_t first = (c.window != 0 && positions[t] + 1 > c.window) ? positions[t] + 1 - c.window : 0;
       double sum = 0;
       for (uint32_t j = 0; j < probs_stride; ++j) {
         const float value = p[(static_cast<size_t>(h) * c.tokens + t) * probs_stride + j];
-        if (j > positions[t]) {
-          ASSERT_EQ(value, 0.0f);
+        if (j > positions[t] || j < first) {
+          ASSERT_EQ(value, 0.0f) << "head " << h << " token " << t << " key " << j;
         }
         sum += value;
       }
@@ -82,22 +125,132 @@ TEST_P(AttentionTest, MatchesReference) {
 }
 
 // Query heads per KV head: 0.5B 7 (14/2), 1.5B 6 (12/2), 7B 7 (28/4), 72B 8 (64/8), and 1, 2, 4.
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
+                         ::testing::Values(AttentionCase{"q05_prefill_gqa7_d64", 14, 2, 64, 37, 0},
+                                           AttentionCase{"q05_decode_gqa7_d64", 14, 2, 64, 1, 300},
+                                           AttentionCase{"q15_prefill_gqa6_d128", 12, 2, 128, 20, 0},
+                                           AttentionCase{"q15_decode_gqa6_d128_long", 12, 2, 128, 1, 1271},
+                                           AttentionCase{"q7_chunk_gqa7_d128", 28, 4, 128, 9, 130},
+                                           AttentionCase{"q72_decode_gqa8_d128", 64, 8, 128, 1, 129},
+                                           AttentionCase{"mha_gqa1_d16", 4, 4, 16, 17, 0},
+                                           AttentionCase{"gqa2_d48", 4, 2, 48, 5, 3},
+                                           AttentionCase{"gqa4_d256", 8, 2, 256, 3, 200},
+                                           AttentionCase{"gqa7_d80_window", 7, 1, 80, 33, 100, 50},
+                                           AttentionCase{"window_decode", 4, 2, 64, 1, 500, 128},
+                                           AttentionCase{"probs_tiny_d16", 4, 2, 16, 36, 0, 0, true},
+                                           AttentionCase{"probs_chunk_window_d64", 14, 2, 64, 20, 140, 64, true}),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// One query token at depths around the split granule (64 keys) and the split kernel's tile
+// sizes, in a cache of 4101 rows, so most splits are empty at small depths.
+constexpr uint32_t kDepthCapacity = 4101;
 INSTANTIATE_TEST_SUITE_P(
-    Shapes, AttentionTest,
-    ::testing::Values(AttentionCase{"q05_prefill_gqa7_d64", 14, 2, 64, 37, 0},
-                      AttentionCase{"q05_decode_gqa7_d64", 14, 2, 64, 1, 300},
-                      AttentionCase{"q15_prefill_gqa6_d128", 12, 2, 128, 20, 0},
-                      AttentionCase{"q15_decode_gqa6_d128_long", 12, 2, 128, 1, 1271},
-                      AttentionCase{"q7_chunk_gqa7_d128", 28, 4, 128, 9, 130},
-                      AttentionCase{"q72_decode_gqa8_d128", 64, 8, 128, 1, 129},
-                      AttentionCase{"mha_gqa1_d16", 4, 4, 16, 17, 0},
-                      AttentionCase{"gqa2_d48", 4, 2, 48, 5, 3},
-                      AttentionCase{"gqa4_d256", 8, 2, 256, 3, 200},
-                      AttentionCase{"gqa7_d80_window", 7, 1, 80, 33, 100, 50},
-                      AttentionCase{"window_decode", 4, 2, 64, 1, 500, 128},
-                      AttentionCase{"probs_tiny_d16", 4, 2, 16, 36, 0, 0, true},
-                      AttentionCase{"probs_chunk_window_d64", 14, 2, 64, 20, 140, 64, true}),
+    DecodeDepths, AttentionTest,
+    ::testing::Values(AttentionCase{"gqa1_d64_depth0", 1, 1, 64, 1, 0, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa1_d64_depth1", 1, 1, 64, 1, 1, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa1_d64_depth2", 1, 1, 64, 1, 2, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa1_d64_depth255", 1, 1, 64, 1, 255, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa1_d64_depth256", 1, 1, 64, 1, 256, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa1_d64_depth257", 1, 1, 64, 1, 257, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa1_d64_depth1000", 1, 1, 64, 1, 1000, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa1_d64_depth4096", 1, 1, 64, 1, 4096, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa2_d128_depth1", 2, 1, 128, 1, 1, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa2_d128_depth2", 2, 1, 128, 1, 2, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa2_d128_depth255", 2, 1, 128, 1, 255, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa2_d128_depth256", 2, 1, 128, 1, 256, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa2_d128_depth257", 2, 1, 128, 1, 257, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa2_d128_depth1000", 2, 1, 128, 1, 1000, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa2_d128_depth4096", 2, 1, 128, 1, 4096, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa7_d64_depth1", 7, 1, 64, 1, 1, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa7_d64_depth2", 7, 1, 64, 1, 2, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa7_d64_depth255", 7, 1, 64, 1, 255, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa7_d64_depth256", 7, 1, 64, 1, 256, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa7_d64_depth257", 7, 1, 64, 1, 257, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa7_d64_depth1000", 7, 1, 64, 1, 1000, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa7_d64_depth4096", 7, 1, 64, 1, 4096, 0, false, kDepthCapacity},
+                      // Qwen2-0.5B's attention: 14 heads, 2 KV heads, head_dim 64.
+                      AttentionCase{"q05_decode_depth4096", 14, 2, 64, 1, 4096, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa2_d64_depth4096_window1000", 2, 1, 64, 1, 4096, 1000, false, kDepthCapacity},
+                      AttentionCase{"gqa7_d64_depth1000_probs", 7, 1, 64, 1, 1000, 0, true, kDepthCapacity},
+                      AttentionCase{"gqa4_d256_depth1000", 8, 2, 256, 1, 1000, 0, false, kDepthCapacity}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// Several query rows continuing a cache (positions not from 0), split and unsplit, and the
+// shapes the kernel handles specially.
+INSTANTIATE_TEST_SUITE_P(
+    Chunks, AttentionTest,
+    ::testing::Values(AttentionCase{"q05_chunk40_at3000", 14, 2, 64, 40, 3000},
+                      AttentionCase{"q05_chunk256_at256", 14, 2, 64, 256, 256},
+                      AttentionCase{"gqa2_d64_chunk4_at1000", 2, 1, 64, 4, 1000, 0, false, kDepthCapacity},
+                      AttentionCase{"gqa7_d64_chunk9_window300_at2000", 7, 1, 64, 9, 2000, 300},
+                      AttentionCase{"gqa1_d128_chunk33_at700_probs", 2, 2, 128, 33, 700, 0, true},
+                      AttentionCase{"gqa7_d64_chunk6_reversed", 7, 1, 64, 6, 500, 0, false, 0, true},
+                      // 20 q heads per KV head: two blocks of heads per group.
+                      AttentionCase{"gqa20_d32_chunk3_at300", 20, 1, 32, 3, 300},
+                      AttentionCase{"gqa2_d160_chunk5_at90", 4, 2, 160, 5, 90},
+                      // head_dim % 4 != 0 reads the cache half by half; 20 has an odd number of quads.
+                      AttentionCase{"gqa2_d6_chunk7_at200_probs", 4, 2, 6, 7, 200, 0, true},
+                      AttentionCase{"gqa2_d7_decode_at300", 2, 1, 7, 1, 300},
+                      AttentionCase{"gqa2_d20_chunk5_at130_probs", 4, 2, 20, 5, 130, 0, true},
+                      // The attention-map mode: a chunk of a longer prompt, rows as long as the prompt.
+                      AttentionCase{"probs_map_chunk_d16", 4, 2, 16, 256, 0, 0, true, 32768, false, 300},
+                      AttentionCase{"probs_map_d16", 4, 2, 16, 36, 0, 0, true, 2048, false, 36}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// The engine records a decode step once and replays it with new positions: the split layout
+// must follow positions[] on the GPU.
+TEST_F(AttentionOpTest, OneRecordingServesEveryDepth) {
+  const AttentionCase c{"replay", 14, 2, 64, 1, 0};
+  const uint32_t capacity = 3000;
+  Inputs in = MakeInputs(c, capacity);
+  Buffer pos_buf = Upload(std::vector<uint32_t>{0});
+  Buffer out_buf = Poisoned(in.q.size() * 4);
+  Buffer scratch_buf = Poisoned(ops::AttentionScratchBytes(1, c.heads, c.kv_heads, c.head_dim, capacity));
+  Graph g(device());
+  ops::Attention(g, {.q = in.q_buf,
+                     .positions = pos_buf,
+                     .k_cache = in.k_buf,
+                     .v_cache = in.v_buf,
+                     .out = out_buf,
+                     .n_heads = c.heads,
+                     .n_kv_heads = c.kv_heads,
+                     .head_dim = c.head_dim,
+                     .capacity = capacity,
+                     .scratch = BufferRange(scratch_buf)});
+  g.End();
+  for (uint32_t depth : {2999u, 0u, 700u, 64u, 63u, 1500u}) {
+    SCOPED_TRACE(depth);
+    const std::vector<uint32_t> positions{depth};
+    device().Upload(pos_buf, 0, std::as_bytes(std::span(positions)));
+    g.Run();
+    const auto expected = ref::Attention(in.q, positions, in.k, in.v, c.heads, c.kv_heads, c.head_dim, capacity, 0, 0);
+    ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
+  }
+}
+
+TEST_F(AttentionOpTest, SplitKeysNeedScratch) {
+  const AttentionCase c{"no_scratch", 14, 2, 64, 1, 0};
+  const uint32_t capacity = 1000;
+  Inputs in = MakeInputs(c, capacity);
+  Buffer pos_buf = Upload(std::vector<uint32_t>{999});
+  Buffer out_buf = Poisoned(in.q.size() * 4);
+  Graph g(device());
+  ExpectMentions(ErrorOf([&] {
+                   ops::Attention(g, {.q = in.q_buf,
+                                      .positions = pos_buf,
+                                      .k_cache = in.k_buf,
+                                      .v_cache = in.v_buf,
+                                      .out = out_buf,
+                                      .n_heads = c.heads,
+                                      .n_kv_heads = c.kv_heads,
+                                      .head_dim = c.head_dim,
+                                      .capacity = capacity});
+                 }),
+                 {"attention", "scratch", "AttentionScratchBytes"});
+  // A cache that fits one split granule never splits: no scratch.
+  EXPECT_EQ(ops::AttentionScratchBytes(1, c.heads, c.kv_heads, c.head_dim, 64), 0u);
+  EXPECT_GT(ops::AttentionScratchBytes(1, c.heads, c.kv_heads, c.head_dim, capacity), 0u);
+}
 
 }  // namespace
 }  // namespace qvk::test
