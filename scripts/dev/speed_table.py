@@ -38,7 +38,8 @@ def qwenvk_rows(path):
     rows = {}
     data = load(path) or {}
     for r in data.get("results", []):
-        key = test_name(r.get("n_prompt", 0), r.get("n_gen", 0), r.get("n_depth", 0))
+        pp = r["kind"] == "pp"
+        key = test_name(r["tokens"] if pp else 0, 0 if pp else r["tokens"], r.get("depth", 0))
         rows[key] = (r["avg_ts"], r.get("stddev_ts", 0.0))
     return rows
 
