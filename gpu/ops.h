@@ -99,8 +99,13 @@ struct AttentionArgs {
   float scale = 0;                   // 0: 1 / sqrt(head_dim)
   std::optional<BufferRange> probs;  // f32 [H, T, probs_stride]
   uint32_t probs_stride = 0;
+  // positions[0] as the host knows it when recording (rows follow consecutively): sizes the
+  // dispatch's cost (keys read, flops) only; the kernel reads the positions buffer.
+  uint32_t first_position = 0;
 };
 void Attention(Graph& g, const AttentionArgs& a, std::string_view label = {});
+// The bytes an attention dispatch must move and the flops it does (see DispatchCost).
+DispatchCost AttentionCost(const AttentionArgs& a);
 
 // The k largest of count values, descending, ties to the lower index. Scratch holds the
 // per-workgroup candidates: TopKScratchCount(count, k) values and as many indices.
