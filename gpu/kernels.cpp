@@ -73,6 +73,10 @@ constexpr KernelSpec kTable[] = {
     {KernelId::EmbedQ4_K, "embed_q4_k", 3, B(2), sizeof(EmbedPush), 256},
     {KernelId::EmbedQ5_K, "embed_q5_k", 3, B(2), sizeof(EmbedPush), 256},
     {KernelId::EmbedQ6_K, "embed_q6_k", 3, B(2), sizeof(EmbedPush), 256},
+    // Device peak probes. X, Y
+    {KernelId::CopyVec4, "copy_vec4", 2, B(1), sizeof(CopyPush), 256},
+    // Y
+    {KernelId::FmaChains, "fma_chains", 1, B(0), sizeof(FmaPush), 256},
 };
 static_assert(std::size(kTable) == kKernelCount, "one table row per KernelId");
 

@@ -54,6 +54,9 @@ enum class KernelId : uint32_t {
   EmbedQ4_K,
   EmbedQ5_K,
   EmbedQ6_K,
+  // device peak probes (gpu/peak.cpp)
+  CopyVec4,
+  FmaChains,
   Count
 };
 constexpr uint32_t kKernelCount = static_cast<uint32_t>(KernelId::Count);

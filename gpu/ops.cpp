@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <iterator>
+#include <limits>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -272,6 +273,24 @@ void TopK(Graph& g, BufferRange values, uint32_t count, uint32_t k, BufferRange 
   g.Dispatch(KernelId::TopKMerge, {cand_values, cand_indices, out_values, out_indices},
              push::TopKPush{candidates, k, QVK_TOPK_CHUNK, 2}, Groups{}, label,
              {.bytes = uint64_t{8} * candidates + uint64_t{8} * k, .flops = candidates});
+}
+
+void Copy(Graph& g, BufferRange x, BufferRange y, std::string_view label) {
+  Require(x.size == y.size && x.size % 16 == 0 && x.size / 16 <= std::numeric_limits<uint32_t>::max(), "copy",
+          "X and Y must be the same size, a multiple of 16 bytes");
+  const auto words = static_cast<uint32_t>(x.size / 16);
+  const uint32_t per_group = Spec(KernelId::CopyVec4).local_size_x * QVK_COPY_WORDS;
+  g.Dispatch(KernelId::CopyVec4, {x, y}, push::CopyPush{words}, GridFor(CeilDiv(words, per_group)), label,
+             {.bytes = 2 * x.size, .flops = 0});
+}
+
+void FmaChains(Graph& g, BufferRange y, uint32_t invocations, uint32_t iterations, float b, float c,
+               std::string_view label) {
+  Require(invocations > 0 && y.size >= invocations * 4ull, "fma", "Y must hold one float per invocation");
+  const uint64_t fmas = uint64_t{invocations} * iterations * QVK_FMA_STEPS * QVK_FMA_CHAINS;
+  g.Dispatch(KernelId::FmaChains, {y}, push::FmaPush{invocations, iterations, b, c},
+             GridFor(CeilDiv(invocations, Spec(KernelId::FmaChains).local_size_x)), label,
+             {.bytes = uint64_t{4} * invocations, .flops = 2 * fmas});
 }
 
 }  // namespace ops

@@ -114,5 +114,13 @@ inline constexpr uint32_t kTopKMax = 256;
 void TopK(Graph& g, BufferRange values, uint32_t count, uint32_t k, BufferRange scratch_values,
           BufferRange scratch_indices, BufferRange out_values, BufferRange out_indices, std::string_view label = {});
 
+// Device peak probes (gpu/peak.cpp):
+// y = x, in 16-byte loads and stores; both ranges the same size, a multiple of 16 bytes.
+void Copy(Graph& g, BufferRange x, BufferRange y, std::string_view label = {});
+// y[i] = the sum of QVK_FMA_CHAINS chains a = fma(a, b, c) of iterations * QVK_FMA_STEPS steps each
+// (shaders/fma.comp), for i < invocations; y holds at least `invocations` floats.
+void FmaChains(Graph& g, BufferRange y, uint32_t invocations, uint32_t iterations, float b, float c,
+               std::string_view label = {});
+
 }  // namespace ops
 }  // namespace qvk

@@ -11,3 +11,6 @@ qwenvk_shader(NAME swiglu SOURCE swiglu.comp)
 qwenvk_shader(NAME attention SOURCE attention.comp)
 qwenvk_shader(NAME topk_chunks SOURCE topk.comp DEFINES TOPK_CHUNKS)
 qwenvk_shader(NAME topk_merge SOURCE topk.comp DEFINES TOPK_MERGE)
+# Device peak probes (gpu/peak.cpp): copy bandwidth and the FP32 FMA rate.
+qwenvk_shader(NAME copy_vec4 SOURCE copy.comp)
+qwenvk_shader(NAME fma_chains SOURCE fma.comp)
