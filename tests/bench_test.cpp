@@ -84,31 +84,6 @@ TEST(Bench, SummarizesAProfileByLabelTheSlowestFirst) {
 
 // --- reports ----------------------------------------------------------------------------------
 
-// RFC 4180 lines: fields split at commas outside quotes, doubled quotes read as one.
-std::vector<std::vector<std::string>> ParseCsv(const std::string& text) {
-  std::vector<std::vector<std::string>> rows;
-  for (const std::string& line : test::Split(text, "\n")) {
-    if (line.empty()) continue;
-    std::vector<std::string> fields(1);
-    bool quoted = false;
-    for (size_t i = 0; i < line.size(); ++i) {
-      const char c = line[i];
-      if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = !quoted;
-      } else if (c == ',' && !quoted) {
-        fields.emplace_back();
-      } else {
-        fields.back() += c;
-      }
-    }
-    rows.push_back(fields);
-  }
-  return rows;
-}
-
 BenchReport ExampleReport() {
   BenchReport report{
       .version = "0.1.0",
@@ -192,7 +167,7 @@ TEST(Bench, JsonHasOneObjectPerTestWithEveryField) {
 TEST(Bench, CsvHasAHeaderAndQuotesWhatNeedsIt) {
   const auto tables = test::Split(FormatCsv(ExampleReport()), "\n\n");
   ASSERT_EQ(tables.size(), 2u);  // results, then kernels
-  const auto rows = ParseCsv(tables[0]);
+  const auto rows = test::ParseCsv(tables[0]);
   ASSERT_EQ(rows.size(), 3u);
   const std::vector<std::string>& header = rows[0];
   std::map<std::string, size_t> column;
@@ -203,7 +178,7 @@ TEST(Bench, CsvHasAHeaderAndQuotesWhatNeedsIt) {
   EXPECT_EQ(rows[1][column.at("weight_types")], "Q4_K, Q6_K, F32");
   EXPECT_EQ(rows[1][column.at("test")], "pp512");
   EXPECT_EQ(std::stod(rows[2][column.at("avg_ts")]), 251);
-  const auto kernels = ParseCsv(tables[1]);
+  const auto kernels = test::ParseCsv(tables[1]);
   ASSERT_EQ(kernels.size(), 3u);
   EXPECT_EQ(kernels[0][0], "test");
   EXPECT_EQ(kernels[1][0], "tg128 @ d4096");
@@ -218,7 +193,7 @@ TEST(Bench, ThePeakAloneReportsWithoutAModel) {
   test::ExpectMentions(md, {"device: GPU, the big one", "device peak: copy 4000.0 GB/s"});
   EXPECT_EQ(md.find("| model |"), std::string::npos);
   EXPECT_TRUE(json::parse(FormatJson(report))["results"].empty());
-  const auto rows = ParseCsv(FormatCsv(report));
+  const auto rows = test::ParseCsv(FormatCsv(report));
   ASSERT_EQ(rows.size(), 2u);
   ASSERT_EQ(rows[1].size(), rows[0].size());
   EXPECT_EQ(rows[0].back(), "fma_tflops");
