@@ -28,7 +28,7 @@ const char* KindName(BenchKind kind) {
 
 }  // namespace
 
-// --- tests ------------------------------------------------------------------------------------
+// --- tests ---------------------------------------------------------------------------------------
 
 std::string BenchTest::Name() const {
   const std::string name = fmt::format("{}{}", KindName(kind), tokens);
@@ -62,7 +62,7 @@ uint32_t BenchContext(std::span<const BenchTest> tests, uint32_t model_positions
   return static_cast<uint32_t>(std::min<uint64_t>(rounded, model_positions));
 }
 
-// --- runs -------------------------------------------------------------------------------------
+// --- runs ----------------------------------------------------------------------------------------
 
 Summary Summarize(std::span<const double> values) {
   Summary s;
@@ -128,7 +128,7 @@ BenchResult BenchRunner::Run(const BenchTest& test, uint32_t repetitions) {
   return result;
 }
 
-// --- profile ----------------------------------------------------------------------------------
+// --- profile -------------------------------------------------------------------------------------
 
 double KernelShare::gigabytes_per_s() const {
   return microseconds > 0 ? static_cast<double>(cost.bytes) / (microseconds * 1e3) : 0;
@@ -178,7 +178,7 @@ std::vector<KernelShare> BenchRunner::Profile(const BenchTest& test) {
   return SummarizeProfile(engine_.last_profile());
 }
 
-// --- report: description ----------------------------------------------------------------------
+// --- report: description -------------------------------------------------------------------------
 
 namespace {
 
@@ -248,7 +248,7 @@ BenchModel DescribeModel(const LoadedModel& model, const Allocator& allocator) {
           .reserved_bytes = allocator.bytes_reserved()};
 }
 
-// --- report: markdown -------------------------------------------------------------------------
+// --- report: markdown ----------------------------------------------------------------------------
 
 namespace {
 
@@ -332,7 +332,7 @@ std::string FormatMarkdown(const BenchReport& report) {
   return out;
 }
 
-// --- report: json and csv ---------------------------------------------------------------------
+// --- report: json and csv ------------------------------------------------------------------------
 
 namespace {
 

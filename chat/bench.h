@@ -23,7 +23,7 @@ namespace qvk::chat {
 
 class LoadedModel;
 
-// --- tests ------------------------------------------------------------------------------------
+// --- tests ---------------------------------------------------------------------------------------
 
 enum class BenchKind { Prompt, Generate };  // llama-bench's pp and tg
 
@@ -44,7 +44,7 @@ std::vector<BenchTest> PlanBenchTests(std::span<const uint32_t> prompts, std::sp
 // at most `model_positions`. Throws Error when a test needs more than the model has.
 uint32_t BenchContext(std::span<const BenchTest> tests, uint32_t model_positions);
 
-// --- runs -------------------------------------------------------------------------------------
+// --- runs ----------------------------------------------------------------------------------------
 
 struct Summary {
   double mean = 0;
@@ -102,7 +102,7 @@ class BenchRunner {
   TokenStream depth_ids_, prompt_ids_;
 };
 
-// --- report -----------------------------------------------------------------------------------
+// --- report --------------------------------------------------------------------------------------
 
 struct BenchDevice {
   std::string name;

@@ -1,6 +1,6 @@
+// Sections: tests and statistics / profile / reports / runs on the GPU
 // The benchmark's logic (chat/bench.h): which tests a command line plans, the context they need,
 // the statistics, the profile summary, the three report formats, and runs on the fixture model.
-// Sections: tests and statistics / profile / reports / runs on the GPU
 #include "chat/bench.h"
 
 #include <cmath>
@@ -19,7 +19,7 @@ namespace {
 
 using nlohmann::json;
 
-// --- tests and statistics ---------------------------------------------------------------------
+// --- tests and statistics ------------------------------------------------------------------------
 
 TEST(Bench, NamesTestsAsLlamaBenchDoes) {
   EXPECT_EQ((BenchTest{BenchKind::Prompt, 512, 0}).Name(), "pp512");
@@ -59,7 +59,7 @@ TEST(Bench, SummarizesWithTheSampleStandardDeviation) {
   EXPECT_DOUBLE_EQ(s.stddev, std::sqrt(32.0 / 7));  // n - 1, not n
 }
 
-// --- profile ----------------------------------------------------------------------------------
+// --- profile -------------------------------------------------------------------------------------
 
 TEST(Bench, SummarizesAProfileByLabelTheSlowestFirst) {
   const std::vector<DispatchTiming> timings = {
@@ -82,7 +82,7 @@ TEST(Bench, SummarizesAProfileByLabelTheSlowestFirst) {
   EXPECT_DOUBLE_EQ(shares[1].teraflops(), 6000 / 30e6);
 }
 
-// --- reports ----------------------------------------------------------------------------------
+// --- reports -------------------------------------------------------------------------------------
 
 BenchReport ExampleReport() {
   BenchReport report{
@@ -200,7 +200,7 @@ TEST(Bench, ThePeakAloneReportsWithoutAModel) {
   EXPECT_EQ(std::stod(rows[1].back()), 60);
 }
 
-// --- runs on the GPU --------------------------------------------------------------------------
+// --- runs on the GPU -----------------------------------------------------------------------------
 
 class BenchRunTest : public test::GpuTest {};
 

@@ -1,3 +1,4 @@
+// Sections: running qwenvk / model commands / bench
 // The qwenvk command line as a user (or a script) runs it: JSON shapes on stdout, files
 // written, streamed text, clean refusals; always with the validation layer on.
 #include <fcntl.h>
@@ -23,6 +24,8 @@
 #include "tests/test_util.h"
 
 namespace {
+
+// --- running qwenvk ------------------------------------------------------------------------------
 
 const std::filesystem::path kData = qvk::test::TestDataDir();
 const std::string kModel = (kData / "qwen2-tiny").string();
@@ -178,6 +181,8 @@ std::string Join(const std::vector<uint32_t>& ids) {
   return s;
 }
 
+// --- model commands ------------------------------------------------------------------------------
+
 TEST(CliTest, TokenizesText) {
   const Result r = RunQwenvk("tokenize --model '" + kModel + "' --text 'Hello world'");
   ASSERT_EQ(r.status, 0) << r.err;
@@ -330,7 +335,63 @@ TEST(CliTest, RefusesBadOptionValuesNamingWhatEachAccepts) {
   }
 }
 
-// --- bench ----------------------------------------------------------------------------------
+// The config's own value (1e-06), not the float's nearest double (9.999999974752427e-07).
+TEST(CliTest, InfoPrintsTheConfigsNormEpsilon) {
+  const Result r = RunQwenvk("info --model '" + kModel + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"rms_norm_eps\": 1e-06,"), std::string::npos) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["rms_norm_eps"].get<double>(), 1e-6);
+}
+
+// /reset says so, and each reply ends its own line in a file: after a reset the same question
+// gets the same greedy reply, line after line.
+TEST(CliTest, ChatResetConfirmsAndEachReplyEndsItsLine) {
+  const Result r =
+      RunQwenvk("chat --model '" + kModel + "' --max-tokens 4 --greedy", "Hi there\n/reset\nHi there\n/exit\n");
+  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_EQ(Replies(r.err), 2u) << r.err;
+  EXPECT_NE(r.err.find("[conversation cleared]"), std::string::npos) << r.err;
+  ASSERT_FALSE(r.out.empty());
+  EXPECT_EQ(r.out.back(), '\n');
+  EXPECT_EQ(r.out.size() % 2, 0u) << r.out;
+  EXPECT_EQ(r.out.substr(0, r.out.size() / 2), r.out.substr(r.out.size() / 2)) << r.out;
+  EXPECT_EQ(PromptTokens(r.err), std::vector<uint32_t>(2, PromptTokens(r.err).front()));
+}
+
+// Ctrl-C while a reply streams stops that reply only: the chat goes on with its history.
+TEST(CliTest, CtrlCStopsTheReplyAndTheChatGoesOn) {
+  Child chat({"chat", "--model", kModel, "--greedy", "--context", "4096", "--max-tokens", "16000000"});
+  for (const char* message : {"Hi there\n", "And again\n"}) {
+    const size_t out_before = chat.out.size(), stopped_before = Replies(chat.err);
+    chat.Write(message);
+    ASSERT_TRUE(chat.ReadUntil([&] { return chat.out.size() > out_before; })) << chat.err;
+    chat.Signal(SIGINT);
+    ASSERT_TRUE(chat.ReadUntil([&] { return Replies(chat.err) > stopped_before; })) << chat.err;
+  }
+  chat.Write("/exit\n");
+  EXPECT_EQ(chat.Wait(), 0) << chat.err;
+  size_t notices = 0;
+  for (size_t at = 0; (at = chat.err.find("[stopped: Ctrl-C", at)) != std::string::npos; ++at) ++notices;
+  EXPECT_EQ(notices, 2u) << chat.err;
+  // The second prompt holds the first exchange.
+  const std::vector<uint32_t> prompts = PromptTokens(chat.err);
+  ASSERT_EQ(prompts.size(), 2u) << chat.err;
+  EXPECT_GT(prompts[1], prompts[0] + 2) << chat.err;
+}
+
+// Ctrl-C at the prompt quits cleanly, as Ctrl-D does.
+TEST(CliTest, CtrlCAtThePromptQuits) {
+  Child chat({"chat", "--model", kModel, "--greedy"});
+  ASSERT_TRUE(chat.ReadUntil([&] { return chat.err.find("\n> ") != std::string::npos; })) << chat.err;
+  chat.Signal(SIGINT);
+  // Closing stdin would also quit, so the output must end with stdin still open.
+  chat.ReadUntil([] { return false; });
+  EXPECT_TRUE(chat.ended()) << chat.err;
+  EXPECT_EQ(chat.Wait(), 0) << chat.err;
+  EXPECT_EQ(Replies(chat.err), 0u);
+}
+
+// --- bench ---------------------------------------------------------------------------------------
 
 // The fields every bench result names, whatever the format.
 void ExpectBenchFields(const nlohmann::json& row) {
@@ -471,6 +532,7 @@ TEST(CliTest, BenchRefusesWhatCannotRun) {
       {bench + "-p 8 -n 0 -d 40000", "pp8 @ d40000 needs 40008 positions; the model has 32768"},
       {bench + "-p 8 -n 4 -d 4 --context 8", "the tests need a context of 12 tokens; --context 8 is too small"},
       {bench + "-p 8 --device 99", "Device 99 does not exist"},
+      {bench + "-p 8 --gpu-mem 1", "do not fit the GPU budget of 1 MiB"},
   };
   for (const Case& c : cases) {
     const Result r = RunQwenvk(c.args);
@@ -478,62 +540,6 @@ TEST(CliTest, BenchRefusesWhatCannotRun) {
     EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << ": " << r.err;
     EXPECT_TRUE(r.out.empty()) << c.args << ": " << r.out;
   }
-}
-
-// The config's own value (1e-06), not the float's nearest double (9.999999974752427e-07).
-TEST(CliTest, InfoPrintsTheConfigsNormEpsilon) {
-  const Result r = RunQwenvk("info --model '" + kModel + "'");
-  ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("\"rms_norm_eps\": 1e-06,"), std::string::npos) << r.out;
-  EXPECT_EQ(nlohmann::json::parse(r.out)["rms_norm_eps"].get<double>(), 1e-6);
-}
-
-// /reset says so, and each reply ends its own line in a file: after a reset the same question
-// gets the same greedy reply, line after line.
-TEST(CliTest, ChatResetConfirmsAndEachReplyEndsItsLine) {
-  const Result r =
-      RunQwenvk("chat --model '" + kModel + "' --max-tokens 4 --greedy", "Hi there\n/reset\nHi there\n/exit\n");
-  ASSERT_EQ(r.status, 0) << r.err;
-  ASSERT_EQ(Replies(r.err), 2u) << r.err;
-  EXPECT_NE(r.err.find("[conversation cleared]"), std::string::npos) << r.err;
-  ASSERT_FALSE(r.out.empty());
-  EXPECT_EQ(r.out.back(), '\n');
-  EXPECT_EQ(r.out.size() % 2, 0u) << r.out;
-  EXPECT_EQ(r.out.substr(0, r.out.size() / 2), r.out.substr(r.out.size() / 2)) << r.out;
-  EXPECT_EQ(PromptTokens(r.err), std::vector<uint32_t>(2, PromptTokens(r.err).front()));
-}
-
-// Ctrl-C while a reply streams stops that reply only: the chat goes on with its history.
-TEST(CliTest, CtrlCStopsTheReplyAndTheChatGoesOn) {
-  Child chat({"chat", "--model", kModel, "--greedy", "--context", "4096", "--max-tokens", "16000000"});
-  for (const char* message : {"Hi there\n", "And again\n"}) {
-    const size_t out_before = chat.out.size(), stopped_before = Replies(chat.err);
-    chat.Write(message);
-    ASSERT_TRUE(chat.ReadUntil([&] { return chat.out.size() > out_before; })) << chat.err;
-    chat.Signal(SIGINT);
-    ASSERT_TRUE(chat.ReadUntil([&] { return Replies(chat.err) > stopped_before; })) << chat.err;
-  }
-  chat.Write("/exit\n");
-  EXPECT_EQ(chat.Wait(), 0) << chat.err;
-  size_t notices = 0;
-  for (size_t at = 0; (at = chat.err.find("[stopped: Ctrl-C", at)) != std::string::npos; ++at) ++notices;
-  EXPECT_EQ(notices, 2u) << chat.err;
-  // The second prompt holds the first exchange.
-  const std::vector<uint32_t> prompts = PromptTokens(chat.err);
-  ASSERT_EQ(prompts.size(), 2u) << chat.err;
-  EXPECT_GT(prompts[1], prompts[0] + 2) << chat.err;
-}
-
-// Ctrl-C at the prompt quits cleanly, as Ctrl-D does.
-TEST(CliTest, CtrlCAtThePromptQuits) {
-  Child chat({"chat", "--model", kModel, "--greedy"});
-  ASSERT_TRUE(chat.ReadUntil([&] { return chat.err.find("\n> ") != std::string::npos; })) << chat.err;
-  chat.Signal(SIGINT);
-  // Closing stdin would also quit, so the output must end with stdin still open.
-  chat.ReadUntil([] { return false; });
-  EXPECT_TRUE(chat.ended()) << chat.err;
-  EXPECT_EQ(chat.Wait(), 0) << chat.err;
-  EXPECT_EQ(Replies(chat.err), 0u);
 }
 
 }  // namespace
