@@ -94,13 +94,19 @@ void BenchRunner::FillDepth(uint32_t depth) {
   }
 }
 
+std::vector<uint32_t> BenchRunner::PromptIds(const BenchTest& test) {
+  const std::span<const uint32_t> depth = Take(depth_ids_, test.depth);
+  const std::span<const uint32_t> prompt = Take(prompt_ids_, test.tokens);
+  std::vector<uint32_t> ids(depth.begin(), depth.end());
+  ids.insert(ids.end(), prompt.begin(), prompt.end());
+  return ids;
+}
+
 double BenchRunner::TimedRun(const BenchTest& test) {
   using Clock = std::chrono::steady_clock;
   FillDepth(test.depth);
   if (test.kind == BenchKind::Prompt) {
-    std::vector<uint32_t> ids(depth_ids_.ids.begin(), depth_ids_.ids.begin() + test.depth);
-    const std::span<const uint32_t> prompt = Take(prompt_ids_, test.tokens);
-    ids.insert(ids.end(), prompt.begin(), prompt.end());
+    const std::vector<uint32_t> ids = PromptIds(test);
     const auto start = Clock::now();
     engine_.Prefill(ids, LastLogits{});
     return std::chrono::duration<double>(Clock::now() - start).count();
@@ -163,10 +169,7 @@ std::vector<KernelShare> BenchRunner::Profile(const BenchTest& test) {
   engine_.set_profiling(true);
   try {
     if (test.kind == BenchKind::Prompt) {
-      std::vector<uint32_t> ids(depth_ids_.ids.begin(), depth_ids_.ids.begin() + test.depth);
-      const std::span<const uint32_t> prompt = Take(prompt_ids_, test.tokens);
-      ids.insert(ids.end(), prompt.begin(), prompt.end());
-      engine_.Prefill(ids, LastLogits{});
+      engine_.Prefill(PromptIds(test), LastLogits{});
     } else {
       engine_.Decode(Take(prompt_ids_, 1)[0], {.ranked = 1});
     }

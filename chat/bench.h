@@ -90,6 +90,7 @@ class BenchRunner {
 
  private:
   void FillDepth(uint32_t depth);
+  std::vector<uint32_t> PromptIds(const BenchTest& test);  // a pp test's: the depth's ids, then the prompt's
   double TimedRun(const BenchTest& test);  // seconds
   // The first `count` ids of a seeded sequence.
   struct TokenStream {
