@@ -63,6 +63,20 @@ struct GenerateOptions {
 int RunGenerate(const GenerateOptions& options);
 int RunChat(const GenerateOptions& options);
 
+// `qwenvk bench` (app/bench_command.cpp): llama-bench's pp and tg tests, the device's peaks.
+struct BenchOptions {
+  ModelOptions model;                      // --model: none with --device-peak alone
+  std::vector<uint32_t> prompts{512};      // -p: prompt sizes (0: none)
+  std::vector<uint32_t> generations{128};  // -n: generation lengths (0: none)
+  std::vector<uint32_t> depths{0};         // -d: KV cache depths
+  uint32_t repetitions = 5;                // -r
+  std::string output = "md";               // -o: md, json or csv
+  bool kernels = false;                    // --kernels: one profiled step per test
+  bool device_peak = false;                // --device-peak
+  uint64_t peak_mib = 1024;                // --peak-mib: most MiB the peak's copy moves
+};
+int RunBench(const BenchOptions& options);
+
 // `qwenvk` with no subcommand: the desktop app (app/desktop.cpp).
 struct DesktopOptions {
   std::optional<std::string> model;     // --model: load this and remember it in the settings

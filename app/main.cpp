@@ -76,8 +76,8 @@ CLI::Validator TokenIds() {
   });
 }
 
-void AddModelOptions(CLI::App* command, qvk::app::ModelOptions& options) {
-  command->add_option("--model", options.model, "Hugging Face model folder or .gguf file")->required();
+// How a model loads: --quant, --device, --gpu-mem.
+void AddLoadOptions(CLI::App* command, qvk::app::ModelOptions& options) {
   command->add_option("--quant", options.quant, "Quantize float weights while loading: q8_0 or q4_0");
   command->add_option("--device", options.device, "Vulkan device number (see `qwenvk devices`); also QWENVK_DEVICE")
       ->check(DeviceNumber());
@@ -85,8 +85,43 @@ void AddModelOptions(CLI::App* command, qvk::app::ModelOptions& options) {
       ->check(Expects("a whole number of MiB, at least 1", [](const std::string& text) {
         return ReadsAsNumberIn<uint64_t>(text, 1, std::numeric_limits<uint64_t>::max());
       }));
-  command->add_option("--context", options.context, "Context length in tokens (default min(32768, the model's))")
+}
+
+void AddModelOptions(CLI::App* command, qvk::app::ModelOptions& options) {
+  command->add_option("--model", options.model, "Hugging Face model folder or .gguf file")->required();
+  AddLoadOptions(command, options);
+  command->add_option("-c,--context", options.context, "Context length in tokens (default min(32768, the model's))")
       ->check(WholeNumber<uint32_t>(1, qvk::input_limits::kMaxPositions));
+}
+
+// llama-bench's options where it has them (-p, -n, -d, -r, -o); sizes are comma-separated lists.
+void AddBenchOptions(CLI::App* command, qvk::app::BenchOptions& options) {
+  using qvk::input_limits::kMaxPositions;
+  command->add_option("--model", options.model.model,
+                      "Hugging Face model folder or .gguf file (optional with --device-peak)");
+  AddLoadOptions(command, options.model);
+  command->add_option("-c,--context", options.model.context, "KV cache length (default: what the largest test needs)")
+      ->check(WholeNumber<uint32_t>(1, kMaxPositions));
+  command->add_option("-p,--n-prompt", options.prompts, "Prompt sizes, comma separated (0: no prompt test)")
+      ->delimiter(',')
+      ->check(WholeNumber<uint32_t>(0, kMaxPositions));
+  command->add_option("-n,--n-gen", options.generations, "Tokens to generate, comma separated (0: no generation test)")
+      ->delimiter(',')
+      ->check(WholeNumber<uint32_t>(0, kMaxPositions));
+  command->add_option("-d,--n-depth", options.depths, "KV cache depths to run each test at, comma separated")
+      ->delimiter(',')
+      ->check(WholeNumber<uint32_t>(0, kMaxPositions));
+  command->add_option("-r,--repetitions", options.repetitions, "Timed runs of each test, after one warm-up run")
+      ->check(WholeNumber<uint32_t>(1, 1000));
+  command->add_option("-o,--output", options.output, "Output format: md, json or csv")
+      ->check(Expects("md, json or csv",
+                      [](const std::string& text) { return text == "md" || text == "json" || text == "csv"; }));
+  command->add_flag("--kernels", options.kernels,
+                    "Profile one more step of each test: each kernel's share of GPU time, GB/s and TFLOP/s");
+  command->add_flag("--device-peak", options.device_peak,
+                    "Measure the device's copy bandwidth and FP32 FMA rate (also done by --kernels)");
+  command->add_option("--peak-mib", options.peak_mib, "Most MiB the peak's copy moves (default 1024)")
+      ->check(WholeNumber<uint64_t>(1, uint64_t{1} << 20));
 }
 
 void AddSamplingOptions(CLI::App* command, qvk::app::GenerateOptions& options) {
@@ -185,8 +220,19 @@ int main(int argc, char** argv) {
   chat->add_option("--system", chat_options.prompt, "System prompt (default: the template's)");
   AddSamplingOptions(chat, chat_options);
 
+  qvk::app::BenchOptions bench_options;
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Measure prompt (pp) and generation (tg) speed as llama-bench does, and the device's peaks");
+  AddBenchOptions(bench, bench_options);
+
   try {
     app.parse(argc, argv);
+    if (bench->parsed() && bench_options.model.model.empty()) {
+      if (bench_options.kernels) throw CLI::ValidationError("--kernels", "profiles a model's steps: give --model");
+      if (!bench_options.device_peak) {
+        throw CLI::ValidationError("--model", "bench needs a model (only --device-peak runs without one)");
+      }
+    }
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
     std::fprintf(stderr, "qwenvk: %s\nRun with --help for the options.\n", e.what());
@@ -201,6 +247,7 @@ int main(int argc, char** argv) {
     if (attention->parsed()) status = qvk::app::RunAttention(attention_options);
     if (generate->parsed()) status = qvk::app::RunGenerate(generate_options);
     if (chat->parsed()) status = qvk::app::RunChat(chat_options);
+    if (bench->parsed()) status = qvk::app::RunBench(bench_options);
     if (app.get_subcommands().empty()) status = qvk::app::RunDesktop(desktop_options);
   } catch (const qvk::Error& e) {
     std::fprintf(stderr, "qwenvk: %s\n", e.what());

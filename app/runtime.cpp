@@ -36,12 +36,15 @@ DType ParseQuant(const std::string& name) {
 
 }  // namespace
 
-Runtime::Runtime(const ModelOptions& options) {
-  // The model is parsed before any device is touched, so a bad path fails fast and plainly.
-  auto files = std::make_unique<ModelFiles>(options.model);
+// The model is parsed before any device is touched, so a bad path fails fast and plainly.
+Runtime::Runtime(const ModelOptions& options) : Runtime(std::make_unique<ModelFiles>(options.model), options) {}
+
+Runtime::Runtime(std::unique_ptr<ModelFiles> files, const ModelOptions& options, const BeforeLoad& before_load) {
   instance_ = std::make_unique<Instance>();
   const auto devices = EnumerateDevices(*instance_);
   device_ = std::make_unique<Device>(*instance_, ChooseDevice(devices, options.device));
+  if (before_load) before_load(*device_);
+  if (!files) return;
 
   chat::LoadedModelOptions load{.context = options.context, .gpu_mem_mib = options.gpu_mem_mib};
   if (options.quant) load.quantize = ParseQuant(*options.quant);

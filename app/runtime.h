@@ -3,6 +3,7 @@
 // built from the options every model subcommand shares.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,12 +17,19 @@ namespace qvk::app {
 
 class Runtime {
  public:
+  // Given the device before a model loads on it (`qwenvk bench` measures the device there).
+  using BeforeLoad = std::function<void(Device&)>;
+
   explicit Runtime(const ModelOptions& options);
+  // With `files` parsed already (options.model is not read), or none: the device alone.
+  Runtime(std::unique_ptr<ModelFiles> files, const ModelOptions& options, const BeforeLoad& before_load = {});
   ~Runtime();
 
   Device& device() { return *device_; }
+  // The model's parts, with a model only:
   const ModelFiles& files() const { return model_->files(); }
   Engine& engine() { return model_->engine(); }
+  const chat::LoadedModel& model() const { return *model_; }
 
  private:
   std::unique_ptr<Instance> instance_;

@@ -1,7 +1,7 @@
 #pragma once
 // A move-only owner of one device-level Vulkan handle (fence, semaphore, command pool,
-// descriptor pool): what code outside gpu/ uses for objects that need nothing more than
-// destroying with their device.
+// descriptor pool, query pool): what code outside gpu/ uses for objects that need nothing more
+// than destroying with their device.
 #include <utility>
 
 #include <vulkan/vulkan.h>
@@ -42,5 +42,6 @@ using CommandPoolHandle = DeviceHandle<VkCommandPool, vkDestroyCommandPool>;
 using FenceHandle = DeviceHandle<VkFence, vkDestroyFence>;
 using SemaphoreHandle = DeviceHandle<VkSemaphore, vkDestroySemaphore>;
 using DescriptorPoolHandle = DeviceHandle<VkDescriptorPool, vkDestroyDescriptorPool>;
+using QueryPoolHandle = DeviceHandle<VkQueryPool, vkDestroyQueryPool>;
 
 }  // namespace qvk

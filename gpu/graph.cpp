@@ -98,8 +98,8 @@ void Graph::Barrier() {
   ++barriers_;
 }
 
-void Graph::DispatchRaw(KernelId id, std::initializer_list<BufferRange> bindings, const void* push,
-                        uint32_t push_size, Groups groups, std::string_view label) {
+void Graph::DispatchRaw(KernelId id, std::initializer_list<BufferRange> bindings, const void* push, uint32_t push_size,
+                        Groups groups, std::string_view label, DispatchCost cost) {
   const KernelSpec& spec = Spec(id);
   const DeviceInfo& info = device_.info();
   if (ended_) throw Error(fmt::format("{}: graph already ended", spec.name));
@@ -162,10 +162,11 @@ void Graph::DispatchRaw(KernelId id, std::initializer_list<BufferRange> bindings
   vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, 1, &set, 0, nullptr);
   vkCmdPushConstants(cmd_, pipeline.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
   vkCmdDispatch(cmd_, groups.x, groups.y, groups.z);
-  labels_.emplace_back(label.empty() ? spec.name : label);
+  dispatches_.push_back({std::string(label.empty() ? spec.name : label), id, cost});
   if (queries_ != VK_NULL_HANDLE) {
-    if (labels_.size() + 1 > kMaxTimestamps) throw Error("too many dispatches to profile in one graph");
-    vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, queries_, static_cast<uint32_t>(labels_.size()));
+    if (dispatches_.size() + 1 > kMaxTimestamps) throw Error("too many dispatches to profile in one graph");
+    vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, queries_,
+                        static_cast<uint32_t>(dispatches_.size()));
   }
 }
 
@@ -188,14 +189,16 @@ void Graph::Run() {
 
 std::vector<DispatchTiming> Graph::Timings() const {
   std::vector<DispatchTiming> timings;
-  if (queries_ == VK_NULL_HANDLE || labels_.empty()) return timings;
-  std::vector<uint64_t> stamps(labels_.size() + 1);
+  if (queries_ == VK_NULL_HANDLE || dispatches_.empty()) return timings;
+  std::vector<uint64_t> stamps(dispatches_.size() + 1);
   VK_CHECK(vkGetQueryPoolResults(device_.handle(), queries_, 0, static_cast<uint32_t>(stamps.size()),
                                  stamps.size() * sizeof(uint64_t), stamps.data(), sizeof(uint64_t),
                                  VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
   const double ns_per_tick = device_.info().timestamp_period_ns;
-  for (size_t i = 0; i < labels_.size(); ++i) {
-    timings.push_back({labels_[i], static_cast<double>(stamps[i + 1] - stamps[i]) * ns_per_tick / 1000.0});
+  for (size_t i = 0; i < dispatches_.size(); ++i) {
+    const Recorded& d = dispatches_[i];
+    timings.push_back(
+        {d.label, Spec(d.kernel).name, static_cast<double>(stamps[i + 1] - stamps[i]) * ns_per_tick / 1000.0, d.cost});
   }
   return timings;
 }

@@ -36,9 +36,19 @@ struct Groups {
 // rest in y. Kernels read their item as gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x.
 Groups GridFor(uint64_t items);
 
+// What a dispatch must at least move and compute: every input read once, every output written
+// once, and the arithmetic of its math. A profile divides these by the dispatch's time to show
+// how close a kernel comes to the device's bandwidth and FLOP rate.
+struct DispatchCost {
+  uint64_t bytes = 0;
+  uint64_t flops = 0;
+};
+
 struct DispatchTiming {
   std::string label;
+  std::string_view kernel;  // the kernel table's name
   double microseconds = 0;
+  DispatchCost cost;
 };
 
 class Graph {
@@ -51,20 +61,24 @@ class Graph {
 
   // Records one dispatch after checking it against the kernel table's contract: number of
   // bindings, push-constant size, binding ranges inside their buffers, aligned and within the
-  // device's maxStorageBufferRange.
+  // device's maxStorageBufferRange. `cost` is what Timings() reports beside the dispatch's time.
   template <class Push>
   void Dispatch(KernelId id, std::initializer_list<BufferRange> bindings, const Push& push, Groups groups,
-                std::string_view label = {}) {
-    DispatchRaw(id, bindings, &push, sizeof(Push), groups, label);
+                std::string_view label = {}, DispatchCost cost = {}) {
+    DispatchRaw(id, bindings, &push, sizeof(Push), groups, label, cost);
   }
 
   void End();
   // Submits the recorded commands and waits for them.
   void Run();
 
+  // Each dispatch's label, kernel, GPU time (from the timestamps written after it and the one
+  // before) and cost, in recording order; empty unless the graph profiles and the device has
+  // compute timestamps.
   std::vector<DispatchTiming> Timings() const;
+  bool profiled() const { return queries_ != VK_NULL_HANDLE; }
   Device& device() const { return device_; }
-  uint32_t dispatch_count() const { return static_cast<uint32_t>(labels_.size()); }
+  uint32_t dispatch_count() const { return static_cast<uint32_t>(dispatches_.size()); }
   uint32_t barrier_count() const { return barriers_; }
 
  private:
@@ -73,7 +87,7 @@ class Graph {
     VkDeviceSize begin, end;
   };
   void DispatchRaw(KernelId id, std::initializer_list<BufferRange> bindings, const void* push, uint32_t push_size,
-                   Groups groups, std::string_view label);
+                   Groups groups, std::string_view label, DispatchCost cost);
   VkDescriptorSet AllocateSet(VkDescriptorSetLayout layout);
   void Barrier();
 
@@ -83,7 +97,12 @@ class Graph {
   VkQueryPool queries_ = VK_NULL_HANDLE;
   bool ended_ = false;
   std::vector<Touched> pending_writes_, pending_reads_;
-  std::vector<std::string> labels_;
+  struct Recorded {
+    std::string label;
+    KernelId kernel;
+    DispatchCost cost;
+  };
+  std::vector<Recorded> dispatches_;
   uint32_t barriers_ = 0;
 };
 

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <iterator>
+#include <limits>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -122,7 +123,12 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
                                 x_stride,   y_stride, flags,    lanes};
     const Groups groups = matvec ? GridFor(CeilDiv(slice.rows, wg / lanes))
                                  : Groups{CeilDiv(slice.rows, kMatMulTile), CeilDiv(a.tokens, kMatMulTile), 1};
-    g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual}, push, groups, label);
+    // The slice's weights with their block scales, X, Y, and the bias and residual rows it adds.
+    const uint64_t outputs = uint64_t{a.tokens} * slice.rows;
+    const DispatchCost cost{.bytes = slice.range.size + uint64_t{4} * a.tokens * a.w.cols +
+                                     4 * outputs * (a.residual ? 2 : 1) + (a.bias ? uint64_t{4} * slice.rows : 0),
+                            .flops = 2 * outputs * a.w.cols};
+    g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual}, push, groups, label, cost);
   }
 }
 
@@ -131,7 +137,9 @@ void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_
   Require(tokens > 0 && cols > 0, "rmsnorm", "empty shape");
   Require(x.size >= tokens * cols * 4ull && y.size >= tokens * cols * 4ull && weight.size >= cols * 4ull, "rmsnorm",
           "buffer too small");
-  g.Dispatch(KernelId::RmsNorm, {x, weight, y}, push::RmsNormPush{cols, cols, cols, eps}, GridFor(tokens), label);
+  const uint64_t elements = uint64_t{tokens} * cols;
+  g.Dispatch(KernelId::RmsNorm, {x, weight, y}, push::RmsNormPush{cols, cols, cols, eps}, GridFor(tokens), label,
+             {.bytes = 4 * (2 * elements + cols), .flops = 4 * elements});
 }
 
 void Rope(Graph& g, const RopeArgs& a, std::string_view label) {
@@ -160,24 +168,38 @@ void Rope(Graph& g, const RopeArgs& a, std::string_view label) {
   const BufferRange k_cache = a.k_cache.value_or(a.qkv);
   const BufferRange v_cache = a.v_cache.value_or(a.qkv);
   const uint64_t items = static_cast<uint64_t>(a.tokens) * (a.n_heads + 2 * a.n_kv_heads) * (a.head_dim / 2);
+  // q and k rotated in place (read and written, 3 flops an element); with the cache, v read and
+  // k and v stored as f16.
+  const uint64_t rotated = uint64_t{a.tokens} * (a.n_heads + a.n_kv_heads) * a.head_dim;
+  const uint64_t kv_elements = uint64_t{a.tokens} * a.n_kv_heads * a.head_dim;
+  const DispatchCost cost{.bytes = 8 * rotated + (store ? 4 * kv_elements + 2 * 2 * kv_elements : 0) +
+                                   uint64_t{4} * a.tokens + uint64_t{2} * a.head_dim,
+                          .flops = 3 * rotated};
   g.Dispatch(KernelId::Rope, {a.qkv, a.positions, a.inv_freq, k_cache, v_cache}, push,
-             GridFor(CeilDiv(items, Spec(KernelId::Rope).local_size_x)), label);
+             GridFor(CeilDiv(items, Spec(KernelId::Rope).local_size_x)), label, cost);
 }
 
 void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter, std::string_view label) {
   Require(gate_up.size >= tokens * inter * 8ull && y.size >= tokens * inter * 4ull, "swiglu", "buffer too small");
   const uint64_t items = static_cast<uint64_t>(tokens) * inter;
   g.Dispatch(KernelId::SwiGlu, {gate_up, y}, push::SwiGluPush{tokens, inter, 2 * inter, inter},
-             GridFor(CeilDiv(items, Spec(KernelId::SwiGlu).local_size_x)), label);
+             GridFor(CeilDiv(items, Spec(KernelId::SwiGlu).local_size_x)), label,
+             {.bytes = 12 * items, .flops = 5 * items});
 }
 
 void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens, std::string_view label) {
   Require(ids.size >= tokens * 4ull && y.size >= static_cast<VkDeviceSize>(tokens) * table.cols * 4, "embed",
           "buffer too small");
   const KernelId kernel = RequireKernel(g, KernelOp::Embed, table.dtype, "embed");
+  // The ids decide which slice gathers a row, so the rows gathered are counted once, on the
+  // first slice; every slice reads the ids.
+  bool first = true;
   for (const RowSlice& slice : SliceRows(g.device().info(), table)) {
+    const uint64_t gathered = first ? uint64_t{tokens} * (RowBytes(table.dtype, table.cols) + 4 * table.cols) : 0;
     g.Dispatch(kernel, {slice.range, ids, y}, push::EmbedPush{tokens, table.cols, slice.first_row, slice.rows},
-               GridFor(tokens), label);
+               GridFor(tokens), label,
+               {.bytes = gathered + uint64_t{4} * tokens, .flops = first ? uint64_t{tokens} * table.cols : 0});
+    first = false;
   }
 }
 
@@ -227,9 +249,14 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   // Absent outputs are bound to O, which the kernel then does not write through them.
   const BufferRange partials = partials_bytes > 0 ? Sub(*a.scratch, 0, partials_bytes) : a.out;
   g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials},
-             push, Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label);
+             push, Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
   if (plan.splits > 1) {
-    g.Dispatch(KernelId::AttentionCombine, {a.positions, partials, a.out}, push, Groups{a.n_heads, a.tokens, 1}, label);
+    // Reads each split's (max, sum, output), about two flops a float, and writes O.
+    // Its own label, so that profiles show what the split costs.
+    g.Dispatch(
+        KernelId::AttentionCombine, {a.positions, partials, a.out}, push, Groups{a.n_heads, a.tokens, 1},
+        fmt::format("{}_combine", label),
+        {.bytes = partials_bytes + uint64_t{4} * a.tokens * a.n_heads * a.head_dim, .flops = partials_bytes / 2});
   }
 }
 
@@ -246,6 +273,24 @@ uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n
   return bytes;
 }
 
+DispatchCost AttentionCost(const AttentionArgs& a) {
+  // Query t (at first_position + t) sees keys [lowest_t, its position]; the cache rows any query
+  // sees are read once per KV head, as K and V.
+  uint64_t visible = 0;  // sum over queries of the keys each sees
+  for (uint64_t t = 0; t < a.tokens; ++t) {
+    const uint64_t keys = a.first_position + t + 1;
+    visible += a.window != 0 ? std::min<uint64_t>(keys, a.window) : keys;
+  }
+  const uint64_t last = uint64_t{a.first_position} + a.tokens;  // one past the last query's position
+  const uint64_t lowest = a.window != 0 && a.first_position + 1 > a.window ? a.first_position + 1 - a.window : 0;
+  const uint64_t rows = last - lowest;
+  const uint64_t qo = uint64_t{a.tokens} * a.n_heads * a.head_dim;
+  const uint64_t probs = a.probs ? uint64_t{4} * a.n_heads * a.tokens * a.probs_stride : 0;
+  // q.k and p.v: two multiply-adds per key and dimension of each head.
+  return {.bytes = 2 * uint64_t{2} * a.n_kv_heads * rows * a.head_dim + 2 * 4 * qo + uint64_t{4} * a.tokens + probs,
+          .flops = 4 * visible * a.n_heads * a.head_dim};
+}
+
 uint32_t TopKScratchCount(uint32_t count, uint32_t k) {
   return CeilDiv(count, QVK_TOPK_CHUNK) * k;
 }
@@ -258,7 +303,7 @@ void TopK(Graph& g, BufferRange values, uint32_t count, uint32_t k, BufferRange 
   const uint32_t chunks = CeilDiv(count, QVK_TOPK_CHUNK);
   if (chunks == 1) {  // one chunk: its candidates are the answer
     g.Dispatch(KernelId::TopKChunks, {values, out_values, out_indices}, push::TopKPush{count, k, QVK_TOPK_CHUNK, 1},
-               Groups{}, label);
+               Groups{}, label, {.bytes = uint64_t{4} * count + uint64_t{8} * k, .flops = count});
     return;
   }
   const uint32_t candidates = chunks * k;
@@ -267,9 +312,28 @@ void TopK(Graph& g, BufferRange values, uint32_t count, uint32_t k, BufferRange 
   const BufferRange cand_values = Sub(scratch_values, 0, candidates * 4ull);
   const BufferRange cand_indices = Sub(scratch_indices, 0, candidates * 4ull);
   g.Dispatch(KernelId::TopKChunks, {values, cand_values, cand_indices}, push::TopKPush{count, k, QVK_TOPK_CHUNK, 1},
-             GridFor(chunks), label);
+             GridFor(chunks), label, {.bytes = uint64_t{4} * count + uint64_t{8} * candidates, .flops = count});
   g.Dispatch(KernelId::TopKMerge, {cand_values, cand_indices, out_values, out_indices},
-             push::TopKPush{candidates, k, QVK_TOPK_CHUNK, 2}, Groups{}, label);
+             push::TopKPush{candidates, k, QVK_TOPK_CHUNK, 2}, Groups{}, label,
+             {.bytes = uint64_t{8} * candidates + uint64_t{8} * k, .flops = candidates});
+}
+
+void Copy(Graph& g, BufferRange x, BufferRange y, std::string_view label) {
+  Require(x.size == y.size && x.size % 16 == 0 && x.size / 16 <= std::numeric_limits<uint32_t>::max(), "copy",
+          "X and Y must be the same size, a multiple of 16 bytes");
+  const auto words = static_cast<uint32_t>(x.size / 16);
+  const uint32_t per_group = Spec(KernelId::CopyVec4).local_size_x * QVK_COPY_WORDS;
+  g.Dispatch(KernelId::CopyVec4, {x, y}, push::CopyPush{words}, GridFor(CeilDiv(words, per_group)), label,
+             {.bytes = 2 * x.size, .flops = 0});
+}
+
+void FmaChains(Graph& g, BufferRange y, uint32_t invocations, uint32_t iterations, float b, float c,
+               std::string_view label) {
+  Require(invocations > 0 && y.size >= invocations * 4ull, "fma", "Y must hold one float per invocation");
+  const uint64_t fmas = uint64_t{invocations} * iterations * QVK_FMA_STEPS * QVK_FMA_CHAINS;
+  g.Dispatch(KernelId::FmaChains, {y}, push::FmaPush{invocations, iterations, b, c},
+             GridFor(CeilDiv(invocations, Spec(KernelId::FmaChains).local_size_x)), label,
+             {.bytes = uint64_t{4} * invocations, .flops = 2 * fmas});
 }
 
 }  // namespace ops

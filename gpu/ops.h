@@ -104,8 +104,13 @@ struct AttentionArgs {
   std::optional<BufferRange> probs;  // f32 [H, T, probs_stride]
   uint32_t probs_stride = 0;
   std::optional<BufferRange> scratch;  // split partials: AttentionScratchBytes(tokens, ...) bytes
+  // positions[0] as the host knows it when recording (rows follow consecutively): sizes the
+  // dispatch's cost (keys read, flops) only; the kernel reads the positions buffer.
+  uint32_t first_position = 0;
 };
 void Attention(Graph& g, const AttentionArgs& a, std::string_view label = {});
+// The bytes an attention dispatch must move and the flops it does (see DispatchCost).
+DispatchCost AttentionCost(const AttentionArgs& a);
 
 // Bytes of split partials Attention needs for up to `max_tokens` query rows against a cache of
 // `capacity` rows (0: it never splits them).
@@ -118,6 +123,14 @@ uint32_t TopKScratchCount(uint32_t count, uint32_t k);
 inline constexpr uint32_t kTopKMax = 256;
 void TopK(Graph& g, BufferRange values, uint32_t count, uint32_t k, BufferRange scratch_values,
           BufferRange scratch_indices, BufferRange out_values, BufferRange out_indices, std::string_view label = {});
+
+// Device peak probes (gpu/peak.cpp):
+// y = x, in 16-byte loads and stores; both ranges the same size, a multiple of 16 bytes.
+void Copy(Graph& g, BufferRange x, BufferRange y, std::string_view label = {});
+// y[i] = the sum of QVK_FMA_CHAINS chains a = fma(a, b, c) of iterations * QVK_FMA_STEPS steps each
+// (shaders/fma.comp), for i < invocations; y holds at least `invocations` floats.
+void FmaChains(Graph& g, BufferRange y, uint32_t invocations, uint32_t iterations, float b, float c,
+               std::string_view label = {});
 
 }  // namespace ops
 }  // namespace qvk

@@ -116,17 +116,20 @@ void Engine::Prefill(std::span<const uint32_t> ids, const PrefillRequest& reques
   }
   Truncate(keep);
   readout_state_ = nullptr;
+  last_profile_.clear();
   for (auto start = static_cast<uint32_t>(keep); start < total; start += chunk_) {
     const uint32_t n = std::min(chunk_, total - start);
     WriteStep(prefill_, ids.subspan(start, n), start);
     {
-      Graph g(device_);
-      RecordForward(g, config_, weights_, prefill_, kv_, n, attention ? &probs : nullptr, total);
+      Graph g(device_, profiling_);
+      RecordForward(g, config_, weights_, prefill_, kv_, n, start, attention ? &probs : nullptr, total);
       if (last && start + n == total) {
         RecordReadout(g, prefill_, n - 1, last->readout);
         readout_row_ = n - 1;
       }
       g.Run();
+      const std::vector<DispatchTiming> timings = g.Timings();
+      last_profile_.insert(last_profile_.end(), timings.begin(), timings.end());
     }
     cached_.insert(cached_.end(), ids.begin() + start, ids.begin() + start + n);
     if (all) StreamLogitsRows(start, n, *all);
@@ -172,19 +175,29 @@ void Engine::CopyAttentionRows(const std::vector<Buffer>& probs, uint32_t first_
 void Engine::Decode(uint32_t id, const LogitsReadout& readout) {
   CheckReadout(readout);
   CheckFits(cached_.size() + 1);
-  WriteStep(decode_, std::span(&id, 1), static_cast<uint32_t>(cached_.size()));
-  if (!decode_graph_ || readout != decode_readout_) {
-    // Recorded once per readout: the token and its position come from buffers written before
-    // each replay.
-    decode_graph_.reset();
-    decode_graph_ = std::make_unique<Graph>(device_);
-    RecordForward(*decode_graph_, config_, weights_, decode_, kv_, 1);
-    RecordReadout(*decode_graph_, decode_, 0, readout);
-    decode_graph_->End();
-    decode_readout_ = readout;
-  }
+  const auto position = static_cast<uint32_t>(cached_.size());
+  WriteStep(decode_, std::span(&id, 1), position);
   readout_state_ = nullptr;
-  decode_graph_->Run();
+  last_profile_.clear();
+  if (profiling_) {
+    Graph g(device_, /*profile=*/true);
+    RecordForward(g, config_, weights_, decode_, kv_, 1, position);
+    RecordReadout(g, decode_, 0, readout);
+    g.Run();
+    last_profile_ = g.Timings();
+  } else {
+    if (!decode_graph_ || readout != decode_readout_) {
+      // Recorded once per readout: the token and its position come from buffers written before
+      // each replay.
+      decode_graph_.reset();
+      decode_graph_ = std::make_unique<Graph>(device_);
+      RecordForward(*decode_graph_, config_, weights_, decode_, kv_, 1, position);
+      RecordReadout(*decode_graph_, decode_, 0, readout);
+      decode_graph_->End();
+      decode_readout_ = readout;
+    }
+    decode_graph_->Run();
+  }
   cached_.push_back(id);
   readout_state_ = &decode_;
   readout_row_ = 0;

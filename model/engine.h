@@ -84,6 +84,16 @@ class Engine {
   const std::vector<uint32_t>& cached_tokens() const { return cached_; }
   uint32_t context() const { return kv_.capacity; }
   uint64_t kv_cache_bytes() const { return kv_.bytes(); }
+  // GPU memory of the run states (prefill chunk and decode step activations, logits, ranking).
+  uint64_t working_bytes() const { return prefill_.bytes() + decode_.bytes(); }
+
+  // While on, the graphs of every step write a GPU timestamp after each dispatch, and
+  // last_profile() holds the dispatches of the last Prefill or Decode (all its chunks) with their
+  // times and costs. A profiled decode step is recorded for that step alone, since its attention
+  // cost depends on the position; the replayed step returns when profiling goes off. Devices
+  // without compute timestamps give an empty profile.
+  void set_profiling(bool on) { profiling_ = on; }
+  const std::vector<DispatchTiming>& last_profile() const { return last_profile_; }
   const ModelConfig& config() const { return config_; }
 
  private:
@@ -110,6 +120,8 @@ class Engine {
   RunState* readout_state_ = nullptr;        // where the last step's logits readout lives
   uint32_t readout_row_ = 0;                 // its row of xn
   LogitsReadout readout_;
+  bool profiling_ = false;
+  std::vector<DispatchTiming> last_profile_;
 };
 
 }  // namespace qvk

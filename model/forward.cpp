@@ -59,6 +59,15 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
   attention_factor = freqs.attention_factor;
 }
 
+uint64_t RunState::bytes() const {
+  uint64_t total = 0;
+  for (const Buffer* b : {&x, &xn, &qkv, &attn, &gate_up, &mlp, &ids, &positions, &inv_freq, &logits, &host_logits,
+                          &topk_scratch_values, &topk_scratch_indices, &ranked_logits, &ranked_ids}) {
+    total += b->size();
+  }
+  return total;
+}
+
 uint64_t KvCacheBytes(const ModelConfig& c, uint64_t tokens) {
   return uint64_t{2} * 2 * c.num_layers * c.num_kv_heads * c.head_dim * tokens;
 }
@@ -78,7 +87,7 @@ uint64_t KvCache::bytes() const {
 }
 
 void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
-                   const std::vector<Buffer>* probs, uint32_t probs_stride) {
+                   uint32_t first_position, const std::vector<Buffer>* probs, uint32_t probs_stride) {
   if (tokens == 0 || tokens > s.max_tokens) throw Error(fmt::format("forward of {} tokens", tokens));
   const uint32_t hidden = c.hidden_size;
   const uint32_t qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
@@ -123,7 +132,8 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                                  .capacity = kv.capacity,
                                  .q_stride = qkv_width,
                                  .window = c.layer_window[l],
-                                 .scratch = BufferRange(s.attn_partials)};
+                                 .scratch = BufferRange(s.attn_partials),
+                                 .first_position = first_position};
     if (probs != nullptr) {
       attention.probs = BufferRange((*probs)[l]);
       attention.probs_stride = probs_stride;

@@ -41,6 +41,8 @@ struct RunState {
   Buffer ranked_logits;         // f32 [kMaxRanked]                the best logits, descending (host-readable)
   Buffer ranked_ids;            // u32 [kMaxRanked]                their token ids (host-readable)
   float attention_factor = 1.0f;
+
+  uint64_t bytes() const;  // GPU memory of every buffer above
 };
 
 // Bytes of an F16 KV cache for `tokens` positions: keys and values of every layer.
@@ -56,10 +58,11 @@ struct KvCache {
 
 // Records the forward pass of `tokens` tokens whose ids and positions are already in the run
 // state: through every layer, writing their K and V into the cache, then the final norm of
-// every row into xn. `probs`, when given, receives each layer's attention probabilities
-// [H, tokens, probs_stride].
+// every row into xn. `first_position` is the first token's position when recording, which only
+// the dispatches' costs use (a replay reads the positions buffer). `probs`, when given,
+// receives each layer's attention probabilities [H, tokens, probs_stride].
 void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
-                   const std::vector<Buffer>* probs = nullptr, uint32_t probs_stride = 0);
+                   uint32_t first_position, const std::vector<Buffer>* probs = nullptr, uint32_t probs_stride = 0);
 
 // out[0 .. rows) = xn[first_row .. first_row + rows) . lm_head^T, where out is host_logits
 // (on_host) or logits (one row, for ranking on the GPU only).

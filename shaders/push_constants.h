@@ -114,6 +114,26 @@ struct TopKPush {
   uint stage;  // 1 or 2
 };
 
+// Device peak probes (gpu/peak.cpp). The copy moves 16-byte words, each invocation
+// QVK_COPY_WORDS of them, QVK_COPY_WORDS * workgroup size words per workgroup.
+#define QVK_COPY_WORDS 4u
+// Y[i] = X[i] for i < words (uvec4 words)
+struct CopyPush {
+  uint words;
+};
+
+// Each invocation runs QVK_FMA_CHAINS independent chains a = fma(a, b, c), QVK_FMA_STEPS steps per
+// iteration, and writes the chains' sum to Y[i] (i < count). Chain k of invocation i starts at
+// float((i * QVK_FMA_CHAINS + k) % 17).
+#define QVK_FMA_CHAINS 8u
+#define QVK_FMA_STEPS 8u
+struct FmaPush {
+  uint count;
+  uint iterations;
+  float b;
+  float c;
+};
+
 #ifdef __cplusplus
 static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, flags) == 24);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
@@ -122,6 +142,8 @@ static_assert(sizeof(SwiGluPush) == 16);
 static_assert(sizeof(EmbedPush) == 16);
 static_assert(sizeof(AttentionPush) == 60 && offsetof(AttentionPush, scale) == 32);
 static_assert(sizeof(TopKPush) == 16);
+static_assert(sizeof(CopyPush) == 4);
+static_assert(sizeof(FmaPush) == 16 && offsetof(FmaPush, b) == 8);
 }  // namespace qvk::push
 #endif
 

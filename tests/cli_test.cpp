@@ -1,3 +1,4 @@
+// Sections: running qwenvk / model commands / bench
 // The qwenvk command line as a user (or a script) runs it: JSON shapes on stdout, files
 // written, streamed text, clean refusals; always with the validation layer on.
 #include <fcntl.h>
@@ -12,7 +13,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -21,6 +24,8 @@
 #include "tests/test_util.h"
 
 namespace {
+
+// --- running qwenvk ------------------------------------------------------------------------------
 
 const std::filesystem::path kData = qvk::test::TestDataDir();
 const std::string kModel = (kData / "qwen2-tiny").string();
@@ -176,6 +181,8 @@ std::string Join(const std::vector<uint32_t>& ids) {
   return s;
 }
 
+// --- model commands ------------------------------------------------------------------------------
+
 TEST(CliTest, TokenizesText) {
   const Result r = RunQwenvk("tokenize --model '" + kModel + "' --text 'Hello world'");
   ASSERT_EQ(r.status, 0) << r.err;
@@ -312,6 +319,13 @@ TEST(CliTest, RefusesBadOptionValuesNamingWhatEachAccepts) {
       {"attention --model '" + kModel + "' --out x --ids -1",
        "--ids: expected token ids: whole numbers separated by commas, got -1"},
       {"devices --device x", "--device: expected a device number"},
+      {"bench --model '" + kModel + "' -p abc", "--n-prompt: expected a whole number from 0 to 16777216, got abc"},
+      {"bench --model '" + kModel + "' -d 1,x", "--n-depth: expected a whole number from 0 to 16777216, got x"},
+      {"bench --model '" + kModel + "' -r 0", "--repetitions: expected a whole number from 1 to 1000, got 0"},
+      {"bench --model '" + kModel + "' -o xml", "--output: expected md, json or csv, got xml"},
+      {"bench --model '" + kModel + "' --peak-mib 0", "--peak-mib: expected a whole number from 1 to 1048576, got 0"},
+      {"bench -p 8", "bench needs a model (only --device-peak runs without one)"},
+      {"bench --device-peak --kernels", "--kernels: profiles a model's steps: give --model"},
   };
   for (const Case& c : cases) {
     const Result r = RunQwenvk(c.args);
@@ -375,6 +389,157 @@ TEST(CliTest, CtrlCAtThePromptQuits) {
   EXPECT_TRUE(chat.ended()) << chat.err;
   EXPECT_EQ(chat.Wait(), 0) << chat.err;
   EXPECT_EQ(Replies(chat.err), 0u);
+}
+
+// --- bench ---------------------------------------------------------------------------------------
+
+// The fields every bench result names, whatever the format.
+void ExpectBenchFields(const nlohmann::json& row) {
+  for (const char* field : {"device", "driver", "vulkan", "qwenvk_version", "commit", "model_path", "model_type"}) {
+    ASSERT_TRUE(row.contains(field) && row[field].is_string()) << field << " in " << row.dump();
+    EXPECT_FALSE(row[field].get<std::string>().empty()) << field;
+  }
+  EXPECT_EQ(row["layers"], 2);
+  EXPECT_EQ(row["hidden"], 64);
+  EXPECT_GT(row["params"].get<uint64_t>(), 0u);
+  EXPECT_GT(row["file_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(row["weight_types"], nlohmann::json({"BF16", "F32"}));
+  EXPECT_GE(row["allocated_bytes"].get<uint64_t>(),
+            row["weights_bytes"].get<uint64_t>() + row["kv_cache_bytes"].get<uint64_t>());
+}
+
+const std::vector<std::string> kBenchTests = {"pp8", "tg4", "pp8 @ d8", "tg4 @ d8"};
+const std::string kBenchArgs = "bench --model '" + kModel + "' -p 8 -n 4 -r 2 -d 0,8";
+
+// One row per test of -p x -n x -d, each with positive speeds and the build, device and model;
+// the structure of each format, never the timings themselves.
+TEST(CliTest, BenchReportsEveryTestAsJson) {
+  const Result r = RunQwenvk(kBenchArgs + " -o json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto doc = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(doc["device_peak"].is_null());
+  ASSERT_EQ(doc["results"].size(), kBenchTests.size());
+  for (size_t i = 0; i < kBenchTests.size(); ++i) {
+    const auto& row = doc["results"][i];
+    EXPECT_EQ(row["test"], kBenchTests[i]);
+    EXPECT_EQ(row["repetitions"], 2);
+    ASSERT_EQ(row["samples_s"].size(), 2u);
+    EXPECT_GT(row["avg_ts"].get<double>(), 0);
+    EXPECT_GE(row["stddev_ts"].get<double>(), 0);
+    EXPECT_GT(row["avg_s"].get<double>(), 0);
+    EXPECT_EQ(row["context"], 256);  // 16 positions, rounded up
+    ExpectBenchFields(row);
+  }
+}
+
+TEST(CliTest, BenchReportsEveryTestAsCsv) {
+  const Result r = RunQwenvk(kBenchArgs + " -o csv");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto rows = qvk::test::ParseCsv(r.out);
+  ASSERT_EQ(rows.size(), 1 + kBenchTests.size()) << r.out;
+  std::map<std::string, size_t> column;
+  for (size_t i = 0; i < rows[0].size(); ++i) column[rows[0][i]] = i;
+  for (size_t i = 0; i < kBenchTests.size(); ++i) {
+    const auto& row = rows[i + 1];
+    ASSERT_EQ(row.size(), rows[0].size()) << r.out;
+    EXPECT_EQ(row[column.at("test")], kBenchTests[i]);
+    EXPECT_GT(std::stod(row[column.at("avg_ts")]), 0);
+    for (const char* field : {"device", "driver", "vulkan", "commit", "model_path", "weights_bytes"}) {
+      EXPECT_FALSE(row[column.at(field)].empty()) << field;
+    }
+    EXPECT_EQ(row[column.at("weight_types")], "BF16, F32");
+  }
+}
+
+TEST(CliTest, BenchReportsEveryTestAsMarkdown) {
+  const Result r = RunQwenvk(kBenchArgs + " -o md");
+  ASSERT_EQ(r.status, 0) << r.err;
+  qvk::test::ExpectMentions(
+      r.out, {"qwenvk 0.", "(commit ", "device: ", "; driver ", "; Vulkan 1.", "model: ", "2 layers, hidden 64",
+              "weights BF16, F32", "| model | size | params | test | t/s | ms |", "GPU memory: weights ", "KV cache ",
+              "in use", "context 256 tokens"});
+  const std::regex row(
+      R"(\| qwen2 [^|]+ \| [0-9.]+ MiB \| [0-9.]+ M \| ([^|]+) \| ([0-9.]+) ± ([0-9.]+) \| ([0-9.]+) \|)");
+  std::vector<std::string> tests;
+  for (const std::string& line : qvk::test::Split(r.out, "\n")) {
+    std::smatch m;
+    if (!std::regex_match(line, m, row)) continue;
+    tests.push_back(m[1]);
+    EXPECT_GT(std::stod(m[2]), 0) << line;
+    EXPECT_GT(std::stod(m[4]), 0) << line;
+  }
+  EXPECT_EQ(tests, kBenchTests) << r.out;
+}
+
+// One profiled step per test, every label of the forward pass with its share, against the
+// device's measured peaks.
+TEST(CliTest, BenchKernelsShowsTheForwardsLabels) {
+  const Result r = RunQwenvk("bench --model '" + kModel + "' -p 8 -n 2 -r 1 --kernels --peak-mib 1 -o json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto doc = nlohmann::json::parse(r.out);
+  EXPECT_GT(doc["device_peak"]["copy_gbps"].get<double>(), 0);
+  ASSERT_EQ(doc["results"].size(), 2u);
+  for (const auto& row : doc["results"]) {
+    std::set<std::string> labels;
+    double shares = 0;
+    for (const auto& k : row["kernels"]) {
+      labels.insert(k["kernel"].get<std::string>());
+      shares += k["share"].get<double>();
+      EXPECT_GE(k["gbps"].get<double>(), 0);
+      EXPECT_GE(k["of_copy_peak"].get<double>(), 0);
+    }
+    for (const char* label : {"embed", "attn_norm", "qkv", "rope", "attention", "o_proj", "mlp_norm", "gate_up",
+                              "swiglu", "down", "final_norm", "lm_head", "ranking"}) {
+      EXPECT_TRUE(labels.count(label)) << label << " in " << row["test"];
+    }
+    EXPECT_NEAR(shares, 1, 1e-6);
+  }
+  const Result md = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 2 -r 1 --kernels --peak-mib 1");
+  ASSERT_EQ(md.status, 0) << md.err;
+  qvk::test::ExpectMentions(md.out, {"device peak: copy", "kernels of tg2", "| kernel | dispatches | share |",
+                                     "| attention | 2 |", "| qkv | 2 |", "| lm_head | 1 |"});
+}
+
+TEST(CliTest, BenchMeasuresTheDevicePeakWithoutAModel) {
+  const Result r = RunQwenvk("bench --device-peak --peak-mib 4 -o json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto doc = nlohmann::json::parse(r.out);
+  const auto& peak = doc["device_peak"];
+  EXPECT_GT(peak["copy_bytes"].get<uint64_t>(), 0u);
+  EXPECT_LE(peak["copy_bytes"].get<uint64_t>(), 4u << 20);
+  EXPECT_GT(peak["copy_gbps"].get<double>(), 0);
+  EXPECT_GT(peak["copy_buffer_gbps"].get<double>(), 0);
+  EXPECT_GT(peak["fma_tflops"].get<double>(), 0);
+  EXPECT_FALSE(doc["device"]["name"].get<std::string>().empty());
+  EXPECT_TRUE(doc["results"].empty());
+  const Result md = RunQwenvk("bench --device-peak --peak-mib 4");
+  ASSERT_EQ(md.status, 0) << md.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(md.out, m, std::regex(R"(copy ([0-9.]+) GB/s.*FMA ([0-9.]+) TFLOP/s)"))) << md.out;
+  EXPECT_GT(std::stod(m[1]), 0);
+  EXPECT_GT(std::stod(m[2]), 0);
+}
+
+// What the command line can take but the model or device cannot: a sentence, status 1.
+TEST(CliTest, BenchRefusesWhatCannotRun) {
+  struct Case {
+    std::string args, message;
+  };
+  const std::string bench = "bench --model '" + kModel + "' -r 1 ";
+  const std::vector<Case> cases = {
+      {"bench --model /nonexistent", "/nonexistent"},
+      {bench + "-p 0 -n 0", "-p and -n are all 0: there is no test to run"},
+      {bench + "-p 8 -n 0 -d 40000", "pp8 @ d40000 needs 40008 positions; the model has 32768"},
+      {bench + "-p 8 -n 4 -d 4 --context 8", "the tests need a context of 12 tokens; --context 8 is too small"},
+      {bench + "-p 8 --device 99", "Device 99 does not exist"},
+      {bench + "-p 8 --gpu-mem 1", "do not fit the GPU budget of 1 MiB"},
+  };
+  for (const Case& c : cases) {
+    const Result r = RunQwenvk(c.args);
+    EXPECT_EQ(r.status, 1) << c.args << ": " << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << c.args << ": " << r.out;
+  }
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // equals its draw from the whole row, so a generation that keeps the logits on the GPU gives the
 // tokens of one that reads every row; each step reports its token, position and text.
 #include <algorithm>
+#include <map>
+#include <string>
 
 #include "model/engine.h"
 #include "model/generate.h"
@@ -146,6 +148,67 @@ TEST_F(GenerateTest, ReturningFalseStops) {
   EXPECT_EQ(calls, 3u);
   EXPECT_EQ(stats.generated_tokens, 3u);
   EXPECT_EQ(engine_->cached_tokens().size(), prompt_.size() + 2);  // the third token was never decoded
+}
+
+// Profiling (qwenvk bench --kernels) times every dispatch of a step, each chunk of a prefill
+// included, and changes no result; the replayed decode step comes back when it goes off.
+TEST_F(GenerateTest, ProfilingTimesEveryDispatchWithoutChangingResults) {
+  if (!info().compute_timestamps) GTEST_SKIP() << "device has no compute timestamps";
+  const uint32_t layers = files_->config().num_layers, chunk = 4;
+  Engine engine(device(), files_->config(), *weights_, EngineOptions{.context = 64, .prefill_chunk = chunk});
+  std::vector<uint32_t> greedy;
+  engine.Prefill(prompt_, LastLogits{});
+  greedy.push_back(engine.argmax());
+  for (int step = 0; step < 2; ++step) {
+    engine.Decode(greedy.back());
+    greedy.push_back(engine.argmax());
+  }
+  EXPECT_TRUE(engine.last_profile().empty());
+
+  auto count_labels = [&] {
+    std::map<std::string, uint32_t> counts;
+    for (const DispatchTiming& t : engine.last_profile()) {
+      ++counts[t.label];
+      EXPECT_GE(t.microseconds, 0.0) << t.label;
+      EXPECT_GT(t.cost.bytes, 0u) << t.label;
+    }
+    return counts;
+  };
+  engine.Truncate(0);
+  engine.set_profiling(true);
+  engine.Prefill(prompt_, LastLogits{});
+  EXPECT_EQ(engine.argmax(), greedy[0]);
+  const uint32_t chunks = static_cast<uint32_t>((prompt_.size() + chunk - 1) / chunk);
+  std::map<std::string, uint32_t> counts = count_labels();
+  EXPECT_EQ(counts["embed"], chunks);
+  EXPECT_EQ(counts["attention"], chunks * layers);
+  EXPECT_EQ(counts["lm_head"], 1u);
+
+  engine.Decode(greedy[0]);
+  EXPECT_EQ(engine.argmax(), greedy[1]);
+  counts = count_labels();
+  for (const char* label :
+       {"attn_norm", "qkv", "rope", "attention", "o_proj", "mlp_norm", "gate_up", "swiglu", "down"}) {
+    EXPECT_EQ(counts[label], layers) << label;
+  }
+  for (const char* label : {"embed", "final_norm", "lm_head"}) EXPECT_EQ(counts[label], 1u) << label;
+  EXPECT_GE(counts["ranking"], 1u);
+  // Each profiled step is recorded at its own position: the next one's attention reads one more row.
+  auto attention_bytes = [&] {
+    uint64_t bytes = 0;
+    for (const DispatchTiming& t : engine.last_profile()) bytes += t.label == "attention" ? t.cost.bytes : 0;
+    return bytes;
+  };
+  const uint64_t before = attention_bytes();
+  engine.Decode(greedy[1]);
+  EXPECT_EQ(engine.argmax(), greedy[2]);
+  EXPECT_GT(attention_bytes(), before);
+
+  engine.set_profiling(false);
+  engine.Truncate(prompt_.size() + 1);
+  engine.Decode(greedy[1]);
+  EXPECT_EQ(engine.argmax(), greedy[2]);
+  EXPECT_TRUE(engine.last_profile().empty());
 }
 
 }  // namespace

@@ -101,5 +101,60 @@ TEST_F(GpuTest, ProfiledGraphReportsATimePerDispatch) {
   for (const auto& t : timings) EXPECT_GE(t.microseconds, 0.0);
 }
 
+// A profile divides each dispatch's cost by its time, so the cost must be what the dispatch
+// moves: the weights with their block scales, X, Y, bias and residual, each once.
+TEST_F(GpuTest, ProfiledGraphReportsEachDispatchsCost) {
+  if (!info().compute_timestamps) GTEST_SKIP() << "device has no compute timestamps";
+  const uint32_t rows = 33, cols = 64, tokens = 3;
+  const std::vector<std::byte> w_bytes(RowBytes(DType::Q8_0, cols) * rows);  // zero blocks: the cost is in the shape
+  Buffer weights = Upload(std::span<const std::byte>(w_bytes)), x = Upload(RandomFloats(tokens * cols, 3));
+  Buffer bias = Upload(RandomFloats(rows, 4)), y = Upload(RandomFloats(tokens * rows, 5));
+  Graph g(device(), /*profile=*/true);
+  ops::MatMul(g,
+              {.w = {&weights, 0, DType::Q8_0, rows, cols},
+               .x = x,
+               .y = y,
+               .tokens = tokens,
+               .bias = BufferRange(bias),
+               .residual = BufferRange(y)},
+              "projection");
+  g.Run();
+  const auto timings = g.Timings();
+  ASSERT_EQ(timings.size(), 1u);
+  EXPECT_EQ(timings[0].label, "projection");
+  EXPECT_EQ(timings[0].kernel, "matvec_q8_0");
+  EXPECT_EQ(timings[0].cost.bytes,
+            RowBytes(DType::Q8_0, cols) * rows + 4 * tokens * cols + 2 * 4 * tokens * rows + 4 * rows);
+  EXPECT_EQ(timings[0].cost.flops, 2ull * rows * cols * tokens);
+}
+
+// Query t at position first_position + t sees keys up to its own position, within the window.
+TEST_F(GpuTest, AttentionCostCountsTheKeysEachQuerySees) {
+  const uint32_t heads = 4, kv_heads = 2, head_dim = 8, capacity = 16, tokens = 3;
+  Buffer q = Upload(RandomFloats(tokens * heads * head_dim, 1)), positions = Upload(std::vector<uint32_t>{5, 6, 7});
+  Buffer cache = Poisoned(kv_heads * capacity * head_dim * 2), out = Poisoned(tokens * heads * head_dim * 4);
+  ops::AttentionArgs a{.q = q,
+                       .positions = positions,
+                       .k_cache = cache,
+                       .v_cache = cache,
+                       .out = out,
+                       .tokens = tokens,
+                       .n_heads = heads,
+                       .n_kv_heads = kv_heads,
+                       .head_dim = head_dim,
+                       .capacity = capacity,
+                       .first_position = 5};
+  const uint64_t qo_bytes = 2 * 4 * tokens * heads * head_dim, position_bytes = 4 * tokens;
+  // Keys 0..5, 0..6, 0..7: 21 in all; cache rows 0..7 read once as K and V, in f16.
+  DispatchCost cost = ops::AttentionCost(a);
+  EXPECT_EQ(cost.flops, 4ull * 21 * heads * head_dim);
+  EXPECT_EQ(cost.bytes, 2ull * 2 * kv_heads * 8 * head_dim + qo_bytes + position_bytes);
+  // A window of 4: keys 2..5, 3..6, 4..7; rows 2..7.
+  a.window = 4;
+  cost = ops::AttentionCost(a);
+  EXPECT_EQ(cost.flops, 4ull * 12 * heads * head_dim);
+  EXPECT_EQ(cost.bytes, 2ull * 2 * kv_heads * 6 * head_dim + qo_bytes + position_bytes);
+}
+
 }  // namespace
 }  // namespace qvk::test

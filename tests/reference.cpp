@@ -118,4 +118,18 @@ std::vector<uint32_t> TopK(std::span<const float> values, uint32_t k) {
   return idx;
 }
 
+std::vector<float> FmaChains(uint32_t invocations, uint32_t chains, uint32_t steps, float b, float c) {
+  std::vector<float> sums(invocations);
+  for (uint32_t i = 0; i < invocations; ++i) {
+    double sum = 0;
+    for (uint32_t k = 0; k < chains; ++k) {
+      double a = static_cast<double>((i * chains + k) % 17);
+      for (uint32_t s = 0; s < steps; ++s) a = a * b + c;
+      sum += a;
+    }
+    sums[i] = static_cast<float>(sum);
+  }
+  return sums;
+}
+
 }  // namespace qvk::ref

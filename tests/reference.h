@@ -35,4 +35,8 @@ AttentionResult Attention(std::span<const float> q, std::span<const uint32_t> po
 // Indices of the k largest values, descending, ties to the lower index.
 std::vector<uint32_t> TopK(std::span<const float> values, uint32_t k);
 
+// The FMA probe (shaders/fma.comp): per invocation, the sum of chains_per_invocation chains
+// a = a * b + c of `steps` steps, chain k of invocation i starting at (i * chains + k) % 17.
+std::vector<float> FmaChains(uint32_t invocations, uint32_t chains, uint32_t steps, float b, float c);
+
 }  // namespace qvk::ref

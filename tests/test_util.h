@@ -1,6 +1,6 @@
 #pragma once
-// What the test files share: where the data and the qwenvk binary are, reading files, checking
-// error messages, and llama.cpp's tokenizer vectors.
+// What the test files share: where the data and the qwenvk binary are, reading files, CSV,
+// checking error messages, and llama.cpp's tokenizer vectors.
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -50,6 +50,32 @@ inline std::vector<std::string> Split(const std::string& text, const std::string
   }
   parts.push_back(text.substr(begin));
   return parts;
+}
+
+// CSV text as RFC 4180 writes it: one row per non-empty line, fields split at commas outside
+// quotes, a doubled quote inside quotes read as one.
+inline std::vector<std::vector<std::string>> ParseCsv(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  for (const std::string& line : Split(text, "\n")) {
+    if (line.empty()) continue;
+    std::vector<std::string> fields(1);
+    bool quoted = false;
+    for (size_t i = 0; i < line.size(); ++i) {
+      const char c = line[i];
+      if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = !quoted;
+      } else if (c == ',' && !quoted) {
+        fields.emplace_back();
+      } else {
+        fields.back() += c;
+      }
+    }
+    rows.push_back(fields);
+  }
+  return rows;
 }
 
 // The message of the Error `f` throws, or a marker that fails every substring check.

@@ -1,0 +1,479 @@
+// Sections: tests / runs / profile / report: description / markdown / json and csv
+#include "chat/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "chat/loaded_model.h"
+#include "gpu/device.h"
+#include "gpu/memory.h"
+
+namespace qvk::chat {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr uint32_t kContextStep = 256;
+
+const char* KindName(BenchKind kind) {
+  return kind == BenchKind::Prompt ? "pp" : "tg";
+}
+
+}  // namespace
+
+// --- tests ---------------------------------------------------------------------------------------
+
+std::string BenchTest::Name() const {
+  const std::string name = fmt::format("{}{}", KindName(kind), tokens);
+  return depth == 0 ? name : fmt::format("{} @ d{}", name, depth);
+}
+
+std::vector<BenchTest> PlanBenchTests(std::span<const uint32_t> prompts, std::span<const uint32_t> generations,
+                                      std::span<const uint32_t> depths) {
+  std::vector<BenchTest> tests;
+  for (uint32_t depth : depths) {
+    for (uint32_t p : prompts) {
+      if (p != 0) tests.push_back({BenchKind::Prompt, p, depth});
+    }
+    for (uint32_t n : generations) {
+      if (n != 0) tests.push_back({BenchKind::Generate, n, depth});
+    }
+  }
+  return tests;
+}
+
+uint32_t BenchContext(std::span<const BenchTest> tests, uint32_t model_positions) {
+  uint64_t most = 1;
+  for (const BenchTest& t : tests) {
+    if (uint64_t{t.depth} + t.tokens > model_positions) {
+      throw Error(fmt::format("{} needs {} positions; the model has {} (its max_position_embeddings)", t.Name(),
+                              uint64_t{t.depth} + t.tokens, model_positions));
+    }
+    most = std::max<uint64_t>(most, t.positions());
+  }
+  const uint64_t rounded = (most + kContextStep - 1) / kContextStep * kContextStep;
+  return static_cast<uint32_t>(std::min<uint64_t>(rounded, model_positions));
+}
+
+// --- runs ----------------------------------------------------------------------------------------
+
+Summary Summarize(std::span<const double> values) {
+  Summary s;
+  if (values.empty()) return s;
+  for (double v : values) s.mean += v;
+  s.mean /= static_cast<double>(values.size());
+  if (values.size() < 2) return s;
+  double squares = 0;
+  for (double v : values) squares += (v - s.mean) * (v - s.mean);
+  s.stddev = std::sqrt(squares / static_cast<double>(values.size() - 1));
+  return s;
+}
+
+BenchRunner::BenchRunner(Engine& engine, uint32_t seed)
+    : engine_(engine), depth_ids_{std::mt19937(seed), {}}, prompt_ids_{std::mt19937(seed + 1), {}} {}
+
+std::span<const uint32_t> BenchRunner::Take(TokenStream& stream, uint32_t count) {
+  std::uniform_int_distribution<uint32_t> id(0, engine_.config().vocab_size - 1);
+  while (stream.ids.size() < count) stream.ids.push_back(id(stream.random));
+  return std::span<const uint32_t>(stream.ids).first(count);
+}
+
+void BenchRunner::FillDepth(uint32_t depth) {
+  // A cache that already holds the depth's ids keeps them (Prefill reuses the common prefix).
+  if (depth == 0) {
+    engine_.Truncate(0);
+  } else {
+    engine_.Prefill(Take(depth_ids_, depth), LastLogits{});
+  }
+}
+
+std::vector<uint32_t> BenchRunner::PromptIds(const BenchTest& test) {
+  const std::span<const uint32_t> depth = Take(depth_ids_, test.depth);
+  const std::span<const uint32_t> prompt = Take(prompt_ids_, test.tokens);
+  std::vector<uint32_t> ids(depth.begin(), depth.end());
+  ids.insert(ids.end(), prompt.begin(), prompt.end());
+  return ids;
+}
+
+double BenchRunner::TimedRun(const BenchTest& test) {
+  using Clock = std::chrono::steady_clock;
+  FillDepth(test.depth);
+  if (test.kind == BenchKind::Prompt) {
+    const std::vector<uint32_t> ids = PromptIds(test);
+    const auto start = Clock::now();
+    engine_.Prefill(ids, LastLogits{});
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  uint32_t token = Take(prompt_ids_, 1)[0];
+  const auto start = Clock::now();
+  for (uint32_t i = 0; i < test.tokens; ++i) {
+    engine_.Decode(token, {.ranked = 1});
+    token = engine_.argmax();
+  }
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+BenchResult BenchRunner::Run(const BenchTest& test, uint32_t repetitions) {
+  BenchResult result{.test = test};
+  TimedRun(test);  // warm-up: pipelines built, clocks up, the decode step recorded
+  std::vector<double> rates;
+  for (uint32_t r = 0; r < std::max<uint32_t>(1, repetitions); ++r) {
+    const double seconds = TimedRun(test);
+    result.seconds.push_back(seconds);
+    rates.push_back(test.tokens / seconds);
+  }
+  result.tokens_per_s = Summarize(rates);
+  result.mean_seconds = Summarize(result.seconds).mean;
+  return result;
+}
+
+// --- profile -------------------------------------------------------------------------------------
+
+double KernelShare::gigabytes_per_s() const {
+  return microseconds > 0 ? static_cast<double>(cost.bytes) / (microseconds * 1e3) : 0;
+}
+
+double KernelShare::teraflops() const {
+  return microseconds > 0 ? static_cast<double>(cost.flops) / (microseconds * 1e6) : 0;
+}
+
+std::vector<KernelShare> SummarizeProfile(std::span<const DispatchTiming> timings) {
+  std::vector<KernelShare> shares;
+  std::map<std::string, size_t> index;
+  double total = 0;
+  for (const DispatchTiming& t : timings) {
+    const auto [at, added] = index.try_emplace(t.label, shares.size());
+    if (added) shares.push_back({.label = t.label});
+    KernelShare& s = shares[at->second];
+    ++s.dispatches;
+    s.microseconds += t.microseconds;
+    s.cost.bytes += t.cost.bytes;
+    s.cost.flops += t.cost.flops;
+    total += t.microseconds;
+  }
+  for (KernelShare& s : shares) s.share = total > 0 ? s.microseconds / total : 0;
+  std::stable_sort(shares.begin(), shares.end(),
+                   [](const KernelShare& a, const KernelShare& b) { return a.microseconds > b.microseconds; });
+  return shares;
+}
+
+std::vector<KernelShare> BenchRunner::Profile(const BenchTest& test) {
+  FillDepth(test.depth);
+  engine_.set_profiling(true);
+  try {
+    if (test.kind == BenchKind::Prompt) {
+      engine_.Prefill(PromptIds(test), LastLogits{});
+    } else {
+      engine_.Decode(Take(prompt_ids_, 1)[0], {.ranked = 1});
+    }
+  } catch (...) {
+    engine_.set_profiling(false);
+    throw;
+  }
+  engine_.set_profiling(false);
+  return SummarizeProfile(engine_.last_profile());
+}
+
+// --- report: description -------------------------------------------------------------------------
+
+namespace {
+
+// The .gguf file, or the .safetensors files of a folder.
+uint64_t ModelFileBytes(const std::filesystem::path& path) {
+  if (!std::filesystem::is_directory(path)) return std::filesystem::file_size(path);
+  uint64_t total = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(path)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".safetensors") total += entry.file_size();
+  }
+  return total;
+}
+
+// Each weight type on the GPU with its bytes: the matrices as loaded, and the norms and biases,
+// which are always F32.
+std::vector<std::string> WeightTypes(const ModelWeights& w, const ModelConfig& c) {
+  std::map<DType, uint64_t> bytes;
+  auto add = [&](const Matrix& m) { bytes[m.dtype] += RowBytes(m.dtype, m.cols) * m.rows; };
+  add(w.embed);
+  if (!c.tie_word_embeddings) add(w.lm_head);
+  for (const LayerWeights& layer : w.layers) {
+    for (const Projection& p : layer.qkv) add(p.w);
+    add(layer.o);
+    for (const Projection& p : layer.gate_up) add(p.w);
+    add(layer.down);
+  }
+  bytes[DType::F32] += uint64_t{4} * c.hidden_size * (2 * c.num_layers + 1);
+  std::vector<std::pair<DType, uint64_t>> ordered(bytes.begin(), bytes.end());
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::vector<std::string> names;
+  for (const auto& [type, size] : ordered) names.emplace_back(DTypeName(type));
+  return names;
+}
+
+}  // namespace
+
+BenchDevice DescribeDevice(const DeviceInfo& info) {
+  std::string driver = fmt::format("{} {}", info.driver_name, info.DriverVersionString());
+  if (!info.driver_info.empty()) driver += fmt::format(" ({})", info.driver_info);
+  return {.name = info.name, .driver = driver, .vulkan = info.ApiVersionString()};
+}
+
+BenchModel DescribeModel(const LoadedModel& model, const Allocator& allocator) {
+  const ModelConfig& c = model.files().config();
+  const WeightSource& source = model.files().weights();
+  uint64_t params = 0;
+  for (const std::string& name : source.names()) {
+    if (const auto tensor = source.Find(name)) {
+      uint64_t elements = 1;
+      for (uint64_t d : tensor->shape) elements *= d;
+      params += elements;
+    }
+  }
+  const Engine& engine = model.engine();
+  return {.path = model.files().path().string(),
+          .type = c.model_type,
+          .layers = c.num_layers,
+          .hidden = c.hidden_size,
+          .params = params,
+          .weight_types = WeightTypes(model.weights(), c),
+          .file_bytes = ModelFileBytes(model.files().path()),
+          .context = engine.context(),
+          .weights_bytes = model.weights().device_bytes,
+          .kv_cache_bytes = engine.kv_cache_bytes(),
+          .working_bytes = engine.working_bytes(),
+          .allocated_bytes = allocator.bytes_in_use(),
+          .reserved_bytes = allocator.bytes_reserved()};
+}
+
+// --- report: markdown ----------------------------------------------------------------------------
+
+namespace {
+
+std::string MiB(uint64_t bytes) {
+  return fmt::format("{:.2f} MiB", static_cast<double>(bytes) / (1 << 20));
+}
+
+// llama-bench's params column: "494.03 M", "7.62 B".
+std::string Params(uint64_t params) {
+  const auto p = static_cast<double>(params);
+  if (p >= 1e9) return fmt::format("{:.2f} B", p / 1e9);
+  if (p >= 1e6) return fmt::format("{:.2f} M", p / 1e6);
+  return fmt::format("{:.2f} K", p / 1e3);
+}
+
+std::string Joined(const std::vector<std::string>& parts) {
+  std::string text;
+  for (const std::string& part : parts) text += (text.empty() ? "" : ", ") + part;
+  return text;
+}
+
+std::string Percent(double fraction) {
+  return fmt::format("{:.1f}%", 100 * fraction);
+}
+
+void AppendKernels(std::string& out, const BenchResult& r, const std::optional<DevicePeak>& peak) {
+  double total = 0;
+  uint32_t dispatches = 0;
+  for (const KernelShare& k : r.kernels) {
+    total += k.microseconds;
+    dispatches += k.dispatches;
+  }
+  out += fmt::format("\nkernels of {}: one profiled {} took {:.1f} us of GPU time in {} dispatches\n\n", r.test.Name(),
+                     r.test.kind == BenchKind::Prompt ? "prompt" : "step", total, dispatches);
+  out += "| kernel | dispatches | share | us/step | GB/s | of copy peak | TFLOP/s | of FMA peak |\n";
+  out += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const KernelShare& k : r.kernels) {
+    const std::string of_copy = peak ? Percent(k.gigabytes_per_s() / peak->copy_gbps) : "-";
+    const std::string of_fma = peak ? Percent(k.teraflops() / peak->fma_tflops) : "-";
+    out += fmt::format("| {} | {} | {} | {:.1f} | {:.1f} | {} | {:.3f} | {} |\n", k.label, k.dispatches,
+                       Percent(k.share), k.microseconds, k.gigabytes_per_s(), of_copy, k.teraflops(), of_fma);
+  }
+}
+
+}  // namespace
+
+std::string FormatMarkdown(const BenchReport& report) {
+  const BenchDevice& d = report.device;
+  std::string out = fmt::format("qwenvk {} (commit {})\ndevice: {}; driver {}; Vulkan {}\n", report.version,
+                                report.commit, d.name, d.driver, d.vulkan);
+  if (report.model) {
+    const BenchModel& m = *report.model;
+    out += fmt::format("model: {}: {}, {} layers, hidden {}, {} params, weights {}, files {}\n", m.path, m.type,
+                       m.layers, m.hidden, Params(m.params), Joined(m.weight_types), MiB(m.file_bytes));
+  }
+  if (report.peak) {
+    const DevicePeak& p = *report.peak;
+    out += fmt::format(
+        "device peak: copy {:.1f} GB/s over 2 x {} (vkCmdCopyBuffer {:.1f} GB/s); FP32 FMA {:.3f} TFLOP/s\n",
+        p.copy_gbps, MiB(p.copy_bytes), p.copy_buffer_gbps, p.fma_tflops);
+  }
+  if (!report.model) return out;
+
+  const BenchModel& m = *report.model;
+  const std::string model = fmt::format("{} {} {}", m.type, Params(m.params), m.weight_types.front());
+  out += "\n| model | size | params | test | t/s | ms |\n| --- | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const BenchResult& r : report.results) {
+    out += fmt::format("| {} | {} | {} | {} | {:.2f} ± {:.2f} | {:.2f} |\n", model, MiB(m.file_bytes), Params(m.params),
+                       r.test.Name(), r.tokens_per_s.mean, r.tokens_per_s.stddev, 1e3 * r.mean_seconds);
+  }
+  const uint64_t planned = m.weights_bytes + m.kv_cache_bytes;
+  out += fmt::format(
+      "\nGPU memory: weights {} + KV cache {} + engine working {}; allocator: {} in use ({} over weights + KV), {} "
+      "reserved\ncontext {} tokens; {} timed runs per test after a warm-up\n",
+      MiB(m.weights_bytes), MiB(m.kv_cache_bytes), MiB(m.working_bytes), MiB(m.allocated_bytes),
+      Percent(planned > 0 ? static_cast<double>(m.allocated_bytes) / static_cast<double>(planned) - 1 : 0),
+      MiB(m.reserved_bytes), m.context, report.repetitions);
+  for (const BenchResult& r : report.results) {
+    if (!r.kernels.empty()) AppendKernels(out, r, report.peak);
+  }
+  return out;
+}
+
+// --- report: json and csv ------------------------------------------------------------------------
+
+namespace {
+
+Json PeakJson(const DevicePeak& p) {
+  return {{"copy_bytes", p.copy_bytes},
+          {"copy_gbps", p.copy_gbps},
+          {"copy_buffer_gbps", p.copy_buffer_gbps},
+          {"fma_tflops", p.fma_tflops},
+          {"fma_count", p.fma_count}};
+}
+
+// Every field of one test row (or, without a result, of the build, device and peak alone), flat,
+// in the order CSV columns take.
+Json RowFields(const BenchReport& report, const BenchResult* r) {
+  Json row = {{"qwenvk_version", report.version},
+              {"commit", report.commit},
+              {"device", report.device.name},
+              {"driver", report.device.driver},
+              {"vulkan", report.device.vulkan}};
+  if (report.model) {
+    const BenchModel& m = *report.model;
+    row.update(Json{{"model_path", m.path},
+                    {"model_type", m.type},
+                    {"layers", m.layers},
+                    {"hidden", m.hidden},
+                    {"params", m.params},
+                    {"weight_types", m.weight_types},
+                    {"file_bytes", m.file_bytes},
+                    {"context", m.context},
+                    {"weights_bytes", m.weights_bytes},
+                    {"kv_cache_bytes", m.kv_cache_bytes},
+                    {"working_bytes", m.working_bytes},
+                    {"allocated_bytes", m.allocated_bytes},
+                    {"reserved_bytes", m.reserved_bytes}});
+  }
+  const Json none = nullptr;
+  row.update(Json{{"copy_gbps", report.peak ? Json(report.peak->copy_gbps) : none},
+                  {"copy_buffer_gbps", report.peak ? Json(report.peak->copy_buffer_gbps) : none},
+                  {"fma_tflops", report.peak ? Json(report.peak->fma_tflops) : none}});
+  if (r != nullptr) {
+    row.update(Json{{"test", r->test.Name()},
+                    {"kind", KindName(r->test.kind)},
+                    {"tokens", r->test.tokens},
+                    {"depth", r->test.depth},
+                    {"repetitions", r->seconds.size()},
+                    {"avg_ts", r->tokens_per_s.mean},
+                    {"stddev_ts", r->tokens_per_s.stddev},
+                    {"avg_s", r->mean_seconds}});
+  }
+  return row;
+}
+
+Json KernelFields(const KernelShare& k, const std::optional<DevicePeak>& peak) {
+  const Json none = nullptr;
+  return {{"kernel", k.label},
+          {"dispatches", k.dispatches},
+          {"share", k.share},
+          {"us_per_step", k.microseconds},
+          {"bytes", k.cost.bytes},
+          {"flops", k.cost.flops},
+          {"gbps", k.gigabytes_per_s()},
+          {"tflops", k.teraflops()},
+          {"of_copy_peak", peak ? Json(k.gigabytes_per_s() / peak->copy_gbps) : none},
+          {"of_fma_peak", peak ? Json(k.teraflops() / peak->fma_tflops) : none}};
+}
+
+// RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.
+std::string CsvField(const Json& value) {
+  std::string text;
+  if (value.is_null()) return text;
+  if (value.is_string()) {
+    text = value.get<std::string>();
+  } else if (value.is_array()) {
+    for (const Json& item : value) text += (text.empty() ? "" : ", ") + item.get<std::string>();
+  } else {
+    text = value.dump();
+  }
+  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
+void AppendCsvTable(std::string& out, const std::vector<Json>& rows) {
+  std::string header;
+  for (const auto& [key, value] : rows.front().items()) header += (header.empty() ? "" : ",") + key;
+  out += header + "\n";
+  for (const Json& row : rows) {
+    std::string line;
+    bool first = true;
+    for (const auto& [key, value] : row.items()) {
+      line += (first ? "" : ",") + CsvField(value);
+      first = false;
+    }
+    out += line + "\n";
+  }
+}
+
+}  // namespace
+
+std::string FormatJson(const BenchReport& report) {
+  Json doc = {
+      {"qwenvk", {{"version", report.version}, {"commit", report.commit}}},
+      {"device", {{"name", report.device.name}, {"driver", report.device.driver}, {"vulkan", report.device.vulkan}}},
+      {"device_peak", report.peak ? PeakJson(*report.peak) : Json(nullptr)},
+      {"results", Json::array()}};
+  for (const BenchResult& r : report.results) {
+    Json row = RowFields(report, &r);
+    row["samples_s"] = r.seconds;
+    if (!r.kernels.empty()) {
+      Json kernels = Json::array();
+      for (const KernelShare& k : r.kernels) kernels.push_back(KernelFields(k, report.peak));
+      row["kernels"] = kernels;
+    }
+    doc["results"].push_back(row);
+  }
+  return doc.dump(2) + "\n";
+}
+
+std::string FormatCsv(const BenchReport& report) {
+  std::vector<Json> rows;
+  for (const BenchResult& r : report.results) rows.push_back(RowFields(report, &r));
+  if (rows.empty()) rows.push_back(RowFields(report, nullptr));
+  std::string out;
+  AppendCsvTable(out, rows);
+  std::vector<Json> kernels;
+  for (const BenchResult& r : report.results) {
+    for (const KernelShare& k : r.kernels) {
+      Json row = {{"test", r.test.Name()}};
+      row.update(KernelFields(k, report.peak));
+      kernels.push_back(row);
+    }
+  }
+  if (!kernels.empty()) {
+    out += "\n";
+    AppendCsvTable(out, kernels);
+  }
+  return out;
+}
+
+}  // namespace qvk::chat
