@@ -23,10 +23,10 @@ constexpr uint32_t B(uint32_t binding) { return 1u << binding; }
 
 // name, bindings, written bindings, push size, local size. Binding order is the shader's.
 constexpr KernelSpec kTable[] = {
-    // W, X, Y, bias, residual
-    {KernelId::MatVecF32, "matvec_f32", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecF16, "matvec_f16", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecBF16, "matvec_bf16", 5, B(2), sizeof(MatMulPush), 256},
+    // W, X, Y, bias, residual, norm weight
+    {KernelId::MatVecF32, "matvec_f32", 6, B(2), sizeof(MatVecPush), 128},
+    {KernelId::MatVecF16, "matvec_f16", 6, B(2), sizeof(MatVecPush), 128},
+    {KernelId::MatVecBF16, "matvec_bf16", 6, B(2), sizeof(MatVecPush), 128},
     {KernelId::MatMulF32, "matmul_f32", 5, B(2), sizeof(MatMulPush), 256},
     {KernelId::MatMulF16, "matmul_f16", 5, B(2), sizeof(MatMulPush), 256},
     {KernelId::MatMulBF16, "matmul_bf16", 5, B(2), sizeof(MatMulPush), 256},
@@ -46,15 +46,15 @@ constexpr KernelSpec kTable[] = {
     {KernelId::TopKChunks, "topk_chunks", 3, B(1) | B(2), sizeof(TopKPush), 256},
     // candidate values, candidate indices (marked taken), values out, indices out
     {KernelId::TopKMerge, "topk_merge", 4, B(1) | B(2) | B(3), sizeof(TopKPush), 256},
-    // W, X, Y, bias, residual
-    {KernelId::MatVecQ8_0, "matvec_q8_0", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ4_0, "matvec_q4_0", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ4_1, "matvec_q4_1", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ5_0, "matvec_q5_0", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ5_1, "matvec_q5_1", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ4_K, "matvec_q4_k", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ5_K, "matvec_q5_k", 5, B(2), sizeof(MatMulPush), 256},
-    {KernelId::MatVecQ6_K, "matvec_q6_k", 5, B(2), sizeof(MatMulPush), 256},
+    // W, X, Y, bias, residual, norm weight
+    {KernelId::MatVecQ8_0, "matvec_q8_0", 6, B(2), sizeof(MatVecPush), 128},
+    {KernelId::MatVecQ4_0, "matvec_q4_0", 6, B(2), sizeof(MatVecPush), 128},
+    {KernelId::MatVecQ4_1, "matvec_q4_1", 6, B(2), sizeof(MatVecPush), 128},
+    {KernelId::MatVecQ5_0, "matvec_q5_0", 6, B(2), sizeof(MatVecPush), 128},
+    {KernelId::MatVecQ5_1, "matvec_q5_1", 6, B(2), sizeof(MatVecPush), 128},
+    {KernelId::MatVecQ4_K, "matvec_q4_k", 6, B(2), sizeof(MatVecPush), 128},
+    {KernelId::MatVecQ5_K, "matvec_q5_k", 6, B(2), sizeof(MatVecPush), 128},
+    {KernelId::MatVecQ6_K, "matvec_q6_k", 6, B(2), sizeof(MatVecPush), 128},
     // W, X, Y, bias, residual
     {KernelId::MatMulQ8_0, "matmul_q8_0", 5, B(2), sizeof(MatMulPush), 256},
     {KernelId::MatMulQ4_0, "matmul_q4_0", 5, B(2), sizeof(MatMulPush), 256},
