@@ -6,7 +6,7 @@
 //
 // The layouts are ggml's (ggml-common.h), the ones quant.glsl reads an element at a time, and the
 // values exactly those of ggml's dequantize_row_*: each product is `precise`, so no compiler fuses
-// it into an fma (tests/quant_test.cpp checks every element against the host dequantizer).
+// it into an fma (tests/matvec_test.cpp checks every value against the host dequantizer).
 //
 // Each type defines:
 //   UNIT_COLS    columns per unit (on average: a unit's runs need not be adjacent)
@@ -15,6 +15,11 @@
 //   Unit load_unit(uint u)                      unit u of the binding (row * units per row + unit in the row)
 //   void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi)   run r's 8 values
 //   uint run_column(uint part, uint r)          column of run r inside the block, for unit `part` of the block
+//
+// Sections: bit fields / F32 / F16 and BF16 / 16-bit words: Q8_0, Q4_0 and Q5_0, Q6_K / Q4_1 / Q5_1 / Q4_K and Q5_K
+
+// --- bit fields -----------------------------------------------------------------------------
+
 // Four 4-bit fields of a word: bits shift..shift+3 of each byte.
 uvec4 nibbles(uint word, uint shift) { return (uvec4(word) >> (uvec4(0u, 8u, 16u, 24u) + shift)) & 15u; }
 
@@ -23,6 +28,8 @@ uvec4 byte_bits(uint word, uint bit) { return (uvec4(word) >> (uvec4(0u, 8u, 16u
 
 // Four consecutive bits of a word, from bit `first`.
 uvec4 bits4(uint word, uint first) { return (uvec4(word) >> (uvec4(0u, 1u, 2u, 3u) + first)) & 1u; }
+
+// --- F32 ------------------------------------------------------------------------------------
 
 #if defined(WEIGHT_F32)
 #define UNIT_COLS 8u
@@ -38,6 +45,8 @@ void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
   hi = w.hi;
 }
 uint run_column(uint part, uint r) { return 0u; }
+
+// --- F16 and BF16 ---------------------------------------------------------------------------
 
 #elif defined(WEIGHT_F16) || defined(WEIGHT_BF16)
 #define UNIT_COLS 8u
@@ -59,6 +68,8 @@ void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
   hi = vec4(pair(w.words.z), pair(w.words.w));
 }
 uint run_column(uint part, uint r) { return 0u; }
+
+// --- 16-bit words: Q8_0, Q4_0 and Q5_0, Q6_K ------------------------------------------------
 
 #elif defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q5_0) || defined(WEIGHT_Q6_K)
 // Blocks of an odd number of 16-bit words: read 16 bits at a time.
@@ -181,6 +192,8 @@ void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
 uint run_column(uint part, uint r) { return (part >> 2) * 128u + r * 32u + (part & 3u) * 8u; }
 #endif
 
+// --- Q4_1 -----------------------------------------------------------------------------------
+
 #elif defined(WEIGHT_Q4_1)
 // 5 words: f16 d, f16 m, 16 bytes of 4-bit q: w = q * d + m. Units as Q4_0's.
 #define UNIT_COLS 16u
@@ -205,6 +218,8 @@ void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
   hi = q_values(nibbles(w.q.y, r * 4u), w.dm);
 }
 uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
+
+// --- Q5_1 -----------------------------------------------------------------------------------
 
 #elif defined(WEIGHT_Q5_1)
 // 3 double words: f16 d, f16 m, 32 high bits; then 16 bytes of low 4 bits: w = q * d + m.
@@ -232,6 +247,8 @@ void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
   hi = q_values(nibbles(w.q.y, r * 4u) | (bits4(w.high, r * 16u + 4u) << 4), w.dm);
 }
 uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
+
+// --- Q4_K and Q5_K --------------------------------------------------------------------------
 
 #elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
 // 16 bytes of f16 d, f16 dmin and 12 bytes of packed 6-bit scales and mins; (Q5_K: 32 bytes of
