@@ -30,9 +30,9 @@ void Require(bool condition, std::string_view op, std::string_view what) {
   if (!condition) throw Error(fmt::format("{}: {}", op, what));
 }
 
-constexpr uint32_t kMatMulTile = 64;      // TILE in matmul.comp
-constexpr uint32_t kMatVecMaxTokens = 4;  // above this, the tiled kernel reads weights once
-constexpr uint32_t kMaxHeadDim = 256;     // Q_QUADS and TILE_QUADS in attention.comp
+constexpr uint32_t kMatMulTile = 64;                          // TILE in matmul.comp
+constexpr uint32_t kMatVecMaxTokens = QVK_MATVEC_MAX_TOKENS;  // above this, the tiled kernel reads weights once
+constexpr uint32_t kMaxHeadDim = 256;                         // Q_QUADS and TILE_QUADS in attention.comp
 
 // How Attention lays out its workgroups: blocks of query rows (tokens x q heads of one KV group)
 // times splits of their keys. Splits are added until about kAttentionWorkgroups workgroups run
@@ -44,6 +44,20 @@ struct AttentionPlan {
   uint32_t token_blocks, head_blocks;  // blocks per KV head: token_blocks x head_blocks
   uint32_t splits;
 };
+
+// The matvec work split (matvec.comp). Lanes per row group: about kMatVecUnitsPerLane units each,
+// so that short rows leave no lanes idle, widened (down to one unit per lane) while the grid has
+// fewer than kMatVecFillGroups workgroups: decode's small projections would otherwise leave most
+// of a big GPU idle (896 rows at 32 lanes are 56 workgroups of 16 rows; an H200 has 132 SMs).
+// Above kMatVecMaxGroups workgroups (an output projection's 151936 rows) each workgroup computes
+// several batches of rows: the same work in fewer launches.
+constexpr uint32_t kMatVecUnitsPerLane = 4;
+constexpr uint32_t kMatVecFillGroups = 256;
+constexpr uint32_t kMatVecMaxGroups = 1024;
+
+// The columns of one matvec unit (UNIT_COLS in matvec_units.glsl), indexed by DType.
+constexpr uint32_t kMatVecUnitCols[] = {8, 8, 8, 16, 16, 16, 16, 16, 32, 32, 32};
+static_assert(std::size(kMatVecUnitCols) == kDTypeCount, "one unit width per DType");
 
 AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                             uint32_t capacity, bool probs) {
@@ -77,6 +91,17 @@ KernelId RequireKernel(const Graph& g, KernelOp op, DType type, std::string_view
   return kernel;
 }
 
+// Y[t * y_stride + i] = silu(GU[t, i]) * GU[t, inter + i]
+void RecordSwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter, uint32_t y_stride,
+                  std::string_view label) {
+  Require(gate_up.size >= tokens * inter * 8ull && y.size >= ((tokens - 1ull) * y_stride + inter) * 4, "swiglu",
+          "buffer too small");
+  const uint64_t items = static_cast<uint64_t>(tokens) * inter;
+  g.Dispatch(KernelId::SwiGlu, {gate_up, y}, push::SwiGluPush{tokens, inter, 2 * inter, y_stride},
+             GridFor(CeilDiv(items, Spec(KernelId::SwiGlu).local_size_x)), label,
+             {.bytes = 12 * items, .flops = 5 * items});
+}
+
 }  // namespace
 
 std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDeviceSize max_range) {
@@ -101,34 +126,85 @@ namespace ops {
 
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   Require(a.tokens > 0 && a.w.rows > 0 && a.w.cols > 0, "matmul", "empty shape");
+  Require(!a.swiglu || a.w.rows % 2 == 0, "matmul", "SwiGLU needs as many up rows as gate rows");
+  Require(!a.swiglu || (!a.bias && !a.residual && a.y_offset == 0), "matmul",
+          "a SwiGLU output takes no bias, residual or Y offset");
+  const uint32_t outputs = a.swiglu ? a.w.rows / 2 : a.w.rows;
   const uint32_t x_stride = a.x_stride ? a.x_stride : a.w.cols;
-  const uint32_t y_stride = a.y_stride ? a.y_stride : a.w.rows;
+  const uint32_t y_stride = a.y_stride ? a.y_stride : outputs;
   Require(a.x.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * x_stride + a.w.cols) * 4, "matmul", "X too small");
-  Require(a.y_offset + a.w.rows <= y_stride, "matmul", "outputs past the end of a Y row");
-  Require(a.y.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * y_stride + a.y_offset + a.w.rows) * 4, "matmul",
+  Require(a.y_offset + outputs <= y_stride, "matmul", "outputs past the end of a Y row");
+  Require(a.y.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * y_stride + a.y_offset + outputs) * 4, "matmul",
           "Y too small");
-  Require(!a.bias || a.bias->size >= (a.y_offset + a.w.rows) * 4ull, "matmul", "bias too small");
+  Require(!a.bias || a.bias->size >= (a.y_offset + outputs) * 4ull, "matmul", "bias too small");
   Require(!a.residual || a.residual->size >= a.y.size, "matmul", "residual smaller than Y");
+  Require(!a.norm || a.norm->weight.size >= a.w.cols * 4ull, "matmul", "norm weight too small");
   const bool matvec = a.tokens <= kMatVecMaxTokens;
+  const std::vector<RowSlice> slices = SliceRows(g.device().info(), a.w);
+
+  if (a.swiglu && (!matvec || slices.size() > 1)) {  // gate and up products side by side, then the SwiGLU
+    Require(a.swiglu->scratch.size >= static_cast<VkDeviceSize>(a.tokens) * a.w.rows * 4, "matmul",
+            "SwiGLU scratch too small");
+    MatMulArgs products = a;
+    products.y = a.swiglu->scratch;
+    products.y_stride = a.w.rows;
+    products.swiglu.reset();
+    MatMul(g, products, label);
+    RecordSwiGlu(g, a.swiglu->scratch, a.y, a.tokens, outputs, y_stride, fmt::format("{}_swiglu", label));
+    return;
+  }
+  if (a.norm && !matvec) {  // the normalized rows first
+    Require(x_stride == a.w.cols, "matmul", "a normalized input needs X rows of w.cols floats");
+    RmsNorm(g, a.x, a.norm->weight, a.norm->scratch, a.tokens, a.w.cols, a.norm->eps, fmt::format("{}_norm", label));
+    MatMulArgs normalized = a;
+    normalized.x = a.norm->scratch;
+    normalized.norm.reset();
+    MatMul(g, normalized, label);
+    return;
+  }
+
   const KernelId kernel = RequireKernel(g, matvec ? KernelOp::MatVec : KernelOp::MatMul, a.w.dtype, "matmul");
-  const uint32_t flags = (a.bias ? QVK_FLAG_BIAS : 0u) | (a.residual ? QVK_FLAG_RESIDUAL : 0u);
+  const uint32_t flags = (a.bias ? QVK_FLAG_BIAS : 0u) | (a.residual ? QVK_FLAG_RESIDUAL : 0u) |
+                         (a.norm ? QVK_FLAG_NORM : 0u) | (a.swiglu ? QVK_FLAG_SWIGLU : 0u);
   // Absent optional inputs are bound to X, which the kernel then never reads.
   const BufferRange bias = a.bias.value_or(a.x);
   const BufferRange residual = a.residual.value_or(a.x);
-  // Matvec lanes per row: about 16 inner elements per lane, between 4 and 32 lanes.
+  // The slice's weights with their block scales, X (and the norm weight), Y, and the bias and
+  // residual rows it adds; a SwiGLU output reads two product rows per output.
+  const auto cost = [&](const RowSlice& slice) {
+    const uint64_t products = uint64_t{a.tokens} * slice.rows;
+    const uint64_t written = a.swiglu ? products / 2 : products;
+    return DispatchCost{.bytes = slice.range.size + uint64_t{4} * a.tokens * a.w.cols +
+                                 (a.norm ? uint64_t{4} * a.w.cols : 0) + 4 * written * (a.residual ? 2 : 1) +
+                                 (a.bias ? uint64_t{4} * slice.rows : 0),
+                        .flops = 2 * products * a.w.cols};
+  };
+  if (!matvec) {
+    for (const RowSlice& slice : slices) {
+      const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, a.y_offset + slice.first_row,
+                                  x_stride,   y_stride, flags};
+      g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual}, push,
+                 Groups{CeilDiv(slice.rows, kMatMulTile), CeilDiv(a.tokens, kMatMulTile), 1}, label, cost(slice));
+    }
+    return;
+  }
+  const BufferRange norm_weight = a.norm ? a.norm->weight : a.x;
   const uint32_t wg = Spec(kernel).local_size_x;
-  const uint32_t lanes = std::clamp(std::bit_ceil(CeilDiv(a.w.cols, 16)), 4u, 32u);
-  for (const RowSlice& slice : SliceRows(g.device().info(), a.w)) {
-    const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, a.y_offset + slice.first_row,
-                                x_stride,   y_stride, flags,    lanes};
-    const Groups groups = matvec ? GridFor(CeilDiv(slice.rows, wg / lanes))
-                                 : Groups{CeilDiv(slice.rows, kMatMulTile), CeilDiv(a.tokens, kMatMulTile), 1};
-    // The slice's weights with their block scales, X, Y, and the bias and residual rows it adds.
-    const uint64_t outputs = uint64_t{a.tokens} * slice.rows;
-    const DispatchCost cost{.bytes = slice.range.size + uint64_t{4} * a.tokens * a.w.cols +
-                                     4 * outputs * (a.residual ? 2 : 1) + (a.bias ? uint64_t{4} * slice.rows : 0),
-                            .flops = 2 * outputs * a.w.cols};
-    g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual}, push, groups, label, cost);
+  // Rows of whole units read a unit at a time, others an element at a time (see matvec.comp).
+  const uint32_t unit_cols = kMatVecUnitCols[static_cast<uint32_t>(a.w.dtype)];
+  const bool whole_units = a.w.cols % unit_cols == 0 && x_stride % 4 == 0;
+  const uint32_t units = whole_units ? a.w.cols / unit_cols : a.w.cols;
+  const uint32_t outputs_per_group = a.swiglu ? QVK_MATVEC_ROWS / 2 : QVK_MATVEC_ROWS;
+  for (const RowSlice& slice : slices) {
+    const uint32_t slice_outputs = a.swiglu ? slice.rows / 2 : slice.rows;
+    const auto groups_for = [&](uint32_t lanes) { return CeilDiv(slice_outputs, wg / lanes * outputs_per_group); };
+    uint32_t lanes = std::clamp(std::bit_ceil(CeilDiv(units, kMatVecUnitsPerLane)), 1u, wg);
+    while (groups_for(lanes) < kMatVecFillGroups && lanes < wg && 2 * lanes <= units) lanes *= 2;
+    const uint32_t batches = std::max(1u, groups_for(lanes) / kMatVecMaxGroups);
+    const push::MatVecPush push{slice_outputs, a.w.cols, a.tokens, a.y_offset + slice.first_row, x_stride, y_stride,
+                                flags,         lanes,    batches,  a.norm ? a.norm->eps : 0.0f};
+    g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual, norm_weight}, push,
+               GridFor(CeilDiv(groups_for(lanes), batches)), label, cost(slice));
   }
 }
 
@@ -180,11 +256,7 @@ void Rope(Graph& g, const RopeArgs& a, std::string_view label) {
 }
 
 void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter, std::string_view label) {
-  Require(gate_up.size >= tokens * inter * 8ull && y.size >= tokens * inter * 4ull, "swiglu", "buffer too small");
-  const uint64_t items = static_cast<uint64_t>(tokens) * inter;
-  g.Dispatch(KernelId::SwiGlu, {gate_up, y}, push::SwiGluPush{tokens, inter, 2 * inter, inter},
-             GridFor(CeilDiv(items, Spec(KernelId::SwiGlu).local_size_x)), label,
-             {.bytes = 12 * items, .flops = 5 * items});
+  RecordSwiGlu(g, gate_up, y, tokens, inter, inter, label);
 }
 
 void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens, std::string_view label) {

@@ -39,6 +39,22 @@ std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDev
 
 namespace ops {
 
+// A product whose input is rmsnorm(X) * weight rather than X. The matvec kernel (up to 4 tokens:
+// decode) normalizes as it reads X; otherwise a separate RmsNorm writes the input to `scratch` first.
+struct RmsNormInput {
+  BufferRange weight;  // f32 [w.cols]
+  float eps = 0;
+  BufferRange scratch;  // f32 [T, w.cols]
+};
+
+// A product of gate and up projections stacked in one W [2 * inter, cols] whose output is
+// Y[t, r] = silu(gate_r . in[t]) * (up_r . in[t]), r < inter. The matvec kernel forms it from both
+// dot products; otherwise (prefill, or a W bound in several slices) both products go to `scratch`
+// and a SwiGLU dispatch follows.
+struct SwiGluOutput {
+  BufferRange scratch;  // f32 [T, 2 * inter]
+};
+
 // Y[t, r] = sum_k W[r, k] X[t, k] (+ bias[r]) (+ residual[t, r]); f32 activations. A quantized W
 // needs a device with 8-bit storage buffers (DeviceInfo::storage_8bit); MatMul throws otherwise.
 struct MatMulArgs {
@@ -47,10 +63,12 @@ struct MatMulArgs {
   BufferRange y;
   uint32_t tokens = 1;
   uint32_t x_stride = 0;                // 0: w.cols
-  uint32_t y_stride = 0;                // 0: w.rows
+  uint32_t y_stride = 0;                // 0: w.rows (with swiglu: w.rows / 2)
   uint32_t y_offset = 0;                // Y column (and bias index) of W's first row: projections side by side
   std::optional<BufferRange> bias;      // [w.rows] f32
   std::optional<BufferRange> residual;  // like y; may be y itself
+  std::optional<RmsNormInput> norm;     // the input is rmsnorm(X) * norm.weight
+  std::optional<SwiGluOutput> swiglu;   // Y = silu(gate) * up (no bias, residual or y_offset)
 };
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});
 

@@ -3,16 +3,17 @@
 //
 //   x = embed[ids]
 //   for each layer:
-//     h = rmsnorm(x) * w_in
-//     q|k|v = h Wqkv^T + bqkv            (one fused projection)
+//     q|k|v = (rmsnorm(x) * w_in) Wqkv^T + bqkv              (one fused projection)
 //     q, k = rope(q, k, positions)       (k and v stored into the KV cache)
 //     a = softmax(q k^T / sqrt(D) + causal mask [+ window]) v   (grouped-query)
 //     x = x + a Wo^T
-//     h = rmsnorm(x) * w_post
-//     g|u = h Wgu^T                      (one fused projection)
-//     x = x + (silu(g) * u) Wdown^T
-//   xn = rmsnorm(x) * w_final
-//   logits = xn Wlm^T
+//     m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post   (one fused projection)
+//     x = x + m Wdown^T
+//   logits = (rmsnorm(x) * w_final) Wlm^T
+//
+// A norm folds into the projection that reads it, and the SwiGLU into the gate|up projection, when
+// that runs as a matrix x vector (decode); for prefill, ops::MatMul records the norm (into xn) and
+// the SwiGLU (from gate_up) as dispatches of their own.
 #include "model/forward.h"
 
 #include <fmt/format.h>
@@ -89,7 +90,6 @@ uint64_t KvCache::bytes() const {
 void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
                    uint32_t first_position, const std::vector<Buffer>* probs, uint32_t probs_stride) {
   if (tokens == 0 || tokens > s.max_tokens) throw Error(fmt::format("forward of {} tokens", tokens));
-  const uint32_t hidden = c.hidden_size;
   const uint32_t qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
 
   // x = embed[ids]
@@ -97,12 +97,17 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
 
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = w.layers[l];
-    // h = rmsnorm(x) * w_in
-    ops::RmsNorm(g, s.x, L.input_norm, s.xn, tokens, hidden, c.rms_norm_eps, "attn_norm");
-    // q|k|v = h Wqkv^T + bqkv   (one dispatch, or one per stored type)
+    // q|k|v = (rmsnorm(x) * w_in) Wqkv^T + bqkv   (one dispatch, or one per stored type)
     for (const Projection& part : L.qkv) {
-      ops::MatMul(g, {.w = part.w, .x = s.xn, .y = s.qkv, .tokens = tokens, .y_stride = qkv_width,
-                      .y_offset = part.y_offset, .bias = BufferRange(L.qkv_bias)},
+      ops::MatMul(g,
+                  {.w = part.w,
+                   .x = s.x,
+                   .y = s.qkv,
+                   .tokens = tokens,
+                   .y_stride = qkv_width,
+                   .y_offset = part.y_offset,
+                   .bias = BufferRange(L.qkv_bias),
+                   .norm = ops::RmsNormInput{.weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn}},
                   "qkv");
     }
     // q, k = rope(q, k); cache[k|v][positions] = k, v
@@ -141,33 +146,50 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     ops::Attention(g, attention, "attention");
     // x = x + a Wo^T
     ops::MatMul(g, {.w = L.o, .x = s.attn, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "o_proj");
-    // h = rmsnorm(x) * w_post
-    ops::RmsNorm(g, s.x, L.post_norm, s.xn, tokens, hidden, c.rms_norm_eps, "mlp_norm");
-    // g|u = h Wgu^T   (one dispatch, or one per stored type)
-    for (const Projection& part : L.gate_up) {
-      ops::MatMul(g, {.w = part.w, .x = s.xn, .y = s.gate_up, .tokens = tokens, .y_stride = 2 * c.intermediate_size,
-                      .y_offset = part.y_offset},
+    const ops::RmsNormInput mlp_norm{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn};
+    if (L.gate_up.size() == 1) {
+      // m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post
+      ops::MatMul(g,
+                  {.w = L.gate_up[0].w,
+                   .x = s.x,
+                   .y = s.mlp,
+                   .tokens = tokens,
+                   .norm = mlp_norm,
+                   .swiglu = ops::SwiGluOutput{s.gate_up}},
                   "gate_up");
+    } else {
+      // g|u = h Wgu^T, one dispatch per stored type; m = silu(g) * u
+      for (const Projection& part : L.gate_up) {
+        ops::MatMul(g,
+                    {.w = part.w,
+                     .x = s.x,
+                     .y = s.gate_up,
+                     .tokens = tokens,
+                     .y_stride = 2 * c.intermediate_size,
+                     .y_offset = part.y_offset,
+                     .norm = mlp_norm},
+                    "gate_up");
+      }
+      ops::SwiGlu(g, s.gate_up, s.mlp, tokens, c.intermediate_size, "swiglu");
     }
-    // m = silu(g) * u
-    ops::SwiGlu(g, s.gate_up, s.mlp, tokens, c.intermediate_size, "swiglu");
     // x = x + m Wdown^T
     ops::MatMul(g, {.w = L.down, .x = s.mlp, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "down");
   }
-  // xn = rmsnorm(x) * w_final
-  ops::RmsNorm(g, s.x, w.final_norm, s.xn, tokens, hidden, c.rms_norm_eps, "final_norm");
 }
 
 void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, uint32_t first_row, uint32_t rows,
                   bool on_host) {
   if (rows == 0 || rows > (on_host ? s.host_logits_rows : 1)) throw Error(fmt::format("logits for {} rows", rows));
   const VkDeviceSize row_bytes = F32 * c.hidden_size;
-  // logits = xn[rows] Wlm^T
+  // logits = (rmsnorm(x[rows]) * w_final) Wlm^T
   ops::MatMul(g,
               {.w = w.lm_head,
-               .x = BufferRange(s.xn, first_row * row_bytes, rows * row_bytes),
+               .x = BufferRange(s.x, first_row * row_bytes, rows * row_bytes),
                .y = BufferRange(on_host ? s.host_logits : s.logits, 0, F32 * rows * c.vocab_size),
-               .tokens = rows},
+               .tokens = rows,
+               .norm = ops::RmsNormInput{.weight = w.final_norm,
+                                         .eps = c.rms_norm_eps,
+                                         .scratch = BufferRange(s.xn, first_row * row_bytes, rows * row_bytes)}},
               "lm_head");
 }
 

@@ -25,11 +25,11 @@ struct RunState {
   uint32_t max_tokens;
   uint32_t host_logits_rows;
   Buffer x;                     // f32 [T, hidden]                 residual stream
-  Buffer xn;                    // f32 [T, hidden]                 RMS-normalized input of the current block
+  Buffer xn;                    // f32 [T, hidden]                 RMS-normalized block input (prefill only)
   Buffer qkv;                   // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
   Buffer attn;                  // f32 [T, H * D]                  attention output, heads side by side
   Buffer attn_partials;         // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l)
-  Buffer gate_up;               // f32 [T, 2 * inter]              fused gate | up projections
+  Buffer gate_up;               // f32 [T, 2 * inter]              gate | up projections (prefill, or of two types)
   Buffer mlp;                   // f32 [T, inter]                  silu(gate) * up
   Buffer ids;                   // u32 [T]                         token ids (host-written)
   Buffer positions;             // u32 [T]                         absolute position of each token
@@ -57,15 +57,15 @@ struct KvCache {
 };
 
 // Records the forward pass of `tokens` tokens whose ids and positions are already in the run
-// state: through every layer, writing their K and V into the cache, then the final norm of
-// every row into xn. `first_position` is the first token's position when recording, which only
-// the dispatches' costs use (a replay reads the positions buffer). `probs`, when given,
-// receives each layer's attention probabilities [H, tokens, probs_stride].
+// state: through every layer, writing their K and V into the cache; x ends as the last layer's
+// output. `first_position` is the first token's position when recording, which only the
+// dispatches' costs use (a replay reads the positions buffer). `probs`, when given, receives
+// each layer's attention probabilities [H, tokens, probs_stride].
 void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
                    uint32_t first_position, const std::vector<Buffer>* probs = nullptr, uint32_t probs_stride = 0);
 
-// out[0 .. rows) = xn[first_row .. first_row + rows) . lm_head^T, where out is host_logits
-// (on_host) or logits (one row, for ranking on the GPU only).
+// out[0 .. rows) = (rmsnorm(x[first_row .. first_row + rows)) * final_norm) . lm_head^T, where
+// out is host_logits (on_host) or logits (one row, for ranking on the GPU only).
 void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, uint32_t first_row, uint32_t rows,
                   bool on_host);
 

@@ -19,6 +19,8 @@ using uint = std::uint32_t;
 #define QVK_FLAG_RESIDUAL 2u  // add residual[t, row] (may alias the output)
 #define QVK_FLAG_PROBS 4u     // attention also writes post-softmax probabilities
 #define QVK_FLAG_STORE_KV 8u  // rope_kv writes K (rotated) and V into the cache
+#define QVK_FLAG_NORM 16u     // matvec: the input is rmsnorm(X) * norm_weight
+#define QVK_FLAG_SWIGLU 32u   // matvec: outputs are silu(gate row . in) * (up row . in)
 
 // Y[t, col_offset + r] = sum_k W[r, k] * X[t, k] (+ bias[col_offset + r]) (+ R[t, col_offset + r])
 // W is one row slice of a weight matrix: rows [col_offset, col_offset + rows).
@@ -30,7 +32,28 @@ struct MatMulPush {
   uint x_stride;    // floats between X rows
   uint y_stride;    // floats between Y rows (also R rows)
   uint flags;       // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL
-  uint lanes;       // matvec: invocations per output row, a power of two dividing the workgroup
+};
+
+// Weight rows each matvec row group computes together, and the most tokens a matvec takes (more go
+// to the tiled kernel, which reads each weight once for 64 tokens).
+#define QVK_MATVEC_ROWS 4u
+#define QVK_MATVEC_MAX_TOKENS 4u
+
+// Y[t, col_offset + o] = W[o] . in[t] (+ bias[col_offset + o]) (+ R[t, col_offset + o]) for
+// 1..QVK_MATVEC_MAX_TOKENS tokens, in[t] = X[t] or, with QVK_FLAG_NORM,
+// X[t] * inversesqrt(mean(X[t]^2) + eps) * norm_weight. With QVK_FLAG_SWIGLU, W holds 2 * rows rows
+// (gate rows, then up rows) and Y[t, col_offset + o] = silu(W[o] . in[t]) * (W[rows + o] . in[t]).
+struct MatVecPush {
+  uint rows;         // outputs in this slice
+  uint cols;         // inner size K
+  uint tokens;       // 1..QVK_MATVEC_MAX_TOKENS
+  uint col_offset;   // where this slice's outputs start inside a Y row
+  uint x_stride;     // floats between X rows
+  uint y_stride;     // floats between Y rows (also R rows)
+  uint flags;        // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL | QVK_FLAG_NORM | QVK_FLAG_SWIGLU
+  uint lanes;        // invocations per row group: a power of two, at most the workgroup size
+  uint row_batches;  // row groups each workgroup's groups compute in turn
+  float eps;         // QVK_FLAG_NORM
 };
 
 // Y[t, i] = X[t, i] * inversesqrt(mean_i(X[t, i]^2) + eps) * weight[i]
@@ -135,7 +158,8 @@ struct FmaPush {
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, flags) == 24);
+static_assert(sizeof(MatMulPush) == 28 && offsetof(MatMulPush, flags) == 24);
+static_assert(sizeof(MatVecPush) == 40 && offsetof(MatVecPush, eps) == 36);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);
 static_assert(sizeof(SwiGluPush) == 16);

@@ -59,5 +59,8 @@ std::vector<uint16_t> ToBf16(std::span<const float> values);
 std::vector<float> RoundTrip(std::span<const float> values, DType type);
 // Weights stored as `type`, as raw bytes for upload.
 std::vector<std::byte> Encode(std::span<const float> values, DType type);
+// Blocks of a quantized type: random bytes for quants and packed sub-scales, finite f16 scales
+// that are mostly realistic and sometimes extreme (largest, smallest normal and subnormal, zeros).
+std::vector<std::byte> RandomBlocks(DType type, uint32_t rows, uint32_t cols, uint32_t seed);
 
 }  // namespace qvk::test

@@ -10,6 +10,7 @@
 
 #include "tests/test_util.h"
 #include "model/engine.h"
+#include "model/forward.h"
 #include "model/model_files.h"
 #include "model/weights.h"
 #include "tests/gpu_fixture.h"
@@ -273,6 +274,28 @@ TEST_F(EngineTest, HostResidentWeightsGiveTheSameLogits) {
   Engine engine(device(), files_->config(), host, EngineOptions{.context = 64});
   const std::vector<float> got = PrefillRow(engine, ids);
   for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(got[i], expected[i]) << "logit " << i;
+}
+
+// A decode step folds the norms into the projections that read them and the SwiGLU into gate|up:
+// six dispatches a layer, plus the embedding and the output projection. A prefill chunk (more
+// tokens than a matvec takes) records the norms and the SwiGLU as dispatches of their own. (A
+// 16-row cache splits no keys, so attention is one dispatch with no combine.)
+TEST_F(EngineTest, DecodeRecordsSixDispatchesALayer) {
+  const ModelConfig& c = files_->config();
+  for (const LayerWeights& layer : weights_->layers) {
+    ASSERT_EQ(layer.qkv.size(), 1u);
+    ASSERT_EQ(layer.gate_up.size(), 1u);
+  }
+  RunState s(device(), c, 5, 5, 16);
+  KvCache kv(device(), c, 16);
+  Graph decode(device());
+  RecordForward(decode, c, *weights_, s, kv, 1, 0);
+  RecordLogits(decode, c, *weights_, s, 0, 1, /*on_host=*/false);
+  EXPECT_EQ(decode.dispatch_count(), 1 + 6 * c.num_layers + 1);
+  Graph prefill(device());
+  RecordForward(prefill, c, *weights_, s, kv, 5, 0);
+  RecordLogits(prefill, c, *weights_, s, 0, 5, /*on_host=*/true);
+  EXPECT_EQ(prefill.dispatch_count(), 1 + 9 * c.num_layers + 2);
 }
 
 TEST_F(EngineTest, RefusesWhatDoesNotFitTheContext) {

@@ -36,43 +36,6 @@ float HalfAt(const std::vector<std::byte>& b, size_t i) {
   return HalfToFloat(static_cast<uint16_t>(ByteAt(b, i) | ByteAt(b, i + 1) << 8));
 }
 
-// Where each type keeps its f16 scale fields inside a block.
-std::vector<uint32_t> HalfFields(DType type) {
-  switch (type) {
-    case DType::Q4_1:
-    case DType::Q5_1:
-    case DType::Q4_K:
-    case DType::Q5_K: return {0, 2};
-    case DType::Q6_K: return {208};
-    default: return {0};
-  }
-}
-
-// Random blocks: random bytes for quants and packed sub-scales, finite f16 scales that are
-// mostly realistic and sometimes extreme (largest, smallest normal and subnormal, zeros).
-std::vector<std::byte> RandomBlocks(DType type, uint32_t rows, uint32_t cols, uint32_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::byte> out(rows * RowBytes(type, cols));
-  for (size_t i = 0; i < out.size(); i += 8) {
-    const uint64_t r = rng();
-    for (size_t b = 0; b < 8 && i + b < out.size(); ++b) out[i + b] = static_cast<std::byte>(r >> (8 * b));
-  }
-  constexpr float kExtremes[] = {65504.0f, -65504.0f, 6e-5f, -6.1035156e-5f, 5.9604645e-8f, 0.0f, -0.0f, 1.0f};
-  std::normal_distribution<float> normal(0.0f, 0.01f);
-  std::uniform_int_distribution<int> pick(0, 31);
-  const uint32_t block_bytes = BlockBytes(type);
-  for (size_t block = 0; block < out.size() / block_bytes; ++block) {
-    for (uint32_t field : HalfFields(type)) {
-      const int p = pick(rng);
-      const float value = p < static_cast<int>(std::size(kExtremes)) ? kExtremes[p] : normal(rng);
-      const uint16_t h = FloatToHalf(value);
-      out[block * block_bytes + field] = static_cast<std::byte>(h & 0xff);
-      out[block * block_bytes + field + 1] = static_cast<std::byte>(h >> 8);
-    }
-  }
-  return out;
-}
-
 void ExpectAllEqual(const std::vector<float>& got, const std::vector<float>& expected, const std::string& what) {
   ASSERT_EQ(got.size(), expected.size()) << what;
   size_t bad = 0;
@@ -378,40 +341,6 @@ std::vector<QuantCase> QuantCases() {
   return cases;
 }
 
-struct Expected {
-  std::vector<float> y;
-  std::vector<double> magnitude;
-};
-
-// ref::MatMul on DequantizeRows' weights, a block of rows at a time so that a vocabulary-sized
-// matrix is never held dequantized in full.
-Expected Reference(DType type, const std::vector<std::byte>& w, uint32_t rows, uint32_t cols, const std::vector<float>& x,
-                   uint32_t tokens, const std::vector<float>* bias, const std::vector<float>* residual) {
-  constexpr uint32_t kChunk = 4096;
-  const VkDeviceSize row_bytes = RowBytes(type, cols);
-  Expected e{std::vector<float>(static_cast<size_t>(tokens) * rows), std::vector<double>(static_cast<size_t>(tokens) * rows)};
-  for (uint32_t r0 = 0; r0 < rows; r0 += kChunk) {
-    const uint32_t n = std::min(kChunk, rows - r0);
-    const auto wf = DequantizeRows(type, std::span(w).subspan(r0 * row_bytes, n * row_bytes), n, cols);
-    std::vector<float> chunk_bias, chunk_residual;
-    if (bias) chunk_bias.assign(bias->begin() + r0, bias->begin() + r0 + n);
-    for (uint32_t t = 0; residual && t < tokens; ++t) {
-      const auto row = residual->begin() + static_cast<size_t>(t) * rows + r0;
-      chunk_residual.insert(chunk_residual.end(), row, row + n);
-    }
-    std::vector<double> magnitude;
-    const auto y = ref::MatMul(wf, x, n, cols, tokens, bias ? &chunk_bias : nullptr, residual ? &chunk_residual : nullptr,
-                               &magnitude);
-    for (uint32_t t = 0; t < tokens; ++t) {
-      for (uint32_t r = 0; r < n; ++r) {
-        e.y[static_cast<size_t>(t) * rows + r0 + r] = y[static_cast<size_t>(t) * n + r];
-        e.magnitude[static_cast<size_t>(t) * rows + r0 + r] = magnitude[static_cast<size_t>(t) * n + r];
-      }
-    }
-  }
-  return e;
-}
-
 class QuantGpuTest : public GpuTest {
  protected:
   // Y = X W^T (+ bias) (+ residual) on the GPU against the reference; f32 accumulation in another
@@ -429,15 +358,16 @@ class QuantGpuTest : public GpuTest {
     if (c.residual) args.residual = BufferRange(y_buf);
     ops::MatMul(g, args);
     g.Run();
-    const Expected e = Reference(c.type, w, c.rows, c.cols, x, c.tokens, c.bias ? &bias : nullptr,
-                                 c.residual ? &residual : nullptr);
-    const auto got = Download<float>(y_buf, e.y.size());
+    std::vector<double> magnitude;
+    const auto expected = ref::StoredMatMul(c.type, w, c.rows, c.cols, x, c.tokens, c.bias ? &bias : nullptr,
+                                            c.residual ? &residual : nullptr, &magnitude);
+    const auto got = Download<float>(y_buf, expected.size());
     size_t bad = 0;
-    for (size_t i = 0; i < e.y.size() && bad < 10; ++i) {
-      const double tolerance = 2e-5 * e.magnitude[i] + 1e-6;
-      if (!(std::abs(got[i] - e.y[i]) <= tolerance)) {
+    for (size_t i = 0; i < expected.size() && bad < 10; ++i) {
+      const double tolerance = 2e-5 * magnitude[i] + 1e-6;
+      if (!(std::abs(got[i] - expected[i]) <= tolerance)) {
         ADD_FAILURE() << "output " << i << " (token " << i / c.rows << ", row " << i % c.rows << "): got " << got[i]
-                      << ", expected " << e.y[i] << ", tolerance " << tolerance;
+                      << ", expected " << expected[i] << ", tolerance " << tolerance;
         ++bad;
       }
     }

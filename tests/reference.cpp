@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "model/quantize.h"
+
 namespace qvk::ref {
 
 std::vector<float> MatMul(std::span<const float> w, std::span<const float> x, uint32_t rows, uint32_t cols,
@@ -26,6 +28,36 @@ std::vector<float> MatMul(std::span<const float> w, std::span<const float> x, ui
       if (residual) acc += (*residual)[o];
       y[o] = static_cast<float>(acc);
       if (magnitude) (*magnitude)[o] = mag + (bias ? std::abs((*bias)[r]) : 0) + (residual ? std::abs((*residual)[o]) : 0);
+    }
+  }
+  return y;
+}
+
+std::vector<float> StoredMatMul(DType type, std::span<const std::byte> w, uint32_t rows, uint32_t cols,
+                                std::span<const float> x, uint32_t tokens, const std::vector<float>* bias,
+                                const std::vector<float>* residual, std::vector<double>* magnitude) {
+  constexpr uint32_t kChunk = 4096;
+  const uint64_t row_bytes = RowBytes(type, cols);
+  std::vector<float> y(static_cast<size_t>(tokens) * rows);
+  if (magnitude) magnitude->assign(y.size(), 0.0);
+  for (uint32_t r0 = 0; r0 < rows; r0 += kChunk) {
+    const uint32_t n = std::min(kChunk, rows - r0);
+    const auto wf = DequantizeRows(type, w.subspan(r0 * row_bytes, n * row_bytes), n, cols);
+    std::vector<float> chunk_bias, chunk_residual;
+    if (bias) chunk_bias.assign(bias->begin() + r0, bias->begin() + r0 + n);
+    for (uint32_t t = 0; residual && t < tokens; ++t) {
+      const auto row = residual->begin() + static_cast<ptrdiff_t>(static_cast<size_t>(t) * rows + r0);
+      chunk_residual.insert(chunk_residual.end(), row, row + n);
+    }
+    std::vector<double> chunk_magnitude;
+    const auto chunk = MatMul(wf, x, n, cols, tokens, bias ? &chunk_bias : nullptr,
+                              residual ? &chunk_residual : nullptr, &chunk_magnitude);
+    for (uint32_t t = 0; t < tokens; ++t) {
+      for (uint32_t r = 0; r < n; ++r) {
+        const size_t o = static_cast<size_t>(t) * rows + r0 + r;
+        y[o] = chunk[static_cast<size_t>(t) * n + r];
+        if (magnitude) (*magnitude)[o] = chunk_magnitude[static_cast<size_t>(t) * n + r];
+      }
     }
   }
   return y;

@@ -6,6 +6,8 @@
 #include <span>
 #include <vector>
 
+#include "base/dtype.h"
+
 namespace qvk::ref {
 
 // Y[t, r] = sum_k W[r, k] X[t, k] + bias[r] + residual[t, r]; also returns sum_k |W X| per
@@ -13,6 +15,12 @@ namespace qvk::ref {
 std::vector<float> MatMul(std::span<const float> w, std::span<const float> x, uint32_t rows, uint32_t cols,
                           uint32_t tokens, const std::vector<float>* bias, const std::vector<float>* residual,
                           std::vector<double>* magnitude);
+
+// MatMul of weights stored as `type` (any DType), as DequantizeRows reads them, 4096 rows at a
+// time so that a vocabulary-sized matrix is never held dequantized in full.
+std::vector<float> StoredMatMul(DType type, std::span<const std::byte> w, uint32_t rows, uint32_t cols,
+                                std::span<const float> x, uint32_t tokens, const std::vector<float>* bias,
+                                const std::vector<float>* residual, std::vector<double>* magnitude);
 
 std::vector<float> RmsNorm(std::span<const float> x, std::span<const float> weight, uint32_t tokens, uint32_t cols,
                            float eps);

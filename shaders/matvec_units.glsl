@@ -1,0 +1,330 @@
+// Weight units for matvec.comp: the piece of a weight row that one invocation reads with a few
+// wide loads and dequantizes at once. A unit lies inside one block and yields UNIT_RUNS runs of 8
+// consecutive columns, each as two vec4; a block's scales are decoded once per unit, never per
+// element. Each type reads its blocks as the widest words its block size keeps aligned: 16 bytes
+// (F32, F16, BF16, Q4_K, Q5_K), 8 (Q5_1), 4 (Q4_1) or 2 (Q8_0, Q4_0, Q5_0, Q6_K).
+//
+// The layouts are ggml's (ggml-common.h), the ones quant.glsl reads an element at a time, and the
+// values exactly those of ggml's dequantize_row_*: each product is `precise`, so no compiler fuses
+// it into an fma (tests/matvec_test.cpp checks every value against the host dequantizer).
+//
+// Each type defines:
+//   UNIT_COLS    columns per unit (on average: a unit's runs need not be adjacent)
+//   BLOCK_UNITS  units per block
+//   UNIT_RUNS    runs of 8 columns per unit
+//   Unit load_unit(uint u)                      unit u of the binding (row * units per row + unit in the row)
+//   void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi)   run r's 8 values
+//   uint run_column(uint part, uint r)          column of run r inside the block, for unit `part` of the block
+//
+// Sections: bit fields / F32 / F16 and BF16 / 16-bit words: Q8_0, Q4_0 and Q5_0, Q6_K / Q4_1 / Q5_1 / Q4_K and Q5_K
+
+// --- bit fields -----------------------------------------------------------------------------
+
+// Four 4-bit fields of a word: bits shift..shift+3 of each byte.
+uvec4 nibbles(uint word, uint shift) { return (uvec4(word) >> (uvec4(0u, 8u, 16u, 24u) + shift)) & 15u; }
+
+// Bit `bit` of each byte of a word.
+uvec4 byte_bits(uint word, uint bit) { return (uvec4(word) >> (uvec4(0u, 8u, 16u, 24u) + bit)) & 1u; }
+
+// Four consecutive bits of a word, from bit `first`.
+uvec4 bits4(uint word, uint first) { return (uvec4(word) >> (uvec4(0u, 1u, 2u, 3u) + first)) & 1u; }
+
+// --- F32 ------------------------------------------------------------------------------------
+
+#if defined(WEIGHT_F32)
+#define UNIT_COLS 8u
+#define BLOCK_UNITS 1u
+#define UNIT_RUNS 1u
+layout(binding = WEIGHT_BINDING) readonly buffer WeightVec4 { vec4 weight_vec4[]; };
+struct Unit {
+  vec4 lo, hi;
+};
+Unit load_unit(uint u) { return Unit(weight_vec4[2u * u], weight_vec4[2u * u + 1u]); }
+void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
+  lo = w.lo;
+  hi = w.hi;
+}
+uint run_column(uint part, uint r) { return 0u; }
+
+// --- F16 and BF16 ---------------------------------------------------------------------------
+
+#elif defined(WEIGHT_F16) || defined(WEIGHT_BF16)
+#define UNIT_COLS 8u
+#define BLOCK_UNITS 1u
+#define UNIT_RUNS 1u
+layout(binding = WEIGHT_BINDING) readonly buffer WeightWords4 { uvec4 weight_words4[]; };
+struct Unit {
+  uvec4 words;  // 8 values, the first in the low half of x
+};
+Unit load_unit(uint u) { return Unit(weight_words4[u]); }
+#if defined(WEIGHT_F16)
+vec2 pair(uint word) { return unpackHalf2x16(word); }
+#else
+// bf16 is the top half of an f32.
+vec2 pair(uint word) { return vec2(uintBitsToFloat(word << 16), uintBitsToFloat(word & 0xffff0000u)); }
+#endif
+void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
+  lo = vec4(pair(w.words.x), pair(w.words.y));
+  hi = vec4(pair(w.words.z), pair(w.words.w));
+}
+uint run_column(uint part, uint r) { return 0u; }
+
+// --- 16-bit words: Q8_0, Q4_0 and Q5_0, Q6_K ------------------------------------------------
+
+#elif defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q5_0) || defined(WEIGHT_Q6_K)
+// Blocks of an odd number of 16-bit words: read 16 bits at a time.
+layout(binding = WEIGHT_BINDING) readonly buffer WeightHalfwords { uint16_t weight_u16[]; };
+float half_at(uint i) { return unpackHalf2x16(uint(weight_u16[i])).x; }
+// The little-endian word at 16-bit index i (any parity).
+uint word_at(uint i) { return uint(weight_u16[i]) | (uint(weight_u16[i + 1u]) << 16); }
+
+#if defined(WEIGHT_Q8_0)
+// 17 halfwords: f16 d, int8 q[32]. A unit is half a block, 16 consecutive values: w = q * d.
+#define UNIT_COLS 16u
+#define BLOCK_UNITS 2u
+#define UNIT_RUNS 2u
+struct Unit {
+  float d;
+  uvec4 q;  // 16 signed bytes
+};
+Unit load_unit(uint u) {
+  const uint block = (u >> 1) * 17u;
+  const uint q = block + 1u + (u & 1u) * 8u;
+  return Unit(half_at(block), uvec4(word_at(q), word_at(q + 2u), word_at(q + 4u), word_at(q + 6u)));
+}
+vec4 q8_values(uint word, float d) {
+  precise vec4 w = vec4(ivec4(uvec4(word) << uvec4(24u, 16u, 8u, 0u)) >> 24) * d;
+  return w;
+}
+void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
+  lo = q8_values(w.q[2u * r], w.d);
+  hi = q8_values(w.q[2u * r + 1u], w.d);
+}
+uint run_column(uint part, uint r) { return part * 16u + r * 8u; }
+
+#elif defined(WEIGHT_Q4_0) || defined(WEIGHT_Q5_0)
+// Q4_0, 9 halfwords: f16 d, 16 bytes of 4-bit q: w = (q - 8) * d.
+// Q5_0, 11 halfwords: f16 d, 32 high bits (bit j: value j), 16 bytes of low 4 bits: w = (q - 16) * d.
+// Value j < 16 is the low nibble of byte j, value j + 16 its high nibble. A unit is 8 bytes:
+// values 8p..8p+7 (run 0) and 16+8p..16+8p+7 (run 1) for part p.
+#define UNIT_COLS 16u
+#define BLOCK_UNITS 2u
+#define UNIT_RUNS 2u
+#if defined(WEIGHT_Q4_0)
+#define BLOCK_HALFWORDS 9u
+#define QS_HALFWORD 1u
+#define Q_OFFSET 8
+#else
+#define BLOCK_HALFWORDS 11u
+#define QS_HALFWORD 3u
+#define Q_OFFSET 16
+#endif
+struct Unit {
+  float d;
+  uvec2 q;    // 8 quant bytes
+  uint high;  // Q5_0: the high bits, shifted so that bit 0 is value 8p's
+};
+Unit load_unit(uint u) {
+  const uint block = (u >> 1) * BLOCK_HALFWORDS;
+  const uint part = u & 1u;
+  const uint q = block + QS_HALFWORD + part * 4u;
+#if defined(WEIGHT_Q5_0)
+  const uint high = word_at(block + 1u) >> (part * 8u);
+#else
+  const uint high = 0u;
+#endif
+  return Unit(half_at(block), uvec2(word_at(q), word_at(q + 2u)), high);
+}
+vec4 q_values(uvec4 q, float d) {
+  precise vec4 w = vec4(ivec4(q) - Q_OFFSET) * d;
+  return w;
+}
+void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
+  uvec4 q_lo = nibbles(w.q.x, r * 4u), q_hi = nibbles(w.q.y, r * 4u);
+#if defined(WEIGHT_Q5_0)
+  q_lo |= bits4(w.high, r * 16u) << 4;
+  q_hi |= bits4(w.high, r * 16u + 4u) << 4;
+#endif
+  lo = q_values(q_lo, w.d);
+  hi = q_values(q_hi, w.d);
+}
+uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
+
+#else  // WEIGHT_Q6_K
+// 105 halfwords: 128 bytes of low 4 bits, 64 bytes of high 2 bits, int8 scales[16], f16 d (last).
+// Each 128 values use 64 low bytes and 32 high bytes; quarter r of them (32 values) takes nibble
+// r / 2 of low byte 32 * (r % 2) + l and bits 2r..2r+1 of high byte l: w = d * scale[j / 16] * (q - 32).
+// A unit is 8 values of each quarter of one half: half n, l = l0..l0+7 for part 4n + l0 / 8.
+#define UNIT_COLS 32u
+#define BLOCK_UNITS 8u
+#define UNIT_RUNS 4u
+struct Unit {
+  uvec2 low01;  // low bytes for quarters 0 (low nibbles) and 2 (high nibbles)
+  uvec2 low23;  // low bytes for quarters 1 and 3
+  uvec2 high;   // high bytes, 2 bits per quarter
+  vec4 scale;   // d * scale of each quarter's 8 values
+};
+Unit load_unit(uint u) {
+  const uint block = (u >> 3) * 105u;
+  const uint n = (u >> 2) & 1u;
+  const uint l0 = (u & 3u) * 8u;
+  const uint low = block + n * 32u + l0 / 2u;
+  const uint high = block + 64u + n * 16u + l0 / 2u;
+  // The four quarters' scales are bytes 8n + 2r + l0 / 16 of the scales: byte l0 / 16 of halfword 4n + r.
+  const uint scales = block + 96u + n * 4u;
+  const uvec4 scale_words = uvec4(weight_u16[scales], weight_u16[scales + 1u], weight_u16[scales + 2u],
+                                  weight_u16[scales + 3u]);
+  const vec4 sc = vec4(ivec4(scale_words << (24u - (l0 / 16u) * 8u)) >> 24);
+  precise vec4 scale = half_at(block + 104u) * sc;
+  return Unit(uvec2(word_at(low), word_at(low + 2u)), uvec2(word_at(low + 16u), word_at(low + 18u)),
+              uvec2(word_at(high), word_at(high + 2u)), scale);
+}
+vec4 q6_values(uint low, uint high, uint r, float scale) {
+  const uvec4 q = nibbles(low, (r >> 1) * 4u) | (((uvec4(high) >> (uvec4(0u, 8u, 16u, 24u) + 2u * r)) & 3u) << 4);
+  precise vec4 w = scale * vec4(ivec4(q) - 32);
+  return w;
+}
+void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
+  const uvec2 low = (r & 1u) == 0u ? w.low01 : w.low23;
+  lo = q6_values(low.x, w.high.x, r, w.scale[r]);
+  hi = q6_values(low.y, w.high.y, r, w.scale[r]);
+}
+uint run_column(uint part, uint r) { return (part >> 2) * 128u + r * 32u + (part & 3u) * 8u; }
+#endif
+
+// --- Q4_1 -----------------------------------------------------------------------------------
+
+#elif defined(WEIGHT_Q4_1)
+// 5 words: f16 d, f16 m, 16 bytes of 4-bit q: w = q * d + m. Units as Q4_0's.
+#define UNIT_COLS 16u
+#define BLOCK_UNITS 2u
+#define UNIT_RUNS 2u
+layout(binding = WEIGHT_BINDING) readonly buffer WeightWords { uint weight_words[]; };
+struct Unit {
+  vec2 dm;
+  uvec2 q;
+};
+Unit load_unit(uint u) {
+  const uint block = (u >> 1) * 5u;
+  const uint q = block + 1u + (u & 1u) * 2u;
+  return Unit(unpackHalf2x16(weight_words[block]), uvec2(weight_words[q], weight_words[q + 1u]));
+}
+vec4 q_values(uvec4 q, vec2 dm) {
+  precise vec4 w = vec4(q) * dm.x + dm.y;
+  return w;
+}
+void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
+  lo = q_values(nibbles(w.q.x, r * 4u), w.dm);
+  hi = q_values(nibbles(w.q.y, r * 4u), w.dm);
+}
+uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
+
+// --- Q5_1 -----------------------------------------------------------------------------------
+
+#elif defined(WEIGHT_Q5_1)
+// 3 double words: f16 d, f16 m, 32 high bits; then 16 bytes of low 4 bits: w = q * d + m.
+// Units as Q5_0's.
+#define UNIT_COLS 16u
+#define BLOCK_UNITS 2u
+#define UNIT_RUNS 2u
+layout(binding = WEIGHT_BINDING) readonly buffer WeightWords2 { uvec2 weight_words2[]; };
+struct Unit {
+  vec2 dm;
+  uvec2 q;
+  uint high;  // shifted so that bit 0 is value 8p's
+};
+Unit load_unit(uint u) {
+  const uint block = (u >> 1) * 3u;
+  const uvec2 head = weight_words2[block];
+  return Unit(unpackHalf2x16(head.x), weight_words2[block + 1u + (u & 1u)], head.y >> ((u & 1u) * 8u));
+}
+vec4 q_values(uvec4 q, vec2 dm) {
+  precise vec4 w = vec4(q) * dm.x + dm.y;
+  return w;
+}
+void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
+  lo = q_values(nibbles(w.q.x, r * 4u) | (bits4(w.high, r * 16u) << 4), w.dm);
+  hi = q_values(nibbles(w.q.y, r * 4u) | (bits4(w.high, r * 16u + 4u) << 4), w.dm);
+}
+uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
+
+// --- Q4_K and Q5_K --------------------------------------------------------------------------
+
+#elif defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K)
+// 16 bytes of f16 d, f16 dmin and 12 bytes of packed 6-bit scales and mins; (Q5_K: 32 bytes of
+// high bits;) 128 bytes of 4-bit quants. Each 64 values share 32 quant bytes: the first 32 values
+// are their low nibbles (sub-block 2c), the next 32 their high nibbles (sub-block 2c + 1).
+// w = d * scale[s] * q - dmin * min[s]. A unit is 16 quant bytes: values 64c + l0 .. + 15 and
+// 64c + 32 + l0 .. + 15 for part 2c + l0 / 16.
+#define UNIT_COLS 32u
+#define BLOCK_UNITS 8u
+#define UNIT_RUNS 4u
+#if defined(WEIGHT_Q4_K)
+#define BLOCK_WORDS4 9u
+#define QS_WORD4 1u
+#else
+#define BLOCK_WORDS4 11u
+#define QS_WORD4 3u
+#endif
+layout(binding = WEIGHT_BINDING) readonly buffer WeightWords4 { uvec4 weight_words4[]; };
+
+uint scale_byte(uvec3 packed, uint i) { return (packed[i >> 2] >> ((i & 3u) * 8u)) & 255u; }
+// 6-bit scale and min of sub-block s (0..7). Sub-blocks 0-3 use the low 6 bits of bytes s and
+// s + 4; sub-blocks 4-7 take their low 4 bits from byte s + 4's nibbles and their top 2 bits from
+// the spare top bits of bytes s - 4 and s.
+uvec2 k_scale_min(uvec3 packed, uint s) {
+  if (s < 4u) return uvec2(scale_byte(packed, s) & 63u, scale_byte(packed, s + 4u) & 63u);
+  const uint low = scale_byte(packed, s + 4u);
+  return uvec2((low & 15u) | ((scale_byte(packed, s - 4u) >> 6) << 4),
+               (low >> 4) | ((scale_byte(packed, s) >> 6) << 4));
+}
+
+struct Unit {
+  uvec4 q;
+  vec2 scale;  // d * scale of the low-nibble and the high-nibble sub-block
+  vec2 min;    // dmin * min of each
+#if defined(WEIGHT_Q5_K)
+  uvec4 high;  // high bytes l0..l0+15: bit s is the fifth bit of sub-block s's value
+  uint bit;    // 2c: the low-nibble sub-block
+#endif
+};
+Unit load_unit(uint u) {
+  const uint block = (u >> 3) * BLOCK_WORDS4;
+  const uvec4 head = weight_words4[block];
+  const vec2 dm = unpackHalf2x16(head.x);
+  const uint s = ((u & 7u) >> 1) * 2u;
+  const uvec2 first = k_scale_min(head.yzw, s), second = k_scale_min(head.yzw, s + 1u);
+  precise vec2 scale = dm.x * vec2(first.x, second.x);
+  precise vec2 min_value = dm.y * vec2(first.y, second.y);
+  Unit w;
+  w.q = weight_words4[block + QS_WORD4 + (u & 7u)];
+  w.scale = scale;
+  w.min = min_value;
+#if defined(WEIGHT_Q5_K)
+  w.high = weight_words4[block + 1u + (u & 1u)];
+  w.bit = s;
+#endif
+  return w;
+}
+vec4 k_values(uvec4 q, float scale, float min_value) {
+  precise vec4 w = scale * vec4(q) - min_value;
+  return w;
+}
+// Runs 0 and 1 are the low nibbles of quant bytes 0-7 and 8-15, runs 2 and 3 their high nibbles.
+void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
+  const uint sub = r >> 1;
+  const uvec2 q = (r & 1u) == 0u ? w.q.xy : w.q.zw;
+  uvec4 q_lo = nibbles(q.x, sub * 4u), q_hi = nibbles(q.y, sub * 4u);
+#if defined(WEIGHT_Q5_K)
+  const uvec2 high = (r & 1u) == 0u ? w.high.xy : w.high.zw;
+  q_lo |= byte_bits(high.x, w.bit + sub) << 4;
+  q_hi |= byte_bits(high.y, w.bit + sub) << 4;
+#endif
+  lo = k_values(q_lo, w.scale[sub], w.min[sub]);
+  hi = k_values(q_hi, w.scale[sub], w.min[sub]);
+}
+uint run_column(uint part, uint r) { return (part >> 1) * 64u + (part & 1u) * 16u + (r >> 1) * 32u + (r & 1u) * 8u; }
+
+#else
+#error "matvec_units.glsl: define one WEIGHT_* type"
+#endif

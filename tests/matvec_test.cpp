@@ -1,0 +1,197 @@
+// The decode matrix x vector kernel beyond what matmul_test and quant_test check: every weight
+// type's values bit for bit, the RMSNorm and SwiGLU it folds in (and the separate dispatches that
+// stand in for them in prefill and for weights bound in several slices) for every type and token
+// count, and each way its lanes meet in sums.
+#include <cmath>
+
+#include "model/quantize.h"
+#include "tests/gpu_fixture.h"
+#include "tests/reference.h"
+#include "tests/test_util.h"
+
+namespace qvk::test {
+namespace {
+
+constexpr DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                               DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// Stored weights of any type: floats of a trained model's scale, or random blocks.
+std::vector<std::byte> RandomWeights(DType type, uint32_t rows, uint32_t cols, uint32_t seed) {
+  if (IsQuantized(type)) return RandomBlocks(type, rows, cols, seed);
+  return Encode(RandomFloats(static_cast<size_t>(rows) * cols, seed, 0.05f), type);
+}
+
+std::string TypeName(const ::testing::TestParamInfo<DType>& param_info) {
+  return DTypeName(param_info.param);
+}
+
+// --- values --------------------------------------------------------------------------------
+
+class MatVecValuesTest : public GpuTest, public ::testing::WithParamInterface<DType> {};
+
+// With one-hot rows of X, output (t, r) is the weight at row r and column t's hot one: each value
+// the kernel dequantizes, at every position of a block, must be DequantizeRows' (ggml's) exactly.
+TEST_P(MatVecValuesTest, ReadsEveryWeightExactly) {
+  const DType type = GetParam();
+  const uint32_t rows = 17;  // four row groups and one row
+  const uint32_t cols = IsQuantized(type) ? std::max(64u, BlockElements(type)) : 24;
+  const auto bytes = RandomWeights(type, rows, cols, 21);
+  const auto values = DequantizeRows(type, bytes, rows, cols);
+  Buffer wb = Upload(bytes);
+  constexpr uint32_t kTokens = 4;
+  for (uint32_t first = 0; first < cols; first += kTokens) {
+    std::vector<float> x(kTokens * cols, 0.0f);
+    for (uint32_t t = 0; t < kTokens; ++t) x[t * cols + first + t] = 1.0f;
+    Buffer xb = Upload(x), yb = Poisoned(kTokens * rows * 4);
+    Graph g(device());
+    ops::MatMul(g, {.w = {&wb, 0, type, rows, cols}, .x = xb, .y = yb, .tokens = kTokens});
+    g.Run();
+    const auto got = Download<float>(yb, kTokens * rows);
+    for (uint32_t t = 0; t < kTokens; ++t) {
+      for (uint32_t r = 0; r < rows; ++r) {
+        ASSERT_EQ(got[t * rows + r], values[r * cols + first + t]) << "row " << r << " column " << first + t;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, MatVecValuesTest, ::testing::ValuesIn(kAllTypes), TypeName);
+
+// --- folded norm and SwiGLU ----------------------------------------------------------------
+
+struct FoldCase {
+  std::string name;
+  DType type;
+  uint32_t outputs, cols, tokens;
+  bool norm = false;
+  bool swiglu = false;  // the weight holds 2 * outputs rows: gate, then up
+  bool bias = false;
+  bool residual = false;
+  uint32_t x_pad = 0;  // floats between X rows beyond cols
+};
+
+void PrintTo(const FoldCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+// Columns: a whole number of blocks for every type, whole units for the float ones.
+uint32_t Cols(DType type, uint32_t blocks) {
+  return IsQuantized(type) ? blocks * BlockElements(type) : blocks * 32;
+}
+
+std::vector<FoldCase> FoldCases() {
+  std::vector<FoldCase> cases;
+  for (DType type : kAllTypes) {
+    const std::string t = DTypeName(type);
+    // The decode projections (tokens 1..4) and one prefill chunk (5 tokens: the tiled kernel after
+    // a separate RMSNorm, then a separate SwiGLU).
+    cases.push_back({t + "_qkv_norm_bias_t1", type, 65, Cols(type, 6), 1, true, false, true});
+    cases.push_back({t + "_gate_up_norm_swiglu_t2", type, 63, Cols(type, 6), 2, true, true});
+    cases.push_back({t + "_swiglu_t3", type, 17, Cols(type, 2), 3, false, true});
+    cases.push_back({t + "_norm_residual_t4", type, 33, Cols(type, 1), 4, true, false, false, true});
+    cases.push_back({t + "_prefill_norm_swiglu_t5", type, 17, Cols(type, 2), 5, true, true});
+  }
+  // X rows not at 16-byte steps, float rows that are not whole units: read an element at a time.
+  cases.push_back({"F16_unaligned_x_norm_t2", DType::F16, 17, 256, 2, true, false, false, false, 1});
+  cases.push_back({"Q4_K_unaligned_x_swiglu_t3", DType::Q4_K, 9, 512, 3, false, true, false, false, 3});
+  cases.push_back({"F32_odd_63_norm_swiglu_t2", DType::F32, 17, 63, 2, true, true});
+  cases.push_back({"BF16_odd_1_norm_t1", DType::BF16, 5, 1, 1, true});
+  // Row groups narrower than a subgroup (2 lanes for 2 units a row), as wide as lavapipe's 8 (12
+  // units), wider (Qwen2 rows).
+  cases.push_back({"Q8_0_two_units_norm_t1", DType::Q8_0, 65, 32, 1, true});
+  cases.push_back({"F16_twelve_units_swiglu_t2", DType::F16, 65, 96, 2, false, true});
+  cases.push_back({"Q4_0_twelve_units_norm_t1", DType::Q4_0, 130, 192, 1, true});
+  // Qwen2 shapes: 0.5B qkv and gate|up, 7B gate|up, and the 0.5B output projection in Q4_0.
+  cases.push_back({"q05_qkv_norm_bias_bf16", DType::BF16, 896 + 2 * 128, 896, 1, true, false, true});
+  cases.push_back({"q05_gate_up_norm_swiglu_f16", DType::F16, 4864, 896, 1, true, true});
+  cases.push_back({"q05_gate_up_norm_swiglu_q8_0_t2", DType::Q8_0, 4864, 896, 2, true, true});
+  cases.push_back({"q7_gate_up_norm_swiglu_q4_0", DType::Q4_0, 18944, 3584, 1, true, true});
+  cases.push_back({"q05_lm_head_norm_q4_0", DType::Q4_0, 151936, 896, 1, true});
+  // 2 x 18944 x 896 f32 is 136 MB: two slices on lavapipe (128 MiB bindings), so the gate and up
+  // products go through scratch and a separate SwiGLU there.
+  cases.push_back({"q05_gate_up_sliced_norm_swiglu_f32", DType::F32, 18944, 896, 1, true, true});
+  return cases;
+}
+
+class MatVecFoldTest : public GpuTest, public ::testing::WithParamInterface<FoldCase> {};
+
+TEST_P(MatVecFoldTest, MatchesReference) {
+  const FoldCase& c = GetParam();
+  const uint32_t w_rows = c.swiglu ? 2 * c.outputs : c.outputs;
+  const uint32_t x_stride = c.cols + c.x_pad;
+  const float eps = 1e-6f;
+  const auto w = RandomWeights(c.type, w_rows, c.cols, w_rows * 7 + c.cols);
+  const auto x_rows = RandomFloats(static_cast<size_t>(c.tokens) * c.cols, 2, 3.0f);
+  const auto norm_weight = RandomFloats(c.cols, 3);
+  const auto bias = RandomFloats(c.outputs, 4);
+  const auto residual = RandomFloats(static_cast<size_t>(c.tokens) * c.outputs, 5);
+  std::vector<float> x(static_cast<size_t>(c.tokens) * x_stride, NAN);  // the padding must not be read
+  for (uint32_t t = 0; t < c.tokens; ++t) {
+    std::copy_n(&x_rows[static_cast<size_t>(t) * c.cols], c.cols, &x[static_cast<size_t>(t) * x_stride]);
+  }
+
+  Buffer wb = Upload(w), xb = Upload(x), nb = Upload(norm_weight), bb = Upload(bias);
+  Buffer yb = c.residual ? Upload(residual) : Poisoned(residual.size() * 4);
+  Buffer norm_scratch = Poisoned(x_rows.size() * 4);
+  Buffer swiglu_scratch = Poisoned(static_cast<size_t>(c.tokens) * w_rows * 4);
+  const Matrix m{&wb, 0, c.type, w_rows, c.cols};
+  if (c.name.find("sliced") != std::string::npos && info().max_storage_buffer_range < w.size()) {
+    EXPECT_GT(SliceRows(info(), m).size(), 1u);
+  }
+  ops::MatMulArgs args{.w = m, .x = xb, .y = yb, .tokens = c.tokens, .x_stride = x_stride};
+  if (c.norm) args.norm = ops::RmsNormInput{.weight = nb, .eps = eps, .scratch = norm_scratch};
+  if (c.swiglu) args.swiglu = ops::SwiGluOutput{swiglu_scratch};
+  if (c.bias) args.bias = BufferRange(bb);
+  if (c.residual) args.residual = BufferRange(yb);
+  Graph g(device());
+  ops::MatMul(g, args);
+  g.Run();
+
+  const auto in = c.norm ? ref::RmsNorm(x_rows, norm_weight, c.tokens, c.cols, eps) : x_rows;
+  std::vector<double> magnitude;
+  const auto products = ref::StoredMatMul(c.type, w, w_rows, c.cols, in, c.tokens, c.bias ? &bias : nullptr,
+                                          c.residual ? &residual : nullptr, &magnitude);
+  const auto got = Download<float>(yb, residual.size());
+  size_t bad = 0;
+  for (size_t i = 0; i < got.size() && bad < 10; ++i) {
+    const size_t t = i / c.outputs, o = i % c.outputs;
+    const size_t gate = t * w_rows + o;
+    // f32 sums in another order: within a small multiple of eps * sum|w in| (as in matmul_test).
+    const auto tolerance_of = [&](size_t j) { return 2e-5 * magnitude[j] + 1e-6; };
+    double expected = products[gate];
+    double tolerance = tolerance_of(gate);
+    if (c.swiglu) {
+      // silu(g) * u; silu's slope lies within [-0.1, 1.1], and the kernel's exp is an f32 one.
+      const size_t up = gate + c.outputs;
+      const double g_value = products[gate], u_value = products[up];
+      const double silu = g_value / (1.0 + std::exp(-g_value));
+      expected = silu * u_value;
+      tolerance = 1.1 * std::abs(u_value) * tolerance + std::abs(silu) * tolerance_of(up) + 1e-5 * std::abs(expected);
+    }
+    if (!(std::abs(got[i] - expected) <= tolerance)) {
+      ADD_FAILURE() << "output " << i << " (token " << t << ", row " << o << "): got " << got[i] << ", expected "
+                    << expected << ", tolerance " << tolerance;
+      ++bad;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, MatVecFoldTest, ::testing::ValuesIn(FoldCases()),
+                         [](const auto& param_info) { return param_info.param.name; });
+
+TEST_F(GpuTest, MatMulRejectsSwiGluItCannotForm) {
+  Buffer w = device().allocator().CreateBuffer(1 << 16, MemoryKind::Device);
+  Buffer x = Poisoned(64 * 4), y = Poisoned(64 * 4), scratch = Poisoned(64 * 4);
+  Graph g(device());
+  const ops::SwiGluOutput swiglu{scratch};
+  const auto error = [&](ops::MatMulArgs args) { return ErrorOf([&] { ops::MatMul(g, args); }); };
+  const ops::MatMulArgs odd{.w = {&w, 0, DType::F16, 17, 32}, .x = x, .y = y, .swiglu = swiglu};
+  const ops::MatMulArgs with_bias{.w = {&w, 0, DType::F16, 16, 32}, .x = x, .y = y, .bias = x, .swiglu = swiglu};
+  const ops::MatMulArgs offset{.w = {&w, 0, DType::F16, 16, 32}, .x = x, .y = y, .y_offset = 1, .swiglu = swiglu};
+  EXPECT_NE(error(odd).find("as many up rows"), std::string::npos) << error(odd);
+  EXPECT_NE(error(with_bias).find("no bias, residual or Y offset"), std::string::npos) << error(with_bias);
+  EXPECT_NE(error(offset).find("no bias, residual or Y offset"), std::string::npos) << error(offset);
+}
+
+}  // namespace
+}  // namespace qvk::test
