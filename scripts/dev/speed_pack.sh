@@ -8,8 +8,8 @@ cd "$(dirname "$0")/../.."
 build=${BUILD_DIR:-build-release}
 out=.carry/speed
 rm -rf "$out" && mkdir -p "$out/lib" "$out/tokenizer" "$out/peer"
-cp "$build/qwenvk" "$out/"
-[[ -x "$build/tests/qwenvk_tests" ]] && cp "$build/tests/qwenvk_tests" "$out/"
+strip -o "$out/qwenvk" "$build/qwenvk"
+if [[ -x "$build/tests/qwenvk_tests" ]]; then strip -o "$out/qwenvk_tests" "$build/tests/qwenvk_tests"; fi
 # Everything outside glibc, libstdc++ and the Vulkan loader (the loader comes from .gl/).
 for bin in "$out"/qwenvk*; do
   ldd "$bin" | awk '$3 ~ /^\// {print $3}'

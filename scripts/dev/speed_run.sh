@@ -5,7 +5,8 @@
 # llama-bench on the same files, one after the other, and prints one table.
 #
 #   SIZES=0.5B,1.5B TYPES=F16,Q4_0 BENCH="-p 512 -n 128 -r 3" scripts/dev/speed_run.sh
-# Extra steps before the benchmarks: PRE='cmd' (e.g. the kernel tests on this GPU).
+# Extra steps before the benchmarks: PRE='cmd' (e.g. the kernel tests on this GPU); after them,
+# before the table: POST='cmd' (e.g. a `qwenvk bench --kernels` profile).
 set -uo pipefail
 S=$PWD/.carry/speed
 OUT=${OUT:-/tmp/out}
@@ -40,4 +41,7 @@ for m in /tmp/models/*.gguf; do
       2>"$OUT/llama-$name.err" || { echo "llama-bench failed on $name:"; tail -5 "$OUT/llama-$name.err"; }
   fi
 done
+if [[ -n "${POST:-}" ]]; then
+  eval "$POST"
+fi
 python3 scripts/dev/speed_table.py "$OUT"
