@@ -24,7 +24,7 @@ if [[ -n "${PRE:-}" ]]; then
 fi
 
 t0=$(date +%s)
-python3 scripts/dev/make_bench_models.py --tokenizer "$S/tokenizer" --conv "$S/peer/conv" \
+python3 scripts/dev/make_bench_models.py --tokenizer "${TOKENIZER:-$S/tokenizer}" --conv "$S/peer/conv" \
   --quantize /tmp/peer/peer/llama-quantize --out /tmp/models --sizes "${SIZES:-0.5B}" \
   --types "${TYPES:-F16}" >"$OUT/make_models.log" 2>&1 || { tail -30 "$OUT/make_models.log"; exit 1; }
 echo "models made in $(($(date +%s) - t0)) s"; ls -la /tmp/models
