@@ -73,6 +73,18 @@ constexpr KernelSpec kTable[] = {
     {KernelId::EmbedQ4_K, "embed_q4_k", 3, B(2), sizeof(EmbedPush), 256},
     {KernelId::EmbedQ5_K, "embed_q5_k", 3, B(2), sizeof(EmbedPush), 256},
     {KernelId::EmbedQ6_K, "embed_q6_k", 3, B(2), sizeof(EmbedPush), 256},
+    // W, X, Y, bias, residual. 128 invocations: the four 32-wide subgroups the tile is laid out for.
+    {KernelId::MatMulCoopmatF32, "matmul_coopmat_f32", 5, B(2), sizeof(MatMulPush), 128},
+    {KernelId::MatMulCoopmatF16, "matmul_coopmat_f16", 5, B(2), sizeof(MatMulPush), 128},
+    {KernelId::MatMulCoopmatBF16, "matmul_coopmat_bf16", 5, B(2), sizeof(MatMulPush), 128},
+    {KernelId::MatMulCoopmatQ8_0, "matmul_coopmat_q8_0", 5, B(2), sizeof(MatMulPush), 128},
+    {KernelId::MatMulCoopmatQ4_0, "matmul_coopmat_q4_0", 5, B(2), sizeof(MatMulPush), 128},
+    {KernelId::MatMulCoopmatQ4_1, "matmul_coopmat_q4_1", 5, B(2), sizeof(MatMulPush), 128},
+    {KernelId::MatMulCoopmatQ5_0, "matmul_coopmat_q5_0", 5, B(2), sizeof(MatMulPush), 128},
+    {KernelId::MatMulCoopmatQ5_1, "matmul_coopmat_q5_1", 5, B(2), sizeof(MatMulPush), 128},
+    {KernelId::MatMulCoopmatQ4_K, "matmul_coopmat_q4_k", 5, B(2), sizeof(MatMulPush), 128},
+    {KernelId::MatMulCoopmatQ5_K, "matmul_coopmat_q5_k", 5, B(2), sizeof(MatMulPush), 128},
+    {KernelId::MatMulCoopmatQ6_K, "matmul_coopmat_q6_k", 5, B(2), sizeof(MatMulPush), 128},
 };
 static_assert(std::size(kTable) == kKernelCount, "one table row per KernelId");
 

@@ -54,6 +54,19 @@ enum class KernelId : uint32_t {
   EmbedQ4_K,
   EmbedQ5_K,
   EmbedQ6_K,
+  // The cooperative-matrix GEMM (matmul_coopmat.comp) for every weight type, in DType order;
+  // only on devices with DeviceInfo::coopmat_f16.
+  MatMulCoopmatF32,
+  MatMulCoopmatF16,
+  MatMulCoopmatBF16,
+  MatMulCoopmatQ8_0,
+  MatMulCoopmatQ4_0,
+  MatMulCoopmatQ4_1,
+  MatMulCoopmatQ5_0,
+  MatMulCoopmatQ5_1,
+  MatMulCoopmatQ4_K,
+  MatMulCoopmatQ5_K,
+  MatMulCoopmatQ6_K,
   Count
 };
 constexpr uint32_t kKernelCount = static_cast<uint32_t>(KernelId::Count);

@@ -35,20 +35,20 @@ constexpr uint32_t kMaxHeadDim = 256;     // MAX_HEAD_DIM in attention.comp
 
 // The kernels that read each weight type, indexed by DType.
 struct TypeKernels {
-  KernelId matvec, matmul, embed;
+  KernelId matvec, matmul, embed, matmul_coopmat;
 };
 constexpr TypeKernels kTypeKernels[] = {
-    {KernelId::MatVecF32, KernelId::MatMulF32, KernelId::EmbedF32},
-    {KernelId::MatVecF16, KernelId::MatMulF16, KernelId::EmbedF16},
-    {KernelId::MatVecBF16, KernelId::MatMulBF16, KernelId::EmbedBF16},
-    {KernelId::MatVecQ8_0, KernelId::MatMulQ8_0, KernelId::EmbedQ8_0},
-    {KernelId::MatVecQ4_0, KernelId::MatMulQ4_0, KernelId::EmbedQ4_0},
-    {KernelId::MatVecQ4_1, KernelId::MatMulQ4_1, KernelId::EmbedQ4_1},
-    {KernelId::MatVecQ5_0, KernelId::MatMulQ5_0, KernelId::EmbedQ5_0},
-    {KernelId::MatVecQ5_1, KernelId::MatMulQ5_1, KernelId::EmbedQ5_1},
-    {KernelId::MatVecQ4_K, KernelId::MatMulQ4_K, KernelId::EmbedQ4_K},
-    {KernelId::MatVecQ5_K, KernelId::MatMulQ5_K, KernelId::EmbedQ5_K},
-    {KernelId::MatVecQ6_K, KernelId::MatMulQ6_K, KernelId::EmbedQ6_K},
+    {KernelId::MatVecF32, KernelId::MatMulF32, KernelId::EmbedF32, KernelId::MatMulCoopmatF32},
+    {KernelId::MatVecF16, KernelId::MatMulF16, KernelId::EmbedF16, KernelId::MatMulCoopmatF16},
+    {KernelId::MatVecBF16, KernelId::MatMulBF16, KernelId::EmbedBF16, KernelId::MatMulCoopmatBF16},
+    {KernelId::MatVecQ8_0, KernelId::MatMulQ8_0, KernelId::EmbedQ8_0, KernelId::MatMulCoopmatQ8_0},
+    {KernelId::MatVecQ4_0, KernelId::MatMulQ4_0, KernelId::EmbedQ4_0, KernelId::MatMulCoopmatQ4_0},
+    {KernelId::MatVecQ4_1, KernelId::MatMulQ4_1, KernelId::EmbedQ4_1, KernelId::MatMulCoopmatQ4_1},
+    {KernelId::MatVecQ5_0, KernelId::MatMulQ5_0, KernelId::EmbedQ5_0, KernelId::MatMulCoopmatQ5_0},
+    {KernelId::MatVecQ5_1, KernelId::MatMulQ5_1, KernelId::EmbedQ5_1, KernelId::MatMulCoopmatQ5_1},
+    {KernelId::MatVecQ4_K, KernelId::MatMulQ4_K, KernelId::EmbedQ4_K, KernelId::MatMulCoopmatQ4_K},
+    {KernelId::MatVecQ5_K, KernelId::MatMulQ5_K, KernelId::EmbedQ5_K, KernelId::MatMulCoopmatQ5_K},
+    {KernelId::MatVecQ6_K, KernelId::MatMulQ6_K, KernelId::EmbedQ6_K, KernelId::MatMulCoopmatQ6_K},
 };
 static_assert(std::size(kTypeKernels) == kDTypeCount, "one kTypeKernels row per DType");
 
@@ -89,6 +89,12 @@ std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDev
 
 namespace ops {
 
+MatMulKernel ChooseMatMulKernel(const DeviceInfo& device, uint32_t tokens) {
+  if (tokens <= kMatVecMaxTokens) return MatMulKernel::MatVec;
+  // Past matvec's few tokens the matrix units win even on a mostly empty 64-token tile.
+  return device.coopmat_f16 ? MatMulKernel::CoopMat : MatMulKernel::Tiled;
+}
+
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   Require(a.tokens > 0 && a.w.rows > 0 && a.w.cols > 0, "matmul", "empty shape");
   const uint32_t x_stride = a.x_stride ? a.x_stride : a.w.cols;
@@ -100,8 +106,16 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   Require(!a.bias || a.bias->size >= (a.y_offset + a.w.rows) * 4ull, "matmul", "bias too small");
   Require(!a.residual || a.residual->size >= a.y.size, "matmul", "residual smaller than Y");
   RequireWeightSupport(g, a.w.dtype, "matmul");
-  const bool matvec = a.tokens <= kMatVecMaxTokens;
-  const KernelId kernel = matvec ? KernelsFor(a.w.dtype).matvec : KernelsFor(a.w.dtype).matmul;
+  const DeviceInfo& device = g.device().info();
+  const MatMulKernel path = a.kernel.value_or(ChooseMatMulKernel(device, a.tokens));
+  if (path == MatMulKernel::CoopMat && !device.coopmat_f16) {
+    throw Error(fmt::format("matmul: the cooperative-matrix kernel cannot run on {}: {}", device.name,
+                            device.coopmat_f16_problem));
+  }
+  const TypeKernels& kernels = KernelsFor(a.w.dtype);
+  const KernelId kernel = path == MatMulKernel::MatVec  ? kernels.matvec
+                          : path == MatMulKernel::Tiled ? kernels.matmul
+                                                        : kernels.matmul_coopmat;
   const uint32_t flags = (a.bias ? QVK_FLAG_BIAS : 0u) | (a.residual ? QVK_FLAG_RESIDUAL : 0u);
   // Absent optional inputs are bound to X, which the kernel then never reads.
   const BufferRange bias = a.bias.value_or(a.x);
@@ -109,11 +123,21 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   // Matvec lanes per row: about 16 inner elements per lane, between 4 and 32 lanes.
   const uint32_t wg = Spec(kernel).local_size_x;
   const uint32_t lanes = std::clamp(std::bit_ceil(CeilDiv(a.w.cols, 16)), 4u, 32u);
-  for (const RowSlice& slice : SliceRows(g.device().info(), a.w)) {
+  for (const RowSlice& slice : SliceRows(device, a.w)) {
     const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, a.y_offset + slice.first_row,
                                 x_stride,   y_stride, flags,    lanes};
-    const Groups groups = matvec ? GridFor(CeilDiv(slice.rows, wg / lanes))
-                                 : Groups{CeilDiv(slice.rows, kMatMulTile), CeilDiv(a.tokens, kMatMulTile), 1};
+    Groups groups;
+    switch (path) {
+      case MatMulKernel::MatVec:
+        groups = GridFor(CeilDiv(slice.rows, wg / lanes));
+        break;
+      case MatMulKernel::Tiled:
+        groups = {CeilDiv(slice.rows, kMatMulTile), CeilDiv(a.tokens, kMatMulTile), 1};
+        break;
+      case MatMulKernel::CoopMat:
+        groups = {CeilDiv(slice.rows, QVK_COOPMAT_TILE), CeilDiv(a.tokens, QVK_COOPMAT_TILE), 1};
+        break;
+    }
     g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual}, push, groups, label);
   }
 }

@@ -39,6 +39,15 @@ std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDev
 
 namespace ops {
 
+// The kernels that compute a matrix product: matvec (few tokens: one pass over the weights per
+// token), the cooperative-matrix GEMM (matrix units, f16 operands: see matmul_coopmat.comp) and
+// the scalar tiled GEMM (f32, every device).
+enum class MatMulKernel { MatVec, CoopMat, Tiled };
+
+// Matvec for up to 4 tokens, else the cooperative-matrix GEMM where the device has it
+// (DeviceInfo::coopmat_f16), else the tiled GEMM.
+MatMulKernel ChooseMatMulKernel(const DeviceInfo& device, uint32_t tokens);
+
 // Y[t, r] = sum_k W[r, k] X[t, k] (+ bias[r]) (+ residual[t, r]); f32 activations. A quantized W
 // needs a device with 8-bit storage buffers (DeviceInfo::storage_8bit); MatMul throws otherwise.
 struct MatMulArgs {
@@ -51,6 +60,9 @@ struct MatMulArgs {
   uint32_t y_offset = 0;                // Y column (and bias index) of W's first row: projections side by side
   std::optional<BufferRange> bias;      // [w.rows] f32
   std::optional<BufferRange> residual;  // like y; may be y itself
+  // Unset: ChooseMatMulKernel. Set: that kernel for any number of tokens (the tests hold each
+  // kernel to the reference on every shape); CoopMat throws where the device has none.
+  std::optional<MatMulKernel> kernel;
 };
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});
 
