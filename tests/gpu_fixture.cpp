@@ -9,6 +9,18 @@
 namespace qvk::test {
 namespace {
 
+// Where each type keeps its f16 scale fields inside a block.
+std::vector<uint32_t> HalfFields(DType type) {
+  switch (type) {
+    case DType::Q4_1:
+    case DType::Q5_1:
+    case DType::Q4_K:
+    case DType::Q5_K: return {0, 2};
+    case DType::Q6_K: return {208};
+    default: return {0};
+  }
+}
+
 struct Shared {
   std::unique_ptr<Instance> instance;
   std::unique_ptr<Device> device;
@@ -106,6 +118,31 @@ std::vector<std::byte> Encode(std::span<const float> values, DType type) {
     case DType::F16: append(ToHalf(values)); break;
     case DType::BF16: append(ToBf16(values)); break;
     default: throw Error(std::string("Encode takes F32, F16 or BF16, not ") + DTypeName(type));
+  }
+  return out;
+}
+
+ops::MatMulKernel F32MatMulKernel(uint32_t tokens) { return ops::ChooseMatMulKernel(DeviceInfo{}, tokens); }
+
+std::vector<std::byte> RandomBlocks(DType type, uint32_t rows, uint32_t cols, uint32_t seed, bool extreme_scales) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::byte> out(rows * RowBytes(type, cols));
+  for (size_t i = 0; i < out.size(); i += 8) {
+    const uint64_t r = rng();
+    for (size_t b = 0; b < 8 && i + b < out.size(); ++b) out[i + b] = static_cast<std::byte>(r >> (8 * b));
+  }
+  constexpr float kExtremes[] = {65504.0f, -65504.0f, 6e-5f, -6.1035156e-5f, 5.9604645e-8f, 0.0f, -0.0f, 1.0f};
+  std::normal_distribution<float> normal(0.0f, 0.01f);
+  std::uniform_int_distribution<int> pick(0, 31);
+  const uint32_t block_bytes = BlockBytes(type);
+  for (size_t block = 0; block < out.size() / block_bytes; ++block) {
+    for (uint32_t field : HalfFields(type)) {
+      const int p = extreme_scales ? pick(rng) : static_cast<int>(std::size(kExtremes));
+      const float value = p < static_cast<int>(std::size(kExtremes)) ? kExtremes[p] : normal(rng);
+      const uint16_t h = FloatToHalf(value);
+      out[block * block_bytes + field] = static_cast<std::byte>(h & 0xff);
+      out[block * block_bytes + field + 1] = static_cast<std::byte>(h >> 8);
+    }
   }
   return out;
 }

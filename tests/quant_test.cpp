@@ -36,43 +36,6 @@ float HalfAt(const std::vector<std::byte>& b, size_t i) {
   return HalfToFloat(static_cast<uint16_t>(ByteAt(b, i) | ByteAt(b, i + 1) << 8));
 }
 
-// Where each type keeps its f16 scale fields inside a block.
-std::vector<uint32_t> HalfFields(DType type) {
-  switch (type) {
-    case DType::Q4_1:
-    case DType::Q5_1:
-    case DType::Q4_K:
-    case DType::Q5_K: return {0, 2};
-    case DType::Q6_K: return {208};
-    default: return {0};
-  }
-}
-
-// Random blocks: random bytes for quants and packed sub-scales, finite f16 scales that are
-// mostly realistic and sometimes extreme (largest, smallest normal and subnormal, zeros).
-std::vector<std::byte> RandomBlocks(DType type, uint32_t rows, uint32_t cols, uint32_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::byte> out(rows * RowBytes(type, cols));
-  for (size_t i = 0; i < out.size(); i += 8) {
-    const uint64_t r = rng();
-    for (size_t b = 0; b < 8 && i + b < out.size(); ++b) out[i + b] = static_cast<std::byte>(r >> (8 * b));
-  }
-  constexpr float kExtremes[] = {65504.0f, -65504.0f, 6e-5f, -6.1035156e-5f, 5.9604645e-8f, 0.0f, -0.0f, 1.0f};
-  std::normal_distribution<float> normal(0.0f, 0.01f);
-  std::uniform_int_distribution<int> pick(0, 31);
-  const uint32_t block_bytes = BlockBytes(type);
-  for (size_t block = 0; block < out.size() / block_bytes; ++block) {
-    for (uint32_t field : HalfFields(type)) {
-      const int p = pick(rng);
-      const float value = p < static_cast<int>(std::size(kExtremes)) ? kExtremes[p] : normal(rng);
-      const uint16_t h = FloatToHalf(value);
-      out[block * block_bytes + field] = static_cast<std::byte>(h & 0xff);
-      out[block * block_bytes + field + 1] = static_cast<std::byte>(h >> 8);
-    }
-  }
-  return out;
-}
-
 void ExpectAllEqual(const std::vector<float>& got, const std::vector<float>& expected, const std::string& what) {
   ASSERT_EQ(got.size(), expected.size()) << what;
   size_t bad = 0;
@@ -425,6 +388,7 @@ class QuantGpuTest : public GpuTest {
     Buffer y_buf = c.residual ? Upload(residual) : Poisoned(residual.size() * 4);
     Graph g(device());
     ops::MatMulArgs args{.w = {&w_buf, 0, c.type, c.rows, c.cols}, .x = x_buf, .y = y_buf, .tokens = c.tokens};
+    args.kernel = F32MatMulKernel(c.tokens);  // matmul_coopmat_test.cpp holds the coopmat GEMM to its own bounds
     if (c.bias) args.bias = BufferRange(bias_buf);
     if (c.residual) args.residual = BufferRange(y_buf);
     ops::MatMul(g, args);
