@@ -46,6 +46,8 @@ nlohmann::json ToJson(const DeviceInfo& d, bool chosen) {
           {"cooperative_matrix_khr", d.coopmat_khr},
           {"cooperative_matrix_nv", d.coopmat_nv},
           {"cooperative_matrix_shapes", d.coopmat_shapes},
+          {"cooperative_matrix_gemm", d.coopmat_f16},
+          {"cooperative_matrix_gemm_problem", d.coopmat_f16_problem},
           {"max_storage_buffer_range", d.max_storage_buffer_range},
           {"max_compute_shared_memory", d.max_compute_shared_memory},
           {"max_memory_allocation", d.max_allocation_size},
@@ -78,6 +80,7 @@ void PrintText(const DeviceInfo& d, bool chosen) {
   for (const auto& s : d.coopmat_shapes) shapes += (shapes.empty() ? "" : ", ") + s;
   std::printf("  coopmat          KHR %s, NV %s%s%s\n", YesNo(d.coopmat_khr), YesNo(d.coopmat_nv),
               shapes.empty() ? "" : ": ", shapes.c_str());
+  std::printf("  coopmat GEMM     %s\n", d.coopmat_f16 ? "yes" : ("no: " + d.coopmat_f16_problem).c_str());
   std::printf("  maxStorageBufferRange       %s (%u bytes)\n", Bytes(d.max_storage_buffer_range).c_str(),
               d.max_storage_buffer_range);
   std::printf("  maxComputeSharedMemorySize  %u bytes\n", d.max_compute_shared_memory);

@@ -41,20 +41,55 @@ const char* ComponentTypeName(VkComponentTypeNV type) {
   }
 }
 
-void QueryCooperativeMatrixShapes(VkInstance instance, DeviceInfo& info) {
+// Fills coopmat_shapes; returns whether the subgroup shape the coopmat GEMM multiplies with
+// (16x16x16, f16 A and B, f32 C and D) is among them.
+bool QueryCooperativeMatrixShapes(VkInstance instance, DeviceInfo& info) {
   auto query = reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV>(
       vkGetInstanceProcAddr(instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
-  if (query == nullptr) return;
+  if (query == nullptr) return false;
   uint32_t count = 0;
-  if (query(info.physical, &count, nullptr) != VK_SUCCESS) return;
+  if (query(info.physical, &count, nullptr) != VK_SUCCESS) return false;
   std::vector<VkCooperativeMatrixPropertiesNV> props(count, {VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV});
-  if (query(info.physical, &count, props.data()) != VK_SUCCESS) return;
+  if (query(info.physical, &count, props.data()) != VK_SUCCESS) return false;
+  bool gemm_shape = false;
   for (const auto& p : props) {
     if (p.scope != VK_SCOPE_SUBGROUP_NV) continue;
     info.coopmat_shapes.push_back(fmt::format("{}x{}x{} {}*{}+{}", p.MSize, p.NSize, p.KSize,
                                               ComponentTypeName(p.AType), ComponentTypeName(p.BType),
                                               ComponentTypeName(p.CType)));
+    gemm_shape = gemm_shape || (p.MSize == 16 && p.NSize == 16 && p.KSize == 16 &&
+                                p.AType == VK_COMPONENT_TYPE_FLOAT16_NV && p.BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                                p.CType == VK_COMPONENT_TYPE_FLOAT32_NV && p.DType == VK_COMPONENT_TYPE_FLOAT32_NV);
   }
+  return gemm_shape;
+}
+
+// What the cooperative-matrix GEMM (shaders/matmul_coopmat.comp) needs that the device lacks;
+// empty when it can run. Its SPIR-V declares CooperativeMatrixNV, Float16 and the Vulkan memory
+// model, multiplies 16x16x16 f16 fragments into f32, and lays its tile out for four 32-wide
+// subgroups.
+struct CoopmatFacts {
+  bool feature = false;        // VkPhysicalDeviceCooperativeMatrixFeaturesNV::cooperativeMatrix
+  bool compute_stage = false;  // cooperativeMatrixSupportedStages has compute
+  bool gemm_shape = false;     // 16x16x16 f16*f16+f32 at subgroup scope
+  bool memory_model = false;   // vulkanMemoryModel
+};
+
+std::string CoopmatGemmProblem(const DeviceInfo& d, const CoopmatFacts& f) {
+  if (!d.coopmat_nv) {
+    return d.coopmat_khr ? "VK_KHR_cooperative_matrix only; the GEMM is built for VK_NV_cooperative_matrix"
+                         : "no cooperative matrices (VK_NV_cooperative_matrix)";
+  }
+  std::vector<std::string> missing;
+  if (!f.feature) missing.push_back("the cooperativeMatrix feature");
+  if (!f.compute_stage) missing.push_back("cooperative matrices in compute shaders");
+  if (!f.gemm_shape) missing.push_back("the 16x16x16 f16*f16+f32 subgroup shape");
+  if (!d.fp16_arithmetic) missing.push_back("f16 arithmetic (shaderFloat16)");
+  if (!f.memory_model) missing.push_back("the Vulkan memory model");
+  if (d.subgroup_size != 32) missing.push_back("32-wide subgroups");
+  std::string joined;
+  for (const auto& m : missing) joined += (joined.empty() ? "" : ", ") + m;
+  return joined.empty() ? "" : "VK_NV_cooperative_matrix without " + joined;
 }
 
 // The reasons a device cannot run QwenVK's kernels; empty when it can.
@@ -105,7 +140,15 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
   }
   const bool has_size_control =
       basic.apiVersion >= VK_API_VERSION_1_3 || HasExtension(extensions, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
-  if (has_size_control) *tail = &size_control;
+  if (has_size_control) {
+    *tail = &size_control;
+    tail = &size_control.pNext;
+  }
+  // Extension structures go in the chains only where the device has the extension.
+  const bool coopmat_nv = HasExtension(extensions, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+  VkPhysicalDeviceCooperativeMatrixPropertiesNV coopmat_props{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+  if (coopmat_nv) *tail = &coopmat_props;
   if (v11) vkGetPhysicalDeviceProperties2(physical, &props2);
 
   VkPhysicalDevice16BitStorageFeatures storage16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
@@ -115,6 +158,18 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
   features2.pNext = &storage16;
   storage16.pNext = &storage8;
   storage8.pNext = &f16i8;
+  void** feature_tail = &f16i8.pNext;
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV coopmat_features{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  if (coopmat_nv) {
+    *feature_tail = &coopmat_features;
+    feature_tail = &coopmat_features.pNext;
+  }
+  VkPhysicalDeviceVulkanMemoryModelFeatures memory_model{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
+  if (basic.apiVersion >= VK_API_VERSION_1_2 || HasExtension(extensions, VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME)) {
+    *feature_tail = &memory_model;
+  }
   if (v11) vkGetPhysicalDeviceFeatures2(physical, &features2);
 
   info.name = basic.deviceName;
@@ -141,8 +196,14 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
                              HasExtension(extensions, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
   info.bf16_arithmetic = HasExtension(extensions, "VK_KHR_shader_bfloat16");
   info.coopmat_khr = HasExtension(extensions, "VK_KHR_cooperative_matrix");
-  info.coopmat_nv = HasExtension(extensions, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
-  if (info.coopmat_nv) QueryCooperativeMatrixShapes(instance, info);
+  info.coopmat_nv = coopmat_nv;
+  CoopmatFacts coopmat;
+  if (coopmat_nv) {
+    coopmat.gemm_shape = QueryCooperativeMatrixShapes(instance, info);
+    coopmat.feature = coopmat_features.cooperativeMatrix == VK_TRUE;
+    coopmat.compute_stage = (coopmat_props.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) != 0;
+  }
+  coopmat.memory_model = memory_model.vulkanMemoryModel == VK_TRUE;
 
   const VkPhysicalDeviceLimits& limits = basic.limits;
   info.max_storage_buffer_range = limits.maxStorageBufferRange;
@@ -197,6 +258,8 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
     }
   }
   info.unusable_reason = UnusableReason(info);
+  info.coopmat_f16_problem = CoopmatGemmProblem(info, coopmat);
+  info.coopmat_f16 = info.coopmat_f16_problem.empty();
   return info;
 }
 
@@ -416,6 +479,18 @@ Device::Device(const Instance& instance, const DeviceInfo& info, const DeviceOpt
     // 1.1 devices expose these as extensions; 1.2 made them core.
     if (info.storage_8bit) extensions.push_back(VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
     if (info.fp16_arithmetic || info.int8_arithmetic) extensions.push_back(VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
+  }
+  // The coopmat GEMM's SPIR-V: cooperative matrices and the Vulkan memory model they require.
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV coopmat{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  coopmat.cooperativeMatrix = VK_TRUE;
+  VkPhysicalDeviceVulkanMemoryModelFeatures memory_model{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
+  memory_model.vulkanMemoryModel = VK_TRUE;
+  if (info.coopmat_f16) {
+    f16i8.pNext = &coopmat;
+    coopmat.pNext = &memory_model;
+    extensions.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    if (info.api_version < VK_API_VERSION_1_2) extensions.push_back(VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME);
   }
   if (options.present_surface != VK_NULL_HANDLE) extensions.push_back(VK_KHR_SWAPCHAIN_EXTENSION_NAME);
 

@@ -54,6 +54,10 @@ struct DeviceInfo {
   bool coopmat_khr = false;                 // VK_KHR_cooperative_matrix
   bool coopmat_nv = false;                  // VK_NV_cooperative_matrix
   std::vector<std::string> coopmat_shapes;  // "MxNxK A*B+C->D types", from the NV query
+  // The cooperative-matrix GEMM (shaders/matmul_coopmat.comp) can run here, and a Device made
+  // from this enables what it needs; ops::MatMul then uses it for prefill.
+  bool coopmat_f16 = false;
+  std::string coopmat_f16_problem;  // why it cannot, when coopmat_f16 is false
 
   uint32_t max_storage_buffer_range = 0;
   uint32_t max_compute_shared_memory = 0;

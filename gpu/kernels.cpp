@@ -99,7 +99,9 @@ std::string MissingFeatures(const DeviceInfo& device, const KernelSpec& spec) {
     missing.push_back("8-bit storage buffers");
   if ((spec.features & kernel_feature::float16) && !device.fp16_arithmetic)
     missing.push_back("16-bit float arithmetic");
-  if ((spec.features & kernel_feature::coopmat_nv) && !device.coopmat_nv) missing.push_back("NV cooperative matrices");
+  if ((spec.features & kernel_feature::coopmat_nv) && !device.coopmat_f16) {
+    missing.push_back(fmt::format("NV cooperative matrices ({})", device.coopmat_f16_problem));
+  }
   return fmt::format("{}", fmt::join(missing, ", "));
 }
 

@@ -25,7 +25,7 @@ struct DeviceInfo;
 namespace kernel_feature {
 inline constexpr uint32_t storage_8bit = 1u << 0;  // storageBuffer8BitAccess
 inline constexpr uint32_t float16 = 1u << 1;       // shaderFloat16
-inline constexpr uint32_t coopmat_nv = 1u << 2;    // VK_NV_cooperative_matrix, enabled
+inline constexpr uint32_t coopmat_nv = 1u << 2;    // VK_NV_cooperative_matrix enabled (DeviceInfo::coopmat_f16)
 }  // namespace kernel_feature
 
 struct SpecConstant {

@@ -124,6 +124,12 @@ std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDev
 
 namespace ops {
 
+MatMulKernel ChooseMatMulKernel(const DeviceInfo& device, uint32_t tokens) {
+  if (tokens <= kMatVecMaxTokens) return MatMulKernel::MatVec;
+  // Past matvec's few tokens the matrix units win even on a mostly empty 64-token tile.
+  return device.coopmat_f16 ? MatMulKernel::CoopMat : MatMulKernel::Tiled;
+}
+
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   Require(a.tokens > 0 && a.w.rows > 0 && a.w.cols > 0, "matmul", "empty shape");
   Require(!a.swiglu || a.w.rows % 2 == 0, "matmul", "SwiGLU needs as many up rows as gate rows");
@@ -139,8 +145,16 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   Require(!a.bias || a.bias->size >= (a.y_offset + outputs) * 4ull, "matmul", "bias too small");
   Require(!a.residual || a.residual->size >= a.y.size, "matmul", "residual smaller than Y");
   Require(!a.norm || a.norm->weight.size >= a.w.cols * 4ull, "matmul", "norm weight too small");
-  const bool matvec = a.tokens <= kMatVecMaxTokens;
-  const std::vector<RowSlice> slices = SliceRows(g.device().info(), a.w);
+  const DeviceInfo& device = g.device().info();
+  const MatMulKernel path = a.kernel.value_or(ChooseMatMulKernel(device, a.tokens));
+  Require(path != MatMulKernel::MatVec || a.tokens <= kMatVecMaxTokens, "matmul",
+          fmt::format("matvec takes at most {} tokens", kMatVecMaxTokens));
+  if (path == MatMulKernel::CoopMat && !device.coopmat_f16) {
+    throw Error(fmt::format("matmul: the cooperative-matrix kernel cannot run on {}: {}", device.name,
+                            device.coopmat_f16_problem));
+  }
+  const bool matvec = path == MatMulKernel::MatVec;
+  const std::vector<RowSlice> slices = SliceRows(device, a.w);
 
   if (a.swiglu && (!matvec || slices.size() > 1)) {  // gate and up products side by side, then the SwiGLU
     Require(a.swiglu->scratch.size >= static_cast<VkDeviceSize>(a.tokens) * a.w.rows * 4, "matmul",
@@ -163,7 +177,10 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
     return;
   }
 
-  const KernelId kernel = RequireKernel(g, matvec ? KernelOp::MatVec : KernelOp::MatMul, a.w.dtype, "matmul");
+  const KernelOp op = matvec                        ? KernelOp::MatVec
+                      : path == MatMulKernel::Tiled ? KernelOp::MatMul
+                                                    : KernelOp::MatMulCoopmat;
+  const KernelId kernel = RequireKernel(g, op, a.w.dtype, "matmul");
   const uint32_t flags = (a.bias ? QVK_FLAG_BIAS : 0u) | (a.residual ? QVK_FLAG_RESIDUAL : 0u) |
                          (a.norm ? QVK_FLAG_NORM : 0u) | (a.swiglu ? QVK_FLAG_SWIGLU : 0u);
   // Absent optional inputs are bound to X, which the kernel then never reads.
@@ -180,11 +197,12 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
                         .flops = 2 * products * a.w.cols};
   };
   if (!matvec) {
+    const uint32_t tile = path == MatMulKernel::CoopMat ? QVK_COOPMAT_TILE : kMatMulTile;
     for (const RowSlice& slice : slices) {
       const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, a.y_offset + slice.first_row,
                                   x_stride,   y_stride, flags};
       g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual}, push,
-                 Groups{CeilDiv(slice.rows, kMatMulTile), CeilDiv(a.tokens, kMatMulTile), 1}, label, cost(slice));
+                 Groups{CeilDiv(slice.rows, tile), CeilDiv(a.tokens, tile), 1}, label, cost(slice));
     }
     return;
   }

@@ -39,6 +39,15 @@ std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDev
 
 namespace ops {
 
+// The kernels that compute a matrix product: matvec (few tokens: one pass over the weights per
+// token), the cooperative-matrix GEMM (matrix units, f16 operands: see matmul_coopmat.comp) and
+// the scalar tiled GEMM (f32, every device).
+enum class MatMulKernel { MatVec, CoopMat, Tiled };
+
+// Matvec for up to 4 tokens, else the cooperative-matrix GEMM where the device has it
+// (DeviceInfo::coopmat_f16), else the tiled GEMM.
+MatMulKernel ChooseMatMulKernel(const DeviceInfo& device, uint32_t tokens);
+
 // A product whose input is rmsnorm(X) * weight rather than X. The matvec kernel (up to 4 tokens:
 // decode) normalizes as it reads X; otherwise a separate RmsNorm writes the input to `scratch` first.
 struct RmsNormInput {
@@ -69,6 +78,9 @@ struct MatMulArgs {
   std::optional<BufferRange> residual;  // like y; may be y itself
   std::optional<RmsNormInput> norm;     // the input is rmsnorm(X) * norm.weight
   std::optional<SwiGluOutput> swiglu;   // Y = silu(gate) * up (no bias, residual or y_offset)
+  // Unset: ChooseMatMulKernel. Set: that kernel (the tests hold each kernel to the reference on
+  // every shape); MatVec throws past its 4 tokens, CoopMat where the device has none.
+  std::optional<MatMulKernel> kernel;
 };
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});
 

@@ -56,6 +56,9 @@ struct MatVecPush {
   float eps;         // QVK_FLAG_NORM
 };
 
+// Tokens and features per workgroup of the cooperative-matrix GEMM (matmul_coopmat.comp).
+#define QVK_COOPMAT_TILE 64u
+
 // Y[t, i] = X[t, i] * inversesqrt(mean_i(X[t, i]^2) + eps) * weight[i]
 struct RmsNormPush {
   uint cols;

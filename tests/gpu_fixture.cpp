@@ -3,11 +3,26 @@
 #include <cstdlib>
 #include <optional>
 
-#include "gpu/error.h"
 #include "base/numeric.h"
+#include "gpu/error.h"
 
 namespace qvk::test {
 namespace {
+
+// Where each type keeps its f16 scale fields inside a block.
+std::vector<uint32_t> HalfFields(DType type) {
+  switch (type) {
+    case DType::Q4_1:
+    case DType::Q5_1:
+    case DType::Q4_K:
+    case DType::Q5_K:
+      return {0, 2};
+    case DType::Q6_K:
+      return {208};
+    default:
+      return {0};
+  }
+}
 
 struct Shared {
   std::unique_ptr<Instance> instance;
@@ -57,7 +72,9 @@ void GpuTest::TearDown() {
       << "the Vulkan validation layer reported messages during this test (see the log above)";
 }
 
-Device& GpuTest::device() { return *GetShared().device; }
+Device& GpuTest::device() {
+  return *GetShared().device;
+}
 
 Buffer GpuTest::Poisoned(size_t bytes) {
   std::vector<std::byte> poison(std::max<size_t>(bytes, 4), std::byte{0xff});
@@ -102,31 +119,26 @@ std::vector<std::byte> Encode(std::span<const float> values, DType type) {
     out.assign(bytes.begin(), bytes.end());
   };
   switch (type) {
-    case DType::F32: append(std::vector<float>(values.begin(), values.end())); break;
-    case DType::F16: append(ToHalf(values)); break;
-    case DType::BF16: append(ToBf16(values)); break;
-    default: throw Error(std::string("Encode takes F32, F16 or BF16, not ") + DTypeName(type));
+    case DType::F32:
+      append(std::vector<float>(values.begin(), values.end()));
+      break;
+    case DType::F16:
+      append(ToHalf(values));
+      break;
+    case DType::BF16:
+      append(ToBf16(values));
+      break;
+    default:
+      throw Error(std::string("Encode takes F32, F16 or BF16, not ") + DTypeName(type));
   }
   return out;
 }
 
-namespace {
-
-// Where each type keeps its f16 scale fields inside a block.
-std::vector<uint32_t> HalfFields(DType type) {
-  switch (type) {
-    case DType::Q4_1:
-    case DType::Q5_1:
-    case DType::Q4_K:
-    case DType::Q5_K: return {0, 2};
-    case DType::Q6_K: return {208};
-    default: return {0};
-  }
+ops::MatMulKernel F32MatMulKernel(uint32_t tokens) {
+  return ops::ChooseMatMulKernel(DeviceInfo{}, tokens);
 }
 
-}  // namespace
-
-std::vector<std::byte> RandomBlocks(DType type, uint32_t rows, uint32_t cols, uint32_t seed) {
+std::vector<std::byte> RandomBlocks(DType type, uint32_t rows, uint32_t cols, uint32_t seed, bool extreme_scales) {
   std::mt19937_64 rng(seed);
   std::vector<std::byte> out(rows * RowBytes(type, cols));
   for (size_t i = 0; i < out.size(); i += 8) {
@@ -139,7 +151,7 @@ std::vector<std::byte> RandomBlocks(DType type, uint32_t rows, uint32_t cols, ui
   const uint32_t block_bytes = BlockBytes(type);
   for (size_t block = 0; block < out.size() / block_bytes; ++block) {
     for (uint32_t field : HalfFields(type)) {
-      const int p = pick(rng);
+      const int p = extreme_scales ? pick(rng) : static_cast<int>(std::size(kExtremes));
       const float value = p < static_cast<int>(std::size(kExtremes)) ? kExtremes[p] : normal(rng);
       const uint16_t h = FloatToHalf(value);
       out[block * block_bytes + field] = static_cast<std::byte>(h & 0xff);

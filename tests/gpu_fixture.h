@@ -51,6 +51,10 @@ class GpuTest : public ::testing::Test {
   uint64_t messages_before_ = 0;
 };
 
+// The kernel ops::MatMul picks for `tokens` on a device without cooperative matrices: the f32
+// kernels (matvec, tiled) that the tolerance of the matmul tests, 2e-5 * sum|w x|, is for.
+ops::MatMulKernel F32MatMulKernel(uint32_t tokens);
+
 // Deterministic data.
 std::vector<float> RandomFloats(size_t n, uint32_t seed, float scale = 1.0f);
 std::vector<uint16_t> ToHalf(std::span<const float> values);
@@ -59,8 +63,10 @@ std::vector<uint16_t> ToBf16(std::span<const float> values);
 std::vector<float> RoundTrip(std::span<const float> values, DType type);
 // Weights stored as `type`, as raw bytes for upload.
 std::vector<std::byte> Encode(std::span<const float> values, DType type);
-// Blocks of a quantized type: random bytes for quants and packed sub-scales, finite f16 scales
-// that are mostly realistic and sometimes extreme (largest, smallest normal and subnormal, zeros).
-std::vector<std::byte> RandomBlocks(DType type, uint32_t rows, uint32_t cols, uint32_t seed);
+// Random ggml blocks of a quantized `type`: random bytes for quants and packed sub-scales, and
+// finite f16 scales, mostly realistic; with extreme_scales, sometimes extreme (largest, smallest
+// normal and subnormal, zeros).
+std::vector<std::byte> RandomBlocks(DType type, uint32_t rows, uint32_t cols, uint32_t seed,
+                                    bool extreme_scales = true);
 
 }  // namespace qvk::test

@@ -1,0 +1,239 @@
+// The cooperative-matrix GEMM (shaders/matmul_coopmat.comp) against the double-precision
+// reference for every weight type, on ragged and real Qwen2 shapes; and which kernel ops::MatMul
+// picks. The GEMM runs only where DeviceInfo::coopmat_f16 holds (NVIDIA GPUs); elsewhere (lavapipe)
+// its tests skip, saying why. On such a GPU: qwenvk_tests --gtest_filter='*Coopmat*'
+//
+// Sections: bounds / GEMM against the reference / kernel choice
+#include <cmath>
+
+#include "model/quantize.h"
+#include "tests/gpu_fixture.h"
+#include "tests/reference.h"
+#include "tests/test_util.h"
+
+namespace qvk::test {
+namespace {
+
+// --- bounds --------------------------------------------------------------------------------
+//
+// What the kernel computes differs from the exact product of the stored weights by:
+// - W rounded to f16: nothing for F16 and for BF16 (8 significant bits fit f16's 11); 2^-10 of
+//   |w| for F32 and dequantized block weights (a full f16 ulp, whichever rounding the conversion
+//   uses), so up to 2^-10 * sum|w x| per output.
+// - X as f16 hi + lo: 2^-20 of |x| (lo's own rounding).
+// - f16 subnormals: a value below 2^-14 keeps an absolute error up to 2^-24, for W and for lo.
+// - f32 accumulation inside the matrix units, in another order than the reference and truncating
+//   where an FMA would round: 4e-5 * sum|w x|, twice the f32 kernels' bound.
+// The norm bounds sum these over whole outputs: about 2^-11 relative where W is rounded (each
+// output's errors partly cancel), and 1e-5 where it is exact.
+constexpr double kWeightRounding = 0x1p-10;
+constexpr double kHiLoRounding = 0x1p-20;
+constexpr double kSubnormal = 0x1p-24;
+constexpr double kAccumulation = 4e-5;
+
+bool ExactInF16(DType type) {
+  return type == DType::F16 || type == DType::BF16;
+}
+
+struct CoopmatCase {
+  DType type;
+  uint32_t rows, cols, tokens;
+  bool bias = false;
+  bool residual = false;
+};
+
+void PrintTo(const CoopmatCase& c, std::ostream* os) {
+  *os << DTypeName(c.type) << " " << c.rows << "x" << c.cols << " t" << c.tokens;
+}
+
+constexpr DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                               DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// Per type: T = 1, 17, 255, 256 (ragged and whole 64-token tiles); 1, 100 and 4864 rows; inner
+// sizes of one block (odd for float types) and of many; the Qwen2 projections at prefill sizes.
+std::vector<CoopmatCase> CoopmatCases() {
+  std::vector<CoopmatCase> cases;
+  for (DType type : kAllTypes) {
+    const auto add = [&](uint32_t rows, uint32_t cols, uint32_t tokens, bool bias = false, bool residual = false) {
+      cases.push_back({type, rows, cols, tokens, bias, residual});
+    };
+    const uint32_t block = BlockElements(type);
+    const uint32_t one = block == 1 ? 17 : block;  // one block, or an inner size no step divides
+    add(1, one, 1, true);
+    add(100, one, 17, true, true);
+    add(4864, one, 256);
+    if (block <= 32) {
+      add(100, block == 1 ? 100 : 96, 255, false, true);
+      // Qwen2-0.5B (hidden 896, MLP 4864): q|k|v with bias, o with the residual, down.
+      add(896 + 2 * 128, 896, 256, true);
+      add(896, 896, 255, false, true);
+      add(896, 4864, 64, false, true);
+    } else {
+      add(100, 512, 255, false, true);
+      // 896 is not a whole number of 256-blocks: Qwen2-1.5B (hidden 1536, MLP 8960) instead.
+      add(1536 + 2 * 256, 1536, 256, true);
+      add(1536, 1536, 255, false, true);
+      add(1536, 8960, 37, false, true);
+    }
+  }
+  // Qwen2-7B's down projection: the longest inner size.
+  cases.push_back({DType::F16, 3584, 18944, 17, false, true});
+  cases.push_back({DType::Q4_K, 3584, 18944, 17, false, true});
+  return cases;
+}
+
+// --- GEMM against the reference ------------------------------------------------------------
+
+class CoopmatTest : public GpuTest {
+ protected:
+  void SetUp() override {
+    GpuTest::SetUp();
+    if (!IsSkipped() && !info().coopmat_f16) {
+      GTEST_SKIP() << "no cooperative-matrix GEMM on " << info().name << ": " << info().coopmat_f16_problem;
+    }
+  }
+};
+
+class CoopmatMatMulTest : public CoopmatTest, public ::testing::WithParamInterface<CoopmatCase> {};
+
+TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
+  const CoopmatCase& c = GetParam();
+  const uint32_t seed = c.rows * 31 + c.cols * 7 + c.tokens;
+  // Realistic block scales only: an extreme one (65504) dequantizes past f16's range, which no
+  // weight of a real checkpoint reaches.
+  const std::vector<std::byte> w =
+      IsQuantized(c.type) ? RandomBlocks(c.type, c.rows, c.cols, seed, false)
+                          : Encode(RandomFloats(static_cast<size_t>(c.rows) * c.cols, seed, 0.05f), c.type);
+  const auto x = RandomFloats(static_cast<size_t>(c.tokens) * c.cols, 2);
+  const auto bias = RandomFloats(c.rows, 3);
+  const auto residual = RandomFloats(static_cast<size_t>(c.tokens) * c.rows, 4);
+  Buffer w_buf = Upload(w);
+  Buffer x_buf = Upload(x);
+  Buffer bias_buf = Upload(bias);
+  Buffer y_buf = c.residual ? Upload(residual) : Poisoned(residual.size() * 4);
+
+  Graph g(device());
+  ops::MatMulArgs args{.w = {&w_buf, 0, c.type, c.rows, c.cols},
+                       .x = x_buf,
+                       .y = y_buf,
+                       .tokens = c.tokens,
+                       .kernel = ops::MatMulKernel::CoopMat};
+  if (c.bias) args.bias = BufferRange(bias_buf);
+  if (c.residual) args.residual = BufferRange(y_buf);
+  ops::MatMul(g, args);
+  g.Run();
+
+  const std::vector<float> w_values = DequantizeRows(c.type, w, c.rows, c.cols);
+  std::vector<double> magnitude;
+  const auto expected = ref::MatMul(w_values, x, c.rows, c.cols, c.tokens, c.bias ? &bias : nullptr,
+                                    c.residual ? &residual : nullptr, &magnitude);
+  std::vector<double> w_abs(c.rows), x_abs(c.tokens);
+  for (size_t i = 0; i < w_values.size(); ++i) w_abs[i / c.cols] += std::abs(w_values[i]);
+  for (size_t i = 0; i < x.size(); ++i) x_abs[i / c.cols] += std::abs(x[i]);
+
+  const double relative = (ExactInF16(c.type) ? 0.0 : kWeightRounding) + kHiLoRounding + kAccumulation;
+  const auto got = Download<float>(y_buf, expected.size());
+  double error_sq = 0, expected_sq = 0;
+  size_t bad = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const size_t t = i / c.rows, r = i % c.rows;
+    const double error = static_cast<double>(got[i]) - expected[i];
+    const double tolerance = relative * magnitude[i] + kSubnormal * (w_abs[r] + x_abs[t]) + 1e-6;
+    if (!(std::abs(error) <= tolerance) && ++bad <= 10) {
+      ADD_FAILURE() << "output " << i << " (token " << t << ", row " << r << "): got " << got[i] << ", expected "
+                    << expected[i] << ", tolerance " << tolerance;
+    }
+    error_sq += error * error;
+    expected_sq += static_cast<double>(expected[i]) * expected[i];
+  }
+  EXPECT_EQ(bad, 0u) << "outputs past their bound";
+  // Over many outputs the errors average out to well inside the per-element bounds.
+  if (expected.size() >= 1000) {
+    EXPECT_LE(std::sqrt(error_sq / expected_sq), ExactInF16(c.type) ? 1e-5 : 0x1p-10)
+        << "|out - ref| / |ref| over all outputs";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Coopmat, CoopmatMatMulTest, ::testing::ValuesIn(CoopmatCases()), [](const auto& param_info) {
+  const CoopmatCase& c = param_info.param;
+  return std::string(DTypeName(c.type)) + "_" + std::to_string(c.rows) + "x" + std::to_string(c.cols) + "_t" +
+         std::to_string(c.tokens) + (c.bias ? "_bias" : "") + (c.residual ? "_residual" : "");
+});
+
+// Projections side by side (q|k|v, gate|up): W's outputs land at a column offset inside wider Y
+// rows, bias indexed from that offset, X rows wider than W's; nothing else in Y is written.
+TEST_F(CoopmatTest, WritesItsColumnsOfWiderRows) {
+  const uint32_t rows = 70, cols = 96, tokens = 65, x_stride = 101, y_stride = 200, y_offset = 37;
+  const auto w = RandomFloats(rows * cols, 5, 0.05f);
+  const auto x = RandomFloats(tokens * x_stride, 6);
+  const auto bias = RandomFloats(y_stride, 7);
+  Buffer w_buf = Upload(Encode(w, DType::F16));
+  Buffer x_buf = Upload(x);
+  Buffer bias_buf = Upload(bias);
+  Buffer y_buf = Poisoned(tokens * y_stride * 4);
+  Graph g(device());
+  ops::MatMul(g, {.w = {&w_buf, 0, DType::F16, rows, cols},
+                  .x = x_buf,
+                  .y = y_buf,
+                  .tokens = tokens,
+                  .x_stride = x_stride,
+                  .y_stride = y_stride,
+                  .y_offset = y_offset,
+                  .bias = BufferRange(bias_buf),
+                  .kernel = ops::MatMulKernel::CoopMat});
+  g.Run();
+  const auto got = Download<float>(y_buf, tokens * y_stride);
+  const auto w_seen = RoundTrip(w, DType::F16);
+  for (uint32_t t = 0; t < tokens; ++t) {
+    for (uint32_t col = 0; col < y_stride; ++col) {
+      const float v = got[t * y_stride + col];
+      if (col < y_offset || col >= y_offset + rows) {
+        ASSERT_TRUE(std::isnan(v)) << "token " << t << " column " << col << " outside W's outputs was written";
+        continue;
+      }
+      const uint32_t r = col - y_offset;
+      double sum = bias[col], magnitude = 0;
+      for (uint32_t k = 0; k < cols; ++k) {
+        sum += static_cast<double>(w_seen[r * cols + k]) * x[t * x_stride + k];
+        magnitude += std::abs(static_cast<double>(w_seen[r * cols + k]) * x[t * x_stride + k]);
+      }
+      ASSERT_NEAR(v, sum, (kHiLoRounding + kAccumulation) * magnitude + 1e-6) << "token " << t << " row " << r;
+    }
+  }
+}
+
+// --- kernel choice -------------------------------------------------------------------------
+
+TEST(CoopmatKernelChoice, MatvecForFewTokensThenTheBestGemmTheDeviceHas) {
+  DeviceInfo without;
+  DeviceInfo with;
+  with.coopmat_f16 = true;
+  for (uint32_t tokens : {1u, 4u}) {
+    EXPECT_EQ(ops::ChooseMatMulKernel(without, tokens), ops::MatMulKernel::MatVec) << tokens;
+    EXPECT_EQ(ops::ChooseMatMulKernel(with, tokens), ops::MatMulKernel::MatVec) << tokens;
+  }
+  for (uint32_t tokens : {5u, 17u, 256u, 4096u}) {
+    EXPECT_EQ(ops::ChooseMatMulKernel(without, tokens), ops::MatMulKernel::Tiled) << tokens;
+    EXPECT_EQ(ops::ChooseMatMulKernel(with, tokens), ops::MatMulKernel::CoopMat) << tokens;
+  }
+}
+
+// The device the tests run on: without cooperative matrices (lavapipe) prefill takes the tiled
+// kernel and the coopmat pipeline is never made, asking for it is an error that says why.
+TEST_F(GpuTest, CoopmatOnlyWhereTheDeviceHasIt) {
+  EXPECT_EQ(ops::ChooseMatMulKernel(info(), 256),
+            info().coopmat_f16 ? ops::MatMulKernel::CoopMat : ops::MatMulKernel::Tiled);
+  if (info().coopmat_f16) return;
+  EXPECT_FALSE(info().coopmat_f16_problem.empty());
+  Buffer w = Poisoned(64 * 64 * 2), x = Poisoned(64 * 64 * 4), y = Poisoned(64 * 64 * 4);
+  Graph g(device());
+  const std::string message = ErrorOf([&] {
+    ops::MatMul(g,
+                {.w = {&w, 0, DType::F16, 64, 64}, .x = x, .y = y, .tokens = 64, .kernel = ops::MatMulKernel::CoopMat});
+  });
+  ExpectMentions(message, {"cooperative-matrix", info().coopmat_f16_problem});
+  EXPECT_EQ(g.dispatch_count(), 0u);
+}
+
+}  // namespace
+}  // namespace qvk::test
