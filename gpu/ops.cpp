@@ -91,6 +91,19 @@ KernelId RequireKernel(const Graph& g, KernelOp op, DType type, std::string_view
   return kernel;
 }
 
+void RequireRope(const ops::RopeArgs& a) {
+  Require(a.head_dim % 2 == 0 && a.head_dim > 0, "rope", "head_dim must be even");
+  Require(a.n_heads > 0 && a.n_kv_heads > 0, "rope", "no heads");
+  Require(a.k_cache.has_value() == a.v_cache.has_value(), "rope", "K and V caches go together");
+  const uint64_t stride = uint64_t{1} * (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
+  Require(a.qkv.size >= static_cast<VkDeviceSize>(a.tokens) * stride * 4, "rope", "QKV too small");
+  Require(a.inv_freq.size >= a.head_dim / 2 * 4ull, "rope", "inv_freq too small");
+  if (a.k_cache.has_value()) {
+    const VkDeviceSize cache_bytes = static_cast<VkDeviceSize>(a.n_kv_heads) * a.capacity * a.head_dim * 2;
+    Require(a.k_cache->size >= cache_bytes && a.v_cache->size >= cache_bytes, "rope", "cache too small");
+  }
+}
+
 // Y[t * y_stride + i] = silu(GU[t, i]) * GU[t, inter + i]
 void RecordSwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter, uint32_t y_stride,
                   std::string_view label) {
@@ -130,7 +143,43 @@ MatMulKernel ChooseMatMulKernel(const DeviceInfo& device, uint32_t tokens) {
   return device.coopmat_f16 ? MatMulKernel::CoopMat : MatMulKernel::Tiled;
 }
 
+namespace {
+
+// MatMul, or with `rope` (a matvec of rows of whole heads in one binding: see MatMulRope) its
+// matvec_rope variant.
+void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::string_view label);
+
+// Whether MatMul of `a` runs as one matvec dispatch per binding-sized slice, one slice in all.
+bool OneMatVec(const Graph& g, const MatMulArgs& a) {
+  return a.tokens <= kMatVecMaxTokens && a.kernel.value_or(MatMulKernel::MatVec) == MatMulKernel::MatVec && !a.swiglu &&
+         SliceRows(g.device().info(), a.w).size() == 1;
+}
+
+}  // namespace
+
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
+  RecordMatMul(g, a, nullptr, label);
+}
+
+void MatMulRope(Graph& g, std::span<const MatMulArgs> parts, const RopeArgs& rope, std::string_view label,
+                std::string_view rope_label) {
+  Require(!parts.empty(), "matmul_rope", "no projection");
+  RequireRope(rope);
+  const bool fold = rope.head_dim % 4 == 0 && std::ranges::all_of(parts, [&](const MatMulArgs& a) {
+                      return OneMatVec(g, a) && a.tokens == rope.tokens && a.w.rows % rope.head_dim == 0 &&
+                             a.y_offset % rope.head_dim == 0;
+                    });
+  for (const MatMulArgs& part : parts) {
+    Require(part.y.buffer == rope.qkv.buffer && part.y.offset == rope.qkv.offset, "matmul_rope",
+            "the products must write the rotated rows");
+    RecordMatMul(g, part, fold ? &rope : nullptr, label);
+  }
+  if (!fold) Rope(g, rope, rope_label);
+}
+
+namespace {
+
+void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::string_view label) {
   Require(a.tokens > 0 && a.w.rows > 0 && a.w.cols > 0, "matmul", "empty shape");
   Require(!a.swiglu || a.w.rows % 2 == 0, "matmul", "SwiGLU needs as many up rows as gate rows");
   Require(!a.swiglu || (!a.bias && !a.residual && a.y_offset == 0), "matmul",
@@ -163,7 +212,7 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
     products.y = a.swiglu->scratch;
     products.y_stride = a.w.rows;
     products.swiglu.reset();
-    MatMul(g, products, label);
+    RecordMatMul(g, products, nullptr, label);
     RecordSwiGlu(g, a.swiglu->scratch, a.y, a.tokens, outputs, y_stride, fmt::format("{}_swiglu", label));
     return;
   }
@@ -173,16 +222,19 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
     MatMulArgs normalized = a;
     normalized.x = a.norm->scratch;
     normalized.norm.reset();
-    MatMul(g, normalized, label);
+    RecordMatMul(g, normalized, rope, label);
     return;
   }
 
-  const KernelOp op = matvec                        ? KernelOp::MatVec
+  const KernelOp op = rope                          ? KernelOp::MatVecRope
+                      : matvec                      ? KernelOp::MatVec
                       : path == MatMulKernel::Tiled ? KernelOp::MatMul
                                                     : KernelOp::MatMulCoopmat;
   const KernelId kernel = RequireKernel(g, op, a.w.dtype, "matmul");
+  const bool store_kv = rope && rope->k_cache.has_value();
   const uint32_t flags = (a.bias ? QVK_FLAG_BIAS : 0u) | (a.residual ? QVK_FLAG_RESIDUAL : 0u) |
-                         (a.norm ? QVK_FLAG_NORM : 0u) | (a.swiglu ? QVK_FLAG_SWIGLU : 0u);
+                         (a.norm ? QVK_FLAG_NORM : 0u) | (a.swiglu ? QVK_FLAG_SWIGLU : 0u) |
+                         (store_kv ? QVK_FLAG_STORE_KV : 0u);
   // Absent optional inputs are bound to X, which the kernel then never reads.
   const BufferRange bias = a.bias.value_or(a.x);
   const BufferRange residual = a.residual.value_or(a.x);
@@ -212,19 +264,54 @@ void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   const uint32_t unit_cols = kMatVecUnitCols[static_cast<uint32_t>(a.w.dtype)];
   const bool whole_units = a.w.cols % unit_cols == 0 && x_stride % 4 == 0;
   const uint32_t units = whole_units ? a.w.cols / unit_cols : a.w.cols;
-  const uint32_t outputs_per_group = a.swiglu ? QVK_MATVEC_ROWS / 2 : QVK_MATVEC_ROWS;
+  // A SwiGLU output reads a gate and an up row, a rotated one a pair of rows of a head.
+  const bool paired = a.swiglu || rope;
+  const uint32_t outputs_per_group = paired ? QVK_MATVEC_ROWS / 2 : QVK_MATVEC_ROWS;
   for (const RowSlice& slice : slices) {
-    const uint32_t slice_outputs = a.swiglu ? slice.rows / 2 : slice.rows;
+    const uint32_t slice_outputs = paired ? slice.rows / 2 : slice.rows;
     const auto groups_for = [&](uint32_t lanes) { return CeilDiv(slice_outputs, wg / lanes * outputs_per_group); };
     uint32_t lanes = std::clamp(std::bit_ceil(CeilDiv(units, kMatVecUnitsPerLane)), 1u, wg);
     while (groups_for(lanes) < kMatVecFillGroups && lanes < wg && 2 * lanes <= units) lanes *= 2;
     const uint32_t batches = std::max(1u, groups_for(lanes) / kMatVecMaxGroups);
-    const push::MatVecPush push{slice_outputs, a.w.cols, a.tokens, a.y_offset + slice.first_row, x_stride, y_stride,
-                                flags,         lanes,    batches,  a.norm ? a.norm->eps : 0.0f};
-    g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual, norm_weight}, push,
-               GridFor(CeilDiv(groups_for(lanes), batches)), label, cost(slice));
+    push::MatVecPush push{.rows = slice_outputs,
+                          .cols = a.w.cols,
+                          .tokens = a.tokens,
+                          .col_offset = a.y_offset + slice.first_row,
+                          .x_stride = x_stride,
+                          .y_stride = y_stride,
+                          .flags = flags,
+                          .lanes = lanes,
+                          .row_batches = batches,
+                          .eps = a.norm ? a.norm->eps : 0.0f,
+                          .head_dim = 0,
+                          .k_first = 0,
+                          .v_first = 0,
+                          .capacity = 0,
+                          .attention_factor = 1.0f};
+    const Groups grid = GridFor(CeilDiv(groups_for(lanes), batches));
+    if (!rope) {
+      g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual, norm_weight}, push, grid, label, cost(slice));
+      continue;
+    }
+    push.head_dim = rope->head_dim;
+    push.k_first = rope->n_heads * rope->head_dim;
+    push.v_first = (rope->n_heads + rope->n_kv_heads) * rope->head_dim;
+    push.capacity = rope->capacity;
+    push.attention_factor = rope->attention_factor;
+    // Without a cache the cache bindings are never written; Y stands in for them. The cost adds
+    // the positions, the frequencies and, with the cache, the slice's k and v rows stored as f16.
+    const uint32_t kv_rows = slice.rows - std::min(slice.rows, push.k_first - std::min(push.k_first, push.col_offset));
+    DispatchCost rope_cost = cost(slice);
+    rope_cost.bytes +=
+        uint64_t{4} * a.tokens + uint64_t{2} * rope->head_dim + (store_kv ? uint64_t{2} * a.tokens * kv_rows : 0);
+    g.Dispatch(kernel,
+               {slice.range, a.x, a.y, bias, residual, norm_weight, rope->positions, rope->inv_freq,
+                rope->k_cache.value_or(a.y), rope->v_cache.value_or(a.y)},
+               push, grid, label, rope_cost);
   }
 }
+
+}  // namespace
 
 void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,
              std::string_view label) {
@@ -237,17 +324,9 @@ void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_
 }
 
 void Rope(Graph& g, const RopeArgs& a, std::string_view label) {
-  Require(a.head_dim % 2 == 0 && a.head_dim > 0, "rope", "head_dim must be even");
-  Require(a.n_heads > 0 && a.n_kv_heads > 0, "rope", "no heads");
-  Require(a.k_cache.has_value() == a.v_cache.has_value(), "rope", "K and V caches go together");
+  RequireRope(a);
   const uint32_t stride = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
-  Require(a.qkv.size >= static_cast<VkDeviceSize>(a.tokens) * stride * 4, "rope", "QKV too small");
-  Require(a.inv_freq.size >= a.head_dim / 2 * 4ull, "rope", "inv_freq too small");
   const bool store = a.k_cache.has_value();
-  if (store) {
-    const VkDeviceSize cache_bytes = static_cast<VkDeviceSize>(a.n_kv_heads) * a.capacity * a.head_dim * 2;
-    Require(a.k_cache->size >= cache_bytes && a.v_cache->size >= cache_bytes, "rope", "cache too small");
-  }
   const push::RopePush push{a.tokens,
                             a.n_heads,
                             a.n_kv_heads,

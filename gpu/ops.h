@@ -4,6 +4,7 @@
 // This is the vocabulary the forward pass is written in.
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -104,6 +105,14 @@ struct RopeArgs {
   uint32_t capacity = 0;
 };
 void Rope(Graph& g, const RopeArgs& a, std::string_view label = {});
+
+// The fused q|k|v projection followed by RoPE: each part (a row block of one stored type, whose Y
+// is rope.qkv, at a y_offset of whole heads) is recorded as by MatMul, then q and k are rotated and
+// k and v stored into the cache as Rope does. Decode's matvec (every part in one binding, head_dim
+// a multiple of 4) rotates and stores in its epilogue; otherwise a Rope dispatch labelled
+// `rope_label` follows the products.
+void MatMulRope(Graph& g, std::span<const MatMulArgs> parts, const RopeArgs& rope, std::string_view label,
+                std::string_view rope_label);
 
 // Y[t, i] = silu(GU[t, i]) * GU[t, inter + i]
 void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter, std::string_view label = {});

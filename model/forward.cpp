@@ -4,22 +4,25 @@
 //   x = embed[ids]
 //   for each layer:
 //     q|k|v = (rmsnorm(x) * w_in) Wqkv^T + bqkv              (one fused projection)
-//     q, k = rope(q, k, positions)       (k and v stored into the KV cache)
+//     q, k = rope(q, k, positions)       (k and v stored into the KV cache; folded into the projection)
 //     a = softmax(q k^T / sqrt(D) + causal mask [+ window]) v   (grouped-query)
 //     x = x + a Wo^T
 //     m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post   (one fused projection)
 //     x = x + m Wdown^T
 //   logits = (rmsnorm(x) * w_final) Wlm^T
 //
-// A norm folds into the projection that reads it, and the SwiGLU into the gate|up projection, when
-// that runs as a matrix x vector (decode); for prefill, ops::MatMul records the norm (into xn) and
-// the SwiGLU (from gate_up) as dispatches of their own.
+// A norm folds into the projection that reads it, the SwiGLU into the gate|up projection and RoPE
+// (with the KV cache store) into the q|k|v projection, when that runs as a matrix x vector
+// (decode); for prefill, ops records the norm (into xn), the SwiGLU (from gate_up) and RoPE as
+// dispatches of their own.
 #include "model/forward.h"
+
+#include <vector>
 
 #include <fmt/format.h>
 
-#include "gpu/device.h"
 #include "base/error.h"
+#include "gpu/device.h"
 #include "gpu/ops.h"
 #include "model/rope_frequencies.h"
 
@@ -97,33 +100,32 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
 
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = w.layers[l];
-    // q|k|v = (rmsnorm(x) * w_in) Wqkv^T + bqkv   (one dispatch, or one per stored type)
+    // q|k|v = (rmsnorm(x) * w_in) Wqkv^T + bqkv   (one product, or one per stored type);
+    // q, k = rope(q, k); cache[k|v][positions] = k, v   (in the products' epilogue when decoding)
+    std::vector<ops::MatMulArgs> qkv;
     for (const Projection& part : L.qkv) {
-      ops::MatMul(g,
-                  {.w = part.w,
-                   .x = s.x,
-                   .y = s.qkv,
-                   .tokens = tokens,
-                   .y_stride = qkv_width,
-                   .y_offset = part.y_offset,
-                   .bias = BufferRange(L.qkv_bias),
-                   .norm = ops::RmsNormInput{.weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn}},
-                  "qkv");
+      qkv.push_back({.w = part.w,
+                     .x = s.x,
+                     .y = s.qkv,
+                     .tokens = tokens,
+                     .y_stride = qkv_width,
+                     .y_offset = part.y_offset,
+                     .bias = BufferRange(L.qkv_bias),
+                     .norm = ops::RmsNormInput{.weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn}});
     }
-    // q, k = rope(q, k); cache[k|v][positions] = k, v
-    ops::Rope(g,
-              {.qkv = s.qkv,
-               .positions = s.positions,
-               .inv_freq = s.inv_freq,
-               .tokens = tokens,
-               .n_heads = c.num_heads,
-               .n_kv_heads = c.num_kv_heads,
-               .head_dim = c.head_dim,
-               .attention_factor = s.attention_factor,
-               .k_cache = BufferRange(kv.k[l]),
-               .v_cache = BufferRange(kv.v[l]),
-               .capacity = kv.capacity},
-              "rope");
+    ops::MatMulRope(g, qkv,
+                    {.qkv = s.qkv,
+                     .positions = s.positions,
+                     .inv_freq = s.inv_freq,
+                     .tokens = tokens,
+                     .n_heads = c.num_heads,
+                     .n_kv_heads = c.num_kv_heads,
+                     .head_dim = c.head_dim,
+                     .attention_factor = s.attention_factor,
+                     .k_cache = BufferRange(kv.k[l]),
+                     .v_cache = BufferRange(kv.v[l]),
+                     .capacity = kv.capacity},
+                    "qkv", "rope");
     // a = softmax(q k^T / sqrt(D) + mask) v, over keys 0..position (within the layer's window)
     ops::AttentionArgs attention{.q = s.qkv,
                                  .positions = s.positions,

@@ -3,6 +3,9 @@
 // forward pass folded in (see MatVecPush):
 //   Y[t, o] = W[o] . in[t] (+ bias[o]) (+ residual[t, o]),  in = X or rmsnorm(X) * norm_weight
 //   QVK_FLAG_SWIGLU: Y[t, o] = silu(W[o] . in[t]) * (W[rows + o] . in[t])   (gate rows, then up rows)
+//   ROPE (the matvec_rope variant): W's rows are q|k|v heads of a fused projection (rows of whole
+//     heads, at Y column col_offset); q and k heads are rotated (rope.glsl) at positions[t] after the
+//     bias, and with QVK_FLAG_STORE_KV the k and v heads are also stored into the F16 KV cache.
 //
 // `lanes` invocations (a power of two) share a row group of QVK_MATVEC_ROWS weight rows. Each reads
 // whole units of the group's rows (matvec_units.glsl: a few wide loads, scales decoded once) and
@@ -26,6 +29,13 @@ layout(binding = 3) readonly buffer Bias { float bias[]; };
 layout(binding = 4) readonly buffer Residual { float residual[]; };
 layout(binding = 5) readonly buffer NormWeight { float norm_weight[]; };
 layout(binding = 5) readonly buffer NormWeight4 { vec4 norm_weight4[]; };
+#if defined(ROPE)
+#include "rope.glsl"
+layout(binding = 6) readonly buffer Positions { uint positions[]; };
+layout(binding = 7) readonly buffer InvFreq { float inv_freq[]; };
+layout(binding = 8) writeonly buffer KCache { float16_t k_cache[]; };
+layout(binding = 9) writeonly buffer VCache { float16_t v_cache[]; };
+#endif
 
 layout(push_constant) uniform Push { MatVecPush p; };
 
@@ -40,36 +50,46 @@ shared float partials[SUMS][WG];
 bool has(uint flag) { return (p.flags & flag) != 0u; }
 
 // The row group's rows, read a unit at a time (rows of whole units, X rows at 16-byte steps).
+// Each invocation loads UNIT_BATCH units of each row before it uses any, so that many loads are in
+// flight at once: one invocation's loop step would otherwise wait a full memory latency for 4 units.
+// Past the end of a row it reloads the row's last unit (a cache hit) and adds nothing.
 void accumulate_units(uint rows[ROWS], uint lane, inout float sums[SUMS][TOKENS]) {
   const uint units_per_row = p.cols / UNIT_COLS;
   const uint x_stride4 = p.x_stride / 4u;
   const bool norm = has(QVK_FLAG_NORM);
-  for (uint u = lane; u < units_per_row; u += p.lanes) {
-    Unit w[ROWS];
-    [[unroll]] for (uint m = 0; m < ROWS; ++m) w[m] = load_unit(rows[m] * units_per_row + u);
-    const uint block_col = u / BLOCK_UNITS * (UNIT_COLS * BLOCK_UNITS);
-    const uint part = u % BLOCK_UNITS;
-    [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) {
-      const uint col4 = (block_col + run_column(part, r)) / 4u;
-      vec4 scale_lo = vec4(1.0), scale_hi = vec4(1.0);
-      if (norm) {
-        scale_lo = norm_weight4[col4];
-        scale_hi = norm_weight4[col4 + 1u];
-      }
-      vec4 in_lo[TOKENS], in_hi[TOKENS];
-      [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
-        if (t >= p.tokens) break;
-        const vec4 x_lo = x4[t * x_stride4 + col4], x_hi = x4[t * x_stride4 + col4 + 1u];
-        if (norm) sums[SUM_SQUARES][t] += dot(x_lo, x_lo) + dot(x_hi, x_hi);
-        in_lo[t] = x_lo * scale_lo;
-        in_hi[t] = x_hi * scale_hi;
-      }
-      [[unroll]] for (uint m = 0; m < ROWS; ++m) {
-        vec4 w_lo, w_hi;
-        unit_run(w[m], r, w_lo, w_hi);
+  for (uint u0 = lane; u0 < units_per_row; u0 += UNIT_BATCH * p.lanes) {
+    Unit w[UNIT_BATCH][ROWS];
+    [[unroll]] for (uint b = 0; b < UNIT_BATCH; ++b) {
+      const uint u = min(u0 + b * p.lanes, units_per_row - 1u);
+      [[unroll]] for (uint m = 0; m < ROWS; ++m) w[b][m] = load_unit(rows[m] * units_per_row + u);
+    }
+    [[unroll]] for (uint b = 0; b < UNIT_BATCH; ++b) {
+      const uint u = u0 + b * p.lanes;
+      if (u >= units_per_row) break;
+      const uint block_col = u / BLOCK_UNITS * (UNIT_COLS * BLOCK_UNITS);
+      const uint part = u % BLOCK_UNITS;
+      [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) {
+        const uint col4 = (block_col + run_column(part, r)) / 4u;
+        vec4 scale_lo = vec4(1.0), scale_hi = vec4(1.0);
+        if (norm) {
+          scale_lo = norm_weight4[col4];
+          scale_hi = norm_weight4[col4 + 1u];
+        }
+        vec4 in_lo[TOKENS], in_hi[TOKENS];
         [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
           if (t >= p.tokens) break;
-          sums[m][t] += dot(w_lo, in_lo[t]) + dot(w_hi, in_hi[t]);
+          const vec4 x_lo = x4[t * x_stride4 + col4], x_hi = x4[t * x_stride4 + col4 + 1u];
+          if (norm) sums[SUM_SQUARES][t] += dot(x_lo, x_lo) + dot(x_hi, x_hi);
+          in_lo[t] = x_lo * scale_lo;
+          in_hi[t] = x_hi * scale_hi;
+        }
+        [[unroll]] for (uint m = 0; m < ROWS; ++m) {
+          vec4 w_lo, w_hi;
+          unit_run(w[b][m], r, w_lo, w_hi);
+          [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+            if (t >= p.tokens) break;
+            sums[m][t] += dot(w_lo, in_lo[t]) + dot(w_hi, in_hi[t]);
+          }
         }
       }
     }
@@ -169,23 +189,73 @@ void store(uint first, uint outputs, inout float sums[SUMS][TOKENS]) {
   }
 }
 
+#if defined(ROPE)
+// Output o is the pair of rows (i, i + D/2) of a head, the two elements RoPE rotates together.
+uint weight_row(uint o, uint second) {
+  const uint half_dim = p.head_dim / 2u;
+  return o / half_dim * p.head_dim + o % half_dim + second * half_dim;
+}
+
+// Lane 0's epilogue: norm scale, bias, rotation of q and k, store into Y and the cache.
+void store_rope(uint first, uint outputs, inout float sums[SUMS][TOKENS]) {
+  const uint half_dim = p.head_dim / 2u;
+  [[unroll]] for (uint m = 0; m < ROWS / 2u; ++m) {
+    const uint o = first + m;
+    if (m >= outputs || o >= p.rows) break;
+    const uint col = p.col_offset + weight_row(o, 0u);  // of the pair's first element
+    const uint i = o % half_dim;
+    [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+      if (t >= p.tokens) break;
+      const float inv_rms = has(QVK_FLAG_NORM) ? inversesqrt(sums[SUM_SQUARES][t] / float(p.cols) + p.eps) : 1.0;
+      vec2 v = vec2(sums[m][t], sums[m + ROWS / 2u][t]) * inv_rms;
+      if (has(QVK_FLAG_BIAS)) v += vec2(bias[col], bias[col + half_dim]);
+      const uint pos = positions[t];
+      if (col < p.v_first) v = rotate_pair(v.x, v.y, cos_sin(float(pos) * inv_freq[i]) * p.attention_factor);
+      const uint out_index = t * p.y_stride + col;
+      y[out_index] = v.x;
+      y[out_index + half_dim] = v.y;
+      if (has(QVK_FLAG_STORE_KV) && col >= p.k_first) {
+        const bool is_v = col >= p.v_first;
+        const uint head = (col - (is_v ? p.v_first : p.k_first)) / p.head_dim;
+        const uint dst = (head * p.capacity + pos) * p.head_dim + i;
+        if (is_v) {
+          v_cache[dst] = float16_t(v.x);
+          v_cache[dst + half_dim] = float16_t(v.y);
+        } else {
+          k_cache[dst] = float16_t(v.x);
+          k_cache[dst + half_dim] = float16_t(v.y);
+        }
+      }
+    }
+  }
+}
+#else
+// Output o's rows: its own, and with SwiGLU its up row after all gate rows.
+uint weight_row(uint o, uint second) { return o + second * p.rows; }
+#endif
+
 void main() {
   // Invocations numbered subgroup by subgroup, so that a subgroup no wider than a row group lies
   // inside one whatever order the device gives them.
   const uint tid = gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID;
   const uint group = tid / p.lanes;
   const uint lane = tid % p.lanes;
-  // Outputs per row group: one per row, or one per gate row (with its up row).
+  // Outputs per row group: one per row, or one per pair of rows (a gate row and its up row, or
+  // the two rows RoPE rotates together).
+#if defined(ROPE)
+  const uint outputs = ROWS / 2u;
+#else
   const uint outputs = has(QVK_FLAG_SWIGLU) ? ROWS / 2u : ROWS;
+#endif
   const uint batch_outputs = WG / p.lanes * outputs;
   const bool whole_units = p.cols % UNIT_COLS == 0u && p.x_stride % 4u == 0u;
   for (uint batch = 0; batch < p.row_batches; ++batch) {
     const uint batch_first = (group_index() * p.row_batches + batch) * batch_outputs;
     if (batch_first >= p.rows) break;  // the same for the whole workgroup
     const uint first = batch_first + group * outputs;
-    // Outputs past the end repeat the last row (read, never stored); up rows follow all gate rows.
+    // Outputs past the end repeat the last one (read, never stored).
     uint rows[ROWS];
-    [[unroll]] for (uint m = 0; m < ROWS; ++m) rows[m] = min(first + m % outputs, p.rows - 1u) + m / outputs * p.rows;
+    [[unroll]] for (uint m = 0; m < ROWS; ++m) rows[m] = weight_row(min(first + m % outputs, p.rows - 1u), m / outputs);
     float sums[SUMS][TOKENS];
     [[unroll]] for (uint s = 0; s < SUMS; ++s) {
       [[unroll]] for (uint t = 0; t < TOKENS; ++t) sums[s][t] = 0.0;
@@ -196,6 +266,10 @@ void main() {
       accumulate_elements(rows, lane, sums);
     }
     sum_over_lanes(tid, group, lane, sums);
+#if defined(ROPE)
+    if (lane == 0u) store_rope(first, outputs, sums);
+#else
     if (lane == 0u) store(first, outputs, sums);
+#endif
   }
 }

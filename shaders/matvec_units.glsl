@@ -2,7 +2,8 @@
 // wide loads and dequantizes at once. A unit lies inside one block and yields UNIT_RUNS runs of 8
 // consecutive columns, each as two vec4; a block's scales are decoded once per unit, never per
 // element. Each type reads its blocks as the widest words its block size keeps aligned: 16 bytes
-// (F32, F16, BF16, Q4_K, Q5_K), 8 (Q5_1), 4 (Q4_1) or 2 (Q8_0, Q4_0, Q5_0, Q6_K).
+// (F32, F16, BF16, Q4_K, Q5_K), 8 (Q5_1) or 4 (Q4_1; Q8_0, Q4_0, Q5_0 and Q6_K, whose
+// blocks are only 2-byte aligned, through the aligned words around them).
 //
 // The layouts are ggml's (ggml-common.h), the ones quant.glsl reads an element at a time, and the
 // values exactly those of ggml's dequantize_row_*: each product is `precise`, so no compiler fuses
@@ -12,6 +13,7 @@
 //   UNIT_COLS    columns per unit (on average: a unit's runs need not be adjacent)
 //   BLOCK_UNITS  units per block
 //   UNIT_RUNS    runs of 8 columns per unit
+//   UNIT_BATCH   units of each row an invocation loads at once (fewer where a unit takes many registers)
 //   Unit load_unit(uint u)                      unit u of the binding (row * units per row + unit in the row)
 //   void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi)   run r's 8 values
 //   uint run_column(uint part, uint r)          column of run r inside the block, for unit `part` of the block
@@ -35,6 +37,7 @@ uvec4 bits4(uint word, uint first) { return (uvec4(word) >> (uvec4(0u, 1u, 2u, 3
 #define UNIT_COLS 8u
 #define BLOCK_UNITS 1u
 #define UNIT_RUNS 1u
+#define UNIT_BATCH 2u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightVec4 { vec4 weight_vec4[]; };
 struct Unit {
   vec4 lo, hi;
@@ -52,6 +55,7 @@ uint run_column(uint part, uint r) { return 0u; }
 #define UNIT_COLS 8u
 #define BLOCK_UNITS 1u
 #define UNIT_RUNS 1u
+#define UNIT_BATCH 4u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords4 { uvec4 weight_words4[]; };
 struct Unit {
   uvec4 words;  // 8 values, the first in the low half of x
@@ -72,17 +76,44 @@ uint run_column(uint part, uint r) { return 0u; }
 // --- 16-bit words: Q8_0, Q4_0 and Q5_0, Q6_K ------------------------------------------------
 
 #elif defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q5_0) || defined(WEIGHT_Q6_K)
-// Blocks of an odd number of 16-bit words: read 16 bits at a time.
+// Blocks of an odd number of 16-bit words, so every other block starts halfway into a 32-bit word.
+// Runs of quants are read as the aligned 32-bit words that contain them and shifted into place:
+// 2-byte loads would take twice the load instructions for the same bytes.
 layout(binding = WEIGHT_BINDING) readonly buffer WeightHalfwords { uint16_t weight_u16[]; };
+layout(binding = WEIGHT_BINDING) readonly buffer WeightWords { uint weight_u32[]; };
 float half_at(uint i) { return unpackHalf2x16(uint(weight_u16[i])).x; }
-// The little-endian word at 16-bit index i (any parity).
-uint word_at(uint i) { return uint(weight_u16[i]) | (uint(weight_u16[i + 1u]) << 16); }
+// Word a, or only its low half where the binding ends inside it (a row slice of an odd number of
+// blocks can be 2 bytes short of a whole word); callers need only that half there.
+uint tail_word(uint a) { return a < uint(weight_u32.length()) ? weight_u32[a] : uint(weight_u16[2u * a]); }
+// The little-endian words of halfwords i.. (any parity): 1, 2 or 4 of them.
+uint word_at(uint i) {
+  const uint a = i >> 1;
+  const uint lo = weight_u32[a];
+  const bool odd = (i & 1u) != 0u;
+  const uint next = odd ? tail_word(a + 1u) : 0u;
+  return odd ? (lo >> 16) | (next << 16) : lo;
+}
+uvec2 words2_at(uint i) {
+  const uint a = i >> 1;
+  const uvec2 lo = uvec2(weight_u32[a], weight_u32[a + 1u]);
+  const bool odd = (i & 1u) != 0u;
+  const uint next = odd ? tail_word(a + 2u) : 0u;
+  return odd ? (lo >> 16) | (uvec2(lo.y, next) << 16) : lo;
+}
+uvec4 words4_at(uint i) {
+  const uint a = i >> 1;
+  const uvec4 lo = uvec4(weight_u32[a], weight_u32[a + 1u], weight_u32[a + 2u], weight_u32[a + 3u]);
+  const bool odd = (i & 1u) != 0u;
+  const uint next = odd ? tail_word(a + 4u) : 0u;
+  return odd ? (lo >> 16) | (uvec4(lo.yzw, next) << 16) : lo;
+}
 
 #if defined(WEIGHT_Q8_0)
 // 17 halfwords: f16 d, int8 q[32]. A unit is half a block, 16 consecutive values: w = q * d.
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
+#define UNIT_BATCH 4u
 struct Unit {
   float d;
   uvec4 q;  // 16 signed bytes
@@ -90,7 +121,7 @@ struct Unit {
 Unit load_unit(uint u) {
   const uint block = (u >> 1) * 17u;
   const uint q = block + 1u + (u & 1u) * 8u;
-  return Unit(half_at(block), uvec4(word_at(q), word_at(q + 2u), word_at(q + 4u), word_at(q + 6u)));
+  return Unit(half_at(block), words4_at(q));
 }
 vec4 q8_values(uint word, float d) {
   precise vec4 w = vec4(ivec4(uvec4(word) << uvec4(24u, 16u, 8u, 0u)) >> 24) * d;
@@ -110,6 +141,7 @@ uint run_column(uint part, uint r) { return part * 16u + r * 8u; }
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
+#define UNIT_BATCH 4u
 #if defined(WEIGHT_Q4_0)
 #define BLOCK_HALFWORDS 9u
 #define QS_HALFWORD 1u
@@ -133,7 +165,7 @@ Unit load_unit(uint u) {
 #else
   const uint high = 0u;
 #endif
-  return Unit(half_at(block), uvec2(word_at(q), word_at(q + 2u)), high);
+  return Unit(half_at(block), words2_at(q), high);
 }
 vec4 q_values(uvec4 q, float d) {
   precise vec4 w = vec4(ivec4(q) - Q_OFFSET) * d;
@@ -158,6 +190,7 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 #define UNIT_COLS 32u
 #define BLOCK_UNITS 8u
 #define UNIT_RUNS 4u
+#define UNIT_BATCH 2u
 struct Unit {
   uvec2 low01;  // low bytes for quarters 0 (low nibbles) and 2 (high nibbles)
   uvec2 low23;  // low bytes for quarters 1 and 3
@@ -176,8 +209,7 @@ Unit load_unit(uint u) {
                                   weight_u16[scales + 3u]);
   const vec4 sc = vec4(ivec4(scale_words << (24u - (l0 / 16u) * 8u)) >> 24);
   precise vec4 scale = half_at(block + 104u) * sc;
-  return Unit(uvec2(word_at(low), word_at(low + 2u)), uvec2(word_at(low + 16u), word_at(low + 18u)),
-              uvec2(word_at(high), word_at(high + 2u)), scale);
+  return Unit(words2_at(low), words2_at(low + 16u), words2_at(high), scale);
 }
 vec4 q6_values(uint low, uint high, uint r, float scale) {
   const uvec4 q = nibbles(low, (r >> 1) * 4u) | (((uvec4(high) >> (uvec4(0u, 8u, 16u, 24u) + 2u * r)) & 3u) << 4);
@@ -199,6 +231,7 @@ uint run_column(uint part, uint r) { return (part >> 2) * 128u + r * 32u + (part
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
+#define UNIT_BATCH 4u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords { uint weight_words[]; };
 struct Unit {
   vec2 dm;
@@ -227,6 +260,7 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
+#define UNIT_BATCH 4u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords2 { uvec2 weight_words2[]; };
 struct Unit {
   vec2 dm;
@@ -259,6 +293,7 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 #define UNIT_COLS 32u
 #define BLOCK_UNITS 8u
 #define UNIT_RUNS 4u
+#define UNIT_BATCH 2u
 #if defined(WEIGHT_Q4_K)
 #define BLOCK_WORDS4 9u
 #define QS_WORD4 1u

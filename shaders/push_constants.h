@@ -18,7 +18,7 @@ using uint = std::uint32_t;
 #define QVK_FLAG_BIAS 1u      // add bias[row]
 #define QVK_FLAG_RESIDUAL 2u  // add residual[t, row] (may alias the output)
 #define QVK_FLAG_PROBS 4u     // attention also writes post-softmax probabilities
-#define QVK_FLAG_STORE_KV 8u  // rope_kv writes K (rotated) and V into the cache
+#define QVK_FLAG_STORE_KV 8u  // rope and matvec_rope write K (rotated) and V into the cache
 #define QVK_FLAG_NORM 16u     // matvec: the input is rmsnorm(X) * norm_weight
 #define QVK_FLAG_SWIGLU 32u   // matvec: outputs are silu(gate row . in) * (up row . in)
 
@@ -54,6 +54,12 @@ struct MatVecPush {
   uint lanes;        // invocations per row group: a power of two, at most the workgroup size
   uint row_batches;  // row groups each workgroup's groups compute in turn
   float eps;         // QVK_FLAG_NORM
+  // The matvec_rope variant (rows is then the number of row pairs) and QVK_FLAG_STORE_KV:
+  uint head_dim;
+  uint k_first;            // Y column of the first k head (q heads start at 0)
+  uint v_first;            // Y column of the first v head
+  uint capacity;           // cache rows per kv head
+  float attention_factor;  // YaRN scales cos and sin by this; 1 otherwise
 };
 
 // Tokens and features per workgroup of the cooperative-matrix GEMM (matmul_coopmat.comp).
@@ -76,9 +82,9 @@ struct RopePush {
   uint n_kv_heads;
   uint head_dim;
   uint qkv_stride;
-  uint k_offset;  // floats from the start of a row to the first k head (q starts at 0)
-  uint v_offset;  // floats from the start of a row to the first v head
-  uint capacity;  // cache rows per kv head
+  uint k_offset;           // floats from the start of a row to the first k head (q starts at 0)
+  uint v_offset;           // floats from the start of a row to the first v head
+  uint capacity;           // cache rows per kv head
   float attention_factor;  // YaRN scales cos and sin by this; 1 otherwise
   uint flags;              // QVK_FLAG_STORE_KV
 };
@@ -162,7 +168,7 @@ struct FmaPush {
 
 #ifdef __cplusplus
 static_assert(sizeof(MatMulPush) == 28 && offsetof(MatMulPush, flags) == 24);
-static_assert(sizeof(MatVecPush) == 40 && offsetof(MatVecPush, eps) == 36);
+static_assert(sizeof(MatVecPush) == 60 && offsetof(MatVecPush, attention_factor) == 56);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);
 static_assert(sizeof(SwiGluPush) == 16);

@@ -4,6 +4,7 @@
 // QVK_FLAG_STORE_KV, else in place), [H + Hkv, H + 2 Hkv) v heads (copied to the cache).
 // Element i rotates with element i + D/2 by angle positions[t] * inv_freq[i].
 #include "common.glsl"
+#include "rope.glsl"
 
 layout(binding = 0) buffer QKV { float qkv[]; };
 layout(binding = 1) readonly buffer Positions { uint positions[]; };
@@ -12,15 +13,6 @@ layout(binding = 3) writeonly buffer KCache { float16_t k_cache[]; };
 layout(binding = 4) writeonly buffer VCache { float16_t v_cache[]; };
 
 layout(push_constant) uniform Push { RopePush p; };
-
-// cos and sin of a f32 angle up to ~1e5 radians. GPU sin/cos are only accurate near zero, so the
-// angle is first reduced by 2*pi in two exact-ish steps (Cody-Waite): 6.28125 has 9 significant
-// bits, so k * 6.28125 is exact for k < 2^15.
-vec2 cos_sin(float angle) {
-  precise float k = round(angle * 0.15915494309189535);
-  precise float r = (angle - k * 6.28125) - k * 0.0019353071795864769;
-  return vec2(cos(r), sin(r));
-}
 
 void main() {
   const uint half_dim = p.head_dim / 2;
@@ -49,8 +41,8 @@ void main() {
   const vec2 cs = cos_sin(float(pos) * inv_freq[i]) * p.attention_factor;
   const float x0 = qkv[src + i];
   const float x1 = qkv[src + i + half_dim];
-  const float r0 = x0 * cs.x - x1 * cs.y;
-  const float r1 = x1 * cs.x + x0 * cs.y;
+  const vec2 rotated = rotate_pair(x0, x1, cs);
+  const float r0 = rotated.x, r1 = rotated.y;
   if (!is_q && store) {
     const uint dst = (h * p.capacity + pos) * p.head_dim;
     k_cache[dst + i] = float16_t(r0);

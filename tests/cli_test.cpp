@@ -488,12 +488,12 @@ TEST(CliTest, BenchKernelsShowsTheForwardsLabels) {
       EXPECT_GE(k["gbps"].get<double>(), 0);
       EXPECT_GE(k["of_copy_peak"].get<double>(), 0);
     }
-    for (const char* label : {"embed", "qkv", "rope", "attention", "o_proj", "gate_up", "down", "lm_head", "ranking"}) {
+    for (const char* label : {"embed", "qkv", "attention", "o_proj", "gate_up", "down", "lm_head", "ranking"}) {
       EXPECT_TRUE(labels.count(label)) << label << " in " << row["test"];
     }
-    // A prefill chunk normalizes and gates in dispatches of their own; a decode step folds them
-    // into the projections.
-    for (const char* label : {"qkv_norm", "gate_up_norm", "gate_up_swiglu"}) {
+    // A prefill chunk normalizes, rotates and gates in dispatches of their own; a decode step
+    // folds them into the projections.
+    for (const char* label : {"qkv_norm", "rope", "gate_up_norm", "gate_up_swiglu"}) {
       EXPECT_EQ(labels.count(label), row["kind"] == "pp" ? 1u : 0u) << label << " in " << row["test"];
     }
     EXPECT_NEAR(shares, 1, 1e-6);
