@@ -75,9 +75,13 @@ AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_hea
   return plan;
 }
 
-uint64_t PartialsBytes(const AttentionPlan& plan, uint32_t tokens, uint32_t n_heads, uint32_t head_dim) {
+// Split partials: acc [D] per row and split, then their (m, l), then an arrival counter per
+// workgroup row (block x KV group's head block).
+uint64_t PartialsBytes(const AttentionPlan& plan, uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads,
+                       uint32_t head_dim) {
   if (plan.splits == 1) return 0;
-  return uint64_t{4} * tokens * n_heads * plan.splits * (head_dim + 2);  // acc [D], then m and l
+  const uint64_t counters = uint64_t{plan.token_blocks} * n_kv_heads * plan.head_blocks;
+  return uint64_t{4} * (uint64_t{tokens} * n_heads * plan.splits * (head_dim + 2) + counters);
 }
 
 // A kernel the device cannot run (block-quantized weights need 8-bit storage buffers) is refused
@@ -295,7 +299,7 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   }
   const AttentionPlan plan =
       PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity, a.probs.has_value());
-  const uint64_t partials_bytes = PartialsBytes(plan, a.tokens, a.n_heads, a.head_dim);
+  const uint64_t partials_bytes = PartialsBytes(plan, a.tokens, a.n_heads, a.n_kv_heads, a.head_dim);
   if (partials_bytes > 0) {
     Require(a.scratch && a.scratch->size >= partials_bytes, "attention",
             fmt::format("{} query rows over a {}-row cache split their keys: scratch needs {} bytes "
@@ -322,14 +326,6 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   const BufferRange partials = partials_bytes > 0 ? Sub(*a.scratch, 0, partials_bytes) : a.out;
   g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials},
              push, Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
-  if (plan.splits > 1) {
-    // Reads each split's (max, sum, output), about two flops a float, and writes O.
-    // Its own label, so that profiles show what the split costs.
-    g.Dispatch(
-        KernelId::AttentionCombine, {a.positions, partials, a.out}, push, Groups{a.n_heads, a.tokens, 1},
-        fmt::format("{}_combine", label),
-        {.bytes = partials_bytes + uint64_t{4} * a.tokens * a.n_heads * a.head_dim, .flops = partials_bytes / 2});
-  }
 }
 
 uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
@@ -340,7 +336,7 @@ uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n
   uint64_t bytes = 0;
   for (uint32_t tokens = 1; tokens <= max_tokens; ++tokens) {
     const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity, false);
-    bytes = std::max(bytes, PartialsBytes(plan, tokens, n_heads, head_dim));
+    bytes = std::max(bytes, PartialsBytes(plan, tokens, n_heads, n_kv_heads, head_dim));
   }
   return bytes;
 }

@@ -25,7 +25,9 @@ struct AttentionCase {
   uint32_t probs_stride = 0;  // 0: capacity
 };
 
-void PrintTo(const AttentionCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const AttentionCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 // Random Q and an F16 cache of a case's shape, uploaded, with the reference's view of them.
 class AttentionOpTest : public GpuTest {
@@ -75,7 +77,7 @@ TEST_P(AttentionTest, MatchesReference) {
   Buffer pos_buf = Upload(positions);
   Buffer out_buf = Poisoned(in.q.size() * 4);
   const uint64_t scratch_bytes = ops::AttentionScratchBytes(c.tokens, c.heads, c.kv_heads, c.head_dim, capacity);
-  Buffer scratch_buf = Poisoned(scratch_bytes);
+  Buffer scratch_buf = Upload(std::vector<uint32_t>(scratch_bytes / 4));  // zero, as Attention requires
   const uint32_t probs_stride = c.probs_stride != 0 ? c.probs_stride : capacity;
   std::optional<Buffer> probs_buf;
   ops::AttentionArgs args{.q = in.q_buf,
@@ -205,7 +207,8 @@ TEST_F(AttentionOpTest, OneRecordingServesEveryDepth) {
   Inputs in = MakeInputs(c, capacity);
   Buffer pos_buf = Upload(std::vector<uint32_t>{0});
   Buffer out_buf = Poisoned(in.q.size() * 4);
-  Buffer scratch_buf = Poisoned(ops::AttentionScratchBytes(1, c.heads, c.kv_heads, c.head_dim, capacity));
+  Buffer scratch_buf =
+      Upload(std::vector<uint32_t>(ops::AttentionScratchBytes(1, c.heads, c.kv_heads, c.head_dim, capacity) / 4));
   Graph g(device());
   ops::Attention(g, {.q = in.q_buf,
                      .positions = pos_buf,
