@@ -22,7 +22,8 @@ layout(binding = 3) readonly buffer VCacheHalves { float16_t v_halves[]; };
 layout(binding = 4) writeonly buffer O { float o[]; };
 layout(binding = 5) writeonly buffer P { float probs[]; };
 // Row (t, h), split s: acc [D] at ((t * H + h) * splits + s) * D, then (m, l) pairs after every acc.
-// Then one arrival counter per workgroup row (block, z), zero between dispatches.
+// The arrival counter of workgroup row (block, z) is the (block * groups.z + z)-th word from the
+// end; counters are zero between dispatches.
 // Coherent: the last workgroup reads what the others wrote in this dispatch.
 layout(binding = 6) coherent buffer Partials { float partials[]; };
 layout(binding = 6) coherent buffer Arrivals { uint arrivals[]; };
@@ -36,10 +37,10 @@ layout(push_constant) uniform Push { AttentionPush p; };
 #define TILE_QUADS 1024  // 4-half slots of one K or V tile: 64 keys of head_dim 64, 16 of 256
 #define Q_QUADS 512      // 16 rows of head_dim <= 128, or 8 rows of 256
 // Per lane, for WG (64 or more) invocations:
-const uint KEYS_PER_LANE = MAX_TILE_KEYS / (WG / MAX_ROWS);  // a row has WG / block_rows lanes
+const uint KEYS_PER_LANE = MAX_TILE_KEYS / (WG / MAX_ROWS);  // a row has WG / MAX_ROWS lanes or more
 const uint ROWS_PER_LANE = Q_QUADS / WG;                      // block_rows / (WG / quads) at most
 const uint LOADS_PER_LANE = TILE_QUADS / WG;
-const uint BATCH = 8;  // splits whose partial loads the merge keeps in flight together
+const uint BATCH = 16;  // splits whose partial loads the merge keeps in flight together
 
 shared vec4 q_sh[Q_QUADS];                      // row r, quad c at r * quads + c: scaled, 0 past head_dim
 shared uvec2 k_sh[TILE_QUADS + MAX_TILE_KEYS];  // key j, quad c at j * (quads + 1) + c: padded so lanes
@@ -110,7 +111,8 @@ void tile_scores(out float s[KEYS_PER_LANE], uint row, uint lane, uint lanes, ui
     const vec4 qv = q_sh[row * quads + c];
     for (uint k = 0; k < KEYS_PER_LANE; ++k) {
       const uint j = lane + k * lanes;
-      if (j < n) s[k] += dot(qv, unpack_quad(k_sh[j * (quads + 1) + c]));
+      if (j >= n) break;
+      s[k] += dot(qv, unpack_quad(k_sh[j * (quads + 1) + c]));
     }
   }
   for (uint k = 0; k < KEYS_PER_LANE; ++k) {
@@ -238,8 +240,9 @@ void main() {
   const uint kv_row0 = g * p.capacity;
   fetch_tile(kv_row0 + begin, min(tile_keys, end - begin), true);
 
-  // Scores and softmax: `lanes` lanes per row, each with every lanes-th key of a tile.
-  const uint lanes = WG / p.block_rows;
+  // Scores and softmax: `lanes` lanes per row, each with every lanes-th key of a tile. Rows
+  // round up to a power of two, so that the rows' lanes tile the workgroup exactly.
+  const uint lanes = WG / (1u << uint(findMSB(p.block_rows - 1) + 1));
   const uint row = tid / lanes, lane = tid % lanes;
   uint row_t, row_h;
   const bool row_valid = row_at(row, row_t, row_h);
@@ -344,8 +347,7 @@ void main() {
     memoryBarrierBuffer();
     barrier();
     if (tid == 0) {
-      const uint counters = p.tokens * p.n_heads * p.splits * (p.head_dim + 2);
-      const uint counter = counters + block * gl_NumWorkGroups.z + gl_WorkGroupID.z;
+      const uint counter = arrivals.length() - 1 - (block * gl_NumWorkGroups.z + gl_WorkGroupID.z);
       memoryBarrierBuffer();
       last_sh = atomicAdd(arrivals[counter], 1u) == splits_used - 1;
       if (last_sh) arrivals[counter] = 0;

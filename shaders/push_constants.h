@@ -120,7 +120,7 @@ struct AttentionPush {
   uint probs_stride;      // key columns per P row
   uint flags;             // QVK_FLAG_PROBS
   uint splits;            // KV splits per block (1: O written directly)
-  uint block_rows;        // query rows a workgroup holds: 16, or 8 when head_dim > 128
+  uint block_rows;        // query rows a workgroup holds: at most 16, or 8 when head_dim > 128
   uint heads_per_block;   // rows of one token: q heads of one KV group
   uint tokens_per_block;  // block_rows / heads_per_block
 };
