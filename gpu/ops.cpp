@@ -39,7 +39,7 @@ constexpr uint32_t kMaxHeadDim = 256;                         // Q_QUADS and TIL
 // (four per SM of a 132-SM GPU); a decode step on Qwen2-0.5B has only 2 blocks, one per KV head.
 constexpr uint64_t kAttentionWorkgroups = 512;
 struct AttentionPlan {
-  uint32_t block_rows;  // at most 16, or 8 when head_dim > 128 (attention.comp keeps 512 quads of q)
+  uint32_t block_rows;  // 16, or 8 when head_dim > 128 (attention.comp keeps 512 quads of q)
   uint32_t heads_per_block, tokens_per_block;
   uint32_t token_blocks, head_blocks;  // blocks per KV head: token_blocks x head_blocks
   uint32_t splits;
@@ -62,13 +62,10 @@ static_assert(std::size(kMatVecUnitCols) == kDTypeCount, "one unit width per DTy
 AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                             uint32_t capacity, bool probs) {
   AttentionPlan plan{};
-  const uint32_t most_rows = head_dim <= 128 ? 16 : 8;
+  plan.block_rows = head_dim <= 128 ? 16 : 8;
   const uint32_t group = n_heads / n_kv_heads;
-  plan.heads_per_block = std::min(group, most_rows);
-  // No more tokens than there are: a decode block holds just its token's heads, and the lanes
-  // of the rows it would leave empty work on the rows present.
-  plan.tokens_per_block = std::min(most_rows / plan.heads_per_block, tokens);
-  plan.block_rows = plan.heads_per_block * plan.tokens_per_block;
+  plan.heads_per_block = std::min(group, plan.block_rows);
+  plan.tokens_per_block = plan.block_rows / plan.heads_per_block;
   plan.token_blocks = CeilDiv(tokens, plan.tokens_per_block);
   plan.head_blocks = CeilDiv(group, plan.heads_per_block);
   const uint64_t blocks = uint64_t{plan.token_blocks} * n_kv_heads * plan.head_blocks;
@@ -78,17 +75,9 @@ AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_hea
   return plan;
 }
 
-// Split partials from the start of scratch: acc [D] per row and split, then their (m, l).
 uint64_t PartialsBytes(const AttentionPlan& plan, uint32_t tokens, uint32_t n_heads, uint32_t head_dim) {
   if (plan.splits == 1) return 0;
-  return uint64_t{4} * tokens * n_heads * plan.splits * (head_dim + 2);
-}
-
-// Arrival counters, one per workgroup row (block x head block), counted back from the end of
-// scratch: they stay put whatever the row count, so every dispatch finds them at zero.
-uint64_t CountersBytes(const AttentionPlan& plan, uint32_t n_kv_heads) {
-  if (plan.splits == 1) return 0;
-  return uint64_t{4} * plan.token_blocks * n_kv_heads * plan.head_blocks;
+  return uint64_t{4} * tokens * n_heads * plan.splits * (head_dim + 2);  // acc [D], then m and l
 }
 
 // A kernel the device cannot run (block-quantized weights need 8-bit storage buffers) is refused
@@ -405,7 +394,7 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
       PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity, a.probs.has_value());
   const uint64_t partials_bytes = PartialsBytes(plan, a.tokens, a.n_heads, a.head_dim);
   if (partials_bytes > 0) {
-    Require(a.scratch && a.scratch->size >= partials_bytes + CountersBytes(plan, a.n_kv_heads), "attention",
+    Require(a.scratch && a.scratch->size >= partials_bytes, "attention",
             fmt::format("{} query rows over a {}-row cache split their keys: scratch needs {} bytes "
                         "(AttentionScratchBytes)",
                         a.tokens, a.capacity, partials_bytes));
@@ -427,24 +416,30 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  plan.heads_per_block,
                                  plan.tokens_per_block};
   // Absent outputs are bound to O, which the kernel then does not write through them.
-  const BufferRange partials = partials_bytes > 0 ? *a.scratch : a.out;
+  const BufferRange partials = partials_bytes > 0 ? Sub(*a.scratch, 0, partials_bytes) : a.out;
   g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials},
              push, Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
+  if (plan.splits > 1) {
+    // Reads each split's (max, sum, output), about two flops a float, and writes O.
+    // Its own label, so that profiles show what the split costs.
+    g.Dispatch(
+        KernelId::AttentionCombine, {a.positions, partials, a.out}, push, Groups{a.n_heads, a.tokens, 1},
+        fmt::format("{}_combine", label),
+        {.bytes = partials_bytes + uint64_t{4} * a.tokens * a.n_heads * a.head_dim, .flops = partials_bytes / 2});
+  }
 }
 
 uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                                uint32_t capacity) {
   Require(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention",
           "query heads must be a multiple of KV heads");
-  // Fewer rows may split more ways, so the largest need is over every row count; partials and
-  // counters each get their largest, so that no row count's partials reach another's counters.
-  uint64_t partials = 0, counters = 0;
+  // Fewer rows may split more ways, so the largest need is over every row count.
+  uint64_t bytes = 0;
   for (uint32_t tokens = 1; tokens <= max_tokens; ++tokens) {
     const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity, false);
-    partials = std::max(partials, PartialsBytes(plan, tokens, n_heads, head_dim));
-    counters = std::max(counters, CountersBytes(plan, n_kv_heads));
+    bytes = std::max(bytes, PartialsBytes(plan, tokens, n_heads, head_dim));
   }
-  return partials + counters;
+  return bytes;
 }
 
 DispatchCost AttentionCost(const AttentionArgs& a) {

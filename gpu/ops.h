@@ -120,11 +120,11 @@ void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint3
 // Y[t, :] = table[ids[t], :] as f32 (a quantized table needs 8-bit storage buffers, as MatMul)
 void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens, std::string_view label = {});
 
-// Causal grouped-query attention of T query rows against the F16 KV cache, in one dispatch.
-// Workgroups take blocks of query rows and split their keys when the blocks alone would leave the
-// GPU idle (decode); the last split of a block to finish merges the splits' partial results,
-// which live in `scratch`. The split layout is derived on the GPU from positions[], so one
-// recording serves every depth. Probabilities are computed without splits.
+// Causal grouped-query attention of T query rows against the F16 KV cache. Workgroups take blocks
+// of query rows and split their keys when the blocks alone would leave the GPU idle (decode);
+// a second dispatch then merges the splits' partial results, which live in `scratch`. The split
+// layout is derived on the GPU from positions[], so one recording serves every depth.
+// Probabilities are computed without splits.
 struct AttentionArgs {
   BufferRange q;          // f32 [T, q_stride], head h at h * head_dim
   BufferRange positions;  // uint32 [T]: query t sees keys 0..positions[t]
@@ -142,9 +142,7 @@ struct AttentionArgs {
   float scale = 0;                   // 0: 1 / sqrt(head_dim)
   std::optional<BufferRange> probs;  // f32 [H, T, probs_stride]
   uint32_t probs_stride = 0;
-  // Split partials and arrival counters: AttentionScratchBytes(tokens, ...) bytes, zero before the
-  // first dispatch that uses them (each dispatch leaves the counters at zero again).
-  std::optional<BufferRange> scratch;
+  std::optional<BufferRange> scratch;  // split partials: AttentionScratchBytes(tokens, ...) bytes
   // positions[0] as the host knows it when recording (rows follow consecutively): sizes the
   // dispatch's cost (keys read, flops) only; the kernel reads the positions buffer.
   uint32_t first_position = 0;
@@ -153,8 +151,8 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label = {});
 // The bytes an attention dispatch must move and the flops it does (see DispatchCost).
 DispatchCost AttentionCost(const AttentionArgs& a);
 
-// Bytes of split partials and counters Attention needs for up to `max_tokens` query rows against
-// a cache of `capacity` rows (0: it never splits them). Zero them once, before first use.
+// Bytes of split partials Attention needs for up to `max_tokens` query rows against a cache of
+// `capacity` rows (0: it never splits them).
 uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                                uint32_t capacity);
 

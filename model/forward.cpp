@@ -45,9 +45,6 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
   qkv = Make(device, F32 * tokens * qkv_width);
   attn = Make(device, F32 * tokens * c.num_heads * c.head_dim);
   attn_partials = Make(device, ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context));
-  // Attention's arrival counters start at zero; every dispatch leaves them so.
-  const std::vector<uint32_t> zeros(attn_partials.size() / 4);
-  device.Upload(attn_partials, 0, std::as_bytes(std::span(zeros)));
   gate_up = Make(device, F32 * tokens * 2 * c.intermediate_size);
   mlp = Make(device, F32 * tokens * c.intermediate_size);
   ids = Make(device, 4 * tokens, MemoryKind::Upload);

@@ -5,9 +5,8 @@
 // staged in shared memory (the next tile's loads in flight meanwhile): scores, an online softmax
 // per row and the weighted sum of V, four barriers per tile and none per key.
 // The keys may be split over several workgroups ("flash decoding", so that one decode token
-// fills the GPU): with one split holding keys the workgroup writes O; with more, each writes its
-// rows' partial max m, sum l and unnormalised output, and the last of them to finish (counted by an
-// atomic per block) merges them into O, in the same dispatch.
+// fills the GPU): with one split the workgroup writes O; with more it writes each row's partial
+// max m, sum l and unnormalised output, which attention_combine merges.
 // With QVK_FLAG_PROBS (one split) a second sweep writes the exact post-softmax probabilities
 // from each row's final m and l.
 #include "common.glsl"
@@ -22,11 +21,7 @@ layout(binding = 3) readonly buffer VCacheHalves { float16_t v_halves[]; };
 layout(binding = 4) writeonly buffer O { float o[]; };
 layout(binding = 5) writeonly buffer P { float probs[]; };
 // Row (t, h), split s: acc [D] at ((t * H + h) * splits + s) * D, then (m, l) pairs after every acc.
-// The arrival counter of workgroup row (block, z) is the (block * groups.z + z)-th word from the
-// end; counters are zero between dispatches.
-// Coherent: the last workgroup reads what the others wrote in this dispatch.
-layout(binding = 6) coherent buffer Partials { float partials[]; };
-layout(binding = 6) coherent buffer Arrivals { uint arrivals[]; };
+layout(binding = 6) writeonly buffer Partials { float partials[]; };
 
 layout(push_constant) uniform Push { AttentionPush p; };
 
@@ -37,10 +32,9 @@ layout(push_constant) uniform Push { AttentionPush p; };
 #define TILE_QUADS 1024  // 4-half slots of one K or V tile: 64 keys of head_dim 64, 16 of 256
 #define Q_QUADS 512      // 16 rows of head_dim <= 128, or 8 rows of 256
 // Per lane, for WG (64 or more) invocations:
-const uint KEYS_PER_LANE = MAX_TILE_KEYS / (WG / MAX_ROWS);  // a row has WG / MAX_ROWS lanes or more
+const uint KEYS_PER_LANE = MAX_TILE_KEYS / (WG / MAX_ROWS);  // a row has WG / block_rows lanes
 const uint ROWS_PER_LANE = Q_QUADS / WG;                      // block_rows / (WG / quads) at most
 const uint LOADS_PER_LANE = TILE_QUADS / WG;
-const uint BATCH = 16;  // splits whose partial loads the merge keeps in flight together
 
 shared vec4 q_sh[Q_QUADS];                      // row r, quad c at r * quads + c: scaled, 0 past head_dim
 shared uvec2 k_sh[TILE_QUADS + MAX_TILE_KEYS];  // key j, quad c at j * (quads + 1) + c: padded so lanes
@@ -50,7 +44,6 @@ shared float p_sh[MAX_ROWS * MAX_TILE_KEYS];    // row r, key j: exp(score - m)
 shared float lane_sh[WG];                       // each lane's tile max, at the end its share of l
 shared float corr_sh[MAX_ROWS];                 // exp(m_old - m_new) of the current tile
 shared float l_sh[MAX_ROWS];
-shared bool last_sh;  // this workgroup counted in last: it merges the splits
 
 uint tid;
 uint quads;          // 4-half slots per head row
@@ -111,95 +104,13 @@ void tile_scores(out float s[KEYS_PER_LANE], uint row, uint lane, uint lanes, ui
     const vec4 qv = q_sh[row * quads + c];
     for (uint k = 0; k < KEYS_PER_LANE; ++k) {
       const uint j = lane + k * lanes;
-      if (j >= n) break;
-      s[k] += dot(qv, unpack_quad(k_sh[j * (quads + 1) + c]));
+      if (j < n) s[k] += dot(qv, unpack_quad(k_sh[j * (quads + 1) + c]));
     }
   }
   for (uint k = 0; k < KEYS_PER_LANE; ++k) {
     const uint j = lane + k * lanes;
     const uint key = j0 + j;
     if (j >= n || key < see_begin || key >= see_end) s[k] = NEG_INF;
-  }
-}
-
-// --- merge ------------------------------------------------------------------------------------
-
-// Run by the last split workgroup of a block to finish: merges the partials of the block's
-// `splits_used` splits, row by row, exactly as one softmax over every key:
-//   M = max_s m_s,   L = sum_s l_s exp(m_s - M),   O = sum_s acc_s exp(m_s - M) / L
-// A split may hold no key a row sees (m_s = -inf, l_s = 0, acc_s = 0); the row's own position
-// lies in some split, so M is finite.
-void merge_splits(uint splits_used, uint row, uint lane, uint lanes, bool row_valid, uint row_t, uint row_h,
-                  uint rows_used) {
-  const uint ml_base = p.tokens * p.n_heads * p.splits * p.head_dim;
-  // Each lane folds every lanes-th split of its row into a running (max, sum), then the row's
-  // lanes combine theirs.
-  const uint row_first = row_valid ? (row_t * p.n_heads + row_h) * p.splits : 0;
-  float m = NEG_INF, l = 0.0;
-  for (uint s = lane; row_valid && s < splits_used; s += lanes) {
-    const float m_s = partials[ml_base + 2 * (row_first + s)];
-    if (m_s == NEG_INF) continue;
-    const float m_new = max(m, m_s);
-    l = l * exp(m - m_new) + partials[ml_base + 2 * (row_first + s) + 1] * exp(m_s - m_new);
-    m = m_new;
-  }
-  lane_sh[tid] = m;
-  barrier();
-  float row_m = NEG_INF;
-  for (uint i = 0; i < lanes; ++i) row_m = max(row_m, lane_sh[row * lanes + i]);
-  barrier();
-  lane_sh[tid] = m == NEG_INF ? 0.0 : l * exp(m - row_m);
-  barrier();
-  if (lane == 0) {
-    float row_l = 0.0;
-    for (uint i = 0; i < lanes; ++i) row_l += lane_sh[row * lanes + i];
-    corr_sh[row] = row_m;
-    l_sh[row] = row_l;
-  }
-  barrier();
-
-  // Splits in chunks of MAX_TILE_KEYS: each split's weight exp(m_s - M) / L in p_sh, then the
-  // V-sum lanes add up their quads, BATCH splits' loads in flight at a time.
-  const uint pv_groups = WG / quads;
-  const uint pv_quad = tid % quads, pv_group = tid / quads;
-  const uint d = pv_quad * 4;
-  vec4 acc[ROWS_PER_LANE];
-  for (uint k = 0; k < ROWS_PER_LANE; ++k) acc[k] = vec4(0.0);
-  for (uint s0 = 0; s0 < splits_used; s0 += MAX_TILE_KEYS) {
-    const uint n = min(MAX_TILE_KEYS, splits_used - s0);
-    for (uint j = lane; row_valid && j < n; j += lanes) {
-      p_sh[row * MAX_TILE_KEYS + j] = exp(partials[ml_base + 2 * (row_first + s0 + j)] - corr_sh[row]) / l_sh[row];
-    }
-    barrier();
-    if (pv_group < pv_groups) {
-      for (uint k = 0; k < ROWS_PER_LANE; ++k) {
-        const uint r = pv_group + k * pv_groups;
-        uint t, h;
-        if (r >= rows_used || !row_at(r, t, h)) continue;
-        const uint first = (t * p.n_heads + h) * p.splits + s0;
-        for (uint j0 = 0; j0 < n; j0 += BATCH) {
-          vec4 part[BATCH];
-          for (uint b = 0; b < BATCH; ++b) {
-            part[b] = vec4(0.0);
-            for (uint e = 0; e < 4; ++e) {
-              if (j0 + b < n && d + e < p.head_dim) part[b][e] = partials[(first + j0 + b) * p.head_dim + d + e];
-            }
-          }
-          for (uint b = 0; b < BATCH; ++b) {
-            if (j0 + b < n) acc[k] += p_sh[r * MAX_TILE_KEYS + j0 + b] * part[b];
-          }
-        }
-      }
-    }
-    barrier();
-  }
-  if (pv_group < pv_groups) {
-    for (uint k = 0; k < ROWS_PER_LANE; ++k) {
-      const uint r = pv_group + k * pv_groups;
-      uint t, h;
-      if (r >= rows_used || !row_at(r, t, h)) continue;
-      for (uint e = 0; e < 4 && d + e < p.head_dim; ++e) o[t * p.o_stride + h * p.head_dim + d + e] = acc[k][e];
-    }
   }
 }
 
@@ -217,7 +128,15 @@ void main() {
   h0 = g * group + gl_WorkGroupID.z % head_blocks * p.heads_per_block;
   h_end = (g + 1) * group;
 
-  // Q does not depend on positions[]: its loads go out before the key range is known.
+  const KeyRange keys = block_keys(block);
+  const uint per = split_length(keys);
+  const uint begin = keys.begin + split * per;
+  if (begin >= keys.end) return;  // an empty split; the combine pass does not read it
+  const uint end = min(begin + per, keys.end);
+  const uint tile_keys = min(MAX_TILE_KEYS, TILE_QUADS / quads);
+  const uint kv_row0 = g * p.capacity;
+  fetch_tile(kv_row0 + begin, min(tile_keys, end - begin), true);
+
   for (uint i = tid; i < p.block_rows * quads; i += WG) {
     const uint d = i % quads * 4;
     uint t, h;
@@ -230,19 +149,8 @@ void main() {
     q_sh[i] = qv;
   }
 
-  const KeyRange keys = block_keys(block);
-  const uint per = split_length(keys);
-  const uint splits_used = active_splits(keys);
-  if (split >= splits_used) return;  // an empty split: the merge neither counts nor reads it
-  const uint begin = keys.begin + split * per;
-  const uint end = min(begin + per, keys.end);
-  const uint tile_keys = min(MAX_TILE_KEYS, TILE_QUADS / quads);
-  const uint kv_row0 = g * p.capacity;
-  fetch_tile(kv_row0 + begin, min(tile_keys, end - begin), true);
-
-  // Scores and softmax: `lanes` lanes per row, each with every lanes-th key of a tile. Rows
-  // round up to a power of two, so that the rows' lanes tile the workgroup exactly.
-  const uint lanes = WG / (1u << uint(findMSB(p.block_rows - 1) + 1));
+  // Scores and softmax: `lanes` lanes per row, each with every lanes-th key of a tile.
+  const uint lanes = WG / p.block_rows;
   const uint row = tid / lanes, lane = tid % lanes;
   uint row_t, row_h;
   const bool row_valid = row_at(row, row_t, row_h);
@@ -309,14 +217,14 @@ void main() {
     barrier();
   }
 
+  const uint ml_base = p.tokens * p.n_heads * p.splits * p.head_dim;
   lane_sh[tid] = l_lane;
   barrier();
   if (lane == 0) {
     float l = 0.0;
     for (uint i = 0; i < lanes; ++i) l += lane_sh[row * lanes + i];
     l_sh[row] = l;
-    if (splits_used > 1 && row_valid) {
-      const uint ml_base = p.tokens * p.n_heads * p.splits * p.head_dim;
+    if (p.splits > 1 && row_valid) {
       const uint at = ml_base + 2 * ((row_t * p.n_heads + row_h) * p.splits + split);
       partials[at] = m;
       partials[at + 1] = l;
@@ -329,8 +237,8 @@ void main() {
       const uint r = pv_group + k * pv_groups;
       uint t, h;
       if (r >= rows_used || !row_at(r, t, h)) continue;
-      if (splits_used == 1) {
-        // What the merge makes of a lone split: acc / l.
+      if (p.splits == 1) {
+        // As attention_combine scales a single active split, so results do not depend on the cache size.
         const vec4 out_row = acc[k] * (1.0 / l_sh[r]);
         for (uint e = 0; e < 4 && d + e < p.head_dim; ++e) o[t * p.o_stride + h * p.head_dim + d + e] = out_row[e];
       } else {
@@ -338,25 +246,6 @@ void main() {
         for (uint e = 0; e < 4 && d + e < p.head_dim; ++e) partials[at + e] = acc[k][e];
       }
     }
-  }
-
-  if (splits_used > 1) {
-    // Release this split's partials (device scope) before counting it in; the workgroup that
-    // counts last acquires everyone's, merges them and leaves the counter at zero for the next
-    // dispatch (a replayed decode step reuses it).
-    memoryBarrierBuffer();
-    barrier();
-    if (tid == 0) {
-      const uint counter = arrivals.length() - 1 - (block * gl_NumWorkGroups.z + gl_WorkGroupID.z);
-      memoryBarrierBuffer();
-      last_sh = atomicAdd(arrivals[counter], 1u) == splits_used - 1;
-      if (last_sh) arrivals[counter] = 0;
-    }
-    barrier();
-    if (!last_sh) return;
-    memoryBarrierBuffer();
-    merge_splits(splits_used, row, lane, lanes, row_valid, row_t, row_h, rows_used);
-    return;
   }
 
   if ((p.flags & QVK_FLAG_PROBS) == 0) return;

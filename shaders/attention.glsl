@@ -1,7 +1,7 @@
-// Which keys a query sees, the keys of a block of query tokens, and how those keys are split:
-// every workgroup of attention.comp derives the same split layout from positions[] on the GPU,
-// so a decode step recorded once serves every depth: `p.splits` is only the most splits a block
-// may use. The including shader declares `p` (AttentionPush) and
+// What attention.comp and attention_combine.comp agree on: which keys a query sees, the keys of a
+// block of query tokens, and how those keys are split. Both derive the split layout from
+// positions[] on the GPU, so a decode step recorded once serves every depth: `p.splits` is only
+// the most splits a block may use. The including shader declares `p` (AttentionPush) and
 // `positions`.
 
 // Keys [first_visible(pos), pos] are visible to a query at position pos.
@@ -33,7 +33,7 @@ uint split_length(KeyRange keys) {
   return (per + QVK_ATTENTION_SPLIT_KEYS - 1) / QVK_ATTENTION_SPLIT_KEYS * QVK_ATTENTION_SPLIT_KEYS;
 }
 
-// Splits that hold keys; the rest write nothing and are not merged.
+// Splits that hold keys; the rest write nothing and are not combined.
 uint active_splits(KeyRange keys) {
   const uint per = split_length(keys);
   return (keys.end - keys.begin + per - 1) / per;

@@ -115,7 +115,7 @@ struct EmbedPush {
 // With QVK_FLAG_PROBS, P[h, t, j] holds the probabilities for j < probs_stride (0 past positions[t]).
 // A workgroup takes a block of query rows (tokens_per_block tokens x heads_per_block q heads of one
 // KV group) and one of `splits` parts of their keys; with splits > 1 it writes partial results
-// that the block's last split to finish merges.
+// that attention_combine merges.
 struct AttentionPush {
   uint tokens;
   uint n_heads;
@@ -129,7 +129,7 @@ struct AttentionPush {
   uint probs_stride;      // key columns per P row
   uint flags;             // QVK_FLAG_PROBS
   uint splits;            // KV splits per block (1: O written directly)
-  uint block_rows;        // query rows a workgroup holds: at most 16, or 8 when head_dim > 128
+  uint block_rows;        // query rows a workgroup holds: 16, or 8 when head_dim > 128
   uint heads_per_block;   // rows of one token: q heads of one KV group
   uint tokens_per_block;  // block_rows / heads_per_block
 };

@@ -8,12 +8,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/test_util.h"
 #include "model/engine.h"
 #include "model/forward.h"
 #include "model/model_files.h"
 #include "model/weights.h"
 #include "tests/gpu_fixture.h"
-#include "tests/test_util.h"
 
 namespace qvk::test {
 namespace {
@@ -32,12 +32,10 @@ struct ModelCase {
   const char* model;      // under tests/data
   const char* reference;  // under tests/data/reference
   bool quantized;
-  bool full_logits;  // <prompt>.last_logits.f32 exists
+  bool full_logits;       // <prompt>.last_logits.f32 exists
 };
 
-void PrintTo(const ModelCase& c, std::ostream* os) {
-  *os << c.name;
-}
+void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
 
 const ModelCase kSafetensors{"safetensors_bf16", "qwen2-tiny", "hf/qwen2-tiny", false, true};
 
@@ -71,9 +69,7 @@ std::vector<float> PrefillRow(Engine& engine, std::span<const uint32_t> ids) {
   return {row.begin(), row.end()};
 }
 
-double Margin(const nlohmann::json& ref) {
-  return ref["logits"][0].get<double>() - ref["logits"][1].get<double>();
-}
+double Margin(const nlohmann::json& ref) { return ref["logits"][0].get<double>() - ref["logits"][1].get<double>(); }
 
 class ModelTest : public GpuTest {
  protected:
@@ -91,9 +87,7 @@ class ModelTest : public GpuTest {
     weights_.reset();
     GpuTest::TearDown();
   }
-  static std::vector<uint32_t> Ids(const nlohmann::json& prompt) {
-    return prompt["input_ids"].get<std::vector<uint32_t>>();
-  }
+  static std::vector<uint32_t> Ids(const nlohmann::json& prompt) { return prompt["input_ids"].get<std::vector<uint32_t>>(); }
   const nlohmann::json& Prompt(const std::string& name) { return reference_["prompts"][name]; }
   Bars bars() const { return model_case_.quantized ? kQuantizedBars : kFloatBars; }
 
@@ -175,18 +169,10 @@ class EngineTest : public ModelTest {
   }
 };
 
-TEST_P(ConformanceTest, ChatEnglish) {
-  CheckPrompt("chat_en");
-}
-TEST_P(ConformanceTest, ChatMultilingual) {
-  CheckPrompt("chat_multi");
-}
-TEST_P(ConformanceTest, PlainText) {
-  CheckPrompt("text");
-}
-TEST_P(ConformanceTest, LongPromptAcrossChunks) {
-  CheckPrompt("long");
-}
+TEST_P(ConformanceTest, ChatEnglish) { CheckPrompt("chat_en"); }
+TEST_P(ConformanceTest, ChatMultilingual) { CheckPrompt("chat_multi"); }
+TEST_P(ConformanceTest, PlainText) { CheckPrompt("text"); }
+TEST_P(ConformanceTest, LongPromptAcrossChunks) { CheckPrompt("long"); }
 
 TEST_P(ConformanceTest, AttentionProbabilities) {
   const auto ids = Ids(Prompt("chat_en"));
@@ -197,8 +183,7 @@ TEST_P(ConformanceTest, AttentionProbabilities) {
   ASSERT_EQ(maps.size(), shape[0] * shape[1] * shape[2] * shape[3]);
   ASSERT_EQ(maps.size(), expected.size());
   double worst = 0;
-  for (size_t i = 0; i < maps.size(); ++i)
-    worst = std::max(worst, std::abs(static_cast<double>(maps[i]) - expected[i]));
+  for (size_t i = 0; i < maps.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(maps[i]) - expected[i]));
   EXPECT_LE(worst, kAttentionMaxAbs);
 }
 
@@ -213,8 +198,7 @@ INSTANTIATE_TEST_SUITE_P(
     Models, ConformanceTest,
     ::testing::Values(kSafetensors,
                       ModelCase{"gguf_q8_0", "gguf/qwen2-tiny-q8_0.gguf", "gguf/qwen2-tiny-q8_0", true, false},
-                      ModelCase{"gguf_q4_k_m_q5_0", "gguf/qwen2-tiny-Q4_K_M.gguf", "gguf/qwen2-tiny-Q4_K_M", true,
-                                false},
+                      ModelCase{"gguf_q4_k_m_q5_0", "gguf/qwen2-tiny-Q4_K_M.gguf", "gguf/qwen2-tiny-Q4_K_M", true, false},
                       ModelCase{"gguf_q4_k_q6_k", "gguf/qwen2-kq-Q4_K_M.gguf", "gguf/qwen2-kq-Q4_K_M", true, false}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
@@ -292,11 +276,10 @@ TEST_F(EngineTest, HostResidentWeightsGiveTheSameLogits) {
   for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(got[i], expected[i]) << "logit " << i;
 }
 
-// A decode step folds the norms into the projections that read them, RoPE and the KV store into
-// qkv and the SwiGLU into gate|up: five dispatches a layer, plus the embedding and the output
-// projection. A prefill chunk (more tokens than a matvec takes) records the norms, RoPE and the
-// SwiGLU as dispatches of their own.
-// Attention is one dispatch whether or not it splits its keys.
+// A decode step folds the norms into the projections that read them and the SwiGLU into gate|up:
+// six dispatches a layer, plus the embedding and the output projection. A prefill chunk (more
+// tokens than a matvec takes) records the norms and the SwiGLU as dispatches of their own. (A
+// 16-row cache splits no keys, so attention is one dispatch with no combine.)
 TEST_F(EngineTest, DecodeRecordsFiveDispatchesALayer) {
   const ModelConfig& c = files_->config();
   for (const LayerWeights& layer : weights_->layers) {
