@@ -13,7 +13,9 @@
 //   UNIT_COLS    columns per unit (on average: a unit's runs need not be adjacent)
 //   BLOCK_UNITS  units per block
 //   UNIT_RUNS    runs of 8 columns per unit
-//   UNIT_BATCH   units of each row an invocation loads at once (fewer where a unit takes many registers)
+//   UNIT_BATCH   units of each row an invocation loads at once: 1 for every type, as measured on an
+//                H200 (docs/speed.md, run 4): batches of 2-4 cost registers and occupancy and made
+//                decode 7-15% slower; kept as the knob to retune on other GPUs
 //   Unit load_unit(uint u)                      unit u of the binding (row * units per row + unit in the row)
 //   void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi)   run r's 8 values
 //   uint run_column(uint part, uint r)          column of run r inside the block, for unit `part` of the block
@@ -37,7 +39,7 @@ uvec4 bits4(uint word, uint first) { return (uvec4(word) >> (uvec4(0u, 1u, 2u, 3
 #define UNIT_COLS 8u
 #define BLOCK_UNITS 1u
 #define UNIT_RUNS 1u
-#define UNIT_BATCH 2u
+#define UNIT_BATCH 1u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightVec4 { vec4 weight_vec4[]; };
 struct Unit {
   vec4 lo, hi;
@@ -55,7 +57,7 @@ uint run_column(uint part, uint r) { return 0u; }
 #define UNIT_COLS 8u
 #define BLOCK_UNITS 1u
 #define UNIT_RUNS 1u
-#define UNIT_BATCH 4u
+#define UNIT_BATCH 1u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords4 { uvec4 weight_words4[]; };
 struct Unit {
   uvec4 words;  // 8 values, the first in the low half of x
@@ -113,7 +115,7 @@ uvec4 words4_at(uint i) {
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
-#define UNIT_BATCH 4u
+#define UNIT_BATCH 1u
 struct Unit {
   float d;
   uvec4 q;  // 16 signed bytes
@@ -141,7 +143,7 @@ uint run_column(uint part, uint r) { return part * 16u + r * 8u; }
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
-#define UNIT_BATCH 4u
+#define UNIT_BATCH 1u
 #if defined(WEIGHT_Q4_0)
 #define BLOCK_HALFWORDS 9u
 #define QS_HALFWORD 1u
@@ -190,7 +192,7 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 #define UNIT_COLS 32u
 #define BLOCK_UNITS 8u
 #define UNIT_RUNS 4u
-#define UNIT_BATCH 2u
+#define UNIT_BATCH 1u
 struct Unit {
   uvec2 low01;  // low bytes for quarters 0 (low nibbles) and 2 (high nibbles)
   uvec2 low23;  // low bytes for quarters 1 and 3
@@ -231,7 +233,7 @@ uint run_column(uint part, uint r) { return (part >> 2) * 128u + r * 32u + (part
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
-#define UNIT_BATCH 4u
+#define UNIT_BATCH 1u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords { uint weight_words[]; };
 struct Unit {
   vec2 dm;
@@ -260,7 +262,7 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
-#define UNIT_BATCH 4u
+#define UNIT_BATCH 1u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords2 { uvec2 weight_words2[]; };
 struct Unit {
   vec2 dm;
@@ -293,7 +295,7 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 #define UNIT_COLS 32u
 #define BLOCK_UNITS 8u
 #define UNIT_RUNS 4u
-#define UNIT_BATCH 2u
+#define UNIT_BATCH 1u
 #if defined(WEIGHT_Q4_K)
 #define BLOCK_WORDS4 9u
 #define QS_WORD4 1u
