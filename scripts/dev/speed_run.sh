@@ -5,6 +5,7 @@
 # llama-bench on the same files, one after the other, and prints one table.
 #
 #   SIZES=0.5B,1.5B TYPES=F16,Q4_0 BENCH="-p 512 -n 128 -r 3" scripts/dev/speed_run.sh
+# SKIP_FILES='*-7B-F16' leaves matching models unbenchmarked (made only to quantize from).
 # Extra steps before the benchmarks: PRE='cmd' (e.g. the kernel tests on this GPU); after them,
 # before the table: POST='cmd' (e.g. a `qwenvk bench --kernels` profile).
 set -uo pipefail
@@ -32,6 +33,7 @@ echo "models made in $(($(date +%s) - t0)) s"; ls -la /tmp/models
 BENCH=${BENCH:--p 512 -n 128 -r 3}
 for m in /tmp/models/*.gguf; do
   name=$(basename "$m" .gguf)
+  if [[ -n "${SKIP_FILES:-}" && "$name" == $SKIP_FILES ]]; then continue; fi
   if [[ -z "${SKIP_OURS:-}" ]]; then
     "$S/qwenvk" bench --model "$m" $BENCH -o json >"$OUT/qwenvk-$name.json" 2>"$OUT/qwenvk-$name.err" ||
       { echo "qwenvk bench failed on $name:"; tail -5 "$OUT/qwenvk-$name.err"; }
