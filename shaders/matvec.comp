@@ -50,46 +50,38 @@ shared float partials[SUMS][WG];
 bool has(uint flag) { return (p.flags & flag) != 0u; }
 
 // The row group's rows, read a unit at a time (rows of whole units, X rows at 16-byte steps).
-// Each invocation loads UNIT_BATCH units of each row before it uses any, so that many loads are in
-// flight at once: one invocation's loop step would otherwise wait a full memory latency for 4 units.
-// Past the end of a row it reloads the row's last unit (a cache hit) and adds nothing.
+// One unit of each row per step: loading 2-4 units ahead cost registers and occupancy and made
+// decode 7-15% slower on an H200 (docs/speed.md, runs 3 and 4).
 void accumulate_units(uint rows[ROWS], uint lane, inout float sums[SUMS][TOKENS]) {
   const uint units_per_row = p.cols / UNIT_COLS;
   const uint x_stride4 = p.x_stride / 4u;
   const bool norm = has(QVK_FLAG_NORM);
-  for (uint u0 = lane; u0 < units_per_row; u0 += UNIT_BATCH * p.lanes) {
-    Unit w[UNIT_BATCH][ROWS];
-    [[unroll]] for (uint b = 0; b < UNIT_BATCH; ++b) {
-      const uint u = min(u0 + b * p.lanes, units_per_row - 1u);
-      [[unroll]] for (uint m = 0; m < ROWS; ++m) w[b][m] = load_unit(rows[m] * units_per_row + u);
-    }
-    [[unroll]] for (uint b = 0; b < UNIT_BATCH; ++b) {
-      const uint u = u0 + b * p.lanes;
-      if (u >= units_per_row) break;
-      const uint block_col = u / BLOCK_UNITS * (UNIT_COLS * BLOCK_UNITS);
-      const uint part = u % BLOCK_UNITS;
-      [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) {
-        const uint col4 = (block_col + run_column(part, r)) / 4u;
-        vec4 scale_lo = vec4(1.0), scale_hi = vec4(1.0);
-        if (norm) {
-          scale_lo = norm_weight4[col4];
-          scale_hi = norm_weight4[col4 + 1u];
-        }
-        vec4 in_lo[TOKENS], in_hi[TOKENS];
+  for (uint u = lane; u < units_per_row; u += p.lanes) {
+    Unit w[ROWS];
+    [[unroll]] for (uint m = 0; m < ROWS; ++m) w[m] = load_unit(rows[m] * units_per_row + u);
+    const uint block_col = u / BLOCK_UNITS * (UNIT_COLS * BLOCK_UNITS);
+    const uint part = u % BLOCK_UNITS;
+    [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) {
+      const uint col4 = (block_col + run_column(part, r)) / 4u;
+      vec4 scale_lo = vec4(1.0), scale_hi = vec4(1.0);
+      if (norm) {
+        scale_lo = norm_weight4[col4];
+        scale_hi = norm_weight4[col4 + 1u];
+      }
+      vec4 in_lo[TOKENS], in_hi[TOKENS];
+      [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+        if (t >= p.tokens) break;
+        const vec4 x_lo = x4[t * x_stride4 + col4], x_hi = x4[t * x_stride4 + col4 + 1u];
+        if (norm) sums[SUM_SQUARES][t] += dot(x_lo, x_lo) + dot(x_hi, x_hi);
+        in_lo[t] = x_lo * scale_lo;
+        in_hi[t] = x_hi * scale_hi;
+      }
+      [[unroll]] for (uint m = 0; m < ROWS; ++m) {
+        vec4 w_lo, w_hi;
+        unit_run(w[m], r, w_lo, w_hi);
         [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
           if (t >= p.tokens) break;
-          const vec4 x_lo = x4[t * x_stride4 + col4], x_hi = x4[t * x_stride4 + col4 + 1u];
-          if (norm) sums[SUM_SQUARES][t] += dot(x_lo, x_lo) + dot(x_hi, x_hi);
-          in_lo[t] = x_lo * scale_lo;
-          in_hi[t] = x_hi * scale_hi;
-        }
-        [[unroll]] for (uint m = 0; m < ROWS; ++m) {
-          vec4 w_lo, w_hi;
-          unit_run(w[b][m], r, w_lo, w_hi);
-          [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
-            if (t >= p.tokens) break;
-            sums[m][t] += dot(w_lo, in_lo[t]) + dot(w_hi, in_hi[t]);
-          }
+          sums[m][t] += dot(w_lo, in_lo[t]) + dot(w_hi, in_hi[t]);
         }
       }
     }

@@ -13,9 +13,6 @@
 //   UNIT_COLS    columns per unit (on average: a unit's runs need not be adjacent)
 //   BLOCK_UNITS  units per block
 //   UNIT_RUNS    runs of 8 columns per unit
-//   UNIT_BATCH   units of each row an invocation loads at once: 1 for every type, as measured on an
-//                H200 (docs/speed.md, run 4): batches of 2-4 cost registers and occupancy and made
-//                decode 7-15% slower; kept as the knob to retune on other GPUs
 //   Unit load_unit(uint u)                      unit u of the binding (row * units per row + unit in the row)
 //   void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi)   run r's 8 values
 //   uint run_column(uint part, uint r)          column of run r inside the block, for unit `part` of the block
@@ -39,7 +36,6 @@ uvec4 bits4(uint word, uint first) { return (uvec4(word) >> (uvec4(0u, 1u, 2u, 3
 #define UNIT_COLS 8u
 #define BLOCK_UNITS 1u
 #define UNIT_RUNS 1u
-#define UNIT_BATCH 1u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightVec4 { vec4 weight_vec4[]; };
 struct Unit {
   vec4 lo, hi;
@@ -57,7 +53,6 @@ uint run_column(uint part, uint r) { return 0u; }
 #define UNIT_COLS 8u
 #define BLOCK_UNITS 1u
 #define UNIT_RUNS 1u
-#define UNIT_BATCH 1u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords4 { uvec4 weight_words4[]; };
 struct Unit {
   uvec4 words;  // 8 values, the first in the low half of x
@@ -115,7 +110,6 @@ uvec4 words4_at(uint i) {
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
-#define UNIT_BATCH 1u
 struct Unit {
   float d;
   uvec4 q;  // 16 signed bytes
@@ -143,7 +137,6 @@ uint run_column(uint part, uint r) { return part * 16u + r * 8u; }
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
-#define UNIT_BATCH 1u
 #if defined(WEIGHT_Q4_0)
 #define BLOCK_HALFWORDS 9u
 #define QS_HALFWORD 1u
@@ -192,7 +185,6 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 #define UNIT_COLS 32u
 #define BLOCK_UNITS 8u
 #define UNIT_RUNS 4u
-#define UNIT_BATCH 1u
 struct Unit {
   uvec2 low01;  // low bytes for quarters 0 (low nibbles) and 2 (high nibbles)
   uvec2 low23;  // low bytes for quarters 1 and 3
@@ -233,7 +225,6 @@ uint run_column(uint part, uint r) { return (part >> 2) * 128u + r * 32u + (part
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
-#define UNIT_BATCH 1u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords { uint weight_words[]; };
 struct Unit {
   vec2 dm;
@@ -262,7 +253,6 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
-#define UNIT_BATCH 1u
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords2 { uvec2 weight_words2[]; };
 struct Unit {
   vec2 dm;
@@ -295,7 +285,6 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 #define UNIT_COLS 32u
 #define BLOCK_UNITS 8u
 #define UNIT_RUNS 4u
-#define UNIT_BATCH 1u
 #if defined(WEIGHT_Q4_K)
 #define BLOCK_WORDS4 9u
 #define QS_WORD4 1u
