@@ -17,6 +17,7 @@
 
 #include "app/commands.h"
 #include "base/error.h"
+#include "chat/bundled_model.h"
 #include "gpu/instance.h"
 #include "model/input_limits.h"
 #include "store/settings.h"
@@ -76,6 +77,21 @@ CLI::Validator TokenIds() {
   });
 }
 
+// --model; without it a command runs the bundled demo model (UseBundledModelIfNone).
+void AddModelPathOption(CLI::App* command, std::string& model,
+                        const std::string& default_text = "the bundled demo model, see assets/README.md") {
+  command->add_option("--model", model,
+                      fmt::format("Hugging Face model folder or .gguf file (default: {})", default_text));
+}
+
+// Said on stderr, so that nobody takes the demo's dictionary replies for their own model's.
+void UseBundledModelIfNone(std::string& model) {
+  if (!model.empty()) return;
+  model = qvk::chat::BundledModelPath().string();
+  std::fprintf(stderr, "qwenvk: no --model given, using the bundled demo model %s (%s)\n", model.c_str(),
+               qvk::chat::kBundledModelDescription);
+}
+
 // How a model loads: --quant, --device, --gpu-mem.
 void AddLoadOptions(CLI::App* command, qvk::app::ModelOptions& options) {
   command->add_option("--quant", options.quant, "Quantize float weights while loading: q8_0 or q4_0");
@@ -88,7 +104,7 @@ void AddLoadOptions(CLI::App* command, qvk::app::ModelOptions& options) {
 }
 
 void AddModelOptions(CLI::App* command, qvk::app::ModelOptions& options) {
-  command->add_option("--model", options.model, "Hugging Face model folder or .gguf file")->required();
+  AddModelPathOption(command, options.model);
   AddLoadOptions(command, options);
   command->add_option("-c,--context", options.context, "Context length in tokens (default min(32768, the model's))")
       ->check(WholeNumber<uint32_t>(1, qvk::input_limits::kMaxPositions));
@@ -97,8 +113,7 @@ void AddModelOptions(CLI::App* command, qvk::app::ModelOptions& options) {
 // llama-bench's options where it has them (-p, -n, -d, -r, -o); sizes are comma-separated lists.
 void AddBenchOptions(CLI::App* command, qvk::app::BenchOptions& options) {
   using qvk::input_limits::kMaxPositions;
-  command->add_option("--model", options.model.model,
-                      "Hugging Face model folder or .gguf file (optional with --device-peak)");
+  AddModelPathOption(command, options.model.model, "the bundled demo model; none with --device-peak alone");
   AddLoadOptions(command, options.model);
   command->add_option("-c,--context", options.model.context, "KV cache length (default: what the largest test needs)")
       ->check(WholeNumber<uint32_t>(1, kMaxPositions));
@@ -154,7 +169,9 @@ int main(int argc, char** argv) {
   // Without a subcommand: the desktop app.
   app.require_subcommand(0, 1);
   qvk::app::DesktopOptions desktop_options;
-  app.add_option("--model", desktop_options.model, "Hugging Face model folder or .gguf file to chat with");
+  app.add_option("--model", desktop_options.model,
+                 "Hugging Face model folder or .gguf file to chat with (default: the one chosen in the app, else the "
+                 "bundled demo model)");
   app.add_option("--db", desktop_options.database,
                  "Conversation database (default $XDG_DATA_HOME/qwenvk/conversations.db)");
   app.add_option("--script", desktop_options.script, "Drive the app from a file of UI actions (tests, demos)");
@@ -170,20 +187,18 @@ int main(int argc, char** argv) {
 
   qvk::app::TokenizeOptions tokenize_options;
   CLI::App* tokenize = app.add_subcommand("tokenize", "Print the token ids of a text or a chat, and their decoding");
-  tokenize->add_option("--model", tokenize_options.model, "Hugging Face model folder or .gguf file")->required();
-  auto* text = tokenize->add_option("--text", tokenize_options.text, "Text to tokenize");
-  auto* text_file = tokenize->add_option("--text-file", tokenize_options.text_file, "File whose text to tokenize");
-  auto* chat_file =
-      tokenize->add_option("--chat", tokenize_options.chat_file,
-                           "JSON file [{\"role\":..,\"content\":..},...] to format with the chat template");
-  text->excludes(text_file)->excludes(chat_file);
-  text_file->excludes(chat_file);
-  tokenize->require_option(2, 2);  // --model and one input
+  AddModelPathOption(tokenize, tokenize_options.model);
+  CLI::Option_group* tokenize_input = tokenize->add_option_group("input", "What to tokenize: one of");
+  tokenize_input->add_option("--text", tokenize_options.text, "Text to tokenize");
+  tokenize_input->add_option("--text-file", tokenize_options.text_file, "File whose text to tokenize");
+  tokenize_input->add_option("--chat", tokenize_options.chat_file,
+                             "JSON file [{\"role\":..,\"content\":..},...] to format with the chat template");
+  tokenize_input->require_option(1);
 
   qvk::app::InfoOptions info_options;
   CLI::App* info =
       app.add_subcommand("info", "Describe a model: sizes, tensor types, tokenizer, KV cache per 1k tokens");
-  info->add_option("--model", info_options.model, "Hugging Face model folder or .gguf file")->required();
+  AddModelPathOption(info, info_options.model);
 
   qvk::app::LogitsOptions logits_options;
   CLI::App* logits = app.add_subcommand("logits", "Top logits at every prompt position, then greedy steps");
@@ -227,19 +242,26 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-    if (bench->parsed() && bench_options.model.model.empty()) {
-      if (bench_options.kernels) throw CLI::ValidationError("--kernels", "profiles a model's steps: give --model");
-      if (!bench_options.device_peak) {
-        throw CLI::ValidationError("--model", "bench needs a model (only --device-peak runs without one)");
-      }
-    }
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
     std::fprintf(stderr, "qwenvk: %s\nRun with --help for the options.\n", e.what());
     return kUsageError;
   }
+  // Where each command that runs a model keeps its --model; `bench --device-peak` alone measures
+  // the device without one.
+  const std::pair<CLI::App*, std::string*> model_paths[] = {
+      {info, &info_options.model},
+      {tokenize, &tokenize_options.model},
+      {logits, &logits_options.model.model},
+      {attention, &attention_options.model.model},
+      {generate, &generate_options.model.model},
+      {chat, &chat_options.model.model},
+      {bench_options.device_peak && !bench_options.kernels ? nullptr : bench, &bench_options.model.model}};
   int status = 0;
   try {
+    for (const auto& [command, model] : model_paths) {
+      if (command != nullptr && command->parsed()) UseBundledModelIfNone(*model);
+    }
     if (devices->parsed()) status = qvk::app::RunDevices(devices_options, devices_device);
     if (info->parsed()) status = qvk::app::RunInfo(info_options);
     if (tokenize->parsed()) status = qvk::app::RunTokenize(tokenize_options);

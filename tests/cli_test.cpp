@@ -1,4 +1,4 @@
-// Sections: running qwenvk / model commands / bench
+// Sections: running qwenvk / model commands / bench / the bundled demo model
 // The qwenvk command line as a user (or a script) runs it: JSON shapes on stdout, files
 // written, streamed text, clean refusals; always with the validation layer on.
 #include <fcntl.h>
@@ -42,14 +42,15 @@ std::string Slurp(const std::filesystem::path& path) {
   return ss.str();
 }
 
-// Runs qwenvk with `args` (shell-quoted by the caller), optional stdin text.
-Result RunQwenvk(const std::string& args, const std::string& input = "") {
+// Runs qwenvk with `args` (shell-quoted by the caller), optional stdin text, and `environment`
+// (NAME=VALUE ..., shell-quoted) on top of the test's.
+Result RunQwenvk(const std::string& args, const std::string& input = "", const std::string& environment = "") {
   const auto dir = std::filesystem::temp_directory_path();
   const auto in_path = dir / ("qwenvk-cli-in-" + std::to_string(getpid()));
   const auto err_path = dir / ("qwenvk-cli-err-" + std::to_string(getpid()));
   std::ofstream(in_path) << input;
-  const std::string command = "QWENVK_VALIDATION=1 '" + qvk::test::QwenvkBinary().string() + "' " + args + " <'" +
-                              in_path.string() + "' 2>'" + err_path.string() + "'";
+  const std::string command = "QWENVK_VALIDATION=1 " + environment + " '" + qvk::test::QwenvkBinary().string() + "' " +
+                              args + " <'" + in_path.string() + "' 2>'" + err_path.string() + "'";
   Result r;
   FILE* pipe = popen(command.c_str(), "r");
   char buffer[4096];
@@ -324,8 +325,9 @@ TEST(CliTest, RefusesBadOptionValuesNamingWhatEachAccepts) {
       {"bench --model '" + kModel + "' -r 0", "--repetitions: expected a whole number from 1 to 1000, got 0"},
       {"bench --model '" + kModel + "' -o xml", "--output: expected md, json or csv, got xml"},
       {"bench --model '" + kModel + "' --peak-mib 0", "--peak-mib: expected a whole number from 1 to 1048576, got 0"},
-      {"bench -p 8", "bench needs a model (only --device-peak runs without one)"},
-      {"bench --device-peak --kernels", "--kernels: profiles a model's steps: give --model"},
+      {"tokenize --model '" + kModel + "'", "Exactly 1 option from [--text,--text-file,--chat] is required"},
+      {"tokenize --model '" + kModel + "' --text a --chat b",
+       "Exactly 1 option from [--text,--text-file,--chat] is required and 2 were given"},
   };
   for (const Case& c : cases) {
     const Result r = RunQwenvk(c.args);
@@ -543,6 +545,79 @@ TEST(CliTest, BenchRefusesWhatCannotRun) {
     EXPECT_EQ(r.status, 1) << c.args << ": " << r.err;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << ": " << r.err;
     EXPECT_TRUE(r.out.empty()) << c.args << ": " << r.out;
+  }
+}
+
+// --- the bundled demo model ----------------------------------------------------------------------
+
+// Tests name the bundled model (the fixture stands in for it), so that they never depend on
+// whether the real one is in the checkout.
+const std::string kBundledIsTheFixture = "QWENVK_BUNDLED_MODEL='" + kModel + "'";
+const std::string kBundledIsMissing = "QWENVK_BUNDLED_MODEL=/nonexistent/wordnet-chat";
+
+// What a command without --model says on stderr, once.
+void ExpectUsesTheBundledModel(const Result& r, const std::string& args) {
+  const std::string line = "qwenvk: no --model given, using the bundled demo model " +
+                           std::filesystem::canonical(kModel).string() +
+                           " (WordNet dictionary chat, see assets/README.md)\n";
+  size_t said = 0;
+  for (size_t at = 0; (at = r.err.find(line, at)) != std::string::npos; ++at) ++said;
+  EXPECT_EQ(said, 1u) << args << ": " << r.err;
+}
+
+// Without --model every command that runs a model runs the bundled one, with the same output as
+// naming it; with --model nothing is said about it.
+TEST(CliTest, CommandsWithoutAModelUseTheBundledModelAndSaySo) {
+  const std::vector<std::string> commands = {"generate --prompt Hello --chat --max-tokens 6 --seed 7", "info",
+                                             "tokenize --text 'Hello world'",
+                                             "logits --ids 9707,1879 --top 3 --greedy 1"};
+  for (const std::string& args : commands) {
+    const Result bundled = RunQwenvk(args, "", kBundledIsTheFixture);
+    ASSERT_EQ(bundled.status, 0) << args << ": " << bundled.err;
+    ExpectUsesTheBundledModel(bundled, args);
+    const Result named = RunQwenvk(args + " --model '" + kModel + "'", "", kBundledIsTheFixture);
+    ASSERT_EQ(named.status, 0) << args << ": " << named.err;
+    EXPECT_EQ(named.err.find("bundled"), std::string::npos) << args << ": " << named.err;
+    if (args != "info") {  // info names the path it was given
+      EXPECT_EQ(bundled.out, named.out) << args;
+    }
+  }
+  const Result chat = RunQwenvk("chat --max-tokens 4 --greedy", "Hi there\n/exit\n", kBundledIsTheFixture);
+  ASSERT_EQ(chat.status, 0) << chat.err;
+  EXPECT_EQ(Replies(chat.err), 1u) << chat.err;
+  ExpectUsesTheBundledModel(chat, "chat");
+}
+
+// bench runs the bundled model too, --kernels included (it profiles a model's steps); only
+// --device-peak alone measures the device without one.
+TEST(CliTest, BenchWithoutAModelUsesTheBundledModelUnlessOnlyThePeakIsAsked) {
+  const Result r = RunQwenvk("bench -p 8 -n 2 -r 1 -o json", "", kBundledIsTheFixture);
+  ASSERT_EQ(r.status, 0) << r.err;
+  ExpectUsesTheBundledModel(r, "bench");
+  const auto doc = nlohmann::json::parse(r.out);
+  ASSERT_EQ(doc["results"].size(), 2u);
+  ExpectBenchFields(doc["results"][0]);
+  const Result kernels =
+      RunQwenvk("bench --device-peak --kernels -p 0 -n 2 -r 1 --peak-mib 1 -o json", "", kBundledIsTheFixture);
+  ASSERT_EQ(kernels.status, 0) << kernels.err;
+  ExpectUsesTheBundledModel(kernels, "bench --kernels");
+  EXPECT_FALSE(nlohmann::json::parse(kernels.out)["results"][0]["kernels"].empty());
+  const Result peak = RunQwenvk("bench --device-peak --peak-mib 1 -o json", "", kBundledIsMissing);
+  ASSERT_EQ(peak.status, 0) << peak.err;
+  EXPECT_EQ(peak.err.find("bundled"), std::string::npos) << peak.err;
+  EXPECT_TRUE(nlohmann::json::parse(peak.out)["results"].empty());
+}
+
+// No --model and no bundled model: a sentence that says so and what to do, status 1, nothing run.
+TEST(CliTest, AMissingBundledModelIsAClearError) {
+  for (const std::string args : {"chat", "generate --prompt Hello", "bench -p 8", "bench --device-peak --kernels",
+                                 "info", "tokenize --text Hello", "logits --ids 1", "attention --ids 1 --out x"}) {
+    const Result r = RunQwenvk(args, "", kBundledIsMissing);
+    EXPECT_EQ(r.status, 1) << args << ": " << r.err;
+    qvk::test::ExpectMentions(r.err, {"qwenvk: the bundled demo model is missing (no config.json in "
+                                      "/nonexistent/wordnet-chat): pass --model with a Hugging Face model folder "
+                                      "or a .gguf file\n"});
+    EXPECT_TRUE(r.out.empty()) << args << ": " << r.out;
   }
 }
 
