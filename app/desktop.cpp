@@ -28,12 +28,16 @@ std::optional<uint32_t> SavedDevice(store::Store* store) {
 }
 
 // The chat session exists once the store does (at start, or after the user resolved a database
-// problem); the first time, the model loads.
+// problem); the first time, the model loads: --model, else the one in the settings, else the
+// bundled demo model, with the welcome the first time.
 void StartSession(ui::AppState& state, const DesktopOptions& options) {
   state.session = std::make_unique<chat::ChatSession>(*state.store, state.window.device());
   chat::ModelSettings model;
   try {
     model = ui::ConfiguredModel(state);
+    if (model.path.empty() && !options.model) {
+      state.ShowError("No model is chosen and the bundled demo model is missing: choose a model in File > Settings.");
+    }
   } catch (const Error& e) {
     state.ShowError(e.what());
   }
@@ -53,6 +57,7 @@ void StartSession(ui::AppState& state, const DesktopOptions& options) {
   try {
     ui::ReopenLastConversation(state);
     unfinished = ui::UnfinishedModelLoad(*state.store);
+    if (!options.model) ui::ShowWelcomeOnFirstStart(state);
   } catch (const Error& e) {
     state.ShowError(e.what());
   }

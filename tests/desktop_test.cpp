@@ -7,8 +7,8 @@
 // has the validation layer on, and a validation message makes qwenvk exit 3.
 //
 // Sections: running the app / chat, branches, search, export and import / keyboard /
-// sidebar / big conversations / a model that does not load / quitting and SIGKILL mid-reply /
-// damaged database / locked database
+// sidebar / big conversations / a model that does not load / the bundled model and the welcome /
+// quitting and SIGKILL mid-reply / damaged database / locked database
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <tuple>
 
@@ -41,17 +42,15 @@ const fs::path kModel = qvk::test::TestDataDir() / "qwen2-tiny";
 
 class AppProcess {
  public:
+  // `model`: --model, none to leave it out. The fixture stands in for the bundled demo model
+  // unless `bundled` names another place (QWENVK_BUNDLED_MODEL).
   AppProcess(const TempDir& dir, const std::string& script, const std::string& name = "run",
-             const fs::path& model = kModel) {
+             const std::optional<fs::path>& model = kModel, const fs::path& bundled = kModel) {
     const fs::path script_file = dir.Write(name + ".script", script);
     log_ = dir.path() / (name + ".log");
-    const std::vector<std::string> args = {qvk::test::QwenvkBinary().string(),
-                                           "--db",
-                                           (dir.path() / "chats.db").string(),
-                                           "--model",
-                                           model.string(),
-                                           "--script",
-                                           script_file.string()};
+    std::vector<std::string> args = {qvk::test::QwenvkBinary().string(), "--db", (dir.path() / "chats.db").string(),
+                                     "--script", script_file.string()};
+    if (model) args.insert(args.end(), {"--model", model->string()});
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -59,6 +58,7 @@ class AppProcess {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     setenv("QWENVK_VALIDATION", "1", 1);
+    setenv("QWENVK_BUNDLED_MODEL", bundled.c_str(), 1);
     const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error("cannot start qwenvk");
@@ -79,8 +79,8 @@ class AppProcess {
 
 // Runs a script to its end; the app must exit 0 (no script failure, no validation message).
 void RunScript(const TempDir& dir, const std::string& script, const std::string& name = "run",
-               const fs::path& model = kModel) {
-  AppProcess app(dir, script, name, model);
+               const std::optional<fs::path>& model = kModel, const fs::path& bundled = kModel) {
+  AppProcess app(dir, script, name, model, bundled);
   const int status = app.Wait();
   ASSERT_EQ(status, 0) << app.log();
 }
@@ -521,6 +521,80 @@ TEST(DesktopTest, AModelThatDoesNotLoadIsExplainedAndTheDraftKept) {
   EXPECT_FALSE(failed["banner"].get<std::string>().empty());
   EXPECT_EQ(failed["conversations"].size(), 0u);
   ExpectScreenshot(dir.path() / "failed.png");
+}
+
+// --- the bundled model and the welcome ---------------------------------------------------------
+
+// No --model and none in the settings: the bundled demo model opens, and the first start shows
+// the welcome over it. It is remembered, so the second start opens the model without it; Help >
+// Welcome (the script's `open welcome`) shows it again.
+TEST(DesktopTest, TheFirstStartOpensTheBundledModelWithTheWelcomeOnce) {
+  TempDir dir;
+  RunScript(dir,
+            "wait-model\nframes 3\nscreenshot " + P(dir, "welcome.png") + "\ndump " + P(dir, "first.json") +
+                "\nwelcome start-chatting\nframes 2\ndump " + P(dir, "dismissed.json") + "\nquit\n",
+            "first", std::nullopt);
+  const json first = ReadJson(dir.path() / "first.json");
+  EXPECT_EQ(first["model"]["status"], "ready");
+  EXPECT_EQ(first["model"]["name"], "qwen2-tiny");
+  EXPECT_EQ(first["dialog"], "welcome");
+  EXPECT_EQ(first["banner"], "");
+  ExpectScreenshot(dir.path() / "welcome.png");
+  EXPECT_EQ(ReadJson(dir.path() / "dismissed.json")["dialog"], "none");
+
+  RunScript(dir,
+            "wait-model\nframes 3\ndump " + P(dir, "second.json") + "\nopen welcome\nframes 2\ndump " +
+                P(dir, "again.json") + "\nquit\n",
+            "second", std::nullopt);
+  const json second = ReadJson(dir.path() / "second.json");
+  EXPECT_EQ(second["model"]["status"], "ready");
+  EXPECT_EQ(second["model"]["name"], "qwen2-tiny");
+  EXPECT_EQ(second["dialog"], "none");
+  EXPECT_EQ(ReadJson(dir.path() / "again.json")["dialog"], "welcome");
+  // The bundled model is what opens when none is chosen, not a choice kept in the settings.
+  qvk::store::Store store(dir.path() / "chats.db");
+  EXPECT_FALSE(store.GetSetting("model.path").has_value());
+  EXPECT_TRUE(store.GetSetting("ui.welcome_shown").has_value());
+}
+
+// The welcome's "Open a model..." opens the file picker; the model chosen there loads at once and
+// is kept in the settings, so the next start opens it.
+TEST(DesktopTest, TheWelcomesOpenAModelOpensThePickerAndLoadsTheChoice) {
+  TempDir dir;
+  const fs::path gguf = fs::absolute(qvk::test::TestDataDir() / "gguf" / "qwen2-tiny-q8_0.gguf");
+  RunScript(dir,
+            "wait-model\nwelcome open-model\nframes 2\nscreenshot " + P(dir, "picker.png") + "\ndump " +
+                P(dir, "picker.json") + "\npick " + gguf.string() + "\nwait-model\ndump " + P(dir, "chosen.json") +
+                "\nquit\n",
+            "first", std::nullopt);
+  EXPECT_EQ(ReadJson(dir.path() / "picker.json")["dialog"], "model-picker");
+  ExpectScreenshot(dir.path() / "picker.png");
+  const json chosen = ReadJson(dir.path() / "chosen.json");
+  EXPECT_EQ(chosen["dialog"], "none");
+  EXPECT_EQ(chosen["model"]["status"], "ready");
+  EXPECT_EQ(chosen["model"]["name"], "qwen2-tiny-q8_0.gguf");
+
+  RunScript(dir, "wait-model\ndump " + P(dir, "next.json") + "\nquit\n", "next", std::nullopt);
+  const json next = ReadJson(dir.path() / "next.json");
+  EXPECT_EQ(next["model"]["name"], "qwen2-tiny-q8_0.gguf");
+  EXPECT_EQ(next["dialog"], "none");
+}
+
+// With --model the welcome stays away (it is about the bundled model), and without one a missing
+// bundled model is said in the banner, with where to choose a model.
+TEST(DesktopTest, NoWelcomeWithAModelAndAMissingBundledModelIsExplained) {
+  TempDir dir;
+  RunScript(dir, "wait-model\nframes 2\ndump " + P(dir, "named.json") + "\nquit\n", "named");
+  EXPECT_EQ(ReadJson(dir.path() / "named.json")["dialog"], "none");
+
+  TempDir fresh;
+  RunScript(fresh, "frames 3\ndump " + P(fresh, "missing.json") + "\nquit\n", "missing", std::nullopt,
+            fresh.path() / "wordnet-chat");
+  const json missing = ReadJson(fresh.path() / "missing.json");
+  EXPECT_EQ(missing["model"]["status"], "none");
+  EXPECT_EQ(missing["dialog"], "none");
+  EXPECT_EQ(missing["banner"],
+            "No model is chosen and the bundled demo model is missing: choose a model in File > Settings.");
 }
 
 // Closing the app while a reply streams ends the reply and commits it, complete.

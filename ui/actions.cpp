@@ -1,4 +1,5 @@
-// Sections: conversations / messages / files / settings / loading a model / database problems
+// Sections: conversations / messages / files / settings / choosing a model / the welcome / loading a model /
+// database problems
 #include "ui/actions.h"
 
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <imgui.h>
 #include <spdlog/spdlog.h>
 
+#include "chat/bundled_model.h"
 #include "store/exchange.h"
 
 namespace qvk::ui {
@@ -252,6 +254,7 @@ int IntSetting(store::Store& db, const char* key, int fallback) {
 chat::ModelSettings ModelSettingsFrom(store::Store& db) {
   chat::ModelSettings settings;
   settings.path = db.GetSetting(kSettingModelPath).value_or("");
+  if (settings.path.empty()) settings.path = chat::FindBundledModel().value_or("").string();
   settings.context = static_cast<uint32_t>(std::max(0, IntSetting(db, kSettingContext, 0)));
   settings.gpu_mem_mib = static_cast<uint64_t>(std::max(0, IntSetting(db, kSettingGpuMem, 0)));
   return settings;
@@ -300,6 +303,49 @@ bool ApplySettings(AppState& state) {
 
 chat::ModelSettings ConfiguredModel(AppState& state) {
   return ModelSettingsFrom(state.db());
+}
+
+// --- choosing a model ---------------------------------------------------------------------
+
+void OpenModelPicker(AppState& state, Dialog from) {
+  // Settings' own form holds what the user is editing there; elsewhere the stored one is applied.
+  if (from != Dialog::Settings || !state.settings_form.loaded) LoadSettingsForm(state);
+  const std::string& current = state.settings_form.model_path;
+  state.model_picker.Open(current.empty() ? std::filesystem::current_path()
+                                          : std::filesystem::path(current).parent_path());
+  state.model_picker_from = from;
+  state.dialog = Dialog::ModelPicker;
+}
+
+bool OpenChosenModel(AppState& state, const std::filesystem::path& model) {
+  state.settings_form.model_path = model.string();
+  if (state.model_picker_from == Dialog::Settings) {
+    state.dialog = Dialog::Settings;
+    return true;
+  }
+  state.dialog = Dialog::None;
+  const bool applied = ApplySettings(state);
+  state.settings_form.loaded = false;  // Settings reads the store again when it opens
+  return applied;
+}
+
+void CancelModelPicker(AppState& state) {
+  if (state.model_picker_from != Dialog::Settings) state.settings_form.loaded = false;
+  state.dialog = state.model_picker_from;
+}
+
+// --- the welcome --------------------------------------------------------------------------
+
+void ShowWelcomeOnFirstStart(AppState& state) {
+  if (!state.db().GetSetting(kSettingModelPath).value_or("").empty()) return;
+  if (state.db().GetSetting(kSettingWelcomeShown) || !chat::FindBundledModel()) return;
+  state.dialog = Dialog::Welcome;
+  if (!state.db().read_only()) Guarded(state, [&] { state.db().SetSetting(kSettingWelcomeShown, "1"); });
+}
+
+void StartChatting(AppState& state) {
+  state.dialog = Dialog::None;
+  state.focus_draft = true;
 }
 
 // --- loading a model ----------------------------------------------------------------------

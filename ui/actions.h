@@ -44,10 +44,27 @@ std::filesystem::path DefaultExportPath(AppState& state, bool json);
 // --- settings ---
 void LoadSettingsForm(AppState& state);
 bool ApplySettings(AppState& state);  // persists the form and reloads the model when it changed
-// The model settings stored in the database (path empty when none was chosen yet).
+// The model settings stored in the database; with no model chosen, the bundled demo model (the
+// path is empty when that is missing too).
 chat::ModelSettings ConfiguredModel(AppState& state);
 // The device stored in the settings; none for "automatic".
 std::optional<uint32_t> SavedDevice(store::Store& db);
+
+// --- choosing a model ---
+// Opens the model picker at the model in the settings. `from` is where it opens from (Settings'
+// Browse, the welcome, File > Open model...): Cancel goes back there.
+void OpenModelPicker(AppState& state, Dialog from);
+// The picker's choice. Opened from Settings it fills the form, applied with the rest; from
+// anywhere else the model is saved in the settings and loaded at once.
+bool OpenChosenModel(AppState& state, const std::filesystem::path& model);
+void CancelModelPicker(AppState& state);
+
+// --- the welcome ---
+// At start, when no model was chosen and the bundled demo model opens: the welcome, which says
+// what that model is and how to open a real one; once per database.
+void ShowWelcomeOnFirstStart(AppState& state);
+// The welcome's "Start chatting": it closes, the cursor in the message box.
+void StartChatting(AppState& state);
 
 // --- loading a model ---
 // Every load goes through here: it is recorded in the settings until it ends, so that a model
@@ -77,6 +94,8 @@ inline constexpr const char* kSettingContext = "model.context";
 inline constexpr const char* kSettingGpuMem = "model.gpu_mem_mib";
 inline constexpr const char* kSettingDevice = "device.index";
 inline constexpr const char* kSettingOpenConversation = "ui.open_conversation";
+// Set once the welcome was shown (its value is unused).
+inline constexpr const char* kSettingWelcomeShown = "ui.welcome_shown";
 // The path of the model being loaded, from before the load starts until it ends.
 inline constexpr const char* kSettingLoadingModel = "model.loading";
 

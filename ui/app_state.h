@@ -59,7 +59,7 @@ struct FrameCounts {
   bool awaiting_results = false;
 };
 
-enum class Dialog { None, Settings, ConversationSettings, Export, Import, Rename, ModelPicker };
+enum class Dialog { None, Settings, ConversationSettings, Export, Import, Rename, ModelPicker, Welcome };
 
 struct AppState {
   Window& window;
@@ -84,6 +84,9 @@ struct AppState {
   // The conversation settings dialog's form: which conversation, and its values while edited.
   std::optional<std::pair<store::Id, store::ConversationSettings>> conversation_form;
   FilePicker model_picker;
+  // Where the model picker was opened: from Settings the choice fills the form, from anywhere
+  // else it opens at once (OpenChosenModel); Cancel goes back there.
+  Dialog model_picker_from = Dialog::Settings;
   Banner banner;
   bool focus_draft = true;
   bool focus_search = false;

@@ -1,5 +1,5 @@
 // Small modal dialogs: rename a conversation, export it (Markdown or JSON) to a path, import a
-// JSON export, and the model file picker the settings open.
+// JSON export, and the model file picker (Settings, the welcome and File > Open model... open it).
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
@@ -62,10 +62,9 @@ void DrawFileDialogs(AppState& state) {
       break;
     case Dialog::ModelPicker:
       if (const auto chosen = state.model_picker.Draw()) {
-        state.settings_form.model_path = chosen->string();
-        state.dialog = Dialog::Settings;
+        OpenChosenModel(state, *chosen);
       } else if (!state.model_picker.is_open()) {
-        state.dialog = Dialog::Settings;
+        CancelModelPicker(state);
       }
       break;
     default:

@@ -5,6 +5,7 @@
 #include <cfloat>
 #include <cstdlib>
 #include <system_error>
+#include <utility>
 
 #include <fmt/format.h>
 #include <imgui.h>
@@ -228,7 +229,7 @@ std::optional<fs::path> FilePicker::Draw() {
     ImGui::TextDisabled("Choose a Hugging Face model folder (with config.json) or a .gguf file.");
   }
 
-  std::optional<fs::path> chosen;
+  std::optional<fs::path> chosen = std::exchange(pending_choice_, std::nullopt);
   const float footer_height = ImGui::GetFrameHeightWithSpacing();
   if (ImGui::BeginChild("listing", ImVec2(0, -footer_height), true)) DrawEntries(chosen);
   ImGui::EndChild();

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace qvk::ui {
@@ -38,6 +39,8 @@ class FilePicker {
 
   // Call every frame; returns the chosen path on the frame the user chooses it.
   std::optional<std::filesystem::path> Draw();
+  // Chooses `path` as the Choose button does, at the next Draw (the --script driver's `pick`).
+  void Choose(std::filesystem::path path) { pending_choice_ = std::move(path); }
 
   bool is_open() const { return open_ || open_requested_; }
 
@@ -55,6 +58,7 @@ class FilePicker {
   bool show_hidden_ = false;
   bool open_requested_ = false;
   bool open_ = false;
+  std::optional<std::filesystem::path> pending_choice_;
 };
 
 }  // namespace qvk::ui

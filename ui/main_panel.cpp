@@ -24,6 +24,7 @@ void DrawMenuBar(AppState& state) {
   if (!ImGui::BeginMenuBar()) return;
   if (ImGui::BeginMenu("File")) {
     if (ImGui::MenuItem("New chat", "Ctrl+N")) NewConversation(state);
+    if (ImGui::MenuItem("Open model...")) OpenModelPicker(state, Dialog::None);
     if (ImGui::MenuItem("Import JSON...")) {
       state.dialog_text.clear();
       state.dialog = Dialog::Import;
@@ -46,6 +47,10 @@ void DrawMenuBar(AppState& state) {
     }
     if (ImGui::MenuItem("Pin / unpin")) TogglePinned(state, state.conversation);
     if (ImGui::MenuItem("Delete")) DeleteConversation(state, state.conversation);
+    ImGui::EndMenu();
+  }
+  if (ImGui::BeginMenu("Help")) {
+    if (ImGui::MenuItem("Welcome")) state.dialog = Dialog::Welcome;
     ImGui::EndMenu();
   }
   if (state.store->read_only()) ImGui::TextColored(ImVec4(0.95f, 0.75f, 0.3f, 1.0f), "  read-only database");
@@ -79,6 +84,9 @@ void DrawDialogs(AppState& state) {
       break;
     case Dialog::ConversationSettings:
       DrawConversationSettings(state);
+      break;
+    case Dialog::Welcome:
+      DrawWelcome(state);
       break;
     case Dialog::None:
       break;

@@ -15,6 +15,7 @@ void DrawSettings(AppState& state);              // settings_panel.cpp: model, d
 void DrawConversationSettings(AppState& state);  // conversation_settings_panel.cpp: prompt and sampling
 void DrawFileDialogs(AppState& state);           // file_dialogs_panel.cpp: rename, export, import, model picker
 void DrawDatabaseProblem(AppState& state);       // database_panel.cpp: locked or damaged database, ways out
+void DrawWelcome(AppState& state);               // welcome_panel.cpp: the bundled demo model, opening a real one
 
 // chat_panel.cpp: what the context gauge reads for `used` tokens (none: not counted yet) of
 // `context`. A conversation longer than the context is cut at the next reply, oldest turns

@@ -22,7 +22,9 @@
 //   stop                       Esc's action
 //   set NAME VALUE             a conversation setting: temperature, top_k, top_p, min_p,
 //                              repetition_penalty, seed, max_new_tokens, system_prompt
-//   open settings|conversation-settings|export|import|rename|model-picker   and  close
+//   open settings|conversation-settings|export|import|rename|model-picker|welcome   and  close
+//   welcome open-model|start-chatting   the welcome's buttons
+//   pick PATH                  the open model picker's choice (its Choose button)
 //   export-md PATH | export-json PATH | import PATH
 //   screenshot PATH            the next presented frame as PNG
 //   dump PATH                  what is on screen, as JSON (for tests), with what the last frame
@@ -102,6 +104,26 @@ const char* ModelStatusName(chat::ModelStatus s) {
   return "?";
 }
 
+// The dialogs `open` opens, by the names `dump` reports.
+const std::map<std::string, Dialog>& DialogNames() {
+  static const std::map<std::string, Dialog> names = {{"none", Dialog::None},
+                                                      {"settings", Dialog::Settings},
+                                                      {"conversation-settings", Dialog::ConversationSettings},
+                                                      {"export", Dialog::Export},
+                                                      {"import", Dialog::Import},
+                                                      {"rename", Dialog::Rename},
+                                                      {"model-picker", Dialog::ModelPicker},
+                                                      {"welcome", Dialog::Welcome}};
+  return names;
+}
+
+std::string DialogName(Dialog dialog) {
+  for (const auto& [name, value] : DialogNames()) {
+    if (value == dialog) return name;
+  }
+  return "?";
+}
+
 // Valid until the next command.
 const std::vector<store::Message>& BranchOnScreen(AppState& state) {
   state.branch.Refresh(state.db(), state.conversation);
@@ -139,6 +161,7 @@ json Dump(AppState& state) {
   out["banner"] = state.banner.text;
   out["banner_kind"] = state.banner.kind == Banner::Kind::Error ? "error" : "success";
   out["search"] = state.search;
+  out["dialog"] = DialogName(state.dialog);
   out["generating"] = state.chat().generating();
   json conversations = json::array();
   for (const auto& c : state.db().ListConversations()) {
@@ -189,11 +212,11 @@ bool Succeeded(AppState& state, bool ok) {
 
 const std::set<std::string>& KnownCommands() {
   static const std::set<std::string> names = {
-      "wait-model", "wait-reply",  "wait-tokens", "frames", "type",        "key",         "send",
-      "new-chat",   "select",      "search",      "rename", "pin",         "delete",      "undo",
-      "regenerate", "continue",    "edit",        "branch", "stop",        "set",         "open",
-      "close",      "export-md",   "export-json", "import", "screenshot",  "dump",        "quit",
-      "database",   "wait-search", "wait-branch", "scroll", "retry-model", "choose-model"};
+      "wait-model",  "wait-reply",   "wait-tokens", "frames", "type",     "key",         "send",        "new-chat",
+      "select",      "search",       "rename",      "pin",    "delete",   "undo",        "regenerate",  "continue",
+      "edit",        "branch",       "stop",        "set",    "open",     "close",       "export-md",   "export-json",
+      "import",      "screenshot",   "dump",        "quit",   "database", "wait-search", "wait-branch", "scroll",
+      "retry-model", "choose-model", "welcome",     "pick"};
   return names;
 }
 
@@ -275,7 +298,7 @@ void ScriptRunner::Step(AppState& state) {
     wait_started_ = std::chrono::steady_clock::now();
     // Keys and typing act in the frame that follows; a screenshot is of that frame.
     if (command.name == "key" || command.name == "type" || command.name == "screenshot" || command.name == "open" ||
-        command.name == "frames" || command.name == "scroll") {
+        command.name == "frames" || command.name == "scroll" || command.name == "welcome" || command.name == "pick") {
       return;
     }
     // A database opened: the frame loop starts the chat session before the next command.
@@ -415,15 +438,31 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   }
   if (name == "set") return SetConversationSetting(state, arg);
   if (name == "open") {
-    static const std::map<std::string, Dialog> dialogs = {
-        {"settings", Dialog::Settings}, {"conversation-settings", Dialog::ConversationSettings},
-        {"export", Dialog::Export},     {"import", Dialog::Import},
-        {"rename", Dialog::Rename},     {"model-picker", Dialog::ModelPicker}};
-    const auto it = dialogs.find(arg);
-    if (it == dialogs.end()) throw Error(fmt::format("unknown dialog \"{}\"", arg));
+    const auto it = DialogNames().find(arg);
+    if (it == DialogNames().end() || it->second == Dialog::None) throw Error(fmt::format("unknown dialog \"{}\"", arg));
+    if (it->second == Dialog::ModelPicker) {
+      OpenModelPicker(state, Dialog::Settings);  // as Settings' Browse does
+      return true;
+    }
     if (it->second == Dialog::Export) state.dialog_text = DefaultExportPath(state, state.export_json).string();
-    if (it->second == Dialog::ModelPicker) state.model_picker.Open(std::filesystem::current_path());
     state.dialog = it->second;
+    return true;
+  }
+  if (name == "welcome") {
+    if (state.dialog != Dialog::Welcome) throw Error("the welcome is not open");
+    if (arg == "open-model") {
+      OpenModelPicker(state, Dialog::Welcome);
+    } else if (arg == "start-chatting") {
+      StartChatting(state);
+    } else {
+      throw Error("welcome open-model|start-chatting");
+    }
+    return true;
+  }
+  if (name == "pick") {
+    if (state.dialog != Dialog::ModelPicker || !state.model_picker.is_open())
+      throw Error("the model picker is not open");
+    state.model_picker.Choose(arg);
     return true;
   }
   if (name == "close") {

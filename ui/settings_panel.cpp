@@ -59,12 +59,9 @@ void DrawSettings(AppState& state) {
   }
   ImGui::InputText("Model", &form.model_path);
   ImGui::SameLine();
-  if (ImGui::Button("Browse...")) {
-    state.model_picker.Open(form.model_path.empty() ? std::filesystem::current_path()
-                                                    : std::filesystem::path(form.model_path).parent_path());
-    state.dialog = Dialog::ModelPicker;
-  }
-  ImGui::TextDisabled("A Hugging Face folder (config.json, tokenizer.json, *.safetensors) or a .gguf file.");
+  if (ImGui::Button("Browse...")) OpenModelPicker(state, Dialog::Settings);
+  ImGui::TextDisabled(
+      "A Hugging Face folder (config.json, tokenizer.json, *.safetensors) or a .gguf file; empty: the bundled demo.");
   ImGui::InputInt("Context length", &form.context, 256, 4096);
   ImGui::TextDisabled("Tokens the KV cache holds; 0: min(32768, the model's).");
   ImGui::InputInt("GPU memory (MiB)", &form.gpu_mem_mib, 256, 4096);

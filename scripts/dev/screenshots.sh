@@ -34,8 +34,13 @@ quit
 SCRIPT
 xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/chats.db" --model tests/data/qwen2-tiny \
   --script "$work/shots.script"
+# The welcome a first start without a model shows, over the bundled demo model
+# ($QWENVK_BUNDLED_MODEL when set).
+printf 'wait-model\nframes 3\nscreenshot docs/welcome.png\nquit\n' >"$work/welcome.script"
+xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/welcome.db" --script "$work/welcome.script"
 # The screen a damaged database gets.
 echo "not an SQLite database, but somebody's file" >"$work/damaged.db"
 printf 'frames 3\ndatabase check\nframes 3\nscreenshot docs/damaged-database.png\nquit\n' >"$work/damaged.script"
 xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/damaged.db" --script "$work/damaged.script"
-echo "wrote docs/chat.png docs/search.png docs/settings.png docs/conversation-settings.png docs/damaged-database.png"
+echo "wrote docs/chat.png docs/search.png docs/settings.png docs/conversation-settings.png docs/welcome.png" \
+  "docs/damaged-database.png"
