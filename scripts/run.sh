@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds the qwenvk program (Release: it is what users run and what
 # `qwenvk bench` measures), and starts it. Arguments go to the program; with none it is the
-# desktop app. Builds only the program, not the test suite (scripts/test.sh builds that).
+# desktop app, which opens the bundled demo model (assets/wordnet-chat, found from
+# build-release/) until the user chooses another. Builds only the program, not the test suite
+# (scripts/test.sh builds that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUILD_DIR="${BUILD_DIR:-build-release}" BUILD_TYPE="${BUILD_TYPE:-Release}"
