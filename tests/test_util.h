@@ -28,6 +28,14 @@ inline std::filesystem::path TestDataDir() {
   return dir != nullptr && *dir != '\0' ? std::filesystem::path(dir) : std::filesystem::path(QWENVK_TEST_DATA);
 }
 
+// The checkout's assets/ (the bundled demo model), beside tests/data; also QWENVK_ASSETS.
+inline std::filesystem::path AssetsDir() {
+  const char* dir = std::getenv("QWENVK_ASSETS");
+  return dir != nullptr && *dir != '\0'
+             ? std::filesystem::path(dir)
+             : std::filesystem::path(QWENVK_TEST_DATA).parent_path().parent_path() / "assets";
+}
+
 inline std::filesystem::path QwenvkBinary() {
   const char* path = std::getenv("QWENVK_BINARY");
   return path != nullptr && *path != '\0' ? std::filesystem::path(path) : std::filesystem::path(QWENVK_BINARY);

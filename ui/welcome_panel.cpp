@@ -15,9 +15,11 @@ namespace {
 
 // What the demo model was trained to answer, one example each, as a user would type it.
 constexpr std::pair<const char*, const char*> kSkills[] = {
-    {"define a word", "What does \"serendipity\" mean?"},
-    {"give its synonyms", "Give me synonyms for \"quick\"."},
-    {"use it in a sentence", "Use \"gleam\" in a sentence."},
+    {"define a word", "What does harbor mean?"},
+    {"give a synonym", "Give a synonym of happy."},
+    {"give an opposite", "What is the opposite of cold?"},
+    {"name a more general word", "What kind of thing is a violin?"},
+    {"use a word in a sentence", "Use harbor in a sentence."},
 };
 
 // Where a real model comes from: the kind, and an example of one.
@@ -65,10 +67,12 @@ void DrawWelcome(AppState& state) {
   }
   Heading(state, "A tiny demo model is open");
   ImGui::TextWrapped(
-      "It is a Qwen2 model of 12 million parameters, trained on WordNet, the English dictionary, so that QwenVK "
-      "works from the first start. It knows English words and nothing else. Ask it to");
+      "It is a Qwen2 model of 12.5 million parameters, trained on WordNet, the English dictionary, so that QwenVK "
+      "works from the first start, offline. It knows about 19 000 common English words and nothing else. Ask it to");
   Rows(state, kSkills, nullptr);
-  ImGui::TextWrapped("Anything else you ask gets a reply that makes no sense.");
+  ImGui::TextWrapped(
+      "Other questions get a polite refusal, and a word it was not taught gets a made-up definition: it is a "
+      "demonstration of the app and of attention maps, not an assistant.");
   ImGui::Spacing();
   ImGui::Separator();
   ImGui::Spacing();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Remakes the screenshots in docs/: the real app under Xvfb, driven by a script, with the tiny
-# fixture model (its own replies are noise) and docs/demo-conversation.json imported to show
-# what a conversation with a real model looks like. Needs a build (scripts/build.sh).
+# Remakes the screenshots in docs/: the real app under Xvfb, driven by a script, chatting with
+# the bundled demo model (assets/wordnet-chat): its real replies, greedy so that a rerun gives
+# the same pictures. Needs a build (scripts/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build="${BUILD_DIR:-build}"
@@ -11,13 +11,19 @@ cat >"$work/shots.script" <<SCRIPT
 wait-model
 new-chat
 set temperature 0
-set max_new_tokens 16
 send Hello! Who are you?
 wait-reply
-import docs/demo-conversation.json
+send What does harbor mean?
+wait-reply
+send Give a synonym of happy.
+wait-reply
+send What is the opposite of cold?
+wait-reply
+send Use light in a sentence.
+wait-reply
 frames 3
 screenshot docs/chat.png
-search reverse
+search opposite
 frames 3
 screenshot docs/search.png
 search
@@ -32,10 +38,9 @@ close
 frames 1
 quit
 SCRIPT
-xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/chats.db" --model tests/data/qwen2-tiny \
+xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/chats.db" --model assets/wordnet-chat \
   --script "$work/shots.script"
-# The welcome a first start without a model shows, over the bundled demo model
-# ($QWENVK_BUNDLED_MODEL when set).
+# The welcome a first start without a model shows, over the bundled demo model.
 printf 'wait-model\nframes 3\nscreenshot docs/welcome.png\nquit\n' >"$work/welcome.script"
 xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/welcome.db" --script "$work/welcome.script"
 # The screen a damaged database gets.
