@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The `device` tool sends the working tree, at most 64 MiB; the fixture models in tests/data
-# are larger and no speed run needs them. `device_tree.sh off` hides them from git for a run
+# and the bundled model in assets are larger than that together, and no speed run needs them. `device_tree.sh off` hides them from git for a run
 # (index and .git/info/exclude), `device_tree.sh on` restores both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-paths=(tests/data/gguf tests/data/qwen2-tiny)
+paths=(tests/data/gguf tests/data/qwen2-tiny assets)
 case "${1:-}" in
   off)
     git rm -r -q --cached "${paths[@]}"
