@@ -11,15 +11,11 @@ cat >"$work/shots.script" <<SCRIPT
 wait-model
 new-chat
 set temperature 0
-send Hello! Who are you?
-wait-reply
 send What does harbor mean?
-wait-reply
-send Give a synonym of happy.
 wait-reply
 send What is the opposite of cold?
 wait-reply
-send Use light in a sentence.
+send What kind of thing is a violin?
 wait-reply
 frames 3
 screenshot docs/chat.png
