@@ -60,7 +60,7 @@ constexpr uint32_t kMatVecUnitCols[] = {8, 8, 8, 16, 16, 16, 16, 16, 32, 32, 32}
 static_assert(std::size(kMatVecUnitCols) == kDTypeCount, "one unit width per DType");
 
 AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
-                            uint32_t capacity, bool probs) {
+                            uint32_t capacity) {
   AttentionPlan plan{};
   plan.block_rows = head_dim <= 128 ? 16 : 8;
   const uint32_t group = n_heads / n_kv_heads;
@@ -71,7 +71,7 @@ AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_hea
   const uint64_t blocks = uint64_t{plan.token_blocks} * n_kv_heads * plan.head_blocks;
   // More splits than the cache has granules of keys would always be empty.
   const uint32_t most = std::clamp(CeilDiv(capacity, QVK_ATTENTION_SPLIT_KEYS), 1u, QVK_ATTENTION_MAX_SPLITS);
-  plan.splits = probs ? 1 : static_cast<uint32_t>(std::clamp<uint64_t>(kAttentionWorkgroups / blocks, 1, most));
+  plan.splits = static_cast<uint32_t>(std::clamp<uint64_t>(kAttentionWorkgroups / blocks, 1, most));
   return plan;
 }
 
@@ -390,8 +390,7 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
     Require(a.probs_stride > 0 && a.probs->size >= static_cast<VkDeviceSize>(a.n_heads) * a.tokens * a.probs_stride * 4,
             "attention", "probabilities buffer too small");
   }
-  const AttentionPlan plan =
-      PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity, a.probs.has_value());
+  const AttentionPlan plan = PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity);
   const uint64_t partials_bytes = PartialsBytes(plan, a.tokens, a.n_heads, a.head_dim);
   if (partials_bytes > 0) {
     Require(a.scratch && a.scratch->size >= partials_bytes, "attention",
@@ -420,12 +419,13 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials},
              push, Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
   if (plan.splits > 1) {
-    // Reads each split's (max, sum, output), about two flops a float, and writes O.
-    // Its own label, so that profiles show what the split costs.
-    g.Dispatch(
-        KernelId::AttentionCombine, {a.positions, partials, a.out}, push, Groups{a.n_heads, a.tokens, 1},
-        fmt::format("{}_combine", label),
-        {.bytes = partials_bytes + uint64_t{4} * a.tokens * a.n_heads * a.head_dim, .flops = partials_bytes / 2});
+    // Reads each split's (max, sum, output), about two flops a float, and writes O; scales the
+    // probabilities in place. Its own label, so that profiles show what the split costs.
+    const uint64_t probs_bytes = a.probs ? uint64_t{8} * a.n_heads * a.tokens * a.probs_stride : 0;
+    g.Dispatch(KernelId::AttentionCombine, {a.positions, partials, a.out, a.probs.value_or(a.out)}, push,
+               Groups{a.n_heads, a.tokens, 1}, fmt::format("{}_combine", label),
+               {.bytes = partials_bytes + uint64_t{4} * a.tokens * a.n_heads * a.head_dim + probs_bytes,
+                .flops = partials_bytes / 2 + probs_bytes / 8});
   }
 }
 
@@ -436,7 +436,7 @@ uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n
   // Fewer rows may split more ways, so the largest need is over every row count.
   uint64_t bytes = 0;
   for (uint32_t tokens = 1; tokens <= max_tokens; ++tokens) {
-    const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity, false);
+    const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity);
     bytes = std::max(bytes, PartialsBytes(plan, tokens, n_heads, head_dim));
   }
   return bytes;

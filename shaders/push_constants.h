@@ -115,7 +115,7 @@ struct EmbedPush {
 // With QVK_FLAG_PROBS, P[h, t, j] holds the probabilities for j < probs_stride (0 past positions[t]).
 // A workgroup takes a block of query rows (tokens_per_block tokens x heads_per_block q heads of one
 // KV group) and one of `splits` parts of their keys; with splits > 1 it writes partial results
-// that attention_combine merges.
+// (and probabilities relative to its split) that attention_combine merges.
 struct AttentionPush {
   uint tokens;
   uint n_heads;
