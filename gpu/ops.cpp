@@ -460,6 +460,33 @@ DispatchCost AttentionCost(const AttentionArgs& a) {
           .flops = 4 * visible * a.n_heads * a.head_dim};
 }
 
+void AttentionReduce(Graph& g, const AttentionReduceArgs& a, std::string_view label) {
+  Require(a.cell > 0 && a.plane_heads > 0 && a.planes > 0 && a.planes <= 65535, "attention_reduce",
+          "cell, heads per plane and planes (at most 65535) must be positive");
+  Require(uint64_t{a.head_first} + uint64_t{a.planes} * a.plane_heads <= a.n_heads, "attention_reduce",
+          "planes past the last head");
+  const uint32_t lo = std::max(a.band_begin, a.first_row);
+  const uint32_t hi = std::min(a.band_end, a.first_row + a.rows);
+  Require(a.rows > 0 && lo < hi, "attention_reduce", "no row of the band in P");
+  Require(a.cols > 0 && a.cols <= a.probs_stride, "attention_reduce", "1..probs_stride key columns");
+  Require(a.probs.size >= uint64_t{4} * a.n_heads * a.rows * a.probs_stride, "attention_reduce", "P too small");
+  Require(!a.live_cols || a.positions.size >= uint64_t{4} * a.rows, "attention_reduce", "positions too small");
+  const uint64_t out_rows = CeilDiv(a.band_end - a.band_begin, a.cell);
+  const uint64_t out_cols = CeilDiv(a.cols, a.cell);
+  Require(a.out.size >= uint64_t{4} * (uint64_t{a.plane_base} + a.planes) * out_rows * out_cols, "attention_reduce",
+          "output too small");
+  const uint32_t wg = Spec(KernelId::AttentionReduce).local_size_x;
+  const uint32_t cells_per_wg = std::max(1u, wg / a.cell);
+  const uint32_t touched_rows = (hi - 1 - a.band_begin) / a.cell - (lo - a.band_begin) / a.cell + 1;
+  const uint64_t read = uint64_t{4} * a.planes * a.plane_heads * (hi - lo) * a.cols;
+  g.Dispatch(KernelId::AttentionReduce, {a.probs, a.positions, a.out},
+             push::AttentionReducePush{a.rows, a.probs_stride, a.first_row, a.band_begin, a.band_end, a.cols, a.cell,
+                                       a.head_first, a.plane_heads, a.plane_base,
+                                       (a.max ? QVK_FLAG_MAX : 0u) | (a.live_cols ? QVK_FLAG_LIVE_COLS : 0u)},
+             Groups{CeilDiv(out_cols, cells_per_wg), touched_rows, a.planes}, label,
+             {.bytes = read + uint64_t{4} * a.planes * touched_rows * out_cols, .flops = read / 4});
+}
+
 uint32_t TopKScratchCount(uint32_t count, uint32_t k) {
   return CeilDiv(count, QVK_TOPK_CHUNK) * k;
 }
