@@ -43,10 +43,15 @@ struct LogitsOptions {
 };
 int RunLogits(const LogitsOptions& options);
 
+// `qwenvk attention` (app/attention_command.cpp).
 struct AttentionOptions {
   ModelOptions model;
   std::vector<uint32_t> ids;
-  std::string out;
+  std::optional<std::string> out;            // raw float32 [layers, planes, T, T]
+  std::optional<uint32_t> layer;             // one layer (default: every layer)
+  std::optional<uint32_t> head;              // one query head, or with a group reduction one KV head
+  std::string reduce;                        // "", mean, max, group-mean, group-max
+  std::optional<std::string> png, csv, npy;  // one map
 };
 int RunAttention(const AttentionOptions& options);
 
