@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/error.h"
+#include "chat/live_attention.h"
 #include "chat/loaded_model.h"
 #include "chat/prompt_plan.h"
 #include "chat/reply_writer.h"
@@ -308,6 +309,11 @@ LiveReply ChatSession::live() const {
   return live_;
 }
 
+void ChatSession::SetLiveAttention(std::shared_ptr<LiveAttention> feed) {
+  std::lock_guard lock(mutex_);
+  live_attention_ = std::move(feed);
+}
+
 void ChatSession::Stop() {
   stop_requested_ = true;
 }
@@ -481,9 +487,17 @@ void ChatSession::RunReply(const ReplyJob& job) {
     const bool stopped_before_start = stop_requested_;
 
     Sampler sampler(PlanSampling(ChoiceFrom(chat->settings)));
+    std::shared_ptr<LiveAttention> attention;
+    {
+      std::lock_guard lock(mutex_);
+      attention = live_attention_;
+    }
+    engine.set_live_attention(attention != nullptr);
+    if (attention) attention->BeginReply();
     writer.Start(std::move(reply.text_before));
     StartLiveReply(job, writer, static_cast<uint32_t>(prompt.size()));
     auto on_text = [&](const GenerationStep& step) {
+      if (attention && step.attention) attention->Push(*step.attention);
       writer.Append(step.text);
       MirrorLiveReply(writer, static_cast<uint32_t>(generated.size()));
       return !stop_requested_;

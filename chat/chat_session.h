@@ -29,6 +29,7 @@ class ModelFiles;
 
 namespace qvk::chat {
 
+class LiveAttention;
 class LoadedModel;
 class ReplyWriter;
 
@@ -81,6 +82,10 @@ class ChatSession {
   void Stop();
   bool generating() const;
   LiveReply live() const;
+  // While set, each reply from the next on captures the attention row of every token it
+  // generates (Engine::set_live_attention) and hands it to `feed`, reduced to the feed's views;
+  // nullptr turns it off. Costs GPU memory for a row of every layer and head over the context.
+  void SetLiveAttention(std::shared_ptr<LiveAttention> feed);
 
   // Tokens the conversation's current branch takes in the context, with the model's tokenizer
   // and chat template (system prompt and generation prompt included), plus the live reply.
@@ -141,6 +146,7 @@ class ChatSession {
   uint32_t context_length_ = 0;
   uint64_t model_generation_ = 0;  // bumped by each load, so cached counts of an old model expire
   LiveReply live_;
+  std::shared_ptr<LiveAttention> live_attention_;
   uint32_t live_prompt_tokens_ = 0;
   std::chrono::steady_clock::time_point live_start_;  // when the live reply's prompt was submitted
   std::optional<std::string> error_;

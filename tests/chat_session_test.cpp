@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "chat/live_attention.h"
 #include "chat/loaded_model.h"
 #include "model/generate.h"
 #include "tests/gpu_fixture.h"
@@ -221,6 +222,51 @@ TEST_F(ChatSessionTest, SendCommitsTheMessageAndStoresTheReply) {
   EXPECT_EQ(reply.notice, "");
   EXPECT_EQ(store_->GetConversation(conversation)->title, "What is the capital of France?");
   EXPECT_FALSE(session_->live().active);
+}
+
+// With a live attention feed set, a reply hands the UI one row per generated token for each view
+// it chose, from the prompt's last token on: each a distribution over the keys up to its query.
+// The reply is the one generated without it; with the feed unset, the next reply feeds nothing.
+TEST_F(ChatSessionTest, ALiveAttentionFeedGetsARowPerToken) {
+  Load();
+  const ModelConfig& c = Files().config();
+  auto feed = std::make_shared<LiveAttention>();
+  feed->SetViews({AllHeads(c, 1, HeadReduce::Mean), OneHead(0, 3), KvGroup(c, 1, 0, HeadReduce::Max)});
+  session_->SetLiveAttention(feed);
+  const store::Id conversation = store_->CreateConversation("New chat", Greedy(6));
+  ASSERT_TRUE(session_->Send(conversation, "What is the capital of France?"));
+  session_->WaitIdle();
+  EXPECT_FALSE(session_->TakeError().has_value());
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(thread.size(), 2u);
+  const std::vector<uint32_t> prompt = Files().EncodeChat(AsChat({thread[0]}), true);
+  EXPECT_EQ(thread[1].content, Reference(prompt, 6));
+
+  const LiveAttention::Update update = feed->Take();
+  EXPECT_EQ(update.reply, 1u);
+  ASSERT_EQ(update.views.size(), 3u);
+  for (const LiveAttention::ViewRows& view : update.views) {
+    EXPECT_EQ(view.first_position, prompt.size() - 1);
+    ASSERT_EQ(view.rows.size(), thread[1].tokens);
+    for (size_t k = 0; k < view.rows.size(); ++k) {
+      ASSERT_EQ(view.rows[k].size(), prompt.size() + k);
+      double sum = 0;
+      for (float p : view.rows[k]) sum += p;
+      if (view.view.reduce == HeadReduce::Mean) {
+        EXPECT_NEAR(sum, 1.0, 1e-5) << "row " << k;
+      } else {
+        EXPECT_GE(sum, 1.0 - 1e-5) << "row " << k;  // the max of distributions
+      }
+    }
+  }
+  EXPECT_TRUE(feed->Take().views[0].rows.empty()) << "taken rows are gone";
+
+  session_->SetLiveAttention(nullptr);
+  ASSERT_TRUE(session_->Regenerate(thread[1].id));
+  session_->WaitIdle();
+  const LiveAttention::Update after = feed->Take();
+  EXPECT_EQ(after.reply, 1u);
+  EXPECT_TRUE(after.views[0].rows.empty());
 }
 
 TEST_F(ChatSessionTest, TheSystemPromptComesFirstAndAGgufModelReplies) {
