@@ -140,7 +140,7 @@ struct AttentionArgs {
   uint32_t o_stride = 0;             // 0: n_heads * head_dim
   uint32_t window = 0;               // 0: no sliding window
   float scale = 0;                   // 0: 1 / sqrt(head_dim)
-  std::optional<BufferRange> probs;  // f32 [H, T, probs_stride]
+  std::optional<BufferRange> probs;  // f32 [H, T, probs_stride]: the softmax, with the keys split or not
   uint32_t probs_stride = 0;
   std::optional<BufferRange> scratch;  // split partials: AttentionScratchBytes(tokens, ...) bytes
   // positions[0] as the host knows it when recording (rows follow consecutively): sizes the
