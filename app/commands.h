@@ -78,6 +78,7 @@ struct BenchOptions {
   std::string output = "md";               // -o: md, json or csv
   bool kernels = false;                    // --kernels: one profiled step per test
   bool device_peak = false;                // --device-peak
+  bool live_attention = false;             // --live-attention: decode steps write their attention rows
   uint64_t peak_mib = 1024;                // --peak-mib: most MiB the peak's copy moves
 };
 int RunBench(const BenchOptions& options);

@@ -120,6 +120,9 @@ void AddBenchOptions(CLI::App* command, qvk::app::BenchOptions& options) {
                     "Profile one more step of each test: each kernel's share of GPU time, GB/s and TFLOP/s");
   command->add_flag("--device-peak", options.device_peak,
                     "Measure the device's copy bandwidth and FP32 FMA rate (also done by --kernels)");
+  command->add_flag("--live-attention", options.live_attention,
+                    "Each decode step also writes its attention row of every layer and head, as while a live "
+                    "attention map is shown (a prompt's last token then runs as a decode step)");
   command->add_option("--peak-mib", options.peak_mib, "Most MiB the peak's copy moves (default 1024)")
       ->check(WholeNumber<uint64_t>(1, uint64_t{1} << 20));
 }

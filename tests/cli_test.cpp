@@ -557,6 +557,19 @@ TEST(CliTest, BenchReportsEveryTestAsJson) {
   }
 }
 
+// --live-attention measures generation with the attention rows a live map reads; the report says so.
+TEST(CliTest, BenchMeasuresLiveAttentionRows) {
+  const Result plain = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 3 -r 1 -o json");
+  const Result live = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 3 -r 1 -o json --live-attention");
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  ASSERT_EQ(live.status, 0) << live.err;
+  EXPECT_EQ(nlohmann::json::parse(plain.out)["results"][0]["live_attention"], false);
+  EXPECT_EQ(nlohmann::json::parse(live.out)["results"][0]["live_attention"], true);
+  EXPECT_GT(nlohmann::json::parse(live.out)["results"][0]["avg_ts"].get<double>(), 0);
+  const Result md = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 3 -r 1 --live-attention");
+  EXPECT_NE(md.out.find("live attention: every decode step also wrote its row"), std::string::npos) << md.out;
+}
+
 TEST(CliTest, BenchReportsEveryTestAsCsv) {
   const Result r = RunQwenvk(kBenchArgs + " -o csv");
   ASSERT_EQ(r.status, 0) << r.err;
