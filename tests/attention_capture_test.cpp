@@ -1,9 +1,9 @@
 // Attention maps through Engine::CaptureAttention on the fixture model, with prefill chunks far
 // smaller than the prompt: one head, bands of query rows and heads reduced on the GPU equal the
 // full matrix (whose agreement with transformers, bar 5, model_conformance_test checks) and the
-// C++ reference's reductions of it; the cache is left as promised; requests outside the model are
-// refused with a sentence; and a 4096-token capture on Qwen2.5-0.5B's shape needs megabytes,
-// not the 22.5 GB of every map at once.
+// C++ reference's reductions of it; sliding-window layers zero what their window hides; the cache
+// is left as promised; requests outside the model are refused with a sentence; and a 4096-token
+// capture on Qwen2.5-0.5B's shape needs megabytes, not the 22.5 GB of every map at once.
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -193,6 +193,34 @@ TEST_F(AttentionCaptureTest, ReductionsMatchTheReference) {
       }
     }
   }
+}
+
+// A sliding-window layer (some Qwen2 checkpoints have them): each row is a distribution over the
+// last `window` keys up to its query, zero before them; a band of one head equals the full matrix.
+TEST_F(AttentionCaptureTest, SlidingWindowLayersZeroWhatTheWindowHides) {
+  ModelConfig windowed = config();
+  windowed.layer_window = {0, 24};
+  Engine engine(device(), windowed, *weights_, EngineOptions{.context = 1024, .prefill_chunk = 16});
+  const AttentionRequest every = EveryHead(windowed, 1, HeadReduce::Mean);
+  const AttentionMap full = engine.CaptureAttention(ids_, std::span(&every, 1))[0];
+  for (uint32_t h = 0; h < full.planes; ++h) {
+    for (uint32_t t = 0; t < tokens(); ++t) {
+      const std::span<const float> row = full.plane(h).subspan(size_t{t} * tokens(), tokens());
+      double sum = 0;
+      for (uint32_t j = 0; j < tokens(); ++j) {
+        if (j > t || j + 24 <= t) {
+          ASSERT_EQ(row[j], 0.0f) << "head " << h << " query " << t << " key " << j;
+        }
+        sum += row[j];
+      }
+      ASSERT_NEAR(sum, 1.0, 1e-5) << "head " << h << " query " << t;
+    }
+  }
+  AttentionRequest band = OneHead(1, 2);
+  band.first_row = 100;
+  band.end_row = 180;
+  const AttentionMap got = engine.CaptureAttention(ids_, std::span(&band, 1))[0];
+  ExpectClose(got.values, full.plane(2).subspan(size_t{100} * tokens(), size_t{80} * tokens()), "band");
 }
 
 TEST_F(AttentionCaptureTest, RefusesMapsOutsideTheModel) {
