@@ -269,6 +269,69 @@ TEST_F(ChatSessionTest, ALiveAttentionFeedGetsARowPerToken) {
   EXPECT_TRUE(after.views[0].rows.empty());
 }
 
+// A message's attention, captured on the worker over the conversation as the model read it: a
+// reply's tokens are its prompt and then its own, the maps those the engine captures from them;
+// a user message's text begins after the template's system prompt and its turn's header. A message that is gone and a
+// layer the model lacks come back as errors; without a model nothing is queued.
+TEST_F(ChatSessionTest, CapturesTheAttentionOfAMessage) {
+  EXPECT_FALSE(session_->CaptureAttention(1, {OneHead(0, 0)}));
+  EXPECT_EQ(session_->TakeError(), "no model is loaded: choose one in the model settings");
+  Load();
+  const ModelConfig& c = Files().config();
+  const store::Id conversation = store_->CreateConversation("New chat", Greedy(6));
+  ASSERT_TRUE(session_->Send(conversation, "What is the capital of France?"));
+  session_->WaitIdle();
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(thread.size(), 2u);
+
+  const std::vector<AttentionRequest> requests{AllHeads(c, 1, HeadReduce::Mean),
+                                               Pooled(EveryHead(c, 0, HeadReduce::Max), 40, 8)};
+  ASSERT_TRUE(session_->CaptureAttention(thread[1].id, requests));
+  session_->WaitIdle();
+  std::optional<MessageAttention> reply = session_->TakeAttention();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->error, "");
+  EXPECT_EQ(reply->message, thread[1].id);
+  const std::vector<uint32_t> prompt = Files().EncodeChat(AsChat({thread[0]}), true);
+  EXPECT_EQ(reply->ids, Files().EncodeChatContinuation(AsChat(thread)));
+  EXPECT_EQ(reply->message_begin, prompt.size());  // the generation prompt opened its turn
+  EXPECT_TRUE(std::equal(prompt.begin(), prompt.end(), reply->ids.begin()));
+  ASSERT_EQ(reply->pieces.size(), reply->ids.size());
+  std::string text;
+  for (const std::string& piece : reply->pieces) text += piece;
+  EXPECT_EQ(text, Files().tokenizer().Decode(reply->ids));
+  LoadedModel model(device(), std::filesystem::path(TinyModel()), LoadedModelOptions{.context = kContext});
+  const std::vector<AttentionMap> expected = model.engine().CaptureAttention(reply->ids, requests);
+  ASSERT_EQ(reply->maps.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_EQ(reply->maps[i].values.size(), expected[i].values.size());
+    for (size_t k = 0; k < expected[i].values.size(); ++k) {
+      ASSERT_NEAR(reply->maps[i].values[k], expected[i].values[k], 1e-6 + 1e-5 * expected[i].values[k]) << i;
+    }
+  }
+  EXPECT_FALSE(session_->TakeAttention().has_value()) << "taken once";
+
+  ASSERT_TRUE(session_->CaptureAttention(thread[0].id, {OneHead(0, 1)}));
+  session_->WaitIdle();
+  const std::optional<MessageAttention> question = session_->TakeAttention();
+  ASSERT_TRUE(question.has_value());
+  EXPECT_EQ(question->error, "");
+  ASSERT_GT(question->message_begin, 0u);
+  const std::vector<uint32_t> turn(question->ids.begin() + question->message_begin, question->ids.end());
+  EXPECT_EQ(Files().tokenizer().Decode(turn), "What is the capital of France?");
+  const std::vector<uint32_t> header(question->ids.begin(), question->ids.begin() + question->message_begin);
+  EXPECT_TRUE(Files().tokenizer().Decode(header).ends_with("<|im_start|>user\n"));
+  ASSERT_EQ(question->maps.size(), 1u);
+  EXPECT_EQ(question->maps[0].rows, question->ids.size());
+
+  ASSERT_TRUE(session_->CaptureAttention(thread[1].id + 100, {OneHead(0, 0)}));
+  session_->WaitIdle();
+  EXPECT_EQ(session_->TakeAttention()->error, "the message no longer exists");
+  ASSERT_TRUE(session_->CaptureAttention(thread[1].id, {OneHead(5, 0)}));
+  session_->WaitIdle();
+  test::ExpectMentions(session_->TakeAttention()->error, {"layer 5 is out of range"});
+}
+
 TEST_F(ChatSessionTest, TheSystemPromptComesFirstAndAGgufModelReplies) {
   Load((TestDataDir() / "gguf" / "qwen2-tiny-q8_0.gguf").string());
   store::ConversationSettings settings = Greedy(8);
