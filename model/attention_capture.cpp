@@ -97,8 +97,11 @@ bool AttentionMap::masked(uint32_t row, uint32_t col) const {
 CapturePlan PlanCapture(const ModelConfig& c, uint32_t tokens, std::span<const AttentionRequest> requests,
                         uint32_t max_chunk, uint64_t max_binding) {
   CapturePlan plan;
+  uint32_t first = tokens, end = 0;  // the rows some request needs
   for (const AttentionRequest& r : requests) {
     CheckAttentionRequest(c, tokens, r);
+    first = std::min(first, r.first_row);
+    end = std::max(end, EndRow(r, tokens));
     const uint32_t rows = MapRows(r, tokens), cols = CeilDiv(tokens, r.cell);
     const uint64_t bytes = uint64_t{4} * r.planes * rows * cols;
     if (bytes > max_binding) {
@@ -116,8 +119,9 @@ CapturePlan PlanCapture(const ModelConfig& c, uint32_t tokens, std::span<const A
                     "at once ({:.0f} MiB)",
                     tokens, c.num_heads, Mib(row_bytes), Mib(max_binding)));
   }
-  plan.chunk_rows = static_cast<uint32_t>(
-      std::clamp<uint64_t>(std::min(kCaptureProbsBytes, max_binding) / row_bytes, 1, std::max(max_chunk, 1u)));
+  const uint32_t most = std::max(1u, std::min(max_chunk, end > first ? end - first : 1));
+  plan.chunk_rows =
+      static_cast<uint32_t>(std::clamp<uint64_t>(std::min(kCaptureProbsBytes, max_binding) / row_bytes, 1, most));
   plan.probs_bytes = row_bytes * plan.chunk_rows;
   return plan;
 }

@@ -59,7 +59,8 @@ struct AttentionMap {
 };
 
 // How a capture of `tokens` runs where a binding holds at most `max_binding` bytes: query rows per
-// prefill chunk while probabilities are on (at most `max_chunk`), and the GPU memory it takes on
+// prefill chunk while probabilities are on (at most `max_chunk`, and no more than the requests'
+// rows span), and the GPU memory it takes on
 // top of the engine's: one chunk's probabilities [heads, chunk_rows, tokens], shared by every
 // layer, and each request's map. Throws an Error when a map or one row of every head cannot fit.
 struct CapturePlan {

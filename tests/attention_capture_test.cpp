@@ -259,6 +259,15 @@ TEST(AttentionCapturePlan, FourThousandTokensOnHalfBTakeMegabytesNotGigabytes) {
   const uint64_t every_map = uint64_t{4} * c.num_layers * c.num_heads * tokens * tokens;
   EXPECT_LT(plan.probs_bytes + plan.map_bytes, every_map / 100);
 
+  // A band of 12 rows (what `qwenvk attention --out` takes at a time here) takes 12 rows' worth.
+  AttentionRequest band = EveryHead(c, 0, HeadReduce::Mean);
+  band.first_row = 1000;
+  band.end_row = 1012;
+  const CapturePlan band_plan = PlanCapture(c, tokens, std::span(&band, 1), 256, binding);
+  EXPECT_EQ(band_plan.chunk_rows, 12u);
+  EXPECT_EQ(band_plan.probs_bytes, uint64_t{4} * 14 * 12 * tokens);
+  EXPECT_EQ(band_plan.map_bytes, uint64_t{4} * 14 * 12 * tokens);
+
   const AttentionRequest one_layer = EveryHead(c, 0, HeadReduce::Mean);
   ExpectMentions(ErrorOf([&] { PlanCapture(c, tokens, std::span(&one_layer, 1), 256, binding); }),
                  {"14 planes of 4096 x 4096", "896 MiB", "128 MiB", "fewer query rows"});
