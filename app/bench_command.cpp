@@ -50,6 +50,7 @@ int RunBench(const BenchOptions& o) {
                            .peak = peak,
                            .repetitions = o.repetitions};
   if (!o.model.model.empty()) {
+    runtime.engine().set_live_attention(o.live_attention);
     chat::BenchRunner runner(runtime.engine());
     for (const chat::BenchTest& test : tests) {
       spdlog::info("running {}", test.Name());

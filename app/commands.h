@@ -43,10 +43,15 @@ struct LogitsOptions {
 };
 int RunLogits(const LogitsOptions& options);
 
+// `qwenvk attention` (app/attention_command.cpp).
 struct AttentionOptions {
   ModelOptions model;
   std::vector<uint32_t> ids;
-  std::string out;
+  std::optional<std::string> out;            // raw float32 [layers, planes, T, T]
+  std::optional<uint32_t> layer;             // one layer (default: every layer)
+  std::optional<uint32_t> head;              // one query head, or with a group reduction one KV head
+  std::string reduce;                        // "", mean, max, group-mean, group-max
+  std::optional<std::string> png, csv, npy;  // one map
 };
 int RunAttention(const AttentionOptions& options);
 
@@ -73,6 +78,7 @@ struct BenchOptions {
   std::string output = "md";               // -o: md, json or csv
   bool kernels = false;                    // --kernels: one profiled step per test
   bool device_peak = false;                // --device-peak
+  bool live_attention = false;             // --live-attention: decode steps write their attention rows
   uint64_t peak_mib = 1024;                // --peak-mib: most MiB the peak's copy moves
 };
 int RunBench(const BenchOptions& options);

@@ -135,8 +135,27 @@ void AddBenchOptions(CLI::App* command, qvk::app::BenchOptions& options) {
                     "Profile one more step of each test: each kernel's share of GPU time, GB/s and TFLOP/s");
   command->add_flag("--device-peak", options.device_peak,
                     "Measure the device's copy bandwidth and FP32 FMA rate (also done by --kernels)");
+  command->add_flag("--live-attention", options.live_attention,
+                    "Each decode step also writes its attention row of every layer and head, as while a live "
+                    "attention map is shown (a prompt's last token then runs as a decode step)");
   command->add_option("--peak-mib", options.peak_mib, "Most MiB the peak's copy moves (default 1024)")
       ->check(WholeNumber<uint64_t>(1, uint64_t{1} << 20));
+}
+
+// What the attention options mean together: somewhere to write, and one map for the map files.
+void CheckAttentionOptions(const qvk::app::AttentionOptions& o) {
+  const bool map_file = o.png || o.csv || o.npy;
+  if (!o.out && !map_file) throw CLI::ValidationError("attention", "give --out, or --png, --csv or --npy with one map");
+  const bool group = o.reduce.starts_with("group");
+  if (o.head && (o.reduce == "mean" || o.reduce == "max")) {
+    throw CLI::ValidationError(
+        "--head", "picks one head, and --reduce " + o.reduce + " reduces every head of a layer: give one or the other");
+  }
+  if (map_file && (!o.layer || (o.reduce.empty() && !o.head) || (group && !o.head))) {
+    throw CLI::ValidationError("--png, --csv and --npy",
+                               "write one map: give --layer with --head, --reduce mean or max, or --reduce "
+                               "group-mean or group-max with --head (the KV head)");
+  }
 }
 
 void AddSamplingOptions(CLI::App* command, qvk::app::GenerateOptions& options) {
@@ -214,13 +233,30 @@ int main(int argc, char** argv) {
   logits->add_option("--dump-last", logits_options.dump_last, "Write every logit of the last position (float32 LE)");
 
   qvk::app::AttentionOptions attention_options;
-  CLI::App* attention = app.add_subcommand("attention", "Write the prefill's attention probabilities [L,H,T,T] f32");
+  CLI::App* attention = app.add_subcommand(
+      "attention",
+      "Write the prefill's attention probabilities: raw [layers, heads, T, T] f32, or one map as PNG/CSV/NPY");
   AddModelOptions(attention, attention_options.model);
   attention->add_option("--ids", attention_options.ids, "Prompt token ids")
       ->required()
       ->delimiter(',')
       ->check(TokenIds());
-  attention->add_option("--out", attention_options.out, "Output file")->required();
+  attention->add_option("--out", attention_options.out, "Raw float32 maps of the chosen layers and heads");
+  attention->add_option("--layer", attention_options.layer, "One layer (default: every layer)")
+      ->check(WholeNumber<uint32_t>(0, std::numeric_limits<uint32_t>::max()));
+  attention
+      ->add_option("--head", attention_options.head,
+                   "One query head; with --reduce group-mean or group-max, the KV head whose query heads to reduce")
+      ->check(WholeNumber<uint32_t>(0, std::numeric_limits<uint32_t>::max()));
+  attention
+      ->add_option("--reduce", attention_options.reduce,
+                   "Reduce a layer's heads: mean, max, or group-mean, group-max (over each KV head's query heads)")
+      ->check(Expects("mean, max, group-mean or group-max", [](const std::string& value) {
+        return value == "mean" || value == "max" || value == "group-mean" || value == "group-max";
+      }));
+  attention->add_option("--png", attention_options.png, "One map as a PNG heatmap (viridis; the causal mask grey)");
+  attention->add_option("--csv", attention_options.csv, "One map as CSV, a line per query row");
+  attention->add_option("--npy", attention_options.npy, "One map as a NumPy .npy array (float32, rows x keys)");
 
   qvk::app::GenerateOptions generate_options;
   CLI::App* generate = app.add_subcommand("generate", "Stream a continuation of a prompt");
@@ -242,6 +278,7 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+    if (attention->parsed()) CheckAttentionOptions(attention_options);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
     std::fprintf(stderr, "qwenvk: %s\nRun with --help for the options.\n", e.what());

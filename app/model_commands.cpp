@@ -1,4 +1,4 @@
-// Sections: tokenize / info / logits / attention / generate / chat
+// Sections: tokenize / info / logits / generate / chat
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -179,19 +179,6 @@ int RunLogits(const LogitsOptions& o) {
     tokens.push_back(token);
   }
   const json out = {{"positions", positions}, {"greedy", {{"tokens", tokens}, {"steps", steps}}}};
-  std::printf("%s\n", out.dump().c_str());
-  return 0;
-}
-
-// --- attention ------------------------------------------------------------------------------
-
-int RunAttention(const AttentionOptions& o) {
-  Runtime runtime(o.model);
-  std::vector<float> maps;
-  runtime.engine().Prefill(o.ids, AttentionMaps{maps});
-  WriteFloats(o.out, maps);
-  const ModelConfig& c = runtime.files().config();
-  const json out = {{"shape", {c.num_layers, c.num_heads, o.ids.size(), o.ids.size()}}, {"file", o.out}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }

@@ -248,7 +248,8 @@ BenchModel DescribeModel(const LoadedModel& model, const Allocator& allocator) {
           .kv_cache_bytes = engine.kv_cache_bytes(),
           .working_bytes = engine.working_bytes(),
           .allocated_bytes = allocator.bytes_in_use(),
-          .reserved_bytes = allocator.bytes_reserved()};
+          .reserved_bytes = allocator.bytes_reserved(),
+          .live_attention = engine.live_attention()};
 }
 
 // --- report: markdown ----------------------------------------------------------------------------
@@ -329,6 +330,7 @@ std::string FormatMarkdown(const BenchReport& report) {
       MiB(m.weights_bytes), MiB(m.kv_cache_bytes), MiB(m.working_bytes), MiB(m.allocated_bytes),
       Percent(planned > 0 ? static_cast<double>(m.allocated_bytes) / static_cast<double>(planned) - 1 : 0),
       MiB(m.reserved_bytes), m.context, report.repetitions);
+  if (m.live_attention) out += "live attention: every decode step also wrote its row of every layer and head\n";
   for (const BenchResult& r : report.results) {
     if (!r.kernels.empty()) AppendKernels(out, r, report.peak);
   }
@@ -369,7 +371,8 @@ Json RowFields(const BenchReport& report, const BenchResult* r) {
                     {"kv_cache_bytes", m.kv_cache_bytes},
                     {"working_bytes", m.working_bytes},
                     {"allocated_bytes", m.allocated_bytes},
-                    {"reserved_bytes", m.reserved_bytes}});
+                    {"reserved_bytes", m.reserved_bytes},
+                    {"live_attention", m.live_attention}});
   }
   const Json none = nullptr;
   row.update(Json{{"copy_gbps", report.peak ? Json(report.peak->copy_gbps) : none},

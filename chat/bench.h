@@ -127,6 +127,8 @@ struct BenchModel {
   uint64_t working_bytes = 0;    // the engine's activations, logits and ranking
   uint64_t allocated_bytes = 0;  // every buffer the allocator holds
   uint64_t reserved_bytes = 0;   // the blocks it took from the driver
+  // Each decode step also wrote its attention row of every layer and head (Engine::set_live_attention).
+  bool live_attention = false;
 };
 // The model and GPU memory as they stand now.
 BenchModel DescribeModel(const LoadedModel& model, const Allocator& allocator);

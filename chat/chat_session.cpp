@@ -1,6 +1,7 @@
-// Sections: helpers / lifetime and worker / model / chat requests / reply job / token counts
+// Sections: helpers / lifetime and worker / model / chat requests / reply job / attention maps / token counts
 #include "chat/chat_session.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <utility>
@@ -9,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/error.h"
+#include "chat/live_attention.h"
 #include "chat/loaded_model.h"
 #include "chat/prompt_plan.h"
 #include "chat/reply_writer.h"
@@ -137,10 +139,12 @@ void ChatSession::WorkerLoop() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
       busy_ = true;
-      reply_running_ = !job.load.has_value();
+      reply_running_ = !job.load && !job.attention;
     }
     if (job.load) {
       RunLoad(*job.load);
+    } else if (job.attention) {
+      RunAttention(*job.attention);
     } else {
       RunReply(job.reply);
     }
@@ -274,7 +278,7 @@ store::ConversationSettings ChatSession::DefaultSettings() const {
 bool ChatSession::ReplyPendingLocked() const {
   if (reply_running_) return true;
   for (const Job& job : jobs_) {
-    if (!job.load) return true;
+    if (!job.load && !job.attention) return true;
   }
   return false;
 }
@@ -294,7 +298,7 @@ bool ChatSession::CanReplyLocked() {
 
 void ChatSession::QueueReplyLocked(const ReplyJob& job) {
   stop_requested_ = false;
-  jobs_.push_back(Job{.load = std::nullopt, .reply = job});
+  jobs_.push_back(Job{.reply = job});
   wake_.notify_all();
 }
 
@@ -306,6 +310,28 @@ bool ChatSession::generating() const {
 LiveReply ChatSession::live() const {
   std::lock_guard lock(mutex_);
   return live_;
+}
+
+bool ChatSession::CaptureAttention(store::Id message, std::vector<AttentionRequest> requests) {
+  std::lock_guard lock(mutex_);
+  if (status_ != ModelStatus::Ready) {
+    error_ = status_ == ModelStatus::Loading ? "the model is still loading"
+                                             : "no model is loaded: choose one in the model settings";
+    return false;
+  }
+  jobs_.push_back(Job{.attention = AttentionJob{.message = message, .requests = std::move(requests)}});
+  wake_.notify_all();
+  return true;
+}
+
+std::optional<MessageAttention> ChatSession::TakeAttention() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(attention_, std::nullopt);
+}
+
+void ChatSession::SetLiveAttention(std::shared_ptr<LiveAttention> feed) {
+  std::lock_guard lock(mutex_);
+  live_attention_ = std::move(feed);
 }
 
 void ChatSession::Stop() {
@@ -481,9 +507,17 @@ void ChatSession::RunReply(const ReplyJob& job) {
     const bool stopped_before_start = stop_requested_;
 
     Sampler sampler(PlanSampling(ChoiceFrom(chat->settings)));
+    std::shared_ptr<LiveAttention> attention;
+    {
+      std::lock_guard lock(mutex_);
+      attention = live_attention_;
+    }
+    engine.set_live_attention(attention != nullptr);
+    if (attention) attention->BeginReply();
     writer.Start(std::move(reply.text_before));
     StartLiveReply(job, writer, static_cast<uint32_t>(prompt.size()));
     auto on_text = [&](const GenerationStep& step) {
+      if (attention && step.attention) attention->Push(*step.attention);
       writer.Append(step.text);
       MirrorLiveReply(writer, static_cast<uint32_t>(generated.size()));
       return !stop_requested_;
@@ -513,6 +547,42 @@ void ChatSession::RunReply(const ReplyJob& job) {
     std::lock_guard lock(mutex_);
     error_ = fmt::format("the reply could not be saved: {}", e.what());
   }
+}
+
+// --- attention maps ---------------------------------------------------------------------------
+
+void ChatSession::RunAttention(const AttentionJob& job) {
+  MessageAttention result{.message = job.message};
+  try {
+    if (!model_) throw Error("no model is loaded: choose one in the model settings");
+    const ModelFiles& files = model_->files();
+    const auto message = store_.GetMessage(job.message);
+    if (!message) throw Error("the message no longer exists");
+    const auto chat = store_.GetConversation(message->conversation_id);
+    if (!chat) throw Error("the conversation no longer exists");
+    const std::vector<ChatMessage> history = History(chat->settings, store_.Thread(job.message));
+    const PromptPlan plan = PlanPrompt(files, history, PromptKind::Continuation, model_->engine().context());
+    // The message's text begins where two renderings that differ only in it part.
+    std::vector<ChatMessage> kept = KeptMessages(history, plan.dropped);
+    kept.back().content = "a";
+    const std::vector<uint32_t> with_a = files.EncodeChat(kept, false);
+    kept.back().content = "b";
+    const std::vector<uint32_t> with_b = files.EncodeChat(kept, false);
+    result.ids = plan.ids;
+    result.dropped = plan.dropped;
+    const auto common = [&](const std::vector<uint32_t>& other) {
+      return std::mismatch(with_a.begin(), with_a.end(), other.begin(), other.end()).first - with_a.begin();
+    };
+    result.message_begin = static_cast<uint32_t>(std::min(common(with_b), common(result.ids)));
+    for (uint32_t id : result.ids) result.pieces.push_back(files.tokenizer().Decode(std::span(&id, 1)));
+    result.maps = model_->engine().CaptureAttention(result.ids, job.requests);
+  } catch (const std::exception& e) {
+    spdlog::error("attention of message {}: {}", job.message, e.what());
+    result.maps.clear();
+    result.error = e.what();
+  }
+  std::lock_guard lock(mutex_);
+  attention_ = std::move(result);
 }
 
 // --- token counts -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/latest_job_worker.h"
+#include "model/attention_capture.h"
 #include "store/store.h"
 
 namespace qvk {
@@ -29,6 +30,7 @@ class ModelFiles;
 
 namespace qvk::chat {
 
+class LiveAttention;
 class LoadedModel;
 class ReplyWriter;
 
@@ -40,6 +42,19 @@ struct ModelSettings {
 };
 
 enum class ModelStatus { None, Loading, Ready, Failed };
+
+// The attention maps of one message as the model reads it: the conversation through the message
+// (template, system prompt and context policy as a reply gets them; the message itself as while it
+// was written, without its end-of-turn), captured by ChatSession::CaptureAttention.
+struct MessageAttention {
+  store::Id message = 0;
+  std::vector<uint32_t> ids;        // the tokens the maps' rows and columns count
+  std::vector<std::string> pieces;  // each token's text, decoded alone (special tokens as written)
+  uint32_t message_begin = 0;       // ids[message_begin ..] are the message's text (after its turn's header)
+  size_t dropped = 0;               // earliest messages left out to fit the context
+  std::vector<AttentionMap> maps;   // as asked
+  std::string error;                // why there are none
+};
 
 // What the UI shows of the reply being generated (a copy taken under the session's lock).
 struct LiveReply {
@@ -81,6 +96,17 @@ class ChatSession {
   void Stop();
   bool generating() const;
   LiveReply live() const;
+  // --- attention maps ---
+  // Queues a capture of `requests` over message `message` (see MessageAttention) on the worker,
+  // after what is queued before it; nothing heavy is stored. Returns false and sets an error when
+  // no model is ready.
+  bool CaptureAttention(store::Id message, std::vector<AttentionRequest> requests);
+  // The latest finished capture, once.
+  std::optional<MessageAttention> TakeAttention();
+  // While set, each reply from the next on captures the attention row of every token it
+  // generates (Engine::set_live_attention) and hands it to `feed`, reduced to the feed's views;
+  // nullptr turns it off. Costs GPU memory for a row of every layer and head over the context.
+  void SetLiveAttention(std::shared_ptr<LiveAttention> feed);
 
   // Tokens the conversation's current branch takes in the context, with the model's tokenizer
   // and chat template (system prompt and generation prompt included), plus the live reply.
@@ -104,9 +130,14 @@ class ChatSession {
     store::Id parent = 0;
     store::Id continued = 0;
   };
+  struct AttentionJob {
+    store::Id message = 0;
+    std::vector<AttentionRequest> requests;
+  };
   struct Job {
-    std::optional<ModelSettings> load;  // set: a load job; otherwise a reply
-    ReplyJob reply;
+    std::optional<ModelSettings> load;      // set: a load job
+    std::optional<AttentionJob> attention;  // set: an attention capture
+    ReplyJob reply;                         // otherwise a reply
   };
 
   void WorkerLoop();
@@ -116,6 +147,7 @@ class ChatSession {
   // A reply job: plans the prompt (PlanReplyPrompt, the context policy), generates, saves the
   // reply through a ReplyWriter and mirrors it into live_ for the UI.
   void RunReply(const ReplyJob& job);
+  void RunAttention(const AttentionJob& job);
   void StartLiveReply(const ReplyJob& job, const ReplyWriter& writer, uint32_t prompt_tokens);
   void MirrorLiveReply(const ReplyWriter& writer, uint32_t tokens);
   // Checks a reply may start now (model ready, none running); sets error_ when not.
@@ -141,6 +173,8 @@ class ChatSession {
   uint32_t context_length_ = 0;
   uint64_t model_generation_ = 0;  // bumped by each load, so cached counts of an old model expire
   LiveReply live_;
+  std::shared_ptr<LiveAttention> live_attention_;
+  std::optional<MessageAttention> attention_;  // the last capture, until taken
   uint32_t live_prompt_tokens_ = 0;
   std::chrono::steady_clock::time_point live_start_;  // when the live reply's prompt was submitted
   std::optional<std::string> error_;

@@ -25,13 +25,19 @@ SamplingParams PlanSampling(const SamplingChoice& choice) {
   return p;
 }
 
+std::vector<ChatMessage> KeptMessages(std::span<const ChatMessage> history, size_t dropped) {
+  const size_t first_turn = !history.empty() && history.front().role == "system" ? 1 : 0;
+  std::vector<ChatMessage> kept(history.begin(), history.begin() + static_cast<std::ptrdiff_t>(first_turn));
+  kept.insert(kept.end(), history.begin() + static_cast<std::ptrdiff_t>(first_turn + dropped), history.end());
+  return kept;
+}
+
 PromptPlan PlanPrompt(const ModelFiles& files, std::vector<ChatMessage> history, PromptKind kind, uint32_t context) {
   const size_t first_turn = !history.empty() && history.front().role == "system" ? 1 : 0;
   const size_t turns = history.size() - first_turn;
   // The prompt with the `dropped` earliest turns after the system prompt left out.
   auto encode = [&](size_t dropped) {
-    std::vector<ChatMessage> kept(history.begin(), history.begin() + static_cast<std::ptrdiff_t>(first_turn));
-    kept.insert(kept.end(), history.begin() + static_cast<std::ptrdiff_t>(first_turn + dropped), history.end());
+    const std::vector<ChatMessage> kept = KeptMessages(history, dropped);
     return kind == PromptKind::Continuation ? files.EncodeChatContinuation(kept) : files.EncodeChat(kept, true);
   };
   auto fits = [&](const std::vector<uint32_t>& ids) { return ids.size() < context; };

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "model/chat_template.h"
@@ -39,6 +40,9 @@ struct PromptPlan {
   std::vector<uint32_t> ids;
   size_t dropped = 0;  // how many of the earliest messages were left out to fit
 };
+
+// `history` without the `dropped` earliest messages after a leading system message.
+std::vector<ChatMessage> KeptMessages(std::span<const ChatMessage> history, size_t dropped);
 
 // The context policy: a leading system message always stays; the earliest other messages are
 // left out one at a time until the prompt and one new token fit in `context` tokens. Throws

@@ -60,7 +60,7 @@ constexpr uint32_t kMatVecUnitCols[] = {8, 8, 8, 16, 16, 16, 16, 16, 32, 32, 32}
 static_assert(std::size(kMatVecUnitCols) == kDTypeCount, "one unit width per DType");
 
 AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
-                            uint32_t capacity, bool probs) {
+                            uint32_t capacity) {
   AttentionPlan plan{};
   plan.block_rows = head_dim <= 128 ? 16 : 8;
   const uint32_t group = n_heads / n_kv_heads;
@@ -71,7 +71,7 @@ AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_hea
   const uint64_t blocks = uint64_t{plan.token_blocks} * n_kv_heads * plan.head_blocks;
   // More splits than the cache has granules of keys would always be empty.
   const uint32_t most = std::clamp(CeilDiv(capacity, QVK_ATTENTION_SPLIT_KEYS), 1u, QVK_ATTENTION_MAX_SPLITS);
-  plan.splits = probs ? 1 : static_cast<uint32_t>(std::clamp<uint64_t>(kAttentionWorkgroups / blocks, 1, most));
+  plan.splits = static_cast<uint32_t>(std::clamp<uint64_t>(kAttentionWorkgroups / blocks, 1, most));
   return plan;
 }
 
@@ -390,8 +390,7 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
     Require(a.probs_stride > 0 && a.probs->size >= static_cast<VkDeviceSize>(a.n_heads) * a.tokens * a.probs_stride * 4,
             "attention", "probabilities buffer too small");
   }
-  const AttentionPlan plan =
-      PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity, a.probs.has_value());
+  const AttentionPlan plan = PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity);
   const uint64_t partials_bytes = PartialsBytes(plan, a.tokens, a.n_heads, a.head_dim);
   if (partials_bytes > 0) {
     Require(a.scratch && a.scratch->size >= partials_bytes, "attention",
@@ -420,12 +419,13 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials},
              push, Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
   if (plan.splits > 1) {
-    // Reads each split's (max, sum, output), about two flops a float, and writes O.
-    // Its own label, so that profiles show what the split costs.
-    g.Dispatch(
-        KernelId::AttentionCombine, {a.positions, partials, a.out}, push, Groups{a.n_heads, a.tokens, 1},
-        fmt::format("{}_combine", label),
-        {.bytes = partials_bytes + uint64_t{4} * a.tokens * a.n_heads * a.head_dim, .flops = partials_bytes / 2});
+    // Reads each split's (max, sum, output), about two flops a float, and writes O; scales the
+    // probabilities in place. Its own label, so that profiles show what the split costs.
+    const uint64_t probs_bytes = a.probs ? uint64_t{8} * a.n_heads * a.tokens * a.probs_stride : 0;
+    g.Dispatch(KernelId::AttentionCombine, {a.positions, partials, a.out, a.probs.value_or(a.out)}, push,
+               Groups{a.n_heads, a.tokens, 1}, fmt::format("{}_combine", label),
+               {.bytes = partials_bytes + uint64_t{4} * a.tokens * a.n_heads * a.head_dim + probs_bytes,
+                .flops = partials_bytes / 2 + probs_bytes / 8});
   }
 }
 
@@ -436,7 +436,7 @@ uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n
   // Fewer rows may split more ways, so the largest need is over every row count.
   uint64_t bytes = 0;
   for (uint32_t tokens = 1; tokens <= max_tokens; ++tokens) {
-    const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity, false);
+    const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity);
     bytes = std::max(bytes, PartialsBytes(plan, tokens, n_heads, head_dim));
   }
   return bytes;
@@ -458,6 +458,33 @@ DispatchCost AttentionCost(const AttentionArgs& a) {
   // q.k and p.v: two multiply-adds per key and dimension of each head.
   return {.bytes = 2 * uint64_t{2} * a.n_kv_heads * rows * a.head_dim + 2 * 4 * qo + uint64_t{4} * a.tokens + probs,
           .flops = 4 * visible * a.n_heads * a.head_dim};
+}
+
+void AttentionReduce(Graph& g, const AttentionReduceArgs& a, std::string_view label) {
+  Require(a.cell > 0 && a.plane_heads > 0 && a.planes > 0 && a.planes <= 65535, "attention_reduce",
+          "cell, heads per plane and planes (at most 65535) must be positive");
+  Require(uint64_t{a.head_first} + uint64_t{a.planes} * a.plane_heads <= a.n_heads, "attention_reduce",
+          "planes past the last head");
+  const uint32_t lo = std::max(a.band_begin, a.first_row);
+  const uint32_t hi = std::min(a.band_end, a.first_row + a.rows);
+  Require(a.rows > 0 && lo < hi, "attention_reduce", "no row of the band in P");
+  Require(a.cols > 0 && a.cols <= a.probs_stride, "attention_reduce", "1..probs_stride key columns");
+  Require(a.probs.size >= uint64_t{4} * a.n_heads * a.rows * a.probs_stride, "attention_reduce", "P too small");
+  Require(!a.live_cols || a.positions.size >= uint64_t{4} * a.rows, "attention_reduce", "positions too small");
+  const uint64_t out_rows = CeilDiv(a.band_end - a.band_begin, a.cell);
+  const uint64_t out_cols = CeilDiv(a.cols, a.cell);
+  Require(a.out.size >= uint64_t{4} * (uint64_t{a.plane_base} + a.planes) * out_rows * out_cols, "attention_reduce",
+          "output too small");
+  const uint32_t wg = Spec(KernelId::AttentionReduce).local_size_x;
+  const uint32_t cells_per_wg = std::max(1u, wg / a.cell);
+  const uint32_t touched_rows = (hi - 1 - a.band_begin) / a.cell - (lo - a.band_begin) / a.cell + 1;
+  const uint64_t read = uint64_t{4} * a.planes * a.plane_heads * (hi - lo) * a.cols;
+  g.Dispatch(KernelId::AttentionReduce, {a.probs, a.positions, a.out},
+             push::AttentionReducePush{a.rows, a.probs_stride, a.first_row, a.band_begin, a.band_end, a.cols, a.cell,
+                                       a.head_first, a.plane_heads, a.plane_base,
+                                       (a.max ? QVK_FLAG_MAX : 0u) | (a.live_cols ? QVK_FLAG_LIVE_COLS : 0u)},
+             Groups{CeilDiv(out_cols, cells_per_wg), touched_rows, a.planes}, label,
+             {.bytes = read + uint64_t{4} * a.planes * touched_rows * out_cols, .flops = read / 4});
 }
 
 uint32_t TopKScratchCount(uint32_t count, uint32_t k) {

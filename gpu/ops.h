@@ -140,7 +140,7 @@ struct AttentionArgs {
   uint32_t o_stride = 0;             // 0: n_heads * head_dim
   uint32_t window = 0;               // 0: no sliding window
   float scale = 0;                   // 0: 1 / sqrt(head_dim)
-  std::optional<BufferRange> probs;  // f32 [H, T, probs_stride]
+  std::optional<BufferRange> probs;  // f32 [H, T, probs_stride]: the softmax, with the keys split or not
   uint32_t probs_stride = 0;
   std::optional<BufferRange> scratch;  // split partials: AttentionScratchBytes(tokens, ...) bytes
   // positions[0] as the host knows it when recording (rows follow consecutively): sizes the
@@ -150,6 +150,30 @@ struct AttentionArgs {
 void Attention(Graph& g, const AttentionArgs& a, std::string_view label = {});
 // The bytes an attention dispatch must move and the flops it does (see DispatchCost).
 DispatchCost AttentionCost(const AttentionArgs& a);
+
+// Attention maps from Attention's probabilities (AttentionReducePush in shaders/push_constants.h
+// has the whole contract): plane k of `out` reduces the query heads head_first + k * plane_heads
+// .. + plane_heads; its value (i, j) the map rows band_begin + [i * cell, (i + 1) * cell) and the
+// key columns [j * cell, (j + 1) * cell), by their max or their mean. A dispatch covers the band's
+// rows `probs` holds; dispatched chunk by chunk in row order, cells spanning chunks come out whole.
+struct AttentionReduceArgs {
+  BufferRange probs;      // f32 [n_heads, rows, probs_stride], rows at map rows first_row..
+  BufferRange positions;  // u32 [rows]: read with live_cols only
+  BufferRange out;        // f32 [plane_base + planes, ceil(band / cell), ceil(cols / cell)]
+  uint32_t n_heads = 0;
+  uint32_t rows = 0;
+  uint32_t probs_stride = 0;
+  uint32_t first_row = 0;
+  uint32_t band_begin = 0, band_end = 0;
+  // Key columns; with live_cols, positions[rows - 1] + 1 at run time (a decode step's row), which
+  // `cols` then bounds (the output holds ceil(cols / cell) columns per row at most).
+  uint32_t cols = 0;
+  bool live_cols = false;
+  uint32_t cell = 1;
+  uint32_t head_first = 0, plane_heads = 1, planes = 1, plane_base = 0;
+  bool max = false;  // else the mean
+};
+void AttentionReduce(Graph& g, const AttentionReduceArgs& a, std::string_view label = {});
 
 // Bytes of split partials Attention needs for up to `max_tokens` query rows against a cache of
 // `capacity` rows (0: it never splits them).

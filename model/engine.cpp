@@ -1,4 +1,4 @@
-// Sections: engine / prefill / decode / readout
+// Sections: engine / prefill / decode / attention capture / readout
 #include "model/engine.h"
 
 #include <algorithm>
@@ -90,22 +90,8 @@ void Engine::Prefill(std::span<const uint32_t> ids, const PrefillRequest& reques
   CheckFits(ids.size());
   const auto* last = std::get_if<LastLogits>(&request);
   const auto* all = std::get_if<AllLogits>(&request);
-  const auto* attention = std::get_if<AttentionMaps>(&request);
   if (last) CheckReadout(last->readout);
   const auto total = static_cast<uint32_t>(ids.size());
-
-  // Each layer's probabilities for one chunk, [H, chunk, T], must fit one binding.
-  std::vector<Buffer> probs;
-  if (attention) {
-    const uint64_t chunk_bytes = uint64_t{4} * config_.num_heads * std::min(chunk_, total) * total;
-    if (chunk_bytes > device_.info().max_storage_buffer_range) {
-      throw Error(fmt::format("an attention map of {} tokens is too large for this device", total));
-    }
-    for (uint32_t l = 0; l < config_.num_layers; ++l) {
-      probs.push_back(device_.allocator().CreateBuffer(chunk_bytes, MemoryKind::Device));
-    }
-    attention->maps.assign(static_cast<size_t>(config_.num_layers) * config_.num_heads * total * total, 0.0f);
-  }
 
   // Only a continuation reuses the cached prefix (the other outputs cover every position), and
   // it recomputes at least the last token to get its logits.
@@ -116,13 +102,17 @@ void Engine::Prefill(std::span<const uint32_t> ids, const PrefillRequest& reques
   }
   Truncate(keep);
   readout_state_ = nullptr;
+  if (live_) live_->valid = false;
   last_profile_.clear();
-  for (auto start = static_cast<uint32_t>(keep); start < total; start += chunk_) {
-    const uint32_t n = std::min(chunk_, total - start);
+  // With live attention on, the last token runs as a decode step, which captures its row.
+  const bool last_as_decode = last && live_;
+  const uint32_t end = last_as_decode ? total - 1 : total;
+  for (auto start = static_cast<uint32_t>(keep); start < end; start += chunk_) {
+    const uint32_t n = std::min(chunk_, end - start);
     WriteStep(prefill_, ids.subspan(start, n), start);
     {
       Graph g(device_, profiling_);
-      RecordForward(g, config_, weights_, prefill_, kv_, n, start, attention ? &probs : nullptr, total);
+      RecordForward(g, config_, weights_, prefill_, kv_, n, start);
       if (last && start + n == total) {
         RecordReadout(g, prefill_, n - 1, last->readout);
         readout_row_ = n - 1;
@@ -133,9 +123,10 @@ void Engine::Prefill(std::span<const uint32_t> ids, const PrefillRequest& reques
     }
     cached_.insert(cached_.end(), ids.begin() + start, ids.begin() + start + n);
     if (all) StreamLogitsRows(start, n, *all);
-    if (attention) CopyAttentionRows(probs, start, n, total, attention->maps);
   }
-  if (last) {
+  if (last_as_decode) {
+    DecodeStep(ids.back(), last->readout);
+  } else if (last) {
     readout_state_ = &prefill_;
     readout_ = last->readout;
   }
@@ -154,45 +145,32 @@ void Engine::StreamLogitsRows(uint32_t first_position, uint32_t tokens, const Al
   }
 }
 
-void Engine::CopyAttentionRows(const std::vector<Buffer>& probs, uint32_t first_position, uint32_t tokens,
-                               uint32_t total, std::vector<float>& maps) {
-  // Chunk rows [H, tokens, total] go to rows first_position.. of each head's [T, T] map.
-  const size_t layer_elems = static_cast<size_t>(config_.num_heads) * total * total;
-  std::vector<float> chunk(static_cast<size_t>(config_.num_heads) * tokens * total);
-  for (uint32_t l = 0; l < config_.num_layers; ++l) {
-    device_.Download(probs[l], 0, std::as_writable_bytes(std::span(chunk)));
-    for (uint32_t h = 0; h < config_.num_heads; ++h) {
-      for (uint32_t t = 0; t < tokens; ++t) {
-        std::copy_n(&chunk[(static_cast<size_t>(h) * tokens + t) * total], total,
-                    &maps[l * layer_elems + (static_cast<size_t>(h) * total + first_position + t) * total]);
-      }
-    }
-  }
-}
-
 // --- decode ----------------------------------------------------------------------------------
 
 void Engine::Decode(uint32_t id, const LogitsReadout& readout) {
   CheckReadout(readout);
   CheckFits(cached_.size() + 1);
-  const auto position = static_cast<uint32_t>(cached_.size());
-  WriteStep(decode_, std::span(&id, 1), position);
   readout_state_ = nullptr;
   last_profile_.clear();
+  DecodeStep(id, readout);
+}
+
+void Engine::DecodeStep(uint32_t id, const LogitsReadout& readout) {
+  const auto position = static_cast<uint32_t>(cached_.size());
+  WriteStep(decode_, std::span(&id, 1), position);
   if (profiling_) {
     Graph g(device_, /*profile=*/true);
-    RecordForward(g, config_, weights_, decode_, kv_, 1, position);
-    RecordReadout(g, decode_, 0, readout);
+    RecordDecode(g, position, readout);
     g.Run();
-    last_profile_ = g.Timings();
+    const std::vector<DispatchTiming> timings = g.Timings();
+    last_profile_.insert(last_profile_.end(), timings.begin(), timings.end());
   } else {
     if (!decode_graph_ || readout != decode_readout_) {
-      // Recorded once per readout: the token and its position come from buffers written before
-      // each replay.
+      // Recorded once per readout (and live attention setting): the token and its position come
+      // from buffers written before each replay.
       decode_graph_.reset();
       decode_graph_ = std::make_unique<Graph>(device_);
-      RecordForward(*decode_graph_, config_, weights_, decode_, kv_, 1, position);
-      RecordReadout(*decode_graph_, decode_, 0, readout);
+      RecordDecode(*decode_graph_, position, readout);
       decode_graph_->End();
       decode_readout_ = readout;
     }
@@ -202,6 +180,148 @@ void Engine::Decode(uint32_t id, const LogitsReadout& readout) {
   readout_state_ = &decode_;
   readout_row_ = 0;
   readout_ = readout;
+  if (live_) {
+    live_->position = position;
+    live_->valid = true;
+  }
+}
+
+void Engine::RecordDecode(Graph& g, uint32_t position, const LogitsReadout& readout) {
+  if (live_) {
+    // Each layer's row, as long as the position (read on the GPU) makes it, packed into rows.
+    const uint32_t heads = config_.num_heads;
+    const AttentionProbs probs{.probs = live_->probs,
+                               .stride = kv_.capacity,
+                               .layers = std::vector<bool>(config_.num_layers, true),
+                               .consume = [this, heads](Graph& graph, uint32_t layer) {
+                                 ops::AttentionReduce(graph,
+                                                      {.probs = live_->probs,
+                                                       .positions = decode_.positions,
+                                                       .out = live_->rows,
+                                                       .n_heads = heads,
+                                                       .rows = 1,
+                                                       .probs_stride = kv_.capacity,
+                                                       .band_end = 1,
+                                                       .cols = kv_.capacity,
+                                                       .live_cols = true,
+                                                       .planes = heads,
+                                                       .plane_base = layer * heads},
+                                                      "attention_row");
+                               }};
+    RecordForward(g, config_, weights_, decode_, kv_, 1, position, &probs);
+  } else {
+    RecordForward(g, config_, weights_, decode_, kv_, 1, position);
+  }
+  RecordReadout(g, decode_, 0, readout);
+}
+
+void Engine::set_live_attention(bool on) {
+  if (on == live_attention()) return;
+  decode_graph_.reset();  // it was recorded with or without the rows
+  if (!on) {
+    live_.reset();
+    return;
+  }
+  const uint64_t rows_bytes = uint64_t{4} * config_.num_layers * config_.num_heads * kv_.capacity;
+  if (rows_bytes > device_.info().max_storage_buffer_range) {
+    throw Error(
+        fmt::format("live attention rows of {} layers x {} heads over a context of {} tokens ({} MiB) are "
+                    "more than this GPU binds at once: use a shorter context",
+                    config_.num_layers, config_.num_heads, kv_.capacity, rows_bytes >> 20));
+  }
+  auto live = std::make_unique<LiveAttention>();
+  live->probs = device_.allocator().CreateBuffer(uint64_t{4} * config_.num_heads * kv_.capacity, MemoryKind::Device);
+  live->rows = device_.allocator().CreateBuffer(rows_bytes, MemoryKind::Readback);
+  live_ = std::move(live);
+}
+
+AttentionRow Engine::attention_row() const {
+  if (!live_ || !live_->valid) {
+    throw Error("no attention row: live attention is off, or no step has run since it went on");
+  }
+  live_->rows.InvalidateMapped();
+  const size_t count = size_t{config_.num_layers} * config_.num_heads * (live_->position + 1);
+  return {.position = live_->position,
+          .layers = config_.num_layers,
+          .heads = config_.num_heads,
+          .values = {reinterpret_cast<const float*>(live_->rows.mapped()), count}};
+}
+
+// --- attention capture -----------------------------------------------------------------------
+
+CapturePlan Engine::PlanAttentionCapture(uint32_t tokens, std::span<const AttentionRequest> requests) const {
+  return PlanCapture(config_, tokens, requests, chunk_, device_.info().max_storage_buffer_range);
+}
+
+std::vector<AttentionMap> Engine::CaptureAttention(std::span<const uint32_t> ids,
+                                                   std::span<const AttentionRequest> requests) {
+  if (ids.empty()) throw Error("empty prompt");
+  CheckFits(ids.size());
+  const auto total = static_cast<uint32_t>(ids.size());
+  const CapturePlan plan = PlanAttentionCapture(total, requests);
+  std::vector<AttentionMap> maps;
+  std::vector<Buffer> outputs;      // f32 [planes, rows, cols] each, as the maps
+  uint32_t first = total, end = 0;  // the rows some map needs
+  for (const AttentionRequest& r : requests) {
+    const AttentionMap& map = maps.emplace_back(r, total);
+    outputs.push_back(
+        device_.allocator().CreateBuffer(std::max<uint64_t>(4 * map.values.size(), 4), MemoryKind::Device));
+    first = std::min(first, map.request.first_row);
+    end = std::max(end, map.request.end_row);
+  }
+  if (maps.empty()) return maps;
+  const Buffer probs = device_.allocator().CreateBuffer(plan.probs_bytes, MemoryKind::Device);  // f32 [H, rows, T]
+
+  size_t keep = std::mismatch(cached_.begin(), cached_.end(), ids.begin(), ids.end()).first - cached_.begin();
+  Truncate(std::min<size_t>(keep, first));
+  readout_state_ = nullptr;
+  if (live_) live_->valid = false;
+  last_profile_.clear();
+  for (auto start = static_cast<uint32_t>(cached_.size()); start < end;) {
+    // Rows before the first map's run as any prefill; from there on, in chunks whose
+    // probabilities fit, each layer's reduced into the maps before the next layer's.
+    const uint32_t n = start < first ? std::min(chunk_, first - start) : std::min(plan.chunk_rows, end - start);
+    const auto wants = [&](const AttentionRequest& r) { return r.first_row < start + n && start < r.end_row; };
+    AttentionProbs capture{.probs = probs, .stride = total, .layers = std::vector<bool>(config_.num_layers, false)};
+    for (const AttentionMap& map : maps) {
+      if (wants(map.request)) capture.layers[map.request.layer] = true;
+    }
+    capture.consume = [&](Graph& g, uint32_t layer) {
+      for (size_t i = 0; i < maps.size(); ++i) {
+        const AttentionRequest& r = maps[i].request;
+        if (r.layer != layer || !wants(r)) continue;
+        ops::AttentionReduce(g,
+                             {.probs = probs,
+                              .positions = prefill_.positions,
+                              .out = outputs[i],
+                              .n_heads = config_.num_heads,
+                              .rows = n,
+                              .probs_stride = total,
+                              .first_row = start,
+                              .band_begin = r.first_row,
+                              .band_end = r.end_row,
+                              .cols = total,
+                              .cell = r.cell,
+                              .head_first = r.first_head,
+                              .plane_heads = r.plane_heads,
+                              .planes = r.planes,
+                              .max = r.reduce == HeadReduce::Max},
+                             "attention_map");
+      }
+    };
+    WriteStep(prefill_, ids.subspan(start, n), start);
+    Graph g(device_, profiling_);
+    RecordForward(g, config_, weights_, prefill_, kv_, n, start, start < first ? nullptr : &capture);
+    g.Run();
+    const std::vector<DispatchTiming> timings = g.Timings();
+    last_profile_.insert(last_profile_.end(), timings.begin(), timings.end());
+    cached_.insert(cached_.end(), ids.begin() + start, ids.begin() + start + n);
+    start += n;
+  }
+  for (size_t i = 0; i < maps.size(); ++i) {
+    device_.Download(outputs[i], 0, std::as_writable_bytes(std::span(maps[i].values)));
+  }
+  return maps;
 }
 
 // --- readout ---------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 // (computing only what the cache does not already hold), and decodes one token at a time by
 // replaying a step recorded once. Logits stay on the GPU, which ranks the best of them; the host
 // reads what it asks for (the argmax's 4 bytes, the ranked candidates, or the whole row).
+// Attention maps come from the same kernels: a prefill with the probabilities on, reduced on the
+// GPU to the maps asked for, and each step's row of every layer and head while generating.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -10,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "model/attention_capture.h"
 #include "model/config.h"
 #include "model/forward.h"
 #include "model/weights.h"
@@ -36,18 +39,14 @@ struct LogitsReadout {
 // What a prefill is for, besides filling the KV cache:
 // - the last position's logits, to continue the sequence: the longest prefix the cache already
 //   holds is kept (at least the last token is recomputed);
-// - the logits of every position, each row handed to `on_row` in order (from an empty cache);
-// - the post-softmax attention of every layer, [layers, heads, T, T] into `maps` (empty cache).
+// - the logits of every position, each row handed to `on_row` in order (from an empty cache).
 struct LastLogits {
   LogitsReadout readout;
 };
 struct AllLogits {
   std::function<void(uint32_t position, std::span<const float> logits)> on_row;
 };
-struct AttentionMaps {
-  std::vector<float>& maps;
-};
-using PrefillRequest = std::variant<LastLogits, AllLogits, AttentionMaps>;
+using PrefillRequest = std::variant<LastLogits, AllLogits>;
 
 // The best logits of a step, descending, ties to the lower id.
 struct RankedLogits {
@@ -68,6 +67,24 @@ class Engine {
   void Prefill(std::span<const uint32_t> ids, const PrefillRequest& request);
   // Appends one token and computes the logits after it.
   void Decode(uint32_t id, const LogitsReadout& readout = {});
+
+  // The attention maps `requests` ask for (model/attention_capture.h; each checked first), from a
+  // prefill of `ids` with the probabilities on, in chunks of PlanCapture's rows, each chunk's
+  // reduced on the GPU before the next. The cache keeps the longest prefix of `ids` it holds up to
+  // the first row a request needs, and holds ids[0, the last row one needs) after.
+  std::vector<AttentionMap> CaptureAttention(std::span<const uint32_t> ids, std::span<const AttentionRequest> requests);
+  // How CaptureAttention would run `tokens` tokens on this device (its memory, its chunk rows).
+  CapturePlan PlanAttentionCapture(uint32_t tokens, std::span<const AttentionRequest> requests) const;
+
+  // While on, every step whose logits a caller reads (Decode, and a LastLogits prefill, whose
+  // last token then runs as a decode step) also captures the attention of its last token in every
+  // layer and head: attention_row(), valid until the next step. The decode step is recorded again
+  // only when this changes. Costs GPU memory for [layers, heads, context] rows (host-visible) and
+  // [heads, context] probabilities.
+  void set_live_attention(bool on);
+  bool live_attention() const { return live_ != nullptr; }
+  // The last step's row; throws when live attention is off or no step ran since it went on.
+  AttentionRow attention_row() const;
 
   // The logits of the last Decode or LastLogits prefill, valid until the next step:
   uint32_t argmax() const;      // the best token (4 bytes read)
@@ -100,8 +117,9 @@ class Engine {
   void WriteStep(RunState& s, std::span<const uint32_t> ids, uint32_t first_position);
   void RecordReadout(Graph& g, RunState& s, uint32_t row, const LogitsReadout& readout);
   void StreamLogitsRows(uint32_t first_position, uint32_t tokens, const AllLogits& request);
-  void CopyAttentionRows(const std::vector<Buffer>& probs, uint32_t first_position, uint32_t tokens, uint32_t total,
-                         std::vector<float>& maps);
+  // One decode step: token `id` at the next position, its logits read out as `readout` asks.
+  void DecodeStep(uint32_t id, const LogitsReadout& readout);
+  void RecordDecode(Graph& g, uint32_t position, const LogitsReadout& readout);
   void CheckFits(size_t tokens) const;
   void CheckReadout(const LogitsReadout& readout) const;
   const RunState& ReadoutState() const;
@@ -122,6 +140,15 @@ class Engine {
   LogitsReadout readout_;
   bool profiling_ = false;
   std::vector<DispatchTiming> last_profile_;
+
+  // Live attention: each layer's probabilities of the decode token, then its rows packed.
+  struct LiveAttention {
+    Buffer probs;  // f32 [H, context]                     one layer's, shared by all
+    Buffer rows;   // f32 [layers, H, position + 1]         every layer's rows (host-readable)
+    uint32_t position = 0;
+    bool valid = false;
+  };
+  std::unique_ptr<LiveAttention> live_;
 };
 
 }  // namespace qvk

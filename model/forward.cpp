@@ -5,7 +5,7 @@
 //   for each layer:
 //     q|k|v = (rmsnorm(x) * w_in) Wqkv^T + bqkv              (one fused projection)
 //     q, k = rope(q, k, positions)       (k and v stored into the KV cache; folded into the projection)
-//     a = softmax(q k^T / sqrt(D) + causal mask [+ window]) v   (grouped-query)
+//     a = softmax(q k^T / sqrt(D) + causal mask [+ window]) v   (grouped-query; p = the softmax, when captured)
 //     x = x + a Wo^T
 //     m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post   (one fused projection)
 //     x = x + m Wdown^T
@@ -91,7 +91,7 @@ uint64_t KvCache::bytes() const {
 }
 
 void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
-                   uint32_t first_position, const std::vector<Buffer>* probs, uint32_t probs_stride) {
+                   uint32_t first_position, const AttentionProbs* probs) {
   if (tokens == 0 || tokens > s.max_tokens) throw Error(fmt::format("forward of {} tokens", tokens));
   const uint32_t qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
 
@@ -126,7 +126,8 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                      .v_cache = BufferRange(kv.v[l]),
                      .capacity = kv.capacity},
                     "qkv", "rope");
-    // a = softmax(q k^T / sqrt(D) + mask) v, over keys 0..position (within the layer's window)
+    // a = softmax(q k^T / sqrt(D) + mask) v, over keys 0..position (within the layer's window);
+    // p = that softmax, where a capture asks for this layer
     ops::AttentionArgs attention{.q = s.qkv,
                                  .positions = s.positions,
                                  .k_cache = kv.k[l],
@@ -141,11 +142,14 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                                  .window = c.layer_window[l],
                                  .scratch = BufferRange(s.attn_partials),
                                  .first_position = first_position};
-    if (probs != nullptr) {
-      attention.probs = BufferRange((*probs)[l]);
-      attention.probs_stride = probs_stride;
+    const bool captured = probs != nullptr && probs->layers[l];
+    if (captured) {
+      attention.probs = probs->probs;
+      attention.probs_stride = probs->stride;
     }
     ops::Attention(g, attention, "attention");
+    // maps = reduce(p): what the capture keeps of p (attention_reduce), before the next layer's p
+    if (captured) probs->consume(g, l);
     // x = x + a Wo^T
     ops::MatMul(g, {.w = L.o, .x = s.attn, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "o_proj");
     const ops::RmsNormInput mlp_norm{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn};

@@ -1,6 +1,7 @@
 #pragma once
 // The Qwen2 forward pass as recorded GPU work, and the buffers it runs in.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -56,13 +57,22 @@ struct KvCache {
   uint64_t bytes() const;
 };
 
+// Attention probabilities captured during a forward pass: each layer marked in `layers` writes
+// its own into `probs`, [H, tokens, stride], and `consume(g, layer)` then records what reads them
+// (attention maps, live rows) before the next marked layer writes over them.
+struct AttentionProbs {
+  BufferRange probs;
+  uint32_t stride = 0;
+  std::vector<bool> layers;
+  std::function<void(Graph& g, uint32_t layer)> consume;
+};
+
 // Records the forward pass of `tokens` tokens whose ids and positions are already in the run
 // state: through every layer, writing their K and V into the cache; x ends as the last layer's
 // output. `first_position` is the first token's position when recording, which only the
-// dispatches' costs use (a replay reads the positions buffer). `probs`, when given, receives
-// each layer's attention probabilities [H, tokens, probs_stride].
+// dispatches' costs use (a replay reads the positions buffer).
 void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
-                   uint32_t first_position, const std::vector<Buffer>* probs = nullptr, uint32_t probs_stride = 0);
+                   uint32_t first_position, const AttentionProbs* probs = nullptr);
 
 // out[0 .. rows) = (rmsnorm(x[first_row .. first_row + rows)) * final_norm) . lm_head^T, where
 // out is host_logits (on_host) or logits (one row, for ranking on the GPU only).

@@ -59,6 +59,7 @@ GenerationStats Generate(Engine& engine, const ModelFiles& files, std::span<cons
     if (generated) generated->push_back(token);
     const std::string text = decoder.Push(token);
     step = {.token = token, .position = static_cast<uint32_t>(history.size() - 1), .text = text};
+    if (engine.live_attention()) step.attention = engine.attention_row();
     if (!on_step(step)) break;
     if (stats.generated_tokens == max_new_tokens) break;
     if (engine.cached_tokens().size() + 1 > engine.context()) {
@@ -72,6 +73,7 @@ GenerationStats Generate(Engine& engine, const ModelFiles& files, std::span<cons
   if (!trailing.empty()) {
     step.text = trailing;
     step.trailing_text = true;
+    step.attention.reset();  // its row was the last step's, which a later decode wrote over
     on_step(step);
   }
   if (stats.generated_tokens > 1) {

@@ -3,6 +3,7 @@
 // then sample, report the step, decode, until a stop token, the token limit, or the caller stops.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,9 @@ struct GenerationStep {
   // step's) carries what is left of it, as Tokenizer::Decode writes it.
   std::string_view text;
   bool trailing_text = false;
+  // With Engine::set_live_attention on: the attention that produced this token, the row of the
+  // query before it (position - 1) in every layer and head, valid during the callback.
+  std::optional<AttentionRow> attention;
 };
 
 // on_step receives each generated token; returning false stops generation.

@@ -7,8 +7,10 @@
 // The keys may be split over several workgroups ("flash decoding", so that one decode token
 // fills the GPU): with one split the workgroup writes O; with more it writes each row's partial
 // max m, sum l and unnormalised output, which attention_combine merges.
-// With QVK_FLAG_PROBS (one split) a second sweep writes the exact post-softmax probabilities
-// from each row's final m and l.
+// With QVK_FLAG_PROBS a second sweep over the workgroup's keys writes the post-softmax
+// probabilities from each row's final m and l; with more splits it writes exp(score - m) of its
+// split, which attention_combine scales by the split's share of the row. The columns no split of
+// the block sees are zeroed by all the splits together.
 #include "common.glsl"
 
 layout(binding = 0) readonly buffer Q { float q[]; };
@@ -114,6 +116,17 @@ void tile_scores(out float s[KEYS_PER_LANE], uint row, uint lane, uint lanes, ui
   }
 }
 
+// Zeros in the columns of P row `pb` that no split of the block sees, [0, keys.begin) and
+// [keys.end, probs_stride), this split's share of them: a decode row of a long cache is mostly
+// such columns, and one workgroup alone would write them slowly.
+void zero_unseen_columns(uint pb, KeyRange keys, uint split, uint lane, uint lanes) {
+  const uint before = min(keys.begin, p.probs_stride);
+  const uint after = p.probs_stride > keys.end ? p.probs_stride - keys.end : 0;
+  const uint share = (before + after + p.splits - 1) / p.splits;
+  const uint first = split * share, last = min(first + share, before + after);
+  for (uint i = first + lane; i < last; i += lanes) probs[pb + (i < before ? i : keys.end + i - before)] = 0.0;
+}
+
 // --- main ------------------------------------------------------------------------------------
 
 void main() {
@@ -131,6 +144,14 @@ void main() {
   const KeyRange keys = block_keys(block);
   const uint per = split_length(keys);
   const uint begin = keys.begin + split * per;
+
+  // Scores and softmax: `lanes` lanes per row, each with every lanes-th key of a tile.
+  const uint lanes = WG / p.block_rows;
+  const uint row = tid / lanes, lane = tid % lanes;
+  uint row_t, row_h;
+  const bool row_valid = row_at(row, row_t, row_h);
+  const uint pb = (row_h * p.tokens + row_t) * p.probs_stride;  // the row of P
+  if ((p.flags & QVK_FLAG_PROBS) != 0 && row_valid) zero_unseen_columns(pb, keys, split, lane, lanes);
   if (begin >= keys.end) return;  // an empty split; the combine pass does not read it
   const uint end = min(begin + per, keys.end);
   const uint tile_keys = min(MAX_TILE_KEYS, TILE_QUADS / quads);
@@ -149,11 +170,6 @@ void main() {
     q_sh[i] = qv;
   }
 
-  // Scores and softmax: `lanes` lanes per row, each with every lanes-th key of a tile.
-  const uint lanes = WG / p.block_rows;
-  const uint row = tid / lanes, lane = tid % lanes;
-  uint row_t, row_h;
-  const bool row_valid = row_at(row, row_t, row_h);
   uint see_begin = 0xffffffffu, see_end = 0;
   if (row_valid) {
     const uint pos = positions[row_t];
@@ -249,14 +265,9 @@ void main() {
   }
 
   if ((p.flags & QVK_FLAG_PROBS) == 0) return;
-  // The probabilities from the final m and l (one split: the workgroup saw every key).
-  const float inv_l = 1.0 / l_sh[row];
-  const uint pb = (row_h * p.tokens + row_t) * p.probs_stride;
-  if (row_valid) {
-    for (uint j = lane; j < p.probs_stride; j += lanes) {
-      if (j < keys.begin || j >= keys.end) probs[pb + j] = 0.0;
-    }
-  }
+  // exp(score - m) / l when the workgroup saw every key; the combine pass scales a split's.
+  // A row that sees none of this split's keys (m = -inf) has nothing but zeros in it.
+  const float inv_l = p.splits == 1 ? 1.0 / l_sh[row] : 1.0;
   fetch_tile(kv_row0 + begin, min(tile_keys, end - begin), false);
   for (uint j0 = begin; j0 < end; j0 += tile_keys) {
     const uint n = min(tile_keys, end - j0);
@@ -267,7 +278,7 @@ void main() {
     tile_scores(s, row, lane, lanes, j0, n, see_begin, see_end);
     for (uint k = 0; k < KEYS_PER_LANE; ++k) {
       const uint key = j0 + lane + k * lanes;
-      if (row_valid && lane + k * lanes < n && key < p.probs_stride) probs[pb + key] = exp(s[k] - m) * inv_l;
+      if (row_valid && lane + k * lanes < n && key < p.probs_stride) probs[pb + key] = m == NEG_INF ? 0.0 : exp(s[k] - m) * inv_l;
     }
     barrier();
   }

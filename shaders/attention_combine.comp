@@ -2,11 +2,13 @@
 // Merges the KV splits of attention.comp exactly, one workgroup per query row (head, token):
 //   M = max_s m_s,   L = sum_s l_s exp(m_s - M),   O = sum_s acc_s exp(m_s - M) / L
 // over the splits that held keys (derived from positions[] as attention.comp derives them).
+// With QVK_FLAG_PROBS each split's exp(score - m_s) in P become probabilities: times exp(m_s - M) / L.
 #include "common.glsl"
 
 layout(binding = 0) readonly buffer Positions { uint positions[]; };
 layout(binding = 1) readonly buffer Partials { float partials[]; };  // laid out as attention.comp writes them
 layout(binding = 2) writeonly buffer O { float o[]; };
+layout(binding = 3) buffer P { float probs[]; };
 
 layout(push_constant) uniform Push { AttentionPush p; };
 
@@ -18,7 +20,8 @@ void main() {
   const uint tid = gl_LocalInvocationID.x;
   const uint h = gl_WorkGroupID.x;
   const uint t = gl_WorkGroupID.y;
-  const uint count = active_splits(block_keys(t / p.tokens_per_block));
+  const KeyRange keys = block_keys(t / p.tokens_per_block);
+  const uint count = active_splits(keys);
   const uint first = (t * p.n_heads + h) * p.splits;
   const uint ml_base = p.tokens * p.n_heads * p.splits * p.head_dim;
 
@@ -38,5 +41,12 @@ void main() {
     float sum = 0.0;
     for (uint s = 0; s < count; ++s) sum += weight_sh[s] * partials[(first + s) * p.head_dim + d];
     o[t * p.o_stride + h * p.head_dim + d] = sum * inv_l;
+  }
+
+  if ((p.flags & QVK_FLAG_PROBS) == 0) return;
+  const uint per = split_length(keys);
+  const uint pb = (h * p.tokens + t) * p.probs_stride;
+  for (uint j = keys.begin + tid; j < min(keys.end, p.probs_stride); j += WG) {
+    probs[pb + j] *= weight_sh[(j - keys.begin) / per] * inv_l;
   }
 }

@@ -42,9 +42,14 @@ qwenvk_kernel(OP SwiGlu SOURCE swiglu.comp
 qwenvk_kernel(OP Attention SOURCE attention.comp
               BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
               PUSH AttentionPush LOCAL_SIZE 128)
-# Merges the key splits' partial (max, sum, output) of the attention kernel into O.
+# Merges the key splits' partial (max, sum, output) of the attention kernel into O, and scales
+# their probabilities.
 qwenvk_kernel(OP AttentionCombine NAME attention_combine SOURCE attention_combine.comp
-              BINDINGS positions partials out WRITES out PUSH AttentionPush LOCAL_SIZE 64)
+              BINDINGS positions partials out probs WRITES out probs PUSH AttentionPush LOCAL_SIZE 64)
+# Attention maps from the attention kernel's probabilities: one head copied, or the max or mean
+# over heads and square cells; combines with its own output across a prefill's chunks.
+qwenvk_kernel(OP AttentionReduce NAME attention_reduce SOURCE attention_reduce.comp
+              BINDINGS probs positions out WRITES out PUSH AttentionReducePush LOCAL_SIZE 256)
 qwenvk_kernel(OP TopKChunks NAME topk_chunks SOURCE topk.comp DEFINES TOPK_CHUNKS
               BINDINGS values out_values out_indices WRITES out_values out_indices PUSH TopKPush LOCAL_SIZE 256)
 # Candidate indices are marked as taken while merging, so that binding is written too.

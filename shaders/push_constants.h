@@ -15,12 +15,14 @@ using uint = std::uint32_t;
 #endif
 
 // Flags shared by several kernels.
-#define QVK_FLAG_BIAS 1u      // add bias[row]
-#define QVK_FLAG_RESIDUAL 2u  // add residual[t, row] (may alias the output)
-#define QVK_FLAG_PROBS 4u     // attention also writes post-softmax probabilities
-#define QVK_FLAG_STORE_KV 8u  // rope and matvec_rope write K (rotated) and V into the cache
-#define QVK_FLAG_NORM 16u     // matvec: the input is rmsnorm(X) * norm_weight
-#define QVK_FLAG_SWIGLU 32u   // matvec: outputs are silu(gate row . in) * (up row . in)
+#define QVK_FLAG_BIAS 1u         // add bias[row]
+#define QVK_FLAG_RESIDUAL 2u     // add residual[t, row] (may alias the output)
+#define QVK_FLAG_PROBS 4u        // attention also writes post-softmax probabilities
+#define QVK_FLAG_STORE_KV 8u     // rope and matvec_rope write K (rotated) and V into the cache
+#define QVK_FLAG_NORM 16u        // matvec: the input is rmsnorm(X) * norm_weight
+#define QVK_FLAG_SWIGLU 32u      // matvec: outputs are silu(gate row . in) * (up row . in)
+#define QVK_FLAG_MAX 64u         // attention_reduce: a cell's max (else its mean)
+#define QVK_FLAG_LIVE_COLS 128u  // attention_reduce: cols = positions[rows - 1] + 1 (a decode step)
 
 // Y[t, col_offset + r] = sum_k W[r, k] * X[t, k] (+ bias[col_offset + r]) (+ R[t, col_offset + r])
 // W is one row slice of a weight matrix: rows [col_offset, col_offset + rows).
@@ -115,7 +117,7 @@ struct EmbedPush {
 // With QVK_FLAG_PROBS, P[h, t, j] holds the probabilities for j < probs_stride (0 past positions[t]).
 // A workgroup takes a block of query rows (tokens_per_block tokens x heads_per_block q heads of one
 // KV group) and one of `splits` parts of their keys; with splits > 1 it writes partial results
-// that attention_combine merges.
+// (and probabilities relative to its split) that attention_combine merges.
 struct AttentionPush {
   uint tokens;
   uint n_heads;
@@ -132,6 +134,29 @@ struct AttentionPush {
   uint block_rows;        // query rows a workgroup holds: 16, or 8 when head_dim > 128
   uint heads_per_block;   // rows of one token: q heads of one KV group
   uint tokens_per_block;  // block_rows / heads_per_block
+};
+
+// Attention maps from attention's probabilities P [H, rows, p_stride], whose rows are map rows
+// (query positions) first_row, first_row + 1, ...: output plane k reduces the query heads
+// head_first + k * plane_heads .. + plane_heads, and its value (i, j) the map rows
+// band_begin + [i * cell, (i + 1) * cell) (within the band [band_begin, band_end)) and the key
+// columns [j * cell, (j + 1) * cell) (within [0, cols)): their max or their mean (a cell the
+// band's or the map's edge cuts averages what it holds). Out[plane_base + k, i, j] is packed:
+// ceil((band_end - band_begin) / cell) rows of ceil(cols / cell) values. A dispatch reduces the
+// band's rows that P holds; a cell whose rows began before them (in the previous chunk of a
+// prefill) is combined with what the previous dispatch wrote there.
+struct AttentionReducePush {
+  uint rows;      // query rows per head in P
+  uint p_stride;  // floats between P rows
+  uint first_row;
+  uint band_begin;
+  uint band_end;
+  uint cols;  // key columns of the map (QVK_FLAG_LIVE_COLS: read from positions instead)
+  uint cell;  // map rows and columns per output value: 1 copies
+  uint head_first;
+  uint plane_heads;
+  uint plane_base;
+  uint flags;  // QVK_FLAG_MAX | QVK_FLAG_LIVE_COLS
 };
 
 // Elements each stage-1 workgroup of topk reduces to k candidates.
@@ -174,6 +199,7 @@ static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 
 static_assert(sizeof(SwiGluPush) == 16);
 static_assert(sizeof(EmbedPush) == 16);
 static_assert(sizeof(AttentionPush) == 60 && offsetof(AttentionPush, scale) == 32);
+static_assert(sizeof(AttentionReducePush) == 44);
 static_assert(sizeof(TopKPush) == 16);
 static_assert(sizeof(CopyPush) == 4);
 static_assert(sizeof(FmaPush) == 16 && offsetof(FmaPush, b) == 8);

@@ -171,7 +171,12 @@ INSTANTIATE_TEST_SUITE_P(
                       // Qwen2-0.5B's attention: 14 heads, 2 KV heads, head_dim 64.
                       AttentionCase{"q05_decode_depth4096", 14, 2, 64, 1, 4096, 0, false, kDepthCapacity},
                       AttentionCase{"gqa2_d64_depth4096_window1000", 2, 1, 64, 1, 4096, 1000, false, kDepthCapacity},
+                      // Probabilities with the keys split (decode's live attention rows): each
+                      // split's share rescaled by the combine pass, the unseen columns zeroed by all.
                       AttentionCase{"gqa7_d64_depth1000_probs", 7, 1, 64, 1, 1000, 0, true, kDepthCapacity},
+                      AttentionCase{"q05_decode_depth4096_probs", 14, 2, 64, 1, 4096, 0, true, kDepthCapacity},
+                      AttentionCase{"q05_decode_depth0_probs", 14, 2, 64, 1, 0, 0, true, kDepthCapacity},
+                      AttentionCase{"window_decode_depth2000_probs", 4, 2, 64, 1, 2000, 300, true, kDepthCapacity},
                       AttentionCase{"gqa4_d256_depth1000", 8, 2, 256, 1, 1000, 0, false, kDepthCapacity}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
@@ -184,6 +189,7 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{"gqa2_d64_chunk4_at1000", 2, 1, 64, 4, 1000, 0, false, kDepthCapacity},
                       AttentionCase{"gqa7_d64_chunk9_window300_at2000", 7, 1, 64, 9, 2000, 300},
                       AttentionCase{"gqa1_d128_chunk33_at700_probs", 2, 2, 128, 33, 700, 0, true},
+                      AttentionCase{"q05_chunk40_at3000_window1000_probs", 14, 2, 64, 40, 3000, 1000, true},
                       AttentionCase{"gqa7_d64_chunk6_reversed", 7, 1, 64, 6, 500, 0, false, 0, true},
                       // 20 q heads per KV head: two blocks of heads per group.
                       AttentionCase{"gqa20_d32_chunk3_at300", 20, 1, 32, 3, 300},

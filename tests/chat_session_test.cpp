@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "chat/live_attention.h"
 #include "chat/loaded_model.h"
 #include "model/generate.h"
 #include "tests/gpu_fixture.h"
@@ -221,6 +222,114 @@ TEST_F(ChatSessionTest, SendCommitsTheMessageAndStoresTheReply) {
   EXPECT_EQ(reply.notice, "");
   EXPECT_EQ(store_->GetConversation(conversation)->title, "What is the capital of France?");
   EXPECT_FALSE(session_->live().active);
+}
+
+// With a live attention feed set, a reply hands the UI one row per generated token for each view
+// it chose, from the prompt's last token on: each a distribution over the keys up to its query.
+// The reply is the one generated without it; with the feed unset, the next reply feeds nothing.
+TEST_F(ChatSessionTest, ALiveAttentionFeedGetsARowPerToken) {
+  Load();
+  const ModelConfig& c = Files().config();
+  auto feed = std::make_shared<LiveAttention>();
+  feed->SetViews({AllHeads(c, 1, HeadReduce::Mean), OneHead(0, 3), KvGroup(c, 1, 0, HeadReduce::Max)});
+  session_->SetLiveAttention(feed);
+  const store::Id conversation = store_->CreateConversation("New chat", Greedy(6));
+  ASSERT_TRUE(session_->Send(conversation, "What is the capital of France?"));
+  session_->WaitIdle();
+  EXPECT_FALSE(session_->TakeError().has_value());
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(thread.size(), 2u);
+  const std::vector<uint32_t> prompt = Files().EncodeChat(AsChat({thread[0]}), true);
+  EXPECT_EQ(thread[1].content, Reference(prompt, 6));
+
+  const LiveAttention::Update update = feed->Take();
+  EXPECT_EQ(update.reply, 1u);
+  ASSERT_EQ(update.views.size(), 3u);
+  for (const LiveAttention::ViewRows& view : update.views) {
+    EXPECT_EQ(view.first_position, prompt.size() - 1);
+    ASSERT_EQ(view.rows.size(), thread[1].tokens);
+    for (size_t k = 0; k < view.rows.size(); ++k) {
+      ASSERT_EQ(view.rows[k].size(), prompt.size() + k);
+      double sum = 0;
+      for (float p : view.rows[k]) sum += p;
+      if (view.view.reduce == HeadReduce::Mean) {
+        EXPECT_NEAR(sum, 1.0, 1e-5) << "row " << k;
+      } else {
+        EXPECT_GE(sum, 1.0 - 1e-5) << "row " << k;  // the max of distributions
+      }
+    }
+  }
+  EXPECT_TRUE(feed->Take().views[0].rows.empty()) << "taken rows are gone";
+
+  session_->SetLiveAttention(nullptr);
+  ASSERT_TRUE(session_->Regenerate(thread[1].id));
+  session_->WaitIdle();
+  const LiveAttention::Update after = feed->Take();
+  EXPECT_EQ(after.reply, 1u);
+  EXPECT_TRUE(after.views[0].rows.empty());
+}
+
+// A message's attention, captured on the worker over the conversation as the model read it: a
+// reply's tokens are its prompt and then its own, the maps those the engine captures from them;
+// a user message's text begins after the template's system prompt and its turn's header. A message that is gone and a
+// layer the model lacks come back as errors; without a model nothing is queued.
+TEST_F(ChatSessionTest, CapturesTheAttentionOfAMessage) {
+  EXPECT_FALSE(session_->CaptureAttention(1, {OneHead(0, 0)}));
+  EXPECT_EQ(session_->TakeError(), "no model is loaded: choose one in the model settings");
+  Load();
+  const ModelConfig& c = Files().config();
+  const store::Id conversation = store_->CreateConversation("New chat", Greedy(6));
+  ASSERT_TRUE(session_->Send(conversation, "What is the capital of France?"));
+  session_->WaitIdle();
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(thread.size(), 2u);
+
+  const std::vector<AttentionRequest> requests{AllHeads(c, 1, HeadReduce::Mean),
+                                               Pooled(EveryHead(c, 0, HeadReduce::Max), 40, 8)};
+  ASSERT_TRUE(session_->CaptureAttention(thread[1].id, requests));
+  session_->WaitIdle();
+  std::optional<MessageAttention> reply = session_->TakeAttention();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->error, "");
+  EXPECT_EQ(reply->message, thread[1].id);
+  const std::vector<uint32_t> prompt = Files().EncodeChat(AsChat({thread[0]}), true);
+  EXPECT_EQ(reply->ids, Files().EncodeChatContinuation(AsChat(thread)));
+  EXPECT_EQ(reply->message_begin, prompt.size());  // the generation prompt opened its turn
+  EXPECT_TRUE(std::equal(prompt.begin(), prompt.end(), reply->ids.begin()));
+  ASSERT_EQ(reply->pieces.size(), reply->ids.size());
+  std::string text;
+  for (const std::string& piece : reply->pieces) text += piece;
+  EXPECT_EQ(text, Files().tokenizer().Decode(reply->ids));
+  LoadedModel model(device(), std::filesystem::path(TinyModel()), LoadedModelOptions{.context = kContext});
+  const std::vector<AttentionMap> expected = model.engine().CaptureAttention(reply->ids, requests);
+  ASSERT_EQ(reply->maps.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_EQ(reply->maps[i].values.size(), expected[i].values.size());
+    for (size_t k = 0; k < expected[i].values.size(); ++k) {
+      ASSERT_NEAR(reply->maps[i].values[k], expected[i].values[k], 1e-6 + 1e-5 * expected[i].values[k]) << i;
+    }
+  }
+  EXPECT_FALSE(session_->TakeAttention().has_value()) << "taken once";
+
+  ASSERT_TRUE(session_->CaptureAttention(thread[0].id, {OneHead(0, 1)}));
+  session_->WaitIdle();
+  const std::optional<MessageAttention> question = session_->TakeAttention();
+  ASSERT_TRUE(question.has_value());
+  EXPECT_EQ(question->error, "");
+  ASSERT_GT(question->message_begin, 0u);
+  const std::vector<uint32_t> turn(question->ids.begin() + question->message_begin, question->ids.end());
+  EXPECT_EQ(Files().tokenizer().Decode(turn), "What is the capital of France?");
+  const std::vector<uint32_t> header(question->ids.begin(), question->ids.begin() + question->message_begin);
+  EXPECT_TRUE(Files().tokenizer().Decode(header).ends_with("<|im_start|>user\n"));
+  ASSERT_EQ(question->maps.size(), 1u);
+  EXPECT_EQ(question->maps[0].rows, question->ids.size());
+
+  ASSERT_TRUE(session_->CaptureAttention(thread[1].id + 100, {OneHead(0, 0)}));
+  session_->WaitIdle();
+  EXPECT_EQ(session_->TakeAttention()->error, "the message no longer exists");
+  ASSERT_TRUE(session_->CaptureAttention(thread[1].id, {OneHead(5, 0)}));
+  session_->WaitIdle();
+  test::ExpectMentions(session_->TakeAttention()->error, {"layer 5 is out of range"});
 }
 
 TEST_F(ChatSessionTest, TheSystemPromptComesFirstAndAGgufModelReplies) {

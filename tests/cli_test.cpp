@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -20,6 +21,9 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#define STB_IMAGE_IMPLEMENTATION
+#include <stb_image.h>
 
 #include "tests/test_util.h"
 
@@ -250,6 +254,116 @@ TEST(CliTest, WritesAttentionMaps) {
   std::filesystem::remove(out_file);
 }
 
+// One layer and head (or a reduction of a layer's heads) as raw floats, PNG, CSV and NPY, each
+// read back against the every-head file: the same values, the heatmap coloured by its scale with
+// the causal mask grey.
+TEST(CliTest, WritesOneAttentionMapAsPngCsvAndNpy) {
+  const qvk::test::TempDir dir;
+  const auto path = [&](const std::string& name) { return (dir.path() / name).string(); };
+  const std::string attention = "attention --model '" + kModel + "' --ids 9707,1879,11,1879,13,2585 ";
+  const uint32_t heads = 4, tokens = 6;
+  ASSERT_EQ(RunQwenvk(attention + "--out '" + path("all.f32") + "'").status, 0);
+  const std::string all_bytes = Slurp(path("all.f32"));
+  ASSERT_EQ(all_bytes.size(), 4u * 2 * heads * tokens * tokens);
+  std::vector<float> all(all_bytes.size() / 4);
+  std::memcpy(all.data(), all_bytes.data(), all_bytes.size());
+  const auto at = [&](uint32_t layer, uint32_t head, uint32_t row, uint32_t col) {
+    return all[((size_t{layer} * heads + head) * tokens + row) * tokens + col];
+  };
+
+  const Result one = RunQwenvk(attention + "--layer 1 --head 2 --out '" + path("one.f32") + "' --png '" +
+                               path("one.png") + "' --csv '" + path("one.csv") + "' --npy '" + path("one.npy") + "'");
+  ASSERT_EQ(one.status, 0) << one.err;
+  const nlohmann::json report = nlohmann::json::parse(one.out);
+  EXPECT_EQ(report["shape"], nlohmann::json({1, 1, tokens, tokens}));
+  EXPECT_EQ(report["png"], path("one.png"));
+  EXPECT_EQ(Slurp(path("one.f32")),
+            all_bytes.substr(4 * (size_t{1} * heads + 2) * tokens * tokens, 4 * tokens * tokens));
+  const qvk::test::Npy npy = qvk::test::ReadNpy(path("one.npy"));
+  EXPECT_EQ(npy.shape, (std::vector<size_t>{tokens, tokens}));
+  const auto csv = qvk::test::ParseCsv(Slurp(path("one.csv")));
+  ASSERT_EQ(csv.size(), tokens);
+  float top = 0;  // the scale's: the largest value after the first query row (always 1)
+  for (uint32_t r = 0; r < tokens; ++r) {
+    ASSERT_EQ(csv[r].size(), tokens);
+    for (uint32_t c = 0; c < tokens; ++c) {
+      EXPECT_EQ(npy.values[r * tokens + c], at(1, 2, r, c)) << r << ", " << c;
+      EXPECT_EQ(std::stof(csv[r][c]), at(1, 2, r, c)) << r << ", " << c;
+      if (r > 0) top = std::max(top, at(1, 2, r, c));
+    }
+  }
+  EXPECT_EQ(report["scale_max"].get<float>(), top);
+  // 512 pixels a side at least: 86 pixels per value. Viridis' top is (253, 231, 37) (the first
+  // query's 1 is past the top); masked cells grey.
+  int width = 0, height = 0, channels = 0;
+  unsigned char* png = stbi_load(path("one.png").c_str(), &width, &height, &channels, 3);
+  ASSERT_NE(png, nullptr);
+  EXPECT_EQ(width, 6 * 86);
+  EXPECT_EQ(height, 6 * 86);
+  for (uint32_t r = 0; r < tokens; ++r) {
+    for (uint32_t c = 0; c < tokens; ++c) {
+      const unsigned char* pixel = png + ((r * 86 + 43) * width + c * 86 + 43) * 3;
+      const std::vector<int> rgb(pixel, pixel + 3);
+      if (c > r) {
+        EXPECT_EQ(rgb, (std::vector<int>{200, 200, 200})) << r << ", " << c;
+      } else if (at(1, 2, r, c) >= top) {
+        EXPECT_EQ(rgb, (std::vector<int>{253, 231, 37})) << r << ", " << c;
+      } else {
+        EXPECT_NE(rgb, (std::vector<int>{200, 200, 200})) << r << ", " << c;
+      }
+    }
+  }
+  stbi_image_free(png);
+
+  // Reductions: the mean of a layer's heads, the max of one KV head's query heads, and every
+  // KV head's mean as planes.
+  ASSERT_EQ(RunQwenvk(attention + "--layer 0 --reduce mean --npy '" + path("mean.npy") + "'").status, 0);
+  ASSERT_EQ(RunQwenvk(attention + "--layer 1 --reduce group-max --head 1 --npy '" + path("max.npy") + "'").status, 0);
+  const Result groups = RunQwenvk(attention + "--reduce group-mean --out '" + path("groups.f32") + "'");
+  ASSERT_EQ(groups.status, 0) << groups.err;
+  EXPECT_EQ(nlohmann::json::parse(groups.out)["shape"], nlohmann::json({2, 2, tokens, tokens}));
+  const std::string group_bytes = Slurp(path("groups.f32"));
+  ASSERT_EQ(group_bytes.size(), 4u * 2 * 2 * tokens * tokens);
+  std::vector<float> group_means(group_bytes.size() / 4);
+  std::memcpy(group_means.data(), group_bytes.data(), group_bytes.size());
+  const qvk::test::Npy mean = qvk::test::ReadNpy(path("mean.npy")), max = qvk::test::ReadNpy(path("max.npy"));
+  ASSERT_EQ(mean.values.size(), tokens * tokens);
+  ASSERT_EQ(max.values.size(), tokens * tokens);
+  for (uint32_t r = 0; r < tokens; ++r) {
+    for (uint32_t c = 0; c < tokens; ++c) {
+      const float layer0_mean = (at(0, 0, r, c) + at(0, 1, r, c) + at(0, 2, r, c) + at(0, 3, r, c)) / 4;
+      EXPECT_NEAR(mean.values[r * tokens + c], layer0_mean, 1e-6) << r << ", " << c;
+      EXPECT_EQ(max.values[r * tokens + c], std::max(at(1, 2, r, c), at(1, 3, r, c))) << r << ", " << c;
+      for (uint32_t l = 0; l < 2; ++l) {
+        for (uint32_t g = 0; g < 2; ++g) {
+          EXPECT_NEAR(group_means[((l * 2 + g) * tokens + r) * tokens + c],
+                      (at(l, 2 * g, r, c) + at(l, 2 * g + 1, r, c)) / 2, 1e-6);
+        }
+      }
+    }
+  }
+}
+
+// Layers and heads the model does not have, and files that cannot be written, are refused with a
+// sentence before anything is computed.
+TEST(CliTest, AttentionRefusesWhatTheModelDoesNotHave) {
+  const qvk::test::TempDir dir;
+  const std::string attention = "attention --model '" + kModel + "' --ids 9707,1879 ";
+  const std::string npy = "--npy '" + (dir.path() / "x.npy").string() + "'";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--layer 2 --head 0 " + npy, "--layer 2 is out of range: the model has 2 layers (0 to 1)"},
+      {"--layer 0 --head 4 " + npy, "--head 4 is out of range: the model has 4 attention heads (0 to 3)"},
+      {"--layer 0 --reduce group-mean --head 2 " + npy, "--head 2 is out of range: the model has 2 KV heads"},
+      {"--layer 0 --head 0 --png /nonexistent-dir/x.png", "cannot write /nonexistent-dir/x.png"},
+      {"--out /nonexistent-dir/x.f32", "cannot write /nonexistent-dir/x.f32"},
+  };
+  for (const auto& [args, message] : cases) {
+    const Result r = RunQwenvk(attention + args);
+    EXPECT_EQ(r.status, 1) << args << ": " << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << args << ": " << r.err;
+  }
+}
+
 TEST(CliTest, GeneratesAndReportsSpeed) {
   const Result r = RunQwenvk("generate --model '" + kModel + "' --prompt 'Hello' --chat --max-tokens 6 --seed 7");
   ASSERT_EQ(r.status, 0) << r.err;
@@ -319,6 +433,17 @@ TEST(CliTest, RefusesBadOptionValuesNamingWhatEachAccepts) {
        "--ids: expected token ids: whole numbers separated by commas, got abc"},
       {"attention --model '" + kModel + "' --out x --ids -1",
        "--ids: expected token ids: whole numbers separated by commas, got -1"},
+      {"attention --model '" + kModel + "' --ids 1,2", "give --out, or --png, --csv or --npy with one map"},
+      {"attention --model '" + kModel + "' --ids 1,2 --out x --reduce median",
+       "--reduce: expected mean, max, group-mean or group-max, got median"},
+      {"attention --model '" + kModel + "' --ids 1,2 --out x --layer -1",
+       "--layer: expected a whole number from 0 to 4294967295, got -1"},
+      {"attention --model '" + kModel + "' --ids 1,2 --out x --head 1 --reduce max",
+       "--head: picks one head, and --reduce max reduces every head of a layer: give one or the other"},
+      {"attention --model '" + kModel + "' --ids 1,2 --layer 0 --png x.png", "--png, --csv and --npy: write one map"},
+      {"attention --model '" + kModel + "' --ids 1,2 --head 0 --csv x.csv", "--png, --csv and --npy: write one map"},
+      {"attention --model '" + kModel + "' --ids 1,2 --layer 0 --reduce group-max --npy x.npy",
+       "--png, --csv and --npy: write one map"},
       {"devices --device x", "--device: expected a device number"},
       {"bench --model '" + kModel + "' -p abc", "--n-prompt: expected a whole number from 0 to 16777216, got abc"},
       {"bench --model '" + kModel + "' -d 1,x", "--n-depth: expected a whole number from 0 to 16777216, got x"},
@@ -432,6 +557,19 @@ TEST(CliTest, BenchReportsEveryTestAsJson) {
     EXPECT_EQ(row["context"], 256);  // 16 positions, rounded up
     ExpectBenchFields(row);
   }
+}
+
+// --live-attention measures generation with the attention rows a live map reads; the report says so.
+TEST(CliTest, BenchMeasuresLiveAttentionRows) {
+  const Result plain = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 3 -r 1 -o json");
+  const Result live = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 3 -r 1 -o json --live-attention");
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  ASSERT_EQ(live.status, 0) << live.err;
+  EXPECT_EQ(nlohmann::json::parse(plain.out)["results"][0]["live_attention"], false);
+  EXPECT_EQ(nlohmann::json::parse(live.out)["results"][0]["live_attention"], true);
+  EXPECT_GT(nlohmann::json::parse(live.out)["results"][0]["avg_ts"].get<double>(), 0);
+  const Result md = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 3 -r 1 --live-attention");
+  EXPECT_NE(md.out.find("live attention: every decode step also wrote its row"), std::string::npos) << md.out;
 }
 
 TEST(CliTest, BenchReportsEveryTestAsCsv) {

@@ -1,6 +1,7 @@
 // The generation loop on the fixture model: the sampler's draw from the logits ranked on the GPU
 // equals its draw from the whole row, so a generation that keeps the logits on the GPU gives the
-// tokens of one that reads every row; each step reports its token, position and text.
+// tokens of one that reads every row; each step reports its token, position and text, and with
+// live attention on the attention row that produced it.
 #include <algorithm>
 #include <map>
 #include <string>
@@ -148,6 +149,61 @@ TEST_F(GenerateTest, ReturningFalseStops) {
   EXPECT_EQ(calls, 3u);
   EXPECT_EQ(stats.generated_tokens, 3u);
   EXPECT_EQ(engine_->cached_tokens().size(), prompt_.size() + 2);  // the third token was never decoded
+}
+
+// With live attention on, each step carries the attention that produced its token: the row of
+// the query before it (for the first step, the prompt's last token) in every layer and head,
+// equal to the rows of a prefill re-run over the same tokens with capture on. The rows change
+// no token.
+TEST_F(GenerateTest, LiveAttentionRowsEqualARerunPrefill) {
+  const ModelConfig& c = files_->config();
+  Sampler plain({.greedy = true});
+  std::vector<uint32_t> without;
+  Generate(
+      *engine_, *files_, prompt_, plain, kNewTokens, [](const GenerationStep&) { return true; }, &without);
+
+  engine_->Truncate(0);
+  engine_->set_live_attention(true);
+  Sampler sampler({.greedy = true});
+  std::vector<std::vector<float>> rows;  // by step: [layers, heads, position]
+  std::vector<uint32_t> generated;
+  Generate(
+      *engine_, *files_, prompt_, sampler, kNewTokens,
+      [&](const GenerationStep& step) {
+        if (step.trailing_text) return true;
+        EXPECT_TRUE(step.attention.has_value()) << "step at " << step.position;
+        if (!step.attention) return false;
+        EXPECT_EQ(step.attention->position, step.position - 1);
+        EXPECT_EQ(step.attention->values.size(), size_t{c.num_layers} * c.num_heads * step.position);
+        rows.emplace_back(step.attention->values.begin(), step.attention->values.end());
+        return true;
+      },
+      &generated);
+  EXPECT_EQ(generated, without);
+  ASSERT_EQ(rows.size(), generated.size());
+
+  // Every token a step fed through the model: the prompt and all generated tokens but the last.
+  std::vector<uint32_t> ids = prompt_;
+  ids.insert(ids.end(), generated.begin(), generated.end() - 1);
+  std::vector<AttentionRequest> layers;
+  for (uint32_t l = 0; l < c.num_layers; ++l) layers.push_back(EveryHead(c, l, HeadReduce::Mean));
+  const std::vector<AttentionMap> maps = engine_->CaptureAttention(ids, layers);
+  const size_t tokens = ids.size();
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const size_t query = prompt_.size() - 1 + k, keys = query + 1;
+    for (uint32_t l = 0; l < c.num_layers; ++l) {
+      for (uint32_t h = 0; h < c.num_heads; ++h) {
+        for (size_t j = 0; j < keys; ++j) {
+          // A decode step's projections (matrix x vector) round differently from a prefill's.
+          ASSERT_NEAR(rows[k][(l * c.num_heads + h) * keys + j], maps[l].plane(h)[query * tokens + j], 1e-5)
+              << "query " << query << " layer " << l << " head " << h << " key " << j;
+        }
+      }
+    }
+  }
+
+  engine_->set_live_attention(false);
+  ExpectMentions(ErrorOf([&] { engine_->attention_row(); }), {"live attention is off"});
 }
 
 // Profiling (qwenvk bench --kernels) times every dispatch of a step, each chunk of a prefill

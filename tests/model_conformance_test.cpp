@@ -174,10 +174,16 @@ TEST_P(ConformanceTest, ChatMultilingual) { CheckPrompt("chat_multi"); }
 TEST_P(ConformanceTest, PlainText) { CheckPrompt("text"); }
 TEST_P(ConformanceTest, LongPromptAcrossChunks) { CheckPrompt("long"); }
 
+// Bar 5, through the capture a viewer uses: every head of every layer, one layer at a time.
 TEST_P(ConformanceTest, AttentionProbabilities) {
   const auto ids = Ids(Prompt("chat_en"));
+  const ModelConfig& c = files_->config();
+  std::vector<AttentionRequest> layers;
+  for (uint32_t l = 0; l < c.num_layers; ++l) layers.push_back(EveryHead(c, l, HeadReduce::Mean));
   std::vector<float> maps;
-  engine_->Prefill(ids, AttentionMaps{maps});
+  for (const AttentionMap& layer : engine_->CaptureAttention(ids, layers)) {
+    maps.insert(maps.end(), layer.values.begin(), layer.values.end());
+  }
   const auto expected = ReadFloats(reference_dir_ / "attention.f32");
   const auto shape = Prompt("chat_en")["attention_shape"].get<std::vector<size_t>>();
   ASSERT_EQ(maps.size(), shape[0] * shape[1] * shape[2] * shape[3]);

@@ -140,6 +140,35 @@ AttentionResult Attention(std::span<const float> q, std::span<const uint32_t> po
   return r;
 }
 
+std::vector<float> AttentionReduce(std::span<const float> p, const MapReduction& r) {
+  const uint32_t out_rows = (r.band_end - r.band_begin + r.cell - 1) / r.cell;
+  const uint32_t out_cols = (r.cols + r.cell - 1) / r.cell;
+  std::vector<float> out(static_cast<size_t>(r.planes) * out_rows * out_cols);
+  for (uint32_t k = 0; k < r.planes; ++k) {
+    for (uint32_t i = 0; i < out_rows; ++i) {
+      const uint32_t row_begin = r.band_begin + i * r.cell;
+      const uint32_t row_end = std::min(row_begin + r.cell, r.band_end);
+      for (uint32_t j = 0; j < out_cols; ++j) {
+        const uint32_t col_end = std::min((j + 1) * r.cell, r.cols);
+        double value = 0;
+        size_t count = 0;
+        for (uint32_t h = r.head_first + k * r.plane_heads; h < r.head_first + (k + 1) * r.plane_heads; ++h) {
+          for (uint32_t row = row_begin; row < row_end; ++row) {
+            for (uint32_t col = j * r.cell; col < col_end; ++col) {
+              const double v = p[(static_cast<size_t>(h) * r.rows + row - r.first_row) * r.stride + col];
+              value = r.max ? std::max(value, v) : value + v;
+              ++count;
+            }
+          }
+        }
+        out[(static_cast<size_t>(k) * out_rows + i) * out_cols + j] =
+            static_cast<float>(r.max ? value : value / static_cast<double>(count));
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<uint32_t> TopK(std::span<const float> values, uint32_t k) {
   std::vector<uint32_t> idx(values.size());
   std::iota(idx.begin(), idx.end(), 0u);

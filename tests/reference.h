@@ -40,6 +40,19 @@ AttentionResult Attention(std::span<const float> q, std::span<const uint32_t> po
                           std::span<const float> v, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                           uint32_t capacity, uint32_t window, uint32_t probs_stride);
 
+// What attention_reduce computes (AttentionReducePush): from P [heads, rows, stride] holding every
+// row of the band (P's row r is map row first_row + r), plane k reduces heads
+// head_first + k * plane_heads ..; value (i, j) map rows band_begin + [i * cell, (i + 1) * cell)
+// and key columns [j * cell, (j + 1) * cell), clipped to the band and to cols: max or mean.
+struct MapReduction {
+  uint32_t heads, rows, stride, first_row;
+  uint32_t band_begin, band_end, cols, cell;
+  uint32_t head_first, plane_heads, planes;
+  bool max;
+};
+// [planes, ceil(band / cell), ceil(cols / cell)]
+std::vector<float> AttentionReduce(std::span<const float> p, const MapReduction& r);
+
 // Indices of the k largest values, descending, ties to the lower index.
 std::vector<uint32_t> TopK(std::span<const float> values, uint32_t k);
 

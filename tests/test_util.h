@@ -1,6 +1,7 @@
 #pragma once
 // What the test files share: where the data and the qwenvk binary are, reading files, CSV,
 // checking error messages, and llama.cpp's tokenizer vectors.
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -84,6 +85,40 @@ inline std::vector<std::vector<std::string>> ParseCsv(const std::string& text) {
     rows.push_back(fields);
   }
   return rows;
+}
+
+// A NumPy .npy file of little-endian float32 in C order, read as numpy reads it: the magic, version
+// 1.0, the header dict (its length making the data start at a multiple of 64 bytes), the values.
+struct Npy {
+  std::vector<size_t> shape;
+  std::vector<float> values;
+};
+inline Npy ReadNpy(const std::filesystem::path& path) {
+  const std::string bytes = ReadFile(path);
+  Npy npy;
+  EXPECT_GE(bytes.size(), 10u) << path;
+  if (bytes.size() < 10) return npy;
+  EXPECT_EQ(bytes.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8)) << path;
+  const size_t header_size = static_cast<uint8_t>(bytes[8]) | static_cast<size_t>(static_cast<uint8_t>(bytes[9])) << 8;
+  const std::string header = bytes.substr(10, header_size);
+  EXPECT_EQ((10 + header_size) % 64, 0u) << header;
+  EXPECT_EQ(header.back(), '\n') << header;
+  EXPECT_NE(header.find("'descr': '<f4'"), std::string::npos) << header;
+  EXPECT_NE(header.find("'fortran_order': False"), std::string::npos) << header;
+  const size_t open = header.find("'shape': (");
+  EXPECT_NE(open, std::string::npos) << header;
+  if (open == std::string::npos) return npy;
+  std::istringstream dims(header.substr(open + 10, header.find(')', open) - open - 10));
+  size_t elements = 1;
+  for (std::string dim; std::getline(dims, dim, ',');) {
+    if (dim.find_first_not_of(' ') == std::string::npos) continue;
+    npy.shape.push_back(std::stoul(dim));
+    elements *= npy.shape.back();
+  }
+  EXPECT_EQ(bytes.size(), 10 + header_size + 4 * elements) << path;
+  npy.values.resize(std::min(elements, (bytes.size() - std::min(bytes.size(), 10 + header_size)) / 4));
+  std::memcpy(npy.values.data(), bytes.data() + 10 + header_size, npy.values.size() * 4);
+  return npy;
 }
 
 // The message of the Error `f` throws, or a marker that fails every substring check.

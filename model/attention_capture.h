@@ -1,0 +1,87 @@
+#pragma once
+// Attention maps as a viewer asks for them (Engine::CaptureAttention) and the rows a decode step
+// captures live (Engine::attention_row). A map is one head, or the max or mean over a layer's
+// heads or over the query heads of one KV head (a GQA group); whole, a band of query rows, or
+// pooled into square cells (the thumbnails of a layers x heads overview). The GPU reduces each
+// chunk of a prefill's probabilities to what was asked for, so no capture holds T^2 values for
+// every head: a 4096-token map of Qwen2.5-0.5B's 24 layers x 14 heads would be 22.5 GB.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/config.h"
+
+namespace qvk {
+
+enum class HeadReduce { Mean, Max };
+
+struct AttentionRequest {
+  uint32_t layer = 0;
+  // Plane k of the map reduces the query heads first_head + k * plane_heads .. + plane_heads.
+  uint32_t first_head = 0;
+  uint32_t plane_heads = 1;
+  uint32_t planes = 1;
+  HeadReduce reduce = HeadReduce::Mean;  // over a plane's heads and a cell's rows and columns
+  // The band of query rows [first_row, end_row); end_row 0: through the last token.
+  uint32_t first_row = 0;
+  uint32_t end_row = 0;
+  // Query rows and key columns per value (1: every cell of the map). Rows count from first_row,
+  // columns from 0; the last cell of each may be cut short, and a mean is over what it holds.
+  uint32_t cell = 1;
+};
+
+// The maps a viewer shows:
+AttentionRequest OneHead(uint32_t layer, uint32_t head);
+AttentionRequest AllHeads(const ModelConfig& config, uint32_t layer, HeadReduce reduce);
+AttentionRequest KvGroup(const ModelConfig& config, uint32_t layer, uint32_t kv_head, HeadReduce reduce);
+// One plane per query head, or per KV group, of a layer: a row of the overview grid.
+AttentionRequest EveryHead(const ModelConfig& config, uint32_t layer, HeadReduce reduce);
+AttentionRequest EveryKvGroup(const ModelConfig& config, uint32_t layer, HeadReduce reduce);
+// `request` with cells large enough that a `tokens` x `tokens` map fits `size` x `size` values.
+AttentionRequest Pooled(AttentionRequest request, uint32_t tokens, uint32_t size);
+
+// Throws an Error a user can act on when `request` does not fit the model or `tokens`: the layer
+// or heads out of range, an empty band or one past the last token, cells of 0.
+void CheckAttentionRequest(const ModelConfig& config, uint32_t tokens, const AttentionRequest& request);
+
+struct AttentionMap {
+  AttentionRequest request;  // as asked, end_row resolved
+  uint32_t tokens = 0;       // the sequence: the whole map is tokens x tokens
+  uint32_t planes = 0, rows = 0, cols = 0;
+  std::vector<float> values;  // [planes, rows, cols]
+
+  // An empty map of the request's shape.
+  AttentionMap(const AttentionRequest& request, uint32_t tokens);
+  std::span<const float> plane(uint32_t k) const;
+  // Whether value (row, col) lies wholly above the diagonal: keys after every query it covers,
+  // which the causal mask hides (0 in every plane).
+  bool masked(uint32_t row, uint32_t col) const;
+};
+
+// How a capture of `tokens` runs where a binding holds at most `max_binding` bytes: query rows per
+// prefill chunk while probabilities are on (at most `max_chunk`, and no more than the requests'
+// rows span), and the GPU memory it takes on
+// top of the engine's: one chunk's probabilities [heads, chunk_rows, tokens], shared by every
+// layer, and each request's map. Throws an Error when a map or one row of every head cannot fit.
+struct CapturePlan {
+  uint32_t chunk_rows = 0;
+  uint64_t probs_bytes = 0;
+  uint64_t map_bytes = 0;  // every request's map
+};
+CapturePlan PlanCapture(const ModelConfig& config, uint32_t tokens, std::span<const AttentionRequest> requests,
+                        uint32_t max_chunk, uint64_t max_binding);
+
+// The attention of one query in every layer and head, as a step computed it: the row of the
+// token at `position`, over keys 0 .. position, [layers, heads, position + 1].
+struct AttentionRow {
+  uint32_t position = 0;
+  uint32_t layers = 0, heads = 0;
+  std::span<const float> values;
+
+  std::span<const float> head(uint32_t layer, uint32_t head) const;
+  // Plane 0 of `request` (its layer and heads; band and cells do not apply to a row), one value
+  // per key.
+  std::vector<float> Reduce(const AttentionRequest& request) const;
+};
+
+}  // namespace qvk
