@@ -53,6 +53,15 @@ Rgb HeatColor(float t) {
   return c;
 }
 
+float ScaleTop(const AttentionMap& map, uint32_t plane, const PngOptions& options) {
+  CheckPlane(map, plane);
+  if (options.scale_max > 0) return options.scale_max;
+  const std::span<const float> values = map.plane(plane);
+  const bool first_query_alone = map.request.first_row == 0 && map.request.cell == 1 && map.rows > 1;
+  const auto from = values.begin() + (first_query_alone ? map.cols : 0);
+  return from == values.end() ? 0.0f : *std::max_element(from, values.end());
+}
+
 float ScalePosition(float value, float top, const PngOptions& options) {
   if (top <= 0 || value <= 0) return 0;
   if (options.log_decades <= 0) return value / top;
@@ -63,12 +72,7 @@ float WriteAttentionPng(const std::filesystem::path& path, const AttentionMap& m
                         const PngOptions& options) {
   CheckPlane(map, plane);
   const std::span<const float> values = map.plane(plane);
-  float top = options.scale_max;
-  if (top <= 0) {
-    const bool first_query_alone = map.request.first_row == 0 && map.request.cell == 1 && map.rows > 1;
-    const auto from = values.begin() + (first_query_alone ? map.cols : 0);
-    top = from == values.end() ? 0.0f : *std::max_element(from, values.end());
-  }
+  const float top = ScaleTop(map, plane, options);
   const uint64_t scale = std::max(options.pixels_per_value, 1u);
   const uint64_t width = map.cols * scale, height = map.rows * scale;
   // stb_image_write takes int sizes and strides.

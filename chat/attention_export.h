@@ -27,6 +27,10 @@ struct PngOptions {
   float log_decades = 0;
 };
 
+// The value at the top of the scale `options` gives plane `plane` of `map`: options.scale_max, or
+// the plane's largest value as PngOptions describes.
+float ScaleTop(const AttentionMap& map, uint32_t plane, const PngOptions& options);
+
 // The position in [0, 1] of `value` on the scale `options` and `top` describe.
 float ScalePosition(float value, float top, const PngOptions& options);
 

@@ -182,6 +182,7 @@ void ChatSession::LoadModel(const ModelSettings& settings) {
     model_error_.clear();
     model_name_.clear();
     context_length_ = 0;
+    model_config_.reset();
     jobs_.push_back(Job{.load = settings, .reply = {}});
   }
   wake_.notify_all();
@@ -221,6 +222,7 @@ void ChatSession::RunLoad(const ModelSettings& settings) {
     progress_ = 1;
     model_name_ = ModelName(settings.path);
     context_length_ = context;
+    model_config_ = model_->files().config();
     ++model_generation_;
   } catch (const std::exception& e) {
     // Error says what is wrong with the files or the budget; anything else (out of host memory,
@@ -245,6 +247,11 @@ float ChatSession::load_progress() const {
 std::string ChatSession::model_error() const {
   std::lock_guard lock(mutex_);
   return model_error_;
+}
+
+std::optional<ModelConfig> ChatSession::model_config() const {
+  std::lock_guard lock(mutex_);
+  return model_config_;
 }
 
 std::string ChatSession::model_name() const {

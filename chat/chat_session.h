@@ -84,6 +84,8 @@ class ChatSession {
   std::string model_error() const;  // why the last load failed
   std::string model_name() const;   // file or folder name; empty without a model
   uint32_t context_length() const;  // 0 without a model
+  // The loaded model's shape (layers, heads, KV heads: what an attention request may name).
+  std::optional<ModelConfig> model_config() const;
   // Defaults for a new conversation: the model's generation_config.json where it has one.
   store::ConversationSettings DefaultSettings() const;
 
@@ -171,6 +173,7 @@ class ChatSession {
   std::string model_error_;
   std::string model_name_;
   uint32_t context_length_ = 0;
+  std::optional<ModelConfig> model_config_;
   uint64_t model_generation_ = 0;  // bumped by each load, so cached counts of an old model expire
   LiveReply live_;
   std::shared_ptr<LiveAttention> live_attention_;

@@ -1,7 +1,8 @@
-// Sections: conversations / messages / files / settings / choosing a model / the welcome / loading a model /
-// database problems
+// Sections: conversations / messages / files / attention maps / settings / choosing a model / the welcome / loading a
+// model / database problems
 #include "ui/actions.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <imgui.h>
 #include <spdlog/spdlog.h>
 
+#include "chat/attention_export.h"
 #include "chat/bundled_model.h"
 #include "store/exchange.h"
 
@@ -235,6 +237,216 @@ bool ImportConversation(AppState& state, const std::filesystem::path& path) {
     SelectConversation(state, id);
     state.ShowSuccess(fmt::format("Imported {}", path.filename().string()));
   });
+}
+
+// --- attention maps -------------------------------------------------------------------------
+
+namespace {
+
+uint32_t AttentionTokens(const AttentionPanel& panel) {
+  return panel.tokens ? static_cast<uint32_t>(panel.tokens->ids.size()) : 0;
+}
+
+// The map with key 0 left out of every row and the row renormalized (the first token takes much
+// of every row as an attention sink, which hides the rest of the scale), then values under the
+// threshold set to 0. A pooled map's first column holds more keys than the first, so it is not
+// muted.
+AttentionMap ShownMap(const AttentionMap& map, bool mute_sink, float threshold) {
+  AttentionMap shown = map;
+  for (uint32_t r = 0; r < shown.rows; ++r) {
+    const std::span<float> row(shown.values.data() + size_t{r} * shown.cols, shown.cols);
+    if (mute_sink && map.request.cell == 1 && row.size() > 1) {
+      const float rest = 1.0f - row[0];
+      row[0] = 0;
+      if (rest > 0) {
+        for (float& v : row) v /= rest;
+      }
+    }
+    for (float& v : row) {
+      if (v < threshold) v = 0;
+    }
+  }
+  return shown;
+}
+
+void UpdateShownMap(AttentionPanel& panel) {
+  panel.shown.reset();
+  if (panel.map) panel.shown = ShownMap(*panel.map, panel.mute_sink, panel.threshold);
+}
+
+// Queues the capture the panel needs next, unless one is under way (TrackAttention asks again when
+// it ends): the message's tokens, then the view's map and, the first time, the thumbnails.
+bool RequestAttention(AppState& state) {
+  AttentionPanel& panel = state.attention;
+  if (panel.capturing || panel.message == 0) return true;
+  const std::optional<ModelConfig> config = state.chat().model_config();
+  if (!config) {
+    state.ShowError("Attention needs a loaded model: wait for it to load, or choose one in Settings.");
+    return false;
+  }
+  std::vector<AttentionRequest> requests;
+  if (const uint32_t tokens = AttentionTokens(panel); tokens != 0) {
+    requests.push_back(AttentionViewRequest(*config, panel.view, tokens));
+    if (panel.thumbnails.empty()) {
+      for (uint32_t layer = 0; layer < config->num_layers; ++layer) {
+        requests.push_back(Pooled(EveryHead(*config, layer, HeadReduce::Max), tokens, kAttentionThumbnailSide));
+      }
+    }
+  }
+  if (!state.chat().CaptureAttention(panel.message, std::move(requests))) return ReportSessionError(state);
+  panel.capturing = true;
+  panel.requested_view = panel.view;
+  return true;
+}
+
+}  // namespace
+
+AttentionRequest AttentionViewRequest(const ModelConfig& config, const AttentionView& view, uint32_t tokens) {
+  AttentionRequest request;
+  switch (view.heads) {
+    case AttentionHeads::One:
+      request = OneHead(view.layer, view.index);
+      break;
+    case AttentionHeads::Mean:
+    case AttentionHeads::Max:
+      request = AllHeads(config, view.layer, view.heads == AttentionHeads::Max ? HeadReduce::Max : HeadReduce::Mean);
+      break;
+    case AttentionHeads::GroupMean:
+    case AttentionHeads::GroupMax:
+      request = KvGroup(config, view.layer, view.index,
+                        view.heads == AttentionHeads::GroupMax ? HeadReduce::Max : HeadReduce::Mean);
+      break;
+  }
+  return Pooled(request, tokens, kAttentionMapSide);
+}
+
+bool OpenAttention(AppState& state, store::Id message) {
+  const std::optional<ModelConfig> config = state.chat().model_config();
+  if (!config) {
+    state.ShowError("Attention needs a loaded model: wait for it to load, or choose one in Settings.");
+    return false;
+  }
+  AttentionPanel& panel = state.attention;
+  // How the maps are shown carries over to the next message; what was captured does not.
+  AttentionView view = panel.view;
+  if (view.layer >= config->num_layers) view = {};
+  const bool capturing = panel.capturing;
+  const AttentionView requested = panel.requested_view;
+  panel = AttentionPanel{.message = message,
+                         .view = view,
+                         .log_scale = panel.log_scale,
+                         .mute_sink = panel.mute_sink,
+                         .threshold = panel.threshold};
+  // A capture still under way belongs to the last message: its result is dropped when it comes.
+  panel.capturing = capturing;
+  panel.requested_view = requested;
+  return RequestAttention(state);
+}
+
+void CloseAttention(AppState& state) {
+  AttentionPanel& panel = state.attention;
+  const bool capturing = panel.capturing;
+  const AttentionView requested = panel.requested_view;
+  panel = AttentionPanel{
+      .view = panel.view, .log_scale = panel.log_scale, .mute_sink = panel.mute_sink, .threshold = panel.threshold};
+  panel.capturing = capturing;
+  panel.requested_view = requested;
+}
+
+bool ShowAttentionView(AppState& state, const AttentionView& view) {
+  const std::optional<ModelConfig> config = state.chat().model_config();
+  if (!config) {
+    state.ShowError("Attention needs a loaded model: wait for it to load, or choose one in Settings.");
+    return false;
+  }
+  const bool grouped = view.heads == AttentionHeads::GroupMean || view.heads == AttentionHeads::GroupMax;
+  const uint32_t count = view.heads == AttentionHeads::One ? config->num_heads : grouped ? config->num_kv_heads : 1;
+  if (view.layer >= config->num_layers || view.index >= count) {
+    state.ShowError(fmt::format("The model has {} layers, {} heads and {} KV heads.", config->num_layers,
+                                config->num_heads, config->num_kv_heads));
+    return false;
+  }
+  state.attention.view = view;
+  if (!grouped && view.heads != AttentionHeads::One) state.attention.view.index = 0;
+  if (state.attention.map && state.attention.captured_view == state.attention.view) return true;
+  return RequestAttention(state);
+}
+
+void SetAttentionSinkMuted(AppState& state, bool muted) {
+  state.attention.mute_sink = muted;
+  UpdateShownMap(state.attention);
+}
+
+void SetAttentionThreshold(AppState& state, float threshold) {
+  state.attention.threshold = std::clamp(threshold, 0.0f, 1.0f);
+  UpdateShownMap(state.attention);
+}
+
+void TrackAttention(AppState& state) {
+  AttentionPanel& panel = state.attention;
+  std::optional<chat::MessageAttention> result = state.chat().TakeAttention();
+  if (!result) return;
+  panel.capturing = false;
+  if (result->message != panel.message) {
+    RequestAttention(state);
+    return;
+  }
+  if (!result->error.empty()) {
+    state.ShowError(fmt::format("The attention of this message could not be captured: {}", result->error));
+    CloseAttention(state);
+    return;
+  }
+  std::vector<AttentionMap> maps = std::move(result->maps);
+  if (!panel.tokens) panel.tokens = std::move(*result);
+  if (!maps.empty()) {
+    panel.map = std::move(maps.front());
+    panel.captured_view = panel.requested_view;
+    if (maps.size() > 1)
+      panel.thumbnails.assign(std::make_move_iterator(maps.begin() + 1), std::make_move_iterator(maps.end()));
+    UpdateShownMap(panel);
+  }
+  if (!panel.map || panel.captured_view != panel.view) RequestAttention(state);
+}
+
+std::filesystem::path DefaultAttentionExportPath(AppState& state, AttentionFormat format) {
+  const AttentionView& view = state.attention.view;
+  const char* heads[] = {"head", "mean", "max", "group-mean", "group-max"};
+  const char* extension = format == AttentionFormat::Png ? "png" : format == AttentionFormat::Csv ? "csv" : "npy";
+  std::string name =
+      fmt::format("attention-{}-layer{}-{}", state.attention.message, view.layer, heads[static_cast<int>(view.heads)]);
+  if (view.heads == AttentionHeads::One || view.heads == AttentionHeads::GroupMean ||
+      view.heads == AttentionHeads::GroupMax) {
+    name += std::to_string(view.index);
+  }
+  return DefaultExportPath(state, false).parent_path() / fmt::format("{}.{}", name, extension);
+}
+
+bool ExportAttention(AppState& state, const std::filesystem::path& path, AttentionFormat format) {
+  const AttentionPanel& panel = state.attention;
+  if (!panel.shown || panel.captured_view != panel.view) {
+    state.ShowError("No attention map is on screen yet: open a reply's attention and wait for it.");
+    return false;
+  }
+  const bool ok = Guarded(state, [&] {
+    switch (format) {
+      case AttentionFormat::Png: {
+        // As on screen: the scale's type, and a picture at least ~512 pixels a side.
+        const chat::PngOptions options{.pixels_per_value = std::max(1u, 512 / std::max(panel.shown->cols, 1u)),
+                                       .scale_max = 0,
+                                       .log_decades = panel.log_scale ? kAttentionLogDecades : 0.0f};
+        chat::WriteAttentionPng(path, *panel.shown, 0, options);
+        break;
+      }
+      case AttentionFormat::Csv:
+        chat::WriteAttentionCsv(path, *panel.shown, 0);
+        break;
+      case AttentionFormat::Npy:
+        chat::WriteAttentionNpy(path, *panel.shown, 0);
+        break;
+    }
+  });
+  if (ok) state.ShowSuccess(fmt::format("Attention map written to {}", path.string()));
+  return ok;
 }
 
 // --- settings -----------------------------------------------------------------------------

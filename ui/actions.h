@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "model/attention_capture.h"
 #include "store/store.h"
 #include "ui/app_state.h"
 
@@ -40,6 +41,29 @@ bool ExportConversation(AppState& state, const std::filesystem::path& path, bool
 bool ImportConversation(AppState& state, const std::filesystem::path& path);
 // Where an export of the conversation goes unless the user types another path.
 std::filesystem::path DefaultExportPath(AppState& state, bool json);
+
+// --- attention maps (the attention panel) ---
+// Opens the panel on `message` and captures its attention over the conversation as the model read
+// it (chat::MessageAttention): first its tokens, then the view's map and every layer's thumbnails.
+bool OpenAttention(AppState& state, store::Id message);
+void CloseAttention(AppState& state);
+// Shows another layer or heads; captured unless already on screen.
+bool ShowAttentionView(AppState& state, const AttentionView& view);
+void SetAttentionSinkMuted(AppState& state, bool muted);
+void SetAttentionThreshold(AppState& state, float threshold);
+// Each frame while the panel is open: takes a finished capture, and asks for the view's map when
+// the one in is of another view.
+void TrackAttention(AppState& state);
+// The map a view asks for over `tokens` tokens: whole up to kAttentionMapSide tokens, pooled
+// (cells of the max) beyond.
+inline constexpr uint32_t kAttentionMapSide = 1024;
+inline constexpr uint32_t kAttentionThumbnailSide = 24;  // values a side of an overview thumbnail
+inline constexpr float kAttentionLogDecades = 3;         // the log scale's range below its top
+AttentionRequest AttentionViewRequest(const ModelConfig& config, const AttentionView& view, uint32_t tokens);
+enum class AttentionFormat { Png, Csv, Npy };
+// The map on screen (state.attention.shown) as a file: PNG in the panel's colour scale, CSV, NPY.
+bool ExportAttention(AppState& state, const std::filesystem::path& path, AttentionFormat format);
+std::filesystem::path DefaultAttentionExportPath(AppState& state, AttentionFormat format);
 
 // --- settings ---
 void LoadSettingsForm(AppState& state);

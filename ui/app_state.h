@@ -59,6 +59,38 @@ struct FrameCounts {
   bool awaiting_results = false;
 };
 
+// Which heads of a layer the attention panel's map shows: one head, the mean or max over all of
+// them, or the mean or max over the query heads that share one KV head (a GQA group).
+enum class AttentionHeads { One, Mean, Max, GroupMean, GroupMax };
+struct AttentionView {
+  uint32_t layer = 0;
+  AttentionHeads heads = AttentionHeads::One;
+  uint32_t index = 0;  // the head (One) or the KV head (GroupMean, GroupMax)
+  bool operator==(const AttentionView&) const = default;
+};
+
+// The attention panel beside the chat: the message whose attention is open, how it is shown, and
+// the maps its last capture brought (captured again when the view asks for others; nothing is
+// kept after the panel closes).
+struct AttentionPanel {
+  store::Id message = 0;  // 0: closed
+  AttentionView view;
+  bool log_scale = false;
+  bool mute_sink = false;  // key 0 left out and each row renormalized
+  float threshold = 0;     // values below it shown (and exported) as 0
+  // The message's tokens (the maps' rows and columns) once the first capture is in.
+  std::optional<chat::MessageAttention> tokens;
+  std::optional<AttentionMap> map;  // `captured_view`'s map, as captured
+  AttentionView captured_view;
+  AttentionView requested_view;          // what the capture under way brings
+  std::optional<AttentionMap> shown;     // `map` with the sink muted and the threshold applied
+  std::vector<AttentionMap> thumbnails;  // per layer, a pooled plane per head
+  bool capturing = false;                // a capture is queued or running
+  // The map's cell under the mouse, or the one a script points at: (query row, key column).
+  std::optional<std::pair<uint32_t, uint32_t>> hover;
+  bool hover_from_mouse = false;
+};
+
 enum class Dialog { None, Settings, ConversationSettings, Export, Import, Rename, ModelPicker, Welcome };
 
 struct AppState {
@@ -100,6 +132,7 @@ struct AppState {
   BranchView branch;
   std::optional<float> scroll_messages_to;      // 0 top .. 1 bottom, at the next frame (the script's scroll)
   std::unique_ptr<SearchWorker> search_worker;  // made at the first search of a database
+  AttentionPanel attention;
   FrameCounts last_frame;
   FrameCounts this_frame;
 

@@ -150,6 +150,10 @@ void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply
       state.editing = m.id;
       state.edit_text = m.content;
     }
+    if (m.role == "assistant") {
+      ImGui::SameLine();
+      if (ImGui::SmallButton("Attention")) OpenAttention(state, m.id);
+    }
     if (m.role == "assistant" && !busy) {
       ImGui::SameLine();
       if (ImGui::SmallButton("Regenerate")) Regenerate(state, m.id);

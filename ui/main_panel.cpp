@@ -1,5 +1,6 @@
-// The app's frame: a full-window host with the menu bar, the error/notice banner, the sidebar and
-// the chat side by side, the open dialog, and the keyboard shortcuts (Ctrl+N, Ctrl+F, Esc).
+// The app's frame: a full-window host with the menu bar, the error/notice banner, the sidebar, the
+// chat and a message's attention (when open) side by side, the open dialog, and the keyboard
+// shortcuts (Ctrl+N, Ctrl+F, Esc).
 #include <imgui.h>
 #include <imgui_internal.h>
 
@@ -135,9 +136,17 @@ void DrawMain(AppState& state) {
     DrawSidebar(state);
     ImGui::EndChild();
     ImGui::SameLine();
-    ImGui::BeginChild("chat", ImVec2(0, 0), false);
+    const bool attention = state.attention.message != 0;
+    const float chat_width = attention ? ImGui::GetContentRegionAvail().x * 0.45f : 0.0f;
+    ImGui::BeginChild("chat", ImVec2(chat_width, 0), false);
     DrawChat(state);
     ImGui::EndChild();
+    if (attention) {
+      ImGui::SameLine();
+      ImGui::BeginChild("attention", ImVec2(0, 0), true);
+      DrawAttention(state);
+      ImGui::EndChild();
+    }
   }
   ImGui::End();
   if (state.session) DrawDialogs(state);

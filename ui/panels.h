@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "ui/app_state.h"
 
@@ -16,10 +17,15 @@ void DrawConversationSettings(AppState& state);  // conversation_settings_panel.
 void DrawFileDialogs(AppState& state);           // file_dialogs_panel.cpp: rename, export, import, model picker
 void DrawDatabaseProblem(AppState& state);       // database_panel.cpp: locked or damaged database, ways out
 void DrawWelcome(AppState& state);               // welcome_panel.cpp: the bundled demo model, opening a real one
+void DrawAttention(AppState& state);             // attention_panel.cpp: a message's attention maps beside the chat
 
 // chat_panel.cpp: what the context gauge reads for `used` tokens (none: not counted yet) of
 // `context`. A conversation longer than the context is cut at the next reply, oldest turns
 // first, so the gauge says it is full rather than count past the context.
 std::string ContextGaugeLabel(std::optional<uint32_t> used, uint32_t context);
+
+// attention_panel.cpp: a token's text as the attention panel labels it, spaces, newlines and
+// tabs as visible marks (special tokens are already readable as written).
+std::string AttentionTokenLabel(std::string_view piece);
 
 }  // namespace qvk::ui

@@ -30,6 +30,13 @@
 //   dump PATH                  what is on screen, as JSON (for tests), with what the last frame
 //                              cost: messages laid out, store statements run
 //   database read-only|fresh|check   the ways out the damaged-database screen offers
+//   attention open INDEX       the attention panel on the INDEX-th message of the branch on screen
+//   attention layer L | head H | heads mean|max | group-mean G | group-max G
+//                              the map shown (the panel's selectors)
+//   attention thumbnail L H    the overview grid's thumbnail of layer L, head H (a click)
+//   attention scale linear|log | sink on|off | threshold X | hover ROW COL (the cell pointed at)
+//   attention export-png|export-csv|export-npy PATH | close
+//   wait-attention             until the view's map is on screen (and the thumbnails)
 //   quit
 #include "ui/script.h"
 
@@ -143,6 +150,8 @@ store::Id LastAssistant(AppState& state) {
   return 0;
 }
 
+json DumpAttention(AppState& state);
+
 json Dump(AppState& state) {
   json out;
   if (!state.session) {
@@ -201,6 +210,7 @@ json Dump(AppState& state) {
   // What the gauge reads once its count is in (the count made here, so a test need not wait).
   out["context_gauge"] = ContextGaugeLabel(out["context_tokens"].get<uint32_t>(), state.chat().context_length());
   out["undo"] = state.undo.has_value();
+  out["attention"] = DumpAttention(state);
   return out;
 }
 
@@ -212,11 +222,12 @@ bool Succeeded(AppState& state, bool ok) {
 
 const std::set<std::string>& KnownCommands() {
   static const std::set<std::string> names = {
-      "wait-model",  "wait-reply",   "wait-tokens", "frames", "type",     "key",         "send",        "new-chat",
-      "select",      "search",       "rename",      "pin",    "delete",   "undo",        "regenerate",  "continue",
-      "edit",        "branch",       "stop",        "set",    "open",     "close",       "export-md",   "export-json",
-      "import",      "screenshot",   "dump",        "quit",   "database", "wait-search", "wait-branch", "scroll",
-      "retry-model", "choose-model", "welcome",     "pick"};
+      "wait-model", "wait-reply",  "wait-tokens",   "frames", "type",        "key",          "send",
+      "new-chat",   "select",      "search",        "rename", "pin",         "delete",       "undo",
+      "regenerate", "continue",    "edit",          "branch", "stop",        "set",          "open",
+      "close",      "export-md",   "export-json",   "import", "screenshot",  "dump",         "quit",
+      "database",   "wait-search", "wait-branch",   "scroll", "retry-model", "choose-model", "welcome",
+      "pick",       "attention",   "wait-attention"};
   return names;
 }
 
@@ -248,6 +259,101 @@ bool SetConversationSetting(AppState& state, const std::string& argument) {
     throw Error(fmt::format("unknown setting \"{}\"", name));
   state.db().SetConversationSettings(c->id, s);
   return true;
+}
+
+// `attention ...`: the attention panel's buttons and selectors.
+bool RunAttentionCommand(AppState& state, const std::string& argument) {
+  std::stringstream words(argument);
+  std::string verb, first, second;
+  words >> verb >> first >> second;
+  AttentionView view = state.attention.view;
+  const auto number = [](const std::string& text) { return static_cast<uint32_t>(std::stoul(text)); };
+  if (verb == "open") {
+    const auto& branch = BranchOnScreen(state);
+    const size_t index = std::stoul(first);
+    if (index >= branch.size()) throw Error(fmt::format("the branch on screen has {} messages", branch.size()));
+    return Succeeded(state, OpenAttention(state, branch[index].id));
+  }
+  if (verb == "close") {
+    CloseAttention(state);
+    return true;
+  }
+  if (state.attention.message == 0) throw Error("the attention panel is not open");
+  if (verb == "layer") {
+    view.layer = number(first);
+  } else if (verb == "head" || verb == "thumbnail") {
+    if (verb == "thumbnail") view.layer = number(first);
+    view.heads = AttentionHeads::One;
+    view.index = number(verb == "head" ? first : second);
+  } else if (verb == "heads" && (first == "mean" || first == "max")) {
+    view.heads = first == "mean" ? AttentionHeads::Mean : AttentionHeads::Max;
+  } else if (verb == "group-mean" || verb == "group-max") {
+    view.heads = verb == "group-mean" ? AttentionHeads::GroupMean : AttentionHeads::GroupMax;
+    view.index = number(first);
+  } else if (verb == "scale" && (first == "linear" || first == "log")) {
+    state.attention.log_scale = first == "log";
+    return true;
+  } else if (verb == "sink" && (first == "on" || first == "off")) {
+    SetAttentionSinkMuted(state, first == "on");
+    return true;
+  } else if (verb == "threshold") {
+    SetAttentionThreshold(state, std::stof(first));
+    return true;
+  } else if (verb == "hover") {
+    state.attention.hover = std::pair(number(first), number(second));
+    state.attention.hover_from_mouse = false;
+    return true;
+  } else if (verb == "export-png" || verb == "export-csv" || verb == "export-npy") {
+    const std::string path = argument.substr(argument.find(' ') + 1);
+    const AttentionFormat format = verb == "export-png"   ? AttentionFormat::Png
+                                   : verb == "export-csv" ? AttentionFormat::Csv
+                                                          : AttentionFormat::Npy;
+    return Succeeded(state, ExportAttention(state, path, format));
+  } else {
+    throw Error(fmt::format("unknown attention command \"{}\"", argument));
+  }
+  return Succeeded(state, ShowAttentionView(state, view));
+}
+
+json DumpAttention(AppState& state) {
+  const AttentionPanel& panel = state.attention;
+  static const char* const heads[] = {"one", "mean", "max", "group-mean", "group-max"};
+  json out = {{"message", panel.message},
+              {"layer", panel.view.layer},
+              {"heads", heads[static_cast<int>(panel.view.heads)]},
+              {"index", panel.view.index},
+              {"capturing", panel.capturing},
+              {"log_scale", panel.log_scale},
+              {"mute_sink", panel.mute_sink},
+              {"threshold", panel.threshold},
+              {"thumbnails", panel.thumbnails.size()}};
+  if (panel.tokens) {
+    out["tokens"] = panel.tokens->ids.size();
+    out["message_begin"] = panel.tokens->message_begin;
+    json labels = json::array();
+    for (const std::string& piece : panel.tokens->pieces) labels.push_back(AttentionTokenLabel(piece));
+    out["labels"] = labels;
+  }
+  if (!panel.shown) return out;
+  const AttentionMap& map = *panel.shown;
+  out["shown"] = {{"layer", map.request.layer},
+                  {"first_head", map.request.first_head},
+                  {"plane_heads", map.request.plane_heads},
+                  {"rows", map.rows},
+                  {"cols", map.cols},
+                  {"cell", map.request.cell}};
+  if (panel.hover && panel.hover->first < map.rows && panel.hover->second < map.cols) {
+    const auto [row, col] = *panel.hover;
+    out["hover"] = {{"row", row},
+                    {"col", col},
+                    {"masked", map.masked(row, col)},
+                    {"value", map.values[size_t{row} * map.cols + col]}};
+    if (map.request.cell == 1 && panel.tokens) {
+      out["hover"]["query"] = AttentionTokenLabel(panel.tokens->pieces[map.request.first_row + row]);
+      out["hover"]["key"] = AttentionTokenLabel(panel.tokens->pieces[col]);
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -474,6 +580,15 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
     return Succeeded(state, ExportConversation(state, arg, name == "export-json"));
   }
   if (name == "import") return Succeeded(state, ImportConversation(state, arg));
+  if (name == "attention") return RunAttentionCommand(state, arg);
+  if (name == "wait-attention") {
+    waiting_ = true;
+    TrackAttention(state);
+    const AttentionPanel& panel = state.attention;
+    if (panel.message == 0)
+      throw Error(state.banner.text.empty() ? "the attention panel is closed" : state.banner.text);
+    return panel.shown && !panel.capturing && panel.captured_view == panel.view && !panel.thumbnails.empty();
+  }
   if (name == "screenshot") {
     state.window.RequestScreenshot(arg);
     return true;
