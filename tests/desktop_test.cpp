@@ -7,7 +7,7 @@
 // has the validation layer on, and a validation message makes qwenvk exit 3.
 //
 // Sections: running the app / chat, branches, search, export and import / keyboard /
-// sidebar / big conversations / a model that does not load / the bundled model and the welcome /
+// sidebar / big conversations / a model that does not load / attention / the bundled model and the welcome /
 // quitting and SIGKILL mid-reply / damaged database / locked database
 #include <fcntl.h>
 #include <signal.h>
@@ -16,7 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <thread>
 #include <tuple>
@@ -521,6 +523,111 @@ TEST(DesktopTest, AModelThatDoesNotLoadIsExplainedAndTheDraftKept) {
   EXPECT_FALSE(failed["banner"].get<std::string>().empty());
   EXPECT_EQ(failed["conversations"].size(), 0u);
   ExpectScreenshot(dir.path() / "failed.png");
+}
+
+// --- attention ---------------------------------------------------------------------------------
+
+// A CSV the attention export wrote: one row of floats per line.
+std::vector<std::vector<float>> ReadCsv(const fs::path& path) {
+  std::vector<std::vector<float>> rows;
+  for (const std::string& line : qvk::test::Split(ReadFile(path), "\n")) {
+    if (line.empty()) continue;
+    std::vector<float>& row = rows.emplace_back();
+    for (const std::string& value : qvk::test::Split(line, ",")) row.push_back(std::stof(value));
+  }
+  return rows;
+}
+
+// A reply's "Attention": its tokens and one head's map beside the chat, every layer and head as
+// thumbnails; the cell pointed at as `dump` reports it; the map exported as CSV, NPY and PNG and
+// read back; the sink muted; a GQA group's max and a thumbnail's head opened.
+TEST(DesktopTest, AReplysAttentionIsShownPointedAtAndExported) {
+  TempDir dir;
+  RunScript(dir,
+            "wait-model\nnew-chat\nset temperature 0\nset max_new_tokens 6\nsend Hello there\nwait-reply\n"
+            "attention open 1\nwait-attention\ndump " +
+                P(dir, "opened.json") + "\nattention hover 5 2\nattention export-csv " + P(dir, "map.csv") +
+                "\nattention export-npy " + P(dir, "map.npy") + "\nattention export-png " + P(dir, "map.png") +
+                "\ndump " + P(dir, "hover.json") + "\nattention sink on\ndump " + P(dir, "muted.json") +
+                "\nattention layer 1\nattention group-max 1\nwait-attention\ndump " + P(dir, "group.json") +
+                "\nattention thumbnail 1 3\nwait-attention\nattention hover 1 4\nframes 2\nscreenshot " +
+                P(dir, "attention.png") + "\ndump " + P(dir, "thumbnail.json") + "\nquit\n");
+  const json opened = ReadJson(dir.path() / "opened.json")["attention"];
+  const uint32_t tokens = opened["tokens"];
+  ASSERT_GT(tokens, 8u);
+  EXPECT_EQ(opened["message"], ReadJson(dir.path() / "opened.json")["branch"][1]["id"]);
+  EXPECT_LT(opened["message_begin"].get<uint32_t>(), tokens);
+  EXPECT_EQ(opened["layer"], 0);
+  EXPECT_EQ(opened["heads"], "one");
+  EXPECT_EQ(opened["shown"]["rows"], tokens);
+  EXPECT_EQ(opened["shown"]["cols"], tokens);
+  EXPECT_EQ(opened["shown"]["cell"], 1);
+  EXPECT_EQ(opened["thumbnails"], 2);  // qwen2-tiny's layers
+  // Token labels: the template's special tokens as written, its newlines visible.
+  const json& labels = opened["labels"];
+  ASSERT_EQ(labels.size(), tokens);
+  EXPECT_EQ(labels[0], "<|im_start|>");
+  EXPECT_TRUE(std::any_of(labels.begin(), labels.end(),
+                          [](const json& l) { return l.get<std::string>().find("\u23CE") != std::string::npos; }));
+
+  const json hover = ReadJson(dir.path() / "hover.json")["attention"]["hover"];
+  EXPECT_EQ(hover["row"], 5);
+  EXPECT_EQ(hover["col"], 2);
+  EXPECT_FALSE(hover["masked"]);
+  EXPECT_EQ(hover["query"], labels[5]);
+  EXPECT_EQ(hover["key"], labels[2]);
+  const float value = hover["value"];
+  EXPECT_GT(value, 0.0f);
+
+  // The CSV: the map on screen, each row a distribution over the keys up to its query.
+  const auto csv = ReadCsv(dir.path() / "map.csv");
+  ASSERT_EQ(csv.size(), tokens);
+  for (uint32_t r = 0; r < tokens; ++r) {
+    ASSERT_EQ(csv[r].size(), tokens);
+    float sum = 0;
+    for (uint32_t c = 0; c < tokens; ++c) {
+      if (c > r) {
+        EXPECT_EQ(csv[r][c], 0.0f) << r << "," << c;
+      }
+      sum += csv[r][c];
+    }
+    EXPECT_NEAR(sum, 1.0f, 1e-4f) << "row " << r;
+  }
+  EXPECT_EQ(csv[5][2], value);
+  // The NPY: float32 (tokens, tokens), the same values.
+  const std::string npy = ReadFile(dir.path() / "map.npy");
+  ASSERT_GT(npy.size(), 4u * tokens * tokens);
+  ExpectMentions(npy.substr(0, npy.size() - 4u * tokens * tokens),
+                 {"'descr': '<f4'", "'shape': (" + std::to_string(tokens) + ", " + std::to_string(tokens) + ")"});
+  float from_npy = 0;
+  std::memcpy(&from_npy, npy.data() + npy.size() - 4u * tokens * tokens + 4u * (5 * tokens + 2), 4);
+  EXPECT_EQ(from_npy, value);
+  int width = 0, height = 0, channels = 0;
+  unsigned char* png = stbi_load((dir.path() / "map.png").c_str(), &width, &height, &channels, 3);
+  ASSERT_NE(png, nullptr);
+  stbi_image_free(png);
+  EXPECT_EQ(width, height);
+  EXPECT_EQ(width % static_cast<int>(tokens), 0);
+
+  // Muting key 0 renormalizes what is left of the row.
+  const json muted = ReadJson(dir.path() / "muted.json")["attention"];
+  EXPECT_TRUE(muted["mute_sink"]);
+  EXPECT_NEAR(muted["hover"]["value"].get<float>(), value / (1.0f - csv[5][0]), 1e-5f);
+
+  const json group = ReadJson(dir.path() / "group.json")["attention"];
+  EXPECT_EQ(group["heads"], "group-max");
+  EXPECT_EQ(group["shown"]["layer"], 1);
+  EXPECT_EQ(group["shown"]["first_head"], 2);  // KV head 1 of 2 serves query heads 2 and 3
+  EXPECT_EQ(group["shown"]["plane_heads"], 2);
+
+  const json thumbnail = ReadJson(dir.path() / "thumbnail.json")["attention"];
+  EXPECT_EQ(thumbnail["heads"], "one");
+  EXPECT_EQ(thumbnail["layer"], 1);
+  EXPECT_EQ(thumbnail["index"], 3);
+  EXPECT_EQ(thumbnail["shown"]["first_head"], 3);
+  EXPECT_TRUE(thumbnail["hover"]["masked"]);  // key 4 comes after query 1
+  EXPECT_EQ(thumbnail["hover"]["value"], 0.0f);
+  ExpectScreenshot(dir.path() / "attention.png");
 }
 
 // --- the bundled model and the welcome ---------------------------------------------------------
