@@ -43,5 +43,24 @@ xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/welcome.db" -
 echo "not an SQLite database, but somebody's file" >"$work/damaged.db"
 printf 'frames 3\ndatabase check\nframes 3\nscreenshot docs/damaged-database.png\nquit\n' >"$work/damaged.script"
 xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/damaged.db" --script "$work/damaged.script"
+# A reply's attention beside the chat: layer 3, head 1 on the log scale, a cell pointed at.
+cat >"$work/attention.script" <<SCRIPT
+wait-model
+new-chat
+set temperature 0
+send What does harbor mean?
+wait-reply
+attention open 1
+attention layer 3
+attention head 1
+wait-attention
+attention scale log
+attention hover 40 27
+frames 3
+screenshot docs/attention.png
+quit
+SCRIPT
+xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/attention.db" --model assets/wordnet-chat \
+  --script "$work/attention.script"
 echo "wrote docs/chat.png docs/search.png docs/settings.png docs/conversation-settings.png docs/welcome.png" \
-  "docs/damaged-database.png"
+  "docs/damaged-database.png docs/attention.png"
