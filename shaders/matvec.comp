@@ -69,19 +69,30 @@ void accumulate_units(uint rows[ROWS], uint lane, inout float sums[SUMS][TOKENS]
         scale_hi = norm_weight4[col4 + 1u];
       }
       vec4 in_lo[TOKENS], in_hi[TOKENS];
+      float in_sum[TOKENS];  // of the run's 8 inputs: what a min multiplies
       [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
         if (t >= p.tokens) break;
         const vec4 x_lo = x4[t * x_stride4 + col4], x_hi = x4[t * x_stride4 + col4 + 1u];
         if (norm) sums[SUM_SQUARES][t] += dot(x_lo, x_lo) + dot(x_hi, x_hi);
         in_lo[t] = x_lo * scale_lo;
         in_hi[t] = x_hi * scale_hi;
+        in_sum[t] = dot(in_lo[t] + in_hi[t], vec4(1.0));
       }
       [[unroll]] for (uint m = 0; m < ROWS; ++m) {
         vec4 w_lo, w_hi;
         unit_run(w[m], r, w_lo, w_hi);
         [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
           if (t >= p.tokens) break;
-          sums[m][t] += dot(w_lo, in_lo[t]) + dot(w_hi, in_hi[t]);
+          const float products = dot(w_lo, in_lo[t]) + dot(w_hi, in_hi[t]);
+          // One product by the run's scale (and min): with a single 1 in X it is the weight exactly.
+#if defined(UNIT_MIN)
+          precise float term = run_scale(w[m], r) * products - run_min(w[m], r) * in_sum[t];
+#elif defined(UNIT_SCALED)
+          precise float term = run_scale(w[m], r) * products;
+#else
+          const float term = products;
+#endif
+          sums[m][t] += term;
         }
       }
     }
