@@ -158,7 +158,7 @@ MatMulKernel ChooseMatMulKernel(const DeviceInfo& device, uint32_t tokens) {
 }
 
 MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
-  // matvec_rope shares matvec's workgroup size (shaders/kernels.cmake).
+  // Every matvec variant has matvec's workgroup size (shaders/kernels.cmake).
   const uint32_t wg = Spec(KernelFor(KernelOp::MatVec, shape.type)).local_size_x;
   // Rows of whole units read a unit at a time, others an element at a time (see matvec.comp).
   const uint32_t unit_cols = kMatVecUnitCols[static_cast<uint32_t>(shape.type)];
@@ -278,8 +278,11 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     return;
   }
 
-  const KernelOp op = rope                          ? KernelOp::MatVecRope
-                      : matvec                      ? KernelOp::MatVec
+  const bool one_token = a.tokens == 1;
+  const KernelOp op = rope && one_token             ? KernelOp::MatVecRope
+                      : rope                        ? KernelOp::MatVecRopeTokens
+                      : matvec && one_token         ? KernelOp::MatVec
+                      : matvec                      ? KernelOp::MatVecTokens
                       : path == MatMulKernel::Tiled ? KernelOp::MatMul
                                                     : KernelOp::MatMulCoopmat;
   const KernelId kernel = RequireKernel(g, op, a.w.dtype, "matmul");

@@ -45,7 +45,13 @@ layout(binding = 9) writeonly buffer VCache { float16_t v_cache[]; };
 layout(push_constant) uniform Push { MatVecPush p; };
 
 #define SLOTS QVK_MATVEC_SLOTS
+// Decode's variants hold one token's sums, inputs and epilogue: registers for QVK_MATVEC_MAX_TOKENS
+// would cost every decode step occupancy.
+#if defined(ONE_TOKEN)
+#define TOKENS 1u
+#else
 #define TOKENS QVK_MATVEC_MAX_TOKENS
+#endif
 
 // Per token, each row's partial sums (and X's sum of squares, at SLOTS) where lanes meet in shared
 // memory: one per subgroup, or one per invocation where subgroups are wider than a row group.

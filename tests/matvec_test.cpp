@@ -35,7 +35,8 @@ std::string TypeName(const ::testing::TestParamInfo<DType>& param_info) {
 class MatVecValuesTest : public GpuTest, public ::testing::WithParamInterface<DType> {};
 
 // With one-hot rows of X, output (t, r) is the weight at row r and column t's hot one: each value
-// the kernel dequantizes, at every position of a block, must be DequantizeRows' (ggml's) exactly.
+// the kernel dequantizes, at every position of a block, must be DequantizeRows' (ggml's) exactly,
+// in the several-token kernel (4 columns a dispatch) and decode's one-token one (a column each).
 TEST_P(MatVecValuesTest, ReadsEveryWeightExactly) {
   const DType type = GetParam();
   const uint32_t rows = 17;  // four row groups and one row
@@ -43,18 +44,20 @@ TEST_P(MatVecValuesTest, ReadsEveryWeightExactly) {
   const auto bytes = RandomWeights(type, rows, cols, 21);
   const auto values = DequantizeRows(type, bytes, rows, cols);
   Buffer wb = Upload(bytes);
-  constexpr uint32_t kTokens = 4;
-  for (uint32_t first = 0; first < cols; first += kTokens) {
-    std::vector<float> x(kTokens * cols, 0.0f);
-    for (uint32_t t = 0; t < kTokens; ++t) x[t * cols + first + t] = 1.0f;
-    Buffer xb = Upload(x), yb = Poisoned(kTokens * rows * 4);
-    Graph g(device());
-    ops::MatMul(g, {.w = {&wb, 0, type, rows, cols}, .x = xb, .y = yb, .tokens = kTokens});
-    g.Run();
-    const auto got = Download<float>(yb, kTokens * rows);
-    for (uint32_t t = 0; t < kTokens; ++t) {
-      for (uint32_t r = 0; r < rows; ++r) {
-        ASSERT_EQ(got[t * rows + r], values[r * cols + first + t]) << "row " << r << " column " << first + t;
+  for (const uint32_t tokens : {4u, 1u}) {
+    for (uint32_t first = 0; first < cols; first += tokens) {
+      std::vector<float> x(tokens * cols, 0.0f);
+      for (uint32_t t = 0; t < tokens; ++t) x[t * cols + first + t] = 1.0f;
+      Buffer xb = Upload(x), yb = Poisoned(tokens * rows * 4);
+      Graph g(device());
+      ops::MatMul(g, {.w = {&wb, 0, type, rows, cols}, .x = xb, .y = yb, .tokens = tokens});
+      g.Run();
+      const auto got = Download<float>(yb, tokens * rows);
+      for (uint32_t t = 0; t < tokens; ++t) {
+        for (uint32_t r = 0; r < rows; ++r) {
+          ASSERT_EQ(got[t * rows + r], values[r * cols + first + t])
+              << tokens << " tokens: row " << r << " column " << first + t;
+        }
       }
     }
   }
