@@ -59,32 +59,34 @@ shared float partials[SLOTS + 1u][WG];
 
 bool has(uint flag) { return (p.flags & flag) != 0u; }
 
-// Slot s reads row slot_row(s) of the group at step slot_step(s) of a round. A later slot's step
-// is never earlier, so once a slot's step runs past the end of the row every later one does.
-uint slot_row(uint s) { return s & (p.group_rows - 1u); }
-uint slot_step(uint s) { return s >> findLSB(p.group_rows); }
+// Slot s of a group of R rows reads row s % R at step s / R of a round. The accumulate functions
+// take R as an argument that main passes as a literal, so that once inlined every slot's row and
+// step are constants: each round is straight-line code, which lets the compiler issue all of its
+// loads before the first product.
 
 // The group's rows, read a unit at a time (rows of whole units, X rows at 16-byte steps);
 // rows[s] is slot s's. sums[s] collects slot s's products, squares X's sum of squares.
-void accumulate_units(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS], inout float squares[TOKENS]) {
+void accumulate_units(const uint group_rows, uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS],
+                      inout float squares[TOKENS]) {
   const uint units_per_row = p.cols / UNIT_COLS;
   const uint x_stride4 = p.x_stride / 4u;
   const bool norm = has(QVK_FLAG_NORM);
-  const uint round_units = SLOTS / p.group_rows * p.lanes;
-  for (uint first = lane; first < units_per_row; first += round_units) {
+  for (uint first = lane; first < units_per_row; first += SLOTS / group_rows * p.lanes) {
+    // Past the end of the row (the last round) a slot reads the row's last unit again and adds
+    // nothing: no branch stands between the loads.
+    uint unit[SLOTS];
     Unit w[SLOTS];
     [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
-      const uint u = first + slot_step(s) * p.lanes;
-      if (u >= units_per_row) break;
-      w[s] = load_unit(rows[s] * units_per_row + u);
+      unit[s] = first + s / group_rows * p.lanes;
+      w[s] = load_unit(rows[s] * units_per_row + min(unit[s], units_per_row - 1u));
     }
     [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) {
       vec4 in_lo[TOKENS], in_hi[TOKENS];
       float in_sum[TOKENS];  // of the run's 8 inputs: what a min multiplies
       [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
-        const uint u = first + slot_step(s) * p.lanes;
-        if (u >= units_per_row) break;
-        if (slot_row(s) == 0u) {  // a new unit: its columns of X
+        const bool valid = unit[s] < units_per_row;
+        if (s % group_rows == 0u) {  // a new unit: its columns of X
+          const uint u = min(unit[s], units_per_row - 1u);
           const uint col4 = (u / BLOCK_UNITS * (UNIT_COLS * BLOCK_UNITS) + run_column(u % BLOCK_UNITS, r)) / 4u;
           vec4 scale_lo = vec4(1.0), scale_hi = vec4(1.0);
           if (norm) {
@@ -94,7 +96,7 @@ void accumulate_units(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKEN
           [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
             if (t >= p.tokens) break;
             const vec4 x_lo = x4[t * x_stride4 + col4], x_hi = x4[t * x_stride4 + col4 + 1u];
-            if (norm) squares[t] += dot(x_lo, x_lo) + dot(x_hi, x_hi);
+            if (norm && valid) squares[t] += dot(x_lo, x_lo) + dot(x_hi, x_hi);
             in_lo[t] = x_lo * scale_lo;
             in_hi[t] = x_hi * scale_hi;
             in_sum[t] = dot(in_lo[t] + in_hi[t], vec4(1.0));
@@ -113,7 +115,7 @@ void accumulate_units(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKEN
 #else
           const float term = products;
 #endif
-          sums[s][t] += term;
+          if (valid) sums[s][t] += term;
         }
       }
     }
@@ -122,28 +124,55 @@ void accumulate_units(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKEN
 
 // The same an element at a time, for float rows whose length is not a whole number of units and
 // X rows that do not start at 16-byte steps.
-void accumulate_elements(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS], inout float squares[TOKENS]) {
+void accumulate_elements(const uint group_rows, uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS],
+                         inout float squares[TOKENS]) {
   const bool norm = has(QVK_FLAG_NORM);
-  const uint round_cols = SLOTS / p.group_rows * p.lanes;
-  for (uint first = lane; first < p.cols; first += round_cols) {
+  for (uint first = lane; first < p.cols; first += SLOTS / group_rows * p.lanes) {
+    uint col[SLOTS];
+    float w[SLOTS];
+    [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
+      col[s] = first + s / group_rows * p.lanes;
+      w[s] = load_weight(rows[s] * p.cols + min(col[s], p.cols - 1u));
+    }
     float in_k[TOKENS];
     [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
-      const uint k = first + slot_step(s) * p.lanes;
-      if (k >= p.cols) break;
-      if (slot_row(s) == 0u) {
+      const bool valid = col[s] < p.cols;
+      if (s % group_rows == 0u) {
+        const uint k = min(col[s], p.cols - 1u);
         const float scale = norm ? norm_weight[k] : 1.0;
         [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
           if (t >= p.tokens) break;
           const float xk = x[t * p.x_stride + k];
-          if (norm) squares[t] += xk * xk;
+          if (norm && valid) squares[t] += xk * xk;
           in_k[t] = xk * scale;
         }
       }
-      const float w = load_weight(rows[s] * p.cols + k);
       [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
         if (t >= p.tokens) break;
-        sums[s][t] += w * in_k[t];
+        if (valid) sums[s][t] += w[s] * in_k[t];
       }
+    }
+  }
+}
+
+// Both, for the group size the dispatch was given.
+void accumulate(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS], inout float squares[TOKENS]) {
+  const bool whole_units = p.cols % UNIT_COLS == 0u && p.x_stride % 4u == 0u;
+  if (whole_units) {
+    if (p.group_rows == 1u) {
+      accumulate_units(1u, rows, lane, sums, squares);
+    } else if (p.group_rows == 2u) {
+      accumulate_units(2u, rows, lane, sums, squares);
+    } else {
+      accumulate_units(4u, rows, lane, sums, squares);
+    }
+  } else {
+    if (p.group_rows == 1u) {
+      accumulate_elements(1u, rows, lane, sums, squares);
+    } else if (p.group_rows == 2u) {
+      accumulate_elements(2u, rows, lane, sums, squares);
+    } else {
+      accumulate_elements(4u, rows, lane, sums, squares);
     }
   }
 }
@@ -315,7 +344,6 @@ void main() {
   const uint outputs = has(QVK_FLAG_SWIGLU) ? p.group_rows / 2u : p.group_rows;
 #endif
   const uint batch_outputs = WG / p.lanes * outputs;
-  const bool whole_units = p.cols % UNIT_COLS == 0u && p.x_stride % 4u == 0u;
   for (uint batch = 0; batch < p.row_batches; ++batch) {
     const uint batch_first = (group_index() * p.row_batches + batch) * batch_outputs;
     if (batch_first >= p.rows) break;  // the same for the whole workgroup
@@ -326,7 +354,7 @@ void main() {
     // Outputs past the end repeat the last one (read, never stored).
     uint rows[SLOTS];
     [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
-      const uint m = slot_row(s);
+      const uint m = s % p.group_rows;
       rows[s] = weight_row(min(first + m % outputs, p.rows - 1u), m / outputs);
     }
     float sums[SLOTS][TOKENS], squares[TOKENS];
@@ -334,11 +362,7 @@ void main() {
       [[unroll]] for (uint s = 0; s < SLOTS; ++s) sums[s][t] = 0.0;
       squares[t] = 0.0;
     }
-    if (whole_units) {
-      accumulate_units(rows, lane, sums, squares);
-    } else {
-      accumulate_elements(rows, lane, sums, squares);
-    }
+    accumulate(rows, lane, sums, squares);
     float first_sums[TOKENS], second_sums[TOKENS], group_squares[TOKENS];
     sum_over_lanes(tid, group, lane, outputs, batch > 0u, sums, squares, first_sums, second_sums, group_squares);
     if (stores) store(first + lane, epilogue, first_sums, second_sums, group_squares);

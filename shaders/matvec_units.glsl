@@ -98,30 +98,26 @@ uint run_column(uint part, uint r) { return 0u; }
 layout(binding = WEIGHT_BINDING) readonly buffer WeightHalfwords { uint16_t weight_u16[]; };
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords { uint weight_u32[]; };
 float half_at(uint i) { return unpackHalf2x16(uint(weight_u16[i])).x; }
-// Word a, or only its low half where the binding ends inside it (a row slice of an odd number of
-// blocks can be 2 bytes short of a whole word); callers need only that half there.
-uint tail_word(uint a) { return a < uint(weight_u32.length()) ? weight_u32[a] : uint(weight_u16[2u * a]); }
-// The little-endian words of halfwords i.. (any parity): 1, 2 or 4 of them.
+// The low half of word a, the only half an odd run of halfwords takes from its last word: read as
+// a halfword, since the binding may end inside that word (a row slice of an odd number of blocks
+// is 2 bytes short of a whole word). An even run needs none of it; clamped, its read stays inside.
+uint tail_half(uint a) { return uint(weight_u16[min(2u * a, uint(weight_u16.length()) - 1u)]); }
+// The little-endian words of halfwords i.. (any parity): 1, 2 or 4 of them. Both parities are
+// read and one selected, so that no branch stands between these loads and others.
 uint word_at(uint i) {
   const uint a = i >> 1;
   const uint lo = weight_u32[a];
-  const bool odd = (i & 1u) != 0u;
-  const uint next = odd ? tail_word(a + 1u) : 0u;
-  return odd ? (lo >> 16) | (next << 16) : lo;
+  return (i & 1u) != 0u ? (lo >> 16) | (tail_half(a + 1u) << 16) : lo;
 }
 uvec2 words2_at(uint i) {
   const uint a = i >> 1;
   const uvec2 lo = uvec2(weight_u32[a], weight_u32[a + 1u]);
-  const bool odd = (i & 1u) != 0u;
-  const uint next = odd ? tail_word(a + 2u) : 0u;
-  return odd ? (lo >> 16) | (uvec2(lo.y, next) << 16) : lo;
+  return (i & 1u) != 0u ? (lo >> 16) | (uvec2(lo.y, tail_half(a + 2u)) << 16) : lo;
 }
 uvec4 words4_at(uint i) {
   const uint a = i >> 1;
   const uvec4 lo = uvec4(weight_u32[a], weight_u32[a + 1u], weight_u32[a + 2u], weight_u32[a + 3u]);
-  const bool odd = (i & 1u) != 0u;
-  const uint next = odd ? tail_word(a + 4u) : 0u;
-  return odd ? (lo >> 16) | (uvec4(lo.yzw, next) << 16) : lo;
+  return (i & 1u) != 0u ? (lo >> 16) | (uvec4(lo.yzw, tail_half(a + 4u)) << 16) : lo;
 }
 
 #if defined(WEIGHT_Q8_0)
