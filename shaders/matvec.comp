@@ -20,6 +20,8 @@
 // and the dot products with X * norm_weight are scaled by 1 / rms at the end. Invocation o of a
 // group stores the group's output o, and reads what its epilogue adds (bias, residual, RoPE's
 // angle) before the products, so that those reads wait alongside the weights' rather than after.
+//
+// Sections: accumulate / sums over lanes / epilogues / main
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
@@ -58,6 +60,8 @@ layout(push_constant) uniform Push { MatVecPush p; };
 shared float partials[SLOTS + 1u][WG];
 
 bool has(uint flag) { return (p.flags & flag) != 0u; }
+
+// --- accumulate -----------------------------------------------------------------------------
 
 // Slot s of a group of R rows reads row s % R at step s / R of a round. The accumulate functions
 // take R as an argument that main passes as a literal, so that once inlined every slot's row and
@@ -177,6 +181,8 @@ void accumulate(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS], in
   }
 }
 
+// --- sums over lanes ------------------------------------------------------------------------
+
 // Element m of sums for a token, m the same for the whole subgroup or not.
 float pick(float sums[SLOTS][TOKENS], uint m, uint t) {
   float v = sums[0][t];
@@ -241,6 +247,8 @@ void sum_over_lanes(uint tid, uint group, uint lane, uint outputs, bool again, f
     }
   }
 }
+
+// --- epilogues ------------------------------------------------------------------------------
 
 // 1 / rms of token t's X, or 1 without the norm.
 float inv_rms(float squares[TOKENS], uint t) {
@@ -329,6 +337,8 @@ void store(uint o, Epilogue e, float first[TOKENS], float second[TOKENS], float 
   }
 }
 #endif
+
+// --- main -----------------------------------------------------------------------------------
 
 void main() {
   // Invocations numbered subgroup by subgroup, so that a subgroup no wider than a row group lies
