@@ -1,11 +1,12 @@
 #include "gpu/ops.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <iterator>
 #include <limits>
 #include <numeric>
+#include <optional>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -45,14 +46,27 @@ struct AttentionPlan {
   uint32_t splits;
 };
 
-// The matvec work split (matvec.comp). Lanes per row group: about kMatVecUnitsPerLane units each,
-// so that short rows leave no lanes idle, widened (down to one unit per lane) while the grid has
-// fewer than kMatVecFillGroups workgroups: decode's small projections would otherwise leave most
-// of a big GPU idle (896 rows at 32 lanes are 56 workgroups of 16 rows; an H200 has 132 SMs).
-// Above kMatVecMaxGroups workgroups (an output projection's 151936 rows) each workgroup computes
-// several batches of rows: the same work in fewer launches.
-constexpr uint32_t kMatVecUnitsPerLane = 4;
-constexpr uint32_t kMatVecFillGroups = 256;
+// The matvec work split (matvec.comp): a row group of R rows and L lanes covers SLOTS / R * L units
+// of each row a round, each lane loading SLOTS units at once. PlanMatVec estimates each split's
+// time on an H200 and takes the fastest: the longest of
+//   rounds x kMatVecRoundNs        the chain of dependent loads a lane waits through, once per
+//                                  wave of kMatVecResident invocations the GPU holds at once;
+//   weight bytes / DRAM bandwidth;
+//   weights + X (and the norm weight), read once per row group / L1 bandwidth;
+// plus kMatVecSharedNs where lanes meet in shared memory (a group of several subgroups, or part of
+// one). kMatVecRoundNs is what the run-4 profile (docs/speed.md) implies: o_proj (2 rounds a lane)
+// and down (5) took 9.3 and 13.0 us, a fixed 6.8 us and 1.25 us a round. Small products are
+// latency-bound (an 896 x 896 o_proj moves 1.6 MB, what an H200 streams in well under a round):
+// there one row per subgroup, all of a row's loads in one round, wins. Large ones are
+// bandwidth-bound: four rows per group, reading X once for four rows. Ties go to lanes of one
+// subgroup (subgroupAdd alone), then more rows, then fewer lanes. Above kMatVecMaxGroups
+// workgroups (an output projection's 151936 rows) each workgroup computes several batches of
+// rows: the same work in fewer launches.
+constexpr double kMatVecRoundNs = 1250;
+constexpr double kMatVecDramBytesPerNs = 3800;
+constexpr double kMatVecL1BytesPerNs = 20000;  // 132 SMs' L1 hits, conservatively
+constexpr double kMatVecSharedNs = 100;
+constexpr double kMatVecResident = 132 * 2048;
 constexpr uint32_t kMatVecMaxGroups = 1024;
 
 // The columns of one matvec unit (UNIT_COLS in matvec_units.glsl), indexed by DType.
@@ -143,6 +157,44 @@ MatMulKernel ChooseMatMulKernel(const DeviceInfo& device, uint32_t tokens) {
   return device.coopmat_f16 ? MatMulKernel::CoopMat : MatMulKernel::Tiled;
 }
 
+MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
+  // Every matvec variant has matvec's workgroup size (shaders/kernels.cmake).
+  const uint32_t wg = Spec(KernelFor(KernelOp::MatVec, shape.type)).local_size_x;
+  // Rows of whole units read a unit at a time, others an element at a time (see matvec.comp).
+  const uint32_t unit_cols = kMatVecUnitCols[static_cast<uint32_t>(shape.type)];
+  const uint32_t units = shape.cols % unit_cols == 0 && shape.x_stride % 4 == 0 ? shape.cols / unit_cols : shape.cols;
+  const double weight_bytes = static_cast<double>(RowBytes(shape.type, shape.cols)) * shape.rows;
+  const double x_row_bytes = 4.0 * shape.cols * (shape.tokens + (shape.norm ? 1 : 0));
+  const auto estimate_ns = [&](const MatVecSplit& s) {
+    const double groups = CeilDiv(shape.rows, s.group_rows);
+    const double waves = std::max(1.0, groups * s.lanes / kMatVecResident);
+    const double ns = std::max({s.rounds * waves * kMatVecRoundNs, weight_bytes / kMatVecDramBytesPerNs,
+                                (weight_bytes + groups * x_row_bytes) / kMatVecL1BytesPerNs});
+    return std::llround(s.lanes == device.subgroup_size ? ns : ns + kMatVecSharedNs);
+  };
+  const auto rank = [&](const MatVecSplit& s) {
+    return std::tuple(estimate_ns(s), s.lanes != device.subgroup_size, -static_cast<int>(s.group_rows), s.lanes);
+  };
+  std::optional<MatVecSplit> best;
+  for (const uint32_t group_rows : {4u, 2u, 1u}) {
+    if (shape.paired && group_rows == 1) continue;
+    // Lanes >= rows: a lane to store each of the group's outputs.
+    for (uint32_t lanes = group_rows; lanes <= wg; lanes *= 2) {
+      const MatVecSplit split{.lanes = lanes,
+                              .group_rows = group_rows,
+                              .units = units,
+                              .rounds = CeilDiv(units, QVK_MATVEC_SLOTS / group_rows * lanes)};
+      if (!best || rank(split) < rank(*best)) best = split;
+    }
+  }
+  const uint32_t outputs = shape.paired ? shape.rows / 2 : shape.rows;
+  const uint32_t group_outputs = shape.paired ? best->group_rows / 2 : best->group_rows;
+  const uint32_t groups = CeilDiv(outputs, wg / best->lanes * group_outputs);
+  best->row_batches = std::max(1u, groups / kMatVecMaxGroups);
+  best->workgroups = CeilDiv(groups, best->row_batches);
+  return *best;
+}
+
 namespace {
 
 // MatMul, or with `rope` (a matvec of rows of whole heads in one binding: see MatMulRope) its
@@ -226,8 +278,11 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     return;
   }
 
-  const KernelOp op = rope                          ? KernelOp::MatVecRope
-                      : matvec                      ? KernelOp::MatVec
+  const bool one_token = a.tokens == 1;
+  const KernelOp op = rope && one_token             ? KernelOp::MatVecRope
+                      : rope                        ? KernelOp::MatVecRopeTokens
+                      : matvec && one_token         ? KernelOp::MatVec
+                      : matvec                      ? KernelOp::MatVecTokens
                       : path == MatMulKernel::Tiled ? KernelOp::MatMul
                                                     : KernelOp::MatMulCoopmat;
   const KernelId kernel = RequireKernel(g, op, a.w.dtype, "matmul");
@@ -259,20 +314,17 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     return;
   }
   const BufferRange norm_weight = a.norm ? a.norm->weight : a.x;
-  const uint32_t wg = Spec(kernel).local_size_x;
-  // Rows of whole units read a unit at a time, others an element at a time (see matvec.comp).
-  const uint32_t unit_cols = kMatVecUnitCols[static_cast<uint32_t>(a.w.dtype)];
-  const bool whole_units = a.w.cols % unit_cols == 0 && x_stride % 4 == 0;
-  const uint32_t units = whole_units ? a.w.cols / unit_cols : a.w.cols;
   // A SwiGLU output reads a gate and an up row, a rotated one a pair of rows of a head.
   const bool paired = a.swiglu || rope;
-  const uint32_t outputs_per_group = paired ? QVK_MATVEC_ROWS / 2 : QVK_MATVEC_ROWS;
   for (const RowSlice& slice : slices) {
     const uint32_t slice_outputs = paired ? slice.rows / 2 : slice.rows;
-    const auto groups_for = [&](uint32_t lanes) { return CeilDiv(slice_outputs, wg / lanes * outputs_per_group); };
-    uint32_t lanes = std::clamp(std::bit_ceil(CeilDiv(units, kMatVecUnitsPerLane)), 1u, wg);
-    while (groups_for(lanes) < kMatVecFillGroups && lanes < wg && 2 * lanes <= units) lanes *= 2;
-    const uint32_t batches = std::max(1u, groups_for(lanes) / kMatVecMaxGroups);
+    const MatVecSplit split = PlanMatVec(device, {.type = a.w.dtype,
+                                                  .rows = slice.rows,
+                                                  .cols = a.w.cols,
+                                                  .x_stride = x_stride,
+                                                  .tokens = a.tokens,
+                                                  .norm = a.norm.has_value(),
+                                                  .paired = paired});
     push::MatVecPush push{.rows = slice_outputs,
                           .cols = a.w.cols,
                           .tokens = a.tokens,
@@ -280,15 +332,16 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                           .x_stride = x_stride,
                           .y_stride = y_stride,
                           .flags = flags,
-                          .lanes = lanes,
-                          .row_batches = batches,
+                          .lanes = split.lanes,
+                          .group_rows = split.group_rows,
+                          .row_batches = split.row_batches,
                           .eps = a.norm ? a.norm->eps : 0.0f,
                           .head_dim = 0,
                           .k_first = 0,
                           .v_first = 0,
                           .capacity = 0,
                           .attention_factor = 1.0f};
-    const Groups grid = GridFor(CeilDiv(groups_for(lanes), batches));
+    const Groups grid = GridFor(split.workgroups);
     if (!rope) {
       g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual, norm_weight}, push, grid, label, cost(slice));
       continue;

@@ -49,6 +49,31 @@ enum class MatMulKernel { MatVec, CoopMat, Tiled };
 // (DeviceInfo::coopmat_f16), else the tiled GEMM.
 MatMulKernel ChooseMatMulKernel(const DeviceInfo& device, uint32_t tokens);
 
+// A product as the matvec kernel's work split sees it (matvec.comp, PlanMatVec).
+struct MatVecShape {
+  DType type = DType::F32;
+  uint32_t rows = 0;  // weight rows in one binding
+  uint32_t cols = 0;
+  uint32_t x_stride = 0;  // floats between X rows
+  uint32_t tokens = 1;
+  bool norm = false;    // the input is rmsnorm(X) * weight
+  bool paired = false;  // outputs read pairs of rows: SwiGLU's gate and up, RoPE's rotated pair
+};
+
+// How the matvec kernel splits a product: `lanes` invocations share a row group of `group_rows`
+// rows and read each row's `units` loads (whole units, or elements: units == cols) in `rounds`
+// rounds of dependent loads; `workgroups` workgroups each compute `row_batches` batches of row
+// groups. MatMul records the split this returns; tests read it to cover every way the kernel sums.
+struct MatVecSplit {
+  uint32_t lanes = 0;
+  uint32_t group_rows = 0;
+  uint32_t units = 0;
+  uint32_t rounds = 0;
+  uint32_t row_batches = 0;
+  uint32_t workgroups = 0;
+};
+MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape);
+
 // A product whose input is rmsnorm(X) * weight rather than X. The matvec kernel (up to 4 tokens:
 // decode) normalizes as it reads X; otherwise a separate RmsNorm writes the input to `scratch` first.
 struct RmsNormInput {

@@ -19,10 +19,19 @@
 # DType order (base/dtype.h).
 set(QWENVK_WEIGHT_TYPES F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K)
 
-qwenvk_kernel(OP MatVec SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
+# Matrix x vector: decode's one token (ONE_TOKEN: registers for one token's sums), and 2 to
+# QVK_MATVEC_MAX_TOKENS tokens (matvec_tokens).
+qwenvk_kernel(OP MatVec SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ONE_TOKEN
               BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)
-# Decode's fused q|k|v projection with RoPE and the KV cache store folded into its epilogue.
-qwenvk_kernel(OP MatVecRope NAME matvec_rope SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ROPE
+qwenvk_kernel(OP MatVecTokens NAME matvec_tokens SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)
+# Decode's fused q|k|v projection with RoPE and the KV cache store folded into its epilogue; one
+# token, and 2 to QVK_MATVEC_MAX_TOKENS.
+qwenvk_kernel(OP MatVecRope NAME matvec_rope SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ROPE ONE_TOKEN
+              BINDINGS w x y bias residual norm_weight positions inv_freq k_cache v_cache WRITES y k_cache v_cache
+              PUSH MatVecPush LOCAL_SIZE 128)
+qwenvk_kernel(OP MatVecRopeTokens NAME matvec_rope_tokens SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              DEFINES ROPE
               BINDINGS w x y bias residual norm_weight positions inv_freq k_cache v_cache WRITES y k_cache v_cache
               PUSH MatVecPush LOCAL_SIZE 128)
 qwenvk_kernel(OP MatMul SOURCE matmul.comp TYPES ${QWENVK_WEIGHT_TYPES}

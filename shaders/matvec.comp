@@ -7,14 +7,21 @@
 //     heads, at Y column col_offset); q and k heads are rotated (rope.glsl) at positions[t] after the
 //     bias, and with QVK_FLAG_STORE_KV the k and v heads are also stored into the F16 KV cache.
 //
-// `lanes` invocations (a power of two) share a row group of QVK_MATVEC_ROWS weight rows. Each reads
-// whole units of the group's rows (matvec_units.glsl: a few wide loads, scales decoded once) and
-// the matching columns of X once for all of the group's rows and tokens, so every weight is read
-// once. A workgroup holds WG / lanes row groups and computes row_batches of them in turn; the
-// lanes' sums meet in subgroupAdd, through shared memory where subgroups are narrower or wider than
-// a row group. The norm needs no pass of its own: a row group's lanes see each column of X once,
-// so they sum its squares on the way, and the dot products with X * norm_weight are scaled by
-// 1 / rms at the end.
+// The work split (gpu/ops.cpp picks it per product): `lanes` invocations (a power of two) share a
+// row group of group_rows weight rows (1, 2 or 4). Each invocation has SLOTS load slots a round:
+// slot s reads row s % group_rows of the group, at step s / group_rows of the round, so every
+// invocation issues SLOTS independent loads before it waits on any, whether the group holds four
+// rows (long outputs: X read once for four rows) or one (short ones: a quarter of the invocations
+// per row, so that a small product still fills the GPU in one round). The columns of X a unit needs
+// are read once for all of the group's rows and tokens, and every weight is read once. A workgroup
+// holds WG / lanes row groups and computes row_batches of them in turn. The lanes' sums meet in
+// subgroupAdd where a row group is one subgroup, else through shared memory. The norm needs no pass
+// of its own: a row group's lanes see each column of X once, so they sum its squares on the way,
+// and the dot products with X * norm_weight are scaled by 1 / rms at the end. Invocation o of a
+// group stores the group's output o, and reads what its epilogue adds (bias, residual, RoPE's
+// angle) before the products, so that those reads wait alongside the weights' rather than after.
+//
+// Sections: accumulate / sums over lanes / epilogues / main
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
@@ -39,49 +46,80 @@ layout(binding = 9) writeonly buffer VCache { float16_t v_cache[]; };
 
 layout(push_constant) uniform Push { MatVecPush p; };
 
-#define ROWS QVK_MATVEC_ROWS
+#define SLOTS QVK_MATVEC_SLOTS
+// Decode's variants hold one token's sums, inputs and epilogue: registers for QVK_MATVEC_MAX_TOKENS
+// would cost every decode step occupancy.
+#if defined(ONE_TOKEN)
+#define TOKENS 1u
+#else
 #define TOKENS QVK_MATVEC_MAX_TOKENS
-// A row group's running sums: one dot product per row and token, then X's sum of squares per token.
-#define SUMS (ROWS + 1u)
-#define SUM_SQUARES ROWS
+#endif
 
-shared float partials[SUMS][WG];
+// Per token, each row's partial sums (and X's sum of squares, at SLOTS) where lanes meet in shared
+// memory: one per subgroup, or one per invocation where subgroups are wider than a row group.
+shared float partials[SLOTS + 1u][WG];
 
 bool has(uint flag) { return (p.flags & flag) != 0u; }
 
-// The row group's rows, read a unit at a time (rows of whole units, X rows at 16-byte steps).
-// One unit of each row per step: loading 2-4 units ahead cost registers and occupancy and made
-// decode 7-15% slower on an H200 (docs/speed.md, runs 3 and 4).
-void accumulate_units(uint rows[ROWS], uint lane, inout float sums[SUMS][TOKENS]) {
+// --- accumulate -----------------------------------------------------------------------------
+
+// Slot s of a group of R rows reads row s % R at step s / R of a round. The accumulate functions
+// take R as an argument that main passes as a literal, so that once inlined every slot's row and
+// step are constants: each round is straight-line code, which lets the compiler issue all of its
+// loads before the first product.
+
+// The group's rows, read a unit at a time (rows of whole units, X rows at 16-byte steps);
+// rows[s] is slot s's. sums[s] collects slot s's products, squares X's sum of squares.
+void accumulate_units(const uint group_rows, uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS],
+                      inout float squares[TOKENS]) {
   const uint units_per_row = p.cols / UNIT_COLS;
   const uint x_stride4 = p.x_stride / 4u;
   const bool norm = has(QVK_FLAG_NORM);
-  for (uint u = lane; u < units_per_row; u += p.lanes) {
-    Unit w[ROWS];
-    [[unroll]] for (uint m = 0; m < ROWS; ++m) w[m] = load_unit(rows[m] * units_per_row + u);
-    const uint block_col = u / BLOCK_UNITS * (UNIT_COLS * BLOCK_UNITS);
-    const uint part = u % BLOCK_UNITS;
+  for (uint first = lane; first < units_per_row; first += SLOTS / group_rows * p.lanes) {
+    // Past the end of the row (the last round) a slot reads the row's last unit again and adds
+    // nothing: no branch stands between the loads.
+    uint unit[SLOTS];
+    Unit w[SLOTS];
+    [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
+      unit[s] = first + s / group_rows * p.lanes;
+      w[s] = load_unit(rows[s] * units_per_row + min(unit[s], units_per_row - 1u));
+    }
     [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) {
-      const uint col4 = (block_col + run_column(part, r)) / 4u;
-      vec4 scale_lo = vec4(1.0), scale_hi = vec4(1.0);
-      if (norm) {
-        scale_lo = norm_weight4[col4];
-        scale_hi = norm_weight4[col4 + 1u];
-      }
       vec4 in_lo[TOKENS], in_hi[TOKENS];
-      [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
-        if (t >= p.tokens) break;
-        const vec4 x_lo = x4[t * x_stride4 + col4], x_hi = x4[t * x_stride4 + col4 + 1u];
-        if (norm) sums[SUM_SQUARES][t] += dot(x_lo, x_lo) + dot(x_hi, x_hi);
-        in_lo[t] = x_lo * scale_lo;
-        in_hi[t] = x_hi * scale_hi;
-      }
-      [[unroll]] for (uint m = 0; m < ROWS; ++m) {
+      float in_sum[TOKENS];  // of the run's 8 inputs: what a min multiplies
+      [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
+        const bool valid = unit[s] < units_per_row;
+        if (s % group_rows == 0u) {  // a new unit: its columns of X
+          const uint u = min(unit[s], units_per_row - 1u);
+          const uint col4 = (u / BLOCK_UNITS * (UNIT_COLS * BLOCK_UNITS) + run_column(u % BLOCK_UNITS, r)) / 4u;
+          vec4 scale_lo = vec4(1.0), scale_hi = vec4(1.0);
+          if (norm) {
+            scale_lo = norm_weight4[col4];
+            scale_hi = norm_weight4[col4 + 1u];
+          }
+          [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+            if (t >= p.tokens) break;
+            const vec4 x_lo = x4[t * x_stride4 + col4], x_hi = x4[t * x_stride4 + col4 + 1u];
+            if (norm && valid) squares[t] += dot(x_lo, x_lo) + dot(x_hi, x_hi);
+            in_lo[t] = x_lo * scale_lo;
+            in_hi[t] = x_hi * scale_hi;
+            in_sum[t] = dot(in_lo[t] + in_hi[t], vec4(1.0));
+          }
+        }
         vec4 w_lo, w_hi;
-        unit_run(w[m], r, w_lo, w_hi);
+        unit_run(w[s], r, w_lo, w_hi);
         [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
           if (t >= p.tokens) break;
-          sums[m][t] += dot(w_lo, in_lo[t]) + dot(w_hi, in_hi[t]);
+          const float products = dot(w_lo, in_lo[t]) + dot(w_hi, in_hi[t]);
+          // One product by the run's scale (and min): with a single 1 in X it is the weight exactly.
+#if defined(UNIT_MIN)
+          precise float term = run_scale(w[s], r) * products - run_min(w[s], r) * in_sum[t];
+#elif defined(UNIT_SCALED)
+          precise float term = run_scale(w[s], r) * products;
+#else
+          const float term = products;
+#endif
+          if (valid) sums[s][t] += term;
         }
       }
     }
@@ -90,36 +128,94 @@ void accumulate_units(uint rows[ROWS], uint lane, inout float sums[SUMS][TOKENS]
 
 // The same an element at a time, for float rows whose length is not a whole number of units and
 // X rows that do not start at 16-byte steps.
-void accumulate_elements(uint rows[ROWS], uint lane, inout float sums[SUMS][TOKENS]) {
+void accumulate_elements(const uint group_rows, uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS],
+                         inout float squares[TOKENS]) {
   const bool norm = has(QVK_FLAG_NORM);
-  for (uint k = lane; k < p.cols; k += p.lanes) {
-    const float scale = norm ? norm_weight[k] : 1.0;
-    float in_k[TOKENS];
-    [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
-      if (t >= p.tokens) break;
-      const float xk = x[t * p.x_stride + k];
-      if (norm) sums[SUM_SQUARES][t] += xk * xk;
-      in_k[t] = xk * scale;
+  for (uint first = lane; first < p.cols; first += SLOTS / group_rows * p.lanes) {
+    uint col[SLOTS];
+    float w[SLOTS];
+    [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
+      col[s] = first + s / group_rows * p.lanes;
+      w[s] = load_weight(rows[s] * p.cols + min(col[s], p.cols - 1u));
     }
-    [[unroll]] for (uint m = 0; m < ROWS; ++m) {
-      const float w = load_weight(rows[m] * p.cols + k);
+    float in_k[TOKENS];
+    [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
+      const bool valid = col[s] < p.cols;
+      if (s % group_rows == 0u) {
+        const uint k = min(col[s], p.cols - 1u);
+        const float scale = norm ? norm_weight[k] : 1.0;
+        [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+          if (t >= p.tokens) break;
+          const float xk = x[t * p.x_stride + k];
+          if (norm && valid) squares[t] += xk * xk;
+          in_k[t] = xk * scale;
+        }
+      }
       [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
         if (t >= p.tokens) break;
-        sums[m][t] += w * in_k[t];
+        if (valid) sums[s][t] += w[s] * in_k[t];
       }
     }
   }
 }
 
-// Each of the row group's sums over its lanes, into lane 0's copy. Every invocation calls it.
-void sum_over_lanes(uint tid, uint group, uint lane, inout float sums[SUMS][TOKENS]) {
-  const uint count = has(QVK_FLAG_NORM) ? SUMS : ROWS;
+// Both, for the group size the dispatch was given.
+void accumulate(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS], inout float squares[TOKENS]) {
+  const bool whole_units = p.cols % UNIT_COLS == 0u && p.x_stride % 4u == 0u;
+  if (whole_units) {
+    if (p.group_rows == 1u) {
+      accumulate_units(1u, rows, lane, sums, squares);
+    } else if (p.group_rows == 2u) {
+      accumulate_units(2u, rows, lane, sums, squares);
+    } else {
+      accumulate_units(4u, rows, lane, sums, squares);
+    }
+  } else {
+    if (p.group_rows == 1u) {
+      accumulate_elements(1u, rows, lane, sums, squares);
+    } else if (p.group_rows == 2u) {
+      accumulate_elements(2u, rows, lane, sums, squares);
+    } else {
+      accumulate_elements(4u, rows, lane, sums, squares);
+    }
+  }
+}
+
+// --- sums over lanes ------------------------------------------------------------------------
+
+// Element m of sums for a token, m the same for the whole subgroup or not.
+float pick(float sums[SLOTS][TOKENS], uint m, uint t) {
+  float v = sums[0][t];
+  [[unroll]] for (uint s = 1; s < SLOTS; ++s) v = m == s ? sums[s][t] : v;
+  return v;
+}
+
+// The group's totals for output `lane` (lane < outputs): its row's (first) and the second row of a
+// pair (second), and X's sum of squares. Every invocation calls it; `again` after an earlier call
+// in the same workgroup, whose readers of shared memory must be done before it is written.
+void sum_over_lanes(uint tid, uint group, uint lane, uint outputs, bool again, float sums[SLOTS][TOKENS],
+                    float squares[TOKENS], out float first[TOKENS], out float second[TOKENS],
+                    out float group_squares[TOKENS]) {
+  // Each row's sum over its slots: row m's are slots m, m + group_rows, ...
+  if (p.group_rows <= 2u) {
+    [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+      sums[0][t] += sums[2][t];
+      sums[1][t] += sums[3][t];
+    }
+  }
+  if (p.group_rows == 1u) {
+    [[unroll]] for (uint t = 0; t < TOKENS; ++t) sums[0][t] += sums[1][t];
+  }
+  const bool norm = has(QVK_FLAG_NORM);
   if (gl_SubgroupSize == p.lanes) {
     [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
       if (t >= p.tokens) break;
-      [[unroll]] for (uint s = 0; s < SUMS; ++s) {
-        if (s < count) sums[s][t] = subgroupAdd(sums[s][t]);
+      [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
+        if (s < p.group_rows) sums[s][t] = subgroupAdd(sums[s][t]);
       }
+      group_squares[t] = norm ? subgroupAdd(squares[t]) : 0.0;
+      first[t] = pick(sums, lane, t);
+      second[t] = pick(sums, lane + outputs, t);
     }
     return;
   }
@@ -130,55 +226,33 @@ void sum_over_lanes(uint tid, uint group, uint lane, inout float sums[SUMS][TOKE
   const uint parts = p.lanes / width;
   [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
     if (t >= p.tokens) break;
-    [[unroll]] for (uint s = 0; s < SUMS; ++s) {
-      if (s >= count) break;
-      float v = sums[s][t];
+    if (t > 0u || again) barrier();
+    [[unroll]] for (uint s = 0; s <= SLOTS; ++s) {
+      if (s == SLOTS ? !norm : s >= p.group_rows) continue;
+      float v = s == SLOTS ? squares[t] : sums[s][t];
       if (per_subgroup) v = subgroupAdd(v);
       if (tid % width == 0u) partials[s][tid / width] = v;
     }
     barrier();
-    if (lane == 0u) {
-      [[unroll]] for (uint s = 0; s < SUMS; ++s) {
-        if (s >= count) break;
-        float total = 0.0;
-        for (uint i = 0; i < parts; ++i) total += partials[s][group * parts + i];
-        sums[s][t] = total;
+    first[t] = 0.0;
+    second[t] = 0.0;
+    group_squares[t] = 0.0;
+    if (lane < outputs) {
+      for (uint i = 0; i < parts; ++i) {
+        const uint part = group * parts + i;
+        first[t] += partials[lane][part];
+        if (outputs < p.group_rows) second[t] += partials[lane + outputs][part];
+        if (norm) group_squares[t] += partials[SLOTS][part];
       }
     }
-    barrier();
   }
 }
 
-// Lane 0's epilogue: norm scale, SwiGLU, bias, residual, store.
-void store(uint first, uint outputs, inout float sums[SUMS][TOKENS]) {
-  if (has(QVK_FLAG_NORM)) {
-    [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
-      if (t >= p.tokens) break;
-      const float inv_rms = inversesqrt(sums[SUM_SQUARES][t] / float(p.cols) + p.eps);
-      [[unroll]] for (uint m = 0; m < ROWS; ++m) sums[m][t] *= inv_rms;
-    }
-  }
-  if (has(QVK_FLAG_SWIGLU)) {
-    [[unroll]] for (uint m = 0; m < ROWS / 2u; ++m) {
-      [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
-        const float g = sums[m][t];
-        sums[m][t] = g / (1.0 + exp(-g)) * sums[m + ROWS / 2u][t];
-      }
-    }
-  }
-  [[unroll]] for (uint m = 0; m < ROWS; ++m) {
-    const uint o = first + m;
-    if (m >= outputs || o >= p.rows) break;
-    const uint out_col = p.col_offset + o;
-    [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
-      if (t >= p.tokens) break;
-      float v = sums[m][t];
-      if (has(QVK_FLAG_BIAS)) v += bias[out_col];
-      const uint out_index = t * p.y_stride + out_col;
-      if (has(QVK_FLAG_RESIDUAL)) v += residual[out_index];
-      y[out_index] = v;
-    }
-  }
+// --- epilogues ------------------------------------------------------------------------------
+
+// 1 / rms of token t's X, or 1 without the norm.
+float inv_rms(float squares[TOKENS], uint t) {
+  return has(QVK_FLAG_NORM) ? inversesqrt(squares[t] / float(p.cols) + p.eps) : 1.0;
 }
 
 #if defined(ROPE)
@@ -188,35 +262,47 @@ uint weight_row(uint o, uint second) {
   return o / half_dim * p.head_dim + o % half_dim + second * half_dim;
 }
 
-// Lane 0's epilogue: norm scale, bias, rotation of q and k, store into Y and the cache.
-void store_rope(uint first, uint outputs, inout float sums[SUMS][TOKENS]) {
+// What output o's epilogue reads: the pair's bias and each token's position and rotation.
+struct Epilogue {
+  vec2 bias;
+  uint position[TOKENS];
+  vec2 cs[TOKENS];  // cos and sin of the token's angle, times the attention factor
+};
+Epilogue prefetch(uint o) {
+  Epilogue e;
+  const uint col = p.col_offset + weight_row(o, 0u);
+  e.bias = has(QVK_FLAG_BIAS) ? vec2(bias[col], bias[col + p.head_dim / 2u]) : vec2(0.0);
+  const float freq = inv_freq[o % (p.head_dim / 2u)];
+  [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+    if (t >= p.tokens) break;
+    e.position[t] = positions[t];
+    e.cs[t] = cos_sin(float(e.position[t]) * freq) * p.attention_factor;
+  }
+  return e;
+}
+
+// Output o's epilogue: norm scale, bias, rotation of q and k, store into Y and the cache.
+void store(uint o, Epilogue e, float first[TOKENS], float second[TOKENS], float squares[TOKENS]) {
   const uint half_dim = p.head_dim / 2u;
-  [[unroll]] for (uint m = 0; m < ROWS / 2u; ++m) {
-    const uint o = first + m;
-    if (m >= outputs || o >= p.rows) break;
-    const uint col = p.col_offset + weight_row(o, 0u);  // of the pair's first element
-    const uint i = o % half_dim;
-    [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
-      if (t >= p.tokens) break;
-      const float inv_rms = has(QVK_FLAG_NORM) ? inversesqrt(sums[SUM_SQUARES][t] / float(p.cols) + p.eps) : 1.0;
-      vec2 v = vec2(sums[m][t], sums[m + ROWS / 2u][t]) * inv_rms;
-      if (has(QVK_FLAG_BIAS)) v += vec2(bias[col], bias[col + half_dim]);
-      const uint pos = positions[t];
-      if (col < p.v_first) v = rotate_pair(v.x, v.y, cos_sin(float(pos) * inv_freq[i]) * p.attention_factor);
-      const uint out_index = t * p.y_stride + col;
-      y[out_index] = v.x;
-      y[out_index + half_dim] = v.y;
-      if (has(QVK_FLAG_STORE_KV) && col >= p.k_first) {
-        const bool is_v = col >= p.v_first;
-        const uint head = (col - (is_v ? p.v_first : p.k_first)) / p.head_dim;
-        const uint dst = (head * p.capacity + pos) * p.head_dim + i;
-        if (is_v) {
-          v_cache[dst] = float16_t(v.x);
-          v_cache[dst + half_dim] = float16_t(v.y);
-        } else {
-          k_cache[dst] = float16_t(v.x);
-          k_cache[dst + half_dim] = float16_t(v.y);
-        }
+  const uint col = p.col_offset + weight_row(o, 0u);  // of the pair's first element
+  const uint i = o % half_dim;
+  [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+    if (t >= p.tokens) break;
+    vec2 v = vec2(first[t], second[t]) * inv_rms(squares, t) + e.bias;
+    if (col < p.v_first) v = rotate_pair(v.x, v.y, e.cs[t]);
+    const uint out_index = t * p.y_stride + col;
+    y[out_index] = v.x;
+    y[out_index + half_dim] = v.y;
+    if (has(QVK_FLAG_STORE_KV) && col >= p.k_first) {
+      const bool is_v = col >= p.v_first;
+      const uint head = (col - (is_v ? p.v_first : p.k_first)) / p.head_dim;
+      const uint dst = (head * p.capacity + e.position[t]) * p.head_dim + i;
+      if (is_v) {
+        v_cache[dst] = float16_t(v.x);
+        v_cache[dst + half_dim] = float16_t(v.y);
+      } else {
+        k_cache[dst] = float16_t(v.x);
+        k_cache[dst + half_dim] = float16_t(v.y);
       }
     }
   }
@@ -224,7 +310,35 @@ void store_rope(uint first, uint outputs, inout float sums[SUMS][TOKENS]) {
 #else
 // Output o's rows: its own, and with SwiGLU its up row after all gate rows.
 uint weight_row(uint o, uint second) { return o + second * p.rows; }
+
+// What output o's epilogue reads: its bias and each token's residual.
+struct Epilogue {
+  float bias;
+  float residual[TOKENS];
+};
+Epilogue prefetch(uint o) {
+  Epilogue e;
+  const uint out_col = p.col_offset + o;
+  e.bias = has(QVK_FLAG_BIAS) ? bias[out_col] : 0.0;
+  [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+    if (t >= p.tokens) break;
+    e.residual[t] = has(QVK_FLAG_RESIDUAL) ? residual[t * p.y_stride + out_col] : 0.0;
+  }
+  return e;
+}
+
+// Output o's epilogue: norm scale, SwiGLU, bias, residual, store.
+void store(uint o, Epilogue e, float first[TOKENS], float second[TOKENS], float squares[TOKENS]) {
+  [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+    if (t >= p.tokens) break;
+    float v = first[t] * inv_rms(squares, t);
+    if (has(QVK_FLAG_SWIGLU)) v = v / (1.0 + exp(-v)) * (second[t] * inv_rms(squares, t));
+    y[t * p.y_stride + p.col_offset + o] = v + e.bias + e.residual[t];
+  }
+}
 #endif
+
+// --- main -----------------------------------------------------------------------------------
 
 void main() {
   // Invocations numbered subgroup by subgroup, so that a subgroup no wider than a row group lies
@@ -233,35 +347,34 @@ void main() {
   const uint group = tid / p.lanes;
   const uint lane = tid % p.lanes;
   // Outputs per row group: one per row, or one per pair of rows (a gate row and its up row, or
-  // the two rows RoPE rotates together).
+  // the two rows RoPE rotates together). ops keeps lanes >= group_rows: a lane for each output.
 #if defined(ROPE)
-  const uint outputs = ROWS / 2u;
+  const uint outputs = p.group_rows / 2u;
 #else
-  const uint outputs = has(QVK_FLAG_SWIGLU) ? ROWS / 2u : ROWS;
+  const uint outputs = has(QVK_FLAG_SWIGLU) ? p.group_rows / 2u : p.group_rows;
 #endif
   const uint batch_outputs = WG / p.lanes * outputs;
-  const bool whole_units = p.cols % UNIT_COLS == 0u && p.x_stride % 4u == 0u;
   for (uint batch = 0; batch < p.row_batches; ++batch) {
     const uint batch_first = (group_index() * p.row_batches + batch) * batch_outputs;
     if (batch_first >= p.rows) break;  // the same for the whole workgroup
     const uint first = batch_first + group * outputs;
+    const bool stores = lane < outputs && first + lane < p.rows;
+    Epilogue epilogue;
+    if (stores) epilogue = prefetch(first + lane);
     // Outputs past the end repeat the last one (read, never stored).
-    uint rows[ROWS];
-    [[unroll]] for (uint m = 0; m < ROWS; ++m) rows[m] = weight_row(min(first + m % outputs, p.rows - 1u), m / outputs);
-    float sums[SUMS][TOKENS];
-    [[unroll]] for (uint s = 0; s < SUMS; ++s) {
-      [[unroll]] for (uint t = 0; t < TOKENS; ++t) sums[s][t] = 0.0;
+    uint rows[SLOTS];
+    [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
+      const uint m = s % p.group_rows;
+      rows[s] = weight_row(min(first + m % outputs, p.rows - 1u), m / outputs);
     }
-    if (whole_units) {
-      accumulate_units(rows, lane, sums);
-    } else {
-      accumulate_elements(rows, lane, sums);
+    float sums[SLOTS][TOKENS], squares[TOKENS];
+    [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+      [[unroll]] for (uint s = 0; s < SLOTS; ++s) sums[s][t] = 0.0;
+      squares[t] = 0.0;
     }
-    sum_over_lanes(tid, group, lane, sums);
-#if defined(ROPE)
-    if (lane == 0u) store_rope(first, outputs, sums);
-#else
-    if (lane == 0u) store(first, outputs, sums);
-#endif
+    accumulate(rows, lane, sums, squares);
+    float first_sums[TOKENS], second_sums[TOKENS], group_squares[TOKENS];
+    sum_over_lanes(tid, group, lane, outputs, batch > 0u, sums, squares, first_sums, second_sums, group_squares);
+    if (stores) store(first + lane, epilogue, first_sums, second_sums, group_squares);
   }
 }

@@ -5,17 +5,27 @@
 // (F32, F16, BF16, Q4_K, Q5_K), 8 (Q5_1) or 4 (Q4_1; Q8_0, Q4_0, Q5_0 and Q6_K, whose
 // blocks are only 2-byte aligned, through the aligned words around them).
 //
-// The layouts are ggml's (ggml-common.h), the ones quant.glsl reads an element at a time, and the
-// values exactly those of ggml's dequantize_row_*: each product is `precise`, so no compiler fuses
-// it into an fma (tests/matvec_test.cpp checks every value against the host dequantizer).
+// Quantized runs come out as their integers (q minus the format's offset) with the run's scale
+// (and min) beside them, so that matvec.comp multiplies by the scale once per run of 8 rather than
+// once per weight. The integers become floats through small_uints, never an int-to-float
+// conversion: NVIDIA GPUs convert at an eighth of their FMA rate, which made every quantized
+// matvec instruction-bound on an H200.
+//
+// The layouts are ggml's (ggml-common.h), the ones quant.glsl reads an element at a time. A run's
+// products are exact: with one column of X set to 1 and the rest 0, matvec.comp's `precise`
+// scale * integer - min is exactly the value ggml's dequantize_row_* computes (tests/matvec_test.cpp
+// checks every value against the host dequantizer).
 //
 // Each type defines:
 //   UNIT_COLS    columns per unit (on average: a unit's runs need not be adjacent)
 //   BLOCK_UNITS  units per block
 //   UNIT_RUNS    runs of 8 columns per unit
 //   Unit load_unit(uint u)                      unit u of the binding (row * units per row + unit in the row)
-//   void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi)   run r's 8 values
+//   void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi)   run r's 8 values (quantized: integers)
 //   uint run_column(uint part, uint r)          column of run r inside the block, for unit `part` of the block
+// and quantized types also
+//   UNIT_SCALED, float run_scale(Unit w, uint r)   the run's weights are run_scale * its integers
+//   UNIT_MIN, float run_min(Unit w, uint r)        ... minus run_min (K-quants; Q4_1 and Q5_1 add m)
 //
 // Sections: bit fields / F32 / F16 and BF16 / 16-bit words: Q8_0, Q4_0 and Q5_0, Q6_K / Q4_1 / Q5_1 / Q4_K and Q5_K
 
@@ -29,6 +39,15 @@ uvec4 byte_bits(uint word, uint bit) { return (uvec4(word) >> (uvec4(0u, 8u, 16u
 
 // Four consecutive bits of a word, from bit `first`.
 uvec4 bits4(uint word, uint first) { return (uvec4(word) >> (uvec4(0u, 1u, 2u, 3u) + first)) & 1u; }
+
+// The four bytes of a word.
+uvec4 bytes4(uint word) { return (uvec4(word) >> uvec4(0u, 8u, 16u, 24u)) & 255u; }
+
+// q - offset as exact floats, for integers q below 2^23, without a conversion instruction: under
+// the exponent bits of 2^23, q's bits are the float 2^23 + q (an OR that fuses with the mask that
+// extracted q), and one exact subtraction removes 2^23 and the offset.
+vec4 small_uints(uvec4 q, float offset) { return uintBitsToFloat(q | 0x4B000000u) - (8388608.0 + offset); }
+vec2 small_uints(uvec2 q, float offset) { return uintBitsToFloat(q | 0x4B000000u) - (8388608.0 + offset); }
 
 // --- F32 ------------------------------------------------------------------------------------
 
@@ -79,30 +98,26 @@ uint run_column(uint part, uint r) { return 0u; }
 layout(binding = WEIGHT_BINDING) readonly buffer WeightHalfwords { uint16_t weight_u16[]; };
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords { uint weight_u32[]; };
 float half_at(uint i) { return unpackHalf2x16(uint(weight_u16[i])).x; }
-// Word a, or only its low half where the binding ends inside it (a row slice of an odd number of
-// blocks can be 2 bytes short of a whole word); callers need only that half there.
-uint tail_word(uint a) { return a < uint(weight_u32.length()) ? weight_u32[a] : uint(weight_u16[2u * a]); }
-// The little-endian words of halfwords i.. (any parity): 1, 2 or 4 of them.
+// The low half of word a, the only half an odd run of halfwords takes from its last word: read as
+// a halfword, since the binding may end inside that word (a row slice of an odd number of blocks
+// is 2 bytes short of a whole word). An even run needs none of it; clamped, its read stays inside.
+uint tail_half(uint a) { return uint(weight_u16[min(2u * a, uint(weight_u16.length()) - 1u)]); }
+// The little-endian words of halfwords i.. (any parity): 1, 2 or 4 of them. Both parities are
+// read and one selected, so that no branch stands between these loads and others.
 uint word_at(uint i) {
   const uint a = i >> 1;
   const uint lo = weight_u32[a];
-  const bool odd = (i & 1u) != 0u;
-  const uint next = odd ? tail_word(a + 1u) : 0u;
-  return odd ? (lo >> 16) | (next << 16) : lo;
+  return (i & 1u) != 0u ? (lo >> 16) | (tail_half(a + 1u) << 16) : lo;
 }
 uvec2 words2_at(uint i) {
   const uint a = i >> 1;
   const uvec2 lo = uvec2(weight_u32[a], weight_u32[a + 1u]);
-  const bool odd = (i & 1u) != 0u;
-  const uint next = odd ? tail_word(a + 2u) : 0u;
-  return odd ? (lo >> 16) | (uvec2(lo.y, next) << 16) : lo;
+  return (i & 1u) != 0u ? (lo >> 16) | (uvec2(lo.y, tail_half(a + 2u)) << 16) : lo;
 }
 uvec4 words4_at(uint i) {
   const uint a = i >> 1;
   const uvec4 lo = uvec4(weight_u32[a], weight_u32[a + 1u], weight_u32[a + 2u], weight_u32[a + 3u]);
-  const bool odd = (i & 1u) != 0u;
-  const uint next = odd ? tail_word(a + 4u) : 0u;
-  return odd ? (lo >> 16) | (uvec4(lo.yzw, next) << 16) : lo;
+  return (i & 1u) != 0u ? (lo >> 16) | (uvec4(lo.yzw, tail_half(a + 4u)) << 16) : lo;
 }
 
 #if defined(WEIGHT_Q8_0)
@@ -110,6 +125,7 @@ uvec4 words4_at(uint i) {
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
+#define UNIT_SCALED
 struct Unit {
   float d;
   uvec4 q;  // 16 signed bytes
@@ -119,14 +135,13 @@ Unit load_unit(uint u) {
   const uint q = block + 1u + (u & 1u) * 8u;
   return Unit(half_at(block), words4_at(q));
 }
-vec4 q8_values(uint word, float d) {
-  precise vec4 w = vec4(ivec4(uvec4(word) << uvec4(24u, 16u, 8u, 0u)) >> 24) * d;
-  return w;
-}
+// Signed bytes: flipping the sign bit gives q + 128.
+vec4 q8_values(uint word) { return small_uints(bytes4(word) ^ 128u, 128.0); }
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
-  lo = q8_values(w.q[2u * r], w.d);
-  hi = q8_values(w.q[2u * r + 1u], w.d);
+  lo = q8_values(w.q[2u * r]);
+  hi = q8_values(w.q[2u * r + 1u]);
 }
+float run_scale(Unit w, uint r) { return w.d; }
 uint run_column(uint part, uint r) { return part * 16u + r * 8u; }
 
 #elif defined(WEIGHT_Q4_0) || defined(WEIGHT_Q5_0)
@@ -137,14 +152,15 @@ uint run_column(uint part, uint r) { return part * 16u + r * 8u; }
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
+#define UNIT_SCALED
 #if defined(WEIGHT_Q4_0)
 #define BLOCK_HALFWORDS 9u
 #define QS_HALFWORD 1u
-#define Q_OFFSET 8
+#define Q_OFFSET 8.0
 #else
 #define BLOCK_HALFWORDS 11u
 #define QS_HALFWORD 3u
-#define Q_OFFSET 16
+#define Q_OFFSET 16.0
 #endif
 struct Unit {
   float d;
@@ -162,29 +178,28 @@ Unit load_unit(uint u) {
 #endif
   return Unit(half_at(block), words2_at(q), high);
 }
-vec4 q_values(uvec4 q, float d) {
-  precise vec4 w = vec4(ivec4(q) - Q_OFFSET) * d;
-  return w;
-}
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
   uvec4 q_lo = nibbles(w.q.x, r * 4u), q_hi = nibbles(w.q.y, r * 4u);
 #if defined(WEIGHT_Q5_0)
   q_lo |= bits4(w.high, r * 16u) << 4;
   q_hi |= bits4(w.high, r * 16u + 4u) << 4;
 #endif
-  lo = q_values(q_lo, w.d);
-  hi = q_values(q_hi, w.d);
+  lo = small_uints(q_lo, Q_OFFSET);
+  hi = small_uints(q_hi, Q_OFFSET);
 }
+float run_scale(Unit w, uint r) { return w.d; }
 uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 
 #else  // WEIGHT_Q6_K
 // 105 halfwords: 128 bytes of low 4 bits, 64 bytes of high 2 bits, int8 scales[16], f16 d (last).
 // Each 128 values use 64 low bytes and 32 high bytes; quarter r of them (32 values) takes nibble
 // r / 2 of low byte 32 * (r % 2) + l and bits 2r..2r+1 of high byte l: w = d * scale[j / 16] * (q - 32).
-// A unit is 8 values of each quarter of one half: half n, l = l0..l0+7 for part 4n + l0 / 8.
+// A unit is 8 values of each quarter of one half: half n, l = l0..l0+7 for part 4n + l0 / 8; its
+// runs are the quarters, each under one scale.
 #define UNIT_COLS 32u
 #define BLOCK_UNITS 8u
 #define UNIT_RUNS 4u
+#define UNIT_SCALED
 struct Unit {
   uvec2 low01;  // low bytes for quarters 0 (low nibbles) and 2 (high nibbles)
   uvec2 low23;  // low bytes for quarters 1 and 3
@@ -197,24 +212,25 @@ Unit load_unit(uint u) {
   const uint l0 = (u & 3u) * 8u;
   const uint low = block + n * 32u + l0 / 2u;
   const uint high = block + 64u + n * 16u + l0 / 2u;
-  // The four quarters' scales are bytes 8n + 2r + l0 / 16 of the scales: byte l0 / 16 of halfword 4n + r.
-  const uint scales = block + 96u + n * 4u;
-  const uvec4 scale_words = uvec4(weight_u16[scales], weight_u16[scales + 1u], weight_u16[scales + 2u],
-                                  weight_u16[scales + 3u]);
-  const vec4 sc = vec4(ivec4(scale_words << (24u - (l0 / 16u) * 8u)) >> 24);
-  precise vec4 scale = half_at(block + 104u) * sc;
+  // Quarter r's scale is byte 8n + 2r + l0 / 16 of the scales: bytes l0 / 16 and 2 + l0 / 16 of
+  // the half's two scale words.
+  const uvec2 scale_words = words2_at(block + 96u + n * 4u);
+  const uint shift = (l0 / 16u) * 8u;
+  const uvec4 sc = (uvec4(scale_words.xxyy) >> uvec4(shift, shift + 16u, shift, shift + 16u)) & 255u;
+  precise vec4 scale = half_at(block + 104u) * small_uints(sc ^ 128u, 128.0);
   return Unit(words2_at(low), words2_at(low + 16u), words2_at(high), scale);
 }
-vec4 q6_values(uint low, uint high, uint r, float scale) {
-  const uvec4 q = nibbles(low, (r >> 1) * 4u) | (((uvec4(high) >> (uvec4(0u, 8u, 16u, 24u) + 2u * r)) & 3u) << 4);
-  precise vec4 w = scale * vec4(ivec4(q) - 32);
-  return w;
+// Quarter r's 6-bit values of four bytes, assembled a word at a time.
+vec4 q6_values(uint low, uint high, uint r) {
+  const uint q = ((low >> ((r >> 1) * 4u)) & 0x0F0F0F0Fu) | (((high >> (2u * r)) & 0x03030303u) << 4);
+  return small_uints(bytes4(q), 32.0);
 }
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
   const uvec2 low = (r & 1u) == 0u ? w.low01 : w.low23;
-  lo = q6_values(low.x, w.high.x, r, w.scale[r]);
-  hi = q6_values(low.y, w.high.y, r, w.scale[r]);
+  lo = q6_values(low.x, w.high.x, r);
+  hi = q6_values(low.y, w.high.y, r);
 }
+float run_scale(Unit w, uint r) { return w.scale[r]; }
 uint run_column(uint part, uint r) { return (part >> 2) * 128u + r * 32u + (part & 3u) * 8u; }
 #endif
 
@@ -225,6 +241,8 @@ uint run_column(uint part, uint r) { return (part >> 2) * 128u + r * 32u + (part
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
+#define UNIT_SCALED
+#define UNIT_MIN
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords { uint weight_words[]; };
 struct Unit {
   vec2 dm;
@@ -235,14 +253,12 @@ Unit load_unit(uint u) {
   const uint q = block + 1u + (u & 1u) * 2u;
   return Unit(unpackHalf2x16(weight_words[block]), uvec2(weight_words[q], weight_words[q + 1u]));
 }
-vec4 q_values(uvec4 q, vec2 dm) {
-  precise vec4 w = vec4(q) * dm.x + dm.y;
-  return w;
-}
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
-  lo = q_values(nibbles(w.q.x, r * 4u), w.dm);
-  hi = q_values(nibbles(w.q.y, r * 4u), w.dm);
+  lo = small_uints(nibbles(w.q.x, r * 4u), 0.0);
+  hi = small_uints(nibbles(w.q.y, r * 4u), 0.0);
 }
+float run_scale(Unit w, uint r) { return w.dm.x; }
+float run_min(Unit w, uint r) { return -w.dm.y; }
 uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 
 // --- Q5_1 -----------------------------------------------------------------------------------
@@ -253,6 +269,8 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 #define UNIT_COLS 16u
 #define BLOCK_UNITS 2u
 #define UNIT_RUNS 2u
+#define UNIT_SCALED
+#define UNIT_MIN
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords2 { uvec2 weight_words2[]; };
 struct Unit {
   vec2 dm;
@@ -264,14 +282,12 @@ Unit load_unit(uint u) {
   const uvec2 head = weight_words2[block];
   return Unit(unpackHalf2x16(head.x), weight_words2[block + 1u + (u & 1u)], head.y >> ((u & 1u) * 8u));
 }
-vec4 q_values(uvec4 q, vec2 dm) {
-  precise vec4 w = vec4(q) * dm.x + dm.y;
-  return w;
-}
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
-  lo = q_values(nibbles(w.q.x, r * 4u) | (bits4(w.high, r * 16u) << 4), w.dm);
-  hi = q_values(nibbles(w.q.y, r * 4u) | (bits4(w.high, r * 16u + 4u) << 4), w.dm);
+  lo = small_uints(nibbles(w.q.x, r * 4u) | (bits4(w.high, r * 16u) << 4), 0.0);
+  hi = small_uints(nibbles(w.q.y, r * 4u) | (bits4(w.high, r * 16u + 4u) << 4), 0.0);
 }
+float run_scale(Unit w, uint r) { return w.dm.x; }
+float run_min(Unit w, uint r) { return -w.dm.y; }
 uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 
 // --- Q4_K and Q5_K --------------------------------------------------------------------------
@@ -281,10 +297,13 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 // high bits;) 128 bytes of 4-bit quants. Each 64 values share 32 quant bytes: the first 32 values
 // are their low nibbles (sub-block 2c), the next 32 their high nibbles (sub-block 2c + 1).
 // w = d * scale[s] * q - dmin * min[s]. A unit is 16 quant bytes: values 64c + l0 .. + 15 and
-// 64c + 32 + l0 .. + 15 for part 2c + l0 / 16.
+// 64c + 32 + l0 .. + 15 for part 2c + l0 / 16, one aligned 16-byte load beside the block's first
+// 16 bytes, which the block's 8 units share (one load for the invocations reading them together).
 #define UNIT_COLS 32u
 #define BLOCK_UNITS 8u
 #define UNIT_RUNS 4u
+#define UNIT_SCALED
+#define UNIT_MIN
 #if defined(WEIGHT_Q4_K)
 #define BLOCK_WORDS4 9u
 #define QS_WORD4 1u
@@ -293,17 +312,6 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 #define QS_WORD4 3u
 #endif
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords4 { uvec4 weight_words4[]; };
-
-uint scale_byte(uvec3 packed, uint i) { return (packed[i >> 2] >> ((i & 3u) * 8u)) & 255u; }
-// 6-bit scale and min of sub-block s (0..7). Sub-blocks 0-3 use the low 6 bits of bytes s and
-// s + 4; sub-blocks 4-7 take their low 4 bits from byte s + 4's nibbles and their top 2 bits from
-// the spare top bits of bytes s - 4 and s.
-uvec2 k_scale_min(uvec3 packed, uint s) {
-  if (s < 4u) return uvec2(scale_byte(packed, s) & 63u, scale_byte(packed, s + 4u) & 63u);
-  const uint low = scale_byte(packed, s + 4u);
-  return uvec2((low & 15u) | ((scale_byte(packed, s - 4u) >> 6) << 4),
-               (low >> 4) | ((scale_byte(packed, s) >> 6) << 4));
-}
 
 struct Unit {
   uvec4 q;
@@ -318,22 +326,29 @@ Unit load_unit(uint u) {
   const uint block = (u >> 3) * BLOCK_WORDS4;
   const uvec4 head = weight_words4[block];
   const vec2 dm = unpackHalf2x16(head.x);
-  const uint s = ((u & 7u) >> 1) * 2u;
-  const uvec2 first = k_scale_min(head.yzw, s), second = k_scale_min(head.yzw, s + 1u);
-  precise vec2 scale = dm.x * vec2(first.x, second.x);
-  precise vec2 min_value = dm.y * vec2(first.y, second.y);
+  const uint c = (u & 7u) >> 1;
+  // The 6-bit scales and mins of sub-blocks 2c and 2c + 1 (bytes 0-11 of the packed scales are
+  // head.y, head.z, head.w). Sub-blocks 0-3 are the low 6 bits of bytes s (scale) and s + 4 (min);
+  // sub-blocks 4-7 take their low 4 bits from the nibbles of byte s + 4 and their top 2 bits from
+  // the spare top bits of bytes s - 4 (scale) and s (min). Both pairs are the bytes 2 (c % 2) and
+  // 2 (c % 2) + 1 of a word, decoded side by side without a branch.
+  const uint pair = (c & 1u) * 16u;
+  const uvec2 shift = uvec2(pair, pair + 8u);
+  const uvec2 low_scales = uvec2(head.y) >> shift, low_mins = uvec2(head.z) >> shift;
+  const uvec2 nibble_pairs = uvec2(head.w) >> shift;
+  const bool upper = c >= 2u;
+  const uvec2 scales = upper ? (nibble_pairs & 15u) | ((low_scales >> 2) & 48u) : low_scales & 63u;
+  const uvec2 mins = upper ? ((nibble_pairs >> 4) & 15u) | ((low_mins >> 2) & 48u) : low_mins & 63u;
+  precise vec2 scale = dm.x * small_uints(scales, 0.0);
+  precise vec2 min_value = dm.y * small_uints(mins, 0.0);
   Unit w;
   w.q = weight_words4[block + QS_WORD4 + (u & 7u)];
   w.scale = scale;
   w.min = min_value;
 #if defined(WEIGHT_Q5_K)
   w.high = weight_words4[block + 1u + (u & 1u)];
-  w.bit = s;
+  w.bit = 2u * c;
 #endif
-  return w;
-}
-vec4 k_values(uvec4 q, float scale, float min_value) {
-  precise vec4 w = scale * vec4(q) - min_value;
   return w;
 }
 // Runs 0 and 1 are the low nibbles of quant bytes 0-7 and 8-15, runs 2 and 3 their high nibbles.
@@ -346,9 +361,11 @@ void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
   q_lo |= byte_bits(high.x, w.bit + sub) << 4;
   q_hi |= byte_bits(high.y, w.bit + sub) << 4;
 #endif
-  lo = k_values(q_lo, w.scale[sub], w.min[sub]);
-  hi = k_values(q_hi, w.scale[sub], w.min[sub]);
+  lo = small_uints(q_lo, 0.0);
+  hi = small_uints(q_hi, 0.0);
 }
+float run_scale(Unit w, uint r) { return w.scale[r >> 1]; }
+float run_min(Unit w, uint r) { return w.min[r >> 1]; }
 uint run_column(uint part, uint r) { return (part >> 1) * 64u + (part & 1u) * 16u + (r >> 1) * 32u + (r & 1u) * 8u; }
 
 #else

@@ -36,9 +36,9 @@ struct MatMulPush {
   uint flags;       // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL
 };
 
-// Weight rows each matvec row group computes together, and the most tokens a matvec takes (more go
-// to the tiled kernel, which reads each weight once for 64 tokens).
-#define QVK_MATVEC_ROWS 4u
+// Weight units each matvec invocation loads at once (from up to as many rows), and the most tokens
+// a matvec takes (more go to the tiled kernel, which reads each weight once for 64 tokens).
+#define QVK_MATVEC_SLOTS 4u
 #define QVK_MATVEC_MAX_TOKENS 4u
 
 // Y[t, col_offset + o] = W[o] . in[t] (+ bias[col_offset + o]) (+ R[t, col_offset + o]) for
@@ -54,6 +54,7 @@ struct MatVecPush {
   uint y_stride;     // floats between Y rows (also R rows)
   uint flags;        // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL | QVK_FLAG_NORM | QVK_FLAG_SWIGLU
   uint lanes;        // invocations per row group: a power of two, at most the workgroup size
+  uint group_rows;   // weight rows per row group: 1, 2 or 4 (SwiGLU and RoPE: 2 or 4), at most lanes
   uint row_batches;  // row groups each workgroup's groups compute in turn
   float eps;         // QVK_FLAG_NORM
   // The matvec_rope variant (rows is then the number of row pairs) and QVK_FLAG_STORE_KV:
@@ -193,7 +194,7 @@ struct FmaPush {
 
 #ifdef __cplusplus
 static_assert(sizeof(MatMulPush) == 28 && offsetof(MatMulPush, flags) == 24);
-static_assert(sizeof(MatVecPush) == 60 && offsetof(MatVecPush, attention_factor) == 56);
+static_assert(sizeof(MatVecPush) == 64 && offsetof(MatVecPush, attention_factor) == 60);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);
 static_assert(sizeof(SwiGluPush) == 16);

@@ -122,7 +122,7 @@ TEST_F(GpuTest, ProfiledGraphReportsEachDispatchsCost) {
   const auto timings = g.Timings();
   ASSERT_EQ(timings.size(), 1u);
   EXPECT_EQ(timings[0].label, "projection");
-  EXPECT_EQ(timings[0].kernel, "matvec_q8_0");
+  EXPECT_EQ(timings[0].kernel, "matvec_tokens_q8_0");  // 3 tokens: the several-token variant
   EXPECT_EQ(timings[0].cost.bytes,
             RowBytes(DType::Q8_0, cols) * rows + 4 * tokens * cols + 2 * 4 * tokens * rows + 4 * rows);
   EXPECT_EQ(timings[0].cost.flops, 2ull * rows * cols * tokens);

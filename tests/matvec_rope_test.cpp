@@ -1,7 +1,8 @@
 // The q|k|v projection with RoPE folded in (ops::MatMulRope) against reference products, then
 // reference RoPE, then the F16 KV cache rows: decode's matvec_rope epilogue for every common weight
-// type, Qwen2.5-0.5B's and a small head layout, positions from 0 and from 3000, YaRN, a projection
-// stored as two matrices side by side, and the prefill path (products, then a Rope dispatch).
+// type, Qwen2.5-0.5B's, 1.5B's, 7B's and a small head layout, positions from 0 and from 3000, YaRN,
+// a projection stored as two matrices side by side, and the prefill path (products, then a Rope
+// dispatch).
 #include <cmath>
 #include <string>
 
@@ -48,6 +49,12 @@ std::vector<MatVecRopeCase> Cases() {
   // at its Y offset.
   const std::vector<PartSpec> q4_k_m = {{DType::Q5_0, 0, 16}, {DType::Q8_0, 16, 2}};
   cases.push_back({"q05_two_parts_t3_pos3000", q4_k_m, 896, 14, 2, 64, 3, 3000});
+  // 128 columns: a row group holds one rotated pair where subgroups are 8 wide (lavapipe), as
+  // 1.5B's does on a 32-wide one (PlanMatVec); elsewhere groups hold two pairs.
+  cases.push_back({"small_F16_t1_pos3000_one_pair", {{DType::F16, 0, 4 + 2 * 2}}, 128, 4, 2, 16, 1, 3000});
+  // Qwen2.5-1.5B's and 7B's layouts (head_dim 128) in Q4_K, as their Q4_K_M files store q|k.
+  cases.push_back({"q15_Q4_K_t1_pos3000", {{DType::Q4_K, 0, 12 + 2 * 2}}, 1536, 12, 2, 128, 1, 3000});
+  cases.push_back({"q7_Q4_K_t1_pos0", {{DType::Q4_K, 0, 28 + 2 * 4}}, 3584, 28, 4, 128, 1, 0});
   // Past matvec's 4 tokens: the products, then a separate Rope dispatch, to the same result.
   cases.push_back({"q05_Q4_0_t5_pos3000_fallback", {{DType::Q4_0, 0, 18}}, 896, 14, 2, 64, 5, 3000});
   cases.push_back({"q05_two_parts_t5_pos0_fallback", q4_k_m, 896, 14, 2, 64, 5, 0});

@@ -1,10 +1,15 @@
 // The decode matrix x vector kernel beyond what matmul_test and quant_test check: every weight
 // type's values bit for bit, the RMSNorm and SwiGLU it folds in (and the separate dispatches that
 // stand in for them in prefill and for weights bound in several slices) for every type and token
-// count, and each way its lanes meet in sums.
+// count, Qwen2's decode products, and each way its work split has its lanes meet in sums.
 #include <cmath>
+#include <set>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "model/quantize.h"
+#include "shaders/push_constants.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"
 #include "tests/test_util.h"
@@ -30,7 +35,8 @@ std::string TypeName(const ::testing::TestParamInfo<DType>& param_info) {
 class MatVecValuesTest : public GpuTest, public ::testing::WithParamInterface<DType> {};
 
 // With one-hot rows of X, output (t, r) is the weight at row r and column t's hot one: each value
-// the kernel dequantizes, at every position of a block, must be DequantizeRows' (ggml's) exactly.
+// the kernel dequantizes, at every position of a block, must be DequantizeRows' (ggml's) exactly,
+// in the several-token kernel (4 columns a dispatch) and decode's one-token one (a column each).
 TEST_P(MatVecValuesTest, ReadsEveryWeightExactly) {
   const DType type = GetParam();
   const uint32_t rows = 17;  // four row groups and one row
@@ -38,18 +44,20 @@ TEST_P(MatVecValuesTest, ReadsEveryWeightExactly) {
   const auto bytes = RandomWeights(type, rows, cols, 21);
   const auto values = DequantizeRows(type, bytes, rows, cols);
   Buffer wb = Upload(bytes);
-  constexpr uint32_t kTokens = 4;
-  for (uint32_t first = 0; first < cols; first += kTokens) {
-    std::vector<float> x(kTokens * cols, 0.0f);
-    for (uint32_t t = 0; t < kTokens; ++t) x[t * cols + first + t] = 1.0f;
-    Buffer xb = Upload(x), yb = Poisoned(kTokens * rows * 4);
-    Graph g(device());
-    ops::MatMul(g, {.w = {&wb, 0, type, rows, cols}, .x = xb, .y = yb, .tokens = kTokens});
-    g.Run();
-    const auto got = Download<float>(yb, kTokens * rows);
-    for (uint32_t t = 0; t < kTokens; ++t) {
-      for (uint32_t r = 0; r < rows; ++r) {
-        ASSERT_EQ(got[t * rows + r], values[r * cols + first + t]) << "row " << r << " column " << first + t;
+  for (const uint32_t tokens : {4u, 1u}) {
+    for (uint32_t first = 0; first < cols; first += tokens) {
+      std::vector<float> x(tokens * cols, 0.0f);
+      for (uint32_t t = 0; t < tokens; ++t) x[t * cols + first + t] = 1.0f;
+      Buffer xb = Upload(x), yb = Poisoned(tokens * rows * 4);
+      Graph g(device());
+      ops::MatMul(g, {.w = {&wb, 0, type, rows, cols}, .x = xb, .y = yb, .tokens = tokens});
+      g.Run();
+      const auto got = Download<float>(yb, tokens * rows);
+      for (uint32_t t = 0; t < tokens; ++t) {
+        for (uint32_t r = 0; r < rows; ++r) {
+          ASSERT_EQ(got[t * rows + r], values[r * cols + first + t])
+              << tokens << " tokens: row " << r << " column " << first + t;
+        }
       }
     }
   }
@@ -110,6 +118,20 @@ std::vector<FoldCase> FoldCases() {
   // 2 x 18944 x 896 f32 is 136 MB: two slices on lavapipe (128 MiB bindings), so the gate and up
   // products go through scratch and a separate SwiGLU there.
   cases.push_back({"q05_gate_up_sliced_norm_swiglu_f32", DType::F32, 18944, 896, 1, true, true});
+  // The work split's other ways (SplitsCoverEveryWayTheKernelSums): very many one-unit rows, whose
+  // groups take fewer lanes than a subgroup and several batches each; one row per group read an
+  // element at a time; and decode's other Qwen2 products, K-quants as Q4_K_M files store them.
+  cases.push_back({"tall_narrow_norm_residual_t2", DType::F16, 400000, 8, 2, true, false, false, true});
+  cases.push_back({"F32_odd_999_residual_t1", DType::F32, 300, 999, 1, false, false, false, true});
+  cases.push_back({"q05_o_proj_residual_f16", DType::F16, 896, 896, 1, false, false, false, true});
+  cases.push_back({"q05_down_residual_f16", DType::F16, 896, 4864, 1, false, false, false, true});
+  cases.push_back({"q05_down_residual_q4_k", DType::Q4_K, 896, 4864, 1, false, false, false, true});
+  cases.push_back({"q15_o_proj_residual_q4_k", DType::Q4_K, 1536, 1536, 1, false, false, false, true});
+  cases.push_back({"q15_gate_up_norm_swiglu_q4_k", DType::Q4_K, 8960, 1536, 1, true, true});
+  cases.push_back({"q15_down_residual_q6_k", DType::Q6_K, 1536, 8960, 1, false, false, false, true});
+  cases.push_back({"q7_qkv_norm_bias_q4_k", DType::Q4_K, 3584 + 2 * 512, 3584, 1, true, false, true});
+  cases.push_back({"q7_down_residual_q4_k", DType::Q4_K, 3584, 18944, 1, false, false, false, true});
+  cases.push_back({"q7_down_residual_q6_k_t2", DType::Q6_K, 3584, 18944, 2, false, false, false, true});
   return cases;
 }
 
@@ -178,6 +200,48 @@ TEST_P(MatVecFoldTest, MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, MatVecFoldTest, ::testing::ValuesIn(FoldCases()),
                          [](const auto& param_info) { return param_info.param.name; });
+
+// --- work split ----------------------------------------------------------------------------
+
+// The fold cases that run as one matvec dispatch take, on this device, every way matvec.comp
+// splits and sums: lanes of one subgroup (subgroupAdd), fewer (shared memory, one partial per
+// invocation) and more (one per subgroup); one, two or four rows per group, paired rows two or
+// four; several rounds with a last one partly past the row's end; rows read a unit or an element
+// at a time with each group size; several batches per workgroup both with and without shared
+// memory, and several tokens through shared memory.
+TEST_F(GpuTest, SplitsCoverEveryWayTheKernelSums) {
+  const uint32_t subgroup = info().subgroup_size;
+  std::set<std::string> seen;
+  for (const FoldCase& c : FoldCases()) {
+    const uint32_t w_rows = c.swiglu ? 2 * c.outputs : c.outputs;
+    const Matrix m{nullptr, 0, c.type, w_rows, c.cols};
+    if (c.tokens > 4 || SliceRows(info(), m).size() > 1) continue;
+    const ops::MatVecSplit split = ops::PlanMatVec(info(), {.type = c.type,
+                                                            .rows = w_rows,
+                                                            .cols = c.cols,
+                                                            .x_stride = c.cols + c.x_pad,
+                                                            .tokens = c.tokens,
+                                                            .norm = c.norm,
+                                                            .paired = c.swiglu});
+    ASSERT_GE(split.lanes, split.group_rows) << c.name;
+    const std::string sums = split.lanes == subgroup ? "subgroup" : split.lanes < subgroup ? "narrow" : "wide";
+    const std::string reads = split.units == c.cols ? "elements" : "units";
+    seen.insert(sums);
+    seen.insert(fmt::format("{}_rows{}", c.swiglu ? "paired" : "single", split.group_rows));
+    seen.insert(fmt::format("{}_rows{}", reads, split.group_rows));
+    const uint32_t round_units = QVK_MATVEC_SLOTS / split.group_rows * split.lanes;
+    if (split.rounds > 1 && split.units % round_units != 0) seen.insert("partial_last_round");
+    if (split.row_batches > 1) seen.insert(sums == "subgroup" ? "batches_subgroup" : "batches_shared");
+    if (c.tokens > 1 && sums != "subgroup") seen.insert("tokens_shared");
+  }
+  for (const char* way :
+       {"subgroup", "narrow", "wide", "single_rows1", "single_rows2", "single_rows4", "paired_rows2", "paired_rows4",
+        "units_rows1", "units_rows2", "units_rows4", "elements_rows1", "elements_rows2", "elements_rows4",
+        "partial_last_round", "batches_subgroup", "batches_shared", "tokens_shared"}) {
+    EXPECT_TRUE(seen.contains(way)) << "no fold case splits as " << way << " on a device with " << subgroup
+                                    << "-wide subgroups";
+  }
+}
 
 TEST_F(GpuTest, MatMulRejectsSwiGluItCannotForm) {
   Buffer w = device().allocator().CreateBuffer(1 << 16, MemoryKind::Device);
