@@ -66,8 +66,11 @@ bool QueryCooperativeMatrixShapes(VkInstance instance, DeviceInfo& info) {
 
 // What the cooperative-matrix GEMM (shaders/matmul_coopmat.comp) needs that the device lacks;
 // empty when it can run. Its SPIR-V declares CooperativeMatrixNV, Float16 and the Vulkan memory
-// model, multiplies 16x16x16 f16 fragments into f32, and lays its tile out for four 32-wide
-// subgroups.
+// model, multiplies 16x16x16 f16 fragments into f32, lays its tile out for four 32-wide subgroups
+// and stages it in shared memory: two 20 KiB stage buffers for the wide tile, and the 512 bytes of
+// common.glsl's reduction scratch.
+constexpr uint32_t kCoopmatSharedMemory = 40 * 1024 + 512;
+
 struct CoopmatFacts {
   bool feature = false;        // VkPhysicalDeviceCooperativeMatrixFeaturesNV::cooperativeMatrix
   bool compute_stage = false;  // cooperativeMatrixSupportedStages has compute
@@ -87,6 +90,7 @@ std::string CoopmatGemmProblem(const DeviceInfo& d, const CoopmatFacts& f) {
   if (!d.fp16_arithmetic) missing.push_back("f16 arithmetic (shaderFloat16)");
   if (!f.memory_model) missing.push_back("the Vulkan memory model");
   if (d.subgroup_size != 32) missing.push_back("32-wide subgroups");
+  if (d.max_compute_shared_memory < kCoopmatSharedMemory) missing.push_back("40.5 KiB of shared memory per workgroup");
   std::string joined;
   for (const auto& m : missing) joined += (joined.empty() ? "" : ", ") + m;
   return joined.empty() ? "" : "VK_NV_cooperative_matrix without " + joined;

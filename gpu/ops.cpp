@@ -35,6 +35,11 @@ constexpr uint32_t kMatMulTile = 64;                          // TILE in matmul.
 constexpr uint32_t kMatVecMaxTokens = QVK_MATVEC_MAX_TOKENS;  // above this, the tiled kernel reads weights once
 constexpr uint32_t kMaxHeadDim = 256;                         // Q_QUADS and TILE_QUADS in attention.comp
 
+// ChooseCoopmatTile takes wide tiles when they make at least this many workgroups, two per SM of a
+// 132-SM H200. With fewer, SMs idle, and narrow tiles (twice as many workgroups) do better even
+// though each fragment a subgroup loads then feeds half as many multiplies.
+constexpr uint64_t kCoopmatWideGroups = 264;
+
 // How Attention lays out its workgroups: blocks of query rows (tokens x q heads of one KV group)
 // times splits of their keys. Splits are added until about kAttentionWorkgroups workgroups run
 // (four per SM of a 132-SM GPU); a decode step on Qwen2-0.5B has only 2 blocks, one per KV head.
@@ -195,6 +200,11 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
   return *best;
 }
 
+CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens) {
+  const uint64_t wide_groups = uint64_t{CeilDiv(rows, QVK_COOPMAT_WIDE_ROWS)} * CeilDiv(tokens, QVK_COOPMAT_TOKENS);
+  return wide_groups >= kCoopmatWideGroups ? CoopmatTile::Wide : CoopmatTile::Narrow;
+}
+
 namespace {
 
 // MatMul, or with `rope` (a matvec of rows of whole heads in one binding: see MatMulRope) its
@@ -304,12 +314,20 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                         .flops = 2 * products * a.w.cols};
   };
   if (!matvec) {
-    const uint32_t tile = path == MatMulKernel::CoopMat ? QVK_COOPMAT_TILE : kMatMulTile;
     for (const RowSlice& slice : slices) {
+      // Features x tokens per workgroup, and the kernel of that tile.
+      KernelId tile_kernel = kernel;
+      uint32_t tile_rows = kMatMulTile, tile_tokens = kMatMulTile;
+      if (path == MatMulKernel::CoopMat) {
+        const bool wide = a.coopmat_tile.value_or(ChooseCoopmatTile(slice.rows, a.tokens)) == CoopmatTile::Wide;
+        tile_kernel = wide ? kernel : RequireKernel(g, KernelOp::MatMulCoopmatNarrow, a.w.dtype, "matmul");
+        tile_rows = wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
+        tile_tokens = QVK_COOPMAT_TOKENS;
+      }
       const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, a.y_offset + slice.first_row,
                                   x_stride,   y_stride, flags};
-      g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual}, push,
-                 Groups{CeilDiv(slice.rows, tile), CeilDiv(a.tokens, tile), 1}, label, cost(slice));
+      g.Dispatch(tile_kernel, {slice.range, a.x, a.y, bias, residual}, push,
+                 Groups{CeilDiv(slice.rows, tile_rows), CeilDiv(a.tokens, tile_tokens), 1}, label, cost(slice));
     }
     return;
   }

@@ -74,6 +74,14 @@ struct MatVecSplit {
 };
 MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape);
 
+// The cooperative-matrix GEMM's workgroup tiles: 64 tokens by 128 features, or by 64.
+enum class CoopmatTile { Wide, Narrow };
+
+// Wide tiles where they alone make enough workgroups to keep every SM of a big GPU busy (Qwen2's
+// MLP gate|up at prefill sizes); narrow ones otherwise (q|k|v, o and down, whose 896 to 3584
+// outputs make few 128-wide columns).
+CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens);
+
 // A product whose input is rmsnorm(X) * weight rather than X. The matvec kernel (up to 4 tokens:
 // decode) normalizes as it reads X; otherwise a separate RmsNorm writes the input to `scratch` first.
 struct RmsNormInput {
@@ -107,6 +115,7 @@ struct MatMulArgs {
   // Unset: ChooseMatMulKernel. Set: that kernel (the tests hold each kernel to the reference on
   // every shape); MatVec throws past its 4 tokens, CoopMat where the device has none.
   std::optional<MatMulKernel> kernel;
+  std::optional<CoopmatTile> coopmat_tile;  // unset: ChooseCoopmatTile (for each row slice)
 };
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});
 

@@ -36,9 +36,14 @@ qwenvk_kernel(OP MatVecRopeTokens NAME matvec_rope_tokens SOURCE matvec.comp TYP
               PUSH MatVecPush LOCAL_SIZE 128)
 qwenvk_kernel(OP MatMul SOURCE matmul.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256)
-# Prefill on matrix units: f16 operands, f32 sums (matmul_coopmat.comp). Its SPIR-V (1.3, with
-# SPV_NV_cooperative_matrix and SPV_KHR_vulkan_memory_model) suits the same Vulkan 1.1 target.
+# Prefill on matrix units: f16 operands, f32 sums (matmul_coopmat.comp), in tiles of 64 tokens by
+# 128 features, or by 64 for products with few outputs (ops::ChooseCoopmatTile). Its SPIR-V (1.3,
+# with SPV_NV_cooperative_matrix and SPV_KHR_vulkan_memory_model) suits the same Vulkan 1.1 target.
 qwenvk_kernel(OP MatMulCoopmat NAME matmul_coopmat SOURCE matmul_coopmat.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv)
+qwenvk_kernel(OP MatMulCoopmatNarrow NAME matmul_coopmat_narrow SOURCE matmul_coopmat.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS
               BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv)
 qwenvk_kernel(OP Embed SOURCE embed.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS table ids y WRITES y PUSH EmbedPush LOCAL_SIZE 256)

@@ -1,12 +1,23 @@
 #version 450
 // Matrix x matrix on cooperative matrices (tensor cores), the same contract as matmul.comp:
 // Y[t, r] = sum_k W[r, k] X[t, k] (+ bias) (+ residual). A workgroup of four 32-wide subgroups
-// computes 64 tokens x 64 features; each subgroup a 32 x 32 quarter as 2 x 2 16x16 f32
-// accumulators. Every 32 inner elements, the workgroup stages W (dequantized by weights.glsl,
-// rounded to f16) and X (split into two f16 parts, below) in shared memory; the subgroups then
-// multiply 16x16x16 f16 fragments. ops::MatMul uses it only on devices with
-// DeviceInfo::coopmat_f16, which checks everything assumed here (the 16x16x16 f16*f16+f32
-// subgroup shape, 32-wide subgroups, the Vulkan memory model).
+// computes 64 tokens x TILE_ROWS features: 128 (MatMulCoopmat), or 64 (MatMulCoopmatNarrow, for
+// products with too few outputs to fill the GPU with 128-wide tiles; ops::ChooseCoopmatTile).
+// Each subgroup computes a quarter, 32 tokens x TILE_ROWS / 2 features, as 2 x ROW_FRAGS 16x16 f32
+// accumulators, so every fragment it loads feeds several multiplies. ops::MatMul uses it only on
+// devices with DeviceInfo::coopmat_f16, which checks everything assumed here (the 16x16x16
+// f16*f16+f32 subgroup shape, 32-wide subgroups, the Vulkan memory model, 40.5 KiB of shared memory).
+//
+// Every STEP inner elements, the workgroup stages W (dequantized, rounded to f16) and X (split
+// into two f16 parts, below) in shared memory, and the subgroups multiply 16x16x16 fragments
+// loaded from there. Two stage buffers alternate: each step's loads are issued before the
+// multiplies of the step before and written to the other buffer after them, so memory latency
+// hides behind the matrix units and one barrier a step suffices. Weights are read as matvec.comp
+// reads them, in whole units (matvec_units.glsl: 16-byte loads for F16, a block's scales decoded
+// once per unit). A unit's runs of 8 columns need not be adjacent (a Q4_K unit's spread over 64 columns),
+// so a stage holds W's runs in unit order and X's runs of the same columns in the same order: the
+// sum is over the same columns either way. Rows that are not a whole number of units, and X rows
+// not at 16-byte steps, are staged an element at a time instead (odd shapes only).
 //
 // GL_NV_cooperative_matrix rather than GL_KHR_cooperative_matrix: the glslang this project
 // builds with (shaderc 2023.2, glslang 11.13) compiles only the NV extension. Its SPIR-V (1.3,
@@ -17,6 +28,8 @@
 // the fixture model's logits by 2e-3, past the 1e-4 at which prefill must agree with decode.
 // W is exact in f16 for F16 and BF16 weights; F32 and dequantized block weights are rounded to
 // f16 (2^-11 relative). Products and sums are f32 in the matrix units.
+//
+// Sections: layout / staging by units / staging by elements / multiply / main
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -24,115 +37,245 @@
 #include "common.glsl"
 
 #define WEIGHT_BINDING 0
-#include "weights.glsl"
+#include "weights.glsl"       // load_weight: staging by elements
+#include "matvec_units.glsl"  // load_unit, unit_run, run_column: staging by units
 
 layout(binding = 1) readonly buffer X { float x[]; };
+layout(binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(binding = 2) buffer Y { float y[]; };
 layout(binding = 3) readonly buffer Bias { float bias[]; };
 layout(binding = 4) readonly buffer Residual { float residual[]; };
 
 layout(push_constant) uniform Push { MatMulPush p; };
 
-#define TILE QVK_COOPMAT_TILE  // tokens and features per workgroup
-#define STEP 32u               // inner elements staged at a time
-#define FRAG 16u               // fragment edge: the 16x16x16 shape
+// --- layout ---------------------------------------------------------------------------------
+
+// TILE_ROWS comes from kernels.cmake: QVK_COOPMAT_WIDE_ROWS or QVK_COOPMAT_NARROW_ROWS.
+#define TILE_TOKENS QVK_COOPMAT_TOKENS
+#define THREADS 128u  // four 32-wide subgroups: LOCAL_SIZE in kernels.cmake
+#define FRAG 16u      // fragment edge: the 16x16x16 shape
+// Subgroup s owns tokens TOKEN_FRAGS * FRAG * (s / 2) and features ROW_FRAGS * FRAG * (s % 2) onward.
+#define TOKEN_FRAGS (TILE_TOKENS / 2u / FRAG)
+#define ROW_FRAGS (TILE_ROWS / 2u / FRAG)
 #define F16_MAX 65504.0
+
+// Inner elements staged at a time: a whole number of units of every type (8, 16 or 32 columns),
+// as RUNS runs of 8 columns: STEP_UNITS units of UNIT_RUNS runs each.
+#define STEP 32u
+#define RUNS (STEP / 8u)
+#define STEP_UNITS (STEP / UNIT_COLS)
+// Per step, W_UNITS units of W and X_RUNS runs of X, spread over the invocations.
+#define W_UNITS (TILE_ROWS * STEP_UNITS)
+#define W_ITEMS ((W_UNITS + THREADS - 1u) / THREADS)
+#define X_RUNS (TILE_TOKENS * RUNS)
+#define X_ITEMS (X_RUNS / THREADS)
 
 // Shared memory is uvec4s (8 halves or 4 floats each), as in NVIDIA's cooperative-matrix
 // samples: fragment loads and stores need 16-byte aligned rows, and a uvec4 array's elements are
 // 16-byte aligned wherever the driver places it. Offsets and strides below are in uvec4s.
 // A staged row is STEP halves plus 8 of padding: 80 bytes, so the eight rows a fragment load
-// reads at once start in different banks.
-#define STAGE_ROW (STEP / 8u + 1u)
-#define STAGE_SIZE (TILE * STAGE_ROW)
-// The accumulators, stored once at the end, reuse the staging memory: 64 floats plus 4 a row.
-#define OUT_ROW (TILE / 4u + 1u)
+// reads at once start in different banks. A stage buffer holds X's hi rows, X's lo rows and W's
+// rows: 20 KiB for 128-feature tiles, 15 KiB for 64; two buffers alternate.
+#define STAGE_ROW (RUNS + 1u)
 #define X_HI 0u
-#define X_LO STAGE_SIZE
-#define W_STAGE (2u * STAGE_SIZE)
-shared uvec4 tile_memory[max(3u * STAGE_SIZE, TILE * OUT_ROW)];
+#define X_LO (TILE_TOKENS * STAGE_ROW)
+#define W_STAGE (2u * TILE_TOKENS * STAGE_ROW)
+#define STAGE_SIZE ((2u * TILE_TOKENS + TILE_ROWS) * STAGE_ROW)
+// The accumulators, stored once at the end, reuse the stage memory: a row of floats plus 4.
+#define OUT_ROW (TILE_ROWS / 4u + 1u)
+shared uvec4 tile_memory[max(2u * STAGE_SIZE, TILE_TOKENS * OUT_ROW)];
 
 #define HalfFrag fcoopmatNV<16, gl_ScopeSubgroup, FRAG, FRAG>
 #define AccFrag fcoopmatNV<32, gl_ScopeSubgroup, FRAG, FRAG>
 
-float weight_or_zero(uint row, uint k) {
-  if (row >= p.rows || k >= p.cols) return 0.0;
-  return load_weight(row * p.cols + k);
-}
-
-float x_or_zero(uint token, uint k) {
-  if (token >= p.tokens || k >= p.cols) return 0.0;
-  return x[token * p.x_stride + k];
-}
-
 uint pack_halves(vec2 v) { return packFloat2x16(f16vec2(v)); }
+
+// A run of 8 values (first and second four) as 8 halves.
+uvec4 pack_run(vec4 first, vec4 second) {
+  return uvec4(pack_halves(first.xy), pack_halves(first.zw), pack_halves(second.xy), pack_halves(second.zw));
+}
+
+// A run of X as its hi and lo parts, at uvec4 `at` of a stage buffer's X rows. hi is clamped to
+// stay finite: X up to twice f16's range still arrives whole as hi + lo.
+void store_x_run(uint at, vec4 first, vec4 second) {
+  const vec4 hi_first = vec4(f16vec4(clamp(first, -F16_MAX, F16_MAX)));
+  const vec4 hi_second = vec4(f16vec4(clamp(second, -F16_MAX, F16_MAX)));
+  tile_memory[X_HI + at] = pack_run(hi_first, hi_second);
+  tile_memory[X_LO + at] = pack_run(first - hi_first, second - hi_second);
+}
+
+// --- staging by units -----------------------------------------------------------------------
+//
+// Unit k (0..STEP_UNITS-1) of a step fills slots k * UNIT_RUNS .. + UNIT_RUNS - 1 of every staged
+// row, run r in slot k * UNIT_RUNS + r. Units past the end of the rows (the last step of float rows
+// whose units do not fill it) stage zeros in W and X: finite, so they add nothing.
+
+// One step's loads for this invocation, held in registers while the previous step multiplies.
+struct Staged {
+  Unit w[W_ITEMS];
+  vec4 x[X_ITEMS][2];
+};
+
+// Column of run r of unit u of a row.
+uint unit_column(uint u, uint r) {
+  return u / BLOCK_UNITS * (UNIT_COLS * BLOCK_UNITS) + run_column(u % BLOCK_UNITS, r);
+}
+
+// The next step's loads. Only load_unit's scale decoding (block types) uses what they return
+// before the multiplies; the rest waits until the values are stored. Rows and tokens past the
+// matrix repeat the last one (finite values for outputs never stored), units past the row's end
+// its last unit (zeroed when stored).
+Staged load_units(uint step, uint row0, uint token0, uint tid) {
+  const uint units_per_row = p.cols / UNIT_COLS;
+  Staged staged;
+  [[unroll]] for (uint i = 0; i < W_ITEMS; ++i) {
+    const uint item = min(tid + i * THREADS, W_UNITS - 1u);
+    const uint row = min(row0 + item / STEP_UNITS, p.rows - 1u);
+    const uint u = min(step * STEP_UNITS + item % STEP_UNITS, units_per_row - 1u);
+    staged.w[i] = load_unit(row * units_per_row + u);
+  }
+  [[unroll]] for (uint i = 0; i < X_ITEMS; ++i) {
+    const uint item = tid + i * THREADS;
+    const uint token = min(token0 + item / RUNS, p.tokens - 1u);
+    const uint slot = item % RUNS;
+    const uint u = min(step * STEP_UNITS + slot / UNIT_RUNS, units_per_row - 1u);
+    const uint at = (token * p.x_stride + unit_column(u, slot % UNIT_RUNS)) / 4u;
+    staged.x[i][0] = x4[at];
+    staged.x[i][1] = x4[at + 1u];
+  }
+  return staged;
+}
+
+void store_units(Staged staged, uint step, uint stage, uint tid) {
+  const uint units_per_row = p.cols / UNIT_COLS;
+  const uint base = stage * STAGE_SIZE;
+  [[unroll]] for (uint i = 0; i < W_ITEMS; ++i) {
+    const uint item = tid + i * THREADS;
+    if (item < W_UNITS) {  // not every invocation has a unit where a tile row's step is one unit
+      const uint k = item % STEP_UNITS;
+      const bool inside = step * STEP_UNITS + k < units_per_row;
+      const uint at = base + W_STAGE + item / STEP_UNITS * STAGE_ROW + k * UNIT_RUNS;
+      [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) {
+        vec4 first, second;
+        unit_run(staged.w[i], r, first, second);
+        tile_memory[at + r] = inside ? pack_run(first, second) : uvec4(0u);
+      }
+    }
+  }
+  [[unroll]] for (uint i = 0; i < X_ITEMS; ++i) {
+    const uint item = tid + i * THREADS;
+    const uint slot = item % RUNS;
+    const bool inside = step * STEP_UNITS + slot / UNIT_RUNS < units_per_row;
+    store_x_run(base + item / RUNS * STAGE_ROW + slot, inside ? staged.x[i][0] : vec4(0.0),
+                inside ? staged.x[i][1] : vec4(0.0));
+  }
+}
+
+// --- staging by elements --------------------------------------------------------------------
+//
+// Slot j holds columns step * STEP + 8j .. + 7; columns past the row's end are zero (their loads
+// stay inside the row).
+
+void stage_elements(uint step, uint stage, uint row0, uint token0, uint tid) {
+  const uint base = stage * STAGE_SIZE;
+  for (uint item = tid; item < TILE_ROWS * RUNS; item += THREADS) {
+    const uint row = min(row0 + item / RUNS, p.rows - 1u);
+    const uint k = step * STEP + item % RUNS * 8u;
+    float v[8];
+    [[unroll]] for (uint c = 0; c < 8u; ++c) {
+      const float w = load_weight(row * p.cols + min(k + c, p.cols - 1u));
+      v[c] = k + c < p.cols ? w : 0.0;
+    }
+    tile_memory[base + W_STAGE + item / RUNS * STAGE_ROW + item % RUNS] =
+        pack_run(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
+  }
+  for (uint item = tid; item < X_RUNS; item += THREADS) {
+    const uint token = min(token0 + item / RUNS, p.tokens - 1u);
+    const uint k = step * STEP + item % RUNS * 8u;
+    float v[8];
+    [[unroll]] for (uint c = 0; c < 8u; ++c) {
+      const float xv = x[token * p.x_stride + min(k + c, p.cols - 1u)];
+      v[c] = k + c < p.cols ? xv : 0.0;
+    }
+    store_x_run(base + item / RUNS * STAGE_ROW + item % RUNS, vec4(v[0], v[1], v[2], v[3]),
+                vec4(v[4], v[5], v[6], v[7]));
+  }
+}
+
+// --- multiply -------------------------------------------------------------------------------
+
+// The subgroup's accumulators += its tokens' X x its features' W^T over one stage buffer.
+void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_FRAGS][ROW_FRAGS]) {
+  const uint base = stage * STAGE_SIZE;
+  [[unroll]] for (uint kk = 0; kk < RUNS; kk += FRAG / 8u) {
+    // A: X rows (tokens) row-major; B = W^T: column n is W row n, so W's rows read column-major.
+    HalfFrag x_hi[TOKEN_FRAGS], x_lo[TOKEN_FRAGS], w[ROW_FRAGS];
+    [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
+      const uint at = base + (sub_token + i * FRAG) * STAGE_ROW + kk;
+      coopMatLoadNV(x_hi[i], tile_memory, X_HI + at, STAGE_ROW, false);
+      coopMatLoadNV(x_lo[i], tile_memory, X_LO + at, STAGE_ROW, false);
+    }
+    [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
+      coopMatLoadNV(w[j], tile_memory, base + W_STAGE + (sub_row + j * FRAG) * STAGE_ROW + kk, STAGE_ROW, true);
+    }
+    [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
+      [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
+        acc[i][j] = coopMatMulAddNV(x_lo[i], w[j], acc[i][j]);
+        acc[i][j] = coopMatMulAddNV(x_hi[i], w[j], acc[i][j]);
+      }
+    }
+  }
+}
+
+// --- main -----------------------------------------------------------------------------------
 
 void main() {
   const uint tid = gl_LocalInvocationID.x;
-  const uint row0 = gl_WorkGroupID.x * TILE;    // first output feature of the tile
-  const uint token0 = gl_WorkGroupID.y * TILE;  // first token of the tile
-  // Subgroup s owns tokens 32 * (s / 2) and features 32 * (s % 2) onward, in the tile.
-  const uint sub_token = (gl_SubgroupID / 2u) * 2u * FRAG;
-  const uint sub_row = (gl_SubgroupID % 2u) * 2u * FRAG;
+  const uint row0 = gl_WorkGroupID.x * TILE_ROWS;      // first output feature of the tile
+  const uint token0 = gl_WorkGroupID.y * TILE_TOKENS;  // first token of the tile
+  const uint sub_token = gl_SubgroupID / 2u * TOKEN_FRAGS * FRAG;
+  const uint sub_row = gl_SubgroupID % 2u * ROW_FRAGS * FRAG;
 
-  AccFrag acc[2][2];
-  [[unroll]] for (uint i = 0; i < 2; ++i) {
-    [[unroll]] for (uint j = 0; j < 2; ++j) acc[i][j] = AccFrag(0.0);
+  AccFrag acc[TOKEN_FRAGS][ROW_FRAGS];
+  [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
+    [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) acc[i][j] = AccFrag(0.0);
   }
 
-  for (uint k0 = 0; k0 < p.cols; k0 += STEP) {
-    // Stage: each item is 8 consecutive inner elements of one tile row (one uvec4); the four
-    // items of a row go to neighbouring invocations, so a block's bytes are read together.
-    for (uint item = tid; item < TILE * STEP / 8u; item += WG) {
-      const uint r = item / (STEP / 8u);
-      const uint k = k0 + (item % (STEP / 8u)) * 8u;
-      const uint at = r * STAGE_ROW + item % (STEP / 8u);
-      uvec4 w_packed, hi_packed, lo_packed;
-      [[unroll]] for (uint c = 0; c < 4; ++c) {
-        const vec2 w = vec2(weight_or_zero(row0 + r, k + 2u * c), weight_or_zero(row0 + r, k + 2u * c + 1u));
-        const vec2 xv = vec2(x_or_zero(token0 + r, k + 2u * c), x_or_zero(token0 + r, k + 2u * c + 1u));
-        // hi clamped to stay finite: X up to twice f16's range still arrives whole as hi + lo.
-        const vec2 hi = vec2(f16vec2(clamp(xv, -F16_MAX, F16_MAX)));
-        w_packed[c] = pack_halves(w);
-        hi_packed[c] = pack_halves(hi);
-        lo_packed[c] = pack_halves(xv - hi);
-      }
-      tile_memory[W_STAGE + at] = w_packed;
-      tile_memory[X_HI + at] = hi_packed;
-      tile_memory[X_LO + at] = lo_packed;
-    }
+  // Step s is staged in buffer s % 2. Writing step s + 1 while other subgroups still multiply
+  // step s is safe: buffer (s + 1) % 2 was last read by step s - 1, before the last barrier.
+  const uint steps = (p.cols + STEP - 1u) / STEP;
+  if (p.cols % UNIT_COLS == 0u && p.x_stride % 4u == 0u) {
+    store_units(load_units(0u, row0, token0, tid), 0u, 0u, tid);
     barrier();
-
-    [[unroll]] for (uint kk = 0; kk < STEP; kk += FRAG) {
-      // A: X rows (tokens) row-major; B = W^T: column n is W row n, so W's rows read column-major.
-      HalfFrag x_hi[2], x_lo[2], w[2];
-      [[unroll]] for (uint i = 0; i < 2; ++i) {
-        const uint x_at = (sub_token + i * FRAG) * STAGE_ROW + kk / 8u;
-        coopMatLoadNV(x_hi[i], tile_memory, X_HI + x_at, STAGE_ROW, false);
-        coopMatLoadNV(x_lo[i], tile_memory, X_LO + x_at, STAGE_ROW, false);
-        coopMatLoadNV(w[i], tile_memory, W_STAGE + (sub_row + i * FRAG) * STAGE_ROW + kk / 8u, STAGE_ROW, true);
-      }
-      [[unroll]] for (uint i = 0; i < 2; ++i) {
-        [[unroll]] for (uint j = 0; j < 2; ++j) {
-          acc[i][j] = coopMatMulAddNV(x_lo[i], w[j], acc[i][j]);
-          acc[i][j] = coopMatMulAddNV(x_hi[i], w[j], acc[i][j]);
-        }
-      }
+    for (uint step = 0; step + 1u < steps; ++step) {
+      const Staged next = load_units(step + 1u, row0, token0, tid);
+      multiply(step % 2u, sub_token, sub_row, acc);
+      store_units(next, step + 1u, (step + 1u) % 2u, tid);
+      barrier();
     }
+  } else {
+    stage_elements(0u, 0u, row0, token0, tid);
     barrier();
+    for (uint step = 0; step + 1u < steps; ++step) {
+      multiply(step % 2u, sub_token, sub_row, acc);
+      stage_elements(step + 1u, (step + 1u) % 2u, row0, token0, tid);
+      barrier();
+    }
   }
+  multiply((steps - 1u) % 2u, sub_token, sub_row, acc);
+  barrier();  // every subgroup is done with the stage buffers, which the accumulators now take
 
   // Epilogue through shared memory: bias, residual and the tile's ragged edges per element.
-  [[unroll]] for (uint i = 0; i < 2; ++i) {
-    [[unroll]] for (uint j = 0; j < 2; ++j) {
+  [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
+    [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
       const uint at = (sub_token + i * FRAG) * OUT_ROW + (sub_row + j * FRAG) / 4u;
       coopMatStoreNV(acc[i][j], tile_memory, at, OUT_ROW, false);
     }
   }
   barrier();
-  for (uint e = tid; e < TILE * TILE; e += WG) {
-    const uint t = e / TILE;
-    const uint r = e % TILE;
+  for (uint e = tid; e < TILE_TOKENS * TILE_ROWS; e += THREADS) {
+    const uint t = e / TILE_ROWS;
+    const uint r = e % TILE_ROWS;
     const uint token = token0 + t;
     const uint row = row0 + r;
     if (token >= p.tokens || row >= p.rows) continue;

@@ -65,8 +65,12 @@ struct MatVecPush {
   float attention_factor;  // YaRN scales cos and sin by this; 1 otherwise
 };
 
-// Tokens and features per workgroup of the cooperative-matrix GEMM (matmul_coopmat.comp).
-#define QVK_COOPMAT_TILE 64u
+// Tiles of the cooperative-matrix GEMM (matmul_coopmat.comp): each workgroup computes
+// QVK_COOPMAT_TOKENS tokens by QVK_COOPMAT_WIDE_ROWS features (MatMulCoopmat) or by
+// QVK_COOPMAT_NARROW_ROWS (MatMulCoopmatNarrow).
+#define QVK_COOPMAT_TOKENS 64u
+#define QVK_COOPMAT_WIDE_ROWS 128u
+#define QVK_COOPMAT_NARROW_ROWS 64u
 
 // Y[t, i] = X[t, i] * inversesqrt(mean_i(X[t, i]^2) + eps) * weight[i]
 struct RmsNormPush {

@@ -3,8 +3,10 @@
 // picks. The GEMM runs only where DeviceInfo::coopmat_f16 holds (NVIDIA GPUs); elsewhere (lavapipe)
 // its tests skip, saying why. On such a GPU: qwenvk_tests --gtest_filter='*Coopmat*'
 //
-// Sections: bounds / GEMM against the reference / kernel choice
+// Sections: bounds / GEMM against the reference / kernel and tile choice
 #include <cmath>
+#include <optional>
+#include <string>
 
 #include "model/quantize.h"
 #include "tests/gpu_fixture.h"
@@ -40,18 +42,33 @@ struct CoopmatCase {
   uint32_t rows, cols, tokens;
   bool bias = false;
   bool residual = false;
+  std::optional<ops::CoopmatTile> tile = std::nullopt;  // unset: the one ops::ChooseCoopmatTile picks
+  uint32_t x_padding = 0;                               // X rows of cols + x_padding floats
 };
 
+std::string TileName(const std::optional<ops::CoopmatTile>& tile) {
+  if (!tile) return "chosen";
+  return *tile == ops::CoopmatTile::Wide ? "wide" : "narrow";
+}
+
 void PrintTo(const CoopmatCase& c, std::ostream* os) {
-  *os << DTypeName(c.type) << " " << c.rows << "x" << c.cols << " t" << c.tokens;
+  *os << DTypeName(c.type) << " " << c.rows << "x" << c.cols << " t" << c.tokens << " " << TileName(c.tile)
+      << " x_stride " << c.cols + c.x_padding;
 }
 
 constexpr DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                                DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+constexpr ops::CoopmatTile kTiles[] = {ops::CoopmatTile::Wide, ops::CoopmatTile::Narrow};
 
-// Per type: T = 1, 17, 255, 256 (ragged and whole 64-token tiles); 1, 100 and 4864 rows; inner
-// sizes of one block (odd for float types) and of many; the Qwen2 projections at prefill sizes.
+// Per type, with the tile the product would get: T = 1, 17, 255, 256 (ragged and whole 64-token
+// tiles); 1, 100 and 4864 rows; inner sizes of one block (odd for float types) and of many; the
+// Qwen2 projections at prefill sizes. Then per type and tile: rows, tokens and inner sizes that no
+// tile divides; X rows wider than W's, at 16-byte steps (staged by units) and not (by elements);
+// float rows of whole units that end inside a 32-column stage. Then per type the Qwen2 projections
+// as prefill tiles them (0.5B q|k|v, o and down narrow, gate|up wide) and down also the other way;
+// 1.5B gate|up and down; 7B gate|up with a few tokens, the widest W.
 std::vector<CoopmatCase> CoopmatCases() {
+  using enum ops::CoopmatTile;
   std::vector<CoopmatCase> cases;
   for (DType type : kAllTypes) {
     const auto add = [&](uint32_t rows, uint32_t cols, uint32_t tokens, bool bias = false, bool residual = false) {
@@ -75,6 +92,26 @@ std::vector<CoopmatCase> CoopmatCases() {
       add(1536, 1536, 255, false, true);
       add(1536, 8960, 37, false, true);
     }
+
+    // Three blocks, or 25 units of 8 floats: the last 32-column stage holds one unit.
+    const uint32_t few = block == 1 ? 200 : 3 * block;
+    for (ops::CoopmatTile tile : kTiles) {
+      cases.push_back({type, 1, one, 1, true, false, tile});
+      cases.push_back({type, 100, one, 17, true, true, tile});
+      cases.push_back({type, 130, few, 65, false, false, tile, 4});
+      cases.push_back({type, 200, few, 130, false, true, tile, 3});
+      if (block == 1) cases.push_back({type, 100, 40, 255, true, false, tile});
+    }
+
+    if (block <= 32) {
+      cases.push_back({type, 896 + 2 * 128, 896, 65, true, false, Narrow});
+      cases.push_back({type, 2 * 4864, 896, 20, false, false, Wide});
+    }
+    cases.push_back({type, 896, 4864, 40, false, true, Narrow});
+    cases.push_back({type, 896, 4864, 17, false, true, Wide});
+    cases.push_back({type, 2 * 8960, 1536, 17, false, false, Wide});
+    cases.push_back({type, 1536, 8960, 20, false, true, Narrow});
+    cases.push_back({type, 2 * 18944, 3584, 5});
   }
   // Qwen2-7B's down projection: the longest inner size.
   cases.push_back({DType::F16, 3584, 18944, 17, false, true});
@@ -104,11 +141,17 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
   const std::vector<std::byte> w =
       IsQuantized(c.type) ? RandomBlocks(c.type, c.rows, c.cols, seed, false)
                           : Encode(RandomFloats(static_cast<size_t>(c.rows) * c.cols, seed, 0.05f), c.type);
-  const auto x = RandomFloats(static_cast<size_t>(c.tokens) * c.cols, 2);
+  const uint32_t x_stride = c.cols + c.x_padding;
+  const auto x_rows = RandomFloats(static_cast<size_t>(c.tokens) * x_stride, 2);
+  std::vector<float> x;  // the rows' first cols floats, as the reference reads X
+  for (uint32_t t = 0; t < c.tokens; ++t) {
+    const auto row = x_rows.begin() + static_cast<ptrdiff_t>(t) * x_stride;
+    x.insert(x.end(), row, row + c.cols);
+  }
   const auto bias = RandomFloats(c.rows, 3);
   const auto residual = RandomFloats(static_cast<size_t>(c.tokens) * c.rows, 4);
   Buffer w_buf = Upload(w);
-  Buffer x_buf = Upload(x);
+  Buffer x_buf = Upload(x_rows);
   Buffer bias_buf = Upload(bias);
   Buffer y_buf = c.residual ? Upload(residual) : Poisoned(residual.size() * 4);
 
@@ -117,7 +160,9 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
                        .x = x_buf,
                        .y = y_buf,
                        .tokens = c.tokens,
-                       .kernel = ops::MatMulKernel::CoopMat};
+                       .x_stride = x_stride,
+                       .kernel = ops::MatMulKernel::CoopMat,
+                       .coopmat_tile = c.tile};
   if (c.bias) args.bias = BufferRange(bias_buf);
   if (c.residual) args.residual = BufferRange(y_buf);
   ops::MatMul(g, args);
@@ -157,7 +202,8 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
 INSTANTIATE_TEST_SUITE_P(Coopmat, CoopmatMatMulTest, ::testing::ValuesIn(CoopmatCases()), [](const auto& param_info) {
   const CoopmatCase& c = param_info.param;
   return std::string(DTypeName(c.type)) + "_" + std::to_string(c.rows) + "x" + std::to_string(c.cols) + "_t" +
-         std::to_string(c.tokens) + (c.bias ? "_bias" : "") + (c.residual ? "_residual" : "");
+         std::to_string(c.tokens) + "_" + TileName(c.tile) + (c.bias ? "_bias" : "") + (c.residual ? "_residual" : "") +
+         (c.x_padding ? "_xpad" + std::to_string(c.x_padding) : "");
 });
 
 // Projections side by side (q|k|v, gate|up): W's outputs land at a column offset inside wider Y
@@ -202,7 +248,7 @@ TEST_F(CoopmatTest, WritesItsColumnsOfWiderRows) {
   }
 }
 
-// --- kernel choice -------------------------------------------------------------------------
+// --- kernel and tile choice ----------------------------------------------------------------
 
 TEST(CoopmatKernelChoice, MatvecForFewTokensThenTheBestGemmTheDeviceHas) {
   DeviceInfo without;
@@ -215,6 +261,27 @@ TEST(CoopmatKernelChoice, MatvecForFewTokensThenTheBestGemmTheDeviceHas) {
   for (uint32_t tokens : {5u, 17u, 256u, 4096u}) {
     EXPECT_EQ(ops::ChooseMatMulKernel(without, tokens), ops::MatMulKernel::Tiled) << tokens;
     EXPECT_EQ(ops::ChooseMatMulKernel(with, tokens), ops::MatMulKernel::CoopMat) << tokens;
+  }
+}
+
+// Wide tiles where they alone make two workgroups per SM of a 132-SM GPU, narrow ones otherwise:
+// at 512 tokens, gate|up is wide and the other Qwen2 projections narrow up to 1.5B; 7B's q|k|v
+// is wide and its gate|up too with a few tokens.
+TEST(CoopmatKernelChoice, WideTilesWhereTheyFillTheGpu) {
+  using enum ops::CoopmatTile;
+  struct Product {
+    uint32_t rows, tokens;
+    ops::CoopmatTile tile;
+  };
+  const Product products[] = {
+      {2 * 4864, 512, Wide},  {896 + 2 * 128, 512, Narrow},  {896, 512, Narrow},   // 0.5B gate|up, q|k|v, o and down
+      {2 * 8960, 512, Wide},  {1536 + 2 * 256, 512, Narrow}, {1536, 512, Narrow},  // 1.5B
+      {2 * 18944, 512, Wide}, {3584 + 2 * 512, 512, Wide},   {3584, 512, Narrow},  // 7B
+      {2 * 18944, 5, Wide},   {2 * 4864, 64, Narrow},                              // few tokens
+      {33 * 128, 512, Wide},  {32 * 128, 512, Narrow},       {33 * 128 - 1, 512, Wide},  // 264 workgroups
+  };
+  for (const Product& p : products) {
+    EXPECT_EQ(ops::ChooseCoopmatTile(p.rows, p.tokens), p.tile) << p.rows << " rows, " << p.tokens << " tokens";
   }
 }
 
