@@ -15,15 +15,18 @@ set_property(GLOBAL PROPERTY QWENVK_KERNEL_OPS)
 set_property(GLOBAL PROPERTY QWENVK_KERNEL_IDS)
 set_property(GLOBAL PROPERTY QWENVK_KERNEL_ROWS "")
 
-function(_qwenvk_spirv name source target defines)
+function(_qwenvk_spirv name source target defines optimize)
   set(out ${QWENVK_SPIRV_DIR}/${name}.spv)
   set(flags)
+  if(optimize)
+    list(APPEND flags -O)
+  endif()
   foreach(d IN LISTS defines)
     list(APPEND flags -D${d})
   endforeach()
   add_custom_command(
     OUTPUT ${out}
-    COMMAND ${GLSLC} --target-env=${target} -O -Werror -I ${QWENVK_SHADER_DIR} ${flags}
+    COMMAND ${GLSLC} --target-env=${target} -Werror -I ${QWENVK_SHADER_DIR} ${flags}
             -MD -MF ${out}.d -o ${out} ${QWENVK_SHADER_DIR}/${source}
     DEPENDS ${QWENVK_SHADER_DIR}/${source}
     DEPFILE ${out}.d
@@ -35,7 +38,7 @@ endfunction()
 
 # See shaders/kernels.cmake for the arguments.
 function(qwenvk_kernel)
-  cmake_parse_arguments(ARG "" "OP;SOURCE;NAME;PUSH;LOCAL_SIZE;TARGET" "TYPES;BINDINGS;WRITES;SPEC;DEFINES;FEATURES"
+  cmake_parse_arguments(ARG "UNOPTIMIZED" "OP;SOURCE;NAME;PUSH;LOCAL_SIZE;TARGET" "TYPES;BINDINGS;WRITES;SPEC;DEFINES;FEATURES"
                         ${ARGN})
   foreach(required OP SOURCE PUSH LOCAL_SIZE BINDINGS)
     if(NOT ARG_${required})
@@ -97,7 +100,11 @@ function(qwenvk_kernel)
     foreach(f IN LISTS features)
       string(APPEND feature_expr " | kernel_feature::${f}")
     endforeach()
-    _qwenvk_spirv(${name} ${ARG_SOURCE} ${ARG_TARGET} "${defines}")
+    if(ARG_UNOPTIMIZED)
+      _qwenvk_spirv(${name} ${ARG_SOURCE} ${ARG_TARGET} "${defines}" OFF)
+    else()
+      _qwenvk_spirv(${name} ${ARG_SOURCE} ${ARG_TARGET} "${defines}" ON)
+    endif()
     set_property(GLOBAL APPEND PROPERTY QWENVK_KERNEL_IDS ${id})
     set_property(GLOBAL APPEND_STRING PROPERTY QWENVK_KERNEL_ROWS
       "    {KernelId::${id}, KernelOp::${ARG_OP}, \"${name}\", ${dtype}, ${bindings}, ${written}u, sizeof(${ARG_PUSH}), ${ARG_LOCAL_SIZE}, {{${spec}}}, ${spec_count}, ${feature_expr}, \"${ARG_TARGET}\"},\n")

@@ -13,6 +13,7 @@
 #               [SPEC NAME=value ...]            more specialization constants, ids 1, 2, ... in order
 #               [DEFINES A=1 ...]                more -D defines for glslc
 #               [TARGET vulkan1.1]               SPIR-V target environment
+#               [UNOPTIMIZED]                    compiled without glslc -O (see where it is used)
 #               [FEATURES storage_8bit ...])     device features it needs (KernelFeature in gpu/kernels.h);
 #                                                 block-quantized TYPES add storage_8bit themselves
 
@@ -39,12 +40,14 @@ qwenvk_kernel(OP MatMul SOURCE matmul.comp TYPES ${QWENVK_WEIGHT_TYPES}
 # Prefill on matrix units: f16 operands, f32 sums (matmul_coopmat.comp), in tiles of 64 tokens by
 # 128 features, or by 64 for products with few outputs (ops::ChooseCoopmatTile). Its SPIR-V (1.3,
 # with SPV_NV_cooperative_matrix and SPV_KHR_vulkan_memory_model) suits the same Vulkan 1.1 target.
+# UNOPTIMIZED: bookworm's glslc -O (spirv-opt) crashes on its accumulator arithmetic; the driver
+# compiles the SPIR-V to machine code with its own optimizer either way.
 qwenvk_kernel(OP MatMulCoopmat NAME matmul_coopmat SOURCE matmul_coopmat.comp TYPES ${QWENVK_WEIGHT_TYPES}
               DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv)
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP MatMulCoopmatNarrow NAME matmul_coopmat_narrow SOURCE matmul_coopmat.comp TYPES ${QWENVK_WEIGHT_TYPES}
               DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv)
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP Embed SOURCE embed.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS table ids y WRITES y PUSH EmbedPush LOCAL_SIZE 256)
 qwenvk_kernel(OP RmsNorm SOURCE rmsnorm.comp

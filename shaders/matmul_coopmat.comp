@@ -23,7 +23,7 @@
 // builds with (shaderc 2023.2, glslang 11.13) compiles only the NV extension. Its SPIR-V (1.3,
 // SPV_NV_cooperative_matrix + SPV_KHR_vulkan_memory_model) is valid for Vulkan 1.1.
 //
-// Precision: X = hi + lo with hi = f16(X) and lo = f16(X - hi), both multiplied by W, so X
+// Precision: X = hi + lo with hi = X's leading 11 bits and lo = f16(X - hi), both multiplied by W, so X
 // reaches the products to about 2^-22 relative, as in an f32 kernel; a plain f16 X (2^-11) moved
 // the fixture model's logits by 2e-3, past the 1e-4 at which prefill must agree with decode.
 // W is exact in f16 for F16 and BF16 weights; F32 and dequantized block weights are rounded to
@@ -38,7 +38,7 @@
 
 #define WEIGHT_BINDING 0
 #include "weights.glsl"       // load_weight: staging by elements
-#include "matvec_units.glsl"  // load_unit, unit_run, run_column: staging by units
+#include "matvec_units.glsl"  // load_unit, unit_run_values, run_column: staging by units
 
 layout(binding = 1) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer X4 { vec4 x4[]; };
@@ -58,6 +58,9 @@ layout(push_constant) uniform Push { MatMulPush p; };
 #define TOKEN_FRAGS (TILE_TOKENS / 2u / FRAG)
 #define ROW_FRAGS (TILE_ROWS / 2u / FRAG)
 #define F16_MAX 65504.0
+// X's lo part is staged times LO_SCALE: |X - hi| < 2^-10 |X|, so scaled it stays below 4 |X| (no
+// overflow where hi is finite) and is a normal f16 down to |X| near 2^-14.
+#define LO_SCALE 4096.0
 
 // Inner elements staged at a time: a whole number of units of every type (8, 16 or 32 columns),
 // as RUNS runs of 8 columns: STEP_UNITS units of UNIT_RUNS runs each.
@@ -95,13 +98,20 @@ uvec4 pack_run(vec4 first, vec4 second) {
   return uvec4(pack_halves(first.xy), pack_halves(first.zw), pack_halves(second.xy), pack_halves(second.zw));
 }
 
-// A run of X as its hi and lo parts, at uvec4 `at` of a stage buffer's X rows. hi is clamped to
-// stay finite: X up to twice f16's range still arrives whole as hi + lo.
+// X's leading 11 significant bits: the f16 part of hi + lo, cut by a mask. A conversion to f16 and
+// back did not survive NVIDIA's compiler: on the H200 it left lo zero (the F16 cases of
+// matmul_coopmat_test erred exactly as with a plain f16 X), and the mask fixed them. Clamped so hi
+// stays finite: X up to twice f16's range still arrives whole as hi + lo.
+vec4 f16_part(vec4 v) { return uintBitsToFloat(floatBitsToUint(clamp(v, -F16_MAX, F16_MAX)) & 0xFFFFE000u); }
+
+// A run of X as its hi and lo parts, at uvec4 `at` of a stage buffer's X rows. lo is stored times
+// LO_SCALE: unscaled, most of it would be an f16 subnormal, which matrix units may flush to zero;
+// multiply() sums it into accumulators of its own, scaled back once at the end.
 void store_x_run(uint at, vec4 first, vec4 second) {
-  const vec4 hi_first = vec4(f16vec4(clamp(first, -F16_MAX, F16_MAX)));
-  const vec4 hi_second = vec4(f16vec4(clamp(second, -F16_MAX, F16_MAX)));
+  const vec4 hi_first = f16_part(first);
+  const vec4 hi_second = f16_part(second);
   tile_memory[X_HI + at] = pack_run(hi_first, hi_second);
-  tile_memory[X_LO + at] = pack_run(first - hi_first, second - hi_second);
+  tile_memory[X_LO + at] = pack_run((first - hi_first) * LO_SCALE, (second - hi_second) * LO_SCALE);
 }
 
 // --- staging by units -----------------------------------------------------------------------
@@ -157,7 +167,7 @@ void store_units(Staged staged, uint step, uint stage, uint tid) {
       const uint at = base + W_STAGE + item / STEP_UNITS * STAGE_ROW + k * UNIT_RUNS;
       [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) {
         vec4 first, second;
-        unit_run(staged.w[i], r, first, second);
+        unit_run_values(staged.w[i], r, first, second);
         tile_memory[at + r] = inside ? pack_run(first, second) : uvec4(0u);
       }
     }
@@ -205,7 +215,8 @@ void stage_elements(uint step, uint stage, uint row0, uint token0, uint tid) {
 // --- multiply -------------------------------------------------------------------------------
 
 // The subgroup's accumulators += its tokens' X x its features' W^T over one stage buffer.
-void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_FRAGS][ROW_FRAGS]) {
+void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_FRAGS][ROW_FRAGS],
+              inout AccFrag acc_lo[TOKEN_FRAGS][ROW_FRAGS]) {
   const uint base = stage * STAGE_SIZE;
   [[unroll]] for (uint kk = 0; kk < RUNS; kk += FRAG / 8u) {
     // A: X rows (tokens) row-major; B = W^T: column n is W row n, so W's rows read column-major.
@@ -220,7 +231,7 @@ void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_
     }
     [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
       [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
-        acc[i][j] = coopMatMulAddNV(x_lo[i], w[j], acc[i][j]);
+        acc_lo[i][j] = coopMatMulAddNV(x_lo[i], w[j], acc_lo[i][j]);
         acc[i][j] = coopMatMulAddNV(x_hi[i], w[j], acc[i][j]);
       }
     }
@@ -236,9 +247,12 @@ void main() {
   const uint sub_token = gl_SubgroupID / 2u * TOKEN_FRAGS * FRAG;
   const uint sub_row = gl_SubgroupID % 2u * ROW_FRAGS * FRAG;
 
-  AccFrag acc[TOKEN_FRAGS][ROW_FRAGS];
+  AccFrag acc[TOKEN_FRAGS][ROW_FRAGS], acc_lo[TOKEN_FRAGS][ROW_FRAGS];
   [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
-    [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) acc[i][j] = AccFrag(0.0);
+    [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
+      acc[i][j] = AccFrag(0.0);
+      acc_lo[i][j] = AccFrag(0.0);
+    }
   }
 
   // Step s is staged in buffer s % 2. Writing step s + 1 while other subgroups still multiply
@@ -249,7 +263,7 @@ void main() {
     barrier();
     for (uint step = 0; step + 1u < steps; ++step) {
       const Staged next = load_units(step + 1u, row0, token0, tid);
-      multiply(step % 2u, sub_token, sub_row, acc);
+      multiply(step % 2u, sub_token, sub_row, acc, acc_lo);
       store_units(next, step + 1u, (step + 1u) % 2u, tid);
       barrier();
     }
@@ -257,19 +271,19 @@ void main() {
     stage_elements(0u, 0u, row0, token0, tid);
     barrier();
     for (uint step = 0; step + 1u < steps; ++step) {
-      multiply(step % 2u, sub_token, sub_row, acc);
+      multiply(step % 2u, sub_token, sub_row, acc, acc_lo);
       stage_elements(step + 1u, (step + 1u) % 2u, row0, token0, tid);
       barrier();
     }
   }
-  multiply((steps - 1u) % 2u, sub_token, sub_row, acc);
+  multiply((steps - 1u) % 2u, sub_token, sub_row, acc, acc_lo);
   barrier();  // every subgroup is done with the stage buffers, which the accumulators now take
 
   // Epilogue through shared memory: bias, residual and the tile's ragged edges per element.
   [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
     [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
       const uint at = (sub_token + i * FRAG) * OUT_ROW + (sub_row + j * FRAG) / 4u;
-      coopMatStoreNV(acc[i][j], tile_memory, at, OUT_ROW, false);
+      coopMatStoreNV(acc[i][j] + acc_lo[i][j] * (1.0 / LO_SCALE), tile_memory, at, OUT_ROW, false);
     }
   }
   barrier();

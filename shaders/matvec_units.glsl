@@ -22,12 +22,14 @@
 //   UNIT_RUNS    runs of 8 columns per unit
 //   Unit load_unit(uint u)                      unit u of the binding (row * units per row + unit in the row)
 //   void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi)   run r's 8 values (quantized: integers)
+//   (and, for every type, unit_run_values: run r's 8 weights, scaled)
 //   uint run_column(uint part, uint r)          column of run r inside the block, for unit `part` of the block
 // and quantized types also
 //   UNIT_SCALED, float run_scale(Unit w, uint r)   the run's weights are run_scale * its integers
 //   UNIT_MIN, float run_min(Unit w, uint r)        ... minus run_min (K-quants; Q4_1 and Q5_1 add m)
 //
-// Sections: bit fields / F32 / F16 and BF16 / 16-bit words: Q8_0, Q4_0 and Q5_0, Q6_K / Q4_1 / Q5_1 / Q4_K and Q5_K
+// Sections: bit fields / F32 / F16 and BF16 / 16-bit words: Q8_0, Q4_0 and Q5_0, Q6_K / Q4_1 / Q5_1 / Q4_K and Q5_K /
+// values
 
 // --- bit fields -----------------------------------------------------------------------------
 
@@ -371,3 +373,22 @@ uint run_column(uint part, uint r) { return (part >> 1) * 64u + (part & 1u) * 16
 #else
 #error "matvec_units.glsl: define one WEIGHT_* type"
 #endif
+
+// --- values ---------------------------------------------------------------------------------
+
+// Run r's 8 weights as values, for kernels that stage weights rather than multiply each run by X
+// (matmul_coopmat.comp): quantized runs scaled (and their min taken off) here, per weight.
+void unit_run_values(Unit w, uint r, out vec4 lo, out vec4 hi) {
+  unit_run(w, r, lo, hi);
+#if defined(UNIT_MIN)
+  precise vec4 scaled_lo = run_scale(w, r) * lo - run_min(w, r);
+  precise vec4 scaled_hi = run_scale(w, r) * hi - run_min(w, r);
+  lo = scaled_lo;
+  hi = scaled_hi;
+#elif defined(UNIT_SCALED)
+  precise vec4 scaled_lo = run_scale(w, r) * lo;
+  precise vec4 scaled_hi = run_scale(w, r) * hi;
+  lo = scaled_lo;
+  hi = scaled_hi;
+#endif
+}
