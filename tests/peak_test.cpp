@@ -99,9 +99,9 @@ TEST_F(GpuTest, DevicePeakReportsPositiveRates) {
   EXPECT_GT(peak.fma_tflops, 0);
   EXPECT_GT(peak.fma_count, 0u);
   EXPECT_EQ(peak.f16_tflops.has_value(), info().fp16_arithmetic);
-  if (peak.f16_tflops) EXPECT_GT(*peak.f16_tflops, 0);
+  EXPECT_GT(peak.f16_tflops.value_or(1), 0);
   EXPECT_EQ(peak.coopmat_tflops.has_value(), info().coopmat_f16);
-  if (peak.coopmat_tflops) EXPECT_GT(*peak.coopmat_tflops, 0);
+  EXPECT_GT(peak.coopmat_tflops.value_or(1), 0);
 }
 
 }  // namespace
