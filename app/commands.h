@@ -80,8 +80,24 @@ struct BenchOptions {
   bool device_peak = false;                // --device-peak
   bool live_attention = false;             // --live-attention: decode steps write their attention rows
   uint64_t peak_mib = 1024;                // --peak-mib: most MiB the peak's copy moves
+  bool save = true;                        // --save / --no-save: keep the run (and peaks) in the store
+  std::optional<std::string> database;     // --db: the store (default: the conversations' database)
 };
 int RunBench(const BenchOptions& options);
+
+// `qwenvk bench list|show|export|import` (app/bench_command.cpp): the stored runs.
+struct BenchStoreOptions {
+  std::optional<std::string> database;  // --db
+  // list: filters (empty: any)
+  std::string device, model, weight_type;
+  // show: one run; export: the runs (none: all)
+  std::vector<int64_t> ids;
+  std::string file;  // export: --out; import: the file
+};
+int RunBenchList(const BenchStoreOptions& options);
+int RunBenchShow(const BenchStoreOptions& options);
+int RunBenchExport(const BenchStoreOptions& options);
+int RunBenchImport(const BenchStoreOptions& options);
 
 // `qwenvk` with no subcommand: the desktop app (app/desktop.cpp).
 struct DesktopOptions {

@@ -135,6 +135,11 @@ void AddBenchOptions(CLI::App* command, qvk::app::BenchOptions& options) {
                     "Profile one more step of each test: each kernel's share of GPU time, GB/s and TFLOP/s");
   command->add_flag("--device-peak", options.device_peak,
                     "Measure the device's copy bandwidth and FP32 FMA rate (also done by --kernels)");
+  command->add_flag("--save,!--no-save", options.save,
+                    "Keep the run, and the device's peaks, in the database for `qwenvk bench list` and the app "
+                    "(default: --save)");
+  command->add_option("--db", options.database,
+                      "The database runs are kept in (default: the conversations', under $XDG_DATA_HOME/qwenvk)");
   command->add_flag("--live-attention", options.live_attention,
                     "Each decode step also writes its attention row of every layer and head, as while a live "
                     "attention map is shown (a prompt's last token then runs as a decode step)");
@@ -275,6 +280,29 @@ int main(int argc, char** argv) {
   CLI::App* bench = app.add_subcommand(
       "bench", "Measure prompt (pp) and generation (tg) speed as llama-bench does, and the device's peaks");
   AddBenchOptions(bench, bench_options);
+  bench->require_subcommand(0, 1);
+  qvk::app::BenchStoreOptions stored;
+  auto add_db = [&](CLI::App* command) {
+    command->add_option("--db", stored.database, "The database the runs are kept in (default: the conversations')");
+  };
+  CLI::App* bench_list = bench->add_subcommand("list", "List the stored benchmark runs, newest first");
+  add_db(bench_list);
+  bench_list->add_option("--device", stored.device, "Only runs on this device (its name, as listed)");
+  bench_list->add_option("--model", stored.model, "Only runs of this model (its file or folder name)");
+  bench_list->add_option("--weight-type", stored.weight_type, "Only models with this weight type (Q4_0, F16, ...)");
+  CLI::App* bench_show =
+      bench->add_subcommand("show", "One stored run: device and peaks, every test, and each kernel's roofline");
+  add_db(bench_show);
+  bench_show->add_option("id", stored.ids, "The run's id (see `qwenvk bench list`)")->required()->expected(1);
+  CLI::App* bench_export = bench->add_subcommand(
+      "export", "Write stored runs to a JSON file to share (docs/bench-format.md); all runs unless ids are given");
+  add_db(bench_export);
+  bench_export->add_option("--out", stored.file, "The file to write")->required();
+  bench_export->add_option("ids", stored.ids, "Runs to export (default: all)");
+  CLI::App* bench_import = bench->add_subcommand(
+      "import", "Add the runs of a file: QwenVK's benchmark JSON or llama-bench's `-o json` output");
+  add_db(bench_import);
+  bench_import->add_option("file", stored.file, "The file to read")->required();
 
   try {
     app.parse(argc, argv);
@@ -294,10 +322,12 @@ int main(int argc, char** argv) {
       {generate, &generate_options.model.model},
       {chat, &chat_options.model.model},
       {bench_options.device_peak && !bench_options.kernels ? nullptr : bench, &bench_options.model.model}};
+  const bool bench_stored =
+      bench_list->parsed() || bench_show->parsed() || bench_export->parsed() || bench_import->parsed();
   int status = 0;
   try {
     for (const auto& [command, model] : model_paths) {
-      if (command != nullptr && command->parsed()) UseBundledModelIfNone(*model);
+      if (command != nullptr && command->parsed() && !(command == bench && bench_stored)) UseBundledModelIfNone(*model);
     }
     if (devices->parsed()) status = qvk::app::RunDevices(devices_options, devices_device);
     if (info->parsed()) status = qvk::app::RunInfo(info_options);
@@ -306,7 +336,11 @@ int main(int argc, char** argv) {
     if (attention->parsed()) status = qvk::app::RunAttention(attention_options);
     if (generate->parsed()) status = qvk::app::RunGenerate(generate_options);
     if (chat->parsed()) status = qvk::app::RunChat(chat_options);
-    if (bench->parsed()) status = qvk::app::RunBench(bench_options);
+    if (bench_list->parsed()) status = qvk::app::RunBenchList(stored);
+    if (bench_show->parsed()) status = qvk::app::RunBenchShow(stored);
+    if (bench_export->parsed()) status = qvk::app::RunBenchExport(stored);
+    if (bench_import->parsed()) status = qvk::app::RunBenchImport(stored);
+    if (bench->parsed() && !bench_stored) status = qvk::app::RunBench(bench_options);
     if (app.get_subcommands().empty()) status = qvk::app::RunDesktop(desktop_options);
   } catch (const qvk::Error& e) {
     std::fprintf(stderr, "qwenvk: %s\n", e.what());

@@ -1,4 +1,4 @@
-// Sections: tests / runs / profile / report: description / markdown / json and csv
+// Sections: tests / runs / profile / report: description / markdown / as stored / json and csv
 #include "chat/bench.h"
 
 #include <algorithm>
@@ -221,7 +221,13 @@ std::vector<std::string> WeightTypes(const ModelWeights& w, const ModelConfig& c
 BenchDevice DescribeDevice(const DeviceInfo& info) {
   std::string driver = fmt::format("{} {}", info.driver_name, info.DriverVersionString());
   if (!info.driver_info.empty()) driver += fmt::format(" ({})", info.driver_info);
-  return {.name = info.name, .driver = driver, .vulkan = info.ApiVersionString()};
+  return {.vendor = info.VendorName(),
+          .name = info.name,
+          .driver = driver,
+          .vulkan = info.ApiVersionString(),
+          .memory_bytes = info.DeviceLocalBytes(),
+          .subgroup_size = info.subgroup_size,
+          .coopmat = info.coopmat_f16};
 }
 
 BenchModel DescribeModel(const LoadedModel& model, const Allocator& allocator) {
@@ -274,6 +280,10 @@ std::string Joined(const std::vector<std::string>& parts) {
   return text;
 }
 
+std::string Rate(const std::optional<double>& tflops) {
+  return tflops ? fmt::format("{:.3f} TFLOP/s", *tflops) : "not available";
+}
+
 std::string Percent(double fraction) {
   return fmt::format("{:.1f}%", 100 * fraction);
 }
@@ -311,8 +321,10 @@ std::string FormatMarkdown(const BenchReport& report) {
   if (report.peak) {
     const DevicePeak& p = *report.peak;
     out += fmt::format(
-        "device peak: copy {:.1f} GB/s over 2 x {} (vkCmdCopyBuffer {:.1f} GB/s); FP32 FMA {:.3f} TFLOP/s\n",
-        p.copy_gbps, MiB(p.copy_bytes), p.copy_buffer_gbps, p.fma_tflops);
+        "device peak: copy {:.1f} GB/s over 2 x {} (vkCmdCopyBuffer {:.1f} GB/s); FP32 FMA {:.3f} TFLOP/s; FP16 FMA "
+        "{}; "
+        "cooperative matrix {}\n",
+        p.copy_gbps, MiB(p.copy_bytes), p.copy_buffer_gbps, p.fma_tflops, Rate(p.f16_tflops), Rate(p.coopmat_tflops));
   }
   if (!report.model) return out;
 
@@ -337,6 +349,73 @@ std::string FormatMarkdown(const BenchReport& report) {
   return out;
 }
 
+// --- report: as stored ---------------------------------------------------------------------------
+
+store::BenchDevice StoredDevice(const BenchReport& report, int64_t now_ms) {
+  const BenchDevice& d = report.device;
+  store::BenchDevice device{.vendor = d.vendor,
+                            .name = d.name,
+                            .driver = d.driver,
+                            .vulkan = d.vulkan,
+                            .memory_bytes = d.memory_bytes,
+                            .subgroup_size = d.subgroup_size,
+                            .coopmat = d.coopmat};
+  if (report.peak) {
+    device.peaks = store::DevicePeaks{.measured_ms = now_ms,
+                                      .copy_gbps = report.peak->copy_gbps,
+                                      .f32_tflops = report.peak->fma_tflops,
+                                      .f16_tflops = report.peak->f16_tflops,
+                                      .coopmat_tflops = report.peak->coopmat_tflops};
+  }
+  return device;
+}
+
+store::BenchRun StoredRun(const BenchReport& report, std::span<const uint32_t> prompts,
+                          std::span<const uint32_t> generations, std::span<const uint32_t> depths, int64_t now_ms) {
+  if (!report.model) throw Error("a benchmark without a model has no run to store, only the device's peaks");
+  const BenchModel& m = *report.model;
+  // A folder given with a trailing slash has an empty file name; its own name is the model's.
+  std::filesystem::path path(m.path);
+  if (!path.has_filename()) path = path.parent_path();
+  store::BenchRun run{.source = store::BenchSource::Qwenvk,
+                      .created_ms = now_ms,
+                      .version = report.version,
+                      .commit = report.commit,
+                      .variant = m.live_attention ? "live attention" : "",
+                      .repetitions = report.repetitions,
+                      .prompts = {prompts.begin(), prompts.end()},
+                      .generations = {generations.begin(), generations.end()},
+                      .depths = {depths.begin(), depths.end()},
+                      .context = m.context,
+                      .device = StoredDevice(report, now_ms),
+                      .model = {.name = path.filename().string(),
+                                .type = m.type,
+                                .layers = m.layers,
+                                .hidden = m.hidden,
+                                .params = m.params,
+                                .weight_types = m.weight_types,
+                                .file_bytes = m.file_bytes}};
+  for (const BenchResult& r : report.results) {
+    store::BenchRow row{
+        .kind = r.test.kind == BenchKind::Prompt ? store::BenchKind::Prompt : store::BenchKind::Generate,
+        .tokens = r.test.tokens,
+        .depth = r.test.depth,
+        .mean_tokens_per_s = r.tokens_per_s.mean,
+        .stddev_tokens_per_s = r.tokens_per_s.stddev,
+        .samples_s = r.seconds};
+    for (const KernelShare& k : r.kernels) {
+      row.kernels.push_back({.label = k.label,
+                             .dispatches = k.dispatches,
+                             .share = k.share,
+                             .us_per_step = k.microseconds,
+                             .bytes = k.cost.bytes,
+                             .flops = k.cost.flops});
+    }
+    run.rows.push_back(std::move(row));
+  }
+  return run;
+}
+
 // --- report: json and csv ------------------------------------------------------------------------
 
 namespace {
@@ -346,7 +425,9 @@ Json PeakJson(const DevicePeak& p) {
           {"copy_gbps", p.copy_gbps},
           {"copy_buffer_gbps", p.copy_buffer_gbps},
           {"fma_tflops", p.fma_tflops},
-          {"fma_count", p.fma_count}};
+          {"fma_count", p.fma_count},
+          {"f16_tflops", p.f16_tflops ? Json(*p.f16_tflops) : Json(nullptr)},
+          {"coopmat_tflops", p.coopmat_tflops ? Json(*p.coopmat_tflops) : Json(nullptr)}};
 }
 
 // Every field of one test row (or, without a result, of the build, device and peak alone), flat,

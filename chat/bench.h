@@ -13,6 +13,7 @@
 #include "gpu/graph.h"
 #include "gpu/peak.h"
 #include "model/engine.h"
+#include "store/bench_runs.h"
 
 namespace qvk {
 class Allocator;
@@ -91,7 +92,7 @@ class BenchRunner {
  private:
   void FillDepth(uint32_t depth);
   std::vector<uint32_t> PromptIds(const BenchTest& test);  // a pp test's: the depth's ids, then the prompt's
-  double TimedRun(const BenchTest& test);  // seconds
+  double TimedRun(const BenchTest& test);                  // seconds
   // The first `count` ids of a seeded sequence.
   struct TokenStream {
     std::mt19937 random;
@@ -106,9 +107,13 @@ class BenchRunner {
 // --- report --------------------------------------------------------------------------------------
 
 struct BenchDevice {
+  std::string vendor;  // DeviceInfo::VendorName()
   std::string name;
-  std::string driver;  // name and version
-  std::string vulkan;  // the device's Vulkan API version
+  std::string driver;         // name and version
+  std::string vulkan;         // the device's Vulkan API version
+  uint64_t memory_bytes = 0;  // device-local
+  uint32_t subgroup_size = 0;
+  bool coopmat = false;  // the cooperative-matrix GEMM runs here (DeviceInfo::coopmat_f16)
 };
 BenchDevice DescribeDevice(const DeviceInfo& info);
 
@@ -142,6 +147,12 @@ struct BenchReport {
   uint32_t repetitions = 0;
   std::vector<BenchResult> results;
 };
+
+// The report as the store keeps it (store/bench_runs.h), measured at `now_ms`: its device with
+// the peaks, if measured; and, with a model, the whole run.
+store::BenchDevice StoredDevice(const BenchReport& report, int64_t now_ms);
+store::BenchRun StoredRun(const BenchReport& report, std::span<const uint32_t> prompts,
+                          std::span<const uint32_t> generations, std::span<const uint32_t> depths, int64_t now_ms);
 
 // llama-bench's table (model | size | params | test | t/s, and the mean time) between lines
 // naming the build, device, model, peaks and GPU memory; then each profiled test's kernels.

@@ -603,5 +603,38 @@ void FmaChains(Graph& g, BufferRange y, uint32_t invocations, uint32_t iteration
              {.bytes = uint64_t{4} * invocations, .flops = 2 * fmas});
 }
 
+void FmaChainsF16(Graph& g, BufferRange y, uint32_t invocations, uint32_t iterations, float b, float c,
+                  std::string_view label) {
+  Require(invocations > 0 && y.size >= invocations * 4ull, "fma f16", "Y must hold one float per invocation");
+  const uint64_t fmas = uint64_t{2} * invocations * iterations * QVK_FMA_STEPS * QVK_FMA_CHAINS;
+  g.Dispatch(KernelId::FmaChainsF16, {y}, push::FmaPush{invocations, iterations, b, c},
+             GridFor(CeilDiv(invocations, Spec(KernelId::FmaChainsF16).local_size_x)), label,
+             {.bytes = uint64_t{4} * invocations, .flops = 2 * fmas});
+}
+
+namespace {
+constexpr uint32_t kCoopmatSubgroupWidth = 32;  // DeviceInfo::coopmat_f16 holds only for these
+constexpr uint64_t kCoopmatFragmentFmas = 16 * 16 * 16;
+uint64_t CoopmatSubgroups(uint32_t groups) {
+  return uint64_t{groups} * (Spec(KernelId::FmaCoopmat).local_size_x / kCoopmatSubgroupWidth);
+}
+}  // namespace
+
+uint64_t CoopmatFmaFloats(uint32_t groups) {
+  return CoopmatSubgroups(groups) * QVK_FMA_CHAINS * 16 * 16;
+}
+
+uint64_t CoopmatFmas(uint32_t groups, uint32_t iterations) {
+  return CoopmatSubgroups(groups) * iterations * QVK_FMA_STEPS * QVK_FMA_CHAINS * kCoopmatFragmentFmas;
+}
+
+void CoopmatFmaChains(Graph& g, BufferRange y, uint32_t groups, uint32_t iterations, float b, float c,
+                      std::string_view label) {
+  Require(groups > 0 && y.size >= CoopmatFmaFloats(groups) * 4, "fma coopmat",
+          "Y must hold a 16x16 tile of floats per subgroup and chain");
+  g.Dispatch(KernelId::FmaCoopmat, {y}, push::FmaPush{groups, iterations, b, c}, GridFor(groups), label,
+             {.bytes = CoopmatFmaFloats(groups) * 4, .flops = 2 * CoopmatFmas(groups, iterations)});
+}
+
 }  // namespace ops
 }  // namespace qvk

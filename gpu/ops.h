@@ -228,6 +228,18 @@ void Copy(Graph& g, BufferRange x, BufferRange y, std::string_view label = {});
 // (shaders/fma.comp), for i < invocations; y holds at least `invocations` floats.
 void FmaChains(Graph& g, BufferRange y, uint32_t invocations, uint32_t iterations, float b, float c,
                std::string_view label = {});
+// The same on f16vec2 chains (shaders/fma_f16.comp): twice the FMAs, b and c rounded to f16, y[i]
+// the sum of 2 * QVK_FMA_CHAINS lanes. Needs DeviceInfo::fp16_arithmetic.
+void FmaChainsF16(Graph& g, BufferRange y, uint32_t invocations, uint32_t iterations, float b, float c,
+                  std::string_view label = {});
+// Cooperative-matrix accumulate chains (shaders/fma_coopmat.comp): `groups` workgroups, each
+// subgroup storing a 16x16 float tile per chain; y holds at least CoopmatFmaFloats(groups) floats. Needs
+// DeviceInfo::coopmat_f16.
+void CoopmatFmaChains(Graph& g, BufferRange y, uint32_t groups, uint32_t iterations, float b, float c,
+                      std::string_view label = {});
+uint64_t CoopmatFmaFloats(uint32_t groups);
+// The FMAs one CoopmatFmaChains dispatch runs.
+uint64_t CoopmatFmas(uint32_t groups, uint32_t iterations);
 
 }  // namespace ops
 }  // namespace qvk

@@ -23,6 +23,12 @@ constexpr uint32_t kFmaMaxIterations = 1u << 24;
 constexpr float kFmaB = 0.999f;
 constexpr float kFmaC = 0.001f;
 
+// Small enough that the accumulators stay finite and exact-ish in f32 however long they run.
+constexpr float kCoopmatA = 1.0f / 1024;
+constexpr float kCoopmatB = 1.0f / 1024;
+// 4 subgroups of QVK_FMA_CHAINS independent accumulators each: 8 per SM of an H200's 132.
+constexpr uint32_t kCoopmatMaxGroups = 256;
+
 // The best of `runs` timed replays after one warm-up, in microseconds.
 template <class TimedRun>
 double BestOf(uint32_t runs, TimedRun&& run) {
@@ -56,6 +62,27 @@ double CopyBufferMicroseconds(Device& device, const Buffer& from, const Buffer& 
   VK_CHECK(vkGetQueryPoolResults(device.handle(), pool, 0, 2, sizeof stamps, stamps, sizeof(uint64_t),
                                  VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
   return static_cast<double>(stamps[1] - stamps[0]) * device.info().timestamp_period_ns / 1000.0;
+}
+
+// A rate probe's size: parallel units (invocations or workgroups) and chain length.
+struct FmaSize {
+  uint32_t units = 0;
+  uint32_t max_units = 0;
+  uint32_t iterations = 16;
+};
+
+// Grows the run (first the units, up to more than any GPU holds at once, then the chain length)
+// until one takes at least options.fma_min_ms; then the best of `runs`, in microseconds.
+template <class TimedRun>
+double TimeGrowing(FmaSize& size, const PeakOptions& options, uint32_t runs, TimedRun&& run) {
+  while (run() < options.fma_min_ms * 1000 && size.iterations < kFmaMaxIterations) {
+    if (size.units < size.max_units) {
+      size.units *= 2;
+    } else {
+      size.iterations *= 2;
+    }
+  }
+  return BestOf(runs, run);
 }
 
 double GigabytesPerSecond(uint64_t bytes, double microseconds) {
@@ -92,24 +119,38 @@ DevicePeak MeasureDevicePeak(Device& device, const PeakOptions& options) {
         GigabytesPerSecond(2 * peak.copy_bytes, BestOf(runs, [&] { return CopyBufferMicroseconds(device, from, to); }));
   }
 
-  // Grow the FMA run (first the invocations, up to more than any GPU holds at once, then the
-  // chain length) until one run is long enough to time well.
   const Buffer sums = device.allocator().CreateBuffer(uint64_t{4} * kFmaMaxInvocations, MemoryKind::Device);
-  uint32_t invocations = 64 * 256, iterations = 16;
-  auto fma_run = [&] {
-    Graph g(device, /*profile=*/true);
-    ops::FmaChains(g, sums, invocations, iterations, kFmaB, kFmaC, "fma");
-    return DispatchMicroseconds(g);
-  };
-  while (fma_run() < options.fma_min_ms * 1000 && iterations < kFmaMaxIterations) {
-    if (invocations < kFmaMaxInvocations) {
-      invocations *= 2;
-    } else {
-      iterations *= 2;
-    }
+  {
+    FmaSize size{.units = 64 * 256, .max_units = kFmaMaxInvocations};
+    const double us = TimeGrowing(size, options, runs, [&] {
+      Graph g(device, /*profile=*/true);
+      ops::FmaChains(g, sums, size.units, size.iterations, kFmaB, kFmaC, "fma");
+      return DispatchMicroseconds(g);
+    });
+    peak.fma_count = uint64_t{size.units} * size.iterations * QVK_FMA_STEPS * QVK_FMA_CHAINS;
+    peak.fma_tflops = 2.0 * static_cast<double>(peak.fma_count) / (us * 1e6);
   }
-  peak.fma_count = uint64_t{invocations} * iterations * QVK_FMA_STEPS * QVK_FMA_CHAINS;
-  peak.fma_tflops = 2.0 * static_cast<double>(peak.fma_count) / (BestOf(runs, fma_run) * 1e6);
+  if (info.fp16_arithmetic) {
+    FmaSize size{.units = 64 * 256, .max_units = kFmaMaxInvocations};
+    const double us = TimeGrowing(size, options, runs, [&] {
+      Graph g(device, /*profile=*/true);
+      ops::FmaChainsF16(g, sums, size.units, size.iterations, kFmaB, kFmaC, "fma_f16");
+      return DispatchMicroseconds(g);
+    });
+    const uint64_t fmas = uint64_t{2} * size.units * size.iterations * QVK_FMA_STEPS * QVK_FMA_CHAINS;
+    peak.f16_tflops = 2.0 * static_cast<double>(fmas) / (us * 1e6);
+  }
+  if (info.coopmat_f16) {
+    // The sums buffer holds a tile per subgroup of kCoopmatMaxGroups workgroups.
+    static_assert(kFmaMaxInvocations >= kCoopmatMaxGroups * 4 * QVK_FMA_CHAINS * 256);
+    FmaSize size{.units = 64, .max_units = kCoopmatMaxGroups};
+    const double us = TimeGrowing(size, options, runs, [&] {
+      Graph g(device, /*profile=*/true);
+      ops::CoopmatFmaChains(g, sums, size.units, size.iterations, kCoopmatA, kCoopmatB, "fma_coopmat");
+      return DispatchMicroseconds(g);
+    });
+    peak.coopmat_tflops = 2.0 * static_cast<double>(ops::CoopmatFmas(size.units, size.iterations)) / (us * 1e6);
+  }
   return peak;
 }
 

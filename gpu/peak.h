@@ -1,8 +1,10 @@
 #pragma once
 // The device's own ceilings, measured with GPU timestamps: copy bandwidth (a compute kernel of
-// 16-byte loads and stores, and vkCmdCopyBuffer for comparison) and the FP32 FMA rate. Kernel
+// 16-byte loads and stores, and vkCmdCopyBuffer for comparison), the FP32 and FP16 FMA rates, and
+// the cooperative-matrix rate where the device has one. Kernel
 // profiles are read against these.
 #include <cstdint>
+#include <optional>
 
 namespace qvk {
 
@@ -23,6 +25,10 @@ struct DevicePeak {
   double copy_buffer_gbps = 0;  // vkCmdCopyBuffer, the same way
   double fma_tflops = 0;        // 2 * FMAs per second, / 1e12
   uint64_t fma_count = 0;       // FMAs in the measured run
+  // f16vec2 FMAs, the same way; none without 16-bit float arithmetic (DeviceInfo::fp16_arithmetic).
+  std::optional<double> f16_tflops;
+  // 16x16x16 f16 x f16 + f32 cooperative-matrix products; none where DeviceInfo::coopmat_f16 is false.
+  std::optional<double> coopmat_tflops;
 };
 
 // The bytes MeasureDevicePeak copies on `info` (a multiple of 16).

@@ -73,8 +73,13 @@ qwenvk_kernel(OP TopKChunks NAME topk_chunks SOURCE topk.comp DEFINES TOPK_CHUNK
 qwenvk_kernel(OP TopKMerge NAME topk_merge SOURCE topk.comp DEFINES TOPK_MERGE
               BINDINGS values indices out_values out_indices WRITES indices out_values out_indices
               PUSH TopKPush LOCAL_SIZE 256)
-# Device peak probes (gpu/peak.cpp): copy bandwidth and the FP32 FMA rate.
+# Device peak probes (gpu/peak.cpp): copy bandwidth, the FP32 and FP16 FMA rates, and the
+# cooperative-matrix rate (only on devices with DeviceInfo::coopmat_f16).
 qwenvk_kernel(OP CopyVec4 NAME copy_vec4 SOURCE copy.comp
               BINDINGS src dst WRITES dst PUSH CopyPush LOCAL_SIZE 256)
 qwenvk_kernel(OP FmaChains NAME fma_chains SOURCE fma.comp
               BINDINGS out WRITES out PUSH FmaPush LOCAL_SIZE 256)
+qwenvk_kernel(OP FmaChainsF16 NAME fma_chains_f16 SOURCE fma_f16.comp
+              BINDINGS out WRITES out PUSH FmaPush LOCAL_SIZE 256 FEATURES float16)
+qwenvk_kernel(OP FmaCoopmat NAME fma_coopmat SOURCE fma_coopmat.comp
+              BINDINGS out WRITES out PUSH FmaPush LOCAL_SIZE 128 FEATURES coopmat_nv)

@@ -187,6 +187,8 @@ struct CopyPush {
 // Each invocation runs QVK_FMA_CHAINS independent chains a = fma(a, b, c), QVK_FMA_STEPS steps per
 // iteration, and writes the chains' sum to Y[i] (i < count). Chain k of invocation i starts at
 // float((i * QVK_FMA_CHAINS + k) % 17).
+// fma_f16.comp and fma_coopmat.comp take the same push constants (for fma_coopmat, count is
+// workgroups, and QVK_FMA_CHAINS accumulators per subgroup).
 #define QVK_FMA_CHAINS 8u
 #define QVK_FMA_STEPS 8u
 struct FmaPush {

@@ -14,7 +14,6 @@
 #include <utf8proc.h>
 #include <nlohmann/json.hpp>
 
-#include "base/bounded_json.h"
 #include "store/json_fields.h"
 #include "store/settings.h"
 
@@ -23,22 +22,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 using namespace json_fields;
-
-// Our files are three levels deep; anything far deeper is not one, and is refused before the
-// parser builds it.
-constexpr int kMaxJsonDepth = 16;
-
-// The parser checks the UTF-8 of strings too, but this names the byte in words a user can act on.
-void RequireUtf8(std::string_view text) {
-  const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
-  const auto size = static_cast<utf8proc_ssize_t>(text.size());
-  for (utf8proc_ssize_t at = 0; at < size;) {
-    utf8proc_int32_t code_point = 0;
-    const utf8proc_ssize_t length = utf8proc_iterate(bytes + at, size - at, &code_point);
-    if (length <= 0) Reject(fmt::format("the file is not valid UTF-8 text (bad byte at offset {})", at));
-    at += length;
-  }
-}
 
 }  // namespace
 
@@ -178,14 +161,6 @@ struct ImportedConversation {
 constexpr int64_t kMaxTimeMs = int64_t{1} << 53;  // beyond any date; exact in a double
 constexpr double kMaxFigure = 1e9;
 
-Json Parse(std::string_view text) {
-  try {
-    return ParseBoundedJson<Json>(text, "the file", {kMaxImportBytes, kMaxJsonDepth});
-  } catch (const Error& e) {
-    Reject(e.what());
-  }
-}
-
 ImportedMessage CheckMessage(const Json& json, size_t index, const std::unordered_set<Id>& earlier,
                              const std::unordered_set<Id>& all_ids) {
   std::string where = fmt::format("messages[{}]", index);
@@ -247,7 +222,7 @@ ImportedConversation Check(std::string_view text) {
     Reject(fmt::format("the file is {} MiB; at most {} MiB are accepted", text.size() >> 20, kMaxImportBytes >> 20));
   }
   RequireUtf8(text);
-  const Json json = Parse(text);
+  const Json json = ParseFile(text, kMaxImportBytes);
   if (!json.is_object()) Reject("the file must hold one JSON object");
   RejectUnknownFields(
       json, "the file",

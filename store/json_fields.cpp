@@ -3,6 +3,9 @@
 #include <algorithm>
 
 #include <fmt/core.h>
+#include <utf8proc.h>
+
+#include "base/bounded_json.h"
 
 #include "store/store.h"
 
@@ -10,6 +13,26 @@ namespace qvk::store::json_fields {
 
 void Reject(const std::string& problem) {
   throw StoreError(StoreErrorKind::InvalidImport, problem);
+}
+
+void RequireUtf8(std::string_view text) {
+  const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
+  const auto size = static_cast<utf8proc_ssize_t>(text.size());
+  for (utf8proc_ssize_t at = 0; at < size;) {
+    utf8proc_int32_t code_point = 0;
+    const utf8proc_ssize_t length = utf8proc_iterate(bytes + at, size - at, &code_point);
+    if (length <= 0) Reject(fmt::format("the file is not valid UTF-8 text (bad byte at offset {})", at));
+    at += length;
+  }
+}
+
+Json ParseFile(std::string_view text, size_t max_bytes) {
+  constexpr int kMaxJsonDepth = 16;
+  try {
+    return ParseBoundedJson<Json>(text, "the file", {max_bytes, kMaxJsonDepth});
+  } catch (const Error& e) {
+    Reject(e.what());
+  }
 }
 
 std::string Quoted(const Json& value) {

@@ -15,6 +15,11 @@ namespace qvk::store::json_fields {
 using Json = nlohmann::ordered_json;
 
 [[noreturn]] void Reject(const std::string& problem);
+// The parser checks the UTF-8 of strings too, but this names the byte in words a user can act on.
+void RequireUtf8(std::string_view text);
+// A whole file as JSON, at most `max_bytes` long and nested at most 16 levels (our files are
+// three or four deep: anything far deeper is not one, and is refused before the parser builds it).
+Json ParseFile(std::string_view text, size_t max_bytes);
 // The value as JSON text, cut to 60 characters, for messages.
 std::string Quoted(const Json& value);
 void RejectUnknownFields(const Json& object, std::string_view where, std::initializer_list<std::string_view> known);

@@ -2,7 +2,7 @@
 // Every SQL statement of the conversation store, in one place.
 //
 // Sections: schema migrations / connection and transactions / conversations / messages /
-// search / settings / maintenance
+// search / settings / benchmark runs / maintenance
 //
 // Conventions: roots have a NULL parent (the API's 0), deleted conversations have a deleted_ms,
 // states are 'complete', 'streaming' or 'interrupted'. Statements take ?N parameters only;
@@ -84,7 +84,80 @@ INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
 PRAGMA user_version = 2;
 )sql";
 
-inline constexpr std::array<const char*, 2> kMigrations = {kSchemaV1, kSchemaV2};
+// Benchmark runs (store/bench_runs.h). Devices and models are shared by the runs measured on
+// them: the UNIQUE lists are what makes two the same. A device's peaks are NULL until measured.
+// Lists (p, n, d, weight types, samples) are JSON arrays.
+inline constexpr char kSchemaV3[] = R"sql(
+CREATE TABLE bench_devices (
+  id INTEGER PRIMARY KEY,
+  vendor TEXT NOT NULL,
+  name TEXT NOT NULL,
+  driver TEXT NOT NULL,
+  vulkan TEXT NOT NULL,
+  memory_bytes INTEGER NOT NULL,
+  subgroup_size INTEGER NOT NULL,
+  coopmat INTEGER NOT NULL,
+  peak_ms INTEGER,
+  copy_gbps REAL,
+  f32_tflops REAL,
+  f16_tflops REAL,
+  coopmat_tflops REAL,
+  UNIQUE (vendor, name, driver, vulkan, memory_bytes, subgroup_size, coopmat)
+);
+CREATE TABLE bench_models (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  layers INTEGER NOT NULL,
+  hidden INTEGER NOT NULL,
+  params INTEGER NOT NULL,
+  weight_types TEXT NOT NULL,
+  file_bytes INTEGER NOT NULL,
+  UNIQUE (name, type, layers, hidden, params, weight_types, file_bytes)
+);
+CREATE TABLE bench_runs (
+  id INTEGER PRIMARY KEY,
+  device_id INTEGER NOT NULL REFERENCES bench_devices(id),
+  model_id INTEGER NOT NULL REFERENCES bench_models(id),
+  source TEXT NOT NULL CHECK (source IN ('qwenvk', 'llama-bench')),
+  created_ms INTEGER NOT NULL,
+  version TEXT NOT NULL,
+  git_commit TEXT NOT NULL,
+  variant TEXT NOT NULL,
+  repetitions INTEGER NOT NULL,
+  prompts TEXT NOT NULL,
+  generations TEXT NOT NULL,
+  depths TEXT NOT NULL,
+  context INTEGER NOT NULL
+);
+CREATE INDEX bench_runs_by_time ON bench_runs(created_ms);
+CREATE TABLE bench_rows (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES bench_runs(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('pp', 'tg')),
+  tokens INTEGER NOT NULL,
+  depth INTEGER NOT NULL,
+  mean_tps REAL NOT NULL,
+  stddev_tps REAL NOT NULL,
+  samples_s TEXT NOT NULL,
+  UNIQUE (run_id, position)
+);
+CREATE TABLE bench_kernels (
+  row_id INTEGER NOT NULL REFERENCES bench_rows(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  label TEXT NOT NULL,
+  dispatches INTEGER NOT NULL,
+  share REAL NOT NULL,
+  us_per_step REAL NOT NULL,
+  bytes INTEGER NOT NULL,
+  flops INTEGER NOT NULL,
+  PRIMARY KEY (row_id, position)
+) WITHOUT ROWID;
+PRAGMA user_version = 3;
+)sql";
+
+inline constexpr std::array<const char*, 3> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3};
 
 // --- connection and transactions ----------------------------------------------------------------
 inline constexpr char kGetUserVersion[] = "PRAGMA user_version";
@@ -218,6 +291,65 @@ inline constexpr char kGetSetting[] = "SELECT value FROM settings WHERE key = ?1
 inline constexpr char kSetSetting[] =
     "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 inline constexpr char kDeleteSetting[] = "DELETE FROM settings WHERE key = ?1";
+
+// --- benchmark runs ---------------------------------------------------------------------------
+// Column order shared by every device query (see ReadBenchDevice in bench_runs.cpp).
+#define QVK_DEVICE_COLUMNS                                                                              \
+  "d.id, d.vendor, d.name, d.driver, d.vulkan, d.memory_bytes, d.subgroup_size, d.coopmat, d.peak_ms, " \
+  "d.copy_gbps, d.f32_tflops, d.f16_tflops, d.coopmat_tflops"
+#define QVK_MODEL_COLUMNS "m.id, m.name, m.type, m.layers, m.hidden, m.params, m.weight_types, m.file_bytes"
+#define QVK_RUN_COLUMNS                                                                                         \
+  "r.id, r.source, r.created_ms, r.version, r.git_commit, r.variant, r.repetitions, r.prompts, r.generations, " \
+  "r.depths, r.context, " QVK_DEVICE_COLUMNS ", " QVK_MODEL_COLUMNS
+
+// Adds the device unless it is there; kFindBenchDevice then names it either way.
+inline constexpr char kInsertBenchDevice[] =
+    "INSERT INTO bench_devices (vendor, name, driver, vulkan, memory_bytes, subgroup_size, coopmat)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING";
+inline constexpr char kFindBenchDevice[] =
+    "SELECT id FROM bench_devices WHERE vendor = ?1 AND name = ?2 AND driver = ?3 AND vulkan = ?4"
+    " AND memory_bytes = ?5 AND subgroup_size = ?6 AND coopmat = ?7";
+// Newer peaks replace older ones; older ones (an imported file's) leave them.
+inline constexpr char kSetBenchDevicePeaks[] =
+    "UPDATE bench_devices SET peak_ms = ?2, copy_gbps = ?3, f32_tflops = ?4, f16_tflops = ?5, coopmat_tflops = ?6"
+    " WHERE id = ?1 AND (peak_ms IS NULL OR peak_ms < ?2)";
+inline constexpr char kListBenchDevices[] = "SELECT " QVK_DEVICE_COLUMNS " FROM bench_devices d ORDER BY d.id";
+inline constexpr char kInsertBenchModel[] =
+    "INSERT INTO bench_models (name, type, layers, hidden, params, weight_types, file_bytes)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING";
+inline constexpr char kFindBenchModel[] =
+    "SELECT id FROM bench_models WHERE name = ?1 AND type = ?2 AND layers = ?3 AND hidden = ?4 AND params = ?5"
+    " AND weight_types = ?6 AND file_bytes = ?7";
+inline constexpr char kInsertBenchRun[] =
+    "INSERT INTO bench_runs (device_id, model_id, source, created_ms, version, git_commit, variant, repetitions,"
+    " prompts, generations, depths, context) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+inline constexpr char kInsertBenchRow[] =
+    "INSERT INTO bench_rows (run_id, position, kind, tokens, depth, mean_tps, stddev_tps, samples_s)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+inline constexpr char kInsertBenchKernel[] =
+    "INSERT INTO bench_kernels (row_id, position, label, dispatches, share, us_per_step, bytes, flops)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+// The same measurement already stored (an import of a file seen before).
+inline constexpr char kFindBenchRun[] =
+    "SELECT id FROM bench_runs WHERE device_id = ?1 AND model_id = ?2 AND source = ?3 AND created_ms = ?4"
+    " AND git_commit = ?5 AND variant = ?6";
+inline constexpr char kListBenchRuns[] =
+    "SELECT " QVK_RUN_COLUMNS
+    " FROM bench_runs r JOIN bench_devices d ON d.id = r.device_id"
+    " JOIN bench_models m ON m.id = r.model_id ORDER BY r.created_ms DESC, r.id DESC";
+inline constexpr char kGetBenchRun[] = "SELECT " QVK_RUN_COLUMNS
+                                       " FROM bench_runs r JOIN bench_devices d ON d.id = r.device_id"
+                                       " JOIN bench_models m ON m.id = r.model_id WHERE r.id = ?1";
+inline constexpr char kBenchRows[] =
+    "SELECT id, kind, tokens, depth, mean_tps, stddev_tps, samples_s FROM bench_rows WHERE run_id = ?1"
+    " ORDER BY position";
+inline constexpr char kBenchKernels[] =
+    "SELECT label, dispatches, share, us_per_step, bytes, flops FROM bench_kernels WHERE row_id = ?1"
+    " ORDER BY position";
+inline constexpr char kDeleteBenchRun[] = "DELETE FROM bench_runs WHERE id = ?1";
+#undef QVK_DEVICE_COLUMNS
+#undef QVK_MODEL_COLUMNS
+#undef QVK_RUN_COLUMNS
 
 // --- maintenance ----------------------------------------------------------------------------
 inline constexpr char kIntegrityCheck[] = "PRAGMA integrity_check";

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "store/bench_runs.h"
 #include "store/settings.h"
 
 struct sqlite3;
@@ -121,7 +122,7 @@ class Store {
 
   // $XDG_DATA_HOME/qwenvk/conversations.db, default ~/.local/share/qwenvk/conversations.db.
   static std::filesystem::path DefaultPath();
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   const std::filesystem::path& path() const { return path_; }
   bool read_only() const { return read_only_; }
@@ -179,6 +180,24 @@ class Store {
   void SetSetting(std::string_view key, std::string_view value);
   void DeleteSetting(std::string_view key);  // nothing happens when there is no such key
 
+  // --- benchmark runs (store/bench_runs.h) ---
+  // Adds the run, finding or adding its device and model (their ids in `run` are ignored); the
+  // device takes the run's peaks when they are newer than its own. Commits. Throws TooLarge when
+  // text or lists are beyond bench_runs.h's limits.
+  Id SaveBenchRun(const BenchRun& run);
+  // A device and its peaks without a run (`qwenvk bench --device-peak` alone); its id.
+  Id SaveBenchDevice(const BenchDevice& device);
+  std::vector<BenchDevice> ListBenchDevices();
+  // Newest first, each with its rows but not their kernel times (GetBenchRun reads those).
+  std::vector<BenchRun> ListBenchRuns(const BenchFilter& filter = {});
+  // One run with every row and kernel time; nullopt when there is no such run.
+  std::optional<BenchRun> GetBenchRun(Id id);
+  // Throws Error when there is no such run. Its device and model stay (a device keeps its peaks).
+  void DeleteBenchRun(Id id);
+  // A stored run of the same device, model, source, time, commit and variant, or 0: an import
+  // skips what it already holds.
+  Id FindBenchRun(const BenchRun& run);
+
   // --- maintenance ---
   // PRAGMA integrity_check's report: "ok" or its lines.
   std::string IntegrityCheck();
@@ -196,6 +215,9 @@ class Store {
   friend Id ImportJson(Store& store, std::string_view json_text);
   void SetConversationTimes(Id conversation, int64_t created_ms, int64_t updated_ms);
   void SetMessageCreated(Id message, int64_t created_ms);
+
+  Id FindOrAddBenchModel(const BenchModel& model);
+  std::vector<BenchRow> ReadBenchRows(Id run, bool with_kernels);
 
   void Configure();
   void Migrate(int from_version);

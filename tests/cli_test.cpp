@@ -686,6 +686,83 @@ TEST(CliTest, BenchRefusesWhatCannotRun) {
   }
 }
 
+// Every run is kept (--save is the default) and read back by list, show and export; a file of
+// llama-bench's imports beside it; --no-save keeps nothing; a bad file changes nothing.
+TEST(CliTest, BenchKeepsRunsToListShowExportAndImport) {
+  const qvk::test::TempDir dir;
+  const std::string db = " --db '" + (dir.path() / "runs.db").string() + "'";
+  const Result run = RunQwenvk("bench --model '" + kModel + "' -p 8 -n 2 -r 1 --kernels --peak-mib 1 -o json" + db);
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(nlohmann::json::parse(run.out)["results"].size(), 2u);  // stdout stays the report alone
+  qvk::test::ExpectMentions(run.err, {"qwenvk: saved as benchmark run 1 in ", "(see `qwenvk bench show 1`)"});
+
+  const Result list = RunQwenvk("bench list" + db);
+  ASSERT_EQ(list.status, 0) << list.err;
+  qvk::test::ExpectMentions(list.out, {"| id | measured | source | device | model |", "| 1 | ", "| qwenvk |",
+                                       "| qwen2-tiny | BF16, F32 |", "pp8 ", "tg2 ", "\n1 runs\n"});
+  const Result show = RunQwenvk("bench show 1" + db);
+  ASSERT_EQ(show.status, 0) << show.err;
+  qvk::test::ExpectMentions(show.out,
+                            {"run 1: qwenvk, measured ", "device: ", "device peak (measured ", "FP32 FMA ", "FP16 FMA ",
+                             "cooperative matrix ", "model: qwen2-tiny: qwen2, 2 layers",
+                             "method: -p 8 -n 2 -d 0 -r 1; context 256", "| pp8 | ", "kernels of tg2",
+                             "flops/byte | of copy peak | of FP32 peak | of roof | limited by |", "| lm_head | 1 | "});
+
+  const std::string exported = (dir.path() / "shared.json").string();
+  const Result out = RunQwenvk("bench export --out '" + exported + "' 1" + db);
+  ASSERT_EQ(out.status, 0) << out.err;
+  const auto file = nlohmann::json::parse(Slurp(exported));
+  EXPECT_EQ(file["format"], "qwenvk-bench");
+  ASSERT_EQ(file["runs"].size(), 1u);
+  EXPECT_FALSE(file["runs"][0]["rows"][1]["kernels"].empty());
+  EXPECT_FALSE(file["devices"][0]["peaks"].is_null());
+
+  const std::string llama = (kData / "bench" / "llama-bench-h200-qwen2.5-0.5B-Q4_0.json").string();
+  const Result in = RunQwenvk("bench import '" + llama + "'" + db);
+  ASSERT_EQ(in.status, 0) << in.err;
+  EXPECT_EQ(in.out, "imported 2 runs from " + llama + " (ids 2, 3)\n");
+  const Result again = RunQwenvk("bench import '" + exported + "'" + db);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(again.out, "imported 0 runs from " + exported + "; 1 already stored\n");
+
+  const Result unsaved = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 2 -r 1 --no-save" + db);
+  ASSERT_EQ(unsaved.status, 0) << unsaved.err;
+  EXPECT_EQ(unsaved.err.find("saved"), std::string::npos) << unsaved.err;
+  const std::string bad = (dir.path() / "bad.json").string();
+  std::ofstream(bad) << Slurp(exported).substr(0, 100);
+  const Result refused = RunQwenvk("bench import '" + bad + "'" + db);
+  EXPECT_EQ(refused.status, 1);
+  qvk::test::ExpectMentions(refused.err, {"qwenvk: " + bad + " was not imported, nothing changed: ", "not valid JSON"});
+  const Result after = RunQwenvk("bench list" + db);
+  qvk::test::ExpectMentions(after.out, {"| NVIDIA H200 | qwen2.5-0.5B-Q4_0.gguf | Q4_0 |", "\n3 runs\n"});
+  const Result filtered = RunQwenvk("bench list --weight-type q4_0" + db);
+  qvk::test::ExpectMentions(filtered.out, {"\n2 runs\n"});
+  const Result missing = RunQwenvk("bench show 99" + db);
+  EXPECT_EQ(missing.status, 1);
+  qvk::test::ExpectMentions(missing.err, {"benchmark run 99 does not exist"});
+}
+
+// A peak alone is kept with its device; FP16 and cooperative-matrix rates are measured where
+// the device has them and said to be "not available" where it has not.
+TEST(CliTest, BenchDevicePeakIsKeptWithTheDevice) {
+  const qvk::test::TempDir dir;
+  const std::string db = " --db '" + (dir.path() / "runs.db").string() + "'";
+  const Result r = RunQwenvk("bench --device-peak --peak-mib 1 -o json" + db);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto peak = nlohmann::json::parse(r.out)["device_peak"];
+  for (const char* rate : {"f16_tflops", "coopmat_tflops"}) {
+    ASSERT_TRUE(peak.contains(rate)) << peak.dump();
+    EXPECT_TRUE(peak[rate].is_null() || peak[rate].get<double>() > 0) << rate;
+  }
+  qvk::test::ExpectMentions(r.err, {"qwenvk: saved the peaks of "});
+  const Result md = RunQwenvk("bench --device-peak --peak-mib 1 --no-save" + db);
+  ASSERT_EQ(md.status, 0) << md.err;
+  qvk::test::ExpectMentions(md.out, {"; FP16 FMA ", "; cooperative matrix "});
+  if (peak["coopmat_tflops"].is_null()) qvk::test::ExpectMentions(md.out, {"cooperative matrix not available"});
+  const Result list = RunQwenvk("bench list" + db);
+  qvk::test::ExpectMentions(list.out, {"\n0 runs\n"});
+}
+
 // --- the bundled demo model ----------------------------------------------------------------------
 
 // Tests name the bundled model (the fixture stands in for it), so that they never depend on

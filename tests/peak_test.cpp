@@ -25,7 +25,7 @@ TEST_F(GpuTest, CopyKernelCopiesEveryWordExactly) {
   }
   Buffer a = Poisoned(32), b = Poisoned(48);
   Graph g(device());
-  EXPECT_THROW(ops::Copy(g, a, b), Error);                        // sizes differ
+  EXPECT_THROW(ops::Copy(g, a, b), Error);                                        // sizes differ
   EXPECT_THROW(ops::Copy(g, BufferRange(a, 0, 8), BufferRange(b, 0, 8)), Error);  // not whole words
 }
 
@@ -43,6 +43,37 @@ TEST_F(GpuTest, FmaKernelMatchesTheCppChains) {
   for (uint32_t i = 0; i < invocations; ++i) {
     ASSERT_NEAR(got[i], expected[i], 1e-5 * std::abs(expected[i]) + 1e-5) << "invocation " << i;
   }
+}
+
+// Lane x of chain k is the f32 kernel's chain 2k with twice the chains, lane y chain 2k + 1; f16
+// rounds each step, so the sums agree to f16's precision.
+TEST_F(GpuTest, F16FmaKernelMatchesTheCppChains) {
+  if (!info().fp16_arithmetic) GTEST_SKIP() << "device has no 16-bit float arithmetic";
+  const uint32_t invocations = 300, iterations = 3;
+  const float b = 0.5f, c = 0.25f;  // exact in f16
+  Buffer y = Poisoned(4 * invocations);
+  Graph g(device());
+  ops::FmaChainsF16(g, y, invocations, iterations, b, c);
+  g.Run();
+  const auto got = Download<float>(y, invocations);
+  const auto expected = ref::FmaChains(invocations, 2 * QVK_FMA_CHAINS, iterations * QVK_FMA_STEPS, b, c);
+  for (uint32_t i = 0; i < invocations; ++i) {
+    ASSERT_NEAR(got[i], expected[i], 1e-2 * std::abs(expected[i]) + 1e-2) << "invocation " << i;
+  }
+}
+
+// Every accumulator of every subgroup holds iterations x steps products of 16 (b x c) terms.
+TEST_F(GpuTest, CoopmatFmaKernelSumsItsChains) {
+  if (!info().coopmat_f16) GTEST_SKIP() << "device has no cooperative-matrix GEMM: " << info().coopmat_f16_problem;
+  const uint32_t groups = 3, iterations = 5;
+  const float b = 0.5f, c = 0.125f;
+  Buffer y = Poisoned(4 * ops::CoopmatFmaFloats(groups));
+  Graph g(device());
+  ops::CoopmatFmaChains(g, y, groups, iterations, b, c);
+  g.Run();
+  const auto got = Download<float>(y, ops::CoopmatFmaFloats(groups));
+  const float expected = static_cast<float>(iterations * QVK_FMA_STEPS) * 16 * b * c;
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expected) << "element " << i;
 }
 
 TEST(DevicePeak, CopyBytesHoldEveryLimit) {
@@ -67,6 +98,10 @@ TEST_F(GpuTest, DevicePeakReportsPositiveRates) {
   EXPECT_GT(peak.copy_buffer_gbps, 0);
   EXPECT_GT(peak.fma_tflops, 0);
   EXPECT_GT(peak.fma_count, 0u);
+  EXPECT_EQ(peak.f16_tflops.has_value(), info().fp16_arithmetic);
+  EXPECT_GT(peak.f16_tflops.value_or(1), 0);
+  EXPECT_EQ(peak.coopmat_tflops.has_value(), info().coopmat_f16);
+  EXPECT_GT(peak.coopmat_tflops.value_or(1), 0);
 }
 
 }  // namespace

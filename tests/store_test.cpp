@@ -466,7 +466,7 @@ TEST_F(StoreTest, MigratesAVersion1Database) {
         "PRAGMA user_version = 1;");
   }
   Store store(path);
-  EXPECT_EQ(store.schema_version(), 2);
+  EXPECT_EQ(store.schema_version(), Store::kSchemaVersion);
   std::optional<Conversation> c = store.GetConversation(1);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->title, "Old chat about octopus");
@@ -491,11 +491,11 @@ TEST_F(StoreTest, RefusesANewerSchema) {
   const auto path = dir_.path() / "newer.db";
   {
     RawDatabase newer(path);
-    newer.Execute("CREATE TABLE future (x); PRAGMA user_version = 3;");
+    newer.Execute("CREATE TABLE future (x); PRAGMA user_version = 4;");
   }
   const std::string bytes = test::ReadFile(path);
   EXPECT_EQ(KindOf([&] { Store store(path); }), StoreErrorKind::NewerSchema);
-  ExpectMentions(ErrorOf([&] { Store store(path); }), {path.string(), "newer QwenVK", "version 3"});
+  ExpectMentions(ErrorOf([&] { Store store(path); }), {path.string(), "newer QwenVK", "version 4"});
   EXPECT_EQ(test::ReadFile(path), bytes);
 }
 
