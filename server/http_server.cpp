@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <random>
+#include <thread>
 
 #include <fmt/format.h>
 #include <httplib.h>
@@ -281,6 +282,7 @@ struct HttpServer::Impl {
   httplib::Server http;
   uint32_t id_prefix;
   std::atomic<uint32_t> next_id{0};
+  std::atomic<bool> listen_returned{false};
 };
 
 // --- the server -------------------------------------------------------------------------------
@@ -313,11 +315,20 @@ uint16_t HttpServer::Bind() {
 
 void HttpServer::Listen() {
   impl_->http.listen_after_bind();
+  impl_->listen_returned = true;
 }
 
 void HttpServer::Stop() {
   impl_->queue.Shutdown();
-  impl_->http.stop();
+  // httplib's stop() does nothing before listening has begun, so a Stop that comes first (a
+  // signal right after Bind) waits for it.
+  while (!impl_->listen_returned) {
+    if (impl_->http.is_running()) {
+      impl_->http.stop();
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 }  // namespace qvk::server

@@ -34,7 +34,7 @@ class HttpServer {
   uint16_t Bind();
   // Serves until Stop (from any thread). Returns once every connection has closed.
   void Listen();
-  // Cancels every request in progress and stops listening.
+  // Cancels every request in progress and stops listening; from any thread, once.
   void Stop();
 
  private:
