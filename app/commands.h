@@ -16,6 +16,7 @@ struct ModelOptions {
   std::optional<uint64_t> gpu_mem_mib;  // --gpu-mem MiB
   uint32_t context = 0;                 // --context; 0: min(32768, max_position_embeddings)
   std::optional<std::string> quant;     // --quant q8_0|q4_0: quantize float weights while loading
+  uint32_t engines = 1;                 // engines (KV caches) over the weights: serve --parallel
 };
 
 struct InfoOptions {
@@ -98,6 +99,16 @@ int RunBenchList(const BenchStoreOptions& options);
 int RunBenchShow(const BenchStoreOptions& options);
 int RunBenchExport(const BenchStoreOptions& options);
 int RunBenchImport(const BenchStoreOptions& options);
+
+// `qwenvk serve` (app/serve_command.cpp): the OpenAI-compatible HTTP server.
+struct ServeOptions {
+  ModelOptions model;
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;                // 0: any free port
+  std::optional<std::string> api_key;  // --api-key or QWENVK_API_KEY
+  uint32_t parallel = 1;               // requests generated at once, each with its own KV cache
+};
+int RunServe(const ServeOptions& options);
 
 // `qwenvk` with no subcommand: the desktop app (app/desktop.cpp).
 struct DesktopOptions {

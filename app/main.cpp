@@ -276,6 +276,23 @@ int main(int argc, char** argv) {
   chat->add_option("--system", chat_options.prompt, "System prompt (default: the template's)");
   AddSamplingOptions(chat, chat_options);
 
+  qvk::app::ServeOptions serve_options;
+  CLI::App* serve = app.add_subcommand(
+      "serve", "Serve the model over OpenAI's HTTP API (/v1/chat/completions, /v1/completions, /v1/models)");
+  AddModelOptions(serve, serve_options.model);
+  serve->add_option("--host", serve_options.host, "Address to listen on (default 127.0.0.1: this machine only)");
+  serve->add_option("--port", serve_options.port, "Port to listen on (default 8080; 0: any free port)")
+      ->check(WholeNumber<uint16_t>(0, std::numeric_limits<uint16_t>::max()));
+  serve
+      ->add_option("--api-key", serve_options.api_key,
+                   "Require 'Authorization: Bearer KEY' on every request (also QWENVK_API_KEY)")
+      ->envname("QWENVK_API_KEY")
+      ->check(Expects("a key of at least one character", [](const std::string& text) { return !text.empty(); }));
+  serve
+      ->add_option("--parallel", serve_options.parallel,
+                   "Requests generated at once, each with its own KV cache of --context tokens (default 1)")
+      ->check(WholeNumber<uint32_t>(1, 64));
+
   qvk::app::BenchOptions bench_options;
   CLI::App* bench = app.add_subcommand(
       "bench", "Measure prompt (pp) and generation (tg) speed as llama-bench does, and the device's peaks");
@@ -321,6 +338,7 @@ int main(int argc, char** argv) {
       {attention, &attention_options.model.model},
       {generate, &generate_options.model.model},
       {chat, &chat_options.model.model},
+      {serve, &serve_options.model.model},
       {bench_options.device_peak && !bench_options.kernels ? nullptr : bench, &bench_options.model.model}};
   const bool bench_stored =
       bench_list->parsed() || bench_show->parsed() || bench_export->parsed() || bench_import->parsed();
@@ -341,6 +359,10 @@ int main(int argc, char** argv) {
     if (bench_export->parsed()) status = qvk::app::RunBenchExport(stored);
     if (bench_import->parsed()) status = qvk::app::RunBenchImport(stored);
     if (bench->parsed() && !bench_stored) status = qvk::app::RunBench(bench_options);
+    if (serve->parsed()) {
+      serve_options.model.engines = serve_options.parallel;
+      status = qvk::app::RunServe(serve_options);
+    }
     if (app.get_subcommands().empty()) status = qvk::app::RunDesktop(desktop_options);
   } catch (const qvk::Error& e) {
     std::fprintf(stderr, "qwenvk: %s\n", e.what());

@@ -71,16 +71,17 @@ void WriteFloats(const std::string& path, std::span<const float> values) {
   if (!out) throw Error(fmt::format("could not write {} (disk full or not writable?)", path));
 }
 
-// The options over the model's generation_config.json. A model that does not sample by default
-// defaults to temperature 0, which the planner's greedy rule reads as greedy.
+// The options over the model's generation_config.json.
 chat::SamplingChoice ChoiceFrom(const GenerateOptions& o, const GenerationConfig& model) {
-  return {.temperature = o.temperature.value_or(model.do_sample ? model.temperature : 0.0f),
-          .top_k = o.top_k.value_or(model.top_k),
-          .top_p = o.top_p.value_or(model.top_p),
-          .min_p = o.min_p.value_or(model.min_p),
-          .repetition_penalty = o.repeat_penalty.value_or(model.repetition_penalty),
-          .greedy = o.greedy,
-          .seed = o.seed};
+  chat::SamplingChoice choice = chat::ModelSamplingChoice(model);
+  choice.temperature = o.temperature.value_or(choice.temperature);
+  choice.top_k = o.top_k.value_or(choice.top_k);
+  choice.top_p = o.top_p.value_or(choice.top_p);
+  choice.min_p = o.min_p.value_or(choice.min_p);
+  choice.repetition_penalty = o.repeat_penalty.value_or(choice.repetition_penalty);
+  choice.greedy = o.greedy;
+  choice.seed = o.seed;
+  return choice;
 }
 
 // After the streamed text's line has ended.

@@ -46,7 +46,8 @@ Runtime::Runtime(std::unique_ptr<ModelFiles> files, const ModelOptions& options,
   if (before_load) before_load(*device_);
   if (!files) return;
 
-  chat::LoadedModelOptions load{.context = options.context, .gpu_mem_mib = options.gpu_mem_mib};
+  chat::LoadedModelOptions load{
+      .context = options.context, .gpu_mem_mib = options.gpu_mem_mib, .engines = options.engines};
   if (options.quant) load.quantize = ParseQuant(*options.quant);
   const bool tty = isatty(fileno(stderr)) != 0;
   int last_percent = -1;

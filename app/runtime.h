@@ -30,6 +30,7 @@ class Runtime {
   const ModelFiles& files() const { return model_->files(); }
   Engine& engine() { return model_->engine(); }
   const chat::LoadedModel& model() const { return *model_; }
+  chat::LoadedModel& model() { return *model_; }
 
  private:
   std::unique_ptr<Instance> instance_;

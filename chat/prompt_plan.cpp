@@ -8,6 +8,14 @@
 
 namespace qvk::chat {
 
+SamplingChoice ModelSamplingChoice(const GenerationConfig& model) {
+  return {.temperature = model.do_sample ? model.temperature : 0.0f,
+          .top_k = model.top_k,
+          .top_p = model.top_p,
+          .min_p = model.min_p,
+          .repetition_penalty = model.repetition_penalty};
+}
+
 SamplingParams PlanSampling(const SamplingChoice& choice) {
   SamplingParams p;
   p.greedy = choice.greedy || choice.temperature <= 0;

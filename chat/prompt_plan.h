@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/chat_template.h"
+#include "model/config.h"
 #include "model/model_files.h"
 #include "model/sampler.h"
 
@@ -25,6 +26,10 @@ struct SamplingChoice {
   bool greedy = false;           // --greedy: always the most likely token
   std::optional<uint64_t> seed;  // none: a fresh random seed for this sampler
 };
+
+// The model's own defaults (generation_config.json), which options and requests override. A model
+// that does not sample by default gets temperature 0, which the greedy rule reads as greedy.
+SamplingChoice ModelSamplingChoice(const GenerationConfig& model);
 
 // The greedy rule: greedy when asked (--greedy) or when the temperature is 0 or below; any
 // temperature above 0 samples. A model whose generation_config.json does not sample reaches this

@@ -1,10 +1,10 @@
 # Fails when a C++ file includes a header from a layer above its own (cmake -P, run by the
 # check_layers target on every build). Folders are the architecture:
 #
-#   base, shaders  ->  gpu  ->  model, store  ->  chat  ->  ui  ->  app
+#   base, shaders  ->  gpu  ->  model, store  ->  chat  ->  ui, server  ->  app
 #
 # A file may include headers of its own folder and of lower ranks only; model and store share a
-# rank and so may not include each other. tests/ and fuzz/ may include anything, and nothing may
+# rank and so may not include each other, nor may ui and server. tests/ and fuzz/ may include anything, and nothing may
 # include them.
 if(NOT SOURCE_DIR)
   message(FATAL_ERROR "usage: cmake -DSOURCE_DIR=<checkout> -P CheckLayers.cmake")
@@ -17,10 +17,11 @@ set(rank_model 2)
 set(rank_store 2)
 set(rank_chat 3)
 set(rank_ui 4)
+set(rank_server 4)
 set(rank_app 5)
 set(rank_tests 6)
 set(rank_fuzz 6)
-set(layers base shaders gpu model store chat ui app tests fuzz)
+set(layers base shaders gpu model store chat ui server app tests fuzz)
 
 set(violations "")
 foreach(layer IN LISTS layers)
@@ -45,5 +46,5 @@ foreach(layer IN LISTS layers)
 endforeach()
 
 if(violations)
-  message(FATAL_ERROR "Includes that point to a higher layer (base, shaders -> gpu -> model, store -> chat -> ui -> app):\n${violations}")
+  message(FATAL_ERROR "Includes that point to a higher layer (base, shaders -> gpu -> model, store -> chat -> ui, server -> app):\n${violations}")
 endif()

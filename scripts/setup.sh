@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages QwenVK builds and tests with, if any are missing.
-# Does nothing when everything is there; uses sudo when not root.
+# Does nothing when everything is there; uses sudo when not root. With --tests, also Node.js and
+# npm, which run the OpenAI client tests (tests/openai-client).
 set -euo pipefail
 
 packages=(
@@ -8,7 +9,7 @@ packages=(
   libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libimath-dev libgtest-dev
   libpcre2-dev libutf8proc-dev
-  libsqlite3-dev libglfw3-dev libimgui-dev libstb-dev
+  libsqlite3-dev libglfw3-dev libimgui-dev libstb-dev libcpp-httplib-dev
   xvfb xauth fonts-dejavu-core fonts-noto-cjk
 )
 
@@ -18,6 +19,12 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# A Node installed another way (NodeSource, nvm) counts: its nodejs package may bundle npm and
+# conflict with Debian's.
+if [ "${1:-}" = "--tests" ]; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "Installing: ${missing[*]}"

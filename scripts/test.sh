@@ -3,13 +3,18 @@
 # tests run on whatever Vulkan device exists (lavapipe on a machine without a GPU) with the
 # validation layer on.
 #
-#   scripts/test.sh              the suite (CI runs this)
+#   scripts/test.sh              the suite (CI runs this), the OpenAI client tests included
 #   scripts/test.sh --sanitize   the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #                                (build-asan/), then the chat engine's threaded tests under
 #                                ThreadSanitizer (build-tsan/). Slow: an hour or more on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --tests
+# The official openai npm package for tests/openai-client, as its lock file pins it (again only
+# when the lock file changed since the last install).
+if [ ! tests/openai-client/node_modules/.package-lock.json -nt tests/openai-client/package-lock.json ]; then
+  (cd tests/openai-client && npm ci --no-audit --no-fund)
+fi
 
 if [ "${1:-}" != "--sanitize" ]; then
   WERROR=ON scripts/build.sh
