@@ -66,7 +66,10 @@ struct Axis {
       return ticks;
     }
     const double raw = (hi - lo) / 5, magnitude = std::pow(10, std::floor(std::log10(raw)));
-    const double step = raw / magnitude < 2 ? 2 * magnitude : raw / magnitude < 5 ? 5 * magnitude : 10 * magnitude;
+    const double step = raw / magnitude <= 1   ? magnitude
+                        : raw / magnitude <= 2 ? 2 * magnitude
+                        : raw / magnitude <= 5 ? 5 * magnitude
+                                               : 10 * magnitude;
     for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-6; v += step) ticks.push_back(v);
     return ticks;
   }
@@ -92,7 +95,7 @@ Plot BeginPlot(ImVec2 size, const char* id) {
   ImGui::InvisibleButton(id, size);
   const float line = ImGui::GetTextLineHeight();
   Plot plot{.draw = ImGui::GetWindowDrawList(),
-            .min = ImVec2(origin.x + 4.5f * line, origin.y + 0.5f * line),
+            .min = ImVec2(origin.x + 4.5f * line, origin.y + 1.8f * line),
             .max = ImVec2(origin.x + size.x - 1.0f * line, origin.y + size.y - 2.6f * line)};
   return plot;
 }
@@ -111,7 +114,7 @@ void DrawYAxis(Plot& plot, const char* title) {
   }
   d->AddLine(plot.min, ImVec2(plot.min.x, plot.max.y), kAxisColor);
   // The title above the tick labels, left-aligned (ImGui draws no rotated text).
-  d->AddText(ImVec2(plot.min.x - 4.3f * ImGui::GetTextLineHeight(), plot.min.y - ImGui::GetTextLineHeight() * 0.5f),
+  d->AddText(ImVec2(plot.min.x - 4.3f * ImGui::GetTextLineHeight(), plot.min.y - ImGui::GetTextLineHeight() * 1.8f),
              kTextColor, title);
 }
 
@@ -430,7 +433,7 @@ void DrawRoofline(BenchPanel& panel) {
     DashedLine(d, ImVec2(plot.x.At(roofs[i].second / peaks.copy_gbps), y), ImVec2(plot.max.x, y), kAxisColor, 1.5f);
   }
   for (const auto& [name, gflops] : roofs) {
-    const std::string label = fmt::format("{} {:.2f} TFLOP/s", name, gflops / 1e3);
+    const std::string label = fmt::format("{} {}FLOP/s", name, Short(gflops * 1e9));
     const ImVec2 size = ImGui::CalcTextSize(label.c_str());
     d->AddText(ImVec2(plot.max.x - size.x - 4, plot.y.At(gflops) - size.y - 2), kTextColor, label.c_str());
   }
@@ -438,13 +441,30 @@ void DrawRoofline(BenchPanel& panel) {
   const double label_x = plot.x.lo * 1.6;
   d->AddText(ImVec2(plot.x.At(label_x) + 4, plot.y.At(label_x * peaks.copy_gbps) - ImGui::GetTextLineHeight() - 6),
              kTextColor, bandwidth.c_str());
+  // Each label right, left, above or below its dot, where it overlaps no label drawn before; a
+  // dot in a crowd whose label fits nowhere keeps only its dot (the kernel chart lists them all).
+  std::vector<ImVec4> taken;
+  const auto free = [&](ImVec2 a, ImVec2 size) {
+    for (const ImVec4& t : taken) {
+      if (a.x < t.z && a.x + size.x > t.x && a.y < t.w && a.y + size.y > t.y) return false;
+    }
+    return true;
+  };
   for (const store::RooflinePoint& p : points) {
     if (p.intensity <= 0 || p.teraflops <= 0) continue;
     const ImVec2 at(plot.x.At(p.intensity), plot.y.At(p.teraflops * 1e3));
     d->AddCircleFilled(at, 5, LimiterColor(p.limiter));
     d->AddCircle(at, 5, IM_COL32_BLACK);
-    const std::string label = fmt::format("{} ({:.0f}%)", p.label, 100 * p.of_roof);
-    d->AddText(ImVec2(at.x + 7, at.y - ImGui::GetTextLineHeight() / 2), kTextColor, label.c_str());
+    const std::string label = fmt::format("{} ({:.0f}% of roof)", p.label, 100 * p.of_roof);
+    const ImVec2 size = ImGui::CalcTextSize(label.c_str());
+    const float h = size.y;
+    for (const ImVec2 place : {ImVec2(at.x + 8, at.y - h / 2), ImVec2(at.x - 8 - size.x, at.y - h / 2),
+                               ImVec2(at.x - size.x / 2, at.y - 6 - h), ImVec2(at.x - size.x / 2, at.y + 6)}) {
+      if (!free(place, size)) continue;
+      taken.emplace_back(place.x, place.y, place.x + size.x, place.y + size.y);
+      d->AddText(place, kTextColor, label.c_str());
+      break;
+    }
   }
   d->PopClipRect();
   if (without_flops > 0) {
@@ -572,19 +592,24 @@ void DrawRunTable(AppState& state, float height) {
     if (ImGui::SmallButton("Clear selection")) ClearBenchSelection(state);
   }
   const ImGuiTableFlags flags = ImGuiTableFlags_Borders | ImGuiTableFlags_RowBg | ImGuiTableFlags_ScrollY |
-                                ImGuiTableFlags_Sortable | ImGuiTableFlags_Resizable;
+                                ImGuiTableFlags_Sortable | ImGuiTableFlags_Resizable |
+                                ImGuiTableFlags_SizingStretchProp;
   if (!ImGui::BeginTable("runs", 8, flags, ImVec2(0, height))) return;
   ImGui::TableSetupScrollFreeze(0, 1);
   const ImGuiTableColumnFlags fixed = ImGuiTableColumnFlags_WidthFixed;
   ImGui::TableSetupColumn("", fixed | ImGuiTableColumnFlags_NoSort, ImGui::GetFrameHeight());
   ImGui::TableSetupColumn("id", fixed | ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_PreferSortDescending,
                           0, static_cast<ImGuiID>(BenchColumn::Id));
-  ImGui::TableSetupColumn("measured", fixed, 0, static_cast<ImGuiID>(BenchColumn::Measured));
-  ImGui::TableSetupColumn("source", fixed, 0, static_cast<ImGuiID>(BenchColumn::Source));
-  ImGui::TableSetupColumn("device", 0, 1.2f, static_cast<ImGuiID>(BenchColumn::Device));
-  ImGui::TableSetupColumn("model", 0, 1.2f, static_cast<ImGuiID>(BenchColumn::Model));
-  ImGui::TableSetupColumn("weights", fixed, 0, static_cast<ImGuiID>(BenchColumn::Weights));
-  ImGui::TableSetupColumn("tests (tokens/s)", ImGuiTableColumnFlags_NoSort, 2.0f);
+  ImGui::TableSetupColumn("measured (UTC)", ImGuiTableColumnFlags_WidthStretch, 0.9f,
+                          static_cast<ImGuiID>(BenchColumn::Measured));
+  ImGui::TableSetupColumn("source", ImGuiTableColumnFlags_WidthStretch, 0.6f,
+                          static_cast<ImGuiID>(BenchColumn::Source));
+  ImGui::TableSetupColumn("device", ImGuiTableColumnFlags_WidthStretch, 1.2f,
+                          static_cast<ImGuiID>(BenchColumn::Device));
+  ImGui::TableSetupColumn("model", ImGuiTableColumnFlags_WidthStretch, 1.2f, static_cast<ImGuiID>(BenchColumn::Model));
+  ImGui::TableSetupColumn("weights", ImGuiTableColumnFlags_WidthStretch, 0.8f,
+                          static_cast<ImGuiID>(BenchColumn::Weights));
+  ImGui::TableSetupColumn("tests (tokens/s)", ImGuiTableColumnFlags_NoSort | ImGuiTableColumnFlags_WidthStretch, 2.0f);
   ImGui::TableHeadersRow();
   if (ImGuiTableSortSpecs* sort = ImGui::TableGetSortSpecs(); sort && sort->SpecsDirty && sort->SpecsCount > 0) {
     panel.sort = static_cast<BenchColumn>(sort->Specs[0].ColumnUserID);
