@@ -620,7 +620,8 @@ bool ChatSession::StartBenchmark(BenchRequest request) {
     error_ = "a benchmark is already running: wait for it or cancel it";
     return false;
   }
-  if (PlanBenchTests(request.prompts, request.generations, request.depths).empty()) {
+  const size_t tests = PlanBenchTests(request.prompts, request.generations, request.depths).size();
+  if (tests == 0) {
     error_ = "the prompt and generation sizes are all 0: there is no test to run";
     return false;
   }
@@ -629,7 +630,12 @@ bool ChatSession::StartBenchmark(BenchRequest request) {
                                              : "no model is loaded: choose one, or a model file to benchmark";
     return false;
   }
-  bench_ = BenchProgress{.running = true, .step = "waiting for the reply under way", .saved = bench_.saved};
+  // Steps: the peak, then each test's warm-up, timed runs and profile.
+  const uint32_t total =
+      (request.device_peak ? 1 : 0) +
+      static_cast<uint32_t>(tests) * (std::max<uint32_t>(1, request.repetitions) + 1 + (request.kernels ? 1 : 0));
+  bench_ =
+      BenchProgress{.running = true, .total = total, .step = "waiting for the reply under way", .saved = bench_.saved};
   bench_cancel_ = false;
   jobs_.push_back(Job{.bench = std::move(request)});
   wake_.notify_all();
@@ -658,11 +664,6 @@ void ChatSession::RunBenchmark(const BenchRequest& request) {
     std::lock_guard lock(mutex_);
     bench_.step = std::move(step);
   };
-  {
-    std::lock_guard lock(mutex_);
-    bench_.total = (request.device_peak ? 1 : 0) +
-                   static_cast<uint32_t>(tests.size()) * (repetitions + 1 + (request.kernels ? 1 : 0));
-  }
   std::string error;
   store::Id saved = 0;
   try {

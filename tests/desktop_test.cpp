@@ -640,35 +640,52 @@ TEST(DesktopTest, AReplysAttentionIsShownPointedAtAndExported) {
 TEST(DesktopTest, TheBenchmarkWorkbenchRunsImportsComparesAndCharts) {
   TempDir dir;
   const fs::path h200 = qvk::test::TestDataDir() / "bench" / "qwenvk-h200-qwen2.5-7B-Q4_0.json";
-  RunScript(dir, "wait-model\n"
-                 "key ctrl+b\n"
-                 "bench set p 16\n"
-                 "bench set n 4\n"
-                 "bench set repetitions 2\n"
-                 "bench run\n"
-                 "dump " + P(dir, "running.json") + "\n"
-                 "wait-bench\n"
-                 "bench import " + h200.string() + "\n"
-                 "bench toggle 1\n"
-                 "bench chart compare\n"
-                 "frames 3\n"
-                 "screenshot " + P(dir, "compare.png") + "\n"
-                 "dump " + P(dir, "compared.json") + "\n"
-                 "bench chart speed\n"
-                 "frames 2\n"
-                 "bench chart depth\n"
-                 "frames 2\n"
-                 "bench chart kernels\n"
-                 "frames 2\n"
-                 "bench chart roofline\n"
-                 "frames 3\n"
-                 "screenshot " + P(dir, "roofline.png") + "\n"
-                 "dump " + P(dir, "roofline.json") + "\n"
-                 "bench filter device h200\n"
-                 "bench sort id asc\n"
-                 "dump " + P(dir, "filtered.json") + "\n"
-                 "bench export " + P(dir, "export.json") + "\n"
-                 "quit\n");
+  RunScript(dir,
+            "wait-model\n"
+            "key ctrl+b\n"
+            "bench set p 16\n"
+            "bench set n 4\n"
+            "bench set repetitions 2\n"
+            "bench run\n"
+            "dump " +
+                P(dir, "running.json") +
+                "\n"
+                "wait-bench\n"
+                "bench import " +
+                h200.string() +
+                "\n"
+                "bench toggle 1\n"
+                "bench chart compare\n"
+                "frames 3\n"
+                "screenshot " +
+                P(dir, "compare.png") +
+                "\n"
+                "dump " +
+                P(dir, "compared.json") +
+                "\n"
+                "bench chart speed\n"
+                "frames 2\n"
+                "bench chart depth\n"
+                "frames 2\n"
+                "bench chart kernels\n"
+                "frames 2\n"
+                "bench chart roofline\n"
+                "frames 3\n"
+                "screenshot " +
+                P(dir, "roofline.png") +
+                "\n"
+                "dump " +
+                P(dir, "roofline.json") +
+                "\n"
+                "bench filter device h200\n"
+                "bench sort id asc\n"
+                "dump " +
+                P(dir, "filtered.json") +
+                "\n"
+                "bench export " +
+                P(dir, "export.json") +
+                "\n"
+                "quit\n");
   const json running = ReadJson(dir.path() / "running.json")["bench"];
   EXPECT_TRUE(running["open"]);
   EXPECT_TRUE(running["running"]);
