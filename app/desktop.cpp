@@ -7,6 +7,7 @@
 
 #include "app/commands.h"
 #include "chat/chat_session.h"
+#include "qwenvk_version.h"
 #include "ui/actions.h"
 #include "ui/fonts.h"
 #include "ui/panels.h"
@@ -113,6 +114,8 @@ int RunDesktop(const DesktopOptions& options) {
                      .database_path = database,
                      .store = std::move(store),
                      .database_problem = problem};
+  state.program_version = QWENVK_VERSION;
+  state.program_commit = QWENVK_GIT_COMMIT;
   state.ShowError(window.device_note());
   int prompt_frames = 0;
   while (!state.quit && !window.ShouldClose()) {

@@ -120,12 +120,14 @@ double BenchRunner::TimedRun(const BenchTest& test) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-BenchResult BenchRunner::Run(const BenchTest& test, uint32_t repetitions) {
+BenchResult BenchRunner::Run(const BenchTest& test, uint32_t repetitions, const std::function<void()>& after_each) {
   BenchResult result{.test = test};
   TimedRun(test);  // warm-up: pipelines built, clocks up, the decode step recorded
+  if (after_each) after_each();
   std::vector<double> rates;
   for (uint32_t r = 0; r < std::max<uint32_t>(1, repetitions); ++r) {
     const double seconds = TimedRun(test);
+    if (after_each) after_each();
     result.seconds.push_back(seconds);
     rates.push_back(test.tokens / seconds);
   }

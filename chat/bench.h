@@ -4,6 +4,7 @@
 // steps; each over a KV cache of some depth), their timed runs and statistics, a per-kernel
 // profile of one step, and the report as Markdown, JSON or CSV.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <random>
 #include <span>
@@ -83,8 +84,9 @@ class BenchRunner {
   // One warm-up run, then `repetitions` timed runs (at least 1), each from a cache holding
   // exactly test.depth tokens (filled untimed). The clock runs around the whole prompt (pp) or
   // all the steps (tg), each a call that waits for the GPU; a tg step reads the argmax back and
-  // feeds it to the next one.
-  BenchResult Run(const BenchTest& test, uint32_t repetitions);
+  // feeds it to the next one. `after_each` is called after the warm-up and each timed run (the
+  // app's progress bar; it may throw to cancel).
+  BenchResult Run(const BenchTest& test, uint32_t repetitions, const std::function<void()>& after_each = {});
   // The test's step once more with GPU timestamps (the whole prompt for pp, one token for tg),
   // summarized by label. Empty on a device without compute timestamps.
   std::vector<KernelShare> Profile(const BenchTest& test);

@@ -1,4 +1,5 @@
-// Sections: helpers / lifetime and worker / model / chat requests / reply job / attention maps / token counts
+// Sections: helpers / lifetime and worker / model / chat requests / reply job / attention maps / benchmarks /
+// token counts
 #include "chat/chat_session.h"
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/error.h"
+#include "chat/bench.h"
 #include "chat/live_attention.h"
 #include "chat/loaded_model.h"
 #include "chat/prompt_plan.h"
@@ -139,12 +141,14 @@ void ChatSession::WorkerLoop() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
       busy_ = true;
-      reply_running_ = !job.load && !job.attention;
+      reply_running_ = job.is_reply();
     }
     if (job.load) {
       RunLoad(*job.load);
     } else if (job.attention) {
       RunAttention(*job.attention);
+    } else if (job.bench) {
+      RunBenchmark(*job.bench);
     } else {
       RunReply(job.reply);
     }
@@ -174,9 +178,13 @@ void ChatSession::LoadModel(const ModelSettings& settings) {
   {
     std::lock_guard lock(mutex_);
     // Replies still queued were meant for the old model, and loads still queued are replaced by
-    // this one; the reply running stops at its next token.
+    // this one; the reply running stops at its next token, a benchmark after its timed run.
+    for (const Job& job : jobs_) {
+      if (job.bench) bench_ = BenchProgress{.saved = bench_.saved, .error = "cancelled: another model was loaded"};
+    }
     jobs_.clear();
     stop_requested_ = true;
+    bench_cancel_ = true;
     status_ = ModelStatus::Loading;
     progress_ = 0;
     model_error_.clear();
@@ -285,7 +293,7 @@ store::ConversationSettings ChatSession::DefaultSettings() const {
 bool ChatSession::ReplyPendingLocked() const {
   if (reply_running_) return true;
   for (const Job& job : jobs_) {
-    if (!job.load && !job.attention) return true;
+    if (job.is_reply()) return true;
   }
   return false;
 }
@@ -590,6 +598,135 @@ void ChatSession::RunAttention(const AttentionJob& job) {
   }
   std::lock_guard lock(mutex_);
   attention_ = std::move(result);
+}
+
+// --- benchmarks -------------------------------------------------------------------------------
+
+namespace {
+
+// Thrown through BenchRunner by the progress callback when the user cancels.
+struct BenchCancelled {};
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+bool ChatSession::StartBenchmark(BenchRequest request) {
+  std::lock_guard lock(mutex_);
+  if (bench_.running) {
+    error_ = "a benchmark is already running: wait for it or cancel it";
+    return false;
+  }
+  const size_t tests = PlanBenchTests(request.prompts, request.generations, request.depths).size();
+  if (tests == 0) {
+    error_ = "the prompt and generation sizes are all 0: there is no test to run";
+    return false;
+  }
+  if (request.model_path.empty() && status_ != ModelStatus::Ready) {
+    error_ = status_ == ModelStatus::Loading ? "the model is still loading"
+                                             : "no model is loaded: choose one, or a model file to benchmark";
+    return false;
+  }
+  // Steps: the peak, then each test's warm-up, timed runs and profile.
+  const uint32_t total =
+      (request.device_peak ? 1 : 0) +
+      static_cast<uint32_t>(tests) * (std::max<uint32_t>(1, request.repetitions) + 1 + (request.kernels ? 1 : 0));
+  bench_ =
+      BenchProgress{.running = true, .total = total, .step = "waiting for the reply under way", .saved = bench_.saved};
+  bench_cancel_ = false;
+  jobs_.push_back(Job{.bench = std::move(request)});
+  wake_.notify_all();
+  return true;
+}
+
+void ChatSession::CancelBenchmark() {
+  bench_cancel_ = true;
+}
+
+BenchProgress ChatSession::bench_progress() const {
+  std::lock_guard lock(mutex_);
+  return bench_;
+}
+
+void ChatSession::RunBenchmark(const BenchRequest& request) {
+  const std::vector<BenchTest> tests = PlanBenchTests(request.prompts, request.generations, request.depths);
+  const uint32_t repetitions = std::max<uint32_t>(1, request.repetitions);
+  const auto advance = [this](std::string step) {
+    std::lock_guard lock(mutex_);
+    ++bench_.done;
+    if (!step.empty()) bench_.step = std::move(step);
+  };
+  const auto begin = [this](std::string step) {
+    if (bench_cancel_) throw BenchCancelled{};
+    std::lock_guard lock(mutex_);
+    bench_.step = std::move(step);
+  };
+  std::string error;
+  store::Id saved = 0;
+  try {
+    BenchReport report{.version = request.version,
+                       .commit = request.commit,
+                       .device = DescribeDevice(device_.info()),
+                       .repetitions = repetitions};
+    // A model file is loaded for the run alone, with the context its tests need; the chat's
+    // model stays loaded beside it.
+    std::unique_ptr<LoadedModel> own;
+    if (!request.model_path.empty()) {
+      begin("loading the model");
+      auto files = std::make_unique<ModelFiles>(std::filesystem::path(request.model_path));
+      const uint32_t context = BenchContext(tests, files->config().max_position_embeddings);
+      own = std::make_unique<LoadedModel>(device_, std::move(files),
+                                          LoadedModelOptions{.context = context,
+                                                             .gpu_mem_mib = std::nullopt,
+                                                             .quantize = std::nullopt,
+                                                             .budget_hint = "benchmark a smaller model"});
+    }
+    if (!own && !model_) throw Error("no model is loaded");
+    LoadedModel& model = own ? *own : *model_;
+    uint32_t most = 0;
+    for (const BenchTest& t : tests) most = std::max(most, t.positions());
+    if (most > model.engine().context()) {
+      throw Error(
+          fmt::format("the tests reach {} tokens but the loaded model's context is {}: lower the sizes or "
+                      "raise the context in the model settings",
+                      most, model.engine().context()));
+    }
+    if (request.device_peak) {
+      begin("device peak");
+      report.peak = MeasureDevicePeak(device_, {.max_copy_bytes = uint64_t{256} << 20});
+      advance("");
+    }
+    // The chat's live attention rows would be measured with every step; a reply turns them back on.
+    model.engine().set_live_attention(false);
+    BenchRunner runner(model.engine());
+    for (const BenchTest& test : tests) {
+      begin(test.Name());
+      BenchResult result = runner.Run(test, repetitions, [&] {
+        advance("");
+        if (bench_cancel_) throw BenchCancelled{};
+      });
+      if (request.kernels) {
+        result.kernels = runner.Profile(test);
+        advance("");
+      }
+      report.results.push_back(std::move(result));
+    }
+    report.model = DescribeModel(model, device_.allocator());
+    saved = store_.SaveBenchRun(StoredRun(report, request.prompts, request.generations, request.depths, NowMs()));
+  } catch (const BenchCancelled&) {
+    error = "cancelled";
+  } catch (const std::exception& e) {
+    spdlog::error("benchmark failed: {}", e.what());
+    error = e.what();
+  }
+  std::lock_guard lock(mutex_);
+  bench_.running = false;
+  bench_.step.clear();
+  bench_.error = error;
+  if (saved != 0) bench_.saved = saved;
 }
 
 // --- token counts -----------------------------------------------------------------------------

@@ -56,6 +56,27 @@ struct MessageAttention {
   std::string error;                // why there are none
 };
 
+// A benchmark the app asks for: chat/bench.h's tests (-p, -n, -d, -r as `qwenvk bench` takes
+// them) on the loaded model or on a model file loaded for the run alone, saved to the store.
+struct BenchRequest {
+  std::string model_path;  // empty: the loaded model
+  std::vector<uint32_t> prompts, generations, depths;
+  uint32_t repetitions = 1;
+  bool kernels = true;          // each test profiled once more (the per-kernel view and the roofline)
+  bool device_peak = true;      // the device's peaks measured first (the roofline's roofs)
+  std::string version, commit;  // the program's, stored with the run
+};
+
+// Where the benchmark under way (or the last one) stands, for the progress bar.
+struct BenchProgress {
+  bool running = false;  // queued or running
+  uint32_t done = 0;     // steps done of `total`: the peak, each test's warm-up and timed runs, profiles
+  uint32_t total = 0;
+  std::string step;     // what runs now: "device peak", "pp512", ...
+  store::Id saved = 0;  // the last finished run, as stored
+  std::string error;    // why the last one ended without a run ("cancelled" included)
+};
+
 // What the UI shows of the reply being generated (a copy taken under the session's lock).
 struct LiveReply {
   bool active = false;
@@ -110,6 +131,14 @@ class ChatSession {
   // nullptr turns it off. Costs GPU memory for a row of every layer and head over the context.
   void SetLiveAttention(std::shared_ptr<LiveAttention> feed);
 
+  // --- benchmarks ---
+  // Queues a benchmark after what is queued before it. Returns false and sets an error when one
+  // is already queued or running, no test is asked for, or (for the loaded model) none is ready.
+  bool StartBenchmark(BenchRequest request);
+  // The benchmark under way stops after its current timed run; nothing is saved.
+  void CancelBenchmark();
+  BenchProgress bench_progress() const;
+
   // Tokens the conversation's current branch takes in the context, with the model's tokenizer
   // and chat template (system prompt and generation prompt included), plus the live reply.
   // Cached per store revision. 0 without a model.
@@ -139,7 +168,9 @@ class ChatSession {
   struct Job {
     std::optional<ModelSettings> load;      // set: a load job
     std::optional<AttentionJob> attention;  // set: an attention capture
+    std::optional<BenchRequest> bench;      // set: a benchmark
     ReplyJob reply;                         // otherwise a reply
+    bool is_reply() const { return !load && !attention && !bench; }
   };
 
   void WorkerLoop();
@@ -150,6 +181,8 @@ class ChatSession {
   // reply through a ReplyWriter and mirrors it into live_ for the UI.
   void RunReply(const ReplyJob& job);
   void RunAttention(const AttentionJob& job);
+  // A benchmark job: runs the tests (on the loaded model or one loaded for it), saves the run.
+  void RunBenchmark(const BenchRequest& request);
   void StartLiveReply(const ReplyJob& job, const ReplyWriter& writer, uint32_t prompt_tokens);
   void MirrorLiveReply(const ReplyWriter& writer, uint32_t tokens);
   // Checks a reply may start now (model ready, none running); sets error_ when not.
@@ -183,6 +216,8 @@ class ChatSession {
   std::optional<std::string> error_;
 
   std::atomic<bool> stop_requested_{false};
+  BenchProgress bench_;
+  std::atomic<bool> bench_cancel_{false};
 
   // Written only by the worker, under model_mutex_; the worker reads it without the lock, the UI
   // thread (token counts, defaults) with it.

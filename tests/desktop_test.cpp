@@ -7,7 +7,8 @@
 // has the validation layer on, and a validation message makes qwenvk exit 3.
 //
 // Sections: running the app / chat, branches, search, export and import / keyboard /
-// sidebar / big conversations / a model that does not load / attention / the bundled model and the welcome /
+// sidebar / big conversations / a model that does not load / attention / the benchmark workbench /
+// the bundled model and the welcome /
 // quitting and SIGKILL mid-reply / damaged database / locked database
 #include <fcntl.h>
 #include <signal.h>
@@ -628,6 +629,125 @@ TEST(DesktopTest, AReplysAttentionIsShownPointedAtAndExported) {
   EXPECT_TRUE(thumbnail["hover"]["masked"]);  // key 4 comes after query 1
   EXPECT_EQ(thumbnail["hover"]["value"], 0.0f);
   ExpectScreenshot(dir.path() / "attention.png");
+}
+
+// --- the benchmark workbench -------------------------------------------------------------------
+
+// A short benchmark of the fixture model on this device beside an H200 run imported from a file:
+// both selected, compared test by test, charted, the roofline of the local run (its device peak
+// measured), the table filtered, the selection exported and imported back; a file that is not a
+// benchmark changes nothing and says why.
+TEST(DesktopTest, TheBenchmarkWorkbenchRunsImportsComparesAndCharts) {
+  TempDir dir;
+  const fs::path h200 = qvk::test::TestDataDir() / "bench" / "qwenvk-h200-qwen2.5-7B-Q4_0.json";
+  RunScript(dir,
+            "wait-model\n"
+            "key ctrl+b\n"
+            "bench set p 16\n"
+            "bench set n 4\n"
+            "bench set repetitions 2\n"
+            "bench run\n"
+            "dump " +
+                P(dir, "running.json") +
+                "\n"
+                "wait-bench\n"
+                "bench import " +
+                h200.string() +
+                "\n"
+                "bench toggle 1\n"
+                "bench chart compare\n"
+                "frames 3\n"
+                "screenshot " +
+                P(dir, "compare.png") +
+                "\n"
+                "dump " +
+                P(dir, "compared.json") +
+                "\n"
+                "bench chart speed\n"
+                "frames 2\n"
+                "bench chart depth\n"
+                "frames 2\n"
+                "bench chart kernels\n"
+                "frames 2\n"
+                "bench chart roofline\n"
+                "frames 3\n"
+                "screenshot " +
+                P(dir, "roofline.png") +
+                "\n"
+                "dump " +
+                P(dir, "roofline.json") +
+                "\n"
+                "bench filter device h200\n"
+                "bench sort id asc\n"
+                "dump " +
+                P(dir, "filtered.json") +
+                "\n"
+                "bench export " +
+                P(dir, "export.json") +
+                "\n"
+                "quit\n");
+  const json running = ReadJson(dir.path() / "running.json")["bench"];
+  EXPECT_TRUE(running["open"]);
+  EXPECT_TRUE(running["running"]);
+  // The peak, then each test's warm-up, 2 timed runs and profile.
+  EXPECT_EQ(running["total"], 1 + 2 * 4);
+
+  const json compared = ReadJson(dir.path() / "compared.json")["bench"];
+  ASSERT_EQ(compared["table"].size(), 2u);
+  const json& imported = compared["table"][0];  // the newest first
+  const json& local = compared["table"][1];
+  EXPECT_EQ(imported["device"], "NVIDIA H200");
+  EXPECT_EQ(local["source"], "qwenvk");
+  EXPECT_EQ(local["model"], "qwen2-tiny");
+  EXPECT_EQ(compared["saved"], local["id"]);
+  EXPECT_EQ(compared["selected"], json::array({imported["id"], local["id"]}));
+  EXPECT_EQ(compared["chart"], "compare");
+  // pp16, pp512, tg4, tg128: each run has two of them; the H200's are the baseline.
+  ASSERT_EQ(compared["compare"].size(), 4u);
+  std::vector<std::string> tests;
+  for (const json& line : compared["compare"]) tests.push_back(line["test"]);
+  EXPECT_EQ(tests, (std::vector<std::string>{"pp16", "pp512", "tg4", "tg128"}));
+  const json& pp512 = compared["compare"][1];
+  EXPECT_DOUBLE_EQ(pp512["tokens_per_s"][0].get<double>(), 2690.752400893809);
+  EXPECT_TRUE(pp512["tokens_per_s"][1].is_null());
+  const json& pp16 = compared["compare"][0];
+  EXPECT_TRUE(pp16["tokens_per_s"][0].is_null());
+  EXPECT_GT(pp16["tokens_per_s"][1].get<double>(), 0);
+  EXPECT_DOUBLE_EQ(compared["compare"][3]["ratio"][0].get<double>(), 1.0);
+
+  const json roofline = ReadJson(dir.path() / "roofline.json")["bench"];
+  EXPECT_EQ(roofline["chart"], "roofline");
+  EXPECT_EQ(roofline["detail"]["run"], local["id"]);
+  EXPECT_EQ(roofline["detail"]["test"], "pp16");
+  EXPECT_TRUE(roofline["detail"]["has_peaks"]);
+  ASSERT_FALSE(roofline["detail"]["kernels"].empty());
+  EXPECT_EQ(roofline["detail"]["roofline"].size(), roofline["detail"]["kernels"].size());
+  double shares = 0;
+  for (const json& k : roofline["detail"]["kernels"]) shares += k["share"].get<double>();
+  EXPECT_NEAR(shares, 1.0, 1e-6);
+
+  const json filtered = ReadJson(dir.path() / "filtered.json")["bench"];
+  ASSERT_EQ(filtered["table"].size(), 1u);
+  EXPECT_EQ(filtered["table"][0]["device"], "NVIDIA H200");
+
+  // The export holds both selected runs and imports into a fresh database as two runs.
+  const json exported = ReadJson(dir.path() / "export.json");
+  EXPECT_EQ(exported["format"], "qwenvk-bench");
+  EXPECT_EQ(exported["runs"].size(), 2u);
+  TempDir other;
+  RunScript(other, "wait-model\nbench open\nbench import " + P(dir, "export.json") + "\ndump " +
+                       P(other, "reimported.json") + "\nquit\n");
+  EXPECT_EQ(ReadJson(other.path() / "reimported.json")["bench"]["table"].size(), 2u);
+
+  // A file that is not a benchmark: the script stops on the banner's sentence, nothing is added.
+  const fs::path bad = dir.Write("bad.json", R"({"format": "qwenvk-bench", "version": 9})");
+  AppProcess app(dir, "wait-model\nbench open\nbench import " + bad.string() + "\nquit\n", "bad");
+  EXPECT_NE(app.Wait(), 0);
+  ExpectMentions(app.log(), {"bad.json was not imported, nothing changed", "version"});
+  RunScript(dir, "wait-model\nbench open\ndump " + P(dir, "after-bad.json") + "\nquit\n", "after-bad");
+  EXPECT_EQ(ReadJson(dir.path() / "after-bad.json")["bench"]["table"].size(), 2u);
+  ExpectScreenshot(dir.path() / "compare.png");
+  ExpectScreenshot(dir.path() / "roofline.png");
 }
 
 // --- the bundled model and the welcome ---------------------------------------------------------

@@ -1,5 +1,5 @@
-// Sections: conversations / messages / files / attention maps / settings / choosing a model / the welcome / loading a
-// model / database problems
+// Sections: conversations / messages / files / attention maps / benchmarks / settings / choosing a model / the welcome
+// / loading a model / database problems
 #include "ui/actions.h"
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 
 #include "chat/attention_export.h"
 #include "chat/bundled_model.h"
+#include "store/bench_exchange.h"
 #include "store/exchange.h"
 
 namespace qvk::ui {
@@ -227,13 +228,21 @@ bool ExportConversation(AppState& state, const std::filesystem::path& path, bool
   });
 }
 
+namespace {
+
+std::string ReadFileText(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("could not read {}", path.string()));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
 bool ImportConversation(AppState& state, const std::filesystem::path& path) {
   return Guarded(state, [&] {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(fmt::format("could not read {}", path.string()));
-    std::ostringstream text;
-    text << in.rdbuf();
-    const store::Id id = store::ImportJson(state.db(), text.str());
+    const store::Id id = store::ImportJson(state.db(), ReadFileText(path));
     SelectConversation(state, id);
     state.ShowSuccess(fmt::format("Imported {}", path.filename().string()));
   });
@@ -447,6 +456,105 @@ bool ExportAttention(AppState& state, const std::filesystem::path& path, Attenti
   });
   if (ok) state.ShowSuccess(fmt::format("Attention map written to {}", path.string()));
   return ok;
+}
+
+// --- benchmarks -----------------------------------------------------------------------------
+
+void OpenBenchmark(AppState& state, bool open) {
+  state.bench.open = open;
+  if (open) RefreshBenchRuns(state);
+}
+
+void RefreshBenchRuns(AppState& state) {
+  BenchPanel& panel = state.bench;
+  const uint64_t revision = state.db().revision();
+  if (panel.revision != revision) {
+    panel.runs = state.db().ListBenchRuns();
+    panel.detail.reset();
+    panel.revision = revision;
+    // Runs deleted since stay out of the selection.
+    std::erase_if(panel.selected, [&](store::Id id) {
+      return std::none_of(panel.runs.begin(), panel.runs.end(), [&](const auto& r) { return r.id == id; });
+    });
+  }
+  const store::Id last = panel.selected.empty() ? 0 : panel.selected.back();
+  if (last == 0) {
+    panel.detail.reset();
+  } else if (!panel.detail || panel.detail->id != last) {
+    panel.detail = state.db().GetBenchRun(last);
+    panel.detail_row = 0;
+  }
+}
+
+bool StartBenchmark(AppState& state) {
+  const BenchForm& form = state.bench.form;
+  if (form.prompt < 0 || form.generate < 0 || form.depth < 0 || form.repetitions < 1) {
+    state.ShowError("Sizes and depth cannot be negative, and a test needs at least one repetition.");
+    return false;
+  }
+  chat::BenchRequest request{.model_path = form.model_path,
+                             .prompts = {static_cast<uint32_t>(form.prompt)},
+                             .generations = {static_cast<uint32_t>(form.generate)},
+                             .depths = {static_cast<uint32_t>(form.depth)},
+                             .repetitions = static_cast<uint32_t>(form.repetitions),
+                             .kernels = form.kernels,
+                             .device_peak = form.device_peak,
+                             .version = state.program_version,
+                             .commit = state.program_commit};
+  return state.chat().StartBenchmark(std::move(request)) || ReportSessionError(state);
+}
+
+void CancelBenchmark(AppState& state) {
+  state.chat().CancelBenchmark();
+}
+
+void ToggleBenchRun(AppState& state, store::Id run) {
+  std::vector<store::Id>& selected = state.bench.selected;
+  if (const auto it = std::find(selected.begin(), selected.end(), run); it != selected.end()) {
+    selected.erase(it);
+  } else {
+    selected.push_back(run);
+  }
+  RefreshBenchRuns(state);
+}
+
+void ClearBenchSelection(AppState& state) {
+  state.bench.selected.clear();
+  RefreshBenchRuns(state);
+}
+
+bool ImportBenchRuns(AppState& state, const std::filesystem::path& path) {
+  return Guarded(state, [&] {
+    store::BenchImport imported;
+    try {
+      imported = store::ImportBenchJson(state.db(), ReadFileText(path));
+    } catch (const store::StoreError& e) {
+      if (e.kind() != store::StoreErrorKind::InvalidImport) throw;
+      throw Error(fmt::format("{} was not imported, nothing changed: {}", path.filename().string(), e.what()));
+    }
+    for (const store::Id id : imported.runs) state.bench.selected.push_back(id);
+    RefreshBenchRuns(state);
+    state.ShowSuccess(fmt::format(
+        "Imported {} benchmark run{} from {}{}", imported.runs.size(), imported.runs.size() == 1 ? "" : "s",
+        path.filename().string(),
+        imported.already_held ? fmt::format(" ({} already stored)", imported.already_held) : std::string()));
+  });
+}
+
+bool ExportBenchRuns(AppState& state, const std::filesystem::path& path) {
+  return Guarded(state, [&] {
+    const std::string text = store::ExportBenchJson(state.db(), state.bench.selected);
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+    out.close();
+    if (!out) throw Error(fmt::format("could not write {}", path.string()));
+    const size_t runs = state.bench.selected.empty() ? state.bench.runs.size() : state.bench.selected.size();
+    state.ShowSuccess(fmt::format("Exported {} benchmark run{} to {}", runs, runs == 1 ? "" : "s", path.string()));
+  });
+}
+
+std::filesystem::path DefaultBenchExportPath(AppState& state) {
+  return DefaultExportPath(state, true).parent_path() / "qwenvk-bench.json";
 }
 
 // --- settings -----------------------------------------------------------------------------

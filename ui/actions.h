@@ -65,6 +65,24 @@ enum class AttentionFormat { Png, Csv, Npy };
 bool ExportAttention(AppState& state, const std::filesystem::path& path, AttentionFormat format);
 std::filesystem::path DefaultAttentionExportPath(AppState& state, AttentionFormat format);
 
+// --- benchmarks (the benchmark workbench) ---
+void OpenBenchmark(AppState& state, bool open);
+// Reads the stored runs again when the store changed since they were read, and the last selected
+// run whole (its kernel times) when it is another.
+void RefreshBenchRuns(AppState& state);
+// The form's benchmark on the chat's worker (after any reply under way); saved when it ends.
+bool StartBenchmark(AppState& state);
+void CancelBenchmark(AppState& state);
+// Selects a run for the comparison (last in the order picked), or leaves it out.
+void ToggleBenchRun(AppState& state, store::Id run);
+void ClearBenchSelection(AppState& state);
+// A qwenvk-bench or llama-bench JSON file into the store; a file that is not one changes nothing
+// and the banner says what is wrong with it. The imported runs are selected.
+bool ImportBenchRuns(AppState& state, const std::filesystem::path& path);
+// The selected runs (all runs when none is) as a qwenvk-bench file.
+bool ExportBenchRuns(AppState& state, const std::filesystem::path& path);
+std::filesystem::path DefaultBenchExportPath(AppState& state);
+
 // --- settings ---
 void LoadSettingsForm(AppState& state);
 bool ApplySettings(AppState& state);  // persists the form and reloads the model when it changed

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "chat/chat_session.h"
 #include "store/store.h"
@@ -91,7 +92,45 @@ struct AttentionPanel {
   bool hover_from_mouse = false;
 };
 
-enum class Dialog { None, Settings, ConversationSettings, Export, Import, Rename, ModelPicker, Welcome };
+// The benchmark workbench (benchmark_panel.cpp): the run form, the table's filters, order and
+// selection, the chart shown, and the store's runs as last read (read again when the store's
+// revision changes, never per frame).
+enum class BenchChart { Speed, Depth, Kernels, Roofline, Compare };
+enum class BenchColumn { Id, Measured, Source, Device, Model, Weights };
+struct BenchForm {
+  std::string model_path;  // empty: the loaded model
+  int prompt = 16, generate = 4, depth = 0, repetitions = 2;
+  bool kernels = true, device_peak = true;
+};
+struct BenchPanel {
+  bool open = false;
+  BenchForm form;
+  std::string device_filter, model_filter, weights_filter;  // substrings, in any case
+  BenchColumn sort = BenchColumn::Id;
+  bool ascending = false;
+  std::vector<store::Id> selected;  // in the order picked: the first is the comparison's baseline
+  BenchChart chart = BenchChart::Speed;
+  size_t detail_row = 0;  // the row of the last selected run whose kernels and roofline show
+  std::string file;       // the import / export dialog's path
+  // Every stored run with its rows (no kernel times), and the last selected run whole, as of
+  // the store's `revision`.
+  uint64_t revision = UINT64_MAX;
+  std::vector<store::BenchRun> runs;
+  std::optional<store::BenchRun> detail;
+};
+
+enum class Dialog {
+  None,
+  Settings,
+  ConversationSettings,
+  Export,
+  Import,
+  Rename,
+  ModelPicker,
+  Welcome,
+  BenchImport,
+  BenchExport
+};
 
 struct AppState {
   Window& window;
@@ -133,6 +172,8 @@ struct AppState {
   std::optional<float> scroll_messages_to;      // 0 top .. 1 bottom, at the next frame (the script's scroll)
   std::unique_ptr<SearchWorker> search_worker;  // made at the first search of a database
   AttentionPanel attention;
+  BenchPanel bench;
+  std::string program_version, program_commit;  // stored with each benchmark run
   FrameCounts last_frame;
   FrameCounts this_frame;
 

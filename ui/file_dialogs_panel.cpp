@@ -1,5 +1,6 @@
 // Small modal dialogs: rename a conversation, export it (Markdown or JSON) to a path, import a
-// JSON export, and the model file picker (Settings, the welcome and File > Open model... open it).
+// JSON export, export and import benchmark runs, and the model file picker (Settings, the welcome
+// and File > Open model... open it).
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
@@ -10,7 +11,7 @@ namespace qvk::ui {
 namespace {
 
 // A modal with one text field and OK/Cancel; returns true when OK is pressed (or Enter).
-bool TextModal(AppState& state, const char* title, const char* prompt, const char* ok_label) {
+bool TextModal(AppState& state, const char* title, const char* prompt, const char* ok_label, std::string& text) {
   if (!ImGui::IsPopupOpen(title)) ImGui::OpenPopup(title);
   bool ok = false;
   ImGui::SetNextWindowSize(ImVec2(560, 0), ImGuiCond_Appearing);
@@ -18,7 +19,7 @@ bool TextModal(AppState& state, const char* title, const char* prompt, const cha
     ImGui::TextUnformatted(prompt);
     if (ImGui::IsWindowAppearing()) ImGui::SetKeyboardFocusHere();
     ImGui::SetNextItemWidth(-1);
-    ok = ImGui::InputText("##text", &state.dialog_text, ImGuiInputTextFlags_EnterReturnsTrue);
+    ok = ImGui::InputText("##text", &text, ImGuiInputTextFlags_EnterReturnsTrue);
     if (state.dialog == Dialog::Export) {
       bool json = state.export_json;
       if (ImGui::RadioButton("Markdown", !json)) json = false;
@@ -43,20 +44,34 @@ bool TextModal(AppState& state, const char* title, const char* prompt, const cha
 void DrawFileDialogs(AppState& state) {
   switch (state.dialog) {
     case Dialog::Rename:
-      if (TextModal(state, "Rename conversation", "Title", "Rename")) {
+      if (TextModal(state, "Rename conversation", "Title", "Rename", state.dialog_text)) {
         RenameConversation(state, state.conversation, state.dialog_text);
         state.dialog = Dialog::None;
       }
       break;
     case Dialog::Export:
-      if (TextModal(state, "Export conversation", "Save to", "Export")) {
+      if (TextModal(state, "Export conversation", "Save to", "Export", state.dialog_text)) {
         ExportConversation(state, state.dialog_text, state.export_json);
         state.dialog = Dialog::None;
       }
       break;
     case Dialog::Import:
-      if (TextModal(state, "Import conversation", "JSON file exported by QwenVK", "Import")) {
+      if (TextModal(state, "Import conversation", "JSON file exported by QwenVK", "Import", state.dialog_text)) {
         ImportConversation(state, state.dialog_text);
+        state.dialog = Dialog::None;
+      }
+      break;
+    case Dialog::BenchImport:
+      if (TextModal(state, "Import benchmark runs", "A qwenvk-bench file, or llama-bench's JSON (-o json)", "Import",
+                    state.bench.file)) {
+        ImportBenchRuns(state, state.bench.file);
+        state.dialog = Dialog::None;
+      }
+      break;
+    case Dialog::BenchExport:
+      if (TextModal(state, "Export benchmark runs", "Save the runs (qwenvk-bench JSON) to", "Export",
+                    state.bench.file)) {
+        ExportBenchRuns(state, state.bench.file);
         state.dialog = Dialog::None;
       }
       break;

@@ -1,6 +1,6 @@
 // The app's frame: a full-window host with the menu bar, the error/notice banner, the sidebar, the
-// chat and a message's attention (when open) side by side, the open dialog, and the keyboard
-// shortcuts (Ctrl+N, Ctrl+F, Esc).
+// chat and a message's attention (when open) side by side or the benchmark workbench over the
+// whole width, the open dialog, and the keyboard shortcuts (Ctrl+N, Ctrl+F, Ctrl+B, Esc).
 #include <imgui.h>
 #include <imgui_internal.h>
 
@@ -16,6 +16,7 @@ void HandleShortcuts(AppState& state) {
   // GLFW key codes, which ImGui 1.86's GLFW backend uses as key indices, are ASCII for letters.
   if (io.KeyCtrl && ImGui::IsKeyPressed('N', false)) NewConversation(state);
   if (io.KeyCtrl && ImGui::IsKeyPressed('F', false)) state.focus_search = true;
+  if (io.KeyCtrl && ImGui::IsKeyPressed('B', false)) OpenBenchmark(state, !state.bench.open);
   if (state.chat().generating() && ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Escape), false)) {
     StopGeneration(state);
   }
@@ -48,6 +49,15 @@ void DrawMenuBar(AppState& state) {
     }
     if (ImGui::MenuItem("Pin / unpin")) TogglePinned(state, state.conversation);
     if (ImGui::MenuItem("Delete")) DeleteConversation(state, state.conversation);
+    ImGui::EndMenu();
+  }
+  if (ImGui::BeginMenu("Benchmark")) {
+    if (ImGui::MenuItem("Benchmark workbench", "Ctrl+B", state.bench.open)) OpenBenchmark(state, !state.bench.open);
+    if (ImGui::MenuItem("Import benchmark runs...")) {
+      OpenBenchmark(state, true);
+      state.bench.file.clear();
+      state.dialog = Dialog::BenchImport;
+    }
     ImGui::EndMenu();
   }
   if (ImGui::BeginMenu("Help")) {
@@ -117,6 +127,26 @@ void UnwindWindows(int depth) {
   }
 }
 
+// The sidebar, the chat and (when open) a message's attention, side by side.
+void DrawChatArea(AppState& state) {
+  const float sidebar_width = 260.0f * state.window.content_scale();
+  ImGui::BeginChild("sidebar", ImVec2(sidebar_width, 0), true);
+  DrawSidebar(state);
+  ImGui::EndChild();
+  ImGui::SameLine();
+  const bool attention = state.attention.message != 0;
+  const float chat_width = attention ? ImGui::GetContentRegionAvail().x * 0.45f : 0.0f;
+  ImGui::BeginChild("chat", ImVec2(chat_width, 0), false);
+  DrawChat(state);
+  ImGui::EndChild();
+  if (attention) {
+    ImGui::SameLine();
+    ImGui::BeginChild("attention", ImVec2(0, 0), true);
+    DrawAttention(state);
+    ImGui::EndChild();
+  }
+}
+
 void DrawMain(AppState& state) {
   const ImGuiViewport* viewport = ImGui::GetMainViewport();
   ImGui::SetNextWindowPos(viewport->WorkPos);
@@ -131,21 +161,12 @@ void DrawMain(AppState& state) {
     HandleShortcuts(state);
     DrawMenuBar(state);
     DrawBanner(state);
-    const float sidebar_width = 260.0f * state.window.content_scale();
-    ImGui::BeginChild("sidebar", ImVec2(sidebar_width, 0), true);
-    DrawSidebar(state);
-    ImGui::EndChild();
-    ImGui::SameLine();
-    const bool attention = state.attention.message != 0;
-    const float chat_width = attention ? ImGui::GetContentRegionAvail().x * 0.45f : 0.0f;
-    ImGui::BeginChild("chat", ImVec2(chat_width, 0), false);
-    DrawChat(state);
-    ImGui::EndChild();
-    if (attention) {
-      ImGui::SameLine();
-      ImGui::BeginChild("attention", ImVec2(0, 0), true);
-      DrawAttention(state);
+    if (state.bench.open) {
+      ImGui::BeginChild("benchmark", ImVec2(0, 0), false);
+      DrawBenchmark(state);
       ImGui::EndChild();
+    } else {
+      DrawChatArea(state);
     }
   }
   ImGui::End();

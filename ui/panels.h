@@ -18,6 +18,7 @@ void DrawFileDialogs(AppState& state);           // file_dialogs_panel.cpp: rena
 void DrawDatabaseProblem(AppState& state);       // database_panel.cpp: locked or damaged database, ways out
 void DrawWelcome(AppState& state);               // welcome_panel.cpp: the bundled demo model, opening a real one
 void DrawAttention(AppState& state);             // attention_panel.cpp: a message's attention maps beside the chat
+void DrawBenchmark(AppState& state);             // benchmark_panel.cpp: run, table, charts and comparison of benchmarks
 
 // chat_panel.cpp: what the context gauge reads for `used` tokens (none: not counted yet) of
 // `context`. A conversation longer than the context is cut at the next reply, oldest turns

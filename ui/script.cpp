@@ -1,4 +1,4 @@
-// Sections: helpers (keys, names, the branch on screen, dump, settings) / reading a script /
+// Sections: helpers (keys, names, the branch on screen, dump, settings, attention, benchmarks) / reading a script /
 // stepping through it / the commands
 //
 // Script commands (arguments are the rest of the line; "\n" in text is a newline):
@@ -37,6 +37,18 @@
 //   attention scale linear|log | sink on|off | threshold X | hover ROW COL (the cell pointed at)
 //   attention export-png|export-csv|export-npy PATH | close
 //   wait-attention             until the view's map is on screen (and the thumbnails)
+//   bench open | close         the benchmark workbench (Ctrl+B)
+//   bench set NAME VALUE       the run form: model (a path; `loaded`: the loaded model), p, n,
+//                              depth, repetitions, kernels on|off, peak on|off
+//   bench run | cancel         its Run and Cancel buttons
+//   wait-bench                 until no benchmark is queued or running (fails if it failed)
+//   bench toggle INDEX         the checkbox of the table's INDEX-th run (0-based, as shown)
+//   bench clear                no run selected
+//   bench filter device|model|weights TEXT   the table's filter fields (no TEXT: cleared)
+//   bench sort id|measured|source|device|model|weights asc|desc
+//   bench chart speed|depth|kernels|roofline|compare   the chart shown
+//   bench row INDEX            the test of the last selected run the kernels and roofline show
+//   bench import PATH | export PATH   (export: the selected runs, all when none is)
 //   quit
 #include "ui/script.h"
 
@@ -54,6 +66,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ui/actions.h"
+#include "ui/bench_view.h"
 #include "ui/panels.h"
 #include "ui/window.h"
 
@@ -151,6 +164,7 @@ store::Id LastAssistant(AppState& state) {
 }
 
 json DumpAttention(AppState& state);
+json DumpBench(AppState& state);
 
 json Dump(AppState& state) {
   json out;
@@ -211,6 +225,7 @@ json Dump(AppState& state) {
   out["context_gauge"] = ContextGaugeLabel(out["context_tokens"].get<uint32_t>(), state.chat().context_length());
   out["undo"] = state.undo.has_value();
   out["attention"] = DumpAttention(state);
+  out["bench"] = DumpBench(state);
   return out;
 }
 
@@ -222,12 +237,12 @@ bool Succeeded(AppState& state, bool ok) {
 
 const std::set<std::string>& KnownCommands() {
   static const std::set<std::string> names = {
-      "wait-model", "wait-reply",  "wait-tokens",   "frames", "type",        "key",          "send",
-      "new-chat",   "select",      "search",        "rename", "pin",         "delete",       "undo",
-      "regenerate", "continue",    "edit",          "branch", "stop",        "set",          "open",
-      "close",      "export-md",   "export-json",   "import", "screenshot",  "dump",         "quit",
-      "database",   "wait-search", "wait-branch",   "scroll", "retry-model", "choose-model", "welcome",
-      "pick",       "attention",   "wait-attention"};
+      "wait-model", "wait-reply",  "wait-tokens",    "frames", "type",        "key",          "send",
+      "new-chat",   "select",      "search",         "rename", "pin",         "delete",       "undo",
+      "regenerate", "continue",    "edit",           "branch", "stop",        "set",          "open",
+      "close",      "export-md",   "export-json",    "import", "screenshot",  "dump",         "quit",
+      "database",   "wait-search", "wait-branch",    "scroll", "retry-model", "choose-model", "welcome",
+      "pick",       "attention",   "wait-attention", "bench",  "wait-bench"};
   return names;
 }
 
@@ -352,6 +367,159 @@ json DumpAttention(AppState& state) {
       out["hover"]["query"] = AttentionTokenLabel(panel.tokens->pieces[map.request.first_row + row]);
       out["hover"]["key"] = AttentionTokenLabel(panel.tokens->pieces[col]);
     }
+  }
+  return out;
+}
+
+// `bench ...`: the benchmark workbench's form, buttons, table and chart selector.
+bool RunBenchCommand(AppState& state, const std::string& argument) {
+  std::stringstream words(argument);
+  std::string verb, first;
+  words >> verb >> first;
+  std::string rest;
+  std::getline(words, rest);
+  if (!rest.empty() && rest[0] == ' ') rest.erase(0, 1);
+  const std::string after_verb = argument.size() > verb.size() ? argument.substr(verb.size() + 1) : "";
+  BenchPanel& panel = state.bench;
+  BenchForm& form = panel.form;
+  if (verb == "open" || verb == "close") {
+    OpenBenchmark(state, verb == "open");
+    return true;
+  }
+  if (!panel.open) throw Error("the benchmark workbench is not open");
+  static const std::map<std::string, BenchChart> charts = {{"speed", BenchChart::Speed},
+                                                           {"depth", BenchChart::Depth},
+                                                           {"kernels", BenchChart::Kernels},
+                                                           {"roofline", BenchChart::Roofline},
+                                                           {"compare", BenchChart::Compare}};
+  static const std::map<std::string, BenchColumn> columns = {
+      {"id", BenchColumn::Id},         {"measured", BenchColumn::Measured}, {"source", BenchColumn::Source},
+      {"device", BenchColumn::Device}, {"model", BenchColumn::Model},       {"weights", BenchColumn::Weights}};
+  if (verb == "set") {
+    const auto on = [&] {
+      if (rest != "on" && rest != "off") throw Error(fmt::format("bench set {} on|off", first));
+      return rest == "on";
+    };
+    if (first == "model") {
+      form.model_path = rest == "loaded" ? "" : rest;
+    } else if (first == "p" || first == "n" || first == "depth" || first == "repetitions") {
+      int& field = first == "p"       ? form.prompt
+                   : first == "n"     ? form.generate
+                   : first == "depth" ? form.depth
+                                      : form.repetitions;
+      field = std::stoi(rest);
+    } else if (first == "kernels") {
+      form.kernels = on();
+    } else if (first == "peak") {
+      form.device_peak = on();
+    } else {
+      throw Error(fmt::format("unknown benchmark setting \"{}\"", first));
+    }
+    return true;
+  }
+  if (verb == "run") return Succeeded(state, StartBenchmark(state));
+  if (verb == "cancel") {
+    CancelBenchmark(state);
+    return true;
+  }
+  if (verb == "toggle") {
+    const auto shown = ShownBenchRuns(panel);
+    const size_t index = std::stoul(first);
+    if (index >= shown.size()) throw Error(fmt::format("the table shows {} runs", shown.size()));
+    ToggleBenchRun(state, shown[index]->id);
+    return true;
+  }
+  if (verb == "clear") {
+    ClearBenchSelection(state);
+    return true;
+  }
+  if (verb == "filter") {
+    std::string& field = first == "device"    ? panel.device_filter
+                         : first == "model"   ? panel.model_filter
+                         : first == "weights" ? panel.weights_filter
+                                              : throw Error("bench filter device|model|weights TEXT");
+    field = rest;
+    return true;
+  }
+  if (verb == "sort") {
+    const auto it = columns.find(first);
+    if (it == columns.end() || (rest != "asc" && rest != "desc")) throw Error("bench sort COLUMN asc|desc");
+    panel.sort = it->second;
+    panel.ascending = rest == "asc";
+    return true;
+  }
+  if (verb == "chart") {
+    const auto it = charts.find(first);
+    if (it == charts.end()) throw Error("bench chart speed|depth|kernels|roofline|compare");
+    panel.chart = it->second;
+    return true;
+  }
+  if (verb == "row") {
+    if (!panel.detail || std::stoul(first) >= panel.detail->rows.size())
+      throw Error("the selected run has no such test");
+    panel.detail_row = std::stoul(first);
+    return true;
+  }
+  if (verb == "import") return Succeeded(state, ImportBenchRuns(state, after_verb));
+  if (verb == "export") return Succeeded(state, ExportBenchRuns(state, after_verb));
+  throw Error(fmt::format("unknown bench command \"{}\"", argument));
+}
+
+json BenchRowJson(const store::BenchRow& row) {
+  return {{"test", row.Name()}, {"tokens_per_s", row.mean_tokens_per_s}, {"stddev", row.stddev_tokens_per_s}};
+}
+
+json DumpBench(AppState& state) {
+  BenchPanel& panel = state.bench;
+  const chat::BenchProgress progress = state.chat().bench_progress();
+  static const char* const charts[] = {"speed", "depth", "kernels", "roofline", "compare"};
+  json out = {{"open", panel.open},        {"running", progress.running},
+              {"done", progress.done},     {"total", progress.total},
+              {"step", progress.step},     {"error", progress.error},
+              {"saved", progress.saved},   {"chart", charts[static_cast<int>(panel.chart)]},
+              {"selected", panel.selected}};
+  if (!panel.open) return out;
+  RefreshBenchRuns(state);
+  json table = json::array();
+  for (const store::BenchRun* run : ShownBenchRuns(panel)) {
+    json rows = json::array();
+    for (const store::BenchRow& row : run->rows) rows.push_back(BenchRowJson(row));
+    table.push_back({{"id", run->id},
+                     {"label", BenchRunLabel(*run)},
+                     {"source", store::BenchSourceName(run->source)},
+                     {"device", run->device.name},
+                     {"model", run->model.name},
+                     {"weights", run->model.weight_types},
+                     {"rows", rows}});
+  }
+  out["table"] = table;
+  const BenchComparison comparison = CompareBenchRuns(SelectedBenchRuns(panel));
+  json lines = json::array();
+  for (const BenchComparison::Line& line : comparison.lines) {
+    json rates = json::array(), ratios = json::array();
+    for (size_t r = 0; r < line.rows.size(); ++r) {
+      rates.push_back(line.rows[r] ? json(line.rows[r]->mean_tokens_per_s) : json(nullptr));
+      ratios.push_back(line.ratio[r] ? json(*line.ratio[r]) : json(nullptr));
+    }
+    lines.push_back({{"test", line.test}, {"tokens_per_s", rates}, {"ratio", ratios}});
+  }
+  out["compare"] = lines;
+  if (panel.detail && panel.detail_row < panel.detail->rows.size()) {
+    const store::BenchRow& row = panel.detail->rows[panel.detail_row];
+    json kernels = json::array(), roofline = json::array();
+    for (const store::BenchKernel& k : row.kernels) kernels.push_back({{"label", k.label}, {"share", k.share}});
+    for (const store::RooflinePoint& p : store::Roofline(row, panel.detail->device)) {
+      roofline.push_back({{"label", p.label},
+                          {"intensity", p.intensity},
+                          {"gflops", p.teraflops * 1e3},
+                          {"of_roof", p.of_roof},
+                          {"limiter", store::LimiterName(p.limiter)}});
+    }
+    out["detail"] = {{"run", panel.detail->id},
+                     {"test", row.Name()},
+                     {"has_peaks", panel.detail->device.peaks.has_value()},
+                     {"kernels", kernels},
+                     {"roofline", roofline}};
   }
   return out;
 }
@@ -581,6 +749,14 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   }
   if (name == "import") return Succeeded(state, ImportConversation(state, arg));
   if (name == "attention") return RunAttentionCommand(state, arg);
+  if (name == "bench") return RunBenchCommand(state, arg);
+  if (name == "wait-bench") {
+    waiting_ = true;
+    const chat::BenchProgress progress = state.chat().bench_progress();
+    if (progress.running) return false;
+    if (!progress.error.empty()) throw Error("the benchmark failed: " + progress.error);
+    return true;
+  }
   if (name == "wait-attention") {
     waiting_ = true;
     TrackAttention(state);

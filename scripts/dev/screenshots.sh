@@ -62,5 +62,29 @@ quit
 SCRIPT
 xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/attention.db" --model assets/wordnet-chat \
   --script "$work/attention.script"
+# The benchmark workbench: a short run of the bundled model on this device beside the H200 run
+# kept as test data; the table with the tokens/s chart, the kernel shares and the roofline.
+cat >"$work/bench.script" <<SCRIPT
+wait-model
+bench open
+bench set p 16
+bench set n 4
+bench set repetitions 2
+bench run
+wait-bench
+bench import tests/data/bench/qwenvk-h200-qwen2.5-7B-Q4_0.json
+bench toggle 1
+frames 3
+screenshot docs/bench-speed.png
+bench chart kernels
+frames 3
+screenshot docs/bench-kernels.png
+bench chart roofline
+frames 3
+screenshot docs/bench-roofline.png
+quit
+SCRIPT
+xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/bench.db" --model assets/wordnet-chat \
+  --script "$work/bench.script"
 echo "wrote docs/chat.png docs/search.png docs/settings.png docs/conversation-settings.png docs/welcome.png" \
-  "docs/damaged-database.png docs/attention.png"
+  "docs/damaged-database.png docs/attention.png docs/bench-speed.png docs/bench-kernels.png docs/bench-roofline.png"
