@@ -8,6 +8,7 @@
 #include "app/commands.h"
 #include "chat/chat_session.h"
 #include "qwenvk_version.h"
+#include "server/remote_engine.h"
 #include "ui/actions.h"
 #include "ui/fonts.h"
 #include "ui/panels.h"
@@ -33,6 +34,16 @@ std::optional<uint32_t> SavedDevice(store::Store* store) {
 // bundled demo model, with the welcome the first time.
 void StartSession(ui::AppState& state, const DesktopOptions& options) {
   state.session = std::make_unique<chat::ChatSession>(*state.store, state.window.device());
+  // Remote engines: the HTTP client lives beside the UI, so the program hands it to both.
+  store::Store& db = *state.store;
+  state.session->SetReplySources([&db](const store::ConversationEngine& engine) {
+    return std::make_unique<server::RemoteEngine>(
+        server::RemoteEndpoint{.base_url = engine.base_url, .api_key = ui::ApiKeyFor(db, engine.base_url)},
+        engine.model);
+  });
+  state.list_remote_models = [](const std::string& base_url, const std::string& api_key) {
+    return server::ListRemoteModels({.base_url = base_url, .api_key = api_key});
+  };
   chat::ModelSettings model;
   try {
     model = ui::ConfiguredModel(state);

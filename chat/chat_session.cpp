@@ -25,6 +25,8 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kTitleMaxChars = 48;
 constexpr size_t kTitleWordSlack = 16;  // how far back from the cut a word boundary may be
 constexpr std::string_view kDefaultTitle = "New chat";
+// An unknown tokenizer's tokens, estimated: English text runs about 4 bytes a token.
+constexpr size_t kApproximateBytesPerToken = 4;
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -64,9 +66,21 @@ SamplingChoice ChoiceFrom(const store::ConversationSettings& s) {
           .seed = s.random_seed ? std::nullopt : std::optional<uint64_t>(s.seed)};
 }
 
+uint32_t ApproximateTokens(const std::vector<ChatMessage>& messages) {
+  size_t bytes = 0;
+  for (const ChatMessage& m : messages) bytes += m.content.size();
+  return static_cast<uint32_t>(bytes / kApproximateBytesPerToken);
+}
+
 std::string DroppedNotice(size_t dropped, uint32_t context) {
   return fmt::format("Dropped {} earliest message{} to fit the context of {} tokens.", dropped, dropped == 1 ? "" : "s",
                      context);
+}
+
+std::string Lowercase(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
+  return text;
 }
 
 std::string ModelName(const std::string& path) {
@@ -298,7 +312,19 @@ bool ChatSession::ReplyPendingLocked() const {
   return false;
 }
 
-bool ChatSession::CanReplyLocked() {
+bool ChatSession::CanReplyLocked(store::Id conversation) {
+  const auto chat = store_.GetConversation(conversation);
+  if (chat && chat->engine.remote()) {
+    if (ReplyPendingLocked()) {
+      error_ = "a reply is still being written: stop it first";
+      return false;
+    }
+    if (!reply_sources_) {
+      error_ = "this conversation's engine is a remote server, and this program cannot reach one";
+      return false;
+    }
+    return true;
+  }
   if (status_ == ModelStatus::Loading) {
     error_ = "the model is still loading";
   } else if (status_ != ModelStatus::Ready) {
@@ -349,13 +375,28 @@ void ChatSession::SetLiveAttention(std::shared_ptr<LiveAttention> feed) {
   live_attention_ = std::move(feed);
 }
 
+void ChatSession::SetReplySources(ReplySourceFactory factory) {
+  std::lock_guard lock(mutex_);
+  reply_sources_ = std::move(factory);
+}
+
+bool ChatSession::CountsExactly(const store::ConversationEngine& engine) const {
+  if (!engine.remote()) return true;
+  const std::string local = Lowercase(model_name());
+  if (local.empty()) return false;
+  // "Qwen/Qwen2.5-72B-Instruct" names its model after the organisation's slash.
+  const std::string remote = Lowercase(std::filesystem::path(engine.model).filename().string());
+  const auto qwen2 = [](const std::string& name) { return name.rfind("qwen2", 0) == 0; };
+  return remote == local || (qwen2(remote) && qwen2(local));
+}
+
 void ChatSession::Stop() {
   stop_requested_ = true;
 }
 
 bool ChatSession::Send(store::Id conversation, const std::string& text) {
   std::lock_guard lock(mutex_);
-  if (!CanReplyLocked()) return false;
+  if (!CanReplyLocked(conversation)) return false;
   if (IsBlank(text)) {
     error_ = "the message is empty";
     return false;
@@ -384,10 +425,10 @@ bool ChatSession::Send(store::Id conversation, const std::string& text) {
 
 bool ChatSession::Regenerate(store::Id assistant_message) {
   std::lock_guard lock(mutex_);
-  if (!CanReplyLocked()) return false;
   try {
     const auto message = store_.GetMessage(assistant_message);
     if (!message || message->role != "assistant") throw Error("only a reply can be regenerated");
+    if (!CanReplyLocked(message->conversation_id)) return false;
     if (message->parent_id == 0) throw Error("this reply answers no message, so there is nothing to regenerate from");
     // The current leaf moves to the new reply at its first token (AddMessage); until then the UI
     // shows the branch up to the question (LiveReply::parent), and a reply that never starts
@@ -406,7 +447,7 @@ bool ChatSession::Edit(store::Id message_id, const std::string& text) {
     const auto message = store_.GetMessage(message_id);
     if (!message) throw Error("the message no longer exists");
     const bool wants_reply = message->role == "user";
-    if (wants_reply ? !CanReplyLocked() : ReplyPendingLocked()) {
+    if (wants_reply ? !CanReplyLocked(message->conversation_id) : ReplyPendingLocked()) {
       if (!wants_reply) error_ = "a reply is still being written: stop it first";
       return false;
     }
@@ -423,10 +464,10 @@ bool ChatSession::Edit(store::Id message_id, const std::string& text) {
 
 bool ChatSession::Continue(store::Id assistant_message) {
   std::lock_guard lock(mutex_);
-  if (!CanReplyLocked()) return false;
   try {
     const auto message = store_.GetMessage(assistant_message);
     if (!message || message->role != "assistant") throw Error("only a reply can be continued");
+    if (!CanReplyLocked(message->conversation_id)) return false;
     QueueReplyLocked(
         {.conversation = message->conversation_id, .parent = message->parent_id, .continued = message->id});
     return true;
@@ -496,6 +537,18 @@ void ChatSession::MirrorLiveReply(const ReplyWriter& writer, uint32_t tokens) {
 }
 
 void ChatSession::RunReply(const ReplyJob& job) {
+  std::optional<store::Conversation> remote;
+  try {
+    remote = store_.GetConversation(job.conversation);
+  } catch (const Error& e) {
+    std::lock_guard lock(mutex_);
+    error_ = e.what();
+    return;
+  }
+  if (remote && remote->engine.remote()) {
+    RunRemoteReply(job, *remote);
+    return;
+  }
   if (!model_) {
     std::lock_guard lock(mutex_);
     error_ = "no model is loaded: choose one in the model settings";
@@ -557,6 +610,74 @@ void ChatSession::RunReply(const ReplyJob& job) {
   try {
     writer.Finish(tokens_before + stats.generated_tokens, stats.decode_tokens_per_s, stats.time_to_first_token_s,
                   notice);
+  } catch (const std::exception& e) {
+    spdlog::error("storing the reply {} failed: {}", writer.message(), e.what());
+    std::lock_guard lock(mutex_);
+    error_ = fmt::format("the reply could not be saved: {}", e.what());
+  }
+}
+
+void ChatSession::RunRemoteReply(const ReplyJob& job, const store::Conversation& chat) {
+  ReplyWriter writer(store_, job.conversation, job.parent, job.continued);
+  ReplyOutcome outcome;
+  std::string notice;
+  bool interrupted = false;
+  uint32_t tokens_before = 0;
+  uint32_t pieces = 0;
+  const auto start = Clock::now();
+  try {
+    ReplyRequest request{.messages = History(chat.settings, store_.Thread(job.continued ? job.continued : job.parent)),
+                         .continuation = false,
+                         .settings = chat.settings};
+    std::string text_before;
+    if (job.continued != 0) {
+      const auto old = store_.GetMessage(job.continued);
+      if (!old) throw Error("the reply to continue no longer exists");
+      text_before = old->content;
+      tokens_before = old->tokens;
+      // Continuing an empty reply is simply replying.
+      if (IsBlank(old->content)) {
+        request.messages.pop_back();
+      } else {
+        request.continuation = true;
+      }
+    }
+    std::unique_ptr<ReplySource> source;
+    {
+      std::lock_guard lock(mutex_);
+      if (reply_sources_) source = reply_sources_(chat.engine);
+    }
+    if (!source) throw Error("this conversation's engine is a remote server, and this program cannot reach one");
+    writer.Start(std::move(text_before));
+    StartLiveReply(job, writer, ApproximateTokens(request.messages));
+    if (!stop_requested_) {
+      outcome = source->Generate(request, [&](std::string_view piece) {
+        writer.Append(piece);
+        MirrorLiveReply(writer, ++pieces);
+        return !stop_requested_.load();
+      });
+    }
+    if (outcome.length_limit) notice = "The server stopped the reply at its token limit or the end of its context.";
+  } catch (const std::exception& e) {
+    spdlog::error("reply in conversation {} from {} failed: {}", job.conversation, chat.engine.base_url, e.what());
+    std::lock_guard lock(mutex_);
+    error_ = e.what();
+    if (!writer.streaming()) return;
+    // What streamed stays, marked so Continue can finish it once the server is back.
+    interrupted = true;
+  }
+  const double seconds = Seconds(start, Clock::now());
+  const uint32_t generated = outcome.completion_tokens != 0 ? outcome.completion_tokens : pieces;
+  double time_to_first_token_s = 0;
+  {
+    std::lock_guard lock(mutex_);
+    time_to_first_token_s = live_.time_to_first_token_s;
+  }
+  const double decode_s = seconds - time_to_first_token_s;
+  try {
+    writer.Finish(tokens_before + generated, generated > 1 && decode_s > 0 ? (generated - 1) / decode_s : 0,
+                  time_to_first_token_s, notice,
+                  interrupted ? store::MessageState::Interrupted : store::MessageState::Complete);
   } catch (const std::exception& e) {
     spdlog::error("storing the reply {} failed: {}", writer.message(), e.what());
     std::lock_guard lock(mutex_);
@@ -737,7 +858,6 @@ uint32_t ChatSession::ContextTokens(store::Id conversation) {
     std::lock_guard lock(mutex_);
     // While a reply streams, the engine's own count is exact and the store's copy lags.
     if (live_.active && live_.conversation == conversation) return live_prompt_tokens_ + live_.tokens;
-    if (status_ != ModelStatus::Ready) return 0;
     generation = model_generation_;
   }
   const uint64_t revision = store_.revision();
@@ -753,11 +873,12 @@ uint32_t ChatSession::ContextTokens(store::Id conversation) {
 uint32_t ChatSession::CountContextTokens(store::Id conversation) {
   try {
     std::lock_guard lock(model_mutex_);
-    if (!model_) return 0;
     const auto chat = store_.GetConversation(conversation);
     if (!chat) return 0;
     const std::vector<store::Message> thread =
         chat->current_leaf != 0 ? store_.Thread(chat->current_leaf) : std::vector<store::Message>{};
+    if (!CountsExactly(chat->engine)) return ApproximateTokens(History(chat->settings, thread));
+    if (!model_) return 0;
     return static_cast<uint32_t>(model_->files().EncodeChat(History(chat->settings, thread), true).size());
   } catch (const Error& e) {
     // A model without a chat template has no count to show; the reply itself reports why.
@@ -771,7 +892,6 @@ std::optional<uint32_t> ChatSession::CountContextTokensInBackground(store::Id co
   {
     std::lock_guard lock(mutex_);
     if (live_.active && live_.conversation == conversation) return live_prompt_tokens_ + live_.tokens;
-    if (status_ != ModelStatus::Ready) return 0;
     wanted.model_generation = model_generation_;
   }
   wanted.revision = store_.revision();

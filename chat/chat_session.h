@@ -4,7 +4,12 @@
 //
 // Durability: the user's message is committed before generation starts; the assistant's row is
 // created at the first token and its text flushed at least every 500 ms; a reply that ends in
-// any way (stop token, limit, Stop, context full, error) is committed Complete with its figures.
+// any way (stop token, limit, Stop, context full, error) is committed Complete with its figures,
+// except one a remote engine broke off (the network, the server), which is kept Interrupted so
+// Continue can finish it.
+//
+// A conversation whose engine is remote (store::ConversationEngine) gets its replies from the
+// ReplySource the app injects (SetReplySources) and needs no model on this computer.
 // Every public method is called from the UI thread and returns at once.
 #include <atomic>
 #include <chrono>
@@ -20,6 +25,7 @@
 #include <vector>
 
 #include "base/latest_job_worker.h"
+#include "chat/reply_source.h"
 #include "model/attention_capture.h"
 #include "store/store.h"
 
@@ -110,8 +116,17 @@ class ChatSession {
   // Defaults for a new conversation: the model's generation_config.json where it has one.
   store::ConversationSettings DefaultSettings() const;
 
+  // --- engines ---
+  // How replies of conversations with a remote engine are made (UI thread, before they are asked).
+  void SetReplySources(ReplySourceFactory factory);
+  // Whether the context gauge of a conversation on `engine` counts with this computer's
+  // tokenizer: always for this computer's model; for a remote one, when it names the loaded model
+  // or both are Qwen2 / Qwen2.5 models (one vocabulary and template across their sizes).
+  bool CountsExactly(const store::ConversationEngine& engine) const;
+
   // --- chat (each commits what the user wrote first, then queues the reply) ---
-  // Returns false (and sets an error) when no model is ready or a reply is already running.
+  // Returns false (and sets an error) when the conversation's engine cannot reply (no model
+  // ready here, no remote engines) or a reply is already running.
   bool Send(store::Id conversation, const std::string& text);
   bool Regenerate(store::Id assistant_message);           // a new sibling reply
   bool Edit(store::Id message, const std::string& text);  // a new sibling branch; a user edit gets a reply
@@ -141,7 +156,8 @@ class ChatSession {
 
   // Tokens the conversation's current branch takes in the context, with the model's tokenizer
   // and chat template (system prompt and generation prompt included), plus the live reply.
-  // Cached per store revision. 0 without a model.
+  // Cached per store revision. 0 without a model. A remote conversation whose model this
+  // computer cannot count for (CountsExactly) gets an estimate: a token per 4 bytes.
   uint32_t ContextTokens(store::Id conversation);
   // The same count for the UI thread, which must not wait for it (a chat template can run for
   // long): counted on a background thread whenever the conversation, the store or the model
@@ -180,13 +196,16 @@ class ChatSession {
   // A reply job: plans the prompt (PlanReplyPrompt, the context policy), generates, saves the
   // reply through a ReplyWriter and mirrors it into live_ for the UI.
   void RunReply(const ReplyJob& job);
+  // A reply job of a conversation whose engine is remote: the whole branch goes to its source.
+  void RunRemoteReply(const ReplyJob& job, const store::Conversation& chat);
   void RunAttention(const AttentionJob& job);
   // A benchmark job: runs the tests (on the loaded model or one loaded for it), saves the run.
   void RunBenchmark(const BenchRequest& request);
   void StartLiveReply(const ReplyJob& job, const ReplyWriter& writer, uint32_t prompt_tokens);
   void MirrorLiveReply(const ReplyWriter& writer, uint32_t tokens);
-  // Checks a reply may start now (model ready, none running); sets error_ when not.
-  bool CanReplyLocked();
+  // Checks a reply in `conversation` may start now (its engine ready, none running); sets error_
+  // when not.
+  bool CanReplyLocked(store::Id conversation);
   void QueueReplyLocked(const ReplyJob& job);
   bool ReplyPendingLocked() const;
 
@@ -218,6 +237,7 @@ class ChatSession {
   std::atomic<bool> stop_requested_{false};
   BenchProgress bench_;
   std::atomic<bool> bench_cancel_{false};
+  ReplySourceFactory reply_sources_;  // set by the UI thread before any remote reply is queued
 
   // Written only by the worker, under model_mutex_; the worker reads it without the lock, the UI
   // thread (token counts, defaults) with it.

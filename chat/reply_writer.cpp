@@ -44,12 +44,12 @@ void ReplyWriter::Append(std::string_view piece) {
   }
 }
 
-void ReplyWriter::Finish(uint32_t tokens, double tokens_per_s, double time_to_first_token_s,
-                         const std::string& notice) {
+void ReplyWriter::Finish(uint32_t tokens, double tokens_per_s, double time_to_first_token_s, const std::string& notice,
+                         store::MessageState state) {
   if (message_ == 0) {
-    message_ = store_.AddMessage(conversation_, parent_, "assistant", text_, store::MessageState::Complete);
+    message_ = store_.AddMessage(conversation_, parent_, "assistant", text_, state);
   } else {
-    store_.UpdateMessage(message_, text_, store::MessageState::Complete);
+    store_.UpdateMessage(message_, text_, state);
   }
   streaming_ = false;
   store_.SetMessageStats(message_, tokens, tokens_per_s, time_to_first_token_s, notice);

@@ -23,9 +23,11 @@ class ReplyWriter {
   // Streamed text: the first piece of a new reply creates its row, later pieces are flushed at
   // most every 500 ms. A flush that fails is retried at the next one.
   void Append(std::string_view piece);
-  // Commits the reply Complete with its figures; a reply without a single piece still gets a row,
-  // so the user sees that it ended.
-  void Finish(uint32_t tokens, double tokens_per_s, double time_to_first_token_s, const std::string& notice);
+  // Commits the reply in `state` (Complete, or Interrupted when it was broken off and can be
+  // continued) with its figures; a reply without a single piece still gets a row, so the user
+  // sees that it ended.
+  void Finish(uint32_t tokens, double tokens_per_s, double time_to_first_token_s, const std::string& notice,
+              store::MessageState state = store::MessageState::Complete);
 
   // The row exists and is marked Streaming: it must be committed.
   bool streaming() const { return streaming_; }

@@ -260,6 +260,10 @@ ChatCompletionRequest ParseChatCompletionRequest(std::string_view body) {
   const json& messages = request["messages"];
   for (size_t i = 0; i < messages.size(); ++i) r.messages.push_back(ReadMessage(messages[i], i));
   ReadStreamFields(request, r.stream, r.include_usage);
+  r.continue_final_message = ReadBool(request, "continue_final_message");
+  if (r.continue_final_message && r.messages.back().role != "assistant") {
+    throw BadField("continue_final_message", "'continue_final_message' needs the last message to be the assistant's");
+  }
   r.sampling = ReadSampling(request);
   RefuseUnless(request, "logprobs", IsFalse, "this server does not return log probabilities");
   RefuseUnless(request, "top_logprobs", Never, "this server does not return log probabilities");
@@ -302,6 +306,11 @@ json ChatCompletionRequestJson(const ChatCompletionRequest& r) {
   for (const ChatMessage& m : r.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
   json request = {{"model", r.model}, {"messages", messages}, {"stream", r.stream}};
   if (r.stream && r.include_usage) request["stream_options"] = {{"include_usage", true}};
+  if (r.continue_final_message) {
+    // vLLM refuses continue_final_message beside its default add_generation_prompt = true.
+    request["continue_final_message"] = true;
+    request["add_generation_prompt"] = false;
+  }
   const SamplingFields& s = r.sampling;
   if (s.temperature) request["temperature"] = *s.temperature;
   if (s.top_p) request["top_p"] = *s.top_p;

@@ -67,6 +67,9 @@ struct ChatCompletionRequest {
   std::vector<ChatMessage> messages;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage: a last chunk with the usage
+  // vLLM's extension: the last message (the assistant's) carries on instead of a new turn
+  // opening, which is how a client continues an unfinished reply.
+  bool continue_final_message = false;
   SamplingFields sampling;
 };
 

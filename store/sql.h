@@ -157,7 +157,15 @@ CREATE TABLE bench_kernels (
 PRAGMA user_version = 3;
 )sql";
 
-inline constexpr std::array<const char*, 3> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3};
+// The engine a conversation's replies come from: an empty URL is this computer; otherwise an
+// OpenAI-compatible server's base URL and the model it serves (the API key is an app setting).
+inline constexpr char kSchemaV4[] = R"sql(
+ALTER TABLE conversations ADD COLUMN engine_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE conversations ADD COLUMN engine_model TEXT NOT NULL DEFAULT '';
+PRAGMA user_version = 4;
+)sql";
+
+inline constexpr std::array<const char*, 4> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
 
 // --- connection and transactions ----------------------------------------------------------------
 inline constexpr char kGetUserVersion[] = "PRAGMA user_version";
@@ -175,7 +183,8 @@ inline constexpr char kRollbackSavepoint[] = "ROLLBACK TO nested; RELEASE nested
 
 // --- conversations --------------------------------------------------------------------------
 // Column order shared by every conversation query (see ReadConversation in store.cpp).
-#define QVK_CONVERSATION_COLUMNS "id, title, pinned, created_ms, updated_ms, current_leaf, settings"
+#define QVK_CONVERSATION_COLUMNS \
+  "id, title, pinned, created_ms, updated_ms, current_leaf, settings, engine_url, engine_model"
 
 inline constexpr char kInsertConversation[] =
     "INSERT INTO conversations (title, created_ms, updated_ms, settings) VALUES (?1, ?2, ?2, ?3)";
@@ -188,6 +197,8 @@ inline constexpr char kConversationExists[] = "SELECT 1 FROM conversations WHERE
 inline constexpr char kRenameConversation[] = "UPDATE conversations SET title = ?2 WHERE id = ?1";
 inline constexpr char kSetPinned[] = "UPDATE conversations SET pinned = ?2 WHERE id = ?1";
 inline constexpr char kSetConversationSettings[] = "UPDATE conversations SET settings = ?2 WHERE id = ?1";
+inline constexpr char kSetConversationEngine[] =
+    "UPDATE conversations SET engine_url = ?2, engine_model = ?3 WHERE id = ?1";
 inline constexpr char kSetCurrentLeaf[] = "UPDATE conversations SET current_leaf = ?2 WHERE id = ?1";
 inline constexpr char kTouchConversation[] =
     "UPDATE conversations SET current_leaf = ?2, updated_ms = max(updated_ms, ?3) WHERE id = ?1";

@@ -145,6 +145,7 @@ Conversation Store::Statement::ReadConversation() const {
   conversation.created_ms = Int(3);
   conversation.updated_ms = Int(4);
   conversation.current_leaf = Int(5);
+  conversation.engine = {.base_url = Text(7), .model = Text(8)};
   try {
     conversation.settings = SettingsFromJson(nlohmann::ordered_json::parse(Text(6), nullptr, false), "settings");
   } catch (const StoreError& e) {
@@ -426,6 +427,16 @@ void Store::SetConversationSettings(Id id, const ConversationSettings& settings)
   Transaction([&] {
     Statement set(*this, sql::kSetConversationSettings, "save the conversation's settings");
     ExpectChanged(set.Bind(1, id).Bind(2, SettingsColumn(settings)).Run(), "Conversation", id);
+  });
+}
+
+void Store::SetConversationEngine(Id id, const ConversationEngine& engine) {
+  RequireFits("The engine's URL", engine.base_url, kMaxTitleBytes);
+  RequireFits("The engine's model", engine.model, kMaxTitleBytes);
+  std::lock_guard lock(mutex_);
+  Transaction([&] {
+    Statement set(*this, sql::kSetConversationEngine, "save the conversation's engine");
+    ExpectChanged(set.Bind(1, id).Bind(2, engine.base_url).Bind(3, engine.model).Run(), "Conversation", id);
   });
 }
 

@@ -50,6 +50,15 @@ class StoreError : public Error {
   StoreErrorKind kind_;
 };
 
+// Where a conversation's replies are generated: this computer's model (no URL), or the model
+// `model` of the OpenAI-compatible server at `base_url` (e.g. "http://host:8000/v1").
+struct ConversationEngine {
+  std::string base_url;
+  std::string model;
+  bool remote() const { return !base_url.empty(); }
+  bool operator==(const ConversationEngine&) const = default;
+};
+
 struct Conversation {
   Id id = 0;
   std::string title;
@@ -58,6 +67,7 @@ struct Conversation {
   int64_t updated_ms = 0;
   Id current_leaf = 0;  // the last message of the branch on screen (0: no messages yet)
   ConversationSettings settings;
+  ConversationEngine engine;
 };
 
 enum class MessageState {
@@ -122,7 +132,7 @@ class Store {
 
   // $XDG_DATA_HOME/qwenvk/conversations.db, default ~/.local/share/qwenvk/conversations.db.
   static std::filesystem::path DefaultPath();
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   const std::filesystem::path& path() const { return path_; }
   bool read_only() const { return read_only_; }
@@ -141,6 +151,7 @@ class Store {
   void SetPinned(Id id, bool pinned);
   void SetConversationSettings(Id id, const ConversationSettings& settings);
   void SetCurrentLeaf(Id conversation, Id message);
+  void SetConversationEngine(Id id, const ConversationEngine& engine);
   // Delete hides the conversation; Restore undoes that; PurgeDeleted removes hidden ones for good
   // (the app calls it at start, so an undo lasts the session).
   void DeleteConversation(Id id);

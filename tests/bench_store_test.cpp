@@ -173,8 +173,8 @@ TEST_F(BenchStoreTest, MigratesAVersion2DatabaseKeepingEveryConversation) {
     sqlite3_close(db);
   }
   Store store(DbPath());
-  EXPECT_EQ(store.schema_version(), 3);
-  EXPECT_EQ(Store::kSchemaVersion, 3);
+  EXPECT_EQ(store.schema_version(), Store::kSchemaVersion);
+  EXPECT_EQ(Store::kSchemaVersion, 4);
   const std::vector<Conversation> conversations = store.ListConversations();
   ASSERT_EQ(conversations.size(), 2u);
   EXPECT_EQ(conversations[0].title, "Squid facts");

@@ -126,6 +126,19 @@ TEST(OpenAiApi, ARequestReadsBackAsItWasBuilt) {
   EXPECT_EQ(*back.sampling.seed, 42u);
 }
 
+TEST(OpenAiApi, AContinuationReadsBackAndNeedsAnAssistantMessageLast) {
+  ChatCompletionRequest r;
+  r.messages = {{"user", "u"}, {"assistant", "half a rep"}};
+  r.continue_final_message = true;
+  const json request = ChatCompletionRequestJson(r);
+  EXPECT_EQ(request["add_generation_prompt"], false);
+  EXPECT_TRUE(ParseChatCompletionRequest(request.dump()).continue_final_message);
+  EXPECT_FALSE(ParseChatCompletionRequest(ChatWith(json::object()).dump()).continue_final_message);
+  const ApiError e = RefusalOf(ParseChatCompletionRequest, ChatWith({{"continue_final_message", true}}).dump());
+  EXPECT_EQ(e.status(), 400);
+  EXPECT_EQ(e.param(), "continue_final_message");
+}
+
 // --- refusals -----------------------------------------------------------------------------
 
 TEST(OpenAiApi, RefusesBodiesThatAreNotARequest) {

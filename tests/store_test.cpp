@@ -442,6 +442,19 @@ TEST_F(StoreTest, MessageLinksGiveTheWholeTreeInOneQuery) {
   EXPECT_EQ(links[2].parent_id, root);
 }
 
+TEST_F(StoreTest, AConversationKeepsItsEngine) {
+  Store store(DbPath());
+  const Id c = store.CreateConversation("remote", {});
+  EXPECT_FALSE(store.GetConversation(c)->engine.remote());
+  const ConversationEngine engine{.base_url = "http://gpu-box:8000/v1", .model = "Qwen/Qwen2.5-72B-Instruct"};
+  store.SetConversationEngine(c, engine);
+  EXPECT_EQ(store.GetConversation(c)->engine, engine);
+  EXPECT_EQ(store.ListConversations().at(0).engine, engine);
+  store.SetConversationEngine(c, {});
+  EXPECT_FALSE(store.GetConversation(c)->engine.remote());
+  EXPECT_THROW(store.SetConversationEngine(c + 1, engine), Error);
+}
+
 TEST_F(StoreTest, DeletedSettingsAreGone) {
   Store store(DbPath());
   store.SetSetting("model.loading", "/models/x");
@@ -473,6 +486,7 @@ TEST_F(StoreTest, MigratesAVersion1Database) {
   EXPECT_EQ(c->settings.temperature, 0.3f);
   EXPECT_EQ(c->settings.top_k, ConversationSettings{}.top_k);
   EXPECT_FALSE(c->pinned);
+  EXPECT_FALSE(c->engine.remote());  // conversations from before remote engines ran on this computer
   EXPECT_EQ(c->updated_ms, 2000);
   std::vector<Message> thread = store.Thread(c->current_leaf);
   ASSERT_EQ(thread.size(), 2u);
@@ -491,7 +505,7 @@ TEST_F(StoreTest, RefusesANewerSchema) {
   const auto path = dir_.path() / "newer.db";
   {
     RawDatabase newer(path);
-    newer.Execute("CREATE TABLE future (x); PRAGMA user_version = 4;");
+    newer.Execute("CREATE TABLE future (x); PRAGMA user_version = 5;");
   }
   const std::string bytes = test::ReadFile(path);
   EXPECT_EQ(KindOf([&] { Store store(path); }), StoreErrorKind::NewerSchema);

@@ -59,7 +59,13 @@ std::string SafeFileName(const std::string& title) {
 
 store::Id NewConversation(AppState& state) {
   store::Id id = 0;
-  Guarded(state, [&] { id = state.db().CreateConversation("", state.chat().DefaultSettings()); });
+  Guarded(state, [&] {
+    state.db().Transaction([&] {
+      id = state.db().CreateConversation("", state.chat().DefaultSettings());
+      const store::ConversationEngine engine = DefaultEngine(state.db());
+      if (engine.remote()) state.db().SetConversationEngine(id, engine);
+    });
+  });
   if (id != 0) SelectConversation(state, id);
   return id;
 }
@@ -137,7 +143,10 @@ bool SendDraft(AppState& state) {
   std::string text = state.draft;
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   if (text.empty()) return false;
-  if (state.chat().model_status() != chat::ModelStatus::Ready) {
+  // A remote engine (the open conversation's, or the one a new conversation gets) needs no model here.
+  bool remote = state.branch.info && state.branch.info->engine.remote();
+  if (state.conversation == 0) Guarded(state, [&] { remote = DefaultEngine(state.db()).remote(); });
+  if (!remote && state.chat().model_status() != chat::ModelStatus::Ready) {
     state.ShowError(state.chat().model_status() == chat::ModelStatus::Loading
                         ? "The model is still loading; your message stays here until it is ready."
                         : "No model is loaded: choose one in File > Settings. Your message stays here.");
@@ -330,6 +339,13 @@ AttentionRequest AttentionViewRequest(const ModelConfig& config, const Attention
 }
 
 bool OpenAttention(AppState& state, store::Id message) {
+  if (state.branch.info && state.branch.info->engine.remote()) {
+    state.ShowError(
+        fmt::format("Attention maps are offered only for models on this computer: they need the model's "
+                    "weights, and this conversation's replies come from {}.",
+                    state.branch.info->engine.base_url));
+    return false;
+  }
   const std::optional<ModelConfig> config = state.chat().model_config();
   if (!config) {
     state.ShowError("Attention needs a loaded model: wait for it to load, or choose one in Settings.");
@@ -593,7 +609,41 @@ void LoadSettingsForm(AppState& state) {
   form.context = IntSetting(state.db(), kSettingContext, 0);
   form.gpu_mem_mib = IntSetting(state.db(), kSettingGpuMem, 0);
   form.device = IntSetting(state.db(), kSettingDevice, -1);
+  form.remote = state.db().GetSetting(kSettingEngine) == "remote";
+  form.base_url = state.db().GetSetting(kSettingRemoteUrl).value_or("");
+  form.remote_model = state.db().GetSetting(kSettingRemoteModel).value_or("");
+  form.api_key = ApiKeyFor(state.db(), form.base_url);
+  form.remote_models.clear();
   form.loaded = true;
+}
+
+bool RefreshRemoteModels(AppState& state) {
+  SettingsForm& form = state.settings_form;
+  if (!state.list_remote_models) {
+    state.ShowError("This program cannot reach remote servers.");
+    return false;
+  }
+  try {
+    form.remote_models = state.list_remote_models(form.base_url, form.api_key);
+  } catch (const Error& e) {
+    form.remote_models.clear();
+    state.ShowError(e.what());
+    return false;
+  }
+  if (std::find(form.remote_models.begin(), form.remote_models.end(), form.remote_model) == form.remote_models.end()) {
+    form.remote_model = form.remote_models.front();
+  }
+  return true;
+}
+
+store::ConversationEngine DefaultEngine(store::Store& db) {
+  if (db.GetSetting(kSettingEngine) != "remote") return {};
+  return {.base_url = db.GetSetting(kSettingRemoteUrl).value_or(""),
+          .model = db.GetSetting(kSettingRemoteModel).value_or("")};
+}
+
+std::string ApiKeyFor(store::Store& db, const std::string& base_url) {
+  return db.GetSetting(std::string(kSettingApiKeyPrefix) + base_url).value_or("");
 }
 
 bool ApplySettings(AppState& state) {
@@ -602,9 +652,26 @@ bool ApplySettings(AppState& state) {
     state.ShowError("Context length and GPU memory must be 0 (automatic) or more.");
     return false;
   }
+  if (form.remote && (form.base_url.empty() || form.remote_model.empty())) {
+    state.ShowError("A remote engine needs its base URL and a model: fill in the URL, then List models.");
+    return false;
+  }
   const chat::ModelSettings before = ModelSettingsFrom(state.db());
   const bool ok = Guarded(state, [&] {
     state.db().Transaction([&] {
+      state.db().SetSetting(kSettingEngine, form.remote ? "remote" : "local");
+      state.db().SetSetting(kSettingRemoteUrl, form.base_url);
+      state.db().SetSetting(kSettingRemoteModel, form.remote_model);
+      if (!form.base_url.empty()) {
+        state.db().SetSetting(std::string(kSettingApiKeyPrefix) + form.base_url, form.api_key);
+      }
+      // A conversation with nothing in it yet takes the new engine: it is the one the user is
+      // about to type into.
+      if (state.conversation != 0) {
+        const auto open = state.db().GetConversation(state.conversation);
+        if (open && open->current_leaf == 0)
+          state.db().SetConversationEngine(state.conversation, DefaultEngine(state.db()));
+      }
       state.db().SetSetting(kSettingModelPath, form.model_path);
       state.db().SetSetting(kSettingContext, std::to_string(form.context));
       state.db().SetSetting(kSettingGpuMem, std::to_string(form.gpu_mem_mib));

@@ -86,6 +86,12 @@ std::filesystem::path DefaultBenchExportPath(AppState& state);
 // --- settings ---
 void LoadSettingsForm(AppState& state);
 bool ApplySettings(AppState& state);  // persists the form and reloads the model when it changed
+// Fills the form's model choices from its endpoint's /v1/models (the first one chosen if none is).
+bool RefreshRemoteModels(AppState& state);
+// The engine new conversations get: this computer, or the remote endpoint of the settings.
+store::ConversationEngine DefaultEngine(store::Store& db);
+// The API key saved for the server at `base_url` (empty: none).
+std::string ApiKeyFor(store::Store& db, const std::string& base_url);
 // The model settings stored in the database; with no model chosen, the bundled demo model (the
 // path is empty when that is missing too).
 chat::ModelSettings ConfiguredModel(AppState& state);
@@ -135,6 +141,12 @@ inline constexpr const char* kSettingModelPath = "model.path";
 inline constexpr const char* kSettingContext = "model.context";
 inline constexpr const char* kSettingGpuMem = "model.gpu_mem_mib";
 inline constexpr const char* kSettingDevice = "device.index";
+// Engines: "remote" when new conversations go to the endpoint below; API keys are saved per URL,
+// under kSettingApiKeyPrefix + the URL, so each conversation's server gets its own.
+inline constexpr const char* kSettingEngine = "engine.kind";
+inline constexpr const char* kSettingRemoteUrl = "engine.remote_url";
+inline constexpr const char* kSettingRemoteModel = "engine.remote_model";
+inline constexpr const char* kSettingApiKeyPrefix = "engine.api_key:";
 inline constexpr const char* kSettingOpenConversation = "ui.open_conversation";
 // Set once the welcome was shown (its value is unused).
 inline constexpr const char* kSettingWelcomeShown = "ui.welcome_shown";

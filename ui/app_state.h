@@ -4,6 +4,7 @@
 // when the store's revision changes, never per frame: a branch can be 100,000 messages), and the
 // search worker. The live reply comes from the chat session.
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,7 +36,17 @@ struct SettingsForm {
   int context = 0;
   int gpu_mem_mib = 0;
   int device = -1;  // -1: automatic
+  // Engines: where new conversations' replies come from.
+  bool remote = false;  // false: this computer
+  std::string base_url;
+  std::string api_key;
+  std::string remote_model;
+  std::vector<std::string> remote_models;  // the endpoint's /v1/models, once asked
 };
+
+// Lists the models of an OpenAI-compatible server (base URL, API key); throws Error. Given by the
+// program, which holds the HTTP client (the UI layer does not).
+using RemoteModelLister = std::function<std::vector<std::string>(const std::string&, const std::string&)>;
 
 // A conversation deleted a moment ago: "Undo" restores it until the app quits.
 struct PendingUndo {
@@ -152,6 +163,7 @@ struct AppState {
   std::string dialog_text;   // rename title, export or import path
   bool export_json = false;  // the export dialog's format
   SettingsForm settings_form;
+  RemoteModelLister list_remote_models;
   // The conversation settings dialog's form: which conversation, and its values while edited.
   std::optional<std::pair<store::Id, store::ConversationSettings>> conversation_form;
   FilePicker model_picker;

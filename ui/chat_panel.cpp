@@ -69,8 +69,22 @@ void DrawModelState(AppState& state) {
 // loaded. Counted off the UI thread (a chat template can take long); until the first count the
 // gauge says so.
 void DrawContextGauge(AppState& state) {
+  if (state.conversation == 0) return;
+  const std::optional<store::ConversationEngine> remote =
+      state.branch.info && state.branch.info->engine.remote() ? std::optional(state.branch.info->engine) : std::nullopt;
+  if (remote) {
+    // The server's context length is not part of the API: the count shows alone.
+    const std::optional<uint32_t> used = state.chat().CountContextTokensInBackground(state.conversation);
+    if (!used) state.this_frame.awaiting_results = true;
+    ImGui::TextDisabled(
+        "%s at %s  |  %s", remote->model.c_str(), remote->base_url.c_str(),
+        used ? fmt::format("context {} tokens{}", *used, state.chat().CountsExactly(*remote) ? "" : " (approximate)")
+                   .c_str()
+             : "context: counting tokens...");
+    return;
+  }
   const uint32_t context = state.chat().context_length();
-  if (context == 0 || state.conversation == 0) return;
+  if (context == 0) return;
   const std::optional<uint32_t> used = state.chat().CountContextTokensInBackground(state.conversation);
   if (!used) state.this_frame.awaiting_results = true;
   const float fraction = std::min(1.0f, static_cast<float>(used.value_or(0)) / static_cast<float>(context));
@@ -152,7 +166,15 @@ void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply
     }
     if (m.role == "assistant") {
       ImGui::SameLine();
-      if (ImGui::SmallButton("Attention")) OpenAttention(state, m.id);
+      if (state.branch.info && state.branch.info->engine.remote()) {
+        ImGui::TextDisabled("(no attention)");
+        if (ImGui::IsItemHovered()) {
+          ImGui::SetTooltip("Attention maps need the model's weights, and this conversation's replies come from %s.",
+                            state.branch.info->engine.base_url.c_str());
+        }
+      } else if (ImGui::SmallButton("Attention")) {
+        OpenAttention(state, m.id);
+      }
     }
     if (m.role == "assistant" && !busy) {
       ImGui::SameLine();

@@ -1,5 +1,6 @@
 // App settings: the model (a Hugging Face folder or a .gguf, chosen in the file picker), the
-// device (every Vulkan device, and why any is unusable), context length and GPU memory budget.
+// device (every Vulkan device, and why any is unusable), context length and GPU memory budget,
+// and the engine new conversations use (this computer, or an OpenAI-compatible server).
 // The form is written to the store only on Apply, which reloads the model when it changed.
 #include <fmt/format.h>
 #include <imgui.h>
@@ -46,6 +47,30 @@ void DrawDeviceChoice(AppState& state) {
   }
 }
 
+void DrawEngines(AppState& state) {
+  SettingsForm& form = state.settings_form;
+  ImGui::TextUnformatted("Engines");
+  int engine = form.remote ? 1 : 0;
+  ImGui::RadioButton("This computer", &engine, 0);
+  ImGui::SameLine();
+  ImGui::RadioButton("A remote server (OpenAI-compatible)", &engine, 1);
+  form.remote = engine == 1;
+  if (!form.remote) return;
+  ImGui::InputText("Base URL", &form.base_url);
+  ImGui::TextDisabled("e.g. http://gpu-box:8000/v1 (vLLM) or http://host:8080/v1 (qwenvk serve).");
+  ImGui::InputText("API key", &form.api_key, ImGuiInputTextFlags_Password);
+  const std::string shown = form.remote_model.empty() ? std::string("(List models first)") : form.remote_model;
+  if (ImGui::BeginCombo("Model", shown.c_str())) {
+    for (const std::string& id : form.remote_models) {
+      if (ImGui::Selectable(id.c_str(), id == form.remote_model)) form.remote_model = id;
+    }
+    ImGui::EndCombo();
+  }
+  ImGui::SameLine();
+  if (ImGui::Button("List models")) RefreshRemoteModels(state);
+  ImGui::TextDisabled("New conversations use this server; each conversation keeps the engine it started with.");
+}
+
 }  // namespace
 
 void DrawSettings(AppState& state) {
@@ -67,6 +92,8 @@ void DrawSettings(AppState& state) {
   ImGui::InputInt("GPU memory (MiB)", &form.gpu_mem_mib, 256, 4096);
   ImGui::TextDisabled("0: all the device has. Layers that do not fit stay in host memory (slower, same results).");
   DrawDeviceChoice(state);
+  ImGui::Separator();
+  DrawEngines(state);
   ImGui::Separator();
   ImGui::TextDisabled("Conversations: %s", state.database_path.string().c_str());
   ImGui::SameLine();

@@ -1,0 +1,244 @@
+// Sections: helpers / replies / faults
+// The chat session with a remote engine (server/remote_engine.h) against a real `qwenvk serve` on
+// the tiny fixture model: the same reply as the local engine, and every network fault ending in
+// a clear error with what streamed kept.
+#include "server/remote_engine.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <regex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "chat/chat_session.h"
+#include "tests/gpu_fixture.h"
+#include "tests/test_util.h"
+
+namespace qvk::server {
+namespace {
+
+using chat::ChatSession;
+using store::MessageState;
+
+std::string TinyModel() {
+  return (test::TestDataDir() / "qwen2-tiny").string();
+}
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::seconds limit = std::chrono::seconds(120)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return done();
+}
+
+// --- helpers ----------------------------------------------------------------------------------
+
+// `qwenvk serve` on the fixture model in a child process, its log in a file.
+class ServeProcess {
+ public:
+  // port 0: any free one.
+  ServeProcess(const std::filesystem::path& log, uint16_t port, const std::string& api_key = "") : log_(log) {
+    std::vector<std::string> args = {test::QwenvkBinary().string(), "serve", "--model", TinyModel(), "--port",
+                                     std::to_string(port)};
+    if (!api_key.empty()) args.insert(args.end(), {"--api-key", api_key});
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, STDERR_FILENO);
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    const std::regex listening("listening on http://127\\.0\\.0\\.1:(\\d+)");
+    std::smatch match;
+    const bool up = WaitFor([&] {
+      const std::string text = std::filesystem::exists(log) ? test::ReadFile(log) : "";
+      if (!std::regex_search(text, match, listening)) return false;
+      port_ = static_cast<uint16_t>(std::stoi(match[1]));
+      return true;
+    });
+    if (!up) ADD_FAILURE() << "qwenvk serve did not start: " << test::ReadFile(log);
+  }
+  ~ServeProcess() { Kill(); }
+
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = 0;
+  }
+  uint16_t port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+
+ private:
+  std::filesystem::path log_;
+  pid_t pid_ = 0;
+  uint16_t port_ = 0;
+};
+
+// A port nobody listens on: bound, then let go.
+uint16_t ClosedPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t size = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+store::ConversationSettings Greedy(uint32_t max_new_tokens) {
+  store::ConversationSettings s;
+  s.temperature = 0;
+  s.repetition_penalty = 1.0f;
+  s.random_seed = false;
+  s.max_new_tokens = max_new_tokens;
+  return s;
+}
+
+class RemoteEngineTest : public test::GpuTest {
+ protected:
+  void SetUp() override {
+    GpuTest::SetUp();
+    if (IsSkipped()) return;
+    store_ = std::make_unique<store::Store>(dir_.path() / "chat.db");
+    session_ = std::make_unique<ChatSession>(*store_, device());
+    session_->SetReplySources([this](const store::ConversationEngine& engine) {
+      return std::make_unique<RemoteEngine>(RemoteEndpoint{.base_url = engine.base_url, .api_key = api_key_},
+                                            engine.model);
+    });
+  }
+  void TearDown() override {
+    session_.reset();
+    store_.reset();
+    GpuTest::TearDown();
+  }
+
+  store::Id Conversation(const std::string& url, uint32_t max_new_tokens) {
+    const store::Id c = store_->CreateConversation("", Greedy(max_new_tokens));
+    if (!url.empty()) store_->SetConversationEngine(c, {.base_url = url, .model = "qwen2-tiny"});
+    return c;
+  }
+  // The reply of the conversation's branch on screen.
+  store::Message LastMessage(store::Id conversation) {
+    return store_->Thread(store_->GetConversation(conversation)->current_leaf).back();
+  }
+
+  test::TempDir dir_;
+  std::string api_key_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<ChatSession> session_;
+};
+
+// --- replies ----------------------------------------------------------------------------------
+
+TEST_F(RemoteEngineTest, AStreamedReplyEqualsTheLocalGreedyReply) {
+  ServeProcess serve(dir_.path() / "serve.log", 0);
+  session_->LoadModel({.path = TinyModel(), .context = 2048, .gpu_mem_mib = 0});
+  session_->WaitIdle();
+  ASSERT_EQ(session_->model_status(), chat::ModelStatus::Ready);
+
+  const store::Id local = Conversation("", 24);
+  ASSERT_TRUE(session_->Send(local, "Tell me about squid"));
+  session_->WaitIdle();
+  const store::Id remote = Conversation(serve.url(), 24);
+  ASSERT_TRUE(session_->Send(remote, "Tell me about squid"));
+  session_->WaitIdle();
+  EXPECT_FALSE(session_->TakeError());
+
+  const store::Message expected = LastMessage(local);
+  const store::Message got = LastMessage(remote);
+  EXPECT_EQ(got.role, "assistant");
+  EXPECT_FALSE(got.content.empty());
+  EXPECT_EQ(got.content, expected.content);
+  EXPECT_EQ(got.state, MessageState::Complete);
+  EXPECT_EQ(got.tokens, expected.tokens);  // the server's usage count
+  // The server runs the loaded model, so the gauge counts exactly.
+  EXPECT_TRUE(session_->CountsExactly(store_->GetConversation(remote)->engine));
+  EXPECT_EQ(session_->ContextTokens(remote), session_->ContextTokens(local));
+  EXPECT_FALSE(session_->CountsExactly({.base_url = serve.url(), .model = "llama-3-70b"}));
+
+  EXPECT_EQ(ListRemoteModels({.base_url = serve.url()}), std::vector<std::string>{"qwen2-tiny"});
+}
+
+// --- faults -----------------------------------------------------------------------------------
+
+TEST_F(RemoteEngineTest, ARefusedConnectionSaysSoAndKeepsTheMessage) {
+  const std::string url = "http://127.0.0.1:" + std::to_string(ClosedPort()) + "/v1";
+  const store::Id c = Conversation(url, 8);
+  // No model on this computer is needed for a remote conversation.
+  ASSERT_TRUE(session_->Send(c, "hello?"));
+  session_->WaitIdle();
+  const auto error = session_->TakeError();
+  ASSERT_TRUE(error);
+  test::ExpectMentions(*error, {"Could not connect", url, "running"});
+  EXPECT_EQ(LastMessage(c).role, "user");
+  EXPECT_EQ(LastMessage(c).content, "hello?");
+  test::ExpectMentions(test::ErrorOf([&] { ListRemoteModels({.base_url = url}); }), {"Could not connect"});
+  test::ExpectMentions(test::ErrorOf([&] { ListRemoteModels({.base_url = "ftp://x/v1"}); }), {"http://"});
+}
+
+TEST_F(RemoteEngineTest, AWrongApiKeyIsA401ThatNamesTheKey) {
+  ServeProcess serve(dir_.path() / "serve.log", 0, "right-key");
+  api_key_ = "wrong-key";
+  const store::Id c = Conversation(serve.url(), 8);
+  ASSERT_TRUE(session_->Send(c, "hello?"));
+  session_->WaitIdle();
+  const auto error = session_->TakeError();
+  ASSERT_TRUE(error);
+  test::ExpectMentions(*error, {"401", "API key", "Settings > Engines"});
+  EXPECT_EQ(LastMessage(c).role, "user");
+  test::ExpectMentions(test::ErrorOf([&] { ListRemoteModels({.base_url = serve.url(), .api_key = "wrong"}); }),
+                       {"401"});
+  EXPECT_EQ(ListRemoteModels({.base_url = serve.url(), .api_key = "right-key"}).size(), 1u);
+}
+
+TEST_F(RemoteEngineTest, AServerKilledMidReplyLeavesItInterruptedAndContinueFinishesIt) {
+  auto serve = std::make_unique<ServeProcess>(dir_.path() / "serve.log", 0);
+  const uint16_t port = serve->port();
+  const store::Id c = Conversation(serve->url(), 400);
+  ASSERT_TRUE(session_->Send(c, "Tell me a long story about squid"));
+  ASSERT_TRUE(WaitFor([&] { return session_->live().tokens >= 3 || !session_->generating(); }));
+  ASSERT_TRUE(session_->generating()) << "the reply ended before the server could be killed";
+  serve->Kill();
+  session_->WaitIdle();
+  const auto error = session_->TakeError();
+  ASSERT_TRUE(error);
+  test::ExpectMentions(*error, {"stopped sending", "Continue"});
+  const store::Message partial = LastMessage(c);
+  EXPECT_EQ(partial.role, "assistant");
+  EXPECT_FALSE(partial.content.empty());
+  EXPECT_EQ(partial.state, MessageState::Interrupted);
+
+  // Continue while the server is down fails the same clear way and keeps the text.
+  ASSERT_TRUE(session_->Continue(partial.id));
+  session_->WaitIdle();
+  ASSERT_TRUE(session_->TakeError());
+  EXPECT_EQ(store_->GetMessage(partial.id)->content, partial.content);
+
+  serve = std::make_unique<ServeProcess>(dir_.path() / "serve2.log", port);
+  ASSERT_TRUE(session_->Continue(partial.id));
+  session_->WaitIdle();
+  EXPECT_FALSE(session_->TakeError());
+  const store::Message finished = *store_->GetMessage(partial.id);
+  EXPECT_EQ(finished.state, MessageState::Complete);
+  EXPECT_GT(finished.content.size(), partial.content.size());
+  EXPECT_EQ(finished.content.substr(0, partial.content.size()), partial.content);
+  EXPECT_EQ(LastMessage(c).id, partial.id);  // continued in place, no new branch
+}
+
+}  // namespace
+}  // namespace qvk::server
