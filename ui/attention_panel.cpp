@@ -198,6 +198,16 @@ void DrawHeatmap(AppState& state, const AttentionMap& map, float side) {
     panel.hover.reset();
     panel.hover_from_mouse = false;
   }
+  // The token chosen in the text: its row (what it attends to) or its column (what attends to it).
+  if (panel.token) {
+    const auto chosen = static_cast<float>(*panel.token);
+    const ImU32 colour = IM_COL32(80, 200, 255, 220);
+    if (panel.direction == TokenDirection::AttendsTo) {
+      draw->AddRect(ImVec2(origin.x, screen_y(chosen)), ImVec2(origin.x + side, screen_y(chosen + 1)), colour);
+    } else {
+      draw->AddRect(ImVec2(screen_x(chosen), origin.y), ImVec2(screen_x(chosen + 1), origin.y + side), colour);
+    }
+  }
   if (panel.hover && panel.hover->first < map.rows && panel.hover->second < map.cols) {
     const auto cell = static_cast<float>(map.request.cell);
     const float x = screen_x(static_cast<float>(panel.hover->second) * cell);
@@ -430,7 +440,8 @@ void DrawAttentionTokens(AppState& state, uint32_t first, uint32_t end) {
     const ImVec2 p0(origin.x + x, origin.y + y), p1(p0.x + w, p0.y + ImGui::GetTextLineHeight());
     if (p1.y >= clip.y && p0.y <= clip.w) {
       if (!shading.empty() && shading[i] >= 0 && top > 0) {
-        const float strength = std::clamp(shading[i] / top, 0.0f, 1.0f);
+        // On the heatmap's scale (linear or log), so small shares show where the map shows them.
+        const float strength = std::clamp(chat::ScalePosition(shading[i], top, ScaleOptions(panel)), 0.0f, 1.0f);
         draw->AddRectFilled(p0, p1, IM_COL32(255, 140, 30, static_cast<int>(230 * std::sqrt(strength))));
       }
       draw->AddText(p0, IsSpecialPiece(tokens->pieces[i]) ? special_colour : text_colour, text.c_str());
