@@ -519,7 +519,14 @@ void ChatSession::RunReply(const ReplyJob& job) {
       std::lock_guard lock(mutex_);
       attention = live_attention_;
     }
-    engine.set_live_attention(attention != nullptr);
+    try {
+      engine.set_live_attention(attention != nullptr);
+    } catch (const Error& e) {
+      // The reply goes on without its rows; the user hears why the map does not grow.
+      attention = nullptr;
+      std::lock_guard lock(mutex_);
+      error_ = fmt::format("The attention panel cannot follow this reply: {}", e.what());
+    }
     if (attention) {
       std::vector<LiveAttention::Token> tokens;
       for (uint32_t id : prompt) tokens.push_back({id, files.tokenizer().Decode(std::span(&id, 1))});
