@@ -430,12 +430,17 @@ void DrawAttentionTokens(AppState& state, uint32_t first, uint32_t end) {
   const ImU32 special_colour = ImGui::GetColorU32(ImGuiCol_TextDisabled);
   float x = 0, y = 0;
   for (uint32_t i = first; i < end; ++i) {
-    const std::string text = InlinePiece(tokens->pieces[i]);
-    const ImVec2 size = ImGui::CalcTextSize(text.c_str());
-    const float w = std::max(size.x, ImGui::GetFontSize() * 0.3f);
+    std::string text = InlinePiece(tokens->pieces[i]);
+    float w = std::max(ImGui::CalcTextSize(text.c_str()).x, ImGui::GetFontSize() * 0.3f);
     if (x > 0 && x + w > width) {
       x = 0;
       y += line;
+      // A wrapped line starts at its word, as text wraps: the token's leading spaces are not drawn.
+      const size_t word = text.find_first_not_of(' ');
+      if (word != std::string::npos && word != 0) {
+        text.erase(0, word);
+        w = std::max(ImGui::CalcTextSize(text.c_str()).x, ImGui::GetFontSize() * 0.3f);
+      }
     }
     const ImVec2 p0(origin.x + x, origin.y + y), p1(p0.x + w, p0.y + ImGui::GetTextLineHeight());
     if (p1.y >= clip.y && p0.y <= clip.w) {
