@@ -134,6 +134,33 @@ CapturePlan PlanCapture(const ModelConfig& c, uint32_t tokens, std::span<const A
   return plan;
 }
 
+AttentionMap MapOfRows(AttentionRequest request, uint32_t first_row, std::span<const std::vector<float>> rows,
+                       uint32_t window) {
+  const auto tokens = static_cast<uint32_t>(first_row + rows.size());
+  request.first_row = first_row;
+  request.end_row = tokens;
+  request.planes = 1;
+  AttentionMap map(request, tokens, window);
+  const bool max = request.reduce == HeadReduce::Max;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    float* out = map.values.data() + (k / request.cell) * map.cols;
+    for (size_t key = 0; key < rows[k].size(); ++key) {
+      float& cell = out[key / request.cell];
+      cell = max ? std::max(cell, rows[k][key]) : cell + rows[k][key];
+    }
+  }
+  if (!max && request.cell > 1) {
+    for (uint32_t i = 0; i < map.rows; ++i) {
+      const uint32_t cell_rows = std::min(request.cell, tokens - first_row - i * request.cell);
+      for (uint32_t j = 0; j < map.cols; ++j) {
+        const uint32_t cell_cols = std::min(request.cell, tokens - j * request.cell);
+        map.values[size_t{i} * map.cols + j] /= static_cast<float>(cell_rows * cell_cols);
+      }
+    }
+  }
+  return map;
+}
+
 uint64_t LiveAttentionBytes(const ModelConfig& c, uint32_t context) {
   return uint64_t{4} * (uint64_t{c.num_layers} + 1) * c.num_heads * context;
 }

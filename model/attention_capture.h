@@ -79,6 +79,13 @@ struct CapturePlan {
 CapturePlan PlanCapture(const ModelConfig& config, uint32_t tokens, std::span<const AttentionRequest> requests,
                         uint32_t max_chunk, uint64_t max_binding);
 
+// Query rows first_row, first_row + 1, ... of plane 0 of `request` (rows[k] the values of keys
+// 0 .. first_row + k, as live rows come), as the map `request` asks for over the tokens they span
+// (first_row + rows.size()): its band and cells, each cell the mean or max of what it holds, as
+// attention_reduce makes them. `window`: the layer's sliding window.
+AttentionMap MapOfRows(AttentionRequest request, uint32_t first_row, std::span<const std::vector<float>> rows,
+                       uint32_t window);
+
 // GPU memory live attention rows take over a context of `context` tokens (Engine::set_live_attention):
 // a decode step's probabilities [heads, context] and every layer's rows [layers, heads, context].
 uint64_t LiveAttentionBytes(const ModelConfig& config, uint32_t context);

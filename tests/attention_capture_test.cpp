@@ -225,6 +225,32 @@ TEST_F(AttentionCaptureTest, MutingTheSinkRenormalizesEveryKindOfMap) {
   }
 }
 
+// Rows as live attention hands them over (each query's keys up to its own), made into a map: a
+// band of whole rows equals the full matrix's; pooled in cells of the mean or the max, it equals
+// the GPU's capture of the same band and cells.
+TEST_F(AttentionCaptureTest, LiveRowsMakeTheMapACaptureMakes) {
+  const std::vector<AttentionMap> full = Full();
+  const uint32_t first = 120;
+  for (const AttentionRequest& heads :
+       {OneHead(1, 2), AllHeads(config(), 0, HeadReduce::Mean), KvGroup(config(), 1, 1, HeadReduce::Max)}) {
+    std::vector<std::vector<float>> rows;
+    const std::vector<float> whole = Reference(full, heads);
+    for (uint32_t q = first; q < tokens(); ++q) {
+      rows.emplace_back(whole.begin() + size_t{q} * tokens(), whole.begin() + size_t{q} * tokens() + q + 1);
+    }
+    const AttentionMap map = MapOfRows(heads, first, rows, 0);
+    EXPECT_EQ(map.rows, tokens() - first);
+    ExpectClose(map.values, std::span(whole).subspan(size_t{first} * tokens()), "whole rows");
+    AttentionRequest pooled = Pooled(heads, tokens(), 16);
+    const AttentionMap cells = MapOfRows(pooled, first, rows, 0);
+    pooled.first_row = first;
+    const AttentionMap captured = engine_->CaptureAttention(ids_, std::span(&pooled, 1))[0];
+    ASSERT_EQ(cells.rows, captured.rows);
+    ASSERT_EQ(cells.cols, captured.cols);
+    ExpectClose(cells.values, captured.values, "pooled rows");
+  }
+}
+
 // A sliding-window layer (some Qwen2 checkpoints have them): each row is a distribution over the
 // last `window` keys up to its query, zero before them; a band of one head equals the full matrix.
 TEST_F(AttentionCaptureTest, SlidingWindowLayersZeroWhatTheWindowHides) {

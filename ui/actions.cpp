@@ -273,16 +273,12 @@ bool FollowingLiveReply(const AttentionPanel& panel) {
   return panel.live && !panel.live->ended;
 }
 
-// The live rows as a band of the map: query rows first_position on, keys up to the last of them.
+// The live rows as a band of the map: query rows first_position on, keys up to the last of them,
+// pooled as a captured map is past kAttentionMapSide tokens.
 AttentionMap LiveRowsMap(const ModelConfig& config, const LiveAttentionMap& live) {
-  AttentionRequest request = AttentionViewHeads(config, live.view);
-  request.first_row = live.first_position;
-  request.end_row = live.first_position + static_cast<uint32_t>(live.rows.size());
-  AttentionMap map(request, request.end_row, LayerWindow(config, request.layer));
-  for (size_t k = 0; k < live.rows.size(); ++k) {
-    std::copy(live.rows[k].begin(), live.rows[k].end(), map.values.begin() + static_cast<ptrdiff_t>(k * map.cols));
-  }
-  return map;
+  const auto tokens = static_cast<uint32_t>(live.first_position + live.rows.size());
+  return MapOfRows(AttentionViewRequest(config, live.view, tokens), live.first_position, live.rows,
+                   LayerWindow(config, live.view.layer));
 }
 
 // A reply started while the panel was open: the panel follows it, its map growing a row a token.
