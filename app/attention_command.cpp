@@ -8,6 +8,7 @@
 #include <memory>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
@@ -103,12 +104,24 @@ int RunAttention(const AttentionOptions& o) {
   // The one map --png, --csv and --npy write, assembled from the bands.
   std::optional<AttentionMap> single;
   if (o.png || o.csv || o.npy) single.emplace(requests[0], tokens);
-  for (uint32_t first = 0; first < tokens; first += band_rows) {
+  const auto band_of = [&](uint32_t first) {
     std::vector<AttentionRequest> band = requests;
     for (AttentionRequest& r : band) {
       r.first_row = first;
       r.end_row = std::min(first + band_rows, tokens);
     }
+    return band;
+  };
+  // The first band is the largest: what the capture holds on the GPU at any time.
+  const CapturePlan plan = engine.PlanAttentionCapture(tokens, band_of(0));
+  const uint64_t capture_bytes = plan.probs_bytes + plan.map_bytes;
+  spdlog::info(
+      "capturing {} tokens: {:.1f} MiB on the GPU at a time ({:.1f} MiB of one chunk's probabilities, "
+      "{:.1f} MiB of maps), {} query rows a band",
+      tokens, static_cast<double>(capture_bytes) / (1 << 20), static_cast<double>(plan.probs_bytes) / (1 << 20),
+      static_cast<double>(plan.map_bytes) / (1 << 20), band_rows);
+  for (uint32_t first = 0; first < tokens; first += band_rows) {
+    const std::vector<AttentionRequest> band = band_of(first);
     const std::vector<AttentionMap> maps = engine.CaptureAttention(o.ids, band);
     size_t plane = 0;
     for (const AttentionMap& map : maps) {
@@ -120,7 +133,8 @@ int RunAttention(const AttentionOptions& o) {
   }
   if (raw) raw->Close();
 
-  nlohmann::json out = {{"shape", {requests.size(), planes / requests.size(), tokens, tokens}}};
+  nlohmann::json out = {{"shape", {requests.size(), planes / requests.size(), tokens, tokens}},
+                        {"capture_gpu_bytes", capture_bytes}};
   if (o.out) out["file"] = *o.out;
   if (o.png) {
     const chat::PngOptions png{.pixels_per_value = (kMinPngPixels + tokens - 1) / tokens};

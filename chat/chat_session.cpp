@@ -580,13 +580,27 @@ void ChatSession::RunReply(const ReplyJob& job) {
       std::lock_guard lock(mutex_);
       attention = live_attention_;
     }
-    engine.set_live_attention(attention != nullptr);
-    if (attention) attention->BeginReply();
+    try {
+      engine.set_live_attention(attention != nullptr);
+    } catch (const Error& e) {
+      // The reply goes on without its rows; the user hears why the map does not grow.
+      attention = nullptr;
+      std::lock_guard lock(mutex_);
+      error_ = fmt::format("The attention panel cannot follow this reply: {}", e.what());
+    }
+    if (attention) {
+      std::vector<LiveAttention::Token> tokens;
+      for (uint32_t id : prompt) tokens.push_back({id, files.tokenizer().Decode(std::span(&id, 1))});
+      attention->BeginReply(std::move(tokens));
+    }
     writer.Start(std::move(reply.text_before));
     StartLiveReply(job, writer, static_cast<uint32_t>(prompt.size()));
     auto on_text = [&](const GenerationStep& step) {
-      if (attention && step.attention) attention->Push(*step.attention);
       writer.Append(step.text);
+      if (attention && step.attention) {
+        attention->Push(*step.attention, {step.token, files.tokenizer().Decode(std::span(&step.token, 1))},
+                        writer.message());
+      }
       MirrorLiveReply(writer, static_cast<uint32_t>(generated.size()));
       return !stop_requested_;
     };
@@ -711,6 +725,11 @@ void ChatSession::RunAttention(const AttentionJob& job) {
     };
     result.message_begin = static_cast<uint32_t>(std::min(common(with_b), common(result.ids)));
     for (uint32_t id : result.ids) result.pieces.push_back(files.tokenizer().Decode(std::span(&id, 1)));
+    if (!job.requests.empty()) {
+      const CapturePlan capture =
+          model_->engine().PlanAttentionCapture(static_cast<uint32_t>(result.ids.size()), job.requests);
+      result.gpu_bytes = capture.probs_bytes + capture.map_bytes;
+    }
     result.maps = model_->engine().CaptureAttention(result.ids, job.requests);
   } catch (const std::exception& e) {
     spdlog::error("attention of message {}: {}", job.message, e.what());

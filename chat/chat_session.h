@@ -59,6 +59,7 @@ struct MessageAttention {
   uint32_t message_begin = 0;       // ids[message_begin ..] are the message's text (after its turn's header)
   size_t dropped = 0;               // earliest messages left out to fit the context
   std::vector<AttentionMap> maps;   // as asked
+  uint64_t gpu_bytes = 0;           // what the capture held on the GPU (CapturePlan: probabilities and maps)
   std::string error;                // why there are none
 };
 

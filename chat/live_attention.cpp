@@ -12,7 +12,8 @@ void LiveAttention::SetViews(std::vector<AttentionRequest> views) {
 
 LiveAttention::Update LiveAttention::Take() {
   std::lock_guard lock(mutex_);
-  Update update{.reply = reply_};
+  Update update{
+      .reply = reply_, .prompt_tokens = prompt_tokens_, .message = message_, .tokens = std::exchange(tokens_, {})};
   for (ViewRows& view : pending_) {
     update.views.push_back({.view = view.view, .first_position = view.first_position, .rows = std::move(view.rows)});
     view.rows.clear();
@@ -20,18 +21,23 @@ LiveAttention::Update LiveAttention::Take() {
   return update;
 }
 
-void LiveAttention::BeginReply() {
+void LiveAttention::BeginReply(std::vector<Token> prompt) {
   std::lock_guard lock(mutex_);
   ++reply_;
+  prompt_tokens_ = static_cast<uint32_t>(prompt.size());
+  message_ = 0;
+  tokens_ = std::move(prompt);
   for (ViewRows& view : pending_) view.rows.clear();
 }
 
-void LiveAttention::Push(const AttentionRow& row) {
+void LiveAttention::Push(const AttentionRow& row, Token produced, store::Id message) {
   std::lock_guard lock(mutex_);
+  message_ = message;
   for (ViewRows& view : pending_) {
     if (view.rows.empty()) view.first_position = row.position;
     view.rows.push_back(row.Reduce(view.view));
   }
+  tokens_.push_back(std::move(produced));
 }
 
 }  // namespace qvk::chat

@@ -17,15 +17,19 @@ struct MemoryBlock {
   VkDeviceSize size = 0;
   std::byte* mapped = nullptr;
   bool coherent = true;
-  bool dedicated = false;              // holds exactly one buffer; freed with it
+  bool dedicated = false;                            // holds exactly one buffer; freed with it
   std::map<VkDeviceSize, VkDeviceSize> free_ranges;  // offset -> size, coalesced
 };
 
 namespace {
 
-VkDeviceSize AlignUp(VkDeviceSize value, VkDeviceSize alignment) { return (value + alignment - 1) / alignment * alignment; }
+VkDeviceSize AlignUp(VkDeviceSize value, VkDeviceSize alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
 
-std::string MiB(VkDeviceSize bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
+std::string MiB(VkDeviceSize bytes) {
+  return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
+}
 
 }  // namespace
 
@@ -33,11 +37,20 @@ std::string MiB(VkDeviceSize bytes) { return fmt::format("{:.1f} MiB", static_ca
 
 Buffer::Buffer(Allocator* allocator, VkBuffer buffer, Allocation allocation, VkDeviceSize size, std::byte* mapped,
                bool coherent)
-    : allocator_(allocator), buffer_(buffer), allocation_(allocation), size_(size), mapped_(mapped), coherent_(coherent) {}
+    : allocator_(allocator),
+      buffer_(buffer),
+      allocation_(allocation),
+      size_(size),
+      mapped_(mapped),
+      coherent_(coherent) {}
 
-Buffer::~Buffer() { Release(); }
+Buffer::~Buffer() {
+  Release();
+}
 
-Buffer::Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+Buffer::Buffer(Buffer&& other) noexcept {
+  *this = std::move(other);
+}
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
@@ -199,6 +212,81 @@ Buffer Allocator::CreateBuffer(VkDeviceSize size, MemoryKind kind) {
   bytes_in_use_ += allocation.size;
   std::byte* mapped = allocation.block->mapped != nullptr ? allocation.block->mapped + allocation.offset : nullptr;
   return Buffer(this, buffer, allocation, size, mapped, allocation.block->coherent);
+}
+
+Image::Image(VkDevice device, VkImage image, VkDeviceMemory memory, VkImageView view, uint32_t width, uint32_t height)
+    : device_(device), image_(image), memory_(memory), view_(view), width_(width), height_(height) {}
+
+Image::~Image() {
+  Release();
+}
+
+Image::Image(Image&& other) noexcept {
+  *this = std::move(other);
+}
+
+Image& Image::operator=(Image&& other) noexcept {
+  if (this != &other) {
+    Release();
+    device_ = other.device_;
+    image_ = std::exchange(other.image_, VK_NULL_HANDLE);
+    memory_ = std::exchange(other.memory_, VK_NULL_HANDLE);
+    view_ = std::exchange(other.view_, VK_NULL_HANDLE);
+    width_ = std::exchange(other.width_, 0);
+    height_ = std::exchange(other.height_, 0);
+  }
+  return *this;
+}
+
+void Image::Release() {
+  if (image_ == VK_NULL_HANDLE) return;
+  vkDestroyImageView(device_, view_, nullptr);
+  vkDestroyImage(device_, image_, nullptr);
+  vkFreeMemory(device_, memory_, nullptr);
+  image_ = VK_NULL_HANDLE;
+}
+
+Image Allocator::CreateImage(uint32_t width, uint32_t height, VkFormat format, VkImageUsageFlags usage) {
+  const VkDevice dev = device_.handle();
+  VkImageCreateInfo info{VK_STRUCTURE_TYPE_IMAGE_CREATE_INFO};
+  info.imageType = VK_IMAGE_TYPE_2D;
+  info.format = format;
+  info.extent = {width, height, 1};
+  info.mipLevels = 1;
+  info.arrayLayers = 1;
+  info.samples = VK_SAMPLE_COUNT_1_BIT;
+  info.tiling = VK_IMAGE_TILING_OPTIMAL;
+  info.usage = usage;
+  info.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+  info.initialLayout = VK_IMAGE_LAYOUT_UNDEFINED;
+  VkImage image = VK_NULL_HANDLE;
+  VK_CHECK(vkCreateImage(dev, &info, nullptr, &image));
+  VkMemoryRequirements requirements{};
+  vkGetImageMemoryRequirements(dev, image, &requirements);
+  VkMemoryAllocateInfo alloc{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+  alloc.allocationSize = requirements.size;
+  VkDeviceMemory memory = VK_NULL_HANDLE;
+  VkResult result = VK_ERROR_OUT_OF_DEVICE_MEMORY;
+  try {
+    alloc.memoryTypeIndex = ChooseMemoryType(requirements.memoryTypeBits, MemoryKind::Device);
+    result = vkAllocateMemory(dev, &alloc, nullptr, &memory);
+  } catch (...) {
+    vkDestroyImage(dev, image, nullptr);
+    throw;
+  }
+  if (result != VK_SUCCESS) {
+    vkDestroyImage(dev, image, nullptr);
+    throw Error(fmt::format("the GPU has no room for a {}x{} image ({} KiB)", width, height, requirements.size >> 10));
+  }
+  VK_CHECK(vkBindImageMemory(dev, image, memory, 0));
+  VkImageViewCreateInfo view_info{VK_STRUCTURE_TYPE_IMAGE_VIEW_CREATE_INFO};
+  view_info.image = image;
+  view_info.viewType = VK_IMAGE_VIEW_TYPE_2D;
+  view_info.format = format;
+  view_info.subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1};
+  VkImageView view = VK_NULL_HANDLE;
+  VK_CHECK(vkCreateImageView(dev, &view_info, nullptr, &view));
+  return Image(dev, image, memory, view, width, height);
 }
 
 void Allocator::Free(const Allocation& allocation) {

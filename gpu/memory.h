@@ -61,6 +61,35 @@ class Buffer {
   bool coherent_ = true;
 };
 
+// Move-only owner of a 2D VkImage (one mip level, one layer, optimal tiling), its own device
+// memory and a colour view of it: the few images the window draws (an attention map's texture)
+// get dedicated memory rather than share blocks with buffers, so no image ever neighbours a
+// buffer within bufferImageGranularity.
+class Image {
+ public:
+  Image() = default;
+  Image(VkDevice device, VkImage image, VkDeviceMemory memory, VkImageView view, uint32_t width, uint32_t height);
+  ~Image();
+  Image(Image&& other) noexcept;
+  Image& operator=(Image&& other) noexcept;
+  Image(const Image&) = delete;
+  Image& operator=(const Image&) = delete;
+
+  VkImage handle() const { return image_; }
+  VkImageView view() const { return view_; }
+  uint32_t width() const { return width_; }
+  uint32_t height() const { return height_; }
+  explicit operator bool() const { return image_ != VK_NULL_HANDLE; }
+
+ private:
+  void Release();
+  VkDevice device_ = VK_NULL_HANDLE;
+  VkImage image_ = VK_NULL_HANDLE;
+  VkDeviceMemory memory_ = VK_NULL_HANDLE;
+  VkImageView view_ = VK_NULL_HANDLE;
+  uint32_t width_ = 0, height_ = 0;
+};
+
 class Allocator {
  public:
   explicit Allocator(Device& device);
@@ -70,6 +99,9 @@ class Allocator {
 
   // Throws Error (not VK_CHECK) when the device is out of memory: the caller can tell the user.
   Buffer CreateBuffer(VkDeviceSize size, MemoryKind kind);
+  // A device-local image of `format` for `usage`, in VK_IMAGE_LAYOUT_UNDEFINED; Error when the
+  // device is out of memory.
+  Image CreateImage(uint32_t width, uint32_t height, VkFormat format, VkImageUsageFlags usage);
 
   VkDeviceSize bytes_in_use() const { return bytes_in_use_; }
   VkDeviceSize bytes_reserved() const { return bytes_reserved_; }

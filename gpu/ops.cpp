@@ -553,7 +553,8 @@ void AttentionReduce(Graph& g, const AttentionReduceArgs& a, std::string_view la
   g.Dispatch(KernelId::AttentionReduce, {a.probs, a.positions, a.out},
              push::AttentionReducePush{a.rows, a.probs_stride, a.first_row, a.band_begin, a.band_end, a.cols, a.cell,
                                        a.head_first, a.plane_heads, a.plane_base,
-                                       (a.max ? QVK_FLAG_MAX : 0u) | (a.live_cols ? QVK_FLAG_LIVE_COLS : 0u)},
+                                       (a.max ? QVK_FLAG_MAX : 0u) | (a.live_cols ? QVK_FLAG_LIVE_COLS : 0u) |
+                                           (a.mute_sink ? QVK_FLAG_MUTE_SINK : 0u)},
              Groups{CeilDiv(out_cols, cells_per_wg), touched_rows, a.planes}, label,
              {.bytes = read + uint64_t{4} * a.planes * touched_rows * out_cols, .flops = read / 4});
 }

@@ -205,7 +205,8 @@ struct AttentionReduceArgs {
   bool live_cols = false;
   uint32_t cell = 1;
   uint32_t head_first = 0, plane_heads = 1, planes = 1, plane_base = 0;
-  bool max = false;  // else the mean
+  bool max = false;        // else the mean
+  bool mute_sink = false;  // key 0 left out of each head's row and the row renormalized first
 };
 void AttentionReduce(Graph& g, const AttentionReduceArgs& a, std::string_view label = {});
 

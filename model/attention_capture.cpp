@@ -31,6 +31,10 @@ uint32_t MapRows(const AttentionRequest& r, uint32_t tokens) {
 
 }  // namespace
 
+uint32_t LayerWindow(const ModelConfig& c, uint32_t layer) {
+  return layer < c.layer_window.size() ? c.layer_window[layer] : 0;
+}
+
 AttentionRequest OneHead(uint32_t layer, uint32_t head) {
   return {.layer = layer, .first_head = head};
 }
@@ -75,9 +79,10 @@ void CheckAttentionRequest(const ModelConfig& c, uint32_t tokens, const Attentio
   if (r.cell == 0) throw Error("an attention map's cells hold at least one query row and one key");
 }
 
-AttentionMap::AttentionMap(const AttentionRequest& r, uint32_t t)
+AttentionMap::AttentionMap(const AttentionRequest& r, uint32_t t, uint32_t w)
     : request(r),
       tokens(t),
+      window(w),
       planes(r.planes),
       rows(MapRows(r, t)),
       cols(CeilDiv(t, r.cell)),
@@ -90,8 +95,11 @@ std::span<const float> AttentionMap::plane(uint32_t k) const {
 }
 
 bool AttentionMap::masked(uint32_t row, uint32_t col) const {
-  const uint32_t last_query = std::min(request.first_row + (row + 1) * request.cell, request.end_row) - 1;
-  return col * request.cell > last_query;
+  const uint32_t first_query = request.first_row + row * request.cell;
+  const uint32_t last_query = std::min(first_query + request.cell, request.end_row) - 1;
+  if (col * request.cell > last_query) return true;
+  const uint32_t last_key = std::min((col + 1) * request.cell, tokens) - 1;
+  return window != 0 && uint64_t{last_key} + window <= first_query;
 }
 
 CapturePlan PlanCapture(const ModelConfig& c, uint32_t tokens, std::span<const AttentionRequest> requests,
@@ -126,6 +134,37 @@ CapturePlan PlanCapture(const ModelConfig& c, uint32_t tokens, std::span<const A
   return plan;
 }
 
+AttentionMap MapOfRows(AttentionRequest request, uint32_t first_row, std::span<const std::vector<float>> rows,
+                       uint32_t window) {
+  const auto tokens = static_cast<uint32_t>(first_row + rows.size());
+  request.first_row = first_row;
+  request.end_row = tokens;
+  request.planes = 1;
+  AttentionMap map(request, tokens, window);
+  const bool max = request.reduce == HeadReduce::Max;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    float* out = map.values.data() + (k / request.cell) * map.cols;
+    for (size_t key = 0; key < rows[k].size(); ++key) {
+      float& cell = out[key / request.cell];
+      cell = max ? std::max(cell, rows[k][key]) : cell + rows[k][key];
+    }
+  }
+  if (!max && request.cell > 1) {
+    for (uint32_t i = 0; i < map.rows; ++i) {
+      const uint32_t cell_rows = std::min(request.cell, tokens - first_row - i * request.cell);
+      for (uint32_t j = 0; j < map.cols; ++j) {
+        const uint32_t cell_cols = std::min(request.cell, tokens - j * request.cell);
+        map.values[size_t{i} * map.cols + j] /= static_cast<float>(cell_rows * cell_cols);
+      }
+    }
+  }
+  return map;
+}
+
+uint64_t LiveAttentionBytes(const ModelConfig& c, uint32_t context) {
+  return uint64_t{4} * (uint64_t{c.num_layers} + 1) * c.num_heads * context;
+}
+
 std::span<const float> AttentionRow::head(uint32_t layer, uint32_t h) const {
   const size_t keys = size_t{position} + 1;
   return values.subspan((static_cast<size_t>(layer) * heads + h) * keys, keys);
@@ -139,8 +178,12 @@ std::vector<float> AttentionRow::Reduce(const AttentionRequest& r) const {
   std::vector<float> out(size_t{position} + 1, 0.0f);
   for (uint32_t h = r.first_head; h < r.first_head + r.plane_heads; ++h) {
     const std::span<const float> row = head(r.layer, h);
-    for (size_t j = 0; j < out.size(); ++j)
-      out[j] = r.reduce == HeadReduce::Max ? std::max(out[j], row[j]) : out[j] + row[j];
+    // As attention_reduce mutes the sink: nothing left of a row wholly on it.
+    const float scale = !r.mute_sink ? 1.0f : row[0] < 1.0f ? 1.0f / (1.0f - row[0]) : 0.0f;
+    for (size_t j = r.mute_sink ? 1 : 0; j < out.size(); ++j) {
+      const float v = row[j] * scale;
+      out[j] = r.reduce == HeadReduce::Max ? std::max(out[j], v) : out[j] + v;
+    }
   }
   if (r.reduce == HeadReduce::Mean) {
     for (float& v : out) v /= static_cast<float>(r.plane_heads);

@@ -28,7 +28,13 @@ struct AttentionRequest {
   // Query rows and key columns per value (1: every cell of the map). Rows count from first_row,
   // columns from 0; the last cell of each may be cut short, and a mean is over what it holds.
   uint32_t cell = 1;
+  // Key 0 (the attention sink, which takes much of most rows) left out of each head's row and the
+  // row renormalized, before heads and cells are reduced.
+  bool mute_sink = false;
 };
+
+// The sliding window of `layer` (0: full attention).
+uint32_t LayerWindow(const ModelConfig& config, uint32_t layer);
 
 // The maps a viewer shows:
 AttentionRequest OneHead(uint32_t layer, uint32_t head);
@@ -47,14 +53,16 @@ void CheckAttentionRequest(const ModelConfig& config, uint32_t tokens, const Att
 struct AttentionMap {
   AttentionRequest request;  // as asked, end_row resolved
   uint32_t tokens = 0;       // the sequence: the whole map is tokens x tokens
+  // The layer's sliding window (0: none): a query sees only its last `window` keys.
+  uint32_t window = 0;
   uint32_t planes = 0, rows = 0, cols = 0;
   std::vector<float> values;  // [planes, rows, cols]
 
-  // An empty map of the request's shape.
-  AttentionMap(const AttentionRequest& request, uint32_t tokens);
+  // An empty map of the request's shape, of a layer with sliding window `window` (0: none).
+  AttentionMap(const AttentionRequest& request, uint32_t tokens, uint32_t window = 0);
   std::span<const float> plane(uint32_t k) const;
-  // Whether value (row, col) lies wholly above the diagonal: keys after every query it covers,
-  // which the causal mask hides (0 in every plane).
+  // Whether value (row, col) is hidden from every query it covers (0 in every plane): keys after
+  // each of them (the causal mask), or keys the sliding window has left behind for each of them.
   bool masked(uint32_t row, uint32_t col) const;
 };
 
@@ -70,6 +78,17 @@ struct CapturePlan {
 };
 CapturePlan PlanCapture(const ModelConfig& config, uint32_t tokens, std::span<const AttentionRequest> requests,
                         uint32_t max_chunk, uint64_t max_binding);
+
+// Query rows first_row, first_row + 1, ... of plane 0 of `request` (rows[k] the values of keys
+// 0 .. first_row + k, as live rows come), as the map `request` asks for over the tokens they span
+// (first_row + rows.size()): its band and cells, each cell the mean or max of what it holds, as
+// attention_reduce makes them. `window`: the layer's sliding window.
+AttentionMap MapOfRows(AttentionRequest request, uint32_t first_row, std::span<const std::vector<float>> rows,
+                       uint32_t window);
+
+// GPU memory live attention rows take over a context of `context` tokens (Engine::set_live_attention):
+// a decode step's probabilities [heads, context] and every layer's rows [layers, heads, context].
+uint64_t LiveAttentionBytes(const ModelConfig& config, uint32_t context);
 
 // The attention of one query in every layer and head, as a step computed it: the row of the
 // token at `position`, over keys 0 .. position, [layers, heads, position + 1].

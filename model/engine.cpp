@@ -263,7 +263,7 @@ std::vector<AttentionMap> Engine::CaptureAttention(std::span<const uint32_t> ids
   std::vector<Buffer> outputs;      // f32 [planes, rows, cols] each, as the maps
   uint32_t first = total, end = 0;  // the rows some map needs
   for (const AttentionRequest& r : requests) {
-    const AttentionMap& map = maps.emplace_back(r, total);
+    const AttentionMap& map = maps.emplace_back(r, total, LayerWindow(config_, r.layer));
     outputs.push_back(
         device_.allocator().CreateBuffer(std::max<uint64_t>(4 * map.values.size(), 4), MemoryKind::Device));
     first = std::min(first, map.request.first_row);
@@ -305,7 +305,8 @@ std::vector<AttentionMap> Engine::CaptureAttention(std::span<const uint32_t> ids
                               .head_first = r.first_head,
                               .plane_heads = r.plane_heads,
                               .planes = r.planes,
-                              .max = r.reduce == HeadReduce::Max},
+                              .max = r.reduce == HeadReduce::Max,
+                              .mute_sink = r.mute_sink},
                              "attention_map");
       }
     };
@@ -368,7 +369,9 @@ std::span<const float> Engine::logits() {
   return {reinterpret_cast<const float*>(s.host_logits.mapped()), config_.vocab_size};
 }
 
-bool Engine::logits_in_host_memory() const { return device_.info().unified_memory; }
+bool Engine::logits_in_host_memory() const {
+  return device_.info().unified_memory;
+}
 
 void Engine::Truncate(size_t keep) {
   // Rows past `keep` are simply overwritten by later tokens; attention never reads past a

@@ -2,8 +2,10 @@
 // Attention maps from the attention kernel's probabilities (AttentionReducePush): one head's rows
 // copied, or the max or mean over a plane's heads and over square cells of the map (overview
 // thumbnails), for the query rows one chunk of a prefill holds, so that only the map asked for
-// leaves the GPU. A workgroup computes cells_per_wg values of one output row of one plane, with
-// lanes_per_cell lanes per value reading its columns side by side.
+// leaves the GPU; with QVK_FLAG_MUTE_SINK each head's row first loses key 0 (the attention sink)
+// and is renormalized, so a pooled or reduced map shows what the rest of the keys get. A workgroup
+// computes cells_per_wg values of one output row of one plane, with lanes_per_cell lanes per value
+// reading its columns side by side.
 #include "common.glsl"
 
 layout(binding = 0) readonly buffer P { float probs[]; };
@@ -19,6 +21,7 @@ float combine(bool is_max, float a, float b) { return is_max ? max(a, b) : a + b
 void main() {
   const uint tid = gl_LocalInvocationID.x;
   const bool is_max = (p.flags & QVK_FLAG_MAX) != 0;
+  const bool mute = (p.flags & QVK_FLAG_MUTE_SINK) != 0;
   const uint cols = (p.flags & QVK_FLAG_LIVE_COLS) != 0 ? positions[p.rows - 1] + 1 : p.cols;
   const uint out_cols = (cols + p.cell - 1) / p.cell;
   const uint out_rows = (p.band_end - p.band_begin + p.cell - 1) / p.cell;
@@ -44,7 +47,12 @@ void main() {
     for (uint h = h0; h < h0 + p.plane_heads; ++h) {
       for (uint r = r0; r < r1; ++r) {
         const uint base = (h * p.rows + r - p.first_row) * p.p_stride;
-        for (uint c = c0 + lane; c < c1; c += lanes_per_cell) acc = combine(is_max, acc, probs[base + c]);
+        // A row wholly on the sink has nothing left: 0, not 0 / 0.
+        const float sink = probs[base];
+        const float scale = !mute ? 1.0 : sink < 1.0 ? 1.0 / (1.0 - sink) : 0.0;
+        for (uint c = max(c0, mute ? 1 : 0) + lane; c < c1; c += lanes_per_cell) {
+          acc = combine(is_max, acc, probs[base + c] * scale);
+        }
       }
     }
   }

@@ -23,6 +23,7 @@ using uint = std::uint32_t;
 #define QVK_FLAG_SWIGLU 32u      // matvec: outputs are silu(gate row . in) * (up row . in)
 #define QVK_FLAG_MAX 64u         // attention_reduce: a cell's max (else its mean)
 #define QVK_FLAG_LIVE_COLS 128u  // attention_reduce: cols = positions[rows - 1] + 1 (a decode step)
+#define QVK_FLAG_MUTE_SINK 256u  // attention_reduce: key 0 left out of each head's row, the row renormalized
 
 // Y[t, col_offset + r] = sum_k W[r, k] * X[t, k] (+ bias[col_offset + r]) (+ R[t, col_offset + r])
 // W is one row slice of a weight matrix: rows [col_offset, col_offset + rows).
@@ -161,7 +162,7 @@ struct AttentionReducePush {
   uint head_first;
   uint plane_heads;
   uint plane_base;
-  uint flags;  // QVK_FLAG_MAX | QVK_FLAG_LIVE_COLS
+  uint flags;  // QVK_FLAG_MAX | QVK_FLAG_LIVE_COLS | QVK_FLAG_MUTE_SINK
 };
 
 // Elements each stage-1 workgroup of topk reduces to k candidates.

@@ -73,7 +73,8 @@ class AttentionCaptureTest : public GpuTest {
                                                        .head_first = r.first_head,
                                                        .plane_heads = r.plane_heads,
                                                        .planes = r.planes,
-                                                       .max = r.reduce == HeadReduce::Max});
+                                                       .max = r.reduce == HeadReduce::Max,
+                                                       .mute_sink = r.mute_sink});
   }
 
   std::unique_ptr<ModelFiles> files_;
@@ -195,6 +196,61 @@ TEST_F(AttentionCaptureTest, ReductionsMatchTheReference) {
   }
 }
 
+// With the sink muted, each head's row loses key 0 and is renormalized before heads and cells are
+// reduced: one head, the mean and max over heads and a GQA group, pooled thumbnails and a band, as
+// the reference computes them; a muted head's rows sum to 1 again past the first query (which
+// attends only to the sink, and keeps nothing).
+TEST_F(AttentionCaptureTest, MutingTheSinkRenormalizesEveryKindOfMap) {
+  const std::vector<AttentionMap> full = Full();
+  std::vector<AttentionRequest> requests{
+      OneHead(1, 3), AllHeads(config(), 0, HeadReduce::Mean), AllHeads(config(), 1, HeadReduce::Max),
+      KvGroup(config(), 1, 0, HeadReduce::Mean), Pooled(EveryHead(config(), 0, HeadReduce::Max), tokens(), 16)};
+  AttentionRequest band = Pooled(AllHeads(config(), 1, HeadReduce::Mean), tokens(), 10);
+  band.first_row = 45;
+  band.end_row = 290;
+  requests.push_back(band);
+  for (AttentionRequest& r : requests) r.mute_sink = true;
+  const std::vector<AttentionMap> maps = engine_->CaptureAttention(ids_, requests);
+  ASSERT_EQ(maps.size(), requests.size());
+  for (size_t i = 0; i < maps.size(); ++i) {
+    ExpectClose(maps[i].values, Reference(full, maps[i].request), "muted request " + std::to_string(i));
+  }
+  const AttentionMap& head = maps[0];
+  for (uint32_t t = 0; t < tokens(); ++t) {
+    const std::span<const float> row = head.values;
+    EXPECT_EQ(row[size_t{t} * tokens()], 0.0f) << "query " << t;
+    double sum = 0;
+    for (uint32_t j = 0; j < tokens(); ++j) sum += row[size_t{t} * tokens() + j];
+    ASSERT_NEAR(sum, t == 0 ? 0.0 : 1.0, 1e-5) << "query " << t;
+  }
+}
+
+// Rows as live attention hands them over (each query's keys up to its own), made into a map: a
+// band of whole rows equals the full matrix's; pooled in cells of the mean or the max, it equals
+// the GPU's capture of the same band and cells.
+TEST_F(AttentionCaptureTest, LiveRowsMakeTheMapACaptureMakes) {
+  const std::vector<AttentionMap> full = Full();
+  const uint32_t first = 120;
+  for (const AttentionRequest& heads :
+       {OneHead(1, 2), AllHeads(config(), 0, HeadReduce::Mean), KvGroup(config(), 1, 1, HeadReduce::Max)}) {
+    std::vector<std::vector<float>> rows;
+    const std::vector<float> whole = Reference(full, heads);
+    for (uint32_t q = first; q < tokens(); ++q) {
+      rows.emplace_back(whole.begin() + size_t{q} * tokens(), whole.begin() + size_t{q} * tokens() + q + 1);
+    }
+    const AttentionMap map = MapOfRows(heads, first, rows, 0);
+    EXPECT_EQ(map.rows, tokens() - first);
+    ExpectClose(map.values, std::span(whole).subspan(size_t{first} * tokens()), "whole rows");
+    AttentionRequest pooled = Pooled(heads, tokens(), 16);
+    const AttentionMap cells = MapOfRows(pooled, first, rows, 0);
+    pooled.first_row = first;
+    const AttentionMap captured = engine_->CaptureAttention(ids_, std::span(&pooled, 1))[0];
+    ASSERT_EQ(cells.rows, captured.rows);
+    ASSERT_EQ(cells.cols, captured.cols);
+    ExpectClose(cells.values, captured.values, "pooled rows");
+  }
+}
+
 // A sliding-window layer (some Qwen2 checkpoints have them): each row is a distribution over the
 // last `window` keys up to its query, zero before them; a band of one head equals the full matrix.
 TEST_F(AttentionCaptureTest, SlidingWindowLayersZeroWhatTheWindowHides) {
@@ -208,6 +264,8 @@ TEST_F(AttentionCaptureTest, SlidingWindowLayersZeroWhatTheWindowHides) {
       const std::span<const float> row = full.plane(h).subspan(size_t{t} * tokens(), tokens());
       double sum = 0;
       for (uint32_t j = 0; j < tokens(); ++j) {
+        // The map says what the window hides, as the causal mask (the viewer and PNG draw it so).
+        ASSERT_EQ(full.masked(t, j), j > t || j + 24 <= t) << "query " << t << " key " << j;
         if (j > t || j + 24 <= t) {
           ASSERT_EQ(row[j], 0.0f) << "head " << h << " query " << t << " key " << j;
         }
@@ -271,6 +329,30 @@ TEST(AttentionCapturePlan, FourThousandTokensOnHalfBTakeMegabytesNotGigabytes) {
   const AttentionRequest one_layer = EveryHead(c, 0, HeadReduce::Mean);
   ExpectMentions(ErrorOf([&] { PlanCapture(c, tokens, std::span(&one_layer, 1), 256, binding); }),
                  {"14 planes of 4096 x 4096", "896 MiB", "128 MiB", "fewer query rows"});
+}
+
+// The viewer's capture of a 4096-token conversation on Qwen2.5-0.5B's shape: the map on screen
+// (pooled to 1024 values a side) and a 24-value thumbnail of every head of every layer take one
+// chunk's probabilities (56 MiB) and 4.7 MiB of maps, under the 64 MiB the README states, on a
+// binding as small as lavapipe's or as large as a discrete GPU's; the live rows of every layer
+// and head over that context take 5.5 MiB, under the README's 6 MiB.
+TEST(AttentionCapturePlan, TheViewerAtFourThousandTokensOnHalfBStaysUnderTheReadmesBound) {
+  ModelConfig c;
+  c.num_layers = 24;
+  c.num_heads = 14;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  const uint32_t tokens = 4096;
+  std::vector<AttentionRequest> requests{Pooled(AllHeads(c, 3, HeadReduce::Mean), tokens, 1024)};
+  for (uint32_t l = 0; l < c.num_layers; ++l) requests.push_back(Pooled(EveryHead(c, l, HeadReduce::Max), tokens, 24));
+  for (const uint64_t binding : {uint64_t{128} << 20, uint64_t{4} << 30}) {
+    const CapturePlan plan = PlanCapture(c, tokens, requests, 256, binding);
+    EXPECT_EQ(plan.probs_bytes, uint64_t{4} * 14 * 256 * tokens);
+    EXPECT_EQ(plan.map_bytes, uint64_t{4} * 1024 * 1024 + uint64_t{4} * 24 * 14 * 24 * 24);
+    EXPECT_LT(plan.probs_bytes + plan.map_bytes, uint64_t{64} << 20) << "binding " << binding;
+  }
+  EXPECT_EQ(LiveAttentionBytes(c, tokens), uint64_t{4} * 25 * 14 * tokens);
+  EXPECT_LT(LiveAttentionBytes(c, tokens), uint64_t{6} << 20);
 }
 
 }  // namespace

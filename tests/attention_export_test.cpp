@@ -113,6 +113,25 @@ TEST(AttentionExportTest, PooledBandMasksOnlyCellsWhollyAboveTheDiagonal) {
   EXPECT_NE(image.at(2, 0), chat::kMaskedColor);
 }
 
+// A sliding-window layer: keys the window left behind are masked like later ones, in the PNG too;
+// a pooled cell only when its last key is behind the window for its first query.
+TEST(AttentionExportTest, KeysOutsideTheSlidingWindowAreMasked) {
+  const TempDir dir;
+  AttentionMap map(AttentionRequest{}, 12, 4);
+  EXPECT_TRUE(map.masked(2, 3));   // causal
+  EXPECT_FALSE(map.masked(5, 2));  // keys 2..5 are query 5's window
+  EXPECT_TRUE(map.masked(6, 2));
+  EXPECT_TRUE(map.masked(11, 0));
+  chat::WriteAttentionPng(dir.path() / "window.png", map, 0);
+  const Image image = ReadPng(dir.path() / "window.png");
+  ASSERT_EQ(image.width, 12);
+  EXPECT_EQ(image.at(2, 6), chat::kMaskedColor);
+  EXPECT_NE(image.at(2, 5), chat::kMaskedColor);
+  const AttentionMap pooled(AttentionRequest{.cell = 4}, 12, 4);
+  EXPECT_FALSE(pooled.masked(1, 0));  // keys 0-3, queries 4-7: query 4 sees keys 1..4
+  EXPECT_TRUE(pooled.masked(2, 0));   // queries 8-11: key 3 + 4 <= 8
+}
+
 TEST(AttentionExportTest, CsvAndNpyGiveBackEveryFloat) {
   const TempDir dir;
   const AttentionMap map = MakeMap({.planes = 3}, 7);

@@ -269,6 +269,66 @@ TEST_F(ChatSessionTest, ALiveAttentionFeedGetsARowPerToken) {
   EXPECT_TRUE(after.views[0].rows.empty());
 }
 
+// The rows a reply fed live are the rows a capture of the finished reply computes again: each
+// query's row of its view, equal within the attention kernel's bar (the live rows come from the
+// decode step, the capture from a prefill), for every query whose tokens the capture reads as they
+// were generated (the reply's text tokenized again may part from the ids generated). The feed's
+// tokens are the prompt's, then each generated one, labelled as a capture labels them.
+TEST_F(ChatSessionTest, LiveRowsEqualTheRowsOfARecapture) {
+  Load();
+  const ModelConfig& c = Files().config();
+  const std::vector<AttentionRequest> views{OneHead(1, 2), AllHeads(c, 0, HeadReduce::Max),
+                                            KvGroup(c, 1, 1, HeadReduce::Mean)};
+  auto feed = std::make_shared<LiveAttention>();
+  feed->SetViews(views);
+  session_->SetLiveAttention(feed);
+  const store::Id conversation = store_->CreateConversation("New chat", Greedy(8));
+  ASSERT_TRUE(session_->Send(conversation, "Name three rivers"));
+  session_->WaitIdle();
+  session_->SetLiveAttention(nullptr);
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(thread.size(), 2u);
+  const LiveAttention::Update update = feed->Take();
+  const std::vector<uint32_t> prompt = Files().EncodeChat(AsChat({thread[0]}), true);
+  EXPECT_EQ(update.prompt_tokens, prompt.size());
+  ASSERT_EQ(update.tokens.size(), prompt.size() + thread[1].tokens);
+  for (size_t i = 0; i < update.tokens.size(); ++i) {
+    if (i < prompt.size()) {
+      EXPECT_EQ(update.tokens[i].id, prompt[i]);
+    }
+    const uint32_t id = update.tokens[i].id;
+    EXPECT_EQ(update.tokens[i].piece, Files().tokenizer().Decode(std::span(&id, 1)));
+  }
+
+  ASSERT_TRUE(session_->CaptureAttention(thread[1].id, views));
+  session_->WaitIdle();
+  const std::optional<MessageAttention> captured = session_->TakeAttention();
+  ASSERT_TRUE(captured.has_value());
+  ASSERT_EQ(captured->error, "");
+  size_t same = 0;  // leading tokens the capture shares with the generation
+  while (same < captured->ids.size() && same < update.tokens.size() && captured->ids[same] == update.tokens[same].id)
+    ++same;
+  ASSERT_GE(same, prompt.size() + 1) << "the prompt and the first generated token";
+  size_t compared = 0;
+  for (size_t v = 0; v < views.size(); ++v) {
+    const LiveAttention::ViewRows& live = update.views[v];
+    const AttentionMap& map = captured->maps[v];
+    EXPECT_EQ(live.first_position, prompt.size() - 1);
+    for (size_t k = 0; k < live.rows.size(); ++k) {
+      const size_t query = live.first_position + k;
+      if (query >= same) break;  // the capture read other tokens from here on
+      ASSERT_EQ(live.rows[k].size(), query + 1);
+      for (size_t key = 0; key < map.cols; ++key) {
+        const float expected = map.values[query * map.cols + key];
+        const float got = key <= query ? live.rows[k][key] : 0.0f;
+        ASSERT_NEAR(got, expected, 1e-6 + 1e-5 * expected) << "view " << v << " query " << query << " key " << key;
+      }
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, views.size());
+}
+
 // A message's attention, captured on the worker over the conversation as the model read it: a
 // reply's tokens are its prompt and then its own, the maps those the engine captures from them;
 // a user message's text begins after the template's system prompt and its turn's header. A message that is gone and a

@@ -251,6 +251,10 @@ TEST(CliTest, WritesAttentionMaps) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["shape"], nlohmann::json({2, 4, 4, 4}));
   EXPECT_EQ(std::filesystem::file_size(out_file), 2u * 4 * 4 * 4 * 4);
+  // What the capture held on the GPU (PlanCapture): one chunk's probabilities of the 4 heads over
+  // the 4 rows, 256 bytes, and the maps of 2 layers x 4 heads, 512 bytes; stderr says it too.
+  EXPECT_EQ(nlohmann::json::parse(r.out)["capture_gpu_bytes"], 4 * 4 * 4 * 4 + 2 * 4 * 4 * 4 * 4);
+  EXPECT_NE(r.err.find("MiB on the GPU at a time"), std::string::npos) << r.err;
   std::filesystem::remove(out_file);
 }
 

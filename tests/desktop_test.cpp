@@ -549,7 +549,9 @@ TEST(DesktopTest, AReplysAttentionIsShownPointedAtAndExported) {
             "attention open 1\nwait-attention\ndump " +
                 P(dir, "opened.json") + "\nattention hover 5 2\nattention export-csv " + P(dir, "map.csv") +
                 "\nattention export-npy " + P(dir, "map.npy") + "\nattention export-png " + P(dir, "map.png") +
-                "\ndump " + P(dir, "hover.json") + "\nattention sink on\ndump " + P(dir, "muted.json") +
+                "\ndump " + P(dir, "hover.json") + "\nattention token 5\nframes 1\ndump " + P(dir, "token.json") +
+                "\nattention token 2 to\nkey alt+right\nframes 1\ndump " + P(dir, "token_to.json") +
+                "\nattention sink on\nwait-attention\ndump " + P(dir, "muted.json") +
                 "\nattention layer 1\nattention group-max 1\nwait-attention\ndump " + P(dir, "group.json") +
                 "\nattention thumbnail 1 3\nwait-attention\nattention hover 1 4\nframes 2\nscreenshot " +
                 P(dir, "attention.png") + "\ndump " + P(dir, "thumbnail.json") + "\nquit\n");
@@ -610,10 +612,27 @@ TEST(DesktopTest, AReplysAttentionIsShownPointedAtAndExported) {
   EXPECT_EQ(width, height);
   EXPECT_EQ(width % static_cast<int>(tokens), 0);
 
-  // Muting key 0 renormalizes what is left of the row.
+  // A token chosen in the text shades the tokens before it by its row of the map, and (the other
+  // way, moved one token on with Alt+Right) the tokens after it by its column.
+  const json token = ReadJson(dir.path() / "token.json")["attention"]["token"];
+  EXPECT_EQ(token["index"], 5);
+  EXPECT_EQ(token["direction"], "from");
+  ASSERT_EQ(token["shading"].size(), tokens);
+  for (uint32_t k = 0; k < tokens; ++k) {
+    EXPECT_EQ(token["shading"][k].get<float>(), k <= 5 ? csv[5][k] : -1.0f) << k;
+  }
+  const json token_to = ReadJson(dir.path() / "token_to.json")["attention"]["token"];
+  EXPECT_EQ(token_to["index"], 3);
+  EXPECT_EQ(token_to["direction"], "to");
+  for (uint32_t q = 0; q < tokens; ++q) {
+    EXPECT_EQ(token_to["shading"][q].get<float>(), q >= 3 ? csv[q][3] : -1.0f) << q;
+  }
+
+  // Muting key 0 renormalizes what is left of the row, in the map and every thumbnail.
   const json muted = ReadJson(dir.path() / "muted.json")["attention"];
   EXPECT_TRUE(muted["mute_sink"]);
   EXPECT_NEAR(muted["hover"]["value"].get<float>(), value / (1.0f - csv[5][0]), 1e-5f);
+  EXPECT_EQ(muted["thumbnails"], 2);
 
   const json group = ReadJson(dir.path() / "group.json")["attention"];
   EXPECT_EQ(group["heads"], "group-max");
@@ -630,6 +649,99 @@ TEST(DesktopTest, AReplysAttentionIsShownPointedAtAndExported) {
   EXPECT_EQ(thumbnail["hover"]["value"], 0.0f);
   ExpectScreenshot(dir.path() / "attention.png");
 }
+
+// With the attention panel open, a reply being written is followed: its map grows a row a token
+// from the prompt's last token on, labelled with the reply's tokens as they come; when the reply
+// ends, the capture of the whole message replaces the rows. A later run opens the same reply: its
+// captured row holds the value the live row showed in the cell pointed at.
+TEST(DesktopTest, TheMapOfAReplyGrowsWhileItIsWrittenThenItsCaptureReplacesIt) {
+  TempDir dir;
+  RunScript(dir,
+            "wait-model\nnew-chat\nset temperature 0\nset max_new_tokens 4\nsend Hello there\nwait-reply\n"
+            "attention open 1\nwait-attention\nset max_new_tokens 100000\nsend Keep talking\nwait-tokens 4\n"
+            "frames 2\nattention hover 0 3\ndump " +
+                P(dir, "early.json") + "\nwait-tokens 8\nframes 2\ndump " + P(dir, "later.json") +
+                "\nstop\nwait-reply\nwait-attention\ndump " + P(dir, "captured.json") + "\nquit\n");
+  const json early = ReadJson(dir.path() / "early.json")["attention"];
+  const json later = ReadJson(dir.path() / "later.json")["attention"];
+  ASSERT_TRUE(early.contains("live")) << early.dump();
+  EXPECT_FALSE(early["live"]["ended"]);
+  const uint32_t first_row = early["live"]["first_row"];
+  const uint32_t early_rows = early["live"]["rows"];
+  EXPECT_GE(early_rows, 1u);
+  EXPECT_EQ(early["shown"]["first_row"], first_row);
+  EXPECT_EQ(early["shown"]["rows"], early_rows);
+  EXPECT_EQ(early["shown"]["cols"], first_row + early_rows);  // keys up to the last query
+  EXPECT_EQ(early["labels"].size(), early["tokens"]);
+  EXPECT_EQ(early["message_begin"], first_row + 1);  // the prompt, then the reply's tokens
+  const float live_value = early["hover"]["value"];
+  EXPECT_GT(live_value, 0.0f);
+  EXPECT_EQ(early["hover"]["query"], early["labels"][first_row]);
+  EXPECT_EQ(early["hover"]["key"], early["labels"][3]);
+  // It grew: more rows, over more keys, the same first query.
+  EXPECT_EQ(later["live"]["first_row"], first_row);
+  EXPECT_GT(later["live"]["rows"].get<uint32_t>(), early_rows);
+  EXPECT_EQ(later["shown"]["rows"], later["live"]["rows"]);
+
+  const json captured_json = ReadJson(dir.path() / "captured.json");
+  const json& captured = captured_json["attention"];
+  EXPECT_FALSE(captured.contains("live"));
+  ASSERT_EQ(captured_json["branch"].size(), 4u);
+  EXPECT_EQ(captured["message"], captured_json["branch"][3]["id"]);
+  EXPECT_EQ(captured["shown"]["first_row"], 0);
+  EXPECT_EQ(captured["shown"]["rows"], captured["tokens"]);
+  EXPECT_EQ(captured["message_begin"], first_row + 1);
+
+  RunScript(dir,
+            "wait-model\nselect Hello there\nwait-branch\nattention open 3\nwait-attention\nattention hover " +
+                std::to_string(first_row) + " 3\ndump " + P(dir, "again.json") + "\nquit\n",
+            "again");
+  const json again = ReadJson(dir.path() / "again.json")["attention"]["hover"];
+  EXPECT_NEAR(again["value"].get<float>(), live_value, 1e-6f + 1e-5f * live_value);
+}
+
+// A conversation longer than the map's side (1024 tokens): the map is pooled on the GPU; zoomed in
+// past its cells, the rows in view are captured again at the cells the heatmap's pixels need,
+// which the texture then shows, uploaded again for each zoom and pan; Fit shows the whole map.
+TEST(DesktopTest, ZoomingIntoALongConversationCapturesTheRowsInViewFiner) {
+  TempDir dir;
+  std::string words;
+  for (int i = 0; i < 1100; ++i) words += " word";
+  RunScript(dir, "wait-model\nnew-chat\nset temperature 0\nset max_new_tokens 2\nsend" + words +
+                     "\nwait-reply\nattention open 1\nwait-attention\nframes 2\ndump " + P(dir, "whole.json") +
+                     "\nattention zoom 600 500 100\nframes 2\nwait-attention\nframes 2\ndump " + P(dir, "zoomed.json") +
+                     "\nattention zoom 640 500 100\nframes 2\nwait-attention\nframes 2\ndump " + P(dir, "panned.json") +
+                     "\nattention fit\nframes 2\ndump " + P(dir, "fit.json") + "\nquit\n");
+  const json whole = ReadJson(dir.path() / "whole.json")["attention"];
+  const uint32_t tokens = whole["tokens"];
+  ASSERT_GT(tokens, 1100u);
+  EXPECT_EQ(whole["shown"]["cell"], 2);  // pooled to at most 1024 values a side
+  EXPECT_EQ(whole["zoom"]["span"], tokens);
+  EXPECT_FALSE(whole.contains("detail"));
+  const uint32_t pixels = whole["texture"]["width"];
+  EXPECT_EQ(whole["texture"]["height"], pixels);
+  const uint32_t uploads = whole["texture"]["uploads"];
+
+  const json zoomed = ReadJson(dir.path() / "zoomed.json")["attention"];
+  EXPECT_EQ(zoomed["zoom"]["row"], 600);
+  EXPECT_EQ(zoomed["zoom"]["col"], 500);
+  EXPECT_EQ(zoomed["zoom"]["span"], 100);
+  ASSERT_TRUE(zoomed.contains("detail")) << zoomed.dump();
+  EXPECT_EQ(zoomed["detail"]["cell"], 1);  // 100 tokens over fewer pixels than that would need 1
+  EXPECT_LE(zoomed["detail"]["first_row"].get<uint32_t>(), 600u);
+  EXPECT_GE(zoomed["detail"]["end_row"].get<uint32_t>(), 700u);
+  EXPECT_GT(zoomed["texture"]["uploads"].get<uint32_t>(), uploads);
+  EXPECT_EQ(zoomed["shown"]["cell"], 2);  // the map itself stays as captured
+
+  const json panned = ReadJson(dir.path() / "panned.json")["attention"];
+  ASSERT_TRUE(panned.contains("detail"));
+  EXPECT_LE(panned["detail"]["first_row"].get<uint32_t>(), 640u);
+  EXPECT_GE(panned["detail"]["end_row"].get<uint32_t>(), 740u);
+  EXPECT_GT(panned["texture"]["uploads"].get<uint32_t>(), zoomed["texture"]["uploads"].get<uint32_t>());
+
+  const json fit = ReadJson(dir.path() / "fit.json")["attention"];
+  EXPECT_EQ(fit["zoom"]["span"], tokens);
+  EXPECT_FALSE(fit.contains("detail"));
 
 // --- the benchmark workbench -------------------------------------------------------------------
 

@@ -27,7 +27,8 @@ std::vector<float> MatMul(std::span<const float> w, std::span<const float> x, ui
       if (bias) acc += (*bias)[r];
       if (residual) acc += (*residual)[o];
       y[o] = static_cast<float>(acc);
-      if (magnitude) (*magnitude)[o] = mag + (bias ? std::abs((*bias)[r]) : 0) + (residual ? std::abs((*residual)[o]) : 0);
+      if (magnitude)
+        (*magnitude)[o] = mag + (bias ? std::abs((*bias)[r]) : 0) + (residual ? std::abs((*residual)[o]) : 0);
     }
   }
   return y;
@@ -154,8 +155,11 @@ std::vector<float> AttentionReduce(std::span<const float> p, const MapReduction&
         size_t count = 0;
         for (uint32_t h = r.head_first + k * r.plane_heads; h < r.head_first + (k + 1) * r.plane_heads; ++h) {
           for (uint32_t row = row_begin; row < row_end; ++row) {
+            const size_t base = (static_cast<size_t>(h) * r.rows + row - r.first_row) * r.stride;
+            const double sink = p[base];
+            const double scale = !r.mute_sink ? 1.0 : sink < 1.0 ? 1.0 / (1.0 - sink) : 0.0;
             for (uint32_t col = j * r.cell; col < col_end; ++col) {
-              const double v = p[(static_cast<size_t>(h) * r.rows + row - r.first_row) * r.stride + col];
+              const double v = r.mute_sink && col == 0 ? 0.0 : p[base + col] * scale;
               value = r.max ? std::max(value, v) : value + v;
               ++count;
             }
@@ -172,9 +176,8 @@ std::vector<float> AttentionReduce(std::span<const float> p, const MapReduction&
 std::vector<uint32_t> TopK(std::span<const float> values, uint32_t k) {
   std::vector<uint32_t> idx(values.size());
   std::iota(idx.begin(), idx.end(), 0u);
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](uint32_t a, uint32_t b) {
-    return values[a] > values[b] || (values[a] == values[b] && a < b);
-  });
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [&](uint32_t a, uint32_t b) { return values[a] > values[b] || (values[a] == values[b] && a < b); });
   idx.resize(k);
   return idx;
 }

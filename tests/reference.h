@@ -43,12 +43,14 @@ AttentionResult Attention(std::span<const float> q, std::span<const uint32_t> po
 // What attention_reduce computes (AttentionReducePush): from P [heads, rows, stride] holding every
 // row of the band (P's row r is map row first_row + r), plane k reduces heads
 // head_first + k * plane_heads ..; value (i, j) map rows band_begin + [i * cell, (i + 1) * cell)
-// and key columns [j * cell, (j + 1) * cell), clipped to the band and to cols: max or mean.
+// and key columns [j * cell, (j + 1) * cell), clipped to the band and to cols: max or mean (over
+// every cell, key 0 counting as 0 when muted).
 struct MapReduction {
   uint32_t heads, rows, stride, first_row;
   uint32_t band_begin, band_end, cols, cell;
   uint32_t head_first, plane_heads, planes;
   bool max;
+  bool mute_sink = false;  // key 0 out of each head's row, the row renormalized
 };
 // [planes, ceil(band / cell), ceil(cols / cell)]
 std::vector<float> AttentionReduce(std::span<const float> p, const MapReduction& r);

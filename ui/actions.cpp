@@ -265,38 +265,97 @@ uint32_t AttentionTokens(const AttentionPanel& panel) {
   return panel.tokens ? static_cast<uint32_t>(panel.tokens->ids.size()) : 0;
 }
 
-// The map with key 0 left out of every row and the row renormalized (the first token takes much
-// of every row as an attention sink, which hides the rest of the scale), then values under the
-// threshold set to 0. A pooled map's first column holds more keys than the first, so it is not
-// muted.
-AttentionMap ShownMap(const AttentionMap& map, bool mute_sink, float threshold) {
+// The map with values under the threshold set to 0.
+AttentionMap ShownMap(const AttentionMap& map, float threshold) {
   AttentionMap shown = map;
-  for (uint32_t r = 0; r < shown.rows; ++r) {
-    const std::span<float> row(shown.values.data() + size_t{r} * shown.cols, shown.cols);
-    if (mute_sink && map.request.cell == 1 && row.size() > 1) {
-      const float rest = 1.0f - row[0];
-      row[0] = 0;
-      if (rest > 0) {
-        for (float& v : row) v /= rest;
-      }
-    }
-    for (float& v : row) {
-      if (v < threshold) v = 0;
-    }
+  for (float& v : shown.values) {
+    if (v < threshold) v = 0;
   }
   return shown;
 }
 
+// The captured map once it is in; until then the live reply's rows.
 void UpdateShownMap(AttentionPanel& panel) {
   panel.shown.reset();
-  if (panel.map) panel.shown = ShownMap(*panel.map, panel.mute_sink, panel.threshold);
+  ++panel.shown_revision;
+  if (panel.map) {
+    panel.shown = ShownMap(*panel.map, panel.threshold);
+  } else if (panel.live && panel.live->map) {
+    panel.shown = ShownMap(*panel.live->map, panel.threshold);
+  }
+}
+
+bool RequestAttention(AppState& state);
+
+bool FollowingLiveReply(const AttentionPanel& panel) {
+  return panel.live && !panel.live->ended;
+}
+
+// The live rows as a band of the map: query rows first_position on, keys up to the last of them,
+// pooled as a captured map is past kAttentionMapSide tokens.
+AttentionMap LiveRowsMap(const ModelConfig& config, const LiveAttentionMap& live) {
+  const auto tokens = static_cast<uint32_t>(live.first_position + live.rows.size());
+  return MapOfRows(AttentionViewRequest(config, live.view, tokens), live.first_position, live.rows,
+                   LayerWindow(config, live.view.layer));
+}
+
+// A reply started while the panel was open: the panel follows it, its map growing a row a token.
+void FollowLiveReply(AppState& state, const chat::LiveAttention::Update& update) {
+  AttentionPanel& panel = state.attention;
+  panel.live = LiveAttentionMap{.reply = update.reply, .view = panel.view};
+  panel.live->tokens.message_begin = update.prompt_tokens;
+  panel.map.reset();
+  panel.tokens.reset();
+  panel.thumbnails.clear();
+  panel.hover.reset();
+  panel.hover_from_mouse = false;
+  panel.token.reset();
+  panel.detail.reset();
+  UpdateShownMap(panel);
+}
+
+// Each frame while the panel is open: what the live feed brought since the last frame.
+void TrackLiveAttention(AppState& state, const ModelConfig& config) {
+  AttentionPanel& panel = state.attention;
+  if (!panel.live_feed) {
+    panel.live_feed = std::make_shared<chat::LiveAttention>();
+    panel.live_feed->SetViews({AttentionViewHeads(config, panel.view)});
+    state.chat().SetLiveAttention(panel.live_feed);
+  }
+  // Asked first: rows pushed before the reply ended are in the feed by the time it says so.
+  const bool generating = state.chat().generating();
+  chat::LiveAttention::Update update = panel.live_feed->Take();
+  if (update.reply != panel.replies_seen) {
+    panel.replies_seen = update.reply;
+    FollowLiveReply(state, update);
+  }
+  if (!panel.live) return;
+  LiveAttentionMap& live = *panel.live;
+  for (chat::LiveAttention::Token& token : update.tokens) {
+    live.tokens.ids.push_back(token.id);
+    live.tokens.pieces.push_back(std::move(token.piece));
+  }
+  const chat::LiveAttention::ViewRows& rows = update.views.front();
+  if (!live.ended && !rows.rows.empty()) {
+    if (live.rows.empty()) live.first_position = rows.first_position;
+    live.rows.insert(live.rows.end(), rows.rows.begin(), rows.rows.end());
+    live.map = LiveRowsMap(config, live);
+    if (!panel.map) UpdateShownMap(panel);
+  }
+  if (live.ended) return;
+  if (update.message != 0) panel.message = live.tokens.message = update.message;
+  if (!generating) {
+    // The reply is done: its capture (every row, the thumbnails) replaces the live rows when in.
+    live.ended = true;
+    if (panel.message != 0 && panel.message == live.tokens.message) RequestAttention(state);
+  }
 }
 
 // Queues the capture the panel needs next, unless one is under way (TrackAttention asks again when
 // it ends): the message's tokens, then the view's map and, the first time, the thumbnails.
 bool RequestAttention(AppState& state) {
   AttentionPanel& panel = state.attention;
-  if (panel.capturing || panel.message == 0) return true;
+  if (panel.capturing || panel.message == 0 || FollowingLiveReply(panel)) return true;
   const std::optional<ModelConfig> config = state.chat().model_config();
   if (!config) {
     state.ShowError("Attention needs a loaded model: wait for it to load, or choose one in Settings.");
@@ -307,7 +366,10 @@ bool RequestAttention(AppState& state) {
     requests.push_back(AttentionViewRequest(*config, panel.view, tokens));
     if (panel.thumbnails.empty()) {
       for (uint32_t layer = 0; layer < config->num_layers; ++layer) {
-        requests.push_back(Pooled(EveryHead(*config, layer, HeadReduce::Max), tokens, kAttentionThumbnailSide));
+        AttentionRequest thumbnails =
+            Pooled(EveryHead(*config, layer, HeadReduce::Max), tokens, kAttentionThumbnailSide);
+        thumbnails.mute_sink = panel.view.mute_sink;
+        requests.push_back(thumbnails);
       }
     }
   }
@@ -319,7 +381,7 @@ bool RequestAttention(AppState& state) {
 
 }  // namespace
 
-AttentionRequest AttentionViewRequest(const ModelConfig& config, const AttentionView& view, uint32_t tokens) {
+AttentionRequest AttentionViewHeads(const ModelConfig& config, const AttentionView& view) {
   AttentionRequest request;
   switch (view.heads) {
     case AttentionHeads::One:
@@ -335,7 +397,17 @@ AttentionRequest AttentionViewRequest(const ModelConfig& config, const Attention
                         view.heads == AttentionHeads::GroupMax ? HeadReduce::Max : HeadReduce::Mean);
       break;
   }
-  return Pooled(request, tokens, kAttentionMapSide);
+  request.mute_sink = view.mute_sink;
+  return request;
+}
+
+AttentionRequest AttentionViewRequest(const ModelConfig& config, const AttentionView& view, uint32_t tokens) {
+  return Pooled(AttentionViewHeads(config, view), tokens, kAttentionMapSide);
+}
+
+const chat::MessageAttention* AttentionTokensOnScreen(const AttentionPanel& panel) {
+  if (panel.tokens) return &*panel.tokens;
+  return panel.live ? &panel.live->tokens : nullptr;
 }
 
 bool OpenAttention(AppState& state, store::Id message) {
@@ -360,8 +432,10 @@ bool OpenAttention(AppState& state, store::Id message) {
   panel = AttentionPanel{.message = message,
                          .view = view,
                          .log_scale = panel.log_scale,
-                         .mute_sink = panel.mute_sink,
-                         .threshold = panel.threshold};
+                         .threshold = panel.threshold,
+                         .live_feed = std::move(panel.live_feed),
+                         .replies_seen = panel.replies_seen,
+                         .texture = std::move(panel.texture)};
   // A capture still under way belongs to the last message: its result is dropped when it comes.
   panel.capturing = capturing;
   panel.requested_view = requested;
@@ -370,10 +444,14 @@ bool OpenAttention(AppState& state, store::Id message) {
 
 void CloseAttention(AppState& state) {
   AttentionPanel& panel = state.attention;
+  // Replies stop writing their rows (from the next one on).
+  if (panel.live_feed) state.chat().SetLiveAttention(nullptr);
   const bool capturing = panel.capturing;
   const AttentionView requested = panel.requested_view;
-  panel = AttentionPanel{
-      .view = panel.view, .log_scale = panel.log_scale, .mute_sink = panel.mute_sink, .threshold = panel.threshold};
+  panel = AttentionPanel{.view = panel.view,
+                         .log_scale = panel.log_scale,
+                         .threshold = panel.threshold,
+                         .texture = std::move(panel.texture)};
   panel.capturing = capturing;
   panel.requested_view = requested;
 }
@@ -391,15 +469,29 @@ bool ShowAttentionView(AppState& state, const AttentionView& view) {
                                 config->num_heads, config->num_kv_heads));
     return false;
   }
-  state.attention.view = view;
-  if (!grouped && view.heads != AttentionHeads::One) state.attention.view.index = 0;
-  if (state.attention.map && state.attention.captured_view == state.attention.view) return true;
+  AttentionPanel& panel = state.attention;
+  panel.view = view;
+  if (!grouped && view.heads != AttentionHeads::One) panel.view.index = 0;
+  // The live feed reduces the rows to come to the new view; the rows so far were of the old one.
+  if (panel.live_feed) panel.live_feed->SetViews({AttentionViewHeads(*config, panel.view)});
+  if (FollowingLiveReply(panel)) {
+    panel.live->view = panel.view;
+    panel.live->rows.clear();
+    panel.live->map.reset();
+    UpdateShownMap(panel);
+    return true;
+  }
+  if (panel.map && panel.captured_view == panel.view) return true;
   return RequestAttention(state);
 }
 
 void SetAttentionSinkMuted(AppState& state, bool muted) {
-  state.attention.mute_sink = muted;
-  UpdateShownMap(state.attention);
+  AttentionView view = state.attention.view;
+  if (view.mute_sink == muted) return;
+  view.mute_sink = muted;
+  // The thumbnails are captured again with the view's map, muted as it is.
+  state.attention.thumbnails.clear();
+  ShowAttentionView(state, view);
 }
 
 void SetAttentionThreshold(AppState& state, float threshold) {
@@ -409,9 +501,14 @@ void SetAttentionThreshold(AppState& state, float threshold) {
 
 void TrackAttention(AppState& state) {
   AttentionPanel& panel = state.attention;
+  if (panel.message != 0) {
+    if (const std::optional<ModelConfig> config = state.chat().model_config()) TrackLiveAttention(state, *config);
+  }
   std::optional<chat::MessageAttention> result = state.chat().TakeAttention();
   if (!result) return;
   panel.capturing = false;
+  // Asked for before the reply the panel now follows began: that reply's capture comes after it.
+  if (FollowingLiveReply(panel)) return;
   if (result->message != panel.message) {
     RequestAttention(state);
     return;
@@ -423,14 +520,141 @@ void TrackAttention(AppState& state) {
   }
   std::vector<AttentionMap> maps = std::move(result->maps);
   if (!panel.tokens) panel.tokens = std::move(*result);
-  if (!maps.empty()) {
+  if (panel.requested_detail) {
+    panel.requested_detail.reset();
+    if (!maps.empty()) {
+      panel.detail = std::move(maps.front());
+      ++panel.detail_revision;
+    }
+  } else if (!maps.empty()) {
+    panel.capture_gpu_bytes = result->gpu_bytes;
     panel.map = std::move(maps.front());
     panel.captured_view = panel.requested_view;
     if (maps.size() > 1)
       panel.thumbnails.assign(std::make_move_iterator(maps.begin() + 1), std::make_move_iterator(maps.end()));
+    panel.live.reset();  // the whole map replaces the rows the reply fed
     UpdateShownMap(panel);
   }
   if (!panel.map || panel.captured_view != panel.view) RequestAttention(state);
+}
+
+bool SelectAttentionToken(AppState& state, std::optional<uint32_t> token, TokenDirection direction) {
+  AttentionPanel& panel = state.attention;
+  const chat::MessageAttention* tokens = AttentionTokensOnScreen(panel);
+  if (token && (!tokens || *token >= tokens->ids.size())) {
+    state.ShowError(
+        fmt::format("Token {} is not in the sequence on screen ({} tokens).", *token, tokens ? tokens->ids.size() : 0));
+    return false;
+  }
+  panel.token = token;
+  panel.direction = direction;
+  return true;
+}
+
+void MoveAttentionToken(AppState& state, int delta) {
+  AttentionPanel& panel = state.attention;
+  const chat::MessageAttention* tokens = AttentionTokensOnScreen(panel);
+  if (!panel.token || !tokens || tokens->ids.empty()) return;
+  const int64_t moved = std::clamp<int64_t>(int64_t{*panel.token} + delta, 0, int64_t(tokens->ids.size()) - 1);
+  panel.token = static_cast<uint32_t>(moved);
+}
+
+std::vector<float> AttentionTokenShading(const AttentionPanel& panel) {
+  const chat::MessageAttention* tokens = AttentionTokensOnScreen(panel);
+  if (!panel.token || !panel.shown || !tokens) return {};
+  const AttentionMap& map = *panel.shown;
+  const uint32_t chosen = *panel.token, cell = map.request.cell;
+  const uint32_t count = std::min<uint32_t>(map.tokens, static_cast<uint32_t>(tokens->ids.size()));
+  const auto value = [&](uint32_t query, uint32_t key) {
+    return map.values[size_t{(query - map.request.first_row) / cell} * map.cols + key / cell];
+  };
+  std::vector<float> shading(tokens->ids.size(), -1.0f);
+  if (panel.direction == TokenDirection::AttendsTo) {
+    if (chosen < map.request.first_row || chosen >= map.request.end_row) return shading;
+    for (uint32_t key = 0; key <= chosen && key < count; ++key) shading[key] = value(chosen, key);
+  } else {
+    for (uint32_t query = std::max(chosen, map.request.first_row); query < map.request.end_row && query < count;
+         ++query) {
+      shading[query] = value(query, chosen);
+    }
+  }
+  return shading;
+}
+
+void ZoomAttention(AppState& state, HeatmapZoom zoom) {
+  state.attention.zoom = zoom;
+}
+
+namespace {
+
+bool SameHeads(const AttentionRequest& a, const AttentionRequest& b) {
+  return a.layer == b.layer && a.first_head == b.first_head && a.plane_heads == b.plane_heads && a.planes == b.planes &&
+         a.reduce == b.reduce && a.mute_sink == b.mute_sink;
+}
+
+// The rows in view of a pooled map at the cell the heatmap's pixels need; none where the map is
+// as fine as the screen.
+std::optional<AttentionRequest> WantedDetail(const AttentionPanel& panel, const ModelConfig& config) {
+  if (!panel.map || !panel.shown || panel.heatmap_pixels == 0 || panel.map->request.cell == 1) return std::nullopt;
+  const HeatmapZoom zoom = ClampedZoom(panel);
+  const float per_pixel = zoom.span / static_cast<float>(panel.heatmap_pixels);
+  if (per_pixel >= static_cast<float>(panel.map->request.cell)) return std::nullopt;
+  AttentionRequest request = AttentionViewHeads(config, panel.view);
+  request.cell = std::max(1u, static_cast<uint32_t>(std::ceil(per_pixel)));
+  request.first_row = static_cast<uint32_t>(zoom.row);
+  request.end_row = std::min(panel.map->tokens, static_cast<uint32_t>(std::ceil(zoom.row + zoom.span)) + 1);
+  return request;
+}
+
+bool DetailCovers(const AttentionMap& detail, const AttentionRequest& wanted) {
+  return SameHeads(detail.request, wanted) && detail.request.cell == wanted.cell &&
+         detail.request.first_row <= wanted.first_row && detail.request.end_row >= wanted.end_row;
+}
+
+}  // namespace
+
+const AttentionMap* AttentionDetailInView(const AppState& state) {
+  const AttentionPanel& panel = state.attention;
+  const std::optional<ModelConfig> config = state.session ? state.session->model_config() : std::nullopt;
+  if (!config || !panel.detail) return nullptr;
+  const std::optional<AttentionRequest> wanted = WantedDetail(panel, *config);
+  return wanted && DetailCovers(*panel.detail, *wanted) ? &*panel.detail : nullptr;
+}
+
+bool AttentionDetailReady(const AppState& state) {
+  const std::optional<ModelConfig> config = state.session ? state.session->model_config() : std::nullopt;
+  return !config || !WantedDetail(state.attention, *config) || AttentionDetailInView(state) != nullptr;
+}
+
+void RequestAttentionDetail(AppState& state) {
+  AttentionPanel& panel = state.attention;
+  const std::optional<ModelConfig> config = state.chat().model_config();
+  if (!config || panel.capturing || AttentionDetailReady(state)) return;
+  AttentionRequest request = *WantedDetail(panel, *config);
+  // Half a view more above and below, so that a pan does not ask again at once.
+  const uint32_t margin = (request.end_row - request.first_row) / 2;
+  request.first_row -= std::min(request.first_row, margin);
+  request.end_row = std::min(panel.map->tokens, request.end_row + margin);
+  if (!state.chat().CaptureAttention(panel.message, {request})) {
+    ReportSessionError(state);
+    return;
+  }
+  panel.capturing = true;
+  panel.requested_detail = request;
+}
+
+HeatmapZoom ClampedZoom(const AttentionPanel& panel) {
+  if (!panel.shown) return panel.zoom;
+  const AttentionMap& map = *panel.shown;
+  const auto rows = static_cast<float>(map.request.end_row - map.request.first_row);
+  const auto cols = static_cast<float>(map.tokens);
+  const float whole = std::max(rows, cols);
+  HeatmapZoom zoom = panel.zoom;
+  if (zoom.span <= 0 || zoom.span >= whole) return {0, 0, whole};
+  zoom.span = std::max(zoom.span, std::min(whole, kAttentionMinZoomSpan));
+  zoom.row = std::clamp(zoom.row, 0.0f, std::max(0.0f, rows - zoom.span));
+  zoom.col = std::clamp(zoom.col, 0.0f, std::max(0.0f, cols - zoom.span));
+  return zoom;
 }
 
 std::filesystem::path DefaultAttentionExportPath(AppState& state, AttentionFormat format) {
@@ -448,7 +672,8 @@ std::filesystem::path DefaultAttentionExportPath(AppState& state, AttentionForma
 
 bool ExportAttention(AppState& state, const std::filesystem::path& path, AttentionFormat format) {
   const AttentionPanel& panel = state.attention;
-  if (!panel.shown || panel.captured_view != panel.view) {
+  const bool live_view = !panel.map && panel.live && panel.live->view == panel.view;
+  if (!panel.shown || (panel.captured_view != panel.view && !live_view)) {
     state.ShowError("No attention map is on screen yet: open a reply's attention and wait for it.");
     return false;
   }

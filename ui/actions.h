@@ -49,10 +49,12 @@ bool OpenAttention(AppState& state, store::Id message);
 void CloseAttention(AppState& state);
 // Shows another layer or heads; captured unless already on screen.
 bool ShowAttentionView(AppState& state, const AttentionView& view);
+// Mutes key 0 in the view's map and the thumbnails (captured again, muted on the GPU).
 void SetAttentionSinkMuted(AppState& state, bool muted);
 void SetAttentionThreshold(AppState& state, float threshold);
-// Each frame while the panel is open: takes a finished capture, and asks for the view's map when
-// the one in is of another view.
+// Each frame while the panel is open: takes the live reply's rows (the panel follows a reply that
+// starts while it is open) and a finished capture, and asks for the view's map when the one in is
+// of another view.
 void TrackAttention(AppState& state);
 // The map a view asks for over `tokens` tokens: whole up to kAttentionMapSide tokens, pooled
 // (cells of the max) beyond.
@@ -60,6 +62,31 @@ inline constexpr uint32_t kAttentionMapSide = 1024;
 inline constexpr uint32_t kAttentionThumbnailSide = 24;  // values a side of an overview thumbnail
 inline constexpr float kAttentionLogDecades = 3;         // the log scale's range below its top
 AttentionRequest AttentionViewRequest(const ModelConfig& config, const AttentionView& view, uint32_t tokens);
+// The view's layer and heads, whole (what a live row is reduced to).
+AttentionRequest AttentionViewHeads(const ModelConfig& config, const AttentionView& view);
+// The tokens the map on screen counts: the capture's, or the live reply's until it is in.
+const chat::MessageAttention* AttentionTokensOnScreen(const AttentionPanel& panel);
+// Chooses token `token` of the sequence on screen (none: no choice) and the way it shades the
+// others; false (and the banner says why) past the last token.
+bool SelectAttentionToken(AppState& state, std::optional<uint32_t> token, TokenDirection direction);
+// The chosen token `delta` tokens on (Alt+Left and Alt+Right), kept within the sequence.
+void MoveAttentionToken(AppState& state, int delta);
+// Each token's shade from the chosen one: its row (AttendsTo) or column (AttendedBy) of the map on
+// screen (a pooled map's cell holding both); -1 where the map has none (later tokens, or rows the
+// map does not hold). Empty without a choice or a map.
+std::vector<float> AttentionTokenShading(const AttentionPanel& panel);
+// The heatmap's zoom and pan (the mouse wheel, a drag, "Fit": a span of 0).
+void ZoomAttention(AppState& state, HeatmapZoom zoom);
+inline constexpr float kAttentionMinZoomSpan = 8;  // tokens a side when zoomed in all the way
+// The zoom as drawn: the whole map for a span of 0 or past the map, else at least
+// kAttentionMinZoomSpan tokens a side and within the map.
+HeatmapZoom ClampedZoom(const AttentionPanel& panel);
+// A pooled map zoomed in past its cells: the finer capture of the rows in view (none until it is
+// in, or while the map is as fine as the screen), whether it is in (or none is needed), and the
+// request for it, which the panel makes once the zoom stays still (a capture at a time).
+const AttentionMap* AttentionDetailInView(const AppState& state);
+bool AttentionDetailReady(const AppState& state);
+void RequestAttentionDetail(AppState& state);
 enum class AttentionFormat { Png, Csv, Npy };
 // The map on screen (state.attention.shown) as a file: PNG in the panel's colour scale, CSV, NPY.
 bool ExportAttention(AppState& state, const std::filesystem::path& path, AttentionFormat format);

@@ -12,11 +12,13 @@
 #include <vector>
 
 #include "chat/chat_session.h"
+#include "chat/live_attention.h"
 #include "store/store.h"
 #include "ui/branch_view.h"
 #include "ui/file_picker.h"
 #include "ui/fonts.h"
 #include "ui/search_worker.h"
+#include "ui/texture.h"
 
 namespace qvk::ui {
 
@@ -78,7 +80,44 @@ struct AttentionView {
   uint32_t layer = 0;
   AttentionHeads heads = AttentionHeads::One;
   uint32_t index = 0;  // the head (One) or the KV head (GroupMean, GroupMax)
+  // Key 0 (the attention sink) left out of each head's row and the row renormalized, on the GPU
+  // before heads and cells are reduced (AttentionRequest::mute_sink).
+  bool mute_sink = false;
   bool operator==(const AttentionView&) const = default;
+};
+
+// Which way a token chosen in the text shades the others: by how much it attends to each earlier
+// token (its row of the map), or by how much each later token attends to it (its column).
+enum class TokenDirection { AttendsTo, AttendedBy };
+
+// The part of the map the heatmap shows, in tokens from the map's first query row and first key:
+// `span` tokens a side (0: the whole map, "fit").
+struct HeatmapZoom {
+  float row = 0, col = 0, span = 0;
+  bool operator==(const HeatmapZoom&) const = default;
+};
+
+// What the heatmap's texture was last drawn from, so it is uploaded again only when that changes.
+struct HeatmapTextureKey {
+  uint64_t revision = 0;
+  uint64_t detail_revision = 0;
+  HeatmapZoom zoom;
+  uint32_t pixels = 0;
+  bool log_scale = false;
+  bool operator==(const HeatmapTextureKey&) const = default;
+};
+
+// The reply being written while the attention panel follows it: its tokens and the view's rows as
+// the chat session's live feed hands them over, and the map they make (a band of query rows from
+// the prompt's last token on), until the finished reply's capture replaces it.
+struct LiveAttentionMap {
+  uint64_t reply = 0;             // the feed's count of the reply
+  chat::MessageAttention tokens;  // message_begin: the prompt's tokens
+  AttentionView view;             // the rows' view (a new view starts its rows again)
+  uint32_t first_position = 0;    // the query of rows[0]
+  std::vector<std::vector<float>> rows;
+  std::optional<AttentionMap> map;  // the rows as a map, made again when rows arrive
+  bool ended = false;               // the reply is done: its capture is asked for
 };
 
 // The attention panel beside the chat: the message whose attention is open, how it is shown, and
@@ -88,19 +127,39 @@ struct AttentionPanel {
   store::Id message = 0;  // 0: closed
   AttentionView view;
   bool log_scale = false;
-  bool mute_sink = false;  // key 0 left out and each row renormalized
-  float threshold = 0;     // values below it shown (and exported) as 0
+  float threshold = 0;  // values below it shown (and exported) as 0
   // The message's tokens (the maps' rows and columns) once the first capture is in.
   std::optional<chat::MessageAttention> tokens;
   std::optional<AttentionMap> map;  // `captured_view`'s map, as captured
   AttentionView captured_view;
   AttentionView requested_view;          // what the capture under way brings
-  std::optional<AttentionMap> shown;     // `map` with the sink muted and the threshold applied
+  std::optional<AttentionMap> shown;     // `map` with the threshold applied
+  uint64_t shown_revision = 0;           // counts changes of `shown`
   std::vector<AttentionMap> thumbnails;  // per layer, a pooled plane per head
+  uint64_t capture_gpu_bytes = 0;        // what the last capture of maps held on the GPU
   bool capturing = false;                // a capture is queued or running
+  // While the panel is open, replies feed it their rows (ChatSession::SetLiveAttention), and the
+  // panel follows the reply being written.
+  std::shared_ptr<chat::LiveAttention> live_feed;
+  uint64_t replies_seen = 0;
+  std::optional<LiveAttentionMap> live;
+  // The token chosen in the chat text (a sequence position), and which way it shades the others.
+  std::optional<uint32_t> token;
+  TokenDirection direction = TokenDirection::AttendsTo;
   // The map's cell under the mouse, or the one a script points at: (query row, key column).
   std::optional<std::pair<uint32_t, uint32_t>> hover;
   bool hover_from_mouse = false;
+  HeatmapZoom zoom;
+  // Where the map is pooled (past kAttentionMapSide tokens) coarser than the zoomed heatmap shows
+  // it: the rows about the view captured again, reduced on the GPU to the cells the screen needs.
+  std::optional<AttentionMap> detail;
+  std::optional<AttentionRequest> requested_detail;  // what the capture under way brings, if a detail
+  uint64_t detail_revision = 0;
+  uint32_t heatmap_pixels = 0;     // the heatmap's side at the last frame, in framebuffer pixels
+  std::optional<float> scroll_to;  // 0 top .. 1 bottom of the panel, at the next frame (the script's)
+  // The heatmap as the screen shows it, a texel a pixel (made at the first draw, kept while the app runs).
+  std::unique_ptr<Texture> texture;
+  HeatmapTextureKey texture_key;
 };
 
 // The benchmark workbench (benchmark_panel.cpp): the run form, the table's filters, order and

@@ -143,8 +143,13 @@ void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply
     ImGui::TextColored(ImVec4(0.95f, 0.6f, 0.3f, 1.0f), "(interrupted)");
   }
 
+  const chat::MessageAttention* attention_tokens =
+      state.attention.message == m.id ? AttentionTokensOnScreen(state.attention) : nullptr;
   if (state.editing == m.id) {
     DrawEditor(state);
+  } else if (attention_tokens && attention_tokens->message == m.id) {
+    // Its attention is open: its tokens, to click and to shade.
+    DrawAttentionTokens(state, attention_tokens->message_begin, static_cast<uint32_t>(attention_tokens->ids.size()));
   } else {
     DrawMarkdown(text, state.fonts, nullptr, &state.branch.layouts[m.id]);
   }

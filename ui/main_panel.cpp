@@ -1,6 +1,7 @@
 // The app's frame: a full-window host with the menu bar, the error/notice banner, the sidebar, the
 // chat and a message's attention (when open) side by side or the benchmark workbench over the
-// whole width, the open dialog, and the keyboard shortcuts (Ctrl+N, Ctrl+F, Ctrl+B, Esc).
+// whole width, the open dialog, and the keyboard shortcuts (Ctrl+N, Ctrl+F, Ctrl+B, Esc, Alt+arrows
+// for the attention panel's chosen token).
 #include <imgui.h>
 #include <imgui_internal.h>
 
@@ -19,6 +20,16 @@ void HandleShortcuts(AppState& state) {
   if (io.KeyCtrl && ImGui::IsKeyPressed('B', false)) OpenBenchmark(state, !state.bench.open);
   if (state.chat().generating() && ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Escape), false)) {
     StopGeneration(state);
+  }
+  // The token chosen in the text: Alt+Left/Right the one before or after, Alt+Up what it attends
+  // to, Alt+Down what attends to it.
+  if (io.KeyAlt && state.attention.token) {
+    if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_LeftArrow))) MoveAttentionToken(state, -1);
+    if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_RightArrow))) MoveAttentionToken(state, 1);
+    if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_UpArrow), false))
+      SelectAttentionToken(state, state.attention.token, TokenDirection::AttendsTo);
+    if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_DownArrow), false))
+      SelectAttentionToken(state, state.attention.token, TokenDirection::AttendedBy);
   }
 }
 

@@ -28,5 +28,9 @@ std::string ContextGaugeLabel(std::optional<uint32_t> used, uint32_t context);
 // attention_panel.cpp: a token's text as the attention panel labels it, spaces, newlines and
 // tabs as visible marks (special tokens are already readable as written).
 std::string AttentionTokenLabel(std::string_view piece);
+// attention_panel.cpp: tokens [first, end) of the sequence on screen as text, wrapped, each shaded
+// by the chosen token's attention (AttentionTokenShading); a click chooses one. The chat draws a
+// message whose attention is open this way, the panel the whole sequence.
+void DrawAttentionTokens(AppState& state, uint32_t first, uint32_t end);
 
 }  // namespace qvk::ui

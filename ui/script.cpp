@@ -35,8 +35,15 @@
 //                              the map shown (the panel's selectors)
 //   attention thumbnail L H    the overview grid's thumbnail of layer L, head H (a click)
 //   attention scale linear|log | sink on|off | threshold X | hover ROW COL (the cell pointed at)
+//   attention token N [from|to] | token none   token N of the sequence chosen (a click on it in
+//                              the text): the others shaded by what it attends to (from, its row)
+//                              or by what attends to it (to, its column)
+//   attention zoom ROW COL SPAN | fit   the heatmap's view: SPAN tokens a side from query row ROW
+//                              and key COL of the map (the wheel and a drag), or the whole map
+//   attention scroll FRACTION  the panel to 0 (top) .. 1 (bottom)
 //   attention export-png|export-csv|export-npy PATH | close
-//   wait-attention             until the view's map is on screen (and the thumbnails)
+//   wait-attention             until the view's map is on screen (and the thumbnails, and a pooled
+//                              map zoomed past its cells captured again finer)
 //   bench open | close         the benchmark workbench (Ctrl+B)
 //   bench set NAME VALUE       the run form: model (a path; `loaded`: the loaded model), p, n,
 //                              depth, repetitions, kernels on|off, peak on|off
@@ -314,6 +321,23 @@ bool RunAttentionCommand(AppState& state, const std::string& argument) {
   } else if (verb == "threshold") {
     SetAttentionThreshold(state, std::stof(first));
     return true;
+  } else if (verb == "token") {
+    const TokenDirection direction = second == "to" ? TokenDirection::AttendedBy : TokenDirection::AttendsTo;
+    if (!second.empty() && second != "to" && second != "from") throw Error("attention token N [from|to]");
+    const std::optional<uint32_t> token = first == "none" ? std::nullopt : std::optional(number(first));
+    return Succeeded(state, SelectAttentionToken(state, token, direction));
+  } else if (verb == "zoom") {
+    float row = 0, col = 0, span = 0;
+    std::stringstream numbers(argument.substr(verb.size()));
+    if (!(numbers >> row >> col >> span)) throw Error("attention zoom ROW COL SPAN");
+    ZoomAttention(state, {row, col, span});
+    return true;
+  } else if (verb == "fit") {
+    ZoomAttention(state, {});
+    return true;
+  } else if (verb == "scroll") {
+    state.attention.scroll_to = std::stof(first);
+    return true;
   } else if (verb == "hover") {
     state.attention.hover = std::pair(number(first), number(second));
     state.attention.hover_from_mouse = false;
@@ -339,33 +363,57 @@ json DumpAttention(AppState& state) {
               {"index", panel.view.index},
               {"capturing", panel.capturing},
               {"log_scale", panel.log_scale},
-              {"mute_sink", panel.mute_sink},
+              {"mute_sink", panel.view.mute_sink},
               {"threshold", panel.threshold},
-              {"thumbnails", panel.thumbnails.size()}};
-  if (panel.tokens) {
-    out["tokens"] = panel.tokens->ids.size();
-    out["message_begin"] = panel.tokens->message_begin;
+              {"thumbnails", panel.thumbnails.size()},
+              {"capture_gpu_bytes", panel.capture_gpu_bytes}};
+  const chat::MessageAttention* tokens = AttentionTokensOnScreen(panel);
+  if (tokens) {
+    out["tokens"] = tokens->ids.size();
+    out["message_begin"] = tokens->message_begin;
     json labels = json::array();
-    for (const std::string& piece : panel.tokens->pieces) labels.push_back(AttentionTokenLabel(piece));
+    for (const std::string& piece : tokens->pieces) labels.push_back(AttentionTokenLabel(piece));
     out["labels"] = labels;
+  }
+  if (panel.live) {
+    out["live"] = {{"reply", panel.live->reply},
+                   {"ended", panel.live->ended},
+                   {"first_row", panel.live->first_position},
+                   {"rows", panel.live->rows.size()}};
+  }
+  if (panel.token) {
+    out["token"] = {{"index", *panel.token},
+                    {"direction", panel.direction == TokenDirection::AttendsTo ? "from" : "to"},
+                    {"shading", AttentionTokenShading(panel)}};
   }
   if (!panel.shown) return out;
   const AttentionMap& map = *panel.shown;
   out["shown"] = {{"layer", map.request.layer},
                   {"first_head", map.request.first_head},
                   {"plane_heads", map.request.plane_heads},
+                  {"first_row", map.request.first_row},
                   {"rows", map.rows},
                   {"cols", map.cols},
                   {"cell", map.request.cell}};
+  const HeatmapZoom zoom = ClampedZoom(panel);
+  out["zoom"] = {{"row", zoom.row}, {"col", zoom.col}, {"span", zoom.span}};
+  if (const AttentionMap* detail = AttentionDetailInView(state)) {
+    out["detail"] = {
+        {"first_row", detail->request.first_row}, {"end_row", detail->request.end_row}, {"cell", detail->request.cell}};
+  }
+  if (panel.texture) {
+    out["texture"] = {
+        {"width", panel.texture->width()}, {"height", panel.texture->height()}, {"uploads", panel.texture->uploads()}};
+  }
   if (panel.hover && panel.hover->first < map.rows && panel.hover->second < map.cols) {
     const auto [row, col] = *panel.hover;
     out["hover"] = {{"row", row},
                     {"col", col},
                     {"masked", map.masked(row, col)},
                     {"value", map.values[size_t{row} * map.cols + col]}};
-    if (map.request.cell == 1 && panel.tokens) {
-      out["hover"]["query"] = AttentionTokenLabel(panel.tokens->pieces[map.request.first_row + row]);
-      out["hover"]["key"] = AttentionTokenLabel(panel.tokens->pieces[col]);
+    if (map.request.cell == 1 && tokens) {
+      out["hover"]["query"] = AttentionTokenLabel(tokens->pieces[map.request.first_row + row]);
+      out["hover"]["key"] = AttentionTokenLabel(tokens->pieces[col]);
     }
   }
   return out;
@@ -763,7 +811,8 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
     const AttentionPanel& panel = state.attention;
     if (panel.message == 0)
       throw Error(state.banner.text.empty() ? "the attention panel is closed" : state.banner.text);
-    return panel.shown && !panel.capturing && panel.captured_view == panel.view && !panel.thumbnails.empty();
+    return panel.map && !panel.capturing && panel.captured_view == panel.view && !panel.thumbnails.empty() &&
+           AttentionDetailReady(state);
   }
   if (name == "screenshot") {
     state.window.RequestScreenshot(arg);

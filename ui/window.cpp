@@ -198,6 +198,10 @@ struct Window::State {
   bool fonts_uploaded = false;
   std::optional<std::filesystem::path> screenshot;
   std::deque<InputEvent> pending_input;  // not yet given to ImGui, oldest first
+  // Recorded before the next frame draws (texture uploads), one per owner.
+  std::vector<std::pair<const void*, std::function<void(VkCommandBuffer)>>> before_drawing;
+  VkCommandBuffer drawing = VK_NULL_HANDLE;  // while EndFrame records the draw lists
+  uint64_t renderer_starts = 0;
 };
 
 namespace {
@@ -310,6 +314,7 @@ void Window::StartRenderer() {
   info.Allocator = nullptr;
   info.CheckVkResultFn = CheckImGuiVkResult;
   s.imgui_vulkan.emplace(info, s.swapchain->render_pass());
+  ++s.renderer_starts;
 }
 
 Instance& Window::instance() {
@@ -346,6 +351,23 @@ void Window::WaitForFrames() {
     const VkFence fence = slot.done.get();
     VK_CHECK(vkWaitForFences(s.device->handle(), 1, &fence, VK_TRUE, UINT64_MAX));
   }
+}
+
+void Window::RecordBeforeDrawing(const void* owner, std::function<void(VkCommandBuffer)> record) {
+  ForgetRecording(owner);
+  state_->before_drawing.emplace_back(owner, std::move(record));
+}
+
+void Window::ForgetRecording(const void* owner) {
+  std::erase_if(state_->before_drawing, [owner](const auto& entry) { return entry.first == owner; });
+}
+
+VkCommandBuffer Window::drawing_commands() const {
+  return state_->drawing;
+}
+
+uint64_t Window::renderer_starts() const {
+  return state_->renderer_starts;
 }
 
 void Window::RebuildFonts() {
@@ -509,6 +531,8 @@ void Window::EndFrame() {
   s.swapchain_stale = suboptimal;
 
   BeginCommands(dev, slot);
+  for (const auto& [owner, record] : s.before_drawing) record(slot.cmd);
+  s.before_drawing.clear();
   VkRenderPassBeginInfo pass{VK_STRUCTURE_TYPE_RENDER_PASS_BEGIN_INFO};
   pass.renderPass = s.swapchain->render_pass();
   pass.framebuffer = s.swapchain->framebuffer(*image);
@@ -518,7 +542,9 @@ void Window::EndFrame() {
   pass.clearValueCount = 1;
   pass.pClearValues = &clear;
   vkCmdBeginRenderPass(slot.cmd, &pass, VK_SUBPASS_CONTENTS_INLINE);
+  s.drawing = slot.cmd;
   ImGui_ImplVulkan_RenderDrawData(draw_data, slot.cmd);
+  s.drawing = VK_NULL_HANDLE;
   vkCmdEndRenderPass(slot.cmd);
   std::optional<Buffer> screenshot_pixels;
   if (s.screenshot) {

@@ -3,6 +3,7 @@
 // that runs the model, event-driven frames, and PNG screenshots of what was presented.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +68,17 @@ class Window {
   // Renders and presents the ImGui frame; rebuilds the swapchain when the window's size changed;
   // writes a requested screenshot. Draws nothing while the window is minimized.
   void EndFrame();
+  // For Texture (ui/texture.h): `record` runs on the next frame's command buffer before it draws
+  // (replacing what `owner` asked for before); ForgetRecording drops it. While EndFrame records
+  // ImGui's draw lists, drawing_commands() is the command buffer they go to (draw callbacks bind
+  // with it). WaitForFrames returns once no frame in flight reads what it drew with.
+  void RecordBeforeDrawing(const void* owner, std::function<void(VkCommandBuffer)> record);
+  void ForgetRecording(const void* owner);
+  VkCommandBuffer drawing_commands() const;
+  // Counts the starts of ImGui's Vulkan backend (RebuildFonts restarts it, making its layouts again).
+  uint64_t renderer_starts() const;
+  void WaitForFrames();
+
   // The next presented frame is written to `png` as 8-bit RGBA, at the framebuffer's size.
   // Throws Error when the display's images cannot be read back; EndFrame throws Error when the
   // file cannot be written.
@@ -74,7 +86,6 @@ class Window {
 
  private:
   struct State;
-  void WaitForFrames();
   void FeedQueuedInput();
   void RecreateSwapchain();
   void StartRenderer();

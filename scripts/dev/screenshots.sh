@@ -43,7 +43,9 @@ xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/welcome.db" -
 echo "not an SQLite database, but somebody's file" >"$work/damaged.db"
 printf 'frames 3\ndatabase check\nframes 3\nscreenshot docs/damaged-database.png\nquit\n' >"$work/damaged.script"
 xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/damaged.db" --script "$work/damaged.script"
-# A reply's attention beside the chat: layer 3, head 1 on the log scale, a cell pointed at.
+# A reply's attention beside the chat: layer 3, head 1 on the log scale, a cell pointed at; then
+# zoomed in with a token of the reply chosen (the chat's text shaded by what it attends to); the
+# first token of the reply's "harbor" shading what attends to it; every layer and head.
 cat >"$work/attention.script" <<SCRIPT
 wait-model
 new-chat
@@ -58,6 +60,18 @@ attention scale log
 attention hover 40 27
 frames 3
 screenshot docs/attention.png
+attention token 45 from
+attention zoom 24 8 24
+frames 3
+screenshot docs/attention-zoom.png
+attention fit
+attention token 27 to
+attention hover 52 27
+frames 3
+screenshot docs/attention-tokens.png
+attention scroll 1
+frames 3
+screenshot docs/attention-grid.png
 quit
 SCRIPT
 xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/attention.db" --model assets/wordnet-chat \
@@ -87,4 +101,5 @@ SCRIPT
 xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/bench.db" --model assets/wordnet-chat \
   --script "$work/bench.script"
 echo "wrote docs/chat.png docs/search.png docs/settings.png docs/conversation-settings.png docs/welcome.png" \
-  "docs/damaged-database.png docs/attention.png docs/bench-speed.png docs/bench-kernels.png docs/bench-roofline.png"
+  "docs/damaged-database.png docs/attention.png docs/attention-zoom.png docs/attention-tokens.png" \
+  "docs/attention-grid.png docs/bench-speed.png docs/bench-kernels.png docs/bench-roofline.png"
