@@ -742,6 +742,7 @@ TEST(DesktopTest, ZoomingIntoALongConversationCapturesTheRowsInViewFiner) {
   const json fit = ReadJson(dir.path() / "fit.json")["attention"];
   EXPECT_EQ(fit["zoom"]["span"], tokens);
   EXPECT_FALSE(fit.contains("detail"));
+}
 
 // --- the benchmark workbench -------------------------------------------------------------------
 
