@@ -15,7 +15,7 @@ generation_config.json) and OUT/<name>/reference.json in the fixtures' format
     experts (by descending router logit), their weights as the model applies them, and the margin
     between the k-th and (k+1)-th router logit, so a test compares routing only where the choice is
     not a near tie;
-  - chat_en.attention.f32: chat_en's attention probabilities, float32 [layers, heads, T, T];
+  - attention.f32: chat_en's attention probabilities, float32 [layers, heads, T, T] (as the fixtures);
   - chat_en.last_logits.f32: all logits at chat_en's last position.
 Then OUT/<name>.gguf, llama.cpp's convert_hf_to_gguf.py --outtype f16 of that folder. Its reference is
 the folder's reference.json: every bf16 weight of magnitude >= 2^-14 is exact in f16 and the smaller
@@ -396,7 +396,7 @@ def reference(folder, template_kind, seed):
             if want_attention:
                 attention = torch.stack([a[0] for a in out.attentions]).float().contiguous()
                 entry["attention_shape"] = list(attention.shape)
-                binaries[f"{pname}.attention.f32"] = attention.numpy().astype("<f4").tobytes()
+                binaries["attention.f32"] = attention.numpy().astype("<f4").tobytes()
                 binaries[f"{pname}.last_logits.f32"] = out.logits[0, -1].float().numpy().astype("<f4").tobytes()
             cache = out.past_key_values
             token = int(out.logits[0, -1].argmax())
