@@ -66,17 +66,21 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
   ops::SwiGlu(g, scratch, m, tokens, inter, fmt::format("{}_swiglu", label));
 }
 
-// The mixture-of-experts FFN of one layer, added to x.
+// The mixture-of-experts FFN of layer `l`, added to x.
 void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const Buffer& post_norm, RunState& s,
-               uint32_t tokens) {
+               uint32_t tokens, uint32_t l) {
   const MoeConfig& moe = *c.moe;
   const uint32_t k = moe.experts_per_token, inter = moe.expert_intermediate_size;
+  // This layer's slice of the routing every layer leaves behind.
+  const VkDeviceSize pairs_bytes = VkDeviceSize{4} * tokens * k;
+  const BufferRange expert_ids(s.expert_ids, l * s.routing_layer_stride, pairs_bytes);
+  const BufferRange expert_weights(s.expert_weights, l * s.routing_layer_stride, pairs_bytes);
   // h = rmsnorm(x) * w_post
   ops::RmsNorm(g, s.x, post_norm, s.xn, tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
   // r = h Wr^T
   ops::MatMul(g, {.w = M.router, .x = s.xn, .y = s.router_logits, .tokens = tokens}, "router");
   // ids, w = top-k(softmax(r))   (w renormalized to sum 1 with norm_topk_prob)
-  ops::MoeRoute(g, s.router_logits, s.expert_ids, s.expert_weights, tokens, moe.num_experts, k, moe.norm_topk_prob,
+  ops::MoeRoute(g, s.router_logits, expert_ids, expert_weights, tokens, moe.num_experts, k, moe.norm_topk_prob,
                 "route");
   // g|u[t, j] = h[t] Wg[e]^T | h[t] Wu[e]^T,  e = ids[t, j]
   for (const auto& [w, offset] : {std::pair{M.gate, 0u}, std::pair{M.up, inter}}) {
@@ -84,7 +88,7 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                    {.w = w,
                     .rows = inter,
                     .x = s.xn,
-                    .ids = s.expert_ids,
+                    .ids = expert_ids,
                     .y = s.expert_gate_up,
                     .tokens = tokens,
                     .k = k,
@@ -100,7 +104,7 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                   .rows = c.hidden_size,
                   .x = s.expert_mlp,
                   .x_per_pair = true,
-                  .ids = s.expert_ids,
+                  .ids = expert_ids,
                   .y = s.expert_out,
                   .tokens = tokens,
                   .k = k},
@@ -118,7 +122,7 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   // x = x + sum_j w[t, j] o[t, j]  (+ sigmoid(g_s) o_s)
   ops::MoeCombine(g,
                   {.x = s.x,
-                   .weights = s.expert_weights,
+                   .weights = expert_weights,
                    .expert_out = s.expert_out,
                    .shared_out = shared ? std::optional(BufferRange(s.shared_out)) : std::nullopt,
                    .shared_gate = shared ? std::optional(BufferRange(s.shared_gate)) : std::nullopt,
@@ -145,8 +149,10 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
     const VkDeviceSize expert_inter = c.moe->expert_intermediate_size;
     const VkDeviceSize shared_inter = c.moe->shared_expert_intermediate_size;
     router_logits = Make(device, F32 * tokens * c.moe->num_experts);
-    expert_ids = Make(device, 4 * pairs);
-    expert_weights = Make(device, F32 * pairs);
+    // A multiple of 256 bytes, the largest storage-buffer offset alignment Vulkan allows.
+    routing_layer_stride = (4 * pairs + 255) / 256 * 256;
+    expert_ids = Make(device, c.num_layers * routing_layer_stride);
+    expert_weights = Make(device, c.num_layers * routing_layer_stride);
     expert_gate_up = Make(device, F32 * pairs * 2 * expert_inter);
     expert_mlp = Make(device, F32 * pairs * expert_inter);
     expert_out = Make(device, F32 * pairs * c.hidden_size);
@@ -297,7 +303,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     // x = x + a Wo^T
     ops::MatMul(g, {.w = L.o, .x = s.attn, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "o_proj");
     if (L.moe) {
-      RecordMoe(g, c, *L.moe, L.post_norm, s, tokens);
+      RecordMoe(g, c, *L.moe, L.post_norm, s, tokens, l);
       continue;
     }
     // m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post

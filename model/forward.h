@@ -34,9 +34,11 @@ struct RunState {
   Buffer mlp;            // f32 [T, inter]                  silu(gate) * up
   // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the
   // expert and shared-expert FFN sizes:
-  Buffer router_logits;         // f32 [T, experts]                h Wr^T
-  Buffer expert_ids;            // u32 [T, k]                      the chosen experts
-  Buffer expert_weights;        // f32 [T, k]                      their router weights
+  Buffer router_logits;  // f32 [T, experts]                h Wr^T
+  // Each layer routes into its own slice (a dense layer's stays unused), so every layer's choice
+  // is still there after a forward, for a test to compare with transformers'.
+  Buffer expert_ids;            // u32 [L, stride / 4]: [T, k]     the chosen experts
+  Buffer expert_weights;        // f32 [L, stride / 4]: [T, k]     their router weights
   Buffer expert_gate_up;        // f32 [T * k, 2 * I_e]            gate | up of each chosen expert
   Buffer expert_mlp;            // f32 [T * k, I_e]                silu(gate) * up
   Buffer expert_out;            // f32 [T * k, hidden]             each chosen expert's output
@@ -54,6 +56,7 @@ struct RunState {
   Buffer ranked_logits;         // f32 [kMaxRanked]                the best logits, descending (host-readable)
   Buffer ranked_ids;            // u32 [kMaxRanked]                their token ids (host-readable)
   float attention_factor = 1.0f;
+  VkDeviceSize routing_layer_stride = 0;  // bytes from one layer's expert_ids (expert_weights) to the next
 
   uint64_t bytes() const;  // GPU memory of every buffer above
 };
