@@ -286,15 +286,15 @@ TEST_P(MoeRoutingConformanceTest, ChosenExpertsAndWeights) {
   const ModelConfig& c = files_->config();
   ASSERT_TRUE(c.moe.has_value());
   const uint32_t k = c.moe->experts_per_token;
+  std::vector<uint32_t> sparse;
+  for (uint32_t l = 0; l < c.num_layers; ++l) {
+    if (weights_->layers[l].moe) sparse.push_back(l);
+  }
   size_t positions = 0, compared = 0;
   for (const auto& [name, prompt] : reference_["prompts"].items()) {
     const auto ids = Ids(prompt);
     const auto tokens = static_cast<uint32_t>(ids.size());
     const auto& routing = prompt["routing"];
-    std::vector<uint32_t> sparse;
-    for (uint32_t l = 0; l < c.num_layers; ++l) {
-      if (weights_->layers[l].moe) sparse.push_back(l);
-    }
     ASSERT_EQ(sparse, routing["layers"].get<std::vector<uint32_t>>()) << name;
 
     RunState s(device(), c, tokens, 1, tokens);
