@@ -16,6 +16,7 @@
 #include "base/numeric.h"
 #include "chat/prompt_plan.h"
 #include "model/generate.h"
+#include "model/weight_source.h"
 
 namespace qvk::app {
 namespace {
@@ -126,6 +127,33 @@ int RunInfo(const InfoOptions& o) {
     if (w != 0) windows.push_back(w);
   }
   const uint64_t kv_per_1k = KvCacheBytes(c, 1024);
+  // Parameters, and what one token computes with and reads: the embedding's one row (all of it
+  // when it is also the output projection), every other matrix in full, and of a sparse layer's
+  // experts only the chosen k of n.
+  uint64_t parameters = 0, active = 0, bytes_per_token = 0;
+  for (const auto& [name, shape] : ExpectedTensors(c)) {
+    const uint64_t elements = std::accumulate(shape.begin(), shape.end(), uint64_t{1}, std::multiplies<>());
+    const uint64_t bytes = weights.Get(name).data.size();
+    parameters += elements;
+    if (name.find(".mlp.experts.") != std::string::npos) {
+      active += elements * c.moe->experts_per_token / c.moe->num_experts;
+      bytes_per_token += bytes * c.moe->experts_per_token / c.moe->num_experts;
+    } else if (name == "model.embed_tokens.weight" && !c.tie_word_embeddings) {
+      bytes_per_token += bytes / c.vocab_size;
+    } else {
+      active += elements;
+      bytes_per_token += bytes;
+    }
+  }
+  json experts = nullptr;
+  if (c.moe) {
+    experts = {{"experts", c.moe->num_experts},
+               {"experts_per_token", c.moe->experts_per_token},
+               {"expert_intermediate_size", c.moe->expert_intermediate_size},
+               {"shared_expert_intermediate_size", c.moe->shared_expert_intermediate_size},
+               {"norm_topk_prob", c.moe->norm_topk_prob},
+               {"sparse_layers", std::count(c.layer_sparse.begin(), c.layer_sparse.end(), true)}};
+  }
   json out = {{"path", files.path().string()},
               {"format", files.is_gguf() ? "gguf" : "safetensors"},
               {"architecture", c.architecture},
@@ -142,12 +170,19 @@ int RunInfo(const InfoOptions& o) {
               {"rope_scaling", c.yarn ? json{{"type", "yarn"}, {"factor", c.yarn->factor}} : json(nullptr)},
               {"rms_norm_eps", ShortestDouble(c.rms_norm_eps)},
               {"tied_embeddings", c.tie_word_embeddings},
+              {"qkv_bias", c.qkv_bias},
+              {"qk_norm", c.qk_norm},
+              {"mixture_of_experts", experts},
+              {"parameters", parameters},
+              {"active_parameters", active},
+              {"weight_bytes_read_per_token", bytes_per_token},
               {"sliding_window_layers", windows.size()},
               {"tensor_types", types},
               {"weight_bytes", weights.total_bytes()},
               {"tokenizer", files.tokenizer_source()},
               {"tokenizer_tokens", files.tokenizer().vocab_size()},
               {"chat_template", files.has_chat_template() ? json(files.template_source()) : json(nullptr)},
+              {"chat_template_error", files.template_error().empty() ? json(nullptr) : json(files.template_error())},
               {"kv_cache_bytes_per_1k_tokens", kv_per_1k}};
   std::printf("%s\n", out.dump(2).c_str());
   return 0;

@@ -208,7 +208,15 @@ std::vector<std::string> WeightTypes(const ModelWeights& w, const ModelConfig& c
     for (const Projection& p : layer.qkv) add(p.w);
     add(layer.o);
     for (const Projection& p : layer.gate_up) add(p.w);
-    add(layer.down);
+    if (!layer.moe) add(layer.down);
+    if (const auto& moe = layer.moe) {
+      for (const Matrix* m : {&moe->router, &moe->gate, &moe->up, &moe->down}) add(*m);
+      for (const Projection& p : moe->shared_gate_up) add(p.w);
+      if (!moe->shared_gate_up.empty()) {
+        add(moe->shared_down);
+        add(moe->shared_gate);
+      }
+    }
   }
   bytes[DType::F32] += uint64_t{4} * c.hidden_size * (2 * c.num_layers + 1);
   std::vector<std::pair<DType, uint64_t>> ordered(bytes.begin(), bytes.end());

@@ -423,6 +423,73 @@ void Rope(Graph& g, const RopeArgs& a, std::string_view label) {
              GridFor(CeilDiv(items, Spec(KernelId::Rope).local_size_x)), label, cost);
 }
 
+void HeadNorm(Graph& g, BufferRange qkv, BufferRange weight, uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads,
+              uint32_t head_dim, float eps, std::string_view label) {
+  Require(tokens > 0 && n_heads > 0 && n_kv_heads > 0 && head_dim > 0, "head_norm", "empty shape");
+  const uint32_t stride = (n_heads + 2 * n_kv_heads) * head_dim;
+  Require(qkv.size >= uint64_t{4} * tokens * stride && weight.size >= uint64_t{8} * head_dim, "head_norm",
+          "buffer too small");
+  const uint64_t elements = uint64_t{tokens} * (n_heads + n_kv_heads) * head_dim;
+  g.Dispatch(KernelId::HeadNorm, {qkv, weight}, push::HeadNormPush{tokens, n_heads, n_kv_heads, head_dim, stride, eps},
+             GridFor(CeilDiv(elements, head_dim)), label,
+             {.bytes = 8 * elements + uint64_t{8} * head_dim, .flops = 4 * elements});
+}
+
+void MoeRoute(Graph& g, BufferRange logits, BufferRange ids, BufferRange weights, uint32_t tokens, uint32_t experts,
+              uint32_t k, bool normalize, std::string_view label) {
+  Require(tokens > 0 && experts > 0 && k > 0 && k <= experts, "moe_route", "k must be in 1..experts");
+  Require(logits.size >= uint64_t{4} * tokens * experts && ids.size >= uint64_t{4} * tokens * k &&
+              weights.size >= uint64_t{4} * tokens * k,
+          "moe_route", "buffer too small");
+  const uint64_t read = uint64_t{tokens} * experts;
+  g.Dispatch(KernelId::MoeRoute, {logits, ids, weights},
+             push::MoeRoutePush{tokens, experts, k, normalize ? QVK_FLAG_NORM_TOPK : 0u},
+             GridFor(CeilDiv(tokens, Spec(KernelId::MoeRoute).local_size_x)), label,
+             {.bytes = 4 * read + uint64_t{8} * tokens * k, .flops = read * (3 + k)});
+}
+
+void MoeMatVec(Graph& g, const MoeMatVecArgs& a, std::string_view label) {
+  Require(a.tokens > 0 && a.k > 0 && a.rows > 0 && a.w.cols > 0 && a.w.rows % a.rows == 0, "moe_matvec",
+          "W must stack whole experts of `rows` rows");
+  const uint32_t pairs = a.tokens * a.k;
+  const uint32_t y_stride = a.y_stride ? a.y_stride : a.rows;
+  Require(a.y_offset + a.rows <= y_stride, "moe_matvec", "outputs past the end of a Y row");
+  Require(a.x.size >= uint64_t{4} * (a.x_per_pair ? pairs : a.tokens) * a.w.cols, "moe_matvec", "X too small");
+  Require(a.ids.size >= uint64_t{4} * pairs && a.y.size >= uint64_t{4} * pairs * y_stride, "moe_matvec",
+          "buffer too small");
+  const std::vector<RowSlice> slices = SliceRows(g.device().info(), a.w);
+  if (slices.size() != 1) {
+    throw Error(fmt::format("moe_matvec: the experts' {} x {} {} matrix is larger than one storage binding of {}",
+                            a.w.rows, a.w.cols, DTypeName(a.w.dtype), g.device().info().name));
+  }
+  const KernelId kernel = RequireKernel(g, KernelOp::MoeMatVec, a.w.dtype, "moe_matvec");
+  // Each pair reads one expert's rows: the bytes of `pairs` experts at most.
+  const uint64_t expert_bytes = RowBytes(a.w.dtype, a.w.cols) * a.rows;
+  const uint64_t products = uint64_t{pairs} * a.rows;
+  g.Dispatch(kernel, {slices[0].range, a.x, a.ids, a.y},
+             push::MoeMatVecPush{a.rows, a.w.cols, pairs, a.k, a.w.cols, a.x_per_pair ? 1u : 0u, y_stride, a.y_offset},
+             GridFor(products), label,
+             {.bytes = pairs * expert_bytes + uint64_t{4} * pairs * (a.w.cols + a.rows + 1),
+              .flops = 2 * products * a.w.cols});
+}
+
+void MoeCombine(Graph& g, const MoeCombineArgs& a, std::string_view label) {
+  Require(a.tokens > 0 && a.hidden > 0 && a.k > 0, "moe_combine", "empty shape");
+  Require(a.shared_out.has_value() == a.shared_gate.has_value(), "moe_combine", "a shared expert needs its gate");
+  const uint64_t elements = uint64_t{a.tokens} * a.hidden;
+  Require(a.x.size >= 4 * elements && a.weights.size >= uint64_t{4} * a.tokens * a.k &&
+              a.expert_out.size >= 4 * elements * a.k,
+          "moe_combine", "buffer too small");
+  Require(!a.shared_out || (a.shared_out->size >= 4 * elements && a.shared_gate->size >= uint64_t{4} * a.tokens),
+          "moe_combine", "shared expert buffers too small");
+  const bool shared = a.shared_out.has_value();
+  g.Dispatch(KernelId::MoeCombine,
+             {a.x, a.weights, a.expert_out, a.shared_out.value_or(a.x), a.shared_gate.value_or(a.x)},
+             push::MoeCombinePush{a.tokens, a.hidden, a.k, shared ? QVK_FLAG_SHARED : 0u},
+             GridFor(CeilDiv(elements, Spec(KernelId::MoeCombine).local_size_x)), label,
+             {.bytes = 4 * elements * (a.k + 2 + (shared ? 1 : 0)), .flops = 2 * elements * (a.k + (shared ? 2 : 0))});
+}
+
 void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter, std::string_view label) {
   RecordSwiGlu(g, gate_up, y, tokens, inter, inter, label);
 }

@@ -148,6 +148,43 @@ void Rope(Graph& g, const RopeArgs& a, std::string_view label = {});
 void MatMulRope(Graph& g, std::span<const MatMulArgs> parts, const RopeArgs& rope, std::string_view label,
                 std::string_view rope_label);
 
+// Qwen3: each q and k head of QKV rows [T, (H + 2 Hkv) * D] scaled, in place, by its RMS and
+// weight (q_norm | k_norm, f32 [2 * D]); HeadNormPush in shaders/push_constants.h.
+void HeadNorm(Graph& g, BufferRange qkv, BufferRange weight, uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads,
+              uint32_t head_dim, float eps, std::string_view label = {});
+
+// Mixture of experts (MoeRoutePush, MoeMatVecPush, MoeCombinePush in shaders/push_constants.h).
+// ids, weights [T, k] = the k best experts of softmax(logits [T, experts]), renormalized or not.
+void MoeRoute(Graph& g, BufferRange logits, BufferRange ids, BufferRange weights, uint32_t tokens, uint32_t experts,
+              uint32_t k, bool normalize, std::string_view label = {});
+// Y[(t, j), y_offset + r] = W[ids[t, j] * rows + r] . X[t or (t, j)]: w holds every expert's rows
+// stacked, [experts * rows, cols], in one binding; only the chosen experts' rows are read.
+struct MoeMatVecArgs {
+  Matrix w;
+  uint32_t rows = 0;  // rows of one expert
+  BufferRange x;
+  bool x_per_pair = false;  // X rows per (token, slot) pair, else per token
+  BufferRange ids;          // u32 [T, k]
+  BufferRange y;            // f32 [T * k, y_stride]
+  uint32_t tokens = 0;
+  uint32_t k = 0;
+  uint32_t y_stride = 0;  // 0: rows
+  uint32_t y_offset = 0;
+};
+void MoeMatVec(Graph& g, const MoeMatVecArgs& a, std::string_view label = {});
+// X[t] += sum_j weights[t, j] * expert_out[(t, j)] (+ sigmoid(shared_gate[t]) * shared_out[t])
+struct MoeCombineArgs {
+  BufferRange x;                           // f32 [T, hidden]
+  BufferRange weights;                     // f32 [T, k]
+  BufferRange expert_out;                  // f32 [T * k, hidden]
+  std::optional<BufferRange> shared_out;   // f32 [T, hidden]
+  std::optional<BufferRange> shared_gate;  // f32 [T]: the gate's logit
+  uint32_t tokens = 0;
+  uint32_t hidden = 0;
+  uint32_t k = 0;
+};
+void MoeCombine(Graph& g, const MoeCombineArgs& a, std::string_view label = {});
+
 // Y[t, i] = silu(GU[t, i]) * GU[t, inter + i]
 void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter, std::string_view label = {});
 

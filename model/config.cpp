@@ -1,5 +1,5 @@
-// Sections: field reading / RoPE parameters / sliding-window layers / ModelConfig /
-// GenerationConfig / tensor validation
+// Sections: field reading / RoPE parameters / sliding-window layers / architectures /
+// mixture of experts / ModelConfig / GenerationConfig
 #include "model/config.h"
 
 #include <algorithm>
@@ -219,7 +219,73 @@ void ReadLayerWindows(const Fields& f, const json& j, ModelConfig& c) {
   }
 }
 
+// --- architectures ---------------------------------------------------------------------------
+
+struct ArchitectureInfo {
+  std::string_view hf_name;
+  std::string_view model_type;
+  Architecture arch;
+};
+
+constexpr ArchitectureInfo kArchitectures[] = {
+    {"Qwen2ForCausalLM", "qwen2", Architecture::Qwen2},
+    {"Qwen2MoeForCausalLM", "qwen2_moe", Architecture::Qwen2Moe},
+    {"Qwen3ForCausalLM", "qwen3", Architecture::Qwen3},
+    {"Qwen3MoeForCausalLM", "qwen3_moe", Architecture::Qwen3Moe},
+};
+
+const ArchitectureInfo* FindArchitecture(std::string_view name) {
+  for (const ArchitectureInfo& a : kArchitectures) {
+    if (a.hf_name == name) return &a;
+  }
+  return nullptr;
+}
+
+// Why a Qwen model QwenVK knows of is refused, said by its kind.
+std::string RefusalReason(std::string_view name) {
+  const auto has = [&](std::string_view part) { return name.find(part) != std::string_view::npos; };
+  if (has("VL") || has("Vision")) return " (a vision-language model: QwenVK runs text models only)";
+  if (has("Audio") || has("Omni")) return " (an audio model: QwenVK runs text models only)";
+  if (has("Next")) return " (Qwen3-Next's hybrid linear attention is not supported)";
+  if (name == "QWenLMHeadModel") return " (the first Qwen generation's remote code is not supported)";
+  return "";
+}
+
+// --- mixture of experts ----------------------------------------------------------------------
+
+// As transformers' Qwen2Moe/Qwen3Moe decoder layers: layer i is sparse unless listed in
+// mlp_only_layers, when num_experts > 0 and (i + 1) % decoder_sparse_step == 0.
+void ReadMoe(const Fields& f, ModelConfig& c) {
+  MoeConfig m;
+  m.num_experts = f.Uint("num_experts", std::nullopt, 1, kMaxExperts);
+  m.experts_per_token = f.Uint("num_experts_per_tok", std::nullopt, 1, std::min(m.num_experts, kMaxExpertsPerToken));
+  m.expert_intermediate_size = f.Uint("moe_intermediate_size", std::nullopt, 1, kMaxIntermediate);
+  if (c.arch == Architecture::Qwen2Moe) {
+    m.shared_expert_intermediate_size = f.Uint("shared_expert_intermediate_size", std::nullopt, 1, kMaxIntermediate);
+  }
+  m.norm_topk_prob = f.Bool("norm_topk_prob", c.arch == Architecture::Qwen3Moe);
+  const uint32_t step = f.Uint("decoder_sparse_step", 1, 1, kUint32Max);
+  std::set<uint32_t> dense;
+  if (const json* only = f.Find("mlp_only_layers")) {
+    if (!only->is_array()) f.Fail("mlp_only_layers", "must be a list of layer indices");
+    for (const json& i : *only) {
+      if (!i.is_number_unsigned() || i.get<uint64_t>() >= c.num_layers) {
+        f.Fail("mlp_only_layers", fmt::format("must list layer indices below {}", c.num_layers));
+      }
+      dense.insert(static_cast<uint32_t>(i.get<uint64_t>()));
+    }
+  }
+  c.layer_sparse.assign(c.num_layers, false);
+  for (uint32_t i = 0; i < c.num_layers; ++i) c.layer_sparse[i] = !dense.contains(i) && (i + 1) % step == 0;
+  c.moe = m;
+}
+
 }  // namespace
+
+std::string SupportedArchitectures() {
+  return "Qwen2ForCausalLM (Qwen1.5, Qwen2, Qwen2.5), Qwen2MoeForCausalLM (Qwen1.5-MoE, Qwen2-57B-A14B), "
+         "Qwen3ForCausalLM and Qwen3MoeForCausalLM";
+}
 
 // --- ModelConfig -----------------------------------------------------------------------------
 
@@ -235,16 +301,26 @@ ModelConfig ModelConfig::FromJsonFile(const std::filesystem::path& config_json) 
     if (!a.is_string()) f.Fail("architectures", "must be a list of names");
     names.push_back(a.get<std::string>());
   }
-  if (std::find(names.begin(), names.end(), "Qwen2ForCausalLM") == names.end()) {
-    throw Error(
-        fmt::format("{}: unsupported architecture '{}' (only Qwen2ForCausalLM)", f.file(), fmt::join(names, "', '")));
+  const ArchitectureInfo* info = nullptr;
+  for (const std::string& name : names) {
+    if ((info = FindArchitecture(name)) != nullptr) break;
   }
-  c.architecture = "Qwen2ForCausalLM";
-  if (f.Find("model_type") == nullptr) f.Fail("model_type", "required (qwen2)");
+  if (info == nullptr) {
+    throw Error(fmt::format("{}: unsupported architecture '{}'{}; QwenVK runs {}", f.file(), fmt::join(names, "', '"),
+                            names.empty() ? "" : RefusalReason(names.front()), SupportedArchitectures()));
+  }
+  c.architecture = std::string(info->hf_name);
+  c.arch = info->arch;
+  if (f.Find("model_type") == nullptr) f.Fail("model_type", fmt::format("required ({})", info->model_type));
   c.model_type = *f.String("model_type");
-  if (c.model_type != "qwen2") {
-    throw Error(
-        fmt::format("{}: unsupported model_type '{}' (only qwen2: Qwen1.5, Qwen2, Qwen2.5)", f.file(), c.model_type));
+  if (c.model_type != info->model_type) {
+    throw Error(fmt::format("{}: unsupported model_type '{}' for architecture {} (whose model_type is {})", f.file(),
+                            c.model_type, info->hf_name, info->model_type));
+  }
+  if (f.Find("dual_chunk_attention_config")) {
+    f.Fail("dual_chunk_attention_config",
+           "dual chunk attention (the Qwen2.5-1M long-context models) is not supported; QwenVK runs " +
+               SupportedArchitectures());
   }
   if (f.Find("quantization_config")) f.Fail("quantization_config", "quantized checkpoints are not supported");
   if (f.String("hidden_act").value_or("silu") != "silu") f.Fail("hidden_act", "only silu is supported");
@@ -276,9 +352,14 @@ ModelConfig ModelConfig::FromJsonFile(const std::filesystem::path& config_json) 
   if (!(eps > 0 && eps < 1)) f.Fail("rms_norm_eps", "must be in (0, 1)");
   c.rms_norm_eps = static_cast<float>(eps);
   c.tie_word_embeddings = f.Bool("tie_word_embeddings", false);
+  // transformers hard-codes QKV bias for Qwen2 and Qwen2-MoE; Qwen3 reads attention_bias.
+  const bool qwen3 = c.arch == Architecture::Qwen3 || c.arch == Architecture::Qwen3Moe;
+  c.qkv_bias = qwen3 ? f.Bool("attention_bias", false) : true;
+  c.qk_norm = qwen3;
 
   ReadRope(f, c);
   ReadLayerWindows(f, j, c);
+  if (c.arch == Architecture::Qwen2Moe || c.arch == Architecture::Qwen3Moe) ReadMoe(f, c);
 
   if (f.Find("bos_token_id")) c.bos_token_id = f.Uint("bos_token_id", std::nullopt, 0, c.vocab_size - 1);
   c.eos_token_ids = f.TokenIds("eos_token_id", c.vocab_size);

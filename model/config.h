@@ -1,7 +1,7 @@
 #pragma once
-// config.json and generation_config.json of a Qwen2-family checkpoint (Qwen1.5, Qwen2, Qwen2.5),
-// read as transformers 5 reads them: every field that changes the math, validated, so the
-// forward pass never meets a shape it cannot run.
+// config.json and generation_config.json of a Qwen checkpoint (Qwen1.5, Qwen2, Qwen2.5, Qwen2-MoE,
+// Qwen3, Qwen3-MoE), read as transformers 5 reads them: every field that changes the math,
+// validated, so the forward pass never meets a shape it cannot run.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -12,9 +12,26 @@
 
 namespace qvk {
 
+// The mixture-of-experts FFN of Qwen2-MoE and Qwen3-MoE: a router picks `experts_per_token` of
+// `num_experts` per token (softmax, then top-k, renormalized with norm_topk_prob); Qwen2-MoE adds a
+// shared expert scaled by sigmoid(h . w_gate).
+struct MoeConfig {
+  uint32_t num_experts = 0;
+  uint32_t experts_per_token = 0;
+  uint32_t expert_intermediate_size = 0;
+  uint32_t shared_expert_intermediate_size = 0;  // 0: no shared expert
+  bool norm_topk_prob = false;
+};
+
+// The architectures QwenVK runs (config.json "architectures" / GGUF general.architecture).
+enum class Architecture { Qwen2, Qwen2Moe, Qwen3, Qwen3Moe };
+
 struct ModelConfig {
-  std::string architecture;  // "Qwen2ForCausalLM"
-  std::string model_type;    // "qwen2"
+  std::string architecture;  // "Qwen2ForCausalLM", "Qwen2MoeForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM"
+  std::string model_type;    // "qwen2", "qwen2_moe", "qwen3", "qwen3_moe"
+  Architecture arch = Architecture::Qwen2;
+  bool qkv_bias = true;  // Qwen2 and Qwen2-MoE
+  bool qk_norm = false;  // Qwen3: RMSNorm of each q and k head before RoPE
   uint32_t hidden_size = 0;
   uint32_t intermediate_size = 0;
   uint32_t num_layers = 0;
@@ -30,10 +47,17 @@ struct ModelConfig {
   std::vector<uint32_t> layer_window;  // per layer: 0 = full attention, else the sliding window size
   std::optional<uint32_t> bos_token_id;
   std::vector<uint32_t> eos_token_ids;
+  std::optional<MoeConfig> moe;
+  std::vector<bool> layer_sparse;  // per layer: its FFN is the mixture of experts (else dense)
+
+  bool sparse(uint32_t layer) const { return moe.has_value() && layer_sparse[layer]; }
 
   // Throws Error naming the file, the field and its value.
   static ModelConfig FromJsonFile(const std::filesystem::path& config_json);
 };
+
+// The architectures QwenVK runs, named for messages.
+std::string SupportedArchitectures();
 
 struct GenerationConfig {
   std::vector<uint32_t> eos_token_ids;

@@ -49,7 +49,17 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
   const uint64_t partials =
       ops::AttentionScratchBytes(static_cast<uint32_t>(chunk), c.num_heads, c.num_kv_heads, c.head_dim, context) +
       ops::AttentionScratchBytes(1, c.num_heads, c.num_kv_heads, c.head_dim, context);
-  return uint64_t{4} * chunk * (4 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size}) +
+  // A mixture-of-experts layer's buffers (RunState): the router's logits and every layer's choice
+  // (its 256-byte alignment within the 16 MiB spare), each chosen expert's gate|up, SwiGLU and
+  // output, the shared expert's.
+  uint64_t moe = 0;
+  if (c.moe) {
+    const uint64_t k = c.moe->experts_per_token;
+    moe = c.moe->num_experts +
+          k * (2 * uint64_t{c.num_layers} + 3 * uint64_t{c.moe->expert_intermediate_size} + c.hidden_size) +
+          3 * uint64_t{c.moe->shared_expert_intermediate_size} + c.hidden_size + 1;
+  }
+  return uint64_t{4} * chunk * (4 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size} + moe) +
          uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + partials + (uint64_t{16} << 20);
 }
 

@@ -1,14 +1,20 @@
-// The Qwen2 forward pass, top to bottom, one dispatch per line of math (as transformers'
-// Qwen2ForCausalLM computes it):
+// The Qwen forward pass, top to bottom, one dispatch per line of math (as transformers'
+// Qwen2ForCausalLM, Qwen2MoeForCausalLM, Qwen3ForCausalLM and Qwen3MoeForCausalLM compute it):
 //
 //   x = embed[ids]
 //   for each layer:
-//     q|k|v = (rmsnorm(x) * w_in) Wqkv^T + bqkv              (one fused projection)
+//     q|k|v = (rmsnorm(x) * w_in) Wqkv^T [+ bqkv]            (one fused projection; no bias in Qwen3)
+//     [q_h, k_h = rmsnorm(q_h) * w_qn, rmsnorm(k_h) * w_kn]  (Qwen3, per head)
 //     q, k = rope(q, k, positions)       (k and v stored into the KV cache; folded into the projection)
 //     a = softmax(q k^T / sqrt(D) + causal mask [+ window]) v   (grouped-query; p = the softmax, when captured)
 //     x = x + a Wo^T
-//     m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post   (one fused projection)
-//     x = x + m Wdown^T
+//     dense layer:
+//       m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post   (one fused projection)
+//       x = x + m Wdown^T
+//     mixture-of-experts layer:
+//       ids, w = top-k(softmax(h Wr^T))                       (renormalized with norm_topk_prob)
+//       x = x + sum_j w_j (silu(h Wg[e_j]^T) * (h Wu[e_j]^T)) Wd[e_j]^T
+//             [+ sigmoid(h . w_sg) (silu(h Wsg^T) * (h Wsu^T)) Wsd^T]   (Qwen2-MoE's shared expert)
 //   logits = (rmsnorm(x) * w_final) Wlm^T
 //
 // A norm folds into the projection that reads it, the SwiGLU into the gate|up projection and RoPE
@@ -35,6 +41,97 @@ Buffer Make(Device& device, VkDeviceSize bytes, MemoryKind kind = MemoryKind::De
   return device.allocator().CreateBuffer(std::max<VkDeviceSize>(bytes, 4), kind);
 }
 
+// m = silu(h Wg^T) * (h Wu^T), h = the input (normalized on the way with `norm`): one fused
+// product when gate|up is one matrix, else one product per stored type and a SwiGLU.
+void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange x,
+                  std::optional<ops::RmsNormInput> norm, BufferRange scratch, BufferRange m, uint32_t tokens,
+                  uint32_t inter, std::string_view label) {
+  if (gate_up.size() == 1) {
+    ops::MatMul(
+        g, {.w = gate_up[0].w, .x = x, .y = m, .tokens = tokens, .norm = norm, .swiglu = ops::SwiGluOutput{scratch}},
+        label);
+    return;
+  }
+  for (const Projection& part : gate_up) {
+    ops::MatMul(g,
+                {.w = part.w,
+                 .x = x,
+                 .y = scratch,
+                 .tokens = tokens,
+                 .y_stride = 2 * inter,
+                 .y_offset = part.y_offset,
+                 .norm = norm},
+                label);
+  }
+  ops::SwiGlu(g, scratch, m, tokens, inter, fmt::format("{}_swiglu", label));
+}
+
+// The mixture-of-experts FFN of layer `l`, added to x.
+void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const Buffer& post_norm, RunState& s,
+               uint32_t tokens, uint32_t l) {
+  const MoeConfig& moe = *c.moe;
+  const uint32_t k = moe.experts_per_token, inter = moe.expert_intermediate_size;
+  // This layer's slice of the routing every layer leaves behind.
+  const VkDeviceSize pairs_bytes = VkDeviceSize{4} * tokens * k;
+  const BufferRange expert_ids(s.expert_ids, l * s.routing_layer_stride, pairs_bytes);
+  const BufferRange expert_weights(s.expert_weights, l * s.routing_layer_stride, pairs_bytes);
+  // h = rmsnorm(x) * w_post
+  ops::RmsNorm(g, s.x, post_norm, s.xn, tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
+  // r = h Wr^T
+  ops::MatMul(g, {.w = M.router, .x = s.xn, .y = s.router_logits, .tokens = tokens}, "router");
+  // ids, w = top-k(softmax(r))   (w renormalized to sum 1 with norm_topk_prob)
+  ops::MoeRoute(g, s.router_logits, expert_ids, expert_weights, tokens, moe.num_experts, k, moe.norm_topk_prob,
+                "route");
+  // g|u[t, j] = h[t] Wg[e]^T | h[t] Wu[e]^T,  e = ids[t, j]
+  for (const auto& [w, offset] : {std::pair{M.gate, 0u}, std::pair{M.up, inter}}) {
+    ops::MoeMatVec(g,
+                   {.w = w,
+                    .rows = inter,
+                    .x = s.xn,
+                    .ids = expert_ids,
+                    .y = s.expert_gate_up,
+                    .tokens = tokens,
+                    .k = k,
+                    .y_stride = 2 * inter,
+                    .y_offset = offset},
+                   "experts_gate_up");
+  }
+  // m[t, j] = silu(g) * u
+  ops::SwiGlu(g, s.expert_gate_up, s.expert_mlp, tokens * k, inter, "experts_swiglu");
+  // o[t, j] = m[t, j] Wd[e]^T
+  ops::MoeMatVec(g,
+                 {.w = M.down,
+                  .rows = c.hidden_size,
+                  .x = s.expert_mlp,
+                  .x_per_pair = true,
+                  .ids = expert_ids,
+                  .y = s.expert_out,
+                  .tokens = tokens,
+                  .k = k},
+                 "experts_down");
+  const bool shared = moe.shared_expert_intermediate_size > 0;
+  if (shared) {
+    // m_s = silu(h Wsg^T) * (h Wsu^T)
+    RecordGateUp(g, M.shared_gate_up, s.xn, std::nullopt, s.shared_gate_up, s.shared_mlp, tokens,
+                 moe.shared_expert_intermediate_size, "shared_gate_up");
+    // o_s = m_s Wsd^T
+    ops::MatMul(g, {.w = M.shared_down, .x = s.shared_mlp, .y = s.shared_out, .tokens = tokens}, "shared_down");
+    // g_s = h . w_sg
+    ops::MatMul(g, {.w = M.shared_gate, .x = s.xn, .y = s.shared_gate, .tokens = tokens}, "shared_gate");
+  }
+  // x = x + sum_j w[t, j] o[t, j]  (+ sigmoid(g_s) o_s)
+  ops::MoeCombine(g,
+                  {.x = s.x,
+                   .weights = expert_weights,
+                   .expert_out = s.expert_out,
+                   .shared_out = shared ? std::optional(BufferRange(s.shared_out)) : std::nullopt,
+                   .shared_gate = shared ? std::optional(BufferRange(s.shared_gate)) : std::nullopt,
+                   .tokens = tokens,
+                   .hidden = c.hidden_size,
+                   .k = k},
+                  "moe_combine");
+}
+
 }  // namespace
 
 RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32_t rows, uint32_t context)
@@ -47,6 +144,28 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
   attn_partials = Make(device, ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context));
   gate_up = Make(device, F32 * tokens * 2 * c.intermediate_size);
   mlp = Make(device, F32 * tokens * c.intermediate_size);
+  if (c.moe) {
+    const VkDeviceSize pairs = VkDeviceSize{tokens} * c.moe->experts_per_token;
+    const VkDeviceSize expert_inter = c.moe->expert_intermediate_size;
+    const VkDeviceSize shared_inter = c.moe->shared_expert_intermediate_size;
+    router_logits = Make(device, F32 * tokens * c.moe->num_experts);
+    // A multiple of 256 bytes, the largest storage-buffer offset alignment Vulkan allows.
+    routing_layer_stride = (4 * pairs + 255) / 256 * 256;
+    expert_ids = Make(device, c.num_layers * routing_layer_stride);
+    expert_weights = Make(device, c.num_layers * routing_layer_stride);
+    expert_gate_up = Make(device, F32 * pairs * 2 * expert_inter);
+    expert_mlp = Make(device, F32 * pairs * expert_inter);
+    expert_out = Make(device, F32 * pairs * c.hidden_size);
+    shared_gate_up = Make(device, F32 * tokens * 2 * shared_inter);
+    shared_mlp = Make(device, F32 * tokens * shared_inter);
+    shared_out = Make(device, F32 * tokens * c.hidden_size * (shared_inter > 0 ? 1 : 0));
+    shared_gate = Make(device, F32 * tokens * (shared_inter > 0 ? 1 : 0));
+  } else {
+    for (Buffer* b : {&router_logits, &expert_ids, &expert_weights, &expert_gate_up, &expert_mlp, &expert_out,
+                      &shared_gate_up, &shared_mlp, &shared_out, &shared_gate}) {
+      *b = Make(device, 0);
+    }
+  }
   ids = Make(device, 4 * tokens, MemoryKind::Upload);
   positions = Make(device, 4 * tokens, MemoryKind::Upload);
   logits = Make(device, F32 * c.vocab_size);
@@ -65,8 +184,31 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
 
 uint64_t RunState::bytes() const {
   uint64_t total = 0;
-  for (const Buffer* b : {&x, &xn, &qkv, &attn, &gate_up, &mlp, &ids, &positions, &inv_freq, &logits, &host_logits,
-                          &topk_scratch_values, &topk_scratch_indices, &ranked_logits, &ranked_ids}) {
+  for (const Buffer* b : {&x,
+                          &xn,
+                          &qkv,
+                          &attn,
+                          &gate_up,
+                          &mlp,
+                          &router_logits,
+                          &expert_ids,
+                          &expert_weights,
+                          &expert_gate_up,
+                          &expert_mlp,
+                          &expert_out,
+                          &shared_gate_up,
+                          &shared_mlp,
+                          &shared_out,
+                          &shared_gate,
+                          &ids,
+                          &positions,
+                          &inv_freq,
+                          &logits,
+                          &host_logits,
+                          &topk_scratch_values,
+                          &topk_scratch_indices,
+                          &ranked_logits,
+                          &ranked_ids}) {
     total += b->size();
   }
   return total;
@@ -100,8 +242,6 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
 
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = w.layers[l];
-    // q|k|v = (rmsnorm(x) * w_in) Wqkv^T + bqkv   (one product, or one per stored type);
-    // q, k = rope(q, k); cache[k|v][positions] = k, v   (in the products' epilogue when decoding)
     std::vector<ops::MatMulArgs> qkv;
     for (const Projection& part : L.qkv) {
       qkv.push_back({.w = part.w,
@@ -110,22 +250,32 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                      .tokens = tokens,
                      .y_stride = qkv_width,
                      .y_offset = part.y_offset,
-                     .bias = BufferRange(L.qkv_bias),
+                     .bias = c.qkv_bias ? std::optional(BufferRange(L.qkv_bias)) : std::nullopt,
                      .norm = ops::RmsNormInput{.weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn}});
     }
-    ops::MatMulRope(g, qkv,
-                    {.qkv = s.qkv,
-                     .positions = s.positions,
-                     .inv_freq = s.inv_freq,
-                     .tokens = tokens,
-                     .n_heads = c.num_heads,
-                     .n_kv_heads = c.num_kv_heads,
-                     .head_dim = c.head_dim,
-                     .attention_factor = s.attention_factor,
-                     .k_cache = BufferRange(kv.k[l]),
-                     .v_cache = BufferRange(kv.v[l]),
-                     .capacity = kv.capacity},
-                    "qkv", "rope");
+    const ops::RopeArgs rope{.qkv = s.qkv,
+                             .positions = s.positions,
+                             .inv_freq = s.inv_freq,
+                             .tokens = tokens,
+                             .n_heads = c.num_heads,
+                             .n_kv_heads = c.num_kv_heads,
+                             .head_dim = c.head_dim,
+                             .attention_factor = s.attention_factor,
+                             .k_cache = BufferRange(kv.k[l]),
+                             .v_cache = BufferRange(kv.v[l]),
+                             .capacity = kv.capacity};
+    if (!c.qk_norm) {
+      // q|k|v = (rmsnorm(x) * w_in) Wqkv^T + bqkv   (one product, or one per stored type);
+      // q, k = rope(q, k); cache[k|v][positions] = k, v   (in the products' epilogue when decoding)
+      ops::MatMulRope(g, qkv, rope, "qkv", "rope");
+    } else {
+      // q|k|v = (rmsnorm(x) * w_in) Wqkv^T   (one product, or one per stored type)
+      for (const ops::MatMulArgs& part : qkv) ops::MatMul(g, part, "qkv");
+      // q_h, k_h = rmsnorm(q_h) * w_qn, rmsnorm(k_h) * w_kn   (each head of q and k)
+      ops::HeadNorm(g, s.qkv, L.qk_norm, tokens, c.num_heads, c.num_kv_heads, c.head_dim, c.rms_norm_eps, "qk_norm");
+      // q, k = rope(q, k); cache[k|v][positions] = k, v
+      ops::Rope(g, rope, "rope");
+    }
     // a = softmax(q k^T / sqrt(D) + mask) v, over keys 0..position (within the layer's window);
     // p = that softmax, where a capture asks for this layer
     ops::AttentionArgs attention{.q = s.qkv,
@@ -152,32 +302,13 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     if (captured) probs->consume(g, l);
     // x = x + a Wo^T
     ops::MatMul(g, {.w = L.o, .x = s.attn, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "o_proj");
-    const ops::RmsNormInput mlp_norm{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn};
-    if (L.gate_up.size() == 1) {
-      // m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post
-      ops::MatMul(g,
-                  {.w = L.gate_up[0].w,
-                   .x = s.x,
-                   .y = s.mlp,
-                   .tokens = tokens,
-                   .norm = mlp_norm,
-                   .swiglu = ops::SwiGluOutput{s.gate_up}},
-                  "gate_up");
-    } else {
-      // g|u = h Wgu^T, one dispatch per stored type; m = silu(g) * u
-      for (const Projection& part : L.gate_up) {
-        ops::MatMul(g,
-                    {.w = part.w,
-                     .x = s.x,
-                     .y = s.gate_up,
-                     .tokens = tokens,
-                     .y_stride = 2 * c.intermediate_size,
-                     .y_offset = part.y_offset,
-                     .norm = mlp_norm},
-                    "gate_up");
-      }
-      ops::SwiGlu(g, s.gate_up, s.mlp, tokens, c.intermediate_size, "swiglu");
+    if (L.moe) {
+      RecordMoe(g, c, *L.moe, L.post_norm, s, tokens, l);
+      continue;
     }
+    // m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post
+    RecordGateUp(g, L.gate_up, s.x, ops::RmsNormInput{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn},
+                 s.gate_up, s.mlp, tokens, c.intermediate_size, "gate_up");
     // x = x + m Wdown^T
     ops::MatMul(g, {.w = L.down, .x = s.mlp, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "down");
   }

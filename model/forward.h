@@ -1,5 +1,5 @@
 #pragma once
-// The Qwen2 forward pass as recorded GPU work, and the buffers it runs in.
+// The Qwen forward pass as recorded GPU work, and the buffers it runs in.
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -25,13 +25,27 @@ struct RunState {
 
   uint32_t max_tokens;
   uint32_t host_logits_rows;
-  Buffer x;                     // f32 [T, hidden]                 residual stream
-  Buffer xn;                    // f32 [T, hidden]                 RMS-normalized block input (prefill only)
-  Buffer qkv;                   // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
-  Buffer attn;                  // f32 [T, H * D]                  attention output, heads side by side
-  Buffer attn_partials;         // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l)
-  Buffer gate_up;               // f32 [T, 2 * inter]              gate | up projections (prefill, or of two types)
-  Buffer mlp;                   // f32 [T, inter]                  silu(gate) * up
+  Buffer x;              // f32 [T, hidden]                 residual stream
+  Buffer xn;             // f32 [T, hidden]                 RMS-normalized block input (prefill only)
+  Buffer qkv;            // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
+  Buffer attn;           // f32 [T, H * D]                  attention output, heads side by side
+  Buffer attn_partials;  // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l)
+  Buffer gate_up;        // f32 [T, 2 * inter]              gate | up projections (prefill, or of two types)
+  Buffer mlp;            // f32 [T, inter]                  silu(gate) * up
+  // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the
+  // expert and shared-expert FFN sizes:
+  Buffer router_logits;  // f32 [T, experts]                h Wr^T
+  // Each layer routes into its own slice (a dense layer's stays unused), so every layer's choice
+  // is still there after a forward, for a test to compare with transformers'.
+  Buffer expert_ids;            // u32 [L, stride / 4]: [T, k]     the chosen experts
+  Buffer expert_weights;        // f32 [L, stride / 4]: [T, k]     their router weights
+  Buffer expert_gate_up;        // f32 [T * k, 2 * I_e]            gate | up of each chosen expert
+  Buffer expert_mlp;            // f32 [T * k, I_e]                silu(gate) * up
+  Buffer expert_out;            // f32 [T * k, hidden]             each chosen expert's output
+  Buffer shared_gate_up;        // f32 [T, 2 * I_s]                the shared expert's gate | up
+  Buffer shared_mlp;            // f32 [T, I_s]                    silu(gate) * up
+  Buffer shared_out;            // f32 [T, hidden]                 the shared expert's output
+  Buffer shared_gate;           // f32 [T]                         h . w_shared_gate
   Buffer ids;                   // u32 [T]                         token ids (host-written)
   Buffer positions;             // u32 [T]                         absolute position of each token
   Buffer inv_freq;              // f32 [D / 2]                     RoPE inverse frequencies
@@ -42,6 +56,7 @@ struct RunState {
   Buffer ranked_logits;         // f32 [kMaxRanked]                the best logits, descending (host-readable)
   Buffer ranked_ids;            // u32 [kMaxRanked]                their token ids (host-readable)
   float attention_factor = 1.0f;
+  VkDeviceSize routing_layer_stride = 0;  // bytes from one layer's expert_ids (expert_weights) to the next
 
   uint64_t bytes() const;  // GPU memory of every buffer above
 };

@@ -1,6 +1,7 @@
 // Sections: metadata fields / ModelConfig / tokenizer / chat template
 #include "model/gguf_model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -51,19 +52,20 @@ std::optional<uint32_t> TokenId(const GgufFile& file, std::string_view key, uint
 
 // YaRN as convert_hf_to_gguf.py writes it from config.json's rope_scaling; transformers'
 // defaults fill in what it leaves out.
-std::optional<YarnScaling> ReadRopeScaling(const GgufFile& file, uint32_t max_positions) {
-  const std::optional<std::string> type = file.GetString("qwen2.rope.scaling.type");
+std::optional<YarnScaling> ReadRopeScaling(const GgufFile& file, const std::string& arch, uint32_t max_positions) {
+  const auto K = [&](std::string_view key) { return fmt::format("{}.{}", arch, key); };
+  const std::optional<std::string> type = file.GetString(K("rope.scaling.type"));
   if (!type || *type == "none") return std::nullopt;
-  if (*type != "yarn") Fail(file, "qwen2.rope.scaling.type", fmt::format("'{}' is not supported (only yarn)", *type));
+  if (*type != "yarn") Fail(file, K("rope.scaling.type"), fmt::format("'{}' is not supported (only yarn)", *type));
   YarnScaling y;
-  const auto factor = Float(file, "qwen2.rope.scaling.factor");
-  if (!factor || *factor <= 0) Fail(file, "qwen2.rope.scaling.factor", "YaRN needs a positive factor");
+  const auto factor = Float(file, K("rope.scaling.factor"));
+  if (!factor || *factor <= 0) Fail(file, K("rope.scaling.factor"), "YaRN needs a positive factor");
   y.factor = *factor;
   y.original_max_position_embeddings =
-      Uint(file, "qwen2.rope.scaling.original_context_length", max_positions, 1, kMaxPositions);
+      Uint(file, K("rope.scaling.original_context_length"), max_positions, 1, kMaxPositions);
   // As transformers reads them (with `or`), 0 means the default.
-  if (const auto beta = Float(file, "qwen2.rope.scaling.yarn_beta_fast"); beta && *beta != 0) y.beta_fast = *beta;
-  if (const auto beta = Float(file, "qwen2.rope.scaling.yarn_beta_slow"); beta && *beta != 0) y.beta_slow = *beta;
+  if (const auto beta = Float(file, K("rope.scaling.yarn_beta_fast")); beta && *beta != 0) y.beta_fast = *beta;
+  if (const auto beta = Float(file, K("rope.scaling.yarn_beta_slow")); beta && *beta != 0) y.beta_slow = *beta;
   return y;
 }
 
@@ -73,50 +75,70 @@ std::optional<YarnScaling> ReadRopeScaling(const GgufFile& file, uint32_t max_po
 
 ModelConfig ConfigFromGguf(const GgufFile& file) {
   const std::optional<std::string> architecture = file.GetString("general.architecture");
-  if (!architecture) Fail(file, "general.architecture", "required (qwen2)");
-  if (*architecture != "qwen2") {
-    throw Error(fmt::format("{}: unsupported architecture '{}' (only qwen2: Qwen1.5, Qwen2, Qwen2.5)", file.name(),
-                            *architecture));
+  if (!architecture) Fail(file, "general.architecture", "required (qwen2, qwen2moe, qwen3 or qwen3moe)");
+  static const std::pair<std::string_view, Architecture> kArchitectures[] = {
+      {"qwen2", Architecture::Qwen2},
+      {"qwen2moe", Architecture::Qwen2Moe},
+      {"qwen3", Architecture::Qwen3},
+      {"qwen3moe", Architecture::Qwen3Moe},
+  };
+  const auto known =
+      std::ranges::find(kArchitectures, *architecture, &std::pair<std::string_view, Architecture>::first);
+  if (known == std::end(kArchitectures)) {
+    throw Error(
+        fmt::format("{}: unsupported architecture '{}'; QwenVK runs qwen2 (Qwen1.5, Qwen2, Qwen2.5), "
+                    "qwen2moe, qwen3 and qwen3moe",
+                    file.name(), *architecture));
   }
+  const std::string arch = *architecture;
+  const auto K = [&](std::string_view key) { return fmt::format("{}.{}", arch, key); };
   ModelConfig c;
-  c.architecture = "Qwen2ForCausalLM";
-  c.model_type = "qwen2";
-  c.hidden_size = Uint(file, "qwen2.embedding_length", std::nullopt, 1, kMaxHidden);
-  c.intermediate_size = Uint(file, "qwen2.feed_forward_length", std::nullopt, 1, kMaxIntermediate);
-  c.num_layers = Uint(file, "qwen2.block_count", std::nullopt, 1, kMaxLayers);
-  c.num_heads = Uint(file, "qwen2.attention.head_count", std::nullopt, 1, kMaxHeads);
-  c.num_kv_heads = Uint(file, "qwen2.attention.head_count_kv", c.num_heads, 1, c.num_heads);
+  c.arch = known->second;
+  static constexpr std::string_view kHfNames[] = {"Qwen2ForCausalLM", "Qwen2MoeForCausalLM", "Qwen3ForCausalLM",
+                                                  "Qwen3MoeForCausalLM"};
+  static constexpr std::string_view kModelTypes[] = {"qwen2", "qwen2_moe", "qwen3", "qwen3_moe"};
+  c.architecture = std::string(kHfNames[static_cast<int>(c.arch)]);
+  c.model_type = std::string(kModelTypes[static_cast<int>(c.arch)]);
+  const bool qwen3 = c.arch == Architecture::Qwen3 || c.arch == Architecture::Qwen3Moe;
+  // llama.cpp's qwen3 graphs have no QKV bias and always normalize q and k.
+  c.qkv_bias = file.FindTensor("blk.0.attn_q.bias") != nullptr;
+  c.qk_norm = qwen3;
+  c.hidden_size = Uint(file, K("embedding_length"), std::nullopt, 1, kMaxHidden);
+  c.intermediate_size = Uint(file, K("feed_forward_length"), std::nullopt, 1, kMaxIntermediate);
+  c.num_layers = Uint(file, K("block_count"), std::nullopt, 1, kMaxLayers);
+  c.num_heads = Uint(file, K("attention.head_count"), std::nullopt, 1, kMaxHeads);
+  c.num_kv_heads = Uint(file, K("attention.head_count_kv"), c.num_heads, 1, c.num_heads);
   if (c.num_heads % c.num_kv_heads != 0) {
-    Fail(file, "qwen2.attention.head_count_kv",
+    Fail(file, K("attention.head_count_kv"),
          fmt::format("is {}; qwen2.attention.head_count ({}) must be a multiple of it", c.num_kv_heads, c.num_heads));
   }
   // llama.cpp derives the head size unless key_length gives it; the engine has one size for K and V.
-  if (file.Find("qwen2.attention.key_length") != nullptr) {
-    c.head_dim = Uint(file, "qwen2.attention.key_length", std::nullopt, 2, kMaxHeadDim);
+  if (file.Find(K("attention.key_length")) != nullptr) {
+    c.head_dim = Uint(file, K("attention.key_length"), std::nullopt, 2, kMaxHeadDim);
   } else {
     if (c.hidden_size % c.num_heads != 0) {
-      Fail(file, "qwen2.attention.head_count",
+      Fail(file, K("attention.head_count"),
            fmt::format("is {}; qwen2.embedding_length ({}) must be a multiple of it", c.num_heads, c.hidden_size));
     }
     c.head_dim = c.hidden_size / c.num_heads;
   }
-  if (const uint32_t value_length = Uint(file, "qwen2.attention.value_length", c.head_dim, 1, kMaxHeadDim);
+  if (const uint32_t value_length = Uint(file, K("attention.value_length"), c.head_dim, 1, kMaxHeadDim);
       value_length != c.head_dim) {
-    Fail(file, "qwen2.attention.value_length",
+    Fail(file, K("attention.value_length"),
          fmt::format("is {}; only a value size equal to the key size ({}) is supported", value_length, c.head_dim));
   }
   if (c.head_dim % 2 != 0 || c.head_dim > kMaxHeadDim) {
     throw Error(fmt::format("{}: head size {}: RoPE needs an even head size of at most {}", file.name(), c.head_dim,
                             kMaxHeadDim));
   }
-  c.max_position_embeddings = Uint(file, "qwen2.context_length", std::nullopt, 1, kMaxPositions);
+  c.max_position_embeddings = Uint(file, K("context_length"), std::nullopt, 1, kMaxPositions);
 
-  const auto eps = Float(file, "qwen2.attention.layer_norm_rms_epsilon");
-  if (!eps) Fail(file, "qwen2.attention.layer_norm_rms_epsilon", "required");
-  if (!(*eps > 0 && *eps < 1)) Fail(file, "qwen2.attention.layer_norm_rms_epsilon", "must be in (0, 1)");
+  const auto eps = Float(file, K("attention.layer_norm_rms_epsilon"));
+  if (!eps) Fail(file, K("attention.layer_norm_rms_epsilon"), "required");
+  if (!(*eps > 0 && *eps < 1)) Fail(file, K("attention.layer_norm_rms_epsilon"), "must be in (0, 1)");
   c.rms_norm_eps = static_cast<float>(*eps);
 
-  if (const auto theta = Float(file, "qwen2.rope.freq_base")) {
+  if (const auto theta = Float(file, K("rope.freq_base"))) {
     c.rope_theta = *theta;
   } else {
     // llama.cpp's default too; Qwen2 models use 1e6, so a missing key is worth a line in the log.
@@ -124,8 +146,8 @@ ModelConfig ConfigFromGguf(const GgufFile& file) {
     spdlog::warn("{}: no qwen2.rope.freq_base; using the default RoPE base 10000", file.name());
   }
   // The YaRN correction range divides by log(theta); 1 or less is no rotary embedding at all.
-  if (!(c.rope_theta > 1.0)) Fail(file, "qwen2.rope.freq_base", fmt::format("is {}; must be over 1", c.rope_theta));
-  c.yarn = ReadRopeScaling(file, c.max_position_embeddings);
+  if (!(c.rope_theta > 1.0)) Fail(file, K("rope.freq_base"), fmt::format("is {}; must be over 1", c.rope_theta));
+  c.yarn = ReadRopeScaling(file, arch, c.max_position_embeddings);
 
   const GgufTensor* embedding = file.FindTensor("token_embd.weight");
   if (embedding == nullptr) {
@@ -138,6 +160,26 @@ ModelConfig ConfigFromGguf(const GgufFile& file) {
   c.vocab_size = static_cast<uint32_t>(embedding->rows());
   c.tie_word_embeddings = file.FindTensor("output.weight") == nullptr;
   c.layer_window.assign(c.num_layers, 0);
+  if (c.arch == Architecture::Qwen2Moe || c.arch == Architecture::Qwen3Moe) {
+    MoeConfig m;
+    m.num_experts = Uint(file, K("expert_count"), std::nullopt, 1, kMaxExperts);
+    m.experts_per_token =
+        Uint(file, K("expert_used_count"), std::nullopt, 1, std::min(m.num_experts, kMaxExpertsPerToken));
+    m.expert_intermediate_size = Uint(file, K("expert_feed_forward_length"), std::nullopt, 1, kMaxIntermediate);
+    if (c.arch == Architecture::Qwen2Moe) {
+      m.shared_expert_intermediate_size =
+          Uint(file, K("expert_shared_feed_forward_length"), std::nullopt, 1, kMaxIntermediate);
+    }
+    // As llama.cpp builds these graphs: qwen3moe renormalizes the chosen weights, qwen2moe does not.
+    m.norm_topk_prob = c.arch == Architecture::Qwen3Moe;
+    if (const auto norm = file.GetBool(K("expert_weights_norm"))) m.norm_topk_prob = *norm;
+    c.moe = m;
+    // GGUF has no mlp_only_layers: a layer with a router is sparse, one without it dense.
+    c.layer_sparse.assign(c.num_layers, false);
+    for (uint32_t l = 0; l < c.num_layers; ++l) {
+      c.layer_sparse[l] = file.FindTensor(fmt::format("blk.{}.ffn_gate_inp.weight", l)) != nullptr;
+    }
+  }
 
   c.bos_token_id = TokenId(file, "tokenizer.ggml.bos_token_id", c.vocab_size);
   if (const auto eos = TokenId(file, "tokenizer.ggml.eos_token_id", c.vocab_size)) c.eos_token_ids.push_back(*eos);

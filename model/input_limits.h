@@ -36,6 +36,10 @@ inline constexpr uint32_t kMaxIntermediate = 1u << 20;
 inline constexpr uint32_t kMaxLayers = 1024;
 inline constexpr uint32_t kMaxHeads = 1024;
 inline constexpr uint32_t kMaxHeadDim = 1024;
+// Qwen3-30B-A3B routes each token to 8 of 128 experts; the router kernel keeps a token's choice
+// in registers, so experts per token stay small.
+inline constexpr uint32_t kMaxExperts = 1024;
+inline constexpr uint32_t kMaxExpertsPerToken = 32;
 // Also the largest tokenizer: a token id in tokenizer.json must be below this, below config.json's
 // vocab_size, and below the number of tokens the file lists (ids run 0..n-1 without gaps).
 inline constexpr uint32_t kMaxVocab = 1u << 24;

@@ -38,8 +38,8 @@ void ModelFiles::OpenFolder() {
   tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::FromTokenizerJson(path_ / "tokenizer.json", config_.vocab_size));
   tokenizer_source_ = "tokenizer.json";
   if (std::filesystem::exists(path_ / "tokenizer_config.json")) {
-    chat_template_ = ChatTemplate::FromTokenizerConfig(path_ / "tokenizer_config.json");
     template_source_ = "tokenizer_config.json";
+    LoadTemplate([&] { return ChatTemplate::FromTokenizerConfig(path_ / "tokenizer_config.json"); });
   }
   tensors_ = std::make_unique<SafetensorsModel>(path_);
   source_ = SafetensorsSource(*tensors_, path_);
@@ -53,19 +53,36 @@ void ModelFiles::OpenGguf() {
   tokenizer_ = std::make_unique<Tokenizer>(TokenizerVocabFromGguf(*gguf_));
   tokenizer_source_ = "GGUF metadata (tokenizer.ggml.*)";
   if (auto source = ChatTemplateFromGguf(*gguf_)) {
-    chat_template_.emplace(*source);
     template_source_ = "GGUF metadata (tokenizer.chat_template)";
+    LoadTemplate([&] { return ChatTemplate(*source); });
   }
   source_ = GgufSource(*gguf_, path_);
 }
 
+void ModelFiles::LoadTemplate(const std::function<ChatTemplate()>& load) {
+  try {
+    chat_template_.emplace(load());
+  } catch (const Error& e) {
+    template_error_ = e.what();
+  }
+}
+
+void ModelFiles::RequireTemplate() const {
+  if (chat_template_) return;
+  if (!template_error_.empty()) {
+    throw Error(fmt::format("the chat template of {} ({}) cannot be used: {}", path_.string(), template_source_,
+                            template_error_));
+  }
+  throw Error(fmt::format("{} has no chat template", path_.string()));
+}
+
 std::vector<uint32_t> ModelFiles::EncodeChat(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
-  if (!chat_template_) throw Error(fmt::format("{} has no chat template", path_.string()));
+  RequireTemplate();
   return tokenizer_->Encode(chat_template_->Apply(messages, add_generation_prompt));
 }
 
 std::vector<uint32_t> ModelFiles::EncodeChatContinuation(std::span<const ChatMessage> messages) const {
-  if (!chat_template_) throw Error(fmt::format("{} has no chat template", path_.string()));
+  RequireTemplate();
   if (messages.empty()) throw Error("there is no message to continue");
   const std::string& content = messages.back().content;
   constexpr std::string_view kSpace = " \t\n\r\f\v";

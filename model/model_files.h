@@ -4,6 +4,7 @@
 // (all of that in its metadata, the tensors mmapped).
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -37,6 +38,9 @@ class ModelFiles {
   bool has_chat_template() const { return chat_template_.has_value(); }
   const std::string& tokenizer_source() const { return tokenizer_source_; }
   const std::string& template_source() const { return template_source_; }
+  // Why the model's chat template cannot be used (a construct the template engine lacks), or
+  // empty. Such a model still loads for plain text; EncodeChat throws this reason.
+  const std::string& template_error() const { return template_error_; }
 
   // The chat template applied to `messages`, tokenized.
   std::vector<uint32_t> EncodeChat(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
@@ -50,6 +54,8 @@ class ModelFiles {
  private:
   void OpenFolder();
   void OpenGguf();
+  void LoadTemplate(const std::function<ChatTemplate()>& load);
+  void RequireTemplate() const;  // throws Error saying why there is no usable template
 
   std::filesystem::path path_;
   ModelConfig config_;
@@ -60,7 +66,7 @@ class ModelFiles {
   std::unique_ptr<GgufFile> gguf_;
   std::unique_ptr<WeightSource> source_;
   std::vector<uint32_t> stop_ids_;
-  std::string tokenizer_source_, template_source_;
+  std::string tokenizer_source_, template_source_, template_error_;
 };
 
 }  // namespace qvk

@@ -42,7 +42,10 @@ class WeightSource {
 std::unique_ptr<WeightSource> SafetensorsSource(const SafetensorsModel& model, const std::filesystem::path& folder);
 std::unique_ptr<WeightSource> GgufSource(const GgufFile& file, const std::filesystem::path& path);
 
-// The source holds exactly the tensors a Qwen2 model of `config` needs, with their shapes, and
+// Every tensor a model of `config` needs, under transformers' names, with its shape.
+std::vector<std::pair<std::string, std::vector<uint64_t>>> ExpectedTensors(const ModelConfig& config);
+
+// The source holds exactly the tensors a model of `config` needs, with their shapes, and
 // its vectors are not quantized; throws Error naming the first tensor that is missing,
 // misshapen or unexpected.
 void ValidateQwen2Tensors(const ModelConfig& config, const WeightSource& source);

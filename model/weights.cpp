@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "gpu/device.h"
 #include "base/error.h"
+#include "gpu/device.h"
 #include "gpu/uploader.h"
 #include "model/quantize.h"
 #include "model/weight_source.h"
@@ -42,6 +42,16 @@ class WeightLoader {
       i = j;
     }
     return parts;
+  }
+
+  // Tensors of one type stacked into one matrix (a layer's experts); throws if their types differ.
+  Matrix StackedMatrix(const std::vector<std::string>& names, MemoryKind kind) {
+    std::vector<Projection> parts = Projections(names, kind);
+    if (parts.size() != 1) {
+      throw Error(fmt::format("{} and {} are stored as different types; a layer's experts must share one",
+                              names.front(), names.back()));
+    }
+    return parts[0].w;
   }
 
   Matrix SingleMatrix(const std::string& name, MemoryKind kind) {
@@ -136,7 +146,7 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Weight
   }
   ModelWeights w;
   // Matrix views point into matrix_storage: reserve so they never move.
-  w.matrix_storage.reserve(9 * config.num_layers + 2);
+  w.matrix_storage.reserve(14 * config.num_layers + 2);
   WeightLoader loader(device, source, options, w, progress);
   uint64_t budget_left = options.device_budget;
   // GPU memory while the budget lasts; once a part does not fit, everything after it stays on
@@ -168,19 +178,57 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Weight
     const std::string p = fmt::format("model.layers.{}.", l);
     const std::vector<std::string> qkv = {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
                                           p + "self_attn.v_proj.weight"};
-    const std::vector<std::string> gate_up = {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"};
-    const MemoryKind kind = place({qkv[0], qkv[1], qkv[2], p + "self_attn.o_proj.weight", gate_up[0], gate_up[1],
-                                   p + "mlp.down_proj.weight"});
+    std::vector<std::string> matrices = {qkv[0], qkv[1], qkv[2], p + "self_attn.o_proj.weight"};
+    std::vector<std::string> gate_up, experts_gate, experts_up, experts_down, shared_gate_up;
+    if (config.sparse(l)) {
+      for (uint32_t e = 0; e < config.moe->num_experts; ++e) {
+        const std::string x = fmt::format("{}mlp.experts.{}.", p, e);
+        experts_gate.push_back(x + "gate_proj.weight");
+        experts_up.push_back(x + "up_proj.weight");
+        experts_down.push_back(x + "down_proj.weight");
+      }
+      matrices.push_back(p + "mlp.gate.weight");
+      for (const auto* names : {&experts_gate, &experts_up, &experts_down}) {
+        matrices.insert(matrices.end(), names->begin(), names->end());
+      }
+      if (config.moe->shared_expert_intermediate_size > 0) {
+        shared_gate_up = {p + "mlp.shared_expert.gate_proj.weight", p + "mlp.shared_expert.up_proj.weight"};
+        matrices.insert(matrices.end(), {shared_gate_up[0], shared_gate_up[1], p + "mlp.shared_expert.down_proj.weight",
+                                         p + "mlp.shared_expert_gate.weight"});
+      }
+    } else {
+      gate_up = {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"};
+      matrices.insert(matrices.end(), {gate_up[0], gate_up[1], p + "mlp.down_proj.weight"});
+    }
+    const MemoryKind kind = place(matrices);
     if (kind == MemoryKind::Host) ++w.host_layers;
     LayerWeights layer;
     layer.input_norm = loader.F32Vector({p + "input_layernorm.weight"});
     layer.qkv = loader.Projections(qkv, kind);
-    layer.qkv_bias = loader.F32Vector({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias",
-                                       p + "self_attn.v_proj.bias"});
+    if (config.qkv_bias) {
+      layer.qkv_bias =
+          loader.F32Vector({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
+    }
+    if (config.qk_norm)
+      layer.qk_norm = loader.F32Vector({p + "self_attn.q_norm.weight", p + "self_attn.k_norm.weight"});
     layer.o = loader.SingleMatrix(p + "self_attn.o_proj.weight", kind);
     layer.post_norm = loader.F32Vector({p + "post_attention_layernorm.weight"});
-    layer.gate_up = loader.Projections(gate_up, kind);
-    layer.down = loader.SingleMatrix(p + "mlp.down_proj.weight", kind);
+    if (config.sparse(l)) {
+      MoeLayerWeights moe;
+      moe.router = loader.SingleMatrix(p + "mlp.gate.weight", kind);
+      moe.gate = loader.StackedMatrix(experts_gate, kind);
+      moe.up = loader.StackedMatrix(experts_up, kind);
+      moe.down = loader.StackedMatrix(experts_down, kind);
+      if (!shared_gate_up.empty()) {
+        moe.shared_gate_up = loader.Projections(shared_gate_up, kind);
+        moe.shared_down = loader.SingleMatrix(p + "mlp.shared_expert.down_proj.weight", kind);
+        moe.shared_gate = loader.SingleMatrix(p + "mlp.shared_expert_gate.weight", kind);
+      }
+      layer.moe = std::move(moe);
+    } else {
+      layer.gate_up = loader.Projections(gate_up, kind);
+      layer.down = loader.SingleMatrix(p + "mlp.down_proj.weight", kind);
+    }
     w.layers.push_back(std::move(layer));
   }
   loader.Finish();

@@ -1,5 +1,5 @@
 #pragma once
-// Qwen2 weights on the GPU, in the layout the forward pass wants: the Q, K and V projections
+// Qwen weights on the GPU, in the layout the forward pass wants: the Q, K and V projections
 // stacked into one matrix (rows q | k | v, one dispatch computes all three) and gate and up
 // stacked (rows gate | up, the layout the SwiGLU kernel reads), norms and biases as f32.
 // Matrices keep their stored type (BF16, F16, F32 or a ggml block type; the kernels read each
@@ -25,14 +25,27 @@ struct Projection {
   uint32_t y_offset = 0;
 };
 
+// A mixture-of-experts FFN (Qwen2-MoE, Qwen3-MoE). Each projection stacks every expert's rows,
+// expert e's at e * rows, so the kernels pick an expert by the router's id.
+struct MoeLayerWeights {
+  Matrix router;                           // [experts, hidden]
+  Matrix gate, up;                         // [experts * inter_e, hidden]
+  Matrix down;                             // [experts * hidden, inter_e]
+  std::vector<Projection> shared_gate_up;  // [2 * inter_s, hidden] in one or two parts (Qwen2-MoE)
+  Matrix shared_down;                      // [hidden, inter_s]
+  Matrix shared_gate;                      // [1, hidden]: the shared expert's sigmoid gate
+};
+
 struct LayerWeights {
   std::vector<Projection> qkv;      // [(H + 2 Hkv) * D, hidden] in one or three parts
-  Buffer qkv_bias;                  // f32 [(H + 2 Hkv) * D]
+  Buffer qkv_bias;                  // f32 [(H + 2 Hkv) * D]; empty without QKV bias (Qwen3)
+  Buffer qk_norm;                   // f32 [2 * D]: q_norm | k_norm (Qwen3); empty otherwise
   Matrix o;                         // [hidden, H * D]
-  std::vector<Projection> gate_up;  // [2 * inter, hidden] in one or two parts
-  Matrix down;                      // [hidden, inter]
-  Buffer input_norm;                // f32 [hidden]
-  Buffer post_norm;                 // f32 [hidden]
+  std::vector<Projection> gate_up;  // [2 * inter, hidden] in one or two parts (dense layers)
+  Matrix down;                      // [hidden, inter] (dense layers)
+  std::optional<MoeLayerWeights> moe;
+  Buffer input_norm;  // f32 [hidden]
+  Buffer post_norm;   // f32 [hidden]
 };
 
 struct ModelWeights {
@@ -58,7 +71,7 @@ struct LoadOptions {
   std::optional<DType> quantize;
 };
 
-// `source` holds a valid Qwen2 model of `config` (ModelFiles checks that when it opens a model).
+// `source` holds a valid model of `config` (ModelFiles checks that when it opens a model).
 ModelWeights LoadWeights(Device& device, const ModelConfig& config, const WeightSource& source,
                          const LoadOptions& options = {}, const LoadProgress& progress = {});
 

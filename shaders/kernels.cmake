@@ -52,6 +52,16 @@ qwenvk_kernel(OP Embed SOURCE embed.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS table ids y WRITES y PUSH EmbedPush LOCAL_SIZE 256)
 qwenvk_kernel(OP RmsNorm SOURCE rmsnorm.comp
               BINDINGS x weight y WRITES y PUSH RmsNormPush LOCAL_SIZE 256)
+# Qwen3's q and k RMSNorm per head, before RoPE.
+qwenvk_kernel(OP HeadNorm NAME head_norm SOURCE head_norm.comp
+              BINDINGS qkv weight WRITES qkv PUSH HeadNormPush LOCAL_SIZE 64)
+# Mixture of experts: the router's choice, the chosen experts' products, their weighted sum.
+qwenvk_kernel(OP MoeRoute NAME moe_route SOURCE moe_route.comp
+              BINDINGS logits ids weights WRITES ids weights PUSH MoeRoutePush LOCAL_SIZE 64)
+qwenvk_kernel(OP MoeMatVec NAME moe_matvec SOURCE moe_matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              BINDINGS w x ids y WRITES y PUSH MoeMatVecPush LOCAL_SIZE 64)
+qwenvk_kernel(OP MoeCombine NAME moe_combine SOURCE moe_combine.comp
+              BINDINGS x weights expert_out shared_out shared_gate WRITES x PUSH MoeCombinePush LOCAL_SIZE 256)
 qwenvk_kernel(OP Rope SOURCE rope.comp
               BINDINGS qkv positions inv_freq k_cache v_cache WRITES qkv k_cache v_cache PUSH RopePush LOCAL_SIZE 64)
 qwenvk_kernel(OP SwiGlu SOURCE swiglu.comp

@@ -199,7 +199,59 @@ struct FmaPush {
   float c;
 };
 
+// Qwen3's RMSNorm of every q and k head, in place in fused QKV rows [T, stride]: head h of row t
+// (h < n_heads: q, else k) is scaled by inversesqrt(mean(head^2) + eps) * weight[h < n_heads ? i :
+// head_dim + i] (weight: q_norm | k_norm, f32 [2 * head_dim]). One workgroup per head and token.
+struct HeadNormPush {
+  uint tokens;
+  uint n_heads;
+  uint n_kv_heads;
+  uint head_dim;
+  uint stride;  // floats between QKV rows
+  float eps;
+};
+
+// The mixture-of-experts router of Qwen2-MoE / Qwen3-MoE, one invocation per token: p =
+// softmax(logits[t, 0..experts)), the k largest (ties to the lower expert) written as
+// ids[t * k + j] and weights[t * k + j] = p (divided by their sum with QVK_FLAG_NORM_TOPK),
+// descending.
+#define QVK_FLAG_NORM_TOPK 256u
+struct MoeRoutePush {
+  uint tokens;
+  uint experts;
+  uint k;
+  uint flags;
+};
+
+// Expert products: for each pair (token t, slot j), e = ids[t * k + j]:
+// Y[pair * y_stride + y_offset + r] = W[e * rows + r] . X[(x_per_pair ? pair : t) * x_stride + ..]
+// for r < rows, W [experts * rows, cols]; only the chosen experts' rows are read.
+struct MoeMatVecPush {
+  uint rows;  // rows of one expert
+  uint cols;
+  uint pairs;  // tokens * k
+  uint k;
+  uint x_stride;
+  uint x_per_pair;  // 1: X holds one row per pair, 0: one per token
+  uint y_stride;
+  uint y_offset;
+};
+
+// X[t, c] += sum_j weights[t * k + j] * E[(t * k + j), c] (+ sigmoid(G[t]) * S[t, c] with
+// QVK_FLAG_SHARED): the experts' outputs and the shared expert's, added to the residual stream.
+#define QVK_FLAG_SHARED 512u
+struct MoeCombinePush {
+  uint tokens;
+  uint hidden;
+  uint k;
+  uint flags;
+};
+
 #ifdef __cplusplus
+static_assert(sizeof(HeadNormPush) == 24);
+static_assert(sizeof(MoeRoutePush) == 16);
+static_assert(sizeof(MoeMatVecPush) == 32);
+static_assert(sizeof(MoeCombinePush) == 16);
 static_assert(sizeof(MatMulPush) == 28 && offsetof(MatMulPush, flags) == 24);
 static_assert(sizeof(MatVecPush) == 64 && offsetof(MatVecPush, attention_factor) == 60);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);

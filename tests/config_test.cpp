@@ -198,6 +198,82 @@ TEST(ModelConfigTest, RefusesOtherArchitecturesByName) {
   j = TinyConfig();
   j["quantization_config"] = {{"quant_method", "gptq"}};
   ExpectMentions(files.ErrorOf(j), {"quantization_config = {\"quant_method\":\"gptq\"}"});
+  // The Qwen models QwenVK does not run are named with why, and the list of what it runs.
+  j = TinyConfig();
+  j["architectures"] = {"Qwen2VLForConditionalGeneration"};
+  ExpectMentions(files.ErrorOf(j), {"'Qwen2VLForConditionalGeneration'", "vision-language", "Qwen3MoeForCausalLM"});
+  j["architectures"] = {"Qwen2AudioForConditionalGeneration"};
+  ExpectMentions(files.ErrorOf(j), {"an audio model", "Qwen2MoeForCausalLM"});
+  j = TinyConfig();
+  j["dual_chunk_attention_config"] = {{"chunk_size", 262144}};
+  ExpectMentions(files.ErrorOf(j), {"dual_chunk_attention_config", "Qwen2.5-1M", "Qwen3ForCausalLM"});
+}
+
+// Qwen1.5: as many KV heads as query heads, an untied output projection.
+TEST(ModelConfigTest, ReadsQwen15MultiHeadAttention) {
+  const ConfigFiles files;
+  json j = TinyConfig();
+  j["num_key_value_heads"] = j["num_attention_heads"];
+  j["tie_word_embeddings"] = false;
+  const ModelConfig c = files.Load(j);
+  EXPECT_EQ(c.num_kv_heads, c.num_heads);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_FALSE(c.qk_norm);
+  EXPECT_FALSE(c.moe.has_value());
+}
+
+TEST(ModelConfigTest, ReadsQwen3) {
+  const ConfigFiles files;
+  json j = TinyConfig();
+  j["architectures"] = {"Qwen3ForCausalLM"};
+  j["model_type"] = "qwen3";
+  j["hidden_size"] = 32;
+  j["head_dim"] = 16;  // q is 4 x 16 = 64 wide, not hidden
+  j["attention_bias"] = false;
+  const ModelConfig c = files.Load(j);
+  EXPECT_EQ(c.arch, Architecture::Qwen3);
+  EXPECT_EQ(c.head_dim, 16u);
+  EXPECT_FALSE(c.qkv_bias);
+  EXPECT_TRUE(c.qk_norm);
+}
+
+TEST(ModelConfigTest, ReadsMixtureOfExpertsLayersAsTransformersDecides) {
+  const ConfigFiles files;
+  json j = TinyConfig();
+  j["architectures"] = {"Qwen2MoeForCausalLM"};
+  j["model_type"] = "qwen2_moe";
+  j["num_hidden_layers"] = 5;
+  j.update({{"num_experts", 8},
+            {"num_experts_per_tok", 2},
+            {"moe_intermediate_size", 24},
+            {"shared_expert_intermediate_size", 48},
+            {"decoder_sparse_step", 2},
+            {"mlp_only_layers", {3}}});
+  ModelConfig c = files.Load(j);
+  ASSERT_TRUE(c.moe.has_value());
+  EXPECT_EQ(c.moe->num_experts, 8u);
+  EXPECT_EQ(c.moe->experts_per_token, 2u);
+  EXPECT_EQ(c.moe->expert_intermediate_size, 24u);
+  EXPECT_EQ(c.moe->shared_expert_intermediate_size, 48u);
+  EXPECT_FALSE(c.moe->norm_topk_prob);  // transformers' Qwen2MoeConfig default
+  // (i + 1) % 2 == 0, and layer 3 listed as dense.
+  EXPECT_EQ(c.layer_sparse, (std::vector<bool>{false, true, false, false, false}));
+
+  j["architectures"] = {"Qwen3MoeForCausalLM"};
+  j["model_type"] = "qwen3_moe";
+  j.erase("decoder_sparse_step");
+  j.erase("mlp_only_layers");
+  c = files.Load(j);
+  EXPECT_TRUE(c.moe->norm_topk_prob);  // Qwen3MoeConfig's default
+  EXPECT_EQ(c.moe->shared_expert_intermediate_size, 0u);
+  EXPECT_EQ(c.layer_sparse, std::vector<bool>(5, true));
+
+  j["num_experts_per_tok"] = 9;
+  ExpectMentions(files.ErrorOf(j), {"num_experts_per_tok = 9"});
+  j["num_experts_per_tok"] = 2;
+  j["mlp_only_layers"] = {5};
+  ExpectMentions(files.ErrorOf(j), {"mlp_only_layers", "below 5"});
 }
 
 TEST(ModelConfigTest, RefusesIndivisibleHeads) {

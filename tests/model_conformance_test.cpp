@@ -1,22 +1,31 @@
 // Conformance with Hugging Face transformers, by the bars of the fixtures README (prefill logits,
 // top-1, greedy decoding through the KV cache, full logits, attention maps), on the fixture model
 // as safetensors (tests/data/qwen2-tiny, random weights, the real tokenizer and layout) and as
-// the three GGUF files llama.cpp made of it and of a second K-quant model; plus the engine's own
-// promises (prefix reuse and decode agree with a fresh prefill, host-resident weights, limits).
+// the three GGUF files llama.cpp made of it and of a second K-quant model; on tiny Qwen3,
+// Qwen3-MoE and Qwen2-MoE checkpoints (tests/data/family, scripts/dev/family_reference.py), with
+// the MoE models' expert choice too; plus the engine's own promises (prefix reuse and decode
+// agree with a fresh prefill, host-resident weights, limits).
+// Sections: bars and cases / the model fixture / conformance / MoE routing / engine promises
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "tests/test_util.h"
+#include "gpu/device.h"
+#include "gpu/graph.h"
 #include "model/engine.h"
 #include "model/forward.h"
 #include "model/model_files.h"
 #include "model/weights.h"
 #include "tests/gpu_fixture.h"
+#include "tests/test_util.h"
 
 namespace qvk::test {
 namespace {
+
+// --- bars and cases ------------------------------------------------------------------------------
 
 const std::filesystem::path kData = qvk::test::TestDataDir();
 
@@ -26,18 +35,32 @@ struct Bars {
 constexpr Bars kFloatBars{0.10, 0.03, 0.2};      // weights stored as F32/F16/BF16
 constexpr Bars kQuantizedBars{0.25, 0.08, 0.5};  // quantized GGUF, against its own dequantized weights
 constexpr double kAttentionMaxAbs = 2e-3;
+// Routing is compared where the k-th best router logit leads the next by this much: far more than
+// an f32 engine's error in the router logits, so a choice that differs there is a bug.
+constexpr double kRouterMargin = 1e-3;
+constexpr double kRouterWeightMaxAbs = 1e-3;
 
 struct ModelCase {
   const char* name;
   const char* model;      // under tests/data
-  const char* reference;  // under tests/data/reference
+  const char* reference;  // the folder of reference.json, under tests/data
   bool quantized;
-  bool full_logits;       // <prompt>.last_logits.f32 exists
+  bool full_logits;                 // <prompt>.last_logits.f32 exists
+  const char* tokenizer = nullptr;  // a folder under tests/data lending its tokenizer files, which
+                                    // several models share rather than each keeping a 6 MB copy
 };
 
-void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const ModelCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
-const ModelCase kSafetensors{"safetensors_bf16", "qwen2-tiny", "hf/qwen2-tiny", false, true};
+const ModelCase kSafetensors{"safetensors_bf16", "qwen2-tiny", "reference/hf/qwen2-tiny", false, true};
+// bf16 Hugging Face folders; the Qwen2-MoE one has a dense layer (mlp_only_layers), which
+// llama.cpp's converter refuses, so it has no GGUF.
+const ModelCase kQwen3{"qwen3_bf16", "family/qwen3-tiny", "family/qwen3-tiny", false, false, "family/qwen3-tokenizer"};
+const ModelCase kQwen3Moe{"qwen3moe_bf16", "family/qwen3moe-tiny",  "family/qwen3moe-tiny", false,
+                          false,           "family/qwen3-tokenizer"};
+const ModelCase kQwen2Moe{"qwen2moe_bf16", "family/qwen2moe-tiny", "family/qwen2moe-tiny", false, false, "qwen2-tiny"};
 
 std::vector<float> ReadFloats(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -69,16 +92,35 @@ std::vector<float> PrefillRow(Engine& engine, std::span<const uint32_t> ids) {
   return {row.begin(), row.end()};
 }
 
-double Margin(const nlohmann::json& ref) { return ref["logits"][0].get<double>() - ref["logits"][1].get<double>(); }
+double Margin(const nlohmann::json& ref) {
+  return ref["logits"][0].get<double>() - ref["logits"][1].get<double>();
+}
+
+// --- the model fixture ---------------------------------------------------------------------------
+
+// A model folder in `dir` of links to the files of `model`, and to the tokenizer files of
+// `tokenizer` that `model` lacks.
+std::filesystem::path LinkModelFolder(const std::filesystem::path& model, const std::filesystem::path& tokenizer,
+                                      const std::filesystem::path& dir) {
+  for (const auto& file : std::filesystem::directory_iterator(model)) {
+    std::filesystem::create_symlink(file.path(), dir / file.path().filename());
+  }
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    if (!std::filesystem::exists(dir / name)) std::filesystem::create_symlink(tokenizer / name, dir / name);
+  }
+  return dir;
+}
 
 class ModelTest : public GpuTest {
  protected:
   void Open(const ModelCase& c) {
     model_case_ = c;
-    reference_dir_ = kData / "reference" / c.reference;
+    reference_dir_ = kData / c.reference;
     std::ifstream in(reference_dir_ / "reference.json");
     reference_ = nlohmann::json::parse(in);
-    files_ = std::make_unique<ModelFiles>(kData / c.model);
+    files_ = std::make_unique<ModelFiles>(c.tokenizer == nullptr
+                                              ? kData / c.model
+                                              : LinkModelFolder(kData / c.model, kData / c.tokenizer, folder_.path()));
     weights_ = std::make_unique<ModelWeights>(LoadWeights(device(), files_->config(), files_->weights()));
     engine_ = std::make_unique<Engine>(device(), files_->config(), *weights_, EngineOptions{.context = 2048});
   }
@@ -87,7 +129,9 @@ class ModelTest : public GpuTest {
     weights_.reset();
     GpuTest::TearDown();
   }
-  static std::vector<uint32_t> Ids(const nlohmann::json& prompt) { return prompt["input_ids"].get<std::vector<uint32_t>>(); }
+  static std::vector<uint32_t> Ids(const nlohmann::json& prompt) {
+    return prompt["input_ids"].get<std::vector<uint32_t>>();
+  }
   const nlohmann::json& Prompt(const std::string& name) { return reference_["prompts"][name]; }
   Bars bars() const { return model_case_.quantized ? kQuantizedBars : kFloatBars; }
 
@@ -144,12 +188,15 @@ class ModelTest : public GpuTest {
   }
 
   ModelCase model_case_{};
+  TempDir folder_;
   std::filesystem::path reference_dir_;
   nlohmann::json reference_;
   std::unique_ptr<ModelFiles> files_;
   std::unique_ptr<ModelWeights> weights_;
   std::unique_ptr<Engine> engine_;
 };
+
+// --- conformance ---------------------------------------------------------------------------------
 
 // Every model against its reference.
 class ConformanceTest : public ModelTest, public ::testing::WithParamInterface<ModelCase> {
@@ -169,10 +216,18 @@ class EngineTest : public ModelTest {
   }
 };
 
-TEST_P(ConformanceTest, ChatEnglish) { CheckPrompt("chat_en"); }
-TEST_P(ConformanceTest, ChatMultilingual) { CheckPrompt("chat_multi"); }
-TEST_P(ConformanceTest, PlainText) { CheckPrompt("text"); }
-TEST_P(ConformanceTest, LongPromptAcrossChunks) { CheckPrompt("long"); }
+TEST_P(ConformanceTest, ChatEnglish) {
+  CheckPrompt("chat_en");
+}
+TEST_P(ConformanceTest, ChatMultilingual) {
+  CheckPrompt("chat_multi");
+}
+TEST_P(ConformanceTest, PlainText) {
+  CheckPrompt("text");
+}
+TEST_P(ConformanceTest, LongPromptAcrossChunks) {
+  CheckPrompt("long");
+}
 
 // Bar 5, through the capture a viewer uses: every head of every layer, one layer at a time.
 TEST_P(ConformanceTest, AttentionProbabilities) {
@@ -189,7 +244,8 @@ TEST_P(ConformanceTest, AttentionProbabilities) {
   ASSERT_EQ(maps.size(), shape[0] * shape[1] * shape[2] * shape[3]);
   ASSERT_EQ(maps.size(), expected.size());
   double worst = 0;
-  for (size_t i = 0; i < maps.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(maps[i]) - expected[i]));
+  for (size_t i = 0; i < maps.size(); ++i)
+    worst = std::max(worst, std::abs(static_cast<double>(maps[i]) - expected[i]));
   EXPECT_LE(worst, kAttentionMaxAbs);
 }
 
@@ -200,13 +256,90 @@ TEST_P(ConformanceTest, PromptTokensMatchTheTokenizer) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, ConformanceTest,
-    ::testing::Values(kSafetensors,
-                      ModelCase{"gguf_q8_0", "gguf/qwen2-tiny-q8_0.gguf", "gguf/qwen2-tiny-q8_0", true, false},
-                      ModelCase{"gguf_q4_k_m_q5_0", "gguf/qwen2-tiny-Q4_K_M.gguf", "gguf/qwen2-tiny-Q4_K_M", true, false},
-                      ModelCase{"gguf_q4_k_q6_k", "gguf/qwen2-kq-Q4_K_M.gguf", "gguf/qwen2-kq-Q4_K_M", true, false}),
-    [](const auto& param_info) { return std::string(param_info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Models, ConformanceTest,
+                         ::testing::Values(kSafetensors,
+                                           ModelCase{"gguf_q8_0", "gguf/qwen2-tiny-q8_0.gguf",
+                                                     "reference/gguf/qwen2-tiny-q8_0", true, false},
+                                           ModelCase{"gguf_q4_k_m_q5_0", "gguf/qwen2-tiny-Q4_K_M.gguf",
+                                                     "reference/gguf/qwen2-tiny-Q4_K_M", true, false},
+                                           ModelCase{"gguf_q4_k_q6_k", "gguf/qwen2-kq-Q4_K_M.gguf",
+                                                     "reference/gguf/qwen2-kq-Q4_K_M", true, false},
+                                           kQwen3, kQwen3Moe, kQwen2Moe),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// Qwen3's template with enable_thinking=false (an empty think block after the generation prompt),
+// run from the reference's ids.
+class ThinkingOffConformanceTest : public ConformanceTest {};
+TEST_P(ThinkingOffConformanceTest, ChatWithoutThinking) {
+  CheckPrompt("chat_no_think");
+}
+INSTANTIATE_TEST_SUITE_P(Qwen3, ThinkingOffConformanceTest, ::testing::Values(kQwen3, kQwen3Moe),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// --- MoE routing ---------------------------------------------------------------------------------
+
+// Each sparse layer's chosen experts and their weights, at every position of every prompt in one
+// forward, equal transformers' wherever the router's margin decides the choice; the layers the
+// engine routes are exactly the reference's sparse layers (mlp_only_layers stay dense).
+class MoeRoutingConformanceTest : public ConformanceTest {};
+TEST_P(MoeRoutingConformanceTest, ChosenExpertsAndWeights) {
+  const ModelConfig& c = files_->config();
+  ASSERT_TRUE(c.moe.has_value());
+  const uint32_t k = c.moe->experts_per_token;
+  std::vector<uint32_t> sparse;
+  for (uint32_t l = 0; l < c.num_layers; ++l) {
+    if (weights_->layers[l].moe) sparse.push_back(l);
+  }
+  size_t positions = 0, compared = 0;
+  for (const auto& [name, prompt] : reference_["prompts"].items()) {
+    const auto ids = Ids(prompt);
+    const auto tokens = static_cast<uint32_t>(ids.size());
+    const auto& routing = prompt["routing"];
+    ASSERT_EQ(sparse, routing["layers"].get<std::vector<uint32_t>>()) << name;
+
+    RunState s(device(), c, tokens, 1, tokens);
+    KvCache kv(device(), c, tokens);
+    std::vector<uint32_t> token_positions(tokens);
+    for (uint32_t p = 0; p < tokens; ++p) token_positions[p] = p;
+    device().Upload(s.ids, 0, std::as_bytes(std::span(ids)));
+    device().Upload(s.positions, 0, std::as_bytes(std::span(token_positions)));
+    Graph g(device());
+    RecordForward(g, c, *weights_, s, kv, tokens, 0);
+    g.Run();
+    std::vector<uint32_t> experts(s.expert_ids.size() / 4);
+    std::vector<float> expert_weights(experts.size());
+    device().Download(s.expert_ids, 0, std::as_writable_bytes(std::span(experts)));
+    device().Download(s.expert_weights, 0, std::as_writable_bytes(std::span(expert_weights)));
+
+    for (size_t i = 0; i < sparse.size(); ++i) {
+      for (uint32_t p = 0; p < tokens; ++p) {
+        ++positions;
+        if (routing["margin"][i][p].get<double>() < kRouterMargin) continue;
+        ++compared;
+        // The choice is a set: both sides as (expert, weight) by expert.
+        std::vector<std::pair<uint32_t, float>> ours, theirs;
+        for (uint32_t j = 0; j < k; ++j) {
+          const size_t at = sparse[i] * s.routing_layer_stride / 4 + size_t{p} * k + j;
+          ours.emplace_back(experts[at], expert_weights[at]);
+          theirs.emplace_back(routing["experts"][i][p][j].get<uint32_t>(), routing["weights"][i][p][j].get<float>());
+        }
+        std::sort(ours.begin(), ours.end());
+        std::sort(theirs.begin(), theirs.end());
+        const std::string where = fmt::format("{} layer {} position {}", name, sparse[i], p);
+        for (uint32_t j = 0; j < k; ++j) {
+          ASSERT_EQ(ours[j].first, theirs[j].first) << where;
+          EXPECT_NEAR(ours[j].second, theirs[j].second, kRouterWeightMaxAbs) << where << " expert " << ours[j].first;
+        }
+      }
+    }
+  }
+  // Random routers decide almost everywhere; the comparison must not become vacuous.
+  EXPECT_GE(compared, positions * 9 / 10);
+}
+INSTANTIATE_TEST_SUITE_P(Moe, MoeRoutingConformanceTest, ::testing::Values(kQwen3Moe, kQwen2Moe),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// --- engine promises -----------------------------------------------------------------------------
 
 // The same weights as safetensors and as llama.cpp's Q8_0 GGUF agree, and quantizing the
 // safetensors to Q8_0 while loading reproduces llama.cpp's file exactly.

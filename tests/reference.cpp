@@ -173,6 +173,71 @@ std::vector<float> AttentionReduce(std::span<const float> p, const MapReduction&
   return out;
 }
 
+std::vector<float> HeadNorm(std::span<const float> qkv, std::span<const float> weight, uint32_t tokens,
+                            uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim, float eps) {
+  std::vector<float> out(qkv.begin(), qkv.end());
+  const uint32_t stride = (n_heads + 2 * n_kv_heads) * head_dim;
+  for (uint32_t t = 0; t < tokens; ++t) {
+    for (uint32_t h = 0; h < n_heads + n_kv_heads; ++h) {
+      const std::span<const float> head = qkv.subspan(t * stride + h * head_dim, head_dim);
+      const std::vector<float> normed =
+          RmsNorm(head, weight.subspan(h < n_heads ? 0 : head_dim, head_dim), 1, head_dim, eps);
+      std::copy(normed.begin(), normed.end(), out.begin() + t * stride + h * head_dim);
+    }
+  }
+  return out;
+}
+
+Routing MoeRoute(std::span<const float> logits, uint32_t tokens, uint32_t experts, uint32_t k, bool normalize) {
+  Routing r;
+  for (uint32_t t = 0; t < tokens; ++t) {
+    const std::span<const float> row = logits.subspan(t * experts, experts);
+    const double m = *std::max_element(row.begin(), row.end());
+    double sum = 0;
+    for (float v : row) sum += std::exp(v - m);
+    const std::vector<uint32_t> best = TopK(row, k);
+    double chosen = 0;
+    std::vector<double> probs;
+    for (uint32_t e : best) {
+      probs.push_back(std::exp(row[e] - m) / sum);
+      chosen += probs.back();
+    }
+    for (size_t j = 0; j < best.size(); ++j) {
+      r.ids.push_back(best[j]);
+      r.weights.push_back(static_cast<float>(normalize ? probs[j] / chosen : probs[j]));
+    }
+  }
+  return r;
+}
+
+std::vector<float> MoeMatVec(DType type, std::span<const std::byte> w, uint32_t rows, uint32_t cols,
+                             std::span<const float> x, bool x_per_pair, std::span<const uint32_t> ids, uint32_t k) {
+  const size_t expert_bytes = RowBytes(type, cols) * rows;
+  std::vector<float> y;
+  for (size_t pair = 0; pair < ids.size(); ++pair) {
+    const size_t row = x_per_pair ? pair : pair / k;
+    const std::vector<float> part = StoredMatMul(type, w.subspan(ids[pair] * expert_bytes, expert_bytes), rows, cols,
+                                                 x.subspan(row * cols, cols), 1, nullptr, nullptr, nullptr);
+    y.insert(y.end(), part.begin(), part.end());
+  }
+  return y;
+}
+
+std::vector<float> MoeCombine(std::span<const float> x, std::span<const float> weights, std::span<const float> experts,
+                              const std::vector<float>* shared, const std::vector<float>* gate, uint32_t tokens,
+                              uint32_t hidden, uint32_t k) {
+  std::vector<float> out(x.begin(), x.end());
+  for (uint32_t t = 0; t < tokens; ++t) {
+    for (uint32_t c = 0; c < hidden; ++c) {
+      double sum = 0;
+      for (uint32_t j = 0; j < k; ++j) sum += double{weights[t * k + j]} * experts[(t * k + j) * hidden + c];
+      if (shared) sum += (*shared)[t * hidden + c] / (1.0 + std::exp(-double{(*gate)[t]}));
+      out[t * hidden + c] = static_cast<float>(out[t * hidden + c] + sum);
+    }
+  }
+  return out;
+}
+
 std::vector<uint32_t> TopK(std::span<const float> values, uint32_t k) {
   std::vector<uint32_t> idx(values.size());
   std::iota(idx.begin(), idx.end(), 0u);

@@ -55,6 +55,29 @@ struct MapReduction {
 // [planes, ceil(band / cell), ceil(cols / cell)]
 std::vector<float> AttentionReduce(std::span<const float> p, const MapReduction& r);
 
+// Qwen3's q/k norm (HeadNormPush): every q and k head of QKV rows [T, (H + 2 Hkv) * D] by its RMS
+// and weight [2 * D] (q_norm | k_norm); v is left as it is.
+std::vector<float> HeadNorm(std::span<const float> qkv, std::span<const float> weight, uint32_t tokens,
+                            uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim, float eps);
+
+// The router (MoeRoutePush): per token the k best experts of softmax(logits), descending, ties to
+// the lower expert, and their probabilities (divided by their sum with `normalize`).
+struct Routing {
+  std::vector<uint32_t> ids;  // [T, k]
+  std::vector<float> weights;
+};
+Routing MoeRoute(std::span<const float> logits, uint32_t tokens, uint32_t experts, uint32_t k, bool normalize);
+
+// The experts' outputs (MoeMatVecPush) for W [experts * rows, cols] stored as `type`: row
+// pair * rows + r = W[ids[pair] * rows + r] . X[x_per_pair ? pair : pair / k].
+std::vector<float> MoeMatVec(DType type, std::span<const std::byte> w, uint32_t rows, uint32_t cols,
+                             std::span<const float> x, bool x_per_pair, std::span<const uint32_t> ids, uint32_t k);
+
+// X[t] + sum_j weights[t, j] E[t * k + j] (+ sigmoid(gate[t]) * S[t]).
+std::vector<float> MoeCombine(std::span<const float> x, std::span<const float> weights, std::span<const float> experts,
+                              const std::vector<float>* shared, const std::vector<float>* gate, uint32_t tokens,
+                              uint32_t hidden, uint32_t k);
+
 // Indices of the k largest values, descending, ties to the lower index.
 std::vector<uint32_t> TopK(std::span<const float> values, uint32_t k);
 

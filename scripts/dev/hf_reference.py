@@ -21,6 +21,9 @@ SHAPES = {
                  num_key_value_heads=2, tie_word_embeddings=True),
     "1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
                  num_key_value_heads=2, tie_word_embeddings=True),
+    # Qwen1.5-0.5B: multi-head attention (16 KV heads), tied embeddings.
+    "qwen1.5-0.5b": dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=24, num_attention_heads=16,
+                         num_key_value_heads=16, tie_word_embeddings=True),
     "7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
                num_key_value_heads=4, tie_word_embeddings=False, vocab_size=152064),
 }
