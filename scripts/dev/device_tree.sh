@@ -4,7 +4,7 @@
 # (index and .git/info/exclude), `device_tree.sh on` restores both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-paths=(tests/data/gguf tests/data/qwen2-tiny assets)
+paths=(tests/data/gguf tests/data/qwen2-tiny tests/data/family assets)
 case "${1:-}" in
   off)
     git rm -r -q --cached "${paths[@]}"
