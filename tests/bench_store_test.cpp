@@ -563,5 +563,33 @@ TEST_F(BenchStoreTest, ImportsWhatLlamaBenchWrote) {
   ExpectSameRun(*other.GetBenchRun(moved.runs[0]), flash);
 }
 
+// A file `qwenvk bench --kernels --db F` then `qwenvk bench export` wrote on an H200 (F16 and Q4_K_M
+// Qwen2.5-0.5B, depths 0 and 4096): its device peaks, both runs, every test and kernel read back.
+TEST_F(BenchStoreTest, ImportsWhatQwenvkExportedOnAnH200) {
+  Store store(DbPath());
+  const BenchImport h200 =
+      ImportBenchJson(store, test::ReadFile(test::TestDataDir() / "bench" / "qwenvk-h200-qwen2.5-0.5B.json"));
+  ASSERT_EQ(h200.runs.size(), 2u);
+  ASSERT_EQ(store.ListBenchDevices().size(), 1u);
+  const BenchDevice device = store.ListBenchDevices()[0];
+  EXPECT_EQ(device.name, "NVIDIA H200");
+  EXPECT_TRUE(device.coopmat);
+  ASSERT_TRUE(device.peaks);
+  EXPECT_NEAR(device.peaks->copy_gbps, 3850.86, 0.01);
+  ASSERT_TRUE(device.peaks->coopmat_tflops);
+  EXPECT_NEAR(*device.peaks->coopmat_tflops, 476.16, 0.01);
+  const BenchRun f16 = *store.GetBenchRun(h200.runs[0]);
+  EXPECT_EQ(f16.source, BenchSource::Qwenvk);
+  EXPECT_EQ(f16.model.name, "qwen2.5-0.5B-F16.gguf");
+  EXPECT_EQ(f16.depths, (std::vector<uint32_t>{0, 4096}));
+  ASSERT_EQ(f16.rows.size(), 4u);
+  EXPECT_EQ(f16.rows[1].Name(), "tg128");
+  EXPECT_NEAR(f16.rows[1].mean_tokens_per_s, 668.66, 0.01);
+  EXPECT_EQ(f16.rows[1].kernels.size(), 9u);
+  // Every kernel sits under the device's roofs.
+  for (const RooflinePoint& point : Roofline(f16.rows[1], device)) EXPECT_LE(point.of_roof, 1.0) << point.label;
+  EXPECT_EQ(store.GetBenchRun(h200.runs[1])->model.name, "qwen2.5-0.5B-Q4_K_M.gguf");
+}
+
 }  // namespace
 }  // namespace qvk::store

@@ -505,11 +505,12 @@ TEST_F(StoreTest, RefusesANewerSchema) {
   const auto path = dir_.path() / "newer.db";
   {
     RawDatabase newer(path);
-    newer.Execute("CREATE TABLE future (x); PRAGMA user_version = 5;");
+    newer.Execute(fmt::format("CREATE TABLE future (x); PRAGMA user_version = {};", Store::kSchemaVersion + 1));
   }
   const std::string bytes = test::ReadFile(path);
   EXPECT_EQ(KindOf([&] { Store store(path); }), StoreErrorKind::NewerSchema);
-  ExpectMentions(ErrorOf([&] { Store store(path); }), {path.string(), "newer QwenVK", "version 4"});
+  ExpectMentions(ErrorOf([&] { Store store(path); }),
+                 {path.string(), "newer QwenVK", fmt::format("version {}", Store::kSchemaVersion + 1)});
   EXPECT_EQ(test::ReadFile(path), bytes);
 }
 
