@@ -46,6 +46,13 @@ std::string Short(double v) {
   return fmt::format("{:.3g}", v);
 }
 
+// A rate of flops with its prefix, as a roof's label: "22.5 GFLOP/s", "61.1 TFLOP/s".
+std::string FlopRate(double flops) {
+  if (flops >= 1e12) return fmt::format("{:.3g} TFLOP/s", flops / 1e12);
+  if (flops >= 1e9) return fmt::format("{:.3g} GFLOP/s", flops / 1e9);
+  return fmt::format("{:.3g} MFLOP/s", flops / 1e6);
+}
+
 // A value range mapped onto pixels [from, to] (to < from for a y axis, which grows upwards).
 struct Axis {
   double lo = 0, hi = 1;
@@ -432,10 +439,17 @@ void DrawRoofline(BenchPanel& panel) {
     const float y = plot.y.At(roofs[i].second);
     DashedLine(d, ImVec2(plot.x.At(roofs[i].second / peaks.copy_gbps), y), ImVec2(plot.max.x, y), kAxisColor, 1.5f);
   }
-  for (const auto& [name, gflops] : roofs) {
-    const std::string label = fmt::format("{} {}FLOP/s", name, Short(gflops * 1e9));
+  // Each roof's label above its line, from the highest roof down; a label that would leave the plot
+  // or cover the one above it moves down (FP32 and FP16 FMA are often a few percent apart).
+  auto labelled = roofs;
+  std::sort(labelled.begin(), labelled.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  float free_from = plot.min.y + 1;
+  for (const auto& [name, gflops] : labelled) {
+    const std::string label = fmt::format("{} {}", name, FlopRate(gflops * 1e9));
     const ImVec2 size = ImGui::CalcTextSize(label.c_str());
-    d->AddText(ImVec2(plot.max.x - size.x - 4, plot.y.At(gflops) - size.y - 2), kTextColor, label.c_str());
+    const float y = std::max(plot.y.At(gflops) - size.y - 2, free_from);
+    d->AddText(ImVec2(plot.max.x - size.x - 4, y), kTextColor, label.c_str());
+    free_from = y + size.y + 1;
   }
   const std::string bandwidth = fmt::format("copy {:.0f} GB/s", peaks.copy_gbps);
   const double label_x = plot.x.lo * 1.6;

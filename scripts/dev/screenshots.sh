@@ -76,8 +76,9 @@ quit
 SCRIPT
 xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/attention.db" --model assets/wordnet-chat \
   --script "$work/attention.script"
-# The benchmark workbench: a short run of the bundled model on this device beside the H200 run
-# kept as test data; the table with the tokens/s chart, the kernel shares and the roofline.
+# The benchmark workbench: a short run of the bundled model on this device beside the H200 runs
+# `qwenvk bench export` wrote there (test data); the table with the tokens/s chart, then the
+# H200 F16 run's decode step: its kernel shares and its roofline.
 cat >"$work/bench.script" <<SCRIPT
 wait-model
 bench open
@@ -86,10 +87,13 @@ bench set n 4
 bench set repetitions 2
 bench run
 wait-bench
-bench import tests/data/bench/qwenvk-h200-qwen2.5-7B-Q4_0.json
+bench import tests/data/bench/qwenvk-h200-qwen2.5-0.5B.json
+bench clear
+bench toggle 2
 bench toggle 1
 frames 3
 screenshot docs/bench-speed.png
+bench row 1
 bench chart kernels
 frames 3
 screenshot docs/bench-kernels.png
