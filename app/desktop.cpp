@@ -148,7 +148,10 @@ int RunDesktop(const DesktopOptions& options) {
     if (state.store) state.this_frame.store_statements = state.store->statements_run() - statements_before;
     state.last_frame = state.this_frame;
     window.EndFrame();
-    if (state.session) ui::TrackModelLoad(state);
+    if (state.session) {
+      ui::TrackModelLoad(state);
+      ui::ShowSessionErrors(state);
+    }
     // ImGui shows a window opened by a click or a key from its second frame, and text that moved
     // settles over a few: after any input the next frames come at once, not at the next event.
     if (HadInput()) prompt_frames = 3;

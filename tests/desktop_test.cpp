@@ -1,7 +1,8 @@
 // The desktop app as a user meets it: the real `qwenvk` binary in a window (under Xvfb in CI, on
 // whatever Vulkan device exists), driven by --script through a conversation with the fixture
 // model; assertions on what the app says is on screen (its `dump`), on the database, on exported
-// files and on screenshots. Also: SIGKILL mid-reply and restart, a damaged and a locked database.
+// files and on screenshots. Also: SIGKILL mid-reply and restart, a remote server killed mid-reply,
+// a damaged and a locked database.
 //
 // The CTest entries run this binary under xvfb-run (see tests/CMakeLists.txt); every app run
 // has the validation layer on, and a validation message makes qwenvk exit 3.
@@ -9,7 +10,7 @@
 // Sections: running the app / chat, branches, search, export and import / keyboard /
 // sidebar / big conversations / a model that does not load / attention / the benchmark workbench /
 // the bundled model and the welcome /
-// quitting and SIGKILL mid-reply / damaged database / locked database
+// quitting and SIGKILL mid-reply / a remote engine / damaged database / locked database
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -20,6 +21,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <tuple>
@@ -28,6 +30,7 @@
 #include <stb_image.h>
 #include <nlohmann/json.hpp>
 
+#include "serve_process.h"
 #include "store/store.h"
 #include "test_util.h"
 
@@ -38,6 +41,7 @@ namespace {
 using json = nlohmann::json;
 using qvk::test::ExpectMentions;
 using qvk::test::ReadFile;
+using qvk::test::ServeProcess;
 using qvk::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -107,6 +111,30 @@ void ExpectScreenshot(const fs::path& png) {
 
 std::string P(const TempDir& dir, const std::string& name) {
   return (dir.path() / name).string();
+}
+
+// The text of the database's `index`-th assistant message (0-based) once a flush of the app
+// writing it has put 20 characters there; what is there after four minutes otherwise. Read
+// through SQLite directly, as the app holds the database open.
+std::string WaitForPartialReply(const fs::path& db, size_t index) {
+  std::string partial;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(240);
+  while (partial.size() < 20 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    sqlite3* raw = nullptr;
+    if (sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* statement = nullptr;
+      if (sqlite3_prepare_v2(raw, "SELECT content FROM messages WHERE role = 'assistant' ORDER BY id LIMIT 1 OFFSET ?",
+                             -1, &statement, nullptr) == SQLITE_OK &&
+          sqlite3_bind_int64(statement, 1, static_cast<sqlite3_int64>(index)) == SQLITE_OK &&
+          sqlite3_step(statement) == SQLITE_ROW) {
+        partial = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
+      }
+      sqlite3_finalize(statement);
+    }
+    sqlite3_close(raw);
+  }
+  return partial;
 }
 
 TEST(DesktopTest, ChatBranchSearchExportImport) {
@@ -973,23 +1001,7 @@ TEST(DesktopTest, SigkillMidReplyLosesNothing) {
                    "wait-tokens 1000000000\n",
                    "killed");
     // Kill once a flushed partial reply is in the database (flushes happen every 500 ms).
-    std::string partial;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(240);
-    while (partial.size() < 20 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      sqlite3* raw = nullptr;
-      if (sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-        sqlite3_stmt* statement = nullptr;
-        if (sqlite3_prepare_v2(raw, "SELECT content FROM messages WHERE role = 'assistant'", -1, &statement, nullptr) ==
-                SQLITE_OK &&
-            sqlite3_step(statement) == SQLITE_ROW) {
-          partial = reinterpret_cast<const char*>(sqlite3_column_text(statement, 0));
-        }
-        sqlite3_finalize(statement);
-      }
-      sqlite3_close(raw);
-    }
-    ASSERT_GE(partial.size(), 20u) << "no partial reply reached the database\n" << app.log();
+    ASSERT_GE(WaitForPartialReply(db, 0).size(), 20u) << "no partial reply reached the database\n" << app.log();
     app.Kill();
     EXPECT_EQ(app.Wait(), -SIGKILL);
   }
@@ -1038,6 +1050,80 @@ TEST(DesktopTest, SigkillMidReplyLosesNothing) {
   EXPECT_EQ(extended.substr(0, partial.size()), partial);
   EXPECT_GT(extended.size(), partial.size());
   EXPECT_EQ(continued["conversation"], conversation);
+}
+
+// --- a remote engine -----------------------------------------------------------------------------
+
+// The app as the client of `qwenvk serve` (Settings > Engines): a conversation; the server
+// killed mid-reply leaves the partial reply interrupted and a banner naming the server; once the
+// server is back on its port, Continue finishes the reply in place.
+TEST(DesktopTest, ARemoteServerKilledMidReplyIsExplainedAndContinueFinishesTheReply) {
+  TempDir dir;
+  const fs::path db = dir.path() / "chats.db";
+  auto serve = std::make_unique<ServeProcess>(dir.path() / "serve.log", 0);
+  const uint16_t port = serve->port();
+  const std::string url = serve->url();
+  {
+    AppProcess app(dir,
+                   "wait-model\n"
+                   "engine remote " +
+                       url +
+                       "\n"
+                       "new-chat\n"
+                       "set temperature 0\n"
+                       "set max_new_tokens 8\n"
+                       "send Hello\n"
+                       "wait-reply\n"
+                       "dump " +
+                       P(dir, "first.json") +
+                       "\n"
+                       "set max_new_tokens 100000\n"
+                       "send Tell me a very long story\n"
+                       "wait-reply\n"
+                       "frames 2\n"
+                       "screenshot " +
+                       P(dir, "interrupted.png") +
+                       "\n"
+                       "dump " +
+                       P(dir, "interrupted.json") + "\nquit\n",
+                   "killed");
+    ASSERT_GE(WaitForPartialReply(db, 1).size(), 20u) << "no partial reply reached the database\n" << app.log();
+    serve->Kill();
+    ASSERT_EQ(app.Wait(), 0) << app.log();
+  }
+  const json first = ReadJson(dir.path() / "first.json");
+  ASSERT_EQ(first["branch"].size(), 2u);
+  EXPECT_EQ(first["branch"][1]["state"], "complete");
+  EXPECT_FALSE(first["branch"][1]["content"].get<std::string>().empty());
+  EXPECT_EQ(first["banner"], "");
+
+  const json interrupted = ReadJson(dir.path() / "interrupted.json");
+  ASSERT_EQ(interrupted["branch"].size(), 4u);
+  EXPECT_EQ(interrupted["branch"][3]["state"], "interrupted");
+  const std::string partial = interrupted["branch"][3]["content"];
+  EXPECT_GE(partial.size(), 20u);
+  EXPECT_EQ(interrupted["banner_kind"], "error");
+  ExpectMentions(interrupted["banner"].get<std::string>(), {url, "stopped sending", "Continue"});
+  ExpectScreenshot(dir.path() / "interrupted.png");
+
+  serve = std::make_unique<ServeProcess>(dir.path() / "serve2.log", port);
+  RunScript(dir,
+            "wait-model\n"
+            "select Hello\n"
+            "set max_new_tokens 8\n"
+            "continue\n"
+            "wait-reply\n"
+            "dump " +
+                P(dir, "continued.json") + "\nquit\n",
+            "continued");
+  const json continued = ReadJson(dir.path() / "continued.json");
+  ASSERT_EQ(continued["branch"].size(), 4u);
+  EXPECT_EQ(continued["branch"][3]["state"], "complete");
+  EXPECT_EQ(continued["branch"][3]["id"], interrupted["branch"][3]["id"]);  // continued in place
+  const std::string extended = continued["branch"][3]["content"];
+  EXPECT_EQ(extended.substr(0, partial.size()), partial);
+  EXPECT_GT(extended.size(), partial.size());
+  EXPECT_EQ(continued["banner"], "");
 }
 
 TEST(DesktopTest, DamagedDatabaseOffersAWayOut) {

@@ -4,21 +4,17 @@
 // a clear error with what streamed kept.
 #include "server/remote_engine.h"
 
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <regex>
-#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "chat/chat_session.h"
 #include "tests/gpu_fixture.h"
+#include "tests/serve_process.h"
 #include "tests/test_util.h"
 
 namespace qvk::server {
@@ -31,61 +27,10 @@ std::string TinyModel() {
   return (test::TestDataDir() / "qwen2-tiny").string();
 }
 
-bool WaitFor(const std::function<bool()>& done, std::chrono::seconds limit = std::chrono::seconds(120)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return done();
-}
-
 // --- helpers ----------------------------------------------------------------------------------
 
-// `qwenvk serve` on the fixture model in a child process, its log in a file.
-class ServeProcess {
- public:
-  // port 0: any free one.
-  ServeProcess(const std::filesystem::path& log, uint16_t port, const std::string& api_key = "") : log_(log) {
-    std::vector<std::string> args = {test::QwenvkBinary().string(), "serve", "--model", TinyModel(), "--port",
-                                     std::to_string(port)};
-    if (!api_key.empty()) args.insert(args.end(), {"--api-key", api_key});
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, STDERR_FILENO);
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    const std::regex listening("listening on http://127\\.0\\.0\\.1:(\\d+)");
-    std::smatch match;
-    const bool up = WaitFor([&] {
-      const std::string text = std::filesystem::exists(log) ? test::ReadFile(log) : "";
-      if (!std::regex_search(text, match, listening)) return false;
-      port_ = static_cast<uint16_t>(std::stoi(match[1]));
-      return true;
-    });
-    if (!up) ADD_FAILURE() << "qwenvk serve did not start: " << test::ReadFile(log);
-  }
-  ~ServeProcess() { Kill(); }
-
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = 0;
-  }
-  uint16_t port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
-
- private:
-  std::filesystem::path log_;
-  pid_t pid_ = 0;
-  uint16_t port_ = 0;
-};
+using test::ServeProcess;
+using test::WaitFor;
 
 // A port nobody listens on: bound, then let go.
 uint16_t ClosedPort() {

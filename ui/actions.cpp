@@ -971,6 +971,10 @@ void LoadModel(AppState& state, const chat::ModelSettings& model) {
   state.chat().LoadModel(model);
 }
 
+void ShowSessionErrors(AppState& state) {
+  ReportSessionError(state);
+}
+
 void TrackModelLoad(AppState& state) {
   if (!state.model_load_recorded) return;
   if (state.session && state.chat().model_status() == chat::ModelStatus::Loading) return;

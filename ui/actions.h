@@ -147,6 +147,9 @@ void StartChatting(AppState& state);
 void LoadModel(AppState& state, const chat::ModelSettings& model);
 // Each frame (and once the session is gone): clears the record of a load that ended.
 void TrackModelLoad(AppState& state);
+// Each frame: what the chat's worker failed at on its own (a reply whose server went away) in the
+// banner, as an action's refusal is; otherwise nothing would say why the reply stopped.
+void ShowSessionErrors(AppState& state);
 // The model whose load was under way when QwenVK last closed, if it never ended.
 std::optional<std::string> UnfinishedModelLoad(store::Store& db);
 std::string UnfinishedLoadMessage(const std::string& model_path);

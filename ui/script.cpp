@@ -22,6 +22,10 @@
 //   stop                       Esc's action
 //   set NAME VALUE             a conversation setting: temperature, top_k, top_p, min_p,
 //                              repetition_penalty, seed, max_new_tokens, system_prompt
+//   engine remote URL [KEY]    Settings > Engines: a remote server, its models listed (List
+//                              models; the first chosen, or the one chosen before), applied
+//   engine model NAME          Engines' model choice among those listed, applied
+//   engine local               Engines' "This computer", applied
 //   open settings|conversation-settings|export|import|rename|model-picker|welcome   and  close
 //   welcome open-model|start-chatting   the welcome's buttons
 //   pick PATH                  the open model picker's choice (its Choose button)
@@ -249,7 +253,7 @@ const std::set<std::string>& KnownCommands() {
       "regenerate", "continue",    "edit",           "branch", "stop",        "set",          "open",
       "close",      "export-md",   "export-json",    "import", "screenshot",  "dump",         "quit",
       "database",   "wait-search", "wait-branch",    "scroll", "retry-model", "choose-model", "welcome",
-      "pick",       "attention",   "wait-attention", "bench",  "wait-bench"};
+      "pick",       "attention",   "wait-attention", "bench",  "wait-bench",  "engine"};
   return names;
 }
 
@@ -280,6 +284,35 @@ bool SetConversationSetting(AppState& state, const std::string& argument) {
   else
     throw Error(fmt::format("unknown setting \"{}\"", name));
   state.db().SetConversationSettings(c->id, s);
+  return true;
+}
+
+// `engine ...`: Settings > Engines as a user fills it in, then its Apply. Open, the panel shows
+// the form as filled in; closed, it reads the store again when it opens.
+bool RunEngineCommand(AppState& state, const std::string& argument) {
+  std::stringstream words(argument);
+  std::string verb, first, second;
+  words >> verb >> first >> second;
+  if (!state.settings_form.loaded) LoadSettingsForm(state);
+  SettingsForm& form = state.settings_form;
+  if (verb == "remote") {
+    if (first.empty()) throw Error("engine remote URL [KEY]");
+    form.remote = true;
+    form.base_url = first;
+    form.api_key = second;
+    Succeeded(state, RefreshRemoteModels(state));
+  } else if (verb == "model") {
+    if (form.remote_models.empty()) Succeeded(state, RefreshRemoteModels(state));
+    if (std::find(form.remote_models.begin(), form.remote_models.end(), first) == form.remote_models.end())
+      throw Error(fmt::format("\"{}\" is not among the models listed (engine remote URL lists them)", first));
+    form.remote_model = first;
+  } else if (verb == "local") {
+    form.remote = false;
+  } else {
+    throw Error("engine remote URL [KEY] | model NAME | local");
+  }
+  Succeeded(state, ApplySettings(state));
+  if (state.dialog != Dialog::Settings) form.loaded = false;
   return true;
 }
 
@@ -798,6 +831,7 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   if (name == "import") return Succeeded(state, ImportConversation(state, arg));
   if (name == "attention") return RunAttentionCommand(state, arg);
   if (name == "bench") return RunBenchCommand(state, arg);
+  if (name == "engine") return RunEngineCommand(state, arg);
   if (name == "wait-bench") {
     waiting_ = true;
     const chat::BenchProgress progress = state.chat().bench_progress();

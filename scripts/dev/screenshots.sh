@@ -104,6 +104,39 @@ quit
 SCRIPT
 xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/bench.db" --model assets/wordnet-chat \
   --script "$work/bench.script"
+# The app as the client of `qwenvk serve` (the bundled model on a free port): Settings > Engines
+# with that server chosen (applied first: the panel opens sized to what it shows); then the server killed once a reply has begun, the partial reply kept
+# and the banner saying why.
+"$build/qwenvk" serve --model assets/wordnet-chat --port 0 2>"$work/serve.log" &
+serve=$!
+until url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$work/serve.log"); do
+  kill -0 "$serve" || { cat "$work/serve.log"; exit 1; }
+  sleep 0.2
+done
+cat >"$work/remote.script" <<SCRIPT
+wait-model
+engine remote $url/v1
+open settings
+frames 3
+screenshot docs/engines.png
+close
+new-chat
+set temperature 0
+set max_new_tokens 100000
+send Tell me about the sea, the harbor and the ships
+wait-reply
+frames 3
+screenshot docs/remote-interrupted.png
+quit
+SCRIPT
+xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/remote.db" --model assets/wordnet-chat \
+  --script "$work/remote.script" &
+app=$!
+assistant_text="SELECT coalesce(max(length(content)), 0) FROM messages WHERE role = 'assistant'"
+until [ "$(sqlite3 "$work/remote.db" "$assistant_text" 2>/dev/null || echo 0)" -ge 20 ]; do sleep 0.2; done
+kill -9 "$serve"
+wait "$app"
 echo "wrote docs/chat.png docs/search.png docs/settings.png docs/conversation-settings.png docs/welcome.png" \
   "docs/damaged-database.png docs/attention.png docs/attention-zoom.png docs/attention-tokens.png" \
-  "docs/attention-grid.png docs/bench-speed.png docs/bench-kernels.png docs/bench-roofline.png"
+  "docs/attention-grid.png docs/bench-speed.png docs/bench-kernels.png docs/bench-roofline.png" \
+  "docs/engines.png docs/remote-interrupted.png"
