@@ -295,16 +295,22 @@ TEST_F(AttentionCaptureTest, RefusesMapsOutsideTheModel) {
   EXPECT_TRUE(engine_->cached_tokens().empty());
 }
 
-// Qwen2.5-0.5B (24 layers, 14 heads, 2 KV heads) at 4096 tokens, lavapipe's 128 MiB binding: what a
-// viewer asks for at once (one head's whole map, a layer's mean, thumbnails of every head of every
-// layer) takes one chunk's probabilities and the maps, about 120 MiB; all the maps at once would be
-// 4 * 24 * 14 * 4096^2 bytes, 22.5 GB, and even one layer's heads are refused (capture them in bands).
-TEST(AttentionCapturePlan, FourThousandTokensOnHalfBTakeMegabytesNotGigabytes) {
+// Qwen2.5-0.5B's attention: 24 layers, 14 query heads and 2 KV heads of 64.
+ModelConfig HalfBShape() {
   ModelConfig c;
   c.num_layers = 24;
   c.num_heads = 14;
   c.num_kv_heads = 2;
   c.head_dim = 64;
+  return c;
+}
+
+// Qwen2.5-0.5B (24 layers, 14 heads, 2 KV heads) at 4096 tokens, lavapipe's 128 MiB binding: what a
+// viewer asks for at once (one head's whole map, a layer's mean, thumbnails of every head of every
+// layer) takes one chunk's probabilities and the maps, about 120 MiB; all the maps at once would be
+// 4 * 24 * 14 * 4096^2 bytes, 22.5 GB, and even one layer's heads are refused (capture them in bands).
+TEST(AttentionCapturePlan, FourThousandTokensOnHalfBTakeMegabytesNotGigabytes) {
+  const ModelConfig c = HalfBShape();
   const uint32_t tokens = 4096;
   const uint64_t binding = uint64_t{128} << 20;
   std::vector<AttentionRequest> requests{OneHead(3, 5), AllHeads(c, 3, HeadReduce::Mean)};
@@ -337,11 +343,7 @@ TEST(AttentionCapturePlan, FourThousandTokensOnHalfBTakeMegabytesNotGigabytes) {
 // binding as small as lavapipe's or as large as a discrete GPU's; the live rows of every layer
 // and head over that context take 5.5 MiB, under the README's 6 MiB.
 TEST(AttentionCapturePlan, TheViewerAtFourThousandTokensOnHalfBStaysUnderTheReadmesBound) {
-  ModelConfig c;
-  c.num_layers = 24;
-  c.num_heads = 14;
-  c.num_kv_heads = 2;
-  c.head_dim = 64;
+  const ModelConfig c = HalfBShape();
   const uint32_t tokens = 4096;
   std::vector<AttentionRequest> requests{Pooled(AllHeads(c, 3, HeadReduce::Mean), tokens, 1024)};
   for (uint32_t l = 0; l < c.num_layers; ++l) requests.push_back(Pooled(EveryHead(c, l, HeadReduce::Max), tokens, 24));

@@ -16,6 +16,7 @@ namespace qvk::chat {
 namespace {
 
 using store::MessageState;
+using test::GreedySettings;
 using test::TestDataDir;
 
 constexpr uint32_t kContext = 2048;
@@ -24,24 +25,9 @@ std::string TinyModel() {
   return (TestDataDir() / "qwen2-tiny").string();
 }
 
-// Greedy on the GPU's argmax, as the CLI's --greedy, so a reply can be predicted.
-store::ConversationSettings Greedy(uint32_t max_new_tokens) {
-  store::ConversationSettings s;
-  s.temperature = 0;
-  s.repetition_penalty = 1.0f;
-  s.random_seed = false;
-  s.max_new_tokens = max_new_tokens;
-  return s;
-}
-
 // Polls `done` for up to a minute (the GPU here may be a slow software rasterizer).
 bool WaitFor(const std::function<bool()>& done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return done();
+  return test::WaitFor(done, std::chrono::seconds(60));
 }
 
 std::vector<ChatMessage> AsChat(const std::vector<store::Message>& thread, const std::string& system_prompt = "") {
@@ -176,7 +162,7 @@ TEST_F(ChatSessionTest, ABadPathFailsWithAMessage) {
   test::ExpectMentions(session_->model_error(), {missing, "neither a model folder"});
   EXPECT_EQ(session_->model_name(), "");
   // Nothing to chat with.
-  const store::Id conversation = store_->CreateConversation("", Greedy(4));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(4));
   EXPECT_FALSE(session_->Send(conversation, "hello"));
   EXPECT_TRUE(session_->TakeError().has_value());
   EXPECT_EQ(Leaf(conversation), 0);
@@ -199,7 +185,7 @@ TEST_F(ChatSessionTest, ReplacesTheModel) {
 
 TEST_F(ChatSessionTest, SendCommitsTheMessageAndStoresTheReply) {
   Load();
-  const store::Id conversation = store_->CreateConversation("New chat", Greedy(12));
+  const store::Id conversation = store_->CreateConversation("New chat", GreedySettings(12));
   ASSERT_TRUE(session_->Send(conversation, "What is the capital of France?")) << *session_->TakeError();
   // The user's message is in the store before the reply is generated.
   const store::Message question = Message(store_->Thread(Leaf(conversation)).front().id);
@@ -233,7 +219,7 @@ TEST_F(ChatSessionTest, ALiveAttentionFeedGetsARowPerToken) {
   auto feed = std::make_shared<LiveAttention>();
   feed->SetViews({AllHeads(c, 1, HeadReduce::Mean), OneHead(0, 3), KvGroup(c, 1, 0, HeadReduce::Max)});
   session_->SetLiveAttention(feed);
-  const store::Id conversation = store_->CreateConversation("New chat", Greedy(6));
+  const store::Id conversation = store_->CreateConversation("New chat", GreedySettings(6));
   ASSERT_TRUE(session_->Send(conversation, "What is the capital of France?"));
   session_->WaitIdle();
   EXPECT_FALSE(session_->TakeError().has_value());
@@ -282,7 +268,7 @@ TEST_F(ChatSessionTest, LiveRowsEqualTheRowsOfARecapture) {
   auto feed = std::make_shared<LiveAttention>();
   feed->SetViews(views);
   session_->SetLiveAttention(feed);
-  const store::Id conversation = store_->CreateConversation("New chat", Greedy(8));
+  const store::Id conversation = store_->CreateConversation("New chat", GreedySettings(8));
   ASSERT_TRUE(session_->Send(conversation, "Name three rivers"));
   session_->WaitIdle();
   session_->SetLiveAttention(nullptr);
@@ -338,7 +324,7 @@ TEST_F(ChatSessionTest, CapturesTheAttentionOfAMessage) {
   EXPECT_EQ(session_->TakeError(), "no model is loaded: choose one in the model settings");
   Load();
   const ModelConfig& c = Files().config();
-  const store::Id conversation = store_->CreateConversation("New chat", Greedy(6));
+  const store::Id conversation = store_->CreateConversation("New chat", GreedySettings(6));
   ASSERT_TRUE(session_->Send(conversation, "What is the capital of France?"));
   session_->WaitIdle();
   const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
@@ -394,7 +380,7 @@ TEST_F(ChatSessionTest, CapturesTheAttentionOfAMessage) {
 
 TEST_F(ChatSessionTest, TheSystemPromptComesFirstAndAGgufModelReplies) {
   Load((TestDataDir() / "gguf" / "qwen2-tiny-q8_0.gguf").string());
-  store::ConversationSettings settings = Greedy(8);
+  store::ConversationSettings settings = GreedySettings(8);
   settings.system_prompt = "You are terse.";
   const store::Id conversation = store_->CreateConversation("Kept title", settings);
   ASSERT_TRUE(session_->Send(conversation, "Hello"));
@@ -410,7 +396,7 @@ TEST_F(ChatSessionTest, TheSystemPromptComesFirstAndAGgufModelReplies) {
 
 TEST_F(ChatSessionTest, StopEndsTheReplyAsACompletePartialOne) {
   Load();
-  const store::Id conversation = store_->CreateConversation("", Greedy(100000));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(100000));
   ASSERT_TRUE(session_->Send(conversation, "Tell me a long story"));
   ASSERT_TRUE(WaitFor([&] { return session_->live().tokens >= 1; }));
   session_->Stop();
@@ -424,7 +410,7 @@ TEST_F(ChatSessionTest, StopEndsTheReplyAsACompletePartialOne) {
 
 TEST_F(ChatSessionTest, SendWhileGeneratingIsRefused) {
   Load();
-  const store::Id conversation = store_->CreateConversation("", Greedy(100000));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(100000));
   ASSERT_TRUE(session_->Send(conversation, "first"));
   EXPECT_TRUE(session_->generating());
   EXPECT_FALSE(session_->Send(conversation, "second"));
@@ -443,7 +429,7 @@ TEST_F(ChatSessionTest, SendWhileGeneratingIsRefused) {
 
 TEST_F(ChatSessionTest, RegenerateAddsASiblingReply) {
   Load();
-  const store::Id conversation = store_->CreateConversation("", Greedy(6));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(6));
   ASSERT_TRUE(session_->Send(conversation, "Hi"));
   session_->WaitIdle();
   const store::Message first = Message(Leaf(conversation));
@@ -463,7 +449,7 @@ TEST_F(ChatSessionTest, RegenerateAddsASiblingReply) {
 
 TEST_F(ChatSessionTest, EditingAUserMessageStartsABranchWithItsOwnReply) {
   Load();
-  const store::Id conversation = store_->CreateConversation("", Greedy(6));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(6));
   ASSERT_TRUE(session_->Send(conversation, "Hello there"));
   session_->WaitIdle();
   const std::vector<store::Message> old_branch = store_->Thread(Leaf(conversation));
@@ -487,7 +473,7 @@ TEST_F(ChatSessionTest, EditingAUserMessageStartsABranchWithItsOwnReply) {
 
 TEST_F(ChatSessionTest, EditingAReplyOnlyStoresIt) {
   Load();
-  const store::Id conversation = store_->CreateConversation("", Greedy(6));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(6));
   ASSERT_TRUE(session_->Send(conversation, "Hello"));
   session_->WaitIdle();
   const store::Message reply = Message(Leaf(conversation));
@@ -502,7 +488,7 @@ TEST_F(ChatSessionTest, EditingAReplyOnlyStoresIt) {
 
 TEST_F(ChatSessionTest, ContinueExtendsAnInterruptedReply) {
   Load();
-  const store::Id conversation = store_->CreateConversation("", Greedy(8));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(8));
   const store::Id question = store_->AddMessage(conversation, 0, "user", "Count to ten", MessageState::Complete);
   const store::Id partial =
       store_->AddMessage(conversation, question, "assistant", "One, two,", MessageState::Interrupted);
@@ -524,7 +510,7 @@ TEST_F(ChatSessionTest, ContinueExtendsAnInterruptedReply) {
 
 TEST_F(ChatSessionTest, ContextTokensCountTheRenderedBranch) {
   Load();
-  store::ConversationSettings settings = Greedy(5);
+  store::ConversationSettings settings = GreedySettings(5);
   settings.system_prompt = "Be brief.";
   const store::Id conversation = store_->CreateConversation("", settings);
   EXPECT_EQ(session_->ContextTokens(conversation), Files().EncodeChat(AsChat({}, "Be brief."), true).size());
@@ -543,7 +529,7 @@ TEST_F(ChatSessionTest, ContextTokensCountTheRenderedBranch) {
 // ContextTokens counts; after a write, the last count stays until the new one is in.
 TEST_F(ChatSessionTest, BackgroundCountsAreContextTokens) {
   Load();
-  const store::Id conversation = store_->CreateConversation("", Greedy(5));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(5));
   const store::Id first = store_->AddMessage(conversation, 0, "user", "Count me", MessageState::Complete);
   const auto counted = [&](uint32_t expected) {
     // Polled as the UI does each frame; a count that never comes ends in the test's timeout.
@@ -563,7 +549,7 @@ TEST_F(ChatSessionTest, BackgroundCountsAreContextTokens) {
   EXPECT_TRUE(*right_after == one_turn || *right_after == two_turns);
   EXPECT_EQ(counted(two_turns), two_turns);
   // Another conversation: nothing to show before its first count (the last is of another).
-  EXPECT_FALSE(session_->CountContextTokensInBackground(store_->CreateConversation("", Greedy(5))).has_value());
+  EXPECT_FALSE(session_->CountContextTokensInBackground(store_->CreateConversation("", GreedySettings(5))).has_value());
 }
 
 // `turns` question-and-answer pairs, so a small context cannot hold them all.
@@ -578,7 +564,7 @@ void AddEarlierTurns(store::Store& store, store::Id conversation, int turns) {
 
 TEST_F(ChatSessionTest, OldTurnsAreDroppedToFitTheContext) {
   Load(TinyModel(), 64);
-  const store::Id conversation = store_->CreateConversation("", Greedy(4));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(4));
   AddEarlierTurns(*store_, conversation, 4);
   ASSERT_TRUE(session_->Send(conversation, "Last one"));
   session_->WaitIdle();
@@ -593,7 +579,7 @@ TEST_F(ChatSessionTest, OldTurnsAreDroppedToFitTheContext) {
 // Each notice is a sentence on its own line, not run into the next.
 TEST_F(ChatSessionTest, ADroppedTurnAndAFullContextAreSeparateNotices) {
   Load(TinyModel(), 64);
-  const store::Id conversation = store_->CreateConversation("", Greedy(100000));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(100000));
   AddEarlierTurns(*store_, conversation, 4);
   ASSERT_TRUE(session_->Send(conversation, "Last one"));
   session_->WaitIdle();
@@ -608,7 +594,7 @@ TEST_F(ChatSessionTest, ADroppedTurnAndAFullContextAreSeparateNotices) {
 
 TEST_F(ChatSessionTest, AMessageTooLongForTheContextGetsNoReply) {
   Load(TinyModel(), 64);
-  const store::Id conversation = store_->CreateConversation("", Greedy(4));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(4));
   std::string long_text;
   for (int i = 0; i < 80; ++i) long_text += "word ";
   ASSERT_TRUE(session_->Send(conversation, long_text));
@@ -634,7 +620,7 @@ TEST_F(ChatSessionTest, AMessageTooLongForTheContextGetsNoReply) {
 
 TEST_F(ChatSessionTest, AStreamingReplyIsFlushedToTheDatabase) {
   Load();
-  const store::Id conversation = store_->CreateConversation("", Greedy(100000));
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(100000));
   store::Store reader(store_->path());  // another connection sees only what was committed
   ASSERT_TRUE(session_->Send(conversation, "Write a lot"));
   ASSERT_TRUE(WaitFor([&] { return session_->live().message != 0; }));

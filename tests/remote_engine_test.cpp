@@ -29,6 +29,7 @@ std::string TinyModel() {
 
 // --- helpers ----------------------------------------------------------------------------------
 
+using test::GreedySettings;
 using test::ServeProcess;
 using test::WaitFor;
 
@@ -43,15 +44,6 @@ uint16_t ClosedPort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
   close(fd);
   return ntohs(address.sin_port);
-}
-
-store::ConversationSettings Greedy(uint32_t max_new_tokens) {
-  store::ConversationSettings s;
-  s.temperature = 0;
-  s.repetition_penalty = 1.0f;
-  s.random_seed = false;
-  s.max_new_tokens = max_new_tokens;
-  return s;
 }
 
 class RemoteEngineTest : public test::GpuTest {
@@ -73,7 +65,7 @@ class RemoteEngineTest : public test::GpuTest {
   }
 
   store::Id Conversation(const std::string& url, uint32_t max_new_tokens) {
-    const store::Id c = store_->CreateConversation("", Greedy(max_new_tokens));
+    const store::Id c = store_->CreateConversation("", GreedySettings(max_new_tokens));
     if (!url.empty()) store_->SetConversationEngine(c, {.base_url = url, .model = "qwen2-tiny"});
     return c;
   }

@@ -21,16 +21,6 @@
 
 namespace qvk::test {
 
-// Polls `done` until it holds or `limit` passes; whether it held.
-inline bool WaitFor(const std::function<bool()>& done, std::chrono::seconds limit = std::chrono::seconds(120)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return done();
-}
-
 // `qwenvk serve` on the fixture model in a child process, its log in a file.
 class ServeProcess {
  public:

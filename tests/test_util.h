@@ -3,6 +3,7 @@
 // checking error messages, and llama.cpp's tokenizer vectors.
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <functional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <stdlib.h>
@@ -19,8 +21,29 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "store/settings.h"
 
 namespace qvk::test {
+
+// Polls `done` until it holds or `limit` passes; whether it held.
+inline bool WaitFor(const std::function<bool()>& done, std::chrono::seconds limit = std::chrono::seconds(120)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return done();
+}
+
+// Greedy on the GPU's argmax, as the CLI's --greedy, so a reply can be predicted.
+inline store::ConversationSettings GreedySettings(uint32_t max_new_tokens) {
+  store::ConversationSettings s;
+  s.temperature = 0;
+  s.repetition_penalty = 1.0f;
+  s.random_seed = false;
+  s.max_new_tokens = max_new_tokens;
+  return s;
+}
 
 // Compiled in, overridable by the environment variables of the same names, so a built suite
 // can run from another checkout (as on a remote GPU machine).
