@@ -22,6 +22,7 @@
 #include "qwenvk_version.h"
 #include "store/bench_exchange.h"
 #include "store/store.h"
+#include "ui/actions.h"
 
 namespace qvk::app {
 namespace {
@@ -89,7 +90,11 @@ int RunBench(const BenchOptions& o) {
                            .peak = peak,
                            .repetitions = o.repetitions};
   if (!o.model.model.empty()) {
-    runtime.engine().set_live_attention(o.live_attention);
+    if (o.live_attention) {
+      // What the attention panel follows a reply with when it opens: its first view.
+      const AttentionRequest view = ui::AttentionViewHeads(runtime.engine().config(), ui::AttentionView{});
+      runtime.engine().set_live_attention(std::span(&view, 1));
+    }
     chat::BenchRunner runner(runtime.engine());
     for (const chat::BenchTest& test : tests) {
       spdlog::info("running {}", test.Name());

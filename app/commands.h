@@ -79,7 +79,7 @@ struct BenchOptions {
   std::string output = "md";               // -o: md, json or csv
   bool kernels = false;                    // --kernels: one profiled step per test
   bool device_peak = false;                // --device-peak
-  bool live_attention = false;             // --live-attention: decode steps write their attention rows
+  bool live_attention = false;             // --live-attention: as while the attention panel follows a reply
   uint64_t peak_mib = 1024;                // --peak-mib: most MiB the peak's copy moves
   bool save = true;                        // --save / --no-save: keep the run (and peaks) in the store
   std::optional<std::string> database;     // --db: the store (default: the conversations' database)

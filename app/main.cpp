@@ -141,8 +141,9 @@ void AddBenchOptions(CLI::App* command, qvk::app::BenchOptions& options) {
   command->add_option("--db", options.database,
                       "The database runs are kept in (default: the conversations', under $XDG_DATA_HOME/qwenvk)");
   command->add_flag("--live-attention", options.live_attention,
-                    "Each decode step also writes its attention row of every layer and head, as while a live "
-                    "attention map is shown (a prompt's last token then runs as a decode step)");
+                    "Each decode step also reduces its attention to the attention panel's first view (layer 0, "
+                    "head 0) on the GPU and reads that row, as the app does while the panel follows a reply (a "
+                    "prompt's last token then runs as a decode step)");
   command->add_option("--peak-mib", options.peak_mib, "Most MiB the peak's copy moves (default 1024)")
       ->check(WholeNumber<uint64_t>(1, uint64_t{1} << 20));
 }

@@ -112,12 +112,18 @@ double BenchRunner::TimedRun(const BenchTest& test) {
     return std::chrono::duration<double>(Clock::now() - start).count();
   }
   uint32_t token = Take(prompt_ids_, 1)[0];
+  const bool live = engine_.live_attention();
+  if (live) live_feed_.SetViews({engine_.live_views().begin(), engine_.live_views().end()});
+  const uint64_t choice = live_feed_.views().choice;
   const auto start = Clock::now();
   for (uint32_t i = 0; i < test.tokens; ++i) {
     engine_.Decode(token, {.ranked = 1});
     token = engine_.argmax();
+    if (live) live_feed_.Push(engine_.attention_row(), choice, {.id = token}, 0);
   }
-  return std::chrono::duration<double>(Clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  live_feed_.Take();  // the rows the attention panel would have drawn
+  return seconds;
 }
 
 BenchResult BenchRunner::Run(const BenchTest& test, uint32_t repetitions, const std::function<void()>& after_each) {
@@ -240,6 +246,24 @@ BenchDevice DescribeDevice(const DeviceInfo& info) {
           .coopmat = info.coopmat_f16};
 }
 
+std::string ViewName(const AttentionRequest& v) {
+  std::string name = v.plane_heads == 1
+                         ? fmt::format("layer {} head {}", v.layer, v.first_head)
+                         : fmt::format("layer {} heads {}-{} {}", v.layer, v.first_head,
+                                       v.first_head + v.plane_heads - 1, v.reduce == HeadReduce::Max ? "max" : "mean");
+  return v.mute_sink ? name + ", sink muted" : name;
+}
+
+namespace {
+
+std::vector<std::string> LiveViewNames(std::span<const AttentionRequest> views) {
+  std::vector<std::string> names;
+  for (const AttentionRequest& view : views) names.push_back(ViewName(view));
+  return names;
+}
+
+}  // namespace
+
 BenchModel DescribeModel(const LoadedModel& model, const Allocator& allocator) {
   const ModelConfig& c = model.files().config();
   const WeightSource& source = model.files().weights();
@@ -265,7 +289,7 @@ BenchModel DescribeModel(const LoadedModel& model, const Allocator& allocator) {
           .working_bytes = engine.working_bytes(),
           .allocated_bytes = allocator.bytes_in_use(),
           .reserved_bytes = allocator.bytes_reserved(),
-          .live_attention = engine.live_attention()};
+          .live_attention_views = LiveViewNames(engine.live_views())};
 }
 
 // --- report: markdown ----------------------------------------------------------------------------
@@ -352,7 +376,12 @@ std::string FormatMarkdown(const BenchReport& report) {
       MiB(m.weights_bytes), MiB(m.kv_cache_bytes), MiB(m.working_bytes), MiB(m.allocated_bytes),
       Percent(planned > 0 ? static_cast<double>(m.allocated_bytes) / static_cast<double>(planned) - 1 : 0),
       MiB(m.reserved_bytes), m.context, report.repetitions);
-  if (m.live_attention) out += "live attention: every decode step also wrote its row of every layer and head\n";
+  if (!m.live_attention_views.empty()) {
+    out += fmt::format(
+        "live attention: every decode step also reduced its attention to {} on the GPU and handed the row to a "
+        "live feed, as the chat does while the attention panel is open\n",
+        Joined(m.live_attention_views));
+  }
   for (const BenchResult& r : report.results) {
     if (!r.kernels.empty()) AppendKernels(out, r, report.peak);
   }
@@ -391,7 +420,7 @@ store::BenchRun StoredRun(const BenchReport& report, std::span<const uint32_t> p
                       .created_ms = now_ms,
                       .version = report.version,
                       .commit = report.commit,
-                      .variant = m.live_attention ? "live attention" : "",
+                      .variant = m.live_attention_views.empty() ? "" : "live attention",
                       .repetitions = report.repetitions,
                       .prompts = {prompts.begin(), prompts.end()},
                       .generations = {generations.begin(), generations.end()},
@@ -463,7 +492,8 @@ Json RowFields(const BenchReport& report, const BenchResult* r) {
                     {"working_bytes", m.working_bytes},
                     {"allocated_bytes", m.allocated_bytes},
                     {"reserved_bytes", m.reserved_bytes},
-                    {"live_attention", m.live_attention}});
+                    {"live_attention", !m.live_attention_views.empty()},
+                    {"live_attention_views", m.live_attention_views}});
   }
   const Json none = nullptr;
   row.update(Json{{"copy_gbps", report.peak ? Json(report.peak->copy_gbps) : none},

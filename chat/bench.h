@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "chat/live_attention.h"
 #include "gpu/graph.h"
 #include "gpu/peak.h"
 #include "model/engine.h"
@@ -84,8 +85,9 @@ class BenchRunner {
   // One warm-up run, then `repetitions` timed runs (at least 1), each from a cache holding
   // exactly test.depth tokens (filled untimed). The clock runs around the whole prompt (pp) or
   // all the steps (tg), each a call that waits for the GPU; a tg step reads the argmax back and
-  // feeds it to the next one. `after_each` is called after the warm-up and each timed run (the
-  // app's progress bar; it may throw to cancel).
+  // feeds it to the next one, and with the engine's live attention on, hands its rows to a live
+  // feed as the chat's worker does. `after_each` is called after the warm-up and each timed run
+  // (the app's progress bar; it may throw to cancel).
   BenchResult Run(const BenchTest& test, uint32_t repetitions, const std::function<void()>& after_each = {});
   // The test's step once more with GPU timestamps (the whole prompt for pp, one token for tg),
   // summarized by label. Empty on a device without compute timestamps.
@@ -104,6 +106,7 @@ class BenchRunner {
 
   Engine& engine_;
   TokenStream depth_ids_, prompt_ids_;
+  LiveAttention live_feed_;  // where a tg step's live rows go, as the chat's go to the attention panel
 };
 
 // --- report --------------------------------------------------------------------------------------
@@ -134,11 +137,14 @@ struct BenchModel {
   uint64_t working_bytes = 0;    // the engine's activations, logits and ranking
   uint64_t allocated_bytes = 0;  // every buffer the allocator holds
   uint64_t reserved_bytes = 0;   // the blocks it took from the driver
-  // Each decode step also wrote its attention row of every layer and head (Engine::set_live_attention).
-  bool live_attention = false;
+  // Each decode step also reduced its attention to these views (Engine::set_live_attention), named
+  // as ViewName names them; empty: live attention was off.
+  std::vector<std::string> live_attention_views;
 };
 // The model and GPU memory as they stand now.
 BenchModel DescribeModel(const LoadedModel& model, const Allocator& allocator);
+// A live attention view in words: "layer 0 head 3", "layer 2 heads 0-13 mean, sink muted".
+std::string ViewName(const AttentionRequest& view);
 
 struct BenchReport {
   std::string version;  // QwenVK's

@@ -580,14 +580,25 @@ void ChatSession::RunReply(const ReplyJob& job) {
       std::lock_guard lock(mutex_);
       attention = live_attention_;
     }
-    try {
-      engine.set_live_attention(attention != nullptr);
-    } catch (const Error& e) {
-      // The reply goes on without its rows; the user hears why the map does not grow.
-      attention = nullptr;
-      std::lock_guard lock(mutex_);
-      error_ = fmt::format("The attention panel cannot follow this reply: {}", e.what());
-    }
+    // The feed's views go to the engine, whose steps reduce their rows to them: at the start, and
+    // after each step where the UI has chosen others since.
+    std::optional<uint64_t> views_choice;
+    auto follow_views = [&] {
+      if (!attention) return engine.set_live_attention({});
+      const LiveAttention::Views views = attention->views();
+      if (views.choice == views_choice) return;
+      try {
+        engine.set_live_attention(views.views);
+        views_choice = views.choice;
+      } catch (const Error& e) {
+        // The reply goes on without its rows; the user hears why the map does not grow.
+        attention = nullptr;
+        engine.set_live_attention({});
+        std::lock_guard lock(mutex_);
+        error_ = fmt::format("The attention panel cannot follow this reply: {}", e.what());
+      }
+    };
+    follow_views();
     if (attention) {
       std::vector<LiveAttention::Token> tokens;
       for (uint32_t id : prompt) tokens.push_back({id, files.tokenizer().Decode(std::span(&id, 1))});
@@ -597,9 +608,10 @@ void ChatSession::RunReply(const ReplyJob& job) {
     StartLiveReply(job, writer, static_cast<uint32_t>(prompt.size()));
     auto on_text = [&](const GenerationStep& step) {
       writer.Append(step.text);
-      if (attention && step.attention) {
-        attention->Push(*step.attention, {step.token, files.tokenizer().Decode(std::span(&step.token, 1))},
-                        writer.message());
+      if (attention && !step.trailing_text) {
+        attention->Push(step.attention, *views_choice,
+                        {step.token, files.tokenizer().Decode(std::span(&step.token, 1))}, writer.message());
+        follow_views();
       }
       MirrorLiveReply(writer, static_cast<uint32_t>(generated.size()));
       return !stop_requested_;
@@ -840,7 +852,7 @@ void ChatSession::RunBenchmark(const BenchRequest& request) {
       advance("");
     }
     // The chat's live attention rows would be measured with every step; a reply turns them back on.
-    model.engine().set_live_attention(false);
+    model.engine().set_live_attention({});
     BenchRunner runner(model.engine());
     for (const BenchTest& test : tests) {
       begin(test.Name());

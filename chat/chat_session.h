@@ -143,7 +143,8 @@ class ChatSession {
   // The latest finished capture, once.
   std::optional<MessageAttention> TakeAttention();
   // While set, each reply from the next on captures the attention row of every token it
-  // generates (Engine::set_live_attention) and hands it to `feed`, reduced to the feed's views;
+  // generates, reduced on the GPU to the feed's views (Engine::set_live_attention; views the feed
+  // changes to while a reply runs take effect from its next token), and hands it to `feed`;
   // nullptr turns it off. Costs GPU memory for a row of every layer and head over the context.
   void SetLiveAttention(std::shared_ptr<LiveAttention> feed);
 

@@ -2,12 +2,13 @@
 // The attention rows of the reply being generated, from the chat session's worker to the UI: the
 // map of a view grows a row per token while the reply streams. The UI chooses the views (each a
 // layer and heads, plane 0 of an AttentionRequest) and takes what arrived since it last looked;
-// the worker reduces each step's row of every layer and head to those views as it comes, so a
-// view costs one row per token and the whole row never leaves the generation thread. The tokens
-// come along (the prompt's at the reply's start, then each generated one), so the UI can label
-// the rows and columns without a tokenizer of its own.
+// the worker hands the views to the engine, which reduces each step's attention to them on the
+// GPU (Engine::set_live_attention), so a view costs one row per token and no other row leaves the
+// GPU. The tokens come along (the prompt's at the reply's start, then each generated one), so the
+// UI can label the rows and columns without a tokenizer of its own.
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,19 +37,29 @@ class LiveAttention {
     std::vector<Token> tokens;   // the sequence's tokens that arrived since the last Take, in order
     std::vector<ViewRows> views;
   };
+  // The views the UI chose, and which of its choices they are (each SetViews is a new one).
+  struct Views {
+    uint64_t choice = 0;
+    std::vector<AttentionRequest> views;
+  };
 
   // UI thread. From the next row on; rows kept for earlier views are dropped.
   void SetViews(std::vector<AttentionRequest> views);
   // UI thread: every view's rows and the tokens that arrived since the last Take, in order.
   Update Take();
 
-  // Worker: a reply starts from `prompt`; then each step's row, with the token it produced and
-  // the message the reply is written to (0 until its row exists).
+  // Worker: the views for the engine to reduce the rows to.
+  Views views() const;
+  // Worker: a reply starts from `prompt`; then each step's token, with its row reduced to the
+  // views of `choice` (none while live attention is off; dropped when the UI has chosen others
+  // since, whose rows begin at the next step), and the message the reply is written to (0 until
+  // its row exists).
   void BeginReply(std::vector<Token> prompt);
-  void Push(const AttentionRow& row, Token produced, store::Id message);
+  void Push(const std::optional<AttentionRow>& row, uint64_t choice, Token produced, store::Id message);
 
  private:
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
+  uint64_t choice_ = 0;
   uint64_t reply_ = 0;
   uint32_t prompt_tokens_ = 0;
   store::Id message_ = 0;

@@ -536,6 +536,19 @@ void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32
   }
 }
 
+namespace {
+
+// The probabilities (or scores) an attention dispatch writes: every row's whole stride, or with
+// scores kept up to the last query's position, and each row's max and sum.
+uint64_t ProbsBytes(const AttentionArgs& a) {
+  if (!a.probs) return 0;
+  if (!a.scores) return uint64_t{4} * a.n_heads * a.tokens * a.probs_stride;
+  const uint64_t cols = std::min<uint64_t>(a.probs_stride, uint64_t{a.first_position} + a.tokens);
+  return uint64_t{4} * a.n_heads * a.tokens * (cols + 2);
+}
+
+}  // namespace
+
 void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   Require(a.n_heads > 0 && a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0, "attention",
           "query heads must be a multiple of KV heads");
@@ -551,9 +564,11 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   Require(a.out.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * o_stride + a.n_heads * a.head_dim) * 4, "attention",
           "O too small");
   if (a.probs) {
-    Require(a.probs_stride > 0 && a.probs->size >= static_cast<VkDeviceSize>(a.n_heads) * a.tokens * a.probs_stride * 4,
-            "attention", "probabilities buffer too small");
+    const uint64_t floats = a.scores ? AttentionScoresFloats(a.n_heads, a.tokens, a.probs_stride)
+                                     : uint64_t{a.n_heads} * a.tokens * a.probs_stride;
+    Require(a.probs_stride > 0 && a.probs->size >= 4 * floats, "attention", "probabilities buffer too small");
   }
+  Require(!a.scores || a.probs, "attention", "scores kept without a probabilities buffer");
   const uint64_t counter_bytes = AttentionCounterBytes(a.n_heads, a.n_kv_heads, a.head_dim, a.capacity);
   const uint64_t partials_bytes = SplitPartialsBytes(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity);
   if (partials_bytes > 0) {
@@ -575,7 +590,7 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  a.window,
                                  scale,
                                  a.probs_stride,
-                                 a.probs ? QVK_FLAG_PROBS : 0u,
+                                 (a.probs ? QVK_FLAG_PROBS : 0u) | (a.scores ? QVK_FLAG_SCORES : 0u),
                                  decode ? DecodeSplits(a.capacity) : plan.splits,
                                  plan.block_rows,
                                  plan.heads_per_block,
@@ -595,12 +610,16 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   if (plan.splits > 1) {
     // Reads each split's (max, sum, output), about two flops a float, and writes O; scales the
     // probabilities in place. Its own label, so that profiles show what the split costs.
-    const uint64_t probs_bytes = a.probs ? uint64_t{8} * a.n_heads * a.tokens * a.probs_stride : 0;
+    const uint64_t probs_bytes = 2 * ProbsBytes(a);
     g.Dispatch(KernelId::AttentionCombine, {a.positions, partials, a.out, probs}, push, Groups{a.n_heads, a.tokens, 1},
                fmt::format("{}_combine", label),
                {.bytes = partials_bytes + uint64_t{4} * a.tokens * a.n_heads * a.head_dim + probs_bytes,
                 .flops = partials_bytes / 2 + probs_bytes / 8});
   }
+}
+
+uint64_t AttentionScoresFloats(uint32_t n_heads, uint32_t tokens, uint32_t probs_stride) {
+  return uint64_t{n_heads} * tokens * (uint64_t{probs_stride} + 2);
 }
 
 uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
@@ -635,7 +654,7 @@ DispatchCost AttentionCost(const AttentionArgs& a) {
   const uint64_t lowest = a.window != 0 && a.first_position + 1 > a.window ? a.first_position + 1 - a.window : 0;
   const uint64_t rows = last - lowest;
   const uint64_t qo = uint64_t{a.tokens} * a.n_heads * a.head_dim;
-  const uint64_t probs = a.probs ? uint64_t{4} * a.n_heads * a.tokens * a.probs_stride : 0;
+  const uint64_t probs = ProbsBytes(a);
   // q.k and p.v: two multiply-adds per key and dimension of each head.
   return {.bytes = 2 * uint64_t{2} * a.n_kv_heads * rows * a.head_dim + 2 * 4 * qo + uint64_t{4} * a.tokens + probs,
           .flops = 4 * visible * a.n_heads * a.head_dim};
@@ -651,7 +670,6 @@ void AttentionReduce(Graph& g, const AttentionReduceArgs& a, std::string_view la
   Require(a.rows > 0 && lo < hi, "attention_reduce", "no row of the band in P");
   Require(a.cols > 0 && a.cols <= a.probs_stride, "attention_reduce", "1..probs_stride key columns");
   Require(a.probs.size >= uint64_t{4} * a.n_heads * a.rows * a.probs_stride, "attention_reduce", "P too small");
-  Require(!a.live_cols || a.positions.size >= uint64_t{4} * a.rows, "attention_reduce", "positions too small");
   const uint64_t out_rows = CeilDiv(a.band_end - a.band_begin, a.cell);
   const uint64_t out_cols = CeilDiv(a.cols, a.cell);
   Require(a.out.size >= uint64_t{4} * (uint64_t{a.plane_base} + a.planes) * out_rows * out_cols, "attention_reduce",
@@ -660,13 +678,42 @@ void AttentionReduce(Graph& g, const AttentionReduceArgs& a, std::string_view la
   const uint32_t cells_per_wg = std::max(1u, wg / a.cell);
   const uint32_t touched_rows = (hi - 1 - a.band_begin) / a.cell - (lo - a.band_begin) / a.cell + 1;
   const uint64_t read = uint64_t{4} * a.planes * a.plane_heads * (hi - lo) * a.cols;
-  g.Dispatch(KernelId::AttentionReduce, {a.probs, a.positions, a.out},
+  g.Dispatch(KernelId::AttentionReduce, {a.probs, a.out},
              push::AttentionReducePush{a.rows, a.probs_stride, a.first_row, a.band_begin, a.band_end, a.cols, a.cell,
                                        a.head_first, a.plane_heads, a.plane_base,
-                                       (a.max ? QVK_FLAG_MAX : 0u) | (a.live_cols ? QVK_FLAG_LIVE_COLS : 0u) |
-                                           (a.mute_sink ? QVK_FLAG_MUTE_SINK : 0u)},
+                                       (a.max ? QVK_FLAG_MAX : 0u) | (a.mute_sink ? QVK_FLAG_MUTE_SINK : 0u)},
              Groups{CeilDiv(out_cols, cells_per_wg), touched_rows, a.planes}, label,
              {.bytes = read + uint64_t{4} * a.planes * touched_rows * out_cols, .flops = read / 4});
+}
+
+void AttentionLive(Graph& g, const AttentionLiveArgs& a, std::string_view label) {
+  const uint64_t layer_floats = AttentionScoresFloats(a.n_heads, 1, a.stride);
+  Require(a.layers > 0 && a.n_heads > 0 && a.stride > 0 && a.layer_stride >= layer_floats, "attention_live",
+          "layers, heads and a stride of at least one key, layers apart by their scores");
+  Require(a.max_views > 0 && a.max_views <= 65535, "attention_live", "1 to 65535 views");
+  Require(a.scores.size >= uint64_t{4} * ((uint64_t{a.layers} - 1) * a.layer_stride + layer_floats), "attention_live",
+          "scores too small");
+  Require(a.positions.size >= 4, "attention_live", "positions too small");
+  Require(a.views.size >= uint64_t{16} * (1 + a.max_views), "attention_live", "views too small");
+  Require(a.out.size >= uint64_t{4} * a.max_views * a.stride, "attention_live", "output too small");
+  // Workgroups for 16384 keys in one sweep; a longer row takes a few.
+  const uint32_t wg = Spec(KernelId::AttentionLive).local_size_x;
+  const uint32_t groups = std::min(CeilDiv(a.stride, wg), 64u);
+  // Each view head's scores read once, and its (m, l); an exp, a multiply and a sum a score.
+  const uint64_t keys = uint64_t{a.position} + 1;
+  const uint64_t read = uint64_t{4} * a.view_heads * (keys + 2);
+  g.Dispatch(KernelId::AttentionLive, {a.scores, a.positions, a.views, a.out},
+             push::AttentionLivePush{a.stride, a.layer_stride, a.n_heads}, Groups{groups, a.max_views, 1}, label,
+             {.bytes = read + uint64_t{4} * a.max_views * keys, .flops = uint64_t{3} * a.view_heads * keys});
+}
+
+std::vector<uint32_t> LiveViewWords(std::span<const LiveView> views) {
+  std::vector<uint32_t> words{static_cast<uint32_t>(views.size()), 0, 0, 0};
+  for (const LiveView& v : views) {
+    words.insert(words.end(), {v.layer, v.first_head, v.heads,
+                               (v.max ? QVK_FLAG_MAX : 0u) | (v.mute_sink ? QVK_FLAG_MUTE_SINK : 0u)});
+  }
+  return words;
 }
 
 uint32_t TopKScratchCount(uint32_t count, uint32_t k) {

@@ -213,6 +213,11 @@ struct AttentionArgs {
   float scale = 0;                   // 0: 1 / sqrt(head_dim)
   std::optional<BufferRange> probs;  // f32 [H, T, probs_stride]: the softmax, with the keys split or not
   uint32_t probs_stride = 0;
+  // P keeps the scores (-inf where unseen) through the last key the queries see, each row's max m
+  // and sum l after the rows (AttentionPush): the probabilities exp(score - m) / l are made only
+  // where they are read (a decode step's live rows, attention_live). `probs` then holds
+  // AttentionScoresFloats floats.
+  bool scores = false;
   // Split partials: AttentionScratchBytes(tokens, ...) bytes, whose first AttentionCounterBytes(...)
   // must be zero before the first dispatch that uses them (every dispatch leaves them zero).
   std::optional<BufferRange> scratch;
@@ -221,6 +226,8 @@ struct AttentionArgs {
   uint32_t first_position = 0;
 };
 void Attention(Graph& g, const AttentionArgs& a, std::string_view label = {});
+// Floats of P with scores kept: the rows [H, T, probs_stride], then (m, l) of each.
+uint64_t AttentionScoresFloats(uint32_t n_heads, uint32_t tokens, uint32_t probs_stride);
 // The bytes an attention dispatch must move and the flops it does (see DispatchCost).
 DispatchCost AttentionCost(const AttentionArgs& a);
 
@@ -230,24 +237,49 @@ DispatchCost AttentionCost(const AttentionArgs& a);
 // key columns [j * cell, (j + 1) * cell), by their max or their mean. A dispatch covers the band's
 // rows `probs` holds; dispatched chunk by chunk in row order, cells spanning chunks come out whole.
 struct AttentionReduceArgs {
-  BufferRange probs;      // f32 [n_heads, rows, probs_stride], rows at map rows first_row..
-  BufferRange positions;  // u32 [rows]: read with live_cols only
-  BufferRange out;        // f32 [plane_base + planes, ceil(band / cell), ceil(cols / cell)]
+  BufferRange probs;  // f32 [n_heads, rows, probs_stride], rows at map rows first_row..
+  BufferRange out;    // f32 [plane_base + planes, ceil(band / cell), ceil(cols / cell)]
   uint32_t n_heads = 0;
   uint32_t rows = 0;
   uint32_t probs_stride = 0;
   uint32_t first_row = 0;
   uint32_t band_begin = 0, band_end = 0;
-  // Key columns; with live_cols, positions[rows - 1] + 1 at run time (a decode step's row), which
-  // `cols` then bounds (the output holds ceil(cols / cell) columns per row at most).
-  uint32_t cols = 0;
-  bool live_cols = false;
+  uint32_t cols = 0;  // key columns
   uint32_t cell = 1;
   uint32_t head_first = 0, plane_heads = 1, planes = 1, plane_base = 0;
   bool max = false;        // else the mean
   bool mute_sink = false;  // key 0 left out of each head's row and the row renormalized first
 };
 void AttentionReduce(Graph& g, const AttentionReduceArgs& a, std::string_view label = {});
+
+// Live attention rows (AttentionLivePush has the whole contract): the attention of a decode step's
+// token at positions[0] reduced to each view in `views`, as attention_reduce reduces one row of a
+// plane, into `out` packed to positions[0] + 1 keys a view, from each layer's scores as Attention
+// keeps them (`scores`). The views buffer is read when the dispatch runs, so the host may rewrite
+// it between runs of one recording.
+struct AttentionLiveArgs {
+  BufferRange scores;     // layer l at l * layer_stride floats: AttentionScoresFloats(n_heads, 1, stride)
+  BufferRange positions;  // u32 [1]
+  BufferRange views;      // u32 [4 * (1 + max_views)]: LiveViewWords
+  BufferRange out;        // f32 [views, positions[0] + 1], room for [max_views, stride]
+  uint32_t layers = 0, n_heads = 0;
+  uint32_t stride = 0;        // floats between a layer's heads: the most keys, the cache's capacity
+  uint32_t layer_stride = 0;  // floats between layers
+  uint32_t max_views = 1;
+  // positions[0] and the heads of every view together, as the host knows them when recording:
+  // they size the dispatch's cost only.
+  uint32_t position = 0, view_heads = 0;
+};
+void AttentionLive(Graph& g, const AttentionLiveArgs& a, std::string_view label = {});
+
+// One view of AttentionLive: plane 0 of an attention map's request (its layer and heads, reduced
+// by max or mean, the sink muted or not).
+struct LiveView {
+  uint32_t layer = 0, first_head = 0, heads = 1;
+  bool max = false, mute_sink = false;
+};
+// The views buffer's contents for `views` (at most the recorded max_views).
+std::vector<uint32_t> LiveViewWords(std::span<const LiveView> views);
 
 // Bytes of split partials Attention needs for up to `max_tokens` query rows against a cache of
 // `capacity` rows (0: it never splits them).

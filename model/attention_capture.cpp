@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "gpu/ops.h"
 
 namespace qvk {
 namespace {
@@ -161,34 +162,19 @@ AttentionMap MapOfRows(AttentionRequest request, uint32_t first_row, std::span<c
   return map;
 }
 
-uint64_t LiveAttentionBytes(const ModelConfig& c, uint32_t context) {
-  return uint64_t{4} * (uint64_t{c.num_layers} + 1) * c.num_heads * context;
+uint64_t LiveLayerBytes(const ModelConfig& c, uint32_t context) {
+  constexpr uint64_t kMostOffsetAlignment = 256;
+  const uint64_t bytes = 4 * ops::AttentionScoresFloats(c.num_heads, 1, context);
+  return (bytes + kMostOffsetAlignment - 1) / kMostOffsetAlignment * kMostOffsetAlignment;
 }
 
-std::span<const float> AttentionRow::head(uint32_t layer, uint32_t h) const {
+uint64_t LiveAttentionBytes(const ModelConfig& c, uint32_t context, uint32_t views) {
+  return c.num_layers * LiveLayerBytes(c, context) + uint64_t{4} * views * context + uint64_t{16} * (1 + views);
+}
+
+std::span<const float> AttentionRow::view(uint32_t v) const {
   const size_t keys = size_t{position} + 1;
-  return values.subspan((static_cast<size_t>(layer) * heads + h) * keys, keys);
-}
-
-std::vector<float> AttentionRow::Reduce(const AttentionRequest& r) const {
-  if (r.layer >= layers || r.plane_heads == 0 || r.first_head + uint64_t{r.plane_heads} > heads) {
-    throw Error(fmt::format("layer {} heads {} to {} are not in an attention row of {} layers x {} heads", r.layer,
-                            r.first_head, r.first_head + r.plane_heads, layers, heads));
-  }
-  std::vector<float> out(size_t{position} + 1, 0.0f);
-  for (uint32_t h = r.first_head; h < r.first_head + r.plane_heads; ++h) {
-    const std::span<const float> row = head(r.layer, h);
-    // As attention_reduce mutes the sink: nothing left of a row wholly on it.
-    const float scale = !r.mute_sink ? 1.0f : row[0] < 1.0f ? 1.0f / (1.0f - row[0]) : 0.0f;
-    for (size_t j = r.mute_sink ? 1 : 0; j < out.size(); ++j) {
-      const float v = row[j] * scale;
-      out[j] = r.reduce == HeadReduce::Max ? std::max(out[j], v) : out[j] + v;
-    }
-  }
-  if (r.reduce == HeadReduce::Mean) {
-    for (float& v : out) v /= static_cast<float>(r.plane_heads);
-  }
-  return out;
+  return values.subspan(v * keys, keys);
 }
 
 }  // namespace qvk

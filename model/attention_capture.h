@@ -1,10 +1,11 @@
 #pragma once
 // Attention maps as a viewer asks for them (Engine::CaptureAttention) and the rows a decode step
-// captures live (Engine::attention_row). A map is one head, or the max or mean over a layer's
-// heads or over the query heads of one KV head (a GQA group); whole, a band of query rows, or
-// pooled into square cells (the thumbnails of a layers x heads overview). The GPU reduces each
-// chunk of a prefill's probabilities to what was asked for, so no capture holds T^2 values for
-// every head: a 4096-token map of Qwen2.5-0.5B's 24 layers x 14 heads would be 22.5 GB.
+// captures live, reduced to the viewer's views (Engine::attention_row). A map is one head, or the
+// max or mean over a layer's heads or over the query heads of one KV head (a GQA group); whole, a
+// band of query rows, or pooled into square cells (the thumbnails of a layers x heads overview).
+// The GPU reduces each chunk of a prefill's probabilities to what was asked for, so no capture
+// holds T^2 values for every head: a 4096-token map of Qwen2.5-0.5B's 24 layers x 14 heads would
+// be 22.5 GB.
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -86,21 +87,22 @@ CapturePlan PlanCapture(const ModelConfig& config, uint32_t tokens, std::span<co
 AttentionMap MapOfRows(AttentionRequest request, uint32_t first_row, std::span<const std::vector<float>> rows,
                        uint32_t window);
 
-// GPU memory live attention rows take over a context of `context` tokens (Engine::set_live_attention):
-// a decode step's probabilities [heads, context] and every layer's rows [layers, heads, context].
-uint64_t LiveAttentionBytes(const ModelConfig& config, uint32_t context);
+// Live attention (Engine::set_live_attention): bytes between layers in a decode step's scores, a
+// layer's [heads, context] and each head's max and sum, rounded up to 256 (the largest storage
+// offset alignment Vulkan allows), since each layer's attention binds its own; and the GPU memory
+// it takes for `views` views: every layer's scores, each view's row [views, context] and the views.
+uint64_t LiveLayerBytes(const ModelConfig& config, uint32_t context);
+uint64_t LiveAttentionBytes(const ModelConfig& config, uint32_t context, uint32_t views);
 
-// The attention of one query in every layer and head, as a step computed it: the row of the
-// token at `position`, over keys 0 .. position, [layers, heads, position + 1].
+// A decode step's attention reduced to each live view (Engine::set_live_attention): the row of
+// the token at `position` in plane 0 of each view's request (its layer and heads; band and cells
+// do not apply to a row), one value per key 0 .. position, [views, position + 1].
 struct AttentionRow {
   uint32_t position = 0;
-  uint32_t layers = 0, heads = 0;
+  uint32_t views = 0;
   std::span<const float> values;
 
-  std::span<const float> head(uint32_t layer, uint32_t head) const;
-  // Plane 0 of `request` (its layer and heads; band and cells do not apply to a row), one value
-  // per key.
-  std::vector<float> Reduce(const AttentionRequest& request) const;
+  std::span<const float> view(uint32_t v) const;
 };
 
 }  // namespace qvk

@@ -198,25 +198,31 @@ void Engine::DecodeStep(uint32_t id, const LogitsReadout& readout) {
 
 void Engine::RecordDecode(Graph& g, uint32_t position, const LogitsReadout& readout) {
   if (live_) {
-    // Each layer's row, as long as the position (read on the GPU) makes it, packed into rows.
-    const uint32_t heads = config_.num_heads;
+    // Each layer's scores to its own place, as long as the position (read on the GPU) makes them;
+    // after the last layer, the views' rows of them.
+    uint32_t view_heads = 0;
+    for (const AttentionRequest& r : live_->requests) view_heads += r.plane_heads;
+    const uint64_t layer_bytes = LiveLayerBytes(config_, kv_.capacity);
     const AttentionProbs probs{.probs = live_->probs,
                                .stride = kv_.capacity,
+                               .layer_bytes = layer_bytes,
+                               .scores = true,
                                .layers = std::vector<bool>(config_.num_layers, true),
-                               .consume = [this, heads](Graph& graph, uint32_t layer) {
-                                 ops::AttentionReduce(graph,
-                                                      {.probs = live_->probs,
-                                                       .positions = decode_.positions,
-                                                       .out = live_->rows,
-                                                       .n_heads = heads,
-                                                       .rows = 1,
-                                                       .probs_stride = kv_.capacity,
-                                                       .band_end = 1,
-                                                       .cols = kv_.capacity,
-                                                       .live_cols = true,
-                                                       .planes = heads,
-                                                       .plane_base = layer * heads},
-                                                      "attention_row");
+                               .consume = [this, position, view_heads, layer_bytes](Graph& graph, uint32_t layer) {
+                                 if (layer + 1 != config_.num_layers) return;
+                                 ops::AttentionLive(graph,
+                                                    {.scores = live_->probs,
+                                                     .positions = decode_.positions,
+                                                     .views = live_->views,
+                                                     .out = live_->rows,
+                                                     .layers = config_.num_layers,
+                                                     .n_heads = config_.num_heads,
+                                                     .stride = kv_.capacity,
+                                                     .layer_stride = static_cast<uint32_t>(layer_bytes / 4),
+                                                     .max_views = live_->max_views,
+                                                     .position = position,
+                                                     .view_heads = view_heads},
+                                                    "attention_live");
                                }};
     RecordForward(g, config_, weights_, decode_, kv_, 1, position, &probs);
   } else {
@@ -225,36 +231,61 @@ void Engine::RecordDecode(Graph& g, uint32_t position, const LogitsReadout& read
   RecordReadout(g, decode_, 0, readout);
 }
 
-void Engine::set_live_attention(bool on) {
-  if (on == live_attention()) return;
-  decode_graph_.reset();  // it was recorded with or without the rows
-  if (!on) {
+void Engine::set_live_attention(std::span<const AttentionRequest> views) {
+  if (views.empty()) {
+    if (live_) decode_graph_.reset();  // it was recorded with the rows
     live_.reset();
     return;
   }
-  const uint64_t rows_bytes = uint64_t{4} * config_.num_layers * config_.num_heads * kv_.capacity;
-  if (rows_bytes > device_.info().max_storage_buffer_range) {
+  for (const AttentionRequest& view : views) {
+    CheckAttentionRequest(config_, 1,
+                          {.layer = view.layer, .first_head = view.first_head, .plane_heads = view.plane_heads});
+  }
+  const uint64_t probs_bytes = config_.num_layers * LiveLayerBytes(config_, kv_.capacity);
+  if (probs_bytes > device_.info().max_storage_buffer_range) {
     throw Error(
         fmt::format("live attention rows of {} layers x {} heads over a context of {} tokens ({} MiB) are "
                     "more than this GPU binds at once: use a shorter context",
-                    config_.num_layers, config_.num_heads, kv_.capacity, rows_bytes >> 20));
+                    config_.num_layers, config_.num_heads, kv_.capacity, probs_bytes >> 20));
   }
-  auto live = std::make_unique<LiveAttention>();
-  live->probs = device_.allocator().CreateBuffer(uint64_t{4} * config_.num_heads * kv_.capacity, MemoryKind::Device);
-  live->rows = device_.allocator().CreateBuffer(rows_bytes, MemoryKind::Readback);
-  live_ = std::move(live);
+  const auto count = static_cast<uint32_t>(views.size());
+  if (!live_ || count > live_->max_views) {
+    auto live = std::make_unique<LiveAttention>();
+    live->probs = live_ ? std::move(live_->probs) : device_.allocator().CreateBuffer(probs_bytes, MemoryKind::Device);
+    live->views = device_.allocator().CreateBuffer(uint64_t{16} * (1 + count), MemoryKind::Device);
+    live->rows = device_.allocator().CreateBuffer(uint64_t{4} * count * kv_.capacity, MemoryKind::Readback);
+    live->max_views = count;
+    live_ = std::move(live);
+    decode_graph_.reset();  // it reduces fewer views, or none
+  }
+  live_->requests.assign(views.begin(), views.end());
+  std::vector<ops::LiveView> gpu_views;
+  for (const AttentionRequest& view : views) {
+    gpu_views.push_back({.layer = view.layer,
+                         .first_head = view.first_head,
+                         .heads = view.plane_heads,
+                         .max = view.reduce == HeadReduce::Max,
+                         .mute_sink = view.mute_sink});
+  }
+  const std::vector<uint32_t> view_words = ops::LiveViewWords(gpu_views);
+  device_.Upload(live_->views, 0, std::as_bytes(std::span(view_words)));
+  live_->valid = false;
+}
+
+std::span<const AttentionRequest> Engine::live_views() const {
+  if (!live_) return {};
+  return live_->requests;
 }
 
 AttentionRow Engine::attention_row() const {
   if (!live_ || !live_->valid) {
-    throw Error("no attention row: live attention is off, or no step has run since it went on");
+    throw Error("no attention row: live attention is off, or no step has run since its views were set");
   }
   live_->rows.InvalidateMapped();
-  const size_t count = size_t{config_.num_layers} * config_.num_heads * (live_->position + 1);
+  const auto views = static_cast<uint32_t>(live_->requests.size());
   return {.position = live_->position,
-          .layers = config_.num_layers,
-          .heads = config_.num_heads,
-          .values = {reinterpret_cast<const float*>(live_->rows.mapped()), count}};
+          .views = views,
+          .values = {reinterpret_cast<const float*>(live_->rows.mapped()), size_t{views} * (live_->position + 1)}};
 }
 
 // --- attention capture -----------------------------------------------------------------------
@@ -302,7 +333,6 @@ std::vector<AttentionMap> Engine::CaptureAttention(std::span<const uint32_t> ids
         if (r.layer != layer || !wants(r)) continue;
         ops::AttentionReduce(g,
                              {.probs = probs,
-                              .positions = prefill_.positions,
                               .out = outputs[i],
                               .n_heads = config_.num_heads,
                               .rows = n,

@@ -4,7 +4,8 @@
 // replaying a step recorded once. Logits stay on the GPU, which ranks the best of them; the host
 // reads what it asks for (the argmax's 4 bytes, the ranked candidates, or the whole row).
 // Attention maps come from the same kernels: a prefill with the probabilities on, reduced on the
-// GPU to the maps asked for, and each step's row of every layer and head while generating.
+// GPU to the maps asked for, and while generating each step's row, reduced on the GPU to the views
+// a viewer chose.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -76,14 +77,21 @@ class Engine {
   // How CaptureAttention would run `tokens` tokens on this device (its memory, its chunk rows).
   CapturePlan PlanAttentionCapture(uint32_t tokens, std::span<const AttentionRequest> requests) const;
 
-  // While on, every step whose logits a caller reads (Decode, and a LastLogits prefill, whose
-  // last token then runs as a decode step) also captures the attention of its last token in every
-  // layer and head: attention_row(), valid until the next step. The decode step is recorded again
-  // only when this changes. Costs GPU memory for [layers, heads, context] rows (host-visible) and
-  // [heads, context] probabilities.
-  void set_live_attention(bool on);
+  // While `views` is not empty, every step whose logits a caller reads (Decode, and a LastLogits
+  // prefill, whose last token then runs as a decode step) also reduces the attention of its last
+  // token to each view (plane 0 of its request: its layer and heads), on the GPU: attention_row(),
+  // valid until the next step. Every layer's attention leaves its scores in device memory, one
+  // dispatch after the last layer makes the probabilities the views read and reduces them, and
+  // only the views' rows reach host memory. Other views, no more of them than ever, take effect from the next step in
+  // the same recording; the decode step is recorded again when live attention goes on or off, or more views than ever
+  // come. Costs GPU memory: LiveAttentionBytes. Throws an Error, changing nothing, for a view outside the model or a
+  // context whose rows one binding cannot hold.
+  void set_live_attention(std::span<const AttentionRequest> views);
   bool live_attention() const { return live_ != nullptr; }
-  // The last step's row; throws when live attention is off or no step ran since it went on.
+  // The views the last set_live_attention chose (none while off).
+  std::span<const AttentionRequest> live_views() const;
+  // The last step's row of each view; throws when live attention is off or no step ran since the
+  // views were set.
   AttentionRow attention_row() const;
 
   // The logits of the last Decode or LastLogits prefill, valid until the next step:
@@ -141,10 +149,13 @@ class Engine {
   bool profiling_ = false;
   std::vector<DispatchTiming> last_profile_;
 
-  // Live attention: each layer's probabilities of the decode token, then its rows packed.
+  // Live attention: every layer's probabilities of the decode token, and each view's row of them.
   struct LiveAttention {
-    Buffer probs;  // f32 [H, context]                     one layer's, shared by all
-    Buffer rows;   // f32 [layers, H, position + 1]         every layer's rows (host-readable)
+    Buffer probs;            // f32 [layers, H, context + 2]: scores, then (max, sum) a head (LiveLayerBytes)
+    Buffer views;            // u32 [4 * (1 + max_views)]: ops::LiveViewWords
+    Buffer rows;             // f32 [views, position + 1]: each view's row (host-readable)
+    uint32_t max_views = 0;  // the most views the recorded step reduces
+    std::vector<AttentionRequest> requests;
     uint32_t position = 0;
     bool valid = false;
   };

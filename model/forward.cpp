@@ -279,7 +279,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
       ops::Rope(g, rope, "rope");
     }
     // a = softmax(q k^T / sqrt(D) + mask) v, over keys 0..position (within the layer's window);
-    // p = that softmax, where a capture asks for this layer
+    // p = that softmax (or its scores with each row's max and sum), where a capture asks for this layer
     ops::AttentionArgs attention{.q = s.qkv,
                                  .positions = s.positions,
                                  .k_cache = kv.k[l],
@@ -296,12 +296,15 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                                  .first_position = first_position};
     const bool captured = probs != nullptr && probs->layers[l];
     if (captured) {
-      attention.probs = probs->probs;
+      const VkDeviceSize at = probs->probs.offset + l * probs->layer_bytes;
+      attention.probs =
+          BufferRange(*probs->probs.buffer, at, probs->layer_bytes != 0 ? probs->layer_bytes : probs->probs.size);
       attention.probs_stride = probs->stride;
+      attention.scores = probs->scores;
     }
     ops::Attention(g, attention, "attention");
-    // maps = reduce(p): what the capture keeps of p (attention_reduce), before the next layer's p
-    if (captured) probs->consume(g, l);
+    // maps = reduce(p): what the capture keeps of p (attention_reduce, attention_live)
+    if (captured && probs->consume) probs->consume(g, l);
     // x = x + a Wo^T
     ops::MatMul(g, {.w = L.o, .x = s.attn, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "o_proj");
     if (L.moe) {

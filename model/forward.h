@@ -73,11 +73,14 @@ struct KvCache {
 };
 
 // Attention probabilities captured during a forward pass: each layer marked in `layers` writes
-// its own into `probs`, [H, tokens, stride], and `consume(g, layer)` then records what reads them
-// (attention maps, live rows) before the next marked layer writes over them.
+// its own into `probs`, [H, tokens, stride], at layer * layer_bytes (0: every layer over the
+// last's), and `consume(g, layer)`, where set, then records what reads them (attention maps before
+// the next marked layer writes over them; live rows after the last layer).
 struct AttentionProbs {
   BufferRange probs;
   uint32_t stride = 0;
+  VkDeviceSize layer_bytes = 0;
+  bool scores = false;  // the scores and each row's max and sum kept instead (AttentionArgs::scores)
   std::vector<bool> layers;
   std::function<void(Graph& g, uint32_t layer)> consume;
 };

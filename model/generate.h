@@ -34,7 +34,7 @@ struct GenerationStep {
   std::string_view text;
   bool trailing_text = false;
   // With Engine::set_live_attention on: the attention that produced this token, the row of the
-  // query before it (position - 1) in every layer and head, valid during the callback.
+  // query before it (position - 1) reduced to each live view, valid during the callback.
   std::optional<AttentionRow> attention;
 };
 

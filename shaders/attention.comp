@@ -7,10 +7,13 @@
 // The keys may be split over several workgroups ("flash decoding", so that one decode token
 // fills the GPU): with one split the workgroup writes O; with more it writes each row's partial
 // max m, sum l and unnormalised output, which attention_combine merges.
-// With QVK_FLAG_PROBS a second sweep over the workgroup's keys writes the post-softmax
-// probabilities from each row's final m and l; with more splits it writes exp(score - m) of its
-// split, which attention_combine scales by the split's share of the row. The columns no split of
-// the block sees are zeroed by all the splits together.
+// With QVK_FLAG_PROBS each row's scores go to P as its tiles pass, and become probabilities once
+// the row's final m and l are known: at the end, each lane rereading the scores it wrote (no second
+// pass over K), or, with more splits, in attention_combine, which alone knows the whole row's m and
+// l. The columns no split of the block sees are zeroed by all the splits together. With
+// QVK_FLAG_SCORES the scores stay (-inf where unseen, nothing past the block's last key) and the
+// row's m and l are written after P's rows instead: a decode step's live rows are made
+// probabilities only where a view reads them, by attention_live.
 #include "common.glsl"
 
 layout(binding = 0) readonly buffer Q { float q[]; };
@@ -21,7 +24,7 @@ layout(binding = 2) readonly buffer KCacheHalves { float16_t k_halves[]; };
 layout(binding = 3) readonly buffer VCache { uvec2 v_quads[]; };
 layout(binding = 3) readonly buffer VCacheHalves { float16_t v_halves[]; };
 layout(binding = 4) writeonly buffer O { float o[]; };
-layout(binding = 5) writeonly buffer P { float probs[]; };
+layout(binding = 5) buffer P { float probs[]; };
 // Row (t, h), split s: acc [D] at ((t * H + h) * splits + s) * D, then (m, l) pairs after every acc.
 layout(binding = 6) writeonly buffer Partials { float partials[]; };
 
@@ -118,13 +121,16 @@ void tile_scores(out float s[KEYS_PER_LANE], uint row, uint lane, uint lanes, ui
 
 // Zeros in the columns of P row `pb` that no split of the block sees, [0, keys.begin) and
 // [keys.end, probs_stride), this split's share of them: a decode row of a long cache is mostly
-// such columns, and one workgroup alone would write them slowly.
+// such columns, and one workgroup alone would write them slowly. Scores get -inf before the
+// block's keys and nothing after them.
 void zero_unseen_columns(uint pb, KeyRange keys, uint split, uint lane, uint lanes) {
+  const bool scores = (p.flags & QVK_FLAG_SCORES) != 0;
   const uint before = min(keys.begin, p.probs_stride);
-  const uint after = p.probs_stride > keys.end ? p.probs_stride - keys.end : 0;
+  const uint after = !scores && p.probs_stride > keys.end ? p.probs_stride - keys.end : 0;
   const uint share = (before + after + p.splits - 1) / p.splits;
   const uint first = split * share, last = min(first + share, before + after);
-  for (uint i = first + lane; i < last; i += lanes) probs[pb + (i < before ? i : keys.end + i - before)] = 0.0;
+  const float unseen = scores ? NEG_INF : 0.0;
+  for (uint i = first + lane; i < last; i += lanes) probs[pb + (i < before ? i : keys.end + i - before)] = unseen;
 }
 
 // --- main ------------------------------------------------------------------------------------
@@ -151,7 +157,8 @@ void main() {
   uint row_t, row_h;
   const bool row_valid = row_at(row, row_t, row_h);
   const uint pb = (row_h * p.tokens + row_t) * p.probs_stride;  // the row of P
-  if ((p.flags & QVK_FLAG_PROBS) != 0 && row_valid) zero_unseen_columns(pb, keys, split, lane, lanes);
+  const bool write_probs = (p.flags & QVK_FLAG_PROBS) != 0 && row_valid;
+  if (write_probs) zero_unseen_columns(pb, keys, split, lane, lanes);
   if (begin >= keys.end) return;  // an empty split; the combine pass does not read it
   const uint end = min(begin + per, keys.end);
   const uint tile_keys = min(MAX_TILE_KEYS, TILE_QUADS / quads);
@@ -194,6 +201,12 @@ void main() {
 
     float s[KEYS_PER_LANE];
     tile_scores(s, row, lane, lanes, j0, n, see_begin, see_end);
+    if (write_probs) {
+      for (uint k = 0; k < KEYS_PER_LANE; ++k) {
+        const uint j = lane + k * lanes;
+        if (j < n && j0 + j < p.probs_stride) probs[pb + j0 + j] = s[k];
+      }
+    }
     float tile_max = NEG_INF;
     for (uint k = 0; k < KEYS_PER_LANE; ++k) tile_max = max(tile_max, s[k]);
     lane_sh[tid] = tile_max;
@@ -264,22 +277,26 @@ void main() {
     }
   }
 
-  if ((p.flags & QVK_FLAG_PROBS) == 0) return;
-  // exp(score - m) / l when the workgroup saw every key; the combine pass scales a split's.
-  // A row that sees none of this split's keys (m = -inf) has nothing but zeros in it.
-  const float inv_l = p.splits == 1 ? 1.0 / l_sh[row] : 1.0;
-  fetch_tile(kv_row0 + begin, min(tile_keys, end - begin), false);
+  // Scores to probabilities, exp(score - m) / l, where the workgroup saw every key of its rows:
+  // each lane rereads the keys it wrote, so no barrier is needed. A row that saw no key (m = -inf)
+  // has nothing but zeros in it. Scores kept: the row's m and l follow P's rows.
+  if (!write_probs || p.splits > 1) return;
+  if ((p.flags & QVK_FLAG_SCORES) != 0) {
+    if (lane == 0) {
+      const uint at = p.n_heads * p.tokens * p.probs_stride + 2 * (row_t * p.n_heads + row_h);
+      probs[at] = m;
+      probs[at + 1] = l_sh[row];
+    }
+    return;
+  }
+  const float inv_l = 1.0 / l_sh[row];
   for (uint j0 = begin; j0 < end; j0 += tile_keys) {
     const uint n = min(tile_keys, end - j0);
-    store_tile(n, false);
-    barrier();
-    if (j0 + tile_keys < end) fetch_tile(kv_row0 + j0 + tile_keys, min(tile_keys, end - j0 - tile_keys), false);
-    float s[KEYS_PER_LANE];
-    tile_scores(s, row, lane, lanes, j0, n, see_begin, see_end);
     for (uint k = 0; k < KEYS_PER_LANE; ++k) {
-      const uint key = j0 + lane + k * lanes;
-      if (row_valid && lane + k * lanes < n && key < p.probs_stride) probs[pb + key] = m == NEG_INF ? 0.0 : exp(s[k] - m) * inv_l;
+      const uint j = lane + k * lanes;
+      if (j >= n || j0 + j >= p.probs_stride) continue;
+      const uint at = pb + j0 + j;
+      probs[at] = m == NEG_INF ? 0.0 : exp(probs[at] - m) * inv_l;
     }
-    barrier();
   }
 }

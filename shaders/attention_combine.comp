@@ -2,7 +2,8 @@
 // Merges the KV splits of attention.comp exactly, one workgroup per query row (head, token):
 //   M = max_s m_s,   L = sum_s l_s exp(m_s - M),   O = sum_s acc_s exp(m_s - M) / L
 // over the splits that held keys (derived from positions[] as attention.comp derives them).
-// With QVK_FLAG_PROBS each split's exp(score - m_s) in P become probabilities: times exp(m_s - M) / L.
+// With QVK_FLAG_PROBS the scores the splits left in P become probabilities: exp(score - M) / L;
+// with QVK_FLAG_SCORES they stay, and the row's M and L are written after P's rows instead.
 #include "common.glsl"
 
 layout(binding = 0) readonly buffer Positions { uint positions[]; };
@@ -44,9 +45,16 @@ void main() {
   }
 
   if ((p.flags & QVK_FLAG_PROBS) == 0) return;
-  const uint per = split_length(keys);
+  if ((p.flags & QVK_FLAG_SCORES) != 0) {
+    if (tid == 0) {
+      const uint at = p.n_heads * p.tokens * p.probs_stride + 2 * (t * p.n_heads + h);
+      probs[at] = m;
+      probs[at + 1] = l;
+    }
+    return;
+  }
   const uint pb = (h * p.tokens + t) * p.probs_stride;
   for (uint j = keys.begin + tid; j < min(keys.end, p.probs_stride); j += WG) {
-    probs[pb + j] *= weight_sh[(j - keys.begin) / per] * inv_l;
+    probs[pb + j] = exp(probs[pb + j] - m) * inv_l;
   }
 }

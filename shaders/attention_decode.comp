@@ -14,7 +14,9 @@
 // j, j + 32, ... for the weighted sum of V.
 // With QVK_FLAG_PROBS each split writes its raw scores into P and whoever writes O turns the row
 // into probabilities exp(score - M) / L; the columns no split sees are zeroed by all the
-// workgroups of the head block together.
+// workgroups of the head block together. With QVK_FLAG_SCORES too, the scores stay (-inf before
+// the window's first key, nothing after the position) and M and L follow the rows
+// (AttentionPush).
 //
 // Sections: chunk loads / scores and softmax / merge / main
 #extension GL_EXT_control_flow_attributes : require
@@ -150,7 +152,7 @@ void merge_weights(uint h0, uint heads, uint active_count) {
 
 // P's row of each head over the visible keys: from raw scores to exp(score - M) / L.
 // Eight elements an invocation per pass, their loads in flight together.
-void finish_probs(uint h0, uint heads, KeyRange keys) {
+void make_probs(uint h0, uint heads, KeyRange keys) {
   const uint n = min(keys.end, p.probs_stride) - min(keys.begin, p.probs_stride);
   for (uint first = tid; first < heads * n; first += 8u * WG) {
     uint at[8];
@@ -164,6 +166,17 @@ void finish_probs(uint h0, uint heads, KeyRange keys) {
       const uint hl = min(first + e * WG, heads * n - 1u) / n;
       if (first + e * WG < heads * n) probs[at[e]] = exp(v[e] - big_m_sh[hl]) / big_l_sh[hl];
     }
+  }
+}
+
+// The rows' last step: each head's M and L after the rows, or the probabilities themselves.
+void finish_probs(uint h0, uint heads, KeyRange keys, bool keep_scores) {
+  if (!keep_scores) {
+    make_probs(h0, heads, keys);
+  } else if (tid < heads) {
+    const uint at = p.n_heads * p.probs_stride + 2u * (h0 + tid);
+    probs[at] = big_m_sh[tid];
+    probs[at + 1u] = big_l_sh[tid];
   }
 }
 
@@ -182,6 +195,7 @@ void main() {
   const uint counter = g * ((group + MAX_HEADS - 1u) / MAX_HEADS) + head_block;
   kv_row0 = g * p.capacity;
   const bool probs_out = (p.flags & QVK_FLAG_PROBS) != 0u;
+  const bool keep_scores = (p.flags & QVK_FLAG_SCORES) != 0u;
 
   // Keys [first_visible, pos] in `active_count` splits of `per` keys.
   const KeyRange keys = block_keys(0u);
@@ -191,12 +205,13 @@ void main() {
   if (probs_out) {
     // This split's share of the columns no split sees: [0, begin) and [end, probs_stride).
     const uint before = min(keys.begin, p.probs_stride);
-    const uint after = p.probs_stride > keys.end ? p.probs_stride - keys.end : 0u;
+    const uint after = p.probs_stride > keys.end && !keep_scores ? p.probs_stride - keys.end : 0u;
+    const float unseen = keep_scores ? NEG_INF : 0.0;
     const uint share = (before + after + p.splits - 1u) / p.splits;
     const uint first = split * share, last = min(first + share, before + after);
     for (uint i = tid; i < heads * share; i += WG) {
       const uint c = first + i % share;
-      if (c < last) probs[(h0 + i / share) * p.probs_stride + (c < before ? c : keys.end + c - before)] = 0.0;
+      if (c < last) probs[(h0 + i / share) * p.probs_stride + (c < before ? c : keys.end + c - before)] = unseen;
     }
   }
   if (split >= active_count) return;
@@ -293,7 +308,7 @@ void main() {
     if (!probs_out) return;
     memoryBarrierBuffer();
     barrier();
-    finish_probs(h0, heads, keys);
+    finish_probs(h0, heads, keys, keep_scores);
     return;
   }
 
@@ -345,5 +360,5 @@ void main() {
       o[at + 1u] = sum.y / big_l_sh[hl];
     }
   }
-  if (probs_out) finish_probs(h0, heads, keys);
+  if (probs_out) finish_probs(h0, heads, keys, keep_scores);
 }

@@ -9,8 +9,7 @@
 #include "common.glsl"
 
 layout(binding = 0) readonly buffer P { float probs[]; };
-layout(binding = 1) readonly buffer Positions { uint positions[]; };
-layout(binding = 2) buffer Out { float out_values[]; };
+layout(binding = 1) buffer Out { float out_values[]; };
 
 layout(push_constant) uniform Push { AttentionReducePush p; };
 
@@ -22,8 +21,7 @@ void main() {
   const uint tid = gl_LocalInvocationID.x;
   const bool is_max = (p.flags & QVK_FLAG_MAX) != 0;
   const bool mute = (p.flags & QVK_FLAG_MUTE_SINK) != 0;
-  const uint cols = (p.flags & QVK_FLAG_LIVE_COLS) != 0 ? positions[p.rows - 1] + 1 : p.cols;
-  const uint out_cols = (cols + p.cell - 1) / p.cell;
+  const uint out_cols = (p.cols + p.cell - 1) / p.cell;
   const uint out_rows = (p.band_end - p.band_begin + p.cell - 1) / p.cell;
   // The band's rows P holds; workgroup row y is the y-th output row they touch.
   const uint lo = max(p.band_begin, p.first_row);
@@ -40,7 +38,7 @@ void main() {
   const uint cell_begin = p.band_begin + i * p.cell;  // the value's map rows ...
   const uint cell_end = min(cell_begin + p.cell, p.band_end);
   const uint r0 = max(cell_begin, lo), r1 = min(cell_end, hi);  // ... those P holds
-  const uint c0 = j * p.cell, c1 = min(c0 + p.cell, cols);
+  const uint c0 = j * p.cell, c1 = min(c0 + p.cell, p.cols);
   float acc = 0.0;  // probabilities are >= 0: 0 is the max's identity too
   if (valid) {
     const uint h0 = p.head_first + plane * p.plane_heads;

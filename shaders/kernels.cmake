@@ -73,14 +73,18 @@ qwenvk_kernel(OP Attention SOURCE attention.comp
 qwenvk_kernel(OP AttentionDecode NAME attention_decode SOURCE attention_decode.comp
               BINDINGS q positions k_cache v_cache out probs partials counters WRITES out probs partials counters
               PUSH AttentionPush LOCAL_SIZE 128)
-# Merges the key splits' partial (max, sum, output) of the attention kernel into O, and scales
-# their probabilities.
+# Merges the key splits' partial (max, sum, output) of the attention kernel into O, and makes
+# their scores probabilities (or writes each row's max and sum beside the scores).
 qwenvk_kernel(OP AttentionCombine NAME attention_combine SOURCE attention_combine.comp
               BINDINGS positions partials out probs WRITES out probs PUSH AttentionPush LOCAL_SIZE 64)
 # Attention maps from the attention kernel's probabilities: one head copied, or the max or mean
 # over heads and square cells; combines with its own output across a prefill's chunks.
 qwenvk_kernel(OP AttentionReduce NAME attention_reduce SOURCE attention_reduce.comp
-              BINDINGS probs positions out WRITES out PUSH AttentionReducePush LOCAL_SIZE 256)
+              BINDINGS probs out WRITES out PUSH AttentionReducePush LOCAL_SIZE 256)
+# Live attention rows: a decode step's row reduced to each view the viewer chose, from the scores
+# every layer kept (views from a buffer, keys from positions), so only those rows reach host memory.
+qwenvk_kernel(OP AttentionLive NAME attention_live SOURCE attention_live.comp
+              BINDINGS scores positions views out WRITES out PUSH AttentionLivePush LOCAL_SIZE 256)
 qwenvk_kernel(OP TopKChunks NAME topk_chunks SOURCE topk.comp DEFINES TOPK_CHUNKS
               BINDINGS values out_values out_indices WRITES out_values out_indices PUSH TopKPush LOCAL_SIZE 256)
 # Candidate indices are marked as taken while merging, so that binding is written too.

@@ -21,9 +21,9 @@ using uint = std::uint32_t;
 #define QVK_FLAG_STORE_KV 8u     // rope and matvec_rope write K (rotated) and V into the cache
 #define QVK_FLAG_NORM 16u        // matvec: the input is rmsnorm(X) * norm_weight
 #define QVK_FLAG_SWIGLU 32u      // matvec: outputs are silu(gate row . in) * (up row . in)
-#define QVK_FLAG_MAX 64u         // attention_reduce: a cell's max (else its mean)
-#define QVK_FLAG_LIVE_COLS 128u  // attention_reduce: cols = positions[rows - 1] + 1 (a decode step)
-#define QVK_FLAG_MUTE_SINK 256u  // attention_reduce: key 0 left out of each head's row, the row renormalized
+#define QVK_FLAG_MAX 64u         // attention_reduce, attention_live: a cell's max (else its mean)
+#define QVK_FLAG_SCORES 128u     // attention, attention_combine: P keeps the scores and each row's max and sum
+#define QVK_FLAG_MUTE_SINK 256u  // attention_reduce, attention_live: key 0 out of each row, the row renormalized
 
 // Y[t, col_offset + r] = sum_k W[r, k] * X[t, k] (+ bias[col_offset + r]) (+ R[t, col_offset + r])
 // W is one row slice of a weight matrix: rows [col_offset, col_offset + rows).
@@ -125,9 +125,13 @@ struct EmbedPush {
 // O[t, h*D:(h+1)*D] = softmax(scale * Q_h K_g^T + causal/window mask) V_g,  g = h / (H / H_kv).
 // Key j is visible to query t when j <= positions[t] and (window == 0 or positions[t] - j < window).
 // With QVK_FLAG_PROBS, P[h, t, j] holds the probabilities for j < probs_stride (0 past positions[t]).
-// A workgroup takes a block of query rows (tokens_per_block tokens x heads_per_block q heads of one
-// KV group) and one of `splits` parts of their keys; with splits > 1 it writes partial results
-// (and probabilities relative to its split) that attention_combine merges.
+// With QVK_FLAG_SCORES too, P holds the scores instead (-inf where the query does not see the key)
+// through the last key the block's queries see, nothing past it, and each row's max m and sum l
+// follow the rows, (m, l) of row (t, h) at H * T * probs_stride + 2 * (t * H + h): the
+// probabilities are exp(score - m) / l, to be made only where they are read (a decode step's live
+// rows). A workgroup takes a block of query rows (tokens_per_block tokens x heads_per_block q heads
+// of one KV group) and one of `splits` parts of their keys; with splits > 1 it writes partial
+// results (and its keys' scores in P) that attention_combine merges.
 struct AttentionPush {
   uint tokens;
   uint n_heads;
@@ -139,7 +143,7 @@ struct AttentionPush {
   uint window;    // 0: no sliding window
   float scale;
   uint probs_stride;      // key columns per P row
-  uint flags;             // QVK_FLAG_PROBS
+  uint flags;             // QVK_FLAG_PROBS | QVK_FLAG_SCORES
   uint splits;            // KV splits per block (1: O written directly)
   uint block_rows;        // query rows a workgroup holds: 16, or 8 when head_dim > 128
   uint heads_per_block;   // rows of one token: q heads of one KV group
@@ -161,12 +165,26 @@ struct AttentionReducePush {
   uint first_row;
   uint band_begin;
   uint band_end;
-  uint cols;  // key columns of the map (QVK_FLAG_LIVE_COLS: read from positions instead)
+  uint cols;  // key columns of the map
   uint cell;  // map rows and columns per output value: 1 copies
   uint head_first;
   uint plane_heads;
   uint plane_base;
-  uint flags;  // QVK_FLAG_MAX | QVK_FLAG_LIVE_COLS | QVK_FLAG_MUTE_SINK
+  uint flags;  // QVK_FLAG_MAX | QVK_FLAG_MUTE_SINK
+};
+
+// Live attention rows: a decode step's attention reduced to each view a viewer chose, from what
+// every layer's attention left with QVK_FLAG_SCORES at layer * layer_stride: S[head, key] at
+// head * stride + key, then (m, l) of each head at n_heads * stride + 2 * head, so that the
+// probability P[layer, head, key] = exp(S - m) / l. The views are in a buffer, not here, so that
+// a step recorded once follows the viewer's choice: views[0].x of them, view v at views[1 + v] =
+// (layer, first head, heads, QVK_FLAG_MAX | QVK_FLAG_MUTE_SINK). Out[v, j], packed to
+// positions[0] + 1 keys a view, is the max or mean over the view's heads of P[layer, h, j] (each
+// head's row without key 0 and renormalized when muted), as attention_reduce makes a map's.
+struct AttentionLivePush {
+  uint stride;        // floats between a layer's heads
+  uint layer_stride;  // floats between layers
+  uint n_heads;
 };
 
 // Elements each stage-1 workgroup of topk reduces to k candidates.
@@ -264,6 +282,7 @@ static_assert(sizeof(SwiGluPush) == 16);
 static_assert(sizeof(EmbedPush) == 16);
 static_assert(sizeof(AttentionPush) == 60 && offsetof(AttentionPush, scale) == 32);
 static_assert(sizeof(AttentionReducePush) == 44);
+static_assert(sizeof(AttentionLivePush) == 12);
 static_assert(sizeof(TopKPush) == 16);
 static_assert(sizeof(CopyPush) == 4);
 static_assert(sizeof(FmaPush) == 16 && offsetof(FmaPush, b) == 8);

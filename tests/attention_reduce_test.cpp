@@ -1,7 +1,9 @@
 // attention_reduce against the C++ reference: one head copied exactly, the max and mean over all
 // heads and over each GQA group, pooled overview cells, bands of rows, all dispatched chunk by
-// chunk as a prefill produces the probabilities (cells spanning chunks come out whole), and a
-// decode step's row read to its position only.
+// chunk as a prefill produces the probabilities (cells spanning chunks come out whole); and
+// attention_live, a decode step's scores kept by every layer made probabilities and reduced to
+// the views in a buffer, read to the step's position only, one recording following new views and
+// positions.
 #include <algorithm>
 #include <cmath>
 
@@ -50,7 +52,6 @@ TEST_P(AttentionReduceTest, MatchesReference) {
   const std::vector<float> expected = ref::AttentionReduce(p, r);
 
   Buffer out = Poisoned(expected.size() * 4);
-  Buffer positions = Upload(std::vector<uint32_t>{0});
   std::vector<Buffer> chunks;
   Graph g(device());
   for (uint32_t start = 0; start < c.tokens; start += c.chunk) {
@@ -64,7 +65,6 @@ TEST_P(AttentionReduceTest, MatchesReference) {
     }
     chunks.push_back(Upload(chunk));
     ops::AttentionReduce(g, {.probs = chunks.back(),
-                             .positions = positions,
                              .out = out,
                              .n_heads = c.heads,
                              .rows = n,
@@ -119,60 +119,12 @@ INSTANTIATE_TEST_SUITE_P(
                       ReduceCase{"muted_band_cells", 4, 200, 30, 45, 190, 16, 0, 4, 1, true, true}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
-// A decode step: P [heads, 1, capacity] for the token at `position`; the row of each head goes
-// to plane plane_base + h, packed to position + 1 columns (the layer's place in a [layers, heads,
-// position + 1] readout), and nothing past them is written. One recording serves every position.
-TEST_F(AttentionReduceTest, DecodeRowFollowsThePosition) {
-  const uint32_t heads = 14, capacity = 500, layer = 3;
-  std::vector<float> p = RandomFloats(static_cast<size_t>(heads) * capacity, 12);
-  for (float& v : p) v = std::abs(v);
-  Buffer probs = Upload(p);
-  Buffer positions = Upload(std::vector<uint32_t>{0});
-  Buffer out = Poisoned(size_t{4} * (layer + 1) * heads * capacity);
-  Graph g(device());
-  ops::AttentionReduce(g, {.probs = probs,
-                           .positions = positions,
-                           .out = out,
-                           .n_heads = heads,
-                           .rows = 1,
-                           .probs_stride = capacity,
-                           .band_begin = 0,
-                           .band_end = 1,
-                           .cols = capacity,
-                           .live_cols = true,
-                           .planes = heads,
-                           .plane_base = layer * heads});
-  g.End();
-  for (uint32_t position : {0u, 63u, 64u, 300u, 499u}) {
-    SCOPED_TRACE(position);
-    device().Upload(positions, 0, std::as_bytes(std::span(&position, 1)));
-    const std::vector<float> poison(out.size() / 4, std::nanf(""));
-    device().Upload(out, 0, std::as_bytes(std::span(poison)));
-    g.Run();
-    const uint32_t cols = position + 1;
-    const std::vector<float> got = Download<float>(out, static_cast<size_t>(layer + 1) * heads * capacity);
-    for (uint32_t h = 0; h < heads; ++h) {
-      for (uint32_t j = 0; j < cols; ++j) {
-        ASSERT_EQ(got[(static_cast<size_t>(layer) * heads + h) * cols + j], p[static_cast<size_t>(h) * capacity + j])
-            << "head " << h << " key " << j;
-      }
-    }
-    // Before the layer's planes and after its packed rows: untouched.
-    for (size_t i = 0; i < got.size(); ++i) {
-      if (i < size_t{layer} * heads * cols || i >= size_t{layer + 1} * heads * cols) {
-        ASSERT_TRUE(std::isnan(got[i])) << i;
-      }
-    }
-  }
-}
-
 TEST_F(AttentionReduceTest, RefusesPlanesPastTheHeads) {
   Buffer probs = Poisoned(4 * 4 * 8 * 8);
   Buffer out = Poisoned(4 * 8 * 8);
   Graph g(device());
   ExpectMentions(ErrorOf([&] {
                    ops::AttentionReduce(g, {.probs = probs,
-                                            .positions = probs,
                                             .out = out,
                                             .n_heads = 4,
                                             .rows = 8,
@@ -183,6 +135,156 @@ TEST_F(AttentionReduceTest, RefusesPlanesPastTheHeads) {
                                             .plane_heads = 2});
                  }),
                  {"attention_reduce", "past the last head"});
+}
+
+struct LiveCase {
+  const char* name;
+  uint32_t layers, heads, capacity;
+  uint32_t layer_pad;                 // floats between layers past their scores
+  std::vector<ops::LiveView> first;   // the views written before the first runs
+  std::vector<ops::LiveView> second;  // then, into the same recording
+  std::vector<uint32_t> positions;
+};
+
+void PrintTo(const LiveCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+class AttentionLiveTest : public GpuTest, public ::testing::WithParamInterface<LiveCase> {};
+
+// One recording with a slot more than either choice of views needs, run at every position for
+// each: each view's row equals attention_reduce's reference over its layer's probabilities
+// exp(score - max) / sum, packed to the position's keys, and nothing past the choice's rows is
+// written.
+TEST_P(AttentionLiveTest, MatchesReference) {
+  const LiveCase& c = GetParam();
+  const uint64_t layer_floats = ops::AttentionScoresFloats(c.heads, 1, c.capacity);
+  const uint32_t layer_stride = static_cast<uint32_t>(layer_floats) + c.layer_pad;
+  // Scores as attention keeps them, each head's (max, sum) after the layer's rows, and the
+  // probabilities they stand for: head 0 sees no key before 3 (a sliding window's -inf), head 1's
+  // rows are wholly on the sink, which a muted view reads as nothing.
+  std::vector<float> scores = RandomFloats(size_t{c.layers} * layer_stride, 21, 2.0f);
+  std::vector<float> probs(size_t{c.layers} * c.heads * c.capacity);
+  for (uint32_t l = 0; l < c.layers; ++l) {
+    float* layer = scores.data() + size_t{l} * layer_stride;
+    for (uint32_t j = 0; j < std::min(3u, c.capacity); ++j) layer[j] = -INFINITY;
+    for (uint32_t j = 0; j < c.capacity; ++j) layer[c.capacity + j] = j == 0 ? 0.0f : -INFINITY;
+    for (uint32_t h = 0; h < c.heads; ++h) {
+      const float* row = layer + size_t{h} * c.capacity;
+      const float m = *std::max_element(row, row + c.capacity);
+      double sum = 0;
+      for (uint32_t j = 0; j < c.capacity; ++j) sum += std::exp(double{row[j]} - m);
+      layer[size_t{c.heads} * c.capacity + 2 * h] = m;
+      layer[size_t{c.heads} * c.capacity + 2 * h + 1] = static_cast<float>(sum);
+      for (uint32_t j = 0; j < c.capacity; ++j) {
+        probs[(size_t{l} * c.heads + h) * c.capacity + j] = static_cast<float>(std::exp(double{row[j]} - m) / sum);
+      }
+    }
+  }
+  const auto max_views = static_cast<uint32_t>(std::max(c.first.size(), c.second.size()) + 1);
+
+  Buffer scores_buf = Upload(scores);
+  Buffer positions = Upload(std::vector<uint32_t>{0});
+  Buffer views = Poisoned(size_t{16} * (1 + max_views));
+  Buffer out = Poisoned(size_t{4} * max_views * c.capacity);
+  Graph g(device());
+  ops::AttentionLive(g, {.scores = scores_buf,
+                         .positions = positions,
+                         .views = views,
+                         .out = out,
+                         .layers = c.layers,
+                         .n_heads = c.heads,
+                         .stride = c.capacity,
+                         .layer_stride = layer_stride,
+                         .max_views = max_views});
+  g.End();
+  const std::vector<std::byte> poison(out.size(), std::byte{0xff});
+  for (const std::vector<ops::LiveView>& choice : {c.first, c.second}) {
+    const std::vector<uint32_t> words = ops::LiveViewWords(choice);
+    device().Upload(views, 0, std::as_bytes(std::span(words)));
+    for (const uint32_t position : c.positions) {
+      SCOPED_TRACE(::testing::Message() << "position " << position << ", " << choice.size() << " views");
+      device().Upload(positions, 0, std::as_bytes(std::span(&position, 1)));
+      device().Upload(out, 0, poison);
+      g.Run();
+      const uint32_t keys = position + 1;
+      const std::vector<float> got = Download<float>(out, size_t{max_views} * c.capacity);
+      for (size_t v = 0; v < choice.size(); ++v) {
+        const ops::LiveView& view = choice[v];
+        const std::vector<float> expected = ref::AttentionReduce(
+            std::span(probs).subspan(size_t{view.layer} * c.heads * c.capacity, size_t{c.heads} * c.capacity),
+            {.heads = c.heads,
+             .rows = 1,
+             .stride = c.capacity,
+             .first_row = 0,
+             .band_begin = 0,
+             .band_end = 1,
+             .cols = keys,
+             .cell = 1,
+             .head_first = view.first_head,
+             .plane_heads = view.heads,
+             .planes = 1,
+             .max = view.max,
+             .mute_sink = view.mute_sink});
+        for (uint32_t j = 0; j < keys; ++j) {
+          ASSERT_NEAR(got[v * keys + j], expected[j], 1e-6 + 1e-5 * expected[j]) << "view " << v << " key " << j;
+        }
+      }
+      for (size_t i = choice.size() * keys; i < got.size(); ++i) ASSERT_TRUE(std::isnan(got[i])) << "value " << i;
+    }
+  }
+}
+
+// Qwen2.5-0.5B (24 layers, 14 heads in 2 KV groups) over a context of 4352 (`qwenvk bench -d 4096
+// -n 128`'s): the panel's first view, a layer's mean, a group's max with the sink muted, then
+// others; odd sizes, layers apart by more than their rows, a row shorter than a workgroup; a row
+// longer than one sweep of the workgroups.
+INSTANTIATE_TEST_SUITE_P(
+    Views, AttentionLiveTest,
+    ::testing::Values(
+        LiveCase{"qwen2_0_5b",
+                 24,
+                 14,
+                 4352,
+                 0,
+                 {{.layer = 0, .first_head = 0}, {.layer = 23, .heads = 14}, {12, 7, 7, true, true}},
+                 {{.layer = 5, .heads = 14, .max = true}, {11, 0, 7, false, true}, {0, 13, 1, false, true}},
+                 {0, 1, 255, 256, 4095, 4351}},
+        LiveCase{"odd",
+                 3,
+                 5,
+                 37,
+                 3,
+                 {{.layer = 2, .first_head = 4}, {1, 0, 5, true, false}, {0, 1, 3, false, true}},
+                 {{.layer = 0, .heads = 5}},
+                 {0, 5, 36}},
+        LiveCase{"longer_than_one_sweep",
+                 2,
+                 3,
+                 20000,
+                 1,
+                 {{.layer = 1, .heads = 3}, {.layer = 0, .first_head = 2}},
+                 {{1, 1, 2, true, true}},
+                 {0, 16383, 16384, 19999}}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST_F(AttentionLiveTest, RefusesTooFewViewSlots) {
+  Buffer scores = Poisoned(4 * 2 * 3 * 10);
+  Buffer views = Poisoned(16 * 2);
+  Buffer out = Poisoned(4 * 2 * 8);
+  Graph g(device());
+  ExpectMentions(ErrorOf([&] {
+                   ops::AttentionLive(g, {.scores = scores,
+                                          .positions = scores,
+                                          .views = views,
+                                          .out = out,
+                                          .layers = 2,
+                                          .n_heads = 3,
+                                          .stride = 8,
+                                          .layer_stride = 30,
+                                          .max_views = 2});
+                 }),
+                 {"attention_live", "views too small"});
 }
 
 }  // namespace

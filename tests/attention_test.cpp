@@ -1,7 +1,8 @@
 // Causal grouped-query attention against the C++ reference: every GQA ratio Qwen2 models use,
 // head sizes 6..256, prefill and decode through the KV cache at depths around the split
 // granule, chunks continuing a cache, sliding windows, the post-softmax probabilities of the
-// attention-map mode, and one decode recording replayed at several depths.
+// attention-map mode (or the scores with each row's max and sum, as live rows keep them), and one
+// decode recording replayed at several depths.
 #include <algorithm>
 #include <cmath>
 
@@ -23,6 +24,7 @@ struct AttentionCase {
   uint32_t capacity = 0;      // cache rows; 0: 5 past the last query (more rows: more, emptier splits)
   bool reversed = false;      // query rows in descending positions
   uint32_t probs_stride = 0;  // 0: capacity
+  bool scores = false;        // with probs: the scores and each row's max and sum kept instead
 };
 
 void PrintTo(const AttentionCase& c, std::ostream* os) {
@@ -77,6 +79,37 @@ std::vector<uint32_t> Positions(const AttentionCase& c) {
   return positions;
 }
 
+// The probabilities kept scores stand for, exp(score - max) / sum with the row's max and sum after
+// the rows; what the kernel left unseen must be -inf before the keys the row sees and, past them,
+// -inf up to the block's last key and untouched (poison) beyond, which a decode row (a block of
+// one token) has nothing but.
+std::vector<float> ProbabilitiesOfScores(const AttentionCase& c, const std::vector<uint32_t>& positions,
+                                         uint32_t probs_stride, const std::vector<float>& kept) {
+  const size_t rows = static_cast<size_t>(c.heads) * c.tokens;
+  std::vector<float> p(rows * probs_stride);
+  for (uint32_t h = 0; h < c.heads; ++h) {
+    for (uint32_t t = 0; t < c.tokens; ++t) {
+      const size_t row = static_cast<size_t>(h) * c.tokens + t;
+      const float m = kept[rows * probs_stride + 2 * (t * c.heads + h)];
+      const float l = kept[rows * probs_stride + 2 * (t * c.heads + h) + 1];
+      const uint32_t first = (c.window != 0 && positions[t] + 1 > c.window) ? positions[t] + 1 - c.window : 0;
+      for (uint32_t j = 0; j < probs_stride; ++j) {
+        const float score = kept[row * probs_stride + j];
+        if (j > positions[t]) {
+          EXPECT_TRUE(c.tokens == 1 ? std::isnan(score) : std::isnan(score) || score == -INFINITY)
+              << "head " << h << " token " << t << " key " << j << ": " << score;
+          continue;
+        }
+        if (j < first) {
+          EXPECT_EQ(score, -INFINITY) << "head " << h << " token " << t << " key " << j;
+        }
+        p[row * probs_stride + j] = std::exp(score - m) / l;
+      }
+    }
+  }
+  return p;
+}
+
 TEST_P(AttentionTest, MatchesReference) {
   const AttentionCase& c = GetParam();
   const uint32_t capacity = c.capacity != 0 ? c.capacity : c.first_pos + c.tokens + 5;
@@ -99,10 +132,13 @@ TEST_P(AttentionTest, MatchesReference) {
                           .capacity = capacity,
                           .window = c.window,
                           .scratch = BufferRange(scratch_buf)};
+  const size_t probs_floats = c.scores ? ops::AttentionScoresFloats(c.heads, c.tokens, probs_stride)
+                                       : static_cast<size_t>(c.heads) * c.tokens * probs_stride;
   if (c.probs) {
-    probs_buf = Poisoned(static_cast<size_t>(c.heads) * c.tokens * probs_stride * 4);
+    probs_buf = Poisoned(probs_floats * 4);
     args.probs = BufferRange(*probs_buf);
     args.probs_stride = probs_stride;
+    args.scores = c.scores;
   }
   Graph g(device());
   ops::Attention(g, args);
@@ -112,7 +148,9 @@ TEST_P(AttentionTest, MatchesReference) {
       ref::Attention(in.q, positions, in.k, in.v, c.heads, c.kv_heads, c.head_dim, capacity, c.window, probs_stride);
   ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
   if (!c.probs) return;
-  const auto p = Download<float>(*probs_buf, expected.probs.size());
+  const std::vector<float> p =
+      c.scores ? ProbabilitiesOfScores(c, positions, probs_stride, Download<float>(*probs_buf, probs_floats))
+               : Download<float>(*probs_buf, expected.probs.size());
   for (size_t i = 0; i < p.size(); ++i) {
     ASSERT_NEAR(p[i], expected.probs[i], 1e-6 + 1e-5 * expected.probs[i]) << "probability " << i;
   }
@@ -155,44 +193,52 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
 constexpr uint32_t kDepthCapacity = 4101;
 INSTANTIATE_TEST_SUITE_P(
     DecodeDepths, AttentionTest,
-    ::testing::Values(AttentionCase{"gqa1_d64_depth0", 1, 1, 64, 1, 0, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa1_d64_depth1", 1, 1, 64, 1, 1, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa1_d64_depth2", 1, 1, 64, 1, 2, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa1_d64_depth255", 1, 1, 64, 1, 255, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa1_d64_depth256", 1, 1, 64, 1, 256, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa1_d64_depth257", 1, 1, 64, 1, 257, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa1_d64_depth1000", 1, 1, 64, 1, 1000, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa1_d64_depth4096", 1, 1, 64, 1, 4096, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa2_d128_depth1", 2, 1, 128, 1, 1, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa2_d128_depth2", 2, 1, 128, 1, 2, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa2_d128_depth255", 2, 1, 128, 1, 255, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa2_d128_depth256", 2, 1, 128, 1, 256, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa2_d128_depth257", 2, 1, 128, 1, 257, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa2_d128_depth1000", 2, 1, 128, 1, 1000, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa2_d128_depth4096", 2, 1, 128, 1, 4096, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa7_d64_depth1", 7, 1, 64, 1, 1, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa7_d64_depth2", 7, 1, 64, 1, 2, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa7_d64_depth255", 7, 1, 64, 1, 255, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa7_d64_depth256", 7, 1, 64, 1, 256, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa7_d64_depth257", 7, 1, 64, 1, 257, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa7_d64_depth1000", 7, 1, 64, 1, 1000, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa7_d64_depth4096", 7, 1, 64, 1, 4096, 0, false, kDepthCapacity},
-                      // Qwen2-0.5B's attention: 14 heads, 2 KV heads, head_dim 64.
-                      AttentionCase{"q05_decode_depth4096", 14, 2, 64, 1, 4096, 0, false, kDepthCapacity},
-                      AttentionCase{"gqa2_d64_depth4096_window1000", 2, 1, 64, 1, 4096, 1000, false, kDepthCapacity},
-                      // Probabilities with the keys split (decode's live attention rows): each
-                      // split's share rescaled by the combine pass, the unseen columns zeroed by all.
-                      AttentionCase{"gqa7_d64_depth1000_probs", 7, 1, 64, 1, 1000, 0, true, kDepthCapacity},
-                      AttentionCase{"q05_decode_depth4096_probs", 14, 2, 64, 1, 4096, 0, true, kDepthCapacity},
-                      AttentionCase{"q05_decode_depth0_probs", 14, 2, 64, 1, 0, 0, true, kDepthCapacity},
-                      AttentionCase{"window_decode_depth2000_probs", 4, 2, 64, 1, 2000, 300, true, kDepthCapacity},
-                      AttentionCase{"gqa4_d256_depth1000", 8, 2, 256, 1, 1000, 0, false, kDepthCapacity},
-                      // More q heads per KV head than a decode workgroup holds (8): two blocks.
-                      AttentionCase{"gqa20_d32_depth700_probs", 20, 1, 32, 1, 700, 0, true, kDepthCapacity},
-                      AttentionCase{"gqa9_d128_depth63", 18, 2, 128, 1, 63, 0, false, kDepthCapacity},
-                      // Qwen1.5-0.5B (multi-head) and Qwen3-0.6B (16 q heads, 8 KV heads, head_dim 128).
-                      AttentionCase{"mha16_d64_depth1000_probs", 16, 16, 64, 1, 1000, 0, true, kDepthCapacity},
-                      AttentionCase{"q3_gqa2_d128_depth4096", 16, 8, 128, 1, 4096, 0, false, kDepthCapacity}),
+    ::testing::Values(
+        AttentionCase{"gqa1_d64_depth0", 1, 1, 64, 1, 0, 0, false, kDepthCapacity},
+        AttentionCase{"gqa1_d64_depth1", 1, 1, 64, 1, 1, 0, false, kDepthCapacity},
+        AttentionCase{"gqa1_d64_depth2", 1, 1, 64, 1, 2, 0, false, kDepthCapacity},
+        AttentionCase{"gqa1_d64_depth255", 1, 1, 64, 1, 255, 0, false, kDepthCapacity},
+        AttentionCase{"gqa1_d64_depth256", 1, 1, 64, 1, 256, 0, false, kDepthCapacity},
+        AttentionCase{"gqa1_d64_depth257", 1, 1, 64, 1, 257, 0, false, kDepthCapacity},
+        AttentionCase{"gqa1_d64_depth1000", 1, 1, 64, 1, 1000, 0, false, kDepthCapacity},
+        AttentionCase{"gqa1_d64_depth4096", 1, 1, 64, 1, 4096, 0, false, kDepthCapacity},
+        AttentionCase{"gqa2_d128_depth1", 2, 1, 128, 1, 1, 0, false, kDepthCapacity},
+        AttentionCase{"gqa2_d128_depth2", 2, 1, 128, 1, 2, 0, false, kDepthCapacity},
+        AttentionCase{"gqa2_d128_depth255", 2, 1, 128, 1, 255, 0, false, kDepthCapacity},
+        AttentionCase{"gqa2_d128_depth256", 2, 1, 128, 1, 256, 0, false, kDepthCapacity},
+        AttentionCase{"gqa2_d128_depth257", 2, 1, 128, 1, 257, 0, false, kDepthCapacity},
+        AttentionCase{"gqa2_d128_depth1000", 2, 1, 128, 1, 1000, 0, false, kDepthCapacity},
+        AttentionCase{"gqa2_d128_depth4096", 2, 1, 128, 1, 4096, 0, false, kDepthCapacity},
+        AttentionCase{"gqa7_d64_depth1", 7, 1, 64, 1, 1, 0, false, kDepthCapacity},
+        AttentionCase{"gqa7_d64_depth2", 7, 1, 64, 1, 2, 0, false, kDepthCapacity},
+        AttentionCase{"gqa7_d64_depth255", 7, 1, 64, 1, 255, 0, false, kDepthCapacity},
+        AttentionCase{"gqa7_d64_depth256", 7, 1, 64, 1, 256, 0, false, kDepthCapacity},
+        AttentionCase{"gqa7_d64_depth257", 7, 1, 64, 1, 257, 0, false, kDepthCapacity},
+        AttentionCase{"gqa7_d64_depth1000", 7, 1, 64, 1, 1000, 0, false, kDepthCapacity},
+        AttentionCase{"gqa7_d64_depth4096", 7, 1, 64, 1, 4096, 0, false, kDepthCapacity},
+        // Qwen2-0.5B's attention: 14 heads, 2 KV heads, head_dim 64.
+        AttentionCase{"q05_decode_depth4096", 14, 2, 64, 1, 4096, 0, false, kDepthCapacity},
+        AttentionCase{"gqa2_d64_depth4096_window1000", 2, 1, 64, 1, 4096, 1000, false, kDepthCapacity},
+        // Probabilities with the keys split (decode's live attention rows): each
+        // split's share rescaled by the combine pass, the unseen columns zeroed by all.
+        AttentionCase{"gqa7_d64_depth1000_probs", 7, 1, 64, 1, 1000, 0, true, kDepthCapacity},
+        AttentionCase{"q05_decode_depth4096_probs", 14, 2, 64, 1, 4096, 0, true, kDepthCapacity},
+        AttentionCase{"q05_decode_depth0_probs", 14, 2, 64, 1, 0, 0, true, kDepthCapacity},
+        AttentionCase{"window_decode_depth2000_probs", 4, 2, 64, 1, 2000, 300, true, kDepthCapacity},
+        // Scores kept (decode's live attention rows): the merge writes each row's
+        // max and sum, or the workgroup does where one saw every key (a short cache).
+        AttentionCase{"q05_decode_depth4096_scores", 14, 2, 64, 1, 4096, 0, true, kDepthCapacity, false, 0, true},
+        AttentionCase{"q05_decode_depth0_scores", 14, 2, 64, 1, 0, 0, true, kDepthCapacity, false, 0, true},
+        AttentionCase{"q05_decode_unsplit_scores", 14, 2, 64, 1, 40, 0, true, 64, false, 0, true},
+        AttentionCase{"window_decode_depth2000_scores", 4, 2, 64, 1, 2000, 300, true, kDepthCapacity, false, 0, true},
+        AttentionCase{"gqa4_d256_depth1000", 8, 2, 256, 1, 1000, 0, false, kDepthCapacity},
+        // More q heads per KV head than a decode workgroup holds (8): two blocks.
+        AttentionCase{"gqa20_d32_depth700_probs", 20, 1, 32, 1, 700, 0, true, kDepthCapacity},
+        AttentionCase{"gqa20_d32_depth700_scores", 20, 1, 32, 1, 700, 0, true, kDepthCapacity, false, 0, true},
+        AttentionCase{"gqa9_d128_depth63", 18, 2, 128, 1, 63, 0, false, kDepthCapacity},
+        // Qwen1.5-0.5B (multi-head) and Qwen3-0.6B (16 q heads, 8 KV heads, head_dim 128).
+        AttentionCase{"mha16_d64_depth1000_probs", 16, 16, 64, 1, 1000, 0, true, kDepthCapacity},
+        AttentionCase{"q3_gqa2_d128_depth4096", 16, 8, 128, 1, 4096, 0, false, kDepthCapacity}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // Several query rows continuing a cache (positions not from 0), split and unsplit, and the
@@ -213,6 +259,9 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{"gqa2_d6_chunk7_at200_probs", 4, 2, 6, 7, 200, 0, true},
                       AttentionCase{"gqa2_d7_decode_at300", 2, 1, 7, 1, 300},
                       AttentionCase{"gqa2_d20_chunk5_at130_probs", 4, 2, 20, 5, 130, 0, true},
+                      AttentionCase{"gqa2_d7_decode_at300_scores", 2, 1, 7, 1, 300, 0, true, 0, false, 0, true},
+                      AttentionCase{"gqa2_d20_chunk5_at130_window50_scores", 4, 2, 20, 5, 130, 50, true, 0, false, 0,
+                                    true},
                       // The attention-map mode: a chunk of a longer prompt, rows as long as the prompt.
                       AttentionCase{"probs_map_chunk_d16", 4, 2, 16, 256, 0, 0, true, 32768, false, 300},
                       AttentionCase{"probs_map_d16", 4, 2, 16, 36, 0, 0, true, 2048, false, 36}),

@@ -315,6 +315,42 @@ TEST_F(ChatSessionTest, LiveRowsEqualTheRowsOfARecapture) {
   EXPECT_GE(compared, views.size());
 }
 
+// The feed keeps rows of the views the UI chose last only: a row the engine reduced to an earlier
+// choice (the step under way when the UI chose) is dropped, its token kept; the new choice's rows
+// begin at the next step, one per view; a step without a row (live attention off) brings its
+// token alone.
+TEST(LiveAttentionFeed, RowsOfAnEarlierChoiceAreDropped) {
+  LiveAttention feed;
+  feed.SetViews({OneHead(0, 0)});
+  const uint64_t first = feed.views().choice;
+  feed.BeginReply({{.id = 1, .piece = "a"}});
+  const std::vector<float> two_keys{0.25f, 0.75f};
+  feed.Push(AttentionRow{.position = 1, .views = 1, .values = two_keys}, first, {.id = 2, .piece = "b"}, 7);
+
+  feed.SetViews({OneHead(0, 1), {.layer = 1, .plane_heads = 4, .reduce = HeadReduce::Max}});
+  const LiveAttention::Views second = feed.views();
+  EXPECT_NE(second.choice, first);
+  ASSERT_EQ(second.views.size(), 2u);
+  EXPECT_EQ(second.views[1].plane_heads, 4u);
+  const std::vector<float> three_keys{0.125f, 0.125f, 0.75f};
+  feed.Push(AttentionRow{.position = 2, .views = 1, .values = three_keys}, first, {.id = 3}, 7);
+  const std::vector<float> two_views{0.5f, 0.25f, 0.125f, 0.125f, 0.0f, 0.5f, 0.25f, 0.25f};
+  feed.Push(AttentionRow{.position = 3, .views = 2, .values = two_views}, second.choice, {.id = 4}, 7);
+  feed.Push(std::nullopt, second.choice, {.id = 5}, 8);
+
+  const LiveAttention::Update update = feed.Take();
+  EXPECT_EQ(update.message, 8);
+  ASSERT_EQ(update.tokens.size(), 5u);
+  for (uint32_t i = 0; i < 5; ++i) EXPECT_EQ(update.tokens[i].id, i + 1);
+  ASSERT_EQ(update.views.size(), 2u);
+  for (size_t v = 0; v < 2; ++v) {
+    EXPECT_EQ(update.views[v].view.first_head, second.views[v].first_head);
+    EXPECT_EQ(update.views[v].first_position, 3u);
+    ASSERT_EQ(update.views[v].rows.size(), 1u) << "view " << v;
+    EXPECT_EQ(update.views[v].rows[0], std::vector<float>(two_views.begin() + 4 * v, two_views.begin() + 4 * v + 4));
+  }
+}
+
 // A message's attention, captured on the worker over the conversation as the model read it: a
 // reply's tokens are its prompt and then its own, the maps those the engine captures from them;
 // a user message's text begins after the template's system prompt and its turn's header. A message that is gone and a

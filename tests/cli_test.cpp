@@ -563,7 +563,8 @@ TEST(CliTest, BenchReportsEveryTestAsJson) {
   }
 }
 
-// --live-attention measures generation with the attention rows a live map reads; the report says so.
+// --live-attention measures generation with the attention rows a live map reads, reduced to the
+// view the attention panel opens with; the report says so.
 TEST(CliTest, BenchMeasuresLiveAttentionRows) {
   const Result plain = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 3 -r 1 -o json");
   const Result live = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 3 -r 1 -o json --live-attention");
@@ -571,9 +572,13 @@ TEST(CliTest, BenchMeasuresLiveAttentionRows) {
   ASSERT_EQ(live.status, 0) << live.err;
   EXPECT_EQ(nlohmann::json::parse(plain.out)["results"][0]["live_attention"], false);
   EXPECT_EQ(nlohmann::json::parse(live.out)["results"][0]["live_attention"], true);
+  EXPECT_EQ(nlohmann::json::parse(plain.out)["results"][0]["live_attention_views"], nlohmann::json::array());
+  EXPECT_EQ(nlohmann::json::parse(live.out)["results"][0]["live_attention_views"], nlohmann::json({"layer 0 head 0"}));
   EXPECT_GT(nlohmann::json::parse(live.out)["results"][0]["avg_ts"].get<double>(), 0);
   const Result md = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 3 -r 1 --live-attention");
-  EXPECT_NE(md.out.find("live attention: every decode step also wrote its row"), std::string::npos) << md.out;
+  EXPECT_NE(md.out.find("live attention: every decode step also reduced its attention to layer 0 head 0 on the GPU"),
+            std::string::npos)
+      << md.out;
 }
 
 TEST(CliTest, BenchReportsEveryTestAsCsv) {

@@ -1,10 +1,14 @@
+// Sections: sampling / live attention / profiling
 // The generation loop on the fixture model: the sampler's draw from the logits ranked on the GPU
 // equals its draw from the whole row, so a generation that keeps the logits on the GPU gives the
 // tokens of one that reads every row; each step reports its token, position and text, and with
-// live attention on the attention row that produced it.
+// live attention on the attention row that produced it, reduced to the views asked for.
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "model/engine.h"
 #include "model/generate.h"
@@ -53,6 +57,8 @@ class GenerateTest : public GpuTest {
   std::unique_ptr<Engine> engine_;
   std::vector<uint32_t> prompt_;
 };
+
+// --- sampling ------------------------------------------------------------------------------------
 
 // Step by step on the model's own logits: the GPU ranks them as the host would, and the ranked
 // draw is the whole row's draw.
@@ -151,60 +157,144 @@ TEST_F(GenerateTest, ReturningFalseStops) {
   EXPECT_EQ(engine_->cached_tokens().size(), prompt_.size() + 2);  // the third token was never decoded
 }
 
-// With live attention on, each step carries the attention that produced its token: the row of
-// the query before it (for the first step, the prompt's last token) in every layer and head,
-// equal to the rows of a prefill re-run over the same tokens with capture on. The rows change
-// no token.
-TEST_F(GenerateTest, LiveAttentionRowsEqualARerunPrefill) {
-  const ModelConfig& c = files_->config();
-  Sampler plain({.greedy = true});
-  std::vector<uint32_t> without;
-  Generate(
-      *engine_, *files_, prompt_, plain, kNewTokens, [](const GenerationStep&) { return true; }, &without);
+// --- live attention ------------------------------------------------------------------------------
 
-  engine_->Truncate(0);
-  engine_->set_live_attention(true);
-  Sampler sampler({.greedy = true});
-  std::vector<std::vector<float>> rows;  // by step: [layers, heads, position]
+// A greedy generation of the prompt on `engine` with live attention on: each step's rows ([views,
+// keys]) and the tokens generated. `on_row(k)` runs after step k's rows are kept.
+struct LiveGeneration {
+  std::vector<std::vector<float>> rows;
   std::vector<uint32_t> generated;
+};
+LiveGeneration GenerateLive(Engine& engine, const ModelFiles& files, std::span<const uint32_t> prompt,
+                            const std::function<void(size_t step)>& on_row = {}) {
+  Sampler sampler({.greedy = true});
+  LiveGeneration live;
   Generate(
-      *engine_, *files_, prompt_, sampler, kNewTokens,
+      engine, files, prompt, sampler, kNewTokens,
       [&](const GenerationStep& step) {
         if (step.trailing_text) return true;
         EXPECT_TRUE(step.attention.has_value()) << "step at " << step.position;
         if (!step.attention) return false;
         EXPECT_EQ(step.attention->position, step.position - 1);
-        EXPECT_EQ(step.attention->values.size(), size_t{c.num_layers} * c.num_heads * step.position);
-        rows.emplace_back(step.attention->values.begin(), step.attention->values.end());
+        EXPECT_EQ(step.attention->values.size(), size_t{step.attention->views} * step.position);
+        live.rows.emplace_back(step.attention->values.begin(), step.attention->values.end());
+        if (on_row) on_row(live.rows.size() - 1);
         return true;
       },
-      &generated);
-  EXPECT_EQ(generated, without);
-  ASSERT_EQ(rows.size(), generated.size());
+      &live.generated);
+  return live;
+}
 
-  // Every token a step fed through the model: the prompt and all generated tokens but the last.
-  std::vector<uint32_t> ids = prompt_;
+// Every token a step fed through the model: the prompt and all generated tokens but the last.
+std::vector<uint32_t> FedTokens(std::span<const uint32_t> prompt, const std::vector<uint32_t>& generated) {
+  std::vector<uint32_t> ids(prompt.begin(), prompt.end());
   ids.insert(ids.end(), generated.begin(), generated.end() - 1);
-  std::vector<AttentionRequest> layers;
-  for (uint32_t l = 0; l < c.num_layers; ++l) layers.push_back(EveryHead(c, l, HeadReduce::Mean));
-  const std::vector<AttentionMap> maps = engine_->CaptureAttention(ids, layers);
-  const size_t tokens = ids.size();
-  for (size_t k = 0; k < rows.size(); ++k) {
-    const size_t query = prompt_.size() - 1 + k, keys = query + 1;
+  return ids;
+}
+
+// Step k's row of view v (of `views` views) equals row (first query + k) of `map`, a prefill's
+// capture of the same view: a decode step's projections (matrix x vector) round differently.
+void ExpectRowOfMap(std::span<const float> step_rows, uint32_t views, uint32_t v, const AttentionMap& map, size_t query,
+                    const std::string& what) {
+  const size_t keys = query + 1;
+  ASSERT_EQ(step_rows.size(), views * keys) << what;
+  for (size_t j = 0; j < keys; ++j) {
+    ASSERT_NEAR(step_rows[v * keys + j], map.plane(0)[query * map.tokens + j], 1e-5)
+        << what << ": query " << query << " key " << j;
+  }
+}
+
+// With live attention on, each step carries the attention that produced its token: the row of
+// the query before it (for the first step, the prompt's last token), reduced to each view: every
+// layer's every head alone, and means and maxes over heads and KV groups with the sink muted or
+// not, each equal to the map a prefill re-run over the same tokens captures for the view. The rows
+// change no token; in a sliding-window layer they are exactly 0 where the window hides keys.
+TEST_F(GenerateTest, LiveAttentionRowsEqualARerunPrefill) {
+  for (const uint32_t window : {0u, 6u}) {
+    SCOPED_TRACE(::testing::Message() << "window " << window);
+    ModelConfig c = files_->config();
+    c.layer_window = {0, window};
+    Engine engine(device(), c, *weights_, EngineOptions{.context = 128});
+    Sampler plain({.greedy = true});
+    std::vector<uint32_t> without;
+    Generate(
+        engine, *files_, prompt_, plain, kNewTokens, [](const GenerationStep&) { return true; }, &without);
+
+    engine.Truncate(0);
+    std::vector<AttentionRequest> views;
     for (uint32_t l = 0; l < c.num_layers; ++l) {
-      for (uint32_t h = 0; h < c.num_heads; ++h) {
-        for (size_t j = 0; j < keys; ++j) {
-          // A decode step's projections (matrix x vector) round differently from a prefill's.
-          ASSERT_NEAR(rows[k][(l * c.num_heads + h) * keys + j], maps[l].plane(h)[query * tokens + j], 1e-5)
-              << "query " << query << " layer " << l << " head " << h << " key " << j;
+      for (uint32_t h = 0; h < c.num_heads; ++h) views.push_back(OneHead(l, h));
+    }
+    views.push_back(AllHeads(c, 1, HeadReduce::Mean));
+    views.push_back(AllHeads(c, 0, HeadReduce::Max));
+    views.back().mute_sink = true;
+    views.push_back(KvGroup(c, 1, 1, HeadReduce::Max));
+    views.push_back(KvGroup(c, 0, 0, HeadReduce::Mean));
+    views.back().mute_sink = true;
+    engine.set_live_attention(views);
+    const LiveGeneration live = GenerateLive(engine, *files_, prompt_);
+    EXPECT_EQ(live.generated, without);
+    ASSERT_EQ(live.rows.size(), live.generated.size());
+
+    const std::vector<AttentionMap> maps = engine.CaptureAttention(FedTokens(prompt_, live.generated), views);
+    const auto count = static_cast<uint32_t>(views.size());
+    for (size_t k = 0; k < live.rows.size(); ++k) {
+      const size_t query = prompt_.size() - 1 + k;
+      for (uint32_t v = 0; v < count; ++v) {
+        ExpectRowOfMap(live.rows[k], count, v, maps[v], query, fmt::format("view {}", v));
+        const bool windowed = views[v].layer == 1 && window != 0;
+        for (size_t j = 0; windowed && j + window <= query; ++j) {
+          ASSERT_EQ(live.rows[k][v * (query + 1) + j], 0.0f) << "view " << v << " query " << query << " key " << j;
         }
       }
     }
-  }
 
-  engine_->set_live_attention(false);
-  ExpectMentions(ErrorOf([&] { engine_->attention_row(); }), {"live attention is off"});
+    engine.set_live_attention({});
+    ExpectMentions(ErrorOf([&] { engine.attention_row(); }), {"live attention is off"});
+  }
 }
+
+// Views chosen between steps reduce the rows from the next step on: as many as before, in the
+// same recording of the step, or more. Until a step has run the new views have no row; a view
+// outside the model is refused and the views stay as they were.
+TEST_F(GenerateTest, LiveViewsChosenBetweenStepsTakeEffectAtTheNextStep) {
+  const ModelConfig& c = files_->config();
+  const std::vector<AttentionRequest> first{OneHead(0, 1), AllHeads(c, 1, HeadReduce::Max)};
+  std::vector<AttentionRequest> second{KvGroup(c, 0, 1, HeadReduce::Mean), OneHead(1, 3)};
+  second[0].mute_sink = true;
+  const std::vector<AttentionRequest> third{OneHead(1, 0), AllHeads(c, 0, HeadReduce::Mean),
+                                            KvGroup(c, 1, 0, HeadReduce::Max)};
+  const std::vector<AttentionRequest> outside{OneHead(2, 0)};
+  const size_t second_from = 3, third_from = 6;
+  engine_->set_live_attention(first);
+  const LiveGeneration live = GenerateLive(*engine_, *files_, prompt_, [&](size_t step) {
+    if (step + 1 == second_from) {
+      engine_->set_live_attention(second);
+      ExpectMentions(ErrorOf([&] { engine_->attention_row(); }), {"no step has run since its views were set"});
+      ExpectMentions(ErrorOf([&] { engine_->set_live_attention(outside); }), {"layer 2 is out of range"});
+      EXPECT_EQ(engine_->live_views().size(), second.size());
+      EXPECT_EQ(engine_->live_views()[1].layer, 1u);
+    }
+    if (step + 1 == third_from) engine_->set_live_attention(third);
+  });
+  ASSERT_GT(live.rows.size(), third_from);
+
+  std::vector<AttentionRequest> every = first;
+  every.insert(every.end(), second.begin(), second.end());
+  every.insert(every.end(), third.begin(), third.end());
+  const std::vector<AttentionMap> maps = engine_->CaptureAttention(FedTokens(prompt_, live.generated), every);
+  for (size_t k = 0; k < live.rows.size(); ++k) {
+    const size_t query = prompt_.size() - 1 + k;
+    const size_t from = k < second_from ? 0 : k < third_from ? first.size() : first.size() + second.size();
+    const size_t count = k < second_from ? first.size() : k < third_from ? second.size() : third.size();
+    for (size_t v = 0; v < count; ++v) {
+      ExpectRowOfMap(live.rows[k], static_cast<uint32_t>(count), static_cast<uint32_t>(v), maps[from + v], query,
+                     fmt::format("step {} view {}", k, v));
+    }
+  }
+}
+
+// --- profiling -----------------------------------------------------------------------------------
 
 // Profiling (qwenvk bench --kernels) times every dispatch of a step, each chunk of a prefill
 // included, and changes no result; the replayed decode step comes back when it goes off.

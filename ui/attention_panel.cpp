@@ -367,7 +367,8 @@ void DrawOverview(AppState& state, const ModelConfig& config) {
 // the live rows replies write while the panel is open.
 void DrawMemoryLine(AppState& state, const ModelConfig& config) {
   const double mib = 1 << 20;
-  const double live = static_cast<double>(LiveAttentionBytes(config, state.chat().context_length())) / mib;
+  // The panel follows a reply with one view.
+  const double live = static_cast<double>(LiveAttentionBytes(config, state.chat().context_length(), 1)) / mib;
   if (state.attention.capture_gpu_bytes != 0) {
     ImGui::TextDisabled("GPU memory: %.1f MiB for the capture, %.1f MiB for live rows",
                         static_cast<double>(state.attention.capture_gpu_bytes) / mib, live);
