@@ -2,13 +2,15 @@
 // top-1, greedy decoding through the KV cache, full logits, attention maps), on the fixture model
 // as safetensors (tests/data/qwen2-tiny, random weights, the real tokenizer and layout) and as
 // the three GGUF files llama.cpp made of it and of a second K-quant model; on tiny Qwen3,
-// Qwen3-MoE and Qwen2-MoE checkpoints (tests/data/family, scripts/dev/family_reference.py), with
-// the MoE models' expert choice too; plus the engine's own promises (prefix reuse and decode
-// agree with a fresh prefill, host-resident weights, limits).
+// Qwen3-MoE and Qwen2-MoE checkpoints (tests/data/family, scripts/dev/family_reference.py) and
+// llama.cpp's f16 GGUF of the Qwen3 and Qwen3-MoE ones (their own tokenizer), with the MoE models'
+// expert choice too; plus the engine's own promises (prefix reuse and decode agree with a fresh
+// prefill, host-resident weights, limits).
 // Sections: bars and cases / the model fixture / conformance / MoE routing / engine promises
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <span>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -40,27 +42,38 @@ constexpr double kAttentionMaxAbs = 2e-3;
 constexpr double kRouterMargin = 1e-3;
 constexpr double kRouterWeightMaxAbs = 1e-3;
 
+// The prompts whose every last-position logit the reference keeps (<prompt>.last_logits.f32).
+constexpr const char* kEveryPrompt[] = {"chat_en", "chat_multi", "text", "long"};
+constexpr const char* kChatEnglishOnly[] = {"chat_en"};
+
 struct ModelCase {
   const char* name;
   const char* model;      // under tests/data
   const char* reference;  // the folder of reference.json, under tests/data
   bool quantized;
-  bool full_logits;                 // <prompt>.last_logits.f32 exists
-  const char* tokenizer = nullptr;  // a folder under tests/data lending its tokenizer files, which
-                                    // several models share rather than each keeping a 6 MB copy
+  std::span<const char* const> full_logits;  // prompts checked by bar 4
+  const char* tokenizer = nullptr;           // a folder under tests/data lending its tokenizer files, which
+                                             // several models share rather than each keeping a 6 MB copy
 };
 
 void PrintTo(const ModelCase& c, std::ostream* os) {
   *os << c.name;
 }
 
-const ModelCase kSafetensors{"safetensors_bf16", "qwen2-tiny", "reference/hf/qwen2-tiny", false, true};
+const ModelCase kSafetensors{"safetensors_bf16", "qwen2-tiny", "reference/hf/qwen2-tiny", false, kEveryPrompt};
 // bf16 Hugging Face folders; the Qwen2-MoE one has a dense layer (mlp_only_layers), which
 // llama.cpp's converter refuses, so it has no GGUF.
-const ModelCase kQwen3{"qwen3_bf16", "family/qwen3-tiny", "family/qwen3-tiny", false, false, "family/qwen3-tokenizer"};
-const ModelCase kQwen3Moe{"qwen3moe_bf16", "family/qwen3moe-tiny",  "family/qwen3moe-tiny", false,
-                          false,           "family/qwen3-tokenizer"};
-const ModelCase kQwen2Moe{"qwen2moe_bf16", "family/qwen2moe-tiny", "family/qwen2moe-tiny", false, false, "qwen2-tiny"};
+const ModelCase kQwen3{"qwen3_bf16", "family/qwen3-tiny", "family/qwen3-tiny",
+                       false,        kChatEnglishOnly,    "family/qwen3-tokenizer"};
+const ModelCase kQwen3Moe{"qwen3moe_bf16", "family/qwen3moe-tiny", "family/qwen3moe-tiny",
+                          false,           kChatEnglishOnly,       "family/qwen3-tokenizer"};
+const ModelCase kQwen2Moe{"qwen2moe_bf16", "family/qwen2moe-tiny", "family/qwen2moe-tiny",
+                          false,           kChatEnglishOnly,       "qwen2-tiny"};
+// llama.cpp's f16 conversions of the same bf16 weights (exact in f16), so the references above
+// hold for them; their tokenizer is the one the GGUF metadata carries.
+const ModelCase kQwen3Gguf{"qwen3_gguf_f16", "family/qwen3-tiny.gguf", "family/qwen3-tiny", false, kChatEnglishOnly};
+const ModelCase kQwen3MoeGguf{"qwen3moe_gguf_f16", "family/qwen3moe-tiny.gguf", "family/qwen3moe-tiny", false,
+                              kChatEnglishOnly};
 
 std::vector<float> ReadFloats(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -157,7 +170,7 @@ class ModelTest : public GpuTest {
     EXPECT_LE(std::sqrt(sum_sq / static_cast<double>(ids.size())), bars().max_rms) << name << " prefill RMS";
 
     // Bar 4: every logit of the last position.
-    if (model_case_.full_logits) {
+    if (std::ranges::find(model_case_.full_logits, name) != model_case_.full_logits.end()) {
       const auto full = ReadFloats(reference_dir_ / (name + ".last_logits.f32"));
       ASSERT_EQ(full.size(), last.size());
       double full_sq = 0;
@@ -256,16 +269,14 @@ TEST_P(ConformanceTest, PromptTokensMatchTheTokenizer) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, ConformanceTest,
-                         ::testing::Values(kSafetensors,
-                                           ModelCase{"gguf_q8_0", "gguf/qwen2-tiny-q8_0.gguf",
-                                                     "reference/gguf/qwen2-tiny-q8_0", true, false},
-                                           ModelCase{"gguf_q4_k_m_q5_0", "gguf/qwen2-tiny-Q4_K_M.gguf",
-                                                     "reference/gguf/qwen2-tiny-Q4_K_M", true, false},
-                                           ModelCase{"gguf_q4_k_q6_k", "gguf/qwen2-kq-Q4_K_M.gguf",
-                                                     "reference/gguf/qwen2-kq-Q4_K_M", true, false},
-                                           kQwen3, kQwen3Moe, kQwen2Moe),
-                         [](const auto& param_info) { return std::string(param_info.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Models, ConformanceTest,
+    ::testing::Values(
+        kSafetensors, ModelCase{"gguf_q8_0", "gguf/qwen2-tiny-q8_0.gguf", "reference/gguf/qwen2-tiny-q8_0", true, {}},
+        ModelCase{"gguf_q4_k_m_q5_0", "gguf/qwen2-tiny-Q4_K_M.gguf", "reference/gguf/qwen2-tiny-Q4_K_M", true, {}},
+        ModelCase{"gguf_q4_k_q6_k", "gguf/qwen2-kq-Q4_K_M.gguf", "reference/gguf/qwen2-kq-Q4_K_M", true, {}}, kQwen3,
+        kQwen3Moe, kQwen2Moe, kQwen3Gguf, kQwen3MoeGguf),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // Qwen3's template with enable_thinking=false (an empty think block after the generation prompt),
 // run from the reference's ids.
@@ -273,7 +284,8 @@ class ThinkingOffConformanceTest : public ConformanceTest {};
 TEST_P(ThinkingOffConformanceTest, ChatWithoutThinking) {
   CheckPrompt("chat_no_think");
 }
-INSTANTIATE_TEST_SUITE_P(Qwen3, ThinkingOffConformanceTest, ::testing::Values(kQwen3, kQwen3Moe),
+INSTANTIATE_TEST_SUITE_P(Qwen3, ThinkingOffConformanceTest,
+                         ::testing::Values(kQwen3, kQwen3Moe, kQwen3Gguf, kQwen3MoeGguf),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // --- MoE routing ---------------------------------------------------------------------------------
@@ -336,7 +348,7 @@ TEST_P(MoeRoutingConformanceTest, ChosenExpertsAndWeights) {
   // Random routers decide almost everywhere; the comparison must not become vacuous.
   EXPECT_GE(compared, positions * 9 / 10);
 }
-INSTANTIATE_TEST_SUITE_P(Moe, MoeRoutingConformanceTest, ::testing::Values(kQwen3Moe, kQwen2Moe),
+INSTANTIATE_TEST_SUITE_P(Moe, MoeRoutingConformanceTest, ::testing::Values(kQwen3Moe, kQwen2Moe, kQwen3MoeGguf),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // --- engine promises -----------------------------------------------------------------------------
