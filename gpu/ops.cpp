@@ -99,32 +99,6 @@ uint64_t PartialsBytes(const AttentionPlan& plan, uint32_t tokens, uint32_t n_he
   return uint64_t{4} * tokens * n_heads * plan.splits * (head_dim + 2);  // acc [D], then m and l
 }
 
-// One query token runs attention_decode.comp: a workgroup per block of up to
-// QVK_ATTENTION_DECODE_HEADS q heads and split of at least QVK_ATTENTION_SPLIT_KEYS keys, the
-// splits merged in the same dispatch by whichever workgroup of a head block finishes last (it
-// counts them in the scratch's first bytes). It stages the cache four halves at a time.
-bool DecodeKernel(uint32_t tokens, uint32_t head_dim) {
-  return tokens == 1 && head_dim % 4 == 0;
-}
-
-uint32_t DecodeSplits(uint32_t capacity) {
-  return std::clamp(CeilDiv(capacity, QVK_ATTENTION_SPLIT_KEYS), 1u, QVK_ATTENTION_DECODE_SPLITS);
-}
-
-uint32_t DecodeHeadBlocks(uint32_t n_heads, uint32_t n_kv_heads) {
-  return CeilDiv(n_heads / n_kv_heads, QVK_ATTENTION_DECODE_HEADS);
-}
-
-// The splits' partials of either kernel (for `tokens` rows), which follow the counters.
-uint64_t SplitPartialsBytes(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
-                            uint32_t capacity) {
-  if (DecodeKernel(tokens, head_dim)) {
-    const uint32_t splits = DecodeSplits(capacity);
-    return splits == 1 ? 0 : uint64_t{4} * n_heads * splits * (head_dim + 2);
-  }
-  return PartialsBytes(PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity), tokens, n_heads, head_dim);
-}
-
 // A kernel the device cannot run (block-quantized weights need 8-bit storage buffers) is refused
 // when the op is recorded, naming the op and the weights.
 KernelId RequireKernel(const Graph& g, KernelOp op, DType type, std::string_view op_name) {
@@ -569,17 +543,15 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
     Require(a.probs_stride > 0 && a.probs->size >= 4 * floats, "attention", "probabilities buffer too small");
   }
   Require(!a.scores || a.probs, "attention", "scores kept without a probabilities buffer");
-  const uint64_t counter_bytes = AttentionCounterBytes(a.n_heads, a.n_kv_heads, a.head_dim, a.capacity);
-  const uint64_t partials_bytes = SplitPartialsBytes(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity);
+  const AttentionPlan plan = PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity);
+  const uint64_t partials_bytes = PartialsBytes(plan, a.tokens, a.n_heads, a.head_dim);
   if (partials_bytes > 0) {
-    Require(a.scratch && a.scratch->size >= counter_bytes + partials_bytes, "attention",
+    Require(a.scratch && a.scratch->size >= partials_bytes, "attention",
             fmt::format("{} query rows over a {}-row cache split their keys: scratch needs {} bytes "
                         "(AttentionScratchBytes)",
-                        a.tokens, a.capacity, counter_bytes + partials_bytes));
+                        a.tokens, a.capacity, partials_bytes));
   }
   const float scale = a.scale != 0 ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
-  const bool decode = DecodeKernel(a.tokens, a.head_dim);
-  const AttentionPlan plan = PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity);
   const push::AttentionPush push{a.tokens,
                                  a.n_heads,
                                  a.n_kv_heads,
@@ -591,28 +563,20 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  scale,
                                  a.probs_stride,
                                  (a.probs ? QVK_FLAG_PROBS : 0u) | (a.scores ? QVK_FLAG_SCORES : 0u),
-                                 decode ? DecodeSplits(a.capacity) : plan.splits,
+                                 plan.splits,
                                  plan.block_rows,
                                  plan.heads_per_block,
                                  plan.tokens_per_block};
   // Absent outputs are bound to O, which the kernel then does not write through them.
-  const BufferRange partials = partials_bytes > 0 ? Sub(*a.scratch, counter_bytes, partials_bytes) : a.out;
-  const BufferRange probs = a.probs.value_or(a.out);
-  if (decode) {
-    const BufferRange counters = counter_bytes > 0 ? Sub(*a.scratch, 0, counter_bytes) : a.out;
-    g.Dispatch(KernelId::AttentionDecode, {a.q, a.positions, a.k_cache, a.v_cache, a.out, probs, partials, counters},
-               push, Groups{push.splits, DecodeHeadBlocks(a.n_heads, a.n_kv_heads), a.n_kv_heads}, label,
-               AttentionCost(a));
-    return;
-  }
-  g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, probs, partials}, push,
-             Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
+  const BufferRange partials = partials_bytes > 0 ? Sub(*a.scratch, 0, partials_bytes) : a.out;
+  g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials},
+             push, Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
   if (plan.splits > 1) {
     // Reads each split's (max, sum, output), about two flops a float, and writes O; scales the
     // probabilities in place. Its own label, so that profiles show what the split costs.
     const uint64_t probs_bytes = 2 * ProbsBytes(a);
-    g.Dispatch(KernelId::AttentionCombine, {a.positions, partials, a.out, probs}, push, Groups{a.n_heads, a.tokens, 1},
-               fmt::format("{}_combine", label),
+    g.Dispatch(KernelId::AttentionCombine, {a.positions, partials, a.out, a.probs.value_or(a.out)}, push,
+               Groups{a.n_heads, a.tokens, 1}, fmt::format("{}_combine", label),
                {.bytes = partials_bytes + uint64_t{4} * a.tokens * a.n_heads * a.head_dim + probs_bytes,
                 .flops = partials_bytes / 2 + probs_bytes / 8});
   }
@@ -629,17 +593,10 @@ uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n
   // Fewer rows may split more ways, so the largest need is over every row count.
   uint64_t bytes = 0;
   for (uint32_t tokens = 1; tokens <= max_tokens; ++tokens) {
-    bytes = std::max(bytes, SplitPartialsBytes(tokens, n_heads, n_kv_heads, head_dim, capacity));
+    const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity);
+    bytes = std::max(bytes, PartialsBytes(plan, tokens, n_heads, head_dim));
   }
-  return bytes == 0 ? 0 : AttentionCounterBytes(n_heads, n_kv_heads, head_dim, capacity) + bytes;
-}
-
-uint64_t AttentionCounterBytes(uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim, uint32_t capacity) {
-  Require(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention",
-          "query heads must be a multiple of KV heads");
-  if (!DecodeKernel(1, head_dim) || DecodeSplits(capacity) == 1) return 0;
-  // A multiple of 256 bytes, the largest storage-buffer offset alignment Vulkan allows.
-  return (uint64_t{4} * n_kv_heads * DecodeHeadBlocks(n_heads, n_kv_heads) + 255) / 256 * 256;
+  return bytes;
 }
 
 DispatchCost AttentionCost(const AttentionArgs& a) {

@@ -192,10 +192,10 @@ void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint3
 void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32_t tokens, std::string_view label = {});
 
 // Causal grouped-query attention of T query rows against the F16 KV cache. Workgroups take blocks
-// of query rows and split their keys when the blocks alone would leave the GPU idle; the splits'
-// partial results live in `scratch` and merge in a second dispatch, or for one query row (a
-// decode step) in the same one. The split layout is derived on the GPU from positions[], so one
-// recording serves every depth.
+// of query rows and split their keys when the blocks alone would leave the GPU idle (decode);
+// a second dispatch then merges the splits' partial results, which live in `scratch`. The split
+// layout is derived on the GPU from positions[], so one recording serves every depth.
+// Probabilities are computed without splits.
 struct AttentionArgs {
   BufferRange q;          // f32 [T, q_stride], head h at h * head_dim
   BufferRange positions;  // uint32 [T]: query t sees keys 0..positions[t]
@@ -218,9 +218,7 @@ struct AttentionArgs {
   // where they are read (a decode step's live rows, attention_live). `probs` then holds
   // AttentionScoresFloats floats.
   bool scores = false;
-  // Split partials: AttentionScratchBytes(tokens, ...) bytes, whose first AttentionCounterBytes(...)
-  // must be zero before the first dispatch that uses them (every dispatch leaves them zero).
-  std::optional<BufferRange> scratch;
+  std::optional<BufferRange> scratch;  // split partials: AttentionScratchBytes(tokens, ...) bytes
   // positions[0] as the host knows it when recording (rows follow consecutively): sizes the
   // dispatch's cost (keys read, flops) only; the kernel reads the positions buffer.
   uint32_t first_position = 0;
@@ -285,9 +283,6 @@ std::vector<uint32_t> LiveViewWords(std::span<const LiveView> views);
 // `capacity` rows (0: it never splits them).
 uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                                uint32_t capacity);
-// The counters at the start of that scratch: how many splits of each head block a decode step
-// has finished, so that the last one merges them.
-uint64_t AttentionCounterBytes(uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim, uint32_t capacity);
 
 // The k largest of count values, descending, ties to the lower index. Scratch holds the
 // per-workgroup candidates: TopKScratchCount(count, k) values and as many indices.

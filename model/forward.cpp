@@ -142,8 +142,6 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
   qkv = Make(device, F32 * tokens * qkv_width);
   attn = Make(device, F32 * tokens * c.num_heads * c.head_dim);
   attn_partials = Make(device, ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context));
-  const std::vector<std::byte> counters(ops::AttentionCounterBytes(c.num_heads, c.num_kv_heads, c.head_dim, context));
-  if (!counters.empty()) device.Upload(attn_partials, 0, counters);  // zero, as decode's attention expects
   gate_up = Make(device, F32 * tokens * 2 * c.intermediate_size);
   mlp = Make(device, F32 * tokens * c.intermediate_size);
   if (c.moe) {

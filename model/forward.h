@@ -29,7 +29,7 @@ struct RunState {
   Buffer xn;             // f32 [T, hidden]                 RMS-normalized block input (prefill only)
   Buffer qkv;            // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
   Buffer attn;           // f32 [T, H * D]                  attention output, heads side by side
-  Buffer attn_partials;  // u32 counters, f32 [T, H, splits, D + 2]: attention's KV splits: acc, then (m, l)
+  Buffer attn_partials;  // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l)
   Buffer gate_up;        // f32 [T, 2 * inter]              gate | up projections (prefill, or of two types)
   Buffer mlp;            // f32 [T, inter]                  silu(gate) * up
   // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the

@@ -69,10 +69,6 @@ qwenvk_kernel(OP SwiGlu SOURCE swiglu.comp
 qwenvk_kernel(OP Attention SOURCE attention.comp
               BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
               PUSH AttentionPush LOCAL_SIZE 128)
-# One query token (decode): key splits merged in the same dispatch through per-head-block counters.
-qwenvk_kernel(OP AttentionDecode NAME attention_decode SOURCE attention_decode.comp
-              BINDINGS q positions k_cache v_cache out probs partials counters WRITES out probs partials counters
-              PUSH AttentionPush LOCAL_SIZE 128)
 # Merges the key splits' partial (max, sum, output) of the attention kernel into O, and makes
 # their scores probabilities (or writes each row's max and sum beside the scores).
 qwenvk_kernel(OP AttentionCombine NAME attention_combine SOURCE attention_combine.comp

@@ -117,10 +117,6 @@ struct EmbedPush {
 // use few splits; a block of query rows is split at most QVK_ATTENTION_MAX_SPLITS ways.
 #define QVK_ATTENTION_SPLIT_KEYS 64u
 #define QVK_ATTENTION_MAX_SPLITS 256u
-// A single query token (attention_decode.comp): a workgroup holds up to QVK_ATTENTION_DECODE_HEADS
-// q heads of one KV group and one of at most QVK_ATTENTION_DECODE_SPLITS splits of the keys.
-#define QVK_ATTENTION_DECODE_HEADS 8u
-#define QVK_ATTENTION_DECODE_SPLITS 32u
 
 // O[t, h*D:(h+1)*D] = softmax(scale * Q_h K_g^T + causal/window mask) V_g,  g = h / (H / H_kv).
 // Key j is visible to query t when j <= positions[t] and (window == 0 or positions[t] - j < window).

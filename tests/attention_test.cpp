@@ -52,14 +52,6 @@ class AttentionOpTest : public GpuTest {
     return in;
   }
 
-  // Attention's scratch: poisoned, but for the split counters, which it expects zero.
-  Buffer Scratch(const AttentionCase& c, uint32_t tokens, uint32_t capacity) {
-    Buffer scratch = Poisoned(ops::AttentionScratchBytes(tokens, c.heads, c.kv_heads, c.head_dim, capacity));
-    const std::vector<std::byte> zeros(ops::AttentionCounterBytes(c.heads, c.kv_heads, c.head_dim, capacity));
-    if (!zeros.empty()) device().Upload(scratch, 0, zeros);
-    return scratch;
-  }
-
   static void ExpectOutputMatches(const AttentionCase& c, const std::vector<float>& got,
                                   const ref::AttentionResult& expected) {
     for (size_t i = 0; i < got.size(); ++i) {
@@ -117,7 +109,8 @@ TEST_P(AttentionTest, MatchesReference) {
   Inputs in = MakeInputs(c, capacity);
   Buffer pos_buf = Upload(positions);
   Buffer out_buf = Poisoned(in.q.size() * 4);
-  Buffer scratch_buf = Scratch(c, c.tokens, capacity);
+  const uint64_t scratch_bytes = ops::AttentionScratchBytes(c.tokens, c.heads, c.kv_heads, c.head_dim, capacity);
+  Buffer scratch_buf = Poisoned(scratch_bytes);
   const uint32_t probs_stride = c.probs_stride != 0 ? c.probs_stride : capacity;
   std::optional<Buffer> probs_buf;
   ops::AttentionArgs args{.q = in.q_buf,
@@ -232,11 +225,10 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{"q05_decode_unsplit_scores", 14, 2, 64, 1, 40, 0, true, 64, false, 0, true},
         AttentionCase{"window_decode_depth2000_scores", 4, 2, 64, 1, 2000, 300, true, kDepthCapacity, false, 0, true},
         AttentionCase{"gqa4_d256_depth1000", 8, 2, 256, 1, 1000, 0, false, kDepthCapacity},
-        // More q heads per KV head than a decode workgroup holds (8): two blocks.
+        // Many q heads per KV head (two blocks of them), multi-head, and Qwen3-0.6B's shape.
         AttentionCase{"gqa20_d32_depth700_probs", 20, 1, 32, 1, 700, 0, true, kDepthCapacity},
         AttentionCase{"gqa20_d32_depth700_scores", 20, 1, 32, 1, 700, 0, true, kDepthCapacity, false, 0, true},
         AttentionCase{"gqa9_d128_depth63", 18, 2, 128, 1, 63, 0, false, kDepthCapacity},
-        // Qwen1.5-0.5B (multi-head) and Qwen3-0.6B (16 q heads, 8 KV heads, head_dim 128).
         AttentionCase{"mha16_d64_depth1000_probs", 16, 16, 64, 1, 1000, 0, true, kDepthCapacity},
         AttentionCase{"q3_gqa2_d128_depth4096", 16, 8, 128, 1, 4096, 0, false, kDepthCapacity}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
@@ -268,29 +260,25 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // The engine records a decode step once and replays it with new positions: the split layout
-// must follow positions[] on the GPU. Each layer's dispatch uses the same scratch, so the split
-// counters one leaves behind are the next one's start.
+// must follow positions[] on the GPU.
 TEST_F(AttentionOpTest, OneRecordingServesEveryDepth) {
   const AttentionCase c{"replay", 14, 2, 64, 1, 0};
   const uint32_t capacity = 3000;
   Inputs in = MakeInputs(c, capacity);
   Buffer pos_buf = Upload(std::vector<uint32_t>{0});
-  Buffer scratch_buf = Scratch(c, 1, capacity);
-  std::vector<Buffer> out_bufs;
+  Buffer out_buf = Poisoned(in.q.size() * 4);
+  Buffer scratch_buf = Poisoned(ops::AttentionScratchBytes(1, c.heads, c.kv_heads, c.head_dim, capacity));
   Graph g(device());
-  for (int layer = 0; layer < 3; ++layer) {
-    out_bufs.push_back(Poisoned(in.q.size() * 4));
-    ops::Attention(g, {.q = in.q_buf,
-                       .positions = pos_buf,
-                       .k_cache = in.k_buf,
-                       .v_cache = in.v_buf,
-                       .out = out_bufs.back(),
-                       .n_heads = c.heads,
-                       .n_kv_heads = c.kv_heads,
-                       .head_dim = c.head_dim,
-                       .capacity = capacity,
-                       .scratch = BufferRange(scratch_buf)});
-  }
+  ops::Attention(g, {.q = in.q_buf,
+                     .positions = pos_buf,
+                     .k_cache = in.k_buf,
+                     .v_cache = in.v_buf,
+                     .out = out_buf,
+                     .n_heads = c.heads,
+                     .n_kv_heads = c.kv_heads,
+                     .head_dim = c.head_dim,
+                     .capacity = capacity,
+                     .scratch = BufferRange(scratch_buf)});
   g.End();
   for (uint32_t depth : {2999u, 0u, 700u, 64u, 63u, 1500u}) {
     SCOPED_TRACE(depth);
@@ -298,7 +286,7 @@ TEST_F(AttentionOpTest, OneRecordingServesEveryDepth) {
     device().Upload(pos_buf, 0, std::as_bytes(std::span(positions)));
     g.Run();
     const auto expected = ref::Attention(in.q, positions, in.k, in.v, c.heads, c.kv_heads, c.head_dim, capacity, 0, 0);
-    for (const Buffer& out_buf : out_bufs) ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
+    ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
   }
 }
 

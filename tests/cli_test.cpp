@@ -53,8 +53,12 @@ Result RunQwenvk(const std::string& args, const std::string& input = "", const s
   const auto in_path = dir / ("qwenvk-cli-in-" + std::to_string(getpid()));
   const auto err_path = dir / ("qwenvk-cli-err-" + std::to_string(getpid()));
   std::ofstream(in_path) << input;
-  const std::string command = "QWENVK_VALIDATION=1 " + environment + " '" + qvk::test::QwenvkBinary().string() + "' " +
-                              args + " <'" + in_path.string() + "' 2>'" + err_path.string() + "'";
+  // The program's data (its database) in a folder of this test run, never the user's: a bench run
+  // is kept by default, and a database from another build could refuse to open.
+  const auto data_path = dir / ("qwenvk-cli-data-" + std::to_string(getpid()));
+  const std::string command = "QWENVK_VALIDATION=1 XDG_DATA_HOME='" + data_path.string() + "' " + environment + " '" +
+                              qvk::test::QwenvkBinary().string() + "' " + args + " <'" + in_path.string() + "' 2>'" +
+                              err_path.string() + "'";
   Result r;
   FILE* pipe = popen(command.c_str(), "r");
   char buffer[4096];
