@@ -219,13 +219,23 @@ int RunLogits(const LogitsOptions& o) {
   return 0;
 }
 
+// --thinking given for a model whose template has no such switch changes nothing: said, not hidden.
+void WarnIfNoThinkingSwitch(const GenerateOptions& o, const ModelFiles& files) {
+  if (o.template_options.enable_thinking && !files.has_thinking_switch()) {
+    std::fprintf(stderr, "qwenvk: --thinking changes nothing here: the chat template of %s has no thinking switch\n",
+                 files.path().filename().c_str());
+  }
+}
+
 // --- generate -------------------------------------------------------------------------------
 
 int RunGenerate(const GenerateOptions& o) {
   Runtime runtime(o.model);
   const ModelFiles& files = runtime.files();
-  const std::vector<uint32_t> prompt = o.chat ? files.EncodeChat(std::vector<ChatMessage>{{"user", o.prompt}}, true)
-                                              : files.tokenizer().Encode(o.prompt);
+  WarnIfNoThinkingSwitch(o, files);
+  const std::vector<uint32_t> prompt =
+      o.chat ? files.EncodeChat(std::vector<ChatMessage>{{"user", o.prompt}}, true, o.template_options)
+             : files.tokenizer().Encode(o.prompt);
   Sampler sampler(chat::PlanSampling(ChoiceFrom(o, files.generation())));
   const GenerationStats stats = Generate(runtime.engine(), files, prompt, sampler, o.max_tokens,
                                          [](const GenerationStep& step) { return PrintText(step.text); });
@@ -242,6 +252,7 @@ int RunGenerate(const GenerateOptions& o) {
 int RunChat(const GenerateOptions& o) {
   Runtime runtime(o.model);
   const ModelFiles& files = runtime.files();
+  WarnIfNoThinkingSwitch(o, files);
   Sampler sampler(chat::PlanSampling(ChoiceFrom(o, files.generation())));
   std::vector<ChatMessage> history;
   if (!o.prompt.empty()) history.push_back({"system", o.prompt});
@@ -263,7 +274,7 @@ int RunChat(const GenerateOptions& o) {
     history.push_back({"user", *line});
     chat::PromptPlan plan;
     try {
-      plan = chat::PlanPrompt(files, history, chat::PromptKind::Reply, runtime.engine().context());
+      plan = chat::PlanPrompt(files, history, chat::PromptKind::Reply, runtime.engine().context(), o.template_options);
     } catch (const Error& e) {
       std::fprintf(stderr, "[%s]\n", e.what());
       history.pop_back();

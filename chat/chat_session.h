@@ -114,6 +114,9 @@ class ChatSession {
   uint32_t context_length() const;  // 0 without a model
   // The loaded model's shape (layers, heads, KV heads: what an attention request may name).
   std::optional<ModelConfig> model_config() const;
+  // Whether the loaded model's chat template reads enable_thinking (Qwen3's): the conversation's
+  // thinking switch (store::Conversation::enable_thinking) then means something.
+  bool model_has_thinking_switch() const;
   // Defaults for a new conversation: the model's generation_config.json where it has one.
   store::ConversationSettings DefaultSettings() const;
 
@@ -227,6 +230,7 @@ class ChatSession {
   std::string model_name_;
   uint32_t context_length_ = 0;
   std::optional<ModelConfig> model_config_;
+  bool thinking_switch_ = false;
   uint64_t model_generation_ = 0;  // bumped by each load, so cached counts of an old model expire
   LiveReply live_;
   std::shared_ptr<LiveAttention> live_attention_;
