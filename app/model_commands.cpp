@@ -183,6 +183,8 @@ int RunInfo(const InfoOptions& o) {
               {"tokenizer_tokens", files.tokenizer().vocab_size()},
               {"chat_template", files.has_chat_template() ? json(files.template_source()) : json(nullptr)},
               {"chat_template_error", files.template_error().empty() ? json(nullptr) : json(files.template_error())},
+              // null: no thinking switch; else whether the template thinks with enable_thinking unset.
+              {"chat_template_thinking", files.thinking_default() ? json(*files.thinking_default()) : json(nullptr)},
               {"kv_cache_bytes_per_1k_tokens", kv_per_1k}};
   std::printf("%s\n", out.dump(2).c_str());
   return 0;

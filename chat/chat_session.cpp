@@ -210,7 +210,7 @@ void ChatSession::LoadModel(const ModelSettings& settings) {
     model_name_.clear();
     context_length_ = 0;
     model_config_.reset();
-    thinking_switch_ = false;
+    thinking_default_.reset();
     jobs_.push_back(Job{.load = settings, .reply = {}});
   }
   wake_.notify_all();
@@ -251,7 +251,7 @@ void ChatSession::RunLoad(const ModelSettings& settings) {
     model_name_ = ModelName(settings.path);
     context_length_ = context;
     model_config_ = model_->files().config();
-    thinking_switch_ = model_->files().has_thinking_switch();
+    thinking_default_ = model_->files().thinking_default();
     ++model_generation_;
   } catch (const std::exception& e) {
     // Error says what is wrong with the files or the budget; anything else (out of host memory,
@@ -283,9 +283,16 @@ std::optional<ModelConfig> ChatSession::model_config() const {
   return model_config_;
 }
 
-bool ChatSession::model_has_thinking_switch() const {
-  std::lock_guard lock(mutex_);
-  return thinking_switch_;
+std::optional<bool> ChatSession::Thinking(const store::Conversation& conversation) const {
+  if (!conversation.engine.remote()) {
+    std::lock_guard lock(mutex_);
+    if (!thinking_default_) return std::nullopt;
+    return conversation.enable_thinking.value_or(*thinking_default_);
+  }
+  // A server's template is out of sight: Qwen3 models (which think unless told not to) by name.
+  const std::string remote = Lowercase(std::filesystem::path(conversation.engine.model).filename().string());
+  if (remote.rfind("qwen3", 0) != 0 && !conversation.enable_thinking) return std::nullopt;
+  return conversation.enable_thinking.value_or(true);
 }
 
 std::string ChatSession::model_name() const {

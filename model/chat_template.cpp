@@ -739,12 +739,12 @@ struct Node {
   Block body;                    // kFor
 };
 
-// The calls a template may make, with the positional arguments each takes and its keywords
-// (any keyword: namespace's attributes).
+// The calls a template may make, with the positional arguments each takes and the keyword
+// argument it takes, if any.
 struct Callable {
   std::string_view name;
   size_t min_positional, max_positional;
-  std::string_view keywords;  // space-separated; "*": any
+  std::string_view keyword;  // "*": any name (namespace's attributes)
 };
 constexpr Callable kFunctions[] = {{"namespace", 0, 0, "*"}, {"raise_exception", 1, 1, ""}};
 constexpr Callable kMethods[] = {{"startswith", 1, 1, ""}, {"endswith", 1, 1, ""}, {"split", 0, 1, ""},
@@ -968,9 +968,8 @@ class TagParser {
       if (pos_ + 1 < tokens_.size() && tokens_[pos_].kind == TokenKind::kName && Peek(TokenKind::kOperator, "=", 1)) {
         keyword = tokens_[pos_].text;
         pos_ += 2;
-        const bool known = callable.keywords == "*" ||
-                           (" " + std::string(callable.keywords) + " ").find(" " + keyword + " ") != std::string::npos;
-        if (!known) Fail(line_, fmt::format("unsupported argument '{}' to '{}()'", keyword, shown));
+        if (callable.keyword != "*" && callable.keyword != keyword)
+          Fail(line_, fmt::format("unsupported argument '{}' to '{}()'", keyword, shown));
         if (std::find(call.keywords.begin(), call.keywords.end(), keyword) != call.keywords.end()) {
           Fail(line_, fmt::format("argument '{}' repeated in '{}()'", keyword, shown));
         }
@@ -1006,7 +1005,7 @@ class TagParser {
         auto node = MakeExpr(Expr::Kind::kFilter, line_, std::move(operand));
         node->name = filter;
         if (AcceptOperator("(")) {
-          if (callable->max_positional == 0 && callable->keywords.empty()) {
+          if (callable->max_positional == 0 && callable->keyword.empty()) {
             Fail(line_, fmt::format("unsupported arguments to the '{}' filter", filter));
           }
           ParseArguments(*node, *callable, filter);

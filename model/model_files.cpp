@@ -64,6 +64,16 @@ void ModelFiles::LoadTemplate(const std::function<ChatTemplate()>& load) {
     chat_template_.emplace(load());
   } catch (const Error& e) {
     template_error_ = e.what();
+    return;
+  }
+  if (!chat_template_->ReadsVariable("enable_thinking")) return;
+  // Unset, the switch is whatever the template makes of it: the prompt unset renders as one of
+  // the two set ones. A template that fails here fails every chat anyway, and says why there.
+  try {
+    const std::vector<ChatMessage> probe = {{"user", "Hi"}};
+    const std::string unset = chat_template_->Apply(probe, true);
+    thinking_default_ = unset == chat_template_->Apply(probe, true, {.enable_thinking = true});
+  } catch (const Error&) {
   }
 }
 
@@ -74,10 +84,6 @@ void ModelFiles::RequireTemplate() const {
                             template_error_));
   }
   throw Error(fmt::format("{} has no chat template", path_.string()));
-}
-
-bool ModelFiles::has_thinking_switch() const {
-  return chat_template_ && chat_template_->ReadsVariable("enable_thinking");
 }
 
 std::vector<uint32_t> ModelFiles::EncodeChat(std::span<const ChatMessage> messages, bool add_generation_prompt,

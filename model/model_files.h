@@ -44,7 +44,10 @@ class ModelFiles {
 
   // Whether the chat template reads enable_thinking (Qwen3's does): a thinking switch means
   // something to this model.
-  bool has_thinking_switch() const;
+  bool has_thinking_switch() const { return thinking_default_.has_value(); }
+  // With a thinking switch, whether the template thinks when the switch is left unset (Qwen3's
+  // does): found at load by rendering a prompt both ways.
+  std::optional<bool> thinking_default() const { return thinking_default_; }
   // The chat template applied to `messages`, tokenized.
   std::vector<uint32_t> EncodeChat(std::span<const ChatMessage> messages, bool add_generation_prompt,
                                    const TemplateOptions& options = {}) const;
@@ -72,6 +75,7 @@ class ModelFiles {
   std::unique_ptr<WeightSource> source_;
   std::vector<uint32_t> stop_ids_;
   std::string tokenizer_source_, template_source_, template_error_;
+  std::optional<bool> thinking_default_;
 };
 
 }  // namespace qvk
