@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "model/chat_template.h"
+
 namespace qvk::app {
 
 // Options every subcommand that runs a model shares.
@@ -65,6 +67,7 @@ struct GenerateOptions {
   std::optional<uint64_t> seed;
   uint32_t max_tokens = 256;
   bool greedy = false;
+  TemplateOptions template_options;  // --thinking on|off: the template's enable_thinking
 };
 int RunGenerate(const GenerateOptions& options);
 int RunChat(const GenerateOptions& options);

@@ -182,6 +182,17 @@ void AddSamplingOptions(CLI::App* command, qvk::app::GenerateOptions& options) {
   command->add_flag("--greedy", options.greedy, "Always take the most likely token (also --temperature 0)");
 }
 
+// --thinking on|off: the chat template's enable_thinking (Qwen3's); left out, the template's default.
+CLI::Option* AddThinkingOption(CLI::App* command, qvk::app::GenerateOptions& options) {
+  return command
+      ->add_option_function<std::string>(
+          "--thinking",
+          [&options](const std::string& value) { options.template_options.enable_thinking = value == "on"; },
+          "on or off: whether a model whose chat template has the switch (Qwen3) thinks before it answers "
+          "(default: the template's, on for Qwen3)")
+      ->check(Expects("on or off", [](const std::string& text) { return text == "on" || text == "off"; }));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -268,14 +279,17 @@ int main(int argc, char** argv) {
   CLI::App* generate = app.add_subcommand("generate", "Stream a continuation of a prompt");
   AddModelOptions(generate, generate_options.model);
   generate->add_option("--prompt", generate_options.prompt, "Prompt text")->required();
-  generate->add_flag("--chat", generate_options.chat, "Wrap the prompt as a user turn in the chat template");
+  CLI::Option* generate_chat =
+      generate->add_flag("--chat", generate_options.chat, "Wrap the prompt as a user turn in the chat template");
   AddSamplingOptions(generate, generate_options);
+  AddThinkingOption(generate, generate_options)->needs(generate_chat);
 
   qvk::app::GenerateOptions chat_options;
   CLI::App* chat = app.add_subcommand("chat", "Chat in the terminal (history kept; /reset, /exit)");
   AddModelOptions(chat, chat_options.model);
   chat->add_option("--system", chat_options.prompt, "System prompt (default: the template's)");
   AddSamplingOptions(chat, chat_options);
+  AddThinkingOption(chat, chat_options);
 
   qvk::app::ServeOptions serve_options;
   CLI::App* serve = app.add_subcommand(

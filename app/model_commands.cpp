@@ -183,6 +183,8 @@ int RunInfo(const InfoOptions& o) {
               {"tokenizer_tokens", files.tokenizer().vocab_size()},
               {"chat_template", files.has_chat_template() ? json(files.template_source()) : json(nullptr)},
               {"chat_template_error", files.template_error().empty() ? json(nullptr) : json(files.template_error())},
+              // null: no thinking switch; else whether the template thinks with enable_thinking unset.
+              {"chat_template_thinking", files.thinking_default() ? json(*files.thinking_default()) : json(nullptr)},
               {"kv_cache_bytes_per_1k_tokens", kv_per_1k}};
   std::printf("%s\n", out.dump(2).c_str());
   return 0;
@@ -219,13 +221,23 @@ int RunLogits(const LogitsOptions& o) {
   return 0;
 }
 
+// --thinking given for a model whose template has no such switch changes nothing: said, not hidden.
+void WarnIfNoThinkingSwitch(const GenerateOptions& o, const ModelFiles& files) {
+  if (o.template_options.enable_thinking && !files.has_thinking_switch()) {
+    std::fprintf(stderr, "qwenvk: --thinking changes nothing here: the chat template of %s has no thinking switch\n",
+                 files.path().filename().c_str());
+  }
+}
+
 // --- generate -------------------------------------------------------------------------------
 
 int RunGenerate(const GenerateOptions& o) {
   Runtime runtime(o.model);
   const ModelFiles& files = runtime.files();
-  const std::vector<uint32_t> prompt = o.chat ? files.EncodeChat(std::vector<ChatMessage>{{"user", o.prompt}}, true)
-                                              : files.tokenizer().Encode(o.prompt);
+  WarnIfNoThinkingSwitch(o, files);
+  const std::vector<uint32_t> prompt =
+      o.chat ? files.EncodeChat(std::vector<ChatMessage>{{"user", o.prompt}}, true, o.template_options)
+             : files.tokenizer().Encode(o.prompt);
   Sampler sampler(chat::PlanSampling(ChoiceFrom(o, files.generation())));
   const GenerationStats stats = Generate(runtime.engine(), files, prompt, sampler, o.max_tokens,
                                          [](const GenerationStep& step) { return PrintText(step.text); });
@@ -242,6 +254,7 @@ int RunGenerate(const GenerateOptions& o) {
 int RunChat(const GenerateOptions& o) {
   Runtime runtime(o.model);
   const ModelFiles& files = runtime.files();
+  WarnIfNoThinkingSwitch(o, files);
   Sampler sampler(chat::PlanSampling(ChoiceFrom(o, files.generation())));
   std::vector<ChatMessage> history;
   if (!o.prompt.empty()) history.push_back({"system", o.prompt});
@@ -263,7 +276,7 @@ int RunChat(const GenerateOptions& o) {
     history.push_back({"user", *line});
     chat::PromptPlan plan;
     try {
-      plan = chat::PlanPrompt(files, history, chat::PromptKind::Reply, runtime.engine().context());
+      plan = chat::PlanPrompt(files, history, chat::PromptKind::Reply, runtime.engine().context(), o.template_options);
     } catch (const Error& e) {
       std::fprintf(stderr, "[%s]\n", e.what());
       history.pop_back();

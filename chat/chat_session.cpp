@@ -56,6 +56,11 @@ std::vector<ChatMessage> History(const store::ConversationSettings& settings,
   return history;
 }
 
+// The template variables a conversation sets (its thinking switch), as every prompt of it gets them.
+TemplateOptions TemplateOptionsOf(const store::Conversation& chat) {
+  return {.enable_thinking = chat.enable_thinking};
+}
+
 SamplingChoice ChoiceFrom(const store::ConversationSettings& s) {
   return {.temperature = s.temperature,
           .top_k = s.top_k,
@@ -205,6 +210,7 @@ void ChatSession::LoadModel(const ModelSettings& settings) {
     model_name_.clear();
     context_length_ = 0;
     model_config_.reset();
+    thinking_default_.reset();
     jobs_.push_back(Job{.load = settings, .reply = {}});
   }
   wake_.notify_all();
@@ -245,6 +251,7 @@ void ChatSession::RunLoad(const ModelSettings& settings) {
     model_name_ = ModelName(settings.path);
     context_length_ = context;
     model_config_ = model_->files().config();
+    thinking_default_ = model_->files().thinking_default();
     ++model_generation_;
   } catch (const std::exception& e) {
     // Error says what is wrong with the files or the budget; anything else (out of host memory,
@@ -274,6 +281,18 @@ std::string ChatSession::model_error() const {
 std::optional<ModelConfig> ChatSession::model_config() const {
   std::lock_guard lock(mutex_);
   return model_config_;
+}
+
+std::optional<bool> ChatSession::Thinking(const store::Conversation& conversation) const {
+  if (!conversation.engine.remote()) {
+    std::lock_guard lock(mutex_);
+    if (!thinking_default_) return std::nullopt;
+    return conversation.enable_thinking.value_or(*thinking_default_);
+  }
+  // A server's template is out of sight: Qwen3 models (which think unless told not to) by name.
+  const std::string remote = Lowercase(std::filesystem::path(conversation.engine.model).filename().string());
+  if (remote.rfind("qwen3", 0) != 0 && !conversation.enable_thinking) return std::nullopt;
+  return conversation.enable_thinking.value_or(true);
 }
 
 std::string ChatSession::model_name() const {
@@ -506,7 +525,7 @@ ReplyPrompt PlanReplyPrompt(store::Store& store, const ModelFiles& files, const 
       kind = PromptKind::Continuation;
     }
   }
-  reply.plan = PlanPrompt(files, std::move(history), kind, context);
+  reply.plan = PlanPrompt(files, std::move(history), kind, context, TemplateOptionsOf(chat));
   return reply;
 }
 
@@ -654,7 +673,8 @@ void ChatSession::RunRemoteReply(const ReplyJob& job, const store::Conversation&
   try {
     ReplyRequest request{.messages = History(chat.settings, store_.Thread(job.continued ? job.continued : job.parent)),
                          .continuation = false,
-                         .settings = chat.settings};
+                         .settings = chat.settings,
+                         .template_options = TemplateOptionsOf(chat)};
     std::string text_before;
     if (job.continued != 0) {
       const auto old = store_.GetMessage(job.continued);
@@ -723,13 +743,14 @@ void ChatSession::RunAttention(const AttentionJob& job) {
     const auto chat = store_.GetConversation(message->conversation_id);
     if (!chat) throw Error("the conversation no longer exists");
     const std::vector<ChatMessage> history = History(chat->settings, store_.Thread(job.message));
-    const PromptPlan plan = PlanPrompt(files, history, PromptKind::Continuation, model_->engine().context());
+    const TemplateOptions options = TemplateOptionsOf(*chat);
+    const PromptPlan plan = PlanPrompt(files, history, PromptKind::Continuation, model_->engine().context(), options);
     // The message's text begins where two renderings that differ only in it part.
     std::vector<ChatMessage> kept = KeptMessages(history, plan.dropped);
     kept.back().content = "a";
-    const std::vector<uint32_t> with_a = files.EncodeChat(kept, false);
+    const std::vector<uint32_t> with_a = files.EncodeChat(kept, false, options);
     kept.back().content = "b";
-    const std::vector<uint32_t> with_b = files.EncodeChat(kept, false);
+    const std::vector<uint32_t> with_b = files.EncodeChat(kept, false, options);
     result.ids = plan.ids;
     result.dropped = plan.dropped;
     const auto common = [&](const std::vector<uint32_t>& other) {
@@ -910,7 +931,8 @@ uint32_t ChatSession::CountContextTokens(store::Id conversation) {
         chat->current_leaf != 0 ? store_.Thread(chat->current_leaf) : std::vector<store::Message>{};
     if (!CountsExactly(chat->engine)) return ApproximateTokens(History(chat->settings, thread));
     if (!model_) return 0;
-    return static_cast<uint32_t>(model_->files().EncodeChat(History(chat->settings, thread), true).size());
+    return static_cast<uint32_t>(
+        model_->files().EncodeChat(History(chat->settings, thread), true, TemplateOptionsOf(*chat)).size());
   } catch (const Error& e) {
     // A model without a chat template has no count to show; the reply itself reports why.
     spdlog::debug("no token count for conversation {}: {}", conversation, e.what());

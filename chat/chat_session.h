@@ -114,6 +114,11 @@ class ChatSession {
   uint32_t context_length() const;  // 0 without a model
   // The loaded model's shape (layers, heads, KV heads: what an attention request may name).
   std::optional<ModelConfig> model_config() const;
+  // The thinking switch (the template variable enable_thinking, Qwen3's) as the chat offers it
+  // for `conversation`: none when its model has no such switch (this computer's model: its chat
+  // template does not read it; a remote one: not a Qwen3 by its name, unless the conversation set
+  // it); else whether it thinks now (the conversation's choice, else the template's default).
+  std::optional<bool> Thinking(const store::Conversation& conversation) const;
   // Defaults for a new conversation: the model's generation_config.json where it has one.
   store::ConversationSettings DefaultSettings() const;
 
@@ -228,7 +233,8 @@ class ChatSession {
   std::string model_name_;
   uint32_t context_length_ = 0;
   std::optional<ModelConfig> model_config_;
-  uint64_t model_generation_ = 0;  // bumped by each load, so cached counts of an old model expire
+  std::optional<bool> thinking_default_;  // the loaded model's (ModelFiles::thinking_default)
+  uint64_t model_generation_ = 0;         // bumped by each load, so cached counts of an old model expire
   LiveReply live_;
   std::shared_ptr<LiveAttention> live_attention_;
   std::optional<MessageAttention> attention_;  // the last capture, until taken

@@ -40,13 +40,15 @@ std::vector<ChatMessage> KeptMessages(std::span<const ChatMessage> history, size
   return kept;
 }
 
-PromptPlan PlanPrompt(const ModelFiles& files, std::vector<ChatMessage> history, PromptKind kind, uint32_t context) {
+PromptPlan PlanPrompt(const ModelFiles& files, std::vector<ChatMessage> history, PromptKind kind, uint32_t context,
+                      const TemplateOptions& options) {
   const size_t first_turn = !history.empty() && history.front().role == "system" ? 1 : 0;
   const size_t turns = history.size() - first_turn;
   // The prompt with the `dropped` earliest turns after the system prompt left out.
   auto encode = [&](size_t dropped) {
     const std::vector<ChatMessage> kept = KeptMessages(history, dropped);
-    return kind == PromptKind::Continuation ? files.EncodeChatContinuation(kept) : files.EncodeChat(kept, true);
+    return kind == PromptKind::Continuation ? files.EncodeChatContinuation(kept, options)
+                                            : files.EncodeChat(kept, true, options);
   };
   auto fits = [&](const std::vector<uint32_t>& ids) { return ids.size() < context; };
 

@@ -52,6 +52,7 @@ std::vector<ChatMessage> KeptMessages(std::span<const ChatMessage> history, size
 // The context policy: a leading system message always stays; the earliest other messages are
 // left out one at a time until the prompt and one new token fit in `context` tokens. Throws
 // Error when the last message alone (with the system prompt) does not fit.
-PromptPlan PlanPrompt(const ModelFiles& files, std::vector<ChatMessage> history, PromptKind kind, uint32_t context);
+PromptPlan PlanPrompt(const ModelFiles& files, std::vector<ChatMessage> history, PromptKind kind, uint32_t context,
+                      const TemplateOptions& options = {});
 
 }  // namespace qvk::chat

@@ -19,6 +19,7 @@ struct ReplyRequest {
   std::vector<ChatMessage> messages;  // the system prompt first; for a continuation the partial reply last
   bool continuation = false;          // the last message carries on instead of a new turn opening
   store::ConversationSettings settings;
+  TemplateOptions template_options;  // the conversation's template variables (its thinking switch)
 };
 
 struct ReplyOutcome {

@@ -64,6 +64,16 @@ void ModelFiles::LoadTemplate(const std::function<ChatTemplate()>& load) {
     chat_template_.emplace(load());
   } catch (const Error& e) {
     template_error_ = e.what();
+    return;
+  }
+  if (!chat_template_->ReadsVariable("enable_thinking")) return;
+  // Unset, the switch is whatever the template makes of it: the prompt unset renders as one of
+  // the two set ones. A template that fails here fails every chat anyway, and says why there.
+  try {
+    const std::vector<ChatMessage> probe = {{"user", "Hi"}};
+    const std::string unset = chat_template_->Apply(probe, true);
+    thinking_default_ = unset == chat_template_->Apply(probe, true, {.enable_thinking = true});
+  } catch (const Error&) {
   }
 }
 
@@ -76,12 +86,14 @@ void ModelFiles::RequireTemplate() const {
   throw Error(fmt::format("{} has no chat template", path_.string()));
 }
 
-std::vector<uint32_t> ModelFiles::EncodeChat(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+std::vector<uint32_t> ModelFiles::EncodeChat(std::span<const ChatMessage> messages, bool add_generation_prompt,
+                                             const TemplateOptions& options) const {
   RequireTemplate();
-  return tokenizer_->Encode(chat_template_->Apply(messages, add_generation_prompt));
+  return tokenizer_->Encode(chat_template_->Apply(messages, add_generation_prompt, options));
 }
 
-std::vector<uint32_t> ModelFiles::EncodeChatContinuation(std::span<const ChatMessage> messages) const {
+std::vector<uint32_t> ModelFiles::EncodeChatContinuation(std::span<const ChatMessage> messages,
+                                                         const TemplateOptions& options) const {
   RequireTemplate();
   if (messages.empty()) throw Error("there is no message to continue");
   const std::string& content = messages.back().content;
@@ -90,7 +102,7 @@ std::vector<uint32_t> ModelFiles::EncodeChatContinuation(std::span<const ChatMes
   if (first == std::string::npos) throw Error("the message to continue is empty");
   const std::string_view lstripped = std::string_view(content).substr(first);
   const std::string_view stripped = lstripped.substr(0, lstripped.find_last_not_of(kSpace) + 1);
-  const std::string rendered = chat_template_->Apply(messages, /*add_generation_prompt=*/false);
+  const std::string rendered = chat_template_->Apply(messages, /*add_generation_prompt=*/false, options);
   // As transformers: find the stripped content, and keep its trailing whitespace only where the
   // template kept it too.
   const size_t at = rendered.rfind(stripped);

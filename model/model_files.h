@@ -42,12 +42,20 @@ class ModelFiles {
   // empty. Such a model still loads for plain text; EncodeChat throws this reason.
   const std::string& template_error() const { return template_error_; }
 
+  // Whether the chat template reads enable_thinking (Qwen3's does): a thinking switch means
+  // something to this model.
+  bool has_thinking_switch() const { return thinking_default_.has_value(); }
+  // With a thinking switch, whether the template thinks when the switch is left unset (Qwen3's
+  // does): found at load by rendering a prompt both ways.
+  std::optional<bool> thinking_default() const { return thinking_default_; }
   // The chat template applied to `messages`, tokenized.
-  std::vector<uint32_t> EncodeChat(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+  std::vector<uint32_t> EncodeChat(std::span<const ChatMessage> messages, bool add_generation_prompt,
+                                   const TemplateOptions& options = {}) const;
   // The template applied without a generation prompt and cut right after the last message's
   // content, so the model carries on writing that message (transformers' continue_final_message).
   // Throws Error when the last message is empty or the template does not render its content.
-  std::vector<uint32_t> EncodeChatContinuation(std::span<const ChatMessage> messages) const;
+  std::vector<uint32_t> EncodeChatContinuation(std::span<const ChatMessage> messages,
+                                               const TemplateOptions& options = {}) const;
   // <|im_end|> and every end-of-sequence id of the config and generation config.
   bool IsStopToken(uint32_t id) const;
 
@@ -67,6 +75,7 @@ class ModelFiles {
   std::unique_ptr<WeightSource> source_;
   std::vector<uint32_t> stop_ids_;
   std::string tokenizer_source_, template_source_, template_error_;
+  std::optional<bool> thinking_default_;
 };
 
 }  // namespace qvk

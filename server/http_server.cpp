@@ -177,9 +177,10 @@ struct HttpServer::Impl {
     CheckModel(request.model);
     std::vector<uint32_t> prompt;
     try {
-      prompt = request.continue_final_message
-                   ? model.files().EncodeChatContinuation(request.messages)
-                   : model.files().EncodeChat(request.messages, /*add_generation_prompt=*/true);
+      prompt =
+          request.continue_final_message
+              ? model.files().EncodeChatContinuation(request.messages, request.template_options)
+              : model.files().EncodeChat(request.messages, /*add_generation_prompt=*/true, request.template_options);
     } catch (const Error& e) {
       throw ApiError(400, fmt::format("the model's chat template cannot render these messages: {}", e.what()),
                      "invalid_request_error", "messages");

@@ -248,6 +248,29 @@ ChatMessage ReadMessage(const json& message, size_t index) {
                                               BriefJson(message.value("role", json(nullptr)))));
 }
 
+TemplateOptions ReadTemplateKwargs(const json& request) {
+  TemplateOptions options;
+  if (!request.contains("chat_template_kwargs") || request["chat_template_kwargs"].is_null()) return options;
+  const json& kwargs = request["chat_template_kwargs"];
+  if (!kwargs.is_object()) {
+    throw BadField("chat_template_kwargs",
+                   fmt::format("'chat_template_kwargs' must be an object, got {}", BriefJson(kwargs)));
+  }
+  for (const auto& [name, value] : kwargs.items()) {
+    const std::string param = "chat_template_kwargs." + name;
+    if (name != "enable_thinking") {
+      throw ApiError(
+          400, fmt::format("'{}' is not supported: this server gives the chat template only enable_thinking", param),
+          "invalid_request_error", param, "unsupported_parameter");
+    }
+    if (!value.is_boolean()) {
+      throw BadField(param, fmt::format("'{}' must be true or false, got {}", param, BriefJson(value)));
+    }
+    options.enable_thinking = value.get<bool>();
+  }
+  return options;
+}
+
 }  // namespace
 
 ChatCompletionRequest ParseChatCompletionRequest(std::string_view body) {
@@ -265,6 +288,7 @@ ChatCompletionRequest ParseChatCompletionRequest(std::string_view body) {
     throw BadField("continue_final_message", "'continue_final_message' needs the last message to be the assistant's");
   }
   r.sampling = ReadSampling(request);
+  r.template_options = ReadTemplateKwargs(request);
   RefuseUnless(request, "logprobs", IsFalse, "this server does not return log probabilities");
   RefuseUnless(request, "top_logprobs", Never, "this server does not return log probabilities");
   RefuseUnless(request, "tools", Empty, "this server has no tools");
@@ -320,6 +344,9 @@ json ChatCompletionRequestJson(const ChatCompletionRequest& r) {
   if (s.max_tokens) request["max_tokens"] = *s.max_tokens;
   if (!s.stop.empty()) request["stop"] = s.stop;
   if (s.seed) request["seed"] = static_cast<int64_t>(*s.seed);
+  if (r.template_options.enable_thinking) {
+    request["chat_template_kwargs"] = {{"enable_thinking", *r.template_options.enable_thinking}};
+  }
   return request;
 }
 

@@ -71,6 +71,9 @@ struct ChatCompletionRequest {
   // opening, which is how a client continues an unfinished reply.
   bool continue_final_message = false;
   SamplingFields sampling;
+  // vLLM's and llama.cpp's chat_template_kwargs: {"enable_thinking": false} turns Qwen3's
+  // thinking off. The one variable this server's templates take; any other is refused.
+  TemplateOptions template_options;
 };
 
 struct CompletionRequest {

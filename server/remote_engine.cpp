@@ -121,7 +121,8 @@ chat::ReplyOutcome RemoteEngine::Generate(const chat::ReplyRequest& request,
                              .stream = true,
                              .include_usage = true,
                              .continue_final_message = request.continuation,
-                             .sampling = {}};
+                             .sampling = {},
+                             .template_options = request.template_options};
   const store::ConversationSettings& s = request.settings;
   body.sampling.temperature = s.temperature;
   body.sampling.top_p = s.top_p;

@@ -126,6 +126,7 @@ std::string ExportJson(Store& store, Id conversation_id) {
                       {"created_ms", conversation.created_ms},
                       {"updated_ms", conversation.updated_ms},
                       {"settings", SettingsToJson(conversation.settings)},
+                      {"enable_thinking", conversation.enable_thinking ? Json(*conversation.enable_thinking) : Json()},
                       {"current_leaf", IdOrNull(conversation.current_leaf)},
                       {"messages", std::move(messages)}};
   // Text the store holds that is not UTF-8 (SQLite does not check) becomes U+FFFD rather than
@@ -154,6 +155,7 @@ struct ImportedConversation {
   bool pinned = false;
   std::optional<int64_t> created_ms, updated_ms;
   ConversationSettings settings;
+  std::optional<bool> enable_thinking;
   Id current_leaf = 0;
   std::vector<ImportedMessage> messages;
 };
@@ -224,9 +226,9 @@ ImportedConversation Check(std::string_view text) {
   RequireUtf8(text);
   const Json json = ParseFile(text, kMaxImportBytes);
   if (!json.is_object()) Reject("the file must hold one JSON object");
-  RejectUnknownFields(
-      json, "the file",
-      {"format", "version", "title", "pinned", "created_ms", "updated_ms", "settings", "current_leaf", "messages"});
+  RejectUnknownFields(json, "the file",
+                      {"format", "version", "title", "pinned", "created_ms", "updated_ms", "settings",
+                       "enable_thinking", "current_leaf", "messages"});
   const Json& format = Require(json, "format", "the file");
   if (!format.is_string() || format.get<std::string>() != kExportFormat) {
     Reject(
@@ -251,6 +253,9 @@ ImportedConversation Check(std::string_view text) {
   if (const Json* updated = Find(json, "updated_ms"))
     conversation.updated_ms = Integer(*updated, "updated_ms", 0, kMaxTimeMs);
   if (const Json* settings = Find(json, "settings")) conversation.settings = SettingsFromJson(*settings, "settings");
+  if (const Json* thinking = Find(json, "enable_thinking"); thinking != nullptr && !thinking->is_null()) {
+    conversation.enable_thinking = Boolean(*thinking, "enable_thinking");
+  }
 
   const Json& messages = Require(json, "messages", "the file");
   if (!messages.is_array()) Reject(fmt::format("messages must be a list, not {}", Quoted(messages)));
@@ -304,6 +309,7 @@ Id ImportJson(Store& store, std::string_view json_text) {
     }
     if (imported.current_leaf != 0) store.SetCurrentLeaf(conversation, new_ids.at(imported.current_leaf));
     if (imported.pinned) store.SetPinned(conversation, true);
+    if (imported.enable_thinking) store.SetConversationThinking(conversation, imported.enable_thinking);
     if (imported.created_ms || imported.updated_ms) {
       const Conversation stored = *store.GetConversation(conversation);
       store.SetConversationTimes(conversation, imported.created_ms.value_or(stored.created_ms),

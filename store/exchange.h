@@ -14,7 +14,8 @@
 namespace qvk::store {
 
 inline constexpr std::string_view kExportFormat = "qwenvk-conversation";
-inline constexpr int kExportVersion = 1;
+// Version 2 added "enable_thinking"; version 1 files are read as before.
+inline constexpr int kExportVersion = 2;
 
 // The largest file an import reads: far beyond any real conversation, it stops a wrong or hostile
 // file before it fills the database. Fields are held to the store's limits (store.h, settings.h).
@@ -25,8 +26,9 @@ inline constexpr size_t kMaxImportBytes = size_t{64} << 20;
 // the sections after it still render. Throws Error if the conversation does not exist.
 std::string ExportMarkdown(Store& store, Id conversation);
 
-// {"format":"qwenvk-conversation","version":1,"title","pinned","created_ms","updated_ms",
-//  "settings":{...},"current_leaf":<id or null>,"messages":[{"id","parent" (null: a root),"role",
+// {"format":"qwenvk-conversation","version":2,"title","pinned","created_ms","updated_ms",
+//  "settings":{...},"enable_thinking":<true, false or null: the template's default>,
+//  "current_leaf":<id or null>,"messages":[{"id","parent" (null: a root),"role",
 //  "content","state","created_ms","tokens","tokens_per_s","time_to_first_token_s","notice"}]}
 // Messages by id, so every parent comes before its children. Throws Error if the conversation
 // does not exist.

@@ -165,7 +165,14 @@ ALTER TABLE conversations ADD COLUMN engine_model TEXT NOT NULL DEFAULT '';
 PRAGMA user_version = 4;
 )sql";
 
-inline constexpr std::array<const char*, 4> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
+// A conversation's thinking switch (the template variable enable_thinking, Qwen3's): NULL leaves
+// it to the template's default, 0 and 1 turn it off and on.
+inline constexpr char kSchemaV5[] = R"sql(
+ALTER TABLE conversations ADD COLUMN enable_thinking INTEGER CHECK (enable_thinking IN (0, 1));
+PRAGMA user_version = 5;
+)sql";
+
+inline constexpr std::array<const char*, 5> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
 
 // --- connection and transactions ----------------------------------------------------------------
 inline constexpr char kGetUserVersion[] = "PRAGMA user_version";
@@ -184,7 +191,7 @@ inline constexpr char kRollbackSavepoint[] = "ROLLBACK TO nested; RELEASE nested
 // --- conversations --------------------------------------------------------------------------
 // Column order shared by every conversation query (see ReadConversation in store.cpp).
 #define QVK_CONVERSATION_COLUMNS \
-  "id, title, pinned, created_ms, updated_ms, current_leaf, settings, engine_url, engine_model"
+  "id, title, pinned, created_ms, updated_ms, current_leaf, settings, engine_url, engine_model, enable_thinking"
 
 inline constexpr char kInsertConversation[] =
     "INSERT INTO conversations (title, created_ms, updated_ms, settings) VALUES (?1, ?2, ?2, ?3)";
@@ -199,6 +206,7 @@ inline constexpr char kSetPinned[] = "UPDATE conversations SET pinned = ?2 WHERE
 inline constexpr char kSetConversationSettings[] = "UPDATE conversations SET settings = ?2 WHERE id = ?1";
 inline constexpr char kSetConversationEngine[] =
     "UPDATE conversations SET engine_url = ?2, engine_model = ?3 WHERE id = ?1";
+inline constexpr char kSetConversationThinking[] = "UPDATE conversations SET enable_thinking = ?2 WHERE id = ?1";
 inline constexpr char kSetCurrentLeaf[] = "UPDATE conversations SET current_leaf = ?2 WHERE id = ?1";
 inline constexpr char kTouchConversation[] =
     "UPDATE conversations SET current_leaf = ?2, updated_ms = max(updated_ms, ?3) WHERE id = ?1";

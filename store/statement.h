@@ -42,6 +42,12 @@ class Store::Statement {
     Check(value ? sqlite3_bind_double(statement_, index, *value) : sqlite3_bind_null(statement_, index));
     return *this;
   }
+  // A switch left unset (a conversation's enable_thinking): NULL. Named apart from Bind, which a
+  // string literal would also convert to.
+  Statement& BindSwitch(int index, std::optional<bool> value) {
+    Check(value ? sqlite3_bind_int64(statement_, index, *value ? 1 : 0) : sqlite3_bind_null(statement_, index));
+    return *this;
+  }
   // Ids: 0 ("none") is stored as NULL so parent references stay valid foreign keys.
   Statement& BindId(int index, Id id) {
     Check(id == 0 ? sqlite3_bind_null(statement_, index) : sqlite3_bind_int64(statement_, index, id));
@@ -70,6 +76,10 @@ class Store::Statement {
   std::optional<double> OptionalReal(int column) const {
     if (sqlite3_column_type(statement_, column) == SQLITE_NULL) return std::nullopt;
     return Real(column);
+  }
+  std::optional<bool> OptionalBool(int column) const {
+    if (sqlite3_column_type(statement_, column) == SQLITE_NULL) return std::nullopt;
+    return Int(column) != 0;
   }
   std::string Text(int column) const {
     const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement_, column));

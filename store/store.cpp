@@ -146,6 +146,7 @@ Conversation Store::Statement::ReadConversation() const {
   conversation.updated_ms = Int(4);
   conversation.current_leaf = Int(5);
   conversation.engine = {.base_url = Text(7), .model = Text(8)};
+  conversation.enable_thinking = OptionalBool(9);
   try {
     conversation.settings = SettingsFromJson(nlohmann::ordered_json::parse(Text(6), nullptr, false), "settings");
   } catch (const StoreError& e) {
@@ -437,6 +438,14 @@ void Store::SetConversationEngine(Id id, const ConversationEngine& engine) {
   Transaction([&] {
     Statement set(*this, sql::kSetConversationEngine, "save the conversation's engine");
     ExpectChanged(set.Bind(1, id).Bind(2, engine.base_url).Bind(3, engine.model).Run(), "Conversation", id);
+  });
+}
+
+void Store::SetConversationThinking(Id id, std::optional<bool> enable_thinking) {
+  std::lock_guard lock(mutex_);
+  Transaction([&] {
+    Statement set(*this, sql::kSetConversationThinking, "save the conversation's thinking switch");
+    ExpectChanged(set.Bind(1, id).BindSwitch(2, enable_thinking).Run(), "Conversation", id);
   });
 }
 

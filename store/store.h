@@ -68,6 +68,8 @@ struct Conversation {
   Id current_leaf = 0;  // the last message of the branch on screen (0: no messages yet)
   ConversationSettings settings;
   ConversationEngine engine;
+  // The template variable enable_thinking (Qwen3's thinking switch); unset, the template's default.
+  std::optional<bool> enable_thinking;
 };
 
 enum class MessageState {
@@ -132,7 +134,7 @@ class Store {
 
   // $XDG_DATA_HOME/qwenvk/conversations.db, default ~/.local/share/qwenvk/conversations.db.
   static std::filesystem::path DefaultPath();
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   const std::filesystem::path& path() const { return path_; }
   bool read_only() const { return read_only_; }
@@ -152,6 +154,7 @@ class Store {
   void SetConversationSettings(Id id, const ConversationSettings& settings);
   void SetCurrentLeaf(Id conversation, Id message);
   void SetConversationEngine(Id id, const ConversationEngine& engine);
+  void SetConversationThinking(Id id, std::optional<bool> enable_thinking);
   // Delete hides the conversation; Restore undoes that; PurgeDeleted removes hidden ones for good
   // (the app calls it at start, so an undo lasts the session).
   void DeleteConversation(Id id);

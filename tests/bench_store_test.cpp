@@ -174,7 +174,7 @@ TEST_F(BenchStoreTest, MigratesAVersion2DatabaseKeepingEveryConversation) {
   }
   Store store(DbPath());
   EXPECT_EQ(store.schema_version(), Store::kSchemaVersion);
-  EXPECT_EQ(Store::kSchemaVersion, 4);
+  EXPECT_EQ(Store::kSchemaVersion, 5);
   const std::vector<Conversation> conversations = store.ListConversations();
   ASSERT_EQ(conversations.size(), 2u);
   EXPECT_EQ(conversations[0].title, "Squid facts");

@@ -430,6 +430,60 @@ TEST_F(ChatSessionTest, TheSystemPromptComesFirstAndAGgufModelReplies) {
   EXPECT_EQ(store_->GetConversation(conversation)->title, "Kept title");
 }
 
+// Qwen3's thinking switch: a conversation that turns it off gets the empty think block at the end
+// of its reply's prompt (Qwen3's template, as transformers renders it with enable_thinking=False);
+// unset, the template's default (thinking on) adds nothing. The prompt is the one the live
+// attention feed reports and the reply is the one greedy generation makes from it; the context
+// gauge counts the same prompt.
+TEST_F(ChatSessionTest, Qwen3WithThinkingOffEndsThePromptWithAnEmptyThinkBlock) {
+  const test::TempDir folder;
+  const std::string qwen3 = test::LinkModelFolder(TestDataDir() / "family/qwen3-tiny",
+                                                  TestDataDir() / "family/qwen3-tokenizer", folder.path())
+                                .string();
+  Load(qwen3);
+  const ModelFiles files(qwen3);
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(4));
+  EXPECT_EQ(session_->Thinking(*store_->GetConversation(conversation)), true);
+  EXPECT_EQ(session_->Thinking(store::Conversation{}), true);
+  auto feed = std::make_shared<LiveAttention>();
+  session_->SetLiveAttention(feed);
+  // The next reply's prompt as the feed reports it: its ids and their text.
+  const auto reply_prompt = [&] {
+    const LiveAttention::Update update = feed->Take();
+    std::vector<uint32_t> ids;
+    std::string text;
+    for (uint32_t i = 0; i < update.prompt_tokens; ++i) {
+      ids.push_back(update.tokens[i].id);
+      text += update.tokens[i].piece;
+    }
+    return std::pair(ids, text);
+  };
+
+  ASSERT_TRUE(session_->Send(conversation, "Hi"));
+  session_->WaitIdle();
+  EXPECT_FALSE(session_->TakeError().has_value());
+  const auto [default_ids, default_text] = reply_prompt();
+  EXPECT_TRUE(default_text.ends_with("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")) << default_text;
+  EXPECT_EQ(default_ids, files.EncodeChat(AsChat({store_->Thread(Leaf(conversation))[0]}), true));
+
+  store_->SetConversationThinking(conversation, false);
+  EXPECT_EQ(session_->Thinking(*store_->GetConversation(conversation)), false);
+  ASSERT_TRUE(session_->Send(conversation, "Again"));
+  session_->WaitIdle();
+  EXPECT_FALSE(session_->TakeError().has_value());
+  const auto [ids, text] = reply_prompt();
+  EXPECT_TRUE(text.ends_with("<|im_start|>user\nAgain<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"))
+      << text;
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(thread.size(), 4u);
+  const std::vector<ChatMessage> asked = AsChat({thread[0], thread[1], thread[2]});
+  EXPECT_EQ(ids, files.EncodeChat(asked, true, {.enable_thinking = false}));
+  EXPECT_EQ(ids.size(), files.EncodeChat(asked, true).size() + 4);  // <think> \n\n </think> \n\n
+  EXPECT_EQ(thread[3].content, Reference(ids, 4, qwen3));
+  EXPECT_EQ(session_->ContextTokens(conversation),
+            files.EncodeChat(AsChat(thread), true, {.enable_thinking = false}).size());
+}
+
 TEST_F(ChatSessionTest, StopEndsTheReplyAsACompletePartialOne) {
   Load();
   const store::Id conversation = store_->CreateConversation("", GreedySettings(100000));

@@ -5,13 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
-#include "tests/test_util.h"
 #include "base/error.h"
 #include "model/chat_template.h"
 #include "model/tokenizer.h"
+#include "tests/test_util.h"
 
 namespace qvk::test {
 namespace {
@@ -161,21 +162,129 @@ TEST(ChatTemplateTest, ExpressionsFollowJinja) {
   EXPECT_EQ(Render("{{ '\u3000 wide \n'|trim }}|{{ 42 }}{{ -1 }}{{ none }}"), "wide|42-1None");
 }
 
+// What Qwen3's template uses, each as jinja2 renders it (checked with jinja2 3.1.6 and
+// transformers' tojson): namespaces a loop writes to, slices, string methods, tests,
+// comparisons, subtraction and tojson.
+TEST(ChatTemplateTest, Qwen3ConstructsFollowJinja) {
+  const std::vector<ChatMessage> messages = {{"system", "  Be brief. "}, {"user", "Hi"}};
+  EXPECT_EQ(Render("{% set ns = namespace(n=0, last='') %}{% for m in messages %}{% set ns.n = ns.n + 1 %}"
+                   "{% set ns.last = m.role %}{% endfor %}{{ ns.n }}{{ ns.last }}{{ ns.missing is defined }}",
+                   messages),
+            "2userFalse");
+  EXPECT_EQ(Render("{{ 'héllo wörld'[::-1] }}|{{ 'héllo'[1:3] }}|{{ 'abcdef'[-2:] }}|{{ 'abcdef'[:-4] }}|"
+                   "{{ 'abcdef'[5:0:-2] }}|{{ 'abc'[10:] }}|{{ 'abc'[-10:2] }}"),
+            "dlröw olléh|él|ef|ab|fdb||ab");
+  EXPECT_EQ(Render("{% for m in messages[::-1] %}{{ m.role }}{{ loop.index0 }}{% endfor %}|"
+                   "{{ (messages[1:] | length) }}{{ messages[:0] | length }}{{ messages[-1:][0].content }}",
+                   messages),
+            "user0system1|10Hi");
+  EXPECT_EQ(
+      Render("{{ 'a<think>b</think>\\n\\nc'.split('</think>')[0].split('<think>')[-1] }}|"
+             "{{ '  a  b \\t'.split() | length }}|{{ 'a,,b'.split(',') | length }}|{{ '\\n\\nx\\n'.lstrip('\\n') }}|"
+             "{{ 'x\\n\\n'.rstrip('\\n') }}|{{ '\\n x \\n'.strip('\\n') }}|{{ ' \u3000x\u3000 '.strip() }}|"
+             "{{ 'xyyx'.strip('xy') }}|{{ 'ab'.startswith('a') }}{{ 'ab'.endswith('a') }}"),
+      "b|2|3|x\n|x| x |x||TrueFalse");
+  EXPECT_EQ(Render("{{ 'a' is string }}{{ 1 is string }}{{ none is none }}{{ false is false }}{{ 0 is false }}"
+                   "{{ true is true }}{{ 1 is number }}{{ true is integer }}{{ 'x' is mapping }}"
+                   "{{ messages[0] is mapping }}{{ nothing is undefined }}{{ messages is iterable }}"
+                   "{{ 'x' is not string }}",
+                   messages),
+            "TrueFalseTrueTrueFalseTrueTrueFalseFalseTrueTrueTrueFalse");
+  EXPECT_EQ(Render("{{ 3 - 5 }}{{ messages|length - 1 }}{{ 2 > 1 }}{{ 2 < 1 }}{{ 2 >= 2 }}{{ 1 <= 0 }}"
+                   "{{ 'b' > 'a' }}{{ 'é' > 'z' }}{{ -3 + 1 }}",
+                   messages),
+            "-21TrueFalseTrueFalseTrueTrue-2");
+  EXPECT_EQ(Render("{{ messages[0] | tojson }}|{{ messages | tojson(indent=2) }}", messages),
+            "{\"role\": \"system\", \"content\": \"  Be brief. \"}|[\n  {\n    \"role\": \"system\",\n"
+            "    \"content\": \"  Be brief. \"\n  },\n  {\n    \"role\": \"user\",\n    \"content\": \"Hi\"\n  }\n]");
+  // A namespace passes through scopes by reference; an assignment inside a loop is seen after it.
+  EXPECT_EQ(Render("{% set ns = namespace(found=false) %}{% for m in messages %}{% if m.role == 'user' %}"
+                   "{% set ns.found = true %}{% endif %}{% endfor %}{{ ns.found }}",
+                   messages),
+            "True");
+}
+
+// The variables a template reads, which the app asks about enable_thinking.
+TEST(ChatTemplateTest, KnowsTheVariablesItReads) {
+  const ChatTemplate qwen3 = ChatTemplate::FromTokenizerConfig(kData / "family/qwen3-tokenizer/tokenizer_config.json");
+  EXPECT_TRUE(qwen3.ReadsVariable("enable_thinking"));
+  EXPECT_TRUE(qwen3.ReadsVariable("tools"));
+  EXPECT_FALSE(FixtureTemplate().ReadsVariable("enable_thinking"));
+  EXPECT_TRUE(FixtureTemplate().ReadsVariable("messages"));
+  EXPECT_FALSE(ChatTemplate("{% set enable_thinking = 1 %}").ReadsVariable("enable_thinking"));
+}
+
+// tests/data/chat_template/goldens.json: conversations rendered by jinja2 as transformers
+// configures it (scripts/dev/chat_template_goldens.py), through Qwen3's template and the fixture's
+// Qwen2.5 one; a render jinja2 refused must be refused here too. Messages with only a role and a
+// string content go through Apply as well, the path the app takes.
+TEST(ChatTemplateTest, RendersAsTransformersByteForByte) {
+  std::ifstream file(kData / "chat_template/goldens.json");
+  const nlohmann::ordered_json goldens = nlohmann::ordered_json::parse(file);
+  std::map<std::string, ChatTemplate> templates;
+  for (const auto& [name, path] : goldens["templates"].items()) {
+    templates.emplace(name, ChatTemplate::FromTokenizerConfig(kData / path.get<std::string>()));
+  }
+  ASSERT_EQ(templates.size(), 2u);
+  size_t compared = 0;
+  for (const nlohmann::ordered_json& c : goldens["cases"]) {
+    const std::string name = c["name"];
+    const bool add_generation_prompt = c["add_generation_prompt"];
+    nlohmann::ordered_json variables = nlohmann::ordered_json::object();
+    if (c.contains("tools")) variables["tools"] = c["tools"];
+    TemplateOptions options;
+    if (c.contains("enable_thinking")) {
+      variables["enable_thinking"] = c["enable_thinking"];
+      options.enable_thinking = c["enable_thinking"].get<bool>();
+    }
+    std::vector<ChatMessage> plain;
+    for (const auto& m : c["messages"]) {
+      if (m.size() == 2 && m.contains("role") && m.contains("content") && m["content"].is_string()) {
+        plain.push_back({m["role"], m["content"]});
+      }
+    }
+    const bool plain_messages = plain.size() == c["messages"].size() && !c.contains("tools");
+    for (const auto& [template_name, render] : c["renders"].items()) {
+      SCOPED_TRACE(name + " through " + template_name);
+      const ChatTemplate& chat_template = templates.at(template_name);
+      if (render.contains("error")) {
+        EXPECT_THROW(chat_template.ApplyJson(c["messages"], add_generation_prompt, variables), Error);
+        continue;
+      }
+      const std::string expected = render["text"];
+      EXPECT_EQ(chat_template.ApplyJson(c["messages"], add_generation_prompt, variables), expected);
+      if (plain_messages) {
+        EXPECT_EQ(chat_template.Apply(plain, add_generation_prompt, options), expected);
+      }
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, 35u);
+}
+
 TEST(ChatTemplateTest, RejectsUnsupportedSyntax) {
   const std::pair<const char*, const char*> cases[] = {
       {"{% macro greet(name) %}hi{% endmacro %}", "unsupported Jinja tag 'macro'"},
       {"{% raw %}{{ x }}{% endraw %}", "unsupported Jinja tag 'raw'"},
-      {"{{ messages | tojson }}", "unsupported Jinja filter 'tojson'"},
-      {"{{ x is string }}", "unsupported Jinja test 'string'"},
-      {"{{ raise_exception('no') }}", "function or method call"},
+      {"{{ messages | upper }}", "unsupported Jinja filter 'upper'"},
+      {"{{ x is divisibleby }}", "unsupported Jinja test 'divisibleby'"},
+      {"{{ range(3) }}", "function or method call 'range()'"},
       {"{{ 'a' ~ 'b' }}", "unsupported Jinja operator '~'"},
-      {"{% if messages|length > 1 %}{% endif %}", "unsupported Jinja operator '>'"},
+      {"{% if messages|length * 2 %}{% endif %}", "unsupported Jinja operator '*'"},
       {"{{ 'a' if x else 'b' }}", "unexpected 'if'"},
-      {"{% set ns = namespace(found=false) %}", "function or method call"},
-      {"{% set ns.found = true %}", "attribute assignment"},
+      {"{{ 'a'.upper() }}", "function or method call '.upper()'"},
+      {"{% set a, b = x %}", "multiple targets"},
       {"{% for a, b in x %}{% endfor %}", "unpacking"},
       {"{% for m in messages %}{% else %}{% endfor %}", "'for' ... 'else'"},
-      {"{{ messages[1:] }}", "unsupported Jinja operator ':'"},
+      {"{{ 7 % 2 }}", "unsupported Jinja operator '%'"},
+      {"{{ x | tojson(2) }}", "'tojson()' takes 0 positional arguments here, not 1"},
+      {"{{ x | tojson(sort_keys=true) }}", "unsupported argument 'sort_keys' to 'tojson()'"},
+      {"{{ x.split('a', 1) }}", "'.split()' takes 0 to 1 positional arguments here, not 2"},
+      {"{{ namespace(a=1, a=2) }}", "argument 'a' repeated"},
+      {"{{ x.strip(chars='a') }}", "unsupported argument 'chars'"},
+      {"{{ x | trim('a') }}", "unsupported arguments to the 'trim' filter"},
+      {"{{ messages[0](1) }}", "calling an expression"},
+      {"{{ x[1:2:3:4] }}", "expected ']' after a slice"},
       {"{{ 1.5 }}", "number literal"},
       {"{{ loop.revindex }}", "loop.revindex"},
       {"{% if x %}never closed", "'if' is never closed"},
@@ -198,6 +307,20 @@ TEST(ChatTemplateTest, RuntimeErrorsAreErrors) {
   EXPECT_NE(ErrorOf("{{ nothing + 'x' }}", &none).find("'nothing' is undefined"), std::string::npos);
   EXPECT_NE(ErrorOf("{{ 'x' + 1 }}", &none).find("cannot add a string and an integer"), std::string::npos);
   EXPECT_NE(ErrorOf("{{ messages }}", &none).find("printing a list"), std::string::npos);
+  EXPECT_NE(ErrorOf("{% set ns.found = true %}", &none).find("'ns', which is undefined, not a namespace"),
+            std::string::npos);
+  EXPECT_NE(
+      ErrorOf("{{ raise_exception('no tools here') }}", &none).find("the template raised an error: no tools here"),
+      std::string::npos);
+  EXPECT_NE(ErrorOf("{{ messages.strip() }}", &none).find("'.strip()' needs a string, not a list"), std::string::npos);
+  EXPECT_NE(ErrorOf("{{ 'x'.startswith(none) }}", &none).find("must be a string, not none"), std::string::npos);
+  EXPECT_NE(ErrorOf("{{ 'x'.split('') }}", &none).find("empty separator"), std::string::npos);
+  EXPECT_NE(ErrorOf("{{ 'x'[::0] }}", &none).find("slice step cannot be zero"), std::string::npos);
+  EXPECT_NE(ErrorOf("{{ 'x'['a':] }}", &none).find("slice indices must be integers"), std::string::npos);
+  EXPECT_NE(ErrorOf("{{ 1 < 'a' }}", &none).find("cannot compare an integer with a string"), std::string::npos);
+  EXPECT_NE(ErrorOf("{{ nothing > 1 }}", &none).find("'nothing' is undefined"), std::string::npos);
+  EXPECT_NE(ErrorOf("{{ 'a' - 1 }}", &none).find("cannot subtract an integer from a string"), std::string::npos);
+  EXPECT_NE(ErrorOf("{{ nothing | tojson }}", &none).find("tojson cannot write undefined"), std::string::npos);
 }
 
 // The fixture prompts were made by transformers' apply_chat_template with add_generation_prompt;

@@ -388,6 +388,38 @@ TEST(CliTest, ChatsInTheTerminal) {
   EXPECT_EQ(Replies(r.err), 2u) << r.err;
 }
 
+// Qwen3's thinking switch on the command line: --thinking off ends the chat prompt with the empty
+// think block (four more prompt tokens: <think> \n\n </think> \n\n), on is the template's
+// default; a model whose template has no switch says the option changes nothing.
+TEST(CliTest, ThinkingOffAddsTheEmptyThinkBlockToTheChatPrompt) {
+  const qvk::test::TempDir folder;
+  const std::string qwen3 =
+      qvk::test::LinkModelFolder(kData / "family/qwen3-tiny", kData / "family/qwen3-tokenizer", folder.path()).string();
+  const std::string generate = "generate --model '" + qwen3 + "' --prompt Hi --chat --max-tokens 2 --greedy";
+  const Result unset = RunQwenvk(generate);
+  const Result on = RunQwenvk(generate + " --thinking on");
+  const Result off = RunQwenvk(generate + " --thinking off");
+  for (const Result* r : {&unset, &on, &off}) ASSERT_EQ(r->status, 0) << r->err;
+  ASSERT_EQ(PromptTokens(unset.err).size(), 1u) << unset.err;
+  EXPECT_EQ(PromptTokens(on.err), PromptTokens(unset.err));
+  EXPECT_EQ(PromptTokens(off.err), std::vector<uint32_t>{PromptTokens(unset.err)[0] + 4}) << off.err;
+  const Result chat = RunQwenvk("chat --model '" + qwen3 + "' --max-tokens 2 --greedy --thinking off", "Hi\n/exit\n");
+  ASSERT_EQ(chat.status, 0) << chat.err;
+  EXPECT_EQ(PromptTokens(chat.err), PromptTokens(off.err));
+  EXPECT_EQ(off.err.find("changes nothing"), std::string::npos) << off.err;
+  const Result info = RunQwenvk("info --model '" + qwen3 + "'");
+  ASSERT_EQ(info.status, 0) << info.err;
+  EXPECT_EQ(nlohmann::json::parse(info.out)["chat_template_thinking"], true);
+  EXPECT_TRUE(
+      nlohmann::json::parse(RunQwenvk("info --model '" + kModel + "'").out)["chat_template_thinking"].is_null());
+
+  const Result qwen2 = RunQwenvk("generate --model '" + kModel + "' --prompt Hi --chat --max-tokens 1 --thinking off");
+  ASSERT_EQ(qwen2.status, 0) << qwen2.err;
+  EXPECT_NE(qwen2.err.find("--thinking changes nothing here: the chat template of qwen2-tiny has no thinking switch"),
+            std::string::npos)
+      << qwen2.err;
+}
+
 // One .gguf file is a whole model: info, then a terminal chat, for every quantization the
 // fixtures hold (Q8_0; Q5_0 + Q8_0 from Q4_K_M; Q4_K + Q6_K).
 TEST(CliTest, ChatsWithGgufModelsOfEveryFixtureType) {
@@ -437,6 +469,9 @@ TEST(CliTest, RefusesBadOptionValuesNamingWhatEachAccepts) {
       {generate + "--gpu-mem -1", "--gpu-mem: expected a whole number of MiB, at least 1, got -1"},
       {generate + "--device x", "--device: expected a device number as `qwenvk devices` lists them (0, 1, ...), got x"},
       {"chat --model '" + kModel + "' --top-k -5", "--top-k: expected a whole number from 0 to 16777216, got -5"},
+      {generate + "--chat --thinking maybe", "--thinking: expected on or off, got maybe"},
+      {generate + "--thinking off", "--thinking requires --chat"},
+      {"chat --model '" + kModel + "' --thinking 0", "--thinking: expected on or off, got 0"},
       {"logits --model '" + kModel + "' --ids 1,abc",
        "--ids: expected token ids: whole numbers separated by commas, got abc"},
       {"attention --model '" + kModel + "' --out x --ids -1",

@@ -8,7 +8,7 @@
 // has the validation layer on, and a validation message makes qwenvk exit 3.
 //
 // Sections: running the app / chat, branches, search, export and import / keyboard /
-// sidebar / big conversations / a model that does not load / attention / the benchmark workbench /
+// sidebar / big conversations / a model that does not load / attention / thinking / the benchmark workbench /
 // the bundled model and the welcome /
 // quitting and SIGKILL mid-reply / a remote engine / damaged database / locked database
 #include <fcntl.h>
@@ -770,6 +770,81 @@ TEST(DesktopTest, ZoomingIntoALongConversationCapturesTheRowsInViewFiner) {
   const json fit = ReadJson(dir.path() / "fit.json")["attention"];
   EXPECT_EQ(fit["zoom"]["span"], tokens);
   EXPECT_FALSE(fit.contains("detail"));
+}
+
+// --- thinking ----------------------------------------------------------------------------------
+
+// How many pixels two screenshots of the same size differ in.
+size_t DifferingPixels(const fs::path& a, const fs::path& b) {
+  int width_a = 0, height_a = 0, width_b = 0, height_b = 0, channels = 0;
+  unsigned char* pixels_a = stbi_load(a.c_str(), &width_a, &height_a, &channels, 4);
+  unsigned char* pixels_b = stbi_load(b.c_str(), &width_b, &height_b, &channels, 4);
+  size_t differing = 0;
+  if (pixels_a != nullptr && pixels_b != nullptr && width_a == width_b && height_a == height_b) {
+    for (int i = 0; i < width_a * height_a; ++i) differing += std::memcmp(pixels_a + 4 * i, pixels_b + 4 * i, 3) != 0;
+  }
+  stbi_image_free(pixels_a);
+  stbi_image_free(pixels_b);
+  return differing;
+}
+
+// A Qwen3 model (the tiny family fixture, its template Qwen3's): a stored reply that thought shows
+// its thinking folded, opened by a click (the script's), and the conversation's thinking switch
+// (its checkbox, the script, Ctrl+T) is stored with it and exported. A model without the switch
+// offers none and refuses one.
+TEST(DesktopTest, AReplysThinkingIsFoldedAndTheThinkingSwitchIsKept) {
+  TempDir dir;
+  const fs::path qwen3 = dir.path() / "Qwen3-tiny";
+  fs::create_directory(qwen3);
+  qvk::test::LinkModelFolder(qvk::test::TestDataDir() / "family/qwen3-tiny",
+                             qvk::test::TestDataDir() / "family/qwen3-tokenizer", qwen3);
+  const std::string thought =
+      "The user asks why the sky is blue. Sunlight holds every colour; air molecules scatter short "
+      "wavelengths far more than long ones (Rayleigh scattering, about 1/wavelength^4), so blue light "
+      "reaches the eye from every direction of the sky.";
+  const std::string answer = "Because air scatters **blue** light much more than red light, the whole sky glows blue.";
+  const fs::path conversation =
+      dir.Write("thinking.json", ConversationJson("Why is the sky blue?",
+                                                  {{-1, "user", "Why is the sky blue?"},
+                                                   {0, "assistant", "<think>\n" + thought + "\n</think>\n\n" + answer}},
+                                                  1));
+  RunScript(dir,
+            "wait-model\nimport " + conversation.string() + "\nwait-branch\nframes 3\ndump " + P(dir, "folded.json") +
+                "\nscreenshot " + P(dir, "folded.png") + "\nthinking open 1\nframes 3\ndump " + P(dir, "open.json") +
+                "\nscreenshot " + P(dir, "open.png") + "\nthinking off\nwait-branch\nframes 2\ndump " +
+                P(dir, "off.json") + "\nexport-json " + P(dir, "exported.json") +
+                "\nkey ctrl+t\nwait-branch\nframes 2\ndump " + P(dir, "toggled.json") +
+                "\nthinking fold 1\nframes 2\ndump " + P(dir, "refolded.json") + "\nquit\n",
+            "thinking", qwen3);
+
+  const json folded = ReadJson(dir.path() / "folded.json");
+  ASSERT_EQ(folded["branch"].size(), 2u) << folded.dump(2);
+  EXPECT_EQ(folded["branch"][1]["content"], "<think>\n" + thought + "\n</think>\n\n" + answer);  // stored as written
+  EXPECT_EQ(folded["branch"][1]["thinking_open"], false);
+  EXPECT_EQ(folded["thinking"]["switch"], true);  // Qwen3's default
+  EXPECT_TRUE(folded["thinking"]["stored"].is_null());
+  EXPECT_EQ(ReadJson(dir.path() / "open.json")["branch"][1]["thinking_open"], true);
+  ExpectScreenshot(dir.path() / "folded.png");
+  ExpectScreenshot(dir.path() / "open.png");
+  // Opened, the thinking's three lines of text appear between the header and the answer.
+  EXPECT_GT(DifferingPixels(dir.path() / "folded.png", dir.path() / "open.png"), 2000u);
+
+  const json off = ReadJson(dir.path() / "off.json");
+  EXPECT_EQ(off["thinking"]["switch"], false);
+  EXPECT_EQ(off["thinking"]["stored"], false);
+  EXPECT_EQ(ReadJson(dir.path() / "exported.json")["enable_thinking"], false);
+  const json toggled = ReadJson(dir.path() / "toggled.json");
+  EXPECT_EQ(toggled["thinking"]["switch"], true);
+  EXPECT_EQ(toggled["thinking"]["stored"], true);
+  EXPECT_EQ(ReadJson(dir.path() / "refolded.json")["branch"][1]["thinking_open"], false);
+  qvk::store::Store store(dir.path() / "chats.db");
+  EXPECT_EQ(store.GetConversation(folded["conversation"].get<int64_t>())->enable_thinking, true);
+
+  // The fixture's Qwen2.5 template has no switch: none on screen, and the script's is refused.
+  AppProcess app(dir, "wait-model\nnew-chat\ndump " + P(dir, "qwen2.json") + "\nthinking off\nquit\n", "qwen2");
+  EXPECT_NE(app.Wait(), 0);
+  ExpectMentions(app.log(), {"no thinking switch", "enable_thinking"});
+  EXPECT_TRUE(ReadJson(dir.path() / "qwen2.json")["thinking"]["switch"].is_null());
 }
 
 // --- the benchmark workbench -------------------------------------------------------------------

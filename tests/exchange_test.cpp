@@ -97,7 +97,8 @@ TEST_F(ExchangeTest, JsonHoldsTheWholeTree) {
   const Sample sample = MakeSample(store_);
   const Json json = Json::parse(ExportJson(store_, sample.conversation));
   EXPECT_EQ(json["format"], "qwenvk-conversation");
-  EXPECT_EQ(json["version"], 1);
+  EXPECT_EQ(json["version"], 2);
+  EXPECT_TRUE(json["enable_thinking"].is_null());  // the template's default
   EXPECT_EQ(json["title"], "Code help");
   EXPECT_EQ(json["pinned"], true);
   EXPECT_EQ(json["settings"]["system_prompt"], "Be brief.");
@@ -161,6 +162,23 @@ TEST_F(ExchangeTest, ImportOfAMinimalFile) {
   EXPECT_EQ(thread[1].state, MessageState::Interrupted);
 }
 
+// The thinking switch travels with the conversation; a version 1 file (before it) leaves it unset.
+TEST_F(ExchangeTest, TheThinkingSwitchRoundTrips) {
+  const Sample sample = MakeSample(store_);
+  for (const bool enable_thinking : {false, true}) {
+    store_.SetConversationThinking(sample.conversation, enable_thinking);
+    const std::string exported = ExportJson(store_, sample.conversation);
+    EXPECT_EQ(Json::parse(exported)["enable_thinking"], enable_thinking);
+    EXPECT_EQ(store_.GetConversation(ImportJson(store_, exported))->enable_thinking, enable_thinking);
+  }
+  const Id old = ImportJson(store_, R"({"format": "qwenvk-conversation", "version": 1, "title": "t",
+      "messages": [{"id": 1, "parent": null, "role": "user", "content": "hi"}]})");
+  EXPECT_EQ(store_.GetConversation(old)->enable_thinking, std::nullopt);
+  const Id unset = ImportJson(store_, R"({"format": "qwenvk-conversation", "version": 2, "title": "t",
+      "enable_thinking": null, "messages": []})");
+  EXPECT_EQ(store_.GetConversation(unset)->enable_thinking, std::nullopt);
+}
+
 TEST_F(ExchangeTest, ImportIntoAReadOnlyStoreIsRefused) {
   const std::string exported = ExportJson(store_, MakeSample(store_).conversation);
   Store read_only(store_.path(), {.read_only = true});
@@ -211,7 +229,8 @@ std::vector<BadImport> BadImports() {
       {"bad JSON", R"({"format": "qwenvk-conversation", )", {"not valid JSON"}},
       {"not an object", "[1, 2]", {"one JSON object"}},
       {"wrong format", With([](Json& j) { j["format"] = "chatgpt-export"; }), {"chatgpt-export", "not a QwenVK"}},
-      {"newer version", With([](Json& j) { j["version"] = 2; }), {"version 2", "newer QwenVK"}},
+      {"newer version", With([](Json& j) { j["version"] = 3; }), {"version 3", "newer QwenVK"}},
+      {"thinking as text", With([](Json& j) { j["enable_thinking"] = "off"; }), {"enable_thinking"}},
       {"version as text", With([](Json& j) { j["version"] = "1"; }), {"\"version\"", "whole number"}},
       {"unknown role",
        With([](Json& j) { j["messages"][1]["role"] = "robot"; }),

@@ -158,6 +158,12 @@ TEST(HostileFilesTest, TemplateExpressionsNestedOrChainedTooDeepAreRefused) {
       {"| trim x100k", "{{ 'a'" + Repeat(" | trim", 100'000) + " }}"},
       {"is defined x100k", "{{ 'a'" + Repeat(" is defined", 50'000) + " }}"},
       {"subscripts inside subscripts x20k", "{{ " + Nested("messages[", "0", "]", 20'000) + " }}"},
+      {".strip() x100k", "{{ 'a'" + Repeat(".strip()", 100'000) + " }}"},
+      {"[::-1] x100k", "{{ 'a'" + Repeat("[::-1]", 100'000) + " }}"},
+      {"slices inside slices x20k", "{{ " + Nested("messages[:", "1", "]", 20'000) + " }}"},
+      {"namespace arguments inside arguments x20k", "{{ " + Nested("namespace(a=", "1", ")", 20'000) + " }}"},
+      {"| tojson x100k", "{{ 'a'" + Repeat(" | tojson", 100'000) + " }}"},
+      {"- x100k", "{{ 1" + Repeat(" - 1", 100'000) + " }}"},
   };
   for (const auto& [name, source] : cases) {
     SCOPED_TRACE(name);
@@ -196,12 +202,53 @@ TEST(HostileFilesTest, TemplatesThatGrowStringsOrListsWithoutBoundStop) {
                  {"chat template line 1", memory});
 }
 
+// Qwen3's constructs grow text too: tojson doubles the backslashes of its own output, an indent
+// repeats on every line, split and slices copy, and a namespace keeps what a loop builds.
+TEST(HostileFilesTest, TemplatesThatGrowTextThroughFiltersAndMethodsStop) {
+  const std::string memory = "bytes of strings and lists";
+  const std::string big = "{% set s = 'x' %}" + Repeat("{% set s = s + s %}", 20);        // 1 MiB
+  const std::string many = "{% set l = messages %}" + Repeat("{% set l = l + l %}", 11);  // 6144 messages
+  ExpectMentions(TemplateError("{% set s = 'x' %}" + Repeat("{% set s = s | tojson %}", 40) + "{{ s }}"),
+                 {"chat template line 1", memory});
+  ExpectMentions(TemplateError(big + many + "{{ l | tojson(indent=s) }}"), {"chat template line 1", memory});
+  ExpectMentions(TemplateError("{% set ns = namespace(s='ab') %}" + many +
+                               "{% for m in l %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}"),
+                 {"chat template line 1", memory});
+  ExpectMentions(TemplateError(big + "{% set ns = namespace(l=s.split()) %}" + many +
+                               "{% for m in l %}{% set ns.l = ns.l + (s + ' ').split() + ns.l %}{% endfor %}"),
+                 {"chat template line 1", memory});
+  // Each copies a 1 MiB string, 6144 times over.
+  for (const char* body : {"{% set t = s[::-1][:1] %}", "{% set t = s.split('y') | length %}",
+                           "{% set t = s.strip('y') | length %}", "{% set t = s | tojson %}"}) {
+    SCOPED_TRACE(body);
+    ExpectMentions(TemplateError(big + many + "{% for m in l %}" + body + "{% endfor %}"),
+                   {"chat template line 1", memory});
+  }
+  // A namespace inside a namespace could come to hold itself.
+  ExpectMentions(TemplateError("{% set ns = namespace(a=1) %}{% set ns.a = ns %}{{ ns.a.a }}"),
+                 {"chat template line 1", "a namespace cannot hold another namespace"});
+  ExpectMentions(TemplateError("{% set ns = namespace(a=1) %}{{ namespace(b=ns) }}"),
+                 {"chat template line 1", "a namespace cannot hold another namespace"});
+}
+
+TEST(HostileFilesTest, TemplateSlicesWithExtremeBoundsStayInRange) {
+  const std::string lowest = "(-9223372036854775807 - 1)";
+  EXPECT_EQ(ChatTemplate("{{ 'abc'[::" + lowest + "] }}|{{ 'abc'[" + lowest + ":9223372036854775807] }}|{{ 'abc'[" +
+                         lowest + "::" + lowest +
+                         "] }}|{{ messages[9223372036854775807::-9223372036854775807]"
+                         " | length }}|{{ messages[" +
+                         lowest + ":" + lowest + ":-1] | length }}")
+                .Apply(kMessages, false),
+            "c|abc||1|0");
+}
+
 TEST(HostileFilesTest, TemplatesThatTouchLongStringsInALoopStop) {
   // A 16 MiB string (within the memory budget), then copied, compared and searched 6144 times.
   const std::string setup = "{% set s = 'x' %}" + Repeat("{% set s = s + s %}", 24) + "{% set l = messages %}" +
                             Repeat("{% set l = l + l %}", 11);
   for (const char* body :
-       {"{% set t = s %}", "{% if s == s %}{% endif %}", "{% if 'y' in s %}{% endif %}", "{{ s | length }}"}) {
+       {"{% set t = s %}", "{% if s == s %}{% endif %}", "{% if 'y' in s %}{% endif %}", "{{ s | length }}",
+        "{% if s.endswith('y') or s < s %}{% endif %}", "{% if s.startswith(s) %}{% endif %}"}) {
     SCOPED_TRACE(body);
     ExpectMentions(TemplateError(setup + "{% for m in l %}" + body + "{% endfor %}"),
                    {"chat template line 1", "rendering copied or compared more than"});

@@ -111,19 +111,6 @@ double Margin(const nlohmann::json& ref) {
 
 // --- the model fixture ---------------------------------------------------------------------------
 
-// A model folder in `dir` of links to the files of `model`, and to the tokenizer files of
-// `tokenizer` that `model` lacks.
-std::filesystem::path LinkModelFolder(const std::filesystem::path& model, const std::filesystem::path& tokenizer,
-                                      const std::filesystem::path& dir) {
-  for (const auto& file : std::filesystem::directory_iterator(model)) {
-    std::filesystem::create_symlink(file.path(), dir / file.path().filename());
-  }
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
-    if (!std::filesystem::exists(dir / name)) std::filesystem::create_symlink(tokenizer / name, dir / name);
-  }
-  return dir;
-}
-
 class ModelTest : public GpuTest {
  protected:
   void Open(const ModelCase& c) {

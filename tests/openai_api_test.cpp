@@ -139,6 +139,38 @@ TEST(OpenAiApi, AContinuationReadsBackAndNeedsAnAssistantMessageLast) {
   EXPECT_EQ(e.param(), "continue_final_message");
 }
 
+// vLLM's and llama.cpp's way to turn Qwen3's thinking off; a client (the app's remote engine)
+// sends it only when the conversation sets it.
+TEST(OpenAiApi, ChatTemplateKwargsCarryTheThinkingSwitch) {
+  EXPECT_EQ(ParseChatCompletionRequest(ChatWith({{"chat_template_kwargs", {{"enable_thinking", false}}}}).dump())
+                .template_options.enable_thinking,
+            false);
+  EXPECT_EQ(ParseChatCompletionRequest(ChatWith({{"chat_template_kwargs", {{"enable_thinking", true}}}}).dump())
+                .template_options.enable_thinking,
+            true);
+  EXPECT_EQ(ParseChatCompletionRequest(ChatWith({{"chat_template_kwargs", nullptr}}).dump()).template_options,
+            TemplateOptions{});
+  EXPECT_EQ(ParseChatCompletionRequest(ChatWith({{"chat_template_kwargs", json::object()}}).dump()).template_options,
+            TemplateOptions{});
+
+  ChatCompletionRequest r;
+  r.messages = {{"user", "u"}};
+  EXPECT_FALSE(ChatCompletionRequestJson(r).contains("chat_template_kwargs"));
+  r.template_options.enable_thinking = false;
+  const json request = ChatCompletionRequestJson(r);
+  EXPECT_EQ(request["chat_template_kwargs"], json({{"enable_thinking", false}}));
+  EXPECT_EQ(ParseChatCompletionRequest(request.dump()).template_options, r.template_options);
+
+  const ApiError other = ChatRefusal(ChatWith({{"chat_template_kwargs", {{"reasoning_effort", "low"}}}}));
+  EXPECT_EQ(other.status(), 400);
+  EXPECT_EQ(other.param(), "chat_template_kwargs.reasoning_effort");
+  EXPECT_NE(std::string(other.what()).find("only enable_thinking"), std::string::npos) << other.what();
+  const ApiError text = ChatRefusal(ChatWith({{"chat_template_kwargs", {{"enable_thinking", "no"}}}}));
+  EXPECT_EQ(text.param(), "chat_template_kwargs.enable_thinking");
+  EXPECT_NE(std::string(text.what()).find("true or false"), std::string::npos) << text.what();
+  EXPECT_EQ(ChatRefusal(ChatWith({{"chat_template_kwargs", "enable_thinking=false"}})).param(), "chat_template_kwargs");
+}
+
 // --- refusals -----------------------------------------------------------------------------
 
 TEST(OpenAiApi, RefusesBodiesThatAreNotARequest) {

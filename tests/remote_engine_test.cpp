@@ -111,6 +111,33 @@ TEST_F(RemoteEngineTest, AStreamedReplyEqualsTheLocalGreedyReply) {
   EXPECT_EQ(ListRemoteModels({.base_url = serve.url()}), std::vector<std::string>{"qwen2-tiny"});
 }
 
+// A Qwen3 conversation with thinking off: the switch goes to the server as chat_template_kwargs,
+// whose prompt then ends with the empty think block, so the reply is the local one with thinking
+// off (which differs from the one with thinking on).
+TEST_F(RemoteEngineTest, TheThinkingSwitchReachesTheServer) {
+  const test::TempDir folder;
+  const std::filesystem::path qwen3 = test::LinkModelFolder(
+      test::TestDataDir() / "family/qwen3-tiny", test::TestDataDir() / "family/qwen3-tokenizer", folder.path());
+  ServeProcess serve(dir_.path() / "serve.log", 0, "", qwen3);
+  session_->LoadModel({.path = qwen3.string(), .context = 2048, .gpu_mem_mib = 0});
+  session_->WaitIdle();
+  ASSERT_EQ(session_->model_status(), chat::ModelStatus::Ready);
+
+  const auto reply = [&](const std::string& url, std::optional<bool> thinking) {
+    const store::Id c = store_->CreateConversation("", GreedySettings(8));
+    if (!url.empty()) store_->SetConversationEngine(c, {.base_url = url, .model = qwen3.filename().string()});
+    store_->SetConversationThinking(c, thinking);
+    EXPECT_TRUE(session_->Send(c, "What is 2+2?"));
+    session_->WaitIdle();
+    EXPECT_FALSE(session_->TakeError());
+    return LastMessage(c).content;
+  };
+  const std::string local_off = reply("", false);
+  EXPECT_NE(reply("", std::nullopt), local_off);
+  EXPECT_EQ(reply(serve.url(), false), local_off);
+  EXPECT_EQ(reply(serve.url(), std::nullopt), reply("", std::nullopt));
+}
+
 // --- faults -----------------------------------------------------------------------------------
 
 TEST_F(RemoteEngineTest, ARefusedConnectionSaysSoAndKeepsTheMessage) {

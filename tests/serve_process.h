@@ -21,14 +21,15 @@
 
 namespace qvk::test {
 
-// `qwenvk serve` on the fixture model in a child process, its log in a file.
+// `qwenvk serve` on a model (the fixture model unless told) in a child process, its log in a file.
 class ServeProcess {
  public:
   // port 0: any free one.
-  ServeProcess(const std::filesystem::path& log, uint16_t port, const std::string& api_key = "") : log_(log) {
-    std::vector<std::string> args = {
-        QwenvkBinary().string(), "serve", "--model", (TestDataDir() / "qwen2-tiny").string(), "--port",
-        std::to_string(port)};
+  ServeProcess(const std::filesystem::path& log, uint16_t port, const std::string& api_key = "",
+               const std::filesystem::path& model = TestDataDir() / "qwen2-tiny")
+      : log_(log) {
+    std::vector<std::string> args = {QwenvkBinary().string(), "serve",  "--model",
+                                     model.string(),          "--port", std::to_string(port)};
     if (!api_key.empty()) args.insert(args.end(), {"--api-key", api_key});
     pid_ = fork();
     if (pid_ == 0) {

@@ -40,6 +40,8 @@ class RawDatabase {
     EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message), SQLITE_OK) << sql << ": " << message;
     sqlite3_free(message);
   }
+  // The result code of statements expected to fail.
+  int ExecuteCode(const std::string& sql) { return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr); }
   // The first column of the first row.
   int64_t Scalar(const char* sql) {
     sqlite3_stmt* statement = nullptr;
@@ -455,6 +457,20 @@ TEST_F(StoreTest, AConversationKeepsItsEngine) {
   EXPECT_THROW(store.SetConversationEngine(c + 1, engine), Error);
 }
 
+TEST_F(StoreTest, AConversationKeepsItsThinkingSwitch) {
+  Store store(DbPath());
+  const Id c = store.CreateConversation("qwen3", {});
+  EXPECT_EQ(store.GetConversation(c)->enable_thinking, std::nullopt);  // the template's default
+  store.SetConversationThinking(c, false);
+  EXPECT_EQ(store.GetConversation(c)->enable_thinking, false);
+  EXPECT_EQ(store.ListConversations().at(0).enable_thinking, false);
+  store.SetConversationThinking(c, true);
+  EXPECT_EQ(Store(DbPath()).GetConversation(c)->enable_thinking, true);
+  store.SetConversationThinking(c, std::nullopt);
+  EXPECT_EQ(store.GetConversation(c)->enable_thinking, std::nullopt);
+  EXPECT_THROW(store.SetConversationThinking(c + 1, false), Error);
+}
+
 TEST_F(StoreTest, DeletedSettingsAreGone) {
   Store store(DbPath());
   store.SetSetting("model.loading", "/models/x");
@@ -499,6 +515,42 @@ TEST_F(StoreTest, MigratesAVersion1Database) {
   ASSERT_EQ(store.Search("octo").size(), 1u);
   EXPECT_EQ(store.Search("octo")[0].message_id, 0);
   EXPECT_EQ(store.IntegrityCheck(), "ok");
+}
+
+// The version before the thinking switch: its conversations keep everything and leave the
+// switch to the template, and the column takes only 0, 1 or NULL.
+TEST_F(StoreTest, MigratesAVersion4Database) {
+  const auto path = dir_.path() / "v4.db";
+  {
+    RawDatabase v4(path);
+    for (size_t step = 0; step < 4; ++step) v4.Execute(sql::kMigrations[step]);
+    v4.Execute(
+        "INSERT INTO conversations (id, title, created_ms, updated_ms, current_leaf, settings, engine_url, "
+        "engine_model, pinned) VALUES (1, 'Remote chat', 1000, 2000, 2, '{\"top_k\": 7}', 'http://box:8000/v1', "
+        "'Qwen3-8B', 1);"
+        "INSERT INTO messages (id, conversation_id, parent_id, role, content, state, created_ms, tokens)"
+        " VALUES (1, 1, NULL, 'user', 'why is the sky blue', 'complete', 1000, 0),"
+        "        (2, 1, 1, 'assistant', '<think>\nRayleigh.\n</think>\n\nScattering.', 'complete', 1500, 9);");
+  }
+  Store store(path);
+  EXPECT_EQ(store.schema_version(), 5);
+  const std::optional<Conversation> c = store.GetConversation(1);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->enable_thinking, std::nullopt);
+  EXPECT_EQ(c->title, "Remote chat");
+  EXPECT_TRUE(c->pinned);
+  EXPECT_EQ(c->settings.top_k, 7u);
+  EXPECT_EQ(c->engine, (ConversationEngine{.base_url = "http://box:8000/v1", .model = "Qwen3-8B"}));
+  const std::vector<Message> thread = store.Thread(c->current_leaf);
+  ASSERT_EQ(thread.size(), 2u);
+  EXPECT_EQ(thread[1].content, "<think>\nRayleigh.\n</think>\n\nScattering.");
+  EXPECT_EQ(thread[1].tokens, 9u);
+  store.SetConversationThinking(1, false);
+  EXPECT_EQ(store.GetConversation(1)->enable_thinking, false);
+  EXPECT_EQ(store.IntegrityCheck(), "ok");
+  RawDatabase raw(path);
+  EXPECT_EQ(raw.ExecuteCode("UPDATE conversations SET enable_thinking = 2 WHERE id = 1"), SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.Scalar("SELECT enable_thinking FROM conversations WHERE id = 1"), 0);
 }
 
 TEST_F(StoreTest, RefusesANewerSchema) {

@@ -185,6 +185,19 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// A model folder in `dir` of links to the files of `model`, and to the tokenizer files of
+// `tokenizer` that `model` lacks (tests/data/family's models share tests/data/family's tokenizers).
+inline std::filesystem::path LinkModelFolder(const std::filesystem::path& model, const std::filesystem::path& tokenizer,
+                                             const std::filesystem::path& dir) {
+  for (const auto& file : std::filesystem::directory_iterator(model)) {
+    std::filesystem::create_symlink(file.path(), dir / file.path().filename());
+  }
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    if (!std::filesystem::exists(dir / name)) std::filesystem::create_symlink(tokenizer / name, dir / name);
+  }
+  return dir;
+}
+
 // GPT-2's byte-level alphabet in byte order: the 256 tokens every byte-level BPE vocabulary holds.
 inline std::vector<std::string> ByteLevelAlphabet() {
   std::vector<std::string> alphabet;

@@ -1,5 +1,5 @@
-// Sections: conversations / messages / files / attention maps / benchmarks / settings / choosing a model / the welcome
-// / loading a model / database problems
+// Sections: conversations / messages / thinking / files / attention maps / benchmarks / settings / choosing a model /
+// the welcome / loading a model / database problems
 #include "ui/actions.h"
 
 #include <algorithm>
@@ -196,6 +196,45 @@ void StopGeneration(AppState& state) {
 
 void CopyToClipboard(const std::string& text) {
   ImGui::SetClipboardText(text.c_str());
+}
+
+// --- thinking -----------------------------------------------------------------------------
+
+bool SetThinking(AppState& state, bool enable_thinking) {
+  return Guarded(state, [&] {
+    std::optional<store::Conversation> conversation;
+    if (state.conversation != 0) conversation = state.db().GetConversation(state.conversation);
+    // With none open, the conversation the next message would start.
+    const store::Conversation target = conversation.value_or(store::Conversation{.engine = DefaultEngine(state.db())});
+    if (!state.chat().Thinking(target)) {
+      throw Error("This conversation's model has no thinking switch: its chat template does not read enable_thinking.");
+    }
+    if (!conversation && NewConversation(state) == 0) return;
+    state.db().SetConversationThinking(state.conversation, enable_thinking);
+  });
+}
+
+bool ToggleThinking(AppState& state) {
+  bool thinking = true;
+  const bool known = Guarded(state, [&] {
+    const std::optional<store::Conversation> conversation =
+        state.conversation != 0 ? state.db().GetConversation(state.conversation) : std::nullopt;
+    const std::optional<bool> now =
+        state.chat().Thinking(conversation.value_or(store::Conversation{.engine = DefaultEngine(state.db())}));
+    if (!now) {
+      throw Error("This conversation's model has no thinking switch: its chat template does not read enable_thinking.");
+    }
+    thinking = *now;
+  });
+  return known && SetThinking(state, !thinking);
+}
+
+void SetThinkingOpen(AppState& state, store::Id message, bool open) {
+  if (open) {
+    state.thinking_open.insert(message);
+  } else {
+    state.thinking_open.erase(message);
+  }
 }
 
 // --- files --------------------------------------------------------------------------------

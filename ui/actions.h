@@ -36,6 +36,14 @@ bool SwitchBranch(AppState& state, store::Id message, int delta);
 void StopGeneration(AppState& state);
 void CopyToClipboard(const std::string& text);
 
+// --- thinking (the chat template's enable_thinking: Qwen3 thinks before it answers) ---
+// The open conversation's thinking switch (with none open, a new conversation's, as sending makes
+// one). Refused when its model has no such switch (ChatSession::Thinking).
+bool SetThinking(AppState& state, bool enable_thinking);
+bool ToggleThinking(AppState& state);  // Ctrl+T
+// A reply's thinking shown open, or folded (as every reply's is at first) above its answer.
+void SetThinkingOpen(AppState& state, store::Id message, bool open);
+
 // --- files ---
 bool ExportConversation(AppState& state, const std::filesystem::path& path, bool json);
 bool ImportConversation(AppState& state, const std::filesystem::path& path);

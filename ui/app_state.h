@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -240,6 +241,7 @@ struct AppState {
   bool model_load_recorded = false;  // kSettingLoadingModel is set for the load under way
 
   BranchView branch;
+  std::set<store::Id> thinking_open;            // replies whose thinking is shown; every other reply's is folded
   std::optional<float> scroll_messages_to;      // 0 top .. 1 bottom, at the next frame (the script's scroll)
   std::unique_ptr<SearchWorker> search_worker;  // made at the first search of a database
   AttentionPanel attention;

@@ -39,8 +39,10 @@ struct BranchView {
   // Each message's siblings (itself included), oldest first, by parent (0: the roots): the
   // "< 2/3 >" arrows.
   std::unordered_map<store::Id, std::vector<store::Id>> children;
-  // The Markdown layouts of the messages drawn in the last frame (others are dropped).
+  // The Markdown layouts of the messages drawn in the last frame (others are dropped): their text,
+  // or a reply's answer, and a reply's thinking when it is open.
   std::unordered_map<store::Id, MarkdownLayout> layouts;
+  std::unordered_map<store::Id, MarkdownLayout> thinking_layouts;
 
   // Reads the conversation on the calling thread when it or the store changed since the last
   // read (the script, which acts on what it reads). Throws store errors.

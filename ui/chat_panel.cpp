@@ -1,6 +1,7 @@
-// Sections: the model and the context gauge / messages / input
-// The chat: a header with the model's state and the context gauge, the branch on screen (each
-// message with its branch arrows, actions and reply figures), the live reply, and the input box.
+// Sections: the model, the context gauge and the thinking switch / messages / input
+// The chat: a header with the model's state, the context gauge and (for a model that has one) the
+// thinking switch, the branch on screen (each message with its branch arrows, actions and reply
+// figures; a reply's thinking folded above its answer), the live reply, and the input box.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -13,12 +14,13 @@
 #include "ui/actions.h"
 #include "ui/markdown_view.h"
 #include "ui/panels.h"
+#include "ui/thinking.h"
 #include "ui/window.h"
 
 namespace qvk::ui {
 namespace {
 
-// --- the model and the context gauge -------------------------------------------------------
+// --- the model, the context gauge and the thinking switch ------------------------------------
 
 // The last load never ended (the program crashed or was killed during it): loading it again at
 // every start could make the app unusable, so the user decides.
@@ -93,7 +95,49 @@ void DrawContextGauge(AppState& state) {
   if (fraction > 0.9f) ImGui::PopStyleColor();
 }
 
+// The conversation's enable_thinking, where its model has the switch (Qwen3's template); with no
+// conversation open, the one the next message starts.
+void DrawThinkingSwitch(AppState& state) {
+  std::optional<bool> thinking;
+  if (state.conversation == 0) {
+    thinking = state.chat().Thinking(store::Conversation{});
+  } else if (state.branch.info && state.branch.conversation == state.conversation) {
+    thinking = state.chat().Thinking(*state.branch.info);
+  }
+  if (!thinking) return;
+  bool on = *thinking;
+  if (ImGui::Checkbox("Thinking", &on)) SetThinking(state, on);
+  ImGui::SameLine();
+  ImGui::TextDisabled(on ? "the model thinks before it answers (Ctrl+T)" : "the model answers at once (Ctrl+T)");
+}
+
 // --- messages --------------------------------------------------------------------------------
+
+// A reply's text: its thinking (Qwen3's <think> block) folded under a header the user opens, then
+// the answer. While it streams, the header says the thinking goes on.
+void DrawReplyText(AppState& state, store::Id message, std::string_view text, MarkdownLayout* layout,
+                   MarkdownLayout* thinking_layout) {
+  const ReplyThinking parts = SplitThinking(text);
+  if (!parts.present) {
+    DrawMarkdown(text, state.fonts, nullptr, layout);
+    return;
+  }
+  const bool was_open = state.thinking_open.contains(message);
+  ImGui::SetNextItemOpen(was_open, ImGuiCond_Always);
+  ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+  const bool open =
+      ImGui::TreeNodeEx("##thinking", ImGuiTreeNodeFlags_NoTreePushOnOpen | ImGuiTreeNodeFlags_SpanAvailWidth, "%s",
+                        parts.finished ? "Thinking" : "Thinking...");
+  if (open != was_open) SetThinkingOpen(state, message, open);
+  if (open) {
+    ImGui::Indent();
+    DrawMarkdown(parts.thinking, state.fonts, nullptr, thinking_layout);
+    ImGui::Unindent();
+    ImGui::Spacing();
+  }
+  ImGui::PopStyleColor();
+  if (!parts.answer.empty()) DrawMarkdown(parts.answer, state.fonts, nullptr, layout);
+}
 
 // "< 2/3 >" when a message has siblings (edits or regenerations of the same turn).
 void DrawBranchArrows(AppState& state, const store::Message& m) {
@@ -150,6 +194,8 @@ void DrawMessage(AppState& state, const store::Message& m, const chat::LiveReply
   } else if (attention_tokens && attention_tokens->message == m.id) {
     // Its attention is open: its tokens, to click and to shade.
     DrawAttentionTokens(state, attention_tokens->message_begin, static_cast<uint32_t>(attention_tokens->ids.size()));
+  } else if (m.role == "assistant") {
+    DrawReplyText(state, m.id, text, &state.branch.layouts[m.id], &state.branch.thinking_layouts[m.id]);
   } else {
     DrawMarkdown(text, state.fonts, nullptr, &state.branch.layouts[m.id]);
   }
@@ -259,8 +305,11 @@ void DrawMessages(AppState& state) {
     y += height.height;
   }
   ImGui::SetCursorPosY(y);
-  std::erase_if(view.layouts,
-                [&](const auto& entry) { return std::find(drawn.begin(), drawn.end(), entry.first) == drawn.end(); });
+  const auto not_drawn = [&](const auto& entry) {
+    return std::find(drawn.begin(), drawn.end(), entry.first) == drawn.end();
+  };
+  std::erase_if(view.layouts, not_drawn);
+  std::erase_if(view.thinking_layouts, not_drawn);
   if (live_apart) {
     ImGui::PushFont(state.fonts.bold);
     ImGui::TextUnformatted("Assistant");
@@ -269,7 +318,9 @@ void DrawMessages(AppState& state) {
       ImGui::TextDisabled("Reading the prompt... %.1f s", live.seconds);
     } else {
       state.glyphs.Note(live.text, state.fonts.regular);
-      DrawMarkdown(live.text, state.fonts);
+      ImGui::PushID(static_cast<int>(live.message));
+      DrawReplyText(state, live.message, live.text, nullptr, nullptr);
+      ImGui::PopID();
       ImGui::TextDisabled("%u tokens  |  %.1f s", live.tokens, live.seconds);
     }
   }
@@ -336,6 +387,7 @@ std::string ContextGaugeLabel(std::optional<uint32_t> used, uint32_t context) {
 void DrawChat(AppState& state) {
   DrawModelState(state);
   DrawContextGauge(state);
+  DrawThinkingSwitch(state);
   const float input_height = ImGui::GetTextLineHeightWithSpacing() * 4 + ImGui::GetStyle().ItemSpacing.y * 2;
   ImGui::BeginChild("messages", ImVec2(0, -input_height), false);
   if (state.conversation != 0) {

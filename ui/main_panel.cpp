@@ -1,7 +1,7 @@
 // The app's frame: a full-window host with the menu bar, the error/notice banner, the sidebar, the
 // chat and a message's attention (when open) side by side or the benchmark workbench over the
-// whole width, the open dialog, and the keyboard shortcuts (Ctrl+N, Ctrl+F, Ctrl+B, Esc, Alt+arrows
-// for the attention panel's chosen token).
+// whole width, the open dialog, and the keyboard shortcuts (Ctrl+N, Ctrl+F, Ctrl+B, Ctrl+T, Esc,
+// Alt+arrows for the attention panel's chosen token).
 #include <imgui.h>
 #include <imgui_internal.h>
 
@@ -18,6 +18,7 @@ void HandleShortcuts(AppState& state) {
   if (io.KeyCtrl && ImGui::IsKeyPressed('N', false)) NewConversation(state);
   if (io.KeyCtrl && ImGui::IsKeyPressed('F', false)) state.focus_search = true;
   if (io.KeyCtrl && ImGui::IsKeyPressed('B', false)) OpenBenchmark(state, !state.bench.open);
+  if (io.KeyCtrl && ImGui::IsKeyPressed('T', false)) ToggleThinking(state);
   if (state.chat().generating() && ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Escape), false)) {
     StopGeneration(state);
   }
@@ -58,6 +59,10 @@ void DrawMenuBar(AppState& state) {
       state.dialog_text = c ? c->title : "";
       state.dialog = Dialog::Rename;
     }
+    const std::optional<bool> thinking = state.branch.info && state.branch.conversation == state.conversation
+                                             ? state.chat().Thinking(*state.branch.info)
+                                             : std::nullopt;
+    if (ImGui::MenuItem("Thinking", "Ctrl+T", thinking.value_or(false), thinking.has_value())) ToggleThinking(state);
     if (ImGui::MenuItem("Pin / unpin")) TogglePinned(state, state.conversation);
     if (ImGui::MenuItem("Delete")) DeleteConversation(state, state.conversation);
     ImGui::EndMenu();

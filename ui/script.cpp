@@ -20,6 +20,9 @@
 //   edit INDEX TEXT            edit the INDEX-th message (0-based) of the branch on screen
 //   branch INDEX prev|next     switch that message to its previous / next sibling
 //   stop                       Esc's action
+//   thinking on|off            the conversation's thinking switch (its checkbox; Ctrl+T toggles it)
+//   thinking open INDEX | fold INDEX   the thinking of the INDEX-th message of the branch on screen
+//                              shown or folded (a click on its header)
 //   set NAME VALUE             a conversation setting: temperature, top_k, top_p, min_p,
 //                              repetition_penalty, seed, max_new_tokens, system_prompt
 //   engine remote URL [KEY]    Settings > Engines: a remote server, its models listed (List
@@ -228,9 +231,15 @@ json Dump(AppState& state) {
                       {"state", store::MessageStateName(m.state)},
                       {"siblings", state.branch.SiblingPosition(m).second},
                       {"tokens", m.tokens},
-                      {"notice", m.notice}});
+                      {"notice", m.notice},
+                      {"thinking_open", state.thinking_open.contains(m.id)}});
   }
   out["branch"] = branch;
+  // The switch as the chat shows it (null: none) and the conversation's own choice (null: unset).
+  const store::Conversation conversation = state.branch.info.value_or(store::Conversation{});
+  const std::optional<bool> thinking = state.chat().Thinking(conversation);
+  out["thinking"] = {{"switch", thinking ? json(*thinking) : json()},
+                     {"stored", conversation.enable_thinking ? json(*conversation.enable_thinking) : json()}};
   out["context_tokens"] = state.conversation ? state.chat().ContextTokens(state.conversation) : 0;
   // What the gauge reads once its count is in (the count made here, so a test need not wait).
   out["context_gauge"] = ContextGaugeLabel(out["context_tokens"].get<uint32_t>(), state.chat().context_length());
@@ -253,7 +262,7 @@ const std::set<std::string>& KnownCommands() {
       "regenerate", "continue",    "edit",           "branch", "stop",        "set",          "open",
       "close",      "export-md",   "export-json",    "import", "screenshot",  "dump",         "quit",
       "database",   "wait-search", "wait-branch",    "scroll", "retry-model", "choose-model", "welcome",
-      "pick",       "attention",   "wait-attention", "bench",  "wait-bench",  "engine"};
+      "pick",       "attention",   "wait-attention", "bench",  "wait-bench",  "engine",       "thinking"};
   return names;
 }
 
@@ -284,6 +293,20 @@ bool SetConversationSetting(AppState& state, const std::string& argument) {
   else
     throw Error(fmt::format("unknown setting \"{}\"", name));
   state.db().SetConversationSettings(c->id, s);
+  return true;
+}
+
+// `thinking ...`: the thinking switch, and a reply's thinking shown or folded.
+bool RunThinkingCommand(AppState& state, const std::string& argument) {
+  std::stringstream words(argument);
+  std::string verb, index;
+  words >> verb >> index;
+  if (verb == "on" || verb == "off") return Succeeded(state, SetThinking(state, verb == "on"));
+  if (verb != "open" && verb != "fold") throw Error("thinking on|off | open INDEX | fold INDEX");
+  const auto& branch = BranchOnScreen(state);
+  const size_t at = std::stoul(index);
+  if (at >= branch.size()) throw Error(fmt::format("the branch on screen has {} messages", branch.size()));
+  SetThinkingOpen(state, branch[at].id, verb == "open");
   return true;
 }
 
@@ -792,6 +815,7 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
     return true;
   }
   if (name == "set") return SetConversationSetting(state, arg);
+  if (name == "thinking") return RunThinkingCommand(state, arg);
   if (name == "open") {
     const auto it = DialogNames().find(arg);
     if (it == DialogNames().end() || it->second == Dialog::None) throw Error(fmt::format("unknown dialog \"{}\"", arg));

@@ -136,7 +136,29 @@ assistant_text="SELECT coalesce(max(length(content)), 0) FROM messages WHERE rol
 until [ "$(sqlite3 "$work/remote.db" "$assistant_text" 2>/dev/null || echo 0)" -ge 20 ]; do sleep 0.2; done
 kill -9 "$serve"
 wait "$app"
+# A reply that thought before it answered, its thinking opened above the answer and the thinking
+# switch at the top, on the tiny Qwen3 fixture (its template is Qwen3's); the reply is imported,
+# as the fixture's own replies are noise. Cropped to the chat.
+mkdir "$work/Qwen3-tiny"
+ln -s "$PWD"/tests/data/family/qwen3-tiny/* "$PWD"/tests/data/family/qwen3-tokenizer/tokenizer*.json "$work/Qwen3-tiny/"
+cat >"$work/thinking.json" <<'JSON'
+{"format": "qwenvk-conversation", "version": 2, "title": "Why is the sky blue?", "current_leaf": 2,
+ "messages": [{"id": 1, "parent": null, "role": "user", "content": "Why is the sky blue?"},
+  {"id": 2, "parent": 1, "role": "assistant", "content": "<think>\nThe user asks why the sky is blue. Sunlight holds every colour; air molecules scatter short wavelengths far more than long ones (Rayleigh scattering, about 1/wavelength^4), so blue light reaches the eye from every direction of the sky.\n</think>\n\nBecause air scatters **blue** light much more than red light, the whole sky glows blue."}]}
+JSON
+cat >"$work/thinking.script" <<SCRIPT
+wait-model
+import $work/thinking.json
+wait-branch
+thinking open 1
+frames 3
+screenshot $work/thinking.png
+quit
+SCRIPT
+xvfb-run -a -s "-screen 0 1280x800x24" "$build/qwenvk" --db "$work/thinking.db" --model "$work/Qwen3-tiny" \
+  --script "$work/thinking.script"
+scripts/dev/crop_png.py "$work/thinking.png" docs/thinking.png 268 66 1012 268
 echo "wrote docs/chat.png docs/search.png docs/settings.png docs/conversation-settings.png docs/welcome.png" \
   "docs/damaged-database.png docs/attention.png docs/attention-zoom.png docs/attention-tokens.png" \
   "docs/attention-grid.png docs/bench-speed.png docs/bench-kernels.png docs/bench-roofline.png" \
-  "docs/engines.png docs/remote-interrupted.png"
+  "docs/engines.png docs/remote-interrupted.png docs/thinking.png"
