@@ -74,14 +74,13 @@ void WriteFloats(const std::string& path, std::span<const float> values) {
 
 // The options over the model's generation_config.json.
 chat::SamplingChoice ChoiceFrom(const GenerateOptions& o, const GenerationConfig& model) {
-  chat::SamplingChoice choice = chat::ModelSamplingChoice(model);
-  choice.temperature = o.temperature.value_or(choice.temperature);
-  choice.top_k = o.top_k.value_or(choice.top_k);
-  choice.top_p = o.top_p.value_or(choice.top_p);
-  choice.min_p = o.min_p.value_or(choice.min_p);
-  choice.repetition_penalty = o.repeat_penalty.value_or(choice.repetition_penalty);
+  chat::SamplingChoice choice = chat::ModelSamplingChoice(model, {.temperature = o.temperature,
+                                                                  .top_k = o.top_k,
+                                                                  .top_p = o.top_p,
+                                                                  .min_p = o.min_p,
+                                                                  .repetition_penalty = o.repeat_penalty,
+                                                                  .seed = o.seed});
   choice.greedy = o.greedy;
-  choice.seed = o.seed;
   return choice;
 }
 

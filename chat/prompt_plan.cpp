@@ -8,12 +8,13 @@
 
 namespace qvk::chat {
 
-SamplingChoice ModelSamplingChoice(const GenerationConfig& model) {
-  return {.temperature = model.do_sample ? model.temperature : 0.0f,
-          .top_k = model.top_k,
-          .top_p = model.top_p,
-          .min_p = model.min_p,
-          .repetition_penalty = model.repetition_penalty};
+SamplingChoice ModelSamplingChoice(const GenerationConfig& model, const SamplingOverrides& overrides) {
+  return {.temperature = overrides.temperature.value_or(model.do_sample ? model.temperature : 0.0f),
+          .top_k = overrides.top_k.value_or(model.top_k),
+          .top_p = overrides.top_p.value_or(model.top_p),
+          .min_p = overrides.min_p.value_or(model.min_p),
+          .repetition_penalty = overrides.repetition_penalty.value_or(model.repetition_penalty),
+          .seed = overrides.seed};
 }
 
 SamplingParams PlanSampling(const SamplingChoice& choice) {

@@ -27,9 +27,17 @@ struct SamplingChoice {
   std::optional<uint64_t> seed;  // none: a fresh random seed for this sampler
 };
 
-// The model's own defaults (generation_config.json), which options and requests override. A model
-// that does not sample by default gets temperature 0, which the greedy rule reads as greedy.
-SamplingChoice ModelSamplingChoice(const GenerationConfig& model);
+// What a command's options or a server request set about sampling; unset fields keep the model's.
+struct SamplingOverrides {
+  std::optional<float> temperature;
+  std::optional<uint32_t> top_k;
+  std::optional<float> top_p, min_p, repetition_penalty;
+  std::optional<uint64_t> seed;
+};
+
+// The model's own defaults (generation_config.json) under `overrides`. A model that does not
+// sample by default gets temperature 0, which the greedy rule reads as greedy.
+SamplingChoice ModelSamplingChoice(const GenerationConfig& model, const SamplingOverrides& overrides = {});
 
 // The greedy rule: greedy when asked (--greedy) or when the temperature is 0 or below; any
 // temperature above 0 samples. A model whose generation_config.json does not sample reaches this

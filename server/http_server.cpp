@@ -98,13 +98,13 @@ struct HttpServer::Impl {
                                  context, prompt.size(), prompt_param),
                      "invalid_request_error", prompt_param, "context_length_exceeded");
     }
-    chat::SamplingChoice choice = chat::ModelSamplingChoice(model.files().generation());
-    choice.temperature = fields.temperature.value_or(choice.temperature);
-    choice.top_p = fields.top_p.value_or(choice.top_p);
-    choice.top_k = fields.top_k.value_or(choice.top_k);
-    choice.min_p = fields.min_p.value_or(choice.min_p);
-    choice.repetition_penalty = fields.repetition_penalty.value_or(choice.repetition_penalty);
-    choice.seed = fields.seed;
+    const chat::SamplingChoice choice =
+        chat::ModelSamplingChoice(model.files().generation(), {.temperature = fields.temperature,
+                                                               .top_k = fields.top_k,
+                                                               .top_p = fields.top_p,
+                                                               .min_p = fields.min_p,
+                                                               .repetition_penalty = fields.repetition_penalty,
+                                                               .seed = fields.seed});
     // Without max_tokens a reply may fill the context, where generation stops with "length".
     const uint32_t room = context - static_cast<uint32_t>(prompt.size());
     return {.prompt = std::move(prompt),
