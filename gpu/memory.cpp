@@ -246,6 +246,19 @@ void Image::Release() {
   image_ = VK_NULL_HANDLE;
 }
 
+void RecordImageTransition(VkCommandBuffer cmd, VkImage image, const ImageTransition& t) {
+  VkImageMemoryBarrier barrier{VK_STRUCTURE_TYPE_IMAGE_MEMORY_BARRIER};
+  barrier.srcAccessMask = t.src_access;
+  barrier.dstAccessMask = t.dst_access;
+  barrier.oldLayout = t.from;
+  barrier.newLayout = t.to;
+  barrier.srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
+  barrier.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
+  barrier.image = image;
+  barrier.subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1};
+  vkCmdPipelineBarrier(cmd, t.src_stage, t.dst_stage, 0, 0, nullptr, 0, nullptr, 1, &barrier);
+}
+
 Image Allocator::CreateImage(uint32_t width, uint32_t height, VkFormat format, VkImageUsageFlags usage) {
   const VkDevice dev = device_.handle();
   VkImageCreateInfo info{VK_STRUCTURE_TYPE_IMAGE_CREATE_INFO};

@@ -90,6 +90,17 @@ class Image {
   uint32_t width_ = 0, height_ = 0;
 };
 
+// One whole-image layout change of a single-level colour image (an Image's, or a swapchain's),
+// recorded as a pipeline barrier from (src_stage, src_access) to (dst_stage, dst_access).
+struct ImageTransition {
+  VkImageLayout from, to;
+  VkPipelineStageFlags src_stage;
+  VkAccessFlags src_access;
+  VkPipelineStageFlags dst_stage;
+  VkAccessFlags dst_access;
+};
+void RecordImageTransition(VkCommandBuffer cmd, VkImage image, const ImageTransition& t);
+
 class Allocator {
  public:
   explicit Allocator(Device& device);

@@ -109,28 +109,24 @@ void Texture::Update(std::span<const uint32_t> rgba, uint32_t width, uint32_t he
   window_.RecordBeforeDrawing(
       this, [image = image_.handle(), staging = staging_.handle(), width, height](VkCommandBuffer cmd) {
         // The frames that read the old contents are done (Update waited for them): they are discarded.
-        VkImageMemoryBarrier to_transfer{VK_STRUCTURE_TYPE_IMAGE_MEMORY_BARRIER};
-        to_transfer.srcAccessMask = 0;
-        to_transfer.dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
-        to_transfer.oldLayout = VK_IMAGE_LAYOUT_UNDEFINED;
-        to_transfer.newLayout = VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL;
-        to_transfer.srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
-        to_transfer.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
-        to_transfer.image = image;
-        to_transfer.subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1};
-        vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 0, nullptr, 0,
-                             nullptr, 1, &to_transfer);
+        RecordImageTransition(cmd, image,
+                              {.from = VK_IMAGE_LAYOUT_UNDEFINED,
+                               .to = VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL,
+                               .src_stage = VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT,
+                               .src_access = 0,
+                               .dst_stage = VK_PIPELINE_STAGE_TRANSFER_BIT,
+                               .dst_access = VK_ACCESS_TRANSFER_WRITE_BIT});
         VkBufferImageCopy region{};
         region.imageSubresource = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 0, 1};
         region.imageExtent = {width, height, 1};
         vkCmdCopyBufferToImage(cmd, staging, image, VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL, 1, &region);
-        VkImageMemoryBarrier to_shader = to_transfer;
-        to_shader.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
-        to_shader.dstAccessMask = VK_ACCESS_SHADER_READ_BIT;
-        to_shader.oldLayout = VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL;
-        to_shader.newLayout = VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL;
-        vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT, 0, 0, nullptr,
-                             0, nullptr, 1, &to_shader);
+        RecordImageTransition(cmd, image,
+                              {.from = VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL,
+                               .to = VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL,
+                               .src_stage = VK_PIPELINE_STAGE_TRANSFER_BIT,
+                               .src_access = VK_ACCESS_TRANSFER_WRITE_BIT,
+                               .dst_stage = VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT,
+                               .dst_access = VK_ACCESS_SHADER_READ_BIT});
       });
 }
 

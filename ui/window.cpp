@@ -451,26 +451,24 @@ namespace {
 // Copies the rendered image into a host buffer, then returns the image to the presentation layout.
 Buffer RecordReadback(Device& device, VkCommandBuffer cmd, VkImage image, VkExtent2D extent) {
   Buffer pixels = device.allocator().CreateBuffer(VkDeviceSize{extent.width} * extent.height * 4, MemoryKind::Readback);
-  VkImageMemoryBarrier to_transfer{VK_STRUCTURE_TYPE_IMAGE_MEMORY_BARRIER};
-  to_transfer.srcAccessMask = 0;  // the render pass made its writes available to transfers
-  to_transfer.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT;
-  to_transfer.oldLayout = VK_IMAGE_LAYOUT_PRESENT_SRC_KHR;
-  to_transfer.newLayout = VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL;
-  to_transfer.srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
-  to_transfer.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
-  to_transfer.image = image;
-  to_transfer.subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1};
-  vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 0, nullptr, 0, nullptr,
-                       1, &to_transfer);
+  RecordImageTransition(cmd, image,
+                        {.from = VK_IMAGE_LAYOUT_PRESENT_SRC_KHR,
+                         .to = VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL,
+                         .src_stage = VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         .src_access = 0,  // the render pass made its writes available to transfers
+                         .dst_stage = VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         .dst_access = VK_ACCESS_TRANSFER_READ_BIT});
   VkBufferImageCopy region{};
   region.imageSubresource = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 0, 1};
   region.imageExtent = {extent.width, extent.height, 1};
   vkCmdCopyImageToBuffer(cmd, image, VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL, pixels.handle(), 1, &region);
-  VkImageMemoryBarrier to_present = to_transfer;
-  to_present.srcAccessMask = 0;
-  to_present.dstAccessMask = 0;
-  to_present.oldLayout = VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL;
-  to_present.newLayout = VK_IMAGE_LAYOUT_PRESENT_SRC_KHR;
+  RecordImageTransition(cmd, image,
+                        {.from = VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL,
+                         .to = VK_IMAGE_LAYOUT_PRESENT_SRC_KHR,
+                         .src_stage = VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         .src_access = 0,
+                         .dst_stage = VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT,
+                         .dst_access = 0});
   VkBufferMemoryBarrier to_host{VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER};
   to_host.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
   to_host.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
@@ -478,8 +476,6 @@ Buffer RecordReadback(Device& device, VkCommandBuffer cmd, VkImage image, VkExte
   to_host.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
   to_host.buffer = pixels.handle();
   to_host.size = VK_WHOLE_SIZE;
-  vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, 0, 0, nullptr, 0,
-                       nullptr, 1, &to_present);
   vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 0, nullptr, 1, &to_host, 0,
                        nullptr);
   return pixels;
