@@ -75,7 +75,7 @@ struct CoopmatFacts {
   bool feature = false;        // VkPhysicalDeviceCooperativeMatrixFeaturesNV::cooperativeMatrix
   bool compute_stage = false;  // cooperativeMatrixSupportedStages has compute
   bool gemm_shape = false;     // 16x16x16 f16*f16+f32 at subgroup scope
-  bool memory_model = false;   // vulkanMemoryModel
+  bool memory_model = false;   // vulkanMemoryModel and vulkanMemoryModelDeviceScope
 };
 
 std::string CoopmatGemmProblem(const DeviceInfo& d, const CoopmatFacts& f) {
@@ -88,7 +88,7 @@ std::string CoopmatGemmProblem(const DeviceInfo& d, const CoopmatFacts& f) {
   if (!f.compute_stage) missing.push_back("cooperative matrices in compute shaders");
   if (!f.gemm_shape) missing.push_back("the 16x16x16 f16*f16+f32 subgroup shape");
   if (!d.fp16_arithmetic) missing.push_back("f16 arithmetic (shaderFloat16)");
-  if (!f.memory_model) missing.push_back("the Vulkan memory model");
+  if (!f.memory_model) missing.push_back("the Vulkan memory model at device scope");
   if (d.subgroup_size != 32) missing.push_back("32-wide subgroups");
   if (d.max_compute_shared_memory < kCoopmatSharedMemory) missing.push_back("40.5 KiB of shared memory per workgroup");
   std::string joined;
@@ -207,7 +207,10 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
     coopmat.feature = coopmat_features.cooperativeMatrix == VK_TRUE;
     coopmat.compute_stage = (coopmat_props.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) != 0;
   }
-  coopmat.memory_model = memory_model.vulkanMemoryModel == VK_TRUE;
+  // Device scope too: with the memory model on, topk.comp's memoryBarrierBuffer is a device-scope
+  // barrier, which the validation layer refuses unless vulkanMemoryModelDeviceScope is enabled.
+  coopmat.memory_model =
+      memory_model.vulkanMemoryModel == VK_TRUE && memory_model.vulkanMemoryModelDeviceScope == VK_TRUE;
 
   const VkPhysicalDeviceLimits& limits = basic.limits;
   info.max_storage_buffer_range = limits.maxStorageBufferRange;
@@ -490,6 +493,7 @@ Device::Device(const Instance& instance, const DeviceInfo& info, const DeviceOpt
   VkPhysicalDeviceVulkanMemoryModelFeatures memory_model{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
   memory_model.vulkanMemoryModel = VK_TRUE;
+  memory_model.vulkanMemoryModelDeviceScope = VK_TRUE;
   if (info.coopmat_f16) {
     f16i8.pNext = &coopmat;
     coopmat.pNext = &memory_model;

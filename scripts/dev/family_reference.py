@@ -149,11 +149,12 @@ COMMON = dict(vocab_size=VOCAB, hidden_act="silu", rms_norm_eps=1e-6, rope_theta
 
 # config.json of each tiny model, keyed as the published checkpoints key them.
 ARCHITECTURES = {
-    # Qwen1.5: multi-head attention (as many KV heads as query heads), QKV bias, untied lm_head.
+    # Qwen1.5: multi-head attention (as many KV heads as query heads), QKV bias, tied embeddings
+    # as Qwen1.5-0.5B's.
     "qwen1.5-tiny": dict(
         architectures=["Qwen2ForCausalLM"], model_type="qwen2", hidden_size=32, intermediate_size=96,
         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32768,
-        max_window_layers=2, sliding_window=32768, use_sliding_window=False, tie_word_embeddings=False,
+        max_window_layers=2, sliding_window=32768, use_sliding_window=False, tie_word_embeddings=True,
         template="qwen1.5", **COMMON),
     # Qwen2-57B-A14B's kind: 8 experts, top-2, softmax weights not renormalised, a shared expert
     # behind a sigmoid gate; layer 1 dense (mlp_only_layers) so both FFN kinds run.
@@ -178,6 +179,15 @@ ARCHITECTURES = {
         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, attention_bias=False,
         max_position_embeddings=40960, max_window_layers=2, sliding_window=None, use_sliding_window=False,
         tie_word_embeddings=True, template="qwen3", **COMMON),
+    # Qwen1.5-MoE-A2.7B's kind: every layer sparse (as in every published Qwen2-MoE), 8 experts,
+    # top-2, not renormalised, the gated shared expert: the one llama.cpp's qwen2moe converts.
+    "qwen2moe-sparse-tiny": dict(
+        architectures=["Qwen2MoeForCausalLM"], model_type="qwen2_moe", hidden_size=32, intermediate_size=80,
+        moe_intermediate_size=24, shared_expert_intermediate_size=48, num_experts=8, num_experts_per_tok=2,
+        norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[], output_router_logits=False,
+        router_aux_loss_coef=0.001, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+        max_position_embeddings=32768, max_window_layers=2, sliding_window=32768, use_sliding_window=False,
+        tie_word_embeddings=True, template="qwen1.5", **COMMON),
 }
 
 SYSTEM_EN = "You are a terse assistant."
@@ -467,8 +477,10 @@ def main():
     names = args.only.split(",") if args.only else list(ARCHITECTURES)
     out = Path(args.out)
     torch.set_num_threads(min(8, os.cpu_count() or 1))
-    for n, name in enumerate(names):
+    for name in names:
         spec = ARCHITECTURES[name]
+        # Each architecture's seed follows its place in ARCHITECTURES, whatever --only picks.
+        n = list(ARCHITECTURES).index(name)
         folder = out / name
         if args.check:
             check(folder, spec["template"], args.seed + 100 * n)
@@ -484,6 +496,9 @@ def main():
         (folder / "reference.json").write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
         for fname, data in binaries.items():
             (folder / fname).write_bytes(data)
+        for pname, entry in result["prompts"].items():
+            if "routing" in entry:  # a near tie below 1e-3 makes the engine's choice a coin toss
+                print(f"{name} {pname}: smallest router margin {min(map(min, entry['routing']['margin'])):.2e}")
         if spec.get("mlp_only_layers"):
             # llama.cpp's qwen2moe has no dense layers (no published Qwen2-MoE has one), so its
             # converter refuses this folder: the dense-layer case is tested from the folder alone.
