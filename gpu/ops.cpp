@@ -39,6 +39,13 @@ constexpr uint32_t kMaxHeadDim = 256;                         // Q_QUADS and TIL
 // 132-SM H200. With fewer, SMs idle, and narrow tiles (twice as many workgroups) do better even
 // though each fragment a subgroup loads then feeds half as many multiplies.
 constexpr uint64_t kCoopmatWideGroups = 264;
+// PlanCoopmatSplitSteps splits a product along K until about kCoopmatSplitGroups workgroups run,
+// four per SM of a 132-SM H200 (a 128-invocation workgroup with 20-40 KiB of shared memory lets
+// several share an SM), each split at least kCoopmatMinSplitSteps steps of 32 columns long so its
+// pipeline's first load and last multiply stay a small part of it.
+constexpr uint64_t kCoopmatSplitGroups = 528;
+constexpr uint32_t kCoopmatMinSplitSteps = 8;
+constexpr uint32_t kCoopmatStep = 32;  // STEP in matmul_coopmat.comp
 
 // How Attention lays out its workgroups: blocks of query rows (tokens x q heads of one KV group)
 // times splits of their keys. Splits are added until about kAttentionWorkgroups workgroups run
@@ -200,6 +207,17 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
   return *best;
 }
 
+uint32_t PlanCoopmatSplitSteps(uint64_t tiles, uint32_t cols, uint32_t tokens, uint32_t rows,
+                               VkDeviceSize scratch_bytes) {
+  const uint32_t steps = CeilDiv(cols, kCoopmatStep);
+  const uint64_t to_fill = (kCoopmatSplitGroups + std::max<uint64_t>(tiles, 1) - 1) / std::max<uint64_t>(tiles, 1);
+  const uint64_t long_enough = steps / kCoopmatMinSplitSteps;
+  const uint64_t room = scratch_bytes / (uint64_t{4} * tokens * rows);
+  const uint64_t splits = std::min({to_fill, long_enough, room});
+  if (splits < 2) return 0;
+  return CeilDiv(steps, static_cast<uint32_t>(splits));
+}
+
 CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens) {
   const uint64_t wide_groups = uint64_t{CeilDiv(rows, QVK_COOPMAT_WIDE_ROWS)} * CeilDiv(tokens, QVK_COOPMAT_TOKENS);
   return wide_groups >= kCoopmatWideGroups ? CoopmatTile::Wide : CoopmatTile::Narrow;
@@ -256,6 +274,13 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   Require(!a.bias || a.bias->size >= (a.y_offset + outputs) * 4ull, "matmul", "bias too small");
   Require(!a.residual || a.residual->size >= a.y.size, "matmul", "residual smaller than Y");
   Require(!a.norm || a.norm->weight.size >= a.w.cols * 4ull, "matmul", "norm weight too small");
+  const auto apart = [](const BufferRange& p, const BufferRange& q) {
+    return p.buffer != q.buffer || p.offset + p.size <= q.offset || q.offset + q.size <= p.offset;
+  };
+  Require(!a.split_scratch ||
+              (apart(*a.split_scratch, a.x) && apart(*a.split_scratch, a.y) &&
+               (!a.residual || apart(*a.split_scratch, *a.residual)) && (!a.bias || apart(*a.split_scratch, *a.bias))),
+          "matmul", "the split scratch must not overlap X, Y, the bias or the residual");
   const DeviceInfo& device = g.device().info();
   const MatMulKernel path = a.kernel.value_or(ChooseMatMulKernel(device, a.tokens));
   Require(path != MatMulKernel::MatVec || a.tokens <= kMatVecMaxTokens, "matmul",
@@ -324,10 +349,31 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
         tile_rows = wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
         tile_tokens = QVK_COOPMAT_TOKENS;
       }
-      const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, a.y_offset + slice.first_row,
-                                  x_stride,   y_stride, flags};
-      g.Dispatch(tile_kernel, {slice.range, a.x, a.y, bias, residual}, push,
-                 Groups{CeilDiv(slice.rows, tile_rows), CeilDiv(a.tokens, tile_tokens), 1}, label, cost(slice));
+      const Groups tiles{CeilDiv(slice.rows, tile_rows), CeilDiv(a.tokens, tile_tokens), 1};
+      const uint32_t split_steps = path == MatMulKernel::CoopMat && a.split_scratch
+                                       ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens,
+                                                               slice.rows, a.split_scratch->size)
+                                       : 0;
+      if (split_steps == 0) {
+        const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, a.y_offset + slice.first_row,
+                                    x_stride,   y_stride, flags,    0};
+        g.Dispatch(tile_kernel, {slice.range, a.x, a.y, bias, residual}, push, tiles, label, cost(slice));
+        continue;
+      }
+      // Each split's raw sums into its plane of the scratch, then the planes summed in order with
+      // the bias and residual.
+      const uint32_t splits = CeilDiv(CeilDiv(a.w.cols, kCoopmatStep), split_steps);
+      const BufferRange planes(*a.split_scratch->buffer, a.split_scratch->offset,
+                               VkDeviceSize{4} * splits * a.tokens * slice.rows);
+      const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, 0, x_stride, slice.rows, 0, split_steps};
+      g.Dispatch(tile_kernel, {slice.range, a.x, planes, a.x, a.x}, push, Groups{tiles.x, tiles.y, splits}, label,
+                 cost(slice));
+      const uint64_t outputs_count = uint64_t{a.tokens} * slice.rows;
+      g.Dispatch(KernelId::MatMulSplitSum, {planes, a.y, bias, residual},
+                 push::MatMulSplitSumPush{slice.rows, a.tokens, splits, a.y_offset + slice.first_row, y_stride, flags},
+                 GridFor(CeilDiv(outputs_count, Spec(KernelId::MatMulSplitSum).local_size_x)),
+                 fmt::format("{}_split_sum", label),
+                 {.bytes = 4 * outputs_count * (splits + (a.residual ? 2 : 1)), .flops = outputs_count * splits});
     }
     return;
   }

@@ -82,6 +82,13 @@ enum class CoopmatTile { Wide, Narrow };
 // outputs make few 128-wide columns).
 CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens);
 
+// A cooperative-matrix product of `tiles` workgroups split along its inner size K (MatMulPush's
+// split_steps: steps of 32 columns a split; 0: no split), where its tiles alone leave most SMs idle
+// (q|k|v, o and down of small models at prefill) and `scratch_bytes` holds the splits' planes of
+// [tokens, rows] floats.
+uint32_t PlanCoopmatSplitSteps(uint64_t tiles, uint32_t cols, uint32_t tokens, uint32_t rows,
+                               VkDeviceSize scratch_bytes);
+
 // A product whose input is rmsnorm(X) * weight rather than X. The matvec kernel (up to 4 tokens:
 // decode) normalizes as it reads X; otherwise a separate RmsNorm writes the input to `scratch` first.
 struct RmsNormInput {
@@ -116,6 +123,9 @@ struct MatMulArgs {
   // every shape); MatVec throws past its 4 tokens, CoopMat where the device has none.
   std::optional<MatMulKernel> kernel;
   std::optional<CoopmatTile> coopmat_tile;  // unset: ChooseCoopmatTile (for each row slice)
+  // f32 room a cooperative-matrix product may split along K in (PlanCoopmatSplitSteps): memory the
+  // caller does not need during the product. Unset: no split.
+  std::optional<BufferRange> split_scratch;
 };
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});
 

@@ -26,8 +26,10 @@ class Device;
 uint32_t DefaultContext(const ModelConfig& config);
 
 struct EngineOptions {
-  uint32_t context = 0;          // KV cache rows; 0: min(32768, max_position_embeddings)
-  uint32_t prefill_chunk = 256;  // tokens per prefill dispatch sequence
+  uint32_t context = 0;  // KV cache rows; 0: min(32768, max_position_embeddings)
+  // Tokens per prefill dispatch sequence: llama.cpp's ubatch. 512 rather than 256 doubles the tiles
+  // of a prefill's products, which small models' q|k|v, o and down need to fill a big GPU.
+  uint32_t prefill_chunk = 512;
 };
 
 // What the host reads of the logits at the last position of a step.

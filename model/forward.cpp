@@ -20,7 +20,8 @@
 // A norm folds into the projection that reads it, the SwiGLU into the gate|up projection and RoPE
 // (with the KV cache store) into the q|k|v projection, when that runs as a matrix x vector
 // (decode); for prefill, ops records the norm (into xn), the SwiGLU (from gate_up) and RoPE as
-// dispatches of their own.
+// dispatches of their own, and q|k|v, o and down, whose few outputs leave a big GPU's SMs idle, may
+// split along K, their splits in gate_up (free outside the MLP) and summed by one more dispatch.
 #include "model/forward.h"
 
 #include <vector>
@@ -251,7 +252,8 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                      .y_stride = qkv_width,
                      .y_offset = part.y_offset,
                      .bias = c.qkv_bias ? std::optional(BufferRange(L.qkv_bias)) : std::nullopt,
-                     .norm = ops::RmsNormInput{.weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn}});
+                     .norm = ops::RmsNormInput{.weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn},
+                     .split_scratch = BufferRange(s.gate_up)});
     }
     const ops::RopeArgs rope{.qkv = s.qkv,
                              .positions = s.positions,
@@ -304,7 +306,14 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     // maps = reduce(p): what the capture keeps of p (attention_reduce, attention_live)
     if (captured && probs->consume) probs->consume(g, l);
     // x = x + a Wo^T
-    ops::MatMul(g, {.w = L.o, .x = s.attn, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "o_proj");
+    ops::MatMul(g,
+                {.w = L.o,
+                 .x = s.attn,
+                 .y = s.x,
+                 .tokens = tokens,
+                 .residual = BufferRange(s.x),
+                 .split_scratch = BufferRange(s.gate_up)},
+                "o_proj");
     if (L.moe) {
       RecordMoe(g, c, *L.moe, L.post_norm, s, tokens, l);
       continue;
@@ -313,7 +322,14 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     RecordGateUp(g, L.gate_up, s.x, ops::RmsNormInput{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn},
                  s.gate_up, s.mlp, tokens, c.intermediate_size, "gate_up");
     // x = x + m Wdown^T
-    ops::MatMul(g, {.w = L.down, .x = s.mlp, .y = s.x, .tokens = tokens, .residual = BufferRange(s.x)}, "down");
+    ops::MatMul(g,
+                {.w = L.down,
+                 .x = s.mlp,
+                 .y = s.x,
+                 .tokens = tokens,
+                 .residual = BufferRange(s.x),
+                 .split_scratch = BufferRange(s.gate_up)},
+                "down");
   }
 }
 

@@ -30,7 +30,8 @@ struct RunState {
   Buffer qkv;            // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
   Buffer attn;           // f32 [T, H * D]                  attention output, heads side by side
   Buffer attn_partials;  // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l)
-  Buffer gate_up;        // f32 [T, 2 * inter]              gate | up projections (prefill, or of two types)
+  Buffer gate_up;        // f32 [T, 2 * inter]              gate | up projections (prefill, or of two types);
+                         //                                 outside the MLP, the splits of a product split along K
   Buffer mlp;            // f32 [T, inter]                  silu(gate) * up
   // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the
   // expert and shared-expert FFN sizes:

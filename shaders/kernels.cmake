@@ -64,6 +64,9 @@ qwenvk_kernel(OP MoeCombine NAME moe_combine SOURCE moe_combine.comp
               BINDINGS x weights expert_out shared_out shared_gate WRITES x PUSH MoeCombinePush LOCAL_SIZE 256)
 qwenvk_kernel(OP Rope SOURCE rope.comp
               BINDINGS qkv positions inv_freq k_cache v_cache WRITES qkv k_cache v_cache PUSH RopePush LOCAL_SIZE 64)
+# The splits of a matmul_coopmat split along K, summed in order, with its bias and residual.
+qwenvk_kernel(OP MatMulSplitSum NAME matmul_split_sum SOURCE matmul_split_sum.comp
+              BINDINGS partials y bias residual WRITES y PUSH MatMulSplitSumPush LOCAL_SIZE 256)
 qwenvk_kernel(OP SwiGlu SOURCE swiglu.comp
               BINDINGS gate_up y WRITES y PUSH SwiGluPush LOCAL_SIZE 256)
 qwenvk_kernel(OP Attention SOURCE attention.comp

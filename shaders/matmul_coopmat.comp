@@ -29,6 +29,10 @@
 // W is exact in f16 for F16 and BF16 weights; F32 and dequantized block weights are rounded to
 // f16 (2^-11 relative). Products and sums are f32 in the matrix units.
 //
+// Split along K (MatMulPush::split_steps, for products with too few tiles to fill the GPU): workgroup
+// z sums only its range of steps and stores the tile's raw sums in plane z of Y, with no bias or
+// residual; matmul_split_sum then adds the planes up in order.
+//
 // Sections: layout / staging by units / staging by elements / multiply / main
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -272,26 +276,29 @@ void main() {
     }
   }
 
-  // Step s is staged in buffer s % 2. Writing step s + 1 while other subgroups still multiply
-  // step s is safe: buffer (s + 1) % 2 was last read by step s - 1, before the last barrier.
-  const uint steps = (p.cols + STEP - 1u) / STEP;
+  // This workgroup's steps [first, first + steps) of the split. Local step s is staged in buffer
+  // s % 2. Writing step s + 1 while other subgroups still multiply step s is safe: buffer
+  // (s + 1) % 2 was last read by step s - 1, before the last barrier.
+  const uint all_steps = (p.cols + STEP - 1u) / STEP;
+  const uint first = p.split_steps == 0u ? 0u : gl_WorkGroupID.z * p.split_steps;
+  const uint steps = p.split_steps == 0u ? all_steps : min(p.split_steps, all_steps - first);
   if (p.cols % UNIT_COLS == 0u && p.x_stride % 4u == 0u) {
-    store_units(load_units(0u, row0, token0, tid), 0u, 0u, tid);
+    store_units(load_units(first, row0, token0, tid), first, 0u, tid);
     barrier();
     for (uint step = 0; step + 1u < steps; ++step) {
-      const Staged next = load_units(step + 1u, row0, token0, tid);
+      const Staged next = load_units(first + step + 1u, row0, token0, tid);
       multiply(step % 2u, sub_token, sub_row, acc, acc_lo);
       if ((step + 1u) % PROMOTE_STEPS == 0u) promote(total, acc);
-      store_units(next, step + 1u, (step + 1u) % 2u, tid);
+      store_units(next, first + step + 1u, (step + 1u) % 2u, tid);
       barrier();
     }
   } else {
-    stage_elements(0u, 0u, row0, token0, tid);
+    stage_elements(first, 0u, row0, token0, tid);
     barrier();
     for (uint step = 0; step + 1u < steps; ++step) {
       multiply(step % 2u, sub_token, sub_row, acc, acc_lo);
       if ((step + 1u) % PROMOTE_STEPS == 0u) promote(total, acc);
-      stage_elements(step + 1u, (step + 1u) % 2u, row0, token0, tid);
+      stage_elements(first + step + 1u, (step + 1u) % 2u, row0, token0, tid);
       barrier();
     }
   }
@@ -315,7 +322,7 @@ void main() {
     const uint out_col = p.col_offset + row;
     float v = uintBitsToFloat(tile_memory[t * OUT_ROW + r / 4u][r % 4u]);
     if ((p.flags & QVK_FLAG_BIAS) != 0) v += bias[out_col];
-    const uint out_index = token * p.y_stride + out_col;
+    const uint out_index = (gl_WorkGroupID.z * p.tokens + token) * p.y_stride + out_col;
     if ((p.flags & QVK_FLAG_RESIDUAL) != 0) v += residual[out_index];
     y[out_index] = v;
   }

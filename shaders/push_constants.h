@@ -35,6 +35,21 @@ struct MatMulPush {
   uint x_stride;    // floats between X rows
   uint y_stride;    // floats between Y rows (also R rows)
   uint flags;       // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL
+  // matmul_coopmat split along K (ops::PlanCoopmatSplit): workgroup z sums inner steps
+  // [z * split_steps, (z + 1) * split_steps) of 32 columns into Y + z * tokens * y_stride, with no bias
+  // or residual, and matmul_split_sum adds the splits up. 0: one split (the tiled kernel ignores it).
+  uint split_steps;
+};
+
+// Y[t, col_offset + r] = sum over s of P[s, t, r] (+ bias[col_offset + r]) (+ R[t, col_offset + r]),
+// the splits summed in order: P holds `splits` planes of [tokens, rows].
+struct MatMulSplitSumPush {
+  uint rows;
+  uint tokens;
+  uint splits;
+  uint col_offset;
+  uint y_stride;  // floats between Y rows (also R rows)
+  uint flags;     // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL
 };
 
 // Weight units each matvec invocation loads at once (from up to as many rows), and the most tokens
@@ -270,7 +285,8 @@ static_assert(sizeof(HeadNormPush) == 24);
 static_assert(sizeof(MoeRoutePush) == 16);
 static_assert(sizeof(MoeMatVecPush) == 32);
 static_assert(sizeof(MoeCombinePush) == 16);
-static_assert(sizeof(MatMulPush) == 28 && offsetof(MatMulPush, flags) == 24);
+static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, split_steps) == 28);
+static_assert(sizeof(MatMulSplitSumPush) == 24);
 static_assert(sizeof(MatVecPush) == 64 && offsetof(MatVecPush, attention_factor) == 60);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);

@@ -3,12 +3,15 @@
 // picks. The GEMM runs only where DeviceInfo::coopmat_f16 holds (NVIDIA GPUs); elsewhere (lavapipe)
 // its tests skip, saying why. On such a GPU: qwenvk_tests --gtest_filter='*Coopmat*'
 //
-// Sections: bounds / GEMM against the reference / kernel and tile choice
+// Sections: bounds / GEMM against the reference / split along K / kernel and tile choice
 #include <cmath>
 #include <optional>
 #include <string>
+#include <tuple>
 
+#include "gpu/kernels.h"
 #include "model/quantize.h"
+#include "shaders/push_constants.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"
 #include "tests/test_util.h"
@@ -44,7 +47,10 @@ struct CoopmatCase {
   bool residual = false;
   std::optional<ops::CoopmatTile> tile = std::nullopt;  // unset: the one ops::ChooseCoopmatTile picks
   uint32_t x_padding = 0;                               // X rows of cols + x_padding floats
+  bool split = false;  // split along K in a scratch of kSplitPlanes planes, as prefill's small products are
 };
+
+constexpr uint32_t kSplitPlanes = 16;
 
 std::string TileName(const std::optional<ops::CoopmatTile>& tile) {
   if (!tile) return "chosen";
@@ -53,7 +59,7 @@ std::string TileName(const std::optional<ops::CoopmatTile>& tile) {
 
 void PrintTo(const CoopmatCase& c, std::ostream* os) {
   *os << DTypeName(c.type) << " " << c.rows << "x" << c.cols << " t" << c.tokens << " " << TileName(c.tile)
-      << " x_stride " << c.cols + c.x_padding;
+      << " x_stride " << c.cols + c.x_padding << (c.split ? " split along K" : "");
 }
 
 constexpr DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
@@ -112,7 +118,18 @@ std::vector<CoopmatCase> CoopmatCases() {
     cases.push_back({type, 2 * 8960, 1536, 17, false, false, Wide});
     cases.push_back({type, 1536, 8960, 20, false, true, Narrow});
     cases.push_back({type, 2 * 18944, 3584, 5});
+
+    // Split along K (PlanCoopmatSplitSteps), as prefill's q|k|v, o and down: 0.5B o (3 splits, the
+    // last shorter) and down, 1.5B down with bias, ragged tokens, and X rows wider than W's.
+    if (block <= 32) {
+      cases.push_back({type, 896, 896, 256, false, true, Narrow, 0, true});
+      cases.push_back({type, 896, 4864, 255, false, true, Narrow, 0, true});
+      cases.push_back({type, 100, 1024, 65, true, true, Wide, 8, true});
+    }
+    cases.push_back({type, 1536, 8960, 130, true, true, Narrow, 0, true});
   }
+  // Qwen2-7B's down projection split: the longest inner size.
+  cases.push_back({DType::Q4_K, 3584, 18944, 256, false, true, std::nullopt, 0, true});
   // Qwen2-7B's down projection: the longest inner size.
   cases.push_back({DType::F16, 3584, 18944, 17, false, true});
   cases.push_back({DType::Q4_K, 3584, 18944, 17, false, true});
@@ -165,6 +182,12 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
                        .coopmat_tile = c.tile};
   if (c.bias) args.bias = BufferRange(bias_buf);
   if (c.residual) args.residual = BufferRange(y_buf);
+  Buffer split_buf = Poisoned(c.split ? size_t{4} * kSplitPlanes * c.tokens * c.rows : 4);
+  if (c.split) {
+    args.split_scratch = BufferRange(split_buf);
+    const uint64_t tiles = uint64_t{(c.rows + 127) / 128} * ((c.tokens + 63) / 64);
+    ASSERT_GT(ops::PlanCoopmatSplitSteps(tiles, c.cols, c.tokens, c.rows, split_buf.size()), 0u) << "not split";
+  }
   ops::MatMul(g, args);
   g.Run();
 
@@ -203,7 +226,7 @@ INSTANTIATE_TEST_SUITE_P(Coopmat, CoopmatMatMulTest, ::testing::ValuesIn(Coopmat
   const CoopmatCase& c = param_info.param;
   return std::string(DTypeName(c.type)) + "_" + std::to_string(c.rows) + "x" + std::to_string(c.cols) + "_t" +
          std::to_string(c.tokens) + "_" + TileName(c.tile) + (c.bias ? "_bias" : "") + (c.residual ? "_residual" : "") +
-         (c.x_padding ? "_xpad" + std::to_string(c.x_padding) : "");
+         (c.x_padding ? "_xpad" + std::to_string(c.x_padding) : "") + (c.split ? "_split" : "");
 });
 
 // Projections side by side (q|k|v, gate|up): W's outputs land at a column offset inside wider Y
@@ -246,6 +269,69 @@ TEST_F(CoopmatTest, WritesItsColumnsOfWiderRows) {
       ASSERT_NEAR(v, sum, (kHiLoRounding + kAccumulation) * magnitude + 1e-6) << "token " << t << " row " << r;
     }
   }
+}
+
+// --- split along K -------------------------------------------------------------------------
+
+// matmul_split_sum on its own (it runs on every device, though only the coopmat GEMM records it):
+// the planes summed in order with the bias and residual, at a column offset of wider Y rows, each
+// output exactly the f32 sum the reference adds in the same order; nothing else of Y written.
+TEST_F(GpuTest, SplitSumAddsThePlanesInOrder) {
+  for (const auto& [rows, tokens, splits, flags] :
+       {std::tuple{1u, 1u, 2u, 0u}, std::tuple{17u, 3u, 3u, QVK_FLAG_BIAS},
+        std::tuple{896u, 255u, 5u, QVK_FLAG_RESIDUAL}, std::tuple{3584u, 64u, 7u, QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL}}) {
+    const uint32_t y_offset = 5, y_stride = rows + 9;
+    const auto planes = RandomFloats(size_t{splits} * tokens * rows, 11);
+    const auto bias = RandomFloats(y_offset + rows, 12);
+    const auto residual = RandomFloats(size_t{tokens} * y_stride, 13);
+    Buffer planes_buf = Upload(planes), bias_buf = Upload(bias);
+    Buffer y_buf = (flags & QVK_FLAG_RESIDUAL) != 0 ? Upload(residual) : Poisoned(residual.size() * 4);
+    Graph g(device());
+    const uint64_t outputs = uint64_t{tokens} * rows;
+    g.Dispatch(KernelId::MatMulSplitSum, {planes_buf, y_buf, bias_buf, y_buf},
+               push::MatMulSplitSumPush{rows, tokens, splits, y_offset, y_stride, flags},
+               GridFor((outputs + Spec(KernelId::MatMulSplitSum).local_size_x - 1) /
+                       Spec(KernelId::MatMulSplitSum).local_size_x));
+    g.Run();
+    const auto got = Download<float>(y_buf, residual.size());
+    for (uint32_t t = 0; t < tokens; ++t) {
+      for (uint32_t col = 0; col < y_stride; ++col) {
+        const float v = got[t * y_stride + col];
+        if (col < y_offset || col >= y_offset + rows) {
+          if ((flags & QVK_FLAG_RESIDUAL) != 0) {
+            ASSERT_EQ(v, residual[t * y_stride + col]) << "column " << col << " outside the rows was written";
+          } else {
+            ASSERT_TRUE(std::isnan(v)) << "column " << col << " outside the rows was written";
+          }
+          continue;
+        }
+        const uint32_t r = col - y_offset;
+        float sum = 0;
+        for (uint32_t s = 0; s < splits; ++s) sum += planes[(size_t{s} * tokens + t) * rows + r];
+        if ((flags & QVK_FLAG_BIAS) != 0) sum += bias[col];
+        if ((flags & QVK_FLAG_RESIDUAL) != 0) sum += residual[t * y_stride + col];
+        ASSERT_EQ(v, sum) << rows << " rows, " << splits << " splits: token " << t << " row " << r;
+      }
+    }
+  }
+}
+
+// Splits where a product's tiles leave SMs idle, each at least 8 steps of 32 columns, no more
+// planes than the scratch holds; none where the tiles already fill the GPU.
+TEST(CoopmatKernelChoice, SplitsAlongKWhereTilesAreFew) {
+  const VkDeviceSize plenty = VkDeviceSize{1} << 30;
+  // 0.5B at 512 tokens (narrow tiles): o 14 x 8 = 112 tiles, 28 steps: 3 splits of 10 steps.
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 896, 512, 896, plenty), 10u);
+  // 0.5B down: 152 steps, 5 splits of 31 steps (528 / 112 rounded up).
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 4864, 512, 896, plenty), 31u);
+  // 7B down (56 x 8 tiles): 592 steps, 2 splits.
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(448, 18944, 512, 3584, plenty), 296u);
+  // Enough tiles already, too short an inner size, or room for one plane only: no split.
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(600, 18944, 512, 3584, plenty), 0u);
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 480, 512, 896, plenty), 0u);
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 4864, 512, 896, VkDeviceSize{4} * 512 * 896), 0u);
+  // The scratch bounds the planes: room for 2.
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 4864, 512, 896, VkDeviceSize{8} * 512 * 896 + 4), 76u);
 }
 
 // --- kernel and tile choice ----------------------------------------------------------------
