@@ -66,11 +66,15 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
   ops::SwiGlu(g, scratch, m, tokens, inter, fmt::format("{}_swiglu", label));
 }
 
-// The mixture-of-experts FFN of layer `l`, added to x.
+// The mixture-of-experts FFN of layer `l`, added to x. Decode (matvec's few tokens) reads only
+// the chosen experts' rows, the choice never leaving the GPU: the SwiGLU folds into the gate|up
+// product, the router weights and the sum over experts into the down product. Prefill groups the
+// (token, slot) pairs by expert so that each expert's rows are read once per tile of its tokens.
 void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const Buffer& post_norm, RunState& s,
                uint32_t tokens, uint32_t l) {
   const MoeConfig& moe = *c.moe;
   const uint32_t k = moe.experts_per_token, inter = moe.expert_intermediate_size;
+  const bool decode = ops::ChooseMatMulKernel(g.device().info(), tokens) == ops::MatMulKernel::MatVec;
   // This layer's slice of the routing every layer leaves behind.
   const VkDeviceSize pairs_bytes = VkDeviceSize{4} * tokens * k;
   const BufferRange expert_ids(s.expert_ids, l * s.routing_layer_stride, pairs_bytes);
@@ -82,33 +86,56 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   // ids, w = top-k(softmax(r))   (w renormalized to sum 1 with norm_topk_prob)
   ops::MoeRoute(g, s.router_logits, expert_ids, expert_weights, tokens, moe.num_experts, k, moe.norm_topk_prob,
                 "route");
-  // g|u[t, j] = h[t] Wg[e]^T | h[t] Wu[e]^T,  e = ids[t, j]
-  for (const auto& [w, offset] : {std::pair{M.gate, 0u}, std::pair{M.up, inter}}) {
-    ops::MoeMatVec(g,
-                   {.w = w,
-                    .rows = inter,
-                    .x = s.xn,
-                    .ids = expert_ids,
-                    .y = s.expert_gate_up,
-                    .tokens = tokens,
-                    .k = k,
-                    .y_stride = 2 * inter,
-                    .y_offset = offset},
-                   "experts_gate_up");
+  std::optional<ops::ExpertGroups> groups;
+  if (!decode) {
+    // pairs sorted by expert: expert e's (t, j) at expert_pairs[offsets[e] .. offsets[e + 1])
+    groups = ops::ExpertGroups{.offsets = s.expert_offsets, .sorted = s.expert_pairs};
+    ops::GroupByExpert(g, expert_ids, tokens * k, moe.num_experts, *groups, "experts_group");
   }
-  // m[t, j] = silu(g) * u
-  ops::SwiGlu(g, s.expert_gate_up, s.expert_mlp, tokens * k, inter, "experts_swiglu");
-  // o[t, j] = m[t, j] Wd[e]^T
-  ops::MoeMatVec(g,
-                 {.w = M.down,
-                  .rows = c.hidden_size,
-                  .x = s.expert_mlp,
-                  .x_per_pair = true,
-                  .ids = expert_ids,
-                  .y = s.expert_out,
-                  .tokens = tokens,
-                  .k = k},
-                 "experts_down");
+  // m[t, j] = silu(h[t] Wg[e]^T) * (h[t] Wu[e]^T),  e = ids[t, j]   (one product, or one per stored type)
+  for (const Projection& part : M.gate_up) {
+    const bool fused = M.gate_up.size() == 1;
+    ops::ExpertsMatMul(g,
+                       {.w = part.w,
+                        .expert_rows = part.w.rows / moe.num_experts,
+                        .x = s.xn,
+                        .ids = expert_ids,
+                        .y = fused ? s.expert_mlp : s.expert_gate_up,
+                        .tokens = tokens,
+                        .k = k,
+                        .y_stride = fused ? inter : 2 * inter,
+                        .y_offset = part.y_offset,
+                        .swiglu = fused ? std::optional(ops::SwiGluOutput{s.expert_gate_up}) : std::nullopt,
+                        .groups = groups},
+                       "experts_gate_up");
+  }
+  if (M.gate_up.size() > 1) ops::SwiGlu(g, s.expert_gate_up, s.expert_mlp, tokens * k, inter, "experts_swiglu");
+  if (decode) {
+    // x = x + sum_j w[t, j] m[t, j] Wd[ids[t, j]]^T   (the k experts' rows side by side: one product)
+    ops::ExpertsMatVecSum(g,
+                          {.w = M.down,
+                           .expert_rows = c.hidden_size,
+                           .m = s.expert_mlp,
+                           .ids = expert_ids,
+                           .weights = expert_weights,
+                           .y = s.x,
+                           .tokens = tokens,
+                           .k = k},
+                          "experts_down");
+  } else {
+    // o[t, j] = m[t, j] Wd[ids[t, j]]^T
+    ops::ExpertsMatMul(g,
+                       {.w = M.down,
+                        .expert_rows = c.hidden_size,
+                        .x = s.expert_mlp,
+                        .x_per_pair = true,
+                        .ids = expert_ids,
+                        .y = s.expert_out,
+                        .tokens = tokens,
+                        .k = k,
+                        .groups = groups},
+                       "experts_down");
+  }
   const bool shared = moe.shared_expert_intermediate_size > 0;
   if (shared) {
     // m_s = silu(h Wsg^T) * (h Wsu^T)
@@ -119,17 +146,19 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
     // g_s = h . w_sg
     ops::MatMul(g, {.w = M.shared_gate, .x = s.xn, .y = s.shared_gate, .tokens = tokens}, "shared_gate");
   }
-  // x = x + sum_j w[t, j] o[t, j]  (+ sigmoid(g_s) o_s)
-  ops::MoeCombine(g,
-                  {.x = s.x,
-                   .weights = expert_weights,
-                   .expert_out = s.expert_out,
-                   .shared_out = shared ? std::optional(BufferRange(s.shared_out)) : std::nullopt,
-                   .shared_gate = shared ? std::optional(BufferRange(s.shared_gate)) : std::nullopt,
-                   .tokens = tokens,
-                   .hidden = c.hidden_size,
-                   .k = k},
-                  "moe_combine");
+  if (!decode || shared) {
+    // x = x + sum_j w[t, j] o[t, j] (prefill)  + sigmoid(g_s) o_s (shared expert)
+    ops::MoeCombine(g,
+                    {.x = s.x,
+                     .weights = expert_weights,
+                     .expert_out = s.expert_out,
+                     .shared_out = shared ? std::optional(BufferRange(s.shared_out)) : std::nullopt,
+                     .shared_gate = shared ? std::optional(BufferRange(s.shared_gate)) : std::nullopt,
+                     .tokens = tokens,
+                     .hidden = c.hidden_size,
+                     .k = decode ? 0 : k},
+                    "moe_combine");
+  }
 }
 
 }  // namespace
@@ -153,6 +182,8 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
     routing_layer_stride = (4 * pairs + 255) / 256 * 256;
     expert_ids = Make(device, c.num_layers * routing_layer_stride);
     expert_weights = Make(device, c.num_layers * routing_layer_stride);
+    expert_offsets = Make(device, VkDeviceSize{4} * (c.moe->num_experts + 1));
+    expert_pairs = Make(device, 4 * pairs);
     expert_gate_up = Make(device, F32 * pairs * 2 * expert_inter);
     expert_mlp = Make(device, F32 * pairs * expert_inter);
     expert_out = Make(device, F32 * pairs * c.hidden_size);
@@ -161,7 +192,7 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
     shared_out = Make(device, F32 * tokens * c.hidden_size * (shared_inter > 0 ? 1 : 0));
     shared_gate = Make(device, F32 * tokens * (shared_inter > 0 ? 1 : 0));
   } else {
-    for (Buffer* b : {&router_logits, &expert_ids, &expert_weights, &expert_gate_up, &expert_mlp, &expert_out,
+    for (Buffer* b : {&router_logits, &expert_ids, &expert_weights, &expert_offsets, &expert_pairs, &expert_gate_up, &expert_mlp, &expert_out,
                       &shared_gate_up, &shared_mlp, &shared_out, &shared_gate}) {
       *b = Make(device, 0);
     }
@@ -193,6 +224,8 @@ uint64_t RunState::bytes() const {
                           &router_logits,
                           &expert_ids,
                           &expert_weights,
+                          &expert_offsets,
+                          &expert_pairs,
                           &expert_gate_up,
                           &expert_mlp,
                           &expert_out,
