@@ -528,8 +528,9 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
   const uint32_t y_stride = a.y_stride ? a.y_stride : outputs;
   Require(a.y_offset + outputs <= y_stride, "experts_matmul", "outputs past the end of a Y row");
   Require(a.x.size >= uint64_t{4} * (a.x_per_pair ? pairs : a.tokens) * a.w.cols, "experts_matmul", "X too small");
-  Require(a.ids.size >= uint64_t{4} * pairs && a.y.size >= uint64_t{4} * ((pairs - 1) * y_stride + a.y_offset + outputs),
-          "experts_matmul", "buffer too small");
+  Require(
+      a.ids.size >= uint64_t{4} * pairs && a.y.size >= uint64_t{4} * ((pairs - 1) * y_stride + a.y_offset + outputs),
+      "experts_matmul", "buffer too small");
   const BufferRange w = ExpertsBinding(g, a.w, "experts_matmul");
   const DeviceInfo& device = g.device().info();
   const MatMulKernel path = a.kernel.value_or(ChooseMatMulKernel(device, a.tokens));
@@ -574,8 +575,8 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
       RequireKernel(g, coopmat ? KernelOp::MatMulCoopmatExperts : KernelOp::MatMulExperts, a.w.dtype, "experts_matmul");
   const uint32_t tile_rows = coopmat ? QVK_COOPMAT_WIDE_ROWS : kMatMulTile;
   const uint32_t tile_tokens = coopmat ? QVK_COOPMAT_TOKENS : kMatMulTile;
-  const push::MatMulExpertsPush push{
-      .matmul = {a.expert_rows, a.w.cols, pairs, a.y_offset, a.w.cols, y_stride, 0u}, .experts = experts_push};
+  const push::MatMulExpertsPush push{.matmul = {a.expert_rows, a.w.cols, pairs, a.y_offset, a.w.cols, y_stride, 0u},
+                                     .experts = experts_push};
   // Workgroups by (row tile, pair tile, expert): a token chooses an expert at most once, so an
   // expert has at most `tokens` pairs; tiles past an expert's pairs exit at once. Every expert
   // with a pair reads its rows once per tile of its pairs.
@@ -587,11 +588,11 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
 }
 
 void ExpertsMatVecSum(Graph& g, const ExpertsSumArgs& a, std::string_view label) {
-  Require(a.tokens > 0 && a.tokens <= 65535 && a.k > 0 && a.k <= QVK_MAX_SEGMENTS && a.expert_rows > 0 &&
-              a.w.cols > 0 && a.w.rows % a.expert_rows == 0,
-          "experts_sum",
-          fmt::format("W must stack whole experts of expert_rows rows, k be 1 to {}, tokens 1 to 65535",
-                      QVK_MAX_SEGMENTS));
+  Require(
+      a.tokens > 0 && a.tokens <= 65535 && a.k > 0 && a.k <= QVK_MAX_SEGMENTS && a.expert_rows > 0 && a.w.cols > 0 &&
+          a.w.rows % a.expert_rows == 0,
+      "experts_sum",
+      fmt::format("W must stack whole experts of expert_rows rows, k be 1 to {}, tokens 1 to 65535", QVK_MAX_SEGMENTS));
   const uint32_t cols = a.k * a.w.cols;  // a token's row: its k experts' rows side by side
   const uint64_t pairs = uint64_t{a.tokens} * a.k;
   Require(a.m.size >= uint64_t{4} * a.tokens * cols && a.ids.size >= 4 * pairs && a.weights.size >= 4 * pairs &&
@@ -600,8 +601,8 @@ void ExpertsMatVecSum(Graph& g, const ExpertsSumArgs& a, std::string_view label)
   const BufferRange w = ExpertsBinding(g, a.w, "experts_sum");
   const KernelId kernel = RequireKernel(g, KernelOp::MatVecExperts, a.w.dtype, "experts_sum");
   const ExpertsMatVecPlan plan =
-      PlanExpertsMatVec(g.device().info(), a.w.dtype, {a.expert_rows, a.k, 1}, cols, a.tokens, false, a.expert_rows,
-                        0, QVK_FLAG_RESIDUAL | QVK_FLAG_ROUTER_WEIGHT);
+      PlanExpertsMatVec(g.device().info(), a.w.dtype, {a.expert_rows, a.k, 1}, cols, a.tokens, false, a.expert_rows, 0,
+                        QVK_FLAG_RESIDUAL | QVK_FLAG_ROUTER_WEIGHT);
   const uint64_t expert_bytes = RowBytes(a.w.dtype, a.w.cols) * a.expert_rows;
   const uint64_t outputs = uint64_t{a.tokens} * a.expert_rows;
   g.Dispatch(kernel, {w, a.m, a.y, a.m, a.y, a.m, a.ids, a.weights}, plan.push, plan.grid, label,

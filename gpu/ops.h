@@ -187,8 +187,8 @@ struct ExpertsMatMulArgs {
   BufferRange y;            // f32 [T * k, y_stride]
   uint32_t tokens = 0;
   uint32_t k = 0;
-  uint32_t y_stride = 0;  // 0: the outputs (expert_rows, or half of them with swiglu)
-  uint32_t y_offset = 0;  // Y column of the first output (no SwiGLU)
+  uint32_t y_stride = 0;               // 0: the outputs (expert_rows, or half of them with swiglu)
+  uint32_t y_offset = 0;               // Y column of the first output (no SwiGLU)
   std::optional<SwiGluOutput> swiglu;  // scratch f32 [T * k, expert_rows] for the GEMMs
   std::optional<ExpertGroups> groups;  // required past matvec's tokens
   std::optional<MatMulKernel> kernel;  // unset: ChooseMatMulKernel; as MatMulArgs::kernel

@@ -192,8 +192,8 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
     shared_out = Make(device, F32 * tokens * c.hidden_size * (shared_inter > 0 ? 1 : 0));
     shared_gate = Make(device, F32 * tokens * (shared_inter > 0 ? 1 : 0));
   } else {
-    for (Buffer* b : {&router_logits, &expert_ids, &expert_weights, &expert_offsets, &expert_pairs, &expert_gate_up, &expert_mlp, &expert_out,
-                      &shared_gate_up, &shared_mlp, &shared_out, &shared_gate}) {
+    for (Buffer* b : {&router_logits, &expert_ids, &expert_weights, &expert_offsets, &expert_pairs, &expert_gate_up,
+                      &expert_mlp, &expert_out, &shared_gate_up, &shared_mlp, &shared_out, &shared_gate}) {
       *b = Make(device, 0);
     }
   }

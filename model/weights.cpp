@@ -218,7 +218,8 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Weight
       moe.router = loader.SingleMatrix(p + "mlp.gate.weight", kind);
       if (loader.TargetType(source.Get(experts_gate[0])) == loader.TargetType(source.Get(experts_up[0]))) {
         std::vector<std::string> interleaved;
-        for (size_t e = 0; e < experts_gate.size(); ++e) interleaved.insert(interleaved.end(), {experts_gate[e], experts_up[e]});
+        for (size_t e = 0; e < experts_gate.size(); ++e)
+          interleaved.insert(interleaved.end(), {experts_gate[e], experts_up[e]});
         moe.gate_up = {{loader.StackedMatrix(interleaved, kind), 0}};
       } else {
         moe.gate_up = {{loader.StackedMatrix(experts_gate, kind), 0},

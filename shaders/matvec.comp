@@ -84,13 +84,16 @@ uint segment_cols;
 shared uint segment_row[QVK_MAX_SEGMENTS];
 shared float segment_scale[QVK_MAX_SEGMENTS];
 
-// Weight unit `unit` of row `row` (of an expert's rows) whose rows hold units_per_row units.
+// Weight unit `unit` of row `row` (of an expert's rows) whose rows hold units_per_row units. One
+// segment (gate|up) skips the division, which the down product's k segments need per load.
 uint unit_address(uint row, uint unit, uint units_per_row) {
+  if (experts.segments == 1u) return (segment_row[0] + row) * units_per_row + unit;
   const uint segment_units = segment_cols / UNIT_COLS;
   const uint segment = unit / segment_units;
   return (segment_row[segment] + row) * segment_units + (unit - segment * segment_units);
 }
 uint element_address(uint row, uint col) {
+  if (experts.segments == 1u) return (segment_row[0] + row) * p.cols + col;
   const uint segment = col / segment_cols;
   return (segment_row[segment] + row) * segment_cols + (col - segment * segment_cols);
 }

@@ -118,7 +118,8 @@ void ExpectWithinMatVecBar(const std::vector<float>& got, const std::vector<floa
       const size_t up = gate + outputs;
       const double silu = products[gate] / (1.0 + std::exp(-double{products[gate]}));
       expected = silu * products[up];
-      tolerance = 1.1 * std::abs(products[up]) * tolerance + std::abs(silu) * tolerance_of(up) + 1e-5 * std::abs(expected);
+      tolerance =
+          1.1 * std::abs(products[up]) * tolerance + std::abs(silu) * tolerance_of(up) + 1e-5 * std::abs(expected);
     }
     if (!(std::abs(got[i] - expected) <= tolerance)) {
       ADD_FAILURE() << what << ": pair " << pair << " output " << o << ": got " << got[i] << ", expected " << expected
@@ -206,9 +207,9 @@ TEST_P(ExpertsMatVecTest, SumsTheChosenExpertsIntoTheResidual) {
     std::string name;
     uint32_t experts, k, tokens, hidden, inter;  // inter 0: OddCols
   };
-  for (const SumCase& c : {SumCase{"odd", 5, 3, 2, 41, 0}, SumCase{"odd_k1_t3", 4, 1, 3, 9, 0},
-                           SumCase{"qwen3_30b_down", 9, 8, 1, 2048, 768},
-                           SumCase{"qwen15_moe_down", 5, 4, 1, 2048, 1408}}) {
+  for (const SumCase& c :
+       {SumCase{"odd", 5, 3, 2, 41, 0}, SumCase{"odd_k1_t3", 4, 1, 3, 9, 0},
+        SumCase{"qwen3_30b_down", 9, 8, 1, 2048, 768}, SumCase{"qwen15_moe_down", 5, 4, 1, 2048, 1408}}) {
     const bool real = c.inter != 0;
     // Qwen1.5-MoE's 1408 columns are no whole number of K-quant blocks (its files store them as Q8_0).
     if (real && type != DType::Q6_K && type != DType::F16 && type != DType::Q8_0) continue;
@@ -262,8 +263,7 @@ INSTANTIATE_TEST_SUITE_P(Types, ExpertsMatVecTest, ::testing::ValuesIn(kAllTypes
 TEST_F(GpuTest, GroupByExpertListsEachExpertsPairs) {
   // Qwen3-30B-A3B's routing of a 256-token chunk, Qwen1.5-MoE's of 70 tokens, an expert every
   // token chose, experts no token chose, and one pair.
-  for (const auto& [tokens, k, experts] :
-       {std::tuple{256u, 8u, 128u}, {70u, 4u, 60u}, {5u, 2u, 1000u}, {1u, 1u, 3u}}) {
+  for (const auto& [tokens, k, experts] : {std::tuple{256u, 8u, 128u}, {70u, 4u, 60u}, {5u, 2u, 1000u}, {1u, 1u, 3u}}) {
     const auto ids = DistinctIds(tokens, k, experts, tokens + experts, tokens > 64 ? std::optional(3u) : std::nullopt);
     const uint32_t pairs = tokens * k;
     Buffer ib = Upload(ids), ob = Poisoned(4ull * (experts + 1)), sb = Poisoned(4ull * pairs);
@@ -299,15 +299,16 @@ struct GroupedCase {
 };
 
 // Odd shapes (a row tile part full, elements read one at a time, an expert with more pairs than a
-// token tile, experts with none), and Qwen3-30B-A3B's and Qwen1.5-MoE-A2.7B's prefill products,
-// trimmed in tokens and stored experts for lavapipe.
+// token tile, experts with none), and Qwen3-30B-A3B's and Qwen1.5-MoE-A2.7B's prefill products:
+// their inner sizes and k, trimmed for lavapipe in tokens, stored experts and rows (several row
+// tiles still, the last part full).
 std::vector<GroupedCase> GroupedCases() {
   return {{"odd_per_token", 6, 3, 70, 33, 0},
           {"odd_per_pair", 9, 2, 9, 7, 0, true},
           {"odd_swiglu", 5, 2, 6, 2 * 17, 0, false, true},
-          {"qwen3_30b_gate_up", 12, 8, 16, 2 * 768, 2048, false, true},
-          {"qwen3_30b_down", 12, 8, 16, 2048, 768, true},
-          {"qwen15_moe_down", 8, 4, 12, 2048, 1408, true}};
+          {"qwen3_30b_gate_up", 12, 8, 16, 2 * 160, 2048, false, true},
+          {"qwen3_30b_down", 12, 8, 16, 320, 768, true},
+          {"qwen15_moe_down", 8, 4, 12, 320, 1408, true}};
 }
 
 class ExpertsGroupedTest : public GpuTest, public ::testing::WithParamInterface<DType> {
