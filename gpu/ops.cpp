@@ -544,15 +544,29 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
   const uint64_t products = uint64_t{pairs} * a.expert_rows;
   const uint64_t x_rows = a.x_per_pair ? pairs : a.tokens;
   const push::ExpertsPush experts_push{a.expert_rows, 1, a.x_per_pair ? 1 : a.k};
+  Require(!a.norm || a.norm->weight.size >= a.w.cols * 4ull, "experts_matmul", "norm weight too small");
 
   if (path == MatMulKernel::MatVec) {
-    // Each pair reads its expert's rows: at most `pairs` experts' bytes.
+    // Each pair reads its expert's rows (at most `pairs` experts' bytes) and its X row, which a
+    // folded norm scales on the way.
     const KernelId kernel = RequireKernel(g, KernelOp::MatVecExperts, a.w.dtype, "experts_matmul");
-    const ExpertsMatVecPlan plan = PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs,
-                                                     a.swiglu.has_value(), y_stride, a.y_offset, 0);
-    g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, a.x, a.ids, a.x}, plan.push, plan.grid, label,
-               {.bytes = pairs * expert_bytes + uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1)),
+    ExpertsMatVecPlan plan = PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs, a.swiglu.has_value(),
+                                               y_stride, a.y_offset, a.norm ? QVK_FLAG_NORM : 0u);
+    plan.push.matvec.eps = a.norm ? a.norm->eps : 0.0f;
+    g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, a.norm ? a.norm->weight : a.x, a.ids, a.x}, plan.push, plan.grid, label,
+               {.bytes = pairs * expert_bytes + uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1)) +
+                         (a.norm ? uint64_t{4} * a.w.cols : 0),
                 .flops = 2 * products * a.w.cols});
+    return;
+  }
+  if (a.norm) {  // the normalized rows first
+    RmsNorm(g, a.x, a.norm->weight, a.norm->scratch, static_cast<uint32_t>(x_rows), a.w.cols, a.norm->eps,
+            fmt::format("{}_norm", label));
+    ExpertsMatMulArgs normalized = a;
+    normalized.x = a.norm->scratch;
+    normalized.norm.reset();
+    normalized.kernel = path;
+    ExpertsMatMul(g, normalized, label);
     return;
   }
   Require(a.groups.has_value(), "experts_matmul",

@@ -189,6 +189,7 @@ struct ExpertsMatMulArgs {
   uint32_t k = 0;
   uint32_t y_stride = 0;               // 0: the outputs (expert_rows, or half of them with swiglu)
   uint32_t y_offset = 0;               // Y column of the first output (no SwiGLU)
+  std::optional<RmsNormInput> norm;    // X is rmsnorm(X) * weight (per token): folded on the matvec path
   std::optional<SwiGluOutput> swiglu;  // scratch f32 [T * k, expert_rows] for the GEMMs
   std::optional<ExpertGroups> groups;  // required past matvec's tokens
   std::optional<MatMulKernel> kernel;  // unset: ChooseMatMulKernel; as MatMulArgs::kernel

@@ -67,9 +67,10 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
 }
 
 // The mixture-of-experts FFN of layer `l`, added to x. Decode (matvec's few tokens) reads only
-// the chosen experts' rows, the choice never leaving the GPU: the SwiGLU folds into the gate|up
-// product, the router weights and the sum over experts into the down product. Prefill groups the
-// (token, slot) pairs by expert so that each expert's rows are read once per tile of its tokens.
+// the chosen experts' rows, the choice never leaving the GPU: the norm folds into the products
+// that read h, the SwiGLU into the gate|up product, the router weights and the sum over experts
+// into the down product. Prefill groups the (token, slot) pairs by expert so that each expert's
+// rows are read once per tile of its tokens.
 void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const Buffer& post_norm, RunState& s,
                uint32_t tokens, uint32_t l) {
   const MoeConfig& moe = *c.moe;
@@ -79,13 +80,27 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   const VkDeviceSize pairs_bytes = VkDeviceSize{4} * tokens * k;
   const BufferRange expert_ids(s.expert_ids, l * s.routing_layer_stride, pairs_bytes);
   const BufferRange expert_weights(s.expert_weights, l * s.routing_layer_stride, pairs_bytes);
-  // h = rmsnorm(x) * w_post
-  ops::RmsNorm(g, s.x, post_norm, s.xn, tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
+  // h = rmsnorm(x) * w_post   (decode: folded into each product that reads h)
+  const std::optional<ops::RmsNormInput> norm =
+      decode ? std::optional(ops::RmsNormInput{.weight = post_norm, .eps = c.rms_norm_eps, .scratch = s.xn})
+             : std::nullopt;
+  const BufferRange h = decode ? s.x : s.xn;
+  if (!decode) ops::RmsNorm(g, s.x, post_norm, s.xn, tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
   // r = h Wr^T
-  ops::MatMul(g, {.w = M.router, .x = s.xn, .y = s.router_logits, .tokens = tokens}, "router");
+  ops::MatMul(g, {.w = M.router, .x = h, .y = s.router_logits, .tokens = tokens, .norm = norm}, "router");
   // ids, w = top-k(softmax(r))   (w renormalized to sum 1 with norm_topk_prob)
   ops::MoeRoute(g, s.router_logits, expert_ids, expert_weights, tokens, moe.num_experts, k, moe.norm_topk_prob,
                 "route");
+  const bool shared = moe.shared_expert_intermediate_size > 0;
+  if (shared) {  // before the experts' down product, which in decode adds to x, h's source
+    // m_s = silu(h Wsg^T) * (h Wsu^T)
+    RecordGateUp(g, M.shared_gate_up, h, norm, s.shared_gate_up, s.shared_mlp, tokens,
+                 moe.shared_expert_intermediate_size, "shared_gate_up");
+    // o_s = m_s Wsd^T
+    ops::MatMul(g, {.w = M.shared_down, .x = s.shared_mlp, .y = s.shared_out, .tokens = tokens}, "shared_down");
+    // g_s = h . w_sg
+    ops::MatMul(g, {.w = M.shared_gate, .x = h, .y = s.shared_gate, .tokens = tokens, .norm = norm}, "shared_gate");
+  }
   std::optional<ops::ExpertGroups> groups;
   if (!decode) {
     // pairs sorted by expert: expert e's (t, j) at expert_pairs[offsets[e] .. offsets[e + 1])
@@ -98,13 +113,14 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
     ops::ExpertsMatMul(g,
                        {.w = part.w,
                         .expert_rows = part.w.rows / moe.num_experts,
-                        .x = s.xn,
+                        .x = h,
                         .ids = expert_ids,
                         .y = fused ? s.expert_mlp : s.expert_gate_up,
                         .tokens = tokens,
                         .k = k,
                         .y_stride = fused ? inter : 2 * inter,
                         .y_offset = part.y_offset,
+                        .norm = norm,
                         .swiglu = fused ? std::optional(ops::SwiGluOutput{s.expert_gate_up}) : std::nullopt,
                         .groups = groups},
                        "experts_gate_up");
@@ -135,16 +151,6 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                         .k = k,
                         .groups = groups},
                        "experts_down");
-  }
-  const bool shared = moe.shared_expert_intermediate_size > 0;
-  if (shared) {
-    // m_s = silu(h Wsg^T) * (h Wsu^T)
-    RecordGateUp(g, M.shared_gate_up, s.xn, std::nullopt, s.shared_gate_up, s.shared_mlp, tokens,
-                 moe.shared_expert_intermediate_size, "shared_gate_up");
-    // o_s = m_s Wsd^T
-    ops::MatMul(g, {.w = M.shared_down, .x = s.shared_mlp, .y = s.shared_out, .tokens = tokens}, "shared_down");
-    // g_s = h . w_sg
-    ops::MatMul(g, {.w = M.shared_gate, .x = s.xn, .y = s.shared_gate, .tokens = tokens}, "shared_gate");
   }
   if (!decode || shared) {
     // x = x + sum_j w[t, j] o[t, j] (prefill)  + sigmoid(g_s) o_s (shared expert)

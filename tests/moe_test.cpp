@@ -135,7 +135,16 @@ struct ExpertsCase {
   uint32_t expert_rows, cols;  // cols 0: OddCols
   bool x_per_pair = false;
   bool swiglu = false;
+  bool norm = false;  // X is rmsnorm(X) * weight per token
 };
+
+// X, or rmsnorm(X) * weight with c.norm, as the products see it.
+template <class Case>
+std::vector<float> ProductInput(const Case& c, const std::vector<float>& x, const std::vector<float>& norm_weight,
+                                uint32_t cols) {
+  if (!c.norm) return x;
+  return ref::RmsNorm(x, norm_weight, static_cast<uint32_t>(x.size() / cols), cols, 1e-6f);
+}
 
 // Odd shapes (rows that leave row groups part full, units with a ragged end, duplicate choices
 // the matvec kernel must take as they come), and Qwen3-30B-A3B's and Qwen1.5-MoE-A2.7B's gate|up
@@ -145,8 +154,9 @@ std::vector<ExpertsCase> DecodeCases() {
           {"odd_per_pair", 5, 3, 2, 33, 0, true},
           {"odd_swiglu", 5, 3, 1, 2 * 9, 0, false, true},
           {"odd_swiglu_t4", 6, 2, 4, 2 * 5, 0, false, true},
-          {"qwen3_30b_gate_up", 9, 8, 1, 2 * 768, 2048, false, true},
-          {"qwen15_moe_gate_up", 5, 4, 1, 2 * 1408, 2048, false, true}};
+          {"odd_norm_t3", 4, 2, 3, 11, 0, false, false, true},
+          {"qwen3_30b_gate_up", 9, 8, 1, 2 * 768, 2048, false, true, true},
+          {"qwen15_moe_gate_up", 5, 4, 1, 2 * 1408, 2048, false, true, true}};
 }
 
 class ExpertsMatVecTest : public GpuTest, public ::testing::WithParamInterface<DType> {};
@@ -167,26 +177,31 @@ TEST_P(ExpertsMatVecTest, ReadsTheChosenExpertOfEveryPair) {
     for (uint32_t q = 0; !real && q < pairs; ++q) ids.push_back((q * 3 + q / 2) % c.experts);
     if (!real) ids[1] = ids[0];
     const auto x = RandomFloats(static_cast<size_t>(c.x_per_pair ? pairs : c.tokens) * cols, cols, 2.0f);
+    const auto norm_weight = RandomFloats(cols, cols + 1);
     // Y rows wider than the outputs, written at an offset (gate and up side by side).
     const uint32_t outputs = c.swiglu ? c.expert_rows / 2 : c.expert_rows;
     const uint32_t y_offset = c.swiglu ? 0 : 2, y_stride = outputs + y_offset + 1;
     Buffer wb = Upload(w), xb = Upload(x), ib = Upload(ids), yb = Poisoned(4ull * pairs * y_stride);
+    Buffer nb = Upload(norm_weight);
     Graph g(device());
-    ops::ExpertsMatMul(g, {.w = {&wb, 0, type, c.experts * c.expert_rows, cols},
-                           .expert_rows = c.expert_rows,
-                           .x = xb,
-                           .x_per_pair = c.x_per_pair,
-                           .ids = ib,
-                           .y = yb,
-                           .tokens = c.tokens,
-                           .k = c.k,
-                           .y_stride = y_stride,
-                           .y_offset = y_offset,
-                           .swiglu = c.swiglu ? std::optional(ops::SwiGluOutput{yb}) : std::nullopt,
-                           .kernel = ops::MatMulKernel::MatVec});
+    ops::ExpertsMatMul(
+        g, {.w = {&wb, 0, type, c.experts * c.expert_rows, cols},
+            .expert_rows = c.expert_rows,
+            .x = xb,
+            .x_per_pair = c.x_per_pair,
+            .ids = ib,
+            .y = yb,
+            .tokens = c.tokens,
+            .k = c.k,
+            .y_stride = y_stride,
+            .y_offset = y_offset,
+            .norm = c.norm ? std::optional(ops::RmsNormInput{.weight = nb, .eps = 1e-6f, .scratch = yb}) : std::nullopt,
+            .swiglu = c.swiglu ? std::optional(ops::SwiGluOutput{yb}) : std::nullopt,
+            .kernel = ops::MatMulKernel::MatVec});
     g.Run();
     std::vector<double> magnitude;
-    const auto products = ref::ExpertProducts(type, w, c.expert_rows, cols, x, c.x_per_pair, ids, c.k, &magnitude);
+    const auto products = ref::ExpertProducts(type, w, c.expert_rows, cols, ProductInput(c, x, norm_weight, cols),
+                                              c.x_per_pair, ids, c.k, &magnitude);
     const auto all = Download<float>(yb, static_cast<size_t>(pairs) * y_stride);
     std::vector<float> got;
     for (uint32_t pair = 0; pair < pairs; ++pair) {
@@ -296,6 +311,7 @@ struct GroupedCase {
   uint32_t experts, k, tokens, expert_rows, cols;  // cols 0: OddCols
   bool x_per_pair = false;
   bool swiglu = false;
+  bool norm = false;  // an RmsNorm of X first
 };
 
 // Odd shapes (a row tile part full, elements read one at a time, an expert with more pairs than a
@@ -306,6 +322,7 @@ std::vector<GroupedCase> GroupedCases() {
   return {{"odd_per_token", 6, 3, 70, 33, 0},
           {"odd_per_pair", 9, 2, 9, 7, 0, true},
           {"odd_swiglu", 5, 2, 6, 2 * 17, 0, false, true},
+          {"odd_norm", 5, 2, 7, 9, 0, false, false, true},
           {"qwen3_30b_gate_up", 12, 8, 16, 2 * 160, 2048, false, true},
           {"qwen3_30b_down", 12, 8, 16, 320, 768, true},
           {"qwen15_moe_down", 8, 4, 12, 320, 1408, true}};
@@ -317,7 +334,7 @@ class ExpertsGroupedTest : public GpuTest, public ::testing::WithParamInterface<
   struct Result {
     std::vector<float> got, products;
     std::vector<double> magnitude;
-    std::vector<float> x;
+    std::vector<float> x;  // as the products see it (normalized with c.norm)
     std::vector<std::byte> w;
     std::vector<uint32_t> ids;
     uint32_t cols = 0;
@@ -329,24 +346,30 @@ class ExpertsGroupedTest : public GpuTest, public ::testing::WithParamInterface<
     const uint32_t outputs = c.swiglu ? c.expert_rows / 2 : c.expert_rows;
     r.w = ExpertWeights(type, c.experts * c.expert_rows, r.cols, c.expert_rows + r.cols + 1);
     r.ids = DistinctIds(c.tokens, c.k, c.experts, c.tokens, std::optional(1u));
-    r.x = RandomFloats(static_cast<size_t>(c.x_per_pair ? pairs : c.tokens) * r.cols, r.cols + 2, 2.0f);
-    Buffer wb = Upload(r.w), xb = Upload(r.x), ib = Upload(r.ids), yb = Poisoned(4ull * pairs * outputs);
+    const auto x = RandomFloats(static_cast<size_t>(c.x_per_pair ? pairs : c.tokens) * r.cols, r.cols + 2, 2.0f);
+    const auto norm_weight = RandomFloats(r.cols, r.cols + 3);
+    r.x = ProductInput(c, x, norm_weight, r.cols);
+    Buffer wb = Upload(r.w), xb = Upload(x), ib = Upload(r.ids), yb = Poisoned(4ull * pairs * outputs);
+    Buffer nb = Upload(norm_weight), norm_scratch = Poisoned(4 * x.size());
     Buffer ob = Poisoned(4ull * (c.experts + 1)), sb = Poisoned(4ull * pairs);
     Buffer scratch = Poisoned(4ull * pairs * c.expert_rows);
     Graph g(device());
     const ops::ExpertGroups groups{.offsets = ob, .sorted = sb};
     ops::GroupByExpert(g, ib, pairs, c.experts, groups);
-    ops::ExpertsMatMul(g, {.w = {&wb, 0, type, c.experts * c.expert_rows, r.cols},
-                           .expert_rows = c.expert_rows,
-                           .x = xb,
-                           .x_per_pair = c.x_per_pair,
-                           .ids = ib,
-                           .y = yb,
-                           .tokens = c.tokens,
-                           .k = c.k,
-                           .swiglu = c.swiglu ? std::optional(ops::SwiGluOutput{scratch}) : std::nullopt,
-                           .groups = groups,
-                           .kernel = kernel});
+    ops::ExpertsMatMul(
+        g, {.w = {&wb, 0, type, c.experts * c.expert_rows, r.cols},
+            .expert_rows = c.expert_rows,
+            .x = xb,
+            .x_per_pair = c.x_per_pair,
+            .ids = ib,
+            .y = yb,
+            .tokens = c.tokens,
+            .k = c.k,
+            .norm = c.norm ? std::optional(ops::RmsNormInput{.weight = nb, .eps = 1e-6f, .scratch = norm_scratch})
+                           : std::nullopt,
+            .swiglu = c.swiglu ? std::optional(ops::SwiGluOutput{scratch}) : std::nullopt,
+            .groups = groups,
+            .kernel = kernel});
     g.Run();
     r.got = Download<float>(yb, static_cast<size_t>(pairs) * outputs);
     r.products = ref::ExpertProducts(type, r.w, c.expert_rows, r.cols, r.x, c.x_per_pair, r.ids, c.k, &r.magnitude);
