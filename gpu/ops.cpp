@@ -437,14 +437,14 @@ void HeadNorm(Graph& g, BufferRange qkv, BufferRange weight, uint32_t tokens, ui
 
 void MoeRoute(Graph& g, BufferRange logits, BufferRange ids, BufferRange weights, uint32_t tokens, uint32_t experts,
               uint32_t k, bool normalize, std::string_view label) {
-  Require(tokens > 0 && experts > 0 && k > 0 && k <= experts, "moe_route", "k must be in 1..experts");
+  Require(tokens > 0 && experts > 0 && k > 0 && k <= experts && k <= QVK_MAX_SEGMENTS, "moe_route",
+          fmt::format("k must be in 1..experts and at most {}", QVK_MAX_SEGMENTS));
   Require(logits.size >= uint64_t{4} * tokens * experts && ids.size >= uint64_t{4} * tokens * k &&
               weights.size >= uint64_t{4} * tokens * k,
           "moe_route", "buffer too small");
   const uint64_t read = uint64_t{tokens} * experts;
   g.Dispatch(KernelId::MoeRoute, {logits, ids, weights},
-             push::MoeRoutePush{tokens, experts, k, normalize ? QVK_FLAG_NORM_TOPK : 0u},
-             GridFor(CeilDiv(tokens, Spec(KernelId::MoeRoute).local_size_x)), label,
+             push::MoeRoutePush{tokens, experts, k, normalize ? QVK_FLAG_NORM_TOPK : 0u}, GridFor(tokens), label,
              {.bytes = 4 * read + uint64_t{8} * tokens * k, .flops = read * (3 + k)});
 }
 

@@ -229,7 +229,7 @@ struct HeadNormPush {
   float eps;
 };
 
-// The mixture-of-experts router of Qwen2-MoE / Qwen3-MoE, one invocation per token: p =
+// The mixture-of-experts router of Qwen2-MoE / Qwen3-MoE, one workgroup per token: p =
 // softmax(logits[t, 0..experts)), the k largest (ties to the lower expert) written as
 // ids[t * k + j] and weights[t * k + j] = p (divided by their sum with QVK_FLAG_NORM_TOPK),
 // descending.
