@@ -475,6 +475,7 @@ ExpertsMatVecPlan PlanExpertsMatVec(const DeviceInfo& device, DType type, const 
                                                 .cols = cols,
                                                 .x_stride = cols,
                                                 .tokens = 1,
+                                                .norm = (flags & QVK_FLAG_NORM) != 0,
                                                 .paired = swiglu});
   const uint32_t outputs = swiglu ? experts.expert_rows / 2 : experts.expert_rows;
   const uint32_t group_outputs = swiglu ? split.group_rows / 2 : split.group_rows;

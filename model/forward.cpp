@@ -20,7 +20,9 @@
 // A norm folds into the projection that reads it, the SwiGLU into the gate|up projection and RoPE
 // (with the KV cache store) into the q|k|v projection, when that runs as a matrix x vector
 // (decode); for prefill, ops records the norm (into xn), the SwiGLU (from gate_up) and RoPE as
-// dispatches of their own.
+// dispatches of their own. In a mixture-of-experts layer decode also folds the router weights and
+// the sum over experts into the experts' down product; prefill groups the (token, expert) pairs
+// by expert first, so that each expert's rows multiply all its tokens at once.
 #include "model/forward.h"
 
 #include <vector>

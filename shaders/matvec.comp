@@ -77,7 +77,7 @@ bool has(uint flag) { return (p.flags & flag) != 0u; }
 
 #if defined(EXPERTS)
 // This item's X and Y rows (floats from the start of their bindings), and for each segment of a
-// row (SEGMENT_COLS columns each) its expert's first weight row and the router weight its inputs
+// row (segment_cols columns each) its expert's first weight row and the router weight its inputs
 // are scaled by: set by main before the products.
 uint x_first, y_first;
 uint segment_cols;
