@@ -216,7 +216,8 @@ std::vector<std::string> WeightTypes(const ModelWeights& w, const ModelConfig& c
     for (const Projection& p : layer.gate_up) add(p.w);
     if (!layer.moe) add(layer.down);
     if (const auto& moe = layer.moe) {
-      for (const Matrix* m : {&moe->router, &moe->gate, &moe->up, &moe->down}) add(*m);
+      for (const Matrix* m : {&moe->router, &moe->down}) add(*m);
+      for (const Projection& p : moe->gate_up) add(p.w);
       for (const Projection& p : moe->shared_gate_up) add(p.w);
       if (!moe->shared_gate_up.empty()) {
         add(moe->shared_down);

@@ -483,45 +483,198 @@ void HeadNorm(Graph& g, BufferRange qkv, BufferRange weight, uint32_t tokens, ui
 
 void MoeRoute(Graph& g, BufferRange logits, BufferRange ids, BufferRange weights, uint32_t tokens, uint32_t experts,
               uint32_t k, bool normalize, std::string_view label) {
-  Require(tokens > 0 && experts > 0 && k > 0 && k <= experts, "moe_route", "k must be in 1..experts");
+  Require(tokens > 0 && experts > 0 && k > 0 && k <= experts && k <= QVK_MAX_SEGMENTS, "moe_route",
+          fmt::format("k must be in 1..experts and at most {}", QVK_MAX_SEGMENTS));
   Require(logits.size >= uint64_t{4} * tokens * experts && ids.size >= uint64_t{4} * tokens * k &&
               weights.size >= uint64_t{4} * tokens * k,
           "moe_route", "buffer too small");
   const uint64_t read = uint64_t{tokens} * experts;
   g.Dispatch(KernelId::MoeRoute, {logits, ids, weights},
-             push::MoeRoutePush{tokens, experts, k, normalize ? QVK_FLAG_NORM_TOPK : 0u},
-             GridFor(CeilDiv(tokens, Spec(KernelId::MoeRoute).local_size_x)), label,
+             push::MoeRoutePush{tokens, experts, k, normalize ? QVK_FLAG_NORM_TOPK : 0u}, GridFor(tokens), label,
              {.bytes = 4 * read + uint64_t{8} * tokens * k, .flops = read * (3 + k)});
 }
 
-void MoeMatVec(Graph& g, const MoeMatVecArgs& a, std::string_view label) {
-  Require(a.tokens > 0 && a.k > 0 && a.rows > 0 && a.w.cols > 0 && a.w.rows % a.rows == 0, "moe_matvec",
-          "W must stack whole experts of `rows` rows");
-  const uint32_t pairs = a.tokens * a.k;
-  const uint32_t y_stride = a.y_stride ? a.y_stride : a.rows;
-  Require(a.y_offset + a.rows <= y_stride, "moe_matvec", "outputs past the end of a Y row");
-  Require(a.x.size >= uint64_t{4} * (a.x_per_pair ? pairs : a.tokens) * a.w.cols, "moe_matvec", "X too small");
-  Require(a.ids.size >= uint64_t{4} * pairs && a.y.size >= uint64_t{4} * pairs * y_stride, "moe_matvec",
-          "buffer too small");
-  const std::vector<RowSlice> slices = SliceRows(g.device().info(), a.w);
+namespace {
+
+// The expert kernels bind every expert of a projection at once: their matrix must fit one binding.
+BufferRange ExpertsBinding(const Graph& g, const Matrix& w, std::string_view op) {
+  const std::vector<RowSlice> slices = SliceRows(g.device().info(), w);
   if (slices.size() != 1) {
-    throw Error(fmt::format("moe_matvec: the experts' {} x {} {} matrix is larger than one storage binding of {}",
-                            a.w.rows, a.w.cols, DTypeName(a.w.dtype), g.device().info().name));
+    throw Error(fmt::format("{}: the experts' {} x {} {} matrix is larger than one storage binding of {}", op, w.rows,
+                            w.cols, DTypeName(w.dtype), g.device().info().name));
   }
-  const KernelId kernel = RequireKernel(g, KernelOp::MoeMatVec, a.w.dtype, "moe_matvec");
-  // Each pair reads one expert's rows: the bytes of `pairs` experts at most.
-  const uint64_t expert_bytes = RowBytes(a.w.dtype, a.w.cols) * a.rows;
-  const uint64_t products = uint64_t{pairs} * a.rows;
-  g.Dispatch(kernel, {slices[0].range, a.x, a.ids, a.y},
-             push::MoeMatVecPush{a.rows, a.w.cols, pairs, a.k, a.w.cols, a.x_per_pair ? 1u : 0u, y_stride, a.y_offset},
-             GridFor(products), label,
-             {.bytes = pairs * expert_bytes + uint64_t{4} * pairs * (a.w.cols + a.rows + 1),
+  return slices[0].range;
+}
+
+// matvec_experts for `items` dispatch rows of `outputs` outputs each (SwiGLU: pairs of rows). The
+// work split is PlanMatVec's for all items' rows as one product, which is how they run: one
+// dispatch, each item's row groups along x, the items along y.
+struct ExpertsMatVecPlan {
+  push::MatVecExpertsPush push;
+  Groups grid;
+};
+ExpertsMatVecPlan PlanExpertsMatVec(const DeviceInfo& device, DType type, const push::ExpertsPush& experts,
+                                    uint32_t cols, uint32_t items, bool swiglu, uint32_t y_stride, uint32_t y_offset,
+                                    uint32_t flags) {
+  const MatVecSplit split = PlanMatVec(device, {.type = type,
+                                                .rows = items * experts.expert_rows,
+                                                .cols = cols,
+                                                .x_stride = cols,
+                                                .tokens = 1,
+                                                .norm = (flags & QVK_FLAG_NORM) != 0,
+                                                .paired = swiglu});
+  const uint32_t outputs = swiglu ? experts.expert_rows / 2 : experts.expert_rows;
+  const uint32_t group_outputs = swiglu ? split.group_rows / 2 : split.group_rows;
+  const uint32_t wg = Spec(KernelFor(KernelOp::MatVecExperts, type)).local_size_x;
+  return {.push = {.matvec = {.rows = outputs,
+                              .cols = cols,
+                              .tokens = 1,
+                              .col_offset = y_offset,
+                              .x_stride = cols,
+                              .y_stride = y_stride,
+                              .flags = flags | (swiglu ? QVK_FLAG_SWIGLU : 0u),
+                              .lanes = split.lanes,
+                              .group_rows = split.group_rows,
+                              .row_batches = 1,
+                              .eps = 0.0f,
+                              .head_dim = 0,
+                              .k_first = 0,
+                              .v_first = 0,
+                              .capacity = 0,
+                              .attention_factor = 1.0f},
+                   .experts = experts},
+          .grid = Groups{CeilDiv(outputs, wg / split.lanes * group_outputs), items, 1}};
+}
+
+// The largest expert count moe_group.comp takes (its MAX_EXPERTS).
+constexpr uint32_t kMoeGroupMaxExperts = 1024;
+
+}  // namespace
+
+void GroupByExpert(Graph& g, BufferRange ids, uint32_t pairs, uint32_t experts, const ExpertGroups& groups,
+                   std::string_view label) {
+  Require(pairs > 0 && experts > 0 && experts <= kMoeGroupMaxExperts, "moe_group",
+          fmt::format("1 to {} experts and at least one pair", kMoeGroupMaxExperts));
+  Require(ids.size >= uint64_t{4} * pairs && groups.sorted.size >= uint64_t{4} * pairs &&
+              groups.offsets.size >= uint64_t{4} * (experts + 1),
+          "moe_group", "buffer too small");
+  g.Dispatch(KernelId::MoeGroup, {ids, groups.offsets, groups.sorted}, push::MoeGroupPush{pairs, experts}, Groups{},
+             label, {.bytes = uint64_t{4} * (3 * pairs + experts + 1), .flops = 0});
+}
+
+void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label) {
+  Require(a.tokens > 0 && a.k > 0 && a.k <= QVK_MAX_SEGMENTS && a.expert_rows > 0 && a.w.cols > 0 &&
+              a.w.rows % a.expert_rows == 0,
+          "experts_matmul",
+          fmt::format("W must stack whole experts of expert_rows rows, and k be 1 to {}", QVK_MAX_SEGMENTS));
+  Require(!a.swiglu || (a.expert_rows % 2 == 0 && a.y_offset == 0), "experts_matmul",
+          "SwiGLU needs as many up rows as gate rows and no Y offset");
+  const uint32_t pairs = a.tokens * a.k;
+  const uint32_t experts = a.w.rows / a.expert_rows;
+  const uint32_t outputs = a.swiglu ? a.expert_rows / 2 : a.expert_rows;
+  const uint32_t y_stride = a.y_stride ? a.y_stride : outputs;
+  Require(a.y_offset + outputs <= y_stride, "experts_matmul", "outputs past the end of a Y row");
+  Require(a.x.size >= uint64_t{4} * (a.x_per_pair ? pairs : a.tokens) * a.w.cols, "experts_matmul", "X too small");
+  Require(
+      a.ids.size >= uint64_t{4} * pairs && a.y.size >= uint64_t{4} * ((pairs - 1) * y_stride + a.y_offset + outputs),
+      "experts_matmul", "buffer too small");
+  const BufferRange w = ExpertsBinding(g, a.w, "experts_matmul");
+  const DeviceInfo& device = g.device().info();
+  const MatMulKernel path = a.kernel.value_or(ChooseMatMulKernel(device, a.tokens));
+  Require(path != MatMulKernel::MatVec || a.tokens <= kMatVecMaxTokens, "experts_matmul",
+          fmt::format("matvec takes at most {} tokens", kMatVecMaxTokens));
+  if (path == MatMulKernel::CoopMat && !device.coopmat_f16) {
+    throw Error(fmt::format("experts_matmul: the cooperative-matrix kernel cannot run on {}: {}", device.name,
+                            device.coopmat_f16_problem));
+  }
+  const uint64_t expert_bytes = RowBytes(a.w.dtype, a.w.cols) * a.expert_rows;
+  const uint64_t products = uint64_t{pairs} * a.expert_rows;
+  const uint64_t x_rows = a.x_per_pair ? pairs : a.tokens;
+  const push::ExpertsPush experts_push{a.expert_rows, 1, a.x_per_pair ? 1 : a.k};
+  Require(!a.norm || a.norm->weight.size >= a.w.cols * 4ull, "experts_matmul", "norm weight too small");
+
+  if (path == MatMulKernel::MatVec) {
+    // Each pair reads its expert's rows (at most `pairs` experts' bytes) and its X row, which a
+    // folded norm scales on the way.
+    const KernelId kernel = RequireKernel(g, KernelOp::MatVecExperts, a.w.dtype, "experts_matmul");
+    ExpertsMatVecPlan plan = PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs, a.swiglu.has_value(),
+                                               y_stride, a.y_offset, a.norm ? QVK_FLAG_NORM : 0u);
+    plan.push.matvec.eps = a.norm ? a.norm->eps : 0.0f;
+    g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, a.norm ? a.norm->weight : a.x, a.ids, a.x}, plan.push, plan.grid, label,
+               {.bytes = pairs * expert_bytes + uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1)) +
+                         (a.norm ? uint64_t{4} * a.w.cols : 0),
+                .flops = 2 * products * a.w.cols});
+    return;
+  }
+  if (a.norm) {  // the normalized rows first
+    RmsNorm(g, a.x, a.norm->weight, a.norm->scratch, static_cast<uint32_t>(x_rows), a.w.cols, a.norm->eps,
+            fmt::format("{}_norm", label));
+    ExpertsMatMulArgs normalized = a;
+    normalized.x = a.norm->scratch;
+    normalized.norm.reset();
+    normalized.kernel = path;
+    ExpertsMatMul(g, normalized, label);
+    return;
+  }
+  Require(a.groups.has_value(), "experts_matmul",
+          fmt::format("{} tokens need their pairs grouped by expert (GroupByExpert)", a.tokens));
+  Require(a.groups->offsets.size >= uint64_t{4} * (experts + 1) && a.groups->sorted.size >= uint64_t{4} * pairs,
+          "experts_matmul", "expert groups too small");
+  if (a.swiglu) {  // gate and up products side by side, then the SwiGLU
+    Require(a.swiglu->scratch.size >= uint64_t{4} * products, "experts_matmul", "SwiGLU scratch too small");
+    ExpertsMatMulArgs products_args = a;
+    products_args.y = a.swiglu->scratch;
+    products_args.y_stride = a.expert_rows;
+    products_args.swiglu.reset();
+    products_args.kernel = path;
+    ExpertsMatMul(g, products_args, label);
+    RecordSwiGlu(g, a.swiglu->scratch, a.y, pairs, outputs, y_stride, fmt::format("{}_swiglu", label));
+    return;
+  }
+  const bool coopmat = path == MatMulKernel::CoopMat;
+  const KernelId kernel =
+      RequireKernel(g, coopmat ? KernelOp::MatMulCoopmatExperts : KernelOp::MatMulExperts, a.w.dtype, "experts_matmul");
+  const uint32_t tile_rows = coopmat ? QVK_COOPMAT_WIDE_ROWS : kMatMulTile;
+  const uint32_t tile_tokens = coopmat ? QVK_COOPMAT_TOKENS : kMatMulTile;
+  const push::MatMulExpertsPush push{.matmul = {a.expert_rows, a.w.cols, pairs, a.y_offset, a.w.cols, y_stride, 0u},
+                                     .experts = experts_push};
+  // Workgroups by (row tile, pair tile, expert): a token chooses an expert at most once, so an
+  // expert has at most `tokens` pairs; tiles past an expert's pairs exit at once. Every expert
+  // with a pair reads its rows once per tile of its pairs.
+  g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, a.groups->sorted, a.groups->offsets}, push,
+             Groups{CeilDiv(a.expert_rows, tile_rows), CeilDiv(a.tokens, tile_tokens), experts}, label,
+             {.bytes = std::min<uint64_t>(experts, pairs) * expert_bytes +
+                       uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1) + experts + 1),
               .flops = 2 * products * a.w.cols});
 }
 
+void ExpertsMatVecSum(Graph& g, const ExpertsSumArgs& a, std::string_view label) {
+  Require(
+      a.tokens > 0 && a.tokens <= 65535 && a.k > 0 && a.k <= QVK_MAX_SEGMENTS && a.expert_rows > 0 && a.w.cols > 0 &&
+          a.w.rows % a.expert_rows == 0,
+      "experts_sum",
+      fmt::format("W must stack whole experts of expert_rows rows, k be 1 to {}, tokens 1 to 65535", QVK_MAX_SEGMENTS));
+  const uint32_t cols = a.k * a.w.cols;  // a token's row: its k experts' rows side by side
+  const uint64_t pairs = uint64_t{a.tokens} * a.k;
+  Require(a.m.size >= uint64_t{4} * a.tokens * cols && a.ids.size >= 4 * pairs && a.weights.size >= 4 * pairs &&
+              a.y.size >= uint64_t{4} * a.tokens * a.expert_rows,
+          "experts_sum", "buffer too small");
+  const BufferRange w = ExpertsBinding(g, a.w, "experts_sum");
+  const KernelId kernel = RequireKernel(g, KernelOp::MatVecExperts, a.w.dtype, "experts_sum");
+  const ExpertsMatVecPlan plan =
+      PlanExpertsMatVec(g.device().info(), a.w.dtype, {a.expert_rows, a.k, 1}, cols, a.tokens, false, a.expert_rows, 0,
+                        QVK_FLAG_RESIDUAL | QVK_FLAG_ROUTER_WEIGHT);
+  const uint64_t expert_bytes = RowBytes(a.w.dtype, a.w.cols) * a.expert_rows;
+  const uint64_t outputs = uint64_t{a.tokens} * a.expert_rows;
+  g.Dispatch(kernel, {w, a.m, a.y, a.m, a.y, a.m, a.ids, a.weights}, plan.push, plan.grid, label,
+             {.bytes = pairs * expert_bytes + uint64_t{4} * (uint64_t{a.tokens} * cols + 2 * pairs + 2 * outputs),
+              .flops = 2 * outputs * cols});
+}
+
 void MoeCombine(Graph& g, const MoeCombineArgs& a, std::string_view label) {
-  Require(a.tokens > 0 && a.hidden > 0 && a.k > 0, "moe_combine", "empty shape");
+  Require(a.tokens > 0 && a.hidden > 0, "moe_combine", "empty shape");
   Require(a.shared_out.has_value() == a.shared_gate.has_value(), "moe_combine", "a shared expert needs its gate");
+  Require(a.k > 0 || a.shared_out.has_value(), "moe_combine", "neither experts nor a shared expert to add");
   const uint64_t elements = uint64_t{a.tokens} * a.hidden;
   Require(a.x.size >= 4 * elements && a.weights.size >= uint64_t{4} * a.tokens * a.k &&
               a.expert_out.size >= 4 * elements * a.k,

@@ -163,26 +163,66 @@ void MatMulRope(Graph& g, std::span<const MatMulArgs> parts, const RopeArgs& rop
 void HeadNorm(Graph& g, BufferRange qkv, BufferRange weight, uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads,
               uint32_t head_dim, float eps, std::string_view label = {});
 
-// Mixture of experts (MoeRoutePush, MoeMatVecPush, MoeCombinePush in shaders/push_constants.h).
+// Mixture of experts (MoeRoutePush, ExpertsPush, MoeGroupPush, MoeCombinePush in
+// shaders/push_constants.h).
 // ids, weights [T, k] = the k best experts of softmax(logits [T, experts]), renormalized or not.
 void MoeRoute(Graph& g, BufferRange logits, BufferRange ids, BufferRange weights, uint32_t tokens, uint32_t experts,
               uint32_t k, bool normalize, std::string_view label = {});
-// Y[(t, j), y_offset + r] = W[ids[t, j] * rows + r] . X[t or (t, j)]: w holds every expert's rows
-// stacked, [experts * rows, cols], in one binding; only the chosen experts' rows are read.
-struct MoeMatVecArgs {
+
+// The (token, slot) pairs of ids [pairs] grouped by the expert they chose, for ExpertsMatMul's
+// GEMMs: expert e's pair indices at sorted[offsets[e] .. offsets[e + 1]).
+struct ExpertGroups {
+  BufferRange offsets;  // u32 [experts + 1]
+  BufferRange sorted;   // u32 [pairs]
+};
+void GroupByExpert(Graph& g, BufferRange ids, uint32_t pairs, uint32_t experts, const ExpertGroups& groups,
+                   std::string_view label = {});
+
+// Expert products: W stacks every expert's rows, expert e's `expert_rows` rows from row
+// e * expert_rows, in one binding, and the router's ids pick them on the GPU.
+//   Y[(t, j), y_offset + r] = W[ids[t, j] * expert_rows + r] . X[t, or (t, j) with x_per_pair]
+// With swiglu, an expert's rows are its gate rows then its up rows (expert_rows = 2 * inter) and
+//   Y[(t, j), r] = silu(gate_r . X) * (up_r . X), r < inter
+// Up to matvec's tokens (ChooseMatMulKernel) the matvec kernel computes each pair's product,
+// reading only the chosen experts' rows, with the SwiGLU in its epilogue. More tokens need
+// `groups` (GroupByExpert of these ids): each expert's rows then multiply all its pairs' X rows in
+// one GEMM (coopmat or tiled), one dispatch for every expert, and the SwiGLU follows from scratch;
+// there a token must choose an expert at most once (as MoeRoute's top-k does).
+struct ExpertsMatMulArgs {
   Matrix w;
-  uint32_t rows = 0;  // rows of one expert
-  BufferRange x;
+  uint32_t expert_rows = 0;
+  BufferRange x;            // f32 [T, w.cols], or [T * k, w.cols] with x_per_pair
   bool x_per_pair = false;  // X rows per (token, slot) pair, else per token
   BufferRange ids;          // u32 [T, k]
   BufferRange y;            // f32 [T * k, y_stride]
   uint32_t tokens = 0;
   uint32_t k = 0;
-  uint32_t y_stride = 0;  // 0: rows
-  uint32_t y_offset = 0;
+  uint32_t y_stride = 0;               // 0: the outputs (expert_rows, or half of them with swiglu)
+  uint32_t y_offset = 0;               // Y column of the first output (no SwiGLU)
+  std::optional<RmsNormInput> norm;    // X is rmsnorm(X) * weight (per token): folded on the matvec path
+  std::optional<SwiGluOutput> swiglu;  // scratch f32 [T * k, expert_rows] for the GEMMs
+  std::optional<ExpertGroups> groups;  // required past matvec's tokens
+  std::optional<MatMulKernel> kernel;  // unset: ChooseMatMulKernel; as MatMulArgs::kernel
 };
-void MoeMatVec(Graph& g, const MoeMatVecArgs& a, std::string_view label = {});
-// X[t] += sum_j weights[t, j] * expert_out[(t, j)] (+ sigmoid(shared_gate[t]) * shared_out[t])
+void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label = {});
+
+// Up to matvec's tokens, the down projection, the router weights and the sum over experts as one
+// product per token whose rows run through its k experts' rows side by side:
+//   Y[t] += sum_j weights[t, j] * W[ids[t, j] * expert_rows ..] m[t, j]
+struct ExpertsSumArgs {
+  Matrix w;  // [experts * expert_rows, inter]
+  uint32_t expert_rows = 0;
+  BufferRange m;        // f32 [T, k * inter]: pair (t, j)'s inputs at t * k + j
+  BufferRange ids;      // u32 [T, k]
+  BufferRange weights;  // f32 [T, k]
+  BufferRange y;        // f32 [T, expert_rows]: added to
+  uint32_t tokens = 0;
+  uint32_t k = 0;
+};
+void ExpertsMatVecSum(Graph& g, const ExpertsSumArgs& a, std::string_view label = {});
+
+// X[t] += sum_j weights[t, j] * expert_out[(t, j)] (+ sigmoid(shared_gate[t]) * shared_out[t]);
+// k = 0: the shared expert's alone (decode, where ExpertsMatVecSum added the routed experts').
 struct MoeCombineArgs {
   BufferRange x;                           // f32 [T, hidden]
   BufferRange weights;                     // f32 [T, k]

@@ -22,6 +22,9 @@
 // (decode); for prefill, ops records the norm (into xn), the SwiGLU (from gate_up) and RoPE as
 // dispatches of their own, and q|k|v, o and down, whose few outputs leave a big GPU's SMs idle, may
 // split along K, their splits in gate_up (free outside the MLP) and summed by one more dispatch.
+// In a mixture-of-experts layer decode also folds the router weights and the sum over experts into
+// the experts' down product; prefill groups the (token, expert) pairs by expert first, so that each
+// expert's rows multiply all its tokens at once.
 #include "model/forward.h"
 
 #include <vector>
@@ -67,70 +70,105 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
   ops::SwiGlu(g, scratch, m, tokens, inter, fmt::format("{}_swiglu", label));
 }
 
-// The mixture-of-experts FFN of layer `l`, added to x.
+// The mixture-of-experts FFN of layer `l`, added to x. Decode (matvec's few tokens) reads only
+// the chosen experts' rows, the choice never leaving the GPU: the norm folds into the products
+// that read h, the SwiGLU into the gate|up product, the router weights and the sum over experts
+// into the down product. Prefill groups the (token, slot) pairs by expert so that each expert's
+// rows are read once per tile of its tokens.
 void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const Buffer& post_norm, RunState& s,
                uint32_t tokens, uint32_t l) {
   const MoeConfig& moe = *c.moe;
   const uint32_t k = moe.experts_per_token, inter = moe.expert_intermediate_size;
+  const bool decode = ops::ChooseMatMulKernel(g.device().info(), tokens) == ops::MatMulKernel::MatVec;
   // This layer's slice of the routing every layer leaves behind.
   const VkDeviceSize pairs_bytes = VkDeviceSize{4} * tokens * k;
   const BufferRange expert_ids(s.expert_ids, l * s.routing_layer_stride, pairs_bytes);
   const BufferRange expert_weights(s.expert_weights, l * s.routing_layer_stride, pairs_bytes);
-  // h = rmsnorm(x) * w_post
-  ops::RmsNorm(g, s.x, post_norm, s.xn, tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
+  // h = rmsnorm(x) * w_post   (decode: folded into each product that reads h)
+  const std::optional<ops::RmsNormInput> norm =
+      decode ? std::optional(ops::RmsNormInput{.weight = post_norm, .eps = c.rms_norm_eps, .scratch = s.xn})
+             : std::nullopt;
+  const BufferRange h = decode ? s.x : s.xn;
+  if (!decode) ops::RmsNorm(g, s.x, post_norm, s.xn, tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
   // r = h Wr^T
-  ops::MatMul(g, {.w = M.router, .x = s.xn, .y = s.router_logits, .tokens = tokens}, "router");
+  ops::MatMul(g, {.w = M.router, .x = h, .y = s.router_logits, .tokens = tokens, .norm = norm}, "router");
   // ids, w = top-k(softmax(r))   (w renormalized to sum 1 with norm_topk_prob)
   ops::MoeRoute(g, s.router_logits, expert_ids, expert_weights, tokens, moe.num_experts, k, moe.norm_topk_prob,
                 "route");
-  // g|u[t, j] = h[t] Wg[e]^T | h[t] Wu[e]^T,  e = ids[t, j]
-  for (const auto& [w, offset] : {std::pair{M.gate, 0u}, std::pair{M.up, inter}}) {
-    ops::MoeMatVec(g,
-                   {.w = w,
-                    .rows = inter,
-                    .x = s.xn,
-                    .ids = expert_ids,
-                    .y = s.expert_gate_up,
-                    .tokens = tokens,
-                    .k = k,
-                    .y_stride = 2 * inter,
-                    .y_offset = offset},
-                   "experts_gate_up");
-  }
-  // m[t, j] = silu(g) * u
-  ops::SwiGlu(g, s.expert_gate_up, s.expert_mlp, tokens * k, inter, "experts_swiglu");
-  // o[t, j] = m[t, j] Wd[e]^T
-  ops::MoeMatVec(g,
-                 {.w = M.down,
-                  .rows = c.hidden_size,
-                  .x = s.expert_mlp,
-                  .x_per_pair = true,
-                  .ids = expert_ids,
-                  .y = s.expert_out,
-                  .tokens = tokens,
-                  .k = k},
-                 "experts_down");
   const bool shared = moe.shared_expert_intermediate_size > 0;
-  if (shared) {
+  if (shared) {  // before the experts' down product, which in decode adds to x, h's source
     // m_s = silu(h Wsg^T) * (h Wsu^T)
-    RecordGateUp(g, M.shared_gate_up, s.xn, std::nullopt, s.shared_gate_up, s.shared_mlp, tokens,
+    RecordGateUp(g, M.shared_gate_up, h, norm, s.shared_gate_up, s.shared_mlp, tokens,
                  moe.shared_expert_intermediate_size, "shared_gate_up");
     // o_s = m_s Wsd^T
     ops::MatMul(g, {.w = M.shared_down, .x = s.shared_mlp, .y = s.shared_out, .tokens = tokens}, "shared_down");
     // g_s = h . w_sg
-    ops::MatMul(g, {.w = M.shared_gate, .x = s.xn, .y = s.shared_gate, .tokens = tokens}, "shared_gate");
+    ops::MatMul(g, {.w = M.shared_gate, .x = h, .y = s.shared_gate, .tokens = tokens, .norm = norm}, "shared_gate");
   }
-  // x = x + sum_j w[t, j] o[t, j]  (+ sigmoid(g_s) o_s)
-  ops::MoeCombine(g,
-                  {.x = s.x,
-                   .weights = expert_weights,
-                   .expert_out = s.expert_out,
-                   .shared_out = shared ? std::optional(BufferRange(s.shared_out)) : std::nullopt,
-                   .shared_gate = shared ? std::optional(BufferRange(s.shared_gate)) : std::nullopt,
-                   .tokens = tokens,
-                   .hidden = c.hidden_size,
-                   .k = k},
-                  "moe_combine");
+  std::optional<ops::ExpertGroups> groups;
+  if (!decode) {
+    // pairs sorted by expert: expert e's (t, j) at expert_pairs[offsets[e] .. offsets[e + 1])
+    groups = ops::ExpertGroups{.offsets = s.expert_offsets, .sorted = s.expert_pairs};
+    ops::GroupByExpert(g, expert_ids, tokens * k, moe.num_experts, *groups, "experts_group");
+  }
+  // m[t, j] = silu(h[t] Wg[e]^T) * (h[t] Wu[e]^T),  e = ids[t, j]   (one product, or one per stored type)
+  for (const Projection& part : M.gate_up) {
+    const bool fused = M.gate_up.size() == 1;
+    ops::ExpertsMatMul(g,
+                       {.w = part.w,
+                        .expert_rows = part.w.rows / moe.num_experts,
+                        .x = h,
+                        .ids = expert_ids,
+                        .y = fused ? s.expert_mlp : s.expert_gate_up,
+                        .tokens = tokens,
+                        .k = k,
+                        .y_stride = fused ? inter : 2 * inter,
+                        .y_offset = part.y_offset,
+                        .norm = norm,
+                        .swiglu = fused ? std::optional(ops::SwiGluOutput{s.expert_gate_up}) : std::nullopt,
+                        .groups = groups},
+                       "experts_gate_up");
+  }
+  if (M.gate_up.size() > 1) ops::SwiGlu(g, s.expert_gate_up, s.expert_mlp, tokens * k, inter, "experts_swiglu");
+  if (decode) {
+    // x = x + sum_j w[t, j] m[t, j] Wd[ids[t, j]]^T   (the k experts' rows side by side: one product)
+    ops::ExpertsMatVecSum(g,
+                          {.w = M.down,
+                           .expert_rows = c.hidden_size,
+                           .m = s.expert_mlp,
+                           .ids = expert_ids,
+                           .weights = expert_weights,
+                           .y = s.x,
+                           .tokens = tokens,
+                           .k = k},
+                          "experts_down");
+  } else {
+    // o[t, j] = m[t, j] Wd[ids[t, j]]^T
+    ops::ExpertsMatMul(g,
+                       {.w = M.down,
+                        .expert_rows = c.hidden_size,
+                        .x = s.expert_mlp,
+                        .x_per_pair = true,
+                        .ids = expert_ids,
+                        .y = s.expert_out,
+                        .tokens = tokens,
+                        .k = k,
+                        .groups = groups},
+                       "experts_down");
+  }
+  if (!decode || shared) {
+    // x = x + sum_j w[t, j] o[t, j] (prefill)  + sigmoid(g_s) o_s (shared expert)
+    ops::MoeCombine(g,
+                    {.x = s.x,
+                     .weights = expert_weights,
+                     .expert_out = s.expert_out,
+                     .shared_out = shared ? std::optional(BufferRange(s.shared_out)) : std::nullopt,
+                     .shared_gate = shared ? std::optional(BufferRange(s.shared_gate)) : std::nullopt,
+                     .tokens = tokens,
+                     .hidden = c.hidden_size,
+                     .k = decode ? 0 : k},
+                    "moe_combine");
+  }
 }
 
 }  // namespace
@@ -154,6 +192,8 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
     routing_layer_stride = (4 * pairs + 255) / 256 * 256;
     expert_ids = Make(device, c.num_layers * routing_layer_stride);
     expert_weights = Make(device, c.num_layers * routing_layer_stride);
+    expert_offsets = Make(device, VkDeviceSize{4} * (c.moe->num_experts + 1));
+    expert_pairs = Make(device, 4 * pairs);
     expert_gate_up = Make(device, F32 * pairs * 2 * expert_inter);
     expert_mlp = Make(device, F32 * pairs * expert_inter);
     expert_out = Make(device, F32 * pairs * c.hidden_size);
@@ -162,8 +202,8 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
     shared_out = Make(device, F32 * tokens * c.hidden_size * (shared_inter > 0 ? 1 : 0));
     shared_gate = Make(device, F32 * tokens * (shared_inter > 0 ? 1 : 0));
   } else {
-    for (Buffer* b : {&router_logits, &expert_ids, &expert_weights, &expert_gate_up, &expert_mlp, &expert_out,
-                      &shared_gate_up, &shared_mlp, &shared_out, &shared_gate}) {
+    for (Buffer* b : {&router_logits, &expert_ids, &expert_weights, &expert_offsets, &expert_pairs, &expert_gate_up,
+                      &expert_mlp, &expert_out, &shared_gate_up, &shared_mlp, &shared_out, &shared_gate}) {
       *b = Make(device, 0);
     }
   }
@@ -194,6 +234,8 @@ uint64_t RunState::bytes() const {
                           &router_logits,
                           &expert_ids,
                           &expert_weights,
+                          &expert_offsets,
+                          &expert_pairs,
                           &expert_gate_up,
                           &expert_mlp,
                           &expert_out,

@@ -40,7 +40,9 @@ struct RunState {
   // is still there after a forward, for a test to compare with transformers'.
   Buffer expert_ids;            // u32 [L, stride / 4]: [T, k]     the chosen experts
   Buffer expert_weights;        // f32 [L, stride / 4]: [T, k]     their router weights
-  Buffer expert_gate_up;        // f32 [T * k, 2 * I_e]            gate | up of each chosen expert
+  Buffer expert_offsets;        // u32 [experts + 1]               prefill: expert e's pairs start
+  Buffer expert_pairs;          // u32 [T * k]                     at offsets[e] here (pair t * k + j)
+  Buffer expert_gate_up;        // f32 [T * k, 2 * I_e]            gate | up (prefill; of two types)
   Buffer expert_mlp;            // f32 [T * k, I_e]                silu(gate) * up
   Buffer expert_out;            // f32 [T * k, hidden]             each chosen expert's output
   Buffer shared_gate_up;        // f32 [T, 2 * I_s]                the shared expert's gate | up

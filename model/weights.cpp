@@ -216,8 +216,15 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Weight
     if (config.sparse(l)) {
       MoeLayerWeights moe;
       moe.router = loader.SingleMatrix(p + "mlp.gate.weight", kind);
-      moe.gate = loader.StackedMatrix(experts_gate, kind);
-      moe.up = loader.StackedMatrix(experts_up, kind);
+      if (loader.TargetType(source.Get(experts_gate[0])) == loader.TargetType(source.Get(experts_up[0]))) {
+        std::vector<std::string> interleaved;
+        for (size_t e = 0; e < experts_gate.size(); ++e)
+          interleaved.insert(interleaved.end(), {experts_gate[e], experts_up[e]});
+        moe.gate_up = {{loader.StackedMatrix(interleaved, kind), 0}};
+      } else {
+        moe.gate_up = {{loader.StackedMatrix(experts_gate, kind), 0},
+                       {loader.StackedMatrix(experts_up, kind), config.moe->expert_intermediate_size}};
+      }
       moe.down = loader.StackedMatrix(experts_down, kind);
       if (!shared_gate_up.empty()) {
         moe.shared_gate_up = loader.Projections(shared_gate_up, kind);

@@ -28,8 +28,11 @@ struct Projection {
 // A mixture-of-experts FFN (Qwen2-MoE, Qwen3-MoE). Each projection stacks every expert's rows,
 // expert e's at e * rows, so the kernels pick an expert by the router's id.
 struct MoeLayerWeights {
-  Matrix router;                           // [experts, hidden]
-  Matrix gate, up;                         // [experts * inter_e, hidden]
+  Matrix router;  // [experts, hidden]
+  // Expert e's gate rows then its up rows from row e * 2 * inter_e, [experts * 2 * inter_e, hidden],
+  // so that one product forms the SwiGLU; where gate and up are stored as different types, two
+  // parts instead: every gate [experts * inter_e, hidden] (y_offset 0), every up (y_offset inter_e).
+  std::vector<Projection> gate_up;
   Matrix down;                             // [experts * hidden, inter_e]
   std::vector<Projection> shared_gate_up;  // [2 * inter_s, hidden] in one or two parts (Qwen2-MoE)
   Matrix shared_down;                      // [hidden, inter_s]

@@ -58,8 +58,22 @@ qwenvk_kernel(OP HeadNorm NAME head_norm SOURCE head_norm.comp
 # Mixture of experts: the router's choice, the chosen experts' products, their weighted sum.
 qwenvk_kernel(OP MoeRoute NAME moe_route SOURCE moe_route.comp
               BINDINGS logits ids weights WRITES ids weights PUSH MoeRoutePush LOCAL_SIZE 64)
-qwenvk_kernel(OP MoeMatVec NAME moe_matvec SOURCE moe_matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
-              BINDINGS w x ids y WRITES y PUSH MoeMatVecPush LOCAL_SIZE 64)
+# Decode's expert products: matvec with each dispatch row's weight rows those of the experts the
+# router chose (ExpertsPush), the SwiGLU, or the router weights and the sum over experts, folded.
+qwenvk_kernel(OP MatVecExperts NAME matvec_experts SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              DEFINES EXPERTS ONE_TOKEN
+              BINDINGS w x y bias residual norm_weight ids expert_weights WRITES y PUSH MatVecExpertsPush
+              LOCAL_SIZE 128)
+# Prefill's expert products: the pairs grouped by expert, then each expert's rows times its pairs'
+# X rows as one GEMM (tiled, or on matrix units in 64 x 128 tiles), one dispatch for all experts.
+qwenvk_kernel(OP MoeGroup NAME moe_group SOURCE moe_group.comp
+              BINDINGS ids offsets sorted WRITES offsets sorted PUSH MoeGroupPush LOCAL_SIZE 256)
+qwenvk_kernel(OP MatMulExperts NAME matmul_experts SOURCE matmul.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES EXPERTS
+              BINDINGS w x y bias residual sorted offsets WRITES y PUSH MatMulExpertsPush LOCAL_SIZE 256)
+qwenvk_kernel(OP MatMulCoopmatExperts NAME matmul_coopmat_experts SOURCE matmul_coopmat.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              DEFINES EXPERTS TILE_ROWS=QVK_COOPMAT_WIDE_ROWS
+              BINDINGS w x y bias residual sorted offsets WRITES y PUSH MatMulExpertsPush LOCAL_SIZE 128
+              FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP MoeCombine NAME moe_combine SOURCE moe_combine.comp
               BINDINGS x weights expert_out shared_out shared_gate WRITES x PUSH MoeCombinePush LOCAL_SIZE 256)
 qwenvk_kernel(OP Rope SOURCE rope.comp

@@ -1,6 +1,9 @@
 #version 450
 // Matrix x matrix for prefill: Y[t, r] = sum_k W[r, k] X[t, k], tiled 64 tokens x 64 features
 // per workgroup of 256 invocations, each computing a 4 x 4 block from shared-memory tiles.
+// EXPERTS (matmul_experts, ExpertsPush): workgroup z multiplies expert z's rows by the X rows of
+// the (token, slot) pairs that chose it, read and written through the grouped pair list, so each
+// expert's weights are read once per 64 of its pairs; tiles past its pairs exit at once.
 #include "common.glsl"
 
 #define WEIGHT_BINDING 0
@@ -11,7 +14,22 @@ layout(binding = 2) buffer Y { float y[]; };
 layout(binding = 3) readonly buffer Bias { float bias[]; };
 layout(binding = 4) readonly buffer Residual { float residual[]; };
 
+#if defined(EXPERTS)
+layout(binding = 5) readonly buffer Sorted { uint sorted[]; };
+layout(binding = 6) readonly buffer Offsets { uint offsets[]; };
+layout(push_constant) uniform Push {
+  MatMulPush p;
+  ExpertsPush experts;
+};
+uint first_pair;  // of this workgroup's expert in sorted
+// X and Y rows of the tile's token t (a pair of the expert).
+uint x_row(uint t) { return sorted[first_pair + t] / experts.x_items; }
+uint y_row(uint t) { return sorted[first_pair + t]; }
+#else
 layout(push_constant) uniform Push { MatMulPush p; };
+uint x_row(uint t) { return t; }
+uint y_row(uint t) { return t; }
+#endif
 
 #define TILE 64
 #define TILE_K 16
@@ -25,6 +43,16 @@ void main() {
   const uint token0 = gl_WorkGroupID.y * TILE;  // first token of the tile
   const uint tr = (tid % 16) * 4;               // this invocation's 4 features...
   const uint tt = (tid / 16) * 4;               // ...and 4 tokens inside the tile
+#if defined(EXPERTS)
+  const uint expert = gl_WorkGroupID.z;
+  first_pair = offsets[expert];
+  const uint tokens = offsets[expert + 1u] - first_pair;
+  const uint w_first = expert * experts.expert_rows * p.cols;  // the expert's first weight
+  if (token0 >= tokens) return;  // the whole workgroup: past the expert's pairs
+#else
+  const uint tokens = p.tokens;
+  const uint w_first = 0u;
+#endif
 
   float acc[4][4];
   for (uint i = 0; i < 4; ++i)
@@ -37,8 +65,8 @@ void main() {
       const uint k = k0 + kk;
       const uint token = token0 + r;
       const uint row = row0 + r;
-      x_tile[kk][r] = (token < p.tokens && k < p.cols) ? x[token * p.x_stride + k] : 0.0;
-      w_tile[kk][r] = (row < p.rows && k < p.cols) ? load_weight(row * p.cols + k) : 0.0;
+      x_tile[kk][r] = (token < tokens && k < p.cols) ? x[x_row(token) * p.x_stride + k] : 0.0;
+      w_tile[kk][r] = (row < p.rows && k < p.cols) ? load_weight(w_first + row * p.cols + k) : 0.0;
     }
     barrier();
     for (uint kk = 0; kk < TILE_K; ++kk) {
@@ -55,14 +83,14 @@ void main() {
 
   for (uint i = 0; i < 4; ++i) {
     const uint token = token0 + tt + i;
-    if (token >= p.tokens) continue;
+    if (token >= tokens) continue;
     for (uint j = 0; j < 4; ++j) {
       const uint row = row0 + tr + j;
       if (row >= p.rows) continue;
       const uint out_col = p.col_offset + row;
       float v = acc[i][j];
       if ((p.flags & QVK_FLAG_BIAS) != 0) v += bias[out_col];
-      const uint out_index = token * p.y_stride + out_col;
+      const uint out_index = y_row(token) * p.y_stride + out_col;
       if ((p.flags & QVK_FLAG_RESIDUAL) != 0) v += residual[out_index];
       y[out_index] = v;
     }

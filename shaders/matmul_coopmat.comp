@@ -7,6 +7,9 @@
 // accumulators, so every fragment it loads feeds several multiplies. ops::MatMul uses it only on
 // devices with DeviceInfo::coopmat_f16, which checks everything assumed here (the 16x16x16
 // f16*f16+f32 subgroup shape, 32-wide subgroups, the Vulkan memory model, 40.5 KiB of shared memory).
+// EXPERTS (matmul_coopmat_experts, ExpertsPush): workgroup z multiplies expert z's rows by the X
+// rows of the (token, slot) pairs that chose it, read and written through the grouped pair list,
+// as matmul.comp's EXPERTS variant does; tiles past the expert's pairs exit at once.
 //
 // Every STEP inner elements, the workgroup stages W (dequantized, rounded to f16) and X (split
 // into two f16 parts, below) in shared memory, and the subgroups multiply 16x16x16 fragments
@@ -50,7 +53,24 @@ layout(binding = 2) buffer Y { float y[]; };
 layout(binding = 3) readonly buffer Bias { float bias[]; };
 layout(binding = 4) readonly buffer Residual { float residual[]; };
 
+#if defined(EXPERTS)
+layout(binding = 5) readonly buffer Sorted { uint sorted[]; };
+layout(binding = 6) readonly buffer Offsets { uint offsets[]; };
+layout(push_constant) uniform Push {
+  MatMulPush p;
+  ExpertsPush experts;
+};
+// This workgroup's expert: its pairs in sorted, their count, its first weight row.
+uint first_pair, tokens, w_first_row;
+uint x_row(uint t) { return sorted[first_pair + t] / experts.x_items; }
+uint y_row(uint t) { return sorted[first_pair + t]; }
+#else
 layout(push_constant) uniform Push { MatMulPush p; };
+uint tokens = 0u;
+const uint w_first_row = 0u;
+uint x_row(uint t) { return t; }
+uint y_row(uint t) { return gl_WorkGroupID.z * p.tokens + t; }  // split along K: the split's plane of Y
+#endif
 
 // --- layout ---------------------------------------------------------------------------------
 
@@ -144,16 +164,16 @@ Staged load_units(uint step, uint row0, uint token0, uint tid) {
   Staged staged;
   [[unroll]] for (uint i = 0; i < W_ITEMS; ++i) {
     const uint item = min(tid + i * THREADS, W_UNITS - 1u);
-    const uint row = min(row0 + item / STEP_UNITS, p.rows - 1u);
+    const uint row = w_first_row + min(row0 + item / STEP_UNITS, p.rows - 1u);
     const uint u = min(step * STEP_UNITS + item % STEP_UNITS, units_per_row - 1u);
     staged.w[i] = load_unit(row * units_per_row + u);
   }
   [[unroll]] for (uint i = 0; i < X_ITEMS; ++i) {
     const uint item = tid + i * THREADS;
-    const uint token = min(token0 + item / RUNS, p.tokens - 1u);
+    const uint token = min(token0 + item / RUNS, tokens - 1u);
     const uint slot = item % RUNS;
     const uint u = min(step * STEP_UNITS + slot / UNIT_RUNS, units_per_row - 1u);
-    const uint at = (token * p.x_stride + unit_column(u, slot % UNIT_RUNS)) / 4u;
+    const uint at = (x_row(token) * p.x_stride + unit_column(u, slot % UNIT_RUNS)) / 4u;
     staged.x[i][0] = x4[at];
     staged.x[i][1] = x4[at + 1u];
   }
@@ -193,7 +213,7 @@ void store_units(Staged staged, uint step, uint stage, uint tid) {
 void stage_elements(uint step, uint stage, uint row0, uint token0, uint tid) {
   const uint base = stage * STAGE_SIZE;
   for (uint item = tid; item < TILE_ROWS * RUNS; item += THREADS) {
-    const uint row = min(row0 + item / RUNS, p.rows - 1u);
+    const uint row = w_first_row + min(row0 + item / RUNS, p.rows - 1u);
     const uint k = step * STEP + item % RUNS * 8u;
     float v[8];
     [[unroll]] for (uint c = 0; c < 8u; ++c) {
@@ -204,11 +224,11 @@ void stage_elements(uint step, uint stage, uint row0, uint token0, uint tid) {
         pack_run(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
   }
   for (uint item = tid; item < X_RUNS; item += THREADS) {
-    const uint token = min(token0 + item / RUNS, p.tokens - 1u);
+    const uint x_at = x_row(min(token0 + item / RUNS, tokens - 1u)) * p.x_stride;
     const uint k = step * STEP + item % RUNS * 8u;
     float v[8];
     [[unroll]] for (uint c = 0; c < 8u; ++c) {
-      const float xv = x[token * p.x_stride + min(k + c, p.cols - 1u)];
+      const float xv = x[x_at + min(k + c, p.cols - 1u)];
       v[c] = k + c < p.cols ? xv : 0.0;
     }
     store_x_run(base + item / RUNS * STAGE_ROW + item % RUNS, vec4(v[0], v[1], v[2], v[3]),
@@ -266,6 +286,15 @@ void main() {
   const uint token0 = gl_WorkGroupID.y * TILE_TOKENS;  // first token of the tile
   const uint sub_token = gl_SubgroupID / 2u * TOKEN_FRAGS * FRAG;
   const uint sub_row = gl_SubgroupID % 2u * ROW_FRAGS * FRAG;
+#if defined(EXPERTS)
+  const uint expert = gl_WorkGroupID.z;
+  first_pair = offsets[expert];
+  tokens = offsets[expert + 1u] - first_pair;
+  w_first_row = expert * experts.expert_rows;
+  if (token0 >= tokens) return;  // the whole workgroup: past the expert's pairs
+#else
+  tokens = p.tokens;
+#endif
 
   AccFrag total[TOKEN_FRAGS][ROW_FRAGS], acc[TOKEN_FRAGS][ROW_FRAGS], acc_lo[TOKEN_FRAGS][ROW_FRAGS];
   [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
@@ -318,11 +347,11 @@ void main() {
     const uint r = e % TILE_ROWS;
     const uint token = token0 + t;
     const uint row = row0 + r;
-    if (token >= p.tokens || row >= p.rows) continue;
+    if (token >= tokens || row >= p.rows) continue;
     const uint out_col = p.col_offset + row;
     float v = uintBitsToFloat(tile_memory[t * OUT_ROW + r / 4u][r % 4u]);
     if ((p.flags & QVK_FLAG_BIAS) != 0) v += bias[out_col];
-    const uint out_index = (gl_WorkGroupID.z * p.tokens + token) * p.y_stride + out_col;
+    const uint out_index = y_row(token) * p.y_stride + out_col;
     if ((p.flags & QVK_FLAG_RESIDUAL) != 0) v += residual[out_index];
     y[out_index] = v;
   }

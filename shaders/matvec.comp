@@ -6,6 +6,10 @@
 //   ROPE (the matvec_rope variant): W's rows are q|k|v heads of a fused projection (rows of whole
 //     heads, at Y column col_offset); q and k heads are rotated (rope.glsl) at positions[t] after the
 //     bias, and with QVK_FLAG_STORE_KV the k and v heads are also stored into the F16 KV cache.
+//   EXPERTS (the matvec_experts variant, ExpertsPush): one product per dispatch row (an item: a
+//     (token, slot) pair, or a token whose rows run through its k experts' rows side by side), W's
+//     rows those of the experts the router chose, read from its ids on the GPU: a decode step
+//     reads only the chosen experts' weights, and the host never sees the choice.
 //
 // The work split (gpu/ops.cpp picks it per product): `lanes` invocations (a power of two) share a
 // row group of group_rows weight rows (1, 2 or 4). Each invocation has SLOTS load slots a round:
@@ -21,7 +25,7 @@
 // group stores the group's output o, and reads what its epilogue adds (bias, residual, RoPE's
 // angle) before the products, so that those reads wait alongside the weights' rather than after.
 //
-// Sections: accumulate / sums over lanes / epilogues / main
+// Sections: where rows live / accumulate / sums over lanes / epilogues / main
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
@@ -43,8 +47,16 @@ layout(binding = 7) readonly buffer InvFreq { float inv_freq[]; };
 layout(binding = 8) writeonly buffer KCache { float16_t k_cache[]; };
 layout(binding = 9) writeonly buffer VCache { float16_t v_cache[]; };
 #endif
-
+#if defined(EXPERTS)
+layout(binding = 6) readonly buffer Ids { uint ids[]; };
+layout(binding = 7) readonly buffer ExpertWeights { float expert_weights[]; };
+layout(push_constant) uniform Push {
+  MatVecPush p;
+  ExpertsPush experts;
+};
+#else
 layout(push_constant) uniform Push { MatVecPush p; };
+#endif
 
 #define SLOTS QVK_MATVEC_SLOTS
 // Decode's variants hold one token's sums, inputs and epilogue: registers for QVK_MATVEC_MAX_TOKENS
@@ -61,6 +73,39 @@ shared float partials[SLOTS + 1u][WG];
 
 bool has(uint flag) { return (p.flags & flag) != 0u; }
 
+// --- where rows live ------------------------------------------------------------------------
+
+#if defined(EXPERTS)
+// This item's X and Y rows (floats from the start of their bindings), and for each segment of a
+// row (segment_cols columns each) its expert's first weight row and the router weight its inputs
+// are scaled by: set by main before the products.
+uint x_first, y_first;
+uint segment_cols;
+shared uint segment_row[QVK_MAX_SEGMENTS];
+shared float segment_scale[QVK_MAX_SEGMENTS];
+
+// Weight unit `unit` of row `row` (of an expert's rows) whose rows hold units_per_row units. One
+// segment (gate|up) skips the division, which the down product's k segments need per load.
+uint unit_address(uint row, uint unit, uint units_per_row) {
+  if (experts.segments == 1u) return (segment_row[0] + row) * units_per_row + unit;
+  const uint segment_units = segment_cols / UNIT_COLS;
+  const uint segment = unit / segment_units;
+  return (segment_row[segment] + row) * segment_units + (unit - segment * segment_units);
+}
+uint element_address(uint row, uint col) {
+  if (experts.segments == 1u) return (segment_row[0] + row) * p.cols + col;
+  const uint segment = col / segment_cols;
+  return (segment_row[segment] + row) * segment_cols + (col - segment * segment_cols);
+}
+// What multiplies column col of X: the router weight of its expert.
+float column_scale(uint col) { return segment_scale[col / segment_cols]; }
+#else
+const uint x_first = 0u, y_first = 0u;
+uint unit_address(uint row, uint unit, uint units_per_row) { return row * units_per_row + unit; }
+uint element_address(uint row, uint col) { return row * p.cols + col; }
+float column_scale(uint col) { return 1.0; }
+#endif
+
 // --- accumulate -----------------------------------------------------------------------------
 
 // Slot s of a group of R rows reads row s % R at step s / R of a round. The accumulate functions
@@ -74,7 +119,9 @@ void accumulate_units(const uint group_rows, uint rows[SLOTS], uint lane, inout 
                       inout float squares[TOKENS]) {
   const uint units_per_row = p.cols / UNIT_COLS;
   const uint x_stride4 = p.x_stride / 4u;
+  const uint x_first4 = x_first / 4u;
   const bool norm = has(QVK_FLAG_NORM);
+  const bool router_weight = has(QVK_FLAG_ROUTER_WEIGHT);
   for (uint first = lane; first < units_per_row; first += SLOTS / group_rows * p.lanes) {
     // Past the end of the row (the last round) a slot reads the row's last unit again and adds
     // nothing: no branch stands between the loads.
@@ -82,7 +129,7 @@ void accumulate_units(const uint group_rows, uint rows[SLOTS], uint lane, inout 
     Unit w[SLOTS];
     [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
       unit[s] = first + s / group_rows * p.lanes;
-      w[s] = load_unit(rows[s] * units_per_row + min(unit[s], units_per_row - 1u));
+      w[s] = load_unit(unit_address(rows[s], min(unit[s], units_per_row - 1u), units_per_row));
     }
     [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) {
       vec4 in_lo[TOKENS], in_hi[TOKENS];
@@ -96,10 +143,14 @@ void accumulate_units(const uint group_rows, uint rows[SLOTS], uint lane, inout 
           if (norm) {
             scale_lo = norm_weight4[col4];
             scale_hi = norm_weight4[col4 + 1u];
+          } else if (router_weight) {  // a run's 8 columns lie in one expert's
+            scale_lo = vec4(column_scale(col4 * 4u));
+            scale_hi = scale_lo;
           }
           [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
             if (t >= p.tokens) break;
-            const vec4 x_lo = x4[t * x_stride4 + col4], x_hi = x4[t * x_stride4 + col4 + 1u];
+            const uint at = x_first4 + t * x_stride4 + col4;
+            const vec4 x_lo = x4[at], x_hi = x4[at + 1u];
             if (norm && valid) squares[t] += dot(x_lo, x_lo) + dot(x_hi, x_hi);
             in_lo[t] = x_lo * scale_lo;
             in_hi[t] = x_hi * scale_hi;
@@ -131,22 +182,23 @@ void accumulate_units(const uint group_rows, uint rows[SLOTS], uint lane, inout 
 void accumulate_elements(const uint group_rows, uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS],
                          inout float squares[TOKENS]) {
   const bool norm = has(QVK_FLAG_NORM);
+  const bool router_weight = has(QVK_FLAG_ROUTER_WEIGHT);
   for (uint first = lane; first < p.cols; first += SLOTS / group_rows * p.lanes) {
     uint col[SLOTS];
     float w[SLOTS];
     [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
       col[s] = first + s / group_rows * p.lanes;
-      w[s] = load_weight(rows[s] * p.cols + min(col[s], p.cols - 1u));
+      w[s] = load_weight(element_address(rows[s], min(col[s], p.cols - 1u)));
     }
     float in_k[TOKENS];
     [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
       const bool valid = col[s] < p.cols;
       if (s % group_rows == 0u) {
         const uint k = min(col[s], p.cols - 1u);
-        const float scale = norm ? norm_weight[k] : 1.0;
+        const float scale = norm ? norm_weight[k] : router_weight ? column_scale(k) : 1.0;
         [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
           if (t >= p.tokens) break;
-          const float xk = x[t * p.x_stride + k];
+          const float xk = x[x_first + t * p.x_stride + k];
           if (norm && valid) squares[t] += xk * xk;
           in_k[t] = xk * scale;
         }
@@ -161,7 +213,11 @@ void accumulate_elements(const uint group_rows, uint rows[SLOTS], uint lane, ino
 
 // Both, for the group size the dispatch was given.
 void accumulate(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS], inout float squares[TOKENS]) {
+#if defined(EXPERTS)
+  const bool whole_units = segment_cols % UNIT_COLS == 0u && p.x_stride % 4u == 0u;
+#else
   const bool whole_units = p.cols % UNIT_COLS == 0u && p.x_stride % 4u == 0u;
+#endif
   if (whole_units) {
     if (p.group_rows == 1u) {
       accumulate_units(1u, rows, lane, sums, squares);
@@ -322,7 +378,7 @@ Epilogue prefetch(uint o) {
   e.bias = has(QVK_FLAG_BIAS) ? bias[out_col] : 0.0;
   [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
     if (t >= p.tokens) break;
-    e.residual[t] = has(QVK_FLAG_RESIDUAL) ? residual[t * p.y_stride + out_col] : 0.0;
+    e.residual[t] = has(QVK_FLAG_RESIDUAL) ? residual[y_first + t * p.y_stride + out_col] : 0.0;
   }
   return e;
 }
@@ -333,7 +389,7 @@ void store(uint o, Epilogue e, float first[TOKENS], float second[TOKENS], float 
     if (t >= p.tokens) break;
     float v = first[t] * inv_rms(squares, t);
     if (has(QVK_FLAG_SWIGLU)) v = v / (1.0 + exp(-v)) * (second[t] * inv_rms(squares, t));
-    y[t * p.y_stride + p.col_offset + o] = v + e.bias + e.residual[t];
+    y[y_first + t * p.y_stride + p.col_offset + o] = v + e.bias + e.residual[t];
   }
 }
 #endif
@@ -354,8 +410,24 @@ void main() {
   const uint outputs = has(QVK_FLAG_SWIGLU) ? p.group_rows / 2u : p.group_rows;
 #endif
   const uint batch_outputs = WG / p.lanes * outputs;
+#if defined(EXPERTS)
+  // Workgroups along x take the item's row groups, along y its items.
+  const uint item = gl_WorkGroupID.y;
+  const uint row_group_index = gl_WorkGroupID.x;
+  x_first = item / experts.x_items * p.x_stride;
+  y_first = item * p.y_stride;
+  segment_cols = p.cols / experts.segments;
+  if (tid < experts.segments) {
+    const uint pair = item * experts.segments + tid;
+    segment_row[tid] = ids[pair] * experts.expert_rows;
+    segment_scale[tid] = has(QVK_FLAG_ROUTER_WEIGHT) ? expert_weights[pair] : 1.0;
+  }
+  barrier();
+#else
+  const uint row_group_index = group_index();
+#endif
   for (uint batch = 0; batch < p.row_batches; ++batch) {
-    const uint batch_first = (group_index() * p.row_batches + batch) * batch_outputs;
+    const uint batch_first = (row_group_index * p.row_batches + batch) * batch_outputs;
     if (batch_first >= p.rows) break;  // the same for the whole workgroup
     const uint first = batch_first + group * outputs;
     const bool stores = lane < outputs && first + lane < p.rows;

@@ -244,7 +244,7 @@ struct HeadNormPush {
   float eps;
 };
 
-// The mixture-of-experts router of Qwen2-MoE / Qwen3-MoE, one invocation per token: p =
+// The mixture-of-experts router of Qwen2-MoE / Qwen3-MoE, one workgroup per token: p =
 // softmax(logits[t, 0..experts)), the k largest (ties to the lower expert) written as
 // ids[t * k + j] and weights[t * k + j] = p (divided by their sum with QVK_FLAG_NORM_TOPK),
 // descending.
@@ -256,18 +256,42 @@ struct MoeRoutePush {
   uint flags;
 };
 
-// Expert products: for each pair (token t, slot j), e = ids[t * k + j]:
-// Y[pair * y_stride + y_offset + r] = W[e * rows + r] . X[(x_per_pair ? pair : t) * x_stride + ..]
-// for r < rows, W [experts * rows, cols]; only the chosen experts' rows are read.
-struct MoeMatVecPush {
-  uint rows;  // rows of one expert
-  uint cols;
-  uint pairs;  // tokens * k
-  uint k;
-  uint x_stride;
-  uint x_per_pair;  // 1: X holds one row per pair, 0: one per token
-  uint y_stride;
-  uint y_offset;
+// The expert variants of the matrix kernels (matvec_experts, matmul_experts, matmul_coopmat_experts):
+// W stacks every expert's rows, expert e's expert_rows rows from row e * expert_rows, in one binding.
+//   matvec_experts: dispatch row y (gl_WorkGroupID.y) is item i. Its weight rows are those of the
+//     experts ids[i * segments + s] for s < segments, a row running through each in turn: with
+//     segments = 1 row o is W[ids[i] * expert_rows + o] (an item is a (token, slot) pair), with
+//     segments = k row o is the k chosen experts' rows o side by side, as X's row is their k inputs
+//     (an item is a token: the sum over its experts in one product). X row i / x_items, Y row i.
+//     QVK_FLAG_ROUTER_WEIGHT scales segment s's inputs by weights[i * segments + s].
+//   matmul_experts: workgroup z is expert e, whose (token, slot) pairs are
+//     sorted[offsets[e] .. offsets[e + 1]): pair q reads X row q / x_items and writes Y row q.
+#define QVK_FLAG_ROUTER_WEIGHT 1024u
+#define QVK_MAX_SEGMENTS 32u  // experts per token at most (model/input_limits.h)
+struct ExpertsPush {
+  uint expert_rows;
+  uint segments;
+  uint x_items;
+};
+#ifdef __cplusplus
+// The expert variants' push constants as C++ records them: their kernel's, then ExpertsPush (the
+// shaders declare the two as members of one push-constant block).
+struct MatVecExpertsPush {
+  MatVecPush matvec;
+  ExpertsPush experts;
+};
+struct MatMulExpertsPush {
+  MatMulPush matmul;
+  ExpertsPush experts;
+};
+#endif
+
+// Pairs grouped by expert for matmul_experts (moe_group.comp): expert e's count of the pairs
+// ids[0 .. pairs) that chose it, their prefix sums offsets[0 .. experts], and each pair's index q
+// at sorted[offsets[ids[q]] ..] (in no particular order within an expert).
+struct MoeGroupPush {
+  uint pairs;
+  uint experts;
 };
 
 // X[t, c] += sum_j weights[t * k + j] * E[(t * k + j), c] (+ sigmoid(G[t]) * S[t, c] with
@@ -283,7 +307,10 @@ struct MoeCombinePush {
 #ifdef __cplusplus
 static_assert(sizeof(HeadNormPush) == 24);
 static_assert(sizeof(MoeRoutePush) == 16);
-static_assert(sizeof(MoeMatVecPush) == 32);
+static_assert(sizeof(ExpertsPush) == 12);
+static_assert(sizeof(MatVecExpertsPush) == 76 && offsetof(MatVecExpertsPush, experts) == 64);
+static_assert(sizeof(MatMulExpertsPush) == 44 && offsetof(MatMulExpertsPush, experts) == 32);
+static_assert(sizeof(MoeGroupPush) == 8);
 static_assert(sizeof(MoeCombinePush) == 16);
 static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, split_steps) == 28);
 static_assert(sizeof(MatMulSplitSumPush) == 24);

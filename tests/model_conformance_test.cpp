@@ -11,6 +11,7 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <span>
 
@@ -400,6 +401,55 @@ TEST_P(MoeRoutingConformanceTest, ChosenExpertsAndWeights) {
   EXPECT_GE(comparable, positions / 2);
   EXPECT_GE(compared, comparable * 9 / 10);
 }
+// Decode runs the experts on the matvec kernel, the SwiGLU folded into gate|up and the router
+// weights and the sum into down (only a shared expert left to moe_combine); prefill groups the
+// pairs by expert and runs one GEMM per projection for every expert. The dispatches say so.
+TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
+  if (!info().compute_timestamps) GTEST_SKIP() << "device has no compute timestamps";
+  const ModelConfig& c = files_->config();
+  const bool shared = c.moe->shared_expert_intermediate_size > 0;
+  uint32_t sparse = 0;
+  for (const LayerWeights& layer : weights_->layers) sparse += layer.moe ? 1 : 0;
+  const uint32_t prompt = 9;
+  RunState s(device(), c, prompt, 1, prompt + 1);
+  KvCache kv(device(), c, prompt + 1);
+  std::vector<uint32_t> ids = Ids(reference_["prompts"].begin().value()), positions(prompt);
+  ASSERT_GE(ids.size(), prompt);
+  ids.resize(prompt);
+  for (uint32_t p = 0; p < prompt; ++p) positions[p] = p;
+  device().Upload(s.ids, 0, std::as_bytes(std::span(ids)));
+  device().Upload(s.positions, 0, std::as_bytes(std::span(positions)));
+  // Each label's dispatches, and the kernels they ran (names without the weight type).
+  const auto profile = [&](uint32_t tokens) {
+    Graph g(device(), /*profile=*/true);
+    RecordForward(g, c, *weights_, s, kv, tokens, 0);
+    g.Run();
+    std::map<std::string, uint32_t> counts;
+    std::map<std::string, std::set<std::string>> kernels;
+    for (const DispatchTiming& t : g.Timings()) {
+      ++counts[t.label];
+      kernels[t.label].insert(std::string(t.kernel.substr(0, t.kernel.rfind('_'))));
+    }
+    return std::pair(counts, kernels);
+  };
+  const auto [prefill, prefill_kernels] = profile(prompt);
+  for (const char* label :
+       {"experts_group", "experts_gate_up", "experts_gate_up_swiglu", "experts_down", "moe_combine"}) {
+    EXPECT_EQ(prefill.at(label), sparse) << label;
+  }
+  EXPECT_EQ(prefill_kernels.at("experts_gate_up"),
+            std::set<std::string>{info().coopmat_f16 ? "matmul_coopmat_experts" : "matmul_experts"});
+  const auto [decode, decode_kernels] = profile(1);
+  for (const char* label : {"experts_gate_up", "experts_down"}) {
+    EXPECT_EQ(decode.at(label), sparse) << label;
+    EXPECT_EQ(decode_kernels.at(label), std::set<std::string>{"matvec_experts"}) << label;
+  }
+  for (const char* label : {"experts_group", "experts_gate_up_swiglu", "experts_swiglu"}) {
+    EXPECT_FALSE(decode.contains(label)) << label;
+  }
+  EXPECT_EQ(decode.contains("moe_combine") ? decode.at("moe_combine") : 0u, shared ? sparse : 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Moe, MoeRoutingConformanceTest,
                          ::testing::Values(kQwen3Moe, kQwen2Moe, kQwen3MoeGguf, kQwen2MoeSparse, kQwen2MoeSparseGguf),
                          [](const auto& param_info) { return std::string(param_info.param.name); });

@@ -210,15 +210,19 @@ Routing MoeRoute(std::span<const float> logits, uint32_t tokens, uint32_t expert
   return r;
 }
 
-std::vector<float> MoeMatVec(DType type, std::span<const std::byte> w, uint32_t rows, uint32_t cols,
-                             std::span<const float> x, bool x_per_pair, std::span<const uint32_t> ids, uint32_t k) {
+std::vector<float> ExpertProducts(DType type, std::span<const std::byte> w, uint32_t rows, uint32_t cols,
+                                  std::span<const float> x, bool x_per_pair, std::span<const uint32_t> ids, uint32_t k,
+                                  std::vector<double>* magnitude) {
   const size_t expert_bytes = RowBytes(type, cols) * rows;
   std::vector<float> y;
+  if (magnitude) magnitude->clear();
   for (size_t pair = 0; pair < ids.size(); ++pair) {
     const size_t row = x_per_pair ? pair : pair / k;
+    std::vector<double> part_magnitude;
     const std::vector<float> part = StoredMatMul(type, w.subspan(ids[pair] * expert_bytes, expert_bytes), rows, cols,
-                                                 x.subspan(row * cols, cols), 1, nullptr, nullptr, nullptr);
+                                                 x.subspan(row * cols, cols), 1, nullptr, nullptr, &part_magnitude);
     y.insert(y.end(), part.begin(), part.end());
+    if (magnitude) magnitude->insert(magnitude->end(), part_magnitude.begin(), part_magnitude.end());
   }
   return y;
 }

@@ -68,10 +68,12 @@ struct Routing {
 };
 Routing MoeRoute(std::span<const float> logits, uint32_t tokens, uint32_t experts, uint32_t k, bool normalize);
 
-// The experts' outputs (MoeMatVecPush) for W [experts * rows, cols] stored as `type`: row
-// pair * rows + r = W[ids[pair] * rows + r] . X[x_per_pair ? pair : pair / k].
-std::vector<float> MoeMatVec(DType type, std::span<const std::byte> w, uint32_t rows, uint32_t cols,
-                             std::span<const float> x, bool x_per_pair, std::span<const uint32_t> ids, uint32_t k);
+// The experts' products (ops::ExpertsMatMul without SwiGLU) for W [experts * rows, cols] stored as
+// `type`: row pair * rows + r = W[ids[pair] * rows + r] . X[x_per_pair ? pair : pair / k], and
+// each one's sum |w x| in `magnitude`.
+std::vector<float> ExpertProducts(DType type, std::span<const std::byte> w, uint32_t rows, uint32_t cols,
+                                  std::span<const float> x, bool x_per_pair, std::span<const uint32_t> ids, uint32_t k,
+                                  std::vector<double>* magnitude = nullptr);
 
 // X[t] + sum_j weights[t, j] E[t * k + j] (+ sigmoid(gate[t]) * S[t]).
 std::vector<float> MoeCombine(std::span<const float> x, std::span<const float> weights, std::span<const float> experts,
