@@ -108,7 +108,8 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
           k * (2 * uint64_t{c.num_layers} + 3 * uint64_t{c.moe->expert_intermediate_size} + c.hidden_size) +
           3 * uint64_t{c.moe->shared_expert_intermediate_size} + c.hidden_size + 1;
   }
-  return uint64_t{4} * chunk * (4 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size} + moe) +
+  // A split model's stage also keeps two chunks of x for the hand-off (Stage::x_in, x_out).
+  return uint64_t{4} * chunk * (6 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size} + moe) +
          uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + partials + (uint64_t{16} << 20);
 }
 
