@@ -285,32 +285,35 @@ void Engine::DecodeStep(uint32_t id, const LogitsReadout& readout) {
 
 void Engine::RecordDecode(Graph& g, size_t i, uint32_t position, const LogitsReadout& readout) {
   if (live_) {
-    // Each layer's scores to its own place, as long as the position (read on the GPU) makes them;
-    // after the last layer, the views' rows of them.
+    // Each of the stage's layers' scores to its own place, as long as the position (read on the
+    // GPU) makes them; after its last layer, the rows of the views on its layers.
+    Stage& stage = *stages_[i];
+    LiveStage& live = live_->stages[i];
     uint32_t view_heads = 0;
-    for (const AttentionRequest& r : live_->requests) view_heads += r.plane_heads;
+    for (size_t v : live.view_index) view_heads += live_->requests[v].plane_heads;
     const uint64_t layer_bytes = LiveLayerBytes(config_, context_);
-    const AttentionProbs probs{.probs = live_->probs,
-                               .stride = context_,
-                               .layer_bytes = layer_bytes,
-                               .scores = true,
-                               .layers = std::vector<bool>(config_.num_layers, true),
-                               .consume = [this, position, view_heads, layer_bytes](Graph& graph, uint32_t layer) {
-                                 if (layer + 1 != config_.num_layers) return;
-                                 ops::AttentionLive(graph,
-                                                    {.scores = live_->probs,
-                                                     .positions = last_stage().decode.positions,
-                                                     .views = live_->views,
-                                                     .out = live_->rows,
-                                                     .layers = config_.num_layers,
-                                                     .n_heads = config_.num_heads,
-                                                     .stride = context_,
-                                                     .layer_stride = static_cast<uint32_t>(layer_bytes / 4),
-                                                     .max_views = live_->max_views,
-                                                     .position = position,
-                                                     .view_heads = view_heads},
-                                                    "attention_live");
-                               }};
+    const AttentionProbs probs{
+        .probs = live.probs,
+        .stride = context_,
+        .layer_bytes = layer_bytes,
+        .scores = true,
+        .layers = std::vector<bool>(config_.num_layers, true),
+        .consume = [this, &stage, &live, position, view_heads, layer_bytes](Graph& graph, uint32_t layer) {
+          if (layer + 1 != stage.layers.end) return;
+          ops::AttentionLive(graph,
+                             {.scores = live.probs,
+                              .positions = stage.decode.positions,
+                              .views = live.views,
+                              .out = live.rows,
+                              .layers = stage.layers.size(),
+                              .n_heads = config_.num_heads,
+                              .stride = context_,
+                              .layer_stride = static_cast<uint32_t>(layer_bytes / 4),
+                              .max_views = live_->max_views,
+                              .position = position,
+                              .view_heads = view_heads},
+                             "attention_live");
+        }};
     RecordStage(g, i, &Stage::decode, 1, position, &probs);
   } else {
     RecordStage(g, i, &Stage::decode, 1, position);
@@ -320,50 +323,63 @@ void Engine::RecordDecode(Graph& g, size_t i, uint32_t position, const LogitsRea
 
 void Engine::set_live_attention(std::span<const AttentionRequest> views) {
   if (views.empty()) {
-    if (live_) last_stage().decode_graph.reset();  // it was recorded with the rows
+    if (live_) {
+      for (auto& stage : stages_) stage->decode_graph.reset();  // they were recorded with the rows
+    }
     live_.reset();
     return;
   }
-  // The rows reduce every layer's scores in one dispatch after the last layer, which a split
-  // model's other devices cannot reach.
-  if (stages_.size() > 1) {
-    throw Error(fmt::format(
-        "live attention needs the whole model on one device; this model is split across {} devices (--devices)",
-        stages_.size()));
-  }
-  Device& device = last_stage().device;
   for (const AttentionRequest& view : views) {
     CheckAttentionRequest(config_, 1,
                           {.layer = view.layer, .first_head = view.first_head, .plane_heads = view.plane_heads});
   }
-  const uint64_t probs_bytes = config_.num_layers * LiveLayerBytes(config_, context_);
-  if (probs_bytes > device.info().max_storage_buffer_range) {
-    throw Error(
-        fmt::format("live attention rows of {} layers x {} heads over a context of {} tokens ({} MiB) are "
-                    "more than this GPU binds at once: use a shorter context",
-                    config_.num_layers, config_.num_heads, context_, probs_bytes >> 20));
+  for (const auto& stage : stages_) {
+    const uint64_t probs_bytes = stage->layers.size() * LiveLayerBytes(config_, context_);
+    if (probs_bytes > stage->device.info().max_storage_buffer_range) {
+      throw Error(
+          fmt::format("live attention rows of {} layers x {} heads over a context of {} tokens ({} MiB) are "
+                      "more than this GPU binds at once: use a shorter context",
+                      stage->layers.size(), config_.num_heads, context_, probs_bytes >> 20));
+    }
   }
   const auto count = static_cast<uint32_t>(views.size());
   if (!live_ || count > live_->max_views) {
+    // Each stage reduces the views on its layers, up to all of them.
     auto live = std::make_unique<LiveAttention>();
-    live->probs = live_ ? std::move(live_->probs) : device.allocator().CreateBuffer(probs_bytes, MemoryKind::Device);
-    live->views = device.allocator().CreateBuffer(uint64_t{16} * (1 + count), MemoryKind::Device);
-    live->rows = device.allocator().CreateBuffer(uint64_t{4} * count * context_, MemoryKind::Readback);
+    for (size_t i = 0; i < stages_.size(); ++i) {
+      Stage& stage = *stages_[i];
+      Allocator& allocator = stage.device.allocator();
+      LiveStage& part = live->stages.emplace_back();
+      part.probs =
+          live_ ? std::move(live_->stages[i].probs)
+                : allocator.CreateBuffer(stage.layers.size() * LiveLayerBytes(config_, context_), MemoryKind::Device);
+      part.views = allocator.CreateBuffer(uint64_t{16} * (1 + count), MemoryKind::Device);
+      part.rows = allocator.CreateBuffer(uint64_t{4} * count * context_, MemoryKind::Readback);
+      stage.decode_graph.reset();  // it reduces fewer views, or none
+    }
     live->max_views = count;
     live_ = std::move(live);
-    last_stage().decode_graph.reset();  // it reduces fewer views, or none
   }
   live_->requests.assign(views.begin(), views.end());
-  std::vector<ops::LiveView> gpu_views;
-  for (const AttentionRequest& view : views) {
-    gpu_views.push_back({.layer = view.layer,
-                         .first_head = view.first_head,
-                         .heads = view.plane_heads,
-                         .max = view.reduce == HeadReduce::Max,
-                         .mute_sink = view.mute_sink});
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    Stage& stage = *stages_[i];
+    LiveStage& part = live_->stages[i];
+    part.view_index.clear();
+    std::vector<ops::LiveView> gpu_views;
+    for (size_t v = 0; v < views.size(); ++v) {
+      const AttentionRequest& view = views[v];
+      if (!stage.layers.contains(view.layer)) continue;
+      part.view_index.push_back(v);
+      // The stage's scores start at its first layer.
+      gpu_views.push_back({.layer = view.layer - stage.layers.begin,
+                           .first_head = view.first_head,
+                           .heads = view.plane_heads,
+                           .max = view.reduce == HeadReduce::Max,
+                           .mute_sink = view.mute_sink});
+    }
+    const std::vector<uint32_t> view_words = ops::LiveViewWords(gpu_views);
+    stage.device.Upload(part.views, 0, std::as_bytes(std::span(view_words)));
   }
-  const std::vector<uint32_t> view_words = ops::LiveViewWords(gpu_views);
-  device.Upload(live_->views, 0, std::as_bytes(std::span(view_words)));
   live_->valid = false;
 }
 
@@ -376,11 +392,25 @@ AttentionRow Engine::attention_row() const {
   if (!live_ || !live_->valid) {
     throw Error("no attention row: live attention is off, or no step has run since its views were set");
   }
-  live_->rows.InvalidateMapped();
   const auto views = static_cast<uint32_t>(live_->requests.size());
-  return {.position = live_->position,
-          .views = views,
-          .values = {reinterpret_cast<const float*>(live_->rows.mapped()), size_t{views} * (live_->position + 1)}};
+  const size_t row = live_->position + 1;
+  if (stages_.size() == 1) {
+    const Buffer& rows = live_->stages[0].rows;
+    rows.InvalidateMapped();
+    return {.position = live_->position,
+            .views = views,
+            .values = {reinterpret_cast<const float*>(rows.mapped()), size_t{views} * row}};
+  }
+  // A split model's rows are each on the device of its layer: gathered in the order asked.
+  live_->gathered.resize(size_t{views} * row);
+  for (const LiveStage& part : live_->stages) {
+    part.rows.InvalidateMapped();
+    const auto* values = reinterpret_cast<const float*>(part.rows.mapped());
+    for (size_t k = 0; k < part.view_index.size(); ++k) {
+      std::copy_n(values + k * row, row, live_->gathered.begin() + static_cast<ptrdiff_t>(part.view_index[k] * row));
+    }
+  }
+  return {.position = live_->position, .views = views, .values = live_->gathered};
 }
 
 // --- attention capture -----------------------------------------------------------------------

@@ -185,15 +185,21 @@ class Engine {
   bool profiling_ = false;
   std::vector<DispatchTiming> last_profile_;
 
-  // Live attention: every layer's probabilities of the decode token, and each view's row of them.
+  // Live attention: every layer's probabilities of the decode token, and each view's row of them,
+  // on each stage for its layers and the views on them.
+  struct LiveStage {
+    Buffer probs;  // f32 [stage layers, H, context + 2]: scores, then (max, sum) a head (LiveLayerBytes)
+    Buffer views;  // u32 [4 * (1 + max_views)]: ops::LiveViewWords of the views on the stage's layers
+    Buffer rows;   // f32 [stage views, position + 1]: each of their rows (host-readable)
+    std::vector<size_t> view_index;  // which of the requests each is
+  };
   struct LiveAttention {
-    Buffer probs;            // f32 [layers, H, context + 2]: scores, then (max, sum) a head (LiveLayerBytes)
-    Buffer views;            // u32 [4 * (1 + max_views)]: ops::LiveViewWords
-    Buffer rows;             // f32 [views, position + 1]: each view's row (host-readable)
-    uint32_t max_views = 0;  // the most views the recorded step reduces
+    std::vector<LiveStage> stages;
+    uint32_t max_views = 0;  // the most views a recorded step reduces
     std::vector<AttentionRequest> requests;
     uint32_t position = 0;
     bool valid = false;
+    mutable std::vector<float> gathered;  // f32 [views, position + 1]: a split model's rows in order
   };
   std::unique_ptr<LiveAttention> live_;
 };

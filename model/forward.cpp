@@ -299,7 +299,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                                  .first_position = first_position};
     const bool captured = probs != nullptr && probs->layers[l];
     if (captured) {
-      const VkDeviceSize at = probs->probs.offset + l * probs->layer_bytes;
+      const VkDeviceSize at = probs->probs.offset + (l - range.begin) * probs->layer_bytes;
       attention.probs =
           BufferRange(*probs->probs.buffer, at, probs->layer_bytes != 0 ? probs->layer_bytes : probs->probs.size);
       attention.probs_stride = probs->stride;

@@ -75,9 +75,9 @@ struct KvCache {
 };
 
 // Attention probabilities captured during a forward pass: each layer marked in `layers` writes
-// its own into `probs`, [H, tokens, stride], at layer * layer_bytes (0: every layer over the
-// last's), and `consume(g, layer)`, where set, then records what reads them (attention maps before
-// the next marked layer writes over them; live rows after the last layer).
+// its own into `probs`, [H, tokens, stride], at (layer - the first layer recorded) * layer_bytes (0: every layer over
+// the last's), and `consume(g, layer)`, where set, then records what reads them (attention maps before the next marked
+// layer writes over them; live rows after the last layer).
 struct AttentionProbs {
   BufferRange probs;
   uint32_t stride = 0;

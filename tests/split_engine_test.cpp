@@ -245,12 +245,48 @@ TEST_F(SplitEngineTest, ProfileNamesEachDispatchDevice) {
 
 // --- refusals --------------------------------------------------------------------------------
 
-TEST_F(SplitEngineTest, RefusesLiveAttentionAndStagesThatDoNotCoverTheModel) {
+// Live rows of views on either device's layers, in the order asked, as one device gives them;
+// other views, then none, as the views change.
+TEST_F(SplitEngineTest, LiveAttentionRowsOfEitherDevice) {
   Load(TestDataDir() / "qwen2-tiny", {1, 1});
-  const AttentionRequest view{.layer = 0, .plane_heads = 1};
-  ExpectMentions(ErrorOf([&] { split_->set_live_attention(std::span(&view, 1)); }),
-                 {"live attention needs the whole model on one device"});
+  const uint32_t heads = files_->config().num_heads;
+  const std::vector<AttentionRequest> views = {{.layer = 1, .first_head = 1, .plane_heads = 1},
+                                               {.layer = 0, .plane_heads = heads, .reduce = HeadReduce::Max},
+                                               {.layer = 1, .plane_heads = 2, .mute_sink = true}};
+  const auto expect_same_rows = [&] {
+    const AttentionRow whole = whole_->attention_row(), split = split_->attention_row();
+    EXPECT_EQ(split.position, whole.position);
+    EXPECT_EQ(split.views, whole.views);
+    EXPECT_TRUE(SameBits(whole.values, split.values)) << "position " << whole.position;
+  };
+  for (Engine* engine : {whole_.get(), split_.get()}) {
+    engine->set_live_attention(views);
+    engine->Prefill(Prompt(6), LastLogits{});
+  }
+  expect_same_rows();
+  for (uint32_t step = 0; step < 2; ++step) {
+    const uint32_t token = whole_->argmax();
+    ASSERT_EQ(split_->argmax(), token);
+    whole_->Decode(token);
+    split_->Decode(token);
+    expect_same_rows();
+  }
+  const std::vector<AttentionRequest> fewer(views.begin() + 1, views.end());
+  for (Engine* engine : {whole_.get(), split_.get()}) {
+    engine->set_live_attention(fewer);
+    engine->Decode(3);
+  }
+  expect_same_rows();
+  split_->set_live_attention({});
   EXPECT_FALSE(split_->live_attention());
+  split_->Decode(4);
+  whole_->set_live_attention({});
+  whole_->Decode(4);
+  EXPECT_EQ(split_->argmax(), whole_->argmax());
+}
+
+TEST_F(SplitEngineTest, RefusesStagesThatDoNotCoverTheModel) {
+  Load(TestDataDir() / "qwen2-tiny", {1, 1});
   const ModelConfig& c = files_->config();
   const EngineStage gap[] = {{&device(), split_weights_[0].get(), {0, 1}},
                              {second_.get(), split_weights_[1].get(), {2, 2}}};
