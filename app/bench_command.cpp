@@ -99,10 +99,13 @@ int RunBench(const BenchOptions& o) {
     for (const chat::BenchTest& test : tests) {
       spdlog::info("running {}", test.Name());
       chat::BenchResult result = runner.Run(test, o.repetitions);
-      if (o.kernels) result.kernels = runner.Profile(test);
+      if (o.kernels) {
+        result.kernels = runner.Profile(test);
+        result.device_microseconds = chat::DeviceTimes(runtime.engine().last_profile());
+      }
       report.results.push_back(std::move(result));
     }
-    report.model = chat::DescribeModel(runtime.model(), runtime.device().allocator());
+    report.model = chat::DescribeModel(runtime.model());
   }
 
   const std::string text = o.output == "json"  ? chat::FormatJson(report)

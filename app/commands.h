@@ -15,6 +15,8 @@ namespace qvk::app {
 struct ModelOptions {
   std::string model;                    // Hugging Face folder or .gguf file
   std::optional<unsigned> device;       // --device N
+  std::optional<std::string> devices;   // --devices 0,1: the model split by layers across these
+  std::optional<std::string> split;     // --split 3,1: each device's share of the layers
   std::optional<uint64_t> gpu_mem_mib;  // --gpu-mem MiB
   uint32_t context = 0;                 // --context; 0: min(32768, max_position_embeddings)
   std::optional<std::string> quant;     // --quant q8_0|q4_0: quantize float weights while loading

@@ -92,11 +92,15 @@ void UseBundledModelIfNone(std::string& model) {
                qvk::chat::kBundledModelDescription);
 }
 
-// How a model loads: --quant, --device, --gpu-mem.
+// How a model loads: --quant, --device or --devices and --split, --gpu-mem (each device's).
 void AddLoadOptions(CLI::App* command, qvk::app::ModelOptions& options) {
   command->add_option("--quant", options.quant, "Quantize float weights while loading: q8_0 or q4_0");
   command->add_option("--device", options.device, "Vulkan device number (see `qwenvk devices`); also QWENVK_DEVICE")
       ->check(DeviceNumber());
+  command->add_option("--devices", options.devices,
+                      "Split the model by layers across these devices, in order, e.g. 0,1 (0,0: two on one GPU)");
+  command->add_option("--split", options.split,
+                      "With --devices, each device's share of the layers, e.g. 3,1 (default: by free memory)");
   command->add_option("--gpu-mem", options.gpu_mem_mib, "GPU memory budget in MiB (default: what the device has)")
       ->check(Expects("a whole number of MiB, at least 1", [](const std::string& text) {
         return ReadsAsNumberIn<uint64_t>(text, 1, std::numeric_limits<uint64_t>::max());

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "model/layer_split.h"
 
 namespace qvk::app {
 namespace {
@@ -41,13 +42,20 @@ Runtime::Runtime(const ModelOptions& options) : Runtime(std::make_unique<ModelFi
 
 Runtime::Runtime(std::unique_ptr<ModelFiles> files, const ModelOptions& options, const BeforeLoad& before_load) {
   instance_ = std::make_unique<Instance>();
-  const auto devices = EnumerateDevices(*instance_);
-  device_ = std::make_unique<Device>(*instance_, ChooseDevice(devices, options.device));
-  if (before_load) before_load(*device_);
+  if (options.device && options.devices) throw Error("give --device or --devices, not both");
+  if (options.split && !options.devices) throw Error("--split needs --devices: the devices to split the model across");
+  const std::vector<double> split = options.split ? ParseSplit(*options.split, "--split") : std::vector<double>{};
+  if (options.devices) {
+    devices_ = chat::MakeSplitDevices(*instance_, *options.devices, "--devices");
+  } else {
+    devices_.push_back(
+        std::make_unique<Device>(*instance_, ChooseDevice(EnumerateDevices(*instance_), options.device)));
+  }
+  if (before_load) before_load(*devices_.front());
   if (!files) return;
 
   chat::LoadedModelOptions load{
-      .context = options.context, .gpu_mem_mib = options.gpu_mem_mib, .engines = options.engines};
+      .context = options.context, .gpu_mem_mib = options.gpu_mem_mib, .engines = options.engines, .split = split};
   if (options.quant) load.quantize = ParseQuant(*options.quant);
   const bool tty = isatty(fileno(stderr)) != 0;
   int last_percent = -1;
@@ -57,7 +65,9 @@ Runtime::Runtime(std::unique_ptr<ModelFiles> files, const ModelOptions& options,
     last_percent = percent;
     if (tty) std::fprintf(stderr, "\rloading weights %3d%% (%.0f / %.0f MiB)", percent, MiB(done), MiB(total));
   };
-  model_ = std::make_unique<chat::LoadedModel>(*device_, std::move(files), load, progress);
+  std::vector<Device*> model_devices;
+  for (const auto& device : devices_) model_devices.push_back(device.get());
+  model_ = std::make_unique<chat::LoadedModel>(model_devices, std::move(files), load, progress);
   if (tty) std::fprintf(stderr, "\n");
   model_->LogWeightPlacement();
   LogHostMemory();

@@ -1,12 +1,14 @@
 #pragma once
-// The CLI's Runtime: a Vulkan device of its own plus one loaded model (chat/loaded_model.h),
-// built from the options every model subcommand shares.
+// The CLI's Runtime: a Vulkan device of its own (or several, --devices, for a model split by
+// layers) plus one loaded model (chat/loaded_model.h), built from the options every model
+// subcommand shares.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "app/commands.h"
 #include "chat/loaded_model.h"
@@ -25,7 +27,8 @@ class Runtime {
   Runtime(std::unique_ptr<ModelFiles> files, const ModelOptions& options, const BeforeLoad& before_load = {});
   ~Runtime();
 
-  Device& device() { return *device_; }
+  // The first device (the only one without --devices).
+  Device& device() { return *devices_.front(); }
   // The model's parts, with a model only:
   const ModelFiles& files() const { return model_->files(); }
   Engine& engine() { return model_->engine(); }
@@ -34,7 +37,7 @@ class Runtime {
 
  private:
   std::unique_ptr<Instance> instance_;
-  std::unique_ptr<Device> device_;
+  std::vector<std::unique_ptr<Device>> devices_;
   std::unique_ptr<chat::LoadedModel> model_;
 };
 

@@ -172,6 +172,15 @@ std::vector<KernelShare> SummarizeProfile(std::span<const DispatchTiming> timing
   return shares;
 }
 
+std::vector<double> DeviceTimes(std::span<const DispatchTiming> timings) {
+  std::vector<double> devices(1, 0.0);
+  for (const DispatchTiming& t : timings) {
+    if (t.stage >= devices.size()) devices.resize(t.stage + 1, 0.0);
+    devices[t.stage] += t.microseconds;
+  }
+  return devices;
+}
+
 std::vector<KernelShare> BenchRunner::Profile(const BenchTest& test) {
   FillDepth(test.depth);
   engine_.set_profiling(true);
@@ -205,23 +214,30 @@ uint64_t ModelFileBytes(const std::filesystem::path& path) {
 
 // Each weight type on the GPU with its bytes: the matrices as loaded, and the norms and biases,
 // which are always F32.
-std::vector<std::string> WeightTypes(const ModelWeights& w, const ModelConfig& c) {
+std::vector<std::string> WeightTypes(const LoadedModel& model, const ModelConfig& c) {
   std::map<DType, uint64_t> bytes;
-  auto add = [&](const Matrix& m) { bytes[m.dtype] += RowBytes(m.dtype, m.cols) * m.rows; };
-  add(w.embed);
-  if (!c.tie_word_embeddings) add(w.lm_head);
-  for (const LayerWeights& layer : w.layers) {
-    for (const Projection& p : layer.qkv) add(p.w);
-    add(layer.o);
-    for (const Projection& p : layer.gate_up) add(p.w);
-    if (!layer.moe) add(layer.down);
-    if (const auto& moe = layer.moe) {
-      for (const Matrix* m : {&moe->router, &moe->down}) add(*m);
-      for (const Projection& p : moe->gate_up) add(p.w);
-      for (const Projection& p : moe->shared_gate_up) add(p.w);
-      if (!moe->shared_gate_up.empty()) {
-        add(moe->shared_down);
-        add(moe->shared_gate);
+  // A split model's stages hold a matrix each; the others stay empty (no rows) and count nothing.
+  auto add = [&](const Matrix& m) {
+    if (m.rows > 0) bytes[m.dtype] += RowBytes(m.dtype, m.cols) * m.rows;
+  };
+  for (size_t stage = 0; stage < model.stage_count(); ++stage) {
+    const ModelWeights& w = model.weights(stage);
+    add(w.embed);
+    // A tied lm_head is the embedding, unless a split put it on another device than the embedding.
+    if (!c.tie_word_embeddings || w.embed.rows == 0) add(w.lm_head);
+    for (const LayerWeights& layer : w.layers) {
+      for (const Projection& p : layer.qkv) add(p.w);
+      add(layer.o);
+      for (const Projection& p : layer.gate_up) add(p.w);
+      if (!layer.moe) add(layer.down);
+      if (const auto& moe = layer.moe) {
+        for (const Matrix* m : {&moe->router, &moe->down}) add(*m);
+        for (const Projection& p : moe->gate_up) add(p.w);
+        for (const Projection& p : moe->shared_gate_up) add(p.w);
+        if (!moe->shared_gate_up.empty()) {
+          add(moe->shared_down);
+          add(moe->shared_gate);
+        }
       }
     }
   }
@@ -265,7 +281,7 @@ std::vector<std::string> LiveViewNames(std::span<const AttentionRequest> views) 
 
 }  // namespace
 
-BenchModel DescribeModel(const LoadedModel& model, const Allocator& allocator) {
+BenchModel DescribeModel(const LoadedModel& model) {
   const ModelConfig& c = model.files().config();
   const WeightSource& source = model.files().weights();
   uint64_t params = 0;
@@ -277,20 +293,39 @@ BenchModel DescribeModel(const LoadedModel& model, const Allocator& allocator) {
     }
   }
   const Engine& engine = model.engine();
+  uint64_t weights_bytes = 0, allocated = 0, reserved = 0;
+  for (size_t stage = 0; stage < model.stage_count(); ++stage) {
+    weights_bytes += model.weights(stage).device_bytes;
+    const Allocator& allocator = engine.stage(stage).device->allocator();
+    allocated += allocator.bytes_in_use();
+    reserved += allocator.bytes_reserved();
+  }
   return {.path = model.files().path().string(),
           .type = c.model_type,
           .layers = c.num_layers,
           .hidden = c.hidden_size,
           .params = params,
-          .weight_types = WeightTypes(model.weights(), c),
+          .weight_types = WeightTypes(model, c),
           .file_bytes = ModelFileBytes(model.files().path()),
           .context = engine.context(),
-          .weights_bytes = model.weights().device_bytes,
+          .weights_bytes = weights_bytes,
           .kv_cache_bytes = engine.kv_cache_bytes(),
           .working_bytes = engine.working_bytes(),
-          .allocated_bytes = allocator.bytes_in_use(),
-          .reserved_bytes = allocator.bytes_reserved(),
-          .live_attention_views = LiveViewNames(engine.live_views())};
+          .allocated_bytes = allocated,
+          .reserved_bytes = reserved,
+          .live_attention_views = LiveViewNames(engine.live_views()),
+          .devices = StageNames(engine)};
+}
+
+std::vector<std::string> StageNames(const Engine& engine) {
+  std::vector<std::string> names;
+  if (engine.stage_count() == 1) return names;
+  for (size_t i = 0; i < engine.stage_count(); ++i) {
+    const EngineStage stage = engine.stage(i);
+    names.push_back(fmt::format("device {} ({}): layers {}-{}", stage.device->info().index, stage.device->info().name,
+                                stage.layers.begin, stage.layers.end - 1));
+  }
+  return names;
 }
 
 // --- report: markdown ----------------------------------------------------------------------------
@@ -330,8 +365,16 @@ void AppendKernels(std::string& out, const BenchResult& r, const std::optional<D
     total += k.microseconds;
     dispatches += k.dispatches;
   }
-  out += fmt::format("\nkernels of {}: one profiled {} took {:.1f} us of GPU time in {} dispatches\n\n", r.test.Name(),
+  out += fmt::format("\nkernels of {}: one profiled {} took {:.1f} us of GPU time in {} dispatches\n", r.test.Name(),
                      r.test.kind == BenchKind::Prompt ? "prompt" : "step", total, dispatches);
+  if (r.device_microseconds.size() > 1) {
+    std::string each;
+    for (size_t d = 0; d < r.device_microseconds.size(); ++d) {
+      each += fmt::format("{}device {} {:.1f} us", d == 0 ? "" : ", ", d, r.device_microseconds[d]);
+    }
+    out += fmt::format("GPU time by device, in layer order: {}\n", each);
+  }
+  out += "\n";
   out += "| kernel | dispatches | share | us/step | GB/s | of copy peak | TFLOP/s | of FMA peak |\n";
   out += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   for (const KernelShare& k : r.kernels) {
@@ -377,6 +420,7 @@ std::string FormatMarkdown(const BenchReport& report) {
       MiB(m.weights_bytes), MiB(m.kv_cache_bytes), MiB(m.working_bytes), MiB(m.allocated_bytes),
       Percent(planned > 0 ? static_cast<double>(m.allocated_bytes) / static_cast<double>(planned) - 1 : 0),
       MiB(m.reserved_bytes), m.context, report.repetitions);
+  if (!m.devices.empty()) out += fmt::format("split by layers across devices: {}\n", Joined(m.devices));
   if (!m.live_attention_views.empty()) {
     out += fmt::format(
         "live attention: every decode step also reduced its attention to {} on the GPU and handed the row to a "
@@ -495,6 +539,7 @@ Json RowFields(const BenchReport& report, const BenchResult* r) {
                     {"reserved_bytes", m.reserved_bytes},
                     {"live_attention", !m.live_attention_views.empty()},
                     {"live_attention_views", m.live_attention_views}});
+    if (!m.devices.empty()) row["split_devices"] = m.devices;
   }
   const Json none = nullptr;
   row.update(Json{{"copy_gbps", report.peak ? Json(report.peak->copy_gbps) : none},
@@ -509,6 +554,7 @@ Json RowFields(const BenchReport& report, const BenchResult* r) {
                     {"avg_ts", r->tokens_per_s.mean},
                     {"stddev_ts", r->tokens_per_s.stddev},
                     {"avg_s", r->mean_seconds}});
+    if (r->device_microseconds.size() > 1) row["device_us"] = r->device_microseconds;
   }
   return row;
 }
@@ -534,7 +580,9 @@ std::string CsvField(const Json& value) {
   if (value.is_string()) {
     text = value.get<std::string>();
   } else if (value.is_array()) {
-    for (const Json& item : value) text += (text.empty() ? "" : ", ") + item.get<std::string>();
+    for (const Json& item : value) {
+      text += (text.empty() ? "" : ", ") + (item.is_string() ? item.get<std::string>() : item.dump());
+    }
   } else {
     text = value.dump();
   }

@@ -67,13 +67,17 @@ struct KernelShare {
 };
 // The timings grouped by label, the most time first.
 std::vector<KernelShare> SummarizeProfile(std::span<const DispatchTiming> timings);
+// The timings' GPU time on each device of a model split across devices (DispatchTiming::stage),
+// in layer order; one entry for a model on one device.
+std::vector<double> DeviceTimes(std::span<const DispatchTiming> timings);
 
 struct BenchResult {
   BenchTest test;
   std::vector<double> seconds;  // each timed repetition
   Summary tokens_per_s;
   double mean_seconds = 0;
-  std::vector<KernelShare> kernels;  // one profiled step (pp: the whole prompt), when asked for
+  std::vector<KernelShare> kernels;         // one profiled step (pp: the whole prompt), when asked for
+  std::vector<double> device_microseconds;  // that step's GPU time on each device (DeviceTimes)
 };
 
 // Runs tests on an engine, whose cache it resets as each run needs. Prompts and depths are
@@ -140,11 +144,17 @@ struct BenchModel {
   // Each decode step also reduced its attention to these views (Engine::set_live_attention), named
   // as ViewName names them; empty: live attention was off.
   std::vector<std::string> live_attention_views;
+  // A model split across devices: each device and its layers, in layer order (StageNames);
+  // empty on one device.
+  std::vector<std::string> devices;
 };
-// The model and GPU memory as they stand now.
-BenchModel DescribeModel(const LoadedModel& model, const Allocator& allocator);
+// The model and GPU memory as they stand now (the allocators of every device it is on).
+BenchModel DescribeModel(const LoadedModel& model);
 // A live attention view in words: "layer 0 head 3", "layer 2 heads 0-13 mean, sink muted".
 std::string ViewName(const AttentionRequest& view);
+// Each device of a split model and the layers it holds: "device 0 (llvmpipe): layers 0-11"; empty
+// for a model on one device.
+std::vector<std::string> StageNames(const Engine& engine);
 
 struct BenchReport {
   std::string version;  // QwenVK's

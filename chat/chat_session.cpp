@@ -17,6 +17,7 @@
 #include "chat/prompt_plan.h"
 #include "chat/reply_writer.h"
 #include "model/generate.h"
+#include "model/layer_split.h"
 
 namespace qvk::chat {
 namespace {
@@ -209,6 +210,7 @@ void ChatSession::LoadModel(const ModelSettings& settings) {
     model_error_.clear();
     model_name_.clear();
     context_length_ = 0;
+    model_devices_.clear();
     model_config_.reset();
     thinking_default_.reset();
     jobs_.push_back(Job{.load = settings, .reply = {}});
@@ -226,6 +228,7 @@ void ChatSession::RunLoad(const ModelSettings& settings) {
     // The old model's memory is freed before the new one asks for any.
     std::lock_guard lock(model_mutex_);
     model_.reset();
+    split_devices_.clear();
   }
   auto progress = [this](uint64_t done, uint64_t total) {
     std::lock_guard lock(mutex_);
@@ -238,11 +241,22 @@ void ChatSession::RunLoad(const ModelSettings& settings) {
   if (settings.gpu_mem_mib != 0) options.gpu_mem_mib = settings.gpu_mem_mib;
   try {
     if (settings.path.empty()) throw Error("no model chosen: pick a Hugging Face folder or a .gguf file");
-    auto model = std::make_unique<LoadedModel>(device_, std::filesystem::path(settings.path), options, progress);
+    if (!settings.split.empty()) options.split = ParseSplit(settings.split, "Split");
+    std::vector<std::unique_ptr<Device>> split_devices;
+    std::vector<Device*> devices{&device_};
+    if (!settings.devices.empty()) {
+      // Devices of their own on the app's instance, even where one is the window's GPU.
+      split_devices = MakeSplitDevices(device_.instance(), settings.devices, "Split across devices");
+      devices.clear();
+      for (const auto& device : split_devices) devices.push_back(device.get());
+    }
+    auto model = std::make_unique<LoadedModel>(devices, std::make_unique<ModelFiles>(settings.path), options, progress);
     model->LogWeightPlacement();
     const uint32_t context = model->engine().context();
+    std::vector<std::string> stage_names = StageNames(model->engine());
     {
       std::lock_guard lock(model_mutex_);
+      split_devices_ = std::move(split_devices);
       model_ = std::move(model);
     }
     std::lock_guard lock(mutex_);
@@ -250,6 +264,7 @@ void ChatSession::RunLoad(const ModelSettings& settings) {
     progress_ = 1;
     model_name_ = ModelName(settings.path);
     context_length_ = context;
+    model_devices_ = std::move(stage_names);
     model_config_ = model_->files().config();
     thinking_default_ = model_->files().thinking_default();
     ++model_generation_;
@@ -303,6 +318,11 @@ std::string ChatSession::model_name() const {
 uint32_t ChatSession::context_length() const {
   std::lock_guard lock(mutex_);
   return context_length_;
+}
+
+std::vector<std::string> ChatSession::model_devices() const {
+  std::lock_guard lock(mutex_);
+  return model_devices_;
 }
 
 store::ConversationSettings ChatSession::DefaultSettings() const {
@@ -887,7 +907,7 @@ void ChatSession::RunBenchmark(const BenchRequest& request) {
       }
       report.results.push_back(std::move(result));
     }
-    report.model = DescribeModel(model, device_.allocator());
+    report.model = DescribeModel(model);
     saved = store_.SaveBenchRun(StoredRun(report, request.prompts, request.generations, request.depths, NowMs()));
   } catch (const BenchCancelled&) {
     error = "cancelled";

@@ -44,7 +44,11 @@ class ReplyWriter;
 struct ModelSettings {
   std::string path;          // Hugging Face folder or .gguf file
   uint32_t context = 0;      // KV cache tokens; 0: min(32768, the model's)
-  uint64_t gpu_mem_mib = 0;  // GPU memory budget; 0: all the device has
+  uint64_t gpu_mem_mib = 0;  // GPU memory budget; 0: all the device has (each device's, split)
+  // "0,1": the model split by layers across these devices (MakeSplitDevices); empty: the app's
+  // device alone. "3,1": each one's share of the layers; empty: by the memory each has free.
+  std::string devices;
+  std::string split;
 };
 
 enum class ModelStatus { None, Loading, Ready, Failed };
@@ -112,6 +116,8 @@ class ChatSession {
   std::string model_error() const;  // why the last load failed
   std::string model_name() const;   // file or folder name; empty without a model
   uint32_t context_length() const;  // 0 without a model
+  // A split model's devices and the layers each holds (StageNames); empty on one device.
+  std::vector<std::string> model_devices() const;
   // The loaded model's shape (layers, heads, KV heads: what an attention request may name).
   std::optional<ModelConfig> model_config() const;
   // The thinking switch (the template variable enable_thinking, Qwen3's) as the chat offers it
@@ -232,6 +238,7 @@ class ChatSession {
   std::string model_error_;
   std::string model_name_;
   uint32_t context_length_ = 0;
+  std::vector<std::string> model_devices_;
   std::optional<ModelConfig> model_config_;
   std::optional<bool> thinking_default_;  // the loaded model's (ModelFiles::thinking_default)
   uint64_t model_generation_ = 0;         // bumped by each load, so cached counts of an old model expire
@@ -250,6 +257,7 @@ class ChatSession {
   // Written only by the worker, under model_mutex_; the worker reads it without the lock, the UI
   // thread (token counts, defaults) with it.
   mutable std::mutex model_mutex_;
+  std::vector<std::unique_ptr<Device>> split_devices_;  // a split model's devices (it goes first)
   std::unique_ptr<LoadedModel> model_;
 
   // ContextTokens' cache (UI thread only).

@@ -222,6 +222,7 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
   info.max_allocation_size = v11 ? maintenance3.maxMemoryAllocationSize : VkDeviceSize{1} << 30;
   info.timestamp_period_ns = limits.timestampPeriod;
 
+  info.memory_budget = v11 && HasExtension(extensions, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
   VkPhysicalDeviceMemoryProperties memory{};
   vkGetPhysicalDeviceMemoryProperties(physical, &memory);
   for (uint32_t h = 0; h < memory.memoryHeapCount; ++h) {
@@ -378,6 +379,22 @@ VkDeviceSize DeviceInfo::DeviceLocalBytes() const {
     if (heap.device_local) largest = std::max(largest, heap.size);
   }
   return largest;
+}
+
+VkDeviceSize FreeDeviceLocalBytes(const DeviceInfo& device) {
+  if (!device.memory_budget) return device.DeviceLocalBytes();
+  VkPhysicalDeviceMemoryBudgetPropertiesEXT budget{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+  VkPhysicalDeviceMemoryProperties2 memory{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2};
+  memory.pNext = &budget;
+  vkGetPhysicalDeviceMemoryProperties2(device.physical, &memory);
+  VkDeviceSize largest = 0, free = 0;
+  for (uint32_t h = 0; h < memory.memoryProperties.memoryHeapCount; ++h) {
+    const VkMemoryHeap& heap = memory.memoryProperties.memoryHeaps[h];
+    if ((heap.flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) == 0 || heap.size <= largest) continue;
+    largest = heap.size;
+    free = budget.heapBudget[h] > budget.heapUsage[h] ? budget.heapBudget[h] - budget.heapUsage[h] : 0;
+  }
+  return free;
 }
 
 std::string PresentationProblem(const DeviceInfo& device, VkSurfaceKHR surface) {

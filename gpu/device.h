@@ -39,6 +39,7 @@ struct DeviceInfo {
   uint8_t device_uuid[VK_UUID_SIZE] = {};
   std::vector<MemoryHeapInfo> heaps;
   bool unified_memory = false;  // shares host memory and maps it: no staging copies (lavapipe, UMA)
+  bool memory_budget = false;   // VK_EXT_memory_budget: what is free can be asked
 
   uint32_t subgroup_size = 0;
   uint32_t min_subgroup_size = 0;
@@ -80,6 +81,10 @@ struct DeviceInfo {
   std::string ApiVersionString() const;
   VkDeviceSize DeviceLocalBytes() const;
 };
+
+// Bytes of the largest device-local heap that are free now: the driver's budget less what is in
+// use, by every process, where VK_EXT_memory_budget says; else the heap's size.
+VkDeviceSize FreeDeviceLocalBytes(const DeviceInfo& device);
 
 // Every physical device the loader reports, in loader order. With a surface, a device that
 // cannot present to it is unusable too, and its unusable_reason says why.

@@ -49,6 +49,7 @@ struct DispatchTiming {
   std::string_view kernel;  // the kernel table's name
   double microseconds = 0;
   DispatchCost cost;
+  uint32_t stage = 0;  // the device that ran it, of a model split across devices (model/engine.h)
 };
 
 class Graph {

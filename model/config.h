@@ -56,6 +56,20 @@ struct ModelConfig {
   static ModelConfig FromJsonFile(const std::filesystem::path& config_json);
 };
 
+// Layers [begin, end) of a model: what one device runs when a model is split across devices.
+struct LayerRange {
+  uint32_t begin = 0;
+  uint32_t end = 0;
+  bool contains(uint32_t layer) const { return layer >= begin && layer < end; }
+  uint32_t size() const { return end - begin; }
+  bool operator==(const LayerRange&) const = default;
+};
+
+// Every layer of the model.
+inline LayerRange AllLayers(const ModelConfig& config) {
+  return {0, config.num_layers};
+}
+
 // The architectures QwenVK runs, named for messages.
 std::string SupportedArchitectures();
 

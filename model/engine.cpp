@@ -2,12 +2,14 @@
 #include "model/engine.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include <fmt/format.h>
 
 #include "base/error.h"
 #include "gpu/device.h"
+#include "gpu/memory.h"
 
 namespace qvk {
 namespace {
@@ -28,16 +30,63 @@ uint32_t DefaultContext(const ModelConfig& c) {
 
 // --- engine ----------------------------------------------------------------------------------
 
+Engine::Stage::Stage(const EngineStage& stage, const ModelConfig& c, uint32_t chunk, uint32_t context, bool last)
+    : device(*stage.device),
+      weights(*stage.weights),
+      layers(stage.layers),
+      kv(device, c, context, layers),
+      // Only the last stage computes logits, so only it keeps rows of them for the host.
+      prefill(device, c, chunk, last ? LogitsRowsPerBatch(device, c, chunk) : 0, context),
+      decode(device, c, 1, last ? 1 : 0, context) {
+  const VkDeviceSize x_bytes = uint64_t{4} * chunk * c.hidden_size;
+  if (layers.begin > 0) x_in = device.allocator().CreateBuffer(x_bytes, MemoryKind::Upload);
+  if (!last) x_out = device.allocator().CreateBuffer(x_bytes, MemoryKind::Readback);
+}
+
 Engine::Engine(Device& device, const ModelConfig& config, const ModelWeights& weights, const EngineOptions& options)
-    : device_(device),
-      config_(config),
-      weights_(weights),
+    : Engine(std::array{EngineStage{&device, &weights, AllLayers(config)}}, config, options) {}
+
+Engine::Engine(std::span<const EngineStage> stages, const ModelConfig& config, const EngineOptions& options)
+    : config_(config),
       chunk_(std::max<uint32_t>(1, options.prefill_chunk)),
-      kv_(device, config, options.context != 0 ? options.context : DefaultContext(config)),
-      prefill_(device, config, chunk_, LogitsRowsPerBatch(device, config, chunk_), kv_.capacity),
-      decode_(device, config, 1, 1, kv_.capacity) {}
+      context_(options.context != 0 ? options.context : DefaultContext(config)) {
+  uint32_t next = 0;
+  for (const EngineStage& stage : stages) {
+    if (stage.layers.begin != next || stage.layers.end <= stage.layers.begin) break;
+    next = stage.layers.end;
+  }
+  if (stages.empty() || next != config.num_layers) {
+    throw Error(fmt::format("the stages of a split model must hold its {} layers in order, each at least one",
+                            config.num_layers));
+  }
+  // The hidden state crosses devices as 16-byte words (ops::Copy).
+  if (stages.size() > 1 && config.hidden_size % 4 != 0) {
+    throw Error(fmt::format("a model split across devices needs a hidden size that is a multiple of 4, not {}",
+                            config.hidden_size));
+  }
+  for (size_t i = 0; i < stages.size(); ++i) {
+    stages_.push_back(std::make_unique<Stage>(stages[i], config, chunk_, context_, i + 1 == stages.size()));
+  }
+}
 
 Engine::~Engine() = default;
+
+uint64_t Engine::kv_cache_bytes() const {
+  uint64_t total = 0;
+  for (const auto& stage : stages_) total += stage->kv.bytes();
+  return total;
+}
+
+uint64_t Engine::working_bytes() const {
+  uint64_t total = 0;
+  for (const auto& stage : stages_) total += stage->prefill.bytes() + stage->decode.bytes();
+  return total;
+}
+
+EngineStage Engine::stage(size_t index) const {
+  const Stage& s = *stages_.at(index);
+  return {&s.device, &s.weights, s.layers};
+}
 
 uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& options) {
   const uint64_t chunk = std::max<uint32_t>(1, options.prefill_chunk);
@@ -59,13 +108,14 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
           k * (2 * uint64_t{c.num_layers} + 3 * uint64_t{c.moe->expert_intermediate_size} + c.hidden_size) +
           3 * uint64_t{c.moe->shared_expert_intermediate_size} + c.hidden_size + 1;
   }
-  return uint64_t{4} * chunk * (4 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size} + moe) +
+  // A split model's stage also keeps two chunks of x for the hand-off (Stage::x_in, x_out).
+  return uint64_t{4} * chunk * (6 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size} + moe) +
          uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + partials + (uint64_t{16} << 20);
 }
 
 void Engine::CheckFits(size_t tokens) const {
-  if (tokens > kv_.capacity) {
-    throw Error(fmt::format("{} tokens do not fit the context of {} tokens", tokens, kv_.capacity));
+  if (tokens > context_) {
+    throw Error(fmt::format("{} tokens do not fit the context of {} tokens", tokens, context_));
   }
 }
 
@@ -88,8 +138,39 @@ void Engine::WriteStep(RunState& s, std::span<const uint32_t> ids, uint32_t firs
   s.positions.FlushMapped();
 }
 
+void Engine::RecordStage(Graph& g, size_t i, StateOf state, uint32_t tokens, uint32_t first_position,
+                         const AttentionProbs* probs) {
+  Stage& stage = *stages_[i];
+  RunState& s = stage.*state;
+  const BufferRange x(s.x, 0, uint64_t{4} * tokens * config_.hidden_size);
+  // x = the previous stage's x   (the host copied it here from that device)
+  if (i > 0) ops::Copy(g, BufferRange(stage.x_in, 0, x.size), x, "x_from_previous_device");
+  RecordForward(g, config_, stage.weights, s, stage.kv, tokens, first_position, probs, stage.layers);
+  // x_out = x   (for the host to copy to the next device)
+  if (i + 1 < stages_.size()) ops::Copy(g, x, BufferRange(stage.x_out, 0, x.size), "x_to_next_device");
+}
+
+// The devices share no memory and no semaphore: each stage's graph has run (its fence waited)
+// before the host copies x across and submits the next, a few KB a token while decoding.
+void Engine::HandOff(size_t i, uint32_t tokens) {
+  const size_t bytes = size_t{4} * tokens * config_.hidden_size;
+  const Buffer& from = stages_[i]->x_out;
+  const Buffer& to = stages_[i + 1]->x_in;
+  from.InvalidateMapped();
+  std::memcpy(to.mapped(), from.mapped(), bytes);
+  to.FlushMapped();
+}
+
+void Engine::RunProfiled(Graph& g, size_t i) {
+  g.Run();
+  for (DispatchTiming& timing : g.Timings()) {
+    timing.stage = static_cast<uint32_t>(i);
+    last_profile_.push_back(std::move(timing));
+  }
+}
+
 void Engine::RecordReadout(Graph& g, RunState& s, uint32_t row, const LogitsReadout& readout) {
-  RecordLogits(g, config_, weights_, s, row, 1, readout.full_row);
+  RecordLogits(g, config_, last_stage().weights, s, row, 1, readout.full_row);
   RecordRanking(g, config_, s, readout.ranked, readout.full_row);
 }
 
@@ -119,17 +200,17 @@ void Engine::Prefill(std::span<const uint32_t> ids, const PrefillRequest& reques
   const uint32_t end = last_as_decode ? total - 1 : total;
   for (auto start = static_cast<uint32_t>(keep); start < end; start += chunk_) {
     const uint32_t n = std::min(chunk_, end - start);
-    WriteStep(prefill_, ids.subspan(start, n), start);
-    {
-      Graph g(device_, profiling_);
-      RecordForward(g, config_, weights_, prefill_, kv_, n, start);
-      if (last && start + n == total) {
-        RecordReadout(g, prefill_, n - 1, last->readout);
+    for (size_t i = 0; i < stages_.size(); ++i) {
+      Stage& stage = *stages_[i];
+      WriteStep(stage.prefill, ids.subspan(start, n), start);
+      Graph g(stage.device, profiling_);
+      RecordStage(g, i, &Stage::prefill, n, start);
+      if (last && start + n == total && i + 1 == stages_.size()) {
+        RecordReadout(g, stage.prefill, n - 1, last->readout);
         readout_row_ = n - 1;
       }
-      g.Run();
-      const std::vector<DispatchTiming> timings = g.Timings();
-      last_profile_.insert(last_profile_.end(), timings.begin(), timings.end());
+      RunProfiled(g, i);
+      if (i + 1 < stages_.size()) HandOff(i, n);
     }
     cached_.insert(cached_.end(), ids.begin() + start, ids.begin() + start + n);
     if (all) StreamLogitsRows(start, n, *all);
@@ -137,20 +218,22 @@ void Engine::Prefill(std::span<const uint32_t> ids, const PrefillRequest& reques
   if (last_as_decode) {
     DecodeStep(ids.back(), last->readout);
   } else if (last) {
-    readout_state_ = &prefill_;
+    readout_state_ = &last_stage().prefill;
     readout_ = last->readout;
   }
 }
 
 void Engine::StreamLogitsRows(uint32_t first_position, uint32_t tokens, const AllLogits& request) {
   const uint32_t vocab = config_.vocab_size;
-  for (uint32_t r = 0; r < tokens; r += prefill_.host_logits_rows) {
-    const uint32_t rows = std::min(prefill_.host_logits_rows, tokens - r);
-    Graph g(device_);
-    RecordLogits(g, config_, weights_, prefill_, r, rows, /*on_host=*/true);
+  Stage& stage = last_stage();
+  RunState& s = stage.prefill;
+  for (uint32_t r = 0; r < tokens; r += s.host_logits_rows) {
+    const uint32_t rows = std::min(s.host_logits_rows, tokens - r);
+    Graph g(stage.device);
+    RecordLogits(g, config_, stage.weights, s, r, rows, /*on_host=*/true);
     g.Run();
-    prefill_.host_logits.InvalidateMapped();
-    const auto* data = reinterpret_cast<const float*>(prefill_.host_logits.mapped());
+    s.host_logits.InvalidateMapped();
+    const auto* data = reinterpret_cast<const float*>(s.host_logits.mapped());
     for (uint32_t i = 0; i < rows; ++i) request.on_row(first_position + r + i, {data + size_t{i} * vocab, vocab});
   }
 }
@@ -167,27 +250,31 @@ void Engine::Decode(uint32_t id, const LogitsReadout& readout) {
 
 void Engine::DecodeStep(uint32_t id, const LogitsReadout& readout) {
   const auto position = static_cast<uint32_t>(cached_.size());
-  WriteStep(decode_, std::span(&id, 1), position);
-  if (profiling_) {
-    Graph g(device_, /*profile=*/true);
-    RecordDecode(g, position, readout);
-    g.Run();
-    const std::vector<DispatchTiming> timings = g.Timings();
-    last_profile_.insert(last_profile_.end(), timings.begin(), timings.end());
-  } else {
-    if (!decode_graph_ || readout != decode_readout_) {
-      // Recorded once per readout (and live attention setting): the token and its position come
-      // from buffers written before each replay.
-      decode_graph_.reset();
-      decode_graph_ = std::make_unique<Graph>(device_);
-      RecordDecode(*decode_graph_, position, readout);
-      decode_graph_->End();
-      decode_readout_ = readout;
+  if (readout != decode_readout_) {
+    for (auto& stage : stages_) stage->decode_graph.reset();
+    decode_readout_ = readout;
+  }
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    Stage& stage = *stages_[i];
+    WriteStep(stage.decode, std::span(&id, 1), position);
+    if (profiling_) {
+      Graph g(stage.device, /*profile=*/true);
+      RecordDecode(g, i, position, readout);
+      RunProfiled(g, i);
+    } else {
+      if (!stage.decode_graph) {
+        // Recorded once per readout (and live attention setting): the token and its position come
+        // from buffers written before each replay.
+        stage.decode_graph = std::make_unique<Graph>(stage.device);
+        RecordDecode(*stage.decode_graph, i, position, readout);
+        stage.decode_graph->End();
+      }
+      stage.decode_graph->Run();
     }
-    decode_graph_->Run();
+    if (i + 1 < stages_.size()) HandOff(i, 1);
   }
   cached_.push_back(id);
-  readout_state_ = &decode_;
+  readout_state_ = &last_stage().decode;
   readout_row_ = 0;
   readout_ = readout;
   if (live_) {
@@ -196,44 +283,49 @@ void Engine::DecodeStep(uint32_t id, const LogitsReadout& readout) {
   }
 }
 
-void Engine::RecordDecode(Graph& g, uint32_t position, const LogitsReadout& readout) {
+void Engine::RecordDecode(Graph& g, size_t i, uint32_t position, const LogitsReadout& readout) {
   if (live_) {
-    // Each layer's scores to its own place, as long as the position (read on the GPU) makes them;
-    // after the last layer, the views' rows of them.
+    // Each of the stage's layers' scores to its own place, as long as the position (read on the
+    // GPU) makes them; after its last layer, the rows of the views on its layers.
+    Stage& stage = *stages_[i];
+    LiveStage& live = live_->stages[i];
     uint32_t view_heads = 0;
-    for (const AttentionRequest& r : live_->requests) view_heads += r.plane_heads;
-    const uint64_t layer_bytes = LiveLayerBytes(config_, kv_.capacity);
-    const AttentionProbs probs{.probs = live_->probs,
-                               .stride = kv_.capacity,
-                               .layer_bytes = layer_bytes,
-                               .scores = true,
-                               .layers = std::vector<bool>(config_.num_layers, true),
-                               .consume = [this, position, view_heads, layer_bytes](Graph& graph, uint32_t layer) {
-                                 if (layer + 1 != config_.num_layers) return;
-                                 ops::AttentionLive(graph,
-                                                    {.scores = live_->probs,
-                                                     .positions = decode_.positions,
-                                                     .views = live_->views,
-                                                     .out = live_->rows,
-                                                     .layers = config_.num_layers,
-                                                     .n_heads = config_.num_heads,
-                                                     .stride = kv_.capacity,
-                                                     .layer_stride = static_cast<uint32_t>(layer_bytes / 4),
-                                                     .max_views = live_->max_views,
-                                                     .position = position,
-                                                     .view_heads = view_heads},
-                                                    "attention_live");
-                               }};
-    RecordForward(g, config_, weights_, decode_, kv_, 1, position, &probs);
+    for (size_t v : live.view_index) view_heads += live_->requests[v].plane_heads;
+    const uint64_t layer_bytes = LiveLayerBytes(config_, context_);
+    const AttentionProbs probs{
+        .probs = live.probs,
+        .stride = context_,
+        .layer_bytes = layer_bytes,
+        .scores = true,
+        .layers = std::vector<bool>(config_.num_layers, true),
+        .consume = [this, &stage, &live, position, view_heads, layer_bytes](Graph& graph, uint32_t layer) {
+          if (layer + 1 != stage.layers.end) return;
+          ops::AttentionLive(graph,
+                             {.scores = live.probs,
+                              .positions = stage.decode.positions,
+                              .views = live.views,
+                              .out = live.rows,
+                              .layers = stage.layers.size(),
+                              .n_heads = config_.num_heads,
+                              .stride = context_,
+                              .layer_stride = static_cast<uint32_t>(layer_bytes / 4),
+                              .max_views = live_->max_views,
+                              .position = position,
+                              .view_heads = view_heads},
+                             "attention_live");
+        }};
+    RecordStage(g, i, &Stage::decode, 1, position, &probs);
   } else {
-    RecordForward(g, config_, weights_, decode_, kv_, 1, position);
+    RecordStage(g, i, &Stage::decode, 1, position);
   }
-  RecordReadout(g, decode_, 0, readout);
+  if (i + 1 == stages_.size()) RecordReadout(g, last_stage().decode, 0, readout);
 }
 
 void Engine::set_live_attention(std::span<const AttentionRequest> views) {
   if (views.empty()) {
-    if (live_) decode_graph_.reset();  // it was recorded with the rows
+    if (live_) {
+      for (auto& stage : stages_) stage->decode_graph.reset();  // they were recorded with the rows
+    }
     live_.reset();
     return;
   }
@@ -241,34 +333,53 @@ void Engine::set_live_attention(std::span<const AttentionRequest> views) {
     CheckAttentionRequest(config_, 1,
                           {.layer = view.layer, .first_head = view.first_head, .plane_heads = view.plane_heads});
   }
-  const uint64_t probs_bytes = config_.num_layers * LiveLayerBytes(config_, kv_.capacity);
-  if (probs_bytes > device_.info().max_storage_buffer_range) {
-    throw Error(
-        fmt::format("live attention rows of {} layers x {} heads over a context of {} tokens ({} MiB) are "
-                    "more than this GPU binds at once: use a shorter context",
-                    config_.num_layers, config_.num_heads, kv_.capacity, probs_bytes >> 20));
+  for (const auto& stage : stages_) {
+    const uint64_t probs_bytes = stage->layers.size() * LiveLayerBytes(config_, context_);
+    if (probs_bytes > stage->device.info().max_storage_buffer_range) {
+      throw Error(
+          fmt::format("live attention rows of {} layers x {} heads over a context of {} tokens ({} MiB) are "
+                      "more than this GPU binds at once: use a shorter context",
+                      stage->layers.size(), config_.num_heads, context_, probs_bytes >> 20));
+    }
   }
   const auto count = static_cast<uint32_t>(views.size());
   if (!live_ || count > live_->max_views) {
+    // Each stage reduces the views on its layers, up to all of them.
     auto live = std::make_unique<LiveAttention>();
-    live->probs = live_ ? std::move(live_->probs) : device_.allocator().CreateBuffer(probs_bytes, MemoryKind::Device);
-    live->views = device_.allocator().CreateBuffer(uint64_t{16} * (1 + count), MemoryKind::Device);
-    live->rows = device_.allocator().CreateBuffer(uint64_t{4} * count * kv_.capacity, MemoryKind::Readback);
+    for (size_t i = 0; i < stages_.size(); ++i) {
+      Stage& stage = *stages_[i];
+      Allocator& allocator = stage.device.allocator();
+      LiveStage& part = live->stages.emplace_back();
+      part.probs =
+          live_ ? std::move(live_->stages[i].probs)
+                : allocator.CreateBuffer(stage.layers.size() * LiveLayerBytes(config_, context_), MemoryKind::Device);
+      part.views = allocator.CreateBuffer(uint64_t{16} * (1 + count), MemoryKind::Device);
+      part.rows = allocator.CreateBuffer(uint64_t{4} * count * context_, MemoryKind::Readback);
+      stage.decode_graph.reset();  // it reduces fewer views, or none
+    }
     live->max_views = count;
     live_ = std::move(live);
-    decode_graph_.reset();  // it reduces fewer views, or none
   }
   live_->requests.assign(views.begin(), views.end());
-  std::vector<ops::LiveView> gpu_views;
-  for (const AttentionRequest& view : views) {
-    gpu_views.push_back({.layer = view.layer,
-                         .first_head = view.first_head,
-                         .heads = view.plane_heads,
-                         .max = view.reduce == HeadReduce::Max,
-                         .mute_sink = view.mute_sink});
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    Stage& stage = *stages_[i];
+    LiveStage& part = live_->stages[i];
+    part.view_index.clear();
+    std::vector<ops::LiveView> gpu_views;
+    for (size_t v = 0; v < views.size(); ++v) {
+      const AttentionRequest& view = views[v];
+      if (!stage.layers.contains(view.layer)) continue;
+      part.view_index.push_back(v);
+      // The stage's scores start at its first layer.
+      gpu_views.push_back({.layer = view.layer - stage.layers.begin,
+                           .first_head = view.first_head,
+                           .heads = view.plane_heads,
+                           .max = view.reduce == HeadReduce::Max,
+                           .mute_sink = view.mute_sink});
+    }
+    const std::vector<uint32_t> view_words = ops::LiveViewWords(gpu_views);
+    stage.device.Upload(part.views, 0, std::as_bytes(std::span(view_words)));
   }
-  const std::vector<uint32_t> view_words = ops::LiveViewWords(gpu_views);
-  device_.Upload(live_->views, 0, std::as_bytes(std::span(view_words)));
   live_->valid = false;
 }
 
@@ -281,17 +392,33 @@ AttentionRow Engine::attention_row() const {
   if (!live_ || !live_->valid) {
     throw Error("no attention row: live attention is off, or no step has run since its views were set");
   }
-  live_->rows.InvalidateMapped();
   const auto views = static_cast<uint32_t>(live_->requests.size());
-  return {.position = live_->position,
-          .views = views,
-          .values = {reinterpret_cast<const float*>(live_->rows.mapped()), size_t{views} * (live_->position + 1)}};
+  const size_t row = live_->position + 1;
+  if (stages_.size() == 1) {
+    const Buffer& rows = live_->stages[0].rows;
+    rows.InvalidateMapped();
+    return {.position = live_->position,
+            .views = views,
+            .values = {reinterpret_cast<const float*>(rows.mapped()), size_t{views} * row}};
+  }
+  // A split model's rows are each on the device of its layer: gathered in the order asked.
+  live_->gathered.resize(size_t{views} * row);
+  for (const LiveStage& part : live_->stages) {
+    part.rows.InvalidateMapped();
+    const auto* values = reinterpret_cast<const float*>(part.rows.mapped());
+    for (size_t k = 0; k < part.view_index.size(); ++k) {
+      std::copy_n(values + k * row, row, live_->gathered.begin() + static_cast<ptrdiff_t>(part.view_index[k] * row));
+    }
+  }
+  return {.position = live_->position, .views = views, .values = live_->gathered};
 }
 
 // --- attention capture -----------------------------------------------------------------------
 
 CapturePlan Engine::PlanAttentionCapture(uint32_t tokens, std::span<const AttentionRequest> requests) const {
-  return PlanCapture(config_, tokens, requests, chunk_, device_.info().max_storage_buffer_range);
+  uint32_t binding = UINT32_MAX;
+  for (const auto& stage : stages_) binding = std::min(binding, stage->device.info().max_storage_buffer_range);
+  return PlanCapture(config_, tokens, requests, chunk_, binding);
 }
 
 std::vector<AttentionMap> Engine::CaptureAttention(std::span<const uint32_t> ids,
@@ -301,17 +428,24 @@ std::vector<AttentionMap> Engine::CaptureAttention(std::span<const uint32_t> ids
   const auto total = static_cast<uint32_t>(ids.size());
   const CapturePlan plan = PlanAttentionCapture(total, requests);
   std::vector<AttentionMap> maps;
-  std::vector<Buffer> outputs;      // f32 [planes, rows, cols] each, as the maps
-  uint32_t first = total, end = 0;  // the rows some map needs
+  // Each map's output and the probabilities it reduces are on the device holding its layer.
+  std::vector<size_t> map_stage;
+  std::vector<Buffer> outputs;                // f32 [planes, rows, cols] each, as the maps
+  std::vector<Buffer> probs(stages_.size());  // f32 [H, rows, T] on each stage some map is on
+  uint32_t first = total, end = 0;            // the rows some map needs
   for (const AttentionRequest& r : requests) {
     const AttentionMap& map = maps.emplace_back(r, total, LayerWindow(config_, r.layer));
-    outputs.push_back(
-        device_.allocator().CreateBuffer(std::max<uint64_t>(4 * map.values.size(), 4), MemoryKind::Device));
+    const auto on = static_cast<size_t>(
+        std::find_if(stages_.begin(), stages_.end(), [&](const auto& s) { return s->layers.contains(r.layer); }) -
+        stages_.begin());
+    Allocator& allocator = stages_[on]->device.allocator();
+    map_stage.push_back(on);
+    outputs.push_back(allocator.CreateBuffer(std::max<uint64_t>(4 * map.values.size(), 4), MemoryKind::Device));
+    if (probs[on].size() == 0) probs[on] = allocator.CreateBuffer(plan.probs_bytes, MemoryKind::Device);
     first = std::min(first, map.request.first_row);
     end = std::max(end, map.request.end_row);
   }
   if (maps.empty()) return maps;
-  const Buffer probs = device_.allocator().CreateBuffer(plan.probs_bytes, MemoryKind::Device);  // f32 [H, rows, T]
 
   size_t keep = std::mismatch(cached_.begin(), cached_.end(), ids.begin(), ids.end()).first - cached_.begin();
   Truncate(std::min<size_t>(keep, first));
@@ -323,44 +457,48 @@ std::vector<AttentionMap> Engine::CaptureAttention(std::span<const uint32_t> ids
     // probabilities fit, each layer's reduced into the maps before the next layer's.
     const uint32_t n = start < first ? std::min(chunk_, first - start) : std::min(plan.chunk_rows, end - start);
     const auto wants = [&](const AttentionRequest& r) { return r.first_row < start + n && start < r.end_row; };
-    AttentionProbs capture{.probs = probs, .stride = total, .layers = std::vector<bool>(config_.num_layers, false)};
+    std::vector<bool> layers(config_.num_layers, false);
     for (const AttentionMap& map : maps) {
-      if (wants(map.request)) capture.layers[map.request.layer] = true;
+      if (wants(map.request)) layers[map.request.layer] = true;
     }
-    capture.consume = [&](Graph& g, uint32_t layer) {
-      for (size_t i = 0; i < maps.size(); ++i) {
-        const AttentionRequest& r = maps[i].request;
-        if (r.layer != layer || !wants(r)) continue;
-        ops::AttentionReduce(g,
-                             {.probs = probs,
-                              .out = outputs[i],
-                              .n_heads = config_.num_heads,
-                              .rows = n,
-                              .probs_stride = total,
-                              .first_row = start,
-                              .band_begin = r.first_row,
-                              .band_end = r.end_row,
-                              .cols = total,
-                              .cell = r.cell,
-                              .head_first = r.first_head,
-                              .plane_heads = r.plane_heads,
-                              .planes = r.planes,
-                              .max = r.reduce == HeadReduce::Max,
-                              .mute_sink = r.mute_sink},
-                             "attention_map");
-      }
-    };
-    WriteStep(prefill_, ids.subspan(start, n), start);
-    Graph g(device_, profiling_);
-    RecordForward(g, config_, weights_, prefill_, kv_, n, start, start < first ? nullptr : &capture);
-    g.Run();
-    const std::vector<DispatchTiming> timings = g.Timings();
-    last_profile_.insert(last_profile_.end(), timings.begin(), timings.end());
+    for (size_t on = 0; on < stages_.size(); ++on) {
+      Stage& stage = *stages_[on];
+      AttentionProbs capture{.probs = probs[on], .stride = total, .layers = layers};
+      capture.consume = [&](Graph& g, uint32_t layer) {
+        for (size_t i = 0; i < maps.size(); ++i) {
+          const AttentionRequest& r = maps[i].request;
+          if (r.layer != layer || !wants(r)) continue;
+          ops::AttentionReduce(g,
+                               {.probs = probs[on],
+                                .out = outputs[i],
+                                .n_heads = config_.num_heads,
+                                .rows = n,
+                                .probs_stride = total,
+                                .first_row = start,
+                                .band_begin = r.first_row,
+                                .band_end = r.end_row,
+                                .cols = total,
+                                .cell = r.cell,
+                                .head_first = r.first_head,
+                                .plane_heads = r.plane_heads,
+                                .planes = r.planes,
+                                .max = r.reduce == HeadReduce::Max,
+                                .mute_sink = r.mute_sink},
+                               "attention_map");
+        }
+      };
+      WriteStep(stage.prefill, ids.subspan(start, n), start);
+      Graph g(stage.device, profiling_);
+      const bool captures = start >= first && probs[on].size() != 0;
+      RecordStage(g, on, &Stage::prefill, n, start, captures ? &capture : nullptr);
+      RunProfiled(g, on);
+      if (on + 1 < stages_.size()) HandOff(on, n);
+    }
     cached_.insert(cached_.end(), ids.begin() + start, ids.begin() + start + n);
     start += n;
   }
   for (size_t i = 0; i < maps.size(); ++i) {
-    device_.Download(outputs[i], 0, std::as_writable_bytes(std::span(maps[i].values)));
+    stages_[map_stage[i]]->device.Download(outputs[i], 0, std::as_writable_bytes(std::span(maps[i].values)));
   }
   return maps;
 }
@@ -391,16 +529,17 @@ RankedLogits Engine::ranked() const {
 std::span<const float> Engine::logits() {
   const RunState& s = ReadoutState();
   if (!readout_.full_row) {
-    if (readout_state_ == &decode_) {
+    Stage& stage = last_stage();
+    if (readout_state_ == &stage.decode) {
       if (!decode_row_graph_) {
-        decode_row_graph_ = std::make_unique<Graph>(device_);
-        RecordLogits(*decode_row_graph_, config_, weights_, decode_, 0, 1, /*on_host=*/true);
+        decode_row_graph_ = std::make_unique<Graph>(stage.device);
+        RecordLogits(*decode_row_graph_, config_, stage.weights, stage.decode, 0, 1, /*on_host=*/true);
         decode_row_graph_->End();
       }
       decode_row_graph_->Run();
     } else {
-      Graph g(device_);
-      RecordLogits(g, config_, weights_, *readout_state_, readout_row_, 1, /*on_host=*/true);
+      Graph g(stage.device);
+      RecordLogits(g, config_, stage.weights, *readout_state_, readout_row_, 1, /*on_host=*/true);
       g.Run();
     }
     readout_.full_row = true;
@@ -410,7 +549,7 @@ std::span<const float> Engine::logits() {
 }
 
 bool Engine::logits_in_host_memory() const {
-  return device_.info().unified_memory;
+  return last_stage().device.info().unified_memory;
 }
 
 void Engine::Truncate(size_t keep) {

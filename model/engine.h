@@ -57,9 +57,21 @@ struct RankedLogits {
   std::span<const uint32_t> ids;
 };
 
+// One device's part of a model split by layers: `weights` holds `layers` (LoadOptions::layers),
+// with the embedding on the stage of layer 0 and the final norm and lm_head on the last stage.
+struct EngineStage {
+  Device* device = nullptr;
+  const ModelWeights* weights = nullptr;
+  LayerRange layers;
+};
+
 class Engine {
  public:
   Engine(Device& device, const ModelConfig& config, const ModelWeights& weights, const EngineOptions& options = {});
+  // A model split across devices: `stages` in layer order, covering every layer once. Each step
+  // runs the stages one after another, the host handing each the previous one's hidden state, so
+  // the results are those of one device. Throws Error for stages that do not cover the model.
+  Engine(std::span<const EngineStage> stages, const ModelConfig& config, const EngineOptions& options = {});
   ~Engine();
 
   // GPU memory an engine needs besides the weights and the KV cache (a prefill chunk's
@@ -109,57 +121,87 @@ class Engine {
   // Forgets everything after the first `keep` cached tokens.
   void Truncate(size_t keep);
   const std::vector<uint32_t>& cached_tokens() const { return cached_; }
-  uint32_t context() const { return kv_.capacity; }
-  uint64_t kv_cache_bytes() const { return kv_.bytes(); }
+  uint32_t context() const { return context_; }
+  uint64_t kv_cache_bytes() const;
   // GPU memory of the run states (prefill chunk and decode step activations, logits, ranking).
-  uint64_t working_bytes() const { return prefill_.bytes() + decode_.bytes(); }
+  uint64_t working_bytes() const;
+  // The devices the model runs on, one a stage, and the layers each holds.
+  size_t stage_count() const { return stages_.size(); }
+  EngineStage stage(size_t index) const;
 
   // While on, the graphs of every step write a GPU timestamp after each dispatch, and
   // last_profile() holds the dispatches of the last Prefill or Decode (all its chunks) with their
   // times and costs. A profiled decode step is recorded for that step alone, since its attention
   // cost depends on the position; the replayed step returns when profiling goes off. Devices
-  // without compute timestamps give an empty profile.
+  // without compute timestamps give an empty profile. Each timing's `stage` says which device ran it.
   void set_profiling(bool on) { profiling_ = on; }
   const std::vector<DispatchTiming>& last_profile() const { return last_profile_; }
   const ModelConfig& config() const { return config_; }
 
  private:
+  // One device's layers: their weights and KV cache, the run states, the recorded decode step,
+  // and the host-visible buffers the hidden state crosses to the next device in.
+  struct Stage {
+    Stage(const EngineStage& stage, const ModelConfig& config, uint32_t chunk, uint32_t context, bool last);
+    Device& device;
+    const ModelWeights& weights;
+    LayerRange layers;
+    KvCache kv;
+    RunState prefill;
+    RunState decode;
+    Buffer x_in;   // f32 [chunk, hidden]  x from the previous stage (host-written; not on the first)
+    Buffer x_out;  // f32 [chunk, hidden]  x for the next stage (host-read; not on the last)
+    std::unique_ptr<Graph> decode_graph;  // recorded for decode_readout_, then replayed
+  };
+  using StateOf = RunState Stage::*;
+
+  Stage& last_stage() const { return *stages_.back(); }
   void WriteStep(RunState& s, std::span<const uint32_t> ids, uint32_t first_position);
+  // Stage i's part of a forward over `tokens` tokens in its run state `state`: x from the previous
+  // stage, its layers (with `probs` where a capture asks), x out to the next stage.
+  void RecordStage(Graph& g, size_t i, StateOf state, uint32_t tokens, uint32_t first_position,
+                   const AttentionProbs* probs = nullptr);
+  // Copies the `tokens` rows of x stage i left in x_out to stage i + 1's x_in.
+  void HandOff(size_t i, uint32_t tokens);
+  // Runs `g`, then keeps its timings as stage i's.
+  void RunProfiled(Graph& g, size_t i);
   void RecordReadout(Graph& g, RunState& s, uint32_t row, const LogitsReadout& readout);
   void StreamLogitsRows(uint32_t first_position, uint32_t tokens, const AllLogits& request);
   // One decode step: token `id` at the next position, its logits read out as `readout` asks.
   void DecodeStep(uint32_t id, const LogitsReadout& readout);
-  void RecordDecode(Graph& g, uint32_t position, const LogitsReadout& readout);
+  void RecordDecode(Graph& g, size_t i, uint32_t position, const LogitsReadout& readout);
   void CheckFits(size_t tokens) const;
   void CheckReadout(const LogitsReadout& readout) const;
   const RunState& ReadoutState() const;
 
-  Device& device_;
   const ModelConfig& config_;
-  const ModelWeights& weights_;
   uint32_t chunk_;
-  KvCache kv_;
-  RunState prefill_;
-  RunState decode_;
-  std::unique_ptr<Graph> decode_graph_;  // recorded for decode_readout_, then replayed
+  uint32_t context_;
+  std::vector<std::unique_ptr<Stage>> stages_;
   LogitsReadout decode_readout_;
   std::unique_ptr<Graph> decode_row_graph_;  // the decode step's logits row into host memory
   std::vector<uint32_t> cached_;             // tokens whose K and V the cache holds, by position
-  RunState* readout_state_ = nullptr;        // where the last step's logits readout lives
+  RunState* readout_state_ = nullptr;        // where the last step's logits readout lives (last stage)
   uint32_t readout_row_ = 0;                 // its row of xn
   LogitsReadout readout_;
   bool profiling_ = false;
   std::vector<DispatchTiming> last_profile_;
 
-  // Live attention: every layer's probabilities of the decode token, and each view's row of them.
+  // Live attention: every layer's probabilities of the decode token, and each view's row of them,
+  // on each stage for its layers and the views on them.
+  struct LiveStage {
+    Buffer probs;  // f32 [stage layers, H, context + 2]: scores, then (max, sum) a head (LiveLayerBytes)
+    Buffer views;  // u32 [4 * (1 + max_views)]: ops::LiveViewWords of the views on the stage's layers
+    Buffer rows;   // f32 [stage views, position + 1]: each of their rows (host-readable)
+    std::vector<size_t> view_index;  // which of the requests each is
+  };
   struct LiveAttention {
-    Buffer probs;            // f32 [layers, H, context + 2]: scores, then (max, sum) a head (LiveLayerBytes)
-    Buffer views;            // u32 [4 * (1 + max_views)]: ops::LiveViewWords
-    Buffer rows;             // f32 [views, position + 1]: each view's row (host-readable)
-    uint32_t max_views = 0;  // the most views the recorded step reduces
+    std::vector<LiveStage> stages;
+    uint32_t max_views = 0;  // the most views a recorded step reduces
     std::vector<AttentionRequest> requests;
     uint32_t position = 0;
     bool valid = false;
+    mutable std::vector<float> gathered;  // f32 [views, position + 1]: a split model's rows in order
   };
   std::unique_ptr<LiveAttention> live_;
 };

@@ -261,11 +261,15 @@ uint64_t KvCacheBytes(const ModelConfig& c, uint64_t tokens) {
   return uint64_t{2} * 2 * c.num_layers * c.num_kv_heads * c.head_dim * tokens;
 }
 
-KvCache::KvCache(Device& device, const ModelConfig& c, uint32_t cap) : capacity(cap) {
+KvCache::KvCache(Device& device, const ModelConfig& c, uint32_t cap) : KvCache(device, c, cap, AllLayers(c)) {}
+
+KvCache::KvCache(Device& device, const ModelConfig& c, uint32_t cap, LayerRange layers) : capacity(cap) {
   const VkDeviceSize bytes = KvCacheBytes(c, capacity) / (2 * c.num_layers);  // one of K or V, one layer
-  for (uint32_t l = 0; l < c.num_layers; ++l) {
-    k.push_back(Make(device, bytes));
-    v.push_back(Make(device, bytes));
+  k.resize(c.num_layers);
+  v.resize(c.num_layers);
+  for (uint32_t l = layers.begin; l < layers.end; ++l) {
+    k[l] = Make(device, bytes);
+    v[l] = Make(device, bytes);
   }
 }
 
@@ -276,14 +280,15 @@ uint64_t KvCache::bytes() const {
 }
 
 void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
-                   uint32_t first_position, const AttentionProbs* probs) {
+                   uint32_t first_position, const AttentionProbs* probs, std::optional<LayerRange> layers) {
   if (tokens == 0 || tokens > s.max_tokens) throw Error(fmt::format("forward of {} tokens", tokens));
+  const LayerRange range = layers.value_or(AllLayers(c));
   const uint32_t qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
 
-  // x = embed[ids]
-  ops::Embed(g, w.embed, s.ids, s.x, tokens, "embed");
+  // x = embed[ids]   (the first stage only; a later one receives x from the stage before)
+  if (range.begin == 0) ops::Embed(g, w.embed, s.ids, s.x, tokens, "embed");
 
-  for (uint32_t l = 0; l < c.num_layers; ++l) {
+  for (uint32_t l = range.begin; l < range.end; ++l) {
     const LayerWeights& L = w.layers[l];
     std::vector<ops::MatMulArgs> qkv;
     for (const Projection& part : L.qkv) {
@@ -338,7 +343,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                                  .first_position = first_position};
     const bool captured = probs != nullptr && probs->layers[l];
     if (captured) {
-      const VkDeviceSize at = probs->probs.offset + l * probs->layer_bytes;
+      const VkDeviceSize at = probs->probs.offset + (l - range.begin) * probs->layer_bytes;
       attention.probs =
           BufferRange(*probs->probs.buffer, at, probs->layer_bytes != 0 ? probs->layer_bytes : probs->probs.size);
       attention.probs_stride = probs->stride;

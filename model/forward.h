@@ -67,18 +67,20 @@ struct RunState {
 // Bytes of an F16 KV cache for `tokens` positions: keys and values of every layer.
 uint64_t KvCacheBytes(const ModelConfig& config, uint64_t tokens);
 
-// Per-layer F16 keys and values: [Hkv, capacity, D] each, row = absolute position.
+// Per-layer F16 keys and values: [Hkv, capacity, D] each, row = absolute position. Only the layers
+// in `layers` get theirs (a stage of a split model); the others' stay empty.
 struct KvCache {
   KvCache(Device& device, const ModelConfig& config, uint32_t capacity);
+  KvCache(Device& device, const ModelConfig& config, uint32_t capacity, LayerRange layers);
   uint32_t capacity;
   std::vector<Buffer> k, v;
   uint64_t bytes() const;
 };
 
 // Attention probabilities captured during a forward pass: each layer marked in `layers` writes
-// its own into `probs`, [H, tokens, stride], at layer * layer_bytes (0: every layer over the
-// last's), and `consume(g, layer)`, where set, then records what reads them (attention maps before
-// the next marked layer writes over them; live rows after the last layer).
+// its own into `probs`, [H, tokens, stride], at (layer - the first layer recorded) * layer_bytes (0: every layer over
+// the last's), and `consume(g, layer)`, where set, then records what reads them (attention maps before the next marked
+// layer writes over them; live rows after the last layer).
 struct AttentionProbs {
   BufferRange probs;
   uint32_t stride = 0;
@@ -89,11 +91,14 @@ struct AttentionProbs {
 };
 
 // Records the forward pass of `tokens` tokens whose ids and positions are already in the run
-// state: through every layer, writing their K and V into the cache; x ends as the last layer's
-// output. `first_position` is the first token's position when recording, which only the
+// state: through `layers` (none: every layer), writing their K and V into the cache; x ends as the
+// last of them's output. The embedding runs only when the range starts at layer 0; otherwise x
+// already holds the previous layer's output (a split model's stage, handed it by the previous
+// device). `first_position` is the first token's position when recording, which only the
 // dispatches' costs use (a replay reads the positions buffer).
 void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
-                   uint32_t first_position, const AttentionProbs* probs = nullptr);
+                   uint32_t first_position, const AttentionProbs* probs = nullptr,
+                   std::optional<LayerRange> layers = std::nullopt);
 
 // out[0 .. rows) = (rmsnorm(x[first_row .. first_row + rows)) * final_norm) . lm_head^T, where
 // out is host_logits (on_host) or logits (one row, for ranking on the GPU only).

@@ -164,17 +164,23 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Weight
     budget_left -= bytes;
     return MemoryKind::Device;
   };
-  const std::string head = config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  const MemoryKind head_kind = place({head});
-  if (config.tie_word_embeddings) {
-    w.embed = loader.SingleMatrix(head, head_kind);
-    w.lm_head = w.embed;
-  } else {
-    w.lm_head = loader.SingleMatrix(head, head_kind);
-    w.embed = loader.SingleMatrix("model.embed_tokens.weight", place({"model.embed_tokens.weight"}));
+  const LayerRange range = options.layers.value_or(AllLayers(config));
+  if (range.begin >= range.end || range.end > config.num_layers) {
+    throw Error(fmt::format("layers {} to {} are not a range of the model's {} layers", range.begin, range.end,
+                            config.num_layers));
   }
-  w.final_norm = loader.F32Vector({"model.norm.weight"});
-  for (uint32_t l = 0; l < config.num_layers; ++l) {
+  const bool first = range.begin == 0, last = range.end == config.num_layers;
+  const std::string embed = "model.embed_tokens.weight";
+  const std::string head = config.tie_word_embeddings ? embed : "lm_head.weight";
+  if (last) w.lm_head = loader.SingleMatrix(head, place({head}));
+  if (first && last && config.tie_word_embeddings) {
+    w.embed = w.lm_head;
+  } else if (first) {
+    w.embed = loader.SingleMatrix(embed, place({embed}));
+  }
+  if (last) w.final_norm = loader.F32Vector({"model.norm.weight"});
+  w.layers.resize(config.num_layers);
+  for (uint32_t l = range.begin; l < range.end; ++l) {
     const std::string p = fmt::format("model.layers.{}.", l);
     const std::vector<std::string> qkv = {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
                                           p + "self_attn.v_proj.weight"};
@@ -236,7 +242,7 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Weight
       layer.gate_up = loader.Projections(gate_up, kind);
       layer.down = loader.SingleMatrix(p + "mlp.down_proj.weight", kind);
     }
-    w.layers.push_back(std::move(layer));
+    w.layers[l] = std::move(layer);
   }
   loader.Finish();
   return w;

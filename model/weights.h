@@ -72,6 +72,10 @@ struct LoadOptions {
   uint64_t device_budget = UINT64_MAX;
   // Q8_0 or Q4_0: float matrices are quantized while they stream (ggml's block formats).
   std::optional<DType> quantize;
+  // Only these layers (a stage of a model split across devices), with the embedding when they
+  // start at layer 0 and the final norm and lm_head when they end at the last; none: everything.
+  // ModelWeights::layers keeps one entry per model layer, empty outside the range.
+  std::optional<LayerRange> layers;
 };
 
 // `source` holds a valid model of `config` (ModelFiles checks that when it opens a model).

@@ -239,9 +239,60 @@ TEST_F(BenchRunTest, RunsAndProfilesTestsOnTheFixtureModel) {
   EXPECT_FALSE(runner.Profile(pp).empty());
 }
 
+// A model split across two logical devices on the test's GPU: the description names each
+// device's layers and counts both devices' memory; a profile gives each device's GPU time.
+TEST_F(BenchRunTest, SplitModelReportsEachDevice) {
+  Device second(instance(), info());
+  Device* devices[] = {&device(), &second};
+  LoadedModel whole(device(), test::TestDataDir() / "qwen2-tiny", LoadedModelOptions{.context = 256});
+  LoadedModel model(devices, std::make_unique<ModelFiles>(test::TestDataDir() / "qwen2-tiny"),
+                    LoadedModelOptions{.context = 256});
+  ASSERT_EQ(model.stage_count(), 2u);
+  const BenchModel m = DescribeModel(model), one = DescribeModel(whole);
+  ASSERT_EQ(m.devices.size(), 2u);
+  EXPECT_NE(m.devices[0].find("layers 0-0"), std::string::npos) << m.devices[0];
+  EXPECT_NE(m.devices[1].find("layers 1-1"), std::string::npos) << m.devices[1];
+  EXPECT_TRUE(one.devices.empty());
+  EXPECT_EQ(m.weight_types, one.weight_types);
+  EXPECT_EQ(m.kv_cache_bytes, one.kv_cache_bytes);
+  EXPECT_EQ(m.weights_bytes, model.weights(0).device_bytes + model.weights(1).device_bytes);
+  EXPECT_GE(m.allocated_bytes, m.weights_bytes + m.kv_cache_bytes + m.working_bytes);
+
+  BenchRunner runner(model.engine());
+  BenchResult r = runner.Run({BenchKind::Generate, 2, 3}, 1);
+  r.kernels = runner.Profile(r.test);
+  r.device_microseconds = DeviceTimes(model.engine().last_profile());
+  if (!info().compute_timestamps) GTEST_SKIP() << "no compute timestamps on this device";
+  ASSERT_EQ(r.device_microseconds.size(), 2u);
+  for (double us : r.device_microseconds) EXPECT_GT(us, 0);
+  const BenchReport report{.device = DescribeDevice(info()), .model = m, .repetitions = 1, .results = {r}};
+  EXPECT_NE(FormatMarkdown(report).find("GPU time by device, in layer order: device 0 "), std::string::npos);
+  const auto doc = nlohmann::json::parse(FormatJson(report));
+  EXPECT_EQ(doc["results"][0]["device_us"].size(), 2u);
+  EXPECT_EQ(doc["results"][0]["split_devices"].size(), 2u);
+  EXPECT_NE(FormatCsv(report).find("device_us"), std::string::npos);
+}
+
+// A split that cannot be made says why, before anything loads.
+TEST_F(BenchRunTest, RefusesSplitsThatCannotBeMade) {
+  Device second(instance(), info()), third(instance(), info());
+  const auto load = [&](std::vector<Device*> devices, std::vector<double> split) {
+    LoadedModel(devices, std::make_unique<ModelFiles>(test::TestDataDir() / "qwen2-tiny"),
+                LoadedModelOptions{.context = 64, .split = split});
+  };
+  test::ExpectMentions(test::ErrorOf([&] {
+                         load({&device(), &second, &third}, {});
+                       }),
+                       {"3 devices for a model of 2 layers"});
+  test::ExpectMentions(test::ErrorOf([&] {
+                         load({&device(), &second}, {1, 1, 1});
+                       }),
+                       {"the split has 3 parts for 2 devices"});
+}
+
 TEST_F(BenchRunTest, DescribesTheModelAndItsGpuMemory) {
   LoadedModel model(device(), test::TestDataDir() / "qwen2-tiny", LoadedModelOptions{.context = 256});
-  const BenchModel m = DescribeModel(model, device().allocator());
+  const BenchModel m = DescribeModel(model);
   const ModelConfig& c = model.files().config();
   EXPECT_EQ(m.type, "qwen2");
   EXPECT_EQ(m.layers, c.num_layers);

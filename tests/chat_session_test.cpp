@@ -181,6 +181,32 @@ TEST_F(ChatSessionTest, ReplacesTheModel) {
   EXPECT_EQ(session_->model_name(), "qwen2-tiny-q8_0.gguf");
 }
 
+// The app's split setting: the model split by layers across two devices of their own on the
+// app's GPU, each named with its layers; the reply is the one device's. A split that cannot be
+// made fails the load with its reason.
+TEST_F(ChatSessionTest, SplitsTheModelAcrossDevices) {
+  session_->LoadModel({.path = TinyModel(), .context = kContext, .devices = "0,0", .split = "1,1"});
+  session_->WaitIdle();
+  ASSERT_EQ(session_->model_status(), ModelStatus::Ready) << session_->model_error();
+  const std::vector<std::string> devices = session_->model_devices();
+  ASSERT_EQ(devices.size(), 2u);
+  EXPECT_NE(devices[0].find("layers 0-0"), std::string::npos) << devices[0];
+  EXPECT_NE(devices[1].find("layers 1-1"), std::string::npos) << devices[1];
+  const store::Id conversation = store_->CreateConversation("", GreedySettings(8));
+  ASSERT_TRUE(session_->Send(conversation, "What is the capital of France?")) << *session_->TakeError();
+  session_->WaitIdle();
+  const std::vector<store::Message> thread = store_->Thread(Leaf(conversation));
+  ASSERT_EQ(thread.size(), 2u);
+  EXPECT_EQ(thread[1].content, Reference(Files().EncodeChat(AsChat({thread[0]}), true), 8));
+
+  Load();
+  EXPECT_TRUE(session_->model_devices().empty());
+  session_->LoadModel({.path = TinyModel(), .context = kContext, .devices = "0,0", .split = "0,1"});
+  session_->WaitIdle();
+  EXPECT_EQ(session_->model_status(), ModelStatus::Failed);
+  test::ExpectMentions(session_->model_error(), {"Split 0,1: every part must be at least 1"});
+}
+
 // --- replies --------------------------------------------------------------------------------------
 
 TEST_F(ChatSessionTest, SendCommitsTheMessageAndStoresTheReply) {

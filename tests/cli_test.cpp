@@ -248,6 +248,33 @@ TEST(CliTest, SmallGpuBudgetKeepsWeightsInHostMemoryWithTheSameResults) {
   EXPECT_NE(impossible.err.find("--gpu-mem"), std::string::npos) << impossible.err;
 }
 
+// Split by layers across two logical devices on the one GPU: the output of one device, and the
+// log says which device holds which layers. A split that cannot be made says why.
+TEST(CliTest, DevicesSplitTheModelWithTheSameResults) {
+  const std::string args = "logits --model '" + kModel + "' --ids 9707,1879,11 --top 10 --greedy 2 --context 256";
+  const Result one = RunQwenvk(args);
+  const Result split = RunQwenvk(args + " --devices 0,0");
+  const Result even = RunQwenvk(args + " --devices 0,0 --split 1,1");
+  ASSERT_EQ(one.status, 0) << one.err;
+  ASSERT_EQ(split.status, 0) << split.err;
+  ASSERT_EQ(even.status, 0) << even.err;
+  EXPECT_EQ(split.out, one.out);
+  EXPECT_EQ(even.out, one.out);
+  qvk::test::ExpectMentions(split.err, {"layers 0 to 0 of 2", "layers 1 to 1 of 2"});
+  for (const auto& [options, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--devices 0,7", "Device 7 does not exist"},
+           {"--devices 0,x", "--devices 0,x: expected whole numbers separated by commas"},
+           {"--devices 0,0 --split 0,1", "--split 0,1: every part must be at least 1"},
+           {"--devices 0,0 --split 1,1,1", "the split has 3 parts for 2 devices"},
+           {"--devices 0,0,0", "3 devices for a model of 2 layers"},
+           {"--split 1,1", "--split needs --devices"},
+           {"--device 0 --devices 0,0", "give --device or --devices, not both"}}) {
+    const Result r = RunQwenvk(args + " " + options);
+    EXPECT_EQ(r.status, 1) << options;
+    EXPECT_NE(r.err.find(message), std::string::npos) << options << ": " << r.err;
+  }
+}
+
 TEST(CliTest, WritesAttentionMaps) {
   const auto out_file = std::filesystem::temp_directory_path() / "qwenvk-cli-attention.f32";
   const Result r =
@@ -690,6 +717,24 @@ TEST(CliTest, BenchKernelsShowsTheForwardsLabels) {
   ASSERT_EQ(md.status, 0) << md.err;
   qvk::test::ExpectMentions(md.out, {"device peak: copy", "kernels of tg2", "| kernel | dispatches | share |",
                                      "| attention | 2 |", "| qkv | 2 |", "| lm_head | 1 |"});
+}
+
+// A split model's bench names each device's layers and each profiled step's time on each device.
+TEST(CliTest, BenchReportsEachDevicesTime) {
+  const Result r =
+      RunQwenvk("bench --model '" + kModel + "' -p 4 -n 2 -r 1 --kernels --peak-mib 1 -o json --devices 0,0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto doc = nlohmann::json::parse(r.out);
+  ASSERT_EQ(doc["results"].size(), 2u);
+  for (const auto& row : doc["results"]) {
+    ASSERT_EQ(row["split_devices"].size(), 2u);
+    ASSERT_EQ(row["device_us"].size(), 2u) << row;
+    for (const auto& us : row["device_us"]) EXPECT_GT(us.get<double>(), 0);
+  }
+  const Result md = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 2 -r 1 --kernels --peak-mib 1 --devices 0,0");
+  ASSERT_EQ(md.status, 0) << md.err;
+  qvk::test::ExpectMentions(md.out, {"split by layers across devices: device 0 (", "): layers 1-1",
+                                     "GPU time by device, in layer order: device 0 "});
 }
 
 TEST(CliTest, BenchMeasuresTheDevicePeakWithoutAModel) {

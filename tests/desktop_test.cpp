@@ -1023,6 +1023,33 @@ TEST(DesktopTest, TheWelcomesOpenAModelOpensThePickerAndLoadsTheChoice) {
   EXPECT_EQ(next["dialog"], "none");
 }
 
+// Settings' split fields: the model reloads split across two devices of its own on the one GPU,
+// the status line names each with its layers, a reply is the one device's, and the next start
+// keeps the split; "off" puts the model back on the app's device.
+TEST(DesktopTest, TheSplitSettingLoadsTheModelAcrossDevicesAndIsKept) {
+  TempDir dir;
+  const std::string chat = "new-chat\nset temperature 0\nset max_new_tokens 6\nsend Hello\nwait-reply\n";
+  RunScript(dir, "wait-model\n" + chat + "dump " + P(dir, "one.json") + "\nsplit 0,0 1,1\nwait-model\n" + chat +
+                     "frames 2\nscreenshot " + P(dir, "split.png") + "\ndump " + P(dir, "split.json") + "\nquit\n");
+  const json one = ReadJson(dir.path() / "one.json"), split = ReadJson(dir.path() / "split.json");
+  EXPECT_TRUE(one["model"]["devices"].empty());
+  ASSERT_EQ(split["model"]["status"], "ready") << split["model"]["error"];
+  ASSERT_EQ(split["model"]["devices"].size(), 2u);
+  EXPECT_NE(split["model"]["devices"][1].get<std::string>().find("layers 1-1"), std::string::npos);
+  ASSERT_EQ(split["branch"].size(), 2u);
+  EXPECT_EQ(split["branch"][1]["content"], one["branch"][1]["content"]);
+  ExpectScreenshot(dir.path() / "split.png");
+
+  RunScript(
+      dir,
+      "wait-model\ndump " + P(dir, "next.json") + "\nsplit off\nwait-model\ndump " + P(dir, "off.json") + "\nquit\n",
+      "next");
+  EXPECT_EQ(ReadJson(dir.path() / "next.json")["model"]["devices"].size(), 2u);
+  const json off = ReadJson(dir.path() / "off.json");
+  EXPECT_EQ(off["model"]["status"], "ready");
+  EXPECT_TRUE(off["model"]["devices"].empty());
+}
+
 // With --model the welcome stays away (it is about the bundled model), and without one a missing
 // bundled model is said in the banner, with where to choose a model.
 TEST(DesktopTest, NoWelcomeWithAModelAndAMissingBundledModelIsExplained) {

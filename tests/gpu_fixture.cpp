@@ -76,6 +76,10 @@ Device& GpuTest::device() {
   return *GetShared().device;
 }
 
+const Instance& GpuTest::instance() {
+  return *GetShared().instance;
+}
+
 Buffer GpuTest::Poisoned(size_t bytes) {
   std::vector<std::byte> poison(std::max<size_t>(bytes, 4), std::byte{0xff});
   Buffer b = device().allocator().CreateBuffer(poison.size(), MemoryKind::Device);

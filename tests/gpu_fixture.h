@@ -25,6 +25,8 @@ class GpuTest : public ::testing::Test {
   void TearDown() override;
 
   static Device& device();
+  // The instance device() was made on (validation on): a test makes more devices on it.
+  static const Instance& instance();
   static const DeviceInfo& info() { return device().info(); }
 
   // A device buffer holding `values`.

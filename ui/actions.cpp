@@ -857,6 +857,8 @@ chat::ModelSettings ModelSettingsFrom(store::Store& db) {
   if (settings.path.empty()) settings.path = chat::FindBundledModel().value_or("").string();
   settings.context = static_cast<uint32_t>(std::max(0, IntSetting(db, kSettingContext, 0)));
   settings.gpu_mem_mib = static_cast<uint64_t>(std::max(0, IntSetting(db, kSettingGpuMem, 0)));
+  settings.devices = db.GetSetting(kSettingSplitDevices).value_or("");
+  settings.split = db.GetSetting(kSettingSplit).value_or("");
   return settings;
 }
 
@@ -873,6 +875,8 @@ void LoadSettingsForm(AppState& state) {
   form.context = IntSetting(state.db(), kSettingContext, 0);
   form.gpu_mem_mib = IntSetting(state.db(), kSettingGpuMem, 0);
   form.device = IntSetting(state.db(), kSettingDevice, -1);
+  form.split_devices = state.db().GetSetting(kSettingSplitDevices).value_or("");
+  form.split = state.db().GetSetting(kSettingSplit).value_or("");
   form.remote = state.db().GetSetting(kSettingEngine) == "remote";
   form.base_url = state.db().GetSetting(kSettingRemoteUrl).value_or("");
   form.remote_model = state.db().GetSetting(kSettingRemoteModel).value_or("");
@@ -940,12 +944,15 @@ bool ApplySettings(AppState& state) {
       state.db().SetSetting(kSettingContext, std::to_string(form.context));
       state.db().SetSetting(kSettingGpuMem, std::to_string(form.gpu_mem_mib));
       state.db().SetSetting(kSettingDevice, std::to_string(form.device));
+      state.db().SetSetting(kSettingSplitDevices, form.split_devices);
+      state.db().SetSetting(kSettingSplit, form.split);
     });
   });
   if (!ok) return false;
   const chat::ModelSettings after = ModelSettingsFrom(state.db());
-  const bool changed =
-      after.path != before.path || after.context != before.context || after.gpu_mem_mib != before.gpu_mem_mib;
+  const bool changed = after.path != before.path || after.context != before.context ||
+                       after.gpu_mem_mib != before.gpu_mem_mib || after.devices != before.devices ||
+                       after.split != before.split;
   if (!after.path.empty() && (changed || state.chat().model_status() != chat::ModelStatus::Ready)) {
     LoadModel(state, after);
   }

@@ -179,6 +179,9 @@ inline constexpr const char* kSettingModelPath = "model.path";
 inline constexpr const char* kSettingContext = "model.context";
 inline constexpr const char* kSettingGpuMem = "model.gpu_mem_mib";
 inline constexpr const char* kSettingDevice = "device.index";
+// A model split by layers across devices (chat::ModelSettings::devices and split).
+inline constexpr const char* kSettingSplitDevices = "model.split_devices";
+inline constexpr const char* kSettingSplit = "model.split";
 // Engines: "remote" when new conversations go to the endpoint below; API keys are saved per URL,
 // under kSettingApiKeyPrefix + the URL, so each conversation's server gets its own.
 inline constexpr const char* kSettingEngine = "engine.kind";

@@ -38,7 +38,9 @@ struct SettingsForm {
   std::string model_path;
   int context = 0;
   int gpu_mem_mib = 0;
-  int device = -1;  // -1: automatic
+  int device = -1;            // -1: automatic
+  std::string split_devices;  // "0,1": the model split by layers across these; empty: the app's device
+  std::string split;          // "3,1": each one's share of the layers; empty: by free memory
   // Engines: where new conversations' replies come from.
   bool remote = false;  // false: this computer
   std::string base_url;

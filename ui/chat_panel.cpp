@@ -57,8 +57,15 @@ void DrawModelState(AppState& state) {
       break;
     case chat::ModelStatus::Ready: {
       const DeviceInfo& device = state.window.device().info();
-      ImGui::TextDisabled("%s on %s", chat.model_name().c_str(), device.name.c_str());
-      if (device.type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+      const std::vector<std::string> split = chat.model_devices();
+      if (split.empty()) {
+        ImGui::TextDisabled("%s on %s", chat.model_name().c_str(), device.name.c_str());
+      } else {
+        std::string where;
+        for (const std::string& stage : split) where += (where.empty() ? "" : "; ") + stage;
+        ImGui::TextDisabled("%s split across %s", chat.model_name().c_str(), where.c_str());
+      }
+      if (split.empty() && device.type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
         ImGui::SameLine();
         ImGui::TextColored(ImVec4(0.95f, 0.75f, 0.3f, 1.0f), "(a CPU device: slow)");
       }

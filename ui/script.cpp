@@ -29,6 +29,8 @@
 //                              models; the first chosen, or the one chosen before), applied
 //   engine model NAME          Engines' model choice among those listed, applied
 //   engine local               Engines' "This computer", applied
+//   split DEVICES [SHARES] | split off   Settings' "Split across devices" (and "Split"), applied:
+//                              the model reloads split by layers across DEVICES (0,1), or on one
 //   open settings|conversation-settings|export|import|rename|model-picker|welcome   and  close
 //   welcome open-model|start-chatting   the welcome's buttons
 //   pick PATH                  the open model picker's choice (its Choose button)
@@ -192,7 +194,8 @@ json Dump(AppState& state) {
   out["model"] = {{"status", ModelStatusName(state.chat().model_status())},
                   {"name", state.chat().model_name()},
                   {"error", state.chat().model_error()},
-                  {"context", state.chat().context_length()}};
+                  {"context", state.chat().context_length()},
+                  {"devices", state.chat().model_devices()}};
   out["conversation"] = state.conversation;
   out["draft"] = state.draft;
   out["banner"] = state.banner.text;
@@ -262,7 +265,8 @@ const std::set<std::string>& KnownCommands() {
       "regenerate", "continue",    "edit",           "branch", "stop",        "set",          "open",
       "close",      "export-md",   "export-json",    "import", "screenshot",  "dump",         "quit",
       "database",   "wait-search", "wait-branch",    "scroll", "retry-model", "choose-model", "welcome",
-      "pick",       "attention",   "wait-attention", "bench",  "wait-bench",  "engine",       "thinking"};
+      "pick",       "attention",   "wait-attention", "bench",  "wait-bench",  "engine",       "thinking",
+      "split"};
   return names;
 }
 
@@ -334,6 +338,22 @@ bool RunEngineCommand(AppState& state, const std::string& argument) {
   } else {
     throw Error("engine remote URL [KEY] | model NAME | local");
   }
+  Succeeded(state, ApplySettings(state));
+  if (state.dialog != Dialog::Settings) form.loaded = false;
+  return true;
+}
+
+// `split DEVICES [SHARES]` | `split off`: Settings' split fields as a user fills them in, then
+// its Apply.
+bool RunSplitCommand(AppState& state, const std::string& argument) {
+  std::stringstream words(argument);
+  std::string devices, shares;
+  words >> devices >> shares;
+  if (devices.empty()) throw Error("split DEVICES [SHARES] | split off");
+  if (!state.settings_form.loaded) LoadSettingsForm(state);
+  SettingsForm& form = state.settings_form;
+  form.split_devices = devices == "off" ? "" : devices;
+  form.split = devices == "off" ? "" : shares;
   Succeeded(state, ApplySettings(state));
   if (state.dialog != Dialog::Settings) form.loaded = false;
   return true;
@@ -856,6 +876,7 @@ bool ScriptRunner::Run(AppState& state, const Command& c) {
   if (name == "attention") return RunAttentionCommand(state, arg);
   if (name == "bench") return RunBenchCommand(state, arg);
   if (name == "engine") return RunEngineCommand(state, arg);
+  if (name == "split") return RunSplitCommand(state, arg);
   if (name == "wait-bench") {
     waiting_ = true;
     const chat::BenchProgress progress = state.chat().bench_progress();

@@ -92,6 +92,12 @@ void DrawSettings(AppState& state) {
   ImGui::InputInt("GPU memory (MiB)", &form.gpu_mem_mib, 256, 4096);
   ImGui::TextDisabled("0: all the device has. Layers that do not fit stay in host memory (slower, same results).");
   DrawDeviceChoice(state);
+  ImGui::InputTextWithHint("Split across devices", "e.g. 0,1", &form.split_devices);
+  ImGui::InputTextWithHint("Split", "e.g. 3,1", &form.split);
+  ImGui::TextDisabled(
+      "A model too large for one GPU split by layers across these devices, in order; the same number twice: two on "
+      "one GPU. Split: each one's share of the layers; empty: by the memory each has free. Empty devices: the "
+      "device above alone.");
   ImGui::Separator();
   DrawEngines(state);
   ImGui::Separator();
