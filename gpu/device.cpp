@@ -445,8 +445,8 @@ const DeviceInfo& ChooseDevice(const std::vector<DeviceInfo>& devices, std::opti
   }
   if (requested) {
     if (*requested >= devices.size()) {
-      throw Error(
-          fmt::format("Device {} does not exist; there are {} (see `qwenvk devices`).", *requested, devices.size()));
+      throw Error(fmt::format("Device {} does not exist: this machine has {} Vulkan device{} (see `qwenvk devices`).",
+                              *requested, devices.size(), devices.size() == 1 ? "" : "s"));
     }
     const DeviceInfo& d = devices[*requested];
     if (const std::string why = rejection(d); !why.empty()) {
