@@ -1,3 +1,8 @@
+// Recording each op: its checks against the buffers it gets, its work split, its dispatch and what
+// the dispatch must at least move and compute.
+//
+// Sections: plans and limits / products / norms and RoPE / mixture of experts / SwiGLU and
+// embedding / attention / ranking and copies / device peaks
 #include "gpu/ops.h"
 
 #include <algorithm>
@@ -30,6 +35,8 @@ BufferRange Sub(const BufferRange& r, VkDeviceSize offset, VkDeviceSize size) {
 void Require(bool condition, std::string_view op, std::string_view what) {
   if (!condition) throw Error(fmt::format("{}: {}", op, what));
 }
+
+// --- plans and limits ------------------------------------------------------------------------
 
 constexpr uint32_t kMatMulTile = 64;                          // TILE in matmul.comp
 constexpr uint32_t kMatVecMaxTokens = QVK_MATVEC_MAX_TOKENS;  // above this, the tiled kernel reads weights once
@@ -162,6 +169,8 @@ std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDev
 }
 
 namespace ops {
+
+// --- products --------------------------------------------------------------------------------
 
 MatMulKernel ChooseMatMulKernel(const DeviceInfo& device, uint32_t tokens) {
   if (tokens <= kMatVecMaxTokens) return MatMulKernel::MatVec;
@@ -430,6 +439,8 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
 
 }  // namespace
 
+// --- norms and RoPE --------------------------------------------------------------------------
+
 void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,
              std::string_view label) {
   Require(tokens > 0 && cols > 0, "rmsnorm", "empty shape");
@@ -493,6 +504,8 @@ void MoeRoute(Graph& g, BufferRange logits, BufferRange ids, BufferRange weights
              push::MoeRoutePush{tokens, experts, k, normalize ? QVK_FLAG_NORM_TOPK : 0u}, GridFor(tokens), label,
              {.bytes = 4 * read + uint64_t{8} * tokens * k, .flops = read * (3 + k)});
 }
+
+// --- mixture of experts ----------------------------------------------------------------------
 
 namespace {
 
@@ -689,6 +702,8 @@ void MoeCombine(Graph& g, const MoeCombineArgs& a, std::string_view label) {
              {.bytes = 4 * elements * (a.k + 2 + (shared ? 1 : 0)), .flops = 2 * elements * (a.k + (shared ? 2 : 0))});
 }
 
+// --- SwiGLU and embedding --------------------------------------------------------------------
+
 void SwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens, uint32_t inter, std::string_view label) {
   RecordSwiGlu(g, gate_up, y, tokens, inter, inter, label);
 }
@@ -708,6 +723,8 @@ void Embed(Graph& g, const Matrix& table, BufferRange ids, BufferRange y, uint32
     first = false;
   }
 }
+
+// --- attention -------------------------------------------------------------------------------
 
 namespace {
 
@@ -872,6 +889,8 @@ std::vector<uint32_t> LiveViewWords(std::span<const LiveView> views) {
   return words;
 }
 
+// --- ranking and copies ----------------------------------------------------------------------
+
 uint32_t TopKScratchCount(uint32_t count, uint32_t k) {
   return CeilDiv(count, QVK_TOPK_CHUNK) * k;
 }
@@ -907,6 +926,8 @@ void Copy(Graph& g, BufferRange x, BufferRange y, std::string_view label) {
   g.Dispatch(KernelId::CopyVec4, {x, y}, push::CopyPush{words}, GridFor(CeilDiv(words, per_group)), label,
              {.bytes = 2 * x.size, .flops = 0});
 }
+
+// --- device peaks ----------------------------------------------------------------------------
 
 void FmaChains(Graph& g, BufferRange y, uint32_t invocations, uint32_t iterations, float b, float c,
                std::string_view label) {

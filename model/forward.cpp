@@ -25,6 +25,8 @@
 // In a mixture-of-experts layer decode also folds the router weights and the sum over experts into
 // the experts' down product; prefill groups the (token, expert) pairs by expert first, so that each
 // expert's rows multiply all its tokens at once.
+//
+// Sections: the FFN pieces / run state and KV cache / the forward pass / logits and ranking
 #include "model/forward.h"
 
 #include <vector>
@@ -40,6 +42,8 @@ namespace qvk {
 namespace {
 
 constexpr VkDeviceSize F32 = 4;
+
+// --- the FFN pieces ---------------------------------------------------------------------------
 
 Buffer Make(Device& device, VkDeviceSize bytes, MemoryKind kind = MemoryKind::Device) {
   return device.allocator().CreateBuffer(std::max<VkDeviceSize>(bytes, 4), kind);
@@ -173,6 +177,8 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
 
 }  // namespace
 
+// --- run state and KV cache -------------------------------------------------------------------
+
 RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32_t rows, uint32_t context)
     : max_tokens(tokens), host_logits_rows(rows) {
   const VkDeviceSize qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
@@ -279,6 +285,8 @@ uint64_t KvCache::bytes() const {
   return total;
 }
 
+// --- the forward pass -------------------------------------------------------------------------
+
 void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, KvCache& kv, uint32_t tokens,
                    uint32_t first_position, const AttentionProbs* probs, std::optional<LayerRange> layers) {
   if (tokens == 0 || tokens > s.max_tokens) throw Error(fmt::format("forward of {} tokens", tokens));
@@ -379,6 +387,8 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                 "down");
   }
 }
+
+// --- logits and ranking -----------------------------------------------------------------------
 
 void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunState& s, uint32_t first_row, uint32_t rows,
                   bool on_host) {
