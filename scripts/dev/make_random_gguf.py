@@ -79,10 +79,12 @@ class RandomBytes:
         self.offset = 0
 
     def take(self, n):
-        reps = (self.offset + n) // self.pool.size + 1
-        out = np.resize(np.roll(self.pool, -self.offset), n) if reps > 1 else self.pool[self.offset:self.offset + n]
+        """n bytes from the pool, as a new array (the caller overwrites its scales)."""
+        start = self.offset
         self.offset = (self.offset + 4099 * 7) % self.pool.size
-        return np.array(out, copy=True)
+        if start + n <= self.pool.size:
+            return self.pool[start:start + n].copy()
+        return np.resize(np.roll(self.pool, -start), n)  # already a new array
 
 
 def tensor_bytes(rng, qtype, shape):
@@ -103,7 +105,7 @@ def tensor_bytes(rng, qtype, shape):
     return data
 
 
-def plan(name, spec, ftype):
+def plan(spec, ftype):
     """(name, ggml shape, type, kind) of every tensor, kind 'matrix', 'ones', 'zeros' or 'router'."""
     h, L, hd = spec["hidden"], spec["layers"], spec["head_dim"]
     q, kv = spec["heads"] * hd, spec["kv_heads"] * hd
@@ -188,7 +190,7 @@ def write(name, spec, ftype, vocab_from, path, seed):
                 value = value + [int(gguf.TokenType.UNUSED)] * len(pad)
             w.add_key_value(key, value, field.types[0], sub_type=sub)
 
-    tensors = plan(name, spec, ftype)
+    tensors = plan(spec, ftype)
     for tname, shape, qtype, _ in tensors:
         block, size = gguf.GGML_QUANT_SIZES[qtype]
         # gguf-py takes a raw tensor's shape in numpy order, its last dimension in bytes.
