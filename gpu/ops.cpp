@@ -53,6 +53,9 @@ constexpr uint64_t kCoopmatWideGroups = 264;
 constexpr uint64_t kCoopmatSplitGroups = 528;
 constexpr uint32_t kCoopmatMinSplitSteps = 8;
 constexpr uint32_t kCoopmatStep = 32;  // STEP in matmul_coopmat.comp
+// Rows a prefill product's weights are dequantized to f16 in at the least, and in multiples of: a
+// wide tile's (QVK_COOPMAT_WIDE_ROWS).
+constexpr uint32_t kCoopmatDequantRows = QVK_COOPMAT_WIDE_ROWS;
 
 // How Attention lays out its workgroups: blocks of query rows (tokens x q heads of one KV group)
 // times splits of their keys. Splits are added until about kAttentionWorkgroups workgroups run
@@ -266,6 +269,25 @@ void MatMulRope(Graph& g, std::span<const MatMulArgs> parts, const RopeArgs& rop
   if (!fold) Rope(g, rope, rope_label);
 }
 
+bool DequantizesToF16(DType type, uint32_t cols) {
+  return type != DType::F16 && type != DType::BF16 && cols % kMatVecUnitCols[static_cast<uint32_t>(type)] == 0;
+}
+
+void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view label) {
+  Require(w.rows > 0 && w.cols > 0, "dequantize", "empty shape");
+  Require(DequantizesToF16(w.dtype, w.cols), "dequantize",
+          fmt::format("{} rows of {} columns are not dequantized to f16", DTypeName(w.dtype), w.cols));
+  const uint64_t values = uint64_t{w.rows} * w.cols;
+  Require(y.size >= 2 * values, "dequantize", "Y too small");
+  const std::vector<RowSlice> slices = SliceRows(g.device().info(), w);
+  Require(slices.size() == 1, "dequantize", "the weights do not fit one binding");
+  const KernelId kernel = RequireKernel(g, KernelOp::DequantizeF16, w.dtype, "dequantize");
+  const uint64_t units = values / kMatVecUnitCols[static_cast<uint32_t>(w.dtype)];
+  g.Dispatch(kernel, {slices[0].range, y}, push::DequantizeF16Push{w.rows, w.cols},
+             GridFor(CeilDiv(units, Spec(kernel).local_size_x)), label,
+             {.bytes = slices[0].range.size + 2 * values, .flops = 0});
+}
+
 namespace {
 
 void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::string_view label) {
@@ -290,6 +312,9 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
               (apart(*a.split_scratch, a.x) && apart(*a.split_scratch, a.y) &&
                (!a.residual || apart(*a.split_scratch, *a.residual)) && (!a.bias || apart(*a.split_scratch, *a.bias))),
           "matmul", "the split scratch must not overlap X, Y, the bias or the residual");
+  Require(!a.dequant_scratch || (apart(*a.dequant_scratch, a.x) && apart(*a.dequant_scratch, a.y) &&
+                                 (!a.split_scratch || apart(*a.dequant_scratch, *a.split_scratch))),
+          "matmul", "the dequantization scratch must not overlap X, Y or the split scratch");
   const DeviceInfo& device = g.device().info();
   const MatMulKernel path = a.kernel.value_or(ChooseMatMulKernel(device, a.tokens));
   Require(path != MatMulKernel::MatVec || a.tokens <= kMatVecMaxTokens, "matmul",
@@ -348,42 +373,62 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                         .flops = 2 * products * a.w.cols};
   };
   if (!matvec) {
-    for (const RowSlice& slice : slices) {
+    // Records the GEMM of `rows` weight rows bound at `w`, whose outputs start at Y column
+    // a.y_offset + first_row: one dispatch, or one per split along K and their sum.
+    const auto gemm = [&](const BufferRange& w, DType type, bool rounded, uint32_t first_row, uint32_t rows,
+                          const DispatchCost& tile_cost) {
       // Features x tokens per workgroup, and the kernel of that tile.
       KernelId tile_kernel = kernel;
       uint32_t tile_rows = kMatMulTile, tile_tokens = kMatMulTile;
       if (path == MatMulKernel::CoopMat) {
-        const bool wide = a.coopmat_tile.value_or(ChooseCoopmatTile(slice.rows, a.tokens)) == CoopmatTile::Wide;
-        tile_kernel = wide ? kernel : RequireKernel(g, KernelOp::MatMulCoopmatNarrow, a.w.dtype, "matmul");
+        const bool wide = a.coopmat_tile.value_or(ChooseCoopmatTile(rows, a.tokens)) == CoopmatTile::Wide;
+        const KernelOp wide_op = rounded ? KernelOp::MatMulCoopmatRounded : KernelOp::MatMulCoopmat;
+        const KernelOp narrow_op = rounded ? KernelOp::MatMulCoopmatRoundedNarrow : KernelOp::MatMulCoopmatNarrow;
+        tile_kernel = RequireKernel(g, wide ? wide_op : narrow_op, type, "matmul");
         tile_rows = wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
         tile_tokens = QVK_COOPMAT_TOKENS;
       }
-      const Groups tiles{CeilDiv(slice.rows, tile_rows), CeilDiv(a.tokens, tile_tokens), 1};
-      const uint32_t split_steps = path == MatMulKernel::CoopMat && a.split_scratch
-                                       ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens,
-                                                               slice.rows, a.split_scratch->size)
-                                       : 0;
+      const Groups tiles{CeilDiv(rows, tile_rows), CeilDiv(a.tokens, tile_tokens), 1};
+      const uint32_t split_steps =
+          path == MatMulKernel::CoopMat && a.split_scratch
+              ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens, rows, a.split_scratch->size)
+              : 0;
       if (split_steps == 0) {
-        const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, a.y_offset + slice.first_row,
-                                    x_stride,   y_stride, flags,    0};
-        g.Dispatch(tile_kernel, {slice.range, a.x, a.y, bias, residual}, push, tiles, label, cost(slice));
-        continue;
+        const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_stride, y_stride, flags, 0};
+        g.Dispatch(tile_kernel, {w, a.x, a.y, bias, residual}, push, tiles, label, tile_cost);
+        return;
       }
       // Each split's raw sums into its plane of the scratch, then the planes summed in order with
       // the bias and residual.
       const uint32_t splits = CeilDiv(CeilDiv(a.w.cols, kCoopmatStep), split_steps);
       const BufferRange planes(*a.split_scratch->buffer, a.split_scratch->offset,
-                               VkDeviceSize{4} * splits * a.tokens * slice.rows);
-      const push::MatMulPush push{slice.rows, a.w.cols, a.tokens, 0, x_stride, slice.rows, 0, split_steps};
-      g.Dispatch(tile_kernel, {slice.range, a.x, planes, a.x, a.x}, push, Groups{tiles.x, tiles.y, splits}, label,
-                 cost(slice));
-      const uint64_t outputs_count = uint64_t{a.tokens} * slice.rows;
+                               VkDeviceSize{4} * splits * a.tokens * rows);
+      const push::MatMulPush push{rows, a.w.cols, a.tokens, 0, x_stride, rows, 0, split_steps};
+      g.Dispatch(tile_kernel, {w, a.x, planes, a.x, a.x}, push, Groups{tiles.x, tiles.y, splits}, label, tile_cost);
+      const uint64_t outputs_count = uint64_t{a.tokens} * rows;
       g.Dispatch(KernelId::MatMulSplitSum, {planes, a.y, bias, residual},
-                 push::MatMulSplitSumPush{slice.rows, a.tokens, splits, a.y_offset + slice.first_row, y_stride, flags},
+                 push::MatMulSplitSumPush{rows, a.tokens, splits, a.y_offset + first_row, y_stride, flags},
                  GridFor(CeilDiv(outputs_count, Spec(KernelId::MatMulSplitSum).local_size_x)),
                  fmt::format("{}_split_sum", label),
                  {.bytes = 4 * outputs_count * (splits + (a.residual ? 2 : 1)), .flops = outputs_count * splits});
+    };
+    const uint64_t f16_row_bytes = uint64_t{2} * a.w.cols;
+    if (path == MatMulKernel::CoopMat && a.dequant_scratch && DequantizesToF16(a.w.dtype, a.w.cols) &&
+        a.dequant_scratch->size >= kCoopmatDequantRows * f16_row_bytes) {
+      // Row chunks that fit the scratch once dequantized, each rounded to f16 and then multiplied.
+      const VkDeviceSize chunk_rows =
+          a.dequant_scratch->size / f16_row_bytes / kCoopmatDequantRows * kCoopmatDequantRows;
+      for (const RowSlice& chunk : SliceRows(device, a.w, chunk_rows * RowBytes(a.w.dtype, a.w.cols))) {
+        const BufferRange f16(*a.dequant_scratch->buffer, a.dequant_scratch->offset, chunk.rows * f16_row_bytes);
+        DequantizeToF16(g, Matrix{chunk.range.buffer, chunk.range.offset, a.w.dtype, chunk.rows, a.w.cols}, f16,
+                        fmt::format("{}_dequantize", label));
+        DispatchCost f16_cost = cost(chunk);
+        f16_cost.bytes += f16.size - chunk.range.size;  // it reads the f16 weights, not the blocks
+        gemm(f16, DType::F16, true, chunk.first_row, chunk.rows, f16_cost);
+      }
+      return;
     }
+    for (const RowSlice& slice : slices) gemm(slice.range, a.w.dtype, false, slice.first_row, slice.rows, cost(slice));
     return;
   }
   const BufferRange norm_weight = a.norm ? a.norm->weight : a.x;

@@ -126,8 +126,19 @@ struct MatMulArgs {
   // f32 room a cooperative-matrix product may split along K in (PlanCoopmatSplitSteps): memory the
   // caller does not need during the product. Unset: no split.
   std::optional<BufferRange> split_scratch;
+  // Room for f16 weights: the cooperative-matrix kernel then takes a W of any type but F16 and BF16
+  // dequantized to f16 once (DequantizeToF16), in row chunks of at least 128 rows that fit here,
+  // rather than dequantizing every block once per 64-token tile. Unset or smaller: no such pass.
+  std::optional<BufferRange> dequant_scratch;
 };
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});
+
+// Y[r, c] = f16(W[r, c]), row-major [w.rows, w.cols] f16, rounded as the cooperative-matrix kernel
+// rounds weights. For every type but F16 and BF16, in rows of whole matvec units (16 or 32 columns
+// for block types, 8 for F32), within one binding.
+void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view label = {});
+// Whether DequantizeToF16 takes such rows, and so MatMul's dequant_scratch applies to them.
+bool DequantizesToF16(DType type, uint32_t cols);
 
 // Y[t, :] = X[t, :] / sqrt(mean(X[t, :]^2) + eps) * weight    (weight [cols] f32)
 void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,

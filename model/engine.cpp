@@ -36,7 +36,8 @@ Engine::Stage::Stage(const EngineStage& stage, const ModelConfig& c, uint32_t ch
       layers(stage.layers),
       kv(device, c, context, layers),
       // Only the last stage computes logits, so only it keeps rows of them for the host.
-      prefill(device, c, chunk, last ? LogitsRowsPerBatch(device, c, chunk) : 0, context),
+      prefill(device, c, chunk, last ? LogitsRowsPerBatch(device, c, chunk) : 0, context,
+              PrefillDequantBytes(device.info(), *stage.weights, chunk)),
       decode(device, c, 1, last ? 1 : 0, context) {
   const VkDeviceSize x_bytes = uint64_t{4} * chunk * c.hidden_size;
   if (layers.begin > 0) x_in = device.allocator().CreateBuffer(x_bytes, MemoryKind::Upload);

@@ -53,11 +53,17 @@ Buffer Make(Device& device, VkDeviceSize bytes, MemoryKind kind = MemoryKind::De
 // product when gate|up is one matrix, else one product per stored type and a SwiGLU.
 void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange x,
                   std::optional<ops::RmsNormInput> norm, BufferRange scratch, BufferRange m, uint32_t tokens,
-                  uint32_t inter, std::string_view label) {
+                  uint32_t inter, std::string_view label, std::optional<BufferRange> dequant = std::nullopt) {
   if (gate_up.size() == 1) {
-    ops::MatMul(
-        g, {.w = gate_up[0].w, .x = x, .y = m, .tokens = tokens, .norm = norm, .swiglu = ops::SwiGluOutput{scratch}},
-        label);
+    ops::MatMul(g,
+                {.w = gate_up[0].w,
+                 .x = x,
+                 .y = m,
+                 .tokens = tokens,
+                 .norm = norm,
+                 .swiglu = ops::SwiGluOutput{scratch},
+                 .dequant_scratch = dequant},
+                label);
     return;
   }
   for (const Projection& part : gate_up) {
@@ -68,7 +74,8 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
                  .tokens = tokens,
                  .y_stride = 2 * inter,
                  .y_offset = part.y_offset,
-                 .norm = norm},
+                 .norm = norm,
+                 .dequant_scratch = dequant},
                 label);
   }
   ops::SwiGlu(g, scratch, m, tokens, inter, fmt::format("{}_swiglu", label));
@@ -179,7 +186,8 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
 
 // --- run state and KV cache -------------------------------------------------------------------
 
-RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32_t rows, uint32_t context)
+RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32_t rows, uint32_t context,
+                   VkDeviceSize dequant_bytes)
     : max_tokens(tokens), host_logits_rows(rows) {
   const VkDeviceSize qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
   x = Make(device, F32 * tokens * c.hidden_size);
@@ -189,6 +197,7 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
   attn_partials = Make(device, ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context));
   gate_up = Make(device, F32 * tokens * 2 * c.intermediate_size);
   mlp = Make(device, F32 * tokens * c.intermediate_size);
+  dequant = Make(device, dequant_bytes);
   if (c.moe) {
     const VkDeviceSize pairs = VkDeviceSize{tokens} * c.moe->experts_per_token;
     const VkDeviceSize expert_inter = c.moe->expert_intermediate_size;
@@ -237,6 +246,7 @@ uint64_t RunState::bytes() const {
                           &attn,
                           &gate_up,
                           &mlp,
+                          &dequant,
                           &router_logits,
                           &expert_ids,
                           &expert_weights,
@@ -261,6 +271,24 @@ uint64_t RunState::bytes() const {
     total += b->size();
   }
   return total;
+}
+
+VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w, uint32_t tokens) {
+  if (ops::ChooseMatMulKernel(device, tokens) != ops::MatMulKernel::CoopMat) return 0;
+  // Past 64 MiB the products run in row chunks (of 9344 rows at 7B's 3584 columns), which still
+  // fill the GPU, rather than the run state growing by a whole MLP weight (272 MB at 7B).
+  constexpr VkDeviceSize kMostBytes = VkDeviceSize{64} << 20;
+  VkDeviceSize bytes = 0;
+  const auto need = [&](const Matrix& m) {
+    if (ops::DequantizesToF16(m.dtype, m.cols)) bytes = std::max(bytes, VkDeviceSize{2} * m.rows * m.cols);
+  };
+  for (const LayerWeights& L : w.layers) {
+    for (const Projection& part : L.qkv) need(part.w);
+    need(L.o);
+    for (const Projection& part : L.gate_up) need(part.w);
+    if (!L.moe) need(L.down);
+  }
+  return std::min(bytes, kMostBytes);
 }
 
 uint64_t KvCacheBytes(const ModelConfig& c, uint64_t tokens) {
@@ -308,7 +336,8 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                      .y_offset = part.y_offset,
                      .bias = c.qkv_bias ? std::optional(BufferRange(L.qkv_bias)) : std::nullopt,
                      .norm = ops::RmsNormInput{.weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn},
-                     .split_scratch = BufferRange(s.gate_up)});
+                     .split_scratch = BufferRange(s.gate_up),
+                     .dequant_scratch = BufferRange(s.dequant)});
     }
     const ops::RopeArgs rope{.qkv = s.qkv,
                              .positions = s.positions,
@@ -367,7 +396,8 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                  .y = s.x,
                  .tokens = tokens,
                  .residual = BufferRange(s.x),
-                 .split_scratch = BufferRange(s.gate_up)},
+                 .split_scratch = BufferRange(s.gate_up),
+                 .dequant_scratch = BufferRange(s.dequant)},
                 "o_proj");
     if (L.moe) {
       RecordMoe(g, c, *L.moe, L.post_norm, s, tokens, l);
@@ -375,7 +405,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     }
     // m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post
     RecordGateUp(g, L.gate_up, s.x, ops::RmsNormInput{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn},
-                 s.gate_up, s.mlp, tokens, c.intermediate_size, "gate_up");
+                 s.gate_up, s.mlp, tokens, c.intermediate_size, "gate_up", BufferRange(s.dequant));
     // x = x + m Wdown^T
     ops::MatMul(g,
                 {.w = L.down,
@@ -383,7 +413,8 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                  .y = s.x,
                  .tokens = tokens,
                  .residual = BufferRange(s.x),
-                 .split_scratch = BufferRange(s.gate_up)},
+                 .split_scratch = BufferRange(s.gate_up),
+                 .dequant_scratch = BufferRange(s.dequant)},
                 "down");
   }
 }

@@ -21,7 +21,10 @@ inline constexpr uint32_t kMaxRanked = ops::kTopKMax;
 // Activations for up to `max_tokens` tokens processed together (a prefill chunk; 1 for decode)
 // against a KV cache of `context` rows.
 struct RunState {
-  RunState(Device& device, const ModelConfig& config, uint32_t max_tokens, uint32_t host_logits_rows, uint32_t context);
+  // dequant_bytes: room for weights dequantized to f16 before a cooperative-matrix product
+  // (PrefillDequantBytes; 0: none, the GEMM dequantizes each tile itself).
+  RunState(Device& device, const ModelConfig& config, uint32_t max_tokens, uint32_t host_logits_rows, uint32_t context,
+           VkDeviceSize dequant_bytes = 0);
 
   uint32_t max_tokens;
   uint32_t host_logits_rows;
@@ -33,6 +36,7 @@ struct RunState {
   Buffer gate_up;        // f32 [T, 2 * inter]              gate | up projections (prefill, or of two types);
                          //                                 outside the MLP, the splits of a product split along K
   Buffer mlp;            // f32 [T, inter]                  silu(gate) * up
+  Buffer dequant;        // f16 [rows, cols]                a chunk of a weight's rows, dequantized (prefill)
   // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the
   // expert and shared-expert FFN sizes:
   Buffer router_logits;  // f32 [T, experts]                h Wr^T
@@ -63,6 +67,12 @@ struct RunState {
 
   uint64_t bytes() const;  // GPU memory of every buffer above
 };
+
+// Room for a prefill run state of `tokens` tokens to dequantize the dense projections' weights
+// in, as chunks of rows rounded to f16 for the cooperative-matrix GEMM (ops::MatMulArgs::
+// dequant_scratch): the largest such product's, capped at 64 MiB; 0 where the device has no
+// cooperative-matrix GEMM, the tokens go to matvec, or every weight is F16 or BF16.
+VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w, uint32_t tokens);
 
 // Bytes of an F16 KV cache for `tokens` positions: keys and values of every layer.
 uint64_t KvCacheBytes(const ModelConfig& config, uint64_t tokens);

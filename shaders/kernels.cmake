@@ -48,6 +48,18 @@ qwenvk_kernel(OP MatMulCoopmat NAME matmul_coopmat SOURCE matmul_coopmat.comp TY
 qwenvk_kernel(OP MatMulCoopmatNarrow NAME matmul_coopmat_narrow SOURCE matmul_coopmat.comp TYPES ${QWENVK_WEIGHT_TYPES}
               DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS
               BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
+# A block-quantized (or F32) weight's rows rounded to f16 once, for the cooperative-matrix GEMM's
+# *Rounded variants, which multiply them as F16 weights without the F16 variants' promotion (the
+# rounding to f16 already sets their precision: matmul_coopmat.comp, PROMOTE).
+qwenvk_kernel(OP DequantizeF16 NAME dequantize_f16 SOURCE dequantize_f16.comp
+              TYPES F32 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K
+              BINDINGS w y WRITES y PUSH DequantizeF16Push LOCAL_SIZE 256 FEATURES float16)
+qwenvk_kernel(OP MatMulCoopmatRounded NAME matmul_coopmat_rounded SOURCE matmul_coopmat.comp TYPES F16
+              DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS ROUNDED
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
+qwenvk_kernel(OP MatMulCoopmatRoundedNarrow NAME matmul_coopmat_rounded_narrow SOURCE matmul_coopmat.comp TYPES F16
+              DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS ROUNDED
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP Embed SOURCE embed.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS table ids y WRITES y PUSH EmbedPush LOCAL_SIZE 256)
 qwenvk_kernel(OP RmsNorm SOURCE rmsnorm.comp

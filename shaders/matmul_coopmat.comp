@@ -32,6 +32,10 @@
 // W is exact in f16 for F16 and BF16 weights; F32 and dequantized block weights are rounded to
 // f16 (2^-11 relative). Products and sums are f32 in the matrix units.
 //
+// ROUNDED (matmul_coopmat_rounded*, F16 only): the weights are another type's, rounded to f16 once
+// by dequantize_f16.comp, so that a block is dequantized once per product rather than once per
+// 64-token tile; they multiply as this kernel's other rounded weights do, without promotion.
+//
 // Split along K (MatMulPush::split_steps, for products with too few tiles to fill the GPU): workgroup
 // z sums only its range of steps and stores the tile's raw sums in plane z of Y, with no bias or
 // residual; matmul_split_sum then adds the planes up in order.
@@ -180,6 +184,17 @@ Staged load_units(uint step, uint row0, uint token0, uint tid) {
   return staged;
 }
 
+// Run r of a unit as 8 halves: F16 weights as they are stored, others dequantized and rounded.
+uvec4 staged_run(Unit w, uint r) {
+#if defined(WEIGHT_F16)
+  return w.words;
+#else
+  vec4 first, second;
+  unit_run_values(w, r, first, second);
+  return pack_run(first, second);
+#endif
+}
+
 void store_units(Staged staged, uint step, uint stage, uint tid) {
   const uint units_per_row = p.cols / UNIT_COLS;
   const uint base = stage * STAGE_SIZE;
@@ -189,11 +204,7 @@ void store_units(Staged staged, uint step, uint stage, uint tid) {
       const uint k = item % STEP_UNITS;
       const bool inside = step * STEP_UNITS + k < units_per_row;
       const uint at = base + W_STAGE + item / STEP_UNITS * STAGE_ROW + k * UNIT_RUNS;
-      [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) {
-        vec4 first, second;
-        unit_run_values(staged.w[i], r, first, second);
-        tile_memory[at + r] = inside ? pack_run(first, second) : uvec4(0u);
-      }
+      [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) tile_memory[at + r] = inside ? staged_run(staged.w[i], r) : uvec4(0u);
     }
   }
   [[unroll]] for (uint i = 0; i < X_ITEMS; ++i) {
@@ -262,11 +273,17 @@ void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_
   }
 }
 
-// Every PROMOTE_STEPS steps (1024 inner elements) the hi accumulators are added into f32 totals
-// and restart from zero. The matrix units' f32 sums round every step's addition toward zero, an
-// error that grows with K in one direction: over 8960 or 18944 inner elements it reached 1.04e-5
-// of |Y| on the H200 (against the 1e-5 bar of matmul_coopmat_test); sums of 1024 stay well inside.
-// lo's sums need no promotion: they, and so their rounding, are 2^-11 of hi's.
+// PROMOTE (weights exact in f16: F16 and BF16 files): every PROMOTE_STEPS steps (1024 inner
+// elements) the hi accumulators are added into f32 totals and restart from zero. The matrix units'
+// f32 sums round every step's addition toward zero, an error that grows with K in one direction:
+// over 8960 or 18944 inner elements it reached 1.04e-5 of |Y| on the H200 (against the 1e-5 bar of
+// matmul_coopmat_test); sums of 1024 stay well inside. lo's sums need no promotion: they, and so
+// their rounding, are 2^-11 of hi's. Weights rounded to f16 (every other type) carry 2^-11 of error
+// already, 100 times this drift, so they skip the totals and the registers they hold: promotion
+// cost 7B Q4_K_M prefill 22% on the H200.
+#if (defined(WEIGHT_F16) || defined(WEIGHT_BF16)) && !defined(ROUNDED)
+#define PROMOTE
+#endif
 #define PROMOTE_STEPS 32u
 
 void promote(inout AccFrag total[TOKEN_FRAGS][ROW_FRAGS], inout AccFrag acc[TOKEN_FRAGS][ROW_FRAGS]) {
@@ -317,7 +334,9 @@ void main() {
     for (uint step = 0; step + 1u < steps; ++step) {
       const Staged next = load_units(first + step + 1u, row0, token0, tid);
       multiply(step % 2u, sub_token, sub_row, acc, acc_lo);
+#if defined(PROMOTE)
       if ((step + 1u) % PROMOTE_STEPS == 0u) promote(total, acc);
+#endif
       store_units(next, first + step + 1u, (step + 1u) % 2u, tid);
       barrier();
     }
@@ -326,7 +345,9 @@ void main() {
     barrier();
     for (uint step = 0; step + 1u < steps; ++step) {
       multiply(step % 2u, sub_token, sub_row, acc, acc_lo);
+#if defined(PROMOTE)
       if ((step + 1u) % PROMOTE_STEPS == 0u) promote(total, acc);
+#endif
       stage_elements(first + step + 1u, (step + 1u) % 2u, row0, token0, tid);
       barrier();
     }

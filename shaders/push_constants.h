@@ -52,6 +52,13 @@ struct MatMulSplitSumPush {
   uint flags;     // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL
 };
 
+// Y[r, c] = f16(W[r, c]) for `rows` rows of `cols` columns, a whole number of units
+// (dequantize_f16.comp): a block-quantized weight dequantized once for the cooperative-matrix GEMM.
+struct DequantizeF16Push {
+  uint rows;
+  uint cols;
+};
+
 // Weight units each matvec invocation loads at once (from up to as many rows), and the most tokens
 // a matvec takes (more go to the tiled kernel, which reads each weight once for 64 tokens).
 #define QVK_MATVEC_SLOTS 4u
@@ -314,6 +321,7 @@ static_assert(sizeof(MoeGroupPush) == 8);
 static_assert(sizeof(MoeCombinePush) == 16);
 static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, split_steps) == 28);
 static_assert(sizeof(MatMulSplitSumPush) == 24);
+static_assert(sizeof(DequantizeF16Push) == 8);
 static_assert(sizeof(MatVecPush) == 64 && offsetof(MatVecPush, attention_factor) == 60);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);

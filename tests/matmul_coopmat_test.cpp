@@ -3,12 +3,14 @@
 // picks. The GEMM runs only where DeviceInfo::coopmat_f16 holds (NVIDIA GPUs); elsewhere (lavapipe)
 // its tests skip, saying why. On such a GPU: qwenvk_tests --gtest_filter='*Coopmat*'
 //
-// Sections: bounds / GEMM against the reference / split along K / kernel and tile choice
+// Sections: bounds / GEMM against the reference / dequantization to f16 / split along K / kernel and tile
+// choice
 #include <cmath>
 #include <optional>
 #include <string>
 #include <tuple>
 
+#include "base/numeric.h"
 #include "gpu/kernels.h"
 #include "model/quantize.h"
 #include "shaders/push_constants.h"
@@ -48,7 +50,11 @@ struct CoopmatCase {
   std::optional<ops::CoopmatTile> tile = std::nullopt;  // unset: the one ops::ChooseCoopmatTile picks
   uint32_t x_padding = 0;                               // X rows of cols + x_padding floats
   bool split = false;  // split along K in a scratch of kSplitPlanes planes, as prefill's small products are
+  // W dequantized to f16 first (MatMulArgs::dequant_scratch), in chunks of kDequantRows rows.
+  bool dequantized = false;
 };
+
+constexpr uint32_t kDequantRows = 256;
 
 constexpr uint32_t kSplitPlanes = 16;
 
@@ -59,7 +65,8 @@ std::string TileName(const std::optional<ops::CoopmatTile>& tile) {
 
 void PrintTo(const CoopmatCase& c, std::ostream* os) {
   *os << DTypeName(c.type) << " " << c.rows << "x" << c.cols << " t" << c.tokens << " " << TileName(c.tile)
-      << " x_stride " << c.cols + c.x_padding << (c.split ? " split along K" : "");
+      << " x_stride " << c.cols + c.x_padding << (c.split ? " split along K" : "")
+      << (c.dequantized ? " dequantized first" : "");
 }
 
 constexpr DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
@@ -127,7 +134,19 @@ std::vector<CoopmatCase> CoopmatCases() {
       cases.push_back({type, 100, 1024, 65, true, true, Wide, 8, true});
     }
     cases.push_back({type, 1536, 8960, 130, true, true, Narrow, 0, true});
+
+    // Dequantized to f16 first, as prefill runs every type but F16 and BF16 (PrefillDequantBytes):
+    // several chunks of rows and a ragged last one, split along K or not, X rows wider than W's.
+    if (type != DType::F16 && type != DType::BF16) {
+      const uint32_t inner = block <= 32 ? 896 : 1536;
+      cases.push_back({type, 2 * 300, inner, 255, true, false, std::nullopt, 0, false, true});
+      cases.push_back({type, inner, 4 * inner, 130, false, true, Narrow, 8, true, true});
+      cases.push_back({type, 700, 2 * std::max(block, 32u), 17, true, true, Wide, 0, false, true});
+    }
   }
+  // Qwen2-7B's gate|up and down as prefill runs them in Q4_K: dequantized, down split along K.
+  cases.push_back({DType::Q4_K, 2 * 18944, 3584, 256, false, false, std::nullopt, 0, false, true});
+  cases.push_back({DType::Q4_K, 3584, 18944, 256, false, true, std::nullopt, 0, true, true});
   // Qwen2-7B's down projection split: the longest inner size.
   cases.push_back({DType::Q4_K, 3584, 18944, 256, false, true, std::nullopt, 0, true});
   // Qwen2-7B's down projection: the longest inner size.
@@ -188,6 +207,11 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
     const uint64_t tiles = uint64_t{(c.rows + 127) / 128} * ((c.tokens + 63) / 64);
     ASSERT_GT(ops::PlanCoopmatSplitSteps(tiles, c.cols, c.tokens, c.rows, split_buf.size()), 0u) << "not split";
   }
+  Buffer dequant_buf = Poisoned(c.dequantized ? size_t{2} * kDequantRows * c.cols : 4);
+  if (c.dequantized) {
+    ASSERT_TRUE(ops::DequantizesToF16(c.type, c.cols));
+    args.dequant_scratch = BufferRange(dequant_buf);
+  }
   ops::MatMul(g, args);
   g.Run();
 
@@ -226,7 +250,8 @@ INSTANTIATE_TEST_SUITE_P(Coopmat, CoopmatMatMulTest, ::testing::ValuesIn(Coopmat
   const CoopmatCase& c = param_info.param;
   return std::string(DTypeName(c.type)) + "_" + std::to_string(c.rows) + "x" + std::to_string(c.cols) + "_t" +
          std::to_string(c.tokens) + "_" + TileName(c.tile) + (c.bias ? "_bias" : "") + (c.residual ? "_residual" : "") +
-         (c.x_padding ? "_xpad" + std::to_string(c.x_padding) : "") + (c.split ? "_split" : "");
+         (c.x_padding ? "_xpad" + std::to_string(c.x_padding) : "") + (c.split ? "_split" : "") +
+         (c.dequantized ? "_dequantized" : "");
 });
 
 // Projections side by side (q|k|v, gate|up): W's outputs land at a column offset inside wider Y
@@ -269,6 +294,60 @@ TEST_F(CoopmatTest, WritesItsColumnsOfWiderRows) {
       ASSERT_NEAR(v, sum, (kHiLoRounding + kAccumulation) * magnitude + 1e-6) << "token " << t << " row " << r;
     }
   }
+}
+
+// --- dequantization to f16 ------------------------------------------------------------------
+
+// dequantize_f16 on its own (it runs on every device with f16 arithmetic, though only prefill on
+// matrix units records it): every value is the host dequantizer's, rounded to f16. Vulkan lets the
+// conversion round to nearest or toward zero, so either neighbour of an inexact value passes.
+class DequantizeF16Test : public GpuTest, public ::testing::WithParamInterface<DType> {};
+
+TEST_P(DequantizeF16Test, RoundsTheHostDequantizersValues) {
+  const DType type = GetParam();
+  if (!info().fp16_arithmetic) GTEST_SKIP() << info().name << " has no 16-bit float arithmetic";
+  const uint32_t block = BlockElements(type);
+  // One unit's row, a few rows of two blocks, and Qwen2-0.5B's q|k|v (1.5B's where 896 is not
+  // whole 256-blocks).
+  for (const auto& [rows, cols] : {std::pair{1u, block == 1 ? 8u : block}, std::pair{37u, 2 * std::max(block, 8u)},
+                                   std::pair{1152u, block <= 32 ? 896u : 1536u}}) {
+    const std::vector<std::byte> w = IsQuantized(type) ? RandomBlocks(type, rows, cols, rows + cols, false)
+                                                       : Encode(RandomFloats(size_t{rows} * cols, rows, 0.05f), type);
+    Buffer w_buf = Upload(w);
+    Buffer y_buf = Poisoned(size_t{2} * rows * cols);
+    Graph g(device());
+    ops::DequantizeToF16(g, {&w_buf, 0, type, rows, cols}, y_buf);
+    g.Run();
+    const std::vector<float> values = DequantizeRows(type, w, rows, cols);
+    const auto got = Download<uint16_t>(y_buf, values.size());
+    size_t bad = 0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      const uint16_t nearest = FloatToHalf(values[i]);
+      // The other neighbour: one f16 step toward zero or away from it, whichever lies across values[i].
+      const bool above = std::abs(HalfToFloat(nearest)) > std::abs(values[i]);
+      const uint16_t other = static_cast<uint16_t>(above ? nearest - 1 : nearest + 1);
+      const bool exact = HalfToFloat(nearest) == values[i];
+      if (got[i] != nearest && (exact || got[i] != other) && ++bad <= 10) {
+        ADD_FAILURE() << DTypeName(type) << " " << rows << "x" << cols << " value " << i << ": got f16 " << got[i]
+                      << " (" << HalfToFloat(got[i]) << "), expected " << values[i];
+      }
+    }
+    EXPECT_EQ(bad, 0u) << rows << "x" << cols;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, DequantizeF16Test,
+                         ::testing::Values(DType::F32, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                           DType::Q4_K, DType::Q5_K, DType::Q6_K),
+                         [](const auto& param_info) { return std::string(DTypeName(param_info.param)); });
+
+TEST_F(GpuTest, DequantizeF16RefusesWhatItCannotTake) {
+  Buffer w_buf = Poisoned(4096);
+  Buffer y_buf = Poisoned(4096);
+  Graph g(device());
+  EXPECT_THROW(ops::DequantizeToF16(g, {&w_buf, 0, DType::F16, 4, 64}, y_buf), Error);   // exact in f16 already
+  EXPECT_THROW(ops::DequantizeToF16(g, {&w_buf, 0, DType::F32, 4, 12}, y_buf), Error);   // not whole units
+  EXPECT_THROW(ops::DequantizeToF16(g, {&w_buf, 0, DType::F32, 64, 64}, y_buf), Error);  // Y too small
 }
 
 // --- split along K -------------------------------------------------------------------------
