@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
-#include "gpu/device.h"
 #include "base/error.h"
+#include "gpu/device.h"
 
 namespace qvk::app {
 namespace {
@@ -17,7 +17,9 @@ std::string Bytes(uint64_t bytes) {
   return fmt::format("{:.0f} MiB", static_cast<double>(bytes) / (1 << 20));
 }
 
-const char* YesNo(bool value) { return value ? "yes" : "no"; }
+const char* YesNo(bool value) {
+  return value ? "yes" : "no";
+}
 
 nlohmann::json ToJson(const DeviceInfo& d, bool chosen) {
   nlohmann::json heaps = nlohmann::json::array();
@@ -52,6 +54,8 @@ nlohmann::json ToJson(const DeviceInfo& d, bool chosen) {
           {"max_compute_shared_memory", d.max_compute_shared_memory},
           {"max_memory_allocation", d.max_allocation_size},
           {"timestamps", d.compute_timestamps},
+          {"host_memory_import_alignment", d.host_import_alignment},
+          {"timeline_semaphore_fd", d.timeline_semaphore_fd},
           {"usable", d.usable()},
           {"unusable_reason", d.unusable_reason},
           {"chosen", chosen}};
@@ -59,8 +63,8 @@ nlohmann::json ToJson(const DeviceInfo& d, bool chosen) {
 
 void PrintText(const DeviceInfo& d, bool chosen) {
   std::printf("Device %u: %s%s\n", d.index, d.name.c_str(), chosen ? "  [chosen]" : "");
-  std::printf("  type             %s, vendor %s (0x%04x), device 0x%04x\n", d.TypeName().c_str(), d.VendorName().c_str(),
-              d.vendor_id, d.device_id);
+  std::printf("  type             %s, vendor %s (0x%04x), device 0x%04x\n", d.TypeName().c_str(),
+              d.VendorName().c_str(), d.vendor_id, d.device_id);
   std::printf("  driver           %s %s (%s)\n", d.driver_name.c_str(), d.DriverVersionString().c_str(),
               d.driver_info.c_str());
   std::printf("  Vulkan           %s\n", d.ApiVersionString().c_str());
@@ -86,6 +90,11 @@ void PrintText(const DeviceInfo& d, bool chosen) {
   std::printf("  maxComputeSharedMemorySize  %u bytes\n", d.max_compute_shared_memory);
   std::printf("  maxMemoryAllocationSize     %s\n", Bytes(d.max_allocation_size).c_str());
   std::printf("  timestamps       %s\n", YesNo(d.compute_timestamps));
+  // What a model split across this and another logical device of the same GPU hands x through.
+  const std::string host_import =
+      d.host_import_alignment == 0 ? "no" : fmt::format("yes (aligned to {} bytes)", d.host_import_alignment);
+  std::printf("  sharing          host memory import %s, timeline semaphore fds %s\n", host_import.c_str(),
+              YesNo(d.timeline_semaphore_fd));
   std::printf("  usable           %s\n", d.usable() ? "yes" : ("no: " + d.unusable_reason).c_str());
 }
 

@@ -69,7 +69,7 @@ Runtime::Runtime(std::unique_ptr<ModelFiles> files, const ModelOptions& options,
   for (const auto& device : devices_) model_devices.push_back(device.get());
   model_ = std::make_unique<chat::LoadedModel>(model_devices, std::move(files), load, progress);
   if (tty) std::fprintf(stderr, "\n");
-  model_->LogWeightPlacement();
+  model_->LogPlacement();
   LogHostMemory();
 }
 

@@ -322,8 +322,10 @@ std::vector<std::string> StageNames(const Engine& engine) {
   if (engine.stage_count() == 1) return names;
   for (size_t i = 0; i < engine.stage_count(); ++i) {
     const EngineStage stage = engine.stage(i);
-    names.push_back(fmt::format("device {} ({}): layers {}-{}", stage.device->info().index, stage.device->info().name,
-                                stage.layers.begin, stage.layers.end - 1));
+    std::string name = fmt::format("device {} ({}): layers {}-{}", stage.device->info().index,
+                                   stage.device->info().name, stage.layers.begin, stage.layers.end - 1);
+    if (i + 1 < engine.stage_count()) name += "; hand-off: " + engine.hand_off(i);
+    names.push_back(std::move(name));
   }
   return names;
 }

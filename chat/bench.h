@@ -144,7 +144,8 @@ struct BenchModel {
   // Each decode step also reduced its attention to these views (Engine::set_live_attention), named
   // as ViewName names them; empty: live attention was off.
   std::vector<std::string> live_attention_views;
-  // A model split across devices: each device and its layers, in layer order (StageNames);
+  // A model split across devices: each device, its layers and its hand-off to the next, in layer
+  // order (StageNames);
   // empty on one device.
   std::vector<std::string> devices;
 };
@@ -152,8 +153,9 @@ struct BenchModel {
 BenchModel DescribeModel(const LoadedModel& model);
 // A live attention view in words: "layer 0 head 3", "layer 2 heads 0-13 mean, sink muted".
 std::string ViewName(const AttentionRequest& view);
-// Each device of a split model and the layers it holds: "device 0 (llvmpipe): layers 0-11"; empty
-// for a model on one device.
+// Each device of a split model, the layers it holds and how the hidden state goes on to the next
+// device (Engine::hand_off): "device 0 (llvmpipe): layers 0-11; hand-off: host copy", the last
+// "device 1 (llvmpipe): layers 12-23"; empty for a model on one device.
 std::vector<std::string> StageNames(const Engine& engine);
 
 struct BenchReport {

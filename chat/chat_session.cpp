@@ -251,7 +251,7 @@ void ChatSession::RunLoad(const ModelSettings& settings) {
       for (const auto& device : split_devices) devices.push_back(device.get());
     }
     auto model = std::make_unique<LoadedModel>(devices, std::make_unique<ModelFiles>(settings.path), options, progress);
-    model->LogWeightPlacement();
+    model->LogPlacement();
     const uint32_t context = model->engine().context();
     std::vector<std::string> stage_names = StageNames(model->engine());
     {

@@ -116,7 +116,8 @@ class ChatSession {
   std::string model_error() const;  // why the last load failed
   std::string model_name() const;   // file or folder name; empty without a model
   uint32_t context_length() const;  // 0 without a model
-  // A split model's devices and the layers each holds (StageNames); empty on one device.
+  // A split model's devices, the layers each holds and how each hands the hidden state on
+  // (StageNames); empty on one device.
   std::vector<std::string> model_devices() const;
   // The loaded model's shape (layers, heads, KV heads: what an attention request may name).
   std::optional<ModelConfig> model_config() const;

@@ -130,7 +130,7 @@ LoadedModel::~LoadedModel() {
   weights_.clear();
 }
 
-void LoadedModel::LogWeightPlacement() const {
+void LoadedModel::LogPlacement() const {
   const Engine& engine = *engines_.front();
   for (size_t d = 0; d < weights_.size(); ++d) {
     const ModelWeights& w = *weights_[d];
@@ -147,6 +147,10 @@ void LoadedModel::LogWeightPlacement() const {
           "over the bus each token (slower, same results)",
           where, w.host_layers, layers.size(), MiB(w.host_bytes));
     }
+  }
+  for (size_t d = 0; d + 1 < weights_.size(); ++d) {
+    spdlog::info("hidden state from device {} to device {}: {}", engine.stage(d).device->info().index,
+                 engine.stage(d + 1).device->info().index, engine.hand_off(d));
   }
 }
 

@@ -64,8 +64,9 @@ class LoadedModel {
   const Engine& engine(size_t index = 0) const { return *engines_.at(index); }
   size_t engine_count() const { return engines_.size(); }
 
-  // Logs where the weights went (all on the GPU, or how many layers stay in host memory).
-  void LogWeightPlacement() const;
+  // Logs where the weights went (all on the GPU, or how many layers stay in host memory) and, on
+  // several devices, how the hidden state goes from each to the next.
+  void LogPlacement() const;
 
  private:
   std::unique_ptr<ModelFiles> files_;

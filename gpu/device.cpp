@@ -96,6 +96,34 @@ std::string CoopmatGemmProblem(const DeviceInfo& d, const CoopmatFacts& f) {
   return joined.empty() ? "" : "VK_NV_cooperative_matrix without " + joined;
 }
 
+// Whether storage buffers can be bound to memory imported from a host allocation, without a
+// dedicated allocation each (gpu/memory.h's ImportHostAllocation makes plain ones).
+bool CanImportHostBuffers(VkPhysicalDevice physical) {
+  VkPhysicalDeviceExternalBufferInfo buffer{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_BUFFER_INFO};
+  buffer.usage = kBufferUsage;
+  buffer.handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT;
+  VkExternalBufferProperties properties{VK_STRUCTURE_TYPE_EXTERNAL_BUFFER_PROPERTIES};
+  vkGetPhysicalDeviceExternalBufferProperties(physical, &buffer, &properties);
+  const VkExternalMemoryFeatureFlags features = properties.externalMemoryProperties.externalMemoryFeatures;
+  return (features & VK_EXTERNAL_MEMORY_FEATURE_IMPORTABLE_BIT) != 0 &&
+         (features & VK_EXTERNAL_MEMORY_FEATURE_DEDICATED_ONLY_BIT) == 0;
+}
+
+// Whether a timeline semaphore exports as an opaque fd and one imports from it: the driver may
+// allow it for binary semaphores only, so the query names the timeline type.
+bool CanShareTimelineFds(VkPhysicalDevice physical) {
+  VkSemaphoreTypeCreateInfo type{VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO};
+  type.semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE;
+  VkPhysicalDeviceExternalSemaphoreInfo semaphore{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_SEMAPHORE_INFO};
+  semaphore.pNext = &type;
+  semaphore.handleType = VK_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD_BIT;
+  VkExternalSemaphoreProperties properties{VK_STRUCTURE_TYPE_EXTERNAL_SEMAPHORE_PROPERTIES};
+  vkGetPhysicalDeviceExternalSemaphoreProperties(physical, &semaphore, &properties);
+  const VkExternalSemaphoreFeatureFlags both =
+      VK_EXTERNAL_SEMAPHORE_FEATURE_EXPORTABLE_BIT | VK_EXTERNAL_SEMAPHORE_FEATURE_IMPORTABLE_BIT;
+  return (properties.externalSemaphoreFeatures & both) == both;
+}
+
 // The reasons a device cannot run QwenVK's kernels; empty when it can.
 std::string UnusableReason(const DeviceInfo& d) {
   std::vector<std::string> reasons;
@@ -149,6 +177,13 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
     tail = &size_control.pNext;
   }
   // Extension structures go in the chains only where the device has the extension.
+  const bool host_import = HasExtension(extensions, VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
+  VkPhysicalDeviceExternalMemoryHostPropertiesEXT host_import_props{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT};
+  if (host_import) {
+    *tail = &host_import_props;
+    tail = &host_import_props.pNext;
+  }
   const bool coopmat_nv = HasExtension(extensions, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
   VkPhysicalDeviceCooperativeMatrixPropertiesNV coopmat_props{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV};
@@ -173,7 +208,12 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
   if (basic.apiVersion >= VK_API_VERSION_1_2 || HasExtension(extensions, VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME)) {
     *feature_tail = &memory_model;
+    feature_tail = &memory_model.pNext;
   }
+  const bool has_timeline =
+      basic.apiVersion >= VK_API_VERSION_1_2 || HasExtension(extensions, VK_KHR_TIMELINE_SEMAPHORE_EXTENSION_NAME);
+  VkPhysicalDeviceTimelineSemaphoreFeatures timeline{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES};
+  if (has_timeline) *feature_tail = &timeline;
   if (v11) vkGetPhysicalDeviceFeatures2(physical, &features2);
 
   info.name = basic.deviceName;
@@ -182,6 +222,7 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
   info.device_id = basic.deviceID;
   info.driver_version_raw = basic.driverVersion;
   std::memcpy(info.device_uuid, ids.deviceUUID, VK_UUID_SIZE);
+  std::memcpy(info.driver_uuid, ids.driverUUID, VK_UUID_SIZE);
   if (has_driver_props) {
     info.driver_name = driver.driverName;
     info.driver_info = driver.driverInfo;
@@ -223,6 +264,13 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
   info.timestamp_period_ns = limits.timestampPeriod;
 
   info.memory_budget = v11 && HasExtension(extensions, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+  if (v11 && host_import && CanImportHostBuffers(physical)) {
+    info.host_import_alignment = host_import_props.minImportedHostPointerAlignment;
+  }
+  info.timeline_semaphores = v11 && timeline.timelineSemaphore == VK_TRUE;
+  info.timeline_semaphore_fd = info.timeline_semaphores &&
+                               HasExtension(extensions, VK_KHR_EXTERNAL_SEMAPHORE_FD_EXTENSION_NAME) &&
+                               CanShareTimelineFds(physical);
   VkPhysicalDeviceMemoryProperties memory{};
   vkGetPhysicalDeviceMemoryProperties(physical, &memory);
   for (uint32_t h = 0; h < memory.memoryHeapCount; ++h) {
@@ -511,12 +559,24 @@ Device::Device(const Instance& instance, const DeviceInfo& info, const DeviceOpt
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
   memory_model.vulkanMemoryModel = VK_TRUE;
   memory_model.vulkanMemoryModelDeviceScope = VK_TRUE;
+  void** feature_tail = &f16i8.pNext;
   if (info.coopmat_f16) {
-    f16i8.pNext = &coopmat;
+    *feature_tail = &coopmat;
     coopmat.pNext = &memory_model;
+    feature_tail = &memory_model.pNext;
     extensions.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
     if (info.api_version < VK_API_VERSION_1_2) extensions.push_back(VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME);
   }
+  // What a split model's devices share where they can (gpu/interop.h); VK_KHR_external_memory and
+  // VK_KHR_external_semaphore, which these extend, are Vulkan 1.1.
+  if (info.host_import_alignment != 0) extensions.push_back(VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
+  VkPhysicalDeviceTimelineSemaphoreFeatures timeline{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES};
+  timeline.timelineSemaphore = VK_TRUE;
+  if (info.timeline_semaphores) {
+    *feature_tail = &timeline;
+    if (info.api_version < VK_API_VERSION_1_2) extensions.push_back(VK_KHR_TIMELINE_SEMAPHORE_EXTENSION_NAME);
+  }
+  if (info.timeline_semaphore_fd) extensions.push_back(VK_KHR_EXTERNAL_SEMAPHORE_FD_EXTENSION_NAME);
   if (options.present_surface != VK_NULL_HANDLE) extensions.push_back(VK_KHR_SWAPCHAIN_EXTENSION_NAME);
 
   VkDeviceCreateInfo create{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};

@@ -37,9 +37,17 @@ struct DeviceInfo {
   uint32_t driver_version_raw = 0;
   uint32_t api_version = 0;
   uint8_t device_uuid[VK_UUID_SIZE] = {};
+  uint8_t driver_uuid[VK_UUID_SIZE] = {};
   std::vector<MemoryHeapInfo> heaps;
   bool unified_memory = false;  // shares host memory and maps it: no staging copies (lavapipe, UMA)
   bool memory_budget = false;   // VK_EXT_memory_budget: what is free can be asked
+  // What lets the devices of a split model hand data over without the host (gpu/interop.h):
+  // storage buffers imported from host memory (VK_EXT_external_memory_host), whose address and
+  // size must be multiples of this (its minImportedHostPointerAlignment); 0 where they cannot be.
+  VkDeviceSize host_import_alignment = 0;
+  bool timeline_semaphores = false;  // enabled where present: Graph::Submit waits for and signals them
+  // Timeline semaphores that export and import as opaque fds (VK_KHR_external_semaphore_fd).
+  bool timeline_semaphore_fd = false;
 
   uint32_t subgroup_size = 0;
   uint32_t min_subgroup_size = 0;

@@ -23,7 +23,8 @@ bool Overlaps(const Ranges& ranges, VkBuffer buffer, VkDeviceSize begin, VkDevic
 }  // namespace
 
 BufferRange::BufferRange(const Buffer& b) : buffer(&b), offset(0), size(b.size()) {}
-BufferRange::BufferRange(const Buffer& b, VkDeviceSize off, VkDeviceSize bytes) : buffer(&b), offset(off), size(bytes) {}
+BufferRange::BufferRange(const Buffer& b, VkDeviceSize off, VkDeviceSize bytes)
+    : buffer(&b), offset(off), size(bytes) {}
 
 Groups GridFor(uint64_t items) {
   constexpr uint64_t kMaxX = 65535;
@@ -52,12 +53,19 @@ Graph::Graph(Device& device, bool profile) : device_(device) {
   VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
   barrier.srcAccessMask = VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT;
   barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
-  vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-                       VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &barrier, 0, nullptr, 0, nullptr);
+  vkCmdPipelineBarrier(
+      cmd_, VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+      VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &barrier, 0, nullptr, 0, nullptr);
 }
 
 Graph::~Graph() {
   VkDevice dev = device_.handle();
+  // Commands in flight are waited for before they are freed (unchecked: a destructor cannot throw,
+  // and a lost device has nothing left to wait for).
+  if (in_flight_) {
+    const VkFence fence = fence_.get();
+    vkWaitForFences(dev, 1, &fence, VK_TRUE, UINT64_MAX);
+  }
   vkFreeCommandBuffers(dev, device_.command_pool(), 1, &cmd_);
   for (VkDescriptorPool pool : pools_) vkDestroyDescriptorPool(dev, pool, nullptr);
   if (queries_ != VK_NULL_HANDLE) vkDestroyQueryPool(dev, queries_, nullptr);
@@ -98,6 +106,32 @@ void Graph::Barrier() {
   ++barriers_;
 }
 
+void Graph::ExternalOwnership(const Buffer& buffer, bool acquire) {
+  if (ended_) throw Error("graph already ended");
+  // An acquire waits for what came before it at the compute stage, where a submission waits for
+  // its semaphore, and makes the other device's writes visible to this graph's kernels; a release
+  // makes this graph's writes available to the other device.
+  VkBufferMemoryBarrier barrier{VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER};
+  barrier.srcAccessMask = acquire ? 0 : VK_ACCESS_SHADER_WRITE_BIT;
+  barrier.dstAccessMask = acquire ? VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT : 0;
+  barrier.srcQueueFamilyIndex = acquire ? VK_QUEUE_FAMILY_EXTERNAL : device_.queue_family();
+  barrier.dstQueueFamilyIndex = acquire ? device_.queue_family() : VK_QUEUE_FAMILY_EXTERNAL;
+  barrier.buffer = buffer.handle();
+  barrier.offset = 0;
+  barrier.size = VK_WHOLE_SIZE;
+  vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                       acquire ? VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT : VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, 0, 0,
+                       nullptr, 1, &barrier, 0, nullptr);
+}
+
+void Graph::AcquireExternal(const Buffer& buffer) {
+  ExternalOwnership(buffer, /*acquire=*/true);
+}
+
+void Graph::ReleaseExternal(const Buffer& buffer) {
+  ExternalOwnership(buffer, /*acquire=*/false);
+}
+
 void Graph::DispatchRaw(KernelId id, std::initializer_list<BufferRange> bindings, const void* push, uint32_t push_size,
                         Groups groups, std::string_view label, DispatchCost cost) {
   const KernelSpec& spec = Spec(id);
@@ -107,7 +141,8 @@ void Graph::DispatchRaw(KernelId id, std::initializer_list<BufferRange> bindings
     throw Error(fmt::format("{}: {} bindings given, the kernel has {}", spec.name, bindings.size(), spec.bindings));
   }
   if (push_size != spec.push_size) {
-    throw Error(fmt::format("{}: push constants of {} bytes, the kernel takes {}", spec.name, push_size, spec.push_size));
+    throw Error(
+        fmt::format("{}: push constants of {} bytes, the kernel takes {}", spec.name, push_size, spec.push_size));
   }
   if (groups.x == 0 || groups.y == 0 || groups.z == 0 || groups.x > 65535 || groups.y > 65535 || groups.z > 65535) {
     throw Error(fmt::format("{}: workgroup count {}x{}x{} outside 1..65535", spec.name, groups.x, groups.y, groups.z));
@@ -116,10 +151,11 @@ void Graph::DispatchRaw(KernelId id, std::initializer_list<BufferRange> bindings
   for (const BufferRange& r : bindings) {
     if (r.buffer == nullptr || !*r.buffer || r.size == 0 || r.offset + r.size > r.buffer->size() ||
         r.offset % info.storage_offset_alignment != 0 || r.size > info.max_storage_buffer_range) {
-      throw Error(fmt::format("{}: binding {} range [{}, +{}) is not a valid storage range of a {}-byte buffer "
-                              "(alignment {}, max range {})",
-                              spec.name, binding_index, r.offset, r.size, r.buffer ? r.buffer->size() : 0,
-                              info.storage_offset_alignment, info.max_storage_buffer_range));
+      throw Error(
+          fmt::format("{}: binding {} range [{}, +{}) is not a valid storage range of a {}-byte buffer "
+                      "(alignment {}, max range {})",
+                      spec.name, binding_index, r.offset, r.size, r.buffer ? r.buffer->size() : 0,
+                      info.storage_offset_alignment, info.max_storage_buffer_range));
     }
     ++binding_index;
   }
@@ -176,8 +212,9 @@ void Graph::End() {
   VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
   barrier.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
   barrier.dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT;
-  vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                       0, 1, &barrier, 0, nullptr, 0, nullptr);
+  vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                       VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &barrier, 0, nullptr, 0,
+                       nullptr);
   VK_CHECK(vkEndCommandBuffer(cmd_));
   ended_ = true;
 }
@@ -185,6 +222,48 @@ void Graph::End() {
 void Graph::Run() {
   End();
   device_.SubmitAndWait(cmd_);
+}
+
+void Graph::Submit(TimelinePoint wait, TimelinePoint signal) {
+  End();
+  if (in_flight_) throw Error("a graph is submitted again before its last submission was waited for");
+  if (fence_.get() == VK_NULL_HANDLE) {
+    VkFenceCreateInfo info{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VkFence fence = VK_NULL_HANDLE;
+    VK_CHECK(vkCreateFence(device_.handle(), &info, nullptr, &fence));
+    fence_ = FenceHandle(device_.handle(), fence);
+  } else {
+    const VkFence fence = fence_.get();
+    VK_CHECK(vkResetFences(device_.handle(), 1, &fence));
+  }
+  const VkPipelineStageFlags wait_stage = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT;
+  VkTimelineSemaphoreSubmitInfo values{VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO};
+  VkSubmitInfo submit{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  submit.commandBufferCount = 1;
+  submit.pCommandBuffers = &cmd_;
+  if (wait.semaphore != VK_NULL_HANDLE) {
+    submit.waitSemaphoreCount = 1;
+    submit.pWaitSemaphores = &wait.semaphore;
+    submit.pWaitDstStageMask = &wait_stage;
+    values.waitSemaphoreValueCount = 1;
+    values.pWaitSemaphoreValues = &wait.value;
+  }
+  if (signal.semaphore != VK_NULL_HANDLE) {
+    submit.signalSemaphoreCount = 1;
+    submit.pSignalSemaphores = &signal.semaphore;
+    values.signalSemaphoreValueCount = 1;
+    values.pSignalSemaphoreValues = &signal.value;
+  }
+  if (wait.semaphore != VK_NULL_HANDLE || signal.semaphore != VK_NULL_HANDLE) submit.pNext = &values;
+  device_.Submit(submit, fence_.get());
+  in_flight_ = true;
+}
+
+void Graph::Wait() {
+  if (!in_flight_) return;
+  const VkFence fence = fence_.get();
+  VK_CHECK(vkWaitForFences(device_.handle(), 1, &fence, VK_TRUE, UINT64_MAX));
+  in_flight_ = false;
 }
 
 std::vector<DispatchTiming> Graph::Timings() const {

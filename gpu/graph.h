@@ -12,6 +12,7 @@
 
 #include <vulkan/vulkan.h>
 
+#include "gpu/device_handle.h"
 #include "gpu/kernels.h"
 
 namespace qvk {
@@ -52,6 +53,12 @@ struct DispatchTiming {
   uint32_t stage = 0;  // the device that ran it, of a model split across devices (model/engine.h)
 };
 
+// A value of a timeline semaphore, which a submission waits for or signals.
+struct TimelinePoint {
+  VkSemaphore semaphore = VK_NULL_HANDLE;  // none: nothing to wait for, or to signal
+  uint64_t value = 0;
+};
+
 class Graph {
  public:
   // profile: write a GPU timestamp after each dispatch, readable after Run with Timings().
@@ -69,9 +76,22 @@ class Graph {
     DispatchRaw(id, bindings, &push, sizeof(Push), groups, label, cost);
   }
 
+  // Queue family ownership of a buffer whose memory another device shares (SharedHostBuffer,
+  // gpu/interop.h): acquired from VK_QUEUE_FAMILY_EXTERNAL before this graph's first access and
+  // released back after its last, as the spec asks for memory shared between devices, so that what
+  // one device wrote is what the other reads. Each device's graph does both.
+  void AcquireExternal(const Buffer& buffer);
+  void ReleaseExternal(const Buffer& buffer);
+
   void End();
   // Submits the recorded commands and waits for them.
   void Run();
+  // Submits the recorded commands and returns at once: they start once `wait` is reached and
+  // reach `signal` when done (each where it names a semaphore). Wait() before the graph is
+  // submitted again; the destructor waits for it too.
+  void Submit(TimelinePoint wait = {}, TimelinePoint signal = {});
+  // Waits until the commands of the last Submit have finished; returns at once when none is.
+  void Wait();
 
   // Each dispatch's label, kernel, GPU time (from the timestamps written after it and the one
   // before) and cost, in recording order; empty unless the graph profiles and the device has
@@ -91,9 +111,12 @@ class Graph {
                    Groups groups, std::string_view label, DispatchCost cost);
   VkDescriptorSet AllocateSet(VkDescriptorSetLayout layout);
   void Barrier();
+  void ExternalOwnership(const Buffer& buffer, bool acquire);
 
   Device& device_;
   VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+  FenceHandle fence_;  // Submit's; made at the first
+  bool in_flight_ = false;
   std::vector<VkDescriptorPool> pools_;
   VkQueryPool queries_ = VK_NULL_HANDLE;
   bool ended_ = false;

@@ -1,3 +1,4 @@
+// Sections: Buffer / Allocator / Image
 #include "gpu/memory.h"
 
 #include <algorithm>
@@ -192,7 +193,7 @@ Buffer Allocator::CreateBuffer(VkDeviceSize size, MemoryKind kind) {
   if (size == 0) throw Error("zero-sized buffer");
   VkBufferCreateInfo info{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
   info.size = size;
-  info.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+  info.usage = kBufferUsage;
   info.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
   VkBuffer buffer = VK_NULL_HANDLE;
   VK_CHECK(vkCreateBuffer(device_.handle(), &info, nullptr, &buffer));
@@ -213,6 +214,112 @@ Buffer Allocator::CreateBuffer(VkDeviceSize size, MemoryKind kind) {
   std::byte* mapped = allocation.block->mapped != nullptr ? allocation.block->mapped + allocation.offset : nullptr;
   return Buffer(this, buffer, allocation, size, mapped, allocation.block->coherent);
 }
+
+Buffer Allocator::ImportHostAllocation(void* pointer, VkDeviceSize size) {
+  const VkDevice dev = device_.handle();
+  const VkExternalMemoryHandleTypeFlagBits handle_type = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT;
+  const auto host_pointer_properties = reinterpret_cast<PFN_vkGetMemoryHostPointerPropertiesEXT>(
+      vkGetDeviceProcAddr(dev, "vkGetMemoryHostPointerPropertiesEXT"));
+  if (host_pointer_properties == nullptr) throw Error("VK_EXT_external_memory_host is not enabled on this device");
+  VkMemoryHostPointerPropertiesEXT host{VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT};
+  if (const VkResult result = host_pointer_properties(dev, handle_type, pointer, &host); result != VK_SUCCESS) {
+    throw Error(fmt::format("the driver cannot import this host memory ({})", VkResultName(result)));
+  }
+
+  VkExternalMemoryBufferCreateInfo external{VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO};
+  external.handleTypes = handle_type;
+  VkBufferCreateInfo info{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+  info.pNext = &external;
+  info.size = size;
+  info.usage = kBufferUsage;
+  info.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+  VkBuffer buffer = VK_NULL_HANDLE;
+  VK_CHECK(vkCreateBuffer(dev, &info, nullptr, &buffer));
+  VkMemoryRequirements requirements{};
+  vkGetBufferMemoryRequirements(dev, buffer, &requirements);
+  // Coherent, so what one device made available in host memory needs no flush for another.
+  const VkMemoryPropertyFlags wanted = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+  const uint32_t types = requirements.memoryTypeBits & host.memoryTypeBits;
+  uint32_t type = UINT32_MAX;
+  for (uint32_t t = 0; t < properties_.memoryTypeCount && type == UINT32_MAX; ++t) {
+    if ((types & (1u << t)) != 0 && (properties_.memoryTypes[t].propertyFlags & wanted) == wanted) type = t;
+  }
+  std::string problem;
+  if (type == UINT32_MAX) problem = "no host-visible, coherent memory type imports host memory for a buffer";
+  if (requirements.size > size) problem = fmt::format("a buffer of {} bytes needs {}", size, requirements.size);
+  VkDeviceMemory memory = VK_NULL_HANDLE;
+  if (problem.empty()) {
+    VkImportMemoryHostPointerInfoEXT import{VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT};
+    import.handleType = handle_type;
+    import.pHostPointer = pointer;
+    VkMemoryAllocateInfo allocate{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+    allocate.pNext = &import;
+    allocate.allocationSize = size;
+    allocate.memoryTypeIndex = type;
+    if (const VkResult result = vkAllocateMemory(dev, &allocate, nullptr, &memory); result != VK_SUCCESS) {
+      problem = fmt::format("importing host memory failed ({})", VkResultName(result));
+    }
+  }
+  if (!problem.empty()) {
+    vkDestroyBuffer(dev, buffer, nullptr);
+    throw Error(problem);
+  }
+  VK_CHECK(vkBindBufferMemory(dev, buffer, memory, 0));
+
+  // A dedicated block of its own, freed with the buffer like any other (never mapped: the host
+  // has the pointer).
+  std::lock_guard lock(mutex_);
+  auto block = std::make_unique<MemoryBlock>();
+  block->memory = memory;
+  block->memory_type = type;
+  block->size = size;
+  block->dedicated = true;
+  bytes_reserved_ += size;
+  bytes_in_use_ += size;
+  blocks_.push_back(std::move(block));
+  return Buffer(this, buffer, {blocks_.back().get(), 0, size}, size, nullptr, true);
+}
+
+void Allocator::Free(const Allocation& allocation) {
+  std::lock_guard lock(mutex_);
+  bytes_in_use_ -= allocation.size;
+  MemoryBlock* block = allocation.block;
+  if (block->dedicated) {
+    if (block->mapped != nullptr) vkUnmapMemory(device_.handle(), block->memory);
+    vkFreeMemory(device_.handle(), block->memory, nullptr);
+    bytes_reserved_ -= block->size;
+    std::erase_if(blocks_, [block](const auto& b) { return b.get() == block; });
+    return;
+  }
+  auto& ranges = block->free_ranges;
+  auto it = ranges.emplace(allocation.offset, allocation.size).first;
+  // Coalesce with the following and the preceding free range.
+  if (auto next = std::next(it); next != ranges.end() && it->first + it->second == next->first) {
+    it->second += next->second;
+    ranges.erase(next);
+  }
+  if (it != ranges.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second == it->first) {
+      prev->second += it->second;
+      ranges.erase(it);
+    }
+  }
+}
+
+void Allocator::FlushOrInvalidate(const Allocation& allocation, bool flush) const {
+  VkMappedMemoryRange range{VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE};
+  range.memory = allocation.block->memory;
+  range.offset = allocation.offset;
+  range.size = std::min(AlignUp(allocation.size, non_coherent_atom_), allocation.block->size - allocation.offset);
+  if (flush) {
+    VK_CHECK(vkFlushMappedMemoryRanges(device_.handle(), 1, &range));
+  } else {
+    VK_CHECK(vkInvalidateMappedMemoryRanges(device_.handle(), 1, &range));
+  }
+}
+
+// --- Image ----------------------------------------------------------------------------------
 
 Image::Image(VkDevice device, VkImage image, VkDeviceMemory memory, VkImageView view, uint32_t width, uint32_t height)
     : device_(device), image_(image), memory_(memory), view_(view), width_(width), height_(height) {}
@@ -300,45 +407,6 @@ Image Allocator::CreateImage(uint32_t width, uint32_t height, VkFormat format, V
   VkImageView view = VK_NULL_HANDLE;
   VK_CHECK(vkCreateImageView(dev, &view_info, nullptr, &view));
   return Image(dev, image, memory, view, width, height);
-}
-
-void Allocator::Free(const Allocation& allocation) {
-  std::lock_guard lock(mutex_);
-  bytes_in_use_ -= allocation.size;
-  MemoryBlock* block = allocation.block;
-  if (block->dedicated) {
-    if (block->mapped != nullptr) vkUnmapMemory(device_.handle(), block->memory);
-    vkFreeMemory(device_.handle(), block->memory, nullptr);
-    bytes_reserved_ -= block->size;
-    std::erase_if(blocks_, [block](const auto& b) { return b.get() == block; });
-    return;
-  }
-  auto& ranges = block->free_ranges;
-  auto it = ranges.emplace(allocation.offset, allocation.size).first;
-  // Coalesce with the following and the preceding free range.
-  if (auto next = std::next(it); next != ranges.end() && it->first + it->second == next->first) {
-    it->second += next->second;
-    ranges.erase(next);
-  }
-  if (it != ranges.begin()) {
-    auto prev = std::prev(it);
-    if (prev->first + prev->second == it->first) {
-      prev->second += it->second;
-      ranges.erase(it);
-    }
-  }
-}
-
-void Allocator::FlushOrInvalidate(const Allocation& allocation, bool flush) const {
-  VkMappedMemoryRange range{VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE};
-  range.memory = allocation.block->memory;
-  range.offset = allocation.offset;
-  range.size = std::min(AlignUp(allocation.size, non_coherent_atom_), allocation.block->size - allocation.offset);
-  if (flush) {
-    VK_CHECK(vkFlushMappedMemoryRanges(device_.handle(), 1, &range));
-  } else {
-    VK_CHECK(vkInvalidateMappedMemoryRanges(device_.handle(), 1, &range));
-  }
 }
 
 }  // namespace qvk

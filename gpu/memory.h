@@ -14,6 +14,10 @@ namespace qvk {
 class Device;
 struct MemoryBlock;
 
+// Every Buffer's usage: bound to kernels, copied to and from.
+constexpr VkBufferUsageFlags kBufferUsage =
+    VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+
 enum class MemoryKind {
   Device,    // kernels' working memory; host-mapped too where memory is unified (no staging then)
   Upload,    // host-visible, write-combined: staging and per-step parameters
@@ -110,6 +114,12 @@ class Allocator {
 
   // Throws Error (not VK_CHECK) when the device is out of memory: the caller can tell the user.
   Buffer CreateBuffer(VkDeviceSize size, MemoryKind kind);
+  // A buffer over `size` bytes of host memory at `pointer`, imported (VK_EXT_external_memory_host)
+  // into a host-visible, coherent memory type; both multiples of the device's
+  // host_import_alignment, the memory kept alive by the caller while the buffer lives. Not
+  // mapped: the host reaches the bytes through `pointer`. Throws Error saying why when the driver
+  // cannot import them.
+  Buffer ImportHostAllocation(void* pointer, VkDeviceSize size);
   // A device-local image of `format` for `usage`, in VK_IMAGE_LAYOUT_UNDEFINED; Error when the
   // device is out of memory.
   Image CreateImage(uint32_t width, uint32_t height, VkFormat format, VkImageUsageFlags usage);

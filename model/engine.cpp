@@ -16,6 +16,12 @@ namespace {
 
 constexpr uint32_t kMaxLogitsRows = 64;
 
+std::vector<Graph*> Pointers(const std::vector<std::unique_ptr<Graph>>& graphs) {
+  std::vector<Graph*> pointers;
+  for (const auto& g : graphs) pointers.push_back(g.get());
+  return pointers;
+}
+
 // Rows of logits computed at once: at most one binding's worth (lavapipe binds 128 MiB).
 uint32_t LogitsRowsPerBatch(const Device& device, const ModelConfig& c, uint32_t chunk) {
   const uint64_t fit = device.info().max_storage_buffer_range / (uint64_t{4} * c.vocab_size);
@@ -38,11 +44,7 @@ Engine::Stage::Stage(const EngineStage& stage, const ModelConfig& c, uint32_t ch
       // Only the last stage computes logits, so only it keeps rows of them for the host.
       prefill(device, c, chunk, last ? LogitsRowsPerBatch(device, c, chunk) : 0, context,
               PrefillDequantBytes(device.info(), *stage.weights, chunk)),
-      decode(device, c, 1, last ? 1 : 0, context) {
-  const VkDeviceSize x_bytes = uint64_t{4} * chunk * c.hidden_size;
-  if (layers.begin > 0) x_in = device.allocator().CreateBuffer(x_bytes, MemoryKind::Upload);
-  if (!last) x_out = device.allocator().CreateBuffer(x_bytes, MemoryKind::Readback);
-}
+      decode(device, c, 1, last ? 1 : 0, context) {}
 
 Engine::Engine(Device& device, const ModelConfig& config, const ModelWeights& weights, const EngineOptions& options)
     : Engine(std::array{EngineStage{&device, &weights, AllLayers(config)}}, config, options) {}
@@ -67,6 +69,10 @@ Engine::Engine(std::span<const EngineStage> stages, const ModelConfig& config, c
   }
   for (size_t i = 0; i < stages.size(); ++i) {
     stages_.push_back(std::make_unique<Stage>(stages[i], config, chunk_, context_, i + 1 == stages.size()));
+  }
+  const VkDeviceSize x_bytes = uint64_t{4} * chunk_ * config.hidden_size;
+  for (size_t i = 0; i + 1 < stages_.size(); ++i) {
+    links_.push_back(std::make_unique<StageLink>(stages_[i]->device, stages_[i + 1]->device, x_bytes, options.sharing));
   }
 }
 
@@ -109,9 +115,15 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
           k * (2 * uint64_t{c.num_layers} + 3 * uint64_t{c.moe->expert_intermediate_size} + c.hidden_size) +
           3 * uint64_t{c.moe->shared_expert_intermediate_size} + c.hidden_size + 1;
   }
-  // A split model's stage also keeps two chunks of x for the hand-off (Stage::x_in, x_out).
+  // Prefill on matrix units may dequantize the largest dense product's weights to f16
+  // (PrefillDequantBytes; counted whatever the weights' types, as this sees only the config).
+  const uint64_t qkv_rows = uint64_t{c.num_heads + 2 * c.num_kv_heads} * c.head_dim;
+  const uint64_t largest = std::max({qkv_rows * c.hidden_size, uint64_t{c.num_heads} * c.head_dim * c.hidden_size,
+                                     uint64_t{2} * c.intermediate_size * c.hidden_size});
+  const uint64_t dequant = std::min<uint64_t>(2 * largest, kMaxPrefillDequantBytes);
+  // A split model's stage also keeps two chunks of x for the hand-off (StageLink's buffers).
   return uint64_t{4} * chunk * (6 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size} + moe) +
-         uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + partials + (uint64_t{16} << 20);
+         uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + partials + dequant + (uint64_t{16} << 20);
 }
 
 void Engine::CheckFits(size_t tokens) const {
@@ -144,29 +156,25 @@ void Engine::RecordStage(Graph& g, size_t i, StateOf state, uint32_t tokens, uin
   Stage& stage = *stages_[i];
   RunState& s = stage.*state;
   const BufferRange x(s.x, 0, uint64_t{4} * tokens * config_.hidden_size);
-  // x = the previous stage's x   (the host copied it here from that device)
-  if (i > 0) ops::Copy(g, BufferRange(stage.x_in, 0, x.size), x, "x_from_previous_device");
+  if (i > 0) links_[i - 1]->RecordReceive(g, x);
   RecordForward(g, config_, stage.weights, s, stage.kv, tokens, first_position, probs, stage.layers);
-  // x_out = x   (for the host to copy to the next device)
-  if (i + 1 < stages_.size()) ops::Copy(g, x, BufferRange(stage.x_out, 0, x.size), "x_to_next_device");
+  if (i + 1 < stages_.size()) links_[i]->RecordSend(g, x);
 }
 
-// The devices share no memory and no semaphore: each stage's graph has run (its fence waited)
-// before the host copies x across and submits the next, a few KB a token while decoding.
-void Engine::HandOff(size_t i, uint32_t tokens) {
-  const size_t bytes = size_t{4} * tokens * config_.hidden_size;
-  const Buffer& from = stages_[i]->x_out;
-  const Buffer& to = stages_[i + 1]->x_in;
-  from.InvalidateMapped();
-  std::memcpy(to.mapped(), from.mapped(), bytes);
-  to.FlushMapped();
-}
-
-void Engine::RunProfiled(Graph& g, size_t i) {
-  g.Run();
-  for (DispatchTiming& timing : g.Timings()) {
-    timing.stage = static_cast<uint32_t>(i);
-    last_profile_.push_back(std::move(timing));
+void Engine::RunStages(std::span<Graph* const> graphs, uint32_t tokens) {
+  const size_t x_bytes = size_t{4} * tokens * config_.hidden_size;
+  TimelinePoint wait;
+  for (size_t i = 0; i + 1 < graphs.size(); ++i) wait = links_[i]->Send(*graphs[i], wait, x_bytes);
+  graphs.back()->Submit(wait);
+  // The last stage started after every earlier one had finished (the GPU or the host waited), so
+  // once it is done all are: their fences are signalled already, and are waited for only so that
+  // their graphs may be submitted again or freed. Then the host may write the next step's inputs.
+  for (auto it = graphs.rbegin(); it != graphs.rend(); ++it) (*it)->Wait();
+  for (size_t i = 0; i < graphs.size(); ++i) {
+    for (DispatchTiming& timing : graphs[i]->Timings()) {
+      timing.stage = static_cast<uint32_t>(i);
+      last_profile_.push_back(std::move(timing));
+    }
   }
 }
 
@@ -201,18 +209,18 @@ void Engine::Prefill(std::span<const uint32_t> ids, const PrefillRequest& reques
   const uint32_t end = last_as_decode ? total - 1 : total;
   for (auto start = static_cast<uint32_t>(keep); start < end; start += chunk_) {
     const uint32_t n = std::min(chunk_, end - start);
+    std::vector<std::unique_ptr<Graph>> graphs;
     for (size_t i = 0; i < stages_.size(); ++i) {
       Stage& stage = *stages_[i];
       WriteStep(stage.prefill, ids.subspan(start, n), start);
-      Graph g(stage.device, profiling_);
+      Graph& g = *graphs.emplace_back(std::make_unique<Graph>(stage.device, profiling_));
       RecordStage(g, i, &Stage::prefill, n, start);
       if (last && start + n == total && i + 1 == stages_.size()) {
         RecordReadout(g, stage.prefill, n - 1, last->readout);
         readout_row_ = n - 1;
       }
-      RunProfiled(g, i);
-      if (i + 1 < stages_.size()) HandOff(i, n);
     }
+    RunStages(Pointers(graphs), n);
     cached_.insert(cached_.end(), ids.begin() + start, ids.begin() + start + n);
     if (all) StreamLogitsRows(start, n, *all);
   }
@@ -255,13 +263,14 @@ void Engine::DecodeStep(uint32_t id, const LogitsReadout& readout) {
     for (auto& stage : stages_) stage->decode_graph.reset();
     decode_readout_ = readout;
   }
+  std::vector<std::unique_ptr<Graph>> profiled;
+  std::vector<Graph*> graphs;
   for (size_t i = 0; i < stages_.size(); ++i) {
     Stage& stage = *stages_[i];
     WriteStep(stage.decode, std::span(&id, 1), position);
     if (profiling_) {
-      Graph g(stage.device, /*profile=*/true);
-      RecordDecode(g, i, position, readout);
-      RunProfiled(g, i);
+      graphs.push_back(profiled.emplace_back(std::make_unique<Graph>(stage.device, /*profile=*/true)).get());
+      RecordDecode(*graphs.back(), i, position, readout);
     } else {
       if (!stage.decode_graph) {
         // Recorded once per readout (and live attention setting): the token and its position come
@@ -270,10 +279,10 @@ void Engine::DecodeStep(uint32_t id, const LogitsReadout& readout) {
         RecordDecode(*stage.decode_graph, i, position, readout);
         stage.decode_graph->End();
       }
-      stage.decode_graph->Run();
+      graphs.push_back(stage.decode_graph.get());
     }
-    if (i + 1 < stages_.size()) HandOff(i, 1);
   }
+  RunStages(graphs, 1);
   cached_.push_back(id);
   readout_state_ = &last_stage().decode;
   readout_row_ = 0;
@@ -462,6 +471,7 @@ std::vector<AttentionMap> Engine::CaptureAttention(std::span<const uint32_t> ids
     for (const AttentionMap& map : maps) {
       if (wants(map.request)) layers[map.request.layer] = true;
     }
+    std::vector<std::unique_ptr<Graph>> graphs;
     for (size_t on = 0; on < stages_.size(); ++on) {
       Stage& stage = *stages_[on];
       AttentionProbs capture{.probs = probs[on], .stride = total, .layers = layers};
@@ -489,12 +499,11 @@ std::vector<AttentionMap> Engine::CaptureAttention(std::span<const uint32_t> ids
         }
       };
       WriteStep(stage.prefill, ids.subspan(start, n), start);
-      Graph g(stage.device, profiling_);
+      Graph& g = *graphs.emplace_back(std::make_unique<Graph>(stage.device, profiling_));
       const bool captures = start >= first && probs[on].size() != 0;
       RecordStage(g, on, &Stage::prefill, n, start, captures ? &capture : nullptr);
-      RunProfiled(g, on);
-      if (on + 1 < stages_.size()) HandOff(on, n);
     }
+    RunStages(Pointers(graphs), n);
     cached_.insert(cached_.end(), ids.begin() + start, ids.begin() + start + n);
     start += n;
   }

@@ -10,12 +10,14 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <variant>
 #include <vector>
 
 #include "model/attention_capture.h"
 #include "model/config.h"
 #include "model/forward.h"
+#include "model/stage_link.h"
 #include "model/weights.h"
 
 namespace qvk {
@@ -30,6 +32,9 @@ struct EngineOptions {
   // Tokens per prefill dispatch sequence: llama.cpp's ubatch. 512 rather than 256 doubles the tiles
   // of a prefill's products, which small models' q|k|v, o and down need to fill a big GPU.
   uint32_t prefill_chunk = 512;
+  // A split model's devices share what they can to hand the hidden state on (model/stage_link.h);
+  // the tests turn sharing off to run the host copy and the host wait on devices that could share.
+  LinkSharing sharing;
 };
 
 // What the host reads of the logits at the last position of a step.
@@ -69,8 +74,9 @@ class Engine {
  public:
   Engine(Device& device, const ModelConfig& config, const ModelWeights& weights, const EngineOptions& options = {});
   // A model split across devices: `stages` in layer order, covering every layer once. Each step
-  // runs the stages one after another, the host handing each the previous one's hidden state, so
-  // the results are those of one device. Throws Error for stages that do not cover the model.
+  // runs the stages one after another, each handed the previous one's hidden state through a
+  // StageLink, so the results are those of one device. Throws Error for stages that do not cover
+  // the model.
   Engine(std::span<const EngineStage> stages, const ModelConfig& config, const EngineOptions& options = {});
   ~Engine();
 
@@ -128,6 +134,9 @@ class Engine {
   // The devices the model runs on, one a stage, and the layers each holds.
   size_t stage_count() const { return stages_.size(); }
   EngineStage stage(size_t index) const;
+  // How the hidden state goes from stage `index`'s device to the next one's
+  // (StageLink::description).
+  std::string hand_off(size_t index) const { return links_.at(index)->description(); }
 
   // While on, the graphs of every step write a GPU timestamp after each dispatch, and
   // last_profile() holds the dispatches of the last Prefill or Decode (all its chunks) with their
@@ -139,8 +148,7 @@ class Engine {
   const ModelConfig& config() const { return config_; }
 
  private:
-  // One device's layers: their weights and KV cache, the run states, the recorded decode step,
-  // and the host-visible buffers the hidden state crosses to the next device in.
+  // One device's layers: their weights and KV cache, the run states, the recorded decode step.
   struct Stage {
     Stage(const EngineStage& stage, const ModelConfig& config, uint32_t chunk, uint32_t context, bool last);
     Device& device;
@@ -149,8 +157,6 @@ class Engine {
     KvCache kv;
     RunState prefill;
     RunState decode;
-    Buffer x_in;   // f32 [chunk, hidden]  x from the previous stage (host-written; not on the first)
-    Buffer x_out;  // f32 [chunk, hidden]  x for the next stage (host-read; not on the last)
     std::unique_ptr<Graph> decode_graph;  // recorded for decode_readout_, then replayed
   };
   using StateOf = RunState Stage::*;
@@ -161,10 +167,9 @@ class Engine {
   // stage, its layers (with `probs` where a capture asks), x out to the next stage.
   void RecordStage(Graph& g, size_t i, StateOf state, uint32_t tokens, uint32_t first_position,
                    const AttentionProbs* probs = nullptr);
-  // Copies the `tokens` rows of x stage i left in x_out to stage i + 1's x_in.
-  void HandOff(size_t i, uint32_t tokens);
-  // Runs `g`, then keeps its timings as stage i's.
-  void RunProfiled(Graph& g, size_t i);
+  // Runs one step's graphs, stage i's `graphs[i]`, each handing its `tokens` rows of x to the
+  // next through their link, and returns once all have finished; keeps their timings.
+  void RunStages(std::span<Graph* const> graphs, uint32_t tokens);
   void RecordReadout(Graph& g, RunState& s, uint32_t row, const LogitsReadout& readout);
   void StreamLogitsRows(uint32_t first_position, uint32_t tokens, const AllLogits& request);
   // One decode step: token `id` at the next position, its logits read out as `readout` asks.
@@ -178,6 +183,7 @@ class Engine {
   uint32_t chunk_;
   uint32_t context_;
   std::vector<std::unique_ptr<Stage>> stages_;
+  std::vector<std::unique_ptr<StageLink>> links_;  // links_[i]: from stage i to stage i + 1
   LogitsReadout decode_readout_;
   std::unique_ptr<Graph> decode_row_graph_;  // the decode step's logits row into host memory
   std::vector<uint32_t> cached_;             // tokens whose K and V the cache holds, by position

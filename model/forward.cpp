@@ -275,9 +275,6 @@ uint64_t RunState::bytes() const {
 
 VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w, uint32_t tokens) {
   if (ops::ChooseMatMulKernel(device, tokens) != ops::MatMulKernel::CoopMat) return 0;
-  // Past 64 MiB the products run in row chunks (of 9344 rows at 7B's 3584 columns), which still
-  // fill the GPU, rather than the run state growing by a whole MLP weight (272 MB at 7B).
-  constexpr VkDeviceSize kMostBytes = VkDeviceSize{64} << 20;
   VkDeviceSize bytes = 0;
   const auto need = [&](const Matrix& m) {
     if (ops::DequantizesToF16(m.dtype, m.cols)) bytes = std::max(bytes, VkDeviceSize{2} * m.rows * m.cols);
@@ -288,7 +285,7 @@ VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w
     for (const Projection& part : L.gate_up) need(part.w);
     if (!L.moe) need(L.down);
   }
-  return std::min(bytes, kMostBytes);
+  return std::min(bytes, kMaxPrefillDequantBytes);
 }
 
 uint64_t KvCacheBytes(const ModelConfig& c, uint64_t tokens) {

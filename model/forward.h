@@ -70,8 +70,11 @@ struct RunState {
 
 // Room for a prefill run state of `tokens` tokens to dequantize the dense projections' weights
 // in, as chunks of rows rounded to f16 for the cooperative-matrix GEMM (ops::MatMulArgs::
-// dequant_scratch): the largest such product's, capped at 64 MiB; 0 where the device has no
+// dequant_scratch): the largest such product's, capped at kMaxPrefillDequantBytes; 0 where the device has no
 // cooperative-matrix GEMM, the tokens go to matvec, or every weight is F16 or BF16.
+// Past the cap the products run in row chunks (of 9344 rows at 7B's 3584 columns), which still
+// fill the GPU, rather than the run state growing by a whole MLP weight (272 MB at 7B).
+inline constexpr VkDeviceSize kMaxPrefillDequantBytes = VkDeviceSize{64} << 20;
 VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w, uint32_t tokens);
 
 // Bytes of an F16 KV cache for `tokens` positions: keys and values of every layer.

@@ -251,7 +251,9 @@ TEST_F(BenchRunTest, SplitModelReportsEachDevice) {
   const BenchModel m = DescribeModel(model), one = DescribeModel(whole);
   ASSERT_EQ(m.devices.size(), 2u);
   EXPECT_NE(m.devices[0].find("layers 0-0"), std::string::npos) << m.devices[0];
+  EXPECT_NE(m.devices[0].find("; hand-off: " + model.engine().hand_off(0)), std::string::npos) << m.devices[0];
   EXPECT_NE(m.devices[1].find("layers 1-1"), std::string::npos) << m.devices[1];
+  EXPECT_EQ(m.devices[1].find("hand-off"), std::string::npos) << m.devices[1];
   EXPECT_TRUE(one.devices.empty());
   EXPECT_EQ(m.weight_types, one.weight_types);
   EXPECT_EQ(m.kv_cache_bytes, one.kv_cache_bytes);

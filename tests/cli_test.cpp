@@ -249,7 +249,8 @@ TEST(CliTest, SmallGpuBudgetKeepsWeightsInHostMemoryWithTheSameResults) {
 }
 
 // Split by layers across two logical devices on the one GPU: the output of one device, and the
-// log says which device holds which layers. A split that cannot be made says why.
+// log says which device holds which layers and how the hidden state goes from one to the other. A
+// split that cannot be made says why.
 TEST(CliTest, DevicesSplitTheModelWithTheSameResults) {
   const std::string args = "logits --model '" + kModel + "' --ids 9707,1879,11 --top 10 --greedy 2 --context 256";
   const Result one = RunQwenvk(args);
@@ -260,7 +261,8 @@ TEST(CliTest, DevicesSplitTheModelWithTheSameResults) {
   ASSERT_EQ(even.status, 0) << even.err;
   EXPECT_EQ(split.out, one.out);
   EXPECT_EQ(even.out, one.out);
-  qvk::test::ExpectMentions(split.err, {"layers 0 to 0 of 2", "layers 1 to 1 of 2"});
+  qvk::test::ExpectMentions(split.err,
+                            {"layers 0 to 0 of 2", "layers 1 to 1 of 2", "hidden state from device 0 to device 0: "});
   for (const auto& [options, message] : std::vector<std::pair<std::string, std::string>>{
            {"--devices 0,7", "Device 7 does not exist"},
            {"--devices 0,x", "--devices 0,x: expected whole numbers separated by commas"},

@@ -1,14 +1,15 @@
-// Sections: the split / logits and tokens / refusals
+// Sections: the split / logits and tokens / hand-offs / refusals
 // A model split by layers across devices gives what one device gives, bit for bit: two logical
 // devices made on the test's one GPU (lavapipe in CI) run the same kernels on the same data, so
 // every logit of every position, every greedy token through the KV cache, and every attention map
 // must equal the single-device engine's exactly (memcmp), with the hidden state crossing devices
-// between stages.
+// between stages by each hand-off the devices allow (model/stage_link.h).
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "gpu/interop.h"
 #include "model/engine.h"
 #include "model/layer_split.h"
 #include "model/model_files.h"
@@ -55,7 +56,7 @@ TEST(LayerSplitTest, ReadsNumberLists) {
 
 // --- logits and tokens -----------------------------------------------------------------------
 
-// One model loaded whole on device() and split over device() and a second logical device on the
+// One model loaded whole on device() and split over device() and more logical devices on the
 // same GPU, with an engine over each.
 class SplitEngineTest : public GpuTest {
  protected:
@@ -66,6 +67,7 @@ class SplitEngineTest : public GpuTest {
   }
   void TearDown() override {
     Unload();
+    third_.reset();
     second_.reset();
     GpuTest::TearDown();
   }
@@ -76,16 +78,19 @@ class SplitEngineTest : public GpuTest {
     whole_weights_.reset();
   }
 
-  // Loads `model` both ways; `shares` of its layers go to device() and the second device.
-  void Load(const std::filesystem::path& model, std::vector<double> shares, uint32_t chunk = 4) {
+  // Loads `model` both ways; `shares` of its layers go to device(), the second device and (a third
+  // share) a third, which share what `sharing` allows to hand the hidden state on.
+  void Load(const std::filesystem::path& model, std::vector<double> shares, uint32_t chunk = 4,
+            LinkSharing sharing = {}) {
     files_ = std::make_unique<ModelFiles>(model);
     const ModelConfig& c = files_->config();
-    const EngineOptions options{.context = 64, .prefill_chunk = chunk};
+    const EngineOptions options{.context = 64, .prefill_chunk = chunk, .sharing = sharing};
     whole_weights_ = std::make_unique<ModelWeights>(LoadWeights(device(), c, files_->weights()));
     whole_ = std::make_unique<Engine>(device(), c, *whole_weights_, options);
     ranges_ = SplitLayers(c.num_layers, shares);
     std::vector<EngineStage> stages;
-    Device* devices[] = {&device(), second_.get()};
+    if (ranges_.size() > 2 && !third_) third_ = std::make_unique<Device>(instance(), info());
+    Device* devices[] = {&device(), second_.get(), third_.get()};
     for (size_t i = 0; i < ranges_.size(); ++i) {
       split_weights_.push_back(
           std::make_unique<ModelWeights>(LoadWeights(*devices[i], c, files_->weights(), {.layers = ranges_[i]})));
@@ -164,7 +169,24 @@ class SplitEngineTest : public GpuTest {
     ExpectSameGreedySteps(2);
   }
 
-  std::unique_ptr<Device> second_;
+  // Attention maps of every head of both layers of qwen2-tiny, each captured on the device holding
+  // its layer, are the whole model's.
+  void ExpectSameAttentionMaps() {
+    const std::vector<uint32_t> ids = Prompt(9);
+    std::vector<AttentionRequest> requests;
+    for (uint32_t layer = 0; layer < 2; ++layer) {
+      requests.push_back({.layer = layer, .plane_heads = 1, .planes = files_->config().num_heads});
+    }
+    const std::vector<AttentionMap> whole = whole_->CaptureAttention(ids, requests);
+    const std::vector<AttentionMap> split = split_->CaptureAttention(ids, requests);
+    ASSERT_EQ(split.size(), whole.size());
+    for (size_t i = 0; i < whole.size(); ++i) {
+      EXPECT_TRUE(SameBits(whole[i].values, split[i].values)) << "layer " << requests[i].layer;
+    }
+    EXPECT_EQ(split_->cached_tokens(), whole_->cached_tokens());
+  }
+
+  std::unique_ptr<Device> second_, third_;
   std::unique_ptr<ModelFiles> files_;
   std::unique_ptr<ModelWeights> whole_weights_;
   std::vector<std::unique_ptr<ModelWeights>> split_weights_;
@@ -211,18 +233,19 @@ TEST_F(SplitEngineTest, Qwen3GgufGivesTheSameBits) {
 // Each map is captured on the device holding its layer; the maps are one device's.
 TEST_F(SplitEngineTest, AttentionMapsOfEitherDevice) {
   Load(TestDataDir() / "qwen2-tiny", {1, 1});
-  const std::vector<uint32_t> ids = Prompt(9);
-  std::vector<AttentionRequest> requests;
-  for (uint32_t layer = 0; layer < 2; ++layer) {
-    requests.push_back({.layer = layer, .plane_heads = 1, .planes = files_->config().num_heads});
-  }
-  const std::vector<AttentionMap> whole = whole_->CaptureAttention(ids, requests);
-  const std::vector<AttentionMap> split = split_->CaptureAttention(ids, requests);
-  ASSERT_EQ(split.size(), whole.size());
-  for (size_t i = 0; i < whole.size(); ++i) {
-    EXPECT_TRUE(SameBits(whole[i].values, split[i].values)) << "layer " << requests[i].layer;
-  }
-  EXPECT_EQ(split_->cached_tokens(), whole_->cached_tokens());
+  ExpectSameAttentionMaps();
+}
+
+// Three devices: the middle one receives the hidden state from the first and hands it on to the
+// last in the same step (with timeline semaphores, one submission waits for one and signals the
+// other).
+TEST_F(SplitEngineTest, ThreeDevicesGiveTheSameBits) {
+  TempDir folder;
+  Load(LinkModelFolder(TestDataDir() / "family/qwen2moe-tiny", TestDataDir() / "qwen2-tiny", folder.path()), {1, 1, 1});
+  ASSERT_EQ(split_->stage_count(), 3u);
+  EXPECT_EQ(split_->stage(2).device, third_.get());
+  EXPECT_EQ(split_->hand_off(1), split_->hand_off(0));
+  ExpectSameResults();
 }
 
 // A profile holds every stage's dispatches, each marked with its device.
@@ -242,8 +265,6 @@ TEST_F(SplitEngineTest, ProfileNamesEachDispatchDevice) {
   EXPECT_TRUE(on(1, "lm_head"));
   EXPECT_FALSE(on(0, "lm_head"));
 }
-
-// --- refusals --------------------------------------------------------------------------------
 
 // Live rows of views on either device's layers, in the order asked, as one device gives them;
 // other views, then none, as the views change.
@@ -284,6 +305,49 @@ TEST_F(SplitEngineTest, LiveAttentionRowsOfEitherDevice) {
   whole_->Decode(4);
   EXPECT_EQ(split_->argmax(), whole_->argmax());
 }
+
+// --- hand-offs -------------------------------------------------------------------------------
+
+// Each way the hidden state can go from one device to the next gives one device's bits: where the
+// devices share host memory and a timeline semaphore, both; host memory with the host waiting for
+// the first device; and the host copy, the fallback of devices that share neither (forced here on
+// devices that could). A way the devices cannot take is skipped, saying why.
+struct HandOffCase {
+  const char* name;
+  LinkSharing sharing;
+  const char* hand_off;  // as the engine names it
+};
+void PrintTo(const HandOffCase& hand_off, std::ostream* os) {
+  *os << hand_off.name;
+}
+
+class SplitHandOffTest : public SplitEngineTest, public testing::WithParamInterface<HandOffCase> {};
+
+TEST_P(SplitHandOffTest, GivesTheSameBits) {
+  const HandOffCase& hand_off = GetParam();
+  if (hand_off.sharing.host_memory) {
+    if (const std::string problem = HostMemorySharingProblem(info(), second_->info()); !problem.empty()) {
+      GTEST_SKIP() << problem;
+    }
+    if (const std::string problem = TimelineSharingProblem(info(), second_->info());
+        hand_off.sharing.timeline && !problem.empty()) {
+      GTEST_SKIP() << problem;
+    }
+  }
+  Load(TestDataDir() / "qwen2-tiny", {1, 1}, /*chunk=*/4, hand_off.sharing);
+  EXPECT_EQ(split_->hand_off(0), hand_off.hand_off);
+  ExpectSameResults();
+  ExpectSameAttentionMaps();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Each, SplitHandOffTest,
+    testing::Values(HandOffCase{"SharedMemoryAndTimeline", {}, "shared host memory + timeline semaphore"},
+                    HandOffCase{"SharedMemoryAndHostWait", {.timeline = false}, "shared host memory + host wait"},
+                    HandOffCase{"HostCopy", {.host_memory = false}, "host copy"}),
+    [](const testing::TestParamInfo<HandOffCase>& param) { return std::string(param.param.name); });
+
+// --- refusals --------------------------------------------------------------------------------
 
 TEST_F(SplitEngineTest, RefusesStagesThatDoNotCoverTheModel) {
   Load(TestDataDir() / "qwen2-tiny", {1, 1});
