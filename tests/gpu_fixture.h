@@ -53,6 +53,23 @@ class GpuTest : public ::testing::Test {
   uint64_t messages_before_ = 0;
 };
 
+// A second logical device on device()'s GPU (same instance, validation on), as a model split
+// across devices or two devices sharing memory use it.
+class TwoDeviceTest : public GpuTest {
+ protected:
+  void SetUp() override {
+    GpuTest::SetUp();
+    if (IsSkipped()) return;
+    second_ = std::make_unique<Device>(instance(), info());
+  }
+  void TearDown() override {
+    second_.reset();
+    GpuTest::TearDown();
+  }
+
+  std::unique_ptr<Device> second_;
+};
+
 // The kernel ops::MatMul picks for `tokens` on a device without cooperative matrices: the f32
 // kernels (matvec, tiled) that the tolerance of the matmul tests, 2e-5 * sum|w x|, is for.
 ops::MatMulKernel F32MatMulKernel(uint32_t tokens);

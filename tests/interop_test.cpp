@@ -59,18 +59,8 @@ std::unique_ptr<Graph> SharedCopy(Device& device, BufferRange from, BufferRange 
   return g;
 }
 
-class SharedDevicesTest : public GpuTest {
+class SharedDevicesTest : public TwoDeviceTest {
  protected:
-  void SetUp() override {
-    GpuTest::SetUp();
-    if (IsSkipped()) return;
-    second_ = std::make_unique<Device>(instance(), info());
-  }
-  void TearDown() override {
-    second_.reset();
-    GpuTest::TearDown();
-  }
-
   // Each round: the first device copies new values into the shared buffer, the second copies them
   // out of it, ordered by `order` (the host waits for the first device where it returns nothing).
   template <class Order>
@@ -91,8 +81,6 @@ class SharedDevicesTest : public GpuTest {
       ASSERT_EQ(std::memcmp(received.mapped(), values.data(), kFloats * 4), 0) << "round " << round;
     }
   }
-
-  std::unique_ptr<Device> second_;
 };
 
 TEST_F(SharedDevicesTest, HostBufferCarriesWhatOneDeviceWroteToTheOther) {

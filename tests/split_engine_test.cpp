@@ -58,18 +58,12 @@ TEST(LayerSplitTest, ReadsNumberLists) {
 
 // One model loaded whole on device() and split over device() and more logical devices on the
 // same GPU, with an engine over each.
-class SplitEngineTest : public GpuTest {
+class SplitEngineTest : public TwoDeviceTest {
  protected:
-  void SetUp() override {
-    GpuTest::SetUp();
-    if (IsSkipped()) return;
-    second_ = std::make_unique<Device>(instance(), info());
-  }
   void TearDown() override {
     Unload();
     third_.reset();
-    second_.reset();
-    GpuTest::TearDown();
+    TwoDeviceTest::TearDown();
   }
   void Unload() {
     split_.reset();
@@ -186,7 +180,7 @@ class SplitEngineTest : public GpuTest {
     EXPECT_EQ(split_->cached_tokens(), whole_->cached_tokens());
   }
 
-  std::unique_ptr<Device> second_, third_;
+  std::unique_ptr<Device> third_;
   std::unique_ptr<ModelFiles> files_;
   std::unique_ptr<ModelWeights> whole_weights_;
   std::vector<std::unique_ptr<ModelWeights>> split_weights_;
