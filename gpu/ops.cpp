@@ -62,7 +62,9 @@ constexpr uint32_t kCoopmatDequantRows = QVK_COOPMAT_WIDE_ROWS;
 // (four per SM of a 132-SM GPU); a decode step on Qwen2-0.5B has only 2 blocks, one per KV head.
 constexpr uint64_t kAttentionWorkgroups = 512;
 struct AttentionPlan {
-  uint32_t block_rows;  // 16, or 8 when head_dim > 128 (attention.comp keeps 512 quads of q)
+  // 16, or 8 when head_dim > 128 (attention.comp keeps 512 quads of q); 32 (attention_wide) for
+  // a prefill with head_dim <= 64 where the device has the shared memory for it.
+  uint32_t block_rows;
   uint32_t heads_per_block, tokens_per_block;
   uint32_t token_blocks, head_blocks;  // blocks per KV head: token_blocks x head_blocks
   uint32_t splits;
@@ -95,10 +97,12 @@ constexpr uint32_t kMatVecMaxGroups = 1024;
 constexpr uint32_t kMatVecUnitCols[] = {8, 8, 8, 16, 16, 16, 16, 16, 32, 32, 32};
 static_assert(std::size(kMatVecUnitCols) == kDTypeCount, "one unit width per DType");
 
+// Blocks of 32 rows for a prefill (more tokens than matvec takes) where head_dim <= 64 and the
+// device allows (`wide`), so that each K and V tile staged serves twice the rows.
 AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
-                            uint32_t capacity) {
+                            uint32_t capacity, bool wide) {
   AttentionPlan plan{};
-  plan.block_rows = head_dim <= 128 ? 16 : 8;
+  plan.block_rows = wide && tokens > kMatVecMaxTokens && head_dim <= 64 ? 32 : head_dim <= 128 ? 16 : 8;
   const uint32_t group = n_heads / n_kv_heads;
   plan.heads_per_block = std::min(group, plan.block_rows);
   plan.tokens_per_block = plan.block_rows / plan.heads_per_block;
@@ -804,7 +808,8 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
     Require(a.probs_stride > 0 && a.probs->size >= 4 * floats, "attention", "probabilities buffer too small");
   }
   Require(!a.scores || a.probs, "attention", "scores kept without a probabilities buffer");
-  const AttentionPlan plan = PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity);
+  const bool wide = g.device().info().max_compute_shared_memory >= kAttentionWideSharedBytes;
+  const AttentionPlan plan = PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity, wide);
   const uint64_t partials_bytes = PartialsBytes(plan, a.tokens, a.n_heads, a.head_dim);
   if (partials_bytes > 0) {
     Require(a.scratch && a.scratch->size >= partials_bytes, "attention",
@@ -830,8 +835,9 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  plan.tokens_per_block};
   // Absent outputs are bound to O, which the kernel then does not write through them.
   const BufferRange partials = partials_bytes > 0 ? Sub(*a.scratch, 0, partials_bytes) : a.out;
-  g.Dispatch(KernelId::Attention, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials},
-             push, Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
+  g.Dispatch(plan.block_rows == 32 ? KernelId::AttentionWide : KernelId::Attention,
+             {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials}, push,
+             Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
   if (plan.splits > 1) {
     // Reads each split's (max, sum, output), about two flops a float, and writes O; scales the
     // probabilities in place. Its own label, so that profiles show what the split costs.
@@ -851,11 +857,14 @@ uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n
                                uint32_t capacity) {
   Require(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention",
           "query heads must be a multiple of KV heads");
-  // Fewer rows may split more ways, so the largest need is over every row count.
+  // Fewer rows may split more ways, so the largest need is over every row count (and either
+  // block size, whichever the device allows).
   uint64_t bytes = 0;
   for (uint32_t tokens = 1; tokens <= max_tokens; ++tokens) {
-    const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity);
-    bytes = std::max(bytes, PartialsBytes(plan, tokens, n_heads, head_dim));
+    for (const bool wide : {false, true}) {
+      const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity, wide);
+      bytes = std::max(bytes, PartialsBytes(plan, tokens, n_heads, head_dim));
+    }
   }
   return bytes;
 }

@@ -340,6 +340,11 @@ struct LiveView {
 // The views buffer's contents for `views` (at most the recorded max_views).
 std::vector<uint32_t> LiveViewWords(std::span<const LiveView> views);
 
+// attention_wide's shared arrays (32 rows, 48-key tiles): q, K (padded), V, P, and the lanes' and
+// rows' sums. Attention takes it for a prefill with head_dim <= 64 on devices with this much shared
+// memory per workgroup (lavapipe and desktop GPUs have 32 KiB or more; Vulkan promises 16).
+inline constexpr uint32_t kAttentionWideSharedBytes = 8192 + 6528 + 6144 + 6144 + 512 + 256 + 512;
+
 // Bytes of split partials Attention needs for up to `max_tokens` query rows against a cache of
 // `capacity` rows (0: it never splits them).
 uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,

@@ -1,6 +1,6 @@
 #version 450
 // Causal grouped-query flash attention over the F16 KV cache. A workgroup holds a block of up to
-// 16 query rows, (token, q head) pairs of one KV group, so K and V are read once for every head
+// MAX_ROWS query rows, (token, q head) pairs of one KV group, so K and V are read once for every head
 // of the group and every token of the block; it walks its part of the block's keys in tiles
 // staged in shared memory (the next tile's loads in flight meanwhile): scores, an online softmax
 // per row and the weighted sum of V, four barriers per tile and none per key.
@@ -32,9 +32,14 @@ layout(push_constant) uniform Push { AttentionPush p; };
 
 #include "attention.glsl"
 
+// attention_wide (kernels.cmake), which prefill takes where head_dim <= 64, holds 32 rows and
+// tiles of 48 keys (MAX_ROWS, MAX_TILE_KEYS, TILE_QUADS): each staged key serves twice the rows,
+// and a tile 1.5 times the work per barrier, in 28 KiB of shared memory (lavapipe has 32).
+#ifndef MAX_ROWS
 #define MAX_ROWS 16
 #define MAX_TILE_KEYS 64
 #define TILE_QUADS 1024  // 4-half slots of one K or V tile: 64 keys of head_dim 64, 16 of 256
+#endif
 #define Q_QUADS 512      // 16 rows of head_dim <= 128, or 8 rows of 256
 // Per lane, for WG (64 or more) invocations:
 const uint KEYS_PER_LANE = MAX_TILE_KEYS / (WG / MAX_ROWS);  // a row has WG / block_rows lanes

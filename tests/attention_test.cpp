@@ -290,6 +290,41 @@ TEST_F(AttentionOpTest, OneRecordingServesEveryDepth) {
   }
 }
 
+// A prefill with head_dim <= 64 runs blocks of 32 rows (attention_wide) where the device has the
+// shared memory for them, lavapipe among them; a decode step and wider heads keep 16; each matches
+// the reference (AttentionTest covers every shape on whichever kernel it gets).
+TEST_F(AttentionOpTest, PrefillTakesWideBlocksWhereTheyFit) {
+  for (const AttentionCase& c : {AttentionCase{"wide", 14, 2, 64, 100, 0}, AttentionCase{"decode", 14, 2, 64, 1, 99},
+                                 AttentionCase{"head_dim_128", 28, 4, 128, 100, 0}}) {
+    SCOPED_TRACE(c.name);
+    const uint32_t capacity = c.first_pos + c.tokens + 5;
+    Inputs in = MakeInputs(c, capacity);
+    const std::vector<uint32_t> positions = Positions(c);
+    Buffer pos_buf = Upload(positions);
+    Buffer out_buf = Poisoned(in.q.size() * 4);
+    Buffer scratch_buf = Poisoned(ops::AttentionScratchBytes(c.tokens, c.heads, c.kv_heads, c.head_dim, capacity));
+    Graph g(device(), /*profile=*/true);
+    ops::Attention(g, {.q = in.q_buf,
+                       .positions = pos_buf,
+                       .k_cache = in.k_buf,
+                       .v_cache = in.v_buf,
+                       .out = out_buf,
+                       .tokens = c.tokens,
+                       .n_heads = c.heads,
+                       .n_kv_heads = c.kv_heads,
+                       .head_dim = c.head_dim,
+                       .capacity = capacity,
+                       .scratch = BufferRange(scratch_buf)});
+    g.Run();
+    const auto expected = ref::Attention(in.q, positions, in.k, in.v, c.heads, c.kv_heads, c.head_dim, capacity, 0, 0);
+    ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
+    if (!g.profiled()) continue;
+    const bool wide =
+        c.tokens > 1 && c.head_dim <= 64 && info().max_compute_shared_memory >= ops::kAttentionWideSharedBytes;
+    EXPECT_EQ(g.Timings().front().kernel, wide ? "attention_wide" : "attention");
+  }
+}
+
 TEST_F(AttentionOpTest, SplitKeysNeedScratch) {
   const AttentionCase c{"no_scratch", 14, 2, 64, 1, 0};
   const uint32_t capacity = 1000;

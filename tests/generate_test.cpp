@@ -37,6 +37,10 @@ const SamplingParams kCases[] = {
 
 class GenerateTest : public GpuTest {
  protected:
+  // How far a live row may be from the prefill map's (ExpectRowOfMap): the f32 kernels' rounding,
+  // or the matrix units' where prefill runs on them.
+  static double RowTolerance() { return info().coopmat_f16 ? 1e-4 : 1e-5; }
+
   void SetUp() override {
     GpuTest::SetUp();
     if (IsSkipped()) return;
@@ -193,13 +197,16 @@ std::vector<uint32_t> FedTokens(std::span<const uint32_t> prompt, const std::vec
 }
 
 // Step k's row of view v (of `views` views) equals row (first query + k) of `map`, a prefill's
-// capture of the same view: a decode step's projections (matrix x vector) round differently.
+// capture of the same view: a decode step's projections (matrix x vector) round differently. Where
+// prefill runs on matrix units, its projections' sums may truncate by up to 4e-5 of sum|w x|
+// (matmul_coopmat_test's bound), which moves a score by about 1e-4 and a probability p by 1e-4 p:
+// 2.5e-5 on the H200 in a sliding-window layer, whose rows share out few keys.
 void ExpectRowOfMap(std::span<const float> step_rows, uint32_t views, uint32_t v, const AttentionMap& map, size_t query,
-                    const std::string& what) {
+                    const std::string& what, double tolerance) {
   const size_t keys = query + 1;
   ASSERT_EQ(step_rows.size(), views * keys) << what;
   for (size_t j = 0; j < keys; ++j) {
-    ASSERT_NEAR(step_rows[v * keys + j], map.plane(0)[query * map.tokens + j], 1e-5)
+    ASSERT_NEAR(step_rows[v * keys + j], map.plane(0)[query * map.tokens + j], tolerance)
         << what << ": query " << query << " key " << j;
   }
 }
@@ -241,7 +248,7 @@ TEST_F(GenerateTest, LiveAttentionRowsEqualARerunPrefill) {
     for (size_t k = 0; k < live.rows.size(); ++k) {
       const size_t query = prompt_.size() - 1 + k;
       for (uint32_t v = 0; v < count; ++v) {
-        ExpectRowOfMap(live.rows[k], count, v, maps[v], query, fmt::format("view {}", v));
+        ExpectRowOfMap(live.rows[k], count, v, maps[v], query, fmt::format("view {}", v), RowTolerance());
         const bool windowed = views[v].layer == 1 && window != 0;
         for (size_t j = 0; windowed && j + window <= query; ++j) {
           ASSERT_EQ(live.rows[k][v * (query + 1) + j], 0.0f) << "view " << v << " query " << query << " key " << j;
@@ -289,7 +296,7 @@ TEST_F(GenerateTest, LiveViewsChosenBetweenStepsTakeEffectAtTheNextStep) {
     const size_t count = k < second_from ? first.size() : k < third_from ? second.size() : third.size();
     for (size_t v = 0; v < count; ++v) {
       ExpectRowOfMap(live.rows[k], static_cast<uint32_t>(count), static_cast<uint32_t>(v), maps[from + v], query,
-                     fmt::format("step {} view {}", k, v));
+                     fmt::format("step {} view {}", k, v), RowTolerance());
     }
   }
 }
