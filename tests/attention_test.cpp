@@ -52,6 +52,23 @@ class AttentionOpTest : public GpuTest {
     return in;
   }
 
+  // The op's arguments for case `c` over `in`, with its positions, O and split scratch.
+  static ops::AttentionArgs ArgsFor(const AttentionCase& c, const Inputs& in, const Buffer& positions,
+                                    const Buffer& out, uint32_t capacity, const Buffer& scratch) {
+    return {.q = in.q_buf,
+            .positions = positions,
+            .k_cache = in.k_buf,
+            .v_cache = in.v_buf,
+            .out = out,
+            .tokens = c.tokens,
+            .n_heads = c.heads,
+            .n_kv_heads = c.kv_heads,
+            .head_dim = c.head_dim,
+            .capacity = capacity,
+            .window = c.window,
+            .scratch = BufferRange(scratch)};
+  }
+
   static void ExpectOutputMatches(const AttentionCase& c, const std::vector<float>& got,
                                   const ref::AttentionResult& expected) {
     for (size_t i = 0; i < got.size(); ++i) {
@@ -113,18 +130,7 @@ TEST_P(AttentionTest, MatchesReference) {
   Buffer scratch_buf = Poisoned(scratch_bytes);
   const uint32_t probs_stride = c.probs_stride != 0 ? c.probs_stride : capacity;
   std::optional<Buffer> probs_buf;
-  ops::AttentionArgs args{.q = in.q_buf,
-                          .positions = pos_buf,
-                          .k_cache = in.k_buf,
-                          .v_cache = in.v_buf,
-                          .out = out_buf,
-                          .tokens = c.tokens,
-                          .n_heads = c.heads,
-                          .n_kv_heads = c.kv_heads,
-                          .head_dim = c.head_dim,
-                          .capacity = capacity,
-                          .window = c.window,
-                          .scratch = BufferRange(scratch_buf)};
+  ops::AttentionArgs args = ArgsFor(c, in, pos_buf, out_buf, capacity, scratch_buf);
   const size_t probs_floats = c.scores ? ops::AttentionScoresFloats(c.heads, c.tokens, probs_stride)
                                        : static_cast<size_t>(c.heads) * c.tokens * probs_stride;
   if (c.probs) {
@@ -269,16 +275,7 @@ TEST_F(AttentionOpTest, OneRecordingServesEveryDepth) {
   Buffer out_buf = Poisoned(in.q.size() * 4);
   Buffer scratch_buf = Poisoned(ops::AttentionScratchBytes(1, c.heads, c.kv_heads, c.head_dim, capacity));
   Graph g(device());
-  ops::Attention(g, {.q = in.q_buf,
-                     .positions = pos_buf,
-                     .k_cache = in.k_buf,
-                     .v_cache = in.v_buf,
-                     .out = out_buf,
-                     .n_heads = c.heads,
-                     .n_kv_heads = c.kv_heads,
-                     .head_dim = c.head_dim,
-                     .capacity = capacity,
-                     .scratch = BufferRange(scratch_buf)});
+  ops::Attention(g, ArgsFor(c, in, pos_buf, out_buf, capacity, scratch_buf));
   g.End();
   for (uint32_t depth : {2999u, 0u, 700u, 64u, 63u, 1500u}) {
     SCOPED_TRACE(depth);
@@ -304,17 +301,7 @@ TEST_F(AttentionOpTest, PrefillTakesWideBlocksWhereTheyFit) {
     Buffer out_buf = Poisoned(in.q.size() * 4);
     Buffer scratch_buf = Poisoned(ops::AttentionScratchBytes(c.tokens, c.heads, c.kv_heads, c.head_dim, capacity));
     Graph g(device(), /*profile=*/true);
-    ops::Attention(g, {.q = in.q_buf,
-                       .positions = pos_buf,
-                       .k_cache = in.k_buf,
-                       .v_cache = in.v_buf,
-                       .out = out_buf,
-                       .tokens = c.tokens,
-                       .n_heads = c.heads,
-                       .n_kv_heads = c.kv_heads,
-                       .head_dim = c.head_dim,
-                       .capacity = capacity,
-                       .scratch = BufferRange(scratch_buf)});
+    ops::Attention(g, ArgsFor(c, in, pos_buf, out_buf, capacity, scratch_buf));
     g.Run();
     const auto expected = ref::Attention(in.q, positions, in.k, in.v, c.heads, c.kv_heads, c.head_dim, capacity, 0, 0);
     ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
