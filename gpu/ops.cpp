@@ -61,6 +61,7 @@ constexpr uint32_t kCoopmatDequantRows = QVK_COOPMAT_WIDE_ROWS;
 // times splits of their keys. Splits are added until about kAttentionWorkgroups workgroups run
 // (four per SM of a 132-SM GPU); a decode step on Qwen2-0.5B has only 2 blocks, one per KV head.
 constexpr uint64_t kAttentionWorkgroups = 512;
+constexpr uint32_t kAttentionWideRows = 32;  // MAX_ROWS of attention_wide (kernels.cmake)
 struct AttentionPlan {
   // 16, or 8 when head_dim > 128 (attention.comp keeps 512 quads of q); 32 (attention_wide) for
   // a prefill with head_dim <= 64 where the device has the shared memory for it.
@@ -102,7 +103,7 @@ static_assert(std::size(kMatVecUnitCols) == kDTypeCount, "one unit width per DTy
 AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                             uint32_t capacity, bool wide) {
   AttentionPlan plan{};
-  plan.block_rows = wide && tokens > kMatVecMaxTokens && head_dim <= 64 ? 32 : head_dim <= 128 ? 16 : 8;
+  plan.block_rows = wide && tokens > kMatVecMaxTokens && head_dim <= 64 ? kAttentionWideRows : head_dim <= 128 ? 16 : 8;
   const uint32_t group = n_heads / n_kv_heads;
   plan.heads_per_block = std::min(group, plan.block_rows);
   plan.tokens_per_block = plan.block_rows / plan.heads_per_block;
@@ -379,7 +380,8 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   if (!matvec) {
     // Records the GEMM of `rows` weight rows bound at `w`, whose outputs start at Y column
     // a.y_offset + first_row: one dispatch, or one per split along K and their sum.
-    const auto gemm = [&](const BufferRange& w, DType type, bool rounded, uint32_t first_row, uint32_t rows,
+    // `rounded`: W is another type's rows dequantized to f16 (matmul_coopmat_rounded*).
+    const auto gemm = [&](const BufferRange& w, bool rounded, uint32_t first_row, uint32_t rows,
                           const DispatchCost& tile_cost) {
       // Features x tokens per workgroup, and the kernel of that tile.
       KernelId tile_kernel = kernel;
@@ -388,7 +390,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
         const bool wide = a.coopmat_tile.value_or(ChooseCoopmatTile(rows, a.tokens)) == CoopmatTile::Wide;
         const KernelOp wide_op = rounded ? KernelOp::MatMulCoopmatRounded : KernelOp::MatMulCoopmat;
         const KernelOp narrow_op = rounded ? KernelOp::MatMulCoopmatRoundedNarrow : KernelOp::MatMulCoopmatNarrow;
-        tile_kernel = RequireKernel(g, wide ? wide_op : narrow_op, type, "matmul");
+        tile_kernel = RequireKernel(g, wide ? wide_op : narrow_op, rounded ? DType::F16 : a.w.dtype, "matmul");
         tile_rows = wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
         tile_tokens = QVK_COOPMAT_TOKENS;
       }
@@ -428,11 +430,11 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                         fmt::format("{}_dequantize", label));
         DispatchCost f16_cost = cost(chunk);
         f16_cost.bytes += f16.size - chunk.range.size;  // it reads the f16 weights, not the blocks
-        gemm(f16, DType::F16, true, chunk.first_row, chunk.rows, f16_cost);
+        gemm(f16, /*rounded=*/true, chunk.first_row, chunk.rows, f16_cost);
       }
       return;
     }
-    for (const RowSlice& slice : slices) gemm(slice.range, a.w.dtype, false, slice.first_row, slice.rows, cost(slice));
+    for (const RowSlice& slice : slices) gemm(slice.range, /*rounded=*/false, slice.first_row, slice.rows, cost(slice));
     return;
   }
   const BufferRange norm_weight = a.norm ? a.norm->weight : a.x;
@@ -835,7 +837,7 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  plan.tokens_per_block};
   // Absent outputs are bound to O, which the kernel then does not write through them.
   const BufferRange partials = partials_bytes > 0 ? Sub(*a.scratch, 0, partials_bytes) : a.out;
-  g.Dispatch(plan.block_rows == 32 ? KernelId::AttentionWide : KernelId::Attention,
+  g.Dispatch(plan.block_rows == kAttentionWideRows ? KernelId::AttentionWide : KernelId::Attention,
              {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials}, push,
              Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
   if (plan.splits > 1) {

@@ -313,6 +313,7 @@ void main() {
   tokens = p.tokens;
 #endif
 
+  // Without PROMOTE, total stays zero and the driver's compiler drops it with its registers.
   AccFrag total[TOKEN_FRAGS][ROW_FRAGS], acc[TOKEN_FRAGS][ROW_FRAGS], acc_lo[TOKEN_FRAGS][ROW_FRAGS];
   [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
     [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
