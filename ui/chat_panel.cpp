@@ -63,7 +63,10 @@ void DrawModelState(AppState& state) {
       } else {
         std::string where;
         for (const std::string& stage : split) where += (where.empty() ? "" : "; ") + stage;
-        ImGui::TextDisabled("%s split across %s", chat.model_name().c_str(), where.c_str());
+        // Wrapped: each device's layers and hand-off make a line wider than the window.
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+        ImGui::TextWrapped("%s split across %s", chat.model_name().c_str(), where.c_str());
+        ImGui::PopStyleColor();
       }
       if (split.empty() && device.type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
         ImGui::SameLine();
