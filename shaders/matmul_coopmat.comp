@@ -86,9 +86,6 @@ uint y_row(uint t) { return gl_WorkGroupID.z * p.tokens + t; }  // split along K
 #define TOKEN_FRAGS (TILE_TOKENS / 2u / FRAG)
 #define ROW_FRAGS (TILE_ROWS / 2u / FRAG)
 #define F16_MAX 65504.0
-// X's lo part is staged times LO_SCALE: |X - hi| < 2^-10 |X|, so scaled it stays below 4 |X| (no
-// overflow where hi is finite) and is a normal f16 down to |X| near 2^-14.
-#define LO_SCALE 4096.0
 
 // Inner elements staged at a time: a whole number of units of every type (8, 16 or 32 columns),
 // as RUNS runs of 8 columns: STEP_UNITS units of UNIT_RUNS runs each.
@@ -132,14 +129,17 @@ uvec4 pack_run(vec4 first, vec4 second) {
 // stays finite: X up to twice f16's range still arrives whole as hi + lo.
 vec4 f16_part(vec4 v) { return uintBitsToFloat(floatBitsToUint(clamp(v, -F16_MAX, F16_MAX)) & 0xFFFFE000u); }
 
-// A run of X as its hi and lo parts, at uvec4 `at` of a stage buffer's X rows. lo is stored times
-// LO_SCALE: unscaled, most of it would be an f16 subnormal, which matrix units may flush to zero;
-// multiply() sums it into accumulators of its own, scaled back once at the end.
+// A run of X as its hi and lo parts, at uvec4 `at` of a stage buffer's X rows. lo is stored as it
+// is, so that multiply() sums both parts' products into the same accumulators. Where |X| < 2^-3, lo
+// is an f16 subnormal, exact to 2^-24 absolute: an error of at most 2^-25 |W| per product, far
+// below the relative 2^-22 the split keeps elsewhere (the matrix units take subnormal f16 inputs
+// as they are). One set of accumulators rather than one per part frees the registers a second
+// set held.
 void store_x_run(uint at, vec4 first, vec4 second) {
   const vec4 hi_first = f16_part(first);
   const vec4 hi_second = f16_part(second);
   tile_memory[X_HI + at] = pack_run(hi_first, hi_second);
-  tile_memory[X_LO + at] = pack_run((first - hi_first) * LO_SCALE, (second - hi_second) * LO_SCALE);
+  tile_memory[X_LO + at] = pack_run(first - hi_first, second - hi_second);
 }
 
 // --- staging by units -----------------------------------------------------------------------
@@ -250,8 +250,7 @@ void stage_elements(uint step, uint stage, uint row0, uint token0, uint tid) {
 // --- multiply -------------------------------------------------------------------------------
 
 // The subgroup's accumulators += its tokens' X x its features' W^T over one stage buffer.
-void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_FRAGS][ROW_FRAGS],
-              inout AccFrag acc_lo[TOKEN_FRAGS][ROW_FRAGS]) {
+void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_FRAGS][ROW_FRAGS]) {
   const uint base = stage * STAGE_SIZE;
   [[unroll]] for (uint kk = 0; kk < RUNS; kk += FRAG / 8u) {
     // A: X rows (tokens) row-major; B = W^T: column n is W row n, so W's rows read column-major.
@@ -266,7 +265,7 @@ void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_
     }
     [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
       [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
-        acc_lo[i][j] = coopMatMulAddNV(x_lo[i], w[j], acc_lo[i][j]);
+        acc[i][j] = coopMatMulAddNV(x_lo[i], w[j], acc[i][j]);
         acc[i][j] = coopMatMulAddNV(x_hi[i], w[j], acc[i][j]);
       }
     }
@@ -314,12 +313,11 @@ void main() {
 #endif
 
   // Without PROMOTE, total stays zero and the driver's compiler drops it with its registers.
-  AccFrag total[TOKEN_FRAGS][ROW_FRAGS], acc[TOKEN_FRAGS][ROW_FRAGS], acc_lo[TOKEN_FRAGS][ROW_FRAGS];
+  AccFrag total[TOKEN_FRAGS][ROW_FRAGS], acc[TOKEN_FRAGS][ROW_FRAGS];
   [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
     [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
       total[i][j] = AccFrag(0.0);
       acc[i][j] = AccFrag(0.0);
-      acc_lo[i][j] = AccFrag(0.0);
     }
   }
 
@@ -334,7 +332,7 @@ void main() {
     barrier();
     for (uint step = 0; step + 1u < steps; ++step) {
       const Staged next = load_units(first + step + 1u, row0, token0, tid);
-      multiply(step % 2u, sub_token, sub_row, acc, acc_lo);
+      multiply(step % 2u, sub_token, sub_row, acc);
 #if defined(PROMOTE)
       if ((step + 1u) % PROMOTE_STEPS == 0u) promote(total, acc);
 #endif
@@ -345,7 +343,7 @@ void main() {
     stage_elements(first, 0u, row0, token0, tid);
     barrier();
     for (uint step = 0; step + 1u < steps; ++step) {
-      multiply(step % 2u, sub_token, sub_row, acc, acc_lo);
+      multiply(step % 2u, sub_token, sub_row, acc);
 #if defined(PROMOTE)
       if ((step + 1u) % PROMOTE_STEPS == 0u) promote(total, acc);
 #endif
@@ -353,14 +351,14 @@ void main() {
       barrier();
     }
   }
-  multiply((steps - 1u) % 2u, sub_token, sub_row, acc, acc_lo);
+  multiply((steps - 1u) % 2u, sub_token, sub_row, acc);
   barrier();  // every subgroup is done with the stage buffers, which the accumulators now take
 
   // Epilogue through shared memory: bias, residual and the tile's ragged edges per element.
   [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
     [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
       const uint at = (sub_token + i * FRAG) * OUT_ROW + (sub_row + j * FRAG) / 4u;
-      coopMatStoreNV(total[i][j] + acc[i][j] + acc_lo[i][j] * (1.0 / LO_SCALE), tile_memory, at, OUT_ROW, false);
+      coopMatStoreNV(total[i][j] + acc[i][j], tile_memory, at, OUT_ROW, false);
     }
   }
   barrier();
