@@ -84,15 +84,14 @@ struct AttentionPlan {
 // latency-bound (an 896 x 896 o_proj moves 1.6 MB, what an H200 streams in well under a round):
 // there one row per subgroup, all of a row's loads in one round, wins. Large ones are
 // bandwidth-bound: four rows per group, reading X once for four rows. Ties go to lanes of one
-// subgroup (subgroupAdd alone), then more rows, then fewer lanes. Above kMatVecMaxGroups
-// workgroups (an output projection's 151936 rows) each workgroup computes several batches of
-// rows: the same work in fewer launches.
+// subgroup (subgroupAdd alone), then more rows, then fewer lanes. Every workgroup computes one
+// batch of row groups, however many workgroups that takes: an output projection's 151936 rows
+// ran 4-6% slower on an H200 as fewer workgroups each computing several batches in turn (docs/speed.md).
 constexpr double kMatVecRoundNs = 1250;
 constexpr double kMatVecDramBytesPerNs = 3800;
 constexpr double kMatVecL1BytesPerNs = 20000;  // 132 SMs' L1 hits, conservatively
 constexpr double kMatVecSharedNs = 100;
 constexpr double kMatVecResident = 132 * 2048;
-constexpr uint32_t kMatVecMaxGroups = 1024;
 
 // The columns of one matvec unit (UNIT_COLS in matvec_units.glsl), indexed by DType.
 constexpr uint32_t kMatVecUnitCols[] = {8, 8, 8, 16, 16, 16, 16, 16, 32, 32, 32};
@@ -218,9 +217,7 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
   }
   const uint32_t outputs = shape.paired ? shape.rows / 2 : shape.rows;
   const uint32_t group_outputs = shape.paired ? best->group_rows / 2 : best->group_rows;
-  const uint32_t groups = CeilDiv(outputs, wg / best->lanes * group_outputs);
-  best->row_batches = std::max(1u, groups / kMatVecMaxGroups);
-  best->workgroups = CeilDiv(groups, best->row_batches);
+  best->workgroups = CeilDiv(outputs, wg / best->lanes * group_outputs);
   return *best;
 }
 
@@ -458,7 +455,6 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                           .flags = flags,
                           .lanes = split.lanes,
                           .group_rows = split.group_rows,
-                          .row_batches = split.row_batches,
                           .eps = a.norm ? a.norm->eps : 0.0f,
                           .head_dim = 0,
                           .k_first = 0,
@@ -599,7 +595,6 @@ ExpertsMatVecPlan PlanExpertsMatVec(const DeviceInfo& device, DType type, const 
                               .flags = flags | (swiglu ? QVK_FLAG_SWIGLU : 0u),
                               .lanes = split.lanes,
                               .group_rows = split.group_rows,
-                              .row_batches = 1,
                               .eps = 0.0f,
                               .head_dim = 0,
                               .k_first = 0,

@@ -62,14 +62,13 @@ struct MatVecShape {
 
 // How the matvec kernel splits a product: `lanes` invocations share a row group of `group_rows`
 // rows and read each row's `units` loads (whole units, or elements: units == cols) in `rounds`
-// rounds of dependent loads; `workgroups` workgroups each compute `row_batches` batches of row
-// groups. MatMul records the split this returns; tests read it to cover every way the kernel sums.
+// rounds of dependent loads; `workgroups` workgroups of row groups cover the rows. MatMul records the split this
+// returns; tests read it to cover every way the kernel sums.
 struct MatVecSplit {
   uint32_t lanes = 0;
   uint32_t group_rows = 0;
   uint32_t units = 0;
   uint32_t rounds = 0;
-  uint32_t row_batches = 0;
   uint32_t workgroups = 0;
 };
 MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape);

@@ -18,8 +18,8 @@
 // rows (long outputs: X read once for four rows) or one (short ones: a quarter of the invocations
 // per row, so that a small product still fills the GPU in one round). The columns of X a unit needs
 // are read once for all of the group's rows and tokens, and every weight is read once. A workgroup
-// holds WG / lanes row groups and computes row_batches of them in turn. The lanes' sums meet in
-// subgroupAdd where a row group is one subgroup, else through shared memory. The norm needs no pass
+// holds WG / lanes row groups. The lanes' sums meet in subgroupAdd where a row group is one
+// subgroup, else through shared memory. The norm needs no pass
 // of its own: a row group's lanes see each column of X once, so they sum its squares on the way,
 // and the dot products with X * norm_weight are scaled by 1 / rms at the end. Invocation o of a
 // group stores the group's output o, and reads what its epilogue adds (bias, residual, RoPE's
@@ -247,9 +247,8 @@ float pick(float sums[SLOTS][TOKENS], uint m, uint t) {
 }
 
 // The group's totals for output `lane` (lane < outputs): its row's (first) and the second row of a
-// pair (second), and X's sum of squares. Every invocation calls it; `again` after an earlier call
-// in the same workgroup, whose readers of shared memory must be done before it is written.
-void sum_over_lanes(uint tid, uint group, uint lane, uint outputs, bool again, float sums[SLOTS][TOKENS],
+// pair (second), and X's sum of squares. Every invocation calls it.
+void sum_over_lanes(uint tid, uint group, uint lane, uint outputs, float sums[SLOTS][TOKENS],
                     float squares[TOKENS], out float first[TOKENS], out float second[TOKENS],
                     out float group_squares[TOKENS]) {
   // Each row's sum over its slots: row m's are slots m, m + group_rows, ...
@@ -282,7 +281,7 @@ void sum_over_lanes(uint tid, uint group, uint lane, uint outputs, bool again, f
   const uint parts = p.lanes / width;
   [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
     if (t >= p.tokens) break;
-    if (t > 0u || again) barrier();
+    if (t > 0u) barrier();  // the token before's readers of partials are done
     [[unroll]] for (uint s = 0; s <= SLOTS; ++s) {
       if (s == SLOTS ? !norm : s >= p.group_rows) continue;
       float v = s == SLOTS ? squares[t] : sums[s][t];
@@ -409,7 +408,6 @@ void main() {
 #else
   const uint outputs = has(QVK_FLAG_SWIGLU) ? p.group_rows / 2u : p.group_rows;
 #endif
-  const uint batch_outputs = WG / p.lanes * outputs;
 #if defined(EXPERTS)
   // Workgroups along x take the item's row groups, along y its items.
   const uint item = gl_WorkGroupID.y;
@@ -426,27 +424,25 @@ void main() {
 #else
   const uint row_group_index = group_index();
 #endif
-  for (uint batch = 0; batch < p.row_batches; ++batch) {
-    const uint batch_first = (row_group_index * p.row_batches + batch) * batch_outputs;
-    if (batch_first >= p.rows) break;  // the same for the whole workgroup
-    const uint first = batch_first + group * outputs;
-    const bool stores = lane < outputs && first + lane < p.rows;
-    Epilogue epilogue;
-    if (stores) epilogue = prefetch(first + lane);
-    // Outputs past the end repeat the last one (read, never stored).
-    uint rows[SLOTS];
-    [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
-      const uint m = s % p.group_rows;
-      rows[s] = weight_row(min(first + m % outputs, p.rows - 1u), m / outputs);
-    }
-    float sums[SLOTS][TOKENS], squares[TOKENS];
-    [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
-      [[unroll]] for (uint s = 0; s < SLOTS; ++s) sums[s][t] = 0.0;
-      squares[t] = 0.0;
-    }
-    accumulate(rows, lane, sums, squares);
-    float first_sums[TOKENS], second_sums[TOKENS], group_squares[TOKENS];
-    sum_over_lanes(tid, group, lane, outputs, batch > 0u, sums, squares, first_sums, second_sums, group_squares);
-    if (stores) store(first + lane, epilogue, first_sums, second_sums, group_squares);
+  const uint workgroup_first = row_group_index * (WG / p.lanes) * outputs;
+  if (workgroup_first >= p.rows) return;  // past the end in the grid's last row: the whole workgroup
+  const uint first = workgroup_first + group * outputs;
+  const bool stores = lane < outputs && first + lane < p.rows;
+  Epilogue epilogue;
+  if (stores) epilogue = prefetch(first + lane);
+  // Outputs past the end repeat the last one (read, never stored).
+  uint rows[SLOTS];
+  [[unroll]] for (uint s = 0; s < SLOTS; ++s) {
+    const uint m = s % p.group_rows;
+    rows[s] = weight_row(min(first + m % outputs, p.rows - 1u), m / outputs);
   }
+  float sums[SLOTS][TOKENS], squares[TOKENS];
+  [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
+    [[unroll]] for (uint s = 0; s < SLOTS; ++s) sums[s][t] = 0.0;
+    squares[t] = 0.0;
+  }
+  accumulate(rows, lane, sums, squares);
+  float first_sums[TOKENS], second_sums[TOKENS], group_squares[TOKENS];
+  sum_over_lanes(tid, group, lane, outputs, sums, squares, first_sums, second_sums, group_squares);
+  if (stores) store(first + lane, epilogue, first_sums, second_sums, group_squares);
 }

@@ -78,7 +78,6 @@ struct MatVecPush {
   uint flags;        // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL | QVK_FLAG_NORM | QVK_FLAG_SWIGLU
   uint lanes;        // invocations per row group: a power of two, at most the workgroup size
   uint group_rows;   // weight rows per row group: 1, 2 or 4 (SwiGLU and RoPE: 2 or 4), at most lanes
-  uint row_batches;  // row groups each workgroup's groups compute in turn
   float eps;         // QVK_FLAG_NORM
   // The matvec_rope variant (rows is then the number of row pairs) and QVK_FLAG_STORE_KV:
   uint head_dim;
@@ -315,14 +314,14 @@ struct MoeCombinePush {
 static_assert(sizeof(HeadNormPush) == 24);
 static_assert(sizeof(MoeRoutePush) == 16);
 static_assert(sizeof(ExpertsPush) == 12);
-static_assert(sizeof(MatVecExpertsPush) == 76 && offsetof(MatVecExpertsPush, experts) == 64);
+static_assert(sizeof(MatVecExpertsPush) == 72 && offsetof(MatVecExpertsPush, experts) == 60);
 static_assert(sizeof(MatMulExpertsPush) == 44 && offsetof(MatMulExpertsPush, experts) == 32);
 static_assert(sizeof(MoeGroupPush) == 8);
 static_assert(sizeof(MoeCombinePush) == 16);
 static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, split_steps) == 28);
 static_assert(sizeof(MatMulSplitSumPush) == 24);
 static_assert(sizeof(DequantizeF16Push) == 8);
-static_assert(sizeof(MatVecPush) == 64 && offsetof(MatVecPush, attention_factor) == 60);
+static_assert(sizeof(MatVecPush) == 60 && offsetof(MatVecPush, attention_factor) == 56);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);
 static_assert(sizeof(SwiGluPush) == 16);

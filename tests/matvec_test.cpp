@@ -119,8 +119,8 @@ std::vector<FoldCase> FoldCases() {
   // products go through scratch and a separate SwiGLU there.
   cases.push_back({"q05_gate_up_sliced_norm_swiglu_f32", DType::F32, 18944, 896, 1, true, true});
   // The work split's other ways (SplitsCoverEveryWayTheKernelSums): very many one-unit rows, whose
-  // groups take fewer lanes than a subgroup and several batches each; one row per group read an
-  // element at a time; and decode's other Qwen2 products, K-quants as Q4_K_M files store them.
+  // groups take fewer lanes than a subgroup; one row per group read an element at a time; and
+  // decode's other Qwen2 products, K-quants as Q4_K_M files store them.
   cases.push_back({"tall_narrow_norm_residual_t2", DType::F16, 400000, 8, 2, true, false, false, true});
   cases.push_back({"F32_odd_999_residual_t1", DType::F32, 300, 999, 1, false, false, false, true});
   cases.push_back({"q05_o_proj_residual_f16", DType::F16, 896, 896, 1, false, false, false, true});
@@ -210,8 +210,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, MatVecFoldTest, ::testing::ValuesIn(FoldCases())
 // splits and sums: lanes of one subgroup (subgroupAdd), fewer (shared memory, one partial per
 // invocation) and more (one per subgroup); one, two or four rows per group, paired rows two or
 // four; several rounds with a last one partly past the row's end; rows read a unit or an element
-// at a time with each group size; several batches per workgroup both with and without shared
-// memory, and several tokens through shared memory.
+// at a time with each group size; and several tokens through shared memory.
 TEST_F(GpuTest, SplitsCoverEveryWayTheKernelSums) {
   const uint32_t subgroup = info().subgroup_size;
   std::set<std::string> seen;
@@ -234,13 +233,11 @@ TEST_F(GpuTest, SplitsCoverEveryWayTheKernelSums) {
     seen.insert(fmt::format("{}_rows{}", reads, split.group_rows));
     const uint32_t round_units = QVK_MATVEC_SLOTS / split.group_rows * split.lanes;
     if (split.rounds > 1 && split.units % round_units != 0) seen.insert("partial_last_round");
-    if (split.row_batches > 1) seen.insert(sums == "subgroup" ? "batches_subgroup" : "batches_shared");
     if (c.tokens > 1 && sums != "subgroup") seen.insert("tokens_shared");
   }
-  for (const char* way :
-       {"subgroup", "narrow", "wide", "single_rows1", "single_rows2", "single_rows4", "paired_rows2", "paired_rows4",
-        "units_rows1", "units_rows2", "units_rows4", "elements_rows1", "elements_rows2", "elements_rows4",
-        "partial_last_round", "batches_subgroup", "batches_shared", "tokens_shared"}) {
+  for (const char* way : {"subgroup", "narrow", "wide", "single_rows1", "single_rows2", "single_rows4", "paired_rows2",
+                          "paired_rows4", "units_rows1", "units_rows2", "units_rows4", "elements_rows1",
+                          "elements_rows2", "elements_rows4", "partial_last_round", "tokens_shared"}) {
     EXPECT_TRUE(seen.contains(way)) << "no fold case splits as " << way << " on a device with " << subgroup
                                     << "-wide subgroups";
   }
