@@ -26,9 +26,10 @@
 // builds with (shaderc 2023.2, glslang 11.13) compiles only the NV extension. Its SPIR-V (1.3,
 // SPV_NV_cooperative_matrix + SPV_KHR_vulkan_memory_model) is valid for Vulkan 1.1.
 //
-// Precision: X = hi + lo with hi = X's leading 11 bits and lo = f16(X - hi), both multiplied by W, so X
-// reaches the products to about 2^-22 relative, as in an f32 kernel; a plain f16 X (2^-11) moved
-// the fixture model's logits by 2e-3, past the 1e-4 at which prefill must agree with decode.
+// Precision: X = hi + lo with hi = X's leading 11 bits and lo = f16(X - hi), both multiplied by W
+// and summed in the same accumulators, so X reaches the products to about 2^-22 relative, as in an
+// f32 kernel; a plain f16 X (2^-11) moved the fixture model's logits by 2e-3, past the 1e-4 at which
+// prefill must agree with decode.
 // W is exact in f16 for F16 and BF16 weights; F32 and dequantized block weights are rounded to
 // f16 (2^-11 relative). Products and sums are f32 in the matrix units.
 //
@@ -273,11 +274,10 @@ void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_
 }
 
 // PROMOTE (weights exact in f16: F16 and BF16 files): every PROMOTE_STEPS steps (1024 inner
-// elements) the hi accumulators are added into f32 totals and restart from zero. The matrix units'
+// elements) the accumulators are added into f32 totals and restart from zero. The matrix units'
 // f32 sums round every step's addition toward zero, an error that grows with K in one direction:
 // over 8960 or 18944 inner elements it reached 1.04e-5 of |Y| on the H200 (against the 1e-5 bar of
-// matmul_coopmat_test); sums of 1024 stay well inside. lo's sums need no promotion: they, and so
-// their rounding, are 2^-11 of hi's. Weights rounded to f16 (every other type) carry 2^-11 of error
+// matmul_coopmat_test); sums of 1024 stay well inside. Weights rounded to f16 (every other type) carry 2^-11 of error
 // already, 100 times this drift, so they skip the totals and the registers they hold: promotion
 // cost 7B Q4_K_M prefill 22% on the H200.
 #if (defined(WEIGHT_F16) || defined(WEIGHT_BF16)) && !defined(ROUNDED)
