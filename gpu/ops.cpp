@@ -203,15 +203,17 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
   const auto rank = [&](const MatVecSplit& s) {
     return std::tuple(estimate_ns(s), s.lanes != device.subgroup_size, -static_cast<int>(s.group_rows), s.lanes);
   };
+  const uint32_t slots = QVK_MATVEC_SLOTS_FOR(unit_cols);
   std::optional<MatVecSplit> best;
   for (const uint32_t group_rows : {4u, 2u, 1u}) {
-    if (shape.paired && group_rows == 1) continue;
+    if ((shape.paired && group_rows == 1) || group_rows > slots) continue;
     // Lanes >= rows: a lane to store each of the group's outputs.
     for (uint32_t lanes = group_rows; lanes <= wg; lanes *= 2) {
-      const MatVecSplit split{.lanes = lanes,
+      const MatVecSplit split{.slots = slots,
+                              .lanes = lanes,
                               .group_rows = group_rows,
                               .units = units,
-                              .rounds = CeilDiv(units, QVK_MATVEC_SLOTS / group_rows * lanes)};
+                              .rounds = CeilDiv(units, slots / group_rows * lanes)};
       if (!best || rank(split) < rank(*best)) best = split;
     }
   }

@@ -62,9 +62,10 @@ struct MatVecShape {
 
 // How the matvec kernel splits a product: `lanes` invocations share a row group of `group_rows`
 // rows and read each row's `units` loads (whole units, or elements: units == cols) in `rounds`
-// rounds of dependent loads; `workgroups` workgroups of row groups cover the rows. MatMul records the split this
-// returns; tests read it to cover every way the kernel sums.
+// rounds of dependent loads; `workgroups` workgroups of row groups cover the rows. MatMul records
+// the split this returns; tests read it to cover every way the kernel sums.
 struct MatVecSplit {
+  uint32_t slots = 0;  // units each lane loads a round: QVK_MATVEC_SLOTS_FOR the type's unit
   uint32_t lanes = 0;
   uint32_t group_rows = 0;
   uint32_t units = 0;

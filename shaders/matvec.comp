@@ -12,7 +12,8 @@
 //     reads only the chosen experts' weights, and the host never sees the choice.
 //
 // The work split (gpu/ops.cpp picks it per product): `lanes` invocations (a power of two) share a
-// row group of group_rows weight rows (1, 2 or 4). Each invocation has SLOTS load slots a round:
+// row group of group_rows weight rows (1, 2 or 4, at most SLOTS: 4, or 2 for K-quants, see
+// QVK_MATVEC_SLOTS_FOR). Each invocation has SLOTS load slots a round:
 // slot s reads row s % group_rows of the group, at step s / group_rows of the round, so every
 // invocation issues SLOTS independent loads before it waits on any, whether the group holds four
 // rows (long outputs: X read once for four rows) or one (short ones: a quarter of the invocations
@@ -58,7 +59,7 @@ layout(push_constant) uniform Push {
 layout(push_constant) uniform Push { MatVecPush p; };
 #endif
 
-#define SLOTS QVK_MATVEC_SLOTS
+#define SLOTS QVK_MATVEC_SLOTS_FOR(UNIT_COLS)
 // Decode's variants hold one token's sums, inputs and epilogue: registers for QVK_MATVEC_MAX_TOKENS
 // would cost every decode step occupancy.
 #if defined(ONE_TOKEN)
@@ -211,7 +212,8 @@ void accumulate_elements(const uint group_rows, uint rows[SLOTS], uint lane, ino
   }
 }
 
-// Both, for the group size the dispatch was given.
+// Both, for the group size the dispatch was given (never more than SLOTS: the last branch is
+// compiled for min(4, SLOTS) rows so that its stride is never zero).
 void accumulate(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS], inout float squares[TOKENS]) {
 #if defined(EXPERTS)
   const bool whole_units = segment_cols % UNIT_COLS == 0u && p.x_stride % 4u == 0u;
@@ -224,7 +226,7 @@ void accumulate(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS], in
     } else if (p.group_rows == 2u) {
       accumulate_units(2u, rows, lane, sums, squares);
     } else {
-      accumulate_units(4u, rows, lane, sums, squares);
+      accumulate_units(min(4u, SLOTS), rows, lane, sums, squares);
     }
   } else {
     if (p.group_rows == 1u) {
@@ -232,7 +234,7 @@ void accumulate(uint rows[SLOTS], uint lane, inout float sums[SLOTS][TOKENS], in
     } else if (p.group_rows == 2u) {
       accumulate_elements(2u, rows, lane, sums, squares);
     } else {
-      accumulate_elements(4u, rows, lane, sums, squares);
+      accumulate_elements(min(4u, SLOTS), rows, lane, sums, squares);
     }
   }
 }
@@ -251,15 +253,12 @@ float pick(float sums[SLOTS][TOKENS], uint m, uint t) {
 void sum_over_lanes(uint tid, uint group, uint lane, uint outputs, float sums[SLOTS][TOKENS],
                     float squares[TOKENS], out float first[TOKENS], out float second[TOKENS],
                     out float group_squares[TOKENS]) {
-  // Each row's sum over its slots: row m's are slots m, m + group_rows, ...
-  if (p.group_rows <= 2u) {
-    [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
-      sums[0][t] += sums[2][t];
-      sums[1][t] += sums[3][t];
+  // Each row's sum over its slots: row m's are slots m, m + group_rows, ..., added pairwise.
+  [[unroll]] for (uint width = SLOTS / 2u; width >= 1u; width /= 2u) {
+    if (width < p.group_rows) break;
+    [[unroll]] for (uint s = 0; s < width; ++s) {
+      [[unroll]] for (uint t = 0; t < TOKENS; ++t) sums[s][t] += sums[s + width][t];
     }
-  }
-  if (p.group_rows == 1u) {
-    [[unroll]] for (uint t = 0; t < TOKENS; ++t) sums[0][t] += sums[1][t];
   }
   const bool norm = has(QVK_FLAG_NORM);
   if (gl_SubgroupSize == p.lanes) {

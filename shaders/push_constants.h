@@ -59,9 +59,15 @@ struct DequantizeF16Push {
   uint cols;
 };
 
-// Weight units each matvec invocation loads at once (from up to as many rows), and the most tokens
-// a matvec takes (more go to the tiled kernel, which reads each weight once for 64 tokens).
-#define QVK_MATVEC_SLOTS 4u
+// Weight units each matvec invocation loads at once (from up to as many rows), by the columns of
+// the weight type's unit (UNIT_COLS in matvec_units.glsl): four, or two of the 32-column units of
+// K-quants, whose four runs and decoded scales a unit doubles the registers a slot holds. At four
+// the K-quant matvecs took 128 registers an invocation on an H200 (a quarter of an SM's threads
+// resident) and at two 56-64; decode on 7B Q4_K_M rose 13%, while two slots slowed F16, Q8_0 and
+// Q4_0 by 5-8% (docs/speed.md, 2026-12-02 session 7).
+#define QVK_MATVEC_SLOTS_FOR(unit_cols) ((unit_cols) == 32u ? 2u : 4u)
+// The most tokens a matvec takes (more go to the tiled kernel, which reads each weight once for 64
+// tokens).
 #define QVK_MATVEC_MAX_TOKENS 4u
 
 // Y[t, col_offset + o] = W[o] . in[t] (+ bias[col_offset + o]) (+ R[t, col_offset + o]) for

@@ -231,7 +231,7 @@ TEST_F(GpuTest, SplitsCoverEveryWayTheKernelSums) {
     seen.insert(sums);
     seen.insert(fmt::format("{}_rows{}", c.swiglu ? "paired" : "single", split.group_rows));
     seen.insert(fmt::format("{}_rows{}", reads, split.group_rows));
-    const uint32_t round_units = QVK_MATVEC_SLOTS / split.group_rows * split.lanes;
+    const uint32_t round_units = split.slots / split.group_rows * split.lanes;
     if (split.rounds > 1 && split.units % round_units != 0) seen.insert("partial_last_round");
     if (c.tokens > 1 && sums != "subgroup") seen.insert("tokens_shared");
   }
