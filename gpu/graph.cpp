@@ -220,8 +220,8 @@ void Graph::End() {
 }
 
 void Graph::Run() {
-  End();
-  device_.SubmitAndWait(cmd_);
+  Submit();
+  Wait();
 }
 
 void Graph::Submit(TimelinePoint wait, TimelinePoint signal) {

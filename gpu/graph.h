@@ -84,7 +84,7 @@ class Graph {
   void ReleaseExternal(const Buffer& buffer);
 
   void End();
-  // Submits the recorded commands and waits for them.
+  // Submits the recorded commands and waits for them: Submit(), then Wait().
   void Run();
   // Submits the recorded commands and returns at once: they start once `wait` is reached and
   // reach `signal` when done (each where it names a semaphore). Wait() before the graph is

@@ -100,17 +100,25 @@ Allocator::~Allocator() {
   }
 }
 
+std::optional<uint32_t> Allocator::FindMemoryType(uint32_t type_bits, std::span<const MemoryWant> wanted) const {
+  for (const MemoryWant& want : wanted) {
+    for (uint32_t t = 0; t < properties_.memoryTypeCount; ++t) {
+      const VkMemoryPropertyFlags flags = properties_.memoryTypes[t].propertyFlags;
+      if ((type_bits & (1u << t)) != 0 && (flags & want.required) == want.required && (flags & want.excluded) == 0) {
+        return t;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 uint32_t Allocator::ChooseMemoryType(uint32_t type_bits, MemoryKind kind) const {
   using F = VkMemoryPropertyFlags;
   const F local = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
   const F visible = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
   const F coherent = VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
   const F cached = VK_MEMORY_PROPERTY_HOST_CACHED_BIT;
-  struct Want {
-    F required;
-    F excluded;
-  };
-  std::vector<Want> wanted;  // in order of preference
+  std::vector<MemoryWant> wanted;  // in order of preference
   switch (kind) {
     case MemoryKind::Device:
       if (device_.info().unified_memory) wanted.push_back({local | visible | coherent, 0});
@@ -127,14 +135,7 @@ uint32_t Allocator::ChooseMemoryType(uint32_t type_bits, MemoryKind kind) const 
       wanted = {{visible | coherent, local}, {visible | coherent, 0}, {visible, 0}};
       break;
   }
-  for (const Want& want : wanted) {
-    for (uint32_t t = 0; t < properties_.memoryTypeCount; ++t) {
-      const F flags = properties_.memoryTypes[t].propertyFlags;
-      if ((type_bits & (1u << t)) != 0 && (flags & want.required) == want.required && (flags & want.excluded) == 0) {
-        return t;
-      }
-    }
-  }
+  if (const std::optional<uint32_t> type = FindMemoryType(type_bits, wanted)) return *type;
   throw Error("This device has no suitable memory type for a buffer");
 }
 
@@ -237,15 +238,13 @@ Buffer Allocator::ImportHostAllocation(void* pointer, VkDeviceSize size) {
   VK_CHECK(vkCreateBuffer(dev, &info, nullptr, &buffer));
   VkMemoryRequirements requirements{};
   vkGetBufferMemoryRequirements(dev, buffer, &requirements);
-  // Coherent, so what one device made available in host memory needs no flush for another.
-  const VkMemoryPropertyFlags wanted = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-  const uint32_t types = requirements.memoryTypeBits & host.memoryTypeBits;
-  uint32_t type = UINT32_MAX;
-  for (uint32_t t = 0; t < properties_.memoryTypeCount && type == UINT32_MAX; ++t) {
-    if ((types & (1u << t)) != 0 && (properties_.memoryTypes[t].propertyFlags & wanted) == wanted) type = t;
-  }
+  // Coherent, so what one device made available in host memory needs no flush for another (the
+  // host kinds of ChooseMemoryType also settle for a non-coherent type).
+  const MemoryWant coherent{VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT};
+  const std::optional<uint32_t> type =
+      FindMemoryType(requirements.memoryTypeBits & host.memoryTypeBits, {&coherent, 1});
   std::string problem;
-  if (type == UINT32_MAX) problem = "no host-visible, coherent memory type imports host memory for a buffer";
+  if (!type) problem = "no host-visible, coherent memory type imports host memory for a buffer";
   if (requirements.size > size) problem = fmt::format("a buffer of {} bytes needs {}", size, requirements.size);
   VkDeviceMemory memory = VK_NULL_HANDLE;
   if (problem.empty()) {
@@ -255,7 +254,7 @@ Buffer Allocator::ImportHostAllocation(void* pointer, VkDeviceSize size) {
     VkMemoryAllocateInfo allocate{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
     allocate.pNext = &import;
     allocate.allocationSize = size;
-    allocate.memoryTypeIndex = type;
+    allocate.memoryTypeIndex = *type;
     if (const VkResult result = vkAllocateMemory(dev, &allocate, nullptr, &memory); result != VK_SUCCESS) {
       problem = fmt::format("importing host memory failed ({})", VkResultName(result));
     }
@@ -271,7 +270,7 @@ Buffer Allocator::ImportHostAllocation(void* pointer, VkDeviceSize size) {
   std::lock_guard lock(mutex_);
   auto block = std::make_unique<MemoryBlock>();
   block->memory = memory;
-  block->memory_type = type;
+  block->memory_type = *type;
   block->size = size;
   block->dedicated = true;
   bytes_reserved_ += size;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <vector>
 
 #include <vulkan/vulkan.h>
@@ -130,6 +132,14 @@ class Allocator {
  private:
   friend class Buffer;
   void Free(const Allocation& allocation);
+  // Flags a memory type must have and flags it must not.
+  struct MemoryWant {
+    VkMemoryPropertyFlags required = 0;
+    VkMemoryPropertyFlags excluded = 0;
+  };
+  // The first type among type_bits that meets a want, the wants tried in order; none if none does.
+  std::optional<uint32_t> FindMemoryType(uint32_t type_bits, std::span<const MemoryWant> wanted) const;
+  // FindMemoryType with `kind`'s wants; Error when no type meets them.
   uint32_t ChooseMemoryType(uint32_t type_bits, MemoryKind kind) const;
   Allocation AllocateFrom(uint32_t memory_type, VkDeviceSize size, VkDeviceSize alignment);
   void FlushOrInvalidate(const Allocation& allocation, bool flush) const;
