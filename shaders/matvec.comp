@@ -13,18 +13,18 @@
 //
 // The work split (gpu/ops.cpp picks it per product): `lanes` invocations (a power of two) share a
 // row group of group_rows weight rows (1, 2 or 4, at most SLOTS: 4, or 2 for K-quants, see
-// QVK_MATVEC_SLOTS_FOR). Each invocation has SLOTS load slots a round:
-// slot s reads row s % group_rows of the group, at step s / group_rows of the round, so every
-// invocation issues SLOTS independent loads before it waits on any, whether the group holds four
-// rows (long outputs: X read once for four rows) or one (short ones: a quarter of the invocations
-// per row, so that a small product still fills the GPU in one round). The columns of X a unit needs
-// are read once for all of the group's rows and tokens, and every weight is read once. A workgroup
-// holds WG / lanes row groups. The lanes' sums meet in subgroupAdd where a row group is one
-// subgroup, else through shared memory. The norm needs no pass
-// of its own: a row group's lanes see each column of X once, so they sum its squares on the way,
-// and the dot products with X * norm_weight are scaled by 1 / rms at the end. Invocation o of a
-// group stores the group's output o, and reads what its epilogue adds (bias, residual, RoPE's
-// angle) before the products, so that those reads wait alongside the weights' rather than after.
+// QVK_MATVEC_SLOTS_FOR). Each invocation has SLOTS load slots a round: slot s reads row
+// s % group_rows of the group, at step s / group_rows of the round, so every invocation issues
+// SLOTS independent loads before it waits on any, whether the group holds four rows (long outputs:
+// X read once for four rows) or one (short ones: a quarter of the invocations per row, so that a
+// small product still fills the GPU in one round). The columns of X a unit needs are read once for
+// all of the group's rows and tokens, and every weight is read once. A workgroup holds WG / lanes
+// row groups. The lanes' sums meet in subgroupAdd where a row group is one subgroup, else through
+// shared memory. The norm needs no pass of its own: a row group's lanes see each column of X once,
+// so they sum its squares on the way, and the dot products with X * norm_weight are scaled by
+// 1 / rms at the end. Invocation o of a group stores the group's output o, and reads what its
+// epilogue adds (bias, residual, RoPE's angle) before the products, so that those reads wait
+// alongside the weights' rather than after.
 //
 // Sections: where rows live / accumulate / sums over lanes / epilogues / main
 #extension GL_EXT_control_flow_attributes : require
