@@ -85,8 +85,9 @@ struct AttentionPlan {
 // there one row per subgroup, all of a row's loads in one round, wins. Large ones are
 // bandwidth-bound: four rows per group, reading X once for four rows. Ties go to lanes of one
 // subgroup (subgroupAdd alone), then more rows, then fewer lanes. Every workgroup computes one
-// batch of row groups, however many workgroups that takes: an output projection's 151936 rows
-// ran 4-6% slower on an H200 as fewer workgroups each computing several batches in turn (docs/speed.md).
+// batch of row groups, however many workgroups that takes: capping the workgroups at 1 024, each
+// computing several batches in turn (gate|up of 7B, the output projections), made decode 1-6%
+// slower on an H200 (docs/speed.md, session 7).
 constexpr double kMatVecRoundNs = 1250;
 constexpr double kMatVecDramBytesPerNs = 3800;
 constexpr double kMatVecL1BytesPerNs = 20000;  // 132 SMs' L1 hits, conservatively

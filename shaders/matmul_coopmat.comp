@@ -277,9 +277,9 @@ void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_
 // elements) the accumulators are added into f32 totals and restart from zero. The matrix units'
 // f32 sums round every step's addition toward zero, an error that grows with K in one direction:
 // over 8960 or 18944 inner elements it reached 1.04e-5 of |Y| on the H200 (against the 1e-5 bar of
-// matmul_coopmat_test); sums of 1024 stay well inside. Weights rounded to f16 (every other type) carry 2^-11 of error
-// already, 100 times this drift, so they skip the totals and the registers they hold: promotion
-// cost 7B Q4_K_M prefill 22% on the H200.
+// matmul_coopmat_test); sums of 1024 stay well inside. Weights rounded to f16 (every other type)
+// carry 2^-11 of error already, 100 times this drift, so they skip the totals and the registers
+// they hold: promotion cost 7B Q4_K_M prefill 22% on the H200.
 #if (defined(WEIGHT_F16) || defined(WEIGHT_BF16)) && !defined(ROUNDED)
 #define PROMOTE
 #endif
