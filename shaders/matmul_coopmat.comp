@@ -13,9 +13,9 @@
 //
 // Every STEP inner elements, the workgroup stages W (dequantized, rounded to f16) and X (split
 // into two f16 parts, below) in shared memory, and the subgroups multiply 16x16x16 fragments
-// loaded from there. Two stage buffers alternate: each step's loads are issued before the
-// multiplies of the step before and written to the other buffer after them, so memory latency
-// hides behind the matrix units and one barrier a step suffices. Weights are read as matvec.comp
+// loaded from there. Two stage buffers alternate, and each step's loads are issued LOAD_AHEAD (2)
+// steps early: held in registers while the two steps before it multiply, then written to the free
+// buffer, so memory latency hides behind the matrix units and one barrier a step suffices. Weights are read as matvec.comp
 // reads them, in whole units (matvec_units.glsl: 16-byte loads for F16, a block's scales decoded
 // once per unit). A unit's runs of 8 columns need not be adjacent (a Q4_K unit's spread over 64 columns),
 // so a stage holds W's runs in unit order and X's runs of the same columns in the same order: the
@@ -149,7 +149,7 @@ void store_x_run(uint at, vec4 first, vec4 second) {
 // row, run r in slot k * UNIT_RUNS + r. Units past the end of the rows (the last step of float rows
 // whose units do not fill it) stage zeros in W and X: finite, so they add nothing.
 
-// One step's loads for this invocation, held in registers while the previous step multiplies.
+// One step's loads for this invocation, held in registers while the steps before it multiply.
 struct Staged {
   Unit w[W_ITEMS];
   vec4 x[X_ITEMS][2];
@@ -160,8 +160,8 @@ uint unit_column(uint u, uint r) {
   return u / BLOCK_UNITS * (UNIT_COLS * BLOCK_UNITS) + run_column(u % BLOCK_UNITS, r);
 }
 
-// The next step's loads. Only load_unit's scale decoding (block types) uses what they return
-// before the multiplies; the rest waits until the values are stored. Rows and tokens past the
+// A step's loads. Only load_unit's scale decoding (block types) uses what they return before the
+// multiplies; the rest waits until the values are stored. Rows and tokens past the
 // matrix repeat the last one (finite values for outputs never stored), units past the row's end
 // its last unit (zeroed when stored).
 Staged load_units(uint step, uint row0, uint token0, uint tid) {
@@ -285,6 +285,12 @@ void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_
 #endif
 #define PROMOTE_STEPS 32u
 
+// Steps whose loads are in flight while a step multiplies (see main). Loads one step ahead left the
+// GEMM waiting on memory: on an H200, skipping every load after the first made 7B prefill 60% faster.
+// Two ahead cost one more step's registers (wide tiles stay at two workgroups an SM) and made pp512
+// 15-25% faster; three ahead made rounded weights slower again (docs/speed.md, session 8).
+#define LOAD_AHEAD 2u
+
 void promote(inout AccFrag total[TOKEN_FRAGS][ROW_FRAGS], inout AccFrag acc[TOKEN_FRAGS][ROW_FRAGS]) {
   [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
     [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
@@ -328,15 +334,20 @@ void main() {
   const uint first = p.split_steps == 0u ? 0u : gl_WorkGroupID.z * p.split_steps;
   const uint steps = p.split_steps == 0u ? all_steps : min(p.split_steps, all_steps - first);
   if (p.cols % UNIT_COLS == 0u && p.x_stride % 4u == 0u) {
-    store_units(load_units(first, row0, token0, tid), first, 0u, tid);
+    // pending[i] holds the loads of local step s + 1 + i while step s multiplies. Past the last
+    // step, loads repeat it (inside the rows, never stored).
+    Staged pending[LOAD_AHEAD];
+    [[unroll]] for (uint i = 0; i < LOAD_AHEAD; ++i) pending[i] = load_units(first + min(i, steps - 1u), row0, token0, tid);
+    store_units(pending[0], first, 0u, tid);
     barrier();
     for (uint step = 0; step + 1u < steps; ++step) {
-      const Staged next = load_units(first + step + 1u, row0, token0, tid);
+      [[unroll]] for (uint i = 0; i + 1u < LOAD_AHEAD; ++i) pending[i] = pending[i + 1u];
+      pending[LOAD_AHEAD - 1u] = load_units(first + min(step + LOAD_AHEAD, steps - 1u), row0, token0, tid);
       multiply(step % 2u, sub_token, sub_row, acc);
 #if defined(PROMOTE)
       if ((step + 1u) % PROMOTE_STEPS == 0u) promote(total, acc);
 #endif
-      store_units(next, first + step + 1u, (step + 1u) % 2u, tid);
+      store_units(pending[0], first + step + 1u, (step + 1u) % 2u, tid);
       barrier();
     }
   } else {
