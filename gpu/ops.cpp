@@ -61,10 +61,10 @@ constexpr uint32_t kCoopmatDequantRows = QVK_COOPMAT_WIDE_ROWS;
 // times splits of their keys. Splits are added until about kAttentionWorkgroups workgroups run
 // (four per SM of a 132-SM GPU); a decode step on Qwen2-0.5B has only 2 blocks, one per KV head.
 constexpr uint64_t kAttentionWorkgroups = 512;
-constexpr uint32_t kAttentionWideRows = 32;  // MAX_ROWS of attention_wide (kernels.cmake)
+constexpr uint32_t kAttentionWideRows = 32;  // MAX_ROWS of the wide attention kernels (kernels.cmake)
 struct AttentionPlan {
-  // 16, or 8 when head_dim > 128 (attention.comp keeps 512 quads of q); 32 (attention_wide) for
-  // a prefill with head_dim <= 64 where the device has the shared memory for it.
+  // 16, or 8 when head_dim > 128 (attention.comp keeps 512 quads of q); 32 (attention_wide,
+  // attention_wide_d128) for a prefill with head_dim <= 128 where the device has the shared memory.
   uint32_t block_rows;
   uint32_t heads_per_block, tokens_per_block;
   uint32_t token_blocks, head_blocks;  // blocks per KV head: token_blocks x head_blocks
@@ -98,12 +98,16 @@ constexpr double kMatVecResident = 132 * 2048;
 constexpr uint32_t kMatVecUnitCols[] = {8, 8, 8, 16, 16, 16, 16, 16, 32, 32, 32};
 static_assert(std::size(kMatVecUnitCols) == kDTypeCount, "one unit width per DType");
 
-// Blocks of 32 rows for a prefill (more tokens than matvec takes) where head_dim <= 64 and the
-// device allows (`wide`), so that each K and V tile staged serves twice the rows.
+// Blocks of 32 rows for a prefill (more tokens than matvec takes) where head_dim <= 128 and the
+// device allows (`wide`), so that each K and V tile staged serves twice the rows. On an H200 they
+// cut Qwen2.5-1.5B's prefill attention (head_dim 128, 6 q heads a KV head: 30 of 32 rows used,
+// against 12 of 16) by a third (docs/speed.md, session 8).
 AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                             uint32_t capacity, bool wide) {
   AttentionPlan plan{};
-  plan.block_rows = wide && tokens > kMatVecMaxTokens && head_dim <= 64 ? kAttentionWideRows : head_dim <= 128 ? 16 : 8;
+  plan.block_rows = wide && tokens > kMatVecMaxTokens && head_dim <= 128 ? kAttentionWideRows
+                    : head_dim <= 128                                    ? 16
+                                                                         : 8;
   const uint32_t group = n_heads / n_kv_heads;
   plan.heads_per_block = std::min(group, plan.block_rows);
   plan.tokens_per_block = plan.block_rows / plan.heads_per_block;
@@ -808,7 +812,8 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
     Require(a.probs_stride > 0 && a.probs->size >= 4 * floats, "attention", "probabilities buffer too small");
   }
   Require(!a.scores || a.probs, "attention", "scores kept without a probabilities buffer");
-  const bool wide = g.device().info().max_compute_shared_memory >= kAttentionWideSharedBytes;
+  const uint32_t wide_bytes = AttentionWideSharedBytes(a.head_dim);
+  const bool wide = wide_bytes > 0 && g.device().info().max_compute_shared_memory >= wide_bytes;
   const AttentionPlan plan = PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity, wide);
   const uint64_t partials_bytes = PartialsBytes(plan, a.tokens, a.n_heads, a.head_dim);
   if (partials_bytes > 0) {
@@ -835,8 +840,10 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  plan.tokens_per_block};
   // Absent outputs are bound to O, which the kernel then does not write through them.
   const BufferRange partials = partials_bytes > 0 ? Sub(*a.scratch, 0, partials_bytes) : a.out;
-  g.Dispatch(plan.block_rows == kAttentionWideRows ? KernelId::AttentionWide : KernelId::Attention,
-             {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials}, push,
+  const KernelId kernel = plan.block_rows != kAttentionWideRows ? KernelId::Attention
+                          : a.head_dim <= 64                    ? KernelId::AttentionWide
+                                                                : KernelId::AttentionWideD128;
+  g.Dispatch(kernel, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials}, push,
              Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
   if (plan.splits > 1) {
     // Reads each split's (max, sum, output), about two flops a float, and writes O; scales the

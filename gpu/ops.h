@@ -340,10 +340,18 @@ struct LiveView {
 // The views buffer's contents for `views` (at most the recorded max_views).
 std::vector<uint32_t> LiveViewWords(std::span<const LiveView> views);
 
-// attention_wide's shared arrays (32 rows, 48-key tiles): q, K (padded), V, P, and the lanes' and
-// rows' sums. Attention takes it for a prefill with head_dim <= 64 on devices with this much shared
-// memory per workgroup (lavapipe and desktop GPUs have 32 KiB or more; Vulkan promises 16).
-inline constexpr uint32_t kAttentionWideSharedBytes = 8192 + 6528 + 6144 + 6144 + 512 + 256 + 512;
+// The wide attention kernels' shared arrays (32 rows): q, K (padded), V, P, the lanes' sums and the
+// rows' corrections and sums. Attention takes them for a prefill on devices with this much shared
+// memory per workgroup (lavapipe and desktop GPUs have 32 KiB or more; Vulkan promises 16):
+// attention_wide (48-key tiles) where head_dim <= 64, attention_wide_d128 (q of 1 024 quads,
+// 24-key tiles) where it is <= 128.
+inline constexpr uint32_t kAttentionWideSharedBytes = 8192 + 6528 + 6144 + 6144 + 512 + 256;
+inline constexpr uint32_t kAttentionWideD128SharedBytes = 16384 + 6336 + 6144 + 3072 + 512 + 256;
+static_assert(kAttentionWideD128SharedBytes <= 32768, "attention_wide_d128 fits lavapipe's 32 KiB, so CI runs it");
+// The shared memory the wide kernel for head_dim needs, 0 if none serves it.
+inline constexpr uint32_t AttentionWideSharedBytes(uint32_t head_dim) {
+  return head_dim <= 64 ? kAttentionWideSharedBytes : head_dim <= 128 ? kAttentionWideD128SharedBytes : 0;
+}
 
 // Bytes of split partials Attention needs for up to `max_tokens` query rows against a cache of
 // `capacity` rows (0: it never splits them).

@@ -32,15 +32,19 @@ layout(push_constant) uniform Push { AttentionPush p; };
 
 #include "attention.glsl"
 
-// attention_wide (kernels.cmake), which prefill takes where head_dim <= 64, holds 32 rows and
-// tiles of 48 keys (MAX_ROWS, MAX_TILE_KEYS, TILE_QUADS): each staged key serves twice the rows,
-// and a tile 1.5 times the work per barrier, in 28 KiB of shared memory (lavapipe has 32).
+// The wide variants (kernels.cmake), which a prefill takes where the device has their shared
+// memory, hold 32 rows (MAX_ROWS), so that each staged key serves twice the rows:
+//   attention_wide, head_dim <= 64: tiles of 48 keys, 1.5 times the work per barrier (28 KiB);
+//   attention_wide_d128, head_dim <= 128: q of 32 rows (Q_QUADS), tiles of 24 keys (32 KiB).
+// Both fit lavapipe's 32 KiB.
 #ifndef MAX_ROWS
 #define MAX_ROWS 16
 #define MAX_TILE_KEYS 64
 #define TILE_QUADS 1024  // 4-half slots of one K or V tile: 64 keys of head_dim 64, 16 of 256
 #endif
-#define Q_QUADS 512      // 16 rows of head_dim <= 128, or 8 rows of 256
+#ifndef Q_QUADS
+#define Q_QUADS 512  // 16 rows of head_dim <= 128, or 8 rows of 256
+#endif
 // Per lane, for WG (64 or more) invocations:
 const uint KEYS_PER_LANE = MAX_TILE_KEYS / (WG / MAX_ROWS);  // a row has WG / block_rows lanes
 const uint ROWS_PER_LANE = Q_QUADS / WG;                      // block_rows / (WG / quads) at most

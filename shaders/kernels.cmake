@@ -101,6 +101,10 @@ qwenvk_kernel(OP Attention SOURCE attention.comp
 qwenvk_kernel(OP AttentionWide NAME attention_wide SOURCE attention.comp DEFINES MAX_ROWS=32 MAX_TILE_KEYS=48 TILE_QUADS=768
               BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
               PUSH AttentionPush LOCAL_SIZE 128)
+qwenvk_kernel(OP AttentionWideD128 NAME attention_wide_d128 SOURCE attention.comp
+              DEFINES MAX_ROWS=32 MAX_TILE_KEYS=24 TILE_QUADS=768 Q_QUADS=1024
+              BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
+              PUSH AttentionPush LOCAL_SIZE 128)
 # Merges the key splits' partial (max, sum, output) of the attention kernel into O, and makes
 # their scores probabilities (or writes each row's max and sum beside the scores).
 qwenvk_kernel(OP AttentionCombine NAME attention_combine SOURCE attention_combine.comp

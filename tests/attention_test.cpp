@@ -184,7 +184,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                                            AttentionCase{"gqa7_d80_window", 7, 1, 80, 33, 100, 50},
                                            AttentionCase{"window_decode", 4, 2, 64, 1, 500, 128},
                                            AttentionCase{"probs_tiny_d16", 4, 2, 16, 36, 0, 0, true},
-                                           AttentionCase{"probs_chunk_window_d64", 14, 2, 64, 20, 140, 64, true}),
+                                           AttentionCase{"probs_chunk_window_d64", 14, 2, 64, 20, 140, 64, true},
+                                           AttentionCase{"probs_prefill_gqa6_d128", 12, 2, 128, 40, 0, 0, true}),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // One query token at depths around the split granule (64 keys) and the split kernel's tile
@@ -287,12 +288,15 @@ TEST_F(AttentionOpTest, OneRecordingServesEveryDepth) {
   }
 }
 
-// A prefill with head_dim <= 64 runs blocks of 32 rows (attention_wide) where the device has the
-// shared memory for them, lavapipe among them; a decode step and wider heads keep 16; each matches
-// the reference (AttentionTest covers every shape on whichever kernel it gets).
+// A prefill with head_dim <= 128 runs blocks of 32 rows (attention_wide up to 64, attention_wide_d128
+// up to 128) where the device has the shared memory for them, lavapipe among them; a decode step
+// and wider heads keep 16; each matches the reference (AttentionTest covers every shape on
+// whichever kernel it gets).
 TEST_F(AttentionOpTest, PrefillTakesWideBlocksWhereTheyFit) {
-  for (const AttentionCase& c : {AttentionCase{"wide", 14, 2, 64, 100, 0}, AttentionCase{"decode", 14, 2, 64, 1, 99},
-                                 AttentionCase{"head_dim_128", 28, 4, 128, 100, 0}}) {
+  for (const AttentionCase& c :
+       {AttentionCase{"wide", 14, 2, 64, 100, 0}, AttentionCase{"decode", 14, 2, 64, 1, 99},
+        AttentionCase{"head_dim_128", 28, 4, 128, 100, 0}, AttentionCase{"head_dim_80", 7, 1, 80, 50, 0},
+        AttentionCase{"head_dim_256", 8, 2, 256, 40, 0}}) {
     SCOPED_TRACE(c.name);
     const uint32_t capacity = c.first_pos + c.tokens + 5;
     Inputs in = MakeInputs(c, capacity);
@@ -306,9 +310,12 @@ TEST_F(AttentionOpTest, PrefillTakesWideBlocksWhereTheyFit) {
     const auto expected = ref::Attention(in.q, positions, in.k, in.v, c.heads, c.kv_heads, c.head_dim, capacity, 0, 0);
     ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
     if (!g.profiled()) continue;
-    const bool wide =
-        c.tokens > 1 && c.head_dim <= 64 && info().max_compute_shared_memory >= ops::kAttentionWideSharedBytes;
-    EXPECT_EQ(g.Timings().front().kernel, wide ? "attention_wide" : "attention");
+    const uint32_t wide_bytes = ops::AttentionWideSharedBytes(c.head_dim);
+    const bool wide = c.tokens > 1 && wide_bytes > 0 && info().max_compute_shared_memory >= wide_bytes;
+    const std::string expected_kernel = !wide              ? "attention"
+                                        : c.head_dim <= 64 ? "attention_wide"
+                                                           : "attention_wide_d128";
+    EXPECT_EQ(g.Timings().front().kernel, expected_kernel);
   }
 }
 
