@@ -41,9 +41,10 @@ Engine::Stage::Stage(const EngineStage& stage, const ModelConfig& c, uint32_t ch
       weights(*stage.weights),
       layers(stage.layers),
       kv(device, c, context, layers),
-      // Only the last stage computes logits, so only it keeps rows of them for the host.
-      prefill(device, c, chunk, last ? LogitsRowsPerBatch(device, c, chunk) : 0, context,
-              PrefillDequantBytes(device.info(), *stage.weights, chunk)),
+      // Only the last stage computes logits, so only it keeps a row of them for the host; a prefill
+      // that streams every position's logits grows it to LogitsRowsPerBatch rows (StreamLogitsRows),
+      // so that chat and benchmarks keep 63 vocabulary-sized rows (36.5 MiB for Qwen2) free.
+      prefill(device, c, chunk, last ? 1 : 0, context, PrefillDequantBytes(device.info(), *stage.weights, chunk)),
       decode(device, c, 1, last ? 1 : 0, context) {}
 
 Engine::Engine(Device& device, const ModelConfig& config, const ModelWeights& weights, const EngineOptions& options)
@@ -97,6 +98,7 @@ EngineStage Engine::stage(size_t index) const {
 
 uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& options) {
   const uint64_t chunk = std::max<uint32_t>(1, options.prefill_chunk);
+  // The rows of logits for the host a prefill that streams every position's logits grows to.
   const uint64_t logits_rows = std::min<uint64_t>(chunk, kMaxLogitsRows);
   // Prefill and decode each keep one logits row and the ranking's scratch on the GPU.
   const uint64_t ranking = uint64_t{4} * c.vocab_size + uint64_t{8} * ops::TopKScratchCount(c.vocab_size, kMaxRanked);
@@ -236,6 +238,7 @@ void Engine::StreamLogitsRows(uint32_t first_position, uint32_t tokens, const Al
   const uint32_t vocab = config_.vocab_size;
   Stage& stage = last_stage();
   RunState& s = stage.prefill;
+  s.GrowHostLogits(stage.device, vocab, LogitsRowsPerBatch(stage.device, config_, chunk_));
   for (uint32_t r = 0; r < tokens; r += s.host_logits_rows) {
     const uint32_t rows = std::min(s.host_logits_rows, tokens - r);
     Graph g(stage.device);

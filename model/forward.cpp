@@ -238,6 +238,12 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
   attention_factor = freqs.attention_factor;
 }
 
+void RunState::GrowHostLogits(Device& device, uint32_t vocab, uint32_t rows) {
+  if (rows <= host_logits_rows) return;
+  host_logits = Make(device, F32 * rows * vocab, MemoryKind::Readback);
+  host_logits_rows = rows;
+}
+
 uint64_t RunState::bytes() const {
   uint64_t total = 0;
   for (const Buffer* b : {&x,

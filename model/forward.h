@@ -65,6 +65,10 @@ struct RunState {
   float attention_factor = 1.0f;
   VkDeviceSize routing_layer_stride = 0;  // bytes from one layer's expert_ids (expert_weights) to the next
 
+  // Makes host_logits hold `rows` rows at least, replacing it (and its contents) if it holds fewer.
+  // No recorded graph may bind it then: only a prefill's all-logits stream asks for more than one.
+  void GrowHostLogits(Device& device, uint32_t vocab, uint32_t rows);
+
   uint64_t bytes() const;  // GPU memory of every buffer above
 };
 

@@ -515,6 +515,34 @@ TEST_F(EngineTest, PrefixReuseAndDecodeMatchAFreshPrefill) {
   }
 }
 
+// An engine keeps one row of logits for the host until a prefill streams every position's: that
+// prefill grows the room to LogitsRowsPerBatch rows (the chunk's, at most 64), once, and its
+// last row equals a fresh prefill's last-position logits.
+TEST_F(EngineTest, LogitsRowsForTheHostAreMadeWhenAPrefillStreamsThem) {
+  const auto ids = Ids(Prompt("chat_multi"));
+  ASSERT_GT(ids.size(), 8u);
+  Engine engine(device(), files_->config(), *weights_, EngineOptions{.context = 64, .prefill_chunk = 8});
+  const uint64_t vocab_row = uint64_t{4} * files_->config().vocab_size;
+  const uint64_t working = engine.working_bytes();
+  const std::vector<float> last = PrefillRow(engine, ids);
+  EXPECT_EQ(engine.working_bytes(), working);
+  std::vector<float> streamed;
+  uint32_t rows = 0;
+  const auto keep_last = [&](uint32_t position, std::span<const float> row) {
+    EXPECT_EQ(position, rows++);
+    streamed.assign(row.begin(), row.end());
+  };
+  engine.Prefill(ids, AllLogits{keep_last});
+  EXPECT_EQ(rows, ids.size());
+  EXPECT_GE(engine.working_bytes(), working + 7 * vocab_row);
+  const uint64_t grown = engine.working_bytes();
+  rows = 0;
+  engine.Prefill(ids, AllLogits{keep_last});
+  EXPECT_EQ(engine.working_bytes(), grown);
+  ASSERT_EQ(streamed.size(), last.size());
+  for (size_t i = 0; i < last.size(); ++i) ASSERT_NEAR(streamed[i], last[i], 1e-4) << "logit " << i;
+}
+
 // Under a GPU budget too small for the weights, the layers stay in host memory the GPU reads:
 // the same kernels on the same numbers, so the same logits bit for bit.
 TEST_F(EngineTest, HostResidentWeightsGiveTheSameLogits) {
