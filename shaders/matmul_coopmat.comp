@@ -11,16 +11,17 @@
 // rows of the (token, slot) pairs that chose it, read and written through the grouped pair list,
 // as matmul.comp's EXPERTS variant does; tiles past the expert's pairs exit at once.
 //
-// Every STEP inner elements, the workgroup stages W (dequantized, rounded to f16) and X (split
-// into two f16 parts, below) in shared memory, and the subgroups multiply 16x16x16 fragments
-// loaded from there. Two stage buffers alternate, and each step's loads are issued LOAD_AHEAD (2)
-// steps early: held in registers while the two steps before it multiply, then written to the free
-// buffer, so memory latency hides behind the matrix units and one barrier a step suffices. Weights are read as matvec.comp
-// reads them, in whole units (matvec_units.glsl: 16-byte loads for F16, a block's scales decoded
-// once per unit). A unit's runs of 8 columns need not be adjacent (a Q4_K unit's spread over 64 columns),
-// so a stage holds W's runs in unit order and X's runs of the same columns in the same order: the
-// sum is over the same columns either way. Rows that are not a whole number of units, and X rows
-// not at 16-byte steps, are staged an element at a time instead (odd shapes only).
+// Every STEP inner elements, the workgroup stages W (dequantized, rounded to f16) and X (split into
+// two f16 parts, below) in shared memory, and the subgroups multiply 16x16x16 fragments loaded from
+// there. Two stage buffers alternate, and each step's loads are issued LOAD_AHEAD (2) steps early:
+// held in registers while the two steps before it multiply, then written to the free buffer, so
+// memory latency hides behind the matrix units and one barrier a step suffices. Weights are read as
+// matvec.comp reads them, in whole units (matvec_units.glsl: 16-byte loads for F16, a block's
+// scales decoded once per unit). A unit's runs of 8 columns need not be adjacent (a Q4_K unit's
+// spread over 64 columns), so a stage holds W's runs in unit order and X's runs of the same columns
+// in the same order: the sum is over the same columns either way. Rows that are not a whole number
+// of units, and X rows not at 16-byte steps, are staged an element at a time instead (odd shapes
+// only).
 //
 // GL_NV_cooperative_matrix rather than GL_KHR_cooperative_matrix: the glslang this project
 // builds with (shaderc 2023.2, glslang 11.13) compiles only the NV extension. Its SPIR-V (1.3,
@@ -161,9 +162,9 @@ uint unit_column(uint u, uint r) {
 }
 
 // A step's loads. Only load_unit's scale decoding (block types) uses what they return before the
-// multiplies; the rest waits until the values are stored. Rows and tokens past the
-// matrix repeat the last one (finite values for outputs never stored), units past the row's end
-// its last unit (zeroed when stored).
+// multiplies; the rest waits until the values are stored. Rows and tokens past the matrix repeat
+// the last one (finite values for outputs never stored), units past the row's end its last unit
+// (zeroed when stored).
 Staged load_units(uint step, uint row0, uint token0, uint tid) {
   const uint units_per_row = p.cols / UNIT_COLS;
   Staged staged;
