@@ -61,10 +61,11 @@ constexpr uint32_t kCoopmatDequantRows = QVK_COOPMAT_WIDE_ROWS;
 // times splits of their keys. Splits are added until about kAttentionWorkgroups workgroups run
 // (four per SM of a 132-SM GPU); a decode step on Qwen2-0.5B has only 2 blocks, one per KV head.
 constexpr uint64_t kAttentionWorkgroups = 512;
-constexpr uint32_t kAttentionWideRows = 32;  // MAX_ROWS of the wide attention kernels (kernels.cmake)
+constexpr uint32_t kAttentionWideRows = 32;     // MAX_ROWS of the wide attention kernels (kernels.cmake)
+constexpr uint32_t kAttentionCoopmatRows = 64;  // ROWS of attention_coopmat.comp
 struct AttentionPlan {
-  // 16, or 8 when head_dim > 128 (attention.comp keeps 512 quads of q); 32 (attention_wide,
-  // attention_wide_d128) for a prefill with head_dim <= 128 where the device has the shared memory.
+  // 16, or 8 when head_dim > 128 (attention.comp keeps 512 quads of q); for a prefill, what
+  // PrefillBlockRows allows: 64 (attention_coopmat_d64, _d128) or 32 (attention_wide, _d128).
   uint32_t block_rows;
   uint32_t heads_per_block, tokens_per_block;
   uint32_t token_blocks, head_blocks;  // blocks per KV head: token_blocks x head_blocks
@@ -98,16 +99,23 @@ constexpr double kMatVecResident = 132 * 2048;
 constexpr uint32_t kMatVecUnitCols[] = {8, 8, 8, 16, 16, 16, 16, 16, 32, 32, 32};
 static_assert(std::size(kMatVecUnitCols) == kDTypeCount, "one unit width per DType");
 
-// Blocks of 32 rows for a prefill (more tokens than matvec takes) where head_dim <= 128 and the
-// device allows (`wide`), so that each K and V tile staged serves twice the rows. On an H200 they
+// The rows of a prefill's blocks (more tokens than matvec takes), so that each K and V tile staged
+// serves more rows: 64 on matrix units (attention_coopmat_d64, _d128) where the device has them
+// (DeviceInfo::coopmat_f16), head_dim is 64 or 128, Q's rows start at 16-byte steps and no
+// probabilities are asked for (that kernel writes none); else 32 where head_dim <= 128 and the
+// device has the wide kernels' shared memory; else 0 (decode's blocks). On an H200, 32-row blocks
 // cut Qwen2.5-1.5B's prefill attention (head_dim 128, 6 q heads a KV head: 30 of 32 rows used,
 // against 12 of 16) by a third (docs/speed.md, session 8).
+uint32_t PrefillBlockRows(const DeviceInfo& device, uint32_t head_dim, bool q_in_runs, bool probs) {
+  if (device.coopmat_f16 && (head_dim == 64 || head_dim == 128) && q_in_runs && !probs) return kAttentionCoopmatRows;
+  const uint32_t wide_bytes = ops::AttentionWideSharedBytes(head_dim);
+  return wide_bytes > 0 && device.max_compute_shared_memory >= wide_bytes ? kAttentionWideRows : 0;
+}
+
 AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
-                            uint32_t capacity, bool wide) {
+                            uint32_t capacity, uint32_t prefill_rows) {
   AttentionPlan plan{};
-  plan.block_rows = wide && tokens > kMatVecMaxTokens && head_dim <= 128 ? kAttentionWideRows
-                    : head_dim <= 128                                    ? 16
-                                                                         : 8;
+  plan.block_rows = tokens > kMatVecMaxTokens && prefill_rows > 0 ? prefill_rows : head_dim <= 128 ? 16 : 8;
   const uint32_t group = n_heads / n_kv_heads;
   plan.heads_per_block = std::min(group, plan.block_rows);
   plan.tokens_per_block = plan.block_rows / plan.heads_per_block;
@@ -812,9 +820,9 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
     Require(a.probs_stride > 0 && a.probs->size >= 4 * floats, "attention", "probabilities buffer too small");
   }
   Require(!a.scores || a.probs, "attention", "scores kept without a probabilities buffer");
-  const uint32_t wide_bytes = AttentionWideSharedBytes(a.head_dim);
-  const bool wide = wide_bytes > 0 && g.device().info().max_compute_shared_memory >= wide_bytes;
-  const AttentionPlan plan = PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity, wide);
+  const bool q_in_runs = q_stride % 4 == 0 && a.q.offset % 16 == 0;
+  const uint32_t prefill_rows = PrefillBlockRows(g.device().info(), a.head_dim, q_in_runs, a.probs.has_value());
+  const AttentionPlan plan = PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity, prefill_rows);
   const uint64_t partials_bytes = PartialsBytes(plan, a.tokens, a.n_heads, a.head_dim);
   if (partials_bytes > 0) {
     Require(a.scratch && a.scratch->size >= partials_bytes, "attention",
@@ -840,9 +848,11 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  plan.tokens_per_block};
   // Absent outputs are bound to O, which the kernel then does not write through them.
   const BufferRange partials = partials_bytes > 0 ? Sub(*a.scratch, 0, partials_bytes) : a.out;
-  const KernelId kernel = plan.block_rows != kAttentionWideRows ? KernelId::Attention
-                          : a.head_dim <= 64                    ? KernelId::AttentionWide
-                                                                : KernelId::AttentionWideD128;
+  const KernelId kernel = plan.block_rows == kAttentionCoopmatRows
+                              ? (a.head_dim == 64 ? KernelId::AttentionCoopmatD64 : KernelId::AttentionCoopmatD128)
+                          : plan.block_rows != kAttentionWideRows ? KernelId::Attention
+                          : a.head_dim <= 64                      ? KernelId::AttentionWide
+                                                                  : KernelId::AttentionWideD128;
   g.Dispatch(kernel, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials}, push,
              Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
   if (plan.splits > 1) {
@@ -864,12 +874,12 @@ uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n
                                uint32_t capacity) {
   Require(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention",
           "query heads must be a multiple of KV heads");
-  // Fewer rows may split more ways, so the largest need is over every row count (and either
+  // Fewer rows may split more ways, so the largest need is over every row count (and every
   // block size, whichever the device allows).
   uint64_t bytes = 0;
   for (uint32_t tokens = 1; tokens <= max_tokens; ++tokens) {
-    for (const bool wide : {false, true}) {
-      const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity, wide);
+    for (const uint32_t prefill_rows : {0u, kAttentionWideRows, kAttentionCoopmatRows}) {
+      const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity, prefill_rows);
       bytes = std::max(bytes, PartialsBytes(plan, tokens, n_heads, head_dim));
     }
   }

@@ -6,19 +6,13 @@
 // (g < count), so no chain is optimized away. (Summing the accumulators first would store less,
 // but glslang 11.13 crashes on fcoopmatNV addition.) Built into a device only where
 // DeviceInfo::coopmat_f16 holds.
-#extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
+#include "coopmat.glsl"  // the fragments
 
 layout(binding = 0) writeonly buffer Y { float y[]; };
 
 layout(push_constant) uniform Push { FmaPush p; };
-
-#define FRAG 16u
-#define HalfFrag fcoopmatNV<16, gl_ScopeSubgroup, FRAG, FRAG>
-#define AccFrag fcoopmatNV<32, gl_ScopeSubgroup, FRAG, FRAG>
 
 void main() {
   HalfFrag a = HalfFrag(float16_t(p.b));

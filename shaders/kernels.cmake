@@ -105,6 +105,14 @@ qwenvk_kernel(OP AttentionWideD128 NAME attention_wide_d128 SOURCE attention.com
               DEFINES MAX_ROWS=32 MAX_TILE_KEYS=24 TILE_QUADS=768 Q_QUADS=1024
               BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
               PUSH AttentionPush LOCAL_SIZE 128)
+# Prefill attention on matrix units (blocks of 64 query rows, 32-key tiles), one variant per
+# head_dim it serves; no probabilities (ops binds O in their place).
+qwenvk_kernel(OP AttentionCoopmatD64 NAME attention_coopmat_d64 SOURCE attention_coopmat.comp DEFINES HEAD_DIM=64u
+              BINDINGS q positions k_cache v_cache out probs partials WRITES out partials
+              PUSH AttentionPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
+qwenvk_kernel(OP AttentionCoopmatD128 NAME attention_coopmat_d128 SOURCE attention_coopmat.comp DEFINES HEAD_DIM=128u
+              BINDINGS q positions k_cache v_cache out probs partials WRITES out partials
+              PUSH AttentionPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
 # Merges the key splits' partial (max, sum, output) of the attention kernel into O, and makes
 # their scores probabilities (or writes each row's max and sum beside the scores).
 qwenvk_kernel(OP AttentionCombine NAME attention_combine SOURCE attention_combine.comp

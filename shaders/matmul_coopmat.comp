@@ -23,10 +23,6 @@
 // of units, and X rows not at 16-byte steps, are staged an element at a time instead (odd shapes
 // only).
 //
-// GL_NV_cooperative_matrix rather than GL_KHR_cooperative_matrix: the glslang this project
-// builds with (shaderc 2023.2, glslang 11.13) compiles only the NV extension. Its SPIR-V (1.3,
-// SPV_NV_cooperative_matrix + SPV_KHR_vulkan_memory_model) is valid for Vulkan 1.1.
-//
 // Precision: X = hi + lo with hi = X's leading 11 bits and lo = f16(X - hi), both multiplied by W
 // and summed in the same accumulators, so X reaches the products to about 2^-22 relative, as in an
 // f32 kernel; a plain f16 X (2^-11) moved the fixture model's logits by 2e-3, past the 1e-4 at which
@@ -43,11 +39,9 @@
 // residual; matmul_split_sum then adds the planes up in order.
 //
 // Sections: layout / staging by units / staging by elements / multiply / main
-#extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
+#include "coopmat.glsl"  // fragments, the hi/lo split
 
 #define WEIGHT_BINDING 0
 #include "weights.glsl"       // load_weight: staging by elements
@@ -83,11 +77,9 @@ uint y_row(uint t) { return gl_WorkGroupID.z * p.tokens + t; }  // split along K
 // TILE_ROWS comes from kernels.cmake: QVK_COOPMAT_WIDE_ROWS or QVK_COOPMAT_NARROW_ROWS.
 #define TILE_TOKENS QVK_COOPMAT_TOKENS
 #define THREADS 128u  // four 32-wide subgroups: LOCAL_SIZE in kernels.cmake
-#define FRAG 16u      // fragment edge: the 16x16x16 shape
 // Subgroup s owns tokens TOKEN_FRAGS * FRAG * (s / 2) and features ROW_FRAGS * FRAG * (s % 2) onward.
 #define TOKEN_FRAGS (TILE_TOKENS / 2u / FRAG)
 #define ROW_FRAGS (TILE_ROWS / 2u / FRAG)
-#define F16_MAX 65504.0
 
 // Inner elements staged at a time: a whole number of units of every type (8, 16 or 32 columns),
 // as RUNS runs of 8 columns: STEP_UNITS units of UNIT_RUNS runs each.
@@ -115,33 +107,15 @@ uint y_row(uint t) { return gl_WorkGroupID.z * p.tokens + t; }  // split along K
 #define OUT_ROW (TILE_ROWS / 4u + 1u)
 shared uvec4 tile_memory[max(2u * STAGE_SIZE, TILE_TOKENS * OUT_ROW)];
 
-#define HalfFrag fcoopmatNV<16, gl_ScopeSubgroup, FRAG, FRAG>
-#define AccFrag fcoopmatNV<32, gl_ScopeSubgroup, FRAG, FRAG>
-
-uint pack_halves(vec2 v) { return packFloat2x16(f16vec2(v)); }
-
-// A run of 8 values (first and second four) as 8 halves.
-uvec4 pack_run(vec4 first, vec4 second) {
-  return uvec4(pack_halves(first.xy), pack_halves(first.zw), pack_halves(second.xy), pack_halves(second.zw));
-}
-
-// X's leading 11 significant bits: the f16 part of hi + lo, cut by a mask. A conversion to f16 and
-// back did not survive NVIDIA's compiler: on the H200 it left lo zero (the F16 cases of
-// matmul_coopmat_test erred exactly as with a plain f16 X), and the mask fixed them. Clamped so hi
-// stays finite: X up to twice f16's range still arrives whole as hi + lo.
-vec4 f16_part(vec4 v) { return uintBitsToFloat(floatBitsToUint(clamp(v, -F16_MAX, F16_MAX)) & 0xFFFFE000u); }
-
-// A run of X as its hi and lo parts, at uvec4 `at` of a stage buffer's X rows. lo is stored as it
-// is, so that multiply() sums both parts' products into the same accumulators. Where |X| < 2^-3, lo
-// is an f16 subnormal, exact to 2^-24 absolute: an error of at most 2^-25 |W| per product, far
-// below the relative 2^-22 the split keeps elsewhere (the matrix units take subnormal f16 inputs
-// as they are). One set of accumulators rather than one per part frees the registers a second
-// set held.
+// A run of X as its hi and lo parts (coopmat.glsl's split_run), at uvec4 `at` of a stage buffer's
+// X rows. lo is stored as it is, so that multiply() sums both parts' products into the same
+// accumulators: one set of accumulators rather than one per part frees the registers a second set
+// held.
 void store_x_run(uint at, vec4 first, vec4 second) {
-  const vec4 hi_first = f16_part(first);
-  const vec4 hi_second = f16_part(second);
-  tile_memory[X_HI + at] = pack_run(hi_first, hi_second);
-  tile_memory[X_LO + at] = pack_run(first - hi_first, second - hi_second);
+  uvec4 hi, lo;
+  split_run(first, second, hi, lo);
+  tile_memory[X_HI + at] = hi;
+  tile_memory[X_LO + at] = lo;
 }
 
 // --- staging by units -----------------------------------------------------------------------

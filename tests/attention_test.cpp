@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "base/numeric.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"
@@ -171,22 +173,28 @@ TEST_P(AttentionTest, MatchesReference) {
 }
 
 // Query heads per KV head: 0.5B 7 (14/2), 1.5B 6 (12/2), 7B 7 (28/4), 72B 8 (64/8), and 1, 2, 4.
-INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
-                         ::testing::Values(AttentionCase{"q05_prefill_gqa7_d64", 14, 2, 64, 37, 0},
-                                           AttentionCase{"q05_decode_gqa7_d64", 14, 2, 64, 1, 300},
-                                           AttentionCase{"q15_prefill_gqa6_d128", 12, 2, 128, 20, 0},
-                                           AttentionCase{"q15_decode_gqa6_d128_long", 12, 2, 128, 1, 1271},
-                                           AttentionCase{"q7_chunk_gqa7_d128", 28, 4, 128, 9, 130},
-                                           AttentionCase{"q72_decode_gqa8_d128", 64, 8, 128, 1, 129},
-                                           AttentionCase{"mha_gqa1_d16", 4, 4, 16, 17, 0},
-                                           AttentionCase{"gqa2_d48", 4, 2, 48, 5, 3},
-                                           AttentionCase{"gqa4_d256", 8, 2, 256, 3, 200},
-                                           AttentionCase{"gqa7_d80_window", 7, 1, 80, 33, 100, 50},
-                                           AttentionCase{"window_decode", 4, 2, 64, 1, 500, 128},
-                                           AttentionCase{"probs_tiny_d16", 4, 2, 16, 36, 0, 0, true},
-                                           AttentionCase{"probs_chunk_window_d64", 14, 2, 64, 20, 140, 64, true},
-                                           AttentionCase{"probs_prefill_gqa6_d128", 12, 2, 128, 40, 0, 0, true}),
-                         [](const auto& param_info) { return std::string(param_info.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, AttentionTest,
+    ::testing::Values(AttentionCase{"q05_prefill_gqa7_d64", 14, 2, 64, 37, 0},
+                      AttentionCase{"q05_decode_gqa7_d64", 14, 2, 64, 1, 300},
+                      AttentionCase{"q15_prefill_gqa6_d128", 12, 2, 128, 20, 0},
+                      AttentionCase{"q15_decode_gqa6_d128_long", 12, 2, 128, 1, 1271},
+                      AttentionCase{"q7_chunk_gqa7_d128", 28, 4, 128, 9, 130},
+                      AttentionCase{"q72_decode_gqa8_d128", 64, 8, 128, 1, 129},
+                      AttentionCase{"mha_gqa1_d16", 4, 4, 16, 17, 0}, AttentionCase{"gqa2_d48", 4, 2, 48, 5, 3},
+                      AttentionCase{"gqa4_d256", 8, 2, 256, 3, 200},
+                      AttentionCase{"gqa7_d80_window", 7, 1, 80, 33, 100, 50},
+                      AttentionCase{"window_decode", 4, 2, 64, 1, 500, 128},
+                      // Many 32-key tiles and splits of 64-row blocks on matrix units
+                      // (attention_coopmat) where the device has them.
+                      AttentionCase{"q3_prefill_gqa4_d128_long", 8, 2, 128, 300, 0},
+                      AttentionCase{"mha_prefill_d64", 4, 4, 64, 150, 20},
+                      AttentionCase{"window_prefill_gqa2_d64", 4, 2, 64, 90, 70, 40},
+                      AttentionCase{"reversed_prefill_gqa7_d64", 14, 2, 64, 70, 5, 0, false, 0, true},
+                      AttentionCase{"probs_tiny_d16", 4, 2, 16, 36, 0, 0, true},
+                      AttentionCase{"probs_chunk_window_d64", 14, 2, 64, 20, 140, 64, true},
+                      AttentionCase{"probs_prefill_gqa6_d128", 12, 2, 128, 40, 0, 0, true}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // One query token at depths around the split granule (64 keys) and the split kernel's tile
 // sizes, in a cache of 4101 rows, so most splits are empty at small depths.
@@ -288,10 +296,11 @@ TEST_F(AttentionOpTest, OneRecordingServesEveryDepth) {
   }
 }
 
-// A prefill with head_dim <= 128 runs blocks of 32 rows (attention_wide up to 64, attention_wide_d128
-// up to 128) where the device has the shared memory for them, lavapipe among them; a decode step
-// and wider heads keep 16; each matches the reference (AttentionTest covers every shape on
-// whichever kernel it gets).
+// A prefill with head_dim 64 or 128 runs blocks of 64 rows on matrix units (attention_coopmat_d64,
+// _d128) where the device has them; else, with head_dim <= 128, blocks of 32 rows (attention_wide
+// up to 64, attention_wide_d128 up to 128) where the device has the shared memory for them,
+// lavapipe among them; a decode step and other heads keep 16; each matches the reference
+// (AttentionTest covers every shape on whichever kernel it gets).
 TEST_F(AttentionOpTest, PrefillTakesWideBlocksWhereTheyFit) {
   for (const AttentionCase& c :
        {AttentionCase{"wide", 14, 2, 64, 100, 0}, AttentionCase{"decode", 14, 2, 64, 1, 99},
@@ -311,8 +320,11 @@ TEST_F(AttentionOpTest, PrefillTakesWideBlocksWhereTheyFit) {
     ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
     if (!g.profiled()) continue;
     const uint32_t wide_bytes = ops::AttentionWideSharedBytes(c.head_dim);
-    const bool wide = c.tokens > 1 && wide_bytes > 0 && info().max_compute_shared_memory >= wide_bytes;
-    const std::string expected_kernel = !wide              ? "attention"
+    const bool prefill = c.tokens > 1;
+    const bool coopmat = prefill && info().coopmat_f16 && (c.head_dim == 64 || c.head_dim == 128);
+    const bool wide = prefill && wide_bytes > 0 && info().max_compute_shared_memory >= wide_bytes;
+    const std::string expected_kernel = coopmat            ? fmt::format("attention_coopmat_d{}", c.head_dim)
+                                        : !wide            ? "attention"
                                         : c.head_dim <= 64 ? "attention_wide"
                                                            : "attention_wide_d128";
     EXPECT_EQ(g.Timings().front().kernel, expected_kernel);
