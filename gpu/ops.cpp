@@ -38,9 +38,10 @@ void Require(bool condition, std::string_view op, std::string_view what) {
 
 // --- plans and limits ------------------------------------------------------------------------
 
-constexpr uint32_t kMatMulTile = 64;                          // TILE in matmul.comp
-constexpr uint32_t kMatVecMaxTokens = QVK_MATVEC_MAX_TOKENS;  // above this, the tiled kernel reads weights once
-constexpr uint32_t kMaxHeadDim = 256;                         // Q_QUADS and TILE_QUADS in attention.comp
+constexpr uint32_t kMatMulTile = 64;  // TILE in matmul.comp
+using ops::kMatVecMaxTokens;
+static_assert(kMatVecMaxTokens == QVK_MATVEC_MAX_TOKENS, "ops.h and the matvec kernels agree");
+constexpr uint32_t kMaxHeadDim = 256;  // Q_QUADS and TILE_QUADS in attention.comp
 
 // ChooseCoopmatTile takes wide tiles when they make at least this many workgroups, two per SM of a
 // 132-SM H200. With fewer, SMs idle, and narrow tiles (twice as many workgroups) do better even
@@ -247,6 +248,10 @@ uint32_t PlanCoopmatSplitSteps(uint64_t tiles, uint32_t cols, uint32_t tokens, u
   return CeilDiv(steps, static_cast<uint32_t>(splits));
 }
 
+uint32_t CoopmatFillRows(uint32_t tokens) {
+  return CeilDiv(kCoopmatWideGroups, CeilDiv(tokens, QVK_COOPMAT_TOKENS)) * QVK_COOPMAT_WIDE_ROWS;
+}
+
 CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens) {
   const uint64_t wide_groups = uint64_t{CeilDiv(rows, QVK_COOPMAT_WIDE_ROWS)} * CeilDiv(tokens, QVK_COOPMAT_TOKENS);
   return wide_groups >= kCoopmatWideGroups ? CoopmatTile::Wide : CoopmatTile::Narrow;
@@ -433,9 +438,13 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     const uint64_t f16_row_bytes = uint64_t{2} * a.w.cols;
     if (path == MatMulKernel::CoopMat && a.dequant_scratch && DequantizesToF16(a.w.dtype, a.w.cols) &&
         a.dequant_scratch->size >= kCoopmatDequantRows * f16_row_bytes) {
-      // Row chunks that fit the scratch once dequantized, each rounded to f16 and then multiplied.
-      const VkDeviceSize chunk_rows =
+      // Row chunks that fit the scratch once dequantized, each rounded to f16 and then multiplied:
+      // as few as fit, of equal length, so that no short last chunk leaves SMs idle.
+      const VkDeviceSize most_rows =
           a.dequant_scratch->size / f16_row_bytes / kCoopmatDequantRows * kCoopmatDequantRows;
+      const VkDeviceSize chunks = (a.w.rows + most_rows - 1) / most_rows;
+      const VkDeviceSize chunk_rows =
+          ((a.w.rows + chunks - 1) / chunks + kCoopmatDequantRows - 1) / kCoopmatDequantRows * kCoopmatDequantRows;
       for (const RowSlice& chunk : SliceRows(device, a.w, chunk_rows * RowBytes(a.w.dtype, a.w.cols))) {
         const BufferRange f16(*a.dequant_scratch->buffer, a.dequant_scratch->offset, chunk.rows * f16_row_bytes);
         DequantizeToF16(g, Matrix{chunk.range.buffer, chunk.range.offset, a.w.dtype, chunk.rows, a.w.cols}, f16,
@@ -871,13 +880,13 @@ uint64_t AttentionScoresFloats(uint32_t n_heads, uint32_t tokens, uint32_t probs
 }
 
 uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
-                               uint32_t capacity) {
+                               uint32_t capacity, uint32_t min_tokens) {
   Require(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention",
           "query heads must be a multiple of KV heads");
   // Fewer rows may split more ways, so the largest need is over every row count (and every
   // block size, whichever the device allows).
   uint64_t bytes = 0;
-  for (uint32_t tokens = 1; tokens <= max_tokens; ++tokens) {
+  for (uint32_t tokens = std::max(min_tokens, 1u); tokens <= max_tokens; ++tokens) {
     for (const uint32_t prefill_rows : {0u, kAttentionWideRows, kAttentionCoopmatRows}) {
       const AttentionPlan plan = PlanAttention(tokens, n_heads, n_kv_heads, head_dim, capacity, prefill_rows);
       bytes = std::max(bytes, PartialsBytes(plan, tokens, n_heads, head_dim));

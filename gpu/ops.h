@@ -45,8 +45,9 @@ namespace ops {
 // the scalar tiled GEMM (f32, every device).
 enum class MatMulKernel { MatVec, CoopMat, Tiled };
 
-// Matvec for up to 4 tokens, else the cooperative-matrix GEMM where the device has it
-// (DeviceInfo::coopmat_f16), else the tiled GEMM.
+// Matvec for up to kMatVecMaxTokens tokens (decode's blocks of attention too), else the
+// cooperative-matrix GEMM where the device has it (DeviceInfo::coopmat_f16), else the tiled GEMM.
+inline constexpr uint32_t kMatVecMaxTokens = 4;  // QVK_MATVEC_MAX_TOKENS
 MatMulKernel ChooseMatMulKernel(const DeviceInfo& device, uint32_t tokens);
 
 // A product as the matvec kernel's work split sees it (matvec.comp, PlanMatVec).
@@ -81,6 +82,10 @@ enum class CoopmatTile { Wide, Narrow };
 // MLP gate|up at prefill sizes); narrow ones otherwise (q|k|v, o and down, whose 896 to 3584
 // outputs make few 128-wide columns).
 CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens);
+// The fewest weight rows whose wide tiles alone keep every SM busy at `tokens` tokens (4 224 at
+// 512): the row chunks a dequantized product runs in need be no longer (forward's
+// PrefillDequantBytes).
+uint32_t CoopmatFillRows(uint32_t tokens);
 
 // A cooperative-matrix product of `tiles` workgroups split along its inner size K (MatMulPush's
 // split_steps: steps of 32 columns a split; 0: no split), where its tiles alone leave most SMs idle
@@ -127,8 +132,9 @@ struct MatMulArgs {
   // caller does not need during the product. Unset: no split.
   std::optional<BufferRange> split_scratch;
   // Room for f16 weights: the cooperative-matrix kernel then takes a W of any type but F16 and BF16
-  // dequantized to f16 once (DequantizeToF16), in row chunks of at least 128 rows that fit here,
-  // rather than dequantizing every block once per 64-token tile. Unset or smaller: no such pass.
+  // dequantized to f16 once (DequantizeToF16), in row chunks of at least 128 rows that fit here
+  // (as few as fit, of equal length), rather than dequantizing every block once per 64-token tile.
+  // Unset or smaller: no such pass.
   std::optional<BufferRange> dequant_scratch;
 };
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});
@@ -353,10 +359,10 @@ inline constexpr uint32_t AttentionWideSharedBytes(uint32_t head_dim) {
   return head_dim <= 64 ? kAttentionWideSharedBytes : head_dim <= 128 ? kAttentionWideD128SharedBytes : 0;
 }
 
-// Bytes of split partials Attention needs for up to `max_tokens` query rows against a cache of
-// `capacity` rows (0: it never splits them).
+// Bytes of split partials Attention needs for min_tokens to max_tokens query rows against a cache
+// of `capacity` rows (0: it never splits them).
 uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
-                               uint32_t capacity);
+                               uint32_t capacity, uint32_t min_tokens = 1);
 
 // The k largest of count values, descending, ties to the lower index. Scratch holds the
 // per-workgroup candidates: TopKScratchCount(count, k) values and as many indices.

@@ -105,8 +105,7 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
   // Prefill and decode each keep attention's split partials.
   const uint32_t context = options.context != 0 ? options.context : DefaultContext(c);
   const uint64_t partials =
-      ops::AttentionScratchBytes(static_cast<uint32_t>(chunk), c.num_heads, c.num_kv_heads, c.head_dim, context) +
-      ops::AttentionScratchBytes(1, c.num_heads, c.num_kv_heads, c.head_dim, context);
+      AttentionPartialsBytes(c, static_cast<uint32_t>(chunk), context) + AttentionPartialsBytes(c, 1, context);
   // A mixture-of-experts layer's buffers (RunState): the router's logits and every layer's choice
   // (its 256-byte alignment within the 16 MiB spare), each chosen expert's gate|up, SwiGLU and
   // output, the shared expert's.
@@ -117,11 +116,16 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
           k * (2 * uint64_t{c.num_layers} + 3 * uint64_t{c.moe->expert_intermediate_size} + c.hidden_size) +
           3 * uint64_t{c.moe->shared_expert_intermediate_size} + c.hidden_size + 1;
   }
-  // Prefill on matrix units may dequantize the largest dense product's weights to f16
+  // Prefill on matrix units may dequantize a chunk of the dense products' weights to f16
   // (PrefillDequantBytes; counted whatever the weights' types, as this sees only the config).
+  const uint64_t fill = ops::CoopmatFillRows(static_cast<uint32_t>(chunk));
+  const auto chunk_values = [&](uint64_t rows, uint64_t cols) { return std::min(rows, fill) * cols; };
   const uint64_t qkv_rows = uint64_t{c.num_heads + 2 * c.num_kv_heads} * c.head_dim;
-  const uint64_t largest = std::max({qkv_rows * c.hidden_size, uint64_t{c.num_heads} * c.head_dim * c.hidden_size,
-                                     uint64_t{2} * c.intermediate_size * c.hidden_size});
+  const uint64_t attention_width = uint64_t{c.num_heads} * c.head_dim;
+  const uint64_t largest =
+      std::max({chunk_values(qkv_rows, c.hidden_size), chunk_values(c.hidden_size, attention_width),
+                chunk_values(uint64_t{2} * c.intermediate_size, c.hidden_size),
+                chunk_values(c.hidden_size, c.intermediate_size)});
   const uint64_t dequant = std::min<uint64_t>(2 * largest, kMaxPrefillDequantBytes);
   // A split model's stage also keeps two chunks of x for the hand-off (StageLink's buffers).
   return uint64_t{4} * chunk * (6 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size} + moe) +

@@ -188,13 +188,13 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
 
 RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32_t rows, uint32_t context,
                    VkDeviceSize dequant_bytes)
-    : max_tokens(tokens), host_logits_rows(rows) {
+    : max_tokens(tokens), host_logits_rows(rows), partials_in_gate_up(PrefillPartialsInGateUp(c, tokens, context)) {
   const VkDeviceSize qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
   x = Make(device, F32 * tokens * c.hidden_size);
   xn = Make(device, F32 * tokens * c.hidden_size);
   qkv = Make(device, F32 * tokens * qkv_width);
   attn = Make(device, F32 * tokens * c.num_heads * c.head_dim);
-  attn_partials = Make(device, ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context));
+  attn_partials = Make(device, AttentionPartialsBytes(c, tokens, context));
   gate_up = Make(device, F32 * tokens * 2 * c.intermediate_size);
   mlp = Make(device, F32 * tokens * c.intermediate_size);
   dequant = Make(device, dequant_bytes);
@@ -250,6 +250,7 @@ uint64_t RunState::bytes() const {
                           &xn,
                           &qkv,
                           &attn,
+                          &attn_partials,
                           &gate_up,
                           &mlp,
                           &dequant,
@@ -281,9 +282,13 @@ uint64_t RunState::bytes() const {
 
 VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w, uint32_t tokens) {
   if (ops::ChooseMatMulKernel(device, tokens) != ops::MatMulKernel::CoopMat) return 0;
+  // A product's chunks need be no longer than keeps the GPU busy (ops::CoopmatFillRows).
+  const VkDeviceSize fill_rows = ops::CoopmatFillRows(tokens);
   VkDeviceSize bytes = 0;
   const auto need = [&](const Matrix& m) {
-    if (ops::DequantizesToF16(m.dtype, m.cols)) bytes = std::max(bytes, VkDeviceSize{2} * m.rows * m.cols);
+    if (ops::DequantizesToF16(m.dtype, m.cols)) {
+      bytes = std::max(bytes, VkDeviceSize{2} * std::min<VkDeviceSize>(m.rows, fill_rows) * m.cols);
+    }
   };
   for (const LayerWeights& L : w.layers) {
     for (const Projection& part : L.qkv) need(part.w);
@@ -292,6 +297,17 @@ VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w
     if (!L.moe) need(L.down);
   }
   return std::min(bytes, kMaxPrefillDequantBytes);
+}
+
+bool PrefillPartialsInGateUp(const ModelConfig& c, uint32_t tokens, uint32_t context) {
+  const uint64_t prefill =
+      ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context, ops::kMatVecMaxTokens + 1);
+  return prefill <= F32 * tokens * 2 * c.intermediate_size;
+}
+
+uint64_t AttentionPartialsBytes(const ModelConfig& c, uint32_t tokens, uint32_t context) {
+  const uint32_t rows = PrefillPartialsInGateUp(c, tokens, context) ? std::min(tokens, ops::kMatVecMaxTokens) : tokens;
+  return ops::AttentionScratchBytes(rows, c.num_heads, c.num_kv_heads, c.head_dim, context);
 }
 
 uint64_t KvCacheBytes(const ModelConfig& c, uint64_t tokens) {
@@ -365,6 +381,8 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
       // q, k = rope(q, k); cache[k|v][positions] = k, v
       ops::Rope(g, rope, "rope");
     }
+    // A prefill's split partials go in gate_up, which holds nothing between the q|k|v and o products.
+    const BufferRange partials(tokens > ops::kMatVecMaxTokens && s.partials_in_gate_up ? s.gate_up : s.attn_partials);
     // a = softmax(q k^T / sqrt(D) + mask) v, over keys 0..position (within the layer's window);
     // p = that softmax (or its scores with each row's max and sum), where a capture asks for this layer
     ops::AttentionArgs attention{.q = s.qkv,
@@ -379,7 +397,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                                  .capacity = kv.capacity,
                                  .q_stride = qkv_width,
                                  .window = c.layer_window[l],
-                                 .scratch = BufferRange(s.attn_partials),
+                                 .scratch = partials,
                                  .first_position = first_position};
     const bool captured = probs != nullptr && probs->layers[l];
     if (captured) {

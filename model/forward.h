@@ -33,8 +33,10 @@ struct RunState {
   Buffer qkv;            // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
   Buffer attn;           // f32 [T, H * D]                  attention output, heads side by side
   Buffer attn_partials;  // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l)
+                         //                                 (decode's only, where a prefill's go in gate_up)
   Buffer gate_up;        // f32 [T, 2 * inter]              gate | up projections (prefill, or of two types);
                          //                                 outside the MLP, the splits of a product split along K
+                         //                                 and a prefill's attention partials
   Buffer mlp;            // f32 [T, inter]                  silu(gate) * up
   Buffer dequant;        // f16 [rows, cols]                a chunk of a weight's rows, dequantized (prefill)
   // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the
@@ -63,6 +65,7 @@ struct RunState {
   Buffer ranked_logits;         // f32 [kMaxRanked]                the best logits, descending (host-readable)
   Buffer ranked_ids;            // u32 [kMaxRanked]                their token ids (host-readable)
   float attention_factor = 1.0f;
+  bool partials_in_gate_up;               // a prefill's attention partials go in gate_up (PrefillPartialsInGateUp)
   VkDeviceSize routing_layer_stride = 0;  // bytes from one layer's expert_ids (expert_weights) to the next
 
   // Makes host_logits hold `rows` rows at least, replacing it (and its contents) if it holds fewer.
@@ -74,12 +77,22 @@ struct RunState {
 
 // Room for a prefill run state of `tokens` tokens to dequantize the dense projections' weights
 // in, as chunks of rows rounded to f16 for the cooperative-matrix GEMM (ops::MatMulArgs::
-// dequant_scratch): the largest such product's, capped at kMaxPrefillDequantBytes; 0 where the device has no
-// cooperative-matrix GEMM, the tokens go to matvec, or every weight is F16 or BF16.
-// Past the cap the products run in row chunks (of 9344 rows at 7B's 3584 columns), which still
-// fill the GPU, rather than the run state growing by a whole MLP weight (272 MB at 7B).
+// dequant_scratch): the largest chunk a product needs, capped at kMaxPrefillDequantBytes; 0 where
+// the device has no cooperative-matrix GEMM, the tokens go to matvec, or every weight is F16 or
+// BF16. A chunk of ops::CoopmatFillRows rows already keeps every SM busy, so a product with more
+// rows runs in chunks (Qwen2.5-1.5B's gate|up: 2 of 8 960 rows, 27.5 MB of f16 rather than 55).
+// Past the cap the products run in shorter chunks (7B's down, of 18 944 columns: 3 of 1 280 rows)
+// rather than the run state growing by a whole MLP weight (136 MB at 7B).
 inline constexpr VkDeviceSize kMaxPrefillDequantBytes = VkDeviceSize{64} << 20;
 VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w, uint32_t tokens);
+
+// Whether a prefill's attention partials (more than ops::kMatVecMaxTokens query rows, up to
+// `tokens`, against `context` cache rows) fit in a run state's gate_up, which nothing holds while
+// attention runs: then attn_partials need hold only decode's few rows' (on Qwen2.5-0.5B, 512 tokens
+// against 512 rows: 0.1 MiB rather than 8.1).
+bool PrefillPartialsInGateUp(const ModelConfig& config, uint32_t tokens, uint32_t context);
+// Bytes of a run state's attn_partials (RunState::attn_partials).
+uint64_t AttentionPartialsBytes(const ModelConfig& config, uint32_t tokens, uint32_t context);
 
 // Bytes of an F16 KV cache for `tokens` positions: keys and values of every layer.
 uint64_t KvCacheBytes(const ModelConfig& config, uint64_t tokens);

@@ -61,17 +61,10 @@ shared float l_sh[MAX_ROWS];
 
 uint tid;
 uint quads;          // 4-half slots per head row
-uint t0, h0, h_end;  // the block's first token, first q head and the KV group's last q head + 1
+RowBlock rb;  // this workgroup's query rows
 uvec2 k_next[LOADS_PER_LANE], v_next[LOADS_PER_LANE];  // the next tile, on its way to shared memory
 
 vec4 unpack_quad(uvec2 w) { return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); }
-
-// Row r of the block is token t0 + r / heads_per_block, head h0 + r % heads_per_block.
-bool row_at(uint r, out uint t, out uint h) {
-  t = t0 + r / p.heads_per_block;
-  h = h0 + r % p.heads_per_block;
-  return r < p.heads_per_block * p.tokens_per_block && t < p.tokens && h < h_end;
-}
 
 // --- tile loads ------------------------------------------------------------------------------
 
@@ -147,16 +140,10 @@ void zero_unseen_columns(uint pb, KeyRange keys, uint split, uint lane, uint lan
 void main() {
   tid = gl_LocalInvocationID.x;
   quads = (p.head_dim + 3) / 4;
-  const uint split = gl_WorkGroupID.x;
-  const uint block = gl_WorkGroupID.y;
-  const uint group = p.n_heads / p.n_kv_heads;
-  const uint head_blocks = (group + p.heads_per_block - 1) / p.heads_per_block;
-  const uint g = gl_WorkGroupID.z / head_blocks;
-  t0 = block * p.tokens_per_block;
-  h0 = g * group + gl_WorkGroupID.z % head_blocks * p.heads_per_block;
-  h_end = (g + 1) * group;
+  rb = this_row_block();
+  const uint split = rb.split;
 
-  const KeyRange keys = block_keys(block);
+  const KeyRange keys = block_keys(rb.block);
   const uint per = split_length(keys);
   const uint begin = keys.begin + split * per;
 
@@ -164,21 +151,21 @@ void main() {
   const uint lanes = WG / p.block_rows;
   const uint row = tid / lanes, lane = tid % lanes;
   uint row_t, row_h;
-  const bool row_valid = row_at(row, row_t, row_h);
+  const bool row_valid = row_at(rb, row, row_t, row_h);
   const uint pb = (row_h * p.tokens + row_t) * p.probs_stride;  // the row of P
   const bool write_probs = (p.flags & QVK_FLAG_PROBS) != 0 && row_valid;
   if (write_probs) zero_unseen_columns(pb, keys, split, lane, lanes);
   if (begin >= keys.end) return;  // an empty split; the combine pass does not read it
   const uint end = min(begin + per, keys.end);
   const uint tile_keys = min(MAX_TILE_KEYS, TILE_QUADS / quads);
-  const uint kv_row0 = g * p.capacity;
+  const uint kv_row0 = rb.g * p.capacity;
   fetch_tile(kv_row0 + begin, min(tile_keys, end - begin), true);
 
   for (uint i = tid; i < p.block_rows * quads; i += WG) {
     const uint d = i % quads * 4;
     uint t, h;
     vec4 qv = vec4(0.0);
-    if (row_at(i / quads, t, h)) {
+    if (row_at(rb, i / quads, t, h)) {
       for (uint e = 0; e < 4; ++e) {
         if (d + e < p.head_dim) qv[e] = q[t * p.q_stride + h * p.head_dim + d + e] * p.scale;
       }
@@ -195,7 +182,7 @@ void main() {
   // Weighted sum of V: lane tid holds quad pv_quad of rows pv_group, pv_group + pv_groups, ...
   const uint pv_groups = WG / quads;
   const uint pv_quad = tid % quads, pv_group = tid / quads;
-  const uint rows_used = p.heads_per_block * min(p.tokens_per_block, p.tokens - t0);
+  const uint rows_used = p.heads_per_block * min(p.tokens_per_block, p.tokens - rb.t0);
 
   float m = NEG_INF;   // the row's running max; every lane of the row holds the same value
   float l_lane = 0.0;  // this lane's share of the row's sum of exp(score - m)
@@ -274,7 +261,7 @@ void main() {
     for (uint k = 0; k < ROWS_PER_LANE; ++k) {
       const uint r = pv_group + k * pv_groups;
       uint t, h;
-      if (r >= rows_used || !row_at(r, t, h)) continue;
+      if (r >= rows_used || !row_at(rb, r, t, h)) continue;
       if (p.splits == 1) {
         // As attention_combine scales a single active split, so results do not depend on the cache size.
         const vec4 out_row = acc[k] * (1.0 / l_sh[r]);

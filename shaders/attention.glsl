@@ -1,11 +1,39 @@
-// What attention.comp and attention_combine.comp agree on: which keys a query sees, the keys of a
-// block of query tokens, and how those keys are split. Both derive the split layout from
+// What attention.comp, attention_coopmat.comp and attention_combine.comp agree on: which keys a
+// query sees, which query rows a workgroup holds, the keys of a block of query tokens, and how
+// those keys are split. Both derive the split layout from
 // positions[] on the GPU, so a decode step recorded once serves every depth: `p.splits` is only
 // the most splits a block may use. The including shader declares `p` (AttentionPush) and
 // `positions`.
 
 // Keys [first_visible(pos), pos] are visible to a query at position pos.
 uint first_visible(uint pos) { return (p.window != 0 && pos + 1 > p.window) ? pos + 1 - p.window : 0; }
+
+// The query rows a workgroup holds, from its place in the grid (x: its split of the keys, y: its
+// block of tokens, z: its KV group and block of that group's q heads). Row r is token
+// t0 + r / heads_per_block, head h0 + r % heads_per_block.
+struct RowBlock {
+  uint split, block;
+  uint g;              // the KV group
+  uint t0, h0, h_end;  // the first token, the first q head, the group's last q head + 1
+};
+RowBlock this_row_block() {
+  const uint group = p.n_heads / p.n_kv_heads;
+  const uint head_blocks = (group + p.heads_per_block - 1) / p.heads_per_block;
+  RowBlock b;
+  b.split = gl_WorkGroupID.x;
+  b.block = gl_WorkGroupID.y;
+  b.g = gl_WorkGroupID.z / head_blocks;
+  b.t0 = b.block * p.tokens_per_block;
+  b.h0 = b.g * group + gl_WorkGroupID.z % head_blocks * p.heads_per_block;
+  b.h_end = (b.g + 1) * group;
+  return b;
+}
+// Row r's token and head, and whether the block has that row.
+bool row_at(RowBlock b, uint r, out uint t, out uint h) {
+  t = b.t0 + r / p.heads_per_block;
+  h = b.h0 + r % p.heads_per_block;
+  return r < p.heads_per_block * p.tokens_per_block && t < p.tokens && h < b.h_end;
+}
 
 struct KeyRange {
   uint begin;

@@ -72,16 +72,9 @@ shared uvec4 memory[MEMORY_SIZE];
 shared float pair_sh[THREADS];  // what the two lanes of a row tell each other
 
 uint tid, sub, lane;
-uint t0, h0, h_end;  // the block's first token, first q head and the KV group's last q head + 1
+RowBlock rb;  // this workgroup's query rows
 uint kv_first;       // the KV group's first cache row
 uvec4 k_next[TILE_LOADS], v_next[TILE_LOADS];  // the next tile, on its way to shared memory
-
-// Row r of the block is token t0 + r / heads_per_block, head h0 + r % heads_per_block.
-bool row_at(uint r, out uint t, out uint h) {
-  t = t0 + r / p.heads_per_block;
-  h = h0 + r % p.heads_per_block;
-  return r < p.heads_per_block * p.tokens_per_block && t < p.tokens && h < h_end;
-}
 
 // --- tiles ----------------------------------------------------------------------------------
 
@@ -155,17 +148,11 @@ void main() {
   tid = gl_LocalInvocationID.x;
   sub = gl_SubgroupID;
   lane = gl_SubgroupInvocationID;
-  const uint split = gl_WorkGroupID.x;
-  const uint block = gl_WorkGroupID.y;
-  const uint group = p.n_heads / p.n_kv_heads;
-  const uint head_blocks = (group + p.heads_per_block - 1) / p.heads_per_block;
-  const uint g = gl_WorkGroupID.z / head_blocks;
-  t0 = block * p.tokens_per_block;
-  h0 = g * group + gl_WorkGroupID.z % head_blocks * p.heads_per_block;
-  h_end = (g + 1) * group;
-  kv_first = g * p.capacity;
+  rb = this_row_block();
+  const uint split = rb.split;
+  kv_first = rb.g * p.capacity;
 
-  const KeyRange keys = block_keys(block);
+  const KeyRange keys = block_keys(rb.block);
   const uint per = split_length(keys);
   const uint begin = keys.begin + split * per;
   if (begin >= keys.end) return;  // an empty split; the combine pass does not read it
@@ -177,7 +164,7 @@ void main() {
     const uint r = i / D_RUNS, c = i % D_RUNS;
     uint t, h;
     vec4 first = vec4(0.0), second = vec4(0.0);
-    if (row_at(r, t, h)) {
+    if (row_at(rb, r, t, h)) {
       const uint at = (t * p.q_stride + h * HEAD_DIM) / 4u + 2u * c;
       first = q4[at] * p.scale;
       second = q4[at + 1u] * p.scale;
@@ -198,7 +185,7 @@ void main() {
   // past `end` are copies, never seen.
   const uint row = sub * SUB_ROWS + lane / 2u;
   uint row_t, row_h;
-  const bool row_valid = row_at(row, row_t, row_h);
+  const bool row_valid = row_at(rb, row, row_t, row_h);
   uint see_begin = 0xffffffffu, see_end = 0;
   if (row_valid) {
     const uint pos = positions[row_t];

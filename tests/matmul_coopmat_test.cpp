@@ -415,6 +415,18 @@ TEST(CoopmatKernelChoice, SplitsAlongKWhereTilesAreFew) {
 
 // --- kernel and tile choice ----------------------------------------------------------------
 
+// A dequantized product's row chunks need be no longer than the fewest rows whose wide tiles
+// alone fill the GPU: 33 row tiles of 8 token tiles at 512 tokens; one row tile fewer would not.
+TEST(CoopmatKernelChoice, DequantizedChunksFillTheGpuWithWideTiles) {
+  EXPECT_EQ(ops::CoopmatFillRows(512), 4224u);
+  EXPECT_EQ(ops::ChooseCoopmatTile(ops::CoopmatFillRows(512), 512), ops::CoopmatTile::Wide);
+  EXPECT_EQ(ops::ChooseCoopmatTile(ops::CoopmatFillRows(512) - 128, 512), ops::CoopmatTile::Narrow);
+  for (uint32_t tokens : {5u, 64u, 65u, 300u, 4096u}) {
+    EXPECT_EQ(ops::ChooseCoopmatTile(ops::CoopmatFillRows(tokens), tokens), ops::CoopmatTile::Wide) << tokens;
+    EXPECT_EQ(ops::CoopmatFillRows(tokens) % 128, 0u) << tokens;
+  }
+}
+
 TEST(CoopmatKernelChoice, MatvecForFewTokensThenTheBestGemmTheDeviceHas) {
   DeviceInfo without;
   DeviceInfo with;

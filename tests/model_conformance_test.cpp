@@ -543,6 +543,37 @@ TEST_F(EngineTest, LogitsRowsForTheHostAreMadeWhenAPrefillStreamsThem) {
   for (size_t i = 0; i < last.size(); ++i) ASSERT_NEAR(streamed[i], last[i], 1e-4) << "logit " << i;
 }
 
+// A prefill's attention partials (its splits of the keys) go in gate_up where they fit, since
+// nothing holds gate_up while attention runs; the logits are those of an engine whose prefill
+// partials have a buffer of their own (a longer cache: more splits, which outgrow gate_up).
+TEST_F(EngineTest, PrefillAttentionPartialsShareGateUpWhereTheyFit) {
+  const ModelConfig& c = files_->config();
+  const auto ids = Ids(Prompt("chat_multi"));
+  const uint32_t n = static_cast<uint32_t>(ids.size());
+  ASSERT_GT(n, ops::kMatVecMaxTokens);
+  ASSERT_TRUE(PrefillPartialsInGateUp(c, 64, 256));
+  ASSERT_FALSE(PrefillPartialsInGateUp(c, 64, 2048));
+  ASSERT_GT(ops::AttentionScratchBytes(n, c.num_heads, c.num_kv_heads, c.head_dim, 256, n), 0u)
+      << "this prefill splits its keys";
+  EXPECT_LT(AttentionPartialsBytes(c, 64, 256),
+            ops::AttentionScratchBytes(64, c.num_heads, c.num_kv_heads, c.head_dim, 256));
+  EXPECT_EQ(AttentionPartialsBytes(c, 64, 2048),
+            ops::AttentionScratchBytes(64, c.num_heads, c.num_kv_heads, c.head_dim, 2048));
+
+  Engine own(device(), c, *weights_, EngineOptions{.context = 2048, .prefill_chunk = 64});
+  Engine shared(device(), c, *weights_, EngineOptions{.context = 256, .prefill_chunk = 64});
+  const std::vector<float> expected = PrefillRow(own, ids);
+  const std::vector<float> got = PrefillRow(shared, ids);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], expected[i], 1e-4) << "logit " << i;
+  // Decode after it, whose few rows keep their own partials.
+  own.Decode(ids.back(), {.full_row = true});
+  shared.Decode(ids.back(), {.full_row = true});
+  const auto own_logits = own.logits();
+  const auto shared_logits = shared.logits();
+  for (size_t i = 0; i < own_logits.size(); ++i) ASSERT_NEAR(shared_logits[i], own_logits[i], 1e-4) << "logit " << i;
+}
+
 // Under a GPU budget too small for the weights, the layers stay in host memory the GPU reads:
 // the same kernels on the same numbers, so the same logits bit for bit.
 TEST_F(EngineTest, HostResidentWeightsGiveTheSameLogits) {
