@@ -45,8 +45,8 @@ namespace ops {
 // the scalar tiled GEMM (f32, every device).
 enum class MatMulKernel { MatVec, CoopMat, Tiled };
 
-// Matvec for up to kMatVecMaxTokens tokens (decode's blocks of attention too), else the
-// cooperative-matrix GEMM where the device has it (DeviceInfo::coopmat_f16), else the tiled GEMM.
+// Matvec for up to kMatVecMaxTokens tokens, else the cooperative-matrix GEMM where the device has
+// it (DeviceInfo::coopmat_f16), else the tiled GEMM.
 inline constexpr uint32_t kMatVecMaxTokens = 4;  // QVK_MATVEC_MAX_TOKENS
 MatMulKernel ChooseMatMulKernel(const DeviceInfo& device, uint32_t tokens);
 

@@ -60,7 +60,7 @@ shared float corr_sh[MAX_ROWS];                 // exp(m_old - m_new) of the cur
 shared float l_sh[MAX_ROWS];
 
 uint tid;
-uint quads;          // 4-half slots per head row
+uint quads;   // 4-half slots per head row
 RowBlock rb;  // this workgroup's query rows
 uvec2 k_next[LOADS_PER_LANE], v_next[LOADS_PER_LANE];  // the next tile, on its way to shared memory
 

@@ -1,9 +1,8 @@
 // What attention.comp, attention_coopmat.comp and attention_combine.comp agree on: which keys a
 // query sees, which query rows a workgroup holds, the keys of a block of query tokens, and how
-// those keys are split. Both derive the split layout from
-// positions[] on the GPU, so a decode step recorded once serves every depth: `p.splits` is only
-// the most splits a block may use. The including shader declares `p` (AttentionPush) and
-// `positions`.
+// those keys are split. They derive the split layout from positions[] on the GPU, so a decode
+// step recorded once serves every depth: `p.splits` is only the most splits a block may use. The
+// including shader declares `p` (AttentionPush) and `positions`.
 
 // Keys [first_visible(pos), pos] are visible to a query at position pos.
 uint first_visible(uint pos) { return (p.window != 0 && pos + 1 > p.window) ? pos + 1 - p.window : 0; }

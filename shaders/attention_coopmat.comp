@@ -72,8 +72,8 @@ shared uvec4 memory[MEMORY_SIZE];
 shared float pair_sh[THREADS];  // what the two lanes of a row tell each other
 
 uint tid, sub, lane;
-RowBlock rb;  // this workgroup's query rows
-uint kv_first;       // the KV group's first cache row
+RowBlock rb;    // this workgroup's query rows
+uint kv_first;  // the KV group's first cache row
 uvec4 k_next[TILE_LOADS], v_next[TILE_LOADS];  // the next tile, on its way to shared memory
 
 // --- tiles ----------------------------------------------------------------------------------
