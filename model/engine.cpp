@@ -118,15 +118,15 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
   }
   // Prefill on matrix units may dequantize a chunk of the dense products' weights to f16
   // (PrefillDequantBytes; counted whatever the weights' types, as this sees only the config).
-  const uint64_t fill = ops::CoopmatFillRows(static_cast<uint32_t>(chunk));
-  const auto chunk_values = [&](uint64_t rows, uint64_t cols) { return std::min(rows, fill) * cols; };
+  const auto chunk_bytes = [&](uint64_t rows, uint64_t cols) {
+    return PrefillDequantChunkBytes(rows, cols, static_cast<uint32_t>(chunk));
+  };
   const uint64_t qkv_rows = uint64_t{c.num_heads + 2 * c.num_kv_heads} * c.head_dim;
   const uint64_t attention_width = uint64_t{c.num_heads} * c.head_dim;
-  const uint64_t largest =
-      std::max({chunk_values(qkv_rows, c.hidden_size), chunk_values(c.hidden_size, attention_width),
-                chunk_values(uint64_t{2} * c.intermediate_size, c.hidden_size),
-                chunk_values(c.hidden_size, c.intermediate_size)});
-  const uint64_t dequant = std::min<uint64_t>(2 * largest, kMaxPrefillDequantBytes);
+  const uint64_t largest = std::max({chunk_bytes(qkv_rows, c.hidden_size), chunk_bytes(c.hidden_size, attention_width),
+                                     chunk_bytes(uint64_t{2} * c.intermediate_size, c.hidden_size),
+                                     chunk_bytes(c.hidden_size, c.intermediate_size)});
+  const uint64_t dequant = std::min<uint64_t>(largest, kMaxPrefillDequantBytes);
   // A split model's stage also keeps two chunks of x for the hand-off (StageLink's buffers).
   return uint64_t{4} * chunk * (6 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size} + moe) +
          uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + partials + dequant + (uint64_t{16} << 20);

@@ -282,12 +282,10 @@ uint64_t RunState::bytes() const {
 
 VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w, uint32_t tokens) {
   if (ops::ChooseMatMulKernel(device, tokens) != ops::MatMulKernel::CoopMat) return 0;
-  // A product's chunks need be no longer than keeps the GPU busy (ops::CoopmatFillRows).
-  const VkDeviceSize fill_rows = ops::CoopmatFillRows(tokens);
   VkDeviceSize bytes = 0;
   const auto need = [&](const Matrix& m) {
     if (ops::DequantizesToF16(m.dtype, m.cols)) {
-      bytes = std::max(bytes, VkDeviceSize{2} * std::min<VkDeviceSize>(m.rows, fill_rows) * m.cols);
+      bytes = std::max(bytes, PrefillDequantChunkBytes(m.rows, m.cols, tokens));
     }
   };
   for (const LayerWeights& L : w.layers) {
@@ -297,6 +295,11 @@ VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w
     if (!L.moe) need(L.down);
   }
   return std::min(bytes, kMaxPrefillDequantBytes);
+}
+
+VkDeviceSize PrefillDequantChunkBytes(uint64_t rows, uint64_t cols, uint32_t tokens) {
+  // A product's chunks need be no longer than keeps the GPU busy.
+  return VkDeviceSize{2} * std::min<uint64_t>(rows, ops::CoopmatFillRows(tokens)) * cols;
 }
 
 bool PrefillPartialsInGateUp(const ModelConfig& c, uint32_t tokens, uint32_t context) {

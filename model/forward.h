@@ -85,6 +85,9 @@ struct RunState {
 // rather than the run state growing by a whole MLP weight (136 MB at 7B).
 inline constexpr VkDeviceSize kMaxPrefillDequantBytes = VkDeviceSize{64} << 20;
 VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w, uint32_t tokens);
+// The f16 bytes of the longest chunk a prefill of `tokens` tokens dequantizes a `rows` x `cols`
+// weight in (ops::CoopmatFillRows rows at most), before kMaxPrefillDequantBytes caps it.
+VkDeviceSize PrefillDequantChunkBytes(uint64_t rows, uint64_t cols, uint32_t tokens);
 
 // Whether a prefill's attention partials (more than ops::kMatVecMaxTokens query rows, up to
 // `tokens`, against `context` cache rows) fit in a run state's gate_up, which nothing holds while
