@@ -263,6 +263,27 @@ namespace {
 // matvec_rope variant.
 void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::string_view label);
 
+// The row chunks a cooperative-matrix product of `w` dequantizes to f16 in `scratch_bytes` and then
+// multiplies, one at a time: as few as fit, of equal length, so that no short last chunk leaves SMs
+// idle. With `swiglu`, chunks of the gate rows, each dequantized with the up rows of the same
+// outputs after it. Empty where the product multiplies W's blocks as they are stored: F16 and BF16
+// weights, rows not of whole units, a scratch too small for one chunk, or up rows at an offset no
+// binding can start at.
+std::vector<RowSlice> DequantChunks(const DeviceInfo& device, const Matrix& w, VkDeviceSize scratch_bytes,
+                                    bool swiglu) {
+  if (!DequantizesToF16(w.dtype, w.cols)) return {};
+  const uint32_t parts = swiglu ? 2 : 1;
+  const uint32_t rows = w.rows / parts;
+  // A chunk's rows in all (both parts) fill whole wide tiles.
+  const uint32_t step = kCoopmatDequantRows / parts;
+  const VkDeviceSize most_rows = scratch_bytes / (uint64_t{2} * w.cols * parts) / step * step;
+  const VkDeviceSize up_offset = w.offset + RowBytes(w.dtype, w.cols) * rows;
+  if (most_rows == 0 || (swiglu && up_offset % device.storage_offset_alignment != 0)) return {};
+  const VkDeviceSize chunks = (rows + most_rows - 1) / most_rows;
+  const VkDeviceSize chunk_rows = ((rows + chunks - 1) / chunks + step - 1) / step * step;
+  return SliceRows(device, Matrix{w.buffer, w.offset, w.dtype, rows, w.cols}, chunk_rows * RowBytes(w.dtype, w.cols));
+}
+
 // Whether MatMul of `a` runs as one matvec dispatch per binding-sized slice, one slice in all.
 bool OneMatVec(const Graph& g, const MatMulArgs& a) {
   return a.tokens <= kMatVecMaxTokens && a.kernel.value_or(MatMulKernel::MatVec) == MatMulKernel::MatVec && !a.swiglu &&
@@ -273,6 +294,30 @@ bool OneMatVec(const Graph& g, const MatMulArgs& a) {
 
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label) {
   RecordMatMul(g, a, nullptr, label);
+}
+
+bool SwiGluNeedsScratch(const DeviceInfo& device, const Matrix& w) {
+  return SliceRows(device, w).size() > 1;
+}
+
+uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes) {
+  if (ChooseMatMulKernel(device, tokens) != MatMulKernel::CoopMat) return 0;
+  // Each chunk (or binding-sized slice) splits as if the scratch had no end.
+  std::vector<RowSlice> pieces = DequantChunks(device, w, dequant_bytes, false);
+  if (pieces.empty()) pieces = SliceRows(device, w);
+  uint64_t bytes = 0;
+  for (const RowSlice& piece : pieces) bytes = std::max(bytes, CoopmatSplitBytes(piece.rows, w.cols, tokens));
+  return bytes;
+}
+
+uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens) {
+  const bool wide = ChooseCoopmatTile(rows, tokens) == CoopmatTile::Wide;
+  const uint64_t tiles =
+      uint64_t{CeilDiv(rows, wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS)} * CeilDiv(tokens, QVK_COOPMAT_TOKENS);
+  const uint32_t split_steps = PlanCoopmatSplitSteps(tiles, cols, tokens, rows, ~VkDeviceSize{0});
+  if (split_steps == 0) return 0;
+  const uint64_t splits = CeilDiv(CeilDiv(cols, kCoopmatStep), split_steps);
+  return uint64_t{4} * splits * tokens * rows;
 }
 
 void MatMulRope(Graph& g, std::span<const MatMulArgs> parts, const RopeArgs& rope, std::string_view label,
@@ -348,15 +393,15 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   const bool matvec = path == MatMulKernel::MatVec;
   const std::vector<RowSlice> slices = SliceRows(device, a.w);
 
-  if (a.swiglu && (!matvec || slices.size() > 1)) {  // gate and up products side by side, then the SwiGLU
-    Require(a.swiglu->scratch.size >= static_cast<VkDeviceSize>(a.tokens) * a.w.rows * 4, "matmul",
-            "SwiGLU scratch too small");
+  if (a.swiglu && slices.size() > 1) {  // gate and up products side by side, then the SwiGLU
+    Require(a.swiglu->scratch && a.swiglu->scratch->size >= static_cast<VkDeviceSize>(a.tokens) * a.w.rows * 4,
+            "matmul", "a SwiGLU of weights bound in several slices needs a scratch of both products");
     MatMulArgs products = a;
-    products.y = a.swiglu->scratch;
+    products.y = *a.swiglu->scratch;
     products.y_stride = a.w.rows;
     products.swiglu.reset();
     RecordMatMul(g, products, nullptr, label);
-    RecordSwiGlu(g, a.swiglu->scratch, a.y, a.tokens, outputs, y_stride, fmt::format("{}_swiglu", label));
+    RecordSwiGlu(g, *a.swiglu->scratch, a.y, a.tokens, outputs, y_stride, fmt::format("{}_swiglu", label));
     return;
   }
   if (a.norm && !matvec) {  // the normalized rows first
@@ -395,9 +440,10 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                         .flops = 2 * products * a.w.cols};
   };
   if (!matvec) {
-    // Records the GEMM of `rows` weight rows bound at `w`, whose outputs start at Y column
-    // a.y_offset + first_row: one dispatch, or one per split along K and their sum.
-    // `rounded`: W is another type's rows dequantized to f16 (matmul_coopmat_rounded*).
+    // Records the GEMM of `rows` weight rows bound at `w` (with a SwiGLU: gate rows, then as many up
+    // rows), whose outputs start at Y column a.y_offset + first_row: one dispatch, or one per split
+    // along K and their sum. `rounded`: W is another type's rows dequantized to f16
+    // (matmul_coopmat_rounded*).
     const auto gemm = [&](const BufferRange& w, bool rounded, uint32_t first_row, uint32_t rows,
                           const DispatchCost& tile_cost) {
       // Features x tokens per workgroup, and the kernel of that tile.
@@ -405,15 +451,22 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       uint32_t tile_rows = kMatMulTile, tile_tokens = kMatMulTile;
       if (path == MatMulKernel::CoopMat) {
         const bool wide = a.coopmat_tile.value_or(ChooseCoopmatTile(rows, a.tokens)) == CoopmatTile::Wide;
-        const KernelOp wide_op = rounded ? KernelOp::MatMulCoopmatRounded : KernelOp::MatMulCoopmat;
-        const KernelOp narrow_op = rounded ? KernelOp::MatMulCoopmatRoundedNarrow : KernelOp::MatMulCoopmatNarrow;
-        tile_kernel = RequireKernel(g, wide ? wide_op : narrow_op, rounded ? DType::F16 : a.w.dtype, "matmul");
+        // [rounded][swiglu][wide]
+        constexpr KernelOp kOps[2][2][2] = {
+            {{KernelOp::MatMulCoopmatNarrow, KernelOp::MatMulCoopmat},
+             {KernelOp::MatMulCoopmatNarrowSwiGlu, KernelOp::MatMulCoopmatSwiGlu}},
+            {{KernelOp::MatMulCoopmatRoundedNarrow, KernelOp::MatMulCoopmatRounded},
+             {KernelOp::MatMulCoopmatRoundedNarrowSwiGlu, KernelOp::MatMulCoopmatRoundedSwiGlu}}};
+        tile_kernel = RequireKernel(g, kOps[rounded][a.swiglu.has_value()][wide], rounded ? DType::F16 : a.w.dtype,
+                                    "matmul");
         tile_rows = wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
         tile_tokens = QVK_COOPMAT_TOKENS;
       }
-      const Groups tiles{CeilDiv(rows, tile_rows), CeilDiv(a.tokens, tile_tokens), 1};
+      // A SwiGLU tile holds half as many outputs' gate rows, then their up rows.
+      const Groups tiles{a.swiglu ? CeilDiv(rows / 2, tile_rows / 2) : CeilDiv(rows, tile_rows),
+                         CeilDiv(a.tokens, tile_tokens), 1};
       const uint32_t split_steps =
-          path == MatMulKernel::CoopMat && a.split_scratch
+          path == MatMulKernel::CoopMat && a.split_scratch && !a.swiglu
               ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens, rows, a.split_scratch->size)
               : 0;
       if (split_steps == 0) {
@@ -435,27 +488,33 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                  fmt::format("{}_split_sum", label),
                  {.bytes = 4 * outputs_count * (splits + (a.residual ? 2 : 1)), .flops = outputs_count * splits});
     };
+    const std::vector<RowSlice> chunks =
+        path == MatMulKernel::CoopMat && a.dequant_scratch
+            ? DequantChunks(device, a.w, a.dequant_scratch->size, a.swiglu.has_value())
+            : std::vector<RowSlice>{};
     const uint64_t f16_row_bytes = uint64_t{2} * a.w.cols;
-    if (path == MatMulKernel::CoopMat && a.dequant_scratch && DequantizesToF16(a.w.dtype, a.w.cols) &&
-        a.dequant_scratch->size >= kCoopmatDequantRows * f16_row_bytes) {
-      // Row chunks that fit the scratch once dequantized, each rounded to f16 and then multiplied:
-      // as few as fit, of equal length, so that no short last chunk leaves SMs idle.
-      const VkDeviceSize most_rows =
-          a.dequant_scratch->size / f16_row_bytes / kCoopmatDequantRows * kCoopmatDequantRows;
-      const VkDeviceSize chunks = (a.w.rows + most_rows - 1) / most_rows;
-      const VkDeviceSize chunk_rows =
-          ((a.w.rows + chunks - 1) / chunks + kCoopmatDequantRows - 1) / kCoopmatDequantRows * kCoopmatDequantRows;
-      for (const RowSlice& chunk : SliceRows(device, a.w, chunk_rows * RowBytes(a.w.dtype, a.w.cols))) {
-        const BufferRange f16(*a.dequant_scratch->buffer, a.dequant_scratch->offset, chunk.rows * f16_row_bytes);
-        DequantizeToF16(g, Matrix{chunk.range.buffer, chunk.range.offset, a.w.dtype, chunk.rows, a.w.cols}, f16,
+    const VkDeviceSize up_offset = RowBytes(a.w.dtype, a.w.cols) * outputs;  // of a SwiGLU's up rows
+    for (const RowSlice& chunk : chunks) {
+      // The chunk's rows rounded to f16 (a SwiGLU's gate rows, then their up rows), then multiplied.
+      const uint32_t rows = a.swiglu ? 2 * chunk.rows : chunk.rows;
+      const BufferRange f16(*a.dequant_scratch->buffer, a.dequant_scratch->offset, rows * f16_row_bytes);
+      DequantizeToF16(g, Matrix{chunk.range.buffer, chunk.range.offset, a.w.dtype, chunk.rows, a.w.cols},
+                      Sub(f16, 0, chunk.rows * f16_row_bytes), fmt::format("{}_dequantize", label));
+      if (a.swiglu) {
+        DequantizeToF16(g,
+                        Matrix{chunk.range.buffer, chunk.range.offset + up_offset, a.w.dtype, chunk.rows, a.w.cols},
+                        Sub(f16, chunk.rows * f16_row_bytes, chunk.rows * f16_row_bytes),
                         fmt::format("{}_dequantize", label));
-        DispatchCost f16_cost = cost(chunk);
-        f16_cost.bytes += f16.size - chunk.range.size;  // it reads the f16 weights, not the blocks
-        gemm(f16, /*rounded=*/true, chunk.first_row, chunk.rows, f16_cost);
       }
-      return;
+      const RowSlice bound{BufferRange(*chunk.range.buffer, chunk.range.offset, chunk.range.size * rows / chunk.rows),
+                           chunk.first_row, rows};
+      DispatchCost f16_cost = cost(bound);
+      f16_cost.bytes += f16.size - bound.range.size;  // it reads the f16 weights, not the blocks
+      gemm(f16, /*rounded=*/true, chunk.first_row, rows, f16_cost);
     }
-    for (const RowSlice& slice : slices) gemm(slice.range, /*rounded=*/false, slice.first_row, slice.rows, cost(slice));
+    if (chunks.empty()) {
+      for (const RowSlice& slice : slices) gemm(slice.range, /*rounded=*/false, slice.first_row, slice.rows, cost(slice));
+    }
     return;
   }
   const BufferRange norm_weight = a.norm ? a.norm->weight : a.x;
@@ -680,7 +739,7 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
     // Each pair reads its expert's rows (at most `pairs` experts' bytes) and its X row, which a
     // folded norm scales on the way.
     const KernelId kernel = RequireKernel(g, KernelOp::MatVecExperts, a.w.dtype, "experts_matmul");
-    ExpertsMatVecPlan plan = PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs, a.swiglu.has_value(),
+    ExpertsMatVecPlan plan = PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs, a.swiglu,
                                                y_stride, a.y_offset, a.norm ? QVK_FLAG_NORM : 0u);
     plan.push.matvec.eps = a.norm ? a.norm->eps : 0.0f;
     g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, a.norm ? a.norm->weight : a.x, a.ids, a.x}, plan.push, plan.grid, label,
@@ -703,29 +762,24 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
           fmt::format("{} tokens need their pairs grouped by expert (GroupByExpert)", a.tokens));
   Require(a.groups->offsets.size >= uint64_t{4} * (experts + 1) && a.groups->sorted.size >= uint64_t{4} * pairs,
           "experts_matmul", "expert groups too small");
-  if (a.swiglu) {  // gate and up products side by side, then the SwiGLU
-    Require(a.swiglu->scratch.size >= uint64_t{4} * products, "experts_matmul", "SwiGLU scratch too small");
-    ExpertsMatMulArgs products_args = a;
-    products_args.y = a.swiglu->scratch;
-    products_args.y_stride = a.expert_rows;
-    products_args.swiglu.reset();
-    products_args.kernel = path;
-    ExpertsMatMul(g, products_args, label);
-    RecordSwiGlu(g, a.swiglu->scratch, a.y, pairs, outputs, y_stride, fmt::format("{}_swiglu", label));
-    return;
-  }
   const bool coopmat = path == MatMulKernel::CoopMat;
   const KernelId kernel =
-      RequireKernel(g, coopmat ? KernelOp::MatMulCoopmatExperts : KernelOp::MatMulExperts, a.w.dtype, "experts_matmul");
+      RequireKernel(g,
+                    coopmat ? (a.swiglu ? KernelOp::MatMulCoopmatExpertsSwiGlu : KernelOp::MatMulCoopmatExperts)
+                            : KernelOp::MatMulExperts,
+                    a.w.dtype, "experts_matmul");
   const uint32_t tile_rows = coopmat ? QVK_COOPMAT_WIDE_ROWS : kMatMulTile;
   const uint32_t tile_tokens = coopmat ? QVK_COOPMAT_TOKENS : kMatMulTile;
-  const push::MatMulExpertsPush push{.matmul = {a.expert_rows, a.w.cols, pairs, a.y_offset, a.w.cols, y_stride, 0u},
-                                     .experts = experts_push};
+  const push::MatMulExpertsPush push{
+      .matmul = {a.expert_rows, a.w.cols, pairs, a.y_offset, a.w.cols, y_stride, a.swiglu ? QVK_FLAG_SWIGLU : 0u},
+      .experts = experts_push};
   // Workgroups by (row tile, pair tile, expert): a token chooses an expert at most once, so an
   // expert has at most `tokens` pairs; tiles past an expert's pairs exit at once. Every expert
-  // with a pair reads its rows once per tile of its pairs.
+  // with a pair reads its rows once per tile of its pairs. A SwiGLU tile holds half as many
+  // outputs' gate rows, then their up rows.
+  const uint32_t row_tiles = a.swiglu ? CeilDiv(outputs, tile_rows / 2) : CeilDiv(a.expert_rows, tile_rows);
   g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, a.groups->sorted, a.groups->offsets}, push,
-             Groups{CeilDiv(a.expert_rows, tile_rows), CeilDiv(a.tokens, tile_tokens), experts}, label,
+             Groups{row_tiles, CeilDiv(a.tokens, tile_tokens), experts}, label,
              {.bytes = std::min<uint64_t>(experts, pairs) * expert_bytes +
                        uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1) + experts + 1),
               .flops = 2 * products * a.w.cols});

@@ -103,11 +103,11 @@ struct RmsNormInput {
 };
 
 // A product of gate and up projections stacked in one W [2 * inter, cols] whose output is
-// Y[t, r] = silu(gate_r . in[t]) * (up_r . in[t]), r < inter. The matvec kernel forms it from both
-// dot products; otherwise (prefill, or a W bound in several slices) both products go to `scratch`
-// and a SwiGLU dispatch follows.
+// Y[t, r] = silu(gate_r . in[t]) * (up_r . in[t]), r < inter. Every product kernel forms it from
+// both sums, which it never stores; only a W bound in several slices (bigger than the device's
+// largest binding) puts both products in `scratch`, and a SwiGLU dispatch follows.
 struct SwiGluOutput {
-  BufferRange scratch;  // f32 [T, 2 * inter]
+  std::optional<BufferRange> scratch;  // f32 [T, 2 * inter]
 };
 
 // Y[t, r] = sum_k W[r, k] X[t, k] (+ bias[r]) (+ residual[t, r]); f32 activations. A quantized W
@@ -138,6 +138,14 @@ struct MatMulArgs {
   std::optional<BufferRange> dequant_scratch;
 };
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});
+// Whether a SwiGLU product of gate|up weights `w` needs SwiGluOutput::scratch on `device`.
+bool SwiGluNeedsScratch(const DeviceInfo& device, const Matrix& w);
+// The split_scratch bytes in which MatMul of `w` at `tokens` tokens (with `dequant_bytes` of
+// dequant_scratch) splits along K as far as PlanCoopmatSplitSteps would with room to spare: 0
+// where it would not split.
+uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes);
+// The same for one piece (a chunk or slice) of `rows` rows of `cols` columns on matrix units.
+uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens);
 
 // Y[r, c] = f16(W[r, c]), row-major [w.rows, w.cols] f16, rounded as the cooperative-matrix kernel
 // rounds weights. For every type but F16 and BF16, in rows of whole matvec units (16 or 32 columns
@@ -203,7 +211,7 @@ void GroupByExpert(Graph& g, BufferRange ids, uint32_t pairs, uint32_t experts, 
 // Up to matvec's tokens (ChooseMatMulKernel) the matvec kernel computes each pair's product,
 // reading only the chosen experts' rows, with the SwiGLU in its epilogue. More tokens need
 // `groups` (GroupByExpert of these ids): each expert's rows then multiply all its pairs' X rows in
-// one GEMM (coopmat or tiled), one dispatch for every expert, and the SwiGLU follows from scratch;
+// one GEMM (coopmat or tiled), one dispatch for every expert, the SwiGLU in its epilogue too;
 // there a token must choose an expert at most once (as MoeRoute's top-k does).
 struct ExpertsMatMulArgs {
   Matrix w;
@@ -217,7 +225,7 @@ struct ExpertsMatMulArgs {
   uint32_t y_stride = 0;               // 0: the outputs (expert_rows, or half of them with swiglu)
   uint32_t y_offset = 0;               // Y column of the first output (no SwiGLU)
   std::optional<RmsNormInput> norm;    // X is rmsnorm(X) * weight (per token): folded on the matvec path
-  std::optional<SwiGluOutput> swiglu;  // scratch f32 [T * k, expert_rows] for the GEMMs
+  bool swiglu = false;                 // Y = silu(gate) * up
   std::optional<ExpertGroups> groups;  // required past matvec's tokens
   std::optional<MatMulKernel> kernel;  // unset: ChooseMatMulKernel; as MatMulArgs::kernel
 };

@@ -44,8 +44,8 @@ Engine::Stage::Stage(const EngineStage& stage, const ModelConfig& c, uint32_t ch
       // Only the last stage computes logits, so only it keeps a row of them for the host; a prefill
       // that streams every position's logits grows it to LogitsRowsPerBatch rows (StreamLogitsRows),
       // so that chat and benchmarks keep 63 vocabulary-sized rows (36.5 MiB for Qwen2) free.
-      prefill(device, c, chunk, last ? 1 : 0, context, PrefillDequantBytes(device.info(), *stage.weights, chunk)),
-      decode(device, c, 1, last ? 1 : 0, context) {}
+      prefill(device, c, weights, chunk, last ? 1 : 0, context),
+      decode(device, c, weights, 1, last ? 1 : 0, context) {}
 
 Engine::Engine(Device& device, const ModelConfig& config, const ModelWeights& weights, const EngineOptions& options)
     : Engine(std::array{EngineStage{&device, &weights, AllLayers(config)}}, config, options) {}
@@ -102,10 +102,19 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
   const uint64_t logits_rows = std::min<uint64_t>(chunk, kMaxLogitsRows);
   // Prefill and decode each keep one logits row and the ranking's scratch on the GPU.
   const uint64_t ranking = uint64_t{4} * c.vocab_size + uint64_t{8} * ops::TopKScratchCount(c.vocab_size, kMaxRanked);
-  // Prefill and decode each keep attention's split partials.
+  // Prefill and decode each keep attention's split partials; prefill's also hold a product's
+  // splits along K (RunState::splits; as matrix units split them, whatever the device).
   const uint32_t context = options.context != 0 ? options.context : DefaultContext(c);
-  const uint64_t partials =
-      AttentionPartialsBytes(c, static_cast<uint32_t>(chunk), context) + AttentionPartialsBytes(c, 1, context);
+  const auto tokens = static_cast<uint32_t>(chunk);
+  const uint64_t qkv_rows = uint64_t{c.num_heads + 2 * c.num_kv_heads} * c.head_dim;
+  const uint64_t attention_width = uint64_t{c.num_heads} * c.head_dim;
+  const uint64_t product_splits =
+      std::max({ops::CoopmatSplitBytes(qkv_rows, c.hidden_size, tokens),
+                ops::CoopmatSplitBytes(c.hidden_size, attention_width, tokens),
+                ops::CoopmatSplitBytes(c.hidden_size, c.intermediate_size, tokens)});
+  const uint64_t splits =
+      std::max(ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context), product_splits) +
+      ops::AttentionScratchBytes(1, c.num_heads, c.num_kv_heads, c.head_dim, context);
   // A mixture-of-experts layer's buffers (RunState): the router's logits and every layer's choice
   // (its 256-byte alignment within the 16 MiB spare), each chosen expert's gate|up, SwiGLU and
   // output, the shared expert's.
@@ -121,15 +130,15 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
   const auto chunk_bytes = [&](uint64_t rows, uint64_t cols) {
     return PrefillDequantChunkBytes(rows, cols, static_cast<uint32_t>(chunk));
   };
-  const uint64_t qkv_rows = uint64_t{c.num_heads + 2 * c.num_kv_heads} * c.head_dim;
-  const uint64_t attention_width = uint64_t{c.num_heads} * c.head_dim;
   const uint64_t largest = std::max({chunk_bytes(qkv_rows, c.hidden_size), chunk_bytes(c.hidden_size, attention_width),
                                      chunk_bytes(uint64_t{2} * c.intermediate_size, c.hidden_size),
                                      chunk_bytes(c.hidden_size, c.intermediate_size)});
   const uint64_t dequant = std::min<uint64_t>(largest, kMaxPrefillDequantBytes);
-  // A split model's stage also keeps two chunks of x for the hand-off (StageLink's buffers).
+  // A split model's stage also keeps two chunks of x for the hand-off (StageLink's buffers). Of
+  // the MLP's 3 * inter a token, gate|up's 2 only where its parts are of two types
+  // (GateUpNeedsScratch), which this counts whatever the types.
   return uint64_t{4} * chunk * (6 * uint64_t{c.hidden_size} + 3 * uint64_t{c.intermediate_size} + moe) +
-         uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + partials + dequant + (uint64_t{16} << 20);
+         uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + splits + dequant + (uint64_t{16} << 20);
 }
 
 void Engine::CheckFits(size_t tokens) const {

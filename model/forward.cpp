@@ -17,11 +17,12 @@
 //             [+ sigmoid(h . w_sg) (silu(h Wsg^T) * (h Wsu^T)) Wsd^T]   (Qwen2-MoE's shared expert)
 //   logits = (rmsnorm(x) * w_final) Wlm^T
 //
-// A norm folds into the projection that reads it, the SwiGLU into the gate|up projection and RoPE
-// (with the KV cache store) into the q|k|v projection, when that runs as a matrix x vector
-// (decode); for prefill, ops records the norm (into xn), the SwiGLU (from gate_up) and RoPE as
-// dispatches of their own, and q|k|v, o and down, whose few outputs leave a big GPU's SMs idle, may
-// split along K, their splits in gate_up (free outside the MLP) and summed by one more dispatch.
+// The SwiGLU folds into the gate|up product's epilogue, whose gate and up rows are never stored. A
+// norm folds into the projection that reads it and RoPE (with the KV cache store) into the q|k|v
+// projection, when that runs as a matrix x vector (decode); for prefill, ops records the norm (into
+// xn) and RoPE as dispatches of their own, and q|k|v, o and down, whose few outputs leave a big
+// GPU's SMs idle, may split along K, their splits in `splits` (attention's partials otherwise) and
+// summed by one more dispatch.
 // In a mixture-of-experts layer decode also folds the router weights and the sum over experts into
 // the experts' down product; prefill groups the (token, expert) pairs by expert first, so that each
 // expert's rows multiply all its tokens at once.
@@ -50,7 +51,9 @@ Buffer Make(Device& device, VkDeviceSize bytes, MemoryKind kind = MemoryKind::De
 }
 
 // m = silu(h Wg^T) * (h Wu^T), h = the input (normalized on the way with `norm`): one fused
-// product when gate|up is one matrix, else one product per stored type and a SwiGLU.
+// product when gate|up is one matrix, else one product per stored type into `scratch` and a SwiGLU
+// (GateUpNeedsScratch: then, or where the matrix is bigger than one binding, the run state sized
+// `scratch` for both products).
 void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange x,
                   std::optional<ops::RmsNormInput> norm, BufferRange scratch, BufferRange m, uint32_t tokens,
                   uint32_t inter, std::string_view label, std::optional<BufferRange> dequant = std::nullopt) {
@@ -136,7 +139,7 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                         .y_stride = fused ? inter : 2 * inter,
                         .y_offset = part.y_offset,
                         .norm = norm,
-                        .swiglu = fused ? std::optional(ops::SwiGluOutput{s.expert_gate_up}) : std::nullopt,
+                        .swiglu = fused,
                         .groups = groups},
                        "experts_gate_up");
   }
@@ -186,18 +189,26 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
 
 // --- run state and KV cache -------------------------------------------------------------------
 
-RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32_t rows, uint32_t context,
-                   VkDeviceSize dequant_bytes)
-    : max_tokens(tokens), host_logits_rows(rows), partials_in_gate_up(PrefillPartialsInGateUp(c, tokens, context)) {
+RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, uint32_t tokens, uint32_t rows,
+                   uint32_t context)
+    : max_tokens(tokens), host_logits_rows(rows) {
+  const DeviceInfo& info = device.info();
   const VkDeviceSize qkv_width = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
+  // Which of the layers' gate|up products (dense, and MoE's shared expert) need a scratch.
+  bool gate_up_scratch = false, shared_scratch = false, experts_scratch = false;
+  for (const LayerWeights& L : w.layers) {
+    if (!L.moe) gate_up_scratch = gate_up_scratch || GateUpNeedsScratch(info, L.gate_up);
+    if (L.moe) shared_scratch = shared_scratch || GateUpNeedsScratch(info, L.moe->shared_gate_up);
+    if (L.moe) experts_scratch = experts_scratch || L.moe->gate_up.size() > 1;
+  }
   x = Make(device, F32 * tokens * c.hidden_size);
   xn = Make(device, F32 * tokens * c.hidden_size);
   qkv = Make(device, F32 * tokens * qkv_width);
   attn = Make(device, F32 * tokens * c.num_heads * c.head_dim);
-  attn_partials = Make(device, AttentionPartialsBytes(c, tokens, context));
-  gate_up = Make(device, F32 * tokens * 2 * c.intermediate_size);
+  splits = Make(device, SplitsBytes(info, c, w, tokens, context));
+  gate_up = Make(device, gate_up_scratch ? F32 * tokens * 2 * c.intermediate_size : 0);
   mlp = Make(device, F32 * tokens * c.intermediate_size);
-  dequant = Make(device, dequant_bytes);
+  dequant = Make(device, PrefillDequantBytes(info, w, tokens));
   if (c.moe) {
     const VkDeviceSize pairs = VkDeviceSize{tokens} * c.moe->experts_per_token;
     const VkDeviceSize expert_inter = c.moe->expert_intermediate_size;
@@ -209,10 +220,10 @@ RunState::RunState(Device& device, const ModelConfig& c, uint32_t tokens, uint32
     expert_weights = Make(device, c.num_layers * routing_layer_stride);
     expert_offsets = Make(device, VkDeviceSize{4} * (c.moe->num_experts + 1));
     expert_pairs = Make(device, 4 * pairs);
-    expert_gate_up = Make(device, F32 * pairs * 2 * expert_inter);
+    expert_gate_up = Make(device, experts_scratch ? F32 * pairs * 2 * expert_inter : 0);
     expert_mlp = Make(device, F32 * pairs * expert_inter);
     expert_out = Make(device, F32 * pairs * c.hidden_size);
-    shared_gate_up = Make(device, F32 * tokens * 2 * shared_inter);
+    shared_gate_up = Make(device, shared_scratch ? F32 * tokens * 2 * shared_inter : 0);
     shared_mlp = Make(device, F32 * tokens * shared_inter);
     shared_out = Make(device, F32 * tokens * c.hidden_size * (shared_inter > 0 ? 1 : 0));
     shared_gate = Make(device, F32 * tokens * (shared_inter > 0 ? 1 : 0));
@@ -250,7 +261,7 @@ uint64_t RunState::bytes() const {
                           &xn,
                           &qkv,
                           &attn,
-                          &attn_partials,
+                          &splits,
                           &gate_up,
                           &mlp,
                           &dequant,
@@ -302,15 +313,24 @@ VkDeviceSize PrefillDequantChunkBytes(uint64_t rows, uint64_t cols, uint32_t tok
   return VkDeviceSize{2} * std::min<uint64_t>(rows, ops::CoopmatFillRows(tokens)) * cols;
 }
 
-bool PrefillPartialsInGateUp(const ModelConfig& c, uint32_t tokens, uint32_t context) {
-  const uint64_t prefill =
-      ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context, ops::kMatVecMaxTokens + 1);
-  return prefill <= F32 * tokens * 2 * c.intermediate_size;
+bool GateUpNeedsScratch(const DeviceInfo& device, const std::vector<Projection>& parts) {
+  return parts.size() > 1 || (parts.size() == 1 && ops::SwiGluNeedsScratch(device, parts[0].w));
 }
 
-uint64_t AttentionPartialsBytes(const ModelConfig& c, uint32_t tokens, uint32_t context) {
-  const uint32_t rows = PrefillPartialsInGateUp(c, tokens, context) ? std::min(tokens, ops::kMatVecMaxTokens) : tokens;
-  return ops::AttentionScratchBytes(rows, c.num_heads, c.num_kv_heads, c.head_dim, context);
+uint64_t SplitsBytes(const DeviceInfo& device, const ModelConfig& c, const ModelWeights& w, uint32_t tokens,
+                     uint32_t context) {
+  uint64_t bytes = ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context);
+  const VkDeviceSize dequant = PrefillDequantBytes(device, w, tokens);
+  const auto need = [&](const Matrix& m) {
+    bytes = std::max(bytes, ops::SplitScratchBytes(device, m, tokens, dequant));
+  };
+  for (const LayerWeights& L : w.layers) {
+    if (L.o.buffer == nullptr) continue;  // a layer another stage holds
+    for (const Projection& part : L.qkv) need(part.w);
+    need(L.o);
+    if (!L.moe) need(L.down);
+  }
+  return bytes;
 }
 
 uint64_t KvCacheBytes(const ModelConfig& c, uint64_t tokens) {
@@ -358,7 +378,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                      .y_offset = part.y_offset,
                      .bias = c.qkv_bias ? std::optional(BufferRange(L.qkv_bias)) : std::nullopt,
                      .norm = ops::RmsNormInput{.weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn},
-                     .split_scratch = BufferRange(s.gate_up),
+                     .split_scratch = BufferRange(s.splits),
                      .dequant_scratch = BufferRange(s.dequant)});
     }
     const ops::RopeArgs rope{.qkv = s.qkv,
@@ -384,8 +404,6 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
       // q, k = rope(q, k); cache[k|v][positions] = k, v
       ops::Rope(g, rope, "rope");
     }
-    // A prefill's split partials go in gate_up, which holds nothing between the q|k|v and o products.
-    const BufferRange partials(tokens > ops::kMatVecMaxTokens && s.partials_in_gate_up ? s.gate_up : s.attn_partials);
     // a = softmax(q k^T / sqrt(D) + mask) v, over keys 0..position (within the layer's window);
     // p = that softmax (or its scores with each row's max and sum), where a capture asks for this layer
     ops::AttentionArgs attention{.q = s.qkv,
@@ -400,7 +418,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                                  .capacity = kv.capacity,
                                  .q_stride = qkv_width,
                                  .window = c.layer_window[l],
-                                 .scratch = partials,
+                                 .scratch = BufferRange(s.splits),
                                  .first_position = first_position};
     const bool captured = probs != nullptr && probs->layers[l];
     if (captured) {
@@ -420,7 +438,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                  .y = s.x,
                  .tokens = tokens,
                  .residual = BufferRange(s.x),
-                 .split_scratch = BufferRange(s.gate_up),
+                 .split_scratch = BufferRange(s.splits),
                  .dequant_scratch = BufferRange(s.dequant)},
                 "o_proj");
     if (L.moe) {
@@ -437,7 +455,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                  .y = s.x,
                  .tokens = tokens,
                  .residual = BufferRange(s.x),
-                 .split_scratch = BufferRange(s.gate_up),
+                 .split_scratch = BufferRange(s.splits),
                  .dequant_scratch = BufferRange(s.dequant)},
                 "down");
   }

@@ -19,12 +19,10 @@ class Device;
 inline constexpr uint32_t kMaxRanked = ops::kTopKMax;
 
 // Activations for up to `max_tokens` tokens processed together (a prefill chunk; 1 for decode)
-// against a KV cache of `context` rows.
+// against a KV cache of `context` rows, sized for the products of `weights` on `device`.
 struct RunState {
-  // dequant_bytes: room for weights dequantized to f16 before a cooperative-matrix product
-  // (PrefillDequantBytes; 0: none, the GEMM dequantizes each tile itself).
-  RunState(Device& device, const ModelConfig& config, uint32_t max_tokens, uint32_t host_logits_rows, uint32_t context,
-           VkDeviceSize dequant_bytes = 0);
+  RunState(Device& device, const ModelConfig& config, const ModelWeights& weights, uint32_t max_tokens,
+           uint32_t host_logits_rows, uint32_t context);
 
   uint32_t max_tokens;
   uint32_t host_logits_rows;
@@ -32,13 +30,13 @@ struct RunState {
   Buffer xn;             // f32 [T, hidden]                 RMS-normalized block input (prefill only)
   Buffer qkv;            // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
   Buffer attn;           // f32 [T, H * D]                  attention output, heads side by side
-  Buffer attn_partials;  // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l)
-                         //                                 (decode's only, where a prefill's go in gate_up)
-  Buffer gate_up;        // f32 [T, 2 * inter]              gate | up projections (prefill, or of two types);
-                         //                                 outside the MLP, the splits of a product split along K
-                         //                                 and a prefill's attention partials
+  Buffer splits;         // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l); or
+                         // f32 [splits, T, rows]           a product's splits along K (prefill's q|k|v, o, down)
+  Buffer gate_up;        // f32 [T, 2 * inter]              gate | up projections, only where the SwiGLU cannot
+                         //                                 fold into their product (GateUpNeedsScratch)
   Buffer mlp;            // f32 [T, inter]                  silu(gate) * up
-  Buffer dequant;        // f16 [rows, cols]                a chunk of a weight's rows, dequantized (prefill)
+  Buffer dequant;        // f16 [rows, cols]                a chunk of a weight's rows, dequantized (prefill:
+                         //                                 PrefillDequantBytes)
   // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the
   // expert and shared-expert FFN sizes:
   Buffer router_logits;  // f32 [T, experts]                h Wr^T
@@ -48,10 +46,10 @@ struct RunState {
   Buffer expert_weights;        // f32 [L, stride / 4]: [T, k]     their router weights
   Buffer expert_offsets;        // u32 [experts + 1]               prefill: expert e's pairs start
   Buffer expert_pairs;          // u32 [T * k]                     at offsets[e] here (pair t * k + j)
-  Buffer expert_gate_up;        // f32 [T * k, 2 * I_e]            gate | up (prefill; of two types)
+  Buffer expert_gate_up;        // f32 [T * k, 2 * I_e]            gate | up (of two types only)
   Buffer expert_mlp;            // f32 [T * k, I_e]                silu(gate) * up
   Buffer expert_out;            // f32 [T * k, hidden]             each chosen expert's output
-  Buffer shared_gate_up;        // f32 [T, 2 * I_s]                the shared expert's gate | up
+  Buffer shared_gate_up;        // f32 [T, 2 * I_s]                the shared expert's gate | up (as gate_up)
   Buffer shared_mlp;            // f32 [T, I_s]                    silu(gate) * up
   Buffer shared_out;            // f32 [T, hidden]                 the shared expert's output
   Buffer shared_gate;           // f32 [T]                         h . w_shared_gate
@@ -65,7 +63,6 @@ struct RunState {
   Buffer ranked_logits;         // f32 [kMaxRanked]                the best logits, descending (host-readable)
   Buffer ranked_ids;            // u32 [kMaxRanked]                their token ids (host-readable)
   float attention_factor = 1.0f;
-  bool partials_in_gate_up;               // a prefill's attention partials go in gate_up (PrefillPartialsInGateUp)
   VkDeviceSize routing_layer_stride = 0;  // bytes from one layer's expert_ids (expert_weights) to the next
 
   // Makes host_logits hold `rows` rows at least, replacing it (and its contents) if it holds fewer.
@@ -89,13 +86,17 @@ VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w
 // weight in (ops::CoopmatFillRows rows at most), before kMaxPrefillDequantBytes caps it.
 VkDeviceSize PrefillDequantChunkBytes(uint64_t rows, uint64_t cols, uint32_t tokens);
 
-// Whether a prefill's attention partials (more than ops::kMatVecMaxTokens query rows, up to
-// `tokens`, against `context` cache rows) fit in a run state's gate_up, which nothing holds while
-// attention runs: then attn_partials need hold only decode's few rows' (on Qwen2.5-0.5B, 512 tokens
-// against 512 rows: 0.1 MiB rather than 8.1).
-bool PrefillPartialsInGateUp(const ModelConfig& config, uint32_t tokens, uint32_t context);
-// Bytes of a run state's attn_partials (RunState::attn_partials).
-uint64_t AttentionPartialsBytes(const ModelConfig& config, uint32_t tokens, uint32_t context);
+// Whether gate|up `parts` (one fused product, or one per stored type) need their products in a
+// scratch before the SwiGLU: parts of two types, or a W bigger than one binding of `device`.
+// Otherwise the product's epilogue applies it (on Qwen2.5-0.5B at 512 tokens, 19 MiB of prefill's
+// working memory never allocated).
+bool GateUpNeedsScratch(const DeviceInfo& device, const std::vector<Projection>& parts);
+
+// Bytes of a run state's splits: attention's partials for up to `tokens` query rows against
+// `context` cache rows, or the q|k|v, o and down products' splits along K, whichever is more (one
+// buffer: neither outlives its dispatches).
+uint64_t SplitsBytes(const DeviceInfo& device, const ModelConfig& config, const ModelWeights& weights, uint32_t tokens,
+                     uint32_t context);
 
 // Bytes of an F16 KV cache for `tokens` positions: keys and values of every layer.
 uint64_t KvCacheBytes(const ModelConfig& config, uint64_t tokens);

@@ -1,6 +1,9 @@
 #version 450
 // Matrix x matrix for prefill: Y[t, r] = sum_k W[r, k] X[t, k], tiled 64 tokens x 64 features
 // per workgroup of 256 invocations, each computing a 4 x 4 block from shared-memory tiles.
+// QVK_FLAG_SWIGLU (prefill's gate|up): W's rows are gate rows, then as many up rows, and Y[t, o] =
+// silu(gate[o] . X[t]) * (up[o] . X[t]); a tile holds 32 outputs' gate rows, then their up rows,
+// and each invocation 2 outputs' gate and up sums.
 // EXPERTS (matmul_experts, ExpertsPush): workgroup z multiplies expert z's rows by the X rows of
 // the (token, slot) pairs that chose it, read and written through the grouped pair list, so each
 // expert's weights are read once per 64 of its pairs; tiles past its pairs exit at once.
@@ -37,12 +40,33 @@ uint y_row(uint t) { return t; }
 shared float x_tile[TILE_K][TILE + 1];
 shared float w_tile[TILE_K][TILE + 1];
 
+bool swiglu() { return (p.flags & QVK_FLAG_SWIGLU) != 0u; }
+
+// The weight row tile row r holds, row0 being the tile's first output; false past the matrix.
+bool weight_row(uint row0, uint r, out uint row) {
+  if (!swiglu()) {
+    row = row0 + r;
+    return row < p.rows;
+  }
+  const uint outputs = p.rows / 2u;
+  const uint feature = row0 + r % (TILE / 2u);
+  row = r < TILE / 2u ? feature : outputs + feature;
+  return feature < outputs;
+}
+
+// The tile row of this invocation's feature j (0..3): four side by side, or with SWIGLU two
+// outputs' gate rows (j = 0, 1) and their up rows (j = 2, 3).
+uint tile_row(uint j) {
+  const uint lane = gl_LocalInvocationID.x % 16u;
+  if (!swiglu()) return lane * 4u + j;
+  return (j < 2u ? 0u : TILE / 2u) + lane * 2u + j % 2u;
+}
+
 void main() {
   const uint tid = gl_LocalInvocationID.x;
-  const uint row0 = gl_WorkGroupID.x * TILE;    // first output feature of the tile
-  const uint token0 = gl_WorkGroupID.y * TILE;  // first token of the tile
-  const uint tr = (tid % 16) * 4;               // this invocation's 4 features...
-  const uint tt = (tid / 16) * 4;               // ...and 4 tokens inside the tile
+  const uint row0 = gl_WorkGroupID.x * (swiglu() ? TILE / 2u : TILE);  // first output feature of the tile
+  const uint token0 = gl_WorkGroupID.y * TILE;                          // first token of the tile
+  const uint tt = (tid / 16) * 4;  // this invocation's 4 tokens inside the tile (its features: tile_row)
 #if defined(EXPERTS)
   const uint expert = gl_WorkGroupID.z;
   first_pair = offsets[expert];
@@ -64,16 +88,17 @@ void main() {
       const uint kk = e % TILE_K;
       const uint k = k0 + kk;
       const uint token = token0 + r;
-      const uint row = row0 + r;
+      uint row;
+      const bool inside = weight_row(row0, r, row);
       x_tile[kk][r] = (token < tokens && k < p.cols) ? x[x_row(token) * p.x_stride + k] : 0.0;
-      w_tile[kk][r] = (row < p.rows && k < p.cols) ? load_weight(w_first + row * p.cols + k) : 0.0;
+      w_tile[kk][r] = (inside && k < p.cols) ? load_weight(w_first + row * p.cols + k) : 0.0;
     }
     barrier();
     for (uint kk = 0; kk < TILE_K; ++kk) {
       float xv[4], wv[4];
       for (uint i = 0; i < 4; ++i) {
         xv[i] = x_tile[kk][tt + i];
-        wv[i] = w_tile[kk][tr + i];
+        wv[i] = w_tile[kk][tile_row(i)];
       }
       for (uint i = 0; i < 4; ++i)
         for (uint j = 0; j < 4; ++j) acc[i][j] += xv[i] * wv[j];
@@ -81,11 +106,24 @@ void main() {
     barrier();
   }
 
+  if (swiglu()) {  // no bias or residual (ops::MatMul)
+    for (uint i = 0; i < 4; ++i) {
+      const uint token = token0 + tt + i;
+      if (token >= tokens) continue;
+      for (uint j = 0; j < 2; ++j) {
+        const uint feature = row0 + tile_row(j);
+        if (feature >= p.rows / 2u) continue;
+        const float gate = acc[i][j];
+        y[y_row(token) * p.y_stride + p.col_offset + feature] = gate / (1.0 + exp(-gate)) * acc[i][j + 2];
+      }
+    }
+    return;
+  }
   for (uint i = 0; i < 4; ++i) {
     const uint token = token0 + tt + i;
     if (token >= tokens) continue;
     for (uint j = 0; j < 4; ++j) {
-      const uint row = row0 + tr + j;
+      const uint row = row0 + tile_row(j);
       if (row >= p.rows) continue;
       const uint out_col = p.col_offset + row;
       float v = acc[i][j];

@@ -20,21 +20,24 @@ using uint = std::uint32_t;
 #define QVK_FLAG_PROBS 4u        // attention also writes post-softmax probabilities
 #define QVK_FLAG_STORE_KV 8u     // rope and matvec_rope write K (rotated) and V into the cache
 #define QVK_FLAG_NORM 16u        // matvec: the input is rmsnorm(X) * norm_weight
-#define QVK_FLAG_SWIGLU 32u      // matvec: outputs are silu(gate row . in) * (up row . in)
+#define QVK_FLAG_SWIGLU 32u      // matvec, matmul: outputs are silu(gate row . in) * (up row . in)
 #define QVK_FLAG_MAX 64u         // attention_reduce, attention_live: a cell's max (else its mean)
 #define QVK_FLAG_SCORES 128u     // attention, attention_combine: P keeps the scores and each row's max and sum
 #define QVK_FLAG_MUTE_SINK 256u  // attention_reduce, attention_live: key 0 out of each row, the row renormalized
 
 // Y[t, col_offset + r] = sum_k W[r, k] * X[t, k] (+ bias[col_offset + r]) (+ R[t, col_offset + r])
 // W is one row slice of a weight matrix: rows [col_offset, col_offset + rows).
+// With a SwiGLU (QVK_FLAG_SWIGLU; the matmul_coopmat*_swiglu variants), the slice's rows are gate
+// rows then as many up rows, and its rows / 2 outputs are
+// Y[t, col_offset + o] = silu(gate[o] . X[t]) * (up[o] . X[t]) (no bias or residual).
 struct MatMulPush {
-  uint rows;        // output features in this slice
+  uint rows;        // weight rows in this slice: its output features, or twice them with a SwiGLU
   uint cols;        // inner size K
   uint tokens;      // T
   uint col_offset;  // where this slice's outputs start inside a Y row
   uint x_stride;    // floats between X rows
   uint y_stride;    // floats between Y rows (also R rows)
-  uint flags;       // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL
+  uint flags;       // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL | QVK_FLAG_SWIGLU
   // matmul_coopmat split along K (ops::PlanCoopmatSplit): workgroup z sums inner steps
   // [z * split_steps, (z + 1) * split_steps) of 32 columns into Y + z * tokens * y_stride, with no bias
   // or residual, and matmul_split_sum adds the splits up. 0: one split (the tiled kernel ignores it).

@@ -708,11 +708,12 @@ TEST(CliTest, BenchKernelsShowsTheForwardsLabels) {
     for (const char* label : {"embed", "qkv", "attention", "o_proj", "gate_up", "down", "lm_head", "ranking"}) {
       EXPECT_TRUE(labels.count(label)) << label << " in " << row["test"];
     }
-    // A prefill chunk normalizes, rotates and gates in dispatches of their own; a decode step
-    // folds them into the projections.
-    for (const char* label : {"qkv_norm", "rope", "gate_up_norm", "gate_up_swiglu"}) {
+    // A prefill chunk normalizes and rotates in dispatches of their own; a decode step folds them
+    // into the projections. Both fold the SwiGLU into gate|up.
+    for (const char* label : {"qkv_norm", "rope", "gate_up_norm"}) {
       EXPECT_EQ(labels.count(label), row["kind"] == "pp" ? 1u : 0u) << label << " in " << row["test"];
     }
+    EXPECT_EQ(labels.count("gate_up_swiglu"), 0u) << row["test"];
     EXPECT_NEAR(shares, 1, 1e-6);
   }
   const Result md = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 2 -r 1 --kernels --peak-mib 1");

@@ -52,6 +52,7 @@ struct CoopmatCase {
   bool split = false;  // split along K in a scratch of kSplitPlanes planes, as prefill's small products are
   // W dequantized to f16 first (MatMulArgs::dequant_scratch), in chunks of kDequantRows rows.
   bool dequantized = false;
+  bool swiglu = false;  // W's rows: rows / 2 gate rows, then their up rows; Y = silu(gate) * up
 };
 
 constexpr uint32_t kDequantRows = 256;
@@ -66,7 +67,7 @@ std::string TileName(const std::optional<ops::CoopmatTile>& tile) {
 void PrintTo(const CoopmatCase& c, std::ostream* os) {
   *os << DTypeName(c.type) << " " << c.rows << "x" << c.cols << " t" << c.tokens << " " << TileName(c.tile)
       << " x_stride " << c.cols + c.x_padding << (c.split ? " split along K" : "")
-      << (c.dequantized ? " dequantized first" : "");
+      << (c.dequantized ? " dequantized first" : "") << (c.swiglu ? " SwiGLU" : "");
 }
 
 constexpr DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
@@ -144,6 +145,23 @@ std::vector<CoopmatCase> CoopmatCases() {
       cases.push_back({type, 700, 2 * std::max(block, 32u), 17, true, true, Wide, 0, false, true});
     }
   }
+  // SwiGLU in the epilogue (prefill's gate|up), per type and tile: outputs that fill no tile, ragged
+  // tokens, X rows wider than W's; 0.5B's gate|up; dequantized in chunks with a ragged last one.
+  for (DType type : kAllTypes) {
+    const uint32_t block = BlockElements(type);
+    const uint32_t few = block == 1 ? 200 : 3 * block;
+    for (ops::CoopmatTile tile : kTiles) {
+      cases.push_back({.type = type, .rows = 2 * 100, .cols = few, .tokens = 65, .tile = tile, .x_padding = 4,
+                       .swiglu = true});
+    }
+    if (block <= 32) cases.push_back({.type = type, .rows = 2 * 4864, .cols = 896, .tokens = 70, .swiglu = true});
+    if (type != DType::F16 && type != DType::BF16) {
+      cases.push_back({.type = type, .rows = 2 * 300, .cols = block <= 32 ? 896u : 1536u, .tokens = 255,
+                       .dequantized = true, .swiglu = true});
+    }
+  }
+  cases.push_back({.type = DType::Q4_K, .rows = 2 * 18944, .cols = 3584, .tokens = 130, .dequantized = true,
+                   .swiglu = true});
   // Qwen2-7B's gate|up and down as prefill runs them in Q4_K: dequantized, down split along K.
   cases.push_back({DType::Q4_K, 2 * 18944, 3584, 256, false, false, std::nullopt, 0, false, true});
   cases.push_back({DType::Q4_K, 3584, 18944, 256, false, true, std::nullopt, 0, true, true});
@@ -184,8 +202,9 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
     const auto row = x_rows.begin() + static_cast<ptrdiff_t>(t) * x_stride;
     x.insert(x.end(), row, row + c.cols);
   }
+  const uint32_t outputs = c.swiglu ? c.rows / 2 : c.rows;
   const auto bias = RandomFloats(c.rows, 3);
-  const auto residual = RandomFloats(static_cast<size_t>(c.tokens) * c.rows, 4);
+  const auto residual = RandomFloats(static_cast<size_t>(c.tokens) * outputs, 4);
   Buffer w_buf = Upload(w);
   Buffer x_buf = Upload(x_rows);
   Buffer bias_buf = Upload(bias);
@@ -201,6 +220,7 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
                        .coopmat_tile = c.tile};
   if (c.bias) args.bias = BufferRange(bias_buf);
   if (c.residual) args.residual = BufferRange(y_buf);
+  if (c.swiglu) args.swiglu = ops::SwiGluOutput{};  // no scratch: the epilogue forms it
   Buffer split_buf = Poisoned(c.split ? size_t{4} * kSplitPlanes * c.tokens * c.rows : 4);
   if (c.split) {
     args.split_scratch = BufferRange(split_buf);
@@ -224,24 +244,39 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
   for (size_t i = 0; i < x.size(); ++i) x_abs[i / c.cols] += std::abs(x[i]);
 
   const double relative = (ExactInF16(c.type) ? 0.0 : kWeightRounding) + kHiLoRounding + kAccumulation;
-  const auto got = Download<float>(y_buf, expected.size());
+  // Product j's bound (token j / rows, row j % rows).
+  const auto tolerance_of = [&](size_t j) {
+    return relative * magnitude[j] + kSubnormal * (w_abs[j % c.rows] + x_abs[j / c.rows]) + 1e-6;
+  };
+  const size_t count = size_t{c.tokens} * outputs;
+  const auto got = Download<float>(y_buf, count);
   double error_sq = 0, expected_sq = 0;
   size_t bad = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    const size_t t = i / c.rows, r = i % c.rows;
-    const double error = static_cast<double>(got[i]) - expected[i];
-    const double tolerance = relative * magnitude[i] + kSubnormal * (w_abs[r] + x_abs[t]) + 1e-6;
+  for (size_t i = 0; i < count; ++i) {
+    const size_t t = i / outputs, r = i % outputs;
+    const size_t product = t * c.rows + r;
+    double want = expected[product], tolerance = tolerance_of(product);
+    if (c.swiglu) {
+      // silu(g) * u from the gate and up sums' bounds, as matvec_test.cpp derives it.
+      const size_t up = product + outputs;
+      const double silu = want / (1.0 + std::exp(-want));
+      tolerance = 1.1 * std::abs(expected[up]) * tolerance + std::abs(silu) * tolerance_of(up);
+      want = silu * expected[up];
+      tolerance += 1e-5 * std::abs(want);
+    }
+    const double error = static_cast<double>(got[i]) - want;
     if (!(std::abs(error) <= tolerance) && ++bad <= 10) {
       ADD_FAILURE() << "output " << i << " (token " << t << ", row " << r << "): got " << got[i] << ", expected "
-                    << expected[i] << ", tolerance " << tolerance;
+                    << want << ", tolerance " << tolerance;
     }
     error_sq += error * error;
-    expected_sq += static_cast<double>(expected[i]) * expected[i];
+    expected_sq += want * want;
   }
   EXPECT_EQ(bad, 0u) << "outputs past their bound";
-  // Over many outputs the errors average out to well inside the per-element bounds.
-  if (expected.size() >= 1000) {
-    EXPECT_LE(std::sqrt(error_sq / expected_sq), ExactInF16(c.type) ? 1e-5 : 0x1p-10)
+  // Over many outputs the errors average out to well inside the per-element bounds; a SwiGLU
+  // output meets two sums' errors.
+  if (count >= 1000) {
+    EXPECT_LE(std::sqrt(error_sq / expected_sq), (ExactInF16(c.type) ? 1e-5 : 0x1p-10) * (c.swiglu ? 2 : 1))
         << "|out - ref| / |ref| over all outputs";
   }
 }
@@ -251,7 +286,7 @@ INSTANTIATE_TEST_SUITE_P(Coopmat, CoopmatMatMulTest, ::testing::ValuesIn(Coopmat
   return std::string(DTypeName(c.type)) + "_" + std::to_string(c.rows) + "x" + std::to_string(c.cols) + "_t" +
          std::to_string(c.tokens) + "_" + TileName(c.tile) + (c.bias ? "_bias" : "") + (c.residual ? "_residual" : "") +
          (c.x_padding ? "_xpad" + std::to_string(c.x_padding) : "") + (c.split ? "_split" : "") +
-         (c.dequantized ? "_dequantized" : "");
+         (c.dequantized ? "_dequantized" : "") + (c.swiglu ? "_swiglu" : "");
 });
 
 // Projections side by side (q|k|v, gate|up): W's outputs land at a column offset inside wider Y
@@ -460,6 +495,29 @@ TEST(CoopmatKernelChoice, WideTilesWhereTheyFillTheGpu) {
   for (const Product& p : products) {
     EXPECT_EQ(ops::ChooseCoopmatTile(p.rows, p.tokens), p.tile) << p.rows << " rows, " << p.tokens << " tokens";
   }
+}
+
+// A run state's splits (CoopmatSplitBytes) hold every plane PlanCoopmatSplitSteps plans where the
+// room is unbounded, and no more: one plane less and the product splits fewer ways. At 512 tokens:
+// 0.5B's o and down, 1.5B's down and 7B's o; gate|up fills the GPU unsplit.
+TEST(CoopmatKernelChoice, SplitBytesHoldEveryPlannedPlane) {
+  struct Product {
+    uint32_t rows, cols;
+  };
+  const uint32_t tokens = 512;
+  for (const Product& p : {Product{896, 896}, Product{896, 4864}, Product{1536, 8960}, Product{3584, 3584}}) {
+    const uint64_t bytes = ops::CoopmatSplitBytes(p.rows, p.cols, tokens);
+    const uint64_t plane = uint64_t{4} * tokens * p.rows;
+    ASSERT_GE(bytes, 2 * plane) << p.rows << " x " << p.cols;
+    ASSERT_EQ(bytes % plane, 0u);
+    const bool wide = ops::ChooseCoopmatTile(p.rows, tokens) == ops::CoopmatTile::Wide;
+    const uint64_t tiles = uint64_t{(p.rows + (wide ? 127 : 63)) / (wide ? 128 : 64)} * (tokens / 64);
+    const uint32_t unbounded = ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, ~VkDeviceSize{0});
+    EXPECT_EQ(ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, bytes), unbounded) << p.rows << " x " << p.cols;
+    const uint32_t fewer = ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, bytes - plane);
+    EXPECT_TRUE(fewer == 0 || fewer > unbounded) << p.rows << " x " << p.cols << ": fewer, longer splits, or none";
+  }
+  EXPECT_EQ(ops::CoopmatSplitBytes(2 * 4864, 896, tokens), 0u);
 }
 
 // The device the tests run on: without cooperative matrices (lavapipe) prefill takes the tiled

@@ -92,7 +92,7 @@ std::vector<FoldCase> FoldCases() {
   for (DType type : kAllTypes) {
     const std::string t = DTypeName(type);
     // The decode projections (tokens 1..4) and one prefill chunk (5 tokens: the tiled kernel after
-    // a separate RMSNorm, then a separate SwiGLU).
+    // a separate RMSNorm, the SwiGLU in its epilogue).
     cases.push_back({t + "_qkv_norm_bias_t1", type, 65, Cols(type, 6), 1, true, false, true});
     cases.push_back({t + "_gate_up_norm_swiglu_t2", type, 63, Cols(type, 6), 2, true, true});
     cases.push_back({t + "_swiglu_t3", type, 17, Cols(type, 2), 3, false, true});
@@ -115,6 +115,11 @@ std::vector<FoldCase> FoldCases() {
   cases.push_back({"q05_gate_up_norm_swiglu_q8_0_t2", DType::Q8_0, 4864, 896, 2, true, true});
   cases.push_back({"q7_gate_up_norm_swiglu_q4_0", DType::Q4_0, 18944, 3584, 1, true, true});
   cases.push_back({"q05_lm_head_norm_q4_0", DType::Q4_0, 151936, 896, 1, true});
+  // The tiled kernel's SwiGLU over several row and token tiles, the last of each ragged, and on
+  // 0.5B's gate|up.
+  cases.push_back({"F16_prefill_swiglu_t70", DType::F16, 100, 96, 70, false, true});
+  cases.push_back({"Q4_K_prefill_norm_swiglu_t65", DType::Q4_K, 70, 512, 65, true, true});
+  cases.push_back({"q05_gate_up_prefill_norm_swiglu_q8_0_t37", DType::Q8_0, 4864, 896, 37, true, true});
   // 2 x 18944 x 896 f32 is 136 MB: two slices on lavapipe (128 MiB bindings), so the gate and up
   // products go through scratch and a separate SwiGLU there.
   cases.push_back({"q05_gate_up_sliced_norm_swiglu_f32", DType::F32, 18944, 896, 1, true, true});

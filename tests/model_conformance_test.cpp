@@ -356,7 +356,7 @@ TEST_P(MoeRoutingConformanceTest, ChosenExpertsAndWeights) {
     const auto& routing = prompt["routing"];
     ASSERT_EQ(sparse, routing["layers"].get<std::vector<uint32_t>>()) << name;
 
-    RunState s(device(), c, tokens, 1, tokens);
+    RunState s(device(), c, *weights_, tokens, 1, tokens);
     KvCache kv(device(), c, tokens);
     std::vector<uint32_t> token_positions(tokens);
     for (uint32_t p = 0; p < tokens; ++p) token_positions[p] = p;
@@ -403,7 +403,8 @@ TEST_P(MoeRoutingConformanceTest, ChosenExpertsAndWeights) {
 }
 // Decode runs the experts on the matvec kernel, the SwiGLU folded into gate|up and the router
 // weights and the sum into down (only a shared expert left to moe_combine); prefill groups the
-// pairs by expert and runs one GEMM per projection for every expert. The dispatches say so.
+// pairs by expert and runs one GEMM per projection for every expert, the SwiGLU in gate|up's
+// epilogue there too. The dispatches say so.
 TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
   if (!info().compute_timestamps) GTEST_SKIP() << "device has no compute timestamps";
   const ModelConfig& c = files_->config();
@@ -411,7 +412,7 @@ TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
   uint32_t sparse = 0;
   for (const LayerWeights& layer : weights_->layers) sparse += layer.moe ? 1 : 0;
   const uint32_t prompt = 9;
-  RunState s(device(), c, prompt, 1, prompt + 1);
+  RunState s(device(), c, *weights_, prompt, 1, prompt + 1);
   KvCache kv(device(), c, prompt + 1);
   std::vector<uint32_t> ids = Ids(reference_["prompts"].begin().value()), positions(prompt);
   ASSERT_GE(ids.size(), prompt);
@@ -433,9 +434,11 @@ TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
     return std::pair(counts, kernels);
   };
   const auto [prefill, prefill_kernels] = profile(prompt);
-  for (const char* label :
-       {"experts_group", "experts_gate_up", "experts_gate_up_swiglu", "experts_down", "moe_combine"}) {
+  for (const char* label : {"experts_group", "experts_gate_up", "experts_down", "moe_combine"}) {
     EXPECT_EQ(prefill.at(label), sparse) << label;
+  }
+  for (const char* label : {"experts_gate_up_swiglu", "experts_swiglu"}) {  // in gate|up's epilogue
+    EXPECT_FALSE(prefill.contains(label)) << label;
   }
   EXPECT_EQ(prefill_kernels.at("experts_gate_up"),
             std::set<std::string>{info().coopmat_f16 ? "matmul_coopmat_experts" : "matmul_experts"});
@@ -543,35 +546,22 @@ TEST_F(EngineTest, LogitsRowsForTheHostAreMadeWhenAPrefillStreamsThem) {
   for (size_t i = 0; i < last.size(); ++i) ASSERT_NEAR(streamed[i], last[i], 1e-4) << "logit " << i;
 }
 
-// A prefill's attention partials (its splits of the keys) go in gate_up where they fit, since
-// nothing holds gate_up while attention runs; the logits are those of an engine whose prefill
-// partials have a buffer of their own (a longer cache: more splits, which outgrow gate_up).
-TEST_F(EngineTest, PrefillAttentionPartialsShareGateUpWhereTheyFit) {
+// Prefill folds the SwiGLU into gate|up's product too, so a run state keeps no gate|up rows where
+// each layer's gate|up is one product; `splits` holds attention's partials or a product's splits
+// along K, whichever needs more, as neither outlives its dispatches. (The logits of every prefill
+// here and in the conformance suites come through that epilogue.)
+TEST_F(EngineTest, PrefillKeepsNoGateUpRowsWhereTheSwiGluFolds) {
   const ModelConfig& c = files_->config();
-  const auto ids = Ids(Prompt("chat_multi"));
-  const uint32_t n = static_cast<uint32_t>(ids.size());
-  ASSERT_GT(n, ops::kMatVecMaxTokens);
-  ASSERT_TRUE(PrefillPartialsInGateUp(c, 64, 256));
-  ASSERT_FALSE(PrefillPartialsInGateUp(c, 64, 2048));
-  ASSERT_GT(ops::AttentionScratchBytes(n, c.num_heads, c.num_kv_heads, c.head_dim, 256, n), 0u)
-      << "this prefill splits its keys";
-  EXPECT_LT(AttentionPartialsBytes(c, 64, 256),
-            ops::AttentionScratchBytes(64, c.num_heads, c.num_kv_heads, c.head_dim, 256));
-  EXPECT_EQ(AttentionPartialsBytes(c, 64, 2048),
-            ops::AttentionScratchBytes(64, c.num_heads, c.num_kv_heads, c.head_dim, 2048));
-
-  Engine own(device(), c, *weights_, EngineOptions{.context = 2048, .prefill_chunk = 64});
-  Engine shared(device(), c, *weights_, EngineOptions{.context = 256, .prefill_chunk = 64});
-  const std::vector<float> expected = PrefillRow(own, ids);
-  const std::vector<float> got = PrefillRow(shared, ids);
-  ASSERT_EQ(got.size(), expected.size());
-  for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], expected[i], 1e-4) << "logit " << i;
-  // Decode after it, whose few rows keep their own partials.
-  own.Decode(ids.back(), {.full_row = true});
-  shared.Decode(ids.back(), {.full_row = true});
-  const auto own_logits = own.logits();
-  const auto shared_logits = shared.logits();
-  for (size_t i = 0; i < own_logits.size(); ++i) ASSERT_NEAR(shared_logits[i], own_logits[i], 1e-4) << "logit " << i;
+  for (const LayerWeights& layer : weights_->layers) ASSERT_FALSE(GateUpNeedsScratch(info(), layer.gate_up));
+  const uint32_t tokens = 64, context = 256;
+  const RunState s(device(), c, *weights_, tokens, 1, context);
+  EXPECT_LE(s.gate_up.size(), 4u) << "gate|up rows kept";
+  EXPECT_EQ(s.splits.size(), std::max<uint64_t>(4, SplitsBytes(info(), c, *weights_, tokens, context)));
+  EXPECT_GE(s.splits.size(), ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context));
+  // Parts of two types multiply one at a time, into a scratch the SwiGLU then reads.
+  std::vector<Projection> parts = weights_->layers[0].gate_up;
+  parts.push_back(parts[0]);
+  EXPECT_TRUE(GateUpNeedsScratch(info(), parts));
 }
 
 // Under a GPU budget too small for the weights, the layers stay in host memory the GPU reads:
@@ -589,17 +579,18 @@ TEST_F(EngineTest, HostResidentWeightsGiveTheSameLogits) {
   for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(got[i], expected[i]) << "logit " << i;
 }
 
-// A decode step folds the norms into the projections that read them and the SwiGLU into gate|up:
-// six dispatches a layer, plus the embedding and the output projection. A prefill chunk (more
-// tokens than a matvec takes) records the norms and the SwiGLU as dispatches of their own. (A
-// 16-row cache splits no keys, so attention is one dispatch with no combine.)
+// A decode step folds the norms into the projections that read them, RoPE into q|k|v and the
+// SwiGLU into gate|up: five dispatches a layer, plus the embedding and the output projection. A
+// prefill chunk (more tokens than a matvec takes) records the norms and RoPE as dispatches of their
+// own; its gate|up product applies the SwiGLU too. (A 16-row cache splits no keys, so attention is
+// one dispatch with no combine.)
 TEST_F(EngineTest, DecodeRecordsFiveDispatchesALayer) {
   const ModelConfig& c = files_->config();
   for (const LayerWeights& layer : weights_->layers) {
     ASSERT_EQ(layer.qkv.size(), 1u);
     ASSERT_EQ(layer.gate_up.size(), 1u);
   }
-  RunState s(device(), c, 5, 5, 16);
+  RunState s(device(), c, *weights_, 5, 5, 16);
   KvCache kv(device(), c, 16);
   Graph decode(device());
   RecordForward(decode, c, *weights_, s, kv, 1, 0);
@@ -608,7 +599,7 @@ TEST_F(EngineTest, DecodeRecordsFiveDispatchesALayer) {
   Graph prefill(device());
   RecordForward(prefill, c, *weights_, s, kv, 5, 0);
   RecordLogits(prefill, c, *weights_, s, 0, 5, /*on_host=*/true);
-  EXPECT_EQ(prefill.dispatch_count(), 1 + 9 * c.num_layers + 2);
+  EXPECT_EQ(prefill.dispatch_count(), 1 + 8 * c.num_layers + 2);
 }
 
 TEST_F(EngineTest, RefusesWhatDoesNotFitTheContext) {

@@ -196,7 +196,7 @@ TEST_P(ExpertsMatVecTest, ReadsTheChosenExpertOfEveryPair) {
             .y_stride = y_stride,
             .y_offset = y_offset,
             .norm = c.norm ? std::optional(ops::RmsNormInput{.weight = nb, .eps = 1e-6f, .scratch = yb}) : std::nullopt,
-            .swiglu = c.swiglu ? std::optional(ops::SwiGluOutput{yb}) : std::nullopt,
+            .swiglu = c.swiglu,
             .kernel = ops::MatMulKernel::MatVec});
     g.Run();
     std::vector<double> magnitude;
@@ -352,7 +352,6 @@ class ExpertsGroupedTest : public GpuTest, public ::testing::WithParamInterface<
     Buffer wb = Upload(r.w), xb = Upload(x), ib = Upload(r.ids), yb = Poisoned(4ull * pairs * outputs);
     Buffer nb = Upload(norm_weight), norm_scratch = Poisoned(4 * x.size());
     Buffer ob = Poisoned(4ull * (c.experts + 1)), sb = Poisoned(4ull * pairs);
-    Buffer scratch = Poisoned(4ull * pairs * c.expert_rows);
     Graph g(device());
     const ops::ExpertGroups groups{.offsets = ob, .sorted = sb};
     ops::GroupByExpert(g, ib, pairs, c.experts, groups);
@@ -367,7 +366,7 @@ class ExpertsGroupedTest : public GpuTest, public ::testing::WithParamInterface<
             .k = c.k,
             .norm = c.norm ? std::optional(ops::RmsNormInput{.weight = nb, .eps = 1e-6f, .scratch = norm_scratch})
                            : std::nullopt,
-            .swiglu = c.swiglu ? std::optional(ops::SwiGluOutput{scratch}) : std::nullopt,
+            .swiglu = c.swiglu,
             .groups = groups,
             .kernel = kernel});
     g.Run();
@@ -396,23 +395,36 @@ TEST_P(ExpertsGroupedTest, CoopmatMatchesReference) {
   if (!info().coopmat_f16) GTEST_SKIP() << "no cooperative matrices: " << info().coopmat_f16_problem;
   const double relative = (type == DType::F16 || type == DType::BF16 ? 0.0 : 0x1p-10) + 0x1p-20 + 4e-5;
   for (const GroupedCase& c : GroupedCases()) {
-    if (c.swiglu || (c.cols != 0 && c.cols % BlockElements(type) != 0)) continue;  // the SwiGLU: the tiled test's
+    if (c.cols != 0 && c.cols % BlockElements(type) != 0) continue;
     const Result r = Run(c, type, ops::MatMulKernel::CoopMat);
     const std::vector<float> w_values = DequantizeRows(type, r.w, c.experts * c.expert_rows, r.cols);
-    size_t bad = 0;
-    for (size_t i = 0; i < r.got.size() && bad < 10; ++i) {
-      const size_t pair = i / c.expert_rows, row = i % c.expert_rows;
-      const size_t w_row = size_t{r.ids[pair]} * c.expert_rows + row;
+    // Product j's bound (pair j / expert_rows, row j % expert_rows).
+    const auto tolerance_of = [&](size_t j) {
+      const size_t pair = j / c.expert_rows;
+      const size_t w_row = size_t{r.ids[pair]} * c.expert_rows + j % c.expert_rows;
       const size_t x_row = c.x_per_pair ? pair : pair / c.k;
       double w_abs = 0, x_abs = 0;
       for (uint32_t col = 0; col < r.cols; ++col) {
         w_abs += std::abs(w_values[w_row * r.cols + col]);
         x_abs += std::abs(r.x[x_row * r.cols + col]);
       }
-      const double tolerance = relative * r.magnitude[i] + 0x1p-24 * (w_abs + x_abs) + 1e-6;
-      if (!(std::abs(r.got[i] - r.products[i]) <= tolerance)) {
+      return relative * r.magnitude[j] + 0x1p-24 * (w_abs + x_abs) + 1e-6;
+    };
+    const uint32_t outputs = c.swiglu ? c.expert_rows / 2 : c.expert_rows;
+    size_t bad = 0;
+    for (size_t i = 0; i < r.got.size() && bad < 10; ++i) {
+      const size_t product = i / outputs * c.expert_rows + i % outputs;
+      double expected = r.products[product], tolerance = tolerance_of(product);
+      if (c.swiglu) {  // silu(g) * u from the gate and up sums' bounds, as matvec_test.cpp derives it
+        const size_t up = product + outputs;
+        const double silu = expected / (1.0 + std::exp(-expected));
+        tolerance = 1.1 * std::abs(r.products[up]) * tolerance + std::abs(silu) * tolerance_of(up);
+        expected = silu * r.products[up];
+        tolerance += 1e-5 * std::abs(expected);
+      }
+      if (!(std::abs(r.got[i] - expected) <= tolerance)) {
         ADD_FAILURE() << c.name << " " << DTypeName(type) << ": output " << i << ": got " << r.got[i] << ", expected "
-                      << r.products[i] << ", tolerance " << tolerance;
+                      << expected << ", tolerance " << tolerance;
         ++bad;
       }
     }
