@@ -53,6 +53,11 @@ constexpr uint64_t kCoopmatWideGroups = 264;
 // pipeline's first load and last multiply stay a small part of it.
 constexpr uint64_t kCoopmatSplitGroups = 528;
 constexpr uint32_t kCoopmatMinSplitSteps = 8;
+// A product that splits along K takes wide tiles, fewer of them split more ways, where each split
+// stays at least this many steps long (1 024 columns): on the H200 that made 1.5B's down 29%
+// faster (68 TFLOP/s), and 7B's prefill 12%, where q|k|v's and o's shorter splits (8 steps at
+// 1.5B) lost 4-13% to narrow tiles (docs/speed.md, session 11).
+constexpr uint32_t kCoopmatWideSplitSteps = 32;
 constexpr uint32_t kCoopmatStep = 32;  // STEP in matmul_coopmat.comp
 // Rows a prefill product's weights are dequantized to f16 in at the least, and in multiples of: a
 // wide tile's (QVK_COOPMAT_WIDE_ROWS).
@@ -252,9 +257,13 @@ uint32_t CoopmatFillRows(uint32_t tokens) {
   return CeilDiv(kCoopmatWideGroups, CeilDiv(tokens, QVK_COOPMAT_TOKENS)) * QVK_COOPMAT_WIDE_ROWS;
 }
 
-CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens) {
+CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens, uint32_t split_cols) {
   const uint64_t wide_groups = uint64_t{CeilDiv(rows, QVK_COOPMAT_WIDE_ROWS)} * CeilDiv(tokens, QVK_COOPMAT_TOKENS);
-  return wide_groups >= kCoopmatWideGroups ? CoopmatTile::Wide : CoopmatTile::Narrow;
+  if (wide_groups >= kCoopmatWideGroups) return CoopmatTile::Wide;
+  // As PlanCoopmatSplitSteps would split wide tiles, with room to spare.
+  const uint32_t steps = CeilDiv(split_cols, kCoopmatStep);
+  const uint64_t splits = std::min<uint64_t>(CeilDiv(kCoopmatSplitGroups, wide_groups), steps / kCoopmatMinSplitSteps);
+  return splits >= 2 && steps / splits >= kCoopmatWideSplitSteps ? CoopmatTile::Wide : CoopmatTile::Narrow;
 }
 
 namespace {
@@ -311,7 +320,7 @@ uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t t
 }
 
 uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens) {
-  const bool wide = ChooseCoopmatTile(rows, tokens) == CoopmatTile::Wide;
+  const bool wide = ChooseCoopmatTile(rows, tokens, cols) == CoopmatTile::Wide;
   const uint64_t tiles =
       uint64_t{CeilDiv(rows, wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS)} * CeilDiv(tokens, QVK_COOPMAT_TOKENS);
   const uint32_t split_steps = PlanCoopmatSplitSteps(tiles, cols, tokens, rows, ~VkDeviceSize{0});
@@ -449,8 +458,11 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       // Features x tokens per workgroup, and the kernel of that tile.
       KernelId tile_kernel = kernel;
       uint32_t tile_rows = kMatMulTile, tile_tokens = kMatMulTile;
+      // Whether the product may split along K (a SwiGLU's epilogue needs whole sums).
+      const bool may_split = path == MatMulKernel::CoopMat && a.split_scratch && !a.swiglu;
       if (path == MatMulKernel::CoopMat) {
-        const bool wide = a.coopmat_tile.value_or(ChooseCoopmatTile(rows, a.tokens)) == CoopmatTile::Wide;
+        const bool wide =
+            a.coopmat_tile.value_or(ChooseCoopmatTile(rows, a.tokens, may_split ? a.w.cols : 0)) == CoopmatTile::Wide;
         // [rounded][swiglu][wide]
         constexpr KernelOp kOps[2][2][2] = {
             {{KernelOp::MatMulCoopmatNarrow, KernelOp::MatMulCoopmat},
@@ -466,9 +478,8 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       const Groups tiles{a.swiglu ? CeilDiv(rows / 2, tile_rows / 2) : CeilDiv(rows, tile_rows),
                          CeilDiv(a.tokens, tile_tokens), 1};
       const uint32_t split_steps =
-          path == MatMulKernel::CoopMat && a.split_scratch && !a.swiglu
-              ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens, rows, a.split_scratch->size)
-              : 0;
+          may_split ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens, rows, a.split_scratch->size)
+                    : 0;
       if (split_steps == 0) {
         const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_stride, y_stride, flags, 0};
         g.Dispatch(tile_kernel, {w, a.x, a.y, bias, residual}, push, tiles, label, tile_cost);

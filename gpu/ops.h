@@ -79,9 +79,10 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape);
 enum class CoopmatTile { Wide, Narrow };
 
 // Wide tiles where they alone make enough workgroups to keep every SM of a big GPU busy (Qwen2's
-// MLP gate|up at prefill sizes); narrow ones otherwise (q|k|v, o and down, whose 896 to 3584
-// outputs make few 128-wide columns).
-CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens);
+// MLP gate|up at prefill sizes), or, for a product that may split along its `split_cols` inner
+// columns (0: it may not), where splits long enough make up the rest (down from 1.5B on, 7B's o);
+// narrow ones otherwise (q|k|v and o up to 1.5B, 0.5B's down: few 128-wide columns, short rows).
+CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens, uint32_t split_cols = 0);
 // The fewest weight rows whose wide tiles alone keep every SM busy at `tokens` tokens (4 224 at
 // 512): the row chunks a dequantized product runs in need be no longer (forward's
 // PrefillDequantBytes).

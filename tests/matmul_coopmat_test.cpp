@@ -497,6 +497,27 @@ TEST(CoopmatKernelChoice, WideTilesWhereTheyFillTheGpu) {
   }
 }
 
+// A product that may split along K takes wide tiles where each split of them stays at least 1 024
+// columns long (32 steps): at 512 tokens 1.5B's down (6 splits of 47 steps), 7B's o (3 of 37) and
+// a 1 280-row chunk of 7B's down; not 1.5B's q|k|v and o (splits of 10 and 8 steps) or 0.5B's
+// down (10 of 15), which keep narrow tiles.
+TEST(CoopmatKernelChoice, WideTilesWhereLongSplitsFillTheGpu) {
+  using enum ops::CoopmatTile;
+  struct Product {
+    uint32_t rows, cols;
+    ops::CoopmatTile tile;
+  };
+  const Product products[] = {
+      {1536, 8960, Wide},      {3584, 3584, Wide},   {1280, 18944, Wide},  // 1.5B down, 7B o, 7B down chunk
+      {1536 + 2 * 256, 1536, Narrow}, {1536, 1536, Narrow}, {896, 4864, Narrow},  // 1.5B q|k|v, o; 0.5B down
+      {896, 896, Narrow},
+  };
+  for (const Product& p : products) {
+    EXPECT_EQ(ops::ChooseCoopmatTile(p.rows, 512, p.cols), p.tile) << p.rows << " x " << p.cols;
+    EXPECT_EQ(ops::ChooseCoopmatTile(p.rows, 512), Narrow) << p.rows << " x " << p.cols << " unsplit";
+  }
+}
+
 // A run state's splits (CoopmatSplitBytes) hold every plane PlanCoopmatSplitSteps plans where the
 // room is unbounded, and no more: one plane less and the product splits fewer ways. At 512 tokens:
 // 0.5B's o and down, 1.5B's down and 7B's o; gate|up fills the GPU unsplit.
@@ -510,7 +531,7 @@ TEST(CoopmatKernelChoice, SplitBytesHoldEveryPlannedPlane) {
     const uint64_t plane = uint64_t{4} * tokens * p.rows;
     ASSERT_GE(bytes, 2 * plane) << p.rows << " x " << p.cols;
     ASSERT_EQ(bytes % plane, 0u);
-    const bool wide = ops::ChooseCoopmatTile(p.rows, tokens) == ops::CoopmatTile::Wide;
+    const bool wide = ops::ChooseCoopmatTile(p.rows, tokens, p.cols) == ops::CoopmatTile::Wide;
     const uint64_t tiles = uint64_t{(p.rows + (wide ? 127 : 63)) / (wide ? 128 : 64)} * (tokens / 64);
     const uint32_t unbounded = ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, ~VkDeviceSize{0});
     EXPECT_EQ(ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, bytes), unbounded) << p.rows << " x " << p.cols;
