@@ -321,8 +321,8 @@ uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t t
 
 uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens) {
   const bool wide = ChooseCoopmatTile(rows, tokens, cols) == CoopmatTile::Wide;
-  const uint64_t tiles =
-      uint64_t{CeilDiv(rows, wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS)} * CeilDiv(tokens, QVK_COOPMAT_TOKENS);
+  const uint64_t tiles = uint64_t{CeilDiv(rows, wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS)} *
+                         CeilDiv(tokens, QVK_COOPMAT_TOKENS);
   const uint32_t split_steps = PlanCoopmatSplitSteps(tiles, cols, tokens, rows, ~VkDeviceSize{0});
   if (split_steps == 0) return 0;
   const uint64_t splits = CeilDiv(CeilDiv(cols, kCoopmatStep), split_steps);
@@ -469,17 +469,17 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
              {KernelOp::MatMulCoopmatNarrowSwiGlu, KernelOp::MatMulCoopmatSwiGlu}},
             {{KernelOp::MatMulCoopmatRoundedNarrow, KernelOp::MatMulCoopmatRounded},
              {KernelOp::MatMulCoopmatRoundedNarrowSwiGlu, KernelOp::MatMulCoopmatRoundedSwiGlu}}};
-        tile_kernel = RequireKernel(g, kOps[rounded][a.swiglu.has_value()][wide], rounded ? DType::F16 : a.w.dtype,
-                                    "matmul");
+        tile_kernel =
+            RequireKernel(g, kOps[rounded][a.swiglu.has_value()][wide], rounded ? DType::F16 : a.w.dtype, "matmul");
         tile_rows = wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
         tile_tokens = QVK_COOPMAT_TOKENS;
       }
       // A SwiGLU tile holds half as many outputs' gate rows, then their up rows.
       const Groups tiles{a.swiglu ? CeilDiv(rows / 2, tile_rows / 2) : CeilDiv(rows, tile_rows),
                          CeilDiv(a.tokens, tile_tokens), 1};
-      const uint32_t split_steps =
-          may_split ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens, rows, a.split_scratch->size)
-                    : 0;
+      const uint32_t split_steps = may_split ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens,
+                                                                     rows, a.split_scratch->size)
+                                             : 0;
       if (split_steps == 0) {
         const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_stride, y_stride, flags, 0};
         g.Dispatch(tile_kernel, {w, a.x, a.y, bias, residual}, push, tiles, label, tile_cost);
@@ -499,10 +499,9 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                  fmt::format("{}_split_sum", label),
                  {.bytes = 4 * outputs_count * (splits + (a.residual ? 2 : 1)), .flops = outputs_count * splits});
     };
-    const std::vector<RowSlice> chunks =
-        path == MatMulKernel::CoopMat && a.dequant_scratch
-            ? DequantChunks(device, a.w, a.dequant_scratch->size, a.swiglu.has_value())
-            : std::vector<RowSlice>{};
+    const std::vector<RowSlice> chunks = path == MatMulKernel::CoopMat && a.dequant_scratch
+                                             ? DequantChunks(device, a.w, a.dequant_scratch->size, a.swiglu.has_value())
+                                             : std::vector<RowSlice>{};
     const uint64_t f16_row_bytes = uint64_t{2} * a.w.cols;
     const VkDeviceSize up_offset = RowBytes(a.w.dtype, a.w.cols) * outputs;  // of a SwiGLU's up rows
     for (const RowSlice& chunk : chunks) {
@@ -512,8 +511,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       DequantizeToF16(g, Matrix{chunk.range.buffer, chunk.range.offset, a.w.dtype, chunk.rows, a.w.cols},
                       Sub(f16, 0, chunk.rows * f16_row_bytes), fmt::format("{}_dequantize", label));
       if (a.swiglu) {
-        DequantizeToF16(g,
-                        Matrix{chunk.range.buffer, chunk.range.offset + up_offset, a.w.dtype, chunk.rows, a.w.cols},
+        DequantizeToF16(g, Matrix{chunk.range.buffer, chunk.range.offset + up_offset, a.w.dtype, chunk.rows, a.w.cols},
                         Sub(f16, chunk.rows * f16_row_bytes, chunk.rows * f16_row_bytes),
                         fmt::format("{}_dequantize", label));
       }
@@ -524,7 +522,8 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       gemm(f16, /*rounded=*/true, chunk.first_row, rows, f16_cost);
     }
     if (chunks.empty()) {
-      for (const RowSlice& slice : slices) gemm(slice.range, /*rounded=*/false, slice.first_row, slice.rows, cost(slice));
+      for (const RowSlice& slice : slices)
+        gemm(slice.range, /*rounded=*/false, slice.first_row, slice.rows, cost(slice));
     }
     return;
   }
@@ -750,8 +749,8 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
     // Each pair reads its expert's rows (at most `pairs` experts' bytes) and its X row, which a
     // folded norm scales on the way.
     const KernelId kernel = RequireKernel(g, KernelOp::MatVecExperts, a.w.dtype, "experts_matmul");
-    ExpertsMatVecPlan plan = PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs, a.swiglu,
-                                               y_stride, a.y_offset, a.norm ? QVK_FLAG_NORM : 0u);
+    ExpertsMatVecPlan plan = PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs, a.swiglu, y_stride,
+                                               a.y_offset, a.norm ? QVK_FLAG_NORM : 0u);
     plan.push.matvec.eps = a.norm ? a.norm->eps : 0.0f;
     g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, a.norm ? a.norm->weight : a.x, a.ids, a.x}, plan.push, plan.grid, label,
                {.bytes = pairs * expert_bytes + uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1)) +

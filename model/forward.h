@@ -26,17 +26,17 @@ struct RunState {
 
   uint32_t max_tokens;
   uint32_t host_logits_rows;
-  Buffer x;              // f32 [T, hidden]                 residual stream
-  Buffer xn;             // f32 [T, hidden]                 RMS-normalized block input (prefill only)
-  Buffer qkv;            // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
-  Buffer attn;           // f32 [T, H * D]                  attention output, heads side by side
-  Buffer splits;         // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l); or
-                         // f32 [splits, T, rows]           a product's splits along K (prefill's q|k|v, o, down)
-  Buffer gate_up;        // f32 [T, 2 * inter]              gate | up projections, only where the SwiGLU cannot
-                         //                                 fold into their product (GateUpNeedsScratch)
-  Buffer mlp;            // f32 [T, inter]                  silu(gate) * up
-  Buffer dequant;        // f16 [rows, cols]                a chunk of a weight's rows, dequantized (prefill:
-                         //                                 PrefillDequantBytes)
+  Buffer x;        // f32 [T, hidden]                 residual stream
+  Buffer xn;       // f32 [T, hidden]                 RMS-normalized block input (prefill only)
+  Buffer qkv;      // f32 [T, (H + 2 Hkv) * D]        fused q | k | v projections (q rotated in place)
+  Buffer attn;     // f32 [T, H * D]                  attention output, heads side by side
+  Buffer splits;   // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l); or
+                   // f32 [splits, T, rows]           a product's splits along K (prefill's q|k|v, o, down)
+  Buffer gate_up;  // f32 [T, 2 * inter]              gate | up projections, only where the SwiGLU cannot
+                   //                                 fold into their product (GateUpNeedsScratch)
+  Buffer mlp;      // f32 [T, inter]                  silu(gate) * up
+  Buffer dequant;  // f16 [rows, cols]                a chunk of a weight's rows, dequantized (prefill:
+                   //                                 PrefillDequantBytes)
   // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the
   // expert and shared-expert FFN sizes:
   Buffer router_logits;  // f32 [T, experts]                h Wr^T

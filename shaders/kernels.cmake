@@ -49,7 +49,8 @@ qwenvk_kernel(OP MatMulCoopmatNarrow NAME matmul_coopmat_narrow SOURCE matmul_co
               DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS
               BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
 # The same with the SwiGLU in the epilogue (prefill's gate|up): a variant of its own, not a flag,
-# because the flag's row arithmetic cost every product registers (and a workgroup per SM).
+# because the flag's row arithmetic in every product made quantized prefill 5-20% slower on the
+# H200 (docs/speed.md, session 11).
 qwenvk_kernel(OP MatMulCoopmatSwiGlu NAME matmul_coopmat_swiglu SOURCE matmul_coopmat.comp
               TYPES ${QWENVK_WEIGHT_TYPES} DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS SWIGLU
               BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)

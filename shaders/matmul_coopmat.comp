@@ -38,8 +38,8 @@
 // and Y[t, o] = silu(gate[o] . X[t]) * (up[o] . X[t]). A tile's first TILE_ROWS / 2 rows are gate
 // rows and the rest the up rows of the same outputs, so the epilogue finds both sums in its tile,
 // and the products' own rows (twice the outputs, in f32) are never written. Variants rather than
-// QVK_FLAG_SWIGLU: the flag's row arithmetic made every product of the rounded kernels 5-20% slower
-// on the H200.
+// QVK_FLAG_SWIGLU: with the flag's row arithmetic in every product, prefill of quantized files
+// (the rounded kernels) ran 5-20% slower on the H200.
 //
 // Split along K (MatMulPush::split_steps, for products with too few tiles to fill the GPU): workgroup
 // z sums only its range of steps and stores the tile's raw sums in plane z of Y, with no bias or

@@ -151,17 +151,21 @@ std::vector<CoopmatCase> CoopmatCases() {
     const uint32_t block = BlockElements(type);
     const uint32_t few = block == 1 ? 200 : 3 * block;
     for (ops::CoopmatTile tile : kTiles) {
-      cases.push_back({.type = type, .rows = 2 * 100, .cols = few, .tokens = 65, .tile = tile, .x_padding = 4,
-                       .swiglu = true});
+      cases.push_back(
+          {.type = type, .rows = 2 * 100, .cols = few, .tokens = 65, .tile = tile, .x_padding = 4, .swiglu = true});
     }
     if (block <= 32) cases.push_back({.type = type, .rows = 2 * 4864, .cols = 896, .tokens = 70, .swiglu = true});
     if (type != DType::F16 && type != DType::BF16) {
-      cases.push_back({.type = type, .rows = 2 * 300, .cols = block <= 32 ? 896u : 1536u, .tokens = 255,
-                       .dequantized = true, .swiglu = true});
+      cases.push_back({.type = type,
+                       .rows = 2 * 300,
+                       .cols = block <= 32 ? 896u : 1536u,
+                       .tokens = 255,
+                       .dequantized = true,
+                       .swiglu = true});
     }
   }
-  cases.push_back({.type = DType::Q4_K, .rows = 2 * 18944, .cols = 3584, .tokens = 130, .dequantized = true,
-                   .swiglu = true});
+  cases.push_back(
+      {.type = DType::Q4_K, .rows = 2 * 18944, .cols = 3584, .tokens = 130, .dequantized = true, .swiglu = true});
   // Qwen2-7B's gate|up and down as prefill runs them in Q4_K: dequantized, down split along K.
   cases.push_back({DType::Q4_K, 2 * 18944, 3584, 256, false, false, std::nullopt, 0, false, true});
   cases.push_back({DType::Q4_K, 3584, 18944, 256, false, true, std::nullopt, 0, true, true});
@@ -508,8 +512,12 @@ TEST(CoopmatKernelChoice, WideTilesWhereLongSplitsFillTheGpu) {
     ops::CoopmatTile tile;
   };
   const Product products[] = {
-      {1536, 8960, Wide},      {3584, 3584, Wide},   {1280, 18944, Wide},  // 1.5B down, 7B o, 7B down chunk
-      {1536 + 2 * 256, 1536, Narrow}, {1536, 1536, Narrow}, {896, 4864, Narrow},  // 1.5B q|k|v, o; 0.5B down
+      {1536, 8960, Wide},
+      {3584, 3584, Wide},
+      {1280, 18944, Wide},  // 1.5B down, 7B o, 7B down chunk
+      {1536 + 2 * 256, 1536, Narrow},
+      {1536, 1536, Narrow},
+      {896, 4864, Narrow},  // 1.5B q|k|v, o; 0.5B down
       {896, 896, Narrow},
   };
   for (const Product& p : products) {
