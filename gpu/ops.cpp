@@ -59,6 +59,10 @@ constexpr uint32_t kCoopmatMinSplitSteps = 8;
 // 1.5B) lost 4-13% to narrow tiles (docs/speed.md, session 11).
 constexpr uint32_t kCoopmatWideSplitSteps = 32;
 constexpr uint32_t kCoopmatStep = 32;  // STEP in matmul_coopmat.comp
+// The splits a product of `cols` inner columns runs in at split_steps steps each (the last shorter).
+uint32_t CoopmatSplitCount(uint32_t cols, uint32_t split_steps) {
+  return CeilDiv(CeilDiv(cols, kCoopmatStep), split_steps);
+}
 // Rows a prefill product's weights are dequantized to f16 in at the least, and in multiples of: a
 // wide tile's (QVK_COOPMAT_WIDE_ROWS).
 constexpr uint32_t kCoopmatDequantRows = QVK_COOPMAT_WIDE_ROWS;
@@ -325,7 +329,7 @@ uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens) {
                          CeilDiv(tokens, QVK_COOPMAT_TOKENS);
   const uint32_t split_steps = PlanCoopmatSplitSteps(tiles, cols, tokens, rows, ~VkDeviceSize{0});
   if (split_steps == 0) return 0;
-  const uint64_t splits = CeilDiv(CeilDiv(cols, kCoopmatStep), split_steps);
+  const uint64_t splits = CoopmatSplitCount(cols, split_steps);
   return uint64_t{4} * splits * tokens * rows;
 }
 
@@ -487,7 +491,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       }
       // Each split's raw sums into its plane of the scratch, then the planes summed in order with
       // the bias and residual.
-      const uint32_t splits = CeilDiv(CeilDiv(a.w.cols, kCoopmatStep), split_steps);
+      const uint32_t splits = CoopmatSplitCount(a.w.cols, split_steps);
       const BufferRange planes(*a.split_scratch->buffer, a.split_scratch->offset,
                                VkDeviceSize{4} * splits * a.tokens * rows);
       const push::MatMulPush push{rows, a.w.cols, a.tokens, 0, x_stride, rows, 0, split_steps};

@@ -126,9 +126,7 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
   }
   // Prefill on matrix units may dequantize a chunk of the dense products' weights to f16
   // (PrefillDequantBytes; counted whatever the weights' types, as this sees only the config).
-  const auto chunk_bytes = [&](uint64_t rows, uint64_t cols) {
-    return PrefillDequantChunkBytes(rows, cols, static_cast<uint32_t>(chunk));
-  };
+  const auto chunk_bytes = [&](uint64_t rows, uint64_t cols) { return PrefillDequantChunkBytes(rows, cols, tokens); };
   const uint64_t largest = std::max({chunk_bytes(qkv_rows, c.hidden_size), chunk_bytes(c.hidden_size, attention_width),
                                      chunk_bytes(uint64_t{2} * c.intermediate_size, c.hidden_size),
                                      chunk_bytes(c.hidden_size, c.intermediate_size)});

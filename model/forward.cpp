@@ -197,9 +197,12 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
   // Which of the layers' gate|up products (dense, and MoE's shared expert) need a scratch.
   bool gate_up_scratch = false, shared_scratch = false, experts_scratch = false;
   for (const LayerWeights& L : w.layers) {
-    if (!L.moe) gate_up_scratch = gate_up_scratch || GateUpNeedsScratch(info, L.gate_up);
-    if (L.moe) shared_scratch = shared_scratch || GateUpNeedsScratch(info, L.moe->shared_gate_up);
-    if (L.moe) experts_scratch = experts_scratch || L.moe->gate_up.size() > 1;
+    if (L.moe) {
+      shared_scratch = shared_scratch || GateUpNeedsScratch(info, L.moe->shared_gate_up);
+      experts_scratch = experts_scratch || L.moe->gate_up.size() > 1;
+    } else {
+      gate_up_scratch = gate_up_scratch || GateUpNeedsScratch(info, L.gate_up);
+    }
   }
   x = Make(device, F32 * tokens * c.hidden_size);
   xn = Make(device, F32 * tokens * c.hidden_size);

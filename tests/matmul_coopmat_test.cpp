@@ -261,12 +261,10 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
     const size_t product = t * c.rows + r;
     double want = expected[product], tolerance = tolerance_of(product);
     if (c.swiglu) {
-      // silu(g) * u from the gate and up sums' bounds, as matvec_test.cpp derives it.
       const size_t up = product + outputs;
-      const double silu = want / (1.0 + std::exp(-want));
-      tolerance = 1.1 * std::abs(expected[up]) * tolerance + std::abs(silu) * tolerance_of(up);
-      want = silu * expected[up];
-      tolerance += 1e-5 * std::abs(want);
+      const ref::BoundedValue swiglu = ref::SwiGluBound(want, expected[up], tolerance, tolerance_of(up));
+      want = swiglu.value;
+      tolerance = swiglu.tolerance;
     }
     const double error = static_cast<double>(got[i]) - want;
     if (!(std::abs(error) <= tolerance) && ++bad <= 10) {

@@ -102,7 +102,7 @@ std::vector<uint32_t> DistinctIds(uint32_t tokens, uint32_t k, uint32_t experts,
 }
 
 // Within the matvec kernel's bar (README's kernel table): |got - expected| <= 2e-5 * sum|w x| + 1e-6,
-// or with SwiGLU the bar of silu(g) * u that tests/matvec_test.cpp derives from g's and u's.
+// or with SwiGLU the bar of silu(g) * u derived from g's and u's (ref::SwiGluBound).
 void ExpectWithinMatVecBar(const std::vector<float>& got, const std::vector<float>& products,
                            const std::vector<double>& magnitude, uint32_t pairs, uint32_t expert_rows, bool swiglu,
                            const std::string& what) {
@@ -116,10 +116,9 @@ void ExpectWithinMatVecBar(const std::vector<float>& got, const std::vector<floa
     double expected = products[gate], tolerance = tolerance_of(gate);
     if (swiglu) {
       const size_t up = gate + outputs;
-      const double silu = products[gate] / (1.0 + std::exp(-double{products[gate]}));
-      expected = silu * products[up];
-      tolerance =
-          1.1 * std::abs(products[up]) * tolerance + std::abs(silu) * tolerance_of(up) + 1e-5 * std::abs(expected);
+      const ref::BoundedValue bounded = ref::SwiGluBound(products[gate], products[up], tolerance, tolerance_of(up));
+      expected = bounded.value;
+      tolerance = bounded.tolerance;
     }
     if (!(std::abs(got[i] - expected) <= tolerance)) {
       ADD_FAILURE() << what << ": pair " << pair << " output " << o << ": got " << got[i] << ", expected " << expected
@@ -415,12 +414,11 @@ TEST_P(ExpertsGroupedTest, CoopmatMatchesReference) {
     for (size_t i = 0; i < r.got.size() && bad < 10; ++i) {
       const size_t product = i / outputs * c.expert_rows + i % outputs;
       double expected = r.products[product], tolerance = tolerance_of(product);
-      if (c.swiglu) {  // silu(g) * u from the gate and up sums' bounds, as matvec_test.cpp derives it
+      if (c.swiglu) {
         const size_t up = product + outputs;
-        const double silu = expected / (1.0 + std::exp(-expected));
-        tolerance = 1.1 * std::abs(r.products[up]) * tolerance + std::abs(silu) * tolerance_of(up);
-        expected = silu * r.products[up];
-        tolerance += 1e-5 * std::abs(expected);
+        const ref::BoundedValue bounded = ref::SwiGluBound(expected, r.products[up], tolerance, tolerance_of(up));
+        expected = bounded.value;
+        tolerance = bounded.tolerance;
       }
       if (!(std::abs(r.got[i] - expected) <= tolerance)) {
         ADD_FAILURE() << c.name << " " << DTypeName(type) << ": output " << i << ": got " << r.got[i] << ", expected "

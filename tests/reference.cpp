@@ -100,6 +100,12 @@ std::vector<float> SwiGlu(std::span<const float> gate_up, uint32_t tokens, uint3
   return y;
 }
 
+BoundedValue SwiGluBound(double g, double u, double g_tolerance, double u_tolerance) {
+  const double silu = g / (1.0 + std::exp(-g));
+  const double value = silu * u;
+  return {value, 1.1 * std::abs(u) * g_tolerance + std::abs(silu) * u_tolerance + 1e-5 * std::abs(value)};
+}
+
 AttentionResult Attention(std::span<const float> q, std::span<const uint32_t> positions, std::span<const float> k,
                           std::span<const float> v, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                           uint32_t capacity, uint32_t window, uint32_t probs_stride) {

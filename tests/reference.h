@@ -31,6 +31,14 @@ void RopeHead(float* head, uint32_t head_dim, uint32_t pos, std::span<const floa
 
 std::vector<float> SwiGlu(std::span<const float> gate_up, uint32_t tokens, uint32_t inter);
 
+// silu(g) * u from exact sums g and u, and how far a kernel's may lie from it when its own sums lie
+// within g_tolerance and u_tolerance: silu's slope lies within [-0.1, 1.1], and kernels' exp is an
+// f32 one (1e-5 relative).
+struct BoundedValue {
+  double value, tolerance;
+};
+BoundedValue SwiGluBound(double g, double u, double g_tolerance, double u_tolerance);
+
 struct AttentionResult {
   std::vector<float> out;    // [T, H * D]
   std::vector<float> probs;  // [H, T, probs_stride]
