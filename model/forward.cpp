@@ -55,8 +55,9 @@ Buffer Make(Device& device, VkDeviceSize bytes, MemoryKind kind = MemoryKind::De
 // (GateUpNeedsScratch: then, or where the matrix is bigger than one binding, the run state sized
 // `scratch` for both products).
 void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange x,
-                  std::optional<ops::RmsNormInput> norm, BufferRange scratch, BufferRange m, uint32_t tokens,
-                  uint32_t inter, std::string_view label, std::optional<BufferRange> dequant = std::nullopt) {
+                  std::optional<ops::RmsNormInput> norm, std::optional<BufferRange> scratch, BufferRange m,
+                  uint32_t tokens, uint32_t inter, std::string_view label,
+                  std::optional<BufferRange> dequant = std::nullopt) {
   if (gate_up.size() == 1) {
     ops::MatMul(g,
                 {.w = gate_up[0].w,
@@ -69,11 +70,12 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
                 label);
     return;
   }
+  if (!scratch) throw Error("gate|up in parts of two types needs a scratch for both products");
   for (const Projection& part : gate_up) {
     ops::MatMul(g,
                 {.w = part.w,
                  .x = x,
-                 .y = scratch,
+                 .y = *scratch,
                  .tokens = tokens,
                  .y_stride = 2 * inter,
                  .y_offset = part.y_offset,
@@ -81,7 +83,7 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
                  .dequant_scratch = dequant},
                 label);
   }
-  ops::SwiGlu(g, scratch, m, tokens, inter, fmt::format("{}_swiglu", label));
+  ops::SwiGlu(g, *scratch, m, tokens, inter, fmt::format("{}_swiglu", label));
 }
 
 // The mixture-of-experts FFN of layer `l`, added to x. Decode (matvec's few tokens) reads only
@@ -206,11 +208,18 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
   }
   x = Make(device, F32 * tokens * c.hidden_size);
   xn = Make(device, F32 * tokens * c.hidden_size);
-  qkv = Make(device, F32 * tokens * qkv_width);
-  attn = Make(device, F32 * tokens * c.num_heads * c.head_dim);
+  // Each range starts where a binding may.
+  const auto aligned = [&](VkDeviceSize bytes) {
+    return (bytes + info.storage_offset_alignment - 1) / info.storage_offset_alignment * info.storage_offset_alignment;
+  };
+  qkv_bytes_ = F32 * tokens * qkv_width;
+  attn_offset_ = aligned(qkv_bytes_);
+  attn_bytes_ = F32 * tokens * c.num_heads * c.head_dim;
+  mlp_bytes_ = F32 * tokens * c.intermediate_size;
+  gate_up_offset_ = aligned(mlp_bytes_);
+  gate_up_bytes_ = gate_up_scratch ? F32 * tokens * 2 * c.intermediate_size : 0;
+  attention_or_mlp = Make(device, std::max(attn_offset_ + attn_bytes_, gate_up_offset_ + gate_up_bytes_));
   splits = Make(device, SplitsBytes(info, c, w, tokens, context));
-  gate_up = Make(device, gate_up_scratch ? F32 * tokens * 2 * c.intermediate_size : 0);
-  mlp = Make(device, F32 * tokens * c.intermediate_size);
   dequant = Make(device, PrefillDequantBytes(info, w, tokens));
   if (c.moe) {
     const VkDeviceSize pairs = VkDeviceSize{tokens} * c.moe->experts_per_token;
@@ -252,6 +261,20 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
   attention_factor = freqs.attention_factor;
 }
 
+BufferRange RunState::qkv() const {
+  return {attention_or_mlp, 0, qkv_bytes_};
+}
+BufferRange RunState::attn() const {
+  return {attention_or_mlp, attn_offset_, attn_bytes_};
+}
+BufferRange RunState::mlp() const {
+  return {attention_or_mlp, 0, mlp_bytes_};
+}
+std::optional<BufferRange> RunState::gate_up() const {
+  if (gate_up_bytes_ == 0) return std::nullopt;
+  return BufferRange(attention_or_mlp, gate_up_offset_, gate_up_bytes_);
+}
+
 void RunState::GrowHostLogits(Device& device, uint32_t vocab, uint32_t rows) {
   if (rows <= host_logits_rows) return;
   host_logits = Make(device, F32 * rows * vocab, MemoryKind::Readback);
@@ -262,11 +285,8 @@ uint64_t RunState::bytes() const {
   uint64_t total = 0;
   for (const Buffer* b : {&x,
                           &xn,
-                          &qkv,
-                          &attn,
+                          &attention_or_mlp,
                           &splits,
-                          &gate_up,
-                          &mlp,
                           &dequant,
                           &router_logits,
                           &expert_ids,
@@ -375,7 +395,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     for (const Projection& part : L.qkv) {
       qkv.push_back({.w = part.w,
                      .x = s.x,
-                     .y = s.qkv,
+                     .y = s.qkv(),
                      .tokens = tokens,
                      .y_stride = qkv_width,
                      .y_offset = part.y_offset,
@@ -384,7 +404,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                      .split_scratch = BufferRange(s.splits),
                      .dequant_scratch = BufferRange(s.dequant)});
     }
-    const ops::RopeArgs rope{.qkv = s.qkv,
+    const ops::RopeArgs rope{.qkv = s.qkv(),
                              .positions = s.positions,
                              .inv_freq = s.inv_freq,
                              .tokens = tokens,
@@ -403,17 +423,17 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
       // q|k|v = (rmsnorm(x) * w_in) Wqkv^T   (one product, or one per stored type)
       for (const ops::MatMulArgs& part : qkv) ops::MatMul(g, part, "qkv");
       // q_h, k_h = rmsnorm(q_h) * w_qn, rmsnorm(k_h) * w_kn   (each head of q and k)
-      ops::HeadNorm(g, s.qkv, L.qk_norm, tokens, c.num_heads, c.num_kv_heads, c.head_dim, c.rms_norm_eps, "qk_norm");
+      ops::HeadNorm(g, s.qkv(), L.qk_norm, tokens, c.num_heads, c.num_kv_heads, c.head_dim, c.rms_norm_eps, "qk_norm");
       // q, k = rope(q, k); cache[k|v][positions] = k, v
       ops::Rope(g, rope, "rope");
     }
     // a = softmax(q k^T / sqrt(D) + mask) v, over keys 0..position (within the layer's window);
     // p = that softmax (or its scores with each row's max and sum), where a capture asks for this layer
-    ops::AttentionArgs attention{.q = s.qkv,
+    ops::AttentionArgs attention{.q = s.qkv(),
                                  .positions = s.positions,
                                  .k_cache = kv.k[l],
                                  .v_cache = kv.v[l],
-                                 .out = s.attn,
+                                 .out = s.attn(),
                                  .tokens = tokens,
                                  .n_heads = c.num_heads,
                                  .n_kv_heads = c.num_kv_heads,
@@ -437,7 +457,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     // x = x + a Wo^T
     ops::MatMul(g,
                 {.w = L.o,
-                 .x = s.attn,
+                 .x = s.attn(),
                  .y = s.x,
                  .tokens = tokens,
                  .residual = BufferRange(s.x),
@@ -450,11 +470,11 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     }
     // m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post
     RecordGateUp(g, L.gate_up, s.x, ops::RmsNormInput{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn},
-                 s.gate_up, s.mlp, tokens, c.intermediate_size, "gate_up", BufferRange(s.dequant));
+                 s.gate_up(), s.mlp(), tokens, c.intermediate_size, "gate_up", BufferRange(s.dequant));
     // x = x + m Wdown^T
     ops::MatMul(g,
                 {.w = L.down,
-                 .x = s.mlp,
+                 .x = s.mlp(),
                  .y = s.x,
                  .tokens = tokens,
                  .residual = BufferRange(s.x),

@@ -548,14 +548,20 @@ TEST_F(EngineTest, LogitsRowsForTheHostAreMadeWhenAPrefillStreamsThem) {
 
 // Prefill folds the SwiGLU into gate|up's product too, so a run state keeps no gate|up rows where
 // each layer's gate|up is one product; `splits` holds attention's partials or a product's splits
-// along K, whichever needs more, as neither outlives its dispatches. (The logits of every prefill
-// here and in the conformance suites come through that epilogue.)
-TEST_F(EngineTest, PrefillKeepsNoGateUpRowsWhereTheSwiGluFolds) {
+// along K, whichever needs more, as neither outlives its dispatches; attention's activations lie in
+// the MLP's memory, as they are dead before gate|up writes it. (The logits of every prefill here
+// and in the conformance suites come through that epilogue and those buffers.)
+TEST_F(EngineTest, PrefillKeepsOnlyActivationsThatLiveAtOnce) {
   const ModelConfig& c = files_->config();
   for (const LayerWeights& layer : weights_->layers) ASSERT_FALSE(GateUpNeedsScratch(info(), layer.gate_up));
   const uint32_t tokens = 64, context = 256;
   const RunState s(device(), c, *weights_, tokens, 1, context);
-  EXPECT_LE(s.gate_up.size(), 4u) << "gate|up rows kept";
+  EXPECT_FALSE(s.gate_up()) << "gate|up rows kept";
+  // Attention's activations and the MLP's share one allocation; q|k|v and attention's output do not.
+  EXPECT_EQ(s.qkv().buffer, s.mlp().buffer);
+  EXPECT_EQ(s.attn().buffer, s.mlp().buffer);
+  EXPECT_GE(s.attn().offset, s.qkv().offset + s.qkv().size);
+  EXPECT_EQ(s.attention_or_mlp.size(), std::max(s.attn().offset + s.attn().size, s.mlp().size));
   EXPECT_EQ(s.splits.size(), std::max<uint64_t>(4, SplitsBytes(info(), c, *weights_, tokens, context)));
   EXPECT_GE(s.splits.size(), ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context));
   // Parts of two types multiply one at a time, into a scratch the SwiGLU then reads.
