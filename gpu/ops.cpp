@@ -86,7 +86,7 @@ struct AttentionPlan {
 // of each row a round, each lane loading SLOTS units at once. PlanMatVec estimates each split's
 // time on an H200 and takes the fastest: the longest of
 //   rounds x kMatVecRoundNs        the chain of dependent loads a lane waits through, once per
-//                                  wave of kMatVecResident invocations the GPU holds at once;
+//                                  wave of the invocations the GPU holds at once;
 //   weight bytes / DRAM bandwidth;
 //   weights + X (and the norm weight), read once per row group / L1 bandwidth;
 // plus kMatVecSharedNs where lanes meet in shared memory (a group of several subgroups, or part of
@@ -98,12 +98,22 @@ struct AttentionPlan {
 // subgroup (subgroupAdd alone), then more rows, then fewer lanes. Every workgroup computes one
 // batch of row groups, however many workgroups that takes: capping the workgroups at 1 024, each
 // computing several batches in turn (gate|up of 7B, the output projections), made decode 1-6%
-// slower on an H200 (docs/speed.md, session 7).
+// slower on an H200 (docs/speed.md, session 7). The L1 rate and the resident invocations differ by
+// unit width, as a sweep of them on the H200 found (session 12): with 8- and 16-column units (four
+// slots) 5 000 bytes a ns, which keeps more rows a group and fewer workgroups (decode of 0.5B and
+// 1.5B Q4_0 +6-7%, 0.5B F16 +5%); with the K-quants' 32-column units (two slots) that rate led to
+// plans of 19 rounds, while counting 768 resident invocations an SM rather than 2 048 did best
+// (1.5B Q4_K_M +8%).
 constexpr double kMatVecRoundNs = 1250;
 constexpr double kMatVecDramBytesPerNs = 3800;
-constexpr double kMatVecL1BytesPerNs = 20000;  // 132 SMs' L1 hits, conservatively
 constexpr double kMatVecSharedNs = 100;
-constexpr double kMatVecResident = 132 * 2048;
+struct MatVecRates {
+  double l1_bytes_per_ns;  // 132 SMs' L1 hits
+  double resident;         // invocations the GPU holds at once
+};
+MatVecRates MatVecRatesFor(uint32_t unit_cols) {
+  return unit_cols < 32 ? MatVecRates{5000, 132 * 2048} : MatVecRates{20000, 132 * 768};
+}
 
 // The columns of one matvec unit (UNIT_COLS in matvec_units.glsl), indexed by DType.
 constexpr uint32_t kMatVecUnitCols[] = {8, 8, 8, 16, 16, 16, 16, 16, 32, 32, 32};
@@ -216,11 +226,12 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
   const uint32_t units = shape.cols % unit_cols == 0 && shape.x_stride % 4 == 0 ? shape.cols / unit_cols : shape.cols;
   const double weight_bytes = static_cast<double>(RowBytes(shape.type, shape.cols)) * shape.rows;
   const double x_row_bytes = 4.0 * shape.cols * (shape.tokens + (shape.norm ? 1 : 0));
+  const MatVecRates rates = MatVecRatesFor(unit_cols);
   const auto estimate_ns = [&](const MatVecSplit& s) {
     const double groups = CeilDiv(shape.rows, s.group_rows);
-    const double waves = std::max(1.0, groups * s.lanes / kMatVecResident);
+    const double waves = std::max(1.0, groups * s.lanes / rates.resident);
     const double ns = std::max({s.rounds * waves * kMatVecRoundNs, weight_bytes / kMatVecDramBytesPerNs,
-                                (weight_bytes + groups * x_row_bytes) / kMatVecL1BytesPerNs});
+                                (weight_bytes + groups * x_row_bytes) / rates.l1_bytes_per_ns});
     return std::llround(s.lanes == device.subgroup_size ? ns : ns + kMatVecSharedNs);
   };
   const auto rank = [&](const MatVecSplit& s) {
