@@ -570,6 +570,35 @@ TEST_F(EngineTest, PrefillKeepsOnlyActivationsThatLiveAtOnce) {
   EXPECT_TRUE(GateUpNeedsScratch(info(), parts));
 }
 
+// Gate|up stored in two parts (as a file of two types stores it) runs as two products into the
+// gate|up scratch, which lies in the MLP's memory after the SwiGLU's output, and then a SwiGLU
+// dispatch: the same logits as one product with the SwiGLU in its epilogue, in prefill and decode.
+TEST_F(EngineTest, GateUpInTwoPartsGivesTheSameLogits) {
+  const ModelConfig& c = files_->config();
+  ModelWeights parts = LoadWeights(device(), c, files_->weights());
+  for (LayerWeights& layer : parts.layers) {
+    ASSERT_EQ(layer.gate_up.size(), 1u);
+    const Matrix w = layer.gate_up[0].w;
+    const VkDeviceSize up_offset = w.offset + RowBytes(w.dtype, w.cols) * c.intermediate_size;
+    ASSERT_EQ(up_offset % info().storage_offset_alignment, 0u);
+    layer.gate_up = {{Matrix{w.buffer, w.offset, w.dtype, c.intermediate_size, w.cols}, 0},
+                     {Matrix{w.buffer, up_offset, w.dtype, c.intermediate_size, w.cols}, c.intermediate_size}};
+    ASSERT_TRUE(GateUpNeedsScratch(info(), layer.gate_up));
+  }
+  Engine engine(device(), c, parts, EngineOptions{.context = 64});
+  const auto ids = Ids(Prompt("text"));
+  ASSERT_GT(ids.size(), ops::kMatVecMaxTokens) << "a prefill past matvec's tokens";
+  engine_->Truncate(0);
+  const std::vector<float> expected = PrefillRow(*engine_, ids), got = PrefillRow(engine, ids);
+  engine_->Decode(ids.back(), {.full_row = true});
+  engine.Decode(ids.back(), {.full_row = true});
+  const auto expected_step = engine_->logits(), got_step = engine.logits();
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_NEAR(got[i], expected[i], 1e-4) << "prefill, logit " << i;
+    ASSERT_NEAR(got_step[i], expected_step[i], 1e-4) << "decode, logit " << i;
+  }
+}
+
 // Under a GPU budget too small for the weights, the layers stay in host memory the GPU reads:
 // the same kernels on the same numbers, so the same logits bit for bit.
 TEST_F(EngineTest, HostResidentWeightsGiveTheSameLogits) {
