@@ -71,7 +71,7 @@ SharedHostBuffer::SharedHostBuffer(std::span<Device* const> devices, VkDeviceSiz
     // Powers of two each, so the largest is a multiple of all.
     alignment = std::max(alignment, device->info().host_import_alignment);
   }
-  const VkDeviceSize bytes = (std::max<VkDeviceSize>(size, 1) + alignment - 1) / alignment * alignment;
+  const VkDeviceSize bytes = AlignUp(std::max<VkDeviceSize>(size, 1), alignment);
   host_.reset(static_cast<std::byte*>(std::aligned_alloc(alignment, bytes)));
   if (!host_) throw Error(fmt::format("out of host memory for a shared buffer of {} bytes", bytes));
   for (Device* device : devices) buffers_.push_back(device->allocator().ImportHostAllocation(host_.get(), bytes));

@@ -24,10 +24,6 @@ struct MemoryBlock {
 
 namespace {
 
-VkDeviceSize AlignUp(VkDeviceSize value, VkDeviceSize alignment) {
-  return (value + alignment - 1) / alignment * alignment;
-}
-
 std::string MiB(VkDeviceSize bytes) {
   return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
 }

@@ -16,6 +16,11 @@ namespace qvk {
 class Device;
 struct MemoryBlock;
 
+// `value` rounded up to a multiple of `alignment` (a binding offset, a block's start, an atom).
+constexpr VkDeviceSize AlignUp(VkDeviceSize value, VkDeviceSize alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+
 // Every Buffer's usage: bound to kernels, copied to and from.
 constexpr VkBufferUsageFlags kBufferUsage =
     VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;

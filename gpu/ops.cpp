@@ -304,7 +304,7 @@ std::vector<RowSlice> DequantChunks(const DeviceInfo& device, const Matrix& w, V
   const VkDeviceSize up_offset = w.offset + RowBytes(w.dtype, w.cols) * rows;
   if (most_rows == 0 || (swiglu && up_offset % device.storage_offset_alignment != 0)) return {};
   const VkDeviceSize chunks = (rows + most_rows - 1) / most_rows;
-  const VkDeviceSize chunk_rows = ((rows + chunks - 1) / chunks + step - 1) / step * step;
+  const VkDeviceSize chunk_rows = AlignUp((rows + chunks - 1) / chunks, step);
   return SliceRows(device, Matrix{w.buffer, w.offset, w.dtype, rows, w.cols}, chunk_rows * RowBytes(w.dtype, w.cols));
 }
 

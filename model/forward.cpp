@@ -209,14 +209,11 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
   x = Make(device, F32 * tokens * c.hidden_size);
   xn = Make(device, F32 * tokens * c.hidden_size);
   // Each range starts where a binding may.
-  const auto aligned = [&](VkDeviceSize bytes) {
-    return (bytes + info.storage_offset_alignment - 1) / info.storage_offset_alignment * info.storage_offset_alignment;
-  };
   qkv_bytes_ = F32 * tokens * qkv_width;
-  attn_offset_ = aligned(qkv_bytes_);
+  attn_offset_ = AlignUp(qkv_bytes_, info.storage_offset_alignment);
   attn_bytes_ = F32 * tokens * c.num_heads * c.head_dim;
   mlp_bytes_ = F32 * tokens * c.intermediate_size;
-  gate_up_offset_ = aligned(mlp_bytes_);
+  gate_up_offset_ = AlignUp(mlp_bytes_, info.storage_offset_alignment);
   gate_up_bytes_ = gate_up_scratch ? F32 * tokens * 2 * c.intermediate_size : 0;
   attention_or_mlp = Make(device, std::max(attn_offset_ + attn_bytes_, gate_up_offset_ + gate_up_bytes_));
   splits = Make(device, SplitsBytes(info, c, w, tokens, context));
@@ -227,7 +224,7 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
     const VkDeviceSize shared_inter = c.moe->shared_expert_intermediate_size;
     router_logits = Make(device, F32 * tokens * c.moe->num_experts);
     // A multiple of 256 bytes, the largest storage-buffer offset alignment Vulkan allows.
-    routing_layer_stride = (4 * pairs + 255) / 256 * 256;
+    routing_layer_stride = AlignUp(4 * pairs, 256);
     expert_ids = Make(device, c.num_layers * routing_layer_stride);
     expert_weights = Make(device, c.num_layers * routing_layer_stride);
     expert_offsets = Make(device, VkDeviceSize{4} * (c.moe->num_experts + 1));
