@@ -44,19 +44,19 @@ qwenvk_kernel(OP MatMul SOURCE matmul.comp TYPES ${QWENVK_WEIGHT_TYPES}
 # compiles the SPIR-V to machine code with its own optimizer either way.
 qwenvk_kernel(OP MatMulCoopmat NAME matmul_coopmat SOURCE matmul_coopmat.comp TYPES ${QWENVK_WEIGHT_TYPES}
               DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP MatMulCoopmatNarrow NAME matmul_coopmat_narrow SOURCE matmul_coopmat.comp TYPES ${QWENVK_WEIGHT_TYPES}
               DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 # The same with the SwiGLU in the epilogue (prefill's gate|up): a variant of its own, not a flag,
 # because the flag's row arithmetic in every product made quantized prefill 5-20% slower on the
 # H200 (docs/speed.md, session 11).
 qwenvk_kernel(OP MatMulCoopmatSwiGlu NAME matmul_coopmat_swiglu SOURCE matmul_coopmat.comp
               TYPES ${QWENVK_WEIGHT_TYPES} DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS SWIGLU
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP MatMulCoopmatNarrowSwiGlu NAME matmul_coopmat_narrow_swiglu SOURCE matmul_coopmat.comp
               TYPES ${QWENVK_WEIGHT_TYPES} DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS SWIGLU
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 # A block-quantized (or F32) weight's rows rounded to f16 once, for the cooperative-matrix GEMM's
 # *Rounded variants, which multiply them as F16 weights without the F16 variants' promotion (the
 # rounding to f16 already sets their precision: matmul_coopmat.comp, PROMOTE).
@@ -65,16 +65,16 @@ qwenvk_kernel(OP DequantizeF16 NAME dequantize_f16 SOURCE dequantize_f16.comp
               BINDINGS w y WRITES y PUSH DequantizeF16Push LOCAL_SIZE 256 FEATURES float16)
 qwenvk_kernel(OP MatMulCoopmatRounded NAME matmul_coopmat_rounded SOURCE matmul_coopmat.comp TYPES F16
               DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS ROUNDED
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP MatMulCoopmatRoundedNarrow NAME matmul_coopmat_rounded_narrow SOURCE matmul_coopmat.comp TYPES F16
               DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS ROUNDED
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP MatMulCoopmatRoundedSwiGlu NAME matmul_coopmat_rounded_swiglu SOURCE matmul_coopmat.comp TYPES F16
               DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS ROUNDED SWIGLU
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP MatMulCoopmatRoundedNarrowSwiGlu NAME matmul_coopmat_rounded_narrow_swiglu SOURCE matmul_coopmat.comp
               TYPES F16 DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS ROUNDED SWIGLU
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 128 FEATURES coopmat_nv UNOPTIMIZED)
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP Embed SOURCE embed.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS table ids y WRITES y PUSH EmbedPush LOCAL_SIZE 256)
 qwenvk_kernel(OP RmsNorm SOURCE rmsnorm.comp
@@ -99,11 +99,11 @@ qwenvk_kernel(OP MatMulExperts NAME matmul_experts SOURCE matmul.comp TYPES ${QW
               BINDINGS w x y bias residual sorted offsets WRITES y PUSH MatMulExpertsPush LOCAL_SIZE 256)
 qwenvk_kernel(OP MatMulCoopmatExperts NAME matmul_coopmat_experts SOURCE matmul_coopmat.comp TYPES ${QWENVK_WEIGHT_TYPES}
               DEFINES EXPERTS TILE_ROWS=QVK_COOPMAT_WIDE_ROWS
-              BINDINGS w x y bias residual sorted offsets WRITES y PUSH MatMulExpertsPush LOCAL_SIZE 128
+              BINDINGS w x y bias residual sorted offsets WRITES y PUSH MatMulExpertsPush LOCAL_SIZE 256
               FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP MatMulCoopmatExpertsSwiGlu NAME matmul_coopmat_experts_swiglu SOURCE matmul_coopmat.comp
               TYPES ${QWENVK_WEIGHT_TYPES} DEFINES EXPERTS TILE_ROWS=QVK_COOPMAT_WIDE_ROWS SWIGLU
-              BINDINGS w x y bias residual sorted offsets WRITES y PUSH MatMulExpertsPush LOCAL_SIZE 128
+              BINDINGS w x y bias residual sorted offsets WRITES y PUSH MatMulExpertsPush LOCAL_SIZE 256
               FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP MoeCombine NAME moe_combine SOURCE moe_combine.comp
               BINDINGS x weights expert_out shared_out shared_gate WRITES x PUSH MoeCombinePush LOCAL_SIZE 256)

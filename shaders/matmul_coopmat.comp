@@ -1,9 +1,9 @@
 #version 450
 // Matrix x matrix on cooperative matrices (tensor cores), the same contract as matmul.comp:
-// Y[t, r] = sum_k W[r, k] X[t, k] (+ bias) (+ residual). A workgroup of four 32-wide subgroups
+// Y[t, r] = sum_k W[r, k] X[t, k] (+ bias) (+ residual). A workgroup of eight 32-wide subgroups
 // computes 64 tokens x TILE_ROWS features: 128 (MatMulCoopmat), or 64 (MatMulCoopmatNarrow, for
 // products with too few outputs to fill the GPU with 128-wide tiles; ops::ChooseCoopmatTile).
-// Each subgroup computes a quarter, 32 tokens x TILE_ROWS / 2 features, as 2 x ROW_FRAGS 16x16 f32
+// Each subgroup computes an eighth, 32 tokens x TILE_ROWS / 4 features, as 2 x ROW_FRAGS 16x16 f32
 // accumulators, so every fragment it loads feeds several multiplies. ops::MatMul uses it only on
 // devices with DeviceInfo::coopmat_f16, which checks everything assumed here (the 16x16x16
 // f16*f16+f32 subgroup shape, 32-wide subgroups, the Vulkan memory model, 40.5 KiB of shared memory).
@@ -89,10 +89,17 @@ bool swiglu() { return false; }
 
 // TILE_ROWS comes from kernels.cmake: QVK_COOPMAT_WIDE_ROWS or QVK_COOPMAT_NARROW_ROWS.
 #define TILE_TOKENS QVK_COOPMAT_TOKENS
-#define THREADS 128u  // four 32-wide subgroups: LOCAL_SIZE in kernels.cmake
-// Subgroup s owns tokens TOKEN_FRAGS * FRAG * (s / 2) and features ROW_FRAGS * FRAG * (s % 2) onward.
+// Eight 32-wide subgroups (LOCAL_SIZE in kernels.cmake), two along the tokens by four along the
+// features. Four subgroups (each 32 tokens x TILE_ROWS / 2) held twice the accumulators and loads
+// an invocation, which kept an SM at two workgroups, eight subgroups; eight subgroups on the same
+// tile keep sixteen there with the same staged bytes per product, and prefill ran 4-15% faster on
+// the H200. Sixteen (16 x 32 each) and a 4 x 2 layout were slower: more fragment loads a multiply.
+#define THREADS 256u
+#define ROW_SUBGROUPS 4u
+// Subgroup s owns tokens TOKEN_FRAGS * FRAG * (s / ROW_SUBGROUPS) and features
+// ROW_FRAGS * FRAG * (s % ROW_SUBGROUPS) onward.
 #define TOKEN_FRAGS (TILE_TOKENS / 2u / FRAG)
-#define ROW_FRAGS (TILE_ROWS / 2u / FRAG)
+#define ROW_FRAGS (TILE_ROWS / ROW_SUBGROUPS / FRAG)
 
 // Inner elements staged at a time: a whole number of units of every type (8, 16 or 32 columns),
 // as RUNS runs of 8 columns: STEP_UNITS units of UNIT_RUNS runs each.
@@ -103,7 +110,7 @@ bool swiglu() { return false; }
 #define W_UNITS (TILE_ROWS * STEP_UNITS)
 #define W_ITEMS ((W_UNITS + THREADS - 1u) / THREADS)
 #define X_RUNS (TILE_TOKENS * RUNS)
-#define X_ITEMS (X_RUNS / THREADS)
+#define X_ITEMS (X_RUNS / THREADS)  // one run an invocation
 
 // Shared memory is uvec4s (8 halves or 4 floats each), as in NVIDIA's cooperative-matrix
 // samples: fragment loads and stores need 16-byte aligned rows, and a uvec4 array's elements are
@@ -284,8 +291,8 @@ void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_
 
 // Steps whose loads are in flight while a step multiplies (see main). Loads one step ahead left the
 // GEMM waiting on memory: on an H200, skipping every load after the first made 7B prefill 60% faster.
-// Two ahead cost one more step's registers (wide tiles stay at two workgroups an SM) and made pp512
-// 15-25% faster; three ahead made rounded weights slower again (docs/speed.md, session 8).
+// Two ahead cost one more step's registers and made pp512 15-25% faster; three ahead made rounded
+// weights slower again (docs/speed.md, session 8, with four subgroups; with eight, session 13).
 #define LOAD_AHEAD 2u
 
 void promote(inout AccFrag total[TOKEN_FRAGS][ROW_FRAGS], inout AccFrag acc[TOKEN_FRAGS][ROW_FRAGS]) {
@@ -304,8 +311,8 @@ void main() {
   // The tile's first output feature: a SwiGLU tile's rows are half gate rows, half up rows.
   const uint row0 = gl_WorkGroupID.x * (swiglu() ? TILE_ROWS / 2u : TILE_ROWS);
   const uint token0 = gl_WorkGroupID.y * TILE_TOKENS;  // first token of the tile
-  const uint sub_token = gl_SubgroupID / 2u * TOKEN_FRAGS * FRAG;
-  const uint sub_row = gl_SubgroupID % 2u * ROW_FRAGS * FRAG;
+  const uint sub_token = gl_SubgroupID / ROW_SUBGROUPS * TOKEN_FRAGS * FRAG;
+  const uint sub_row = gl_SubgroupID % ROW_SUBGROUPS * ROW_FRAGS * FRAG;
 #if defined(EXPERTS)
   const uint expert = gl_WorkGroupID.z;
   first_pair = offsets[expert];
