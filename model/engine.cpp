@@ -132,11 +132,12 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
                                      chunk_bytes(c.hidden_size, c.intermediate_size)});
   const uint64_t dequant = std::min<uint64_t>(largest, kMaxPrefillDequantBytes);
   // A split model's stage also keeps two chunks of x for the hand-off (StageLink's buffers). A
-  // token's x and xn, then attention's q|k|v and output or the MLP's 3 * inter, whichever is more
-  // (RunState::attention_or_mlp): gate|up's 2 only where its parts are of two types
-  // (GateUpNeedsScratch), which this counts whatever the types.
+  // token's x, then RunState::attention_or_mlp: attention's q|k|v and output, or xn after the
+  // longer of q|k|v and the MLP's 3 * inter, whichever is more (gate|up's 2 of those only where its
+  // parts are of two types, GateUpNeedsScratch, which this counts whatever the types).
   const uint64_t activations =
-      2 * uint64_t{c.hidden_size} + std::max(qkv_rows + attention_width, 3 * uint64_t{c.intermediate_size});
+      uint64_t{c.hidden_size} +
+      std::max(qkv_rows + attention_width, std::max(qkv_rows, 3 * uint64_t{c.intermediate_size}) + c.hidden_size);
   return uint64_t{4} * chunk * (activations + moe) + uint64_t{4} * logits_rows * c.vocab_size + 2 * ranking + splits +
          dequant + (uint64_t{16} << 20);
 }

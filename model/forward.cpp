@@ -102,10 +102,10 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   const BufferRange expert_weights(s.expert_weights, l * s.routing_layer_stride, pairs_bytes);
   // h = rmsnorm(x) * w_post   (decode: folded into each product that reads h)
   const std::optional<ops::RmsNormInput> norm =
-      decode ? std::optional(ops::RmsNormInput{.weight = post_norm, .eps = c.rms_norm_eps, .scratch = s.xn})
+      decode ? std::optional(ops::RmsNormInput{.weight = post_norm, .eps = c.rms_norm_eps, .scratch = s.xn()})
              : std::nullopt;
-  const BufferRange h = decode ? s.x : s.xn;
-  if (!decode) ops::RmsNorm(g, s.x, post_norm, s.xn, tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
+  const BufferRange h = decode ? s.x : s.xn();
+  if (!decode) ops::RmsNorm(g, s.x, post_norm, s.xn(), tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
   // r = h Wr^T
   ops::MatMul(g, {.w = M.router, .x = h, .y = s.router_logits, .tokens = tokens, .norm = norm}, "router");
   // ids, w = top-k(softmax(r))   (w renormalized to sum 1 with norm_topk_prob)
@@ -207,7 +207,6 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
     }
   }
   x = Make(device, F32 * tokens * c.hidden_size);
-  xn = Make(device, F32 * tokens * c.hidden_size);
   // Each range starts where a binding may.
   qkv_bytes_ = F32 * tokens * qkv_width;
   attn_offset_ = AlignUp(qkv_bytes_, info.storage_offset_alignment);
@@ -215,7 +214,10 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
   mlp_bytes_ = F32 * tokens * c.intermediate_size;
   gate_up_offset_ = AlignUp(mlp_bytes_, info.storage_offset_alignment);
   gate_up_bytes_ = gate_up_scratch ? F32 * tokens * 2 * c.intermediate_size : 0;
-  attention_or_mlp = Make(device, std::max(attn_offset_ + attn_bytes_, gate_up_offset_ + gate_up_bytes_));
+  const VkDeviceSize mlp_end = gate_up_bytes_ > 0 ? gate_up_offset_ + gate_up_bytes_ : mlp_bytes_;
+  xn_offset_ = AlignUp(std::max(qkv_bytes_, mlp_end), info.storage_offset_alignment);
+  xn_bytes_ = F32 * tokens * c.hidden_size;
+  attention_or_mlp = Make(device, std::max(attn_offset_ + attn_bytes_, xn_offset_ + xn_bytes_));
   splits = Make(device, SplitsBytes(info, c, w, tokens, context));
   dequant = Make(device, PrefillDequantBytes(info, w, tokens));
   if (c.moe) {
@@ -258,6 +260,9 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
   attention_factor = freqs.attention_factor;
 }
 
+BufferRange RunState::xn() const {
+  return {attention_or_mlp, xn_offset_, xn_bytes_};
+}
 BufferRange RunState::qkv() const {
   return {attention_or_mlp, 0, qkv_bytes_};
 }
@@ -281,7 +286,6 @@ void RunState::GrowHostLogits(Device& device, uint32_t vocab, uint32_t rows) {
 uint64_t RunState::bytes() const {
   uint64_t total = 0;
   for (const Buffer* b : {&x,
-                          &xn,
                           &attention_or_mlp,
                           &splits,
                           &dequant,
@@ -397,7 +401,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                      .y_stride = qkv_width,
                      .y_offset = part.y_offset,
                      .bias = c.qkv_bias ? std::optional(BufferRange(L.qkv_bias)) : std::nullopt,
-                     .norm = ops::RmsNormInput{.weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn},
+                     .norm = ops::RmsNormInput{.weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn()},
                      .split_scratch = BufferRange(s.splits),
                      .dequant_scratch = BufferRange(s.dequant)});
     }
@@ -466,7 +470,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
       continue;
     }
     // m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post
-    RecordGateUp(g, L.gate_up, s.x, ops::RmsNormInput{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn},
+    RecordGateUp(g, L.gate_up, s.x, ops::RmsNormInput{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn()},
                  s.gate_up(), s.mlp(), tokens, c.intermediate_size, "gate_up", BufferRange(s.dequant));
     // x = x + m Wdown^T
     ops::MatMul(g,
@@ -487,6 +491,7 @@ void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunStat
                   bool on_host) {
   if (rows == 0 || rows > (on_host ? s.host_logits_rows : 1)) throw Error(fmt::format("logits for {} rows", rows));
   const VkDeviceSize row_bytes = F32 * c.hidden_size;
+  const BufferRange xn = s.xn();
   // logits = (rmsnorm(x[rows]) * w_final) Wlm^T
   ops::MatMul(g,
               {.w = w.lm_head,
@@ -495,7 +500,8 @@ void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunStat
                .tokens = rows,
                .norm = ops::RmsNormInput{.weight = w.final_norm,
                                          .eps = c.rms_norm_eps,
-                                         .scratch = BufferRange(s.xn, first_row * row_bytes, rows * row_bytes)}},
+                                         .scratch = BufferRange(*xn.buffer, xn.offset + first_row * row_bytes,
+                                                                rows * row_bytes)}},
               "lm_head");
 }
 

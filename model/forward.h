@@ -26,12 +26,15 @@ struct RunState {
 
   uint32_t max_tokens;
   uint32_t host_logits_rows;
-  Buffer x;   // f32 [T, hidden]                 residual stream
-  Buffer xn;  // f32 [T, hidden]                 RMS-normalized block input (prefill only)
+  Buffer x;  // f32 [T, hidden]                  residual stream
   // Attention's activations (q|k|v and its output, read last by the o projection) and the MLP's
   // (written first by gate|up) are never live at once, so they share this allocation: on
-  // Qwen2.5-0.5B at 512 tokens, 4 MiB of prefill's working memory never allocated.
+  // Qwen2.5-0.5B at 512 tokens, 4 MiB of prefill's working memory never allocated. xn lies past
+  // both q|k|v and the MLP's ranges, which the products that read it write, and may overlap
+  // attention's output, which is written after q|k|v's product and read before the next norm:
+  // where q|k|v is the wider side (Qwen3-0.6B) it costs nothing.
   Buffer attention_or_mlp;
+  BufferRange xn() const;    // f32 [T, hidden]            RMS-normalized block input (prefill only)
   BufferRange qkv() const;   // f32 [T, (H + 2 Hkv) * D]   fused q | k | v projections (q rotated in place)
   BufferRange attn() const;  // f32 [T, H * D]             attention output, heads side by side
   BufferRange mlp() const;   // f32 [T, inter]             silu(gate) * up
@@ -77,9 +80,10 @@ struct RunState {
   uint64_t bytes() const;  // GPU memory of every buffer above
 
  private:
-  // Where the ranges of attention_or_mlp lie: q|k|v from 0, then attn; mlp from 0, then gate|up.
+  // Where the ranges of attention_or_mlp lie: q|k|v from 0, then attn; mlp from 0, then gate|up;
+  // xn after the longer of q|k|v and the MLP's ranges.
   VkDeviceSize qkv_bytes_ = 0, attn_offset_ = 0, attn_bytes_ = 0, mlp_bytes_ = 0, gate_up_offset_ = 0,
-               gate_up_bytes_ = 0;
+               gate_up_bytes_ = 0, xn_offset_ = 0, xn_bytes_ = 0;
 };
 
 // Room for a prefill run state of `tokens` tokens to dequantize the dense projections' weights

@@ -561,7 +561,11 @@ TEST_F(EngineTest, PrefillKeepsOnlyActivationsThatLiveAtOnce) {
   EXPECT_EQ(s.qkv().buffer, s.mlp().buffer);
   EXPECT_EQ(s.attn().buffer, s.mlp().buffer);
   EXPECT_GE(s.attn().offset, s.qkv().offset + s.qkv().size);
-  EXPECT_EQ(s.attention_or_mlp.size(), std::max(s.attn().offset + s.attn().size, s.mlp().size));
+  // xn, read by the products that write q|k|v and the MLP's output, lies past both.
+  EXPECT_EQ(s.xn().buffer, s.mlp().buffer);
+  EXPECT_GE(s.xn().offset, s.qkv().offset + s.qkv().size);
+  EXPECT_GE(s.xn().offset, s.mlp().offset + s.mlp().size);
+  EXPECT_EQ(s.attention_or_mlp.size(), std::max(s.attn().offset + s.attn().size, s.xn().offset + s.xn().size));
   EXPECT_EQ(s.splits.size(), std::max<uint64_t>(4, SplitsBytes(info(), c, *weights_, tokens, context)));
   EXPECT_GE(s.splits.size(), ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context));
   // Parts of two types multiply one at a time, into a scratch the SwiGLU then reads.
