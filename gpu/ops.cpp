@@ -48,9 +48,10 @@ constexpr uint32_t kMaxHeadDim = 256;  // Q_QUADS and TILE_QUADS in attention.co
 // though each fragment a subgroup loads then feeds half as many multiplies.
 constexpr uint64_t kCoopmatWideGroups = 264;
 // PlanCoopmatSplitSteps splits a product along K until about kCoopmatSplitGroups workgroups run,
-// four per SM of a 132-SM H200 (a 128-invocation workgroup with 20-40 KiB of shared memory lets
-// several share an SM), each split at least kCoopmatMinSplitSteps steps of 32 columns long so its
-// pipeline's first load and last multiply stay a small part of it.
+// four per SM of a 132-SM H200, each split at least kCoopmatMinSplitSteps steps of 32 columns long
+// so its pipeline's first load and last multiply stay a small part of it. With eight subgroups a
+// workgroup, half and twice this target measured no better on 1.5B and 7B (docs/speed.md,
+// session 13).
 constexpr uint64_t kCoopmatSplitGroups = 528;
 constexpr uint32_t kCoopmatMinSplitSteps = 8;
 // A product that splits along K takes wide tiles, fewer of them split more ways, where each split
