@@ -100,11 +100,11 @@ struct AttentionPlan {
 // batch of row groups, however many workgroups that takes: capping the workgroups at 1 024, each
 // computing several batches in turn (gate|up of 7B, the output projections), made decode 1-6%
 // slower on an H200 (docs/speed.md, session 7). The L1 rate and the resident invocations differ by
-// unit width, as a sweep of them on the H200 found (session 12): with 8- and 16-column units (four
-// slots) 5 000 bytes a ns, which keeps more rows a group and fewer workgroups (decode of 0.5B and
-// 1.5B Q4_0 +6-7%, 0.5B F16 +5%); with the K-quants' 32-column units (two slots) that rate led to
-// plans of 19 rounds, while counting 768 resident invocations an SM rather than 2 048 did best
-// (1.5B Q4_K_M +8%).
+// the load slots a lane has (QVK_MATVEC_SLOTS_FOR its unit), as a sweep of them on the H200 found
+// (session 12): with four slots (8- and 16-column units) 5 000 bytes a ns, which keeps more rows a
+// group and fewer workgroups (decode of 0.5B and 1.5B Q4_0 +6-7%, 0.5B F16 +5%); with two (the
+// K-quants' 32-column units) that rate led to plans of 19 rounds, while counting 768 resident
+// invocations an SM rather than 2 048 did best (1.5B Q4_K_M +8%).
 constexpr double kMatVecRoundNs = 1250;
 constexpr double kMatVecDramBytesPerNs = 3800;
 constexpr double kMatVecSharedNs = 100;
@@ -112,8 +112,8 @@ struct MatVecRates {
   double l1_bytes_per_ns;  // 132 SMs' L1 hits
   double resident;         // invocations the GPU holds at once
 };
-MatVecRates MatVecRatesFor(uint32_t unit_cols) {
-  return unit_cols < 32 ? MatVecRates{5000, 132 * 2048} : MatVecRates{20000, 132 * 768};
+MatVecRates MatVecRatesFor(uint32_t slots) {
+  return slots == 4 ? MatVecRates{5000, 132 * 2048} : MatVecRates{20000, 132 * 768};
 }
 
 // The columns of one matvec unit (UNIT_COLS in matvec_units.glsl), indexed by DType.
@@ -227,7 +227,8 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
   const uint32_t units = shape.cols % unit_cols == 0 && shape.x_stride % 4 == 0 ? shape.cols / unit_cols : shape.cols;
   const double weight_bytes = static_cast<double>(RowBytes(shape.type, shape.cols)) * shape.rows;
   const double x_row_bytes = 4.0 * shape.cols * (shape.tokens + (shape.norm ? 1 : 0));
-  const MatVecRates rates = MatVecRatesFor(unit_cols);
+  const uint32_t slots = QVK_MATVEC_SLOTS_FOR(unit_cols);
+  const MatVecRates rates = MatVecRatesFor(slots);
   const auto estimate_ns = [&](const MatVecSplit& s) {
     const double groups = CeilDiv(shape.rows, s.group_rows);
     const double waves = std::max(1.0, groups * s.lanes / rates.resident);
@@ -238,7 +239,6 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
   const auto rank = [&](const MatVecSplit& s) {
     return std::tuple(estimate_ns(s), s.lanes != device.subgroup_size, -static_cast<int>(s.group_rows), s.lanes);
   };
-  const uint32_t slots = QVK_MATVEC_SLOTS_FOR(unit_cols);
   std::optional<MatVecSplit> best;
   for (const uint32_t group_rows : {4u, 2u, 1u}) {
     if ((shape.paired && group_rows == 1) || group_rows > slots) continue;
