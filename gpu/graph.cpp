@@ -26,6 +26,10 @@ BufferRange::BufferRange(const Buffer& b) : buffer(&b), offset(0), size(b.size()
 BufferRange::BufferRange(const Buffer& b, VkDeviceSize off, VkDeviceSize bytes)
     : buffer(&b), offset(off), size(bytes) {}
 
+BufferRange SubRange(const BufferRange& r, VkDeviceSize offset, VkDeviceSize size) {
+  return BufferRange(*r.buffer, r.offset + offset, size);
+}
+
 Groups GridFor(uint64_t items) {
   constexpr uint64_t kMaxX = 65535;
   if (items <= kMaxX) return {static_cast<uint32_t>(std::max<uint64_t>(items, 1)), 1, 1};

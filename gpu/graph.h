@@ -29,6 +29,9 @@ struct BufferRange {
   VkDeviceSize size;
 };
 
+// `size` bytes of r from `offset` (relative to r's start): a part of r for a kernel to see.
+BufferRange SubRange(const BufferRange& r, VkDeviceSize offset, VkDeviceSize size);
+
 struct Groups {
   uint32_t x = 1, y = 1, z = 1;
 };

@@ -27,11 +27,6 @@ uint32_t CeilDiv(uint64_t a, uint64_t b) {
   return static_cast<uint32_t>((a + b - 1) / b);
 }
 
-// A sub-range of r, for kernels that see only part of a buffer.
-BufferRange Sub(const BufferRange& r, VkDeviceSize offset, VkDeviceSize size) {
-  return BufferRange(*r.buffer, r.offset + offset, size);
-}
-
 void Require(bool condition, std::string_view op, std::string_view what) {
   if (!condition) throw Error(fmt::format("{}: {}", op, what));
 }
@@ -523,16 +518,15 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     for (const RowSlice& chunk : chunks) {
       // The chunk's rows rounded to f16 (a SwiGLU's gate rows, then their up rows), then multiplied.
       const uint32_t rows = a.swiglu ? 2 * chunk.rows : chunk.rows;
-      const BufferRange f16(*a.dequant_scratch->buffer, a.dequant_scratch->offset, rows * f16_row_bytes);
+      const BufferRange f16 = SubRange(*a.dequant_scratch, 0, rows * f16_row_bytes);
       DequantizeToF16(g, Matrix{chunk.range.buffer, chunk.range.offset, a.w.dtype, chunk.rows, a.w.cols},
-                      Sub(f16, 0, chunk.rows * f16_row_bytes), fmt::format("{}_dequantize", label));
+                      SubRange(f16, 0, chunk.rows * f16_row_bytes), fmt::format("{}_dequantize", label));
       if (a.swiglu) {
         DequantizeToF16(g, Matrix{chunk.range.buffer, chunk.range.offset + up_offset, a.w.dtype, chunk.rows, a.w.cols},
-                        Sub(f16, chunk.rows * f16_row_bytes, chunk.rows * f16_row_bytes),
+                        SubRange(f16, chunk.rows * f16_row_bytes, chunk.rows * f16_row_bytes),
                         fmt::format("{}_dequantize", label));
       }
-      const RowSlice bound{BufferRange(*chunk.range.buffer, chunk.range.offset, chunk.range.size * rows / chunk.rows),
-                           chunk.first_row, rows};
+      const RowSlice bound{SubRange(chunk.range, 0, chunk.range.size * rows / chunk.rows), chunk.first_row, rows};
       DispatchCost f16_cost = cost(bound);
       f16_cost.bytes += f16.size - bound.range.size;  // it reads the f16 weights, not the blocks
       gemm(f16, /*rounded=*/true, chunk.first_row, rows, f16_cost);
@@ -936,7 +930,7 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  plan.heads_per_block,
                                  plan.tokens_per_block};
   // Absent outputs are bound to O, which the kernel then does not write through them.
-  const BufferRange partials = partials_bytes > 0 ? Sub(*a.scratch, 0, partials_bytes) : a.out;
+  const BufferRange partials = partials_bytes > 0 ? SubRange(*a.scratch, 0, partials_bytes) : a.out;
   const KernelId kernel = plan.block_rows == kAttentionCoopmatRows
                               ? (a.head_dim == 64 ? KernelId::AttentionCoopmatD64 : KernelId::AttentionCoopmatD128)
                           : plan.block_rows != kAttentionWideRows ? KernelId::Attention
@@ -1069,8 +1063,8 @@ void TopK(Graph& g, BufferRange values, uint32_t count, uint32_t k, BufferRange 
   const uint32_t candidates = chunks * k;
   Require(scratch_values.size >= candidates * 4ull && scratch_indices.size >= candidates * 4ull, "topk",
           "scratch too small");
-  const BufferRange cand_values = Sub(scratch_values, 0, candidates * 4ull);
-  const BufferRange cand_indices = Sub(scratch_indices, 0, candidates * 4ull);
+  const BufferRange cand_values = SubRange(scratch_values, 0, candidates * 4ull);
+  const BufferRange cand_indices = SubRange(scratch_indices, 0, candidates * 4ull);
   g.Dispatch(KernelId::TopKChunks, {values, cand_values, cand_indices}, push::TopKPush{count, k, QVK_TOPK_CHUNK, 1},
              GridFor(chunks), label, {.bytes = uint64_t{4} * count + uint64_t{8} * candidates, .flops = count});
   g.Dispatch(KernelId::TopKMerge, {cand_values, cand_indices, out_values, out_indices},

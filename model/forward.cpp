@@ -446,9 +446,8 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                                  .first_position = first_position};
     const bool captured = probs != nullptr && probs->layers[l];
     if (captured) {
-      const VkDeviceSize at = probs->probs.offset + (l - range.begin) * probs->layer_bytes;
-      attention.probs =
-          BufferRange(*probs->probs.buffer, at, probs->layer_bytes != 0 ? probs->layer_bytes : probs->probs.size);
+      attention.probs = SubRange(probs->probs, (l - range.begin) * probs->layer_bytes,
+                                 probs->layer_bytes != 0 ? probs->layer_bytes : probs->probs.size);
       attention.probs_stride = probs->stride;
       attention.scores = probs->scores;
     }
@@ -491,7 +490,6 @@ void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunStat
                   bool on_host) {
   if (rows == 0 || rows > (on_host ? s.host_logits_rows : 1)) throw Error(fmt::format("logits for {} rows", rows));
   const VkDeviceSize row_bytes = F32 * c.hidden_size;
-  const BufferRange xn = s.xn();
   // logits = (rmsnorm(x[rows]) * w_final) Wlm^T
   ops::MatMul(g,
               {.w = w.lm_head,
@@ -500,8 +498,7 @@ void RecordLogits(Graph& g, const ModelConfig& c, const ModelWeights& w, RunStat
                .tokens = rows,
                .norm = ops::RmsNormInput{.weight = w.final_norm,
                                          .eps = c.rms_norm_eps,
-                                         .scratch = BufferRange(*xn.buffer, xn.offset + first_row * row_bytes,
-                                                                rows * row_bytes)}},
+                                         .scratch = SubRange(s.xn(), first_row * row_bytes, rows * row_bytes)}},
               "lm_head");
 }
 
