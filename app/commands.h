@@ -33,6 +33,15 @@ struct DevicesOptions {
 };
 int RunDevices(const DevicesOptions& options, std::optional<unsigned> device);
 
+// `qwenvk kernels` (app/kernels_command.cpp): each kernel built on a device, with the driver's
+// statistics of its compiled code.
+struct KernelsOptions {
+  std::optional<unsigned> device;
+  std::string only;  // kernels whose name contains this; empty: all
+  bool json = false;
+};
+int RunKernels(const KernelsOptions& options);
+
 struct TokenizeOptions {
   std::string model;
   std::optional<std::string> text, text_file, chat_file;

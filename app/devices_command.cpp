@@ -56,6 +56,7 @@ nlohmann::json ToJson(const DeviceInfo& d, bool chosen) {
           {"timestamps", d.compute_timestamps},
           {"host_memory_import_alignment", d.host_import_alignment},
           {"timeline_semaphore_fd", d.timeline_semaphore_fd},
+          {"kernel_statistics", d.kernel_statistics},
           {"usable", d.usable()},
           {"unusable_reason", d.unusable_reason},
           {"chosen", chosen}};
@@ -95,6 +96,8 @@ void PrintText(const DeviceInfo& d, bool chosen) {
       d.host_import_alignment == 0 ? "no" : fmt::format("yes (aligned to {} bytes)", d.host_import_alignment);
   std::printf("  sharing          host memory import %s, timeline semaphore fds %s\n", host_import.c_str(),
               YesNo(d.timeline_semaphore_fd));
+  std::printf("  kernel statistics %s\n", d.kernel_statistics ? "yes (registers and more: qwenvk kernels)"
+                                                              : "no (VK_KHR_pipeline_executable_properties)");
   std::printf("  usable           %s\n", d.usable() ? "yes" : ("no: " + d.unusable_reason).c_str());
 }
 

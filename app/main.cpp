@@ -225,6 +225,16 @@ int main(int argc, char** argv) {
   devices->add_option("--device", devices_device, "Mark this device as chosen (as QWENVK_DEVICE)")
       ->check(DeviceNumber());
 
+  qvk::app::KernelsOptions kernels_options;
+  CLI::App* kernels = app.add_subcommand(
+      "kernels", "Build every kernel on a device and list what the driver compiled each into (registers, ...)");
+  kernels
+      ->add_option("--device", kernels_options.device,
+                   "Vulkan device number (see `qwenvk devices`); also QWENVK_DEVICE")
+      ->check(DeviceNumber());
+  kernels->add_option("--only", kernels_options.only, "Only kernels whose name contains this text");
+  kernels->add_flag("--json", kernels_options.json, "Print JSON instead of a table");
+
   qvk::app::TokenizeOptions tokenize_options;
   CLI::App* tokenize = app.add_subcommand("tokenize", "Print the token ids of a text or a chat, and their decoding");
   AddModelPathOption(tokenize, tokenize_options.model);
@@ -367,6 +377,7 @@ int main(int argc, char** argv) {
       if (command != nullptr && command->parsed() && !(command == bench && bench_stored)) UseBundledModelIfNone(*model);
     }
     if (devices->parsed()) status = qvk::app::RunDevices(devices_options, devices_device);
+    if (kernels->parsed()) status = qvk::app::RunKernels(kernels_options);
     if (info->parsed()) status = qvk::app::RunInfo(info_options);
     if (tokenize->parsed()) status = qvk::app::RunTokenize(tokenize_options);
     if (logits->parsed()) status = qvk::app::RunLogits(logits_options);

@@ -213,7 +213,14 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
   const bool has_timeline =
       basic.apiVersion >= VK_API_VERSION_1_2 || HasExtension(extensions, VK_KHR_TIMELINE_SEMAPHORE_EXTENSION_NAME);
   VkPhysicalDeviceTimelineSemaphoreFeatures timeline{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES};
-  if (has_timeline) *feature_tail = &timeline;
+  if (has_timeline) {
+    *feature_tail = &timeline;
+    feature_tail = &timeline.pNext;
+  }
+  const bool has_executable_properties = HasExtension(extensions, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+  VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR executable_properties{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+  if (has_executable_properties) *feature_tail = &executable_properties;
   if (v11) vkGetPhysicalDeviceFeatures2(physical, &features2);
 
   info.name = basic.deviceName;
@@ -268,6 +275,7 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
     info.host_import_alignment = host_import_props.minImportedHostPointerAlignment;
   }
   info.timeline_semaphores = v11 && timeline.timelineSemaphore == VK_TRUE;
+  info.kernel_statistics = v11 && executable_properties.pipelineExecutableInfo == VK_TRUE;
   info.timeline_semaphore_fd = info.timeline_semaphores &&
                                HasExtension(extensions, VK_KHR_EXTERNAL_SEMAPHORE_FD_EXTENSION_NAME) &&
                                CanShareTimelineFds(physical);
@@ -574,7 +582,18 @@ Device::Device(const Instance& instance, const DeviceInfo& info, const DeviceOpt
   timeline.timelineSemaphore = VK_TRUE;
   if (info.timeline_semaphores) {
     *feature_tail = &timeline;
+    feature_tail = &timeline.pNext;
     if (info.api_version < VK_API_VERSION_1_2) extensions.push_back(VK_KHR_TIMELINE_SEMAPHORE_EXTENSION_NAME);
+  }
+  // Asked for only: some drivers keep what they compiled apart from the pipeline cache once a
+  // pipeline captures statistics.
+  VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR executable_properties{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+  executable_properties.pipelineExecutableInfo = VK_TRUE;
+  captures_statistics_ = options.capture_statistics && info.kernel_statistics;
+  if (captures_statistics_) {
+    *feature_tail = &executable_properties;
+    extensions.push_back(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
   }
   if (info.timeline_semaphore_fd) extensions.push_back(VK_KHR_EXTERNAL_SEMAPHORE_FD_EXTENSION_NAME);
   if (options.present_surface != VK_NULL_HANDLE) extensions.push_back(VK_KHR_SWAPCHAIN_EXTENSION_NAME);

@@ -48,6 +48,9 @@ struct DeviceInfo {
   bool timeline_semaphores = false;  // enabled where present: Graph::Submit waits for and signals them
   // Timeline semaphores that export and import as opaque fds (VK_KHR_external_semaphore_fd).
   bool timeline_semaphore_fd = false;
+  // The driver reports what it compiled each kernel into (registers, shared memory, ...), through
+  // VK_KHR_pipeline_executable_properties: `qwenvk kernels` (Kernels::Statistics).
+  bool kernel_statistics = false;
 
   uint32_t subgroup_size = 0;
   uint32_t min_subgroup_size = 0;
@@ -112,6 +115,8 @@ struct DeviceOptions {
   // When set, the one queue is of a graphics+compute family that presents to this surface, and
   // VK_KHR_swapchain is enabled: kernels and the UI share the queue.
   VkSurfaceKHR present_surface = VK_NULL_HANDLE;
+  // Pipelines keep the driver's statistics of their compiled code, where DeviceInfo::kernel_statistics.
+  bool capture_statistics = false;
 };
 
 class Device {
@@ -128,6 +133,8 @@ class Device {
   uint32_t queue_family() const { return info_.compute_queue_family; }
   Allocator& allocator() { return *allocator_; }
   Kernels& kernels() { return *kernels_; }
+  // Made with DeviceOptions::capture_statistics on a device that has them.
+  bool captures_statistics() const { return captures_statistics_; }
 
   // Records with `record` into a fresh command buffer, submits it and waits.
   template <class Fn>
@@ -165,6 +172,7 @@ class Device {
   VkQueue queue_ = VK_NULL_HANDLE;
   VkCommandPool command_pool_ = VK_NULL_HANDLE;
   VkFence fence_ = VK_NULL_HANDLE;
+  bool captures_statistics_ = false;
   std::mutex queue_mutex_;     // vkQueueSubmit needs external synchronization
   std::mutex one_shot_mutex_;  // fence_ and the pool serve one one-shot submission at a time
   std::unique_ptr<Allocator> allocator_;

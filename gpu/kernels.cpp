@@ -198,10 +198,63 @@ const Pipeline& Kernels::Get(KernelId id) {
   info.stage.pName = "main";
   info.stage.pSpecializationInfo = &specialization;
   info.layout = p.layout;
+  if (device_.captures_statistics()) info.flags = VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
   const VkResult result = vkCreateComputePipelines(dev, cache_, 1, &info, nullptr, &p.pipeline);
   vkDestroyShaderModule(dev, module, nullptr);
   VK_CHECK(result);
   return p;
+}
+
+std::vector<KernelStatistic> Kernels::Statistics(KernelId id) {
+  if (!device_.captures_statistics()) {
+    throw Error(fmt::format("{} reports no statistics of compiled kernels here", device_.info().name));
+  }
+  const VkPipeline pipeline = Get(id).pipeline;
+  VkDevice dev = device_.handle();
+  const auto properties = reinterpret_cast<PFN_vkGetPipelineExecutablePropertiesKHR>(
+      vkGetDeviceProcAddr(dev, "vkGetPipelineExecutablePropertiesKHR"));
+  const auto statistics = reinterpret_cast<PFN_vkGetPipelineExecutableStatisticsKHR>(
+      vkGetDeviceProcAddr(dev, "vkGetPipelineExecutableStatisticsKHR"));
+  if (properties == nullptr || statistics == nullptr) throw Error("the driver lacks the statistics functions");
+
+  VkPipelineInfoKHR pipeline_info{VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR};
+  pipeline_info.pipeline = pipeline;
+  uint32_t executables = 0;
+  VK_CHECK(properties(dev, &pipeline_info, &executables, nullptr));
+  std::vector<VkPipelineExecutablePropertiesKHR> executable(executables,
+                                                            {VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_PROPERTIES_KHR});
+  VK_CHECK(properties(dev, &pipeline_info, &executables, executable.data()));
+
+  std::vector<KernelStatistic> out;
+  for (uint32_t e = 0; e < executables; ++e) {
+    if ((executable[e].stages & VK_SHADER_STAGE_COMPUTE_BIT) == 0) continue;
+    VkPipelineExecutableInfoKHR executable_info{VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR};
+    executable_info.pipeline = pipeline;
+    executable_info.executableIndex = e;
+    uint32_t count = 0;
+    VK_CHECK(statistics(dev, &executable_info, &count, nullptr));
+    std::vector<VkPipelineExecutableStatisticKHR> stats(count, {VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR});
+    VK_CHECK(statistics(dev, &executable_info, &count, stats.data()));
+    for (const VkPipelineExecutableStatisticKHR& s : stats) {
+      KernelStatistic k{.name = s.name, .description = s.description};
+      switch (s.format) {
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR:
+          k.value = s.value.b32 ? 1 : 0;
+          break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR:
+          k.value = static_cast<double>(s.value.i64);
+          break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR:
+          k.value = static_cast<double>(s.value.u64);
+          break;
+        default:
+          k.value = s.value.f64;
+          k.is_integer = false;
+      }
+      out.push_back(std::move(k));
+    }
+  }
+  return out;
 }
 
 }  // namespace qvk

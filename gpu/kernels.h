@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <vulkan/vulkan.h>
 
@@ -58,6 +59,15 @@ KernelId KernelFor(KernelOp op, DType type);
 // What `device` lacks to run the kernel, as a phrase ("8-bit storage buffers"); empty: nothing.
 std::string MissingFeatures(const DeviceInfo& device, const KernelSpec& spec);
 
+// One figure the driver reports about a compiled kernel (VK_KHR_pipeline_executable_properties):
+// its register count, shared memory, spilled bytes, ... as the driver names them.
+struct KernelStatistic {
+  std::string name;
+  std::string description;
+  double value = 0;
+  bool is_integer = true;  // else a float (a driver's ratio or occupancy)
+};
+
 struct Pipeline {
   VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
   VkPipelineLayout layout = VK_NULL_HANDLE;
@@ -73,6 +83,10 @@ class Kernels {
 
   // Builds the kernel's pipeline on first use; throws Error when the device lacks a feature it needs.
   const Pipeline& Get(KernelId id);
+  // The driver's figures for the kernel's compute code, building it first. Only on a Device made
+  // with DeviceOptions::capture_statistics on a device that has them (Device::captures_statistics);
+  // a driver may report none.
+  std::vector<KernelStatistic> Statistics(KernelId id);
 
  private:
   Device& device_;

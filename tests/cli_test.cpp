@@ -192,6 +192,24 @@ std::string Join(const std::vector<uint32_t>& ids) {
 
 // --- model commands ------------------------------------------------------------------------------
 
+// `qwenvk kernels` builds the kernels it names on the device and lists them; lavapipe reports no
+// statistics of compiled code, which it says (the H200's driver gives registers and the rest).
+TEST(CliTest, KernelsListsWhatItBuilt) {
+  const Result r = RunQwenvk("kernels --only rmsnorm");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("| rmsnorm | 256 |"), std::string::npos) << r.out;
+  const Result json = RunQwenvk("kernels --only matvec_q4_0 --json");
+  ASSERT_EQ(json.status, 0) << json.err;
+  const nlohmann::json parsed = nlohmann::json::parse(json.out);
+  ASSERT_EQ(parsed["kernels"].size(), 1u);
+  EXPECT_EQ(parsed["kernels"][0]["name"], "matvec_q4_0");
+  EXPECT_TRUE(parsed["kernels"][0]["built"].get<bool>());
+  EXPECT_EQ(parsed["statistics"].get<bool>(), !parsed["kernels"][0]["statistics"].empty());
+  const Result none = RunQwenvk("kernels --only no_such_kernel");
+  EXPECT_EQ(none.status, 1);
+  EXPECT_NE(none.err.find("no kernel's name contains \"no_such_kernel\""), std::string::npos) << none.err;
+}
+
 TEST(CliTest, TokenizesText) {
   const Result r = RunQwenvk("tokenize --model '" + kModel + "' --text 'Hello world'");
   ASSERT_EQ(r.status, 0) << r.err;

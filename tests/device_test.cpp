@@ -148,6 +148,25 @@ TEST_F(GpuTest, BuildsEveryKernelOfTheRegistryItCanRun) {
   EXPECT_GT(built, 0u);
 }
 
+// What the driver compiled a kernel into, where it says (VK_KHR_pipeline_executable_properties;
+// the H200's driver does, lavapipe's does not): a device made to capture statistics returns them
+// for a kernel it built, and one that cannot refuses with an Error rather than a Vulkan failure.
+TEST_F(GpuTest, KernelStatisticsWhereTheDriverReportsThem) {
+  Device capturing(instance(), info(), {.capture_statistics = true});
+  EXPECT_EQ(capturing.captures_statistics(), info().kernel_statistics);
+  EXPECT_FALSE(device().captures_statistics());  // only when asked for
+  if (!capturing.captures_statistics()) {
+    EXPECT_THROW(capturing.kernels().Statistics(KernelId::RmsNorm), Error);
+    return;
+  }
+  const std::vector<KernelStatistic> statistics = capturing.kernels().Statistics(KernelId::RmsNorm);
+  ASSERT_FALSE(statistics.empty());
+  for (const KernelStatistic& s : statistics) {
+    EXPECT_FALSE(s.name.empty());
+    EXPECT_GE(s.value, 0) << s.name;
+  }
+}
+
 TEST(KernelRegistry, EveryTypedOpHasOneKernelPerWeightType) {
   for (const KernelOp op : {KernelOp::MatVec, KernelOp::MatVecTokens, KernelOp::MatMul, KernelOp::MatMulCoopmat,
                             KernelOp::MatMulCoopmatNarrow, KernelOp::Embed}) {
