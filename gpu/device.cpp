@@ -585,8 +585,8 @@ Device::Device(const Instance& instance, const DeviceInfo& info, const DeviceOpt
     feature_tail = &timeline.pNext;
     if (info.api_version < VK_API_VERSION_1_2) extensions.push_back(VK_KHR_TIMELINE_SEMAPHORE_EXTENSION_NAME);
   }
-  // Asked for only: some drivers keep what they compiled apart from the pipeline cache once a
-  // pipeline captures statistics.
+  // Asked for only (`qwenvk kernels`): pipelines that capture statistics are compiled without the
+  // pipeline cache (Kernels::Get).
   VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR executable_properties{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
   executable_properties.pipelineExecutableInfo = VK_TRUE;

@@ -198,8 +198,12 @@ const Pipeline& Kernels::Get(KernelId id) {
   info.stage.pName = "main";
   info.stage.pSpecializationInfo = &specialization;
   info.layout = p.layout;
-  if (device_.captures_statistics()) info.flags = VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
-  const VkResult result = vkCreateComputePipelines(dev, cache_, 1, &info, nullptr, &p.pipeline);
+  // Statistics come from a compilation: a pipeline the cache returns may carry none, so a device
+  // that captures them builds without it.
+  const bool capture = device_.captures_statistics();
+  if (capture) info.flags = VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
+  const VkResult result =
+      vkCreateComputePipelines(dev, capture ? VK_NULL_HANDLE : cache_, 1, &info, nullptr, &p.pipeline);
   vkDestroyShaderModule(dev, module, nullptr);
   VK_CHECK(result);
   return p;
