@@ -91,11 +91,11 @@ bool swiglu() { return false; }
 #define TILE_TOKENS QVK_COOPMAT_TOKENS
 // Eight 32-wide subgroups (LOCAL_SIZE in kernels.cmake), two along the tokens by four along the
 // features. Four subgroups (each 32 tokens x TILE_ROWS / 2) held twice the accumulators and loads
-// an invocation, and their registers kept an SM at two workgroups, eight subgroups (session 7's
-// count). Eight on the same tile stage the same bytes per product with half the registers an
-// invocation, so an SM can run more of them at once: prefill ran 4-15% faster on the H200. Sixteen
-// (16 x 32 each) and a 4 x 2 layout were slower: more fragment loads a multiply (docs/speed.md,
-// session 13).
+// an invocation; eight on the same tile stage the same bytes per product, and prefill ran 4-15%
+// faster on the H200 (docs/speed.md, session 13). Sixteen (16 x 32 each) and a 4 x 2 layout, for
+// every tile or the narrow ones only, were slower: more fragment loads a multiply. At 130
+// registers an invocation (`qwenvk kernels` on the H200) an SM holds one such workgroup; variants
+// under 128, which hold two, were slower still, as their loads ran one step ahead (session 14).
 #define THREADS 256u
 #define ROW_SUBGROUPS 4u
 // Subgroup s owns tokens TOKEN_FRAGS * FRAG * (s / ROW_SUBGROUPS) and features
