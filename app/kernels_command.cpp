@@ -61,12 +61,12 @@ void PrintText(const DeviceInfo& device, bool statistics, const std::vector<Kern
       line += fmt::format(" not built: needs {} |", row.missing);
     } else if (columns.empty()) {
       line += " yes |";
-    }
-    for (const std::string& c : columns) {
-      if (!row.missing.empty()) break;
-      const auto it = std::find_if(row.statistics.begin(), row.statistics.end(),
-                                   [&](const KernelStatistic& s) { return s.name == c; });
-      line += it == row.statistics.end() ? " - |" : fmt::format(" {} |", Value(*it));
+    } else {
+      for (const std::string& c : columns) {
+        const auto it = std::find_if(row.statistics.begin(), row.statistics.end(),
+                                     [&](const KernelStatistic& s) { return s.name == c; });
+        line += it == row.statistics.end() ? " - |" : fmt::format(" {} |", Value(*it));
+      }
     }
     std::printf("%s\n", line.c_str());
   }
