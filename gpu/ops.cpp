@@ -67,10 +67,12 @@ constexpr uint32_t kCoopmatDequantRows = QVK_COOPMAT_WIDE_ROWS;
 // times splits of their keys. Splits are added until about kAttentionWorkgroups workgroups run
 // (four per SM of a 132-SM GPU); a decode step on Qwen2-0.5B has only 2 blocks, one per KV head.
 constexpr uint64_t kAttentionWorkgroups = 512;
-constexpr uint32_t kAttentionWideRows = 32;     // MAX_ROWS of the wide attention kernels (kernels.cmake)
+constexpr uint32_t kAttentionNarrowRows = 8;    // MAX_ROWS of attention_narrow (kernels.cmake)
+constexpr uint32_t kAttentionWideRows = 32;     // MAX_ROWS of the wide attention kernels
 constexpr uint32_t kAttentionCoopmatRows = 64;  // ROWS of attention_coopmat.comp
 struct AttentionPlan {
-  // 16, or 8 when head_dim > 128 (attention.comp keeps 512 quads of q); for a prefill, what
+  // 16 (attention), or 8 (attention_narrow) for a decode step whose KV group has at most 8 q heads
+  // and where head_dim > 128 (attention.comp keeps 512 quads of q); for a prefill, what
   // PrefillBlockRows allows: 64 (attention_coopmat_d64, _d128) or 32 (attention_wide, _d128).
   uint32_t block_rows;
   uint32_t heads_per_block, tokens_per_block;
@@ -131,8 +133,11 @@ uint32_t PrefillBlockRows(const DeviceInfo& device, uint32_t head_dim, bool q_in
 AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                             uint32_t capacity, uint32_t prefill_rows) {
   AttentionPlan plan{};
-  plan.block_rows = tokens > kMatVecMaxTokens && prefill_rows > 0 ? prefill_rows : head_dim <= 128 ? 16 : 8;
   const uint32_t group = n_heads / n_kv_heads;
+  // A decode step whose KV group fits 8 rows takes narrow blocks: each row's keys over twice the
+  // lanes of a 16-row block, most of whose rows it would leave empty.
+  const bool narrow = head_dim > 128 || (tokens == 1 && group <= kAttentionNarrowRows);
+  plan.block_rows = tokens > kMatVecMaxTokens && prefill_rows > 0 ? prefill_rows : narrow ? kAttentionNarrowRows : 16;
   plan.heads_per_block = std::min(group, plan.block_rows);
   plan.tokens_per_block = plan.block_rows / plan.heads_per_block;
   plan.token_blocks = CeilDiv(tokens, plan.tokens_per_block);
@@ -933,9 +938,10 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   const BufferRange partials = partials_bytes > 0 ? SubRange(*a.scratch, 0, partials_bytes) : a.out;
   const KernelId kernel = plan.block_rows == kAttentionCoopmatRows
                               ? (a.head_dim == 64 ? KernelId::AttentionCoopmatD64 : KernelId::AttentionCoopmatD128)
-                          : plan.block_rows != kAttentionWideRows ? KernelId::Attention
-                          : a.head_dim <= 64                      ? KernelId::AttentionWide
-                                                                  : KernelId::AttentionWideD128;
+                          : plan.block_rows == kAttentionNarrowRows ? KernelId::AttentionNarrow
+                          : plan.block_rows != kAttentionWideRows   ? KernelId::Attention
+                          : a.head_dim <= 64                        ? KernelId::AttentionWide
+                                                                    : KernelId::AttentionWideD128;
   g.Dispatch(kernel, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials}, push,
              Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
   if (plan.splits > 1) {

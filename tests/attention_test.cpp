@@ -299,13 +299,14 @@ TEST_F(AttentionOpTest, OneRecordingServesEveryDepth) {
 // A prefill with head_dim 64 or 128 runs blocks of 64 rows on matrix units (attention_coopmat_d64,
 // _d128) where the device has them; else, with head_dim <= 128, blocks of 32 rows (attention_wide
 // up to 64, attention_wide_d128 up to 128) where the device has the shared memory for them,
-// lavapipe among them; a decode step and other heads keep 16; each matches the reference
-// (AttentionTest covers every shape on whichever kernel it gets).
+// lavapipe among them; a decode step of at most 8 q heads a KV head and head_dim > 128 take 8
+// (attention_narrow), other heads 16; each matches the reference (AttentionTest covers every
+// shape on whichever kernel it gets).
 TEST_F(AttentionOpTest, PrefillTakesWideBlocksWhereTheyFit) {
   for (const AttentionCase& c :
        {AttentionCase{"wide", 14, 2, 64, 100, 0}, AttentionCase{"decode", 14, 2, 64, 1, 99},
         AttentionCase{"head_dim_128", 28, 4, 128, 100, 0}, AttentionCase{"head_dim_80", 7, 1, 80, 50, 0},
-        AttentionCase{"head_dim_256", 8, 2, 256, 40, 0}}) {
+        AttentionCase{"head_dim_256", 8, 2, 256, 40, 0}, AttentionCase{"decode_gqa20", 20, 1, 32, 1, 99}}) {
     SCOPED_TRACE(c.name);
     const uint32_t capacity = c.first_pos + c.tokens + 5;
     Inputs in = MakeInputs(c, capacity);
@@ -323,10 +324,11 @@ TEST_F(AttentionOpTest, PrefillTakesWideBlocksWhereTheyFit) {
     const bool prefill = c.tokens > 1;
     const bool coopmat = prefill && info().coopmat_f16 && (c.head_dim == 64 || c.head_dim == 128);
     const bool wide = prefill && wide_bytes > 0 && info().max_compute_shared_memory >= wide_bytes;
-    const std::string expected_kernel = coopmat            ? fmt::format("attention_coopmat_d{}", c.head_dim)
-                                        : !wide            ? "attention"
-                                        : c.head_dim <= 64 ? "attention_wide"
-                                                           : "attention_wide_d128";
+    const bool narrow = c.head_dim > 128 || (c.tokens == 1 && c.heads / c.kv_heads <= 8);
+    const std::string expected_kernel = coopmat  ? fmt::format("attention_coopmat_d{}", c.head_dim)
+                                        : wide   ? (c.head_dim <= 64 ? "attention_wide" : "attention_wide_d128")
+                                        : narrow ? "attention_narrow"
+                                                 : "attention";
     EXPECT_EQ(g.Timings().front().kernel, expected_kernel);
   }
 }
