@@ -134,8 +134,8 @@ AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_hea
                             uint32_t capacity, uint32_t prefill_rows) {
   AttentionPlan plan{};
   const uint32_t group = n_heads / n_kv_heads;
-  // A decode step whose KV group fits 8 rows takes narrow blocks: each row's keys over twice the
-  // lanes of a 16-row block, most of whose rows it would leave empty.
+  // A decode step whose KV group fits 8 rows takes narrow blocks: each row's keys over four times
+  // the lanes of a 16-row block, most of whose rows it would leave empty (docs/speed.md, session 15).
   const bool narrow = head_dim > 128 || (tokens == 1 && group <= kAttentionNarrowRows);
   plan.block_rows = tokens > kMatVecMaxTokens && prefill_rows > 0 ? prefill_rows : narrow ? kAttentionNarrowRows : 16;
   plan.heads_per_block = std::min(group, plan.block_rows);

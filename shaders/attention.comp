@@ -36,8 +36,9 @@ layout(push_constant) uniform Push { AttentionPush p; };
 // memory, hold 32 rows (MAX_ROWS), so that each staged key serves twice the rows:
 //   attention_wide, head_dim <= 64: tiles of 48 keys, 1.5 times the work per barrier (28 KiB);
 //   attention_wide_d128, head_dim <= 128: q of 32 rows (Q_QUADS), tiles of 24 keys (32 KiB).
-// Both fit lavapipe's 32 KiB. attention_narrow holds 8 (a decode step's heads of one KV group),
-// so that each row has 16 lanes and each lane scores 4 keys of a 64-key tile, not 8.
+// Both fit lavapipe's 32 KiB. attention_narrow holds 8 (a decode step's heads of one KV group)
+// on 256 invocations, so that each row has 32 lanes and each lane scores 2 keys of a 64-key
+// tile, not 8: a decode split's chain of scores and softmax a quarter as long.
 #ifndef MAX_ROWS
 #define MAX_ROWS 16
 #define MAX_TILE_KEYS 64

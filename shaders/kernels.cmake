@@ -117,12 +117,12 @@ qwenvk_kernel(OP SwiGlu SOURCE swiglu.comp
 qwenvk_kernel(OP Attention SOURCE attention.comp
               BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
               PUSH AttentionPush LOCAL_SIZE 128)
-# Blocks of 8 query rows: a decode step's q heads of one KV group (at most 8 on every Qwen
-# model), each row's lanes twice as many as in 16-row blocks, so that each scores half the keys;
-# and any block of head_dim > 128.
+# Blocks of 8 query rows on 256 invocations: a decode step's q heads of one KV group (at most 8
+# on every Qwen model), each row with a subgroup's 32 lanes where a 16-row block of 128 gave it 8,
+# so that each lane scores a quarter of the keys; and any block of head_dim > 128.
 qwenvk_kernel(OP AttentionNarrow NAME attention_narrow SOURCE attention.comp DEFINES MAX_ROWS=8 MAX_TILE_KEYS=64 TILE_QUADS=1024
               BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
-              PUSH AttentionPush LOCAL_SIZE 128)
+              PUSH AttentionPush LOCAL_SIZE 256)
 qwenvk_kernel(OP AttentionWide NAME attention_wide SOURCE attention.comp DEFINES MAX_ROWS=32 MAX_TILE_KEYS=48 TILE_QUADS=768
               BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
               PUSH AttentionPush LOCAL_SIZE 128)
