@@ -99,7 +99,10 @@ struct AttentionPlan {
 // slower on an H200 (docs/speed.md, session 7). The L1 rate and the resident invocations differ by
 // the load slots a lane has (QVK_MATVEC_SLOTS_FOR its unit), as a sweep of them on the H200 found
 // (session 12): with four slots (8- and 16-column units) 5 000 bytes a ns, which keeps more rows a
-// group and fewer workgroups (decode of 0.5B and 1.5B Q4_0 +6-7%, 0.5B F16 +5%); with two (the
+// group and fewer workgroups (decode of 0.5B and 1.5B Q4_0 +6-7%, 0.5B F16 +5%), then 7 000
+// (session 16), at which the long-row products (down; 7B Q8_0's q|k|v and o too) take more lanes
+// or fewer rows a group and fewer rounds (1.5B Q4_0's down 128 x 4 -> 128 x 2, 460 -> 397 us a
+// step; decode of 7B Q8_0 +6%, 1.5B Q4_0 +3%, 0.5B F16 +2%), where 10 000 lost; with two (the
 // K-quants' 32-column units) that rate led to plans of 19 rounds, while counting 768 resident
 // invocations an SM rather than 2 048 did best (1.5B Q4_K_M +8%).
 constexpr double kMatVecRoundNs = 1250;
@@ -110,7 +113,7 @@ struct MatVecRates {
   double resident;         // invocations the GPU holds at once
 };
 MatVecRates MatVecRatesFor(uint32_t slots) {
-  return slots == 4 ? MatVecRates{5000, 132 * 2048} : MatVecRates{20000, 132 * 768};
+  return slots == 4 ? MatVecRates{7000, 132 * 2048} : MatVecRates{20000, 132 * 768};
 }
 
 // The columns of one matvec unit (UNIT_COLS in matvec_units.glsl), indexed by DType.
