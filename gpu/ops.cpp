@@ -38,23 +38,35 @@ using ops::kMatVecMaxTokens;
 static_assert(kMatVecMaxTokens == QVK_MATVEC_MAX_TOKENS, "ops.h and the matvec kernels agree");
 constexpr uint32_t kMaxHeadDim = 256;  // Q_QUADS and TILE_QUADS in attention.comp
 
-// ChooseCoopmatTile takes wide tiles when they make at least this many workgroups, two per SM of a
-// 132-SM H200. With fewer, SMs idle, and narrow tiles (twice as many workgroups) do better even
-// though each fragment a subgroup loads then feeds half as many multiplies.
+// ChooseCoopmatTile takes wide tiles when they make at least this many workgroups, two waves of
+// them on a 132-SM H200 (kCoopmatWideWave). With fewer, SMs idle, and narrow tiles (twice as many
+// workgroups, two an SM) do better even though each fragment a subgroup loads then feeds half as
+// many multiplies.
 constexpr uint64_t kCoopmatWideGroups = 264;
-// PlanCoopmatSplitSteps splits a product along K until about kCoopmatSplitGroups workgroups run,
-// four per SM of a 132-SM H200, each split at least kCoopmatMinSplitSteps steps of 32 columns long
-// so its pipeline's first load and last multiply stay a small part of it. With eight subgroups a
-// workgroup, half and twice this target measured no better on 1.5B and 7B (docs/speed.md,
-// session 13).
+// ... or, for a product that may split along K, where about kCoopmatSplitGroups workgroups (four
+// waves) of splits at least kCoopmatWideSplitSteps long would run: on the H200 that made 1.5B's
+// down 29% faster (68 TFLOP/s), and 7B's prefill 12%, where q|k|v's and o's shorter splits (8
+// steps at 1.5B) lost 4-13% to narrow tiles (docs/speed.md, session 11).
 constexpr uint64_t kCoopmatSplitGroups = 528;
-constexpr uint32_t kCoopmatMinSplitSteps = 8;
-// A product that splits along K takes wide tiles, fewer of them split more ways, where each split
-// stays at least this many steps long (1 024 columns): on the H200 that made 1.5B's down 29%
-// faster (68 TFLOP/s), and 7B's prefill 12%, where q|k|v's and o's shorter splits (8 steps at
-// 1.5B) lost 4-13% to narrow tiles (docs/speed.md, session 11).
 constexpr uint32_t kCoopmatWideSplitSteps = 32;
+// Every split is at least this many steps of 32 columns long, so that its pipeline's first load
+// and last multiply stay a small part of it.
+constexpr uint32_t kCoopmatMinSplitSteps = 8;
 constexpr uint32_t kCoopmatStep = 32;  // STEP in matmul_coopmat.comp
+// Tiles run in waves: an H200 holds one wide workgroup an SM (130-138 registers an invocation,
+// docs/speed.md, session 14) and two narrow ones (95-114), 132 or 264 at once, and every tile of a
+// product takes as many steps, so 133 wide workgroups take about as long as 264.
+// PlanCoopmatSplitSteps sizes a product's splits, and DequantChunks a wide product's row chunks,
+// in whole waves where they can, by this estimate of a split's time: its waves x (its steps +
+// kCoopmatWaveOverheadSteps for the first loads and the epilogue) x kCoopmatStepNs, plus the split
+// sum's read of every plane at kCoopmatSplitSumBytesPerNs (what 1.5B's and 7B's prefill profiles
+// measure on the H200; two narrow workgroups share an SM, so their step counts as a wide one's).
+// Against splits toward kCoopmatSplitGroups workgroups and chunks of equal length, prefill of
+// 1.5B and 7B Q4_0 and Q4_K_M ran 4-6% faster (docs/speed.md, session 17).
+constexpr uint64_t kCoopmatWideWave = 132;
+constexpr double kCoopmatStepNs = 900;
+constexpr double kCoopmatWaveOverheadSteps = 3;
+constexpr double kCoopmatSplitSumBytesPerNs = 2500;
 // The splits a product of `cols` inner columns runs in at split_steps steps each (the last shorter).
 uint32_t CoopmatSplitCount(uint32_t cols, uint32_t split_steps) {
   return CeilDiv(CeilDiv(cols, kCoopmatStep), split_steps);
@@ -262,14 +274,24 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
 }
 
 uint32_t PlanCoopmatSplitSteps(uint64_t tiles, uint32_t cols, uint32_t tokens, uint32_t rows,
-                               VkDeviceSize scratch_bytes) {
+                               VkDeviceSize scratch_bytes, CoopmatTile tile) {
   const uint32_t steps = CeilDiv(cols, kCoopmatStep);
-  const uint64_t to_fill = (kCoopmatSplitGroups + std::max<uint64_t>(tiles, 1) - 1) / std::max<uint64_t>(tiles, 1);
+  tiles = std::max<uint64_t>(tiles, 1);
   const uint64_t long_enough = steps / kCoopmatMinSplitSteps;
   const uint64_t room = scratch_bytes / (uint64_t{4} * tokens * rows);
-  const uint64_t splits = std::min({to_fill, long_enough, room});
-  if (splits < 2) return 0;
-  return CeilDiv(steps, static_cast<uint32_t>(splits));
+  const uint64_t wave = tile == CoopmatTile::Wide ? kCoopmatWideWave : 2 * kCoopmatWideWave;
+  const double plane_ns = 4.0 * tokens * rows / kCoopmatSplitSumBytesPerNs;
+  const auto estimate_ns = [&](uint32_t split_steps) {
+    const uint32_t splits = CeilDiv(steps, split_steps);
+    const double waves = static_cast<double>(CeilDiv(tiles * splits, wave));
+    return waves * (split_steps + kCoopmatWaveOverheadSteps) * kCoopmatStepNs + (splits > 1 ? splits * plane_ns : 0);
+  };
+  uint32_t best = steps;  // unsplit
+  for (uint64_t splits = 2; splits <= std::min(long_enough, room); ++splits) {
+    const uint32_t split_steps = CeilDiv(steps, static_cast<uint32_t>(splits));
+    if (CeilDiv(steps, split_steps) <= room && estimate_ns(split_steps) < estimate_ns(best)) best = split_steps;
+  }
+  return best == steps ? 0 : best;
 }
 
 uint32_t CoopmatFillRows(uint32_t tokens) {
@@ -279,7 +301,7 @@ uint32_t CoopmatFillRows(uint32_t tokens) {
 CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens, uint32_t split_cols) {
   const uint64_t wide_groups = uint64_t{CeilDiv(rows, QVK_COOPMAT_WIDE_ROWS)} * CeilDiv(tokens, QVK_COOPMAT_TOKENS);
   if (wide_groups >= kCoopmatWideGroups) return CoopmatTile::Wide;
-  // As PlanCoopmatSplitSteps would split wide tiles, with room to spare.
+  // Splits toward kCoopmatSplitGroups workgroups, each at least kCoopmatWideSplitSteps long.
   const uint32_t steps = CeilDiv(split_cols, kCoopmatStep);
   const uint64_t splits = std::min<uint64_t>(CeilDiv(kCoopmatSplitGroups, wide_groups), steps / kCoopmatMinSplitSteps);
   return splits >= 2 && steps / splits >= kCoopmatWideSplitSteps ? CoopmatTile::Wide : CoopmatTile::Narrow;
@@ -292,13 +314,16 @@ namespace {
 void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::string_view label);
 
 // The row chunks a cooperative-matrix product of `w` dequantizes to f16 in `scratch_bytes` and then
-// multiplies, one at a time: as few as fit, of equal length, so that no short last chunk leaves SMs
-// idle. With `swiglu`, chunks of the gate rows, each dequantized with the up rows of the same
-// outputs after it. Empty where the product multiplies W's blocks as they are stored: F16 and BF16
+// multiplies at `tokens` tokens, one at a time. Where a chunk of whole waves of wide tiles fits
+// (kCoopmatWideWave), chunks of as many whole waves as fit and the rest last: 1.5B's gate|up at 512
+// tokens in 66 + 66 + 8 row tiles, 9 waves, where two equal chunks of 70 took 5 waves each.
+// Otherwise as few chunks as fit, of equal length, so that no short last chunk leaves SMs idle.
+// With `swiglu`, chunks of the gate rows, each dequantized with the up rows of the same outputs
+// after it. Empty where the product multiplies W's blocks as they are stored: F16 and BF16
 // weights, rows not of whole units, a scratch too small for one chunk, or up rows at an offset no
 // binding can start at.
-std::vector<RowSlice> DequantChunks(const DeviceInfo& device, const Matrix& w, VkDeviceSize scratch_bytes,
-                                    bool swiglu) {
+std::vector<RowSlice> DequantChunks(const DeviceInfo& device, const Matrix& w, uint32_t tokens,
+                                    VkDeviceSize scratch_bytes, bool swiglu) {
   if (!DequantizesToF16(w.dtype, w.cols)) return {};
   const uint32_t parts = swiglu ? 2 : 1;
   const uint32_t rows = w.rows / parts;
@@ -307,8 +332,12 @@ std::vector<RowSlice> DequantChunks(const DeviceInfo& device, const Matrix& w, V
   const VkDeviceSize most_rows = scratch_bytes / (uint64_t{2} * w.cols * parts) / step * step;
   const VkDeviceSize up_offset = w.offset + RowBytes(w.dtype, w.cols) * rows;
   if (most_rows == 0 || (swiglu && up_offset % device.storage_offset_alignment != 0)) return {};
+  // The fewest row tiles whose workgroups (one per token tile each) fill whole waves.
+  const uint64_t token_tiles = CeilDiv(tokens, QVK_COOPMAT_TOKENS);
+  const VkDeviceSize wave_rows = kCoopmatWideWave / std::gcd(token_tiles, kCoopmatWideWave) * step;
   const VkDeviceSize chunks = (rows + most_rows - 1) / most_rows;
-  const VkDeviceSize chunk_rows = AlignUp((rows + chunks - 1) / chunks, step);
+  const VkDeviceSize chunk_rows = chunks > 1 && most_rows >= wave_rows ? most_rows / wave_rows * wave_rows
+                                                                       : AlignUp((rows + chunks - 1) / chunks, step);
   return SliceRows(device, Matrix{w.buffer, w.offset, w.dtype, rows, w.cols}, chunk_rows * RowBytes(w.dtype, w.cols));
 }
 
@@ -331,7 +360,7 @@ bool SwiGluNeedsScratch(const DeviceInfo& device, const Matrix& w) {
 uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes) {
   if (ChooseMatMulKernel(device, tokens) != MatMulKernel::CoopMat) return 0;
   // Each chunk (or binding-sized slice) splits as if the scratch had no end.
-  std::vector<RowSlice> pieces = DequantChunks(device, w, dequant_bytes, false);
+  std::vector<RowSlice> pieces = DequantChunks(device, w, tokens, dequant_bytes, false);
   if (pieces.empty()) pieces = SliceRows(device, w);
   uint64_t bytes = 0;
   for (const RowSlice& piece : pieces) bytes = std::max(bytes, CoopmatSplitBytes(piece.rows, w.cols, tokens));
@@ -339,10 +368,11 @@ uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t t
 }
 
 uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens) {
-  const bool wide = ChooseCoopmatTile(rows, tokens, cols) == CoopmatTile::Wide;
-  const uint64_t tiles = uint64_t{CeilDiv(rows, wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS)} *
-                         CeilDiv(tokens, QVK_COOPMAT_TOKENS);
-  const uint32_t split_steps = PlanCoopmatSplitSteps(tiles, cols, tokens, rows, ~VkDeviceSize{0});
+  const CoopmatTile tile = ChooseCoopmatTile(rows, tokens, cols);
+  const uint64_t tiles =
+      uint64_t{CeilDiv(rows, tile == CoopmatTile::Wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS)} *
+      CeilDiv(tokens, QVK_COOPMAT_TOKENS);
+  const uint32_t split_steps = PlanCoopmatSplitSteps(tiles, cols, tokens, rows, ~VkDeviceSize{0}, tile);
   if (split_steps == 0) return 0;
   const uint64_t splits = CoopmatSplitCount(cols, split_steps);
   return uint64_t{4} * splits * tokens * rows;
@@ -479,8 +509,9 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       uint32_t tile_rows = kMatMulTile, tile_tokens = kMatMulTile;
       // Whether the product may split along K (a SwiGLU's epilogue needs whole sums).
       const bool may_split = path == MatMulKernel::CoopMat && a.split_scratch && !a.swiglu;
+      bool wide = false;
       if (path == MatMulKernel::CoopMat) {
-        const bool wide =
+        wide =
             a.coopmat_tile.value_or(ChooseCoopmatTile(rows, a.tokens, may_split ? a.w.cols : 0)) == CoopmatTile::Wide;
         // [rounded][swiglu][wide]
         constexpr KernelOp kOps[2][2][2] = {
@@ -496,9 +527,10 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       // A SwiGLU tile holds half as many outputs' gate rows, then their up rows.
       const Groups tiles{a.swiglu ? CeilDiv(rows / 2, tile_rows / 2) : CeilDiv(rows, tile_rows),
                          CeilDiv(a.tokens, tile_tokens), 1};
-      const uint32_t split_steps = may_split ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens,
-                                                                     rows, a.split_scratch->size)
-                                             : 0;
+      const uint32_t split_steps =
+          may_split ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens, rows,
+                                            a.split_scratch->size, wide ? CoopmatTile::Wide : CoopmatTile::Narrow)
+                    : 0;
       if (split_steps == 0) {
         const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_stride, y_stride, flags, 0};
         g.Dispatch(tile_kernel, {w, a.x, a.y, bias, residual}, push, tiles, label, tile_cost);
@@ -518,9 +550,10 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                  fmt::format("{}_split_sum", label),
                  {.bytes = 4 * outputs_count * (splits + (a.residual ? 2 : 1)), .flops = outputs_count * splits});
     };
-    const std::vector<RowSlice> chunks = path == MatMulKernel::CoopMat && a.dequant_scratch
-                                             ? DequantChunks(device, a.w, a.dequant_scratch->size, a.swiglu.has_value())
-                                             : std::vector<RowSlice>{};
+    const std::vector<RowSlice> chunks =
+        path == MatMulKernel::CoopMat && a.dequant_scratch
+            ? DequantChunks(device, a.w, a.tokens, a.dequant_scratch->size, a.swiglu.has_value())
+            : std::vector<RowSlice>{};
     const uint64_t f16_row_bytes = uint64_t{2} * a.w.cols;
     const VkDeviceSize up_offset = RowBytes(a.w.dtype, a.w.cols) * outputs;  // of a SwiGLU's up rows
     for (const RowSlice& chunk : chunks) {

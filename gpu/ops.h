@@ -91,9 +91,11 @@ uint32_t CoopmatFillRows(uint32_t tokens);
 // A cooperative-matrix product of `tiles` workgroups split along its inner size K (MatMulPush's
 // split_steps: steps of 32 columns a split; 0: no split), where its tiles alone leave most SMs idle
 // (q|k|v, o and down of small models at prefill) and `scratch_bytes` holds the splits' planes of
-// [tokens, rows] floats.
+// [tokens, rows] floats: the splits whose whole waves of `tile` workgroups take least time (1.5B's
+// down at 512 tokens: 4 splits, 384 wide workgroups in 3 waves, where 6 took 5 waves of shorter
+// splits).
 uint32_t PlanCoopmatSplitSteps(uint64_t tiles, uint32_t cols, uint32_t tokens, uint32_t rows,
-                               VkDeviceSize scratch_bytes);
+                               VkDeviceSize scratch_bytes, CoopmatTile tile);
 
 // A product whose input is rmsnorm(X) * weight rather than X. The matvec kernel (up to 4 tokens:
 // decode) normalizes as it reads X; otherwise a separate RmsNorm writes the input to `scratch` first.

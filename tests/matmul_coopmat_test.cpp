@@ -228,8 +228,10 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
   Buffer split_buf = Poisoned(c.split ? size_t{4} * kSplitPlanes * c.tokens * c.rows : 4);
   if (c.split) {
     args.split_scratch = BufferRange(split_buf);
-    const uint64_t tiles = uint64_t{(c.rows + 127) / 128} * ((c.tokens + 63) / 64);
-    ASSERT_GT(ops::PlanCoopmatSplitSteps(tiles, c.cols, c.tokens, c.rows, split_buf.size()), 0u) << "not split";
+    const ops::CoopmatTile tile = c.tile.value_or(ops::ChooseCoopmatTile(c.rows, c.tokens, c.cols));
+    const uint32_t tile_rows = tile == ops::CoopmatTile::Wide ? 128 : 64;
+    const uint64_t tiles = uint64_t{(c.rows + tile_rows - 1) / tile_rows} * ((c.tokens + 63) / 64);
+    ASSERT_GT(ops::PlanCoopmatSplitSteps(tiles, c.cols, c.tokens, c.rows, split_buf.size(), tile), 0u) << "not split";
   }
   Buffer dequant_buf = Poisoned(c.dequantized ? size_t{2} * kDequantRows * c.cols : 4);
   if (c.dequantized) {
@@ -432,22 +434,31 @@ TEST_F(GpuTest, SplitSumAddsThePlanesInOrder) {
   }
 }
 
-// Splits where a product's tiles leave SMs idle, each at least 8 steps of 32 columns, no more
-// planes than the scratch holds; none where the tiles already fill the GPU.
-TEST(CoopmatKernelChoice, SplitsAlongKWhereTilesAreFew) {
+// Splits into whole waves of workgroups (132 wide tiles at once, 264 narrow ones), each split at
+// least 8 steps of 32 columns, no more planes than the scratch holds; none where the tiles alone
+// take least time.
+TEST(CoopmatKernelChoice, SplitsAlongKIntoWholeWaves) {
+  using enum ops::CoopmatTile;
   const VkDeviceSize plenty = VkDeviceSize{1} << 30;
-  // 0.5B at 512 tokens (narrow tiles): o 14 x 8 = 112 tiles, 28 steps: 3 splits of 10 steps.
-  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 896, 512, 896, plenty), 10u);
-  // 0.5B down: 152 steps, 5 splits of 31 steps (528 / 112 rounded up).
-  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 4864, 512, 896, plenty), 31u);
-  // 7B down (56 x 8 tiles): 592 steps, 2 splits.
-  EXPECT_EQ(ops::PlanCoopmatSplitSteps(448, 18944, 512, 3584, plenty), 296u);
-  // Enough tiles already, too short an inner size, or room for one plane only: no split.
-  EXPECT_EQ(ops::PlanCoopmatSplitSteps(600, 18944, 512, 3584, plenty), 0u);
-  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 480, 512, 896, plenty), 0u);
-  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 4864, 512, 896, VkDeviceSize{4} * 512 * 896), 0u);
-  // The scratch bounds the planes: room for 2.
-  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 4864, 512, 896, VkDeviceSize{8} * 512 * 896 + 4), 76u);
+  // 1.5B's down at 512 tokens (12 x 8 wide tiles, 280 steps): 4 splits of 70 steps, 384
+  // workgroups in 3 waves, where 6 splits (576 workgroups of 47 steps) would take 5.
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(96, 8960, 512, 1536, plenty, Wide), 70u);
+  // 7B's down (28 x 8 tiles, 592 steps): 4 splits, 896 workgroups in 7 waves of 148 steps.
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(224, 18944, 512, 3584, plenty, Wide), 148u);
+  // A 1 280-row chunk of 7B's down (10 x 8 tiles): 8 splits, 640 workgroups in 5 waves of 74 steps.
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(80, 18944, 512, 1280, plenty, Wide), 74u);
+  // Narrow tiles, 0.5B's o and down (14 x 8): 2 splits, 224 workgroups in one wave.
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 896, 512, 896, plenty, Narrow), 14u);
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 4864, 512, 896, plenty, Narrow), 76u);
+  // Tiles that fill their waves unsplit stay so: 1.5B's q|k|v (32 x 8 narrow tiles, one wave) and
+  // a 33 x 8 chunk of 7B's gate|up (two waves); and an inner size under two splits of 8 steps.
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(256, 1536, 512, 2048, plenty, Narrow), 0u);
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(264, 3584, 512, 4224, plenty, Wide), 0u);
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 480, 512, 896, plenty, Narrow), 0u);
+  // The scratch bounds the planes: with room for one, no split; with room for 3, 1.5B's down runs
+  // unsplit (one wave of 280 steps, where 3 splits would take 3 waves of 94).
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(112, 4864, 512, 896, VkDeviceSize{4} * 512 * 896, Narrow), 0u);
+  EXPECT_EQ(ops::PlanCoopmatSplitSteps(96, 8960, 512, 1536, VkDeviceSize{12} * 512 * 1536, Wide), 0u);
 }
 
 // --- kernel and tile choice ----------------------------------------------------------------
@@ -478,7 +489,7 @@ TEST(CoopmatKernelChoice, MatvecForFewTokensThenTheBestGemmTheDeviceHas) {
   }
 }
 
-// Wide tiles where they alone make two workgroups per SM of a 132-SM GPU, narrow ones otherwise:
+// Wide tiles where they alone make two waves of workgroups on a 132-SM GPU, narrow ones otherwise:
 // at 512 tokens, gate|up is wide and the other Qwen2 projections narrow up to 1.5B; 7B's q|k|v
 // is wide and its gate|up too with a few tokens.
 TEST(CoopmatKernelChoice, WideTilesWhereTheyFillTheGpu) {
@@ -499,9 +510,9 @@ TEST(CoopmatKernelChoice, WideTilesWhereTheyFillTheGpu) {
   }
 }
 
-// A product that may split along K takes wide tiles where each split of them stays at least 1 024
-// columns long (32 steps): at 512 tokens 1.5B's down (6 splits of 47 steps), 7B's o (3 of 37) and
-// a 1 280-row chunk of 7B's down; not 1.5B's q|k|v and o (splits of 10 and 8 steps) or 0.5B's
+// A product that may split along K takes wide tiles where splits toward 528 workgroups each stay
+// at least 1 024 columns long (32 steps): at 512 tokens 1.5B's down (6 of 47), 7B's o (3 of 37)
+// and a 1 280-row chunk of 7B's down; not 1.5B's q|k|v and o (splits of 10 and 8 steps) or 0.5B's
 // down (10 of 15), which keep narrow tiles.
 TEST(CoopmatKernelChoice, WideTilesWhereLongSplitsFillTheGpu) {
   using enum ops::CoopmatTile;
@@ -526,22 +537,24 @@ TEST(CoopmatKernelChoice, WideTilesWhereLongSplitsFillTheGpu) {
 
 // A run state's splits (CoopmatSplitBytes) hold every plane PlanCoopmatSplitSteps plans where the
 // room is unbounded, and no more: one plane less and the product splits fewer ways. At 512 tokens:
-// 0.5B's o and down, 1.5B's down and 7B's o; gate|up fills the GPU unsplit.
+// 0.5B's o and down, 1.5B's down and 7B's down; gate|up fills the GPU unsplit.
 TEST(CoopmatKernelChoice, SplitBytesHoldEveryPlannedPlane) {
   struct Product {
     uint32_t rows, cols;
   };
   const uint32_t tokens = 512;
-  for (const Product& p : {Product{896, 896}, Product{896, 4864}, Product{1536, 8960}, Product{3584, 3584}}) {
+  for (const Product& p : {Product{896, 896}, Product{896, 4864}, Product{1536, 8960}, Product{3584, 18944}}) {
     const uint64_t bytes = ops::CoopmatSplitBytes(p.rows, p.cols, tokens);
     const uint64_t plane = uint64_t{4} * tokens * p.rows;
     ASSERT_GE(bytes, 2 * plane) << p.rows << " x " << p.cols;
     ASSERT_EQ(bytes % plane, 0u);
     const bool wide = ops::ChooseCoopmatTile(p.rows, tokens, p.cols) == ops::CoopmatTile::Wide;
     const uint64_t tiles = uint64_t{(p.rows + (wide ? 127 : 63)) / (wide ? 128 : 64)} * (tokens / 64);
-    const uint32_t unbounded = ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, ~VkDeviceSize{0});
-    EXPECT_EQ(ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, bytes), unbounded) << p.rows << " x " << p.cols;
-    const uint32_t fewer = ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, bytes - plane);
+    const ops::CoopmatTile tile = wide ? ops::CoopmatTile::Wide : ops::CoopmatTile::Narrow;
+    const uint32_t unbounded = ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, ~VkDeviceSize{0}, tile);
+    EXPECT_EQ(ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, bytes, tile), unbounded)
+        << p.rows << " x " << p.cols;
+    const uint32_t fewer = ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, bytes - plane, tile);
     EXPECT_TRUE(fewer == 0 || fewer > unbounded) << p.rows << " x " << p.cols << ": fewer, longer splits, or none";
   }
   EXPECT_EQ(ops::CoopmatSplitBytes(2 * 4864, 896, tokens), 0u);
