@@ -298,6 +298,17 @@ uint32_t CoopmatFillRows(uint32_t tokens) {
   return CeilDiv(kCoopmatWideGroups, CeilDiv(tokens, QVK_COOPMAT_TOKENS)) * QVK_COOPMAT_WIDE_ROWS;
 }
 
+uint32_t DequantChunkRows(uint32_t rows, uint32_t most_rows, bool swiglu, uint32_t tokens) {
+  // A chunk's rows in all (both parts) fill whole wide tiles.
+  const uint32_t step = kCoopmatDequantRows / (swiglu ? 2 : 1);
+  // The fewest row tiles whose workgroups (one per token tile each) fill whole waves.
+  const uint64_t token_tiles = CeilDiv(tokens, QVK_COOPMAT_TOKENS);
+  const uint64_t wave_rows = kCoopmatWideWave / std::gcd(token_tiles, kCoopmatWideWave) * step;
+  const uint32_t chunks = CeilDiv(rows, most_rows);
+  if (chunks > 1 && most_rows >= wave_rows) return static_cast<uint32_t>(most_rows / wave_rows * wave_rows);
+  return static_cast<uint32_t>(AlignUp(CeilDiv(rows, chunks), step));
+}
+
 CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens, uint32_t split_cols) {
   const uint64_t wide_groups = uint64_t{CeilDiv(rows, QVK_COOPMAT_WIDE_ROWS)} * CeilDiv(tokens, QVK_COOPMAT_TOKENS);
   if (wide_groups >= kCoopmatWideGroups) return CoopmatTile::Wide;
@@ -314,30 +325,22 @@ namespace {
 void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::string_view label);
 
 // The row chunks a cooperative-matrix product of `w` dequantizes to f16 in `scratch_bytes` and then
-// multiplies at `tokens` tokens, one at a time. Where a chunk of whole waves of wide tiles fits
-// (kCoopmatWideWave), chunks of as many whole waves as fit and the rest last: 1.5B's gate|up at 512
-// tokens in 66 + 66 + 8 row tiles, 9 waves, where two equal chunks of 70 took 5 waves each.
-// Otherwise as few chunks as fit, of equal length, so that no short last chunk leaves SMs idle.
-// With `swiglu`, chunks of the gate rows, each dequantized with the up rows of the same outputs
-// after it. Empty where the product multiplies W's blocks as they are stored: F16 and BF16
-// weights, rows not of whole units, a scratch too small for one chunk, or up rows at an offset no
-// binding can start at.
+// multiplies at `tokens` tokens, one at a time, DequantChunkRows long. With `swiglu`, chunks of the
+// gate rows, each dequantized with the up rows of the same outputs after it. Empty where the
+// product multiplies W's blocks as they are stored: F16 and BF16 weights, rows not of whole units,
+// a scratch too small for one chunk, or up rows at an offset no binding can start at.
 std::vector<RowSlice> DequantChunks(const DeviceInfo& device, const Matrix& w, uint32_t tokens,
                                     VkDeviceSize scratch_bytes, bool swiglu) {
   if (!DequantizesToF16(w.dtype, w.cols)) return {};
   const uint32_t parts = swiglu ? 2 : 1;
   const uint32_t rows = w.rows / parts;
-  // A chunk's rows in all (both parts) fill whole wide tiles.
   const uint32_t step = kCoopmatDequantRows / parts;
-  const VkDeviceSize most_rows = scratch_bytes / (uint64_t{2} * w.cols * parts) / step * step;
+  // Whole tiles' rows, and no more than one chunk of them all needs.
+  const VkDeviceSize most_rows =
+      std::min(scratch_bytes / (uint64_t{2} * w.cols * parts) / step * step, AlignUp(rows, step));
   const VkDeviceSize up_offset = w.offset + RowBytes(w.dtype, w.cols) * rows;
   if (most_rows == 0 || (swiglu && up_offset % device.storage_offset_alignment != 0)) return {};
-  // The fewest row tiles whose workgroups (one per token tile each) fill whole waves.
-  const uint64_t token_tiles = CeilDiv(tokens, QVK_COOPMAT_TOKENS);
-  const VkDeviceSize wave_rows = kCoopmatWideWave / std::gcd(token_tiles, kCoopmatWideWave) * step;
-  const VkDeviceSize chunks = (rows + most_rows - 1) / most_rows;
-  const VkDeviceSize chunk_rows = chunks > 1 && most_rows >= wave_rows ? most_rows / wave_rows * wave_rows
-                                                                       : AlignUp((rows + chunks - 1) / chunks, step);
+  const uint32_t chunk_rows = DequantChunkRows(rows, static_cast<uint32_t>(most_rows), swiglu, tokens);
   return SliceRows(device, Matrix{w.buffer, w.offset, w.dtype, rows, w.cols}, chunk_rows * RowBytes(w.dtype, w.cols));
 }
 

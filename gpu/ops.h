@@ -87,6 +87,14 @@ CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens, uint32_t split_col
 // 512): the row chunks a dequantized product runs in need be no longer (forward's
 // PrefillDequantBytes).
 uint32_t CoopmatFillRows(uint32_t tokens);
+// The rows of each chunk but the last that a product whose weights are dequantized to f16 first
+// is multiplied in at `tokens` tokens, where `most_rows` (a multiple of the tile's rows) fit the
+// scratch; both count a SwiGLU's gate rows only, each chunk dequantized with the up rows of the
+// same outputs. Where a chunk of whole waves of wide tiles fits, as many whole waves as fit
+// (1.5B's gate|up at 512 tokens: 4 224 of 8 960 rows, so 66 + 66 + 8 row tiles in 9 waves, where
+// two equal chunks of 70 took 5 waves each); otherwise as few chunks as fit, of equal length, so
+// that no short last chunk leaves SMs idle.
+uint32_t DequantChunkRows(uint32_t rows, uint32_t most_rows, bool swiglu, uint32_t tokens);
 
 // A cooperative-matrix product of `tiles` workgroups split along its inner size K (MatMulPush's
 // split_steps: steps of 32 columns a split; 0: no split), where its tiles alone leave most SMs idle

@@ -475,6 +475,24 @@ TEST(CoopmatKernelChoice, DequantizedChunksFillTheGpuWithWideTiles) {
   }
 }
 
+// A dequantized product's chunks: as many whole waves of wide tiles as the scratch holds, the rest
+// last; equal chunks where no whole wave fits; one where all fit.
+TEST(CoopmatKernelChoice, DequantizedChunksInWholeWaves) {
+  // gate|up at 512 tokens (8 token tiles): 33 row tiles of 64 gate and 64 up rows make 264
+  // workgroups, two waves. 1.5B: 4 224 + 4 224 + 512 of 8 960 gate rows, where 4 480 fit; 7B: four
+  // of 4 224 and 2 048, where 4 672 fit; 0.5B: 2 112 + 2 112 + 640, where 2 432 fit.
+  EXPECT_EQ(ops::DequantChunkRows(8960, 4480, true, 512), 4224u);
+  EXPECT_EQ(ops::DequantChunkRows(18944, 4672, true, 512), 4224u);
+  EXPECT_EQ(ops::DequantChunkRows(4864, 2432, true, 512), 2112u);
+  // 300 tokens (5 token tiles): whole waves take 132 row tiles, more than fit: two equal chunks.
+  EXPECT_EQ(ops::DequantChunkRows(8960, 4480, true, 300), 4480u);
+  // 7B's down (128-row tiles), 1 664 rows fitting: no whole waves, three chunks of 1 280.
+  EXPECT_EQ(ops::DequantChunkRows(3584, 1664, false, 512), 1280u);
+  // All rows fit: one chunk.
+  EXPECT_EQ(ops::DequantChunkRows(1536, 1536, false, 512), 1536u);
+  EXPECT_EQ(ops::DequantChunkRows(1000, 1024, false, 512), 1024u);
+}
+
 TEST(CoopmatKernelChoice, MatvecForFewTokensThenTheBestGemmTheDeviceHas) {
   DeviceInfo without;
   DeviceInfo with;
