@@ -56,13 +56,13 @@ constexpr uint32_t kCoopmatStep = 32;  // STEP in matmul_coopmat.comp
 // Tiles run in waves: an H200 holds one wide workgroup an SM (130-138 registers an invocation,
 // docs/speed.md, session 14) and two narrow ones (95-114), 132 or 264 at once, and every tile of a
 // product takes as many steps, so 133 wide workgroups take about as long as 264.
-// PlanCoopmatSplitSteps sizes a product's splits, and DequantChunks a wide product's row chunks,
+// PlanCoopmatSplitSteps sizes a product's splits, and DequantChunkRows a wide product's row chunks,
 // in whole waves where they can, by this estimate of a split's time: its waves x (its steps +
 // kCoopmatWaveOverheadSteps for the first loads and the epilogue) x kCoopmatStepNs, plus the split
 // sum's read of every plane at kCoopmatSplitSumBytesPerNs (what 1.5B's and 7B's prefill profiles
 // measure on the H200; two narrow workgroups share an SM, so their step counts as a wide one's).
 // Against splits toward kCoopmatSplitGroups workgroups and chunks of equal length, prefill of
-// 1.5B and 7B Q4_0 and Q4_K_M ran 4-6% faster (docs/speed.md, session 17).
+// 1.5B and 7B ran 4-8% faster (docs/speed.md, session 17).
 constexpr uint64_t kCoopmatWideWave = 132;
 constexpr double kCoopmatStepNs = 900;
 constexpr double kCoopmatWaveOverheadSteps = 3;
@@ -289,7 +289,7 @@ uint32_t PlanCoopmatSplitSteps(uint64_t tiles, uint32_t cols, uint32_t tokens, u
   uint32_t best = steps;  // unsplit
   for (uint64_t splits = 2; splits <= std::min(long_enough, room); ++splits) {
     const uint32_t split_steps = CeilDiv(steps, static_cast<uint32_t>(splits));
-    if (CeilDiv(steps, split_steps) <= room && estimate_ns(split_steps) < estimate_ns(best)) best = split_steps;
+    if (estimate_ns(split_steps) < estimate_ns(best)) best = split_steps;  // at most `splits` planes
   }
   return best == steps ? 0 : best;
 }
