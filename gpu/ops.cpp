@@ -397,6 +397,10 @@ void MatMulRope(Graph& g, std::span<const MatMulArgs> parts, const RopeArgs& rop
   if (!fold) Rope(g, rope, rope_label);
 }
 
+bool CoopmatSumsUnpromoted(DType type, uint32_t cols) {
+  return type == DType::F16 && cols <= kCoopmatUnpromotedCols;
+}
+
 bool DequantizesToF16(DType type, uint32_t cols) {
   return type != DType::F16 && type != DType::BF16 && cols % kMatVecUnitCols[static_cast<uint32_t>(type)] == 0;
 }
@@ -503,30 +507,19 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   if (!matvec) {
     // Records the GEMM of `rows` weight rows bound at `w` (with a SwiGLU: gate rows, then as many up
     // rows), whose outputs start at Y column a.y_offset + first_row: one dispatch, or one per split
-    // along K and their sum. `rounded`: W is another type's rows dequantized to f16
-    // (matmul_coopmat_rounded*).
-    const auto gemm = [&](const BufferRange& w, bool rounded, uint32_t first_row, uint32_t rows,
+    // along K and their sum. `dequantized`: W is another type's rows rounded to f16, summed without
+    // promotion (matmul_coopmat_rounded*), as are F16 rows whose sums, split or not, are short
+    // (CoopmatSumsUnpromoted).
+    const auto gemm = [&](const BufferRange& w, bool dequantized, uint32_t first_row, uint32_t rows,
                           const DispatchCost& tile_cost) {
-      // Features x tokens per workgroup, and the kernel of that tile.
-      KernelId tile_kernel = kernel;
-      uint32_t tile_rows = kMatMulTile, tile_tokens = kMatMulTile;
+      // Features x tokens per workgroup.
+      const bool coopmat = path == MatMulKernel::CoopMat;
       // Whether the product may split along K (a SwiGLU's epilogue needs whole sums).
-      const bool may_split = path == MatMulKernel::CoopMat && a.split_scratch && !a.swiglu;
-      bool wide = false;
-      if (path == MatMulKernel::CoopMat) {
-        wide =
-            a.coopmat_tile.value_or(ChooseCoopmatTile(rows, a.tokens, may_split ? a.w.cols : 0)) == CoopmatTile::Wide;
-        // [rounded][swiglu][wide]
-        constexpr KernelOp kOps[2][2][2] = {
-            {{KernelOp::MatMulCoopmatNarrow, KernelOp::MatMulCoopmat},
-             {KernelOp::MatMulCoopmatNarrowSwiGlu, KernelOp::MatMulCoopmatSwiGlu}},
-            {{KernelOp::MatMulCoopmatRoundedNarrow, KernelOp::MatMulCoopmatRounded},
-             {KernelOp::MatMulCoopmatRoundedNarrowSwiGlu, KernelOp::MatMulCoopmatRoundedSwiGlu}}};
-        tile_kernel =
-            RequireKernel(g, kOps[rounded][a.swiglu.has_value()][wide], rounded ? DType::F16 : a.w.dtype, "matmul");
-        tile_rows = wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
-        tile_tokens = QVK_COOPMAT_TOKENS;
-      }
+      const bool may_split = coopmat && a.split_scratch && !a.swiglu;
+      const bool wide = coopmat && a.coopmat_tile.value_or(ChooseCoopmatTile(
+                                       rows, a.tokens, may_split ? a.w.cols : 0)) == CoopmatTile::Wide;
+      const uint32_t tile_rows = !coopmat ? kMatMulTile : wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
+      const uint32_t tile_tokens = coopmat ? QVK_COOPMAT_TOKENS : kMatMulTile;
       // A SwiGLU tile holds half as many outputs' gate rows, then their up rows.
       const Groups tiles{a.swiglu ? CeilDiv(rows / 2, tile_rows / 2) : CeilDiv(rows, tile_rows),
                          CeilDiv(a.tokens, tile_tokens), 1};
@@ -534,6 +527,20 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
           may_split ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens, rows,
                                             a.split_scratch->size, wide ? CoopmatTile::Wide : CoopmatTile::Narrow)
                     : 0;
+      // The kernel of that tile, with promotion or not by how long its sums run (a split's columns).
+      KernelId tile_kernel = kernel;
+      if (coopmat) {
+        const bool unpromoted =
+            dequantized || CoopmatSumsUnpromoted(a.w.dtype, split_steps > 0 ? split_steps * kCoopmatStep : a.w.cols);
+        // [unpromoted][swiglu][wide]
+        constexpr KernelOp kOps[2][2][2] = {
+            {{KernelOp::MatMulCoopmatNarrow, KernelOp::MatMulCoopmat},
+             {KernelOp::MatMulCoopmatNarrowSwiGlu, KernelOp::MatMulCoopmatSwiGlu}},
+            {{KernelOp::MatMulCoopmatRoundedNarrow, KernelOp::MatMulCoopmatRounded},
+             {KernelOp::MatMulCoopmatRoundedNarrowSwiGlu, KernelOp::MatMulCoopmatRoundedSwiGlu}}};
+        tile_kernel = RequireKernel(g, kOps[unpromoted][a.swiglu.has_value()][wide],
+                                    unpromoted ? DType::F16 : a.w.dtype, "matmul");
+      }
       if (split_steps == 0) {
         const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_stride, y_stride, flags, 0};
         g.Dispatch(tile_kernel, {w, a.x, a.y, bias, residual}, push, tiles, label, tile_cost);
@@ -573,11 +580,11 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       const RowSlice bound{SubRange(chunk.range, 0, chunk.range.size * rows / chunk.rows), chunk.first_row, rows};
       DispatchCost f16_cost = cost(bound);
       f16_cost.bytes += f16.size - bound.range.size;  // it reads the f16 weights, not the blocks
-      gemm(f16, /*rounded=*/true, chunk.first_row, rows, f16_cost);
+      gemm(f16, /*dequantized=*/true, chunk.first_row, rows, f16_cost);
     }
     if (chunks.empty()) {
       for (const RowSlice& slice : slices)
-        gemm(slice.range, /*rounded=*/false, slice.first_row, slice.rows, cost(slice));
+        gemm(slice.range, /*dequantized=*/false, slice.first_row, slice.rows, cost(slice));
     }
     return;
   }

@@ -158,6 +158,19 @@ uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t t
 // The same for one piece (a chunk or slice) of `rows` rows of `cols` columns on matrix units.
 uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens);
 
+// Whether the cooperative-matrix GEMM sums weights of `type` over `cols` inner elements (a row, or
+// a split's part of it where the product splits along K) without promotion (matmul_coopmat.comp's
+// PROMOTE: f32 totals every 1 024 inner elements, which guard exact weights' sums against the
+// matrix units' drift): F16 weights over at most kCoopmatUnpromotedCols, which multiply as the
+// rounded kernels (matmul_coopmat_rounded*) multiply dequantized weights. Unpromoted, the drift
+// over all outputs measured on an H200 4e-6 of |Y| at 1 536 inner elements, 6e-6 at 2 560, 9e-6
+// at 3 584 and 1.1e-5 at 4 864, against matmul_coopmat_test's 1e-5 bar for exact weights; 1.5B's
+// down split in four (2 240 each) 3e-6. Every prefill product of 0.5B and 1.5B F16 files so
+// sums short, and their pp512 there went 13-14% faster (docs/speed.md, session 18). BF16 weights
+// and longer sums (7B's) keep promotion.
+constexpr uint32_t kCoopmatUnpromotedCols = 2560;
+bool CoopmatSumsUnpromoted(DType type, uint32_t cols);
+
 // Y[r, c] = f16(W[r, c]), row-major [w.rows, w.cols] f16, rounded as the cooperative-matrix kernel
 // rounds weights. For every type but F16 and BF16, in rows of whole matvec units (16 or 32 columns
 // for block types, 8 for F32), within one binding.

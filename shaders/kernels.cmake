@@ -59,7 +59,9 @@ qwenvk_kernel(OP MatMulCoopmatNarrowSwiGlu NAME matmul_coopmat_narrow_swiglu SOU
               BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 # A block-quantized (or F32) weight's rows rounded to f16 once, for the cooperative-matrix GEMM's
 # *Rounded variants, which multiply them as F16 weights without the F16 variants' promotion (the
-# rounding to f16 already sets their precision: matmul_coopmat.comp, PROMOTE).
+# rounding to f16 already sets their precision: matmul_coopmat.comp, PROMOTE). F16 files' products
+# whose sums are short (a row, or a split's part of it) take the *Rounded variants too
+# (ops::CoopmatSumsUnpromoted).
 qwenvk_kernel(OP DequantizeF16 NAME dequantize_f16 SOURCE dequantize_f16.comp
               TYPES F32 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K
               BINDINGS w y WRITES y PUSH DequantizeF16Push LOCAL_SIZE 256 FEATURES float16)

@@ -30,9 +30,10 @@
 // W is exact in f16 for F16 and BF16 weights; F32 and dequantized block weights are rounded to
 // f16 (2^-11 relative). Products and sums are f32 in the matrix units.
 //
-// ROUNDED (matmul_coopmat_rounded*, F16 only): the weights are another type's, rounded to f16 once
-// by dequantize_f16.comp, so that a block is dequantized once per product rather than once per
-// 64-token tile; they multiply as this kernel's other rounded weights do, without promotion.
+// ROUNDED (matmul_coopmat_rounded*, F16 only): no promotion. The weights are another type's,
+// rounded to f16 once by dequantize_f16.comp, so that a block is dequantized once per product
+// rather than once per 64-token tile; or an F16 file's rows whose sums (split along K or not) are
+// short enough to need no promotion (ops::CoopmatSumsUnpromoted).
 //
 // SWIGLU (matmul_coopmat*_swiglu, prefill's gate|up): W's rows are gate rows, then as many up rows,
 // and Y[t, o] = silu(gate[o] . X[t]) * (up[o] . X[t]). A tile's first TILE_ROWS / 2 rows are gate
@@ -282,10 +283,13 @@ void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_
 // PROMOTE (weights exact in f16: F16 and BF16 files): every PROMOTE_STEPS steps (1024 inner
 // elements) the accumulators are added into f32 totals and restart from zero. The matrix units'
 // f32 sums round every step's addition toward zero, an error that grows with K in one direction:
-// over 8960 or 18944 inner elements it reached 1.04e-5 of |Y| on the H200 (against the 1e-5 bar of
-// matmul_coopmat_test); sums of 1024 stay well inside. Weights rounded to f16 (every other type)
+// over 4 864 inner elements it reached 1.1e-5 of |Y| on the H200, past the 1e-5 bar of
+// matmul_coopmat_test; sums of 1024 stay well inside. Weights rounded to f16 (every other type)
 // carry 2^-11 of error already, 100 times this drift, so they skip the totals and the registers
-// they hold: promotion cost 7B Q4_K_M prefill 22% on the H200.
+// they hold: promotion cost 7B Q4_K_M prefill 22% on the H200. F16 sums of at most
+// ops::kCoopmatUnpromotedCols elements (a row, or a split's part of it) skip them too (the ROUNDED
+// variants), their drift inside the bar: 0.5B and 1.5B F16 files' pp512 on the H200 13-14% faster
+// (docs/speed.md, session 18).
 #if (defined(WEIGHT_F16) || defined(WEIGHT_BF16)) && !defined(ROUNDED)
 #define PROMOTE
 #endif

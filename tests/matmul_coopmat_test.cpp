@@ -173,6 +173,8 @@ std::vector<CoopmatCase> CoopmatCases() {
   cases.push_back({DType::Q4_K, 3584, 18944, 256, false, true, std::nullopt, 0, true});
   // Qwen2-7B's down projection: the longest inner size.
   cases.push_back({DType::F16, 3584, 18944, 17, false, true});
+  // F16 rows as long as are summed without promotion (ops::CoopmatSumsUnpromoted): its drift at most.
+  cases.push_back({DType::F16, 512, ops::kCoopmatUnpromotedCols, 64, false, true});
   cases.push_back({DType::Q4_K, 3584, 18944, 17, false, true});
   return cases;
 }
@@ -279,6 +281,7 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
   EXPECT_EQ(bad, 0u) << "outputs past their bound";
   // Over many outputs the errors average out to well inside the per-element bounds; a SwiGLU
   // output meets two sums' errors.
+  RecordProperty("relative_error", std::to_string(std::sqrt(error_sq / expected_sq)));
   if (count >= 1000) {
     EXPECT_LE(std::sqrt(error_sq / expected_sq), (ExactInF16(c.type) ? 1e-5 : 0x1p-10) * (c.swiglu ? 2 : 1))
         << "|out - ref| / |ref| over all outputs";
@@ -333,6 +336,39 @@ TEST_F(CoopmatTest, WritesItsColumnsOfWiderRows) {
       ASSERT_NEAR(v, sum, (kHiLoRounding + kAccumulation) * magnitude + 1e-6) << "token " << t << " row " << r;
     }
   }
+}
+
+// F16 sums up to kCoopmatUnpromotedCols long, a whole row's or a split's, multiply without
+// promotion, as dequantized weights do; longer ones, and BF16 sums of any length, keep it.
+TEST_F(CoopmatTest, PromotesOnlyLongExactSums) {
+  // The kernel of the product's (first) dispatch, split along K where `split`.
+  const auto kernel_of = [&](DType type, uint32_t rows, uint32_t cols, uint32_t tokens, bool split) {
+    Buffer w_buf = Upload(Encode(RandomFloats(size_t{rows} * cols, 8, 0.05f), type));
+    Buffer x_buf = Upload(RandomFloats(size_t{tokens} * cols, 9));
+    Buffer y_buf = Poisoned(size_t{tokens} * rows * 4);
+    Buffer split_buf = Poisoned(split ? size_t{4} * kSplitPlanes * tokens * rows : 4);
+    Graph g(device(), /*profile=*/true);
+    ops::MatMulArgs args{.w = {&w_buf, 0, type, rows, cols},
+                         .x = x_buf,
+                         .y = y_buf,
+                         .tokens = tokens,
+                         .kernel = ops::MatMulKernel::CoopMat};
+    if (split) args.split_scratch = BufferRange(split_buf);
+    ops::MatMul(g, args);
+    g.Run();
+    const std::vector<DispatchTiming> timings = g.Timings();
+    return timings.empty() ? std::string("no dispatch") : std::string(timings[0].kernel);
+  };
+  // Too few tiles for wide ones (ops::ChooseCoopmatTile).
+  EXPECT_EQ(kernel_of(DType::F16, 256, 896, 64, false), "matmul_coopmat_rounded_narrow_f16");
+  EXPECT_EQ(kernel_of(DType::F16, 256, ops::kCoopmatUnpromotedCols, 64, false), "matmul_coopmat_rounded_narrow_f16");
+  EXPECT_EQ(kernel_of(DType::F16, 256, ops::kCoopmatUnpromotedCols + 32, 64, false), "matmul_coopmat_narrow_f16");
+  EXPECT_EQ(kernel_of(DType::BF16, 256, 896, 64, false), "matmul_coopmat_narrow_bf16");
+  // 0.5B's down at 512 tokens: 2 narrow splits of 76 steps (2 432 columns) each.
+  EXPECT_EQ(kernel_of(DType::F16, 896, 4864, 512, true), "matmul_coopmat_rounded_narrow_f16");
+  EXPECT_EQ(kernel_of(DType::F16, 896, 4864, 512, false), "matmul_coopmat_narrow_f16");
+  // 7B's down: 4 wide splits of 148 steps (4 736 columns).
+  EXPECT_EQ(kernel_of(DType::F16, 3584, 18944, 512, true), "matmul_coopmat_f16");
 }
 
 // --- dequantization to f16 ------------------------------------------------------------------
