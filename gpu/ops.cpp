@@ -512,12 +512,12 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     // (CoopmatSumsUnpromoted).
     const auto gemm = [&](const BufferRange& w, bool dequantized, uint32_t first_row, uint32_t rows,
                           const DispatchCost& tile_cost) {
-      // Features x tokens per workgroup.
       const bool coopmat = path == MatMulKernel::CoopMat;
       // Whether the product may split along K (a SwiGLU's epilogue needs whole sums).
       const bool may_split = coopmat && a.split_scratch && !a.swiglu;
       const bool wide = coopmat && a.coopmat_tile.value_or(ChooseCoopmatTile(
                                        rows, a.tokens, may_split ? a.w.cols : 0)) == CoopmatTile::Wide;
+      // Features x tokens per workgroup.
       const uint32_t tile_rows = !coopmat ? kMatMulTile : wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
       const uint32_t tile_tokens = coopmat ? QVK_COOPMAT_TOKENS : kMatMulTile;
       // A SwiGLU tile holds half as many outputs' gate rows, then their up rows.
