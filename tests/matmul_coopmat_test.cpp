@@ -341,6 +341,7 @@ TEST_F(CoopmatTest, WritesItsColumnsOfWiderRows) {
 // F16 sums up to kCoopmatUnpromotedCols long, a whole row's or a split's, multiply without
 // promotion, as dequantized weights do; longer ones, and BF16 sums of any length, keep it.
 TEST_F(CoopmatTest, PromotesOnlyLongExactSums) {
+  if (!info().compute_timestamps) GTEST_SKIP() << "no compute timestamps, which name the kernels run";
   // The kernel of the product's (first) dispatch, split along K where `split`.
   const auto kernel_of = [&](DType type, uint32_t rows, uint32_t cols, uint32_t tokens, bool split) {
     Buffer w_buf = Upload(Encode(RandomFloats(size_t{rows} * cols, 8, 0.05f), type));
