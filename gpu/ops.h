@@ -165,9 +165,9 @@ uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens);
 // rounded kernels (matmul_coopmat_rounded*) multiply dequantized weights. Unpromoted, the drift
 // over all outputs measured on an H200 4e-6 of |Y| at 1 536 inner elements, 6e-6 at 2 560, 9e-6
 // at 3 584 and 1.1e-5 at 4 864, against matmul_coopmat_test's 1e-5 bar for exact weights; 1.5B's
-// down split in four (2 240 each) 3e-6. Every prefill product of 0.5B and 1.5B F16 files so
-// sums short, and their pp512 there went 13-14% faster (docs/speed.md, session 18). BF16 weights
-// and longer sums (7B's) keep promotion.
+// down split in four (2 240 each) 3e-6. Every product of a 512-token prefill of 0.5B and 1.5B
+// F16 files so sums short, and their pp512 there went 13-14% faster (docs/speed.md, session
+// 18). BF16 weights and longer sums (7B's) keep promotion.
 constexpr uint32_t kCoopmatUnpromotedCols = 2560;
 bool CoopmatSumsUnpromoted(DType type, uint32_t cols);
 
