@@ -10,6 +10,8 @@
 #include <string>
 #include <tuple>
 
+#include <fmt/format.h>
+
 #include "base/numeric.h"
 #include "gpu/kernels.h"
 #include "model/quantize.h"
@@ -281,9 +283,10 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
   EXPECT_EQ(bad, 0u) << "outputs past their bound";
   // Over many outputs the errors average out to well inside the per-element bounds; a SwiGLU
   // output meets two sums' errors.
-  RecordProperty("relative_error", std::to_string(std::sqrt(error_sq / expected_sq)));
+  const double relative_error = std::sqrt(error_sq / expected_sq);
+  RecordProperty("relative_error", fmt::format("{:.3g}", relative_error));
   if (count >= 1000) {
-    EXPECT_LE(std::sqrt(error_sq / expected_sq), (ExactInF16(c.type) ? 1e-5 : 0x1p-10) * (c.swiglu ? 2 : 1))
+    EXPECT_LE(relative_error, (ExactInF16(c.type) ? 1e-5 : 0x1p-10) * (c.swiglu ? 2 : 1))
         << "|out - ref| / |ref| over all outputs";
   }
 }
