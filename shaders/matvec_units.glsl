@@ -7,9 +7,10 @@
 //
 // Quantized runs come out as their integers (q minus the format's offset) with the run's scale
 // (and min) beside them, so that matvec.comp multiplies by the scale once per run of 8 rather than
-// once per weight. The integers become floats through small_uints, never an int-to-float
-// conversion: NVIDIA GPUs convert at an eighth of their FMA rate, which made every quantized
-// matvec instruction-bound on an H200.
+// once per weight. The integers become floats through small_uints and placed_values, never an
+// int-to-float conversion: NVIDIA GPUs convert at an eighth of their FMA rate, which made every
+// quantized matvec instruction-bound on an H200; placed_values also skips the shift of each field
+// (decode of 7B Q4_0 +3% on an H200, docs/speed.md session 19).
 //
 // The layouts are ggml's (ggml-common.h), the ones quant.glsl reads an element at a time. A run's
 // products are exact: with one column of X set to 1 and the rest 0, matvec.comp's `precise`
@@ -42,14 +43,29 @@ uvec4 byte_bits(uint word, uint bit) { return (uvec4(word) >> (uvec4(0u, 8u, 16u
 // Four consecutive bits of a word, from bit `first`.
 uvec4 bits4(uint word, uint first) { return (uvec4(word) >> (uvec4(0u, 1u, 2u, 3u) + first)) & 1u; }
 
-// The four bytes of a word.
-uvec4 bytes4(uint word) { return (uvec4(word) >> uvec4(0u, 8u, 16u, 24u)) & 255u; }
-
 // q - offset as exact floats, for integers q below 2^23, without a conversion instruction: under
 // the exponent bits of 2^23, q's bits are the float 2^23 + q (an OR that fuses with the mask that
 // extracted q), and one exact subtraction removes 2^23 and the offset.
 vec4 small_uints(uvec4 q, float offset) { return uintBitsToFloat(q | 0x4B000000u) - (8388608.0 + offset); }
 vec2 small_uints(uvec2 q, float offset) { return uintBitsToFloat(q | 0x4B000000u) - (8388608.0 + offset); }
+
+// The same for the fields of a word's four bytes (field_mask at bit `shift` of each), in two
+// instructions a value where a shift, the mask and the subtraction take three: each field of bytes
+// 0 and 1 is masked in place under the exponent of 2^23, as the float 2^23 + q * 2^b for its bit b
+// (below 16, so never into the exponent), and one exact fma scales that by 2^-b and moves it by
+// -(2^(23-b) + offset). Bytes 2 and 3 are those of the word shifted by 16: one shift for four values.
+vec4 placed_values(uint word, uint field_mask, uint shift, float offset) {
+  const uint upper = word >> 16;
+  const uint low_mask = field_mask << shift, high_mask = field_mask << (shift + 8u);
+  const uvec4 placed = uvec4(word & low_mask, word & high_mask, upper & low_mask, upper & high_mask) | 0x4B000000u;
+  const vec4 inv_place = vec4(1.0, 1.0 / 256.0, 1.0, 1.0 / 256.0) / float(1u << shift);
+  precise vec4 values = fma(uintBitsToFloat(placed), inv_place, -(8388608.0 * inv_place + offset));
+  return values;
+}
+// Four 4-bit fields (bits shift..shift+3 of each byte) as q - offset.
+vec4 nibble_values(uint word, uint shift, float offset) { return placed_values(word, 15u, shift, offset); }
+// The four bytes as q - offset.
+vec4 byte_values(uint word, float offset) { return placed_values(word, 255u, 0u, offset); }
 
 // --- F32 ------------------------------------------------------------------------------------
 
@@ -138,7 +154,7 @@ Unit load_unit(uint u) {
   return Unit(half_at(block), words4_at(q));
 }
 // Signed bytes: flipping the sign bit gives q + 128.
-vec4 q8_values(uint word) { return small_uints(bytes4(word) ^ 128u, 128.0); }
+vec4 q8_values(uint word) { return byte_values(word ^ 0x80808080u, 128.0); }
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
   lo = q8_values(w.q[2u * r]);
   hi = q8_values(w.q[2u * r + 1u]);
@@ -181,13 +197,15 @@ Unit load_unit(uint u) {
   return Unit(half_at(block), words2_at(q), high);
 }
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
-  uvec4 q_lo = nibbles(w.q.x, r * 4u), q_hi = nibbles(w.q.y, r * 4u);
 #if defined(WEIGHT_Q5_0)
-  q_lo |= bits4(w.high, r * 16u) << 4;
-  q_hi |= bits4(w.high, r * 16u + 4u) << 4;
-#endif
+  const uvec4 q_lo = nibbles(w.q.x, r * 4u) | (bits4(w.high, r * 16u) << 4);
+  const uvec4 q_hi = nibbles(w.q.y, r * 4u) | (bits4(w.high, r * 16u + 4u) << 4);
   lo = small_uints(q_lo, Q_OFFSET);
   hi = small_uints(q_hi, Q_OFFSET);
+#else
+  lo = nibble_values(w.q.x, r * 4u, Q_OFFSET);
+  hi = nibble_values(w.q.y, r * 4u, Q_OFFSET);
+#endif
 }
 float run_scale(Unit w, uint r) { return w.d; }
 uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
@@ -225,7 +243,7 @@ Unit load_unit(uint u) {
 // Quarter r's 6-bit values of four bytes, assembled a word at a time.
 vec4 q6_values(uint low, uint high, uint r) {
   const uint q = ((low >> ((r >> 1) * 4u)) & 0x0F0F0F0Fu) | (((high >> (2u * r)) & 0x03030303u) << 4);
-  return small_uints(bytes4(q), 32.0);
+  return byte_values(q, 32.0);
 }
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
   const uvec2 low = (r & 1u) == 0u ? w.low01 : w.low23;
@@ -256,8 +274,8 @@ Unit load_unit(uint u) {
   return Unit(unpackHalf2x16(weight_words[block]), uvec2(weight_words[q], weight_words[q + 1u]));
 }
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
-  lo = small_uints(nibbles(w.q.x, r * 4u), 0.0);
-  hi = small_uints(nibbles(w.q.y, r * 4u), 0.0);
+  lo = nibble_values(w.q.x, r * 4u, 0.0);
+  hi = nibble_values(w.q.y, r * 4u, 0.0);
 }
 float run_scale(Unit w, uint r) { return w.dm.x; }
 float run_min(Unit w, uint r) { return -w.dm.y; }
@@ -357,14 +375,14 @@ Unit load_unit(uint u) {
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
   const uint sub = r >> 1;
   const uvec2 q = (r & 1u) == 0u ? w.q.xy : w.q.zw;
-  uvec4 q_lo = nibbles(q.x, sub * 4u), q_hi = nibbles(q.y, sub * 4u);
 #if defined(WEIGHT_Q5_K)
   const uvec2 high = (r & 1u) == 0u ? w.high.xy : w.high.zw;
-  q_lo |= byte_bits(high.x, w.bit + sub) << 4;
-  q_hi |= byte_bits(high.y, w.bit + sub) << 4;
+  lo = small_uints(nibbles(q.x, sub * 4u) | (byte_bits(high.x, w.bit + sub) << 4), 0.0);
+  hi = small_uints(nibbles(q.y, sub * 4u) | (byte_bits(high.y, w.bit + sub) << 4), 0.0);
+#else
+  lo = nibble_values(q.x, sub * 4u, 0.0);
+  hi = nibble_values(q.y, sub * 4u, 0.0);
 #endif
-  lo = small_uints(q_lo, 0.0);
-  hi = small_uints(q_hi, 0.0);
 }
 float run_scale(Unit w, uint r) { return w.scale[r >> 1]; }
 float run_min(Unit w, uint r) { return w.min[r >> 1]; }
