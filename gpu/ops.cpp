@@ -206,12 +206,22 @@ void RecordSwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens,
 
 }  // namespace
 
+bool IsRegrouped(DType type) {
+  return type == DType::Q8_0 || type == DType::Q4_0;
+}
+
+uint64_t RegroupBytes(DType type) {
+  return uint64_t{QVK_REGROUP_BLOCKS} * BlockBytes(type);
+}
+
 std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDeviceSize max_range) {
   if (max_range == 0) max_range = device.max_storage_buffer_range;
   const VkDeviceSize row_bytes = RowBytes(m.dtype, m.cols);
-  const VkDeviceSize align = device.storage_offset_alignment;
+  // Slices start at multiples of `step` rows so that every slice offset stays aligned, and every
+  // regrouped slice at a whole group (so that it reads as the whole matrix does).
+  VkDeviceSize align = device.storage_offset_alignment;
+  if (IsRegrouped(m.dtype)) align = std::lcm(align, RegroupBytes(m.dtype));
   if (m.offset % align != 0) throw Error("matrix offset is not aligned for binding");
-  // Slices start at multiples of `step` rows so that every slice offset stays aligned.
   const VkDeviceSize step = align / std::gcd(row_bytes, align);
   VkDeviceSize rows_per_slice = max_range / row_bytes / step * step;
   if (rows_per_slice == 0) throw Error(fmt::format("a {}-byte matrix row does not fit one binding", row_bytes));
@@ -339,7 +349,10 @@ std::vector<RowSlice> DequantChunks(const DeviceInfo& device, const Matrix& w, u
   const VkDeviceSize most_rows =
       std::min(scratch_bytes / (uint64_t{2} * w.cols * parts) / step * step, AlignUp(rows, step));
   const VkDeviceSize up_offset = w.offset + RowBytes(w.dtype, w.cols) * rows;
-  if (most_rows == 0 || (swiglu && up_offset % device.storage_offset_alignment != 0)) return {};
+  const VkDeviceSize up_align =
+      IsRegrouped(w.dtype) ? std::lcm(device.storage_offset_alignment, RegroupBytes(w.dtype))
+                           : device.storage_offset_alignment;
+  if (most_rows == 0 || (swiglu && up_offset % up_align != 0)) return {};
   const uint32_t chunk_rows = DequantChunkRows(rows, static_cast<uint32_t>(most_rows), swiglu, tokens);
   return SliceRows(device, Matrix{w.buffer, w.offset, w.dtype, rows, w.cols}, chunk_rows * RowBytes(w.dtype, w.cols));
 }
@@ -403,6 +416,24 @@ bool CoopmatSumsUnpromoted(DType type, uint32_t cols) {
 
 bool DequantizesToF16(DType type, uint32_t cols) {
   return type != DType::F16 && type != DType::BF16 && cols % kMatVecUnitCols[static_cast<uint32_t>(type)] == 0;
+}
+
+void RegroupBlocks(Graph& g, const Matrix& w, std::string_view label) {
+  Require(IsRegrouped(w.dtype), "regroup", fmt::format("{} blocks are not regrouped", DTypeName(w.dtype)));
+  const uint64_t group_bytes = RegroupBytes(w.dtype);
+  const uint64_t groups = uint64_t{w.rows} * w.cols / BlockElements(w.dtype) / QVK_REGROUP_BLOCKS;
+  // Bindings of whole groups that start at allowed offsets, each within the binding limit.
+  const DeviceInfo& device = g.device().info();
+  const uint64_t step = device.storage_offset_alignment / std::gcd(group_bytes, device.storage_offset_alignment);
+  const uint64_t most = device.max_storage_buffer_range / group_bytes / step * step;
+  Require(w.offset % std::lcm(group_bytes, device.storage_offset_alignment) == 0 && most > 0, "regroup",
+          "the matrix does not start at a bindable whole group");
+  for (uint64_t first = 0; first < groups; first += most) {
+    const uint64_t n = std::min(most, groups - first);
+    g.Dispatch(KernelId::RegroupBlocks, {BufferRange(*w.buffer, w.offset + first * group_bytes, n * group_bytes)},
+               push::RegroupPush{static_cast<uint32_t>(n), BlockBytes(w.dtype) / 2}, GridFor(n), label,
+               {.bytes = 2 * n * group_bytes, .flops = 0});
+  }
 }
 
 void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view label) {

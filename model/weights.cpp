@@ -4,6 +4,8 @@
 
 #include "base/error.h"
 #include "gpu/device.h"
+#include "gpu/graph.h"
+#include "gpu/ops.h"
 #include "gpu/uploader.h"
 #include "model/quantize.h"
 #include "model/weight_source.h"
@@ -75,7 +77,14 @@ class WeightLoader {
     return b;
   }
 
-  void Finish() { uploader_.Finish(); }
+  // Waits for every upload, then regroups the blocks of the types the kernels read regrouped.
+  void Finish() {
+    uploader_.Finish();
+    if (regrouped_.empty()) return;
+    Graph g(device_);
+    for (const Matrix& m : regrouped_) ops::RegroupBlocks(g, m, "regroup");
+    g.Run();
+  }
 
  private:
   Matrix Stack(std::span<const SourceTensor> tensors, MemoryKind kind) {
@@ -95,7 +104,9 @@ class WeightLoader {
       offset += row_bytes * t.shape[0];
     }
     (kind == MemoryKind::Device ? out_.device_bytes : out_.host_bytes) += storage.size();
-    return {&storage, 0, type, static_cast<uint32_t>(rows), cols};
+    const Matrix m{&storage, 0, type, static_cast<uint32_t>(rows), cols};
+    if (IsRegrouped(type)) regrouped_.push_back(m);
+    return m;
   }
 
   // In pieces, so progress moves while a large embedding streams.
@@ -135,6 +146,7 @@ class WeightLoader {
   Uploader uploader_;
   const LoadProgress& progress_;
   uint64_t done_ = 0, total_ = 0;
+  std::vector<Matrix> regrouped_;  // matrices whose blocks Finish regroups
 };
 
 }  // namespace

@@ -62,6 +62,9 @@ qwenvk_kernel(OP MatMulCoopmatNarrowSwiGlu NAME matmul_coopmat_narrow_swiglu SOU
 # rounding to f16 already sets their precision: matmul_coopmat.comp, PROMOTE). F16 files' products
 # whose sums are short (a row, or a split's part of it) take the *Rounded variants too
 # (ops::CoopmatSumsUnpromoted).
+# Q8_0 and Q4_0 weights regrouped in place once they are uploaded (regroup.glsl).
+qwenvk_kernel(OP RegroupBlocks NAME regroup_blocks SOURCE regroup_blocks.comp
+              BINDINGS w WRITES w PUSH RegroupPush LOCAL_SIZE 64)
 qwenvk_kernel(OP DequantizeF16 NAME dequantize_f16 SOURCE dequantize_f16.comp
               TYPES F32 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K
               BINDINGS w y WRITES y PUSH DequantizeF16Push LOCAL_SIZE 256 FEATURES float16)

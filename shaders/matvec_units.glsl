@@ -2,8 +2,9 @@
 // wide loads and dequantizes at once. A unit lies inside one block and yields UNIT_RUNS runs of 8
 // consecutive columns, each as two vec4; a block's scales are decoded once per unit, never per
 // element. Each type reads its blocks as the widest words its block size keeps aligned: 16 bytes
-// (F32, F16, BF16, Q4_K, Q5_K), 8 (Q5_1) or 4 (Q4_1; Q8_0, Q4_0, Q5_0 and Q6_K, whose
-// blocks are only 2-byte aligned, through the aligned words around them).
+// (F32, F16, BF16, Q4_K, Q5_K; Q8_0's quants, regrouped), 8 (Q5_1; Q4_0's quants, regrouped) or 4
+// (Q4_1; Q5_0, Q6_K and the blocks after a binding's last whole group of Q8_0 and Q4_0, which are
+// only 2-byte aligned, through the aligned words around them).
 //
 // Quantized runs come out as their integers (q minus the format's offset) with the run's scale
 // (and min) beside them, so that matvec.comp multiplies by the scale once per run of 8 rather than
@@ -12,7 +13,8 @@
 // quantized matvec instruction-bound on an H200; placed_values also skips the shift of each field
 // (decode of 7B Q4_0 +3% on an H200, docs/speed.md session 19).
 //
-// The layouts are ggml's (ggml-common.h), the ones quant.glsl reads an element at a time. A run's
+// The layouts are ggml's (ggml-common.h), Q8_0's and Q4_0's regrouped (regroup.glsl), the ones
+// quant.glsl reads an element at a time. A run's
 // products are exact: with one column of X set to 1 and the rest 0, matvec.comp's `precise`
 // scale * integer - min is exactly the value ggml's dequantize_row_* computes (tests/matvec_test.cpp
 // checks every value against the host dequantizer).
@@ -138,6 +140,14 @@ uvec4 words4_at(uint i) {
   return (i & 1u) != 0u ? (lo >> 16) | (uvec4(lo.yzw, tail_half(a + 4u)) << 16) : lo;
 }
 
+#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
+// Their blocks lie regrouped (regroup.glsl): a unit's quants are one aligned load, 16 or 8 bytes.
+#include "regroup.glsl"
+layout(binding = WEIGHT_BINDING) readonly buffer WeightWords2 { uvec2 weight_words2[]; };
+layout(binding = WEIGHT_BINDING) readonly buffer WeightWords4 { uvec4 weight_words4[]; };
+uint binding_blocks(uint block_halfwords) { return uint(weight_u16.length()) / block_halfwords; }
+#endif
+
 #if defined(WEIGHT_Q8_0)
 // 17 halfwords: f16 d, int8 q[32]. A unit is half a block, 16 consecutive values: w = q * d.
 #define UNIT_COLS 16u
@@ -149,9 +159,11 @@ struct Unit {
   uvec4 q;  // 16 signed bytes
 };
 Unit load_unit(uint u) {
-  const uint block = (u >> 1) * 17u;
-  const uint q = block + 1u + (u & 1u) * 8u;
-  return Unit(half_at(block), words4_at(q));
+  const uint block = u >> 1, blocks = binding_blocks(17u);
+  const uvec2 at = block_halfwords_at(block, blocks, 17u);
+  const uint q = at.y + (u & 1u) * 8u;
+  if (block < regrouped_blocks(blocks)) return Unit(half_at(at.x), weight_words4[q >> 3]);
+  return Unit(half_at(at.x), words4_at(q));
 }
 // Signed bytes: flipping the sign bit gives q + 128.
 vec4 q8_values(uint word) { return byte_values(word ^ 0x80808080u, 128.0); }
@@ -186,15 +198,18 @@ struct Unit {
   uint high;  // Q5_0: the high bits, shifted so that bit 0 is value 8p's
 };
 Unit load_unit(uint u) {
-  const uint block = (u >> 1) * BLOCK_HALFWORDS;
   const uint part = u & 1u;
-  const uint q = block + QS_HALFWORD + part * 4u;
 #if defined(WEIGHT_Q5_0)
+  const uint block = (u >> 1) * BLOCK_HALFWORDS;
   const uint high = word_at(block + 1u) >> (part * 8u);
+  return Unit(half_at(block), words2_at(block + QS_HALFWORD + part * 4u), high);
 #else
-  const uint high = 0u;
+  const uint block = u >> 1, blocks = binding_blocks(BLOCK_HALFWORDS);
+  const uvec2 at = block_halfwords_at(block, blocks, BLOCK_HALFWORDS);
+  const uint q = at.y + part * 4u;
+  if (block < regrouped_blocks(blocks)) return Unit(half_at(at.x), weight_words2[q >> 2], 0u);
+  return Unit(half_at(at.x), words2_at(q), 0u);
 #endif
-  return Unit(half_at(block), words2_at(q), high);
 }
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
 #if defined(WEIGHT_Q5_0)

@@ -62,6 +62,15 @@ struct DequantizeF16Push {
   uint cols;
 };
 
+// Q8_0 and Q4_0 blocks in device memory lie regrouped, QVK_REGROUP_BLOCKS at a time: their f16
+// scales, then their quants (regroup.glsl). regroup_blocks.comp makes that layout in place, one
+// workgroup per group of `groups`, from ggml's blocks of block_halfwords halfwords (17 or 9).
+#define QVK_REGROUP_BLOCKS 8u
+struct RegroupPush {
+  uint groups;
+  uint block_halfwords;
+};
+
 // Weight units each matvec invocation loads at once (from up to as many rows), by the columns of
 // the weight type's unit (UNIT_COLS in matvec_units.glsl): four, or two of the 32-column units of
 // K-quants, whose four runs and decoded scales a unit doubles the registers a slot holds. At four
@@ -330,6 +339,7 @@ static_assert(sizeof(MoeCombinePush) == 16);
 static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, split_steps) == 28);
 static_assert(sizeof(MatMulSplitSumPush) == 24);
 static_assert(sizeof(DequantizeF16Push) == 8);
+static_assert(sizeof(RegroupPush) == 8);
 static_assert(sizeof(MatVecPush) == 60 && offsetof(MatVecPush, attention_factor) == 56);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);

@@ -1,6 +1,7 @@
 // Weights in ggml's block formats (ggml-common.h), read in place: element i of a row-major matrix
 // is element i % QK of block i / QK. Rows hold whole blocks (ops checks cols), so the flat index
-// works across every row of a slice. Included by weights.glsl for the WEIGHT_Q* variants.
+// works across every row of a slice. Q8_0 and Q4_0 blocks lie regrouped (regroup.glsl). Included
+// by weights.glsl for the WEIGHT_Q* variants.
 //
 // Products are `precise` so that no compiler fuses them into an fma: the values then round
 // exactly as ggml's dequantize_row_* (and model/quantize.cpp) compute them.
@@ -29,18 +30,26 @@ uvec2 k_scale_min(uint offset, uint s) {
   return uvec2((low & 15u) | ((qbyte(offset + s - 4u) >> 6) << 4), (low >> 4) | ((qbyte(offset + s) >> 6) << 4));
 }
 
+#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
+#include "regroup.glsl"
+// Byte offsets of block k's scale (x) and quants (y), regrouped as regroup.glsl says.
+uvec2 block_bytes_at(uint k, uint block_halfwords) {
+  return 2u * block_halfwords_at(k, uint(weight_bytes.length()) / (2u * block_halfwords), block_halfwords);
+}
+#endif
+
 #if defined(WEIGHT_Q8_0)
 // f16 d, int8 q[32]: w = q * d
 float load_weight(uint i) {
-  const uint base = (i >> 5) * 34u;
-  precise float w = float(qsigned(base + 2u + (i & 31u))) * qhalf(base);
+  const uvec2 at = block_bytes_at(i >> 5, 17u);
+  precise float w = float(qsigned(at.y + (i & 31u))) * qhalf(at.x);
   return w;
 }
 #elif defined(WEIGHT_Q4_0)
 // f16 d, 4-bit q[32] in 16 bytes: w = (q - 8) * d
 float load_weight(uint i) {
-  const uint base = (i >> 5) * 18u;
-  precise float w = float(int(nibble32(base + 2u, i & 31u)) - 8) * qhalf(base);
+  const uvec2 at = block_bytes_at(i >> 5, 9u);
+  precise float w = float(int(nibble32(at.y, i & 31u)) - 8) * qhalf(at.x);
   return w;
 }
 #elif defined(WEIGHT_Q4_1)

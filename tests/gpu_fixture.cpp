@@ -80,6 +80,16 @@ const Instance& GpuTest::instance() {
   return *GetShared().instance;
 }
 
+Buffer GpuTest::UploadWeights(DType type, std::span<const std::byte> bytes, uint32_t rows, uint32_t cols) {
+  Buffer b = Upload(bytes);
+  if (IsRegrouped(type)) {
+    Graph g(device());
+    ops::RegroupBlocks(g, Matrix{&b, 0, type, rows, cols});
+    g.Run();
+  }
+  return b;
+}
+
 Buffer GpuTest::Poisoned(size_t bytes) {
   std::vector<std::byte> poison(std::max<size_t>(bytes, 4), std::byte{0xff});
   Buffer b = device().allocator().CreateBuffer(poison.size(), MemoryKind::Device);

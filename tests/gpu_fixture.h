@@ -40,6 +40,9 @@ class GpuTest : public ::testing::Test {
   Buffer Upload(const std::vector<T>& values) {
     return Upload(std::span<const T>(values));
   }
+  // A device buffer holding a [rows, cols] weight matrix of `type` stored as `bytes` (ggml's blocks),
+  // laid out as the loader leaves it: regrouped for the types the kernels read so (ops::RegroupBlocks).
+  Buffer UploadWeights(DType type, std::span<const std::byte> bytes, uint32_t rows, uint32_t cols);
   // A device buffer of `bytes` filled with 0xff bytes (NaN as f32), so unwritten outputs show.
   Buffer Poisoned(size_t bytes);
   template <class T>

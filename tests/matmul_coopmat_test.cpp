@@ -213,7 +213,7 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
   const uint32_t outputs = c.swiglu ? c.rows / 2 : c.rows;
   const auto bias = RandomFloats(c.rows, 3);
   const auto residual = RandomFloats(static_cast<size_t>(c.tokens) * outputs, 4);
-  Buffer w_buf = Upload(w);
+  Buffer w_buf = UploadWeights(c.type, w, c.rows, c.cols);
   Buffer x_buf = Upload(x_rows);
   Buffer bias_buf = Upload(bias);
   Buffer y_buf = c.residual ? Upload(residual) : Poisoned(residual.size() * 4);
@@ -347,7 +347,7 @@ TEST_F(CoopmatTest, PromotesOnlyLongExactSums) {
   if (!info().compute_timestamps) GTEST_SKIP() << "no compute timestamps, which name the kernels run";
   // The kernel of the product's (first) dispatch, split along K where `split`.
   const auto kernel_of = [&](DType type, uint32_t rows, uint32_t cols, uint32_t tokens, bool split) {
-    Buffer w_buf = Upload(Encode(RandomFloats(size_t{rows} * cols, 8, 0.05f), type));
+    Buffer w_buf = UploadWeights(type, Encode(RandomFloats(size_t{rows} * cols, 8, 0.05f), type), rows, cols);
     Buffer x_buf = Upload(RandomFloats(size_t{tokens} * cols, 9));
     Buffer y_buf = Poisoned(size_t{tokens} * rows * 4);
     Buffer split_buf = Poisoned(split ? size_t{4} * kSplitPlanes * tokens * rows : 4);
@@ -392,7 +392,7 @@ TEST_P(DequantizeF16Test, RoundsTheHostDequantizersValues) {
                                    std::pair{1152u, block <= 32 ? 896u : 1536u}}) {
     const std::vector<std::byte> w = IsQuantized(type) ? RandomBlocks(type, rows, cols, rows + cols, false)
                                                        : Encode(RandomFloats(size_t{rows} * cols, rows, 0.05f), type);
-    Buffer w_buf = Upload(w);
+    Buffer w_buf = UploadWeights(type, w, rows, cols);
     Buffer y_buf = Poisoned(size_t{2} * rows * cols);
     Graph g(device());
     ops::DequantizeToF16(g, {&w_buf, 0, type, rows, cols}, y_buf);

@@ -28,7 +28,7 @@ TEST_P(MatMulTest, MatchesReference) {
   const auto residual = RandomFloats(static_cast<size_t>(c.tokens) * c.rows, 4);
 
   const auto w_bytes = Encode(w, c.dtype);
-  Buffer w_buf = Upload(w_bytes);
+  Buffer w_buf = UploadWeights(c.dtype, w_bytes, c.rows, c.cols);
   Buffer x_buf = Upload(x);
   Buffer bias_buf = Upload(bias);
   // With a residual, Y starts as the residual and is updated in place (the residual stream).

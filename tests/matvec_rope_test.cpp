@@ -114,7 +114,7 @@ TEST_P(MatVecRopeTest, MatchesProductsThenRope) {
         product_tol[i] = 2e-5 * magnitude[static_cast<size_t>(t) * rows + r] + 1e-6;
       }
     }
-    weights.push_back(Upload(w));
+    weights.push_back(UploadWeights(part.type, w, rows, c.hidden));
     parts.push_back({.w = {&weights.back(), 0, part.type, rows, c.hidden},
                      .x = xb,
                      .y = qkv_buf,

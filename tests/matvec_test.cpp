@@ -43,7 +43,7 @@ TEST_P(MatVecValuesTest, ReadsEveryWeightExactly) {
   const uint32_t cols = IsQuantized(type) ? std::max(64u, BlockElements(type)) : 24;
   const auto bytes = RandomWeights(type, rows, cols, 21);
   const auto values = DequantizeRows(type, bytes, rows, cols);
-  Buffer wb = Upload(bytes);
+  Buffer wb = UploadWeights(type, bytes, rows, cols);
   for (const uint32_t tokens : {4u, 1u}) {
     for (uint32_t first = 0; first < cols; first += tokens) {
       std::vector<float> x(tokens * cols, 0.0f);
@@ -157,7 +157,7 @@ TEST_P(MatVecFoldTest, MatchesReference) {
     std::copy_n(&x_rows[static_cast<size_t>(t) * c.cols], c.cols, &x[static_cast<size_t>(t) * x_stride]);
   }
 
-  Buffer wb = Upload(w), xb = Upload(x), nb = Upload(norm_weight), bb = Upload(bias);
+  Buffer wb = UploadWeights(c.type, w, w_rows, c.cols), xb = Upload(x), nb = Upload(norm_weight), bb = Upload(bias);
   Buffer yb = c.residual ? Upload(residual) : Poisoned(residual.size() * 4);
   Buffer norm_scratch = Poisoned(x_rows.size() * 4);
   Buffer swiglu_scratch = Poisoned(static_cast<size_t>(c.tokens) * w_rows * 4);

@@ -180,7 +180,8 @@ TEST_P(ExpertsMatVecTest, ReadsTheChosenExpertOfEveryPair) {
     // Y rows wider than the outputs, written at an offset (gate and up side by side).
     const uint32_t outputs = c.swiglu ? c.expert_rows / 2 : c.expert_rows;
     const uint32_t y_offset = c.swiglu ? 0 : 2, y_stride = outputs + y_offset + 1;
-    Buffer wb = Upload(w), xb = Upload(x), ib = Upload(ids), yb = Poisoned(4ull * pairs * y_stride);
+    Buffer wb = UploadWeights(type, w, c.experts * c.expert_rows, cols), xb = Upload(x), ib = Upload(ids),
+           yb = Poisoned(4ull * pairs * y_stride);
     Buffer nb = Upload(norm_weight);
     Graph g(device());
     ops::ExpertsMatMul(
@@ -235,7 +236,8 @@ TEST_P(ExpertsMatVecTest, SumsTheChosenExpertsIntoTheResidual) {
     const auto weights = RandomFloats(pairs, 12);
     const auto m = RandomFloats(static_cast<size_t>(pairs) * inter, 13, 2.0f);
     const auto residual = RandomFloats(static_cast<size_t>(c.tokens) * c.hidden, 14);
-    Buffer wb = Upload(w), mb = Upload(m), ib = Upload(ids), weights_b = Upload(weights), yb = Upload(residual);
+    Buffer wb = UploadWeights(type, w, c.experts * c.hidden, inter), mb = Upload(m), ib = Upload(ids),
+           weights_b = Upload(weights), yb = Upload(residual);
     Graph g(device());
     ops::ExpertsMatVecSum(g, {.w = {&wb, 0, type, c.experts * c.hidden, inter},
                               .expert_rows = c.hidden,
@@ -348,7 +350,8 @@ class ExpertsGroupedTest : public GpuTest, public ::testing::WithParamInterface<
     const auto x = RandomFloats(static_cast<size_t>(c.x_per_pair ? pairs : c.tokens) * r.cols, r.cols + 2, 2.0f);
     const auto norm_weight = RandomFloats(r.cols, r.cols + 3);
     r.x = ProductInput(c, x, norm_weight, r.cols);
-    Buffer wb = Upload(r.w), xb = Upload(x), ib = Upload(r.ids), yb = Poisoned(4ull * pairs * outputs);
+    Buffer wb = UploadWeights(type, r.w, c.experts * c.expert_rows, r.cols), xb = Upload(x), ib = Upload(r.ids),
+           yb = Poisoned(4ull * pairs * outputs);
     Buffer nb = Upload(norm_weight), norm_scratch = Poisoned(4 * x.size());
     Buffer ob = Poisoned(4ull * (c.experts + 1)), sb = Poisoned(4ull * pairs);
     Graph g(device());

@@ -9,6 +9,7 @@
 
 #include "base/numeric.h"
 #include "model/quantize.h"
+#include "shaders/push_constants.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"
 
@@ -380,7 +381,7 @@ class QuantMatMulTest : public QuantGpuTest, public ::testing::WithParamInterfac
 TEST_P(QuantMatMulTest, MatchesDequantizedReference) {
   const QuantCase& c = GetParam();
   const auto w = RandomBlocks(c.type, c.rows, c.cols, c.rows * 31 + c.cols);
-  CheckMatMul(c, w, Upload(w));
+  CheckMatMul(c, w, UploadWeights(c.type, w, c.rows, c.cols));
 }
 
 INSTANTIATE_TEST_SUITE_P(Quant, QuantMatMulTest, ::testing::ValuesIn(QuantCases()), [](const auto& param_info) {
@@ -395,6 +396,22 @@ TEST_F(QuantGpuTest, RejectsRowsThatAreNotWholeBlocks) {
   Graph g(device());
   EXPECT_THROW(ops::MatMul(g, {.w = {&w, 0, DType::Q4_K, 896, 896}, .x = x, .y = y}), Error);
   EXPECT_THROW(ops::Embed(g, {&w, 0, DType::Q8_0, 10, 48}, x, y, 1), Error);
+}
+
+// --- regrouped blocks ----------------------------------------------------------------------
+
+// Q8_0 and Q4_0 weights are regrouped in place after their upload: a matrix of two whole groups
+// and a block over (kept as stored), and one of a group exactly.
+TEST_F(QuantGpuTest, RegroupsBlocksInPlace) {
+  for (const DType type : {DType::Q8_0, DType::Q4_0}) {
+    ASSERT_TRUE(IsRegrouped(type));
+    for (const auto& [rows, cols] : {std::pair{1u, 17u * 32u}, std::pair{4u, 64u}}) {
+      const auto bytes = RandomBlocks(type, rows, cols, rows + cols);
+      Buffer b = UploadWeights(type, bytes, rows, cols);
+      EXPECT_EQ(Download<std::byte>(b, bytes.size()), ref::RegroupedBlocks(bytes, BlockBytes(type), QVK_REGROUP_BLOCKS))
+          << DTypeName(type) << " " << rows << " x " << cols;
+    }
+  }
 }
 
 // --- GPU embedding -------------------------------------------------------------------------
@@ -421,7 +438,7 @@ TEST_P(QuantEmbedTest, GathersDequantizedRows) {
   const DType type = GetParam();
   const uint32_t rows = 257, cols = BlockElements(type) == 32 ? 96 : 512;
   const auto bytes = RandomBlocks(type, rows, cols, 9);
-  Buffer tb = Upload(bytes);
+  Buffer tb = UploadWeights(type, bytes, rows, cols);
   CheckEmbed({&tb, 0, type, rows, cols}, bytes, {0, 256, 5, 5, 100, 255, 1});
 }
 
@@ -437,7 +454,7 @@ TEST_P(QuantVocabularyTest, LmHeadAndEmbeddingLargerThanOneBinding) {
   const DType type = GetParam();
   const uint32_t rows = 151936, cols = type == DType::Q8_0 ? 896 : 1536;
   const auto bytes = RandomBlocks(type, rows, cols, 13);
-  Buffer tb = Upload(bytes);
+  Buffer tb = UploadWeights(type, bytes, rows, cols);
   const Matrix m{&tb, 0, type, rows, cols};
   const auto slices = SliceRows(info(), m);
   if (info().max_storage_buffer_range < bytes.size()) {

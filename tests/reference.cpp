@@ -216,6 +216,19 @@ Routing MoeRoute(std::span<const float> logits, uint32_t tokens, uint32_t expert
   return r;
 }
 
+std::vector<std::byte> RegroupedBlocks(std::span<const std::byte> blocks, uint32_t block_bytes, uint32_t group) {
+  std::vector<std::byte> out(blocks.begin(), blocks.end());
+  const size_t group_bytes = size_t{group} * block_bytes, quant_bytes = block_bytes - 2;
+  for (size_t first = 0; first + group_bytes <= blocks.size(); first += group_bytes) {
+    for (size_t j = 0; j < group; ++j) {
+      const std::byte* block = &blocks[first + j * block_bytes];
+      std::copy_n(block, 2, &out[first + 2 * j]);
+      std::copy_n(block + 2, quant_bytes, &out[first + 2 * group + j * quant_bytes]);
+    }
+  }
+  return out;
+}
+
 std::vector<float> ExpertProducts(DType type, std::span<const std::byte> w, uint32_t rows, uint32_t cols,
                                   std::span<const float> x, bool x_per_pair, std::span<const uint32_t> ids, uint32_t k,
                                   std::vector<double>* magnitude) {

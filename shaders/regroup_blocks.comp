@@ -1,0 +1,34 @@
+#version 450
+// Regroups a matrix's Q8_0 or Q4_0 blocks in place into the layout regroup.glsl reads: one
+// workgroup per group of QVK_REGROUP_BLOCKS blocks, staged whole in shared memory, so that no
+// workgroup writes what another still has to read. Output halfword h of a group is block h's scale
+// for h < QVK_REGROUP_BLOCKS, else quant halfword m of block j (h - QVK_REGROUP_BLOCKS = j * quant
+// halfwords + m).
+#include "common.glsl"
+
+layout(binding = 0) buffer Words { uint words[]; };
+layout(push_constant) uniform Push { RegroupPush p; };
+
+// A group of the widest blocks (Q8_0's 17 halfwords), as words.
+shared uint group_words[QVK_REGROUP_BLOCKS * 17u / 2u];
+
+uint half_of(uint h) { return (group_words[h >> 1] >> ((h & 1u) * 16u)) & 0xFFFFu; }
+
+// The stored halfword that output halfword h of the group takes.
+uint source_half(uint h) {
+  if (h < QVK_REGROUP_BLOCKS) return h * p.block_halfwords;
+  const uint q = h - QVK_REGROUP_BLOCKS, quant_halfwords = p.block_halfwords - 1u;
+  return q / quant_halfwords * p.block_halfwords + 1u + q % quant_halfwords;
+}
+
+void main() {
+  const uint group = group_index();
+  if (group >= p.groups) return;
+  const uint group_word_count = QVK_REGROUP_BLOCKS * p.block_halfwords / 2u;
+  const uint first = group * group_word_count;
+  for (uint w = gl_LocalInvocationID.x; w < group_word_count; w += WG) group_words[w] = words[first + w];
+  barrier();
+  for (uint w = gl_LocalInvocationID.x; w < group_word_count; w += WG) {
+    words[first + w] = half_of(source_half(2u * w)) | (half_of(source_half(2u * w + 1u)) << 16);
+  }
+}
