@@ -214,13 +214,22 @@ uint64_t RegroupBytes(DType type) {
   return uint64_t{QVK_REGROUP_BLOCKS} * BlockBytes(type);
 }
 
+namespace {
+
+// The offset alignment a binding of a `type` matrix's rows needs: the device's, and for regrouped
+// types also a whole group, so that the binding reads as the whole matrix does.
+VkDeviceSize BindingAlignment(const DeviceInfo& device, DType type) {
+  const VkDeviceSize align = device.storage_offset_alignment;
+  return IsRegrouped(type) ? std::lcm(align, RegroupBytes(type)) : align;
+}
+
+}  // namespace
+
 std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDeviceSize max_range) {
   if (max_range == 0) max_range = device.max_storage_buffer_range;
   const VkDeviceSize row_bytes = RowBytes(m.dtype, m.cols);
-  // Slices start at multiples of `step` rows so that every slice offset stays aligned, and every
-  // regrouped slice at a whole group (so that it reads as the whole matrix does).
-  VkDeviceSize align = device.storage_offset_alignment;
-  if (IsRegrouped(m.dtype)) align = std::lcm(align, RegroupBytes(m.dtype));
+  // Slices start at multiples of `step` rows so that every slice offset stays aligned.
+  const VkDeviceSize align = BindingAlignment(device, m.dtype);
   if (m.offset % align != 0) throw Error("matrix offset is not aligned for binding");
   const VkDeviceSize step = align / std::gcd(row_bytes, align);
   VkDeviceSize rows_per_slice = max_range / row_bytes / step * step;
@@ -349,10 +358,7 @@ std::vector<RowSlice> DequantChunks(const DeviceInfo& device, const Matrix& w, u
   const VkDeviceSize most_rows =
       std::min(scratch_bytes / (uint64_t{2} * w.cols * parts) / step * step, AlignUp(rows, step));
   const VkDeviceSize up_offset = w.offset + RowBytes(w.dtype, w.cols) * rows;
-  const VkDeviceSize up_align =
-      IsRegrouped(w.dtype) ? std::lcm(device.storage_offset_alignment, RegroupBytes(w.dtype))
-                           : device.storage_offset_alignment;
-  if (most_rows == 0 || (swiglu && up_offset % up_align != 0)) return {};
+  if (most_rows == 0 || (swiglu && up_offset % BindingAlignment(device, w.dtype) != 0)) return {};
   const uint32_t chunk_rows = DequantChunkRows(rows, static_cast<uint32_t>(most_rows), swiglu, tokens);
   return SliceRows(device, Matrix{w.buffer, w.offset, w.dtype, rows, w.cols}, chunk_rows * RowBytes(w.dtype, w.cols));
 }
@@ -422,12 +428,12 @@ void RegroupBlocks(Graph& g, const Matrix& w, std::string_view label) {
   Require(IsRegrouped(w.dtype), "regroup", fmt::format("{} blocks are not regrouped", DTypeName(w.dtype)));
   const uint64_t group_bytes = RegroupBytes(w.dtype);
   const uint64_t groups = uint64_t{w.rows} * w.cols / BlockElements(w.dtype) / QVK_REGROUP_BLOCKS;
-  // Bindings of whole groups that start at allowed offsets, each within the binding limit.
+  // Bindings of whole groups that start at allowed offsets (`align`, a whole number of groups),
+  // each within the binding limit.
   const DeviceInfo& device = g.device().info();
-  const uint64_t step = device.storage_offset_alignment / std::gcd(group_bytes, device.storage_offset_alignment);
-  const uint64_t most = device.max_storage_buffer_range / group_bytes / step * step;
-  Require(w.offset % std::lcm(group_bytes, device.storage_offset_alignment) == 0 && most > 0, "regroup",
-          "the matrix does not start at a bindable whole group");
+  const uint64_t align = BindingAlignment(device, w.dtype);
+  const uint64_t most = device.max_storage_buffer_range / align * (align / group_bytes);
+  Require(w.offset % align == 0 && most > 0, "regroup", "the matrix does not start at a bindable whole group");
   for (uint64_t first = 0; first < groups; first += most) {
     const uint64_t n = std::min(most, groups - first);
     g.Dispatch(KernelId::RegroupBlocks, {BufferRange(*w.buffer, w.offset + first * group_bytes, n * group_bytes)},
