@@ -214,6 +214,11 @@ uint64_t RegroupBytes(DType type) {
   return uint64_t{QVK_REGROUP_BLOCKS} * BlockBytes(type);
 }
 
+uint64_t MatrixBytes(DType type, uint64_t rows, uint32_t cols) {
+  const uint64_t bytes = RowBytes(type, cols) * rows;
+  return IsRegrouped(type) ? AlignUp(bytes, RegroupBytes(type)) : bytes;
+}
+
 namespace {
 
 // The offset alignment a binding of a `type` matrix's rows needs: the device's, and for regrouped
@@ -237,8 +242,10 @@ std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDev
   std::vector<RowSlice> slices;
   for (VkDeviceSize first = 0; first < m.rows; first += rows_per_slice) {
     const auto rows = static_cast<uint32_t>(std::min<VkDeviceSize>(rows_per_slice, m.rows - first));
-    slices.push_back(
-        {BufferRange(*m.buffer, m.offset + first * row_bytes, rows * row_bytes), static_cast<uint32_t>(first), rows});
+    // Slices before the last hold whole groups already (`align` is a whole number of them).
+    const VkDeviceSize offset = m.offset + first * row_bytes, size = MatrixBytes(m.dtype, rows, m.cols);
+    if (offset + size > m.buffer->size()) throw Error("the matrix's buffer ends inside its last group of blocks");
+    slices.push_back({BufferRange(*m.buffer, offset, size), static_cast<uint32_t>(first), rows});
   }
   return slices;
 }
@@ -427,17 +434,21 @@ bool DequantizesToF16(DType type, uint32_t cols) {
 void RegroupBlocks(Graph& g, const Matrix& w, std::string_view label) {
   Require(IsRegrouped(w.dtype), "regroup", fmt::format("{} blocks are not regrouped", DTypeName(w.dtype)));
   const uint64_t group_bytes = RegroupBytes(w.dtype);
-  const uint64_t groups = uint64_t{w.rows} * w.cols / BlockElements(w.dtype) / QVK_REGROUP_BLOCKS;
+  const uint64_t blocks = uint64_t{w.rows} * w.cols / BlockElements(w.dtype);
+  const uint64_t groups = CeilDiv(blocks, uint64_t{QVK_REGROUP_BLOCKS});
   // Bindings of whole groups that start at allowed offsets (`align`, a whole number of groups),
   // each within the binding limit.
   const DeviceInfo& device = g.device().info();
   const uint64_t align = BindingAlignment(device, w.dtype);
   const uint64_t most = device.max_storage_buffer_range / align * (align / group_bytes);
   Require(w.offset % align == 0 && most > 0, "regroup", "the matrix does not start at a bindable whole group");
+  Require(w.offset + groups * group_bytes <= w.buffer->size(), "regroup",
+          "the matrix's buffer ends inside its last group of blocks");
   for (uint64_t first = 0; first < groups; first += most) {
     const uint64_t n = std::min(most, groups - first);
+    const uint64_t n_blocks = std::min(n * QVK_REGROUP_BLOCKS, blocks - first * QVK_REGROUP_BLOCKS);
     g.Dispatch(KernelId::RegroupBlocks, {BufferRange(*w.buffer, w.offset + first * group_bytes, n * group_bytes)},
-               push::RegroupPush{static_cast<uint32_t>(n), BlockBytes(w.dtype) / 2}, GridFor(n), label,
+               push::RegroupPush{static_cast<uint32_t>(n_blocks), BlockBytes(w.dtype) / 2}, GridFor(n), label,
                {.bytes = 2 * n * group_bytes, .flops = 0});
   }
 }

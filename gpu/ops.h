@@ -35,16 +35,20 @@ struct RowSlice {
 };
 
 // Splits m into the fewest row slices whose byte ranges fit the device's binding limit and
-// start at an allowed offset alignment (and, for regrouped types, at a whole group of blocks).
+// start at an allowed offset alignment (and, for regrouped types, at a whole group of blocks,
+// and end at one: a slice's last group may run past its rows).
 std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDeviceSize max_range = 0);
 
 // Q8_0 and Q4_0 weights lie in device memory regrouped, QVK_REGROUP_BLOCKS blocks at a time: their
 // f16 scales, then their quants (shaders/regroup.glsl), so that the kernels read aligned quants.
-// A matrix of these types starts at a whole group (offset 0 of its buffer), and ops::RegroupBlocks
-// makes the layout once its ggml blocks are uploaded.
+// A matrix of these types starts at a whole group (offset 0 of its buffer) and its storage ends at
+// one (MatrixBytes); ops::RegroupBlocks makes the layout once its ggml blocks are uploaded.
 bool IsRegrouped(DType type);
 // Bytes of one group of blocks of a regrouped type.
 uint64_t RegroupBytes(DType type);
+// Bytes a rows x cols matrix of `type` takes in device memory: its blocks, and for regrouped
+// types the padding that makes its last group whole.
+uint64_t MatrixBytes(DType type, uint64_t rows, uint32_t cols);
 
 namespace ops {
 
@@ -180,7 +184,8 @@ constexpr uint32_t kCoopmatUnpromotedCols = 2560;
 bool CoopmatSumsUnpromoted(DType type, uint32_t cols);
 
 // Regroups w's blocks in place (IsRegrouped types): record once after their upload, before any
-// kernel reads them. Blocks after the last whole group keep ggml's layout.
+// kernel reads them. w's buffer holds MatrixBytes from w.offset: the last group's padding becomes
+// zero blocks.
 void RegroupBlocks(Graph& g, const Matrix& w, std::string_view label = {});
 
 // Y[r, c] = f16(W[r, c]), row-major [w.rows, w.cols] f16, rounded as the cooperative-matrix kernel

@@ -93,7 +93,8 @@ class WeightLoader {
     uint64_t rows = 0;
     for (const auto& t : tensors) rows += t.shape[0];
     const VkDeviceSize row_bytes = RowBytes(type, cols);
-    Buffer& storage = out_.matrix_storage.emplace_back(device_.allocator().CreateBuffer(row_bytes * rows, kind));
+    Buffer& storage =
+        out_.matrix_storage.emplace_back(device_.allocator().CreateBuffer(MatrixBytes(type, rows, cols), kind));
     VkDeviceSize offset = 0;
     for (const auto& t : tensors) {
       if (type == t.dtype) {

@@ -3,8 +3,7 @@
 // consecutive columns, each as two vec4; a block's scales are decoded once per unit, never per
 // element. Each type reads its blocks as the widest words its block size keeps aligned: 16 bytes
 // (F32, F16, BF16, Q4_K, Q5_K; Q8_0's quants, regrouped), 8 (Q5_1; Q4_0's quants, regrouped) or 4
-// (Q4_1; Q5_0, Q6_K and the blocks after a binding's last whole group of Q8_0 and Q4_0, which are
-// only 2-byte aligned, through the aligned words around them).
+// (Q4_1; Q5_0 and Q6_K, which are only 2-byte aligned, through the aligned words around them).
 //
 // Quantized runs come out as their integers (q minus the format's offset) with the run's scale
 // (and min) beside them, so that matvec.comp multiplies by the scale once per run of 8 rather than
@@ -113,8 +112,9 @@ uint run_column(uint part, uint r) { return 0u; }
 
 #elif defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q5_0) || defined(WEIGHT_Q6_K)
 // Blocks of an odd number of 16-bit words, so every other block starts halfway into a 32-bit word.
-// Runs of quants are read as the aligned 32-bit words that contain them and shifted into place:
-// 2-byte loads would take twice the load instructions for the same bytes.
+// Runs of Q5_0's and Q6_K's quants are read as the aligned 32-bit words that contain them and
+// shifted into place: 2-byte loads would take twice the load instructions for the same bytes.
+// Q8_0 and Q4_0 read only their scales as halfwords here.
 layout(binding = WEIGHT_BINDING) readonly buffer WeightHalfwords { uint16_t weight_u16[]; };
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords { uint weight_u32[]; };
 float half_at(uint i) { return unpackHalf2x16(uint(weight_u16[i])).x; }
@@ -122,7 +122,7 @@ float half_at(uint i) { return unpackHalf2x16(uint(weight_u16[i])).x; }
 // a halfword, since the binding may end inside that word (a row slice of an odd number of blocks
 // is 2 bytes short of a whole word). An even run needs none of it; clamped, its read stays inside.
 uint tail_half(uint a) { return uint(weight_u16[min(2u * a, uint(weight_u16.length()) - 1u)]); }
-// The little-endian words of halfwords i.. (any parity): 1, 2 or 4 of them. Both parities are
+// The little-endian words of halfwords i.. (any parity): 1 or 2 of them. Both parities are
 // read and one selected, so that no branch stands between these loads and others.
 uint word_at(uint i) {
   const uint a = i >> 1;
@@ -134,18 +134,12 @@ uvec2 words2_at(uint i) {
   const uvec2 lo = uvec2(weight_u32[a], weight_u32[a + 1u]);
   return (i & 1u) != 0u ? (lo >> 16) | (uvec2(lo.y, tail_half(a + 2u)) << 16) : lo;
 }
-uvec4 words4_at(uint i) {
-  const uint a = i >> 1;
-  const uvec4 lo = uvec4(weight_u32[a], weight_u32[a + 1u], weight_u32[a + 2u], weight_u32[a + 3u]);
-  return (i & 1u) != 0u ? (lo >> 16) | (uvec4(lo.yzw, tail_half(a + 4u)) << 16) : lo;
-}
 
 #if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
 // Their blocks lie regrouped (regroup.glsl): a unit's quants are one aligned load, 16 or 8 bytes.
 #include "regroup.glsl"
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords2 { uvec2 weight_words2[]; };
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords4 { uvec4 weight_words4[]; };
-uint binding_blocks(uint block_halfwords) { return uint(weight_u16.length()) / block_halfwords; }
 #endif
 
 #if defined(WEIGHT_Q8_0)
@@ -159,11 +153,8 @@ struct Unit {
   uvec4 q;  // 16 signed bytes
 };
 Unit load_unit(uint u) {
-  const uint block = u >> 1, blocks = binding_blocks(17u);
-  const uvec2 at = block_halfwords_at(block, blocks, 17u);
-  const uint q = at.y + (u & 1u) * 8u;
-  if (block < regrouped_blocks(blocks)) return Unit(half_at(at.x), weight_words4[q >> 3]);
-  return Unit(half_at(at.x), words4_at(q));
+  const uvec2 at = block_halfwords_at(u >> 1, 17u);
+  return Unit(half_at(at.x), weight_words4[(at.y >> 3) + (u & 1u)]);
 }
 // Signed bytes: flipping the sign bit gives q + 128.
 vec4 q8_values(uint word) { return byte_values(word ^ 0x80808080u, 128.0); }
@@ -204,11 +195,8 @@ Unit load_unit(uint u) {
   const uint high = word_at(block + 1u) >> (part * 8u);
   return Unit(half_at(block), words2_at(block + QS_HALFWORD + part * 4u), high);
 #else
-  const uint block = u >> 1, blocks = binding_blocks(BLOCK_HALFWORDS);
-  const uvec2 at = block_halfwords_at(block, blocks, BLOCK_HALFWORDS);
-  const uint q = at.y + part * 4u;
-  if (block < regrouped_blocks(blocks)) return Unit(half_at(at.x), weight_words2[q >> 2], 0u);
-  return Unit(half_at(at.x), words2_at(q), 0u);
+  const uvec2 at = block_halfwords_at(u >> 1, BLOCK_HALFWORDS);
+  return Unit(half_at(at.x), weight_words2[(at.y >> 2) + part], 0u);
 #endif
 }
 void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {

@@ -64,10 +64,11 @@ struct DequantizeF16Push {
 
 // Q8_0 and Q4_0 blocks in device memory lie regrouped, QVK_REGROUP_BLOCKS at a time: their f16
 // scales, then their quants (regroup.glsl). regroup_blocks.comp makes that layout in place, one
-// workgroup per group of `groups`, from ggml's blocks of block_halfwords halfwords (17 or 9).
-#define QVK_REGROUP_BLOCKS 8u
+// workgroup per group, from `blocks` of ggml's blocks of block_halfwords halfwords (17 or 9); the
+// binding holds whole groups, and the last group's blocks past `blocks` become zeros.
+#define QVK_REGROUP_BLOCKS 64u
 struct RegroupPush {
-  uint groups;
+  uint blocks;
   uint block_halfwords;
 };
 

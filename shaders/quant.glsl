@@ -34,7 +34,7 @@ uvec2 k_scale_min(uint offset, uint s) {
 #include "regroup.glsl"
 // Byte offsets of block k's scale (x) and quants (y), regrouped as regroup.glsl says.
 uvec2 block_bytes_at(uint k, uint block_halfwords) {
-  return 2u * block_halfwords_at(k, uint(weight_bytes.length()) / (2u * block_halfwords), block_halfwords);
+  return 2u * block_halfwords_at(k, block_halfwords);
 }
 #endif
 

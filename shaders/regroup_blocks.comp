@@ -3,7 +3,7 @@
 // workgroup per group of QVK_REGROUP_BLOCKS blocks, staged whole in shared memory, so that no
 // workgroup writes what another still has to read. Output halfword h of a group is block h's scale
 // for h < QVK_REGROUP_BLOCKS, else quant halfword m of block j (h - QVK_REGROUP_BLOCKS = j * quant
-// halfwords + m).
+// halfwords + m). The last group's blocks past p.blocks (its padding) become zero scales and quants.
 #include "common.glsl"
 
 layout(binding = 0) buffer Words { uint words[]; };
@@ -23,10 +23,15 @@ uint source_half(uint h) {
 
 void main() {
   const uint group = group_index();
-  if (group >= p.groups) return;
   const uint group_word_count = QVK_REGROUP_BLOCKS * p.block_halfwords / 2u;
+  if (group * QVK_REGROUP_BLOCKS >= p.blocks) return;
   const uint first = group * group_word_count;
-  for (uint w = gl_LocalInvocationID.x; w < group_word_count; w += WG) group_words[w] = words[first + w];
+  // Halfwords of the group that hold stored blocks; the rest is padding.
+  const uint stored = min(p.blocks - group * QVK_REGROUP_BLOCKS, QVK_REGROUP_BLOCKS) * p.block_halfwords;
+  for (uint w = gl_LocalInvocationID.x; w < group_word_count; w += WG) {
+    const uint word = 2u * w < stored ? words[first + w] : 0u;
+    group_words[w] = 2u * w + 1u < stored ? word : word & 0xFFFFu;
+  }
   barrier();
   for (uint w = gl_LocalInvocationID.x; w < group_word_count; w += WG) {
     words[first + w] = half_of(source_half(2u * w)) | (half_of(source_half(2u * w + 1u)) << 16);

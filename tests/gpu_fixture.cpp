@@ -81,7 +81,8 @@ const Instance& GpuTest::instance() {
 }
 
 Buffer GpuTest::UploadWeights(DType type, std::span<const std::byte> bytes, uint32_t rows, uint32_t cols) {
-  Buffer b = Upload(bytes);
+  Buffer b = device().allocator().CreateBuffer(MatrixBytes(type, rows, cols), MemoryKind::Device);
+  device().Upload(b, 0, bytes);
   if (IsRegrouped(type)) {
     Graph g(device());
     ops::RegroupBlocks(g, Matrix{&b, 0, type, rows, cols});

@@ -401,15 +401,18 @@ TEST_F(QuantGpuTest, RejectsRowsThatAreNotWholeBlocks) {
 // --- regrouped blocks ----------------------------------------------------------------------
 
 // Q8_0 and Q4_0 weights are regrouped in place after their upload: a matrix of two whole groups
-// and a block over (kept as stored), and one of a group exactly.
+// and two blocks over (a last group padded with zeros), one of a group exactly, and one of three
+// blocks.
 TEST_F(QuantGpuTest, RegroupsBlocksInPlace) {
   for (const DType type : {DType::Q8_0, DType::Q4_0}) {
     ASSERT_TRUE(IsRegrouped(type));
-    for (const auto& [rows, cols] : {std::pair{1u, 17u * 32u}, std::pair{4u, 64u}}) {
+    for (const auto& [rows, cols] :
+         {std::pair{2u, (QVK_REGROUP_BLOCKS + 1) * 32u}, std::pair{2u, QVK_REGROUP_BLOCKS * 16u}, std::pair{1u, 96u}}) {
       const auto bytes = RandomBlocks(type, rows, cols, rows + cols);
+      const auto expected = ref::RegroupedBlocks(bytes, BlockBytes(type), QVK_REGROUP_BLOCKS);
+      ASSERT_EQ(expected.size(), MatrixBytes(type, rows, cols));
       Buffer b = UploadWeights(type, bytes, rows, cols);
-      EXPECT_EQ(Download<std::byte>(b, bytes.size()), ref::RegroupedBlocks(bytes, BlockBytes(type), QVK_REGROUP_BLOCKS))
-          << DTypeName(type) << " " << rows << " x " << cols;
+      EXPECT_EQ(Download<std::byte>(b, expected.size()), expected) << DTypeName(type) << " " << rows << " x " << cols;
     }
   }
 }

@@ -217,11 +217,14 @@ Routing MoeRoute(std::span<const float> logits, uint32_t tokens, uint32_t expert
 }
 
 std::vector<std::byte> RegroupedBlocks(std::span<const std::byte> blocks, uint32_t block_bytes, uint32_t group) {
-  std::vector<std::byte> out(blocks.begin(), blocks.end());
   const size_t group_bytes = size_t{group} * block_bytes, quant_bytes = block_bytes - 2;
-  for (size_t first = 0; first + group_bytes <= blocks.size(); first += group_bytes) {
+  // The last group's missing blocks are zeros.
+  std::vector<std::byte> padded(blocks.begin(), blocks.end());
+  padded.resize((blocks.size() + group_bytes - 1) / group_bytes * group_bytes);
+  std::vector<std::byte> out(padded.size());
+  for (size_t first = 0; first < padded.size(); first += group_bytes) {
     for (size_t j = 0; j < group; ++j) {
-      const std::byte* block = &blocks[first + j * block_bytes];
+      const std::byte* block = &padded[first + j * block_bytes];
       std::copy_n(block, 2, &out[first + 2 * j]);
       std::copy_n(block + 2, quant_bytes, &out[first + 2 * group + j * quant_bytes]);
     }

@@ -80,7 +80,7 @@ Routing MoeRoute(std::span<const float> logits, uint32_t tokens, uint32_t expert
 // `type`: row pair * rows + r = W[ids[pair] * rows + r] . X[x_per_pair ? pair : pair / k], and
 // each one's sum |w x| in `magnitude`.
 // regroup_blocks.comp: each `group` consecutive blocks of `block_bytes` bytes (an f16 scale, then
-// the quants) as their scales, then their quants; the blocks after the last whole group as they are.
+// the quants) as their scales, then their quants; the last group made whole with zero blocks.
 std::vector<std::byte> RegroupedBlocks(std::span<const std::byte> blocks, uint32_t block_bytes, uint32_t group);
 
 std::vector<float> ExpertProducts(DType type, std::span<const std::byte> w, uint32_t rows, uint32_t cols,
