@@ -107,7 +107,7 @@ TEST_F(GpuTest, ProfiledGraphReportsEachDispatchsCost) {
   if (!info().compute_timestamps) GTEST_SKIP() << "device has no compute timestamps";
   const uint32_t rows = 33, cols = 64, tokens = 3;
   const std::vector<std::byte> w_bytes(RowBytes(DType::Q8_0, cols) * rows);  // zero blocks: the cost is in the shape
-  Buffer weights = Upload(std::span<const std::byte>(w_bytes)), x = Upload(RandomFloats(tokens * cols, 3));
+  Buffer weights = UploadWeights(DType::Q8_0, w_bytes, rows, cols), x = Upload(RandomFloats(tokens * cols, 3));
   Buffer bias = Upload(RandomFloats(rows, 4)), y = Upload(RandomFloats(tokens * rows, 5));
   Graph g(device(), /*profile=*/true);
   ops::MatMul(g,

@@ -102,5 +102,31 @@ TEST_F(GpuTest, SliceRowsKeepsSlicesAlignedAndWithinRange) {
   }
 }
 
+// Slices of a regrouped matrix start at whole groups and end at one: the last slice's final group
+// runs into the padding MatrixBytes adds, which a buffer without it lacks.
+TEST_F(GpuTest, SliceRowsOfRegroupedBlocksCoverWholeGroups) {
+  const uint32_t rows = 300, cols = 96;  // 900 blocks: 14 whole groups and 4 blocks
+  const DType type = DType::Q4_0;
+  const uint64_t group_bytes = RegroupBytes(type);
+  Buffer b = device().allocator().CreateBuffer(MatrixBytes(type, rows, cols), MemoryKind::Device);
+  EXPECT_EQ(b.size(), 15 * group_bytes);
+  const Matrix m{&b, 0, type, rows, cols};
+  const auto slices = SliceRows(info(), m, 8 * group_bytes + 100);
+  ASSERT_GT(slices.size(), 1u);
+  uint32_t next_row = 0;
+  for (const auto& s : slices) {
+    EXPECT_EQ(s.first_row, next_row);
+    EXPECT_EQ(s.range.offset % group_bytes, 0u);
+    EXPECT_EQ(s.range.size % group_bytes, 0u);
+    EXPECT_LE(s.range.size, 8 * group_bytes + 100);
+    EXPECT_GE(s.range.size, RowBytes(type, cols) * s.rows);
+    next_row += s.rows;
+  }
+  EXPECT_EQ(next_row, rows);
+  EXPECT_EQ(slices.back().range.offset + slices.back().range.size, b.size());
+  Buffer unpadded = device().allocator().CreateBuffer(RowBytes(type, cols) * rows, MemoryKind::Device);
+  EXPECT_THROW(SliceRows(info(), Matrix{&unpadded, 0, type, rows, cols}), Error);
+}
+
 }  // namespace
 }  // namespace qvk::test
