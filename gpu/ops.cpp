@@ -465,7 +465,7 @@ void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view 
   const uint64_t units = values / kMatVecUnitCols[static_cast<uint32_t>(w.dtype)];
   g.Dispatch(kernel, {slices[0].range, y}, push::DequantizeF16Push{w.rows, w.cols},
              GridFor(CeilDiv(units, Spec(kernel).local_size_x)), label,
-             {.bytes = slices[0].range.size + 2 * values, .flops = 0});
+             {.bytes = RowBytes(w.dtype, w.cols) * w.rows + 2 * values, .flops = 0});
 }
 
 namespace {
@@ -530,7 +530,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   const bool one_token = a.tokens == 1;
   const KernelOp op = rope && one_token             ? KernelOp::MatVecRope
                       : rope                        ? KernelOp::MatVecRopeTokens
-                      : matvec && one_token         ? KernelOp::MatVec
+                      : matvec && one_token         ? (a.norm ? KernelOp::MatVecNorm : KernelOp::MatVec)
                       : matvec                      ? KernelOp::MatVecTokens
                       : path == MatMulKernel::Tiled ? KernelOp::MatMul
                                                     : KernelOp::MatMulCoopmat;
@@ -542,14 +542,16 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   // Absent optional inputs are bound to X, which the kernel then never reads.
   const BufferRange bias = a.bias.value_or(a.x);
   const BufferRange residual = a.residual.value_or(a.x);
-  // The slice's weights with their block scales, X (and the norm weight), Y, and the bias and
-  // residual rows it adds; a SwiGLU output reads two product rows per output.
-  const auto cost = [&](const RowSlice& slice) {
-    const uint64_t products = uint64_t{a.tokens} * slice.rows;
+  // The weights of `rows` rows with their block scales (not a binding's padding), X (and the norm
+  // weight), Y, and the bias and residual rows it adds; a SwiGLU output reads two product rows per
+  // output.
+  const VkDeviceSize row_bytes = RowBytes(a.w.dtype, a.w.cols);
+  const auto cost = [&](uint32_t rows) {
+    const uint64_t products = uint64_t{a.tokens} * rows;
     const uint64_t written = a.swiglu ? products / 2 : products;
-    return DispatchCost{.bytes = slice.range.size + uint64_t{4} * a.tokens * a.w.cols +
+    return DispatchCost{.bytes = row_bytes * rows + uint64_t{4} * a.tokens * a.w.cols +
                                  (a.norm ? uint64_t{4} * a.w.cols : 0) + 4 * written * (a.residual ? 2 : 1) +
-                                 (a.bias ? uint64_t{4} * slice.rows : 0),
+                                 (a.bias ? uint64_t{4} * rows : 0),
                         .flops = 2 * products * a.w.cols};
   };
   if (!matvec) {
@@ -613,7 +615,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
             ? DequantChunks(device, a.w, a.tokens, a.dequant_scratch->size, a.swiglu.has_value())
             : std::vector<RowSlice>{};
     const uint64_t f16_row_bytes = uint64_t{2} * a.w.cols;
-    const VkDeviceSize up_offset = RowBytes(a.w.dtype, a.w.cols) * outputs;  // of a SwiGLU's up rows
+    const VkDeviceSize up_offset = row_bytes * outputs;  // of a SwiGLU's up rows
     for (const RowSlice& chunk : chunks) {
       // The chunk's rows rounded to f16 (a SwiGLU's gate rows, then their up rows), then multiplied.
       const uint32_t rows = a.swiglu ? 2 * chunk.rows : chunk.rows;
@@ -625,14 +627,13 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                         SubRange(f16, chunk.rows * f16_row_bytes, chunk.rows * f16_row_bytes),
                         fmt::format("{}_dequantize", label));
       }
-      const RowSlice bound{SubRange(chunk.range, 0, chunk.range.size * rows / chunk.rows), chunk.first_row, rows};
-      DispatchCost f16_cost = cost(bound);
-      f16_cost.bytes += f16.size - bound.range.size;  // it reads the f16 weights, not the blocks
+      DispatchCost f16_cost = cost(rows);
+      f16_cost.bytes += f16.size - row_bytes * rows;  // it reads the f16 weights, not the blocks
       gemm(f16, /*dequantized=*/true, chunk.first_row, rows, f16_cost);
     }
     if (chunks.empty()) {
       for (const RowSlice& slice : slices)
-        gemm(slice.range, /*dequantized=*/false, slice.first_row, slice.rows, cost(slice));
+        gemm(slice.range, /*dequantized=*/false, slice.first_row, slice.rows, cost(slice.rows));
     }
     return;
   }
@@ -665,7 +666,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                           .attention_factor = 1.0f};
     const Groups grid = GridFor(split.workgroups);
     if (!rope) {
-      g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual, norm_weight}, push, grid, label, cost(slice));
+      g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual, norm_weight}, push, grid, label, cost(slice.rows));
       continue;
     }
     push.head_dim = rope->head_dim;
@@ -676,7 +677,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     // Without a cache the cache bindings are never written; Y stands in for them. The cost adds
     // the positions, the frequencies and, with the cache, the slice's k and v rows stored as f16.
     const uint32_t kv_rows = slice.rows - std::min(slice.rows, push.k_first - std::min(push.k_first, push.col_offset));
-    DispatchCost rope_cost = cost(slice);
+    DispatchCost rope_cost = cost(slice.rows);
     rope_cost.bytes +=
         uint64_t{4} * a.tokens + uint64_t{2} * rope->head_dim + (store_kv ? uint64_t{2} * a.tokens * kv_rows : 0);
     g.Dispatch(kernel,

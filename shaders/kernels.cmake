@@ -20,9 +20,13 @@
 # DType order (base/dtype.h).
 set(QWENVK_WEIGHT_TYPES F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K)
 
-# Matrix x vector: decode's one token (ONE_TOKEN: registers for one token's sums), and 2 to
-# QVK_MATVEC_MAX_TOKENS tokens (matvec_tokens).
-qwenvk_kernel(OP MatVec SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ONE_TOKEN
+# Matrix x vector: decode's one token (ONE_TOKEN: registers for one token's sums) without the
+# RMSNorm folded in (NO_NORM: o and down, which on an H200 then take 56 registers an invocation,
+# not 64, and run 5-7% faster) and with it (matvec_norm), and 2 to QVK_MATVEC_MAX_TOKENS tokens
+# (matvec_tokens).
+qwenvk_kernel(OP MatVec SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ONE_TOKEN NO_NORM
+              BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)
+qwenvk_kernel(OP MatVecNorm NAME matvec_norm SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ONE_TOKEN
               BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)
 qwenvk_kernel(OP MatVecTokens NAME matvec_tokens SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)

@@ -2,6 +2,7 @@
 // Matrix x vector for 1..QVK_MATVEC_MAX_TOKENS tokens (decode), with the neighbouring steps of the
 // forward pass folded in (see MatVecPush):
 //   Y[t, o] = W[o] . in[t] (+ bias[o]) (+ residual[t, o]),  in = X or rmsnorm(X) * norm_weight
+//     (the norm: not in decode's plain matvec variant, NO_NORM; ops takes matvec_norm for it)
 //   QVK_FLAG_SWIGLU: Y[t, o] = silu(W[o] . in[t]) * (W[rows + o] . in[t])   (gate rows, then up rows)
 //   ROPE (the matvec_rope variant): W's rows are q|k|v heads of a fused projection (rows of whole
 //     heads, at Y column col_offset); q and k heads are rotated (rope.glsl) at positions[t] after the
@@ -72,7 +73,13 @@ layout(push_constant) uniform Push { MatVecPush p; };
 // memory: one per subgroup, or one per invocation where subgroups are wider than a row group.
 shared float partials[SLOTS + 1u][WG];
 
-bool has(uint flag) { return (p.flags & flag) != 0u; }
+bool has(uint flag) {
+#if defined(NO_NORM)
+  // ops dispatches rows with the norm folded in to matvec_norm: this variant leaves its code out.
+  if (flag == QVK_FLAG_NORM) return false;
+#endif
+  return (p.flags & flag) != 0u;
+}
 
 // --- where rows live ------------------------------------------------------------------------
 

@@ -168,8 +168,8 @@ TEST_F(GpuTest, KernelStatisticsWhereTheDriverReportsThem) {
 }
 
 TEST(KernelRegistry, EveryTypedOpHasOneKernelPerWeightType) {
-  for (const KernelOp op : {KernelOp::MatVec, KernelOp::MatVecTokens, KernelOp::MatMul, KernelOp::MatMulCoopmat,
-                            KernelOp::MatMulCoopmatNarrow, KernelOp::Embed}) {
+  for (const KernelOp op : {KernelOp::MatVec, KernelOp::MatVecNorm, KernelOp::MatVecTokens, KernelOp::MatMul,
+                            KernelOp::MatMulCoopmat, KernelOp::MatMulCoopmatNarrow, KernelOp::Embed}) {
     for (uint32_t t = 0; t < kDTypeCount; ++t) {
       const auto type = static_cast<DType>(t);
       const KernelSpec& spec = Spec(KernelFor(op, type));
