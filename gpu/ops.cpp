@@ -244,7 +244,9 @@ std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDev
     const auto rows = static_cast<uint32_t>(std::min<VkDeviceSize>(rows_per_slice, m.rows - first));
     // Slices before the last hold whole groups already (`align` is a whole number of them).
     const VkDeviceSize offset = m.offset + first * row_bytes, size = MatrixBytes(m.dtype, rows, m.cols);
-    if (offset + size > m.buffer->size()) throw Error("the matrix's buffer ends inside its last group of blocks");
+    if (m.buffer && offset + size > m.buffer->size()) {  // (planning passes no buffer)
+      throw Error("the matrix's buffer ends inside its last group of blocks");
+    }
     slices.push_back({BufferRange(*m.buffer, offset, size), static_cast<uint32_t>(first), rows});
   }
   return slices;
