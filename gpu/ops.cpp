@@ -444,7 +444,7 @@ void RegroupBlocks(Graph& g, const Matrix& w, std::string_view label) {
   const uint64_t align = BindingAlignment(device, w.dtype);
   const uint64_t most = device.max_storage_buffer_range / align * (align / group_bytes);
   Require(w.offset % align == 0 && most > 0, "regroup", "the matrix does not start at a bindable whole group");
-  Require(w.offset + groups * group_bytes <= w.buffer->size(), "regroup",
+  Require(w.offset + MatrixBytes(w.dtype, w.rows, w.cols) <= w.buffer->size(), "regroup",
           "the matrix's buffer ends inside its last group of blocks");
   for (uint64_t first = 0; first < groups; first += most) {
     const uint64_t n = std::min(most, groups - first);
