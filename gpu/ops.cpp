@@ -703,45 +703,58 @@ void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_
              {.bytes = 4 * (2 * elements + cols), .flops = 4 * elements});
 }
 
-void Rope(Graph& g, const RopeArgs& a, std::string_view label) {
-  RequireRope(a);
-  const uint32_t stride = (a.n_heads + 2 * a.n_kv_heads) * a.head_dim;
-  const bool store = a.k_cache.has_value();
-  const push::RopePush push{a.tokens,
-                            a.n_heads,
-                            a.n_kv_heads,
-                            a.head_dim,
-                            stride,
-                            a.n_heads * a.head_dim,
-                            (a.n_heads + a.n_kv_heads) * a.head_dim,
-                            a.capacity,
-                            a.attention_factor,
-                            store ? QVK_FLAG_STORE_KV : 0u};
-  // Without a cache the cache bindings are never written; QKV stands in for them.
-  const BufferRange k_cache = a.k_cache.value_or(a.qkv);
-  const BufferRange v_cache = a.v_cache.value_or(a.qkv);
-  const uint64_t items = static_cast<uint64_t>(a.tokens) * (a.n_heads + 2 * a.n_kv_heads) * (a.head_dim / 2);
+namespace {
+
+// Rope's push constants and cost, which HeadNormRope shares.
+push::RopePush RopePushOf(const RopeArgs& a) {
+  return {a.tokens,
+          a.n_heads,
+          a.n_kv_heads,
+          a.head_dim,
+          (a.n_heads + 2 * a.n_kv_heads) * a.head_dim,
+          a.n_heads * a.head_dim,
+          (a.n_heads + a.n_kv_heads) * a.head_dim,
+          a.capacity,
+          a.attention_factor,
+          a.k_cache.has_value() ? QVK_FLAG_STORE_KV : 0u};
+}
+
+DispatchCost RopeCost(const RopeArgs& a) {
   // q and k rotated in place (read and written, 3 flops an element); with the cache, v read and
   // k and v stored as f16.
   const uint64_t rotated = uint64_t{a.tokens} * (a.n_heads + a.n_kv_heads) * a.head_dim;
   const uint64_t kv_elements = uint64_t{a.tokens} * a.n_kv_heads * a.head_dim;
-  const DispatchCost cost{.bytes = 8 * rotated + (store ? 4 * kv_elements + 2 * 2 * kv_elements : 0) +
-                                   uint64_t{4} * a.tokens + uint64_t{2} * a.head_dim,
-                          .flops = 3 * rotated};
-  g.Dispatch(KernelId::Rope, {a.qkv, a.positions, a.inv_freq, k_cache, v_cache}, push,
-             GridFor(CeilDiv(items, Spec(KernelId::Rope).local_size_x)), label, cost);
+  return {.bytes = 8 * rotated + (a.k_cache.has_value() ? 4 * kv_elements + 2 * 2 * kv_elements : 0) +
+                   uint64_t{4} * a.tokens + uint64_t{2} * a.head_dim,
+          .flops = 3 * rotated};
 }
 
-void HeadNorm(Graph& g, BufferRange qkv, BufferRange weight, uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads,
-              uint32_t head_dim, float eps, std::string_view label) {
-  Require(tokens > 0 && n_heads > 0 && n_kv_heads > 0 && head_dim > 0, "head_norm", "empty shape");
-  const uint32_t stride = (n_heads + 2 * n_kv_heads) * head_dim;
-  Require(qkv.size >= uint64_t{4} * tokens * stride && weight.size >= uint64_t{8} * head_dim, "head_norm",
-          "buffer too small");
-  const uint64_t elements = uint64_t{tokens} * (n_heads + n_kv_heads) * head_dim;
-  g.Dispatch(KernelId::HeadNorm, {qkv, weight}, push::HeadNormPush{tokens, n_heads, n_kv_heads, head_dim, stride, eps},
-             GridFor(CeilDiv(elements, head_dim)), label,
-             {.bytes = 8 * elements + uint64_t{8} * head_dim, .flops = 4 * elements});
+}  // namespace
+
+void Rope(Graph& g, const RopeArgs& a, std::string_view label) {
+  RequireRope(a);
+  // Without a cache the cache bindings are never written; QKV stands in for them.
+  const BufferRange k_cache = a.k_cache.value_or(a.qkv);
+  const BufferRange v_cache = a.v_cache.value_or(a.qkv);
+  const uint64_t items = static_cast<uint64_t>(a.tokens) * (a.n_heads + 2 * a.n_kv_heads) * (a.head_dim / 2);
+  g.Dispatch(KernelId::Rope, {a.qkv, a.positions, a.inv_freq, k_cache, v_cache}, RopePushOf(a),
+             GridFor(CeilDiv(items, Spec(KernelId::Rope).local_size_x)), label, RopeCost(a));
+}
+
+void HeadNormRope(Graph& g, const RopeArgs& rope, const HeadNormInput& norm, std::string_view label) {
+  RequireRope(rope);
+  Require(norm.weight.size >= uint64_t{8} * rope.head_dim, "head_norm_rope", "q_norm | k_norm too small");
+  const BufferRange k_cache = rope.k_cache.value_or(rope.qkv);
+  const BufferRange v_cache = rope.v_cache.value_or(rope.qkv);
+  // One workgroup per token and head slot; the norm reads each q and k element once more (its sum
+  // of squares, 2 flops) and scales it (2 flops), and reads the two weight rows.
+  const uint64_t slots = uint64_t{rope.tokens} * (rope.n_heads + 2 * rope.n_kv_heads);
+  const uint64_t normed = uint64_t{rope.tokens} * (rope.n_heads + rope.n_kv_heads) * rope.head_dim;
+  DispatchCost cost = RopeCost(rope);
+  cost.bytes += uint64_t{8} * rope.head_dim;
+  cost.flops += 4 * normed;
+  g.Dispatch(KernelId::HeadNormRope, {rope.qkv, rope.positions, rope.inv_freq, k_cache, v_cache, norm.weight},
+             push::HeadNormRopePush{RopePushOf(rope), norm.eps}, GridFor(slots), label, cost);
 }
 
 void MoeRoute(Graph& g, BufferRange logits, BufferRange ids, BufferRange weights, uint32_t tokens, uint32_t experts,

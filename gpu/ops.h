@@ -224,10 +224,14 @@ void Rope(Graph& g, const RopeArgs& a, std::string_view label = {});
 void MatMulRope(Graph& g, std::span<const MatMulArgs> parts, const RopeArgs& rope, std::string_view label,
                 std::string_view rope_label);
 
-// Qwen3: each q and k head of QKV rows [T, (H + 2 Hkv) * D] scaled, in place, by its RMS and
-// weight (q_norm | k_norm, f32 [2 * D]); HeadNormPush in shaders/push_constants.h.
-void HeadNorm(Graph& g, BufferRange qkv, BufferRange weight, uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads,
-              uint32_t head_dim, float eps, std::string_view label = {});
+// Qwen3: each q and k head of rope.qkv scaled by its RMS and weight (q_norm | k_norm, f32 [2 * D]),
+// then rotated and stored as Rope does, in one dispatch (HeadNormRopePush in
+// shaders/push_constants.h).
+struct HeadNormInput {
+  BufferRange weight;
+  float eps = 1e-6f;
+};
+void HeadNormRope(Graph& g, const RopeArgs& rope, const HeadNormInput& norm, std::string_view label = {});
 
 // Mixture of experts (MoeRoutePush, ExpertsPush, MoeGroupPush, MoeCombinePush in
 // shaders/push_constants.h).

@@ -423,10 +423,9 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     } else {
       // q|k|v = (rmsnorm(x) * w_in) Wqkv^T   (one product, or one per stored type)
       for (const ops::MatMulArgs& part : qkv) ops::MatMul(g, part, "qkv");
-      // q_h, k_h = rmsnorm(q_h) * w_qn, rmsnorm(k_h) * w_kn   (each head of q and k)
-      ops::HeadNorm(g, s.qkv(), L.qk_norm, tokens, c.num_heads, c.num_kv_heads, c.head_dim, c.rms_norm_eps, "qk_norm");
-      // q, k = rope(q, k); cache[k|v][positions] = k, v
-      ops::Rope(g, rope, "rope");
+      // q_h, k_h = rope(rmsnorm(q_h) * w_qn, rmsnorm(k_h) * w_kn)   (each head of q and k);
+      // cache[k|v][positions] = k, v
+      ops::HeadNormRope(g, rope, {.weight = L.qk_norm, .eps = c.rms_norm_eps}, "qk_norm_rope");
     }
     // a = softmax(q k^T / sqrt(D) + mask) v, over keys 0..position (within the layer's window);
     // p = that softmax (or its scores with each row's max and sum), where a capture asks for this layer

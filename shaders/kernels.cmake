@@ -88,9 +88,10 @@ qwenvk_kernel(OP Embed SOURCE embed.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS table ids y WRITES y PUSH EmbedPush LOCAL_SIZE 256)
 qwenvk_kernel(OP RmsNorm SOURCE rmsnorm.comp
               BINDINGS x weight y WRITES y PUSH RmsNormPush LOCAL_SIZE 256)
-# Qwen3's q and k RMSNorm per head, before RoPE.
-qwenvk_kernel(OP HeadNorm NAME head_norm SOURCE head_norm.comp
-              BINDINGS qkv weight WRITES qkv PUSH HeadNormPush LOCAL_SIZE 64)
+# Qwen3's q and k RMSNorm per head, then RoPE and the cache stores, in one dispatch.
+qwenvk_kernel(OP HeadNormRope NAME head_norm_rope SOURCE head_norm_rope.comp
+              BINDINGS qkv positions inv_freq k_cache v_cache weight WRITES qkv k_cache v_cache
+              PUSH HeadNormRopePush LOCAL_SIZE 64)
 # Mixture of experts: the router's choice, the chosen experts' products, their weighted sum.
 qwenvk_kernel(OP MoeRoute NAME moe_route SOURCE moe_route.comp
               BINDINGS logits ids weights WRITES ids weights PUSH MoeRoutePush LOCAL_SIZE 64)

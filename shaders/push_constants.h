@@ -257,17 +257,16 @@ struct FmaPush {
   float c;
 };
 
-// Qwen3's RMSNorm of every q and k head, in place in fused QKV rows [T, stride]: head h of row t
-// (h < n_heads: q, else k) is scaled by inversesqrt(mean(head^2) + eps) * weight[h < n_heads ? i :
-// head_dim + i] (weight: q_norm | k_norm, f32 [2 * head_dim]). One workgroup per head and token.
-struct HeadNormPush {
-  uint tokens;
-  uint n_heads;
-  uint n_kv_heads;
-  uint head_dim;
-  uint stride;  // floats between QKV rows
+// Qwen3's RMSNorm of every q and k head, then RoPE (head_norm_rope.comp): head h of QKV row t
+// (h < n_heads: q, else k) scaled by inversesqrt(mean(head^2) + eps) * weight[h < n_heads ? i :
+// head_dim + i] (weight: q_norm | k_norm, f32 [2 * head_dim]), then rotated and stored as RopePush
+// says. The shader declares RopePush and eps as members of one push-constant block.
+#ifdef __cplusplus
+struct HeadNormRopePush {
+  RopePush rope;
   float eps;
 };
+#endif
 
 // The mixture-of-experts router of Qwen2-MoE / Qwen3-MoE, one workgroup per token: p =
 // softmax(logits[t, 0..experts)), the k largest (ties to the lower expert) written as
@@ -330,7 +329,7 @@ struct MoeCombinePush {
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(HeadNormPush) == 24);
+static_assert(sizeof(HeadNormRopePush) == 44 && offsetof(HeadNormRopePush, eps) == 40);
 static_assert(sizeof(MoeRoutePush) == 16);
 static_assert(sizeof(ExpertsPush) == 12);
 static_assert(sizeof(MatVecExpertsPush) == 72 && offsetof(MatVecExpertsPush, experts) == 60);

@@ -63,7 +63,7 @@ struct MapReduction {
 // [planes, ceil(band / cell), ceil(cols / cell)]
 std::vector<float> AttentionReduce(std::span<const float> p, const MapReduction& r);
 
-// Qwen3's q/k norm (HeadNormPush): every q and k head of QKV rows [T, (H + 2 Hkv) * D] by its RMS
+// Qwen3's q/k norm (before HeadNormRopePush's rotation): every q and k head of QKV rows [T, (H + 2 Hkv) * D] by its RMS
 // and weight [2 * D] (q_norm | k_norm); v is left as it is.
 std::vector<float> HeadNorm(std::span<const float> qkv, std::span<const float> weight, uint32_t tokens,
                             uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim, float eps);
