@@ -2,7 +2,9 @@
 // The mixture-of-experts router (MoeRoutePush): softmax over a token's router logits, then its k
 // best experts, as transformers' Qwen2Moe/Qwen3Moe blocks compute them in f32. One workgroup per
 // token, its invocations sharing the experts: a decode step's routing is a few workgroup
-// reductions, not one invocation's walk over every expert k + 2 times.
+// reductions, not one invocation's walk over every expert k + 2 times. Each round's best is found
+// by subgroup max and min, then across the few subgroups through shared memory: two barriers a
+// round where a tree over the workgroup took seven.
 #include "common.glsl"
 
 layout(binding = 0) readonly buffer Logits { float logits[]; };
@@ -11,14 +13,19 @@ layout(binding = 2) writeonly buffer Weights { float weights[]; };
 
 layout(push_constant) uniform Push { MoeRoutePush p; };
 
-// Each invocation's best candidate of a round, reduced in place to the workgroup's (WG is a power
-// of two).
-shared float candidate_values[WG];
-shared uint candidate_indices[WG];
+#define NO_EXPERT 0xffffffffu
 
-// (logit, expert) order: the larger logit first, then the lower expert. No expert (index ~0u)
+// Each subgroup's best candidate of a round, for every invocation to choose from.
+shared float subgroup_values[WG];
+shared uint subgroup_indices[WG];
+
+// (logit, expert) order: the larger logit first, then the lower expert. No expert (NO_EXPERT)
 // comes after every expert, even one whose logit is -inf.
 bool before(float v, uint i, float w, uint j) { return v > w || (v == w && i < j); }
+
+// A logit as the ranking sees it: NaN (a corrupt model's) as -inf, so that every round still finds
+// an expert (there are at least k) and no id past the experts ever reaches the expert products.
+float rank_value(float v) { return isnan(v) ? NEG_INF : v; }
 
 void main() {
   const uint t = group_index();
@@ -38,30 +45,36 @@ void main() {
   float chosen_sum = 0.0;
   float probs[QVK_MAX_SEGMENTS];
   for (uint j = 0; j < p.k; ++j) {
+    // This invocation's best expert after the last round's, among its own.
     float best = NEG_INF;
-    uint best_index = 0xffffffffu;
-    for (uint e = tid; e < p.experts; e += WG) {  // ascending: ties keep the lower expert
-      const float v = logits[base + e];
-      const bool after_prev = j == 0 || v < prev_value || (v == prev_value && e > prev_index);
-      if (after_prev && (best_index == 0xffffffffu || v > best)) {
+    uint best_index = NO_EXPERT;
+    for (uint e = tid; e < p.experts; e += WG) {
+      const float v = rank_value(logits[base + e]);
+      if ((j == 0u || before(prev_value, prev_index, v, e)) && before(v, e, best, best_index)) {
         best = v;
         best_index = e;
       }
     }
-    candidate_values[tid] = best;
-    candidate_indices[tid] = best_index;
-    barrier();
-    for (uint stride = WG / 2u; stride > 0u; stride /= 2u) {
-      if (tid < stride && before(candidate_values[tid + stride], candidate_indices[tid + stride],
-                                 candidate_values[tid], candidate_indices[tid])) {
-        candidate_values[tid] = candidate_values[tid + stride];
-        candidate_indices[tid] = candidate_indices[tid + stride];
+    // The subgroup's: the largest value, then the lowest expert holding it (an expert before none).
+    const float subgroup_best = subgroupMax(best);
+    best_index = subgroupMin(best == subgroup_best ? best_index : NO_EXPERT);
+    best = subgroup_best;
+    if (gl_NumSubgroups > 1u) {  // the workgroup's, from each subgroup's in order
+      if (subgroupElect()) {
+        subgroup_values[gl_SubgroupID] = best;
+        subgroup_indices[gl_SubgroupID] = best_index;
       }
       barrier();
+      best = subgroup_values[0];
+      best_index = subgroup_indices[0];
+      for (uint s = 1u; s < gl_NumSubgroups; ++s) {
+        if (before(subgroup_values[s], subgroup_indices[s], best, best_index)) {
+          best = subgroup_values[s];
+          best_index = subgroup_indices[s];
+        }
+      }
+      barrier();  // every invocation has read the round's best before the next round's writes
     }
-    best = candidate_values[0];
-    best_index = candidate_indices[0];
-    barrier();  // every invocation has the round's best before the next round's candidates
     probs[j] = exp(best - m) / sum;
     chosen_sum += probs[j];
     prev_value = best;

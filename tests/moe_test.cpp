@@ -6,6 +6,7 @@
 // Sections: head norm and router / expert products / prefill grouped by expert / combine
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -48,6 +49,29 @@ TEST_F(GpuTest, MoeRouteChoosesAsTransformers) {
     EXPECT_EQ(Download<uint32_t>(ib, expected.ids.size()), expected.ids) << experts << " experts";
     ExpectClose(Download<float>(wb, expected.weights.size()), expected.weights, 1e-5, 1e-7, "route weights");
   }
+}
+
+// Ties across the whole workgroup go to the lower experts; -inf logits still rank above no expert,
+// and NaN ones (a corrupt model's) rank as -inf, so every id names one of the experts.
+TEST_F(GpuTest, MoeRouteRanksTiesInfinitiesAndNaNs) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const auto route_ids = [&](const std::vector<float>& logits, uint32_t experts, uint32_t k) {
+    Buffer lb = Upload(logits), ib = Poisoned(4ull * k), wb = Poisoned(4ull * k);
+    Graph g(device());
+    ops::MoeRoute(g, lb, ib, wb, 1, experts, k, true);
+    g.Run();
+    return Download<uint32_t>(ib, k);
+  };
+  EXPECT_EQ(route_ids(std::vector<float>(128, 0.25f), 128, 8), (std::vector<uint32_t>{0, 1, 2, 3, 4, 5, 6, 7}));
+  const std::vector<float> odd = {nan, 1.0f, nan, -inf, 0.5f, nan, 2.0f, -inf};
+  EXPECT_EQ(route_ids(odd, 8, 4), (std::vector<uint32_t>{6, 1, 4, 0}));
+  EXPECT_EQ(route_ids(odd, 8, 8), (std::vector<uint32_t>{6, 1, 4, 0, 2, 3, 5, 7}));
+  // 96 experts, every one past the first 64 at -inf but for one at +inf.
+  std::vector<float> wide(96, -inf);
+  for (uint32_t e = 0; e < 64; ++e) wide[e] = static_cast<float>(e % 5);
+  wide[90] = inf;
+  EXPECT_EQ(route_ids(wide, 96, 4), (std::vector<uint32_t>{90, 4, 9, 14}));
 }
 
 // --- expert products ------------------------------------------------------------------------
