@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "base/error.h"
@@ -12,6 +13,17 @@ namespace {
 // Candidates by logit, descending; ties to the lower id so runs are reproducible.
 auto ByLogit(std::span<const float> logits) {
   return [logits](uint32_t a, uint32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+}
+
+// A row sound weights cannot produce: a NaN, or +inf (whose softmax is NaN). Drawing from it would
+// hand back an arbitrary token as if the model had chosen it.
+void RequireNumbers(std::span<const float> logits) {
+  for (const float l : logits) {
+    if (std::isnan(l) || l == std::numeric_limits<float>::infinity()) {
+      throw Error(
+          "the model's output is not a number at this step (NaN or infinite logits): its weights may be damaged");
+    }
+  }
 }
 
 }  // namespace
@@ -38,6 +50,7 @@ void Sampler::CollectPenalized(std::span<const uint32_t> history) {
 
 uint32_t Sampler::Sample(std::span<float> logits, std::span<const uint32_t> history) {
   if (logits.empty()) throw Error("no logits to sample from");
+  RequireNumbers(logits);
   CollectPenalized(history);
   for (uint32_t id : penalized_) {
     if (id < logits.size()) logits[id] = Penalize(logits[id]);
@@ -73,6 +86,7 @@ uint32_t Sampler::RankedNeeded(uint32_t vocab_size, uint32_t max_ranked) const {
 std::optional<uint32_t> Sampler::SampleRanked(std::span<const float> logits, std::span<const uint32_t> ids,
                                               std::span<const uint32_t> history) {
   if (ids.empty() || logits.size() != ids.size()) throw Error("no ranked logits to sample from");
+  RequireNumbers(logits);
   if (params_.repetition_penalty < 1.0f) return std::nullopt;
   CollectPenalized(history);
   if (is_greedy() && penalized_.empty()) return ids[0];

@@ -1,6 +1,7 @@
 // Host-side sampling: each processor in transformers' order, and reproducibility by seed.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
@@ -13,7 +14,9 @@
 namespace qvk {
 namespace {
 
-std::vector<float> Logits() { return {1.0f, 3.0f, 2.0f, 3.0f, -1.0f, 0.5f}; }
+std::vector<float> Logits() {
+  return {1.0f, 3.0f, 2.0f, 3.0f, -1.0f, 0.5f};
+}
 
 std::map<uint32_t, int> Histogram(SamplingParams params, int draws, std::vector<uint32_t> history = {}) {
   Sampler sampler(params);
@@ -184,6 +187,24 @@ TEST(SamplerTest, RanksOnlyWhatTopKLeaves) {
   EXPECT_EQ(Sampler({.top_k = 6}).RankedNeeded(6, kMaxRanked), 0u);
   EXPECT_EQ(Sampler({.top_k = 20, .repetition_penalty = 0.9f}).RankedNeeded(kVocab, kMaxRanked), 0u);
   EXPECT_EQ(Sampler({.greedy = true, .repetition_penalty = 0.9f}).RankedNeeded(kVocab, kMaxRanked), 0u);
+}
+
+// A NaN or +inf logit (damaged weights) stops the draw with an error rather than yielding an
+// arbitrary token; -inf is a token that can never be drawn.
+TEST(SamplerTest, RefusesLogitsThatAreNotNumbers) {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const SamplingParams& params : {SamplingParams{.greedy = true}, SamplingParams{.top_k = 2, .seed = 1},
+                                       SamplingParams{.temperature = 0.8f, .top_p = 0.9f}}) {
+    for (const float bad : {NAN, inf}) {
+      std::vector<float> row = {0.5f, bad, 1.0f, -inf};
+      EXPECT_THROW(Sampler(params).Sample(row, {}), Error);
+      const std::vector<float> ranked = {bad, 1.0f, 0.5f};
+      const std::vector<uint32_t> ids = {1, 2, 0};
+      EXPECT_THROW(Sampler(params).SampleRanked(ranked, ids, {}), Error);
+    }
+    std::vector<float> row = {0.5f, -inf, 1.0f, -inf};
+    EXPECT_NE(Sampler(params).Sample(row, {}), 1u);
+  }
 }
 
 TEST(SamplerTest, RefusesBadSettings) {
