@@ -927,6 +927,9 @@ void ExpertsMatVecSum(Graph& g, const ExpertsSumArgs& a, std::string_view label)
       "experts_sum",
       fmt::format("W must stack whole experts of expert_rows rows, k be 1 to {}, tokens 1 to 65535", QVK_MAX_SEGMENTS));
   const uint32_t cols = a.k * a.w.cols;  // a token's row: its k experts' rows side by side
+  // matvec.comp finds a column's expert by a float multiplication, exact below 2^20 columns.
+  Require(uint64_t{a.k} * a.w.cols < (uint64_t{1} << 20), "experts_sum",
+          "a token's experts' rows must hold fewer than 2^20 columns");
   const uint64_t pairs = uint64_t{a.tokens} * a.k;
   Require(a.m.size >= uint64_t{4} * a.tokens * cols && a.ids.size >= 4 * pairs && a.weights.size >= 4 * pairs &&
               a.y.size >= uint64_t{4} * a.tokens * a.expert_rows,

@@ -89,24 +89,32 @@ bool has(uint flag) {
 // are scaled by: set by main before the products.
 uint x_first, y_first;
 uint segment_cols;
+float segment_cols_inverse;  // 1 / segment_cols, for segment_of
 shared uint segment_row[QVK_MAX_SEGMENTS];
 shared float segment_scale[QVK_MAX_SEGMENTS];
 
-// Weight unit `unit` of row `row` (of an expert's rows) whose rows hold units_per_row units. One
-// segment (gate|up) skips the division, which the down product's k segments need per load.
+// The segment column col lies in, col / segment_cols, by a multiplication: an integer division by
+// a value known only at run time is a run of instructions on GPUs, and the down product's k
+// segments need one a load. (col + 0.5) / segment_cols lies at least 0.5 / segment_cols from a
+// whole number, far more than the product's rounding (a few f32 ulps of a value under
+// QVK_MAX_SEGMENTS) while cols < 2^20 (ops::ExpertsMatVecSum).
+uint segment_of(uint col) { return uint((float(col) + 0.5) * segment_cols_inverse); }
+
+// Weight unit `unit` of row `row` (of an expert's rows) whose rows hold units_per_row units; a
+// segment's columns are whole units.
 uint unit_address(uint row, uint unit, uint units_per_row) {
   if (experts.segments == 1u) return (segment_row[0] + row) * units_per_row + unit;
   const uint segment_units = segment_cols / UNIT_COLS;
-  const uint segment = unit / segment_units;
+  const uint segment = segment_of(unit * UNIT_COLS);
   return (segment_row[segment] + row) * segment_units + (unit - segment * segment_units);
 }
 uint element_address(uint row, uint col) {
   if (experts.segments == 1u) return (segment_row[0] + row) * p.cols + col;
-  const uint segment = col / segment_cols;
+  const uint segment = segment_of(col);
   return (segment_row[segment] + row) * segment_cols + (col - segment * segment_cols);
 }
 // What multiplies column col of X: the router weight of its expert.
-float column_scale(uint col) { return segment_scale[col / segment_cols]; }
+float column_scale(uint col) { return segment_scale[segment_of(col)]; }
 #else
 const uint x_first = 0u, y_first = 0u;
 uint unit_address(uint row, uint unit, uint units_per_row) { return row * units_per_row + unit; }
@@ -421,6 +429,7 @@ void main() {
   x_first = item / experts.x_items * p.x_stride;
   y_first = item * p.y_stride;
   segment_cols = p.cols / experts.segments;
+  segment_cols_inverse = 1.0 / float(segment_cols);
   if (tid < experts.segments) {
     const uint pair = item * experts.segments + tid;
     segment_row[tid] = ids[pair] * experts.expert_rows;
