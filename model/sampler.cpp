@@ -30,7 +30,8 @@ void RequireNumbers(std::span<const float> logits) {
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {
   if (!(params.repetition_penalty > 0.0f)) throw Error("repetition penalty must be positive");
-  if (!(params.top_p > 0.0f && params.top_p <= 1.0f)) throw Error("top-p must be in (0, 1]");
+  // 0 keeps only the most likely token, as transformers' top-p keeps at least one.
+  if (!(params.top_p >= 0.0f && params.top_p <= 1.0f)) throw Error("top-p must be in [0, 1]");
   if (!(params.min_p >= 0.0f && params.min_p <= 1.0f)) throw Error("min-p must be in [0, 1]");
   if (std::isnan(params.temperature)) throw Error("temperature is not a number");
 }

@@ -16,7 +16,7 @@ struct SamplingParams {
   bool greedy = false;       // argmax after the repetition penalty
   float temperature = 1.0f;  // <= 0 means greedy
   uint32_t top_k = 0;        // 0: off
-  float top_p = 1.0f;        // 1: off
+  float top_p = 1.0f;        // 1: off; 0: the most likely token only
   float min_p = 0.0f;        // 0: off
   float repetition_penalty = 1.0f;
   uint64_t seed = 0;

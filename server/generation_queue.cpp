@@ -156,7 +156,6 @@ void GenerationQueue::Run(Slot& slot, const Queued& queued) {
     return;
   }
   StopScanner stops(job.stop);
-  Sampler sampler(job.sampling);
   GenerationStats stats;
   std::optional<std::string> error;
   bool holding_turn = false;
@@ -169,6 +168,8 @@ void GenerationQueue::Run(Slot& slot, const Queued& queued) {
     ReleaseTurn();
   };
   try {
+    // Inside the try: settings the sampler refuses end this job with their error, not the server.
+    Sampler sampler(job.sampling);
     acquire();
     stats = Generate(model_.engine(slot.engine), model_.files(), job.prompt, sampler, job.max_tokens,
                      [&](const GenerationStep& step) {

@@ -75,6 +75,14 @@ TEST(SamplerTest, TemperatureSharpensAndFlattens) {
   EXPECT_EQ(hot.size(), 6u);
 }
 
+// Top-p 0 keeps the smallest set reaching no mass at all: the most likely token, every draw (the
+// OpenAI API and generation_config.json both allow 0).
+TEST(SamplerTest, TopPZeroKeepsOnlyTheMostLikely) {
+  const auto counts = Histogram({.temperature = 1.0f, .top_p = 0.0f, .seed = 4}, 500);
+  ASSERT_EQ(counts.size(), 1u);
+  EXPECT_EQ(counts.begin()->first, 1u);  // the lower of the two tied at the top
+}
+
 // Over a whole vocabulary only a growing prefix is sorted; the top-p set here spans ~270 ids,
 // well past the first prefix of 64.
 TEST(SamplerTest, TopPOverAVocabularyKeepsExactlyTheNucleus) {
@@ -209,7 +217,7 @@ TEST(SamplerTest, RefusesLogitsThatAreNotNumbers) {
 
 TEST(SamplerTest, RefusesBadSettings) {
   EXPECT_THROW(Sampler({.repetition_penalty = 0.0f}), Error);
-  EXPECT_THROW(Sampler({.top_p = 0.0f}), Error);
+  EXPECT_THROW(Sampler({.top_p = -0.1f}), Error);
   EXPECT_THROW(Sampler({.top_p = 1.5f}), Error);
   EXPECT_THROW(Sampler({.min_p = -0.1f}), Error);
   EXPECT_THROW(Sampler({.temperature = NAN}), Error);

@@ -106,6 +106,15 @@ test('greedy chat replies equal `qwenvk generate --greedy --chat`', async () => 
   assert.equal(r.choices[0].message.content, expected);
 });
 
+// top_p 0 (which OpenAI's API allows) keeps only the most likely token at every step: the greedy
+// reply, drawn at temperature 1, and the server goes on serving.
+test('top_p 0 replies as greedy decoding does', async () => {
+  const messages = ask('Name three colours');
+  const expected = (await client.chat.completions.create({ ...greedy, messages })).choices[0].message.content;
+  const r = await client.chat.completions.create({ ...greedy, temperature: 1, top_p: 0, seed: 7, messages });
+  assert.equal(r.choices[0].message.content, expected);
+});
+
 test('greedy completions equal `qwenvk generate --greedy`, whole and streamed', async () => {
   const prompt = 'The capital of France is';
   const expected = await generate(['--greedy', '--prompt', prompt, '--max-tokens', '12']);
