@@ -3,6 +3,8 @@
 // norm with it (head_norm_rope).
 #include <cmath>
 #include <fstream>
+#include <span>
+#include <string>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -29,6 +31,29 @@ void PrintTo(const RopeCase& c, std::ostream* os) {
 }
 
 class RopeTest : public GpuTest, public ::testing::WithParamInterface<RopeCase> {};
+
+// The F16 caches (downloaded) after a rope that stored K and V: at each token's position, K is its
+// rotated row of `expected` within f16 rounding (and rope's 2e-5) and V exactly the f16 of its row
+// of the input `qkv`; cache rows no token was written to (row 3) keep their poison.
+void ExpectCachedKv(std::span<const uint16_t> k_got, std::span<const uint16_t> v_got, std::span<const float> qkv,
+                    std::span<const float> expected, std::span<const uint32_t> positions, uint32_t heads,
+                    uint32_t kv_heads, uint32_t head_dim, uint32_t capacity, const std::string& what) {
+  const uint32_t stride = (heads + 2 * kv_heads) * head_dim;
+  for (size_t t = 0; t < positions.size(); ++t) {
+    for (uint32_t h = 0; h < kv_heads; ++h) {
+      for (uint32_t d = 0; d < head_dim; ++d) {
+        const size_t at = (size_t{h} * capacity + positions[t]) * head_dim + d;
+        const float k_expected = expected[t * stride + (heads + h) * head_dim + d];
+        const float v_expected = qkv[t * stride + (heads + kv_heads + h) * head_dim + d];
+        ASSERT_NEAR(HalfToFloat(k_got[at]), k_expected, 2e-5 + 1e-3 * std::abs(k_expected))
+            << what << ": K cache head " << h << " pos " << positions[t] << " dim " << d;
+        ASSERT_EQ(v_got[at], FloatToHalf(v_expected)) << what << ": V cache head " << h << " pos " << positions[t];
+      }
+    }
+  }
+  EXPECT_EQ(k_got[size_t{3} * head_dim], 0xffff) << what;
+  EXPECT_EQ(v_got[size_t{3} * head_dim], 0xffff) << what;
+}
 
 TEST_P(RopeTest, MatchesReference) {
   const RopeCase& c = GetParam();
@@ -88,24 +113,10 @@ TEST_P(RopeTest, MatchesReference) {
       ASSERT_NEAR(got[i], expected[i], tol) << "token " << t << " (pos " << positions[t] << ") element " << e;
     }
   }
-  if (!c.store) return;
-  const auto k_got = Download<uint16_t>(*k_cache, cache_elems);
-  const auto v_got = Download<uint16_t>(*v_cache, cache_elems);
-  for (uint32_t t = 0; t < tokens; ++t) {
-    for (uint32_t h = 0; h < c.kv_heads; ++h) {
-      for (uint32_t d = 0; d < c.head_dim; ++d) {
-        const size_t cache_index = (static_cast<size_t>(h) * capacity + positions[t]) * c.head_dim + d;
-        const float k_expected = expected[t * stride + (c.heads + h) * c.head_dim + d];
-        const float v_expected = qkv[t * stride + (c.heads + c.kv_heads + h) * c.head_dim + d];
-        ASSERT_NEAR(HalfToFloat(k_got[cache_index]), k_expected, tol + 1e-3 * std::abs(k_expected))
-            << "K cache head " << h << " pos " << positions[t] << " dim " << d;
-        ASSERT_EQ(v_got[cache_index], FloatToHalf(v_expected)) << "V cache head " << h << " pos " << positions[t];
-      }
-    }
+  if (c.store) {
+    ExpectCachedKv(Download<uint16_t>(*k_cache, cache_elems), Download<uint16_t>(*v_cache, cache_elems), qkv, expected,
+                   positions, c.heads, c.kv_heads, c.head_dim, capacity, c.name);
   }
-  // Rows no token was written to keep their poison.
-  EXPECT_EQ(k_got[static_cast<size_t>(3) * c.head_dim], 0xffff);
-  EXPECT_EQ(v_got[static_cast<size_t>(3) * c.head_dim], 0xffff);
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, RopeTest,
@@ -175,23 +186,9 @@ TEST_F(GpuTest, HeadNormRopeNormalizesThenRotates) {
       }
     }
     EXPECT_EQ(bad, 0u) << what;
-    if (!store) continue;
-    const auto k_got = Download<uint16_t>(*k_cache, cache_elems);
-    const auto v_got = Download<uint16_t>(*v_cache, cache_elems);
-    for (uint32_t t = 0; t < tokens; ++t) {
-      for (uint32_t h = 0; h < kv_heads; ++h) {
-        for (uint32_t d = 0; d < head_dim; ++d) {
-          const size_t at = (size_t{h} * capacity + positions[t]) * head_dim + d;
-          const float k_want = expected[t * stride + (heads + h) * head_dim + d];
-          const float v_want = qkv[t * stride + (heads + kv_heads + h) * head_dim + d];
-          ASSERT_NEAR(HalfToFloat(k_got[at]), k_want, 2e-5 + 1e-3 * std::abs(k_want)) << what << " K " << at;
-          ASSERT_EQ(v_got[at], FloatToHalf(v_want)) << what << " V " << at;
-        }
-      }
-    }
-    // Rows no token was written to keep their poison.
-    EXPECT_EQ(k_got[size_t{3} * head_dim], 0xffff) << what;
-    EXPECT_EQ(v_got[size_t{3} * head_dim], 0xffff) << what;
+    if (store)
+      ExpectCachedKv(Download<uint16_t>(*k_cache, cache_elems), Download<uint16_t>(*v_cache, cache_elems), qkv,
+                     expected, positions, heads, kv_heads, head_dim, capacity, what);
   }
 }
 
