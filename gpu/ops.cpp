@@ -867,20 +867,41 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
   const uint64_t expert_bytes = RowBytes(a.w.dtype, a.w.cols) * a.expert_rows;
   const uint64_t products = uint64_t{pairs} * a.expert_rows;
   const uint64_t x_rows = a.x_per_pair ? pairs : a.tokens;
-  const push::ExpertsPush experts_push{a.expert_rows, 1, a.x_per_pair ? 1 : a.k};
+  const push::ExpertsPush experts_push{a.expert_rows, 1, a.x_per_pair ? 1 : a.k, a.choice ? a.choice->experts : 0};
   Require(!a.norm || a.norm->weight.size >= a.w.cols * 4ull, "experts_matmul", "norm weight too small");
+
+  Require(!a.choice || (path == MatMulKernel::MatVec && !a.x_per_pair), "experts_matmul",
+          "only the matvec path with X per token makes the router's choice itself");
+  if (a.choice) {
+    const ExpertChoice& c = *a.choice;
+    Require(c.experts >= a.k && a.w.rows / a.expert_rows >= c.experts, "experts_matmul",
+            "the router chooses k of at most the stored experts");
+    Require(c.logits.size >= uint64_t{4} * a.tokens * c.experts && c.weights.size >= uint64_t{4} * pairs,
+            "experts_matmul", "router buffers too small");
+  }
 
   if (path == MatMulKernel::MatVec) {
     // Each pair reads its expert's rows (at most `pairs` experts' bytes) and its X row, which a
-    // folded norm scales on the way.
-    const KernelId kernel = RequireKernel(g, KernelOp::MatVecExperts, a.w.dtype, "experts_matmul");
-    ExpertsMatVecPlan plan = PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs, a.swiglu, y_stride,
-                                               a.y_offset, a.norm ? QVK_FLAG_NORM : 0u);
+    // folded norm scales on the way; with a choice to make, every workgroup reads its token's
+    // router logits first.
+    const KernelId kernel = RequireKernel(g, a.choice ? KernelOp::MatVecExpertsChoose : KernelOp::MatVecExperts,
+                                          a.w.dtype, "experts_matmul");
+    const uint32_t flags = (a.norm ? QVK_FLAG_NORM : 0u) | (a.choice && a.choice->normalize ? QVK_FLAG_NORM_TOPK : 0u);
+    ExpertsMatVecPlan plan =
+        PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs, a.swiglu, y_stride, a.y_offset, flags);
     plan.push.matvec.eps = a.norm ? a.norm->eps : 0.0f;
-    g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, a.norm ? a.norm->weight : a.x, a.ids, a.x}, plan.push, plan.grid, label,
-               {.bytes = pairs * expert_bytes + uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1)) +
-                         (a.norm ? uint64_t{4} * a.w.cols : 0),
-                .flops = 2 * products * a.w.cols});
+    const BufferRange norm_weight = a.norm ? a.norm->weight : a.x;
+    const uint64_t bytes = pairs * expert_bytes + uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1)) +
+                           (a.norm ? uint64_t{4} * a.w.cols : 0);
+    if (a.choice) {
+      const uint64_t logits = uint64_t{a.tokens} * a.choice->experts;
+      g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, norm_weight, a.ids, a.choice->weights, a.choice->logits}, plan.push,
+                 plan.grid, label,
+                 {.bytes = bytes + 4 * logits + uint64_t{4} * pairs, .flops = 2 * products * a.w.cols});
+    } else {
+      g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, norm_weight, a.ids, a.x}, plan.push, plan.grid, label,
+                 {.bytes = bytes, .flops = 2 * products * a.w.cols});
+    }
     return;
   }
   if (a.norm) {  // the normalized rows first
@@ -937,8 +958,8 @@ void ExpertsMatVecSum(Graph& g, const ExpertsSumArgs& a, std::string_view label)
   const BufferRange w = ExpertsBinding(g, a.w, "experts_sum");
   const KernelId kernel = RequireKernel(g, KernelOp::MatVecExperts, a.w.dtype, "experts_sum");
   const ExpertsMatVecPlan plan =
-      PlanExpertsMatVec(g.device().info(), a.w.dtype, {a.expert_rows, a.k, 1}, cols, a.tokens, false, a.expert_rows, 0,
-                        QVK_FLAG_RESIDUAL | QVK_FLAG_ROUTER_WEIGHT);
+      PlanExpertsMatVec(g.device().info(), a.w.dtype, {a.expert_rows, a.k, 1, 0}, cols, a.tokens, false, a.expert_rows,
+                        0, QVK_FLAG_RESIDUAL | QVK_FLAG_ROUTER_WEIGHT);
   const uint64_t expert_bytes = RowBytes(a.w.dtype, a.w.cols) * a.expert_rows;
   const uint64_t outputs = uint64_t{a.tokens} * a.expert_rows;
   g.Dispatch(kernel, {w, a.m, a.y, a.m, a.y, a.m, a.ids, a.weights}, plan.push, plan.grid, label,

@@ -258,12 +258,21 @@ void GroupByExpert(Graph& g, BufferRange ids, uint32_t pairs, uint32_t experts, 
 // `groups` (GroupByExpert of these ids): each expert's rows then multiply all its pairs' X rows in
 // one GEMM (coopmat or tiled), one dispatch for every expert, the SwiGLU in its epilogue too;
 // there a token must choose an expert at most once (as MoeRoute's top-k does).
+// With `choice` (matvec path, X per token) the product makes MoeRoute's choice itself, before its
+// first weight load, and writes it to ids and choice->weights as MoeRoute would: decode's gate|up
+// needs no route dispatch of its own between it and the router.
+struct ExpertChoice {
+  BufferRange logits;   // f32 [T, experts]: the router's
+  BufferRange weights;  // f32 [T, k]: written, as ids is
+  uint32_t experts = 0;
+  bool normalize = false;  // norm_topk_prob
+};
 struct ExpertsMatMulArgs {
   Matrix w;
   uint32_t expert_rows = 0;
   BufferRange x;            // f32 [T, w.cols], or [T * k, w.cols] with x_per_pair
   bool x_per_pair = false;  // X rows per (token, slot) pair, else per token
-  BufferRange ids;          // u32 [T, k]
+  BufferRange ids;          // u32 [T, k] (written with `choice`)
   BufferRange y;            // f32 [T * k, y_stride]
   uint32_t tokens = 0;
   uint32_t k = 0;
@@ -273,6 +282,7 @@ struct ExpertsMatMulArgs {
   bool swiglu = false;                 // Y = silu(gate) * up
   std::optional<ExpertGroups> groups;  // required past matvec's tokens
   std::optional<MatMulKernel> kernel;  // unset: ChooseMatMulKernel; as MatMulArgs::kernel
+  std::optional<ExpertChoice> choice;  // the router's choice made here (matvec path)
 };
 void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label = {});
 

@@ -23,9 +23,10 @@
 // xn) and RoPE as dispatches of their own, and q|k|v, o and down, whose few outputs leave a big
 // GPU's SMs idle, may split along K, their splits in `splits` (attention's partials otherwise) and
 // summed by one more dispatch.
-// In a mixture-of-experts layer decode also folds the router weights and the sum over experts into
-// the experts' down product; prefill groups the (token, expert) pairs by expert first, so that each
-// expert's rows multiply all its tokens at once.
+// In a mixture-of-experts layer decode also folds the router's top-k into the experts' gate|up
+// product (each workgroup makes the choice before its first weight load) and the router weights and
+// the sum over experts into the experts' down product; prefill groups the (token, expert) pairs by
+// expert first, so that each expert's rows multiply all its tokens at once.
 //
 // Sections: the FFN pieces / run state and KV cache / the forward pass / logits and ranking
 #include "model/forward.h"
@@ -108,9 +109,18 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   if (!decode) ops::RmsNorm(g, s.x, post_norm, s.xn(), tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
   // r = h Wr^T
   ops::MatMul(g, {.w = M.router, .x = h, .y = s.router_logits, .tokens = tokens, .norm = norm}, "router");
-  // ids, w = top-k(softmax(r))   (w renormalized to sum 1 with norm_topk_prob)
-  ops::MoeRoute(g, s.router_logits, expert_ids, expert_weights, tokens, moe.num_experts, k, moe.norm_topk_prob,
-                "route");
+  // ids, w = top-k(softmax(r))   (w renormalized to sum 1 with norm_topk_prob; decode: made by the
+  // gate|up product below, in its prologue)
+  const std::optional<ops::ExpertChoice> choice =
+      decode && M.gate_up.size() == 1 ? std::optional(ops::ExpertChoice{.logits = s.router_logits,
+                                                                        .weights = expert_weights,
+                                                                        .experts = moe.num_experts,
+                                                                        .normalize = moe.norm_topk_prob})
+                                      : std::nullopt;
+  if (!choice) {
+    ops::MoeRoute(g, s.router_logits, expert_ids, expert_weights, tokens, moe.num_experts, k, moe.norm_topk_prob,
+                  "route");
+  }
   const bool shared = moe.shared_expert_intermediate_size > 0;
   if (shared) {  // before the experts' down product, which in decode adds to x, h's source
     // m_s = silu(h Wsg^T) * (h Wsu^T)
@@ -142,7 +152,8 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                         .y_offset = part.y_offset,
                         .norm = norm,
                         .swiglu = fused,
-                        .groups = groups},
+                        .groups = groups,
+                        .choice = choice},
                        "experts_gate_up");
   }
   if (M.gate_up.size() > 1) ops::SwiGlu(g, s.expert_gate_up, s.expert_mlp, tokens * k, inter, "experts_swiglu");

@@ -94,13 +94,19 @@ qwenvk_kernel(OP HeadNormRope NAME head_norm_rope SOURCE head_norm_rope.comp
               PUSH HeadNormRopePush LOCAL_SIZE 64)
 # Mixture of experts: the router's choice, the chosen experts' products, their weighted sum.
 qwenvk_kernel(OP MoeRoute NAME moe_route SOURCE moe_route.comp
-              BINDINGS logits ids weights WRITES ids weights PUSH MoeRoutePush LOCAL_SIZE 64)
+              BINDINGS logits ids weights WRITES ids weights PUSH MoeRoutePush LOCAL_SIZE 32)
 # Decode's expert products: matvec with each dispatch row's weight rows those of the experts the
 # router chose (ExpertsPush), the SwiGLU, or the router weights and the sum over experts, folded.
 qwenvk_kernel(OP MatVecExperts NAME matvec_experts SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
               DEFINES EXPERTS ONE_TOKEN
               BINDINGS w x y bias residual norm_weight ids expert_weights WRITES y PUSH MatVecExpertsPush
               LOCAL_SIZE 128)
+# Decode's gate|up expert product making the router's choice itself (moe_choice.glsl) and storing it
+# for the down product: no route dispatch between the router and this product.
+qwenvk_kernel(OP MatVecExpertsChoose NAME matvec_experts_choose SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              DEFINES EXPERTS CHOOSE_EXPERTS ONE_TOKEN
+              BINDINGS w x y bias residual norm_weight ids expert_weights logits WRITES y ids expert_weights
+              PUSH MatVecExpertsPush LOCAL_SIZE 128)
 # Prefill's expert products: the pairs grouped by expert, then each expert's rows times its pairs'
 # X rows as one GEMM (tiled, or on matrix units in 64 x 128 tiles), one dispatch for all experts.
 qwenvk_kernel(OP MoeGroup NAME moe_group SOURCE moe_group.comp

@@ -11,6 +11,11 @@
 //     (token, slot) pair, or a token whose rows run through its k experts' rows side by side), W's
 //     rows those of the experts the router chose, read from its ids on the GPU: a decode step
 //     reads only the chosen experts' weights, and the host never sees the choice.
+//   CHOOSE_EXPERTS (with EXPERTS: matvec_experts_choose): an item is a (token, slot) pair whose
+//     expert the workgroup chooses itself from the token's router logits (moe_choice.glsl, as
+//     moe_route.comp does) before its first weight load, and the item's first workgroup stores the
+//     choice (ids, weights) for the products after it: decode's gate|up without a route dispatch
+//     between it and the router.
 //
 // The work split (gpu/ops.cpp picks it per product): `lanes` invocations (a power of two) share a
 // row group of group_rows weight rows (1, 2 or 4, at most SLOTS: 4, or 2 for K-quants, see
@@ -49,9 +54,16 @@ layout(binding = 7) readonly buffer InvFreq { float inv_freq[]; };
 layout(binding = 8) writeonly buffer KCache { float16_t k_cache[]; };
 layout(binding = 9) writeonly buffer VCache { float16_t v_cache[]; };
 #endif
-#if defined(EXPERTS)
+#if defined(CHOOSE_EXPERTS)
+layout(binding = 6) writeonly buffer Ids { uint ids[]; };
+layout(binding = 7) writeonly buffer ExpertWeights { float expert_weights[]; };
+layout(binding = 8) readonly buffer Logits { float logits[]; };
+#include "moe_choice.glsl"
+#elif defined(EXPERTS)
 layout(binding = 6) readonly buffer Ids { uint ids[]; };
 layout(binding = 7) readonly buffer ExpertWeights { float expert_weights[]; };
+#endif
+#if defined(EXPERTS)
 layout(push_constant) uniform Push {
   MatVecPush p;
   ExpertsPush experts;
@@ -430,11 +442,29 @@ void main() {
   y_first = item * p.y_stride;
   segment_cols = p.cols / experts.segments;
   segment_cols_inverse = 1.0 / float(segment_cols);
+#if defined(CHOOSE_EXPERTS)
+  // Item (token, slot): the first subgroup chooses the token's experts (ops: one segment, X per
+  // token, so x_items is k), and the item's first workgroup stores its slot's choice.
+  if (gl_SubgroupID == 0u) {
+    const uint slot = item % experts.x_items;
+    const float chosen_sum = choose_experts(item / experts.x_items * experts.experts, experts.experts,
+                                            experts.x_items);
+    if (subgroupElect()) {  // the invocation that wrote chosen_*
+      segment_row[0] = chosen_ids[slot] * experts.expert_rows;
+      segment_scale[0] = 1.0;
+      if (row_group_index == 0u) {
+        ids[item] = chosen_ids[slot];
+        expert_weights[item] = has(QVK_FLAG_NORM_TOPK) ? chosen_probs[slot] / chosen_sum : chosen_probs[slot];
+      }
+    }
+  }
+#else
   if (tid < experts.segments) {
     const uint pair = item * experts.segments + tid;
     segment_row[tid] = ids[pair] * experts.expert_rows;
     segment_scale[tid] = has(QVK_FLAG_ROUTER_WEIGHT) ? expert_weights[pair] : 1.0;
   }
+#endif
   barrier();
 #else
   const uint row_group_index = group_index();

@@ -288,6 +288,9 @@ struct MoeRoutePush {
 //     segments = k row o is the k chosen experts' rows o side by side, as X's row is their k inputs
 //     (an item is a token: the sum over its experts in one product). X row i / x_items, Y row i.
 //     QVK_FLAG_ROUTER_WEIGHT scales segment s's inputs by weights[i * segments + s].
+//   matvec_experts_choose: as matvec_experts with segments = 1 and x_items = k, but item i's expert
+//     is chosen in the kernel from logits[i / k, 0 .. experts) as moe_route does (with
+//     QVK_FLAG_NORM_TOPK its flag), and stored at ids[i] and weights[i].
 //   matmul_experts: workgroup z is expert e, whose (token, slot) pairs are
 //     sorted[offsets[e] .. offsets[e + 1]): pair q reads X row q / x_items and writes Y row q.
 #define QVK_FLAG_ROUTER_WEIGHT 1024u
@@ -296,6 +299,7 @@ struct ExpertsPush {
   uint expert_rows;
   uint segments;
   uint x_items;
+  uint experts;  // the router's logits a token (matvec_experts_choose; else unused)
 };
 #ifdef __cplusplus
 // The expert variants' push constants as C++ records them: their kernel's, then ExpertsPush (the
@@ -331,9 +335,9 @@ struct MoeCombinePush {
 #ifdef __cplusplus
 static_assert(sizeof(HeadNormRopePush) == 44 && offsetof(HeadNormRopePush, eps) == 40);
 static_assert(sizeof(MoeRoutePush) == 16);
-static_assert(sizeof(ExpertsPush) == 12);
-static_assert(sizeof(MatVecExpertsPush) == 72 && offsetof(MatVecExpertsPush, experts) == 60);
-static_assert(sizeof(MatMulExpertsPush) == 44 && offsetof(MatMulExpertsPush, experts) == 32);
+static_assert(sizeof(ExpertsPush) == 16);
+static_assert(sizeof(MatVecExpertsPush) == 76 && offsetof(MatVecExpertsPush, experts) == 60);
+static_assert(sizeof(MatMulExpertsPush) == 48 && offsetof(MatMulExpertsPush, experts) == 32);
 static_assert(sizeof(MoeGroupPush) == 8);
 static_assert(sizeof(MoeCombinePush) == 16);
 static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, split_steps) == 28);

@@ -401,10 +401,10 @@ TEST_P(MoeRoutingConformanceTest, ChosenExpertsAndWeights) {
   EXPECT_GE(comparable, positions / 2);
   EXPECT_GE(compared, comparable * 9 / 10);
 }
-// Decode runs the experts on the matvec kernel, the SwiGLU folded into gate|up and the router
-// weights and the sum into down (only a shared expert left to moe_combine); prefill groups the
-// pairs by expert and runs one GEMM per projection for every expert, the SwiGLU in gate|up's
-// epilogue there too. The dispatches say so.
+// Decode runs the experts on the matvec kernel, the router's top-k and the SwiGLU folded into
+// gate|up and the router weights and the sum into down (only a shared expert left to moe_combine);
+// prefill routes, groups the pairs by expert and runs one GEMM per projection for every expert, the
+// SwiGLU in gate|up's epilogue there too. The dispatches say so.
 TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
   if (!info().compute_timestamps) GTEST_SKIP() << "device has no compute timestamps";
   const ModelConfig& c = files_->config();
@@ -434,7 +434,7 @@ TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
     return std::pair(counts, kernels);
   };
   const auto [prefill, prefill_kernels] = profile(prompt);
-  for (const char* label : {"experts_group", "experts_gate_up", "experts_down", "moe_combine"}) {
+  for (const char* label : {"route", "experts_group", "experts_gate_up", "experts_down", "moe_combine"}) {
     EXPECT_EQ(prefill.at(label), sparse) << label;
   }
   for (const char* label : {"experts_gate_up_swiglu", "experts_swiglu"}) {  // in gate|up's epilogue
@@ -443,11 +443,12 @@ TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
   EXPECT_EQ(prefill_kernels.at("experts_gate_up"),
             std::set<std::string>{info().coopmat_f16 ? "matmul_coopmat_experts" : "matmul_experts"});
   const auto [decode, decode_kernels] = profile(1);
-  for (const char* label : {"experts_gate_up", "experts_down"}) {
+  for (const auto& [label, kernel] :
+       {std::pair{"experts_gate_up", "matvec_experts_choose"}, std::pair{"experts_down", "matvec_experts"}}) {
     EXPECT_EQ(decode.at(label), sparse) << label;
-    EXPECT_EQ(decode_kernels.at(label), std::set<std::string>{"matvec_experts"}) << label;
+    EXPECT_EQ(decode_kernels.at(label), std::set<std::string>{kernel}) << label;
   }
-  for (const char* label : {"experts_group", "experts_gate_up_swiglu", "experts_swiglu"}) {
+  for (const char* label : {"route", "experts_group", "experts_gate_up_swiglu", "experts_swiglu"}) {
     EXPECT_FALSE(decode.contains(label)) << label;
   }
   EXPECT_EQ(decode.contains("moe_combine") ? decode.at("moe_combine") : 0u, shared ? sparse : 0u);

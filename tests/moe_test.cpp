@@ -5,6 +5,7 @@
 //
 // Sections: head norm and router / expert products / prefill grouped by expert / combine
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -218,6 +219,64 @@ TEST_P(ExpertsMatVecTest, ReadsTheChosenExpertOfEveryPair) {
     }
     ExpectWithinMatVecBar(got, products, magnitude, pairs, c.expert_rows, c.swiglu,
                           c.name + " " + std::string(DTypeName(type)));
+  }
+}
+
+// Decode's gate|up product making the router's choice itself: each pair reads the expert that
+// MoeRoute would choose (with a tie to break), and the ids and weights it stores are MoeRoute's bit
+// for bit (moe_choice.glsl is both kernels' choice).
+TEST_P(ExpertsMatVecTest, ChoosesTheExpertsItself) {
+  const DType type = GetParam();
+  if (IsQuantized(type) && !info().storage_8bit) GTEST_SKIP() << "no 8-bit storage buffers";
+  bool normalize = false;
+  for (const ExpertsCase& c : DecodeCases()) {
+    const bool real = c.cols != 0;
+    if (c.x_per_pair || (real && type != DType::Q4_K && type != DType::F16 && type != DType::Q8_0)) continue;
+    normalize = !normalize;
+    const uint32_t cols = real ? c.cols : OddCols(type);
+    const uint32_t pairs = c.tokens * c.k;
+    const auto w = ExpertWeights(type, c.experts * c.expert_rows, cols, c.expert_rows + cols);
+    auto logits = RandomFloats(static_cast<size_t>(c.tokens) * c.experts, c.experts + c.k, 2.0f);
+    logits[1] = logits[0];  // a tie: the lower expert comes first
+    const auto x = RandomFloats(static_cast<size_t>(c.tokens) * cols, cols, 2.0f);
+    const auto norm_weight = RandomFloats(cols, cols + 1);
+    const uint32_t outputs = c.swiglu ? c.expert_rows / 2 : c.expert_rows;
+    Buffer wb = UploadWeights(type, w, c.experts * c.expert_rows, cols), xb = Upload(x), lb = Upload(logits),
+           nb = Upload(norm_weight), yb = Poisoned(4ull * pairs * outputs), ib = Poisoned(4ull * pairs),
+           weights_b = Poisoned(4ull * pairs), route_ib = Poisoned(4ull * pairs), route_wb = Poisoned(4ull * pairs);
+    Graph g(device());
+    ops::ExpertsMatMul(
+        g, {.w = {&wb, 0, type, c.experts * c.expert_rows, cols},
+            .expert_rows = c.expert_rows,
+            .x = xb,
+            .ids = ib,
+            .y = yb,
+            .tokens = c.tokens,
+            .k = c.k,
+            .norm = c.norm ? std::optional(ops::RmsNormInput{.weight = nb, .eps = 1e-6f, .scratch = yb}) : std::nullopt,
+            .swiglu = c.swiglu,
+            .kernel = ops::MatMulKernel::MatVec,
+            .choice =
+                ops::ExpertChoice{.logits = lb, .weights = weights_b, .experts = c.experts, .normalize = normalize}});
+    ops::MoeRoute(g, lb, route_ib, route_wb, c.tokens, c.experts, c.k, normalize);
+    g.Run();
+    const std::string what = c.name + " " + std::string(DTypeName(type));
+    const ref::Routing expected = ref::MoeRoute(logits, c.tokens, c.experts, c.k, normalize);
+    const auto ids = Download<uint32_t>(ib, pairs);
+    EXPECT_EQ(ids, expected.ids) << what;
+    EXPECT_EQ(ids, Download<uint32_t>(route_ib, pairs)) << what;
+    const auto weights = Download<float>(weights_b, pairs);
+    ExpectClose(weights, expected.weights, 1e-5, 1e-7, what + " weights");
+    const auto route_weights = Download<float>(route_wb, pairs);
+    for (uint32_t q = 0; q < pairs; ++q) {
+      EXPECT_EQ(std::bit_cast<uint32_t>(weights[q]), std::bit_cast<uint32_t>(route_weights[q]))
+          << what << " pair " << q;
+    }
+    std::vector<double> magnitude;
+    const auto products = ref::ExpertProducts(type, w, c.expert_rows, cols, ProductInput(c, x, norm_weight, cols),
+                                              /*x_per_pair=*/false, expected.ids, c.k, &magnitude);
+    ExpectWithinMatVecBar(Download<float>(yb, size_t{pairs} * outputs), products, magnitude, pairs, c.expert_rows,
+                          c.swiglu, what);
   }
 }
 
@@ -457,6 +516,30 @@ TEST_F(GpuTest, ExpertsMatMulAsksForGroupsPastMatVecTokens) {
                            .kernel = ops::MatMulKernel::Tiled});
   });
   EXPECT_NE(error.find("grouped by expert"), std::string::npos) << error;
+}
+
+// The router's choice is made in the product only on the matvec path, with X per token.
+TEST_F(GpuTest, ExpertsMatMulChoosesOnlyOnTheMatVecPath) {
+  Buffer w = Poisoned(4 * 64), x = Poisoned(4 * 64), ids = Poisoned(4 * 16), y = Poisoned(4 * 256),
+         logits = Poisoned(4 * 64);
+  const ops::ExpertChoice choice{.logits = logits, .weights = ids, .experts = 2};
+  for (const auto& [kernel, per_pair] :
+       {std::pair{ops::MatMulKernel::Tiled, false}, std::pair{ops::MatMulKernel::MatVec, true}}) {
+    Graph g(device());
+    const std::string error = ErrorOf([&] {
+      ops::ExpertsMatMul(g, {.w = {&w, 0, DType::F32, 8, 8},
+                             .expert_rows = 4,
+                             .x = x,
+                             .x_per_pair = per_pair,
+                             .ids = ids,
+                             .y = y,
+                             .tokens = 2,
+                             .k = 2,
+                             .kernel = kernel,
+                             .choice = choice});
+    });
+    EXPECT_NE(error.find("makes the router's choice itself"), std::string::npos) << error;
+  }
 }
 
 // --- combine ------------------------------------------------------------------------------
