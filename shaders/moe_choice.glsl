@@ -27,11 +27,14 @@ float rank_value(float v) { return isnan(v) ? NEG_INF : v; }
 // barrier) and returns the sum of the k chosen probabilities, in every invocation.
 float choose_experts(uint base, uint experts, uint k) {
   const uint lane = gl_SubgroupInvocationID;
+  // The subgroup's invocations: all of it, or the whole workgroup where that is smaller (a
+  // 32-invocation moe_route on a device of 64-wide subgroups).
+  const uint lanes = min(gl_SubgroupSize, WG);
   float m = NEG_INF;
-  for (uint e = lane; e < experts; e += gl_SubgroupSize) m = max(m, logits[base + e]);
+  for (uint e = lane; e < experts; e += lanes) m = max(m, logits[base + e]);
   m = subgroupMax(m);
   float sum = 0.0;
-  for (uint e = lane; e < experts; e += gl_SubgroupSize) sum += exp(logits[base + e] - m);
+  for (uint e = lane; e < experts; e += lanes) sum += exp(logits[base + e] - m);
   sum = subgroupAdd(sum);
   // The j-th best is the best logit after the (j-1)-th in (logit descending, index ascending)
   // order, so no list of taken experts is kept.
@@ -42,7 +45,7 @@ float choose_experts(uint base, uint experts, uint k) {
     // This invocation's best expert after the last round's, among its own.
     float best = NEG_INF;
     uint best_index = NO_EXPERT;
-    for (uint e = lane; e < experts; e += gl_SubgroupSize) {
+    for (uint e = lane; e < experts; e += lanes) {
       const float v = rank_value(logits[base + e]);
       if ((j == 0u || ranks_before(prev_value, prev_index, v, e)) && ranks_before(v, e, best, best_index)) {
         best = v;
