@@ -899,7 +899,7 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
                  plan.grid, label,
                  {.bytes = bytes + 4 * logits + uint64_t{4} * pairs, .flops = 2 * products * a.w.cols});
     } else {
-      g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, norm_weight, a.ids, a.x}, plan.push, plan.grid, label,
+      g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, norm_weight, a.ids, a.x, a.x, a.x}, plan.push, plan.grid, label,
                  {.bytes = bytes, .flops = 2 * products * a.w.cols});
     }
     return;
@@ -955,22 +955,29 @@ void ExpertsMatVecSum(Graph& g, const ExpertsSumArgs& a, std::string_view label)
   Require(a.m.size >= uint64_t{4} * a.tokens * cols && a.ids.size >= 4 * pairs && a.weights.size >= 4 * pairs &&
               a.y.size >= uint64_t{4} * a.tokens * a.expert_rows,
           "experts_sum", "buffer too small");
+  const uint64_t outputs = uint64_t{a.tokens} * a.expert_rows;
+  Require(!a.shared || (a.shared->out.size >= 4 * outputs && a.shared->gate.size >= uint64_t{4} * a.tokens),
+          "experts_sum", "shared expert buffers too small");
   const BufferRange w = ExpertsBinding(g, a.w, "experts_sum");
   const KernelId kernel = RequireKernel(g, KernelOp::MatVecExperts, a.w.dtype, "experts_sum");
   const ExpertsMatVecPlan plan =
       PlanExpertsMatVec(g.device().info(), a.w.dtype, {a.expert_rows, a.k, 1, 0}, cols, a.tokens, false, a.expert_rows,
-                        0, QVK_FLAG_RESIDUAL | QVK_FLAG_ROUTER_WEIGHT);
+                        0, QVK_FLAG_RESIDUAL | QVK_FLAG_ROUTER_WEIGHT | (a.shared ? QVK_FLAG_SHARED : 0u));
   const uint64_t expert_bytes = RowBytes(a.w.dtype, a.w.cols) * a.expert_rows;
-  const uint64_t outputs = uint64_t{a.tokens} * a.expert_rows;
-  g.Dispatch(kernel, {w, a.m, a.y, a.m, a.y, a.m, a.ids, a.weights}, plan.push, plan.grid, label,
-             {.bytes = pairs * expert_bytes + uint64_t{4} * (uint64_t{a.tokens} * cols + 2 * pairs + 2 * outputs),
-              .flops = 2 * outputs * cols});
+  const uint64_t shared_bytes = a.shared ? uint64_t{4} * (outputs + a.tokens) : 0;
+  g.Dispatch(
+      kernel,
+      {w, a.m, a.y, a.m, a.y, a.m, a.ids, a.weights, a.shared ? a.shared->out : a.m, a.shared ? a.shared->gate : a.m},
+      plan.push, plan.grid, label,
+      {.bytes =
+           pairs * expert_bytes + uint64_t{4} * (uint64_t{a.tokens} * cols + 2 * pairs + 2 * outputs) + shared_bytes,
+       .flops = 2 * outputs * cols + (a.shared ? 4 * outputs : 0)});
 }
 
 void MoeCombine(Graph& g, const MoeCombineArgs& a, std::string_view label) {
   Require(a.tokens > 0 && a.hidden > 0, "moe_combine", "empty shape");
   Require(a.shared_out.has_value() == a.shared_gate.has_value(), "moe_combine", "a shared expert needs its gate");
-  Require(a.k > 0 || a.shared_out.has_value(), "moe_combine", "neither experts nor a shared expert to add");
+  Require(a.k > 0 && a.k <= QVK_MAX_SEGMENTS, "moe_combine", fmt::format("k must be 1 to {}", QVK_MAX_SEGMENTS));
   const uint64_t elements = uint64_t{a.tokens} * a.hidden;
   Require(a.x.size >= 4 * elements && a.weights.size >= uint64_t{4} * a.tokens * a.k &&
               a.expert_out.size >= 4 * elements * a.k,

@@ -289,6 +289,12 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label 
 // Up to matvec's tokens, the down projection, the router weights and the sum over experts as one
 // product per token whose rows run through its k experts' rows side by side:
 //   Y[t] += sum_j weights[t, j] * W[ids[t, j] * expert_rows ..] m[t, j]
+// and then, with `shared` (Qwen2-MoE), its shared expert's output as MoeCombine adds it:
+//   Y[t] += shared.out[t] * sigmoid(shared.gate[t])
+struct SharedExpertOut {
+  BufferRange out;   // f32 [T, expert_rows]
+  BufferRange gate;  // f32 [T]: the gate's logit
+};
 struct ExpertsSumArgs {
   Matrix w;  // [experts * expert_rows, inter]
   uint32_t expert_rows = 0;
@@ -298,11 +304,11 @@ struct ExpertsSumArgs {
   BufferRange y;        // f32 [T, expert_rows]: added to
   uint32_t tokens = 0;
   uint32_t k = 0;
+  std::optional<SharedExpertOut> shared;
 };
 void ExpertsMatVecSum(Graph& g, const ExpertsSumArgs& a, std::string_view label = {});
 
 // X[t] += sum_j weights[t, j] * expert_out[(t, j)] (+ sigmoid(shared_gate[t]) * shared_out[t]);
-// k = 0: the shared expert's alone (decode, where ExpertsMatVecSum added the routed experts').
 struct MoeCombineArgs {
   BufferRange x;                           // f32 [T, hidden]
   BufferRange weights;                     // f32 [T, k]

@@ -89,9 +89,9 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
 
 // The mixture-of-experts FFN of layer `l`, added to x. Decode (matvec's few tokens) reads only
 // the chosen experts' rows, the choice never leaving the GPU: the norm folds into the products
-// that read h, the SwiGLU into the gate|up product, the router weights and the sum over experts
-// into the down product. Prefill groups the (token, slot) pairs by expert so that each expert's
-// rows are read once per tile of its tokens.
+// that read h, the top-k and the SwiGLU into the gate|up product, the router weights and the sum over experts
+// into the down product, with a shared expert's gated output in its epilogue. Prefill groups the
+// (token, slot) pairs by expert so that each expert's rows are read once per tile of its tokens.
 void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const Buffer& post_norm, RunState& s,
                uint32_t tokens, uint32_t l) {
   const MoeConfig& moe = *c.moe;
@@ -122,7 +122,7 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                   "route");
   }
   const bool shared = moe.shared_expert_intermediate_size > 0;
-  if (shared) {  // before the experts' down product, which in decode adds to x, h's source
+  if (shared) {  // before the experts' down product, which in decode adds to x (h's source) and o_s
     // m_s = silu(h Wsg^T) * (h Wsu^T)
     RecordGateUp(g, M.shared_gate_up, h, norm, s.shared_gate_up, s.shared_mlp, tokens,
                  moe.shared_expert_intermediate_size, "shared_gate_up");
@@ -159,16 +159,20 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   if (M.gate_up.size() > 1) ops::SwiGlu(g, s.expert_gate_up, s.expert_mlp, tokens * k, inter, "experts_swiglu");
   if (decode) {
     // x = x + sum_j w[t, j] m[t, j] Wd[ids[t, j]]^T   (the k experts' rows side by side: one product)
-    ops::ExpertsMatVecSum(g,
-                          {.w = M.down,
-                           .expert_rows = c.hidden_size,
-                           .m = s.expert_mlp,
-                           .ids = expert_ids,
-                           .weights = expert_weights,
-                           .y = s.x,
-                           .tokens = tokens,
-                           .k = k},
-                          "experts_down");
+    //       [+ sigmoid(g_s) o_s]                       (the shared expert, in its epilogue)
+    ops::ExpertsMatVecSum(
+        g,
+        {.w = M.down,
+         .expert_rows = c.hidden_size,
+         .m = s.expert_mlp,
+         .ids = expert_ids,
+         .weights = expert_weights,
+         .y = s.x,
+         .tokens = tokens,
+         .k = k,
+         .shared =
+             shared ? std::optional(ops::SharedExpertOut{.out = s.shared_out, .gate = s.shared_gate}) : std::nullopt},
+        "experts_down");
   } else {
     // o[t, j] = m[t, j] Wd[ids[t, j]]^T
     ops::ExpertsMatMul(g,
@@ -183,8 +187,8 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                         .groups = groups},
                        "experts_down");
   }
-  if (!decode || shared) {
-    // x = x + sum_j w[t, j] o[t, j] (prefill)  + sigmoid(g_s) o_s (shared expert)
+  if (!decode) {
+    // x = x + sum_j w[t, j] o[t, j]  [+ sigmoid(g_s) o_s]   (the shared expert)
     ops::MoeCombine(g,
                     {.x = s.x,
                      .weights = expert_weights,
@@ -193,7 +197,7 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                      .shared_gate = shared ? std::optional(BufferRange(s.shared_gate)) : std::nullopt,
                      .tokens = tokens,
                      .hidden = c.hidden_size,
-                     .k = decode ? 0 : k},
+                     .k = k},
                     "moe_combine");
   }
 }

@@ -96,11 +96,12 @@ qwenvk_kernel(OP HeadNormRope NAME head_norm_rope SOURCE head_norm_rope.comp
 qwenvk_kernel(OP MoeRoute NAME moe_route SOURCE moe_route.comp
               BINDINGS logits ids weights WRITES ids weights PUSH MoeRoutePush LOCAL_SIZE 32)
 # Decode's expert products: matvec with each dispatch row's weight rows those of the experts the
-# router chose (ExpertsPush), the SwiGLU, or the router weights and the sum over experts, folded.
+# router chose (ExpertsPush), the SwiGLU, or the router weights, the sum over experts and a shared
+# expert's gated output, folded.
 qwenvk_kernel(OP MatVecExperts NAME matvec_experts SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
               DEFINES EXPERTS ONE_TOKEN
-              BINDINGS w x y bias residual norm_weight ids expert_weights WRITES y PUSH MatVecExpertsPush
-              LOCAL_SIZE 128)
+              BINDINGS w x y bias residual norm_weight ids expert_weights shared_out shared_gate WRITES y
+              PUSH MatVecExpertsPush LOCAL_SIZE 128)
 # Decode's gate|up expert product making the router's choice itself (moe_choice.glsl) and storing it
 # for the down product: no route dispatch between the router and this product.
 qwenvk_kernel(OP MatVecExpertsChoose NAME matvec_experts_choose SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}

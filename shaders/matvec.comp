@@ -11,6 +11,8 @@
 //     (token, slot) pair, or a token whose rows run through its k experts' rows side by side), W's
 //     rows those of the experts the router chose, read from its ids on the GPU: a decode step
 //     reads only the chosen experts' weights, and the host never sees the choice.
+//     With QVK_FLAG_SHARED (the down product) Qwen2-MoE's shared expert is added too, after the
+//     sum over experts and the residual: + shared_out[t, o] * sigmoid(shared_gate[t]).
 //   CHOOSE_EXPERTS (with EXPERTS: matvec_experts_choose): an item is a (token, slot) pair whose
 //     expert the workgroup chooses itself from the token's router logits (moe_choice.glsl, as
 //     moe_route.comp does) before its first weight load, and the item's first workgroup stores the
@@ -62,6 +64,8 @@ layout(binding = 8) readonly buffer Logits { float logits[]; };
 #elif defined(EXPERTS)
 layout(binding = 6) readonly buffer Ids { uint ids[]; };
 layout(binding = 7) readonly buffer ExpertWeights { float expert_weights[]; };
+layout(binding = 8) readonly buffer SharedOut { float shared_out[]; };
+layout(binding = 9) readonly buffer SharedGate { float shared_gate[]; };
 #endif
 #if defined(EXPERTS)
 layout(push_constant) uniform Push {
@@ -408,13 +412,20 @@ Epilogue prefetch(uint o) {
   return e;
 }
 
-// Output o's epilogue: norm scale, SwiGLU, bias, residual, store.
+// Output o's epilogue: norm scale, SwiGLU, bias, residual (and the shared expert), store.
 void store(uint o, Epilogue e, float first[TOKENS], float second[TOKENS], float squares[TOKENS]) {
   [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
     if (t >= p.tokens) break;
     float v = first[t] * inv_rms(squares, t);
     if (has(QVK_FLAG_SWIGLU)) v = v / (1.0 + exp(-v)) * (second[t] * inv_rms(squares, t));
-    y[y_first + t * p.y_stride + p.col_offset + o] = v + e.bias + e.residual[t];
+    const uint out_index = y_first + t * p.y_stride + p.col_offset + o;
+    float out_value = v + e.bias + e.residual[t];
+#if defined(EXPERTS) && !defined(CHOOSE_EXPERTS)
+    // Read here, after the products, rather than prefetched: no register held through them. Added
+    // as moe_combine added it, in the same order. An item is a token here, its Y row shared_out's.
+    if (has(QVK_FLAG_SHARED)) out_value += shared_out[out_index] / (1.0 + exp(-shared_gate[gl_WorkGroupID.y]));
+#endif
+    y[out_index] = out_value;
   }
 }
 #endif

@@ -287,7 +287,8 @@ struct MoeRoutePush {
 //     segments = 1 row o is W[ids[i] * expert_rows + o] (an item is a (token, slot) pair), with
 //     segments = k row o is the k chosen experts' rows o side by side, as X's row is their k inputs
 //     (an item is a token: the sum over its experts in one product). X row i / x_items, Y row i.
-//     QVK_FLAG_ROUTER_WEIGHT scales segment s's inputs by weights[i * segments + s].
+//     QVK_FLAG_ROUTER_WEIGHT scales segment s's inputs by weights[i * segments + s]; QVK_FLAG_SHARED
+//     (an item a token) adds shared_out[i, o] * sigmoid(shared_gate[i]) after the residual.
 //   matvec_experts_choose: as matvec_experts with segments = 1 and x_items = k, but item i's expert
 //     is chosen in the kernel from logits[i / k, 0 .. experts) as moe_route does (with
 //     QVK_FLAG_NORM_TOPK its flag), and stored at ids[i] and weights[i].

@@ -402,7 +402,7 @@ TEST_P(MoeRoutingConformanceTest, ChosenExpertsAndWeights) {
   EXPECT_GE(compared, comparable * 9 / 10);
 }
 // Decode runs the experts on the matvec kernel, the router's top-k and the SwiGLU folded into
-// gate|up and the router weights and the sum into down (only a shared expert left to moe_combine);
+// gate|up and the router weights, the sum and a shared expert's gated output into down;
 // prefill routes, groups the pairs by expert and runs one GEMM per projection for every expert, the
 // SwiGLU in gate|up's epilogue there too. The dispatches say so.
 TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
@@ -451,7 +451,8 @@ TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
   for (const char* label : {"route", "experts_group", "experts_gate_up_swiglu", "experts_swiglu"}) {
     EXPECT_FALSE(decode.contains(label)) << label;
   }
-  EXPECT_EQ(decode.contains("moe_combine") ? decode.at("moe_combine") : 0u, shared ? sparse : 0u);
+  EXPECT_FALSE(decode.contains("moe_combine"));  // a shared expert's output added by experts_down
+  EXPECT_EQ(decode.contains("shared_down") ? decode.at("shared_down") : 0u, shared ? sparse : 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Moe, MoeRoutingConformanceTest,

@@ -288,10 +288,12 @@ TEST_P(ExpertsMatVecTest, SumsTheChosenExpertsIntoTheResidual) {
   struct SumCase {
     std::string name;
     uint32_t experts, k, tokens, hidden, inter;  // inter 0: OddCols
+    bool shared = false;                         // Qwen2-MoE's shared expert added in the epilogue
   };
   for (const SumCase& c :
        {SumCase{"odd", 5, 3, 2, 41, 0}, SumCase{"odd_k1_t3", 4, 1, 3, 9, 0},
-        SumCase{"qwen3_30b_down", 9, 8, 1, 2048, 768}, SumCase{"qwen15_moe_down", 5, 4, 1, 2048, 1408}}) {
+        SumCase{"odd_shared_t2", 5, 2, 2, 23, 0, true}, SumCase{"qwen3_30b_down", 9, 8, 1, 2048, 768},
+        SumCase{"qwen15_moe_down", 5, 4, 1, 2048, 1408, true}}) {
     const bool real = c.inter != 0;
     // Qwen1.5-MoE's 1408 columns are no whole number of K-quant blocks (its files store them as Q8_0).
     if (real && type != DType::Q6_K && type != DType::F16 && type != DType::Q8_0) continue;
@@ -303,17 +305,21 @@ TEST_P(ExpertsMatVecTest, SumsTheChosenExpertsIntoTheResidual) {
     const auto weights = RandomFloats(pairs, 12);
     const auto m = RandomFloats(static_cast<size_t>(pairs) * inter, 13, 2.0f);
     const auto residual = RandomFloats(static_cast<size_t>(c.tokens) * c.hidden, 14);
+    const auto shared_out = RandomFloats(static_cast<size_t>(c.tokens) * c.hidden, 15);
+    const auto shared_gate = RandomFloats(c.tokens, 16, 3.0f);
     Buffer wb = UploadWeights(type, w, c.experts * c.hidden, inter), mb = Upload(m), ib = Upload(ids),
-           weights_b = Upload(weights), yb = Upload(residual);
+           weights_b = Upload(weights), yb = Upload(residual), sb = Upload(shared_out), gb = Upload(shared_gate);
     Graph g(device());
-    ops::ExpertsMatVecSum(g, {.w = {&wb, 0, type, c.experts * c.hidden, inter},
-                              .expert_rows = c.hidden,
-                              .m = mb,
-                              .ids = ib,
-                              .weights = weights_b,
-                              .y = yb,
-                              .tokens = c.tokens,
-                              .k = c.k});
+    ops::ExpertsMatVecSum(
+        g, {.w = {&wb, 0, type, c.experts * c.hidden, inter},
+            .expert_rows = c.hidden,
+            .m = mb,
+            .ids = ib,
+            .weights = weights_b,
+            .y = yb,
+            .tokens = c.tokens,
+            .k = c.k,
+            .shared = c.shared ? std::optional(ops::SharedExpertOut{.out = sb, .gate = gb}) : std::nullopt});
     g.Run();
     std::vector<double> magnitude;
     const auto products = ref::ExpertProducts(type, w, c.hidden, inter, m, /*x_per_pair=*/true, ids, c.k, &magnitude);
@@ -326,6 +332,11 @@ TEST_P(ExpertsMatVecTest, SumsTheChosenExpertsIntoTheResidual) {
           const size_t at = size_t{t * c.k + j} * c.hidden + o;
           expected += double{weights[t * c.k + j]} * products[at];
           bound += std::abs(double{weights[t * c.k + j]}) * magnitude[at];
+        }
+        if (c.shared) {
+          const double gated = shared_out[t * c.hidden + o] / (1.0 + std::exp(-double{shared_gate[t]}));
+          expected += gated;
+          bound += std::abs(gated);
         }
         const double tolerance = 2e-5 * bound + 1e-6;
         if (!(std::abs(got[t * c.hidden + o] - expected) <= tolerance)) {
@@ -551,8 +562,7 @@ TEST_F(GpuTest, MoeCombineAddsWeightedExpertsAndTheGatedSharedExpert) {
   const auto experts = RandomFloats(static_cast<size_t>(tokens) * k * hidden, 3);
   const auto shared = RandomFloats(static_cast<size_t>(tokens) * hidden, 4);
   const auto gate = RandomFloats(tokens, 5, 3.0f);
-  // k = 0: the shared expert alone (decode, where the routed experts are already added).
-  for (const auto& [with_shared, used] : {std::pair{false, k}, {true, k}, {true, 0u}}) {
+  for (const auto& [with_shared, used] : {std::pair{false, k}, {true, k}, {true, 1u}}) {
     Buffer xb = Upload(x), wb = Upload(weights), eb = Upload(experts), sb = Upload(shared), gb = Upload(gate);
     Graph g(device());
     ops::MoeCombine(g, {.x = xb,
