@@ -1052,6 +1052,14 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
   const bool q_in_runs = q_stride % 4 == 0 && a.q.offset % 16 == 0;
   const uint32_t prefill_rows = PrefillBlockRows(g.device().info(), a.head_dim, q_in_runs, a.probs.has_value());
   const AttentionPlan plan = PlanAttention(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim, a.capacity, prefill_rows);
+  if (a.head_norm) {
+    Require(AttentionNormsHeads(a.tokens, a.n_heads, a.n_kv_heads, a.head_dim), "attention",
+            "the head norm is done in attention only for one token whose group's heads fit a narrow block");
+    Require(q_stride >= (a.n_heads + 2 * a.n_kv_heads) * a.head_dim && a.q.size >= uint64_t{4} * q_stride, "attention",
+            "Q must hold the token's whole q|k|v projection");
+    Require(a.head_norm->weight.size >= uint64_t{8} * a.head_dim && a.head_norm->inv_freq.size >= 2ull * a.head_dim,
+            "attention", "head norm weight or inv_freq too small");
+  }
   const uint64_t partials_bytes = PartialsBytes(plan, a.tokens, a.n_heads, a.head_dim);
   if (partials_bytes > 0) {
     Require(a.scratch && a.scratch->size >= partials_bytes, "attention",
@@ -1077,14 +1085,26 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  plan.tokens_per_block};
   // Absent outputs are bound to O, which the kernel then does not write through them.
   const BufferRange partials = partials_bytes > 0 ? SubRange(*a.scratch, 0, partials_bytes) : a.out;
-  const KernelId kernel = plan.block_rows == kAttentionCoopmatRows
-                              ? (a.head_dim == 64 ? KernelId::AttentionCoopmatD64 : KernelId::AttentionCoopmatD128)
-                          : plan.block_rows == kAttentionNarrowRows ? KernelId::AttentionNarrow
-                          : plan.block_rows != kAttentionWideRows   ? KernelId::Attention
-                          : a.head_dim <= 64                        ? KernelId::AttentionWide
-                                                                    : KernelId::AttentionWideD128;
-  g.Dispatch(kernel, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials}, push,
-             Groups{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks}, label, AttentionCost(a));
+  const Groups grid{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks};
+  if (a.head_norm) {
+    const AttentionArgs::HeadNorm& n = *a.head_norm;
+    DispatchCost cost = AttentionCost(a);
+    // The token's k and v heads and both norm weights read, its k and v stored into the cache.
+    cost.bytes +=
+        uint64_t{4} * (2 * a.n_kv_heads * a.head_dim + 2 * a.head_dim) + uint64_t{4} * a.n_kv_heads * a.head_dim;
+    g.Dispatch(KernelId::AttentionNarrowNorm,
+               {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials, n.inv_freq, n.weight},
+               push::AttentionNormPush{push, n.eps, n.attention_factor}, grid, label, cost);
+  } else {
+    const KernelId kernel = plan.block_rows == kAttentionCoopmatRows
+                                ? (a.head_dim == 64 ? KernelId::AttentionCoopmatD64 : KernelId::AttentionCoopmatD128)
+                            : plan.block_rows == kAttentionNarrowRows ? KernelId::AttentionNarrow
+                            : plan.block_rows != kAttentionWideRows   ? KernelId::Attention
+                            : a.head_dim <= 64                        ? KernelId::AttentionWide
+                                                                      : KernelId::AttentionWideD128;
+    g.Dispatch(kernel, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials}, push, grid,
+               label, AttentionCost(a));
+  }
   if (plan.splits > 1) {
     // Reads each split's (max, sum, output), about two flops a float, and writes O; scales the
     // probabilities in place. Its own label, so that profiles show what the split costs.
@@ -1094,6 +1114,12 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                {.bytes = partials_bytes + uint64_t{4} * a.tokens * a.n_heads * a.head_dim + probs_bytes,
                 .flops = partials_bytes / 2 + probs_bytes / 8});
   }
+}
+
+bool AttentionNormsHeads(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim) {
+  if (tokens != 1 || head_dim % 8 != 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0) return false;
+  // One token takes decode's blocks on every device (PrefillBlockRows serves more tokens).
+  return PlanAttention(tokens, n_heads, n_kv_heads, head_dim, 1, 0).block_rows == kAttentionNarrowRows;
 }
 
 uint64_t AttentionScoresFloats(uint32_t n_heads, uint32_t tokens, uint32_t probs_stride) {

@@ -358,8 +358,21 @@ struct AttentionArgs {
   // positions[0] as the host knows it when recording (rows follow consecutively): sizes the
   // dispatch's cost (keys read, flops) only; the kernel reads the positions buffer.
   uint32_t first_position = 0;
+  // Qwen3's head norm and RoPE done by the attention kernel itself (where AttentionNormsHeads):
+  // q is then the raw q|k|v projection, whose k and v the kernel stores into the caches.
+  struct HeadNorm {
+    BufferRange weight;  // q_norm | k_norm, f32 [2 * head_dim]
+    float eps = 1e-6f;
+    BufferRange inv_freq;  // f32 [head_dim / 2]
+    float attention_factor = 1.0f;
+  };
+  std::optional<HeadNorm> head_norm;
 };
 void Attention(Graph& g, const AttentionArgs& a, std::string_view label = {});
+// Whether Attention takes `head_norm` for this shape: a decode step (one token) whose
+// q heads of a KV group fit one narrow block, head_dim a multiple of 8. Elsewhere HeadNormRope
+// goes first and attention reads what it left.
+bool AttentionNormsHeads(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim);
 // Floats of P with scores kept: the rows [H, T, probs_stride], then (m, l) of each.
 uint64_t AttentionScoresFloats(uint32_t n_heads, uint32_t tokens, uint32_t probs_stride);
 // The bytes an attention dispatch must move and the flops it does (see DispatchCost).

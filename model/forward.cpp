@@ -431,6 +431,9 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                              .k_cache = BufferRange(kv.k[l]),
                              .v_cache = BufferRange(kv.v[l]),
                              .capacity = kv.capacity};
+    // Qwen3 decode: its head norm and RoPE are done by the attention kernel, as it stages the heads.
+    const bool norm_in_attention =
+        c.qk_norm && ops::AttentionNormsHeads(tokens, c.num_heads, c.num_kv_heads, c.head_dim);
     if (!c.qk_norm) {
       // q|k|v = (rmsnorm(x) * w_in) Wqkv^T + bqkv   (one product, or one per stored type);
       // q, k = rope(q, k); cache[k|v][positions] = k, v   (in the products' epilogue when decoding)
@@ -439,8 +442,10 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
       // q|k|v = (rmsnorm(x) * w_in) Wqkv^T   (one product, or one per stored type)
       for (const ops::MatMulArgs& part : qkv) ops::MatMul(g, part, "qkv");
       // q_h, k_h = rope(rmsnorm(q_h) * w_qn, rmsnorm(k_h) * w_kn)   (each head of q and k);
-      // cache[k|v][positions] = k, v
-      ops::HeadNormRope(g, rope, {.weight = L.qk_norm, .eps = c.rms_norm_eps}, "qk_norm_rope");
+      // cache[k|v][positions] = k, v   (in decode: by the attention kernel below)
+      if (!norm_in_attention) {
+        ops::HeadNormRope(g, rope, {.weight = L.qk_norm, .eps = c.rms_norm_eps}, "qk_norm_rope");
+      }
     }
     // a = softmax(q k^T / sqrt(D) + mask) v, over keys 0..position (within the layer's window);
     // p = that softmax (or its scores with each row's max and sum), where a capture asks for this layer
@@ -458,6 +463,10 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                                  .window = c.layer_window[l],
                                  .scratch = BufferRange(s.splits),
                                  .first_position = first_position};
+    if (norm_in_attention) {
+      attention.head_norm = ops::AttentionArgs::HeadNorm{
+          .weight = L.qk_norm, .eps = c.rms_norm_eps, .inv_freq = s.inv_freq, .attention_factor = s.attention_factor};
+    }
     const bool captured = probs != nullptr && probs->layers[l];
     if (captured) {
       attention.probs = SubRange(probs->probs, (l - range.begin) * probs->layer_bytes,

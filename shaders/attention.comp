@@ -14,21 +14,42 @@
 // QVK_FLAG_SCORES the scores stay (-inf where unseen, nothing past the block's last key) and the
 // row's m and l are written after P's rows instead: a decode step's live rows are made
 // probabilities only where a view reads them, by attention_live.
+// QK_NORM (attention_narrow_norm: a decode step, one token, head_dim a multiple of 8): Q holds
+// the q|k|v projection as it came out, and the kernel does Qwen3's head norm and RoPE itself
+// (head_norm_rope.comp's arithmetic): each workgroup normalizes and rotates its q rows as it stages
+// them, and the split holding the token's position normalizes and rotates that token's k, stores k
+// and v into the cache and stages them from shared memory rather than from the cache it wrote.
 #include "common.glsl"
 
+#if defined(QK_NORM)
+#include "rope.glsl"
+#define CACHE_ACCESS
+#else
+#define CACHE_ACCESS readonly
+#endif
 layout(binding = 0) readonly buffer Q { float q[]; };
 layout(binding = 1) readonly buffer Positions { uint positions[]; };
 // The caches 4 halves at a time (head_dim % 4 == 0), or half by half (any head_dim).
-layout(binding = 2) readonly buffer KCache { uvec2 k_quads[]; };
-layout(binding = 2) readonly buffer KCacheHalves { float16_t k_halves[]; };
-layout(binding = 3) readonly buffer VCache { uvec2 v_quads[]; };
-layout(binding = 3) readonly buffer VCacheHalves { float16_t v_halves[]; };
+layout(binding = 2) CACHE_ACCESS buffer KCache { uvec2 k_quads[]; };
+layout(binding = 2) CACHE_ACCESS buffer KCacheHalves { float16_t k_halves[]; };
+layout(binding = 3) CACHE_ACCESS buffer VCache { uvec2 v_quads[]; };
+layout(binding = 3) CACHE_ACCESS buffer VCacheHalves { float16_t v_halves[]; };
 layout(binding = 4) writeonly buffer O { float o[]; };
 layout(binding = 5) buffer P { float probs[]; };
 // Row (t, h), split s: acc [D] at ((t * H + h) * splits + s) * D, then (m, l) pairs after every acc.
 layout(binding = 6) writeonly buffer Partials { float partials[]; };
+#if defined(QK_NORM)
+layout(binding = 7) readonly buffer InvFreq { float inv_freq[]; };
+layout(binding = 8) readonly buffer NormWeight { float norm_weight[]; };  // q_norm | k_norm, f32 [2 * D]
 
+layout(push_constant) uniform Push {
+  AttentionPush p;
+  float eps;               // the head norm's epsilon (AttentionNormPush)
+  float attention_factor;  // YaRN's, on cos and sin
+};
+#else
 layout(push_constant) uniform Push { AttentionPush p; };
+#endif
 
 #include "attention.glsl"
 
@@ -60,6 +81,11 @@ shared float p_sh[MAX_ROWS * MAX_TILE_KEYS];    // row r, key j: exp(score - m)
 shared float lane_sh[WG];                       // each lane's tile max, at the end its share of l
 shared float corr_sh[MAX_ROWS];                 // exp(m_old - m_new) of the current tile
 shared float l_sh[MAX_ROWS];
+#if defined(QK_NORM)
+shared vec4 fresh_k_sh[Q_QUADS / MAX_ROWS];  // the token's own k (rotated) and v, as the cache holds
+shared vec4 fresh_v_sh[Q_QUADS / MAX_ROWS];  // them (f16 values), where this split holds its position
+uint fresh_key = 0xffffffffu;                // that position, or none
+#endif
 
 uint tid;
 uint quads;   // 4-half slots per head row
@@ -94,12 +120,21 @@ void fetch_tile(uint row0, uint n, bool with_v) {
   }
 }
 
-void store_tile(uint n, bool with_v) {
+// Keys [0, n) of the tile whose first key is j0, from registers into shared memory.
+void store_tile(uint j0, uint n, bool with_v) {
   for (uint i = 0; i < LOADS_PER_LANE; ++i) {
     const uint slot = tid + i * WG;
     if (slot >= n * quads) break;
-    k_sh[slot / quads * (quads + 1) + slot % quads] = k_next[i];
-    if (with_v) v_sh[slot] = v_next[i];
+    uvec2 k = k_next[i], v = v_next[i];
+#if defined(QK_NORM)
+    if (j0 + slot / quads == fresh_key) {  // the cache row this workgroup wrote, as it wrote it
+      const vec4 fk = fresh_k_sh[slot % quads], fv = fresh_v_sh[slot % quads];
+      k = uvec2(packHalf2x16(fk.xy), packHalf2x16(fk.zw));
+      v = uvec2(packHalf2x16(fv.xy), packHalf2x16(fv.zw));
+    }
+#endif
+    k_sh[slot / quads * (quads + 1) + slot % quads] = k;
+    if (with_v) v_sh[slot] = v;
   }
 }
 
@@ -137,6 +172,73 @@ void zero_unseen_columns(uint pb, KeyRange keys, uint split, uint lane, uint lan
   for (uint i = first + lane; i < last; i += lanes) probs[pb + (i < before ? i : keys.end + i - before)] = unseen;
 }
 
+#if defined(QK_NORM)
+// --- Qwen3's head norm and RoPE ----------------------------------------------------------------
+
+// The block's q rows (one token: its q heads of KV group rb.g) into q_sh, each scaled by its RMS
+// and q_norm, rotated and scaled by p.scale; and where [begin, end) holds the token's position, its
+// k (scaled by its RMS and k_norm, rotated) and v into the cache and fresh_k_sh / fresh_v_sh. As
+// head_norm_rope.comp: x * (inv_rms * w), then the rotation, in f32.
+void stage_normed_heads(uint begin, uint end) {
+  const uint half_quads = quads / 2u, half_dim = p.head_dim / 2u;
+  const uint pos = positions[0];
+  const uint lanes = WG / p.block_rows;
+  const uint row = tid / lanes, lane = tid % lanes;
+  uint t, h;
+  const bool valid = row_at(rb, row, t, h);
+  // Raw q, and the row's sum of squares from its lanes' shares.
+  float squares = 0.0;
+  for (uint c = lane; c < quads; c += lanes) {
+    const vec4 qv = valid ? vec4(q[h * p.head_dim + 4u * c], q[h * p.head_dim + 4u * c + 1u],
+                                 q[h * p.head_dim + 4u * c + 2u], q[h * p.head_dim + 4u * c + 3u])
+                          : vec4(0.0);
+    q_sh[row * quads + c] = qv;
+    squares += dot(qv, qv);
+  }
+  lane_sh[tid] = squares;
+  barrier();
+  squares = 0.0;
+  for (uint i = 0; i < lanes; ++i) squares += lane_sh[row * lanes + i];
+  const float q_inv_rms = inversesqrt(squares / float(p.head_dim) + eps);
+  for (uint c = lane; c < half_quads; c += lanes) {
+    vec4 x0 = q_sh[row * quads + c], x1 = q_sh[row * quads + c + half_quads];
+    for (uint e = 0; e < 4u; ++e) {
+      const uint i = 4u * c + e;
+      const vec2 rotated = rotate_pair(x0[e] * (q_inv_rms * norm_weight[i]),
+                                       x1[e] * (q_inv_rms * norm_weight[i + half_dim]),
+                                       cos_sin(float(pos) * inv_freq[i]) * attention_factor);
+      x0[e] = rotated.x * p.scale;
+      x1[e] = rotated.y * p.scale;
+    }
+    q_sh[row * quads + c] = valid ? x0 : vec4(0.0);
+    q_sh[row * quads + c + half_quads] = valid ? x1 : vec4(0.0);
+  }
+  if (pos < begin || pos >= end) return;  // the whole workgroup: another split holds the position
+  fresh_key = pos;
+  // The token's k head rb.g and v head rb.g, into the cache and fresh_*_sh.
+  const uint k_src = (p.n_heads + rb.g) * p.head_dim, v_src = (p.n_heads + p.n_kv_heads + rb.g) * p.head_dim;
+  const uint dst = (rb.g * p.capacity + pos) * p.head_dim;
+  float k_squares = 0.0;
+  for (uint i = tid; i < p.head_dim; i += WG) k_squares += q[k_src + i] * q[k_src + i];
+  const float k_inv_rms = inversesqrt(workgroup_sum(k_squares) / float(p.head_dim) + eps);
+  for (uint i = tid; i < half_dim; i += WG) {
+    const vec2 rotated = rotate_pair(q[k_src + i] * (k_inv_rms * norm_weight[p.head_dim + i]),
+                                     q[k_src + i + half_dim] * (k_inv_rms * norm_weight[p.head_dim + i + half_dim]),
+                                     cos_sin(float(pos) * inv_freq[i]) * attention_factor);
+    k_halves[dst + i] = float16_t(rotated.x);
+    k_halves[dst + i + half_dim] = float16_t(rotated.y);
+    // Each invocation reads back only what it wrote itself: the values exactly as the cache holds them.
+    fresh_k_sh[i / 4u][i % 4u] = float(k_halves[dst + i]);
+    fresh_k_sh[(i + half_dim) / 4u][i % 4u] = float(k_halves[dst + i + half_dim]);
+  }
+  for (uint i = tid; i < p.head_dim; i += WG) {
+    v_halves[dst + i] = float16_t(q[v_src + i]);
+    fresh_v_sh[i / 4u][i % 4u] = float(v_halves[dst + i]);
+  }
+  barrier();  // fresh_*_sh before the first store_tile reads them
+}
+#endif
+
 // --- main ------------------------------------------------------------------------------------
 
 void main() {
@@ -163,6 +265,9 @@ void main() {
   const uint kv_row0 = rb.g * p.capacity;
   fetch_tile(kv_row0 + begin, min(tile_keys, end - begin), true);
 
+#if defined(QK_NORM)
+  stage_normed_heads(begin, end);
+#else
   for (uint i = tid; i < p.block_rows * quads; i += WG) {
     const uint d = i % quads * 4;
     uint t, h;
@@ -174,6 +279,7 @@ void main() {
     }
     q_sh[i] = qv;
   }
+#endif
 
   uint see_begin = 0xffffffffu, see_end = 0;
   if (row_valid) {
@@ -193,7 +299,7 @@ void main() {
 
   for (uint j0 = begin; j0 < end; j0 += tile_keys) {
     const uint n = min(tile_keys, end - j0);
-    store_tile(n, true);
+    store_tile(j0, n, true);
     barrier();
     if (j0 + tile_keys < end) fetch_tile(kv_row0 + j0 + tile_keys, min(tile_keys, end - j0 - tile_keys), true);
 

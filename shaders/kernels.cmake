@@ -140,6 +140,12 @@ qwenvk_kernel(OP Attention SOURCE attention.comp
 qwenvk_kernel(OP AttentionNarrow NAME attention_narrow SOURCE attention.comp DEFINES MAX_ROWS=8 MAX_TILE_KEYS=64 TILE_QUADS=1024
               BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
               PUSH AttentionPush LOCAL_SIZE 256)
+# The same for a decode step of Qwen3, with its head norm and RoPE (and the K/V cache stores) done
+# as it stages the heads: no head_norm_rope dispatch before it.
+qwenvk_kernel(OP AttentionNarrowNorm NAME attention_narrow_norm SOURCE attention.comp
+              DEFINES MAX_ROWS=8 MAX_TILE_KEYS=64 TILE_QUADS=1024 QK_NORM
+              BINDINGS q positions k_cache v_cache out probs partials inv_freq norm_weight
+              WRITES k_cache v_cache out probs partials PUSH AttentionNormPush LOCAL_SIZE 256)
 qwenvk_kernel(OP AttentionWide NAME attention_wide SOURCE attention.comp DEFINES MAX_ROWS=32 MAX_TILE_KEYS=48 TILE_QUADS=768
               BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
               PUSH AttentionPush LOCAL_SIZE 128)

@@ -186,6 +186,18 @@ struct AttentionPush {
   uint tokens_per_block;  // block_rows / heads_per_block
 };
 
+// attention_narrow_norm's push constants as C++ records them (the shader declares the three as
+// members of one block): Q is the raw q|k|v projection of one token, whose q and k heads are
+// scaled by their RMS (epsilon eps) and q_norm | k_norm, then rotated (cos and sin times
+// attention_factor), and whose k and v the kernel stores into the cache.
+#ifdef __cplusplus
+struct AttentionNormPush {
+  AttentionPush attention;
+  float eps;
+  float attention_factor;
+};
+#endif
+
 // Attention maps from attention's probabilities P [H, rows, p_stride], whose rows are map rows
 // (query positions) first_row, first_row + 1, ...: output plane k reduces the query heads
 // head_first + k * plane_heads .. + plane_heads, and its value (i, j) the map rows
@@ -335,6 +347,7 @@ struct MoeCombinePush {
 
 #ifdef __cplusplus
 static_assert(sizeof(HeadNormRopePush) == 44 && offsetof(HeadNormRopePush, eps) == 40);
+static_assert(sizeof(AttentionNormPush) == 68 && offsetof(AttentionNormPush, eps) == 60);
 static_assert(sizeof(MoeRoutePush) == 16);
 static_assert(sizeof(ExpertsPush) == 16);
 static_assert(sizeof(MatVecExpertsPush) == 76 && offsetof(MatVecExpertsPush, experts) == 60);

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "base/numeric.h"
+#include "model/rope_frequencies.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"
 #include "tests/test_util.h"
@@ -330,6 +331,101 @@ TEST_F(AttentionOpTest, PrefillTakesWideBlocksWhereTheyFit) {
                                         : narrow ? "attention_narrow"
                                                  : "attention";
     EXPECT_EQ(g.Timings().front().kernel, expected_kernel);
+  }
+}
+
+// A Qwen3 decode step with its head norm and RoPE done by the attention kernel (attention_narrow_norm)
+// gives HeadNormRope-then-Attention's output and cache rows: Qwen3-0.6B's 16 / 8 heads of 128,
+// 30B-A3B's 32 / 4 (a group of 8, the most a narrow block holds), heads of 8 with one KV head, at
+// the first position, around the split granule and deep in a cache of many splits, with the
+// scores kept. The K rows may differ by an f16 ulp (the head's sum of squares is added in another
+// order), so the outputs are held to the kernel's tolerance; V rows are equal.
+TEST_F(AttentionOpTest, NormsQwen3HeadsAsHeadNormRopeThenAttention) {
+  const RopeFrequencies freqs_128 = ComputeRopeFrequencies(128, 1e6), freqs_8 = ComputeRopeFrequencies(8, 1e6);
+  struct NormCase {
+    const char* name;
+    uint32_t heads, kv_heads, head_dim, position, capacity;
+    bool scores = false;
+  };
+  for (const NormCase& c :
+       {NormCase{"qwen3_0.6b_first", 16, 8, 128, 0, 64}, NormCase{"qwen3_0.6b_63", 16, 8, 128, 63, 200},
+        NormCase{"qwen3_30b_64", 32, 4, 128, 64, 300}, NormCase{"qwen3_30b_deep", 32, 4, 128, 1000, 1100, true},
+        NormCase{"heads_of_8", 3, 1, 8, 130, 140}}) {
+    SCOPED_TRACE(c.name);
+    ASSERT_TRUE(ops::AttentionNormsHeads(1, c.heads, c.kv_heads, c.head_dim));
+    const std::vector<float>& inv_freq = c.head_dim == 128 ? freqs_128.inv_freq : freqs_8.inv_freq;
+    const uint32_t stride = (c.heads + 2 * c.kv_heads) * c.head_dim;
+    const size_t cache_elems = size_t{c.kv_heads} * c.capacity * c.head_dim;
+    const auto qkv = RandomFloats(stride, c.head_dim + c.position, 3.0f);
+    const auto weight = RandomFloats(2 * c.head_dim, c.heads);
+    const auto k_history = ToHalf(RoundTrip(RandomFloats(cache_elems, 2, 1.5f), DType::F16));
+    const auto v_history = ToHalf(RoundTrip(RandomFloats(cache_elems, 3), DType::F16));
+    const std::vector<uint32_t> positions{c.position};
+    Buffer pos_buf = Upload(positions), freq_buf = Upload(inv_freq), w_buf = Upload(weight);
+    const uint32_t probs_stride = c.capacity;
+    const uint64_t probs_floats = c.scores ? ops::AttentionScoresFloats(c.heads, 1, probs_stride) : 1;
+    // Each path on its own copies: [0] HeadNormRope then Attention, [1] Attention alone.
+    std::vector<float> out[2], scores[2];
+    std::vector<uint16_t> k_cache[2], v_cache[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      Buffer qkv_buf = Upload(qkv), k_buf = Upload(k_history), v_buf = Upload(v_history),
+             out_buf = Poisoned(size_t{4} * c.heads * c.head_dim), probs_buf = Poisoned(4 * probs_floats),
+             scratch_buf = Poisoned(ops::AttentionScratchBytes(1, c.heads, c.kv_heads, c.head_dim, c.capacity) + 4);
+      ops::AttentionArgs args{.q = qkv_buf,
+                              .positions = pos_buf,
+                              .k_cache = k_buf,
+                              .v_cache = v_buf,
+                              .out = out_buf,
+                              .n_heads = c.heads,
+                              .n_kv_heads = c.kv_heads,
+                              .head_dim = c.head_dim,
+                              .capacity = c.capacity,
+                              .q_stride = stride,
+                              .scratch = BufferRange(scratch_buf),
+                              .first_position = c.position};
+      if (c.scores) {
+        args.probs = BufferRange(probs_buf);
+        args.probs_stride = probs_stride;
+        args.scores = true;
+      }
+      Graph g(device(), /*profile=*/true);
+      if (fused) {
+        args.head_norm = ops::AttentionArgs::HeadNorm{.weight = w_buf, .eps = 1e-6f, .inv_freq = freq_buf};
+      } else {
+        ops::HeadNormRope(g,
+                          {.qkv = qkv_buf,
+                           .positions = pos_buf,
+                           .inv_freq = freq_buf,
+                           .n_heads = c.heads,
+                           .n_kv_heads = c.kv_heads,
+                           .head_dim = c.head_dim,
+                           .k_cache = BufferRange(k_buf),
+                           .v_cache = BufferRange(v_buf),
+                           .capacity = c.capacity},
+                          {.weight = w_buf, .eps = 1e-6f});
+      }
+      ops::Attention(g, args);
+      g.Run();
+      if (g.profiled() && fused) EXPECT_EQ(g.Timings().front().kernel, "attention_narrow_norm");
+      out[fused] = Download<float>(out_buf, size_t{c.heads} * c.head_dim);
+      if (c.scores) scores[fused] = Download<float>(probs_buf, probs_floats);
+      k_cache[fused] = Download<uint16_t>(k_buf, cache_elems);
+      v_cache[fused] = Download<uint16_t>(v_buf, cache_elems);
+    }
+    EXPECT_EQ(v_cache[1], v_cache[0]);
+    for (size_t i = 0; i < cache_elems; ++i) {
+      const bool fresh = i / c.head_dim % c.capacity == c.position;
+      const float a = HalfToFloat(k_cache[0][i]), b = HalfToFloat(k_cache[1][i]);
+      ASSERT_TRUE(fresh ? std::abs(a - b) <= std::abs(a) * 0x1p-10f : k_cache[0][i] == k_cache[1][i])
+          << "K cache element " << i << ": " << b << ", expected " << a;
+    }
+    for (size_t i = 0; i < out[0].size(); ++i) {
+      ASSERT_NEAR(out[1][i], out[0][i], 2e-5 + 1e-4 * std::abs(out[0][i])) << "head " << i / c.head_dim;
+    }
+    for (size_t i = 0; i < scores[0].size(); ++i) {
+      if (std::isnan(scores[0][i])) continue;  // poison past the row's keys
+      ASSERT_NEAR(scores[1][i], scores[0][i], 2e-5 + 1e-4 * std::abs(scores[0][i])) << "score " << i;
+    }
   }
 }
 
