@@ -481,6 +481,25 @@ TEST(DesktopTest, BigConversationsCostWhatIsOnScreen) {
 
 // Over its context, the next prompt leaves the oldest turns out: the gauge says the context is
 // full rather than count past it ("context 116 / 64 tokens").
+// A reply the chat followed as it was written stays in view once it ends, with the figures and
+// buttons that then appear below it (they were left half under the input box before).
+TEST(DesktopTest, AFollowedReplyEndsInViewWithItsButtons) {
+  TempDir dir;
+  std::string words;
+  for (int i = 0; i < 80; ++i) words += "a word and a definition of it ";
+  const fs::path talk =
+      dir.Write("talk.json", ConversationJson("Talk", {{-1, "user", words}, {0, "assistant", words}}, 1));
+  RunScript(dir, "wait-model\nnew-chat\nimport " + talk.string() +
+                     "\nwait-branch\nscroll 1\nframes 3\nset temperature 0\nset max_new_tokens 12\nsend What does "
+                     "harbor mean?\nwait-reply\nwait-branch\nframes 3\ndump " +
+                     P(dir, "end.json") + "\nscreenshot " + P(dir, "end.png") + "\nquit\n");
+  const json end = ReadJson(dir.path() / "end.json");
+  ASSERT_EQ(end["branch"].size(), 4u) << end.dump(2);
+  EXPECT_EQ(end["branch"][3]["role"], "assistant");
+  EXPECT_EQ(end["branch"][3]["state"], "complete");
+  EXPECT_TRUE(end["last_frame"]["messages_at_bottom"].get<bool>()) << end["last_frame"].dump();
+}
+
 TEST(DesktopTest, TheGaugeSaysFullRatherThanCountPastTheContext) {
   TempDir dir;
   {

@@ -74,6 +74,7 @@ struct FrameCounts {
   // Something on screen waits for a background thread (search hits, a token count): the next
   // frames come without waiting for input, so the answer shows when it is in.
   bool awaiting_results = false;
+  bool messages_at_bottom = false;  // the chat showed the end of its branch (scrolled all the way down)
 };
 
 // Which heads of a layer the attention panel's map shows: one head, the mean or max over all of

@@ -43,6 +43,9 @@ struct BranchView {
   // or a reply's answer, and a reply's thinking when it is open.
   std::unordered_map<store::Id, MarkdownLayout> layouts;
   std::unordered_map<store::Id, MarkdownLayout> thinking_layouts;
+  // The conversation whose reply the view followed to the bottom as it was written (0: none): it
+  // keeps the bottom in view until the finished reply, with its figures and buttons, is read.
+  store::Id following = 0;
 
   // Reads the conversation on the calling thread when it or the store changed since the last
   // read (the script, which acts on what it reads). Throws store errors.

@@ -261,7 +261,8 @@ float EstimatedHeight(size_t text_bytes, float width) {
 // (or estimated) heights, so a frame costs what the window shows, however long the branch.
 void DrawMessages(AppState& state) {
   BranchView& view = state.branch;
-  if (!view.RefreshInBackground(state.db(), state.conversation)) state.this_frame.awaiting_results = true;
+  const bool current = view.RefreshInBackground(state.db(), state.conversation);
+  if (!current) state.this_frame.awaiting_results = true;
   if (view.conversation != state.conversation) {
     ImGui::TextDisabled("Loading the conversation...");
     return;
@@ -335,12 +336,20 @@ void DrawMessages(AppState& state) {
     }
   }
   ImGui::Dummy(ImVec2(0.0f, 0.0f));  // the skipped messages below count in the scroll range
+  const bool at_bottom = ImGui::GetScrollY() >= ImGui::GetScrollMaxY() - ImGui::GetTextLineHeight() * 3;
+  state.this_frame.messages_at_bottom = ImGui::GetScrollY() >= ImGui::GetScrollMaxY();
+  const bool was_following = view.following == state.conversation;
   if (state.scroll_messages_to) {
     ImGui::SetScrollY(*state.scroll_messages_to * ImGui::GetScrollMaxY());
     state.scroll_messages_to.reset();
-  } else if (live_here && ImGui::GetScrollY() >= ImGui::GetScrollMaxY() - ImGui::GetTextLineHeight() * 3) {
-    // Follow a streaming reply unless the user scrolled up to read.
+    view.following = 0;
+  } else if ((live_here || was_following) && at_bottom) {
+    // Follow a streaming reply unless the user scrolled up to read, and once it ends until the
+    // finished reply (its figures and buttons below the text) is read from the store.
     ImGui::SetScrollHereY(1.0f);
+    view.following = live_here || !current ? state.conversation : 0;
+  } else {
+    view.following = 0;
   }
 }
 

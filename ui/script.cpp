@@ -225,7 +225,8 @@ json Dump(AppState& state) {
                               {"message", UnfinishedLoadMessage(*state.unfinished_load)}};
   }
   out["last_frame"] = {{"messages_laid_out", state.last_frame.messages_laid_out},
-                       {"store_statements", state.last_frame.store_statements}};
+                       {"store_statements", state.last_frame.store_statements},
+                       {"messages_at_bottom", state.last_frame.messages_at_bottom}};
   json branch = json::array();
   for (const auto& m : BranchOnScreen(state)) {
     branch.push_back({{"id", m.id},
