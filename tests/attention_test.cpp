@@ -406,7 +406,9 @@ TEST_F(AttentionOpTest, NormsQwen3HeadsAsHeadNormRopeThenAttention) {
       }
       ops::Attention(g, args);
       g.Run();
-      if (g.profiled() && fused) EXPECT_EQ(g.Timings().front().kernel, "attention_narrow_norm");
+      if (g.profiled() && fused) {
+        EXPECT_EQ(g.Timings().front().kernel, "attention_narrow_norm");
+      }
       out[fused] = Download<float>(out_buf, size_t{c.heads} * c.head_dim);
       if (c.scores) scores[fused] = Download<float>(probs_buf, probs_floats);
       k_cache[fused] = Download<uint16_t>(k_buf, cache_elems);
