@@ -891,16 +891,15 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
         PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs, a.swiglu, y_stride, a.y_offset, flags);
     plan.push.matvec.eps = a.norm ? a.norm->eps : 0.0f;
     const BufferRange norm_weight = a.norm ? a.norm->weight : a.x;
-    const uint64_t bytes = pairs * expert_bytes + uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1)) +
-                           (a.norm ? uint64_t{4} * a.w.cols : 0);
-    if (a.choice) {
-      const uint64_t logits = uint64_t{a.tokens} * a.choice->experts;
+    DispatchCost cost{.bytes = pairs * expert_bytes + uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1)) +
+                               (a.norm ? uint64_t{4} * a.w.cols : 0),
+                      .flops = 2 * products * a.w.cols};
+    if (a.choice) {  // the logits read, the weights written (the ids as counted above)
+      cost.bytes += uint64_t{4} * (uint64_t{a.tokens} * a.choice->experts + pairs);
       g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, norm_weight, a.ids, a.choice->weights, a.choice->logits}, plan.push,
-                 plan.grid, label,
-                 {.bytes = bytes + 4 * logits + uint64_t{4} * pairs, .flops = 2 * products * a.w.cols});
+                 plan.grid, label, cost);
     } else {
-      g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, norm_weight, a.ids, a.x, a.x, a.x}, plan.push, plan.grid, label,
-                 {.bytes = bytes, .flops = 2 * products * a.w.cols});
+      g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, norm_weight, a.ids, a.x, a.x, a.x}, plan.push, plan.grid, label, cost);
     }
     return;
   }

@@ -23,10 +23,13 @@
 // xn) and RoPE as dispatches of their own, and q|k|v, o and down, whose few outputs leave a big
 // GPU's SMs idle, may split along K, their splits in `splits` (attention's partials otherwise) and
 // summed by one more dispatch.
+// Qwen3's head norm and RoPE go with attention in decode (its kernel norms and rotates the heads
+// as it stages them) and are a dispatch of their own in prefill.
 // In a mixture-of-experts layer decode also folds the router's top-k into the experts' gate|up
-// product (each workgroup makes the choice before its first weight load) and the router weights and
-// the sum over experts into the experts' down product; prefill groups the (token, expert) pairs by
-// expert first, so that each expert's rows multiply all its tokens at once.
+// product (each workgroup makes the choice before its first weight load), and the router weights,
+// the sum over experts and a shared expert's gated output into the experts' down product; prefill
+// groups the (token, expert) pairs by expert first, so that each expert's rows multiply all its
+// tokens at once.
 //
 // Sections: the FFN pieces / run state and KV cache / the forward pass / logits and ranking
 #include "model/forward.h"
@@ -89,9 +92,10 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
 
 // The mixture-of-experts FFN of layer `l`, added to x. Decode (matvec's few tokens) reads only
 // the chosen experts' rows, the choice never leaving the GPU: the norm folds into the products
-// that read h, the top-k and the SwiGLU into the gate|up product, the router weights and the sum over experts
-// into the down product, with a shared expert's gated output in its epilogue. Prefill groups the
-// (token, slot) pairs by expert so that each expert's rows are read once per tile of its tokens.
+// that read h, the top-k and the SwiGLU into the gate|up product, the router weights and the sum
+// over experts into the down product, with a shared expert's gated output in its epilogue. Prefill
+// groups the (token, slot) pairs by expert so that each expert's rows are read once per tile of
+// its tokens.
 void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const Buffer& post_norm, RunState& s,
                uint32_t tokens, uint32_t l) {
   const MoeConfig& moe = *c.moe;

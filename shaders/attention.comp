@@ -177,8 +177,8 @@ void zero_unseen_columns(uint pb, KeyRange keys, uint split, uint lane, uint lan
 
 // The block's q rows (one token: its q heads of KV group rb.g) into q_sh, each scaled by its RMS
 // and q_norm, rotated and scaled by p.scale; and where [begin, end) holds the token's position, its
-// k (scaled by its RMS and k_norm, rotated) and v into the cache and fresh_k_sh / fresh_v_sh. As
-// head_norm_rope.comp: x * (inv_rms * w), then the rotation, in f32.
+// k (scaled by its RMS and k_norm, rotated) and v into the cache and fresh_k_sh / fresh_v_sh, by
+// head_norm_rope.comp's arithmetic (norm_rotate_pair, in f32).
 void stage_normed_heads(uint begin, uint end) {
   const uint half_quads = quads / 2u, half_dim = p.head_dim / 2u;
   const uint pos = positions[0];
@@ -204,9 +204,8 @@ void stage_normed_heads(uint begin, uint end) {
     vec4 x0 = q_sh[row * quads + c], x1 = q_sh[row * quads + c + half_quads];
     for (uint e = 0; e < 4u; ++e) {
       const uint i = 4u * c + e;
-      const vec2 rotated = rotate_pair(x0[e] * (q_inv_rms * norm_weight[i]),
-                                       x1[e] * (q_inv_rms * norm_weight[i + half_dim]),
-                                       cos_sin(float(pos) * inv_freq[i]) * attention_factor);
+      const vec2 rotated = norm_rotate_pair(x0[e], x1[e], q_inv_rms, norm_weight[i], norm_weight[i + half_dim],
+                                            cos_sin(float(pos) * inv_freq[i]) * attention_factor);
       x0[e] = rotated.x * p.scale;
       x1[e] = rotated.y * p.scale;
     }
@@ -222,9 +221,9 @@ void stage_normed_heads(uint begin, uint end) {
   for (uint i = tid; i < p.head_dim; i += WG) k_squares += q[k_src + i] * q[k_src + i];
   const float k_inv_rms = inversesqrt(workgroup_sum(k_squares) / float(p.head_dim) + eps);
   for (uint i = tid; i < half_dim; i += WG) {
-    const vec2 rotated = rotate_pair(q[k_src + i] * (k_inv_rms * norm_weight[p.head_dim + i]),
-                                     q[k_src + i + half_dim] * (k_inv_rms * norm_weight[p.head_dim + i + half_dim]),
-                                     cos_sin(float(pos) * inv_freq[i]) * attention_factor);
+    const vec2 rotated = norm_rotate_pair(q[k_src + i], q[k_src + i + half_dim], k_inv_rms, norm_weight[p.head_dim + i],
+                                          norm_weight[p.head_dim + i + half_dim],
+                                          cos_sin(float(pos) * inv_freq[i]) * attention_factor);
     k_halves[dst + i] = float16_t(rotated.x);
     k_halves[dst + i + half_dim] = float16_t(rotated.y);
     // Each invocation reads back only what it wrote itself: the values exactly as the cache holds them.

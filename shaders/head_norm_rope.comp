@@ -48,9 +48,9 @@ void main() {
   // workgroup_sum's barriers also order every read above before the writes below.
   const float inv_rms = inversesqrt(workgroup_sum(sum_sq) / float(p.head_dim) + eps);
   for (uint i = gl_LocalInvocationID.x; i < half_dim; i += WG) {
-    const float x0 = qkv[src + i] * (inv_rms * weight[w + i]);
-    const float x1 = qkv[src + i + half_dim] * (inv_rms * weight[w + i + half_dim]);
-    const vec2 rotated = rotate_pair(x0, x1, cos_sin(float(pos) * inv_freq[i]) * p.attention_factor);
+    const vec2 rotated = norm_rotate_pair(qkv[src + i], qkv[src + i + half_dim], inv_rms, weight[w + i],
+                                          weight[w + i + half_dim],
+                                          cos_sin(float(pos) * inv_freq[i]) * p.attention_factor);
     if (!is_q && store) {
       const uint dst = (h * p.capacity + pos) * p.head_dim;
       k_cache[dst + i] = float16_t(rotated.x);

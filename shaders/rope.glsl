@@ -12,3 +12,9 @@ vec2 cos_sin(float angle) {
 
 // (x0, x1) rotated by the angle whose (cos, sin) * attention factor is cs.
 vec2 rotate_pair(float x0, float x1, vec2 cs) { return vec2(x0 * cs.x - x1 * cs.y, x1 * cs.x + x0 * cs.y); }
+
+// (x0, x1) of a head scaled by its RMS (inv_rms) and the norm's weights (w0, w1), then rotated:
+// Qwen3's q and k, as head_norm_rope.comp and attention.comp's QK_NORM compute them alike.
+vec2 norm_rotate_pair(float x0, float x1, float inv_rms, float w0, float w1, vec2 cs) {
+  return rotate_pair(x0 * (inv_rms * w0), x1 * (inv_rms * w1), cs);
+}
