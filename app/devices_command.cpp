@@ -57,6 +57,7 @@ nlohmann::json ToJson(const DeviceInfo& d, bool chosen) {
           {"host_memory_import_alignment", d.host_import_alignment},
           {"timeline_semaphore_fd", d.timeline_semaphore_fd},
           {"kernel_statistics", d.kernel_statistics},
+          {"max_push_descriptors", d.max_push_descriptors},
           {"usable", d.usable()},
           {"unusable_reason", d.unusable_reason},
           {"chosen", chosen}};
@@ -98,6 +99,9 @@ void PrintText(const DeviceInfo& d, bool chosen) {
               YesNo(d.timeline_semaphore_fd));
   std::printf("  kernel statistics %s\n", d.kernel_statistics ? "yes (registers and more: qwenvk kernels)"
                                                               : "no (VK_KHR_pipeline_executable_properties)");
+  std::printf("  push descriptors %s\n", d.max_push_descriptors > 0
+                                             ? "yes (graphs record each dispatch's bindings in place)"
+                                             : "no (graphs allocate a descriptor set a dispatch)");
   std::printf("  usable           %s\n", d.usable() ? "yes" : ("no: " + d.unusable_reason).c_str());
 }
 

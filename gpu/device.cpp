@@ -184,6 +184,13 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
     *tail = &host_import_props;
     tail = &host_import_props.pNext;
   }
+  const bool push_descriptor = HasExtension(extensions, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+  VkPhysicalDevicePushDescriptorPropertiesKHR push_descriptor_props{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PUSH_DESCRIPTOR_PROPERTIES_KHR};
+  if (push_descriptor) {
+    *tail = &push_descriptor_props;
+    tail = &push_descriptor_props.pNext;
+  }
   const bool coopmat_nv = HasExtension(extensions, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
   VkPhysicalDeviceCooperativeMatrixPropertiesNV coopmat_props{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV};
@@ -276,6 +283,7 @@ DeviceInfo DescribeDevice(VkInstance instance, VkPhysicalDevice physical, uint32
   }
   info.timeline_semaphores = v11 && timeline.timelineSemaphore == VK_TRUE;
   info.kernel_statistics = v11 && executable_properties.pipelineExecutableInfo == VK_TRUE;
+  info.max_push_descriptors = v11 && push_descriptor ? push_descriptor_props.maxPushDescriptors : 0;
   info.timeline_semaphore_fd = info.timeline_semaphores &&
                                HasExtension(extensions, VK_KHR_EXTERNAL_SEMAPHORE_FD_EXTENSION_NAME) &&
                                CanShareTimelineFds(physical);
@@ -596,6 +604,8 @@ Device::Device(const Instance& instance, const DeviceInfo& info, const DeviceOpt
     extensions.push_back(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
   }
   if (info.timeline_semaphore_fd) extensions.push_back(VK_KHR_EXTERNAL_SEMAPHORE_FD_EXTENSION_NAME);
+  const bool push_descriptors = info.max_push_descriptors > 0 && !options.allocate_descriptor_sets;
+  if (push_descriptors) extensions.push_back(VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
   if (options.present_surface != VK_NULL_HANDLE) extensions.push_back(VK_KHR_SWAPCHAIN_EXTENSION_NAME);
 
   VkDeviceCreateInfo create{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
@@ -606,6 +616,10 @@ Device::Device(const Instance& instance, const DeviceInfo& info, const DeviceOpt
   create.ppEnabledExtensionNames = extensions.data();
   VK_CHECK(vkCreateDevice(info.physical, &create, nullptr, &device_));
   vkGetDeviceQueue(device_, info_.compute_queue_family, 0, &queue_);
+  if (push_descriptors) {
+    push_descriptor_set_ =
+        reinterpret_cast<PFN_vkCmdPushDescriptorSetKHR>(vkGetDeviceProcAddr(device_, "vkCmdPushDescriptorSetKHR"));
+  }
 
   VkCommandPoolCreateInfo pool_info{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   pool_info.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;

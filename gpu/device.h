@@ -51,6 +51,9 @@ struct DeviceInfo {
   // The driver reports what it compiled each kernel into (registers, shared memory, ...), through
   // VK_KHR_pipeline_executable_properties: `qwenvk kernels` (Kernels::Statistics).
   bool kernel_statistics = false;
+  // VK_KHR_push_descriptor: the most storage buffers a kernel may have pushed into a command
+  // buffer (at least 32, more than any kernel binds); 0 where the device lacks the extension.
+  uint32_t max_push_descriptors = 0;
 
   uint32_t subgroup_size = 0;
   uint32_t min_subgroup_size = 0;
@@ -117,6 +120,9 @@ struct DeviceOptions {
   VkSurfaceKHR present_surface = VK_NULL_HANDLE;
   // Pipelines keep the driver's statistics of their compiled code, where DeviceInfo::kernel_statistics.
   bool capture_statistics = false;
+  // Graphs allocate a descriptor set a dispatch even where the device could push the bindings
+  // into the command buffer: the path of devices without VK_KHR_push_descriptor, for its tests.
+  bool allocate_descriptor_sets = false;
 };
 
 class Device {
@@ -135,6 +141,9 @@ class Device {
   Kernels& kernels() { return *kernels_; }
   // Made with DeviceOptions::capture_statistics on a device that has them.
   bool captures_statistics() const { return captures_statistics_; }
+  // vkCmdPushDescriptorSetKHR where graphs push each dispatch's bindings (kernels' set layouts are
+  // made for it); null where they allocate descriptor sets.
+  PFN_vkCmdPushDescriptorSetKHR push_descriptor_set() const { return push_descriptor_set_; }
 
   // Records with `record` into a fresh command buffer, submits it and waits.
   template <class Fn>
@@ -173,6 +182,7 @@ class Device {
   VkCommandPool command_pool_ = VK_NULL_HANDLE;
   VkFence fence_ = VK_NULL_HANDLE;
   bool captures_statistics_ = false;
+  PFN_vkCmdPushDescriptorSetKHR push_descriptor_set_ = nullptr;
   std::mutex queue_mutex_;     // vkQueueSubmit needs external synchronization
   std::mutex one_shot_mutex_;  // fence_ and the pool serve one one-shot submission at a time
   std::unique_ptr<Allocator> allocator_;

@@ -1,6 +1,7 @@
 #include "gpu/graph.h"
 
 #include <algorithm>
+#include <array>
 
 #include <fmt/format.h>
 
@@ -182,24 +183,29 @@ void Graph::DispatchRaw(KernelId id, std::initializer_list<BufferRange> bindings
   }
 
   const Pipeline& pipeline = device_.kernels().Get(id);
-  VkDescriptorSet set = AllocateSet(pipeline.set_layout);
-  std::vector<VkDescriptorBufferInfo> buffer_infos;
-  std::vector<VkWriteDescriptorSet> writes;
-  buffer_infos.reserve(bindings.size());
-  for (const BufferRange& r : bindings) buffer_infos.push_back({r.buffer->handle(), r.offset, r.size});
-  for (uint32_t b = 0; b < buffer_infos.size(); ++b) {
-    VkWriteDescriptorSet w{VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+  std::array<VkDescriptorBufferInfo, kMaxBindings> buffer_infos;
+  std::array<VkWriteDescriptorSet, kMaxBindings> writes;
+  const VkDescriptorSet set = pipeline.pushes_bindings ? VK_NULL_HANDLE : AllocateSet(pipeline.set_layout);
+  binding_index = 0;
+  for (const BufferRange& r : bindings) {
+    buffer_infos[binding_index] = {r.buffer->handle(), r.offset, r.size};
+    VkWriteDescriptorSet& w = writes[binding_index];
+    w = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
     w.dstSet = set;
-    w.dstBinding = b;
+    w.dstBinding = binding_index;
     w.descriptorCount = 1;
     w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-    w.pBufferInfo = &buffer_infos[b];
-    writes.push_back(w);
+    w.pBufferInfo = &buffer_infos[binding_index];
+    ++binding_index;
   }
-  vkUpdateDescriptorSets(device_.handle(), static_cast<uint32_t>(writes.size()), writes.data(), 0, nullptr);
-
   vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.pipeline);
-  vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, 1, &set, 0, nullptr);
+  if (pipeline.pushes_bindings) {
+    device_.push_descriptor_set()(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, binding_index,
+                                  writes.data());
+  } else {
+    vkUpdateDescriptorSets(device_.handle(), binding_index, writes.data(), 0, nullptr);
+    vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, 1, &set, 0, nullptr);
+  }
   vkCmdPushConstants(cmd_, pipeline.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
   vkCmdDispatch(cmd_, groups.x, groups.y, groups.z);
   dispatches_.push_back({std::string(label.empty() ? spec.name : label), id, cost});

@@ -25,6 +25,13 @@ constexpr KernelSpec kTable[] = {
 #include "kernel_table.inc"
 };
 static_assert(std::size(kTable) == kKernelCount, "one table row per KernelId");
+constexpr bool BindingsFit() {
+  for (const KernelSpec& k : kTable) {
+    if (k.bindings > kMaxBindings) return false;
+  }
+  return true;
+}
+static_assert(BindingsFit(), "a kernel binds more storage buffers than kMaxBindings");
 
 constexpr bool TableInIdOrder() {
   for (uint32_t i = 0; i < kKernelCount; ++i) {
@@ -165,6 +172,8 @@ const Pipeline& Kernels::Get(KernelId id) {
     bindings[b] = {b, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
   }
   VkDescriptorSetLayoutCreateInfo set_info{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
+  p.pushes_bindings = device_.push_descriptor_set() != nullptr && spec.bindings <= device_.info().max_push_descriptors;
+  if (p.pushes_bindings) set_info.flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR;
   set_info.bindingCount = spec.bindings;
   set_info.pBindings = bindings.data();
   VK_CHECK(vkCreateDescriptorSetLayout(dev, &set_info, nullptr, &p.set_layout));

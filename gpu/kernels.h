@@ -34,6 +34,9 @@ struct SpecConstant {
   uint32_t value;
 };
 inline constexpr uint32_t kMaxSpecConstants = 4;
+// The most storage buffers a kernel binds: fewer than the 32 a pushed descriptor set may hold on
+// any device with VK_KHR_push_descriptor, and what a dispatch's bindings are staged in.
+inline constexpr uint32_t kMaxBindings = 16;
 
 // One row of the kernel table, generated from shaders/kernels.cmake.
 struct KernelSpec {
@@ -70,6 +73,9 @@ struct KernelStatistic {
 
 struct Pipeline {
   VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
+  // A dispatch pushes its bindings into the command buffer (VK_KHR_push_descriptor) rather than
+  // allocating and writing a descriptor set: less host time a dispatch when a graph is recorded.
+  bool pushes_bindings = false;
   VkPipelineLayout layout = VK_NULL_HANDLE;
   VkPipeline pipeline = VK_NULL_HANDLE;
 };

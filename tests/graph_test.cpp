@@ -24,15 +24,21 @@ TEST_F(GpuTest, ReplaysARecordedGraphWithNewPositions) {
   // Restore the input each replay (work = row 0 of source, gathered) so rotations do not accumulate.
   Buffer row0 = Upload(std::vector<uint32_t>{0});
   ops::Embed(g, {&source, 0, DType::F32, 1, stride}, row0, work, 1);
-  ops::Rope(g, {.qkv = work, .positions = position, .inv_freq = freq, .tokens = 1, .n_heads = heads,
-                .n_kv_heads = kv_heads, .head_dim = head_dim});
+  ops::Rope(g, {.qkv = work,
+                .positions = position,
+                .inv_freq = freq,
+                .tokens = 1,
+                .n_heads = heads,
+                .n_kv_heads = kv_heads,
+                .head_dim = head_dim});
   g.End();
   for (uint32_t pos : {0u, 7u, 300u, 7u}) {
     std::memcpy(position.mapped(), &pos, 4);
     position.FlushMapped();
     g.Run();
     std::vector<float> expected = qkv;
-    for (uint32_t h = 0; h < heads + kv_heads; ++h) ref::RopeHead(&expected[h * head_dim], head_dim, pos, inv_freq, 1.0f);
+    for (uint32_t h = 0; h < heads + kv_heads; ++h)
+      ref::RopeHead(&expected[h * head_dim], head_dim, pos, inv_freq, 1.0f);
     const auto got = Download<float>(work, stride);
     for (uint32_t i = 0; i < stride; ++i) ASSERT_NEAR(got[i], expected[i], 1e-5) << "pos " << pos << " element " << i;
   }
@@ -54,6 +60,45 @@ TEST_F(GpuTest, BarriersOnlyWhereADispatchReadsWhatAnotherWrote) {
   const auto expected = ref::RmsNorm(m, m, 1, 64, 1e-6f);
   const auto got = Download<float>(z, 64);
   for (uint32_t i = 0; i < 64; ++i) EXPECT_NEAR(got[i], expected[i], 2e-5 * std::abs(expected[i]) + 1e-6) << i;
+}
+
+// A device without VK_KHR_push_descriptor binds each dispatch's buffers through a descriptor set
+// from the graph's pools (256 sets each, so 300 dispatches take a second pool); a device with it
+// pushes them into the command buffer. Both give the same bytes, on the first run and on replay.
+TEST_F(GpuTest, BindsBuffersThroughDescriptorSetsWhereItCannotPushThem) {
+  Device allocating(instance(), info(), {.allocate_descriptor_sets = true});
+  EXPECT_EQ(allocating.push_descriptor_set(), nullptr);
+  EXPECT_EQ(device().push_descriptor_set() != nullptr, info().max_push_descriptors > 0);
+  const uint32_t tokens = 3, cols = 40, dispatches = 300;
+  const auto x = RandomFloats(tokens * cols, 4);
+  auto weight = RandomFloats(cols, 5);
+  for (float& w : weight) w = 1.0f + 0.01f * w;  // near 1, so 300 norms in a row stay finite
+  const auto run = [&](Device& d) {
+    const auto upload = [&](const std::vector<float>& values) {
+      Buffer b = d.allocator().CreateBuffer(values.size() * 4, MemoryKind::Device);
+      d.Upload(b, 0, std::as_bytes(std::span(values)));
+      return b;
+    };
+    Buffer a = upload(x), w = upload(weight), b = upload(std::vector<float>(x.size(), 0.0f));
+    Graph g(d);
+    for (uint32_t i = 0; i < dispatches; ++i) ops::RmsNorm(g, i % 2 ? b : a, w, i % 2 ? a : b, tokens, cols, 1e-6f);
+    std::vector<std::vector<float>> results;
+    for (int replay = 0; replay < 2; ++replay) {
+      d.Upload(a, 0, std::as_bytes(std::span(x)));
+      g.Run();
+      std::vector<float> out(x.size());
+      d.Download(a, 0, std::as_writable_bytes(std::span(out)));  // dispatches is even: the last wrote a
+      results.push_back(out);
+    }
+    EXPECT_EQ(results[0], results[1]);
+    return results[0];
+  };
+  const std::vector<float> allocated = run(allocating), pushed = run(device());
+  EXPECT_EQ(allocated, pushed);
+  std::vector<float> expected = x;
+  for (uint32_t i = 0; i < dispatches; ++i) expected = ref::RmsNorm(expected, weight, tokens, cols, 1e-6f);
+  for (size_t i = 0; i < expected.size(); ++i)
+    ASSERT_NEAR(allocated[i], expected[i], 1e-3f * std::abs(expected[i]) + 1e-5f) << i;
 }
 
 TEST_F(GpuTest, DispatchChecksTheKernelContract) {
