@@ -1,11 +1,11 @@
 #pragma once
 // A Graph is a recorded sequence of kernel dispatches that can be replayed any number of times:
 // a dispatch's buffers are bound once, when it is recorded (pushed into the command buffer where
-// the device has VK_KHR_push_descriptor, else a descriptor set from the graph's pools, which a
-// driver may take longer to allocate and write than to record the dispatch); what changes between replays
-// (positions, token ids) lives in buffers the host writes before each Run. Barriers are inserted
-// only where a dispatch touches memory that an earlier dispatch since the last barrier wrote
-// (or writes memory one read).
+// the device has VK_KHR_push_descriptor, else through a descriptor set from the graph's pools,
+// which a driver may take longer to allocate and write than to record the dispatch); what
+// changes between replays (positions, token ids) lives in buffers the host writes before each
+// Run. Barriers are inserted only where a dispatch touches memory that an earlier dispatch since
+// the last barrier wrote (or writes memory one read).
 #include <cstdint>
 #include <initializer_list>
 #include <string>

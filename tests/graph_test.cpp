@@ -24,13 +24,8 @@ TEST_F(GpuTest, ReplaysARecordedGraphWithNewPositions) {
   // Restore the input each replay (work = row 0 of source, gathered) so rotations do not accumulate.
   Buffer row0 = Upload(std::vector<uint32_t>{0});
   ops::Embed(g, {&source, 0, DType::F32, 1, stride}, row0, work, 1);
-  ops::Rope(g, {.qkv = work,
-                .positions = position,
-                .inv_freq = freq,
-                .tokens = 1,
-                .n_heads = heads,
-                .n_kv_heads = kv_heads,
-                .head_dim = head_dim});
+  ops::Rope(g, {.qkv = work, .positions = position, .inv_freq = freq, .tokens = 1, .n_heads = heads,
+                .n_kv_heads = kv_heads, .head_dim = head_dim});
   g.End();
   for (uint32_t pos : {0u, 7u, 300u, 7u}) {
     std::memcpy(position.mapped(), &pos, 4);
