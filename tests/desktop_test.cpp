@@ -868,10 +868,10 @@ TEST(DesktopTest, AReplysThinkingIsFoldedAndTheThinkingSwitchIsKept) {
 
 // --- the benchmark workbench -------------------------------------------------------------------
 
-// A short benchmark of the fixture model on this device beside an H200 run imported from a file:
-// both selected, compared test by test, charted, the roofline of the local run (its device peak
-// measured), the table filtered, the selection exported and imported back; a file that is not a
-// benchmark changes nothing and says why.
+// A short benchmark of the fixture model on this device (its kernels shown at once, no run
+// selected) beside an H200 run imported from a file: both selected, compared test by test, charted, the roofline of the
+// local run (its device peak measured), the table filtered, the selection exported and imported back; a file that is
+// not a benchmark changes nothing and says why.
 TEST(DesktopTest, TheBenchmarkWorkbenchRunsImportsComparesAndCharts) {
   TempDir dir;
   const fs::path h200 = qvk::test::TestDataDir() / "bench" / "qwenvk-h200-qwen2.5-7B-Q4_0.json";
@@ -886,6 +886,11 @@ TEST(DesktopTest, TheBenchmarkWorkbenchRunsImportsComparesAndCharts) {
                 P(dir, "running.json") +
                 "\n"
                 "wait-bench\n"
+                "bench chart kernels\n"
+                "frames 2\n"
+                "dump " +
+                P(dir, "just-run.json") +
+                "\n"
                 "bench import " +
                 h200.string() +
                 "\n"
@@ -926,6 +931,13 @@ TEST(DesktopTest, TheBenchmarkWorkbenchRunsImportsComparesAndCharts) {
   EXPECT_TRUE(running["running"]);
   // The peak, then each test's warm-up, 2 timed runs and profile.
   EXPECT_EQ(running["total"], 1 + 2 * 4);
+
+  // With no run selected, the kernel chart shows the run just saved.
+  const json just_run = ReadJson(dir.path() / "just-run.json")["bench"];
+  EXPECT_TRUE(just_run["selected"].empty());
+  ASSERT_TRUE(just_run.contains("detail")) << just_run.dump();
+  EXPECT_EQ(just_run["detail"]["run"], just_run["saved"]);
+  EXPECT_FALSE(just_run["detail"]["kernels"].empty());
 
   const json compared = ReadJson(dir.path() / "compared.json")["bench"];
   ASSERT_EQ(compared["table"].size(), 2u);

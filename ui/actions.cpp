@@ -757,11 +757,18 @@ void RefreshBenchRuns(AppState& state) {
       return std::none_of(panel.runs.begin(), panel.runs.end(), [&](const auto& r) { return r.id == id; });
     });
   }
-  const store::Id last = panel.selected.empty() ? 0 : panel.selected.back();
-  if (last == 0) {
+  // The kernel chart and the roofline show the last selected run, or with none selected the last
+  // one saved: most often the benchmark just run, whose profile then shows without a click.
+  store::Id shown = 0;
+  if (!panel.selected.empty()) {
+    shown = panel.selected.back();
+  } else {
+    for (const store::BenchRun& run : panel.runs) shown = std::max(shown, run.id);
+  }
+  if (shown == 0) {
     panel.detail.reset();
-  } else if (!panel.detail || panel.detail->id != last) {
-    panel.detail = state.db().GetBenchRun(last);
+  } else if (!panel.detail || panel.detail->id != shown) {
+    panel.detail = state.db().GetBenchRun(shown);
     panel.detail_row = 0;
   }
 }

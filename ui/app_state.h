@@ -184,10 +184,10 @@ struct BenchPanel {
   bool ascending = false;
   std::vector<store::Id> selected;  // in the order picked: the first is the comparison's baseline
   BenchChart chart = BenchChart::Speed;
-  size_t detail_row = 0;  // the row of the last selected run whose kernels and roofline show
+  size_t detail_row = 0;  // the row of `detail` whose kernels and roofline show
   std::string file;       // the import / export dialog's path
-  // Every stored run with its rows (no kernel times), and the last selected run whole, as of
-  // the store's `revision`.
+  // Every stored run with its rows (no kernel times), and whole the run the kernel chart and the
+  // roofline show (the last selected, else the last saved), as of the store's `revision`.
   uint64_t revision = UINT64_MAX;
   std::vector<store::BenchRun> runs;
   std::optional<store::BenchRun> detail;

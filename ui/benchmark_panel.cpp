@@ -311,8 +311,11 @@ void DrawDepthChart(const std::vector<const store::BenchRun*>& runs) {
 // The row of the detail run the kernel chart and the roofline draw, and a choice of another.
 const store::BenchRow* ChooseDetailRow(BenchPanel& panel) {
   if (!panel.detail) {
-    ImGui::TextWrapped("Select a run in the table (its checkbox) to see where its GPU time goes.");
+    ImGui::TextWrapped("No runs yet: run a benchmark above (with \"kernels\" checked) or import one.");
     return nullptr;
+  }
+  if (panel.selected.empty()) {
+    ImGui::TextDisabled("The last run saved; select one in the table (its checkbox) to see another.");
   }
   const store::BenchRun& run = *panel.detail;
   if (panel.detail_row >= run.rows.size()) panel.detail_row = 0;
@@ -329,7 +332,7 @@ const store::BenchRow* ChooseDetailRow(BenchPanel& panel) {
   const store::BenchRow& row = run.rows[panel.detail_row];
   if (row.kernels.empty()) {
     ImGui::TextWrapped(
-        "This test was not profiled (run with \"Kernels\" checked; llama-bench files have no "
+        "This test was not profiled (run with \"kernels\" checked; llama-bench files have no "
         "kernel times).");
     return nullptr;
   }
