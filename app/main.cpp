@@ -1,5 +1,9 @@
 // qwenvk: the program. Without a subcommand it is the desktop app; the terminal subcommands are
 // wired here too; each lives in its own file.
+//
+// In order: option validators (numbers in a range, device numbers, token ids, each refusing with
+// a sentence); option groups several commands share (load, model, bench, sampling, thinking);
+// main(), which declares every subcommand and its options, then runs the one given.
 #include <charconv>
 #include <cstdio>
 #include <functional>

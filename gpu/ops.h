@@ -2,6 +2,13 @@
 // Typed recording of every kernel: each function fills the push constants, picks the variant,
 // slices weights that exceed one binding, computes the grid and records one or more dispatches.
 // This is the vocabulary the forward pass is written in.
+//
+// In order: weight matrices (Matrix, SliceRows, the regrouped layout); the product kernels and
+// their planning (ChooseMatMulKernel, PlanMatVec, the cooperative-matrix tiles, splits and
+// dequantized chunks); MatMul and what folds into it (the norm, SwiGLU); RegroupBlocks and
+// DequantizeToF16; RmsNorm, Rope, MatMulRope, HeadNormRope; the mixture of experts (MoeRoute,
+// GroupByExpert, ExpertsMatMul, ExpertsMatVecSum, MoeCombine); SwiGlu and Embed; Attention and
+// its maps (AttentionReduce, AttentionLive); TopK; the device peak probes.
 #include <cstdint>
 #include <optional>
 #include <span>

@@ -4,6 +4,11 @@
 // and the C++ layout agree byte for byte. A shader declares
 //     layout(push_constant) uniform Push { MatMulPush p; };
 // and C++ gets the same struct in namespace qvk::push, checked by static_asserts below.
+//
+// In order: shared flags; the products (MatMul, its split sums, the f16 dequantization, the
+// regrouping, MatVec and its slots, the GEMM's tiles); RmsNorm, Rope, SwiGlu, Embed; attention
+// (its splits, Attention and its Qwen3 head-norm form, the maps, live rows); TopK; the device
+// peak probes; Qwen3's HeadNormRope; the mixture of experts; then the static_asserts.
 #ifndef QWENVK_PUSH_CONSTANTS_H
 #define QWENVK_PUSH_CONSTANTS_H
 
