@@ -458,8 +458,9 @@ void DrawRoofline(BenchPanel& panel) {
   const double label_x = plot.x.lo * 1.6;
   d->AddText(ImVec2(plot.x.At(label_x) + 4, plot.y.At(label_x * peaks.copy_gbps) - ImGui::GetTextLineHeight() - 6),
              kTextColor, bandwidth.c_str());
-  // Each label right, left, above or below its dot, where it overlaps no label drawn before; a
-  // dot in a crowd whose label fits nowhere keeps only its dot (the kernel chart lists them all).
+  // Each label right, left, above or below its dot, where it covers no dot and no label drawn
+  // before; a dot in a crowd whose label fits nowhere keeps only its dot (the kernel chart lists
+  // them all).
   std::vector<ImVec4> taken;
   const auto free = [&](ImVec2 a, ImVec2 size) {
     for (const ImVec4& t : taken) {
@@ -467,16 +468,24 @@ void DrawRoofline(BenchPanel& panel) {
     }
     return true;
   };
+  const auto at = [&](const store::RooflinePoint& p) {
+    return ImVec2(plot.x.At(p.intensity), plot.y.At(p.teraflops * 1e3));
+  };
   for (const store::RooflinePoint& p : points) {
     if (p.intensity <= 0 || p.teraflops <= 0) continue;
-    const ImVec2 at(plot.x.At(p.intensity), plot.y.At(p.teraflops * 1e3));
-    d->AddCircleFilled(at, 5, LimiterColor(p.limiter));
-    d->AddCircle(at, 5, IM_COL32_BLACK);
+    const ImVec2 dot = at(p);
+    d->AddCircleFilled(dot, 5, LimiterColor(p.limiter));
+    d->AddCircle(dot, 5, IM_COL32_BLACK);
+    taken.emplace_back(dot.x - 5, dot.y - 5, dot.x + 5, dot.y + 5);
+  }
+  for (const store::RooflinePoint& p : points) {
+    if (p.intensity <= 0 || p.teraflops <= 0) continue;
+    const ImVec2 dot = at(p);
     const std::string label = fmt::format("{} ({:.0f}% of roof)", p.label, 100 * p.of_roof);
     const ImVec2 size = ImGui::CalcTextSize(label.c_str());
     const float h = size.y;
-    for (const ImVec2 place : {ImVec2(at.x + 8, at.y - h / 2), ImVec2(at.x - 8 - size.x, at.y - h / 2),
-                               ImVec2(at.x - size.x / 2, at.y - 6 - h), ImVec2(at.x - size.x / 2, at.y + 6)}) {
+    for (const ImVec2 place : {ImVec2(dot.x + 8, dot.y - h / 2), ImVec2(dot.x - 8 - size.x, dot.y - h / 2),
+                               ImVec2(dot.x - size.x / 2, dot.y - 6 - h), ImVec2(dot.x - size.x / 2, dot.y + 6)}) {
       if (!free(place, size)) continue;
       taken.emplace_back(place.x, place.y, place.x + size.x, place.y + size.y);
       d->AddText(place, kTextColor, label.c_str());
