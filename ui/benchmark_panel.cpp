@@ -661,9 +661,21 @@ void DrawRunTable(AppState& state, float height) {
     ImGui::TextUnformatted(store::BenchSourceName(run->source));
     ImGui::TableNextColumn();
     ImGui::TextUnformatted(run->device.name.c_str());
-    if (ImGui::IsItemHovered() && !run->device.driver.empty()) ImGui::SetTooltip("%s", run->device.driver.c_str());
+    // The whole name (a narrow column cuts it) and the driver.
+    if (ImGui::IsItemHovered()) {
+      ImGui::SetTooltip("%s%s%s", run->device.name.c_str(), run->device.driver.empty() ? "" : "\n",
+                        run->device.driver.c_str());
+    }
     ImGui::TableNextColumn();
     ImGui::TextUnformatted(run->model.name.c_str());
+    if (ImGui::IsItemHovered()) {
+      const store::BenchModel& m = run->model;
+      std::string tip = m.name;
+      if (!m.type.empty()) tip += "\n" + m.type;
+      if (m.layers > 0) tip += fmt::format(", {} layers, hidden {}", m.layers, m.hidden);
+      if (m.params > 0) tip += fmt::format(", {:.2f} B parameters", m.params / 1e9);
+      ImGui::SetTooltip("%s", tip.c_str());
+    }
     ImGui::TableNextColumn();
     std::string weights;
     for (const std::string& w : run->model.weight_types) weights += (weights.empty() ? "" : ", ") + w;
