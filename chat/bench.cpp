@@ -338,14 +338,6 @@ std::string MiB(uint64_t bytes) {
   return fmt::format("{:.2f} MiB", static_cast<double>(bytes) / (1 << 20));
 }
 
-// llama-bench's params column: "494.03 M", "7.62 B".
-std::string Params(uint64_t params) {
-  const auto p = static_cast<double>(params);
-  if (p >= 1e9) return fmt::format("{:.2f} B", p / 1e9);
-  if (p >= 1e6) return fmt::format("{:.2f} M", p / 1e6);
-  return fmt::format("{:.2f} K", p / 1e3);
-}
-
 std::string Joined(const std::vector<std::string>& parts) {
   std::string text;
   for (const std::string& part : parts) text += (text.empty() ? "" : ", ") + part;
@@ -389,6 +381,13 @@ void AppendKernels(std::string& out, const BenchResult& r, const std::optional<D
 
 }  // namespace
 
+std::string FormatParams(uint64_t params) {
+  const auto p = static_cast<double>(params);
+  if (p >= 1e9) return fmt::format("{:.2f} B", p / 1e9);
+  if (p >= 1e6) return fmt::format("{:.2f} M", p / 1e6);
+  return fmt::format("{:.2f} K", p / 1e3);
+}
+
 std::string FormatMarkdown(const BenchReport& report) {
   const BenchDevice& d = report.device;
   std::string out = fmt::format("qwenvk {} (commit {})\ndevice: {}; driver {}; Vulkan {}\n", report.version,
@@ -396,7 +395,7 @@ std::string FormatMarkdown(const BenchReport& report) {
   if (report.model) {
     const BenchModel& m = *report.model;
     out += fmt::format("model: {}: {}, {} layers, hidden {}, {} params, weights {}, files {}\n", m.path, m.type,
-                       m.layers, m.hidden, Params(m.params), Joined(m.weight_types), MiB(m.file_bytes));
+                       m.layers, m.hidden, FormatParams(m.params), Joined(m.weight_types), MiB(m.file_bytes));
   }
   if (report.peak) {
     const DevicePeak& p = *report.peak;
@@ -409,11 +408,12 @@ std::string FormatMarkdown(const BenchReport& report) {
   if (!report.model) return out;
 
   const BenchModel& m = *report.model;
-  const std::string model = fmt::format("{} {} {}", m.type, Params(m.params), m.weight_types.front());
+  const std::string model = fmt::format("{} {} {}", m.type, FormatParams(m.params), m.weight_types.front());
   out += "\n| model | size | params | test | t/s | ms |\n| --- | ---: | ---: | ---: | ---: | ---: |\n";
   for (const BenchResult& r : report.results) {
-    out += fmt::format("| {} | {} | {} | {} | {:.2f} ± {:.2f} | {:.2f} |\n", model, MiB(m.file_bytes), Params(m.params),
-                       r.test.Name(), r.tokens_per_s.mean, r.tokens_per_s.stddev, 1e3 * r.mean_seconds);
+    out += fmt::format("| {} | {} | {} | {} | {:.2f} ± {:.2f} | {:.2f} |\n", model, MiB(m.file_bytes),
+                       FormatParams(m.params), r.test.Name(), r.tokens_per_s.mean, r.tokens_per_s.stddev,
+                       1e3 * r.mean_seconds);
   }
   const uint64_t planned = m.weights_bytes + m.kv_cache_bytes;
   out += fmt::format(

@@ -174,6 +174,8 @@ store::BenchDevice StoredDevice(const BenchReport& report, int64_t now_ms);
 store::BenchRun StoredRun(const BenchReport& report, std::span<const uint32_t> prompts,
                           std::span<const uint32_t> generations, std::span<const uint32_t> depths, int64_t now_ms);
 
+// A parameter count as llama-bench's params column writes it: "494.03 M", "7.62 B".
+std::string FormatParams(uint64_t params);
 // llama-bench's table (model | size | params | test | t/s, and the mean time) between lines
 // naming the build, device, model, peaks and GPU memory; then each profiled test's kernels.
 std::string FormatMarkdown(const BenchReport& report);

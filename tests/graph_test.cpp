@@ -32,8 +32,7 @@ TEST_F(GpuTest, ReplaysARecordedGraphWithNewPositions) {
     position.FlushMapped();
     g.Run();
     std::vector<float> expected = qkv;
-    for (uint32_t h = 0; h < heads + kv_heads; ++h)
-      ref::RopeHead(&expected[h * head_dim], head_dim, pos, inv_freq, 1.0f);
+    for (uint32_t h = 0; h < heads + kv_heads; ++h) ref::RopeHead(&expected[h * head_dim], head_dim, pos, inv_freq, 1.0f);
     const auto got = Download<float>(work, stride);
     for (uint32_t i = 0; i < stride; ++i) ASSERT_NEAR(got[i], expected[i], 1e-5) << "pos " << pos << " element " << i;
   }

@@ -13,6 +13,7 @@
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
+#include "chat/bench.h"
 #include "ui/actions.h"
 #include "ui/bench_view.h"
 #include "ui/panels.h"
@@ -442,6 +443,8 @@ void DrawRoofline(BenchPanel& panel) {
     const float y = plot.y.At(roofs[i].second);
     DashedLine(d, ImVec2(plot.x.At(roofs[i].second / peaks.copy_gbps), y), ImVec2(plot.max.x, y), kAxisColor, 1.5f);
   }
+  // Text rectangles (x0, y0, x1, y1) drawn so far, which the kernels' labels keep clear of.
+  std::vector<ImVec4> taken;
   // Each roof's label above its line, from the highest roof down; a label that would leave the plot
   // or cover the one above it moves down (FP32 and FP16 FMA are often a few percent apart).
   auto labelled = roofs;
@@ -450,37 +453,39 @@ void DrawRoofline(BenchPanel& panel) {
   for (const auto& [name, gflops] : labelled) {
     const std::string label = fmt::format("{} {}", name, FlopRate(gflops * 1e9));
     const ImVec2 size = ImGui::CalcTextSize(label.c_str());
-    const float y = std::max(plot.y.At(gflops) - size.y - 2, free_from);
-    d->AddText(ImVec2(plot.max.x - size.x - 4, y), kTextColor, label.c_str());
-    free_from = y + size.y + 1;
+    const ImVec2 place(plot.max.x - size.x - 4, std::max(plot.y.At(gflops) - size.y - 2, free_from));
+    d->AddText(place, kTextColor, label.c_str());
+    taken.emplace_back(place.x, place.y, place.x + size.x, place.y + size.y);
+    free_from = place.y + size.y + 1;
   }
   const std::string bandwidth = fmt::format("copy {:.0f} GB/s", peaks.copy_gbps);
   const double label_x = plot.x.lo * 1.6;
-  d->AddText(ImVec2(plot.x.At(label_x) + 4, plot.y.At(label_x * peaks.copy_gbps) - ImGui::GetTextLineHeight() - 6),
-             kTextColor, bandwidth.c_str());
-  // Each label right, left, above or below its dot, where it covers no dot and no label drawn
-  // before; a dot in a crowd whose label fits nowhere keeps only its dot (the kernel chart lists
-  // them all).
-  std::vector<ImVec4> taken;
+  const ImVec2 bandwidth_size = ImGui::CalcTextSize(bandwidth.c_str());
+  const ImVec2 bandwidth_at(plot.x.At(label_x) + 4, plot.y.At(label_x * peaks.copy_gbps) - bandwidth_size.y - 6);
+  d->AddText(bandwidth_at, kTextColor, bandwidth.c_str());
+  taken.emplace_back(bandwidth_at.x, bandwidth_at.y, bandwidth_at.x + bandwidth_size.x,
+                     bandwidth_at.y + bandwidth_size.y);
+  // Each label right, left, above or below its dot, inside the plot where it covers no dot and no
+  // text drawn before; a dot in a crowd whose label fits nowhere keeps only its dot (the kernel
+  // chart lists them all).
   const auto free = [&](ImVec2 a, ImVec2 size) {
+    if (a.x < plot.min.x || a.y < plot.min.y || a.x + size.x > plot.max.x || a.y + size.y > plot.max.y) return false;
     for (const ImVec4& t : taken) {
       if (a.x < t.z && a.x + size.x > t.x && a.y < t.w && a.y + size.y > t.y) return false;
     }
     return true;
   };
-  const auto at = [&](const store::RooflinePoint& p) {
-    return ImVec2(plot.x.At(p.intensity), plot.y.At(p.teraflops * 1e3));
-  };
+  std::vector<std::pair<const store::RooflinePoint*, ImVec2>> dots;
   for (const store::RooflinePoint& p : points) {
     if (p.intensity <= 0 || p.teraflops <= 0) continue;
-    const ImVec2 dot = at(p);
+    const ImVec2 dot(plot.x.At(p.intensity), plot.y.At(p.teraflops * 1e3));
     d->AddCircleFilled(dot, 5, LimiterColor(p.limiter));
     d->AddCircle(dot, 5, IM_COL32_BLACK);
+    dots.emplace_back(&p, dot);
     taken.emplace_back(dot.x - 5, dot.y - 5, dot.x + 5, dot.y + 5);
   }
-  for (const store::RooflinePoint& p : points) {
-    if (p.intensity <= 0 || p.teraflops <= 0) continue;
-    const ImVec2 dot = at(p);
+  for (const auto& [point, dot] : dots) {
+    const store::RooflinePoint& p = *point;
     const std::string label = fmt::format("{} ({:.0f}% of roof)", p.label, 100 * p.of_roof);
     const ImVec2 size = ImGui::CalcTextSize(label.c_str());
     const float h = size.y;
@@ -673,7 +678,7 @@ void DrawRunTable(AppState& state, float height) {
       std::string tip = m.name;
       if (!m.type.empty()) tip += "\n" + m.type;
       if (m.layers > 0) tip += fmt::format(", {} layers, hidden {}", m.layers, m.hidden);
-      if (m.params > 0) tip += fmt::format(", {:.2f} B parameters", m.params / 1e9);
+      if (m.params > 0) tip += fmt::format(", {} parameters", chat::FormatParams(m.params));
       ImGui::SetTooltip("%s", tip.c_str());
     }
     ImGui::TableNextColumn();
