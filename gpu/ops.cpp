@@ -559,9 +559,9 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   if (!matvec) {
     // Records the GEMM of `rows` weight rows bound at `w` (with a SwiGLU: gate rows, then as many up
     // rows), whose outputs start at Y column a.y_offset + first_row: one dispatch, or one per split
-    // along K and their sum. `dequantized`: W is another type's rows rounded to f16, summed without
-    // promotion (matmul_coopmat_rounded*), as are F16 rows whose sums, split or not, are short
-    // (CoopmatSumsUnpromoted).
+    // along K and their sum. `dequantized`: W is another type's rows rounded to f16, multiplied as
+    // rounded weights (matmul_coopmat_rounded*: no promotion, X one f16 part); F16 rows whose sums,
+    // split or not, are short skip promotion too (matmul_coopmat_short*, CoopmatSumsUnpromoted).
     const auto gemm = [&](const BufferRange& w, bool dequantized, uint32_t first_row, uint32_t rows,
                           const DispatchCost& tile_cost) {
       const bool coopmat = path == MatMulKernel::CoopMat;
@@ -582,16 +582,22 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       // The kernel of that tile, with promotion or not by how long its sums run (a split's columns).
       KernelId tile_kernel = kernel;
       if (coopmat) {
-        const bool unpromoted =
-            dequantized || CoopmatSumsUnpromoted(a.w.dtype, split_steps > 0 ? split_steps * kCoopmatStep : a.w.cols);
-        // [unpromoted][swiglu][wide]
-        constexpr KernelOp kOps[2][2][2] = {
+        // The weight type's own kernel (promoted where W is exact), F16's short sums, or dequantized rows.
+        enum Sums { kStored, kShort, kRounded };
+        const Sums sums = dequantized ? kRounded
+                          : CoopmatSumsUnpromoted(a.w.dtype, split_steps > 0 ? split_steps * kCoopmatStep : a.w.cols)
+                              ? kShort
+                              : kStored;
+        // [sums][swiglu][wide]
+        constexpr KernelOp kOps[3][2][2] = {
             {{KernelOp::MatMulCoopmatNarrow, KernelOp::MatMulCoopmat},
              {KernelOp::MatMulCoopmatNarrowSwiGlu, KernelOp::MatMulCoopmatSwiGlu}},
+            {{KernelOp::MatMulCoopmatShortNarrow, KernelOp::MatMulCoopmatShort},
+             {KernelOp::MatMulCoopmatShortNarrowSwiGlu, KernelOp::MatMulCoopmatShortSwiGlu}},
             {{KernelOp::MatMulCoopmatRoundedNarrow, KernelOp::MatMulCoopmatRounded},
              {KernelOp::MatMulCoopmatRoundedNarrowSwiGlu, KernelOp::MatMulCoopmatRoundedSwiGlu}}};
-        tile_kernel = RequireKernel(g, kOps[unpromoted][a.swiglu.has_value()][wide],
-                                    unpromoted ? DType::F16 : a.w.dtype, "matmul");
+        tile_kernel = RequireKernel(g, kOps[sums][a.swiglu.has_value()][wide], sums == kStored ? a.w.dtype : DType::F16,
+                                    "matmul");
       }
       if (split_steps == 0) {
         const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_stride, y_stride, flags, 0};

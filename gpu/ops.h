@@ -180,8 +180,8 @@ uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens);
 // Whether the cooperative-matrix GEMM sums weights of `type` over `cols` inner elements (a row, or
 // a split's part of it where the product splits along K) without promotion (matmul_coopmat.comp's
 // PROMOTE: f32 totals every 1 024 inner elements, which guard exact weights' sums against the
-// matrix units' drift): F16 weights over at most kCoopmatUnpromotedCols, which multiply as the
-// rounded kernels (matmul_coopmat_rounded*) multiply dequantized weights. Unpromoted, the drift
+// matrix units' drift): F16 weights over at most kCoopmatUnpromotedCols, which take the
+// matmul_coopmat_short* variants (X still hi + lo, as for every exact weight). Unpromoted, the drift
 // over all outputs measured on an H200 4e-6 of |Y| at 1 536 inner elements, 6e-6 at 2 560, 9e-6
 // at 3 584 and 1.1e-5 at 4 864, against matmul_coopmat_test's 1e-5 bar for exact weights; 1.5B's
 // down split in four (2 240 each) 3e-6. Every product of a 512-token prefill of 0.5B and 1.5B

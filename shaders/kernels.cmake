@@ -62,9 +62,10 @@ qwenvk_kernel(OP MatMulCoopmatNarrowSwiGlu NAME matmul_coopmat_narrow_swiglu SOU
               TYPES ${QWENVK_WEIGHT_TYPES} DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS SWIGLU
               BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 # A block-quantized (or F32) weight's rows rounded to f16 once, for the cooperative-matrix GEMM's
-# *Rounded variants, which multiply them as F16 weights without the F16 variants' promotion (the
-# rounding to f16 already sets their precision: matmul_coopmat.comp, PROMOTE). F16 files' products
-# whose sums are short (a row, or a split's part of it) take the *Rounded variants too
+# *Rounded variants, which multiply them as rounded weights: without the F16 variants' promotion and
+# with X rounded to f16 as one part rather than split into hi + lo (the rounding of W to f16
+# already sets their precision: matmul_coopmat.comp). F16 files' products whose sums are short (a
+# row, or a split's part of it) take the *Short variants: no promotion, X still hi + lo
 # (ops::CoopmatSumsUnpromoted).
 # Q8_0 and Q4_0 weights regrouped in place once they are uploaded (regroup.glsl).
 qwenvk_kernel(OP RegroupBlocks NAME regroup_blocks SOURCE regroup_blocks.comp
@@ -83,6 +84,18 @@ qwenvk_kernel(OP MatMulCoopmatRoundedSwiGlu NAME matmul_coopmat_rounded_swiglu S
               BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP MatMulCoopmatRoundedNarrowSwiGlu NAME matmul_coopmat_rounded_narrow_swiglu SOURCE matmul_coopmat.comp
               TYPES F16 DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS ROUNDED SWIGLU
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
+qwenvk_kernel(OP MatMulCoopmatShort NAME matmul_coopmat_short SOURCE matmul_coopmat.comp TYPES F16
+              DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS SHORT_SUMS
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
+qwenvk_kernel(OP MatMulCoopmatShortNarrow NAME matmul_coopmat_short_narrow SOURCE matmul_coopmat.comp TYPES F16
+              DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS SHORT_SUMS
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
+qwenvk_kernel(OP MatMulCoopmatShortSwiGlu NAME matmul_coopmat_short_swiglu SOURCE matmul_coopmat.comp TYPES F16
+              DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS SHORT_SUMS SWIGLU
+              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
+qwenvk_kernel(OP MatMulCoopmatShortNarrowSwiGlu NAME matmul_coopmat_short_narrow_swiglu SOURCE matmul_coopmat.comp
+              TYPES F16 DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS SHORT_SUMS SWIGLU
               BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
 qwenvk_kernel(OP Embed SOURCE embed.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS table ids y WRITES y PUSH EmbedPush LOCAL_SIZE 256)

@@ -11,7 +11,7 @@
 // rows of the (token, slot) pairs that chose it, read and written through the grouped pair list,
 // as matmul.comp's EXPERTS variant does; tiles past the expert's pairs exit at once.
 //
-// Every STEP inner elements, the workgroup stages W (dequantized, rounded to f16) and X (split into
+// Every STEP inner elements, the workgroup stages W (dequantized, rounded to f16) and X (as one or
 // two f16 parts, below) in shared memory, and the subgroups multiply 16x16x16 fragments loaded from
 // there. Two stage buffers alternate, and each step's loads are issued LOAD_AHEAD (2) steps early:
 // held in registers while the two steps before it multiply, then written to the free buffer, so
@@ -23,17 +23,22 @@
 // of units, and X rows not at 16-byte steps, are staged an element at a time instead (odd shapes
 // only).
 //
-// Precision: X = hi + lo with hi = X's leading 11 bits and lo = f16(X - hi), both multiplied by W
-// and summed in the same accumulators, so X reaches the products to about 2^-22 relative, as in an
-// f32 kernel; a plain f16 X (2^-11) moved the fixture model's logits by 2e-3, past the 1e-4 at which
-// prefill must agree with decode.
-// W is exact in f16 for F16 and BF16 weights; F32 and dequantized block weights are rounded to
-// f16 (2^-11 relative). Products and sums are f32 in the matrix units.
+// Precision: where W is exact in f16 (F16 and BF16 weights), X = hi + lo with hi = X's leading 11
+// bits and lo = f16(X - hi), both multiplied by W and summed in the same accumulators, so X reaches
+// the products to about 2^-22 relative, as in an f32 kernel; a plain f16 X (2^-11) moved the
+// fixture model's logits by 2e-3, past the 1e-4 at which prefill must agree with decode. Where W is
+// rounded to f16 (F32 and block weights: 2^-11 relative), X is rounded to nearest f16 too (X_SPLIT
+// undefined): one product a fragment rather than two, and the pair's error, 2^-11 + 2^-11 of
+// |w x|, stays within the full f16 ulp that W's rounding alone was allowed (matmul_coopmat_test).
+// lo's products bought rounded weights nothing but cost half the matrix work, a quarter to a third
+// of the staged bytes and the registers of its fragments (docs/speed.md, session 21).
+// Products and sums are f32 in the matrix units.
 //
-// ROUNDED (matmul_coopmat_rounded*, F16 only): no promotion. The weights are another type's,
-// rounded to f16 once by dequantize_f16.comp, so that a block is dequantized once per product
-// rather than once per 64-token tile; or an F16 file's rows whose sums (split along K or not) are
-// short enough to need no promotion (ops::CoopmatSumsUnpromoted).
+// ROUNDED (matmul_coopmat_rounded*, F16 only): another type's weights, rounded to f16 once by
+// dequantize_f16.comp so that a block is dequantized once per product rather than once per 64-token
+// tile; multiplied as rounded weights (no promotion, X one f16 part).
+// SHORT_SUMS (matmul_coopmat_short*, F16 only): an F16 file's rows whose sums (split along K or
+// not) are short enough to need no promotion (ops::CoopmatSumsUnpromoted); X stays hi + lo.
 //
 // SWIGLU (matmul_coopmat*_swiglu, prefill's gate|up): W's rows are gate rows, then as many up rows,
 // and Y[t, o] = silu(gate[o] . X[t]) * (up[o] . X[t]). A tile's first TILE_ROWS / 2 rows are gate
@@ -49,7 +54,7 @@
 // Sections: layout / staging by units / staging by elements / multiply / main
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
-#include "coopmat.glsl"  // fragments, the hi/lo split
+#include "coopmat.glsl"  // fragments, X's f16 parts
 
 #define WEIGHT_BINDING 0
 #include "weights.glsl"       // load_weight: staging by elements
@@ -78,6 +83,11 @@ uint tokens = 0u;
 const uint w_first_row = 0u;
 uint x_row(uint t) { return t; }
 uint y_row(uint t) { return gl_WorkGroupID.z * p.tokens + t; }  // split along K: the split's plane of Y
+#endif
+
+// X as hi + lo where W is exact in f16 (above).
+#if (defined(WEIGHT_F16) || defined(WEIGHT_BF16)) && !defined(ROUNDED)
+#define X_SPLIT
 #endif
 
 #if defined(SWIGLU)
@@ -119,26 +129,36 @@ bool swiglu() { return false; }
 // samples: fragment loads and stores need 16-byte aligned rows, and a uvec4 array's elements are
 // 16-byte aligned wherever the driver places it. Offsets and strides below are in uvec4s.
 // A staged row is STEP halves plus 8 of padding: 80 bytes, so the eight rows a fragment load
-// reads at once start in different banks. A stage buffer holds X's hi rows, X's lo rows and W's
-// rows: 20 KiB for 128-feature tiles, 15 KiB for 64; two buffers alternate.
+// reads at once start in different banks. A stage buffer holds X's rows (hi, then lo rows where X
+// is split) and W's rows: 20 KiB for 128-feature tiles with X split, 15 KiB with X in one part or
+// for 64-feature tiles with it split; two buffers alternate.
+#if defined(X_SPLIT)
+#define X_PARTS 2u
+#else
+#define X_PARTS 1u
+#endif
 #define STAGE_ROW (RUNS + 1u)
 #define X_HI 0u
 #define X_LO (TILE_TOKENS * STAGE_ROW)
-#define W_STAGE (2u * TILE_TOKENS * STAGE_ROW)
-#define STAGE_SIZE ((2u * TILE_TOKENS + TILE_ROWS) * STAGE_ROW)
+#define W_STAGE (X_PARTS * TILE_TOKENS * STAGE_ROW)
+#define STAGE_SIZE ((X_PARTS * TILE_TOKENS + TILE_ROWS) * STAGE_ROW)
 // The accumulators, stored once at the end, reuse the stage memory: a row of floats plus 4.
 #define OUT_ROW (TILE_ROWS / 4u + 1u)
 shared uvec4 tile_memory[max(2u * STAGE_SIZE, TILE_TOKENS * OUT_ROW)];
 
-// A run of X as its hi and lo parts (coopmat.glsl's split_run), at uvec4 `at` of a stage buffer's
-// X rows. lo is stored as it is, so that multiply() sums both parts' products into the same
-// accumulators: one set of accumulators rather than one per part frees the registers a second set
-// held.
+// A run of X at uvec4 `at` of a stage buffer's X rows: its hi and lo parts (coopmat.glsl's
+// split_run) where X is split, else rounded to nearest f16. lo is stored as it is, so that
+// multiply() sums both parts' products into the same accumulators: one set of accumulators rather
+// than one per part frees the registers a second set held.
 void store_x_run(uint at, vec4 first, vec4 second) {
+#if defined(X_SPLIT)
   uvec4 hi, lo;
   split_run(first, second, hi, lo);
   tile_memory[X_HI + at] = hi;
   tile_memory[X_LO + at] = lo;
+#else
+  tile_memory[X_HI + at] = nearest_run(first, second);
+#endif
 }
 
 // The weight row (of the expert's rows) that tile row r stages: row0 is the tile's first output.
@@ -192,14 +212,15 @@ Staged load_units(uint step, uint row0, uint token0, uint tid) {
   return staged;
 }
 
-// Run r of a unit as 8 halves: F16 weights as they are stored, others dequantized and rounded.
+// Run r of a unit as 8 halves: F16 weights as they are stored, others dequantized and rounded to
+// nearest, as dequantize_f16.comp rounds them.
 uvec4 staged_run(Unit w, uint r) {
 #if defined(WEIGHT_F16)
   return w.words;
 #else
   vec4 first, second;
   unit_run_values(w, r, first, second);
-  return pack_run(first, second);
+  return nearest_run(first, second);
 #endif
 }
 
@@ -240,7 +261,7 @@ void stage_elements(uint step, uint stage, uint row0, uint token0, uint tid) {
       v[c] = k + c < p.cols ? w : 0.0;
     }
     tile_memory[base + W_STAGE + item / RUNS * STAGE_ROW + item % RUNS] =
-        pack_run(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
+        nearest_run(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
   }
   for (uint item = tid; item < X_RUNS; item += THREADS) {
     const uint x_at = x_row(min(token0 + item / RUNS, tokens - 1u)) * p.x_stride;
@@ -262,18 +283,25 @@ void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_
   const uint base = stage * STAGE_SIZE;
   [[unroll]] for (uint kk = 0; kk < RUNS; kk += FRAG / 8u) {
     // A: X rows (tokens) row-major; B = W^T: column n is W row n, so W's rows read column-major.
-    HalfFrag x_hi[TOKEN_FRAGS], x_lo[TOKEN_FRAGS], w[ROW_FRAGS];
+    HalfFrag x_hi[TOKEN_FRAGS], w[ROW_FRAGS];
+#if defined(X_SPLIT)
+    HalfFrag x_lo[TOKEN_FRAGS];
+#endif
     [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
       const uint at = base + (sub_token + i * FRAG) * STAGE_ROW + kk;
       coopMatLoadNV(x_hi[i], tile_memory, X_HI + at, STAGE_ROW, false);
+#if defined(X_SPLIT)
       coopMatLoadNV(x_lo[i], tile_memory, X_LO + at, STAGE_ROW, false);
+#endif
     }
     [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
       coopMatLoadNV(w[j], tile_memory, base + W_STAGE + (sub_row + j * FRAG) * STAGE_ROW + kk, STAGE_ROW, true);
     }
     [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
       [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
+#if defined(X_SPLIT)
         acc[i][j] = coopMatMulAddNV(x_lo[i], w[j], acc[i][j]);
+#endif
         acc[i][j] = coopMatMulAddNV(x_hi[i], w[j], acc[i][j]);
       }
     }
@@ -287,10 +315,10 @@ void multiply(uint stage, uint sub_token, uint sub_row, inout AccFrag acc[TOKEN_
 // matmul_coopmat_test; sums of 1024 stay well inside. Weights rounded to f16 (every other type)
 // carry 2^-11 of error already, 100 times this drift, so they skip the totals and the registers
 // they hold: promotion cost 7B Q4_K_M prefill 22% on the H200. F16 sums of at most
-// ops::kCoopmatUnpromotedCols elements (a row, or a split's part of it) skip them too (the ROUNDED
+// ops::kCoopmatUnpromotedCols elements (a row, or a split's part of it) skip them too (the SHORT_SUMS
 // variants), their drift inside the bar: 0.5B and 1.5B F16 files' pp512 on the H200 13-14% faster
 // (docs/speed.md, session 18).
-#if (defined(WEIGHT_F16) || defined(WEIGHT_BF16)) && !defined(ROUNDED)
+#if defined(X_SPLIT) && !defined(SHORT_SUMS)
 #define PROMOTE
 #endif
 #define PROMOTE_STEPS 32u

@@ -468,8 +468,9 @@ TEST_P(ExpertsGroupedTest, TiledMatchesReference) {
   }
 }
 
-// The cooperative-matrix kernel (devices with matrix units): matmul_coopmat_test's bar, W rounded
-// to f16 (but F16 and BF16), X as f16 hi + lo, f32 sums in the matrix units.
+// The cooperative-matrix kernel (devices with matrix units): matmul_coopmat_test's bar, W and X
+// rounded to nearest f16 (but for F16 and BF16 weights, which take X as f16 hi + lo), f32 sums in
+// the matrix units.
 TEST_P(ExpertsGroupedTest, CoopmatMatchesReference) {
   const DType type = GetParam();
   if (!info().coopmat_f16) GTEST_SKIP() << "no cooperative matrices: " << info().coopmat_f16_problem;
