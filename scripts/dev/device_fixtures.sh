@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The fixture models on the GPU machine, so that the suites that read them (conformance of every
+# architecture, the engine, generation, splits) run there too. The `device` tool sends at most 64
+# MiB a call and the fixture models are about 210 MB (130 MB as xz), so they travel in parts, one a
+# call, while the machine stays warm between calls (docs/speed.md, "How a run is made"):
+#
+#   here:   scripts/dev/device_fixtures.sh pack [MIB]
+#           -> .carry/fixtures/1, 2, ...: each under MIB (default 48) of .tar.xz items, and the
+#              manifest; a call carries one part beside the tree's 12 MiB
+#   there:  scripts/dev/device_fixtures.sh unpack TEST_BINARY      (each call, carrying one part)
+#
+# unpack adds the carried part's items to /dev/shm/qwenvk-data (kept while the machine is held)
+# and makes the folder the test binary was built to read (its compiled-in QWENVK_TEST_DATA) hold
+# them beside the tree's own small fixtures. It prints the items still missing; once none
+# is, run the binary, e.g. with --gtest_filter="$(scripts/dev/device_fixtures.sh suites)".
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+parts=.carry/fixtures
+data=/dev/shm/qwenvk-data
+# The fixtures scripts/dev/device_tree.sh hides from the tool, one item per folder or file.
+items() { find tests/data/gguf tests/data/qwen2-tiny tests/data/family -mindepth 1 -maxdepth 1 | sort; }
+
+case "${1:-}" in
+  pack)
+    limit=$((${2:-48} << 20))
+    rm -rf "$parts" && mkdir -p "$parts/staging"
+    items >"$parts/staging/manifest"
+    part=1 used=0
+    while read -r item; do
+      name=$(echo "$item" | tr / _).tar.xz
+      tar cf - "$item" | xz -6 -T2 >"$parts/staging/$name"
+      size=$(stat -c %s "$parts/staging/$name")
+      if ((size > limit)); then echo "$item is $size bytes as xz, over one part" >&2; exit 1; fi
+      if ((used + size > limit)); then part=$((part + 1)) used=0; fi
+      mkdir -p "$parts/$part" && mv "$parts/staging/$name" "$parts/$part/" && used=$((used + size))
+    done <"$parts/staging/manifest"
+    for d in "$parts"/[0-9]*; do cp "$parts/staging/manifest" "$d/"; done
+    rm -rf "$parts/staging"
+    du -sh "$parts"/[0-9]* ;;
+  unpack)
+    binary=${2:?usage: $0 unpack TEST_BINARY}
+    target=$(grep -aom1 '/[[:alnum:]/._-]*/tests/data' "$binary") ||
+      { echo "$binary names no tests/data folder" >&2; exit 1; }
+    mkdir -p "$data"
+    for archive in "$parts"/[0-9]*/*.tar.xz; do
+      [[ -e "$archive" ]] || continue
+      tar xJf "$archive" -C "$data" --strip-components=2
+    done
+    if [[ -d "$target" ]]; then
+      # The binary reads this tree's tests/data (the machine's copy sits where it was built): link
+      # the unpacked folders into it, again each call, as the tool refreshes the tree.
+      for entry in "$data"/*; do
+        [[ -e "$target/$(basename "$entry")" ]] || ln -s "$entry" "$target/"
+      done
+    else
+      cp -rn tests/data/. "$data/"  # the small fixtures, tracked and sent with the tree
+      mkdir -p "$(dirname "$target")" && ln -sfn "$data" "$target"
+    fi
+    missing=0
+    while read -r item; do
+      [[ -e "$target/${item#tests/data/}" ]] || { echo "missing: $item"; missing=$((missing + 1)); }
+    done < <(cat "$parts"/[0-9]*/manifest 2>/dev/null | sort -u)
+    echo "fixtures in $data ($target): $missing items missing" ;;
+  suites)
+    # The suites that read fixture models.
+    echo '*ConformanceTest.*:EngineTest.*:GenerateTest.*:SplitEngineTest.*:AttentionCapture*:ModelConfigTest.*:Gguf*:PromptPlan*:Rope*' ;;
+  *)
+    echo "usage: $0 pack [MIB] | unpack TEST_BINARY | suites" >&2
+    exit 2 ;;
+esac
