@@ -25,15 +25,18 @@ case "${1:-}" in
     limit=$((${2:-48} << 20))
     rm -rf "$parts" && mkdir -p "$parts/staging"
     items >"$parts/staging/manifest"
-    part=1 used=0
     while read -r item; do
-      name=$(echo "$item" | tr / _).tar.xz
-      tar cf - "$item" | xz -6 -T2 >"$parts/staging/$name"
-      size=$(stat -c %s "$parts/staging/$name")
-      if ((size > limit)); then echo "$item is $size bytes as xz, over one part" >&2; exit 1; fi
-      if ((used + size > limit)); then part=$((part + 1)) used=0; fi
-      mkdir -p "$parts/$part" && mv "$parts/staging/$name" "$parts/$part/" && used=$((used + size))
+      tar cf - "$item" | xz -6 -T2 >"$parts/staging/$(echo "$item" | tr / _).tar.xz"
     done <"$parts/staging/manifest"
+    # First fit, largest first: each item into the first part it fits.
+    used=()
+    while read -r size archive; do
+      if ((size > limit)); then echo "$archive is $size bytes, over one part" >&2; exit 1; fi
+      part=0
+      while ((part < ${#used[@]} && used[part] + size > limit)); do part=$((part + 1)); done
+      used[part]=$((${used[part]:-0} + size))
+      mkdir -p "$parts/$((part + 1))" && mv "$archive" "$parts/$((part + 1))/"
+    done < <(find "$parts/staging" -name '*.tar.xz' -printf '%s %p\n' | sort -nr)
     for d in "$parts"/[0-9]*; do cp "$parts/staging/manifest" "$d/"; done
     rm -rf "$parts/staging"
     du -sh "$parts"/[0-9]* ;;
