@@ -41,62 +41,69 @@ qwenvk_kernel(OP MatVecRopeTokens NAME matvec_rope_tokens SOURCE matvec.comp TYP
               PUSH MatVecPush LOCAL_SIZE 128)
 qwenvk_kernel(OP MatMul SOURCE matmul.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256)
+# Q8_0 and Q4_0 weights regrouped in place once they are uploaded (regroup.glsl).
+qwenvk_kernel(OP RegroupBlocks NAME regroup_blocks SOURCE regroup_blocks.comp
+              BINDINGS w WRITES w PUSH RegroupPush LOCAL_SIZE 64)
+# A block-quantized (or F32) weight's rows rounded to f16 once, for the GEMM's *Rounded variants.
+qwenvk_kernel(OP DequantizeF16 NAME dequantize_f16 SOURCE dequantize_f16.comp
+              TYPES F32 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K
+              BINDINGS w y WRITES y PUSH DequantizeF16Push LOCAL_SIZE 256 FEATURES float16)
 # Prefill on matrix units: f16 operands, f32 sums (matmul_coopmat.comp), in tiles of 64 tokens by
 # 128 features, or by 64 for products with few outputs (ops::ChooseCoopmatTile). Its SPIR-V (1.3,
 # with SPV_NV_cooperative_matrix and SPV_KHR_vulkan_memory_model) suits the same Vulkan 1.1 target.
 # UNOPTIMIZED: bookworm's glslc -O (spirv-opt) crashes on its accumulator arithmetic; the driver
 # compiles the SPIR-V to machine code with its own optimizer either way.
-qwenvk_kernel(OP MatMulCoopmat NAME matmul_coopmat SOURCE matmul_coopmat.comp TYPES ${QWENVK_WEIGHT_TYPES}
-              DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
-qwenvk_kernel(OP MatMulCoopmatNarrow NAME matmul_coopmat_narrow SOURCE matmul_coopmat.comp TYPES ${QWENVK_WEIGHT_TYPES}
-              DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
-# The same with the SwiGLU in the epilogue (prefill's gate|up): a variant of its own, not a flag,
-# because the flag's row arithmetic in every product made quantized prefill 5-20% slower on the
-# H200 (docs/speed.md, session 11).
-qwenvk_kernel(OP MatMulCoopmatSwiGlu NAME matmul_coopmat_swiglu SOURCE matmul_coopmat.comp
-              TYPES ${QWENVK_WEIGHT_TYPES} DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS SWIGLU
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
-qwenvk_kernel(OP MatMulCoopmatNarrowSwiGlu NAME matmul_coopmat_narrow_swiglu SOURCE matmul_coopmat.comp
-              TYPES ${QWENVK_WEIGHT_TYPES} DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS SWIGLU
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
-# A block-quantized (or F32) weight's rows rounded to f16 once, for the cooperative-matrix GEMM's
-# *Rounded variants, which multiply them as rounded weights: without the F16 variants' promotion and
-# with X rounded to f16 as one part rather than split into hi + lo (the rounding of W to f16
-# already sets their precision: matmul_coopmat.comp). F16 files' products whose sums are short (a
-# row, or a split's part of it) take the *Short variants: no promotion, X still hi + lo
-# (ops::CoopmatSumsUnpromoted).
-# Q8_0 and Q4_0 weights regrouped in place once they are uploaded (regroup.glsl).
-qwenvk_kernel(OP RegroupBlocks NAME regroup_blocks SOURCE regroup_blocks.comp
-              BINDINGS w WRITES w PUSH RegroupPush LOCAL_SIZE 64)
-qwenvk_kernel(OP DequantizeF16 NAME dequantize_f16 SOURCE dequantize_f16.comp
-              TYPES F32 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K
-              BINDINGS w y WRITES y PUSH DequantizeF16Push LOCAL_SIZE 256 FEATURES float16)
-qwenvk_kernel(OP MatMulCoopmatRounded NAME matmul_coopmat_rounded SOURCE matmul_coopmat.comp TYPES F16
-              DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS ROUNDED
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
-qwenvk_kernel(OP MatMulCoopmatRoundedNarrow NAME matmul_coopmat_rounded_narrow SOURCE matmul_coopmat.comp TYPES F16
-              DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS ROUNDED
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
-qwenvk_kernel(OP MatMulCoopmatRoundedSwiGlu NAME matmul_coopmat_rounded_swiglu SOURCE matmul_coopmat.comp TYPES F16
-              DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS ROUNDED SWIGLU
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
-qwenvk_kernel(OP MatMulCoopmatRoundedNarrowSwiGlu NAME matmul_coopmat_rounded_narrow_swiglu SOURCE matmul_coopmat.comp
-              TYPES F16 DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS ROUNDED SWIGLU
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
-qwenvk_kernel(OP MatMulCoopmatShort NAME matmul_coopmat_short SOURCE matmul_coopmat.comp TYPES F16
-              DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS SHORT_SUMS
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
-qwenvk_kernel(OP MatMulCoopmatShortNarrow NAME matmul_coopmat_short_narrow SOURCE matmul_coopmat.comp TYPES F16
-              DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS SHORT_SUMS
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
-qwenvk_kernel(OP MatMulCoopmatShortSwiGlu NAME matmul_coopmat_short_swiglu SOURCE matmul_coopmat.comp TYPES F16
-              DEFINES TILE_ROWS=QVK_COOPMAT_WIDE_ROWS SHORT_SUMS SWIGLU
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
-qwenvk_kernel(OP MatMulCoopmatShortNarrowSwiGlu NAME matmul_coopmat_short_narrow_swiglu SOURCE matmul_coopmat.comp
-              TYPES F16 DEFINES TILE_ROWS=QVK_COOPMAT_NARROW_ROWS SHORT_SUMS SWIGLU
-              BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv UNOPTIMIZED)
+# Its variants, MatMulCoopmat[Rounded|Short][Narrow][SwiGlu] (ops::MatMul picks one per product):
+#   the sums: the weight type's own (promoted where W is exact in f16); *Rounded, rows dequantized
+#     to f16 first and multiplied as rounded weights, without promotion and with X rounded to f16
+#     as one part rather than split into hi + lo (the rounding of W already sets their precision);
+#     *Short, F16 files' products whose sums are short (a row, or a split's part of one): no
+#     promotion, X still hi + lo (ops::CoopmatSumsUnpromoted);
+#   the SwiGLU in the epilogue (prefill's gate|up): a variant of its own, not a flag, because the
+#     flag's row arithmetic in every product made quantized prefill 5-20% slower on the H200
+#     (docs/speed.md, session 11);
+#   wide (128-feature) or narrow (64-feature) tiles.
+foreach(sums IN ITEMS Stored Rounded Short)
+  if(sums STREQUAL "Stored")
+    set(sums_op "")
+    set(sums_types ${QWENVK_WEIGHT_TYPES})
+    set(sums_define "")
+  else()
+    set(sums_op ${sums})
+    set(sums_types F16)
+    if(sums STREQUAL "Rounded")
+      set(sums_define ROUNDED)
+    else()
+      set(sums_define SHORT_SUMS)
+    endif()
+  endif()
+  foreach(swiglu IN ITEMS "" SwiGlu)
+    foreach(tile IN ITEMS Wide Narrow)
+      # MatMulCoopmatRoundedNarrowSwiGlu, named matmul_coopmat_rounded_narrow_swiglu
+      set(op MatMulCoopmat${sums_op})
+      set(name matmul_coopmat)
+      if(sums_op)
+        string(TOLOWER "_${sums_op}" part)
+        string(APPEND name ${part})
+      endif()
+      if(tile STREQUAL "Narrow")
+        string(APPEND op Narrow)
+        string(APPEND name _narrow)
+      endif()
+      set(swiglu_define "")
+      if(swiglu)
+        string(APPEND op SwiGlu)
+        string(APPEND name _swiglu)
+        set(swiglu_define SWIGLU)
+      endif()
+      string(TOUPPER ${tile} tile_upper)
+      qwenvk_kernel(OP ${op} NAME ${name} SOURCE matmul_coopmat.comp TYPES ${sums_types}
+                    DEFINES TILE_ROWS=QVK_COOPMAT_${tile_upper}_ROWS ${sums_define} ${swiglu_define}
+                    BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv
+                    UNOPTIMIZED)
+    endforeach()
+  endforeach()
+endforeach()
 qwenvk_kernel(OP Embed SOURCE embed.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS table ids y WRITES y PUSH EmbedPush LOCAL_SIZE 256)
 qwenvk_kernel(OP RmsNorm SOURCE rmsnorm.comp
