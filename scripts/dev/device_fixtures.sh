@@ -65,8 +65,8 @@ case "${1:-}" in
     done < <(cat "$parts"/[0-9]*/manifest 2>/dev/null | sort -u)
     echo "fixtures in $data ($target): $missing items missing" ;;
   suites)
-    # The suites of qwenvk_tests that read fixture models (CliTest runs the qwenvk binary beside the
-    # one it was built with, which the machine lacks).
+    # The suites of qwenvk_tests that read fixture models (not CliTest: it runs the qwenvk program
+    # in the build folder, which the machine lacks).
     echo '*ConformanceTest.*:EngineTest.*:GenerateTest.*:SplitEngineTest.*:AttentionCapture*:ModelConfigTest.*:Gguf*:Safetensors*:Rope*' ;;
   *)
     echo "usage: $0 pack [MIB] | unpack TEST_BINARY | suites" >&2
