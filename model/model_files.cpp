@@ -16,6 +16,8 @@ ModelFiles::ModelFiles(const std::filesystem::path& path) : path_(path) {
     OpenFolder();
   } else if (std::filesystem::is_regular_file(path)) {
     OpenGguf();
+  } else if (!std::filesystem::exists(path)) {
+    throw Error(fmt::format("{}: no such file or folder", path.string()));
   } else {
     throw Error(fmt::format("{} is neither a model folder (config.json, tokenizer.json, safetensors) nor a .gguf file",
                             path.string()));

@@ -159,7 +159,7 @@ TEST_F(ChatSessionTest, ABadPathFailsWithAMessage) {
   session_->LoadModel({.path = missing, .context = 0, .gpu_mem_mib = 0});
   session_->WaitIdle();
   EXPECT_EQ(session_->model_status(), ModelStatus::Failed);
-  test::ExpectMentions(session_->model_error(), {missing, "neither a model folder"});
+  test::ExpectMentions(session_->model_error(), {missing, "no such file or folder"});
   EXPECT_EQ(session_->model_name(), "");
   // Nothing to chat with.
   const store::Id conversation = store_->CreateConversation("", GreedySettings(4));

@@ -17,6 +17,7 @@
 #include "model/chat_template.h"
 #include "model/config.h"
 #include "model/input_limits.h"
+#include "model/model_files.h"
 #include "model/safetensors.h"
 #include "model/tokenizer.h"
 #include "tests/test_util.h"
@@ -297,6 +298,11 @@ TEST(HostileFilesTest, FifosAreRefusedWithoutBlocking) {
                  {"config.json", "not a regular file"});
   ExpectMentions(ErrorOf([&] { ChatTemplate::FromTokenizerConfig(dir.path() / "tokenizer_config.json"); }),
                  {"tokenizer_config.json", "not a regular file"});
+
+  // A FIFO named as the model itself: neither a folder nor a file to read.
+  const auto model = dir.path() / "model.gguf";
+  ASSERT_EQ(::mkfifo(model.c_str(), 0600), 0);
+  ExpectMentions(ErrorOf([&] { ModelFiles files(model); }), {model.string(), "neither a model folder"});
 }
 
 }  // namespace
