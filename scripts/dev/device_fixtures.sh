@@ -17,8 +17,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 parts=.carry/fixtures
 data=/dev/shm/qwenvk-data
-# The fixtures scripts/dev/device_tree.sh hides from the tool, one item per folder or file.
-items() { find tests/data/gguf tests/data/qwen2-tiny tests/data/family -mindepth 1 -maxdepth 1 | sort; }
+# The fixtures scripts/dev/device_tree.sh hides from the tool (the bundled model in assets/ is read
+# by another test binary), one item per folder or file.
+items() {
+  scripts/dev/device_tree.sh paths | grep '^tests/data/' | xargs -I{} find {} -mindepth 1 -maxdepth 1 | sort
+}
 
 case "${1:-}" in
   pack)

@@ -12,5 +12,6 @@ case "${1:-}" in
   on)
     git reset -q -- "${paths[@]}"
     for p in "${paths[@]}"; do sed -i "\#^/$p/\$#d" .git/info/exclude; done ;;
-  *) echo "usage: $0 off|on" >&2; exit 2 ;;
+  paths) printf '%s\n' "${paths[@]}" ;;  # what it hides (device_fixtures.sh sends the fixtures' part)
+  *) echo "usage: $0 off|on|paths" >&2; exit 2 ;;
 esac
