@@ -112,7 +112,15 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   const BufferRange h = decode ? s.x : s.xn();
   if (!decode) ops::RmsNorm(g, s.x, post_norm, s.xn(), tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
   // r = h Wr^T
-  ops::MatMul(g, {.w = M.router, .x = h, .y = s.router_logits, .tokens = tokens, .norm = norm}, "router");
+  // (prefill: a few long rows, split along K so that more than a handful of workgroups run them)
+  ops::MatMul(g,
+              {.w = M.router,
+               .x = h,
+               .y = s.router_logits,
+               .tokens = tokens,
+               .norm = norm,
+               .split_scratch = BufferRange(s.splits)},
+              "router");
   // ids, w = top-k(softmax(r))   (w renormalized to sum 1 with norm_topk_prob; decode: made by the
   // gate|up product below, in its prologue)
   const std::optional<ops::ExpertChoice> choice =
@@ -133,7 +141,14 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
     // o_s = m_s Wsd^T
     ops::MatMul(g, {.w = M.shared_down, .x = s.shared_mlp, .y = s.shared_out, .tokens = tokens}, "shared_down");
     // g_s = h . w_sg
-    ops::MatMul(g, {.w = M.shared_gate, .x = h, .y = s.shared_gate, .tokens = tokens, .norm = norm}, "shared_gate");
+    ops::MatMul(g,
+                {.w = M.shared_gate,
+                 .x = h,
+                 .y = s.shared_gate,
+                 .tokens = tokens,
+                 .norm = norm,
+                 .split_scratch = BufferRange(s.splits)},
+                "shared_gate");
   }
   std::optional<ops::ExpertGroups> groups;
   if (!decode) {
@@ -371,7 +386,12 @@ uint64_t SplitsBytes(const DeviceInfo& device, const ModelConfig& c, const Model
     if (L.o.buffer == nullptr) continue;  // a layer another stage holds
     for (const Projection& part : L.qkv) need(part.w);
     need(L.o);
-    if (!L.moe) need(L.down);
+    if (!L.moe) {
+      need(L.down);
+    } else {
+      need(L.moe->router);
+      if (L.moe->shared_gate.buffer != nullptr) need(L.moe->shared_gate);
+    }
   }
   return bytes;
 }

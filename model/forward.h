@@ -42,7 +42,8 @@ struct RunState {
   // (GateUpNeedsScratch); otherwise none.
   std::optional<BufferRange> gate_up() const;
   Buffer splits;   // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l); or
-                   // f32 [splits, T, rows]           a product's splits along K (prefill's q|k|v, o, down)
+                   // f32 [splits, T, rows]           a product's splits along K (prefill's q|k|v, o, down,
+                   //                                 a MoE layer's router and shared gate)
   Buffer dequant;  // f16 [rows, cols]                a chunk of a weight's rows, dequantized (prefill:
                    //                                 PrefillDequantBytes)
   // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the
@@ -107,8 +108,8 @@ VkDeviceSize PrefillDequantChunkBytes(uint64_t rows, uint64_t cols, uint32_t tok
 bool GateUpNeedsScratch(const DeviceInfo& device, const std::vector<Projection>& parts);
 
 // Bytes of a run state's splits: attention's partials for up to `tokens` query rows against
-// `context` cache rows, or the q|k|v, o and down products' splits along K, whichever is more (one
-// buffer: neither outlives its dispatches).
+// `context` cache rows, or the q|k|v, o and down products' (a MoE layer's router and shared gate
+// for down) splits along K, whichever is more (one buffer: neither outlives its dispatches).
 uint64_t SplitsBytes(const DeviceInfo& device, const ModelConfig& config, const ModelWeights& weights, uint32_t tokens,
                      uint32_t context);
 

@@ -173,6 +173,10 @@ std::vector<CoopmatCase> CoopmatCases() {
   cases.push_back({DType::Q4_K, 3584, 18944, 256, false, true, std::nullopt, 0, true, true});
   // Qwen2-7B's down projection split: the longest inner size.
   cases.push_back({DType::Q4_K, 3584, 18944, 256, false, true, std::nullopt, 0, true});
+  // A mixture-of-experts layer's router and shared expert's gate as prefill runs them: a few long
+  // F32 rows (Qwen1.5-MoE-A2.7B's 60 experts, one gate), split along K to fill the GPU.
+  cases.push_back({DType::F32, 60, 2048, 512, false, false, std::nullopt, 0, true});
+  cases.push_back({DType::F32, 1, 2048, 512, false, false, std::nullopt, 0, true});
   // Qwen2-7B's down projection: the longest inner size.
   cases.push_back({DType::F16, 3584, 18944, 17, false, true});
   // F16 rows as long as are summed without promotion (ops::CoopmatSumsUnpromoted): its drift at most.
