@@ -55,20 +55,31 @@ case "${1:-}" in
     if [[ -d "$target" ]]; then
       # The binary reads this tree's tests/data (the machine's copy sits where it was built): link
       # each unpacked item into it, again each call, as the tool refreshes the tree. Item by item,
-      # not folder by folder: the tree there may hold an empty folder of the same name (session 25's
-      # calls found one in place of each hidden folder, and every item behind it missing).
+      # and a folder's files one by one: the tree there holds an empty folder in place of each hidden
+      # one (session 25 found family/qwen3-tiny and the rest empty), which a link beside it misses.
       while read -r item; do
         rel=${item#tests/data/}
-        [[ -e "$data/$rel" && ! -e "$target/$rel" ]] || continue
-        mkdir -p "$(dirname "$target/$rel")" && ln -sfn "$data/$rel" "$target/$rel"
+        src=$data/$rel
+        [[ -e "$src" ]] || continue
+        if [[ -d "$src" && ! -L "$target/$rel" ]]; then
+          mkdir -p "$target/$rel" && cp -rsn "$src/." "$target/$rel/"
+        elif [[ ! -e "$target/$rel" ]]; then
+          mkdir -p "$(dirname "$target/$rel")" && ln -sfn "$src" "$target/$rel"
+        fi
       done < <(cat "$parts"/[0-9]*/manifest | sort -u)
     else
       cp -rn tests/data/. "$data/"  # the small fixtures, tracked and sent with the tree
       mkdir -p "$(dirname "$target")" && ln -sfn "$data" "$target"
     fi
+    # An item is there when it is, and for a folder when every file unpacked into it is.
+    present() {
+      [[ -e "$target/$1" ]] || return 1
+      [[ -d "$data/$1" ]] || return 0
+      (cd "$data/$1" && find . -type f) | while read -r f; do [[ -e "$target/$1/$f" ]] || exit 1; done
+    }
     missing=0
     while read -r item; do
-      [[ -e "$target/${item#tests/data/}" ]] || { echo "missing: $item"; missing=$((missing + 1)); }
+      present "${item#tests/data/}" || { echo "missing: $item"; missing=$((missing + 1)); }
     done < <(cat "$parts"/[0-9]*/manifest 2>/dev/null | sort -u)
     echo "fixtures in $data ($target): $missing items missing" ;;
   suites)
