@@ -5,8 +5,9 @@
 # call, while the machine stays warm between calls (docs/speed.md, "How a run is made"):
 #
 #   here:   scripts/dev/device_fixtures.sh pack [MIB]
-#           -> .carry/fixtures/1, 2, ...: each under MIB (default 48) of .tar.xz items, and the
-#              manifest; a call carries one part beside the tree's 12 MiB
+#           -> .carry/fixtures/1, 2, ...: each under MIB (default 38) of .tar.xz items, and the
+#              manifest; a call carries one part beside the tree's 12 MiB, the first also the test
+#              binary with its libraries and the validation layer (about 12 MiB as xz)
 #   there:  scripts/dev/device_fixtures.sh unpack TEST_BINARY      (each call, carrying one part)
 #
 # unpack adds the carried part's items to /dev/shm/qwenvk-data (kept while the machine is held)
@@ -25,7 +26,7 @@ items() {
 
 case "${1:-}" in
   pack)
-    limit=$((${2:-48} << 20))
+    limit=$((${2:-38} << 20))
     rm -rf "$parts" && mkdir -p "$parts/staging"
     items >"$parts/staging/manifest"
     while read -r item; do
@@ -62,7 +63,7 @@ case "${1:-}" in
         src=$data/$rel
         [[ -e "$src" ]] || continue
         if [[ -d "$src" && ! -L "$target/$rel" ]]; then
-          mkdir -p "$target/$rel" && cp -rsn "$src/." "$target/$rel/"
+          mkdir -p "$target/$rel" && cp -rsf "$src/." "$target/$rel/"
         elif [[ ! -e "$target/$rel" ]]; then
           mkdir -p "$(dirname "$target/$rel")" && ln -sfn "$src" "$target/$rel"
         fi
@@ -73,7 +74,7 @@ case "${1:-}" in
     fi
     # An item is there when it is, and for a folder when every file unpacked into it is.
     present() {
-      [[ -e "$target/$1" ]] || return 1
+      [[ -e "$data/$1" && -e "$target/$1" ]] || return 1
       [[ -d "$data/$1" ]] || return 0
       (cd "$data/$1" && find . -type f) | while read -r f; do [[ -e "$target/$1/$f" ]] || exit 1; done
     }
