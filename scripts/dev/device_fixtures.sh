@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # The fixture models on the GPU machine, so that the suites that read them (conformance of every
 # architecture, the engine, generation, splits) run there too. The `device` tool sends at most 64
-# MiB a call and the fixture models are about 210 MB (130 MB as xz), so they travel in parts, one a
+# MiB a call and the fixture models are about 210 MB (140 MB as xz), so they travel in parts, one a
 # call, while the machine stays warm between calls (docs/speed.md, "How a run is made"):
 #
-#   here:   scripts/dev/device_fixtures.sh pack [MIB]
-#           -> .carry/fixtures/1, 2, ...: each under MIB (default 38) of .tar.xz items, and the
-#              manifest; a call carries one part beside the tree's 12 MiB, the first also the test
-#              binary with its libraries and the validation layer (about 12 MiB as xz)
-#   there:  scripts/dev/device_fixtures.sh unpack TEST_BINARY      (each call, carrying one part)
+#   here:   scripts/dev/speed_pack.sh                    (the Release test binary and its libraries)
+#           scripts/dev/device_fixtures.sh pack [MIB]
+#           -> .carry/fixtures/0: the test binary, its libraries, .gl's loader packages and the
+#              validation layer, one xz archive (about 12 MiB);
+#              .carry/fixtures/1, 2, ...: each under MIB (default 38) of .tar.xz items, and the
+#              manifest. Call 1 carries parts 0 and 1, each later call one part, beside the tree's
+#              12 MiB.
+#   there:  scripts/dev/device_fixtures.sh unpack        (each call)
+#           scripts/dev/device_fixtures.sh run [SECONDS] (once unpack says none is missing)
 #
-# unpack adds the carried part's items to /dev/shm/qwenvk-data (kept while the machine is held)
-# and makes the folder the test binary was built to read (its compiled-in QWENVK_TEST_DATA) hold
-# them beside the tree's own small fixtures. It prints the items still missing; once none
-# is, run the binary, e.g. with --gtest_filter="$(scripts/dev/device_fixtures.sh suites)".
+# unpack puts part 0 in /tmp/qwenvk-fx, adds the carried part's items to /dev/shm/qwenvk-data
+# (both kept while the machine is held) and makes the folder the test binary was built to read
+# (its compiled-in QWENVK_TEST_DATA) hold them beside the tree's own small fixtures. It prints the
+# items still missing. run runs the suites that read them (`suites` prints their filter) with the
+# validation layer on; VK_DRIVER_FILES comes from the caller, as for every run there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 parts=.carry/fixtures
 data=/dev/shm/qwenvk-data
+fx=/tmp/qwenvk-fx  # part 0 unpacked: qwenvk_tests, lib/, gl/, layer/
+suites='*ConformanceTest.*:EngineTest.*:GenerateTest.*:SplitEngineTest.*:AttentionCapture*:ModelConfigTest.*:Gguf*:Safetensors*:Rope*'
 # The fixtures scripts/dev/device_tree.sh hides from the tool (the bundled model in assets/ is read
 # by another test binary), one item per folder or file.
 items() {
@@ -43,13 +50,27 @@ case "${1:-}" in
     done < <(find "$parts/staging" -name '*.tar.xz' -printf '%s %p\n' | sort -nr)
     for d in "$parts"/[0-9]*; do cp "$parts/staging/manifest" "$d/"; done
     rm -rf "$parts/staging"
+    # Part 0: what runs them (speed_pack.sh's binary and libraries, the system's validation layer).
+    staging=$(mktemp -d)
+    mkdir -p "$staging/gl" "$staging/lib" "$staging/layer" "$parts/0"
+    cp .carry/speed/qwenvk_tests "$staging/" && cp .carry/speed/lib/* "$staging/lib/" && cp .gl/*.deb "$staging/gl/"
+    cp /usr/lib/x86_64-linux-gnu/libVkLayer_khronos_validation.so \
+      /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json "$staging/layer/"
+    tar cf - -C "$staging" . | xz -6 -T2 >"$parts/0/bundle.tar.xz"
+    rm -rf "$staging"
     du -sh "$parts"/[0-9]* ;;
   unpack)
-    binary=${2:?usage: $0 unpack TEST_BINARY}
+    if [[ -e "$parts/0/bundle.tar.xz" ]]; then
+      rm -rf "$fx" && mkdir -p "$fx" && tar xJf "$parts/0/bundle.tar.xz" -C "$fx"
+      for deb in "$fx"/gl/*.deb; do dpkg -x "$deb" /; done
+      ldconfig
+    fi
+    binary=$fx/qwenvk_tests
+    [[ -x "$binary" ]] || { echo "no $binary: carry .carry/fixtures/0 first" >&2; exit 1; }
     target=$(grep -aom1 '/[[:alnum:]/._-]*/tests/data' "$binary") ||
       { echo "$binary names no tests/data folder" >&2; exit 1; }
     mkdir -p "$data"
-    for archive in "$parts"/[0-9]*/*.tar.xz; do
+    for archive in "$parts"/[1-9]*/*.tar.xz; do
       [[ -e "$archive" ]] || continue
       tar xJf "$archive" -C "$data" --strip-components=2
     done
@@ -83,11 +104,20 @@ case "${1:-}" in
       present "${item#tests/data/}" || { echo "missing: $item"; missing=$((missing + 1)); }
     done < <(cat "$parts"/[0-9]*/manifest 2>/dev/null | sort -u)
     echo "fixtures in $data ($target): $missing items missing" ;;
+  run)
+    # Every line of the log to $OUT/fixtures.log (the tool brings $OUT back), the verdicts here.
+    log=${OUT:-/tmp}/fixtures.log
+    status=0
+    VK_LAYER_PATH=$fx/layer LD_LIBRARY_PATH=$fx/lib:$fx/layer QWENVK_VALIDATION=1 \
+      timeout "${2:-300}" "$fx/qwenvk_tests" --gtest_filter="$suites" >"$log" 2>&1 || status=$?
+    grep -E '^\[  (PASSED|FAILED) |tests? ran' "$log" | head -40 || true
+    echo "exit status $status; the log in $log"
+    exit "$status" ;;
   suites)
     # The suites of qwenvk_tests that read fixture models (not CliTest: it runs the qwenvk program
     # in the build folder, which the machine lacks).
-    echo '*ConformanceTest.*:EngineTest.*:GenerateTest.*:SplitEngineTest.*:AttentionCapture*:ModelConfigTest.*:Gguf*:Safetensors*:Rope*' ;;
+    echo "$suites" ;;
   *)
-    echo "usage: $0 pack [MIB] | unpack TEST_BINARY | suites" >&2
+    echo "usage: $0 pack [MIB] | unpack | run [SECONDS] | suites" >&2
     exit 2 ;;
 esac
