@@ -69,6 +69,8 @@ case "${1:-}" in
     [[ -x "$binary" ]] || { echo "no $binary: carry .carry/fixtures/0 first" >&2; exit 1; }
     target=$(grep -aom1 '/[[:alnum:]/._-]*/tests/data' "$binary") ||
       { echo "$binary names no tests/data folder" >&2; exit 1; }
+    # Every item of the fixtures (each part carries the whole list).
+    mapfile -t manifest < <(cat "$parts"/[1-9]*/manifest 2>/dev/null | sort -u)
     mkdir -p "$data"
     for archive in "$parts"/[1-9]*/*.tar.xz; do
       [[ -e "$archive" ]] || continue
@@ -79,7 +81,7 @@ case "${1:-}" in
       # each unpacked item into it, again each call, as the tool refreshes the tree. Item by item,
       # and a folder's files one by one: the tree there holds an empty folder in place of each hidden
       # one (session 25 found family/qwen3-tiny and the rest empty), which a link beside it misses.
-      while read -r item; do
+      for item in "${manifest[@]}"; do
         rel=${item#tests/data/}
         src=$data/$rel
         [[ -e "$src" ]] || continue
@@ -88,7 +90,7 @@ case "${1:-}" in
         elif [[ ! -e "$target/$rel" ]]; then
           mkdir -p "$(dirname "$target/$rel")" && ln -sfn "$src" "$target/$rel"
         fi
-      done < <(cat "$parts"/[0-9]*/manifest | sort -u)
+      done
     else
       cp -rn tests/data/. "$data/"  # the small fixtures, tracked and sent with the tree
       mkdir -p "$(dirname "$target")" && ln -sfn "$data" "$target"
@@ -100,9 +102,9 @@ case "${1:-}" in
       (cd "$data/$1" && find . -type f) | while read -r f; do [[ -e "$target/$1/$f" ]] || exit 1; done
     }
     missing=0
-    while read -r item; do
+    for item in "${manifest[@]}"; do
       present "${item#tests/data/}" || { echo "missing: $item"; missing=$((missing + 1)); }
-    done < <(cat "$parts"/[0-9]*/manifest 2>/dev/null | sort -u)
+    done
     echo "fixtures in $data ($target): $missing items missing" ;;
   run)
     # Every line of the log to $OUT/fixtures.log (the tool brings $OUT back), the verdicts here.
