@@ -472,6 +472,21 @@ void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view 
 
 namespace {
 
+// Whether a one-token product's RMSNorm runs as a dispatch of its own rather than inside the
+// matvec. Inside it, every row group repeats X's side of the norm (X * norm weight, X's squares)
+// for the rows it reads; a K-quant unit's row groups read X for two rows (QVK_MATVEC_SLOTS_FOR),
+// and there that work outweighs a dispatch on a SwiGLU product of some size. On an H100, with its
+// norm apart: 7B Q4_K_M's gate|up (136M weights) 2 545 -> 1 683 us a step over 28 layers, the
+// rmsnorm dispatches 183 us, decode 177 -> 207 tokens/s; 1.5B Q4_K_M's (28M) decode 393 -> 399.
+// Not q|k|v (7B: 89 us saved a step, more than that in rmsnorm dispatches) nor the LM head (its
+// split without the norm took 689 us, not 322; docs/speed.md, session 26).
+constexpr uint64_t kNormApartMinWeights = uint64_t{16} << 20;
+bool NormApart(const MatMulArgs& a) {
+  const uint32_t unit_cols = kMatVecUnitCols[static_cast<uint32_t>(a.w.dtype)];
+  return a.tokens == 1 && a.swiglu && QVK_MATVEC_SLOTS_FOR(unit_cols) == 2 &&
+         uint64_t{a.w.rows} * a.w.cols >= kNormApartMinWeights;
+}
+
 void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::string_view label) {
   Require(a.tokens > 0 && a.w.rows > 0 && a.w.cols > 0, "matmul", "empty shape");
   Require(!a.swiglu || a.w.rows % 2 == 0, "matmul", "SwiGLU needs as many up rows as gate rows");
@@ -519,7 +534,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     RecordSwiGlu(g, *a.swiglu->scratch, a.y, a.tokens, outputs, y_stride, fmt::format("{}_swiglu", label));
     return;
   }
-  if (a.norm && !matvec) {  // the normalized rows first
+  if (a.norm && (!matvec || NormApart(a))) {  // the normalized rows first
     Require(x_stride == a.w.cols, "matmul", "a normalized input needs X rows of w.cols floats");
     RmsNorm(g, a.x, a.norm->weight, a.norm->scratch, a.tokens, a.w.cols, a.norm->eps, fmt::format("{}_norm", label));
     MatMulArgs normalized = a;

@@ -125,7 +125,8 @@ uint32_t PlanCoopmatSplitSteps(uint64_t tiles, uint32_t cols, uint32_t tokens, u
                                VkDeviceSize scratch_bytes, CoopmatTile tile);
 
 // A product whose input is rmsnorm(X) * weight rather than X. The matvec kernel (up to 4 tokens:
-// decode) normalizes as it reads X; otherwise a separate RmsNorm writes the input to `scratch` first.
+// decode) normalizes as it reads X; otherwise, and for one token's large K-quant SwiGLU product
+// (ops.cpp, NormApart), a separate RmsNorm writes the input to `scratch` first.
 struct RmsNormInput {
   BufferRange weight;  // f32 [w.cols]
   float eps = 0;

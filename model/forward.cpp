@@ -19,10 +19,11 @@
 //
 // The SwiGLU folds into the gate|up product's epilogue, whose gate and up rows are never stored. A
 // norm folds into the projection that reads it and RoPE (with the KV cache store) into the q|k|v
-// projection, when that runs as a matrix x vector (decode); for prefill, ops records the norm (into
-// xn) and RoPE as dispatches of their own, and q|k|v, o and down, whose few outputs leave a big
-// GPU's SMs idle, may split along K, their splits in `splits` (attention's partials otherwise) and
-// summed by one more dispatch.
+// projection, when that runs as a matrix x vector (decode; a large K-quant gate|up, whose row
+// groups would each repeat the norm's work, has its norm apart: ops::MatMul); for prefill, ops
+// records the norm (into xn) and RoPE as dispatches of their own, and q|k|v, o and down, whose few
+// outputs leave a big GPU's SMs idle, may split along K, their splits in `splits` (attention's
+// partials otherwise) and summed by one more dispatch.
 // Qwen3's head norm and RoPE go with attention in decode (its kernel norms and rotates the heads
 // as it stages them) and are a dispatch of their own in prefill.
 // In a mixture-of-experts layer decode also folds the router's top-k into the experts' gate|up

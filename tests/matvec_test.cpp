@@ -109,6 +109,8 @@ std::vector<FoldCase> FoldCases() {
   cases.push_back({"Q8_0_two_units_norm_t1", DType::Q8_0, 65, 32, 1, true});
   cases.push_back({"F16_twelve_units_swiglu_t2", DType::F16, 65, 96, 2, false, true});
   cases.push_back({"Q4_0_twelve_units_norm_t1", DType::Q4_0, 130, 192, 1, true});
+  // One token's K-quant gate|up, its norm folded in (small) and apart (1.5B's, ops' NormApart).
+  cases.push_back({"Q4_K_gate_up_norm_swiglu_t1", DType::Q4_K, 63, Cols(DType::Q4_K, 6), 1, true, true});
   // Qwen2 shapes: 0.5B qkv and gate|up, 7B gate|up, and the 0.5B output projection in Q4_0.
   cases.push_back({"q05_qkv_norm_bias_bf16", DType::BF16, 896 + 2 * 128, 896, 1, true, false, true});
   cases.push_back({"q05_gate_up_norm_swiglu_f16", DType::F16, 4864, 896, 1, true, true});
@@ -132,7 +134,7 @@ std::vector<FoldCase> FoldCases() {
   cases.push_back({"q05_down_residual_f16", DType::F16, 896, 4864, 1, false, false, false, true});
   cases.push_back({"q05_down_residual_q4_k", DType::Q4_K, 896, 4864, 1, false, false, false, true});
   cases.push_back({"q15_o_proj_residual_q4_k", DType::Q4_K, 1536, 1536, 1, false, false, false, true});
-  cases.push_back({"q15_gate_up_norm_swiglu_q4_k", DType::Q4_K, 8960, 1536, 1, true, true});
+  cases.push_back({"q15_gate_up_norm_apart_swiglu_q4_k", DType::Q4_K, 8960, 1536, 1, true, true});
   cases.push_back({"q15_down_residual_q6_k", DType::Q6_K, 1536, 8960, 1, false, false, false, true});
   cases.push_back({"q7_qkv_norm_bias_q4_k", DType::Q4_K, 3584 + 2 * 512, 3584, 1, true, false, true});
   cases.push_back({"q7_down_residual_q4_k", DType::Q4_K, 3584, 18944, 1, false, false, false, true});
@@ -244,6 +246,30 @@ TEST_F(GpuTest, SplitsCoverEveryWayTheKernelSums) {
     EXPECT_TRUE(seen.contains(way)) << "no fold case splits as " << way << " on a device with " << subgroup
                                     << "-wide subgroups";
   }
+}
+
+// One token's K-quant SwiGLU product of 16M weights or more normalizes X in an rmsnorm dispatch of
+// its own and runs the matvec without the norm (2 dispatches); a smaller one, other types and more
+// tokens keep the norm inside the matvec (1).
+TEST_F(GpuTest, LargeKQuantGateUpHasItsNormApart) {
+  const auto dispatches = [&](DType type, uint32_t inter, uint32_t cols, uint32_t tokens) {
+    Buffer w = device().allocator().CreateBuffer(RowBytes(type, cols) * 2 * inter, MemoryKind::Device);
+    Buffer x = Poisoned(size_t{4} * tokens * cols), y = Poisoned(size_t{4} * tokens * inter);
+    Buffer norm_weight = Poisoned(size_t{4} * cols), scratch = Poisoned(size_t{4} * tokens * cols);
+    Graph g(device());
+    ops::MatMul(g, {.w = {&w, 0, type, 2 * inter, cols},
+                    .x = x,
+                    .y = y,
+                    .tokens = tokens,
+                    .norm = ops::RmsNormInput{.weight = norm_weight, .eps = 1e-6f, .scratch = scratch},
+                    .swiglu = ops::SwiGluOutput{}});
+    return g.dispatch_count();
+  };
+  EXPECT_EQ(dispatches(DType::Q4_K, 8960, 1536, 1), 2u);  // 1.5B's gate|up: 27.5M weights
+  EXPECT_EQ(dispatches(DType::Q6_K, 8192, 1024, 1), 2u);  // 16M
+  EXPECT_EQ(dispatches(DType::Q4_K, 8192, 1024 - 256, 1), 1u);
+  EXPECT_EQ(dispatches(DType::Q4_K, 8960, 1536, 2), 1u);
+  EXPECT_EQ(dispatches(DType::Q4_0, 8960, 1536, 1), 1u);
 }
 
 TEST_F(GpuTest, MatMulRejectsSwiGluItCannotForm) {
