@@ -12,7 +12,9 @@
 #              manifest. Call 1 carries parts 0 and 1, each later call one part, beside the tree's
 #              12 MiB.
 #   there:  scripts/dev/device_fixtures.sh unpack        (each call)
-#           scripts/dev/device_fixtures.sh run [SECONDS] (once unpack says none is missing)
+#           scripts/dev/device_fixtures.sh run [SECONDS] [FILTER]  (once unpack says none is missing;
+#              FILTER: a gtest filter in place of the fixture suites, e.g. a branch's kernel suites;
+#              unpack first in that call too, as the tool refreshes the tree and its links)
 #
 # unpack puts part 0 in /tmp/qwenvk-fx, adds the carried part's items to /dev/shm/qwenvk-data
 # (both kept while the machine is held) and makes the folder the test binary was built to read
@@ -111,7 +113,7 @@ case "${1:-}" in
     log=${OUT:-/tmp}/fixtures.log
     status=0
     VK_LAYER_PATH=$fx/layer LD_LIBRARY_PATH=$fx/lib:$fx/layer QWENVK_VALIDATION=1 \
-      timeout "${2:-300}" "$fx/qwenvk_tests" --gtest_filter="$suites" >"$log" 2>&1 || status=$?
+      timeout "${2:-300}" "$fx/qwenvk_tests" --gtest_filter="${3:-$suites}" >"$log" 2>&1 || status=$?
     grep -E '^\[  (PASSED|FAILED) |tests? ran' "$log" | head -40 || true
     echo "exit status $status; the log in $log"
     exit "$status" ;;
@@ -120,6 +122,6 @@ case "${1:-}" in
     # in the build folder, which the machine lacks).
     echo "$suites" ;;
   *)
-    echo "usage: $0 pack [MIB] | unpack | run [SECONDS] | suites" >&2
+    echo "usage: $0 pack [MIB] | unpack | run [SECONDS] [FILTER] | suites" >&2
     exit 2 ;;
 esac
