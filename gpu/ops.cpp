@@ -131,6 +131,10 @@ MatVecRates MatVecRatesFor(uint32_t slots) {
 // The columns of one matvec unit (UNIT_COLS in matvec_units.glsl), indexed by DType.
 constexpr uint32_t kMatVecUnitCols[] = {8, 8, 8, 16, 16, 16, 16, 16, 32, 32, 32};
 static_assert(std::size(kMatVecUnitCols) == kDTypeCount, "one unit width per DType");
+// The units a matvec lane loads a round for weights of `type` (SLOTS in matvec.comp).
+uint32_t MatVecSlots(DType type) {
+  return QVK_MATVEC_SLOTS_FOR(kMatVecUnitCols[static_cast<uint32_t>(type)]);
+}
 
 // The rows of a prefill's blocks (more tokens than matvec takes), so that each K and V tile staged
 // serves more rows: 64 on matrix units (attention_coopmat_d64, _d128) where the device has them
@@ -270,7 +274,7 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
   const uint32_t units = shape.cols % unit_cols == 0 && shape.x_stride % 4 == 0 ? shape.cols / unit_cols : shape.cols;
   const double weight_bytes = static_cast<double>(RowBytes(shape.type, shape.cols)) * shape.rows;
   const double x_row_bytes = 4.0 * shape.cols * (shape.tokens + (shape.norm ? 1 : 0));
-  const uint32_t slots = QVK_MATVEC_SLOTS_FOR(unit_cols);
+  const uint32_t slots = MatVecSlots(shape.type);
   const MatVecRates rates = MatVecRatesFor(slots);
   const auto estimate_ns = [&](const MatVecSplit& s) {
     const double groups = CeilDiv(shape.rows, s.group_rows);
@@ -482,8 +486,7 @@ namespace {
 // split without the norm took 689 us, not 322; docs/speed.md, session 26).
 constexpr uint64_t kNormApartMinWeights = uint64_t{16} << 20;
 bool NormApart(const MatMulArgs& a) {
-  const uint32_t unit_cols = kMatVecUnitCols[static_cast<uint32_t>(a.w.dtype)];
-  return a.tokens == 1 && a.swiglu && QVK_MATVEC_SLOTS_FOR(unit_cols) == 2 &&
+  return a.tokens == 1 && a.swiglu && MatVecSlots(a.w.dtype) == 2 &&
          uint64_t{a.w.rows} * a.w.cols >= kNormApartMinWeights;
 }
 

@@ -34,7 +34,7 @@ struct RunState {
   // attention's output, which is written after q|k|v's product and read before the next norm:
   // where q|k|v is the wider side (Qwen3-0.6B) it costs nothing.
   Buffer attention_or_mlp;
-  BufferRange xn() const;    // f32 [T, hidden]            RMS-normalized block input (prefill; see ops::MatMul)
+  BufferRange xn() const;    // f32 [T, hidden]            RMS-normalized block input (prefill; decode's norms apart)
   BufferRange qkv() const;   // f32 [T, (H + 2 Hkv) * D]   fused q | k | v projections (q rotated in place)
   BufferRange attn() const;  // f32 [T, H * D]             attention output, heads side by side
   BufferRange mlp() const;   // f32 [T, inter]             silu(gate) * up
