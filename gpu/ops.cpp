@@ -474,8 +474,6 @@ void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view 
              {.bytes = RowBytes(w.dtype, w.cols) * w.rows + 2 * values, .flops = 0});
 }
 
-namespace {
-
 // Whether a one-token product's RMSNorm runs as a dispatch of its own rather than inside the
 // matvec. Inside it, every row group repeats X's side of the norm (X * norm weight, X's squares)
 // for the rows it reads; a K-quant unit's row groups read X for two rows (QVK_MATVEC_SLOTS_FOR),
@@ -485,9 +483,14 @@ namespace {
 // Not q|k|v (7B: 89 us saved a step, more than that in rmsnorm dispatches) nor the LM head (its
 // split without the norm took 689 us, not 322; docs/speed.md, session 26).
 constexpr uint64_t kNormApartMinWeights = uint64_t{16} << 20;
+bool NormApartForSwiGlu(DType type, uint32_t tokens, uint64_t weights) {
+  return tokens == 1 && MatVecSlots(type) == 2 && weights >= kNormApartMinWeights;
+}
+
+namespace {
+
 bool NormApart(const MatMulArgs& a) {
-  return a.tokens == 1 && a.swiglu && MatVecSlots(a.w.dtype) == 2 &&
-         uint64_t{a.w.rows} * a.w.cols >= kNormApartMinWeights;
+  return a.swiglu && NormApartForSwiGlu(a.w.dtype, a.tokens, uint64_t{a.w.rows} * a.w.cols);
 }
 
 void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::string_view label) {

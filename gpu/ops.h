@@ -132,6 +132,10 @@ struct RmsNormInput {
   float eps = 0;
   BufferRange scratch;  // f32 [T, w.cols]
 };
+// Whether one token's SwiGLU product reading `weights` weights of `type` takes its norm apart
+// (the rule RecordMatMul applies to a dense gate|up; a MoE layer asks it of the experts' rows a
+// token reads).
+bool NormApartForSwiGlu(DType type, uint32_t tokens, uint64_t weights);
 
 // A product of gate and up projections stacked in one W [2 * inter, cols] whose output is
 // Y[t, r] = silu(gate_r . in[t]) * (up_r . in[t]), r < inter. Every product kernel forms it from

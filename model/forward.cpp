@@ -93,10 +93,10 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
 
 // The mixture-of-experts FFN of layer `l`, added to x. Decode (matvec's few tokens) reads only
 // the chosen experts' rows, the choice never leaving the GPU: the norm folds into the products
-// that read h, the top-k and the SwiGLU into the gate|up product, the router weights and the sum
-// over experts into the down product, with a shared expert's gated output in its epilogue. Prefill
-// groups the (token, slot) pairs by expert so that each expert's rows are read once per tile of
-// its tokens.
+// that read h (or runs once before them where the experts' rows are large K-quants), the top-k
+// and the SwiGLU into the gate|up product, the router weights and the sum over experts into the
+// down product, with a shared expert's gated output in its epilogue. Prefill groups the (token,
+// slot) pairs by expert so that each expert's rows are read once per tile of its tokens.
 void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const Buffer& post_norm, RunState& s,
                uint32_t tokens, uint32_t l) {
   const MoeConfig& moe = *c.moe;
@@ -106,12 +106,18 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   const VkDeviceSize pairs_bytes = VkDeviceSize{4} * tokens * k;
   const BufferRange expert_ids(s.expert_ids, l * s.routing_layer_stride, pairs_bytes);
   const BufferRange expert_weights(s.expert_weights, l * s.routing_layer_stride, pairs_bytes);
-  // h = rmsnorm(x) * w_post   (decode: folded into each product that reads h)
+  // h = rmsnorm(x) * w_post   (decode: folded into each product that reads h, unless the experts'
+  // fused gate|up rows that a token reads take it apart, by the rule of a dense gate|up)
+  const Matrix& experts_gate_up = M.gate_up[0].w;
+  const bool fold_norm =
+      decode && !(M.gate_up.size() == 1 &&
+                  ops::NormApartForSwiGlu(experts_gate_up.dtype, tokens,
+                                          uint64_t{k} * experts_gate_up.rows / moe.num_experts * experts_gate_up.cols));
   const std::optional<ops::RmsNormInput> norm =
-      decode ? std::optional(ops::RmsNormInput{.weight = post_norm, .eps = c.rms_norm_eps, .scratch = s.xn()})
-             : std::nullopt;
-  const BufferRange h = decode ? s.x : s.xn();
-  if (!decode) ops::RmsNorm(g, s.x, post_norm, s.xn(), tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
+      fold_norm ? std::optional(ops::RmsNormInput{.weight = post_norm, .eps = c.rms_norm_eps, .scratch = s.xn()})
+                : std::nullopt;
+  const BufferRange h = fold_norm ? s.x : s.xn();
+  if (!fold_norm) ops::RmsNorm(g, s.x, post_norm, s.xn(), tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
   // r = h Wr^T
   // (prefill: a few long rows, split along K so that more than a handful of workgroups run them)
   ops::MatMul(g,

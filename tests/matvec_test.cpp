@@ -272,6 +272,17 @@ TEST_F(GpuTest, LargeKQuantGateUpHasItsNormApart) {
   EXPECT_EQ(dispatches(DType::Q4_0, 8960, 1536, 1), 1u);
 }
 
+// A MoE layer's decode asks the same rule of the experts' gate|up rows one token reads (k experts'
+// rows): Qwen3-30B-A3B's (8 x 1 536 x 2 048, 25M) and Qwen1.5-MoE-A2.7B's (4 x 2 816 x 2 048, 23M)
+// take their norm apart as K-quants, not as Q8_0, and not for more tokens.
+TEST(NormApartTest, AppliesToTheExpertsRowsATokenReads) {
+  EXPECT_TRUE(ops::NormApartForSwiGlu(DType::Q4_K, 1, uint64_t{8} * 1536 * 2048));
+  EXPECT_TRUE(ops::NormApartForSwiGlu(DType::Q5_K, 1, uint64_t{4} * 2816 * 2048));
+  EXPECT_FALSE(ops::NormApartForSwiGlu(DType::Q8_0, 1, uint64_t{8} * 1536 * 2048));
+  EXPECT_FALSE(ops::NormApartForSwiGlu(DType::Q4_K, 2, uint64_t{8} * 1536 * 2048));
+  EXPECT_FALSE(ops::NormApartForSwiGlu(DType::Q4_K, 1, uint64_t{2} * 1536 * 2048));  // 2 of 8 experts' rows
+}
+
 TEST_F(GpuTest, MatMulRejectsSwiGluItCannotForm) {
   Buffer w = device().allocator().CreateBuffer(1 << 16, MemoryKind::Device);
   Buffer x = Poisoned(64 * 4), y = Poisoned(64 * 4), scratch = Poisoned(64 * 4);
