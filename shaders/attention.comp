@@ -40,6 +40,7 @@ layout(binding = 5) buffer P { float probs[]; };
 // The decode kernels (SPLIT_COUNTERS) read other workgroups' partials back when they merge them.
 #if defined(SPLIT_COUNTERS)
 layout(binding = 6) coherent buffer Partials { float partials[]; };
+layout(binding = 6) coherent buffer Partials4 { vec4 partials4[]; };
 #else
 layout(binding = 6) writeonly buffer Partials { float partials[]; };
 #endif
@@ -309,15 +310,35 @@ void merge_splits(uint count) {
     l_sh[row] = sum;
   }
   barrier();
-  // O = sum_s acc_s exp(m_s - M) / L, an element of a row per invocation.
-  for (uint i = tid; i < p.block_rows * p.head_dim; i += WG) {
-    const uint r = i / p.head_dim, d = i % p.head_dim;
+  // O = sum_s acc_s exp(m_s - M) / L, 4 elements of a row per invocation (1 where head_dim is not
+  // a multiple of 4), MERGE_LOADS splits at a time in independent sums so that as many loads are
+  // in flight: one scalar at a time, a deep cache's 64 splits made the merge slower than the
+  // combine dispatch it replaces (docs/speed.md, session 27).
+  const uint MERGE_LOADS = 8u;
+  const uint width = p.head_dim % 4 == 0 ? 4u : 1u;
+  const uint row_items = p.head_dim / width;
+  for (uint i = tid; i < p.block_rows * row_items; i += WG) {
+    const uint r = i / row_items, d = i % row_items * width;
     uint rt, rh;
     if (!row_at(rb, r, rt, rh)) continue;
-    const uint row_first = (rt * p.n_heads + rh) * p.splits;
-    float sum = 0.0;
-    for (uint s = 0; s < count; ++s) sum += weight_of(r, s) * partials[(row_first + s) * p.head_dim + d];
-    o[rt * p.o_stride + rh * p.head_dim + d] = sum / l_sh[r];
+    const uint at = (rt * p.n_heads + rh) * p.splits * p.head_dim + d;
+    vec4 sums[MERGE_LOADS];
+    for (uint j = 0; j < MERGE_LOADS; ++j) sums[j] = vec4(0.0);
+    uint s = 0;
+    if (width == 4u) {
+      for (; s + MERGE_LOADS <= count; s += MERGE_LOADS) {
+        for (uint j = 0; j < MERGE_LOADS; ++j) {
+          sums[j] += weight_of(r, s + j) * partials4[(at + (s + j) * p.head_dim) / 4u];
+        }
+      }
+      for (; s < count; ++s) sums[0] += weight_of(r, s) * partials4[(at + s * p.head_dim) / 4u];
+    } else {
+      for (; s < count; ++s) sums[s % MERGE_LOADS].x += weight_of(r, s) * partials[at + s * p.head_dim];
+    }
+    vec4 sum = vec4(0.0);
+    for (uint j = 0; j < MERGE_LOADS; ++j) sum += sums[j];
+    const uint out_at = rt * p.o_stride + rh * p.head_dim + d;
+    for (uint e = 0; e < width; ++e) o[out_at + e] = sum[e] / l_sh[r];
   }
   if (tid == 0) split_counters[block] = 0u;
 }
