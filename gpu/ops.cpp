@@ -82,6 +82,10 @@ constexpr uint64_t kAttentionWorkgroups = 512;
 constexpr uint32_t kAttentionNarrowRows = 8;    // MAX_ROWS of attention_narrow (kernels.cmake)
 constexpr uint32_t kAttentionWideRows = 32;     // MAX_ROWS of the wide attention kernels
 constexpr uint32_t kAttentionCoopmatRows = 64;  // ROWS of attention_coopmat.comp
+// A block's splits merged in attention_narrow keep their weights in its V tile (TILE_QUADS 1024
+// pairs of words there).
+static_assert(kAttentionNarrowRows * QVK_ATTENTION_MAX_SPLITS <= 2 * 1024,
+              "merge weights past attention_narrow's v_sh");
 struct AttentionPlan {
   // 16 (attention), or 8 (attention_narrow) for a decode step whose KV group has at most 8 q heads
   // and where head_dim > 128 (attention.comp keeps 512 quads of q); for a prefill, what

@@ -6,7 +6,8 @@
 // per row and the weighted sum of V, four barriers per tile and none per key.
 // The keys may be split over several workgroups ("flash decoding", so that one decode token
 // fills the GPU): with one split the workgroup writes O; with more it writes each row's partial
-// max m, sum l and unnormalised output, which attention_combine merges.
+// max m, sum l and unnormalised output, which attention_combine merges, or, in a decode step
+// (SPLIT_COUNTERS, QVK_FLAG_COMBINE_IN_SPLITS), the last of the block's splits to finish.
 // With QVK_FLAG_PROBS each row's scores go to P as its tiles pass, and become probabilities once
 // the row's final m and l are known: at the end, each lane rereading the scores it wrote (no second
 // pass over K), or, with more splits, in attention_combine, which alone knows the whole row's m and
@@ -19,6 +20,8 @@
 // (head_norm_rope.comp's arithmetic): each workgroup normalizes and rotates its q rows as it stages
 // them, and the split holding the token's position normalizes and rotates that token's k, stores k
 // and v into the cache and stages them from shared memory rather than from the cache it wrote.
+//
+// Sections: tile loads / Qwen3's head norm and RoPE / the splits merged by the last / main
 #include "common.glsl"
 
 #if defined(QK_NORM)
