@@ -82,6 +82,10 @@ constexpr uint64_t kAttentionWorkgroups = 512;
 constexpr uint32_t kAttentionNarrowRows = 8;    // MAX_ROWS of attention_narrow (kernels.cmake)
 constexpr uint32_t kAttentionWideRows = 32;     // MAX_ROWS of the wide attention kernels
 constexpr uint32_t kAttentionCoopmatRows = 64;  // ROWS of attention_coopmat.comp
+// A block's splits merged in attention_narrow keep their weights in its V tile (TILE_QUADS 1024
+// pairs of words there).
+static_assert(kAttentionNarrowRows * QVK_ATTENTION_MAX_SPLITS <= 2 * 1024,
+              "merge weights past attention_narrow's v_sh");
 struct AttentionPlan {
   // 16 (attention), or 8 (attention_narrow) for a decode step whose KV group has at most 8 q heads
   // and where head_dim > 128 (attention.comp keeps 512 quads of q); for a prefill, what
@@ -1093,6 +1097,12 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                         "(AttentionScratchBytes)",
                         a.tokens, a.capacity, partials_bytes));
   }
+  // A decode block's splits merge themselves where the kernel can (the narrow ones) and no P is
+  // asked for (attention_combine makes its probabilities).
+  const bool combine_in_splits =
+      a.split_counters && plan.splits > 1 && plan.block_rows == kAttentionNarrowRows && !a.probs;
+  Require(!combine_in_splits || a.split_counters->size >= AttentionSplitCounterBytes(a.tokens, a.n_heads), "attention",
+          "split counters too small (AttentionSplitCounterBytes)");
   const float scale = a.scale != 0 ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
   const push::AttentionPush push{a.tokens,
                                  a.n_heads,
@@ -1104,13 +1114,15 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  a.window,
                                  scale,
                                  a.probs_stride,
-                                 (a.probs ? QVK_FLAG_PROBS : 0u) | (a.scores ? QVK_FLAG_SCORES : 0u),
+                                 (a.probs ? QVK_FLAG_PROBS : 0u) | (a.scores ? QVK_FLAG_SCORES : 0u) |
+                                     (combine_in_splits ? QVK_FLAG_COMBINE_IN_SPLITS : 0u),
                                  plan.splits,
                                  plan.block_rows,
                                  plan.heads_per_block,
                                  plan.tokens_per_block};
   // Absent outputs are bound to O, which the kernel then does not write through them.
   const BufferRange partials = partials_bytes > 0 ? SubRange(*a.scratch, 0, partials_bytes) : a.out;
+  const BufferRange counters = combine_in_splits ? *a.split_counters : a.out;
   const Groups grid{plan.splits, plan.token_blocks, a.n_kv_heads * plan.head_blocks};
   if (a.head_norm) {
     const AttentionArgs::HeadNorm& n = *a.head_norm;
@@ -1119,7 +1131,8 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
     cost.bytes +=
         uint64_t{4} * (2 * a.n_kv_heads * a.head_dim + 2 * a.head_dim) + uint64_t{4} * a.n_kv_heads * a.head_dim;
     g.Dispatch(KernelId::AttentionNarrowNorm,
-               {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials, n.inv_freq, n.weight},
+               {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials, n.inv_freq, n.weight,
+                counters},
                push::AttentionNormPush{push, n.eps, n.attention_factor}, grid, label, cost);
   } else {
     const KernelId kernel = plan.block_rows == kAttentionCoopmatRows
@@ -1128,10 +1141,16 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                             : plan.block_rows != kAttentionWideRows   ? KernelId::Attention
                             : a.head_dim <= 64                        ? KernelId::AttentionWide
                                                                       : KernelId::AttentionWideD128;
-    g.Dispatch(kernel, {a.q, a.positions, a.k_cache, a.v_cache, a.out, a.probs.value_or(a.out), partials}, push, grid,
-               label, AttentionCost(a));
+    const BufferRange probs = a.probs.value_or(a.out);
+    if (kernel == KernelId::AttentionNarrow) {
+      g.Dispatch(kernel, {a.q, a.positions, a.k_cache, a.v_cache, a.out, probs, partials, counters}, push, grid, label,
+                 AttentionCost(a));
+    } else {
+      g.Dispatch(kernel, {a.q, a.positions, a.k_cache, a.v_cache, a.out, probs, partials}, push, grid, label,
+                 AttentionCost(a));
+    }
   }
-  if (plan.splits > 1) {
+  if (plan.splits > 1 && !combine_in_splits) {
     // Reads each split's (max, sum, output), about two flops a float, and writes O; scales the
     // probabilities in place. Its own label, so that profiles show what the split costs.
     const uint64_t probs_bytes = 2 * ProbsBytes(a);

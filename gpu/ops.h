@@ -367,6 +367,10 @@ struct AttentionArgs {
   // AttentionScoresFloats floats.
   bool scores = false;
   std::optional<BufferRange> scratch;  // split partials: AttentionScratchBytes(tokens, ...) bytes
+  // u32, AttentionSplitCounterBytes(tokens, n_heads) bytes, zero (and left zero): with them a
+  // decode block's splits (the narrow kernels, no probabilities) merge themselves, the last to
+  // finish merging all, and no attention_combine dispatch follows.
+  std::optional<BufferRange> split_counters;
   // positions[0] as the host knows it when recording (rows follow consecutively): sizes the
   // dispatch's cost (keys read, flops) only; the kernel reads the positions buffer.
   uint32_t first_position = 0;
@@ -457,6 +461,12 @@ inline constexpr uint32_t AttentionWideSharedBytes(uint32_t head_dim) {
 // of `capacity` rows (0: it never splits them).
 uint64_t AttentionScratchBytes(uint32_t max_tokens, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
                                uint32_t capacity, uint32_t min_tokens = 1);
+
+// Bytes of the split counters (AttentionArgs::split_counters) for up to max_tokens query rows:
+// one u32 a block of rows, at most one block a row.
+inline uint64_t AttentionSplitCounterBytes(uint32_t max_tokens, uint32_t n_heads) {
+  return uint64_t{4} * max_tokens * n_heads;
+}
 
 // The k largest of count values, descending, ties to the lower index. Scratch holds the
 // per-workgroup candidates: TopKScratchCount(count, k) values and as many indices.

@@ -260,6 +260,10 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
   xn_bytes_ = F32 * tokens * c.hidden_size;
   attention_or_mlp = Make(device, std::max(attn_offset_ + attn_bytes_, xn_offset_ + xn_bytes_));
   splits = Make(device, SplitsBytes(info, c, w, tokens, context));
+  // Zero once: each attention dispatch that counts on them leaves them zero.
+  split_counters = Make(device, ops::AttentionSplitCounterBytes(tokens, c.num_heads));
+  const std::vector<uint32_t> zeros(split_counters.size() / 4, 0);
+  device.Upload(split_counters, 0, std::as_bytes(std::span(zeros)));
   dequant = Make(device, PrefillDequantBytes(info, w, tokens));
   if (c.moe) {
     const VkDeviceSize pairs = VkDeviceSize{tokens} * c.moe->experts_per_token;
@@ -329,6 +333,7 @@ uint64_t RunState::bytes() const {
   for (const Buffer* b : {&x,
                           &attention_or_mlp,
                           &splits,
+                          &split_counters,
                           &dequant,
                           &router_logits,
                           &expert_ids,
@@ -493,6 +498,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
                                  .q_stride = qkv_width,
                                  .window = c.layer_window[l],
                                  .scratch = BufferRange(s.splits),
+                                 .split_counters = BufferRange(s.split_counters),
                                  .first_position = first_position};
     if (norm_in_attention) {
       attention.head_norm = ops::AttentionArgs::HeadNorm{

@@ -41,11 +41,13 @@ struct RunState {
   // f32 [T, 2 * inter]  gate | up projections, only where the SwiGLU cannot fold into their product
   // (GateUpNeedsScratch); otherwise none.
   std::optional<BufferRange> gate_up() const;
-  Buffer splits;   // f32 [T, H, splits, D + 2]       attention's KV splits: acc, then (m, l); or
-                   // f32 [splits, T, rows]           a product's splits along K (prefill's q|k|v, o, down,
-                   //                                 a MoE layer's router and shared gate)
-  Buffer dequant;  // f16 [rows, cols]                a chunk of a weight's rows, dequantized (prefill:
-                   //                                 PrefillDequantBytes)
+  Buffer splits;          // f32 [T, H, splits, D + 2]   attention's KV splits: acc, then (m, l); or
+                          // f32 [splits, T, rows]       a product's splits along K (prefill's q|k|v, o,
+                          //                             down, a MoE layer's router and shared gate)
+  Buffer split_counters;  // u32 [T * H]                 decode attention's splits counted, a block each
+                          //                             (zero between dispatches)
+  Buffer dequant;         // f16 [rows, cols]            a chunk of a weight's rows, dequantized (prefill:
+                          //                             PrefillDequantBytes)
   // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the
   // expert and shared-expert FFN sizes:
   Buffer router_logits;  // f32 [T, experts]                h Wr^T

@@ -6,7 +6,8 @@
 // per row and the weighted sum of V, four barriers per tile and none per key.
 // The keys may be split over several workgroups ("flash decoding", so that one decode token
 // fills the GPU): with one split the workgroup writes O; with more it writes each row's partial
-// max m, sum l and unnormalised output, which attention_combine merges.
+// max m, sum l and unnormalised output, which attention_combine merges, or, in a decode step
+// (SPLIT_COUNTERS, QVK_FLAG_COMBINE_IN_SPLITS), the last of the block's splits to finish.
 // With QVK_FLAG_PROBS each row's scores go to P as its tiles pass, and become probabilities once
 // the row's final m and l are known: at the end, each lane rereading the scores it wrote (no second
 // pass over K), or, with more splits, in attention_combine, which alone knows the whole row's m and
@@ -19,6 +20,8 @@
 // (head_norm_rope.comp's arithmetic): each workgroup normalizes and rotates its q rows as it stages
 // them, and the split holding the token's position normalizes and rotates that token's k, stores k
 // and v into the cache and stages them from shared memory rather than from the cache it wrote.
+//
+// Sections: tile loads / Qwen3's head norm and RoPE / the splits merged by the last / main
 #include "common.glsl"
 
 #if defined(QK_NORM)
@@ -37,10 +40,27 @@ layout(binding = 3) CACHE_ACCESS buffer VCacheHalves { float16_t v_halves[]; };
 layout(binding = 4) writeonly buffer O { float o[]; };
 layout(binding = 5) buffer P { float probs[]; };
 // Row (t, h), split s: acc [D] at ((t * H + h) * splits + s) * D, then (m, l) pairs after every acc.
+// The decode kernels (SPLIT_COUNTERS) read other workgroups' partials back when they merge them.
+#if defined(SPLIT_COUNTERS)
+layout(binding = 6) coherent buffer Partials { float partials[]; };
+layout(binding = 6) coherent buffer Partials4 { vec4 partials4[]; };
+#else
 layout(binding = 6) writeonly buffer Partials { float partials[]; };
+#endif
 #if defined(QK_NORM)
 layout(binding = 7) readonly buffer InvFreq { float inv_freq[]; };
 layout(binding = 8) readonly buffer NormWeight { float norm_weight[]; };  // q_norm | k_norm, f32 [2 * D]
+#endif
+#if defined(SPLIT_COUNTERS)
+// Per block of query rows (gl_WorkGroupID.y * gl_NumWorkGroups.z + z): how many of its active
+// splits have written their partials. Zero between dispatches: the last split sets it back.
+#if defined(QK_NORM)
+layout(binding = 9) coherent buffer SplitCounters { uint split_counters[]; };
+#else
+layout(binding = 7) coherent buffer SplitCounters { uint split_counters[]; };
+#endif
+#endif
+#if defined(QK_NORM)
 
 layout(push_constant) uniform Push {
   AttentionPush p;
@@ -238,6 +258,95 @@ void stage_normed_heads(uint begin, uint end) {
 }
 #endif
 
+#if defined(SPLIT_COUNTERS)
+// --- the splits merged by the last -------------------------------------------------------------
+
+// With QVK_FLAG_COMBINE_IN_SPLITS (a decode step without P), the last of a block's `count` active
+// splits to finish merges their partials into O as attention_combine would, so that no combine
+// dispatch follows: each split makes its partials visible and counts itself on its block's
+// counter; the one that counts last reads every split's (coherent) partials and sets the counter
+// back to zero for the next dispatch. The merge's weights exp(m_s - M) live in v_sh (free once
+// the tiles are done), MAX_ROWS x QVK_ATTENTION_MAX_SPLITS of them.
+shared bool last_split_sh;
+void set_weight(uint row, uint s, float w) {
+  const uint i = row * QVK_ATTENTION_MAX_SPLITS + s;
+  v_sh[i >> 1][i & 1u] = floatBitsToUint(w);
+}
+float weight_of(uint row, uint s) {
+  const uint i = row * QVK_ATTENTION_MAX_SPLITS + s;
+  return uintBitsToFloat(v_sh[i >> 1][i & 1u]);
+}
+void merge_splits(uint count) {
+  memoryBarrierBuffer();  // this invocation's partials, before the count says they are there
+  barrier();              // every invocation's
+  const uint block = gl_WorkGroupID.y * gl_NumWorkGroups.z + gl_WorkGroupID.z;
+  if (tid == 0) last_split_sh = atomicAdd(split_counters[block], 1u) == count - 1u;
+  barrier();
+  if (!last_split_sh) return;
+  memoryBarrierBuffer();
+
+  const uint ml_base = p.tokens * p.n_heads * p.splits * p.head_dim;
+  const uint lanes = WG / p.block_rows;
+  const uint row = tid / lanes, lane = tid % lanes;
+  uint t, h;
+  const bool valid = row_at(rb, row, t, h);
+  const uint first = valid ? (t * p.n_heads + h) * p.splits : 0u;
+  // M = max_s m_s (finite: the split holding the row's position saw a key), then
+  // L = sum_s l_s exp(m_s - M), each row's splits over its lanes.
+  float m = NEG_INF;
+  for (uint s = lane; valid && s < count; s += lanes) m = max(m, partials[ml_base + 2 * (first + s)]);
+  lane_sh[tid] = m;
+  barrier();
+  for (uint i = 0; i < lanes; ++i) m = max(m, lane_sh[row * lanes + i]);
+  barrier();  // lane_sh read before it takes the sums
+  float l = 0.0;
+  for (uint s = lane; valid && s < count; s += lanes) {
+    const float w = exp(partials[ml_base + 2 * (first + s)] - m);
+    set_weight(row, s, w);
+    l += w * partials[ml_base + 2 * (first + s) + 1];
+  }
+  lane_sh[tid] = l;
+  barrier();
+  if (lane == 0) {
+    float sum = 0.0;
+    for (uint i = 0; i < lanes; ++i) sum += lane_sh[row * lanes + i];
+    l_sh[row] = sum;
+  }
+  barrier();
+  // O = sum_s acc_s exp(m_s - M) / L, 4 elements of a row per invocation (1 where head_dim is not
+  // a multiple of 4), MERGE_LOADS splits at a time in independent sums so that as many loads are
+  // in flight: one scalar at a time, a deep cache's 64 splits made the merge slower than the
+  // combine dispatch it replaces (docs/speed.md, session 27).
+  const uint MERGE_LOADS = 8u;
+  const uint width = p.head_dim % 4 == 0 ? 4u : 1u;
+  const uint row_items = p.head_dim / width;
+  for (uint i = tid; i < p.block_rows * row_items; i += WG) {
+    const uint r = i / row_items, d = i % row_items * width;
+    uint rt, rh;
+    if (!row_at(rb, r, rt, rh)) continue;
+    const uint at = (rt * p.n_heads + rh) * p.splits * p.head_dim + d;
+    vec4 sums[MERGE_LOADS];
+    for (uint j = 0; j < MERGE_LOADS; ++j) sums[j] = vec4(0.0);
+    uint s = 0;
+    if (width == 4u) {
+      for (; s + MERGE_LOADS <= count; s += MERGE_LOADS) {
+        for (uint j = 0; j < MERGE_LOADS; ++j) {
+          sums[j] += weight_of(r, s + j) * partials4[(at + (s + j) * p.head_dim) / 4u];
+        }
+      }
+      for (; s < count; ++s) sums[0] += weight_of(r, s) * partials4[(at + s * p.head_dim) / 4u];
+    } else {
+      for (; s < count; ++s) sums[s % MERGE_LOADS].x += weight_of(r, s) * partials[at + s * p.head_dim];
+    }
+    vec4 sum = vec4(0.0);
+    for (uint j = 0; j < MERGE_LOADS; ++j) sum += sums[j];
+    const uint out_at = rt * p.o_stride + rh * p.head_dim + d;
+    for (uint e = 0; e < width; ++e) o[out_at + e] = sum[e] / l_sh[r];
+  }
+  if (tid == 0) split_counters[block] = 0u;
+}
+#endif
+
 // --- main ------------------------------------------------------------------------------------
 
 void main() {
@@ -349,6 +458,14 @@ void main() {
     barrier();
   }
 
+  // O directly with one split, or where the splits merge themselves and this is the only active one.
+#if defined(SPLIT_COUNTERS)
+  const bool merge_in_splits = (p.flags & QVK_FLAG_COMBINE_IN_SPLITS) != 0;
+  const uint count = merge_in_splits ? active_splits(keys) : 0u;
+  const bool direct = p.splits == 1 || count == 1u;
+#else
+  const bool direct = p.splits == 1;
+#endif
   const uint ml_base = p.tokens * p.n_heads * p.splits * p.head_dim;
   lane_sh[tid] = l_lane;
   barrier();
@@ -356,7 +473,7 @@ void main() {
     float l = 0.0;
     for (uint i = 0; i < lanes; ++i) l += lane_sh[row * lanes + i];
     l_sh[row] = l;
-    if (p.splits > 1 && row_valid) {
+    if (!direct && row_valid) {
       const uint at = ml_base + 2 * ((row_t * p.n_heads + row_h) * p.splits + split);
       partials[at] = m;
       partials[at + 1] = l;
@@ -369,7 +486,7 @@ void main() {
       const uint r = pv_group + k * pv_groups;
       uint t, h;
       if (r >= rows_used || !row_at(rb, r, t, h)) continue;
-      if (p.splits == 1) {
+      if (direct) {
         // As attention_combine scales a single active split, so results do not depend on the cache size.
         const vec4 out_row = acc[k] * (1.0 / l_sh[r]);
         for (uint e = 0; e < 4 && d + e < p.head_dim; ++e) o[t * p.o_stride + h * p.head_dim + d + e] = out_row[e];
@@ -379,6 +496,10 @@ void main() {
       }
     }
   }
+
+#if defined(SPLIT_COUNTERS)
+  if (merge_in_splits && !direct) merge_splits(count);
+#endif
 
   // Scores to probabilities, exp(score - m) / l, where the workgroup saw every key of its rows:
   // each lane rereads the keys it wrote, so no barrier is needed. A row that saw no key (m = -inf)

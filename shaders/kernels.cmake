@@ -157,15 +157,18 @@ qwenvk_kernel(OP Attention SOURCE attention.comp
 # Blocks of 8 query rows on 256 invocations: a decode step's q heads of one KV group (at most 8
 # on every Qwen model), each row with a subgroup's 32 lanes where a 16-row block of 128 gave it 8,
 # so that each lane scores a quarter of the keys; and any block of head_dim > 128.
-qwenvk_kernel(OP AttentionNarrow NAME attention_narrow SOURCE attention.comp DEFINES MAX_ROWS=8 MAX_TILE_KEYS=64 TILE_QUADS=1024
-              BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
-              PUSH AttentionPush LOCAL_SIZE 256)
+# Both merge their splits in the last split of each block where asked (QVK_FLAG_COMBINE_IN_SPLITS),
+# counting them on split_counters.
+qwenvk_kernel(OP AttentionNarrow NAME attention_narrow SOURCE attention.comp
+              DEFINES MAX_ROWS=8 MAX_TILE_KEYS=64 TILE_QUADS=1024 SPLIT_COUNTERS
+              BINDINGS q positions k_cache v_cache out probs partials split_counters
+              WRITES out probs partials split_counters PUSH AttentionPush LOCAL_SIZE 256)
 # The same for a decode step of Qwen3, with its head norm and RoPE (and the K/V cache stores) done
 # as it stages the heads: no head_norm_rope dispatch before it.
 qwenvk_kernel(OP AttentionNarrowNorm NAME attention_narrow_norm SOURCE attention.comp
-              DEFINES MAX_ROWS=8 MAX_TILE_KEYS=64 TILE_QUADS=1024 QK_NORM
-              BINDINGS q positions k_cache v_cache out probs partials inv_freq norm_weight
-              WRITES k_cache v_cache out probs partials PUSH AttentionNormPush LOCAL_SIZE 256)
+              DEFINES MAX_ROWS=8 MAX_TILE_KEYS=64 TILE_QUADS=1024 QK_NORM SPLIT_COUNTERS
+              BINDINGS q positions k_cache v_cache out probs partials inv_freq norm_weight split_counters
+              WRITES k_cache v_cache out probs partials split_counters PUSH AttentionNormPush LOCAL_SIZE 256)
 qwenvk_kernel(OP AttentionWide NAME attention_wide SOURCE attention.comp DEFINES MAX_ROWS=32 MAX_TILE_KEYS=48 TILE_QUADS=768
               BINDINGS q positions k_cache v_cache out probs partials WRITES out probs partials
               PUSH AttentionPush LOCAL_SIZE 128)

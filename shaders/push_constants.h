@@ -29,6 +29,7 @@ using uint = std::uint32_t;
 #define QVK_FLAG_MAX 64u         // attention_reduce, attention_live: a cell's max (else its mean)
 #define QVK_FLAG_SCORES 128u     // attention, attention_combine: P keeps the scores and each row's max and sum
 #define QVK_FLAG_MUTE_SINK 256u  // attention_reduce, attention_live: key 0 out of each row, the row renormalized
+#define QVK_FLAG_COMBINE_IN_SPLITS 512u  // attention_narrow*: the last split of a block merges its splits (no combine)
 
 // Y[t, col_offset + r] = sum_k W[r, k] * X[t, k] (+ bias[col_offset + r]) (+ R[t, col_offset + r])
 // W is one row slice of a weight matrix: rows [col_offset, col_offset + rows).
@@ -184,7 +185,7 @@ struct AttentionPush {
   uint window;    // 0: no sliding window
   float scale;
   uint probs_stride;      // key columns per P row
-  uint flags;             // QVK_FLAG_PROBS | QVK_FLAG_SCORES
+  uint flags;             // QVK_FLAG_PROBS | QVK_FLAG_SCORES | QVK_FLAG_COMBINE_IN_SPLITS
   uint splits;            // KV splits per block (1: O written directly)
   uint block_rows;        // query rows a workgroup holds: 16, or 8 when head_dim > 128
   uint heads_per_block;   // rows of one token: q heads of one KV group

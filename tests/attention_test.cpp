@@ -1,8 +1,9 @@
 // Causal grouped-query attention against the C++ reference: every GQA ratio Qwen2 models use,
 // head sizes 6..256, prefill and decode through the KV cache at depths around the split
 // granule, chunks continuing a cache, sliding windows, the post-softmax probabilities of the
-// attention-map mode (or the scores with each row's max and sum, as live rows keep them), and one
-// decode recording replayed at several depths.
+// attention-map mode (or the scores with each row's max and sum, as live rows keep them), decode's
+// splits merged by attention_combine or by the last split of each block, and one decode recording
+// replayed at several depths.
 #include <algorithm>
 #include <cmath>
 
@@ -55,9 +56,21 @@ class AttentionOpTest : public GpuTest {
     return in;
   }
 
-  // The op's arguments for case `c` over `in`, with its positions, O and split scratch.
+  // Zeroed split counters for `tokens` rows of `heads` heads (AttentionArgs::split_counters).
+  Buffer ZeroCounters(uint32_t tokens, uint32_t heads) {
+    return Upload(std::vector<uint32_t>(ops::AttentionSplitCounterBytes(tokens, heads) / 4, 0));
+  }
+  // Every counter back at zero after a dispatch, for the next.
+  void ExpectCountersZero(const Buffer& counters) {
+    const std::vector<uint32_t> left = Download<uint32_t>(counters, counters.size() / 4);
+    EXPECT_EQ(std::count(left.begin(), left.end(), 0u), static_cast<std::ptrdiff_t>(left.size()));
+  }
+
+  // The op's arguments for case `c` over `in`, with its positions, O, split scratch and, where
+  // given, the split counters with which a decode block's splits merge themselves.
   static ops::AttentionArgs ArgsFor(const AttentionCase& c, const Inputs& in, const Buffer& positions,
-                                    const Buffer& out, uint32_t capacity, const Buffer& scratch) {
+                                    const Buffer& out, uint32_t capacity, const Buffer& scratch,
+                                    const Buffer* counters = nullptr) {
     return {.q = in.q_buf,
             .positions = positions,
             .k_cache = in.k_buf,
@@ -69,7 +82,8 @@ class AttentionOpTest : public GpuTest {
             .head_dim = c.head_dim,
             .capacity = capacity,
             .window = c.window,
-            .scratch = BufferRange(scratch)};
+            .scratch = BufferRange(scratch),
+            .split_counters = counters ? std::optional(BufferRange(*counters)) : std::nullopt};
   }
 
   static void ExpectOutputMatches(const AttentionCase& c, const std::vector<float>& got,
@@ -122,6 +136,8 @@ std::vector<float> ProbabilitiesOfScores(const AttentionCase& c, const std::vect
   return p;
 }
 
+// Every case runs as the engine records it, with the split counters: a decode step's splits merge
+// themselves (but where P is asked for), every other shape ignores them.
 TEST_P(AttentionTest, MatchesReference) {
   const AttentionCase& c = GetParam();
   const uint32_t capacity = c.capacity != 0 ? c.capacity : c.first_pos + c.tokens + 5;
@@ -133,7 +149,8 @@ TEST_P(AttentionTest, MatchesReference) {
   Buffer scratch_buf = Poisoned(scratch_bytes);
   const uint32_t probs_stride = c.probs_stride != 0 ? c.probs_stride : capacity;
   std::optional<Buffer> probs_buf;
-  ops::AttentionArgs args = ArgsFor(c, in, pos_buf, out_buf, capacity, scratch_buf);
+  Buffer counters = ZeroCounters(c.tokens, c.heads);
+  ops::AttentionArgs args = ArgsFor(c, in, pos_buf, out_buf, capacity, scratch_buf, &counters);
   const size_t probs_floats = c.scores ? ops::AttentionScoresFloats(c.heads, c.tokens, probs_stride)
                                        : static_cast<size_t>(c.heads) * c.tokens * probs_stride;
   if (c.probs) {
@@ -149,6 +166,7 @@ TEST_P(AttentionTest, MatchesReference) {
   const auto expected =
       ref::Attention(in.q, positions, in.k, in.v, c.heads, c.kv_heads, c.head_dim, capacity, c.window, probs_stride);
   ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
+  ExpectCountersZero(counters);
   if (!c.probs) return;
   const std::vector<float> p =
       c.scores ? ProbabilitiesOfScores(c, positions, probs_stride, Download<float>(*probs_buf, probs_floats))
@@ -276,7 +294,8 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // The engine records a decode step once and replays it with new positions: the split layout
-// must follow positions[] on the GPU.
+// must follow positions[] on the GPU, and so must the merge, by attention_combine or, with the
+// split counters, by each block's last split (one dispatch, the counters zero after every run).
 TEST_F(AttentionOpTest, OneRecordingServesEveryDepth) {
   const AttentionCase c{"replay", 14, 2, 64, 1, 0};
   const uint32_t capacity = 3000;
@@ -284,16 +303,23 @@ TEST_F(AttentionOpTest, OneRecordingServesEveryDepth) {
   Buffer pos_buf = Upload(std::vector<uint32_t>{0});
   Buffer out_buf = Poisoned(in.q.size() * 4);
   Buffer scratch_buf = Poisoned(ops::AttentionScratchBytes(1, c.heads, c.kv_heads, c.head_dim, capacity));
-  Graph g(device());
-  ops::Attention(g, ArgsFor(c, in, pos_buf, out_buf, capacity, scratch_buf));
-  g.End();
-  for (uint32_t depth : {2999u, 0u, 700u, 64u, 63u, 1500u}) {
-    SCOPED_TRACE(depth);
-    const std::vector<uint32_t> positions{depth};
-    device().Upload(pos_buf, 0, std::as_bytes(std::span(positions)));
-    g.Run();
-    const auto expected = ref::Attention(in.q, positions, in.k, in.v, c.heads, c.kv_heads, c.head_dim, capacity, 0, 0);
-    ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
+  Buffer counters = ZeroCounters(1, c.heads);
+  for (const bool merge_in_splits : {false, true}) {
+    SCOPED_TRACE(merge_in_splits);
+    Graph g(device());
+    ops::Attention(g, ArgsFor(c, in, pos_buf, out_buf, capacity, scratch_buf, merge_in_splits ? &counters : nullptr));
+    EXPECT_EQ(g.dispatch_count(), merge_in_splits ? 1u : 2u);
+    g.End();
+    for (uint32_t depth : {2999u, 0u, 700u, 64u, 63u, 1500u}) {
+      SCOPED_TRACE(depth);
+      const std::vector<uint32_t> positions{depth};
+      device().Upload(pos_buf, 0, std::as_bytes(std::span(positions)));
+      g.Run();
+      const auto expected =
+          ref::Attention(in.q, positions, in.k, in.v, c.heads, c.kv_heads, c.head_dim, capacity, 0, 0);
+      ExpectOutputMatches(c, Download<float>(out_buf, in.q.size()), expected);
+      ExpectCountersZero(counters);
+    }
   }
 }
 
@@ -370,7 +396,8 @@ TEST_F(AttentionOpTest, NormsQwen3HeadsAsHeadNormRopeThenAttention) {
     for (int fused = 0; fused < 2; ++fused) {
       Buffer qkv_buf = Upload(qkv), k_buf = Upload(k_history), v_buf = Upload(v_history),
              out_buf = Poisoned(size_t{4} * c.heads * c.head_dim), probs_buf = Poisoned(4 * probs_floats),
-             scratch_buf = Poisoned(ops::AttentionScratchBytes(1, c.heads, c.kv_heads, c.head_dim, c.capacity) + 4);
+             scratch_buf = Poisoned(ops::AttentionScratchBytes(1, c.heads, c.kv_heads, c.head_dim, c.capacity) + 4),
+             counters = ZeroCounters(1, c.heads);
       ops::AttentionArgs args{.q = qkv_buf,
                               .positions = pos_buf,
                               .k_cache = k_buf,
@@ -389,8 +416,9 @@ TEST_F(AttentionOpTest, NormsQwen3HeadsAsHeadNormRopeThenAttention) {
         args.scores = true;
       }
       Graph g(device(), /*profile=*/true);
-      if (fused) {
+      if (fused) {  // as the engine records it: its splits merged by the last of each block
         args.head_norm = ops::AttentionArgs::HeadNorm{.weight = w_buf, .eps = 1e-6f, .inv_freq = freq_buf};
+        args.split_counters = BufferRange(counters);
       } else {
         ops::HeadNormRope(g,
                           {.qkv = qkv_buf,
@@ -410,6 +438,7 @@ TEST_F(AttentionOpTest, NormsQwen3HeadsAsHeadNormRopeThenAttention) {
         EXPECT_EQ(g.Timings().front().kernel, "attention_narrow_norm");
       }
       out[fused] = Download<float>(out_buf, size_t{c.heads} * c.head_dim);
+      ExpectCountersZero(counters);
       if (c.scores) scores[fused] = Download<float>(probs_buf, probs_floats);
       k_cache[fused] = Download<uint16_t>(k_buf, cache_elems);
       v_cache[fused] = Download<uint16_t>(v_buf, cache_elems);
