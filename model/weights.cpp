@@ -234,7 +234,18 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Weight
     layer.post_norm = loader.F32Vector({p + "post_attention_layernorm.weight"});
     if (config.sparse(l)) {
       MoeLayerWeights moe;
-      moe.router = loader.SingleMatrix(p + "mlp.gate.weight", kind);
+      const std::string router = p + "mlp.gate.weight", shared_gate = p + "mlp.shared_expert_gate.weight";
+      const DType router_type = loader.TargetType(source.Get(router));
+      if (!shared_gate_up.empty() && router_type == loader.TargetType(source.Get(shared_gate)) &&
+          !IsRegrouped(router_type)) {
+        const Matrix both = loader.StackedMatrix({router, shared_gate}, kind);
+        moe.router_gate = both;
+        moe.router = Matrix{both.buffer, both.offset, both.dtype, both.rows - 1, both.cols};
+        moe.shared_gate = Matrix{both.buffer, both.offset + RowBytes(both.dtype, both.cols) * (both.rows - 1),
+                                 both.dtype, 1, both.cols};
+      } else {
+        moe.router = loader.SingleMatrix(router, kind);
+      }
       if (loader.TargetType(source.Get(experts_gate[0])) == loader.TargetType(source.Get(experts_up[0]))) {
         std::vector<std::string> interleaved;
         for (size_t e = 0; e < experts_gate.size(); ++e)
@@ -248,7 +259,7 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Weight
       if (!shared_gate_up.empty()) {
         moe.shared_gate_up = loader.Projections(shared_gate_up, kind);
         moe.shared_down = loader.SingleMatrix(p + "mlp.shared_expert.down_proj.weight", kind);
-        moe.shared_gate = loader.SingleMatrix(p + "mlp.shared_expert_gate.weight", kind);
+        if (moe.router_gate.buffer == nullptr) moe.shared_gate = loader.SingleMatrix(shared_gate, kind);
       }
       layer.moe = std::move(moe);
     } else {
