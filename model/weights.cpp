@@ -234,10 +234,15 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Weight
     layer.post_norm = loader.F32Vector({p + "post_attention_layernorm.weight"});
     if (config.sparse(l)) {
       MoeLayerWeights moe;
+      // The router and the shared gate stacked into router_gate where both views of it can be bound:
+      // one type, not regrouped, the gate's row at an offset a binding may start at.
       const std::string router = p + "mlp.gate.weight", shared_gate = p + "mlp.shared_expert_gate.weight";
-      const DType router_type = loader.TargetType(source.Get(router));
+      const SourceTensor router_tensor = source.Get(router);
+      const DType router_type = loader.TargetType(router_tensor);
+      const VkDeviceSize gate_offset =
+          RowBytes(router_type, static_cast<uint32_t>(router_tensor.shape[1])) * router_tensor.shape[0];
       if (!shared_gate_up.empty() && router_type == loader.TargetType(source.Get(shared_gate)) &&
-          !IsRegrouped(router_type)) {
+          !IsRegrouped(router_type) && gate_offset % device.info().storage_offset_alignment == 0) {
         const Matrix both = loader.StackedMatrix({router, shared_gate}, kind);
         moe.router_gate = both;
         moe.router = Matrix{both.buffer, both.offset, both.dtype, both.rows - 1, both.cols};
