@@ -1,3 +1,8 @@
+// Recording and replaying a Graph (graph.h says what one is). In order: the hazard tracking that
+// places barriers (Overlaps), ranges and grids; the graph's command buffer, descriptor pools and
+// timestamp queries; barriers and the ownership of buffers shared with another device; recording a
+// dispatch (its kernel row checked, its bindings pushed or written, a barrier where data flows);
+// End, Run, Submit and Wait (the fence polled before it sleeps); the per-dispatch timings.
 #include "gpu/graph.h"
 
 #include <algorithm>

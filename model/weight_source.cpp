@@ -1,3 +1,7 @@
+// Where the weights come from, by Hugging Face tensor name. In order: a safetensors folder's
+// tensors; the names llama.cpp's GGUF gives them (GgufName, HfName, the experts' stacked tensors)
+// and GGUF's types; a GGUF file's tensors under their Hugging Face names; the tensors a config
+// expects, with their shapes, and the check of a file against them (ValidateQwen2Tensors).
 #include "model/weight_source.h"
 
 #include <cstdio>
