@@ -562,6 +562,9 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                       : path == MatMulKernel::Tiled ? KernelOp::MatMul
                                                     : KernelOp::MatMulCoopmat;
   const KernelId kernel = RequireKernel(g, op, a.w.dtype, "matmul");
+  Require(!a.norm || !a.norm->store || op == KernelOp::MatVecNorm, "matmul",
+          "only one token's matvec stores its normalized input");
+  Require(!a.norm || !a.norm->store || a.norm->scratch.size >= a.w.cols * 4ull, "matmul", "norm scratch too small");
   const bool store_kv = rope && rope->k_cache.has_value();
   const uint32_t flags = (a.bias ? QVK_FLAG_BIAS : 0u) | (a.residual ? QVK_FLAG_RESIDUAL : 0u) |
                          (a.norm ? QVK_FLAG_NORM : 0u) | (a.swiglu ? QVK_FLAG_SWIGLU : 0u) |
@@ -698,6 +701,17 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                           .capacity = 0,
                           .attention_factor = 1.0f};
     const Groups grid = GridFor(split.workgroups);
+    if (!rope && op == KernelOp::MatVecNorm) {
+      // The first slice stores the normalized input where asked; otherwise Y stands in for that
+      // binding, which the kernel then never writes.
+      const bool store_normed = a.norm->store && slice.first_row == 0;
+      if (store_normed) push.flags |= QVK_FLAG_STORE_NORMED;
+      DispatchCost normed_cost = cost(slice.rows);
+      normed_cost.bytes += store_normed ? uint64_t{4} * a.w.cols : 0;
+      g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual, norm_weight, store_normed ? a.norm->scratch : a.y},
+                 push, grid, label, normed_cost);
+      continue;
+    }
     if (!rope) {
       g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual, norm_weight}, push, grid, label, cost(slice.rows));
       continue;

@@ -131,6 +131,10 @@ struct RmsNormInput {
   BufferRange weight;  // f32 [w.cols]
   float eps = 0;
   BufferRange scratch;  // f32 [T, w.cols]
+  // The normalized input is also left in `scratch` for the products after this one: by the
+  // separate RmsNorm where there is one, else (one token's matvec) by the product's first
+  // workgroup, with no dispatch of its own.
+  bool store = false;
 };
 // Whether one token's SwiGLU product reading `weights` weights of `type` takes its norm apart
 // (the rule RecordMatMul applies to a dense gate|up; a MoE layer asks it of the experts' rows a

@@ -26,8 +26,8 @@ set(QWENVK_WEIGHT_TYPES F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K)
 # (matvec_tokens).
 qwenvk_kernel(OP MatVec SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ONE_TOKEN NO_NORM
               BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)
-qwenvk_kernel(OP MatVecNorm NAME matvec_norm SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ONE_TOKEN
-              BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)
+qwenvk_kernel(OP MatVecNorm NAME matvec_norm SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ONE_TOKEN NORMED_OUT
+              BINDINGS w x y bias residual norm_weight normed WRITES y normed PUSH MatVecPush LOCAL_SIZE 128)
 qwenvk_kernel(OP MatVecTokens NAME matvec_tokens SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)
 # Decode's fused q|k|v projection with RoPE and the KV cache store folded into its epilogue; one

@@ -13,6 +13,9 @@
 //     reads only the chosen experts' weights, and the host never sees the choice.
 //     With QVK_FLAG_SHARED (the down product) Qwen2-MoE's shared expert is added too, after the
 //     sum over experts and the residual: + shared_out[t, o] * sigmoid(shared_gate[t]).
+//   NORMED_OUT (matvec_norm) with QVK_FLAG_STORE_NORMED: the first workgroup also stores the
+//     token's in = rmsnorm(X) * norm_weight, for the products after this one to read as it is (a
+//     MoE layer's router, where the experts' products take the norm apart: no rmsnorm dispatch).
 //   CHOOSE_EXPERTS (with EXPERTS: matvec_experts_choose): an item is a (token, slot) pair whose
 //     expert the workgroup chooses itself from the token's router logits (moe_choice.glsl, as
 //     moe_route.comp does) before its first weight load, and the item's first workgroup stores the
@@ -55,6 +58,9 @@ layout(binding = 6) readonly buffer Positions { uint positions[]; };
 layout(binding = 7) readonly buffer InvFreq { float inv_freq[]; };
 layout(binding = 8) writeonly buffer KCache { float16_t k_cache[]; };
 layout(binding = 9) writeonly buffer VCache { float16_t v_cache[]; };
+#endif
+#if defined(NORMED_OUT)
+layout(binding = 6) writeonly buffer Normed { float normed[]; };
 #endif
 #if defined(CHOOSE_EXPERTS)
 layout(binding = 6) writeonly buffer Ids { uint ids[]; };
@@ -430,6 +436,19 @@ void store(uint o, Epilogue e, float first[TOKENS], float second[TOKENS], float 
 }
 #endif
 
+#if defined(NORMED_OUT)
+// QVK_FLAG_STORE_NORMED, one token: in = X * inv_rms * norm_weight, stored by the first workgroup
+// after its outputs. Its first row group's first lane holds the sum of squares (every lane
+// of a group does where its lanes meet in a subgroup, the storing ones otherwise); the other
+// workgroups never wait for this.
+shared float normed_scale;
+void store_normed(uint tid, uint lane, uint group, float group_squares[TOKENS]) {
+  if (group == 0u && lane == 0u) normed_scale = inv_rms(group_squares, 0u);
+  barrier();
+  for (uint i = tid; i < p.cols; i += WG) normed[i] = x[i] * normed_scale * norm_weight[i];
+}
+#endif
+
 // --- main -----------------------------------------------------------------------------------
 
 void main() {
@@ -501,4 +520,7 @@ void main() {
   float first_sums[TOKENS], second_sums[TOKENS], group_squares[TOKENS];
   sum_over_lanes(tid, group, lane, outputs, sums, squares, first_sums, second_sums, group_squares);
   if (stores) store(first + lane, epilogue, first_sums, second_sums, group_squares);
+#if defined(NORMED_OUT)
+  if (has(QVK_FLAG_STORE_NORMED) && gl_WorkGroupID == uvec3(0u)) store_normed(tid, lane, group, group_squares);
+#endif
 }

@@ -30,6 +30,7 @@ using uint = std::uint32_t;
 #define QVK_FLAG_SCORES 128u     // attention, attention_combine: P keeps the scores and each row's max and sum
 #define QVK_FLAG_MUTE_SINK 256u  // attention_reduce, attention_live: key 0 out of each row, the row renormalized
 #define QVK_FLAG_COMBINE_IN_SPLITS 512u  // attention_narrow*: the last split of a block merges its splits (no combine)
+#define QVK_FLAG_STORE_NORMED 1024u      // matvec_norm: the first workgroup also stores rmsnorm(X) * norm_weight
 
 // Y[t, col_offset + r] = sum_k W[r, k] * X[t, k] (+ bias[col_offset + r]) (+ R[t, col_offset + r])
 // W is one row slice of a weight matrix: rows [col_offset, col_offset + rows).

@@ -75,7 +75,8 @@ struct FoldCase {
   bool swiglu = false;  // the weight holds 2 * outputs rows: gate, then up
   bool bias = false;
   bool residual = false;
-  uint32_t x_pad = 0;  // floats between X rows beyond cols
+  uint32_t x_pad = 0;         // floats between X rows beyond cols
+  bool store_normed = false;  // one token: the product also leaves rmsnorm(X) * weight in the scratch
 };
 
 void PrintTo(const FoldCase& c, std::ostream* os) {
@@ -137,6 +138,30 @@ std::vector<FoldCase> FoldCases() {
   cases.push_back({"q15_gate_up_norm_apart_swiglu_q4_k", DType::Q4_K, 8960, 1536, 1, true, true});
   cases.push_back({"q15_down_residual_q6_k", DType::Q6_K, 1536, 8960, 1, false, false, false, true});
   cases.push_back({"q7_qkv_norm_bias_q4_k", DType::Q4_K, 3584 + 2 * 512, 3584, 1, true, false, true});
+  // The normalized input left in the scratch by the first workgroup (a MoE layer's router, whose
+  // experts read it): Qwen1.5-MoE's router and shared gate (F32), a K-quant, odd columns.
+  cases.push_back({.name = "moe_router_store_normed_f32",
+                   .type = DType::F32,
+                   .outputs = 61,
+                   .cols = 2048,
+                   .tokens = 1,
+                   .norm = true,
+                   .store_normed = true});
+  cases.push_back({.name = "Q4_K_store_normed_t1",
+                   .type = DType::Q4_K,
+                   .outputs = 130,
+                   .cols = Cols(DType::Q4_K, 8),
+                   .tokens = 1,
+                   .norm = true,
+                   .bias = true,
+                   .store_normed = true});
+  cases.push_back({.name = "F32_odd_63_store_normed_t1",
+                   .type = DType::F32,
+                   .outputs = 17,
+                   .cols = 63,
+                   .tokens = 1,
+                   .norm = true,
+                   .store_normed = true});
   cases.push_back({"q7_down_residual_q4_k", DType::Q4_K, 3584, 18944, 1, false, false, false, true});
   cases.push_back({"q7_down_residual_q6_k_t2", DType::Q6_K, 3584, 18944, 2, false, false, false, true});
   return cases;
@@ -171,7 +196,7 @@ TEST_P(MatVecFoldTest, MatchesReference) {
   // Past matvec's tokens, the tiled kernel on every device: the cooperative-matrix one, which a
   // device with matrix units would choose, rounds to f16 and has its own test and tolerance.
   if (c.tokens > QVK_MATVEC_MAX_TOKENS) args.kernel = ops::MatMulKernel::Tiled;
-  if (c.norm) args.norm = ops::RmsNormInput{.weight = nb, .eps = eps, .scratch = norm_scratch};
+  if (c.norm) args.norm = ops::RmsNormInput{.weight = nb, .eps = eps, .scratch = norm_scratch, .store = c.store_normed};
   if (c.swiglu) args.swiglu = ops::SwiGluOutput{swiglu_scratch};
   if (c.bias) args.bias = BufferRange(bb);
   if (c.residual) args.residual = BufferRange(yb);
@@ -180,6 +205,12 @@ TEST_P(MatVecFoldTest, MatchesReference) {
   g.Run();
 
   const auto in = c.norm ? ref::RmsNorm(x_rows, norm_weight, c.tokens, c.cols, eps) : x_rows;
+  if (c.store_normed) {  // f32 in another order: within a few ulps of the reference's
+    const auto normed = Download<float>(norm_scratch, in.size());
+    for (size_t i = 0; i < in.size(); ++i) {
+      EXPECT_NEAR(normed[i], in[i], 1e-5 * std::abs(in[i]) + 1e-7) << "normalized input " << i;
+    }
+  }
   std::vector<double> magnitude;
   const auto products = ref::StoredMatMul(c.type, w, w_rows, c.cols, in, c.tokens, c.bias ? &bias : nullptr,
                                           c.residual ? &residual : nullptr, &magnitude);
@@ -295,6 +326,21 @@ TEST_F(GpuTest, MatMulRejectsSwiGluItCannotForm) {
   EXPECT_NE(error(odd).find("as many up rows"), std::string::npos) << error(odd);
   EXPECT_NE(error(with_bias).find("no bias, residual or Y offset"), std::string::npos) << error(with_bias);
   EXPECT_NE(error(offset).find("no bias, residual or Y offset"), std::string::npos) << error(offset);
+}
+
+// Only one token's matvec leaves its normalized input behind without a dispatch of its own; more
+// tokens (matvec_tokens) have no such binding, and the scratch must hold the row.
+TEST_F(GpuTest, MatMulStoresItsNormalizedInputForOneTokenOnly) {
+  Buffer w = device().allocator().CreateBuffer(1 << 16, MemoryKind::Device);
+  Buffer x = Poisoned(64 * 4), y = Poisoned(64 * 4), weight = Poisoned(32 * 4), scratch = Poisoned(64 * 4);
+  Graph g(device());
+  const auto error = [&](ops::MatMulArgs args) { return ErrorOf([&] { ops::MatMul(g, args); }); };
+  const ops::RmsNormInput store{.weight = weight, .eps = 1e-6f, .scratch = scratch, .store = true};
+  ops::MatMulArgs two{.w = {&w, 0, DType::F16, 16, 32}, .x = x, .y = y, .tokens = 2, .norm = store};
+  EXPECT_NE(error(two).find("only one token's matvec"), std::string::npos) << error(two);
+  ops::MatMulArgs small{.w = {&w, 0, DType::F16, 16, 32}, .x = x, .y = y, .tokens = 1, .norm = store};
+  small.norm->scratch = SubRange(BufferRange(scratch), 0, 16 * 4);
+  EXPECT_NE(error(small).find("norm scratch too small"), std::string::npos) << error(small);
 }
 
 }  // namespace
