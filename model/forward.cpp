@@ -107,8 +107,10 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   const BufferRange expert_ids(s.expert_ids, l * s.routing_layer_stride, pairs_bytes);
   const BufferRange expert_weights(s.expert_weights, l * s.routing_layer_stride, pairs_bytes);
   // h = rmsnorm(x) * w_post   (decode: folded into each product that reads h, unless the experts'
-  // fused gate|up rows that a token reads take it apart, by the rule of a dense gate|up; then one
-  // token's router product makes h as it reads x, and leaves it in xn for the rest)
+  // fused gate|up rows that a token reads take it apart, by the rule of a dense gate|up; then,
+  // without a shared expert, one token's router product makes h as it reads x and leaves it in xn
+  // for the experts: a shared expert's gate|up reads h beside the router, at once, and would wait
+  // for it instead)
   const Matrix& experts_gate_up = M.gate_up[0].w;
   const bool fold_norm =
       decode && !(M.gate_up.size() == 1 &&
@@ -118,11 +120,11 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
       fold_norm ? std::optional(ops::RmsNormInput{.weight = post_norm, .eps = c.rms_norm_eps, .scratch = s.xn()})
                 : std::nullopt;
   const BufferRange h = fold_norm ? s.x : s.xn();
-  const bool router_norms = decode && !fold_norm && tokens == 1;
+  const bool shared = moe.shared_expert_intermediate_size > 0;
+  const bool router_norms = decode && !fold_norm && tokens == 1 && !shared;
   if (!fold_norm && !router_norms) {
     ops::RmsNorm(g, s.x, post_norm, s.xn(), tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
   }
-  const bool shared = moe.shared_expert_intermediate_size > 0;
   // One token's router product also makes the shared gate g_s where the weights stack its row
   // after the router's and g_s's place after the logits may start a binding: a dispatch of a few
   // KB fewer a layer.
