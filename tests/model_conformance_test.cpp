@@ -458,7 +458,9 @@ TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
   // makes the shared gate too (its rows stacked after the router's); prefill keeps the two apart.
   if (shared && 4 * c.moe->num_experts % info().storage_offset_alignment == 0) {
     for (const LayerWeights& layer : weights_->layers) {
-      if (layer.moe) EXPECT_EQ(layer.moe->router_gate.rows, c.moe->num_experts + 1);
+      if (layer.moe) {
+        EXPECT_EQ(layer.moe->router_gate.rows, c.moe->num_experts + 1);
+      }
     }
     EXPECT_FALSE(decode.contains("shared_gate"));
     EXPECT_EQ(prefill.at("shared_gate"), sparse);
