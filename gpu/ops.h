@@ -133,7 +133,7 @@ struct RmsNormInput {
   BufferRange scratch;  // f32 [T, w.cols]
   // The normalized input is also left in `scratch` for the products after this one: by the
   // separate RmsNorm where there is one, else (one token's matvec) by the product's first
-  // workgroup, with no dispatch of its own.
+  // workgroup, with no dispatch of its own; MatMul refuses it for 2 to 4 tokens on the matvec.
   bool store = false;
 };
 // Whether one token's SwiGLU product reading `weights` weights of `type` takes its norm apart
