@@ -125,18 +125,10 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   if (!fold_norm && !router_norms) {
     ops::RmsNorm(g, s.x, post_norm, s.xn(), tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
   }
-  // One token's router product also makes the shared gate g_s where the weights stack its row
-  // after the router's and g_s's place after the logits may start a binding: a dispatch of a few
-  // KB fewer a layer.
-  const VkDeviceSize gate_at = VkDeviceSize{4} * moe.num_experts;
-  const bool gate_with_router = shared && decode && tokens == 1 && M.router_gate.buffer != nullptr &&
-                                gate_at % g.device().info().storage_offset_alignment == 0;
-  const BufferRange shared_gate =
-      gate_with_router ? SubRange(BufferRange(s.router_logits), gate_at, 4) : BufferRange(s.shared_gate);
-  // r = h Wr^T   (with g_s = h . w_sg after it, as above)
+  // r = h Wr^T
   // (prefill: a few long rows, split along K so that more than a handful of workgroups run them)
   ops::MatMul(g,
-              {.w = gate_with_router ? M.router_gate : M.router,
+              {.w = M.router,
                .x = router_norms ? s.x : h,
                .y = s.router_logits,
                .tokens = tokens,
@@ -163,17 +155,15 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                  moe.shared_expert_intermediate_size, "shared_gate_up");
     // o_s = m_s Wsd^T
     ops::MatMul(g, {.w = M.shared_down, .x = s.shared_mlp, .y = s.shared_out, .tokens = tokens}, "shared_down");
-    // g_s = h . w_sg   (unless the router's product made it)
-    if (!gate_with_router) {
-      ops::MatMul(g,
-                  {.w = M.shared_gate,
-                   .x = h,
-                   .y = s.shared_gate,
-                   .tokens = tokens,
-                   .norm = norm,
-                   .split_scratch = BufferRange(s.splits)},
-                  "shared_gate");
-    }
+    // g_s = h . w_sg
+    ops::MatMul(g,
+                {.w = M.shared_gate,
+                 .x = h,
+                 .y = s.shared_gate,
+                 .tokens = tokens,
+                 .norm = norm,
+                 .split_scratch = BufferRange(s.splits)},
+                "shared_gate");
   }
   std::optional<ops::ExpertGroups> groups;
   if (!decode) {
@@ -215,7 +205,7 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
          .tokens = tokens,
          .k = k,
          .shared =
-             shared ? std::optional(ops::SharedExpertOut{.out = s.shared_out, .gate = shared_gate}) : std::nullopt},
+             shared ? std::optional(ops::SharedExpertOut{.out = s.shared_out, .gate = s.shared_gate}) : std::nullopt},
         "experts_down");
   } else {
     // o[t, j] = m[t, j] Wd[ids[t, j]]^T
@@ -287,8 +277,7 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
     const VkDeviceSize pairs = VkDeviceSize{tokens} * c.moe->experts_per_token;
     const VkDeviceSize expert_inter = c.moe->expert_intermediate_size;
     const VkDeviceSize shared_inter = c.moe->shared_expert_intermediate_size;
-    // One float more with a shared expert: a decode step's g_s after its logits (RecordMoe).
-    router_logits = Make(device, F32 * (tokens * c.moe->num_experts + (shared_inter > 0 ? 1 : 0)));
+    router_logits = Make(device, F32 * tokens * c.moe->num_experts);
     // A multiple of 256 bytes, the largest storage-buffer offset alignment Vulkan allows.
     routing_layer_stride = AlignUp(4 * pairs, 256);
     expert_ids = Make(device, c.num_layers * routing_layer_stride);

@@ -50,7 +50,7 @@ struct RunState {
                           //                             PrefillDequantBytes)
   // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the
   // expert and shared-expert FFN sizes:
-  Buffer router_logits;  // f32 [T, experts] (+ 1)          h Wr^T (one token: then h . w_shared_gate)
+  Buffer router_logits;  // f32 [T, experts]                h Wr^T
   // Each layer routes into its own slice (a dense layer's stays unused), so every layer's choice
   // is still there after a forward, for a test to compare with transformers'.
   Buffer expert_ids;            // u32 [L, stride / 4]: [T, k]     the chosen experts

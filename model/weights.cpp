@@ -234,23 +234,7 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Weight
     layer.post_norm = loader.F32Vector({p + "post_attention_layernorm.weight"});
     if (config.sparse(l)) {
       MoeLayerWeights moe;
-      // The router and the shared gate stacked into router_gate where both views of it can be bound:
-      // one type, not regrouped, the gate's row at an offset a binding may start at.
-      const std::string router = p + "mlp.gate.weight", shared_gate = p + "mlp.shared_expert_gate.weight";
-      const SourceTensor router_tensor = source.Get(router);
-      const DType router_type = loader.TargetType(router_tensor);
-      const VkDeviceSize gate_offset =
-          RowBytes(router_type, static_cast<uint32_t>(router_tensor.shape[1])) * router_tensor.shape[0];
-      if (!shared_gate_up.empty() && router_type == loader.TargetType(source.Get(shared_gate)) &&
-          !IsRegrouped(router_type) && gate_offset % device.info().storage_offset_alignment == 0) {
-        const Matrix both = loader.StackedMatrix({router, shared_gate}, kind);
-        moe.router_gate = both;
-        moe.router = Matrix{both.buffer, both.offset, both.dtype, both.rows - 1, both.cols};
-        moe.shared_gate = Matrix{both.buffer, both.offset + RowBytes(both.dtype, both.cols) * (both.rows - 1),
-                                 both.dtype, 1, both.cols};
-      } else {
-        moe.router = loader.SingleMatrix(router, kind);
-      }
+      moe.router = loader.SingleMatrix(p + "mlp.gate.weight", kind);
       if (loader.TargetType(source.Get(experts_gate[0])) == loader.TargetType(source.Get(experts_up[0]))) {
         std::vector<std::string> interleaved;
         for (size_t e = 0; e < experts_gate.size(); ++e)
@@ -264,7 +248,7 @@ ModelWeights LoadWeights(Device& device, const ModelConfig& config, const Weight
       if (!shared_gate_up.empty()) {
         moe.shared_gate_up = loader.Projections(shared_gate_up, kind);
         moe.shared_down = loader.SingleMatrix(p + "mlp.shared_expert.down_proj.weight", kind);
-        if (moe.router_gate.buffer == nullptr) moe.shared_gate = loader.SingleMatrix(shared_gate, kind);
+        moe.shared_gate = loader.SingleMatrix(p + "mlp.shared_expert_gate.weight", kind);
       }
       layer.moe = std::move(moe);
     } else {

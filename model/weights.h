@@ -37,10 +37,6 @@ struct MoeLayerWeights {
   std::vector<Projection> shared_gate_up;  // [2 * inter_s, hidden] in one or two parts (Qwen2-MoE)
   Matrix shared_down;                      // [hidden, inter_s]
   Matrix shared_gate;                      // [1, hidden]: the shared expert's sigmoid gate
-  // The router's rows, then the shared gate's, [experts + 1, hidden], where they are stored as one
-  // type whose rows may start anywhere (not regrouped): router and shared_gate are then views of it,
-  // and one decode product makes both. No buffer otherwise.
-  Matrix router_gate;
 };
 
 struct LayerWeights {

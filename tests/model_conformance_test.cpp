@@ -454,17 +454,6 @@ TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
   }
   EXPECT_FALSE(decode.contains("moe_combine"));  // a shared expert's output added by experts_down
   EXPECT_EQ(decode.contains("shared_down") ? decode.at("shared_down") : 0u, shared ? sparse : 0u);
-  // The fixtures store the router and the shared gate as one type, so a token's router product
-  // makes the shared gate too (its rows stacked after the router's); prefill keeps the two apart.
-  if (shared && 4 * c.moe->num_experts % info().storage_offset_alignment == 0) {
-    for (const LayerWeights& layer : weights_->layers) {
-      if (layer.moe) {
-        EXPECT_EQ(layer.moe->router_gate.rows, c.moe->num_experts + 1);
-      }
-    }
-    EXPECT_FALSE(decode.contains("shared_gate"));
-    EXPECT_EQ(prefill.at("shared_gate"), sparse);
-  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Moe, MoeRoutingConformanceTest,
