@@ -48,6 +48,10 @@ constexpr uint64_t kCoopmatWideGroups = 264;
 // down 29% faster (68 TFLOP/s), and 7B's prefill 12%, where q|k|v's and o's shorter splits (8
 // steps at 1.5B) lost 4-13% to narrow tiles (docs/speed.md, session 11).
 constexpr uint64_t kCoopmatSplitGroups = 528;
+// Rounded weights' wide products that are not split take tall tiles (128 tokens by 128 features:
+// each staged weight fragment feeds twice the multiplies, and every subgroup's fragment loads four
+// where it loaded two) where those alone make at least this many workgroups.
+constexpr uint64_t kCoopmatTallGroups = 264;
 constexpr uint32_t kCoopmatWideSplitSteps = 32;
 // Every split is at least this many steps of 32 columns long, so that its pipeline's first load
 // and last multiply stay a small part of it.
@@ -629,6 +633,13 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       }
       if (split_steps == 0) {
         const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_stride, y_stride, flags, 0};
+        const Groups tall{tiles.x, CeilDiv(a.tokens, QVK_COOPMAT_TALL_TOKENS), 1};
+        if (coopmat && dequantized && wide && uint64_t{tall.x} * tall.y >= kCoopmatTallGroups) {
+          const KernelOp op = a.swiglu ? KernelOp::MatMulCoopmatRoundedTallSwiGlu : KernelOp::MatMulCoopmatRoundedTall;
+          g.Dispatch(RequireKernel(g, op, DType::F16, "matmul"), {w, a.x, a.y, bias, residual}, push, tall, label,
+                     tile_cost);
+          return;
+        }
         g.Dispatch(tile_kernel, {w, a.x, a.y, bias, residual}, push, tiles, label, tile_cost);
         return;
       }
