@@ -599,8 +599,10 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       const bool coopmat = path == MatMulKernel::CoopMat;
       // Whether the product may split along K (a SwiGLU's epilogue needs whole sums).
       const bool may_split = coopmat && a.split_scratch && !a.swiglu;
-      const bool wide = coopmat && a.coopmat_tile.value_or(ChooseCoopmatTile(
-                                       rows, a.tokens, may_split ? a.w.cols : 0)) == CoopmatTile::Wide;
+      const CoopmatTile chosen = a.coopmat_tile.value_or(ChooseCoopmatTile(rows, a.tokens, may_split ? a.w.cols : 0));
+      Require(!coopmat || chosen != CoopmatTile::Tall || dequantized, "matmul",
+              "tall tiles multiply rows dequantized to f16 only");
+      const bool wide = coopmat && chosen != CoopmatTile::Narrow;
       // Features x tokens per workgroup.
       const uint32_t tile_rows = !coopmat ? kMatMulTile : wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
       const uint32_t tile_tokens = coopmat ? QVK_COOPMAT_TOKENS : kMatMulTile;
@@ -608,9 +610,10 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       const Groups tiles{a.swiglu ? CeilDiv(rows / 2, tile_rows / 2) : CeilDiv(rows, tile_rows),
                          CeilDiv(a.tokens, tile_tokens), 1};
       const uint32_t split_steps =
-          may_split ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens, rows,
-                                            a.split_scratch->size, wide ? CoopmatTile::Wide : CoopmatTile::Narrow)
-                    : 0;
+          may_split && chosen != CoopmatTile::Tall
+              ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens, rows, a.split_scratch->size,
+                                      wide ? CoopmatTile::Wide : CoopmatTile::Narrow)
+              : 0;
       // The kernel of that tile, with promotion or not by how long its sums run (a split's columns).
       KernelId tile_kernel = kernel;
       if (coopmat) {
@@ -633,8 +636,10 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       }
       if (split_steps == 0) {
         const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_stride, y_stride, flags, 0};
+        // Rounded rows in wide tiles: tall ones where they alone make enough workgroups.
         const Groups tall{tiles.x, CeilDiv(a.tokens, QVK_COOPMAT_TALL_TOKENS), 1};
-        if (coopmat && dequantized && wide && uint64_t{tall.x} * tall.y >= kCoopmatTallGroups) {
+        if (coopmat && dequantized && wide &&
+            (chosen == CoopmatTile::Tall || (!a.coopmat_tile && uint64_t{tall.x} * tall.y >= kCoopmatTallGroups))) {
           const KernelOp op = a.swiglu ? KernelOp::MatMulCoopmatRoundedTallSwiGlu : KernelOp::MatMulCoopmatRoundedTall;
           g.Dispatch(RequireKernel(g, op, DType::F16, "matmul"), {w, a.x, a.y, bias, residual}, push, tall, label,
                      tile_cost);

@@ -94,8 +94,10 @@ struct MatVecSplit {
 };
 MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape);
 
-// The cooperative-matrix GEMM's workgroup tiles: 64 tokens by 128 features, or by 64.
-enum class CoopmatTile { Wide, Narrow };
+// The cooperative-matrix GEMM's workgroup tiles: 64 tokens by 128 features, or by 64; or, for rows
+// dequantized to f16 first and not split along K, 128 tokens by 128 features (ops.cpp,
+// kCoopmatTallGroups: where they alone fill the GPU, as Qwen2's gate|up at prefill sizes).
+enum class CoopmatTile { Wide, Narrow, Tall };
 
 // Wide tiles where they alone make enough workgroups to keep every SM of a big GPU busy (Qwen2's
 // MLP gate|up at prefill sizes), or, for a product that may split along its `split_cols` inner

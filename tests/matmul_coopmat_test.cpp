@@ -7,6 +7,7 @@
 // choice
 #include <cmath>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -63,7 +64,15 @@ constexpr uint32_t kSplitPlanes = 16;
 
 std::string TileName(const std::optional<ops::CoopmatTile>& tile) {
   if (!tile) return "chosen";
-  return *tile == ops::CoopmatTile::Wide ? "wide" : "narrow";
+  switch (*tile) {
+    case ops::CoopmatTile::Wide:
+      return "wide";
+    case ops::CoopmatTile::Narrow:
+      return "narrow";
+    case ops::CoopmatTile::Tall:
+      return "tall";
+  }
+  return "?";
 }
 
 void PrintTo(const CoopmatCase& c, std::ostream* os) {
@@ -145,6 +154,18 @@ std::vector<CoopmatCase> CoopmatCases() {
       cases.push_back({type, 2 * 300, inner, 255, true, false, std::nullopt, 0, false, true});
       cases.push_back({type, inner, 4 * inner, 130, false, true, Narrow, 8, true, true});
       cases.push_back({type, 700, 2 * std::max(block, 32u), 17, true, true, Wide, 0, false, true});
+      // Tall tiles (128 tokens): a ragged second tile of tokens, rows and a chunk no tile fills,
+      // X rows wider than W's, bias and residual; one token; the SwiGLU in chunks.
+      cases.push_back({type, 700, inner, 130, true, true, Tall, 4, false, true});
+      cases.push_back({type, 300, 2 * std::max(block, 32u), 1, true, false, Tall, 0, false, true});
+      cases.push_back({.type = type,
+                       .rows = 2 * 300,
+                       .cols = inner,
+                       .tokens = 255,
+                       .tile = Tall,
+                       .x_padding = 4,
+                       .dequantized = true,
+                       .swiglu = true});
     }
   }
   // SwiGLU in the epilogue (prefill's gate|up), per type and tile: outputs that fill no tile, ragged
@@ -168,6 +189,13 @@ std::vector<CoopmatCase> CoopmatCases() {
   }
   cases.push_back(
       {.type = DType::Q4_K, .rows = 2 * 18944, .cols = 3584, .tokens = 130, .dequantized = true, .swiglu = true});
+  cases.push_back({.type = DType::Q4_0,
+                   .rows = 2 * 2048,
+                   .cols = 896,
+                   .tokens = 512,
+                   .tile = ops::CoopmatTile::Tall,
+                   .dequantized = true,
+                   .swiglu = true});
   // Qwen2-7B's gate|up and down as prefill runs them in Q4_K: dequantized, down split along K.
   cases.push_back({DType::Q4_K, 2 * 18944, 3584, 256, false, false, std::nullopt, 0, false, true});
   cases.push_back({DType::Q4_K, 3584, 18944, 256, false, true, std::nullopt, 0, true, true});
@@ -377,6 +405,33 @@ TEST_F(CoopmatTest, PromotesOnlyLongExactSums) {
   EXPECT_EQ(kernel_of(DType::F16, 896, 4864, 512, false), "matmul_coopmat_narrow_f16");
   // 7B's down: 4 wide splits of 148 steps (4 736 columns).
   EXPECT_EQ(kernel_of(DType::F16, 3584, 18944, 512, true), "matmul_coopmat_f16");
+}
+
+// Rows dequantized to f16 take tall tiles (128 tokens) where those alone make enough workgroups
+// (0.5B's gate|up rows at 512 tokens: 76 x 4), wide ones of 64 tokens where they do not (at 256).
+TEST_F(CoopmatTest, TallTilesWhereRoundedRowsFillTheGpu) {
+  if (!info().compute_timestamps) GTEST_SKIP() << "no compute timestamps, which name the kernels run";
+  const auto kernel_of = [&](uint32_t rows, uint32_t cols, uint32_t tokens) {
+    Buffer w_buf = UploadWeights(DType::Q8_0, RandomBlocks(DType::Q8_0, rows, cols, 5, false), rows, cols);
+    Buffer x_buf = Upload(RandomFloats(size_t{tokens} * cols, 9));
+    Buffer y_buf = Poisoned(size_t{tokens} * rows * 4);
+    Buffer dequant_buf = Poisoned(size_t{2} * rows * cols);
+    Graph g(device(), /*profile=*/true);
+    ops::MatMul(g, {.w = {&w_buf, 0, DType::Q8_0, rows, cols},
+                    .x = x_buf,
+                    .y = y_buf,
+                    .tokens = tokens,
+                    .kernel = ops::MatMulKernel::CoopMat,
+                    .dequant_scratch = BufferRange(dequant_buf)});
+    g.Run();
+    std::set<std::string> kernels;
+    for (const DispatchTiming& t : g.Timings()) kernels.insert(std::string(t.kernel));
+    return kernels;
+  };
+  EXPECT_EQ(kernel_of(2 * 4864, 896, 512),
+            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_tall_f16"}));
+  EXPECT_EQ(kernel_of(2 * 4864, 896, 256),
+            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_f16"}));
 }
 
 // --- dequantization to f16 ------------------------------------------------------------------
