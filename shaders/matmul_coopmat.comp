@@ -53,7 +53,7 @@
 // z sums only its range of steps and stores the tile's raw sums in plane z of Y, with no bias or
 // residual; matmul_split_sum then adds the planes up in order.
 //
-// Sections: layout / staging by units / staging by elements / multiply / main
+// Sections: layout / staging by units / staging by elements / multiply / epilogue / main
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 #include "coopmat.glsl"  // fragments, X's f16 parts
@@ -135,8 +135,8 @@ bool swiglu() { return false; }
 // 16-byte aligned wherever the driver places it. Offsets and strides below are in uvec4s.
 // A staged row is STEP halves plus 8 of padding: 80 bytes, so the eight rows a fragment load
 // reads at once start in different banks. A stage buffer holds X's rows (hi, then lo rows where X
-// is split) and W's rows: 20 KiB for 128-feature tiles with X split, 15 KiB with X in one part or
-// for 64-feature tiles with it split; two buffers alternate.
+// is split) and W's rows: 20 KiB for 128-feature tiles with X split or for tall tiles, 15 KiB with
+// X in one part or for 64-feature tiles with it split; two buffers alternate.
 #if defined(X_SPLIT)
 #define X_PARTS 2u
 #else
@@ -347,10 +347,12 @@ void promote(inout AccFrag total[TOKEN_FRAGS][ROW_FRAGS], inout AccFrag acc[TOKE
   }
 }
 
+// --- epilogue -------------------------------------------------------------------------------
+
 // Y of the OUT_TOKENS tokens from `first_token` on, from the sums stored in tile_memory: the SwiGLU
 // (no bias or residual: ops::MatMul), or the bias and residual added.
 void store_outputs(uint first_token, uint row0, uint tid) {
-  if (swiglu()) {  // no bias or residual (ops::MatMul)
+  if (swiglu()) {
     const uint outputs = p.rows / 2u;
     for (uint e = tid; e < OUT_TOKENS * TILE_ROWS / 2u; e += THREADS) {
       const uint t = e / (TILE_ROWS / 2u);
