@@ -48,6 +48,10 @@ constexpr uint64_t kCoopmatWideGroups = 264;
 // down 29% faster (68 TFLOP/s), and 7B's prefill 12%, where q|k|v's and o's shorter splits (8
 // steps at 1.5B) lost 4-13% to narrow tiles (docs/speed.md, session 11).
 constexpr uint64_t kCoopmatSplitGroups = 528;
+// Rounded weights' wide products take tall tiles (128 tokens by 128 features: each staged weight
+// fragment feeds twice the multiplies, and every subgroup's fragment loads four where it loaded two)
+// where those, split along K or not, make at least this many workgroups.
+constexpr uint64_t kCoopmatTallGroups = 264;
 constexpr uint32_t kCoopmatWideSplitSteps = 32;
 // Every split is at least this many steps of 32 columns long, so that its pipeline's first load
 // and last multiply stay a small part of it.
@@ -402,18 +406,23 @@ uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t t
   std::vector<RowSlice> pieces = DequantChunks(device, w, tokens, dequant_bytes, false);
   if (pieces.empty()) pieces = SliceRows(device, w);
   uint64_t bytes = 0;
-  for (const RowSlice& piece : pieces) bytes = std::max(bytes, CoopmatSplitBytes(piece.rows, w.cols, tokens));
+  const bool rounded = DequantizesToF16(w.dtype, w.cols);
+  for (const RowSlice& piece : pieces) bytes = std::max(bytes, CoopmatSplitBytes(piece.rows, w.cols, tokens, rounded));
   return bytes;
 }
 
-uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens) {
+uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens, bool rounded) {
   const CoopmatTile tile = ChooseCoopmatTile(rows, tokens, cols);
-  const uint64_t tiles =
-      uint64_t{CeilDiv(rows, tile == CoopmatTile::Wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS)} *
-      CeilDiv(tokens, QVK_COOPMAT_TOKENS);
-  const uint32_t split_steps = PlanCoopmatSplitSteps(tiles, cols, tokens, rows, ~VkDeviceSize{0}, tile);
-  if (split_steps == 0) return 0;
-  const uint64_t splits = CoopmatSplitCount(cols, split_steps);
+  const uint32_t row_tiles = CeilDiv(rows, tile == CoopmatTile::Wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS);
+  // The planes of the splits of tiles of `tile_tokens` tokens where the room has no end.
+  const auto planes = [&](uint32_t tile_tokens) -> uint64_t {
+    const uint32_t split_steps = PlanCoopmatSplitSteps(uint64_t{row_tiles} * CeilDiv(tokens, tile_tokens), cols, tokens,
+                                                       rows, ~VkDeviceSize{0}, tile);
+    return split_steps == 0 ? 0 : CoopmatSplitCount(cols, split_steps);
+  };
+  // Rounded rows in wide tiles may take tall ones (MatMul), split their own way.
+  const uint64_t splits =
+      std::max(planes(QVK_COOPMAT_TOKENS), rounded && tile == CoopmatTile::Wide ? planes(QVK_COOPMAT_TALL_TOKENS) : 0);
   return uint64_t{4} * splits * tokens * rows;
 }
 
@@ -595,21 +604,39 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       const bool coopmat = path == MatMulKernel::CoopMat;
       // Whether the product may split along K (a SwiGLU's epilogue needs whole sums).
       const bool may_split = coopmat && a.split_scratch && !a.swiglu;
-      const bool wide = coopmat && a.coopmat_tile.value_or(ChooseCoopmatTile(
-                                       rows, a.tokens, may_split ? a.w.cols : 0)) == CoopmatTile::Wide;
-      // Features x tokens per workgroup.
+      const CoopmatTile chosen = a.coopmat_tile.value_or(ChooseCoopmatTile(rows, a.tokens, may_split ? a.w.cols : 0));
+      Require(!coopmat || chosen != CoopmatTile::Tall || dequantized, "matmul",
+              "tall tiles multiply rows dequantized to f16 only");
+      const bool wide = coopmat && chosen != CoopmatTile::Narrow;
+      // Features per workgroup; a SwiGLU tile holds half as many outputs' gate rows, then their up rows.
       const uint32_t tile_rows = !coopmat ? kMatMulTile : wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
-      const uint32_t tile_tokens = coopmat ? QVK_COOPMAT_TOKENS : kMatMulTile;
-      // A SwiGLU tile holds half as many outputs' gate rows, then their up rows.
-      const Groups tiles{a.swiglu ? CeilDiv(rows / 2, tile_rows / 2) : CeilDiv(rows, tile_rows),
-                         CeilDiv(a.tokens, tile_tokens), 1};
+      const uint32_t row_tiles = a.swiglu ? CeilDiv(rows / 2, tile_rows / 2) : CeilDiv(rows, tile_rows);
+      // The steps of each split along K of tiles of `tile_tokens` tokens (0: unsplit).
+      const auto plan_split = [&](uint32_t tile_tokens, CoopmatTile tile) {
+        return may_split ? PlanCoopmatSplitSteps(uint64_t{row_tiles} * CeilDiv(a.tokens, tile_tokens), a.w.cols,
+                                                 a.tokens, rows, a.split_scratch->size, tile)
+                         : 0u;
+      };
+      // Rounded rows in wide tiles take tall ones where those, split along K or not, make enough
+      // workgroups (kCoopmatTallGroups).
+      const bool may_be_tall = coopmat && dequantized && wide;
+      const uint32_t tall_split = may_be_tall ? plan_split(QVK_COOPMAT_TALL_TOKENS, CoopmatTile::Wide) : 0;
+      const uint64_t tall_groups = uint64_t{row_tiles} * CeilDiv(a.tokens, QVK_COOPMAT_TALL_TOKENS) *
+                                   (tall_split > 0 ? CoopmatSplitCount(a.w.cols, tall_split) : 1);
+      const bool tall =
+          may_be_tall && (chosen == CoopmatTile::Tall || (!a.coopmat_tile && tall_groups >= kCoopmatTallGroups));
+      // Tokens per workgroup.
+      const uint32_t tile_tokens = !coopmat ? kMatMulTile : tall ? QVK_COOPMAT_TALL_TOKENS : QVK_COOPMAT_TOKENS;
+      const Groups tiles{row_tiles, CeilDiv(a.tokens, tile_tokens), 1};
       const uint32_t split_steps =
-          may_split ? PlanCoopmatSplitSteps(uint64_t{tiles.x} * tiles.y, a.w.cols, a.tokens, rows,
-                                            a.split_scratch->size, wide ? CoopmatTile::Wide : CoopmatTile::Narrow)
-                    : 0;
+          tall ? tall_split : plan_split(QVK_COOPMAT_TOKENS, wide ? CoopmatTile::Wide : CoopmatTile::Narrow);
       // The kernel of that tile, with promotion or not by how long its sums run (a split's columns).
       KernelId tile_kernel = kernel;
-      if (coopmat) {
+      if (tall) {
+        tile_kernel =
+            RequireKernel(g, a.swiglu ? KernelOp::MatMulCoopmatRoundedTallSwiGlu : KernelOp::MatMulCoopmatRoundedTall,
+                          DType::F16, "matmul");
+      } else if (coopmat) {
         // The weight type's own kernel (promoted where W is exact), F16's short sums, or dequantized rows.
         enum Sums { kStored, kShort, kRounded };
         const Sums sums = dequantized ? kRounded

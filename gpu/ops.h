@@ -94,8 +94,10 @@ struct MatVecSplit {
 };
 MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape);
 
-// The cooperative-matrix GEMM's workgroup tiles: 64 tokens by 128 features, or by 64.
-enum class CoopmatTile { Wide, Narrow };
+// The cooperative-matrix GEMM's workgroup tiles: 64 tokens by 128 features, or by 64; or, for rows
+// dequantized to f16 first, 128 tokens by 128 features (ops.cpp, kCoopmatTallGroups: where they,
+// split along K or not, fill the GPU, as Qwen2's gate|up and down at prefill sizes).
+enum class CoopmatTile { Wide, Narrow, Tall };
 
 // Wide tiles where they alone make enough workgroups to keep every SM of a big GPU busy (Qwen2's
 // MLP gate|up at prefill sizes), or, for a product that may split along its `split_cols` inner
@@ -183,8 +185,9 @@ bool SwiGluNeedsScratch(const DeviceInfo& device, const Matrix& w);
 // dequant_scratch) splits along K as far as PlanCoopmatSplitSteps would with room to spare: 0
 // where it would not split.
 uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes);
-// The same for one piece (a chunk or slice) of `rows` rows of `cols` columns on matrix units.
-uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens);
+// The same for one piece (a chunk or slice) of `rows` rows of `cols` columns on matrix units,
+// `rounded`: dequantized to f16 first, so that it may take tall tiles.
+uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens, bool rounded);
 
 // Whether the cooperative-matrix GEMM sums weights of `type` over `cols` inner elements (a row, or
 // a split's part of it where the product splits along K) without promotion (matmul_coopmat.comp's

@@ -108,9 +108,10 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
   const auto tokens = static_cast<uint32_t>(chunk);
   const uint64_t qkv_rows = uint64_t{c.num_heads + 2 * c.num_kv_heads} * c.head_dim;
   const uint64_t attention_width = uint64_t{c.num_heads} * c.head_dim;
-  const uint64_t product_splits = std::max({ops::CoopmatSplitBytes(qkv_rows, c.hidden_size, tokens),
-                                            ops::CoopmatSplitBytes(c.hidden_size, attention_width, tokens),
-                                            ops::CoopmatSplitBytes(c.hidden_size, c.intermediate_size, tokens)});
+  // (as rounded weights' products split, the most any type's take)
+  const uint64_t product_splits = std::max({ops::CoopmatSplitBytes(qkv_rows, c.hidden_size, tokens, true),
+                                            ops::CoopmatSplitBytes(c.hidden_size, attention_width, tokens, true),
+                                            ops::CoopmatSplitBytes(c.hidden_size, c.intermediate_size, tokens, true)});
   const uint64_t splits =
       std::max(ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context), product_splits) +
       ops::AttentionScratchBytes(1, c.num_heads, c.num_kv_heads, c.head_dim, context);

@@ -62,7 +62,7 @@ qwenvk_kernel(OP DequantizeF16 NAME dequantize_f16 SOURCE dequantize_f16.comp
 #   the SwiGLU in the epilogue (prefill's gate|up): a variant of its own, not a flag, because the
 #     flag's row arithmetic in every product made quantized prefill 5-20% slower on the H200
 #     (docs/speed.md, session 11);
-#   wide (128-feature) or narrow (64-feature) tiles.
+#   wide (128-feature) or narrow (64-feature) tiles of 64 tokens, or tall ones (128 x 128).
 foreach(sums IN ITEMS Stored Rounded Short)
   if(sums STREQUAL "Stored")
     set(sums_op "")
@@ -77,8 +77,14 @@ foreach(sums IN ITEMS Stored Rounded Short)
       set(sums_define SHORT_SUMS)
     endif()
   endif()
+  # Tall tiles (128 tokens by 128 features) for rounded weights only: X in two parts would need
+  # 60 KiB of stage buffers, past the 48 KiB NVIDIA's Vulkan driver gives a workgroup.
+  set(tiles Wide Narrow)
+  if(sums STREQUAL "Rounded")
+    list(APPEND tiles Tall)
+  endif()
   foreach(swiglu IN ITEMS "" SwiGlu)
-    foreach(tile IN ITEMS Wide Narrow)
+    foreach(tile IN ITEMS ${tiles})
       # MatMulCoopmatRoundedNarrowSwiGlu, named matmul_coopmat_rounded_narrow_swiglu
       set(op MatMulCoopmat${sums_op})
       set(name matmul_coopmat)
@@ -86,9 +92,15 @@ foreach(sums IN ITEMS Stored Rounded Short)
         string(TOLOWER "_${sums_op}" part)
         string(APPEND name ${part})
       endif()
+      set(tile_define TILE_ROWS=QVK_COOPMAT_WIDE_ROWS)
       if(tile STREQUAL "Narrow")
         string(APPEND op Narrow)
         string(APPEND name _narrow)
+        set(tile_define TILE_ROWS=QVK_COOPMAT_NARROW_ROWS)
+      elseif(tile STREQUAL "Tall")
+        string(APPEND op Tall)
+        string(APPEND name _tall)
+        list(APPEND tile_define TILE_TOKENS=QVK_COOPMAT_TALL_TOKENS)
       endif()
       set(swiglu_define "")
       if(swiglu)
@@ -96,9 +108,8 @@ foreach(sums IN ITEMS Stored Rounded Short)
         string(APPEND name _swiglu)
         set(swiglu_define SWIGLU)
       endif()
-      string(TOUPPER ${tile} tile_upper)
       qwenvk_kernel(OP ${op} NAME ${name} SOURCE matmul_coopmat.comp TYPES ${sums_types}
-                    DEFINES TILE_ROWS=QVK_COOPMAT_${tile_upper}_ROWS ${sums_define} ${swiglu_define}
+                    DEFINES ${tile_define} ${sums_define} ${swiglu_define}
                     BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256 FEATURES coopmat_nv
                     UNOPTIMIZED)
     endforeach()

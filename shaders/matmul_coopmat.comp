@@ -1,9 +1,11 @@
 #version 450
 // Matrix x matrix on cooperative matrices (tensor cores), the same contract as matmul.comp:
 // Y[t, r] = sum_k W[r, k] X[t, k] (+ bias) (+ residual). A workgroup of eight 32-wide subgroups
-// computes 64 tokens x TILE_ROWS features: 128 (MatMulCoopmat), or 64 (MatMulCoopmatNarrow, for
-// products with too few outputs to fill the GPU with 128-wide tiles; ops::ChooseCoopmatTile).
-// Each subgroup computes an eighth, 32 tokens x TILE_ROWS / 4 features, as 2 x ROW_FRAGS 16x16 f32
+// computes TILE_TOKENS tokens x TILE_ROWS features: 64 x 128 (MatMulCoopmat), 64 x 64
+// (MatMulCoopmatNarrow, for products with too few outputs to fill the GPU with 128-wide tiles;
+// ops::ChooseCoopmatTile), or 128 x 128 (MatMulCoopmatRoundedTall: rounded weights, whose X in one
+// part leaves room in shared memory for twice the tokens). Each subgroup computes an eighth,
+// TILE_TOKENS / 2 tokens x TILE_ROWS / 4 features, as TOKEN_FRAGS x ROW_FRAGS 16x16 f32
 // accumulators, so every fragment it loads feeds several multiplies. ops::MatMul uses it only on
 // devices with DeviceInfo::coopmat_f16, which checks everything assumed here (the 16x16x16
 // f16*f16+f32 subgroup shape, 32-wide subgroups, the Vulkan memory model, 40.5 KiB of shared memory).
@@ -51,7 +53,7 @@
 // z sums only its range of steps and stores the tile's raw sums in plane z of Y, with no bias or
 // residual; matmul_split_sum then adds the planes up in order.
 //
-// Sections: layout / staging by units / staging by elements / multiply / main
+// Sections: layout / staging by units / staging by elements / multiply / epilogue / main
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 #include "coopmat.glsl"  // fragments, X's f16 parts
@@ -98,8 +100,11 @@ bool swiglu() { return false; }
 
 // --- layout ---------------------------------------------------------------------------------
 
-// TILE_ROWS comes from kernels.cmake: QVK_COOPMAT_WIDE_ROWS or QVK_COOPMAT_NARROW_ROWS.
+// TILE_ROWS comes from kernels.cmake: QVK_COOPMAT_WIDE_ROWS or QVK_COOPMAT_NARROW_ROWS; and
+// TILE_TOKENS for the tall tiles, QVK_COOPMAT_TALL_TOKENS.
+#if !defined(TILE_TOKENS)
 #define TILE_TOKENS QVK_COOPMAT_TOKENS
+#endif
 // Eight 32-wide subgroups (LOCAL_SIZE in kernels.cmake), two along the tokens by four along the
 // features. Four subgroups (each 32 tokens x TILE_ROWS / 2) held twice the accumulators and loads
 // an invocation; eight on the same tile stage the same bytes per product, and prefill ran 4-15%
@@ -130,8 +135,8 @@ bool swiglu() { return false; }
 // 16-byte aligned wherever the driver places it. Offsets and strides below are in uvec4s.
 // A staged row is STEP halves plus 8 of padding: 80 bytes, so the eight rows a fragment load
 // reads at once start in different banks. A stage buffer holds X's rows (hi, then lo rows where X
-// is split) and W's rows: 20 KiB for 128-feature tiles with X split, 15 KiB with X in one part or
-// for 64-feature tiles with it split; two buffers alternate.
+// is split) and W's rows: 20 KiB for 128-feature tiles with X split or for tall tiles, 15 KiB with
+// X in one part or for 64-feature tiles with it split; two buffers alternate.
 #if defined(X_SPLIT)
 #define X_PARTS 2u
 #else
@@ -142,9 +147,13 @@ bool swiglu() { return false; }
 #define X_LO (TILE_TOKENS * STAGE_ROW)
 #define W_STAGE (X_PARTS * TILE_TOKENS * STAGE_ROW)
 #define STAGE_SIZE ((X_PARTS * TILE_TOKENS + TILE_ROWS) * STAGE_ROW)
-// The accumulators, stored once at the end, reuse the stage memory: a row of floats plus 4.
+// The accumulators, stored once at the end, reuse the stage memory: a row of floats plus 4 a token,
+// OUT_TOKENS tokens a pass. A tall tile's 128 rows of 132 floats would need 66 KiB, so it stores
+// them in two passes, one subgroup row's tokens each.
 #define OUT_ROW (TILE_ROWS / 4u + 1u)
-shared uvec4 tile_memory[max(2u * STAGE_SIZE, TILE_TOKENS * OUT_ROW)];
+#define OUT_PASSES (TILE_TOKENS / QVK_COOPMAT_TOKENS)
+#define OUT_TOKENS (TILE_TOKENS / OUT_PASSES)
+shared uvec4 tile_memory[max(2u * STAGE_SIZE, OUT_TOKENS * OUT_ROW)];
 
 // A run of X at uvec4 `at` of a stage buffer's X rows: its hi and lo parts (coopmat.glsl's
 // split_run) where X is split, else rounded to nearest f16. lo is stored as it is, so that
@@ -338,6 +347,40 @@ void promote(inout AccFrag total[TOKEN_FRAGS][ROW_FRAGS], inout AccFrag acc[TOKE
   }
 }
 
+// --- epilogue -------------------------------------------------------------------------------
+
+// Y of the OUT_TOKENS tokens from `first_token` on, from the sums stored in tile_memory: the SwiGLU
+// (no bias or residual: ops::MatMul), or the bias and residual added.
+void store_outputs(uint first_token, uint row0, uint tid) {
+  if (swiglu()) {
+    const uint outputs = p.rows / 2u;
+    for (uint e = tid; e < OUT_TOKENS * TILE_ROWS / 2u; e += THREADS) {
+      const uint t = e / (TILE_ROWS / 2u);
+      const uint r = e % (TILE_ROWS / 2u);
+      const uint token = first_token + t;
+      if (token >= tokens || row0 + r >= outputs) continue;
+      const float gate = uintBitsToFloat(tile_memory[t * OUT_ROW + r / 4u][r % 4u]);
+      const uint up_r = r + TILE_ROWS / 2u;
+      const float up = uintBitsToFloat(tile_memory[t * OUT_ROW + up_r / 4u][up_r % 4u]);
+      y[y_row(token) * p.y_stride + p.col_offset + row0 + r] = gate / (1.0 + exp(-gate)) * up;
+    }
+    return;
+  }
+  for (uint e = tid; e < OUT_TOKENS * TILE_ROWS; e += THREADS) {
+    const uint t = e / TILE_ROWS;
+    const uint r = e % TILE_ROWS;
+    const uint token = first_token + t;
+    const uint row = row0 + r;
+    if (token >= tokens || row >= p.rows) continue;
+    const uint out_col = p.col_offset + row;
+    float v = uintBitsToFloat(tile_memory[t * OUT_ROW + r / 4u][r % 4u]);
+    if ((p.flags & QVK_FLAG_BIAS) != 0) v += bias[out_col];
+    const uint out_index = y_row(token) * p.y_stride + out_col;
+    if ((p.flags & QVK_FLAG_RESIDUAL) != 0) v += residual[out_index];
+    y[out_index] = v;
+  }
+}
+
 // --- main -----------------------------------------------------------------------------------
 
 void main() {
@@ -405,38 +448,18 @@ void main() {
   barrier();  // every subgroup is done with the stage buffers, which the accumulators now take
 
   // Epilogue through shared memory: bias, residual and the tile's ragged edges per element.
-  [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
-    [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
-      const uint at = (sub_token + i * FRAG) * OUT_ROW + (sub_row + j * FRAG) / 4u;
-      coopMatStoreNV(total[i][j] + acc[i][j], tile_memory, at, OUT_ROW, false);
+  [[unroll]] for (uint pass = 0; pass < OUT_PASSES; ++pass) {
+    const uint out_token0 = pass * OUT_TOKENS;  // the pass's first token of the tile
+    if (sub_token / OUT_TOKENS == pass) {        // the subgroup's tokens are this pass's
+      [[unroll]] for (uint i = 0; i < TOKEN_FRAGS; ++i) {
+        [[unroll]] for (uint j = 0; j < ROW_FRAGS; ++j) {
+          const uint at = (sub_token - out_token0 + i * FRAG) * OUT_ROW + (sub_row + j * FRAG) / 4u;
+          coopMatStoreNV(total[i][j] + acc[i][j], tile_memory, at, OUT_ROW, false);
+        }
+      }
     }
-  }
-  barrier();
-  if (swiglu()) {  // no bias or residual (ops::MatMul)
-    const uint outputs = p.rows / 2u;
-    for (uint e = tid; e < TILE_TOKENS * TILE_ROWS / 2u; e += THREADS) {
-      const uint t = e / (TILE_ROWS / 2u);
-      const uint r = e % (TILE_ROWS / 2u);
-      const uint token = token0 + t;
-      if (token >= tokens || row0 + r >= outputs) continue;
-      const float gate = uintBitsToFloat(tile_memory[t * OUT_ROW + r / 4u][r % 4u]);
-      const uint up_r = r + TILE_ROWS / 2u;
-      const float up = uintBitsToFloat(tile_memory[t * OUT_ROW + up_r / 4u][up_r % 4u]);
-      y[y_row(token) * p.y_stride + p.col_offset + row0 + r] = gate / (1.0 + exp(-gate)) * up;
-    }
-    return;
-  }
-  for (uint e = tid; e < TILE_TOKENS * TILE_ROWS; e += THREADS) {
-    const uint t = e / TILE_ROWS;
-    const uint r = e % TILE_ROWS;
-    const uint token = token0 + t;
-    const uint row = row0 + r;
-    if (token >= tokens || row >= p.rows) continue;
-    const uint out_col = p.col_offset + row;
-    float v = uintBitsToFloat(tile_memory[t * OUT_ROW + r / 4u][r % 4u]);
-    if ((p.flags & QVK_FLAG_BIAS) != 0) v += bias[out_col];
-    const uint out_index = y_row(token) * p.y_stride + out_col;
-    if ((p.flags & QVK_FLAG_RESIDUAL) != 0) v += residual[out_index];
-    y[out_index] = v;
+    barrier();
+    store_outputs(token0 + out_token0, row0, tid);
+    if (pass + 1u < OUT_PASSES) barrier();  // the next pass overwrites what this one read
   }
 }

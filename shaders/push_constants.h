@@ -115,8 +115,10 @@ struct MatVecPush {
 
 // Tiles of the cooperative-matrix GEMM (matmul_coopmat.comp): each workgroup computes
 // QVK_COOPMAT_TOKENS tokens by QVK_COOPMAT_WIDE_ROWS features (MatMulCoopmat) or by
-// QVK_COOPMAT_NARROW_ROWS (MatMulCoopmatNarrow).
+// QVK_COOPMAT_NARROW_ROWS (MatMulCoopmatNarrow); the tall tiles of rounded weights
+// (MatMulCoopmatRoundedTall), QVK_COOPMAT_TALL_TOKENS tokens by QVK_COOPMAT_WIDE_ROWS.
 #define QVK_COOPMAT_TOKENS 64u
+#define QVK_COOPMAT_TALL_TOKENS 128u
 #define QVK_COOPMAT_WIDE_ROWS 128u
 #define QVK_COOPMAT_NARROW_ROWS 64u
 

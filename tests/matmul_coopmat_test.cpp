@@ -7,6 +7,7 @@
 // choice
 #include <cmath>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -63,7 +64,15 @@ constexpr uint32_t kSplitPlanes = 16;
 
 std::string TileName(const std::optional<ops::CoopmatTile>& tile) {
   if (!tile) return "chosen";
-  return *tile == ops::CoopmatTile::Wide ? "wide" : "narrow";
+  switch (*tile) {
+    case ops::CoopmatTile::Wide:
+      return "wide";
+    case ops::CoopmatTile::Narrow:
+      return "narrow";
+    case ops::CoopmatTile::Tall:
+      return "tall";
+  }
+  return "?";
 }
 
 void PrintTo(const CoopmatCase& c, std::ostream* os) {
@@ -145,10 +154,26 @@ std::vector<CoopmatCase> CoopmatCases() {
       cases.push_back({type, 2 * 300, inner, 255, true, false, std::nullopt, 0, false, true});
       cases.push_back({type, inner, 4 * inner, 130, false, true, Narrow, 8, true, true});
       cases.push_back({type, 700, 2 * std::max(block, 32u), 17, true, true, Wide, 0, false, true});
+      // Tall tiles (128 tokens): a ragged second tile of tokens, rows and a chunk no tile fills,
+      // X rows wider than W's, bias and residual; split along K; one token; the SwiGLU in chunks.
+      // (296 outputs: the up rows then start where a binding may, regrouped Q4_0 and Q8_0's 576 and
+      // 1 088 bytes included; at 300 the product multiplied the blocks and refused tall tiles.)
+      cases.push_back({type, 700, inner, 130, true, true, Tall, 4, false, true});
+      cases.push_back({type, inner, 4 * inner, 200, true, true, Tall, 8, true, true});
+      cases.push_back({type, 300, 2 * std::max(block, 32u), 1, true, false, Tall, 0, false, true});
+      cases.push_back({.type = type,
+                       .rows = 2 * 296,
+                       .cols = inner,
+                       .tokens = 255,
+                       .tile = Tall,
+                       .x_padding = 4,
+                       .dequantized = true,
+                       .swiglu = true});
     }
   }
   // SwiGLU in the epilogue (prefill's gate|up), per type and tile: outputs that fill no tile, ragged
-  // tokens, X rows wider than W's; 0.5B's gate|up; dequantized in chunks with a ragged last one.
+  // tokens, X rows wider than W's; 0.5B's gate|up; dequantized in chunks with a ragged last one (296
+  // outputs, as above).
   for (DType type : kAllTypes) {
     const uint32_t block = BlockElements(type);
     const uint32_t few = block == 1 ? 200 : 3 * block;
@@ -159,7 +184,7 @@ std::vector<CoopmatCase> CoopmatCases() {
     if (block <= 32) cases.push_back({.type = type, .rows = 2 * 4864, .cols = 896, .tokens = 70, .swiglu = true});
     if (type != DType::F16 && type != DType::BF16) {
       cases.push_back({.type = type,
-                       .rows = 2 * 300,
+                       .rows = 2 * 296,
                        .cols = block <= 32 ? 896u : 1536u,
                        .tokens = 255,
                        .dequantized = true,
@@ -168,6 +193,13 @@ std::vector<CoopmatCase> CoopmatCases() {
   }
   cases.push_back(
       {.type = DType::Q4_K, .rows = 2 * 18944, .cols = 3584, .tokens = 130, .dequantized = true, .swiglu = true});
+  cases.push_back({.type = DType::Q4_0,
+                   .rows = 2 * 2048,
+                   .cols = 896,
+                   .tokens = 512,
+                   .tile = ops::CoopmatTile::Tall,
+                   .dequantized = true,
+                   .swiglu = true});
   // Qwen2-7B's gate|up and down as prefill runs them in Q4_K: dequantized, down split along K.
   cases.push_back({DType::Q4_K, 2 * 18944, 3584, 256, false, false, std::nullopt, 0, false, true});
   cases.push_back({DType::Q4_K, 3584, 18944, 256, false, true, std::nullopt, 0, true, true});
@@ -237,9 +269,14 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
   if (c.split) {
     args.split_scratch = BufferRange(split_buf);
     const ops::CoopmatTile tile = c.tile.value_or(ops::ChooseCoopmatTile(c.rows, c.tokens, c.cols));
-    const uint32_t tile_rows = tile == ops::CoopmatTile::Wide ? 128 : 64;
-    const uint64_t tiles = uint64_t{(c.rows + tile_rows - 1) / tile_rows} * ((c.tokens + 63) / 64);
-    ASSERT_GT(ops::PlanCoopmatSplitSteps(tiles, c.cols, c.tokens, c.rows, split_buf.size(), tile), 0u) << "not split";
+    const bool tall = tile == ops::CoopmatTile::Tall;
+    const uint32_t tile_rows = tile == ops::CoopmatTile::Narrow ? 64 : 128, tile_tokens = tall ? 128 : 64;
+    const uint64_t tiles =
+        uint64_t{(c.rows + tile_rows - 1) / tile_rows} * ((c.tokens + tile_tokens - 1) / tile_tokens);
+    ASSERT_GT(ops::PlanCoopmatSplitSteps(tiles, c.cols, c.tokens, c.rows, split_buf.size(),
+                                         tall ? ops::CoopmatTile::Wide : tile),
+              0u)
+        << "not split";
   }
   Buffer dequant_buf = Poisoned(c.dequantized ? size_t{2} * kDequantRows * c.cols : 4);
   if (c.dequantized) {
@@ -377,6 +414,40 @@ TEST_F(CoopmatTest, PromotesOnlyLongExactSums) {
   EXPECT_EQ(kernel_of(DType::F16, 896, 4864, 512, false), "matmul_coopmat_narrow_f16");
   // 7B's down: 4 wide splits of 148 steps (4 736 columns).
   EXPECT_EQ(kernel_of(DType::F16, 3584, 18944, 512, true), "matmul_coopmat_f16");
+}
+
+// Rows dequantized to f16 take tall tiles (128 tokens) where those, split along K or not, make
+// enough workgroups (0.5B's gate|up rows at 512 tokens: 76 x 4), wide ones of 64 tokens where they
+// do not (at 256).
+TEST_F(CoopmatTest, TallTilesWhereRoundedRowsFillTheGpu) {
+  if (!info().compute_timestamps) GTEST_SKIP() << "no compute timestamps, which name the kernels run";
+  // The kernels of a Q8_0 product dequantized first, split along K where `split` allows.
+  const auto kernel_of = [&](uint32_t rows, uint32_t cols, uint32_t tokens, bool split = false) {
+    Buffer w_buf = UploadWeights(DType::Q8_0, RandomBlocks(DType::Q8_0, rows, cols, 5, false), rows, cols);
+    Buffer x_buf = Upload(RandomFloats(size_t{tokens} * cols, 9));
+    Buffer y_buf = Poisoned(size_t{tokens} * rows * 4);
+    Buffer dequant_buf = Poisoned(size_t{2} * rows * cols);
+    Buffer split_buf = Poisoned(split ? size_t{4} * kSplitPlanes * tokens * rows : 4);
+    Graph g(device(), /*profile=*/true);
+    ops::MatMul(g, {.w = {&w_buf, 0, DType::Q8_0, rows, cols},
+                    .x = x_buf,
+                    .y = y_buf,
+                    .tokens = tokens,
+                    .kernel = ops::MatMulKernel::CoopMat,
+                    .split_scratch = split ? std::optional(BufferRange(split_buf)) : std::nullopt,
+                    .dequant_scratch = BufferRange(dequant_buf)});
+    g.Run();
+    std::set<std::string> kernels;
+    for (const DispatchTiming& t : g.Timings()) kernels.insert(std::string(t.kernel));
+    return kernels;
+  };
+  EXPECT_EQ(kernel_of(2 * 4864, 896, 512),
+            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_tall_f16"}));
+  EXPECT_EQ(kernel_of(2 * 4864, 896, 256),
+            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_f16"}));
+  // 7B's down at 512 tokens: 28 x 4 tall tiles, split along K into whole waves.
+  EXPECT_EQ(kernel_of(3584, 18944, 512, true),
+            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_tall_f16", "matmul_split_sum"}));
 }
 
 // --- dequantization to f16 ------------------------------------------------------------------
@@ -608,7 +679,7 @@ TEST(CoopmatKernelChoice, SplitBytesHoldEveryPlannedPlane) {
   };
   const uint32_t tokens = 512;
   for (const Product& p : {Product{896, 896}, Product{896, 4864}, Product{1536, 8960}, Product{3584, 18944}}) {
-    const uint64_t bytes = ops::CoopmatSplitBytes(p.rows, p.cols, tokens);
+    const uint64_t bytes = ops::CoopmatSplitBytes(p.rows, p.cols, tokens, false);
     const uint64_t plane = uint64_t{4} * tokens * p.rows;
     ASSERT_GE(bytes, 2 * plane) << p.rows << " x " << p.cols;
     ASSERT_EQ(bytes % plane, 0u);
@@ -621,7 +692,15 @@ TEST(CoopmatKernelChoice, SplitBytesHoldEveryPlannedPlane) {
     const uint32_t fewer = ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, bytes - plane, tile);
     EXPECT_TRUE(fewer == 0 || fewer > unbounded) << p.rows << " x " << p.cols << ": fewer, longer splits, or none";
   }
-  EXPECT_EQ(ops::CoopmatSplitBytes(2 * 4864, 896, tokens), 0u);
+  EXPECT_EQ(ops::CoopmatSplitBytes(2 * 4864, 896, tokens, false), 0u);
+  // Rounded rows may take tall tiles, whose splits 7B's down plans 7 of (28 x 4 tiles): the room
+  // holds them, and the 64-token tiles' 4.
+  const uint32_t down_steps =
+      ops::PlanCoopmatSplitSteps(28 * 4, 18944, tokens, 3584, ~VkDeviceSize{0}, ops::CoopmatTile::Wide);
+  ASSERT_GT(down_steps, 0u);
+  EXPECT_EQ(ops::CoopmatSplitBytes(3584, 18944, tokens, true),
+            uint64_t{4} * tokens * 3584 * ((18944 / 32 + down_steps - 1) / down_steps));
+  EXPECT_GE(ops::CoopmatSplitBytes(3584, 18944, tokens, true), ops::CoopmatSplitBytes(3584, 18944, tokens, false));
 }
 
 // The device the tests run on: without cooperative matrices (lavapipe) prefill takes the tiled
