@@ -15,7 +15,8 @@
 #
 # STEPS is bash that may call
 #   model NAME TYPE   the path of make_random_gguf.py's NAME-TYPE.gguf, made in /dev/shm at first use
-#   tg FILE ARGS      `qwenvk bench --model FILE ARGS` with each build in turn, twice; its result rows
+#   tg FILE ARGS      `qwenvk bench --model FILE ARGS` with each of BUILDS in turn, twice (a step may
+#                     name others: BUILDS="a c" tg ...); its result rows
 #   peer FILE ARGS    llama.cpp's `llama-bench -m FILE -ngl 99 ARGS`
 # e.g. RUN='f=$(model qwen2.5-7B Q4_K_M) && tg $f -p 0 -n 128 -r 3'. Builds, models and llama.cpp's
 # tools stay in /dev/shm while the machine is held (it goes back after 30 s idle).
@@ -41,8 +42,13 @@ case "${1:-}" in
     mkdir -p "$bin" "$models"
     for b in ${BUILDS:?name the builds}; do
       [[ -e "$ab/qwenvk-$b.xz" ]] || { echo "no build $b in $ab" >&2; exit 1; }
-      if [[ ! -x "$bin/qwenvk-$b" || "$ab/qwenvk-$b.xz" -nt "$bin/qwenvk-$b" ]]; then
-        xz -dc "$ab/qwenvk-$b.xz" >"$bin/qwenvk-$b" && chmod +x "$bin/qwenvk-$b"
+    done
+    # Every carried build, not only BUILDS': a step may name others (BUILDS="a c" tg ...), and
+    # session 29 lost a call's comparisons to builds left packed.
+    for packed in "$ab"/qwenvk-*.xz; do
+      b=$(basename "$packed" .xz)
+      if [[ ! -x "$bin/$b" || "$packed" -nt "$bin/$b" ]]; then
+        xz -dc "$packed" >"$bin/$b" && chmod +x "$bin/$b"
       fi
     done
     [[ -x "$peer_dir/peer/llama-bench" ]] || { mkdir -p "$peer_dir" && tar xJf "$S/peer/bin.tar.xz" -C "$peer_dir"; }
@@ -62,6 +68,7 @@ case "${1:-}" in
       for _ in 1 2; do
         for b in $BUILDS; do
           echo "== $b $(basename "$f") $*"
+          [[ -x "$bin/qwenvk-$b" ]] || { echo "no build $b in $ab"; continue; }
           timeout 300 "$bin/qwenvk-$b" bench --model "$f" --no-save "$@" 2>&1 | grep -E '^\|.*(pp|tg)[0-9]'
         done
       done
