@@ -11,6 +11,8 @@
 #              .carry/fixtures/1, 2, ...: each under MIB (default 38) of .tar.xz items, and the
 #              manifest. Call 1 carries parts 0 and 1, each later call one part, beside the tree's
 #              12 MiB.
+#           scripts/dev/device_fixtures.sh pack0       (part 0 alone, after a new test binary: enough
+#              for a kernel filter such as '*Coopmat*', which reads no fixture model)
 #   there:  scripts/dev/device_fixtures.sh unpack        (each call)
 #           scripts/dev/device_fixtures.sh run [SECONDS] [FILTER]  (once unpack says none is missing;
 #              FILTER: a gtest filter in place of the fixture suites, e.g. a branch's kernel suites;
@@ -33,6 +35,18 @@ items() {
   scripts/dev/device_tree.sh paths | grep '^tests/data/' | xargs -I{} find {} -mindepth 1 -maxdepth 1 | sort
 }
 
+# Part 0: what runs them (speed_pack.sh's binary and libraries, the system's validation layer).
+pack_part0() {
+  rm -rf "$parts/0"
+  staging=$(mktemp -d)
+  mkdir -p "$staging/gl" "$staging/lib" "$staging/layer" "$parts/0"
+  cp .carry/speed/qwenvk_tests "$staging/" && cp .carry/speed/lib/* "$staging/lib/" && cp .gl/*.deb "$staging/gl/"
+  cp /usr/lib/x86_64-linux-gnu/libVkLayer_khronos_validation.so \
+    /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json "$staging/layer/"
+  tar cf - -C "$staging" . | xz -6 -T2 >"$parts/0/bundle.tar.xz"
+  rm -rf "$staging"
+}
+
 case "${1:-}" in
   pack)
     limit=$((${2:-38} << 20))
@@ -52,14 +66,10 @@ case "${1:-}" in
     done < <(find "$parts/staging" -name '*.tar.xz' -printf '%s %p\n' | sort -nr)
     for d in "$parts"/[0-9]*; do cp "$parts/staging/manifest" "$d/"; done
     rm -rf "$parts/staging"
-    # Part 0: what runs them (speed_pack.sh's binary and libraries, the system's validation layer).
-    staging=$(mktemp -d)
-    mkdir -p "$staging/gl" "$staging/lib" "$staging/layer" "$parts/0"
-    cp .carry/speed/qwenvk_tests "$staging/" && cp .carry/speed/lib/* "$staging/lib/" && cp .gl/*.deb "$staging/gl/"
-    cp /usr/lib/x86_64-linux-gnu/libVkLayer_khronos_validation.so \
-      /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json "$staging/layer/"
-    tar cf - -C "$staging" . | xz -6 -T2 >"$parts/0/bundle.tar.xz"
-    rm -rf "$staging"
+    pack_part0
+    du -sh "$parts"/[0-9]* ;;
+  pack0)  # part 0 alone: enough for a kernel filter, which reads no fixture model
+    pack_part0
     du -sh "$parts"/[0-9]* ;;
   unpack)
     if [[ -e "$parts/0/bundle.tar.xz" ]]; then
@@ -122,6 +132,6 @@ case "${1:-}" in
     # in the build folder, which the machine lacks).
     echo "$suites" ;;
   *)
-    echo "usage: $0 pack [MIB] | unpack | run [SECONDS] [FILTER] | suites" >&2
+    echo "usage: $0 pack [MIB] | pack0 | unpack | run [SECONDS] [FILTER] | suites" >&2
     exit 2 ;;
 esac
