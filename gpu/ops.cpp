@@ -48,10 +48,6 @@ constexpr uint64_t kCoopmatWideGroups = 264;
 // down 29% faster (68 TFLOP/s), and 7B's prefill 12%, where q|k|v's and o's shorter splits (8
 // steps at 1.5B) lost 4-13% to narrow tiles (docs/speed.md, session 11).
 constexpr uint64_t kCoopmatSplitGroups = 528;
-// Rounded weights' wide products take tall tiles (128 tokens by 128 features: each staged weight
-// fragment feeds twice the multiplies, and every subgroup's fragment loads four where it loaded two)
-// where those, split along K or not, make at least this many workgroups.
-constexpr uint64_t kCoopmatTallGroups = 264;
 constexpr uint32_t kCoopmatWideSplitSteps = 32;
 // Every split is at least this many steps of 32 columns long, so that its pipeline's first load
 // and last multiply stay a small part of it.
@@ -313,18 +309,30 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
   return *best;
 }
 
+namespace {
+// That estimate for `tiles` workgroups of `tile` split in steps of `split_steps` (0: unsplit). A
+// tall tile (128 tokens by 128 features: each staged weight fragment feeds twice the multiplies,
+// and every subgroup's fragment loads four where it loaded two) counts as a wide one: session 29's
+// 7B profile timed its step at 0.83 us against the wide tile's 0.9.
+double CoopmatEstimateNs(uint64_t tiles, uint32_t cols, uint32_t tokens, uint32_t rows, uint32_t split_steps,
+                         CoopmatTile tile) {
+  const uint32_t steps = CeilDiv(cols, kCoopmatStep);
+  if (split_steps == 0) split_steps = steps;
+  const uint32_t splits = CeilDiv(steps, split_steps);
+  const uint64_t wave = tile == CoopmatTile::Narrow ? 2 * kCoopmatWideWave : kCoopmatWideWave;
+  const double waves = static_cast<double>(CeilDiv(std::max<uint64_t>(tiles, 1) * splits, wave));
+  const double plane_ns = 4.0 * tokens * rows / kCoopmatSplitSumBytesPerNs;
+  return waves * (split_steps + kCoopmatWaveOverheadSteps) * kCoopmatStepNs + (splits > 1 ? splits * plane_ns : 0);
+}
+}  // namespace
+
 uint32_t PlanCoopmatSplitSteps(uint64_t tiles, uint32_t cols, uint32_t tokens, uint32_t rows,
                                VkDeviceSize scratch_bytes, CoopmatTile tile) {
   const uint32_t steps = CeilDiv(cols, kCoopmatStep);
-  tiles = std::max<uint64_t>(tiles, 1);
   const uint64_t long_enough = steps / kCoopmatMinSplitSteps;
   const uint64_t room = scratch_bytes / (uint64_t{4} * tokens * rows);
-  const uint64_t wave = tile == CoopmatTile::Wide ? kCoopmatWideWave : 2 * kCoopmatWideWave;
-  const double plane_ns = 4.0 * tokens * rows / kCoopmatSplitSumBytesPerNs;
   const auto estimate_ns = [&](uint32_t split_steps) {
-    const uint32_t splits = CeilDiv(steps, split_steps);
-    const double waves = static_cast<double>(CeilDiv(tiles * splits, wave));
-    return waves * (split_steps + kCoopmatWaveOverheadSteps) * kCoopmatStepNs + (splits > 1 ? splits * plane_ns : 0);
+    return CoopmatEstimateNs(tiles, cols, tokens, rows, split_steps, tile);
   };
   uint32_t best = steps;  // unsplit
   for (uint64_t splits = 2; splits <= std::min(long_enough, room); ++splits) {
@@ -413,16 +421,18 @@ uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t t
 
 uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens, bool rounded) {
   const CoopmatTile tile = ChooseCoopmatTile(rows, tokens, cols);
-  const uint32_t row_tiles = CeilDiv(rows, tile == CoopmatTile::Wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS);
-  // The planes of the splits of tiles of `tile_tokens` tokens where the room has no end.
-  const auto planes = [&](uint32_t tile_tokens) -> uint64_t {
-    const uint32_t split_steps = PlanCoopmatSplitSteps(uint64_t{row_tiles} * CeilDiv(tokens, tile_tokens), cols, tokens,
-                                                       rows, ~VkDeviceSize{0}, tile);
+  // The planes of the splits of `tile` workgroups of `tile_rows` features by `tile_tokens` tokens
+  // where the room has no end.
+  const auto planes = [&](CoopmatTile tile, uint32_t tile_rows, uint32_t tile_tokens) -> uint64_t {
+    const uint32_t split_steps = PlanCoopmatSplitSteps(
+        uint64_t{CeilDiv(rows, tile_rows)} * CeilDiv(tokens, tile_tokens), cols, tokens, rows, ~VkDeviceSize{0}, tile);
     return split_steps == 0 ? 0 : CoopmatSplitCount(cols, split_steps);
   };
-  // Rounded rows in wide tiles may take tall ones (MatMul), split their own way.
+  // Rounded rows may take tall tiles (MatMul), split their own way.
   const uint64_t splits =
-      std::max(planes(QVK_COOPMAT_TOKENS), rounded && tile == CoopmatTile::Wide ? planes(QVK_COOPMAT_TALL_TOKENS) : 0);
+      std::max(tile == CoopmatTile::Wide ? planes(tile, QVK_COOPMAT_WIDE_ROWS, QVK_COOPMAT_TOKENS)
+                                         : planes(tile, QVK_COOPMAT_NARROW_ROWS, QVK_COOPMAT_TOKENS),
+               rounded ? planes(CoopmatTile::Wide, QVK_COOPMAT_WIDE_ROWS, QVK_COOPMAT_TALL_TOKENS) : 0);
   return uint64_t{4} * splits * tokens * rows;
 }
 
@@ -611,25 +621,37 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       // Features per workgroup; a SwiGLU tile holds half as many outputs' gate rows, then their up rows.
       const uint32_t tile_rows = !coopmat ? kMatMulTile : wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
       const uint32_t row_tiles = a.swiglu ? CeilDiv(rows / 2, tile_rows / 2) : CeilDiv(rows, tile_rows);
-      // The steps of each split along K of tiles of `tile_tokens` tokens (0: unsplit).
-      const auto plan_split = [&](uint32_t tile_tokens, CoopmatTile tile) {
-        return may_split ? PlanCoopmatSplitSteps(uint64_t{row_tiles} * CeilDiv(a.tokens, tile_tokens), a.w.cols,
+      // The steps of each split along K of `feature_tiles` x (tokens / `tile_tokens`) tiles (0: unsplit).
+      const auto plan_split = [&](uint32_t feature_tiles, uint32_t tile_tokens, CoopmatTile tile) {
+        return may_split ? PlanCoopmatSplitSteps(uint64_t{feature_tiles} * CeilDiv(a.tokens, tile_tokens), a.w.cols,
                                                  a.tokens, rows, a.split_scratch->size, tile)
                          : 0u;
       };
-      // Rounded rows in wide tiles take tall ones where those, split along K or not, make enough
-      // workgroups (kCoopmatTallGroups).
-      const bool may_be_tall = coopmat && dequantized && wide;
-      const uint32_t tall_split = may_be_tall ? plan_split(QVK_COOPMAT_TALL_TOKENS, CoopmatTile::Wide) : 0;
-      const uint64_t tall_groups = uint64_t{row_tiles} * CeilDiv(a.tokens, QVK_COOPMAT_TALL_TOKENS) *
-                                   (tall_split > 0 ? CoopmatSplitCount(a.w.cols, tall_split) : 1);
+      // Rounded rows take tall tiles (as many features as a wide one) where the planner's estimate of
+      // them, split along K or not, beats the chosen tile's: with half a wide tile's workgroups, each
+      // step of one multiplies twice as much in about the time of a wide one's (docs/speed.md,
+      // session 30).
+      const CoopmatTile short_tile = wide ? CoopmatTile::Wide : CoopmatTile::Narrow;
+      const uint32_t short_split = plan_split(row_tiles, QVK_COOPMAT_TOKENS, short_tile);
+      const bool may_be_tall = coopmat && dequantized;
+      const uint32_t tall_row_tiles =
+          a.swiglu ? CeilDiv(rows / 2, QVK_COOPMAT_WIDE_ROWS / 2) : CeilDiv(rows, QVK_COOPMAT_WIDE_ROWS);
+      const uint32_t tall_split =
+          may_be_tall ? plan_split(tall_row_tiles, QVK_COOPMAT_TALL_TOKENS, CoopmatTile::Wide) : 0;
+      const auto estimate_ns = [&](uint32_t feature_tiles, uint32_t tile_tokens, uint32_t split_steps,
+                                   CoopmatTile tile) {
+        return CoopmatEstimateNs(uint64_t{feature_tiles} * CeilDiv(a.tokens, tile_tokens), a.w.cols, a.tokens, rows,
+                                 split_steps, tile);
+      };
       const bool tall =
-          may_be_tall && (chosen == CoopmatTile::Tall || (!a.coopmat_tile && tall_groups >= kCoopmatTallGroups));
+          may_be_tall &&
+          (chosen == CoopmatTile::Tall ||
+           (!a.coopmat_tile && estimate_ns(tall_row_tiles, QVK_COOPMAT_TALL_TOKENS, tall_split, CoopmatTile::Wide) <
+                                   estimate_ns(row_tiles, QVK_COOPMAT_TOKENS, short_split, short_tile)));
       // Tokens per workgroup.
       const uint32_t tile_tokens = !coopmat ? kMatMulTile : tall ? QVK_COOPMAT_TALL_TOKENS : QVK_COOPMAT_TOKENS;
-      const Groups tiles{row_tiles, CeilDiv(a.tokens, tile_tokens), 1};
-      const uint32_t split_steps =
-          tall ? tall_split : plan_split(QVK_COOPMAT_TOKENS, wide ? CoopmatTile::Wide : CoopmatTile::Narrow);
+      const Groups tiles{tall ? tall_row_tiles : row_tiles, CeilDiv(a.tokens, tile_tokens), 1};
+      const uint32_t split_steps = tall ? tall_split : short_split;
       // The kernel of that tile, with promotion or not by how long its sums run (a split's columns).
       KernelId tile_kernel = kernel;
       if (tall) {

@@ -95,8 +95,8 @@ struct MatVecSplit {
 MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape);
 
 // The cooperative-matrix GEMM's workgroup tiles: 64 tokens by 128 features, or by 64; or, for rows
-// dequantized to f16 first, 128 tokens by 128 features (ops.cpp, kCoopmatTallGroups: where they,
-// split along K or not, fill the GPU, as Qwen2's gate|up and down at prefill sizes).
+// dequantized to f16 first, 128 tokens by 128 features (MatMul takes them where the split planner's
+// estimate of them beats the other tile's, as for every Qwen2 product at prefill sizes).
 enum class CoopmatTile { Wide, Narrow, Tall };
 
 // Wide tiles where they alone make enough workgroups to keep every SM of a big GPU busy (Qwen2's

@@ -417,10 +417,10 @@ TEST_F(CoopmatTest, PromotesOnlyLongExactSums) {
   EXPECT_EQ(kernel_of(DType::F16, 3584, 18944, 512, true), "matmul_coopmat_f16");
 }
 
-// Rows dequantized to f16 take tall tiles (128 tokens) where those, split along K or not, make
-// enough workgroups (0.5B's gate|up rows at 512 tokens: 76 x 4), wide ones of 64 tokens where they
-// do not (at 256).
-TEST_F(CoopmatTest, TallTilesWhereRoundedRowsFillTheGpu) {
+// Rows dequantized to f16 take tall tiles (128 tokens) where the split planner's estimate of them
+// beats the other tile's (0.5B's gate|up rows at 512 and 256 tokens, 7B's o and down at 512), and
+// not at 64 tokens, where the narrow tiles' 152 workgroups run in one wave as the tall tiles' 76 do.
+TEST_F(CoopmatTest, TallTilesWhereTheyAreFaster) {
   if (!info().compute_timestamps) GTEST_SKIP() << "no compute timestamps, which name the kernels run";
   // The kernels of a Q8_0 product dequantized first, split along K where `split` allows.
   const auto kernel_of = [&](uint32_t rows, uint32_t cols, uint32_t tokens, bool split = false) {
@@ -445,7 +445,12 @@ TEST_F(CoopmatTest, TallTilesWhereRoundedRowsFillTheGpu) {
   EXPECT_EQ(kernel_of(2 * 4864, 896, 512),
             (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_tall_f16"}));
   EXPECT_EQ(kernel_of(2 * 4864, 896, 256),
-            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_f16"}));
+            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_tall_f16"}));
+  EXPECT_EQ(kernel_of(2 * 4864, 896, 64),
+            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_narrow_f16"}));
+  // 7B's o at 512 tokens: 28 x 4 tall tiles, one wave unsplit, where wide ones took two.
+  EXPECT_EQ(kernel_of(3584, 3584, 512, true),
+            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_tall_f16"}));
   // 7B's down at 512 tokens: 28 x 4 tall tiles, split along K into whole waves.
   EXPECT_EQ(kernel_of(3584, 18944, 512, true),
             (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_tall_f16", "matmul_split_sum"}));
