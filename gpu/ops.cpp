@@ -421,11 +421,11 @@ uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t t
 
 uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens, bool rounded) {
   const CoopmatTile tile = ChooseCoopmatTile(rows, tokens, cols);
-  // The planes of the splits of `tile` workgroups of `tile_rows` features by `tile_tokens` tokens
+  // The planes of the splits of `kind` workgroups of `tile_rows` features by `tile_tokens` tokens
   // where the room has no end.
-  const auto planes = [&](CoopmatTile tile, uint32_t tile_rows, uint32_t tile_tokens) -> uint64_t {
+  const auto planes = [&](CoopmatTile kind, uint32_t tile_rows, uint32_t tile_tokens) -> uint64_t {
     const uint32_t split_steps = PlanCoopmatSplitSteps(
-        uint64_t{CeilDiv(rows, tile_rows)} * CeilDiv(tokens, tile_tokens), cols, tokens, rows, ~VkDeviceSize{0}, tile);
+        uint64_t{CeilDiv(rows, tile_rows)} * CeilDiv(tokens, tile_tokens), cols, tokens, rows, ~VkDeviceSize{0}, kind);
     return split_steps == 0 ? 0 : CoopmatSplitCount(cols, split_steps);
   };
   // Rounded rows may take tall tiles (MatMul), split their own way.
