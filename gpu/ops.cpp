@@ -310,16 +310,17 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
 }
 
 namespace {
-// That estimate for `tiles` workgroups of `tile` split in steps of `split_steps` (0: unsplit). A
-// tall tile (128 tokens by 128 features: each staged weight fragment feeds twice the multiplies,
-// and every subgroup's fragment loads four where it loaded two) counts as a wide one: session 29's
-// 7B profile timed its step at 0.83 us against the wide tile's 0.9.
+// The planner's estimate (above, at kCoopmatStepNs) for `tiles` workgroups of `tile` split in steps
+// of `split_steps` (0: unsplit). A tall tile (128 tokens by 128 features: each staged weight
+// fragment feeds twice the multiplies, and every subgroup's fragment loads four where it loaded
+// two) counts as a wide one: session 29's 7B profile timed its step at 0.83 us against the wide
+// tile's 0.9.
 double CoopmatEstimateNs(uint64_t tiles, uint32_t cols, uint32_t tokens, uint32_t rows, uint32_t split_steps,
                          CoopmatTile tile) {
   const uint32_t steps = CeilDiv(cols, kCoopmatStep);
   if (split_steps == 0) split_steps = steps;
   const uint32_t splits = CeilDiv(steps, split_steps);
-  const uint64_t wave = tile == CoopmatTile::Narrow ? 2 * kCoopmatWideWave : kCoopmatWideWave;
+  const uint64_t wave = tile == CoopmatTile::Wide ? kCoopmatWideWave : 2 * kCoopmatWideWave;
   const double waves = static_cast<double>(CeilDiv(std::max<uint64_t>(tiles, 1) * splits, wave));
   const double plane_ns = 4.0 * tokens * rows / kCoopmatSplitSumBytesPerNs;
   return waves * (split_steps + kCoopmatWaveOverheadSteps) * kCoopmatStepNs + (splits > 1 ? splits * plane_ns : 0);
@@ -429,10 +430,9 @@ uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens, bool r
     return split_steps == 0 ? 0 : CoopmatSplitCount(cols, split_steps);
   };
   // Rounded rows may take tall tiles (MatMul), split their own way.
-  const uint64_t splits =
-      std::max(tile == CoopmatTile::Wide ? planes(tile, QVK_COOPMAT_WIDE_ROWS, QVK_COOPMAT_TOKENS)
-                                         : planes(tile, QVK_COOPMAT_NARROW_ROWS, QVK_COOPMAT_TOKENS),
-               rounded ? planes(CoopmatTile::Wide, QVK_COOPMAT_WIDE_ROWS, QVK_COOPMAT_TALL_TOKENS) : 0);
+  const uint64_t splits = std::max(
+      planes(tile, tile == CoopmatTile::Wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS, QVK_COOPMAT_TOKENS),
+      rounded ? planes(CoopmatTile::Wide, QVK_COOPMAT_WIDE_ROWS, QVK_COOPMAT_TALL_TOKENS) : 0);
   return uint64_t{4} * splits * tokens * rows;
 }
 
@@ -620,7 +620,10 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       const bool wide = coopmat && chosen != CoopmatTile::Narrow;
       // Features per workgroup; a SwiGLU tile holds half as many outputs' gate rows, then their up rows.
       const uint32_t tile_rows = !coopmat ? kMatMulTile : wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
-      const uint32_t row_tiles = a.swiglu ? CeilDiv(rows / 2, tile_rows / 2) : CeilDiv(rows, tile_rows);
+      const auto feature_tiles_of = [&](uint32_t features) {
+        return a.swiglu ? CeilDiv(rows / 2, features / 2) : CeilDiv(rows, features);
+      };
+      const uint32_t row_tiles = feature_tiles_of(tile_rows);
       // The steps of each split along K of `feature_tiles` x (tokens / `tile_tokens`) tiles (0: unsplit).
       const auto plan_split = [&](uint32_t feature_tiles, uint32_t tile_tokens, CoopmatTile tile) {
         return may_split ? PlanCoopmatSplitSteps(uint64_t{feature_tiles} * CeilDiv(a.tokens, tile_tokens), a.w.cols,
@@ -634,8 +637,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       const CoopmatTile short_tile = wide ? CoopmatTile::Wide : CoopmatTile::Narrow;
       const uint32_t short_split = plan_split(row_tiles, QVK_COOPMAT_TOKENS, short_tile);
       const bool may_be_tall = coopmat && dequantized;
-      const uint32_t tall_row_tiles =
-          a.swiglu ? CeilDiv(rows / 2, QVK_COOPMAT_WIDE_ROWS / 2) : CeilDiv(rows, QVK_COOPMAT_WIDE_ROWS);
+      const uint32_t tall_row_tiles = feature_tiles_of(QVK_COOPMAT_WIDE_ROWS);
       const uint32_t tall_split =
           may_be_tall ? plan_split(tall_row_tiles, QVK_COOPMAT_TALL_TOKENS, CoopmatTile::Wide) : 0;
       const auto estimate_ns = [&](uint32_t feature_tiles, uint32_t tile_tokens, uint32_t split_steps,
