@@ -320,7 +320,7 @@ double CoopmatEstimateNs(uint64_t tiles, uint32_t cols, uint32_t tokens, uint32_
   const uint32_t steps = CeilDiv(cols, kCoopmatStep);
   if (split_steps == 0) split_steps = steps;
   const uint32_t splits = CeilDiv(steps, split_steps);
-  const uint64_t wave = tile == CoopmatTile::Wide ? kCoopmatWideWave : 2 * kCoopmatWideWave;
+  const uint64_t wave = tile == CoopmatTile::Narrow ? 2 * kCoopmatWideWave : kCoopmatWideWave;
   const double waves = static_cast<double>(CeilDiv(std::max<uint64_t>(tiles, 1) * splits, wave));
   const double plane_ns = 4.0 * tokens * rows / kCoopmatSplitSumBytesPerNs;
   return waves * (split_steps + kCoopmatWaveOverheadSteps) * kCoopmatStepNs + (splits > 1 ? splits * plane_ns : 0);
@@ -367,11 +367,68 @@ CoopmatTile ChooseCoopmatTile(uint32_t rows, uint32_t tokens, uint32_t split_col
   return splits >= 2 && steps / splits >= kCoopmatWideSplitSteps ? CoopmatTile::Wide : CoopmatTile::Narrow;
 }
 
+CoopmatPlan PlanCoopmat(const CoopmatProduct& p) {
+  Require(p.tile != CoopmatTile::Tall || p.rounded, "matmul", "tall tiles multiply rows dequantized to f16 only");
+  // A SwiGLU's epilogue needs whole sums.
+  const bool may_split = p.split_room.has_value() && !p.swiglu;
+  const auto plan_of = [&](CoopmatTile tile) {
+    // Features per workgroup; a SwiGLU tile holds half as many outputs' gate rows, then their up rows.
+    const uint32_t features = tile == CoopmatTile::Narrow ? QVK_COOPMAT_NARROW_ROWS : QVK_COOPMAT_WIDE_ROWS;
+    CoopmatPlan plan{
+        .tile = tile,
+        .feature_tiles = p.swiglu ? CeilDiv(p.rows / 2, features / 2) : CeilDiv(p.rows, features),
+        .token_tiles = CeilDiv(p.tokens, tile == CoopmatTile::Tall ? QVK_COOPMAT_TALL_TOKENS : QVK_COOPMAT_TOKENS)};
+    if (may_split) {
+      plan.split_steps = PlanCoopmatSplitSteps(uint64_t{plan.feature_tiles} * plan.token_tiles, p.cols, p.tokens,
+                                               p.rows, *p.split_room, tile);
+    }
+    return plan;
+  };
+  if (p.tile) return plan_of(*p.tile);
+  const CoopmatPlan chosen = plan_of(ChooseCoopmatTile(p.rows, p.tokens, may_split ? p.cols : 0));
+  if (!p.rounded) return chosen;
+  // Rounded rows take tall tiles (as many features as a wide one) where the estimate of them, split
+  // along K or not, beats the chosen tile's: with half a wide tile's workgroups, each step of one
+  // multiplies twice as much in about the time of a wide one's (docs/speed.md, session 30).
+  const auto estimate_ns = [&](const CoopmatPlan& plan) {
+    return CoopmatEstimateNs(uint64_t{plan.feature_tiles} * plan.token_tiles, p.cols, p.tokens, p.rows,
+                             plan.split_steps, plan.tile);
+  };
+  const CoopmatPlan tall = plan_of(CoopmatTile::Tall);
+  return estimate_ns(tall) < estimate_ns(chosen) ? tall : chosen;
+}
+
 namespace {
 
 // MatMul, or with `rope` (a matvec of rows of whole heads in one binding: see MatMulRope) its
 // matvec_rope variant.
 void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::string_view label);
+
+// The kernel of `plan`'s tile for `cols` columns of weights of `type`: `dequantized` (rows of it
+// rounded to f16), the rounded kernels (no promotion, X one f16 part); otherwise the type's own,
+// promoted where W is exact, but for F16 rows whose sums, split or not, run short
+// (matmul_coopmat_short*, CoopmatSumsUnpromoted).
+KernelId CoopmatKernel(Graph& g, const CoopmatPlan& plan, DType type, uint32_t cols, bool dequantized, bool swiglu) {
+  if (plan.tile == CoopmatTile::Tall) {
+    return RequireKernel(g, swiglu ? KernelOp::MatMulCoopmatRoundedTallSwiGlu : KernelOp::MatMulCoopmatRoundedTall,
+                         DType::F16, "matmul");
+  }
+  enum Sums { kStored, kShort, kRounded };
+  const Sums sums = dequantized ? kRounded
+                    : CoopmatSumsUnpromoted(type, plan.split_steps > 0 ? plan.split_steps * kCoopmatStep : cols)
+                        ? kShort
+                        : kStored;
+  // [sums][swiglu][wide]
+  constexpr KernelOp kOps[3][2][2] = {
+      {{KernelOp::MatMulCoopmatNarrow, KernelOp::MatMulCoopmat},
+       {KernelOp::MatMulCoopmatNarrowSwiGlu, KernelOp::MatMulCoopmatSwiGlu}},
+      {{KernelOp::MatMulCoopmatShortNarrow, KernelOp::MatMulCoopmatShort},
+       {KernelOp::MatMulCoopmatShortNarrowSwiGlu, KernelOp::MatMulCoopmatShortSwiGlu}},
+      {{KernelOp::MatMulCoopmatRoundedNarrow, KernelOp::MatMulCoopmatRounded},
+       {KernelOp::MatMulCoopmatRoundedNarrowSwiGlu, KernelOp::MatMulCoopmatRoundedSwiGlu}}};
+  return RequireKernel(g, kOps[sums][swiglu][plan.tile == CoopmatTile::Wide], sums == kStored ? type : DType::F16,
+                       "matmul");
+}
 
 // The row chunks a cooperative-matrix product of `w` dequantizes to f16 in `scratch_bytes` and then
 // multiplies at `tokens` tokens, one at a time, DequantChunkRows long. With `swiglu`, chunks of the
@@ -421,19 +478,11 @@ uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t t
 }
 
 uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens, bool rounded) {
-  const CoopmatTile tile = ChooseCoopmatTile(rows, tokens, cols);
-  // The planes of the splits of `kind` workgroups of `tile_rows` features by `tile_tokens` tokens
-  // where the room has no end.
-  const auto planes = [&](CoopmatTile kind, uint32_t tile_rows, uint32_t tile_tokens) -> uint64_t {
-    const uint32_t split_steps = PlanCoopmatSplitSteps(
-        uint64_t{CeilDiv(rows, tile_rows)} * CeilDiv(tokens, tile_tokens), cols, tokens, rows, ~VkDeviceSize{0}, kind);
-    return split_steps == 0 ? 0 : CoopmatSplitCount(cols, split_steps);
-  };
-  // Rounded rows may take tall tiles (MatMul), split their own way.
-  const uint64_t splits = std::max(
-      planes(tile, tile == CoopmatTile::Wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS, QVK_COOPMAT_TOKENS),
-      rounded ? planes(CoopmatTile::Wide, QVK_COOPMAT_WIDE_ROWS, QVK_COOPMAT_TALL_TOKENS) : 0);
-  return uint64_t{4} * splits * tokens * rows;
+  // With at least this room, MatMul's plan is the same: more room only adds split counts it would
+  // not take, and less for the other tile only slows that tile's estimate.
+  const CoopmatPlan plan =
+      PlanCoopmat({.rows = rows, .cols = cols, .tokens = tokens, .rounded = rounded, .split_room = ~VkDeviceSize{0}});
+  return plan.split_steps == 0 ? 0 : uint64_t{4} * CoopmatSplitCount(cols, plan.split_steps) * tokens * rows;
 }
 
 void MatMulRope(Graph& g, std::span<const MatMulArgs> parts, const RopeArgs& rope, std::string_view label,
@@ -605,78 +654,29 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   };
   if (!matvec) {
     // Records the GEMM of `rows` weight rows bound at `w` (with a SwiGLU: gate rows, then as many up
-    // rows), whose outputs start at Y column a.y_offset + first_row: one dispatch, or one per split
-    // along K and their sum. `dequantized`: W is another type's rows rounded to f16, multiplied as
-    // rounded weights (matmul_coopmat_rounded*: no promotion, X one f16 part); F16 rows whose sums,
-    // split or not, are short skip promotion too (matmul_coopmat_short*, CoopmatSumsUnpromoted).
+    // rows), whose outputs start at Y column a.y_offset + first_row: one dispatch, or on matrix
+    // units as PlanCoopmat plans it, one per split along K and their sum. `dequantized`: W is
+    // another type's rows rounded to f16 (CoopmatKernel).
     const auto gemm = [&](const BufferRange& w, bool dequantized, uint32_t first_row, uint32_t rows,
                           const DispatchCost& tile_cost) {
-      const bool coopmat = path == MatMulKernel::CoopMat;
-      // Whether the product may split along K (a SwiGLU's epilogue needs whole sums).
-      const bool may_split = coopmat && a.split_scratch && !a.swiglu;
-      const CoopmatTile chosen = a.coopmat_tile.value_or(ChooseCoopmatTile(rows, a.tokens, may_split ? a.w.cols : 0));
-      Require(!coopmat || chosen != CoopmatTile::Tall || dequantized, "matmul",
-              "tall tiles multiply rows dequantized to f16 only");
-      const bool wide = coopmat && chosen != CoopmatTile::Narrow;
-      // Features per workgroup; a SwiGLU tile holds half as many outputs' gate rows, then their up rows.
-      const uint32_t tile_rows = !coopmat ? kMatMulTile : wide ? QVK_COOPMAT_WIDE_ROWS : QVK_COOPMAT_NARROW_ROWS;
-      const auto feature_tiles_of = [&](uint32_t features) {
-        return a.swiglu ? CeilDiv(rows / 2, features / 2) : CeilDiv(rows, features);
-      };
-      const uint32_t row_tiles = feature_tiles_of(tile_rows);
-      // The steps of each split along K of `feature_tiles` x (tokens / `tile_tokens`) tiles (0: unsplit).
-      const auto plan_split = [&](uint32_t feature_tiles, uint32_t tile_tokens, CoopmatTile tile) {
-        return may_split ? PlanCoopmatSplitSteps(uint64_t{feature_tiles} * CeilDiv(a.tokens, tile_tokens), a.w.cols,
-                                                 a.tokens, rows, a.split_scratch->size, tile)
-                         : 0u;
-      };
-      // Rounded rows take tall tiles (as many features as a wide one) where the planner's estimate of
-      // them, split along K or not, beats the chosen tile's: with half a wide tile's workgroups, each
-      // step of one multiplies twice as much in about the time of a wide one's (docs/speed.md,
-      // session 30).
-      const CoopmatTile short_tile = wide ? CoopmatTile::Wide : CoopmatTile::Narrow;
-      const uint32_t short_split = plan_split(row_tiles, QVK_COOPMAT_TOKENS, short_tile);
-      const bool may_be_tall = coopmat && dequantized;
-      const uint32_t tall_row_tiles = feature_tiles_of(QVK_COOPMAT_WIDE_ROWS);
-      const uint32_t tall_split =
-          may_be_tall ? plan_split(tall_row_tiles, QVK_COOPMAT_TALL_TOKENS, CoopmatTile::Wide) : 0;
-      const auto estimate_ns = [&](uint32_t feature_tiles, uint32_t tile_tokens, uint32_t split_steps,
-                                   CoopmatTile tile) {
-        return CoopmatEstimateNs(uint64_t{feature_tiles} * CeilDiv(a.tokens, tile_tokens), a.w.cols, a.tokens, rows,
-                                 split_steps, tile);
-      };
-      const bool tall =
-          may_be_tall &&
-          (chosen == CoopmatTile::Tall ||
-           (!a.coopmat_tile && estimate_ns(tall_row_tiles, QVK_COOPMAT_TALL_TOKENS, tall_split, CoopmatTile::Wide) <
-                                   estimate_ns(row_tiles, QVK_COOPMAT_TOKENS, short_split, short_tile)));
-      // Tokens per workgroup.
-      const uint32_t tile_tokens = !coopmat ? kMatMulTile : tall ? QVK_COOPMAT_TALL_TOKENS : QVK_COOPMAT_TOKENS;
-      const Groups tiles{tall ? tall_row_tiles : row_tiles, CeilDiv(a.tokens, tile_tokens), 1};
-      const uint32_t split_steps = tall ? tall_split : short_split;
-      // The kernel of that tile, with promotion or not by how long its sums run (a split's columns).
+      // The tiled kernel: 64 features (a SwiGLU's: 32 outputs' gate rows, then their up rows) by 64
+      // tokens a workgroup, unsplit.
       KernelId tile_kernel = kernel;
-      if (tall) {
-        tile_kernel =
-            RequireKernel(g, a.swiglu ? KernelOp::MatMulCoopmatRoundedTallSwiGlu : KernelOp::MatMulCoopmatRoundedTall,
-                          DType::F16, "matmul");
-      } else if (coopmat) {
-        // The weight type's own kernel (promoted where W is exact), F16's short sums, or dequantized rows.
-        enum Sums { kStored, kShort, kRounded };
-        const Sums sums = dequantized ? kRounded
-                          : CoopmatSumsUnpromoted(a.w.dtype, split_steps > 0 ? split_steps * kCoopmatStep : a.w.cols)
-                              ? kShort
-                              : kStored;
-        // [sums][swiglu][wide]
-        constexpr KernelOp kOps[3][2][2] = {
-            {{KernelOp::MatMulCoopmatNarrow, KernelOp::MatMulCoopmat},
-             {KernelOp::MatMulCoopmatNarrowSwiGlu, KernelOp::MatMulCoopmatSwiGlu}},
-            {{KernelOp::MatMulCoopmatShortNarrow, KernelOp::MatMulCoopmatShort},
-             {KernelOp::MatMulCoopmatShortNarrowSwiGlu, KernelOp::MatMulCoopmatShortSwiGlu}},
-            {{KernelOp::MatMulCoopmatRoundedNarrow, KernelOp::MatMulCoopmatRounded},
-             {KernelOp::MatMulCoopmatRoundedNarrowSwiGlu, KernelOp::MatMulCoopmatRoundedSwiGlu}}};
-        tile_kernel = RequireKernel(g, kOps[sums][a.swiglu.has_value()][wide], sums == kStored ? a.w.dtype : DType::F16,
-                                    "matmul");
+      Groups tiles{a.swiglu ? CeilDiv(rows / 2, kMatMulTile / 2) : CeilDiv(rows, kMatMulTile),
+                   CeilDiv(a.tokens, kMatMulTile), 1};
+      uint32_t split_steps = 0;
+      if (path == MatMulKernel::CoopMat) {
+        const CoopmatPlan plan =
+            PlanCoopmat({.rows = rows,
+                         .cols = a.w.cols,
+                         .tokens = a.tokens,
+                         .swiglu = a.swiglu.has_value(),
+                         .rounded = dequantized,
+                         .split_room = a.split_scratch ? std::optional(a.split_scratch->size) : std::nullopt,
+                         .tile = a.coopmat_tile});
+        tiles = Groups{plan.feature_tiles, plan.token_tiles, 1};
+        split_steps = plan.split_steps;
+        tile_kernel = CoopmatKernel(g, plan, a.w.dtype, a.w.cols, dequantized, a.swiglu.has_value());
       }
       if (split_steps == 0) {
         const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_stride, y_stride, flags, 0};

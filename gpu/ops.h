@@ -126,6 +126,27 @@ uint32_t DequantChunkRows(uint32_t rows, uint32_t most_rows, bool swiglu, uint32
 uint32_t PlanCoopmatSplitSteps(uint64_t tiles, uint32_t cols, uint32_t tokens, uint32_t rows,
                                VkDeviceSize scratch_bytes, CoopmatTile tile);
 
+// One cooperative-matrix product of a weight piece (a binding-sized slice or a dequantized chunk).
+struct CoopmatProduct {
+  uint32_t rows = 0;  // with swiglu: gate rows, then as many up rows
+  uint32_t cols = 0;
+  uint32_t tokens = 0;
+  bool swiglu = false;
+  bool rounded = false;                    // rows dequantized to f16 first, which tall tiles multiply
+  std::optional<VkDeviceSize> split_room;  // f32 room it may split along K in; unset: it may not
+  std::optional<CoopmatTile> tile;         // set: that tile (the tests hold each to the reference)
+};
+// How it runs: in ChooseCoopmatTile's tile, or, for rounded rows, in tall tiles where the split
+// planner's estimate of them beats that tile's, split as PlanCoopmatSplitSteps says. MatMul records
+// this plan; CoopmatSplitBytes sizes the room for its planes.
+struct CoopmatPlan {
+  CoopmatTile tile = CoopmatTile::Wide;
+  uint32_t feature_tiles = 0;  // workgroups along the rows (a SwiGLU's: along its outputs)
+  uint32_t token_tiles = 0;    // workgroups along the tokens
+  uint32_t split_steps = 0;    // steps of 32 columns a split; 0: unsplit
+};
+CoopmatPlan PlanCoopmat(const CoopmatProduct& product);
+
 // A product whose input is rmsnorm(X) * weight rather than X. The matvec kernel (up to 4 tokens:
 // decode) normalizes as it reads X; otherwise, and for one token's large K-quant SwiGLU product
 // (ops.cpp, NormApart), a separate RmsNorm writes the input to `scratch` first.
@@ -186,7 +207,7 @@ bool SwiGluNeedsScratch(const DeviceInfo& device, const Matrix& w);
 // where it would not split.
 uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes);
 // The same for one piece (a chunk or slice) of `rows` rows of `cols` columns on matrix units,
-// `rounded`: dequantized to f16 first, so that it may take tall tiles.
+// `rounded`: dequantized to f16 first (PlanCoopmat's planes where the room has no end).
 uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens, bool rounded);
 
 // Whether the cooperative-matrix GEMM sums weights of `type` over `cols` inner elements (a row, or

@@ -269,13 +269,14 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
   Buffer split_buf = Poisoned(c.split ? size_t{4} * kSplitPlanes * c.tokens * c.rows : 4);
   if (c.split) {
     args.split_scratch = BufferRange(split_buf);
-    const ops::CoopmatTile tile = c.tile.value_or(ops::ChooseCoopmatTile(c.rows, c.tokens, c.cols));
-    const bool tall = tile == ops::CoopmatTile::Tall;
-    const uint32_t tile_rows = tile == ops::CoopmatTile::Narrow ? 64 : 128, tile_tokens = tall ? 128 : 64;
-    const uint64_t tiles =
-        uint64_t{(c.rows + tile_rows - 1) / tile_rows} * ((c.tokens + tile_tokens - 1) / tile_tokens);
-    ASSERT_GT(ops::PlanCoopmatSplitSteps(tiles, c.cols, c.tokens, c.rows, split_buf.size(),
-                                         tall ? ops::CoopmatTile::Wide : tile),
+    ASSERT_GT(ops::PlanCoopmat({.rows = c.rows,
+                                .cols = c.cols,
+                                .tokens = c.tokens,
+                                .swiglu = c.swiglu,
+                                .rounded = c.dequantized,
+                                .split_room = split_buf.size(),
+                                .tile = c.tile})
+                  .split_steps,
               0u)
         << "not split";
   }
@@ -676,37 +677,69 @@ TEST(CoopmatKernelChoice, WideTilesWhereLongSplitsFillTheGpu) {
   }
 }
 
-// A run state's splits (CoopmatSplitBytes) hold every plane PlanCoopmatSplitSteps plans where the
-// room is unbounded, and no more: one plane less and the product splits fewer ways. At 512 tokens:
-// 0.5B's o and down, 1.5B's down and 7B's down; gate|up fills the GPU unsplit.
+// A run state's splits (CoopmatSplitBytes) hold every plane PlanCoopmat plans where the room is
+// unbounded, and no more: one plane less and the product splits fewer ways. At 512 tokens: 0.5B's
+// o and down, 1.5B's down and 7B's down, stored or rounded to f16 (whose tall tiles split their own
+// way); gate|up fills the GPU unsplit.
 TEST(CoopmatKernelChoice, SplitBytesHoldEveryPlannedPlane) {
   struct Product {
     uint32_t rows, cols;
+    bool rounded;
   };
   const uint32_t tokens = 512;
-  for (const Product& p : {Product{896, 896}, Product{896, 4864}, Product{1536, 8960}, Product{3584, 18944}}) {
-    const uint64_t bytes = ops::CoopmatSplitBytes(p.rows, p.cols, tokens, false);
+  const Product products[] = {{896, 896, false},    {896, 4864, false},  {1536, 8960, false},
+                              {3584, 18944, false}, {3584, 18944, true}, {1536, 8960, true}};
+  for (const Product& p : products) {
+    const uint64_t bytes = ops::CoopmatSplitBytes(p.rows, p.cols, tokens, p.rounded);
     const uint64_t plane = uint64_t{4} * tokens * p.rows;
     ASSERT_GE(bytes, 2 * plane) << p.rows << " x " << p.cols;
     ASSERT_EQ(bytes % plane, 0u);
-    const bool wide = ops::ChooseCoopmatTile(p.rows, tokens, p.cols) == ops::CoopmatTile::Wide;
-    const uint64_t tiles = uint64_t{(p.rows + (wide ? 127 : 63)) / (wide ? 128 : 64)} * (tokens / 64);
-    const ops::CoopmatTile tile = wide ? ops::CoopmatTile::Wide : ops::CoopmatTile::Narrow;
-    const uint32_t unbounded = ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, ~VkDeviceSize{0}, tile);
-    EXPECT_EQ(ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, bytes, tile), unbounded)
-        << p.rows << " x " << p.cols;
-    const uint32_t fewer = ops::PlanCoopmatSplitSteps(tiles, p.cols, tokens, p.rows, bytes - plane, tile);
-    EXPECT_TRUE(fewer == 0 || fewer > unbounded) << p.rows << " x " << p.cols << ": fewer, longer splits, or none";
+    const auto plan_in = [&](VkDeviceSize room) {
+      return ops::PlanCoopmat(
+          {.rows = p.rows, .cols = p.cols, .tokens = tokens, .rounded = p.rounded, .split_room = room});
+    };
+    const ops::CoopmatPlan unbounded = plan_in(~VkDeviceSize{0}), held = plan_in(bytes), fewer = plan_in(bytes - plane);
+    EXPECT_EQ(held.tile, unbounded.tile) << p.rows << " x " << p.cols;
+    EXPECT_EQ(held.split_steps, unbounded.split_steps) << p.rows << " x " << p.cols;
+    EXPECT_EQ(uint64_t{4} * tokens * p.rows * ((p.cols / 32 + held.split_steps - 1) / held.split_steps), bytes);
+    EXPECT_TRUE(fewer.tile != unbounded.tile || fewer.split_steps == 0 || fewer.split_steps > unbounded.split_steps)
+        << p.rows << " x " << p.cols << ": another tile, fewer and longer splits, or none";
   }
   EXPECT_EQ(ops::CoopmatSplitBytes(2 * 4864, 896, tokens, false), 0u);
-  // Rounded rows may take tall tiles, whose splits 7B's down plans 7 of (28 x 4 tiles): the room
-  // holds them, and the 64-token tiles' 4.
-  const uint32_t down_steps =
-      ops::PlanCoopmatSplitSteps(28 * 4, 18944, tokens, 3584, ~VkDeviceSize{0}, ops::CoopmatTile::Wide);
-  ASSERT_GT(down_steps, 0u);
-  EXPECT_EQ(ops::CoopmatSplitBytes(3584, 18944, tokens, true),
-            uint64_t{4} * tokens * 3584 * ((18944 / 32 + down_steps - 1) / down_steps));
-  EXPECT_GE(ops::CoopmatSplitBytes(3584, 18944, tokens, true), ops::CoopmatSplitBytes(3584, 18944, tokens, false));
+}
+
+// Rows rounded to f16 take tall tiles (128 tokens by 128 features) where the planner's estimate
+// of them is less than ChooseCoopmatTile's tile's; the products TallTilesWhereTheyAreFaster runs
+// on matrix units, planned here on any machine.
+TEST(CoopmatKernelChoice, TallTilesWhereTheEstimateIsLess) {
+  using enum ops::CoopmatTile;
+  const auto plan = [](uint32_t rows, uint32_t cols, uint32_t tokens, bool rounded, bool split) {
+    return ops::PlanCoopmat({.rows = rows,
+                             .cols = cols,
+                             .tokens = tokens,
+                             .rounded = rounded,
+                             .split_room = split ? std::optional(VkDeviceSize{1} << 30) : std::nullopt});
+  };
+  // 0.5B's gate|up rows at 512 and 256 tokens; at 64 the narrow tiles' 152 workgroups run in one
+  // wave as the tall tiles' 76 do.
+  EXPECT_EQ(plan(2 * 4864, 896, 512, true, false).tile, Tall);
+  EXPECT_EQ(plan(2 * 4864, 896, 256, true, false).tile, Tall);
+  EXPECT_EQ(plan(2 * 4864, 896, 64, true, false).tile, Narrow);
+  // 7B's down at 512 tokens: 28 x 4 tall tiles, split along K into whole waves.
+  const ops::CoopmatPlan down = plan(3584, 18944, 512, true, true);
+  EXPECT_EQ(down.tile, Tall);
+  EXPECT_EQ(down.feature_tiles, 28u);
+  EXPECT_EQ(down.token_tiles, 4u);
+  EXPECT_GT(down.split_steps, 0u);
+  // Stored rows never take them: the tall kernels multiply f16 rows only.
+  EXPECT_EQ(plan(3584, 18944, 512, false, true).tile, Wide);
+  EXPECT_EQ(plan(2 * 4864, 896, 512, false, false).tile, Wide);
+  EXPECT_THROW(ops::PlanCoopmat({.rows = 3584, .cols = 3584, .tokens = 512, .tile = Tall}), Error);
+  // A SwiGLU's tiles count its outputs (half the rows) and never split.
+  const ops::CoopmatPlan swiglu = ops::PlanCoopmat(
+      {.rows = 2 * 4864, .cols = 896, .tokens = 512, .swiglu = true, .rounded = true, .split_room = 1u << 30});
+  EXPECT_EQ(swiglu.feature_tiles, 4864u / 64);
+  EXPECT_EQ(swiglu.split_steps, 0u);
 }
 
 // The device the tests run on: without cooperative matrices (lavapipe) prefill takes the tiled
