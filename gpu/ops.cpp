@@ -188,6 +188,13 @@ KernelId RequireKernel(const Graph& g, KernelOp op, DType type, std::string_view
   return kernel;
 }
 
+// For a kernel that reads no weights.
+void RequireFeatures(const Graph& g, KernelId kernel) {
+  if (const std::string missing = MissingFeatures(g.device().info(), Spec(kernel)); !missing.empty()) {
+    throw Error(fmt::format("{}: this device lacks {}, which it needs", Spec(kernel).name, missing));
+  }
+}
+
 void RequireRope(const ops::RopeArgs& a) {
   Require(a.head_dim % 2 == 0 && a.head_dim > 0, "rope", "head_dim must be even");
   Require(a.n_heads > 0 && a.n_kv_heads > 0, "rope", "no heads");
@@ -435,9 +442,18 @@ KernelId CoopmatKernel(Graph& g, const CoopmatPlan& plan, DType type, uint32_t c
 // gate rows, each dequantized with the up rows of the same outputs after it. Empty where the
 // product multiplies W's blocks as they are stored: F16 and BF16 weights, rows not of whole units,
 // a scratch too small for one chunk, or up rows at an offset no binding can start at.
+// Where X rounded to f16 starts in a dequantization scratch of `scratch_bytes` (a multiple of 256
+// bytes in, as any binding may start there), and so the room before it for the weights' chunks;
+// 0 where there is none.
+VkDeviceSize RoundedXOffset(VkDeviceSize scratch_bytes, uint32_t tokens, uint32_t cols) {
+  const VkDeviceSize end = scratch_bytes / 256 * 256;
+  return end > RoundedXBytes(tokens, cols) ? end - RoundedXBytes(tokens, cols) : 0;
+}
+
 std::vector<RowSlice> DequantChunks(const DeviceInfo& device, const Matrix& w, uint32_t tokens,
                                     VkDeviceSize scratch_bytes, bool swiglu) {
   if (!DequantizesToF16(w.dtype, w.cols)) return {};
+  scratch_bytes = RoundedXOffset(scratch_bytes, tokens, w.cols);
   const uint32_t parts = swiglu ? 2 : 1;
   const uint32_t rows = w.rows / parts;
   const uint32_t step = kCoopmatDequantRows / parts;
@@ -475,6 +491,10 @@ uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t t
   const bool rounded = DequantizesToF16(w.dtype, w.cols);
   for (const RowSlice& piece : pieces) bytes = std::max(bytes, CoopmatSplitBytes(piece.rows, w.cols, tokens, rounded));
   return bytes;
+}
+
+uint64_t RoundedXBytes(uint32_t tokens, uint32_t cols) {
+  return AlignUp(uint64_t{2} * tokens * cols, 256);
 }
 
 uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens, bool rounded) {
@@ -529,6 +549,19 @@ void RegroupBlocks(Graph& g, const Matrix& w, std::string_view label) {
                push::RegroupPush{static_cast<uint32_t>(n_blocks), BlockBytes(w.dtype) / 2}, GridFor(n), label,
                {.bytes = 2 * n * group_bytes, .flops = 0});
   }
+}
+
+void RoundToF16(Graph& g, BufferRange x, uint32_t x_stride, uint32_t tokens, uint32_t cols, BufferRange y,
+                std::string_view label) {
+  Require(tokens > 0 && cols > 0 && cols % 8 == 0 && x_stride >= cols, "round_f16",
+          "rows of a multiple of 8 columns within X's rows");
+  const uint64_t values = uint64_t{tokens} * cols;
+  Require(x.size >= (uint64_t{tokens - 1} * x_stride + cols) * 4 && y.size >= 2 * values, "round_f16",
+          "buffer too small");
+  const KernelId kernel = KernelId::RoundF16;
+  RequireFeatures(g, kernel);
+  g.Dispatch(kernel, {x, y}, push::RoundF16Push{tokens, cols, x_stride},
+             GridFor(CeilDiv(values / 8, Spec(kernel).local_size_x)), label, {.bytes = 6 * values, .flops = 0});
 }
 
 void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view label) {
@@ -612,7 +645,13 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     RecordSwiGlu(g, *a.swiglu->scratch, a.y, a.tokens, outputs, y_stride, fmt::format("{}_swiglu", label));
     return;
   }
-  if (a.norm && (!matvec || NormApart(a))) {  // the normalized rows first
+  // A prefill's rows rounded to f16 first, in chunks (DequantChunks), whose products read X rounded
+  // to f16 once (normalized on the way where a norm is folded in).
+  const std::vector<RowSlice> chunks =
+      path == MatMulKernel::CoopMat && a.dequant_scratch
+          ? DequantChunks(device, a.w, a.tokens, a.dequant_scratch->size, a.swiglu.has_value())
+          : std::vector<RowSlice>{};
+  if (a.norm && (!matvec || NormApart(a)) && chunks.empty()) {  // the normalized rows first
     Require(x_stride == a.w.cols, "matmul", "a normalized input needs X rows of w.cols floats");
     RmsNorm(g, a.x, a.norm->weight, a.norm->scratch, a.tokens, a.w.cols, a.norm->eps, fmt::format("{}_norm", label));
     MatMulArgs normalized = a;
@@ -657,8 +696,8 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     // rows), whose outputs start at Y column a.y_offset + first_row: one dispatch, or on matrix
     // units as PlanCoopmat plans it, one per split along K and their sum. `dequantized`: W is
     // another type's rows rounded to f16 (CoopmatKernel).
-    const auto gemm = [&](const BufferRange& w, bool dequantized, uint32_t first_row, uint32_t rows,
-                          const DispatchCost& tile_cost) {
+    const auto gemm = [&](const BufferRange& w, const BufferRange& x, uint32_t x_row_floats, bool dequantized,
+                          uint32_t first_row, uint32_t rows, const DispatchCost& tile_cost) {
       // The tiled kernel: 64 features (a SwiGLU's: 32 outputs' gate rows, then their up rows) by 64
       // tokens a workgroup, unsplit.
       KernelId tile_kernel = kernel;
@@ -679,8 +718,8 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
         tile_kernel = CoopmatKernel(g, plan, a.w.dtype, a.w.cols, dequantized, a.swiglu.has_value());
       }
       if (split_steps == 0) {
-        const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_stride, y_stride, flags, 0};
-        g.Dispatch(tile_kernel, {w, a.x, a.y, bias, residual}, push, tiles, label, tile_cost);
+        const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_row_floats, y_stride, flags, 0};
+        g.Dispatch(tile_kernel, {w, x, a.y, bias, residual}, push, tiles, label, tile_cost);
         return;
       }
       // Each split's raw sums into its plane of the scratch, then the planes summed in order with
@@ -688,8 +727,8 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       const uint32_t splits = CoopmatSplitCount(a.w.cols, split_steps);
       const BufferRange planes(*a.split_scratch->buffer, a.split_scratch->offset,
                                VkDeviceSize{4} * splits * a.tokens * rows);
-      const push::MatMulPush push{rows, a.w.cols, a.tokens, 0, x_stride, rows, 0, split_steps};
-      g.Dispatch(tile_kernel, {w, a.x, planes, a.x, a.x}, push, Groups{tiles.x, tiles.y, splits}, label, tile_cost);
+      const push::MatMulPush push{rows, a.w.cols, a.tokens, 0, x_row_floats, rows, 0, split_steps};
+      g.Dispatch(tile_kernel, {w, x, planes, a.x, a.x}, push, Groups{tiles.x, tiles.y, splits}, label, tile_cost);
       const uint64_t outputs_count = uint64_t{a.tokens} * rows;
       g.Dispatch(KernelId::MatMulSplitSum, {planes, a.y, bias, residual},
                  push::MatMulSplitSumPush{rows, a.tokens, splits, a.y_offset + first_row, y_stride, flags},
@@ -697,12 +736,20 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                  fmt::format("{}_split_sum", label),
                  {.bytes = 4 * outputs_count * (splits + (a.residual ? 2 : 1)), .flops = outputs_count * splits});
     };
-    const std::vector<RowSlice> chunks =
-        path == MatMulKernel::CoopMat && a.dequant_scratch
-            ? DequantChunks(device, a.w, a.tokens, a.dequant_scratch->size, a.swiglu.has_value())
-            : std::vector<RowSlice>{};
     const uint64_t f16_row_bytes = uint64_t{2} * a.w.cols;
     const VkDeviceSize up_offset = row_bytes * outputs;  // of a SwiGLU's up rows
+    // X rounded to f16 once, for every chunk's product: by the norm, or as F32 rows are.
+    BufferRange x_half = a.x;
+    if (!chunks.empty()) {
+      x_half = SubRange(*a.dequant_scratch, RoundedXOffset(a.dequant_scratch->size, a.tokens, a.w.cols),
+                        RoundedXBytes(a.tokens, a.w.cols));
+      if (a.norm) {
+        Require(x_stride == a.w.cols, "matmul", "a normalized input needs X rows of w.cols floats");
+        RmsNormToF16(g, a.x, a.norm->weight, x_half, a.tokens, a.w.cols, a.norm->eps, fmt::format("{}_norm", label));
+      } else {
+        RoundToF16(g, a.x, x_stride, a.tokens, a.w.cols, x_half, fmt::format("{}_x_f16", label));
+      }
+    }
     for (const RowSlice& chunk : chunks) {
       // The chunk's rows rounded to f16 (a SwiGLU's gate rows, then their up rows), then multiplied.
       const uint32_t rows = a.swiglu ? 2 * chunk.rows : chunk.rows;
@@ -716,11 +763,11 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       }
       DispatchCost f16_cost = cost(rows);
       f16_cost.bytes += f16.size - row_bytes * rows;  // it reads the f16 weights, not the blocks
-      gemm(f16, /*dequantized=*/true, chunk.first_row, rows, f16_cost);
+      gemm(f16, x_half, a.w.cols, /*dequantized=*/true, chunk.first_row, rows, f16_cost);
     }
     if (chunks.empty()) {
       for (const RowSlice& slice : slices)
-        gemm(slice.range, /*dequantized=*/false, slice.first_row, slice.rows, cost(slice.rows));
+        gemm(slice.range, a.x, x_stride, /*dequantized=*/false, slice.first_row, slice.rows, cost(slice.rows));
     }
     return;
   }
@@ -789,14 +836,28 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
 
 // --- norms and RoPE --------------------------------------------------------------------------
 
+namespace {
+// RmsNorm and RmsNormToF16: Y of `y_bytes` a value.
+void RecordRmsNorm(Graph& g, KernelId kernel, uint32_t y_bytes, BufferRange x, BufferRange weight, BufferRange y,
+                   uint32_t tokens, uint32_t cols, float eps, std::string_view label) {
+  Require(tokens > 0 && cols > 0, "rmsnorm", "empty shape");
+  RequireFeatures(g, kernel);
+  const uint64_t elements = uint64_t{tokens} * cols;
+  Require(x.size >= elements * 4 && y.size >= elements * y_bytes && weight.size >= cols * 4ull, "rmsnorm",
+          "buffer too small");
+  g.Dispatch(kernel, {x, weight, y}, push::RmsNormPush{cols, cols, cols, eps}, GridFor(tokens), label,
+             {.bytes = (4 + y_bytes) * elements + 4 * cols, .flops = 4 * elements});
+}
+}  // namespace
+
 void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,
              std::string_view label) {
-  Require(tokens > 0 && cols > 0, "rmsnorm", "empty shape");
-  Require(x.size >= tokens * cols * 4ull && y.size >= tokens * cols * 4ull && weight.size >= cols * 4ull, "rmsnorm",
-          "buffer too small");
-  const uint64_t elements = uint64_t{tokens} * cols;
-  g.Dispatch(KernelId::RmsNorm, {x, weight, y}, push::RmsNormPush{cols, cols, cols, eps}, GridFor(tokens), label,
-             {.bytes = 4 * (2 * elements + cols), .flops = 4 * elements});
+  RecordRmsNorm(g, KernelId::RmsNorm, 4, x, weight, y, tokens, cols, eps, label);
+}
+
+void RmsNormToF16(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,
+                  std::string_view label) {
+  RecordRmsNorm(g, KernelId::RmsNormF16, 2, x, weight, y, tokens, cols, eps, label);
 }
 
 namespace {

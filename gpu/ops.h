@@ -196,7 +196,8 @@ struct MatMulArgs {
   // Room for f16 weights: the cooperative-matrix kernel then takes a W of any type but F16 and BF16
   // dequantized to f16 once (DequantizeToF16), in row chunks of at least 128 rows that fit here
   // (as few as fit, of equal length), rather than dequantizing every block once per 64-token tile.
-  // Unset or smaller: no such pass.
+  // Its last RoundedXBytes hold X rounded to f16 once (by the norm, where one is folded in), which
+  // every chunk's product reads. Unset, smaller, or X rows wider than w.cols: no such pass.
   std::optional<BufferRange> dequant_scratch;
 };
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});
@@ -206,6 +207,9 @@ bool SwiGluNeedsScratch(const DeviceInfo& device, const Matrix& w);
 // dequant_scratch) splits along K as far as PlanCoopmatSplitSteps would with room to spare: 0
 // where it would not split.
 uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes);
+// The bytes at the end of MatMulArgs::dequant_scratch that hold X (`tokens` rows of `cols`)
+// rounded to f16 for the products of rounded weights: half the bytes a GEMM step loads for X.
+uint64_t RoundedXBytes(uint32_t tokens, uint32_t cols);
 // The same for one piece (a chunk or slice) of `rows` rows of `cols` columns on matrix units,
 // `rounded`: dequantized to f16 first (PlanCoopmat's planes where the room has no end).
 uint64_t CoopmatSplitBytes(uint32_t rows, uint32_t cols, uint32_t tokens, bool rounded);
@@ -238,6 +242,15 @@ bool DequantizesToF16(DType type, uint32_t cols);
 // Y[t, :] = X[t, :] / sqrt(mean(X[t, :]^2) + eps) * weight    (weight [cols] f32)
 void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,
              std::string_view label = {});
+// Y[t, c] = f16(X[t * x_stride + c]), rounded to nearest as DequantizeToF16 rounds, Y rows of `cols`
+// (a multiple of 8) halves: the input MatMul gives a product of rounded weights. Needs 16-bit float
+// arithmetic.
+void RoundToF16(Graph& g, BufferRange x, uint32_t x_stride, uint32_t tokens, uint32_t cols, BufferRange y,
+                std::string_view label = {});
+// RmsNorm, Y rounded to the nearest f16 (as DequantizeToF16 rounds): the input MatMul gives a
+// product of rounded weights whose norm is folded in. Needs 16-bit float arithmetic.
+void RmsNormToF16(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,
+                  std::string_view label = {});
 
 // NeoX RoPE on fused QKV rows [T, (H + 2 Hkv) * D]; with a cache, K (rotated) and V are stored
 // at row positions[t] of the F16 caches [Hkv, capacity, D].

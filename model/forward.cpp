@@ -372,9 +372,11 @@ uint64_t RunState::bytes() const {
 VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w, uint32_t tokens) {
   if (ops::ChooseMatMulKernel(device, tokens) != ops::MatMulKernel::CoopMat) return 0;
   VkDeviceSize bytes = 0;
+  uint32_t widest = 0;  // the widest X such a product reads
   const auto need = [&](const Matrix& m) {
     if (ops::DequantizesToF16(m.dtype, m.cols)) {
       bytes = std::max(bytes, PrefillDequantChunkBytes(m.rows, m.cols, tokens));
+      widest = std::max(widest, m.cols);
     }
   };
   for (const LayerWeights& L : w.layers) {
@@ -383,7 +385,7 @@ VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w
     for (const Projection& part : L.gate_up) need(part.w);
     if (!L.moe) need(L.down);
   }
-  return std::min(bytes, kMaxPrefillDequantBytes);
+  return bytes == 0 ? 0 : std::min(bytes, kMaxPrefillDequantBytes) + ops::RoundedXBytes(tokens, widest);
 }
 
 VkDeviceSize PrefillDequantChunkBytes(uint64_t rows, uint64_t cols, uint32_t tokens) {

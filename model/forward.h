@@ -91,7 +91,8 @@ struct RunState {
 
 // Room for a prefill run state of `tokens` tokens to dequantize the dense projections' weights
 // in, as chunks of rows rounded to f16 for the cooperative-matrix GEMM (ops::MatMulArgs::
-// dequant_scratch): the largest chunk a product needs, capped at kMaxPrefillDequantBytes; 0 where
+// dequant_scratch): the largest chunk a product needs, capped at kMaxPrefillDequantBytes, and after
+// it the widest such product's X rounded to f16 (ops::RoundedXBytes); 0 where
 // the device has no cooperative-matrix GEMM, the tokens go to matvec, or every weight is F16 or
 // BF16. A chunk of ops::CoopmatFillRows rows already keeps every SM busy, so a product with more
 // rows runs in chunks (Qwen2.5-1.5B's gate|up: 2 of 8 960 rows, 27.5 MB of f16 rather than 55).

@@ -48,6 +48,9 @@ qwenvk_kernel(OP RegroupBlocks NAME regroup_blocks SOURCE regroup_blocks.comp
 qwenvk_kernel(OP DequantizeF16 NAME dequantize_f16 SOURCE dequantize_f16.comp
               TYPES F32 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K
               BINDINGS w y WRITES y PUSH DequantizeF16Push LOCAL_SIZE 256 FEATURES float16)
+# X's rows rounded to f16 once, for the GEMM's *Rounded variants (X_HALF there).
+qwenvk_kernel(OP RoundF16 NAME round_f16 SOURCE round_f16.comp
+              BINDINGS x y WRITES y PUSH RoundF16Push LOCAL_SIZE 256 FEATURES float16)
 # Prefill on matrix units: f16 operands, f32 sums (matmul_coopmat.comp), in tiles of 64 tokens by
 # 128 features, or by 64 for products with few outputs (ops::ChooseCoopmatTile). Its SPIR-V (1.3,
 # with SPV_NV_cooperative_matrix and SPV_KHR_vulkan_memory_model) suits the same Vulkan 1.1 target.
@@ -119,6 +122,9 @@ qwenvk_kernel(OP Embed SOURCE embed.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS table ids y WRITES y PUSH EmbedPush LOCAL_SIZE 256)
 qwenvk_kernel(OP RmsNorm SOURCE rmsnorm.comp
               BINDINGS x weight y WRITES y PUSH RmsNormPush LOCAL_SIZE 256)
+# The same, Y rounded to nearest f16: the input of a product of rounded weights (X_HALF there).
+qwenvk_kernel(OP RmsNormF16 NAME rmsnorm_f16 SOURCE rmsnorm.comp DEFINES Y_HALF
+              BINDINGS x weight y WRITES y PUSH RmsNormPush LOCAL_SIZE 256 FEATURES float16)
 # Qwen3's q and k RMSNorm per head, then RoPE and the cache stores, in one dispatch.
 qwenvk_kernel(OP HeadNormRope NAME head_norm_rope SOURCE head_norm_rope.comp
               BINDINGS qkv positions inv_freq k_cache v_cache weight WRITES qkv k_cache v_cache

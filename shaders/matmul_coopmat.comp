@@ -62,8 +62,18 @@
 #include "weights.glsl"       // load_weight: staging by elements
 #include "matvec_units.glsl"  // load_unit, unit_run_values, run_column: staging by units
 
+// Products of rounded weights read X already rounded to nearest f16, once a product (ops:
+// rmsnorm_f16 or round_f16, which round as dequantize_f16 rounds weights): half the bytes a step
+// loads for X, and no rounding in the staging (7B's pp512 +7-8% on an H100, docs/speed.md, session
+// 31).
+#if defined(ROUNDED)
+#define X_HALF
+layout(binding = 1) readonly buffer XH { float16_t xh[]; };
+layout(binding = 1) readonly buffer XH8 { uvec4 xh8[]; };
+#else
 layout(binding = 1) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer X4 { vec4 x4[]; };
+#endif
 layout(binding = 2) buffer Y { float y[]; };
 layout(binding = 3) readonly buffer Bias { float bias[]; };
 layout(binding = 4) readonly buffer Residual { float residual[]; };
@@ -188,7 +198,11 @@ uint weight_row(uint row0, uint r) {
 // One step's loads for this invocation, held in registers while the steps before it multiply.
 struct Staged {
   Unit w[W_ITEMS];
+#if defined(X_HALF)
+  uvec4 x[X_ITEMS];
+#else
   vec4 x[X_ITEMS][2];
+#endif
 };
 
 // Column of run r of unit u of a row.
@@ -214,9 +228,13 @@ Staged load_units(uint step, uint row0, uint token0, uint tid) {
     const uint token = min(token0 + item / RUNS, tokens - 1u);
     const uint slot = item % RUNS;
     const uint u = min(step * STEP_UNITS + slot / UNIT_RUNS, units_per_row - 1u);
+#if defined(X_HALF)
+    staged.x[i] = xh8[(x_row(token) * p.x_stride + unit_column(u, slot % UNIT_RUNS)) / 8u];
+#else
     const uint at = (x_row(token) * p.x_stride + unit_column(u, slot % UNIT_RUNS)) / 4u;
     staged.x[i][0] = x4[at];
     staged.x[i][1] = x4[at + 1u];
+#endif
   }
   return staged;
 }
@@ -249,8 +267,12 @@ void store_units(Staged staged, uint step, uint stage, uint tid) {
     const uint item = tid + i * THREADS;
     const uint slot = item % RUNS;
     const bool inside = step * STEP_UNITS + slot / UNIT_RUNS < units_per_row;
+#if defined(X_HALF)
+    tile_memory[X_HI + base + item / RUNS * STAGE_ROW + slot] = inside ? staged.x[i] : uvec4(0u);
+#else
     store_x_run(base + item / RUNS * STAGE_ROW + slot, inside ? staged.x[i][0] : vec4(0.0),
                 inside ? staged.x[i][1] : vec4(0.0));
+#endif
   }
 }
 
@@ -277,7 +299,11 @@ void stage_elements(uint step, uint stage, uint row0, uint token0, uint tid) {
     const uint k = step * STEP + item % RUNS * 8u;
     float v[8];
     [[unroll]] for (uint c = 0; c < 8u; ++c) {
+#if defined(X_HALF)
+      const float xv = float(xh[x_at + min(k + c, p.cols - 1u)]);
+#else
       const float xv = x[x_at + min(k + c, p.cols - 1u)];
+#endif
       v[c] = k + c < p.cols ? xv : 0.0;
     }
     store_x_run(base + item / RUNS * STAGE_ROW + item % RUNS, vec4(v[0], v[1], v[2], v[3]),

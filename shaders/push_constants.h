@@ -69,6 +69,14 @@ struct DequantizeF16Push {
   uint cols;
 };
 
+// Y[t, c] = f16(X[t * x_stride + c]) for `tokens` rows of `cols` columns, a multiple of 8
+// (round_f16.comp): the X a product of rounded weights reads.
+struct RoundF16Push {
+  uint tokens;
+  uint cols;
+  uint x_stride;
+};
+
 // Q8_0 and Q4_0 blocks in device memory lie regrouped, QVK_REGROUP_BLOCKS at a time: their f16
 // scales, then their quants (regroup.glsl). regroup_blocks.comp makes that layout in place, one
 // workgroup per group, from `blocks` of ggml's blocks of block_halfwords halfwords (17 or 9); the
@@ -95,16 +103,16 @@ struct RegroupPush {
 // X[t] * inversesqrt(mean(X[t]^2) + eps) * norm_weight. With QVK_FLAG_SWIGLU, W holds 2 * rows rows
 // (gate rows, then up rows) and Y[t, col_offset + o] = silu(W[o] . in[t]) * (W[rows + o] . in[t]).
 struct MatVecPush {
-  uint rows;         // outputs in this slice
-  uint cols;         // inner size K
-  uint tokens;       // 1..QVK_MATVEC_MAX_TOKENS
-  uint col_offset;   // where this slice's outputs start inside a Y row
-  uint x_stride;     // floats between X rows
-  uint y_stride;     // floats between Y rows (also R rows)
-  uint flags;        // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL | QVK_FLAG_NORM | QVK_FLAG_SWIGLU
-  uint lanes;        // invocations per row group: a power of two, at most the workgroup size
-  uint group_rows;   // weight rows per row group: 1, 2 or 4 (SwiGLU and RoPE: 2 or 4), at most lanes
-  float eps;         // QVK_FLAG_NORM
+  uint rows;        // outputs in this slice
+  uint cols;        // inner size K
+  uint tokens;      // 1..QVK_MATVEC_MAX_TOKENS
+  uint col_offset;  // where this slice's outputs start inside a Y row
+  uint x_stride;    // floats between X rows
+  uint y_stride;    // floats between Y rows (also R rows)
+  uint flags;       // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL | QVK_FLAG_NORM | QVK_FLAG_SWIGLU
+  uint lanes;       // invocations per row group: a power of two, at most the workgroup size
+  uint group_rows;  // weight rows per row group: 1, 2 or 4 (SwiGLU and RoPE: 2 or 4), at most lanes
+  float eps;        // QVK_FLAG_NORM
   // The matvec_rope variant (rows is then the number of row pairs) and QVK_FLAG_STORE_KV:
   uint head_dim;
   uint k_first;            // Y column of the first k head (q heads start at 0)
@@ -366,6 +374,7 @@ static_assert(sizeof(MoeCombinePush) == 16);
 static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, split_steps) == 28);
 static_assert(sizeof(MatMulSplitSumPush) == 24);
 static_assert(sizeof(DequantizeF16Push) == 8);
+static_assert(sizeof(RoundF16Push) == 12);
 static_assert(sizeof(RegroupPush) == 8);
 static_assert(sizeof(MatVecPush) == 60 && offsetof(MatVecPush, attention_factor) == 56);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);

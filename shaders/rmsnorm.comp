@@ -13,8 +13,22 @@ layout(binding = 0) readonly buffer X { float x[]; };
 layout(binding = 0) readonly buffer X4 { vec4 x4[]; };
 layout(binding = 1) readonly buffer W { float weight[]; };
 layout(binding = 1) readonly buffer W4 { vec4 weight4[]; };
+#if defined(Y_HALF)
+// Y as f16 rounded to nearest (rmsnorm_f16), for a product of weights rounded to f16 to read.
+#include "f16.glsl"
+layout(binding = 2) writeonly buffer Y { float16_t y[]; };
+layout(binding = 2) writeonly buffer Y4 { uvec2 y4[]; };
+void store(uint i, float v) { y[i] = float16_t(f16_nearest(vec4(v)).x); }
+void store4(uint i, vec4 v) {
+  const vec4 r = f16_nearest(v);
+  y4[i] = uvec2(pack_halves(r.xy), pack_halves(r.zw));
+}
+#else
 layout(binding = 2) writeonly buffer Y { float y[]; };
 layout(binding = 2) writeonly buffer Y4 { vec4 y4[]; };
+void store(uint i, float v) { y[i] = v; }
+void store4(uint i, vec4 v) { y4[i] = v; }
+#endif
 
 layout(push_constant) uniform Push { RmsNormPush p; };
 
@@ -40,12 +54,12 @@ void main() {
     for (uint first = tid; first < n4; first += kLoads * WG) {
       [[unroll]] for (uint k = 0; k < kLoads; ++k) {
         const uint i = first + k * WG;
-        if (i < n4) y4[y4b + i] = x4[x4b + i] * inv_rms * weight4[i];
+        if (i < n4) store4(y4b + i, x4[x4b + i] * inv_rms * weight4[i]);
       }
     }
     return;
   }
   for (uint i = tid; i < p.cols; i += WG) sum_sq += x[xb + i] * x[xb + i];
   const float inv_rms = inversesqrt(workgroup_sum(sum_sq) / float(p.cols) + p.eps);
-  for (uint i = tid; i < p.cols; i += WG) y[yb + i] = x[xb + i] * inv_rms * weight[i];
+  for (uint i = tid; i < p.cols; i += WG) store(yb + i, x[xb + i] * inv_rms * weight[i]);
 }

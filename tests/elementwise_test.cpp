@@ -1,6 +1,8 @@
 // RMSNorm, SwiGLU and the embedding gather against the C++ reference.
+#include <algorithm>
 #include <cmath>
 
+#include "base/numeric.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"
 
@@ -22,8 +24,13 @@ void ExpectClose(const std::vector<float>& got, const std::vector<float>& expect
 
 TEST_F(GpuTest, RmsNormMatchesReference) {
   // Hidden sizes of Qwen2 0.5B, 1.5B, 7B, 72B, plus odd ones; eps 1e-6 (Qwen2.5) and 1e-5.
-  for (const auto& [tokens, cols, eps] : {std::tuple{1u, 896u, 1e-6f}, {7u, 1536u, 1e-6f}, {3u, 3584u, 1e-5f},
-                                         {2u, 8192u, 1e-6f}, {5u, 17u, 1e-6f}, {1u, 1u, 1e-5f}, {65u, 63u, 1e-6f}}) {
+  for (const auto& [tokens, cols, eps] : {std::tuple{1u, 896u, 1e-6f},
+                                          {7u, 1536u, 1e-6f},
+                                          {3u, 3584u, 1e-5f},
+                                          {2u, 8192u, 1e-6f},
+                                          {5u, 17u, 1e-6f},
+                                          {1u, 1u, 1e-5f},
+                                          {65u, 63u, 1e-6f}}) {
     const auto x = RandomFloats(static_cast<size_t>(tokens) * cols, cols, 3.0f);
     const auto w = RandomFloats(cols, cols + 1);
     Buffer xb = Upload(x), wb = Upload(w), yb = Poisoned(x.size() * 4);
@@ -32,6 +39,60 @@ TEST_F(GpuTest, RmsNormMatchesReference) {
     g.Run();
     ExpectClose(Download<float>(yb, x.size()), ref::RmsNorm(x, w, tokens, cols, eps), 1e-5, 1e-6,
                 "rmsnorm cols " + std::to_string(cols));
+  }
+}
+
+// rmsnorm_f16: the reference rounded to f16 (2^-11 relative at most), as MatMul's products of
+// rounded weights read it.
+TEST_F(GpuTest, RmsNormToF16MatchesReference) {
+  if (!info().fp16_arithmetic) GTEST_SKIP() << info().name << " has no 16-bit float arithmetic";
+  for (const auto& [tokens, cols, eps] : {std::tuple{1u, 896u, 1e-6f},
+                                          {7u, 1536u, 1e-6f},
+                                          {3u, 3584u, 1e-5f},
+                                          {5u, 17u, 1e-6f},
+                                          {1u, 1u, 1e-5f},
+                                          {65u, 63u, 1e-6f}}) {
+    const auto x = RandomFloats(static_cast<size_t>(tokens) * cols, cols, 3.0f);
+    const auto w = RandomFloats(cols, cols + 1);
+    Buffer xb = Upload(x), wb = Upload(w), yb = Poisoned(x.size() * 2 + 4);
+    Graph g(device());
+    ops::RmsNormToF16(g, xb, wb, yb, tokens, cols, eps);
+    g.Run();
+    const std::vector<uint16_t> halves = Download<uint16_t>(yb, x.size());
+    std::vector<float> got(halves.size());
+    for (size_t i = 0; i < halves.size(); ++i) got[i] = HalfToFloat(halves[i]);
+    ExpectClose(got, ref::RmsNorm(x, w, tokens, cols, eps), 1.0 / 2048 + 1e-5, 1e-6,
+                "rmsnorm_f16 cols " + std::to_string(cols));
+  }
+}
+
+// round_f16: every value a nearest f16 of X's (either at a tie; within 2^-24 below f16's normal
+// range, where Vulkan lets the conversion round toward zero), rows packed whatever X's stride.
+TEST_F(GpuTest, RoundToF16GivesTheNearestHalves) {
+  if (!info().fp16_arithmetic) GTEST_SKIP() << info().name << " has no 16-bit float arithmetic";
+  for (const auto& [tokens, cols, x_stride] :
+       {std::tuple{1u, 8u, 8u}, {3u, 896u, 900u}, {65u, 24u, 27u}, {5u, 3584u, 3584u}, {2u, 1536u, 1541u}}) {
+    auto x = RandomFloats(size_t{tokens - 1} * x_stride + cols, cols, 3.0f);
+    x[0] = 1e-6f;            // an f16 subnormal
+    x[1] = 70000.0f;         // past f16's range: its largest value
+    x[2] = 1.0f + 0x1p-11f;  // a tie
+    Buffer xb = Upload(x), yb = Poisoned(size_t{tokens} * cols * 2 + 4);
+    Graph g(device());
+    ops::RoundToF16(g, xb, x_stride, tokens, cols, yb);
+    g.Run();
+    const std::vector<uint16_t> got = Download<uint16_t>(yb, size_t{tokens} * cols);
+    size_t bad = 0;
+    for (uint32_t t = 0; t < tokens; ++t) {
+      for (uint32_t c = 0; c < cols; ++c) {
+        const float v = std::clamp(x[size_t{t} * x_stride + c], -65504.0f, 65504.0f);
+        const double nearest = std::abs(double{HalfToFloat(FloatToHalf(v))} - v);
+        const double slack = std::abs(v) < 0x1p-14f ? 0x1p-24 : 0.0;
+        const float value = HalfToFloat(got[size_t{t} * cols + c]);
+        if (!(std::abs(double{value} - v) <= nearest + slack) && ++bad <= 10) {
+          ADD_FAILURE() << cols << " columns, token " << t << " column " << c << ": " << value << " for " << v;
+        }
+      }
+    }
   }
 }
 

@@ -280,7 +280,8 @@ TEST_P(CoopmatMatMulTest, MatchesTheReferenceWithinF16Rounding) {
               0u)
         << "not split";
   }
-  Buffer dequant_buf = Poisoned(c.dequantized ? size_t{2} * kDequantRows * c.cols : 4);
+  Buffer dequant_buf =
+      Poisoned(c.dequantized ? size_t{2} * kDequantRows * c.cols + ops::RoundedXBytes(c.tokens, c.cols) : 4);
   if (c.dequantized) {
     ASSERT_TRUE(ops::DequantizesToF16(c.type, c.cols));
     args.dequant_scratch = BufferRange(dequant_buf);
@@ -428,7 +429,7 @@ TEST_F(CoopmatTest, TallTilesWhereTheyAreFaster) {
     Buffer w_buf = UploadWeights(DType::Q8_0, RandomBlocks(DType::Q8_0, rows, cols, 5, false), rows, cols);
     Buffer x_buf = Upload(RandomFloats(size_t{tokens} * cols, 9));
     Buffer y_buf = Poisoned(size_t{tokens} * rows * 4);
-    Buffer dequant_buf = Poisoned(size_t{2} * rows * cols);
+    Buffer dequant_buf = Poisoned(size_t{2} * rows * cols + ops::RoundedXBytes(tokens, cols));
     Buffer split_buf = Poisoned(split ? size_t{4} * kSplitPlanes * tokens * rows : 4);
     Graph g(device(), /*profile=*/true);
     ops::MatMul(g, {.w = {&w_buf, 0, DType::Q8_0, rows, cols},
@@ -444,17 +445,18 @@ TEST_F(CoopmatTest, TallTilesWhereTheyAreFaster) {
     return kernels;
   };
   EXPECT_EQ(kernel_of(2 * 4864, 896, 512),
-            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_tall_f16"}));
+            (std::set<std::string>{"dequantize_f16_q8_0", "round_f16", "matmul_coopmat_rounded_tall_f16"}));
   EXPECT_EQ(kernel_of(2 * 4864, 896, 256),
-            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_tall_f16"}));
+            (std::set<std::string>{"dequantize_f16_q8_0", "round_f16", "matmul_coopmat_rounded_tall_f16"}));
   EXPECT_EQ(kernel_of(2 * 4864, 896, 64),
-            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_narrow_f16"}));
+            (std::set<std::string>{"dequantize_f16_q8_0", "round_f16", "matmul_coopmat_rounded_narrow_f16"}));
   // 7B's o at 512 tokens: 28 x 4 tall tiles, one wave unsplit, where wide ones took two.
   EXPECT_EQ(kernel_of(3584, 3584, 512, true),
-            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_tall_f16"}));
+            (std::set<std::string>{"dequantize_f16_q8_0", "round_f16", "matmul_coopmat_rounded_tall_f16"}));
   // 7B's down at 512 tokens: 28 x 4 tall tiles, split along K into whole waves.
   EXPECT_EQ(kernel_of(3584, 18944, 512, true),
-            (std::set<std::string>{"dequantize_f16_q8_0", "matmul_coopmat_rounded_tall_f16", "matmul_split_sum"}));
+            (std::set<std::string>{"dequantize_f16_q8_0", "round_f16", "matmul_coopmat_rounded_tall_f16",
+                                   "matmul_split_sum"}));
 }
 
 // --- dequantization to f16 ------------------------------------------------------------------
