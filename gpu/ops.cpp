@@ -738,7 +738,8 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     };
     const uint64_t f16_row_bytes = uint64_t{2} * a.w.cols;
     const VkDeviceSize up_offset = row_bytes * outputs;  // of a SwiGLU's up rows
-    // X rounded to f16 once, for every chunk's product: by the norm, or as F32 rows are.
+    // X rounded to f16 once, for every chunk's product: by the norm where one is folded in, else by
+    // round_f16.
     BufferRange x_half = a.x;
     if (!chunks.empty()) {
       x_half = SubRange(*a.dequant_scratch, RoundedXOffset(a.dequant_scratch->size, a.tokens, a.w.cols),

@@ -103,16 +103,16 @@ struct RegroupPush {
 // X[t] * inversesqrt(mean(X[t]^2) + eps) * norm_weight. With QVK_FLAG_SWIGLU, W holds 2 * rows rows
 // (gate rows, then up rows) and Y[t, col_offset + o] = silu(W[o] . in[t]) * (W[rows + o] . in[t]).
 struct MatVecPush {
-  uint rows;        // outputs in this slice
-  uint cols;        // inner size K
-  uint tokens;      // 1..QVK_MATVEC_MAX_TOKENS
-  uint col_offset;  // where this slice's outputs start inside a Y row
-  uint x_stride;    // floats between X rows
-  uint y_stride;    // floats between Y rows (also R rows)
-  uint flags;       // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL | QVK_FLAG_NORM | QVK_FLAG_SWIGLU
-  uint lanes;       // invocations per row group: a power of two, at most the workgroup size
-  uint group_rows;  // weight rows per row group: 1, 2 or 4 (SwiGLU and RoPE: 2 or 4), at most lanes
-  float eps;        // QVK_FLAG_NORM
+  uint rows;         // outputs in this slice
+  uint cols;         // inner size K
+  uint tokens;       // 1..QVK_MATVEC_MAX_TOKENS
+  uint col_offset;   // where this slice's outputs start inside a Y row
+  uint x_stride;     // floats between X rows
+  uint y_stride;     // floats between Y rows (also R rows)
+  uint flags;        // QVK_FLAG_BIAS | QVK_FLAG_RESIDUAL | QVK_FLAG_NORM | QVK_FLAG_SWIGLU
+  uint lanes;        // invocations per row group: a power of two, at most the workgroup size
+  uint group_rows;   // weight rows per row group: 1, 2 or 4 (SwiGLU and RoPE: 2 or 4), at most lanes
+  float eps;         // QVK_FLAG_NORM
   // The matvec_rope variant (rows is then the number of row pairs) and QVK_FLAG_STORE_KV:
   uint head_dim;
   uint k_first;            // Y column of the first k head (q heads start at 0)
