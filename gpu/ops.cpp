@@ -695,8 +695,9 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     // Records the GEMM of `rows` weight rows bound at `w` (with a SwiGLU: gate rows, then as many up
     // rows), whose outputs start at Y column a.y_offset + first_row: one dispatch, or on matrix
     // units as PlanCoopmat plans it, one per split along K and their sum. `dequantized`: W is
-    // another type's rows rounded to f16 (CoopmatKernel).
-    const auto gemm = [&](const BufferRange& w, const BufferRange& x, uint32_t x_row_floats, bool dequantized,
+    // another type's rows rounded to f16 (CoopmatKernel), whose X is `x` rounded to f16 too;
+    // `x_row_stride` elements (floats or halves) lie between X's rows.
+    const auto gemm = [&](const BufferRange& w, const BufferRange& x, uint32_t x_row_stride, bool dequantized,
                           uint32_t first_row, uint32_t rows, const DispatchCost& tile_cost) {
       // The tiled kernel: 64 features (a SwiGLU's: 32 outputs' gate rows, then their up rows) by 64
       // tokens a workgroup, unsplit.
@@ -718,7 +719,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
         tile_kernel = CoopmatKernel(g, plan, a.w.dtype, a.w.cols, dequantized, a.swiglu.has_value());
       }
       if (split_steps == 0) {
-        const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_row_floats, y_stride, flags, 0};
+        const push::MatMulPush push{rows, a.w.cols, a.tokens, a.y_offset + first_row, x_row_stride, y_stride, flags, 0};
         g.Dispatch(tile_kernel, {w, x, a.y, bias, residual}, push, tiles, label, tile_cost);
         return;
       }
@@ -727,7 +728,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       const uint32_t splits = CoopmatSplitCount(a.w.cols, split_steps);
       const BufferRange planes(*a.split_scratch->buffer, a.split_scratch->offset,
                                VkDeviceSize{4} * splits * a.tokens * rows);
-      const push::MatMulPush push{rows, a.w.cols, a.tokens, 0, x_row_floats, rows, 0, split_steps};
+      const push::MatMulPush push{rows, a.w.cols, a.tokens, 0, x_row_stride, rows, 0, split_steps};
       g.Dispatch(tile_kernel, {w, x, planes, a.x, a.x}, push, Groups{tiles.x, tiles.y, splits}, label, tile_cost);
       const uint64_t outputs_count = uint64_t{a.tokens} * rows;
       g.Dispatch(KernelId::MatMulSplitSum, {planes, a.y, bias, residual},

@@ -197,7 +197,7 @@ struct MatMulArgs {
   // dequantized to f16 once (DequantizeToF16), in row chunks of at least 128 rows that fit here
   // (as few as fit, of equal length), rather than dequantizing every block once per 64-token tile.
   // Its last RoundedXBytes hold X rounded to f16 once (by the norm, where one is folded in), which
-  // every chunk's product reads. Unset, smaller, or X rows wider than w.cols: no such pass.
+  // every chunk's product reads. Unset or smaller: no such pass.
   std::optional<BufferRange> dequant_scratch;
 };
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});

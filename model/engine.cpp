@@ -133,7 +133,9 @@ uint64_t Engine::WorkingMemoryBytes(const ModelConfig& c, const EngineOptions& o
                                      chunk_bytes(c.hidden_size, c.intermediate_size)});
   const uint64_t dequant =
       std::min<uint64_t>(largest, kMaxPrefillDequantBytes) +
-      ops::RoundedXBytes(tokens, static_cast<uint32_t>(std::max<uint64_t>(attention_width, c.intermediate_size)));
+      ops::RoundedXBytes(
+          tokens,
+          static_cast<uint32_t>(std::max<uint64_t>({c.hidden_size, attention_width, uint64_t{c.intermediate_size}})));
   // A split model's stage also keeps two chunks of x for the hand-off (StageLink's buffers). A
   // token's x, then RunState::attention_or_mlp: attention's q|k|v and output, or xn after the
   // longer of q|k|v and the MLP's 3 * inter, whichever is more (gate|up's 2 of those only where its
