@@ -79,6 +79,12 @@ constexpr uint32_t kCoopmatDequantRows = QVK_COOPMAT_WIDE_ROWS;
 // times splits of their keys. Splits are added until about kAttentionWorkgroups workgroups run
 // (four per SM of a 132-SM GPU); a decode step on Qwen2-0.5B has only 2 blocks, one per KV head.
 constexpr uint64_t kAttentionWorkgroups = 512;
+// A prefill on matrix units (attention_coopmat) splits toward one wave of workgroups instead: each
+// stages its block's 64 rows of Q and writes 64 partial rows, costs that splits multiply, and at
+// 245 registers an invocation two workgroups fill an SM. On an H100, pp512 (104-228 blocks, so one
+// split) against splits toward 512 workgroups: 1.5B Q4_K_M +4.7%, 0.5B Q4_0 +4%, 7B Q4_K_M +1.9%,
+// and no attention_combine pass (docs/speed.md, session 32).
+constexpr uint64_t kAttentionCoopmatWorkgroups = 132;
 constexpr uint32_t kAttentionNarrowRows = 8;    // MAX_ROWS of attention_narrow (kernels.cmake)
 constexpr uint32_t kAttentionWideRows = 32;     // MAX_ROWS of the wide attention kernels
 constexpr uint32_t kAttentionCoopmatRows = 64;  // ROWS of attention_coopmat.comp
@@ -168,7 +174,9 @@ AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_hea
   const uint64_t blocks = uint64_t{plan.token_blocks} * n_kv_heads * plan.head_blocks;
   // More splits than the cache has granules of keys would always be empty.
   const uint32_t most = std::clamp(CeilDiv(capacity, QVK_ATTENTION_SPLIT_KEYS), 1u, QVK_ATTENTION_MAX_SPLITS);
-  plan.splits = static_cast<uint32_t>(std::clamp<uint64_t>(kAttentionWorkgroups / blocks, 1, most));
+  const uint64_t workgroups =
+      plan.block_rows == kAttentionCoopmatRows ? kAttentionCoopmatWorkgroups : kAttentionWorkgroups;
+  plan.splits = static_cast<uint32_t>(std::clamp<uint64_t>(workgroups / blocks, 1, most));
   return plan;
 }
 

@@ -6,11 +6,14 @@
 // walks its split of the block's keys in tiles of 32, staged in shared memory as f16 (the cache's
 // own type) with the next tile's loads in flight meanwhile.
 //
-// Two passes over the keys, so that no accumulator row is ever rescaled (a fragment's elements
-// have no row a shader can name):
-//   1. S = Q K^T per tile, each row's max m over the keys it sees;
-//   2. S again, P = exp(S - m) (0 where the row does not see the key), l = the sum of P, and
-//      O += P V on the matrix units.
+// One pass over the keys, FlashAttention-2's: per tile, S = Q K^T, each row's running max m grows
+// to m' over the keys it sees, the row's sum l and its accumulator row of O are divided by
+// exp(m' - m), P = exp(S - m') (0 where the row does not see the key), l += the sum of P, and
+// O += P V on the matrix units. A fragment's elements have no row a shader can name, but fragments
+// of one type divide component-wise, and a fragment loaded column by column with stride 0 holds
+// row r's value from shared memory in all of row r: so each accumulator is divided by such a
+// fragment of its rows' growths. Before, a first pass over the keys found each row's final max
+// so that no row was ever rescaled: S was computed twice (docs/speed.md, session 32).
 // One split writes O / l; more write m, l and the unnormalised O for attention_combine, as
 // attention.comp does.
 //
@@ -70,6 +73,7 @@ layout(push_constant) uniform Push { AttentionPush p; };
 #define MEMORY_SIZE max(WALK_SIZE, max(2u * ROWS * Q_ROW, ROWS * O_ROW))
 shared uvec4 memory[MEMORY_SIZE];
 shared float pair_sh[THREADS];  // what the two lanes of a row tell each other
+shared float growth_sh[ROWS];   // each row's exp(m' - m) for the tile
 
 uint tid, sub, lane;
 RowBlock rb;    // this workgroup's query rows
@@ -157,7 +161,7 @@ void main() {
   const uint begin = keys.begin + split * per;
   if (begin >= keys.end) return;  // an empty split; the combine pass does not read it
   const uint end = min(begin + per, keys.end);
-  fetch_tile(begin, end, false);
+  fetch_tile(begin, end, true);
 
   // Q * scale as hi and lo rows, then into this subgroup's fragments.
   for (uint i = tid; i < ROWS * D_RUNS; i += THREADS) {
@@ -193,38 +197,32 @@ void main() {
     see_end = min(pos + 1, end);
   }
 
-  // Pass 1: each row's max.
-  float m = NEG_INF;
-  for (uint j0 = begin; j0 < end; j0 += TILE_KEYS) {
-    barrier();  // every subgroup is done with the tile (and, the first time, with Q's rows)
-    store_tile(false);
-    barrier();
-    fetch_tile(j0 + TILE_KEYS < end ? j0 + TILE_KEYS : begin, end, j0 + TILE_KEYS >= end);
-    tile_scores(q_hi, q_lo);
-    float s[16];
-    lane_scores(j0, see_begin, see_end, s);
-    [[unroll]] for (uint i = 0; i < 16u; ++i) m = max(m, s[i]);
-  }
-  m = max(m, partner(m));
-  const bool none = m == NEG_INF;  // the row sees no key of this split (or is past the block)
-
-  // Pass 2: P = exp(S - m), l = its sum, O += P V. The last fetch of pass 1 began its first tile.
+  // The walk: per tile S, the running max, P = exp(S - m), l = its sum, O += P V. The fetch
+  // before Q's rows began the first tile.
+  float m = NEG_INF, l = 0.0;
   AccFrag acc[D_FRAGS];
   [[unroll]] for (uint j = 0; j < D_FRAGS; ++j) acc[j] = AccFrag(0.0);
-  float l = 0.0;
   const uint p_hi = P_AREA + (sub * SUB_ROWS + lane / 2u) * P_ROW + (lane % 2u) * 2u;
   const uint p_lo = p_hi + ROWS * P_ROW;
   for (uint j0 = begin; j0 < end; j0 += TILE_KEYS) {
-    barrier();
+    barrier();  // every subgroup is done with the tile (and, the first time, with Q's rows)
     store_tile(true);
     barrier();
     if (j0 + TILE_KEYS < end) fetch_tile(j0 + TILE_KEYS, end, true);
     tile_scores(q_hi, q_lo);
     float s[16];
     lane_scores(j0, see_begin, see_end, s);
+    float tile_max = NEG_INF;
+    [[unroll]] for (uint i = 0; i < 16u; ++i) tile_max = max(tile_max, s[i]);
+    const float next_m = max(m, max(tile_max, partner(tile_max)));
+    // What the row's sums so far are divided by at the new max: 1 where the max stands, inf
+    // where the row saw no key before (m = -inf, its sums 0); a row that still sees none keeps 1.
+    const float growth = next_m == NEG_INF ? 1.0 : exp(next_m - m);
+    m = next_m;
+    l /= growth;
     float e[16];
     [[unroll]] for (uint i = 0; i < 16u; ++i) {
-      e[i] = none || s[i] == NEG_INF ? 0.0 : exp(s[i] - m);
+      e[i] = s[i] == NEG_INF ? 0.0 : exp(s[i] - m);
       l += e[i];
     }
     [[unroll]] for (uint i = 0; i < 2u; ++i) {
@@ -234,8 +232,12 @@ void main() {
       memory[p_hi + i] = hi;
       memory[p_lo + i] = lo;
     }
+    if (lane % 2u == 0u) growth_sh[sub * SUB_ROWS + lane / 2u] = growth;
     subgroupMemoryBarrierShared();
     subgroupBarrier();
+    AccFrag row_growth;  // (r, c): row r's growth
+    coopMatLoadNV(row_growth, growth_sh, sub * SUB_ROWS, 0u, true);
+    [[unroll]] for (uint j = 0; j < D_FRAGS; ++j) acc[j] = acc[j] / row_growth;
     [[unroll]] for (uint c = 0; c < KEY_FRAGS; ++c) {
       HalfFrag pf_hi, pf_lo;
       const uint at = P_AREA + sub * SUB_ROWS * P_ROW + c * 2u;
