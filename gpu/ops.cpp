@@ -572,19 +572,34 @@ void RoundToF16(Graph& g, BufferRange x, uint32_t x_stride, uint32_t tokens, uin
              GridFor(CeilDiv(values / 8, Spec(kernel).local_size_x)), label, {.bytes = 6 * values, .flops = 0});
 }
 
-void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view label) {
+void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view label,
+                     std::optional<VkDeviceSize> then_offset) {
   Require(w.rows > 0 && w.cols > 0, "dequantize", "empty shape");
   Require(DequantizesToF16(w.dtype, w.cols), "dequantize",
           fmt::format("{} rows of {} columns are not dequantized to f16", DTypeName(w.dtype), w.cols));
-  const uint64_t values = uint64_t{w.rows} * w.cols;
-  Require(y.size >= 2 * values, "dequantize", "Y too small");
-  const std::vector<RowSlice> slices = SliceRows(g.device().info(), w);
+  const uint32_t parts = then_offset ? 2 : 1;
+  const uint64_t part_values = uint64_t{w.rows} * w.cols;
+  Require(y.size >= 2 * parts * part_values, "dequantize", "Y too small");
+  const VkDeviceSize row_bytes = RowBytes(w.dtype, w.cols);
+  const VkDeviceSize first_end = w.offset + row_bytes * w.rows;
+  Require(!then_offset || (*then_offset >= first_end && (*then_offset - first_end) % row_bytes == 0), "dequantize",
+          "the second part's rows start at a whole row after the first's");
+  const uint32_t gap_rows = then_offset ? static_cast<uint32_t>((*then_offset - first_end) / row_bytes) : 0;
+  // Both parts and the rows between them in one binding, else a dispatch a part.
+  const std::vector<RowSlice> slices =
+      SliceRows(g.device().info(), Matrix{w.buffer, w.offset, w.dtype, parts * w.rows + gap_rows, w.cols});
+  if (then_offset && slices.size() > 1) {
+    DequantizeToF16(g, w, SubRange(y, 0, 2 * part_values), label);
+    DequantizeToF16(g, Matrix{w.buffer, *then_offset, w.dtype, w.rows, w.cols},
+                    SubRange(y, 2 * part_values, 2 * part_values), label);
+    return;
+  }
   Require(slices.size() == 1, "dequantize", "the weights do not fit one binding");
   const KernelId kernel = RequireKernel(g, KernelOp::DequantizeF16, w.dtype, "dequantize");
-  const uint64_t units = values / kMatVecUnitCols[static_cast<uint32_t>(w.dtype)];
-  g.Dispatch(kernel, {slices[0].range, y}, push::DequantizeF16Push{w.rows, w.cols},
+  const uint64_t units = parts * part_values / kMatVecUnitCols[static_cast<uint32_t>(w.dtype)];
+  g.Dispatch(kernel, {slices[0].range, y}, push::DequantizeF16Push{parts * w.rows, w.cols, w.rows, gap_rows},
              GridFor(CeilDiv(units, Spec(kernel).local_size_x)), label,
-             {.bytes = RowBytes(w.dtype, w.cols) * w.rows + 2 * values, .flops = 0});
+             {.bytes = parts * (row_bytes * w.rows + 2 * part_values), .flops = 0});
 }
 
 // Whether a one-token product's RMSNorm runs as a dispatch of its own rather than inside the
@@ -764,13 +779,9 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       // The chunk's rows rounded to f16 (a SwiGLU's gate rows, then their up rows), then multiplied.
       const uint32_t rows = a.swiglu ? 2 * chunk.rows : chunk.rows;
       const BufferRange f16 = SubRange(*a.dequant_scratch, 0, rows * f16_row_bytes);
-      DequantizeToF16(g, Matrix{chunk.range.buffer, chunk.range.offset, a.w.dtype, chunk.rows, a.w.cols},
-                      SubRange(f16, 0, chunk.rows * f16_row_bytes), fmt::format("{}_dequantize", label));
-      if (a.swiglu) {
-        DequantizeToF16(g, Matrix{chunk.range.buffer, chunk.range.offset + up_offset, a.w.dtype, chunk.rows, a.w.cols},
-                        SubRange(f16, chunk.rows * f16_row_bytes, chunk.rows * f16_row_bytes),
-                        fmt::format("{}_dequantize", label));
-      }
+      DequantizeToF16(g, Matrix{chunk.range.buffer, chunk.range.offset, a.w.dtype, chunk.rows, a.w.cols}, f16,
+                      fmt::format("{}_dequantize", label),
+                      a.swiglu ? std::optional(chunk.range.offset + up_offset) : std::nullopt);
       DispatchCost f16_cost = cost(rows);
       f16_cost.bytes += f16.size - row_bytes * rows;  // it reads the f16 weights, not the blocks
       gemm(f16, x_half, a.w.cols, /*dequantized=*/true, chunk.first_row, rows, f16_cost);

@@ -234,8 +234,11 @@ void RegroupBlocks(Graph& g, const Matrix& w, std::string_view label = {});
 
 // Y[r, c] = f16(W[r, c]), row-major [w.rows, w.cols] f16, rounded as the cooperative-matrix kernel
 // rounds weights. For every type but F16 and BF16, in rows of whole matvec units (16 or 32 columns
-// for block types, 8 for F32), within one binding.
-void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view label = {});
+// for block types, 8 for F32), within one binding. With `then_offset`, Y holds 2 x w.rows rows:
+// w's, then as many of w's buffer from then_offset on, whole rows after w's (a SwiGLU chunk's up
+// rows after its gate rows), in one dispatch where both lie within one binding.
+void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view label = {},
+                     std::optional<VkDeviceSize> then_offset = std::nullopt);
 // Whether DequantizeToF16 takes such rows, and so MatMul's dequant_scratch applies to them.
 bool DequantizesToF16(DType type, uint32_t cols);
 

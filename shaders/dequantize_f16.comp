@@ -3,7 +3,8 @@
 // dequantizing every block once per 64-token tile: Y[r, c] = f16(W[r, c]). One invocation per
 // unit of matvec_units.glsl (its loads and its scale decoding), each run of 8 values rounded to
 // nearest (f16.glsl) as matmul_coopmat.comp stages the weights it dequantizes itself, so both ways
-// of running a product multiply the same f16 weights.
+// of running a product multiply the same f16 weights. Y's rows may come from two parts of W (a
+// SwiGLU chunk's gate rows, then its up rows: one dispatch, not one a part).
 //
 // Where a unit's runs lie apart in its row (Q8_0's two 16 bytes apart, Q4_K's and Q5_K's four,
 // Q6_K's four runs of 64 bytes), a store instruction straight from the registers fills only part
@@ -30,7 +31,8 @@ shared uvec4 staged[WG * UNIT_WORDS];  // the workgroup's stretch of Y
 #endif
 
 void main() {
-  const uint units = p.rows * (p.cols / UNIT_COLS);
+  const uint units_per_row = p.cols / UNIT_COLS;
+  const uint units = p.rows * units_per_row;
   const uint first_unit = group_index() * WG;
   if (first_unit >= units) return;  // a whole workgroup of the grid's spare ones (GridFor)
   const uint local = gl_LocalInvocationID.x;
@@ -39,7 +41,7 @@ void main() {
   // place in its block is its place in the stretch's blocks too.
   const uint block_column = local / BLOCK_UNITS * (UNIT_COLS * BLOCK_UNITS);
   if (u < units) {
-    const Unit w = load_unit(u);
+    const Unit w = load_unit(u < p.part_rows * units_per_row ? u : u + p.gap_rows * units_per_row);
     [[unroll]] for (uint r = 0; r < UNIT_RUNS; ++r) {
       vec4 lo, hi;
       unit_run_values(w, r, lo, hi);

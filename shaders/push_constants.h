@@ -64,9 +64,13 @@ struct MatMulSplitSumPush {
 
 // Y[r, c] = f16(W[r, c]) for `rows` rows of `cols` columns, a whole number of units
 // (dequantize_f16.comp): a block-quantized weight dequantized once for the cooperative-matrix GEMM.
+// Y's rows from `part_rows` on are W's rows `gap_rows` further on (a SwiGLU chunk's up rows after
+// its gate rows); part_rows = rows where Y is W's rows as they lie.
 struct DequantizeF16Push {
   uint rows;
   uint cols;
+  uint part_rows;
+  uint gap_rows;
 };
 
 // Y[t, c] = f16(X[t * x_stride + c]) for `tokens` rows of `cols` columns, a multiple of 8
@@ -373,7 +377,7 @@ static_assert(sizeof(MoeGroupPush) == 8);
 static_assert(sizeof(MoeCombinePush) == 16);
 static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, split_steps) == 28);
 static_assert(sizeof(MatMulSplitSumPush) == 24);
-static_assert(sizeof(DequantizeF16Push) == 8);
+static_assert(sizeof(DequantizeF16Push) == 16);
 static_assert(sizeof(RoundF16Push) == 12);
 static_assert(sizeof(RegroupPush) == 8);
 static_assert(sizeof(MatVecPush) == 60 && offsetof(MatVecPush, attention_factor) == 56);

@@ -467,6 +467,25 @@ TEST_F(CoopmatTest, TallTilesWhereTheyAreFaster) {
 // from zero, the host to even) and an f16 subnormal (Vulkan lets that conversion round toward zero).
 class DequantizeF16Test : public GpuTest, public ::testing::WithParamInterface<DType> {};
 
+// How many of `got` are neither the f16 nearest to `expected` nor, where that is not one value, the
+// other neighbour; the first ten are reported.
+size_t CountMisrounded(const std::vector<uint16_t>& got, const std::vector<float>& expected, const std::string& what) {
+  size_t bad = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const uint16_t nearest = FloatToHalf(expected[i]);
+    // The other neighbour: one f16 step toward zero or away from it, whichever lies across expected[i].
+    const bool above = std::abs(HalfToFloat(nearest)) > std::abs(expected[i]);
+    const uint16_t other = static_cast<uint16_t>(above ? nearest - 1 : nearest + 1);
+    const bool tie = std::abs(HalfToFloat(other) - expected[i]) == std::abs(HalfToFloat(nearest) - expected[i]);
+    const bool subnormal = std::abs(expected[i]) < 0x1p-14f;
+    if (got[i] != nearest && (!(tie || subnormal) || got[i] != other) && ++bad <= 10) {
+      ADD_FAILURE() << what << " value " << i << ": got f16 " << got[i] << " (" << HalfToFloat(got[i]) << "), expected "
+                    << expected[i];
+    }
+  }
+  return bad;
+}
+
 TEST_P(DequantizeF16Test, RoundsTheHostDequantizersValues) {
   const DType type = GetParam();
   if (!info().fp16_arithmetic) GTEST_SKIP() << info().name << " has no 16-bit float arithmetic";
@@ -483,22 +502,34 @@ TEST_P(DequantizeF16Test, RoundsTheHostDequantizersValues) {
     ops::DequantizeToF16(g, {&w_buf, 0, type, rows, cols}, y_buf);
     g.Run();
     const std::vector<float> values = DequantizeRows(type, w, rows, cols);
-    const auto got = Download<uint16_t>(y_buf, values.size());
-    size_t bad = 0;
-    for (size_t i = 0; i < values.size(); ++i) {
-      const uint16_t nearest = FloatToHalf(values[i]);
-      // The other neighbour: one f16 step toward zero or away from it, whichever lies across values[i].
-      const bool above = std::abs(HalfToFloat(nearest)) > std::abs(values[i]);
-      const uint16_t other = static_cast<uint16_t>(above ? nearest - 1 : nearest + 1);
-      const bool tie = std::abs(HalfToFloat(other) - values[i]) == std::abs(HalfToFloat(nearest) - values[i]);
-      const bool subnormal = std::abs(values[i]) < 0x1p-14f;
-      if (got[i] != nearest && (!(tie || subnormal) || got[i] != other) && ++bad <= 10) {
-        ADD_FAILURE() << DTypeName(type) << " " << rows << "x" << cols << " value " << i << ": got f16 " << got[i]
-                      << " (" << HalfToFloat(got[i]) << "), expected " << values[i];
-      }
-    }
-    EXPECT_EQ(bad, 0u) << rows << "x" << cols;
+    EXPECT_EQ(CountMisrounded(Download<uint16_t>(y_buf, values.size()), values,
+                              fmt::format("{} {}x{}", DTypeName(type), rows, cols)),
+              0u);
   }
+}
+
+// A SwiGLU chunk's gate rows and then its up rows, further on in the same buffer, in one dispatch:
+// Y is each part's rows rounded as above, the rows between them skipped.
+TEST_P(DequantizeF16Test, TakesTwoPartsOfOneBufferInOneDispatch) {
+  const DType type = GetParam();
+  if (!info().fp16_arithmetic) GTEST_SKIP() << info().name << " has no 16-bit float arithmetic";
+  const uint32_t cols = 2 * std::max(BlockElements(type), 8u), part = 37, gap = 5, rows = 2 * part + gap;
+  const std::vector<std::byte> w = IsQuantized(type) ? RandomBlocks(type, rows, cols, rows, false)
+                                                     : Encode(RandomFloats(size_t{rows} * cols, rows, 0.05f), type);
+  Buffer w_buf = UploadWeights(type, w, rows, cols);
+  Buffer y_buf = Poisoned(size_t{4} * part * cols);
+  Graph g(device(), /*profile=*/true);
+  ops::DequantizeToF16(g, {&w_buf, 0, type, part, cols}, y_buf, "two_parts", RowBytes(type, cols) * (part + gap));
+  g.Run();
+  if (g.profiled()) {
+    EXPECT_EQ(g.Timings().size(), 1u);
+  }
+  // W's rows [0, part) and [part + gap, rows).
+  std::vector<float> expected = DequantizeRows(type, w, rows, cols);
+  expected.erase(expected.begin() + size_t{part} * cols, expected.begin() + size_t{part + gap} * cols);
+  EXPECT_EQ(CountMisrounded(Download<uint16_t>(y_buf, expected.size()), expected,
+                            fmt::format("{} two parts of {}x{}", DTypeName(type), part, cols)),
+            0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, DequantizeF16Test,
