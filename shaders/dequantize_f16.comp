@@ -24,9 +24,9 @@ layout(binding = 1) writeonly buffer Y { uvec4 y[]; };  // 8 halves a word
 
 layout(push_constant) uniform Push { DequantizeF16Push p; };
 
+#define UNIT_WORDS (UNIT_COLS / 8u)  // a unit's 16-byte words of Y
 #if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_K) || defined(WEIGHT_Q5_K) || defined(WEIGHT_Q6_K)
 #define STAGED
-#define UNIT_WORDS (UNIT_COLS / 8u)
 shared uvec4 staged[WG * UNIT_WORDS];  // the workgroup's stretch of Y
 #endif
 
@@ -49,7 +49,7 @@ void main() {
 #if defined(STAGED)
       staged[word] = nearest_run(lo, hi);
 #else
-      y[first_unit * (UNIT_COLS / 8u) + word] = nearest_run(lo, hi);
+      y[first_unit * UNIT_WORDS + word] = nearest_run(lo, hi);
 #endif
     }
   }
