@@ -17,7 +17,8 @@
 #   model NAME TYPE   the path of make_random_gguf.py's NAME-TYPE.gguf, made in /dev/shm at first use
 #   tg FILE ARGS      `qwenvk bench --model FILE ARGS` with each of BUILDS in turn, twice (a step may
 #                     name others: BUILDS="a c" tg ...); its result rows
-#   peer FILE ARGS    llama.cpp's `llama-bench -m FILE -ngl 99 ARGS`
+#   peer FILE ARGS    llama.cpp's `llama-bench -m FILE -ngl 99 ARGS`, after one unreported run of
+#                     the same: cold, its small-model pp512 varied by 8 000-17 000 (session 32)
 # e.g. RUN='f=$(model qwen2.5-7B Q4_K_M) && tg $f -p 0 -n 128 -r 3'. Builds, models and llama.cpp's
 # tools stay in /dev/shm while the machine is held (it goes back after 30 s idle).
 set -uo pipefail
@@ -77,6 +78,7 @@ case "${1:-}" in
       local f=$1
       shift
       echo "== llama.cpp $(basename "$f") $*"
+      timeout 300 "$peer_dir/peer/llama-bench" -m "$f" -ngl 99 "$@" >/dev/null 2>&1
       timeout 300 "$peer_dir/peer/llama-bench" -m "$f" -ngl 99 "$@" 2>&1 | grep -E '^\|'
     }
     eval "${RUN:?give the steps}" ;;
