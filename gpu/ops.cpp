@@ -445,11 +445,6 @@ KernelId CoopmatKernel(Graph& g, const CoopmatPlan& plan, DType type, uint32_t c
                        "matmul");
 }
 
-// The row chunks a cooperative-matrix product of `w` dequantizes to f16 in `scratch_bytes` and then
-// multiplies at `tokens` tokens, one at a time, DequantChunkRows long. With `swiglu`, chunks of the
-// gate rows, each dequantized with the up rows of the same outputs after it. Empty where the
-// product multiplies W's blocks as they are stored: F16 and BF16 weights, rows not of whole units,
-// a scratch too small for one chunk, or up rows at an offset no binding can start at.
 // Where X rounded to f16 starts in a dequantization scratch of `scratch_bytes` (a multiple of 256
 // bytes in, as any binding may start there), and so the room before it for the weights' chunks;
 // 0 where there is none.
@@ -458,6 +453,12 @@ VkDeviceSize RoundedXOffset(VkDeviceSize scratch_bytes, uint32_t tokens, uint32_
   return end > RoundedXBytes(tokens, cols) ? end - RoundedXBytes(tokens, cols) : 0;
 }
 
+// The row chunks a cooperative-matrix product of `w` dequantizes to f16 in a scratch of
+// `scratch_bytes` (in the room before its rounded X, RoundedXOffset) and then multiplies at
+// `tokens` tokens, one at a time, DequantChunkRows long. With `swiglu`, chunks of the gate rows,
+// each dequantized with the up rows of the same outputs after it. Empty where the product
+// multiplies W's blocks as they are stored: F16 and BF16 weights, rows not of whole units, a
+// scratch too small for one chunk, or up rows at an offset no binding can start at.
 std::vector<RowSlice> DequantChunks(const DeviceInfo& device, const Matrix& w, uint32_t tokens,
                                     VkDeviceSize scratch_bytes, bool swiglu) {
   if (!DequantizesToF16(w.dtype, w.cols)) return {};
@@ -674,8 +675,11 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       path == MatMulKernel::CoopMat && a.dequant_scratch
           ? DequantChunks(device, a.w, a.tokens, a.dequant_scratch->size, a.swiglu.has_value())
           : std::vector<RowSlice>{};
-  if (a.norm && (!matvec || NormApart(a)) && chunks.empty()) {  // the normalized rows first
-    Require(x_stride == a.w.cols, "matmul", "a normalized input needs X rows of w.cols floats");
+  // A norm outside the matvec (a dispatch of its own, or the one that rounds a prefill's X to f16)
+  // reads X's rows whole.
+  const bool norm_apart = a.norm && (!matvec || NormApart(a));
+  Require(!norm_apart || x_stride == a.w.cols, "matmul", "a normalized input needs X rows of w.cols floats");
+  if (norm_apart && chunks.empty()) {  // the normalized rows first
     RmsNorm(g, a.x, a.norm->weight, a.norm->scratch, a.tokens, a.w.cols, a.norm->eps, fmt::format("{}_norm", label));
     MatMulArgs normalized = a;
     normalized.x = a.norm->scratch;
@@ -769,7 +773,6 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       x_half = SubRange(*a.dequant_scratch, RoundedXOffset(a.dequant_scratch->size, a.tokens, a.w.cols),
                         RoundedXBytes(a.tokens, a.w.cols));
       if (a.norm) {
-        Require(x_stride == a.w.cols, "matmul", "a normalized input needs X rows of w.cols floats");
         RmsNormToF16(g, a.x, a.norm->weight, x_half, a.tokens, a.w.cols, a.norm->eps, fmt::format("{}_norm", label));
       } else {
         RoundToF16(g, a.x, x_stride, a.tokens, a.w.cols, x_half, fmt::format("{}_x_f16", label));
