@@ -1,5 +1,6 @@
 #include "tests/gpu_fixture.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 
@@ -174,6 +175,23 @@ std::vector<std::byte> RandomBlocks(DType type, uint32_t rows, uint32_t cols, ui
     }
   }
   return out;
+}
+
+size_t CountMisrounded(const std::vector<uint16_t>& got, const std::vector<float>& expected, const std::string& what) {
+  size_t bad = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const uint16_t nearest = FloatToHalf(expected[i]);
+    // The other neighbour: one f16 step toward zero or away from it, whichever lies across expected[i].
+    const bool above = std::abs(HalfToFloat(nearest)) > std::abs(expected[i]);
+    const uint16_t other = static_cast<uint16_t>(above ? nearest - 1 : nearest + 1);
+    const bool tie = std::abs(HalfToFloat(other) - expected[i]) == std::abs(HalfToFloat(nearest) - expected[i]);
+    const bool subnormal = std::abs(expected[i]) < 0x1p-14f;
+    if (got[i] != nearest && (!(tie || subnormal) || got[i] != other) && ++bad <= 10) {
+      ADD_FAILURE() << what << " value " << i << ": got f16 " << got[i] << " (" << HalfToFloat(got[i]) << "), expected "
+                    << expected[i];
+    }
+  }
+  return bad;
 }
 
 }  // namespace qvk::test

@@ -91,4 +91,9 @@ std::vector<std::byte> Encode(std::span<const float> values, DType type);
 std::vector<std::byte> RandomBlocks(DType type, uint32_t rows, uint32_t cols, uint32_t seed,
                                     bool extreme_scales = true);
 
+// How many of `got` are neither the f16 nearest to `expected` nor, where that is not one value (a
+// tie, or an f16 subnormal, which Vulkan lets a conversion round toward zero), the other
+// neighbour; the first ten are reported as failures, named by `what`.
+size_t CountMisrounded(const std::vector<uint16_t>& got, const std::vector<float>& expected, const std::string& what);
+
 }  // namespace qvk::test

@@ -467,25 +467,6 @@ TEST_F(CoopmatTest, TallTilesWhereTheyAreFaster) {
 // from zero, the host to even) and an f16 subnormal (Vulkan lets that conversion round toward zero).
 class DequantizeF16Test : public GpuTest, public ::testing::WithParamInterface<DType> {};
 
-// How many of `got` are neither the f16 nearest to `expected` nor, where that is not one value, the
-// other neighbour; the first ten are reported.
-size_t CountMisrounded(const std::vector<uint16_t>& got, const std::vector<float>& expected, const std::string& what) {
-  size_t bad = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    const uint16_t nearest = FloatToHalf(expected[i]);
-    // The other neighbour: one f16 step toward zero or away from it, whichever lies across expected[i].
-    const bool above = std::abs(HalfToFloat(nearest)) > std::abs(expected[i]);
-    const uint16_t other = static_cast<uint16_t>(above ? nearest - 1 : nearest + 1);
-    const bool tie = std::abs(HalfToFloat(other) - expected[i]) == std::abs(HalfToFloat(nearest) - expected[i]);
-    const bool subnormal = std::abs(expected[i]) < 0x1p-14f;
-    if (got[i] != nearest && (!(tie || subnormal) || got[i] != other) && ++bad <= 10) {
-      ADD_FAILURE() << what << " value " << i << ": got f16 " << got[i] << " (" << HalfToFloat(got[i]) << "), expected "
-                    << expected[i];
-    }
-  }
-  return bad;
-}
-
 TEST_P(DequantizeF16Test, RoundsTheHostDequantizersValues) {
   const DType type = GetParam();
   if (!info().fp16_arithmetic) GTEST_SKIP() << info().name << " has no 16-bit float arithmetic";
