@@ -137,6 +137,12 @@ struct MatVecRates {
 MatVecRates MatVecRatesFor(uint32_t slots) {
   return slots == 4 ? MatVecRates{7000, 132 * 2048} : MatVecRates{20000, 132 * 768};
 }
+// The fewest lanes a row group of K-quant units (32 columns, two slots) takes. Where the estimate
+// above ties at the DRAM bound (an LM head: 150 000 short rows, many waves) it chose 2 lanes, which
+// read a row's 16-26-byte units in pieces of 32-52 bytes a round: on an H100 the LM head of 1.5B
+// Q4_K_M (Q6_K, 151 936 x 1 536) took 250 us a step at 2 lanes, 153 at 4, 143 at 8 and 16, 178 at
+// 32 (docs/speed.md, session 33).
+constexpr uint32_t kMatVecMinKQuantLanes = 8;
 
 // The columns of one matvec unit (UNIT_COLS in matvec_units.glsl), indexed by DType.
 constexpr uint32_t kMatVecUnitCols[] = {8, 8, 8, 16, 16, 16, 16, 16, 32, 32, 32};
@@ -308,8 +314,10 @@ MatVecSplit PlanMatVec(const DeviceInfo& device, const MatVecShape& shape) {
   std::optional<MatVecSplit> best;
   for (const uint32_t group_rows : {4u, 2u, 1u}) {
     if ((shape.paired && group_rows == 1) || group_rows > slots) continue;
-    // Lanes >= rows: a lane to store each of the group's outputs.
-    for (uint32_t lanes = group_rows; lanes <= wg; lanes *= 2) {
+    // Lanes >= rows: a lane to store each of the group's outputs; and a K-quant row group at least
+    // kMatVecMinKQuantLanes.
+    const uint32_t least_lanes = slots == 2 ? std::max(group_rows, kMatVecMinKQuantLanes) : group_rows;
+    for (uint32_t lanes = least_lanes; lanes <= wg; lanes *= 2) {
       const MatVecSplit split{.slots = slots,
                               .lanes = lanes,
                               .group_rows = group_rows,
@@ -609,17 +617,20 @@ void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view 
 // and there that work outweighs a dispatch on a SwiGLU product of some size. On an H100, with its
 // norm apart: 7B Q4_K_M's gate|up (136M weights) 2 545 -> 1 683 us a step over 28 layers, the
 // rmsnorm dispatches 183 us, decode 177 -> 207 tokens/s; 1.5B Q4_K_M's (28M) decode 393 -> 399.
-// Not q|k|v (7B: 89 us saved a step, more than that in rmsnorm dispatches) nor the LM head (its
-// split without the norm took 689 us, not 322; docs/speed.md, session 26).
+// The LM head too (no RoPE, 136-545M weights): its row groups repeat X's side for every two of
+// 150 000 rows; apart, at 8 lanes a group, 1.5B Q4_K_M's took 115 + 5 us a step, folded 143, and
+// 7B's 245 + 6 against 322 (session 33; session 26 had measured it apart at 689 us, the planner
+// then giving it 2 lanes a group). Not q|k|v (7B: 89 us saved a step, more than that in rmsnorm
+// dispatches): RoPE's products keep their norm.
 constexpr uint64_t kNormApartMinWeights = uint64_t{16} << 20;
-bool NormApartForSwiGlu(DType type, uint32_t tokens, uint64_t weights) {
+bool NormApartFor(DType type, uint32_t tokens, uint64_t weights) {
   return tokens == 1 && MatVecSlots(type) == 2 && weights >= kNormApartMinWeights;
 }
 
 namespace {
 
-bool NormApart(const MatMulArgs& a) {
-  return a.swiglu && NormApartForSwiGlu(a.w.dtype, a.tokens, uint64_t{a.w.rows} * a.w.cols);
+bool NormApart(const MatMulArgs& a, bool rope) {
+  return !rope && NormApartFor(a.w.dtype, a.tokens, uint64_t{a.w.rows} * a.w.cols);
 }
 
 void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::string_view label) {
@@ -677,7 +688,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
           : std::vector<RowSlice>{};
   // A norm outside the matvec (a dispatch of its own, or the one that rounds a prefill's X to f16)
   // reads X's rows whole.
-  const bool norm_apart = a.norm && (!matvec || NormApart(a));
+  const bool norm_apart = a.norm && (!matvec || NormApart(a, rope != nullptr));
   Require(!norm_apart || x_stride == a.w.cols, "matmul", "a normalized input needs X rows of w.cols floats");
   if (norm_apart && chunks.empty()) {  // the normalized rows first
     RmsNorm(g, a.x, a.norm->weight, a.norm->scratch, a.tokens, a.w.cols, a.norm->eps, fmt::format("{}_norm", label));

@@ -148,8 +148,9 @@ struct CoopmatPlan {
 CoopmatPlan PlanCoopmat(const CoopmatProduct& product);
 
 // A product whose input is rmsnorm(X) * weight rather than X. The matvec kernel (up to 4 tokens:
-// decode) normalizes as it reads X; otherwise, and for one token's large K-quant SwiGLU product
-// (ops.cpp, NormApart), a separate RmsNorm writes the input to `scratch` first.
+// decode) normalizes as it reads X; otherwise, and for one token's large K-quant product without
+// RoPE (a gate|up, the LM head: ops.cpp, NormApart), a separate RmsNorm writes the input to
+// `scratch` first.
 struct RmsNormInput {
   BufferRange weight;  // f32 [w.cols]
   float eps = 0;
@@ -159,10 +160,10 @@ struct RmsNormInput {
   // workgroup, with no dispatch of its own; MatMul refuses it for 2 to 4 tokens on the matvec.
   bool store = false;
 };
-// Whether one token's SwiGLU product reading `weights` weights of `type` takes its norm apart
-// (the rule RecordMatMul applies to a dense gate|up; a MoE layer asks it of the experts' rows a
-// token reads).
-bool NormApartForSwiGlu(DType type, uint32_t tokens, uint64_t weights);
+// Whether one token's product without RoPE reading `weights` weights of `type` takes its norm
+// apart (the rule RecordMatMul applies to a dense gate|up and the LM head; a MoE layer asks it of
+// the experts' gate|up rows a token reads).
+bool NormApartFor(DType type, uint32_t tokens, uint64_t weights);
 
 // A product of gate and up projections stacked in one W [2 * inter, cols] whose output is
 // Y[t, r] = silu(gate_r . in[t]) * (up_r . in[t]), r < inter. Every product kernel forms it from

@@ -114,8 +114,8 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   const Matrix& experts_gate_up = M.gate_up[0].w;
   const bool fold_norm =
       decode && !(M.gate_up.size() == 1 &&
-                  ops::NormApartForSwiGlu(experts_gate_up.dtype, tokens,
-                                          uint64_t{k} * experts_gate_up.rows / moe.num_experts * experts_gate_up.cols));
+                  ops::NormApartFor(experts_gate_up.dtype, tokens,
+                                    uint64_t{k} * experts_gate_up.rows / moe.num_experts * experts_gate_up.cols));
   const std::optional<ops::RmsNormInput> norm =
       fold_norm ? std::optional(ops::RmsNormInput{.weight = post_norm, .eps = c.rms_norm_eps, .scratch = s.xn()})
                 : std::nullopt;

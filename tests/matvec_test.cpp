@@ -279,39 +279,54 @@ TEST_F(GpuTest, SplitsCoverEveryWayTheKernelSums) {
   }
 }
 
-// One token's K-quant SwiGLU product of 16M weights or more normalizes X in an rmsnorm dispatch of
-// its own and runs the matvec without the norm (2 dispatches); a smaller one, other types and more
-// tokens keep the norm inside the matvec (1).
-TEST_F(GpuTest, LargeKQuantGateUpHasItsNormApart) {
-  const auto dispatches = [&](DType type, uint32_t inter, uint32_t cols, uint32_t tokens) {
-    Buffer w = device().allocator().CreateBuffer(RowBytes(type, cols) * 2 * inter, MemoryKind::Device);
-    Buffer x = Poisoned(size_t{4} * tokens * cols), y = Poisoned(size_t{4} * tokens * inter);
+// One token's K-quant product of 16M weights or more without RoPE (a SwiGLU gate|up, an LM head)
+// normalizes X in an rmsnorm dispatch of its own and runs the matvec without the norm (2
+// dispatches); a smaller one, other types and more tokens keep the norm inside the matvec (1).
+TEST_F(GpuTest, LargeKQuantProductHasItsNormApart) {
+  const auto dispatches = [&](DType type, uint32_t rows, uint32_t cols, uint32_t tokens, bool swiglu) {
+    Buffer w = device().allocator().CreateBuffer(RowBytes(type, cols) * rows, MemoryKind::Device);
+    Buffer x = Poisoned(size_t{4} * tokens * cols), y = Poisoned(size_t{4} * tokens * rows);
     Buffer norm_weight = Poisoned(size_t{4} * cols), scratch = Poisoned(size_t{4} * tokens * cols);
     Graph g(device());
-    ops::MatMul(g, {.w = {&w, 0, type, 2 * inter, cols},
+    ops::MatMul(g, {.w = {&w, 0, type, rows, cols},
                     .x = x,
                     .y = y,
                     .tokens = tokens,
                     .norm = ops::RmsNormInput{.weight = norm_weight, .eps = 1e-6f, .scratch = scratch},
-                    .swiglu = ops::SwiGluOutput{}});
+                    .swiglu = swiglu ? std::optional(ops::SwiGluOutput{}) : std::nullopt});
     return g.dispatch_count();
   };
-  EXPECT_EQ(dispatches(DType::Q4_K, 8960, 1536, 1), 2u);  // 1.5B's gate|up: 27.5M weights
-  EXPECT_EQ(dispatches(DType::Q6_K, 8192, 1024, 1), 2u);  // 16M
-  EXPECT_EQ(dispatches(DType::Q4_K, 8192, 1024 - 256, 1), 1u);
-  EXPECT_EQ(dispatches(DType::Q4_K, 8960, 1536, 2), 1u);
-  EXPECT_EQ(dispatches(DType::Q4_0, 8960, 1536, 1), 1u);
+  EXPECT_EQ(dispatches(DType::Q4_K, 2 * 8960, 1536, 1, true), 2u);  // 1.5B's gate|up: 27.5M weights
+  EXPECT_EQ(dispatches(DType::Q6_K, 2 * 8192, 1024, 1, true), 2u);  // 16M
+  EXPECT_EQ(dispatches(DType::Q6_K, 16384, 1024, 1, false), 2u);    // an LM head of 16M
+  EXPECT_EQ(dispatches(DType::Q4_K, 2 * 8192, 1024 - 256, 1, true), 1u);
+  EXPECT_EQ(dispatches(DType::Q4_K, 16384, 1024 - 256, 1, false), 1u);
+  EXPECT_EQ(dispatches(DType::Q4_K, 2 * 8960, 1536, 2, true), 1u);
+  EXPECT_EQ(dispatches(DType::Q4_0, 2 * 8960, 1536, 1, true), 1u);
+}
+
+// Row groups of K-quant units take at least 8 lanes, so that a round reads a row's units in pieces
+// of at least a 128-byte line, even where the estimate ties at the DRAM bound (1.5B's LM head,
+// whose plan was 2 lanes).
+TEST_F(GpuTest, KQuantMatVecRowGroupsTakeEightLanesOrMore) {
+  for (const DType type : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    for (const auto [rows, cols] : {std::pair{151936u, 1536u}, {152064u, 3584u}, {8u, 256u}, {3584u, 18944u}}) {
+      const ops::MatVecSplit split =
+          ops::PlanMatVec(info(), {.type = type, .rows = rows, .cols = cols, .x_stride = cols, .tokens = 1});
+      EXPECT_GE(split.lanes, 8u) << DTypeName(type) << " " << rows << " x " << cols;
+    }
+  }
 }
 
 // A MoE layer's decode asks the same rule of the experts' gate|up rows one token reads (k experts'
 // rows): Qwen3-30B-A3B's (8 x 1 536 x 2 048, 25M) and Qwen1.5-MoE-A2.7B's (4 x 2 816 x 2 048, 23M)
 // take their norm apart as K-quants, not as Q8_0, and not for more tokens.
 TEST(NormApartTest, AppliesToTheExpertsRowsATokenReads) {
-  EXPECT_TRUE(ops::NormApartForSwiGlu(DType::Q4_K, 1, uint64_t{8} * 1536 * 2048));
-  EXPECT_TRUE(ops::NormApartForSwiGlu(DType::Q5_K, 1, uint64_t{4} * 2816 * 2048));
-  EXPECT_FALSE(ops::NormApartForSwiGlu(DType::Q8_0, 1, uint64_t{8} * 1536 * 2048));
-  EXPECT_FALSE(ops::NormApartForSwiGlu(DType::Q4_K, 2, uint64_t{8} * 1536 * 2048));
-  EXPECT_FALSE(ops::NormApartForSwiGlu(DType::Q4_K, 1, uint64_t{2} * 1536 * 2048));  // 2 of 8 experts' rows
+  EXPECT_TRUE(ops::NormApartFor(DType::Q4_K, 1, uint64_t{8} * 1536 * 2048));
+  EXPECT_TRUE(ops::NormApartFor(DType::Q5_K, 1, uint64_t{4} * 2816 * 2048));
+  EXPECT_FALSE(ops::NormApartFor(DType::Q8_0, 1, uint64_t{8} * 1536 * 2048));
+  EXPECT_FALSE(ops::NormApartFor(DType::Q4_K, 2, uint64_t{8} * 1536 * 2048));
+  EXPECT_FALSE(ops::NormApartFor(DType::Q4_K, 1, uint64_t{2} * 1536 * 2048));  // 2 of 8 experts' rows
 }
 
 TEST_F(GpuTest, MatMulRejectsSwiGluItCannotForm) {
