@@ -686,9 +686,22 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       path == MatMulKernel::CoopMat && a.dequant_scratch
           ? DequantChunks(device, a.w, a.tokens, a.dequant_scratch->size, a.swiglu.has_value())
           : std::vector<RowSlice>{};
+  const bool one_token = a.tokens == 1;
+  // X already times the norm's weight, where one token's matvec reads it (elsewhere X is normalized
+  // as without it: the product before stored X too).
+  const bool prescaled = a.norm && a.norm->prescaled && matvec && one_token && !rope;
+  Require(!prescaled || (!a.norm->store && a.norm->scratch.size >= a.w.cols * 4ull), "matmul",
+          "a prescaled input is read from a norm scratch of w.cols floats, and never stored");
+  Require(!a.scaled_out || (matvec && one_token && !a.norm && !a.swiglu && !rope), "matmul",
+          "only one token's matvec without a norm, SwiGLU or RoPE stores a scaled output");
+  Require(!a.scaled_out || (a.scaled_out->weight.size >= (a.y_offset + outputs) * 4ull &&
+                            a.scaled_out->out.size >= a.y.size && apart(a.scaled_out->out, a.x) &&
+                            apart(a.scaled_out->out, a.y) && (!a.residual || apart(a.scaled_out->out, *a.residual))),
+          "matmul",
+          "the scaled output and its weight must hold Y's rows, and the output lie apart from X, Y and the residual");
   // A norm outside the matvec (a dispatch of its own, or the one that rounds a prefill's X to f16)
   // reads X's rows whole.
-  const bool norm_apart = a.norm && (!matvec || NormApart(a, rope != nullptr));
+  const bool norm_apart = a.norm && !prescaled && (!matvec || NormApart(a, rope != nullptr));
   Require(!norm_apart || x_stride == a.w.cols, "matmul", "a normalized input needs X rows of w.cols floats");
   if (norm_apart && chunks.empty()) {  // the normalized rows first
     RmsNorm(g, a.x, a.norm->weight, a.norm->scratch, a.tokens, a.w.cols, a.norm->eps, fmt::format("{}_norm", label));
@@ -699,10 +712,13 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     return;
   }
 
-  const bool one_token = a.tokens == 1;
+  const bool normalizes = a.norm && !prescaled;  // inside the matvec's row groups
   const KernelOp op = rope && one_token             ? KernelOp::MatVecRope
                       : rope                        ? KernelOp::MatVecRopeTokens
-                      : matvec && one_token         ? (a.norm ? KernelOp::MatVecNorm : KernelOp::MatVec)
+                      : matvec && one_token         ? (normalizes     ? KernelOp::MatVecNorm
+                                                       : prescaled    ? KernelOp::MatVecPrescaled
+                                                       : a.scaled_out ? KernelOp::MatVecScaledOut
+                                                                      : KernelOp::MatVec)
                       : matvec                      ? KernelOp::MatVecTokens
                       : path == MatMulKernel::Tiled ? KernelOp::MatMul
                                                     : KernelOp::MatMulCoopmat;
@@ -712,7 +728,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   Require(!a.norm || !a.norm->store || a.norm->scratch.size >= a.w.cols * 4ull, "matmul", "norm scratch too small");
   const bool store_kv = rope && rope->k_cache.has_value();
   const uint32_t flags = (a.bias ? QVK_FLAG_BIAS : 0u) | (a.residual ? QVK_FLAG_RESIDUAL : 0u) |
-                         (a.norm ? QVK_FLAG_NORM : 0u) | (a.swiglu ? QVK_FLAG_SWIGLU : 0u) |
+                         (normalizes ? QVK_FLAG_NORM : 0u) | (a.swiglu ? QVK_FLAG_SWIGLU : 0u) |
                          (store_kv ? QVK_FLAG_STORE_KV : 0u);
   // Absent optional inputs are bound to X, which the kernel then never reads.
   const BufferRange bias = a.bias.value_or(a.x);
@@ -806,7 +822,10 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     }
     return;
   }
-  const BufferRange norm_weight = a.norm ? a.norm->weight : a.x;
+  // X, and what the norm_weight binding holds: the norm's weight, or where X is prescaled the
+  // unscaled X whose squares make 1 / rms, or the scaled output's weight.
+  const BufferRange x = prescaled ? a.norm->scratch : a.x;
+  const BufferRange norm_weight = prescaled ? a.x : a.norm ? a.norm->weight : a.scaled_out ? a.scaled_out->weight : a.x;
   // A SwiGLU output reads a gate and an up row, a rotated one a pair of rows of a head.
   const bool paired = a.swiglu || rope;
   for (const RowSlice& slice : slices) {
@@ -816,7 +835,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                                                   .cols = a.w.cols,
                                                   .x_stride = x_stride,
                                                   .tokens = a.tokens,
-                                                  .norm = a.norm.has_value(),
+                                                  .norm = normalizes,
                                                   .paired = paired});
     push::MatVecPush push{.rows = slice_outputs,
                           .cols = a.w.cols,
@@ -841,12 +860,19 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       if (store_normed) push.flags |= QVK_FLAG_STORE_NORMED;
       DispatchCost normed_cost = cost(slice.rows);
       normed_cost.bytes += store_normed ? uint64_t{4} * a.w.cols : 0;
-      g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual, norm_weight, store_normed ? a.norm->scratch : a.y},
-                 push, grid, label, normed_cost);
+      g.Dispatch(kernel, {slice.range, x, a.y, bias, residual, norm_weight, store_normed ? a.norm->scratch : a.y}, push,
+                 grid, label, normed_cost);
+      continue;
+    }
+    if (a.scaled_out) {
+      DispatchCost scaled_cost = cost(slice.rows);
+      scaled_cost.bytes += uint64_t{8} * slice.rows;  // the weight read, the scaled output written
+      g.Dispatch(kernel, {slice.range, x, a.y, bias, residual, norm_weight, a.scaled_out->out}, push, grid, label,
+                 scaled_cost);
       continue;
     }
     if (!rope) {
-      g.Dispatch(kernel, {slice.range, a.x, a.y, bias, residual, norm_weight}, push, grid, label, cost(slice.rows));
+      g.Dispatch(kernel, {slice.range, x, a.y, bias, residual, norm_weight}, push, grid, label, cost(slice.rows));
       continue;
     }
     push.head_dim = rope->head_dim;
@@ -861,7 +887,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     rope_cost.bytes +=
         uint64_t{4} * a.tokens + uint64_t{2} * rope->head_dim + (store_kv ? uint64_t{2} * a.tokens * kv_rows : 0);
     g.Dispatch(kernel,
-               {slice.range, a.x, a.y, bias, residual, norm_weight, rope->positions, rope->inv_freq,
+               {slice.range, x, a.y, bias, residual, norm_weight, rope->positions, rope->inv_freq,
                 rope->k_cache.value_or(a.y), rope->v_cache.value_or(a.y)},
                push, grid, label, rope_cost);
   }

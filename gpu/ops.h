@@ -159,6 +159,16 @@ struct RmsNormInput {
   // separate RmsNorm where there is one, else (one token's matvec) by the product's first
   // workgroup, with no dispatch of its own; MatMul refuses it for 2 to 4 tokens on the matvec.
   bool store = false;
+  // One token without RoPE: `scratch` already holds X * weight, which the product before stored
+  // (MatMulArgs::scaled_out); the matvec reads it, with no norm work in its row groups, and sums
+  // X's squares once a workgroup for 1 / rms. Other paths normalize X as without it.
+  bool prescaled = false;
+};
+// One token's output times a weight, stored beside the output: the next product's input but for
+// its norm's 1 / rms (RmsNormInput::prescaled). The output takes no SwiGLU.
+struct ScaledOutput {
+  BufferRange weight;  // f32 [outputs]: the next norm's weight
+  BufferRange out;     // f32 [outputs], like a Y row
 };
 // Whether one token's product without RoPE reading `weights` weights of `type` takes its norm
 // apart (the rule RecordMatMul applies to a dense gate|up and the LM head; a MoE layer asks it of
@@ -180,13 +190,14 @@ struct MatMulArgs {
   BufferRange x;
   BufferRange y;
   uint32_t tokens = 1;
-  uint32_t x_stride = 0;                // 0: w.cols
-  uint32_t y_stride = 0;                // 0: w.rows (with swiglu: w.rows / 2)
-  uint32_t y_offset = 0;                // Y column (and bias index) of W's first row: projections side by side
-  std::optional<BufferRange> bias;      // [w.rows] f32
-  std::optional<BufferRange> residual;  // like y; may be y itself
-  std::optional<RmsNormInput> norm;     // the input is rmsnorm(X) * norm.weight
-  std::optional<SwiGluOutput> swiglu;   // Y = silu(gate) * up (no bias, residual or y_offset)
+  uint32_t x_stride = 0;                   // 0: w.cols
+  uint32_t y_stride = 0;                   // 0: w.rows (with swiglu: w.rows / 2)
+  uint32_t y_offset = 0;                   // Y column (and bias index) of W's first row: projections side by side
+  std::optional<BufferRange> bias;         // [w.rows] f32
+  std::optional<BufferRange> residual;     // like y; may be y itself
+  std::optional<RmsNormInput> norm;        // the input is rmsnorm(X) * norm.weight
+  std::optional<SwiGluOutput> swiglu;      // Y = silu(gate) * up (no bias, residual or y_offset)
+  std::optional<ScaledOutput> scaled_out;  // one token: also Y * weight (no norm, SwiGLU or RoPE)
   // Unset: ChooseMatMulKernel. Set: that kernel (the tests hold each kernel to the reference on
   // every shape); MatVec throws past its 4 tokens, CoopMat where the device has none.
   std::optional<MatMulKernel> kernel;

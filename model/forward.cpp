@@ -20,7 +20,8 @@
 // The SwiGLU folds into the gate|up product's epilogue, whose gate and up rows are never stored. A
 // norm folds into the projection that reads it and RoPE (with the KV cache store) into the q|k|v
 // projection, when that runs as a matrix x vector (decode; a large K-quant gate|up, whose row
-// groups would each repeat the norm's work, has its norm apart: ops::MatMul); for prefill, ops
+// groups would each repeat the norm's work, reads x * w_post that the o product stored beside x,
+// and the LM head has its norm apart: ops::MatMul); for prefill, ops
 // records the norm (into xn) and RoPE as dispatches of their own, and q|k|v, o and down, whose few
 // outputs leave a big GPU's SMs idle, may split along K, their splits in `splits` (attention's
 // partials otherwise) and summed by one more dispatch.
@@ -451,6 +452,15 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
   // x = embed[ids]   (the first stage only; a later one receives x from the stage before)
   if (range.begin == 0) ops::Embed(g, w.embed, s.ids, s.x, tokens, "embed");
 
+  // One token: where gate|up's norm would be a dispatch of its own (ops::NormApartFor), the o
+  // product that adds to x also stores x * w_post into xn (ops::ScaledOutput), which gate|up reads
+  // as its input, summing x's squares itself for 1 / rms. Not where xn overlaps attention's output,
+  // which o reads.
+  const bool o_scales = tokens == 1 && [&] {
+    const BufferRange xn = s.xn(), attn = s.attn();
+    return xn.offset + xn.size <= attn.offset || attn.offset + attn.size <= xn.offset;
+  }();
+
   for (uint32_t l = range.begin; l < range.end; ++l) {
     const LayerWeights& L = w.layers[l];
     std::vector<ops::MatMulArgs> qkv;
@@ -524,23 +534,30 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     ops::Attention(g, attention, "attention");
     // maps = reduce(p): what the capture keeps of p (attention_reduce, attention_live)
     if (captured && probs->consume) probs->consume(g, l);
-    // x = x + a Wo^T
-    ops::MatMul(g,
-                {.w = L.o,
-                 .x = s.attn(),
-                 .y = s.x,
-                 .tokens = tokens,
-                 .residual = BufferRange(s.x),
-                 .split_scratch = BufferRange(s.splits),
-                 .dequant_scratch = BufferRange(s.dequant)},
-                "o_proj");
+    // x = x + a Wo^T   (and xn = x * w_post, as above)
+    const bool h_scaled =
+        o_scales && !L.moe && L.gate_up.size() == 1 &&
+        ops::NormApartFor(L.gate_up[0].w.dtype, tokens, uint64_t{L.gate_up[0].w.rows} * L.gate_up[0].w.cols);
+    ops::MatMul(
+        g,
+        {.w = L.o,
+         .x = s.attn(),
+         .y = s.x,
+         .tokens = tokens,
+         .residual = BufferRange(s.x),
+         .scaled_out = h_scaled ? std::optional(ops::ScaledOutput{.weight = L.post_norm, .out = s.xn()}) : std::nullopt,
+         .split_scratch = BufferRange(s.splits),
+         .dequant_scratch = BufferRange(s.dequant)},
+        "o_proj");
     if (L.moe) {
       RecordMoe(g, c, *L.moe, L.post_norm, s, tokens, l);
       continue;
     }
     // m = silu(h Wg^T) * (h Wu^T),  h = rmsnorm(x) * w_post
-    RecordGateUp(g, L.gate_up, s.x, ops::RmsNormInput{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn()},
-                 s.gate_up(), s.mlp(), tokens, c.intermediate_size, "gate_up", BufferRange(s.dequant));
+    RecordGateUp(
+        g, L.gate_up, s.x,
+        ops::RmsNormInput{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn(), .prescaled = h_scaled},
+        s.gate_up(), s.mlp(), tokens, c.intermediate_size, "gate_up", BufferRange(s.dequant));
     // x = x + m Wdown^T
     ops::MatMul(g,
                 {.w = L.down,

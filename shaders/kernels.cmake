@@ -28,6 +28,16 @@ qwenvk_kernel(OP MatVec SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES 
               BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)
 qwenvk_kernel(OP MatVecNorm NAME matvec_norm SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ONE_TOKEN NORMED_OUT
               BINDINGS w x y bias residual norm_weight normed WRITES y normed PUSH MatVecPush LOCAL_SIZE 128)
+# One token's residual product (o) that also stores its output times the next norm's weight
+# (`scaled`): the next product's input but for 1 / rms, which that product (matvec_prescaled, x
+# bound as norm_weight) sums once a workgroup, so that decode's large K-quant gate|up needs no
+# rmsnorm dispatch. Variants of their own: the code costs the other products 1-2% unused.
+qwenvk_kernel(OP MatVecScaledOut NAME matvec_scaled_out SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              DEFINES ONE_TOKEN NO_NORM SCALED_OUT
+              BINDINGS w x y bias residual norm_weight scaled WRITES y scaled PUSH MatVecPush LOCAL_SIZE 128)
+qwenvk_kernel(OP MatVecPrescaled NAME matvec_prescaled SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              DEFINES ONE_TOKEN NO_NORM PRESCALED
+              BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)
 qwenvk_kernel(OP MatVecTokens NAME matvec_tokens SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)
 # Decode's fused q|k|v projection with RoPE and the KV cache store folded into its epilogue; one

@@ -13,6 +13,12 @@
 //     reads only the chosen experts' weights, and the host never sees the choice.
 //     With QVK_FLAG_SHARED (the down product) Qwen2-MoE's shared expert is added too, after the
 //     sum over experts and the residual: + shared_out[t, o] * sigmoid(shared_gate[t]).
+//   PRESCALED (matvec_prescaled, one token): X is already x * norm_weight, stored by the product
+//     before (SCALED_OUT), and the norm_weight binding holds x itself, whose squares each workgroup
+//     sums once after its products: in = X / rms(x), with no norm work in the row groups (where the
+//     norm would otherwise be a dispatch of its own: a large K-quant gate|up).
+//   SCALED_OUT (matvec_scaled_out, one token, no SwiGLU): Y and also scaled[o] = Y[o] *
+//     norm_weight[o], the next norm's weight: that product's prescaled input.
 //   NORMED_OUT (matvec_norm) with QVK_FLAG_STORE_NORMED: the first workgroup also stores the
 //     token's in = rmsnorm(X) * norm_weight, for the products after this one to read as it is (a
 //     MoE layer's router, where the experts' products take the norm apart: no rmsnorm dispatch).
@@ -61,6 +67,9 @@ layout(binding = 9) writeonly buffer VCache { float16_t v_cache[]; };
 #endif
 #if defined(NORMED_OUT)
 layout(binding = 6) writeonly buffer Normed { float normed[]; };
+#endif
+#if defined(SCALED_OUT)
+layout(binding = 6) writeonly buffer Scaled { float scaled[]; };
 #endif
 #if defined(CHOOSE_EXPERTS)
 layout(binding = 6) writeonly buffer Ids { uint ids[]; };
@@ -343,8 +352,33 @@ void sum_over_lanes(uint tid, uint group, uint lane, uint outputs, float sums[SL
 
 // 1 / rms of token t's X, or 1 without the norm.
 float inv_rms(float squares[TOKENS], uint t) {
+#if defined(PRESCALED)
+  return inversesqrt(squares[t] / float(p.cols) + p.eps);
+#else
   return has(QVK_FLAG_NORM) ? inversesqrt(squares[t] / float(p.cols) + p.eps) : 1.0;
+#endif
 }
+
+#if defined(PRESCALED)
+// The sum of x's squares (x in the norm_weight binding), once a workgroup, every invocation taking
+// every WG-th float; each invocation gets the total. Called after the products, whose loads it
+// would otherwise hold back.
+shared float subgroup_squares[WG];
+float x_squares(uint tid) {
+  float v = 0.0;
+  if (p.cols % 4u == 0u) {
+    for (uint i = tid; i < p.cols / 4u; i += WG) v += dot(norm_weight4[i], norm_weight4[i]);
+  } else {
+    for (uint i = tid; i < p.cols; i += WG) v += norm_weight[i] * norm_weight[i];
+  }
+  v = subgroupAdd(v);
+  if (subgroupElect()) subgroup_squares[gl_SubgroupID] = v;
+  barrier();
+  float total = 0.0;
+  for (uint i = 0; i < gl_NumSubgroups; ++i) total += subgroup_squares[i];
+  return total;
+}
+#endif
 
 #if defined(ROPE)
 // Output o is the pair of rows (i, i + D/2) of a head, the two elements RoPE rotates together.
@@ -402,15 +436,21 @@ void store(uint o, Epilogue e, float first[TOKENS], float second[TOKENS], float 
 // Output o's rows: its own, and with SwiGLU its up row after all gate rows.
 uint weight_row(uint o, uint second) { return o + second * p.rows; }
 
-// What output o's epilogue reads: its bias and each token's residual.
+// What output o's epilogue reads: its bias and each token's residual (and SCALED_OUT's weight).
 struct Epilogue {
   float bias;
   float residual[TOKENS];
+#if defined(SCALED_OUT)
+  float scale;
+#endif
 };
 Epilogue prefetch(uint o) {
   Epilogue e;
   const uint out_col = p.col_offset + o;
   e.bias = has(QVK_FLAG_BIAS) ? bias[out_col] : 0.0;
+#if defined(SCALED_OUT)
+  e.scale = norm_weight[out_col];
+#endif
   [[unroll]] for (uint t = 0; t < TOKENS; ++t) {
     if (t >= p.tokens) break;
     e.residual[t] = has(QVK_FLAG_RESIDUAL) ? residual[y_first + t * p.y_stride + out_col] : 0.0;
@@ -432,6 +472,9 @@ void store(uint o, Epilogue e, float first[TOKENS], float second[TOKENS], float 
     if (has(QVK_FLAG_SHARED)) out_value += shared_out[out_index] / (1.0 + exp(-shared_gate[gl_WorkGroupID.y]));
 #endif
     y[out_index] = out_value;
+#if defined(SCALED_OUT)
+    scaled[out_index] = out_value * e.scale;
+#endif
   }
 }
 #endif
@@ -519,6 +562,9 @@ void main() {
   accumulate(rows, lane, sums, squares);
   float first_sums[TOKENS], second_sums[TOKENS], group_squares[TOKENS];
   sum_over_lanes(tid, group, lane, outputs, sums, squares, first_sums, second_sums, group_squares);
+#if defined(PRESCALED)
+  group_squares[0] = x_squares(tid);
+#endif
   if (stores) store(first + lane, epilogue, first_sums, second_sums, group_squares);
 #if defined(NORMED_OUT)
   if (has(QVK_FLAG_STORE_NORMED) && gl_WorkGroupID == uvec3(0u)) store_normed(tid, lane, group, group_squares);

@@ -305,12 +305,56 @@ TEST_F(GpuTest, LargeKQuantProductHasItsNormApart) {
   EXPECT_EQ(dispatches(DType::Q4_0, 2 * 8960, 1536, 1, true), 1u);
 }
 
+// One token's residual product that also stores its output times the next norm's weight
+// (ScaledOutput) gives the product after it its input: the stored values exactly, and read
+// prescaled (its 1 / rms summed once a workgroup), that product's outputs are those of the same
+// product normalizing the stored output itself, to float rounding (one dispatch each, no
+// rmsnorm), for row lengths of whole units and not, and X rows of whole vec4s and not.
+TEST_F(GpuTest, ScaledOutputGivesTheNextProductItsInput) {
+  for (const DType type : {DType::F32, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    for (const uint32_t n : {512u, 510u}) {
+      if (n % BlockElements(type) != 0) continue;
+      SCOPED_TRACE(fmt::format("{} rows of {}", DTypeName(type), n));
+      const uint32_t k = 96, rows = 37;
+      const auto w1 = RandomWeights(DType::F32, n, k, 3), w2 = RandomWeights(type, rows, n, 4);
+      Buffer w1b = UploadWeights(DType::F32, w1, n, k), w2b = UploadWeights(type, w2, rows, n);
+      const std::vector<float> norm_weight = RandomFloats(n, 5, 1.0f);
+      Buffer a = Upload(RandomFloats(k, 6, 1.0f)), x = Upload(RandomFloats(n, 7, 1.0f));
+      Buffer nw = Upload(norm_weight), scaled = Poisoned(n * 4), scratch = Poisoned(n * 4);
+      Buffer prescaled_y = Poisoned(rows * 4), folded_y = Poisoned(rows * 4);
+      Graph g(device());
+      ops::MatMul(g, {.w = {&w1b, 0, DType::F32, n, k},
+                      .x = a,
+                      .y = x,
+                      .residual = BufferRange(x),
+                      .scaled_out = ops::ScaledOutput{.weight = nw, .out = scaled}});
+      ops::MatMul(g, {.w = {&w2b, 0, type, rows, n},
+                      .x = x,
+                      .y = prescaled_y,
+                      .norm = ops::RmsNormInput{.weight = nw, .eps = 1e-6f, .scratch = scaled, .prescaled = true}});
+      ops::MatMul(g, {.w = {&w2b, 0, type, rows, n},
+                      .x = x,
+                      .y = folded_y,
+                      .norm = ops::RmsNormInput{.weight = nw, .eps = 1e-6f, .scratch = scratch}});
+      EXPECT_EQ(g.dispatch_count(), 3u);
+      g.Run();
+      const auto xs = Download<float>(x, n), got_scaled = Download<float>(scaled, n);
+      for (uint32_t i = 0; i < n; ++i) ASSERT_EQ(got_scaled[i], xs[i] * norm_weight[i]) << "column " << i;
+      const auto prescaled_out = Download<float>(prescaled_y, rows), folded_out = Download<float>(folded_y, rows);
+      for (uint32_t r = 0; r < rows; ++r) {
+        ASSERT_TRUE(std::isfinite(folded_out[r])) << "row " << r;
+        ASSERT_NEAR(prescaled_out[r], folded_out[r], 1e-5f * std::max(1.0f, std::abs(folded_out[r]))) << "row " << r;
+      }
+    }
+  }
+}
+
 // Row groups of K-quant units take at least 8 lanes, so that a round reads a row's units in pieces
 // of at least a 128-byte line, even where the estimate ties at the DRAM bound (1.5B's LM head,
 // whose plan was 2 lanes).
 TEST_F(GpuTest, KQuantMatVecRowGroupsTakeEightLanesOrMore) {
   for (const DType type : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
-    for (const auto [rows, cols] : {std::pair{151936u, 1536u}, {152064u, 3584u}, {8u, 256u}, {3584u, 18944u}}) {
+    for (const auto& [rows, cols] : {std::pair{151936u, 1536u}, {152064u, 3584u}, {8u, 256u}, {3584u, 18944u}}) {
       const ops::MatVecSplit split =
           ops::PlanMatVec(info(), {.type = type, .rows = rows, .cols = cols, .x_stride = cols, .tokens = 1});
       EXPECT_GE(split.lanes, 8u) << DTypeName(type) << " " << rows << " x " << cols;
