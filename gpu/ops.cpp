@@ -689,7 +689,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   const bool one_token = a.tokens == 1;
   // X already times the norm's weight, where one token's matvec reads it (elsewhere X is normalized
   // as without it: the product before stored X too).
-  const bool prescaled = a.norm && a.norm->prescaled && matvec && one_token && !rope;
+  const bool prescaled = a.norm && a.norm->prescaled && matvec && one_token;
   Require(!prescaled || (!a.norm->store && a.norm->scratch.size >= a.w.cols * 4ull), "matmul",
           "a prescaled input is read from a norm scratch of w.cols floats, and never stored");
   Require(!a.scaled_out || (matvec && one_token && !a.norm && !a.swiglu && !rope), "matmul",
@@ -713,7 +713,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   }
 
   const bool normalizes = a.norm && !prescaled;  // inside the matvec's row groups
-  const KernelOp op = rope && one_token             ? KernelOp::MatVecRope
+  const KernelOp op = rope && one_token             ? (prescaled ? KernelOp::MatVecRopePrescaled : KernelOp::MatVecRope)
                       : rope                        ? KernelOp::MatVecRopeTokens
                       : matvec && one_token         ? (normalizes     ? KernelOp::MatVecNorm
                                                        : prescaled    ? KernelOp::MatVecPrescaled
@@ -914,6 +914,11 @@ void RecordRmsNorm(Graph& g, KernelId kernel, uint32_t y_bytes, BufferRange x, B
 void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,
              std::string_view label) {
   RecordRmsNorm(g, KernelId::RmsNorm, 4, x, weight, y, tokens, cols, eps, label);
+}
+
+void ScaleByWeight(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols,
+                   std::string_view label) {
+  RecordRmsNorm(g, KernelId::ScaleByWeight, 4, x, weight, y, tokens, cols, 0.0f, label);
 }
 
 void RmsNormToF16(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,

@@ -159,9 +159,9 @@ struct RmsNormInput {
   // separate RmsNorm where there is one, else (one token's matvec) by the product's first
   // workgroup, with no dispatch of its own; MatMul refuses it for 2 to 4 tokens on the matvec.
   bool store = false;
-  // One token without RoPE: `scratch` already holds X * weight, which the product before stored
-  // (MatMulArgs::scaled_out); the matvec reads it, with no norm work in its row groups, and sums
-  // X's squares once a workgroup for 1 / rms. Other paths normalize X as without it.
+  // One token: `scratch` already holds X * weight, which the product before stored
+  // (MatMulArgs::scaled_out, or ScaleByWeight); the matvec reads it, with no norm work in its row
+  // groups, and sums X's squares once a workgroup for 1 / rms. Other paths normalize X as without it.
   bool prescaled = false;
 };
 // One token's output times a weight, stored beside the output: the next product's input but for
@@ -257,6 +257,10 @@ bool DequantizesToF16(DType type, uint32_t cols);
 // Y[t, :] = X[t, :] / sqrt(mean(X[t, :]^2) + eps) * weight    (weight [cols] f32)
 void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,
              std::string_view label = {});
+// Y[t, :] = X[t, :] * weight: what a ScaledOutput stores, to the bit (RmsNormInput::prescaled
+// where no product before stored it).
+void ScaleByWeight(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols,
+                   std::string_view label = {});
 // Y[t, c] = f16(X[t * x_stride + c]), rounded to nearest as DequantizeToF16 rounds, Y rows of `cols`
 // (a multiple of 8) halves: the input MatMul gives a product of rounded weights. Needs 16-bit float
 // arithmetic.

@@ -460,21 +460,39 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
     const BufferRange xn = s.xn(), attn = s.attn();
     return xn.offset + xn.size <= attn.offset || attn.offset + attn.size <= xn.offset;
   }();
+  // And q|k|v, where its rows are large K-quants by the same rule (Qwen3-8B's, 25M weights; not
+  // Qwen2.5-7B's 16.5M): the down product before stores x * w_in, or where none on this device did
+  // (its first layer, or one after a MoE layer) a scale_by_weight dispatch, to the bit, so that a
+  // model split across devices computes what one device would.
+  const auto qkv_prescaled = [&](uint32_t l) {
+    uint64_t weights = 0;
+    for (const Projection& part : w.layers[l].qkv) weights += uint64_t{part.w.rows} * part.w.cols;
+    bool all = tokens == 1;
+    for (const Projection& part : w.layers[l].qkv) all = all && ops::NormApartFor(part.w.dtype, tokens, weights);
+    return all;
+  };
+  bool x_scaled = false;  // xn holds x * this layer's w_in: the down product before stored it
 
   for (uint32_t l = range.begin; l < range.end; ++l) {
     const LayerWeights& L = w.layers[l];
+    const bool in_prescaled = qkv_prescaled(l);
+    // xn = x * w_in   (where q|k|v reads it so and no product before stored it)
+    if (in_prescaled && !x_scaled) ops::ScaleByWeight(g, s.x, L.input_norm, s.xn(), tokens, c.hidden_size, "qkv_scale");
     std::vector<ops::MatMulArgs> qkv;
     for (const Projection& part : L.qkv) {
-      qkv.push_back({.w = part.w,
-                     .x = s.x,
-                     .y = s.qkv(),
-                     .tokens = tokens,
-                     .y_stride = qkv_width,
-                     .y_offset = part.y_offset,
-                     .bias = c.qkv_bias ? std::optional(BufferRange(L.qkv_bias)) : std::nullopt,
-                     .norm = ops::RmsNormInput{.weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn()},
-                     .split_scratch = BufferRange(s.splits),
-                     .dequant_scratch = BufferRange(s.dequant)});
+      qkv.push_back(
+          {.w = part.w,
+           .x = s.x,
+           .y = s.qkv(),
+           .tokens = tokens,
+           .y_stride = qkv_width,
+           .y_offset = part.y_offset,
+           .bias = c.qkv_bias ? std::optional(BufferRange(L.qkv_bias)) : std::nullopt,
+           .norm =
+               ops::RmsNormInput{
+                   .weight = L.input_norm, .eps = c.rms_norm_eps, .scratch = s.xn(), .prescaled = in_prescaled},
+           .split_scratch = BufferRange(s.splits),
+           .dequant_scratch = BufferRange(s.dequant)});
     }
     const ops::RopeArgs rope{.qkv = s.qkv(),
                              .positions = s.positions,
@@ -549,6 +567,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
          .split_scratch = BufferRange(s.splits),
          .dequant_scratch = BufferRange(s.dequant)},
         "o_proj");
+    x_scaled = false;
     if (L.moe) {
       RecordMoe(g, c, *L.moe, L.post_norm, s, tokens, l);
       continue;
@@ -558,16 +577,20 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
         g, L.gate_up, s.x,
         ops::RmsNormInput{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn(), .prescaled = h_scaled},
         s.gate_up(), s.mlp(), tokens, c.intermediate_size, "gate_up", BufferRange(s.dequant));
-    // x = x + m Wdown^T
-    ops::MatMul(g,
-                {.w = L.down,
-                 .x = s.mlp(),
-                 .y = s.x,
-                 .tokens = tokens,
-                 .residual = BufferRange(s.x),
-                 .split_scratch = BufferRange(s.splits),
-                 .dequant_scratch = BufferRange(s.dequant)},
-                "down");
+    // x = x + m Wdown^T   (and xn = x * the next layer's w_in, as above)
+    x_scaled = l + 1 < range.end && qkv_prescaled(l + 1);
+    ops::MatMul(
+        g,
+        {.w = L.down,
+         .x = s.mlp(),
+         .y = s.x,
+         .tokens = tokens,
+         .residual = BufferRange(s.x),
+         .scaled_out = x_scaled ? std::optional(ops::ScaledOutput{.weight = w.layers[l + 1].input_norm, .out = s.xn()})
+                                : std::nullopt,
+         .split_scratch = BufferRange(s.splits),
+         .dequant_scratch = BufferRange(s.dequant)},
+        "down");
   }
 }
 

@@ -28,10 +28,11 @@ qwenvk_kernel(OP MatVec SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES 
               BINDINGS w x y bias residual norm_weight WRITES y PUSH MatVecPush LOCAL_SIZE 128)
 qwenvk_kernel(OP MatVecNorm NAME matvec_norm SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ONE_TOKEN NORMED_OUT
               BINDINGS w x y bias residual norm_weight normed WRITES y normed PUSH MatVecPush LOCAL_SIZE 128)
-# One token's residual product (o) that also stores its output times the next norm's weight
-# (`scaled`): the next product's input but for 1 / rms, which that product (matvec_prescaled, x
-# bound as norm_weight) sums once a workgroup, so that decode's large K-quant gate|up needs no
-# rmsnorm dispatch. Variants of their own: the code costs the other products 1-2% unused.
+# One token's residual product (o, down) that also stores its output times the next norm's weight
+# (`scaled`): the next product's input but for 1 / rms, which that product (matvec_prescaled and
+# matvec_rope_prescaled, x bound as norm_weight) sums once a workgroup, so that decode's large
+# K-quant gate|up needs no rmsnorm dispatch and its large K-quant q|k|v no norm work in its row
+# groups. Variants of their own: the code costs the other products 1-2% unused.
 qwenvk_kernel(OP MatVecScaledOut NAME matvec_scaled_out SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
               DEFINES ONE_TOKEN NO_NORM SCALED_OUT
               BINDINGS w x y bias residual norm_weight scaled WRITES y scaled PUSH MatVecPush LOCAL_SIZE 128)
@@ -43,6 +44,10 @@ qwenvk_kernel(OP MatVecTokens NAME matvec_tokens SOURCE matvec.comp TYPES ${QWEN
 # Decode's fused q|k|v projection with RoPE and the KV cache store folded into its epilogue; one
 # token, and 2 to QVK_MATVEC_MAX_TOKENS.
 qwenvk_kernel(OP MatVecRope NAME matvec_rope SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES} DEFINES ROPE ONE_TOKEN
+              BINDINGS w x y bias residual norm_weight positions inv_freq k_cache v_cache WRITES y k_cache v_cache
+              PUSH MatVecPush LOCAL_SIZE 128)
+qwenvk_kernel(OP MatVecRopePrescaled NAME matvec_rope_prescaled SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              DEFINES ROPE ONE_TOKEN PRESCALED
               BINDINGS w x y bias residual norm_weight positions inv_freq k_cache v_cache WRITES y k_cache v_cache
               PUSH MatVecPush LOCAL_SIZE 128)
 qwenvk_kernel(OP MatVecRopeTokens NAME matvec_rope_tokens SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
@@ -135,6 +140,10 @@ qwenvk_kernel(OP RmsNorm SOURCE rmsnorm.comp
 # The same, Y rounded to nearest f16: the input of a product of rounded weights (X_HALF there).
 qwenvk_kernel(OP RmsNormF16 NAME rmsnorm_f16 SOURCE rmsnorm.comp DEFINES Y_HALF
               BINDINGS x weight y WRITES y PUSH RmsNormPush LOCAL_SIZE 256 FEATURES float16)
+# Y = X * weight, no 1 / rms: a prescaled product's input (matvec_prescaled) where no product
+# before it stored one, e.g. the first layer a device runs.
+qwenvk_kernel(OP ScaleByWeight NAME scale_by_weight SOURCE rmsnorm.comp DEFINES SCALE_ONLY
+              BINDINGS x weight y WRITES y PUSH RmsNormPush LOCAL_SIZE 256)
 # Qwen3's q and k RMSNorm per head, then RoPE and the cache stores, in one dispatch.
 qwenvk_kernel(OP HeadNormRope NAME head_norm_rope SOURCE head_norm_rope.comp
               BINDINGS qkv positions inv_freq k_cache v_cache weight WRITES qkv k_cache v_cache

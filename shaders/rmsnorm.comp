@@ -1,6 +1,7 @@
 #version 450
 // RMSNorm, one workgroup per row: Y = X * inversesqrt(mean(X^2) + eps) * weight (all f32, as
-// transformers computes it before casting back).
+// transformers computes it before casting back); SCALE_ONLY (scale_by_weight): Y = X * weight, the
+// product that matvec's SCALED_OUT stores, to the bit.
 //
 // A decode step normalizes a single row in a dispatch of its own (ops: a K-quant gate|up product
 // with its norm apart), so one workgroup's latency is the kernel's time: rows of whole vec4 are
@@ -50,7 +51,11 @@ void main() {
       }
       [[unroll]] for (uint k = 0; k < kLoads; ++k) sum_sq += dot(v[k], v[k]);
     }
+#if defined(SCALE_ONLY)
+    const float inv_rms = 1.0;
+#else
     const float inv_rms = inversesqrt(workgroup_sum(sum_sq) / float(p.cols) + p.eps);
+#endif
     for (uint first = tid; first < n4; first += kLoads * WG) {
       [[unroll]] for (uint k = 0; k < kLoads; ++k) {
         const uint i = first + k * WG;
@@ -59,7 +64,11 @@ void main() {
     }
     return;
   }
+#if defined(SCALE_ONLY)
+  const float inv_rms = 1.0;
+#else
   for (uint i = tid; i < p.cols; i += WG) sum_sq += x[xb + i] * x[xb + i];
   const float inv_rms = inversesqrt(workgroup_sum(sum_sq) / float(p.cols) + p.eps);
+#endif
   for (uint i = tid; i < p.cols; i += WG) store(yb + i, x[xb + i] * inv_rms * weight[i]);
 }

@@ -26,6 +26,9 @@ struct MatVecRopeCase {
   std::vector<PartSpec> parts;
   uint32_t hidden, n_heads, n_kv_heads, head_dim, tokens, first_position;
   bool yarn = false;
+  // X * norm weight stored first (ScaleByWeight) and read prescaled (matvec_rope_prescaled); past
+  // one token the products normalize X as without it.
+  bool prescaled = false;
 };
 
 void PrintTo(const MatVecRopeCase& c, std::ostream* os) {
@@ -55,6 +58,11 @@ std::vector<MatVecRopeCase> Cases() {
   // Qwen2.5-1.5B's and 7B's layouts (head_dim 128) in Q4_K, as their Q4_K_M files store q|k.
   cases.push_back({"q15_Q4_K_t1_pos3000", {{DType::Q4_K, 0, 12 + 2 * 2}}, 1536, 12, 2, 128, 1, 3000});
   cases.push_back({"q7_Q4_K_t1_pos0", {{DType::Q4_K, 0, 28 + 2 * 4}}, 3584, 28, 4, 128, 1, 0});
+  cases.push_back({"q7_Q4_K_t1_pos0_prescaled", {{DType::Q4_K, 0, 28 + 2 * 4}}, 3584, 28, 4, 128, 1, 0, false, true});
+  cases.push_back(
+      {"small_F16_t1_pos3000_one_pair_prescaled", {{DType::F16, 0, 4 + 2 * 2}}, 128, 4, 2, 16, 1, 3000, false, true});
+  cases.push_back({"q05_two_parts_t1_pos3000_prescaled", q4_k_m, 896, 14, 2, 64, 1, 3000, false, true});
+  cases.push_back({"q05_two_parts_t3_pos3000_prescaled_unused", q4_k_m, 896, 14, 2, 64, 3, 3000, false, true});
   // Past matvec's 4 tokens: the products, then a separate Rope dispatch, to the same result.
   cases.push_back({"q05_Q4_0_t5_pos3000_fallback", {{DType::Q4_0, 0, 18}}, 896, 14, 2, 64, 5, 3000});
   cases.push_back({"q05_two_parts_t5_pos0_fallback", q4_k_m, 896, 14, 2, 64, 5, 0});
@@ -115,18 +123,21 @@ TEST_P(MatVecRopeTest, MatchesProductsThenRope) {
       }
     }
     weights.push_back(UploadWeights(part.type, w, rows, c.hidden));
-    parts.push_back({.w = {&weights.back(), 0, part.type, rows, c.hidden},
-                     .x = xb,
-                     .y = qkv_buf,
-                     .tokens = T,
-                     .y_stride = width,
-                     .y_offset = y_offset,
-                     .bias = BufferRange(bb),
-                     .norm = ops::RmsNormInput{.weight = nb, .eps = eps, .scratch = norm_scratch},
-                     .kernel = F32MatMulKernel(T)});
+    parts.push_back(
+        {.w = {&weights.back(), 0, part.type, rows, c.hidden},
+         .x = xb,
+         .y = qkv_buf,
+         .tokens = T,
+         .y_stride = width,
+         .y_offset = y_offset,
+         .bias = BufferRange(bb),
+         .norm = ops::RmsNormInput{.weight = nb, .eps = eps, .scratch = norm_scratch, .prescaled = c.prescaled},
+         .kernel = F32MatMulKernel(T)});
   }
 
   Graph g(device());
+  if (c.prescaled) ops::ScaleByWeight(g, xb, nb, norm_scratch, T, c.hidden);
+  const uint32_t scale_dispatches = c.prescaled ? 1 : 0;
   ops::MatMulRope(g, parts,
                   {.qkv = qkv_buf,
                    .positions = pos_buf,
@@ -142,9 +153,9 @@ TEST_P(MatVecRopeTest, MatchesProductsThenRope) {
                   "qkv", "rope");
   // Decode folds the rotation into the products' epilogue: one dispatch per part, nothing else.
   if (T <= 4) {
-    EXPECT_EQ(g.dispatch_count(), parts.size());
+    EXPECT_EQ(g.dispatch_count(), scale_dispatches + parts.size());
   } else {
-    EXPECT_GT(g.dispatch_count(), parts.size());
+    EXPECT_GT(g.dispatch_count(), scale_dispatches + parts.size());
   }
   g.Run();
 

@@ -309,7 +309,8 @@ TEST_F(GpuTest, LargeKQuantProductHasItsNormApart) {
 // (ScaledOutput) gives the product after it its input: the stored values exactly, and read
 // prescaled (its 1 / rms summed once a workgroup), that product's outputs are those of the same
 // product normalizing the stored output itself, to float rounding (one dispatch each, no
-// rmsnorm), for row lengths of whole units and not, and X rows of whole vec4s and not.
+// rmsnorm), for row lengths of whole units and not, and X rows of whole vec4s and not; ScaleByWeight
+// stores what the product does.
 TEST_F(GpuTest, ScaledOutputGivesTheNextProductItsInput) {
   for (const DType type : {DType::F32, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
     for (const uint32_t n : {512u, 510u}) {
@@ -336,10 +337,17 @@ TEST_F(GpuTest, ScaledOutputGivesTheNextProductItsInput) {
                       .x = x,
                       .y = folded_y,
                       .norm = ops::RmsNormInput{.weight = nw, .eps = 1e-6f, .scratch = scratch}});
-      EXPECT_EQ(g.dispatch_count(), 3u);
+      // The dispatch that stands in for a product's scaled output where none ran stores the same.
+      Buffer scaled_alone = Poisoned(n * 4);
+      ops::ScaleByWeight(g, x, nw, scaled_alone, 1, n);
+      EXPECT_EQ(g.dispatch_count(), 4u);
       g.Run();
-      const auto xs = Download<float>(x, n), got_scaled = Download<float>(scaled, n);
-      for (uint32_t i = 0; i < n; ++i) ASSERT_EQ(got_scaled[i], xs[i] * norm_weight[i]) << "column " << i;
+      const auto xs = Download<float>(x, n), got_scaled = Download<float>(scaled, n),
+                 got_alone = Download<float>(scaled_alone, n);
+      for (uint32_t i = 0; i < n; ++i) {
+        ASSERT_EQ(got_scaled[i], xs[i] * norm_weight[i]) << "column " << i;
+        ASSERT_EQ(got_alone[i], got_scaled[i]) << "column " << i;
+      }
       const auto prescaled_out = Download<float>(prescaled_y, rows), folded_out = Download<float>(folded_y, rows);
       for (uint32_t r = 0; r < rows; ++r) {
         ASSERT_TRUE(std::isfinite(folded_out[r])) << "row " << r;
