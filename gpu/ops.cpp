@@ -620,8 +620,9 @@ void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view 
 // The LM head too (no RoPE, 136-545M weights): its row groups repeat X's side for every two of
 // 150 000 rows; apart, at 8 lanes a group, 1.5B Q4_K_M's took 115 + 5 us a step, folded 143, and
 // 7B's 245 + 6 against 322 (session 33; session 26 had measured it apart at 689 us, the planner
-// then giving it 2 lanes a group). Not q|k|v (7B: 89 us saved a step, more than that in rmsnorm
-// dispatches): RoPE's products keep their norm.
+// then giving it 2 lanes a group). Not q|k|v with RoPE folded in (7B: 89 us saved a step, more
+// than that in rmsnorm dispatches): there a large K-quant q|k|v reads its input prescaled instead
+// (RmsNormInput::prescaled), as gate|up does where the o product before stored it.
 constexpr uint64_t kNormApartMinWeights = uint64_t{16} << 20;
 bool NormApartFor(DType type, uint32_t tokens, uint64_t weights) {
   return tokens == 1 && MatVecSlots(type) == 2 && weights >= kNormApartMinWeights;

@@ -21,7 +21,8 @@
 // norm folds into the projection that reads it and RoPE (with the KV cache store) into the q|k|v
 // projection, when that runs as a matrix x vector (decode; a large K-quant gate|up, whose row
 // groups would each repeat the norm's work, reads x * w_post that the o product stored beside x,
-// and the LM head has its norm apart: ops::MatMul); for prefill, ops
+// a large K-quant q|k|v likewise x * w_in from the down product before, and the LM head has its
+// norm apart: ops::MatMul); for prefill, ops
 // records the norm (into xn) and RoPE as dispatches of their own, and q|k|v, o and down, whose few
 // outputs leave a big GPU's SMs idle, may split along K, their splits in `splits` (attention's
 // partials otherwise) and summed by one more dispatch.
