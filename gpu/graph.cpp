@@ -38,6 +38,10 @@ BufferRange SubRange(const BufferRange& r, VkDeviceSize offset, VkDeviceSize siz
   return BufferRange(*r.buffer, r.offset + offset, size);
 }
 
+bool Apart(const BufferRange& p, const BufferRange& q) {
+  return p.buffer != q.buffer || p.offset + p.size <= q.offset || q.offset + q.size <= p.offset;
+}
+
 Groups GridFor(uint64_t items) {
   constexpr uint64_t kMaxX = 65535;
   if (items <= kMaxX) return {static_cast<uint32_t>(std::max<uint64_t>(items, 1)), 1, 1};

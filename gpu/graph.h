@@ -33,6 +33,8 @@ struct BufferRange {
 
 // `size` bytes of r from `offset` (relative to r's start): a part of r for a kernel to see.
 BufferRange SubRange(const BufferRange& r, VkDeviceSize offset, VkDeviceSize size);
+// Whether two ranges share no byte.
+bool Apart(const BufferRange& p, const BufferRange& q);
 
 struct Groups {
   uint32_t x = 1, y = 1, z = 1;

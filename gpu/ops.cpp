@@ -649,15 +649,12 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   Require(!a.bias || a.bias->size >= (a.y_offset + outputs) * 4ull, "matmul", "bias too small");
   Require(!a.residual || a.residual->size >= a.y.size, "matmul", "residual smaller than Y");
   Require(!a.norm || a.norm->weight.size >= a.w.cols * 4ull, "matmul", "norm weight too small");
-  const auto apart = [](const BufferRange& p, const BufferRange& q) {
-    return p.buffer != q.buffer || p.offset + p.size <= q.offset || q.offset + q.size <= p.offset;
-  };
   Require(!a.split_scratch ||
-              (apart(*a.split_scratch, a.x) && apart(*a.split_scratch, a.y) &&
-               (!a.residual || apart(*a.split_scratch, *a.residual)) && (!a.bias || apart(*a.split_scratch, *a.bias))),
+              (Apart(*a.split_scratch, a.x) && Apart(*a.split_scratch, a.y) &&
+               (!a.residual || Apart(*a.split_scratch, *a.residual)) && (!a.bias || Apart(*a.split_scratch, *a.bias))),
           "matmul", "the split scratch must not overlap X, Y, the bias or the residual");
-  Require(!a.dequant_scratch || (apart(*a.dequant_scratch, a.x) && apart(*a.dequant_scratch, a.y) &&
-                                 (!a.split_scratch || apart(*a.dequant_scratch, *a.split_scratch))),
+  Require(!a.dequant_scratch || (Apart(*a.dequant_scratch, a.x) && Apart(*a.dequant_scratch, a.y) &&
+                                 (!a.split_scratch || Apart(*a.dequant_scratch, *a.split_scratch))),
           "matmul", "the dequantization scratch must not overlap X, Y or the split scratch");
   const DeviceInfo& device = g.device().info();
   const MatMulKernel path = a.kernel.value_or(ChooseMatMulKernel(device, a.tokens));
@@ -696,8 +693,8 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   Require(!a.scaled_out || (matvec && one_token && !a.norm && !a.swiglu && !rope), "matmul",
           "only one token's matvec without a norm, SwiGLU or RoPE stores a scaled output");
   Require(!a.scaled_out || (a.scaled_out->weight.size >= (a.y_offset + outputs) * 4ull &&
-                            a.scaled_out->out.size >= a.y.size && apart(a.scaled_out->out, a.x) &&
-                            apart(a.scaled_out->out, a.y) && (!a.residual || apart(a.scaled_out->out, *a.residual))),
+                            a.scaled_out->out.size >= a.y.size && Apart(a.scaled_out->out, a.x) &&
+                            Apart(a.scaled_out->out, a.y) && (!a.residual || Apart(a.scaled_out->out, *a.residual))),
           "matmul",
           "the scaled output and its weight must hold Y's rows, and the output lie apart from X, Y and the residual");
   // A norm outside the matvec (a dispatch of its own, or the one that rounds a prefill's X to f16)

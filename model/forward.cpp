@@ -457,10 +457,7 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
   // product that adds to x also stores x * w_post into xn (ops::ScaledOutput), which gate|up reads
   // as its input, summing x's squares itself for 1 / rms. Not where xn overlaps attention's output,
   // which o reads.
-  const bool o_scales = tokens == 1 && [&] {
-    const BufferRange xn = s.xn(), attn = s.attn();
-    return xn.offset + xn.size <= attn.offset || attn.offset + attn.size <= xn.offset;
-  }();
+  const bool o_scales = tokens == 1 && Apart(s.xn(), s.attn());
   // And q|k|v, where its rows are large K-quants by the same rule (Qwen3-8B's, 25M weights; not
   // Qwen2.5-7B's 16.5M): the down product before stores x * w_in, or where none on this device did
   // (its first layer, or one after a MoE layer) a scale_by_weight dispatch, to the bit, so that a

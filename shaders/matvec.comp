@@ -363,7 +363,6 @@ float inv_rms(float squares[TOKENS], uint t) {
 // The sum of x's squares (x in the norm_weight binding), once a workgroup, every invocation taking
 // every WG-th float; each invocation gets the total. Called after the products, whose loads it
 // would otherwise hold back.
-shared float subgroup_squares[WG];
 float x_squares(uint tid) {
   float v = 0.0;
   if (p.cols % 4u == 0u) {
@@ -371,12 +370,7 @@ float x_squares(uint tid) {
   } else {
     for (uint i = tid; i < p.cols; i += WG) v += norm_weight[i] * norm_weight[i];
   }
-  v = subgroupAdd(v);
-  if (subgroupElect()) subgroup_squares[gl_SubgroupID] = v;
-  barrier();
-  float total = 0.0;
-  for (uint i = 0; i < gl_NumSubgroups; ++i) total += subgroup_squares[i];
-  return total;
+  return workgroup_sum(v);
 }
 #endif
 

@@ -105,8 +105,9 @@ struct RegroupPush {
 // Y[t, col_offset + o] = W[o] . in[t] (+ bias[col_offset + o]) (+ R[t, col_offset + o]) for
 // 1..QVK_MATVEC_MAX_TOKENS tokens, in[t] = X[t] or, with QVK_FLAG_NORM,
 // X[t] * inversesqrt(mean(X[t]^2) + eps) * norm_weight (in matvec_prescaled, one token: X is
-// already x * norm_weight, and x itself is bound where norm_weight would be). With QVK_FLAG_SWIGLU, W holds 2 * rows rows
-// (gate rows, then up rows) and Y[t, col_offset + o] = silu(W[o] . in[t]) * (W[rows + o] . in[t]).
+// already x * norm_weight, and x itself is bound where norm_weight would be). With QVK_FLAG_SWIGLU,
+// W holds 2 * rows rows (gate rows, then up rows) and
+// Y[t, col_offset + o] = silu(W[o] . in[t]) * (W[rows + o] . in[t]).
 struct MatVecPush {
   uint rows;         // outputs in this slice
   uint cols;         // inner size K
