@@ -153,10 +153,18 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
   }
   if (shared) {  // before the experts' down product, which in decode adds to x (h's source) and o_s
     // m_s = silu(h Wsg^T) * (h Wsu^T)
+    // (prefill: rows rounded to f16 in chunks first, as a dense layer's gate|up and down)
     RecordGateUp(g, M.shared_gate_up, h, norm, s.shared_gate_up, s.shared_mlp, tokens,
-                 moe.shared_expert_intermediate_size, "shared_gate_up");
+                 moe.shared_expert_intermediate_size, "shared_gate_up", BufferRange(s.dequant));
     // o_s = m_s Wsd^T
-    ops::MatMul(g, {.w = M.shared_down, .x = s.shared_mlp, .y = s.shared_out, .tokens = tokens}, "shared_down");
+    ops::MatMul(g,
+                {.w = M.shared_down,
+                 .x = s.shared_mlp,
+                 .y = s.shared_out,
+                 .tokens = tokens,
+                 .split_scratch = BufferRange(s.splits),
+                 .dequant_scratch = BufferRange(s.dequant)},
+                "shared_down");
     // g_s = h . w_sg
     ops::MatMul(g,
                 {.w = M.shared_gate,
@@ -385,7 +393,12 @@ VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w
     for (const Projection& part : L.qkv) need(part.w);
     need(L.o);
     for (const Projection& part : L.gate_up) need(part.w);
-    if (!L.moe) need(L.down);
+    if (!L.moe) {
+      need(L.down);
+    } else if (L.moe->shared_down.buffer != nullptr) {  // Qwen2-MoE's shared expert
+      for (const Projection& part : L.moe->shared_gate_up) need(part.w);
+      need(L.moe->shared_down);
+    }
   }
   return bytes == 0 ? 0 : std::min(bytes, kMaxPrefillDequantBytes) + ops::RoundedXBytes(tokens, widest);
 }
@@ -415,6 +428,7 @@ uint64_t SplitsBytes(const DeviceInfo& device, const ModelConfig& c, const Model
     } else {
       need(L.moe->router);
       if (L.moe->shared_gate.buffer != nullptr) need(L.moe->shared_gate);
+      if (L.moe->shared_down.buffer != nullptr) need(L.moe->shared_down);
     }
   }
   return bytes;

@@ -460,6 +460,73 @@ INSTANTIATE_TEST_SUITE_P(Moe, MoeRoutingConformanceTest,
                          ::testing::Values(kQwen3Moe, kQwen2Moe, kQwen3MoeGguf, kQwen2MoeSparse, kQwen2MoeSparseGguf),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
 
+// A quantized Qwen2-MoE shared expert goes through prefill as a dense layer's gate|up and down do:
+// on matrix units its rows are rounded to f16 in chunks first (Qwen1.5-MoE-A2.7B Q4_K_M pp512
+// 11 500 -> 13 850 on an H100, session 34); the tiled kernel reads the blocks themselves.
+class SharedExpertTest : public ModelTest {
+ protected:
+  void SetUp() override {
+    ModelTest::SetUp();
+    if (!IsSkipped()) Open(kQwen2MoeSparse);
+  }
+};
+TEST_F(SharedExpertTest, PrefillRoundsItsQuantizedRowsToF16) {
+  DeviceInfo matrix_units = info();
+  matrix_units.coopmat_f16 = true;
+  // The run state's dequantization scratch holds the shared expert's largest chunk and its widest X
+  // rounded to f16: on Qwen1.5-MoE-A2.7B's layer (matrices of its shapes, only their sizes read)
+  // the shared down product's 5 632 columns, where q|k|v and o read 2 048.
+  {
+    const Buffer stand_in;
+    const auto q4_k = [&](uint32_t rows, uint32_t cols) { return Matrix{&stand_in, 0, DType::Q4_K, rows, cols}; };
+    ModelWeights a2_7b;
+    LayerWeights& layer = a2_7b.layers.emplace_back();
+    layer.qkv = {{q4_k(3 * 2048, 2048), 0}};
+    layer.o = q4_k(2048, 2048);
+    layer.moe = MoeLayerWeights{.router = Matrix{&stand_in, 0, DType::F32, 60, 2048},
+                                .gate_up = {{q4_k(60 * 2 * 1408, 2048), 0}},
+                                .down = q4_k(60 * 2048, 1408),
+                                .shared_gate_up = {{q4_k(2 * 5632, 2048), 0}},
+                                .shared_down = q4_k(2048, 5632),
+                                .shared_gate = Matrix{&stand_in, 0, DType::F32, 1, 2048}};
+    for (const uint32_t tokens : {5u, 512u}) {
+      const VkDeviceSize scratch = PrefillDequantBytes(matrix_units, a2_7b, tokens);
+      for (const Matrix& m : {layer.moe->shared_gate_up[0].w, layer.moe->shared_down}) {
+        EXPECT_GE(scratch, std::min(PrefillDequantChunkBytes(m.rows, m.cols, tokens), kMaxPrefillDequantBytes) +
+                               ops::RoundedXBytes(tokens, m.cols))
+            << m.rows << " x " << m.cols << ", " << tokens << " tokens";
+      }
+    }
+  }
+  // The tiny model's prefill with its shared gate|up quantized to Q8_0 on loading (its down's 48
+  // columns are no whole number of Q8_0 blocks, so it stays bf16): where prefill runs on matrix
+  // units, one dequantize dispatch a layer before the shared gate|up product.
+  if (!info().compute_timestamps) GTEST_SKIP() << "device has no compute timestamps";
+  const ModelConfig& c = files_->config();
+  const ModelWeights q8 = LoadWeights(device(), c, files_->weights(), {.quantize = DType::Q8_0});
+  uint32_t sparse = 0;
+  for (const LayerWeights& layer : q8.layers) {
+    ASSERT_TRUE(layer.moe.has_value() && layer.moe->shared_down.buffer != nullptr);
+    ASSERT_EQ(layer.moe->shared_gate_up[0].w.dtype, DType::Q8_0);
+    ++sparse;
+  }
+  const uint32_t prompt = 9;
+  RunState s(device(), c, q8, prompt, 1, prompt + 1);
+  KvCache kv(device(), c, prompt + 1);
+  std::vector<uint32_t> ids = Ids(Prompt("chat_en")), positions(prompt);
+  ASSERT_GE(ids.size(), prompt);
+  ids.resize(prompt);
+  for (uint32_t p = 0; p < prompt; ++p) positions[p] = p;
+  device().Upload(s.ids, 0, std::as_bytes(std::span(ids)));
+  device().Upload(s.positions, 0, std::as_bytes(std::span(positions)));
+  Graph g(device(), /*profile=*/true);
+  RecordForward(g, c, q8, s, kv, prompt, 0);
+  g.Run();
+  uint32_t dequantized = 0;
+  for (const DispatchTiming& t : g.Timings()) dequantized += t.label == "shared_gate_up_dequantize" ? 1 : 0;
+  EXPECT_EQ(dequantized, info().coopmat_f16 ? sparse : 0u);
+}
+
 // --- engine promises -----------------------------------------------------------------------------
 
 // The same weights as safetensors and as llama.cpp's Q8_0 GGUF agree, and quantizing the
