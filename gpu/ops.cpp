@@ -851,6 +851,27 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                           .capacity = 0,
                           .attention_factor = 1.0f};
     const Groups grid = GridFor(split.workgroups);
+    // One token's slice binds only the Y columns it writes (and the bias of those), where the
+    // bindings' alignment allows: so that the products of a projection stored in parts of two
+    // types (q|k and v, gate and up) run side by side, where bound whole each would wait on the one
+    // before it. Not where it adds a residual or stores a scaled output (read and written by Y's
+    // column); with RoPE, where the slice starts at a projection's first row (q, k or v). Columns
+    // (col_offset, and RoPE's k_first and v_first) then count from the bindings' start.
+    const uint32_t k_first = rope ? rope->n_heads * rope->head_dim : 0;
+    const uint32_t v_first = rope ? (rope->n_heads + rope->n_kv_heads) * rope->head_dim : 0;
+    const uint32_t first_col = push.col_offset;
+    const VkDeviceSize first_byte = VkDeviceSize{4} * first_col;
+    const VkDeviceSize written_bytes = VkDeviceSize{4} * (a.swiglu ? slice_outputs : slice.rows);
+    const auto aligned = [&](const BufferRange& r) {
+      return (r.offset + first_byte) % device.storage_offset_alignment == 0;
+    };
+    const bool narrow = one_token && !a.residual && !a.scaled_out &&
+                        (!rope || first_col <= k_first || first_col == v_first) && aligned(a.y) &&
+                        (!a.bias || aligned(*a.bias));
+    const uint32_t shift = narrow ? first_col : 0;
+    const BufferRange y = narrow ? SubRange(a.y, first_byte, written_bytes) : a.y;
+    const BufferRange slice_bias = narrow && a.bias ? SubRange(*a.bias, first_byte, written_bytes) : bias;
+    push.col_offset -= shift;
     if (!rope && op == KernelOp::MatVecNorm) {
       // The first slice stores the normalized input where asked; otherwise Y stands in for that
       // binding, which the kernel then never writes.
@@ -858,8 +879,8 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       if (store_normed) push.flags |= QVK_FLAG_STORE_NORMED;
       DispatchCost normed_cost = cost(slice.rows);
       normed_cost.bytes += store_normed ? uint64_t{4} * a.w.cols : 0;
-      g.Dispatch(kernel, {slice.range, x, a.y, bias, residual, norm_weight, store_normed ? a.norm->scratch : a.y}, push,
-                 grid, label, normed_cost);
+      g.Dispatch(kernel, {slice.range, x, y, slice_bias, residual, norm_weight, store_normed ? a.norm->scratch : y},
+                 push, grid, label, normed_cost);
       continue;
     }
     if (a.scaled_out) {
@@ -870,23 +891,26 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
       continue;
     }
     if (!rope) {
-      g.Dispatch(kernel, {slice.range, x, a.y, bias, residual, norm_weight}, push, grid, label, cost(slice.rows));
+      g.Dispatch(kernel, {slice.range, x, y, slice_bias, residual, norm_weight}, push, grid, label, cost(slice.rows));
       continue;
     }
     push.head_dim = rope->head_dim;
-    push.k_first = rope->n_heads * rope->head_dim;
-    push.v_first = (rope->n_heads + rope->n_kv_heads) * rope->head_dim;
     push.capacity = rope->capacity;
     push.attention_factor = rope->attention_factor;
-    // Without a cache the cache bindings are never written; Y stands in for them. The cost adds
-    // the positions, the frequencies and, with the cache, the slice's k and v rows stored as f16.
-    const uint32_t kv_rows = slice.rows - std::min(slice.rows, push.k_first - std::min(push.k_first, push.col_offset));
+    push.k_first = k_first - std::min(k_first, shift);
+    push.v_first = v_first - shift;
+    // The cache it stores into (Y stands in for the other, never written).
+    const bool k_rows = first_col < v_first && first_col + slice.rows > k_first;
+    const bool v_rows = first_col + slice.rows > v_first;
+    // The cost adds the positions, the frequencies and, with the cache, the slice's k and v rows
+    // stored as f16.
+    const uint32_t kv_rows = slice.rows - std::min(slice.rows, k_first - std::min(k_first, first_col));
     DispatchCost rope_cost = cost(slice.rows);
     rope_cost.bytes +=
         uint64_t{4} * a.tokens + uint64_t{2} * rope->head_dim + (store_kv ? uint64_t{2} * a.tokens * kv_rows : 0);
     g.Dispatch(kernel,
-               {slice.range, x, a.y, bias, residual, norm_weight, rope->positions, rope->inv_freq,
-                rope->k_cache.value_or(a.y), rope->v_cache.value_or(a.y)},
+               {slice.range, x, y, slice_bias, residual, norm_weight, rope->positions, rope->inv_freq,
+                store_kv && k_rows ? *rope->k_cache : y, store_kv && v_rows ? *rope->v_cache : y},
                push, grid, label, rope_cost);
   }
 }

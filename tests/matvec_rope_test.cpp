@@ -52,6 +52,10 @@ std::vector<MatVecRopeCase> Cases() {
   // at its Y offset.
   const std::vector<PartSpec> q4_k_m = {{DType::Q5_0, 0, 16}, {DType::Q8_0, 16, 2}};
   cases.push_back({"q05_two_parts_t3_pos3000", q4_k_m, 896, 14, 2, 64, 3, 3000});
+  cases.push_back({"q05_two_parts_t1_pos3000", q4_k_m, 896, 14, 2, 64, 1, 3000});
+  // As 7B's Q4_K_M file stores half its layers: q|k in Q4_K, v in Q6_K.
+  cases.push_back(
+      {"q7_two_parts_t1_pos3000", {{DType::Q4_K, 0, 28 + 4}, {DType::Q6_K, 32, 4}}, 3584, 28, 4, 128, 1, 3000});
   // 128 columns: a row group holds one rotated pair where subgroups are 8 wide (lavapipe), as
   // 1.5B's does on a 32-wide one (PlanMatVec); elsewhere groups hold two pairs.
   cases.push_back({"small_F16_t1_pos3000_one_pair", {{DType::F16, 0, 4 + 2 * 2}}, 128, 4, 2, 16, 1, 3000});
@@ -156,6 +160,11 @@ TEST_P(MatVecRopeTest, MatchesProductsThenRope) {
     EXPECT_EQ(g.dispatch_count(), scale_dispatches + parts.size());
   } else {
     EXPECT_GT(g.dispatch_count(), scale_dispatches + parts.size());
+  }
+  // One token's parts write apart (their own Y columns and cache), so none waits on another: a
+  // barrier only after the prescaling.
+  if (T == 1) {
+    EXPECT_EQ(g.barrier_count(), scale_dispatches);
   }
   g.Run();
 

@@ -357,6 +357,46 @@ TEST_F(GpuTest, ScaledOutputGivesTheNextProductItsInput) {
   }
 }
 
+// One token's products of a projection stored in parts of two types (q|k and v, gate and up) each
+// bind only the Y columns they write (and their bias), so that neither waits on the other: no
+// barrier between them, and each part's outputs are those it gives recorded alone.
+TEST_F(GpuTest, OneTokenPartsOfAProjectionRunSideBySide) {
+  const uint32_t cols = 256, rows = 128;  // a part's 512 bytes of Y: aligned for any device
+  const auto w1 = RandomWeights(DType::Q8_0, rows, cols, 1), w2 = RandomWeights(DType::F16, rows, cols, 2);
+  Buffer w1b = UploadWeights(DType::Q8_0, w1, rows, cols), w2b = UploadWeights(DType::F16, w2, rows, cols);
+  Buffer x = Upload(RandomFloats(cols, 3, 1.0f)), nw = Upload(RandomFloats(cols, 4, 1.0f));
+  Buffer bias = Upload(RandomFloats(2 * rows, 5, 1.0f)), scratch = Poisoned(cols * 4);
+  const auto part = [&](const Buffer& w, DType type, BufferRange y, uint32_t y_offset) {
+    return ops::MatMulArgs{.w = {&w, 0, type, rows, cols},
+                           .x = x,
+                           .y = y,
+                           .y_stride = 2 * rows,
+                           .y_offset = y_offset,
+                           .bias = BufferRange(bias),
+                           .norm = ops::RmsNormInput{.weight = nw, .eps = 1e-6f, .scratch = scratch}};
+  };
+  Buffer together = Poisoned(2 * rows * 4), first = Poisoned(2 * rows * 4), second = Poisoned(2 * rows * 4);
+  Graph g(device());
+  ops::MatMul(g, part(w1b, DType::Q8_0, together, 0));
+  ops::MatMul(g, part(w2b, DType::F16, together, rows));
+  EXPECT_EQ(g.dispatch_count(), 2u);
+  EXPECT_EQ(g.barrier_count(), 0u);
+  g.Run();
+  Graph alone(device());
+  ops::MatMul(alone, part(w1b, DType::Q8_0, first, 0));
+  alone.Run();
+  Graph alone2(device());
+  ops::MatMul(alone2, part(w2b, DType::F16, second, rows));
+  alone2.Run();
+  const auto got = Download<float>(together, 2 * rows), a = Download<float>(first, 2 * rows),
+             b = Download<float>(second, 2 * rows);
+  for (uint32_t r = 0; r < rows; ++r) {
+    ASSERT_TRUE(std::isfinite(got[r]) && std::isfinite(got[rows + r])) << "row " << r;
+    ASSERT_EQ(got[r], a[r]) << "row " << r;
+    ASSERT_EQ(got[rows + r], b[rows + r]) << "row " << rows + r;
+  }
+}
+
 // Row groups of K-quant units take at least 8 lanes, so that a round reads a row's units in pieces
 // of at least a 128-byte line, even where the estimate ties at the DRAM bound (1.5B's LM head,
 // whose plan was 2 lanes).
