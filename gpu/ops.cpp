@@ -899,7 +899,8 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     push.attention_factor = rope->attention_factor;
     push.k_first = k_first - std::min(k_first, shift);
     push.v_first = v_first - shift;
-    // The cache it stores into (Y stands in for the other, never written).
+    // Only the cache the slice stores into is bound: Y stands in for the other (for both without a
+    // cache), never written.
     const bool k_rows = first_col < v_first && first_col + slice.rows > k_first;
     const bool v_rows = first_col + slice.rows > v_first;
     // The cost adds the positions, the frequencies and, with the cache, the slice's k and v rows
