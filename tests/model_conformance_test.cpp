@@ -247,6 +247,32 @@ class ModelTest : public GpuTest {
     }
   }
 
+  // One profiled forward pass over `weights` of the first `tokens` of the reference's first prompt's
+  // first `prompt` ids (a run state and cache of `prompt` tokens, from position 0): each label's
+  // dispatches, and the kernels they ran (names without the weight type).
+  struct Dispatches {
+    std::map<std::string, uint32_t> counts;
+    std::map<std::string, std::set<std::string>> kernels;
+  };
+  void ProfileForward(const ModelWeights& weights, uint32_t prompt, uint32_t tokens, Dispatches* out) {
+    const ModelConfig& c = files_->config();
+    RunState s(device(), c, weights, prompt, 1, prompt + 1);
+    KvCache kv(device(), c, prompt + 1);
+    std::vector<uint32_t> ids = Ids(reference_["prompts"].begin().value()), positions(prompt);
+    ASSERT_GE(ids.size(), prompt);
+    ids.resize(prompt);
+    for (uint32_t p = 0; p < prompt; ++p) positions[p] = p;
+    device().Upload(s.ids, 0, std::as_bytes(std::span(ids)));
+    device().Upload(s.positions, 0, std::as_bytes(std::span(positions)));
+    Graph g(device(), /*profile=*/true);
+    RecordForward(g, c, weights, s, kv, tokens, 0);
+    g.Run();
+    for (const DispatchTiming& t : g.Timings()) {
+      ++out->counts[t.label];
+      out->kernels[t.label].insert(std::string(t.kernel.substr(0, t.kernel.rfind('_'))));
+    }
+  }
+
   ModelCase model_case_{};
   TempDir folder_;
   std::filesystem::path reference_dir_;
@@ -411,29 +437,10 @@ TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
   const bool shared = c.moe->shared_expert_intermediate_size > 0;
   uint32_t sparse = 0;
   for (const LayerWeights& layer : weights_->layers) sparse += layer.moe ? 1 : 0;
-  const uint32_t prompt = 9;
-  RunState s(device(), c, *weights_, prompt, 1, prompt + 1);
-  KvCache kv(device(), c, prompt + 1);
-  std::vector<uint32_t> ids = Ids(reference_["prompts"].begin().value()), positions(prompt);
-  ASSERT_GE(ids.size(), prompt);
-  ids.resize(prompt);
-  for (uint32_t p = 0; p < prompt; ++p) positions[p] = p;
-  device().Upload(s.ids, 0, std::as_bytes(std::span(ids)));
-  device().Upload(s.positions, 0, std::as_bytes(std::span(positions)));
-  // Each label's dispatches, and the kernels they ran (names without the weight type).
-  const auto profile = [&](uint32_t tokens) {
-    Graph g(device(), /*profile=*/true);
-    RecordForward(g, c, *weights_, s, kv, tokens, 0);
-    g.Run();
-    std::map<std::string, uint32_t> counts;
-    std::map<std::string, std::set<std::string>> kernels;
-    for (const DispatchTiming& t : g.Timings()) {
-      ++counts[t.label];
-      kernels[t.label].insert(std::string(t.kernel.substr(0, t.kernel.rfind('_'))));
-    }
-    return std::pair(counts, kernels);
-  };
-  const auto [prefill, prefill_kernels] = profile(prompt);
+  Dispatches prefill_dispatches, decode_dispatches;
+  ASSERT_NO_FATAL_FAILURE(ProfileForward(*weights_, 9, 9, &prefill_dispatches));
+  ASSERT_NO_FATAL_FAILURE(ProfileForward(*weights_, 9, 1, &decode_dispatches));
+  const auto& [prefill, prefill_kernels] = prefill_dispatches;
   for (const char* label : {"route", "experts_group", "experts_gate_up", "experts_down", "moe_combine"}) {
     EXPECT_EQ(prefill.at(label), sparse) << label;
   }
@@ -443,7 +450,7 @@ TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
   // The SwiGLU is the coopmat kernel's own variant, and a flag of the tiled kernel's.
   EXPECT_EQ(prefill_kernels.at("experts_gate_up"),
             std::set<std::string>{info().coopmat_f16 ? "matmul_coopmat_experts_swiglu" : "matmul_experts"});
-  const auto [decode, decode_kernels] = profile(1);
+  const auto& [decode, decode_kernels] = decode_dispatches;
   for (const auto& [label, kernel] :
        {std::pair{"experts_gate_up", "matvec_experts_choose"}, std::pair{"experts_down", "matvec_experts"}}) {
     EXPECT_EQ(decode.at(label), sparse) << label;
@@ -510,21 +517,10 @@ TEST_F(SharedExpertTest, PrefillRoundsItsQuantizedRowsToF16) {
     ASSERT_EQ(layer.moe->shared_gate_up[0].w.dtype, DType::Q8_0);
     ++sparse;
   }
-  const uint32_t prompt = 9;
-  RunState s(device(), c, q8, prompt, 1, prompt + 1);
-  KvCache kv(device(), c, prompt + 1);
-  std::vector<uint32_t> ids = Ids(Prompt("chat_en")), positions(prompt);
-  ASSERT_GE(ids.size(), prompt);
-  ids.resize(prompt);
-  for (uint32_t p = 0; p < prompt; ++p) positions[p] = p;
-  device().Upload(s.ids, 0, std::as_bytes(std::span(ids)));
-  device().Upload(s.positions, 0, std::as_bytes(std::span(positions)));
-  Graph g(device(), /*profile=*/true);
-  RecordForward(g, c, q8, s, kv, prompt, 0);
-  g.Run();
-  uint32_t dequantized = 0;
-  for (const DispatchTiming& t : g.Timings()) dequantized += t.label == "shared_gate_up_dequantize" ? 1 : 0;
-  EXPECT_EQ(dequantized, info().coopmat_f16 ? sparse : 0u);
+  Dispatches prefill;
+  ASSERT_NO_FATAL_FAILURE(ProfileForward(q8, 9, 9, &prefill));
+  EXPECT_EQ(prefill.counts.contains("shared_gate_up_dequantize") ? prefill.counts.at("shared_gate_up_dequantize") : 0u,
+            info().coopmat_f16 ? sparse : 0u);
 }
 
 // --- engine promises -----------------------------------------------------------------------------
