@@ -570,15 +570,15 @@ void RegroupBlocks(Graph& g, const Matrix& w, std::string_view label) {
 
 void RoundToF16(Graph& g, BufferRange x, uint32_t x_stride, uint32_t tokens, uint32_t cols, BufferRange y,
                 std::string_view label) {
-  Require(tokens > 0 && cols > 0 && cols % 8 == 0 && x_stride >= cols, "round_f16",
-          "rows of a multiple of 8 columns within X's rows");
-  const uint64_t values = uint64_t{tokens} * cols;
-  Require(x.size >= (uint64_t{tokens - 1} * x_stride + cols) * 4 && y.size >= 2 * values, "round_f16",
+  Require(tokens > 0 && cols > 0 && x_stride >= cols, "round_f16", "rows of at least one column within X's rows");
+  const uint64_t runs = uint64_t{tokens} * CeilDiv(cols, 8);
+  Require(x.size >= (uint64_t{tokens - 1} * x_stride + cols) * 4 && y.size >= 16 * runs, "round_f16",
           "buffer too small");
   const KernelId kernel = KernelId::RoundF16;
   RequireFeatures(g, kernel);
   g.Dispatch(kernel, {x, y}, push::RoundF16Push{tokens, cols, x_stride},
-             GridFor(CeilDiv(values / 8, Spec(kernel).local_size_x)), label, {.bytes = 6 * values, .flops = 0});
+             GridFor(CeilDiv(runs, Spec(kernel).local_size_x)), label,
+             {.bytes = uint64_t{4} * tokens * cols + 16 * runs, .flops = 0});
 }
 
 void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view label,
@@ -1085,6 +1085,21 @@ void GroupByExpert(Graph& g, BufferRange ids, uint32_t pairs, uint32_t experts, 
              label, {.bytes = uint64_t{4} * (3 * pairs + experts + 1), .flops = 0});
 }
 
+namespace {
+
+// Whether the coopmat kernel of `type` experts reads X rounded to f16 (matmul_coopmat.comp's
+// X_HALF): where it rounds W as it stages it.
+bool ExpertsReadRoundedX(DType type) {
+  return type != DType::F16 && type != DType::BF16;
+}
+
+}  // namespace
+
+uint64_t ExpertsRoundedXBytes(const DeviceInfo& device, DType type, uint32_t cols, uint32_t x_rows, uint32_t tokens) {
+  if (ChooseMatMulKernel(device, tokens) != MatMulKernel::CoopMat || !ExpertsReadRoundedX(type)) return 0;
+  return uint64_t{2} * x_rows * AlignUp(cols, 8);
+}
+
 void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label) {
   Require(a.tokens > 0 && a.k > 0 && a.k <= QVK_MAX_SEGMENTS && a.expert_rows > 0 && a.w.cols > 0 &&
               a.w.rows % a.expert_rows == 0,
@@ -1171,18 +1186,33 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
                     a.w.dtype, "experts_matmul");
   const uint32_t tile_rows = coopmat ? QVK_COOPMAT_WIDE_ROWS : kMatMulTile;
   const uint32_t tile_tokens = coopmat ? QVK_COOPMAT_TOKENS : kMatMulTile;
+  // X rounded to f16 once, where the kernel reads it so (ExpertsRoundedXBytes).
+  BufferRange x = a.x;
+  uint32_t x_stride = a.w.cols;
+  uint64_t x_bytes = uint64_t{4} * x_rows * a.w.cols;
+  if (coopmat && ExpertsReadRoundedX(a.w.dtype)) {
+    x_stride = static_cast<uint32_t>(AlignUp(a.w.cols, 8));
+    x_bytes = uint64_t{2} * x_rows * x_stride;
+    Require(a.x_f16.has_value() && a.x_f16->size >= x_bytes, "experts_matmul",
+            fmt::format("{} experts on matrix units need room for X rounded to f16 (ExpertsRoundedXBytes)",
+                        DTypeName(a.w.dtype)));
+    x = SubRange(*a.x_f16, 0, x_bytes);
+    RoundToF16(g, a.x, a.w.cols, static_cast<uint32_t>(x_rows), a.w.cols, x, fmt::format("{}_x_f16", label));
+  }
   const push::MatMulExpertsPush push{
-      .matmul = {a.expert_rows, a.w.cols, pairs, a.y_offset, a.w.cols, y_stride, a.swiglu ? QVK_FLAG_SWIGLU : 0u},
+      .matmul = {a.expert_rows, a.w.cols, pairs, a.y_offset, x_stride, y_stride, a.swiglu ? QVK_FLAG_SWIGLU : 0u},
       .experts = experts_push};
   // Workgroups by (row tile, pair tile, expert): a token chooses an expert at most once, so an
   // expert has at most `tokens` pairs; tiles past an expert's pairs exit at once. Every expert
   // with a pair reads its rows once per tile of its pairs. A SwiGLU tile holds half as many
-  // outputs' gate rows, then their up rows.
+  // outputs' gate rows, then their up rows. (A grid of the tiles an expert has on average, its
+  // workgroups walking on through more, made Qwen1.5-MoE-A2.7B's pp512 15% slower: routing is
+  // uneven, and a busy expert's tiles ran one after another; docs/speed.md, session 35.)
   const uint32_t row_tiles = a.swiglu ? CeilDiv(outputs, tile_rows / 2) : CeilDiv(a.expert_rows, tile_rows);
-  g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, a.groups->sorted, a.groups->offsets}, push,
+  g.Dispatch(kernel, {w, x, a.y, x, x, a.groups->sorted, a.groups->offsets}, push,
              Groups{row_tiles, CeilDiv(a.tokens, tile_tokens), experts}, label,
-             {.bytes = std::min<uint64_t>(experts, pairs) * expert_bytes +
-                       uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1) + experts + 1),
+             {.bytes = std::min<uint64_t>(experts, pairs) * expert_bytes + x_bytes +
+                       uint64_t{4} * (pairs * (outputs + 1) + experts + 1),
               .flops = 2 * products * a.w.cols});
 }
 

@@ -261,9 +261,9 @@ void RmsNorm(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_
 // where no product before stored it).
 void ScaleByWeight(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols,
                    std::string_view label = {});
-// Y[t, c] = f16(X[t * x_stride + c]), rounded to nearest as DequantizeToF16 rounds, Y rows of `cols`
-// (a multiple of 8) halves: the input MatMul gives a product of rounded weights. Needs 16-bit float
-// arithmetic.
+// Y[t, c] = f16(X[t * x_stride + c]), rounded to nearest as DequantizeToF16 rounds, Y rows of
+// AlignUp(cols, 8) halves (zero past `cols`): the input MatMul gives a product of rounded weights,
+// and ExpertsMatMul its experts on matrix units. Needs 16-bit float arithmetic.
 void RoundToF16(Graph& g, BufferRange x, uint32_t x_stride, uint32_t tokens, uint32_t cols, BufferRange y,
                 std::string_view label = {});
 // RmsNorm, Y rounded to the nearest f16 (as DequantizeToF16 rounds): the input MatMul gives a
@@ -355,8 +355,15 @@ struct ExpertsMatMulArgs {
   std::optional<ExpertGroups> groups;  // required past matvec's tokens
   std::optional<MatMulKernel> kernel;  // unset: ChooseMatMulKernel; as MatMulArgs::kernel
   std::optional<ExpertChoice> choice;  // the router's choice made here (matvec path)
+  // Room for X rounded to f16 (ExpertsRoundedXBytes), where the coopmat kernel reads it so.
+  std::optional<BufferRange> x_f16;
 };
 void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label = {});
+// The room ExpertsMatMul of `type` weights of `cols` columns needs for its X of `x_rows` rows
+// rounded to f16 (ExpertsMatMulArgs::x_f16) at `tokens` tokens, 0 where it reads X as it is: on
+// matrix units, experts whose weights are rounded to f16 as they are staged (every type but F16
+// and BF16) read X rounded once (round_f16) rather than in every tile that stages it.
+uint64_t ExpertsRoundedXBytes(const DeviceInfo& device, DType type, uint32_t cols, uint32_t x_rows, uint32_t tokens);
 
 // Up to matvec's tokens, the down projection, the router weights and the sum over experts as one
 // product per token whose rows run through its k experts' rows side by side:

@@ -197,7 +197,8 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                         .norm = norm,
                         .swiglu = fused,
                         .groups = groups,
-                        .choice = choice},
+                        .choice = choice,
+                        .x_f16 = s.expert_x_f16},
                        "experts_gate_up");
   }
   if (M.gate_up.size() > 1) ops::SwiGlu(g, s.expert_gate_up, s.expert_mlp, tokens * k, inter, "experts_swiglu");
@@ -228,7 +229,8 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                         .y = s.expert_out,
                         .tokens = tokens,
                         .k = k,
-                        .groups = groups},
+                        .groups = groups,
+                        .x_f16 = s.expert_x_f16},
                        "experts_down");
   }
   if (!decode) {
@@ -297,13 +299,26 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
     expert_gate_up = Make(device, experts_scratch ? F32 * pairs * 2 * expert_inter : 0);
     expert_mlp = Make(device, F32 * pairs * expert_inter);
     expert_out = Make(device, F32 * pairs * c.hidden_size);
+    VkDeviceSize x_f16_bytes = 0;
+    for (const LayerWeights& L : w.layers) {
+      if (!L.moe) continue;
+      for (const Projection& part : L.moe->gate_up) {
+        x_f16_bytes =
+            std::max(x_f16_bytes, ops::ExpertsRoundedXBytes(info, part.w.dtype, c.hidden_size, tokens, tokens));
+      }
+      x_f16_bytes =
+          std::max(x_f16_bytes, ops::ExpertsRoundedXBytes(info, L.moe->down.dtype, c.moe->expert_intermediate_size,
+                                                          static_cast<uint32_t>(pairs), tokens));
+    }
+    expert_x_f16 = Make(device, x_f16_bytes);
     shared_gate_up = Make(device, shared_scratch ? F32 * tokens * 2 * shared_inter : 0);
     shared_mlp = Make(device, F32 * tokens * shared_inter);
     shared_out = Make(device, F32 * tokens * c.hidden_size * (shared_inter > 0 ? 1 : 0));
     shared_gate = Make(device, F32 * tokens * (shared_inter > 0 ? 1 : 0));
   } else {
-    for (Buffer* b : {&router_logits, &expert_ids, &expert_weights, &expert_offsets, &expert_pairs, &expert_gate_up,
-                      &expert_mlp, &expert_out, &shared_gate_up, &shared_mlp, &shared_out, &shared_gate}) {
+    for (Buffer* b :
+         {&router_logits, &expert_ids, &expert_weights, &expert_offsets, &expert_pairs, &expert_gate_up, &expert_mlp,
+          &expert_out, &expert_x_f16, &shared_gate_up, &shared_mlp, &shared_out, &shared_gate}) {
       *b = Make(device, 0);
     }
   }
@@ -361,6 +376,7 @@ uint64_t RunState::bytes() const {
                           &expert_gate_up,
                           &expert_mlp,
                           &expert_out,
+                          &expert_x_f16,
                           &shared_gate_up,
                           &shared_mlp,
                           &shared_out,

@@ -60,6 +60,9 @@ struct RunState {
   Buffer expert_gate_up;        // f32 [T * k, 2 * I_e]            gate | up (of two types only)
   Buffer expert_mlp;            // f32 [T * k, I_e]                silu(gate) * up
   Buffer expert_out;            // f32 [T * k, hidden]             each chosen expert's output
+  Buffer expert_x_f16;          // f16 [T, hidden] or [T * k, I_e] prefill: h or m rounded, as the
+                                //                                 experts' products on matrix units
+                                //                                 read it (ExpertsRoundedXBytes)
   Buffer shared_gate_up;        // f32 [T, 2 * I_s]                the shared expert's gate | up (as gate_up)
   Buffer shared_mlp;            // f32 [T, I_s]                    silu(gate) * up
   Buffer shared_out;            // f32 [T, hidden]                 the shared expert's output

@@ -73,8 +73,8 @@ struct DequantizeF16Push {
   uint gap_rows;
 };
 
-// Y[t, c] = f16(X[t * x_stride + c]) for `tokens` rows of `cols` columns, a multiple of 8
-// (round_f16.comp): the X a product of rounded weights reads.
+// Y[t, c] = f16(X[t * x_stride + c]) for `tokens` rows of `cols` columns, Y's rows padded to a
+// multiple of 8 (round_f16.comp): the X a product of rounded weights reads.
 struct RoundF16Push {
   uint tokens;
   uint cols;

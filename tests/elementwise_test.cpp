@@ -26,8 +26,13 @@ void ExpectClose(const std::vector<float>& got, const std::vector<float>& expect
 // of rounded weights read it.
 TEST_F(GpuTest, RmsNormMatchesReference) {
   // Hidden sizes of Qwen2 0.5B, 1.5B, 7B, 72B, plus odd ones; eps 1e-6 (Qwen2.5) and 1e-5.
-  for (const auto& [tokens, cols, eps] : {std::tuple{1u, 896u, 1e-6f}, {7u, 1536u, 1e-6f}, {3u, 3584u, 1e-5f},
-                                         {2u, 8192u, 1e-6f}, {5u, 17u, 1e-6f}, {1u, 1u, 1e-5f}, {65u, 63u, 1e-6f}}) {
+  for (const auto& [tokens, cols, eps] : {std::tuple{1u, 896u, 1e-6f},
+                                          {7u, 1536u, 1e-6f},
+                                          {3u, 3584u, 1e-5f},
+                                          {2u, 8192u, 1e-6f},
+                                          {5u, 17u, 1e-6f},
+                                          {1u, 1u, 1e-5f},
+                                          {65u, 63u, 1e-6f}}) {
     const auto x = RandomFloats(static_cast<size_t>(tokens) * cols, cols, 3.0f);
     const auto w = RandomFloats(cols, cols + 1);
     const auto expected = ref::RmsNorm(x, w, tokens, cols, eps);
@@ -46,24 +51,30 @@ TEST_F(GpuTest, RmsNormMatchesReference) {
 }
 
 // round_f16: every value a nearest f16 of X's (either neighbour at a tie or below f16's normal
-// range: CountMisrounded), rows packed whatever X's stride.
+// range: CountMisrounded), rows packed whatever X's stride, padded with zeros to whole runs of 8.
 TEST_F(GpuTest, RoundToF16GivesTheNearestHalves) {
   if (!info().fp16_arithmetic) GTEST_SKIP() << info().name << " has no 16-bit float arithmetic";
-  for (const auto& [tokens, cols, x_stride] :
-       {std::tuple{1u, 8u, 8u}, {3u, 896u, 900u}, {65u, 24u, 27u}, {5u, 3584u, 3584u}, {2u, 1536u, 1541u}}) {
+  for (const auto& [tokens, cols, x_stride] : {std::tuple{1u, 8u, 8u},
+                                               {3u, 896u, 900u},
+                                               {65u, 24u, 27u},
+                                               {5u, 3584u, 3584u},
+                                               {2u, 1536u, 1541u},
+                                               {4u, 13u, 13u},
+                                               {3u, 5u, 9u}}) {
     auto x = RandomFloats(size_t{tokens - 1} * x_stride + cols, cols, 3.0f);
     x[0] = 1e-6f;            // an f16 subnormal
     x[1] = 70000.0f;         // past f16's range: its largest value
     x[2] = 1.0f + 0x1p-11f;  // a tie
-    Buffer xb = Upload(x), yb = Poisoned(size_t{tokens} * cols * 2 + 4);
+    const uint32_t padded = (cols + 7) / 8 * 8;
+    Buffer xb = Upload(x), yb = Poisoned(size_t{tokens} * padded * 2 + 4);
     Graph g(device());
     ops::RoundToF16(g, xb, x_stride, tokens, cols, yb);
     g.Run();
-    // X's rows packed, held to f16's range.
+    // X's rows packed, held to f16's range, zeros past `cols`.
     std::vector<float> expected;
     for (uint32_t t = 0; t < tokens; ++t) {
-      for (uint32_t c = 0; c < cols; ++c)
-        expected.push_back(std::clamp(x[size_t{t} * x_stride + c], -65504.0f, 65504.0f));
+      for (uint32_t c = 0; c < padded; ++c)
+        expected.push_back(c < cols ? std::clamp(x[size_t{t} * x_stride + c], -65504.0f, 65504.0f) : 0.0f);
     }
     EXPECT_EQ(CountMisrounded(Download<uint16_t>(yb, expected.size()), expected,
                               std::to_string(cols) + " columns of stride " + std::to_string(x_stride)),

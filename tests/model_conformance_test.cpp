@@ -450,6 +450,19 @@ TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
   // The SwiGLU is the coopmat kernel's own variant, and a flag of the tiled kernel's.
   EXPECT_EQ(prefill_kernels.at("experts_gate_up"),
             std::set<std::string>{info().coopmat_f16 ? "matmul_coopmat_experts_swiglu" : "matmul_experts"});
+  // On matrix units, experts of weights rounded to f16 as they are staged (all but F16 and BF16)
+  // read X rounded once a product, not in every tile.
+  const auto rounds_x = [&](DType type) { return info().coopmat_f16 && type != DType::F16 && type != DType::BF16; };
+  uint32_t gate_up_rounded = 0, down_rounded = 0;
+  for (const LayerWeights& layer : weights_->layers) {
+    if (!layer.moe) continue;
+    for (const Projection& part : layer.moe->gate_up) gate_up_rounded += rounds_x(part.w.dtype) ? 1 : 0;
+    down_rounded += rounds_x(layer.moe->down.dtype) ? 1 : 0;
+  }
+  for (const auto& [label, expected] :
+       {std::pair{"experts_gate_up_x_f16", gate_up_rounded}, std::pair{"experts_down_x_f16", down_rounded}}) {
+    EXPECT_EQ(prefill.contains(label) ? prefill.at(label) : 0u, expected) << label;
+  }
   const auto& [decode, decode_kernels] = decode_dispatches;
   for (const auto& [label, kernel] :
        {std::pair{"experts_gate_up", "matvec_experts_choose"}, std::pair{"experts_down", "matvec_experts"}}) {

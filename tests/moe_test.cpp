@@ -432,6 +432,9 @@ class ExpertsGroupedTest : public GpuTest, public ::testing::WithParamInterface<
            yb = Poisoned(4ull * pairs * outputs);
     Buffer nb = Upload(norm_weight), norm_scratch = Poisoned(4 * x.size());
     Buffer ob = Poisoned(4ull * (c.experts + 1)), sb = Poisoned(4ull * pairs);
+    // X rounded to f16, where the coopmat kernel reads it so: room for it on every path (the tiled
+    // kernel leaves it alone).
+    Buffer x_f16 = Poisoned(2ull * (c.x_per_pair ? pairs : c.tokens) * ((r.cols + 7) / 8 * 8));
     Graph g(device());
     const ops::ExpertGroups groups{.offsets = ob, .sorted = sb};
     ops::GroupByExpert(g, ib, pairs, c.experts, groups);
@@ -448,7 +451,8 @@ class ExpertsGroupedTest : public GpuTest, public ::testing::WithParamInterface<
                            : std::nullopt,
             .swiglu = c.swiglu,
             .groups = groups,
-            .kernel = kernel});
+            .kernel = kernel,
+            .x_f16 = x_f16});
     g.Run();
     r.got = Download<float>(yb, static_cast<size_t>(pairs) * outputs);
     r.products = ref::ExpertProducts(type, r.w, c.expert_rows, r.cols, r.x, c.x_per_pair, r.ids, c.k, &r.magnitude);
