@@ -31,6 +31,13 @@ void Require(bool condition, std::string_view op, std::string_view what) {
   if (!condition) throw Error(fmt::format("{}: {}", op, what));
 }
 
+// Whether `type`'s weights reach the matrix units rounded to f16: every type but F16 and BF16,
+// which are exact there (and take X as f16 hi + lo; matmul_coopmat.comp). The products of rounded
+// weights read X rounded to f16 as well.
+bool RoundedToF16(DType type) {
+  return type != DType::F16 && type != DType::BF16;
+}
+
 // --- plans and limits ------------------------------------------------------------------------
 
 constexpr uint32_t kMatMulTile = 64;  // TILE in matmul.comp
@@ -543,7 +550,7 @@ bool CoopmatSumsUnpromoted(DType type, uint32_t cols) {
 }
 
 bool DequantizesToF16(DType type, uint32_t cols) {
-  return type != DType::F16 && type != DType::BF16 && cols % kMatVecUnitCols[static_cast<uint32_t>(type)] == 0;
+  return RoundedToF16(type) && cols % kMatVecUnitCols[static_cast<uint32_t>(type)] == 0;
 }
 
 void RegroupBlocks(Graph& g, const Matrix& w, std::string_view label) {
@@ -1085,18 +1092,8 @@ void GroupByExpert(Graph& g, BufferRange ids, uint32_t pairs, uint32_t experts, 
              label, {.bytes = uint64_t{4} * (3 * pairs + experts + 1), .flops = 0});
 }
 
-namespace {
-
-// Whether the coopmat kernel of `type` experts reads X rounded to f16 (matmul_coopmat.comp's
-// X_HALF): where it rounds W as it stages it.
-bool ExpertsReadRoundedX(DType type) {
-  return type != DType::F16 && type != DType::BF16;
-}
-
-}  // namespace
-
 uint64_t ExpertsRoundedXBytes(const DeviceInfo& device, DType type, uint32_t cols, uint32_t x_rows, uint32_t tokens) {
-  if (ChooseMatMulKernel(device, tokens) != MatMulKernel::CoopMat || !ExpertsReadRoundedX(type)) return 0;
+  if (ChooseMatMulKernel(device, tokens) != MatMulKernel::CoopMat || !RoundedToF16(type)) return 0;
   return uint64_t{2} * x_rows * AlignUp(cols, 8);
 }
 
@@ -1190,7 +1187,7 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
   BufferRange x = a.x;
   uint32_t x_stride = a.w.cols;
   uint64_t x_bytes = uint64_t{4} * x_rows * a.w.cols;
-  if (coopmat && ExpertsReadRoundedX(a.w.dtype)) {
+  if (coopmat && RoundedToF16(a.w.dtype)) {
     x_stride = static_cast<uint32_t>(AlignUp(a.w.cols, 8));
     x_bytes = uint64_t{2} * x_rows * x_stride;
     Require(a.x_f16.has_value() && a.x_f16->size >= x_bytes, "experts_matmul",

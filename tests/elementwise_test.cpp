@@ -65,7 +65,7 @@ TEST_F(GpuTest, RoundToF16GivesTheNearestHalves) {
     x[0] = 1e-6f;            // an f16 subnormal
     x[1] = 70000.0f;         // past f16's range: its largest value
     x[2] = 1.0f + 0x1p-11f;  // a tie
-    const uint32_t padded = (cols + 7) / 8 * 8;
+    const uint32_t padded = static_cast<uint32_t>(AlignUp(cols, 8));
     Buffer xb = Upload(x), yb = Poisoned(size_t{tokens} * padded * 2 + 4);
     Graph g(device());
     ops::RoundToF16(g, xb, x_stride, tokens, cols, yb);

@@ -434,7 +434,7 @@ class ExpertsGroupedTest : public GpuTest, public ::testing::WithParamInterface<
     Buffer ob = Poisoned(4ull * (c.experts + 1)), sb = Poisoned(4ull * pairs);
     // X rounded to f16, where the coopmat kernel reads it so: room for it on every path (the tiled
     // kernel leaves it alone).
-    Buffer x_f16 = Poisoned(2ull * (c.x_per_pair ? pairs : c.tokens) * ((r.cols + 7) / 8 * 8));
+    Buffer x_f16 = Poisoned(2ull * (c.x_per_pair ? pairs : c.tokens) * AlignUp(r.cols, 8));
     Graph g(device());
     const ops::ExpertGroups groups{.offsets = ob, .sorted = sb};
     ops::GroupByExpert(g, ib, pairs, c.experts, groups);
