@@ -161,6 +161,7 @@ std::vector<KernelShare> SummarizeProfile(std::span<const DispatchTiming> timing
     if (added) shares.push_back({.label = t.label});
     KernelShare& s = shares[at->second];
     ++s.dispatches;
+    if (t.waits) ++s.waits;
     s.microseconds += t.microseconds;
     s.cost.bytes += t.cost.bytes;
     s.cost.flops += t.cost.flops;
@@ -354,13 +355,16 @@ std::string Percent(double fraction) {
 
 void AppendKernels(std::string& out, const BenchResult& r, const std::optional<DevicePeak>& peak) {
   double total = 0;
-  uint32_t dispatches = 0;
+  uint32_t dispatches = 0, waits = 0;
   for (const KernelShare& k : r.kernels) {
     total += k.microseconds;
     dispatches += k.dispatches;
+    waits += k.waits;
   }
-  out += fmt::format("\nkernels of {}: one profiled {} took {:.1f} us of GPU time in {} dispatches\n", r.test.Name(),
-                     r.test.kind == BenchKind::Prompt ? "prompt" : "step", total, dispatches);
+  out += fmt::format(
+      "\nkernels of {}: one profiled {} took {:.1f} us of GPU time in {} dispatches, {} of them after a barrier "
+      "(a wait for all the work before)\n",
+      r.test.Name(), r.test.kind == BenchKind::Prompt ? "prompt" : "step", total, dispatches, waits);
   if (r.device_microseconds.size() > 1) {
     std::string each;
     for (size_t d = 0; d < r.device_microseconds.size(); ++d) {
@@ -565,6 +569,7 @@ Json KernelFields(const KernelShare& k, const std::optional<DevicePeak>& peak) {
   const Json none = nullptr;
   return {{"kernel", k.label},
           {"dispatches", k.dispatches},
+          {"waits", k.waits},
           {"share", k.share},
           {"us_per_step", k.microseconds},
           {"bytes", k.cost.bytes},

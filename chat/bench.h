@@ -59,6 +59,7 @@ Summary Summarize(std::span<const double> values);
 struct KernelShare {
   std::string label;
   uint32_t dispatches = 0;
+  uint32_t waits = 0;       // of those, the ones after a barrier (DispatchTiming::waits)
   double microseconds = 0;  // GPU time per step
   DispatchCost cost;        // bytes moved and flops per step
   double share = 0;         // of the step's GPU time, 0..1

@@ -219,7 +219,7 @@ void Graph::DispatchRaw(KernelId id, std::initializer_list<BufferRange> bindings
   }
   vkCmdPushConstants(cmd_, pipeline.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
   vkCmdDispatch(cmd_, groups.x, groups.y, groups.z);
-  dispatches_.push_back({std::string(label.empty() ? spec.name : label), id, cost});
+  dispatches_.push_back({std::string(label.empty() ? spec.name : label), id, cost, hazard});
   if (queries_ != VK_NULL_HANDLE) {
     if (dispatches_.size() + 1 > kMaxTimestamps) throw Error("too many dispatches to profile in one graph");
     vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, queries_,
@@ -312,8 +312,11 @@ std::vector<DispatchTiming> Graph::Timings() const {
   const double ns_per_tick = device_.info().timestamp_period_ns;
   for (size_t i = 0; i < dispatches_.size(); ++i) {
     const Recorded& d = dispatches_[i];
-    timings.push_back(
-        {d.label, Spec(d.kernel).name, static_cast<double>(stamps[i + 1] - stamps[i]) * ns_per_tick / 1000.0, d.cost});
+    timings.push_back({.label = d.label,
+                       .kernel = Spec(d.kernel).name,
+                       .microseconds = static_cast<double>(stamps[i + 1] - stamps[i]) * ns_per_tick / 1000.0,
+                       .cost = d.cost,
+                       .waits = d.waits});
   }
   return timings;
 }

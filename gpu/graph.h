@@ -58,6 +58,9 @@ struct DispatchTiming {
   double microseconds = 0;
   DispatchCost cost;
   uint32_t stage = 0;  // the device that ran it, of a model split across devices (model/engine.h)
+  // A barrier stood before it: it started only once every dispatch recorded before it had finished
+  // (a wait that costs decode more than most kernels do: docs/speed.md, session 36).
+  bool waits = false;
 };
 
 // A value of a timeline semaphore, which a submission waits for or signals.
@@ -132,6 +135,7 @@ class Graph {
     std::string label;
     KernelId kernel;
     DispatchCost cost;
+    bool waits;
   };
   std::vector<Recorded> dispatches_;
   uint32_t barriers_ = 0;

@@ -64,16 +64,18 @@ TEST(Bench, SummarizesWithTheSampleStandardDeviation) {
 TEST(Bench, SummarizesAProfileByLabelTheSlowestFirst) {
   const std::vector<DispatchTiming> timings = {
       {"qkv", "matvec_f16", 10, {.bytes = 1000, .flops = 4000}},
-      {"attention", "attention", 40, {.bytes = 500, .flops = 100}},
-      {"qkv", "matvec_q8_0", 20, {.bytes = 2000, .flops = 2000}},
+      {"attention", "attention", 40, {.bytes = 500, .flops = 100}, 0, /*waits=*/true},
+      {"qkv", "matvec_q8_0", 20, {.bytes = 2000, .flops = 2000}, 0, /*waits=*/true},
   };
   const std::vector<KernelShare> shares = SummarizeProfile(timings);
   ASSERT_EQ(shares.size(), 2u);
   EXPECT_EQ(shares[0].label, "attention");
   EXPECT_EQ(shares[0].dispatches, 1u);
+  EXPECT_EQ(shares[0].waits, 1u);
   EXPECT_DOUBLE_EQ(shares[0].share, 40.0 / 70);
   EXPECT_EQ(shares[1].label, "qkv");
   EXPECT_EQ(shares[1].dispatches, 2u);
+  EXPECT_EQ(shares[1].waits, 1u);
   EXPECT_DOUBLE_EQ(shares[1].microseconds, 30);
   EXPECT_EQ(shares[1].cost.bytes, 3000u);
   EXPECT_EQ(shares[1].cost.flops, 6000u);

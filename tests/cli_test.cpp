@@ -717,9 +717,12 @@ TEST(CliTest, BenchKernelsShowsTheForwardsLabels) {
   for (const auto& row : doc["results"]) {
     std::set<std::string> labels;
     double shares = 0;
+    uint32_t waits = 0;
     for (const auto& k : row["kernels"]) {
       labels.insert(k["kernel"].get<std::string>());
       shares += k["share"].get<double>();
+      EXPECT_LE(k["waits"].get<uint32_t>(), k["dispatches"].get<uint32_t>());
+      waits += k["waits"].get<uint32_t>();
       EXPECT_GE(k["gbps"].get<double>(), 0);
       EXPECT_GE(k["of_copy_peak"].get<double>(), 0);
     }
@@ -733,11 +736,13 @@ TEST(CliTest, BenchKernelsShowsTheForwardsLabels) {
     }
     EXPECT_EQ(labels.count("gate_up_swiglu"), 0u) << row["test"];
     EXPECT_NEAR(shares, 1, 1e-6);
+    EXPECT_GT(waits, 0u) << row["test"];  // a layer's products wait for the one before
   }
   const Result md = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 2 -r 1 --kernels --peak-mib 1");
   ASSERT_EQ(md.status, 0) << md.err;
-  qvk::test::ExpectMentions(md.out, {"device peak: copy", "kernels of tg2", "| kernel | dispatches | share |",
-                                     "| attention | 2 |", "| qkv | 2 |", "| lm_head | 1 |"});
+  qvk::test::ExpectMentions(
+      md.out, {"device peak: copy", "kernels of tg2", "of them after a barrier", "| kernel | dispatches | share |",
+               "| attention | 2 |", "| qkv | 2 |", "| lm_head | 1 |"});
 }
 
 // A split model's bench names each device's layers and each profiled step's time on each device.

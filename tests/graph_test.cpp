@@ -126,17 +126,23 @@ TEST_F(GpuTest, GridForCoversLargeCountsWithinLimits) {
   }
 }
 
+// ...and which dispatches waited at a barrier for all the work before them.
 TEST_F(GpuTest, ProfiledGraphReportsATimePerDispatch) {
   if (!info().compute_timestamps) GTEST_SKIP() << "device has no compute timestamps";
-  Buffer x = Upload(RandomFloats(1 << 16, 1)), y = Poisoned(1 << 17), z = Poisoned(1 << 17);
+  Buffer x = Upload(RandomFloats(1 << 16, 1)), y = Poisoned(1 << 17), z = Poisoned(1 << 17), w = Poisoned(1 << 17);
   Graph g(device(), /*profile=*/true);
   ops::SwiGlu(g, x, y, 1, 1 << 15, "first");
-  ops::RmsNorm(g, y, y, z, 1, 1 << 15, 1e-6f, "second");
+  ops::SwiGlu(g, x, w, 1, 1 << 15, "beside");             // independent of the first: no barrier
+  ops::RmsNorm(g, y, y, z, 1, 1 << 15, 1e-6f, "second");  // reads the first's output
   g.Run();
   const auto timings = g.Timings();
-  ASSERT_EQ(timings.size(), 2u);
+  ASSERT_EQ(timings.size(), 3u);
   EXPECT_EQ(timings[0].label, "first");
-  EXPECT_EQ(timings[1].label, "second");
+  EXPECT_EQ(timings[2].label, "second");
+  EXPECT_FALSE(timings[0].waits);
+  EXPECT_FALSE(timings[1].waits);
+  EXPECT_TRUE(timings[2].waits);
+  EXPECT_EQ(g.barrier_count(), 1u);
   for (const auto& t : timings) EXPECT_GE(t.microseconds, 0.0);
 }
 
