@@ -126,7 +126,8 @@ TEST_F(GpuTest, GridForCoversLargeCountsWithinLimits) {
   }
 }
 
-// ...and which dispatches waited at a barrier for all the work before them.
+// A profiled graph gives each dispatch its time, and says which ones waited at a barrier for all the
+// work before them.
 TEST_F(GpuTest, ProfiledGraphReportsATimePerDispatch) {
   if (!info().compute_timestamps) GTEST_SKIP() << "device has no compute timestamps";
   Buffer x = Upload(RandomFloats(1 << 16, 1)), y = Poisoned(1 << 17), z = Poisoned(1 << 17), w = Poisoned(1 << 17);
