@@ -373,12 +373,12 @@ void AppendKernels(std::string& out, const BenchResult& r, const std::optional<D
     out += fmt::format("GPU time by device, in layer order: {}\n", each);
   }
   out += "\n";
-  out += "| kernel | dispatches | share | us/step | GB/s | of copy peak | TFLOP/s | of FMA peak |\n";
-  out += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  out += "| kernel | dispatches | after a barrier | share | us/step | GB/s | of copy peak | TFLOP/s | of FMA peak |\n";
+  out += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   for (const KernelShare& k : r.kernels) {
     const std::string of_copy = peak ? Percent(k.gigabytes_per_s() / peak->copy_gbps) : "-";
     const std::string of_fma = peak ? Percent(k.teraflops() / peak->fma_tflops) : "-";
-    out += fmt::format("| {} | {} | {} | {:.1f} | {:.1f} | {} | {:.3f} | {} |\n", k.label, k.dispatches,
+    out += fmt::format("| {} | {} | {} | {} | {:.1f} | {:.1f} | {} | {:.3f} | {} |\n", k.label, k.dispatches, k.waits,
                        Percent(k.share), k.microseconds, k.gigabytes_per_s(), of_copy, k.teraflops(), of_fma);
   }
 }
@@ -496,6 +496,7 @@ store::BenchRun StoredRun(const BenchReport& report, std::span<const uint32_t> p
     for (const KernelShare& k : r.kernels) {
       row.kernels.push_back({.label = k.label,
                              .dispatches = k.dispatches,
+                             .waits = k.waits,
                              .share = k.share,
                              .us_per_step = k.microseconds,
                              .bytes = k.cost.bytes,

@@ -69,6 +69,7 @@ Json RowJson(const BenchRow& r) {
   for (const BenchKernel& k : r.kernels) {
     kernels.push_back({{"label", k.label},
                        {"dispatches", k.dispatches},
+                       {"waits", k.waits ? Json(*k.waits) : Json(nullptr)},
                        {"share", k.share},
                        {"us_per_step", k.us_per_step},
                        {"bytes", k.bytes},
@@ -232,9 +233,14 @@ BenchModel CheckModel(const Json& json, const std::string& where) {
   return m;
 }
 
-BenchKernel CheckKernel(const Json& json, const std::string& where) {
+// Version 2 added "waits" (null where unknown); a version 1 file's kernels leave it unknown.
+BenchKernel CheckKernel(const Json& json, const std::string& where, int version) {
   Object(json, where);
-  RejectUnknownFields(json, where, {"label", "dispatches", "share", "us_per_step", "bytes", "flops"});
+  if (version == 1) {
+    RejectUnknownFields(json, where, {"label", "dispatches", "share", "us_per_step", "bytes", "flops"});
+  } else {
+    RejectUnknownFields(json, where, {"label", "dispatches", "waits", "share", "us_per_step", "bytes", "flops"});
+  }
   BenchKernel k{.label = Text(json, "label", where),
                 .dispatches = Uint32(json, "dispatches", where),
                 .share = Number(Require(json, "share", where), where + ".share", 0, 1),
@@ -242,10 +248,16 @@ BenchKernel CheckKernel(const Json& json, const std::string& where) {
                 .bytes = Count(json, "bytes", where),
                 .flops = Count(json, "flops", where)};
   if (k.label.empty()) Reject(fmt::format("{}.label is empty", where));
+  if (version >= 2 && !Require(json, "waits", where).is_null()) {
+    k.waits = Uint32(json, "waits", where);
+    if (*k.waits > k.dispatches) {
+      Reject(fmt::format("{}.waits is {}, more than its {} dispatches", where, *k.waits, k.dispatches));
+    }
+  }
   return k;
 }
 
-BenchRow CheckRow(const Json& json, const std::string& where) {
+BenchRow CheckRow(const Json& json, const std::string& where, int version) {
   Object(json, where);
   RejectUnknownFields(json, where,
                       {"kind", "tokens", "depth", "mean_tokens_per_s", "stddev_tokens_per_s", "samples_s", "kernels"});
@@ -264,7 +276,7 @@ BenchRow CheckRow(const Json& json, const std::string& where) {
   }
   const Json& kernels = Array(json, "kernels", where, kMaxBenchKernels);
   for (size_t i = 0; i < kernels.size(); ++i) {
-    row.kernels.push_back(CheckKernel(kernels[i], fmt::format("{}.kernels[{}]", where, i)));
+    row.kernels.push_back(CheckKernel(kernels[i], fmt::format("{}.kernels[{}]", where, i), version));
   }
   return row;
 }
@@ -293,11 +305,13 @@ BenchFile CheckQwenvkFile(const Json& doc) {
     Reject(
         fmt::format("\"format\" is {}, not \"{}\": this is not a QwenVK benchmark file", Quoted(format), kBenchFormat));
   }
-  const Json& version = Require(doc, "version", "the file");
-  if (!version.is_number_integer() || version.get<int64_t>() != kBenchFormatVersion) {
-    Reject(fmt::format("\"version\" is {}; this QwenVK reads version {} of the benchmark format", Quoted(version),
-                       kBenchFormatVersion));
+  const Json& version_field = Require(doc, "version", "the file");
+  if (!version_field.is_number_integer() || version_field.get<int64_t>() < 1 ||
+      version_field.get<int64_t>() > kBenchFormatVersion) {
+    Reject(fmt::format("\"version\" is {}; this QwenVK reads versions 1 to {} of the benchmark format",
+                       Quoted(version_field), kBenchFormatVersion));
   }
+  const int version = static_cast<int>(version_field.get<int64_t>());
   Integer(Require(doc, "exported_ms", "the file"), "exported_ms", 0, kMaxTimeMs);
   const auto devices = CheckListed<BenchDevice>(doc, "devices", CheckDevice);
   const auto models = CheckListed<BenchModel>(doc, "models", CheckModel);
@@ -342,7 +356,7 @@ BenchFile CheckQwenvkFile(const Json& doc) {
     const Json& rows = Array(json, "rows", where, kMaxBenchRows);
     if (rows.empty()) Reject(fmt::format("{}.rows is empty: a run has at least one test", where));
     for (size_t r = 0; r < rows.size(); ++r)
-      run.rows.push_back(CheckRow(rows[r], fmt::format("{}.rows[{}]", where, r)));
+      run.rows.push_back(CheckRow(rows[r], fmt::format("{}.rows[{}]", where, r), version));
     file.runs.push_back(std::move(run));
   }
   for (const auto& [id, device] : devices) {

@@ -208,7 +208,7 @@ Id Store::SaveBenchRun(const BenchRun& run) {
         Statement add_kernel(*this, sql::kInsertBenchKernel, "save the benchmark's kernel times");
         add_kernel.Bind(1, row_id).Bind(2, static_cast<int64_t>(k)).Bind(3, kernel.label);
         add_kernel.Bind(4, int64_t{kernel.dispatches}).Bind(5, kernel.share).Bind(6, kernel.us_per_step);
-        add_kernel.Bind(7, Signed(kernel.bytes)).Bind(8, Signed(kernel.flops)).Run();
+        add_kernel.Bind(7, Signed(kernel.bytes)).Bind(8, Signed(kernel.flops)).Bind(9, kernel.waits).Run();
       }
     }
   });
@@ -313,6 +313,7 @@ std::vector<BenchRow> Store::ReadBenchRows(Id run, bool with_kernels) {
       while (kernels.Step()) {
         row.kernels.push_back({.label = kernels.Text(0),
                                .dispatches = static_cast<uint32_t>(kernels.Int(1)),
+                               .waits = kernels.OptionalCount(6),
                                .share = kernels.Real(2),
                                .us_per_step = kernels.Real(3),
                                .bytes = static_cast<uint64_t>(kernels.Int(4)),

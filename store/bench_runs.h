@@ -58,6 +58,9 @@ struct BenchModel {
 struct BenchKernel {
   std::string label;  // model/forward.cpp's: "qkv", "attention", ...
   uint32_t dispatches = 0;
+  // Of those, the ones that started after a barrier (a wait for all the work before); unknown in
+  // runs kept before QwenVK recorded it (schema 6) and in version 1 files.
+  std::optional<uint32_t> waits;
   double share = 0;                // of the step's GPU time, 0..1
   double us_per_step = 0;          // microseconds
   uint64_t bytes = 0;              // moved per step (read + written)

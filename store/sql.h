@@ -172,7 +172,14 @@ ALTER TABLE conversations ADD COLUMN enable_thinking INTEGER CHECK (enable_think
 PRAGMA user_version = 5;
 )sql";
 
-inline constexpr std::array<const char*, 5> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
+// How many of a kernel's dispatches waited at a barrier (bench --kernels); NULL in rows kept before.
+inline constexpr char kSchemaV6[] = R"sql(
+ALTER TABLE bench_kernels ADD COLUMN waits INTEGER CHECK (waits >= 0);
+PRAGMA user_version = 6;
+)sql";
+
+inline constexpr std::array<const char*, 6> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3,
+                                                           kSchemaV4, kSchemaV5, kSchemaV6};
 
 // --- connection and transactions ----------------------------------------------------------------
 inline constexpr char kGetUserVersion[] = "PRAGMA user_version";
@@ -346,8 +353,8 @@ inline constexpr char kInsertBenchRow[] =
     "INSERT INTO bench_rows (run_id, position, kind, tokens, depth, mean_tps, stddev_tps, samples_s)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 inline constexpr char kInsertBenchKernel[] =
-    "INSERT INTO bench_kernels (row_id, position, label, dispatches, share, us_per_step, bytes, flops)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    "INSERT INTO bench_kernels (row_id, position, label, dispatches, share, us_per_step, bytes, flops, waits)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 // The same measurement already stored (an import of a file seen before).
 inline constexpr char kFindBenchRun[] =
     "SELECT id FROM bench_runs WHERE device_id = ?1 AND model_id = ?2 AND source = ?3 AND created_ms = ?4"
@@ -363,7 +370,7 @@ inline constexpr char kBenchRows[] =
     "SELECT id, kind, tokens, depth, mean_tps, stddev_tps, samples_s FROM bench_rows WHERE run_id = ?1"
     " ORDER BY position";
 inline constexpr char kBenchKernels[] =
-    "SELECT label, dispatches, share, us_per_step, bytes, flops FROM bench_kernels WHERE row_id = ?1"
+    "SELECT label, dispatches, share, us_per_step, bytes, flops, waits FROM bench_kernels WHERE row_id = ?1"
     " ORDER BY position";
 inline constexpr char kDeleteBenchRun[] = "DELETE FROM bench_runs WHERE id = ?1";
 #undef QVK_DEVICE_COLUMNS

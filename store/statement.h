@@ -42,6 +42,11 @@ class Store::Statement {
     Check(value ? sqlite3_bind_double(statement_, index, *value) : sqlite3_bind_null(statement_, index));
     return *this;
   }
+  // Counts that may be unknown (a kernel's waits in a run kept before they were recorded): NULL.
+  Statement& Bind(int index, const std::optional<uint32_t>& value) {
+    Check(value ? sqlite3_bind_int64(statement_, index, *value) : sqlite3_bind_null(statement_, index));
+    return *this;
+  }
   // A switch left unset (a conversation's enable_thinking): NULL. Named apart from Bind, which a
   // string literal would also convert to.
   Statement& BindSwitch(int index, std::optional<bool> value) {
@@ -76,6 +81,10 @@ class Store::Statement {
   std::optional<double> OptionalReal(int column) const {
     if (sqlite3_column_type(statement_, column) == SQLITE_NULL) return std::nullopt;
     return Real(column);
+  }
+  std::optional<uint32_t> OptionalCount(int column) const {
+    if (sqlite3_column_type(statement_, column) == SQLITE_NULL) return std::nullopt;
+    return static_cast<uint32_t>(Int(column));
   }
   std::optional<bool> OptionalBool(int column) const {
     if (sqlite3_column_type(statement_, column) == SQLITE_NULL) return std::nullopt;

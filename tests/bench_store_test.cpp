@@ -98,8 +98,10 @@ BenchRun SampleRun(int64_t created_ms, BenchDevice device, BenchModel model) {
                       .mean_tokens_per_s = 4000.5,
                       .stddev_tokens_per_s = 12.25,
                       .samples_s = {0.128, 0.1279},
+                      // gate_up's waits known, rmsnorm's not (a run kept before schema 6)
                       .kernels = {{.label = "gate_up",
                                    .dispatches = 24,
+                                   .waits = 20,
                                    .share = 0.75,
                                    .us_per_step = 300,
                                    .bytes = 120'000'000,
@@ -174,7 +176,7 @@ TEST_F(BenchStoreTest, MigratesAVersion2DatabaseKeepingEveryConversation) {
   }
   Store store(DbPath());
   EXPECT_EQ(store.schema_version(), Store::kSchemaVersion);
-  EXPECT_EQ(Store::kSchemaVersion, 5);
+  EXPECT_EQ(Store::kSchemaVersion, 6);
   const std::vector<Conversation> conversations = store.ListConversations();
   ASSERT_EQ(conversations.size(), 2u);
   EXPECT_EQ(conversations[0].title, "Squid facts");
@@ -191,6 +193,35 @@ TEST_F(BenchStoreTest, MigratesAVersion2DatabaseKeepingEveryConversation) {
   EXPECT_TRUE(store.ListBenchDevices().empty());
   const Id run = store.SaveBenchRun(SampleRun(5000, Gpu(), Qwen()));
   EXPECT_TRUE(store.GetBenchRun(run));
+  EXPECT_EQ(store.IntegrityCheck(), "ok");
+}
+
+// A version 5 database's kept kernel times read back with their waits unknown (schema 6 added
+// them), and a run saved after the migration keeps its own.
+TEST_F(BenchStoreTest, MigratesAVersion5DatabaseLeavingItsKernelsWaitsUnknown) {
+  BenchRun old = SampleRun(1000, Gpu(), Qwen());
+  {
+    Store store(DbPath());
+    store.SaveBenchRun(old);
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+    char* message = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE bench_kernels DROP COLUMN waits; PRAGMA user_version = 5;", nullptr,
+                           nullptr, &message),
+              SQLITE_OK)
+        << message;
+    sqlite3_close(db);
+  }
+  Store store(DbPath());
+  EXPECT_EQ(store.schema_version(), 6);
+  const std::vector<BenchRun> runs = store.ListBenchRuns();
+  ASSERT_EQ(runs.size(), 1u);
+  for (BenchKernel& k : old.rows[0].kernels) k.waits.reset();
+  ExpectSameRun(*store.GetBenchRun(runs[0].id), old);
+  const BenchRun now = SampleRun(2000, Gpu(), Qwen());
+  ExpectSameRun(*store.GetBenchRun(store.SaveBenchRun(now)), now);
   EXPECT_EQ(store.IntegrityCheck(), "ok");
 }
 
@@ -323,7 +354,9 @@ TEST_F(BenchStoreTest, ExportImportRoundTripsEveryField) {
   const std::string everything = ExportBenchJson(source, {});
   const Json doc = Json::parse(everything);
   EXPECT_EQ(doc["format"], "qwenvk-bench");
-  EXPECT_EQ(doc["version"], 1);
+  EXPECT_EQ(doc["version"], 2);
+  EXPECT_EQ(doc["runs"][0]["rows"][0]["kernels"][0]["waits"], 20);
+  EXPECT_TRUE(doc["runs"][0]["rows"][0]["kernels"][1]["waits"].is_null());  // unknown stays unknown
   EXPECT_EQ(doc["devices"].size(), 3u);
   EXPECT_EQ(doc["runs"].size(), 2u);
 
@@ -390,7 +423,9 @@ std::vector<InvalidFile> InvalidFiles(const std::string& valid, const std::strin
       edit(
           "other format", [](Json& d) { d["format"] = "qwenvk-conversation"; }, "not a QwenVK benchmark file"),
       edit(
-          "version 2", [](Json& d) { d["version"] = 2; }, "reads version 1"),
+          "version 3", [](Json& d) { d["version"] = 3; }, "reads versions 1 to 2"),
+      edit(
+          "version 0", [](Json& d) { d["version"] = 0; }, "\"version\" is 0"),
       edit(
           "version as text", [](Json& d) { d["version"] = "1"; }, "\"version\" is \"1\""),
       edit(
@@ -444,6 +479,15 @@ std::vector<InvalidFile> InvalidFiles(const std::string& valid, const std::strin
           "rate as text", [](Json& d) { d["runs"][0]["rows"][0]["mean_tokens_per_s"] = "fast"; }, "must be a number"),
       edit(
           "null sample", [](Json& d) { d["runs"][0]["rows"][0]["samples_s"][1] = nullptr; }, "samples_s[1]"),
+      edit(
+          "waits over dispatches", [](Json& d) { d["runs"][0]["rows"][0]["kernels"][0]["waits"] = 25; },
+          "waits is 25, more than its 24 dispatches"),
+      edit(
+          "waits as text", [](Json& d) { d["runs"][0]["rows"][0]["kernels"][0]["waits"] = "some"; }, "waits"),
+      edit(
+          "no waits", [](Json& d) { d["runs"][0]["rows"][0]["kernels"][1].erase("waits"); }, "has no \"waits\""),
+      edit(
+          "waits in version 1", [](Json& d) { d["version"] = 1; }, "unknown field \"waits\""),
       edit(
           "share over 1", [](Json& d) { d["runs"][0]["rows"][0]["kernels"][0]["share"] = 1.5; }, "share"),
       edit(
@@ -586,6 +630,7 @@ TEST_F(BenchStoreTest, ImportsWhatQwenvkExportedOnAnH200) {
   EXPECT_EQ(f16.rows[1].Name(), "tg128");
   EXPECT_NEAR(f16.rows[1].mean_tokens_per_s, 668.66, 0.01);
   EXPECT_EQ(f16.rows[1].kernels.size(), 9u);
+  EXPECT_FALSE(f16.rows[1].kernels[0].waits);  // a version 1 file: not recorded then
   // Every kernel sits under the device's roofs.
   for (const RooflinePoint& point : Roofline(f16.rows[1], device)) EXPECT_LE(point.of_roof, 1.0) << point.label;
   EXPECT_EQ(store.GetBenchRun(h200.runs[1])->model.name, "qwen2.5-0.5B-Q4_K_M.gguf");

@@ -118,6 +118,7 @@ BenchReport ExampleReport() {
                             .mean_seconds = 0.51,
                             .kernels = {{.label = "gate_up",
                                          .dispatches = 24,
+                                         .waits = 24,
                                          .microseconds = 800,
                                          .cost = {.bytes = 2400000000, .flops = 100},
                                          .share = 0.75},
@@ -137,7 +138,7 @@ TEST(Bench, MarkdownIsLlamaBenchsTableWithTheBuildDeviceAndMemory) {
            "FP32 FMA 60.000 TFLOP/s", "| model | size | params | test | t/s | ms |",
            "| qwen2 494.03 M Q4_K | 400.00 MiB | 494.03 M | pp512 | 9333.50 ± 12.25 | 55.00 |",
            "| tg128 @ d4096 | 251.00 ± 5.00 | 510.00 |", "KV cache 9.00 MiB", "449.00 MiB in use", "context 768 tokens",
-           "kernels of tg128 @ d4096", "| gate_up | 24 | 75.0% | 800.0 | 3000.0 | 75.0% |"});
+           "kernels of tg128 @ d4096", "| gate_up | 24 | 24 | 75.0% | 800.0 | 3000.0 | 75.0% |"});
   EXPECT_EQ(md.find("kernels of pp512"), std::string::npos);  // not profiled
 }
 

@@ -533,7 +533,7 @@ TEST_F(StoreTest, MigratesAVersion4Database) {
         "        (2, 1, 1, 'assistant', '<think>\nRayleigh.\n</think>\n\nScattering.', 'complete', 1500, 9);");
   }
   Store store(path);
-  EXPECT_EQ(store.schema_version(), 5);
+  EXPECT_EQ(store.schema_version(), Store::kSchemaVersion);
   const std::optional<Conversation> c = store.GetConversation(1);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->enable_thinking, std::nullopt);
