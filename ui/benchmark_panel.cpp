@@ -343,8 +343,10 @@ const store::BenchRow* ChooseDetailRow(BenchPanel& panel) {
 void DrawKernelChart(BenchPanel& panel) {
   const store::BenchRow* row = ChooseDetailRow(panel);
   if (!row) return;
-  ImGui::TextWrapped("Share of one %s step's GPU time by kernel (model/forward.cpp's labels), from GPU timestamps.",
-                     row->Name().c_str());
+  ImGui::TextWrapped(
+      "Share of one %s step's GPU time by kernel (model/forward.cpp's labels), from GPU timestamps; \"waited\": "
+      "dispatches that started after a barrier, a wait for all the work before.",
+      row->Name().c_str());
   float label_width = 0;
   for (const store::BenchKernel& k : row->kernels)
     label_width = std::max(label_width, ImGui::CalcTextSize(k.label.c_str()).x);
@@ -357,7 +359,7 @@ void DrawKernelChart(BenchPanel& panel) {
   ImGui::InvisibleButton("kernels", ImVec2(avail.x, height));
   Plot plot{.draw = ImGui::GetWindowDrawList(),
             .min = ImVec2(origin.x + label_width + 12, origin.y),
-            .max = ImVec2(origin.x + avail.x - 16 * ImGui::GetFontSize(), origin.y + height - 2.2f * line)};
+            .max = ImVec2(origin.x + avail.x - 20 * ImGui::GetFontSize(), origin.y + height - 2.2f * line)};
   plot.x = {.lo = 0, .hi = 100};
   DrawXAxis(plot, "% of the step's GPU time");
   ImDrawList* d = plot.draw;
@@ -369,8 +371,10 @@ void DrawKernelChart(BenchPanel& panel) {
     const float end = plot.x.At(100 * k.share);
     d->AddRectFilled(ImVec2(plot.min.x, top + bar_height * 0.15f), ImVec2(end, top + bar_height * 0.85f),
                      SeriesColor(0));
-    const std::string value = fmt::format("{:.1f}%  {:.0f} us  {:.1f} GB/s  {} disp.", 100 * k.share, k.us_per_step,
-                                          k.gigabytes_per_s(), k.dispatches);
+    std::string value = fmt::format("{:.1f}%  {:.0f} us  {:.1f} GB/s  {} disp.", 100 * k.share, k.us_per_step,
+                                    k.gigabytes_per_s(), k.dispatches);
+    // How many of them started after a barrier, where the run recorded it (session 37 on).
+    if (k.waits) value += fmt::format(" ({} waited)", *k.waits);
     d->AddText(ImVec2(end + 6, text_y), kTextColor, value.c_str());
   }
 }
