@@ -234,7 +234,7 @@ BenchModel CheckModel(const Json& json, const std::string& where) {
 }
 
 // Version 2 added "waits" (null where unknown); a version 1 file's kernels leave it unknown.
-BenchKernel CheckKernel(const Json& json, const std::string& where, int version) {
+BenchKernel CheckKernel(const Json& json, const std::string& where, int64_t version) {
   Object(json, where);
   if (version == 1) {
     RejectUnknownFields(json, where, {"label", "dispatches", "share", "us_per_step", "bytes", "flops"});
@@ -257,7 +257,7 @@ BenchKernel CheckKernel(const Json& json, const std::string& where, int version)
   return k;
 }
 
-BenchRow CheckRow(const Json& json, const std::string& where, int version) {
+BenchRow CheckRow(const Json& json, const std::string& where, int64_t version) {
   Object(json, where);
   RejectUnknownFields(json, where,
                       {"kind", "tokens", "depth", "mean_tokens_per_s", "stddev_tokens_per_s", "samples_s", "kernels"});
@@ -306,12 +306,11 @@ BenchFile CheckQwenvkFile(const Json& doc) {
         fmt::format("\"format\" is {}, not \"{}\": this is not a QwenVK benchmark file", Quoted(format), kBenchFormat));
   }
   const Json& version_field = Require(doc, "version", "the file");
-  if (!version_field.is_number_integer() || version_field.get<int64_t>() < 1 ||
-      version_field.get<int64_t>() > kBenchFormatVersion) {
+  const int64_t version = version_field.is_number_integer() ? version_field.get<int64_t>() : 0;  // 0: not one
+  if (version < 1 || version > kBenchFormatVersion) {
     Reject(fmt::format("\"version\" is {}; this QwenVK reads versions 1 to {} of the benchmark format",
                        Quoted(version_field), kBenchFormatVersion));
   }
-  const int version = static_cast<int>(version_field.get<int64_t>());
   Integer(Require(doc, "exported_ms", "the file"), "exported_ms", 0, kMaxTimeMs);
   const auto devices = CheckListed<BenchDevice>(doc, "devices", CheckDevice);
   const auto models = CheckListed<BenchModel>(doc, "models", CheckModel);
