@@ -184,7 +184,7 @@ int RunBenchList(const BenchStoreOptions& o) {
       tests.push_back(fmt::format("{} {:.2f} ± {:.2f}", row.Name(), row.mean_tokens_per_s, row.stddev_tokens_per_s));
     }
     out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", r.id, UtcTime(r.created_ms),
-                       store::BenchSourceName(r.source), Cell(r.device.name), Cell(r.model.name),
+                       store::BenchSourceName(r.source), Cell(r.DeviceName()), Cell(r.model.name),
                        Cell(Joined(r.model.weight_types)), Cell(r.variant), Joined(tests, "; "));
   }
   out += fmt::format("\n{} runs\n", runs.size());
@@ -205,6 +205,7 @@ int RunBenchShow(const BenchStoreOptions& o) {
                      d.name, d.vendor.empty() ? "unknown" : d.vendor, d.driver.empty() ? "unknown" : d.driver,
                      d.vulkan.empty() ? "unknown" : d.vulkan, d.memory_bytes ? MiB(d.memory_bytes) : "unknown",
                      d.subgroup_size ? std::to_string(d.subgroup_size) : "unknown", d.coopmat ? "yes" : "no");
+  if (!r.stages.empty()) out += fmt::format("split by layers across devices: {}\n", Joined(r.stages));
   if (d.peaks) {
     const store::DevicePeaks& p = *d.peaks;
     out += fmt::format(
@@ -228,8 +229,15 @@ int RunBenchShow(const BenchStoreOptions& o) {
   for (const store::BenchRow& row : r.rows) {
     if (row.kernels.empty()) continue;
     const std::vector<store::RooflinePoint> roofline = store::Roofline(row, d);
-    out += fmt::format("\nkernels of {}{}\n\n", row.Name(),
+    out += fmt::format("\nkernels of {}{}\n", row.Name(),
                        roofline.empty() ? " (no device peak: no roofline)" : ", against the device's peaks");
+    if (!row.device_us.empty()) {
+      std::vector<std::string> each;
+      for (size_t i = 0; i < row.device_us.size(); ++i)
+        each.push_back(fmt::format("device {} {:.1f} us", i, row.device_us[i]));
+      out += fmt::format("GPU time by device, in layer order: {}\n", Joined(each));
+    }
+    out += "\n";
     out +=
         "| kernel | dispatches | after a barrier | share | us/step | GB/s | TFLOP/s | flops/byte | of copy peak | "
         "of FP32 peak | of roof | limited by |\n"

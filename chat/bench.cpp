@@ -477,6 +477,7 @@ store::BenchRun StoredRun(const BenchReport& report, std::span<const uint32_t> p
                       .generations = {generations.begin(), generations.end()},
                       .depths = {depths.begin(), depths.end()},
                       .context = m.context,
+                      .stages = m.devices,
                       .device = StoredDevice(report, now_ms),
                       .model = {.name = path.filename().string(),
                                 .type = m.type,
@@ -493,6 +494,8 @@ store::BenchRun StoredRun(const BenchReport& report, std::span<const uint32_t> p
         .mean_tokens_per_s = r.tokens_per_s.mean,
         .stddev_tokens_per_s = r.tokens_per_s.stddev,
         .samples_s = r.seconds};
+    // DeviceTimes has one entry on one device: the stored row keeps them only for a split.
+    if (!m.devices.empty() && r.device_microseconds.size() == m.devices.size()) row.device_us = r.device_microseconds;
     for (const KernelShare& k : r.kernels) {
       row.kernels.push_back({.label = k.label,
                              .dispatches = k.dispatches,

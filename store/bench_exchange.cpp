@@ -81,7 +81,8 @@ Json RowJson(const BenchRow& r) {
           {"mean_tokens_per_s", r.mean_tokens_per_s},
           {"stddev_tokens_per_s", r.stddev_tokens_per_s},
           {"samples_s", r.samples_s},
-          {"kernels", kernels}};
+          {"kernels", kernels},
+          {"device_us", r.device_us}};
 }
 
 Json RunJson(const BenchRun& r) {
@@ -100,6 +101,7 @@ Json RunJson(const BenchRun& r) {
           {"generations", r.generations},
           {"depths", r.depths},
           {"context", r.context},
+          {"stages", r.stages},
           {"rows", rows}};
 }
 
@@ -233,14 +235,24 @@ BenchModel CheckModel(const Json& json, const std::string& where) {
   return m;
 }
 
-// Version 2 added "waits" (null where unknown); a version 1 file's kernels leave it unknown.
+// A field a later version of the format added: required from that version on, refused in a file
+// of an earlier one (which never wrote it). Whether the file's version has it.
+bool HasSince(const Json& object, const std::string& where, std::string_view key, int64_t added, int64_t version) {
+  if (version < added) {
+    if (Find(object, key)) {
+      Reject(fmt::format("{} has \"{}\", which version {} of the format added; the file says version {}", where, key,
+                         added, version));
+    }
+    return false;
+  }
+  Require(object, key, where);
+  return true;
+}
+
+// "waits" is null where unknown; a version 1 file's kernels leave it unknown.
 BenchKernel CheckKernel(const Json& json, const std::string& where, int64_t version) {
   Object(json, where);
-  if (version == 1) {
-    RejectUnknownFields(json, where, {"label", "dispatches", "share", "us_per_step", "bytes", "flops"});
-  } else {
-    RejectUnknownFields(json, where, {"label", "dispatches", "waits", "share", "us_per_step", "bytes", "flops"});
-  }
+  RejectUnknownFields(json, where, {"label", "dispatches", "waits", "share", "us_per_step", "bytes", "flops"});
   BenchKernel k{.label = Text(json, "label", where),
                 .dispatches = Uint32(json, "dispatches", where),
                 .share = Number(Require(json, "share", where), where + ".share", 0, 1),
@@ -248,7 +260,7 @@ BenchKernel CheckKernel(const Json& json, const std::string& where, int64_t vers
                 .bytes = Count(json, "bytes", where),
                 .flops = Count(json, "flops", where)};
   if (k.label.empty()) Reject(fmt::format("{}.label is empty", where));
-  if (version >= 2 && !Require(json, "waits", where).is_null()) {
+  if (HasSince(json, where, "waits", 2, version) && !json["waits"].is_null()) {
     k.waits = Uint32(json, "waits", where);
     if (*k.waits > k.dispatches) {
       Reject(fmt::format("{}.waits is {}, more than its {} dispatches", where, *k.waits, k.dispatches));
@@ -259,8 +271,9 @@ BenchKernel CheckKernel(const Json& json, const std::string& where, int64_t vers
 
 BenchRow CheckRow(const Json& json, const std::string& where, int64_t version) {
   Object(json, where);
-  RejectUnknownFields(json, where,
-                      {"kind", "tokens", "depth", "mean_tokens_per_s", "stddev_tokens_per_s", "samples_s", "kernels"});
+  RejectUnknownFields(
+      json, where,
+      {"kind", "tokens", "depth", "mean_tokens_per_s", "stddev_tokens_per_s", "samples_s", "kernels", "device_us"});
   BenchRow row;
   const std::string kind = String(Require(json, "kind", where), where + ".kind", 8);
   if (kind != "pp" && kind != "tg") Reject(fmt::format("{}.kind is \"{}\", not \"pp\" or \"tg\"", where, kind));
@@ -277,6 +290,12 @@ BenchRow CheckRow(const Json& json, const std::string& where, int64_t version) {
   const Json& kernels = Array(json, "kernels", where, kMaxBenchKernels);
   for (size_t i = 0; i < kernels.size(); ++i) {
     row.kernels.push_back(CheckKernel(kernels[i], fmt::format("{}.kernels[{}]", where, i), version));
+  }
+  if (HasSince(json, where, "device_us", 3, version)) {
+    const Json& times = Array(json, "device_us", where, kMaxBenchListItems);
+    for (size_t i = 0; i < times.size(); ++i) {
+      row.device_us.push_back(Number(times[i], fmt::format("{}.device_us[{}]", where, i), 0, kMaxRate));
+    }
   }
   return row;
 }
@@ -324,7 +343,7 @@ BenchFile CheckQwenvkFile(const Json& doc) {
     Object(json, where);
     RejectUnknownFields(json, where,
                         {"id", "device", "model", "source", "created_ms", "version", "commit", "variant", "repetitions",
-                         "prompts", "generations", "depths", "context", "rows"});
+                         "prompts", "generations", "depths", "context", "stages", "rows"});
     const int64_t id = Integer(Require(json, "id", where), where + ".id", 1, std::numeric_limits<int64_t>::max());
     if (!run_ids.insert(id).second) Reject(fmt::format("{}: another run has the same id {}", where, id));
     where = fmt::format("runs[{}] (id {})", i, id);
@@ -352,10 +371,26 @@ BenchFile CheckQwenvkFile(const Json& doc) {
     run.generations = Sizes(json, "generations", where);
     run.depths = Sizes(json, "depths", where);
     run.context = Uint32(json, "context", where);
+    if (HasSince(json, where, "stages", 3, version)) {
+      const Json& stages = Array(json, "stages", where, kMaxBenchListItems);
+      for (size_t s = 0; s < stages.size(); ++s) {
+        run.stages.push_back(String(stages[s], fmt::format("{}.stages[{}]", where, s), kMaxBenchTextBytes));
+      }
+      if (run.stages.size() == 1) {
+        Reject(fmt::format("{}.stages has one device: a split has at least two, a run on one device none", where));
+      }
+    }
     const Json& rows = Array(json, "rows", where, kMaxBenchRows);
     if (rows.empty()) Reject(fmt::format("{}.rows is empty: a run has at least one test", where));
-    for (size_t r = 0; r < rows.size(); ++r)
-      run.rows.push_back(CheckRow(rows[r], fmt::format("{}.rows[{}]", where, r), version));
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const std::string at = fmt::format("{}.rows[{}]", where, r);
+      run.rows.push_back(CheckRow(rows[r], at, version));
+      const size_t times = run.rows.back().device_us.size();
+      if (times != 0 && times != run.stages.size()) {
+        Reject(fmt::format("{}.device_us has {} times for the run's {} devices (\"stages\")", at, times,
+                           run.stages.size()));
+      }
+    }
     file.runs.push_back(std::move(run));
   }
   for (const auto& [id, device] : devices) {

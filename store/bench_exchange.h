@@ -1,6 +1,6 @@
 #pragma once
 // Benchmark runs in and out of the store as files people share between machines and vendors:
-// QwenVK's own format (docs/bench-format.md, "qwenvk-bench" version 2) out and in, and
+// QwenVK's own format (docs/bench-format.md, "qwenvk-bench" version 3) out and in, and
 // llama.cpp's `llama-bench -o json` in, so its runs sit beside QwenVK's.
 #include <cstddef>
 #include <span>
@@ -15,7 +15,7 @@ namespace qvk::store {
 
 inline constexpr std::string_view kBenchFormat = "qwenvk-bench";
 // The version this QwenVK writes; it reads every version from 1 to this one.
-inline constexpr int kBenchFormatVersion = 2;
+inline constexpr int kBenchFormatVersion = 3;
 // The largest file an import reads: far beyond any real set of runs.
 inline constexpr size_t kMaxBenchImportBytes = size_t{64} << 20;
 inline constexpr size_t kMaxBenchImportRuns = 10'000;

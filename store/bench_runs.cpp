@@ -40,6 +40,11 @@ std::string BenchRow::Name() const {
   return depth == 0 ? name : fmt::format("{} @ d{}", name, depth);
 }
 
+std::string BenchRun::DeviceName() const {
+  if (stages.empty()) return device.name;
+  return fmt::format("{}, split across {} devices", device.name, stages.size());
+}
+
 double BenchKernel::gigabytes_per_s() const {
   return us_per_step > 0 ? static_cast<double>(bytes) / (us_per_step * 1e3) : 0;
 }
@@ -121,16 +126,19 @@ void RequireFits(const BenchRun& run) {
     RequireFits(what, text);
   }
   for (const std::string& type : run.model.weight_types) RequireFits("weight type", type);
+  for (const std::string& stage : run.stages) RequireFits("device of a split", stage);
   for (const auto& [what, count] : {std::pair<std::string_view, size_t>{"weight types", run.model.weight_types.size()},
                                     {"prompt sizes", run.prompts.size()},
                                     {"generation lengths", run.generations.size()},
-                                    {"depths", run.depths.size()}}) {
+                                    {"depths", run.depths.size()},
+                                    {"devices of a split", run.stages.size()}}) {
     RequireCount(what, count, kMaxBenchListItems);
   }
   RequireCount("rows", run.rows.size(), kMaxBenchRows);
   for (const BenchRow& row : run.rows) {
     RequireCount("samples in a row", row.samples_s.size(), kMaxBenchSamples);
     RequireCount("kernels in a row", row.kernels.size(), kMaxBenchKernels);
+    RequireCount("device times in a row", row.device_us.size(), kMaxBenchListItems);
     for (const BenchKernel& k : row.kernels) RequireFits("kernel label", k.label);
   }
 }
@@ -194,14 +202,15 @@ Id Store::SaveBenchRun(const BenchRun& run) {
     insert.Bind(1, device).Bind(2, model).Bind(3, BenchSourceName(run.source)).Bind(4, run.created_ms);
     insert.Bind(5, run.version).Bind(6, run.commit).Bind(7, run.variant).Bind(8, int64_t{run.repetitions});
     insert.Bind(9, JsonList(run.prompts)).Bind(10, JsonList(run.generations)).Bind(11, JsonList(run.depths));
-    insert.Bind(12, int64_t{run.context}).Run();
+    insert.Bind(12, int64_t{run.context}).Bind(13, JsonList(run.stages)).Run();
     id = sqlite3_last_insert_rowid(db_);
     for (size_t r = 0; r < run.rows.size(); ++r) {
       const BenchRow& row = run.rows[r];
       Statement add_row(*this, sql::kInsertBenchRow, "save the benchmark");
       add_row.Bind(1, id).Bind(2, static_cast<int64_t>(r)).Bind(3, BenchKindName(row.kind));
       add_row.Bind(4, int64_t{row.tokens}).Bind(5, int64_t{row.depth}).Bind(6, row.mean_tokens_per_s);
-      add_row.Bind(7, row.stddev_tokens_per_s).Bind(8, JsonList(row.samples_s)).Run();
+      add_row.Bind(7, row.stddev_tokens_per_s).Bind(8, JsonList(row.samples_s)).Bind(9, JsonList(row.device_us));
+      add_row.Run();
       const Id row_id = sqlite3_last_insert_rowid(db_);
       for (size_t k = 0; k < row.kernels.size(); ++k) {
         const BenchKernel& kernel = row.kernels[k];
@@ -271,7 +280,7 @@ BenchDevice ReadBenchDevice(const auto& s, int at) {
 }
 
 constexpr int kDeviceColumns = 13;
-constexpr int kRunColumns = 11;
+constexpr int kRunColumns = 12;
 
 bool Matches(const BenchRun& run, const BenchFilter& filter) {
   if (!filter.device.empty() && run.device.name != filter.device) return false;
@@ -306,7 +315,8 @@ std::vector<BenchRow> Store::ReadBenchRows(Id run, bool with_kernels) {
                  .depth = static_cast<uint32_t>(rows.Int(3)),
                  .mean_tokens_per_s = rows.Real(4),
                  .stddev_tokens_per_s = rows.Real(5),
-                 .samples_s = ParseList<double>(rows.Text(6), path_, "samples")};
+                 .samples_s = ParseList<double>(rows.Text(6), path_, "samples"),
+                 .device_us = ParseList<double>(rows.Text(7), path_, "device times")};
     if (with_kernels) {
       Statement kernels(*this, sql::kBenchKernels, "read the benchmark's kernel times");
       kernels.Bind(1, rows.Int(0));
@@ -339,6 +349,7 @@ BenchRun ReadBenchRun(const auto& s, const std::filesystem::path& path) {
                .generations = ParseList<uint32_t>(s.Text(8), path, "generation lengths"),
                .depths = ParseList<uint32_t>(s.Text(9), path, "depths"),
                .context = static_cast<uint32_t>(s.Int(10)),
+               .stages = ParseList<std::string>(s.Text(11), path, "devices of a split"),
                .device = ReadBenchDevice(s, kRunColumns)};
   constexpr int m = kRunColumns + kDeviceColumns;
   run.model = {.id = s.Int(m),

@@ -81,7 +81,10 @@ struct BenchRow {
   double stddev_tokens_per_s = 0;    // sample standard deviation
   std::vector<double> samples_s;     // each timed repetition, seconds
   std::vector<BenchKernel> kernels;  // empty: not profiled (or, from ListBenchRuns, not read)
-  std::string Name() const;          // "pp512", "tg128 @ d4096"
+  // The profiled step's GPU time on each device of a split model (BenchRun::stages, in their
+  // order), microseconds; empty where not profiled, on one device, or kept before schema 7.
+  std::vector<double> device_us;
+  std::string Name() const;  // "pp512", "tg128 @ d4096"
   bool operator==(const BenchRow&) const = default;
 };
 
@@ -97,9 +100,14 @@ struct BenchRun {
   uint32_t repetitions = 0;                            // timed runs per test
   std::vector<uint32_t> prompts, generations, depths;  // the method: -p, -n and -d
   uint32_t context = 0;                                // KV cache rows; 0 when unknown
+  // A model split by layers across devices: each device, its layers and its hand-off, in layer
+  // order ("device 0 (NVIDIA H200): layers 0-13; hand-off: host copy"); `device` is the first of them.
+  // Empty on one device (and in runs kept before schema 7 or files before version 3).
+  std::vector<std::string> stages;
   BenchDevice device;
   BenchModel model;
   std::vector<BenchRow> rows;
+  std::string DeviceName() const;  // "NVIDIA H200", or with a split "NVIDIA H200, split across 2 devices"
 };
 
 // What one run holds at most, far beyond any real one: the store refuses more (TooLarge) and an
@@ -108,7 +116,7 @@ inline constexpr size_t kMaxBenchTextBytes = 4096;  // each name, version, commi
 inline constexpr size_t kMaxBenchRows = 10'000;
 inline constexpr size_t kMaxBenchKernels = 1'000;    // per row
 inline constexpr size_t kMaxBenchSamples = 10'000;   // per row
-inline constexpr size_t kMaxBenchListItems = 1'000;  // p, n, d and weight types
+inline constexpr size_t kMaxBenchListItems = 1'000;  // p, n, d, weight types and stages
 
 // ListBenchRuns' filter: an empty field matches everything.
 struct BenchFilter {

@@ -178,8 +178,17 @@ ALTER TABLE bench_kernels ADD COLUMN waits INTEGER CHECK (waits >= 0);
 PRAGMA user_version = 6;
 )sql";
 
-inline constexpr std::array<const char*, 6> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3,
-                                                           kSchemaV4, kSchemaV5, kSchemaV6};
+// A run of a model split across devices: each device and its layers (JSON list of text, '[]' on
+// one device and in runs kept before), and each profiled row's GPU time on each of them (JSON
+// list of microseconds, '[]' where not profiled or on one device).
+inline constexpr char kSchemaV7[] = R"sql(
+ALTER TABLE bench_runs ADD COLUMN stages TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE bench_rows ADD COLUMN device_us TEXT NOT NULL DEFAULT '[]';
+PRAGMA user_version = 7;
+)sql";
+
+inline constexpr std::array<const char*, 7> kMigrations = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4,
+                                                           kSchemaV5, kSchemaV6, kSchemaV7};
 
 // --- connection and transactions ----------------------------------------------------------------
 inline constexpr char kGetUserVersion[] = "PRAGMA user_version";
@@ -326,7 +335,7 @@ inline constexpr char kDeleteSetting[] = "DELETE FROM settings WHERE key = ?1";
 #define QVK_MODEL_COLUMNS "m.id, m.name, m.type, m.layers, m.hidden, m.params, m.weight_types, m.file_bytes"
 #define QVK_RUN_COLUMNS                                                                                         \
   "r.id, r.source, r.created_ms, r.version, r.git_commit, r.variant, r.repetitions, r.prompts, r.generations, " \
-  "r.depths, r.context, " QVK_DEVICE_COLUMNS ", " QVK_MODEL_COLUMNS
+  "r.depths, r.context, r.stages, " QVK_DEVICE_COLUMNS ", " QVK_MODEL_COLUMNS
 
 // Adds the device unless it is there; kFindBenchDevice then names it either way.
 inline constexpr char kInsertBenchDevice[] =
@@ -348,10 +357,10 @@ inline constexpr char kFindBenchModel[] =
     " AND weight_types = ?6 AND file_bytes = ?7";
 inline constexpr char kInsertBenchRun[] =
     "INSERT INTO bench_runs (device_id, model_id, source, created_ms, version, git_commit, variant, repetitions,"
-    " prompts, generations, depths, context) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    " prompts, generations, depths, context, stages) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 inline constexpr char kInsertBenchRow[] =
-    "INSERT INTO bench_rows (run_id, position, kind, tokens, depth, mean_tps, stddev_tps, samples_s)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    "INSERT INTO bench_rows (run_id, position, kind, tokens, depth, mean_tps, stddev_tps, samples_s, device_us)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 inline constexpr char kInsertBenchKernel[] =
     "INSERT INTO bench_kernels (row_id, position, label, dispatches, share, us_per_step, bytes, flops, waits)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -367,7 +376,7 @@ inline constexpr char kGetBenchRun[] = "SELECT " QVK_RUN_COLUMNS
                                        " FROM bench_runs r JOIN bench_devices d ON d.id = r.device_id"
                                        " JOIN bench_models m ON m.id = r.model_id WHERE r.id = ?1";
 inline constexpr char kBenchRows[] =
-    "SELECT id, kind, tokens, depth, mean_tps, stddev_tps, samples_s FROM bench_rows WHERE run_id = ?1"
+    "SELECT id, kind, tokens, depth, mean_tps, stddev_tps, samples_s, device_us FROM bench_rows WHERE run_id = ?1"
     " ORDER BY position";
 inline constexpr char kBenchKernels[] =
     "SELECT label, dispatches, share, us_per_step, bytes, flops, waits FROM bench_kernels WHERE row_id = ?1"

@@ -134,7 +134,7 @@ class Store {
 
   // $XDG_DATA_HOME/qwenvk/conversations.db, default ~/.local/share/qwenvk/conversations.db.
   static std::filesystem::path DefaultPath();
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
 
   const std::filesystem::path& path() const { return path_; }
   bool read_only() const { return read_only_; }

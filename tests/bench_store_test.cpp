@@ -121,6 +121,14 @@ BenchRun SampleRun(int64_t created_ms, BenchDevice device, BenchModel model) {
   return run;
 }
 
+// The sample as a model split across two devices measures it: each device's layers, and the
+// profiled pp row's time on each.
+BenchRun Split(BenchRun run) {
+  run.stages = {"device 0 (A): layers 0-11; hand-off: host copy", "device 1 (A): layers 12-23"};
+  run.rows[0].device_us = {250.5, 149.5};
+  return run;
+}
+
 // A run as it reads back, ids aside (the store gives its own).
 void ExpectSameRun(BenchRun got, BenchRun expected) {
   EXPECT_EQ(got.source, expected.source);
@@ -133,6 +141,7 @@ void ExpectSameRun(BenchRun got, BenchRun expected) {
   EXPECT_EQ(got.generations, expected.generations);
   EXPECT_EQ(got.depths, expected.depths);
   EXPECT_EQ(got.context, expected.context);
+  EXPECT_EQ(got.stages, expected.stages);
   got.model.id = expected.model.id = 0;
   EXPECT_EQ(got.model, expected.model);
   EXPECT_EQ(got.device.name, expected.device.name);
@@ -149,6 +158,20 @@ void ExpectSameRun(BenchRun got, BenchRun expected) {
 class BenchStoreTest : public ::testing::Test {
  protected:
   std::filesystem::path DbPath() const { return dir_.path() / "conversations.db"; }
+  // Saves `run` in a new database, then takes the schema back by `sql`: a database an older QwenVK
+  // kept the run in.
+  void SaveThenDowngrade(const BenchRun& run, const char* sql) {
+    {
+      Store store(DbPath());
+      store.SaveBenchRun(run);
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+    char* message = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &message), SQLITE_OK) << message;
+    sqlite3_free(message);
+    sqlite3_close(db);
+  }
   test::TempDir dir_;
 };
 
@@ -176,7 +199,7 @@ TEST_F(BenchStoreTest, MigratesAVersion2DatabaseKeepingEveryConversation) {
   }
   Store store(DbPath());
   EXPECT_EQ(store.schema_version(), Store::kSchemaVersion);
-  EXPECT_EQ(Store::kSchemaVersion, 6);
+  EXPECT_EQ(Store::kSchemaVersion, 7);
   const std::vector<Conversation> conversations = store.ListConversations();
   ASSERT_EQ(conversations.size(), 2u);
   EXPECT_EQ(conversations[0].title, "Squid facts");
@@ -200,28 +223,37 @@ TEST_F(BenchStoreTest, MigratesAVersion2DatabaseKeepingEveryConversation) {
 // them), and a run saved after the migration keeps its own.
 TEST_F(BenchStoreTest, MigratesAVersion5DatabaseLeavingItsKernelsWaitsUnknown) {
   BenchRun old = SampleRun(1000, Gpu(), Qwen());
-  {
-    Store store(DbPath());
-    store.SaveBenchRun(old);
-  }
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
-    char* message = nullptr;
-    ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE bench_kernels DROP COLUMN waits; PRAGMA user_version = 5;", nullptr,
-                           nullptr, &message),
-              SQLITE_OK)
-        << message;
-    sqlite3_close(db);
-  }
+  SaveThenDowngrade(old,
+                    "ALTER TABLE bench_kernels DROP COLUMN waits; ALTER TABLE bench_runs DROP COLUMN stages;"
+                    " ALTER TABLE bench_rows DROP COLUMN device_us; PRAGMA user_version = 5;");
   Store store(DbPath());
-  EXPECT_EQ(store.schema_version(), 6);
+  EXPECT_EQ(store.schema_version(), Store::kSchemaVersion);
   const std::vector<BenchRun> runs = store.ListBenchRuns();
   ASSERT_EQ(runs.size(), 1u);
   for (BenchKernel& k : old.rows[0].kernels) k.waits.reset();
   ExpectSameRun(*store.GetBenchRun(runs[0].id), old);
   const BenchRun now = SampleRun(2000, Gpu(), Qwen());
   ExpectSameRun(*store.GetBenchRun(store.SaveBenchRun(now)), now);
+  EXPECT_EQ(store.IntegrityCheck(), "ok");
+}
+
+// A version 6 database's runs read back as runs on one device (schema 7 added a split's devices
+// and their times), and a split run saved after the migration keeps both.
+TEST_F(BenchStoreTest, MigratesAVersion6DatabaseItsRunsOnOneDevice) {
+  const BenchRun old = SampleRun(1000, Gpu(), Qwen());
+  SaveThenDowngrade(old,
+                    "ALTER TABLE bench_runs DROP COLUMN stages; ALTER TABLE bench_rows DROP COLUMN device_us;"
+                    " PRAGMA user_version = 6;");
+  Store store(DbPath());
+  EXPECT_EQ(store.schema_version(), 7);
+  const std::vector<BenchRun> runs = store.ListBenchRuns();
+  ASSERT_EQ(runs.size(), 1u);
+  ExpectSameRun(*store.GetBenchRun(runs[0].id), old);
+  EXPECT_EQ(runs[0].DeviceName(), old.device.name);
+  const BenchRun split = Split(SampleRun(2000, Gpu(), Qwen()));
+  const Id id = store.SaveBenchRun(split);
+  ExpectSameRun(*store.GetBenchRun(id), split);
+  EXPECT_EQ(store.GetBenchRun(id)->DeviceName(), old.device.name + ", split across 2 devices");
   EXPECT_EQ(store.IntegrityCheck(), "ok");
 }
 
@@ -349,13 +381,17 @@ TEST_F(BenchStoreTest, ExportImportRoundTripsEveryField) {
   BenchRun with_peaks = SampleRun(1000, Gpu("A", Peaks(900)), Qwen("Q4_0"));
   with_peaks.device.peaks->coopmat_tflops = 321.5;
   const Id a = source.SaveBenchRun(with_peaks);
-  const Id b = source.SaveBenchRun(SampleRun(2000, Gpu("B"), Qwen("Q8_0")));
+  const Id b = source.SaveBenchRun(Split(SampleRun(2000, Gpu("B"), Qwen("Q8_0"))));
   source.SaveBenchDevice(Gpu("peak only", Peaks(50)));
   const std::string everything = ExportBenchJson(source, {});
   const Json doc = Json::parse(everything);
   EXPECT_EQ(doc["format"], "qwenvk-bench");
-  EXPECT_EQ(doc["version"], 2);
+  EXPECT_EQ(doc["version"], 3);
   EXPECT_EQ(doc["runs"][0]["rows"][0]["kernels"][0]["waits"], 20);
+  EXPECT_EQ(doc["runs"][0]["stages"], Json::array());  // one device
+  EXPECT_EQ(doc["runs"][1]["stages"].size(), 2u);
+  EXPECT_EQ(doc["runs"][1]["rows"][0]["device_us"], Json::parse("[250.5, 149.5]"));
+  EXPECT_EQ(doc["runs"][1]["rows"][1]["device_us"], Json::array());         // not profiled
   EXPECT_TRUE(doc["runs"][0]["rows"][0]["kernels"][1]["waits"].is_null());  // unknown stays unknown
   EXPECT_EQ(doc["devices"].size(), 3u);
   EXPECT_EQ(doc["runs"].size(), 2u);
@@ -365,7 +401,7 @@ TEST_F(BenchStoreTest, ExportImportRoundTripsEveryField) {
   ASSERT_EQ(imported.runs.size(), 2u);
   EXPECT_EQ(imported.already_held, 0u);
   ExpectSameRun(*target.GetBenchRun(imported.runs[0]), with_peaks);
-  ExpectSameRun(*target.GetBenchRun(imported.runs[1]), SampleRun(2000, Gpu("B"), Qwen("Q8_0")));
+  ExpectSameRun(*target.GetBenchRun(imported.runs[1]), Split(SampleRun(2000, Gpu("B"), Qwen("Q8_0"))));
   const std::vector<BenchDevice> devices = target.ListBenchDevices();
   ASSERT_EQ(devices.size(), 3u);
   const auto peak_only = std::find_if(devices.begin(), devices.end(), [](auto& d) { return d.name == "peak only"; });
@@ -385,6 +421,21 @@ TEST_F(BenchStoreTest, ExportImportRoundTripsEveryField) {
   EXPECT_EQ(alone["runs"].size(), 1u);
   const Id missing[] = {a, 9999};
   ExpectMentions(test::ErrorOf([&] { ExportBenchJson(source, missing); }), {"Benchmark run 9999 does not exist"});
+}
+
+// A version 2 file (QwenVK before schema 7) has no split devices or their times: its runs import
+// as runs on one device.
+TEST_F(BenchStoreTest, ImportsAVersion2FileAsRunsOnOneDevice) {
+  Store source(DbPath());
+  source.SaveBenchRun(SampleRun(1000, Gpu("A"), Qwen()));
+  Json doc = Json::parse(ExportBenchJson(source, {}));
+  doc["version"] = 2;
+  doc["runs"][0].erase("stages");
+  for (Json& row : doc["runs"][0]["rows"]) row.erase("device_us");
+  Store target(dir_.path() / "other.db");
+  const BenchImport imported = ImportBenchJson(target, doc.dump());
+  ASSERT_EQ(imported.runs.size(), 1u);
+  ExpectSameRun(*target.GetBenchRun(imported.runs[0]), SampleRun(1000, Gpu("A"), Qwen()));
 }
 
 // --- invalid imports -----------------------------------------------------------------------------
@@ -423,7 +474,7 @@ std::vector<InvalidFile> InvalidFiles(const std::string& valid, const std::strin
       edit(
           "other format", [](Json& d) { d["format"] = "qwenvk-conversation"; }, "not a QwenVK benchmark file"),
       edit(
-          "version 3", [](Json& d) { d["version"] = 3; }, "reads versions 1 to 2"),
+          "version 4", [](Json& d) { d["version"] = 4; }, "reads versions 1 to 3"),
       edit(
           "version 0", [](Json& d) { d["version"] = 0; }, "\"version\" is 0"),
       edit(
@@ -487,7 +538,38 @@ std::vector<InvalidFile> InvalidFiles(const std::string& valid, const std::strin
       edit(
           "no waits", [](Json& d) { d["runs"][0]["rows"][0]["kernels"][1].erase("waits"); }, "has no \"waits\""),
       edit(
-          "waits in version 1", [](Json& d) { d["version"] = 1; }, "unknown field \"waits\""),
+          "waits in version 1",
+          [](Json& d) {
+            d["version"] = 1;
+            for (Json& run : d["runs"]) {
+              run.erase("stages");
+              for (Json& row : run["rows"]) row.erase("device_us");
+            }
+          },
+          "has \"waits\", which version 2 of the format added; the file says version 1"),
+      edit(
+          "stages in version 2", [](Json& d) { d["version"] = 2; },
+          "runs[0] (id 1) has \"stages\", which version 3 of the format added; the file says version 2"),
+      edit(
+          "no stages", [](Json& d) { d["runs"][0].erase("stages"); }, "has no \"stages\""),
+      edit(
+          "one stage", [](Json& d) { d["runs"][1]["stages"].erase(1); },
+          "stages has one device: a split has at least two"),
+      edit(
+          "stage not text", [](Json& d) { d["runs"][1]["stages"][0] = 0; }, "stages[0]"),
+      edit(
+          "no device times", [](Json& d) { d["runs"][1]["rows"][0].erase("device_us"); }, "has no \"device_us\""),
+      edit(
+          "device times without a split",
+          [](Json& d) {
+            d["runs"][0]["rows"][0]["device_us"] = {1.5, 2.5};
+          },
+          "rows[0].device_us has 2 times for the run's 0 devices"),
+      edit(
+          "device times short", [](Json& d) { d["runs"][1]["rows"][0]["device_us"].erase(1); },
+          "device_us has 1 times for the run's 2 devices"),
+      edit(
+          "negative device time", [](Json& d) { d["runs"][1]["rows"][0]["device_us"][1] = -4; }, "device_us[1]"),
       edit(
           "share over 1", [](Json& d) { d["runs"][0]["rows"][0]["kernels"][0]["share"] = 1.5; }, "share"),
       edit(
@@ -525,7 +607,7 @@ TEST_F(BenchStoreTest, InvalidImportsChangeNothing) {
   Store store(DbPath());
   store.CreateConversation("Kept", {});
   store.SaveBenchRun(SampleRun(1000, Gpu("A", Peaks(10)), Qwen()));
-  store.SaveBenchRun(SampleRun(2000, Gpu("B"), Qwen("F16")));
+  store.SaveBenchRun(Split(SampleRun(2000, Gpu("B"), Qwen("F16"))));
   const std::string valid = ExportBenchJson(store, {});
   const std::string llama = test::ReadFile(test::TestDataDir() / "bench" / "llama-bench-h200-qwen2.5-0.5B-Q4_0.json");
   Store empty_store(dir_.path() / "empty.db");

@@ -757,10 +757,28 @@ TEST(CliTest, BenchReportsEachDevicesTime) {
     ASSERT_EQ(row["device_us"].size(), 2u) << row;
     for (const auto& us : row["device_us"]) EXPECT_GT(us.get<double>(), 0);
   }
-  const Result md = RunQwenvk("bench --model '" + kModel + "' -p 0 -n 2 -r 1 --kernels --peak-mib 1 --devices 0,0");
+  // Kept, the run says it was split and keeps each device's time: list, show and export.
+  const qvk::test::TempDir dir;
+  const std::string db = " --db '" + (dir.path() / "runs.db").string() + "'";
+  const Result md =
+      RunQwenvk("bench --model '" + kModel + "' -p 0 -n 2 -r 1 --kernels --peak-mib 1 --devices 0,0" + db);
   ASSERT_EQ(md.status, 0) << md.err;
   qvk::test::ExpectMentions(md.out, {"split by layers across devices: device 0 (", "): layers 1-1",
                                      "GPU time by device, in layer order: device 0 "});
+  const Result list = RunQwenvk("bench list" + db);
+  ASSERT_EQ(list.status, 0) << list.err;
+  qvk::test::ExpectMentions(list.out, {", split across 2 devices | qwen2-tiny |"});
+  const Result show = RunQwenvk("bench show 1" + db);
+  ASSERT_EQ(show.status, 0) << show.err;
+  qvk::test::ExpectMentions(show.out, {"split by layers across devices: device 0 (",
+                                       "): layers 0-0; hand-off: ", ", device 0 (", "): layers 1-1\n", "kernels of tg2",
+                                       "GPU time by device, in layer order: device 0 ", " us, device 1 "});
+  const std::string exported = (dir.path() / "split.json").string();
+  ASSERT_EQ(RunQwenvk("bench export --out '" + exported + "' 1" + db).status, 0);
+  const auto run = nlohmann::json::parse(Slurp(exported))["runs"][0];
+  ASSERT_EQ(run["stages"].size(), 2u);
+  ASSERT_EQ(run["rows"][0]["device_us"].size(), 2u);
+  for (const auto& us : run["rows"][0]["device_us"]) EXPECT_GT(us.get<double>(), 0);
 }
 
 TEST(CliTest, BenchMeasuresTheDevicePeakWithoutAModel) {
@@ -834,7 +852,8 @@ TEST(CliTest, BenchKeepsRunsToListShowExportAndImport) {
   const auto file = nlohmann::json::parse(Slurp(exported));
   EXPECT_EQ(file["format"], "qwenvk-bench");
   ASSERT_EQ(file["runs"].size(), 1u);
-  EXPECT_EQ(file["version"], 2);
+  EXPECT_EQ(file["version"], 3);
+  EXPECT_EQ(file["runs"][0]["stages"], nlohmann::json::array());  // one device
   EXPECT_FALSE(file["runs"][0]["rows"][1]["kernels"].empty());
   uint32_t waits = 0;  // kept with the run: a layer's products wait for the one before
   for (const auto& k : file["runs"][0]["rows"][1]["kernels"]) {

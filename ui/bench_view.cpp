@@ -47,7 +47,7 @@ std::tuple<int64_t, std::string> SortKey(const store::BenchRun& run, BenchColumn
 
 std::string BenchRunLabel(const store::BenchRun& run) {
   const std::string weights = run.model.weight_types.empty() ? "?" : run.model.weight_types.front();
-  return fmt::format("#{} {} \xC2\xB7 {}{}", run.id, run.device.name, weights,
+  return fmt::format("#{} {} \xC2\xB7 {}{}", run.id, run.DeviceName(), weights,
                      run.source == store::BenchSource::LlamaBench ? " (llama.cpp)" : "");
 }
 

@@ -347,6 +347,13 @@ void DrawKernelChart(BenchPanel& panel) {
       "Share of one %s step's GPU time by kernel (model/forward.cpp's labels), from GPU timestamps; \"waited\": "
       "dispatches that started after a barrier, a wait for all the work before.",
       row->Name().c_str());
+  if (!row->device_us.empty()) {  // a split model: the step's time on each device, in layer order
+    std::string each;
+    for (size_t i = 0; i < row->device_us.size(); ++i) {
+      each += fmt::format("{}device {} {:.1f} us", i == 0 ? "" : ", ", i, row->device_us[i]);
+    }
+    ImGui::TextWrapped("GPU time by device, in layer order: %s", each.c_str());
+  }
   float label_width = 0;
   for (const store::BenchKernel& k : row->kernels)
     label_width = std::max(label_width, ImGui::CalcTextSize(k.label.c_str()).x);
@@ -669,11 +676,14 @@ void DrawRunTable(AppState& state, float height) {
     ImGui::TableNextColumn();
     ImGui::TextUnformatted(store::BenchSourceName(run->source));
     ImGui::TableNextColumn();
-    ImGui::TextUnformatted(run->device.name.c_str());
-    // The whole name (a narrow column cuts it) and the driver.
+    const std::string device = run->DeviceName();
+    ImGui::TextUnformatted(device.c_str());
+    // The whole name (a narrow column cuts it), the driver and a split's devices and layers.
     if (ImGui::IsItemHovered()) {
-      ImGui::SetTooltip("%s%s%s", run->device.name.c_str(), run->device.driver.empty() ? "" : "\n",
-                        run->device.driver.c_str());
+      std::string tip = device;
+      if (!run->device.driver.empty()) tip += "\n" + run->device.driver;
+      for (const std::string& stage : run->stages) tip += "\n" + stage;
+      ImGui::SetTooltip("%s", tip.c_str());
     }
     ImGui::TableNextColumn();
     ImGui::TextUnformatted(run->model.name.c_str());
