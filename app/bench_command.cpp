@@ -231,12 +231,7 @@ int RunBenchShow(const BenchStoreOptions& o) {
     const std::vector<store::RooflinePoint> roofline = store::Roofline(row, d);
     out += fmt::format("\nkernels of {}{}\n", row.Name(),
                        roofline.empty() ? " (no device peak: no roofline)" : ", against the device's peaks");
-    if (!row.device_us.empty()) {
-      std::vector<std::string> each;
-      for (size_t i = 0; i < row.device_us.size(); ++i)
-        each.push_back(fmt::format("device {} {:.1f} us", i, row.device_us[i]));
-      out += fmt::format("GPU time by device, in layer order: {}\n", Joined(each));
-    }
+    if (!row.device_us.empty()) out += store::DeviceTimesLine(row.device_us) + "\n";
     out += "\n";
     out +=
         "| kernel | dispatches | after a barrier | share | us/step | GB/s | TFLOP/s | flops/byte | of copy peak | "

@@ -365,13 +365,7 @@ void AppendKernels(std::string& out, const BenchResult& r, const std::optional<D
       "\nkernels of {}: one profiled {} took {:.1f} us of GPU time in {} dispatches, {} of them after a barrier "
       "(a wait for all the work before)\n",
       r.test.Name(), r.test.kind == BenchKind::Prompt ? "prompt" : "step", total, dispatches, waits);
-  if (r.device_microseconds.size() > 1) {
-    std::string each;
-    for (size_t d = 0; d < r.device_microseconds.size(); ++d) {
-      each += fmt::format("{}device {} {:.1f} us", d == 0 ? "" : ", ", d, r.device_microseconds[d]);
-    }
-    out += fmt::format("GPU time by device, in layer order: {}\n", each);
-  }
+  if (r.device_microseconds.size() > 1) out += store::DeviceTimesLine(r.device_microseconds) + "\n";
   out += "\n";
   out += "| kernel | dispatches | after a barrier | share | us/step | GB/s | of copy peak | TFLOP/s | of FMA peak |\n";
   out += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";

@@ -40,6 +40,14 @@ std::string BenchRow::Name() const {
   return depth == 0 ? name : fmt::format("{} @ d{}", name, depth);
 }
 
+std::string DeviceTimesLine(std::span<const double> microseconds) {
+  std::string line = "GPU time by device, in layer order: ";
+  for (size_t d = 0; d < microseconds.size(); ++d) {
+    line += fmt::format("{}device {} {:.1f} us", d == 0 ? "" : ", ", d, microseconds[d]);
+  }
+  return line;
+}
+
 std::string BenchRun::DeviceName() const {
   if (stages.empty()) return device.name;
   return fmt::format("{}, split across {} devices", device.name, stages.size());

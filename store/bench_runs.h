@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,6 +88,10 @@ struct BenchRow {
   std::string Name() const;  // "pp512", "tg128 @ d4096"
   bool operator==(const BenchRow&) const = default;
 };
+
+// A split model's GPU time on each device, in layer order, as every report writes it: "GPU time
+// by device, in layer order: device 0 5947.7 us, device 1 38566.7 us".
+std::string DeviceTimesLine(std::span<const double> microseconds);
 
 struct BenchRun {
   Id id = 0;

@@ -347,13 +347,7 @@ void DrawKernelChart(BenchPanel& panel) {
       "Share of one %s step's GPU time by kernel (model/forward.cpp's labels), from GPU timestamps; \"waited\": "
       "dispatches that started after a barrier, a wait for all the work before.",
       row->Name().c_str());
-  if (!row->device_us.empty()) {  // a split model: the step's time on each device, in layer order
-    std::string each;
-    for (size_t i = 0; i < row->device_us.size(); ++i) {
-      each += fmt::format("{}device {} {:.1f} us", i == 0 ? "" : ", ", i, row->device_us[i]);
-    }
-    ImGui::TextWrapped("GPU time by device, in layer order: %s", each.c_str());
-  }
+  if (!row->device_us.empty()) ImGui::TextWrapped("%s", store::DeviceTimesLine(row->device_us).c_str());
   float label_width = 0;
   for (const store::BenchKernel& k : row->kernels)
     label_width = std::max(label_width, ImGui::CalcTextSize(k.label.c_str()).x);
