@@ -53,11 +53,14 @@ KeyRange block_keys(uint block) {
 }
 
 // Keys per split: the block's keys spread over p.splits, rounded up to whole granules, so that
-// a short context fills the first few splits and leaves the others nothing to do.
+// a short context fills the first few splits and leaves the others nothing to do. The granule
+// (push_constants.h) is shorter for a short context's wide heads.
 uint split_length(KeyRange keys) {
   const uint n = keys.end - keys.begin;
-  const uint per = max((n + p.splits - 1) / p.splits, QVK_ATTENTION_SPLIT_KEYS);
-  return (per + QVK_ATTENTION_SPLIT_KEYS - 1) / QVK_ATTENTION_SPLIT_KEYS * QVK_ATTENTION_SPLIT_KEYS;
+  const uint granule = n <= QVK_ATTENTION_SHORT_KEYS && p.head_dim > 64u ? QVK_ATTENTION_SHORT_SPLIT_KEYS
+                                                                         : QVK_ATTENTION_SPLIT_KEYS;
+  const uint per = max((n + p.splits - 1) / p.splits, granule);
+  return (per + granule - 1) / granule * granule;
 }
 
 // Splits that hold keys; the rest write nothing and are not combined.

@@ -177,8 +177,15 @@ struct EmbedPush {
 };
 
 // KV split sizes are multiples of this many keys (and at least this many), so short contexts
-// use few splits; a block of query rows is split at most QVK_ATTENTION_MAX_SPLITS ways.
+// use few splits; a block of query rows is split at most QVK_ATTENTION_MAX_SPLITS ways. Where a
+// block sees at most QVK_ATTENTION_SHORT_KEYS keys and head_dim > 64, the granule is
+// QVK_ATTENTION_SHORT_SPLIT_KEYS: one 32-key tile of the decode kernel (attention_narrow) a split,
+// so that a short context's chain of tiles is half as long (on an H100, Qwen2.5-1.5B Q4_K_M tg128
+// +3.4%, docs/speed.md session 39); a deep one keeps 64-key splits, which merge half as many
+// partials (32 everywhere lost 6% at 4 096 keys), and head_dim 64 its 64-key tiles (32 lost 1%).
 #define QVK_ATTENTION_SPLIT_KEYS 64u
+#define QVK_ATTENTION_SHORT_SPLIT_KEYS 32u
+#define QVK_ATTENTION_SHORT_KEYS 128u
 #define QVK_ATTENTION_MAX_SPLITS 256u
 
 // O[t, h*D:(h+1)*D] = softmax(scale * Q_h K_g^T + causal/window mask) V_g,  g = h / (H / H_kv).

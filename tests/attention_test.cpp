@@ -215,8 +215,9 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{"probs_prefill_gqa6_d128", 12, 2, 128, 40, 0, 0, true}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
-// One query token at depths around the split granule (64 keys) and the split kernel's tile
-// sizes, in a cache of 4101 rows, so most splits are empty at small depths.
+// One query token at depths around the split granules (64 keys; 32 for head_dim 128 up to 128
+// keys) and the split kernel's tile sizes, in a cache of 4101 rows, so most splits are empty at
+// small depths.
 constexpr uint32_t kDepthCapacity = 4101;
 INSTANTIATE_TEST_SUITE_P(
     DecodeDepths, AttentionTest,
@@ -230,6 +231,14 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{"gqa1_d64_depth1000", 1, 1, 64, 1, 1000, 0, false, kDepthCapacity},
         AttentionCase{"gqa1_d64_depth4096", 1, 1, 64, 1, 4096, 0, false, kDepthCapacity},
         AttentionCase{"gqa2_d128_depth1", 2, 1, 128, 1, 1, 0, false, kDepthCapacity},
+        // head_dim 128 around the short granule (32-key splits up to 128 keys, then 64)
+        AttentionCase{"gqa6_d128_depth31", 6, 1, 128, 1, 31, 0, false, kDepthCapacity},
+        AttentionCase{"gqa6_d128_depth32", 6, 1, 128, 1, 32, 0, false, kDepthCapacity},
+        AttentionCase{"gqa6_d128_depth95", 6, 1, 128, 1, 95, 0, false, kDepthCapacity},
+        AttentionCase{"gqa6_d128_depth127", 6, 1, 128, 1, 127, 0, false, kDepthCapacity},
+        AttentionCase{"gqa6_d128_depth128", 6, 1, 128, 1, 128, 0, false, kDepthCapacity},
+        AttentionCase{"gqa6_d128_depth100_probs", 6, 1, 128, 1, 100, 0, true, kDepthCapacity},
+        AttentionCase{"gqa6_d128_depth100_cache128", 6, 1, 128, 1, 100, 0, false, 128},
         AttentionCase{"gqa2_d128_depth2", 2, 1, 128, 1, 2, 0, false, kDepthCapacity},
         AttentionCase{"gqa2_d128_depth255", 2, 1, 128, 1, 255, 0, false, kDepthCapacity},
         AttentionCase{"gqa2_d128_depth256", 2, 1, 128, 1, 256, 0, false, kDepthCapacity},
