@@ -186,11 +186,11 @@ AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_hea
   plan.head_blocks = CeilDiv(group, plan.heads_per_block);
   const uint64_t blocks = uint64_t{plan.token_blocks} * n_kv_heads * plan.head_blocks;
   // More splits than the cache has granules of keys would always be empty (counting the short
-  // granule of a block that sees few keys, attention.glsl's split_length).
-  const uint32_t short_splits =
-      head_dim > 64 ? CeilDiv(std::min(capacity, QVK_ATTENTION_SHORT_KEYS), QVK_ATTENTION_SHORT_SPLIT_KEYS) : 1;
-  const uint32_t most = std::clamp(std::max(CeilDiv(capacity, QVK_ATTENTION_SPLIT_KEYS), short_splits), 1u,
-                                   QVK_ATTENTION_MAX_SPLITS);
+  // granule of a block that sees few keys).
+  const uint32_t short_keys = std::min(capacity, QVK_ATTENTION_SHORT_KEYS);
+  const uint32_t short_splits = CeilDiv(short_keys, QVK_ATTENTION_GRANULE(short_keys, head_dim));
+  const uint32_t most =
+      std::clamp(std::max(CeilDiv(capacity, QVK_ATTENTION_SPLIT_KEYS), short_splits), 1u, QVK_ATTENTION_MAX_SPLITS);
   const uint64_t workgroups =
       plan.block_rows == kAttentionCoopmatRows ? kAttentionCoopmatWorkgroups : kAttentionWorkgroups;
   plan.splits = static_cast<uint32_t>(std::clamp<uint64_t>(workgroups / blocks, 1, most));

@@ -57,8 +57,7 @@ KeyRange block_keys(uint block) {
 // (push_constants.h) is shorter for a short context's wide heads.
 uint split_length(KeyRange keys) {
   const uint n = keys.end - keys.begin;
-  const uint granule = n <= QVK_ATTENTION_SHORT_KEYS && p.head_dim > 64u ? QVK_ATTENTION_SHORT_SPLIT_KEYS
-                                                                         : QVK_ATTENTION_SPLIT_KEYS;
+  const uint granule = QVK_ATTENTION_GRANULE(n, p.head_dim);
   const uint per = max((n + p.splits - 1) / p.splits, granule);
   return (per + granule - 1) / granule * granule;
 }

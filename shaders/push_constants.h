@@ -186,6 +186,10 @@ struct EmbedPush {
 #define QVK_ATTENTION_SPLIT_KEYS 64u
 #define QVK_ATTENTION_SHORT_SPLIT_KEYS 32u
 #define QVK_ATTENTION_SHORT_KEYS 128u
+// The granule of a block that sees `keys` keys of head_dim `head_dim` (attention.glsl's split_length;
+// ops' PlanAttention counts the splits it allows).
+#define QVK_ATTENTION_GRANULE(keys, head_dim) \
+  ((keys) <= QVK_ATTENTION_SHORT_KEYS && (head_dim) > 64u ? QVK_ATTENTION_SHORT_SPLIT_KEYS : QVK_ATTENTION_SPLIT_KEYS)
 #define QVK_ATTENTION_MAX_SPLITS 256u
 
 // O[t, h*D:(h+1)*D] = softmax(scale * Q_h K_g^T + causal/window mask) V_g,  g = h / (H / H_kv).
