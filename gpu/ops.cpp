@@ -92,6 +92,11 @@ constexpr uint64_t kAttentionWorkgroups = 512;
 // split) against splits toward 512 workgroups: 1.5B Q4_K_M +4.7%, 0.5B Q4_0 +4%, 7B Q4_K_M +1.9%,
 // and no attention_combine pass (docs/speed.md, session 32).
 constexpr uint64_t kAttentionCoopmatWorkgroups = 132;
+// A decode block splits its keys in 32-key granules (one tile of attention_narrow each, where
+// head_dim > 64) while those splits keep the dispatch within one wave of a 132-SM GPU: on an H100,
+// 1.5B Q4_K_M tg32 at depths 256 to 2 048 +1.6% to +6%, 7B's at 256 and 1 024 +2%; twice that
+// many workgroups lost 6% at depth 4 096, merging twice the partials (docs/speed.md, session 40).
+constexpr uint64_t kAttentionShortWorkgroups = 132;
 constexpr uint32_t kAttentionNarrowRows = 8;    // MAX_ROWS of attention_narrow (kernels.cmake)
 constexpr uint32_t kAttentionWideRows = 32;     // MAX_ROWS of the wide attention kernels
 constexpr uint32_t kAttentionCoopmatRows = 64;  // ROWS of attention_coopmat.comp
@@ -107,6 +112,7 @@ struct AttentionPlan {
   uint32_t heads_per_block, tokens_per_block;
   uint32_t token_blocks, head_blocks;  // blocks per KV head: token_blocks x head_blocks
   uint32_t splits;
+  uint32_t short_keys;  // AttentionPush.short_keys
 };
 
 // The matvec work split (matvec.comp): a row group of R rows and L lanes covers SLOTS / R * L units
@@ -185,12 +191,15 @@ AttentionPlan PlanAttention(uint32_t tokens, uint32_t n_heads, uint32_t n_kv_hea
   plan.token_blocks = CeilDiv(tokens, plan.tokens_per_block);
   plan.head_blocks = CeilDiv(group, plan.heads_per_block);
   const uint64_t blocks = uint64_t{plan.token_blocks} * n_kv_heads * plan.head_blocks;
+  // A block that sees few keys splits them in 32-key granules while their splits keep the dispatch
+  // within kAttentionShortWorkgroups; head_dim 64's tile holds 64 keys, which a 32-key split halves.
+  const uint64_t short_splits = head_dim > 64 ? kAttentionShortWorkgroups / blocks : 0;
+  plan.short_keys = static_cast<uint32_t>(std::min<uint64_t>(short_splits * QVK_ATTENTION_SHORT_SPLIT_KEYS, capacity));
   // More splits than the cache has granules of keys would always be empty (counting the short
   // granule of a block that sees few keys).
-  const uint32_t short_keys = std::min(capacity, QVK_ATTENTION_SHORT_KEYS);
-  const uint32_t short_splits = CeilDiv(short_keys, QVK_ATTENTION_GRANULE(short_keys, head_dim));
-  const uint32_t most =
-      std::clamp(std::max(CeilDiv(capacity, QVK_ATTENTION_SPLIT_KEYS), short_splits), 1u, QVK_ATTENTION_MAX_SPLITS);
+  const uint32_t most = std::clamp(
+      std::max(CeilDiv(capacity, QVK_ATTENTION_SPLIT_KEYS), CeilDiv(plan.short_keys, QVK_ATTENTION_SHORT_SPLIT_KEYS)),
+      1u, QVK_ATTENTION_MAX_SPLITS);
   const uint64_t workgroups =
       plan.block_rows == kAttentionCoopmatRows ? kAttentionCoopmatWorkgroups : kAttentionWorkgroups;
   plan.splits = static_cast<uint32_t>(std::clamp<uint64_t>(workgroups / blocks, 1, most));
@@ -1365,7 +1374,8 @@ void Attention(Graph& g, const AttentionArgs& a, std::string_view label) {
                                  plan.splits,
                                  plan.block_rows,
                                  plan.heads_per_block,
-                                 plan.tokens_per_block};
+                                 plan.tokens_per_block,
+                                 plan.short_keys};
   // Absent outputs are bound to O, which the kernel then does not write through them.
   const BufferRange partials = partials_bytes > 0 ? SubRange(*a.scratch, 0, partials_bytes) : a.out;
   const BufferRange counters = combine_in_splits ? *a.split_counters : a.out;

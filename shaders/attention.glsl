@@ -54,10 +54,10 @@ KeyRange block_keys(uint block) {
 
 // Keys per split: the block's keys spread over p.splits, rounded up to whole granules, so that
 // a short context fills the first few splits and leaves the others nothing to do. The granule
-// (push_constants.h) is shorter for a short context's wide heads.
+// (push_constants.h) is shorter where the block sees at most p.short_keys keys.
 uint split_length(KeyRange keys) {
   const uint n = keys.end - keys.begin;
-  const uint granule = QVK_ATTENTION_GRANULE(n, p.head_dim);
+  const uint granule = QVK_ATTENTION_GRANULE(n, p.short_keys);
   const uint per = max((n + p.splits - 1) / p.splits, granule);
   return (per + granule - 1) / granule * granule;
 }

@@ -178,18 +178,16 @@ struct EmbedPush {
 
 // KV split sizes are multiples of this many keys (and at least this many), so short contexts
 // use few splits; a block of query rows is split at most QVK_ATTENTION_MAX_SPLITS ways. Where a
-// block sees at most QVK_ATTENTION_SHORT_KEYS keys and head_dim > 64, the granule is
-// QVK_ATTENTION_SHORT_SPLIT_KEYS: one 32-key tile of the decode kernel (attention_narrow) a split,
-// so that a short context's chain of tiles is half as long (on an H100, Qwen2.5-1.5B Q4_K_M tg128
-// +3.4%, docs/speed.md session 39); a deep one keeps 64-key splits, which merge half as many
-// partials (32 everywhere lost 6% at 4 096 keys), and head_dim 64 its 64-key tiles (32 lost 1%).
+// block sees at most AttentionPush.short_keys keys, the granule is QVK_ATTENTION_SHORT_SPLIT_KEYS:
+// one 32-key tile of the decode kernel (attention_narrow) a split, so that the chain of tiles is
+// half as long and twice the workgroups share it; ops' PlanAttention sets short_keys where the
+// dispatch still has workgroups to spare (docs/speed.md, sessions 39 and 40).
 #define QVK_ATTENTION_SPLIT_KEYS 64u
 #define QVK_ATTENTION_SHORT_SPLIT_KEYS 32u
-#define QVK_ATTENTION_SHORT_KEYS 128u
-// The granule of a block that sees `keys` keys of head_dim `head_dim` (attention.glsl's split_length;
-// ops' PlanAttention counts the splits it allows).
-#define QVK_ATTENTION_GRANULE(keys, head_dim) \
-  ((keys) <= QVK_ATTENTION_SHORT_KEYS && (head_dim) > 64u ? QVK_ATTENTION_SHORT_SPLIT_KEYS : QVK_ATTENTION_SPLIT_KEYS)
+// The granule of a block that sees `keys` keys (attention.glsl's split_length; PlanAttention
+// counts the splits it allows).
+#define QVK_ATTENTION_GRANULE(keys, short_keys) \
+  ((keys) <= (short_keys) ? QVK_ATTENTION_SHORT_SPLIT_KEYS : QVK_ATTENTION_SPLIT_KEYS)
 #define QVK_ATTENTION_MAX_SPLITS 256u
 
 // O[t, h*D:(h+1)*D] = softmax(scale * Q_h K_g^T + causal/window mask) V_g,  g = h / (H / H_kv).
@@ -218,6 +216,7 @@ struct AttentionPush {
   uint block_rows;        // query rows a workgroup holds: 16, or 8 when head_dim > 128
   uint heads_per_block;   // rows of one token: q heads of one KV group
   uint tokens_per_block;  // block_rows / heads_per_block
+  uint short_keys;        // a block that sees at most this many keys splits them in 32-key granules
 };
 
 // attention_narrow_norm's push constants as C++ records them (the shader declares the three as
@@ -381,7 +380,7 @@ struct MoeCombinePush {
 
 #ifdef __cplusplus
 static_assert(sizeof(HeadNormRopePush) == 44 && offsetof(HeadNormRopePush, eps) == 40);
-static_assert(sizeof(AttentionNormPush) == 68 && offsetof(AttentionNormPush, eps) == 60);
+static_assert(sizeof(AttentionNormPush) == 72 && offsetof(AttentionNormPush, eps) == 64);
 static_assert(sizeof(MoeRoutePush) == 16);
 static_assert(sizeof(ExpertsPush) == 16);
 static_assert(sizeof(MatVecExpertsPush) == 76 && offsetof(MatVecExpertsPush, experts) == 60);
@@ -398,7 +397,7 @@ static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);
 static_assert(sizeof(SwiGluPush) == 16);
 static_assert(sizeof(EmbedPush) == 16);
-static_assert(sizeof(AttentionPush) == 60 && offsetof(AttentionPush, scale) == 32);
+static_assert(sizeof(AttentionPush) == 64 && offsetof(AttentionPush, scale) == 32);
 static_assert(sizeof(AttentionReducePush) == 44);
 static_assert(sizeof(AttentionLivePush) == 12);
 static_assert(sizeof(TopKPush) == 16);

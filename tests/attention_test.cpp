@@ -215,9 +215,10 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{"probs_prefill_gqa6_d128", 12, 2, 128, 40, 0, 0, true}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
-// One query token at depths around the split granules (64 keys; 32 for head_dim 128 up to 128
-// keys) and the split kernel's tile sizes, in a cache of 4101 rows, so most splits are empty at
-// small depths.
+// One query token at depths around the split granules (64 keys; 32 for head_dim 128 while the
+// 32-key splits of all blocks fit ops' kAttentionShortWorkgroups, 132: 4 224 keys for one KV
+// head, 2 112 for two, 256 for sixteen) and the split kernel's tile sizes, in a cache of 4101
+// rows, so most splits are empty at small depths.
 constexpr uint32_t kDepthCapacity = 4101;
 INSTANTIATE_TEST_SUITE_P(
     DecodeDepths, AttentionTest,
@@ -231,7 +232,8 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{"gqa1_d64_depth1000", 1, 1, 64, 1, 1000, 0, false, kDepthCapacity},
         AttentionCase{"gqa1_d64_depth4096", 1, 1, 64, 1, 4096, 0, false, kDepthCapacity},
         AttentionCase{"gqa2_d128_depth1", 2, 1, 128, 1, 1, 0, false, kDepthCapacity},
-        // head_dim 128 around the short granule (32-key splits up to 128 keys, then 64)
+        // head_dim 128 in 1 to 5 short (32-key) splits, and around the last short depth of 2 and
+        // 16 KV heads (Qwen2.5-1.5B's and Qwen1.5-MoE's shapes), past which splits are 64 keys
         AttentionCase{"gqa6_d128_depth31", 6, 1, 128, 1, 31, 0, false, kDepthCapacity},
         AttentionCase{"gqa6_d128_depth32", 6, 1, 128, 1, 32, 0, false, kDepthCapacity},
         AttentionCase{"gqa6_d128_depth95", 6, 1, 128, 1, 95, 0, false, kDepthCapacity},
@@ -239,6 +241,10 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{"gqa6_d128_depth128", 6, 1, 128, 1, 128, 0, false, kDepthCapacity},
         AttentionCase{"gqa6_d128_depth100_probs", 6, 1, 128, 1, 100, 0, true, kDepthCapacity},
         AttentionCase{"gqa6_d128_depth100_cache128", 6, 1, 128, 1, 100, 0, false, 128},
+        AttentionCase{"q15_decode_depth2111", 12, 2, 128, 1, 2111, 0, false, kDepthCapacity},
+        AttentionCase{"q15_decode_depth2112", 12, 2, 128, 1, 2112, 0, false, kDepthCapacity},
+        AttentionCase{"mha16_d128_depth255", 16, 16, 128, 1, 255, 0, false, kDepthCapacity},
+        AttentionCase{"mha16_d128_depth256_probs", 16, 16, 128, 1, 256, 0, true, kDepthCapacity},
         AttentionCase{"gqa2_d128_depth2", 2, 1, 128, 1, 2, 0, false, kDepthCapacity},
         AttentionCase{"gqa2_d128_depth255", 2, 1, 128, 1, 255, 0, false, kDepthCapacity},
         AttentionCase{"gqa2_d128_depth256", 2, 1, 128, 1, 256, 0, false, kDepthCapacity},
