@@ -57,7 +57,7 @@ KeyRange block_keys(uint block) {
 // (push_constants.h) is shorter where the block sees at most p.short_keys keys.
 uint split_length(KeyRange keys) {
   const uint n = keys.end - keys.begin;
-  const uint granule = QVK_ATTENTION_GRANULE(n, p.short_keys);
+  const uint granule = n <= p.short_keys ? QVK_ATTENTION_SHORT_SPLIT_KEYS : QVK_ATTENTION_SPLIT_KEYS;
   const uint per = max((n + p.splits - 1) / p.splits, granule);
   return (per + granule - 1) / granule * granule;
 }

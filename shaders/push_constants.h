@@ -184,10 +184,6 @@ struct EmbedPush {
 // dispatch still has workgroups to spare (docs/speed.md, sessions 39 and 40).
 #define QVK_ATTENTION_SPLIT_KEYS 64u
 #define QVK_ATTENTION_SHORT_SPLIT_KEYS 32u
-// The granule of a block that sees `keys` keys (attention.glsl's split_length; PlanAttention
-// counts the splits it allows).
-#define QVK_ATTENTION_GRANULE(keys, short_keys) \
-  ((keys) <= (short_keys) ? QVK_ATTENTION_SHORT_SPLIT_KEYS : QVK_ATTENTION_SPLIT_KEYS)
 #define QVK_ATTENTION_MAX_SPLITS 256u
 
 // O[t, h*D:(h+1)*D] = softmax(scale * Q_h K_g^T + causal/window mask) V_g,  g = h / (H / H_kv).
