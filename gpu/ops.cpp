@@ -717,6 +717,17 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                             Apart(a.scaled_out->out, a.y) && (!a.residual || Apart(a.scaled_out->out, *a.residual))),
           "matmul",
           "the scaled output and its weight must hold Y's rows, and the output lie apart from X, Y and the residual");
+  Require(!a.route || (matvec && one_token && !rope && !a.swiglu && !a.scaled_out && !a.bias && !a.residual &&
+                       !prescaled && a.y_offset == 0 && slices.size() == 1),
+          "matmul",
+          "only one token's matvec makes the router's choice, with no bias, residual, SwiGLU, scaled output, Y "
+          "offset or prescaled input");
+  Require(!a.route || (a.w.rows <= QVK_MAX_EXPERTS && a.route->k > 0 &&
+                       a.route->k <= std::min(a.w.rows, QVK_MAX_SEGMENTS) && a.route->ids.size >= 4ull * a.route->k &&
+                       a.route->weights.size >= 4ull * a.route->k && a.route->counter.size >= 4),
+          "matmul",
+          fmt::format("the router chooses 1 to {} of its at most {} rows, into ids and weights of k", QVK_MAX_SEGMENTS,
+                      QVK_MAX_EXPERTS));
   // A norm outside the matvec (a dispatch of its own, or the one that rounds a prefill's X to f16)
   // reads X's rows whole.
   const bool norm_apart = a.norm && !prescaled && (!matvec || NormApart(a, rope != nullptr));
@@ -733,6 +744,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   const bool normalizes = a.norm && !prescaled;  // inside the matvec's row groups
   const KernelOp op = rope && one_token             ? (prescaled ? KernelOp::MatVecRopePrescaled : KernelOp::MatVecRope)
                       : rope                        ? KernelOp::MatVecRopeTokens
+                      : a.route                     ? KernelOp::MatVecRoute
                       : matvec && one_token         ? (normalizes     ? KernelOp::MatVecNorm
                                                        : prescaled    ? KernelOp::MatVecPrescaled
                                                        : a.scaled_out ? KernelOp::MatVecScaledOut
@@ -741,7 +753,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                       : path == MatMulKernel::Tiled ? KernelOp::MatMul
                                                     : KernelOp::MatMulCoopmat;
   const KernelId kernel = RequireKernel(g, op, a.w.dtype, "matmul");
-  Require(!a.norm || !a.norm->store || op == KernelOp::MatVecNorm, "matmul",
+  Require(!a.norm || !a.norm->store || op == KernelOp::MatVecNorm || op == KernelOp::MatVecRoute, "matmul",
           "only one token's matvec stores its normalized input");
   Require(!a.norm || !a.norm->store || a.norm->scratch.size >= a.w.cols * 4ull, "matmul", "norm scratch too small");
   const bool store_kv = rope && rope->k_cache.has_value();
@@ -892,15 +904,27 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     const BufferRange y = narrow ? SubRange(a.y, first_byte, written_bytes) : a.y;
     const BufferRange slice_bias = narrow && a.bias ? SubRange(*a.bias, first_byte, written_bytes) : bias;
     push.col_offset -= shift;
-    if (!rope && op == KernelOp::MatVecNorm) {
+    if (!rope && (op == KernelOp::MatVecNorm || op == KernelOp::MatVecRoute)) {
       // The first slice stores the normalized input where asked; otherwise Y stands in for that
       // binding, which the kernel then never writes.
-      const bool store_normed = a.norm->store && slice.first_row == 0;
+      const bool store_normed = a.norm && a.norm->store && slice.first_row == 0;
       if (store_normed) push.flags |= QVK_FLAG_STORE_NORMED;
       DispatchCost normed_cost = cost(slice.rows);
       normed_cost.bytes += store_normed ? uint64_t{4} * a.w.cols : 0;
-      g.Dispatch(kernel, {slice.range, x, y, slice_bias, residual, norm_weight, store_normed ? a.norm->scratch : y},
-                 push, grid, label, normed_cost);
+      const BufferRange normed = store_normed ? a.norm->scratch : y;
+      if (!a.route) {
+        g.Dispatch(kernel, {slice.range, x, y, slice_bias, residual, norm_weight, normed}, push, grid, label,
+                   normed_cost);
+        continue;
+      }
+      // The last workgroup reads the logits back and writes the choice.
+      const RouteOutput& route = *a.route;
+      normed_cost.bytes += uint64_t{4} * slice.rows + uint64_t{8} * route.k;
+      g.Dispatch(
+          kernel,
+          {slice.range, x, y, slice_bias, residual, norm_weight, normed, route.ids, route.weights, route.counter},
+          push::MatVecRoutePush{push, {1, slice.rows, route.k, route.normalize ? QVK_FLAG_NORM_TOPK : 0u}}, grid, label,
+          normed_cost);
       continue;
     }
     if (a.scaled_out) {
@@ -1025,8 +1049,9 @@ void HeadNormRope(Graph& g, const RopeArgs& rope, const HeadNormInput& norm, std
 
 void MoeRoute(Graph& g, BufferRange logits, BufferRange ids, BufferRange weights, uint32_t tokens, uint32_t experts,
               uint32_t k, bool normalize, std::string_view label) {
-  Require(tokens > 0 && experts > 0 && k > 0 && k <= experts && k <= QVK_MAX_SEGMENTS, "moe_route",
-          fmt::format("k must be in 1..experts and at most {}", QVK_MAX_SEGMENTS));
+  Require(tokens > 0 && experts > 0 && experts <= QVK_MAX_EXPERTS && k > 0 && k <= experts && k <= QVK_MAX_SEGMENTS,
+          "moe_route",
+          fmt::format("1 to {} experts, and k in 1..experts and at most {}", QVK_MAX_EXPERTS, QVK_MAX_SEGMENTS));
   Require(logits.size >= uint64_t{4} * tokens * experts && ids.size >= uint64_t{4} * tokens * k &&
               weights.size >= uint64_t{4} * tokens * k,
           "moe_route", "buffer too small");
@@ -1138,40 +1163,21 @@ void ExpertsMatMul(Graph& g, const ExpertsMatMulArgs& a, std::string_view label)
   const uint64_t expert_bytes = RowBytes(a.w.dtype, a.w.cols) * a.expert_rows;
   const uint64_t products = uint64_t{pairs} * a.expert_rows;
   const uint64_t x_rows = a.x_per_pair ? pairs : a.tokens;
-  const push::ExpertsPush experts_push{a.expert_rows, 1, a.x_per_pair ? 1 : a.k, a.choice ? a.choice->experts : 0};
+  const push::ExpertsPush experts_push{a.expert_rows, 1, a.x_per_pair ? 1 : a.k};
   Require(!a.norm || a.norm->weight.size >= a.w.cols * 4ull, "experts_matmul", "norm weight too small");
-
-  Require(!a.choice || (path == MatMulKernel::MatVec && !a.x_per_pair), "experts_matmul",
-          "only the matvec path with X per token makes the router's choice itself");
-  if (a.choice) {
-    const ExpertChoice& c = *a.choice;
-    Require(c.experts >= a.k && a.w.rows / a.expert_rows >= c.experts, "experts_matmul",
-            "the router chooses k of at most the stored experts");
-    Require(c.logits.size >= uint64_t{4} * a.tokens * c.experts && c.weights.size >= uint64_t{4} * pairs,
-            "experts_matmul", "router buffers too small");
-  }
 
   if (path == MatMulKernel::MatVec) {
     // Each pair reads its expert's rows (at most `pairs` experts' bytes) and its X row, which a
-    // folded norm scales on the way; with a choice to make, every workgroup reads its token's
-    // router logits first.
-    const KernelId kernel = RequireKernel(g, a.choice ? KernelOp::MatVecExpertsChoose : KernelOp::MatVecExperts,
-                                          a.w.dtype, "experts_matmul");
-    const uint32_t flags = (a.norm ? QVK_FLAG_NORM : 0u) | (a.choice && a.choice->normalize ? QVK_FLAG_NORM_TOPK : 0u);
-    ExpertsMatVecPlan plan =
-        PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs, a.swiglu, y_stride, a.y_offset, flags);
+    // folded norm scales on the way.
+    const KernelId kernel = RequireKernel(g, KernelOp::MatVecExperts, a.w.dtype, "experts_matmul");
+    ExpertsMatVecPlan plan = PlanExpertsMatVec(device, a.w.dtype, experts_push, a.w.cols, pairs, a.swiglu, y_stride,
+                                               a.y_offset, a.norm ? QVK_FLAG_NORM : 0u);
     plan.push.matvec.eps = a.norm ? a.norm->eps : 0.0f;
     const BufferRange norm_weight = a.norm ? a.norm->weight : a.x;
-    DispatchCost cost{.bytes = pairs * expert_bytes + uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1)) +
-                               (a.norm ? uint64_t{4} * a.w.cols : 0),
-                      .flops = 2 * products * a.w.cols};
-    if (a.choice) {  // the logits read, the weights written (the ids as counted above)
-      cost.bytes += uint64_t{4} * (uint64_t{a.tokens} * a.choice->experts + pairs);
-      g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, norm_weight, a.ids, a.choice->weights, a.choice->logits}, plan.push,
-                 plan.grid, label, cost);
-    } else {
-      g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, norm_weight, a.ids, a.x, a.x, a.x}, plan.push, plan.grid, label, cost);
-    }
+    const DispatchCost cost{.bytes = pairs * expert_bytes + uint64_t{4} * (x_rows * a.w.cols + pairs * (outputs + 1)) +
+                                     (a.norm ? uint64_t{4} * a.w.cols : 0),
+                            .flops = 2 * products * a.w.cols};
+    g.Dispatch(kernel, {w, a.x, a.y, a.x, a.x, norm_weight, a.ids, a.x, a.x, a.x}, plan.push, plan.grid, label, cost);
     return;
   }
   if (a.norm) {  // the normalized rows first
@@ -1246,8 +1252,8 @@ void ExpertsMatVecSum(Graph& g, const ExpertsSumArgs& a, std::string_view label)
   const BufferRange w = ExpertsBinding(g, a.w, "experts_sum");
   const KernelId kernel = RequireKernel(g, KernelOp::MatVecExperts, a.w.dtype, "experts_sum");
   const ExpertsMatVecPlan plan =
-      PlanExpertsMatVec(g.device().info(), a.w.dtype, {a.expert_rows, a.k, 1, 0}, cols, a.tokens, false, a.expert_rows,
-                        0, QVK_FLAG_RESIDUAL | QVK_FLAG_ROUTER_WEIGHT | (a.shared ? QVK_FLAG_SHARED : 0u));
+      PlanExpertsMatVec(g.device().info(), a.w.dtype, {a.expert_rows, a.k, 1}, cols, a.tokens, false, a.expert_rows, 0,
+                        QVK_FLAG_RESIDUAL | QVK_FLAG_ROUTER_WEIGHT | (a.shared ? QVK_FLAG_SHARED : 0u));
   const uint64_t expert_bytes = RowBytes(a.w.dtype, a.w.cols) * a.expert_rows;
   const uint64_t shared_bytes = a.shared ? uint64_t{4} * (outputs + a.tokens) : 0;
   g.Dispatch(

@@ -175,6 +175,19 @@ struct ScaledOutput {
 // the experts' gate|up rows a token reads).
 bool NormApartFor(DType type, uint32_t tokens, uint64_t weights);
 
+// One token's router product that also makes the router's choice (matvec_route): Y is the
+// router's logits, and the workgroup that stores its logits last chooses the k best experts of
+// softmax(Y) as MoeRoute does, bit for bit, writing them to ids and weights, so that no route
+// dispatch stands between the router and the expert products. The output takes no bias,
+// residual, SwiGLU, scaled output or Y offset.
+struct RouteOutput {
+  BufferRange ids;      // u32 [k]
+  BufferRange weights;  // f32 [k]
+  BufferRange counter;  // u32 [1]: zero before the product, which leaves it zero
+  uint32_t k = 0;
+  bool normalize = false;  // norm_topk_prob
+};
+
 // A product of gate and up projections stacked in one W [2 * inter, cols] whose output is
 // Y[t, r] = silu(gate_r . in[t]) * (up_r . in[t]), r < inter. Every product kernel forms it from
 // both sums, which it never stores; only a W bound in several slices (bigger than the device's
@@ -198,6 +211,7 @@ struct MatMulArgs {
   std::optional<RmsNormInput> norm;        // the input is rmsnorm(X) * norm.weight
   std::optional<SwiGluOutput> swiglu;      // Y = silu(gate) * up (no bias, residual or y_offset)
   std::optional<ScaledOutput> scaled_out;  // one token: also Y * weight (no norm, SwiGLU or RoPE)
+  std::optional<RouteOutput> route;        // one token's matvec: Y is router logits, and their choice
   // Unset: ChooseMatMulKernel. Set: that kernel (the tests hold each kernel to the reference on
   // every shape); MatVec throws past its 4 tokens, CoopMat where the device has none.
   std::optional<MatMulKernel> kernel;
@@ -330,21 +344,12 @@ void GroupByExpert(Graph& g, BufferRange ids, uint32_t pairs, uint32_t experts, 
 // `groups` (GroupByExpert of these ids): each expert's rows then multiply all its pairs' X rows in
 // one GEMM (coopmat or tiled), one dispatch for every expert, the SwiGLU in its epilogue too;
 // there a token must choose an expert at most once (as MoeRoute's top-k does).
-// With `choice` (matvec path, X per token) the product makes MoeRoute's choice itself, before its
-// first weight load, and writes it to ids and choice->weights as MoeRoute would: decode's gate|up
-// needs no route dispatch of its own between it and the router.
-struct ExpertChoice {
-  BufferRange logits;   // f32 [T, experts]: the router's
-  BufferRange weights;  // f32 [T, k]: written, as ids is
-  uint32_t experts = 0;
-  bool normalize = false;  // norm_topk_prob
-};
 struct ExpertsMatMulArgs {
   Matrix w;
   uint32_t expert_rows = 0;
   BufferRange x;            // f32 [T, w.cols], or [T * k, w.cols] with x_per_pair
   bool x_per_pair = false;  // X rows per (token, slot) pair, else per token
-  BufferRange ids;          // u32 [T, k] (written with `choice`)
+  BufferRange ids;          // u32 [T, k]
   BufferRange y;            // f32 [T * k, y_stride]
   uint32_t tokens = 0;
   uint32_t k = 0;
@@ -354,7 +359,6 @@ struct ExpertsMatMulArgs {
   bool swiglu = false;                 // Y = silu(gate) * up
   std::optional<ExpertGroups> groups;  // required past matvec's tokens
   std::optional<MatMulKernel> kernel;  // unset: ChooseMatMulKernel; as MatMulArgs::kernel
-  std::optional<ExpertChoice> choice;  // the router's choice made here (matvec path)
   // Room for X rounded to f16 (ExpertsRoundedXBytes), where the coopmat kernel reads it so.
   std::optional<BufferRange> x_f16;
 };

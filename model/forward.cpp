@@ -28,9 +28,9 @@
 // partials otherwise) and summed by one more dispatch.
 // Qwen3's head norm and RoPE go with attention in decode (its kernel norms and rotates the heads
 // as it stages them) and are a dispatch of their own in prefill.
-// In a mixture-of-experts layer decode also folds the router's top-k into the experts' gate|up
-// product (each workgroup makes the choice before its first weight load), and the router weights,
-// the sum over experts and a shared expert's gated output into the experts' down product; prefill
+// In a mixture-of-experts layer decode also folds the router's top-k into the router product (its
+// last workgroup makes the choice), and the router weights, the sum over experts and a shared
+// expert's gated output into the experts' down product; prefill
 // groups the (token, expert) pairs by expert first, so that each expert's rows multiply all its
 // tokens at once.
 //
@@ -44,7 +44,9 @@
 #include "base/error.h"
 #include "gpu/device.h"
 #include "gpu/ops.h"
+#include "model/input_limits.h"
 #include "model/rope_frequencies.h"
+#include "shaders/push_constants.h"
 
 namespace qvk {
 namespace {
@@ -95,10 +97,13 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
 
 // The mixture-of-experts FFN of layer `l`, added to x. Decode (matvec's few tokens) reads only
 // the chosen experts' rows, the choice never leaving the GPU: the norm folds into the products
-// that read h (or runs once before them where the experts' rows are large K-quants), the top-k
-// and the SwiGLU into the gate|up product, the router weights and the sum over experts into the
-// down product, with a shared expert's gated output in its epilogue. Prefill groups the (token,
-// slot) pairs by expert so that each expert's rows are read once per tile of its tokens.
+// that read h (or runs once before them where the experts' rows are large K-quants), one token's
+// top-k into the router product, the SwiGLU into the gate|up product, the router weights and the
+// sum over experts into the down product, with a shared expert's gated output in its epilogue.
+// Prefill groups the (token, slot) pairs by expert so that each expert's rows are read once per
+// tile of its tokens.
+// Every router the configuration admits fits the kernels' choice (moe_choice.glsl).
+static_assert(input_limits::kMaxExperts <= QVK_MAX_EXPERTS && input_limits::kMaxExpertsPerToken <= QVK_MAX_SEGMENTS);
 void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const Buffer& post_norm, RunState& s,
                uint32_t tokens, uint32_t l) {
   const MoeConfig& moe = *c.moe;
@@ -128,7 +133,10 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
     ops::RmsNorm(g, s.x, post_norm, s.xn(), tokens, c.hidden_size, c.rms_norm_eps, "moe_norm");
   }
   // r = h Wr^T
+  // ids, w = top-k(softmax(r))   (w renormalized to sum 1 with norm_topk_prob; one token: made by the
+  // router product's last workgroup, no dispatch of its own)
   // (prefill: a few long rows, split along K so that more than a handful of workgroups run them)
+  const bool route_in_router = decode && tokens == 1;
   ops::MatMul(g,
               {.w = M.router,
                .x = router_norms ? s.x : h,
@@ -137,17 +145,15 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                .norm = router_norms ? std::optional(ops::RmsNormInput{
                                           .weight = post_norm, .eps = c.rms_norm_eps, .scratch = s.xn(), .store = true})
                                     : norm,
+               .route = route_in_router ? std::optional(ops::RouteOutput{.ids = expert_ids,
+                                                                         .weights = expert_weights,
+                                                                         .counter = BufferRange(s.route_counter),
+                                                                         .k = k,
+                                                                         .normalize = moe.norm_topk_prob})
+                                        : std::nullopt,
                .split_scratch = BufferRange(s.splits)},
               "router");
-  // ids, w = top-k(softmax(r))   (w renormalized to sum 1 with norm_topk_prob; decode: made by the
-  // gate|up product below, in its prologue)
-  const std::optional<ops::ExpertChoice> choice =
-      decode && M.gate_up.size() == 1 ? std::optional(ops::ExpertChoice{.logits = s.router_logits,
-                                                                        .weights = expert_weights,
-                                                                        .experts = moe.num_experts,
-                                                                        .normalize = moe.norm_topk_prob})
-                                      : std::nullopt;
-  if (!choice) {
+  if (!route_in_router) {
     ops::MoeRoute(g, s.router_logits, expert_ids, expert_weights, tokens, moe.num_experts, k, moe.norm_topk_prob,
                   "route");
   }
@@ -197,7 +203,6 @@ void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const B
                         .norm = norm,
                         .swiglu = fused,
                         .groups = groups,
-                        .choice = choice,
                         .x_f16 = s.expert_x_f16},
                        "experts_gate_up");
   }
@@ -290,6 +295,10 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
     const VkDeviceSize expert_inter = c.moe->expert_intermediate_size;
     const VkDeviceSize shared_inter = c.moe->shared_expert_intermediate_size;
     router_logits = Make(device, F32 * tokens * c.moe->num_experts);
+    // Zero once: each router product that counts on it leaves it zero.
+    route_counter = Make(device, 4);
+    const uint32_t zero = 0;
+    device.Upload(route_counter, 0, std::as_bytes(std::span(&zero, 1)));
     // A multiple of 256 bytes, the largest storage-buffer offset alignment Vulkan allows.
     routing_layer_stride = AlignUp(4 * pairs, 256);
     expert_ids = Make(device, c.num_layers * routing_layer_stride);
@@ -317,8 +326,8 @@ RunState::RunState(Device& device, const ModelConfig& c, const ModelWeights& w, 
     shared_gate = Make(device, F32 * tokens * (shared_inter > 0 ? 1 : 0));
   } else {
     for (Buffer* b :
-         {&router_logits, &expert_ids, &expert_weights, &expert_offsets, &expert_pairs, &expert_gate_up, &expert_mlp,
-          &expert_out, &expert_x_f16, &shared_gate_up, &shared_mlp, &shared_out, &shared_gate}) {
+         {&router_logits, &route_counter, &expert_ids, &expert_weights, &expert_offsets, &expert_pairs, &expert_gate_up,
+          &expert_mlp, &expert_out, &expert_x_f16, &shared_gate_up, &shared_mlp, &shared_out, &shared_gate}) {
       *b = Make(device, 0);
     }
   }
@@ -369,6 +378,7 @@ uint64_t RunState::bytes() const {
                           &split_counters,
                           &dequant,
                           &router_logits,
+                          &route_counter,
                           &expert_ids,
                           &expert_weights,
                           &expert_offsets,

@@ -51,6 +51,8 @@ struct RunState {
   // Mixture-of-experts layers only (4 bytes each otherwise); k = experts per token, I_e and I_s the
   // expert and shared-expert FFN sizes:
   Buffer router_logits;  // f32 [T, experts]                h Wr^T
+  Buffer route_counter;  // u32 [1]                         one token's router workgroups counted (zero
+                         //                                 between dispatches)
   // Each layer routes into its own slice (a dense layer's stays unused), so every layer's choice
   // is still there after a forward, for a test to compare with transformers'.
   Buffer expert_ids;            // u32 [L, stride / 4]: [T, k]     the chosen experts

@@ -158,12 +158,13 @@ qwenvk_kernel(OP MatVecExperts NAME matvec_experts SOURCE matvec.comp TYPES ${QW
               DEFINES EXPERTS ONE_TOKEN
               BINDINGS w x y bias residual norm_weight ids expert_weights shared_out shared_gate WRITES y
               PUSH MatVecExpertsPush LOCAL_SIZE 128)
-# Decode's gate|up expert product making the router's choice itself (moe_choice.glsl) and storing it
-# for the down product: no route dispatch between the router and this product.
-qwenvk_kernel(OP MatVecExpertsChoose NAME matvec_experts_choose SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
-              DEFINES EXPERTS CHOOSE_EXPERTS ONE_TOKEN
-              BINDINGS w x y bias residual norm_weight ids expert_weights logits WRITES y ids expert_weights
-              PUSH MatVecExpertsPush LOCAL_SIZE 128)
+# Decode's router product (one token, its norm folded in or not, as matvec_norm) whose last
+# workgroup to finish makes the router's choice (moe_choice.glsl) and stores it for the expert
+# products: no route dispatch, and no choice in each workgroup of the experts' gate|up.
+qwenvk_kernel(OP MatVecRoute NAME matvec_route SOURCE matvec.comp TYPES ${QWENVK_WEIGHT_TYPES}
+              DEFINES ONE_TOKEN NORMED_OUT ROUTE
+              BINDINGS w x y bias residual norm_weight normed ids expert_weights route_counter
+              WRITES y normed ids expert_weights route_counter PUSH MatVecRoutePush LOCAL_SIZE 128)
 # Prefill's expert products: the pairs grouped by expert, then each expert's rows times its pairs'
 # X rows as one GEMM (tiled, or on matrix units in 64 x 128 tiles), one dispatch for all experts.
 qwenvk_kernel(OP MoeGroup NAME moe_group SOURCE moe_group.comp

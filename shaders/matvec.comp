@@ -22,11 +22,11 @@
 //   NORMED_OUT (matvec_norm) with QVK_FLAG_STORE_NORMED: the first workgroup also stores the
 //     token's in = rmsnorm(X) * norm_weight, for the products after this one to read as it is (a
 //     MoE layer's router, where the experts' products take the norm apart: no rmsnorm dispatch).
-//   CHOOSE_EXPERTS (with EXPERTS: matvec_experts_choose): an item is a (token, slot) pair whose
-//     expert the workgroup chooses itself from the token's router logits (moe_choice.glsl, as
-//     moe_route.comp does) before its first weight load, and the item's first workgroup stores the
-//     choice (ids, weights) for the products after it: decode's gate|up without a route dispatch
-//     between it and the router.
+//   ROUTE (matvec_route, one token, with NORMED_OUT's norm): Y is a MoE layer's router logits,
+//     and the workgroup that finishes last makes the router's choice from them (moe_choice.glsl,
+//     as moe_route.comp does) and stores it (ids, weights) for the expert products after it:
+//     decode's MoE layer without a route dispatch, and without the choice in each workgroup of the
+//     experts' gate|up, whose weight loads would wait on it.
 //
 // The work split (gpu/ops.cpp picks it per product): `lanes` invocations (a power of two) share a
 // row group of group_rows weight rows (1, 2 or 4, at most SLOTS: 4, or 2 for K-quants, see
@@ -43,7 +43,7 @@
 // epilogue adds (bias, residual, RoPE's angle) before the products, so that those reads wait
 // alongside the weights' rather than after.
 //
-// Sections: where rows live / accumulate / sums over lanes / epilogues / main
+// Sections: where rows live / accumulate / sums over lanes / epilogues / the router's choice / main
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
@@ -53,7 +53,13 @@
 
 layout(binding = 1) readonly buffer X { float x[]; };
 layout(binding = 1) readonly buffer X4 { vec4 x4[]; };
+#if defined(ROUTE)
+// Coherent: the last workgroup reads back what the others stored (logits, its name there).
+layout(binding = 2) coherent buffer Y { float y[]; };
+layout(binding = 2) coherent buffer Logits { float logits[]; };
+#else
 layout(binding = 2) buffer Y { float y[]; };
+#endif
 layout(binding = 3) readonly buffer Bias { float bias[]; };
 layout(binding = 4) readonly buffer Residual { float residual[]; };
 layout(binding = 5) readonly buffer NormWeight { float norm_weight[]; };
@@ -71,12 +77,14 @@ layout(binding = 6) writeonly buffer Normed { float normed[]; };
 #if defined(SCALED_OUT)
 layout(binding = 6) writeonly buffer Scaled { float scaled[]; };
 #endif
-#if defined(CHOOSE_EXPERTS)
-layout(binding = 6) writeonly buffer Ids { uint ids[]; };
-layout(binding = 7) writeonly buffer ExpertWeights { float expert_weights[]; };
-layout(binding = 8) readonly buffer Logits { float logits[]; };
+#if defined(ROUTE)
+layout(binding = 7) writeonly buffer Ids { uint ids[]; };
+layout(binding = 8) writeonly buffer ExpertWeights { float expert_weights[]; };
+// How many workgroups have stored their logits: zero between dispatches (the last sets it back).
+layout(binding = 9) coherent buffer RouteCounter { uint route_counter[]; };
 #include "moe_choice.glsl"
-#elif defined(EXPERTS)
+#endif
+#if defined(EXPERTS)
 layout(binding = 6) readonly buffer Ids { uint ids[]; };
 layout(binding = 7) readonly buffer ExpertWeights { float expert_weights[]; };
 layout(binding = 8) readonly buffer SharedOut { float shared_out[]; };
@@ -86,6 +94,11 @@ layout(binding = 9) readonly buffer SharedGate { float shared_gate[]; };
 layout(push_constant) uniform Push {
   MatVecPush p;
   ExpertsPush experts;
+};
+#elif defined(ROUTE)
+layout(push_constant) uniform Push {
+  MatVecPush p;
+  MoeRoutePush route;
 };
 #else
 layout(push_constant) uniform Push { MatVecPush p; };
@@ -460,7 +473,7 @@ void store(uint o, Epilogue e, float first[TOKENS], float second[TOKENS], float 
     if (has(QVK_FLAG_SWIGLU)) v = v / (1.0 + exp(-v)) * (second[t] * inv_rms(squares, t));
     const uint out_index = y_first + t * p.y_stride + p.col_offset + o;
     float out_value = v + e.bias + e.residual[t];
-#if defined(EXPERTS) && !defined(CHOOSE_EXPERTS)
+#if defined(EXPERTS)
     // Read here, after the products, rather than prefetched: no register held through them. Added
     // as moe_combine added it, in the same order. An item is a token here, its Y row shared_out's.
     if (has(QVK_FLAG_SHARED)) out_value += shared_out[out_index] / (1.0 + exp(-shared_gate[gl_WorkGroupID.y]));
@@ -483,6 +496,34 @@ void store_normed(uint tid, uint lane, uint group, float group_squares[TOKENS]) 
   if (group == 0u && lane == 0u) normed_scale = inv_rms(group_squares, 0u);
   barrier();
   for (uint i = tid; i < p.cols; i += WG) normed[i] = x[i] * normed_scale * norm_weight[i];
+}
+#endif
+
+// --- the router's choice --------------------------------------------------------------------
+
+#if defined(ROUTE)
+// The router's choice, by the workgroup that stores its logits last: each workgroup makes its
+// stores visible and counts itself; the last reads every logit back (coherent), and its first
+// subgroup chooses as moe_route.comp does (the same code, so the same ids and weights bit for bit)
+// and sets the counter back to zero for the next dispatch. Workgroups past the last output (the
+// grid's last row) returned at once and are not counted.
+shared bool last_workgroup_sh;
+void route_when_last(uint tid, uint workgroup_outputs) {
+  memoryBarrierBuffer();  // this invocation's logits, before the count says they are there
+  barrier();              // every invocation's
+  const uint workgroups = (p.rows + workgroup_outputs - 1u) / workgroup_outputs;
+  if (tid == 0u) last_workgroup_sh = atomicAdd(route_counter[0], 1u) == workgroups - 1u;
+  barrier();
+  if (!last_workgroup_sh || gl_SubgroupID != 0u) return;
+  memoryBarrierBuffer();
+  const float chosen_sum = choose_experts(0u, route.experts, route.k);
+  if (!subgroupElect()) return;  // the invocation that wrote chosen_*
+  const bool normalize = (route.flags & QVK_FLAG_NORM_TOPK) != 0u;
+  for (uint j = 0; j < route.k; ++j) {
+    ids[j] = chosen_ids[j];
+    expert_weights[j] = normalize ? chosen_probs[j] / chosen_sum : chosen_probs[j];
+  }
+  route_counter[0] = 0u;
 }
 #endif
 
@@ -509,34 +550,17 @@ void main() {
   y_first = item * p.y_stride;
   segment_cols = p.cols / experts.segments;
   segment_cols_inverse = 1.0 / float(segment_cols);
-#if defined(CHOOSE_EXPERTS)
-  // Item (token, slot): the first subgroup chooses the token's experts (ops: one segment, X per
-  // token, so x_items is k), and the item's first workgroup stores its slot's choice.
-  if (gl_SubgroupID == 0u) {
-    const uint slot = item % experts.x_items;
-    const float chosen_sum = choose_experts(item / experts.x_items * experts.experts, experts.experts,
-                                            experts.x_items);
-    if (subgroupElect()) {  // the invocation that wrote chosen_*
-      segment_row[0] = chosen_ids[slot] * experts.expert_rows;
-      segment_scale[0] = 1.0;
-      if (row_group_index == 0u) {
-        ids[item] = chosen_ids[slot];
-        expert_weights[item] = has(QVK_FLAG_NORM_TOPK) ? chosen_probs[slot] / chosen_sum : chosen_probs[slot];
-      }
-    }
-  }
-#else
   if (tid < experts.segments) {
     const uint pair = item * experts.segments + tid;
     segment_row[tid] = ids[pair] * experts.expert_rows;
     segment_scale[tid] = has(QVK_FLAG_ROUTER_WEIGHT) ? expert_weights[pair] : 1.0;
   }
-#endif
   barrier();
 #else
   const uint row_group_index = group_index();
 #endif
-  const uint workgroup_first = row_group_index * (WG / p.lanes) * outputs;
+  const uint workgroup_outputs = WG / p.lanes * outputs;
+  const uint workgroup_first = row_group_index * workgroup_outputs;
   if (workgroup_first >= p.rows) return;  // past the end in the grid's last row: the whole workgroup
   const uint first = workgroup_first + group * outputs;
   const bool stores = lane < outputs && first + lane < p.rows;
@@ -562,5 +586,8 @@ void main() {
   if (stores) store(first + lane, epilogue, first_sums, second_sums, group_squares);
 #if defined(NORMED_OUT)
   if (has(QVK_FLAG_STORE_NORMED) && gl_WorkGroupID == uvec3(0u)) store_normed(tid, lane, group, group_squares);
+#endif
+#if defined(ROUTE)
+  route_when_last(tid, workgroup_outputs);
 #endif
 }

@@ -13,6 +13,10 @@
 // Round j's expert and its probability, written by one invocation of the choosing subgroup.
 shared uint chosen_ids[QVK_MAX_SEGMENTS];
 shared float chosen_probs[QVK_MAX_SEGMENTS];
+// The token's logits, each read from memory once by the invocation that then reads it back here
+// in every pass (so no barrier): matvec_route reads them coherent, from L2, and a round trip a pass
+// made its last workgroup's choice a serial tail of some microseconds.
+shared float choice_logits[QVK_MAX_EXPERTS];
 
 // (logit, expert) order: the larger logit first, then the lower expert. No expert (NO_EXPERT)
 // comes after every expert, even one whose logit is -inf.
@@ -31,10 +35,13 @@ float choose_experts(uint base, uint experts, uint k) {
   // 32-invocation moe_route on a device of 64-wide subgroups).
   const uint lanes = min(gl_SubgroupSize, WG);
   float m = NEG_INF;
-  for (uint e = lane; e < experts; e += lanes) m = max(m, logits[base + e]);
+  for (uint e = lane; e < experts; e += lanes) {
+    choice_logits[e] = logits[base + e];
+    m = max(m, choice_logits[e]);
+  }
   m = subgroupMax(m);
   float sum = 0.0;
-  for (uint e = lane; e < experts; e += lanes) sum += exp(logits[base + e] - m);
+  for (uint e = lane; e < experts; e += lanes) sum += exp(choice_logits[e] - m);
   sum = subgroupAdd(sum);
   // The j-th best is the best logit after the (j-1)-th in (logit descending, index ascending)
   // order, so no list of taken experts is kept.
@@ -46,7 +53,7 @@ float choose_experts(uint base, uint experts, uint k) {
     float best = NEG_INF;
     uint best_index = NO_EXPERT;
     for (uint e = lane; e < experts; e += lanes) {
-      const float v = rank_value(logits[base + e]);
+      const float v = rank_value(choice_logits[e]);
       if ((j == 0u || ranks_before(prev_value, prev_index, v, e)) && ranks_before(v, e, best, best_index)) {
         best = v;
         best_index = e;

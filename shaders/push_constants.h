@@ -314,12 +314,22 @@ struct HeadNormRopePush {
 // ids[t * k + j] and weights[t * k + j] = p (divided by their sum with QVK_FLAG_NORM_TOPK),
 // descending.
 #define QVK_FLAG_NORM_TOPK 256u
+#define QVK_MAX_EXPERTS 1024u  // a router's experts at most (model/input_limits.h)
 struct MoeRoutePush {
   uint tokens;
   uint experts;
   uint k;
   uint flags;
 };
+#ifdef __cplusplus
+// One token's router product that also makes the router's choice (matvec_route): the product's
+// MatVecPush, then the choice's MoeRoutePush (one token; experts, the product's rows). The shader
+// declares the two as members of one push-constant block.
+struct MatVecRoutePush {
+  MatVecPush matvec;
+  MoeRoutePush route;
+};
+#endif
 
 // The expert variants of the matrix kernels (matvec_experts, matmul_experts, matmul_coopmat_experts):
 // W stacks every expert's rows, expert e's expert_rows rows from row e * expert_rows, in one binding.
@@ -330,9 +340,6 @@ struct MoeRoutePush {
 //     (an item is a token: the sum over its experts in one product). X row i / x_items, Y row i.
 //     QVK_FLAG_ROUTER_WEIGHT scales segment s's inputs by weights[i * segments + s]; QVK_FLAG_SHARED
 //     (an item a token) adds shared_out[i, o] * sigmoid(shared_gate[i]) after the residual.
-//   matvec_experts_choose: as matvec_experts with segments = 1 and x_items = k, but item i's expert
-//     is chosen in the kernel from logits[i / k, 0 .. experts) as moe_route does (with
-//     QVK_FLAG_NORM_TOPK its flag), and stored at ids[i] and weights[i].
 //   matmul_experts: workgroup z is expert e, whose (token, slot) pairs are
 //     sorted[offsets[e] .. offsets[e + 1]): pair q reads X row q / x_items and writes Y row q.
 #define QVK_FLAG_ROUTER_WEIGHT 1024u
@@ -341,7 +348,6 @@ struct ExpertsPush {
   uint expert_rows;
   uint segments;
   uint x_items;
-  uint experts;  // the router's logits a token (matvec_experts_choose; else unused)
 };
 #ifdef __cplusplus
 // The expert variants' push constants as C++ records them: their kernel's, then ExpertsPush (the
@@ -378,9 +384,10 @@ struct MoeCombinePush {
 static_assert(sizeof(HeadNormRopePush) == 44 && offsetof(HeadNormRopePush, eps) == 40);
 static_assert(sizeof(AttentionNormPush) == 72 && offsetof(AttentionNormPush, eps) == 64);
 static_assert(sizeof(MoeRoutePush) == 16);
-static_assert(sizeof(ExpertsPush) == 16);
-static_assert(sizeof(MatVecExpertsPush) == 76 && offsetof(MatVecExpertsPush, experts) == 60);
-static_assert(sizeof(MatMulExpertsPush) == 48 && offsetof(MatMulExpertsPush, experts) == 32);
+static_assert(sizeof(ExpertsPush) == 12);
+static_assert(sizeof(MatVecExpertsPush) == 72 && offsetof(MatVecExpertsPush, experts) == 60);
+static_assert(sizeof(MatMulExpertsPush) == 44 && offsetof(MatMulExpertsPush, experts) == 32);
+static_assert(sizeof(MatVecRoutePush) == 76 && offsetof(MatVecRoutePush, route) == 60);
 static_assert(sizeof(MoeGroupPush) == 8);
 static_assert(sizeof(MoeCombinePush) == 16);
 static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, split_steps) == 28);

@@ -427,8 +427,9 @@ TEST_P(MoeRoutingConformanceTest, ChosenExpertsAndWeights) {
   EXPECT_GE(comparable, positions / 2);
   EXPECT_GE(compared, comparable * 9 / 10);
 }
-// Decode runs the experts on the matvec kernel, the router's top-k and the SwiGLU folded into
-// gate|up and the router weights, the sum and a shared expert's gated output into down;
+// Decode runs the experts on the matvec kernel, the router's top-k folded into the router product
+// (its last workgroup), the SwiGLU into gate|up and the router weights, the sum and a shared
+// expert's gated output into down;
 // prefill routes, groups the pairs by expert and runs one GEMM per projection for every expert, the
 // SwiGLU in gate|up's epilogue there too. The dispatches say so.
 TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
@@ -465,7 +466,8 @@ TEST_P(MoeRoutingConformanceTest, DecodeOnMatVecsAndPrefillGroupedByExpert) {
   }
   const auto& [decode, decode_kernels] = decode_dispatches;
   for (const auto& [label, kernel] :
-       {std::pair{"experts_gate_up", "matvec_experts_choose"}, std::pair{"experts_down", "matvec_experts"}}) {
+       {std::pair{"router", "matvec_route"}, std::pair{"experts_gate_up", "matvec_experts"},
+        std::pair{"experts_down", "matvec_experts"}}) {
     EXPECT_EQ(decode.at(label), sparse) << label;
     EXPECT_EQ(decode_kernels.at(label), std::set<std::string>{kernel}) << label;
   }

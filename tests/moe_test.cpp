@@ -3,7 +3,8 @@
 // shapes, Qwen3-30B-A3B's and Qwen1.5-MoE-A2.7B's (trimmed to a few stored experts) and every
 // weight type.
 //
-// Sections: head norm and router / expert products / prefill grouped by expert / combine
+// Sections: head norm and router / expert products / the router product's choice / prefill grouped by
+// expert / combine
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -222,64 +223,6 @@ TEST_P(ExpertsMatVecTest, ReadsTheChosenExpertOfEveryPair) {
   }
 }
 
-// Decode's gate|up product making the router's choice itself: each pair reads the expert that
-// MoeRoute would choose (with a tie to break), and the ids and weights it stores are MoeRoute's bit
-// for bit (moe_choice.glsl is both kernels' choice).
-TEST_P(ExpertsMatVecTest, ChoosesTheExpertsItself) {
-  const DType type = GetParam();
-  if (IsQuantized(type) && !info().storage_8bit) GTEST_SKIP() << "no 8-bit storage buffers";
-  bool normalize = false;
-  for (const ExpertsCase& c : DecodeCases()) {
-    const bool real = c.cols != 0;
-    if (c.x_per_pair || (real && type != DType::Q4_K && type != DType::F16 && type != DType::Q8_0)) continue;
-    normalize = !normalize;
-    const uint32_t cols = real ? c.cols : OddCols(type);
-    const uint32_t pairs = c.tokens * c.k;
-    const auto w = ExpertWeights(type, c.experts * c.expert_rows, cols, c.expert_rows + cols);
-    auto logits = RandomFloats(static_cast<size_t>(c.tokens) * c.experts, c.experts + c.k, 2.0f);
-    logits[1] = logits[0];  // a tie: the lower expert comes first
-    const auto x = RandomFloats(static_cast<size_t>(c.tokens) * cols, cols, 2.0f);
-    const auto norm_weight = RandomFloats(cols, cols + 1);
-    const uint32_t outputs = c.swiglu ? c.expert_rows / 2 : c.expert_rows;
-    Buffer wb = UploadWeights(type, w, c.experts * c.expert_rows, cols), xb = Upload(x), lb = Upload(logits),
-           nb = Upload(norm_weight), yb = Poisoned(4ull * pairs * outputs), ib = Poisoned(4ull * pairs),
-           weights_b = Poisoned(4ull * pairs), route_ib = Poisoned(4ull * pairs), route_wb = Poisoned(4ull * pairs);
-    Graph g(device());
-    ops::ExpertsMatMul(
-        g, {.w = {&wb, 0, type, c.experts * c.expert_rows, cols},
-            .expert_rows = c.expert_rows,
-            .x = xb,
-            .ids = ib,
-            .y = yb,
-            .tokens = c.tokens,
-            .k = c.k,
-            .norm = c.norm ? std::optional(ops::RmsNormInput{.weight = nb, .eps = 1e-6f, .scratch = yb}) : std::nullopt,
-            .swiglu = c.swiglu,
-            .kernel = ops::MatMulKernel::MatVec,
-            .choice =
-                ops::ExpertChoice{.logits = lb, .weights = weights_b, .experts = c.experts, .normalize = normalize}});
-    ops::MoeRoute(g, lb, route_ib, route_wb, c.tokens, c.experts, c.k, normalize);
-    g.Run();
-    const std::string what = c.name + " " + std::string(DTypeName(type));
-    const ref::Routing expected = ref::MoeRoute(logits, c.tokens, c.experts, c.k, normalize);
-    const auto ids = Download<uint32_t>(ib, pairs);
-    EXPECT_EQ(ids, expected.ids) << what;
-    EXPECT_EQ(ids, Download<uint32_t>(route_ib, pairs)) << what;
-    const auto weights = Download<float>(weights_b, pairs);
-    ExpectClose(weights, expected.weights, 1e-5, 1e-7, what + " weights");
-    const auto route_weights = Download<float>(route_wb, pairs);
-    for (uint32_t q = 0; q < pairs; ++q) {
-      EXPECT_EQ(std::bit_cast<uint32_t>(weights[q]), std::bit_cast<uint32_t>(route_weights[q]))
-          << what << " pair " << q;
-    }
-    std::vector<double> magnitude;
-    const auto products = ref::ExpertProducts(type, w, c.expert_rows, cols, ProductInput(c, x, norm_weight, cols),
-                                              /*x_per_pair=*/false, expected.ids, c.k, &magnitude);
-    ExpectWithinMatVecBar(Download<float>(yb, size_t{pairs} * outputs), products, magnitude, pairs, c.expert_rows,
-                          c.swiglu, what);
-  }
-}
-
 // Decode's down product: each token's k experts' rows side by side, their inputs scaled by the
 // router weights, added to the residual stream.
 TEST_P(ExpertsMatVecTest, SumsTheChosenExpertsIntoTheResidual) {
@@ -350,6 +293,97 @@ TEST_P(ExpertsMatVecTest, SumsTheChosenExpertsIntoTheResidual) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, ExpertsMatVecTest, ::testing::ValuesIn(kAllTypes),
+                         [](const auto& param_info) { return std::string(DTypeName(param_info.param)); });
+
+// --- the router product's choice ------------------------------------------------------------
+
+// One token's router product that makes the choice in its last workgroup (decode's, matvec_route):
+// its logits within the matvec bar of the reference, and the ids and weights it stores those
+// MoeRoute makes of the same logits, bit for bit, for a norm folded in or not (and the normalized
+// input stored, as Qwen3-MoE's router leaves it for the experts), one workgroup or many; two
+// such products in one graph, the second counting on the counter the first set back to zero.
+struct RouterCase {
+  std::string name;
+  uint32_t experts, k, cols;  // cols 0: OddCols
+  bool norm = false;
+  bool store_normed = false;
+  bool normalize = false;  // norm_topk_prob
+};
+class RouterMatVecTest : public GpuTest, public ::testing::WithParamInterface<DType> {};
+TEST_P(RouterMatVecTest, ChoosesAsMoeRouteInItsLastWorkgroup) {
+  const DType type = GetParam();
+  if (IsQuantized(type) && !info().storage_8bit) GTEST_SKIP() << "no 8-bit storage buffers";
+  const std::vector<RouterCase> cases = {{"odd", 5, 3, 0},
+                                         {"odd_norm_normalized", 7, 2, 0, true, false, true},
+                                         {"many_workgroups_norm_stored", 300, 8, 0, true, true},
+                                         {"qwen15_moe", 60, 4, 2048},  // its shared expert: h is apart
+                                         {"qwen3_30b_norm_stored_normalized", 128, 8, 2048, true, true, true},
+                                         {"qwen2_57b", 64, 8, 3584}};
+  for (const RouterCase& c : cases) {
+    const bool real = c.cols != 0;
+    if (real && type != DType::F32 && type != DType::BF16 && type != DType::Q8_0) continue;
+    const uint32_t cols = real ? c.cols : OddCols(type);
+    const std::string what = c.name + " " + std::string(DTypeName(type));
+    const auto w = ExpertWeights(type, c.experts, cols, c.experts + cols);
+    const auto norm_weight = RandomFloats(cols, cols + 1);
+    Buffer wb = UploadWeights(type, w, c.experts, cols), nb = Upload(norm_weight),
+           counter = Upload(std::vector<uint32_t>{0});
+    struct Product {
+      std::vector<float> x;
+      Buffer xb, yb, ib, wtb, normed, route_ib, route_wb;
+    };
+    std::vector<Product> products(2);
+    Graph g(device());
+    for (uint32_t i = 0; i < products.size(); ++i) {
+      Product& p = products[i];
+      p.x = RandomFloats(cols, cols + 2 + i, 2.0f);
+      p.xb = Upload(p.x);
+      p.yb = Poisoned(4ull * c.experts);
+      p.ib = Poisoned(4ull * c.k);
+      p.wtb = Poisoned(4ull * c.k);
+      p.normed = Poisoned(4ull * cols);
+      p.route_ib = Poisoned(4ull * c.k);
+      p.route_wb = Poisoned(4ull * c.k);
+      ops::MatMul(g, {.w = {&wb, 0, type, c.experts, cols},
+                      .x = p.xb,
+                      .y = p.yb,
+                      .norm = c.norm ? std::optional(ops::RmsNormInput{
+                                           .weight = nb, .eps = 1e-6f, .scratch = p.normed, .store = c.store_normed})
+                                     : std::nullopt,
+                      .route = ops::RouteOutput{
+                          .ids = p.ib, .weights = p.wtb, .counter = counter, .k = c.k, .normalize = c.normalize}});
+    }
+    for (Product& p : products) ops::MoeRoute(g, p.yb, p.route_ib, p.route_wb, 1, c.experts, c.k, c.normalize);
+    g.Run();
+    EXPECT_EQ(Download<uint32_t>(counter, 1), std::vector<uint32_t>{0}) << what << ": the counter left set";
+    for (uint32_t i = 0; i < products.size(); ++i) {
+      const Product& p = products[i];
+      const std::string product = what + " product " + std::to_string(i);
+      const auto in = c.norm ? ref::RmsNorm(p.x, norm_weight, 1, cols, 1e-6f) : p.x;
+      if (c.store_normed) {
+        const auto normed = Download<float>(p.normed, cols);
+        for (uint32_t j = 0; j < cols; ++j) {
+          EXPECT_NEAR(normed[j], in[j], 1e-5 * std::abs(in[j]) + 1e-7) << product << ": normalized input " << j;
+        }
+      }
+      std::vector<double> magnitude;
+      const auto expected = ref::StoredMatMul(type, w, c.experts, cols, in, 1, nullptr, nullptr, &magnitude);
+      const auto logits = Download<float>(p.yb, c.experts);
+      for (uint32_t e = 0; e < c.experts; ++e) {
+        EXPECT_NEAR(logits[e], expected[e], 2e-5 * magnitude[e] + 1e-6) << product << ": logit " << e;
+      }
+      const auto ids = Download<uint32_t>(p.ib, c.k);
+      EXPECT_EQ(ids, ref::MoeRoute(logits, 1, c.experts, c.k, c.normalize).ids) << product;
+      EXPECT_EQ(ids, Download<uint32_t>(p.route_ib, c.k)) << product;
+      const auto weights = Download<float>(p.wtb, c.k), route_weights = Download<float>(p.route_wb, c.k);
+      for (uint32_t j = 0; j < c.k; ++j) {
+        EXPECT_EQ(std::bit_cast<uint32_t>(weights[j]), std::bit_cast<uint32_t>(route_weights[j]))
+            << product << ": weight " << j;
+      }
+    }
+  }
+}
+INSTANTIATE_TEST_SUITE_P(Types, RouterMatVecTest, ::testing::ValuesIn(kAllTypes),
                          [](const auto& param_info) { return std::string(DTypeName(param_info.param)); });
 
 // --- prefill grouped by expert -------------------------------------------------------------
@@ -534,27 +568,23 @@ TEST_F(GpuTest, ExpertsMatMulAsksForGroupsPastMatVecTokens) {
   EXPECT_NE(error.find("grouped by expert"), std::string::npos) << error;
 }
 
-// The router's choice is made in the product only on the matvec path, with X per token.
-TEST_F(GpuTest, ExpertsMatMulChoosesOnlyOnTheMatVecPath) {
-  Buffer w = Poisoned(4 * 64), x = Poisoned(4 * 64), ids = Poisoned(4 * 16), y = Poisoned(4 * 256),
-         logits = Poisoned(4 * 64);
-  const ops::ExpertChoice choice{.logits = logits, .weights = ids, .experts = 2};
-  for (const auto& [kernel, per_pair] :
-       {std::pair{ops::MatMulKernel::Tiled, false}, std::pair{ops::MatMulKernel::MatVec, true}}) {
+// The router's choice is made in the router product only on one token's matvec, whose output is
+// the plain logits, and only of 1 to QVK_MAX_SEGMENTS of its rows.
+TEST_F(GpuTest, MatMulRoutesOnlyOneTokensMatVec) {
+  Buffer w = Poisoned(4 * 64), x = Poisoned(4 * 64), y = Poisoned(4 * 64), ids = Poisoned(4 * 64),
+         weights = Poisoned(4 * 64), counter = Poisoned(4);
+  const ops::RouteOutput route{.ids = ids, .weights = weights, .counter = counter, .k = 2};
+  const ops::MatMulArgs base{.w = {&w, 0, DType::F32, 8, 8}, .x = x, .y = y, .route = route};
+  std::vector<ops::MatMulArgs> refused(5, base);
+  refused[0].tokens = 2;
+  refused[1].kernel = ops::MatMulKernel::Tiled;
+  refused[2].bias = BufferRange(x);
+  refused[3].route->k = 0;
+  refused[4].route->k = 9;  // more than the router's rows
+  for (const ops::MatMulArgs& args : refused) {
     Graph g(device());
-    const std::string error = ErrorOf([&] {
-      ops::ExpertsMatMul(g, {.w = {&w, 0, DType::F32, 8, 8},
-                             .expert_rows = 4,
-                             .x = x,
-                             .x_per_pair = per_pair,
-                             .ids = ids,
-                             .y = y,
-                             .tokens = 2,
-                             .k = 2,
-                             .kernel = kernel,
-                             .choice = choice});
-    });
-    EXPECT_NE(error.find("makes the router's choice itself"), std::string::npos) << error;
+    const std::string error = ErrorOf([&] { ops::MatMul(g, args); });
+    EXPECT_NE(error.find("router"), std::string::npos) << error;
   }
 }
 
