@@ -1,8 +1,8 @@
 // The router's choice for one token, as transformers' Qwen2Moe/Qwen3Moe blocks make it in f32:
 // softmax over the token's router logits, then its k best experts, the larger logit first and ties
 // to the lower expert. One subgroup makes it, with subgroup max, min and sums alone (no barrier),
-// so that moe_route.comp and the expert product that chooses for itself (matvec.comp's
-// CHOOSE_EXPERTS) compute the same ids and weights bit for bit.
+// so that moe_route.comp and the router product that chooses in its last workgroup (matvec.comp's
+// ROUTE) compute the same ids and weights bit for bit.
 //
 // The includer declares the logits it reads: `logits[]`, a token's at logits[base .. base + experts).
 #ifndef QVK_MOE_CHOICE_GLSL

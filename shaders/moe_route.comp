@@ -2,8 +2,8 @@
 // The mixture-of-experts router (MoeRoutePush): softmax over a token's router logits, then its k
 // best experts, as transformers' Qwen2Moe/Qwen3Moe blocks compute them in f32 (moe_choice.glsl).
 // One workgroup per token, whose first subgroup makes the choice with subgroup operations alone;
-// decode's gate|up product makes the same choice in its own prologue instead (matvec.comp's
-// CHOOSE_EXPERTS), so this dispatch serves prefill, whose grouping by expert needs the ids first.
+// one token's router product makes the same choice in its last workgroup instead (matvec.comp's
+// ROUTE), so this dispatch serves prefill, whose grouping by expert needs the ids first.
 #include "common.glsl"
 
 layout(binding = 0) readonly buffer Logits { float logits[]; };
