@@ -30,9 +30,8 @@
 // as it stages them) and are a dispatch of their own in prefill.
 // In a mixture-of-experts layer decode also folds the router's top-k into the router product (its
 // last workgroup makes the choice), and the router weights, the sum over experts and a shared
-// expert's gated output into the experts' down product; prefill
-// groups the (token, expert) pairs by expert first, so that each expert's rows multiply all its
-// tokens at once.
+// expert's gated output into the experts' down product; prefill groups the (token, expert) pairs
+// by expert first, so that each expert's rows multiply all its tokens at once.
 //
 // Sections: the FFN pieces / run state and KV cache / the forward pass / logits and ranking
 #include "model/forward.h"
@@ -95,6 +94,9 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
   ops::SwiGlu(g, *scratch, m, tokens, inter, fmt::format("{}_swiglu", label));
 }
 
+// Every router the configuration admits fits the kernels' choice (moe_choice.glsl).
+static_assert(input_limits::kMaxExperts <= QVK_MAX_EXPERTS && input_limits::kMaxExpertsPerToken <= QVK_MAX_SEGMENTS);
+
 // The mixture-of-experts FFN of layer `l`, added to x. Decode (matvec's few tokens) reads only
 // the chosen experts' rows, the choice never leaving the GPU: the norm folds into the products
 // that read h (or runs once before them where the experts' rows are large K-quants), one token's
@@ -102,8 +104,6 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
 // sum over experts into the down product, with a shared expert's gated output in its epilogue.
 // Prefill groups the (token, slot) pairs by expert so that each expert's rows are read once per
 // tile of its tokens.
-// Every router the configuration admits fits the kernels' choice (moe_choice.glsl).
-static_assert(input_limits::kMaxExperts <= QVK_MAX_EXPERTS && input_limits::kMaxExpertsPerToken <= QVK_MAX_SEGMENTS);
 void RecordMoe(Graph& g, const ModelConfig& c, const MoeLayerWeights& M, const Buffer& post_norm, RunState& s,
                uint32_t tokens, uint32_t l) {
   const MoeConfig& moe = *c.moe;
