@@ -229,6 +229,13 @@ void RequireFeatures(const Graph& g, KernelId kernel) {
   }
 }
 
+// What moe_choice.glsl chooses (moe_route, and one token's router product): k of the experts,
+// k at most QVK_MAX_SEGMENTS and the experts at most QVK_MAX_EXPERTS.
+void RequireChoice(uint32_t experts, uint32_t k, std::string_view op) {
+  Require(experts > 0 && experts <= QVK_MAX_EXPERTS && k > 0 && k <= experts && k <= QVK_MAX_SEGMENTS, op,
+          fmt::format("1 to {} experts, and k in 1..experts and at most {}", QVK_MAX_EXPERTS, QVK_MAX_SEGMENTS));
+}
+
 void RequireRope(const ops::RopeArgs& a) {
   Require(a.head_dim % 2 == 0 && a.head_dim > 0, "rope", "head_dim must be even");
   Require(a.n_heads > 0 && a.n_kv_heads > 0, "rope", "no heads");
@@ -722,12 +729,12 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
           "matmul",
           "only one token's matvec makes the router's choice, with no bias, residual, SwiGLU, scaled output, Y "
           "offset or prescaled input");
-  Require(!a.route || (a.w.rows <= QVK_MAX_EXPERTS && a.route->k > 0 &&
-                       a.route->k <= std::min(a.w.rows, QVK_MAX_SEGMENTS) && a.route->ids.size >= 4ull * a.route->k &&
-                       a.route->weights.size >= 4ull * a.route->k && a.route->counter.size >= 4),
-          "matmul",
-          fmt::format("the router chooses 1 to {} of its at most {} rows, into ids and weights of k", QVK_MAX_SEGMENTS,
-                      QVK_MAX_EXPERTS));
+  if (a.route) {
+    RequireChoice(a.w.rows, a.route->k, "matmul: the router");
+    Require(a.route->ids.size >= 4ull * a.route->k && a.route->weights.size >= 4ull * a.route->k &&
+                a.route->counter.size >= 4,
+            "matmul", "the router's ids and weights must hold k, its counter one");
+  }
   // A norm outside the matvec (a dispatch of its own, or the one that rounds a prefill's X to f16)
   // reads X's rows whole.
   const bool norm_apart = a.norm && !prescaled && (!matvec || NormApart(a, rope != nullptr));
@@ -1049,9 +1056,8 @@ void HeadNormRope(Graph& g, const RopeArgs& rope, const HeadNormInput& norm, std
 
 void MoeRoute(Graph& g, BufferRange logits, BufferRange ids, BufferRange weights, uint32_t tokens, uint32_t experts,
               uint32_t k, bool normalize, std::string_view label) {
-  Require(tokens > 0 && experts > 0 && experts <= QVK_MAX_EXPERTS && k > 0 && k <= experts && k <= QVK_MAX_SEGMENTS,
-          "moe_route",
-          fmt::format("1 to {} experts, and k in 1..experts and at most {}", QVK_MAX_EXPERTS, QVK_MAX_SEGMENTS));
+  Require(tokens > 0, "moe_route", "no tokens");
+  RequireChoice(experts, k, "moe_route");
   Require(logits.size >= uint64_t{4} * tokens * experts && ids.size >= uint64_t{4} * tokens * k &&
               weights.size >= uint64_t{4} * tokens * k,
           "moe_route", "buffer too small");
@@ -1114,15 +1120,12 @@ ExpertsMatVecPlan PlanExpertsMatVec(const DeviceInfo& device, DType type, const 
           .grid = Groups{CeilDiv(outputs, wg / split.lanes * group_outputs), items, 1}};
 }
 
-// The largest expert count moe_group.comp takes (its MAX_EXPERTS).
-constexpr uint32_t kMoeGroupMaxExperts = 1024;
-
 }  // namespace
 
 void GroupByExpert(Graph& g, BufferRange ids, uint32_t pairs, uint32_t experts, const ExpertGroups& groups,
                    std::string_view label) {
-  Require(pairs > 0 && experts > 0 && experts <= kMoeGroupMaxExperts, "moe_group",
-          fmt::format("1 to {} experts and at least one pair", kMoeGroupMaxExperts));
+  Require(pairs > 0 && experts > 0 && experts <= QVK_MAX_EXPERTS, "moe_group",
+          fmt::format("1 to {} experts and at least one pair", QVK_MAX_EXPERTS));
   Require(ids.size >= uint64_t{4} * pairs && groups.sorted.size >= uint64_t{4} * pairs &&
               groups.offsets.size >= uint64_t{4} * (experts + 1),
           "moe_group", "buffer too small");

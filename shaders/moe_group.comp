@@ -11,9 +11,7 @@ layout(binding = 2) writeonly buffer Sorted { uint sorted[]; };
 
 layout(push_constant) uniform Push { MoeGroupPush p; };
 
-// At most model/input_limits.h's kMaxExperts.
-#define MAX_EXPERTS 1024u
-shared uint counts[MAX_EXPERTS];  // pairs per expert, then the next free place in its range
+shared uint counts[QVK_MAX_EXPERTS];  // pairs per expert, then the next free place in its range
 
 void main() {
   const uint tid = gl_LocalInvocationID.x;

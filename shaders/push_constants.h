@@ -314,7 +314,7 @@ struct HeadNormRopePush {
 // ids[t * k + j] and weights[t * k + j] = p (divided by their sum with QVK_FLAG_NORM_TOPK),
 // descending.
 #define QVK_FLAG_NORM_TOPK 256u
-#define QVK_MAX_EXPERTS 1024u  // a router's experts at most (model/input_limits.h)
+#define QVK_MAX_EXPERTS 1024u  // a router's experts at most (model/input_limits.h; moe_group.comp too)
 struct MoeRoutePush {
   uint tokens;
   uint experts;
