@@ -11,7 +11,8 @@
 #                                                       and Debian's python3-numpy)
 #           scripts/dev/device_tree.sh off
 #   there:  RUN='STEPS' BUILDS='A B' scripts/dev/device_ab.sh run
-#           with carry [".gl", ".carry/speed/lib", ".carry/speed/peer", ".carry/ab"]
+#           with carry [".gl", ".carry/speed/lib", ".carry/speed/peer", ".carry/ab"] (or, in a call
+#           that carries .carry/fixtures/0 and unpacks it first, without .carry/speed/lib)
 #
 # STEPS is bash that may call
 #   model NAME TYPE   the path of make_random_gguf.py's NAME-TYPE.gguf, made in /dev/shm at first use
@@ -38,7 +39,12 @@ case "${1:-}" in
     for deb in .gl/*.deb; do dpkg -x "$deb" /; done
     ldconfig
     export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
-    export LD_LIBRARY_PATH=$S/lib QWENVK_CACHE_DIR=/dev/shm/qwenvk-cache
+    # The libraries: speed_pack.sh's, or the same ones from the fixtures' part 0 where a call
+    # carries that instead (scripts/dev/device_fixtures.sh unpack puts them in /tmp/qwenvk-fx/lib).
+    lib=$S/lib
+    [[ -d "$lib" ]] || lib=/tmp/qwenvk-fx/lib
+    [[ -d "$lib" ]] || { echo "no libraries: carry .carry/speed/lib, or .carry/fixtures/0 and unpack it first" >&2; exit 1; }
+    export LD_LIBRARY_PATH=$lib QWENVK_CACHE_DIR=/dev/shm/qwenvk-cache
     bin=/dev/shm/ab-bin models=/dev/shm/ab-models peer_dir=/dev/shm/ab-peer
     mkdir -p "$bin" "$models"
     for b in ${BUILDS:?name the builds}; do

@@ -13,6 +13,9 @@
 #              12 MiB.
 #           scripts/dev/device_fixtures.sh pack0       (part 0 alone, after a new test binary: enough
 #              for a kernel filter such as '*Coopmat*', which reads no fixture model)
+#           scripts/dev/device_fixtures.sh pack-items ITEM...   (part 1 alone, holding only the named
+#              items of `items`, e.g. tests/data/family/qwen3moe-tiny: for one architecture's suites
+#              in the call that carries part 0 too)
 #   there:  scripts/dev/device_fixtures.sh unpack        (each call)
 #           scripts/dev/device_fixtures.sh run [SECONDS] [FILTER]  (once unpack says none is missing;
 #              FILTER: a gtest filter in place of the fixture suites, e.g. a branch's kernel suites;
@@ -68,6 +71,18 @@ case "${1:-}" in
     rm -rf "$parts/staging"
     pack_part0
     du -sh "$parts"/[0-9]* ;;
+  pack-items)
+    shift
+    (($# > 0)) || { echo "usage: $0 pack-items ITEM..." >&2; exit 2; }
+    for item in "$@"; do
+      items | grep -qxF "$item" || { echo "$item is not a fixture item (see: items)" >&2; exit 1; }
+    done
+    rm -rf "$parts"/[1-9]* && mkdir -p "$parts/1"
+    printf '%s\n' "$@" >"$parts/1/manifest"
+    for item in "$@"; do tar cf - "$item" | xz -6 -T2 >"$parts/1/$(echo "$item" | tr / _).tar.xz"; done
+    du -sh "$parts/1" ;;
+  items)  # the fixture items, one per line
+    items ;;
   pack0)  # part 0 alone: enough for a kernel filter, which reads no fixture model
     pack_part0
     du -sh "$parts"/[0-9]* ;;
@@ -132,6 +147,6 @@ case "${1:-}" in
     # in the build folder, which the machine lacks).
     echo "$suites" ;;
   *)
-    echo "usage: $0 pack [MIB] | pack0 | unpack | run [SECONDS] [FILTER] | suites" >&2
+    echo "usage: $0 pack [MIB] | pack0 | pack-items ITEM... | items | unpack | run [SECONDS] [FILTER] | suites" >&2
     exit 2 ;;
 esac
