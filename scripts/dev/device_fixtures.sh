@@ -75,7 +75,9 @@ case "${1:-}" in
     shift
     (($# > 0)) || { echo "usage: $0 pack-items ITEM..." >&2; exit 2; }
     for item in "$@"; do
-      items | grep -qxF "$item" || { echo "$item is not a fixture item (see: items)" >&2; exit 1; }
+      # (grep reads the whole list: with -q it could stop early and pipefail see the writer's SIGPIPE)
+      items | grep -xF "$item" >/dev/null ||
+        { echo "$item is not a fixture item: '$0 items' lists them (with scripts/dev/device_tree.sh on)" >&2; exit 1; }
     done
     rm -rf "$parts"/[1-9]* && mkdir -p "$parts/1"
     printf '%s\n' "$@" >"$parts/1/manifest"
