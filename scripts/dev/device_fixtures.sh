@@ -38,6 +38,9 @@ items() {
   scripts/dev/device_tree.sh paths | grep '^tests/data/' | xargs -I{} find {} -mindepth 1 -maxdepth 1 | sort
 }
 
+# One item as the archive unpack takes (tests/data/... inside, named by its path) into folder $2.
+pack_item() { tar cf - "$1" | xz -6 -T2 >"$2/$(echo "$1" | tr / _).tar.xz"; }
+
 # Part 0: what runs them (speed_pack.sh's binary and libraries, the system's validation layer).
 pack_part0() {
   rm -rf "$parts/0"
@@ -55,9 +58,7 @@ case "${1:-}" in
     limit=$((${2:-38} << 20))
     rm -rf "$parts" && mkdir -p "$parts/staging"
     items >"$parts/staging/manifest"
-    while read -r item; do
-      tar cf - "$item" | xz -6 -T2 >"$parts/staging/$(echo "$item" | tr / _).tar.xz"
-    done <"$parts/staging/manifest"
+    while read -r item; do pack_item "$item" "$parts/staging"; done <"$parts/staging/manifest"
     # First fit, largest first: each item into the first part it fits.
     used=()
     while read -r size archive; do
@@ -74,14 +75,14 @@ case "${1:-}" in
   pack-items)
     shift
     (($# > 0)) || { echo "usage: $0 pack-items ITEM..." >&2; exit 2; }
+    known=$(items)
     for item in "$@"; do
-      # (grep reads the whole list: with -q it could stop early and pipefail see the writer's SIGPIPE)
-      items | grep -xF "$item" >/dev/null ||
+      grep -qxF "$item" <<<"$known" ||
         { echo "$item is not a fixture item: '$0 items' lists them (with scripts/dev/device_tree.sh on)" >&2; exit 1; }
     done
     rm -rf "$parts"/[1-9]* && mkdir -p "$parts/1"
     printf '%s\n' "$@" >"$parts/1/manifest"
-    for item in "$@"; do tar cf - "$item" | xz -6 -T2 >"$parts/1/$(echo "$item" | tr / _).tar.xz"; done
+    for item in "$@"; do pack_item "$item" "$parts/1"; done
     du -sh "$parts/1" ;;
   items)  # the fixture items, one per line
     items ;;
