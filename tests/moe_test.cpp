@@ -58,16 +58,21 @@ TEST_F(GpuTest, MoeRouteChoosesAsTransformers) {
 TEST_F(GpuTest, MoeRouteRanksTiesInfinitiesAndNaNs) {
   const float inf = std::numeric_limits<float>::infinity();
   const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> weights;
   const auto route_ids = [&](const std::vector<float>& logits, uint32_t experts, uint32_t k) {
     Buffer lb = Upload(logits), ib = Poisoned(4ull * k), wb = Poisoned(4ull * k);
     Graph g(device());
     ops::MoeRoute(g, lb, ib, wb, 1, experts, k, true);
     g.Run();
+    weights = Download<float>(wb, k);
     return Download<uint32_t>(ib, k);
   };
   EXPECT_EQ(route_ids(std::vector<float>(128, 0.25f), 128, 8), (std::vector<uint32_t>{0, 1, 2, 3, 4, 5, 6, 7}));
   const std::vector<float> odd = {nan, 1.0f, nan, -inf, 0.5f, nan, 2.0f, -inf};
   EXPECT_EQ(route_ids(odd, 8, 4), (std::vector<uint32_t>{6, 1, 4, 0}));
+  // NaN weighs as -inf too, so the softmax of the rest stays finite: 2, 1 and 0.5 share it.
+  const float e1 = std::exp(-1.0f), e15 = std::exp(-1.5f), sum = 1.0f + e1 + e15;
+  ExpectClose(weights, {1.0f / sum, e1 / sum, e15 / sum, 0.0f}, 1e-6, 1e-7, "weights beside NaN logits");
   EXPECT_EQ(route_ids(odd, 8, 8), (std::vector<uint32_t>{6, 1, 4, 0, 2, 3, 5, 7}));
   // 96 experts, every one past the first 64 at -inf but for one at +inf.
   std::vector<float> wide(96, -inf);
