@@ -263,7 +263,11 @@ void RecordSwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens,
 }  // namespace
 
 bool IsRegrouped(DType type) {
-  return type == DType::Q8_0 || type == DType::Q4_0;
+  return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q6_K;
+}
+
+uint32_t RegroupScaleHalfword(DType type) {
+  return type == DType::Q6_K ? BlockBytes(type) / 2 - 1 : 0;
 }
 
 uint64_t RegroupBytes(DType type) {
@@ -589,9 +593,10 @@ void RegroupBlocks(Graph& g, const Matrix& w, std::string_view label) {
   for (uint64_t first = 0; first < groups; first += most) {
     const uint64_t n = std::min(most, groups - first);
     const uint64_t n_blocks = std::min(n * QVK_REGROUP_BLOCKS, blocks - first * QVK_REGROUP_BLOCKS);
-    g.Dispatch(KernelId::RegroupBlocks, {BufferRange(*w.buffer, w.offset + first * group_bytes, n * group_bytes)},
-               push::RegroupPush{static_cast<uint32_t>(n_blocks), BlockBytes(w.dtype) / 2}, GridFor(n), label,
-               {.bytes = 2 * n * group_bytes, .flops = 0});
+    g.Dispatch(
+        KernelId::RegroupBlocks, {BufferRange(*w.buffer, w.offset + first * group_bytes, n * group_bytes)},
+        push::RegroupPush{static_cast<uint32_t>(n_blocks), BlockBytes(w.dtype) / 2, RegroupScaleHalfword(w.dtype)},
+        GridFor(n), label, {.bytes = 2 * n * group_bytes, .flops = 0});
   }
 }
 

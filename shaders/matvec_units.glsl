@@ -2,8 +2,8 @@
 // wide loads and dequantizes at once. A unit lies inside one block and yields UNIT_RUNS runs of 8
 // consecutive columns, each as two vec4; a block's scales are decoded once per unit, never per
 // element. Each type reads its blocks as the widest words its block size keeps aligned: 16 bytes
-// (F32, F16, BF16, Q4_K, Q5_K; Q8_0's quants, regrouped), 8 (Q5_1; Q4_0's quants, regrouped) or 4
-// (Q4_1; Q5_0 and Q6_K, which are only 2-byte aligned, through the aligned words around them).
+// (F32, F16, BF16, Q4_K, Q5_K; Q8_0's quants, regrouped), 8 (Q5_1; Q4_0's and Q6_K's, regrouped)
+// or 4 (Q4_1; Q5_0, which is only 2-byte aligned, through the aligned words around it).
 //
 // Quantized runs come out as their integers (q minus the format's offset) with the run's scale
 // (and min) beside them, so that matvec.comp multiplies by the scale once per run of 8 rather than
@@ -112,9 +112,9 @@ uint run_column(uint part, uint r) { return 0u; }
 
 #elif defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q5_0) || defined(WEIGHT_Q6_K)
 // Blocks of an odd number of 16-bit words, so every other block starts halfway into a 32-bit word.
-// Runs of Q5_0's and Q6_K's quants are read as the aligned 32-bit words that contain them and
-// shifted into place: 2-byte loads would take twice the load instructions for the same bytes.
-// Q8_0 and Q4_0 read only their scales as halfwords here.
+// Runs of Q5_0's quants are read as the aligned 32-bit words that contain them and shifted into
+// place: 2-byte loads would take twice the load instructions for the same bytes. Q8_0, Q4_0 and
+// Q6_K lie regrouped and read only their scales as halfwords here.
 layout(binding = WEIGHT_BINDING) readonly buffer WeightHalfwords { uint16_t weight_u16[]; };
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords { uint weight_u32[]; };
 float half_at(uint i) { return unpackHalf2x16(uint(weight_u16[i])).x; }
@@ -135,8 +135,8 @@ uvec2 words2_at(uint i) {
   return (i & 1u) != 0u ? (lo >> 16) | (uvec2(lo.y, tail_half(a + 2u)) << 16) : lo;
 }
 
-#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
-// Their blocks lie regrouped (regroup.glsl): a unit's quants are one aligned load, 16 or 8 bytes.
+#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q6_K)
+// Their blocks lie regrouped (regroup.glsl): a unit's quants are aligned loads of 16 or 8 bytes.
 #include "regroup.glsl"
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords2 { uvec2 weight_words2[]; };
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords4 { uvec4 weight_words4[]; };
@@ -218,7 +218,9 @@ uint run_column(uint part, uint r) { return part * 8u + r * 16u; }
 // Each 128 values use 64 low bytes and 32 high bytes; quarter r of them (32 values) takes nibble
 // r / 2 of low byte 32 * (r % 2) + l and bits 2r..2r+1 of high byte l: w = d * scale[j / 16] * (q - 32).
 // A unit is 8 values of each quarter of one half: half n, l = l0..l0+7 for part 4n + l0 / 8; its
-// runs are the quarters, each under one scale.
+// runs are the quarters, each under one scale. Regrouped, a block's bytes but d start at a 16-byte
+// boundary, so each of a unit's four reads is one 8-byte load: an aligned Q6_K LM head read 12%
+// faster than one pieced from halfwords (docs/speed.md, session 43).
 #define UNIT_COLS 32u
 #define BLOCK_UNITS 8u
 #define UNIT_RUNS 4u
@@ -230,18 +232,19 @@ struct Unit {
   vec4 scale;   // d * scale of each quarter's 8 values
 };
 Unit load_unit(uint u) {
-  const uint block = (u >> 3) * 105u;
+  const uvec2 at = block_halfwords_at(u >> 3, 105u);
   const uint n = (u >> 2) & 1u;
   const uint l0 = (u & 3u) * 8u;
-  const uint low = block + n * 32u + l0 / 2u;
-  const uint high = block + 64u + n * 16u + l0 / 2u;
-  // Quarter r's scale is byte 8n + 2r + l0 / 16 of the scales: bytes l0 / 16 and 2 + l0 / 16 of
-  // the half's two scale words.
-  const uvec2 scale_words = words2_at(block + 96u + n * 4u);
+  // 8-byte words of the block after d: low bytes n * 64 + l0, high bytes 128 + n * 32 + l0.
+  const uint low = (at.y >> 2) + n * 8u + l0 / 8u;
+  const uint high = (at.y >> 2) + 16u + n * 4u + l0 / 8u;
+  // Quarter r's scale is byte 8n + 2r + l0 / 16 of the scales (bytes 192..207): bytes l0 / 16 and
+  // 2 + l0 / 16 of the half's two scale words.
+  const uvec2 scale_words = weight_words2[(at.y >> 2) + 24u + n];
   const uint shift = (l0 / 16u) * 8u;
   const uvec4 sc = (uvec4(scale_words.xxyy) >> uvec4(shift, shift + 16u, shift, shift + 16u)) & 255u;
-  precise vec4 scale = half_at(block + 104u) * small_uints(sc ^ 128u, 128.0);
-  return Unit(words2_at(low), words2_at(low + 16u), words2_at(high), scale);
+  precise vec4 scale = half_at(at.x) * small_uints(sc ^ 128u, 128.0);
+  return Unit(weight_words2[low], weight_words2[low + 4u], weight_words2[high], scale);
 }
 // Quarter r's 6-bit values of four bytes, assembled a word at a time.
 vec4 q6_values(uint low, uint high, uint r) {

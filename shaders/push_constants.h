@@ -81,14 +81,16 @@ struct RoundF16Push {
   uint x_stride;
 };
 
-// Q8_0 and Q4_0 blocks in device memory lie regrouped, QVK_REGROUP_BLOCKS at a time: their f16
-// scales, then their quants (regroup.glsl). regroup_blocks.comp makes that layout in place, one
-// workgroup per group, from `blocks` of ggml's blocks of block_halfwords halfwords (17 or 9); the
-// binding holds whole groups, and the last group's blocks past `blocks` become zeros.
+// Q8_0, Q4_0 and Q6_K blocks in device memory lie regrouped, QVK_REGROUP_BLOCKS at a time: their
+// f16 scales, then the rest of each block (regroup.glsl). regroup_blocks.comp makes that layout in
+// place, one workgroup per group, from `blocks` of ggml's blocks of block_halfwords halfwords (17, 9
+// or 105) whose scale is halfword scale_halfword (0, or Q6_K's last, 104); the binding holds whole
+// groups, and the last group's blocks past `blocks` become zeros.
 #define QVK_REGROUP_BLOCKS 64u
 struct RegroupPush {
   uint blocks;
   uint block_halfwords;
+  uint scale_halfword;
 };
 
 // Weight units each matvec invocation loads at once (from up to as many rows), by the columns of
@@ -394,7 +396,7 @@ static_assert(sizeof(MatMulPush) == 32 && offsetof(MatMulPush, split_steps) == 2
 static_assert(sizeof(MatMulSplitSumPush) == 24);
 static_assert(sizeof(DequantizeF16Push) == 16);
 static_assert(sizeof(RoundF16Push) == 12);
-static_assert(sizeof(RegroupPush) == 8);
+static_assert(sizeof(RegroupPush) == 12);
 static_assert(sizeof(MatVecPush) == 60 && offsetof(MatVecPush, attention_factor) == 56);
 static_assert(sizeof(RmsNormPush) == 16 && offsetof(RmsNormPush, eps) == 12);
 static_assert(sizeof(RopePush) == 40 && offsetof(RopePush, attention_factor) == 32);

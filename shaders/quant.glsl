@@ -1,6 +1,6 @@
 // Weights in ggml's block formats (ggml-common.h), read in place: element i of a row-major matrix
 // is element i % QK of block i / QK. Rows hold whole blocks (ops checks cols), so the flat index
-// works across every row of a slice. Q8_0 and Q4_0 blocks lie regrouped (regroup.glsl). Included
+// works across every row of a slice. Q8_0, Q4_0 and Q6_K blocks lie regrouped (regroup.glsl). Included
 // by weights.glsl for the WEIGHT_Q* variants.
 //
 // Products are `precise` so that no compiler fuses them into an fma: the values then round
@@ -30,9 +30,9 @@ uvec2 k_scale_min(uint offset, uint s) {
   return uvec2((low & 15u) | ((qbyte(offset + s - 4u) >> 6) << 4), (low >> 4) | ((qbyte(offset + s) >> 6) << 4));
 }
 
-#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
+#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q6_K)
 #include "regroup.glsl"
-// Byte offsets of block k's scale (x) and quants (y), regrouped as regroup.glsl says.
+// Byte offsets of block k's scale (x) and the rest of it (y), regrouped as regroup.glsl says.
 uvec2 block_bytes_at(uint k, uint block_halfwords) {
   return 2u * block_halfwords_at(k, block_halfwords);
 }
@@ -106,19 +106,20 @@ float load_weight(uint i) {
   return w;
 }
 #elif defined(WEIGHT_Q6_K)
-// 128 bytes of low 4 bits, 64 bytes of high 2 bits, int8 scales[16], f16 d (last).
-// Each 128 elements use 64 low bytes and 32 high bytes; quarter r of them (32 elements) takes
-// nibble r / 2 of low byte 32 * (r % 2) + l and bits 2r..2r+1 of high byte l.
-// w = d * scale[j / 16] * (q - 32)
+// 128 bytes of low 4 bits, 64 bytes of high 2 bits, int8 scales[16], f16 d (last; regrouped
+// apart, so the rest keeps its offsets). Each 128 elements use 64 low bytes and 32 high bytes;
+// quarter r of them (32 elements) takes nibble r / 2 of low byte 32 * (r % 2) + l and bits
+// 2r..2r+1 of high byte l. w = d * scale[j / 16] * (q - 32)
 float load_weight(uint i) {
-  const uint base = (i >> 8) * 210u;
+  const uvec2 at = block_bytes_at(i >> 8, 105u);
+  const uint base = at.y;
   const uint j = i & 255u;
   const uint half128 = j >> 7;
   const uint r = (j >> 5) & 3u;
   const uint l = j & 31u;
   const uint low = (qbyte(base + half128 * 64u + (r & 1u) * 32u + l) >> ((r >> 1) * 4u)) & 15u;
   const uint high = (qbyte(base + 128u + half128 * 32u + l) >> (2u * r)) & 3u;
-  precise float scale = qhalf(base + 208u) * float(qsigned(base + 192u + (j >> 4)));
+  precise float scale = qhalf(at.x) * float(qsigned(base + 192u + (j >> 4)));
   precise float w = scale * float(int(low | (high << 4)) - 32);
   return w;
 }

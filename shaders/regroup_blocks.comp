@@ -1,24 +1,26 @@
 #version 450
-// Regroups a matrix's Q8_0 or Q4_0 blocks in place into the layout regroup.glsl reads: one
+// Regroups a matrix's Q8_0, Q4_0 or Q6_K blocks in place into the layout regroup.glsl reads: one
 // workgroup per group of QVK_REGROUP_BLOCKS blocks, staged whole in shared memory, so that no
 // workgroup writes what another still has to read. Output halfword h of a group is block h's scale
-// for h < QVK_REGROUP_BLOCKS, else quant halfword m of block j (h - QVK_REGROUP_BLOCKS = j * quant
-// halfwords + m). The last group's blocks past p.blocks (its padding) become zero scales and quants.
+// for h < QVK_REGROUP_BLOCKS, else halfword m of block j's others, in their order (h -
+// QVK_REGROUP_BLOCKS = j * (block_halfwords - 1) + m). The last group's blocks past p.blocks (its
+// padding) become zero scales and quants.
 #include "common.glsl"
 
 layout(binding = 0) buffer Words { uint words[]; };
 layout(push_constant) uniform Push { RegroupPush p; };
 
-// A group of the widest blocks (Q8_0's 17 halfwords), as words.
-shared uint group_words[QVK_REGROUP_BLOCKS * 17u / 2u];
+// A group of the widest blocks (Q6_K's 105 halfwords), as words.
+shared uint group_words[QVK_REGROUP_BLOCKS * 105u / 2u];
 
 uint half_of(uint h) { return (group_words[h >> 1] >> ((h & 1u) * 16u)) & 0xFFFFu; }
 
 // The stored halfword that output halfword h of the group takes.
 uint source_half(uint h) {
-  if (h < QVK_REGROUP_BLOCKS) return h * p.block_halfwords;
-  const uint q = h - QVK_REGROUP_BLOCKS, quant_halfwords = p.block_halfwords - 1u;
-  return q / quant_halfwords * p.block_halfwords + 1u + q % quant_halfwords;
+  if (h < QVK_REGROUP_BLOCKS) return h * p.block_halfwords + p.scale_halfword;
+  const uint q = h - QVK_REGROUP_BLOCKS, others = p.block_halfwords - 1u;
+  const uint m = q % others;
+  return q / others * p.block_halfwords + (m < p.scale_halfword ? m : m + 1u);
 }
 
 void main() {

@@ -32,7 +32,9 @@ void Append(std::vector<std::byte>& out, std::initializer_list<int> values) {
   out.insert(out.end(), more.begin(), more.end());
 }
 
-uint8_t ByteAt(const std::vector<std::byte>& b, size_t i) { return std::to_integer<uint8_t>(b[i]); }
+uint8_t ByteAt(const std::vector<std::byte>& b, size_t i) {
+  return std::to_integer<uint8_t>(b[i]);
+}
 float HalfAt(const std::vector<std::byte>& b, size_t i) {
   return HalfToFloat(static_cast<uint16_t>(ByteAt(b, i) | ByteAt(b, i + 1) << 8));
 }
@@ -52,9 +54,9 @@ void ExpectAllEqual(const std::vector<float>& got, const std::vector<float>& exp
 
 TEST(QuantLayout, BlockSizesAreGgmls) {
   const std::pair<DType, std::pair<uint32_t, uint32_t>> expected[] = {
-      {DType::Q8_0, {32, 34}},   {DType::Q4_0, {32, 18}},   {DType::Q4_1, {32, 20}},   {DType::Q5_0, {32, 22}},
-      {DType::Q5_1, {32, 24}},   {DType::Q4_K, {256, 144}}, {DType::Q5_K, {256, 176}}, {DType::Q6_K, {256, 210}},
-      {DType::F32, {1, 4}},      {DType::F16, {1, 2}},      {DType::BF16, {1, 2}}};
+      {DType::Q8_0, {32, 34}}, {DType::Q4_0, {32, 18}},   {DType::Q4_1, {32, 20}},   {DType::Q5_0, {32, 22}},
+      {DType::Q5_1, {32, 24}}, {DType::Q4_K, {256, 144}}, {DType::Q5_K, {256, 176}}, {DType::Q6_K, {256, 210}},
+      {DType::F32, {1, 4}},    {DType::F16, {1, 2}},      {DType::BF16, {1, 2}}};
   for (const auto& [type, size] : expected) {
     EXPECT_EQ(BlockElements(type), size.first) << DTypeName(type);
     EXPECT_EQ(BlockBytes(type), size.second) << DTypeName(type);
@@ -85,7 +87,7 @@ TEST(QuantLayout, Q8_0IsAnF16ScaleAndSignedBytes) {
 // The 32-element types share one quant layout: element j < 16 is the low nibble of byte j,
 // element j + 16 its high nibble; Q5 types add bit j of a little-endian u32 as the fifth bit.
 TEST(QuantLayout, Q4_0AndQ4_1NibblesSplitTheBlockInHalves) {
-  std::vector<std::byte> q4_0 = Bytes({0x00, 0x40});        // d = 2
+  std::vector<std::byte> q4_0 = Bytes({0x00, 0x40});              // d = 2
   std::vector<std::byte> q4_1 = Bytes({0x00, 0x34, 0x00, 0xbe});  // d = 0.25, m = -1.5
   for (int j = 0; j < 16; ++j) {
     Append(q4_0, {j | (15 - j) << 4});
@@ -107,8 +109,8 @@ TEST(QuantLayout, Q4_0AndQ4_1NibblesSplitTheBlockInHalves) {
 TEST(QuantLayout, Q5_0AndQ5_1TakeTheFifthBitFromALittleEndianWord) {
   // High bits 0, 17 and 31 set: bytes 01 00 02 80.
   const auto qh = {0x01, 0x00, 0x02, 0x80};
-  std::vector<std::byte> q5_0 = Bytes({0x00, 0x3c});               // d = 1
-  std::vector<std::byte> q5_1 = Bytes({0x00, 0x38, 0x00, 0x49});   // d = 0.5, m = 10
+  std::vector<std::byte> q5_0 = Bytes({0x00, 0x3c});              // d = 1
+  std::vector<std::byte> q5_1 = Bytes({0x00, 0x38, 0x00, 0x49});  // d = 0.5, m = 10
   Append(q5_0, qh);
   Append(q5_1, qh);
   for (int j = 0; j < 16; ++j) {
@@ -171,10 +173,10 @@ TEST(QuantLayout, Q5_KAddsHighBitsPerSubBlock) {
     const int q = (s % 2 == 0 ? l % 16 : 15 - l % 16) + (((l * 37) & 0xff) >> s & 1) * 16;
     EXPECT_EQ(y[j], 0.5f * kScales[s] * q - 0.25f * kMins[s]) << j;
   }
-  EXPECT_EQ(y[33], 12.75f);   // high byte 1 = 0x25, bit 1 clear: 0.5 * 2 * 14 - 1.25
-  EXPECT_EQ(y[66], 0.5f);     // high byte 2 = 0x4a, bit 2 clear: 0.5 * 3 * 2 - 2.5
-  EXPECT_EQ(y[133], 341.5f);  // high byte 5 = 0xb9, bit 4 set: 0.5 * 33 * 21 - 5
-  EXPECT_EQ(y[227], 362.25f); // high byte 3 = 0x6f, bit 7 clear: 0.5 * 63 * 12 - 15.75
+  EXPECT_EQ(y[33], 12.75f);    // high byte 1 = 0x25, bit 1 clear: 0.5 * 2 * 14 - 1.25
+  EXPECT_EQ(y[66], 0.5f);      // high byte 2 = 0x4a, bit 2 clear: 0.5 * 3 * 2 - 2.5
+  EXPECT_EQ(y[133], 341.5f);   // high byte 5 = 0xb9, bit 4 set: 0.5 * 33 * 21 - 5
+  EXPECT_EQ(y[227], 362.25f);  // high byte 3 = 0x6f, bit 7 clear: 0.5 * 63 * 12 - 15.75
 }
 
 // Q6_K: 128 low-nibble bytes, 64 bytes of 2-bit high parts, int8 scales, and d last. Quarter r
@@ -257,9 +259,11 @@ struct RoundTripCase {
 // Each element is within half a step of the grid the block's exact scale defines, plus what
 // rounding the scale (and min) to f16 moves the grid; clamped elements within a full step.
 TEST(QuantRoundTrip, ErrorsStayWithinHalfAStep) {
-  const RoundTripCase cases[] = {
-      {DType::Q8_0, 255, false}, {DType::Q4_0, 16, false}, {DType::Q4_1, 16, true},
-      {DType::Q5_0, 32, false},  {DType::Q5_1, 32, true}};
+  const RoundTripCase cases[] = {{DType::Q8_0, 255, false},
+                                 {DType::Q4_0, 16, false},
+                                 {DType::Q4_1, 16, true},
+                                 {DType::Q5_0, 32, false},
+                                 {DType::Q5_1, 32, true}};
   for (const auto& c : cases) {
     const uint32_t rows = 9, cols = 256;
     auto x = RandomFloats(rows * cols, 5, 1.0f);
@@ -273,9 +277,12 @@ TEST(QuantRoundTrip, ErrorsStayWithinHalfAStep) {
     double worst = 0;
     for (size_t b = 0; b < x.size() / 32; ++b) {
       const float* xb = &x[b * 32];
-      const float amax = std::abs(*std::max_element(xb, xb + 32, [](float a, float v) { return std::abs(a) < std::abs(v); }));
+      const float amax =
+          std::abs(*std::max_element(xb, xb + 32, [](float a, float v) { return std::abs(a) < std::abs(v); }));
       const float min = *std::min_element(xb, xb + 32), max = *std::max_element(xb, xb + 32);
-      const double d = c.with_min ? (max - min) / (c.levels - 1) : c.type == DType::Q8_0 ? amax / 127.0 : amax / (c.levels / 2);
+      const double d = c.with_min              ? (max - min) / (c.levels - 1)
+                       : c.type == DType::Q8_0 ? amax / 127.0
+                                               : amax / (c.levels / 2);
       const double d16 = std::abs(HalfAt(bytes, b * block_bytes));
       const double m_error = c.with_min ? std::abs(HalfAt(bytes, b * block_bytes + 2) - min) : 0.0;
       for (int j = 0; j < 32; ++j) {
@@ -303,7 +310,9 @@ struct QuantCase {
   bool residual = false;
 };
 
-void PrintTo(const QuantCase& c, std::ostream* os) { *os << DTypeName(c.type) << " " << c.rows << "x" << c.cols; }
+void PrintTo(const QuantCase& c, std::ostream* os) {
+  *os << DTypeName(c.type) << " " << c.rows << "x" << c.cols;
+}
 
 std::vector<QuantCase> QuantCases() {
   std::vector<QuantCase> cases;
@@ -400,16 +409,18 @@ TEST_F(QuantGpuTest, RejectsRowsThatAreNotWholeBlocks) {
 
 // --- regrouped blocks ----------------------------------------------------------------------
 
-// Q8_0 and Q4_0 weights are regrouped in place after their upload: a matrix of two whole groups
-// and two blocks over (a last group padded with zeros), one of a group exactly, and one of three
-// blocks.
+// Q8_0, Q4_0 and Q6_K weights are regrouped in place after their upload: a matrix of two whole
+// groups and two blocks over (a last group padded with zeros), one of a group exactly, and one of
+// three blocks. Q6_K's scale is its block's last halfword, the others' their first.
 TEST_F(QuantGpuTest, RegroupsBlocksInPlace) {
-  for (const DType type : {DType::Q8_0, DType::Q4_0}) {
+  for (const DType type : {DType::Q8_0, DType::Q4_0, DType::Q6_K}) {
     ASSERT_TRUE(IsRegrouped(type));
-    for (const auto& [rows, cols] :
-         {std::pair{2u, (QVK_REGROUP_BLOCKS + 1) * 32u}, std::pair{2u, QVK_REGROUP_BLOCKS * 16u}, std::pair{1u, 96u}}) {
+    const uint32_t qk = BlockElements(type);
+    for (const auto& [rows, cols] : {std::pair{2u, (QVK_REGROUP_BLOCKS + 1) * qk},
+                                     std::pair{2u, QVK_REGROUP_BLOCKS * qk / 2}, std::pair{1u, 3 * qk}}) {
       const auto bytes = RandomBlocks(type, rows, cols, rows + cols);
-      const auto expected = ref::RegroupedBlocks(bytes, BlockBytes(type), QVK_REGROUP_BLOCKS);
+      const auto expected =
+          ref::RegroupedBlocks(bytes, BlockBytes(type), 2 * RegroupScaleHalfword(type), QVK_REGROUP_BLOCKS);
       ASSERT_EQ(expected.size(), MatrixBytes(type, rows, cols));
       Buffer b = UploadWeights(type, bytes, rows, cols);
       EXPECT_EQ(Download<std::byte>(b, expected.size()), expected) << DTypeName(type) << " " << rows << " x " << cols;

@@ -216,8 +216,9 @@ Routing MoeRoute(std::span<const float> logits, uint32_t tokens, uint32_t expert
   return r;
 }
 
-std::vector<std::byte> RegroupedBlocks(std::span<const std::byte> blocks, uint32_t block_bytes, uint32_t group) {
-  const size_t group_bytes = size_t{group} * block_bytes, quant_bytes = block_bytes - 2;
+std::vector<std::byte> RegroupedBlocks(std::span<const std::byte> blocks, uint32_t block_bytes, uint32_t scale_offset,
+                                       uint32_t group) {
+  const size_t group_bytes = size_t{group} * block_bytes, rest_bytes = block_bytes - 2;
   // The last group's missing blocks are zeros.
   std::vector<std::byte> padded(blocks.begin(), blocks.end());
   padded.resize((blocks.size() + group_bytes - 1) / group_bytes * group_bytes);
@@ -225,8 +226,10 @@ std::vector<std::byte> RegroupedBlocks(std::span<const std::byte> blocks, uint32
   for (size_t first = 0; first < padded.size(); first += group_bytes) {
     for (size_t j = 0; j < group; ++j) {
       const std::byte* block = &padded[first + j * block_bytes];
-      std::copy_n(block, 2, &out[first + 2 * j]);
-      std::copy_n(block + 2, quant_bytes, &out[first + 2 * group + j * quant_bytes]);
+      std::byte* rest = &out[first + 2 * group + j * rest_bytes];
+      std::copy_n(block + scale_offset, 2, &out[first + 2 * j]);
+      std::copy_n(block, scale_offset, rest);
+      std::copy_n(block + scale_offset + 2, block_bytes - scale_offset - 2, rest + scale_offset);
     }
   }
   return out;
