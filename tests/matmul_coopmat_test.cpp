@@ -156,14 +156,14 @@ std::vector<CoopmatCase> CoopmatCases() {
       cases.push_back({type, 700, 2 * std::max(block, 32u), 17, true, true, Wide, 0, false, true});
       // Tall tiles (128 tokens): a ragged second tile of tokens, rows and a chunk no tile fills,
       // X rows wider than W's, bias and residual; split along K; one token; the SwiGLU in chunks.
-      // (304 outputs: the up rows then start where a binding may, at a whole number of regrouped
-      // Q4_0's and Q8_0's 64-block groups; at 300 the product multiplied the blocks and refused tall
-      // tiles.)
+      // (320 outputs: the up rows then start where a binding may, at a whole number of regrouped
+      // Q4_0's, Q8_0's and Q6_K's 64-block groups and of 256 bytes; at 300, and for Q6_K at 304, the
+      // product multiplied the blocks and refused tall tiles.)
       cases.push_back({type, 700, inner, 130, true, true, Tall, 4, false, true});
       cases.push_back({type, inner, 4 * inner, 200, true, true, Tall, 8, true, true});
       cases.push_back({type, 300, 2 * std::max(block, 32u), 1, true, false, Tall, 0, false, true});
       cases.push_back({.type = type,
-                       .rows = 2 * 304,
+                       .rows = 2 * 320,
                        .cols = inner,
                        .tokens = 255,
                        .tile = Tall,
@@ -173,7 +173,7 @@ std::vector<CoopmatCase> CoopmatCases() {
     }
   }
   // SwiGLU in the epilogue (prefill's gate|up), per type and tile: outputs that fill no tile, ragged
-  // tokens, X rows wider than W's; 0.5B's gate|up; dequantized in chunks with a ragged last one (304
+  // tokens, X rows wider than W's; 0.5B's gate|up; dequantized in chunks with a ragged last one (320
   // outputs, as above).
   for (DType type : kAllTypes) {
     const uint32_t block = BlockElements(type);
@@ -185,7 +185,7 @@ std::vector<CoopmatCase> CoopmatCases() {
     if (block <= 32) cases.push_back({.type = type, .rows = 2 * 4864, .cols = 896, .tokens = 70, .swiglu = true});
     if (type != DType::F16 && type != DType::BF16) {
       cases.push_back({.type = type,
-                       .rows = 2 * 304,
+                       .rows = 2 * 320,
                        .cols = block <= 32 ? 896u : 1536u,
                        .tokens = 255,
                        .dequantized = true,
