@@ -76,15 +76,15 @@ struct Routing {
 };
 Routing MoeRoute(std::span<const float> logits, uint32_t tokens, uint32_t experts, uint32_t k, bool normalize);
 
-// The experts' products (ops::ExpertsMatMul without SwiGLU) for W [experts * rows, cols] stored as
-// `type`: row pair * rows + r = W[ids[pair] * rows + r] . X[x_per_pair ? pair : pair / k], and
-// each one's sum |w x| in `magnitude`.
 // regroup_blocks.comp: each `group` consecutive blocks of `block_bytes` bytes (an f16 scale at byte
 // scale_offset, and the rest) as their scales, then the rest of each in its order; the last group
 // made whole with zero blocks.
 std::vector<std::byte> RegroupedBlocks(std::span<const std::byte> blocks, uint32_t block_bytes, uint32_t scale_offset,
                                        uint32_t group);
 
+// The experts' products (ops::ExpertsMatMul without SwiGLU) for W [experts * rows, cols] stored as
+// `type`: row pair * rows + r = W[ids[pair] * rows + r] . X[x_per_pair ? pair : pair / k], and
+// each one's sum |w x| in `magnitude`.
 std::vector<float> ExpertProducts(DType type, std::span<const std::byte> w, uint32_t rows, uint32_t cols,
                                   std::span<const float> x, bool x_per_pair, std::span<const uint32_t> ids, uint32_t k,
                                   std::vector<double>* magnitude = nullptr);
