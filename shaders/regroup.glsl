@@ -7,9 +7,9 @@
 // last halfword; the others' is their first). A group is 9, 17 or 105 times 128 bytes, so its
 // scales fill whole 128-byte lines and the rest starts at one: a subgroup's loads of a run of
 // blocks touch as many lines as the same bytes read densely, and Q6_K's 208 bytes a block after
-// its scale keep 16-byte alignment. A matrix's storage
-// holds whole groups (ops::MatrixBytes: the last one padded), and its bindings start at whole
-// groups (SliceRows), so the same arithmetic serves every block of every binding.
+// its scale keep 16-byte alignment. A matrix's storage holds whole groups (ops::MatrixBytes: the
+// last one padded), and its bindings start at whole groups (SliceRows), so the same arithmetic
+// serves every block of every binding.
 #ifndef QVK_REGROUP_GLSL
 #define QVK_REGROUP_GLSL
 
