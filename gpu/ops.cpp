@@ -263,7 +263,7 @@ void RecordSwiGlu(Graph& g, BufferRange gate_up, BufferRange y, uint32_t tokens,
 }  // namespace
 
 bool IsRegrouped(DType type) {
-  return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q6_K;
+  return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q5_0 || type == DType::Q6_K;
 }
 
 uint32_t RegroupScaleHalfword(DType type) {

@@ -56,7 +56,7 @@ qwenvk_kernel(OP MatVecRopeTokens NAME matvec_rope_tokens SOURCE matvec.comp TYP
               PUSH MatVecPush LOCAL_SIZE 128)
 qwenvk_kernel(OP MatMul SOURCE matmul.comp TYPES ${QWENVK_WEIGHT_TYPES}
               BINDINGS w x y bias residual WRITES y PUSH MatMulPush LOCAL_SIZE 256)
-# Q8_0, Q4_0 and Q6_K weights regrouped in place once they are uploaded (regroup.glsl).
+# Q8_0, Q4_0, Q5_0 and Q6_K weights regrouped in place once they are uploaded (regroup.glsl).
 qwenvk_kernel(OP RegroupBlocks NAME regroup_blocks SOURCE regroup_blocks.comp
               BINDINGS w WRITES w PUSH RegroupPush LOCAL_SIZE 64)
 # A block-quantized (or F32) weight's rows rounded to f16 once, for the GEMM's *Rounded variants.

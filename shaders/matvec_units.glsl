@@ -3,7 +3,7 @@
 // consecutive columns, each as two vec4; a block's scales are decoded once per unit, never per
 // element. Each type reads its blocks as the widest words its block size keeps aligned: 16 bytes
 // (F32, F16, BF16, Q4_K, Q5_K; Q8_0's quants, regrouped), 8 (Q5_1; Q4_0's and Q6_K's, regrouped)
-// or 4 (Q4_1; Q5_0, which is only 2-byte aligned, through the aligned words around it).
+// or 4 (Q4_1; Q5_0's, regrouped).
 //
 // Quantized runs come out as their integers (q minus the format's offset) with the run's scale
 // (and min) beside them, so that matvec.comp multiplies by the scale once per run of 8 rather than
@@ -108,39 +108,18 @@ void unit_run(Unit w, uint r, out vec4 lo, out vec4 hi) {
 }
 uint run_column(uint part, uint r) { return 0u; }
 
-// --- 16-bit words: Q8_0, Q4_0 and Q5_0, Q6_K ------------------------------------------------
+// --- regrouped 16-bit words: Q8_0, Q4_0 and Q5_0, Q6_K --------------------------------------
 
 #elif defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q5_0) || defined(WEIGHT_Q6_K)
-// Blocks of an odd number of 16-bit words, so every other block starts halfway into a 32-bit word.
-// Runs of Q5_0's quants are read as the aligned 32-bit words that contain them and shifted into
-// place: 2-byte loads would take twice the load instructions for the same bytes. Q8_0, Q4_0 and
-// Q6_K lie regrouped and read only their scales as halfwords here.
+// Blocks of an odd number of 16-bit words, which ggml's layout leaves only 2-byte aligned. They lie
+// regrouped (regroup.glsl): a block's scale is read as a halfword, and the rest as aligned words
+// of 16 bytes (Q8_0), 8 (Q4_0, Q6_K) or 4 (Q5_0, whose 20 bytes a block keep no more).
+#include "regroup.glsl"
 layout(binding = WEIGHT_BINDING) readonly buffer WeightHalfwords { uint16_t weight_u16[]; };
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords { uint weight_u32[]; };
-float half_at(uint i) { return unpackHalf2x16(uint(weight_u16[i])).x; }
-// The low half of word a, the only half an odd run of halfwords takes from its last word: read as
-// a halfword, since the binding may end inside that word (a row slice of an odd number of blocks
-// is 2 bytes short of a whole word). An even run needs none of it; clamped, its read stays inside.
-uint tail_half(uint a) { return uint(weight_u16[min(2u * a, uint(weight_u16.length()) - 1u)]); }
-// The little-endian words of halfwords i.. (any parity): 1 or 2 of them. Both parities are
-// read and one selected, so that no branch stands between these loads and others.
-uint word_at(uint i) {
-  const uint a = i >> 1;
-  const uint lo = weight_u32[a];
-  return (i & 1u) != 0u ? (lo >> 16) | (tail_half(a + 1u) << 16) : lo;
-}
-uvec2 words2_at(uint i) {
-  const uint a = i >> 1;
-  const uvec2 lo = uvec2(weight_u32[a], weight_u32[a + 1u]);
-  return (i & 1u) != 0u ? (lo >> 16) | (uvec2(lo.y, tail_half(a + 2u)) << 16) : lo;
-}
-
-#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q6_K)
-// Their blocks lie regrouped (regroup.glsl): a unit's quants are aligned loads of 16 or 8 bytes.
-#include "regroup.glsl"
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords2 { uvec2 weight_words2[]; };
 layout(binding = WEIGHT_BINDING) readonly buffer WeightWords4 { uvec4 weight_words4[]; };
-#endif
+float half_at(uint i) { return unpackHalf2x16(uint(weight_u16[i])).x; }
 
 #if defined(WEIGHT_Q8_0)
 // 17 halfwords: f16 d, int8 q[32]. A unit is half a block, 16 consecutive values: w = q * d.
@@ -176,11 +155,9 @@ uint run_column(uint part, uint r) { return part * 16u + r * 8u; }
 #define UNIT_SCALED
 #if defined(WEIGHT_Q4_0)
 #define BLOCK_HALFWORDS 9u
-#define QS_HALFWORD 1u
 #define Q_OFFSET 8.0
 #else
 #define BLOCK_HALFWORDS 11u
-#define QS_HALFWORD 3u
 #define Q_OFFSET 16.0
 #endif
 struct Unit {
@@ -190,12 +167,13 @@ struct Unit {
 };
 Unit load_unit(uint u) {
   const uint part = u & 1u;
-#if defined(WEIGHT_Q5_0)
-  const uint block = (u >> 1) * BLOCK_HALFWORDS;
-  const uint high = word_at(block + 1u) >> (part * 8u);
-  return Unit(half_at(block), words2_at(block + QS_HALFWORD + part * 4u), high);
-#else
   const uvec2 at = block_halfwords_at(u >> 1, BLOCK_HALFWORDS);
+#if defined(WEIGHT_Q5_0)
+  // After d, 10 halfwords a block: the high bits' word, then the quants' four.
+  const uint word = at.y >> 1;
+  const uint high = weight_u32[word] >> (part * 8u);
+  return Unit(half_at(at.x), uvec2(weight_u32[word + 1u + part * 2u], weight_u32[word + 2u + part * 2u]), high);
+#else
   return Unit(half_at(at.x), weight_words2[(at.y >> 2) + part], 0u);
 #endif
 }

@@ -81,11 +81,11 @@ struct RoundF16Push {
   uint x_stride;
 };
 
-// Q8_0, Q4_0 and Q6_K blocks in device memory lie regrouped, QVK_REGROUP_BLOCKS at a time: their
-// f16 scales, then the rest of each block (regroup.glsl). regroup_blocks.comp makes that layout in
-// place, one workgroup per group, from `blocks` of ggml's blocks of block_halfwords halfwords (17, 9
-// or 105) whose scale is halfword scale_halfword (0, or Q6_K's last, 104); the binding holds whole
-// groups, and the last group's blocks past `blocks` become zeros.
+// Q8_0, Q4_0, Q5_0 and Q6_K blocks in device memory lie regrouped, QVK_REGROUP_BLOCKS at a time:
+// their f16 scales, then the rest of each block (regroup.glsl). regroup_blocks.comp makes that
+// layout in place, one workgroup per group, from `blocks` of ggml's blocks of block_halfwords
+// halfwords (17, 9, 11 or 105) whose scale is halfword scale_halfword (0, or Q6_K's last, 104); the
+// binding holds whole groups, and the last group's blocks past `blocks` become zeros.
 #define QVK_REGROUP_BLOCKS 64u
 struct RegroupPush {
   uint blocks;

@@ -1,6 +1,6 @@
 // Weights in ggml's block formats (ggml-common.h), read in place: element i of a row-major matrix
 // is element i % QK of block i / QK. Rows hold whole blocks (ops checks cols), so the flat index
-// works across every row of a slice. Q8_0, Q4_0 and Q6_K blocks lie regrouped (regroup.glsl). Included
+// works across every row of a slice. Q8_0, Q4_0, Q5_0 and Q6_K blocks lie regrouped (regroup.glsl). Included
 // by weights.glsl for the WEIGHT_Q* variants.
 //
 // Products are `precise` so that no compiler fuses them into an fma: the values then round
@@ -30,7 +30,7 @@ uvec2 k_scale_min(uint offset, uint s) {
   return uvec2((low & 15u) | ((qbyte(offset + s - 4u) >> 6) << 4), (low >> 4) | ((qbyte(offset + s) >> 6) << 4));
 }
 
-#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q6_K)
+#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0) || defined(WEIGHT_Q5_0) || defined(WEIGHT_Q6_K)
 #include "regroup.glsl"
 // Byte offsets of block k's scale (x) and the rest of it (y), regrouped as regroup.glsl says.
 uvec2 block_bytes_at(uint k, uint block_halfwords) {
@@ -62,10 +62,10 @@ float load_weight(uint i) {
 #elif defined(WEIGHT_Q5_0)
 // f16 d, 32 high bits, 4-bit low parts: w = (q - 16) * d
 float load_weight(uint i) {
-  const uint base = (i >> 5) * 22u;
+  const uvec2 at = block_bytes_at(i >> 5, 11u);
   const uint j = i & 31u;
-  const uint q = nibble32(base + 6u, j) | (high_bit32(base + 2u, j) << 4);
-  precise float w = float(int(q) - 16) * qhalf(base);
+  const uint q = nibble32(at.y + 4u, j) | (high_bit32(at.y, j) << 4);
+  precise float w = float(int(q) - 16) * qhalf(at.x);
   return w;
 }
 #elif defined(WEIGHT_Q5_1)
