@@ -46,9 +46,9 @@ struct RowSlice {
 // and end at one: a slice's last group may run past its rows).
 std::vector<RowSlice> SliceRows(const DeviceInfo& device, const Matrix& m, VkDeviceSize max_range = 0);
 
-// Q8_0, Q4_0, Q5_0 and Q6_K weights lie in device memory regrouped, QVK_REGROUP_BLOCKS blocks at a time:
-// their f16 scales, then the rest of each block (shaders/regroup.glsl), so that the kernels read
-// aligned quants.
+// Q8_0, Q4_0, Q5_0 and Q6_K weights lie in device memory regrouped, QVK_REGROUP_BLOCKS blocks at a
+// time: their f16 scales, then the rest of each block (shaders/regroup.glsl), so that the kernels
+// read aligned quants.
 // A matrix of these types starts at a whole group (offset 0 of its buffer) and its storage ends at
 // one (MatrixBytes); ops::RegroupBlocks makes the layout once its ggml blocks are uploaded.
 bool IsRegrouped(DType type);

@@ -1,7 +1,7 @@
 // Weights in ggml's block formats (ggml-common.h), read in place: element i of a row-major matrix
 // is element i % QK of block i / QK. Rows hold whole blocks (ops checks cols), so the flat index
-// works across every row of a slice. Q8_0, Q4_0, Q5_0 and Q6_K blocks lie regrouped (regroup.glsl). Included
-// by weights.glsl for the WEIGHT_Q* variants.
+// works across every row of a slice. Q8_0, Q4_0, Q5_0 and Q6_K blocks lie regrouped
+// (regroup.glsl). Included by weights.glsl for the WEIGHT_Q* variants.
 //
 // Products are `precise` so that no compiler fuses them into an fma: the values then round
 // exactly as ggml's dequantize_row_* (and model/quantize.cpp) compute them.

@@ -1,6 +1,6 @@
 #version 450
-// Regroups a matrix's Q8_0, Q4_0, Q5_0 or Q6_K blocks in place into the layout regroup.glsl reads: one
-// workgroup per group of QVK_REGROUP_BLOCKS blocks, staged whole in shared memory, so that no
+// Regroups a matrix's Q8_0, Q4_0, Q5_0 or Q6_K blocks in place into the layout regroup.glsl reads:
+// one workgroup per group of QVK_REGROUP_BLOCKS blocks, staged whole in shared memory, so that no
 // workgroup writes what another still has to read. Output halfword h of a group is block h's scale
 // for h < QVK_REGROUP_BLOCKS, else halfword m of block j's others, in their order (h -
 // QVK_REGROUP_BLOCKS = j * (block_halfwords - 1) + m). The last group's blocks past p.blocks (its

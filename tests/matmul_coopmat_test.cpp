@@ -157,8 +157,8 @@ std::vector<CoopmatCase> CoopmatCases() {
       // Tall tiles (128 tokens): a ragged second tile of tokens, rows and a chunk no tile fills,
       // X rows wider than W's, bias and residual; split along K; one token; the SwiGLU in chunks.
       // (320 outputs: the up rows then start where a binding may, at a whole number of regrouped
-      // Q4_0's, Q5_0's, Q8_0's and Q6_K's 64-block groups and of 256 bytes; at 300, and for Q6_K at 304, the
-      // product multiplied the blocks and refused tall tiles.)
+      // Q4_0's, Q5_0's, Q8_0's and Q6_K's 64-block groups and of 256 bytes; at 300, and for Q6_K
+      // at 304, the product multiplied the blocks and refused tall tiles.)
       cases.push_back({type, 700, inner, 130, true, true, Tall, 4, false, true});
       cases.push_back({type, inner, 4 * inner, 200, true, true, Tall, 8, true, true});
       cases.push_back({type, 300, 2 * std::max(block, 32u), 1, true, false, Tall, 0, false, true});

@@ -409,9 +409,9 @@ TEST_F(QuantGpuTest, RejectsRowsThatAreNotWholeBlocks) {
 
 // --- regrouped blocks ----------------------------------------------------------------------
 
-// Q8_0, Q4_0, Q5_0 and Q6_K weights are regrouped in place after their upload: a matrix of two whole
-// groups and two blocks over (a last group padded with zeros), one of a group exactly, and one of
-// three blocks. Q6_K's scale is its block's last halfword, the others' their first.
+// Q8_0, Q4_0, Q5_0 and Q6_K weights are regrouped in place after their upload: a matrix of two
+// whole groups and two blocks over (a last group padded with zeros), one of a group exactly, and
+// one of three blocks. Q6_K's scale is its block's last halfword, the others' their first.
 TEST_F(QuantGpuTest, RegroupsBlocksInPlace) {
   for (const DType type : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q6_K}) {
     ASSERT_TRUE(IsRegrouped(type));
