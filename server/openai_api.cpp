@@ -48,8 +48,16 @@ std::string ErrorTypeForStatus(int status) {
   }
 }
 
+json ParseReplyJson(std::string_view body) {
+  try {
+    return ParseBoundedJson(body, "the reply", {.max_bytes = kMaxReplyBytes, .max_depth = kMaxReplyJsonDepth});
+  } catch (const Error&) {
+    return json(json::value_t::discarded);
+  }
+}
+
 ApiError ApiErrorFromBody(int status, std::string_view body) {
-  const json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const json doc = ParseReplyJson(body);
   if (doc.is_object() && doc.contains("error") && doc["error"].is_object()) {
     const json& e = doc["error"];
     auto text = [&](const char* key) { return e.contains(key) && e[key].is_string() ? e[key].get<std::string>() : ""; };
@@ -456,30 +464,53 @@ std::vector<std::string> SseReader::Push(std::string_view bytes) {
     if (!data.empty()) events.push_back(std::move(data));
     buffer_.erase(0, end + 2);
   }
+  // A server that keeps sending without ever ending an event would fill memory.
+  if (buffer_.size() > kMaxReplyBytes) {
+    throw Error(fmt::format("the server sent {} bytes without ending an event: not an OpenAI stream", buffer_.size()));
+  }
   return events;
 }
 
+namespace {
+
+// A count a server reported, or 0 where it sent none that fits (a string, a negative number, ...).
+uint32_t ReportedCount(const json& usage, const char* key) {
+  const auto it = usage.find(key);
+  if (it == usage.end() || !it->is_number_unsigned()) return 0;
+  return static_cast<uint32_t>(std::min<uint64_t>(it->get<uint64_t>(), std::numeric_limits<uint32_t>::max()));
+}
+
+}  // namespace
+
 ChatChunk ParseChatChunk(std::string_view data) {
-  const json chunk = json::parse(data, nullptr, /*allow_exceptions=*/false);
+  const json chunk = ParseReplyJson(data);
   if (!chunk.is_object()) throw Error(fmt::format("a streamed chunk is not JSON: {}", data.substr(0, 200)));
   if (chunk.contains("error")) throw ApiErrorFromBody(500, data);
   ChatChunk out;
-  if (chunk.contains("usage") && chunk["usage"].is_object()) {
-    const json& u = chunk["usage"];
-    out.usage =
-        Usage{.prompt_tokens = u.value("prompt_tokens", 0u), .completion_tokens = u.value("completion_tokens", 0u)};
+  if (const auto usage = chunk.find("usage"); usage != chunk.end() && usage->is_object()) {
+    out.usage = Usage{.prompt_tokens = ReportedCount(*usage, "prompt_tokens"),
+                      .completion_tokens = ReportedCount(*usage, "completion_tokens")};
   }
-  if (!chunk.contains("choices") || !chunk["choices"].is_array()) {
+  const auto choices = chunk.find("choices");
+  if (choices == chunk.end() || !choices->is_array()) {
     throw Error(fmt::format("a streamed chunk has no choices: {}", data.substr(0, 200)));
   }
-  if (chunk["choices"].empty()) return out;
-  const json& choice = chunk["choices"][0];
-  const json delta = choice.value("delta", json::object());
-  if (delta.contains("role") && delta["role"].is_string()) out.role = delta["role"].get<std::string>();
-  if (delta.contains("content") && delta["content"].is_string()) out.content = delta["content"].get<std::string>();
-  const json finish = choice.value("finish_reason", json(nullptr));
-  if (finish == "stop") out.finish = FinishReason::Stop;
-  if (finish == "length") out.finish = FinishReason::Length;
+  if (choices->empty()) return out;
+  const json& choice = (*choices)[0];
+  if (!choice.is_object())
+    throw Error(fmt::format("a streamed chunk's choice is not an object: {}", data.substr(0, 200)));
+  if (const auto delta = choice.find("delta"); delta != choice.end() && delta->is_object()) {
+    const auto text = [&](const char* key) {
+      const auto it = delta->find(key);
+      return it != delta->end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    out.role = text("role");
+    out.content = text("content");
+  }
+  if (const auto finish = choice.find("finish_reason"); finish != choice.end()) {
+    if (*finish == "stop") out.finish = FinishReason::Stop;
+    if (*finish == "length") out.finish = FinishReason::Length;
+  }
   return out;
 }
 

@@ -131,10 +131,20 @@ std::string SseEvent(const nlohmann::json& data);
 inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
 
 // --- a client's side ----------------------------------------------------------------------
+// Largest reply body, and nesting, that a client reads as JSON: a chunk nests 4 levels, a model
+// list 5; a server that sends more is not OpenAI's shape, and nlohmann's copies and comparisons
+// recurse once a level (base/bounded_json.h).
+inline constexpr uint64_t kMaxReplyBytes = uint64_t{8} << 20;
+inline constexpr int kMaxReplyJsonDepth = 32;
+// A server's reply body parsed within those limits; a discarded value (is_discarded()) where it
+// is not JSON or goes past them.
+nlohmann::json ParseReplyJson(std::string_view body);
+
 // The data of server-sent events from a byte stream arriving in pieces of any size.
 class SseReader {
  public:
-  // Every event completed by `bytes`, in order ("[DONE]" included as it is).
+  // Every event completed by `bytes`, in order ("[DONE]" included as it is). Throws Error once
+  // more than kMaxReplyBytes wait for an event's end.
   std::vector<std::string> Push(std::string_view bytes);
 
  private:

@@ -98,7 +98,7 @@ std::vector<std::string> ListRemoteModels(const RemoteEndpoint& endpoint) {
   const httplib::Result result = client.Get(address.path + "/models");
   if (!result) throw TransportError(endpoint, result.error());
   if (result->status != 200) throw StatusError(endpoint, result->status, result->body);
-  const nlohmann::json list = nlohmann::json::parse(result->body, nullptr, false);
+  const nlohmann::json list = ParseReplyJson(result->body);
   std::vector<std::string> ids;
   if (list.is_object() && list.contains("data") && list["data"].is_array()) {
     for (const nlohmann::json& model : list["data"]) {

@@ -24,6 +24,21 @@ ApiError RefusalOf(Parse parse, const std::string& body) {
   return ApiError(0, "");
 }
 
+// The message of the Error `f` throws, or a marker no check finds.
+template <typename F>
+std::string ErrorOf(F f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error thrown)";
+}
+
+void ExpectMention(const std::string& message, const std::string& part) {
+  EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
+}
+
 ApiError ChatRefusal(const json& request) {
   return RefusalOf(ParseChatCompletionRequest, request.dump());
 }
@@ -369,6 +384,14 @@ TEST(OpenAiApi, SseReaderFindsEventsInPiecesOfAnySize) {
   }
   SseReader crlf;
   EXPECT_EQ(crlf.Push("data: one\r\ndata: two\r\n\r\n"), std::vector<std::string>{"one\ntwo"});
+
+  // A server that never ends an event is stopped once it has sent more than any reply holds.
+  SseReader endless;
+  const std::string megabyte = "data: " + std::string(size_t{1} << 20, 'a');
+  ExpectMention(ErrorOf([&] {
+                  for (uint64_t sent = 0; sent <= kMaxReplyBytes; sent += megabyte.size()) endless.Push(megabyte);
+                }),
+                "without ending an event");
 }
 
 TEST(OpenAiApi, ChunksReadBack) {
@@ -385,6 +408,31 @@ TEST(OpenAiApi, ChunksReadBack) {
   }
   EXPECT_THROW(ParseChatChunk("not json"), Error);
   EXPECT_THROW(ParseChatChunk("{\"id\": 1}"), Error);
+}
+
+// What a broken or hostile server sends the app: each a clear Error or a chunk, never another
+// exception (nlohmann's type errors) or a crash (found by fuzz/openai_fuzz.cpp).
+TEST(OpenAiApi, ChunksOfTheWrongShapeAreRefusedOrReadAsFarAsTheyGo) {
+  const ChatChunk odd = ParseChatChunk(
+      R"({"choices": [{"delta": {"role": 7, "content": "Hi"}, "finish_reason": 3}],
+          "usage": {"prompt_tokens": "5", "completion_tokens": -2}})");
+  EXPECT_EQ(odd.role, "");
+  EXPECT_EQ(odd.content, "Hi");
+  EXPECT_FALSE(odd.finish);
+  ASSERT_TRUE(odd.usage);
+  EXPECT_EQ(odd.usage->prompt_tokens, 0u);
+  EXPECT_EQ(odd.usage->completion_tokens, 0u);
+  EXPECT_EQ(ParseChatChunk(R"({"choices": [{"delta": "Hi"}]})").content, "");
+  ExpectMention(ErrorOf([] { ParseChatChunk(R"({"choices": [7]})"); }), "choice is not an object");
+
+  // Nested a million deep: refused as it is parsed, before anything copies it level by level.
+  const std::string deep =
+      R"({"choices": [{"delta": )" + std::string(1'000'000, '[') + std::string(1'000'000, ']') + "}]}";
+  ExpectMention(ErrorOf([&] { ParseChatChunk(deep); }), "not JSON");
+  const ApiError error = ApiErrorFromBody(502, R"({"error": )" + std::string(1'000'000, '{'));
+  EXPECT_EQ(error.status(), 502);
+  EXPECT_EQ(std::string(error.what()).size(), 200u);
+  EXPECT_TRUE(ParseReplyJson(std::string(100, '[') + std::string(100, ']')).is_discarded());
 }
 
 // --- stop sequences -----------------------------------------------------------------------
