@@ -414,7 +414,11 @@ int64_t IsoTimeMs(const std::string& text, const std::string& where) {
   }
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
-  return static_cast<int64_t>(timegm(&tm)) * 1000;
+  // A run's time is kept as QwenVK's own files hold it, from 1970 on; an earlier one would be
+  // written into an export that no import reads back.
+  const int64_t ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+  if (ms < 0) Reject(fmt::format("{} is \"{}\", before 1970: not a time llama-bench wrote", where, text));
+  return ms;
 }
 
 // The first word of llama-bench's gpu_info when it names a vendor.
@@ -507,6 +511,15 @@ BenchFile CheckLlamaBenchFile(const Json& doc) {
                    .file_bytes = Count(test, "model_size", where)};
       if (size_end < type.size()) run.model.weight_types.push_back(type.substr(size_end + 1));
       if (run.model.name.empty()) Reject(fmt::format("{}.model_filename names no file", where));
+      // What QwenVK's own format holds of these, so that the runs export to a file that imports.
+      if (!run.model.weight_types.empty() && run.model.weight_types[0].size() > kMaxTypeBytes) {
+        Reject(fmt::format("{}.model_type's file type is {} bytes long; at most {} are accepted", where,
+                           run.model.weight_types[0].size(), kMaxTypeBytes));
+      }
+      if (run.variant.size() > kMaxBenchTextBytes) {
+        Reject(fmt::format("{}: its backends and settings are {} bytes long; at most {} are accepted", where,
+                           run.variant.size(), kMaxBenchTextBytes));
+      }
       file.runs.push_back(std::move(run));
     }
     BenchRun& run = file.runs[at->second];

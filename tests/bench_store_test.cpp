@@ -593,6 +593,14 @@ std::vector<InvalidFile> InvalidFiles(const std::string& valid, const std::strin
       edit_llama(
           "llama: bad time", [](Json& d) { d[1]["test_time"] = "yesterday"; }, "not a UTC time"),
       edit_llama(
+          "llama: long file type", [](Json& d) { d[0]["model_type"] = "qwen2 1B " + std::string(65, 'Q'); },
+          "file type is 65 bytes long"),
+      edit_llama(
+          "llama: long backends", [](Json& d) { d[0]["backends"] = std::string(4090, 'V'); },
+          "backends and settings are"),
+      edit_llama(
+          "llama: time before 1970", [](Json& d) { d[2]["test_time"] = "1948-12-01T19:58:44Z"; }, "before 1970"),
+      edit_llama(
           "llama: negative rate", [](Json& d) { d[0]["stddev_ts"] = -1; }, "stddev_ts"),
       edit_llama(
           "llama: combined test", [](Json& d) { d[3]["n_prompt"] = 512; }, "combined -pg tests"),
