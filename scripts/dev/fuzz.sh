@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (fuzz/*_fuzz.cpp, with clang) and runs each over its seeds in
-# fuzz/corpus/<target>/ for SECONDS (default 60), then prints libFuzzer's final stats per target.
+# fuzz/corpus/<target>/ for SECONDS (default 60), with fuzz/<target>.dict's tokens where there is one,
+# then prints libFuzzer's final stats per target.
 # Exits non-zero when any target found a crash, a leak, a timeout or an out-of-memory input; its
 # reproducer is under build-fuzz/fuzz-runs/<target>/artifacts/.
 #
@@ -23,9 +24,11 @@ nice -n 10 ninja -C "$build" "${targets[@]}"
 
 run() {
   local target="$1" work="$build/fuzz-runs/$1"
+  local dict=()
+  [[ -f "$root/fuzz/$target.dict" ]] && dict=(-dict="$root/fuzz/$target.dict")
   mkdir -p "$work/corpus" "$work/artifacts"
   nice -n 10 "$build/fuzz/$target" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
-    -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" "$root/fuzz/corpus/$target" \
+    -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${dict[@]}" "$work/corpus" "$root/fuzz/corpus/$target" \
     >"$work/log.txt" 2>&1
 }
 
