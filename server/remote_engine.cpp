@@ -95,10 +95,21 @@ void CheckBaseUrl(const std::string& base_url) {
 std::vector<std::string> ListRemoteModels(const RemoteEndpoint& endpoint) {
   const Address address = Split(endpoint.base_url);
   httplib::Client client = Connect(endpoint, address);
-  const httplib::Result result = client.Get(address.path + "/models");
+  // The body read as it comes, and no more of it than any list of models holds.
+  std::string body;
+  bool too_long = false;
+  const httplib::Result result = client.Get(address.path + "/models", [&](const char* data, size_t size) {
+    too_long = body.size() + size > kMaxReplyBytes;
+    if (!too_long) body.append(data, size);
+    return !too_long;
+  });
+  if (too_long) {
+    throw Error(fmt::format("{}/models sent more than {} MiB: is this an OpenAI-compatible server?", endpoint.base_url,
+                            kMaxReplyBytes >> 20));
+  }
   if (!result) throw TransportError(endpoint, result.error());
-  if (result->status != 200) throw StatusError(endpoint, result->status, result->body);
-  const nlohmann::json list = ParseReplyJson(result->body);
+  if (result->status != 200) throw StatusError(endpoint, result->status, body);
+  const nlohmann::json list = ParseReplyJson(body);
   std::vector<std::string> ids;
   if (list.is_object() && list.contains("data") && list["data"].is_array()) {
     for (const nlohmann::json& model : list["data"]) {
@@ -177,6 +188,10 @@ chat::ReplyOutcome RemoteEngine::Generate(const chat::ReplyRequest& request,
     result = client.send(post);
   } catch (const ApiError& e) {
     throw StatusError(endpoint_, e.status(), ErrorJson(e).dump());
+  } catch (const Error& e) {
+    // A chunk or a stream no OpenAI-compatible server sends (ParseChatChunk, SseReader).
+    throw Error(
+        fmt::format("{} sent a reply that is not OpenAI's ({}): what came is kept.", endpoint_.base_url, e.what()));
   }
   if (stopped) return outcome;
   if (!result) {

@@ -1,7 +1,8 @@
 // Sections: helpers / replies / faults
 // The chat session with a remote engine (server/remote_engine.h) against a real `qwenvk serve` on
 // the tiny fixture model: the same reply as the local engine, and every network fault ending in
-// a clear error with what streamed kept.
+// a clear error with what streamed kept; and against a fake server that sends what no
+// OpenAI-compatible server would.
 #include "server/remote_engine.h"
 
 #include <netinet/in.h>
@@ -9,10 +10,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <thread>
+
+#include <httplib.h>
 
 #include <gtest/gtest.h>
 
 #include "chat/chat_session.h"
+#include "server/openai_api.h"
 #include "tests/gpu_fixture.h"
 #include "tests/serve_process.h"
 #include "tests/test_util.h"
@@ -202,6 +207,43 @@ TEST_F(RemoteEngineTest, AServerKilledMidReplyLeavesItInterruptedAndContinueFini
   EXPECT_GT(finished.content.size(), partial.content.size());
   EXPECT_EQ(finished.content.substr(0, partial.content.size()), partial.content);
   EXPECT_EQ(LastMessage(c).id, partial.id);  // continued in place, no new branch
+}
+
+// A server that answers as no OpenAI-compatible server would: a list of models larger than any,
+// and a reply whose second chunk is not a chunk. Each ends in a sentence naming the server, and
+// what came before it is kept.
+TEST_F(RemoteEngineTest, AServerThatSendsWhatNoOpenAiServerWouldIsNamedAndWhatCameIsKept) {
+  httplib::Server fake;
+  fake.Get("/v1/models", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content(std::string(kMaxReplyBytes + 1, ' '), "application/json");
+  });
+  fake.Post("/v1/chat/completions", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content(R"(data: {"choices": [{"delta": {"role": "assistant", "content": "Hi"}}],)"
+                         R"( "usage": {"prompt_tokens": "5"}})"
+                         "\n\n"
+                         R"(data: {"choices": [7]})"
+                         "\n\n",
+                         "text/event-stream");
+  });
+  const int port = fake.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread serving([&] { fake.listen_after_bind(); });
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/v1";
+  test::ExpectMentions(test::ErrorOf([&] { ListRemoteModels({.base_url = url}); }),
+                       {url + "/models", "more than 8 MiB", "OpenAI-compatible"});
+
+  const store::Id c = Conversation(url, 8);
+  ASSERT_TRUE(session_->Send(c, "hello?"));
+  session_->WaitIdle();
+  const auto error = session_->TakeError();
+  ASSERT_TRUE(error);
+  test::ExpectMentions(*error, {url, "not OpenAI's", "choice is not an object", "what came is kept"});
+  const store::Message partial = LastMessage(c);
+  EXPECT_EQ(partial.role, "assistant");
+  EXPECT_EQ(partial.content, "Hi");
+  EXPECT_EQ(partial.state, MessageState::Interrupted);
+  fake.stop();
+  serving.join();
 }
 
 }  // namespace
