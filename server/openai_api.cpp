@@ -497,8 +497,9 @@ ChatChunk ParseChatChunk(std::string_view data) {
   }
   if (choices->empty()) return out;
   const json& choice = (*choices)[0];
-  if (!choice.is_object())
+  if (!choice.is_object()) {
     throw Error(fmt::format("a streamed chunk's choice is not an object: {}", data.substr(0, 200)));
+  }
   if (const auto delta = choice.find("delta"); delta != choice.end() && delta->is_object()) {
     const auto text = [&](const char* key) {
       const auto it = delta->find(key);
