@@ -1,5 +1,6 @@
-// libFuzzer target: the same bytes imported, into a fresh store, as a conversation file and as a
-// benchmark file (QwenVK's format or llama-bench's), both files a user may be sent by anyone.
+// libFuzzer target: the same bytes imported, into a store that holds nothing between inputs, as a
+// conversation file and as a benchmark file (QwenVK's format or llama-bench's), both files a user
+// may be sent by anyone.
 // An import either refuses with a qvk::Error, or what it added exports to a file that imports
 // again to the same conversation, or to as many runs. A crash, a sanitizer report, another
 // exception, a hang or an allocation past libFuzzer's limit is a bug.
