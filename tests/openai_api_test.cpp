@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "base/error.h"
+#include "tests/expect_error.h"
 
 namespace qvk::server {
 namespace {
@@ -22,21 +23,6 @@ ApiError RefusalOf(Parse parse, const std::string& body) {
   }
   ADD_FAILURE() << "accepted: " << body;
   return ApiError(0, "");
-}
-
-// The message of the Error `f` throws, or a marker no check finds.
-template <typename F>
-std::string ErrorOf(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error thrown)";
-}
-
-void ExpectMention(const std::string& message, const std::string& part) {
-  EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
 }
 
 ApiError ChatRefusal(const json& request) {
@@ -388,10 +374,11 @@ TEST(OpenAiApi, SseReaderFindsEventsInPiecesOfAnySize) {
   // A server that never ends an event is stopped once it has sent more than any reply holds.
   SseReader endless;
   const std::string megabyte = "data: " + std::string(size_t{1} << 20, 'a');
-  ExpectMention(ErrorOf([&] {
-                  for (uint64_t sent = 0; sent <= kMaxReplyBytes; sent += megabyte.size()) endless.Push(megabyte);
-                }),
-                "without ending an event");
+  test::ExpectMentions(test::ErrorOf([&] {
+                         for (uint64_t sent = 0; sent <= kMaxReplyBytes; sent += megabyte.size())
+                           endless.Push(megabyte);
+                       }),
+                       {"without ending an event"});
 }
 
 TEST(OpenAiApi, ChunksReadBack) {
@@ -423,12 +410,12 @@ TEST(OpenAiApi, ChunksOfTheWrongShapeAreRefusedOrReadAsFarAsTheyGo) {
   EXPECT_EQ(odd.usage->prompt_tokens, 0u);
   EXPECT_EQ(odd.usage->completion_tokens, 0u);
   EXPECT_EQ(ParseChatChunk(R"({"choices": [{"delta": "Hi"}]})").content, "");
-  ExpectMention(ErrorOf([] { ParseChatChunk(R"({"choices": [7]})"); }), "choice is not an object");
+  test::ExpectMentions(test::ErrorOf([] { ParseChatChunk(R"({"choices": [7]})"); }), {"choice is not an object"});
 
   // Nested a million deep: refused as it is parsed, before anything copies it level by level.
   const std::string deep =
       R"({"choices": [{"delta": )" + std::string(1'000'000, '[') + std::string(1'000'000, ']') + "}]}";
-  ExpectMention(ErrorOf([&] { ParseChatChunk(deep); }), "not JSON");
+  test::ExpectMentions(test::ErrorOf([&] { ParseChatChunk(deep); }), {"not JSON"});
   const ApiError error = ApiErrorFromBody(502, R"({"error": )" + std::string(1'000'000, '{'));
   EXPECT_EQ(error.status(), 502);
   EXPECT_EQ(std::string(error.what()).size(), 200u);

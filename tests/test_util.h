@@ -1,6 +1,6 @@
 #pragma once
 // What the test files share: where the data and the qwenvk binary are, reading files, CSV,
-// checking error messages, and llama.cpp's tokenizer vectors.
+// checking error messages (expect_error.h), and llama.cpp's tokenizer vectors.
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -22,6 +22,7 @@
 
 #include "base/error.h"
 #include "store/settings.h"
+#include "tests/expect_error.h"
 
 namespace qvk::test {
 
@@ -142,22 +143,6 @@ inline Npy ReadNpy(const std::filesystem::path& path) {
   npy.values.resize(std::min(elements, (bytes.size() - std::min(bytes.size(), 10 + header_size)) / 4));
   std::memcpy(npy.values.data(), bytes.data() + 10 + header_size, npy.values.size() * 4);
   return npy;
-}
-
-// The message of the Error `f` throws, or a marker that fails every substring check.
-inline std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error thrown)";
-}
-
-inline void ExpectMentions(const std::string& message, const std::vector<std::string>& parts) {
-  for (const auto& part : parts) {
-    EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-  }
 }
 
 // A fresh directory under the system's temporary directory, removed with everything in it.
