@@ -493,15 +493,16 @@ VkDeviceSize RoundedXOffset(VkDeviceSize scratch_bytes, uint32_t tokens, uint32_
 }
 
 // The row chunks a cooperative-matrix product of `w` dequantizes to f16 in a scratch of
-// `scratch_bytes` (in the room before its rounded X, RoundedXOffset) and then multiplies at
-// `tokens` tokens, one at a time, DequantChunkRows long. With `swiglu`, chunks of the gate rows,
-// each dequantized with the up rows of the same outputs after it. Empty where the product
-// multiplies W's blocks as they are stored: F16 and BF16 weights, rows not of whole units, a
-// scratch too small for one chunk, or up rows at an offset no binding can start at.
+// `scratch_bytes` (in the room before its rounded X, RoundedXOffset, or all of it where X comes
+// rounded already: `x_rounded`) and then multiplies at `tokens` tokens, one at a time,
+// DequantChunkRows long. With `swiglu`, chunks of the gate rows, each dequantized with the up rows
+// of the same outputs after it. Empty where the product multiplies W's blocks as they are stored:
+// F16 and BF16 weights, rows not of whole units, a scratch too small for one chunk, or up rows at
+// an offset no binding can start at.
 std::vector<RowSlice> DequantChunks(const DeviceInfo& device, const Matrix& w, uint32_t tokens,
-                                    VkDeviceSize scratch_bytes, bool swiglu) {
+                                    VkDeviceSize scratch_bytes, bool swiglu, bool x_rounded) {
   if (!DequantizesToF16(w.dtype, w.cols)) return {};
-  scratch_bytes = RoundedXOffset(scratch_bytes, tokens, w.cols);
+  if (!x_rounded) scratch_bytes = RoundedXOffset(scratch_bytes, tokens, w.cols);
   const uint32_t parts = swiglu ? 2 : 1;
   const uint32_t rows = w.rows / parts;
   const uint32_t step = kCoopmatDequantRows / parts;
@@ -530,10 +531,17 @@ bool SwiGluNeedsScratch(const DeviceInfo& device, const Matrix& w) {
   return SliceRows(device, w).size() > 1;
 }
 
-uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes) {
+bool MultipliesRoundedRows(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes,
+                           bool x_rounded) {
+  return ChooseMatMulKernel(device, tokens) == MatMulKernel::CoopMat &&
+         !DequantChunks(device, w, tokens, dequant_bytes, false, x_rounded).empty();
+}
+
+uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes,
+                           bool x_rounded) {
   if (ChooseMatMulKernel(device, tokens) != MatMulKernel::CoopMat) return 0;
   // Each chunk (or binding-sized slice) splits as if the scratch had no end.
-  std::vector<RowSlice> pieces = DequantChunks(device, w, tokens, dequant_bytes, false);
+  std::vector<RowSlice> pieces = DequantChunks(device, w, tokens, dequant_bytes, false, x_rounded);
   if (pieces.empty()) pieces = SliceRows(device, w);
   uint64_t bytes = 0;
   const bool rounded = DequantizesToF16(w.dtype, w.cols);
@@ -613,6 +621,16 @@ void RoundToF16(Graph& g, BufferRange x, uint32_t x_stride, uint32_t tokens, uin
              {.bytes = uint64_t{4} * tokens * cols + 16 * runs, .flops = 0});
 }
 
+void RoundToF16InPlace(Graph& g, BufferRange x, uint32_t tokens, uint32_t cols, std::string_view label) {
+  Require(tokens > 0 && cols > 0 && cols % 8 == 0, "round_f16_in_place", "rows of whole runs of 8 columns");
+  Require(x.size >= uint64_t{4} * tokens * cols, "round_f16_in_place", "buffer too small");
+  const KernelId kernel = KernelId::RoundF16InPlace;
+  RequireFeatures(g, kernel);
+  // One workgroup a row: its runs are read before any of its halves are written (round_f16.comp).
+  g.Dispatch(kernel, {x}, push::RoundF16Push{tokens, cols, cols}, GridFor(tokens), label,
+             {.bytes = uint64_t{6} * tokens * cols, .flops = 0});
+}
+
 void DequantizeToF16(Graph& g, const Matrix& w, BufferRange y, std::string_view label,
                      std::optional<VkDeviceSize> then_offset) {
   Require(w.rows > 0 && w.cols > 0, "dequantize", "empty shape");
@@ -674,7 +692,10 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   const uint32_t outputs = a.swiglu ? a.w.rows / 2 : a.w.rows;
   const uint32_t x_stride = a.x_stride ? a.x_stride : a.w.cols;
   const uint32_t y_stride = a.y_stride ? a.y_stride : outputs;
-  Require(a.x.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * x_stride + a.w.cols) * 4, "matmul", "X too small");
+  // Bytes an element of X: halves where it comes rounded to f16.
+  const VkDeviceSize x_element = a.x_rounded ? 2 : 4;
+  Require(a.x.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * x_stride + a.w.cols) * x_element, "matmul",
+          "X too small");
   Require(a.y_offset + outputs <= y_stride, "matmul", "outputs past the end of a Y row");
   Require(a.y.size >= (static_cast<VkDeviceSize>(a.tokens - 1) * y_stride + a.y_offset + outputs) * 4, "matmul",
           "Y too small");
@@ -714,8 +735,11 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   // to f16 once (normalized on the way where a norm is folded in).
   const std::vector<RowSlice> chunks =
       path == MatMulKernel::CoopMat && a.dequant_scratch
-          ? DequantChunks(device, a.w, a.tokens, a.dequant_scratch->size, a.swiglu.has_value())
+          ? DequantChunks(device, a.w, a.tokens, a.dequant_scratch->size, a.swiglu.has_value(), a.x_rounded)
           : std::vector<RowSlice>{};
+  Require(!a.x_rounded || (!chunks.empty() && !a.norm && x_stride % 8 == 0), "matmul",
+          "X rounded to f16 is read only by products of rows dequantized to f16 (MultipliesRoundedRows), with no "
+          "norm and rows of whole runs of 8");
   const bool one_token = a.tokens == 1;
   // X already times the norm's weight, where one token's matvec reads it (elsewhere X is normalized
   // as without it: the product before stored X too).
@@ -782,7 +806,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
   const auto cost = [&](uint32_t rows) {
     const uint64_t products = uint64_t{a.tokens} * rows;
     const uint64_t written = a.swiglu ? products / 2 : products;
-    return DispatchCost{.bytes = row_bytes * rows + uint64_t{4} * a.tokens * a.w.cols +
+    return DispatchCost{.bytes = row_bytes * rows + x_element * a.tokens * a.w.cols +
                                  (a.norm ? uint64_t{4} * a.w.cols : 0) + 4 * written * (a.residual ? 2 : 1) +
                                  (a.bias ? uint64_t{4} * rows : 0),
                         .flops = 2 * products * a.w.cols};
@@ -836,9 +860,10 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
     const uint64_t f16_row_bytes = uint64_t{2} * a.w.cols;
     const VkDeviceSize up_offset = row_bytes * outputs;  // of a SwiGLU's up rows
     // X rounded to f16 once, for every chunk's product: by the norm where one is folded in, else by
-    // round_f16.
+    // round_f16, unless it comes so (x_rounded: the MLP's m, rounded in place).
     BufferRange x_half = a.x;
-    if (!chunks.empty()) {
+    const uint32_t x_half_stride = a.x_rounded ? x_stride : a.w.cols;
+    if (!chunks.empty() && !a.x_rounded) {
       x_half = SubRange(*a.dequant_scratch, RoundedXOffset(a.dequant_scratch->size, a.tokens, a.w.cols),
                         RoundedXBytes(a.tokens, a.w.cols));
       if (a.norm) {
@@ -856,7 +881,7 @@ void RecordMatMul(Graph& g, const MatMulArgs& a, const RopeArgs* rope, std::stri
                       a.swiglu ? std::optional(chunk.range.offset + up_offset) : std::nullopt);
       DispatchCost f16_cost = cost(rows);
       f16_cost.bytes += f16.size - row_bytes * rows;  // it reads the f16 weights, not the blocks
-      gemm(f16, x_half, a.w.cols, /*dequantized=*/true, chunk.first_row, rows, f16_cost);
+      gemm(f16, x_half, x_half_stride, /*dequantized=*/true, chunk.first_row, rows, f16_cost);
     }
     if (chunks.empty()) {
       for (const RowSlice& slice : slices)

@@ -206,7 +206,11 @@ struct MatMulArgs {
   BufferRange x;
   BufferRange y;
   uint32_t tokens = 1;
-  uint32_t x_stride = 0;                   // 0: w.cols
+  uint32_t x_stride = 0;  // 0: w.cols (with x_rounded, in halves)
+  // X holds halves already rounded to nearest f16 (RoundToF16InPlace), which the product of rows
+  // dequantized to f16 reads as they are, with no room for them in dequant_scratch. Only where
+  // MultipliesRoundedRows, with no norm.
+  bool x_rounded = false;
   uint32_t y_stride = 0;                   // 0: w.rows (with swiglu: w.rows / 2)
   uint32_t y_offset = 0;                   // Y column (and bias index) of W's first row: projections side by side
   std::optional<BufferRange> bias;         // [w.rows] f32
@@ -232,10 +236,16 @@ struct MatMulArgs {
 void MatMul(Graph& g, const MatMulArgs& a, std::string_view label = {});
 // Whether a SwiGLU product of gate|up weights `w` needs SwiGluOutput::scratch on `device`.
 bool SwiGluNeedsScratch(const DeviceInfo& device, const Matrix& w);
+// Whether MatMul of `w` at `tokens` tokens multiplies rows dequantized to f16 in a dequant_scratch
+// of `dequant_bytes`, and so reads X rounded to f16: X may then come rounded already
+// (MatMulArgs::x_rounded, `x_rounded` here), leaving the scratch whole to the weights.
+bool MultipliesRoundedRows(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes,
+                           bool x_rounded);
 // The split_scratch bytes in which MatMul of `w` at `tokens` tokens (with `dequant_bytes` of
-// dequant_scratch) splits along K as far as PlanCoopmatSplitSteps would with room to spare: 0
-// where it would not split.
-uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes);
+// dequant_scratch, and X rounded already or not) splits along K as far as PlanCoopmatSplitSteps
+// would with room to spare: 0 where it would not split.
+uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes,
+                           bool x_rounded = false);
 // The bytes at the end of MatMulArgs::dequant_scratch that hold X (`tokens` rows of `cols`)
 // rounded to f16 for the products of rounded weights: half the bytes a GEMM step loads for X.
 uint64_t RoundedXBytes(uint32_t tokens, uint32_t cols);
@@ -283,6 +293,11 @@ void ScaleByWeight(Graph& g, BufferRange x, BufferRange weight, BufferRange y, u
 // and ExpertsMatMul its experts on matrix units. Needs 16-bit float arithmetic.
 void RoundToF16(Graph& g, BufferRange x, uint32_t x_stride, uint32_t tokens, uint32_t cols, BufferRange y,
                 std::string_view label = {});
+// RoundToF16 of X's `tokens` rows of `cols` f32 (cols a multiple of 8) into X itself: row t's
+// halves at the start of its own f32 row, so rows of 2 * cols halves, the rest of each row left
+// as it is. The X a product of rounded weights reads (MatMulArgs::x_rounded, x_stride 2 * cols)
+// with no room of its own: the MLP's m for down (forward.cpp's MlpRounded).
+void RoundToF16InPlace(Graph& g, BufferRange x, uint32_t tokens, uint32_t cols, std::string_view label = {});
 // RmsNorm, Y rounded to the nearest f16 (as DequantizeToF16 rounds): the input MatMul gives a
 // product of rounded weights whose norm is folded in. Needs 16-bit float arithmetic.
 void RmsNormToF16(Graph& g, BufferRange x, BufferRange weight, BufferRange y, uint32_t tokens, uint32_t cols, float eps,

@@ -94,6 +94,15 @@ void RecordGateUp(Graph& g, const std::vector<Projection>& gate_up, BufferRange 
   ops::SwiGlu(g, *scratch, m, tokens, inter, fmt::format("{}_swiglu", label));
 }
 
+// Whether a dense layer's down product, which multiplies rows dequantized to f16 and so reads its X
+// rounded (prefill on matrix units), reads m rounded in m's own range (RoundToF16InPlace: nothing
+// reads its f32 form after) rather than at the end of the dequantization scratch, which then
+// needs no room for it (0.5B's 4.75 MiB at 512 tokens; docs/speed.md, sessions 44-46).
+bool MlpRounded(const DeviceInfo& device, const LayerWeights& L, uint32_t tokens) {
+  return !L.moe && ops::ChooseMatMulKernel(device, tokens) == ops::MatMulKernel::CoopMat &&
+         ops::DequantizesToF16(L.down.dtype, L.down.cols) && L.down.cols % 8 == 0;
+}
+
 // Every router the configuration admits fits the kernels' choice (moe_choice.glsl).
 static_assert(input_limits::kMaxExperts <= QVK_MAX_EXPERTS && input_limits::kMaxExpertsPerToken <= QVK_MAX_SEGMENTS);
 
@@ -408,11 +417,11 @@ uint64_t RunState::bytes() const {
 VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w, uint32_t tokens) {
   if (ops::ChooseMatMulKernel(device, tokens) != ops::MatMulKernel::CoopMat) return 0;
   VkDeviceSize bytes = 0;
-  uint32_t widest = 0;  // the widest X such a product reads
-  const auto need = [&](const Matrix& m) {
+  uint32_t widest = 0;  // the widest X such a product reads rounded at the scratch's end
+  const auto need = [&](const Matrix& m, bool x_rounded = false) {
     if (ops::DequantizesToF16(m.dtype, m.cols)) {
       bytes = std::max(bytes, PrefillDequantChunkBytes(m.rows, m.cols, tokens));
-      widest = std::max(widest, m.cols);
+      if (!x_rounded) widest = std::max(widest, m.cols);
     }
   };
   for (const LayerWeights& L : w.layers) {
@@ -420,7 +429,7 @@ VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w
     need(L.o);
     for (const Projection& part : L.gate_up) need(part.w);
     if (!L.moe) {
-      need(L.down);
+      need(L.down, MlpRounded(device, L, tokens));
     } else if (L.moe->shared_down.buffer != nullptr) {  // Qwen2-MoE's shared expert
       for (const Projection& part : L.moe->shared_gate_up) need(part.w);
       need(L.moe->shared_down);
@@ -442,15 +451,15 @@ uint64_t SplitsBytes(const DeviceInfo& device, const ModelConfig& c, const Model
                      uint32_t context) {
   uint64_t bytes = ops::AttentionScratchBytes(tokens, c.num_heads, c.num_kv_heads, c.head_dim, context);
   const VkDeviceSize dequant = PrefillDequantBytes(device, w, tokens);
-  const auto need = [&](const Matrix& m) {
-    bytes = std::max(bytes, ops::SplitScratchBytes(device, m, tokens, dequant));
+  const auto need = [&](const Matrix& m, bool x_rounded = false) {
+    bytes = std::max(bytes, ops::SplitScratchBytes(device, m, tokens, dequant, x_rounded));
   };
   for (const LayerWeights& L : w.layers) {
     if (L.o.buffer == nullptr) continue;  // a layer another stage holds
     for (const Projection& part : L.qkv) need(part.w);
     need(L.o);
     if (!L.moe) {
-      need(L.down);
+      need(L.down, MlpRounded(device, L, tokens));
     } else {
       need(L.moe->router);
       if (L.moe->shared_gate.buffer != nullptr) need(L.moe->shared_gate);
@@ -615,6 +624,10 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
         g, L.gate_up, s.x,
         ops::RmsNormInput{.weight = L.post_norm, .eps = c.rms_norm_eps, .scratch = s.xn(), .prescaled = h_scaled},
         s.gate_up(), s.mlp(), tokens, c.intermediate_size, "gate_up", BufferRange(s.dequant));
+    // m = f16(m) in place, each row's halves at the start of its f32 row, where down reads it so
+    const bool m_rounded = MlpRounded(g.device().info(), L, tokens) &&
+                           ops::MultipliesRoundedRows(g.device().info(), L.down, tokens, s.dequant.size(), true);
+    if (m_rounded) ops::RoundToF16InPlace(g, s.mlp(), tokens, c.intermediate_size, "down_x_f16");
     // x = x + m Wdown^T   (and xn = x * the next layer's w_in, as above)
     x_scaled = l + 1 < range.end && qkv_prescaled(l + 1);
     ops::MatMul(
@@ -623,6 +636,8 @@ void RecordForward(Graph& g, const ModelConfig& c, const ModelWeights& w, RunSta
          .x = s.mlp(),
          .y = s.x,
          .tokens = tokens,
+         .x_stride = m_rounded ? 2 * c.intermediate_size : 0,
+         .x_rounded = m_rounded,
          .residual = BufferRange(s.x),
          .scaled_out = x_scaled ? std::optional(ops::ScaledOutput{.weight = w.layers[l + 1].input_norm, .out = s.xn()})
                                 : std::nullopt,

@@ -37,7 +37,8 @@ struct RunState {
   BufferRange xn() const;    // f32 [T, hidden]            RMS-normalized block input (prefill; decode's norms apart)
   BufferRange qkv() const;   // f32 [T, (H + 2 Hkv) * D]   fused q | k | v projections (q rotated in place)
   BufferRange attn() const;  // f32 [T, H * D]             attention output, heads side by side
-  BufferRange mlp() const;   // f32 [T, inter]             silu(gate) * up
+  BufferRange mlp() const;   // f32 [T, inter]             silu(gate) * up (then each row's f16 halves at its
+                             //                            start where down reads them: prefill on matrix units)
   // f32 [T, 2 * inter]  gate | up projections, only where the SwiGLU cannot fold into their product
   // (GateUpNeedsScratch); otherwise none.
   std::optional<BufferRange> gate_up() const;
@@ -97,11 +98,12 @@ struct RunState {
 // Room for a prefill run state of `tokens` tokens to dequantize the dense projections' weights
 // in, as chunks of rows rounded to f16 for the cooperative-matrix GEMM (ops::MatMulArgs::
 // dequant_scratch): the largest chunk a product needs, capped at kMaxPrefillDequantBytes, and after
-// it the widest such product's X rounded to f16 (ops::RoundedXBytes); 0 where
-// the device has no cooperative-matrix GEMM, the tokens go to matvec, or every weight is F16 or
-// BF16. A chunk of ops::CoopmatFillRows rows already keeps every SM busy, so a product with more
-// rows runs in chunks (Qwen2.5-1.5B's gate|up: 2 of 8 960 rows, 27.5 MB of f16 rather than 55).
-// Past the cap the products run in shorter chunks (7B's down, of 18 944 columns: 3 of 1 280 rows)
+// it the widest such product's X rounded to f16 (ops::RoundedXBytes; not down's, whose m is rounded
+// in place, MlpRounded in forward.cpp); 0 where the device has no cooperative-matrix GEMM, the
+// tokens go to matvec, or every weight is F16 or BF16. A chunk of ops::CoopmatFillRows rows
+// already keeps every SM busy, so a product with more rows runs in chunks (Qwen2.5-1.5B's
+// gate|up: 2 of 8 960 rows, 27.5 MB of f16 rather than 55).
+// Past the cap the products run in shorter chunks (7B's down, of 18 944 columns: 2 of 1 792 rows)
 // rather than the run state growing by a whole MLP weight (136 MB at 7B).
 inline constexpr VkDeviceSize kMaxPrefillDequantBytes = VkDeviceSize{64} << 20;
 VkDeviceSize PrefillDequantBytes(const DeviceInfo& device, const ModelWeights& w, uint32_t tokens);

@@ -66,6 +66,9 @@ qwenvk_kernel(OP DequantizeF16 NAME dequantize_f16 SOURCE dequantize_f16.comp
 # X's rows rounded to f16 once, for the GEMM's *Rounded variants (X_HALF there).
 qwenvk_kernel(OP RoundF16 NAME round_f16 SOURCE round_f16.comp
               BINDINGS x y WRITES y PUSH RoundF16Push LOCAL_SIZE 256 FEATURES float16)
+# The same into X itself, row by row: the MLP's m for down (no room of its own).
+qwenvk_kernel(OP RoundF16InPlace NAME round_f16_in_place SOURCE round_f16.comp DEFINES IN_PLACE
+              BINDINGS x WRITES x PUSH RoundF16Push LOCAL_SIZE 256 FEATURES float16)
 # Prefill on matrix units: f16 operands, f32 sums (matmul_coopmat.comp), in tiles of 64 tokens by
 # 128 features, or by 64 for products with few outputs (ops::ChooseCoopmatTile). Its SPIR-V (1.3,
 # with SPV_NV_cooperative_matrix and SPV_KHR_vulkan_memory_model) suits the same Vulkan 1.1 target.

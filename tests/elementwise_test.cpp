@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "base/numeric.h"
 #include "tests/gpu_fixture.h"
 #include "tests/reference.h"
@@ -79,6 +81,34 @@ TEST_F(GpuTest, RoundToF16GivesTheNearestHalves) {
     EXPECT_EQ(CountMisrounded(Download<uint16_t>(yb, expected.size()), expected,
                               std::to_string(cols) + " columns of stride " + std::to_string(x_stride)),
               0u);
+  }
+}
+
+// round_f16_in_place: each row's halves, bit for bit round_f16's, at the start of its own f32 row,
+// the rest of the row as it was. Rows of one block of 256 runs and of several (257 runs: a block
+// of one), at Qwen2.5's 0.5B, 1.5B and 7B intermediate sizes, one row and many.
+TEST_F(GpuTest, RoundToF16InPlaceGivesRoundF16sHalvesInEachRow) {
+  if (!info().fp16_arithmetic) GTEST_SKIP() << info().name << " has no 16-bit float arithmetic";
+  for (const auto& [tokens, cols] :
+       {std::pair{1u, 8u}, {3u, 2056u}, {65u, 24u}, {5u, 4864u}, {2u, 8960u}, {1u, 18944u}, {130u, 4096u}}) {
+    SCOPED_TRACE(fmt::format("{} rows of {}", tokens, cols));
+    auto x = RandomFloats(size_t{tokens} * cols, cols, 3.0f);
+    x[0] = 70000.0f;  // past f16's range
+    Buffer xb = Upload(x), yb = Poisoned(size_t{tokens} * cols * 2);
+    Graph g(device());
+    ops::RoundToF16(g, xb, cols, tokens, cols, yb);
+    ops::RoundToF16InPlace(g, xb, tokens, cols);
+    g.Run();
+    const auto want = Download<uint16_t>(yb, size_t{tokens} * cols);
+    const auto got = Download<uint16_t>(xb, size_t{tokens} * cols * 2);
+    const auto got_floats = Download<float>(xb, x.size());
+    size_t differ = 0, changed = 0;
+    for (size_t t = 0; t < tokens; ++t) {
+      for (size_t c = 0; c < cols; ++c) differ += got[t * 2 * cols + c] != want[t * cols + c];
+      for (size_t c = cols / 2; c < cols; ++c) changed += got_floats[t * cols + c] != x[t * cols + c];
+    }
+    EXPECT_EQ(differ, 0u) << "halves unlike round_f16's";
+    EXPECT_EQ(changed, 0u) << "floats of a row's second half changed";
   }
 }
 

@@ -5,6 +5,7 @@
 //
 // Sections: bounds / GEMM against the reference / dequantization to f16 / split along K / kernel and tile
 // choice
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <set>
@@ -342,6 +343,79 @@ INSTANTIATE_TEST_SUITE_P(Coopmat, CoopmatMatMulTest, ::testing::ValuesIn(Coopmat
          (c.x_padding ? "_xpad" + std::to_string(c.x_padding) : "") + (c.split ? "_split" : "") +
          (c.dequantized ? "_dequantized" : "") + (c.swiglu ? "_swiglu" : "");
 });
+
+// A dense layer's MLP in prefill (forward.cpp's MlpRounded): m rounded to f16 in its own rows
+// (RoundToF16InPlace) and down reading those halves as they are (MatMulArgs::x_rounded, rows of
+// 2 * inter halves). Down's output equals, bit for bit, what it gives from m in f32 rounded by
+// round_f16 at the end of its scratch: the same values, in no room of their own.
+TEST_F(CoopmatTest, MlpRoundsItsMiddleInPlaceForDown) {
+  const uint32_t hidden = 512, inter = 768, tokens = 130;  // a ragged token tile; K-quant rows
+  for (const DType type : {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    SCOPED_TRACE(DTypeName(type));
+    const auto gate_up = RandomBlocks(type, 2 * inter, hidden, 11, false);
+    const auto down = RandomBlocks(type, hidden, inter, 12, false);
+    Buffer gate_up_buf = UploadWeights(type, gate_up, 2 * inter, hidden);
+    Buffer down_buf = UploadWeights(type, down, hidden, inter);
+    Buffer x_buf = Upload(RandomFloats(size_t{tokens} * hidden, 13));
+    const Matrix gate_up_w{&gate_up_buf, 0, type, 2 * inter, hidden}, down_w{&down_buf, 0, type, hidden, inter};
+    // Room for down's rows dequantized at once, and after them its X rounded (the widest).
+    Buffer dequant_buf = Poisoned(size_t{2} * 2 * inter * hidden + ops::RoundedXBytes(tokens, inter));
+    ASSERT_TRUE(ops::MultipliesRoundedRows(info(), down_w, tokens, dequant_buf.size(), true));
+    Buffer m32 = Poisoned(size_t{4} * tokens * inter), m16 = Poisoned(size_t{4} * tokens * inter);
+    Buffer y32 = Poisoned(size_t{4} * tokens * hidden), y16 = Poisoned(size_t{4} * tokens * hidden);
+    Graph g(device());
+    for (const bool rounded : {false, true}) {
+      Buffer& m = rounded ? m16 : m32;
+      ops::MatMul(g, {.w = gate_up_w,
+                      .x = x_buf,
+                      .y = m,
+                      .tokens = tokens,
+                      .swiglu = ops::SwiGluOutput{},
+                      .dequant_scratch = BufferRange(dequant_buf)});
+      if (rounded) ops::RoundToF16InPlace(g, m, tokens, inter);
+      ops::MatMul(g, {.w = down_w,
+                      .x = m,
+                      .y = rounded ? y16 : y32,
+                      .tokens = tokens,
+                      .x_stride = rounded ? 2 * inter : 0,
+                      .x_rounded = rounded,
+                      .dequant_scratch = BufferRange(dequant_buf)});
+    }
+    g.Run();
+    const auto m = Download<float>(m32, size_t{tokens} * inter);
+    const auto m_rows = Download<uint16_t>(m16, size_t{2} * tokens * inter);
+    std::vector<float> m_in_range;
+    std::vector<uint16_t> halves;
+    for (size_t t = 0; t < tokens; ++t) {
+      for (size_t c = 0; c < inter; ++c) {
+        m_in_range.push_back(std::clamp(m[t * inter + c], -65504.0f, 65504.0f));
+        halves.push_back(m_rows[t * 2 * inter + c]);
+      }
+    }
+    EXPECT_EQ(CountMisrounded(halves, m_in_range, "m"), 0u);
+    const auto want = Download<uint32_t>(y32, size_t{tokens} * hidden);
+    const auto got = Download<uint32_t>(y16, want.size());
+    size_t differ = 0;
+    for (size_t i = 0; i < want.size(); ++i) differ += got[i] != want[i];
+    EXPECT_EQ(differ, 0u) << "down's outputs from m rounded in place, not by round_f16";
+  }
+}
+
+// What cannot read X rounded says so, on any device: a product with no dequantization scratch to
+// multiply rows rounded to f16 in, and rows rounded in place that are not whole runs of 8.
+TEST_F(GpuTest, RoundedMlpRefusesWhatItCannotTake) {
+  const uint32_t hidden = 256, tokens = 64;
+  const auto w = RandomBlocks(DType::Q8_0, 72, hidden, 14, false);
+  Buffer w_buf = UploadWeights(DType::Q8_0, w, 72, hidden);
+  Buffer x_buf = Upload(RandomFloats(size_t{tokens} * hidden, 15));
+  Buffer y_buf = Poisoned(size_t{4} * tokens * hidden);
+  Graph g(device());
+  EXPECT_THROW(
+      ops::MatMul(
+          g, {.w = {&w_buf, 0, DType::Q8_0, 72, hidden}, .x = x_buf, .y = y_buf, .tokens = tokens, .x_rounded = true}),
+      Error);
+  if (info().fp16_arithmetic) EXPECT_THROW(ops::RoundToF16InPlace(g, x_buf, tokens, 36), Error);
+}
 
 // Projections side by side (q|k|v, gate|up): W's outputs land at a column offset inside wider Y
 // rows, bias indexed from that offset, X rows wider than W's; nothing else in Y is written.
