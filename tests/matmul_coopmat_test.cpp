@@ -414,7 +414,9 @@ TEST_F(GpuTest, RoundedMlpRefusesWhatItCannotTake) {
       ops::MatMul(
           g, {.w = {&w_buf, 0, DType::Q8_0, 72, hidden}, .x = x_buf, .y = y_buf, .tokens = tokens, .x_rounded = true}),
       Error);
-  if (info().fp16_arithmetic) EXPECT_THROW(ops::RoundToF16InPlace(g, x_buf, tokens, 36), Error);
+  if (info().fp16_arithmetic) {
+    EXPECT_THROW(ops::RoundToF16InPlace(g, x_buf, tokens, 36), Error);
+  }
 }
 
 // Projections side by side (q|k|v, gate|up): W's outputs land at a column offset inside wider Y
