@@ -245,7 +245,7 @@ bool MultipliesRoundedRows(const DeviceInfo& device, const Matrix& w, uint32_t t
 // dequant_scratch, and X rounded already or not) splits along K as far as PlanCoopmatSplitSteps
 // would with room to spare: 0 where it would not split.
 uint64_t SplitScratchBytes(const DeviceInfo& device, const Matrix& w, uint32_t tokens, VkDeviceSize dequant_bytes,
-                           bool x_rounded = false);
+                           bool x_rounded);
 // The bytes at the end of MatMulArgs::dequant_scratch that hold X (`tokens` rows of `cols`)
 // rounded to f16 for the products of rounded weights: half the bytes a GEMM step loads for X.
 uint64_t RoundedXBytes(uint32_t tokens, uint32_t cols);
